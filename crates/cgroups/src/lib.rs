@@ -1,0 +1,247 @@
+//! berth-cgroups: one type over cgroup v1, v2 and the hybrid layout.
+//!
+//! A [`Manager`] is computed from the host's mount table, the runtime's own
+//! cgroup membership and the container's `cgroupsPath`; it creates the
+//! container's cgroup in every hierarchy, applies limits, places processes
+//! and removes what it created. Everything it touches is found from the
+//! mount table it is given, so tests point it at temporary directories.
+
+mod layout;
+mod path;
+mod resources;
+
+pub use layout::{Hierarchy, HierarchyKind, Layout};
+pub use path::{systemd_to_path, CgroupsPath};
+
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+/// Errors name the cgroup file or directory and what was being done to it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cgroup: {op} {}: {source}", path.display())]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cgroupsPath {0:?}: {1}")]
+    BadPath(String, &'static str),
+    #[error("linux.resources.{field}: {msg}")]
+    Unsupported { field: &'static str, msg: String },
+    #[error("no cgroup hierarchy is mounted (looked for cgroup and cgroup2 in /proc/self/mountinfo)")]
+    NoCgroups,
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
+    move |source| Error::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The cgroup version the host runs, as a caller (or `features`) sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Version {
+    V1,
+    V2,
+    /// v1 controllers plus a controller-less (or nearly so) cgroup2 mount.
+    Hybrid,
+}
+
+/// One directory of the container's cgroup: in one v1 hierarchy, or the v2
+/// (unified) one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dir {
+    pub path: PathBuf,
+    /// v1 controllers of this hierarchy (e.g. `["memory"]`); empty for v2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub controllers: Vec<String>,
+    #[serde(default)]
+    pub v2: bool,
+}
+
+impl Dir {
+    fn has(&self, controller: &str) -> bool {
+        self.controllers.iter().any(|c| c == controller)
+    }
+}
+
+/// A container's cgroup, across every hierarchy. Serializable, so `delete`
+/// can remove exactly what `create` made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manager {
+    pub version: Version,
+    pub dirs: Vec<Dir>,
+    /// Directories this manager created, deepest first, removed on destroy.
+    #[serde(default)]
+    pub created: Vec<PathBuf>,
+}
+
+impl Manager {
+    /// Works out the container's directories without touching anything.
+    pub fn new(layout: &Layout, cgroups_path: &CgroupsPath) -> Result<Manager> {
+        let mut dirs = Vec::new();
+        for h in &layout.hierarchies {
+            let path = h.dir_for(cgroups_path)?;
+            match &h.kind {
+                HierarchyKind::V1 { controllers } => dirs.push(Dir {
+                    path,
+                    controllers: controllers.clone(),
+                    v2: false,
+                }),
+                HierarchyKind::V2 => dirs.push(Dir {
+                    path,
+                    controllers: Vec::new(),
+                    v2: true,
+                }),
+            }
+        }
+        if dirs.is_empty() {
+            return Err(Error::NoCgroups);
+        }
+        Ok(Manager {
+            version: layout.version(),
+            dirs,
+            created: Vec::new(),
+        })
+    }
+
+    /// Creates the directories (and missing parents), readying each level
+    /// as its controllers require (cpuset copies cpus/mems from its parent
+    /// on v1; v2 parents get the controllers enabled for their children).
+    /// What was created is recorded for [`Manager::destroy`], also on error.
+    pub fn create(&mut self) -> Result<()> {
+        for i in 0..self.dirs.len() {
+            let dir = self.dirs[i].clone();
+            let mut missing = Vec::new();
+            let mut p = dir.path.as_path();
+            while !p.exists() {
+                missing.push(p.to_path_buf());
+                p = match p.parent() {
+                    Some(parent) => parent,
+                    None => break,
+                };
+            }
+            for m in missing.iter().rev() {
+                if dir.v2 && self.version == Version::V2 {
+                    if let Some(parent) = m.parent() {
+                        resources::v2_enable_controllers(parent)?;
+                    }
+                }
+                match std::fs::create_dir(m) {
+                    Ok(()) => self.created.insert(0, m.clone()),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(io_err("create directory", m)(e)),
+                }
+                if dir.has("cpuset") {
+                    resources::v1_cpuset_inherit(m)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the OCI resources to every directory.
+    pub fn apply(&self, res: &oci_spec::runtime::LinuxResources) -> Result<()> {
+        resources::validate(self, res)?;
+        for dir in &self.dirs {
+            if dir.v2 && self.version != Version::V2 {
+                continue; // hybrid: the unified mount only tracks processes.
+            }
+            resources::apply(dir, res)?;
+        }
+        Ok(())
+    }
+
+    /// Moves a process into the cgroup in every hierarchy.
+    pub fn add(&self, pid: i32) -> Result<()> {
+        let pid = pid.to_string();
+        for dir in &self.dirs {
+            let file = dir.path.join("cgroup.procs");
+            std::fs::write(&file, &pid).map_err(io_err("add process to", &file))?;
+        }
+        Ok(())
+    }
+
+    /// The v2 directory, opened for `clone3(CLONE_INTO_CGROUP)`.
+    pub fn v2_dir_fd(&self) -> Result<Option<OwnedFd>> {
+        if self.version != Version::V2 {
+            return Ok(None);
+        }
+        let dir = &self.dirs[0].path;
+        berth_sys::fs::open(dir, libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map(Some)
+            .map_err(io_err("open", dir))
+    }
+
+    /// The pids of every process in the cgroup.
+    pub fn procs(&self) -> Result<Vec<i32>> {
+        let dir = self.tracking_dir();
+        let file = dir.path.join("cgroup.procs");
+        let text = std::fs::read_to_string(&file).map_err(io_err("read", &file))?;
+        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+    }
+
+    /// The directory whose `cgroup.procs` lists the container's processes.
+    fn tracking_dir(&self) -> &Dir {
+        self.dirs
+            .iter()
+            .find(|d| d.has("pids") || d.has("freezer") || d.v2)
+            .unwrap_or(&self.dirs[0])
+    }
+
+    /// The v1 directory holding `controller`, if the host has it.
+    pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
+        self.dirs.iter().find(|d| d.has(controller)).map(|d| d.path.as_path())
+    }
+
+    /// Removes the directories this manager created (deepest first), and the
+    /// leaves even if they existed before. A cgroup that still holds
+    /// processes cannot be removed: the caller kills them first. Retries
+    /// briefly on EBUSY, which the kernel returns while exiting tasks leave.
+    pub fn destroy(&self) -> Result<()> {
+        let mut first_err = None;
+        let mut targets: Vec<&PathBuf> = self.dirs.iter().map(|d| &d.path).collect();
+        for c in &self.created {
+            if !targets.contains(&c) {
+                targets.push(c);
+            }
+        }
+        // Deepest paths first so parents are empty when we reach them.
+        targets.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for t in targets {
+            let leaf = self.dirs.iter().any(|d| &d.path == t);
+            if let Err(e) = rmdir_retry(t) {
+                // Parents shared with other containers stay: only the leaves must go.
+                if leaf && first_err.is_none() {
+                    first_err = Some(io_err("remove", t)(e));
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+fn rmdir_retry(p: &Path) -> io::Result<()> {
+    let mut delay = std::time::Duration::from_micros(200);
+    for _ in 0..12 {
+        match std::fs::remove_dir(p) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(delay);
+                delay *= 2;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    std::fs::remove_dir(p)
+}

@@ -1,0 +1,476 @@
+//! Files and paths: openat2-based resolution that never leaves a root,
+//! atomic writes, locks, and fd-relative helpers.
+
+use crate::{cstr, cvt, retry, EMPTY};
+use std::ffi::CStr;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Component, Path, PathBuf};
+
+pub const RESOLVE_NO_XDEV: u64 = 0x01;
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+pub const RESOLVE_BENEATH: u64 = 0x08;
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
+
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+/// `openat2(2)`.
+pub fn openat2(dir: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32, resolve: u64) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    let how = OpenHow {
+        flags: (flags | libc::O_CLOEXEC) as u64,
+        mode: u64::from(mode),
+        resolve,
+    };
+    let fd = retry(|| {
+        // SAFETY: valid C string and open_how of the size we pass.
+        cvt(unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                c.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        })
+    })?;
+    // SAFETY: new fd owned by us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `open(2)` with `O_CLOEXEC` always added.
+pub fn open(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    // SAFETY: valid C string.
+    let fd = retry(|| cvt(unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC, mode) }))?;
+    // SAFETY: new fd owned by us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `openat(2)` with `O_CLOEXEC` always added.
+pub fn openat(dir: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let c = cstr(path)?;
+    // SAFETY: valid C string and dir fd.
+    let fd = retry(|| cvt(unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC, mode) }))?;
+    // SAFETY: new fd owned by us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Strips leading `/` so that a container path can be given to the *at()
+/// calls relative to a root fd. `"/"` and `""` become `"."`.
+pub fn relative(path: &Path) -> PathBuf {
+    let rel: PathBuf = path
+        .components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
+        .collect();
+    if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    }
+}
+
+/// How to treat symlinks met while resolving a path inside a root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// Follow them, but as if the root were `/`: they can never lead out.
+    InRoot,
+    /// Refuse any symlink on the way (`ELOOP`). For paths the runtime itself
+    /// creates, such as `/dev/null`, where an image has no business placing one.
+    Refuse,
+}
+
+impl Links {
+    fn resolve(self) -> u64 {
+        match self {
+            Links::InRoot => RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+            Links::Refuse => RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS,
+        }
+    }
+}
+
+/// Opens `path` inside `root` (an `O_PATH` fd), never escaping it.
+pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32, links: Links) -> io::Result<OwnedFd> {
+    openat2(root, &relative(path), flags, 0, links.resolve())
+}
+
+/// Creates every missing directory of `path` inside `root` (mode 0755) and
+/// returns an `O_PATH` fd on the last one. Existing components may be
+/// symlinks only when `links` allows, and even then they resolve in the root.
+pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, links: Links) -> io::Result<OwnedFd> {
+    mkdir_all_depth(root, &relative(path), links, 0)
+}
+
+/// How many dangling symlinks we follow while creating one path (as the
+/// kernel's own limit for symlinks in one lookup).
+const MAX_LINKS: u32 = 40;
+
+fn mkdir_all_depth(root: BorrowedFd<'_>, rel: &Path, links: Links, depth: u32) -> io::Result<OwnedFd> {
+    match open_in_root(root, rel, libc::O_PATH | libc::O_DIRECTORY, links) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        other => return other,
+    }
+    let parent_rel = rel.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = mkdir_all_depth(root, parent_rel, links, depth)?;
+    let name = rel
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no final component"))?;
+    match mkdirat(parent.as_fd_borrowed(), Path::new(name), 0o755) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+        other => other?,
+    }
+    // Resolve again from the root: if something raced us and put a symlink
+    // there, it is still resolved inside the root (or refused).
+    match open_in_root(root, rel, libc::O_PATH | libc::O_DIRECTORY, links) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && links == Links::InRoot => {
+            // A dangling symlink: create what it points at, inside the root.
+            let target = follow_dangling(parent.as_fd_borrowed(), name, parent_rel, depth)?;
+            mkdir_all_depth(root, &target, links, depth + 1)
+        }
+        other => other,
+    }
+}
+
+/// The root-relative path a dangling symlink `parent/name` points at.
+fn follow_dangling(parent: BorrowedFd<'_>, name: &std::ffi::OsStr, parent_rel: &Path, depth: u32) -> io::Result<PathBuf> {
+    if depth >= MAX_LINKS {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
+    let target = readlinkat(parent, Path::new(name))?;
+    Ok(if target.is_absolute() {
+        relative(&target)
+    } else {
+        relative(&parent_rel.join(target))
+    })
+}
+
+/// `readlinkat(2)`.
+pub fn readlinkat(dir: BorrowedFd<'_>, name: &Path) -> io::Result<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    let c = cstr(name)?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize];
+    // SAFETY: valid C string, dir fd and buffer of the given length.
+    let n = cvt(unsafe { libc::readlinkat(dir.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })?;
+    buf.truncate(n as usize);
+    Ok(PathBuf::from(std::ffi::OsString::from_vec(buf)))
+}
+
+/// Creates an empty regular file at `path` inside `root` unless something is
+/// already there, creating parents as needed; returns an `O_PATH` fd on it.
+pub fn mkfile_in_root(root: BorrowedFd<'_>, path: &Path, links: Links) -> io::Result<OwnedFd> {
+    mkfile_depth(root, &relative(path), links, 0)
+}
+
+fn mkfile_depth(root: BorrowedFd<'_>, rel: &Path, links: Links, depth: u32) -> io::Result<OwnedFd> {
+    match open_in_root(root, rel, libc::O_PATH, links) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        other => return other,
+    }
+    let parent_rel = rel.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = mkdir_all_depth(root, parent_rel, links, depth)?;
+    let name = rel
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no final component"))?;
+    match openat2(
+        parent.as_fd_borrowed(),
+        Path::new(name),
+        libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
+        0o644,
+        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS,
+    ) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+        other => drop(other?),
+    }
+    match open_in_root(root, rel, libc::O_PATH, links) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && links == Links::InRoot => {
+            let target = follow_dangling(parent.as_fd_borrowed(), name, parent_rel, depth)?;
+            mkfile_depth(root, &target, links, depth + 1)
+        }
+        other => other,
+    }
+}
+
+/// Shorthand used above: `&OwnedFd` to `BorrowedFd`.
+pub trait AsFdBorrowed {
+    fn as_fd_borrowed(&self) -> BorrowedFd<'_>;
+}
+impl AsFdBorrowed for OwnedFd {
+    fn as_fd_borrowed(&self) -> BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.as_fd()
+    }
+}
+
+/// `mkdirat(2)`.
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &Path, mode: u32) -> io::Result<()> {
+    let c = cstr(name)?;
+    // SAFETY: valid C string and dir fd.
+    cvt(unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), mode) })?;
+    Ok(())
+}
+
+/// `mknodat(2)`.
+pub fn mknodat(dir: BorrowedFd<'_>, name: &Path, mode: u32, dev: u64) -> io::Result<()> {
+    let c = cstr(name)?;
+    // SAFETY: valid C string and dir fd.
+    cvt(unsafe { libc::mknodat(dir.as_raw_fd(), c.as_ptr(), mode, dev) })?;
+    Ok(())
+}
+
+/// `unlinkat(2)`.
+pub fn unlinkat(dir: BorrowedFd<'_>, name: &Path, flags: i32) -> io::Result<()> {
+    let c = cstr(name)?;
+    // SAFETY: valid C string and dir fd.
+    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), flags) })?;
+    Ok(())
+}
+
+/// `symlinkat(2)`.
+pub fn symlinkat(target: &Path, dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
+    let t = cstr(target)?;
+    let n = cstr(name)?;
+    // SAFETY: valid C strings and dir fd.
+    cvt(unsafe { libc::symlinkat(t.as_ptr(), dir.as_raw_fd(), n.as_ptr()) })?;
+    Ok(())
+}
+
+/// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH)`: works on `O_PATH` fds and
+/// never follows a link.
+pub fn fchown_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: empty path with AT_EMPTY_PATH acts on the fd itself.
+    cvt(unsafe { libc::fchownat(fd.as_raw_fd(), EMPTY.as_ptr(), uid, gid, libc::AT_EMPTY_PATH) })?;
+    Ok(())
+}
+
+/// `chmod` through `/proc/self/fd` (fchmod does not accept `O_PATH` fds).
+pub fn fchmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    let p = crate::fd_path(fd.as_raw_fd());
+    // SAFETY: valid C string.
+    cvt(unsafe { libc::chmod(p.as_ptr(), mode) })?;
+    Ok(())
+}
+
+/// `fstat(2)` (works on `O_PATH` fds).
+pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    // SAFETY: stat is plain data filled by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and out pointer.
+    cvt(unsafe { libc::fstat(fd.as_raw_fd(), &mut st) })?;
+    Ok(st)
+}
+
+/// The filesystem magic of the filesystem an fd lives on (`fstatfs(2)`).
+pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
+    // SAFETY: statfs is plain data filled by the kernel.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd and out pointer.
+    cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
+    Ok(st.f_type as i64)
+}
+
+pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+pub const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+pub const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+/// `mkfifo` at a path.
+pub fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
+    let c = cstr(path)?;
+    // SAFETY: valid C string.
+    cvt(unsafe { libc::mkfifo(c.as_ptr(), mode) })?;
+    Ok(())
+}
+
+/// `flock(2)`; with `nonblock`, `Ok(false)` means someone else holds it.
+pub fn flock(fd: BorrowedFd<'_>, exclusive: bool, nonblock: bool) -> io::Result<bool> {
+    let mut op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+    if nonblock {
+        op |= libc::LOCK_NB;
+    }
+    // SAFETY: plain syscall.
+    match retry(|| cvt(unsafe { libc::flock(fd.as_raw_fd(), op) })) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `data` to `dir/name` atomically: a temporary file in the same
+/// directory, fsync, rename over the target, fsync of the directory. A crash
+/// at any point leaves either the old file or the new one, never a mix.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let fd = open(
+            &tmp,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW,
+            mode,
+        )?;
+        let mut f = std::fs::File::from(fd);
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        let d = open(dir, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
+        // SAFETY: plain syscall on an fd we own.
+        cvt(unsafe { libc::fsync(d.as_raw_fd()) })?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// `close_range(first, u32::MAX, CLOSE_RANGE_CLOEXEC)`: marks every fd from
+/// `first` on close-on-exec without closing it yet.
+pub fn cloexec_from(first: u32) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) })?;
+    Ok(())
+}
+
+/// Clears `FD_CLOEXEC` so the fd survives execve.
+pub fn clear_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain fcntl calls on an fd number.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
+    // SAFETY: as above.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) })?;
+    Ok(())
+}
+
+/// `dup3(old, new, 0)`: the new fd is inherited across exec.
+pub fn dup2(old: RawFd, new: RawFd) -> io::Result<()> {
+    if old == new {
+        return clear_cloexec(new);
+    }
+    // SAFETY: plain syscall; the caller owns both numbers.
+    cvt(unsafe { libc::dup3(old, new, 0) })?;
+    Ok(())
+}
+
+/// `fchdir(2)`.
+pub fn fchdir(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::fchdir(fd.as_raw_fd()) })?;
+    Ok(())
+}
+
+/// `chdir(2)`.
+pub fn chdir(path: &Path) -> io::Result<()> {
+    let c = cstr(path)?;
+    // SAFETY: valid C string.
+    cvt(unsafe { libc::chdir(c.as_ptr()) })?;
+    Ok(())
+}
+
+/// `chroot(2)`.
+pub fn chroot(path: &CStr) -> io::Result<()> {
+    // SAFETY: valid C string.
+    cvt(unsafe { libc::chroot(path.as_ptr()) })?;
+    Ok(())
+}
+
+/// `getcwd(3)`; glibc reports ENOENT when the cwd lies outside our root.
+pub fn getcwd() -> io::Result<PathBuf> {
+    std::env::current_dir()
+}
+
+/// `pivot_root(2)`.
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
+    // SAFETY: valid C strings.
+    cvt(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })?;
+    Ok(())
+}
+
+/// Makes `dev_t` from major and minor.
+pub fn makedev(major: u64, minor: u64) -> u64 {
+    libc::makedev(major as u32, minor as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn relative_strips_root() {
+        assert_eq!(relative(Path::new("/a/b")), PathBuf::from("a/b"));
+        assert_eq!(relative(Path::new("/")), PathBuf::from("."));
+        assert_eq!(relative(Path::new("./x")), PathBuf::from("x"));
+    }
+
+    #[test]
+    fn mkdir_all_stays_in_root_through_symlinks() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let outside = t.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        // An absolute symlink pointing at the host's idea of "outside".
+        std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
+        let rfd = open(&root, libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
+        // The link dangles inside the root: its target is created there.
+        mkdir_all_in_root(rfd.as_fd(), Path::new("/escape/sub"), Links::InRoot).unwrap();
+        assert!(!outside.join("sub").exists(), "created outside the root");
+        assert!(root.join(outside.strip_prefix("/").unwrap()).join("sub").is_dir());
+        let err = mkdir_all_in_root(rfd.as_fd(), Path::new("/escape/other"), Links::Refuse).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
+    }
+
+    #[test]
+    fn link_loops_end() {
+        let t = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("b", t.path().join("a")).unwrap();
+        std::os::unix::fs::symlink("a", t.path().join("b")).unwrap();
+        let rfd = open(t.path(), libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
+        assert!(mkdir_all_in_root(rfd.as_fd(), Path::new("/a/x"), Links::InRoot).is_err());
+        assert!(mkfile_in_root(rfd.as_fd(), Path::new("/a"), Links::InRoot).is_err());
+    }
+
+    #[test]
+    fn dangling_file_link_creates_target_inside() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("etc")).unwrap();
+        std::os::unix::fs::symlink("../run/resolv.conf", t.path().join("etc/resolv.conf")).unwrap();
+        let rfd = open(t.path(), libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
+        mkfile_in_root(rfd.as_fd(), Path::new("/etc/resolv.conf"), Links::InRoot).unwrap();
+        assert!(t.path().join("run/resolv.conf").is_file());
+    }
+
+    #[test]
+    fn dotdot_cannot_leave_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        let rfd = open(&root, libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
+        mkfile_in_root(rfd.as_fd(), Path::new("../../x"), Links::InRoot).unwrap();
+        assert!(root.join("x").exists());
+        assert!(!t.path().join("x").exists());
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("state.json");
+        write_atomic(&p, b"one", 0o600).unwrap();
+        write_atomic(&p, b"two", 0o600).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
+    }
+}

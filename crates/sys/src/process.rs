@@ -1,0 +1,497 @@
+//! Processes: clone3, pidfds, credentials, capabilities and the other
+//! per-process attributes a container init sets before it execs.
+
+use crate::cvt;
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+pub const CLONE_NEWTIME: u64 = 0x80;
+pub const CLONE_PIDFD: u64 = 0x1000;
+pub const CLONE_PARENT: u64 = 0x8000;
+pub const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` from <linux/sched.h> (version 2, 88 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// What `clone3` returned on each side.
+#[derive(Debug)]
+pub enum Forked {
+    /// In the parent: the child's pid and, if asked for, a pidfd.
+    Parent { pid: i32, pidfd: Option<OwnedFd> },
+    /// In the child.
+    Child,
+}
+
+/// Creates a child process with `clone3(2)`, fork-style (no shared memory).
+///
+/// `flags` are `CLONE_*` namespace and control flags; `CLONE_PIDFD` makes the
+/// parent receive a pidfd; `cgroup` (with `CLONE_INTO_CGROUP`) places the
+/// child in that cgroup v2 directory before it runs.
+///
+/// # Safety
+/// The caller must be single-threaded: the child gets a copy of only the
+/// calling thread, so locks held by other threads would never be released.
+pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
+    let mut pidfd: RawFd = -1;
+    let mut args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..Default::default()
+    };
+    if flags & CLONE_PIDFD != 0 {
+        args.pidfd = &mut pidfd as *mut RawFd as u64;
+    }
+    if let Some(fd) = cgroup {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd.as_raw_fd() as u64;
+    }
+    // SAFETY: args is a valid, fully initialised clone_args of the size we
+    // pass; without CLONE_VM the child runs on a copy of our stack, exactly as
+    // after fork(). The caller guarantees we are single-threaded.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match cvt(ret)? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent {
+            pid: pid as i32,
+            // SAFETY: the kernel stored a fresh pidfd that nothing else owns.
+            pidfd: (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd) }),
+        }),
+    }
+}
+
+/// `pidfd_open(2)`: a stable handle on a process that survives pid reuse.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let fd = cvt(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    // SAFETY: the kernel returned a new fd that we now own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `pidfd_send_signal(2)`.
+pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
+    // SAFETY: null siginfo is allowed and means "as kill(2) would".
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    })?;
+    Ok(())
+}
+
+/// Waits up to `timeout_ms` (-1 = forever) for the process behind a pidfd to
+/// exit. Returns true when it has exited.
+pub fn pidfd_wait_exit(pidfd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = crate::retry(|| cvt(unsafe { libc::poll(&mut pfd, 1, timeout_ms) }))?;
+    Ok(n > 0)
+}
+
+/// `kill(2)`.
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::kill(pid, sig) })?;
+    Ok(())
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The shell convention: the exit code, or 128 + the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(c) => c,
+            ExitStatus::Signaled(s) => 128 + s,
+        }
+    }
+}
+
+/// Blocks until child `pid` ends and reaps it.
+pub fn waitpid(pid: i32) -> io::Result<ExitStatus> {
+    let mut status = 0;
+    // SAFETY: status is a valid out pointer.
+    crate::retry(|| cvt(unsafe { libc::waitpid(pid, &mut status, 0) }))?;
+    Ok(decode_status(status))
+}
+
+/// Reaps any child that has ended, without blocking.
+pub fn waitpid_any_nohang() -> io::Result<Option<(i32, ExitStatus)>> {
+    let mut status = 0;
+    // SAFETY: status is a valid out pointer.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid < 0 {
+        let e = io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::ECHILD) {
+            Ok(None)
+        } else {
+            Err(e)
+        };
+    }
+    Ok((pid > 0).then(|| (pid, decode_status(status))))
+}
+
+fn decode_status(status: i32) -> ExitStatus {
+    if libc::WIFSIGNALED(status) {
+        ExitStatus::Signaled(libc::WTERMSIG(status))
+    } else {
+        ExitStatus::Exited(libc::WEXITSTATUS(status))
+    }
+}
+
+/// What `/proc/<pid>/stat` says of a process: its state letter and start
+/// time (clock ticks since boot). Together with the pid, the start time names
+/// one process for good: a reused pid has another start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub state: char,
+    pub start_time: u64,
+}
+
+/// Reads `/proc/<pid>/stat`; `None` when there is no such process.
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let data = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_proc_stat(&data)
+}
+
+/// Parses the contents of `/proc/<pid>/stat`. The command name (field 2) may
+/// hold spaces and parentheses, so fields are counted from the last `)`.
+pub fn parse_proc_stat(data: &[u8]) -> Option<ProcStat> {
+    let close = data.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(data.get(close + 1..)?).ok()?;
+    let mut fields = rest.split_ascii_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // After the state (field 3), starttime is field 22: 18 fields further on.
+    let start_time = fields.nth(18)?.parse().ok()?;
+    Some(ProcStat { state, start_time })
+}
+
+/// `setns(2)`.
+pub fn setns(fd: BorrowedFd<'_>, nstype: i32) -> io::Result<()> {
+    // SAFETY: plain syscall on a borrowed fd.
+    cvt(unsafe { libc::setns(fd.as_raw_fd(), nstype) })?;
+    Ok(())
+}
+
+/// `unshare(2)`.
+pub fn unshare(flags: i32) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::unshare(flags) })?;
+    Ok(())
+}
+
+/// `prctl(2)` with integer arguments.
+pub fn prctl(option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> io::Result<i32> {
+    // SAFETY: every option we use takes integer arguments only.
+    cvt(unsafe { libc::prctl(option, arg2, arg3, arg4, arg5) })
+}
+
+/// `setresuid(2)`, as the raw syscall: glibc's wrapper would broadcast the
+/// change to all threads, which is right but needless in our single thread.
+pub fn setresuid(uid: u32) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) })?;
+    Ok(())
+}
+
+/// `setresgid(2)` (raw, see [`setresuid`]).
+pub fn setresgid(gid: u32) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })?;
+    Ok(())
+}
+
+/// `setgroups(2)` (raw, see [`setresuid`]).
+pub fn setgroups(groups: &[u32]) -> io::Result<()> {
+    // SAFETY: the pointer and length describe a valid slice of gid_t.
+    cvt(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) })?;
+    Ok(())
+}
+
+/// The five capability sets as bit masks (bit N = capability N).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CapSets {
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: i32,
+}
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+/// `capset(2)` for the calling thread.
+pub fn capset(sets: CapSets) -> io::Result<()> {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let split = |v: u64| (v as u32, (v >> 32) as u32);
+    let (e0, e1) = split(sets.effective);
+    let (p0, p1) = split(sets.permitted);
+    let (i0, i1) = split(sets.inheritable);
+    let data = [
+        CapData {
+            effective: e0,
+            permitted: p0,
+            inheritable: i0,
+        },
+        CapData {
+            effective: e1,
+            permitted: p1,
+            inheritable: i1,
+        },
+    ];
+    // SAFETY: header and a two-element data array, as version 3 requires.
+    cvt(unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) })?;
+    Ok(())
+}
+
+/// `capget(2)` for the calling thread.
+pub fn capget() -> io::Result<CapSets> {
+    let mut header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: header and a two-element data array, as version 3 requires.
+    cvt(unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) })?;
+    let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
+    Ok(CapSets {
+        effective: join(data[0].effective, data[1].effective),
+        permitted: join(data[0].permitted, data[1].permitted),
+        inheritable: join(data[0].inheritable, data[1].inheritable),
+    })
+}
+
+/// `setrlimit(2)`.
+pub fn setrlimit(resource: u32, soft: u64, hard: u64) -> io::Result<()> {
+    let lim = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: valid pointer to an rlimit. The resource type differs between
+    // libc flavours, hence the cast through the inferred type.
+    cvt(unsafe { libc::setrlimit(resource as _, &lim) })?;
+    Ok(())
+}
+
+/// `personality(2)`.
+pub fn personality(persona: u64) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::personality(persona as libc::c_ulong) })?;
+    Ok(())
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, class << 13 | level)`.
+pub fn ioprio_set_self(class: u32, level: u32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: i32 = 1;
+    let prio = (class << 13) | (level & 0x1fff);
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio) })?;
+    Ok(())
+}
+
+/// `struct sched_attr` from <linux/sched/types.h>.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub sched_policy: u32,
+    pub sched_flags: u64,
+    pub sched_nice: i32,
+    pub sched_priority: u32,
+    pub sched_runtime: u64,
+    pub sched_deadline: u64,
+    pub sched_period: u64,
+}
+
+/// `sched_setattr(2)` for the calling thread.
+pub fn sched_setattr_self(mut attr: SchedAttr) -> io::Result<()> {
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: attr is a valid sched_attr whose size field is set.
+    cvt(unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr, 0) })?;
+    Ok(())
+}
+
+/// `sethostname(2)`.
+pub fn sethostname(name: &str) -> io::Result<()> {
+    // SAFETY: pointer and length of a valid byte slice.
+    cvt(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) })?;
+    Ok(())
+}
+
+/// `setdomainname(2)`.
+pub fn setdomainname(name: &str) -> io::Result<()> {
+    // SAFETY: pointer and length of a valid byte slice.
+    cvt(unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) })?;
+    Ok(())
+}
+
+/// `setsid(2)`.
+pub fn setsid() -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::setsid() })?;
+    Ok(())
+}
+
+/// `umask(2)`; returns the previous mask.
+pub fn umask(mask: u32) -> u32 {
+    // SAFETY: plain syscall, cannot fail.
+    unsafe { libc::umask(mask as libc::mode_t) }
+}
+
+/// `execve(2)`: only returns on failure.
+pub fn execve(path: &CString, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut envp_p: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    envp_p.push(std::ptr::null());
+    // SAFETY: NULL-terminated arrays of pointers to NUL-terminated strings
+    // that outlive the call.
+    unsafe { libc::execve(path.as_ptr(), argv_p.as_ptr(), envp_p.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// `_exit(2)`: ends the process at once, without running destructors or
+/// flushing stdio buffers that belong to the process we were forked from.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Makes this process a child subreaper: orphaned descendants are
+/// re-parented to us instead of to the host's init.
+pub fn set_child_subreaper() -> io::Result<()> {
+    prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0).map(|_| ())
+}
+
+/// Signal mask helpers for the foreground `run` loop.
+pub fn block_all_signals() -> io::Result<libc::sigset_t> {
+    // SAFETY: sigset_t is plain data; sigfillset/sigprocmask fill and read it.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        cvt(libc::sigprocmask(libc::SIG_BLOCK, &all, &mut old))?;
+        Ok(old)
+    }
+}
+
+/// Restores a signal mask saved by [`block_all_signals`].
+pub fn set_sigmask(mask: &libc::sigset_t) -> io::Result<()> {
+    // SAFETY: mask is a valid sigset_t.
+    cvt(unsafe { libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) })?;
+    Ok(())
+}
+
+/// Resets every signal disposition to the default, as a fresh process has.
+pub fn reset_signal_handlers() {
+    for sig in 1..libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: SIG_DFL is always a valid disposition.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
+/// A signalfd that reports every signal (they must be blocked first).
+pub fn signalfd_all() -> io::Result<OwnedFd> {
+    // SAFETY: sigset_t is plain data initialised by sigfillset.
+    let fd = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        cvt(libc::signalfd(-1, &all, libc::SFD_CLOEXEC))?
+    };
+    // SAFETY: new fd owned by us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Reads one signal number from a signalfd.
+pub fn read_signal(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    // SAFETY: signalfd_siginfo is plain data; we read exactly its size.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    crate::retry(|| {
+        // SAFETY: the buffer is `size` bytes long.
+        cvt(unsafe { libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) })
+    })?;
+    Ok(info.ssi_signo as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_odd_command_name() {
+        let line = b"42 (a b) c)) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
+        let st = parse_proc_stat(line).unwrap();
+        assert_eq!(st.state, 'S');
+        assert_eq!(st.start_time, 987654);
+    }
+
+    #[test]
+    fn stat_garbage_is_none() {
+        assert_eq!(parse_proc_stat(b""), None);
+        assert_eq!(parse_proc_stat(b"1 (x) S 1 2"), None);
+        assert_eq!(parse_proc_stat(b"1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 notanumber"), None);
+    }
+
+    #[test]
+    fn own_stat_is_readable() {
+        let me = proc_stat(std::process::id() as i32).unwrap();
+        assert!(me.start_time > 0);
+        assert!("RS".contains(me.state));
+    }
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        assert_eq!(ExitStatus::Exited(3).code(), 3);
+        assert_eq!(ExitStatus::Signaled(9).code(), 137);
+    }
+}

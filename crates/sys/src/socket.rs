@@ -1,0 +1,153 @@
+//! Unix sockets: the parent/child channel and fd passing (SCM_RIGHTS).
+
+use crate::{cvt, retry};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// A `SOCK_SEQPACKET` pair: message boundaries are kept, both ends CLOEXEC.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid two-element out array.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: two new fds owned by us.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sends one message, with an optional fd attached.
+pub fn send(sock: BorrowedFd<'_>, data: &[u8], fd: Option<RawFd>) -> io::Result<()> {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // Room for one fd, aligned as cmsghdr needs.
+    let mut cbuf = [0u64; 4];
+    // SAFETY: msghdr is plain data; we fill the fields we use.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if let Some(fd) = fd {
+        // SAFETY: CMSG_SPACE is a pure size computation.
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        // SAFETY: msg_control points at a buffer of `space` bytes (<= 32), so
+        // the first header and its data fit.
+        unsafe {
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+        }
+    }
+    // SAFETY: msg describes valid buffers for the duration of the call.
+    retry(|| cvt(unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) }))?;
+    Ok(())
+}
+
+/// Receives one message (at most `buf.len()` bytes) and any fd attached.
+/// Returns `(0, None)` when the peer has closed its end.
+pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cbuf = [0u64; 4];
+    // SAFETY: msghdr is plain data; we fill the fields we use.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: msg describes valid buffers for the duration of the call.
+    let n = retry(|| cvt(unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) }))?;
+    let mut fd = None;
+    // SAFETY: we walk the control messages the kernel wrote into cbuf.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if !cmsg.is_null() && (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+            let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
+            fd = Some(OwnedFd::from_raw_fd(raw));
+        }
+    }
+    if msg.msg_flags & libc::MSG_TRUNC != 0 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "message truncated"));
+    }
+    Ok((n as usize, fd))
+}
+
+/// Connects a `SOCK_STREAM` unix socket to `path`. Paths longer than
+/// `sun_path` are reached through an `O_PATH` fd on their directory.
+pub fn connect_unix(path: &std::path::Path) -> io::Result<OwnedFd> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: plain syscall.
+    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: new fd owned by us.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_un is plain data.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let mut _dir_guard = None;
+    let mut bytes = path.as_os_str().as_bytes().to_vec();
+    if bytes.len() >= addr.sun_path.len() {
+        let (dir, name) = (
+            path.parent().unwrap_or(std::path::Path::new(".")),
+            path.file_name().unwrap_or_default(),
+        );
+        let dfd = crate::fs::open(dir, libc::O_PATH | libc::O_DIRECTORY, 0)?;
+        bytes = format!("/proc/self/fd/{}/", dfd.as_raw_fd()).into_bytes();
+        bytes.extend_from_slice(name.as_bytes());
+        _dir_guard = Some(dfd);
+        if bytes.len() >= addr.sun_path.len() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
+        }
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes.iter()) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
+    // SAFETY: addr is a valid sockaddr_un and len is within it.
+    retry(|| {
+        cvt(unsafe {
+            libc::connect(
+                sock.as_raw_fd(),
+                (&addr as *const libc::sockaddr_un).cast(),
+                len as libc::socklen_t,
+            )
+        })
+    })?;
+    Ok(sock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn passes_messages_and_fds() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(b"hello").unwrap();
+        send(a.as_fd(), b"msg", Some(f.as_raw_fd())).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, fd) = recv(b.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"msg");
+        let mut g = std::fs::File::from(fd.unwrap());
+        g.rewind().unwrap();
+        let mut s = String::new();
+        g.read_to_string(&mut s).unwrap();
+        assert_eq!(s, "hello");
+        drop(a);
+        let (n, fd) = recv(b.as_fd(), &mut buf).unwrap();
+        assert_eq!((n, fd.is_none()), (0, true));
+    }
+}
