@@ -1,1 +1,366 @@
-fn main() {}
+//! berth-runtime: an OCI runtime with runc's command line.
+//!
+//! Exit status: 0 on success; for `run` without `--detach`, the container's
+//! exit code (128+N when killed by signal N); 1 for any error, described in
+//! one line on stderr (and in `--log`, in the chosen format).
+
+mod log;
+
+use anyhow::Context as _;
+use berth_runtime::{CreateOptions, RunOptions};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::Write;
+use std::path::PathBuf;
+
+const VERSION_TEXT: &str = concat!(
+    "berth-runtime version ",
+    env!("CARGO_PKG_VERSION"),
+    "\ncommit: ",
+    env!("BERTH_COMMIT"),
+    "\nspec: ",
+    "1.2.1"
+);
+
+/// berth-runtime runs OCI containers: give it a bundle (a directory with
+/// config.json and a root filesystem) and a container id.
+///
+/// It is a drop-in for runc and crun: containerd, Podman, Docker and CRI-O
+/// can use it through the same command line.
+///
+/// Quick start:
+///   mkdir -p b/rootfs && cp /bin/busybox b/rootfs/ && cd b
+///   berth-runtime spec            # writes config.json (runs "sh" on a terminal)
+///   berth-runtime run demo        # create + start + wait + delete
+#[derive(Parser, Debug)]
+#[command(name = "berth-runtime", disable_version_flag = true, max_term_width = 100, arg_required_else_help = true)]
+struct Cli {
+    /// Print the version (three lines, as runc does).
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    /// Directory for container state (default /run/berth-runtime, or
+    /// $XDG_RUNTIME_DIR/berth-runtime when rootless).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Write the runtime's own log to FILE (default: stderr).
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log debug messages too.
+    #[arg(long)]
+    debug: bool,
+    /// Treat cgroupsPath as systemd's slice:prefix:name. Without a running
+    /// systemd, berth-runtime says so in the log and uses cgroupfs.
+    #[arg(long = "systemd-cgroup")]
+    systemd_cgroup: bool,
+    /// Run without root privileges: true, false or auto (the default:
+    /// decided from the effective uid).
+    #[arg(long, value_name = "true|false|auto", default_value = "auto", num_args = 0..=1, default_missing_value = "true")]
+    rootless: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+struct CreateArgs {
+    /// Path to the bundle (the directory with config.json).
+    #[arg(short, long, default_value = ".", value_name = "DIR")]
+    bundle: PathBuf,
+    /// Write the container's host pid to FILE (atomically).
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// Unix socket to receive the pty master on, when process.terminal is set.
+    #[arg(long = "console-socket", value_name = "SOCKET")]
+    console_socket: Option<PathBuf>,
+    /// Do not pivot_root: for a rootfs on a ramdisk, where it is impossible.
+    #[arg(long = "no-pivot")]
+    no_pivot: bool,
+    /// Accepted for compatibility: berth-runtime does not create session keyrings.
+    #[arg(long = "no-new-keyring")]
+    no_new_keyring: bool,
+    /// Pass N more file descriptors (from fd 3 on) to the container.
+    #[arg(long = "preserve-fds", default_value_t = 0, value_name = "N")]
+    preserve_fds: u32,
+    /// Container id: letters, digits, and _ + - .
+    id: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a container: set it up, leave its process waiting for `start`.
+    Create(CreateArgs),
+    /// Start a created container's process.
+    Start {
+        id: String,
+    },
+    /// Print a container's state as JSON.
+    State {
+        id: String,
+    },
+    /// Send a signal (name or number; default TERM) to a container.
+    Kill {
+        /// Signal every process of the container, not just its init.
+        #[arg(short, long)]
+        all: bool,
+        id: String,
+        #[arg(default_value = "TERM")]
+        signal: String,
+    },
+    /// Delete a stopped (or created) container; --force kills a running one.
+    Delete {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// Create and start a container; wait for it unless --detach.
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Return once the container has started.
+        #[arg(short, long)]
+        detach: bool,
+        /// Do not delete the container after it exits.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// List containers.
+    #[command(alias = "ps-all")]
+    List {
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        /// Print only the ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a default config.json into the bundle.
+    Spec {
+        #[arg(short, long, default_value = ".", value_name = "DIR")]
+        bundle: PathBuf,
+        /// A config for running without root: a user namespace mapping
+        /// root to your uid and gid.
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Print what this runtime supports (runtime-spec features.md JSON).
+    Features,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+enum ListFormat {
+    Table,
+    Json,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let to_file = cli.log.is_some();
+    if let Err(e) = setup_log(&cli) {
+        eprintln!("berth-runtime: {e:#}");
+        std::process::exit(1);
+    }
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            if to_file {
+                tracing::error!("{msg}");
+            }
+            eprintln!("berth-runtime: {msg}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn setup_log(cli: &Cli) -> anyhow::Result<()> {
+    let out: Box<dyn Write + Send> = match &cli.log {
+        Some(p) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("open --log {}", p.display()))?,
+        ),
+        None => Box::new(std::io::stderr()),
+    };
+    let max = match (cli.debug, cli.log.is_some()) {
+        (true, _) => tracing::Level::DEBUG,
+        (false, true) => tracing::Level::INFO,
+        (false, false) => tracing::Level::WARN,
+    };
+    let logger = log::LineLogger::new(out, cli.log_format == LogFormat::Json, max);
+    tracing::subscriber::set_global_default(logger).context("install the logger")?;
+    Ok(())
+}
+
+fn rootless(cli: &Cli) -> anyhow::Result<bool> {
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    match cli.rootless.as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        "auto" => Ok(euid != 0),
+        other => anyhow::bail!("--rootless {other:?}: use true, false or auto"),
+    }
+}
+
+fn state_root(cli: &Cli) -> anyhow::Result<PathBuf> {
+    if let Some(r) = &cli.root {
+        return Ok(r.clone());
+    }
+    if rootless(cli)? {
+        if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+            return Ok(PathBuf::from(x).join("berth-runtime"));
+        }
+        anyhow::bail!("rootless: set XDG_RUNTIME_DIR or pass --root");
+    }
+    Ok(PathBuf::from("/run/berth-runtime"))
+}
+
+fn create_options(cli: &Cli, a: CreateArgs) -> anyhow::Result<CreateOptions> {
+    Ok(CreateOptions {
+        id: a.id,
+        bundle: a.bundle,
+        root: state_root(cli)?,
+        pid_file: a.pid_file,
+        console_socket: a.console_socket,
+        no_pivot: a.no_pivot,
+        no_new_keyring: a.no_new_keyring,
+        preserve_fds: a.preserve_fds,
+        systemd_cgroup: cli.systemd_cgroup,
+    })
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    rootless(&cli)?;
+    let Some(command) = &cli.command else {
+        if cli.version {
+            println!("{VERSION_TEXT}");
+            return Ok(0);
+        }
+        anyhow::bail!("no command given (see berth-runtime --help)");
+    };
+    match command {
+        Command::Create(a) => {
+            let opts = create_options(&cli, a.clone())?;
+            berth_runtime::create(&opts)?;
+        }
+        Command::Start { id } => berth_runtime::start(&state_root(&cli)?, id)?,
+        Command::State { id } => print_json(&berth_runtime::state(&state_root(&cli)?, id)?)?,
+        Command::Kill { all, id, signal } => {
+            let sig = berth_runtime::parse_signal(signal)?;
+            berth_runtime::kill(&state_root(&cli)?, id, sig, *all)?;
+        }
+        Command::Delete { force, id } => berth_runtime::delete(&state_root(&cli)?, id, *force)?,
+        Command::Run { create, detach, keep } => {
+            let opts = create_options(&cli, create.clone())?;
+            return Ok(berth_runtime::run(&opts, RunOptions { detach: *detach, keep: *keep })?);
+        }
+        Command::List { format, quiet } => {
+            let all = berth_runtime::list(&state_root(&cli)?)?;
+            let mut out = std::io::stdout().lock();
+            if *quiet {
+                for s in &all {
+                    writeln!(out, "{}", s.id)?;
+                }
+            } else if *format == ListFormat::Json {
+                serde_json::to_writer(&mut out, &all)?;
+                writeln!(out)?;
+            } else {
+                write_table(&mut out, &all)?;
+            }
+        }
+        Command::Spec { bundle, rootless } => {
+            let path = bundle.join("config.json");
+            if path.exists() {
+                anyhow::bail!("{} exists; remove it first", path.display());
+            }
+            let spec = berth_runtime::spec::default_spec(*rootless);
+            let data = serde_json::to_vec_pretty(&spec)?;
+            std::fs::write(&path, data).with_context(|| format!("write {}", path.display()))?;
+        }
+        Command::Features => print_json(&berth_runtime::features::features())?,
+    }
+    Ok(0)
+}
+
+fn write_table(out: &mut impl Write, all: &[berth_runtime::OciState]) -> std::io::Result<()> {
+    let rows: Vec<[String; 6]> = all
+        .iter()
+        .map(|s| {
+            [
+                s.id.clone(),
+                s.pid.to_string(),
+                s.status.as_str().to_string(),
+                s.bundle.display().to_string(),
+                s.created.clone(),
+                s.owner.clone(),
+            ]
+        })
+        .collect();
+    let head = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"];
+    let mut w = head.map(str::len);
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let line = |cells: [&str; 6]| -> String {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i == 5 {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<width$}   ", width = w[i]));
+            }
+        }
+        s
+    };
+    writeln!(out, "{}", line(head))?;
+    for r in &rows {
+        writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn options_after_the_id() {
+        let cli = Cli::try_parse_from(["berth-runtime", "--root", "/r", "create", "c1", "--bundle", "/b", "--pid-file", "p"]).unwrap();
+        match cli.command.unwrap() {
+            Command::Create(a) => {
+                assert_eq!(a.id, "c1");
+                assert_eq!(a.bundle, PathBuf::from("/b"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn kill_defaults_to_term() {
+        let cli = Cli::try_parse_from(["berth-runtime", "kill", "c1"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Kill { ref signal, .. } if signal == "TERM")));
+    }
+}

@@ -1,0 +1,28 @@
+//! berth-runtime: the OCI runtime core.
+//!
+//! `config.json` + a rootfs in, a running container out. Synchronous and
+//! single-threaded by design: the container's processes are forks of the
+//! caller (clone3), so no thread may ever be started in a process that uses
+//! this crate. The CLI (`berth-runtime`) is a thin layer over [`container`].
+
+pub mod config;
+pub mod container;
+pub mod error;
+pub mod features;
+pub mod mounts;
+pub mod spec;
+pub mod state;
+
+mod channel;
+mod hooks;
+mod init;
+mod process_attrs;
+mod rootfs;
+mod tty;
+
+pub use container::{create, delete, kill, list, parse_signal, run, start, state, CreateOptions, RunOptions};
+pub use error::{Error, Result};
+pub use state::{OciState, Status};
+
+/// The runtime-spec version this runtime implements.
+pub const OCI_VERSION: &str = config::OCI_VERSION;

@@ -1,0 +1,65 @@
+//! The one typed channel between the runtime and the processes it starts
+//! (a SOCK_SEQPACKET pair): each message is one JSON datagram.
+
+use crate::error::{Context, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::os::fd::{AsFd, OwnedFd};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Msg {
+    /// Runtime -> child: cgroup placement and id maps are done, go on.
+    Go,
+    /// Stage -> runtime: I made a user namespace; write its id maps.
+    NeedMaps,
+    /// Stage -> runtime: the container's init has this pid.
+    InitPid(i32),
+    /// Init -> runtime: mounts are ready; run prestart/createRuntime hooks.
+    MountsDone,
+    /// Runtime -> init: hooks ran; the init's pid as the host sees it.
+    HooksDone { pid: i32 },
+    /// Init -> runtime: set up, waiting to be started.
+    Ready,
+    /// Runtime -> init (`run` only): start the user process now.
+    Start,
+    /// Either way: what went wrong.
+    Error(String),
+}
+
+pub struct Channel {
+    fd: OwnedFd,
+}
+
+const MAX_MSG: usize = 64 * 1024;
+
+impl Channel {
+    pub fn pair() -> Result<(Channel, Channel)> {
+        let (a, b) = berth_sys::socket::seqpacket_pair().ctx("create the init channel")?;
+        Ok((Channel { fd: a }, Channel { fd: b }))
+    }
+
+    pub fn send(&self, msg: &Msg) -> Result<()> {
+        let data = serde_json::to_vec(msg).map_err(|e| Error::Usage(format!("encode message: {e}")))?;
+        berth_sys::socket::send(self.fd.as_fd(), &data, None).ctx("send on the init channel")
+    }
+
+    /// Receives one message; `None` when the other side has gone.
+    pub fn recv(&self) -> Result<Option<Msg>> {
+        let mut buf = vec![0u8; MAX_MSG];
+        let (n, _) = berth_sys::socket::recv(self.fd.as_fd(), &mut buf).ctx("receive on the init channel")?;
+        if n == 0 {
+            return Ok(None);
+        }
+        serde_json::from_slice(&buf[..n])
+            .map(Some)
+            .map_err(|e| Error::Usage(format!("bad message on the init channel: {e}")))
+    }
+
+    /// Receives a message, treating "the other side is gone" as an error.
+    pub fn expect(&self, what: &str) -> Result<Msg> {
+        match self.recv()? {
+            Some(Msg::Error(e)) => Err(Error::Usage(e)),
+            Some(m) => Ok(m),
+            None => Err(Error::Usage(format!("the container process exited before {what}"))),
+        }
+    }
+}

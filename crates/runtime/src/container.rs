@@ -1,0 +1,690 @@
+//! The lifecycle operations: create, start, run, state, kill, delete, list.
+//! This is what the CLI calls; see docs/ARCHITECTURE.md for the walk-through.
+
+use crate::channel::{Channel, Msg};
+use crate::config;
+use crate::error::{Context, Error, Result};
+use crate::hooks;
+use crate::init::{self, InitArgs};
+use crate::state::{self, ContainerDir, OciState, Record, Status};
+use berth_cgroups::{CgroupsPath, Layout, Manager, Version};
+use berth_sys::fs as sfs;
+use berth_sys::process as sp;
+use oci_spec::runtime::Spec;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Options of `create` and `run`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub root: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+    pub systemd_cgroup: bool,
+}
+
+/// Options of `run` beyond those of `create`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    pub detach: bool,
+    pub keep: bool,
+}
+
+/// A container this process has just created, still connected to its init.
+struct Launched {
+    dir: ContainerDir,
+    rec: Record,
+    chan: Channel,
+    pidfd: OwnedFd,
+}
+
+/// Undoes a half-done create on any error: kills the child, removes the
+/// cgroup and the state directory, and runs poststop hooks if create hooks
+/// had started (the spec's "continue the lifecycle at step 12").
+struct Cleanup {
+    armed: bool,
+    pids: Vec<i32>,
+    cgroup: Option<Manager>,
+    dir: Option<PathBuf>,
+    poststop: Option<(Vec<oci_spec::runtime::Hook>, OciState)>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        for &pid in &self.pids {
+            let _ = sp::kill(pid, libc::SIGKILL);
+            let _ = sp::waitpid(pid);
+        }
+        if let Some(cg) = &self.cgroup {
+            kill_cgroup(cg);
+            if let Err(e) = cg.destroy() {
+                tracing::warn!("cleaning up after a failed create: {e}");
+            }
+        }
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+        if let Some((h, st)) = &self.poststop {
+            hooks::run_all_warn("poststop", h, st);
+        }
+    }
+}
+
+fn kill_cgroup(cg: &Manager) {
+    for _ in 0..100 {
+        let procs = cg.procs().unwrap_or_default();
+        if procs.is_empty() {
+            return;
+        }
+        for p in procs {
+            let _ = sp::kill(p, libc::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// `create`: sets the container up and leaves its init waiting for `start`.
+pub fn create(opts: &CreateOptions) -> Result<()> {
+    launch(opts, false, None).map(|_| ())
+}
+
+fn launch(opts: &CreateOptions, run: bool, sigmask: Option<libc::sigset_t>) -> Result<Launched> {
+    state::validate_id(&opts.id)?;
+    let bundle = std::fs::canonicalize(&opts.bundle).with_ctx(|| format!("bundle {}", opts.bundle.display()))?;
+    let spec = config::load(&bundle)?;
+    config::validate(&spec)?;
+    let root_path = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
+    let rootfs = std::fs::canonicalize(bundle.join(&root_path))
+        .with_ctx(|| format!("root.path {} (the rootfs must exist)", root_path.display()))?;
+    if !rootfs.is_dir() {
+        return Err(crate::error::config("root.path", format!("{} is not a directory", rootfs.display())));
+    }
+    let ns = config::namespaces(&spec);
+    let process = spec.process().as_ref().ok_or_else(|| crate::error::config("process", "is required"))?;
+    let terminal = process.terminal() == Some(true);
+    if terminal && opts.console_socket.is_none() {
+        return Err(Error::Usage(
+            "process.terminal is true: pass --console-socket (or set process.terminal to false to keep the caller's stdio)".into(),
+        ));
+    }
+
+    let dir = ContainerDir::create(&opts.root, &opts.id)?;
+    let mut cleanup = Cleanup {
+        armed: true,
+        pids: Vec::new(),
+        cgroup: None,
+        dir: Some(dir.path.clone()),
+        poststop: None,
+    };
+    let mut rec = Record {
+        oci_version: spec.version().clone(),
+        id: opts.id.clone(),
+        status: Status::Creating,
+        pid: 0,
+        pid_start: 0,
+        bundle: bundle.clone(),
+        rootfs: rootfs.clone(),
+        created: state::now_rfc3339(),
+        owner: owner_name(),
+        annotations: spec.annotations().clone().unwrap_or_default(),
+        cgroup: None,
+        hooks: spec.hooks().clone(),
+        own_pid_ns: ns.has_new(libc::CLONE_NEWPID),
+    };
+    dir.save(&rec)?;
+
+    let fifo = if run {
+        None
+    } else {
+        sfs::mkfifo(&dir.fifo(), 0o600).ctx("create exec.fifo")?;
+        Some(sfs::open(&dir.fifo(), libc::O_PATH, 0).ctx("open exec.fifo")?)
+    };
+
+    if opts.systemd_cgroup {
+        tracing::info!("--systemd-cgroup: no systemd is managing this host's cgroups here; using cgroupfs with systemd's path layout");
+    }
+    let cg_path_cfg = spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy().into_owned());
+    let cg_path = CgroupsPath::parse(cg_path_cfg.as_deref(), &opts.id, opts.systemd_cgroup)
+        .map_err(|e| crate::error::config("linux.cgroupsPath", e.to_string()))?;
+    let layout = Layout::from_host()?;
+    let mut cg = Manager::new(&layout, &cg_path)?;
+    let created = cg.create();
+    cleanup.cgroup = Some(cg.clone());
+    created?;
+    if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+        cg.apply(res).map_err(|e| match e {
+            berth_cgroups::Error::Unsupported { field, msg } => crate::error::config(format!("linux.resources.{field}"), msg),
+            other => other.into(),
+        })?;
+    }
+    rec.cgroup = Some(cg.clone());
+
+    let mut ns_fds = Vec::new();
+    for (flag, path) in &ns.join {
+        let fd = sfs::open(path, libc::O_RDONLY, 0).with_ctx(|| {
+            format!("open the {} namespace {} (linux.namespaces)", config::ns_name(*flag), path.display())
+        })?;
+        ns_fds.push((*flag, fd));
+    }
+    let console = match (&opts.console_socket, terminal) {
+        (Some(p), true) => Some(berth_sys::socket::connect_unix(p).with_ctx(|| format!("connect to --console-socket {}", p.display()))?),
+        _ => None,
+    };
+    let mut extra_env = Vec::new();
+    let mut preserve = opts.preserve_fds;
+    if let Some(n) = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse::<u32>().ok()) {
+        // systemd socket activation: hand the sockets on, renumbered for pid 1.
+        extra_env.push(format!("LISTEN_FDS={n}"));
+        extra_env.push("LISTEN_PID=1".to_string());
+        preserve += n;
+    }
+
+    let hooks_handshake = spec.hooks().as_ref().is_some_and(|h| {
+        [h.prestart(), h.create_runtime(), h.create_container(), h.start_container()]
+            .iter()
+            .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+    });
+    let v2 = cg.version == Version::V2;
+    let staged = !ns.join.is_empty() || ns.has_new(sp::CLONE_NEWTIME as i32);
+    // On v2, CLONE_INTO_CGROUP places the child before it runs, so its
+    // cgroup namespace can be made at clone time. On v1 the child is moved
+    // after the clone, so it makes its cgroup namespace itself, afterwards.
+    let mut init_flags = ns.new as u64 & !(sp::CLONE_NEWTIME | libc::CLONE_NEWUSER as u64 * staged as u64);
+    let cgroupns_unshare = !v2 && !staged && ns.has_new(libc::CLONE_NEWCGROUP);
+    if cgroupns_unshare {
+        init_flags &= !(libc::CLONE_NEWCGROUP as u64);
+    }
+    let cg_fd = cg.v2_dir_fd()?;
+    let (chan, child_chan) = Channel::pair()?;
+    let mut close_fds = vec![dir.lock_fd()];
+    if let Some(fd) = &cg_fd {
+        close_fds.push(std::os::fd::AsRawFd::as_raw_fd(fd));
+    }
+    let args = InitArgs {
+        id: &opts.id,
+        spec: &spec,
+        ns: &ns,
+        chan: &child_chan,
+        rootfs: &rootfs,
+        bundle: &bundle,
+        fifo: fifo.as_ref(),
+        console: console.as_ref(),
+        ns_fds: &ns_fds,
+        no_pivot: opts.no_pivot,
+        preserve_fds: preserve,
+        cgroup: Some(&cg),
+        cgroupns_unshare,
+        sigmask,
+        extra_env: &extra_env,
+        hooks_handshake,
+        close_fds: &close_fds,
+    };
+    let clone_flags = if staged { 0 } else { init_flags };
+    // SAFETY: berth-runtime is single-threaded: it starts no threads, and
+    // nothing it links starts any.
+    let forked = unsafe { sp::clone3(clone_flags | sp::CLONE_PIDFD, cg_fd.as_ref().map(|f| f.as_fd())) }
+        .ctx("create the container process (clone3)")?;
+    let (first_pid, first_pidfd) = match forked {
+        sp::Forked::Child => {
+            drop(chan);
+            if staged {
+                init::stage_main(&args, init_flags)
+            } else {
+                init::init_main(&args, true)
+            }
+        }
+        sp::Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(child_chan);
+    cleanup.pids.push(first_pid);
+    if !v2 {
+        cg.add(first_pid)?;
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write(format!("/proc/{first_pid}/oom_score_adj"), adj.to_string()).ctx("set process.oomScoreAdj")?;
+    }
+    let init_err = |e: Error| Error::Init {
+        id: opts.id.clone(),
+        msg: e.to_string(),
+    };
+    let (pid, pidfd) = if staged {
+        chan.send(&Msg::Go)?;
+        if ns.has_new(libc::CLONE_NEWUSER) {
+            match chan.expect("it made its user namespace").map_err(init_err)? {
+                Msg::NeedMaps => {}
+                other => return Err(Error::Usage(format!("unexpected message {other:?} from the stage process"))),
+            }
+            write_id_maps(first_pid, &spec)?;
+            chan.send(&Msg::Go)?;
+        }
+        let pid = match chan.expect("it created the container process").map_err(init_err)? {
+            Msg::InitPid(p) => p,
+            other => return Err(Error::Usage(format!("unexpected message {other:?} from the stage process"))),
+        };
+        cleanup.pids.insert(0, pid);
+        let _ = sp::waitpid(first_pid);
+        cleanup.pids.retain(|p| *p != first_pid);
+        (pid, sp::pidfd_open(pid).ctx("open a pidfd on the container process")?)
+    } else {
+        if ns.has_new(libc::CLONE_NEWUSER) {
+            write_id_maps(first_pid, &spec)?;
+        }
+        chan.send(&Msg::Go)?;
+        let pidfd = match first_pidfd {
+            Some(fd) => fd,
+            None => sp::pidfd_open(first_pid).ctx("open a pidfd on the container process")?,
+        };
+        (first_pid, pidfd)
+    };
+    rec.pid = pid;
+
+    loop {
+        match chan.expect("it was ready").map_err(init_err)? {
+            Msg::Ready => break,
+            Msg::MountsDone => {
+                let st = rec.oci(Status::Creating);
+                if let Some(h) = spec.hooks() {
+                    let poststop = h.poststop().clone().unwrap_or_default();
+                    cleanup.poststop = Some((poststop, rec.oci(Status::Stopped)));
+                    hooks::run_all("prestart", h.prestart().as_deref().unwrap_or_default(), &st)?;
+                    hooks::run_all("createRuntime", h.create_runtime().as_deref().unwrap_or_default(), &st)?;
+                }
+                chan.send(&Msg::HooksDone { pid })?;
+            }
+            other => return Err(Error::Usage(format!("unexpected message {other:?} from the container process"))),
+        }
+    }
+    rec.pid_start = sp::proc_stat(pid).map(|s| s.start_time).ok_or_else(|| Error::Init {
+        id: opts.id.clone(),
+        msg: "the container process exited while it was being created".into(),
+    })?;
+    rec.status = Status::Created;
+    dir.save(&rec)?;
+    if let Some(pf) = &opts.pid_file {
+        let pf = absolute(pf);
+        sfs::write_atomic(&pf, pid.to_string().as_bytes(), 0o644).with_ctx(|| format!("write --pid-file {}", pf.display()))?;
+    }
+    cleanup.armed = false;
+    Ok(Launched { dir, rec, chan, pidfd })
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+    }
+}
+
+fn owner_name() -> String {
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if uid == 0 {
+        "root".into()
+    } else {
+        uid.to_string()
+    }
+}
+
+/// Writes uid_map and gid_map of a child that made a user namespace.
+fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
+        maps.into_iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect()
+    };
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        // Without CAP_SETGID in our namespace the kernel requires this first.
+        std::fs::write(format!("/proc/{pid}/setgroups"), "deny").ctx("write setgroups deny")?;
+    }
+    std::fs::write(format!("/proc/{pid}/uid_map"), fmt(linux.and_then(|l| l.uid_mappings().as_ref())))
+        .ctx("write uid_map (linux.uidMappings)")?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), fmt(linux.and_then(|l| l.gid_mappings().as_ref())))
+        .ctx("write gid_map (linux.gidMappings)")?;
+    Ok(())
+}
+
+/// The live status of a container from its record.
+fn live_status(root: &Path, rec: &Record, locked_by_us: bool) -> Status {
+    match rec.status {
+        Status::Creating => {
+            if !locked_by_us && ContainerDir::busy(root, &rec.id) {
+                Status::Creating
+            } else {
+                Status::Stopped // a create that died half-way
+            }
+        }
+        Status::Stopped => Status::Stopped,
+        s => {
+            if !state::alive(rec.pid, rec.pid_start) {
+                Status::Stopped
+            } else if s == Status::Created && root.join(&rec.id).join(state::EXEC_FIFO).exists() {
+                Status::Created
+            } else {
+                Status::Running
+            }
+        }
+    }
+}
+
+/// `state`: the OCI state of one container.
+pub fn state(root: &Path, id: &str) -> Result<OciState> {
+    state::validate_id(id)?;
+    let rec = state::load_record(&root.join(id))?;
+    Ok(rec.oci(live_status(root, &rec, false)))
+}
+
+/// `list`: every container under `root`, sorted by id.
+pub fn list(root: &Path) -> Result<Vec<OciState>> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_ctx(|| format!("read state root {}", root.display())),
+    };
+    let mut out = Vec::new();
+    for e in entries.flatten() {
+        let Ok(rec) = state::load_record(&e.path()) else { continue };
+        out.push(rec.oci(live_status(root, &rec, false)));
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// `start`: releases a created container's init to exec the user program.
+pub fn start(root: &Path, id: &str) -> Result<()> {
+    let dir = ContainerDir::open(root, id, true)?;
+    let mut rec = dir.load()?;
+    let status = live_status(root, &rec, true);
+    if status != Status::Created {
+        return Err(Error::BadState {
+            id: id.into(),
+            op: "start",
+            status: status.as_str(),
+        });
+    }
+    let result = read_exec_fifo(&dir.fifo(), &rec);
+    let _ = std::fs::remove_file(dir.fifo());
+    match result {
+        Ok(()) => {
+            rec.status = Status::Running;
+            dir.save(&rec)?;
+            if let Some(h) = rec.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
+                hooks::run_all_warn("poststart", h, &rec.oci(Status::Running));
+            }
+            Ok(())
+        }
+        Err(msg) => {
+            // startContainer hooks or exec failed: stop and destroy, as the
+            // spec's lifecycle says.
+            let _ = sp::kill(rec.pid, libc::SIGKILL);
+            destroy(dir, &rec)?;
+            Err(Error::Init { id: id.into(), msg })
+        }
+    }
+}
+
+/// Opens exec.fifo for reading (which lets the init's blocking open return)
+/// and reads until the init closes it: by exec (close-on-exec) on success,
+/// or by exiting after writing its error.
+fn read_exec_fifo(fifo: &Path, rec: &Record) -> std::result::Result<(), String> {
+    use std::io::Read;
+    let fd = sfs::open(fifo, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(|e| format!("open exec.fifo: {e}"))?;
+    let mut f = std::fs::File::from(fd);
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut pfd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&f),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, 100) };
+        if n == 0 {
+            if !state::alive(rec.pid, rec.pid_start) {
+                return Err("the container process exited before it could be started".into());
+            }
+            continue;
+        }
+        match f.read(&mut buf) {
+            Ok(0) if !data.is_empty() => break,
+            Ok(0) => {
+                if !state::alive(rec.pid, rec.pid_start) {
+                    return Err("the container process exited before it could be started".into());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("read exec.fifo: {e}")),
+        }
+        if data.len() > 64 * 1024 {
+            break;
+        }
+    }
+    match data.split_first() {
+        Some((b'0', [])) => Ok(()),
+        Some((b'0', rest)) => Err(String::from_utf8_lossy(rest).into_owned()),
+        _ => Err(String::from_utf8_lossy(&data).into_owned()),
+    }
+}
+
+/// `run`: create and start; unless detached, wait for the container, relay
+/// signals to it, delete it (unless `keep`) and return its exit code.
+pub fn run(opts: &CreateOptions, run_opts: RunOptions) -> Result<i32> {
+    // Block signals before the clone so none is lost; the init restores the
+    // original mask, and we read them from a signalfd to forward them.
+    let old_mask = if run_opts.detach { None } else { Some(sp::block_all_signals().ctx("block signals")?) };
+    let launched = launch(opts, true, old_mask);
+    let mut l = match launched {
+        Ok(l) => l,
+        Err(e) => {
+            if let Some(m) = &old_mask {
+                let _ = sp::set_sigmask(m);
+            }
+            return Err(e);
+        }
+    };
+    l.rec.status = Status::Running;
+    l.dir.save(&l.rec)?;
+    l.chan.send(&Msg::Start)?;
+    // EOF means the init exec'd (the channel is close-on-exec).
+    match l.chan.recv()? {
+        None => {}
+        Some(Msg::Error(msg)) => {
+            let _ = sp::waitpid(l.rec.pid);
+            let id = l.rec.id.clone();
+            destroy(l.dir, &l.rec)?;
+            return Err(Error::Init { id, msg });
+        }
+        Some(other) => return Err(Error::Usage(format!("unexpected message {other:?} from the container process"))),
+    }
+    if let Some(h) = l.rec.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
+        hooks::run_all_warn("poststart", h, &l.rec.oci(Status::Running));
+    }
+    if run_opts.detach {
+        return Ok(0);
+    }
+    let status = wait_forwarding_signals(&l)?;
+    if let Some(m) = &old_mask {
+        let _ = sp::set_sigmask(m);
+    }
+    if !run_opts.keep {
+        let rec = l.rec.clone();
+        destroy(l.dir, &rec)?;
+    }
+    Ok(status.code())
+}
+
+fn wait_forwarding_signals(l: &Launched) -> Result<sp::ExitStatus> {
+    let sfd = sp::signalfd_all().ctx("create a signalfd")?;
+    loop {
+        let mut pfds = [
+            libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&l.pidfd), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&sfd), events: libc::POLLIN, revents: 0 },
+        ];
+        // SAFETY: two valid pollfds.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            continue;
+        }
+        if pfds[1].revents & libc::POLLIN != 0 {
+            let sig = sp::read_signal(sfd.as_fd()).ctx("read a signal")?;
+            if sig != libc::SIGCHLD && sig != libc::SIGWINCH && sig != libc::SIGURG {
+                let _ = sp::pidfd_send_signal(l.pidfd.as_fd(), sig);
+            }
+        }
+        if pfds[0].revents & libc::POLLIN != 0 {
+            return sp::waitpid(l.rec.pid).ctx("wait for the container process");
+        }
+    }
+}
+
+/// Parses a signal given by name (`KILL`, `SIGKILL`, `kill`) or number.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        return Err(Error::Usage(format!("signal {n} is out of range 1-64")));
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    const NAMES: &[(&str, i32)] = &[
+        ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6), ("IOT", 6), ("BUS", 7),
+        ("FPE", 8), ("KILL", 9), ("USR1", 10), ("SEGV", 11), ("USR2", 12), ("PIPE", 13), ("ALRM", 14),
+        ("TERM", 15), ("STKFLT", 16), ("CHLD", 17), ("CONT", 18), ("STOP", 19), ("TSTP", 20), ("TTIN", 21),
+        ("TTOU", 22), ("URG", 23), ("XCPU", 24), ("XFSZ", 25), ("VTALRM", 26), ("PROF", 27), ("WINCH", 28),
+        ("IO", 29), ("POLL", 29), ("PWR", 30), ("SYS", 31),
+    ];
+    if let Some((_, n)) = NAMES.iter().find(|(n, _)| *n == name) {
+        return Ok(*n);
+    }
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        let off: i32 = if rest.is_empty() { 0 } else { rest.trim_start_matches('+').parse().map_err(|_| Error::Usage(format!("unknown signal {s:?}")))? };
+        let n = libc::SIGRTMIN() + off;
+        if n <= libc::SIGRTMAX() {
+            return Ok(n);
+        }
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        let off: i32 = if rest.is_empty() { 0 } else { rest.trim_start_matches('-').parse().map_err(|_| Error::Usage(format!("unknown signal {s:?}")))? };
+        let n = libc::SIGRTMAX() - off;
+        if n >= libc::SIGRTMIN() {
+            return Ok(n);
+        }
+    }
+    Err(Error::Usage(format!("unknown signal {s:?}")))
+}
+
+/// `kill`: sends a signal to the init, or with `all` to every process of
+/// the container.
+pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
+    let dir = ContainerDir::open(root, id, false)?;
+    let rec = dir.load()?;
+    let status = live_status(root, &rec, false);
+    if !matches!(status, Status::Created | Status::Running | Status::Paused) && !(all && status == Status::Stopped) {
+        return Err(Error::BadState { id: id.into(), op: "kill", status: status.as_str() });
+    }
+    if all {
+        if let Some(cg) = &rec.cgroup {
+            for p in cg.procs()? {
+                let _ = sp::kill(p, sig);
+            }
+            return Ok(());
+        }
+    }
+    let pidfd = sp::pidfd_open(rec.pid).with_ctx(|| format!("open process {} of container {id}", rec.pid))?;
+    // The pidfd pins the process; if it is still the one we started, the
+    // signal cannot reach a stranger that reused the pid.
+    if !state::alive(rec.pid, rec.pid_start) {
+        return Err(Error::BadState { id: id.into(), op: "kill", status: "stopped" });
+    }
+    sp::pidfd_send_signal(pidfd.as_fd(), sig).with_ctx(|| format!("send signal {sig} to container {id}"))
+}
+
+/// `delete`: removes a stopped container (or a created one, whose init is
+/// only waiting); with `force`, kills a running one first.
+pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
+    let dir = match ContainerDir::open(root, id, true) {
+        Err(e) if e.is_not_found() && force => return Ok(()),
+        other => other?,
+    };
+    let rec = match dir.load() {
+        Ok(r) => r,
+        Err(e) if e.is_not_found() => return dir.remove(),
+        Err(e) => return Err(e),
+    };
+    let status = live_status(root, &rec, true);
+    match status {
+        Status::Stopped => {}
+        Status::Created | Status::Creating => kill_and_wait(&rec)?,
+        Status::Running | Status::Paused if force => kill_and_wait(&rec)?,
+        s => return Err(Error::BadState { id: id.into(), op: "delete", status: s.as_str() }),
+    }
+    destroy(dir, &rec)
+}
+
+fn kill_and_wait(rec: &Record) -> Result<()> {
+    let Ok(pidfd) = sp::pidfd_open(rec.pid) else { return Ok(()) };
+    if !state::alive(rec.pid, rec.pid_start) {
+        return Ok(());
+    }
+    let _ = sp::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+    if !sp::pidfd_wait_exit(pidfd.as_fd(), 10_000).ctx("wait for the container to die")? {
+        return Err(Error::Usage(format!("container {}: process {} did not die within 10 s of SIGKILL", rec.id, rec.pid)));
+    }
+    Ok(())
+}
+
+/// Removes what a container holds on the host, then runs poststop hooks.
+fn destroy(dir: ContainerDir, rec: &Record) -> Result<()> {
+    if let Some(cg) = &rec.cgroup {
+        kill_cgroup(cg);
+        cg.destroy()?;
+    }
+    dir.remove()?;
+    if let Some(h) = rec.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
+        hooks::run_all_warn("poststop", h, &rec.oci(Status::Stopped));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("KILL").unwrap(), 9);
+        assert_eq!(parse_signal("SIGTERM").unwrap(), 15);
+        assert_eq!(parse_signal("hup").unwrap(), 1);
+        assert_eq!(parse_signal("9").unwrap(), 9);
+        assert_eq!(parse_signal("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err());
+        assert!(parse_signal("65").is_err());
+    }
+
+    #[test]
+    fn unknown_container() {
+        let t = tempfile::tempdir().unwrap();
+        assert!(state(t.path(), "nope").unwrap_err().is_not_found());
+        assert!(start(t.path(), "nope").unwrap_err().is_not_found());
+        assert!(kill(t.path(), "nope", 9, false).unwrap_err().is_not_found());
+        assert!(delete(t.path(), "nope", false).unwrap_err().is_not_found());
+        delete(t.path(), "nope", true).unwrap();
+        assert!(list(t.path()).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,79 @@
+//! The runtime's errors. Each names the object and the operation, and where
+//! the user can act, what to do.
+
+use std::fmt::Display;
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("container id {id:?} is not valid: {reason}")]
+    InvalidId { id: String, reason: &'static str },
+    #[error("container {0:?} already exists (delete it first, or choose another id)")]
+    Exists(String),
+    #[error("container {0:?} does not exist")]
+    NotFound(String),
+    #[error("container {id}: cannot {op} a container that is {status}")]
+    BadState {
+        id: String,
+        op: &'static str,
+        status: &'static str,
+    },
+    /// A field of config.json is malformed or not supported.
+    #[error("config.json: {field}: {msg}")]
+    Config { field: String, msg: String },
+    #[error("{op}: {source}")]
+    Io {
+        op: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Cgroup(#[from] berth_cgroups::Error),
+    /// Reported by the container's init process while it set itself up.
+    #[error("container {id}: {msg}")]
+    Init { id: String, msg: String },
+    #[error("{kind} hook #{index} ({path}): {msg}")]
+    Hook {
+        kind: &'static str,
+        index: usize,
+        path: String,
+        msg: String,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Builds a config error for `field`.
+pub(crate) fn config(field: impl Into<String>, msg: impl Into<String>) -> Error {
+    Error::Config {
+        field: field.into(),
+        msg: msg.into(),
+    }
+}
+
+/// Adds the operation to an `io::Error`.
+pub(crate) trait Context<T> {
+    fn ctx(self, op: impl Display) -> Result<T>;
+    fn with_ctx<F: FnOnce() -> String>(self, f: F) -> Result<T>;
+}
+
+impl<T> Context<T> for io::Result<T> {
+    fn ctx(self, op: impl Display) -> Result<T> {
+        self.map_err(|source| Error::Io {
+            op: op.to_string(),
+            source,
+        })
+    }
+    fn with_ctx<F: FnOnce() -> String>(self, f: F) -> Result<T> {
+        self.map_err(|source| Error::Io { op: f(), source })
+    }
+}
+
+impl Error {
+    /// True when the error means "no such container".
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound(_))
+    }
+}

@@ -1,0 +1,47 @@
+//! `features`: what this runtime supports, in the runtime-spec's
+//! features.md schema. Engines read it to decide what to put in
+//! config.json, so it must say only what truly works.
+
+use crate::config::{OCI_VERSION, OCI_VERSION_MIN};
+use crate::mounts::KNOWN_OPTIONS;
+use crate::process_attrs::CAPS;
+use serde_json::{json, Value};
+
+pub fn features() -> Value {
+    json!({
+        "ociVersionMin": OCI_VERSION_MIN,
+        "ociVersionMax": OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
+        "mountOptions": KNOWN_OPTIONS,
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
+            "capabilities": CAPS,
+            "cgroup": {
+                "v1": true,
+                "v2": true,
+                "systemd": false,
+                "systemdUser": false,
+                "rdma": false
+            },
+            "seccomp": { "enabled": false },
+            "apparmor": { "enabled": false },
+            "selinux": { "enabled": false },
+            "intelRdt": { "enabled": false },
+            "mountExtensions": { "idmap": { "enabled": false } }
+        },
+        "annotations": {
+            "io.github.berth.runtime.version": env!("CARGO_PKG_VERSION")
+        },
+        "potentiallyUnsafeConfigAnnotations": []
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_as_oci_features() {
+        let v = super::features();
+        let f: oci_spec::runtime::Features = serde_json::from_value(v).unwrap();
+        assert_eq!(f.oci_version_max(), super::OCI_VERSION);
+    }
+}

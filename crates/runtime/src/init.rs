@@ -1,0 +1,364 @@
+//! The processes the runtime clones: the optional *stage* (joins existing
+//! namespaces, creates the user and time namespaces, then clones the init)
+//! and the container's *init*, which sets the container up in named steps
+//! and finally execs the user's program.
+//!
+//! Both are forks of the single-threaded runtime (no re-exec of a binary):
+//! they may allocate, but they report every error over the channel rather
+//! than unwinding.
+
+use crate::channel::{Channel, Msg};
+use crate::config::Namespaces;
+use crate::error::{Context, Error, Result};
+use crate::hooks;
+use crate::process_attrs::{self as pa, CapMasks};
+use crate::rootfs::Rootfs;
+use crate::state::{OciState, Status};
+use berth_cgroups::Manager;
+use berth_sys::fs as sfs;
+use berth_sys::process as sp;
+use oci_spec::runtime::Spec;
+use std::convert::Infallible;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+/// Everything the child processes need, borrowed from the runtime's memory
+/// (they are forks: no serialization needed).
+pub(crate) struct InitArgs<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub ns: &'a Namespaces,
+    pub chan: &'a Channel,
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    /// `O_PATH` fd on exec.fifo (`create`); `None` for `run`.
+    pub fifo: Option<&'a OwnedFd>,
+    /// Connected --console-socket, when process.terminal is set.
+    pub console: Option<&'a OwnedFd>,
+    /// Namespaces to join, opened by the runtime: (CLONE_NEW* flag, fd).
+    pub ns_fds: &'a [(i32, OwnedFd)],
+    pub no_pivot: bool,
+    pub preserve_fds: u32,
+    pub cgroup: Option<&'a Manager>,
+    /// Whether the cgroup namespace is unshared by init after placement.
+    pub cgroupns_unshare: bool,
+    /// Signal mask to restore (the runtime may have blocked signals).
+    pub sigmask: Option<libc::sigset_t>,
+    pub extra_env: &'a [String],
+    /// Whether init stops before pivot_root for the runtime's hooks.
+    pub hooks_handshake: bool,
+    /// The runtime's own fds (state-directory lock, cgroup directory) that
+    /// the child must not keep: a held lock would block every later command.
+    pub close_fds: &'a [std::os::fd::RawFd],
+}
+
+fn close_runtime_fds(a: &InitArgs<'_>) {
+    for fd in a.close_fds {
+        // SAFETY: these fds belong to the runtime's copy of the objects; in
+        // this forked child nothing else refers to them.
+        unsafe { libc::close(*fd) };
+    }
+}
+
+/// Entry of the stage process. Never returns.
+pub(crate) fn stage_main(a: &InitArgs<'_>, init_flags: u64) -> ! {
+    match stage(a, init_flags) {
+        Ok(()) => sp::exit_now(0),
+        Err(e) => {
+            let _ = a.chan.send(&Msg::Error(e.to_string()));
+            sp::exit_now(1)
+        }
+    }
+}
+
+fn stage(a: &InitArgs<'_>, init_flags: u64) -> Result<()> {
+    close_runtime_fds(a);
+    sp::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0, 0, 0).ctx("set parent-death signal")?;
+    sp::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0).ctx("make the process non-dumpable")?;
+    expect_go(a.chan)?;
+    // Join the user namespace first: the other namespaces of another
+    // container are owned by it, and only there do we hold the rights to
+    // enter them.
+    let mut fds: Vec<&(i32, OwnedFd)> = a.ns_fds.iter().collect();
+    fds.sort_by_key(|(f, _)| *f != libc::CLONE_NEWUSER);
+    for (flag, fd) in fds {
+        sp::setns(fd.as_fd(), *flag).with_ctx(|| format!("join the {} namespace (linux.namespaces)", crate::config::ns_name(*flag)))?;
+    }
+    if a.ns.has_new(libc::CLONE_NEWUSER) {
+        sp::unshare(libc::CLONE_NEWUSER).ctx("create the user namespace")?;
+        a.chan.send(&Msg::NeedMaps)?;
+        expect_go(a.chan)?;
+    }
+    let time = sp::CLONE_NEWTIME as i32;
+    if a.ns.has_new(time) {
+        sp::unshare(time).ctx("create the time namespace")?;
+        write_time_offsets(a.spec)?;
+    }
+    // CLONE_PARENT: the init becomes the runtime's child, not ours, so the
+    // runtime (or its caller's subreaper) reaps it and sees its exit status.
+    // SAFETY: this process is a fork of the single-threaded runtime.
+    match unsafe { sp::clone3(init_flags | sp::CLONE_PARENT, None) }.ctx("create the container process")? {
+        sp::Forked::Child => init_main(a, false),
+        sp::Forked::Parent { pid, .. } => a.chan.send(&Msg::InitPid(pid)),
+    }
+}
+
+fn expect_go(chan: &Channel) -> Result<()> {
+    match chan.expect("it was told to go on")? {
+        Msg::Go => Ok(()),
+        other => Err(Error::Usage(format!("unexpected message {other:?} while waiting to go on"))),
+    }
+}
+
+fn write_time_offsets(spec: &Spec) -> Result<()> {
+    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else {
+        return Ok(());
+    };
+    let mut text = String::new();
+    for (clock, off) in offsets {
+        text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+    }
+    std::fs::write("/proc/self/timens_offsets", text).ctx("write linux.timeOffsets to /proc/self/timens_offsets")
+}
+
+/// Entry of the container's init. Never returns: it execs or exits.
+pub(crate) fn init_main(a: &InitArgs<'_>, wait_go: bool) -> ! {
+    let mut fifo_writer: Option<std::fs::File> = None;
+    let err = match setup_and_exec(a, wait_go, &mut fifo_writer) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    // Before `start` released us, the runtime is listening on the channel;
+    // after, `start` is reading the fifo.
+    match fifo_writer {
+        Some(mut f) => {
+            let _ = f.write_all(err.to_string().as_bytes());
+        }
+        None => {
+            let _ = a.chan.send(&Msg::Error(err.to_string()));
+        }
+    }
+    sp::exit_now(1)
+}
+
+fn setup_and_exec(a: &InitArgs<'_>, wait_go: bool, fifo_writer: &mut Option<std::fs::File>) -> Result<Infallible> {
+    close_runtime_fds(a);
+    if let Some(mask) = &a.sigmask {
+        sp::set_sigmask(mask).ctx("restore the signal mask")?;
+    }
+    // If the runtime dies before we are ready, so do we.
+    sp::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0, 0, 0).ctx("set parent-death signal")?;
+    // Non-dumpable: the container cannot open /proc/<us>/exe (the runtime's
+    // binary, CVE-2019-5736) nor ptrace us while we hold host fds. execve
+    // makes the user's program dumpable again.
+    sp::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0).ctx("make the process non-dumpable")?;
+    if wait_go {
+        expect_go(a.chan)?;
+    }
+    let spec = a.spec;
+    let process = spec.process().as_ref().ok_or_else(|| crate::error::config("process", "is required"))?;
+    let userns = a.ns.has(libc::CLONE_NEWUSER);
+    if userns {
+        // Become root of the user namespace so that what we create is owned
+        // by a mapped id.
+        sp::setresgid(0).ctx("become gid 0 in the user namespace (is 0 mapped in linux.gidMappings?)")?;
+        sp::setresuid(0).ctx("become uid 0 in the user namespace (is 0 mapped in linux.uidMappings?)")?;
+    }
+    if a.cgroupns_unshare {
+        sp::unshare(libc::CLONE_NEWCGROUP).ctx("create the cgroup namespace")?;
+    }
+    set_names(spec)?;
+    apply_sysctls(spec)?;
+
+    let rf = Rootfs {
+        spec,
+        rootfs: a.rootfs,
+        bundle: a.bundle,
+        userns,
+        netns_new: a.ns.has_new(libc::CLONE_NEWNET),
+        cgroupns_new: a.ns.has_new(libc::CLONE_NEWCGROUP),
+        cgroup: a.cgroup,
+    };
+    // The umask must not bend the modes of what we create.
+    sp::umask(0);
+    let root = rf.prepare()?;
+    let mut host_pid = 0;
+    if a.hooks_handshake {
+        a.chan.send(&Msg::MountsDone)?;
+        match a.chan.expect("the runtime ran its hooks")? {
+            Msg::HooksDone { pid } => host_pid = pid,
+            other => return Err(Error::Usage(format!("unexpected message {other:?} while waiting for hooks"))),
+        }
+        let hooks = spec.hooks().as_ref().and_then(|h| h.create_container().clone()).unwrap_or_default();
+        hooks::run_all("createContainer", &hooks, &hook_state(a, Status::Creating, host_pid))?;
+    }
+    rf.pivot(root, a.no_pivot)?;
+    if process.terminal() == Some(true) {
+        setup_console(a)?;
+    }
+    rf.finalize()?;
+
+    if let Some(r) = process.rlimits() {
+        pa::set_rlimits(r)?;
+    }
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        sp::personality(pa::personality_value(p)?).ctx("set linux.personality")?;
+    }
+    if let Some(io) = process.io_priority() {
+        pa::set_io_priority(io.class(), io.priority())?;
+    }
+    if let Some(s) = process.scheduler() {
+        pa::set_scheduler(s)?;
+    }
+    let caps = CapMasks::from_spec(process.capabilities().as_ref());
+    pa::drop_bounding(caps.bounding)?;
+    pa::switch_user(process, &caps, setgroups_allowed())?;
+    if process.no_new_privileges() == Some(true) {
+        sp::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).ctx("set process.noNewPrivileges")?;
+    }
+    sp::umask(process.user().umask().unwrap_or(0o022));
+    enter_cwd(process.cwd())?;
+
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    env.extend(a.extra_env.iter().cloned());
+    let args = process.args().clone().unwrap_or_default();
+    let exe = pa::find_executable(&args[0], &env)?;
+    let argv = to_cstrings(&args, "process.args")?;
+    let envp = to_cstrings(&env, "process.env")?;
+
+    // CVE-2024-21626: no fd but stdio and the preserved ones may survive
+    // exec; ours are already close-on-exec, this catches inherited ones.
+    sfs::cloexec_from(3 + a.preserve_fds).ctx("mark inherited fds close-on-exec")?;
+    sp::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0).ctx("clear parent-death signal")?;
+    a.chan.send(&Msg::Ready)?;
+
+    match a.fifo {
+        Some(fifo) => {
+            // Blocks until `start` opens the other end.
+            let path = berth_sys::fd_path(fifo.as_raw_fd());
+            let path = PathBuf::from(path.to_string_lossy().into_owned());
+            let w = sfs::open(&path, libc::O_WRONLY, 0).ctx("open exec.fifo")?;
+            let mut f = std::fs::File::from(w);
+            f.write_all(b"0").ctx("write exec.fifo")?;
+            *fifo_writer = Some(f);
+        }
+        None => match a.chan.expect("it was started")? {
+            Msg::Start => {}
+            other => return Err(Error::Usage(format!("unexpected message {other:?} while waiting to start"))),
+        },
+    }
+    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
+        hooks::run_all("startContainer", h, &hook_state(a, Status::Created, host_pid))?;
+    }
+    Err(sp::execve(&exe, &argv, &envp)).with_ctx(|| format!("exec {:?}", args[0]))
+}
+
+fn to_cstrings(v: &[String], field: &str) -> Result<Vec<std::ffi::CString>> {
+    v.iter()
+        .map(|s| std::ffi::CString::new(s.as_bytes()).map_err(|_| crate::error::config(field, "contains a NUL byte")))
+        .collect()
+}
+
+fn hook_state(a: &InitArgs<'_>, status: Status, pid: i32) -> OciState {
+    OciState {
+        oci_version: a.spec.version().clone(),
+        id: a.id.to_string(),
+        status,
+        pid,
+        bundle: a.bundle.to_path_buf(),
+        rootfs: a.rootfs.to_path_buf(),
+        created: String::new(),
+        owner: String::new(),
+        annotations: a.spec.annotations().clone().unwrap_or_default(),
+    }
+}
+
+fn set_names(spec: &Spec) -> Result<()> {
+    if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        sp::sethostname(h).ctx("set hostname")?;
+    }
+    if let Some(d) = spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        sp::setdomainname(d).ctx("set domainname")?;
+    }
+    Ok(())
+}
+
+/// Writes linux.sysctl through the host's procfs, opened and checked here,
+/// before the container's rootfs (which could hold a fake /proc) is in
+/// play (CVE-2025-52881). /proc/sys/net, ipc and uts entries show the
+/// namespaces of the process that opens them: ours.
+fn apply_sysctls(spec: &Spec) -> Result<()> {
+    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else {
+        return Ok(());
+    };
+    if sysctl.is_empty() {
+        return Ok(());
+    }
+    let proc = sfs::open(Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0).ctx("open /proc")?;
+    if sfs::fs_magic(proc.as_fd()).ctx("statfs /proc")? != sfs::PROC_SUPER_MAGIC {
+        return Err(Error::Usage("/proc is not procfs; refusing to write sysctls through it".into()));
+    }
+    for (k, v) in sysctl {
+        // sysctl(8) notation: dots separate levels, slashes stand for dots
+        // inside a name (net.ipv4.conf.eth0/1.forwarding).
+        let rel: String = k.chars().map(|c| match c {
+            '.' => '/',
+            '/' => '.',
+            c => c,
+        }).collect();
+        let path = PathBuf::from("sys").join(rel);
+        let fd = sfs::openat2(
+            proc.as_fd(),
+            &path,
+            libc::O_WRONLY,
+            0,
+            sfs::RESOLVE_BENEATH | sfs::RESOLVE_NO_SYMLINKS | sfs::RESOLVE_NO_MAGICLINKS | sfs::RESOLVE_NO_XDEV,
+        )
+        .with_ctx(|| format!("open /proc/{} (linux.sysctl.{k})", path.display()))?;
+        if sfs::fs_magic(fd.as_fd()).ctx("statfs sysctl file")? != sfs::PROC_SUPER_MAGIC {
+            return Err(Error::Usage(format!("linux.sysctl.{k}: the file is not on procfs")));
+        }
+        std::fs::File::from(fd).write_all(v.as_bytes()).with_ctx(|| format!("write linux.sysctl.{k}"))?;
+    }
+    Ok(())
+}
+
+fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
+}
+
+/// chdir to process.cwd and make sure we really are inside the container
+/// (CVE-2024-21626: a cwd of /proc/self/fd/N would land on a leaked fd).
+fn enter_cwd(cwd: &Path) -> Result<()> {
+    sfs::chdir(cwd).with_ctx(|| format!("chdir to {} (process.cwd)", cwd.display()))?;
+    match sfs::getcwd() {
+        Ok(p) if p.is_absolute() => Ok(()),
+        _ => Err(Error::Usage(format!(
+            "process.cwd {}: the working directory is outside the container",
+            cwd.display()
+        ))),
+    }
+}
+
+/// Creates the pty inside the container, sends the master to the console
+/// socket, binds the slave on /dev/console and makes it our stdio and
+/// controlling terminal.
+fn setup_console(a: &InitArgs<'_>) -> Result<()> {
+    let sock = a
+        .console
+        .ok_or_else(|| Error::Usage("process.terminal is set but there is no --console-socket".into()))?;
+    let (master, slave) = crate::tty::open_pty_in_container()?;
+    if let Some(size) = a.spec.process().as_ref().and_then(|p| p.console_size()) {
+        crate::tty::set_size(slave.as_fd(), size.height() as u16, size.width() as u16)?;
+    }
+    berth_sys::socket::send(sock.as_fd(), b"/dev/ptmx", Some(master.as_raw_fd())).ctx("send the pty master to --console-socket")?;
+    drop(master);
+    crate::tty::bind_console(slave.as_fd())?;
+    sp::setsid().ctx("setsid")?;
+    crate::tty::make_controlling(slave.as_fd())?;
+    for fd in 0..3 {
+        sfs::dup2(slave.as_raw_fd(), fd).ctx("make the pty our stdio")?;
+    }
+    Ok(())
+}

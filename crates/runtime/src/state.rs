@@ -1,0 +1,307 @@
+//! The state directory: one directory per container under `--root`,
+//! holding `state.json` (written atomically) and, while the container is
+//! created but not started, `exec.fifo`. The directory itself is the lock:
+//! mutating commands hold an exclusive flock on it.
+
+use crate::error::{Context, Error, Result};
+use berth_sys::fs as sfs;
+use oci_spec::runtime::Hooks;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+/// The status values of the runtime spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+/// What `state.json` holds: the OCI state plus what later commands need.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub oci_version: String,
+    pub id: String,
+    /// The last status a command wrote; the live status is derived.
+    pub status: Status,
+    pub pid: i32,
+    /// Start time of `pid` (clock ticks after boot): tells a reused pid apart.
+    pub pid_start: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(default)]
+    pub annotations: HashMap<String, String>,
+    #[serde(default)]
+    pub cgroup: Option<berth_cgroups::Manager>,
+    #[serde(default)]
+    pub hooks: Option<Hooks>,
+    /// Whether the container has its own pid namespace: if not, killing the
+    /// init does not end its other processes.
+    #[serde(default)]
+    pub own_pid_ns: bool,
+}
+
+/// The state JSON of the runtime spec, as `state` prints and hooks read.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciState {
+    pub oci_version: String,
+    pub id: String,
+    pub status: Status,
+    pub pid: i32,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    pub annotations: HashMap<String, String>,
+}
+
+impl Record {
+    pub fn oci(&self, status: Status) -> OciState {
+        OciState {
+            oci_version: self.oci_version.clone(),
+            id: self.id.clone(),
+            status,
+            pid: if matches!(status, Status::Stopped) { 0 } else { self.pid },
+            bundle: self.bundle.clone(),
+            rootfs: self.rootfs.clone(),
+            created: self.created.clone(),
+            owner: self.owner.clone(),
+            annotations: self.annotations.clone(),
+        }
+    }
+}
+
+/// Checks a container id: what runc accepts, and nothing that could name
+/// another directory.
+pub fn validate_id(id: &str) -> Result<()> {
+    let bad = |reason| Err(Error::InvalidId { id: id.to_string(), reason });
+    if id.is_empty() {
+        return bad("it is empty");
+    }
+    if id.len() > 1024 {
+        return bad("it is longer than 1024 bytes");
+    }
+    if id == "." || id == ".." {
+        return bad("it is . or ..");
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
+    {
+        return bad("only letters, digits and _ + - . are allowed");
+    }
+    Ok(())
+}
+
+/// The state directory of one container, locked.
+pub struct ContainerDir {
+    pub path: PathBuf,
+    lock: OwnedFd,
+}
+
+impl ContainerDir {
+    /// Creates the directory for a new container and locks it. Fails with
+    /// [`Error::Exists`] when the id is taken: mkdir is the atomic claim.
+    pub fn create(root: &Path, id: &str) -> Result<ContainerDir> {
+        validate_id(id)?;
+        ensure_root(root)?;
+        let path = root.join(id);
+        match std::fs::create_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.into())),
+            Err(e) => return Err(e).with_ctx(|| format!("create state directory {}", path.display())),
+        }
+        let lock = sfs::open(&path, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+            .with_ctx(|| format!("open state directory {}", path.display()))?;
+        sfs::flock(lock.as_fd(), true, false).ctx("lock state directory")?;
+        Ok(ContainerDir { path, lock })
+    }
+
+    /// Opens an existing container's directory; `exclusive` for commands
+    /// that change the container, shared for readers.
+    pub fn open(root: &Path, id: &str, exclusive: bool) -> Result<ContainerDir> {
+        validate_id(id)?;
+        let path = root.join(id);
+        let lock = match sfs::open(&path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(Error::NotFound(id.into())),
+            Err(e) => return Err(e).with_ctx(|| format!("open state directory {}", path.display())),
+        };
+        sfs::flock(lock.as_fd(), exclusive, false).ctx("lock state directory")?;
+        // A delete may have removed the directory while we waited.
+        if !path.join(STATE_FILE).exists() && !path.exists() {
+            return Err(Error::NotFound(id.into()));
+        }
+        Ok(ContainerDir { path, lock })
+    }
+
+    pub fn load(&self) -> Result<Record> {
+        load_record(&self.path)
+    }
+
+    pub fn save(&self, rec: &Record) -> Result<()> {
+        let data = serde_json::to_vec(rec).map_err(|e| Error::Usage(format!("encode state: {e}")))?;
+        sfs::write_atomic(&self.path.join(STATE_FILE), &data, 0o600)
+            .with_ctx(|| format!("write {}", self.path.join(STATE_FILE).display()))
+    }
+
+    /// The raw lock fd, so a forked child can close its copy.
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.lock)
+    }
+
+    pub fn fifo(&self) -> PathBuf {
+        self.path.join(EXEC_FIFO)
+    }
+
+    /// Removes the directory and everything in it.
+    pub fn remove(self) -> Result<()> {
+        let r = std::fs::remove_dir_all(&self.path);
+        drop(self.lock);
+        match r {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_ctx(|| format!("remove state directory {}", self.path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// True when another process holds the lock (for example a `create`
+    /// still at work).
+    pub fn busy(root: &Path, id: &str) -> bool {
+        let Ok(fd) = sfs::open(&root.join(id), libc::O_RDONLY | libc::O_DIRECTORY, 0) else {
+            return false;
+        };
+        matches!(sfs::flock(fd.as_fd(), true, true), Ok(false))
+    }
+}
+
+fn ensure_root(root: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .with_ctx(|| format!("create state root {}", root.display()))
+}
+
+pub fn load_record(dir: &Path) -> Result<Record> {
+    let file = dir.join(STATE_FILE);
+    let data = match std::fs::read(&file) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            return Err(Error::NotFound(id));
+        }
+        Err(e) => return Err(e).with_ctx(|| format!("read {}", file.display())),
+    };
+    serde_json::from_slice(&data).map_err(|e| Error::Usage(format!("{} is corrupt: {e}", file.display())))
+}
+
+/// Is `pid` still the process we started (same start time, not a zombie)?
+pub fn alive(pid: i32, start: u64) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    match berth_sys::process::proc_stat(pid) {
+        Some(st) => st.start_time == start && st.state != 'Z' && st.state != 'X',
+        None => false,
+    }
+}
+
+/// The current time in RFC 3339 with nanoseconds, UTC, as runc writes it.
+pub fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(now.as_secs() as i64, now.subsec_nanos())
+}
+
+/// Formats a Unix time (UTC) as RFC 3339.
+pub fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "abc-123_x.y+z", &"x".repeat(1024)] {
+            validate_id(ok).unwrap();
+        }
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "ä", &"x".repeat(1025), "a\0"] {
+            assert!(validate_id(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(1_700_000_000, 5), "2023-11-14T22:13:20.000000005Z");
+        assert_eq!(rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn create_is_exclusive() {
+        let t = tempfile::tempdir().unwrap();
+        let d = ContainerDir::create(t.path(), "c1").unwrap();
+        assert!(matches!(ContainerDir::create(t.path(), "c1"), Err(Error::Exists(_))));
+        assert!(ContainerDir::busy(t.path(), "c1"));
+        d.remove().unwrap();
+        assert!(matches!(ContainerDir::open(t.path(), "c1", false), Err(Error::NotFound(_))));
+    }
+
+    #[test]
+    fn own_process_is_alive() {
+        let me = std::process::id() as i32;
+        let st = berth_sys::process::proc_stat(me).unwrap();
+        assert!(alive(me, st.start_time));
+        assert!(!alive(me, st.start_time + 1), "same pid, other start time: a reused pid");
+        assert!(!alive(0, 0));
+    }
+}
