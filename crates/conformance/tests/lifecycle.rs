@@ -1,0 +1,253 @@
+//! runtime.md: the lifecycle, the state operation, kill, delete, ids, and
+//! the runc command-line contract around them.
+
+mod common;
+use common::*;
+
+#[test]
+fn run_returns_the_exit_code() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&["sh", "-c", "exit 7"]);
+    assert_eq!(rt.run(&b).code, 7);
+    // Without a pid namespace of its own (pid 1 of a namespace ignores
+    // signals it sent itself), the process can kill itself.
+    b.id = unique_id("sig");
+    b.remove_namespace(oci_spec::runtime::LinuxNamespaceType::Pid);
+    b.set_args(&["sh", "-c", "kill -KILL $$"]);
+    assert_eq!(rt.run(&b).code, 128 + 9, "killed by SIGKILL: 128+9");
+    b.id = unique_id("ok");
+    b.set_args(&["true"]);
+    assert_eq!(rt.run(&b).code, 0);
+    assert!(rt.exec(&["list", "-q"]).ok().stdout.trim().is_empty(), "run deletes the container");
+}
+
+#[test]
+fn stdio_passes_through() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["sh", "-c", "echo out; echo err >&2"]);
+    let o = rt.run(&b).ok();
+    assert_eq!(o.stdout, "out\n");
+    assert!(o.stderr.contains("err\n"), "{}", o.stderr);
+}
+
+#[test]
+fn create_start_state_delete() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["sh", "-c", "echo started > /tmp/started; sleep 1"]);
+    let pidfile = b.path().join("pid");
+    b.write();
+    rt.exec_files(&["create", "--bundle", b.path().to_str().unwrap(), "--pid-file", pidfile.to_str().unwrap(), &b.id], b.path()).ok();
+    let st = rt.state(&b.id);
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["id"], b.id.as_str());
+    assert_eq!(st["bundle"], b.path().to_str().unwrap());
+    assert!(st["ociVersion"].as_str().unwrap().starts_with("1."));
+    let pid = st["pid"].as_i64().unwrap();
+    assert!(pid > 0);
+    assert_eq!(std::fs::read_to_string(&pidfile).unwrap().trim(), pid.to_string());
+    // Created: the user's program has not run yet.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(!b.rootfs().join("tmp/started").exists(), "the process ran before start");
+    rt.exec(&["start", &b.id]).ok();
+    assert_eq!(rt.status(&b.id), "running");
+    rt.wait_status(&b.id, "stopped");
+    assert!(b.rootfs().join("tmp/started").exists());
+    assert_eq!(rt.exec(&["start", &b.id]).code, 1, "a stopped container cannot be started");
+    rt.exec(&["delete", &b.id]).ok();
+    assert_ne!(rt.exec(&["state", &b.id]).code, 0, "state of a deleted container is an error");
+}
+
+#[test]
+fn options_may_follow_the_id() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["true"]);
+    b.write();
+    rt.exec_files(&["create", &b.id, "--bundle", b.path().to_str().unwrap()], b.path()).ok();
+    assert_eq!(rt.status(&b.id), "created");
+    rt.exec(&["delete", &b.id]).ok();
+}
+
+#[test]
+fn kill_and_delete_in_every_state() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["sleep", "100"]);
+    rt.create(&b).ok();
+    // A created container may be deleted (its init only waits).
+    rt.exec(&["delete", &b.id]).ok();
+
+    let mut b = Bundle::new(&["sleep", "100"]);
+    rt.create(&b).ok();
+    rt.exec(&["start", &b.id]).ok();
+    let d = rt.exec(&["delete", &b.id]);
+    assert_ne!(d.code, 0, "delete of a running container must fail");
+    assert_eq!(rt.status(&b.id), "running", "a failed delete has no effect");
+    rt.exec(&["kill", &b.id, "KILL"]).ok();
+    rt.wait_status(&b.id, "stopped");
+    assert_ne!(rt.exec(&["kill", &b.id, "TERM"]).code, 0, "kill of a stopped container must fail");
+    rt.exec(&["delete", &b.id]).ok();
+
+    // Signal by number, and delete --force of a running container.
+    b.id = unique_id("k");
+    rt.create(&b).ok();
+    rt.exec(&["start", &b.id]).ok();
+    rt.exec(&["kill", &b.id, "9"]).ok();
+    rt.wait_status(&b.id, "stopped");
+    rt.exec(&["delete", &b.id]).ok();
+    b.id = unique_id("f");
+    rt.create(&b).ok();
+    rt.exec(&["start", &b.id]).ok();
+    rt.exec(&["delete", "--force", &b.id]).ok();
+    assert_ne!(rt.exec(&["state", &b.id]).code, 0);
+}
+
+#[test]
+fn kill_all_signals_every_process() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["sh", "-c", "sleep 100 & sleep 100 & wait"]);
+    rt.create(&b).ok();
+    rt.exec(&["start", &b.id]).ok();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    rt.exec(&["kill", "--all", &b.id, "KILL"]).ok();
+    rt.wait_status(&b.id, "stopped");
+    rt.exec(&["delete", &b.id]).ok();
+}
+
+#[test]
+fn state_is_stopped_when_the_process_is_gone() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["sleep", "100"]);
+    rt.create(&b).ok();
+    rt.exec(&["start", &b.id]).ok();
+    let pid = rt.state(&b.id)["pid"].as_i64().unwrap() as i32;
+    // Killed behind the runtime's back.
+    // SAFETY: plain kill(2) of the container's process.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    rt.wait_status(&b.id, "stopped");
+    rt.exec(&["delete", &b.id]).ok();
+}
+
+#[test]
+fn state_survives_pid_reuse() {
+    if !is_berth() {
+        return; // edits berth's own state file
+    }
+    let rt = Runtime::new();
+    let b = Bundle::new(&["sleep", "100"]);
+    rt.create(&b).ok();
+    rt.exec(&["start", &b.id]).ok();
+    // Point the record at a live process that is not the container (our
+    // own pid, as after pid reuse): with a different start time it must
+    // read as stopped, and kill must not signal it.
+    let path = rt.root.path().join(&b.id).join("state.json");
+    let mut rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let real = rec["pid"].clone();
+    rec["pid"] = std::process::id().into();
+    std::fs::write(&path, rec.to_string()).unwrap();
+    assert_eq!(rt.status(&b.id), "stopped");
+    assert_ne!(rt.exec(&["kill", &b.id, "TERM"]).code, 0);
+    rec["pid"] = real;
+    std::fs::write(&path, rec.to_string()).unwrap();
+    rt.exec(&["delete", "--force", &b.id]).ok();
+}
+
+#[test]
+fn ids_are_validated_and_unique() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&["true"]);
+    b.write();
+    for bad in ["../escape", "a/b", "..", ""] {
+        let o = rt.exec_files(&["create", "--bundle", b.path().to_str().unwrap(), bad], b.path());
+        assert_ne!(o.code, 0, "id {bad:?} accepted");
+    }
+    assert!(!rt.root.path().parent().unwrap().join("escape").exists());
+    rt.create(&b).ok();
+    let dup = rt.create(&b);
+    assert_ne!(dup.code, 0, "duplicate id accepted");
+    assert_eq!(rt.status(&b.id), "created", "the first container is untouched");
+    rt.exec(&["delete", &b.id]).ok();
+    b.id = "x".repeat(2000);
+    assert_ne!(rt.create(&b).code, 0, "an over-long id accepted");
+}
+
+#[test]
+fn parallel_creates_do_not_interfere() {
+    let rt = Runtime::new();
+    let bundles: Vec<Bundle> = (0..8).map(|_| Bundle::new(&["sleep", "100"])).collect();
+    for b in &bundles {
+        b.write();
+    }
+    std::thread::scope(|s| {
+        for b in &bundles {
+            let rt = &rt;
+            s.spawn(move || {
+                rt.exec_files(&["create", "--bundle", b.path().to_str().unwrap(), &b.id], b.path()).ok();
+            });
+        }
+    });
+    let list = rt.exec(&["list", "--format", "json"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 8);
+    std::thread::scope(|s| {
+        for b in &bundles {
+            let rt = &rt;
+            s.spawn(move || {
+                rt.exec(&["delete", "--force", &b.id]).ok();
+            });
+        }
+    });
+    assert!(rt.exec(&["list", "-q"]).ok().stdout.trim().is_empty());
+}
+
+#[test]
+fn list_formats() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["true"]);
+    rt.create(&b).ok();
+    let table = rt.exec(&["list"]).ok().stdout;
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(table.contains(&b.id) && table.contains("created"));
+    assert_eq!(rt.exec(&["list", "-q"]).ok().stdout.trim(), b.id);
+    let j = rt.exec(&["list", "--format", "json"]).ok().json();
+    assert_eq!(j[0]["id"], b.id.as_str());
+    assert_eq!(j[0]["status"], "created");
+    rt.exec(&["delete", &b.id]).ok();
+}
+
+#[test]
+fn version_and_features() {
+    let rt = Runtime::new();
+    let v = rt.exec(&["--version"]).ok().stdout;
+    let lines: Vec<&str> = v.lines().collect();
+    assert!(lines[0].contains(" version "), "{v}");
+    assert!(lines.iter().any(|l| l.starts_with("spec: 1.")), "{v}");
+    let f = rt.exec(&["features"]).ok().json();
+    assert!(f["ociVersionMax"].as_str().unwrap().starts_with("1."));
+    let ns = f["linux"]["namespaces"].as_array().unwrap();
+    assert!(ns.iter().any(|n| n == "user") && ns.iter().any(|n| n == "time"));
+    assert!(f["mountOptions"].as_array().unwrap().iter().any(|o| o == "rro"));
+}
+
+#[test]
+fn spec_writes_a_valid_config() {
+    let rt = Runtime::new();
+    let d = tempfile::tempdir().unwrap();
+    rt.exec(&["spec", "--bundle", d.path().to_str().unwrap()]).ok();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap();
+    assert_eq!(v["process"]["args"][0], "sh");
+    assert_ne!(rt.exec(&["spec", "--bundle", d.path().to_str().unwrap()]).code, 0, "must not overwrite");
+}
+
+#[test]
+fn log_json_records_the_error() {
+    if !is_berth() {
+        return; // runc's message differs; the format is what containerd parses
+    }
+    let rt = Runtime::new();
+    let log = rt.root.path().join("log.json");
+    let o = Out::from_output(rt.cmd().args(["--log", log.to_str().unwrap(), "--log-format", "json", "state", "nope"]).output().unwrap());
+    assert_ne!(o.code, 0);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["level"], "error");
+    assert!(last["msg"].as_str().unwrap().contains("nope"), "{last}");
+    assert!(last["time"].as_str().unwrap().ends_with('Z'));
+}
