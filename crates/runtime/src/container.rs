@@ -144,8 +144,16 @@ fn launch(opts: &CreateOptions, run: bool, sigmask: Option<libc::sigset_t>) -> R
     let fifo = if run {
         None
     } else {
+        // The init opens it for writing after it may have become another
+        // user (a user namespace's root): owned by that user, and the state
+        // directory (0700) keeps everyone else from reaching it by path.
         sfs::mkfifo(&dir.fifo(), 0o600).ctx("create exec.fifo")?;
-        Some(sfs::open(&dir.fifo(), libc::O_PATH, 0).ctx("open exec.fifo")?)
+        let fd = sfs::open(&dir.fifo(), libc::O_PATH, 0).ctx("open exec.fifo")?;
+        if ns.has_new(libc::CLONE_NEWUSER) {
+            let (uid, gid) = mapped_root(&spec);
+            sfs::fchown_fd(fd.as_fd(), uid, gid).ctx("chown exec.fifo to the container's root")?;
+        }
+        Some(fd)
     };
 
     if opts.systemd_cgroup {
@@ -332,6 +340,18 @@ fn owner_name() -> String {
     } else {
         uid.to_string()
     }
+}
+
+/// The host uid and gid that the container's root maps to.
+fn mapped_root(spec: &Spec) -> (u32, u32) {
+    let host = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .find(|m| m.container_id() == 0)
+            .map_or(0, |m| m.host_id())
+    };
+    let linux = spec.linux().as_ref();
+    (host(linux.and_then(|l| l.uid_mappings().as_ref())), host(linux.and_then(|l| l.gid_mappings().as_ref())))
 }
 
 /// Writes uid_map and gid_map of a child that made a user namespace.

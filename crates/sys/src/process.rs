@@ -50,7 +50,9 @@ pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<F
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
         flags,
-        exit_signal: libc::SIGCHLD as u64,
+        // With CLONE_PARENT the child takes its parent's exit signal; the
+        // kernel refuses any other value there.
+        exit_signal: if flags & CLONE_PARENT != 0 { 0 } else { libc::SIGCHLD as u64 },
         ..Default::default()
     };
     if flags & CLONE_PIDFD != 0 {

@@ -79,6 +79,12 @@ impl Bundle {
         let mut spec = Spec::default();
         let mut process = spec.process().clone().unwrap();
         process.set_terminal(Some(false));
+        // As `runc spec` writes it today: no inheritable capabilities
+        // (oci-spec's default still lists some, from before CVE-2022-29162).
+        if let Some(mut caps) = process.capabilities().clone() {
+            caps.set_inheritable(None);
+            process.set_capabilities(Some(caps));
+        }
         process.set_args(Some(args.iter().map(|s| s.to_string()).collect()));
         spec.set_process(Some(process));
         let mut root = spec.root().clone().unwrap();
