@@ -64,18 +64,24 @@ impl Layout {
         let mut own_v2 = String::from("/");
         for line in proc_cgroup.lines() {
             let mut parts = line.splitn(3, ':');
-            let (Some(_id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            let (Some(_id), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next())
+            else {
                 continue;
             };
             if ctrls.is_empty() {
                 own_v2 = path.to_string();
             } else {
-                own_v1.push((ctrls.split(',').map(str::to_string).collect(), path.to_string()));
+                own_v1.push((
+                    ctrls.split(',').map(str::to_string).collect(),
+                    path.to_string(),
+                ));
             }
         }
         let mut hierarchies: Vec<Hierarchy> = Vec::new();
         for line in mountinfo.lines() {
-            let Some((pre, post)) = line.split_once(" - ") else { continue };
+            let Some((pre, post)) = line.split_once(" - ") else {
+                continue;
+            };
             let pre: Vec<&str> = pre.split(' ').collect();
             let post: Vec<&str> = post.split(' ').collect();
             if pre.len() < 5 || post.len() < 3 {
@@ -121,7 +127,10 @@ impl Layout {
     }
 
     pub fn version(&self) -> Version {
-        let v1 = self.hierarchies.iter().any(|h| matches!(h.kind, HierarchyKind::V1 { .. }));
+        let v1 = self
+            .hierarchies
+            .iter()
+            .any(|h| matches!(h.kind, HierarchyKind::V1 { .. }));
         let v2 = self.hierarchies.iter().any(|h| h.kind == HierarchyKind::V2);
         match (v1, v2) {
             (true, true) => Version::Hybrid,
@@ -170,7 +179,9 @@ fn strip_mount_root(p: &str, root: &str) -> String {
         return p.to_string();
     }
     match p.strip_prefix(root) {
-        Some(rest) if rest.is_empty() || rest.starts_with('/') => format!("/{}", rest.trim_start_matches('/')),
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+            format!("/{}", rest.trim_start_matches('/'))
+        }
         _ => p.to_string(),
     }
 }
@@ -181,7 +192,10 @@ fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -212,7 +226,11 @@ mod tests {
     fn parses_hybrid() {
         let l = Layout::parse(HYBRID_MI, HYBRID_CG);
         assert_eq!(l.version(), Version::Hybrid);
-        assert_eq!(l.hierarchies.len(), 4, "duplicate cpu mount is ignored: {l:?}");
+        assert_eq!(
+            l.hierarchies.len(),
+            4,
+            "duplicate cpu mount is ignored: {l:?}"
+        );
         let mem = &l.hierarchies[1];
         assert_eq!(mem.own, "/sup/abc");
         assert_eq!(
@@ -232,7 +250,9 @@ mod tests {
         let l = Layout::parse(mi, "0::/user.slice\n");
         assert_eq!(l.version(), Version::V2);
         assert_eq!(
-            l.hierarchies[0].dir_for(&CgroupsPath::Relative("x".into())).unwrap(),
+            l.hierarchies[0]
+                .dir_for(&CgroupsPath::Relative("x".into()))
+                .unwrap(),
             PathBuf::from("/sys/fs/cgroup/user.slice/x")
         );
     }
@@ -240,7 +260,9 @@ mod tests {
     #[test]
     fn refuses_dotdot() {
         let l = Layout::parse(HYBRID_MI, HYBRID_CG);
-        assert!(l.hierarchies[0].dir_for(&CgroupsPath::Absolute("/a/../../etc".into())).is_err());
+        assert!(l.hierarchies[0]
+            .dir_for(&CgroupsPath::Absolute("/a/../../etc".into()))
+            .is_err());
     }
 
     #[test]
@@ -248,7 +270,9 @@ mod tests {
         let mi = "30 26 0:28 /kubepods /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
         let l = Layout::parse(mi, "0::/kubepods/pod1\n");
         assert_eq!(
-            l.hierarchies[0].dir_for(&CgroupsPath::Relative("c".into())).unwrap(),
+            l.hierarchies[0]
+                .dir_for(&CgroupsPath::Relative("c".into()))
+                .unwrap(),
             PathBuf::from("/sys/fs/cgroup/pod1/c")
         );
     }

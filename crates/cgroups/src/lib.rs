@@ -32,7 +32,9 @@ pub enum Error {
     BadPath(String, &'static str),
     #[error("linux.resources.{field}: {msg}")]
     Unsupported { field: &'static str, msg: String },
-    #[error("no cgroup hierarchy is mounted (looked for cgroup and cgroup2 in /proc/self/mountinfo)")]
+    #[error(
+        "no cgroup hierarchy is mounted (looked for cgroup and cgroup2 in /proc/self/mountinfo)"
+    )]
     NoCgroups,
 }
 
@@ -200,7 +202,10 @@ impl Manager {
 
     /// The v1 directory holding `controller`, if the host has it.
     pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
-        self.dirs.iter().find(|d| d.has(controller)).map(|d| d.path.as_path())
+        self.dirs
+            .iter()
+            .find(|d| d.has(controller))
+            .map(|d| d.path.as_path())
     }
 
     /// Removes the directories this manager created (deepest first), and the

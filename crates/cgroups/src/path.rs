@@ -16,10 +16,9 @@ impl CgroupsPath {
     /// `/<id>`; with `--systemd-cgroup`, to the scope systemd would make.
     pub fn parse(value: Option<&str>, id: &str, systemd: bool) -> Result<CgroupsPath> {
         if systemd {
-            let v = value.filter(|v| !v.is_empty()).map_or_else(
-                || format!("system.slice:berth:{id}"),
-                str::to_string,
-            );
+            let v = value
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| format!("system.slice:berth:{id}"), str::to_string);
             return Ok(CgroupsPath::Absolute(systemd_to_path(&v)?));
         }
         match value {
@@ -37,9 +36,16 @@ impl CgroupsPath {
 pub fn systemd_to_path(value: &str) -> Result<String> {
     let parts: Vec<&str> = value.split(':').collect();
     let [slice, prefix, name] = parts[..] else {
-        return Err(Error::BadPath(value.into(), "expected slice:prefix:name with --systemd-cgroup"));
+        return Err(Error::BadPath(
+            value.into(),
+            "expected slice:prefix:name with --systemd-cgroup",
+        ));
     };
-    let slice = if slice.is_empty() { "system.slice" } else { slice };
+    let slice = if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    };
     let mut path = expand_slice(slice).map_err(|m| Error::BadPath(value.into(), m))?;
     if name.ends_with(".slice") {
         path.push('/');
@@ -56,7 +62,9 @@ pub fn systemd_to_path(value: &str) -> Result<String> {
 }
 
 fn expand_slice(slice: &str) -> std::result::Result<String, &'static str> {
-    let base = slice.strip_suffix(".slice").ok_or("the slice must end in .slice")?;
+    let base = slice
+        .strip_suffix(".slice")
+        .ok_or("the slice must end in .slice")?;
     if base == "-" {
         return Ok(String::new());
     }
@@ -81,7 +89,10 @@ mod tests {
 
     #[test]
     fn systemd_paths() {
-        assert_eq!(systemd_to_path("system.slice:docker:abc").unwrap(), "/system.slice/docker-abc.scope");
+        assert_eq!(
+            systemd_to_path("system.slice:docker:abc").unwrap(),
+            "/system.slice/docker-abc.scope"
+        );
         assert_eq!(
             systemd_to_path("kubepods-burstable.slice:cri-containerd:x").unwrap(),
             "/kubepods.slice/kubepods-burstable.slice/cri-containerd-x.scope"
@@ -93,8 +104,14 @@ mod tests {
 
     #[test]
     fn plain_paths() {
-        assert_eq!(CgroupsPath::parse(None, "c1", false).unwrap(), CgroupsPath::Absolute("/c1".into()));
-        assert_eq!(CgroupsPath::parse(Some("a/b"), "c1", false).unwrap(), CgroupsPath::Relative("a/b".into()));
+        assert_eq!(
+            CgroupsPath::parse(None, "c1", false).unwrap(),
+            CgroupsPath::Absolute("/c1".into())
+        );
+        assert_eq!(
+            CgroupsPath::parse(Some("a/b"), "c1", false).unwrap(),
+            CgroupsPath::Relative("a/b".into())
+        );
         assert_eq!(
             CgroupsPath::parse(None, "c1", true).unwrap(),
             CgroupsPath::Absolute("/system.slice/berth-c1.scope".into())

@@ -11,17 +11,35 @@ fn write(dir: &Path, file: &str, value: &str) -> Result<()> {
 
 fn read(dir: &Path, file: &str) -> Result<String> {
     let p = dir.join(file);
-    std::fs::read_to_string(&p).map(|s| s.trim().to_string()).map_err(io_err("read", &p))
+    std::fs::read_to_string(&p)
+        .map(|s| s.trim().to_string())
+        .map_err(io_err("read", &p))
 }
 
 /// Refuses what this manager cannot honour, before anything is written.
 pub(crate) fn validate(m: &Manager, res: &LinuxResources) -> Result<()> {
-    let unsupported = |field: &'static str, msg: &str| Err(Error::Unsupported { field, msg: msg.into() });
-    if res.block_io().as_ref().is_some_and(|b| b != &Default::default()) {
+    let unsupported = |field: &'static str, msg: &str| {
+        Err(Error::Unsupported {
+            field,
+            msg: msg.into(),
+        })
+    };
+    if res
+        .block_io()
+        .as_ref()
+        .is_some_and(|b| b != &Default::default())
+    {
         return unsupported("blockIO", "not supported by this version of berth-runtime");
     }
-    if res.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()) {
-        return unsupported("hugepageLimits", "not supported by this version of berth-runtime");
+    if res
+        .hugepage_limits()
+        .as_ref()
+        .is_some_and(|h| !h.is_empty())
+    {
+        return unsupported(
+            "hugepageLimits",
+            "not supported by this version of berth-runtime",
+        );
     }
     if res.network().is_some() {
         return unsupported("network", "not supported by this version of berth-runtime");
@@ -30,7 +48,10 @@ pub(crate) fn validate(m: &Manager, res: &LinuxResources) -> Result<()> {
         return unsupported("rdma", "not supported by this version of berth-runtime");
     }
     if res.unified().as_ref().is_some_and(|u| !u.is_empty()) {
-        return unsupported("unified", "cgroup v2 key/values are not supported by this version of berth-runtime");
+        return unsupported(
+            "unified",
+            "cgroup v2 key/values are not supported by this version of berth-runtime",
+        );
     }
     if m.version == Version::V2 && res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return unsupported(
@@ -79,7 +100,9 @@ pub(crate) fn apply(dir: &Dir, res: &LinuxResources) -> Result<()> {
                     });
                 }
                 // memsw must never be below the memory limit: order the writes.
-                let cur: i64 = read(p, "memory.memsw.limit_in_bytes")?.parse().unwrap_or(-1);
+                let cur: i64 = read(p, "memory.memsw.limit_in_bytes")?
+                    .parse()
+                    .unwrap_or(-1);
                 let grow = limit.is_some_and(|l| l == -1 || (cur != -1 && l > cur));
                 if grow {
                     write(p, "memory.memsw.limit_in_bytes", &swap.to_string())?;
@@ -155,7 +178,11 @@ pub(crate) fn apply(dir: &Dir, res: &LinuxResources) -> Result<()> {
     if dir.has("devices") {
         if let Some(rules) = res.devices() {
             for r in rules {
-                let file = if r.allow() { "devices.allow" } else { "devices.deny" };
+                let file = if r.allow() {
+                    "devices.allow"
+                } else {
+                    "devices.deny"
+                };
                 write(p, file, &device_rule(r))?;
             }
         }
@@ -170,8 +197,15 @@ pub(crate) fn device_rule(r: &LinuxDeviceCgroup) -> String {
         Some(LinuxDeviceType::B) => 'b',
         _ => 'a',
     };
-    let num = |n: Option<i64>| n.filter(|n| *n >= 0).map_or("*".to_string(), |n| n.to_string());
-    let access = r.access().as_deref().filter(|a| !a.is_empty()).unwrap_or("rwm");
+    let num = |n: Option<i64>| {
+        n.filter(|n| *n >= 0)
+            .map_or("*".to_string(), |n| n.to_string())
+    };
+    let access = r
+        .access()
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .unwrap_or("rwm");
     format!("{t} {}:{} {access}", num(r.major()), num(r.minor()))
 }
 
@@ -185,7 +219,13 @@ pub(crate) fn shares_to_weight(shares: u64) -> u64 {
 }
 
 fn apply_v2(p: &Path, res: &LinuxResources) -> Result<()> {
-    let max = |v: i64| if v < 0 { "max".to_string() } else { v.to_string() };
+    let max = |v: i64| {
+        if v < 0 {
+            "max".to_string()
+        } else {
+            v.to_string()
+        }
+    };
     if let Some(mem) = res.memory() {
         if let Some(r) = mem.reservation() {
             write(p, "memory.low", &max(r))?;
@@ -214,7 +254,10 @@ fn apply_v2(p: &Path, res: &LinuxResources) -> Result<()> {
             write(p, "cpu.weight", &shares_to_weight(s).to_string())?;
         }
         if cpu.quota().is_some() || cpu.period().is_some() {
-            let quota = cpu.quota().filter(|q| *q > 0).map_or("max".to_string(), |q| q.to_string());
+            let quota = cpu
+                .quota()
+                .filter(|q| *q > 0)
+                .map_or("max".to_string(), |q| q.to_string());
             let period = cpu.period().filter(|p| *p > 0).unwrap_or(100_000);
             write(p, "cpu.max", &format!("{quota} {period}"))?;
         }
@@ -239,7 +282,9 @@ fn apply_v2(p: &Path, res: &LinuxResources) -> Result<()> {
 /// v1 cpuset: a new cgroup starts with empty cpus and mems and refuses
 /// processes until they are set; inherit them from the parent.
 pub(crate) fn v1_cpuset_inherit(dir: &Path) -> Result<()> {
-    let Some(parent) = dir.parent() else { return Ok(()) };
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
     for f in ["cpuset.cpus", "cpuset.mems"] {
         if read(dir, f)?.is_empty() {
             write(dir, f, &read(parent, f)?)?;
@@ -278,7 +323,11 @@ mod tests {
 
     #[test]
     fn device_rules() {
-        let all = LinuxDeviceCgroupBuilder::default().allow(false).access("rwm").build().unwrap();
+        let all = LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()
+            .unwrap();
         assert_eq!(device_rule(&all), "a *:* rwm");
         let null = LinuxDeviceCgroupBuilder::default()
             .allow(true)

@@ -7,7 +7,10 @@ use oci_spec::runtime::{LinuxNamespaceType as NS, Mount};
 use serde_json::json;
 
 fn mount(dest: &str, typ: &str, source: &str, opts: &[&str]) -> Mount {
-    serde_json::from_value(json!({"destination": dest, "type": typ, "source": source, "options": opts})).unwrap()
+    serde_json::from_value(
+        json!({"destination": dest, "type": typ, "source": source, "options": opts}),
+    )
+    .unwrap()
 }
 
 fn add_mount(b: &mut Bundle, m: Mount) {
@@ -22,9 +25,17 @@ fn new_namespaces_are_new() {
     let mut b = Bundle::new(&[]);
     let r = rt.check(&mut b);
     for ns in ["pid", "mnt", "net", "ipc", "uts", "cgroup"] {
-        assert_ne!(r["ns"][ns], host_ns(ns).as_str(), "{ns} namespace is the host's");
+        assert_ne!(
+            r["ns"][ns],
+            host_ns(ns).as_str(),
+            "{ns} namespace is the host's"
+        );
     }
-    assert_eq!(r["ns"]["user"], host_ns("user").as_str(), "no user namespace was asked for");
+    assert_eq!(
+        r["ns"]["user"],
+        host_ns("user").as_str(),
+        "no user namespace was asked for"
+    );
     assert_eq!(r["pid"], 1, "first process of a new pid namespace is pid 1");
 }
 
@@ -35,7 +46,12 @@ fn namespaces_can_be_joined_by_path() {
     rt.create(&holder).ok();
     let pid = rt.state(&holder.id)["pid"].as_i64().unwrap();
     let mut b = Bundle::new(&[]);
-    for (t, n) in [(NS::Network, "net"), (NS::Ipc, "ipc"), (NS::Uts, "uts"), (NS::Pid, "pid")] {
+    for (t, n) in [
+        (NS::Network, "net"),
+        (NS::Ipc, "ipc"),
+        (NS::Uts, "uts"),
+        (NS::Pid, "pid"),
+    ] {
         b.add_namespace(t, Some(&format!("/proc/{pid}/ns/{n}")));
     }
     let r = rt.check(&mut b);
@@ -43,7 +59,10 @@ fn namespaces_can_be_joined_by_path() {
         let want = std::fs::read_link(format!("/proc/{pid}/ns/{n}")).unwrap();
         assert_eq!(r["ns"][n], want.to_str().unwrap(), "{n} not joined");
     }
-    assert_ne!(r["pid"], 1, "joined an existing pid namespace: not its init");
+    assert_ne!(
+        r["pid"], 1,
+        "joined an existing pid namespace: not its init"
+    );
     rt.exec(&["delete", "--force", &holder.id]).ok();
 }
 
@@ -51,10 +70,16 @@ fn userns_bundle(args: &[&str]) -> Bundle {
     let mut b = Bundle::new(args);
     b.add_namespace(NS::User, None);
     let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.linux().set_uid_mappings(Some(serde_json::from_value(map.clone()).unwrap()));
-    b.linux().set_gid_mappings(Some(serde_json::from_value(map).unwrap()));
+    b.linux()
+        .set_uid_mappings(Some(serde_json::from_value(map.clone()).unwrap()));
+    b.linux()
+        .set_gid_mappings(Some(serde_json::from_value(map).unwrap()));
     // The rootfs must be usable by the mapped root.
-    let status = std::process::Command::new("chown").args(["-R", "100000:100000"]).arg(b.rootfs()).status().unwrap();
+    let status = std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
     assert!(status.success());
     // sysfs needs a network namespace owned by the user namespace: we have one.
     b
@@ -81,7 +106,11 @@ fn another_containers_user_namespace_can_be_joined() {
     rt.create(&holder).ok();
     let pid = rt.state(&holder.id)["pid"].as_i64().unwrap();
     let mut b = Bundle::new(&[]);
-    let status = std::process::Command::new("chown").args(["-R", "100000:100000"]).arg(b.rootfs()).status().unwrap();
+    let status = std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
     assert!(status.success());
     b.add_namespace(NS::User, Some(&format!("/proc/{pid}/ns/user")));
     b.add_namespace(NS::Network, Some(&format!("/proc/{pid}/ns/net")));
@@ -96,9 +125,16 @@ fn time_namespace_with_offsets() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&["cat", "/proc/self/timens_offsets"]);
     b.add_namespace(NS::Time, None);
-    b.linux().set_time_offsets(Some(serde_json::from_value(json!({"boottime": {"secs": 86400}, "monotonic": {"secs": 3600}})).unwrap()));
+    b.linux().set_time_offsets(Some(
+        serde_json::from_value(json!({"boottime": {"secs": 86400}, "monotonic": {"secs": 3600}}))
+            .unwrap(),
+    ));
     let o = rt.run(&b).ok();
-    assert!(o.stdout.contains("boottime") && o.stdout.contains("86400"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("boottime") && o.stdout.contains("86400"),
+        "{}",
+        o.stdout
+    );
     assert!(o.stdout.contains("3600"), "{}", o.stdout);
 }
 
@@ -120,17 +156,38 @@ fn process_attributes() {
     let p = b.process();
     p.set_cwd("/tmp".into());
     p.set_env(Some(vec!["PATH=/bin".into(), "BERTH_TEST=yes".into()]));
-    p.set_user(serde_json::from_value(json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7], "umask": 63})).unwrap());
-    p.set_rlimits(Some(serde_json::from_value(json!([{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}])).unwrap()));
+    p.set_user(
+        serde_json::from_value(
+            json!({"uid": 1000, "gid": 1001, "additionalGids": [5, 7], "umask": 63}),
+        )
+        .unwrap(),
+    );
+    p.set_rlimits(Some(
+        serde_json::from_value(json!([{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456}]))
+            .unwrap(),
+    ));
     p.set_no_new_privileges(Some(true));
     p.set_oom_score_adj(Some(321));
-    p.set_scheduler(Some(serde_json::from_value(json!({"policy": "SCHED_BATCH", "nice": 5})).unwrap()));
-    p.set_io_priority(Some(serde_json::from_value(json!({"class": "IOPRIO_CLASS_BE", "priority": 6})).unwrap()));
-    b.linux().set_personality(Some(serde_json::from_value(json!({"domain": "LINUX32"})).unwrap()));
+    p.set_scheduler(Some(
+        serde_json::from_value(json!({"policy": "SCHED_BATCH", "nice": 5})).unwrap(),
+    ));
+    p.set_io_priority(Some(
+        serde_json::from_value(json!({"class": "IOPRIO_CLASS_BE", "priority": 6})).unwrap(),
+    ));
+    b.linux().set_personality(Some(
+        serde_json::from_value(json!({"domain": "LINUX32"})).unwrap(),
+    ));
     let r = rt.check(&mut b);
     assert_eq!(r["cwd"], "/tmp");
-    assert!(r["env"].as_array().unwrap().iter().any(|e| e == "BERTH_TEST=yes"));
-    assert_eq!((r["uid"].as_u64(), r["gid"].as_u64()), (Some(1000), Some(1001)));
+    assert!(r["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e == "BERTH_TEST=yes"));
+    assert_eq!(
+        (r["uid"].as_u64(), r["gid"].as_u64()),
+        (Some(1000), Some(1001))
+    );
     assert_eq!(r["groups"], json!([5, 7]));
     assert_eq!(r["umask"], "0077");
     assert_eq!(r["nofile"], json!([123, 456]));
@@ -138,12 +195,23 @@ fn process_attributes() {
     assert_eq!(r["oom_score_adj"], "321");
     assert_eq!(r["sched_policy"], 3, "SCHED_BATCH");
     assert_eq!(r["ioprio"], (2 << 13) | 6);
-    assert_eq!(r["personality"].as_u64().unwrap() & 0xff, 0x0008, "PER_LINUX32");
+    assert_eq!(
+        r["personality"].as_u64().unwrap() & 0xff,
+        0x0008,
+        "PER_LINUX32"
+    );
     // runc spec's default capabilities: no CAP_SYS_ADMIN, inheritable empty.
     let eff = u64::from_str_radix(r["cap_bnd"].as_str().unwrap(), 16).unwrap();
-    assert_eq!(eff & (1 << 21), 0, "CAP_SYS_ADMIN is not in the default bounding set");
+    assert_eq!(
+        eff & (1 << 21),
+        0,
+        "CAP_SYS_ADMIN is not in the default bounding set"
+    );
     assert_eq!(r["cap_inh"], "0000000000000000");
-    assert_eq!(r["cap_eff"], "0000000000000000", "a non-root user has no effective caps without ambient");
+    assert_eq!(
+        r["cap_eff"], "0000000000000000",
+        "a non-root user has no effective caps without ambient"
+    );
 }
 
 #[test]
@@ -151,7 +219,8 @@ fn capabilities_for_root() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&[]);
     let caps = json!({"bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": ["CAP_CHOWN", "CAP_KILL"], "permitted": ["CAP_CHOWN", "CAP_KILL"], "inheritable": [], "ambient": []});
-    b.process().set_capabilities(Some(serde_json::from_value(caps).unwrap()));
+    b.process()
+        .set_capabilities(Some(serde_json::from_value(caps).unwrap()));
     let r = rt.check(&mut b);
     // For uid 0, execve(2) makes effective = permitted = the bounding set.
     assert_eq!(r["cap_bnd"], "0000000000000021");
@@ -164,9 +233,11 @@ fn capabilities_for_root() {
 fn ambient_capabilities_for_a_user() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&[]);
-    b.process().set_user(serde_json::from_value(json!({"uid": 1000, "gid": 1000})).unwrap());
+    b.process()
+        .set_user(serde_json::from_value(json!({"uid": 1000, "gid": 1000})).unwrap());
     let caps = json!({"bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"], "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]});
-    b.process().set_capabilities(Some(serde_json::from_value(caps).unwrap()));
+    b.process()
+        .set_capabilities(Some(serde_json::from_value(caps).unwrap()));
     let r = rt.check(&mut b);
     assert_eq!(r["cap_bnd"], "0000000000000021");
     assert_eq!(r["cap_amb"], "0000000000000020");
@@ -188,7 +259,14 @@ fn only_stdio_and_preserved_fds_reach_the_container() {
     b.write();
     let f = std::fs::File::open("/etc/hostname").unwrap();
     let mut cmd = rt.cmd();
-    cmd.args(["run", "--preserve-fds", "1", "--bundle", b.path().to_str().unwrap(), &b.id]);
+    cmd.args([
+        "run",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        b.path().to_str().unwrap(),
+        &b.id,
+    ]);
     let raw = std::os::fd::AsRawFd::as_raw_fd(&f);
     // SAFETY: dup2 in the forked child before exec, async-signal-safe.
     unsafe {
@@ -210,10 +288,21 @@ fn rootfs_readonly_and_default_devices() {
     b.spec.root_mut().as_mut().unwrap().set_readonly(Some(true));
     let o = rt.run(&b).ok();
     assert!(!o.stdout.contains("writable"), "root.readonly not honoured");
-    for want in ["character special file 1:3 666", "character special file 1:5 666", "character special file 1:7 666", "character special file 1:8 666", "character special file 1:9 666", "character special file 5:0 666"] {
+    for want in [
+        "character special file 1:3 666",
+        "character special file 1:5 666",
+        "character special file 1:7 666",
+        "character special file 1:8 666",
+        "character special file 1:9 666",
+        "character special file 5:0 666",
+    ] {
         assert!(o.stdout.contains(want), "missing {want}: {}", o.stdout);
     }
-    assert!(o.stdout.contains("/proc/self/fd\n/proc/self/fd/0\n"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("/proc/self/fd\n/proc/self/fd/0\n"),
+        "{}",
+        o.stdout
+    );
     assert!(o.stdout.contains("pts/ptmx"), "{}", o.stdout);
     assert!(o.stdout.contains("shm"), "{}", o.stdout);
 }
@@ -221,13 +310,23 @@ fn rootfs_readonly_and_default_devices() {
 #[test]
 fn spec_devices() {
     let rt = Runtime::new();
-    let mut b = Bundle::new(&["stat", "-c", "%F %t:%T %a %u %g", "/dev/mydev", "/dev/sub/fifo"]);
+    let mut b = Bundle::new(&[
+        "stat",
+        "-c",
+        "%F %t:%T %a %u %g",
+        "/dev/mydev",
+        "/dev/sub/fifo",
+    ]);
     b.linux().set_devices(Some(serde_json::from_value(json!([
         {"path": "/dev/mydev", "type": "c", "major": 1, "minor": 5, "fileMode": 0o600, "uid": 12, "gid": 34},
         {"path": "/dev/sub/fifo", "type": "p", "fileMode": 0o640}
     ])).unwrap()));
     let o = rt.run(&b).ok();
-    assert!(o.stdout.contains("character special file 1:5 600 12 34"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("character special file 1:5 600 12 34"),
+        "{}",
+        o.stdout
+    );
     assert!(o.stdout.contains("fifo 0:0 640 0 0"), "{}", o.stdout);
 }
 
@@ -238,30 +337,82 @@ fn mounts_in_order_with_options() {
     let host = tempfile::tempdir().unwrap();
     std::fs::create_dir(host.path().join("sub")).unwrap();
     let inner = tempfile::tempdir().unwrap();
-    add_mount(&mut b, mount("/data", "tmpfs", "tmpfs", &["nosuid", "nodev", "size=1m"]));
-    add_mount(&mut b, mount("/data/ro", "bind", host.path().to_str().unwrap(), &["bind", "ro"]));
-    add_mount(&mut b, mount("/t", "tmpfs", "tmpfs", &["mode=1750", "noexec"]));
+    add_mount(
+        &mut b,
+        mount("/data", "tmpfs", "tmpfs", &["nosuid", "nodev", "size=1m"]),
+    );
+    add_mount(
+        &mut b,
+        mount(
+            "/data/ro",
+            "bind",
+            host.path().to_str().unwrap(),
+            &["bind", "ro"],
+        ),
+    );
+    add_mount(
+        &mut b,
+        mount("/t", "tmpfs", "tmpfs", &["mode=1750", "noexec"]),
+    );
     // A tree: bind `inner` into `host/sub`, then rbind host with rro.
-    add_mount(&mut b, mount("/rec", "bind", host.path().to_str().unwrap(), &["rbind", "rro"]));
+    add_mount(
+        &mut b,
+        mount(
+            "/rec",
+            "bind",
+            host.path().to_str().unwrap(),
+            &["rbind", "rro"],
+        ),
+    );
     std::fs::create_dir(host.path().join("sub/inner")).unwrap();
     // Mounted after /rec: not affected by its rro.
-    add_mount(&mut b, mount("/rec/sub/inner", "bind", inner.path().to_str().unwrap(), &["bind"]));
+    add_mount(
+        &mut b,
+        mount(
+            "/rec/sub/inner",
+            "bind",
+            inner.path().to_str().unwrap(),
+            &["bind"],
+        ),
+    );
     let o = rt.run(&b).ok();
     let lines: Vec<&str> = o.stdout.lines().collect();
-    let data = lines.iter().position(|l| l.contains(" /data ")).expect("/data mounted");
-    let ro = lines.iter().position(|l| l.contains(" /data/ro ")).expect("/data/ro mounted");
+    let data = lines
+        .iter()
+        .position(|l| l.contains(" /data "))
+        .expect("/data mounted");
+    let ro = lines
+        .iter()
+        .position(|l| l.contains(" /data/ro "))
+        .expect("/data/ro mounted");
     assert!(data < ro, "mounts out of order");
-    assert!(lines[data].contains("nosuid") && lines[data].contains("nodev"), "{}", lines[data]);
-    assert!(lines[ro].split(' ').nth(5).unwrap().starts_with("ro"), "{}", lines[ro]);
+    assert!(
+        lines[data].contains("nosuid") && lines[data].contains("nodev"),
+        "{}",
+        lines[data]
+    );
+    assert!(
+        lines[ro].split(' ').nth(5).unwrap().starts_with("ro"),
+        "{}",
+        lines[ro]
+    );
     assert!(o.stdout.contains("1750"), "{}", o.stdout);
-    assert!(o.stdout.contains("ro-ok") && o.stdout.contains("rro-ok") && o.stdout.contains("later-rw"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("ro-ok") && o.stdout.contains("rro-ok") && o.stdout.contains("later-rw"),
+        "{}",
+        o.stdout
+    );
 }
 
 #[test]
 fn masked_and_readonly_paths() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&["sh", "-c", "stat -c '%t:%T' /proc/keys; ls /proc/acpi/ 2>&1 | wc -l; echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo sys-ro; grep -c ' /proc/acpi .*tmpfs' /proc/self/mountinfo"]);
-    b.linux().set_masked_paths(Some(vec!["/proc/keys".into(), "/proc/acpi".into(), "/does/not/exist".into()]));
+    b.linux().set_masked_paths(Some(vec![
+        "/proc/keys".into(),
+        "/proc/acpi".into(),
+        "/does/not/exist".into(),
+    ]));
     b.linux().set_readonly_paths(Some(vec!["/proc/sys".into()]));
     let o = rt.run(&b).ok();
     let lines: Vec<&str> = o.stdout.lines().collect();
@@ -277,18 +428,36 @@ fn sysfs_is_read_only_without_a_network_namespace() {
     let mut b = Bundle::new(&["sh", "-c", "grep ' /sys ' /proc/self/mountinfo"]);
     b.remove_namespace(NS::Network);
     let o = rt.run(&b).ok();
-    assert!(o.stdout.split(' ').nth(5).unwrap().starts_with("ro"), "{}", o.stdout);
+    assert!(
+        o.stdout.split(' ').nth(5).unwrap().starts_with("ro"),
+        "{}",
+        o.stdout
+    );
 }
 
 #[test]
 fn namespaced_sysctls() {
     let rt = Runtime::new();
-    let mut b = Bundle::new(&["cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/shmmni"]);
-    b.linux().set_sysctl(Some([("net.ipv4.ip_forward".to_string(), "1".to_string()), ("kernel.shmmni".to_string(), "1234".to_string())].into()));
+    let mut b = Bundle::new(&[
+        "cat",
+        "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/kernel/shmmni",
+    ]);
+    b.linux().set_sysctl(Some(
+        [
+            ("net.ipv4.ip_forward".to_string(), "1".to_string()),
+            ("kernel.shmmni".to_string(), "1234".to_string()),
+        ]
+        .into(),
+    ));
     let host_fwd = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
     let o = rt.run(&b).ok();
     assert_eq!(o.stdout, "1\n1234\n");
-    assert_eq!(std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(), host_fwd, "the host's sysctl changed");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap(),
+        host_fwd,
+        "the host's sysctl changed"
+    );
 }
 
 #[test]
@@ -296,10 +465,16 @@ fn cgroup_limits_are_applied_and_removed() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&["sleep", "100"]);
     let res = json!({"memory": {"limit": 67108864, "reservation": 33554432}, "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"}, "pids": {"limit": 42}});
-    b.linux().set_resources(Some(serde_json::from_value(res).unwrap()));
+    b.linux()
+        .set_resources(Some(serde_json::from_value(res).unwrap()));
     rt.create(&b).ok();
     let pid = rt.state(&b.id)["pid"].as_i64().unwrap().to_string();
-    let read = |c: &str, f: &str| std::fs::read_to_string(b.cgroup_dir(c).join(f)).unwrap().trim().to_string();
+    let read = |c: &str, f: &str| {
+        std::fs::read_to_string(b.cgroup_dir(c).join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
     assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
     assert_eq!(read("memory", "memory.soft_limit_in_bytes"), "33554432");
     assert_eq!(read("cpu", "cpu.shares"), "512");
@@ -308,7 +483,10 @@ fn cgroup_limits_are_applied_and_removed() {
     assert_eq!(read("cpuset", "cpuset.cpus"), "0");
     assert_eq!(read("pids", "pids.max"), "42");
     for c in ["memory", "cpu", "pids", "cpuset"] {
-        assert!(read(c, "cgroup.procs").lines().any(|l| l == pid), "init is not in the {c} cgroup");
+        assert!(
+            read(c, "cgroup.procs").lines().any(|l| l == pid),
+            "init is not in the {c} cgroup"
+        );
     }
     rt.exec(&["delete", "--force", &b.id]).ok();
     for c in ["memory", "cpu", "pids", "cpuset", "freezer"] {
@@ -338,11 +516,16 @@ fn hooks_run_in_order_with_state() {
         "poststart": [hook("poststart")],
         "poststop": [hook("poststop")]
     });
-    b.spec.set_hooks(Some(serde_json::from_value(hooks).unwrap()));
+    b.spec
+        .set_hooks(Some(serde_json::from_value(hooks).unwrap()));
     rt.run(&b).ok();
     let text = std::fs::read_to_string(&log).unwrap();
     let names: Vec<&str> = text.lines().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(names, ["prestart", "createRuntime", "poststart", "poststop"], "{text}");
+    assert_eq!(
+        names,
+        ["prestart", "createRuntime", "poststart", "poststop"],
+        "{text}"
+    );
     assert!(text.contains("prestart \"status\":\"creating\""), "{text}");
     assert!(text.contains("poststop \"status\":\"stopped\""), "{text}");
 }
@@ -356,14 +539,19 @@ fn container_hooks_run_inside() {
         "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "echo sc >> /tmp/hooks"]}]
     });
     b.spec.set_hostname(Some("inside".into()));
-    b.spec.set_hooks(Some(serde_json::from_value(hooks).unwrap()));
+    b.spec
+        .set_hooks(Some(serde_json::from_value(hooks).unwrap()));
     // createContainer runs before pivot_root: /tmp there is the host's... so
     // write through a path that is the same in both: the rootfs's /tmp is
     // visible as <rootfs>/tmp before pivot and /tmp after.
     let o = rt.run(&b);
     let _ = std::fs::remove_file("/tmp/hooks");
     let o = o.ok();
-    assert!(o.stdout.contains("sc"), "startContainer did not run in the container: {}", o.stdout);
+    assert!(
+        o.stdout.contains("sc"),
+        "startContainer did not run in the container: {}",
+        o.stdout
+    );
 }
 
 #[test]
@@ -375,14 +563,18 @@ fn failing_hook_fails_create_and_cleans_up() {
         "createRuntime": [{"path": "/bin/false"}],
         "poststop": [{"path": "/bin/touch", "args": ["touch", mark.to_str().unwrap()]}]
     });
-    b.spec.set_hooks(Some(serde_json::from_value(hooks).unwrap()));
+    b.spec
+        .set_hooks(Some(serde_json::from_value(hooks).unwrap()));
     let o = rt.create(&b);
     assert_ne!(o.code, 0);
     assert!(rt.exec(&["list", "-q"]).ok().stdout.trim().is_empty());
     assert!(!b.cgroup_dir("memory").exists());
     if is_berth() {
         assert!(o.stderr.contains("createRuntime"), "{}", o.stderr);
-        assert!(mark.exists(), "poststop hooks run after a failed create hook");
+        assert!(
+            mark.exists(),
+            "poststop hooks run after a failed create hook"
+        );
     }
 }
 
@@ -390,7 +582,12 @@ fn failing_hook_fails_create_and_cleans_up() {
 fn hook_timeout() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&["true"]);
-    b.spec.set_hooks(Some(serde_json::from_value(json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]})).unwrap()));
+    b.spec.set_hooks(Some(
+        serde_json::from_value(
+            json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1}]}),
+        )
+        .unwrap(),
+    ));
     let t = std::time::Instant::now();
     assert_ne!(rt.create(&b).code, 0);
     assert!(t.elapsed() < std::time::Duration::from_secs(10));

@@ -9,8 +9,14 @@ use serde_json::json;
 
 /// Asserts that nothing of a failed container `id` in bundle `b` remains.
 fn assert_no_leftovers(rt: &Runtime, b: &Bundle) {
-    assert!(!rt.root.path().join(&b.id).exists(), "state directory of {} left behind", b.id);
-    for c in ["memory", "cpu", "pids", "cpuset", "freezer", "devices", "blkio", "systemd", "unified"] {
+    assert!(
+        !rt.root.path().join(&b.id).exists(),
+        "state directory of {} left behind",
+        b.id
+    );
+    for c in [
+        "memory", "cpu", "pids", "cpuset", "freezer", "devices", "blkio", "systemd", "unified",
+    ] {
         let d = if c == "unified" {
             std::path::PathBuf::from(format!("/sys/fs/cgroup/unified/berth-test/{}", b.id))
         } else {
@@ -19,8 +25,16 @@ fn assert_no_leftovers(rt: &Runtime, b: &Bundle) {
         assert!(!d.exists(), "cgroup {} left behind", d.display());
     }
     let bundle = b.path().to_str().unwrap();
-    assert!(processes_mentioning(&b.id).is_empty(), "processes left: {:?}", processes_mentioning(&b.id));
-    assert!(host_mounts_mentioning(bundle).is_empty(), "mounts left: {:?}", host_mounts_mentioning(bundle));
+    assert!(
+        processes_mentioning(&b.id).is_empty(),
+        "processes left: {:?}",
+        processes_mentioning(&b.id)
+    );
+    assert!(
+        host_mounts_mentioning(bundle).is_empty(),
+        "mounts left: {:?}",
+        host_mounts_mentioning(bundle)
+    );
 }
 
 #[test]
@@ -28,18 +42,63 @@ fn bad_configs_name_the_field_and_leave_nothing() {
     let rt = Runtime::new();
     type Edit = Box<dyn Fn(&mut serde_json::Value)>;
     let cases: Vec<(&str, Edit)> = vec![
-        ("linux.namespaces[0].type", Box::new(|v| v["linux"]["namespaces"][0]["type"] = "bogus".into())),
-        ("process.args", Box::new(|v| v["process"]["args"] = json!([]))),
+        (
+            "linux.namespaces[0].type",
+            Box::new(|v| v["linux"]["namespaces"][0]["type"] = "bogus".into()),
+        ),
+        (
+            "process.args",
+            Box::new(|v| v["process"]["args"] = json!([])),
+        ),
         ("ociVersion", Box::new(|v| v["ociVersion"] = "9.0.0".into())),
-        ("process.user.uid", Box::new(|v| v["process"]["user"]["uid"] = "root".into())),
-        ("linux.sysctl.kernel.panic", Box::new(|v| v["linux"]["sysctl"] = json!({"kernel.panic": "1"}))),
-        ("linux.uidMappings", Box::new(|v| v["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "user"})))),
-        ("mounts[0]", Box::new(|v| v["mounts"][0]["type"] = "tmpfs".into())), // tmpfs at /proc
-        ("root.path", Box::new(|v| v["root"]["path"] = "no-such-rootfs".into())),
-        ("linux.resources.hugepageLimits", Box::new(|v| v["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 1}]))),
-        ("linux.namespaces", Box::new(|v| v["linux"]["namespaces"].as_array_mut().unwrap().push(json!({"type": "network", "path": "/proc/1/ns/net"})))),
-        ("linux.seccomp", Box::new(|v| v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"}))),
-        ("process.apparmorProfile", Box::new(|v| v["process"]["apparmorProfile"] = "docker-default".into())),
+        (
+            "process.user.uid",
+            Box::new(|v| v["process"]["user"]["uid"] = "root".into()),
+        ),
+        (
+            "linux.sysctl.kernel.panic",
+            Box::new(|v| v["linux"]["sysctl"] = json!({"kernel.panic": "1"})),
+        ),
+        (
+            "linux.uidMappings",
+            Box::new(|v| {
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}))
+            }),
+        ),
+        (
+            "mounts[0]",
+            Box::new(|v| v["mounts"][0]["type"] = "tmpfs".into()),
+        ), // tmpfs at /proc
+        (
+            "root.path",
+            Box::new(|v| v["root"]["path"] = "no-such-rootfs".into()),
+        ),
+        (
+            "linux.resources.hugepageLimits",
+            Box::new(|v| {
+                v["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 1}])
+            }),
+        ),
+        (
+            "linux.namespaces",
+            Box::new(|v| {
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "network", "path": "/proc/1/ns/net"}))
+            }),
+        ),
+        (
+            "linux.seccomp",
+            Box::new(|v| v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"})),
+        ),
+        (
+            "process.apparmorProfile",
+            Box::new(|v| v["process"]["apparmorProfile"] = "docker-default".into()),
+        ),
     ];
     for (field, edit) in cases {
         let mut b = Bundle::new(&["true"]);
@@ -47,11 +106,23 @@ fn bad_configs_name_the_field_and_leave_nothing() {
         let mut v = serde_json::to_value(&b.spec).unwrap();
         edit(&mut v);
         b.write_json(&v);
-        let o = rt.exec_files(&["create", "--bundle", b.path().to_str().unwrap(), &b.id], b.path());
+        let o = rt.exec_files(
+            &["create", "--bundle", b.path().to_str().unwrap(), &b.id],
+            b.path(),
+        );
         assert_ne!(o.code, 0, "{field}: accepted");
         if is_berth() {
-            assert!(o.stderr.contains(field), "{field}: error does not name it: {}", o.stderr);
-            assert_eq!(o.stderr.trim().lines().count(), 1, "{field}: not one line: {}", o.stderr);
+            assert!(
+                o.stderr.contains(field),
+                "{field}: error does not name it: {}",
+                o.stderr
+            );
+            assert_eq!(
+                o.stderr.trim().lines().count(),
+                1,
+                "{field}: not one line: {}",
+                o.stderr
+            );
             assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
         }
         assert_no_leftovers(&rt, &b);
@@ -63,27 +134,51 @@ fn failures_inside_the_container_leave_nothing() {
     let rt = Runtime::new();
     type Edit = Box<dyn Fn(&mut Bundle)>;
     let cases: Vec<(&str, Edit)> = vec![
-        ("missing program", Box::new(|b| b.set_args(&["/no/such/program"]))),
-        ("bind source missing", Box::new(|b| {
-            let mut ms = b.spec.mounts().clone().unwrap();
-            ms.push(serde_json::from_value(json!({"destination": "/x", "type": "bind", "source": "/no/such/dir", "options": ["bind"]})).unwrap());
-            b.spec.set_mounts(Some(ms));
-        })),
-        ("bad tmpfs option", Box::new(|b| {
-            let mut ms = b.spec.mounts().clone().unwrap();
-            ms.push(serde_json::from_value(json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["size=banana"]})).unwrap());
-            b.spec.set_mounts(Some(ms));
-        })),
-        ("cwd missing", Box::new(|b| { b.process().set_cwd("/no/such/dir".into()); })),
-        ("unmapped user namespace root", Box::new(|b| {
-            b.add_namespace(oci_spec::runtime::LinuxNamespaceType::User, None);
-            let m = json!([{"containerID": 1, "hostID": 100000, "size": 10}]);
-            b.linux().set_uid_mappings(Some(serde_json::from_value(m.clone()).unwrap()));
-            b.linux().set_gid_mappings(Some(serde_json::from_value(m).unwrap()));
-        })),
-        ("impossible memory limit", Box::new(|b| {
-            b.linux().set_resources(Some(serde_json::from_value(json!({"memory": {"limit": 4096}})).unwrap()));
-        })),
+        (
+            "missing program",
+            Box::new(|b| b.set_args(&["/no/such/program"])),
+        ),
+        (
+            "bind source missing",
+            Box::new(|b| {
+                let mut ms = b.spec.mounts().clone().unwrap();
+                ms.push(serde_json::from_value(json!({"destination": "/x", "type": "bind", "source": "/no/such/dir", "options": ["bind"]})).unwrap());
+                b.spec.set_mounts(Some(ms));
+            }),
+        ),
+        (
+            "bad tmpfs option",
+            Box::new(|b| {
+                let mut ms = b.spec.mounts().clone().unwrap();
+                ms.push(serde_json::from_value(json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["size=banana"]})).unwrap());
+                b.spec.set_mounts(Some(ms));
+            }),
+        ),
+        (
+            "cwd missing",
+            Box::new(|b| {
+                b.process().set_cwd("/no/such/dir".into());
+            }),
+        ),
+        (
+            "unmapped user namespace root",
+            Box::new(|b| {
+                b.add_namespace(oci_spec::runtime::LinuxNamespaceType::User, None);
+                let m = json!([{"containerID": 1, "hostID": 100000, "size": 10}]);
+                b.linux()
+                    .set_uid_mappings(Some(serde_json::from_value(m.clone()).unwrap()));
+                b.linux()
+                    .set_gid_mappings(Some(serde_json::from_value(m).unwrap()));
+            }),
+        ),
+        (
+            "impossible memory limit",
+            Box::new(|b| {
+                b.linux().set_resources(Some(
+                    serde_json::from_value(json!({"memory": {"limit": 4096}})).unwrap(),
+                ));
+            }),
+        ),
     ];
     for (what, edit) in cases {
         let mut b = Bundle::new(&["true"]);
@@ -91,7 +186,11 @@ fn failures_inside_the_container_leave_nothing() {
         let o = rt.create(&b);
         assert_ne!(o.code, 0, "{what}: create succeeded");
         if is_berth() {
-            assert!(!o.stderr.trim().is_empty() && !o.stderr.contains("panicked"), "{what}: {}", o.stderr);
+            assert!(
+                !o.stderr.trim().is_empty() && !o.stderr.contains("panicked"),
+                "{what}: {}",
+                o.stderr
+            );
         }
         assert_no_leftovers(&rt, &b);
     }
@@ -126,11 +225,22 @@ fn image_dev_symlink_is_not_followed() {
     std::fs::remove_dir(b.rootfs().join("dev")).unwrap();
     std::os::unix::fs::symlink(target.path(), b.rootfs().join("dev")).unwrap();
     // No /dev mount: devices would be created through the link.
-    let ms: Vec<_> = b.spec.mounts().clone().unwrap().into_iter().filter(|m| !m.destination().starts_with("/dev")).collect();
+    let ms: Vec<_> = b
+        .spec
+        .mounts()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter(|m| !m.destination().starts_with("/dev"))
+        .collect();
     b.spec.set_mounts(Some(ms));
     let o = rt.run(&b);
     assert_ne!(o.code, 0, "ran with a symlinked /dev");
-    assert_eq!(std::fs::read_dir(target.path()).unwrap().count(), 0, "created files through the /dev symlink");
+    assert_eq!(
+        std::fs::read_dir(target.path()).unwrap().count(),
+        0,
+        "created files through the /dev symlink"
+    );
     assert_no_leftovers(&rt, &b);
 }
 
@@ -143,11 +253,23 @@ fn mount_destination_symlink_stays_in_the_rootfs() {
     let host = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(host.path(), b.rootfs().join("evil")).unwrap();
     let mut ms = b.spec.mounts().clone().unwrap();
-    ms.push(serde_json::from_value(json!({"destination": "/evil/x", "type": "tmpfs", "source": "tmpfs"})).unwrap());
+    ms.push(
+        serde_json::from_value(
+            json!({"destination": "/evil/x", "type": "tmpfs", "source": "tmpfs"}),
+        )
+        .unwrap(),
+    );
     b.spec.set_mounts(Some(ms));
     rt.run(&b).ok();
-    assert!(!host.path().join("x").exists(), "the mount point was created on the host");
-    assert!(b.rootfs().join(host.path().strip_prefix("/").unwrap()).join("x").exists());
+    assert!(
+        !host.path().join("x").exists(),
+        "the mount point was created on the host"
+    );
+    assert!(b
+        .rootfs()
+        .join(host.path().strip_prefix("/").unwrap())
+        .join("x")
+        .exists());
 }
 
 #[test]
@@ -166,7 +288,10 @@ fn masking_refuses_a_fake_dev_null() {
     // another kind) must not be used to mask paths.
     let rt = Runtime::new();
     let mut b = Bundle::new(&["true"]);
-    b.linux().set_devices(Some(serde_json::from_value(json!([{"path": "/dev/null", "type": "c", "major": 1, "minor": 5}])).unwrap()));
+    b.linux().set_devices(Some(
+        serde_json::from_value(json!([{"path": "/dev/null", "type": "c", "major": 1, "minor": 5}]))
+            .unwrap(),
+    ));
     let o = rt.run(&b);
     assert_ne!(o.code, 0, "masked paths with a /dev/null that is /dev/zero");
 }

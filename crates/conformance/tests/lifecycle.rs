@@ -18,7 +18,10 @@ fn run_returns_the_exit_code() {
     b.id = unique_id("ok");
     b.set_args(&["true"]);
     assert_eq!(rt.run(&b).code, 0);
-    assert!(rt.exec(&["list", "-q"]).ok().stdout.trim().is_empty(), "run deletes the container");
+    assert!(
+        rt.exec(&["list", "-q"]).ok().stdout.trim().is_empty(),
+        "run deletes the container"
+    );
 }
 
 #[test]
@@ -36,7 +39,18 @@ fn create_start_state_delete() {
     let b = Bundle::new(&["sh", "-c", "echo started > /tmp/started; sleep 1"]);
     let pidfile = b.path().join("pid");
     b.write();
-    rt.exec_files(&["create", "--bundle", b.path().to_str().unwrap(), "--pid-file", pidfile.to_str().unwrap(), &b.id], b.path()).ok();
+    rt.exec_files(
+        &[
+            "create",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            "--pid-file",
+            pidfile.to_str().unwrap(),
+            &b.id,
+        ],
+        b.path(),
+    )
+    .ok();
     let st = rt.state(&b.id);
     assert_eq!(st["status"], "created");
     assert_eq!(st["id"], b.id.as_str());
@@ -44,17 +58,31 @@ fn create_start_state_delete() {
     assert!(st["ociVersion"].as_str().unwrap().starts_with("1."));
     let pid = st["pid"].as_i64().unwrap();
     assert!(pid > 0);
-    assert_eq!(std::fs::read_to_string(&pidfile).unwrap().trim(), pid.to_string());
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap().trim(),
+        pid.to_string()
+    );
     // Created: the user's program has not run yet.
     std::thread::sleep(std::time::Duration::from_millis(100));
-    assert!(!b.rootfs().join("tmp/started").exists(), "the process ran before start");
+    assert!(
+        !b.rootfs().join("tmp/started").exists(),
+        "the process ran before start"
+    );
     rt.exec(&["start", &b.id]).ok();
     assert_eq!(rt.status(&b.id), "running");
     rt.wait_status(&b.id, "stopped");
     assert!(b.rootfs().join("tmp/started").exists());
-    assert_eq!(rt.exec(&["start", &b.id]).code, 1, "a stopped container cannot be started");
+    assert_eq!(
+        rt.exec(&["start", &b.id]).code,
+        1,
+        "a stopped container cannot be started"
+    );
     rt.exec(&["delete", &b.id]).ok();
-    assert_ne!(rt.exec(&["state", &b.id]).code, 0, "state of a deleted container is an error");
+    assert_ne!(
+        rt.exec(&["state", &b.id]).code,
+        0,
+        "state of a deleted container is an error"
+    );
 }
 
 #[test]
@@ -62,7 +90,11 @@ fn options_may_follow_the_id() {
     let rt = Runtime::new();
     let b = Bundle::new(&["true"]);
     b.write();
-    rt.exec_files(&["create", &b.id, "--bundle", b.path().to_str().unwrap()], b.path()).ok();
+    rt.exec_files(
+        &["create", &b.id, "--bundle", b.path().to_str().unwrap()],
+        b.path(),
+    )
+    .ok();
     assert_eq!(rt.status(&b.id), "created");
     rt.exec(&["delete", &b.id]).ok();
 }
@@ -83,7 +115,11 @@ fn kill_and_delete_in_every_state() {
     assert_eq!(rt.status(&b.id), "running", "a failed delete has no effect");
     rt.exec(&["kill", &b.id, "KILL"]).ok();
     rt.wait_status(&b.id, "stopped");
-    assert_ne!(rt.exec(&["kill", &b.id, "TERM"]).code, 0, "kill of a stopped container must fail");
+    assert_ne!(
+        rt.exec(&["kill", &b.id, "TERM"]).code,
+        0,
+        "kill of a stopped container must fail"
+    );
     rt.exec(&["delete", &b.id]).ok();
 
     // Signal by number, and delete --force of a running container.
@@ -139,7 +175,8 @@ fn state_survives_pid_reuse() {
     // own pid, as after pid reuse): with a different start time it must
     // read as stopped, and kill must not signal it.
     let path = rt.root.path().join(&b.id).join("state.json");
-    let mut rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut rec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let real = rec["pid"].clone();
     rec["pid"] = std::process::id().into();
     std::fs::write(&path, rec.to_string()).unwrap();
@@ -156,14 +193,21 @@ fn ids_are_validated_and_unique() {
     let mut b = Bundle::new(&["true"]);
     b.write();
     for bad in ["../escape", "a/b", "..", ""] {
-        let o = rt.exec_files(&["create", "--bundle", b.path().to_str().unwrap(), bad], b.path());
+        let o = rt.exec_files(
+            &["create", "--bundle", b.path().to_str().unwrap(), bad],
+            b.path(),
+        );
         assert_ne!(o.code, 0, "id {bad:?} accepted");
     }
     assert!(!rt.root.path().parent().unwrap().join("escape").exists());
     rt.create(&b).ok();
     let dup = rt.create(&b);
     assert_ne!(dup.code, 0, "duplicate id accepted");
-    assert_eq!(rt.status(&b.id), "created", "the first container is untouched");
+    assert_eq!(
+        rt.status(&b.id),
+        "created",
+        "the first container is untouched"
+    );
     rt.exec(&["delete", &b.id]).ok();
     b.id = "x".repeat(2000);
     assert_ne!(rt.create(&b).code, 0, "an over-long id accepted");
@@ -180,7 +224,11 @@ fn parallel_creates_do_not_interfere() {
         for b in &bundles {
             let rt = &rt;
             s.spawn(move || {
-                rt.exec_files(&["create", "--bundle", b.path().to_str().unwrap(), &b.id], b.path()).ok();
+                rt.exec_files(
+                    &["create", "--bundle", b.path().to_str().unwrap(), &b.id],
+                    b.path(),
+                )
+                .ok();
             });
         }
     });
@@ -223,17 +271,28 @@ fn version_and_features() {
     assert!(f["ociVersionMax"].as_str().unwrap().starts_with("1."));
     let ns = f["linux"]["namespaces"].as_array().unwrap();
     assert!(ns.iter().any(|n| n == "user") && ns.iter().any(|n| n == "time"));
-    assert!(f["mountOptions"].as_array().unwrap().iter().any(|o| o == "rro"));
+    assert!(f["mountOptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|o| o == "rro"));
 }
 
 #[test]
 fn spec_writes_a_valid_config() {
     let rt = Runtime::new();
     let d = tempfile::tempdir().unwrap();
-    rt.exec(&["spec", "--bundle", d.path().to_str().unwrap()]).ok();
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap();
+    rt.exec(&["spec", "--bundle", d.path().to_str().unwrap()])
+        .ok();
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("config.json")).unwrap()).unwrap();
     assert_eq!(v["process"]["args"][0], "sh");
-    assert_ne!(rt.exec(&["spec", "--bundle", d.path().to_str().unwrap()]).code, 0, "must not overwrite");
+    assert_ne!(
+        rt.exec(&["spec", "--bundle", d.path().to_str().unwrap()])
+            .code,
+        0,
+        "must not overwrite"
+    );
 }
 
 #[test]
@@ -243,7 +302,19 @@ fn log_json_records_the_error() {
     }
     let rt = Runtime::new();
     let log = rt.root.path().join("log.json");
-    let o = Out::from_output(rt.cmd().args(["--log", log.to_str().unwrap(), "--log-format", "json", "state", "nope"]).output().unwrap());
+    let o = Out::from_output(
+        rt.cmd()
+            .args([
+                "--log",
+                log.to_str().unwrap(),
+                "--log-format",
+                "json",
+                "state",
+                "nope",
+            ])
+            .output()
+            .unwrap(),
+    );
     assert_ne!(o.code, 0);
     let text = std::fs::read_to_string(&log).unwrap();
     let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();

@@ -32,7 +32,12 @@ const VERSION_TEXT: &str = concat!(
 ///   berth-runtime spec            # writes config.json (runs "sh" on a terminal)
 ///   berth-runtime run demo        # create + start + wait + delete
 #[derive(Parser, Debug)]
-#[command(name = "berth-runtime", disable_version_flag = true, max_term_width = 100, arg_required_else_help = true)]
+#[command(
+    name = "berth-runtime",
+    disable_version_flag = true,
+    max_term_width = 100,
+    arg_required_else_help = true
+)]
 struct Cli {
     /// Print the version (three lines, as runc does).
     #[arg(short = 'v', long = "version")]
@@ -97,13 +102,9 @@ enum Command {
     /// Create a container: set it up, leave its process waiting for `start`.
     Create(CreateArgs),
     /// Start a created container's process.
-    Start {
-        id: String,
-    },
+    Start { id: String },
     /// Print a container's state as JSON.
-    State {
-        id: String,
-    },
+    State { id: String },
     /// Send a signal (name or number; default TERM) to a container.
     Kill {
         /// Signal every process of the container, not just its init.
@@ -265,9 +266,19 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             berth_runtime::kill(&state_root(&cli)?, id, sig, *all)?;
         }
         Command::Delete { force, id } => berth_runtime::delete(&state_root(&cli)?, id, *force)?,
-        Command::Run { create, detach, keep } => {
+        Command::Run {
+            create,
+            detach,
+            keep,
+        } => {
             let opts = create_options(&cli, create.clone())?;
-            return Ok(berth_runtime::run(&opts, RunOptions { detach: *detach, keep: *keep })?);
+            return Ok(berth_runtime::run(
+                &opts,
+                RunOptions {
+                    detach: *detach,
+                    keep: *keep,
+                },
+            )?);
         }
         Command::List { format, quiet } => {
             let all = berth_runtime::list(&state_root(&cli)?)?;
@@ -348,7 +359,18 @@ mod tests {
 
     #[test]
     fn options_after_the_id() {
-        let cli = Cli::try_parse_from(["berth-runtime", "--root", "/r", "create", "c1", "--bundle", "/b", "--pid-file", "p"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "berth-runtime",
+            "--root",
+            "/r",
+            "create",
+            "c1",
+            "--bundle",
+            "/b",
+            "--pid-file",
+            "p",
+        ])
+        .unwrap();
         match cli.command.unwrap() {
             Command::Create(a) => {
                 assert_eq!(a.id, "c1");
@@ -361,6 +383,9 @@ mod tests {
     #[test]
     fn kill_defaults_to_term() {
         let cli = Cli::try_parse_from(["berth-runtime", "kill", "c1"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Kill { ref signal, .. } if signal == "TERM")));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Kill { ref signal, .. }) if signal == "TERM"
+        ));
     }
 }

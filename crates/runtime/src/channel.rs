@@ -38,14 +38,16 @@ impl Channel {
     }
 
     pub fn send(&self, msg: &Msg) -> Result<()> {
-        let data = serde_json::to_vec(msg).map_err(|e| Error::Usage(format!("encode message: {e}")))?;
+        let data =
+            serde_json::to_vec(msg).map_err(|e| Error::Usage(format!("encode message: {e}")))?;
         berth_sys::socket::send(self.fd.as_fd(), &data, None).ctx("send on the init channel")
     }
 
     /// Receives one message; `None` when the other side has gone.
     pub fn recv(&self) -> Result<Option<Msg>> {
         let mut buf = vec![0u8; MAX_MSG];
-        let (n, _) = berth_sys::socket::recv(self.fd.as_fd(), &mut buf).ctx("receive on the init channel")?;
+        let (n, _) = berth_sys::socket::recv(self.fd.as_fd(), &mut buf)
+            .ctx("receive on the init channel")?;
         if n == 0 {
             return Ok(None);
         }
@@ -59,7 +61,9 @@ impl Channel {
         match self.recv()? {
             Some(Msg::Error(e)) => Err(Error::Usage(e)),
             Some(m) => Ok(m),
-            None => Err(Error::Usage(format!("the container process exited before {what}"))),
+            None => Err(Error::Usage(format!(
+                "the container process exited before {what}"
+            ))),
         }
     }
 }

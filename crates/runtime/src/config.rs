@@ -31,7 +31,10 @@ pub fn load(bundle: &Path) -> Result<Spec> {
             source: e,
         })?;
     if data.len() as u64 > MAX_CONFIG {
-        return Err(config("(file)", format!("larger than {} MiB", MAX_CONFIG >> 20)));
+        return Err(config(
+            "(file)",
+            format!("larger than {} MiB", MAX_CONFIG >> 20),
+        ));
     }
     parse(&data)
 }
@@ -41,7 +44,11 @@ pub fn parse(data: &[u8]) -> Result<Spec> {
     let de = &mut serde_json::Deserializer::from_slice(data);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
-        let field = if field == "." { "(document)".to_string() } else { field };
+        let field = if field == "." {
+            "(document)".to_string()
+        } else {
+            field
+        };
         config(field, e.into_inner().to_string())
     })
 }
@@ -128,22 +135,34 @@ pub fn clean_path(p: &Path) -> PathBuf {
 /// Checks everything that can be checked before touching the system.
 pub fn validate(spec: &Spec) -> Result<()> {
     validate_version(spec.version())?;
-    let root = spec.root().as_ref().ok_or_else(|| config("root", "is required"))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| config("root", "is required"))?;
     if root.path().as_os_str().is_empty() {
         return Err(config("root.path", "is required"));
     }
-    let process = spec.process().as_ref().ok_or_else(|| config("process", "is required"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| config("process", "is required"))?;
     match process.args() {
         Some(a) if !a.is_empty() && !a[0].is_empty() => {}
         _ => return Err(config("process.args", "must name the program to run")),
     }
     if !process.cwd().is_absolute() {
-        return Err(config("process.cwd", format!("{:?} must be an absolute path", process.cwd())));
+        return Err(config(
+            "process.cwd",
+            format!("{:?} must be an absolute path", process.cwd()),
+        ));
     }
     if let Some(env) = process.env() {
         for (i, e) in env.iter().enumerate() {
             if !e.contains('=') || e.starts_with('=') || e.contains('\0') {
-                return Err(config(format!("process.env[{i}]"), format!("{e:?} is not KEY=value")));
+                return Err(config(
+                    format!("process.env[{i}]"),
+                    format!("{e:?} is not KEY=value"),
+                ));
             }
         }
     }
@@ -151,40 +170,63 @@ pub fn validate(spec: &Spec) -> Result<()> {
         let mut seen = HashSet::new();
         for (i, r) in rl.iter().enumerate() {
             if !seen.insert(format!("{:?}", r.typ())) {
-                return Err(config(format!("process.rlimits[{i}].type"), format!("{:?} is given twice", r.typ())));
+                return Err(config(
+                    format!("process.rlimits[{i}].type"),
+                    format!("{:?} is given twice", r.typ()),
+                ));
             }
             if r.soft() > r.hard() {
-                return Err(config(format!("process.rlimits[{i}]"), "soft limit is above the hard limit"));
+                return Err(config(
+                    format!("process.rlimits[{i}]"),
+                    "soft limit is above the hard limit",
+                ));
             }
         }
     }
     if let Some(adj) = process.oom_score_adj() {
         if !(-1000..=1000).contains(&adj) {
-            return Err(config("process.oomScoreAdj", format!("{adj} is outside -1000..1000")));
+            return Err(config(
+                "process.oomScoreAdj",
+                format!("{adj} is outside -1000..1000"),
+            ));
         }
     }
     if let Some(io) = process.io_priority() {
         if !(0..=7).contains(&io.priority()) {
-            return Err(config("process.ioPriority.priority", format!("{} is outside 0..7", io.priority())));
+            return Err(config(
+                "process.ioPriority.priority",
+                format!("{} is outside 0..7", io.priority()),
+            ));
         }
     }
     if let Some(s) = process.scheduler() {
         validate_scheduler(s)?;
     }
-    if process.apparmor_profile().as_deref().is_some_and(|p| !p.is_empty()) {
+    if process
+        .apparmor_profile()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
         return Err(config(
             "process.apparmorProfile",
             "AppArmor is not supported by this version of berth-runtime; refusing to run the container unconfined",
         ));
     }
-    if process.selinux_label().as_deref().is_some_and(|p| !p.is_empty()) {
+    if process
+        .selinux_label()
+        .as_deref()
+        .is_some_and(|p| !p.is_empty())
+    {
         return Err(config(
             "process.selinuxLabel",
             "SELinux is not supported by this version of berth-runtime; refusing to run the container unconfined",
         ));
     }
     if process.exec_cpu_affinity().is_some() {
-        return Err(config("process.execCPUAffinity", "not supported by this version of berth-runtime"));
+        return Err(config(
+            "process.execCPUAffinity",
+            "not supported by this version of berth-runtime",
+        ));
     }
 
     let ns = validate_namespaces(spec)?;
@@ -195,12 +237,21 @@ pub fn validate(spec: &Spec) -> Result<()> {
         ));
     }
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !ns.has(libc::CLONE_NEWUTS) {
-        return Err(config("hostname", "needs a uts namespace of the container's own"));
+        return Err(config(
+            "hostname",
+            "needs a uts namespace of the container's own",
+        ));
     }
     if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !ns.has(libc::CLONE_NEWUTS) {
-        return Err(config("domainname", "needs a uts namespace of the container's own"));
+        return Err(config(
+            "domainname",
+            "needs a uts namespace of the container's own",
+        ));
     }
-    for (field, v) in [("hostname", spec.hostname()), ("domainname", spec.domainname())] {
+    for (field, v) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
         if let Some(h) = v {
             if h.len() > 64 || h.contains('\0') {
                 return Err(config(field, "must be at most 64 bytes without NUL"));
@@ -225,10 +276,16 @@ pub fn validate(spec: &Spec) -> Result<()> {
         for (name, list) in lists {
             for (i, h) in list.iter().flatten().enumerate() {
                 if !h.path().is_absolute() {
-                    return Err(config(format!("{name}[{i}].path"), "must be an absolute path"));
+                    return Err(config(
+                        format!("{name}[{i}].path"),
+                        "must be an absolute path",
+                    ));
                 }
                 if h.timeout().is_some_and(|t| t <= 0) {
-                    return Err(config(format!("{name}[{i}].timeout"), "must be greater than zero"));
+                    return Err(config(
+                        format!("{name}[{i}].timeout"),
+                        "must be greater than zero",
+                    ));
                 }
             }
         }
@@ -262,24 +319,42 @@ fn validate_scheduler(s: &oci_spec::runtime::Scheduler) -> Result<()> {
     let rt = matches!(p, SchedFifo | SchedRr);
     if let Some(prio) = *s.priority() {
         if rt && !(1..=99).contains(&prio) {
-            return Err(config("process.scheduler.priority", "must be in 1..99 for SCHED_FIFO and SCHED_RR"));
+            return Err(config(
+                "process.scheduler.priority",
+                "must be in 1..99 for SCHED_FIFO and SCHED_RR",
+            ));
         }
         if !rt && prio != 0 {
-            return Err(config("process.scheduler.priority", "must be 0 unless the policy is SCHED_FIFO or SCHED_RR"));
+            return Err(config(
+                "process.scheduler.priority",
+                "must be 0 unless the policy is SCHED_FIFO or SCHED_RR",
+            ));
         }
     } else if rt {
-        return Err(config("process.scheduler.priority", "is required for SCHED_FIFO and SCHED_RR"));
+        return Err(config(
+            "process.scheduler.priority",
+            "is required for SCHED_FIFO and SCHED_RR",
+        ));
     }
     let dl = [*s.runtime(), *s.deadline(), *s.period()];
     if p == SchedDeadline {
         if dl.iter().any(Option::is_none) {
-            return Err(config("process.scheduler", "SCHED_DEADLINE needs runtime, deadline and period"));
+            return Err(config(
+                "process.scheduler",
+                "SCHED_DEADLINE needs runtime, deadline and period",
+            ));
         }
     } else if dl.iter().any(Option::is_some) {
-        return Err(config("process.scheduler", "runtime, deadline and period apply only to SCHED_DEADLINE"));
+        return Err(config(
+            "process.scheduler",
+            "runtime, deadline and period apply only to SCHED_DEADLINE",
+        ));
     }
     if p == SchedIso {
-        return Err(config("process.scheduler.policy", "SCHED_ISO is not implemented by Linux"));
+        return Err(config(
+            "process.scheduler.policy",
+            "SCHED_ISO is not implemented by Linux",
+        ));
     }
     Ok(())
 }
@@ -290,53 +365,89 @@ fn validate_namespaces(spec: &Spec) -> Result<Namespaces> {
     for (i, n) in list.into_iter().flatten().enumerate() {
         let flag = ns_flag(n.typ());
         if seen & flag != 0 {
-            return Err(config(format!("linux.namespaces[{i}]"), format!("{} namespace listed twice", ns_name(flag))));
+            return Err(config(
+                format!("linux.namespaces[{i}]"),
+                format!("{} namespace listed twice", ns_name(flag)),
+            ));
         }
         seen |= flag;
         if let Some(p) = n.path() {
             if !p.as_os_str().is_empty() && !p.is_absolute() {
-                return Err(config(format!("linux.namespaces[{i}].path"), "must be an absolute path"));
+                return Err(config(
+                    format!("linux.namespaces[{i}].path"),
+                    "must be an absolute path",
+                ));
             }
         }
     }
     Ok(namespaces(spec))
 }
 
-const ROOTFS_PROPAGATION: &[&str] = &["shared", "slave", "private", "unbindable", "rshared", "rslave", "rprivate", "runbindable"];
+const ROOTFS_PROPAGATION: &[&str] = &[
+    "shared",
+    "slave",
+    "private",
+    "unbindable",
+    "rshared",
+    "rslave",
+    "rprivate",
+    "runbindable",
+];
 
 fn validate_linux(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<()> {
     let userns = ns.has(libc::CLONE_NEWUSER);
     let has_maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
         || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
     if has_maps && !userns {
-        return Err(config("linux.uidMappings", "id mappings need a user namespace"));
+        return Err(config(
+            "linux.uidMappings",
+            "id mappings need a user namespace",
+        ));
     }
     if ns.has_new(libc::CLONE_NEWUSER) {
-        for (field, maps) in [("linux.uidMappings", linux.uid_mappings()), ("linux.gidMappings", linux.gid_mappings())] {
+        for (field, maps) in [
+            ("linux.uidMappings", linux.uid_mappings()),
+            ("linux.gidMappings", linux.gid_mappings()),
+        ] {
             let maps = maps.as_deref().unwrap_or_default();
             if maps.is_empty() {
-                return Err(config(field, "a new user namespace needs at least one mapping"));
+                return Err(config(
+                    field,
+                    "a new user namespace needs at least one mapping",
+                ));
             }
             if maps.len() > 340 {
                 return Err(config(field, "the kernel accepts at most 340 mappings"));
             }
             for (i, m) in maps.iter().enumerate() {
                 if m.size() == 0 {
-                    return Err(config(format!("{field}[{i}].size"), "must be greater than zero"));
+                    return Err(config(
+                        format!("{field}[{i}].size"),
+                        "must be greater than zero",
+                    ));
                 }
             }
         }
     } else if has_maps && ns.join.iter().any(|(f, _)| *f == libc::CLONE_NEWUSER) {
-        return Err(config("linux.uidMappings", "cannot be set when joining an existing user namespace"));
+        return Err(config(
+            "linux.uidMappings",
+            "cannot be set when joining an existing user namespace",
+        ));
     }
     if let Some(offsets) = linux.time_offsets() {
         if !offsets.is_empty() {
             if !ns.has_new(berth_sys::process::CLONE_NEWTIME as i32) {
-                return Err(config("linux.timeOffsets", "need a new time namespace (not a joined one)"));
+                return Err(config(
+                    "linux.timeOffsets",
+                    "need a new time namespace (not a joined one)",
+                ));
             }
             for k in offsets.keys() {
                 if k != "monotonic" && k != "boottime" {
-                    return Err(config(format!("linux.timeOffsets.{k}"), "only monotonic and boottime clocks have offsets"));
+                    return Err(config(
+                        format!("linux.timeOffsets.{k}"),
+                        "only monotonic and boottime clocks have offsets",
+                    ));
                 }
             }
         }
@@ -348,41 +459,75 @@ fn validate_linux(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<(
     }
     if let Some(p) = linux.rootfs_propagation() {
         if !p.is_empty() && !ROOTFS_PROPAGATION.contains(&p.as_str()) {
-            return Err(config("linux.rootfsPropagation", format!("{p:?} is not one of {}", ROOTFS_PROPAGATION.join(", "))));
+            return Err(config(
+                "linux.rootfsPropagation",
+                format!("{p:?} is not one of {}", ROOTFS_PROPAGATION.join(", ")),
+            ));
         }
     }
-    for (field, list) in [("linux.maskedPaths", linux.masked_paths()), ("linux.readonlyPaths", linux.readonly_paths())] {
+    for (field, list) in [
+        ("linux.maskedPaths", linux.masked_paths()),
+        ("linux.readonlyPaths", linux.readonly_paths()),
+    ] {
         for (i, p) in list.iter().flatten().enumerate() {
             if !is_abs_clean(Path::new(p)) {
-                return Err(config(format!("{field}[{i}]"), format!("{p:?} must be an absolute path without '..'")));
+                return Err(config(
+                    format!("{field}[{i}]"),
+                    format!("{p:?} must be an absolute path without '..'"),
+                ));
             }
         }
     }
     for (i, d) in linux.devices().iter().flatten().enumerate() {
         if !is_abs_clean(d.path()) || d.path() == Path::new("/") {
-            return Err(config(format!("linux.devices[{i}].path"), "must be an absolute path without '..'"));
+            return Err(config(
+                format!("linux.devices[{i}].path"),
+                "must be an absolute path without '..'",
+            ));
         }
         if d.file_mode().is_some_and(|m| m & !0o7777 != 0) {
-            return Err(config(format!("linux.devices[{i}].fileMode"), "has bits beyond the permission bits"));
+            return Err(config(
+                format!("linux.devices[{i}].fileMode"),
+                "has bits beyond the permission bits",
+            ));
         }
         if d.major() < 0 || d.minor() < 0 || d.major() > 0xfff || d.minor() > 0xfffff {
-            return Err(config(format!("linux.devices[{i}]"), "major and minor are out of range"));
+            return Err(config(
+                format!("linux.devices[{i}]"),
+                "major and minor are out of range",
+            ));
         }
     }
     if linux.seccomp().is_some() {
-        return Err(config("linux.seccomp", "not supported by this version of berth-runtime (run with seccomp unconfined)"));
+        return Err(config(
+            "linux.seccomp",
+            "not supported by this version of berth-runtime (run with seccomp unconfined)",
+        ));
     }
-    if linux.mount_label().as_deref().is_some_and(|l| !l.is_empty()) {
-        return Err(config("linux.mountLabel", "SELinux is not supported by this version of berth-runtime"));
+    if linux
+        .mount_label()
+        .as_deref()
+        .is_some_and(|l| !l.is_empty())
+    {
+        return Err(config(
+            "linux.mountLabel",
+            "SELinux is not supported by this version of berth-runtime",
+        ));
     }
     if linux.intel_rdt().is_some() {
         return Err(config("linux.intelRdt", "not supported by berth-runtime"));
     }
     if linux.memory_policy().is_some() {
-        return Err(config("linux.memoryPolicy", "not supported by this version of berth-runtime"));
+        return Err(config(
+            "linux.memoryPolicy",
+            "not supported by this version of berth-runtime",
+        ));
     }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(config("linux.netDevices", "not supported by this version of berth-runtime"));
+        return Err(config(
+            "linux.netDevices",
+            "not supported by this version of berth-runtime",
+        ));
     }
     if let Some(p) = linux.personality() {
         crate::process_attrs::personality_value(p)?;
@@ -400,11 +545,25 @@ fn validate_linux(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<(
 /// namespaced ones, and only when it has that namespace of its own.
 fn validate_sysctl(key: &str, value: &str, ns: &Namespaces) -> Result<()> {
     let field = || format!("linux.sysctl.{key}");
-    if key.is_empty() || key.starts_with('.') || key.contains("..") || key.contains('\0') || value.contains('\0') {
+    if key.is_empty()
+        || key.starts_with('.')
+        || key.contains("..")
+        || key.contains('\0')
+        || value.contains('\0')
+    {
         return Err(config(field(), "is not a valid sysctl name"));
     }
     let k = key.replace('/', ".");
-    let ipc = ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+    let ipc = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
     let (needs, what) = if ipc.contains(&k.as_str()) || k.starts_with("fs.mqueue.") {
         (libc::CLONE_NEWIPC, "an ipc")
     } else if k.starts_with("net.") {
@@ -412,10 +571,16 @@ fn validate_sysctl(key: &str, value: &str, ns: &Namespaces) -> Result<()> {
     } else if k == "kernel.hostname" || k == "kernel.domainname" {
         (libc::CLONE_NEWUTS, "a uts")
     } else {
-        return Err(config(field(), "is not namespaced: a container may not change it for the whole host"));
+        return Err(config(
+            field(),
+            "is not namespaced: a container may not change it for the whole host",
+        ));
     };
     if !ns.has(needs) {
-        return Err(config(field(), format!("needs {what} namespace of the container's own")));
+        return Err(config(
+            field(),
+            format!("needs {what} namespace of the container's own"),
+        ));
     }
     Ok(())
 }
@@ -470,34 +635,150 @@ mod tests {
 
     #[test]
     fn rules() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(&str, Edit)> = vec![
             ("ociVersion", Box::new(|v| v["ociVersion"] = "2.0.0".into())),
-            ("root", Box::new(|v| { v.as_object_mut().unwrap().remove("root"); })),
-            ("process.args", Box::new(|v| v["process"]["args"] = serde_json::json!([]))),
-            ("process.cwd", Box::new(|v| v["process"]["cwd"] = "relative".into())),
-            ("process.env[0]", Box::new(|v| v["process"]["env"] = serde_json::json!(["NOEQUALS"]))),
-            ("linux.namespaces[1]", Box::new(|v| v["linux"]["namespaces"][1]["type"] = "pid".into())),
-            ("linux.namespaces", Box::new(|v| v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]))),
-            ("hostname", Box::new(|v| { v["hostname"] = "h".into(); v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]); })),
-            ("linux.sysctl.kernel.panic", Box::new(|v| v["linux"]["sysctl"] = serde_json::json!({"kernel.panic": "1"}))),
-            ("linux.sysctl.net.ipv4.ip_forward", Box::new(|v| { v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"}); v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]); })),
-            ("linux.uidMappings", Box::new(|v| v["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"})))),
-            ("process.rlimits[1].type", Box::new(|v| v["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2}, {"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2}]))),
-            ("process.rlimits[0]", Box::new(|v| v["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 3, "hard": 2}]))),
-            ("process.oomScoreAdj", Box::new(|v| v["process"]["oomScoreAdj"] = 5000.into())),
-            ("linux.rootfsPropagation", Box::new(|v| v["linux"]["rootfsPropagation"] = "sideways".into())),
-            ("linux.maskedPaths[0]", Box::new(|v| v["linux"]["maskedPaths"] = serde_json::json!(["/proc/../etc"]))),
-            ("mounts[0].destination", Box::new(|v| v["mounts"] = serde_json::json!([{"destination": "/", "type": "tmpfs", "source": "tmpfs"}]))),
-            ("mounts[0].options[1]", Box::new(|v| v["mounts"] = serde_json::json!([{"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]}]))),
-            ("mounts[0]", Box::new(|v| v["mounts"] = serde_json::json!([{"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}]))),
-            ("hooks.prestart[0].path", Box::new(|v| v["hooks"] = serde_json::json!({"prestart": [{"path": "rel"}]}))),
-            ("hooks.poststop[0].timeout", Box::new(|v| v["hooks"] = serde_json::json!({"poststop": [{"path": "/bin/true", "timeout": 0}]}))),
-            ("process.apparmorProfile", Box::new(|v| v["process"]["apparmorProfile"] = "docker-default".into())),
-            ("linux.timeOffsets", Box::new(|v| v["linux"]["timeOffsets"] = serde_json::json!({"monotonic": {"secs": 1}}))),
-            ("process.scheduler.priority", Box::new(|v| v["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_FIFO"}))),
-            ("linux.devices[0].path", Box::new(|v| v["linux"]["devices"] = serde_json::json!([{"path": "dev/x", "type": "c", "major": 1, "minor": 3}]))),
-            ("linux.personality.flags[0]", Box::new(|v| v["linux"]["personality"] = serde_json::json!({"domain": "LINUX", "flags": ["NOPE"]}))),
-            ("linux.cgroupsPath", Box::new(|v| v["linux"]["cgroupsPath"] = "/a/../../b".into())),
+            (
+                "root",
+                Box::new(|v| {
+                    v.as_object_mut().unwrap().remove("root");
+                }),
+            ),
+            (
+                "process.args",
+                Box::new(|v| v["process"]["args"] = serde_json::json!([])),
+            ),
+            (
+                "process.cwd",
+                Box::new(|v| v["process"]["cwd"] = "relative".into()),
+            ),
+            (
+                "process.env[0]",
+                Box::new(|v| v["process"]["env"] = serde_json::json!(["NOEQUALS"])),
+            ),
+            (
+                "linux.namespaces[1]",
+                Box::new(|v| v["linux"]["namespaces"][1]["type"] = "pid".into()),
+            ),
+            (
+                "linux.namespaces",
+                Box::new(|v| v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}])),
+            ),
+            (
+                "hostname",
+                Box::new(|v| {
+                    v["hostname"] = "h".into();
+                    v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
+                }),
+            ),
+            (
+                "linux.sysctl.kernel.panic",
+                Box::new(|v| v["linux"]["sysctl"] = serde_json::json!({"kernel.panic": "1"})),
+            ),
+            (
+                "linux.sysctl.net.ipv4.ip_forward",
+                Box::new(|v| {
+                    v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+                    v["linux"]["namespaces"] = serde_json::json!([{"type": "mount"}]);
+                }),
+            ),
+            (
+                "linux.uidMappings",
+                Box::new(|v| {
+                    v["linux"]["namespaces"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(serde_json::json!({"type": "user"}))
+                }),
+            ),
+            (
+                "process.rlimits[1].type",
+                Box::new(
+                    |v| v["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2}, {"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2}]),
+                ),
+            ),
+            (
+                "process.rlimits[0]",
+                Box::new(|v| {
+                    v["process"]["rlimits"] =
+                        serde_json::json!([{"type": "RLIMIT_NOFILE", "soft": 3, "hard": 2}])
+                }),
+            ),
+            (
+                "process.oomScoreAdj",
+                Box::new(|v| v["process"]["oomScoreAdj"] = 5000.into()),
+            ),
+            (
+                "linux.rootfsPropagation",
+                Box::new(|v| v["linux"]["rootfsPropagation"] = "sideways".into()),
+            ),
+            (
+                "linux.maskedPaths[0]",
+                Box::new(|v| v["linux"]["maskedPaths"] = serde_json::json!(["/proc/../etc"])),
+            ),
+            (
+                "mounts[0].destination",
+                Box::new(|v| {
+                    v["mounts"] = serde_json::json!([{"destination": "/", "type": "tmpfs", "source": "tmpfs"}])
+                }),
+            ),
+            (
+                "mounts[0].options[1]",
+                Box::new(
+                    |v| v["mounts"] = serde_json::json!([{"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]}]),
+                ),
+            ),
+            (
+                "mounts[0]",
+                Box::new(
+                    |v| v["mounts"] = serde_json::json!([{"destination": "/proc", "type": "tmpfs", "source": "tmpfs"}]),
+                ),
+            ),
+            (
+                "hooks.prestart[0].path",
+                Box::new(|v| v["hooks"] = serde_json::json!({"prestart": [{"path": "rel"}]})),
+            ),
+            (
+                "hooks.poststop[0].timeout",
+                Box::new(|v| {
+                    v["hooks"] =
+                        serde_json::json!({"poststop": [{"path": "/bin/true", "timeout": 0}]})
+                }),
+            ),
+            (
+                "process.apparmorProfile",
+                Box::new(|v| v["process"]["apparmorProfile"] = "docker-default".into()),
+            ),
+            (
+                "linux.timeOffsets",
+                Box::new(|v| {
+                    v["linux"]["timeOffsets"] = serde_json::json!({"monotonic": {"secs": 1}})
+                }),
+            ),
+            (
+                "process.scheduler.priority",
+                Box::new(|v| {
+                    v["process"]["scheduler"] = serde_json::json!({"policy": "SCHED_FIFO"})
+                }),
+            ),
+            (
+                "linux.devices[0].path",
+                Box::new(|v| {
+                    v["linux"]["devices"] =
+                        serde_json::json!([{"path": "dev/x", "type": "c", "major": 1, "minor": 3}])
+                }),
+            ),
+            (
+                "linux.personality.flags[0]",
+                Box::new(|v| {
+                    v["linux"]["personality"] =
+                        serde_json::json!({"domain": "LINUX", "flags": ["NOPE"]})
+                }),
+            ),
+            (
+                "linux.cgroupsPath",
+                Box::new(|v| v["linux"]["cgroupsPath"] = "/a/../../b".into()),
+            ),
         ];
         for (want, f) in cases {
             let mut v = base();
@@ -515,7 +796,10 @@ mod tests {
 
     #[test]
     fn clean_paths() {
-        assert_eq!(clean_path(Path::new("/a/../../b/./c")), PathBuf::from("/b/c"));
+        assert_eq!(
+            clean_path(Path::new("/a/../../b/./c")),
+            PathBuf::from("/b/c")
+        );
         assert_eq!(clean_path(Path::new("rel/x")), PathBuf::from("/rel/x"));
     }
 }

@@ -93,24 +93,42 @@ fn kill_cgroup(cg: &Manager) {
 
 /// `create`: sets the container up and leaves its init waiting for `start`.
 pub fn create(opts: &CreateOptions) -> Result<()> {
-    launch(opts, false, None).map(|_| ())
+    launch(opts, false, None, None).map(|_| ())
 }
 
-fn launch(opts: &CreateOptions, run: bool, sigmask: Option<libc::sigset_t>) -> Result<Launched> {
+/// `console_pair`: for a foreground `run` without --console-socket, our
+/// end of a socket pair on which the init sends the pty master.
+fn launch(
+    opts: &CreateOptions,
+    run: bool,
+    sigmask: Option<libc::sigset_t>,
+    console_pair: Option<OwnedFd>,
+) -> Result<Launched> {
     state::validate_id(&opts.id)?;
-    let bundle = std::fs::canonicalize(&opts.bundle).with_ctx(|| format!("bundle {}", opts.bundle.display()))?;
+    let bundle = std::fs::canonicalize(&opts.bundle)
+        .with_ctx(|| format!("bundle {}", opts.bundle.display()))?;
     let spec = config::load(&bundle)?;
     config::validate(&spec)?;
-    let root_path = spec.root().as_ref().map(|r| r.path().clone()).unwrap_or_default();
+    let root_path = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_default();
     let rootfs = std::fs::canonicalize(bundle.join(&root_path))
         .with_ctx(|| format!("root.path {} (the rootfs must exist)", root_path.display()))?;
     if !rootfs.is_dir() {
-        return Err(crate::error::config("root.path", format!("{} is not a directory", rootfs.display())));
+        return Err(crate::error::config(
+            "root.path",
+            format!("{} is not a directory", rootfs.display()),
+        ));
     }
     let ns = config::namespaces(&spec);
-    let process = spec.process().as_ref().ok_or_else(|| crate::error::config("process", "is required"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| crate::error::config("process", "is required"))?;
     let terminal = process.terminal() == Some(true);
-    if terminal && opts.console_socket.is_none() {
+    if terminal && opts.console_socket.is_none() && console_pair.is_none() {
         return Err(Error::Usage(
             "process.terminal is true: pass --console-socket (or set process.terminal to false to keep the caller's stdio)".into(),
         ));
@@ -159,7 +177,11 @@ fn launch(opts: &CreateOptions, run: bool, sigmask: Option<libc::sigset_t>) -> R
     if opts.systemd_cgroup {
         tracing::info!("--systemd-cgroup: no systemd is managing this host's cgroups here; using cgroupfs with systemd's path layout");
     }
-    let cg_path_cfg = spec.linux().as_ref().and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy().into_owned());
+    let cg_path_cfg = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref())
+        .map(|p| p.to_string_lossy().into_owned());
     let cg_path = CgroupsPath::parse(cg_path_cfg.as_deref(), &opts.id, opts.systemd_cgroup)
         .map_err(|e| crate::error::config("linux.cgroupsPath", e.to_string()))?;
     let layout = Layout::from_host()?;
@@ -169,7 +191,9 @@ fn launch(opts: &CreateOptions, run: bool, sigmask: Option<libc::sigset_t>) -> R
     created?;
     if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
         cg.apply(res).map_err(|e| match e {
-            berth_cgroups::Error::Unsupported { field, msg } => crate::error::config(format!("linux.resources.{field}"), msg),
+            berth_cgroups::Error::Unsupported { field, msg } => {
+                crate::error::config(format!("linux.resources.{field}"), msg)
+            }
             other => other.into(),
         })?;
     }
@@ -178,17 +202,28 @@ fn launch(opts: &CreateOptions, run: bool, sigmask: Option<libc::sigset_t>) -> R
     let mut ns_fds = Vec::new();
     for (flag, path) in &ns.join {
         let fd = sfs::open(path, libc::O_RDONLY, 0).with_ctx(|| {
-            format!("open the {} namespace {} (linux.namespaces)", config::ns_name(*flag), path.display())
+            format!(
+                "open the {} namespace {} (linux.namespaces)",
+                config::ns_name(*flag),
+                path.display()
+            )
         })?;
         ns_fds.push((*flag, fd));
     }
     let console = match (&opts.console_socket, terminal) {
-        (Some(p), true) => Some(berth_sys::socket::connect_unix(p).with_ctx(|| format!("connect to --console-socket {}", p.display()))?),
+        (Some(p), true) => Some(
+            berth_sys::socket::connect_unix(p)
+                .with_ctx(|| format!("connect to --console-socket {}", p.display()))?,
+        ),
+        (None, true) => console_pair,
         _ => None,
     };
     let mut extra_env = Vec::new();
     let mut preserve = opts.preserve_fds;
-    if let Some(n) = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse::<u32>().ok()) {
+    if let Some(n) = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
         // systemd socket activation: hand the sockets on, renumbered for pid 1.
         extra_env.push(format!("LISTEN_FDS={n}"));
         extra_env.push("LISTEN_PID=1".to_string());
@@ -196,16 +231,22 @@ fn launch(opts: &CreateOptions, run: bool, sigmask: Option<libc::sigset_t>) -> R
     }
 
     let hooks_handshake = spec.hooks().as_ref().is_some_and(|h| {
-        [h.prestart(), h.create_runtime(), h.create_container(), h.start_container()]
-            .iter()
-            .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
+        [
+            h.prestart(),
+            h.create_runtime(),
+            h.create_container(),
+            h.start_container(),
+        ]
+        .iter()
+        .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
     });
     let v2 = cg.version == Version::V2;
     let staged = !ns.join.is_empty() || ns.has_new(sp::CLONE_NEWTIME as i32);
     // On v2, CLONE_INTO_CGROUP places the child before it runs, so its
     // cgroup namespace can be made at clone time. On v1 the child is moved
     // after the clone, so it makes its cgroup namespace itself, afterwards.
-    let mut init_flags = ns.new as u64 & !(sp::CLONE_NEWTIME | libc::CLONE_NEWUSER as u64 * staged as u64);
+    let mut init_flags =
+        ns.new as u64 & !(sp::CLONE_NEWTIME | (libc::CLONE_NEWUSER as u64 * staged as u64));
     let cgroupns_unshare = !v2 && !staged && ns.has_new(libc::CLONE_NEWCGROUP);
     if cgroupns_unshare {
         init_flags &= !(libc::CLONE_NEWCGROUP as u64);
@@ -238,8 +279,13 @@ fn launch(opts: &CreateOptions, run: bool, sigmask: Option<libc::sigset_t>) -> R
     let clone_flags = if staged { 0 } else { init_flags };
     // SAFETY: berth-runtime is single-threaded: it starts no threads, and
     // nothing it links starts any.
-    let forked = unsafe { sp::clone3(clone_flags | sp::CLONE_PIDFD, cg_fd.as_ref().map(|f| f.as_fd())) }
-        .ctx("create the container process (clone3)")?;
+    let forked = unsafe {
+        sp::clone3(
+            clone_flags | sp::CLONE_PIDFD,
+            cg_fd.as_ref().map(|f| f.as_fd()),
+        )
+    }
+    .ctx("create the container process (clone3)")?;
     let (first_pid, first_pidfd) = match forked {
         sp::Forked::Child => {
             drop(chan);
@@ -257,7 +303,8 @@ fn launch(opts: &CreateOptions, run: bool, sigmask: Option<libc::sigset_t>) -> R
         cg.add(first_pid)?;
     }
     if let Some(adj) = process.oom_score_adj() {
-        std::fs::write(format!("/proc/{first_pid}/oom_score_adj"), adj.to_string()).ctx("set process.oomScoreAdj")?;
+        std::fs::write(format!("/proc/{first_pid}/oom_score_adj"), adj.to_string())
+            .ctx("set process.oomScoreAdj")?;
     }
     let init_err = |e: Error| Error::Init {
         id: opts.id.clone(),
@@ -266,21 +313,38 @@ fn launch(opts: &CreateOptions, run: bool, sigmask: Option<libc::sigset_t>) -> R
     let (pid, pidfd) = if staged {
         chan.send(&Msg::Go)?;
         if ns.has_new(libc::CLONE_NEWUSER) {
-            match chan.expect("it made its user namespace").map_err(init_err)? {
+            match chan
+                .expect("it made its user namespace")
+                .map_err(init_err)?
+            {
                 Msg::NeedMaps => {}
-                other => return Err(Error::Usage(format!("unexpected message {other:?} from the stage process"))),
+                other => {
+                    return Err(Error::Usage(format!(
+                        "unexpected message {other:?} from the stage process"
+                    )))
+                }
             }
             write_id_maps(first_pid, &spec)?;
             chan.send(&Msg::Go)?;
         }
-        let pid = match chan.expect("it created the container process").map_err(init_err)? {
+        let pid = match chan
+            .expect("it created the container process")
+            .map_err(init_err)?
+        {
             Msg::InitPid(p) => p,
-            other => return Err(Error::Usage(format!("unexpected message {other:?} from the stage process"))),
+            other => {
+                return Err(Error::Usage(format!(
+                    "unexpected message {other:?} from the stage process"
+                )))
+            }
         };
         cleanup.pids.insert(0, pid);
         let _ = sp::waitpid(first_pid);
         cleanup.pids.retain(|p| *p != first_pid);
-        (pid, sp::pidfd_open(pid).ctx("open a pidfd on the container process")?)
+        (
+            pid,
+            sp::pidfd_open(pid).ctx("open a pidfd on the container process")?,
+        )
     } else {
         if ns.has_new(libc::CLONE_NEWUSER) {
             write_id_maps(first_pid, &spec)?;
@@ -303,32 +367,50 @@ fn launch(opts: &CreateOptions, run: bool, sigmask: Option<libc::sigset_t>) -> R
                     let poststop = h.poststop().clone().unwrap_or_default();
                     cleanup.poststop = Some((poststop, rec.oci(Status::Stopped)));
                     hooks::run_all("prestart", h.prestart().as_deref().unwrap_or_default(), &st)?;
-                    hooks::run_all("createRuntime", h.create_runtime().as_deref().unwrap_or_default(), &st)?;
+                    hooks::run_all(
+                        "createRuntime",
+                        h.create_runtime().as_deref().unwrap_or_default(),
+                        &st,
+                    )?;
                 }
                 chan.send(&Msg::HooksDone { pid })?;
             }
-            other => return Err(Error::Usage(format!("unexpected message {other:?} from the container process"))),
+            other => {
+                return Err(Error::Usage(format!(
+                    "unexpected message {other:?} from the container process"
+                )))
+            }
         }
     }
-    rec.pid_start = sp::proc_stat(pid).map(|s| s.start_time).ok_or_else(|| Error::Init {
-        id: opts.id.clone(),
-        msg: "the container process exited while it was being created".into(),
-    })?;
+    rec.pid_start = sp::proc_stat(pid)
+        .map(|s| s.start_time)
+        .ok_or_else(|| Error::Init {
+            id: opts.id.clone(),
+            msg: "the container process exited while it was being created".into(),
+        })?;
     rec.status = Status::Created;
     dir.save(&rec)?;
     if let Some(pf) = &opts.pid_file {
         let pf = absolute(pf);
-        sfs::write_atomic(&pf, pid.to_string().as_bytes(), 0o644).with_ctx(|| format!("write --pid-file {}", pf.display()))?;
+        sfs::write_atomic(&pf, pid.to_string().as_bytes(), 0o644)
+            .with_ctx(|| format!("write --pid-file {}", pf.display()))?;
     }
     cleanup.armed = false;
-    Ok(Launched { dir, rec, chan, pidfd })
+    Ok(Launched {
+        dir,
+        rec,
+        chan,
+        pidfd,
+    })
 }
 
 fn absolute(p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf())
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
     }
 }
 
@@ -351,7 +433,10 @@ fn mapped_root(spec: &Spec) -> (u32, u32) {
             .map_or(0, |m| m.host_id())
     };
     let linux = spec.linux().as_ref();
-    (host(linux.and_then(|l| l.uid_mappings().as_ref())), host(linux.and_then(|l| l.gid_mappings().as_ref())))
+    (
+        host(linux.and_then(|l| l.uid_mappings().as_ref())),
+        host(linux.and_then(|l| l.gid_mappings().as_ref())),
+    )
 }
 
 /// Writes uid_map and gid_map of a child that made a user namespace.
@@ -368,10 +453,16 @@ fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
         // Without CAP_SETGID in our namespace the kernel requires this first.
         std::fs::write(format!("/proc/{pid}/setgroups"), "deny").ctx("write setgroups deny")?;
     }
-    std::fs::write(format!("/proc/{pid}/uid_map"), fmt(linux.and_then(|l| l.uid_mappings().as_ref())))
-        .ctx("write uid_map (linux.uidMappings)")?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), fmt(linux.and_then(|l| l.gid_mappings().as_ref())))
-        .ctx("write gid_map (linux.gidMappings)")?;
+    std::fs::write(
+        format!("/proc/{pid}/uid_map"),
+        fmt(linux.and_then(|l| l.uid_mappings().as_ref())),
+    )
+    .ctx("write uid_map (linux.uidMappings)")?;
+    std::fs::write(
+        format!("/proc/{pid}/gid_map"),
+        fmt(linux.and_then(|l| l.gid_mappings().as_ref())),
+    )
+    .ctx("write gid_map (linux.gidMappings)")?;
     Ok(())
 }
 
@@ -414,7 +505,9 @@ pub fn list(root: &Path) -> Result<Vec<OciState>> {
     };
     let mut out = Vec::new();
     for e in entries.flatten() {
-        let Ok(rec) = state::load_record(&e.path()) else { continue };
+        let Ok(rec) = state::load_record(&e.path()) else {
+            continue;
+        };
         out.push(rec.oci(live_status(root, &rec, false)));
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -459,7 +552,8 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
 /// or by exiting after writing its error.
 fn read_exec_fifo(fifo: &Path, rec: &Record) -> std::result::Result<(), String> {
     use std::io::Read;
-    let fd = sfs::open(fifo, libc::O_RDONLY | libc::O_NONBLOCK, 0).map_err(|e| format!("open exec.fifo: {e}"))?;
+    let fd = sfs::open(fifo, libc::O_RDONLY | libc::O_NONBLOCK, 0)
+        .map_err(|e| format!("open exec.fifo: {e}"))?;
     let mut f = std::fs::File::from(fd);
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
@@ -486,7 +580,9 @@ fn read_exec_fifo(fifo: &Path, rec: &Record) -> std::result::Result<(), String> 
                 std::thread::sleep(std::time::Duration::from_millis(1));
             }
             Ok(n) => data.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(format!("read exec.fifo: {e}")),
         }
         if data.len() > 64 * 1024 {
@@ -505,8 +601,23 @@ fn read_exec_fifo(fifo: &Path, rec: &Record) -> std::result::Result<(), String> 
 pub fn run(opts: &CreateOptions, run_opts: RunOptions) -> Result<i32> {
     // Block signals before the clone so none is lost; the init restores the
     // original mask, and we read them from a signalfd to forward them.
-    let old_mask = if run_opts.detach { None } else { Some(sp::block_all_signals().ctx("block signals")?) };
-    let launched = launch(opts, true, old_mask);
+    let old_mask = if run_opts.detach {
+        None
+    } else {
+        Some(sp::block_all_signals().ctx("block signals")?)
+    };
+    // Without a console socket, a terminal container's pty comes back to us
+    // and we relay it to our own stdio, as runc does.
+    let relay = if run_opts.detach || opts.console_socket.is_some() {
+        None
+    } else {
+        Some(berth_sys::socket::seqpacket_pair().ctx("create the console socket pair")?)
+    };
+    let (ours, theirs) = match relay {
+        Some((a, b)) => (Some(a), Some(b)),
+        None => (None, None),
+    };
+    let launched = launch(opts, true, old_mask, theirs);
     let mut l = match launched {
         Ok(l) => l,
         Err(e) => {
@@ -528,7 +639,11 @@ pub fn run(opts: &CreateOptions, run_opts: RunOptions) -> Result<i32> {
             destroy(l.dir, &l.rec)?;
             return Err(Error::Init { id, msg });
         }
-        Some(other) => return Err(Error::Usage(format!("unexpected message {other:?} from the container process"))),
+        Some(other) => {
+            return Err(Error::Usage(format!(
+                "unexpected message {other:?} from the container process"
+            )))
+        }
     }
     if let Some(h) = l.rec.hooks.as_ref().and_then(|h| h.poststart().as_ref()) {
         hooks::run_all_warn("poststart", h, &l.rec.oci(Status::Running));
@@ -536,7 +651,17 @@ pub fn run(opts: &CreateOptions, run_opts: RunOptions) -> Result<i32> {
     if run_opts.detach {
         return Ok(0);
     }
-    let status = wait_forwarding_signals(&l)?;
+    let master = match &ours {
+        Some(sock) => {
+            let mut buf = [0u8; 64];
+            match berth_sys::socket::recv(sock.as_fd(), &mut buf) {
+                Ok((_, fd)) => fd,
+                Err(_) => None,
+            }
+        }
+        None => None,
+    };
+    let status = wait_forwarding_signals(&l, master.as_ref())?;
     if let Some(m) = &old_mask {
         let _ = sp::set_sigmask(m);
     }
@@ -547,25 +672,89 @@ pub fn run(opts: &CreateOptions, run_opts: RunOptions) -> Result<i32> {
     Ok(status.code())
 }
 
-fn wait_forwarding_signals(l: &Launched) -> Result<sp::ExitStatus> {
+fn wait_forwarding_signals(l: &Launched, master: Option<&OwnedFd>) -> Result<sp::ExitStatus> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
     let sfd = sp::signalfd_all().ctx("create a signalfd")?;
+    let stdin = std::io::stdin();
+    let _raw = master.and_then(|_| crate::tty::RawMode::enter(stdin.as_fd()));
+    let resize = |m: &OwnedFd| {
+        if let Some((rows, cols)) = crate::tty::get_size(stdin.as_fd()) {
+            let _ = crate::tty::set_size(m.as_fd(), rows, cols);
+        }
+    };
+    if let Some(m) = master {
+        resize(m);
+    }
+    let mut master_open = master.is_some();
+    let mut stdin_open = master.is_some();
+    let mut buf = [0u8; 8192];
     loop {
-        let mut pfds = [
-            libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&l.pidfd), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: std::os::fd::AsRawFd::as_raw_fd(&sfd), events: libc::POLLIN, revents: 0 },
+        let mut pfds = vec![
+            libc::pollfd {
+                fd: l.pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if master_open {
+                    master.map_or(-1, |m| m.as_raw_fd())
+                } else {
+                    -1
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if stdin_open { 0 } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
-        // SAFETY: two valid pollfds.
-        let n = unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) };
+        // SAFETY: a valid array of pollfds; negative fds are ignored.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
         if n < 0 {
             continue;
         }
         if pfds[1].revents & libc::POLLIN != 0 {
             let sig = sp::read_signal(sfd.as_fd()).ctx("read a signal")?;
-            if sig != libc::SIGCHLD && sig != libc::SIGWINCH && sig != libc::SIGURG {
-                let _ = sp::pidfd_send_signal(l.pidfd.as_fd(), sig);
+            match sig {
+                libc::SIGWINCH => {
+                    if let Some(m) = master {
+                        resize(m);
+                    }
+                }
+                libc::SIGCHLD | libc::SIGURG => {}
+                _ => {
+                    let _ = sp::pidfd_send_signal(l.pidfd.as_fd(), sig);
+                }
             }
         }
-        if pfds[0].revents & libc::POLLIN != 0 {
+        if let (Some(m), true) = (master, pfds[2].revents != 0) {
+            match std::fs::File::from(m.try_clone().ctx("dup the pty")?).read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    let mut out = std::io::stdout().lock();
+                    let _ = out.write_all(&buf[..n]);
+                    let _ = out.flush();
+                }
+                _ => master_open = false, // EIO once the last slave fd closed
+            }
+        }
+        if let (Some(m), true) = (master, pfds[3].revents != 0) {
+            match stdin.lock().read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    let _ =
+                        std::fs::File::from(m.try_clone().ctx("dup the pty")?).write_all(&buf[..n]);
+                }
+                _ => stdin_open = false,
+            }
+        }
+        if pfds[0].revents & libc::POLLIN != 0 && !(master_open && pfds[2].revents != 0) {
             return sp::waitpid(l.rec.pid).ctx("wait for the container process");
         }
     }
@@ -582,24 +771,64 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     let up = s.to_ascii_uppercase();
     let name = up.strip_prefix("SIG").unwrap_or(&up);
     const NAMES: &[(&str, i32)] = &[
-        ("HUP", 1), ("INT", 2), ("QUIT", 3), ("ILL", 4), ("TRAP", 5), ("ABRT", 6), ("IOT", 6), ("BUS", 7),
-        ("FPE", 8), ("KILL", 9), ("USR1", 10), ("SEGV", 11), ("USR2", 12), ("PIPE", 13), ("ALRM", 14),
-        ("TERM", 15), ("STKFLT", 16), ("CHLD", 17), ("CONT", 18), ("STOP", 19), ("TSTP", 20), ("TTIN", 21),
-        ("TTOU", 22), ("URG", 23), ("XCPU", 24), ("XFSZ", 25), ("VTALRM", 26), ("PROF", 27), ("WINCH", 28),
-        ("IO", 29), ("POLL", 29), ("PWR", 30), ("SYS", 31),
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("IOT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("POLL", 29),
+        ("PWR", 30),
+        ("SYS", 31),
     ];
     if let Some((_, n)) = NAMES.iter().find(|(n, _)| *n == name) {
         return Ok(*n);
     }
     if let Some(rest) = name.strip_prefix("RTMIN") {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.trim_start_matches('+').parse().map_err(|_| Error::Usage(format!("unknown signal {s:?}")))? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.trim_start_matches('+')
+                .parse()
+                .map_err(|_| Error::Usage(format!("unknown signal {s:?}")))?
+        };
         let n = libc::SIGRTMIN() + off;
         if n <= libc::SIGRTMAX() {
             return Ok(n);
         }
     }
     if let Some(rest) = name.strip_prefix("RTMAX") {
-        let off: i32 = if rest.is_empty() { 0 } else { rest.trim_start_matches('-').parse().map_err(|_| Error::Usage(format!("unknown signal {s:?}")))? };
+        let off: i32 = if rest.is_empty() {
+            0
+        } else {
+            rest.trim_start_matches('-')
+                .parse()
+                .map_err(|_| Error::Usage(format!("unknown signal {s:?}")))?
+        };
         let n = libc::SIGRTMAX() - off;
         if n >= libc::SIGRTMIN() {
             return Ok(n);
@@ -614,8 +843,13 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
     let dir = ContainerDir::open(root, id, false)?;
     let rec = dir.load()?;
     let status = live_status(root, &rec, false);
-    if !matches!(status, Status::Created | Status::Running | Status::Paused) && !(all && status == Status::Stopped) {
-        return Err(Error::BadState { id: id.into(), op: "kill", status: status.as_str() });
+    let signallable = matches!(status, Status::Created | Status::Running | Status::Paused);
+    if !(signallable || (all && status == Status::Stopped)) {
+        return Err(Error::BadState {
+            id: id.into(),
+            op: "kill",
+            status: status.as_str(),
+        });
     }
     if all {
         if let Some(cg) = &rec.cgroup {
@@ -625,13 +859,19 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
             return Ok(());
         }
     }
-    let pidfd = sp::pidfd_open(rec.pid).with_ctx(|| format!("open process {} of container {id}", rec.pid))?;
+    let pidfd = sp::pidfd_open(rec.pid)
+        .with_ctx(|| format!("open process {} of container {id}", rec.pid))?;
     // The pidfd pins the process; if it is still the one we started, the
     // signal cannot reach a stranger that reused the pid.
     if !state::alive(rec.pid, rec.pid_start) {
-        return Err(Error::BadState { id: id.into(), op: "kill", status: "stopped" });
+        return Err(Error::BadState {
+            id: id.into(),
+            op: "kill",
+            status: "stopped",
+        });
     }
-    sp::pidfd_send_signal(pidfd.as_fd(), sig).with_ctx(|| format!("send signal {sig} to container {id}"))
+    sp::pidfd_send_signal(pidfd.as_fd(), sig)
+        .with_ctx(|| format!("send signal {sig} to container {id}"))
 }
 
 /// `delete`: removes a stopped container (or a created one, whose init is
@@ -651,19 +891,30 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
         Status::Stopped => {}
         Status::Created | Status::Creating => kill_and_wait(&rec)?,
         Status::Running | Status::Paused if force => kill_and_wait(&rec)?,
-        s => return Err(Error::BadState { id: id.into(), op: "delete", status: s.as_str() }),
+        s => {
+            return Err(Error::BadState {
+                id: id.into(),
+                op: "delete",
+                status: s.as_str(),
+            })
+        }
     }
     destroy(dir, &rec)
 }
 
 fn kill_and_wait(rec: &Record) -> Result<()> {
-    let Ok(pidfd) = sp::pidfd_open(rec.pid) else { return Ok(()) };
+    let Ok(pidfd) = sp::pidfd_open(rec.pid) else {
+        return Ok(());
+    };
     if !state::alive(rec.pid, rec.pid_start) {
         return Ok(());
     }
     let _ = sp::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
     if !sp::pidfd_wait_exit(pidfd.as_fd(), 10_000).ctx("wait for the container to die")? {
-        return Err(Error::Usage(format!("container {}: process {} did not die within 10 s of SIGKILL", rec.id, rec.pid)));
+        return Err(Error::Usage(format!(
+            "container {}: process {} did not die within 10 s of SIGKILL",
+            rec.id, rec.pid
+        )));
     }
     Ok(())
 }

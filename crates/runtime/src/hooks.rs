@@ -14,7 +14,8 @@ pub fn run_all(kind: &'static str, hooks: &[Hook], state: &OciState) -> Result<(
     if hooks.is_empty() {
         return Ok(());
     }
-    let input = serde_json::to_vec(state).map_err(|e| Error::Usage(format!("encode state for hooks: {e}")))?;
+    let input = serde_json::to_vec(state)
+        .map_err(|e| Error::Usage(format!("encode state for hooks: {e}")))?;
     for (index, h) in hooks.iter().enumerate() {
         run_one(h, &input).map_err(|msg| Error::Hook {
             kind,
@@ -29,7 +30,9 @@ pub fn run_all(kind: &'static str, hooks: &[Hook], state: &OciState) -> Result<(
 /// Runs every hook, logging failures instead of stopping (poststart and
 /// poststop: the spec says to warn and go on).
 pub fn run_all_warn(kind: &'static str, hooks: &[Hook], state: &OciState) {
-    let Ok(input) = serde_json::to_vec(state) else { return };
+    let Ok(input) = serde_json::to_vec(state) else {
+        return;
+    };
     for (index, h) in hooks.iter().enumerate() {
         if let Err(msg) = run_one(h, &input) {
             tracing::warn!("{kind} hook #{index} ({}): {msg}", h.path().display());
@@ -41,9 +44,12 @@ fn memfile() -> std::io::Result<std::fs::File> {
     // An anonymous file: a hook that does not read its stdin, or writes a lot,
     // can never block us the way a pipe could.
     // SAFETY: valid C string; memfd_create has no other preconditions.
-    let fd = berth_sys::cvt(unsafe { libc::memfd_create(c"berth-hook".as_ptr(), libc::MFD_CLOEXEC) })?;
+    let fd =
+        berth_sys::cvt(unsafe { libc::memfd_create(c"berth-hook".as_ptr(), libc::MFD_CLOEXEC) })?;
     // SAFETY: new fd owned by us.
-    Ok(std::fs::File::from(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }))
+    Ok(std::fs::File::from(unsafe {
+        <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+    }))
 }
 
 fn run_one(h: &Hook, input: &[u8]) -> std::result::Result<(), String> {
@@ -69,9 +75,12 @@ fn run_one(h: &Hook, input: &[u8]) -> std::result::Result<(), String> {
         .stdout(Stdio::from(out.try_clone().map_err(|e| e.to_string())?))
         .stderr(Stdio::from(err_file));
     let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
-    let timeout = h.timeout().map(|t| t.clamp(1, i32::MAX as i64 / 1000) as i32 * 1000);
+    let timeout = h
+        .timeout()
+        .map(|t| t.clamp(1, i32::MAX as i64 / 1000) as i32 * 1000);
     let pidfd = berth_sys::process::pidfd_open(child.id() as i32).map_err(|e| e.to_string())?;
-    let done = berth_sys::process::pidfd_wait_exit(pidfd.as_fd(), timeout.unwrap_or(-1)).map_err(|e| e.to_string())?;
+    let done = berth_sys::process::pidfd_wait_exit(pidfd.as_fd(), timeout.unwrap_or(-1))
+        .map_err(|e| e.to_string())?;
     if !done {
         let _ = child.kill();
         let _ = child.wait();

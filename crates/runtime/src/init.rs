@@ -74,7 +74,8 @@ pub(crate) fn stage_main(a: &InitArgs<'_>, init_flags: u64) -> ! {
 
 fn stage(a: &InitArgs<'_>, init_flags: u64) -> Result<()> {
     close_runtime_fds(a);
-    sp::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0, 0, 0).ctx("set parent-death signal")?;
+    sp::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0, 0, 0)
+        .ctx("set parent-death signal")?;
     sp::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0).ctx("make the process non-dumpable")?;
     expect_go(a.chan)?;
     // Join the user namespace first: the other namespaces of another
@@ -83,7 +84,12 @@ fn stage(a: &InitArgs<'_>, init_flags: u64) -> Result<()> {
     let mut fds: Vec<&(i32, OwnedFd)> = a.ns_fds.iter().collect();
     fds.sort_by_key(|(f, _)| *f != libc::CLONE_NEWUSER);
     for (flag, fd) in fds {
-        sp::setns(fd.as_fd(), *flag).with_ctx(|| format!("join the {} namespace (linux.namespaces)", crate::config::ns_name(*flag)))?;
+        sp::setns(fd.as_fd(), *flag).with_ctx(|| {
+            format!(
+                "join the {} namespace (linux.namespaces)",
+                crate::config::ns_name(*flag)
+            )
+        })?;
     }
     if a.ns.has_new(libc::CLONE_NEWUSER) {
         sp::unshare(libc::CLONE_NEWUSER).ctx("create the user namespace")?;
@@ -98,7 +104,9 @@ fn stage(a: &InitArgs<'_>, init_flags: u64) -> Result<()> {
     // CLONE_PARENT: the init becomes the runtime's child, not ours, so the
     // runtime (or its caller's subreaper) reaps it and sees its exit status.
     // SAFETY: this process is a fork of the single-threaded runtime.
-    match unsafe { sp::clone3(init_flags | sp::CLONE_PARENT, None) }.ctx("create the container process")? {
+    match unsafe { sp::clone3(init_flags | sp::CLONE_PARENT, None) }
+        .ctx("create the container process")?
+    {
         sp::Forked::Child => init_main(a, false),
         sp::Forked::Parent { pid, .. } => a.chan.send(&Msg::InitPid(pid)),
     }
@@ -107,19 +115,30 @@ fn stage(a: &InitArgs<'_>, init_flags: u64) -> Result<()> {
 fn expect_go(chan: &Channel) -> Result<()> {
     match chan.expect("it was told to go on")? {
         Msg::Go => Ok(()),
-        other => Err(Error::Usage(format!("unexpected message {other:?} while waiting to go on"))),
+        other => Err(Error::Usage(format!(
+            "unexpected message {other:?} while waiting to go on"
+        ))),
     }
 }
 
 fn write_time_offsets(spec: &Spec) -> Result<()> {
-    let Some(offsets) = spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref()) else {
+    let Some(offsets) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.time_offsets().as_ref())
+    else {
         return Ok(());
     };
     let mut text = String::new();
     for (clock, off) in offsets {
-        text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+        text.push_str(&format!(
+            "{clock} {} {}\n",
+            off.secs().unwrap_or(0),
+            off.nanosecs().unwrap_or(0)
+        ));
     }
-    std::fs::write("/proc/self/timens_offsets", text).ctx("write linux.timeOffsets to /proc/self/timens_offsets")
+    std::fs::write("/proc/self/timens_offsets", text)
+        .ctx("write linux.timeOffsets to /proc/self/timens_offsets")
 }
 
 /// Entry of the container's init. Never returns: it execs or exits.
@@ -142,13 +161,18 @@ pub(crate) fn init_main(a: &InitArgs<'_>, wait_go: bool) -> ! {
     sp::exit_now(1)
 }
 
-fn setup_and_exec(a: &InitArgs<'_>, wait_go: bool, fifo_writer: &mut Option<std::fs::File>) -> Result<Infallible> {
+fn setup_and_exec(
+    a: &InitArgs<'_>,
+    wait_go: bool,
+    fifo_writer: &mut Option<std::fs::File>,
+) -> Result<Infallible> {
     close_runtime_fds(a);
     if let Some(mask) = &a.sigmask {
         sp::set_sigmask(mask).ctx("restore the signal mask")?;
     }
     // If the runtime dies before we are ready, so do we.
-    sp::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0, 0, 0).ctx("set parent-death signal")?;
+    sp::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0, 0, 0)
+        .ctx("set parent-death signal")?;
     // Non-dumpable: the container cannot open /proc/<us>/exe (the runtime's
     // binary, CVE-2019-5736) nor ptrace us while we hold host fds. execve
     // makes the user's program dumpable again.
@@ -157,13 +181,18 @@ fn setup_and_exec(a: &InitArgs<'_>, wait_go: bool, fifo_writer: &mut Option<std:
         expect_go(a.chan)?;
     }
     let spec = a.spec;
-    let process = spec.process().as_ref().ok_or_else(|| crate::error::config("process", "is required"))?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| crate::error::config("process", "is required"))?;
     let userns = a.ns.has(libc::CLONE_NEWUSER);
     if userns {
         // Become root of the user namespace so that what we create is owned
         // by a mapped id.
-        sp::setresgid(0).ctx("become gid 0 in the user namespace (is 0 mapped in linux.gidMappings?)")?;
-        sp::setresuid(0).ctx("become uid 0 in the user namespace (is 0 mapped in linux.uidMappings?)")?;
+        sp::setresgid(0)
+            .ctx("become gid 0 in the user namespace (is 0 mapped in linux.gidMappings?)")?;
+        sp::setresuid(0)
+            .ctx("become uid 0 in the user namespace (is 0 mapped in linux.uidMappings?)")?;
     }
     if a.cgroupns_unshare {
         sp::unshare(libc::CLONE_NEWCGROUP).ctx("create the cgroup namespace")?;
@@ -188,10 +217,22 @@ fn setup_and_exec(a: &InitArgs<'_>, wait_go: bool, fifo_writer: &mut Option<std:
         a.chan.send(&Msg::MountsDone)?;
         match a.chan.expect("the runtime ran its hooks")? {
             Msg::HooksDone { pid } => host_pid = pid,
-            other => return Err(Error::Usage(format!("unexpected message {other:?} while waiting for hooks"))),
+            other => {
+                return Err(Error::Usage(format!(
+                    "unexpected message {other:?} while waiting for hooks"
+                )))
+            }
         }
-        let hooks = spec.hooks().as_ref().and_then(|h| h.create_container().clone()).unwrap_or_default();
-        hooks::run_all("createContainer", &hooks, &hook_state(a, Status::Creating, host_pid))?;
+        let hooks = spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.create_container().clone())
+            .unwrap_or_default();
+        hooks::run_all(
+            "createContainer",
+            &hooks,
+            &hook_state(a, Status::Creating, host_pid),
+        )?;
     }
     rf.pivot(root, a.no_pivot)?;
     if process.terminal() == Some(true) {
@@ -245,18 +286,33 @@ fn setup_and_exec(a: &InitArgs<'_>, wait_go: bool, fifo_writer: &mut Option<std:
         }
         None => match a.chan.expect("it was started")? {
             Msg::Start => {}
-            other => return Err(Error::Usage(format!("unexpected message {other:?} while waiting to start"))),
+            other => {
+                return Err(Error::Usage(format!(
+                    "unexpected message {other:?} while waiting to start"
+                )))
+            }
         },
     }
-    if let Some(h) = spec.hooks().as_ref().and_then(|h| h.start_container().as_ref()) {
-        hooks::run_all("startContainer", h, &hook_state(a, Status::Created, host_pid))?;
+    if let Some(h) = spec
+        .hooks()
+        .as_ref()
+        .and_then(|h| h.start_container().as_ref())
+    {
+        hooks::run_all(
+            "startContainer",
+            h,
+            &hook_state(a, Status::Created, host_pid),
+        )?;
     }
     Err(sp::execve(&exe, &argv, &envp)).with_ctx(|| format!("exec {:?}", args[0]))
 }
 
 fn to_cstrings(v: &[String], field: &str) -> Result<Vec<std::ffi::CString>> {
     v.iter()
-        .map(|s| std::ffi::CString::new(s.as_bytes()).map_err(|_| crate::error::config(field, "contains a NUL byte")))
+        .map(|s| {
+            std::ffi::CString::new(s.as_bytes())
+                .map_err(|_| crate::error::config(field, "contains a NUL byte"))
+        })
         .collect()
 }
 
@@ -295,31 +351,44 @@ fn apply_sysctls(spec: &Spec) -> Result<()> {
     if sysctl.is_empty() {
         return Ok(());
     }
-    let proc = sfs::open(Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0).ctx("open /proc")?;
+    let proc =
+        sfs::open(Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0).ctx("open /proc")?;
     if sfs::fs_magic(proc.as_fd()).ctx("statfs /proc")? != sfs::PROC_SUPER_MAGIC {
-        return Err(Error::Usage("/proc is not procfs; refusing to write sysctls through it".into()));
+        return Err(Error::Usage(
+            "/proc is not procfs; refusing to write sysctls through it".into(),
+        ));
     }
     for (k, v) in sysctl {
         // sysctl(8) notation: dots separate levels, slashes stand for dots
         // inside a name (net.ipv4.conf.eth0/1.forwarding).
-        let rel: String = k.chars().map(|c| match c {
-            '.' => '/',
-            '/' => '.',
-            c => c,
-        }).collect();
+        let rel: String = k
+            .chars()
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                c => c,
+            })
+            .collect();
         let path = PathBuf::from("sys").join(rel);
         let fd = sfs::openat2(
             proc.as_fd(),
             &path,
             libc::O_WRONLY,
             0,
-            sfs::RESOLVE_BENEATH | sfs::RESOLVE_NO_SYMLINKS | sfs::RESOLVE_NO_MAGICLINKS | sfs::RESOLVE_NO_XDEV,
+            sfs::RESOLVE_BENEATH
+                | sfs::RESOLVE_NO_SYMLINKS
+                | sfs::RESOLVE_NO_MAGICLINKS
+                | sfs::RESOLVE_NO_XDEV,
         )
         .with_ctx(|| format!("open /proc/{} (linux.sysctl.{k})", path.display()))?;
         if sfs::fs_magic(fd.as_fd()).ctx("statfs sysctl file")? != sfs::PROC_SUPER_MAGIC {
-            return Err(Error::Usage(format!("linux.sysctl.{k}: the file is not on procfs")));
+            return Err(Error::Usage(format!(
+                "linux.sysctl.{k}: the file is not on procfs"
+            )));
         }
-        std::fs::File::from(fd).write_all(v.as_bytes()).with_ctx(|| format!("write linux.sysctl.{k}"))?;
+        std::fs::File::from(fd)
+            .write_all(v.as_bytes())
+            .with_ctx(|| format!("write linux.sysctl.{k}"))?;
     }
     Ok(())
 }
@@ -345,14 +414,15 @@ fn enter_cwd(cwd: &Path) -> Result<()> {
 /// socket, binds the slave on /dev/console and makes it our stdio and
 /// controlling terminal.
 fn setup_console(a: &InitArgs<'_>) -> Result<()> {
-    let sock = a
-        .console
-        .ok_or_else(|| Error::Usage("process.terminal is set but there is no --console-socket".into()))?;
+    let sock = a.console.ok_or_else(|| {
+        Error::Usage("process.terminal is set but there is no --console-socket".into())
+    })?;
     let (master, slave) = crate::tty::open_pty_in_container()?;
     if let Some(size) = a.spec.process().as_ref().and_then(|p| p.console_size()) {
         crate::tty::set_size(slave.as_fd(), size.height() as u16, size.width() as u16)?;
     }
-    berth_sys::socket::send(sock.as_fd(), b"/dev/ptmx", Some(master.as_raw_fd())).ctx("send the pty master to --console-socket")?;
+    berth_sys::socket::send(sock.as_fd(), b"/dev/ptmx", Some(master.as_raw_fd()))
+        .ctx("send the pty master to --console-socket")?;
     drop(master);
     crate::tty::bind_console(slave.as_fd())?;
     sp::setsid().ctx("setsid")?;

@@ -20,7 +20,9 @@ mod process_attrs;
 mod rootfs;
 mod tty;
 
-pub use container::{create, delete, kill, list, parse_signal, run, start, state, CreateOptions, RunOptions};
+pub use container::{
+    create, delete, kill, list, parse_signal, run, start, state, CreateOptions, RunOptions,
+};
 pub use error::{Error, Result};
 pub use state::{OciState, Status};
 

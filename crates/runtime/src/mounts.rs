@@ -41,12 +41,60 @@ const MS_NOSYMFOLLOW: u64 = 256;
 
 /// Every option name this runtime understands (for `features`).
 pub const KNOWN_OPTIONS: &[&str] = &[
-    "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "mand", "noatime", "nodev",
-    "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime", "nosuid", "nosymfollow", "private", "ratime",
-    "rbind", "rdev", "rdiratime", "relatime", "remount", "rexec", "rnoatime", "rnodev", "rnodiratime", "rnoexec",
-    "rnorelatime", "rnostrictatime", "rnosuid", "rnosymfollow", "ro", "rprivate", "rrelatime", "rro", "rrw",
-    "rshared", "rslave", "rstrictatime", "rsuid", "rsymfollow", "runbindable", "rw", "shared", "slave",
-    "strictatime", "suid", "symfollow", "sync", "tmpcopyup", "unbindable",
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "nosymfollow",
+    "private",
+    "ratime",
+    "rbind",
+    "rdev",
+    "rdiratime",
+    "relatime",
+    "remount",
+    "rexec",
+    "rnoatime",
+    "rnodev",
+    "rnodiratime",
+    "rnoexec",
+    "rnorelatime",
+    "rnostrictatime",
+    "rnosuid",
+    "rnosymfollow",
+    "ro",
+    "rprivate",
+    "rrelatime",
+    "rro",
+    "rrw",
+    "rshared",
+    "rslave",
+    "rstrictatime",
+    "rsuid",
+    "rsymfollow",
+    "runbindable",
+    "rw",
+    "shared",
+    "slave",
+    "strictatime",
+    "suid",
+    "symfollow",
+    "sync",
+    "tmpcopyup",
+    "unbindable",
 ];
 
 fn set(a: &mut MountAttr, bits: u64) {
@@ -69,58 +117,189 @@ pub fn parse_options(opts: &[String]) -> std::result::Result<MountOptions, Strin
         let err = |m: &str| Err(format!("[{i}]\u{0}{m}"));
         let (flag_on, flag_off): (u64, u64) = match opt.as_str() {
             "defaults" => (0, 0),
-            "ro" => { set(&mut o.attr, MOUNT_ATTR_RDONLY); (MS_RDONLY, 0) }
-            "rw" => { clr(&mut o.attr, MOUNT_ATTR_RDONLY); (0, MS_RDONLY) }
-            "nosuid" => { set(&mut o.attr, MOUNT_ATTR_NOSUID); (MS_NOSUID, 0) }
-            "suid" => { clr(&mut o.attr, MOUNT_ATTR_NOSUID); (0, MS_NOSUID) }
-            "nodev" => { set(&mut o.attr, MOUNT_ATTR_NODEV); (MS_NODEV, 0) }
-            "dev" => { clr(&mut o.attr, MOUNT_ATTR_NODEV); (0, MS_NODEV) }
-            "noexec" => { set(&mut o.attr, MOUNT_ATTR_NOEXEC); (MS_NOEXEC, 0) }
-            "exec" => { clr(&mut o.attr, MOUNT_ATTR_NOEXEC); (0, MS_NOEXEC) }
-            "nosymfollow" => { set(&mut o.attr, MOUNT_ATTR_NOSYMFOLLOW); (MS_NOSYMFOLLOW, 0) }
-            "symfollow" => { clr(&mut o.attr, MOUNT_ATTR_NOSYMFOLLOW); (0, MS_NOSYMFOLLOW) }
+            "ro" => {
+                set(&mut o.attr, MOUNT_ATTR_RDONLY);
+                (MS_RDONLY, 0)
+            }
+            "rw" => {
+                clr(&mut o.attr, MOUNT_ATTR_RDONLY);
+                (0, MS_RDONLY)
+            }
+            "nosuid" => {
+                set(&mut o.attr, MOUNT_ATTR_NOSUID);
+                (MS_NOSUID, 0)
+            }
+            "suid" => {
+                clr(&mut o.attr, MOUNT_ATTR_NOSUID);
+                (0, MS_NOSUID)
+            }
+            "nodev" => {
+                set(&mut o.attr, MOUNT_ATTR_NODEV);
+                (MS_NODEV, 0)
+            }
+            "dev" => {
+                clr(&mut o.attr, MOUNT_ATTR_NODEV);
+                (0, MS_NODEV)
+            }
+            "noexec" => {
+                set(&mut o.attr, MOUNT_ATTR_NOEXEC);
+                (MS_NOEXEC, 0)
+            }
+            "exec" => {
+                clr(&mut o.attr, MOUNT_ATTR_NOEXEC);
+                (0, MS_NOEXEC)
+            }
+            "nosymfollow" => {
+                set(&mut o.attr, MOUNT_ATTR_NOSYMFOLLOW);
+                (MS_NOSYMFOLLOW, 0)
+            }
+            "symfollow" => {
+                clr(&mut o.attr, MOUNT_ATTR_NOSYMFOLLOW);
+                (0, MS_NOSYMFOLLOW)
+            }
             "sync" => (libc::MS_SYNCHRONOUS, 0),
             "async" => (0, libc::MS_SYNCHRONOUS),
             "dirsync" => (libc::MS_DIRSYNC, 0),
             "remount" => (libc::MS_REMOUNT, 0),
             "mand" => (libc::MS_MANDLOCK, 0),
             "nomand" => (0, libc::MS_MANDLOCK),
-            "noatime" => { atime(&mut o.attr, MOUNT_ATTR_NOATIME); (libc::MS_NOATIME, libc::MS_RELATIME | libc::MS_STRICTATIME) }
-            "atime" => { atime(&mut o.attr, MOUNT_ATTR_RELATIME); (0, libc::MS_NOATIME) }
-            "relatime" => { atime(&mut o.attr, MOUNT_ATTR_RELATIME); (libc::MS_RELATIME, libc::MS_NOATIME | libc::MS_STRICTATIME) }
+            "noatime" => {
+                atime(&mut o.attr, MOUNT_ATTR_NOATIME);
+                (libc::MS_NOATIME, libc::MS_RELATIME | libc::MS_STRICTATIME)
+            }
+            "atime" => {
+                atime(&mut o.attr, MOUNT_ATTR_RELATIME);
+                (0, libc::MS_NOATIME)
+            }
+            "relatime" => {
+                atime(&mut o.attr, MOUNT_ATTR_RELATIME);
+                (libc::MS_RELATIME, libc::MS_NOATIME | libc::MS_STRICTATIME)
+            }
             "norelatime" => (0, libc::MS_RELATIME),
-            "strictatime" => { atime(&mut o.attr, MOUNT_ATTR_STRICTATIME); (libc::MS_STRICTATIME, libc::MS_NOATIME | libc::MS_RELATIME) }
+            "strictatime" => {
+                atime(&mut o.attr, MOUNT_ATTR_STRICTATIME);
+                (libc::MS_STRICTATIME, libc::MS_NOATIME | libc::MS_RELATIME)
+            }
             "nostrictatime" => (0, libc::MS_STRICTATIME),
-            "nodiratime" => { set(&mut o.attr, MOUNT_ATTR_NODIRATIME); (libc::MS_NODIRATIME, 0) }
-            "diratime" => { clr(&mut o.attr, MOUNT_ATTR_NODIRATIME); (0, libc::MS_NODIRATIME) }
-            "bind" => { o.bind = true; (0, 0) }
-            "rbind" => { o.rbind = true; (0, 0) }
-            "private" => { o.propagation.push(libc::MS_PRIVATE); (0, 0) }
-            "rprivate" => { o.propagation.push(libc::MS_PRIVATE | libc::MS_REC); (0, 0) }
-            "shared" => { o.propagation.push(libc::MS_SHARED); (0, 0) }
-            "rshared" => { o.propagation.push(libc::MS_SHARED | libc::MS_REC); (0, 0) }
-            "slave" => { o.propagation.push(libc::MS_SLAVE); (0, 0) }
-            "rslave" => { o.propagation.push(libc::MS_SLAVE | libc::MS_REC); (0, 0) }
-            "unbindable" => { o.propagation.push(libc::MS_UNBINDABLE); (0, 0) }
-            "runbindable" => { o.propagation.push(libc::MS_UNBINDABLE | libc::MS_REC); (0, 0) }
-            "rro" => { set(&mut o.rec_attr, MOUNT_ATTR_RDONLY); (0, 0) }
-            "rrw" => { clr(&mut o.rec_attr, MOUNT_ATTR_RDONLY); (0, 0) }
-            "rnosuid" => { set(&mut o.rec_attr, MOUNT_ATTR_NOSUID); (0, 0) }
-            "rsuid" => { clr(&mut o.rec_attr, MOUNT_ATTR_NOSUID); (0, 0) }
-            "rnodev" => { set(&mut o.rec_attr, MOUNT_ATTR_NODEV); (0, 0) }
-            "rdev" => { clr(&mut o.rec_attr, MOUNT_ATTR_NODEV); (0, 0) }
-            "rnoexec" => { set(&mut o.rec_attr, MOUNT_ATTR_NOEXEC); (0, 0) }
-            "rexec" => { clr(&mut o.rec_attr, MOUNT_ATTR_NOEXEC); (0, 0) }
-            "rnosymfollow" => { set(&mut o.rec_attr, MOUNT_ATTR_NOSYMFOLLOW); (0, 0) }
-            "rsymfollow" => { clr(&mut o.rec_attr, MOUNT_ATTR_NOSYMFOLLOW); (0, 0) }
-            "rnodiratime" => { set(&mut o.rec_attr, MOUNT_ATTR_NODIRATIME); (0, 0) }
-            "rdiratime" => { clr(&mut o.rec_attr, MOUNT_ATTR_NODIRATIME); (0, 0) }
-            "rnoatime" => { atime(&mut o.rec_attr, MOUNT_ATTR_NOATIME); (0, 0) }
-            "ratime" | "rrelatime" => { atime(&mut o.rec_attr, MOUNT_ATTR_RELATIME); (0, 0) }
-            "rstrictatime" => { atime(&mut o.rec_attr, MOUNT_ATTR_STRICTATIME); (0, 0) }
-            "rnorelatime" | "rnostrictatime" => { o.rec_attr.attr_clr |= MOUNT_ATTR__ATIME; (0, 0) }
-            "tmpcopyup" => { o.tmpcopyup = true; (0, 0) }
-            "idmap" | "ridmap" => return err("idmapped mounts are not supported by this version of berth-runtime"),
+            "nodiratime" => {
+                set(&mut o.attr, MOUNT_ATTR_NODIRATIME);
+                (libc::MS_NODIRATIME, 0)
+            }
+            "diratime" => {
+                clr(&mut o.attr, MOUNT_ATTR_NODIRATIME);
+                (0, libc::MS_NODIRATIME)
+            }
+            "bind" => {
+                o.bind = true;
+                (0, 0)
+            }
+            "rbind" => {
+                o.rbind = true;
+                (0, 0)
+            }
+            "private" => {
+                o.propagation.push(libc::MS_PRIVATE);
+                (0, 0)
+            }
+            "rprivate" => {
+                o.propagation.push(libc::MS_PRIVATE | libc::MS_REC);
+                (0, 0)
+            }
+            "shared" => {
+                o.propagation.push(libc::MS_SHARED);
+                (0, 0)
+            }
+            "rshared" => {
+                o.propagation.push(libc::MS_SHARED | libc::MS_REC);
+                (0, 0)
+            }
+            "slave" => {
+                o.propagation.push(libc::MS_SLAVE);
+                (0, 0)
+            }
+            "rslave" => {
+                o.propagation.push(libc::MS_SLAVE | libc::MS_REC);
+                (0, 0)
+            }
+            "unbindable" => {
+                o.propagation.push(libc::MS_UNBINDABLE);
+                (0, 0)
+            }
+            "runbindable" => {
+                o.propagation.push(libc::MS_UNBINDABLE | libc::MS_REC);
+                (0, 0)
+            }
+            "rro" => {
+                set(&mut o.rec_attr, MOUNT_ATTR_RDONLY);
+                (0, 0)
+            }
+            "rrw" => {
+                clr(&mut o.rec_attr, MOUNT_ATTR_RDONLY);
+                (0, 0)
+            }
+            "rnosuid" => {
+                set(&mut o.rec_attr, MOUNT_ATTR_NOSUID);
+                (0, 0)
+            }
+            "rsuid" => {
+                clr(&mut o.rec_attr, MOUNT_ATTR_NOSUID);
+                (0, 0)
+            }
+            "rnodev" => {
+                set(&mut o.rec_attr, MOUNT_ATTR_NODEV);
+                (0, 0)
+            }
+            "rdev" => {
+                clr(&mut o.rec_attr, MOUNT_ATTR_NODEV);
+                (0, 0)
+            }
+            "rnoexec" => {
+                set(&mut o.rec_attr, MOUNT_ATTR_NOEXEC);
+                (0, 0)
+            }
+            "rexec" => {
+                clr(&mut o.rec_attr, MOUNT_ATTR_NOEXEC);
+                (0, 0)
+            }
+            "rnosymfollow" => {
+                set(&mut o.rec_attr, MOUNT_ATTR_NOSYMFOLLOW);
+                (0, 0)
+            }
+            "rsymfollow" => {
+                clr(&mut o.rec_attr, MOUNT_ATTR_NOSYMFOLLOW);
+                (0, 0)
+            }
+            "rnodiratime" => {
+                set(&mut o.rec_attr, MOUNT_ATTR_NODIRATIME);
+                (0, 0)
+            }
+            "rdiratime" => {
+                clr(&mut o.rec_attr, MOUNT_ATTR_NODIRATIME);
+                (0, 0)
+            }
+            "rnoatime" => {
+                atime(&mut o.rec_attr, MOUNT_ATTR_NOATIME);
+                (0, 0)
+            }
+            "ratime" | "rrelatime" => {
+                atime(&mut o.rec_attr, MOUNT_ATTR_RELATIME);
+                (0, 0)
+            }
+            "rstrictatime" => {
+                atime(&mut o.rec_attr, MOUNT_ATTR_STRICTATIME);
+                (0, 0)
+            }
+            "rnorelatime" | "rnostrictatime" => {
+                o.rec_attr.attr_clr |= MOUNT_ATTR__ATIME;
+                (0, 0)
+            }
+            "tmpcopyup" => {
+                o.tmpcopyup = true;
+                (0, 0)
+            }
+            "idmap" | "ridmap" => {
+                return err("idmapped mounts are not supported by this version of berth-runtime")
+            }
             "" => return err("empty option"),
             other if other.contains('\0') => return err("contains a NUL byte"),
             other => {
@@ -165,27 +344,47 @@ pub fn validate(i: usize, m: &Mount) -> Result<()> {
     }
     let clean = clean_path(dest);
     if clean == Path::new("/") {
-        return Err(config(format!("mounts[{i}].destination"), "cannot mount over the container's root"));
+        return Err(config(
+            format!("mounts[{i}].destination"),
+            "cannot mount over the container's root",
+        ));
     }
     let o = parse_options(m.options().as_deref().unwrap_or_default()).map_err(|e| {
         let (idx, msg) = e.split_once('\0').unwrap_or(("", e.as_str()));
         config(format!("mounts[{i}].options{idx}"), msg.to_string())
     })?;
     if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(config(format!("mounts[{i}].uidMappings"), "idmapped mounts are not supported by this version of berth-runtime"));
+        return Err(config(
+            format!("mounts[{i}].uidMappings"),
+            "idmapped mounts are not supported by this version of berth-runtime",
+        ));
     }
     let typ = mount_type(m, &o);
-    if (typ == "bind" || o.is_bind()) && m.source().as_ref().is_none_or(|s| s.as_os_str().is_empty()) {
-        return Err(config(format!("mounts[{i}].source"), "a bind mount needs a source"));
+    if (typ == "bind" || o.is_bind())
+        && m.source().as_ref().is_none_or(|s| s.as_os_str().is_empty())
+    {
+        return Err(config(
+            format!("mounts[{i}].source"),
+            "a bind mount needs a source",
+        ));
     }
     // CVE-2019-16884 class: nothing but a real procfs at /proc, and only a
     // few well-known files over parts of it.
     if clean == Path::new("/proc") {
         if typ != "proc" {
-            return Err(config(format!("mounts[{i}]"), format!("only procfs may be mounted at /proc, not {typ}")));
+            return Err(config(
+                format!("mounts[{i}]"),
+                format!("only procfs may be mounted at /proc, not {typ}"),
+            ));
         }
     } else if clean.starts_with("/proc") && !PROC_OVERRIDES.iter().any(|p| clean == Path::new(p)) {
-        return Err(config(format!("mounts[{i}]"), format!("{} is under /proc and is not a path that may be mounted over", clean.display())));
+        return Err(config(
+            format!("mounts[{i}]"),
+            format!(
+                "{} is under /proc and is not a path that may be mounted over",
+                clean.display()
+            ),
+        ));
     }
     Ok(())
 }

@@ -5,8 +5,8 @@
 use crate::error::{config, Context, Error, Result};
 use berth_sys::process as sp;
 use oci_spec::runtime::{
-    Capabilities, IOPriorityClass, LinuxCapabilities, LinuxPersonality, LinuxPersonalityDomain, LinuxSchedulerFlag,
-    LinuxSchedulerPolicy, PosixRlimit, PosixRlimitType, Process, Scheduler,
+    Capabilities, IOPriorityClass, LinuxCapabilities, LinuxPersonality, LinuxPersonalityDomain,
+    LinuxSchedulerFlag, LinuxSchedulerPolicy, PosixRlimit, PosixRlimitType, Process, Scheduler,
 };
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -96,7 +96,9 @@ pub struct CapMasks {
 impl CapMasks {
     pub fn from_spec(caps: Option<&LinuxCapabilities>) -> CapMasks {
         let last = last_cap();
-        let Some(c) = caps else { return CapMasks::default() };
+        let Some(c) = caps else {
+            return CapMasks::default();
+        };
         CapMasks {
             bounding: cap_mask(c.bounding().as_ref(), last),
             effective: cap_mask(c.effective().as_ref(), last),
@@ -112,8 +114,12 @@ impl CapMasks {
 pub fn drop_bounding(bounding: u64) -> Result<()> {
     for cap in 0..=last_cap() {
         if bounding & (1 << cap) == 0 {
-            sp::prctl(libc::PR_CAPBSET_DROP, u64::from(cap), 0, 0, 0)
-                .with_ctx(|| format!("drop {} from the bounding set", CAPS.get(cap as usize).unwrap_or(&"capability")))?;
+            sp::prctl(libc::PR_CAPBSET_DROP, u64::from(cap), 0, 0, 0).with_ctx(|| {
+                format!(
+                    "drop {} from the bounding set",
+                    CAPS.get(cap as usize).unwrap_or(&"capability")
+                )
+            })?;
         }
     }
     Ok(())
@@ -135,8 +141,10 @@ pub fn switch_user(process: &Process, caps: &CapMasks, setgroups_allowed: bool) 
             "cannot be set: setgroups is denied in this user namespace",
         ));
     }
-    sp::setresgid(user.gid()).with_ctx(|| format!("set gid to {} (process.user.gid)", user.gid()))?;
-    sp::setresuid(user.uid()).with_ctx(|| format!("set uid to {} (process.user.uid)", user.uid()))?;
+    sp::setresgid(user.gid())
+        .with_ctx(|| format!("set gid to {} (process.user.gid)", user.gid()))?;
+    sp::setresuid(user.uid())
+        .with_ctx(|| format!("set uid to {} (process.user.uid)", user.uid()))?;
     sp::capset(sp::CapSets {
         effective: caps.effective,
         permitted: caps.permitted,
@@ -144,13 +152,29 @@ pub fn switch_user(process: &Process, caps: &CapMasks, setgroups_allowed: bool) 
     })
     .ctx("set capabilities (process.capabilities)")?;
     sp::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0).ctx("clear PR_SET_KEEPCAPS")?;
-    sp::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as u64, 0, 0, 0).ctx("clear ambient capabilities")?;
+    sp::prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as u64,
+        0,
+        0,
+        0,
+    )
+    .ctx("clear ambient capabilities")?;
     for cap in 0..64u64 {
         if caps.ambient & (1 << cap) != 0 {
             // The kernel refuses ambient caps not in permitted and inheritable;
             // runc warns and goes on, and so do we.
-            if let Err(e) = sp::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as u64, cap, 0, 0) {
-                tracing::warn!("cannot raise ambient capability {}: {e}", CAPS.get(cap as usize).unwrap_or(&"?"));
+            if let Err(e) = sp::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as u64,
+                cap,
+                0,
+                0,
+            ) {
+                tracing::warn!(
+                    "cannot raise ambient capability {}: {e}",
+                    CAPS.get(cap as usize).unwrap_or(&"?")
+                );
             }
         }
     }
@@ -159,7 +183,7 @@ pub fn switch_user(process: &Process, caps: &CapMasks, setgroups_allowed: bool) 
 
 fn rlimit_resource(t: PosixRlimitType) -> u32 {
     use PosixRlimitType::*;
-    (match t {
+    match t {
         RlimitCpu => libc::RLIMIT_CPU,
         RlimitFsize => libc::RLIMIT_FSIZE,
         RlimitData => libc::RLIMIT_DATA,
@@ -176,7 +200,7 @@ fn rlimit_resource(t: PosixRlimitType) -> u32 {
         RlimitNice => libc::RLIMIT_NICE,
         RlimitRtprio => libc::RLIMIT_RTPRIO,
         RlimitRttime => libc::RLIMIT_RTTIME,
-    }) as u32
+    }
 }
 
 pub fn set_rlimits(limits: &[PosixRlimit]) -> Result<()> {
@@ -212,7 +236,12 @@ pub fn personality_value(p: &LinuxPersonality) -> Result<u64> {
             .iter()
             .find(|(n, _)| n == f)
             .map(|(_, b)| *b)
-            .ok_or_else(|| config(format!("linux.personality.flags[{i}]"), format!("{f:?} is not a personality flag")))?;
+            .ok_or_else(|| {
+                config(
+                    format!("linux.personality.flags[{i}]"),
+                    format!("{f:?} is not a personality flag"),
+                )
+            })?;
         v |= bits;
     }
     Ok(v)
@@ -269,7 +298,9 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// process.env), checking that the result is an executable regular file.
 pub fn find_executable(name: &str, env: &[String]) -> Result<CString> {
     let is_exec = |p: &Path| -> bool {
-        let Ok(c) = berth_sys::cstr(p) else { return false };
+        let Ok(c) = berth_sys::cstr(p) else {
+            return false;
+        };
         // SAFETY: valid C string; access(2) has no other preconditions.
         let ok = unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0;
         ok && p.metadata().is_ok_and(|m| m.is_file())
@@ -278,10 +309,14 @@ pub fn find_executable(name: &str, env: &[String]) -> Result<CString> {
     if name.contains('/') {
         let p = Path::new(name);
         if !p.exists() {
-            return Err(Error::Usage(format!("exec {name:?}: no such file or directory")));
+            return Err(Error::Usage(format!(
+                "exec {name:?}: no such file or directory"
+            )));
         }
         if !is_exec(p) {
-            return Err(Error::Usage(format!("exec {name:?}: permission denied (not an executable file)")));
+            return Err(Error::Usage(format!(
+                "exec {name:?}: permission denied (not an executable file)"
+            )));
         }
         return berth_sys::cstr(p).ctx("exec");
     }
@@ -306,16 +341,26 @@ mod tests {
 
     #[test]
     fn cap_numbers() {
-        let set: Capabilities = [Capability::Chown, Capability::SysAdmin, Capability::NetBindService].into();
+        let set: Capabilities = [
+            Capability::Chown,
+            Capability::SysAdmin,
+            Capability::NetBindService,
+        ]
+        .into();
         assert_eq!(cap_mask(Some(&set), 40), 1 | (1 << 21) | (1 << 10));
         let set: Capabilities = [Capability::CheckpointRestore].into();
-        assert_eq!(cap_mask(Some(&set), 39), 0, "newer than the kernel: skipped");
+        assert_eq!(
+            cap_mask(Some(&set), 39),
+            0,
+            "newer than the kernel: skipped"
+        );
         assert_eq!(CAPS.len(), 41);
     }
 
     #[test]
     fn personality() {
-        let p: LinuxPersonality = serde_json::from_str(r#"{"domain":"LINUX32","flags":["ADDR_NO_RANDOMIZE"]}"#).unwrap();
+        let p: LinuxPersonality =
+            serde_json::from_str(r#"{"domain":"LINUX32","flags":["ADDR_NO_RANDOMIZE"]}"#).unwrap();
         assert_eq!(personality_value(&p).unwrap(), 0x0008 | 0x0004_0000);
     }
 

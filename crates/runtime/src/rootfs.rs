@@ -74,31 +74,60 @@ impl Rootfs<'_> {
             .filter(|f| *f != 0)
             .unwrap_or(libc::MS_SLAVE | libc::MS_REC);
         // Nothing we mount may propagate back to the host (unless asked).
-        smount::mount(None, c"/", None, prop, None).map_err(mnt_err("set propagation of / (linux.rootfsPropagation)".into()))?;
+        smount::mount(None, c"/", None, prop, None).map_err(mnt_err(
+            "set propagation of / (linux.rootfsPropagation)".into(),
+        ))?;
         if prop & libc::MS_SHARED != 0 {
             make_parent_mount_private(self.rootfs)?;
         }
         let rootfs_c = cstr(self.rootfs).ctx("rootfs path")?;
-        smount::mount(Some(&rootfs_c), &rootfs_c, None, libc::MS_BIND | libc::MS_REC, None)
-            .map_err(mnt_err(format!("bind-mount the rootfs {} onto itself", self.rootfs.display())))?;
+        smount::mount(
+            Some(&rootfs_c),
+            &rootfs_c,
+            None,
+            libc::MS_BIND | libc::MS_REC,
+            None,
+        )
+        .map_err(mnt_err(format!(
+            "bind-mount the rootfs {} onto itself",
+            self.rootfs.display()
+        )))?;
         let root = sfs::open(self.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
             .with_ctx(|| format!("open rootfs {}", self.rootfs.display()))?;
 
         let mounts = self.spec.mounts().as_deref().unwrap_or_default();
         for (i, m) in mounts.iter().enumerate() {
-            self.mount_one(root.as_fd(), m).map_err(|e| Error::Usage(format!("mounts[{i}] ({}): {e}", m.destination().display())))?;
+            self.mount_one(root.as_fd(), m).map_err(|e| {
+                Error::Usage(format!("mounts[{i}] ({}): {e}", m.destination().display()))
+            })?;
         }
-        let has_mount = |p: &str| mounts.iter().any(|m| clean_path(m.destination()) == Path::new(p));
+        let has_mount = |p: &str| {
+            mounts
+                .iter()
+                .any(|m| clean_path(m.destination()) == Path::new(p))
+        };
         if has_mount("/dev") {
             // The runtime-spec's default filesystems, when the config gives
             // a /dev of its own but not these.
             if !has_mount("/dev/pts") {
-                self.mount_fs(root.as_fd(), Path::new("/dev/pts"), "devpts", "devpts",
-                    libc::MS_NOSUID | libc::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620"))?;
+                self.mount_fs(
+                    root.as_fd(),
+                    Path::new("/dev/pts"),
+                    "devpts",
+                    "devpts",
+                    libc::MS_NOSUID | libc::MS_NOEXEC,
+                    Some("newinstance,ptmxmode=0666,mode=0620"),
+                )?;
             }
             if !has_mount("/dev/shm") {
-                self.mount_fs(root.as_fd(), Path::new("/dev/shm"), "shm", "tmpfs",
-                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, Some("mode=1777,size=65536k"))?;
+                self.mount_fs(
+                    root.as_fd(),
+                    Path::new("/dev/shm"),
+                    "shm",
+                    "tmpfs",
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    Some("mode=1777,size=65536k"),
+                )?;
             }
         }
         self.create_devices(root.as_fd())?;
@@ -106,7 +135,8 @@ impl Rootfs<'_> {
     }
 
     fn mount_one(&self, root: BorrowedFd<'_>, m: &Mount) -> Result<()> {
-        let opts = mounts::parse_options(m.options().as_deref().unwrap_or_default()).map_err(|e| Error::Usage(e.replace('\0', " ")))?;
+        let opts = mounts::parse_options(m.options().as_deref().unwrap_or_default())
+            .map_err(|e| Error::Usage(e.replace('\0', " ")))?;
         let typ = mounts::mount_type(m, &opts);
         let dest = clean_path(m.destination());
         if typ == "bind" || opts.is_bind() {
@@ -115,27 +145,54 @@ impl Rootfs<'_> {
         if typ == "cgroup" || typ == "cgroup2" {
             return self.cgroup_mount(root, &dest, &opts);
         }
-        let source = m.source().as_ref().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| typ.clone());
+        let source = m
+            .source()
+            .as_ref()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| typ.clone());
         let mut flags = opts.flags;
         if typ == "sysfs" && !self.netns_new {
             // Without a network namespace of its own, /sys/class/net would
             // show (and let root change) the host's interfaces.
             flags |= libc::MS_RDONLY;
         }
-        let dest_fd = sfs::mkdir_all_in_root(root, &dest, Links::InRoot).with_ctx(|| format!("create mount point {}", dest.display()))?;
+        let dest_fd = sfs::mkdir_all_in_root(root, &dest, Links::InRoot)
+            .with_ctx(|| format!("create mount point {}", dest.display()))?;
         let copy_from = if opts.tmpcopyup {
-            Some(sfs::open(Path::new(fd_path(dest_fd.as_raw_fd()).to_str().unwrap_or_default()), libc::O_RDONLY | libc::O_DIRECTORY, 0).ctx("open directory for tmpcopyup")?)
+            Some(
+                sfs::open(
+                    Path::new(fd_path(dest_fd.as_raw_fd()).to_str().unwrap_or_default()),
+                    libc::O_RDONLY | libc::O_DIRECTORY,
+                    0,
+                )
+                .ctx("open directory for tmpcopyup")?,
+            )
         } else {
             None
         };
         let data = opts.data_string();
         match self.mount_at(dest_fd.as_fd(), &source, &typ, flags, data.as_deref()) {
-            Err(e) if typ == "sysfs" && self.userns && matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EBUSY)) => {
+            Err(e)
+                if typ == "sysfs"
+                    && self.userns
+                    && matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EBUSY)) =>
+            {
                 // A user namespace without its own network namespace may not
                 // mount sysfs; give it the host's, read-only, as runc does.
-                let host = sfs::open(Path::new("/sys"), libc::O_PATH | libc::O_DIRECTORY, 0).ctx("open /sys")?;
-                let tree = smount::open_tree(host.as_fd(), smount::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32).ctx("clone /sys")?;
-                let ro = MountAttr { attr_set: berth_sys::mount::MOUNT_ATTR_RDONLY | berth_sys::mount::MOUNT_ATTR_NOSUID | berth_sys::mount::MOUNT_ATTR_NODEV | berth_sys::mount::MOUNT_ATTR_NOEXEC, ..Default::default() };
+                let host = sfs::open(Path::new("/sys"), libc::O_PATH | libc::O_DIRECTORY, 0)
+                    .ctx("open /sys")?;
+                let tree = smount::open_tree(
+                    host.as_fd(),
+                    smount::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
+                )
+                .ctx("clone /sys")?;
+                let ro = MountAttr {
+                    attr_set: berth_sys::mount::MOUNT_ATTR_RDONLY
+                        | berth_sys::mount::MOUNT_ATTR_NOSUID
+                        | berth_sys::mount::MOUNT_ATTR_NODEV
+                        | berth_sys::mount::MOUNT_ATTR_NOEXEC,
+                    ..Default::default()
+                };
                 smount::mount_setattr(tree.as_fd(), true, &ro).ctx("make /sys read-only")?;
                 smount::move_mount(tree.as_fd(), dest_fd.as_fd()).ctx("bind /sys")?;
             }
@@ -143,39 +200,81 @@ impl Rootfs<'_> {
             Ok(()) => {}
         }
         if !opts.propagation.is_empty() || !attr_empty(&opts.rec_attr) || copy_from.is_some() {
-            let mnt = sfs::open_in_root(root, &dest, libc::O_PATH | libc::O_DIRECTORY, Links::InRoot).ctx("reopen mount")?;
+            let mnt =
+                sfs::open_in_root(root, &dest, libc::O_PATH | libc::O_DIRECTORY, Links::InRoot)
+                    .ctx("reopen mount")?;
             if !attr_empty(&opts.rec_attr) {
-                smount::mount_setattr(mnt.as_fd(), true, &opts.rec_attr).ctx("set recursive mount options")?;
+                smount::mount_setattr(mnt.as_fd(), true, &opts.rec_attr)
+                    .ctx("set recursive mount options")?;
             }
             for p in &opts.propagation {
                 set_propagation(mnt.as_fd(), *p).ctx("set mount propagation")?;
             }
             if let Some(src) = copy_from {
-                let dst = sfs::open_in_root(root, &dest, libc::O_RDONLY | libc::O_DIRECTORY, Links::InRoot).ctx("reopen tmpfs")?;
-                copy_tree(src.as_fd(), dst.as_fd()).ctx("copy the directory's contents up into the tmpfs (tmpcopyup)")?;
+                let dst = sfs::open_in_root(
+                    root,
+                    &dest,
+                    libc::O_RDONLY | libc::O_DIRECTORY,
+                    Links::InRoot,
+                )
+                .ctx("reopen tmpfs")?;
+                copy_tree(src.as_fd(), dst.as_fd())
+                    .ctx("copy the directory's contents up into the tmpfs (tmpcopyup)")?;
             }
         }
         Ok(())
     }
 
     /// Classic mount(2) onto the object behind `dest`.
-    fn mount_at(&self, dest: BorrowedFd<'_>, source: &str, typ: &str, flags: u64, data: Option<&str>) -> std::io::Result<()> {
+    fn mount_at(
+        &self,
+        dest: BorrowedFd<'_>,
+        source: &str,
+        typ: &str,
+        flags: u64,
+        data: Option<&str>,
+    ) -> std::io::Result<()> {
         let target = fd_path(dest.as_raw_fd());
-        let src = CString::new(source).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let src =
+            CString::new(source).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
         let t = CString::new(typ).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-        let d = data.map(CString::new).transpose().map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        let d = data
+            .map(CString::new)
+            .transpose()
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
         smount::mount(Some(&src), &target, Some(&t), flags, d.as_deref())
     }
 
-    fn mount_fs(&self, root: BorrowedFd<'_>, dest: &Path, source: &str, typ: &str, flags: u64, data: Option<&str>) -> Result<()> {
-        let fd = sfs::mkdir_all_in_root(root, dest, Links::Refuse).with_ctx(|| format!("create {}", dest.display()))?;
-        self.mount_at(fd.as_fd(), source, typ, flags, data).map_err(mnt_err(format!("mount {typ} on {}", dest.display())))
+    fn mount_fs(
+        &self,
+        root: BorrowedFd<'_>,
+        dest: &Path,
+        source: &str,
+        typ: &str,
+        flags: u64,
+        data: Option<&str>,
+    ) -> Result<()> {
+        let fd = sfs::mkdir_all_in_root(root, dest, Links::Refuse)
+            .with_ctx(|| format!("create {}", dest.display()))?;
+        self.mount_at(fd.as_fd(), source, typ, flags, data)
+            .map_err(mnt_err(format!("mount {typ} on {}", dest.display())))
     }
 
-    fn bind_mount(&self, root: BorrowedFd<'_>, dest: &Path, m: &Mount, opts: &MountOptions) -> Result<()> {
+    fn bind_mount(
+        &self,
+        root: BorrowedFd<'_>,
+        dest: &Path,
+        m: &Mount,
+        opts: &MountOptions,
+    ) -> Result<()> {
         let src = m.source().clone().unwrap_or_default();
-        let src = if src.is_absolute() { src } else { self.bundle.join(src) };
-        let src_fd = sfs::open(&src, libc::O_PATH, 0).with_ctx(|| format!("open bind source {}", src.display()))?;
+        let src = if src.is_absolute() {
+            src
+        } else {
+            self.bundle.join(src)
+        };
+        let src_fd = sfs::open(&src, libc::O_PATH, 0)
+            .with_ctx(|| format!("open bind source {}", src.display()))?;
         let st = sfs::fstat(src_fd.as_fd()).ctx("stat bind source")?;
         let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
         let dest_fd = if is_dir {
@@ -188,14 +287,17 @@ impl Rootfs<'_> {
         if opts.rbind {
             flags |= libc::AT_RECURSIVE as u32;
         }
-        let tree = smount::open_tree(src_fd.as_fd(), flags).with_ctx(|| format!("clone mount of {}", src.display()))?;
+        let tree = smount::open_tree(src_fd.as_fd(), flags)
+            .with_ctx(|| format!("clone mount of {}", src.display()))?;
         if !attr_empty(&opts.attr) {
             smount::mount_setattr(tree.as_fd(), false, &opts.attr).ctx("set mount options")?;
         }
         if !attr_empty(&opts.rec_attr) {
-            smount::mount_setattr(tree.as_fd(), true, &opts.rec_attr).ctx("set recursive mount options")?;
+            smount::mount_setattr(tree.as_fd(), true, &opts.rec_attr)
+                .ctx("set recursive mount options")?;
         }
-        smount::move_mount(tree.as_fd(), dest_fd.as_fd()).with_ctx(|| format!("bind {} on {}", src.display(), dest.display()))?;
+        smount::move_mount(tree.as_fd(), dest_fd.as_fd())
+            .with_ctx(|| format!("bind {} on {}", src.display(), dest.display()))?;
         for p in &opts.propagation {
             set_propagation(tree.as_fd(), *p).ctx("set mount propagation")?;
         }
@@ -208,42 +310,67 @@ impl Rootfs<'_> {
         let cg = self
             .cgroup
             .ok_or_else(|| Error::Usage("mount cgroup: the container has no cgroup".into()))?;
-        let dest_fd = sfs::mkdir_all_in_root(root, dest, Links::InRoot).with_ctx(|| format!("create mount point {}", dest.display()))?;
+        let dest_fd = sfs::mkdir_all_in_root(root, dest, Links::InRoot)
+            .with_ctx(|| format!("create mount point {}", dest.display()))?;
         let bind_dir = |dir: &Path, at: BorrowedFd<'_>| -> Result<()> {
-            let src = sfs::open(dir, libc::O_PATH | libc::O_DIRECTORY, 0).with_ctx(|| format!("open cgroup {}", dir.display()))?;
-            let tree = smount::open_tree(src.as_fd(), smount::OPEN_TREE_CLONE).ctx("clone cgroup mount")?;
+            let src = sfs::open(dir, libc::O_PATH | libc::O_DIRECTORY, 0)
+                .with_ctx(|| format!("open cgroup {}", dir.display()))?;
+            let tree = smount::open_tree(src.as_fd(), smount::OPEN_TREE_CLONE)
+                .ctx("clone cgroup mount")?;
             let mut attr = opts.attr;
-            attr.attr_set |= berth_sys::mount::MOUNT_ATTR_NOSUID | berth_sys::mount::MOUNT_ATTR_NODEV | berth_sys::mount::MOUNT_ATTR_NOEXEC;
+            attr.attr_set |= berth_sys::mount::MOUNT_ATTR_NOSUID
+                | berth_sys::mount::MOUNT_ATTR_NODEV
+                | berth_sys::mount::MOUNT_ATTR_NOEXEC;
             smount::mount_setattr(tree.as_fd(), false, &attr).ctx("set cgroup mount options")?;
-            smount::move_mount(tree.as_fd(), at).with_ctx(|| format!("bind cgroup {}", dir.display()))
+            smount::move_mount(tree.as_fd(), at)
+                .with_ctx(|| format!("bind cgroup {}", dir.display()))
         };
         if cg.version == berth_cgroups::Version::V2 {
             if self.cgroupns_new {
                 let flags = opts.flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-                return self.mount_at(dest_fd.as_fd(), "cgroup2", "cgroup2", flags, None).map_err(mnt_err("mount cgroup2".into()));
+                return self
+                    .mount_at(dest_fd.as_fd(), "cgroup2", "cgroup2", flags, None)
+                    .map_err(mnt_err("mount cgroup2".into()));
             }
             return bind_dir(&cg.dirs[0].path, dest_fd.as_fd());
         }
         // v1 and hybrid: a tmpfs holding one directory per hierarchy.
-        self.mount_at(dest_fd.as_fd(), "tmpfs", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, Some("mode=755"))
-            .map_err(mnt_err(format!("mount tmpfs on {}", dest.display())))?;
-        let top = sfs::open_in_root(root, dest, libc::O_PATH | libc::O_DIRECTORY, Links::InRoot).ctx("reopen cgroup tmpfs")?;
+        self.mount_at(
+            dest_fd.as_fd(),
+            "tmpfs",
+            "tmpfs",
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            Some("mode=755"),
+        )
+        .map_err(mnt_err(format!("mount tmpfs on {}", dest.display())))?;
+        let top = sfs::open_in_root(root, dest, libc::O_PATH | libc::O_DIRECTORY, Links::InRoot)
+            .ctx("reopen cgroup tmpfs")?;
         for d in &cg.dirs {
             let name = if d.v2 {
                 "unified".to_string()
             } else {
-                d.controllers.iter().map(|c| c.trim_start_matches("name=")).collect::<Vec<_>>().join(",")
+                d.controllers
+                    .iter()
+                    .map(|c| c.trim_start_matches("name="))
+                    .collect::<Vec<_>>()
+                    .join(",")
             };
-            let sub = sfs::mkdir_all_in_root(top.as_fd(), Path::new(&name), Links::Refuse).with_ctx(|| format!("create {}/{name}", dest.display()))?;
+            let sub = sfs::mkdir_all_in_root(top.as_fd(), Path::new(&name), Links::Refuse)
+                .with_ctx(|| format!("create {}/{name}", dest.display()))?;
             bind_dir(&d.path, sub.as_fd())?;
             if d.controllers.len() > 1 {
                 for c in &d.controllers {
-                    let _ = sfs::symlinkat(Path::new(&name), top.as_fd(), Path::new(c.trim_start_matches("name=")));
+                    let _ = sfs::symlinkat(
+                        Path::new(&name),
+                        top.as_fd(),
+                        Path::new(c.trim_start_matches("name=")),
+                    );
                 }
             }
         }
         if !attr_empty(&opts.attr) {
-            smount::mount_setattr(top.as_fd(), false, &opts.attr).ctx("set cgroup tmpfs options")?;
+            smount::mount_setattr(top.as_fd(), false, &opts.attr)
+                .ctx("set cgroup tmpfs options")?;
         }
         Ok(())
     }
@@ -262,12 +389,18 @@ impl Rootfs<'_> {
             Err(e) => return Err(e).ctx("open /dev in the rootfs"),
         };
         let mut devices: Vec<LinuxDevice> = default_devices();
-        for d in self.linux().and_then(|l| l.devices().as_ref()).into_iter().flatten() {
+        for d in self
+            .linux()
+            .and_then(|l| l.devices().as_ref())
+            .into_iter()
+            .flatten()
+        {
             devices.retain(|x| x.path() != d.path());
             devices.push(d.clone());
         }
         for d in &devices {
-            self.create_device(root, d).with_ctx(|| format!("create device {}", d.path().display()))?;
+            self.create_device(root, d)
+                .with_ctx(|| format!("create device {}", d.path().display()))?;
         }
         let links: [(&str, &str); 5] = [
             ("fd", "/proc/self/fd"),
@@ -278,14 +411,24 @@ impl Rootfs<'_> {
         ];
         for (name, target) in links {
             match sfs::symlinkat(Path::new(target), dev.as_fd(), Path::new(name)) {
-                Err(e) if e.raw_os_error() != Some(libc::EEXIST) => return Err(e).with_ctx(|| format!("create /dev/{name}")),
+                Err(e) if e.raw_os_error() != Some(libc::EEXIST) => {
+                    return Err(e).with_ctx(|| format!("create /dev/{name}"))
+                }
                 _ => {}
             }
         }
         // /dev/ptmx must be the devpts instance's multiplexer.
-        if sfs::open_in_root(root, Path::new("/dev/pts/ptmx"), libc::O_PATH, Links::Refuse).is_ok() {
+        if sfs::open_in_root(
+            root,
+            Path::new("/dev/pts/ptmx"),
+            libc::O_PATH,
+            Links::Refuse,
+        )
+        .is_ok()
+        {
             let _ = sfs::unlinkat(dev.as_fd(), Path::new("ptmx"), 0);
-            sfs::symlinkat(Path::new("pts/ptmx"), dev.as_fd(), Path::new("ptmx")).ctx("create /dev/ptmx")?;
+            sfs::symlinkat(Path::new("pts/ptmx"), dev.as_fd(), Path::new("ptmx"))
+                .ctx("create /dev/ptmx")?;
         }
         Ok(())
     }
@@ -299,7 +442,12 @@ impl Rootfs<'_> {
             LinuxDeviceType::C | LinuxDeviceType::U => libc::S_IFCHR,
             LinuxDeviceType::B => libc::S_IFBLK,
             LinuxDeviceType::P => libc::S_IFIFO,
-            LinuxDeviceType::A => return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "type 'a' is for cgroup rules, not device nodes")),
+            LinuxDeviceType::A => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "type 'a' is for cgroup rules, not device nodes",
+                ))
+            }
         };
         let perm = d.file_mode().unwrap_or(0o666) & 0o7777;
         match sfs::unlinkat(dir.as_fd(), &name, 0) {
@@ -309,15 +457,38 @@ impl Rootfs<'_> {
         let beneath = sfs::RESOLVE_BENEATH | sfs::RESOLVE_NO_SYMLINKS;
         if self.userns && kind != libc::S_IFIFO {
             // mknod is not allowed in a user namespace: bind the host's node.
-            drop(sfs::openat2(dir.as_fd(), &name, libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY, 0o600, beneath)?);
-            let target = sfs::openat2(dir.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0, beneath)?;
+            drop(sfs::openat2(
+                dir.as_fd(),
+                &name,
+                libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY,
+                0o600,
+                beneath,
+            )?);
+            let target = sfs::openat2(
+                dir.as_fd(),
+                &name,
+                libc::O_PATH | libc::O_NOFOLLOW,
+                0,
+                beneath,
+            )?;
             let host = sfs::open(d.path(), libc::O_PATH, 0)?;
             let tree = smount::open_tree(host.as_fd(), smount::OPEN_TREE_CLONE)?;
             return smount::move_mount(tree.as_fd(), target.as_fd());
         }
         let dev = sfs::makedev(d.major() as u64, d.minor() as u64);
-        sfs::mknodat(dir.as_fd(), &name, kind | perm, if kind == libc::S_IFIFO { 0 } else { dev })?;
-        let node = sfs::openat2(dir.as_fd(), &name, libc::O_PATH | libc::O_NOFOLLOW, 0, beneath)?;
+        sfs::mknodat(
+            dir.as_fd(),
+            &name,
+            kind | perm,
+            if kind == libc::S_IFIFO { 0 } else { dev },
+        )?;
+        let node = sfs::openat2(
+            dir.as_fd(),
+            &name,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+            beneath,
+        )?;
         sfs::fchmod_fd(node.as_fd(), perm)?; // mknod applied the umask
         sfs::fchown_fd(node.as_fd(), d.uid().unwrap_or(0), d.gid().unwrap_or(0))
     }
@@ -329,13 +500,15 @@ impl Rootfs<'_> {
         sfs::fchdir(root.as_fd()).ctx("enter the rootfs")?;
         drop(root);
         if no_pivot {
-            smount::mount(Some(c"."), c"/", None, libc::MS_MOVE, None).ctx("move the rootfs onto / (--no-pivot)")?;
+            smount::mount(Some(c"."), c"/", None, libc::MS_MOVE, None)
+                .ctx("move the rootfs onto / (--no-pivot)")?;
             sfs::chroot(c".").ctx("chroot into the rootfs (--no-pivot)")?;
         } else {
             sfs::pivot_root(c".", c".").ctx("pivot_root into the rootfs")?;
             // The old root is now stacked under the new one at ".". Make it a
             // slave so unmounting it cannot propagate to the host, then detach.
-            smount::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None).ctx("make the old root a slave mount")?;
+            smount::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None)
+                .ctx("make the old root a slave mount")?;
             smount::umount2(c".", libc::MNT_DETACH).ctx("detach the old root")?;
         }
         sfs::chdir(Path::new("/")).ctx("chdir to /")
@@ -346,17 +519,28 @@ impl Rootfs<'_> {
     pub fn finalize(&self) -> Result<()> {
         let slash = sfs::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0).ctx("open /")?;
         if self.spec.root().as_ref().and_then(|r| r.readonly()) == Some(true) {
-            let ro = MountAttr { attr_set: berth_sys::mount::MOUNT_ATTR_RDONLY, ..Default::default() };
-            smount::mount_setattr(slash.as_fd(), false, &ro).ctx("make the rootfs read-only (root.readonly)")?;
+            let ro = MountAttr {
+                attr_set: berth_sys::mount::MOUNT_ATTR_RDONLY,
+                ..Default::default()
+            };
+            smount::mount_setattr(slash.as_fd(), false, &ro)
+                .ctx("make the rootfs read-only (root.readonly)")?;
         }
-        for p in self.linux().and_then(|l| l.readonly_paths().as_ref()).into_iter().flatten() {
-            readonly_path(slash.as_fd(), Path::new(p)).with_ctx(|| format!("make {p} read-only (linux.readonlyPaths)"))?;
+        for p in self
+            .linux()
+            .and_then(|l| l.readonly_paths().as_ref())
+            .into_iter()
+            .flatten()
+        {
+            readonly_path(slash.as_fd(), Path::new(p))
+                .with_ctx(|| format!("make {p} read-only (linux.readonlyPaths)"))?;
         }
         let masked = self.linux().and_then(|l| l.masked_paths().as_ref());
         if masked.is_some_and(|m| !m.is_empty()) {
             let null = verified_dev_null(slash.as_fd())?;
             for p in masked.into_iter().flatten() {
-                mask_path(slash.as_fd(), null.as_fd(), Path::new(p)).with_ctx(|| format!("mask {p} (linux.maskedPaths)"))?;
+                mask_path(slash.as_fd(), null.as_fd(), Path::new(p))
+                    .with_ctx(|| format!("mask {p} (linux.maskedPaths)"))?;
             }
         }
         if let Some(p) = self.linux().and_then(|l| l.rootfs_propagation().as_deref()) {
@@ -372,8 +556,13 @@ impl Rootfs<'_> {
 /// The container's /dev/null, checked to be the real null device (1:3) and
 /// not a symlink or another file an image put there (CVE-2025-31133).
 pub(crate) fn verified_dev_null(root: BorrowedFd<'_>) -> Result<OwnedFd> {
-    let fd = sfs::open_in_root(root, Path::new("/dev/null"), libc::O_PATH | libc::O_NOFOLLOW, Links::Refuse)
-        .ctx("open /dev/null to mask paths with")?;
+    let fd = sfs::open_in_root(
+        root,
+        Path::new("/dev/null"),
+        libc::O_PATH | libc::O_NOFOLLOW,
+        Links::Refuse,
+    )
+    .ctx("open /dev/null to mask paths with")?;
     let st = sfs::fstat(fd.as_fd()).ctx("stat /dev/null")?;
     if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != sfs::makedev(1, 3) {
         return Err(Error::Usage("/dev/null in the container is not the null device (1:3); refusing to mask paths with it".into()));
@@ -389,7 +578,13 @@ fn mask_path(root: BorrowedFd<'_>, null: BorrowedFd<'_>, p: &Path) -> std::io::R
     let st = sfs::fstat(target.as_fd())?;
     if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
         let t = fd_path(target.as_raw_fd());
-        smount::mount(Some(c"tmpfs"), &t, Some(c"tmpfs"), libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC, None)
+        smount::mount(
+            Some(c"tmpfs"),
+            &t,
+            Some(c"tmpfs"),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            None,
+        )
     } else {
         let tree = smount::open_tree(null, smount::OPEN_TREE_CLONE)?;
         smount::move_mount(tree.as_fd(), target.as_fd())
@@ -401,9 +596,15 @@ fn readonly_path(root: BorrowedFd<'_>, p: &Path) -> std::io::Result<()> {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
         other => other?,
     };
-    let tree = smount::open_tree(target.as_fd(), smount::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32)?;
+    let tree = smount::open_tree(
+        target.as_fd(),
+        smount::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
+    )?;
     let ro = MountAttr {
-        attr_set: berth_sys::mount::MOUNT_ATTR_RDONLY | berth_sys::mount::MOUNT_ATTR_NOSUID | berth_sys::mount::MOUNT_ATTR_NODEV | berth_sys::mount::MOUNT_ATTR_NOEXEC,
+        attr_set: berth_sys::mount::MOUNT_ATTR_RDONLY
+            | berth_sys::mount::MOUNT_ATTR_NOSUID
+            | berth_sys::mount::MOUNT_ATTR_NODEV
+            | berth_sys::mount::MOUNT_ATTR_NOEXEC,
         ..Default::default()
     };
     smount::mount_setattr(tree.as_fd(), true, &ro)?;
@@ -412,20 +613,27 @@ fn readonly_path(root: BorrowedFd<'_>, p: &Path) -> std::io::Result<()> {
 
 /// The devices every container gets (runtime-spec "Default Devices").
 pub fn default_devices() -> Vec<LinuxDevice> {
-    [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)]
-        .into_iter()
-        .map(|(p, major, minor)| {
-            let mut d = LinuxDevice::default();
-            d.set_path(PathBuf::from(p));
-            d.set_typ(LinuxDeviceType::C);
-            d.set_major(major);
-            d.set_minor(minor);
-            d.set_file_mode(Some(0o666));
-            d.set_uid(Some(0));
-            d.set_gid(Some(0));
-            d
-        })
-        .collect()
+    [
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/random", 1, 8),
+        ("/dev/urandom", 1, 9),
+        ("/dev/tty", 5, 0),
+    ]
+    .into_iter()
+    .map(|(p, major, minor)| {
+        let mut d = LinuxDevice::default();
+        d.set_path(PathBuf::from(p));
+        d.set_typ(LinuxDeviceType::C);
+        d.set_major(major);
+        d.set_minor(minor);
+        d.set_file_mode(Some(0o666));
+        d.set_uid(Some(0));
+        d.set_gid(Some(0));
+        d
+    })
+    .collect()
 }
 
 /// pivot_root refuses a new root whose parent mount is shared: make the
@@ -441,7 +649,8 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
         .max_by_key(|mp| mp.components().count())
         .unwrap_or_else(|| PathBuf::from("/"));
     let c = cstr(&best).ctx("mount point path")?;
-    smount::mount(None, &c, None, libc::MS_PRIVATE, None).with_ctx(|| format!("make {} private for pivot_root", best.display()))
+    smount::mount(None, &c, None, libc::MS_PRIVATE, None)
+        .with_ctx(|| format!("make {} private for pivot_root", best.display()))
 }
 
 /// Copies a directory tree (tmpcopyup): files, directories, symlinks, with
@@ -456,21 +665,47 @@ fn copy_tree(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> std::io::Result<()> {
         let ft = meta.file_type();
         if ft.is_dir() {
             sfs::mkdirat(dst, Path::new(&name), meta.mode() & 0o7777)?;
-            let s = sfs::openat(src, Path::new(&name), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
-            let d = sfs::openat(dst, Path::new(&name), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0)?;
+            let s = sfs::openat(
+                src,
+                Path::new(&name),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )?;
+            let d = sfs::openat(
+                dst,
+                Path::new(&name),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )?;
             copy_tree(s.as_fd(), d.as_fd())?;
         } else if ft.is_symlink() {
             let target = std::fs::read_link(entry.path())?;
             sfs::symlinkat(&target, dst, Path::new(&name))?;
         } else if ft.is_file() {
-            let mut s = std::fs::File::from(sfs::openat(src, Path::new(&name), libc::O_RDONLY | libc::O_NOFOLLOW, 0)?);
-            let mut d = std::fs::File::from(sfs::openat(dst, Path::new(&name), libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, meta.mode() & 0o7777)?);
+            let mut s = std::fs::File::from(sfs::openat(
+                src,
+                Path::new(&name),
+                libc::O_RDONLY | libc::O_NOFOLLOW,
+                0,
+            )?);
+            let mut d = std::fs::File::from(sfs::openat(
+                dst,
+                Path::new(&name),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                meta.mode() & 0o7777,
+            )?);
             std::io::copy(&mut s, &mut d)?;
             d.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
         } else {
             continue;
         }
-        let fd = sfs::openat2(dst, Path::new(&name), libc::O_PATH | libc::O_NOFOLLOW, 0, sfs::RESOLVE_BENEATH)?;
+        let fd = sfs::openat2(
+            dst,
+            Path::new(&name),
+            libc::O_PATH | libc::O_NOFOLLOW,
+            0,
+            sfs::RESOLVE_BENEATH,
+        )?;
         sfs::fchown_fd(fd.as_fd_borrowed(), meta.uid(), meta.gid())?;
     }
     Ok(())

@@ -1,6 +1,8 @@
 //! `spec`: the default config.json, as `runc spec` writes it.
 
-use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceType, ProcessBuilder, RootBuilder, Spec, UserBuilder};
+use oci_spec::runtime::{
+    LinuxIdMappingBuilder, LinuxNamespaceType, ProcessBuilder, RootBuilder, Spec, UserBuilder,
+};
 
 /// A config for a rootfs in `./rootfs` that runs `sh` on a terminal. With
 /// `rootless`, the container gets a user namespace mapping root to the
@@ -8,11 +10,26 @@ use oci_spec::runtime::{LinuxIdMappingBuilder, LinuxNamespaceType, ProcessBuilde
 pub fn default_spec(rootless: bool) -> Spec {
     let mut spec = Spec::default();
     spec.set_version(crate::config::OCI_VERSION.to_string());
-    spec.set_root(RootBuilder::default().path("rootfs").readonly(true).build().ok());
-    let mut process = spec.process().clone().unwrap_or_else(|| ProcessBuilder::default().build().unwrap_or_default());
+    spec.set_root(
+        RootBuilder::default()
+            .path("rootfs")
+            .readonly(true)
+            .build()
+            .ok(),
+    );
+    let mut process = spec
+        .process()
+        .clone()
+        .unwrap_or_else(|| ProcessBuilder::default().build().unwrap_or_default());
     process.set_terminal(Some(true));
     process.set_args(Some(vec!["sh".to_string()]));
-    process.set_user(UserBuilder::default().uid(0u32).gid(0u32).build().unwrap_or_default());
+    process.set_user(
+        UserBuilder::default()
+            .uid(0u32)
+            .gid(0u32)
+            .build()
+            .unwrap_or_default(),
+    );
     spec.set_process(Some(process));
     spec.set_hostname(Some("berth".to_string()));
     if rootless {
@@ -21,9 +38,21 @@ pub fn default_spec(rootless: bool) -> Spec {
         let mut linux = spec.linux().clone().unwrap_or_default();
         let mut ns = linux.namespaces().clone().unwrap_or_default();
         ns.retain(|n| n.typ() != LinuxNamespaceType::Network);
-        ns.push(oci_spec::runtime::LinuxNamespaceBuilder::default().typ(LinuxNamespaceType::User).build().unwrap_or_default());
+        ns.push(
+            oci_spec::runtime::LinuxNamespaceBuilder::default()
+                .typ(LinuxNamespaceType::User)
+                .build()
+                .unwrap_or_default(),
+        );
         linux.set_namespaces(Some(ns));
-        let map = |host: u32| vec![LinuxIdMappingBuilder::default().container_id(0u32).host_id(host).size(1u32).build().unwrap_or_default()];
+        let map = |host: u32| {
+            vec![LinuxIdMappingBuilder::default()
+                .container_id(0u32)
+                .host_id(host)
+                .size(1u32)
+                .build()
+                .unwrap_or_default()]
+        };
         linux.set_uid_mappings(Some(map(uid)));
         linux.set_gid_mappings(Some(map(gid)));
         linux.set_resources(None);
@@ -35,12 +64,22 @@ pub fn default_spec(rootless: bool) -> Spec {
                 .into_iter()
                 .map(|mut m| {
                     if let Some(opts) = m.options().clone() {
-                        m.set_options(Some(opts.into_iter().filter(|o| !o.starts_with("gid=")).collect()));
+                        m.set_options(Some(
+                            opts.into_iter()
+                                .filter(|o| !o.starts_with("gid="))
+                                .collect(),
+                        ));
                     }
                     if m.destination().as_os_str() == "/sys" {
                         m.set_typ(Some("none".into()));
                         m.set_source(Some("/sys".into()));
-                        m.set_options(Some(vec!["rbind".into(), "nosuid".into(), "noexec".into(), "nodev".into(), "ro".into()]));
+                        m.set_options(Some(vec![
+                            "rbind".into(),
+                            "nosuid".into(),
+                            "noexec".into(),
+                            "nodev".into(),
+                            "ro".into(),
+                        ]));
                     }
                     m
                 })

@@ -86,7 +86,11 @@ impl Record {
             oci_version: self.oci_version.clone(),
             id: self.id.clone(),
             status,
-            pid: if matches!(status, Status::Stopped) { 0 } else { self.pid },
+            pid: if matches!(status, Status::Stopped) {
+                0
+            } else {
+                self.pid
+            },
             bundle: self.bundle.clone(),
             rootfs: self.rootfs.clone(),
             created: self.created.clone(),
@@ -99,7 +103,12 @@ impl Record {
 /// Checks a container id: what runc accepts, and nothing that could name
 /// another directory.
 pub fn validate_id(id: &str) -> Result<()> {
-    let bad = |reason| Err(Error::InvalidId { id: id.to_string(), reason });
+    let bad = |reason| {
+        Err(Error::InvalidId {
+            id: id.to_string(),
+            reason,
+        })
+    };
     if id.is_empty() {
         return bad("it is empty");
     }
@@ -133,8 +142,12 @@ impl ContainerDir {
         let path = root.join(id);
         match std::fs::create_dir(&path) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(Error::Exists(id.into())),
-            Err(e) => return Err(e).with_ctx(|| format!("create state directory {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists(id.into()))
+            }
+            Err(e) => {
+                return Err(e).with_ctx(|| format!("create state directory {}", path.display()))
+            }
         }
         let lock = sfs::open(&path, libc::O_RDONLY | libc::O_DIRECTORY, 0)
             .with_ctx(|| format!("open state directory {}", path.display()))?;
@@ -147,10 +160,18 @@ impl ContainerDir {
     pub fn open(root: &Path, id: &str, exclusive: bool) -> Result<ContainerDir> {
         validate_id(id)?;
         let path = root.join(id);
-        let lock = match sfs::open(&path, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW, 0) {
+        let lock = match sfs::open(
+            &path,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        ) {
             Ok(fd) => fd,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Err(Error::NotFound(id.into())),
-            Err(e) => return Err(e).with_ctx(|| format!("open state directory {}", path.display())),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                return Err(Error::NotFound(id.into()))
+            }
+            Err(e) => {
+                return Err(e).with_ctx(|| format!("open state directory {}", path.display()))
+            }
         };
         sfs::flock(lock.as_fd(), exclusive, false).ctx("lock state directory")?;
         // A delete may have removed the directory while we waited.
@@ -165,7 +186,8 @@ impl ContainerDir {
     }
 
     pub fn save(&self, rec: &Record) -> Result<()> {
-        let data = serde_json::to_vec(rec).map_err(|e| Error::Usage(format!("encode state: {e}")))?;
+        let data =
+            serde_json::to_vec(rec).map_err(|e| Error::Usage(format!("encode state: {e}")))?;
         sfs::write_atomic(&self.path.join(STATE_FILE), &data, 0o600)
             .with_ctx(|| format!("write {}", self.path.join(STATE_FILE).display()))
     }
@@ -215,12 +237,16 @@ pub fn load_record(dir: &Path) -> Result<Record> {
     let data = match std::fs::read(&file) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let id = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             return Err(Error::NotFound(id));
         }
         Err(e) => return Err(e).with_ctx(|| format!("read {}", file.display())),
     };
-    serde_json::from_slice(&data).map_err(|e| Error::Usage(format!("{} is corrupt: {e}", file.display())))
+    serde_json::from_slice(&data)
+        .map_err(|e| Error::Usage(format!("{} is corrupt: {e}", file.display())))
 }
 
 /// Is `pid` still the process we started (same start time, not a zombie)?
@@ -274,7 +300,17 @@ mod tests {
         for ok in ["a", "abc-123_x.y+z", &"x".repeat(1024)] {
             validate_id(ok).unwrap();
         }
-        for bad in ["", ".", "..", "a/b", "../x", "a b", "ä", &"x".repeat(1025), "a\0"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "../x",
+            "a b",
+            "ä",
+            &"x".repeat(1025),
+            "a\0",
+        ] {
             assert!(validate_id(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -290,10 +326,16 @@ mod tests {
     fn create_is_exclusive() {
         let t = tempfile::tempdir().unwrap();
         let d = ContainerDir::create(t.path(), "c1").unwrap();
-        assert!(matches!(ContainerDir::create(t.path(), "c1"), Err(Error::Exists(_))));
+        assert!(matches!(
+            ContainerDir::create(t.path(), "c1"),
+            Err(Error::Exists(_))
+        ));
         assert!(ContainerDir::busy(t.path(), "c1"));
         d.remove().unwrap();
-        assert!(matches!(ContainerDir::open(t.path(), "c1", false), Err(Error::NotFound(_))));
+        assert!(matches!(
+            ContainerDir::open(t.path(), "c1", false),
+            Err(Error::NotFound(_))
+        ));
     }
 
     #[test]
@@ -301,7 +343,10 @@ mod tests {
         let me = std::process::id() as i32;
         let st = berth_sys::process::proc_stat(me).unwrap();
         assert!(alive(me, st.start_time));
-        assert!(!alive(me, st.start_time + 1), "same pid, other start time: a reused pid");
+        assert!(
+            !alive(me, st.start_time + 1),
+            "same pid, other start time: a reused pid"
+        );
         assert!(!alive(0, 0));
     }
 }

@@ -10,13 +10,19 @@ use std::path::Path;
 /// Opens /dev/ptmx of the container and its peer (TIOCGPTPEER: no path
 /// lookup of /dev/pts/N that the container could race).
 pub fn open_pty_in_container() -> Result<(OwnedFd, OwnedFd)> {
-    let master = sfs::open(Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY, 0).ctx("open /dev/ptmx")?;
+    let master = sfs::open(Path::new("/dev/ptmx"), libc::O_RDWR | libc::O_NOCTTY, 0)
+        .ctx("open /dev/ptmx")?;
     let unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK takes a pointer to an int.
-    berth_sys::cvt(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) }).ctx("unlock the pty")?;
+    berth_sys::cvt(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })
+        .ctx("unlock the pty")?;
     // SAFETY: TIOCGPTPEER takes open flags and returns a new fd.
     let slave = berth_sys::cvt(unsafe {
-        libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC)
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
     })
     .ctx("open the pty peer")?;
     // SAFETY: new fd owned by us.
@@ -31,7 +37,8 @@ pub fn set_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<()> {
         ws_ypixel: 0,
     };
     // SAFETY: TIOCSWINSZ takes a pointer to a winsize.
-    berth_sys::cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) }).ctx("set the terminal size")?;
+    berth_sys::cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws) })
+        .ctx("set the terminal size")?;
     Ok(())
 }
 
@@ -45,7 +52,8 @@ pub fn get_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
 
 pub fn make_controlling(fd: BorrowedFd<'_>) -> Result<()> {
     // SAFETY: TIOCSCTTY takes an int argument.
-    berth_sys::cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) }).ctx("make the pty the controlling terminal")?;
+    berth_sys::cvt(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSCTTY, 0) })
+        .ctx("make the pty the controlling terminal")?;
     Ok(())
 }
 
@@ -53,10 +61,14 @@ pub fn make_controlling(fd: BorrowedFd<'_>) -> Result<()> {
 /// container could swap for a symlink between check and mount).
 pub fn bind_console(slave: BorrowedFd<'_>) -> Result<()> {
     let root = sfs::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0).ctx("open /")?;
-    let target = sfs::mkfile_in_root(root.as_fd(), Path::new("/dev/console"), Links::Refuse).ctx("create /dev/console")?;
+    let target = sfs::mkfile_in_root(root.as_fd(), Path::new("/dev/console"), Links::Refuse)
+        .ctx("create /dev/console")?;
     let st = sfs::fstat(target.as_fd()).ctx("stat /dev/console")?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG && st.st_mode & libc::S_IFMT != libc::S_IFCHR {
-        return Err(Error::Usage("/dev/console is neither a file nor a device; refusing to bind the console on it".into()));
+        return Err(Error::Usage(
+            "/dev/console is neither a file nor a device; refusing to bind the console on it"
+                .into(),
+        ));
     }
     let tree = smount::open_tree(slave, smount::OPEN_TREE_CLONE).ctx("clone the pty mount")?;
     smount::move_mount(tree.as_fd(), target.as_fd()).ctx("bind the pty on /dev/console")
@@ -81,7 +93,10 @@ impl RawMode {
         unsafe { libc::cfmakeraw(&mut t) };
         // SAFETY: valid fd and termios.
         unsafe { libc::tcsetattr(fd.as_raw_fd(), libc::TCSANOW, &t) };
-        Some(RawMode { fd: fd.as_raw_fd(), saved })
+        Some(RawMode {
+            fd: fd.as_raw_fd(),
+            saved,
+        })
     }
 }
 

@@ -21,7 +21,13 @@ struct OpenHow {
 }
 
 /// `openat2(2)`.
-pub fn openat2(dir: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32, resolve: u64) -> io::Result<OwnedFd> {
+pub fn openat2(
+    dir: BorrowedFd<'_>,
+    path: &Path,
+    flags: i32,
+    mode: u32,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
     let c = cstr(path)?;
     let how = OpenHow {
         flags: (flags | libc::O_CLOEXEC) as u64,
@@ -56,8 +62,10 @@ pub fn open(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
 /// `openat(2)` with `O_CLOEXEC` always added.
 pub fn openat(dir: BorrowedFd<'_>, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let c = cstr(path)?;
-    // SAFETY: valid C string and dir fd.
-    let fd = retry(|| cvt(unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC, mode) }))?;
+    let fd = retry(|| {
+        // SAFETY: valid C string and dir fd.
+        cvt(unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags | libc::O_CLOEXEC, mode) })
+    })?;
     // SAFETY: new fd owned by us.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -96,7 +104,12 @@ impl Links {
 }
 
 /// Opens `path` inside `root` (an `O_PATH` fd), never escaping it.
-pub fn open_in_root(root: BorrowedFd<'_>, path: &Path, flags: i32, links: Links) -> io::Result<OwnedFd> {
+pub fn open_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    flags: i32,
+    links: Links,
+) -> io::Result<OwnedFd> {
     openat2(root, &relative(path), flags, 0, links.resolve())
 }
 
@@ -111,16 +124,24 @@ pub fn mkdir_all_in_root(root: BorrowedFd<'_>, path: &Path, links: Links) -> io:
 /// kernel's own limit for symlinks in one lookup).
 const MAX_LINKS: u32 = 40;
 
-fn mkdir_all_depth(root: BorrowedFd<'_>, rel: &Path, links: Links, depth: u32) -> io::Result<OwnedFd> {
+fn mkdir_all_depth(
+    root: BorrowedFd<'_>,
+    rel: &Path,
+    links: Links,
+    depth: u32,
+) -> io::Result<OwnedFd> {
     match open_in_root(root, rel, libc::O_PATH | libc::O_DIRECTORY, links) {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         other => return other,
     }
-    let parent_rel = rel.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent_rel = rel
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let parent = mkdir_all_depth(root, parent_rel, links, depth)?;
-    let name = rel
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no final component"))?;
+    let name = rel.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "path has no final component")
+    })?;
     match mkdirat(parent.as_fd_borrowed(), Path::new(name), 0o755) {
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
         other => other?,
@@ -138,7 +159,12 @@ fn mkdir_all_depth(root: BorrowedFd<'_>, rel: &Path, links: Links, depth: u32) -
 }
 
 /// The root-relative path a dangling symlink `parent/name` points at.
-fn follow_dangling(parent: BorrowedFd<'_>, name: &std::ffi::OsStr, parent_rel: &Path, depth: u32) -> io::Result<PathBuf> {
+fn follow_dangling(
+    parent: BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    parent_rel: &Path,
+    depth: u32,
+) -> io::Result<PathBuf> {
     if depth >= MAX_LINKS {
         return Err(io::Error::from_raw_os_error(libc::ELOOP));
     }
@@ -156,7 +182,14 @@ pub fn readlinkat(dir: BorrowedFd<'_>, name: &Path) -> io::Result<PathBuf> {
     let c = cstr(name)?;
     let mut buf = vec![0u8; libc::PATH_MAX as usize];
     // SAFETY: valid C string, dir fd and buffer of the given length.
-    let n = cvt(unsafe { libc::readlinkat(dir.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) })?;
+    let n = cvt(unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    })?;
     buf.truncate(n as usize);
     Ok(PathBuf::from(std::ffi::OsString::from_vec(buf)))
 }
@@ -172,11 +205,14 @@ fn mkfile_depth(root: BorrowedFd<'_>, rel: &Path, links: Links, depth: u32) -> i
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         other => return other,
     }
-    let parent_rel = rel.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent_rel = rel
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let parent = mkdir_all_depth(root, parent_rel, links, depth)?;
-    let name = rel
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no final component"))?;
+    let name = rel.file_name().ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, "path has no final component")
+    })?;
     match openat2(
         parent.as_fd_borrowed(),
         Path::new(name),
@@ -244,7 +280,15 @@ pub fn symlinkat(target: &Path, dir: BorrowedFd<'_>, name: &Path) -> io::Result<
 /// never follows a link.
 pub fn fchown_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
     // SAFETY: empty path with AT_EMPTY_PATH acts on the fd itself.
-    cvt(unsafe { libc::fchownat(fd.as_raw_fd(), EMPTY.as_ptr(), uid, gid, libc::AT_EMPTY_PATH) })?;
+    cvt(unsafe {
+        libc::fchownat(
+            fd.as_raw_fd(),
+            EMPTY.as_ptr(),
+            uid,
+            gid,
+            libc::AT_EMPTY_PATH,
+        )
+    })?;
     Ok(())
 }
 
@@ -288,7 +332,11 @@ pub fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
 
 /// `flock(2)`; with `nonblock`, `Ok(false)` means someone else holds it.
 pub fn flock(fd: BorrowedFd<'_>, exclusive: bool, nonblock: bool) -> io::Result<bool> {
-    let mut op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+    let mut op = if exclusive {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_SH
+    };
     if nonblock {
         op |= libc::LOCK_NB;
     }
@@ -428,8 +476,12 @@ mod tests {
         // The link dangles inside the root: its target is created there.
         mkdir_all_in_root(rfd.as_fd(), Path::new("/escape/sub"), Links::InRoot).unwrap();
         assert!(!outside.join("sub").exists(), "created outside the root");
-        assert!(root.join(outside.strip_prefix("/").unwrap()).join("sub").is_dir());
-        let err = mkdir_all_in_root(rfd.as_fd(), Path::new("/escape/other"), Links::Refuse).unwrap_err();
+        assert!(root
+            .join(outside.strip_prefix("/").unwrap())
+            .join("sub")
+            .is_dir());
+        let err =
+            mkdir_all_in_root(rfd.as_fd(), Path::new("/escape/other"), Links::Refuse).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
     }
 

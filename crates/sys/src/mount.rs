@@ -66,7 +66,8 @@ pub fn umount2(target: &CStr, flags: i32) -> io::Result<()> {
 pub fn open_tree(fd: BorrowedFd<'_>, flags: u32) -> io::Result<OwnedFd> {
     let flags = flags | libc::AT_EMPTY_PATH as u32 | libc::O_CLOEXEC as u32;
     // SAFETY: empty C string with AT_EMPTY_PATH acts on the fd.
-    let ret = cvt(unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), EMPTY.as_ptr(), flags) })?;
+    let ret =
+        cvt(unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), EMPTY.as_ptr(), flags) })?;
     // SAFETY: new fd owned by us.
     Ok(unsafe { OwnedFd::from_raw_fd(ret as RawFd) })
 }

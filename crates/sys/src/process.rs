@@ -52,7 +52,11 @@ pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<F
         flags,
         // With CLONE_PARENT the child takes its parent's exit signal; the
         // kernel refuses any other value there.
-        exit_signal: if flags & CLONE_PARENT != 0 { 0 } else { libc::SIGCHLD as u64 },
+        exit_signal: if flags & CLONE_PARENT != 0 {
+            0
+        } else {
+            libc::SIGCHLD as u64
+        },
         ..Default::default()
     };
     if flags & CLONE_PIDFD != 0 {
@@ -460,7 +464,13 @@ pub fn read_signal(fd: BorrowedFd<'_>) -> io::Result<i32> {
     let size = std::mem::size_of::<libc::signalfd_siginfo>();
     crate::retry(|| {
         // SAFETY: the buffer is `size` bytes long.
-        cvt(unsafe { libc::read(fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size) })
+        cvt(unsafe {
+            libc::read(
+                fd.as_raw_fd(),
+                (&mut info as *mut libc::signalfd_siginfo).cast(),
+                size,
+            )
+        })
     })?;
     Ok(info.ssi_signo as i32)
 }
@@ -481,7 +491,10 @@ mod tests {
     fn stat_garbage_is_none() {
         assert_eq!(parse_proc_stat(b""), None);
         assert_eq!(parse_proc_stat(b"1 (x) S 1 2"), None);
-        assert_eq!(parse_proc_stat(b"1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 notanumber"), None);
+        assert_eq!(
+            parse_proc_stat(b"1 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 notanumber"),
+            None
+        );
     }
 
     #[test]

@@ -66,19 +66,27 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<O
     msg.msg_iovlen = 1;
     msg.msg_control = cbuf.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&cbuf);
-    // SAFETY: msg describes valid buffers for the duration of the call.
-    let n = retry(|| cvt(unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) }))?;
+    let n = retry(|| {
+        // SAFETY: msg describes valid buffers for the duration of the call.
+        cvt(unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) })
+    })?;
     let mut fd = None;
     // SAFETY: we walk the control messages the kernel wrote into cbuf.
     unsafe {
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if !cmsg.is_null() && (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+        if !cmsg.is_null()
+            && (*cmsg).cmsg_level == libc::SOL_SOCKET
+            && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+        {
             let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
             fd = Some(OwnedFd::from_raw_fd(raw));
         }
     }
     if msg.msg_flags & libc::MSG_TRUNC != 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "message truncated"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "message truncated",
+        ));
     }
     Ok((n as usize, fd))
 }
@@ -88,7 +96,8 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<O
 pub fn connect_unix(path: &std::path::Path) -> io::Result<OwnedFd> {
     use std::os::unix::ffi::OsStrExt;
     // SAFETY: plain syscall.
-    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    let fd =
+        cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: new fd owned by us.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     // SAFETY: sockaddr_un is plain data.
@@ -106,15 +115,18 @@ pub fn connect_unix(path: &std::path::Path) -> io::Result<OwnedFd> {
         bytes.extend_from_slice(name.as_bytes());
         _dir_guard = Some(dfd);
         if bytes.len() >= addr.sun_path.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "socket path too long",
+            ));
         }
     }
     for (d, s) in addr.sun_path.iter_mut().zip(bytes.iter()) {
         *d = *s as libc::c_char;
     }
     let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
-    // SAFETY: addr is a valid sockaddr_un and len is within it.
     retry(|| {
+        // SAFETY: addr is a valid sockaddr_un and len is within it.
         cvt(unsafe {
             libc::connect(
                 sock.as_raw_fd(),

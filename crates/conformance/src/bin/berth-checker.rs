@@ -38,14 +38,27 @@ fn main() {
         put("pid", libc::getpid().to_string());
         let mut groups = [0 as libc::gid_t; 256];
         let n = libc::getgroups(256, groups.as_mut_ptr());
-        let g: Vec<String> = groups[..n.max(0) as usize].iter().map(|g| g.to_string()).collect();
+        let g: Vec<String> = groups[..n.max(0) as usize]
+            .iter()
+            .map(|g| g.to_string())
+            .collect();
         put("groups", format!("[{}]", g.join(",")));
-        put("personality", (libc::personality(0xffff_ffff) as u32).to_string());
+        put(
+            "personality",
+            (libc::personality(0xffff_ffff) as u32).to_string(),
+        );
         put("sched_policy", libc::sched_getscheduler(0).to_string());
-        put("ioprio", libc::syscall(libc::SYS_ioprio_get, 1, 0).to_string());
+        put(
+            "ioprio",
+            libc::syscall(libc::SYS_ioprio_get, 1, 0).to_string(),
+        );
         let mut uts: libc::utsname = std::mem::zeroed();
         libc::uname(&mut uts);
-        let s = |a: &[libc::c_char]| std::ffi::CStr::from_ptr(a.as_ptr()).to_string_lossy().into_owned();
+        let s = |a: &[libc::c_char]| {
+            std::ffi::CStr::from_ptr(a.as_ptr())
+                .to_string_lossy()
+                .into_owned()
+        };
         put("hostname", q(&s(&uts.nodename)));
         put("domainname", q(&s(&uts.domainname)));
         let mut lim: libc::rlimit = std::mem::zeroed();
@@ -65,15 +78,29 @@ fn main() {
     ] {
         put(name, q(&status_field(&status, k)));
     }
-    put("cwd", q(&std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_else(|e| format!("error: {e}"))));
-    let env: Vec<String> = std::env::vars().map(|(k, v)| q(&format!("{k}={v}"))).collect();
+    put(
+        "cwd",
+        q(&std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|e| format!("error: {e}"))),
+    );
+    let env: Vec<String> = std::env::vars()
+        .map(|(k, v)| q(&format!("{k}={v}")))
+        .collect();
     put("env", format!("[{}]", env.join(",")));
     let args: Vec<String> = std::env::args().map(|a| q(&a)).collect();
     put("args", format!("[{}]", args.join(",")));
-    put("oom_score_adj", q(std::fs::read_to_string("/proc/self/oom_score_adj").unwrap_or_default().trim()));
+    put(
+        "oom_score_adj",
+        q(std::fs::read_to_string("/proc/self/oom_score_adj")
+            .unwrap_or_default()
+            .trim()),
+    );
     let mut ns = Vec::new();
     for n in ["pid", "mnt", "net", "ipc", "uts", "user", "cgroup", "time"] {
-        let l = std::fs::read_link(format!("/proc/self/ns/{n}")).map(|p| p.display().to_string()).unwrap_or_default();
+        let l = std::fs::read_link(format!("/proc/self/ns/{n}"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         ns.push(format!("{}:{}", q(n), q(&l)));
     }
     put("ns", format!("{{{}}}", ns.join(",")));
@@ -82,13 +109,18 @@ fn main() {
     if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let target = std::fs::read_link(e.path()).map(|p| p.display().to_string()).unwrap_or_default();
+            let target = std::fs::read_link(e.path())
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
             if !target.starts_with("/proc/") || !target.ends_with("/fd") {
                 fds.push(format!("{}:{}", q(&name), q(&target)));
             }
         }
     }
     put("fds", format!("{{{}}}", fds.join(",")));
-    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}:{}", q(k), v)).collect();
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("{}:{}", q(k), v))
+        .collect();
     println!("{{{}}}", body.join(","));
 }

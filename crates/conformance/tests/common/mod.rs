@@ -16,7 +16,11 @@ pub const BUSYBOX: &str = "/bin/busybox";
 
 pub fn require_root() {
     // SAFETY: geteuid cannot fail.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "the conformance suite makes real containers and must run as root");
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "the conformance suite makes real containers and must run as root"
+    );
 }
 
 /// The runtime under test.
@@ -26,13 +30,23 @@ pub fn runtime_bin() -> PathBuf {
     }
     // target/<triple>/debug/deps/<test> -> target/<triple>/debug/berth-runtime
     let exe = std::env::current_exe().expect("current_exe");
-    let p = exe.parent().and_then(Path::parent).expect("target dir").join("berth-runtime");
-    assert!(p.exists(), "{} is missing: run `cargo build --workspace` before the tests", p.display());
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("berth-runtime");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        p.display()
+    );
     p
 }
 
 pub fn is_berth() -> bool {
-    runtime_bin().file_name().is_some_and(|n| n == "berth-runtime")
+    runtime_bin()
+        .file_name()
+        .is_some_and(|n| n == "berth-runtime")
 }
 
 pub fn checker_bin() -> PathBuf {
@@ -43,7 +57,11 @@ static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// A unique container id for this test process.
 pub fn unique_id(prefix: &str) -> String {
-    format!("{prefix}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 pub struct Bundle {
@@ -53,8 +71,9 @@ pub struct Bundle {
 }
 
 const APPLETS: &[&str] = &[
-    "sh", "true", "false", "cat", "ls", "id", "hostname", "mount", "sleep", "echo", "ps", "stat", "touch", "mkdir",
-    "grep", "test", "readlink", "head", "wc", "kill", "env", "pwd", "umask", "ulimit",
+    "sh", "true", "false", "cat", "ls", "id", "hostname", "mount", "sleep", "echo", "ps", "stat",
+    "touch", "mkdir", "grep", "test", "readlink", "head", "wc", "kill", "env", "pwd", "umask",
+    "ulimit",
 ];
 
 impl Bundle {
@@ -63,8 +82,14 @@ impl Bundle {
     /// /berth-test/<id>.
     pub fn new(args: &[&str]) -> Bundle {
         require_root();
-        assert!(Path::new(BUSYBOX).exists(), "{BUSYBOX} is missing: apt-get install busybox-static");
-        let dir = tempfile::Builder::new().prefix("berth-bundle").tempdir().expect("tempdir");
+        assert!(
+            Path::new(BUSYBOX).exists(),
+            "{BUSYBOX} is missing: apt-get install busybox-static"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("berth-bundle")
+            .tempdir()
+            .expect("tempdir");
         let rootfs = dir.path().join("rootfs");
         for d in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
             std::fs::create_dir_all(rootfs.join(d)).unwrap();
@@ -114,7 +139,8 @@ impl Bundle {
     }
 
     pub fn set_args(&mut self, args: &[&str]) {
-        self.process().set_args(Some(args.iter().map(|s| s.to_string()).collect()));
+        self.process()
+            .set_args(Some(args.iter().map(|s| s.to_string()).collect()));
     }
 
     pub fn add_namespace(&mut self, t: LinuxNamespaceType, path: Option<&str>) {
@@ -138,12 +164,19 @@ impl Bundle {
     }
 
     pub fn write_json(&self, v: &serde_json::Value) {
-        std::fs::write(self.path().join("config.json"), serde_json::to_vec_pretty(v).unwrap()).unwrap();
+        std::fs::write(
+            self.path().join("config.json"),
+            serde_json::to_vec_pretty(v).unwrap(),
+        )
+        .unwrap();
     }
 
     /// The host directory of this container's cgroup in one v1 hierarchy.
     pub fn cgroup_dir(&self, controller: &str) -> PathBuf {
-        PathBuf::from(format!("/sys/fs/cgroup/{controller}/berth-test/{}", self.id))
+        PathBuf::from(format!(
+            "/sys/fs/cgroup/{controller}/berth-test/{}",
+            self.id
+        ))
     }
 }
 
@@ -161,19 +194,30 @@ pub struct Out {
 impl Out {
     pub fn from_output(o: Output) -> Out {
         Out {
-            code: o.status.code().unwrap_or_else(|| 128 + std::os::unix::process::ExitStatusExt::signal(&o.status).unwrap_or(0)),
+            code: o.status.code().unwrap_or_else(|| {
+                128 + std::os::unix::process::ExitStatusExt::signal(&o.status).unwrap_or(0)
+            }),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }
     }
 
     pub fn ok(self) -> Out {
-        assert_eq!(self.code, 0, "command failed: stdout={} stderr={}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed: stdout={} stderr={}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {:?} (stderr {:?})", self.stdout, self.stderr))
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {:?} (stderr {:?})",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -182,7 +226,10 @@ impl Runtime {
         require_root();
         Runtime {
             bin: runtime_bin(),
-            root: tempfile::Builder::new().prefix("berth-root").tempdir().unwrap(),
+            root: tempfile::Builder::new()
+                .prefix("berth-root")
+                .tempdir()
+                .unwrap(),
         }
     }
 
@@ -203,7 +250,13 @@ impl Runtime {
     pub fn exec_files(&self, args: &[&str], dir: &Path) -> Out {
         let out = std::fs::File::create(dir.join("stdout.log")).unwrap();
         let err = std::fs::File::create(dir.join("stderr.log")).unwrap();
-        let status = self.cmd().args(args).stdout(out).stderr(err).status().expect("spawn runtime");
+        let status = self
+            .cmd()
+            .args(args)
+            .stdout(out)
+            .stderr(err)
+            .status()
+            .expect("spawn runtime");
         Out {
             code: status.code().unwrap_or(128),
             stdout: std::fs::read_to_string(dir.join("stdout.log")).unwrap_or_default(),
@@ -213,7 +266,10 @@ impl Runtime {
 
     pub fn create(&self, b: &Bundle) -> Out {
         b.write();
-        self.exec_files(&["create", "--bundle", b.path().to_str().unwrap(), &b.id], b.path())
+        self.exec_files(
+            &["create", "--bundle", b.path().to_str().unwrap(), &b.id],
+            b.path(),
+        )
     }
 
     /// `run` in the foreground: create, start, wait, delete.
@@ -262,12 +318,20 @@ impl Drop for Runtime {
 
 /// The host's inode of one of our namespaces, as /proc shows it.
 pub fn host_ns(kind: &str) -> String {
-    std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap().display().to_string()
+    std::fs::read_link(format!("/proc/self/ns/{kind}"))
+        .unwrap()
+        .display()
+        .to_string()
 }
 
 /// Mounts in the host's mount table whose source or target mention `s`.
 pub fn host_mounts_mentioning(s: &str) -> Vec<String> {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(s)).map(str::to_string).collect()
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(s))
+        .map(str::to_string)
+        .collect()
 }
 
 /// Processes whose command line mentions `s`.
