@@ -139,6 +139,14 @@ fn time_namespace_with_offsets() {
 }
 
 #[test]
+fn missing_cwd_is_created() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&["pwd"]);
+    b.process().set_cwd("/work/dir".into());
+    assert_eq!(rt.run(&b).ok().stdout, "/work/dir\n");
+}
+
+#[test]
 fn hostname_and_domainname() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&[]);
@@ -492,6 +500,25 @@ fn cgroup_limits_are_applied_and_removed() {
     for c in ["memory", "cpu", "pids", "cpuset", "freezer"] {
         assert!(!b.cgroup_dir(c).exists(), "{c} cgroup left behind");
     }
+}
+
+#[test]
+fn device_cgroup_denies_all_but_the_containers_devices() {
+    // As `runc spec` writes it: deny everything; the runtime allows the
+    // container's own devices.
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&["sh", "-c", "head -c 3 /dev/zero | wc -c; echo x > /dev/null && echo null-ok; mknod /tmp/mem c 1 1 2>/dev/null && echo mknod-allowed; head -c1 /dev/mydev >/dev/null && echo mydev-ok"]);
+    b.linux().set_resources(Some(
+        serde_json::from_value(json!({"devices": [{"allow": false, "access": "rwm"}]})).unwrap(),
+    ));
+    b.linux().set_devices(Some(
+        serde_json::from_value(
+            json!([{"path": "/dev/mydev", "type": "c", "major": 1, "minor": 5}]),
+        )
+        .unwrap(),
+    ));
+    let o = rt.run(&b).ok();
+    assert_eq!(o.stdout, "3\nnull-ok\nmydev-ok\n", "{}", o.stderr);
 }
 
 #[test]

@@ -155,12 +155,6 @@ fn failures_inside_the_container_leave_nothing() {
             }),
         ),
         (
-            "cwd missing",
-            Box::new(|b| {
-                b.process().set_cwd("/no/such/dir".into());
-            }),
-        ),
-        (
             "unmapped user namespace root",
             Box::new(|b| {
                 b.add_namespace(oci_spec::runtime::LinuxNamespaceType::User, None);

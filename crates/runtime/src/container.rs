@@ -189,8 +189,8 @@ fn launch(
     let created = cg.create();
     cleanup.cgroup = Some(cg.clone());
     created?;
-    if let Some(res) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
-        cg.apply(res).map_err(|e| match e {
+    if let Some(res) = effective_resources(&spec) {
+        cg.apply(&res).map_err(|e| match e {
             berth_cgroups::Error::Unsupported { field, msg } => {
                 crate::error::config(format!("linux.resources.{field}"), msg)
             }
@@ -422,6 +422,45 @@ fn owner_name() -> String {
     } else {
         uid.to_string()
     }
+}
+
+/// The config's resources plus device-cgroup rules for the devices every
+/// container gets and those the config lists: without them a deny-all rule
+/// (as `runc spec` writes) would forbid the container its own /dev/null.
+/// runc and crun add the same rules.
+fn effective_resources(spec: &Spec) -> Option<oci_spec::runtime::LinuxResources> {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
+    let linux = spec.linux().as_ref()?;
+    let mut res = linux.resources().clone()?;
+    let Some(rules) = res.devices().clone() else {
+        return Some(res);
+    };
+    if rules.is_empty() {
+        return Some(res);
+    }
+    let rule = |typ: LinuxDeviceType, major: Option<i64>, minor: Option<i64>| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(true);
+        r.set_typ(Some(typ));
+        r.set_major(major);
+        r.set_minor(minor);
+        r.set_access(Some("rwm".into()));
+        r
+    };
+    let mut all = rules;
+    for d in crate::rootfs::default_devices() {
+        all.push(rule(d.typ(), Some(d.major()), Some(d.minor())));
+    }
+    all.push(rule(LinuxDeviceType::C, Some(5), Some(1))); // /dev/console
+    all.push(rule(LinuxDeviceType::C, Some(5), Some(2))); // /dev/ptmx
+    all.push(rule(LinuxDeviceType::C, Some(136), None)); // /dev/pts/*
+    for d in linux.devices().iter().flatten() {
+        if d.typ() != LinuxDeviceType::P {
+            all.push(rule(d.typ(), Some(d.major()), Some(d.minor())));
+        }
+    }
+    res.set_devices(Some(all));
+    Some(res)
 }
 
 /// The host uid and gid that the container's root maps to.

@@ -131,6 +131,12 @@ impl Rootfs<'_> {
             }
         }
         self.create_devices(root.as_fd())?;
+        // A missing working directory is created, as runc and crun do
+        // (images often name a WORKDIR they never made).
+        if let Some(cwd) = self.spec.process().as_ref().map(|p| p.cwd()) {
+            sfs::mkdir_all_in_root(root.as_fd(), cwd, Links::InRoot)
+                .with_ctx(|| format!("create process.cwd {}", cwd.display()))?;
+        }
         Ok(root)
     }
 

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it, on a fresh Debian 12 / Ubuntu machine.
+# Installs what it needs (apt packages, rustfmt and clippy), then runs:
+# format check, clippy -D warnings, the build, unit tests, and the
+# privileged conformance suite (real containers: run as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+    echo "scripts/test.sh: the conformance suite makes real containers; run as root" >&2
+    exit 1
+fi
+
+missing=()
+for p in busybox-static pkg-config libseccomp-dev; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if command -v rustup >/dev/null; then
+    installed=$(rustup component list --installed 2>/dev/null || true)
+    for c in rustfmt clippy; do
+        grep -q "^$c" <<<"$installed" || rustup component add "$c"
+    done
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cargo build"
+# The conformance suite drives the berth-runtime binary: build it first.
+cargo build --workspace --locked
+echo "==> cargo test (unit, docs, layering, conformance)"
+cargo test --workspace --locked --no-fail-fast
