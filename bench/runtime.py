@@ -85,6 +85,18 @@ def main():
                 res[name][k].append(v)
             res[name]["cpu"].append(c1 + c2 + c3)
             res[name]["rss"].append(rss)
+    # Peak RSS of the runtime process alone: GNU time forks a small process
+    # and reads ru_maxrss after exec (forking from Python would count
+    # Python's own pages).
+    for name, binpath in runtimes.items():
+        root = os.path.join(base, "root-" + name)
+        res[name]["rss"] = []
+        for j in range(5):
+            cid = f"rss{j}"
+            out = subprocess.run(["/usr/bin/time", "-f", "%M", binpath, "--root", root, "create", "--bundle", bundle, cid],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
+            res[name]["rss"].append(int(out.stderr.decode().strip().splitlines()[-1]))
+            subprocess.run([binpath, "--root", root, "delete", "--force", cid], check=True, stdout=subprocess.DEVNULL)
     rates = {}
     for name, binpath in runtimes.items():
         root = os.path.join(base, "root-" + name)

@@ -279,7 +279,8 @@ fn only_stdio_and_preserved_fds_reach_the_container() {
     // SAFETY: dup2 in the forked child before exec, async-signal-safe.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            if libc::dup2(raw, 3) < 0 {
+            // dup2(3, 3) would keep FD_CLOEXEC: clear it explicitly.
+            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())

@@ -162,8 +162,10 @@ pub fn switch_user(process: &Process, caps: &CapMasks, setgroups_allowed: bool) 
     .ctx("clear ambient capabilities")?;
     for cap in 0..64u64 {
         if caps.ambient & (1 << cap) != 0 {
-            // The kernel refuses ambient caps not in permitted and inheritable;
-            // runc warns and goes on, and so do we.
+            // The kernel refuses ambient caps not in permitted and inheritable.
+            // `runc spec` itself writes such configs (ambient without
+            // inheritable), so this is skipped with a debug line, as runc
+            // does, rather than warned about on every container.
             if let Err(e) = sp::prctl(
                 libc::PR_CAP_AMBIENT,
                 libc::PR_CAP_AMBIENT_RAISE as u64,
@@ -171,7 +173,7 @@ pub fn switch_user(process: &Process, caps: &CapMasks, setgroups_allowed: bool) 
                 0,
                 0,
             ) {
-                tracing::warn!(
+                tracing::debug!(
                     "cannot raise ambient capability {}: {e}",
                     CAPS.get(cap as usize).unwrap_or(&"?")
                 );
