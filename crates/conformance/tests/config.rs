@@ -620,3 +620,73 @@ fn hook_timeout() {
     assert_ne!(rt.create(&b).code, 0);
     assert!(t.elapsed() < std::time::Duration::from_secs(10));
 }
+
+#[test]
+fn cgroup_filesystem_is_mounted_read_only() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&["sh", "-c", "ls /sys/fs/cgroup; grep ' /sys/fs/cgroup/memory ' /proc/self/mountinfo; mkdir /sys/fs/cgroup/memory/x 2>/dev/null || echo ro-ok"]);
+    add_mount(
+        &mut b,
+        mount(
+            "/sys/fs/cgroup",
+            "cgroup",
+            "cgroup",
+            &["nosuid", "noexec", "nodev", "relatime", "ro"],
+        ),
+    );
+    let o = rt.run(&b).ok();
+    assert!(
+        o.stdout.contains("memory") && o.stdout.contains("pids"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("ro-ok"),
+        "cgroup fs is writable: {}",
+        o.stdout
+    );
+}
+
+#[test]
+fn no_pivot_runs_in_a_chroot() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["sh", "-c", "echo in && ls /checker"]);
+    b.write();
+    let o = rt
+        .exec(&[
+            "run",
+            "--no-pivot",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            &b.id,
+        ])
+        .ok();
+    assert_eq!(o.stdout, "in\n/checker\n");
+}
+
+#[test]
+fn rootfs_propagation_is_applied() {
+    let rt = Runtime::new();
+    // The root's line: field 5 (the mount point) is "/".
+    let mut b = Bundle::new(&[
+        "grep",
+        "-E",
+        "^[0-9]+ [0-9]+ [0-9:]+ [^ ]+ / ",
+        "/proc/self/mountinfo",
+    ]);
+    b.linux().set_rootfs_propagation(Some("private".into()));
+    let o = rt.run(&b).ok();
+    assert!(
+        !o.stdout.contains("shared:") && !o.stdout.contains("master:"),
+        "/ is not private: {}",
+        o.stdout
+    );
+    b.id = unique_id("shared");
+    b.linux().set_rootfs_propagation(Some("rshared".into()));
+    let o = rt.run(&b).ok();
+    assert!(
+        o.stdout.contains("shared:"),
+        "/ is not shared: {}",
+        o.stdout
+    );
+}

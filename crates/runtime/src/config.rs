@@ -44,7 +44,7 @@ pub fn parse(data: &[u8]) -> Result<Spec> {
     let de = &mut serde_json::Deserializer::from_slice(data);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
-        let field = if field == "." {
+        let field = if field == "." || field == "?" {
             "(document)".to_string()
         } else {
             field
