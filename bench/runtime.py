@@ -93,9 +93,11 @@ def main():
         res[name]["rss"] = []
         for j in range(5):
             cid = f"rss{j}"
-            out = subprocess.run(["/usr/bin/time", "-f", "%M", binpath, "--root", root, "create", "--bundle", bundle, cid],
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=True)
-            res[name]["rss"].append(int(out.stderr.decode().strip().splitlines()[-1]))
+            # -o: the container inherits stderr, so the report goes to a file.
+            report = os.path.join(base, "rss.txt")
+            subprocess.run(["/usr/bin/time", "-o", report, "-f", "%M", binpath, "--root", root, "create", "--bundle", bundle, cid],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            res[name]["rss"].append(int(open(report).read().strip().splitlines()[-1]))
             subprocess.run([binpath, "--root", root, "delete", "--force", cid], check=True, stdout=subprocess.DEVNULL)
     rates = {}
     for name, binpath in runtimes.items():
