@@ -275,17 +275,7 @@ fn only_stdio_and_preserved_fds_reach_the_container() {
         b.path().to_str().unwrap(),
         &b.id,
     ]);
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&f);
-    // SAFETY: dup2 in the forked child before exec, async-signal-safe.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            // dup2(3, 3) would keep FD_CLOEXEC: clear it explicitly.
-            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_as_fd3(&mut cmd, &f);
     let o = Out::from_output(cmd.output().unwrap()).ok();
     assert_eq!(o.stdout.trim(), "/etc/hostname");
 }

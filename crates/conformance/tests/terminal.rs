@@ -117,21 +117,11 @@ fn listen_fds_are_passed_on() {
     b.id = unique_id("lfd");
     b.write();
     let f = std::fs::File::open("/etc/hostname").unwrap();
-    let raw = f.as_raw_fd();
     let mut cmd = rt.cmd();
     cmd.args(["run", "--bundle", b.path().to_str().unwrap(), &b.id])
         .env("LISTEN_FDS", "1")
         .env("LISTEN_PID", std::process::id().to_string());
-    // SAFETY: dup2 in the forked child before exec, async-signal-safe.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            // dup2(3, 3) would keep FD_CLOEXEC: clear it explicitly.
-            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_as_fd3(&mut cmd, &f);
     let o = Out::from_output(cmd.output().unwrap()).ok();
     assert_eq!(o.stdout, "1 1\n/etc/hostname\n");
 }

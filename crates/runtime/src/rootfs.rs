@@ -461,6 +461,15 @@ impl Rootfs<'_> {
             _ => {}
         }
         let beneath = sfs::RESOLVE_BENEATH | sfs::RESOLVE_NO_SYMLINKS;
+        let open_node = || {
+            sfs::openat2(
+                dir.as_fd(),
+                &name,
+                libc::O_PATH | libc::O_NOFOLLOW,
+                0,
+                beneath,
+            )
+        };
         if self.userns && kind != libc::S_IFIFO {
             // mknod is not allowed in a user namespace: bind the host's node.
             drop(sfs::openat2(
@@ -470,13 +479,7 @@ impl Rootfs<'_> {
                 0o600,
                 beneath,
             )?);
-            let target = sfs::openat2(
-                dir.as_fd(),
-                &name,
-                libc::O_PATH | libc::O_NOFOLLOW,
-                0,
-                beneath,
-            )?;
+            let target = open_node()?;
             let host = sfs::open(d.path(), libc::O_PATH, 0)?;
             let tree = smount::open_tree(host.as_fd(), smount::OPEN_TREE_CLONE)?;
             return smount::move_mount(tree.as_fd(), target.as_fd());
@@ -488,13 +491,7 @@ impl Rootfs<'_> {
             kind | perm,
             if kind == libc::S_IFIFO { 0 } else { dev },
         )?;
-        let node = sfs::openat2(
-            dir.as_fd(),
-            &name,
-            libc::O_PATH | libc::O_NOFOLLOW,
-            0,
-            beneath,
-        )?;
+        let node = open_node()?;
         sfs::fchmod_fd(node.as_fd(), perm)?; // mknod applied the umask
         sfs::fchown_fd(node.as_fd(), d.uid().unwrap_or(0), d.gid().unwrap_or(0))
     }

@@ -351,3 +351,19 @@ pub fn processes_mentioning(s: &str) -> Vec<String> {
     }
     out
 }
+
+/// Makes `file` the child's fd 3 (inherited across exec), as a caller of
+/// `--preserve-fds` or socket activation does.
+pub fn pass_as_fd3(cmd: &mut Command, file: &std::fs::File) {
+    let raw = std::os::fd::AsRawFd::as_raw_fd(file);
+    // SAFETY: dup2 and fcntl in the forked child before exec are
+    // async-signal-safe; dup2(3, 3) would keep FD_CLOEXEC, hence the fcntl.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, move || {
+            if libc::dup2(raw, 3) < 0 || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
