@@ -2,7 +2,7 @@
 //! here is unit-tested and fuzzed. Every error names the field.
 
 use crate::error::{config, Error, Result};
-use crate::mounts::{self, MountOptions};
+use crate::mounts;
 use oci_spec::runtime::{LinuxNamespaceType, LinuxSchedulerPolicy, Spec};
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
@@ -583,11 +583,6 @@ fn validate_sysctl(key: &str, value: &str, ns: &Namespaces) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Parses the mount options of one mount; exposed for `features`.
-pub fn mount_options(opts: &[String]) -> std::result::Result<MountOptions, String> {
-    mounts::parse_options(opts)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::config::clean_path;
 use crate::error::{Context, Error, Result};
 use crate::mounts::{self, MountOptions};
 use berth_cgroups::Manager;
-use berth_sys::fs::{self as sfs, AsFdBorrowed, Links};
+use berth_sys::fs::{self as sfs, Links};
 use berth_sys::mount::{self as smount, MountAttr};
 use berth_sys::{cstr, fd_path};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
@@ -166,8 +166,9 @@ impl Rootfs<'_> {
             .with_ctx(|| format!("create mount point {}", dest.display()))?;
         let copy_from = if opts.tmpcopyup {
             Some(
-                sfs::open(
-                    Path::new(fd_path(dest_fd.as_raw_fd()).to_str().unwrap_or_default()),
+                sfs::openat(
+                    dest_fd.as_fd(),
+                    Path::new("."),
                     libc::O_RDONLY | libc::O_DIRECTORY,
                     0,
                 )
@@ -709,7 +710,7 @@ fn copy_tree(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> std::io::Result<()> {
             0,
             sfs::RESOLVE_BENEATH,
         )?;
-        sfs::fchown_fd(fd.as_fd_borrowed(), meta.uid(), meta.gid())?;
+        sfs::fchown_fd(fd.as_fd(), meta.uid(), meta.gid())?;
     }
     Ok(())
 }

@@ -175,7 +175,7 @@ impl ContainerDir {
         };
         sfs::flock(lock.as_fd(), exclusive, false).ctx("lock state directory")?;
         // A delete may have removed the directory while we waited.
-        if !path.join(STATE_FILE).exists() && !path.exists() {
+        if !path.exists() {
             return Err(Error::NotFound(id.into()));
         }
         Ok(ContainerDir { path, lock })

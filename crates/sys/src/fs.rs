@@ -4,7 +4,7 @@
 use crate::{cstr, cvt, retry, EMPTY};
 use std::ffi::CStr;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path, PathBuf};
 
 pub const RESOLVE_NO_XDEV: u64 = 0x01;
@@ -142,7 +142,7 @@ fn mkdir_all_depth(
     let name = rel.file_name().ok_or_else(|| {
         io::Error::new(io::ErrorKind::InvalidInput, "path has no final component")
     })?;
-    match mkdirat(parent.as_fd_borrowed(), Path::new(name), 0o755) {
+    match mkdirat(parent.as_fd(), Path::new(name), 0o755) {
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
         other => other?,
     }
@@ -151,7 +151,7 @@ fn mkdir_all_depth(
     match open_in_root(root, rel, libc::O_PATH | libc::O_DIRECTORY, links) {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) && links == Links::InRoot => {
             // A dangling symlink: create what it points at, inside the root.
-            let target = follow_dangling(parent.as_fd_borrowed(), name, parent_rel, depth)?;
+            let target = follow_dangling(parent.as_fd(), name, parent_rel, depth)?;
             mkdir_all_depth(root, &target, links, depth + 1)
         }
         other => other,
@@ -214,7 +214,7 @@ fn mkfile_depth(root: BorrowedFd<'_>, rel: &Path, links: Links, depth: u32) -> i
         io::Error::new(io::ErrorKind::InvalidInput, "path has no final component")
     })?;
     match openat2(
-        parent.as_fd_borrowed(),
+        parent.as_fd(),
         Path::new(name),
         libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW,
         0o644,
@@ -225,21 +225,10 @@ fn mkfile_depth(root: BorrowedFd<'_>, rel: &Path, links: Links, depth: u32) -> i
     }
     match open_in_root(root, rel, libc::O_PATH, links) {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) && links == Links::InRoot => {
-            let target = follow_dangling(parent.as_fd_borrowed(), name, parent_rel, depth)?;
+            let target = follow_dangling(parent.as_fd(), name, parent_rel, depth)?;
             mkfile_depth(root, &target, links, depth + 1)
         }
         other => other,
-    }
-}
-
-/// Shorthand used above: `&OwnedFd` to `BorrowedFd`.
-pub trait AsFdBorrowed {
-    fn as_fd_borrowed(&self) -> BorrowedFd<'_>;
-}
-impl AsFdBorrowed for OwnedFd {
-    fn as_fd_borrowed(&self) -> BorrowedFd<'_> {
-        use std::os::fd::AsFd;
-        self.as_fd()
     }
 }
 
@@ -454,8 +443,6 @@ pub fn makedev(major: u64, minor: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::fd::AsFd;
-
     #[test]
     fn relative_strips_root() {
         assert_eq!(relative(Path::new("/a/b")), PathBuf::from("a/b"));
