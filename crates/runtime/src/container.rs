@@ -64,8 +64,7 @@ impl Drop for Cleanup {
             let _ = sp::waitpid(pid);
         }
         if let Some(cg) = &self.cgroup {
-            kill_cgroup(cg);
-            if let Err(e) = cg.destroy() {
+            if let Err(e) = remove_cgroup(cg) {
                 tracing::warn!("cleaning up after a failed create: {e}");
             }
         }
@@ -76,6 +75,13 @@ impl Drop for Cleanup {
             hooks::run_all_warn("poststop", h, st);
         }
     }
+}
+
+/// Kills whatever is left in the cgroup (processes outside the init's pid
+/// namespace, or a container without one), then removes the cgroup.
+fn remove_cgroup(cg: &Manager) -> berth_cgroups::Result<()> {
+    kill_cgroup(cg);
+    cg.destroy()
 }
 
 fn kill_cgroup(cg: &Manager) {
@@ -961,8 +967,7 @@ fn kill_and_wait(rec: &Record) -> Result<()> {
 /// Removes what a container holds on the host, then runs poststop hooks.
 fn destroy(dir: ContainerDir, rec: &Record) -> Result<()> {
     if let Some(cg) = &rec.cgroup {
-        kill_cgroup(cg);
-        cg.destroy()?;
+        remove_cgroup(cg)?;
     }
     dir.remove()?;
     if let Some(h) = rec.hooks.as_ref().and_then(|h| h.poststop().as_ref()) {
