@@ -8,7 +8,7 @@ table with ratios against crun. Run as root via bench/runtime.sh, which
 builds the release binary and hides the hybrid cgroup2 mount in a private
 mount namespace so that every runtime sees the same cgroup v1 layout.
 """
-import argparse, concurrent.futures, ctypes, json, os, resource, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, concurrent.futures, ctypes, json, os, random, resource, shutil, statistics, subprocess, sys, tempfile, time
 
 def prctl_subreaper():
     libc = ctypes.CDLL(None, use_errno=True)
@@ -30,8 +30,18 @@ def make_bundle(base):
         json.dump(c, f)
     return b
 
-def timed(argv):
+# Moving a process into a cgroup v1 hierarchy waits for an RCU grace period
+# (~7 ms here) unless another move happened within about one grace period,
+# so a command timed right after another runtime's create would be measured
+# with a warm kernel state and the previous one with a cold one. Every timed
+# command starts after the same idle gap, and the order of the runtimes is
+# shuffled each round, so that none profits from its neighbour.
+IDLE_GAP = 0.03
+
+def timed(argv, gap=True):
     """Runs argv; returns (wall s, cpu s, maxrss KiB, exit code)."""
+    if gap:
+        time.sleep(IDLE_GAP)
     t = time.perf_counter()
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, ru = os.wait4(p.pid, 0)
@@ -66,8 +76,11 @@ def main():
     runtimes = {k: v for k, v in runtimes.items() if v}
     res = {k: {"run": [], "run_cpu": [], "create": [], "start": [], "delete": [], "cpu": [], "rss": []} for k in runtimes}
     n = 0
+    order = list(runtimes.items())
+    rng = random.Random(42)
     for i in range(args.runs):
-        for name, binpath in runtimes.items():  # interleaved: A B C A B C ...
+        rng.shuffle(order)
+        for name, binpath in order:  # interleaved, in a shuffled order each round
             root = os.path.join(base, "root-" + name)
             n += 1
             cid = f"b{n}"
@@ -107,12 +120,12 @@ def main():
             ids = [f"t{name[:2]}{inflight}-{j}" for j in range(args.throughput)]
             t = time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(inflight) as ex:
-                list(ex.map(lambda cid: timed([binpath, "--root", root, "run", "--bundle", bundle, cid]), ids))
+                list(ex.map(lambda cid: timed([binpath, "--root", root, "run", "--bundle", bundle, cid], gap=False), ids))
             rates[name][inflight] = args.throughput / (time.perf_counter() - t)
     ms = lambda s: s * 1000
     ref = "crun" if "crun" in res else next(iter(res))
     med = lambda name, k: statistics.median(res[name][k])
-    print(f"\n{args.runs} interleaved rounds; busybox bundle, process.args = [/bin/true]; times in ms; ratios vs {ref} (lower is better for time)\n")
+    print(f"\n{args.runs} interleaved rounds (shuffled order, {IDLE_GAP*1000:.0f} ms idle before each timed command); busybox bundle, process.args = [/bin/true]; times in ms; ratios vs {ref} (lower is better for time)\n")
     print("| runtime | `run` median (p10-p90) | vs " + ref + " | CPU per `run` | create / start / delete | CPU per create+start+delete | peak RSS of `create` | containers/s (1 / 2 / 8 in flight) |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in res:

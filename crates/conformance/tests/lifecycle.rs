@@ -3,6 +3,8 @@
 
 mod common;
 use common::*;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 #[test]
 fn run_returns_the_exit_code() {
@@ -321,4 +323,55 @@ fn log_json_records_the_error() {
     assert_eq!(last["level"], "error");
     assert!(last["msg"].as_str().unwrap().contains("nope"), "{last}");
     assert!(last["time"].as_str().unwrap().ends_with('Z'));
+}
+
+/// A foreground `run` waits for its container without holding the state
+/// lock: `state`, `kill` and `delete --force` from another shell work while
+/// it waits (regression: `kill` used to block until the container ended).
+#[test]
+fn commands_work_while_run_waits() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["sleep", "60"]);
+    b.write();
+    let spawn = || {
+        rt.cmd()
+            .args(["run", "--bundle", b.path().to_str().unwrap(), &b.id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn run")
+    };
+    let wait = |child: &mut std::process::Child| -> i32 {
+        for _ in 0..1000 {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st.code().expect("run exits, not killed");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        panic!("run did not return within 10 s");
+    };
+    let mut child = spawn();
+    rt.wait_status(&b.id, "running");
+    let kill = rt
+        .cmd()
+        .args(["kill", &b.id, "KILL"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let out = kill.wait_with_output().unwrap();
+    assert!(out.status.success(), "kill: {:?}", out);
+    assert!(started.elapsed() < Duration::from_secs(5), "kill blocked");
+    assert_eq!(wait(&mut child), 128 + 9, "run reports SIGKILL as 137");
+    assert!(rt.exec(&["list", "-q"]).ok().stdout.trim().is_empty());
+
+    // delete --force from elsewhere: run returns and does not fail on the
+    // container that is gone.
+    let mut child = spawn();
+    rt.wait_status(&b.id, "running");
+    rt.exec(&["delete", "--force", &b.id]).ok();
+    assert_eq!(wait(&mut child), 128 + 9);
+    assert!(rt.exec(&["list", "-q"]).ok().stdout.trim().is_empty());
 }

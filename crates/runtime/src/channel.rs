@@ -7,8 +7,13 @@ use std::os::fd::{AsFd, OwnedFd};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Msg {
-    /// Runtime -> child: cgroup placement and id maps are done, go on.
+    /// Runtime -> child: id maps are written (and, where the child cannot
+    /// be placed at clone time, cgroup placement follows), go on.
     Go,
+    /// Runtime -> init (cgroup v1): the init is in its cgroups now. The init
+    /// sets up its mounts meanwhile and waits for this before it makes its
+    /// cgroup namespace or lets hooks run.
+    Placed,
     /// Stage -> runtime: I made a user namespace; write its id maps.
     NeedMaps,
     /// Stage -> runtime: the container's init has this pid.

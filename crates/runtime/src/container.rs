@@ -51,6 +51,7 @@ struct Cleanup {
     pids: Vec<i32>,
     cgroup: Option<Manager>,
     dir: Option<PathBuf>,
+    pid_file: Option<PathBuf>,
     poststop: Option<(Vec<oci_spec::runtime::Hook>, OciState)>,
 }
 
@@ -70,6 +71,9 @@ impl Drop for Cleanup {
         }
         if let Some(d) = &self.dir {
             let _ = std::fs::remove_dir_all(d);
+        }
+        if let Some(p) = &self.pid_file {
+            let _ = std::fs::remove_file(p);
         }
         if let Some((h, st)) = &self.poststop {
             hooks::run_all_warn("poststop", h, st);
@@ -146,6 +150,7 @@ fn launch(
         pids: Vec::new(),
         cgroup: None,
         dir: Some(dir.path.clone()),
+        pid_file: None,
         poststop: None,
     };
     let mut rec = Record {
@@ -277,6 +282,7 @@ fn launch(
         preserve_fds: preserve,
         cgroup: Some(&cg),
         cgroupns_unshare,
+        wait_placed: !v2 && !staged,
         sigmask,
         extra_env: &extra_env,
         hooks_handshake,
@@ -305,7 +311,7 @@ fn launch(
     };
     drop(child_chan);
     cleanup.pids.push(first_pid);
-    if !v2 {
+    if !v2 && staged {
         cg.add(first_pid)?;
     }
     if let Some(adj) = process.oom_score_adj() {
@@ -356,6 +362,12 @@ fn launch(
             write_id_maps(first_pid, &spec)?;
         }
         chan.send(&Msg::Go)?;
+        if !v2 {
+            // The init mounts its root filesystem meanwhile.
+            cg.add(first_pid)?;
+            // If the init failed already, its error is waiting below.
+            let _ = chan.send(&Msg::Placed);
+        }
         let pidfd = match first_pidfd {
             Some(fd) => fd,
             None => sp::pidfd_open(first_pid).ctx("open a pidfd on the container process")?,
@@ -363,6 +375,28 @@ fn launch(
         (first_pid, pidfd)
     };
     rec.pid = pid;
+    rec.pid_start = sp::proc_stat(pid)
+        .map(|s| s.start_time)
+        .ok_or_else(|| Error::Init {
+            id: opts.id.clone(),
+            msg: "the container process exited while it was being created".into(),
+        })?;
+    // Saved while the init still sets itself up (pivot_root, credentials)
+    // rather than after: the fsyncs overlap with its work. We hold the lock
+    // until it is ready, and a failure from here on destroys it all. `run`
+    // starts the container right away, under the same lock: one write fewer.
+    rec.status = if run {
+        Status::Running
+    } else {
+        Status::Created
+    };
+    dir.save(&rec)?;
+    if let Some(pf) = &opts.pid_file {
+        let pf = absolute(pf);
+        sfs::write_atomic(&pf, pid.to_string().as_bytes(), 0o644)
+            .with_ctx(|| format!("write --pid-file {}", pf.display()))?;
+        cleanup.pid_file = Some(pf);
+    }
 
     loop {
         match chan.expect("it was ready").map_err(init_err)? {
@@ -387,19 +421,6 @@ fn launch(
                 )))
             }
         }
-    }
-    rec.pid_start = sp::proc_stat(pid)
-        .map(|s| s.start_time)
-        .ok_or_else(|| Error::Init {
-            id: opts.id.clone(),
-            msg: "the container process exited while it was being created".into(),
-        })?;
-    rec.status = Status::Created;
-    dir.save(&rec)?;
-    if let Some(pf) = &opts.pid_file {
-        let pf = absolute(pf);
-        sfs::write_atomic(&pf, pid.to_string().as_bytes(), 0o644)
-            .with_ctx(|| format!("write --pid-file {}", pf.display()))?;
     }
     cleanup.armed = false;
     Ok(Launched {
@@ -663,7 +684,7 @@ pub fn run(opts: &CreateOptions, run_opts: RunOptions) -> Result<i32> {
         None => (None, None),
     };
     let launched = launch(opts, true, old_mask, theirs);
-    let mut l = match launched {
+    let l = match launched {
         Ok(l) => l,
         Err(e) => {
             if let Some(m) = &old_mask {
@@ -672,8 +693,6 @@ pub fn run(opts: &CreateOptions, run_opts: RunOptions) -> Result<i32> {
             return Err(e);
         }
     };
-    l.rec.status = Status::Running;
-    l.dir.save(&l.rec)?;
     l.chan.send(&Msg::Start)?;
     // EOF means the init exec'd (the channel is close-on-exec).
     match l.chan.recv()? {
@@ -706,11 +725,13 @@ pub fn run(opts: &CreateOptions, run_opts: RunOptions) -> Result<i32> {
         }
         None => None,
     };
+    l.dir.unlock()?;
     let status = wait_forwarding_signals(&l, master.as_ref())?;
     if let Some(m) = &old_mask {
         let _ = sp::set_sigmask(m);
     }
-    if !run_opts.keep {
+    // A `delete --force` from elsewhere may have removed it meanwhile.
+    if !run_opts.keep && l.dir.relock()? {
         let rec = l.rec.clone();
         destroy(l.dir, &rec)?;
     }

@@ -43,6 +43,9 @@ pub(crate) struct InitArgs<'a> {
     pub cgroup: Option<&'a Manager>,
     /// Whether the cgroup namespace is unshared by init after placement.
     pub cgroupns_unshare: bool,
+    /// Whether the runtime places the init in its cgroups after the clone
+    /// (cgroup v1) and says [`Msg::Placed`] when done.
+    pub wait_placed: bool,
     /// Signal mask to restore (the runtime may have blocked signals).
     pub sigmask: Option<libc::sigset_t>,
     pub extra_env: &'a [String],
@@ -194,9 +197,6 @@ fn setup_and_exec(
         sp::setresuid(0)
             .ctx("become uid 0 in the user namespace (is 0 mapped in linux.uidMappings?)")?;
     }
-    if a.cgroupns_unshare {
-        sp::unshare(libc::CLONE_NEWCGROUP).ctx("create the cgroup namespace")?;
-    }
     set_names(spec)?;
     apply_sysctls(spec)?;
 
@@ -212,6 +212,22 @@ fn setup_and_exec(
     // The umask must not bend the modes of what we create.
     sp::umask(0);
     let root = rf.prepare()?;
+    if a.wait_placed {
+        // The runtime moved us into our cgroups while we mounted (on v1 the
+        // move waits for an RCU grace period, ~7 ms: overlapping saves it).
+        match a.chan.expect("the runtime placed it in its cgroups")? {
+            Msg::Placed => {}
+            other => {
+                return Err(Error::Usage(format!(
+                    "unexpected message {other:?} while waiting for cgroup placement"
+                )))
+            }
+        }
+    }
+    if a.cgroupns_unshare {
+        // After placement: the namespace's root is the container's cgroup.
+        sp::unshare(libc::CLONE_NEWCGROUP).ctx("create the cgroup namespace")?;
+    }
     let mut host_pid = 0;
     if a.hooks_handshake {
         a.chan.send(&Msg::MountsDone)?;

@@ -181,6 +181,25 @@ impl ContainerDir {
         Ok(ContainerDir { path, lock })
     }
 
+    /// Lets other commands in while this one waits (`run` waiting for its
+    /// container must not block `kill` or `state`).
+    pub fn unlock(&self) -> Result<()> {
+        sfs::funlock(self.lock.as_fd()).ctx("unlock state directory")
+    }
+
+    /// Takes the exclusive lock again after [`ContainerDir::unlock`]; false
+    /// when another command deleted the container meanwhile.
+    pub fn relock(&self) -> Result<bool> {
+        sfs::flock(self.lock.as_fd(), true, false).ctx("lock state directory")?;
+        // Same directory, not a new container that took the id meanwhile.
+        use std::os::unix::fs::MetadataExt;
+        let ours = std::fs::File::from(self.lock.try_clone().ctx("dup state lock")?)
+            .metadata()
+            .ctx("stat state directory")?;
+        Ok(std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| m.dev() == ours.dev() && m.ino() == ours.ino()))
+    }
+
     pub fn load(&self) -> Result<Record> {
         load_record(&self.path)
     }

@@ -337,6 +337,13 @@ pub fn flock(fd: BorrowedFd<'_>, exclusive: bool, nonblock: bool) -> io::Result<
     }
 }
 
+/// Releases a lock taken with [`flock`].
+pub fn funlock(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_UN) })?;
+    Ok(())
+}
+
 /// Writes `data` to `dir/name` atomically: a temporary file in the same
 /// directory, fsync, rename over the target, fsync of the directory. A crash
 /// at any point leaves either the old file or the new one, never a mix.

@@ -292,15 +292,22 @@ impl Runtime {
         self.state(id)["status"].as_str().unwrap().to_string()
     }
 
-    /// Waits until the container reaches `want` (up to 5 s).
+    /// Waits until the container exists and reaches `want` (up to 5 s).
     pub fn wait_status(&self, id: &str, want: &str) {
+        let mut last = String::new();
         for _ in 0..500 {
-            if self.status(id) == want {
-                return;
+            let o = self.exec(&["state", id]);
+            if o.code == 0 {
+                last = o.json()["status"].as_str().unwrap_or_default().to_string();
+                if last == want {
+                    return;
+                }
+            } else {
+                last = o.stderr;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        panic!("container {id} never became {want}: {}", self.status(id));
+        panic!("container {id} never became {want}: {last}");
     }
 }
 
