@@ -680,3 +680,107 @@ fn rootfs_propagation_is_applied() {
         o.stdout
     );
 }
+
+/// An overlay mount (config.md: mounts are passed to mount(2) with their
+/// type, source and data): reads see the lower layer, writes land in the
+/// upper directory, deletions leave whiteouts, and the lower stays intact.
+#[test]
+fn overlay_mount() {
+    use std::os::unix::fs::FileTypeExt;
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /merged/lower.txt && echo new > /merged/new.txt && rm /merged/gone.txt && \
+         grep ' /merged ' /proc/self/mountinfo",
+    ]);
+    let host = tempfile::tempdir().unwrap();
+    let (lower, upper, work) = (
+        host.path().join("lower"),
+        host.path().join("upper"),
+        host.path().join("work"),
+    );
+    for d in [&lower, &upper, &work] {
+        std::fs::create_dir(d).unwrap();
+    }
+    std::fs::write(lower.join("lower.txt"), "from-lower\n").unwrap();
+    std::fs::write(lower.join("gone.txt"), "x").unwrap();
+    let data = [
+        format!("lowerdir={}", lower.display()),
+        format!("upperdir={}", upper.display()),
+        format!("workdir={}", work.display()),
+    ];
+    let data: Vec<&str> = data.iter().map(String::as_str).collect();
+    add_mount(&mut b, mount("/merged", "overlay", "overlay", &data));
+    let o = rt.run(&b).ok();
+    assert!(o.stdout.starts_with("from-lower\n"), "{}", o.stdout);
+    assert!(o.stdout.contains(" - overlay overlay "), "{}", o.stdout);
+    assert_eq!(
+        std::fs::read_to_string(upper.join("new.txt")).unwrap(),
+        "new\n"
+    );
+    let wh = std::fs::symlink_metadata(upper.join("gone.txt")).unwrap();
+    assert!(wh.file_type().is_char_device(), "whiteout in the upper dir");
+    assert!(lower.join("gone.txt").exists(), "the lower layer is untouched");
+    assert!(!lower.join("new.txt").exists());
+}
+
+/// tmpcopyup: the tmpfs starts with a copy of what the image had at the
+/// mount point (files, directories, symlinks, fifos; modes, owners, times),
+/// and writes stay in the tmpfs.
+#[test]
+fn tmpfs_with_tmpcopyup() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat /etc/seed/file /etc/seed/sub/deep; readlink /etc/seed/link; \
+         stat -c '%a %u %g %Y' /etc/seed/file /etc/seed/sub; stat -c '%F' /etc/seed/fifo; \
+         echo x > /etc/seed/written; grep ' /etc/seed ' /proc/self/mountinfo",
+    ]);
+    let seed = b.rootfs().join("etc/seed");
+    std::fs::create_dir_all(seed.join("sub")).unwrap();
+    std::fs::write(seed.join("file"), "seed-file\n").unwrap();
+    std::fs::write(seed.join("sub/deep"), "deep\n").unwrap();
+    std::os::unix::fs::symlink("file", seed.join("link")).unwrap();
+    let fifo = std::ffi::CString::new(seed.join("fifo").to_str().unwrap()).unwrap();
+    // SAFETY: valid C string.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    std::fs::set_permissions(seed.join("file"), std::fs::Permissions::from_mode(0o604)).unwrap();
+    std::os::unix::fs::chown(seed.join("file"), Some(1000), Some(1001)).unwrap();
+    let old = std::ffi::CString::new(seed.join("sub").to_str().unwrap()).unwrap();
+    let times = [
+        libc::timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: 1_000_000_000,
+            tv_nsec: 0,
+        },
+    ];
+    // SAFETY: valid C string and timespec array.
+    assert_eq!(
+        unsafe { libc::utimensat(libc::AT_FDCWD, old.as_ptr(), times.as_ptr(), 0) },
+        0
+    );
+    let file_mtime = std::fs::metadata(seed.join("file")).unwrap().mtime();
+    add_mount(
+        &mut b,
+        mount("/etc/seed", "tmpfs", "tmpfs", &["tmpcopyup", "mode=755"]),
+    );
+    let o = rt.run(&b).ok();
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    assert_eq!(lines[0], "seed-file", "{}", o.stdout);
+    assert_eq!(lines[1], "deep");
+    assert_eq!(lines[2], "file");
+    assert_eq!(lines[3], format!("604 1000 1001 {file_mtime}"));
+    assert_eq!(lines[4], "755 0 0 1000000000", "directory mode and mtime");
+    assert_eq!(lines[5], "fifo");
+    assert!(lines[6].contains(" - tmpfs "), "{}", o.stdout);
+    assert!(
+        !seed.join("written").exists(),
+        "writes stay in the tmpfs, not the image"
+    );
+}

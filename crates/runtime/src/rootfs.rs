@@ -657,10 +657,12 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
         .with_ctx(|| format!("make {} private for pivot_root", best.display()))
 }
 
-/// Copies a directory tree (tmpcopyup): files, directories, symlinks, with
-/// modes and owners.
+/// Copies a directory tree (tmpcopyup) as `cp -a` would: directories,
+/// files, symlinks, fifos and device nodes, with modes, owners and times.
+/// Sockets are skipped (they mean nothing without their listener); hard
+/// links become separate copies; extended attributes are not copied.
 fn copy_tree(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> std::io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
     let src_path = PathBuf::from(fd_path(src.as_raw_fd()).to_string_lossy().into_owned());
     for entry in std::fs::read_dir(&src_path)? {
         let entry = entry?;
@@ -685,6 +687,8 @@ fn copy_tree(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> std::io::Result<()> {
         } else if ft.is_symlink() {
             let target = std::fs::read_link(entry.path())?;
             sfs::symlinkat(&target, dst, Path::new(&name))?;
+        } else if ft.is_fifo() || ft.is_char_device() || ft.is_block_device() {
+            sfs::mknodat(dst, Path::new(&name), meta.mode(), meta.rdev())?;
         } else if ft.is_file() {
             let mut s = std::fs::File::from(sfs::openat(
                 src,
@@ -711,6 +715,17 @@ fn copy_tree(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> std::io::Result<()> {
             sfs::RESOLVE_BENEATH,
         )?;
         sfs::fchown_fd(fd.as_fd(), meta.uid(), meta.gid())?;
+        if !ft.is_symlink() {
+            // chown clears set-id bits: put the mode back.
+            sfs::fchmod_fd(fd.as_fd(), meta.mode() & 0o7777)?;
+        }
+        // Last: filling a directory changes its mtime.
+        sfs::set_times_nofollow(
+            dst,
+            Path::new(&name),
+            (meta.atime(), meta.atime_nsec()),
+            (meta.mtime(), meta.mtime_nsec()),
+        )?;
     }
     Ok(())
 }

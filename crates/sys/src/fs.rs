@@ -265,6 +265,38 @@ pub fn symlinkat(target: &Path, dir: BorrowedFd<'_>, name: &Path) -> io::Result<
     Ok(())
 }
 
+/// `utimensat(dir, name, [atime, mtime], AT_SYMLINK_NOFOLLOW)`: sets the
+/// times of `name` itself, also when it is a symlink. Times are
+/// (seconds, nanoseconds).
+pub fn set_times_nofollow(
+    dir: BorrowedFd<'_>,
+    name: &Path,
+    atime: (i64, i64),
+    mtime: (i64, i64),
+) -> io::Result<()> {
+    let c = cstr(name)?;
+    let ts = [
+        libc::timespec {
+            tv_sec: atime.0,
+            tv_nsec: atime.1,
+        },
+        libc::timespec {
+            tv_sec: mtime.0,
+            tv_nsec: mtime.1,
+        },
+    ];
+    // SAFETY: valid C string, dir fd and a two-element timespec array.
+    cvt(unsafe {
+        libc::utimensat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(())
+}
+
 /// `fchownat(fd, "", uid, gid, AT_EMPTY_PATH)`: works on `O_PATH` fds and
 /// never follows a link.
 pub fn fchown_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
