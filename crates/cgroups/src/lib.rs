@@ -21,12 +21,13 @@ use std::path::{Path, PathBuf};
 /// Errors name the cgroup file or directory and what was being done to it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cgroup: {op} {}: {source}", path.display())]
+    // The cause is part of the message and deliberately not a `source`:
+    // printing the chain would repeat it.
+    #[error("cgroup: {op} {}: {cause}", path.display())]
     Io {
         op: &'static str,
         path: PathBuf,
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     #[error("cgroupsPath {0:?}: {1}")]
     BadPath(String, &'static str),
@@ -41,10 +42,10 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
-    move |source| Error::Io {
+    move |cause| Error::Io {
         op,
         path: path.to_path_buf(),
-        source,
+        cause,
     }
 }
 

@@ -721,7 +721,10 @@ fn overlay_mount() {
     );
     let wh = std::fs::symlink_metadata(upper.join("gone.txt")).unwrap();
     assert!(wh.file_type().is_char_device(), "whiteout in the upper dir");
-    assert!(lower.join("gone.txt").exists(), "the lower layer is untouched");
+    assert!(
+        lower.join("gone.txt").exists(),
+        "the lower layer is untouched"
+    );
     assert!(!lower.join("new.txt").exists());
 }
 

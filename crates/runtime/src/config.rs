@@ -20,7 +20,7 @@ pub fn load(bundle: &Path) -> Result<Spec> {
     let path = bundle.join("config.json");
     let file = std::fs::File::open(&path).map_err(|e| Error::Io {
         op: format!("open {} (is --bundle right?)", path.display()),
-        source: e,
+        cause: e,
     })?;
     use std::io::Read;
     let mut data = Vec::new();
@@ -28,7 +28,7 @@ pub fn load(bundle: &Path) -> Result<Spec> {
         .read_to_end(&mut data)
         .map_err(|e| Error::Io {
             op: format!("read {}", path.display()),
-            source: e,
+            cause: e,
         })?;
     if data.len() as u64 > MAX_CONFIG {
         return Err(config(

@@ -219,6 +219,27 @@ fn launch(
                 path.display()
             )
         })?;
+        let field = || format!("linux.namespaces ({} path)", config::ns_name(*flag));
+        match sp::ns_type(fd.as_fd()) {
+            Ok(t) if t == *flag => {}
+            Ok(t) => {
+                return Err(crate::error::config(
+                    field(),
+                    format!(
+                        "{} is a {} namespace, not a {} namespace",
+                        path.display(),
+                        config::ns_name(t),
+                        config::ns_name(*flag)
+                    ),
+                ))
+            }
+            Err(_) => {
+                return Err(crate::error::config(
+                    field(),
+                    format!("{} is not a namespace file", path.display()),
+                ))
+            }
+        }
         ns_fds.push((*flag, fd));
     }
     let console = match (&opts.console_socket, terminal) {

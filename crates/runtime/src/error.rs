@@ -21,12 +21,10 @@ pub enum Error {
     /// A field of config.json is malformed or not supported.
     #[error("config.json: {field}: {msg}")]
     Config { field: String, msg: String },
-    #[error("{op}: {source}")]
-    Io {
-        op: String,
-        #[source]
-        source: io::Error,
-    },
+    // The cause is part of the message and deliberately not a `source`:
+    // printing the chain would repeat it.
+    #[error("{op}: {cause}")]
+    Io { op: String, cause: io::Error },
     #[error(transparent)]
     Cgroup(#[from] berth_cgroups::Error),
     /// Reported by the container's init process while it set itself up.
@@ -61,13 +59,13 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for io::Result<T> {
     fn ctx(self, op: impl Display) -> Result<T> {
-        self.map_err(|source| Error::Io {
+        self.map_err(|cause| Error::Io {
             op: op.to_string(),
-            source,
+            cause,
         })
     }
     fn with_ctx<F: FnOnce() -> String>(self, f: F) -> Result<T> {
-        self.map_err(|source| Error::Io { op: f(), source })
+        self.map_err(|cause| Error::Io { op: f(), cause })
     }
 }
 

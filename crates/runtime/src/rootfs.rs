@@ -30,7 +30,7 @@ pub(crate) struct Rootfs<'a> {
 }
 
 fn mnt_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Io { op: what, source }
+    move |cause| Error::Io { op: what, cause }
 }
 
 fn propagation_flag(p: &str) -> u64 {

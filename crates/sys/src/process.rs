@@ -212,6 +212,15 @@ pub fn setns(fd: BorrowedFd<'_>, nstype: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// The type (a `CLONE_NEW*` flag) of the namespace behind an nsfs fd
+/// (`ioctl(NS_GET_NSTYPE)`); `ENOTTY` when the fd is not a namespace.
+pub fn ns_type(fd: BorrowedFd<'_>) -> io::Result<i32> {
+    // _IO(0xb7, 0x3) from linux/nsfs.h.
+    const NS_GET_NSTYPE: libc::c_ulong = (0xb7 << 8) | 0x3;
+    // SAFETY: this ioctl takes no argument and returns the type.
+    cvt(unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) })
+}
+
 /// `unshare(2)`.
 pub fn unshare(flags: i32) -> io::Result<()> {
     // SAFETY: plain syscall.
