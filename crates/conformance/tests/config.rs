@@ -764,10 +764,8 @@ fn tmpfs_with_tmpcopyup() {
         },
     ];
     // SAFETY: valid C string and timespec array.
-    assert_eq!(
-        unsafe { libc::utimensat(libc::AT_FDCWD, old.as_ptr(), times.as_ptr(), 0) },
-        0
-    );
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, old.as_ptr(), times.as_ptr(), 0) };
+    assert_eq!(rc, 0);
     let file_mtime = std::fs::metadata(seed.join("file")).unwrap().mtime();
     add_mount(
         &mut b,
