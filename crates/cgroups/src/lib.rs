@@ -6,12 +6,14 @@
 //! and removes what it created. Everything it touches is found from the
 //! mount table it is given, so tests point it at temporary directories.
 
+mod devices_bpf;
 mod layout;
 mod path;
 mod resources;
 
 pub use layout::{Hierarchy, HierarchyKind, Layout};
 pub use path::{systemd_to_path, CgroupsPath};
+pub use resources::set_device_program;
 
 use serde::{Deserialize, Serialize};
 use std::io;

@@ -53,11 +53,11 @@ pub(crate) fn validate(m: &Manager, res: &LinuxResources) -> Result<()> {
             "cgroup v2 key/values are not supported by this version of berth-runtime",
         );
     }
-    if m.version == Version::V2 && res.devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return unsupported(
-            "devices",
-            "device rules on cgroup v2 need an eBPF program, which this version of berth-runtime cannot attach yet",
-        );
+    if let Some(d) = res.devices() {
+        crate::devices_bpf::rules(d).map_err(|msg| Error::Unsupported {
+            field: "devices",
+            msg,
+        })?;
     }
     let need = |ctrl: &str, field: &'static str| -> Result<()> {
         if m.version != Version::V2 && m.v1_dir(ctrl).is_none() {
@@ -275,6 +275,41 @@ fn apply_v2(p: &Path, res: &LinuxResources) -> Result<()> {
             "max".into()
         };
         write(p, "pids.max", &v)?;
+    }
+    if let Some(d) = res.devices() {
+        set_device_program(p, d)?;
+    }
+    Ok(())
+}
+
+/// v2 devices: attach the compiled rules, then detach whatever program was
+/// attached before (an update), so that there is never a moment without a
+/// filter.
+pub fn set_device_program(dir: &Path, list: &[LinuxDeviceCgroup]) -> Result<()> {
+    use berth_sys::bpf;
+    use std::os::fd::AsFd;
+    let rules = crate::devices_bpf::rules(list).map_err(|msg| Error::Unsupported {
+        field: "devices",
+        msg,
+    })?;
+    let insns = crate::devices_bpf::compile(&rules);
+    let prog = bpf::prog_load(bpf::PROG_TYPE_CGROUP_DEVICE, &insns, "berth_devices")
+        .map_err(io_err("load the device eBPF program for", dir))?;
+    let cg = berth_sys::fs::open(dir, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+        .map_err(io_err("open", dir))?;
+    let before = bpf::prog_query(cg.as_fd(), bpf::CGROUP_DEVICE)
+        .map_err(io_err("list the device programs of", dir))?;
+    bpf::prog_attach(
+        cg.as_fd(),
+        prog.as_fd(),
+        bpf::CGROUP_DEVICE,
+        bpf::F_ALLOW_MULTI,
+    )
+    .map_err(io_err("attach the device eBPF program to", dir))?;
+    for id in before {
+        let old = bpf::prog_fd_by_id(id).map_err(io_err("open an old device program of", dir))?;
+        bpf::prog_detach(cg.as_fd(), old.as_fd(), bpf::CGROUP_DEVICE)
+            .map_err(io_err("detach an old device program from", dir))?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! operation to the message. Nothing in this crate allocates threads, so it is
 //! safe to use between `clone3` and `execve` in a single-threaded process.
 
+pub mod bpf;
 pub mod fs;
 pub mod mount;
 pub mod process;
