@@ -6,17 +6,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 R=${1:-$PWD/target/x86_64-unknown-linux-gnu/debug/berth-runtime}
 dpkg -s podman >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman busybox-static >/dev/null; }
-img=localhost/berth-check/busybox:latest
-if ! podman image exists "$img"; then
-    d=$(mktemp -d); mkdir -p "$d/bin"; cp /bin/busybox "$d/bin/"
-    for a in sh echo id tty true; do ln -s busybox "$d/bin/$a"; done
-    tar -C "$d" -cf "$d.tar" . && podman import -q "$d.tar" "$img" >/dev/null && rm -rf "$d" "$d.tar"
+# The image comes from a registry, as users get theirs: by default the local
+# test registry that ../shared/testbed/make-test-images.sh starts.
+REGISTRY=${REGISTRY:-127.0.0.1:5000}
+img=$REGISTRY/test/busybox:latest
+if ! podman pull -q --tls-verify=false "$img" >/dev/null; then
+    echo "podman-check: cannot pull $img; start the test registry (../shared/testbed/make-test-images.sh) or set REGISTRY" >&2
+    exit 1
 fi
 # Podman here needs these ulimits; seccomp is not implemented in berth-runtime yet.
 opts=(--runtime "$R" run --rm --security-opt seccomp=unconfined --ulimit nofile=1024:1024 --ulimit nproc=32768:32768 --network=none)
 echo "--- podman run (no terminal)"
 podman "${opts[@]}" "$img" sh -c 'echo hello from podman on berth-runtime; id'
+echo "--- podman run --memory 64m: the limit as the container sees it"
+podman "${opts[@]}" --memory 64m "$img" sh -c 'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max'
+echo "--- podman run -d, ps, stop, rm (kill and delete through conmon)"
+name=berth-check-$$
+podman --runtime "$R" run -d --name "$name" --security-opt seccomp=unconfined --ulimit nofile=1024:1024 --ulimit nproc=32768:32768 --network=none "$img" sleep 300 >/dev/null
+podman ps --filter name="$name" --format '{{.Names}} {{.Status}}'
+podman stop -t 1 "$name" >/dev/null && podman rm "$name" >/dev/null && echo "stopped and removed"
 echo "--- podman run -it (console socket), exit code 3 expected"
 set +e
-(sleep 2; echo 'tty; exit 3'; sleep 1) | script -qc "podman ${opts[*]} -it $img sh" /dev/null | tr -d '\r' | tail -2
+(sleep 2; echo 'tty; exit 3'; sleep 1) | script -eqc "podman ${opts[*]} -it $img sh" /dev/null | tr -d '\r' | tail -2
 echo "rc=${PIPESTATUS[1]}"
