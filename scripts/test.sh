@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it, on a fresh Debian 12 / Ubuntu machine.
 # Installs what it needs (apt packages, rustfmt and clippy), then runs:
 # format check, clippy -D warnings, the build, unit tests, and the
-# privileged conformance suite (real containers: run as root).
+# privileged conformance suite (real containers: run as root), then the
+# same privileged tests in a cgroup v2 VM (scripts/vm-v2.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,3 +37,5 @@ echo "==> cargo build"
 cargo build --workspace --locked
 echo "==> cargo test (unit, docs, layering, conformance)"
 cargo test --workspace --locked --no-fail-fast
+echo "==> cgroup v2 lane: the privileged tests again, in a qemu VM with cgroup v2 alone"
+scripts/vm-v2.sh

@@ -276,7 +276,9 @@ fn apply_v2(p: &Path, res: &LinuxResources) -> Result<()> {
         };
         write(p, "pids.max", &v)?;
     }
-    if let Some(d) = res.devices() {
+    // No rules means no restriction, as on v1 where a new cgroup starts
+    // with its parent's (allow-all) list.
+    if let Some(d) = res.devices().as_ref().filter(|d| !d.is_empty()) {
         set_device_program(p, d)?;
     }
     Ok(())

@@ -53,13 +53,15 @@ fn device_program_enforces_the_rules() {
         berth_sys::bpf::prog_query(std::os::fd::AsFd::as_fd(&fd), berth_sys::bpf::CGROUP_DEVICE)
             .unwrap();
     assert_eq!(attached.len(), 1, "the replaced program is detached");
+    let tmp = tempfile::tempdir().unwrap();
     let script = format!(
         "echo $$ > {}/cgroup.procs || exit 99; \
          echo x > /dev/null && echo null-write-ok; \
          head -c 1 /dev/zero >/dev/null && echo zero-read-ok; \
          echo x > /dev/zero 2>/dev/null || echo zero-write-denied; \
-         head -c 1 /dev/urandom >/dev/null 2>&1 || echo urandom-denied",
-        dir.display()
+         head -c 1 /dev/urandom >/dev/null 2>&1 || echo urandom-denied;          mknod {tmp}/null c 1 3 && echo mknod-null-ok;          mknod {tmp}/zero c 1 5 2>/dev/null || echo mknod-zero-denied",
+        dir.display(),
+        tmp = tmp.path().display()
     );
     let out = Command::new("/bin/sh")
         .arg("-c")
@@ -69,7 +71,7 @@ fn device_program_enforces_the_rules() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         text,
-        "null-write-ok\nzero-read-ok\nzero-write-denied\nurandom-denied\n",
+        "null-write-ok\nzero-read-ok\nzero-write-denied\nurandom-denied\nmknod-null-ok\nmknod-zero-denied\n",
         "stderr: {}",
         String::from_utf8_lossy(&out.stderr)
     );

@@ -265,7 +265,9 @@ fn only_stdio_and_preserved_fds_reach_the_container() {
     let mut b = Bundle::new(&["sh", "-c", "readlink /proc/self/fd/3"]);
     b.id = unique_id("pfd");
     b.write();
-    let f = std::fs::File::open("/etc/hostname").unwrap();
+    let passed = b.path().join("passed-fd");
+    std::fs::write(&passed, "x").unwrap();
+    let f = std::fs::File::open(&passed).unwrap();
     let mut cmd = rt.cmd();
     cmd.args([
         "run",
@@ -277,7 +279,7 @@ fn only_stdio_and_preserved_fds_reach_the_container() {
     ]);
     pass_as_fd3(&mut cmd, &f);
     let o = Out::from_output(cmd.output().unwrap()).ok();
-    assert_eq!(o.stdout.trim(), "/etc/hostname");
+    assert_eq!(o.stdout.trim(), passed.display().to_string());
 }
 
 #[test]
@@ -474,11 +476,19 @@ fn cgroup_limits_are_applied_and_removed() {
             .trim()
             .to_string()
     };
-    assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
-    assert_eq!(read("memory", "memory.soft_limit_in_bytes"), "33554432");
-    assert_eq!(read("cpu", "cpu.shares"), "512");
-    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
-    assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+    if cgroup_v2() {
+        assert_eq!(read("memory", "memory.max"), "67108864");
+        assert_eq!(read("memory", "memory.low"), "33554432");
+        // shares 512 -> weight 1 + (512 - 2) * 9999 / 262142, as runc and crun.
+        assert_eq!(read("cpu", "cpu.weight"), "20");
+        assert_eq!(read("cpu", "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(read("memory", "memory.limit_in_bytes"), "67108864");
+        assert_eq!(read("memory", "memory.soft_limit_in_bytes"), "33554432");
+        assert_eq!(read("cpu", "cpu.shares"), "512");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+    }
     assert_eq!(read("cpuset", "cpuset.cpus"), "0");
     assert_eq!(read("pids", "pids.max"), "42");
     for c in ["memory", "cpu", "pids", "cpuset"] {
@@ -518,8 +528,12 @@ fn cgroup_namespace_sees_its_own_root() {
     let mut b = Bundle::new(&["cat", "/proc/self/cgroup"]);
     b.add_namespace(NS::Cgroup, None);
     let o = rt.run(&b).ok();
-    let mem = o.stdout.lines().find(|l| l.contains(":memory:")).unwrap();
-    assert!(mem.ends_with(":memory:/"), "{}", o.stdout);
+    if cgroup_v2() {
+        assert_eq!(o.stdout, "0::/\n");
+    } else {
+        let mem = o.stdout.lines().find(|l| l.contains(":memory:")).unwrap();
+        assert!(mem.ends_with(":memory:/"), "{}", o.stdout);
+    }
 }
 
 #[test]
@@ -614,7 +628,11 @@ fn hook_timeout() {
 #[test]
 fn cgroup_filesystem_is_mounted_read_only() {
     let rt = Runtime::new();
-    let mut b = Bundle::new(&["sh", "-c", "ls /sys/fs/cgroup; grep ' /sys/fs/cgroup/memory ' /proc/self/mountinfo; mkdir /sys/fs/cgroup/memory/x 2>/dev/null || echo ro-ok"]);
+    let mut b = if cgroup_v2() {
+        Bundle::new(&["sh", "-c", "ls /sys/fs/cgroup; grep ' /sys/fs/cgroup ' /proc/self/mountinfo; mkdir /sys/fs/cgroup/x 2>/dev/null || echo ro-ok"])
+    } else {
+        Bundle::new(&["sh", "-c", "ls /sys/fs/cgroup; grep ' /sys/fs/cgroup/memory ' /proc/self/mountinfo; mkdir /sys/fs/cgroup/memory/x 2>/dev/null || echo ro-ok"])
+    };
     add_mount(
         &mut b,
         mount(
@@ -625,6 +643,7 @@ fn cgroup_filesystem_is_mounted_read_only() {
         ),
     );
     let o = rt.run(&b).ok();
+    // v1: a directory per hierarchy; v2: the container's own cgroup files.
     assert!(
         o.stdout.contains("memory") && o.stdout.contains("pids"),
         "{}",

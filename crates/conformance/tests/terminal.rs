@@ -116,12 +116,14 @@ fn listen_fds_are_passed_on() {
     ]);
     b.id = unique_id("lfd");
     b.write();
-    let f = std::fs::File::open("/etc/hostname").unwrap();
+    let passed = b.path().join("passed-fd");
+    std::fs::write(&passed, "x").unwrap();
+    let f = std::fs::File::open(&passed).unwrap();
     let mut cmd = rt.cmd();
     cmd.args(["run", "--bundle", b.path().to_str().unwrap(), &b.id])
         .env("LISTEN_FDS", "1")
         .env("LISTEN_PID", std::process::id().to_string());
     pass_as_fd3(&mut cmd, &f);
     let o = Out::from_output(cmd.output().unwrap()).ok();
-    assert_eq!(o.stdout, "1 1\n/etc/hostname\n");
+    assert_eq!(o.stdout, format!("1 1\n{}\n", passed.display()));
 }

@@ -334,10 +334,39 @@ impl Rootfs<'_> {
         };
         if cg.version == berth_cgroups::Version::V2 {
             if self.cgroupns_new {
-                let flags = opts.flags | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-                return self
-                    .mount_at(dest_fd.as_fd(), "cgroup2", "cgroup2", flags, None)
-                    .map_err(mnt_err("mount cgroup2".into()));
+                // Read-only and the like go on the mount, not the shared
+                // superblock: mount(2) with MS_RDONLY fails with EBUSY when
+                // the host's cgroup2 superblock is read-write.
+                let per_mount =
+                    libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+                match self.mount_at(
+                    dest_fd.as_fd(),
+                    "cgroup2",
+                    "cgroup2",
+                    opts.flags & !per_mount,
+                    None,
+                ) {
+                    Ok(()) => {
+                        let mnt = sfs::open_in_root(
+                            root,
+                            dest,
+                            libc::O_PATH | libc::O_DIRECTORY,
+                            Links::InRoot,
+                        )
+                        .ctx("reopen the cgroup2 mount")?;
+                        let mut attr = opts.attr;
+                        attr.attr_set |= berth_sys::mount::MOUNT_ATTR_NOSUID
+                            | berth_sys::mount::MOUNT_ATTR_NODEV
+                            | berth_sys::mount::MOUNT_ATTR_NOEXEC;
+                        return smount::mount_setattr(mnt.as_fd(), false, &attr)
+                            .ctx("set cgroup2 mount options");
+                    }
+                    // Not allowed here (a user namespace that does not own
+                    // the cgroup namespace): bind the container's cgroup.
+                    Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EBUSY)) => {
+                    }
+                    Err(e) => return Err(mnt_err("mount cgroup2".into())(e)),
+                }
             }
             return bind_dir(&cg.dirs[0].path, dest_fd.as_fd());
         }

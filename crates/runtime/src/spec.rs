@@ -32,6 +32,14 @@ pub fn default_spec(rootless: bool) -> Spec {
     );
     spec.set_process(Some(process));
     spec.set_hostname(Some("berth".to_string()));
+    // As runc's: deny every device but the container's own (the runtime
+    // adds allow rules for the default devices and linux.devices).
+    if let Some(mut linux) = spec.linux().clone() {
+        let mut res = linux.resources().clone().unwrap_or_default();
+        res.set_devices(Some(vec![deny_all_devices()]));
+        linux.set_resources(Some(res));
+        spec.set_linux(Some(linux));
+    }
     if rootless {
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
@@ -90,6 +98,16 @@ pub fn default_spec(rootless: bool) -> Spec {
     spec
 }
 
+fn deny_all_devices() -> oci_spec::runtime::LinuxDeviceCgroup {
+    let mut d = oci_spec::runtime::LinuxDeviceCgroup::default();
+    d.set_allow(false);
+    d.set_typ(None);
+    d.set_major(None);
+    d.set_minor(None);
+    d.set_access(Some("rwm".to_string()));
+    d
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +118,19 @@ mod tests {
             let s = default_spec(rootless);
             crate::config::validate(&s).unwrap();
         }
+    }
+
+    #[test]
+    fn default_spec_denies_devices_like_runc() {
+        let s = default_spec(false);
+        let devices = s
+            .linux()
+            .as_ref()
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().clone())
+            .unwrap();
+        assert_eq!(devices, vec![deny_all_devices()]);
+        let v = serde_json::to_value(&devices[0]).unwrap();
+        assert_eq!(v, serde_json::json!({"allow": false, "access": "rwm"}));
     }
 }

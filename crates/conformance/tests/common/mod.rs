@@ -14,6 +14,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const BUSYBOX: &str = "/bin/busybox";
 
+/// True on a cgroup v2 host (the unified hierarchy at /sys/fs/cgroup), as in
+/// the VM lane (scripts/vm-v2.sh); false on a v1 or hybrid host.
+pub fn cgroup_v2() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
 pub fn require_root() {
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
@@ -118,6 +124,13 @@ impl Bundle {
         spec.set_root(Some(root));
         let mut linux = spec.linux().clone().unwrap();
         linux.set_cgroups_path(Some(PathBuf::from(format!("/berth-test/{id}"))));
+        // As `runc spec`: every device denied but the container's own.
+        linux.set_resources(Some(
+            serde_json::from_value(
+                serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]}),
+            )
+            .unwrap(),
+        ));
         spec.set_linux(Some(linux));
         Bundle { dir, spec, id }
     }
@@ -172,11 +185,17 @@ impl Bundle {
     }
 
     /// The host directory of this container's cgroup in one v1 hierarchy.
+    /// The container's cgroup directory for `controller` (on cgroup v2 the
+    /// one directory, whatever the controller).
     pub fn cgroup_dir(&self, controller: &str) -> PathBuf {
-        PathBuf::from(format!(
-            "/sys/fs/cgroup/{controller}/berth-test/{}",
-            self.id
-        ))
+        if cgroup_v2() {
+            PathBuf::from(format!("/sys/fs/cgroup/berth-test/{}", self.id))
+        } else {
+            PathBuf::from(format!(
+                "/sys/fs/cgroup/{controller}/berth-test/{}",
+                self.id
+            ))
+        }
     }
 }
 

@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# The cgroup v2 lane. Most users run cgroup v2 alone; CI machines here are
+# hybrid v1. This boots Debian's kernel under qemu (TCG) with an initramfs
+# holding busybox, the static berth binaries and the privileged test
+# binaries, mounts cgroup2 alone at /sys/fs/cgroup, runs the tests there and
+# reports their result. Run as root; installs what it needs.
+#
+# Usage: scripts/vm-v2.sh [--keep] [TEST-FILTER ARGS...]
+#   --keep leaves the work dir (initramfs, console log) for a look; the other
+#   arguments go to every test binary (e.g. a test name, --nocapture).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+keep=0
+if [ "${1:-}" = --keep ]; then keep=1; shift; fi
+
+missing=()
+for p in qemu-system-x86 linux-image-amd64 busybox-static cpio binutils; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+KERNEL=$(ls /boot/vmlinuz-*-amd64 | sort -V | tail -1)
+KVER=${KERNEL#/boot/vmlinuz-}
+
+echo "==> building the binaries and the test binaries (static)"
+cargo build --workspace --locked --quiet
+W=$(mktemp -d /var/tmp/berth-vm.XXXXXX)
+[ $keep = 1 ] || trap 'rm -rf "$W"' EXIT
+cargo test --workspace --locked --no-run --message-format=json 2>/dev/null >"$W/build.json"
+# The integration tests that need a real kernel: the conformance suite (but
+# not project.rs, which reads the source tree) and the cgroups crate's.
+python3 - "$W/build.json" >"$W/tests.txt" <<'EOF'
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") != "compiler-artifact" or not m.get("executable"):
+        continue
+    t = m["target"]
+    if t["kind"] != ["test"]:
+        continue
+    pkg = m["package_id"]
+    if ("berth-conformance" in pkg or "conformance" in pkg) and t["name"] != "project":
+        print(m["executable"])
+    elif "cgroups" in pkg:
+        print(m["executable"])
+EOF
+[ -s "$W/tests.txt" ] || { echo "vm-v2: found no test binaries" >&2; exit 1; }
+
+echo "==> initramfs"
+R=$W/root
+mkdir -p "$R"/{bin,dev,proc,sys,tmp,etc,newroot,root}
+cp /bin/busybox "$R/bin/busybox"
+echo 'root:x:0:0:root:/root:/bin/sh' >"$R/etc/passwd"
+echo 'root:x:0:' >"$R/etc/group"
+# Same absolute paths as on the host: the tests find the runtime next to
+# themselves and the checker where cargo built it.
+T=$ROOT/target/x86_64-unknown-linux-gnu/debug
+mkdir -p "$R$T/deps"
+for b in berth-runtime berth-checker; do
+    objcopy --strip-debug "$T/$b" "$R$T/$b"
+done
+while read -r t; do
+    objcopy --strip-debug "$t" "$R$t"
+    echo "$t $*" >>"$R/tests.txt"
+done <"$W/tests.txt"
+# BERTH_VM_SCRIPT=file: a shell script the VM runs before the tests (for
+# debugging in the v2 machine by hand).
+if [ -n "${BERTH_VM_SCRIPT:-}" ]; then cp "$BERTH_VM_SCRIPT" "$R/root/debug.sh"; fi
+# overlayfs is a module in Debian's kernel.
+mod=$(find "/lib/modules/$KVER" -name 'overlay.ko*' | head -1)
+case "$mod" in
+    *.xz) xz -dc "$mod" >"$R/overlay.ko" ;;
+    *.zst) zstd -qdc "$mod" >"$R/overlay.ko" ;;
+    *) cp "$mod" "$R/overlay.ko" ;;
+esac
+
+# The work tree may live anywhere: stage 1 copies the top directory that
+# holds it.
+top=/$(echo "$ROOT" | cut -d/ -f2)
+cat >"$R/init" <<EOF
+#!/bin/busybox sh
+if [ "\$1" != stage2 ]; then
+    # Stage 1: pivot_root cannot leave the initramfs; move onto a tmpfs.
+    /bin/busybox mount -t tmpfs -o size=90% tmpfs /newroot
+    /bin/busybox cp -a /bin /etc /tmp /root /tests.txt /overlay.ko /init $top /newroot/
+    /bin/busybox mkdir -p /newroot/dev /newroot/proc /newroot/sys
+    exec /bin/busybox switch_root /newroot /bin/busybox sh /init stage2
+fi
+EOF
+cat >>"$R/init" <<'EOF'
+# Stage 2: the test machine, cgroup v2 alone.
+/bin/busybox --install -s /bin
+export PATH=/bin HOME=/root RUST_BACKTRACE=1
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
+ln -sf pts/ptmx /dev/ptmx
+mount -t tmpfs tmpfs /dev/shm
+mount -t tmpfs tmpfs /tmp
+mount -t cgroup2 -o nsdelegate none /sys/fs/cgroup
+insmod /overlay.ko || echo "berth-vm: overlay module not loaded"
+echo "berth-vm: kernel $(uname -r); cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+rc=0
+if [ -f /root/debug.sh ]; then sh -x /root/debug.sh; fi
+while read -r t args; do
+    echo "berth-vm: running $t $args"
+    "$t" --test-threads=2 $args || rc=1
+done < /tests.txt
+echo "BERTH-VM-RESULT rc=$rc"
+poweroff -f
+EOF
+chmod +x "$R/init"
+(cd "$R" && find . | cpio -o -H newc --quiet | gzip -1 >"$W/initrd.gz")
+echo "    $(du -h "$W/initrd.gz" | cut -f1) initramfs, kernel $KVER"
+
+echo "==> booting (TCG; the emulated CPU is slow)"
+timeout 1800 qemu-system-x86_64 -accel tcg -smp 2 -m 4096 -nographic -no-reboot \
+    -kernel "$KERNEL" -initrd "$W/initrd.gz" \
+    -append "console=ttyS0 quiet panic=-1" </dev/null | tee "$W/console.log" | tr -d '\r' || true
+grep -q "BERTH-VM-RESULT rc=0" "$W/console.log" || {
+    echo "vm-v2: the cgroup v2 lane failed (console log: $W/console.log)" >&2
+    trap - EXIT
+    exit 1
+}
+echo "==> cgroup v2 lane passed"
