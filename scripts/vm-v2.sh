@@ -105,7 +105,7 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
 ln -sf pts/ptmx /dev/ptmx
 mount -t tmpfs tmpfs /dev/shm
-mount -t tmpfs tmpfs /tmp
+# /tmp is on the tmpfs root already (and may hold the work tree).
 mount -t cgroup2 -o nsdelegate none /sys/fs/cgroup
 insmod /overlay.ko || echo "berth-vm: overlay module not loaded"
 echo "berth-vm: kernel $(uname -r); cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
