@@ -143,8 +143,23 @@ fn bad_configs_name_the_field_and_leave_nothing() {
             }),
         ),
         (
-            "linux.seccomp",
-            Box::new(|v| v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"})),
+            "linux.seccomp.listenerPath",
+            Box::new(|v| {
+                v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]})
+            }),
+        ),
+        (
+            "linux.seccomp.syscalls[0].args[0].index",
+            Box::new(|v| {
+                v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+                    "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO",
+                                  "args": [{"index": 7, "value": 0, "op": "SCMP_CMP_EQ"}]}]})
+            }),
+        ),
+        (
+            "linux.seccomp.defaultAction",
+            Box::new(|v| v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_BOGUS"})),
         ),
         (
             "process.apparmorProfile",

@@ -278,6 +278,22 @@ fn version_and_features() {
         .unwrap()
         .iter()
         .any(|o| o == "rro"));
+    let sc = &f["linux"]["seccomp"];
+    if is_berth() {
+        assert_eq!(sc["enabled"], true);
+        for (key, want) in [
+            ("actions", "SCMP_ACT_NOTIFY"),
+            ("operators", "SCMP_CMP_MASKED_EQ"),
+            ("archs", "SCMP_ARCH_X86_64"),
+            ("knownFlags", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"),
+            ("supportedFlags", "SECCOMP_FILTER_FLAG_LOG"),
+        ] {
+            assert!(
+                sc[key].as_array().unwrap().iter().any(|a| a == want),
+                "features.linux.seccomp.{key} lacks {want}: {sc}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -37,7 +37,11 @@ fn architecture_doc_names_existing_files() {
 const ALLOWED: &[(&str, &[&str])] = &[
     ("berth-sys", &[]),
     ("berth-cgroups", &["berth-sys"]),
-    ("berth-runtime", &["berth-sys", "berth-cgroups"]),
+    ("berth-seccomp", &[]),
+    (
+        "berth-runtime",
+        &["berth-sys", "berth-cgroups", "berth-seccomp"],
+    ),
     ("berth-runtime-cli", &["berth-runtime"]),
     ("berth-conformance", &[]),
 ];
@@ -49,6 +53,7 @@ fn dependencies_point_down() {
         let dir = match *krate {
             "berth-sys" => "sys",
             "berth-cgroups" => "cgroups",
+            "berth-seccomp" => "seccomp",
             "berth-runtime" => "runtime",
             "berth-runtime-cli" => "runtime-cli",
             _ => "conformance",

@@ -22,6 +22,9 @@ pub enum Msg {
     MountsDone,
     /// Runtime -> init: hooks ran; the init's pid as the host sees it.
     HooksDone { pid: i32 },
+    /// Init -> runtime, with the seccomp notify fd attached: pass it to
+    /// the profile's listenerPath.
+    SeccompFd,
     /// Init -> runtime: set up, waiting to be started.
     Ready,
     /// Runtime -> init (`run` only): start the user process now.
@@ -48,23 +51,45 @@ impl Channel {
         berth_sys::socket::send(self.fd.as_fd(), &data, None).ctx("send on the init channel")
     }
 
+    /// Sends a message with an fd attached (SCM_RIGHTS).
+    pub fn send_fd(&self, msg: &Msg, fd: std::os::fd::BorrowedFd<'_>) -> Result<()> {
+        let data =
+            serde_json::to_vec(msg).map_err(|e| Error::Usage(format!("encode message: {e}")))?;
+        berth_sys::socket::send(
+            self.fd.as_fd(),
+            &data,
+            Some(std::os::fd::AsRawFd::as_raw_fd(&fd)),
+        )
+        .ctx("send on the init channel")
+    }
+
     /// Receives one message; `None` when the other side has gone.
     pub fn recv(&self) -> Result<Option<Msg>> {
+        Ok(self.recv_fd()?.map(|(m, _)| m))
+    }
+
+    /// Receives one message and the fd that came with it, if any.
+    pub fn recv_fd(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; MAX_MSG];
-        let (n, _) = berth_sys::socket::recv(self.fd.as_fd(), &mut buf)
+        let (n, fd) = berth_sys::socket::recv(self.fd.as_fd(), &mut buf)
             .ctx("receive on the init channel")?;
         if n == 0 {
             return Ok(None);
         }
         serde_json::from_slice(&buf[..n])
-            .map(Some)
+            .map(|m| Some((m, fd)))
             .map_err(|e| Error::Usage(format!("bad message on the init channel: {e}")))
     }
 
     /// Receives a message, treating "the other side is gone" as an error.
     pub fn expect(&self, what: &str) -> Result<Msg> {
-        match self.recv()? {
-            Some(Msg::Error(e)) => Err(Error::Usage(e)),
+        self.expect_fd(what).map(|(m, _)| m)
+    }
+
+    /// [`Channel::expect`], with the fd that came along, if any.
+    pub fn expect_fd(&self, what: &str) -> Result<(Msg, Option<OwnedFd>)> {
+        match self.recv_fd()? {
+            Some((Msg::Error(e), _)) => Err(Error::Usage(e)),
             Some(m) => Ok(m),
             None => Err(Error::Usage(format!(
                 "the container process exited before {what}"

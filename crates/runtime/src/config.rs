@@ -498,11 +498,8 @@ fn validate_linux(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<(
             ));
         }
     }
-    if linux.seccomp().is_some() {
-        return Err(config(
-            "linux.seccomp",
-            "not supported by this version of berth-runtime (run with seccomp unconfined)",
-        ));
+    if let Some(sc) = linux.seccomp() {
+        berth_seccomp::validate(sc).map_err(seccomp_err)?;
     }
     if linux
         .mount_label()
@@ -539,6 +536,14 @@ fn validate_linux(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<(
         }
     }
     Ok(())
+}
+
+/// A seccomp profile error as a config error naming its field.
+pub(crate) fn seccomp_err(e: berth_seccomp::Error) -> Error {
+    match e {
+        berth_seccomp::Error::Invalid { field, msg } => config(field, msg),
+        other => config("linux.seccomp", other.to_string()),
+    }
 }
 
 /// The runtime-spec's rules for which sysctls a container may set: only

@@ -262,6 +262,11 @@ fn launch(
         preserve += n;
     }
 
+    // Compiled here, once, before anything runs in the container.
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(sc) => Some(berth_seccomp::compile(sc).map_err(config::seccomp_err)?),
+        None => None,
+    };
     let hooks_handshake = spec.hooks().as_ref().is_some_and(|h| {
         [
             h.prestart(),
@@ -304,6 +309,7 @@ fn launch(
         cgroup: Some(&cg),
         cgroupns_unshare,
         wait_placed: !v2 && !staged,
+        seccomp: seccomp.as_ref(),
         sigmask,
         extra_env: &extra_env,
         hooks_handshake,
@@ -420,8 +426,17 @@ fn launch(
     }
 
     loop {
-        match chan.expect("it was ready").map_err(init_err)? {
+        let (msg, fd) = chan.expect_fd("it was ready").map_err(init_err)?;
+        match msg {
             Msg::Ready => break,
+            Msg::SeccompFd => {
+                let (Some(fd), Some(f)) = (fd, seccomp.as_ref()) else {
+                    return Err(Error::Usage(
+                        "the container process sent no seccomp fd, or had no profile".into(),
+                    ));
+                };
+                send_seccomp_fd(f, fd, &rec.oci(Status::Creating))?;
+            }
             Msg::MountsDone => {
                 let st = rec.oci(Status::Creating);
                 if let Some(h) = spec.hooks() {
@@ -450,6 +465,38 @@ fn launch(
         chan,
         pidfd,
     })
+}
+
+/// Hands the seccomp notify fd to the profile's listener, as runc does: one
+/// message on a connection to `listenerPath` holding the JSON of the
+/// container process state, with the fd attached.
+fn send_seccomp_fd(f: &berth_seccomp::Filter, fd: OwnedFd, state: &OciState) -> Result<()> {
+    let Some(path) = &f.listener_path else {
+        return Err(crate::error::config(
+            "linux.seccomp.listenerPath",
+            "is required when a rule uses SCMP_ACT_NOTIFY",
+        ));
+    };
+    let msg = serde_json::json!({
+        "ociVersion": state.oci_version,
+        "fds": ["seccompFd"],
+        "pid": state.pid,
+        "metadata": f.listener_metadata.clone().unwrap_or_default(),
+        "state": state,
+    });
+    let data = serde_json::to_vec(&msg).map_err(|e| Error::Usage(format!("encode: {e}")))?;
+    let sock = berth_sys::socket::connect_unix(path).with_ctx(|| {
+        format!(
+            "connect to the seccomp listener {} (linux.seccomp.listenerPath)",
+            path.display()
+        )
+    })?;
+    berth_sys::socket::send(
+        sock.as_fd(),
+        &data,
+        Some(std::os::fd::AsRawFd::as_raw_fd(&fd)),
+    )
+    .with_ctx(|| format!("send the seccomp fd to {}", path.display()))
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -8,6 +8,7 @@ use crate::process_attrs::CAPS;
 use serde_json::{json, Value};
 
 pub fn features() -> Value {
+    let sc = berth_seccomp::features();
     json!({
         "ociVersionMin": OCI_VERSION_MIN,
         "ociVersionMax": OCI_VERSION,
@@ -23,7 +24,14 @@ pub fn features() -> Value {
                 "systemdUser": false,
                 "rdma": false
             },
-            "seccomp": { "enabled": false },
+            "seccomp": {
+                "enabled": true,
+                "actions": sc.actions,
+                "operators": sc.operators,
+                "archs": sc.archs,
+                "knownFlags": sc.known_flags,
+                "supportedFlags": sc.supported_flags
+            },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },

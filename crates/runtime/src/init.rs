@@ -46,6 +46,8 @@ pub(crate) struct InitArgs<'a> {
     /// Whether the runtime places the init in its cgroups after the clone
     /// (cgroup v1) and says [`Msg::Placed`] when done.
     pub wait_placed: bool,
+    /// The compiled `linux.seccomp` profile, loaded just before the exec.
+    pub seccomp: Option<&'a berth_seccomp::Filter>,
     /// Signal mask to restore (the runtime may have blocked signals).
     pub sigmask: Option<libc::sigset_t>,
     pub extra_env: &'a [String],
@@ -269,9 +271,19 @@ fn setup_and_exec(
         pa::set_scheduler(s)?;
     }
     let caps = CapMasks::from_spec(process.capabilities().as_ref());
+    let nnp = process.no_new_privileges() == Some(true);
+    // seccomp: without no_new_privs, loading a filter needs CAP_SYS_ADMIN,
+    // so it goes in before the capabilities are dropped; with it, as late
+    // as possible (fewer of our own syscalls pass through it). A profile
+    // with NOTIFY is loaded before Ready either way: its listener fd must
+    // reach the runtime while the runtime is still listening.
+    let early_seccomp = a.seccomp.filter(|f| !nnp || f.notify());
+    if let (Some(f), false) = (early_seccomp, nnp) {
+        load_seccomp(a, f)?;
+    }
     pa::drop_bounding(caps.bounding)?;
     pa::switch_user(process, &caps, setgroups_allowed())?;
-    if process.no_new_privileges() == Some(true) {
+    if nnp {
         sp::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).ctx("set process.noNewPrivileges")?;
     }
     sp::umask(process.user().umask().unwrap_or(0o022));
@@ -288,6 +300,9 @@ fn setup_and_exec(
     // exec; ours are already close-on-exec, this catches inherited ones.
     sfs::cloexec_from(3 + a.preserve_fds).ctx("mark inherited fds close-on-exec")?;
     sp::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0).ctx("clear parent-death signal")?;
+    if let (Some(f), true) = (early_seccomp, nnp) {
+        load_seccomp(a, f)?;
+    }
     a.chan.send(&Msg::Ready)?;
 
     match a.fifo {
@@ -320,7 +335,21 @@ fn setup_and_exec(
             &hook_state(a, Status::Created, host_pid),
         )?;
     }
+    if let (Some(f), None) = (a.seccomp, early_seccomp) {
+        load_seccomp(a, f)?;
+    }
     Err(sp::execve(&exe, &argv, &envp)).with_ctx(|| format!("exec {:?}", args[0]))
+}
+
+/// Loads the compiled profile; a NOTIFY profile's listener fd goes to the
+/// runtime, which passes it to `listenerPath`.
+fn load_seccomp(a: &InitArgs<'_>, f: &berth_seccomp::Filter) -> Result<()> {
+    let listener = sp::seccomp_set_filter(f.flags, &f.program)
+        .ctx("load the seccomp filter (linux.seccomp)")?;
+    if let Some(fd) = listener {
+        a.chan.send_fd(&Msg::SeccompFd, fd.as_fd())?;
+    }
+    Ok(())
 }
 
 fn to_cstrings(v: &[String], field: &str) -> Result<Vec<std::ffi::CString>> {

@@ -221,6 +221,38 @@ pub fn ns_type(fd: BorrowedFd<'_>) -> io::Result<i32> {
     cvt(unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE) })
 }
 
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`: loads a classic BPF
+/// program. With `SECCOMP_FILTER_FLAG_NEW_LISTENER` (8) in `flags` the
+/// kernel returns the notification fd, handed back here.
+pub fn seccomp_set_filter(
+    flags: u32,
+    program: &[libc::sock_filter],
+) -> io::Result<Option<OwnedFd>> {
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    const NEW_LISTENER: u32 = 8;
+    let prog = libc::sock_fprog {
+        len: u16::try_from(program.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "seccomp program too long"))?,
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `program`, alive for the call; the kernel
+    // copies it.
+    let ret = cvt(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const libc::sock_fprog,
+        )
+    })?;
+    if flags & NEW_LISTENER != 0 {
+        // SAFETY: with NEW_LISTENER the return value is a new fd we own.
+        Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as i32) }))
+    } else {
+        Ok(None)
+    }
+}
+
 /// `unshare(2)`.
 pub fn unshare(flags: i32) -> io::Result<()> {
     // SAFETY: plain syscall.
