@@ -262,9 +262,13 @@ fn launch(
         preserve += n;
     }
 
-    // Compiled here, once, before anything runs in the container.
+    // Compiled here, before anything runs in the container; programs are
+    // cached under the state root ('@' cannot start a container id).
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(sc) => Some(berth_seccomp::compile(sc).map_err(config::seccomp_err)?),
+        Some(sc) => Some(
+            berth_seccomp::compile_cached(sc, &opts.root.join("@cache").join("seccomp"))
+                .map_err(config::seccomp_err)?,
+        ),
         None => None,
     };
     let hooks_handshake = spec.hooks().as_ref().is_some_and(|h| {

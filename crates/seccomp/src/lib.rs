@@ -235,6 +235,130 @@ fn lib_err(op: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError
     }
 }
 
+/// The load flags a profile needs: its `flags`, plus NEW_LISTENER when a
+/// rule (whose action is not the default) uses SCMP_ACT_NOTIFY.
+fn load_flags(s: &LinuxSeccomp) -> u32 {
+    let mut flags = 0;
+    for f in s.flags().iter().flatten() {
+        flags |= flag(*f);
+    }
+    if s.default_action() != Act::ScmpActNotify
+        && s.syscalls()
+            .iter()
+            .flatten()
+            .any(|r| r.action() == Act::ScmpActNotify)
+    {
+        flags |= FLAG_NEW_LISTENER;
+    }
+    flags
+}
+
+/// [`compile`], through a cache of compiled programs in `dir`: libseccomp
+/// needs tens of milliseconds for a Docker-sized profile, and every
+/// container of an engine uses the same few profiles. The key is a SHA-256
+/// of the profile and of the versions of everything that shapes the
+/// program; each entry carries the SHA-256 of its program, checked on
+/// every read. A cache that cannot be read or written is only slower.
+pub fn compile_cached(s: &LinuxSeccomp, dir: &std::path::Path) -> Result<Filter, Error> {
+    use sha2::{Digest, Sha256};
+    validate(s)?;
+    let json = serde_json::to_vec(s).map_err(|e| Error::Compile {
+        op: "encode the profile".into(),
+        msg: e.to_string(),
+    })?;
+    let version = libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(format!(
+        "berth-seccomp {} libseccomp {version} {}\n",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    ));
+    h.update(&json);
+    let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join(format!("{key}.bpf"));
+    let meta = |program| Filter {
+        program,
+        flags: load_flags(s),
+        listener_path: s
+            .listener_path()
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty()),
+        listener_metadata: s.listener_metadata().clone(),
+    };
+    if let Ok(bytes) = std::fs::read(&path) {
+        if bytes.len() > 32 && Sha256::digest(&bytes[32..]).as_slice() == &bytes[..32] {
+            if let Ok(program) = decode(&bytes[32..]) {
+                return Ok(meta(program));
+            }
+        }
+        tracing::warn!(
+            "seccomp cache entry {} is damaged; compiling again",
+            path.display()
+        );
+    }
+    let f = compile(s)?;
+    let mut bytes = Vec::with_capacity(32 + f.program.len() * 8);
+    let body = encode(&f.program);
+    bytes.extend_from_slice(&Sha256::digest(&body));
+    bytes.extend_from_slice(&body);
+    if let Err(e) = store(dir, &path, &bytes) {
+        tracing::debug!("seccomp cache: cannot store {}: {e}", path.display());
+    }
+    Ok(f)
+}
+
+fn store(dir: &std::path::Path, path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+fn encode(p: &[libc::sock_filter]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(p.len() * 8);
+    for i in p {
+        out.extend_from_slice(&i.code.to_ne_bytes());
+        out.push(i.jt);
+        out.push(i.jf);
+        out.extend_from_slice(&i.k.to_ne_bytes());
+    }
+    out
+}
+
+fn decode(bytes: &[u8]) -> Result<Vec<libc::sock_filter>, Error> {
+    let size = std::mem::size_of::<libc::sock_filter>();
+    if bytes.is_empty() || bytes.len() % size != 0 || bytes.len() / size > 4096 {
+        return Err(Error::Compile {
+            op: "read the BPF program".into(),
+            msg: format!("{} bytes is not a program", bytes.len()),
+        });
+    }
+    Ok(bytes
+        .chunks_exact(size)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect())
+}
+
 /// Compiles the profile to the kernel's BPF program.
 pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
     validate(s)?;
@@ -257,10 +381,6 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
             Err(e) => return Err(lib_err(format!("add architecture {a:?}"))(e)),
         }
     }
-    let mut flags = 0;
-    for f in s.flags().iter().flatten() {
-        flags |= flag(*f);
-    }
     for (i, rule) in s.syscalls().iter().flatten().enumerate() {
         let field = format!("linux.seccomp.syscalls[{i}]");
         let act = action(
@@ -270,9 +390,6 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
         )?;
         if act == default {
             continue;
-        }
-        if act == ScmpAction::Notify {
-            flags |= FLAG_NEW_LISTENER;
         }
         let groups = conditions(rule, &field)?;
         for name in rule.names() {
@@ -296,7 +413,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
     let program = export(&ctx)?;
     Ok(Filter {
         program,
-        flags,
+        flags: load_flags(s),
         listener_path: s
             .listener_path()
             .clone()
@@ -328,22 +445,7 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<libc::sock_filter>, Error> {
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
         .map_err(io("read the BPF program"))?;
-    let size = std::mem::size_of::<libc::sock_filter>();
-    if bytes.is_empty() || bytes.len() % size != 0 {
-        return Err(Error::Compile {
-            op: "export the BPF program".into(),
-            msg: format!("libseccomp wrote {} bytes", bytes.len()),
-        });
-    }
-    Ok(bytes
-        .chunks_exact(size)
-        .map(|c| libc::sock_filter {
-            code: u16::from_ne_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect())
+    decode(&bytes)
 }
 
 /// What `features` reports under `linux.seccomp`.

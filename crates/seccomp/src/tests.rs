@@ -293,3 +293,39 @@ fn docker_sized_profile_compiles() {
     );
     assert_eq!(x86(&f, "getpid", [0; 6]), RET_ALLOW);
 }
+
+#[test]
+fn cache_returns_the_same_program_and_survives_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = profile(json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": "/run/l.sock",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"},
+                     {"names": ["rmdir"], "action": "SCMP_ACT_NOTIFY"}]
+    }));
+    let fresh = compile(&p).unwrap();
+    let first = compile_cached(&p, dir.path()).unwrap();
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert_eq!(entries.len(), 1, "one entry, no temp files left");
+    let second = compile_cached(&p, dir.path()).unwrap();
+    for f in [&first, &second] {
+        assert_eq!(encode(&f.program), encode(&fresh.program));
+        assert_eq!(f.flags, fresh.flags);
+        assert_eq!(f.flags & FLAG_NEW_LISTENER, FLAG_NEW_LISTENER);
+    }
+    // A damaged entry is noticed, and the profile compiled again.
+    let entry = entries[0].path();
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&entry, &bytes).unwrap();
+    let third = compile_cached(&p, dir.path()).unwrap();
+    assert_eq!(encode(&third.program), encode(&fresh.program));
+    // Another profile, another entry.
+    let other = profile(json!({"defaultAction": "SCMP_ACT_LOG"}));
+    compile_cached(&other, dir.path()).unwrap();
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    // An unwritable cache is only slower.
+    let f = compile_cached(&other, std::path::Path::new("/proc/no-such-dir")).unwrap();
+    assert!(!f.program.is_empty());
+}
