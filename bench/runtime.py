@@ -38,6 +38,64 @@ def make_bundle(base):
 # shuffled each round, so that none profits from its neighbour.
 IDLE_GAP = 0.03
 
+DOCKER_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+               "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+               "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
+MOBY_PROFILE = "/usr/share/containers/seccomp.json"  # package golang-github-containers-common
+
+def kernel_version():
+    return tuple(int(x) for x in os.uname().release.split("-")[0].split(".")[:2])
+
+def docker_seccomp(caps):
+    """Docker's default profile in OCI form, converted as Docker and Podman
+    do: the rules for this architecture, these capabilities and this kernel."""
+    moby = json.load(open(MOBY_PROFILE))
+    arches = ["SCMP_ARCH_X86_64"]
+    for m in moby.get("archMap", []):
+        if m["architecture"] == "SCMP_ARCH_X86_64":
+            arches += m.get("subArchitectures", [])
+    rules = []
+    for r in moby["syscalls"]:
+        inc, exc = r.get("includes") or {}, r.get("excludes") or {}
+        if inc.get("arches") and "amd64" not in inc["arches"]:
+            continue
+        if exc.get("arches") and "amd64" in exc["arches"]:
+            continue
+        if inc.get("caps") and not set(inc["caps"]) <= set(caps):
+            continue
+        if exc.get("caps") and set(exc["caps"]) & set(caps):
+            continue
+        if inc.get("minKernel") and kernel_version() < tuple(int(x) for x in inc["minKernel"].split(".")[:2]):
+            continue
+        rule = {"names": r["names"], "action": r["action"]}
+        if r.get("args"):
+            rule["args"] = [{k: v for k, v in a.items() if k in ("index", "value", "valueTwo", "op")} for a in r["args"]]
+        if r.get("errnoRet") is not None:
+            rule["errnoRet"] = r["errnoRet"]
+        rules.append(rule)
+    out = {"defaultAction": moby["defaultAction"], "architectures": arches, "syscalls": rules}
+    if moby.get("defaultErrnoRet") is not None:
+        out["defaultErrnoRet"] = moby["defaultErrnoRet"]
+    return out
+
+def make_docker_bundle(base, plain):
+    """The plain bundle with Docker's default capabilities and seccomp."""
+    b = os.path.join(base, "bundle-docker")
+    os.makedirs(b)
+    os.symlink(os.path.join(plain, "rootfs"), os.path.join(b, "rootfs"))
+    with open(os.path.join(plain, "config.json")) as f:
+        c = json.load(f)
+    c["root"]["path"] = os.path.join(plain, "rootfs")
+    caps = c["process"]["capabilities"]
+    for k in ("bounding", "effective", "permitted"):
+        caps[k] = list(DOCKER_CAPS)
+    caps.pop("inheritable", None)
+    caps.pop("ambient", None)
+    c["linux"]["seccomp"] = docker_seccomp(DOCKER_CAPS)
+    with open(os.path.join(b, "config.json"), "w") as f:
+        json.dump(c, f)
+    return b, sum(len(r["names"]) for r in c["linux"]["seccomp"]["syscalls"])
+
 def timed(argv, gap=True):
     """Runs argv; returns (wall s, cpu s, maxrss KiB, exit code)."""
     if gap:
@@ -72,12 +130,19 @@ def main():
     prctl_subreaper()
     base = tempfile.mkdtemp(prefix="berth-bench")
     bundle = make_bundle(base)
+    docker_bundle, docker_names = make_docker_bundle(base, bundle)
     runtimes = {"berth-runtime": args.berth, "crun": shutil.which("crun"), "runc": shutil.which("runc")}
     runtimes = {k: v for k, v in runtimes.items() if v}
-    res = {k: {"run": [], "run_cpu": [], "create": [], "start": [], "delete": [], "cpu": [], "rss": []} for k in runtimes}
+    res = {k: {"run": [], "run_cpu": [], "create": [], "start": [], "delete": [], "cpu": [], "rss": [],
+               "drun": [], "drun_cpu": []} for k in runtimes}
     n = 0
     order = list(runtimes.items())
     rng = random.Random(42)
+    # One untimed round: page cache, and whatever a runtime caches.
+    for name, binpath in runtimes.items():
+        root = os.path.join(base, "root-" + name)
+        for b, cid in ((bundle, "warm"), (docker_bundle, "warmd")):
+            timed([binpath, "--root", root, "run", "--bundle", b, cid], gap=False)
     for i in range(args.runs):
         rng.shuffle(order)
         for name, binpath in order:  # interleaved, in a shuffled order each round
@@ -87,6 +152,10 @@ def main():
             w, cpu, _, _ = timed([binpath, "--root", root, "run", "--bundle", bundle, cid])
             res[name]["run"].append(w)
             res[name]["run_cpu"].append(cpu)
+            cid = f"b{n}d"
+            w, cpu, _, _ = timed([binpath, "--root", root, "run", "--bundle", docker_bundle, cid])
+            res[name]["drun"].append(w)
+            res[name]["drun_cpu"].append(cpu)
             cid = f"b{n}s"
             pidfile = os.path.join(base, cid + ".pid")
             w1, c1, rss, _ = timed([binpath, "--root", root, "create", "--bundle", bundle, "--pid-file", pidfile, cid])
@@ -135,6 +204,15 @@ def main():
               f"{ms(med(name,'create')):.1f} / {ms(med(name,'start')):.1f} / {ms(med(name,'delete')):.1f} | "
               f"{ms(med(name,'cpu')):.1f} | {statistics.median(r['rss'])/1024:.1f} MiB | "
               f"{rates[name][1]:.0f} / {rates[name][2]:.0f} / {rates[name][8]:.0f} |")
+    print(f"\nWith Docker's default capabilities ({len(DOCKER_CAPS)}) and seccomp profile ({docker_names} syscall names, "
+          f"3 architectures, converted from {MOBY_PROFILE}); after an untimed warm-up round, "
+          f"so a runtime that caches the compiled profile (berth-runtime does) does not compile it again:\n")
+    print("| runtime | `run` median (p10-p90) | vs " + ref + " | CPU per `run` |")
+    print("|---|---:|---:|---:|")
+    for name in res:
+        r = res[name]
+        print(f"| {name} | {ms(med(name,'drun')):.1f} ({ms(pct(r['drun'],.1)):.1f}-{ms(pct(r['drun'],.9)):.1f}) | "
+              f"{med(name,'drun')/med(ref,'drun'):.2f}x | {ms(med(name,'drun_cpu')):.1f} |")
     shutil.rmtree(base, ignore_errors=True)
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 # Run as root. Usage: bench/runtime.sh [--runs N] [--throughput N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-for p in runc crun busybox-static time; do
-    dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc crun busybox-static time >/dev/null; break; }
+pkgs="runc crun busybox-static time golang-github-containers-common"
+for p in $pkgs; do
+    dpkg -s "$p" >/dev/null 2>&1 || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $pkgs >/dev/null; break; }
 done
 cargo build --release -p berth-runtime-cli --locked
 BIN=$PWD/target/x86_64-unknown-linux-gnu/release/berth-runtime
