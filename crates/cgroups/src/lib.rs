@@ -74,7 +74,8 @@ pub struct Dir {
 }
 
 impl Dir {
-    fn has(&self, controller: &str) -> bool {
+    /// Whether this hierarchy carries `controller`.
+    pub fn has(&self, controller: &str) -> bool {
         self.controllers.iter().any(|c| c == controller)
     }
 }

@@ -66,25 +66,6 @@ fn namespaces_can_be_joined_by_path() {
     rt.exec(&["delete", "--force", &holder.id]).ok();
 }
 
-fn userns_bundle(args: &[&str]) -> Bundle {
-    let mut b = Bundle::new(args);
-    b.add_namespace(NS::User, None);
-    let map = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
-    b.linux()
-        .set_uid_mappings(Some(serde_json::from_value(map.clone()).unwrap()));
-    b.linux()
-        .set_gid_mappings(Some(serde_json::from_value(map).unwrap()));
-    // The rootfs must be usable by the mapped root.
-    let status = std::process::Command::new("chown")
-        .args(["-R", "100000:100000"])
-        .arg(b.rootfs())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    // sysfs needs a network namespace owned by the user namespace: we have one.
-    b
-}
-
 #[test]
 fn user_namespace_with_mappings() {
     let rt = Runtime::new();

@@ -5,36 +5,7 @@
 mod common;
 use common::*;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixListener;
-
-/// Receives one fd sent with SCM_RIGHTS.
-fn recv_fd(sock: &std::os::unix::net::UnixStream) -> OwnedFd {
-    let mut data = [0u8; 256];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    let mut cbuf = [0u64; 8];
-    // SAFETY: msghdr is plain data; the buffers outlive the call.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf);
-    // SAFETY: valid socket and msghdr.
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
-    assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
-    // SAFETY: we read the first control message the kernel wrote.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        assert!(
-            !c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS,
-            "no fd received"
-        );
-        OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>()))
-    }
-}
 
 #[test]
 fn console_socket_receives_the_pty() {

@@ -97,6 +97,63 @@ struct CreateArgs {
     id: String,
 }
 
+#[derive(Args, Debug, Clone)]
+struct ExecArgs {
+    /// A process.json (runtime-spec `process` object) to run instead of
+    /// the container's process with COMMAND; `-` reads it from stdin.
+    #[arg(short, long, value_name = "FILE")]
+    process: Option<PathBuf>,
+    /// Allocate a pseudo-terminal (inside the container).
+    #[arg(short, long)]
+    tty: bool,
+    /// Unix socket to receive the pty master on (with --tty).
+    #[arg(long = "console-socket", value_name = "SOCKET")]
+    console_socket: Option<PathBuf>,
+    /// Working directory inside the container.
+    #[arg(long, value_name = "DIR")]
+    cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE; repeatable).
+    #[arg(short, long, value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Run as uid[:gid] (numbers).
+    #[arg(short, long, value_name = "UID[:GID]")]
+    user: Option<String>,
+    /// Additional group ids (repeatable).
+    #[arg(short = 'g', long = "additional-gids", value_name = "GID")]
+    additional_gids: Vec<u32>,
+    /// Add a capability to the bounding, effective and permitted sets
+    /// (repeatable; e.g. CAP_NET_ADMIN).
+    #[arg(short, long = "cap", value_name = "CAP")]
+    cap: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long = "no-new-privs")]
+    no_new_privs: bool,
+    /// AppArmor profile (refused: not supported by this version).
+    #[arg(long, value_name = "PROFILE")]
+    apparmor: Option<String>,
+    /// SELinux label (refused: not supported by this version).
+    #[arg(long = "process-label", value_name = "LABEL")]
+    process_label: Option<String>,
+    /// Return once the process has started (it is left to the caller's
+    /// subreaper).
+    #[arg(short, long)]
+    detach: bool,
+    /// Write the process's host pid to FILE (atomically).
+    #[arg(long = "pid-file", value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// Pass N more file descriptors (from fd 3 on) to the process.
+    #[arg(long = "preserve-fds", default_value_t = 0, value_name = "N")]
+    preserve_fds: u32,
+    /// Run in this sub-cgroup of the container's cgroup.
+    #[arg(long, value_name = "PATH")]
+    cgroup: Option<String>,
+    /// Container id.
+    id: String,
+    /// The command and its arguments (without --process).
+    #[arg(allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a container: set it up, leave its process waiting for `start`.
@@ -149,6 +206,17 @@ enum Command {
         #[arg(long)]
         rootless: bool,
     },
+    /// Run a new process in a running container; wait for it unless
+    /// --detach, and exit with its code.
+    ///
+    /// The process starts from the container's own (user, capabilities,
+    /// environment, cwd, rlimits, no_new_privs, seccomp), with the flags
+    /// applied; or from a whole process.json given with --process.
+    ///
+    ///   berth-runtime exec demo ps
+    ///   berth-runtime exec -t -e TERM=xterm demo sh
+    #[command(trailing_var_arg = true)]
+    Exec(Box<ExecArgs>),
     /// Print what this runtime supports (runtime-spec features.md JSON).
     Features,
 }
@@ -304,6 +372,29 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             std::fs::write(&path, data).with_context(|| format!("write {}", path.display()))?;
         }
         Command::Features => print_json(&berth_runtime::features::features())?,
+        Command::Exec(a) => {
+            let opts = berth_runtime::ExecOptions {
+                root: state_root(&cli)?,
+                id: a.id.clone(),
+                process: a.process.clone(),
+                args: a.command.clone(),
+                tty: a.tty,
+                console_socket: a.console_socket.clone(),
+                cwd: a.cwd.clone(),
+                env: a.env.clone(),
+                user: a.user.clone(),
+                additional_gids: a.additional_gids.clone(),
+                caps: a.cap.clone(),
+                no_new_privs: a.no_new_privs,
+                apparmor: a.apparmor.clone(),
+                process_label: a.process_label.clone(),
+                detach: a.detach,
+                pid_file: a.pid_file.clone(),
+                preserve_fds: a.preserve_fds,
+                cgroup: a.cgroup.clone(),
+            };
+            return Ok(berth_runtime::exec(&opts)?);
+        }
     }
     Ok(0)
 }

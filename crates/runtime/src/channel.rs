@@ -71,8 +71,16 @@ impl Channel {
     /// Receives one message and the fd that came with it, if any.
     pub fn recv_fd(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
         let mut buf = vec![0u8; MAX_MSG];
-        let (n, fd) = berth_sys::socket::recv(self.fd.as_fd(), &mut buf)
-            .ctx("receive on the init channel")?;
+        // A peer that exits with a message of ours unread makes the next
+        // recv fail with ECONNRESET once; what it sent before is still
+        // queued behind that error (its last words are its error report).
+        let mut tries = 0;
+        let (n, fd) = loop {
+            match berth_sys::socket::recv(self.fd.as_fd(), &mut buf) {
+                Err(e) if e.raw_os_error() == Some(libc::ECONNRESET) && tries < 3 => tries += 1,
+                r => break r.ctx("receive on the init channel")?,
+            }
+        };
         if n == 0 {
             return Ok(None);
         }

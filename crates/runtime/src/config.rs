@@ -146,6 +146,77 @@ pub fn validate(spec: &Spec) -> Result<()> {
         .process()
         .as_ref()
         .ok_or_else(|| config("process", "is required"))?;
+    validate_process(process)?;
+
+    let ns = validate_namespaces(spec)?;
+    if !ns.has(libc::CLONE_NEWNS) {
+        return Err(config(
+            "linux.namespaces",
+            "a mount namespace is required: berth-runtime never changes the host's mounts",
+        ));
+    }
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !ns.has(libc::CLONE_NEWUTS) {
+        return Err(config(
+            "hostname",
+            "needs a uts namespace of the container's own",
+        ));
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !ns.has(libc::CLONE_NEWUTS) {
+        return Err(config(
+            "domainname",
+            "needs a uts namespace of the container's own",
+        ));
+    }
+    for (field, v) in [
+        ("hostname", spec.hostname()),
+        ("domainname", spec.domainname()),
+    ] {
+        if let Some(h) = v {
+            if h.len() > 64 || h.contains('\0') {
+                return Err(config(field, "must be at most 64 bytes without NUL"));
+            }
+        }
+    }
+
+    if let Some(mounts) = spec.mounts() {
+        for (i, m) in mounts.iter().enumerate() {
+            mounts::validate(i, m)?;
+        }
+    }
+    if let Some(hooks) = spec.hooks() {
+        let lists = [
+            ("hooks.prestart", hooks.prestart()),
+            ("hooks.createRuntime", hooks.create_runtime()),
+            ("hooks.createContainer", hooks.create_container()),
+            ("hooks.startContainer", hooks.start_container()),
+            ("hooks.poststart", hooks.poststart()),
+            ("hooks.poststop", hooks.poststop()),
+        ];
+        for (name, list) in lists {
+            for (i, h) in list.iter().flatten().enumerate() {
+                if !h.path().is_absolute() {
+                    return Err(config(
+                        format!("{name}[{i}].path"),
+                        "must be an absolute path",
+                    ));
+                }
+                if h.timeout().is_some_and(|t| t <= 0) {
+                    return Err(config(
+                        format!("{name}[{i}].timeout"),
+                        "must be greater than zero",
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(linux) = spec.linux() {
+        validate_linux(linux, &ns)?;
+    }
+    Ok(())
+}
+
+/// The `process` object's own rules (also for `exec --process`).
+pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     match process.args() {
         Some(a) if !a.is_empty() && !a[0].is_empty() => {}
         _ => return Err(config("process.args", "must name the program to run")),
@@ -227,71 +298,6 @@ pub fn validate(spec: &Spec) -> Result<()> {
             "process.execCPUAffinity",
             "not supported by this version of berth-runtime",
         ));
-    }
-
-    let ns = validate_namespaces(spec)?;
-    if !ns.has(libc::CLONE_NEWNS) {
-        return Err(config(
-            "linux.namespaces",
-            "a mount namespace is required: berth-runtime never changes the host's mounts",
-        ));
-    }
-    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !ns.has(libc::CLONE_NEWUTS) {
-        return Err(config(
-            "hostname",
-            "needs a uts namespace of the container's own",
-        ));
-    }
-    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !ns.has(libc::CLONE_NEWUTS) {
-        return Err(config(
-            "domainname",
-            "needs a uts namespace of the container's own",
-        ));
-    }
-    for (field, v) in [
-        ("hostname", spec.hostname()),
-        ("domainname", spec.domainname()),
-    ] {
-        if let Some(h) = v {
-            if h.len() > 64 || h.contains('\0') {
-                return Err(config(field, "must be at most 64 bytes without NUL"));
-            }
-        }
-    }
-
-    if let Some(mounts) = spec.mounts() {
-        for (i, m) in mounts.iter().enumerate() {
-            mounts::validate(i, m)?;
-        }
-    }
-    if let Some(hooks) = spec.hooks() {
-        let lists = [
-            ("hooks.prestart", hooks.prestart()),
-            ("hooks.createRuntime", hooks.create_runtime()),
-            ("hooks.createContainer", hooks.create_container()),
-            ("hooks.startContainer", hooks.start_container()),
-            ("hooks.poststart", hooks.poststart()),
-            ("hooks.poststop", hooks.poststop()),
-        ];
-        for (name, list) in lists {
-            for (i, h) in list.iter().flatten().enumerate() {
-                if !h.path().is_absolute() {
-                    return Err(config(
-                        format!("{name}[{i}].path"),
-                        "must be an absolute path",
-                    ));
-                }
-                if h.timeout().is_some_and(|t| t <= 0) {
-                    return Err(config(
-                        format!("{name}[{i}].timeout"),
-                        "must be greater than zero",
-                    ));
-                }
-            }
-        }
-    }
-    if let Some(linux) = spec.linux() {
-        validate_linux(linux, &ns)?;
     }
     Ok(())
 }

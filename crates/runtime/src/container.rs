@@ -167,6 +167,8 @@ fn launch(
         cgroup: None,
         hooks: spec.hooks().clone(),
         own_pid_ns: ns.has_new(libc::CLONE_NEWPID),
+        process: spec.process().clone(),
+        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
     };
     dir.save(&rec)?;
 
@@ -474,7 +476,11 @@ fn launch(
 /// Hands the seccomp notify fd to the profile's listener, as runc does: one
 /// message on a connection to `listenerPath` holding the JSON of the
 /// container process state, with the fd attached.
-fn send_seccomp_fd(f: &berth_seccomp::Filter, fd: OwnedFd, state: &OciState) -> Result<()> {
+pub(crate) fn send_seccomp_fd(
+    f: &berth_seccomp::Filter,
+    fd: OwnedFd,
+    state: &OciState,
+) -> Result<()> {
     let Some(path) = &f.listener_path else {
         return Err(crate::error::config(
             "linux.seccomp.listenerPath",
@@ -605,7 +611,7 @@ fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
 }
 
 /// The live status of a container from its record.
-fn live_status(root: &Path, rec: &Record, locked_by_us: bool) -> Status {
+pub(crate) fn live_status(root: &Path, rec: &Record, locked_by_us: bool) -> Status {
     match rec.status {
         Status::Creating => {
             if !locked_by_us && ContainerDir::busy(root, &rec.id) {
@@ -798,7 +804,7 @@ pub fn run(opts: &CreateOptions, run_opts: RunOptions) -> Result<i32> {
         None => None,
     };
     l.dir.unlock()?;
-    let status = wait_forwarding_signals(&l, master.as_ref())?;
+    let status = wait_forwarding_signals(&l.pidfd, l.rec.pid, master.as_ref())?;
     if let Some(m) = &old_mask {
         let _ = sp::set_sigmask(m);
     }
@@ -810,7 +816,13 @@ pub fn run(opts: &CreateOptions, run_opts: RunOptions) -> Result<i32> {
     Ok(status.code())
 }
 
-fn wait_forwarding_signals(l: &Launched, master: Option<&OwnedFd>) -> Result<sp::ExitStatus> {
+/// Waits for `pid` (behind `pidfd`), forwarding the signals we get to it and
+/// relaying a pty master to our stdio when there is one.
+pub(crate) fn wait_forwarding_signals(
+    pidfd: &OwnedFd,
+    pid: i32,
+    master: Option<&OwnedFd>,
+) -> Result<sp::ExitStatus> {
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
     let sfd = sp::signalfd_all().ctx("create a signalfd")?;
@@ -830,7 +842,7 @@ fn wait_forwarding_signals(l: &Launched, master: Option<&OwnedFd>) -> Result<sp:
     loop {
         let mut pfds = vec![
             libc::pollfd {
-                fd: l.pidfd.as_raw_fd(),
+                fd: pidfd.as_raw_fd(),
                 events: libc::POLLIN,
                 revents: 0,
             },
@@ -869,7 +881,7 @@ fn wait_forwarding_signals(l: &Launched, master: Option<&OwnedFd>) -> Result<sp:
                 }
                 libc::SIGCHLD | libc::SIGURG => {}
                 _ => {
-                    let _ = sp::pidfd_send_signal(l.pidfd.as_fd(), sig);
+                    let _ = sp::pidfd_send_signal(pidfd.as_fd(), sig);
                 }
             }
         }
@@ -893,7 +905,7 @@ fn wait_forwarding_signals(l: &Launched, master: Option<&OwnedFd>) -> Result<sp:
             }
         }
         if pfds[0].revents & libc::POLLIN != 0 && !(master_open && pfds[2].revents != 0) {
-            return sp::waitpid(l.rec.pid).ctx("wait for the container process");
+            return sp::waitpid(pid).ctx("wait for the container process");
         }
     }
 }

@@ -438,13 +438,13 @@ fn apply_sysctls(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn setgroups_allowed() -> bool {
+pub(crate) fn setgroups_allowed() -> bool {
     std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
 }
 
 /// chdir to process.cwd and make sure we really are inside the container
 /// (CVE-2024-21626: a cwd of /proc/self/fd/N would land on a leaked fd).
-fn enter_cwd(cwd: &Path) -> Result<()> {
+pub(crate) fn enter_cwd(cwd: &Path) -> Result<()> {
     sfs::chdir(cwd).with_ctx(|| format!("chdir to {} (process.cwd)", cwd.display()))?;
     match sfs::getcwd() {
         Ok(p) if p.is_absolute() => Ok(()),

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod container;
 pub mod error;
+pub mod exec;
 pub mod features;
 pub mod mounts;
 pub mod spec;
@@ -24,6 +25,7 @@ pub use container::{
     create, delete, kill, list, parse_signal, run, start, state, CreateOptions, RunOptions,
 };
 pub use error::{Error, Result};
+pub use exec::{exec, ExecOptions};
 pub use state::{OciState, Status};
 
 /// The runtime-spec version this runtime implements.

@@ -62,6 +62,12 @@ pub struct Record {
     /// init does not end its other processes.
     #[serde(default)]
     pub own_pid_ns: bool,
+    /// The container's process: what `exec` starts from.
+    #[serde(default)]
+    pub process: Option<oci_spec::runtime::Process>,
+    /// The container's seccomp profile, applied to `exec`'d processes too.
+    #[serde(default)]
+    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
 }
 
 /// The state JSON of the runtime spec, as `state` prints and hooks read.

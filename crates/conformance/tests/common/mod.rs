@@ -393,3 +393,54 @@ pub fn pass_as_fd3(cmd: &mut Command, file: &std::fs::File) {
         });
     }
 }
+
+/// Receives one fd sent with SCM_RIGHTS.
+pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
+    let mut data = [0u8; 256];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: msghdr is plain data; the buffers outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    // SAFETY: valid socket and msghdr.
+    let n = unsafe { libc::recvmsg(std::os::fd::AsRawFd::as_raw_fd(sock), &mut msg, 0) };
+    assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+    // SAFETY: we read the first control message the kernel wrote.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        assert!(
+            !c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS,
+            "no fd received"
+        );
+        <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(std::ptr::read_unaligned(
+            libc::CMSG_DATA(c).cast::<i32>(),
+        ))
+    }
+}
+
+/// A bundle with a user namespace mapping 0..65536 to 100000.. and a
+/// rootfs owned by the mapped root.
+pub fn userns_bundle(args: &[&str]) -> Bundle {
+    let mut b = Bundle::new(args);
+    b.add_namespace(LinuxNamespaceType::User, None);
+    let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.linux()
+        .set_uid_mappings(Some(serde_json::from_value(map.clone()).unwrap()));
+    b.linux()
+        .set_gid_mappings(Some(serde_json::from_value(map).unwrap()));
+    // The rootfs must be usable by the mapped root.
+    let status = std::process::Command::new("chown")
+        .args(["-R", "100000:100000"])
+        .arg(b.rootfs())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // sysfs needs a network namespace owned by the user namespace: we have one.
+    b
+}

@@ -1,0 +1,575 @@
+//! `exec`: a new process inside a running container.
+//!
+//! One clone, as for `create`. The runtime first joins the container's pid
+//! and time namespaces *for its children* (setns on the init's pidfd), so
+//! the clone is born in them; on cgroup v2 `CLONE_INTO_CGROUP` puts it in
+//! the container's cgroup before it runs, on v1 the runtime moves it while
+//! it sets itself up. The child joins the other namespaces with one
+//! `setns(pidfd, flags)`, then takes the security context the container's
+//! process has (or the one `--process` and the flags give): rlimits,
+//! capabilities, user, no_new_privs and the container's seccomp profile.
+
+use crate::channel::{Channel, Msg};
+use crate::config;
+use crate::container::{live_status, wait_forwarding_signals};
+use crate::error::{Context, Error, Result};
+use crate::process_attrs::{self as pa, CapMasks};
+use crate::state::{self, ContainerDir, Status};
+use berth_cgroups::Version;
+use berth_sys::fs as sfs;
+use berth_sys::process as sp;
+use oci_spec::runtime::Process;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+/// Options of `exec`, as runc's flags give them.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub root: PathBuf,
+    pub id: String,
+    /// A process.json (`-` for stdin) replacing the container's process.
+    pub process: Option<PathBuf>,
+    /// The command, when there is no `--process`.
+    pub args: Vec<String>,
+    pub tty: bool,
+    pub console_socket: Option<PathBuf>,
+    pub cwd: Option<PathBuf>,
+    /// KEY=VALUE, added to (or replacing in) the process's environment.
+    pub env: Vec<String>,
+    /// `uid[:gid]`.
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    /// Capabilities added to the bounding, effective and permitted sets.
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+    /// A sub-cgroup of the container's to run the process in.
+    pub cgroup: Option<String>,
+}
+
+/// Namespace kinds in `/proc/<pid>/ns`, with their clone flags.
+const NAMESPACES: &[(&str, u64)] = &[
+    ("user", libc::CLONE_NEWUSER as u64),
+    ("mnt", libc::CLONE_NEWNS as u64),
+    ("pid", libc::CLONE_NEWPID as u64),
+    ("net", libc::CLONE_NEWNET as u64),
+    ("ipc", libc::CLONE_NEWIPC as u64),
+    ("uts", libc::CLONE_NEWUTS as u64),
+    ("cgroup", libc::CLONE_NEWCGROUP as u64),
+    ("time", sp::CLONE_NEWTIME),
+];
+
+/// The namespaces of `pid` that are not ours (joining one we are already
+/// in is refused for user namespaces, and pointless for the others).
+fn foreign_namespaces(pid: i32) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut flags = 0;
+    for (name, flag) in NAMESPACES {
+        let theirs = match std::fs::metadata(format!("/proc/{pid}/ns/{name}")) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // kernel without it
+            Err(e) => return Err(e).with_ctx(|| format!("read the container's {name} namespace")),
+        };
+        let ours = std::fs::metadata(format!("/proc/self/ns/{name}"))
+            .with_ctx(|| format!("read our {name} namespace"))?;
+        if (theirs.dev(), theirs.ino()) != (ours.dev(), ours.ino()) {
+            flags |= flag;
+        }
+    }
+    Ok(flags)
+}
+
+/// The process to start: `--process`, or the container's with the flags
+/// applied, as runc builds it.
+fn build_process(o: &ExecOptions, container: Option<&Process>) -> Result<Process> {
+    let mut p = match &o.process {
+        Some(path) => {
+            let data = if path.as_os_str() == "-" {
+                let mut v = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut v)
+                    .ctx("read --process from stdin")?;
+                v
+            } else {
+                std::fs::read(path).with_ctx(|| format!("read --process {}", path.display()))?
+            };
+            let de = &mut serde_json::Deserializer::from_slice(&data);
+            serde_path_to_error::deserialize::<_, Process>(de).map_err(|e| {
+                let field = e.path().to_string();
+                crate::error::config(
+                    format!(
+                        "--process {}: {}",
+                        path.display(),
+                        if field == "." { "" } else { &field }
+                    ),
+                    e.inner().to_string(),
+                )
+            })?
+        }
+        None => {
+            let mut p = container
+                .cloned()
+                .ok_or_else(|| Error::Usage("the container has no process to start from".into()))?;
+            if o.args.is_empty() {
+                return Err(Error::Usage(
+                    "exec needs a command (or --process FILE)".into(),
+                ));
+            }
+            p.set_args(Some(o.args.clone()));
+            p.set_terminal(Some(o.tty));
+            p
+        }
+    };
+    if o.tty {
+        p.set_terminal(Some(true));
+    }
+    if let Some(cwd) = &o.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if !o.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        for e in &o.env {
+            let key = e.split('=').next().unwrap_or_default();
+            env.retain(|old| old.split('=').next() != Some(key));
+            env.push(e.clone());
+        }
+        p.set_env(Some(env));
+    }
+    if let Some(u) = &o.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((u, g)) => (u, Some(g)),
+            None => (u.as_str(), None),
+        };
+        let num = |s: &str| {
+            s.parse::<u32>().map_err(|_| {
+                Error::Usage(format!(
+                    "--user {u:?}: give numeric ids (uid[:gid]); names are resolved by the engine"
+                ))
+            })
+        };
+        let mut user = p.user().clone();
+        user.set_uid(num(uid)?);
+        if let Some(g) = gid {
+            user.set_gid(num(g)?);
+        }
+        p.set_user(user);
+    }
+    if !o.additional_gids.is_empty() {
+        let mut user = p.user().clone();
+        user.set_additional_gids(Some(o.additional_gids.clone()));
+        p.set_user(user);
+    }
+    if !o.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        let add = |set: &Option<oci_spec::runtime::Capabilities>,
+                   cap: oci_spec::runtime::Capability| {
+            let mut s = set.clone().unwrap_or_default();
+            s.insert(cap);
+            Some(s)
+        };
+        for c in &o.caps {
+            let name = c.to_ascii_uppercase();
+            let name = if name.starts_with("CAP_") {
+                name
+            } else {
+                format!("CAP_{name}")
+            };
+            let cap: oci_spec::runtime::Capability = serde_json::from_value(name.into())
+                .map_err(|_| Error::Usage(format!("--cap {c:?}: unknown capability")))?;
+            caps.set_bounding(add(caps.bounding(), cap));
+            caps.set_effective(add(caps.effective(), cap));
+            caps.set_permitted(add(caps.permitted(), cap));
+        }
+        p.set_capabilities(Some(caps));
+    }
+    if o.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    if let Some(a) = o.apparmor.as_deref().filter(|a| !a.is_empty()) {
+        p.set_apparmor_profile(Some(a.to_string()));
+    }
+    if let Some(l) = o.process_label.as_deref().filter(|l| !l.is_empty()) {
+        p.set_selinux_label(Some(l.to_string()));
+    }
+    config::validate_process(&p)?;
+    Ok(p)
+}
+
+/// Whether the container's cgroup is frozen (paused).
+fn frozen(rec: &state::Record) -> bool {
+    let Some(cg) = &rec.cgroup else { return false };
+    cg.dirs.iter().any(|d| {
+        let file = if d.v2 && cg.version == Version::V2 {
+            d.path.join("cgroup.freeze")
+        } else if d.has("freezer") {
+            d.path.join("freezer.state")
+        } else {
+            return false;
+        };
+        std::fs::read_to_string(file).is_ok_and(|s| matches!(s.trim(), "1" | "FROZEN" | "FREEZING"))
+    })
+}
+
+/// `exec`: returns the process's exit code (128+N for signal N), or 0 at
+/// once with `detach`.
+pub fn exec(o: &ExecOptions) -> Result<i32> {
+    state::validate_id(&o.id)?;
+    let rec = {
+        let dir = ContainerDir::open(&o.root, &o.id, false)?;
+        dir.load()?
+    };
+    let status = live_status(&o.root, &rec, false);
+    if frozen(&rec) {
+        return Err(Error::BadState {
+            id: o.id.clone(),
+            op: "exec into",
+            status: "paused",
+        });
+    }
+    if !matches!(status, Status::Running | Status::Created) {
+        return Err(Error::BadState {
+            id: o.id.clone(),
+            op: "exec into",
+            status: status.as_str(),
+        });
+    }
+    let process = build_process(o, rec.process.as_ref())?;
+    let terminal = process.terminal() == Some(true);
+    if terminal && o.detach && o.console_socket.is_none() {
+        return Err(Error::Usage(
+            "--tty with --detach needs --console-socket to hand the terminal to".into(),
+        ));
+    }
+    let seccomp = match &rec.seccomp {
+        Some(sc) => Some(
+            berth_seccomp::compile_cached(sc, &o.root.join("@cache").join("seccomp"))
+                .map_err(config::seccomp_err)?,
+        ),
+        None => None,
+    };
+    // The init, held by a pidfd checked against its start time.
+    let pidfd = sp::pidfd_open(rec.pid).ctx("open a pidfd on the container's init")?;
+    if !state::alive(rec.pid, rec.pid_start) {
+        return Err(Error::BadState {
+            id: o.id.clone(),
+            op: "exec into",
+            status: "stopped",
+        });
+    }
+    let ns = foreign_namespaces(rec.pid)?;
+    let for_children = ns & (libc::CLONE_NEWPID as u64 | sp::CLONE_NEWTIME);
+    if for_children != 0 {
+        sp::setns(pidfd.as_fd(), for_children as i32)
+            .ctx("join the container's pid and time namespaces")?;
+    }
+    let own = ns & !for_children;
+
+    let cg = rec.cgroup.clone();
+    let sub = o
+        .cgroup
+        .as_deref()
+        .unwrap_or("")
+        .trim_matches('/')
+        .to_string();
+    if sub.split('/').any(|c| c == "..") {
+        return Err(Error::Usage(format!("--cgroup {sub:?}: no '..' allowed")));
+    }
+    let v2 = cg.as_ref().is_some_and(|c| c.version == Version::V2);
+    let cg_fd = match (&cg, v2) {
+        (Some(c), true) => {
+            let dir = c.dirs[0].path.join(&sub);
+            Some(
+                sfs::open(&dir, libc::O_PATH | libc::O_DIRECTORY, 0)
+                    .with_ctx(|| format!("open the cgroup {} (--cgroup)", dir.display()))?,
+            )
+        }
+        _ => None,
+    };
+
+    let console = match (&o.console_socket, terminal) {
+        (Some(p), true) => Some(
+            berth_sys::socket::connect_unix(p)
+                .with_ctx(|| format!("connect to --console-socket {}", p.display()))?,
+        ),
+        _ => None,
+    };
+    // Without a console socket, the pty master comes back to us to relay.
+    let relay = if terminal && console.is_none() {
+        Some(berth_sys::socket::seqpacket_pair().ctx("create the console socket pair")?)
+    } else {
+        None
+    };
+    let (relay_ours, relay_theirs) = match relay {
+        Some((a, b)) => (Some(a), Some(b)),
+        None => (None, None),
+    };
+    let old_mask = if o.detach {
+        None
+    } else {
+        Some(sp::block_all_signals().ctx("block signals")?)
+    };
+    let (chan, child_chan) = Channel::pair()?;
+    let child = Child {
+        process: &process,
+        chan: &child_chan,
+        pidfd: &pidfd,
+        ns: own,
+        console: console.as_ref().or(relay_theirs.as_ref()),
+        seccomp: seccomp.as_ref(),
+        preserve_fds: o.preserve_fds,
+        sigmask: old_mask,
+        close: [
+            cg_fd.as_ref().map(|f| f.as_raw_fd()),
+            relay_ours.as_ref().map(|f| f.as_raw_fd()),
+        ],
+    };
+    // SAFETY: berth-runtime is single-threaded.
+    let forked = unsafe { sp::clone3(sp::CLONE_PIDFD, cg_fd.as_ref().map(|f| f.as_fd())) }
+        .ctx("create the exec process (clone3)");
+    let forked = match forked {
+        Ok(f) => f,
+        Err(e) => {
+            if let Some(m) = &old_mask {
+                let _ = sp::set_sigmask(m);
+            }
+            return Err(e);
+        }
+    };
+    let (pid, child_pidfd) = match forked {
+        sp::Forked::Child => {
+            drop(chan);
+            child_main(&child)
+        }
+        sp::Forked::Parent { pid, pidfd } => (pid, pidfd),
+    };
+    drop(child_chan);
+    drop(relay_theirs);
+    let result = parent_side(
+        o,
+        &rec,
+        &process,
+        &chan,
+        pid,
+        cg.as_ref(),
+        &sub,
+        v2,
+        seccomp.as_ref(),
+    );
+    if let Err(e) = result {
+        let _ = sp::kill(pid, libc::SIGKILL);
+        let _ = sp::waitpid(pid);
+        if let Some(m) = &old_mask {
+            let _ = sp::set_sigmask(m);
+        }
+        return Err(e);
+    }
+    if o.detach {
+        return Ok(0);
+    }
+    let child_pidfd = match child_pidfd {
+        Some(fd) => fd,
+        None => sp::pidfd_open(pid).ctx("open a pidfd on the exec process")?,
+    };
+    let master = match &relay_ours {
+        Some(sock) => {
+            let mut buf = [0u8; 64];
+            berth_sys::socket::recv(sock.as_fd(), &mut buf)
+                .ok()
+                .and_then(|(_, fd)| fd)
+        }
+        None => None,
+    };
+    let status = wait_forwarding_signals(&child_pidfd, pid, master.as_ref());
+    if let Some(m) = &old_mask {
+        let _ = sp::set_sigmask(m);
+    }
+    Ok(status?.code())
+}
+
+/// The runtime's part once the child exists: cgroup placement on v1,
+/// oom_score_adj, the seccomp listener, and the child's verdict.
+#[allow(clippy::too_many_arguments)]
+fn parent_side(
+    o: &ExecOptions,
+    rec: &state::Record,
+    process: &Process,
+    chan: &Channel,
+    pid: i32,
+    cg: Option<&berth_cgroups::Manager>,
+    sub: &str,
+    v2: bool,
+    seccomp: Option<&berth_seccomp::Filter>,
+) -> Result<()> {
+    if let (Some(cg), false) = (cg, v2) {
+        for d in &cg.dirs {
+            let file = d.path.join(sub).join("cgroup.procs");
+            std::fs::write(&file, pid.to_string())
+                .with_ctx(|| format!("add the exec process to {}", file.display()))?;
+        }
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+            .ctx("set process.oomScoreAdj")?;
+    }
+    // If the child failed already, its error is waiting below.
+    let _ = chan.send(&Msg::Placed);
+    let init_err = |msg: String| Error::Init {
+        id: o.id.clone(),
+        msg,
+    };
+    loop {
+        match chan.recv_fd()? {
+            // End of file: the channel is close-on-exec, so the exec happened.
+            None => break,
+            Some((Msg::Error(msg), _)) => return Err(init_err(msg)),
+            Some((Msg::SeccompFd, Some(fd))) => {
+                let f =
+                    seccomp.ok_or_else(|| Error::Usage("seccomp fd without a profile".into()))?;
+                let st = rec.oci(Status::Running);
+                crate::container::send_seccomp_fd(f, fd, &st)?;
+            }
+            Some((other, _)) => {
+                return Err(Error::Usage(format!(
+                    "unexpected message {other:?} from the exec process"
+                )))
+            }
+        }
+    }
+    if let Some(pf) = &o.pid_file {
+        sfs::write_atomic(pf, pid.to_string().as_bytes(), 0o644)
+            .with_ctx(|| format!("write --pid-file {}", pf.display()))?;
+    }
+    Ok(())
+}
+
+/// What the forked child needs, borrowed from the runtime's memory.
+struct Child<'a> {
+    process: &'a Process,
+    chan: &'a Channel,
+    pidfd: &'a OwnedFd,
+    /// Namespaces to join with setns (pid and time were joined for us).
+    ns: u64,
+    console: Option<&'a OwnedFd>,
+    seccomp: Option<&'a berth_seccomp::Filter>,
+    preserve_fds: u32,
+    sigmask: Option<libc::sigset_t>,
+    /// The runtime's fds the child must not keep.
+    close: [Option<std::os::fd::RawFd>; 2],
+}
+
+fn child_main(c: &Child<'_>) -> ! {
+    let err = match child_setup(c) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = c.chan.send(&Msg::Error(err.to_string()));
+    sp::exit_now(1)
+}
+
+fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
+    for fd in c.close.iter().flatten() {
+        // SAFETY: the runtime's copies, unused in this forked child.
+        unsafe { libc::close(*fd) };
+    }
+    if let Some(mask) = &c.sigmask {
+        sp::set_sigmask(mask).ctx("restore the signal mask")?;
+    }
+    sp::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0, 0, 0)
+        .ctx("set parent-death signal")?;
+    // CVE-2019-5736: no /proc/<us>/exe for the container while we are the
+    // runtime's binary.
+    sp::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0).ctx("make the process non-dumpable")?;
+    if c.ns != 0 {
+        sp::setns(c.pidfd.as_fd(), c.ns as i32).ctx("join the container's namespaces")?;
+    }
+    let p = c.process;
+    if c.ns & libc::CLONE_NEWNS as u64 == 0 {
+        // Containers always have a mount namespace of their own (config
+        // validation requires it); without one we would be on the host's /.
+        return Err(Error::Usage(
+            "the container shares the runtime's mount namespace; refusing to exec on the host's root".into(),
+        ));
+    }
+    // setns into the mount namespace put our root and cwd at its root: the
+    // container's.
+    crate::init::enter_cwd(p.cwd())?;
+    if p.terminal() == Some(true) {
+        let sock = c.console.ok_or_else(|| {
+            Error::Usage("process.terminal is set but there is no console socket".into())
+        })?;
+        let (master, slave) = crate::tty::open_pty_in_container()?;
+        if let Some(size) = p.console_size() {
+            crate::tty::set_size(slave.as_fd(), size.height() as u16, size.width() as u16)?;
+        }
+        berth_sys::socket::send(sock.as_fd(), b"/dev/ptmx", Some(master.as_raw_fd()))
+            .ctx("send the pty master to the console socket")?;
+        drop(master);
+        sp::setsid().ctx("setsid")?;
+        crate::tty::make_controlling(slave.as_fd())?;
+        for fd in 0..3 {
+            sfs::dup2(slave.as_raw_fd(), fd).ctx("make the pty our stdio")?;
+        }
+    }
+    if let Some(r) = p.rlimits() {
+        pa::set_rlimits(r)?;
+    }
+    if let Some(io) = p.io_priority() {
+        pa::set_io_priority(io.class(), io.priority())?;
+    }
+    if let Some(s) = p.scheduler() {
+        pa::set_scheduler(s)?;
+    }
+    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(format!("PATH={}", pa::DEFAULT_PATH));
+    }
+    let args = p.args().clone().unwrap_or_default();
+    let exe = pa::find_executable(&args[0], &env)?;
+    let to_c = |v: &[String], field: &str| -> Result<Vec<std::ffi::CString>> {
+        v.iter()
+            .map(|s| {
+                std::ffi::CString::new(s.as_bytes())
+                    .map_err(|_| crate::error::config(field, "contains a NUL byte"))
+            })
+            .collect()
+    };
+    let argv = to_c(&args, "process.args")?;
+    let envp = to_c(&env, "process.env")?;
+    // Placed in the container's cgroups (v1: the runtime moved us).
+    match c.chan.expect("the runtime placed it in its cgroups")? {
+        Msg::Placed => {}
+        other => {
+            return Err(Error::Usage(format!(
+                "unexpected message {other:?} while waiting for cgroup placement"
+            )))
+        }
+    }
+    let caps = CapMasks::from_spec(p.capabilities().as_ref());
+    let nnp = p.no_new_privileges() == Some(true);
+    let load = |f: &berth_seccomp::Filter| -> Result<()> {
+        if let Some(fd) = sp::seccomp_set_filter(f.flags, &f.program)
+            .ctx("load the seccomp filter (linux.seccomp)")?
+        {
+            c.chan.send_fd(&Msg::SeccompFd, fd.as_fd())?;
+        }
+        Ok(())
+    };
+    if let (Some(f), false) = (c.seccomp, nnp) {
+        load(f)?;
+    }
+    pa::drop_bounding(caps.bounding)?;
+    pa::switch_user(p, &caps, crate::init::setgroups_allowed())?;
+    if nnp {
+        sp::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).ctx("set process.noNewPrivileges")?;
+    }
+    sp::umask(p.user().umask().unwrap_or(0o022));
+    sfs::cloexec_from(3 + c.preserve_fds).ctx("mark inherited fds close-on-exec")?;
+    sp::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0).ctx("clear parent-death signal")?;
+    if let (Some(f), true) = (c.seccomp, nnp) {
+        load(f)?;
+    }
+    Err(sp::execve(&exe, &argv, &envp)).with_ctx(|| format!("exec {:?}", args[0]))
+}
