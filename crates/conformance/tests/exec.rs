@@ -124,7 +124,7 @@ fn flags_change_the_process() {
         .exec(&[
             "exec",
             "--cap",
-            "NET_ADMIN",
+            "CAP_NET_ADMIN",
             &b.id,
             "grep",
             "CapBnd",
@@ -203,6 +203,7 @@ fn tty_through_the_console_socket() {
         .unwrap();
     let (conn, _) = listener.accept().unwrap();
     let mut master = std::fs::File::from(recv_fd(&conn));
+    drop(conn);
     master.write_all(b"hello\n").unwrap();
     let status = child.wait().unwrap();
     let mut out = Vec::new();
