@@ -24,6 +24,9 @@ echo "--- podman run -d, ps, stop, rm (kill and delete through conmon)"
 name=berth-check-$$
 podman --runtime "$R" run -d --name "$name" --ulimit nofile=1024:1024 --ulimit nproc=32768:32768 --network=none "$img" sleep 300 >/dev/null
 podman ps --filter name="$name" --format '{{.Names}} {{.Status}}'
+echo "--- podman exec (exit code 4 expected) and exec -it"
+rc=0; podman exec "$name" sh -c 'echo exec in $(hostname) as $(id -u); exit 4' || rc=$?; echo "rc=$rc"
+(sleep 1; echo 'tty; exit 6'; sleep 1) | script -eqc "podman exec -it $name sh" /dev/null | tr -d '\r' | tail -2 || true
 podman stop -t 1 "$name" >/dev/null && podman rm "$name" >/dev/null && echo "stopped and removed"
 echo "--- podman run -it (console socket), exit code 3 expected"
 set +e
