@@ -239,6 +239,79 @@ impl Manager {
     }
 }
 
+impl Manager {
+    /// The directory that freezes the cgroup: v2's, or v1's freezer.
+    fn freezer_dir(&self) -> Option<&Dir> {
+        if self.version == Version::V2 {
+            self.dirs.first()
+        } else {
+            self.dirs.iter().find(|d| d.has("freezer"))
+        }
+    }
+
+    /// Freezes (`true`) or thaws the cgroup and waits until the kernel
+    /// reports it done (v1 passes through FREEZING; v2 says `frozen 1` in
+    /// cgroup.events once every task stopped).
+    pub fn set_frozen(&self, freeze: bool) -> Result<()> {
+        let d = self.freezer_dir().ok_or(Error::Unsupported {
+            field: "freezer",
+            msg: "the host has no cgroup freezer (v1 freezer controller or v2 cgroup.freeze)"
+                .into(),
+        })?;
+        let v2 = self.version == Version::V2;
+        let (file, value) = match (v2, freeze) {
+            (true, true) => ("cgroup.freeze", "1"),
+            (true, false) => ("cgroup.freeze", "0"),
+            (false, true) => ("freezer.state", "FROZEN"),
+            (false, false) => ("freezer.state", "THAWED"),
+        };
+        let mut delay = std::time::Duration::from_micros(100);
+        for _ in 0..2000 {
+            let p = d.path.join(file);
+            std::fs::write(&p, value).map_err(io_err("write", &p))?;
+            if self.frozen()? == freeze {
+                return Ok(());
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(std::time::Duration::from_millis(10));
+        }
+        Err(Error::Io {
+            op: if freeze { "freeze" } else { "thaw" },
+            path: d.path.clone(),
+            cause: io::Error::from_raw_os_error(libc::ETIMEDOUT),
+        })
+    }
+
+    /// Whether the cgroup is frozen (FREEZING counts as not yet).
+    pub fn frozen(&self) -> Result<bool> {
+        let Some(d) = self.freezer_dir() else {
+            return Ok(false);
+        };
+        if self.version == Version::V2 {
+            let p = d.path.join("cgroup.events");
+            let text = std::fs::read_to_string(&p).map_err(io_err("read", &p))?;
+            Ok(text.lines().any(|l| l.trim() == "frozen 1"))
+        } else {
+            let p = d.path.join("freezer.state");
+            let text = std::fs::read_to_string(&p).map_err(io_err("read", &p))?;
+            Ok(text.trim() == "FROZEN")
+        }
+    }
+
+    /// Whether the cgroup was asked to freeze (frozen, or on its way).
+    pub fn freezing(&self) -> bool {
+        let Some(d) = self.freezer_dir() else {
+            return false;
+        };
+        let (file, on): (&str, &[&str]) = if self.version == Version::V2 {
+            ("cgroup.freeze", &["1"])
+        } else {
+            ("freezer.state", &["FROZEN", "FREEZING"])
+        };
+        std::fs::read_to_string(d.path.join(file)).is_ok_and(|s| on.contains(&s.trim()))
+    }
+}
+
 fn rmdir_retry(p: &Path) -> io::Result<()> {
     let mut delay = std::time::Duration::from_micros(200);
     for _ in 0..12 {

@@ -391,3 +391,76 @@ fn commands_work_while_run_waits() {
     assert_eq!(wait(&mut child), 128 + 9);
     assert!(rt.exec(&["list", "-q"]).ok().stdout.trim().is_empty());
 }
+
+/// pause/resume through the cgroup freezer; `state` says paused; kill and
+/// delete --force work on a paused container.
+#[test]
+fn pause_resume_and_kill_or_delete_when_paused() {
+    let rt = Runtime::new();
+    let frozen = |b: &Bundle| {
+        if cgroup_v2() {
+            std::fs::read_to_string(b.cgroup_dir("").join("cgroup.events"))
+                .unwrap()
+                .contains("frozen 1")
+        } else {
+            std::fs::read_to_string(b.cgroup_dir("freezer").join("freezer.state")).unwrap()
+                == "FROZEN\n"
+        }
+    };
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "while true; do echo tick >> /tmp/ticks; sleep 0.05; done",
+    ]);
+    b.write();
+    let start = |b: &Bundle| {
+        rt.exec_files(
+            &["run", "-d", "--bundle", b.path().to_str().unwrap(), &b.id],
+            b.path(),
+        )
+        .ok();
+    };
+    start(&b);
+    rt.exec(&["pause", &b.id]).ok();
+    assert_eq!(rt.status(&b.id), "paused");
+    assert!(frozen(&b));
+    let ticks = || {
+        std::fs::read_to_string(b.rootfs().join("tmp/ticks"))
+            .unwrap_or_default()
+            .len()
+    };
+    let before = ticks();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ticks(), before, "a paused container does not run");
+    assert_ne!(
+        rt.exec(&["pause", &b.id]).code,
+        0,
+        "pausing twice is an error"
+    );
+    rt.exec(&["resume", &b.id]).ok();
+    assert_eq!(rt.status(&b.id), "running");
+    assert!(!frozen(&b));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(ticks() > before, "a resumed container runs again");
+    assert_ne!(
+        rt.exec(&["resume", &b.id]).code,
+        0,
+        "resuming a running container is an error"
+    );
+
+    // kill -KILL of a paused container.
+    rt.exec(&["pause", &b.id]).ok();
+    rt.exec(&["kill", &b.id, "KILL"]).ok();
+    rt.wait_status(&b.id, "stopped");
+    rt.exec(&["delete", &b.id]).ok();
+
+    // delete --force of a paused container leaves nothing.
+    let mut b2 = Bundle::new(&["sleep", "100"]);
+    b2.id = unique_id("paused");
+    b2.write();
+    start(&b2);
+    rt.exec(&["pause", &b2.id]).ok();
+    rt.exec(&["delete", "--force", &b2.id]).ok();
+    assert!(rt.exec(&["list", "-q"]).ok().stdout.trim().is_empty());
+    assert!(!b2.cgroup_dir("freezer").exists(), "cgroup left behind");
+}

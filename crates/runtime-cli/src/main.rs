@@ -217,6 +217,10 @@ enum Command {
     ///   berth-runtime exec -t -e TERM=xterm demo sh
     #[command(trailing_var_arg = true)]
     Exec(Box<ExecArgs>),
+    /// Freeze every process of a running container (cgroup freezer).
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
     /// Print what this runtime supports (runtime-spec features.md JSON).
     Features,
 }
@@ -372,6 +376,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             std::fs::write(&path, data).with_context(|| format!("write {}", path.display()))?;
         }
         Command::Features => print_json(&berth_runtime::features::features())?,
+        Command::Pause { id } => berth_runtime::pause(&state_root(&cli)?, id)?,
+        Command::Resume { id } => berth_runtime::resume(&state_root(&cli)?, id)?,
         Command::Exec(a) => {
             let opts = berth_runtime::ExecOptions {
                 root: state_root(&cli)?,

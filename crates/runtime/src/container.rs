@@ -84,6 +84,10 @@ impl Drop for Cleanup {
 /// Kills whatever is left in the cgroup (processes outside the init's pid
 /// namespace, or a container without one), then removes the cgroup.
 fn remove_cgroup(cg: &Manager) -> berth_cgroups::Result<()> {
+    if cg.freezing() {
+        // Frozen tasks would not die.
+        let _ = cg.set_frozen(false);
+    }
     kill_cgroup(cg);
     cg.destroy()
 }
@@ -624,6 +628,8 @@ pub(crate) fn live_status(root: &Path, rec: &Record, locked_by_us: bool) -> Stat
         s => {
             if !state::alive(rec.pid, rec.pid_start) {
                 Status::Stopped
+            } else if rec.cgroup.as_ref().is_some_and(|c| c.freezing()) {
+                Status::Paused
             } else if s == Status::Created && root.join(&rec.id).join(state::EXEC_FIFO).exists() {
                 Status::Created
             } else {
@@ -1001,11 +1007,20 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
             status: status.as_str(),
         });
     }
+    // Frozen tasks (cgroup v1) act on SIGKILL only once thawed.
+    let thaw_after_kill = || {
+        if let (Some(cg), true, true) =
+            (&rec.cgroup, status == Status::Paused, sig == libc::SIGKILL)
+        {
+            let _ = cg.set_frozen(false);
+        }
+    };
     if all {
         if let Some(cg) = &rec.cgroup {
             for p in cg.procs()? {
                 let _ = sp::kill(p, sig);
             }
+            thaw_after_kill();
             return Ok(());
         }
     }
@@ -1021,7 +1036,43 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
         });
     }
     sp::pidfd_send_signal(pidfd.as_fd(), sig)
-        .with_ctx(|| format!("send signal {sig} to container {id}"))
+        .with_ctx(|| format!("send signal {sig} to container {id}"))?;
+    thaw_after_kill();
+    Ok(())
+}
+
+/// `pause`: freezes every process of a running container.
+pub fn pause(root: &Path, id: &str) -> Result<()> {
+    set_paused(root, id, true)
+}
+
+/// `resume`: thaws a paused container.
+pub fn resume(root: &Path, id: &str) -> Result<()> {
+    set_paused(root, id, false)
+}
+
+fn set_paused(root: &Path, id: &str, pause: bool) -> Result<()> {
+    let dir = ContainerDir::open(root, id, true)?;
+    let rec = dir.load()?;
+    let status = live_status(root, &rec, true);
+    let (want, op) = if pause {
+        (Status::Running, "pause")
+    } else {
+        (Status::Paused, "resume")
+    };
+    if status != want {
+        return Err(Error::BadState {
+            id: id.into(),
+            op,
+            status: status.as_str(),
+        });
+    }
+    let cg = rec
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| Error::Usage(format!("container {id} has no cgroup to {op}")))?;
+    cg.set_frozen(pause)?;
+    Ok(())
 }
 
 /// `delete`: removes a stopped container (or a created one, whose init is
@@ -1060,6 +1111,9 @@ fn kill_and_wait(rec: &Record) -> Result<()> {
         return Ok(());
     }
     let _ = sp::pidfd_send_signal(pidfd.as_fd(), libc::SIGKILL);
+    if let Some(cg) = rec.cgroup.as_ref().filter(|c| c.freezing()) {
+        let _ = cg.set_frozen(false);
+    }
     if !sp::pidfd_wait_exit(pidfd.as_fd(), 10_000).ctx("wait for the container to die")? {
         return Err(Error::Usage(format!(
             "container {}: process {} did not die within 10 s of SIGKILL",

@@ -198,21 +198,6 @@ fn build_process(o: &ExecOptions, container: Option<&Process>) -> Result<Process
     Ok(p)
 }
 
-/// Whether the container's cgroup is frozen (paused).
-fn frozen(rec: &state::Record) -> bool {
-    let Some(cg) = &rec.cgroup else { return false };
-    cg.dirs.iter().any(|d| {
-        let file = if d.v2 && cg.version == Version::V2 {
-            d.path.join("cgroup.freeze")
-        } else if d.has("freezer") {
-            d.path.join("freezer.state")
-        } else {
-            return false;
-        };
-        std::fs::read_to_string(file).is_ok_and(|s| matches!(s.trim(), "1" | "FROZEN" | "FREEZING"))
-    })
-}
-
 /// `exec`: returns the process's exit code (128+N for signal N), or 0 at
 /// once with `detach`.
 pub fn exec(o: &ExecOptions) -> Result<i32> {
@@ -222,13 +207,6 @@ pub fn exec(o: &ExecOptions) -> Result<i32> {
         dir.load()?
     };
     let status = live_status(&o.root, &rec, false);
-    if frozen(&rec) {
-        return Err(Error::BadState {
-            id: o.id.clone(),
-            op: "exec into",
-            status: "paused",
-        });
-    }
     if !matches!(status, Status::Running | Status::Created) {
         return Err(Error::BadState {
             id: o.id.clone(),
