@@ -13,7 +13,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 missing=()
-for p in busybox-static pkg-config libseccomp-dev; do
+for p in busybox-static pkg-config libseccomp-dev procps; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -464,3 +464,55 @@ fn pause_resume_and_kill_or_delete_when_paused() {
     assert!(rt.exec(&["list", "-q"]).ok().stdout.trim().is_empty());
     assert!(!b2.cgroup_dir("freezer").exists(), "cgroup left behind");
 }
+
+/// ps: the container's processes (the init and an exec'd one), as JSON pids
+/// or as the host's ps output filtered to them.
+#[test]
+fn ps_lists_the_containers_processes() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["sleep", "100"]);
+    b.write();
+    rt.exec_files(
+        &["run", "-d", "--bundle", b.path().to_str().unwrap(), &b.id],
+        b.path(),
+    )
+    .ok();
+    let init = rt.state(&b.id)["pid"].as_i64().unwrap();
+    let pidfile = b.path().join("exec.pid");
+    rt.exec_files(
+        &[
+            "exec",
+            "-d",
+            "--pid-file",
+            pidfile.to_str().unwrap(),
+            &b.id,
+            "sleep",
+            "77",
+        ],
+        b.path(),
+    )
+    .ok();
+    let exec_pid: i64 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let json = rt.exec(&["ps", "--format", "json", &b.id]).ok().json();
+    let mut want = vec![init, exec_pid];
+    want.sort();
+    assert_eq!(json, serde_json::json!(want));
+    let table = rt.exec(&["ps", &b.id, "-o", "pid,args"]).ok().stdout;
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].contains("PID"), "{table}");
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(
+        table.contains("sleep 100") && table.contains("sleep 77"),
+        "{table}"
+    );
+    rt.exec(&["kill", &b.id, "KILL"]).ok();
+    rt.wait_status(&b.id, "stopped");
+    assert_eq!(
+        rt.exec(&["ps", "--format", "json", &b.id]).ok().json(),
+        serde_json::json!([])
+    );
+}

@@ -217,6 +217,20 @@ enum Command {
     ///   berth-runtime exec -t -e TERM=xterm demo sh
     #[command(trailing_var_arg = true)]
     Exec(Box<ExecArgs>),
+    /// List a container's processes: the host's `ps` output (with PS_ARGS,
+    /// default -ef) filtered to them, or their host pids as JSON.
+    ///
+    ///   berth-runtime ps demo
+    ///   berth-runtime ps demo -- -o pid,user,args
+    ///   berth-runtime ps --format json demo
+    #[command(trailing_var_arg = true)]
+    Ps {
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+        id: String,
+        #[arg(allow_hyphen_values = true, value_name = "PS_ARGS")]
+        ps_args: Vec<String>,
+    },
     /// Freeze every process of a running container (cgroup freezer).
     Pause { id: String },
     /// Thaw a paused container.
@@ -376,6 +390,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             std::fs::write(&path, data).with_context(|| format!("write {}", path.display()))?;
         }
         Command::Features => print_json(&berth_runtime::features::features())?,
+        Command::Ps {
+            format,
+            id,
+            ps_args,
+        } => {
+            let pids = berth_runtime::pids(&state_root(&cli)?, id)?;
+            if *format == ListFormat::Json {
+                print_json(&pids)?;
+            } else {
+                ps_table(&pids, ps_args)?;
+            }
+        }
         Command::Pause { id } => berth_runtime::pause(&state_root(&cli)?, id)?,
         Command::Resume { id } => berth_runtime::resume(&state_root(&cli)?, id)?,
         Command::Exec(a) => {
@@ -403,6 +429,46 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Runs the host's `ps` and keeps its header and the rows of `pids`, found
+/// through the PID column.
+fn ps_table(pids: &[i32], args: &[String]) -> anyhow::Result<()> {
+    let args: Vec<String> = if args.is_empty() {
+        vec!["-ef".into()]
+    } else {
+        args.to_vec()
+    };
+    let out = std::process::Command::new("ps")
+        .args(&args)
+        .output()
+        .context("run ps (is procps installed?)")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "ps {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let col = header
+        .split_whitespace()
+        .position(|h| h == "PID")
+        .context("ps printed no PID column: include pid in its output format")?;
+    let mut w = std::io::stdout().lock();
+    writeln!(w, "{header}")?;
+    for line in lines {
+        let pid = line
+            .split_whitespace()
+            .nth(col)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            writeln!(w, "{line}")?;
+        }
+    }
+    Ok(())
 }
 
 fn write_table(out: &mut impl Write, all: &[berth_runtime::OciState]) -> std::io::Result<()> {

@@ -1041,6 +1041,21 @@ pub fn kill(root: &Path, id: &str, sig: i32, all: bool) -> Result<()> {
     Ok(())
 }
 
+/// The host pids of every process of a container (its cgroup's).
+pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
+    let rec = ContainerDir::open(root, id, false)?.load()?;
+    let status = live_status(root, &rec, false);
+    if status == Status::Stopped {
+        return Ok(Vec::new());
+    }
+    let mut pids = match &rec.cgroup {
+        Some(cg) => cg.procs()?,
+        None => vec![rec.pid],
+    };
+    pids.sort_unstable();
+    Ok(pids)
+}
+
 /// `pause`: freezes every process of a running container.
 pub fn pause(root: &Path, id: &str) -> Result<()> {
     set_paused(root, id, true)

@@ -22,8 +22,8 @@ mod rootfs;
 mod tty;
 
 pub use container::{
-    create, delete, kill, list, parse_signal, pause, resume, run, start, state, CreateOptions,
-    RunOptions,
+    create, delete, kill, list, parse_signal, pause, pids, resume, run, start, state,
+    CreateOptions, RunOptions,
 };
 pub use error::{Error, Result};
 pub use exec::{exec, ExecOptions};
