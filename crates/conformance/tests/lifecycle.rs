@@ -516,3 +516,72 @@ fn ps_lists_the_containers_processes() {
         serde_json::json!([])
     );
 }
+
+/// update: flags and --resources JSON reach the cgroup; a request with any
+/// unsupported or malformed part changes nothing.
+#[test]
+fn update_changes_the_limits() {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["sleep", "100"]);
+    b.write();
+    rt.exec_files(
+        &["run", "-d", "--bundle", b.path().to_str().unwrap(), &b.id],
+        b.path(),
+    )
+    .ok();
+    let read = |c: &str, f: &str| {
+        std::fs::read_to_string(b.cgroup_dir(c).join(f))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (mem, pids) = if cgroup_v2() {
+        (("memory", "memory.max"), ("pids", "pids.max"))
+    } else {
+        (("memory", "memory.limit_in_bytes"), ("pids", "pids.max"))
+    };
+    rt.exec(&["update", "--memory", "64m", "--pids-limit", "20", &b.id])
+        .ok();
+    assert_eq!(read(mem.0, mem.1), "67108864");
+    assert_eq!(read(pids.0, pids.1), "20");
+    let file = b.path().join("res.json");
+    std::fs::write(
+        &file,
+        r#"{"pids": {"limit": 33}, "memory": {"limit": 134217728}}"#,
+    )
+    .unwrap();
+    rt.exec(&["update", "--resources", file.to_str().unwrap(), &b.id])
+        .ok();
+    assert_eq!(read(pids.0, pids.1), "33");
+    assert_eq!(read(mem.0, mem.1), "134217728");
+    // Malformed: nothing applied.
+    std::fs::write(
+        &file,
+        r#"{"pids": {"limit": 44}, "memory": {"limit": "lots"}}"#,
+    )
+    .unwrap();
+    let o = rt.exec(&["update", "--resources", file.to_str().unwrap(), &b.id]);
+    assert_ne!(o.code, 0);
+    assert_eq!(read(pids.0, pids.1), "33");
+    if is_berth() {
+        assert!(o.stderr.contains("memory.limit"), "{}", o.stderr);
+        // Unsupported by berth-runtime today (blockIO): refused whole.
+        let o = rt.exec(&[
+            "update",
+            "--pids-limit",
+            "55",
+            "--blkio-weight",
+            "500",
+            &b.id,
+        ]);
+        assert_ne!(o.code, 0);
+        assert!(o.stderr.contains("blockIO"), "{}", o.stderr);
+        assert_eq!(read(pids.0, pids.1), "33", "nothing applied");
+    }
+    rt.exec(&["delete", "--force", &b.id]).ok();
+    assert_ne!(
+        rt.exec(&["update", "--pids-limit", "5", &b.id]).code,
+        0,
+        "gone"
+    );
+}

@@ -154,6 +154,143 @@ struct ExecArgs {
     command: Vec<String>,
 }
 
+#[derive(Args, Debug, Clone)]
+struct UpdateArgs {
+    /// LinuxResources JSON from FILE (`-` for stdin); flags override it.
+    #[arg(short, long, value_name = "FILE")]
+    resources: Option<PathBuf>,
+    /// Memory limit (bytes, or with k/m/g; -1 for none).
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
+    memory: Option<String>,
+    /// Memory soft limit.
+    #[arg(
+        long = "memory-reservation",
+        value_name = "SIZE",
+        allow_hyphen_values = true
+    )]
+    memory_reservation: Option<String>,
+    /// Memory plus swap limit (-1 for none).
+    #[arg(long = "memory-swap", value_name = "SIZE", allow_hyphen_values = true)]
+    memory_swap: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(long = "cpu-share", value_name = "N")]
+    cpu_share: Option<u64>,
+    /// CPU CFS period in microseconds.
+    #[arg(long = "cpu-period", value_name = "US")]
+    cpu_period: Option<u64>,
+    /// CPU CFS quota in microseconds (-1 for none).
+    #[arg(long = "cpu-quota", value_name = "US", allow_hyphen_values = true)]
+    cpu_quota: Option<i64>,
+    /// Real-time period in microseconds.
+    #[arg(long = "cpu-rt-period", value_name = "US")]
+    cpu_rt_period: Option<u64>,
+    /// Real-time runtime in microseconds.
+    #[arg(long = "cpu-rt-runtime", value_name = "US", allow_hyphen_values = true)]
+    cpu_rt_runtime: Option<i64>,
+    /// CPUs to run on (e.g. 0-1,3).
+    #[arg(long = "cpuset-cpus", value_name = "LIST")]
+    cpuset_cpus: Option<String>,
+    /// Memory nodes to use.
+    #[arg(long = "cpuset-mems", value_name = "LIST")]
+    cpuset_mems: Option<String>,
+    /// Maximum number of processes (-1 or 0 for none).
+    #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
+    /// Block I/O weight (10-1000).
+    #[arg(long = "blkio-weight", value_name = "N")]
+    blkio_weight: Option<u16>,
+    /// Container id.
+    id: String,
+}
+
+/// Parses a size: bytes, or a number with k, m, g or t (binary units), or
+/// -1 for "no limit".
+fn parse_size(flag: &str, s: &str) -> anyhow::Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    if t == "-1" {
+        return Ok(-1);
+    }
+    let t = t.trim_end_matches('b');
+    let (num, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--{flag} {s:?}: not a size (like 512m or 2g)"))?;
+    if n < 0.0 {
+        anyhow::bail!("--{flag} {s:?}: a size cannot be negative (use -1 for no limit)");
+    }
+    Ok((n * mul as f64) as i64)
+}
+
+fn update_resources(a: &UpdateArgs) -> anyhow::Result<oci_spec::runtime::LinuxResources> {
+    let mut v: serde_json::Value = match &a.resources {
+        Some(p) => {
+            let data = if p.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("read --resources {}", p.display()))?
+            };
+            serde_json::from_str(&data).context("--resources: not JSON")?
+        }
+        None => serde_json::json!({}),
+    };
+    let mut set = |section: &str, key: &str, val: serde_json::Value| {
+        v[section][key] = val;
+    };
+    if let Some(m) = &a.memory {
+        set("memory", "limit", parse_size("memory", m)?.into());
+    }
+    if let Some(m) = &a.memory_reservation {
+        set(
+            "memory",
+            "reservation",
+            parse_size("memory-reservation", m)?.into(),
+        );
+    }
+    if let Some(m) = &a.memory_swap {
+        set("memory", "swap", parse_size("memory-swap", m)?.into());
+    }
+    if let Some(x) = a.cpu_share {
+        set("cpu", "shares", x.into());
+    }
+    if let Some(x) = a.cpu_period {
+        set("cpu", "period", x.into());
+    }
+    if let Some(x) = a.cpu_quota {
+        set("cpu", "quota", x.into());
+    }
+    if let Some(x) = a.cpu_rt_period {
+        set("cpu", "realtimePeriod", x.into());
+    }
+    if let Some(x) = a.cpu_rt_runtime {
+        set("cpu", "realtimeRuntime", x.into());
+    }
+    if let Some(x) = &a.cpuset_cpus {
+        set("cpu", "cpus", x.clone().into());
+    }
+    if let Some(x) = &a.cpuset_mems {
+        set("cpu", "mems", x.clone().into());
+    }
+    if let Some(x) = a.pids_limit {
+        set("pids", "limit", x.into());
+    }
+    if let Some(x) = a.blkio_weight {
+        set("blockIO", "weight", x.into());
+    }
+    let text = v.to_string();
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| anyhow::anyhow!("--resources: linux.resources.{}: {}", e.path(), e.inner()))
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a container: set it up, leave its process waiting for `start`.
@@ -231,6 +368,12 @@ enum Command {
         #[arg(allow_hyphen_values = true, value_name = "PS_ARGS")]
         ps_args: Vec<String>,
     },
+    /// Change a container's resource limits: a LinuxResources JSON
+    /// (--resources FILE, or - for stdin) and/or the flags below, checked
+    /// as a whole before anything is applied.
+    ///
+    ///   berth-runtime update --memory 256m --pids-limit 100 demo
+    Update(Box<UpdateArgs>),
     /// Freeze every process of a running container (cgroup freezer).
     Pause { id: String },
     /// Thaw a paused container.
@@ -402,6 +545,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 ps_table(&pids, ps_args)?;
             }
         }
+        Command::Update(a) => {
+            let res = update_resources(a)?;
+            berth_runtime::update(&state_root(&cli)?, &a.id, &res)?;
+        }
         Command::Pause { id } => berth_runtime::pause(&state_root(&cli)?, id)?,
         Command::Resume { id } => berth_runtime::resume(&state_root(&cli)?, id)?,
         Command::Exec(a) => {
@@ -550,5 +697,22 @@ mod tests {
             cli.command,
             Some(Command::Kill { ref signal, .. }) if signal == "TERM"
         ));
+    }
+}
+
+#[cfg(test)]
+mod update_tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("memory", "1024").unwrap(), 1024);
+        assert_eq!(parse_size("memory", "64m").unwrap(), 64 << 20);
+        assert_eq!(parse_size("memory", "2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("memory", "1.5k").unwrap(), 1536);
+        assert_eq!(parse_size("memory", "512mb").unwrap(), 512 << 20);
+        assert_eq!(parse_size("memory", "-1").unwrap(), -1);
+        assert!(parse_size("memory", "-5m").is_err());
+        assert!(parse_size("memory", "lots").is_err());
     }
 }

@@ -1056,6 +1056,31 @@ pub fn pids(root: &Path, id: &str) -> Result<Vec<i32>> {
     Ok(pids)
 }
 
+/// `update`: applies new resource limits to a container's cgroup. The
+/// whole object is checked before anything is written.
+pub fn update(root: &Path, id: &str, res: &oci_spec::runtime::LinuxResources) -> Result<()> {
+    let dir = ContainerDir::open(root, id, true)?;
+    let rec = dir.load()?;
+    let status = live_status(root, &rec, true);
+    if !matches!(status, Status::Created | Status::Running | Status::Paused) {
+        return Err(Error::BadState {
+            id: id.into(),
+            op: "update",
+            status: status.as_str(),
+        });
+    }
+    let cg = rec
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| Error::Usage(format!("container {id} has no cgroup to update")))?;
+    cg.apply(res).map_err(|e| match e {
+        berth_cgroups::Error::Unsupported { field, msg } => Error::Usage(format!(
+            "container {id}: update linux.resources.{field}: {msg}"
+        )),
+        other => other.into(),
+    })
+}
+
 /// `pause`: freezes every process of a running container.
 pub fn pause(root: &Path, id: &str) -> Result<()> {
     set_paused(root, id, true)

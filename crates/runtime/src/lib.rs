@@ -22,7 +22,7 @@ mod rootfs;
 mod tty;
 
 pub use container::{
-    create, delete, kill, list, parse_signal, pause, pids, resume, run, start, state,
+    create, delete, kill, list, parse_signal, pause, pids, resume, run, start, state, update,
     CreateOptions, RunOptions,
 };
 pub use error::{Error, Result};
