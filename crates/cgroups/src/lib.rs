@@ -10,10 +10,12 @@ mod devices_bpf;
 mod layout;
 mod path;
 mod resources;
+mod stats;
 
 pub use layout::{Hierarchy, HierarchyKind, Layout};
 pub use path::{systemd_to_path, CgroupsPath};
 pub use resources::set_device_program;
+pub use stats::{OomWatch, Stats};
 
 use serde::{Deserialize, Serialize};
 use std::io;

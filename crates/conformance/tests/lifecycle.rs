@@ -585,3 +585,93 @@ fn update_changes_the_limits() {
         "gone"
     );
 }
+
+/// events: --stats prints runc's schema once; the stream reports an OOM
+/// kill of a process that outgrew the memory limit.
+#[test]
+fn events_stats_and_oom() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&["sleep", "100"]);
+    let limit = 32u64 << 20;
+    b.linux().set_resources(Some(
+        serde_json::from_value(serde_json::json!({
+            "devices": [{"allow": false, "access": "rwm"}],
+            "memory": {"limit": limit, "swap": limit},
+            "pids": {"limit": 50}
+        }))
+        .unwrap(),
+    ));
+    b.write();
+    rt.exec_files(
+        &["run", "-d", "--bundle", b.path().to_str().unwrap(), &b.id],
+        b.path(),
+    )
+    .ok();
+    let ev = rt.exec(&["events", "--stats", &b.id]).ok().json();
+    assert_eq!(ev["type"], "stats");
+    assert_eq!(ev["id"], b.id.as_str());
+    assert_eq!(ev["data"]["memory"]["usage"]["limit"], limit, "{ev}");
+    assert!(
+        ev["data"]["memory"]["usage"]["usage"].as_u64().unwrap() > 0,
+        "{ev}"
+    );
+    assert_eq!(ev["data"]["pids"]["limit"], 50);
+    assert!(ev["data"]["pids"]["current"].as_u64().unwrap() >= 1, "{ev}");
+    assert!(
+        ev["data"]["cpu"]["usage"]["total"].as_u64().is_some(),
+        "{ev}"
+    );
+
+    let stream = rt
+        .cmd()
+        .args(["events", "--interval", "30s", &b.id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // 64 MiB of buffer in a 32 MiB cgroup: the OOM killer ends it.
+    let o = rt.exec(&[
+        "exec",
+        &b.id,
+        "dd",
+        "if=/dev/zero",
+        "of=/dev/null",
+        "bs=64M",
+        "count=1",
+    ]);
+    assert_eq!(o.code, 128 + 9, "killed by the OOM killer: {}", o.stderr);
+    std::thread::sleep(Duration::from_millis(300));
+    rt.exec(&["kill", &b.id, "KILL"]).ok();
+    // The stream ends with the container; a watchdog turns a hang into a
+    // failure.
+    let pid = stream.id() as i32;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done2 = done.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(20));
+        if !done2.load(std::sync::atomic::Ordering::SeqCst) {
+            // SAFETY: plain syscall on our own, not yet reaped, child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let out = stream.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        out.status.success(),
+        "events did not end with the container: {:?}",
+        out.status
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events.iter().any(|e| e["type"] == "stats"), "{text}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "oom" && e["id"] == b.id.as_str()),
+        "no oom event: {text}"
+    );
+}

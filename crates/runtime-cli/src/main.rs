@@ -203,6 +203,29 @@ struct UpdateArgs {
     id: String,
 }
 
+/// Parses a duration like Go's: 5s, 500ms, 1m, 1.5s.
+fn parse_duration(s: &str) -> anyhow::Result<std::time::Duration> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--interval {s:?}: not a duration (like 5s or 500ms)"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => anyhow::bail!("--interval {s:?}: unknown unit {unit:?} (ms, s, m, h)"),
+    };
+    if !(secs > 0.0 && secs < 1e9) {
+        anyhow::bail!("--interval {s:?}: must be positive");
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 /// Parses a size: bytes, or a number with k, m, g or t (binary units), or
 /// -1 for "no limit".
 fn parse_size(flag: &str, s: &str) -> anyhow::Result<i64> {
@@ -374,6 +397,18 @@ enum Command {
     ///
     ///   berth-runtime update --memory 256m --pids-limit 100 demo
     Update(Box<UpdateArgs>),
+    /// Print a container's events as JSON lines (runc's schema): resource
+    /// usage every --interval and OOM kills as they happen, until the
+    /// container stops; or one usage line with --stats.
+    Events {
+        /// Print the resource usage once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// How often to print resource usage (e.g. 5s, 500ms).
+        #[arg(long, default_value = "5s", value_name = "DURATION")]
+        interval: String,
+        id: String,
+    },
     /// Freeze every process of a running container (cgroup freezer).
     Pause { id: String },
     /// Thaw a paused container.
@@ -549,6 +584,20 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             let res = update_resources(a)?;
             berth_runtime::update(&state_root(&cli)?, &a.id, &res)?;
         }
+        Command::Events {
+            stats,
+            interval,
+            id,
+        } => {
+            let every = parse_duration(interval)?;
+            berth_runtime::events(
+                &state_root(&cli)?,
+                id,
+                *stats,
+                every,
+                &mut std::io::stdout().lock(),
+            )?;
+        }
         Command::Pause { id } => berth_runtime::pause(&state_root(&cli)?, id)?,
         Command::Resume { id } => berth_runtime::resume(&state_root(&cli)?, id)?,
         Command::Exec(a) => {
@@ -714,5 +763,17 @@ mod update_tests {
         assert_eq!(parse_size("memory", "-1").unwrap(), -1);
         assert!(parse_size("memory", "-5m").is_err());
         assert!(parse_size("memory", "lots").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        use super::parse_duration;
+        use std::time::Duration;
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
     }
 }

@@ -1081,6 +1081,83 @@ pub fn update(root: &Path, id: &str, res: &oci_spec::runtime::LinuxResources) ->
     })
 }
 
+/// `events`: with `stats_only`, one `{"type":"stats",...}` line; otherwise
+/// a stats line every `interval` and an `{"type":"oom"}` line for every OOM
+/// kill, until the container stops. runc's schema, one JSON object a line.
+pub fn events(
+    root: &Path,
+    id: &str,
+    stats_only: bool,
+    interval: std::time::Duration,
+    out: &mut dyn std::io::Write,
+) -> Result<()> {
+    let rec = ContainerDir::open(root, id, false)?.load()?;
+    let status = live_status(root, &rec, false);
+    if status == Status::Stopped {
+        return Err(Error::BadState {
+            id: id.into(),
+            op: "read events of",
+            status: status.as_str(),
+        });
+    }
+    let cg = rec
+        .cgroup
+        .as_ref()
+        .ok_or_else(|| Error::Usage(format!("container {id} has no cgroup to read")))?;
+    let emit = |out: &mut dyn std::io::Write, v: serde_json::Value| -> Result<()> {
+        writeln!(out, "{v}")
+            .and_then(|_| out.flush())
+            .ctx("write an event")
+    };
+    let stats = |out: &mut dyn std::io::Write| {
+        emit(
+            out,
+            serde_json::json!({"type": "stats", "id": id, "data": cg.stats()}),
+        )
+    };
+    if stats_only {
+        return stats(out);
+    }
+    let mut oom = cg.oom_watch()?;
+    let mut next = std::time::Instant::now();
+    loop {
+        let now = std::time::Instant::now();
+        if now >= next {
+            stats(out)?;
+            next = now + interval;
+        }
+        let wait = next.saturating_duration_since(std::time::Instant::now());
+        // Wake at least every 100 ms to notice the container's end.
+        let timeout = wait.min(std::time::Duration::from_millis(100)).as_millis() as i32;
+        if let Some(w) = &mut oom {
+            let (fd, events) = w.poll_fd();
+            let mut pfd = libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let n = unsafe { libc::poll(&mut pfd, 1, timeout) };
+            if n > 0 {
+                for _ in 0..w.take() {
+                    emit(out, serde_json::json!({"type": "oom", "id": id}))?;
+                }
+            }
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(timeout as u64));
+        }
+        if !state::alive(rec.pid, rec.pid_start) {
+            // An OOM kill of the init is reported before we go.
+            if let Some(w) = &mut oom {
+                for _ in 0..w.take() {
+                    emit(out, serde_json::json!({"type": "oom", "id": id}))?;
+                }
+            }
+            return Ok(());
+        }
+    }
+}
+
 /// `pause`: freezes every process of a running container.
 pub fn pause(root: &Path, id: &str) -> Result<()> {
     set_paused(root, id, true)

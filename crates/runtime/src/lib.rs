@@ -22,8 +22,8 @@ mod rootfs;
 mod tty;
 
 pub use container::{
-    create, delete, kill, list, parse_signal, pause, pids, resume, run, start, state, update,
-    CreateOptions, RunOptions,
+    create, delete, events, kill, list, parse_signal, pause, pids, resume, run, start, state,
+    update, CreateOptions, RunOptions,
 };
 pub use error::{Error, Result};
 pub use exec::{exec, ExecOptions};

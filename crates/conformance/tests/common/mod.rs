@@ -79,7 +79,7 @@ pub struct Bundle {
 const APPLETS: &[&str] = &[
     "sh", "true", "false", "cat", "ls", "id", "hostname", "mount", "sleep", "echo", "ps", "stat",
     "touch", "mkdir", "grep", "test", "readlink", "head", "wc", "kill", "env", "pwd", "umask",
-    "ulimit", "rm",
+    "ulimit", "rm", "dd",
 ];
 
 impl Bundle {
