@@ -204,6 +204,42 @@ def main():
               f"{ms(med(name,'create')):.1f} / {ms(med(name,'start')):.1f} / {ms(med(name,'delete')):.1f} | "
               f"{ms(med(name,'cpu')):.1f} | {statistics.median(r['rss'])/1024:.1f} MiB | "
               f"{rates[name][1]:.0f} / {rates[name][2]:.0f} / {rates[name][8]:.0f} |")
+    # exec into a running container, and update latency.
+    sleeper = os.path.join(base, "bundle-sleep")
+    os.makedirs(sleeper)
+    os.symlink(os.path.join(bundle, "rootfs"), os.path.join(sleeper, "rootfs"))
+    with open(os.path.join(bundle, "config.json")) as f:
+        c = json.load(f)
+    c["root"]["path"] = os.path.join(bundle, "rootfs")
+    c["process"]["args"] = ["/bin/busybox", "sleep", "100000"]
+    with open(os.path.join(sleeper, "config.json"), "w") as f:
+        json.dump(c, f)
+    ex = {k: {"exec": [], "exec_cpu": [], "update": []} for k in runtimes}
+    for name, binpath in runtimes.items():
+        root = os.path.join(base, "root-" + name)
+        subprocess.run([binpath, "--root", root, "run", "-d", "--bundle", sleeper, "sleeper"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    for i in range(args.runs):
+        rng.shuffle(order)
+        for name, binpath in order:
+            root = os.path.join(base, "root-" + name)
+            w, cpu, _, _ = timed([binpath, "--root", root, "exec", "sleeper", "/bin/true"])
+            ex[name]["exec"].append(w)
+            ex[name]["exec_cpu"].append(cpu)
+            w, _, _, _ = timed([binpath, "--root", root, "update", "--pids-limit", str(100 + i), "sleeper"])
+            ex[name]["update"].append(w)
+    for name, binpath in runtimes.items():
+        root = os.path.join(base, "root-" + name)
+        subprocess.run([binpath, "--root", root, "delete", "--force", "sleeper"], stdout=subprocess.DEVNULL, check=True)
+    print(f"\n`exec /bin/true` into a running container and `update --pids-limit`, {args.runs} interleaved rounds:\n")
+    print("| runtime | `exec` median (p10-p90) | vs " + ref + " | CPU per `exec` | `update` median |")
+    print("|---|---:|---:|---:|---:|")
+    emed = lambda name, k: statistics.median(ex[name][k])
+    for name in res:
+        e = ex[name]
+        print(f"| {name} | {ms(emed(name,'exec')):.1f} ({ms(pct(e['exec'],.1)):.1f}-{ms(pct(e['exec'],.9)):.1f}) | "
+              f"{emed(name,'exec')/emed(ref,'exec'):.2f}x | {ms(emed(name,'exec_cpu')):.1f} | {ms(emed(name,'update')):.1f} |")
+
     print(f"\nWith Docker's default capabilities ({len(DOCKER_CAPS)}) and seccomp profile ({docker_names} syscall names, "
           f"3 architectures, converted from {MOBY_PROFILE}); after an untimed warm-up round, "
           f"so a runtime that caches the compiled profile (berth-runtime does) does not compile it again:\n")
