@@ -87,12 +87,7 @@ fn another_containers_user_namespace_can_be_joined() {
     rt.create(&holder).ok();
     let pid = rt.state(&holder.id)["pid"].as_i64().unwrap();
     let mut b = Bundle::new(&[]);
-    let status = std::process::Command::new("chown")
-        .args(["-R", "100000:100000"])
-        .arg(b.rootfs())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    chown_rootfs(&b, 100000);
     b.add_namespace(NS::User, Some(&format!("/proc/{pid}/ns/user")));
     b.add_namespace(NS::Network, Some(&format!("/proc/{pid}/ns/net")));
     let r = rt.check(&mut b);

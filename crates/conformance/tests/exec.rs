@@ -10,17 +10,6 @@ use serde_json::json;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 
-/// Starts a long-running container from `b` and returns its init's pid.
-fn start_sleeper(rt: &Runtime, b: &Bundle) -> i32 {
-    b.write();
-    rt.exec_files(
-        &["run", "-d", "--bundle", b.path().to_str().unwrap(), &b.id],
-        b.path(),
-    )
-    .ok();
-    rt.state(&b.id)["pid"].as_i64().unwrap() as i32
-}
-
 fn ns_of(pid: &str, kind: &str) -> String {
     std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
         .unwrap()
@@ -33,7 +22,7 @@ fn exec_joins_namespaces_and_cgroup_with_the_containers_context() {
     let rt = Runtime::new();
     let mut b = Bundle::new(&["sleep", "100"]);
     b.add_namespace(oci_spec::runtime::LinuxNamespaceType::Cgroup, None);
-    let init = start_sleeper(&rt, &b).to_string();
+    let init = rt.start_detached(&b).to_string();
     let pidfile = b.path().join("exec.pid");
     // A detached exec, so that its namespaces can be read from outside.
     let o = rt.exec_files(
@@ -74,7 +63,7 @@ fn exec_joins_namespaces_and_cgroup_with_the_containers_context() {
 fn exit_codes_and_signals() {
     let rt = Runtime::new();
     let b = Bundle::new(&["sleep", "100"]);
-    start_sleeper(&rt, &b);
+    rt.start_detached(&b);
     assert_eq!(rt.exec(&["exec", &b.id, "sh", "-c", "exit 7"]).code, 7);
     assert_eq!(
         rt.exec(&["exec", &b.id, "sh", "-c", "kill -KILL $$"]).code,
@@ -91,7 +80,7 @@ fn exit_codes_and_signals() {
 fn flags_change_the_process() {
     let rt = Runtime::new();
     let b = Bundle::new(&["sleep", "100"]);
-    start_sleeper(&rt, &b);
+    rt.start_detached(&b);
     let o = rt
         .exec(&[
             "exec",
@@ -136,7 +125,7 @@ fn flags_change_the_process() {
     // --no-new-privs on a container process that had it off.
     let mut b2 = Bundle::new(&["sleep", "100"]);
     b2.process().set_no_new_privileges(Some(false));
-    start_sleeper(&rt, &b2);
+    rt.start_detached(&b2);
     let nnp = |extra: &[&str]| {
         let mut args = vec!["exec"];
         args.extend_from_slice(extra);
@@ -151,7 +140,7 @@ fn flags_change_the_process() {
 fn process_json_replaces_the_process() {
     let rt = Runtime::new();
     let b = Bundle::new(&["sleep", "100"]);
-    start_sleeper(&rt, &b);
+    rt.start_detached(&b);
     let process = json!({
         "terminal": false,
         "user": {"uid": 33, "gid": 33},
@@ -182,7 +171,7 @@ fn process_json_replaces_the_process() {
 fn tty_through_the_console_socket() {
     let rt = Runtime::new();
     let b = Bundle::new(&["sleep", "100"]);
-    start_sleeper(&rt, &b);
+    rt.start_detached(&b);
     let sock_path = b.path().join("exec-console.sock");
     let listener = UnixListener::bind(&sock_path).unwrap();
     let mut child = rt
@@ -231,7 +220,7 @@ fn preserve_fds_and_seccomp() {
         }))
         .unwrap(),
     ));
-    start_sleeper(&rt, &b);
+    rt.start_detached(&b);
     let o = rt.exec(&["exec", &b.id, "sh", "-c", "mkdir /tmp/x; echo $?"]);
     assert_eq!(o.stdout, "1\n", "the container's seccomp profile applies");
     assert!(
@@ -260,7 +249,7 @@ fn preserve_fds_and_seccomp() {
 fn exec_into_a_user_namespace() {
     let rt = Runtime::new();
     let b = userns_bundle(&["sleep", "100"]);
-    let init = start_sleeper(&rt, &b).to_string();
+    let init = rt.start_detached(&b).to_string();
     let o = rt
         .exec(&["exec", &b.id, "sh", "-c", "id -u; cat /proc/self/uid_map"])
         .ok();
@@ -293,7 +282,7 @@ fn exec_into_a_user_namespace() {
 fn exec_into_stopped_and_paused_containers_fails() {
     let rt = Runtime::new();
     let b = Bundle::new(&["sleep", "100"]);
-    let init = start_sleeper(&rt, &b);
+    let init = rt.start_detached(&b);
     // Paused: frozen through the cgroup freezer (v1) or cgroup.freeze (v2).
     let (file, frozen, thawed) = if cgroup_v2() {
         (b.cgroup_dir("").join("cgroup.freeze"), "1", "0")

@@ -412,15 +412,7 @@ fn pause_resume_and_kill_or_delete_when_paused() {
         "-c",
         "while true; do echo tick >> /tmp/ticks; sleep 0.05; done",
     ]);
-    b.write();
-    let start = |b: &Bundle| {
-        rt.exec_files(
-            &["run", "-d", "--bundle", b.path().to_str().unwrap(), &b.id],
-            b.path(),
-        )
-        .ok();
-    };
-    start(&b);
+    rt.start_detached(&b);
     rt.exec(&["pause", &b.id]).ok();
     assert_eq!(rt.status(&b.id), "paused");
     assert!(frozen(&b));
@@ -457,8 +449,7 @@ fn pause_resume_and_kill_or_delete_when_paused() {
     // delete --force of a paused container leaves nothing.
     let mut b2 = Bundle::new(&["sleep", "100"]);
     b2.id = unique_id("paused");
-    b2.write();
-    start(&b2);
+    rt.start_detached(&b2);
     rt.exec(&["pause", &b2.id]).ok();
     rt.exec(&["delete", "--force", &b2.id]).ok();
     assert!(rt.exec(&["list", "-q"]).ok().stdout.trim().is_empty());
@@ -471,13 +462,7 @@ fn pause_resume_and_kill_or_delete_when_paused() {
 fn ps_lists_the_containers_processes() {
     let rt = Runtime::new();
     let b = Bundle::new(&["sleep", "100"]);
-    b.write();
-    rt.exec_files(
-        &["run", "-d", "--bundle", b.path().to_str().unwrap(), &b.id],
-        b.path(),
-    )
-    .ok();
-    let init = rt.state(&b.id)["pid"].as_i64().unwrap();
+    let init = rt.start_detached(&b) as i64;
     let pidfile = b.path().join("exec.pid");
     rt.exec_files(
         &[
@@ -523,12 +508,7 @@ fn ps_lists_the_containers_processes() {
 fn update_changes_the_limits() {
     let rt = Runtime::new();
     let b = Bundle::new(&["sleep", "100"]);
-    b.write();
-    rt.exec_files(
-        &["run", "-d", "--bundle", b.path().to_str().unwrap(), &b.id],
-        b.path(),
-    )
-    .ok();
+    rt.start_detached(&b);
     let read = |c: &str, f: &str| {
         std::fs::read_to_string(b.cgroup_dir(c).join(f))
             .unwrap()
@@ -601,12 +581,7 @@ fn events_stats_and_oom() {
         }))
         .unwrap(),
     ));
-    b.write();
-    rt.exec_files(
-        &["run", "-d", "--bundle", b.path().to_str().unwrap(), &b.id],
-        b.path(),
-    )
-    .ok();
+    rt.start_detached(&b);
     let ev = rt.exec(&["events", "--stats", &b.id]).ok().json();
     assert_eq!(ev["type"], "stats");
     assert_eq!(ev["id"], b.id.as_str());

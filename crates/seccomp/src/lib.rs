@@ -278,15 +278,7 @@ pub fn compile_cached(s: &LinuxSeccomp, dir: &std::path::Path) -> Result<Filter,
     h.update(&json);
     let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     let path = dir.join(format!("{key}.bpf"));
-    let meta = |program| Filter {
-        program,
-        flags: load_flags(s),
-        listener_path: s
-            .listener_path()
-            .clone()
-            .filter(|p| !p.as_os_str().is_empty()),
-        listener_metadata: s.listener_metadata().clone(),
-    };
+    let meta = |program| filter(s, program);
     if let Ok(bytes) = std::fs::read(&path) {
         if bytes.len() > 32 && Sha256::digest(&bytes[32..]).as_slice() == &bytes[..32] {
             if let Ok(program) = decode(&bytes[32..]) {
@@ -410,8 +402,12 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
             }
         }
     }
-    let program = export(&ctx)?;
-    Ok(Filter {
+    Ok(filter(s, export(&ctx)?))
+}
+
+/// The profile's program with what loading it needs.
+fn filter(s: &LinuxSeccomp, program: Vec<libc::sock_filter>) -> Filter {
+    Filter {
         program,
         flags: load_flags(s),
         listener_path: s
@@ -419,7 +415,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
             .clone()
             .filter(|p| !p.as_os_str().is_empty()),
         listener_metadata: s.listener_metadata().clone(),
-    })
+    }
 }
 
 /// The program libseccomp generates, read back from a memfd (libseccomp

@@ -297,6 +297,18 @@ impl Runtime {
         self.exec(&["run", "--bundle", b.path().to_str().unwrap(), &b.id])
     }
 
+    /// `run -d`: writes the bundle, starts its container in the
+    /// background and returns the init's host pid.
+    pub fn start_detached(&self, b: &Bundle) -> i32 {
+        b.write();
+        self.exec_files(
+            &["run", "-d", "--bundle", b.path().to_str().unwrap(), &b.id],
+            b.path(),
+        )
+        .ok();
+        self.state(&b.id)["pid"].as_i64().unwrap() as i32
+    }
+
     /// Runs the checker in a container with this bundle and parses its report.
     pub fn check(&self, b: &mut Bundle) -> serde_json::Value {
         b.set_args(&["/checker"]);
@@ -434,13 +446,18 @@ pub fn userns_bundle(args: &[&str]) -> Bundle {
         .set_uid_mappings(Some(serde_json::from_value(map.clone()).unwrap()));
     b.linux()
         .set_gid_mappings(Some(serde_json::from_value(map).unwrap()));
-    // The rootfs must be usable by the mapped root.
+    chown_rootfs(&b, 100000);
+    // sysfs needs a network namespace owned by the user namespace: we have one.
+    b
+}
+
+/// Gives the bundle's rootfs to `id` (uid and gid): usable by a user
+/// namespace's mapped root.
+pub fn chown_rootfs(b: &Bundle, id: u32) {
     let status = std::process::Command::new("chown")
-        .args(["-R", "100000:100000"])
+        .args(["-R", &format!("{id}:{id}")])
         .arg(b.rootfs())
         .status()
         .unwrap();
     assert!(status.success());
-    // sysfs needs a network namespace owned by the user namespace: we have one.
-    b
 }
