@@ -15,7 +15,7 @@ keep=0
 if [ "${1:-}" = --keep ]; then keep=1; shift; fi
 
 missing=()
-for p in qemu-system-x86 linux-image-amd64 busybox-static cpio binutils; do
+for p in qemu-system-x86 linux-image-amd64 busybox-static cpio binutils python3; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
