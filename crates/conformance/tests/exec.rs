@@ -23,22 +23,8 @@ fn exec_joins_namespaces_and_cgroup_with_the_containers_context() {
     let mut b = Bundle::new(&["sleep", "100"]);
     b.add_namespace(oci_spec::runtime::LinuxNamespaceType::Cgroup, None);
     let init = rt.start_detached(&b).to_string();
-    let pidfile = b.path().join("exec.pid");
     // A detached exec, so that its namespaces can be read from outside.
-    let o = rt.exec_files(
-        &[
-            "exec",
-            "-d",
-            "--pid-file",
-            pidfile.to_str().unwrap(),
-            &b.id,
-            "sleep",
-            "50",
-        ],
-        b.path(),
-    );
-    assert_eq!(o.code, 0, "{}", o.stderr);
-    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let pid = rt.exec_detached(&b, &["sleep", "50"]).to_string();
     for kind in ["mnt", "pid", "net", "ipc", "uts", "cgroup"] {
         assert_eq!(ns_of(&pid, kind), ns_of(&init, kind), "{kind} namespace");
     }
@@ -260,21 +246,7 @@ fn exec_into_a_user_namespace() {
         "{}",
         o.stdout
     );
-    let pidfile = b.path().join("exec.pid");
-    rt.exec_files(
-        &[
-            "exec",
-            "-d",
-            "--pid-file",
-            pidfile.to_str().unwrap(),
-            &b.id,
-            "sleep",
-            "30",
-        ],
-        b.path(),
-    )
-    .ok();
-    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    let pid = rt.exec_detached(&b, &["sleep", "30"]).to_string();
     assert_eq!(ns_of(&pid, "user"), ns_of(&init, "user"));
 }
 

@@ -463,25 +463,7 @@ fn ps_lists_the_containers_processes() {
     let rt = Runtime::new();
     let b = Bundle::new(&["sleep", "100"]);
     let init = rt.start_detached(&b) as i64;
-    let pidfile = b.path().join("exec.pid");
-    rt.exec_files(
-        &[
-            "exec",
-            "-d",
-            "--pid-file",
-            pidfile.to_str().unwrap(),
-            &b.id,
-            "sleep",
-            "77",
-        ],
-        b.path(),
-    )
-    .ok();
-    let exec_pid: i64 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let exec_pid = rt.exec_detached(&b, &["sleep", "77"]) as i64;
     let json = rt.exec(&["ps", "--format", "json", &b.id]).ok().json();
     let mut want = vec![init, exec_pid];
     want.sort();

@@ -309,6 +309,20 @@ impl Runtime {
         self.state(&b.id)["pid"].as_i64().unwrap() as i32
     }
 
+    /// `exec -d --pid-file`: starts `cmd` in the container in the
+    /// background and returns its host pid.
+    pub fn exec_detached(&self, b: &Bundle, cmd: &[&str]) -> i32 {
+        let pidfile = b.path().join("exec.pid");
+        let mut args = vec!["exec", "-d", "--pid-file", pidfile.to_str().unwrap(), &b.id];
+        args.extend_from_slice(cmd);
+        self.exec_files(&args, b.path()).ok();
+        std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     /// Runs the checker in a container with this bundle and parses its report.
     pub fn check(&self, b: &mut Bundle) -> serde_json::Value {
         b.set_args(&["/checker"]);
