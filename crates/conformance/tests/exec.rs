@@ -42,6 +42,10 @@ fn exec_joins_namespaces_and_cgroup_with_the_containers_context() {
     assert_eq!(r["no_new_privs"], "1");
     assert_eq!(r["cwd"], "/");
     assert_eq!(r["uid"], 0);
+    // CVE-2024-21626 for exec: none of the runtime's fds (state lock, init
+    // pidfd, cgroup directory, channel) reaches the process.
+    let fds: Vec<&String> = r["fds"].as_object().unwrap().keys().collect();
+    assert_eq!(fds, ["0", "1", "2"], "leaked fds: {}", r["fds"]);
     rt.exec(&["delete", "--force", &b.id]).ok();
 }
 
