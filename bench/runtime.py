@@ -78,23 +78,31 @@ def docker_seccomp(caps):
         out["defaultErrnoRet"] = moby["defaultErrnoRet"]
     return out
 
-def make_docker_bundle(base, plain):
-    """The plain bundle with Docker's default capabilities and seccomp."""
-    b = os.path.join(base, "bundle-docker")
+def derive_bundle(base, plain, name, edit):
+    """A bundle sharing `plain`'s rootfs, its config changed by edit(config)."""
+    b = os.path.join(base, name)
     os.makedirs(b)
     os.symlink(os.path.join(plain, "rootfs"), os.path.join(b, "rootfs"))
     with open(os.path.join(plain, "config.json")) as f:
         c = json.load(f)
     c["root"]["path"] = os.path.join(plain, "rootfs")
-    caps = c["process"]["capabilities"]
-    for k in ("bounding", "effective", "permitted"):
-        caps[k] = list(DOCKER_CAPS)
-    caps.pop("inheritable", None)
-    caps.pop("ambient", None)
-    c["linux"]["seccomp"] = docker_seccomp(DOCKER_CAPS)
+    edit(c)
     with open(os.path.join(b, "config.json"), "w") as f:
         json.dump(c, f)
-    return b, sum(len(r["names"]) for r in c["linux"]["seccomp"]["syscalls"])
+    return b
+
+def make_docker_bundle(base, plain):
+    """The plain bundle with Docker's default capabilities and seccomp."""
+    profile = docker_seccomp(DOCKER_CAPS)
+    def edit(c):
+        caps = c["process"]["capabilities"]
+        for k in ("bounding", "effective", "permitted"):
+            caps[k] = list(DOCKER_CAPS)
+        caps.pop("inheritable", None)
+        caps.pop("ambient", None)
+        c["linux"]["seccomp"] = profile
+    b = derive_bundle(base, plain, "bundle-docker", edit)
+    return b, sum(len(r["names"]) for r in profile["syscalls"])
 
 def timed(argv, gap=True):
     """Runs argv; returns (wall s, cpu s, maxrss KiB, exit code)."""
@@ -205,15 +213,8 @@ def main():
               f"{ms(med(name,'cpu')):.1f} | {statistics.median(r['rss'])/1024:.1f} MiB | "
               f"{rates[name][1]:.0f} / {rates[name][2]:.0f} / {rates[name][8]:.0f} |")
     # exec into a running container, and update latency.
-    sleeper = os.path.join(base, "bundle-sleep")
-    os.makedirs(sleeper)
-    os.symlink(os.path.join(bundle, "rootfs"), os.path.join(sleeper, "rootfs"))
-    with open(os.path.join(bundle, "config.json")) as f:
-        c = json.load(f)
-    c["root"]["path"] = os.path.join(bundle, "rootfs")
-    c["process"]["args"] = ["/bin/busybox", "sleep", "100000"]
-    with open(os.path.join(sleeper, "config.json"), "w") as f:
-        json.dump(c, f)
+    sleeper = derive_bundle(base, bundle, "bundle-sleep",
+                            lambda c: c["process"].update(args=["/bin/busybox", "sleep", "100000"]))
     ex = {k: {"exec": [], "exec_cpu": [], "update": []} for k in runtimes}
     for name, binpath in runtimes.items():
         root = os.path.join(base, "root-" + name)

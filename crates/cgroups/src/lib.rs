@@ -169,25 +169,27 @@ impl Manager {
         Ok(())
     }
 
-    /// Moves a process into the cgroup in every hierarchy.
-    pub fn add(&self, pid: i32) -> Result<()> {
+    /// Moves a process into the cgroup in every hierarchy, or into its
+    /// sub-cgroup `sub` (relative; `""` for the cgroup itself).
+    pub fn add(&self, pid: i32, sub: &str) -> Result<()> {
         let pid = pid.to_string();
         for dir in &self.dirs {
-            let file = dir.path.join("cgroup.procs");
+            let file = dir.path.join(sub).join("cgroup.procs");
             std::fs::write(&file, &pid).map_err(io_err("add process to", &file))?;
         }
         Ok(())
     }
 
-    /// The v2 directory, opened for `clone3(CLONE_INTO_CGROUP)`.
-    pub fn v2_dir_fd(&self) -> Result<Option<OwnedFd>> {
+    /// The v2 directory (or its sub-cgroup `sub`), opened for
+    /// `clone3(CLONE_INTO_CGROUP)`; `None` on v1.
+    pub fn v2_dir_fd(&self, sub: &str) -> Result<Option<OwnedFd>> {
         if self.version != Version::V2 {
             return Ok(None);
         }
-        let dir = &self.dirs[0].path;
-        berth_sys::fs::open(dir, libc::O_PATH | libc::O_DIRECTORY, 0)
+        let dir = self.dirs[0].path.join(sub);
+        berth_sys::fs::open(&dir, libc::O_PATH | libc::O_DIRECTORY, 0)
             .map(Some)
-            .map_err(io_err("open", dir))
+            .map_err(io_err("open", &dir))
     }
 
     /// The pids of every process in the cgroup.

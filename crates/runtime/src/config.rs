@@ -544,6 +544,15 @@ fn validate_linux(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<(
     Ok(())
 }
 
+/// Compiles a container's seccomp profile through the cache under the
+/// state root ('@' cannot start a container id, so it never collides).
+pub(crate) fn compile_seccomp(
+    root: &Path,
+    sc: &oci_spec::runtime::LinuxSeccomp,
+) -> Result<berth_seccomp::Filter> {
+    berth_seccomp::compile_cached(sc, &root.join("@cache").join("seccomp")).map_err(seccomp_err)
+}
+
 /// A seccomp profile error as a config error naming its field.
 pub(crate) fn seccomp_err(e: berth_seccomp::Error) -> Error {
     match e {

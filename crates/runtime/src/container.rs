@@ -271,10 +271,7 @@ fn launch(
     // Compiled here, before anything runs in the container; programs are
     // cached under the state root ('@' cannot start a container id).
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
-        Some(sc) => Some(
-            berth_seccomp::compile_cached(sc, &opts.root.join("@cache").join("seccomp"))
-                .map_err(config::seccomp_err)?,
-        ),
+        Some(sc) => Some(config::compile_seccomp(&opts.root, sc)?),
         None => None,
     };
     let hooks_handshake = spec.hooks().as_ref().is_some_and(|h| {
@@ -298,7 +295,7 @@ fn launch(
     if cgroupns_unshare {
         init_flags &= !(libc::CLONE_NEWCGROUP as u64);
     }
-    let cg_fd = cg.v2_dir_fd()?;
+    let cg_fd = cg.v2_dir_fd("")?;
     let (chan, child_chan) = Channel::pair()?;
     let mut close_fds = vec![dir.lock_fd()];
     if let Some(fd) = &cg_fd {
@@ -349,7 +346,7 @@ fn launch(
     drop(child_chan);
     cleanup.pids.push(first_pid);
     if !v2 && staged {
-        cg.add(first_pid)?;
+        cg.add(first_pid, "")?;
     }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{first_pid}/oom_score_adj"), adj.to_string())
@@ -401,7 +398,7 @@ fn launch(
         chan.send(&Msg::Go)?;
         if !v2 {
             // The init mounts its root filesystem meanwhile.
-            cg.add(first_pid)?;
+            cg.add(first_pid, "")?;
             // If the init failed already, its error is waiting below.
             let _ = chan.send(&Msg::Placed);
         }
@@ -1109,6 +1106,12 @@ pub fn events(
             .and_then(|_| out.flush())
             .ctx("write an event")
     };
+    let ooms = |out: &mut dyn std::io::Write, w: &mut berth_cgroups::OomWatch| -> Result<()> {
+        for _ in 0..w.take() {
+            emit(out, serde_json::json!({"type": "oom", "id": id}))?;
+        }
+        Ok(())
+    };
     let stats = |out: &mut dyn std::io::Write| {
         emit(
             out,
@@ -1139,9 +1142,7 @@ pub fn events(
             // SAFETY: one valid pollfd.
             let n = unsafe { libc::poll(&mut pfd, 1, timeout) };
             if n > 0 {
-                for _ in 0..w.take() {
-                    emit(out, serde_json::json!({"type": "oom", "id": id}))?;
-                }
+                ooms(out, w)?;
             }
         } else {
             std::thread::sleep(std::time::Duration::from_millis(timeout as u64));
@@ -1149,9 +1150,7 @@ pub fn events(
         if !state::alive(rec.pid, rec.pid_start) {
             // An OOM kill of the init is reported before we go.
             if let Some(w) = &mut oom {
-                for _ in 0..w.take() {
-                    emit(out, serde_json::json!({"type": "oom", "id": id}))?;
-                }
+                ooms(out, w)?;
             }
             return Ok(());
         }

@@ -222,10 +222,7 @@ pub fn exec(o: &ExecOptions) -> Result<i32> {
         ));
     }
     let seccomp = match &rec.seccomp {
-        Some(sc) => Some(
-            berth_seccomp::compile_cached(sc, &o.root.join("@cache").join("seccomp"))
-                .map_err(config::seccomp_err)?,
-        ),
+        Some(sc) => Some(config::compile_seccomp(&o.root, sc)?),
         None => None,
     };
     // The init, held by a pidfd checked against its start time.
@@ -256,15 +253,9 @@ pub fn exec(o: &ExecOptions) -> Result<i32> {
         return Err(Error::Usage(format!("--cgroup {sub:?}: no '..' allowed")));
     }
     let v2 = cg.as_ref().is_some_and(|c| c.version == Version::V2);
-    let cg_fd = match (&cg, v2) {
-        (Some(c), true) => {
-            let dir = c.dirs[0].path.join(&sub);
-            Some(
-                sfs::open(&dir, libc::O_PATH | libc::O_DIRECTORY, 0)
-                    .with_ctx(|| format!("open the cgroup {} (--cgroup)", dir.display()))?,
-            )
-        }
-        _ => None,
+    let cg_fd = match &cg {
+        Some(c) => c.v2_dir_fd(&sub)?,
+        None => None,
     };
 
     let console = match (&o.console_socket, terminal) {
@@ -382,11 +373,7 @@ fn parent_side(
     seccomp: Option<&berth_seccomp::Filter>,
 ) -> Result<()> {
     if let (Some(cg), false) = (cg, v2) {
-        for d in &cg.dirs {
-            let file = d.path.join(sub).join("cgroup.procs");
-            std::fs::write(&file, pid.to_string())
-                .with_ctx(|| format!("add the exec process to {}", file.display()))?;
-        }
+        cg.add(pid, sub)?;
     }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
@@ -475,21 +462,8 @@ fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
     // container's.
     crate::init::enter_cwd(p.cwd())?;
     if p.terminal() == Some(true) {
-        let sock = c.console.ok_or_else(|| {
-            Error::Usage("process.terminal is set but there is no console socket".into())
-        })?;
-        let (master, slave) = crate::tty::open_pty_in_container()?;
-        if let Some(size) = p.console_size() {
-            crate::tty::set_size(slave.as_fd(), size.height() as u16, size.width() as u16)?;
-        }
-        berth_sys::socket::send(sock.as_fd(), b"/dev/ptmx", Some(master.as_raw_fd()))
-            .ctx("send the pty master to the console socket")?;
-        drop(master);
-        sp::setsid().ctx("setsid")?;
-        crate::tty::make_controlling(slave.as_fd())?;
-        for fd in 0..3 {
-            sfs::dup2(slave.as_raw_fd(), fd).ctx("make the pty our stdio")?;
-        }
+        let slave = crate::tty::open_for_process(c.console, p)?;
+        crate::tty::take_as_stdio(slave.as_fd())?;
     }
     if let Some(r) = p.rlimits() {
         pa::set_rlimits(r)?;
@@ -506,16 +480,8 @@ fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
     }
     let args = p.args().clone().unwrap_or_default();
     let exe = pa::find_executable(&args[0], &env)?;
-    let to_c = |v: &[String], field: &str| -> Result<Vec<std::ffi::CString>> {
-        v.iter()
-            .map(|s| {
-                std::ffi::CString::new(s.as_bytes())
-                    .map_err(|_| crate::error::config(field, "contains a NUL byte"))
-            })
-            .collect()
-    };
-    let argv = to_c(&args, "process.args")?;
-    let envp = to_c(&env, "process.env")?;
+    let argv = crate::init::to_cstrings(&args, "process.args")?;
+    let envp = crate::init::to_cstrings(&env, "process.env")?;
     // Placed in the container's cgroups (v1: the runtime moved us).
     match c.chan.expect("the runtime placed it in its cgroups")? {
         Msg::Placed => {}
@@ -527,16 +493,8 @@ fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
     }
     let caps = CapMasks::from_spec(p.capabilities().as_ref());
     let nnp = p.no_new_privileges() == Some(true);
-    let load = |f: &berth_seccomp::Filter| -> Result<()> {
-        if let Some(fd) = sp::seccomp_set_filter(f.flags, &f.program)
-            .ctx("load the seccomp filter (linux.seccomp)")?
-        {
-            c.chan.send_fd(&Msg::SeccompFd, fd.as_fd())?;
-        }
-        Ok(())
-    };
     if let (Some(f), false) = (c.seccomp, nnp) {
-        load(f)?;
+        crate::init::load_seccomp(c.chan, f)?;
     }
     pa::drop_bounding(caps.bounding)?;
     pa::switch_user(p, &caps, crate::init::setgroups_allowed())?;
@@ -547,7 +505,7 @@ fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
     sfs::cloexec_from(3 + c.preserve_fds).ctx("mark inherited fds close-on-exec")?;
     sp::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0).ctx("clear parent-death signal")?;
     if let (Some(f), true) = (c.seccomp, nnp) {
-        load(f)?;
+        crate::init::load_seccomp(c.chan, f)?;
     }
     Err(sp::execve(&exe, &argv, &envp)).with_ctx(|| format!("exec {:?}", args[0]))
 }

@@ -279,7 +279,7 @@ fn setup_and_exec(
     // reach the runtime while the runtime is still listening.
     let early_seccomp = a.seccomp.filter(|f| !nnp || f.notify());
     if let (Some(f), false) = (early_seccomp, nnp) {
-        load_seccomp(a, f)?;
+        load_seccomp(a.chan, f)?;
     }
     pa::drop_bounding(caps.bounding)?;
     pa::switch_user(process, &caps, setgroups_allowed())?;
@@ -301,7 +301,7 @@ fn setup_and_exec(
     sfs::cloexec_from(3 + a.preserve_fds).ctx("mark inherited fds close-on-exec")?;
     sp::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0).ctx("clear parent-death signal")?;
     if let (Some(f), true) = (early_seccomp, nnp) {
-        load_seccomp(a, f)?;
+        load_seccomp(a.chan, f)?;
     }
     a.chan.send(&Msg::Ready)?;
 
@@ -336,23 +336,23 @@ fn setup_and_exec(
         )?;
     }
     if let (Some(f), None) = (a.seccomp, early_seccomp) {
-        load_seccomp(a, f)?;
+        load_seccomp(a.chan, f)?;
     }
     Err(sp::execve(&exe, &argv, &envp)).with_ctx(|| format!("exec {:?}", args[0]))
 }
 
 /// Loads the compiled profile; a NOTIFY profile's listener fd goes to the
 /// runtime, which passes it to `listenerPath`.
-fn load_seccomp(a: &InitArgs<'_>, f: &berth_seccomp::Filter) -> Result<()> {
+pub(crate) fn load_seccomp(chan: &Channel, f: &berth_seccomp::Filter) -> Result<()> {
     let listener = sp::seccomp_set_filter(f.flags, &f.program)
         .ctx("load the seccomp filter (linux.seccomp)")?;
     if let Some(fd) = listener {
-        a.chan.send_fd(&Msg::SeccompFd, fd.as_fd())?;
+        chan.send_fd(&Msg::SeccompFd, fd.as_fd())?;
     }
     Ok(())
 }
 
-fn to_cstrings(v: &[String], field: &str) -> Result<Vec<std::ffi::CString>> {
+pub(crate) fn to_cstrings(v: &[String], field: &str) -> Result<Vec<std::ffi::CString>> {
     v.iter()
         .map(|s| {
             std::ffi::CString::new(s.as_bytes())
@@ -459,21 +459,12 @@ pub(crate) fn enter_cwd(cwd: &Path) -> Result<()> {
 /// socket, binds the slave on /dev/console and makes it our stdio and
 /// controlling terminal.
 fn setup_console(a: &InitArgs<'_>) -> Result<()> {
-    let sock = a.console.ok_or_else(|| {
-        Error::Usage("process.terminal is set but there is no --console-socket".into())
-    })?;
-    let (master, slave) = crate::tty::open_pty_in_container()?;
-    if let Some(size) = a.spec.process().as_ref().and_then(|p| p.console_size()) {
-        crate::tty::set_size(slave.as_fd(), size.height() as u16, size.width() as u16)?;
-    }
-    berth_sys::socket::send(sock.as_fd(), b"/dev/ptmx", Some(master.as_raw_fd()))
-        .ctx("send the pty master to --console-socket")?;
-    drop(master);
+    let process = a
+        .spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| crate::error::config("process", "is required"))?;
+    let slave = crate::tty::open_for_process(a.console, process)?;
     crate::tty::bind_console(slave.as_fd())?;
-    sp::setsid().ctx("setsid")?;
-    crate::tty::make_controlling(slave.as_fd())?;
-    for fd in 0..3 {
-        sfs::dup2(slave.as_raw_fd(), fd).ctx("make the pty our stdio")?;
-    }
-    Ok(())
+    crate::tty::take_as_stdio(slave.as_fd())
 }

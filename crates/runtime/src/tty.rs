@@ -29,6 +29,35 @@ pub fn open_pty_in_container() -> Result<(OwnedFd, OwnedFd)> {
     Ok((master, unsafe { OwnedFd::from_raw_fd(slave) }))
 }
 
+/// The terminal of a process with `process.terminal`: a pty made inside
+/// the container, its master sent to `console` (the console socket), its
+/// peer returned for the caller to make its stdio ([`take_as_stdio`]).
+pub fn open_for_process(
+    console: Option<&OwnedFd>,
+    process: &oci_spec::runtime::Process,
+) -> Result<OwnedFd> {
+    let sock = console.ok_or_else(|| {
+        Error::Usage("process.terminal is set but there is no --console-socket".into())
+    })?;
+    let (master, slave) = open_pty_in_container()?;
+    if let Some(size) = process.console_size() {
+        set_size(slave.as_fd(), size.height() as u16, size.width() as u16)?;
+    }
+    berth_sys::socket::send(sock.as_fd(), b"/dev/ptmx", Some(master.as_raw_fd()))
+        .ctx("send the pty master to the console socket")?;
+    Ok(slave)
+}
+
+/// A new session with `slave` as its controlling terminal and stdio.
+pub fn take_as_stdio(slave: BorrowedFd<'_>) -> Result<()> {
+    berth_sys::process::setsid().ctx("setsid")?;
+    make_controlling(slave)?;
+    for fd in 0..3 {
+        sfs::dup2(slave.as_raw_fd(), fd).ctx("make the pty our stdio")?;
+    }
+    Ok(())
+}
+
 pub fn set_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<()> {
     let ws = libc::winsize {
         ws_row: rows,
