@@ -7,7 +7,7 @@
 mod common;
 use common::*;
 use serde_json::json;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 fn set_seccomp(b: &mut Bundle, v: serde_json::Value) {
     b.linux()
@@ -203,31 +203,9 @@ const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
 /// the notify fd.
 fn accept_listener(sock: &std::os::unix::net::UnixListener) -> (serde_json::Value, OwnedFd) {
     let (conn, _) = sock.accept().expect("the runtime connects to listenerPath");
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut cbuf = [0u64; 8];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: msghdr is plain data; we fill the fields we use.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&cbuf);
-    // SAFETY: msg describes live buffers.
-    let n = unsafe { libc::recvmsg(conn.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
-    assert!(n > 0, "recvmsg: {}", std::io::Error::last_os_error());
-    // SAFETY: walking the control message the kernel wrote.
-    let fd = unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        assert!(
-            !c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS,
-            "no fd attached"
-        );
-        OwnedFd::from_raw_fd(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>()))
-    };
-    let v = serde_json::from_slice(&buf[..n as usize]).expect("listener message is JSON");
+    let (data, fd) = recv_with_fd(&conn);
+    assert!(!data.is_empty(), "the listener message is empty");
+    let v = serde_json::from_slice(&data).expect("listener message is JSON");
     (v, fd)
 }
 

@@ -422,7 +422,12 @@ pub fn pass_as_fd3(cmd: &mut Command, file: &std::fs::File) {
 
 /// Receives one fd sent with SCM_RIGHTS.
 pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
-    let mut data = [0u8; 256];
+    recv_with_fd(sock).1
+}
+
+/// Receives one message and the fd sent with it (SCM_RIGHTS, required).
+pub fn recv_with_fd(sock: &std::os::unix::net::UnixStream) -> (Vec<u8>, std::os::fd::OwnedFd) {
+    let mut data = vec![0u8; 64 * 1024];
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
         iov_len: data.len(),
@@ -435,10 +440,17 @@ pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
     msg.msg_control = cbuf.as_mut_ptr().cast();
     msg.msg_controllen = std::mem::size_of_val(&cbuf);
     // SAFETY: valid socket and msghdr.
-    let n = unsafe { libc::recvmsg(std::os::fd::AsRawFd::as_raw_fd(sock), &mut msg, 0) };
+    let n = unsafe {
+        libc::recvmsg(
+            std::os::fd::AsRawFd::as_raw_fd(sock),
+            &mut msg,
+            libc::MSG_CMSG_CLOEXEC,
+        )
+    };
     assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+    data.truncate(n as usize);
     // SAFETY: we read the first control message the kernel wrote.
-    unsafe {
+    let fd = unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);
         assert!(
             !c.is_null() && (*c).cmsg_type == libc::SCM_RIGHTS,
@@ -447,7 +459,8 @@ pub fn recv_fd(sock: &std::os::unix::net::UnixStream) -> std::os::fd::OwnedFd {
         <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(std::ptr::read_unaligned(
             libc::CMSG_DATA(c).cast::<i32>(),
         ))
-    }
+    };
+    (data, fd)
 }
 
 /// A bundle with a user namespace mapping 0..65536 to 100000.. and a
