@@ -73,13 +73,16 @@ done <"$W/tests.txt"
 # BERTH_VM_SCRIPT=file: a shell script the VM runs before the tests (for
 # debugging in the v2 machine by hand).
 if [ -n "${BERTH_VM_SCRIPT:-}" ]; then cp "$BERTH_VM_SCRIPT" "$R/root/debug.sh"; fi
-# overlayfs is a module in Debian's kernel.
-mod=$(find "/lib/modules/$KVER" -name 'overlay.ko*' | head -1)
-case "$mod" in
-    *.xz) xz -dc "$mod" >"$R/overlay.ko" ;;
-    *.zst) zstd -qdc "$mod" >"$R/overlay.ko" ;;
-    *) cp "$mod" "$R/overlay.ko" ;;
-esac
+# overlayfs and brd (a RAM disk, the block device the io tests limit) are
+# modules in Debian's kernel.
+for m in overlay brd; do
+    mod=$(find "/lib/modules/$KVER" -name "$m.ko*" | head -1)
+    case "$mod" in
+        *.xz) xz -dc "$mod" >"$R/$m.ko" ;;
+        *.zst) zstd -qdc "$mod" >"$R/$m.ko" ;;
+        *) cp "$mod" "$R/$m.ko" ;;
+    esac
+done
 
 # The work tree may live anywhere: stage 1 copies the top directory that
 # holds it.
@@ -89,7 +92,7 @@ cat >"$R/init" <<EOF
 if [ "\$1" != stage2 ]; then
     # Stage 1: pivot_root cannot leave the initramfs; move onto a tmpfs.
     /bin/busybox mount -t tmpfs -o size=90% tmpfs /newroot
-    /bin/busybox cp -a /bin /etc /tmp /root /tests.txt /overlay.ko /init $top /newroot/
+    /bin/busybox cp -a /bin /etc /tmp /root /tests.txt /overlay.ko /brd.ko /init $top /newroot/
     /bin/busybox mkdir -p /newroot/dev /newroot/proc /newroot/sys
     exec /bin/busybox switch_root /newroot /bin/busybox sh /init stage2
 fi
@@ -108,6 +111,7 @@ mount -t tmpfs tmpfs /dev/shm
 # /tmp is on the tmpfs root already (and may hold the work tree).
 mount -t cgroup2 -o nsdelegate none /sys/fs/cgroup
 insmod /overlay.ko || echo "berth-vm: overlay module not loaded"
+insmod /brd.ko rd_nr=1 rd_size=8192 || echo "berth-vm: brd module not loaded"
 echo "berth-vm: kernel $(uname -r); cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 rc=0
 if [ -f /root/debug.sh ]; then sh -x /root/debug.sh; fi

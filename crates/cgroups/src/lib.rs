@@ -208,6 +208,20 @@ impl Manager {
             .unwrap_or(&self.dirs[0])
     }
 
+    /// v2: the controllers this cgroup may use (its `cgroup.controllers`,
+    /// or its parent's before it exists); `None` on v1 or when unreadable.
+    pub fn v2_controllers(&self) -> Option<Vec<String>> {
+        if self.version != Version::V2 {
+            return None;
+        }
+        let dir = &self.dirs.first()?.path;
+        let parent = dir.parent()?;
+        let text = std::fs::read_to_string(dir.join("cgroup.controllers"))
+            .or_else(|_| std::fs::read_to_string(parent.join("cgroup.controllers")))
+            .ok()?;
+        Some(text.split_whitespace().map(str::to_string).collect())
+    }
+
     /// The v1 directory holding `controller`, if the host has it.
     pub fn v1_dir(&self, controller: &str) -> Option<&Path> {
         self.dirs

@@ -138,7 +138,7 @@ fn blkio_v1(text: &str) -> Vec<BlkioEntry> {
 }
 
 /// Hugepage sizes as the files name them ("2MB", "1GB").
-fn hugepage_sizes(dir: &Path, prefix: &str, suffix: &str) -> Vec<String> {
+pub(crate) fn hugepage_sizes(dir: &Path, prefix: &str, suffix: &str) -> Vec<String> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

@@ -479,6 +479,248 @@ fn cgroup_limits_are_applied_and_removed() {
     }
 }
 
+/// Creates a `sleep` container with `res` and returns what `create` said;
+/// the caller reads the cgroup and deletes it.
+fn create_with_resources(rt: &Runtime, res: serde_json::Value) -> (Bundle, Out) {
+    let mut b = Bundle::new(&["sleep", "100"]);
+    b.linux()
+        .set_resources(Some(serde_json::from_value(res).unwrap()));
+    let o = rt.create(&b);
+    (b, o)
+}
+
+fn read_cgroup(b: &Bundle, controller: &str, file: &str) -> String {
+    let p = b.cgroup_dir(controller).join(file);
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+        .trim()
+        .to_string()
+}
+
+/// A refused create names the field and leaves no cgroup behind.
+fn assert_refused(rt: &Runtime, b: &Bundle, o: &Out, wants: &[&str]) {
+    assert_ne!(o.code, 0, "created, but should be refused");
+    for w in wants {
+        assert!(o.stderr.contains(w), "no {w:?} in: {}", o.stderr);
+    }
+    assert!(!rt.root.path().join(&b.id).exists(), "state left behind");
+    assert!(!b.cgroup_dir("memory").exists(), "cgroup left behind");
+}
+
+/// Whether this host mounts the v1 controller `c` (in a hierarchy of its
+/// own or combined, as /sys/fs/cgroup/net_cls,net_prio).
+fn v1_mounted(c: &str) -> bool {
+    !cgroup_v2()
+        && std::path::Path::new("/sys/fs/cgroup")
+            .join(c)
+            .join("cgroup.procs")
+            .exists()
+}
+
+/// A whole block device of this machine (`major:minor`), for I/O limits.
+fn a_block_device() -> String {
+    let mut found: Vec<(String, String)> = std::fs::read_dir("/sys/block")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("size"))
+                .is_ok_and(|s| s.trim().parse::<u64>().unwrap_or(0) > 0)
+        })
+        .map(|e| {
+            let dev = std::fs::read_to_string(e.path().join("dev")).unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                dev.trim().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+        .into_iter()
+        .next()
+        .expect("this machine has no block device with a size in /sys/block")
+        .1
+}
+
+#[test]
+fn cpu_burst_and_idle() {
+    let rt = Runtime::new();
+    let (b, o) = create_with_resources(
+        &rt,
+        json!({"cpu": {"quota": 50000, "period": 100000, "burst": 20000, "idle": 1}}),
+    );
+    o.ok();
+    if cgroup_v2() {
+        assert_eq!(read_cgroup(&b, "cpu", "cpu.max"), "50000 100000");
+        assert_eq!(read_cgroup(&b, "cpu", "cpu.max.burst"), "20000");
+    } else {
+        assert_eq!(read_cgroup(&b, "cpu", "cpu.cfs_burst_us"), "20000");
+    }
+    assert_eq!(read_cgroup(&b, "cpu", "cpu.idle"), "1");
+    rt.exec(&["delete", "--force", &b.id]).ok();
+}
+
+#[test]
+fn block_io_limits() {
+    let rt = Runtime::new();
+    let dev = a_block_device();
+    let (major, minor) = dev.split_once(':').unwrap();
+    let d = |rate: u64| json!([{"major": major.parse::<i64>().unwrap(), "minor": minor.parse::<i64>().unwrap(), "rate": rate}]);
+    let mut res = json!({"blockIO": {
+        "throttleReadBpsDevice": d(1048576),
+        "throttleWriteBpsDevice": d(2097152),
+        "throttleReadIOPSDevice": d(300),
+        "throttleWriteIOPSDevice": d(100)
+    }});
+    if cgroup_v2() {
+        // io.weight comes with io.cost, which Debian's kernel has.
+        res["blockIO"]["weight"] = json!(500);
+    }
+    let (b, o) = create_with_resources(&rt, res);
+    o.ok();
+    if cgroup_v2() {
+        let max = read_cgroup(&b, "io", "io.max");
+        let line = max
+            .lines()
+            .find(|l| l.starts_with(&format!("{dev} ")))
+            .unwrap_or_default();
+        assert_eq!(
+            line,
+            format!("{dev} rbps=1048576 wbps=2097152 riops=300 wiops=100"),
+            "{max}"
+        );
+        // 500 of OCI's 10..1000 is 4950 of io.weight's 1..10000.
+        assert_eq!(
+            read_cgroup(&b, "io", "io.weight").lines().next().unwrap(),
+            "default 4950"
+        );
+    } else {
+        for (file, want) in [
+            ("blkio.throttle.read_bps_device", "1048576"),
+            ("blkio.throttle.write_bps_device", "2097152"),
+            ("blkio.throttle.read_iops_device", "300"),
+            ("blkio.throttle.write_iops_device", "100"),
+        ] {
+            assert_eq!(
+                read_cgroup(&b, "blkio", file),
+                format!("{dev} {want}"),
+                "{file}"
+            );
+        }
+    }
+    rt.exec(&["delete", "--force", &b.id]).ok();
+}
+
+#[test]
+fn hugepage_limits() {
+    let rt = Runtime::new();
+    let (b, o) = create_with_resources(
+        &rt,
+        json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}]}),
+    );
+    if cgroup_v2() {
+        o.ok();
+        assert_eq!(read_cgroup(&b, "hugetlb", "hugetlb.2MB.max"), "4194304");
+        assert_eq!(
+            read_cgroup(&b, "hugetlb", "hugetlb.2MB.rsvd.max"),
+            "4194304"
+        );
+    } else if v1_mounted("hugetlb") {
+        o.ok();
+        assert_eq!(
+            read_cgroup(&b, "hugetlb", "hugetlb.2MB.limit_in_bytes"),
+            "4194304"
+        );
+    } else {
+        assert_refused(
+            &rt,
+            &b,
+            &o,
+            &[
+                "linux.resources.hugepageLimits",
+                "no hugetlb cgroup controller",
+            ],
+        );
+        return;
+    }
+    rt.exec(&["delete", "--force", &b.id]).ok();
+}
+
+#[test]
+fn unified_key_values_on_v2_only() {
+    let rt = Runtime::new();
+    let (b, o) = create_with_resources(
+        &rt,
+        json!({"memory": {"limit": 67108864}, "unified": {"memory.high": "33554432", "memory.max": "50331648"}}),
+    );
+    if !cgroup_v2() {
+        assert_refused(&rt, &b, &o, &["linux.resources.unified", "cgroup v2"]);
+        return;
+    }
+    o.ok();
+    assert_eq!(read_cgroup(&b, "memory", "memory.high"), "33554432");
+    // unified is applied last: it wins over memory.limit.
+    assert_eq!(read_cgroup(&b, "memory", "memory.max"), "50331648");
+    rt.exec(&["delete", "--force", &b.id]).ok();
+    let (b, o) = create_with_resources(&rt, json!({"unified": {"nosuch.file": "1"}}));
+    assert_refused(
+        &rt,
+        &b,
+        &o,
+        &["linux.resources.unified", "nosuch.file does not exist"],
+    );
+}
+
+#[test]
+fn v1_memory_knobs_and_their_v2_refusal() {
+    let rt = Runtime::new();
+    let (b, o) = create_with_resources(
+        &rt,
+        json!({"memory": {"limit": 67108864, "swap": 134217728, "swappiness": 10, "disableOOMKiller": true, "kernel": 1048576}}),
+    );
+    if cgroup_v2() {
+        assert_refused(
+            &rt,
+            &b,
+            &o,
+            &["linux.resources.memory.swappiness", "cgroup v2"],
+        );
+        // Without the v1-only knobs: swap is memory+swap in OCI, swap alone in v2.
+        let (b, o) = create_with_resources(
+            &rt,
+            json!({"memory": {"limit": 67108864, "swap": 134217728, "kernel": 1048576}}),
+        );
+        o.ok();
+        assert_eq!(read_cgroup(&b, "memory", "memory.swap.max"), "67108864");
+        rt.exec(&["delete", "--force", &b.id]).ok();
+        return;
+    }
+    o.ok();
+    assert_eq!(read_cgroup(&b, "memory", "memory.swappiness"), "10");
+    assert_eq!(
+        read_cgroup(&b, "memory", "memory.memsw.limit_in_bytes"),
+        "134217728"
+    );
+    assert!(
+        read_cgroup(&b, "memory", "memory.oom_control").contains("oom_kill_disable 1"),
+        "OOM killer still on"
+    );
+    rt.exec(&["delete", "--force", &b.id]).ok();
+}
+
+#[test]
+fn network_classes_need_v1_controllers() {
+    let rt = Runtime::new();
+    let (b, o) = create_with_resources(&rt, json!({"network": {"classID": 1048577}}));
+    if v1_mounted("net_cls") {
+        o.ok();
+        assert_eq!(read_cgroup(&b, "net_cls", "net_cls.classid"), "1048577");
+        rt.exec(&["delete", "--force", &b.id]).ok();
+    } else {
+        assert_refused(&rt, &b, &o, &["linux.resources.network.classID", "net_cls"]);
+    }
+}
+
 #[test]
 fn device_cgroup_denies_all_but_the_containers_devices() {
     // As `runc spec` writes it: deny everything; the runtime allows the

@@ -87,10 +87,8 @@ fn bad_configs_name_the_field_and_leave_nothing() {
             Box::new(|v| v["root"]["path"] = "no-such-rootfs".into()),
         ),
         (
-            "linux.resources.hugepageLimits",
-            Box::new(|v| {
-                v["linux"]["resources"]["hugepageLimits"] = json!([{"pageSize": "2MB", "limit": 1}])
-            }),
+            "linux.resources.unified",
+            Box::new(|v| v["linux"]["resources"]["unified"] = json!({"../memory.max": "1"})),
         ),
         (
             "linux.namespaces",

@@ -527,17 +527,15 @@ fn update_changes_the_limits() {
     assert_eq!(read(pids.0, pids.1), "33");
     if is_berth() {
         assert!(o.stderr.contains("memory.limit"), "{}", o.stderr);
-        // Unsupported by berth-runtime today (blockIO): refused whole.
-        let o = rt.exec(&[
-            "update",
-            "--pids-limit",
-            "55",
-            "--blkio-weight",
-            "500",
-            &b.id,
-        ]);
+        // One refused part (a bad unified key): nothing is applied.
+        std::fs::write(
+            &file,
+            r#"{"pids": {"limit": 55}, "unified": {"../x": "1"}}"#,
+        )
+        .unwrap();
+        let o = rt.exec(&["update", "--resources", file.to_str().unwrap(), &b.id]);
         assert_ne!(o.code, 0);
-        assert!(o.stderr.contains("blockIO"), "{}", o.stderr);
+        assert!(o.stderr.contains("linux.resources.unified"), "{}", o.stderr);
         assert_eq!(read(pids.0, pids.1), "33", "nothing applied");
     }
     rt.exec(&["delete", "--force", &b.id]).ok();
@@ -546,6 +544,60 @@ fn update_changes_the_limits() {
         0,
         "gone"
     );
+}
+
+/// memory.checkBeforeUpdate: a limit below what the container already uses
+/// is refused (and nothing changes); one above it is applied.
+#[test]
+fn update_checks_a_memory_limit_against_usage() {
+    let rt = Runtime::new();
+    // 8 MiB of tmpfs pages are charged to the container and cannot be
+    // reclaimed without swap.
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "head -c 8388608 /dev/zero > /dev/shm/fill && touch /tmp/ready; sleep 100",
+    ]);
+    rt.start_detached(&b);
+    let ready = b.path().join("rootfs/tmp/ready");
+    let t0 = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(
+            t0.elapsed().as_secs() < 60,
+            "the container never filled /dev/shm"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let limit_file = if cgroup_v2() {
+        "memory.max"
+    } else {
+        "memory.limit_in_bytes"
+    };
+    let read = || {
+        std::fs::read_to_string(b.cgroup_dir("memory").join(limit_file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let before = read();
+    let file = b.path().join("res.json");
+    let update = |limit: u64| {
+        std::fs::write(
+            &file,
+            serde_json::json!({"memory": {"limit": limit, "checkBeforeUpdate": true}}).to_string(),
+        )
+        .unwrap();
+        rt.exec(&["update", "--resources", file.to_str().unwrap(), &b.id])
+    };
+    let o = update(4 << 20);
+    assert_ne!(o.code, 0, "a limit below the usage was applied");
+    if is_berth() {
+        assert!(o.stderr.contains("below the current usage"), "{}", o.stderr);
+    }
+    assert_eq!(read(), before, "the refused limit changed something");
+    update(64 << 20).ok();
+    assert_eq!(read(), "67108864");
+    rt.exec(&["delete", "--force", &b.id]).ok();
 }
 
 /// events: --stats prints runc's schema once; the stream reports an OOM

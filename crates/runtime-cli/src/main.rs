@@ -193,12 +193,27 @@ struct UpdateArgs {
     /// Memory nodes to use.
     #[arg(long = "cpuset-mems", value_name = "LIST")]
     cpuset_mems: Option<String>,
-    /// Maximum number of processes (-1 or 0 for none).
+    /// Maximum number of processes (-1 for none; 0 leaves it as it is).
     #[arg(long = "pids-limit", value_name = "N", allow_hyphen_values = true)]
     pids_limit: Option<i64>,
     /// Block I/O weight (10-1000).
     #[arg(long = "blkio-weight", value_name = "N")]
     blkio_weight: Option<u16>,
+    /// Kernel memory limit: accepted for compatibility and ignored with a
+    /// warning, as kernel memory limits are deprecated.
+    #[arg(
+        long = "kernel-memory",
+        value_name = "SIZE",
+        allow_hyphen_values = true
+    )]
+    kernel_memory: Option<String>,
+    /// Kernel TCP buffer limit: accepted and ignored, like --kernel-memory.
+    #[arg(
+        long = "kernel-memory-tcp",
+        value_name = "SIZE",
+        allow_hyphen_values = true
+    )]
+    kernel_memory_tcp: Option<String>,
     /// Container id.
     id: String,
 }
@@ -307,6 +322,16 @@ fn update_resources(a: &UpdateArgs) -> anyhow::Result<oci_spec::runtime::LinuxRe
     }
     if let Some(x) = a.blkio_weight {
         set("blockIO", "weight", x.into());
+    }
+    if let Some(m) = &a.kernel_memory {
+        set("memory", "kernel", parse_size("kernel-memory", m)?.into());
+    }
+    if let Some(m) = &a.kernel_memory_tcp {
+        set(
+            "memory",
+            "kernelTCP",
+            parse_size("kernel-memory-tcp", m)?.into(),
+        );
     }
     let text = v.to_string();
     let de = &mut serde_json::Deserializer::from_str(&text);

@@ -22,7 +22,7 @@ pub fn features() -> Value {
                 "v2": true,
                 "systemd": false,
                 "systemdUser": false,
-                "rdma": false
+                "rdma": true
             },
             "seccomp": {
                 "enabled": true,
