@@ -360,3 +360,103 @@ fn masking_refuses_a_fake_dev_null() {
     let o = rt.run(&b);
     assert_ne!(o.code, 0, "masked paths with a /dev/null that is /dev/zero");
 }
+
+/// CVE-2019-5736: a process exec'd into a container as `#!/proc/self/exe`
+/// makes the runtime's exec child execute the runtime binary again, now
+/// dumpable, inside the container. A container process opens its
+/// /proc/<pid>/exe and, once the runtime has exited, writes through that
+/// fd. The runtime must execute from a copy the container cannot write (a
+/// read-only overlay or a sealed memfd), so the binary on the host stays
+/// as it was. The attack runs against a copy of the runtime, so that a
+/// failure does not destroy the one under test.
+#[test]
+fn runtime_binary_cannot_be_overwritten_through_proc_exe() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let rt = Runtime::new();
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin = bin_dir.path().join("berth-runtime");
+    std::fs::copy(&rt.bin, &bin).unwrap();
+    // Another test thread's fork may briefly hold the copy open for
+    // writing (ETXTBSY) until its child execs.
+    for _ in 0..100 {
+        match std::process::Command::new(&bin).arg("--version").output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            _ => break,
+        }
+    }
+    let before = std::fs::read(&bin).unwrap();
+    let script = r#"
+i=0; pid=
+while [ $i -lt 1000 ] && [ -z "$pid" ]; do
+  for p in /proc/[0-9]*; do
+    case "$(readlink $p/exe 2>/dev/null)" in *berth-runtime*) pid=${p#/proc/};; esac
+  done
+  i=$((i+1)); sleep 0.01
+done
+[ -n "$pid" ] || { echo NOT-FOUND; exit 0; }
+echo FOUND $pid
+{
+  echo OPENED
+  kill -9 $pid
+  i=0
+  while [ $i -lt 40 ]; do
+    if (echo PWNED > /proc/self/fd/3) 2>/dev/null; then echo WROTE; break; fi
+    i=$((i+1)); sleep 0.05
+  done
+} 3< /proc/$pid/exe || echo NOT-OPENED
+echo END
+"#;
+    let b = Bundle::new(&["sh", "-c", script]);
+    std::fs::write(b.rootfs().join("evil"), "#!/proc/self/exe\n").unwrap();
+    std::fs::set_permissions(
+        b.rootfs().join("evil"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    rt.start_detached(&b);
+    // The victim's usage error goes into a full pipe: it blocks there, so
+    // the attacker has all the time it needs.
+    let mut fds = [0; 2];
+    // SAFETY: fds is an array of two ints, as pipe2 requires.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    assert_eq!(r, 0, "pipe2");
+    // SAFETY: pipe2 returned two fresh fds that nothing else owns.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let chunk = [0u8; 4096];
+    // SAFETY: writes from a live buffer to an fd we own.
+    while unsafe { libc::write(wr.as_raw_fd(), chunk.as_ptr().cast(), chunk.len()) } > 0 {}
+    // SAFETY: clears O_NONBLOCK on an fd we own.
+    unsafe { libc::fcntl(wr.as_raw_fd(), libc::F_SETFL, 0) };
+    // Only the exec runs from the copy: the victim is its child.
+    let status = std::process::Command::new(&bin)
+        .arg("--root")
+        .arg(rt.root.path())
+        .args(["exec", "-d", &b.id, "/evil"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(wr))
+        .status()
+        .unwrap();
+    // The attack takes a few seconds when it fails (it keeps trying).
+    let t0 = std::time::Instant::now();
+    while rt.state(&b.id)["status"] != "stopped" {
+        assert!(t0.elapsed().as_secs() < 120, "the attack never finished");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(rd);
+    let out = std::fs::read_to_string(b.path().join("stdout.log")).unwrap();
+    rt.exec(&["delete", "--force", &b.id]).ok();
+    assert!(status.success(), "exec -d /evil failed: {out}");
+    assert!(
+        out.contains("FOUND"),
+        "the attack never saw the runtime binary run in the container: {out}"
+    );
+    assert!(out.contains("END"), "the attack did not finish: {out}");
+    assert!(
+        std::fs::read(&bin).unwrap() == before,
+        "the runtime binary on the host was overwritten from the container: {out}"
+    );
+    assert!(!out.contains("WROTE"), "{out}");
+}

@@ -543,6 +543,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         anyhow::bail!("no command given (see berth-runtime --help)");
     };
+    // Commands that put runtime processes into a container run from a copy
+    // of this binary that no container can write (CVE-2019-5736).
+    if matches!(
+        command,
+        Command::Create(_) | Command::Run { .. } | Command::Exec(_)
+    ) {
+        berth_runtime::selfprotect::protect_own_binary()?;
+    }
     match command {
         Command::Create(a) => {
             let opts = create_options(&cli, a.clone())?;

@@ -11,6 +11,7 @@ pub mod error;
 pub mod exec;
 pub mod features;
 pub mod mounts;
+pub mod selfprotect;
 pub mod spec;
 pub mod state;
 

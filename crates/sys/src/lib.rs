@@ -9,6 +9,7 @@ pub mod bpf;
 pub mod fs;
 pub mod mount;
 pub mod process;
+pub mod selfexe;
 pub mod socket;
 
 use std::ffi::{CStr, CString};

@@ -1,0 +1,46 @@
+//! Keeps the runtime binary out of the container's reach (CVE-2019-5736):
+//! before a command that puts runtime processes into a container (create,
+//! run, exec), the runtime re-executes itself once from a copy no
+//! container can write. See `berth_sys::selfexe`.
+
+use crate::error::{Context, Error, Result};
+use berth_sys::selfexe::{self, Protection};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+
+/// Set in the environment of the re-executed runtime, so that a copy that
+/// is somehow still writable fails instead of re-executing forever.
+const MARK: &str = "_BERTH_RUNTIME_REEXEC";
+
+/// Returns when this process runs from a protected copy; otherwise
+/// re-executes itself from one (and does not return) or fails.
+pub fn protect_own_binary() -> Result<Protection> {
+    let how = selfexe::protection().ctx("inspect the runtime binary (/proc/self/exe)")?;
+    if let Some(how) = how {
+        tracing::debug!("runtime binary protected: {how:?}");
+        return Ok(how);
+    }
+    if std::env::var_os(MARK).is_some() {
+        return Err(Error::Usage(
+            "the runtime binary is still writable after re-executing from a protected copy; refusing to let a container reach it (CVE-2019-5736)".into(),
+        ));
+    }
+    let argv: Vec<CString> = std::env::args_os()
+        .filter_map(|a| CString::new(a.as_bytes()).ok())
+        .collect();
+    let mut envp: Vec<CString> = std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            CString::new(kv).ok()
+        })
+        .collect();
+    envp.push(CString::new(format!("{MARK}=1")).unwrap_or_default());
+    match selfexe::reexec_protected(&argv, &envp) {
+        Err(e) => Err(e).ctx(
+            "re-execute the runtime from a copy containers cannot write (CVE-2019-5736; needs overlayfs or memfd_create)",
+        ),
+        Ok(never) => match never {},
+    }
+}
