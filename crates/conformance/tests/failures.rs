@@ -87,6 +87,15 @@ fn bad_configs_name_the_field_and_leave_nothing() {
             Box::new(|v| v["root"]["path"] = "no-such-rootfs".into()),
         ),
         (
+            // A name no kernel has is an error (a typo must not silently
+            // weaken or strengthen the container); a real capability newer
+            // than this kernel is skipped with a warning, as runc and crun do.
+            "process.capabilities.bounding",
+            Box::new(|v| {
+                v["process"]["capabilities"]["bounding"] = json!(["CAP_CHOWN", "CAP_BOGUS"])
+            }),
+        ),
+        (
             "linux.resources.unified",
             Box::new(|v| v["linux"]["resources"]["unified"] = json!({"../memory.max": "1"})),
         ),

@@ -98,3 +98,40 @@ fn listen_fds_are_passed_on() {
     let o = Out::from_output(cmd.output().unwrap()).ok();
     assert_eq!(o.stdout, format!("1 1\n{}\n", passed.display()));
 }
+
+/// CVE-2025-52565: an image whose /dev/console is a symlink (here to a
+/// file elsewhere in the rootfs, and through it to an absolute path) must
+/// not get the pty bound on the symlink's target.
+#[test]
+fn console_symlink_is_not_followed() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&["sh", "-c", "cat /proc/self/mountinfo"]);
+    b.process().set_terminal(Some(true));
+    // No tmpfs on /dev: the image's /dev, with its symlink, is what the
+    // runtime finds (devpts stays, for the pty).
+    let ms: Vec<_> = b
+        .spec
+        .mounts()
+        .clone()
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.destination() != std::path::Path::new("/dev"))
+        .collect();
+    b.spec.set_mounts(Some(ms));
+    std::fs::write(b.rootfs().join("target"), "image file\n").unwrap();
+    std::os::unix::fs::symlink("/target", b.rootfs().join("dev/console")).unwrap();
+    let o = rt.run(&b);
+    assert_eq!(
+        std::fs::read_to_string(b.rootfs().join("target")).unwrap(),
+        "image file\n"
+    );
+    if o.code == 0 {
+        assert!(
+            !o.stdout.lines().any(|l| l.contains(" /target ")),
+            "the pty was bound on the symlink's target: {}",
+            o.stdout
+        );
+    } else {
+        assert!(o.stderr.contains("/dev/console"), "{}", o.stderr);
+    }
+}
