@@ -549,7 +549,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         command,
         Command::Create(_) | Command::Run { .. } | Command::Exec(_)
     ) {
-        berth_runtime::selfprotect::protect_own_binary()?;
+        berth_runtime::selfprotect::protect_own_binary(&state_root(&cli)?)?;
     }
     match command {
         Command::Create(a) => {

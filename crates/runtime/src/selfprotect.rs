@@ -6,15 +6,18 @@
 use crate::error::{Context, Error, Result};
 use berth_sys::selfexe::{self, Protection};
 use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
 /// Set in the environment of the re-executed runtime, so that a copy that
 /// is somehow still writable fails instead of re-executing forever.
 const MARK: &str = "_BERTH_RUNTIME_REEXEC";
 
 /// Returns when this process runs from a protected copy; otherwise
-/// re-executes itself from one (and does not return) or fails.
-pub fn protect_own_binary() -> Result<Protection> {
+/// re-executes itself from one (and does not return) or fails. `root` is
+/// the runtime's state directory: it holds the overlay's scratch layer.
+pub fn protect_own_binary(root: &Path) -> Result<Protection> {
     let how = selfexe::protection().ctx("inspect the runtime binary (/proc/self/exe)")?;
     if let Some(how) = how {
         tracing::debug!("runtime binary protected: {how:?}");
@@ -37,10 +40,30 @@ pub fn protect_own_binary() -> Result<Protection> {
         })
         .collect();
     envp.push(CString::new(format!("{MARK}=1")).unwrap_or_default());
-    match selfexe::reexec_protected(&argv, &envp) {
+    let dummy = scratch_layer(root);
+    match selfexe::reexec_protected(&argv, &envp, dummy.as_ref().map(|d| d.as_fd())) {
         Err(e) => Err(e).ctx(
             "re-execute the runtime from a copy containers cannot write (CVE-2019-5736; needs overlayfs or memfd_create)",
         ),
         Ok(never) => match never {},
     }
+}
+
+/// `<root>/@exe-layer`, an empty directory only this runtime writes (`@`
+/// cannot start a container id). `None` when it cannot be made (a
+/// read-only or foreign root): the memfd copy is used then.
+fn scratch_layer(root: &Path) -> Option<OwnedFd> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = root.join("@exe-layer");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .ok()?;
+    berth_sys::fs::open(
+        &dir,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        0,
+    )
+    .ok()
 }

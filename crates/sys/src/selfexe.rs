@@ -58,17 +58,27 @@ pub fn protection() -> io::Result<Option<Protection>> {
 /// Re-executes this program with `argv` and `envp` from a protected copy:
 /// the read-only overlay if it can be mounted, else a sealed memfd. Returns
 /// only on failure.
-pub fn reexec_protected(argv: &[CString], envp: &[CString]) -> io::Result<Infallible> {
-    let exe = match overlay_exe() {
-        Ok(fd) => fd,
-        Err(_) => memfd_exe()?,
+///
+/// `dummy` is a directory for the overlay's second lower layer (overlay
+/// needs two to be read-only without an upper layer). It must not contain
+/// nor be inside the binary's directory; what it holds does not matter,
+/// since the binary's directory is the top layer. Kernels before 6.5 or so
+/// cannot use a detached mount as a layer, so it is a real directory.
+pub fn reexec_protected(
+    argv: &[CString],
+    envp: &[CString],
+    dummy: Option<BorrowedFd<'_>>,
+) -> io::Result<Infallible> {
+    let exe = match dummy.map(overlay_exe) {
+        Some(Ok(fd)) => fd,
+        _ => memfd_exe()?,
     };
     execveat_empty(exe.as_fd(), argv, envp)
 }
 
 /// `/proc/self/exe` opened through a detached overlay whose lower layers
-/// are the binary's own directory and an empty detached tmpfs.
-fn overlay_exe() -> io::Result<OwnedFd> {
+/// are the binary's own directory and `dummy`.
+fn overlay_exe(dummy: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let target = std::fs::read_link("/proc/self/exe")?;
     let name = target
         .file_name()
@@ -77,16 +87,19 @@ fn overlay_exe() -> io::Result<OwnedFd> {
         .parent()
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
     let dir = crate::fs::open(dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)?;
-    let empty = new_mount(c"tmpfs", &[])?;
-    // Layers named through our fds: no escaping of odd characters in
-    // paths, and the empty tmpfs is never attached anywhere.
+    // Layers named through our fds: no escaping of odd characters in paths.
     let lower = format!(
         "/proc/self/fd/{}:/proc/self/fd/{}",
         dir.as_raw_fd(),
-        empty.as_raw_fd()
+        dummy.as_raw_fd()
     );
     let lower = CString::new(lower).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let ovl = new_mount(c"overlay", &[(c"lowerdir", &lower)])?;
+    // xino would only add kernel log lines when the layers are on
+    // different filesystems; it does not matter here.
+    let ovl = new_mount(
+        c"overlay",
+        &[(c"lowerdir", &lower, true), (c"xino", c"off", false)],
+    )?;
     let exe = crate::fs::openat(
         ovl.as_fd(),
         std::path::Path::new(name),
@@ -105,16 +118,17 @@ fn overlay_exe() -> io::Result<OwnedFd> {
     Ok(exe)
 }
 
-/// A detached mount of a new `fstype` filesystem with string options:
-/// fsopen, fsconfig, fsmount. Read-only, no devices, no set-id.
-fn new_mount(fstype: &CStr, opts: &[(&CStr, &CStr)]) -> io::Result<OwnedFd> {
+/// A detached mount of a new `fstype` filesystem with string options
+/// (key, value, whether the kernel must know it): fsopen, fsconfig,
+/// fsmount. Read-only, no devices, no set-id.
+fn new_mount(fstype: &CStr, opts: &[(&CStr, &CStr, bool)]) -> io::Result<OwnedFd> {
     // SAFETY: a valid C string and flags.
     let fs = cvt(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
     // SAFETY: a new fd we own.
     let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
-    for (k, v) in opts {
+    for (k, v, required) in opts {
         // SAFETY: valid fs context fd and C strings.
-        cvt(unsafe {
+        let r = cvt(unsafe {
             libc::syscall(
                 libc::SYS_fsconfig,
                 fs.as_raw_fd(),
@@ -123,7 +137,10 @@ fn new_mount(fstype: &CStr, opts: &[(&CStr, &CStr)]) -> io::Result<OwnedFd> {
                 v.as_ptr(),
                 0,
             )
-        })?;
+        });
+        if *required {
+            r?;
+        }
     }
     // SAFETY: valid fs context fd; no key or value for CMD_CREATE.
     cvt(unsafe {
