@@ -110,6 +110,9 @@ ln -sf pts/ptmx /dev/ptmx
 mount -t tmpfs tmpfs /dev/shm
 # /tmp is on the tmpfs root already (and may hold the work tree).
 mount -t cgroup2 -o nsdelegate none /sys/fs/cgroup
+# Debian's kernel has AppArmor enabled: securityfs shows it.
+mount -t securityfs securityfs /sys/kernel/security || true
+echo "berth-vm: LSMs: $(cat /sys/kernel/security/lsm 2>/dev/null); AppArmor enabled: $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)"
 insmod /overlay.ko || echo "berth-vm: overlay module not loaded"
 insmod /brd.ko rd_nr=1 rd_size=8192 || echo "berth-vm: brd module not loaded"
 echo "berth-vm: kernel $(uname -r); cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"

@@ -469,3 +469,46 @@ echo END
     );
     assert!(!out.contains("WROTE"), "{out}");
 }
+
+/// AppArmor: where the host has it enabled, the profile is applied at the
+/// container's execve (a missing profile is the kernel's error, named by
+/// the field); where it does not, any profile is refused rather than run
+/// unconfined. The same for `exec --apparmor`.
+#[test]
+fn apparmor_profile_is_applied_or_refused() {
+    let enabled = std::path::Path::new("/sys/kernel/security/apparmor").exists()
+        && std::fs::read("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|b| b.starts_with(b"Y"));
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&["cat", "/proc/self/attr/current"]);
+    b.process()
+        .set_apparmor_profile(Some("berth-test-no-such-profile".into()));
+    let o = rt.run(&b);
+    assert_ne!(o.code, 0, "ran with a profile that does not exist");
+    assert!(o.stderr.contains("process.apparmorProfile"), "{}", o.stderr);
+    if !enabled {
+        assert!(o.stderr.contains("AppArmor is not enabled"), "{}", o.stderr);
+    }
+    assert_no_leftovers(&rt, &b);
+    let mut b = Bundle::new(&["cat", "/proc/self/attr/current"]);
+    b.process().set_apparmor_profile(Some("unconfined".into()));
+    let o = rt.run(&b);
+    if enabled {
+        assert_eq!(o.ok().stdout.trim(), "unconfined");
+    } else {
+        assert_ne!(o.code, 0);
+        assert!(o.stderr.contains("AppArmor is not enabled"), "{}", o.stderr);
+    }
+    let b = Bundle::new(&["sleep", "100"]);
+    rt.start_detached(&b);
+    let o = rt.exec(&[
+        "exec",
+        "--apparmor",
+        "berth-test-no-such-profile",
+        &b.id,
+        "true",
+    ]);
+    assert_ne!(o.code, 0, "exec ran with a profile that does not exist");
+    assert!(o.stderr.contains("apparmorProfile"), "{}", o.stderr);
+    rt.exec(&["delete", "--force", &b.id]).ok();
+}

@@ -273,26 +273,7 @@ pub fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     if let Some(s) = process.scheduler() {
         validate_scheduler(s)?;
     }
-    if process
-        .apparmor_profile()
-        .as_deref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(config(
-            "process.apparmorProfile",
-            "AppArmor is not supported by this version of berth-runtime; refusing to run the container unconfined",
-        ));
-    }
-    if process
-        .selinux_label()
-        .as_deref()
-        .is_some_and(|p| !p.is_empty())
-    {
-        return Err(config(
-            "process.selinuxLabel",
-            "SELinux is not supported by this version of berth-runtime; refusing to run the container unconfined",
-        ));
-    }
+    crate::lsm::validate(&crate::lsm::Host::detect, Some(process), None)?;
     if process.exec_cpu_affinity().is_some() {
         return Err(config(
             "process.execCPUAffinity",
@@ -507,16 +488,11 @@ fn validate_linux(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<(
     if let Some(sc) = linux.seccomp() {
         berth_seccomp::validate(sc).map_err(seccomp_err)?;
     }
-    if linux
-        .mount_label()
-        .as_deref()
-        .is_some_and(|l| !l.is_empty())
-    {
-        return Err(config(
-            "linux.mountLabel",
-            "SELinux is not supported by this version of berth-runtime",
-        ));
-    }
+    crate::lsm::validate(
+        &crate::lsm::Host::detect,
+        None,
+        linux.mount_label().as_deref(),
+    )?;
     if linux.intel_rdt().is_some() {
         return Err(config("linux.intelRdt", "not supported by berth-runtime"));
     }
@@ -761,8 +737,10 @@ mod tests {
                 }),
             ),
             (
+                // Refused on any host: whether one with AppArmor would
+                // take "docker-default" is lsm.rs's tests' business.
                 "process.apparmorProfile",
-                Box::new(|v| v["process"]["apparmorProfile"] = "docker-default".into()),
+                Box::new(|v| v["process"]["apparmorProfile"] = "docker\"default".into()),
             ),
             (
                 "linux.timeOffsets",

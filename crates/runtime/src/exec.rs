@@ -447,6 +447,9 @@ fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
     // CVE-2019-5736: no /proc/<us>/exe for the container while we are the
     // runtime's binary.
     sp::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0).ctx("make the process non-dumpable")?;
+    // The LSM label's attr file, opened through the host's procfs while we
+    // are still in the host's mount namespace (CVE-2025-52881).
+    let label = crate::lsm::prepare(c.process)?;
     if c.ns != 0 {
         sp::setns(c.pidfd.as_fd(), c.ns as i32).ctx("join the container's namespaces")?;
     }
@@ -493,6 +496,9 @@ fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
     }
     let caps = CapMasks::from_spec(p.capabilities().as_ref());
     let nnp = p.no_new_privileges() == Some(true);
+    if let Some(l) = label {
+        l.apply()?;
+    }
     if let (Some(f), false) = (c.seccomp, nnp) {
         crate::init::load_seccomp(c.chan, f)?;
     }

@@ -32,8 +32,8 @@ pub fn features() -> Value {
                 "knownFlags": sc.known_flags,
                 "supportedFlags": sc.supported_flags
             },
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
+            "apparmor": { "enabled": true },
+            "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": false } }
         },

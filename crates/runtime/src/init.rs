@@ -201,6 +201,9 @@ fn setup_and_exec(
     }
     set_names(spec)?;
     apply_sysctls(spec)?;
+    // Opened now, through the host's procfs, before the container's rootfs
+    // is in play (CVE-2025-52881); written just before the security steps.
+    let label = crate::lsm::prepare(process)?;
 
     let rf = Rootfs {
         spec,
@@ -278,6 +281,11 @@ fn setup_and_exec(
     // with NOTIFY is loaded before Ready either way: its listener fd must
     // reach the runtime while the runtime is still listening.
     let early_seccomp = a.seccomp.filter(|f| !nnp || f.notify());
+    // Takes effect at our execve, like the rest; written while we still
+    // have the privilege to choose any label.
+    if let Some(l) = label {
+        l.apply()?;
+    }
     if let (Some(f), false) = (early_seccomp, nnp) {
         load_seccomp(a.chan, f)?;
     }
@@ -396,13 +404,7 @@ fn apply_sysctls(spec: &Spec) -> Result<()> {
     if sysctl.is_empty() {
         return Ok(());
     }
-    let proc =
-        sfs::open(Path::new("/proc"), libc::O_PATH | libc::O_DIRECTORY, 0).ctx("open /proc")?;
-    if sfs::fs_magic(proc.as_fd()).ctx("statfs /proc")? != sfs::PROC_SUPER_MAGIC {
-        return Err(Error::Usage(
-            "/proc is not procfs; refusing to write sysctls through it".into(),
-        ));
-    }
+    let proc = crate::lsm::host_proc()?;
     for (k, v) in sysctl {
         // sysctl(8) notation: dots separate levels, slashes stand for dots
         // inside a name (net.ipv4.conf.eth0/1.forwarding).

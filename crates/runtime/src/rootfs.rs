@@ -177,7 +177,12 @@ impl Rootfs<'_> {
         } else {
             None
         };
-        let data = opts.data_string();
+        let label = self
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.mount_label().as_deref());
+        let data = crate::lsm::with_mount_label(opts.data_string(), &typ, label);
         match self.mount_at(dest_fd.as_fd(), &source, &typ, flags, data.as_deref()) {
             Err(e)
                 if typ == "sysfs"
