@@ -3,7 +3,8 @@
 # Installs what it needs (apt packages, rustfmt and clippy), then runs:
 # format check, clippy -D warnings, the build, unit tests, and the
 # privileged conformance suite (real containers: run as root), then the
-# same privileged tests in a cgroup v2 VM (scripts/vm-v2.sh).
+# same privileged tests in a cgroup v2 VM (scripts/vm-v2.sh), then the fuzz
+# targets for a bounded time (scripts/fuzz.sh; BERTH_FUZZ_SECS per target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,8 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 missing=()
-for p in busybox-static pkg-config libseccomp-dev procps; do
+# g++: libfuzzer-sys builds libFuzzer for the fuzz targets.
+for p in busybox-static pkg-config libseccomp-dev procps g++; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -39,3 +41,5 @@ echo "==> cargo test (unit, docs, layering, conformance)"
 cargo test --workspace --locked --no-fail-fast
 echo "==> cgroup v2 lane: the privileged tests again, in a qemu VM with cgroup v2 alone"
 scripts/vm-v2.sh
+echo "==> fuzzing (config.json validation, the seccomp compiler)"
+scripts/fuzz.sh "${BERTH_FUZZ_SECS:-60}"
