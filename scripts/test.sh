@@ -14,8 +14,9 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 missing=()
-# g++: libfuzzer-sys builds libFuzzer for the fuzz targets.
-for p in busybox-static pkg-config libseccomp-dev procps g++; do
+# g++: libfuzzer-sys builds libFuzzer for the fuzz targets. uidmap:
+# newuidmap/newgidmap for the rootless tests.
+for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -120,7 +120,10 @@ rc=0
 if [ -f /root/debug.sh ]; then sh -x /root/debug.sh; fi
 while read -r t args; do
     echo "berth-vm: running $t $args"
-    "$t" --test-threads=2 $args || rc=1
+    # newuidmap is a setuid, dynamically linked shadow-utils binary the VM
+    # (static busybox, no libc) cannot run: subordinate ids are tested on
+    # the host only.
+    "$t" --test-threads=2 $args --skip rootless_subordinate_ids || rc=1
 done < /tests.txt
 echo "BERTH-VM-RESULT rc=$rc"
 poweroff -f

@@ -45,6 +45,16 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+impl Error {
+    /// Whether the error is the caller lacking the right to the cgroup
+    /// (a rootless runtime without a delegated cgroup, or a read-only
+    /// cgroupfs).
+    pub fn is_permission(&self) -> bool {
+        matches!(self, Error::Io { cause, .. }
+            if matches!(cause.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS)))
+    }
+}
+
 pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
     move |cause| Error::Io {
         op,

@@ -489,13 +489,21 @@ fn setup_log(cli: &Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether this process runs in a user namespace other than the host's:
+/// the initial one maps every id, `0 0 4294967295`.
+fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+}
+
 fn rootless(cli: &Cli) -> anyhow::Result<bool> {
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
     match cli.rootless.as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
-        "auto" => Ok(euid != 0),
+        // Not root, or root of a user namespace (rootlesskit and the like).
+        "auto" => Ok(euid != 0 || in_user_namespace()),
         other => anyhow::bail!("--rootless {other:?}: use true, false or auto"),
     }
 }
@@ -524,6 +532,7 @@ fn create_options(cli: &Cli, a: CreateArgs) -> anyhow::Result<CreateOptions> {
         no_new_keyring: a.no_new_keyring,
         preserve_fds: a.preserve_fds,
         systemd_cgroup: cli.systemd_cgroup,
+        rootless: rootless(cli)?,
     })
 }
 

@@ -26,6 +26,9 @@ pub struct CreateOptions {
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
     pub systemd_cgroup: bool,
+    /// Running without privilege over the host (`--rootless`): a cgroup
+    /// the user may not create is skipped rather than fatal.
+    pub rootless: bool,
 }
 
 /// Options of `run` beyond those of `create`.
@@ -205,16 +208,37 @@ fn launch(
     let mut cg = Manager::new(&layout, &cg_path)?;
     let created = cg.create();
     cleanup.cgroup = Some(cg.clone());
-    created?;
-    if let Some(res) = effective_resources(&spec) {
-        cg.apply(&res).map_err(|e| match e {
-            berth_cgroups::Error::Unsupported { field, msg } => {
-                crate::error::config(format!("linux.resources.{field}"), msg)
+    let cg = match created {
+        Err(e) if opts.rootless && e.is_permission() => {
+            // No delegated cgroup: run without one, unless the config asks
+            // for limits, which would then silently not exist.
+            let _ = cg.destroy();
+            cleanup.cgroup = None;
+            if let Some(field) = requested_limits(&spec) {
+                return Err(crate::error::config(
+                    format!("linux.resources.{field}"),
+                    format!("a rootless container can only be limited in a cgroup delegated to its user ({e}); delegate one (systemd: Delegate=yes, then use a cgroupsPath inside it) or remove the limit"),
+                ));
             }
-            other => other.into(),
-        })?;
-    }
-    rec.cgroup = Some(cg.clone());
+            tracing::info!(
+                "rootless: no cgroup delegated to this user ({e}); the container runs without a cgroup of its own"
+            );
+            None
+        }
+        Err(e) => return Err(e.into()),
+        Ok(()) => {
+            if let Some(res) = effective_resources(&spec) {
+                cg.apply(&res).map_err(|e| match e {
+                    berth_cgroups::Error::Unsupported { field, msg } => {
+                        crate::error::config(format!("linux.resources.{field}"), msg)
+                    }
+                    other => other.into(),
+                })?;
+            }
+            rec.cgroup = Some(cg.clone());
+            Some(cg)
+        }
+    };
 
     let mut ns_fds = Vec::new();
     for (flag, path) in &ns.join {
@@ -284,7 +308,7 @@ fn launch(
         .iter()
         .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
     });
-    let v2 = cg.version == Version::V2;
+    let v2 = cg.as_ref().is_some_and(|c| c.version == Version::V2);
     let staged = !ns.join.is_empty() || ns.has_new(sp::CLONE_NEWTIME as i32);
     // On v2, CLONE_INTO_CGROUP places the child before it runs, so its
     // cgroup namespace can be made at clone time. On v1 the child is moved
@@ -295,7 +319,10 @@ fn launch(
     if cgroupns_unshare {
         init_flags &= !(libc::CLONE_NEWCGROUP as u64);
     }
-    let cg_fd = cg.v2_dir_fd("")?;
+    let cg_fd = match &cg {
+        Some(c) => c.v2_dir_fd("")?,
+        None => None,
+    };
     let (chan, child_chan) = Channel::pair()?;
     let mut close_fds = vec![dir.lock_fd()];
     if let Some(fd) = &cg_fd {
@@ -313,7 +340,7 @@ fn launch(
         ns_fds: &ns_fds,
         no_pivot: opts.no_pivot,
         preserve_fds: preserve,
-        cgroup: Some(&cg),
+        cgroup: cg.as_ref(),
         cgroupns_unshare,
         wait_placed: !v2 && !staged,
         seccomp: seccomp.as_ref(),
@@ -345,8 +372,8 @@ fn launch(
     };
     drop(child_chan);
     cleanup.pids.push(first_pid);
-    if !v2 && staged {
-        cg.add(first_pid, "")?;
+    if let Some(c) = cg.as_ref().filter(|_| !v2 && staged) {
+        c.add(first_pid, "")?;
     }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{first_pid}/oom_score_adj"), adj.to_string())
@@ -398,7 +425,9 @@ fn launch(
         chan.send(&Msg::Go)?;
         if !v2 {
             // The init mounts its root filesystem meanwhile.
-            cg.add(first_pid, "")?;
+            if let Some(c) = &cg {
+                c.add(first_pid, "")?;
+            }
             // If the init failed already, its error is waiting below.
             let _ = chan.send(&Msg::Placed);
         }
@@ -534,6 +563,32 @@ fn owner_name() -> String {
 /// container gets and those the config lists: without them a deny-all rule
 /// (as `runc spec` writes) would forbid the container its own /dev/null.
 /// runc and crun add the same rules.
+/// The first resource limit the config asks for, device rules aside (a
+/// user namespace cannot create device nodes anyway; they are bound from
+/// the host).
+fn requested_limits(spec: &Spec) -> Option<&'static str> {
+    let r = spec.linux().as_ref()?.resources().as_ref()?;
+    let set = |b: bool, f: &'static str| b.then_some(f);
+    set(r.memory().is_some(), "memory")
+        .or_else(|| set(r.cpu().is_some(), "cpu"))
+        .or_else(|| set(r.pids().is_some(), "pids"))
+        .or_else(|| set(r.block_io().is_some(), "blockIO"))
+        .or_else(|| {
+            set(
+                r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty()),
+                "hugepageLimits",
+            )
+        })
+        .or_else(|| set(r.network().is_some(), "network"))
+        .or_else(|| set(r.rdma().as_ref().is_some_and(|x| !x.is_empty()), "rdma"))
+        .or_else(|| {
+            set(
+                r.unified().as_ref().is_some_and(|x| !x.is_empty()),
+                "unified",
+            )
+        })
+}
+
 fn effective_resources(spec: &Spec) -> Option<oci_spec::runtime::LinuxResources> {
     use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
     let linux = spec.linux().as_ref()?;
@@ -587,27 +642,88 @@ fn mapped_root(spec: &Spec) -> (u32, u32) {
 /// Writes uid_map and gid_map of a child that made a user namespace.
 fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
-    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> String {
-        maps.into_iter()
-            .flatten()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect()
+    let none = Vec::new();
+    let uids = linux
+        .and_then(|l| l.uid_mappings().as_ref())
+        .unwrap_or(&none);
+    let gids = linux
+        .and_then(|l| l.gid_mappings().as_ref())
+        .unwrap_or(&none);
+    write_id_map(pid, IdKind::Uid, uids)?;
+    write_id_map(pid, IdKind::Gid, gids)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum IdKind {
+    Uid,
+    Gid,
+}
+
+/// One map. Root writes it directly. Without privilege the kernel takes
+/// only the caller's own id (for gids after `setgroups deny`); anything
+/// more goes through newuidmap/newgidmap, which check /etc/subuid and
+/// /etc/subgid, as runc and Podman do.
+fn write_id_map(pid: i32, kind: IdKind, maps: &[oci_spec::runtime::LinuxIdMapping]) -> Result<()> {
+    let (name, field, helper) = match kind {
+        IdKind::Uid => ("uid_map", "linux.uidMappings", "newuidmap"),
+        IdKind::Gid => ("gid_map", "linux.gidMappings", "newgidmap"),
     };
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        // Without CAP_SETGID in our namespace the kernel requires this first.
-        std::fs::write(format!("/proc/{pid}/setgroups"), "deny").ctx("write setgroups deny")?;
+    let text: String = maps
+        .iter()
+        .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+        .collect();
+    let file = format!("/proc/{pid}/{name}");
+    match std::fs::write(&file, &text) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+        Err(e) => return Err(e).with_ctx(|| format!("write {name} ({field})")),
     }
-    std::fs::write(
-        format!("/proc/{pid}/uid_map"),
-        fmt(linux.and_then(|l| l.uid_mappings().as_ref())),
-    )
-    .ctx("write uid_map (linux.uidMappings)")?;
-    std::fs::write(
-        format!("/proc/{pid}/gid_map"),
-        fmt(linux.and_then(|l| l.gid_mappings().as_ref())),
-    )
-    .ctx("write gid_map (linux.gidMappings)")?;
+    // SAFETY: geteuid and getegid cannot fail.
+    let own = unsafe {
+        match kind {
+            IdKind::Uid => libc::geteuid(),
+            IdKind::Gid => libc::getegid(),
+        }
+    };
+    if let [m] = maps {
+        if m.host_id() == own && m.size() == 1 {
+            if kind == IdKind::Gid {
+                std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+                    .ctx("write setgroups deny (needed to map our own gid)")?;
+            }
+            return std::fs::write(&file, &text).with_ctx(|| format!("write {name} ({field})"));
+        }
+    }
+    let mut cmd = std::process::Command::new(helper);
+    cmd.arg(pid.to_string());
+    for m in maps {
+        cmd.args([
+            m.container_id().to_string(),
+            m.host_id().to_string(),
+            m.size().to_string(),
+        ]);
+    }
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| {
+            crate::error::config(
+                field,
+                format!(
+                    "mapping more than this user's own id needs {helper} (package uidmap): {e}"
+                ),
+            )
+        })?;
+    if !out.status.success() {
+        return Err(crate::error::config(
+            field,
+            format!(
+                "{helper} refused the mapping ({}); the ids must be delegated to this user in /etc/sub{}id",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                if kind == IdKind::Uid { "u" } else { "g" }
+            ),
+        ));
+    }
     Ok(())
 }
 

@@ -98,8 +98,12 @@ fn stage(a: &InitArgs<'_>, init_flags: u64) -> Result<()> {
     }
     if a.ns.has_new(libc::CLONE_NEWUSER) {
         sp::unshare(libc::CLONE_NEWUSER).ctx("create the user namespace")?;
+        // Dumpable while the runtime writes our maps: a non-root runtime
+        // cannot write the /proc files of a non-dumpable process.
+        sp::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0).ctx("make the process dumpable")?;
         a.chan.send(&Msg::NeedMaps)?;
         expect_go(a.chan)?;
+        sp::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0).ctx("make the process non-dumpable")?;
     }
     let time = sp::CLONE_NEWTIME as i32;
     if a.ns.has_new(time) {
@@ -180,11 +184,14 @@ fn setup_and_exec(
         .ctx("set parent-death signal")?;
     // Non-dumpable: the container cannot open /proc/<us>/exe (the runtime's
     // binary, CVE-2019-5736) nor ptrace us while we hold host fds. execve
-    // makes the user's program dumpable again.
-    sp::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0).ctx("make the process non-dumpable")?;
+    // makes the user's program dumpable again. Not before Go: until then
+    // the runtime writes our uid_map and gid_map, which a non-root runtime
+    // cannot do to a non-dumpable process (its /proc files become root's),
+    // and nothing of the container exists yet to look at us.
     if wait_go {
         expect_go(a.chan)?;
     }
+    sp::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0).ctx("make the process non-dumpable")?;
     let spec = a.spec;
     let process = spec
         .process()

@@ -319,11 +319,33 @@ impl Rootfs<'_> {
     /// A cgroup filesystem for the container: its own cgroup, read-only
     /// unless the options say otherwise.
     fn cgroup_mount(&self, root: BorrowedFd<'_>, dest: &Path, opts: &MountOptions) -> Result<()> {
-        let cg = self
-            .cgroup
-            .ok_or_else(|| Error::Usage("mount cgroup: the container has no cgroup".into()))?;
         let dest_fd = sfs::mkdir_all_in_root(root, dest, Links::InRoot)
             .with_ctx(|| format!("create mount point {}", dest.display()))?;
+        let Some(cg) = self.cgroup else {
+            // Rootless without a delegated cgroup: the host's hierarchies,
+            // read-only, as runc gives them.
+            let host = sfs::open(
+                Path::new("/sys/fs/cgroup"),
+                libc::O_PATH | libc::O_DIRECTORY,
+                0,
+            )
+            .ctx("open /sys/fs/cgroup")?;
+            let tree = smount::open_tree(
+                host.as_fd(),
+                smount::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
+            )
+            .ctx("clone /sys/fs/cgroup")?;
+            let ro = MountAttr {
+                attr_set: berth_sys::mount::MOUNT_ATTR_RDONLY
+                    | berth_sys::mount::MOUNT_ATTR_NOSUID
+                    | berth_sys::mount::MOUNT_ATTR_NODEV
+                    | berth_sys::mount::MOUNT_ATTR_NOEXEC,
+                ..Default::default()
+            };
+            smount::mount_setattr(tree.as_fd(), true, &ro).ctx("make /sys/fs/cgroup read-only")?;
+            return smount::move_mount(tree.as_fd(), dest_fd.as_fd())
+                .ctx("bind the host's /sys/fs/cgroup");
+        };
         let bind_dir = |dir: &Path, at: BorrowedFd<'_>| -> Result<()> {
             let src = sfs::open(dir, libc::O_PATH | libc::O_DIRECTORY, 0)
                 .with_ctx(|| format!("open cgroup {}", dir.display()))?;
