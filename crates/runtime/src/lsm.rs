@@ -116,7 +116,7 @@ pub struct ExecLabel {
 
 /// The attr file and the bytes to write for `process`, if it has a label.
 /// Validation has made sure the host can apply it.
-fn exec_attr(process: &Process) -> Option<(&'static [&'static str], Vec<u8>, &'static str)> {
+fn exec_attr(process: &Process) -> Option<Attr> {
     if let Some(p) = non_empty(process.apparmor_profile()) {
         // The LSM-specific file (Linux 5.8+, with LSM stacking), else the
         // shared one.
@@ -139,17 +139,17 @@ fn exec_attr(process: &Process) -> Option<(&'static [&'static str], Vec<u8>, &'s
 /// Opens the calling thread's `attr/exec` through the host's procfs for
 /// `process`'s label; `None` without a label.
 pub fn prepare(process: &Process) -> Result<Option<ExecLabel>> {
-    if exec_attr(process).is_none() {
-        return Ok(None);
+    match exec_attr(process) {
+        Some(attr) => open_attr(&host_proc()?, attr).map(Some),
+        None => Ok(None),
     }
-    prepare_in(&host_proc()?, process)
 }
 
-/// [`prepare`] through the procfs at `proc` (checked to be one).
-fn prepare_in(proc: &OwnedFd, process: &Process) -> Result<Option<ExecLabel>> {
-    let Some((candidates, value, what)) = exec_attr(process) else {
-        return Ok(None);
-    };
+type Attr = (&'static [&'static str], Vec<u8>, &'static str);
+
+/// Opens the first of the attr files that exists under `proc` (checked to
+/// be procfs), ready to write `value`.
+fn open_attr(proc: &OwnedFd, (candidates, value, what): Attr) -> Result<ExecLabel> {
     let mut last = None;
     for rel in candidates {
         match sfs::openat2(
@@ -167,11 +167,11 @@ fn prepare_in(proc: &OwnedFd, process: &Process) -> Result<Option<ExecLabel>> {
                         "{what}: /proc/{rel} is not on procfs; refusing to write the label"
                     )));
                 }
-                return Ok(Some(ExecLabel {
+                return Ok(ExecLabel {
                     file: fd.into(),
                     value,
                     what,
-                }));
+                });
             }
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => last = Some(e),
             Err(e) => return Err(e).with_ctx(|| format!("open /proc/{rel} ({what})")),
@@ -309,7 +309,10 @@ mod tests {
         std::fs::write(attr.join("exec"), "").unwrap();
         let fake = sfs::open(tmp.path(), libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
         let aa = process(serde_json::json!({"apparmorProfile": "p"}));
-        let e = prepare_in(&fake, &aa).err().unwrap().to_string();
+        let e = open_attr(&fake, exec_attr(&aa).unwrap())
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("is not on procfs"), "{e}");
         // The real procfs: this kernel has no LSM with an exec attr to
         // take "exec p" from us, but the file is found and opened.

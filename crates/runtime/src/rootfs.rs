@@ -191,22 +191,7 @@ impl Rootfs<'_> {
             {
                 // A user namespace without its own network namespace may not
                 // mount sysfs; give it the host's, read-only, as runc does.
-                let host = sfs::open(Path::new("/sys"), libc::O_PATH | libc::O_DIRECTORY, 0)
-                    .ctx("open /sys")?;
-                let tree = smount::open_tree(
-                    host.as_fd(),
-                    smount::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
-                )
-                .ctx("clone /sys")?;
-                let ro = MountAttr {
-                    attr_set: berth_sys::mount::MOUNT_ATTR_RDONLY
-                        | berth_sys::mount::MOUNT_ATTR_NOSUID
-                        | berth_sys::mount::MOUNT_ATTR_NODEV
-                        | berth_sys::mount::MOUNT_ATTR_NOEXEC,
-                    ..Default::default()
-                };
-                smount::mount_setattr(tree.as_fd(), true, &ro).ctx("make /sys read-only")?;
-                smount::move_mount(tree.as_fd(), dest_fd.as_fd()).ctx("bind /sys")?;
+                bind_host_readonly(Path::new("/sys"), dest_fd.as_fd())?;
             }
             Err(e) => return Err(mnt_err(format!("mount {typ} on {}", dest.display()))(e)),
             Ok(()) => {}
@@ -324,27 +309,7 @@ impl Rootfs<'_> {
         let Some(cg) = self.cgroup else {
             // Rootless without a delegated cgroup: the host's hierarchies,
             // read-only, as runc gives them.
-            let host = sfs::open(
-                Path::new("/sys/fs/cgroup"),
-                libc::O_PATH | libc::O_DIRECTORY,
-                0,
-            )
-            .ctx("open /sys/fs/cgroup")?;
-            let tree = smount::open_tree(
-                host.as_fd(),
-                smount::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
-            )
-            .ctx("clone /sys/fs/cgroup")?;
-            let ro = MountAttr {
-                attr_set: berth_sys::mount::MOUNT_ATTR_RDONLY
-                    | berth_sys::mount::MOUNT_ATTR_NOSUID
-                    | berth_sys::mount::MOUNT_ATTR_NODEV
-                    | berth_sys::mount::MOUNT_ATTR_NOEXEC,
-                ..Default::default()
-            };
-            smount::mount_setattr(tree.as_fd(), true, &ro).ctx("make /sys/fs/cgroup read-only")?;
-            return smount::move_mount(tree.as_fd(), dest_fd.as_fd())
-                .ctx("bind the host's /sys/fs/cgroup");
+            return bind_host_readonly(Path::new("/sys/fs/cgroup"), dest_fd.as_fd());
         };
         let bind_dir = |dir: &Path, at: BorrowedFd<'_>| -> Result<()> {
             let src = sfs::open(dir, libc::O_PATH | libc::O_DIRECTORY, 0)
@@ -656,10 +621,13 @@ fn readonly_path(root: BorrowedFd<'_>, p: &Path) -> std::io::Result<()> {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
         other => other?,
     };
-    let tree = smount::open_tree(
-        target.as_fd(),
-        smount::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
-    )?;
+    bind_readonly(target.as_fd(), target.as_fd())
+}
+
+/// A recursive bind of `src` on `at`, read-only, nosuid, nodev and noexec
+/// all the way down.
+fn bind_readonly(src: BorrowedFd<'_>, at: BorrowedFd<'_>) -> std::io::Result<()> {
+    let tree = smount::open_tree(src, smount::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32)?;
     let ro = MountAttr {
         attr_set: berth_sys::mount::MOUNT_ATTR_RDONLY
             | berth_sys::mount::MOUNT_ATTR_NOSUID
@@ -668,7 +636,16 @@ fn readonly_path(root: BorrowedFd<'_>, p: &Path) -> std::io::Result<()> {
         ..Default::default()
     };
     smount::mount_setattr(tree.as_fd(), true, &ro)?;
-    smount::move_mount(tree.as_fd(), target.as_fd())
+    smount::move_mount(tree.as_fd(), at)
+}
+
+/// The host's `path` (still visible: we are before pivot_root), bound
+/// read-only on `at`.
+fn bind_host_readonly(path: &Path, at: BorrowedFd<'_>) -> Result<()> {
+    let host = sfs::open(path, libc::O_PATH | libc::O_DIRECTORY, 0)
+        .with_ctx(|| format!("open {}", path.display()))?;
+    bind_readonly(host.as_fd(), at)
+        .with_ctx(|| format!("bind the host's {} read-only", path.display()))
 }
 
 /// The devices every container gets (runtime-spec "Default Devices").
