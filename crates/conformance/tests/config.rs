@@ -13,12 +13,6 @@ fn mount(dest: &str, typ: &str, source: &str, opts: &[&str]) -> Mount {
     .unwrap()
 }
 
-fn add_mount(b: &mut Bundle, m: Mount) {
-    let mut ms = b.spec.mounts().clone().unwrap_or_default();
-    ms.push(m);
-    b.spec.set_mounts(Some(ms));
-}
-
 #[test]
 fn new_namespaces_are_new() {
     let rt = Runtime::new();
@@ -314,44 +308,34 @@ fn mounts_in_order_with_options() {
     let host = tempfile::tempdir().unwrap();
     std::fs::create_dir(host.path().join("sub")).unwrap();
     let inner = tempfile::tempdir().unwrap();
-    add_mount(
-        &mut b,
-        mount("/data", "tmpfs", "tmpfs", &["nosuid", "nodev", "size=1m"]),
-    );
-    add_mount(
-        &mut b,
-        mount(
-            "/data/ro",
-            "bind",
-            host.path().to_str().unwrap(),
-            &["bind", "ro"],
-        ),
-    );
-    add_mount(
-        &mut b,
-        mount("/t", "tmpfs", "tmpfs", &["mode=1750", "noexec"]),
-    );
+    b.add_mount(mount(
+        "/data",
+        "tmpfs",
+        "tmpfs",
+        &["nosuid", "nodev", "size=1m"],
+    ));
+    b.add_mount(mount(
+        "/data/ro",
+        "bind",
+        host.path().to_str().unwrap(),
+        &["bind", "ro"],
+    ));
+    b.add_mount(mount("/t", "tmpfs", "tmpfs", &["mode=1750", "noexec"]));
     // A tree: bind `inner` into `host/sub`, then rbind host with rro.
-    add_mount(
-        &mut b,
-        mount(
-            "/rec",
-            "bind",
-            host.path().to_str().unwrap(),
-            &["rbind", "rro"],
-        ),
-    );
+    b.add_mount(mount(
+        "/rec",
+        "bind",
+        host.path().to_str().unwrap(),
+        &["rbind", "rro"],
+    ));
     std::fs::create_dir(host.path().join("sub/inner")).unwrap();
     // Mounted after /rec: not affected by its rro.
-    add_mount(
-        &mut b,
-        mount(
-            "/rec/sub/inner",
-            "bind",
-            inner.path().to_str().unwrap(),
-            &["bind"],
-        ),
-    );
+    b.add_mount(mount(
+        "/rec/sub/inner",
+        "bind",
+        inner.path().to_str().unwrap(),
+        &["bind"],
+    ));
     let o = rt.run(&b).ok();
     let lines: Vec<&str> = o.stdout.lines().collect();
     let data = lines
@@ -851,15 +835,12 @@ fn cgroup_filesystem_is_mounted_read_only() {
     } else {
         Bundle::new(&["sh", "-c", "ls /sys/fs/cgroup; grep ' /sys/fs/cgroup/memory ' /proc/self/mountinfo; mkdir /sys/fs/cgroup/memory/x 2>/dev/null || echo ro-ok"])
     };
-    add_mount(
-        &mut b,
-        mount(
-            "/sys/fs/cgroup",
-            "cgroup",
-            "cgroup",
-            &["nosuid", "noexec", "nodev", "relatime", "ro"],
-        ),
-    );
+    b.add_mount(mount(
+        "/sys/fs/cgroup",
+        "cgroup",
+        "cgroup",
+        &["nosuid", "noexec", "nodev", "relatime", "ro"],
+    ));
     let o = rt.run(&b).ok();
     // v1: a directory per hierarchy; v2: the container's own cgroup files.
     assert!(
@@ -948,7 +929,7 @@ fn overlay_mount() {
         format!("workdir={}", work.display()),
     ];
     let data: Vec<&str> = data.iter().map(String::as_str).collect();
-    add_mount(&mut b, mount("/merged", "overlay", "overlay", &data));
+    b.add_mount(mount("/merged", "overlay", "overlay", &data));
     let o = rt.run(&b).ok();
     assert!(o.stdout.starts_with("from-lower\n"), "{}", o.stdout);
     assert!(o.stdout.contains(" - overlay overlay "), "{}", o.stdout);
@@ -1004,10 +985,12 @@ fn tmpfs_with_tmpcopyup() {
     let rc = unsafe { libc::utimensat(libc::AT_FDCWD, old.as_ptr(), times.as_ptr(), 0) };
     assert_eq!(rc, 0);
     let file_mtime = std::fs::metadata(seed.join("file")).unwrap().mtime();
-    add_mount(
-        &mut b,
-        mount("/etc/seed", "tmpfs", "tmpfs", &["tmpcopyup", "mode=755"]),
-    );
+    b.add_mount(mount(
+        "/etc/seed",
+        "tmpfs",
+        "tmpfs",
+        &["tmpcopyup", "mode=755"],
+    ));
     let o = rt.run(&b).ok();
     let lines: Vec<&str> = o.stdout.lines().collect();
     assert_eq!(lines[0], "seed-file", "{}", o.stdout);

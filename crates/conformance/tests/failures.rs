@@ -221,17 +221,13 @@ fn failures_inside_the_container_leave_nothing() {
         (
             "bind source missing",
             Box::new(|b| {
-                let mut ms = b.spec.mounts().clone().unwrap();
-                ms.push(serde_json::from_value(json!({"destination": "/x", "type": "bind", "source": "/no/such/dir", "options": ["bind"]})).unwrap());
-                b.spec.set_mounts(Some(ms));
+                b.add_mount(serde_json::from_value(json!({"destination": "/x", "type": "bind", "source": "/no/such/dir", "options": ["bind"]})).unwrap());
             }),
         ),
         (
             "bad tmpfs option",
             Box::new(|b| {
-                let mut ms = b.spec.mounts().clone().unwrap();
-                ms.push(serde_json::from_value(json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["size=banana"]})).unwrap());
-                b.spec.set_mounts(Some(ms));
+                b.add_mount(serde_json::from_value(json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["size=banana"]})).unwrap());
             }),
         ),
         (
@@ -299,15 +295,7 @@ fn image_dev_symlink_is_not_followed() {
     std::fs::remove_dir(b.rootfs().join("dev")).unwrap();
     std::os::unix::fs::symlink(target.path(), b.rootfs().join("dev")).unwrap();
     // No /dev mount: devices would be created through the link.
-    let ms: Vec<_> = b
-        .spec
-        .mounts()
-        .clone()
-        .unwrap()
-        .into_iter()
-        .filter(|m| !m.destination().starts_with("/dev"))
-        .collect();
-    b.spec.set_mounts(Some(ms));
+    b.remove_mounts(|d| d.starts_with("/dev"));
     let o = rt.run(&b);
     assert_ne!(o.code, 0, "ran with a symlinked /dev");
     assert_eq!(
@@ -326,14 +314,12 @@ fn mount_destination_symlink_stays_in_the_rootfs() {
     let mut b = Bundle::new(&["true"]);
     let host = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(host.path(), b.rootfs().join("evil")).unwrap();
-    let mut ms = b.spec.mounts().clone().unwrap();
-    ms.push(
+    b.add_mount(
         serde_json::from_value(
             json!({"destination": "/evil/x", "type": "tmpfs", "source": "tmpfs"}),
         )
         .unwrap(),
     );
-    b.spec.set_mounts(Some(ms));
     rt.run(&b).ok();
     assert!(
         !host.path().join("x").exists(),

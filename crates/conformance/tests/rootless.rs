@@ -107,17 +107,10 @@ fn words(s: &str) -> Vec<&str> {
 
 #[test]
 fn rootless_container_from_spec_rootless() {
+    // What the container prints is checked by the next test; this one
+    // follows the state and the log through create, start and delete.
     let xdg = user_dir(UID, UID);
-    let b = rootless_bundle(
-        UID,
-        UID,
-        xdg.path(),
-        &[
-            "sh",
-            "-c",
-            "id -u; cat /proc/self/uid_map /proc/self/gid_map",
-        ],
-    );
+    let b = rootless_bundle(UID, UID, xdg.path(), &["true"]);
     let log = xdg.path().join("runtime.log");
     let log_s = log.to_str().unwrap();
     // No --root and no --rootless: auto, from the effective uid.

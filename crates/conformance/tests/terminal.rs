@@ -109,15 +109,7 @@ fn console_symlink_is_not_followed() {
     b.process().set_terminal(Some(true));
     // No tmpfs on /dev: the image's /dev, with its symlink, is what the
     // runtime finds (devpts stays, for the pty).
-    let ms: Vec<_> = b
-        .spec
-        .mounts()
-        .clone()
-        .unwrap()
-        .into_iter()
-        .filter(|m| m.destination() != std::path::Path::new("/dev"))
-        .collect();
-    b.spec.set_mounts(Some(ms));
+    b.remove_mounts(|d| d == std::path::Path::new("/dev"));
     std::fs::write(b.rootfs().join("target"), "image file\n").unwrap();
     std::os::unix::fs::symlink("/target", b.rootfs().join("dev/console")).unwrap();
     let o = rt.run(&b);

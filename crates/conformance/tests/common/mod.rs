@@ -156,6 +156,20 @@ impl Bundle {
             .set_args(Some(args.iter().map(|s| s.to_string()).collect()));
     }
 
+    /// Appends a mount to the config's list.
+    pub fn add_mount(&mut self, m: oci_spec::runtime::Mount) {
+        let mut ms = self.spec.mounts().clone().unwrap_or_default();
+        ms.push(m);
+        self.spec.set_mounts(Some(ms));
+    }
+
+    /// Drops the config's mounts whose destination `drop` matches.
+    pub fn remove_mounts(&mut self, drop: impl Fn(&Path) -> bool) {
+        let mut ms = self.spec.mounts().clone().unwrap_or_default();
+        ms.retain(|m| !drop(m.destination()));
+        self.spec.set_mounts(Some(ms));
+    }
+
     pub fn add_namespace(&mut self, t: LinuxNamespaceType, path: Option<&str>) {
         let mut ns = self.linux().namespaces().clone().unwrap_or_default();
         ns.retain(|n| n.typ() != t);
