@@ -87,8 +87,8 @@ impl Layout {
             if pre.len() < 5 || post.len() < 3 {
                 continue;
             }
-            let mount_root = unescape(pre[3]);
-            let mountpoint = PathBuf::from(unescape(pre[4]));
+            let mount_root = berth_sys::fs::unescape_mountinfo(pre[3]);
+            let mountpoint = PathBuf::from(berth_sys::fs::unescape_mountinfo(pre[4]));
             let kind = match post[0] {
                 "cgroup2" => HierarchyKind::V2,
                 "cgroup" => {
@@ -186,27 +186,6 @@ fn strip_mount_root(p: &str, root: &str) -> String {
     }
 }
 
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,11 +254,5 @@ mod tests {
                 .unwrap(),
             PathBuf::from("/sys/fs/cgroup/pod1/c")
         );
-    }
-
-    #[test]
-    fn unescapes() {
-        assert_eq!(unescape("a\\040b"), "a b");
-        assert_eq!(unescape("a\\04"), "a\\04");
     }
 }

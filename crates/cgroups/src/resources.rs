@@ -927,15 +927,23 @@ pub fn set_device_program(dir: &Path, list: &[LinuxDeviceCgroup]) -> Result<()> 
 }
 
 /// v1 cpuset: a new cgroup starts with empty cpus and mems and refuses
-/// processes until they are set; inherit them from the parent.
+/// processes until they are set; inherit them from the nearest ancestor
+/// that has them, filling the empty ones between (a cgroup someone else
+/// created, such as a delegated subtree's top, may still be empty).
 pub(crate) fn v1_cpuset_inherit(dir: &Path) -> Result<()> {
-    let Some(parent) = dir.parent() else {
-        return Ok(());
-    };
-    for f in ["cpuset.cpus", "cpuset.mems"] {
-        if read(dir, f)?.is_empty() {
-            write(dir, f, &read(parent, f)?)?;
+    fn ensure(dir: &Path, f: &str, depth: usize) -> Result<String> {
+        let v = read(dir, f)?;
+        match dir.parent() {
+            Some(parent) if v.is_empty() && depth < 64 => {
+                let inherited = ensure(parent, f, depth + 1)?;
+                write(dir, f, &inherited)?;
+                Ok(inherited)
+            }
+            _ => Ok(v),
         }
+    }
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        ensure(dir, f, 0)?;
     }
     Ok(())
 }
@@ -1073,6 +1081,25 @@ mod tests {
         &["net_cls", "net_prio"],
         &["rdma"],
     ];
+
+    #[test]
+    fn v1_cpuset_fills_empty_ancestors() {
+        // root (has cpus/mems) / delegated (empty, made by someone else) / ctr
+        let tmp = tempfile::tempdir().unwrap();
+        let ctr = tmp.path().join("delegated/ctr");
+        std::fs::create_dir_all(&ctr).unwrap();
+        for d in [tmp.path(), &tmp.path().join("delegated"), &ctr] {
+            std::fs::write(d.join("cpuset.cpus"), "").unwrap();
+            std::fs::write(d.join("cpuset.mems"), "").unwrap();
+        }
+        std::fs::write(tmp.path().join("cpuset.cpus"), "0-1\n").unwrap();
+        std::fs::write(tmp.path().join("cpuset.mems"), "0\n").unwrap();
+        v1_cpuset_inherit(&ctr).unwrap();
+        for d in [tmp.path().join("delegated"), ctr] {
+            assert_eq!(read(&d, "cpuset.cpus").unwrap(), "0-1");
+            assert_eq!(read(&d, "cpuset.mems").unwrap(), "0");
+        }
+    }
 
     #[test]
     fn v1_writes_every_resource() {

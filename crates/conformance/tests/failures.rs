@@ -498,3 +498,203 @@ fn apparmor_profile_is_applied_or_refused() {
     assert!(o.stderr.contains("apparmorProfile"), "{}", o.stderr);
     rt.exec(&["delete", "--force", &b.id]).ok();
 }
+
+/// Mount helpers for the attacker in the procfs redirect test.
+fn mount_bind(src: &std::path::Path, dst: &std::path::Path, flags: libc::c_ulong) {
+    let c = |p: &std::path::Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let (s, d) = (c(src), c(dst));
+    // SAFETY: valid NUL-terminated paths; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            s.as_ptr(),
+            d.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | flags,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "bind {} on {}: {}",
+        src.display(),
+        dst.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Unmounts everything at and under `path` on the host, even if the test
+/// fails half way.
+struct UnmountOnDrop(std::path::PathBuf);
+
+impl Drop for UnmountOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-R")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Makes the mount at `path` shared.
+fn make_shared(path: &std::path::Path) {
+    let d = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid path; only the propagation changes.
+    let rc = unsafe {
+        libc::mount(
+            std::ptr::null(),
+            d.as_ptr(),
+            std::ptr::null(),
+            libc::MS_SHARED,
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "make {} shared: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// CVE-2025-52881 (and CVE-2019-19921): the image's /proc is a symlink
+/// into a volume that another container (the attacker, here the host)
+/// shares, where a fake /proc waits: files that stand for
+/// /proc/sys/kernel/domainname and /proc/self/attr/exec. A runtime that
+/// mounted procfs through the symlink could have it covered or swapped by
+/// the attacker and later write sysctls and LSM labels into the
+/// attacker's files. berth refuses procfs on anything but an ordinary
+/// directory, and nothing is written to the fake tree.
+#[test]
+fn procfs_through_a_symlink_into_a_shared_volume_is_refused() {
+    require_root();
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&["true"]);
+    let shared = b.path().join("shared");
+    for d in ["proc/sys/kernel", "proc/self/attr"] {
+        std::fs::create_dir_all(shared.join(d)).unwrap();
+    }
+    std::fs::write(shared.join("proc/sys/kernel/domainname"), "untouched\n").unwrap();
+    std::fs::write(shared.join("proc/self/attr/exec"), "untouched\n").unwrap();
+    mount_bind(&shared, &shared, 0);
+    let _unmount = UnmountOnDrop(shared.clone());
+    make_shared(&shared);
+    let rootfs = b.rootfs();
+    let _ = std::fs::remove_dir(rootfs.join("proc"));
+    std::os::unix::fs::symlink("mnt/proc", rootfs.join("proc")).unwrap();
+    b.add_mount(
+        serde_json::from_value(json!({
+            "destination": "/mnt", "type": "bind",
+            "source": shared.to_str().unwrap(), "options": ["rbind", "rshared"]
+        }))
+        .unwrap(),
+    );
+    b.linux().set_sysctl(Some(
+        [("kernel.domainname".to_string(), "berth-52881".to_string())].into(),
+    ));
+    b.write();
+    let o = rt.create(&b);
+    assert_ne!(o.code, 0, "procfs was mounted through a symlink");
+    assert!(
+        o.stderr.contains("ordinary directory") && o.stderr.contains("/proc"),
+        "{}",
+        o.stderr
+    );
+    for f in ["proc/sys/kernel/domainname", "proc/self/attr/exec"] {
+        assert_eq!(
+            std::fs::read_to_string(shared.join(f)).unwrap(),
+            "untouched\n",
+            "{f}"
+        );
+    }
+    drop(_unmount);
+    assert_no_leftovers(&rt, &b);
+}
+
+/// rootfsPropagation "shared" with a rootfs that is itself a shared mount
+/// point (a volume, a containerd snapshot): pivot_root needs it private in
+/// the container, as runc makes it, so create works and the container's
+/// mounts do not appear on the host.
+#[test]
+fn shared_rootfs_propagation_on_a_shared_mount_point() {
+    require_root();
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&["true"]);
+    let rootfs = b.rootfs();
+    mount_bind(&rootfs, &rootfs, 0);
+    let _unmount = UnmountOnDrop(rootfs.clone());
+    make_shared(&rootfs);
+    b.linux().set_rootfs_propagation(Some("shared".into()));
+    b.write();
+    rt.create(&b).ok();
+    let proc_dir = rootfs.join("proc");
+    assert!(
+        host_mounts_mentioning(proc_dir.to_str().unwrap()).is_empty(),
+        "the container's /proc propagated to the host: {:?}",
+        host_mounts_mentioning(proc_dir.to_str().unwrap())
+    );
+    rt.exec(&["delete", "--force", &b.id]).ok();
+}
+
+/// CVE-2025-52881 at exec: the running container (with CAP_SYS_ADMIN)
+/// covers its /proc with a tmpfs holding the files where a runtime would
+/// write the new process's LSM label (`/proc/thread-self/attr/apparmor/exec`,
+/// `attr/exec`, the same under `self`). A runtime that entered the mount
+/// namespace and then wrote the label by path would write it into these
+/// files and start the process unconfined. berth writes through the host's
+/// procfs, opened before it enters the container: where AppArmor is enabled
+/// (the VM lane) the exec applies its label and the fake files stay empty;
+/// where it is not, the label is refused and they stay empty too.
+#[test]
+fn exec_label_is_not_written_into_a_fake_proc() {
+    let enabled = std::path::Path::new("/sys/kernel/security/apparmor").exists()
+        && std::fs::read("/sys/module/apparmor/parameters/enabled")
+            .is_ok_and(|b| b.starts_with(b"Y"));
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "mount -t tmpfs fake /proc && for d in self thread-self; do \
+         mkdir -p /proc/$d/attr/apparmor && : >/proc/$d/attr/exec && \
+         : >/proc/$d/attr/apparmor/exec; done && touch /ready && sleep 100",
+    ]);
+    let caps: oci_spec::runtime::LinuxCapabilities = serde_json::from_value(json!({
+        "bounding": ["CAP_SYS_ADMIN", "CAP_DAC_OVERRIDE"],
+        "effective": ["CAP_SYS_ADMIN", "CAP_DAC_OVERRIDE"],
+        "permitted": ["CAP_SYS_ADMIN", "CAP_DAC_OVERRIDE"]
+    }))
+    .unwrap();
+    b.process().set_capabilities(Some(caps));
+    rt.start_detached(&b);
+    let ready = b.rootfs().join("ready");
+    let t0 = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(
+            t0.elapsed().as_secs() < 30,
+            "the container never set up its fake /proc"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = rt.exec(&["exec", "--apparmor", "unconfined", &b.id, "true"]);
+    if enabled {
+        o.ok();
+    } else {
+        assert_ne!(o.code, 0, "exec --apparmor ran without AppArmor");
+        assert!(o.stderr.contains("AppArmor is not enabled"), "{}", o.stderr);
+    }
+    // The fake tree is still there, and empty.
+    let o = rt
+        .exec(&[
+            "exec",
+            &b.id,
+            "sh",
+            "-c",
+            "cat /proc/self/attr/exec /proc/self/attr/apparmor/exec \
+             /proc/thread-self/attr/exec /proc/thread-self/attr/apparmor/exec && echo intact",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "intact\n", "the label went into the fake /proc");
+    rt.exec(&["delete", "--force", &b.id]).ok();
+}

@@ -36,11 +36,48 @@ fn user_dir(uid: u32, gid: u32) -> tempfile::TempDir {
 /// The runtime as `uid:gid` (no supplementary groups), without --root,
 /// in `cwd`; the container's stdio go to files in `cwd`.
 fn as_user(uid: u32, gid: u32, xdg: &Path, args: &[&str], cwd: &Path) -> Out {
+    as_user_in(uid, gid, xdg, args, cwd, &[])
+}
+
+/// [`as_user`], started in the cgroups whose `cgroup.procs` files are given
+/// (the process moves itself there while still root, then drops to the
+/// user, as a login manager places a session in its delegated cgroup).
+fn as_user_in(
+    uid: u32,
+    gid: u32,
+    xdg: &Path,
+    args: &[&str],
+    cwd: &Path,
+    cgroup_procs: &[std::path::PathBuf],
+) -> Out {
     let out = std::fs::File::create(cwd.join("stdout.log")).unwrap();
     let err = std::fs::File::create(cwd.join("stderr.log")).unwrap();
-    let status = Command::new(runtime_bin())
-        .uid(uid)
-        .gid(gid)
+    let procs: Vec<std::ffi::CString> = cgroup_procs
+        .iter()
+        .map(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap())
+        .collect();
+    let mut cmd = Command::new(runtime_bin());
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes async-signal-safe system calls on memory prepared beforehand.
+    unsafe {
+        cmd.pre_exec(move || {
+            for p in &procs {
+                let fd = libc::open(p.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+            }
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let status = cmd
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("XDG_RUNTIME_DIR", xdg)
@@ -276,5 +313,158 @@ fn rootless_subordinate_ids_through_newuidmap() {
         ["1000", "1000", "0", &uid, "1", "1", &su, &n, "allow"],
         "{}",
         o.stdout
+    );
+}
+
+/// A cgroup subtree delegated to a user in every hierarchy the host has
+/// mounted (v1 controllers, the v2 or hybrid unified tree), as systemd's
+/// `Delegate=yes` would: the subtree's directory and files belong to the
+/// user, and the user's shell runs in `<subtree>/runner`. Removed on drop.
+struct Delegated {
+    name: String,
+    /// (mountpoint, is cgroup2)
+    mounts: Vec<(std::path::PathBuf, bool)>,
+}
+
+impl Delegated {
+    fn new(uid: u32, gid: u32) -> Delegated {
+        let name = unique_id("berth-deleg");
+        let mut mounts = Vec::new();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        for line in mountinfo.lines() {
+            let Some((pre, post)) = line.split_once(" - ") else {
+                continue;
+            };
+            let fstype = post.split(' ').next().unwrap_or("");
+            if fstype != "cgroup" && fstype != "cgroup2" {
+                continue;
+            }
+            let mp = std::path::PathBuf::from(pre.split(' ').nth(4).unwrap());
+            mounts.push((mp, fstype == "cgroup2"));
+        }
+        assert!(!mounts.is_empty(), "no cgroup hierarchy is mounted");
+        let d = Delegated { name, mounts };
+        for (mp, v2) in &d.mounts {
+            let top = mp.join(&d.name);
+            std::fs::create_dir(&top).unwrap();
+            if *v2 {
+                // Controllers for the subtree are enabled by the delegator
+                // (only where the host's v2 tree has them: on a hybrid host
+                // it tracks processes only); the runner is a leaf, because a
+                // v2 cgroup with controllers for its children holds no
+                // processes itself.
+                for dir in [mp.as_path(), top.as_path()] {
+                    let have = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap();
+                    let enable: Vec<String> = have
+                        .split_whitespace()
+                        .filter(|c| ["memory", "pids"].contains(c))
+                        .map(|c| format!("+{c}"))
+                        .collect();
+                    if !enable.is_empty() {
+                        std::fs::write(dir.join("cgroup.subtree_control"), enable.join(" "))
+                            .unwrap();
+                    }
+                }
+                std::fs::create_dir(top.join("runner")).unwrap();
+            }
+            chown_r(&top, uid, gid);
+        }
+        d
+    }
+
+    /// The runner's cgroup.procs in the v2 tree (moving a process between
+    /// v2 cgroups needs write access to their common ancestor, so the
+    /// runtime must start inside the subtree).
+    fn runner_procs(&self) -> Vec<std::path::PathBuf> {
+        self.mounts
+            .iter()
+            .filter(|(_, v2)| *v2)
+            .map(|(mp, _)| mp.join(&self.name).join("runner/cgroup.procs"))
+            .collect()
+    }
+
+    fn dir(&self, controller_file: &str) -> std::path::PathBuf {
+        // The hierarchy with this file: v1 `memory`, or the v2 tree.
+        for (mp, v2) in &self.mounts {
+            let d = mp.join(&self.name).join("ctr");
+            if d.join(controller_file).exists() || (!v2 && mp.ends_with(controller_file)) {
+                return d;
+            }
+        }
+        panic!("no delegated cgroup has {controller_file}")
+    }
+}
+
+impl Drop for Delegated {
+    fn drop(&mut self) {
+        for (mp, _) in &self.mounts {
+            let top = mp.join(&self.name);
+            let _ = std::fs::remove_dir(top.join("ctr"));
+            let _ = std::fs::remove_dir(top.join("runner"));
+            let _ = std::fs::remove_dir(&top);
+        }
+    }
+}
+
+/// With a delegated cgroup, a rootless container is created in it and its
+/// limits are applied (v1 here, v2 in the VM).
+#[test]
+fn rootless_uses_a_delegated_cgroup() {
+    require_root();
+    let xdg = user_dir(UID, UID);
+    let deleg = Delegated::new(UID, UID);
+    let mut b = rootless_bundle(UID, UID, xdg.path(), &["sleep", "30"]);
+    b.linux()
+        .set_cgroups_path(Some(format!("/{}/ctr", deleg.name).into()));
+    b.linux().set_resources(Some(
+        serde_json::from_value(serde_json::json!({
+            "memory": {"limit": 67108864},
+            "pids": {"limit": 42}
+        }))
+        .unwrap(),
+    ));
+    b.write();
+    chown_r(b.path(), UID, UID);
+    let procs = deleg.runner_procs();
+    let log = xdg.path().join("runtime.log");
+    let log_s = log.to_str().unwrap();
+    let user = |args: &[&str]| as_user_in(UID, UID, xdg.path(), args, b.path(), &procs);
+    user(&["--log", log_s, "create", &b.id]).ok();
+    let state = user(&["state", &b.id]).ok().json();
+    let pid = state["pid"].as_i64().unwrap();
+    let (mem_file, mem_want) = if cgroup_v2() {
+        ("memory.max", "67108864")
+    } else {
+        ("memory.limit_in_bytes", "67108864")
+    };
+    let mem = deleg.dir(if cgroup_v2() { mem_file } else { "memory" });
+    assert_eq!(
+        std::fs::read_to_string(mem.join(mem_file)).unwrap().trim(),
+        mem_want
+    );
+    let pids = deleg.dir(if cgroup_v2() { "pids.max" } else { "pids" });
+    assert_eq!(
+        std::fs::read_to_string(pids.join("pids.max"))
+            .unwrap()
+            .trim(),
+        "42"
+    );
+    let members = std::fs::read_to_string(mem.join("cgroup.procs")).unwrap();
+    assert!(
+        words(&members).contains(&pid.to_string().as_str()),
+        "the init ({pid}) is not in {}: {members}",
+        mem.display()
+    );
+    user(&["kill", &b.id, "KILL"]).ok();
+    wait_stopped(UID, UID, xdg.path(), &b);
+    user(&["delete", &b.id]).ok();
+    for (mp, _) in &deleg.mounts {
+        let ctr = mp.join(&deleg.name).join("ctr");
+        assert!(!ctr.exists(), "delete left {}", ctr.display());
+    }
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !log.contains("no cgroup delegated"),
+        "the runtime did not use the delegated cgroup: {log}"
     );
 }

@@ -162,8 +162,28 @@ impl Rootfs<'_> {
             // show (and let root change) the host's interfaces.
             flags |= libc::MS_RDONLY;
         }
-        let dest_fd = sfs::mkdir_all_in_root(root, &dest, Links::InRoot)
-            .with_ctx(|| format!("create mount point {}", dest.display()))?;
+        // procfs and sysfs only on an ordinary directory (as runc): an
+        // image whose /proc is a symlink could point the runtime's procfs
+        // into a volume another container shares and races mounts on, and
+        // redirect later /proc writes (CVE-2025-52881, CVE-2019-19921).
+        let links = if matches!(typ.as_str(), "proc" | "sysfs") {
+            Links::Refuse
+        } else {
+            Links::InRoot
+        };
+        let dest_fd = sfs::mkdir_all_in_root(root, &dest, links).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                Error::Usage(format!(
+                    "{typ} must be mounted on an ordinary directory, but {} is or passes through a symlink in the rootfs; refusing",
+                    dest.display()
+                ))
+            } else {
+                Error::Io {
+                    op: format!("create mount point {}", dest.display()),
+                    cause: e,
+                }
+            }
+        })?;
         let copy_from = if opts.tmpcopyup {
             Some(
                 sfs::openat(
@@ -673,16 +693,18 @@ pub fn default_devices() -> Vec<LinuxDevice> {
     .collect()
 }
 
-/// pivot_root refuses a new root whose parent mount is shared: make the
-/// mount holding the rootfs private (only when rootfsPropagation is shared).
+/// pivot_root refuses a new root, or a parent of it, on a shared mount:
+/// make the mount holding the rootfs private (only when rootfsPropagation
+/// is shared). That is the rootfs itself when it is a mount point (a
+/// shared one would otherwise also put the container's mounts in the
+/// host's peer group), else the mount it lives on.
 fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
     let mi = std::fs::read_to_string("/proc/self/mountinfo").ctx("read /proc/self/mountinfo")?;
-    let parent = rootfs.parent().unwrap_or(Path::new("/"));
     let best = mi
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
-        .map(PathBuf::from)
-        .filter(|mp| parent.starts_with(mp))
+        .map(|mp| PathBuf::from(sfs::unescape_mountinfo(mp)))
+        .filter(|mp| rootfs.starts_with(mp))
         .max_by_key(|mp| mp.components().count())
         .unwrap_or_else(|| PathBuf::from("/"));
     let c = cstr(&best).ctx("mount point path")?;

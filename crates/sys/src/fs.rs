@@ -552,3 +552,39 @@ mod tests {
         assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 1);
     }
 }
+
+/// Undoes the octal escapes of /proc/self/mountinfo (`\\040` for a space,
+/// also tab, newline and backslash); anything else is kept as it is.
+pub fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).filter(|d| {
+            b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)) && d[0] <= b'3'
+        });
+        if let Some(d) = octal {
+            out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod unescape_tests {
+    use super::unescape_mountinfo as u;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(u("a\\040b"), "a b");
+        assert_eq!(u("a\\04"), "a\\04");
+        assert_eq!(u("\\134x\\011"), "\\x\t");
+        // Not a byte: kept, never a panic.
+        assert_eq!(u("\\777"), "\\777");
+        assert_eq!(u("\\"), "\\");
+    }
+}
