@@ -529,11 +529,10 @@ struct UnmountOnDrop(std::path::PathBuf);
 
 impl Drop for UnmountOnDrop {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-R")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
+        // MNT_DETACH takes the whole subtree (busybox umount has no -R).
+        let d = std::ffi::CString::new(self.0.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        unsafe { libc::umount2(d.as_ptr(), libc::MNT_DETACH) };
     }
 }
 
