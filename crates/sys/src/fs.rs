@@ -588,3 +588,78 @@ mod unescape_tests {
         assert_eq!(u("\\"), "\\");
     }
 }
+
+/// `linkat(fd, "", dir, name, AT_EMPTY_PATH)`: a hard link to the file an
+/// fd (also `O_PATH`) refers to, never re-resolving a path. Needs
+/// CAP_DAC_READ_SEARCH.
+pub fn link_fd(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
+    let c = cstr(name)?;
+    // SAFETY: valid fds and C strings; AT_EMPTY_PATH acts on `fd` itself.
+    cvt(unsafe {
+        libc::linkat(
+            fd.as_raw_fd(),
+            EMPTY.as_ptr(),
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    })?;
+    Ok(())
+}
+
+/// Sets an extended attribute on what an fd refers to. Regular fds use
+/// fsetxattr; `O_PATH` fds (symlinks, devices) go through the fd's
+/// /proc/self/fd magic link, which lands on the inode itself.
+pub fn set_xattr_fd(fd: BorrowedFd<'_>, name: &[u8], value: &[u8], o_path: bool) -> io::Result<()> {
+    let n = std::ffi::CString::new(name.to_vec())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    if o_path {
+        let p = crate::fd_path(fd.as_raw_fd());
+        // SAFETY: valid C strings and a value buffer of the given length.
+        cvt(unsafe {
+            libc::setxattr(
+                p.as_ptr(),
+                n.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        })?;
+    } else {
+        // SAFETY: valid fd, C string and value buffer.
+        cvt(unsafe {
+            libc::fsetxattr(
+                fd.as_raw_fd(),
+                n.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// `futimens(2)` on an open (not `O_PATH`) fd: (seconds, nanoseconds).
+pub fn set_times_fd(fd: BorrowedFd<'_>, atime: (i64, i64), mtime: (i64, i64)) -> io::Result<()> {
+    let ts = [
+        libc::timespec {
+            tv_sec: atime.0,
+            tv_nsec: atime.1,
+        },
+        libc::timespec {
+            tv_sec: mtime.0,
+            tv_nsec: mtime.1,
+        },
+    ];
+    // SAFETY: valid fd and a two-element timespec array.
+    cvt(unsafe { libc::futimens(fd.as_raw_fd(), ts.as_ptr()) })?;
+    Ok(())
+}
+
+/// `syncfs(2)`: flushes the filesystem `fd` is on.
+pub fn syncfs(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: valid fd.
+    cvt(unsafe { libc::syncfs(fd.as_raw_fd()) })?;
+    Ok(())
+}

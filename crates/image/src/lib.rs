@@ -1,0 +1,13 @@
+//! berth's images: references, a registry client (OCI distribution spec),
+//! a content-addressed store with its metadata in SQLite, and safe,
+//! streaming layer unpacking into overlay lower directories.
+
+pub mod digest;
+pub mod error;
+pub mod reference;
+pub mod tar;
+pub mod unpack;
+
+pub use digest::Digest;
+pub use error::{Error, Result};
+pub use reference::Reference;
