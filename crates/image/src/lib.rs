@@ -4,7 +4,11 @@
 
 pub mod digest;
 pub mod error;
+pub mod manifest;
+pub mod pull;
 pub mod reference;
+pub mod registry;
+pub mod store;
 pub mod tar;
 pub mod unpack;
 

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 fn require_root() {
     // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
     assert_eq!(
-        unsafe { libc::getuid() },
-        0,
+        uid, 0,
         "these tests need root (mknod, chown, trusted.* xattrs)"
     );
 }

@@ -1,0 +1,321 @@
+//! Image commands.
+
+use crate::progress::Progress;
+use anyhow::{Context, Result};
+use berth_image::manifest::Platform;
+use berth_image::pull::{self, PullOptions};
+use berth_image::store::Store;
+use berth_image::{Digest, Reference};
+use clap::{Args, Subcommand, ValueEnum};
+use std::path::Path;
+
+#[derive(Args)]
+pub struct PullArgs {
+    /// The image: NAME[:TAG][@DIGEST] (`busybox` is docker.io/library/busybox:latest).
+    pub image: String,
+    /// Print only the image id.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The platform to pull from a multi-platform image (os/arch[/variant]).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Verify the registry's TLS certificate; false also allows plain HTTP
+    /// (loopback registries always may use HTTP, as in Docker).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    /// Credentials as USER:PASSWORD (otherwise from Docker's or Podman's
+    /// auth files).
+    #[arg(long)]
+    pub creds: Option<String>,
+    /// Layers downloaded at once.
+    #[arg(long, default_value_t = 3)]
+    pub parallel: usize,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Only image ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format: a table for people, JSON for scripts.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Show full ids.
+    #[arg(long)]
+    pub no_trunc: bool,
+}
+
+#[derive(Args)]
+pub struct RmiArgs {
+    /// Images, by name or (short) id.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Remove the image with all its names.
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ImageCmd {
+    /// Download an image (same as `berth pull`).
+    Pull(PullArgs),
+    /// List images (same as `berth images`).
+    Ls(ListArgs),
+    /// Remove images (same as `berth rmi`).
+    Rm(RmiArgs),
+    /// Show an image's details as JSON (Docker's field names).
+    Inspect {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Remove images without a name, then unused layers and blobs.
+    Prune,
+}
+
+fn open(root: &Path) -> Result<Store> {
+    Ok(Store::open(root)?)
+}
+
+pub fn pull(root: &Path, a: PullArgs) -> Result<()> {
+    let r = Reference::parse(&a.image)?;
+    let mut opts = PullOptions {
+        parallel: a.parallel.max(1),
+        ..Default::default()
+    };
+    if let Some(p) = &a.platform {
+        opts.platform = Platform::parse(p)?;
+    }
+    opts.registry.insecure = !a.tls_verify;
+    if let Some(c) = &a.creds {
+        let (u, p) = c
+            .split_once(':')
+            .context("--creds: expected USER:PASSWORD")?;
+        opts.registry.credentials = Some((u.to_string(), p.to_string()));
+    }
+    let mut store = open(root)?;
+    let progress = Progress::new(a.quiet);
+    if !a.quiet {
+        eprintln!("Pulling {r}");
+    }
+    let res = pull::pull(&mut store, &r, &opts, &|e| progress.event(e));
+    progress.finish();
+    let p = res?;
+    if a.quiet {
+        println!("{}", p.id);
+    } else {
+        eprintln!("Digest: {}", p.manifest);
+        println!("{}", p.id);
+    }
+    Ok(())
+}
+
+fn ago(t: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let d = (now - t).max(0);
+    match d {
+        0..=59 => format!("{d} seconds ago"),
+        60..=3599 => format!("{} minutes ago", d / 60),
+        3600..=86399 => format!("{} hours ago", d / 3600),
+        _ => format!("{} days ago", d / 86400),
+    }
+}
+
+fn human(b: u64) -> String {
+    let mut v = b as f64;
+    let mut i = 0;
+    const U: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    while v >= 1000.0 && i < 4 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0}{}", U[i])
+    } else {
+        format!("{v:.3}", v = (v * 100.0).round() / 100.0)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + U[i]
+    }
+}
+
+pub fn list(root: &Path, a: ListArgs) -> Result<()> {
+    let store = open(root)?;
+    let images = store.images()?;
+    if a.quiet {
+        for i in &images {
+            println!(
+                "{}",
+                if a.no_trunc {
+                    i.id.to_string()
+                } else {
+                    i.id.short().to_string()
+                }
+            );
+        }
+        return Ok(());
+    }
+    if a.format == Format::Json {
+        let v: Vec<serde_json::Value> = images
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "Id": i.id.to_string(),
+                    "Names": i.names.iter().filter(|n| !n.contains('@')).collect::<Vec<_>>(),
+                    "Digests": i.names.iter().filter(|n| n.contains('@')).collect::<Vec<_>>(),
+                    "Digest": i.manifest_digest.to_string(),
+                    "Created": i.created,
+                    "Size": i.size,
+                    "Os": i.os,
+                    "Architecture": i.architecture,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let mut rows = vec![[
+        "REPOSITORY".to_string(),
+        "TAG".into(),
+        "IMAGE ID".into(),
+        "CREATED".into(),
+        "SIZE".into(),
+    ]];
+    for i in &images {
+        let id = if a.no_trunc {
+            i.id.to_string()
+        } else {
+            i.id.short().to_string()
+        };
+        let tags: Vec<&String> = i.names.iter().filter(|n| !n.contains('@')).collect();
+        let created = i.created.clone().map_or_else(
+            || ago(i.pulled),
+            |c| c.chars().take(19).collect::<String>().replace('T', " "),
+        );
+        if tags.is_empty() {
+            rows.push(["<none>".into(), "<none>".into(), id, created, human(i.size)]);
+            continue;
+        }
+        for t in tags {
+            let (repo, tag) = t.rsplit_once(':').unwrap_or((t.as_str(), "<none>"));
+            rows.push([
+                repo.to_string(),
+                tag.to_string(),
+                id.clone(),
+                created.clone(),
+                human(i.size),
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(c, v)| {
+                if c < 4 {
+                    format!("{v:<w$}", w = widths[c])
+                } else {
+                    v.clone()
+                }
+            })
+            .collect();
+        println!("{}", line.join("   "));
+    }
+    Ok(())
+}
+
+pub fn rmi(root: &Path, a: RmiArgs) -> Result<()> {
+    let mut store = open(root)?;
+    let mut failed = None;
+    for i in &a.images {
+        match store.remove(i, a.force) {
+            Ok(ids) if ids.is_empty() => println!("Untagged: {i}"),
+            Ok(ids) => {
+                for id in ids {
+                    println!("Deleted: {id}");
+                }
+            }
+            Err(e) => {
+                eprintln!("berth: {e}");
+                failed = Some(e);
+            }
+        }
+    }
+    // Layers and blobs no image uses any more.
+    store.gc()?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+pub fn image(root: &Path, c: ImageCmd) -> Result<()> {
+    match c {
+        ImageCmd::Pull(a) => pull(root, a),
+        ImageCmd::Ls(a) => list(root, a),
+        ImageCmd::Rm(a) => rmi(root, a),
+        ImageCmd::Inspect { images } => inspect(root, &images),
+        ImageCmd::Prune => {
+            let mut store = open(root)?;
+            let dangling = store.dangling()?;
+            for id in &dangling {
+                store.remove_by_id(id)?;
+                println!("Deleted: {id}");
+            }
+            let (layers, blobs) = store.gc()?;
+            eprintln!(
+                "Removed {} images, {layers} layers, {blobs} blobs",
+                dangling.len()
+            );
+            Ok(())
+        }
+    }
+}
+
+fn inspect(root: &Path, names: &[String]) -> Result<()> {
+    let store = open(root)?;
+    let mut out = Vec::new();
+    for n in names {
+        let img = store.resolve(n)?;
+        let cfg: serde_json::Value =
+            serde_json::from_slice(&store.read_blob(&img.id, berth_image::pull::MAX_CONFIG)?)
+                .with_context(|| format!("image {}: its stored config is not JSON", img.id))?;
+        let layers: Vec<Digest> = store.image_layers(&img.id)?;
+        out.push(serde_json::json!({
+            "Id": img.id.to_string(),
+            "RepoTags": img.names.iter().filter(|n| !n.contains('@')).collect::<Vec<_>>(),
+            "RepoDigests": img.names.iter().filter(|n| n.contains('@')).collect::<Vec<_>>(),
+            "Created": cfg.get("created"),
+            "Author": cfg.get("author"),
+            "Architecture": cfg.get("architecture"),
+            "Variant": cfg.get("variant"),
+            "Os": cfg.get("os"),
+            "Size": img.size,
+            "Config": cfg.get("config"),
+            "RootFS": {
+                "Type": "layers",
+                "Layers": cfg.pointer("/rootfs/diff_ids"),
+            },
+            "GraphDriver": {
+                "Name": "overlay",
+                "Data": {
+                    "LowerDir": layers.iter().rev().map(|c| store.layer_dir(c).display().to_string()).collect::<Vec<_>>().join(":"),
+                }
+            },
+            "History": cfg.get("history"),
+        }));
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

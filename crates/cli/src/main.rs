@@ -1,0 +1,58 @@
+//! `berth`: the user CLI. Image commands so far: pull, images, rmi,
+//! image inspect, image prune.
+
+mod images;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "A daemonless container engine",
+    long_about = "berth pulls images from any OCI registry into a content-addressed store and (soon) runs containers from them, without a daemon.\n\nImages are named as in Docker: `busybox` is docker.io/library/busybox:latest; `quay.io/org/app:1.2` and `127.0.0.1:5000/test/app@sha256:...` name other registries."
+)]
+struct Cli {
+    /// Where images and their layers are stored.
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_ROOT",
+        default_value = "/var/lib/berth"
+    )]
+    root: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Download an image (and its layers) from a registry.
+    Pull(images::PullArgs),
+    /// List the images in the store.
+    Images(images::ListArgs),
+    /// Remove images (by name or id).
+    Rmi(images::RmiArgs),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(images::ImageCmd),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Pull(a) => images::pull(&cli.root, a),
+        Cmd::Images(a) => images::list(&cli.root, a),
+        Cmd::Rmi(a) => images::rmi(&cli.root, a),
+        Cmd::Image(c) => images::image(&cli.root, c),
+    };
+    if let Err(e) = r {
+        let code = e
+            .downcast_ref::<berth_image::Error>()
+            .map_or(1, |e| e.exit_code());
+        eprintln!("berth: {e:#}");
+        std::process::exit(code);
+    }
+}

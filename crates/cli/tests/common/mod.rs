@@ -1,0 +1,271 @@
+//! Test fixtures: a real registry (Debian's docker-registry, the CNCF
+//! distribution registry) on loopback, started per test binary, and
+//! images built here from busybox and synthetic layers, pushed through the
+//! registry's HTTP API (not through berth).
+
+#![allow(dead_code)]
+
+use berth_image::tar::build::Tar;
+use berth_image::Digest;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub const BUSYBOX: &str = "/bin/busybox";
+pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+
+pub fn require_root() {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    assert_eq!(
+        uid, 0,
+        "these tests need root (the store unpacks device nodes and owners)"
+    );
+}
+
+pub struct Registry {
+    pub addr: String,
+    _child: Child,
+    _dir: tempfile::TempDir,
+}
+
+/// The registry for this test binary (started once; it dies with us).
+pub fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(|| {
+        assert!(
+            Path::new(REGISTRY_BIN).exists(),
+            "{REGISTRY_BIN} is missing: apt-get install docker-registry"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        // A watchdog shell stops the registry when this test process is
+        // gone (PR_SET_PDEATHSIG would fire when the spawning *thread*
+        // ends, and test threads end early).
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "{REGISTRY_BIN} serve \"$1\" >/dev/null 2>&1 & r=$!; \
+                 while kill -0 {} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.5; done; kill $r",
+                std::process::id()
+            ))
+            .arg("sh")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("start docker-registry");
+        let t0 = std::time::Instant::now();
+        loop {
+            if ureq::get(&format!("http://{addr}/v2/")).call().is_ok() {
+                break;
+            }
+            assert!(t0.elapsed().as_secs() < 20, "the registry did not come up on {addr}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Registry { addr, _child: child, _dir: dir }
+    })
+}
+
+impl Registry {
+    pub fn push_blob(&self, repo: &str, data: &[u8]) -> Digest {
+        let d = Digest::of(data);
+        let r = ureq::post(&format!("http://{}/v2/{repo}/blobs/uploads/", self.addr))
+            .call()
+            .expect("start a blob upload");
+        let loc = r.header("location").unwrap().to_string();
+        let url = if loc.starts_with("http") {
+            loc
+        } else {
+            format!("http://{}{loc}", self.addr)
+        };
+        let sep = if url.contains('?') { '&' } else { '?' };
+        ureq::put(&format!("{url}{sep}digest={d}"))
+            .set("Content-Type", "application/octet-stream")
+            .send_bytes(data)
+            .expect("upload a blob");
+        d
+    }
+
+    pub fn push_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &[u8],
+    ) -> Digest {
+        ureq::put(&format!(
+            "http://{}/v2/{repo}/manifests/{reference}",
+            self.addr
+        ))
+        .set("Content-Type", media_type)
+        .send_bytes(body)
+        .unwrap_or_else(|e| panic!("push manifest {repo}:{reference}: {e}"));
+        Digest::of(body)
+    }
+}
+
+pub enum Comp {
+    Gzip,
+    Zstd,
+    None,
+}
+
+pub fn compress(tar: &[u8], c: &Comp) -> Vec<u8> {
+    match c {
+        Comp::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(tar).unwrap();
+            e.finish().unwrap()
+        }
+        Comp::Zstd => zstd::encode_all(tar, 1).unwrap(),
+        Comp::None => tar.to_vec(),
+    }
+}
+
+fn layer_type(c: &Comp) -> &'static str {
+    match c {
+        Comp::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+        Comp::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        Comp::None => "application/vnd.oci.image.layer.v1.tar",
+    }
+}
+
+/// Layer 1: busybox with a few applets, /etc/passwd, /etc/motd, /old/.
+pub fn base_layer() -> Vec<u8> {
+    let bb = std::fs::read(BUSYBOX).expect("busybox-static");
+    let mut t = Tar::default();
+    t.dir("bin/", 0o755)
+        .file("bin/busybox", &bb, 0o755)
+        .symlink("bin/sh", "busybox")
+        .symlink("bin/true", "busybox")
+        .symlink("bin/cat", "busybox")
+        .dir("etc/", 0o755)
+        .file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)
+        .file("etc/motd", b"base\n", 0o644)
+        .dir("old/", 0o755)
+        .file("old/a", b"a", 0o644);
+    t.end()
+}
+
+/// Layer 2: deletes /etc/motd, makes /old opaque, adds a file.
+pub fn top_layer() -> Vec<u8> {
+    let mut t = Tar::default();
+    t.dir("etc/", 0o755)
+        .file("etc/.wh.motd", b"", 0o644)
+        .dir("old/", 0o755)
+        .file("old/.wh..wh..opq", b"", 0o644)
+        .file("old/b", b"b", 0o644)
+        .file("hello", b"hello from the top layer\n", 0o644);
+    t.end()
+}
+
+pub struct Pushed {
+    pub manifest: Digest,
+    pub config: Digest,
+    pub layers: Vec<Digest>,
+    pub diff_ids: Vec<Digest>,
+}
+
+/// Pushes an image of `layers` (uncompressed tars) as `repo:tag`.
+pub fn push_image(repo: &str, tag: &str, layers: &[Vec<u8>], comp: Comp, arch: &str) -> Pushed {
+    let reg = registry();
+    let diff_ids: Vec<Digest> = layers.iter().map(|l| Digest::of(l)).collect();
+    let blobs: Vec<Vec<u8>> = layers.iter().map(|l| compress(l, &comp)).collect();
+    let layer_digests: Vec<Digest> = blobs.iter().map(|b| reg.push_blob(repo, b)).collect();
+    let config = serde_json::json!({
+        "architecture": arch,
+        "os": "linux",
+        "created": "2026-11-23T00:00:00Z",
+        "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
+        "history": [{"created_by": "berth test fixture"}]
+    });
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let config_d = reg.push_blob(repo, &config_bytes);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_d.to_string(), "size": config_bytes.len()},
+        "layers": blobs.iter().zip(&layer_digests).map(|(b, d)| serde_json::json!({
+            "mediaType": layer_type(&comp), "digest": d.to_string(), "size": b.len()
+        })).collect::<Vec<_>>()
+    });
+    let body = serde_json::to_vec(&manifest).unwrap();
+    let md = reg.push_manifest(
+        repo,
+        tag,
+        "application/vnd.oci.image.manifest.v1+json",
+        &body,
+    );
+    Pushed {
+        manifest: md,
+        config: config_d,
+        layers: layer_digests,
+        diff_ids,
+    }
+}
+
+/// A store directory for one test.
+pub struct Env {
+    pub root: tempfile::TempDir,
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn ok(self) -> Out {
+        assert_eq!(self.code, 0, "berth failed: {}", self.stderr);
+        self
+    }
+}
+
+impl Env {
+    pub fn new() -> Env {
+        require_root();
+        Env {
+            root: tempfile::Builder::new()
+                .prefix("berth-store")
+                .tempdir()
+                .unwrap(),
+        }
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
+        c.arg("--root").arg(self.root.path());
+        c.env_remove("BERTH_ROOT");
+        c
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Out {
+        let o: Output = self.cmd().args(args).output().expect("run berth");
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    pub fn layers_dir(&self) -> PathBuf {
+        self.root.path().join("layers")
+    }
+
+    pub fn images_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.berth(&["images", "--format", "json"]).ok().stdout).unwrap()
+    }
+}

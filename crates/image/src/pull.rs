@@ -1,0 +1,386 @@
+//! `pull`: manifest (through an index to this platform), config, then the
+//! layers in parallel, each streamed in one pass from the network through
+//! the blob file and the digest check into the decompressor and the
+//! unpacker, never held in memory.
+
+use crate::digest::{Digest, HashingReader, TeeReader};
+use crate::error::{Error, Result};
+use crate::manifest::{self, Compression, Descriptor, Document, Platform};
+use crate::reference::Reference;
+use crate::registry::{self, Client, Options};
+use crate::store::{remove_tree, Store};
+use berth_sys::fs as sfs;
+use std::io::{BufReader, Read};
+use std::os::fd::AsFd;
+use std::sync::Mutex;
+
+/// Image configs larger than this are refused.
+pub const MAX_CONFIG: u64 = 8 << 20;
+
+/// What a pull reports as it goes.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The manifest was resolved: the layers to get.
+    Resolved {
+        image: Digest,
+        layers: Vec<(Digest, u64)>,
+    },
+    /// A layer was already in the store.
+    Exists { layer: Digest },
+    /// Bytes of a layer downloaded so far.
+    Progress {
+        layer: Digest,
+        done: u64,
+        total: u64,
+    },
+    /// A layer is unpacked and stored.
+    Done { layer: Digest },
+}
+
+pub struct PullOptions {
+    pub platform: Platform,
+    pub registry: Options,
+    /// Layers downloaded at once.
+    pub parallel: usize,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            platform: Platform::host(),
+            registry: Options::default(),
+            parallel: 3,
+        }
+    }
+}
+
+/// The result of a pull.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    pub id: Digest,
+    pub manifest: Digest,
+    pub reference: String,
+}
+
+pub fn pull(
+    store: &mut Store,
+    r: &Reference,
+    opts: &PullOptions,
+    report: &(dyn Fn(Event) + Sync),
+) -> Result<Pulled> {
+    let mut ropts = opts.registry.clone();
+    if ropts.credentials.is_none() {
+        ropts.credentials = registry::credentials_for(&r.registry);
+    }
+    let client = Client::new(r, &ropts);
+    let image = r.to_string();
+    let (mut body, mut ctype, mut mdigest) = client.manifest(&r.manifest_ref(), &image)?;
+    let mut doc = manifest::parse(&body, &ctype, &image)?;
+    if let Document::Index(idx) = &doc {
+        let chosen = manifest::select(idx, &opts.platform, &image)?;
+        let (b, c, d) = client.manifest(&chosen.digest.to_string(), &image)?;
+        if c != chosen.media_type && !chosen.media_type.is_empty() && !c.is_empty() {
+            return Err(Error::Protocol {
+                what: image,
+                msg: format!(
+                    "the index says {} but the manifest was served as {c}",
+                    chosen.media_type
+                ),
+            });
+        }
+        doc = manifest::parse(&b, &c, &image)?;
+        if matches!(doc, Document::Index(_)) {
+            return Err(Error::Protocol {
+                what: image,
+                msg: "an index that points to another index; refused".into(),
+            });
+        }
+        (body, ctype, mdigest) = (b, c, d);
+    }
+    let Document::Manifest { config, layers } = doc else {
+        unreachable!("indexes were resolved above")
+    };
+    if config.size as u64 > MAX_CONFIG {
+        return Err(Error::Protocol {
+            what: image,
+            msg: format!(
+                "the image config is {} bytes; refused (limit {MAX_CONFIG})",
+                config.size
+            ),
+        });
+    }
+    let cfg_bytes = if store.has_blob(&config.digest) {
+        store.read_blob(&config.digest, MAX_CONFIG)?
+    } else {
+        client.blob_bytes(&config.digest, MAX_CONFIG, &format!("{image} config"))?
+    };
+    let cfg = manifest::parse_config(&cfg_bytes, &image)?;
+    if cfg.os != opts.platform.os || cfg.architecture != opts.platform.architecture {
+        return Err(Error::Platform {
+            image,
+            want: opts.platform.to_string(),
+            have: format!("{}/{}", cfg.os, cfg.architecture),
+        });
+    }
+    if cfg.rootfs.diff_ids.len() != layers.len() {
+        return Err(Error::Protocol {
+            what: image,
+            msg: format!(
+                "the manifest lists {} layers but the config {} diff IDs",
+                layers.len(),
+                cfg.rootfs.diff_ids.len()
+            ),
+        });
+    }
+    let chains = manifest::chain_ids(&cfg.rootfs.diff_ids);
+    report(Event::Resolved {
+        image: config.digest.clone(),
+        layers: layers
+            .iter()
+            .map(|l| (l.digest.clone(), l.size as u64))
+            .collect(),
+    });
+
+    let _pull_lock = store.pull_lock()?;
+    let jobs: Vec<(usize, &Descriptor)> = layers.iter().enumerate().collect();
+    let next = Mutex::new(0usize);
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let st: &Store = store;
+    std::thread::scope(|s| {
+        for _ in 0..opts.parallel.max(1).min(jobs.len().max(1)) {
+            s.spawn(|| loop {
+                let i = {
+                    let mut n = next.lock().unwrap_or_else(|p| p.into_inner());
+                    if *n >= jobs.len()
+                        || failure.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+                    {
+                        return;
+                    }
+                    *n += 1;
+                    *n - 1
+                };
+                let (idx, desc) = jobs[i];
+                let r = get_layer(
+                    st,
+                    &client,
+                    desc,
+                    &cfg.rootfs.diff_ids[idx],
+                    &chains[idx],
+                    report,
+                );
+                if let Err(e) = r {
+                    failure
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert(e);
+                    return;
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    store.put_blob(&config.digest, &cfg_bytes)?;
+    store.put_blob(&mdigest, &body)?;
+    let mut names = Vec::new();
+    if r.tag.is_some() {
+        let mut tagged = r.clone();
+        tagged.digest = None;
+        names.push(tagged.to_string());
+    }
+    names.push(format!("{}@{}", r.name(), mdigest));
+    store.add_image(
+        &config.digest,
+        &mdigest,
+        &ctype,
+        cfg.created.as_deref(),
+        &cfg.os,
+        &cfg.architecture,
+        &chains,
+        &names,
+    )?;
+    Ok(Pulled {
+        id: config.digest,
+        manifest: mdigest,
+        reference: r.to_string(),
+    })
+}
+
+/// Reports download progress at most every 256 KiB.
+struct Counting<'a, R> {
+    inner: R,
+    done: u64,
+    last: u64,
+    total: u64,
+    layer: &'a Digest,
+    report: &'a (dyn Fn(Event) + Sync),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if self.done - self.last >= 256 * 1024 || (n == 0 && self.done != self.last) {
+            self.last = self.done;
+            (self.report)(Event::Progress {
+                layer: self.layer.clone(),
+                done: self.done,
+                total: self.total,
+            });
+        }
+        Ok(n)
+    }
+}
+
+fn get_layer(
+    store: &Store,
+    client: &Client,
+    desc: &Descriptor,
+    diff_id: &Digest,
+    chain: &Digest,
+    report: &(dyn Fn(Event) + Sync),
+) -> Result<()> {
+    let _lock = store.layer_lock(chain)?;
+    if store.has_layer(chain)? {
+        report(Event::Exists {
+            layer: desc.digest.clone(),
+        });
+        return Ok(());
+    }
+    let compression = manifest::compression(&desc.media_type)?;
+    let what = format!("layer {}", desc.digest);
+    // Leftovers of a killed pull of this layer: ours to remove, we hold
+    // its lock.
+    let tmp_layer = store.tmp_dir().join(format!("layer-{}", chain.hex()));
+    let tmp_blob = store.tmp_dir().join(format!("blob-{}", chain.hex()));
+    remove_tree(&tmp_layer)?;
+    let _ = std::fs::remove_file(&tmp_blob);
+    std::fs::create_dir(&tmp_layer).map_err(|e| Error::Io {
+        op: format!("create {}", tmp_layer.display()),
+        cause: e,
+    })?;
+    // Foreign layers are fetched from their URLs without credentials
+    // (CVE-2020-15157); otherwise from the registry.
+    let source: Box<dyn Read + Send> = if !desc.urls.is_empty()
+        && (desc.media_type.contains("foreign") || desc.media_type.contains("nondistributable"))
+    {
+        foreign(desc, &what)?
+    } else {
+        Box::new(client.blob(&desc.digest, &what)?)
+    };
+    let blob_file = std::fs::File::create(&tmp_blob).map_err(|e| Error::Io {
+        op: format!("create {}", tmp_blob.display()),
+        cause: e,
+    })?;
+    let counting = Counting {
+        inner: source,
+        done: 0,
+        last: 0,
+        total: desc.size.max(0) as u64,
+        layer: &desc.digest,
+        report,
+    };
+    let mut tee = TeeReader::new(
+        counting,
+        std::io::BufWriter::with_capacity(1 << 20, blob_file),
+    );
+    let stats = {
+        let decompressed: Box<dyn Read> = match compression {
+            Compression::None => Box::new(&mut tee),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
+                BufReader::with_capacity(1 << 17, &mut tee),
+            )),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut tee).map_err(
+                |e| Error::Layer {
+                    layer: desc.digest.to_string(),
+                    msg: format!("zstd: {e}"),
+                },
+            )?),
+        };
+        let hashing = HashingReader::new(decompressed);
+        let (stats, rest) = crate::unpack::unpack(&tmp_layer, hashing, &desc.digest.to_string())?;
+        let (got_diff, _) = rest.finish().map_err(|e| Error::Layer {
+            layer: desc.digest.to_string(),
+            msg: format!("decompress: {e}"),
+        })?;
+        if &got_diff != diff_id {
+            return Err(Error::DigestMismatch {
+                what: format!("{what} (uncompressed)"),
+                want: diff_id.to_string(),
+                got: got_diff.to_string(),
+            });
+        }
+        stats
+    };
+    let (got, size, writer) = tee.finish().map_err(|e| Error::Network {
+        registry: client.registry().to_string(),
+        msg: format!("{what}: {e}"),
+    })?;
+    if got != desc.digest {
+        return Err(Error::DigestMismatch {
+            what,
+            want: desc.digest.to_string(),
+            got: got.to_string(),
+        });
+    }
+    let file = writer.into_inner().map_err(|e| Error::Io {
+        op: format!("write {}", tmp_blob.display()),
+        cause: e.into_error(),
+    })?;
+    file.sync_all().map_err(|e| Error::Io {
+        op: "sync the layer blob".into(),
+        cause: e,
+    })?;
+    // The unpacked files reach the disk before the layer is published.
+    let dirfd =
+        sfs::open(&tmp_layer, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(|e| Error::Io {
+            op: "open the unpacked layer".into(),
+            cause: e,
+        })?;
+    sfs::syncfs(dirfd.as_fd()).map_err(|e| Error::Io {
+        op: "sync the unpacked layer".into(),
+        cause: e,
+    })?;
+    std::fs::rename(&tmp_blob, store.blob_path(&desc.digest)).map_err(|e| Error::Io {
+        op: "store the layer blob".into(),
+        cause: e,
+    })?;
+    let dest = store.layer_dir(chain);
+    remove_tree(&dest)?;
+    std::fs::rename(&tmp_layer, &dest).map_err(|e| Error::Io {
+        op: format!("move the layer into {}", dest.display()),
+        cause: e,
+    })?;
+    store.add_layer(
+        chain,
+        diff_id,
+        &desc.digest,
+        &desc.media_type,
+        size,
+        stats.bytes,
+    )?;
+    report(Event::Done {
+        layer: desc.digest.clone(),
+    });
+    Ok(())
+}
+
+/// A foreign layer from its own URLs, with no registry credentials.
+fn foreign(desc: &Descriptor, what: &str) -> Result<Box<dyn Read + Send>> {
+    let agent = ureq::AgentBuilder::new().redirects(5).build();
+    let mut last = String::from("no http(s) URL");
+    for u in &desc.urls {
+        if !(u.starts_with("https://") || u.starts_with("http://")) {
+            continue;
+        }
+        match agent.get(u).call() {
+            Ok(r) => return Ok(Box::new(r.into_reader())),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(Error::Network {
+        registry: "foreign layer".into(),
+        msg: format!("{what}: {last}"),
+    })
+}

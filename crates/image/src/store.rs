@@ -1,0 +1,530 @@
+//! The image store: verified blobs by digest, one unpacked directory per
+//! layer chain ID (an overlay lower layer), and the metadata in SQLite.
+//!
+//! Why SQLite (WAL): the store is shared by many short-lived `berth`
+//! processes and no daemon. SQLite gives multi-process transactions with
+//! readers never blocked by a writer, survives kill -9 and power loss at
+//! any point, and is what podman moved to for the same reasons. A
+//! key-value store such as redb allows one process at a time.
+//!
+//! Layout under the root (`/var/lib/berth` for root):
+//! ```text
+//! blobs/sha256/<hex>     manifests, configs and compressed layers, verified
+//! layers/<chain hex>/    unpacked layers (overlay lowerdirs)
+//! tmp/                   downloads and unpacks in progress
+//! locks/                 flock files: `store` (shared by pulls, exclusive
+//!                        for GC) and one per layer being unpacked
+//! images.db              SQLite: images, tags, layers
+//! ```
+//! Everything becomes visible by rename after it is complete and synced,
+//! and the database row last, so a kill -9 at any moment leaves either
+//! nothing or a whole object; leftovers in tmp/ are removed by the next
+//! holder of the same lock or by GC.
+
+use crate::digest::Digest;
+use crate::error::{Context, Error, Result};
+use berth_sys::fs as sfs;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+pub struct Store {
+    root: PathBuf,
+    /// One connection; download threads record layers through it.
+    db: std::sync::Mutex<Connection>,
+}
+
+/// A lock held until dropped (flock on a file under locks/).
+pub struct Lock(#[allow(dead_code)] OwnedFd);
+
+/// An image as listed.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ImageRow {
+    pub id: Digest,
+    pub manifest_digest: Digest,
+    pub names: Vec<String>,
+    pub created: Option<String>,
+    /// Unpacked size of all layers, bytes.
+    pub size: u64,
+    pub pulled: i64,
+    pub os: String,
+    pub architecture: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,              -- config digest
+    manifest_digest TEXT NOT NULL,
+    manifest_type TEXT NOT NULL,
+    created TEXT,
+    os TEXT NOT NULL,
+    architecture TEXT NOT NULL,
+    pulled INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS names (
+    name TEXT PRIMARY KEY,            -- registry/repository:tag or @digest
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS layers (
+    chain_id TEXT PRIMARY KEY,
+    diff_id TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    compressed_size INTEGER NOT NULL,
+    size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS image_layers (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    chain_id TEXT NOT NULL REFERENCES layers(chain_id),
+    PRIMARY KEY (image_id, idx)
+);
+CREATE INDEX IF NOT EXISTS image_layers_chain ON image_layers(chain_id);
+";
+
+impl Store {
+    /// Opens (creating) the store at `root`.
+    pub fn open(root: &Path) -> Result<Store> {
+        for d in ["blobs/sha256", "layers", "tmp", "locks"] {
+            std::fs::create_dir_all(root.join(d)).with_ctx(|| {
+                format!(
+                    "create the image store directory {}",
+                    root.join(d).display()
+                )
+            })?;
+        }
+        let db = Connection::open(root.join("images.db"))
+            .with_ctx(|| format!("open {}", root.join("images.db").display()))?;
+        db.busy_timeout(std::time::Duration::from_secs(60))
+            .ctx("set the busy timeout")?;
+        db.pragma_update(None, "journal_mode", "WAL")
+            .ctx("enable WAL")?;
+        db.pragma_update(None, "synchronous", "FULL")
+            .ctx("set synchronous")?;
+        db.pragma_update(None, "foreign_keys", "ON")
+            .ctx("enable foreign keys")?;
+        db.execute_batch(SCHEMA).ctx("create the schema")?;
+        Ok(Store {
+            root: root.to_path_buf(),
+            db: std::sync::Mutex::new(db),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(d.hex())
+    }
+
+    pub fn layer_dir(&self, chain: &Digest) -> PathBuf {
+        self.root.join("layers").join(chain.hex())
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn lock_file(&self, name: &str, exclusive: bool) -> Result<Lock> {
+        let p = self.root.join("locks").join(name);
+        let fd = sfs::open(&p, libc::O_RDWR | libc::O_CREAT, 0o600)
+            .with_ctx(|| format!("open lock {}", p.display()))?;
+        sfs::flock(fd.as_fd(), exclusive, false).with_ctx(|| format!("lock {}", p.display()))?;
+        Ok(Lock(fd))
+    }
+
+    /// Held (shared) by every pull; taken exclusive by GC, so GC never
+    /// removes a layer a pull has committed but not yet referenced.
+    pub fn pull_lock(&self) -> Result<Lock> {
+        self.lock_file("store", false)
+    }
+
+    pub fn gc_lock(&self) -> Result<Lock> {
+        self.lock_file("store", true)
+    }
+
+    /// Serializes work on one layer across processes.
+    pub fn layer_lock(&self, chain: &Digest) -> Result<Lock> {
+        self.lock_file(&format!("layer-{}", chain.hex()), true)
+    }
+
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).exists()
+    }
+
+    /// Stores a small blob (manifest, config) whose digest was checked.
+    pub fn put_blob(&self, d: &Digest, data: &[u8]) -> Result<()> {
+        if Digest::of(data) != *d {
+            return Err(Error::DigestMismatch {
+                what: "blob".into(),
+                want: d.to_string(),
+                got: Digest::of(data).to_string(),
+            });
+        }
+        sfs::write_atomic(&self.blob_path(d), data, 0o644).with_ctx(|| format!("write blob {d}"))
+    }
+
+    pub fn read_blob(&self, d: &Digest, cap: u64) -> Result<Vec<u8>> {
+        let p = self.blob_path(d);
+        let f = std::fs::File::open(&p).with_ctx(|| format!("open blob {d}"))?;
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, cap + 1), &mut v)
+            .with_ctx(|| format!("read blob {d}"))?;
+        if v.len() as u64 > cap {
+            return Err(Error::Protocol {
+                what: format!("blob {d}"),
+                msg: "larger than expected".into(),
+            });
+        }
+        if Digest::of(&v) != *d {
+            return Err(Error::DigestMismatch {
+                what: format!("stored blob {d}"),
+                want: d.to_string(),
+                got: Digest::of(&v).to_string(),
+            });
+        }
+        Ok(v)
+    }
+
+    /// True when the layer is unpacked and recorded.
+    pub fn has_layer(&self, chain: &Digest) -> Result<bool> {
+        let row: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT chain_id FROM layers WHERE chain_id = ?1",
+                params![chain.to_string()],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx("look up a layer")?;
+        Ok(row.is_some() && self.layer_dir(chain).is_dir())
+    }
+
+    /// Records a layer whose directory is in place.
+    pub fn add_layer(
+        &self,
+        chain: &Digest,
+        diff: &Digest,
+        blob: &Digest,
+        media_type: &str,
+        compressed: u64,
+        size: u64,
+    ) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT OR REPLACE INTO layers (chain_id, diff_id, blob, media_type, compressed_size, size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    chain.to_string(),
+                    diff.to_string(),
+                    blob.to_string(),
+                    media_type,
+                    compressed as i64,
+                    size as i64
+                ],
+            )
+            .ctx("record a layer")?;
+        Ok(())
+    }
+
+    /// Records an image, its layers and its names in one transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_image(
+        &mut self,
+        id: &Digest,
+        manifest: &Digest,
+        manifest_type: &str,
+        created: Option<&str>,
+        os: &str,
+        arch: &str,
+        chains: &[Digest],
+        names: &[String],
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().ctx("begin")?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        tx.execute(
+            "INSERT INTO images (id, manifest_digest, manifest_type, created, os, architecture, pulled)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT(id) DO UPDATE SET manifest_digest = excluded.manifest_digest,
+               manifest_type = excluded.manifest_type, pulled = excluded.pulled",
+            params![id.to_string(), manifest.to_string(), manifest_type, created, os, arch, now],
+        )
+        .ctx("record the image")?;
+        tx.execute(
+            "DELETE FROM image_layers WHERE image_id = ?1",
+            params![id.to_string()],
+        )
+        .ctx("record the image's layers")?;
+        for (i, c) in chains.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO image_layers (image_id, idx, chain_id) VALUES (?1, ?2, ?3)",
+                params![id.to_string(), i as i64, c.to_string()],
+            )
+            .ctx("record the image's layers")?;
+        }
+        for n in names {
+            tx.execute(
+                "INSERT INTO names (name, image_id) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
+                params![n, id.to_string()],
+            )
+            .ctx("record the image's name")?;
+        }
+        // Images left without any name (a tag moved away) are dangling:
+        // kept, as Docker keeps them, until `image prune`.
+        tx.commit().ctx("commit the image")
+    }
+
+    /// All images, newest first.
+    pub fn images(&self) -> Result<Vec<ImageRow>> {
+        let conn = self.conn();
+        let mut st = conn.prepare(
+                "SELECT i.id, i.manifest_digest, i.created, i.pulled, i.os, i.architecture,
+                    (SELECT COALESCE(SUM(l.size), 0) FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id WHERE il.image_id = i.id),
+                    (SELECT group_concat(name, char(10)) FROM (SELECT name FROM names WHERE image_id = i.id ORDER BY name))
+                 FROM images i ORDER BY i.pulled DESC, i.id",
+            )
+            .ctx("list images")?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                ))
+            })
+            .ctx("list images")?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, md, created, pulled, os, arch, size, names) = row.ctx("list images")?;
+            out.push(ImageRow {
+                id: Digest::parse(&id)?,
+                manifest_digest: Digest::parse(&md)?,
+                names: names
+                    .map(|n| n.split('\n').map(str::to_string).collect())
+                    .unwrap_or_default(),
+                created,
+                size: size.max(0) as u64,
+                pulled,
+                os,
+                architecture: arch,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Finds an image by name (normalised reference), full or short id.
+    pub fn resolve(&self, what: &str) -> Result<ImageRow> {
+        let images = self.images()?;
+        let id_hex = what.strip_prefix("sha256:").unwrap_or(what);
+        let by_id: Vec<&ImageRow> =
+            if id_hex.len() >= 4 && id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                images
+                    .iter()
+                    .filter(|i| i.id.hex().starts_with(id_hex))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+        if by_id.len() > 1 {
+            return Err(Error::Usage(format!(
+                "{what}: more than one image id starts with this; give more digits"
+            )));
+        }
+        if let Some(i) = by_id.first() {
+            return Ok((*i).clone());
+        }
+        let name = crate::Reference::parse(what)
+            .map(|r| r.to_string())
+            .map_err(|_| Error::UnknownImage(what.to_string()))?;
+        images
+            .into_iter()
+            .find(|i| i.names.contains(&name))
+            .ok_or(Error::UnknownImage(what.to_string()))
+    }
+
+    /// The image's layers (chain IDs), bottom first.
+    pub fn image_layers(&self, id: &Digest) -> Result<Vec<Digest>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT chain_id FROM image_layers WHERE image_id = ?1 ORDER BY idx")
+            .ctx("list layers")?;
+        let rows = st
+            .query_map(params![id.to_string()], |r| r.get::<_, String>(0))
+            .ctx("list layers")?;
+        rows.map(|r| Digest::parse(&r.ctx("list layers")?))
+            .collect()
+    }
+
+    /// Removes a name; the image goes when it has no name left (or with
+    /// `force`, all its names at once). Returns the removed image ids.
+    pub fn remove(&mut self, what: &str, force: bool) -> Result<Vec<Digest>> {
+        let img = self.resolve(what)?;
+        let mut conn = self.conn();
+        let tx = conn.transaction().ctx("begin")?;
+        let by_name = crate::Reference::parse(what).map(|r| r.to_string()).ok();
+        let named = by_name.as_ref().filter(|n| img.names.contains(n));
+        let mut removed = Vec::new();
+        // As in Docker: `@digest` names are not tags; an image goes when
+        // its last tag goes.
+        let tags: Vec<&String> = img.names.iter().filter(|n| !n.contains('@')).collect();
+        match named {
+            Some(n) if tags.len() > 1 && !force && !n.contains('@') => {
+                tx.execute("DELETE FROM names WHERE name = ?1", params![n])
+                    .ctx("untag")?;
+            }
+            _ => {
+                if tags.len() > 1 && !force && named.is_none() {
+                    return Err(Error::InUse(format!(
+                        "image {} has several tags ({}); remove them by name, or use --force",
+                        img.id.short(),
+                        tags.iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )));
+                }
+                tx.execute(
+                    "DELETE FROM images WHERE id = ?1",
+                    params![img.id.to_string()],
+                )
+                .ctx("remove the image")?;
+                removed.push(img.id.clone());
+            }
+        }
+        tx.commit().ctx("commit")?;
+        Ok(removed)
+    }
+
+    /// Removes layers and blobs no image refers to, and leftovers in tmp/.
+    /// Returns (layers, blobs) removed.
+    pub fn gc(&mut self) -> Result<(usize, usize)> {
+        let _l = self.gc_lock()?;
+        let unused: Vec<String> = {
+            let conn = self.conn();
+            let mut st = conn.prepare("SELECT chain_id FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)")
+                .ctx("find unused layers")?;
+            let rows = st
+                .query_map([], |r| r.get::<_, String>(0))
+                .ctx("find unused layers")?;
+            rows.collect::<rusqlite::Result<_>>()
+                .ctx("find unused layers")?
+        };
+        let mut layers = 0;
+        for c in &unused {
+            let chain = Digest::parse(c)?;
+            self.conn()
+                .execute("DELETE FROM layers WHERE chain_id = ?1", params![c])
+                .ctx("forget a layer")?;
+            remove_tree(&self.layer_dir(&chain))?;
+            layers += 1;
+        }
+        // Layer directories without a row (a pull killed after the rename).
+        for e in std::fs::read_dir(self.root.join("layers")).ctx("list layers")? {
+            let e = e.ctx("list layers")?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Ok(d) = Digest::parse(&format!("sha256:{name}")) else {
+                continue;
+            };
+            if !self.has_layer_row(&d)? {
+                remove_tree(&e.path())?;
+                layers += 1;
+            }
+        }
+        // Blobs: keep those referenced by an image (manifest, config,
+        // layers).
+        let mut keep = std::collections::HashSet::new();
+        {
+            let conn = self.conn();
+            let mut st = conn
+                .prepare("SELECT id, manifest_digest FROM images")
+                .ctx("list images")?;
+            let rows = st
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .ctx("list images")?;
+            for r in rows {
+                let (a, b) = r.ctx("list images")?;
+                keep.insert(a);
+                keep.insert(b);
+            }
+            drop(st);
+            let mut st = conn.prepare("SELECT blob FROM layers").ctx("list layers")?;
+            let rows = st
+                .query_map([], |r| r.get::<_, String>(0))
+                .ctx("list layers")?;
+            for r in rows {
+                keep.insert(r.ctx("list layers")?);
+            }
+        }
+        let mut blobs = 0;
+        for e in std::fs::read_dir(self.root.join("blobs/sha256")).ctx("list blobs")? {
+            let e = e.ctx("list blobs")?;
+            let name = format!("sha256:{}", e.file_name().to_string_lossy());
+            if !keep.contains(&name) {
+                std::fs::remove_file(e.path()).with_ctx(|| format!("remove blob {name}"))?;
+                blobs += 1;
+            }
+        }
+        // Nothing in tmp/ is in use while we hold the store lock exclusive.
+        for e in std::fs::read_dir(self.tmp_dir()).ctx("list tmp")? {
+            remove_tree(&e.ctx("list tmp")?.path())?;
+        }
+        Ok((layers, blobs))
+    }
+
+    fn has_layer_row(&self, chain: &Digest) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT 1 FROM layers WHERE chain_id = ?1",
+                params![chain.to_string()],
+                |_| Ok(()),
+            )
+            .optional()
+            .ctx("look up a layer")?
+            .is_some())
+    }
+
+    /// Images without any name.
+    pub fn dangling(&self) -> Result<Vec<Digest>> {
+        Ok(self
+            .images()?
+            .into_iter()
+            .filter(|i| i.names.is_empty())
+            .map(|i| i.id)
+            .collect())
+    }
+
+    pub fn remove_by_id(&mut self, id: &Digest) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM images WHERE id = ?1", params![id.to_string()])
+            .ctx("remove the image")?;
+        Ok(())
+    }
+}
+
+/// Removes a directory tree that may hold read-only directories (as
+/// unpacked layers do) without following symlinks.
+pub(crate) fn remove_tree(p: &Path) -> Result<()> {
+    let parent = p.parent().unwrap_or(Path::new("/"));
+    let name = p.file_name().map(Path::new).unwrap_or(Path::new("."));
+    let dir = sfs::open(parent, libc::O_PATH | libc::O_DIRECTORY, 0)
+        .with_ctx(|| format!("open {}", parent.display()))?;
+    match crate::unpack::remove_all(dir.as_fd(), name) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        r => r.with_ctx(|| format!("remove {}", p.display())),
+    }
+}
