@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use berth_image::tar::build::Tar;
 use berth_image::Digest;
 use std::io::Write;

@@ -1,0 +1,154 @@
+//! The registry client's protocol paths through a front that behaves as
+//! public registries do: bearer tokens (with and without credentials),
+//! connections that break mid-blob, and blobs redirected to a CDN host.
+
+mod common;
+use common::proxy::{Behaviour, Proxy};
+use common::*;
+
+fn auth_file(dir: &std::path::Path, registry: &str, b64: &str) -> std::path::PathBuf {
+    let f = dir.join("auth.json");
+    std::fs::write(
+        &f,
+        serde_json::to_vec(&serde_json::json!({"auths": {registry: {"auth": b64}}})).unwrap(),
+    )
+    .unwrap();
+    f
+}
+
+#[test]
+fn bearer_token_with_credentials_from_an_auth_file() {
+    let env = Env::new();
+    let p = push_image("t/tok", "v", &[base_layer()], Comp::Gzip, "amd64");
+    // base64("testuser:testpass")
+    let creds = "dGVzdHVzZXI6dGVzdHBhc3M=";
+    let proxy = Proxy::start(
+        &registry().addr,
+        Behaviour {
+            bearer: true,
+            token_basic: Some(creds),
+            ..Default::default()
+        },
+    );
+    let name = format!("{}/t/tok:v", proxy.addr);
+    // No credentials: the token service refuses; one clear line, exit 4.
+    let o = env.berth(&["pull", &name]);
+    assert_eq!(o.code, 4, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("denied") && o.stderr.contains("berth login"),
+        "{}",
+        o.stderr
+    );
+    // With an auth file (as Podman writes it).
+    let f = auth_file(env.root.path(), &proxy.addr, creds);
+    let o = env
+        .cmd()
+        .env("REGISTRY_AUTH_FILE", &f)
+        .args(["pull", "-q", &name])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        p.config.to_string()
+    );
+    let seen = proxy.seen.lock().unwrap();
+    assert!(
+        seen.token_requests
+            .iter()
+            .any(|t| t.contains("scope=repository%3At%2Ftok%3Apull")
+                || t.contains("scope=repository:t/tok:pull")),
+        "{:?}",
+        seen.token_requests
+    );
+    assert!(seen
+        .token_requests
+        .iter()
+        .all(|t| t.contains("service=berth-test")));
+}
+
+#[test]
+fn anonymous_bearer_token() {
+    let env = Env::new();
+    let p = push_image(
+        "t/anon",
+        "v",
+        &[base_layer(), top_layer()],
+        Comp::Gzip,
+        "amd64",
+    );
+    let proxy = Proxy::start(
+        &registry().addr,
+        Behaviour {
+            bearer: true,
+            ..Default::default()
+        },
+    );
+    let o = env
+        .berth(&["pull", "-q", &format!("{}/t/anon:v", proxy.addr)])
+        .ok();
+    assert_eq!(o.stdout.trim(), p.config.to_string());
+}
+
+#[test]
+fn a_broken_download_resumes_with_range() {
+    let env = Env::new();
+    let p = push_image(
+        "t/cut",
+        "v",
+        &[base_layer(), top_layer()],
+        Comp::Gzip,
+        "amd64",
+    );
+    let proxy = Proxy::start(
+        &registry().addr,
+        Behaviour {
+            cut_blobs: true,
+            ..Default::default()
+        },
+    );
+    let o = env
+        .berth(&["pull", "-q", &format!("{}/t/cut:v", proxy.addr)])
+        .ok();
+    assert_eq!(o.stdout.trim(), p.config.to_string());
+    let seen = proxy.seen.lock().unwrap();
+    assert!(!seen.cut.is_empty(), "no connection was broken");
+    assert!(seen.range_requests >= seen.cut.len(), "{seen:?}");
+}
+
+#[test]
+fn credentials_never_follow_a_redirect_to_another_host() {
+    let env = Env::new();
+    let p = push_image("t/cdn", "v", &[base_layer()], Comp::Gzip, "amd64");
+    let creds = "dGVzdHVzZXI6dGVzdHBhc3M=";
+    let proxy = Proxy::start(
+        &registry().addr,
+        Behaviour {
+            bearer: true,
+            token_basic: Some(creds),
+            redirect_blobs: true,
+            ..Default::default()
+        },
+    );
+    let f = auth_file(env.root.path(), &proxy.addr, creds);
+    let o = env
+        .cmd()
+        .env("REGISTRY_AUTH_FILE", &f)
+        .args(["pull", "-q", &format!("{}/t/cdn:v", proxy.addr)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        p.config.to_string()
+    );
+    let seen = proxy.seen.lock().unwrap();
+    assert!(
+        seen.cdn_requests >= 2,
+        "the blobs did not come from the CDN: {seen:?}"
+    );
+    assert_eq!(
+        seen.cdn_auth_headers, 0,
+        "credentials were sent to another host"
+    );
+}
