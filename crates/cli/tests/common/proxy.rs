@@ -205,7 +205,7 @@ impl Proxy {
                         };
                         if first && b.cut_blobs && body.len() > 1024 {
                             // Promise everything, send half, hang up.
-                            let mut out = format!("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: {ct}\r\n\r\n", body.len());
+                            let out = format!("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: {ct}\r\n\r\n", body.len());
                             let mut w = &s;
                             let _ = w.write_all(out.as_bytes());
                             let _ = w.write_all(&body[..body.len() / 2]);
