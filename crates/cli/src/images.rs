@@ -32,6 +32,23 @@ pub struct PullArgs {
     pub parallel: usize,
 }
 
+#[derive(Args)]
+pub struct PushArgs {
+    /// The local image, by name or id.
+    pub image: String,
+    /// Where to push it (default: the image's own name).
+    pub destination: Option<String>,
+    /// Print only the manifest digest.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Verify the registry's TLS certificate; false also allows plain HTTP.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    /// Credentials as USER:PASSWORD (otherwise from the auth files).
+    #[arg(long)]
+    pub creds: Option<String>,
+}
+
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
 pub enum Format {
     Table,
@@ -112,6 +129,52 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<()> {
         eprintln!("Digest: {}", p.manifest);
         println!("{}", p.id);
     }
+    Ok(())
+}
+
+pub fn push(root: &Path, a: PushArgs) -> Result<()> {
+    let store = open(root)?;
+    let dest = Reference::parse(a.destination.as_deref().unwrap_or(&a.image))?;
+    let mut opts = berth_image::registry::Options {
+        insecure: !a.tls_verify,
+        ..Default::default()
+    };
+    if let Some(c) = &a.creds {
+        let (u, p) = c
+            .split_once(':')
+            .context("--creds: expected USER:PASSWORD")?;
+        opts.credentials = Some((u.to_string(), p.to_string()));
+    }
+    if !a.quiet {
+        eprintln!("Pushing {dest}");
+    }
+    let quiet = a.quiet;
+    let d = berth_image::push::push(&store, &a.image, &dest, &opts, &|e| {
+        if quiet {
+            return;
+        }
+        match e {
+            berth_image::push::PushEvent::Exists(d) => eprintln!("{}: already exists", d.short()),
+            berth_image::push::PushEvent::Pushed(d, n) => {
+                eprintln!("{}: pushed ({})", d.short(), human(n))
+            }
+        }
+    })?;
+    if !quiet {
+        eprintln!("Digest: {d}");
+    }
+    println!("{d}");
+    Ok(())
+}
+
+pub fn tag(root: &Path, source: &str, target: &str) -> Result<()> {
+    let store = open(root)?;
+    let img = store.resolve(source)?;
+    let t = Reference::parse(target)?;
+    if t.digest.is_some() {
+        anyhow::bail!("berth tag: {target}: a tag cannot name a digest");
+    }
+    store.tag(&img.id, &t.to_string())?;
     Ok(())
 }
 

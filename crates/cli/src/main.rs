@@ -1,6 +1,7 @@
 //! `berth`: the user CLI. Image commands so far: pull, images, rmi,
 //! image inspect, image prune.
 
+mod auth;
 mod images;
 mod progress;
 
@@ -35,6 +36,22 @@ enum Cmd {
     Images(images::ListArgs),
     /// Remove images (by name or id).
     Rmi(images::RmiArgs),
+    /// Upload an image to a registry (same digests as in the store).
+    Push(images::PushArgs),
+    /// Give an image another name: berth tag SOURCE TARGET.
+    Tag {
+        /// The image, by name or id.
+        source: String,
+        /// The new name, NAME[:TAG].
+        target: String,
+    },
+    /// Store credentials for a registry (checked against it first).
+    Login(auth::LoginArgs),
+    /// Remove stored credentials for a registry.
+    Logout {
+        /// The registry, such as quay.io or 127.0.0.1:5000.
+        registry: String,
+    },
     /// Manage images.
     #[command(subcommand)]
     Image(images::ImageCmd),
@@ -46,6 +63,10 @@ fn main() {
         Cmd::Pull(a) => images::pull(&cli.root, a),
         Cmd::Images(a) => images::list(&cli.root, a),
         Cmd::Rmi(a) => images::rmi(&cli.root, a),
+        Cmd::Push(a) => images::push(&cli.root, a),
+        Cmd::Tag { source, target } => images::tag(&cli.root, &source, &target),
+        Cmd::Login(a) => auth::login(a),
+        Cmd::Logout { registry } => auth::logout(&registry),
         Cmd::Image(c) => images::image(&cli.root, c),
     };
     if let Err(e) = r {

@@ -152,3 +152,126 @@ fn credentials_never_follow_a_redirect_to_another_host() {
         "credentials were sent to another host"
     );
 }
+
+#[test]
+fn basic_auth_login_pull_logout() {
+    let env = Env::new();
+    let p = push_image("t/basic-auth", "v", &[base_layer()], Comp::Gzip, "amd64");
+    let creds = "dGVzdHVzZXI6dGVzdHBhc3M="; // testuser:testpass
+    let proxy = Proxy::start(
+        &registry().addr,
+        Behaviour {
+            basic: Some(creds),
+            ..Default::default()
+        },
+    );
+    let file = env.root.path().join("auth.json");
+    let berth = |args: &[&str], stdin: &str| {
+        let mut c = env.cmd();
+        c.env("REGISTRY_AUTH_FILE", &file).args(args);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let name = format!("{}/t/basic-auth:v", proxy.addr);
+    let o = berth(&["pull", &name], "");
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A wrong password is refused and not stored.
+    let o = berth(
+        &["login", &proxy.addr, "-u", "testuser", "--password-stdin"],
+        "wrong\n",
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!file.exists(), "bad credentials were stored");
+    let o = berth(
+        &["login", &proxy.addr, "-u", "testuser", "--password-stdin"],
+        "testpass\n",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    let stored: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(stored["auths"][&proxy.addr]["auth"], creds);
+    let o = berth(&["pull", "-q", &name], "");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        p.config.to_string()
+    );
+    let o = berth(&["logout", &proxy.addr], "");
+    assert!(o.status.success());
+    let o = berth(&["logout", &proxy.addr], "");
+    assert!(!o.status.success(), "logout twice");
+    let env2 = Env::new();
+    let o = env2
+        .cmd()
+        .env("REGISTRY_AUTH_FILE", &file)
+        .args(["pull", &name])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4));
+}
+
+#[test]
+fn push_round_trip_keeps_every_digest() {
+    let env = Env::new();
+    let p = push_image(
+        "t/src",
+        "v",
+        &[base_layer(), top_layer()],
+        Comp::Gzip,
+        "amd64",
+    );
+    let reg = &registry().addr;
+    env.berth(&["pull", "-q", &format!("{reg}/t/src:v")]).ok();
+    // Tag, then push under the new name (through a bearer-token front).
+    let proxy = Proxy::start(
+        reg,
+        Behaviour {
+            bearer: true,
+            ..Default::default()
+        },
+    );
+    let dest = format!("{}/t/dst:copy", proxy.addr);
+    env.berth(&["tag", &format!("{reg}/t/src:v"), &dest]).ok();
+    let o = env.berth(&["push", &dest]).ok();
+    assert_eq!(o.stdout.trim(), p.manifest.to_string(), "{}", o.stderr);
+    assert!(o.stderr.matches("pushed").count() >= 3, "{}", o.stderr);
+    // Again: everything is there already.
+    let o = env.berth(&["push", &dest]).ok();
+    assert!(
+        o.stderr.matches("already exists").count() == 3,
+        "{}",
+        o.stderr
+    );
+    // Pull it back into an empty store: the same image, the same digests.
+    let env2 = Env::new();
+    let o = env2
+        .berth(&["pull", "-q", &format!("{reg}/t/dst:copy")])
+        .ok();
+    assert_eq!(o.stdout.trim(), p.config.to_string());
+    let imgs = env2.images_json();
+    assert_eq!(imgs[0]["Digest"], p.manifest.to_string());
+}

@@ -6,6 +6,7 @@ pub mod digest;
 pub mod error;
 pub mod manifest;
 pub mod pull;
+pub mod push;
 pub mod reference;
 pub mod registry;
 pub mod store;

@@ -21,6 +21,8 @@ pub const MANIFEST_TYPES: [&str; 4] = [OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOC
 /// Manifests and indexes larger than this are refused (CVE-2023-25153).
 pub const MAX_MANIFEST: u64 = 4 << 20;
 const ATTEMPTS: u32 = 4;
+/// The repository of a registry-only client (`login`): asks for no scope.
+const LOGIN_REPOSITORY: &str = "berth-login";
 
 /// How to reach a registry.
 #[derive(Clone, Debug, Default)]
@@ -29,6 +31,15 @@ pub struct Options {
     pub insecure: bool,
     /// user, password (from --creds or an auth file).
     pub credentials: Option<(String, String)>,
+}
+
+/// A request body that can be sent again on a retry.
+#[derive(Clone, Copy)]
+pub enum Body<'a> {
+    None,
+    Bytes(&'a [u8]),
+    /// A file and its length.
+    File(&'a std::path::Path, u64),
 }
 
 #[derive(Clone)]
@@ -122,6 +133,17 @@ impl Client {
         }
     }
 
+    /// A client for the registry itself (no repository), for `login`.
+    pub fn for_registry(registry: &str, opts: &Options) -> Client {
+        let r = Reference {
+            registry: registry.to_string(),
+            repository: LOGIN_REPOSITORY.to_string(),
+            tag: None,
+            digest: None,
+        };
+        Client::new(&r, opts)
+    }
+
     pub fn registry(&self) -> &str {
         &self.registry
     }
@@ -159,12 +181,14 @@ impl Client {
                         "token realm {realm:?} is not an http(s) URL"
                     )));
                 }
-                let scope = c
-                    .params
-                    .get("scope")
-                    .cloned()
-                    .unwrap_or_else(|| format!("repository:{}:pull", self.repository));
-                let mut req = self.agent.get(realm).query("scope", &scope);
+                let scope = c.params.get("scope").cloned().or_else(|| {
+                    (self.repository != LOGIN_REPOSITORY)
+                        .then(|| format!("repository:{}:pull", self.repository))
+                });
+                let mut req = self.agent.get(realm);
+                if let Some(scope) = &scope {
+                    req = req.query("scope", scope);
+                }
                 if let Some(s) = c.params.get("service") {
                     req = req.query("service", s);
                 }
@@ -215,26 +239,58 @@ impl Client {
         range: Option<u64>,
         what: &str,
     ) -> Result<ureq::Response> {
-        let mut url = format!("{}/v2/{}/{}", self.base, self.repository, path);
+        let mut headers = Vec::new();
+        if !accept.is_empty() {
+            headers.push(("Accept", accept.join(", ")));
+        }
+        if let Some(off) = range.filter(|o| *o > 0) {
+            headers.push(("Range", format!("bytes={off}-")));
+        }
+        let url = format!("{}/v2/{}/{}", self.base, self.repository, path);
+        self.call("GET", url, &headers, Body::None, what)
+    }
+
+    /// One request with retries (network errors, 429, 5xx, with backoff),
+    /// authentication on a 401 (once per call), and, for GET and HEAD,
+    /// redirects; credentials go only to the registry's own host.
+    fn call(
+        &self,
+        method: &str,
+        url: String,
+        headers: &[(&str, String)],
+        body: Body<'_>,
+        what: &str,
+    ) -> Result<ureq::Response> {
+        let mut url = url;
         let mut authed_retry = false;
         let mut redirects = 0;
         let mut attempt = 0;
         let mut same_host = true;
         loop {
-            let mut req = self.agent.get(&url);
-            if !accept.is_empty() {
-                req = req.set("Accept", &accept.join(", "));
-            }
-            if let Some(off) = range.filter(|o| *o > 0) {
-                req = req.set("Range", &format!("bytes={off}-"));
+            let mut req = self.agent.request(method, &url);
+            for (k, v) in headers {
+                req = req.set(k, v);
             }
             if same_host {
                 if let Some(h) = self.auth.lock().unwrap_or_else(|p| p.into_inner()).clone() {
                     req = req.set("Authorization", &h);
                 }
             }
-            match req.call() {
-                Ok(r) if (300..400).contains(&r.status()) => {
+            let sent = match body {
+                Body::None => req.call(),
+                Body::Bytes(b) => req.send_bytes(b),
+                Body::File(p, len) => match std::fs::File::open(p) {
+                    Ok(f) => req.set("Content-Length", &len.to_string()).send(f),
+                    Err(e) => {
+                        return Err(Error::Io {
+                            op: format!("open {}", p.display()),
+                            cause: e,
+                        })
+                    }
+                },
+            };
+            match sent {
+                Ok(r) if (300..400).contains(&r.status()) && matches!(method, "GET" | "HEAD") => {
                     redirects += 1;
                     if redirects > 5 {
                         return Err(self.net(format!("{what}: too many redirects")));
@@ -275,10 +331,13 @@ impl Client {
                     backoff(attempt);
                 }
                 Err(ureq::Error::Status(code, r)) => {
+                    let status = r.status_text().to_string();
+                    let mut detail = String::new();
+                    let _ = r.into_reader().take(4096).read_to_string(&mut detail);
                     return Err(Error::Protocol {
                         what: what.to_string(),
-                        msg: format!("the registry answered {code} {}", r.status_text()),
-                    })
+                        msg: format!("the registry answered {code} {status} {}", detail.trim()),
+                    });
                 }
                 Err(e) => {
                     attempt += 1;
@@ -289,6 +348,93 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// `GET /v2/`: checks that the registry answers and that the
+    /// credentials (if any) are accepted (`berth login`).
+    pub fn ping(&self) -> Result<()> {
+        self.call(
+            "GET",
+            format!("{}/v2/", self.base),
+            &[],
+            Body::None,
+            &self.registry.clone(),
+        )
+        .map(drop)
+    }
+
+    /// True when the repository already has the blob.
+    pub fn has_blob(&self, d: &Digest) -> Result<bool> {
+        let url = format!("{}/v2/{}/blobs/{d}", self.base, self.repository);
+        match self.call("HEAD", url, &[], Body::None, &format!("blob {d}")) {
+            Ok(r) => Ok(r.status() == 200),
+            Err(Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Uploads a blob in one PUT (POST for an upload URL, then PUT with
+    /// the digest), from memory or a file.
+    pub fn upload_blob(&self, d: &Digest, body: Body<'_>) -> Result<()> {
+        let what = format!("upload blob {d}");
+        let url = format!("{}/v2/{}/blobs/uploads/", self.base, self.repository);
+        let r = self.call(
+            "POST",
+            url,
+            &[("Content-Length", "0".into())],
+            Body::Bytes(b""),
+            &what,
+        )?;
+        if r.status() != 202 {
+            return Err(Error::Protocol {
+                what,
+                msg: format!("starting an upload answered {}", r.status()),
+            });
+        }
+        let loc = r.header("location").ok_or_else(|| Error::Protocol {
+            what: what.clone(),
+            msg: "no Location for the upload".into(),
+        })?;
+        let mut put = if loc.starts_with("http://") || loc.starts_with("https://") {
+            loc.to_string()
+        } else if loc.starts_with('/') {
+            format!("{}{loc}", self.base)
+        } else {
+            return Err(Error::Protocol {
+                what,
+                msg: format!("unusable upload Location {loc:?}"),
+            });
+        };
+        if !put.starts_with(&format!("{}/", self.base)) {
+            return Err(Error::Protocol {
+                what,
+                msg: "the upload URL is on another host; refused (credentials would go there)"
+                    .into(),
+            });
+        }
+        put.push(if put.contains('?') { '&' } else { '?' });
+        put.push_str(&format!("digest={d}"));
+        self.call(
+            "PUT",
+            put,
+            &[("Content-Type", "application/octet-stream".into())],
+            body,
+            &what,
+        )?;
+        Ok(())
+    }
+
+    /// Puts a manifest or index under a tag or digest.
+    pub fn put_manifest(&self, reference: &str, media_type: &str, body: &[u8]) -> Result<()> {
+        let url = format!("{}/v2/{}/manifests/{reference}", self.base, self.repository);
+        self.call(
+            "PUT",
+            url,
+            &[("Content-Type", media_type.to_string())],
+            Body::Bytes(body),
+            &format!("push manifest {}:{reference}", self.repository),
+        )
+        .map(drop)
     }
 
     /// A manifest or index: its bytes (at most [`MAX_MANIFEST`]), media
@@ -440,6 +586,85 @@ impl Read for BlobReader {
             }
         }
     }
+}
+
+/// Where `berth login` writes: $REGISTRY_AUTH_FILE, else
+/// $XDG_RUNTIME_DIR/containers/auth.json (as Podman), else
+/// ~/.config/containers/auth.json.
+pub fn auth_file() -> std::path::PathBuf {
+    if let Ok(f) = std::env::var("REGISTRY_AUTH_FILE") {
+        return f.into();
+    }
+    if let Ok(d) = std::env::var("XDG_RUNTIME_DIR") {
+        if std::path::Path::new(&d).is_dir() {
+            return std::path::Path::new(&d).join("containers/auth.json");
+        }
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    std::path::Path::new(&home).join(".config/containers/auth.json")
+}
+
+fn edit_auth_file(
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> bool,
+) -> Result<(bool, std::path::PathBuf)> {
+    let f = auth_file();
+    let mut v: serde_json::Value = match std::fs::read(&f) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+            Error::Usage(format!(
+                "{}: not valid JSON ({e}); fix or remove it",
+                f.display()
+            ))
+        })?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(e) => {
+            return Err(Error::Io {
+                op: format!("read {}", f.display()),
+                cause: e,
+            })
+        }
+    };
+    if !v.is_object() {
+        return Err(Error::Usage(format!(
+            "{}: not a JSON object; fix or remove it",
+            f.display()
+        )));
+    }
+    if !v["auths"].is_object() {
+        v["auths"] = serde_json::json!({});
+    }
+    let changed = match v["auths"].as_object_mut() {
+        Some(m) => edit(m),
+        None => false,
+    };
+    if changed {
+        if let Some(dir) = f.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+                op: format!("create {}", dir.display()),
+                cause: e,
+            })?;
+        }
+        let data = serde_json::to_vec_pretty(&v).map_err(|e| Error::Usage(e.to_string()))?;
+        berth_sys::fs::write_atomic(&f, &data, 0o600).map_err(|e| Error::Io {
+            op: format!("write {}", f.display()),
+            cause: e,
+        })?;
+    }
+    Ok((changed, f))
+}
+
+/// Stores credentials for `registry` in [`auth_file`] (mode 0600).
+pub fn save_credentials(registry: &str, user: &str, pass: &str) -> Result<std::path::PathBuf> {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    edit_auth_file(|m| {
+        m.insert(registry.to_string(), serde_json::json!({ "auth": auth }));
+        true
+    })
+    .map(|(_, f)| f)
+}
+
+/// Removes the credentials for `registry`; false when there were none.
+pub fn remove_credentials(registry: &str) -> Result<bool> {
+    edit_auth_file(|m| m.remove(registry).is_some()).map(|(c, _)| c)
 }
 
 /// Credentials for `registry` from the auth files Docker and Podman

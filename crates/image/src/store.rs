@@ -356,6 +356,30 @@ impl Store {
             .ok_or(Error::UnknownImage(what.to_string()))
     }
 
+    /// The media type of the image's manifest.
+    pub fn manifest_type(&self, id: &Digest) -> Result<String> {
+        self.conn()
+            .query_row(
+                "SELECT manifest_type FROM images WHERE id = ?1",
+                params![id.to_string()],
+                |r| r.get(0),
+            )
+            .ctx("look up an image")
+    }
+
+    /// Gives an image another name (`berth tag`); a name that pointed
+    /// elsewhere moves.
+    pub fn tag(&self, id: &Digest, name: &str) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO names (name, image_id) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
+                params![name, id.to_string()],
+            )
+            .ctx("tag the image")?;
+        Ok(())
+    }
+
     /// The image's layers (chain IDs), bottom first.
     pub fn image_layers(&self, id: &Digest) -> Result<Vec<Digest>> {
         let conn = self.conn();

@@ -18,6 +18,8 @@ pub struct Behaviour {
     pub cut_blobs: bool,
     /// Redirect blob requests to the CDN listener.
     pub redirect_blobs: bool,
+    /// Require HTTP Basic auth with this value (base64 user:pass).
+    pub basic: Option<&'static str>,
 }
 
 #[derive(Default, Debug)]
@@ -35,6 +37,8 @@ pub struct Proxy {
 }
 
 struct Req {
+    method: String,
+    body: Vec<u8>,
     path: String,
     headers: Vec<(String, String)>,
 }
@@ -52,6 +56,7 @@ fn read_req(s: &TcpStream) -> Option<Req> {
     let mut r = BufReader::new(s.try_clone().ok()?);
     let mut line = String::new();
     r.read_line(&mut line).ok()?;
+    let method = line.split_whitespace().next()?.to_string();
     let path = line.split_whitespace().nth(1)?.to_string();
     let mut headers = Vec::new();
     loop {
@@ -65,7 +70,19 @@ fn read_req(s: &TcpStream) -> Option<Req> {
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    Some(Req { path, headers })
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).ok()?;
+    Some(Req {
+        method,
+        body,
+        path,
+        headers,
+    })
 }
 
 fn respond(mut s: &TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
@@ -153,12 +170,57 @@ impl Proxy {
                         }
                         continue;
                     }
+                    if let Some(want) = b.basic {
+                        if req.header("authorization") != Some(&format!("Basic {want}")) {
+                            respond(
+                                &s,
+                                "401 Unauthorized",
+                                &[("WWW-Authenticate", "Basic realm=\"berth-test\"".into())],
+                                b"{}",
+                            );
+                            continue;
+                        }
+                        if req.path == "/v2/" {
+                            respond(
+                                &s,
+                                "200 OK",
+                                &[("Content-Type", "application/json".into())],
+                                b"{}",
+                            );
+                            continue;
+                        }
+                    }
                     if b.bearer && req.header("authorization") != Some("Bearer good-token") {
                         let ch = format!(
                             "Bearer realm=\"http://{me}/token\",service=\"berth-test\",scope=\"repository:{}:pull\"",
                             req.path.trim_start_matches("/v2/").split("/manifests/").next().unwrap_or("").split("/blobs/").next().unwrap_or("")
                         );
                         respond(&s, "401 Unauthorized", &[("WWW-Authenticate", ch)], b"{}");
+                        continue;
+                    }
+                    if req.method != "GET" {
+                        // Uploads and HEADs: forwarded; upload URLs are
+                        // rewritten to stay on this host.
+                        let mut up =
+                            ureq::request(&req.method, &format!("http://{registry}{}", req.path));
+                        if let Some(ct) = req.header("content-type") {
+                            up = up.set("Content-Type", ct);
+                        }
+                        let resp = match up.send_bytes(&req.body) {
+                            Ok(r) => r,
+                            Err(ureq::Error::Status(_, r)) => r,
+                            Err(e) => panic!("upstream {} {}: {e}", req.method, req.path),
+                        };
+                        let status = format!("{} X", resp.status());
+                        let mut headers = Vec::new();
+                        if let Some(l) = resp.header("location") {
+                            headers.push(("Location", l.replace(&registry, &me)));
+                        }
+                        let mut body = Vec::new();
+                        if req.method != "HEAD" {
+                            let _ = resp.into_reader().read_to_end(&mut body);
+                        }
+                        respond(&s, &status, &headers, &body);
                         continue;
                     }
                     let is_blob = req.path.contains("/blobs/sha256:");
