@@ -32,6 +32,36 @@ pub struct PullArgs {
     pub parallel: usize,
 }
 
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum ArchiveFormat {
+    /// `docker save`'s format (uncompressed layers), also podman's default.
+    DockerArchive,
+    /// A tar of an OCI image layout (blobs as stored: same digests).
+    OciArchive,
+}
+
+#[derive(Args)]
+pub struct SaveArgs {
+    /// Images, by name or id.
+    #[arg(required = true)]
+    pub images: Vec<String>,
+    /// Write to this file (default: standard output, if it is not a terminal).
+    #[arg(short, long)]
+    pub output: Option<std::path::PathBuf>,
+    #[arg(long, value_enum, default_value_t = ArchiveFormat::DockerArchive)]
+    pub format: ArchiveFormat,
+}
+
+#[derive(Args)]
+pub struct LoadArgs {
+    /// Read from this file (default: standard input).
+    #[arg(short, long)]
+    pub input: Option<std::path::PathBuf>,
+    /// Print only the loaded image ids.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
 #[derive(Args)]
 pub struct PushArgs {
     /// The local image, by name or id.
@@ -165,6 +195,78 @@ pub fn push(root: &Path, a: PushArgs) -> Result<()> {
     }
     println!("{d}");
     Ok(())
+}
+
+pub fn save(root: &Path, a: SaveArgs) -> Result<()> {
+    use berth_image::archive::{self, Format};
+    use std::io::IsTerminal;
+    let store = open(root)?;
+    let format = match a.format {
+        ArchiveFormat::DockerArchive => Format::DockerArchive,
+        ArchiveFormat::OciArchive => Format::OciArchive,
+    };
+    match &a.output {
+        Some(p) => {
+            // Written next to the target and renamed: no half archive.
+            let tmp = p.with_extension("berth-partial");
+            let f =
+                std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+            let w = std::io::BufWriter::with_capacity(1 << 20, f);
+            if let Err(e) = archive::save(&store, &a.images, format, w) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e.into());
+            }
+            std::fs::rename(&tmp, p).with_context(|| format!("rename to {}", p.display()))?;
+        }
+        None => {
+            if std::io::stdout().is_terminal() {
+                anyhow::bail!("berth save: refusing to write an archive to a terminal; use -o FILE or redirect stdout");
+            }
+            let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            archive::save(&store, &a.images, format, out)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn load(root: &Path, a: LoadArgs) -> Result<()> {
+    let mut store = open(root)?;
+    let (path, _spool) = match &a.input {
+        Some(p) => (p.clone(), None),
+        None => {
+            // An archive needs random access: spool stdin first.
+            let spool = store
+                .tmp_dir()
+                .join(format!("load-{}.tar", std::process::id()));
+            let mut f = std::fs::File::create(&spool)
+                .with_context(|| format!("create {}", spool.display()))?;
+            std::io::copy(&mut std::io::stdin().lock(), &mut f)
+                .context("read the archive from stdin")?;
+            (spool.clone(), Some(Spool(spool)))
+        }
+    };
+    let progress = Progress::new(a.quiet);
+    let loaded = berth_image::archive::load(&mut store, &path, &|e| progress.event(e));
+    progress.finish();
+    for l in loaded? {
+        if a.quiet || l.names.is_empty() {
+            println!("{}", l.id);
+        } else {
+            for n in &l.names {
+                println!("Loaded image: {n}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Removes a spooled file when done.
+struct Spool(std::path::PathBuf);
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 pub fn tag(root: &Path, source: &str, target: &str) -> Result<()> {

@@ -36,6 +36,10 @@ enum Cmd {
     Images(images::ListArgs),
     /// Remove images (by name or id).
     Rmi(images::RmiArgs),
+    /// Write images to a tar archive (docker-archive or oci-archive).
+    Save(images::SaveArgs),
+    /// Load images from a docker-archive or oci-archive tar.
+    Load(images::LoadArgs),
     /// Upload an image to a registry (same digests as in the store).
     Push(images::PushArgs),
     /// Give an image another name: berth tag SOURCE TARGET.
@@ -64,6 +68,8 @@ fn main() {
         Cmd::Images(a) => images::list(&cli.root, a),
         Cmd::Rmi(a) => images::rmi(&cli.root, a),
         Cmd::Push(a) => images::push(&cli.root, a),
+        Cmd::Save(a) => images::save(&cli.root, a),
+        Cmd::Load(a) => images::load(&cli.root, a),
         Cmd::Tag { source, target } => images::tag(&cli.root, &source, &target),
         Cmd::Login(a) => auth::login(a),
         Cmd::Logout { registry } => auth::logout(&registry),

@@ -2,6 +2,7 @@
 //! a content-addressed store with its metadata in SQLite, and safe,
 //! streaming layer unpacking into overlay lower directories.
 
+pub mod archive;
 pub mod digest;
 pub mod error;
 pub mod manifest;

@@ -19,6 +19,19 @@ pub struct Descriptor {
     pub urls: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl Descriptor {
+    /// The `org.opencontainers.image.ref.name` annotation (an OCI
+    /// layout's name for the image).
+    pub fn annotations_ref(&self) -> Option<String> {
+        self.annotations
+            .as_ref()?
+            .get("org.opencontainers.image.ref.name")
+            .cloned()
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]

@@ -250,16 +250,8 @@ fn get_layer(
     }
     let compression = manifest::compression(&desc.media_type)?;
     let what = format!("layer {}", desc.digest);
-    // Leftovers of a killed pull of this layer: ours to remove, we hold
-    // its lock.
-    let tmp_layer = store.tmp_dir().join(format!("layer-{}", chain.hex()));
-    let tmp_blob = store.tmp_dir().join(format!("blob-{}", chain.hex()));
-    remove_tree(&tmp_layer)?;
-    let _ = std::fs::remove_file(&tmp_blob);
-    std::fs::create_dir(&tmp_layer).map_err(|e| Error::Io {
-        op: format!("create {}", tmp_layer.display()),
-        cause: e,
-    })?;
+    // Leftovers of a killed pull of this layer are removed by
+    // store_layer: ours to remove, we hold its lock.
     // Foreign layers are fetched from their URLs without credentials
     // (CVE-2020-15157); otherwise from the registry.
     let source: Box<dyn Read + Send> = if !desc.urls.is_empty()
@@ -269,6 +261,41 @@ fn get_layer(
     } else {
         Box::new(client.blob(&desc.digest, &what)?)
     };
+    store_layer(
+        store,
+        source,
+        desc,
+        compression,
+        diff_id,
+        chain,
+        report,
+        client.registry(),
+    )
+}
+
+/// The layer pipeline, for any source of the (compressed) blob: the blob
+/// file, both digests and the unpacked directory, published by rename
+/// once verified and synced. The caller holds the layer's lock.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn store_layer(
+    store: &Store,
+    source: Box<dyn Read + Send + '_>,
+    desc: &Descriptor,
+    compression: Compression,
+    diff_id: &Digest,
+    chain: &Digest,
+    report: &(dyn Fn(Event) + Sync),
+    origin: &str,
+) -> Result<()> {
+    let what = format!("layer {}", desc.digest);
+    let tmp_layer = store.tmp_dir().join(format!("layer-{}", chain.hex()));
+    let tmp_blob = store.tmp_dir().join(format!("blob-{}", chain.hex()));
+    remove_tree(&tmp_layer)?;
+    let _ = std::fs::remove_file(&tmp_blob);
+    std::fs::create_dir(&tmp_layer).map_err(|e| Error::Io {
+        op: format!("create {}", tmp_layer.display()),
+        cause: e,
+    })?;
     let blob_file = std::fs::File::create(&tmp_blob).map_err(|e| Error::Io {
         op: format!("create {}", tmp_blob.display()),
         cause: e,
@@ -300,7 +327,7 @@ fn get_layer(
         };
         let hashing = HashingReader::new(decompressed);
         let (stats, rest) = crate::unpack::unpack(&tmp_layer, hashing, &desc.digest.to_string())?;
-        let (got_diff, _) = rest.finish().map_err(|e| Error::Layer {
+        let (got_diff, diff_size) = rest.finish().map_err(|e| Error::Layer {
             layer: desc.digest.to_string(),
             msg: format!("decompress: {e}"),
         })?;
@@ -311,10 +338,11 @@ fn get_layer(
                 got: got_diff.to_string(),
             });
         }
-        stats
+        (stats, diff_size)
     };
+    let (stats, diff_size) = stats;
     let (got, size, writer) = tee.finish().map_err(|e| Error::Network {
-        registry: client.registry().to_string(),
+        registry: origin.to_string(),
         msg: format!("{what}: {e}"),
     })?;
     if got != desc.digest {
@@ -352,14 +380,15 @@ fn get_layer(
         op: format!("move the layer into {}", dest.display()),
         cause: e,
     })?;
-    store.add_layer(
+    store.add_layer(&crate::store::LayerRecord {
         chain,
         diff_id,
-        &desc.digest,
-        &desc.media_type,
-        size,
-        stats.bytes,
-    )?;
+        blob: &desc.digest,
+        media_type: &desc.media_type,
+        compressed_size: size,
+        size: stats.bytes,
+        diff_size,
+    })?;
     report(Event::Done {
         layer: desc.digest.clone(),
     });

@@ -37,6 +37,20 @@ pub struct Store {
 /// A lock held until dropped (flock on a file under locks/).
 pub struct Lock(#[allow(dead_code)] OwnedFd);
 
+/// A stored layer, as recorded.
+pub struct LayerRecord<'a> {
+    pub chain: &'a Digest,
+    pub diff_id: &'a Digest,
+    /// The blob it came from (compressed as `media_type` says).
+    pub blob: &'a Digest,
+    pub media_type: &'a str,
+    pub compressed_size: u64,
+    /// File data unpacked, bytes.
+    pub size: u64,
+    /// The uncompressed tar, bytes.
+    pub diff_size: u64,
+}
+
 /// An image as listed.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ImageRow {
@@ -71,7 +85,8 @@ CREATE TABLE IF NOT EXISTS layers (
     blob TEXT NOT NULL,
     media_type TEXT NOT NULL,
     compressed_size INTEGER NOT NULL,
-    size INTEGER NOT NULL
+    size INTEGER NOT NULL,            -- file data unpacked
+    diff_size INTEGER NOT NULL        -- the uncompressed tar
 );
 CREATE TABLE IF NOT EXISTS image_layers (
     image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
@@ -206,26 +221,19 @@ impl Store {
     }
 
     /// Records a layer whose directory is in place.
-    pub fn add_layer(
-        &self,
-        chain: &Digest,
-        diff: &Digest,
-        blob: &Digest,
-        media_type: &str,
-        compressed: u64,
-        size: u64,
-    ) -> Result<()> {
+    pub fn add_layer(&self, l: &LayerRecord<'_>) -> Result<()> {
         self.conn()
             .execute(
-                "INSERT OR REPLACE INTO layers (chain_id, diff_id, blob, media_type, compressed_size, size)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR REPLACE INTO layers (chain_id, diff_id, blob, media_type, compressed_size, size, diff_size)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
-                    chain.to_string(),
-                    diff.to_string(),
-                    blob.to_string(),
-                    media_type,
-                    compressed as i64,
-                    size as i64
+                    l.chain.to_string(),
+                    l.diff_id.to_string(),
+                    l.blob.to_string(),
+                    l.media_type,
+                    l.compressed_size as i64,
+                    l.size as i64,
+                    l.diff_size as i64
                 ],
             )
             .ctx("record a layer")?;
@@ -354,6 +362,19 @@ impl Store {
             .into_iter()
             .find(|i| i.names.contains(&name))
             .ok_or(Error::UnknownImage(what.to_string()))
+    }
+
+    /// A layer's stored blob, its media type and its uncompressed size.
+    pub fn layer_blob(&self, chain: &Digest) -> Result<(Digest, String, u64)> {
+        let (b, m, n): (String, String, i64) = self
+            .conn()
+            .query_row(
+                "SELECT blob, media_type, diff_size FROM layers WHERE chain_id = ?1",
+                params![chain.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .ctx("look up a layer")?;
+        Ok((Digest::parse(&b)?, m, n.max(0) as u64))
     }
 
     /// The media type of the image's manifest.

@@ -80,6 +80,12 @@ impl<R: Read> Reader<R> {
         }
     }
 
+    /// The underlying stream. Nothing is read ahead: right after
+    /// `next_entry`, its position is where the entry's data starts.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
     /// The underlying stream (to drain what follows the archive's end,
     /// so the whole blob is hashed).
     pub fn into_inner(self) -> R {

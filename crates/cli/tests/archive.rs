@@ -1,0 +1,179 @@
+//! `save` and `load`, both formats, against skopeo and podman from
+//! Debian: what berth writes they read, and what they write berth loads.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::Command;
+
+fn tool(bin: &str) -> String {
+    let p = format!("/usr/bin/{bin}");
+    assert!(
+        Path::new(&p).exists(),
+        "{p} is missing: apt-get install {bin}"
+    );
+    p
+}
+
+fn run(cmd: &mut Command) -> String {
+    let o = cmd.output().expect("spawn");
+    assert!(
+        o.status.success(),
+        "{:?}: {}",
+        cmd,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn skopeo_inspect(transport: &str) -> serde_json::Value {
+    let out = run(Command::new(tool("skopeo")).args(["inspect", "--config", transport]));
+    serde_json::from_str(&out).unwrap()
+}
+
+fn pulled(env: &Env, repo: &str) -> (Pushed, String) {
+    let p = push_image(repo, "v", &[base_layer(), top_layer()], Comp::Gzip, "amd64");
+    let name = format!("{}/{repo}:v", registry().addr);
+    env.berth(&["pull", "-q", &name]).ok();
+    (p, name)
+}
+
+#[test]
+fn docker_archive_round_trip_and_skopeo_reads_it() {
+    let env = Env::new();
+    let (p, name) = pulled(&env, "t/save-d");
+    let file = env.root.path().join("d.tar");
+    env.berth(&["save", "-o", file.to_str().unwrap(), &name])
+        .ok();
+    let cfg = skopeo_inspect(&format!("docker-archive:{}", file.display()));
+    assert_eq!(cfg["rootfs"]["diff_ids"][1], p.diff_ids[1].to_string());
+    let env2 = Env::new();
+    let o = env2.berth(&["load", "-i", file.to_str().unwrap()]).ok();
+    assert!(
+        o.stdout.contains(&format!("Loaded image: {name}")),
+        "{}",
+        o.stdout
+    );
+    let imgs = env2.images_json();
+    assert_eq!(imgs[0]["Id"], p.config.to_string());
+    // The layers are complete: the top layer's whiteout and file.
+    let i = env2.berth(&["image", "inspect", &name]).ok();
+    let v: serde_json::Value = serde_json::from_str(&i.stdout).unwrap();
+    let top = v[0]["GraphDriver"]["Data"]["LowerDir"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(Path::new(&top).join("hello").is_file());
+    // From stdin too.
+    let env3 = Env::new();
+    let o = env3
+        .cmd()
+        .args(["load", "-q"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        p.config.to_string()
+    );
+}
+
+#[test]
+fn oci_archive_keeps_the_manifest_digest() {
+    let env = Env::new();
+    let (p, name) = pulled(&env, "t/save-o");
+    let file = env.root.path().join("o.tar");
+    env.berth(&[
+        "save",
+        "--format",
+        "oci-archive",
+        "-o",
+        file.to_str().unwrap(),
+        &name,
+    ])
+    .ok();
+    let raw = run(Command::new(tool("skopeo")).args([
+        "inspect",
+        "--raw",
+        &format!("oci-archive:{}", file.display()),
+    ]));
+    assert_eq!(
+        berth_image::Digest::of(raw.as_bytes()),
+        p.manifest,
+        "skopeo sees another manifest"
+    );
+    let env2 = Env::new();
+    env2.berth(&["load", "-i", file.to_str().unwrap()]).ok();
+    let imgs = env2.images_json();
+    assert_eq!(imgs[0]["Id"], p.config.to_string());
+    assert_eq!(imgs[0]["Digest"], p.manifest.to_string());
+    assert_eq!(imgs[0]["Names"][0], name);
+}
+
+#[test]
+fn loads_what_skopeo_writes() {
+    let p = push_image(
+        "t/from-skopeo",
+        "v",
+        &[base_layer(), top_layer()],
+        Comp::Gzip,
+        "amd64",
+    );
+    let src = format!("docker://{}/t/from-skopeo:v", registry().addr);
+    let dir = tempfile::tempdir().unwrap();
+    for (transport, file) in [("docker-archive", "s-d.tar"), ("oci-archive", "s-o.tar")] {
+        let path = dir.path().join(file);
+        run(Command::new(tool("skopeo")).args([
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            &src,
+            &format!("{transport}:{}:localhost/from-skopeo:v", path.display()),
+        ]));
+        let env = Env::new();
+        env.berth(&["load", "-i", path.to_str().unwrap()]).ok();
+        let imgs = env.images_json();
+        assert_eq!(imgs[0]["Id"], p.config.to_string(), "{transport}");
+        assert_eq!(
+            std::fs::read_dir(env.layers_dir()).unwrap().count(),
+            2,
+            "{transport}"
+        );
+    }
+}
+
+#[test]
+fn podman_loads_what_berth_saves() {
+    let env = Env::new();
+    let (p, name) = pulled(&env, "t/to-podman");
+    let file = env.root.path().join("p.tar");
+    env.berth(&["save", "-o", file.to_str().unwrap(), &name])
+        .ok();
+    let proot = tempfile::tempdir().unwrap();
+    let podman = |args: &[&str]| {
+        let mut c = Command::new(tool("podman"));
+        c.args([
+            "--root",
+            proot.path().join("root").to_str().unwrap(),
+            "--runroot",
+            proot.path().join("run").to_str().unwrap(),
+            "--storage-driver",
+            "vfs",
+        ])
+        .args(args);
+        run(&mut c)
+    };
+    podman(&["load", "-q", "-i", file.to_str().unwrap()]);
+    let out = podman(&[
+        "images",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.Repository}}:{{.Tag}}",
+    ]);
+    assert!(out.contains(p.config.hex()), "{out}");
+    assert!(out.contains(&name), "{out}");
+}
