@@ -100,6 +100,14 @@ CREATE INDEX IF NOT EXISTS image_layers_chain ON image_layers(chain_id);
 impl Store {
     /// Opens (creating) the store at `root`.
     pub fn open(root: &Path) -> Result<Store> {
+        if !root.exists() {
+            // Layers hold setuid binaries and images' secrets: the store is
+            // its owner's alone (as containers/storage does).
+            std::fs::create_dir_all(root)
+                .with_ctx(|| format!("create the image store {}", root.display()))?;
+            std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+                .with_ctx(|| format!("chmod the image store {}", root.display()))?;
+        }
         for d in ["blobs/sha256", "layers", "tmp", "locks"] {
             std::fs::create_dir_all(root.join(d)).with_ctx(|| {
                 format!(
