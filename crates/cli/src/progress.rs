@@ -1,9 +1,9 @@
-//! Pull progress: one live status line on a terminal (bytes, speed, ETA),
-//! plain lines otherwise, nothing with `-q`.
+//! Pull progress: on a terminal, one live bar per layer (bytes, speed,
+//! ETA) redrawn in place at most ten times a second; otherwise plain lines
+//! when a layer starts being skipped or finishes; nothing with `-q`.
 
 use berth_image::pull::Event;
 use berth_image::Digest;
-use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -14,15 +14,30 @@ pub struct Progress {
     state: Mutex<State>,
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Phase {
+    Waiting,
+    Downloading,
+    Done,
+    Exists,
+}
+
+struct Layer {
+    digest: Digest,
+    size: u64,
+    done: u64,
+    phase: Phase,
+    started: Option<Instant>,
+    finished: Option<Instant>,
+}
+
 struct State {
-    start: Instant,
-    sizes: HashMap<Digest, u64>,
-    done: HashMap<Digest, u64>,
-    finished: usize,
+    layers: Vec<Layer>,
+    drawn: usize,
     last_draw: Option<Instant>,
 }
 
-fn human(b: f64) -> String {
+pub fn human(b: f64) -> String {
     const U: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut v = b;
     let mut i = 0;
@@ -37,16 +52,69 @@ fn human(b: f64) -> String {
     }
 }
 
+fn bar(done: u64, total: u64, width: usize) -> String {
+    let filled = if total == 0 {
+        width
+    } else {
+        ((done.min(total) as f64 / total as f64) * width as f64) as usize
+    };
+    let mut s = String::with_capacity(width + 2);
+    s.push('[');
+    for i in 0..width {
+        s.push(match i.cmp(&filled) {
+            std::cmp::Ordering::Less => '=',
+            std::cmp::Ordering::Equal => '>',
+            std::cmp::Ordering::Greater => ' ',
+        });
+    }
+    s.push(']');
+    s
+}
+
+impl Layer {
+    fn line(&self) -> String {
+        let id = self.digest.short();
+        match self.phase {
+            Phase::Waiting => format!("{id}  waiting"),
+            Phase::Exists => format!("{id}  already exists"),
+            Phase::Done => {
+                let secs = match (self.started, self.finished) {
+                    (Some(s), Some(f)) => f.duration_since(s).as_secs_f64(),
+                    _ => 0.0,
+                };
+                format!("{id}  pulled  {}  in {secs:.1}s", human(self.size as f64))
+            }
+            Phase::Downloading => {
+                let secs = self
+                    .started
+                    .map_or(0.0, |s| s.elapsed().as_secs_f64())
+                    .max(0.001);
+                let speed = self.done as f64 / secs;
+                let eta = if speed > 0.0 && self.size > self.done {
+                    format!("{:.0}s", (self.size - self.done) as f64 / speed)
+                } else {
+                    "-".into()
+                };
+                format!(
+                    "{id}  {}  {} / {}  {}/s  ETA {eta}",
+                    bar(self.done, self.size, 30),
+                    human(self.done as f64),
+                    human(self.size as f64),
+                    human(speed)
+                )
+            }
+        }
+    }
+}
+
 impl Progress {
     pub fn new(quiet: bool) -> Progress {
         Progress {
             quiet,
             tty: std::io::stderr().is_terminal(),
             state: Mutex::new(State {
-                start: Instant::now(),
-                sizes: HashMap::new(),
-                done: HashMap::new(),
-                finished: 0,
+                layers: Vec::new(),
+                drawn: 0,
                 last_draw: None,
             }),
         }
@@ -58,6 +126,8 @@ impl Progress {
         }
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut err = std::io::stderr().lock();
+        let find = |s: &mut State, d: &Digest| s.layers.iter().position(|l| &l.digest == d);
+        let mut force = false;
         match e {
             Event::Resolved { image, layers } => {
                 let total: u64 = layers.iter().map(|l| l.1).sum();
@@ -68,63 +138,73 @@ impl Progress {
                     layers.len(),
                     human(total as f64)
                 );
-                s.sizes = layers.into_iter().collect();
-                s.start = Instant::now();
+                s.layers = layers
+                    .into_iter()
+                    .map(|(digest, size)| Layer {
+                        digest,
+                        size,
+                        done: 0,
+                        phase: Phase::Waiting,
+                        started: None,
+                        finished: None,
+                    })
+                    .collect();
+                force = true;
             }
             Event::Exists { layer } => {
-                s.finished += 1;
-                let _ = self.line(&mut err, &format!("{}: already exists", layer.short()));
+                if let Some(i) = find(&mut s, &layer) {
+                    s.layers[i].phase = Phase::Exists;
+                    if !self.tty {
+                        let _ = writeln!(err, "{}", s.layers[i].line());
+                    }
+                }
+                force = true;
             }
             Event::Progress { layer, done, .. } => {
-                s.done.insert(layer, done);
-                let now = Instant::now();
-                if self.tty
-                    && s.last_draw
-                        .is_none_or(|t| now.duration_since(t).as_millis() >= 100)
-                {
-                    s.last_draw = Some(now);
-                    let done: u64 = s.done.values().sum();
-                    let total: u64 = s.sizes.values().sum();
-                    let secs = s.start.elapsed().as_secs_f64().max(0.001);
-                    let speed = done as f64 / secs;
-                    let eta = if speed > 0.0 && total > done {
-                        format!("{:.0}s", (total - done) as f64 / speed)
-                    } else {
-                        "-".into()
-                    };
-                    let _ = write!(
-                        err,
-                        "\r\x1b[2K{} / {}  {}/s  ETA {}  ({}/{} layers)",
-                        human(done as f64),
-                        human(total as f64),
-                        human(speed),
-                        eta,
-                        s.finished,
-                        s.sizes.len()
-                    );
+                if let Some(i) = find(&mut s, &layer) {
+                    let l = &mut s.layers[i];
+                    if l.phase == Phase::Waiting {
+                        l.phase = Phase::Downloading;
+                        l.started = Some(Instant::now());
+                    }
+                    l.done = done;
                 }
             }
             Event::Done { layer } => {
-                s.finished += 1;
-                let size = s.sizes.get(&layer).copied().unwrap_or(0);
-                let _ = self.line(
-                    &mut err,
-                    &format!("{}: pulled ({})", layer.short(), human(size as f64)),
-                );
+                if let Some(i) = find(&mut s, &layer) {
+                    let l = &mut s.layers[i];
+                    l.started.get_or_insert_with(Instant::now);
+                    l.finished = Some(Instant::now());
+                    l.phase = Phase::Done;
+                    l.done = l.size;
+                    if !self.tty {
+                        let _ = writeln!(err, "{}", s.layers[i].line());
+                    }
+                }
+                force = true;
+            }
+        }
+        if self.tty {
+            let now = Instant::now();
+            if force
+                || s.last_draw
+                    .is_none_or(|t| now.duration_since(t).as_millis() >= 100)
+            {
+                s.last_draw = Some(now);
+                let mut out = String::new();
+                if s.drawn > 0 {
+                    out.push_str(&format!("\x1b[{}A", s.drawn));
+                }
+                for l in &s.layers {
+                    out.push_str("\r\x1b[2K");
+                    out.push_str(&l.line());
+                    out.push('\n');
+                }
+                s.drawn = s.layers.len();
+                let _ = err.write_all(out.as_bytes());
             }
         }
     }
 
-    fn line(&self, w: &mut impl Write, msg: &str) -> std::io::Result<()> {
-        if self.tty {
-            write!(w, "\r\x1b[2K")?;
-        }
-        writeln!(w, "{msg}")
-    }
-
-    pub fn finish(&self) {
-        if self.tty && !self.quiet {
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
-        }
-    }
+    pub fn finish(&self) {}
 }
