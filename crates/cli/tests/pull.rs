@@ -312,3 +312,44 @@ fn kill_9_during_a_pull_leaves_a_store_the_next_pull_completes() {
         0
     );
 }
+
+#[test]
+fn a_blob_larger_than_its_descriptor_is_cut_off() {
+    let env = Env::new();
+    let reg = registry();
+    let tar = base_layer();
+    let gz = compress(&tar, &Comp::Gzip);
+    let blob = reg.push_blob("t/short", &gz);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [berth_image::Digest::of(&tar).to_string()]}
+    });
+    let cb = serde_json::to_vec(&config).unwrap();
+    let cd = reg.push_blob("t/short", &cb);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": cb.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": blob.to_string(), "size": 1000}]
+    });
+    reg.push_manifest(
+        "t/short",
+        "v",
+        "application/vnd.oci.image.manifest.v1+json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    let o = env.berth(&["pull", &format!("{}/t/short:v", reg.addr)]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("larger than the 1000 bytes"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(std::fs::read_dir(env.layers_dir()).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(env.root.path().join("blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+}

@@ -275,3 +275,62 @@ fn push_round_trip_keeps_every_digest() {
     let imgs = env2.images_json();
     assert_eq!(imgs[0]["Digest"], p.manifest.to_string());
 }
+
+/// CVE-2020-15157: a foreign (non-distributable) layer is fetched from its
+/// own URL, and the registry's credentials never go there.
+#[test]
+fn foreign_layers_come_from_their_urls_without_credentials() {
+    let env = Env::new();
+    let reg = registry();
+    let creds = "dGVzdHVzZXI6dGVzdHBhc3M=";
+    let proxy = Proxy::start(
+        &reg.addr,
+        Behaviour {
+            bearer: true,
+            token_basic: Some(creds),
+            ..Default::default()
+        },
+    );
+    // The layer lives in another repository; the manifest only names a URL
+    // (served by the proxy's CDN host).
+    let tar = base_layer();
+    let gz = compress(&tar, &Comp::Gzip);
+    let blob = reg.push_blob("t/foreign-src", &gz);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [berth_image::Digest::of(&tar).to_string()]}
+    });
+    let cb = serde_json::to_vec(&config).unwrap();
+    let cd = reg.push_blob("t/foreign", &cb);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": cb.len()},
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            "digest": blob.to_string(), "size": gz.len(),
+            "urls": [format!("http://{}/cdn/v2/t/foreign-src/blobs/{blob}", proxy.cdn)]
+        }]
+    });
+    reg.push_manifest(
+        "t/foreign",
+        "v",
+        "application/vnd.oci.image.manifest.v1+json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    let f = auth_file(env.root.path(), &proxy.addr, creds);
+    let o = env
+        .cmd()
+        .env("REGISTRY_AUTH_FILE", &f)
+        .args(["pull", "-q", &format!("{}/t/foreign:v", proxy.addr)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), cd.to_string());
+    let seen = proxy.seen.lock().unwrap();
+    assert_eq!(seen.cdn_requests, 1, "{seen:?}");
+    assert_eq!(
+        seen.cdn_auth_headers, 0,
+        "registry credentials went to the foreign URL"
+    );
+}

@@ -221,6 +221,14 @@ impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.done += n as u64;
+        if self.done > self.total {
+            // More than the descriptor promised: never fill the disk for a
+            // blob whose digest cannot match anyway.
+            return Err(std::io::Error::other(format!(
+                "the blob is larger than the {} bytes its descriptor gives; refused",
+                self.total
+            )));
+        }
         if self.done - self.last >= 256 * 1024 || (n == 0 && self.done != self.last) {
             self.last = self.done;
             (self.report)(Event::Progress {

@@ -33,6 +33,9 @@ pub struct Seen {
 
 pub struct Proxy {
     pub addr: String,
+    /// The "CDN" host: serves `/cdn/v2/...` from the registry and counts
+    /// the Authorization headers it receives.
+    pub cdn: String,
     pub seen: Arc<Mutex<Seen>>,
 }
 
@@ -122,6 +125,7 @@ impl Proxy {
         let cdn = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         let cdn_addr = cdn.local_addr().unwrap().to_string();
+        let cdn_for_main = cdn_addr.clone();
         let seen = Arc::new(Mutex::new(Seen::default()));
         {
             let (seen, registry) = (seen.clone(), registry.to_string());
@@ -228,7 +232,7 @@ impl Proxy {
                         respond(
                             &s,
                             "307 Temporary Redirect",
-                            &[("Location", format!("http://{cdn_addr}/cdn{}", req.path))],
+                            &[("Location", format!("http://{cdn_for_main}/cdn{}", req.path))],
                             b"",
                         );
                         continue;
@@ -290,6 +294,10 @@ impl Proxy {
                 }
             });
         }
-        Proxy { addr, seen }
+        Proxy {
+            addr,
+            cdn: cdn_addr,
+            seen,
+        }
     }
 }
