@@ -123,6 +123,13 @@ pub enum ImageCmd {
     },
     /// Remove images without a name, then unused layers and blobs.
     Prune,
+    /// Show how an image was built, newest step first.
+    History {
+        image: String,
+        /// Show full commands.
+        #[arg(long)]
+        no_trunc: bool,
+    },
 }
 
 fn open(root: &Path) -> Result<Store> {
@@ -431,6 +438,7 @@ pub fn image(root: &Path, c: ImageCmd) -> Result<()> {
         ImageCmd::Ls(a) => list(root, a),
         ImageCmd::Rm(a) => rmi(root, a),
         ImageCmd::Inspect { images } => inspect(root, &images),
+        ImageCmd::History { image, no_trunc } => history(root, &image, no_trunc),
         ImageCmd::Prune => {
             let mut store = open(root)?;
             let dangling = store.dangling()?;
@@ -446,6 +454,85 @@ pub fn image(root: &Path, c: ImageCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn history(root: &Path, name: &str, no_trunc: bool) -> Result<()> {
+    let store = open(root)?;
+    let img = store.resolve(name)?;
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&store.read_blob(&img.id, berth_image::pull::MAX_CONFIG)?)
+            .with_context(|| format!("image {}: its stored config is not JSON", img.id))?;
+    let layers = store.image_layers(&img.id)?;
+    let mut sizes = Vec::new();
+    for c in &layers {
+        sizes.push(store.layer_blob(c)?.2);
+    }
+    let mut sizes = sizes.into_iter();
+    let mut rows = Vec::new();
+    for h in cfg["history"].as_array().cloned().unwrap_or_default() {
+        let empty = h["empty_layer"].as_bool().unwrap_or(false);
+        let size = if empty { 0 } else { sizes.next().unwrap_or(0) };
+        let mut by = h["created_by"].as_str().unwrap_or("").replace('\n', " ");
+        if !no_trunc && by.chars().count() > 60 {
+            by = by.chars().take(57).collect::<String>() + "...";
+        }
+        rows.push([
+            h["created"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(19)
+                .collect::<String>()
+                .replace('T', " "),
+            by,
+            human(size),
+            h["comment"].as_str().unwrap_or("").to_string(),
+        ]);
+    }
+    rows.reverse();
+    let head = [
+        "CREATED".to_string(),
+        "CREATED BY".into(),
+        "SIZE".into(),
+        "COMMENT".into(),
+    ];
+    let all: Vec<&[String; 4]> = std::iter::once(&head).chain(rows.iter()).collect();
+    let w: Vec<usize> = (0..4)
+        .map(|c| all.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in all {
+        println!(
+            "{:<w0$}   {:<w1$}   {:<w2$}   {}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2]
+        );
+    }
+    Ok(())
+}
+
+pub fn import(root: &Path, file: &str, name: Option<&str>) -> Result<()> {
+    let mut store = open(root)?;
+    let (path, _spool) = if file == "-" {
+        let spool = store
+            .tmp_dir()
+            .join(format!("import-{}.tar", std::process::id()));
+        let mut f =
+            std::fs::File::create(&spool).with_context(|| format!("create {}", spool.display()))?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut f)
+            .context("read the tarball from stdin")?;
+        (spool.clone(), Some(Spool(spool)))
+    } else {
+        (std::path::PathBuf::from(file), None)
+    };
+    let progress = Progress::new(true);
+    let id = berth_image::archive::import(&mut store, &path, name, &|e| progress.event(e))?;
+    println!("{id}");
+    Ok(())
 }
 
 fn inspect(root: &Path, names: &[String]) -> Result<()> {

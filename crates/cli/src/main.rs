@@ -40,6 +40,13 @@ enum Cmd {
     Save(images::SaveArgs),
     /// Load images from a docker-archive or oci-archive tar.
     Load(images::LoadArgs),
+    /// Make a one-layer image from a root filesystem tarball (or - for stdin).
+    Import {
+        /// The tarball: plain, gzip or zstd.
+        file: String,
+        /// The image's name, NAME[:TAG].
+        name: Option<String>,
+    },
     /// Upload an image to a registry (same digests as in the store).
     Push(images::PushArgs),
     /// Give an image another name: berth tag SOURCE TARGET.
@@ -70,6 +77,7 @@ fn main() {
         Cmd::Push(a) => images::push(&cli.root, a),
         Cmd::Save(a) => images::save(&cli.root, a),
         Cmd::Load(a) => images::load(&cli.root, a),
+        Cmd::Import { file, name } => images::import(&cli.root, &file, name.as_deref()),
         Cmd::Tag { source, target } => images::tag(&cli.root, &source, &target),
         Cmd::Login(a) => auth::login(a),
         Cmd::Logout { registry } => auth::logout(&registry),

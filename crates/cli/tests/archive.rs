@@ -177,3 +177,68 @@ fn podman_loads_what_berth_saves() {
     assert!(out.contains(p.config.hex()), "{out}");
     assert!(out.contains(&name), "{out}");
 }
+
+#[test]
+fn import_a_rootfs_tarball_and_show_its_history() {
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    let tgz = dir.path().join("rootfs.tar.gz");
+    run(Command::new("tar")
+        .arg("-czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("."));
+    let o = env
+        .berth(&["import", tgz.to_str().unwrap(), "local/imported:v1"])
+        .ok();
+    let id = o.stdout.trim().to_string();
+    let imgs = env.images_json();
+    assert_eq!(imgs[0]["Id"], id);
+    assert_eq!(imgs[0]["Names"][0], "docker.io/local/imported:v1");
+    let i = env.berth(&["image", "inspect", "local/imported:v1"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&i.stdout).unwrap();
+    let layer = v[0]["GraphDriver"]["Data"]["LowerDir"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(Path::new(&layer).join("bin/busybox").is_file());
+    let h = env
+        .berth(&["image", "history", "local/imported:v1"])
+        .ok()
+        .stdout;
+    assert!(
+        h.starts_with("CREATED") && h.contains("berth import"),
+        "{h}"
+    );
+    // From stdin, plain tar, no name: the same layer, a dangling image.
+    let tar = dir.path().join("rootfs.tar");
+    run(Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("."));
+    let o = env
+        .cmd()
+        .args(["import", "-"])
+        .stdin(std::fs::File::open(&tar).unwrap())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read_dir(env.layers_dir()).unwrap().count(),
+        1,
+        "the same layer, stored once"
+    );
+    // Garbage is refused in one line.
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, vec![0x42u8; 5000]).unwrap();
+    let o = env.berth(&["import", junk.to_str().unwrap()]);
+    assert_ne!(o.code, 0);
+    assert_eq!(o.stderr.trim().lines().count(), 1, "{}", o.stderr);
+}

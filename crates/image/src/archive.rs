@@ -568,3 +568,152 @@ fn load_oci(
     }
     Ok(out)
 }
+
+/// `import`: a root filesystem tarball (plain, gzip or zstd) as a one-layer
+/// image, named `name` if given. Returns the image id.
+pub fn import(
+    store: &mut Store,
+    path: &Path,
+    name: Option<&str>,
+    report: &(dyn Fn(Event) + Sync),
+) -> Result<Digest> {
+    let open = || {
+        File::open(path).map_err(|e| Error::Io {
+            op: format!("open {}", path.display()),
+            cause: e,
+        })
+    };
+    let mut head = [0u8; 4];
+    let n = open()?.read(&mut head).map_err(|e| Error::Io {
+        op: format!("read {}", path.display()),
+        cause: e,
+    })?;
+    let (comp, mt) = sniff(&head[..n]);
+    // First pass: both digests (a tarball carries neither).
+    let mut outer = HashingReader::new(open()?);
+    let inner: Box<dyn Read> = match comp {
+        Compression::None => Box::new(&mut outer),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(io::BufReader::new(
+            &mut outer,
+        ))),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(&mut outer).map_err(
+            |e| Error::Io {
+                op: "zstd".into(),
+                cause: e,
+            },
+        )?),
+    };
+    let (diff_id, _) = HashingReader::new(inner)
+        .finish()
+        .map_err(|e| Error::Usage(format!("{}: not a readable tarball ({e})", path.display())))?;
+    let (blob, size) = outer.finish().map_err(|e| Error::Io {
+        op: format!("read {}", path.display()),
+        cause: e,
+    })?;
+    let desc = Descriptor {
+        media_type: mt.to_string(),
+        digest: blob,
+        size: size as i64,
+        urls: vec![],
+        platform: None,
+        annotations: None,
+    };
+    let chain = diff_id.clone();
+    let _pull = store.pull_lock()?;
+    {
+        let _lock = store.layer_lock(&chain)?;
+        if store.has_layer(&chain)? && store.has_blob(&desc.digest) {
+            report(Event::Exists {
+                layer: desc.digest.clone(),
+            });
+        } else {
+            store_layer(
+                store,
+                Box::new(open()?),
+                &desc,
+                comp,
+                &diff_id,
+                &chain,
+                report,
+                "import",
+            )?;
+        }
+    }
+    let host = Platform::host();
+    let now = rfc3339_now();
+    let config = serde_json::json!({
+        "architecture": host.architecture,
+        "os": host.os,
+        "created": now,
+        "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+        "history": [{"created": now, "created_by": format!("berth import {}", path.display())}],
+    });
+    let cbody = serde_json::to_vec(&config).map_err(|e| Error::Usage(e.to_string()))?;
+    let cid = Digest::of(&cbody);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": cid.to_string(), "size": cbody.len()},
+        "layers": [{"mediaType": desc.media_type, "digest": desc.digest.to_string(), "size": desc.size}],
+    });
+    let mbody = serde_json::to_vec(&manifest).map_err(|e| Error::Usage(e.to_string()))?;
+    let md = Digest::of(&mbody);
+    store.put_blob(&cid, &cbody)?;
+    store.put_blob(&md, &mbody)?;
+    let names: Vec<String> = match name {
+        Some(n) => vec![crate::Reference::parse(n)?.to_string()],
+        None => vec![],
+    };
+    store.add_image(
+        &cid,
+        &md,
+        OCI_MANIFEST,
+        Some(&now),
+        &host.os,
+        &host.architecture,
+        &[chain],
+        &names,
+    )?;
+    Ok(cid)
+}
+
+/// The current UTC time as RFC 3339 (`2026-11-23T03:04:05Z`).
+pub fn rfc3339_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    rfc3339(secs)
+}
+
+pub fn rfc3339(secs: i64) -> String {
+    // Civil from days (Howard Hinnant's algorithm).
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_400_645), "2026-11-23T02:24:05Z");
+    }
+}

@@ -250,7 +250,7 @@ fn get_layer(
     report: &(dyn Fn(Event) + Sync),
 ) -> Result<()> {
     let _lock = store.layer_lock(chain)?;
-    if store.has_layer(chain)? {
+    if store.has_layer(chain)? && store.has_blob(&desc.digest) {
         report(Event::Exists {
             layer: desc.digest.clone(),
         });
@@ -283,7 +283,10 @@ fn get_layer(
 
 /// The layer pipeline, for any source of the (compressed) blob: the blob
 /// file, both digests and the unpacked directory, published by rename
-/// once verified and synced. The caller holds the layer's lock.
+/// once verified and synced. The caller holds the layer's lock. When the
+/// layer is already unpacked (from a blob compressed differently), only
+/// the blob is stored, still checked against both digests: the unpacked
+/// directory, which containers may be using, is never replaced.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn store_layer(
     store: &Store,
@@ -296,6 +299,7 @@ pub(crate) fn store_layer(
     origin: &str,
 ) -> Result<()> {
     let what = format!("layer {}", desc.digest);
+    let blob_only = store.has_layer(chain)?;
     let tmp_layer = store.tmp_dir().join(format!("layer-{}", chain.hex()));
     let tmp_blob = store.tmp_dir().join(format!("blob-{}", chain.hex()));
     remove_tree(&tmp_layer)?;
@@ -334,7 +338,11 @@ pub(crate) fn store_layer(
             )?),
         };
         let hashing = HashingReader::new(decompressed);
-        let (stats, rest) = crate::unpack::unpack(&tmp_layer, hashing, &desc.digest.to_string())?;
+        let (stats, rest) = if blob_only {
+            (crate::unpack::Stats::default(), hashing)
+        } else {
+            crate::unpack::unpack(&tmp_layer, hashing, &desc.digest.to_string())?
+        };
         let (got_diff, diff_size) = rest.finish().map_err(|e| Error::Layer {
             layer: desc.digest.to_string(),
             msg: format!("decompress: {e}"),
@@ -368,35 +376,40 @@ pub(crate) fn store_layer(
         op: "sync the layer blob".into(),
         cause: e,
     })?;
-    // The unpacked files reach the disk before the layer is published.
-    let dirfd =
-        sfs::open(&tmp_layer, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(|e| Error::Io {
-            op: "open the unpacked layer".into(),
-            cause: e,
-        })?;
-    sfs::syncfs(dirfd.as_fd()).map_err(|e| Error::Io {
-        op: "sync the unpacked layer".into(),
-        cause: e,
-    })?;
     std::fs::rename(&tmp_blob, store.blob_path(&desc.digest)).map_err(|e| Error::Io {
         op: "store the layer blob".into(),
         cause: e,
     })?;
-    let dest = store.layer_dir(chain);
-    remove_tree(&dest)?;
-    std::fs::rename(&tmp_layer, &dest).map_err(|e| Error::Io {
-        op: format!("move the layer into {}", dest.display()),
-        cause: e,
-    })?;
-    store.add_layer(&crate::store::LayerRecord {
-        chain,
-        diff_id,
-        blob: &desc.digest,
-        media_type: &desc.media_type,
-        compressed_size: size,
-        size: stats.bytes,
-        diff_size,
-    })?;
+    if blob_only {
+        remove_tree(&tmp_layer)?;
+    } else {
+        // The unpacked files reach the disk before the layer is published.
+        let dirfd = sfs::open(&tmp_layer, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(|e| {
+            Error::Io {
+                op: "open the unpacked layer".into(),
+                cause: e,
+            }
+        })?;
+        sfs::syncfs(dirfd.as_fd()).map_err(|e| Error::Io {
+            op: "sync the unpacked layer".into(),
+            cause: e,
+        })?;
+        let dest = store.layer_dir(chain);
+        remove_tree(&dest)?;
+        std::fs::rename(&tmp_layer, &dest).map_err(|e| Error::Io {
+            op: format!("move the layer into {}", dest.display()),
+            cause: e,
+        })?;
+        store.add_layer(&crate::store::LayerRecord {
+            chain,
+            diff_id,
+            blob: &desc.digest,
+            media_type: &desc.media_type,
+            compressed_size: size,
+            size: stats.bytes,
+            diff_size,
+        })?;
+    }
     report(Event::Done {
         layer: desc.digest.clone(),
     });

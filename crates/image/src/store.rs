@@ -503,13 +503,30 @@ impl Store {
         {
             let conn = self.conn();
             let mut st = conn
-                .prepare("SELECT id, manifest_digest FROM images")
+                .prepare("SELECT id, manifest_digest, manifest_type FROM images")
                 .ctx("list images")?;
             let rows = st
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                })
                 .ctx("list images")?;
             for r in rows {
-                let (a, b) = r.ctx("list images")?;
+                let (a, b, mtype) = r.ctx("list images")?;
+                // The layer blobs the manifest names (push and save need
+                // them; they may be compressed otherwise than the blob a
+                // shared layer was first unpacked from).
+                if let Ok(body) = self.read_blob(&Digest::parse(&b)?, crate::registry::MAX_MANIFEST)
+                {
+                    if let Ok(crate::manifest::Document::Manifest { layers, .. }) =
+                        crate::manifest::parse(&body, &mtype, &b)
+                    {
+                        keep.extend(layers.into_iter().map(|l| l.digest.to_string()));
+                    }
+                }
                 keep.insert(a);
                 keep.insert(b);
             }
