@@ -8,25 +8,31 @@ registry on loopback (../shared/testbed/make-test-images.sh starts it).
 Every tool starts from empty storage each round; rounds shuffle the order;
 `sync` runs (untimed) before each timed command so no one pays for another's
 writeback. Reported: wall time (median, min-max), CPU time (user+sys of the
-process tree) and peak RSS of the largest process, with ratios to podman and
+process tree) and peak RSS of the largest process (GNU time), with ratios to podman and
 to the floor. Run as root: bench/pull.sh [--runs N] [--registry HOST:PORT].
 """
 import argparse, concurrent.futures, json, os, random, resource, shutil, statistics, subprocess, sys, tempfile, time, urllib.request
 
 def timed(cmd, env=None):
-    """Runs cmd; returns (wall s, cpu s, peak rss KiB) of it and its children."""
+    """Runs cmd; returns (wall s, cpu s, peak rss KiB). CPU is the process
+    tree's (rusage of waited children). Peak RSS comes from GNU time around
+    the command: a forked Python child would count the interpreter's pages
+    until exec."""
+    rss_file = tempfile.NamedTemporaryFile(prefix="berth-bench-rss", delete=False)
+    rss_file.close()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _, status, ru = os.wait4(p.pid, 0)
+    p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file.name] + cmd,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     wall = time.monotonic() - t0
-    err = p.stderr.read().decode(errors="replace")
-    p.stderr.close()
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{' '.join(cmd)} failed: {err}")
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed: {p.stderr.decode(errors='replace')}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, ru.ru_maxrss
+    with open(rss_file.name) as f:
+        rss = int(f.read().strip().splitlines()[-1])
+    os.unlink(rss_file.name)
+    return wall, cpu, rss
 
 def fresh(d):
     if os.path.exists(d):
@@ -55,14 +61,19 @@ def floor(blobs, dest, parallel):
         i, b = i_b
         d = os.path.join(dest, str(i))
         os.makedirs(d)
-        return subprocess.run(["sh", "-c", f"gzip -dc '{b}' | tar -x --numeric-owner -C '{d}'"], check=True)
+        return subprocess.run(["/usr/bin/time", "-f", "%M", "-o", f"{d}.rss", "sh", "-c",
+                               f"gzip -dc '{b}' | tar -x --numeric-owner -C '{d}'"], check=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(parallel) as ex:
         list(ex.map(one, enumerate(blobs)))
     wall = time.monotonic() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), after.ru_maxrss
+    rss = 0
+    for i in range(len(blobs)):
+        with open(os.path.join(dest, f"{i}.rss")) as f:
+            rss = max(rss, int(f.read().strip().splitlines()[-1]))
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), rss
 
 def main():
     ap = argparse.ArgumentParser()
@@ -126,7 +137,7 @@ def main():
         shutil.rmtree(blob_dir, ignore_errors=True)
         shutil.rmtree(a.ext4_dir, ignore_errors=True)
     print(f"\n`pull {a.image}` ({len(m['layers'])} layers, {comp / 1e6:.0f} MB compressed) from {a.registry} "
-          f"into empty storage, {a.runs} interleaved rounds; wall and CPU in seconds, peak RSS of the largest process\n")
+          f"into empty storage, {a.runs} interleaved rounds; wall and CPU in seconds, peak RSS of the largest process (GNU time)\n")
     for fs in ("ext4", "tmpfs"):
         pod = statistics.median(w for w, _, _ in results[(fs, "podman pull")])
         fl = statistics.median(w for w, _, _ in results[(fs, "floor (gzip -d | tar -x)")])
