@@ -136,10 +136,31 @@ fn open(root: &Path) -> Result<Store> {
     Ok(Store::open(root)?)
 }
 
+/// A reference as the user wrote it, through registries.conf's short-name
+/// aliases (said on stderr, as podman does).
+fn resolve_name(
+    regs: &berth_image::registries::Registries,
+    input: &str,
+    quiet: bool,
+) -> Result<Reference> {
+    if let Some((full, file)) = regs.alias(input) {
+        if !quiet {
+            eprintln!(
+                "Resolved {input:?} as an alias ({full}) from {}",
+                file.display()
+            );
+        }
+        return Ok(Reference::parse(&full)?);
+    }
+    Ok(Reference::parse(input)?)
+}
+
 pub fn pull(root: &Path, a: PullArgs) -> Result<()> {
-    let r = Reference::parse(&a.image)?;
+    let registries = berth_image::registries::Registries::load()?;
+    let r = resolve_name(&registries, &a.image, a.quiet)?;
     let mut opts = PullOptions {
         parallel: a.parallel.max(1),
+        registries,
         ..Default::default()
     };
     if let Some(p) = &a.platform {

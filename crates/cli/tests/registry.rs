@@ -334,3 +334,81 @@ fn foreign_layers_come_from_their_urls_without_credentials() {
         "registry credentials went to the foreign URL"
     );
 }
+
+#[test]
+fn registries_conf_locations_mirrors_blocks_and_aliases() {
+    let env = Env::new();
+    let p = push_image("t/conf", "v", &[base_layer()], Comp::Gzip, "amd64");
+    let reg = &registry().addr;
+    // A port nothing listens on: a mirror that is down.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = env.root.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"unqualified-search-registries = ["quay.io"]
+[[registry]]
+prefix = "example.invalid/team"
+location = "{reg}/t"
+
+[[registry]]
+prefix = "mirrored.invalid"
+location = "127.0.0.1:{dead}"
+[[registry.mirror]]
+location = "127.0.0.1:{dead}"
+[[registry.mirror]]
+location = "{reg}"
+
+[[registry]]
+location = "blocked.invalid"
+blocked = true
+
+[aliases]
+"conftest" = "{reg}/t/conf"
+"#
+        ),
+    )
+    .unwrap();
+    let berth = |args: &[&str]| {
+        let o = env
+            .cmd()
+            .env("CONTAINERS_REGISTRIES_CONF", &conf)
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // A prefix mapped to another location; the image keeps its own name.
+    let (code, out, err) = berth(&["pull", "-q", "example.invalid/team/conf:v"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), p.config.to_string());
+    let imgs = env.images_json();
+    assert_eq!(imgs[0]["Names"][0], "example.invalid/team/conf:v");
+    // Mirrors in order: the dead one is skipped.
+    let (code, out, err) = berth(&["pull", "-q", "mirrored.invalid/t/conf:v"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), p.config.to_string());
+    // Blocked.
+    let (code, _, err) = berth(&["pull", "blocked.invalid/x/y"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("blocked"), "{err}");
+    // A short-name alias, said on stderr; a short name without one is
+    // Docker Hub, not a search of quay.io.
+    let (code, _, err) = berth(&["pull", "conftest:v"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("Resolved \"conftest:v\" as an alias"), "{err}");
+    let (_, _, err) = berth(&["pull", "nonexistent-short-name-for-berth-tests"]);
+    assert!(
+        err.contains("docker.io/library/nonexistent-short-name-for-berth-tests"),
+        "{err}"
+    );
+    assert!(!err.contains("quay.io"), "{err}");
+}

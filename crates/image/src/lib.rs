@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod pull;
 pub mod push;
 pub mod reference;
+pub mod registries;
 pub mod registry;
 pub mod store;
 pub mod tar;

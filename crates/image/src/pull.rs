@@ -42,6 +42,8 @@ pub struct PullOptions {
     pub registry: Options,
     /// Layers downloaded at once.
     pub parallel: usize,
+    /// registries.conf: locations, mirrors, insecure and blocked registries.
+    pub registries: crate::registries::Registries,
 }
 
 impl Default for PullOptions {
@@ -50,6 +52,7 @@ impl Default for PullOptions {
             platform: Platform::host(),
             registry: Options::default(),
             parallel: 3,
+            registries: crate::registries::Registries::default(),
         }
     }
 }
@@ -68,13 +71,34 @@ pub fn pull(
     opts: &PullOptions,
     report: &(dyn Fn(Event) + Sync),
 ) -> Result<Pulled> {
-    let mut ropts = opts.registry.clone();
-    if ropts.credentials.is_none() {
-        ropts.credentials = registry::credentials_for(&r.registry);
-    }
-    let client = Client::new(r, &ropts);
     let image = r.to_string();
-    let (mut body, mut ctype, mut mdigest) = client.manifest(&r.manifest_ref(), &image)?;
+    // Mirrors first, then the registry (registries.conf); a mirror that
+    // fails or lacks the image is skipped.
+    let endpoints = opts.registries.endpoints(r)?;
+    let mut found = None;
+    let mut last_err = None;
+    for ep in &endpoints {
+        let mut ropts = opts.registry.clone();
+        ropts.insecure |= ep.insecure;
+        if ropts.credentials.is_none() {
+            ropts.credentials = registry::credentials_for(&ep.reference.registry);
+        }
+        let client = Client::new(&ep.reference, &ropts);
+        match client.manifest(&ep.reference.manifest_ref(), &image) {
+            Ok(m) => {
+                found = Some((client, m));
+                break;
+            }
+            Err(e @ (Error::NotFound(_) | Error::Network { .. })) if ep.mirror => {
+                tracing::info!("{image}: mirror {} skipped: {e}", ep.reference.registry);
+                last_err = Some(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let Some((client, (mut body, mut ctype, mut mdigest))) = found else {
+        return Err(last_err.unwrap_or_else(|| Error::NotFound(image.clone())));
+    };
     let mut doc = manifest::parse(&body, &ctype, &image)?;
     if let Document::Index(idx) = &doc {
         let chosen = manifest::select(idx, &opts.platform, &image)?;

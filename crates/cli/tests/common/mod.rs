@@ -251,6 +251,12 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
         c.arg("--root").arg(self.root.path());
         c.env_remove("BERTH_ROOT");
+        // This machine's registries.conf (aliases, mirrors) stays out of
+        // the tests; those that test it give their own.
+        c.env(
+            "CONTAINERS_REGISTRIES_CONF",
+            self.root.path().join("no-registries.conf"),
+        );
         c
     }
 
