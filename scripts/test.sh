@@ -17,8 +17,9 @@ missing=()
 # g++: libfuzzer-sys builds libFuzzer for the fuzz targets. uidmap:
 # newuidmap/newgidmap for the rootless tests. docker-registry: the real
 # registry (CNCF distribution) the image tests start on loopback. skopeo,
-# podman: the save/load interoperability tests.
-for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap docker-registry skopeo podman; do
+# podman: the save/load interoperability tests. time: GNU time measures
+# the peak RSS of a pull.
+for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap docker-registry skopeo podman time; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -286,8 +286,40 @@ fn kill_9_during_a_pull_leaves_a_store_the_next_pull_completes() {
             assert_eq!(i["Id"], p.config.to_string(), "a foreign image appeared");
         }
     }
-    let o = env.berth(&["pull", "-q", &name]).ok();
-    assert_eq!(o.stdout.trim(), p.config.to_string());
+    // The last pull, with its peak RSS: memory stays bounded by buffers,
+    // not by the 48 MiB layer. Measured by GNU time, whose own child is
+    // forked from a small process: a child spawned from this test process
+    // would be charged this process's pages (ru_maxrss counts the address
+    // space it had before exec).
+    let rss_file = env.root.path().join("rss");
+    let out = std::process::Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&rss_file)
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(env.root.path())
+        .args(["pull", "-q", &name])
+        .env("CONTAINERS_REGISTRIES_CONF", env.root.path().join("none"))
+        .output()
+        .expect("/usr/bin/time (package time)");
+    assert!(
+        out.status.success(),
+        "the last pull failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        p.config.to_string()
+    );
+    let rss: u64 = std::fs::read_to_string(&rss_file)
+        .unwrap()
+        .trim()
+        .lines()
+        .last()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rss < 40 * 1024, "peak RSS {rss} KiB for a 48 MiB layer");
     let i = env.berth(&["image", "inspect", &name]).ok();
     let v: serde_json::Value = serde_json::from_str(&i.stdout).unwrap();
     let top = v[0]["GraphDriver"]["Data"]["LowerDir"]

@@ -412,3 +412,71 @@ blocked = true
     );
     assert!(!err.contains("quay.io"), "{err}");
 }
+
+#[test]
+fn a_busy_registry_is_retried_with_backoff() {
+    let env = Env::new();
+    let p = push_image("t/busy", "v", &[base_layer()], Comp::Gzip, "amd64");
+    let proxy = Proxy::start(
+        &registry().addr,
+        Behaviour {
+            fail_first: 2,
+            ..Default::default()
+        },
+    );
+    let o = env
+        .berth(&["pull", "-q", &format!("{}/t/busy:v", proxy.addr)])
+        .ok();
+    assert_eq!(o.stdout.trim(), p.config.to_string());
+    assert_eq!(proxy.seen.lock().unwrap().failed, 2);
+}
+
+#[test]
+fn docker_schema2_and_manifest_lists() {
+    let env = Env::new();
+    let reg = registry();
+    let tar = base_layer();
+    let gz = compress(&tar, &Comp::Gzip);
+    let blob = reg.push_blob("t/v2s2", &gz);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [berth_image::Digest::of(&tar).to_string()]}
+    });
+    let cb = serde_json::to_vec(&config).unwrap();
+    let cd = reg.push_blob("t/v2s2", &cb);
+    let m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": cd.to_string(), "size": cb.len()},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": blob.to_string(), "size": gz.len()}]
+    });
+    let mb = serde_json::to_vec(&m).unwrap();
+    let md = reg.push_manifest(
+        "t/v2s2",
+        "single",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        &mb,
+    );
+    let list = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [{"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": md.to_string(), "size": mb.len(),
+                       "platform": {"architecture": "amd64", "os": "linux"}}]
+    });
+    reg.push_manifest(
+        "t/v2s2",
+        "list",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        &serde_json::to_vec(&list).unwrap(),
+    );
+    for tag in ["single", "list"] {
+        let o = env
+            .berth(&["pull", "-q", &format!("{}/t/v2s2:{tag}", reg.addr)])
+            .ok();
+        assert_eq!(o.stdout.trim(), cd.to_string(), "{tag}");
+    }
+    // The digest of the schema 2 manifest is what was pushed (the registry
+    // did not convert it to schema 1: the Accept list was complete).
+    let imgs = env.images_json();
+    assert_eq!(imgs[0]["Digest"], md.to_string());
+}

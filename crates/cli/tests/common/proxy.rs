@@ -20,10 +20,13 @@ pub struct Behaviour {
     pub redirect_blobs: bool,
     /// Require HTTP Basic auth with this value (base64 user:pass).
     pub basic: Option<&'static str>,
+    /// Answer this many requests with 503 first (a registry under load).
+    pub fail_first: usize,
 }
 
 #[derive(Default, Debug)]
 pub struct Seen {
+    pub failed: usize,
     pub token_requests: Vec<String>,
     pub range_requests: usize,
     pub cdn_auth_headers: usize,
@@ -154,6 +157,15 @@ impl Proxy {
             std::thread::spawn(move || {
                 for s in l.incoming().flatten() {
                     let Some(req) = read_req(&s) else { continue };
+                    {
+                        let mut g = seen.lock().unwrap();
+                        if g.failed < b.fail_first {
+                            g.failed += 1;
+                            drop(g);
+                            respond(&s, "503 Service Unavailable", &[], b"busy");
+                            continue;
+                        }
+                    }
                     if req.path.starts_with("/token") {
                         seen.lock().unwrap().token_requests.push(req.path.clone());
                         let ok = match b.token_basic {
