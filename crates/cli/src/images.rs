@@ -38,6 +38,8 @@ pub enum ArchiveFormat {
     DockerArchive,
     /// A tar of an OCI image layout (blobs as stored: same digests).
     OciArchive,
+    /// An OCI image layout directory (-o names the directory).
+    OciDir,
 }
 
 #[derive(Args)]
@@ -54,7 +56,7 @@ pub struct SaveArgs {
 
 #[derive(Args)]
 pub struct LoadArgs {
-    /// Read from this file (default: standard input).
+    /// Read from this file or OCI layout directory (default: standard input).
     #[arg(short, long)]
     pub input: Option<std::path::PathBuf>,
     /// Print only the loaded image ids.
@@ -232,6 +234,14 @@ pub fn save(root: &Path, a: SaveArgs) -> Result<()> {
     let format = match a.format {
         ArchiveFormat::DockerArchive => Format::DockerArchive,
         ArchiveFormat::OciArchive => Format::OciArchive,
+        ArchiveFormat::OciDir => {
+            let dir = a
+                .output
+                .as_ref()
+                .context("berth save --format oci-dir: give the directory with -o DIR")?;
+            archive::save_dir(&store, &a.images, dir)?;
+            return Ok(());
+        }
     };
     match &a.output {
         Some(p) => {

@@ -242,3 +242,42 @@ fn import_a_rootfs_tarball_and_show_its_history() {
     assert_ne!(o.code, 0);
     assert_eq!(o.stderr.trim().lines().count(), 1, "{}", o.stderr);
 }
+
+#[test]
+fn oci_layout_directories_both_ways() {
+    let env = Env::new();
+    let (p, name) = pulled(&env, "t/ocidir");
+    let dir = env.root.path().join("layout");
+    env.berth(&[
+        "save",
+        "--format",
+        "oci-dir",
+        "-o",
+        dir.to_str().unwrap(),
+        &name,
+    ])
+    .ok();
+    let raw = run(Command::new(tool("skopeo")).args([
+        "inspect",
+        "--raw",
+        &format!("oci:{}:{name}", dir.display()),
+    ]));
+    assert_eq!(berth_image::Digest::of(raw.as_bytes()), p.manifest);
+    let env2 = Env::new();
+    env2.berth(&["load", "-i", dir.to_str().unwrap()]).ok();
+    assert_eq!(env2.images_json()[0]["Digest"], p.manifest.to_string());
+    // A layout skopeo wrote.
+    let sdir = env.root.path().join("skopeo-layout");
+    run(Command::new(tool("skopeo")).args([
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{name}"),
+        &format!("oci:{}:localhost/ocidir:v", sdir.display()),
+    ]));
+    let env3 = Env::new();
+    env3.berth(&["load", "-i", sdir.to_str().unwrap()]).ok();
+    let imgs = env3.images_json();
+    assert_eq!(imgs[0]["Id"], p.config.to_string());
+    assert_eq!(imgs[0]["Names"][0], "localhost/ocidir:v");
+}

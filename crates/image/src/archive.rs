@@ -23,18 +23,44 @@ pub enum Format {
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// Where `save` puts files: a tar stream or an OCI layout directory.
+pub trait Sink {
+    fn file(&mut self, name: &str, size: u64, data: &mut dyn Read) -> io::Result<()>;
+    fn bytes(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
+        self.file(name, data.len() as u64, &mut &data[..])
+    }
+}
+
+/// An OCI image layout directory (`oci:DIR`).
+pub struct DirSink(pub std::path::PathBuf);
+
+impl Sink for DirSink {
+    fn file(&mut self, name: &str, size: u64, data: &mut dyn Read) -> io::Result<()> {
+        let p = self.0.join(name);
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        let tmp = p.with_extension("berth-partial");
+        let mut f = File::create(&tmp)?;
+        let n = io::copy(&mut data.take(size), &mut f)?;
+        if n != size {
+            return Err(io::Error::other(format!(
+                "{name}: {n} bytes instead of {size}"
+            )));
+        }
+        f.sync_all()?;
+        std::fs::rename(&tmp, &p)
+    }
+}
+
 /// A minimal tar writer for archives berth writes itself (plain files).
 pub struct TarWriter<W: Write> {
     out: W,
 }
 
-impl<W: Write> TarWriter<W> {
-    pub fn new(out: W) -> Self {
-        TarWriter { out }
-    }
-
+impl<W: Write> Sink for TarWriter<W> {
     /// Writes `name` with exactly `size` bytes from `data`.
-    pub fn file(&mut self, name: &str, size: u64, data: &mut dyn Read) -> io::Result<()> {
+    fn file(&mut self, name: &str, size: u64, data: &mut dyn Read) -> io::Result<()> {
         let mut h = [0u8; 512];
         let n = name.as_bytes();
         if n.len() > 100 {
@@ -72,9 +98,11 @@ impl<W: Write> TarWriter<W> {
         let pad = (512 - size % 512) % 512;
         self.out.write_all(&vec![0u8; pad as usize])
     }
+}
 
-    pub fn bytes(&mut self, name: &str, data: &[u8]) -> io::Result<()> {
-        self.file(name, data.len() as u64, &mut &data[..])
+impl<W: Write> TarWriter<W> {
+    pub fn new(out: W) -> Self {
+        TarWriter { out }
     }
 
     pub fn finish(mut self) -> io::Result<W> {
@@ -92,6 +120,25 @@ fn octal(f: &mut [u8], v: u64) {
 /// Writes the images (names or ids) to `out` in `format`.
 pub fn save(store: &Store, images: &[String], format: Format, out: impl Write) -> Result<()> {
     let mut tw = TarWriter::new(out);
+    save_into(store, images, format, &mut tw)?;
+    tw.finish().map_err(|e| Error::Io {
+        op: "write the archive".into(),
+        cause: e,
+    })?;
+    Ok(())
+}
+
+/// Writes the images as an OCI image layout directory (`oci:DIR`).
+pub fn save_dir(store: &Store, images: &[String], dir: &Path) -> Result<()> {
+    save_into(
+        store,
+        images,
+        Format::OciArchive,
+        &mut DirSink(dir.to_path_buf()),
+    )
+}
+
+fn save_into(store: &Store, images: &[String], format: Format, tw: &mut dyn Sink) -> Result<()> {
     let io_err = |e: io::Error| Error::Io {
         op: "write the archive".into(),
         cause: e,
@@ -227,7 +274,6 @@ pub fn save(store: &Store, images: &[String], format: Format, out: impl Write) -
             .map_err(io_err)?;
         }
     }
-    tw.finish().map_err(io_err)?;
     Ok(())
 }
 
@@ -239,10 +285,12 @@ fn docker_tag(t: &str) -> String {
         .to_string()
 }
 
-/// The members of an archive: name -> (data offset, size).
+/// The members of an archive (name -> data offset, size), or an OCI
+/// layout directory.
 struct Index {
-    file: File,
+    file: Option<File>,
     members: HashMap<String, (u64, u64)>,
+    dir: Option<std::path::PathBuf>,
 }
 
 struct Counting<R> {
@@ -260,6 +308,13 @@ impl<R: Read> Read for Counting<R> {
 
 impl Index {
     fn build(path: &Path) -> Result<Index> {
+        if path.is_dir() {
+            return Ok(Index {
+                file: None,
+                members: HashMap::new(),
+                dir: Some(path.to_path_buf()),
+            });
+        }
         let f = File::open(path).map_err(|e| Error::Io {
             op: format!("open {}", path.display()),
             cause: e,
@@ -283,18 +338,56 @@ impl Index {
             // The reader stops right after the header: the data starts here.
             members.insert(name, (r.get_ref().pos, e.size));
         }
-        Ok(Index { file: f, members })
+        Ok(Index {
+            file: Some(f),
+            members,
+            dir: None,
+        })
+    }
+
+    fn has(&self, name: &str) -> bool {
+        match &self.dir {
+            Some(d) => d.join(name).is_file(),
+            None => self.members.contains_key(name),
+        }
     }
 
     fn open(&self, name: &str) -> Result<(io::Take<File>, u64)> {
+        if let Some(d) = &self.dir {
+            // Names come from the layout's own index or from validated
+            // digests; a name that climbs out is refused all the same.
+            if name.split('/').any(|c| c == ".." || c.is_empty()) {
+                return Err(Error::Usage(format!(
+                    "{name}: not a name inside the layout"
+                )));
+            }
+            let p = d.join(name);
+            let f = File::open(&p).map_err(|e| Error::Io {
+                op: format!("open {}", p.display()),
+                cause: e,
+            })?;
+            let size = f
+                .metadata()
+                .map_err(|e| Error::Io {
+                    op: format!("stat {}", p.display()),
+                    cause: e,
+                })?
+                .len();
+            return Ok((f.take(size), size));
+        }
         let (off, size) = *self
             .members
             .get(name)
             .ok_or_else(|| Error::Usage(format!("the archive has no {name}")))?;
-        let mut f = self.file.try_clone().map_err(|e| Error::Io {
-            op: "dup".into(),
-            cause: e,
-        })?;
+        let mut f = self
+            .file
+            .as_ref()
+            .ok_or_else(|| Error::Usage("no archive".into()))?
+            .try_clone()
+            .map_err(|e| Error::Io {
+                op: "dup".into(),
+                cause: e,
+            })?;
         f.seek(SeekFrom::Start(off)).map_err(|e| Error::Io {
             op: format!("seek to {name}"),
             cause: e,
@@ -325,7 +418,8 @@ pub struct Loaded {
     pub names: Vec<String>,
 }
 
-/// Loads every image of a docker-archive or oci-archive file.
+/// Loads every image of a docker-archive or oci-archive file, or of an
+/// OCI layout directory.
 pub fn load(
     store: &mut Store,
     path: &Path,
@@ -333,9 +427,9 @@ pub fn load(
 ) -> Result<Vec<Loaded>> {
     let idx = Index::build(path)?;
     let _pull = store.pull_lock()?;
-    if idx.members.contains_key("index.json") && idx.members.contains_key("oci-layout") {
+    if idx.has("index.json") && idx.has("oci-layout") {
         load_oci(store, &idx, report)
-    } else if idx.members.contains_key("manifest.json") {
+    } else if idx.has("manifest.json") {
         load_docker(store, &idx, report)
     } else {
         Err(Error::Usage(format!(
