@@ -10,6 +10,13 @@ use clap::{Args, Subcommand, ValueEnum};
 use std::path::Path;
 
 #[derive(Args)]
+#[command(after_help = "Examples:
+  berth pull alpine                              # docker.io/library/alpine:latest
+  berth pull quay.io/podman/stable:v5
+  berth pull --platform linux/arm64 busybox
+  berth pull 127.0.0.1:5000/team/app@sha256:<digest>
+Registries on this machine (localhost, 127.0.0.0/8, ::1) are reached over plain HTTP, as in Docker;
+registries.conf (containers-registries.conf(5)) maps prefixes, mirrors, insecure registries and aliases.")]
 pub struct PullArgs {
     /// The image: NAME[:TAG][@DIGEST] (`busybox` is docker.io/library/busybox:latest).
     pub image: String,

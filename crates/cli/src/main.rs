@@ -5,7 +5,7 @@ mod auth;
 mod images;
 mod progress;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -13,7 +13,7 @@ use std::path::PathBuf;
     name = "berth",
     version,
     about = "A daemonless container engine",
-    long_about = "berth pulls images from any OCI registry into a content-addressed store and (soon) runs containers from them, without a daemon.\n\nImages are named as in Docker: `busybox` is docker.io/library/busybox:latest; `quay.io/org/app:1.2` and `127.0.0.1:5000/test/app@sha256:...` name other registries."
+    long_about = "berth pulls images from any OCI registry into a content-addressed store, without a daemon; running containers from them comes next.\n\nImages are named as in Docker: `busybox` is docker.io/library/busybox:latest; `quay.io/org/app:1.2` and `127.0.0.1:5000/test/app@sha256:...` name other registries."
 )]
 struct Cli {
     /// Where images and their layers are stored.
@@ -56,6 +56,11 @@ enum Cmd {
         /// The new name, NAME[:TAG].
         target: String,
     },
+    /// Print a shell completion script: berth completion bash > /etc/bash_completion.d/berth
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Store credentials for a registry (checked against it first).
     Login(auth::LoginArgs),
     /// Remove stored credentials for a registry.
@@ -80,6 +85,10 @@ fn main() {
         Cmd::Import { file, name } => images::import(&cli.root, &file, name.as_deref()),
         Cmd::Tag { source, target } => images::tag(&cli.root, &source, &target),
         Cmd::Login(a) => auth::login(a),
+        Cmd::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
+            Ok(())
+        }
         Cmd::Logout { registry } => auth::logout(&registry),
         Cmd::Image(c) => images::image(&cli.root, c),
     };

@@ -385,3 +385,31 @@ fn a_blob_larger_than_its_descriptor_is_cut_off() {
         0
     );
 }
+
+#[test]
+fn help_and_completions() {
+    let bin = env!("CARGO_BIN_EXE_berth");
+    let o = std::process::Command::new(bin)
+        .args(["pull", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && help.contains("Examples:") && help.contains("--platform"),
+        "{help}"
+    );
+    for sh in ["bash", "zsh", "fish"] {
+        let o = std::process::Command::new(bin)
+            .args(["completion", sh])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{sh}");
+        assert!(String::from_utf8_lossy(&o.stdout).contains("pull"), "{sh}");
+    }
+    // A bad flag value: one line and exit code 2.
+    let o = std::process::Command::new(bin)
+        .args(["images", "--format", "yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
