@@ -281,3 +281,51 @@ fn oci_layout_directories_both_ways() {
     assert_eq!(imgs[0]["Id"], p.config.to_string());
     assert_eq!(imgs[0]["Names"][0], "localhost/ocidir:v");
 }
+
+#[test]
+fn berth_loads_what_podman_saves() {
+    let p = push_image(
+        "t/from-podman",
+        "v",
+        &[base_layer(), top_layer()],
+        Comp::Gzip,
+        "amd64",
+    );
+    let name = format!("{}/t/from-podman:v", registry().addr);
+    let proot = tempfile::tempdir().unwrap();
+    let podman = |args: &[&str]| {
+        let mut c = Command::new(tool("podman"));
+        c.args([
+            "--root",
+            proot.path().join("root").to_str().unwrap(),
+            "--runroot",
+            proot.path().join("run").to_str().unwrap(),
+            "--storage-driver",
+            "vfs",
+        ])
+        .args(args);
+        run(&mut c)
+    };
+    podman(&["pull", "-q", "--tls-verify=false", &name]);
+    for format in ["docker-archive", "oci-archive"] {
+        let file = proot.path().join(format!("{format}.tar"));
+        podman(&[
+            "save",
+            "-q",
+            "--format",
+            format,
+            "-o",
+            file.to_str().unwrap(),
+            &name,
+        ]);
+        let env = Env::new();
+        env.berth(&["load", "-i", file.to_str().unwrap()]).ok();
+        let imgs = env.images_json();
+        assert_eq!(imgs[0]["Id"], p.config.to_string(), "{format}");
+        assert_eq!(
+            std::fs::read_dir(env.layers_dir()).unwrap().count(),
+            2,
+            "{format}"
+        );
+    }
+}

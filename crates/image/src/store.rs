@@ -95,6 +95,10 @@ CREATE TABLE IF NOT EXISTS image_layers (
     PRIMARY KEY (image_id, idx)
 );
 CREATE INDEX IF NOT EXISTS image_layers_chain ON image_layers(chain_id);
+CREATE TABLE IF NOT EXISTS holds (
+    holder TEXT PRIMARY KEY,          -- a container using the image
+    image_id TEXT NOT NULL REFERENCES images(id)
+);
 ";
 
 impl Store {
@@ -431,6 +435,16 @@ impl Store {
         let by_name = crate::Reference::parse(what).map(|r| r.to_string()).ok();
         let named = by_name.as_ref().filter(|n| img.names.contains(n));
         let mut removed = Vec::new();
+        let holders: Vec<String> = {
+            let mut st = tx
+                .prepare("SELECT holder FROM holds WHERE image_id = ?1 ORDER BY holder")
+                .ctx("list the image's users")?;
+            let rows = st
+                .query_map(params![img.id.to_string()], |r| r.get::<_, String>(0))
+                .ctx("list the image's users")?;
+            rows.collect::<rusqlite::Result<_>>()
+                .ctx("list the image's users")?
+        };
         // As in Docker: `@digest` names are not tags; an image goes when
         // its last tag goes.
         let tags: Vec<&String> = img.names.iter().filter(|n| !n.contains('@')).collect();
@@ -450,12 +464,30 @@ impl Store {
                             .join(", ")
                     )));
                 }
-                tx.execute(
-                    "DELETE FROM images WHERE id = ?1",
-                    params![img.id.to_string()],
-                )
-                .ctx("remove the image")?;
-                removed.push(img.id.clone());
+                if !holders.is_empty() {
+                    if !force {
+                        return Err(Error::InUse(format!(
+                            "image {} is in use by {} ({}); remove them first, or use --force to remove its names only",
+                            img.id.short(),
+                            if holders.len() == 1 { "a container" } else { "containers" },
+                            holders.join(", ")
+                        )));
+                    }
+                    // Forced: the names go; the image stays, nameless, as
+                    // long as a container uses it.
+                    tx.execute(
+                        "DELETE FROM names WHERE image_id = ?1",
+                        params![img.id.to_string()],
+                    )
+                    .ctx("untag")?;
+                } else {
+                    tx.execute(
+                        "DELETE FROM images WHERE id = ?1",
+                        params![img.id.to_string()],
+                    )
+                    .ctx("remove the image")?;
+                    removed.push(img.id.clone());
+                }
             }
         }
         tx.commit().ctx("commit")?;
@@ -568,14 +600,48 @@ impl Store {
             .is_some())
     }
 
-    /// Images without any name.
+    /// Images without any name that no container uses.
     pub fn dangling(&self) -> Result<Vec<Digest>> {
+        let held = self.held()?;
         Ok(self
             .images()?
             .into_iter()
-            .filter(|i| i.names.is_empty())
+            .filter(|i| i.names.is_empty() && !held.contains(&i.id.to_string()))
             .map(|i| i.id)
             .collect())
+    }
+
+    fn held(&self) -> Result<std::collections::HashSet<String>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT image_id FROM holds")
+            .ctx("list holds")?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .ctx("list holds")?;
+        rows.collect::<rusqlite::Result<_>>().ctx("list holds")
+    }
+
+    /// Records that `holder` (a container) uses the image: `rmi` refuses
+    /// to remove it (or with --force removes only its names), prune and
+    /// GC keep it and its layers.
+    pub fn hold(&self, id: &Digest, holder: &str) -> Result<()> {
+        self.conn()
+            .execute(
+                "INSERT INTO holds (holder, image_id) VALUES (?1, ?2)
+                 ON CONFLICT(holder) DO UPDATE SET image_id = excluded.image_id",
+                params![holder, id.to_string()],
+            )
+            .ctx("record the image's user")?;
+        Ok(())
+    }
+
+    /// Ends a hold (the container was removed).
+    pub fn release(&self, holder: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM holds WHERE holder = ?1", params![holder])
+            .ctx("forget the image's user")?;
+        Ok(())
     }
 
     pub fn remove_by_id(&mut self, id: &Digest) -> Result<()> {
@@ -596,5 +662,82 @@ pub(crate) fn remove_tree(p: &Path) -> Result<()> {
     match crate::unpack::remove_all(dir.as_fd(), name) {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
         r => r.with_ctx(|| format!("remove {}", p.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(store: &mut Store, seed: &[u8], names: &[&str]) -> Digest {
+        let diff = Digest::of(seed);
+        store
+            .add_layer(&LayerRecord {
+                chain: &diff,
+                diff_id: &diff,
+                blob: &diff,
+                media_type: "application/vnd.oci.image.layer.v1.tar",
+                compressed_size: 1,
+                size: 1,
+                diff_size: 1,
+            })
+            .unwrap();
+        let id = Digest::of(&[seed, b"config"].concat());
+        let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        store
+            .add_image(
+                &id,
+                &id,
+                "application/vnd.oci.image.manifest.v1+json",
+                None,
+                "linux",
+                "amd64",
+                &[diff],
+                &names,
+            )
+            .unwrap();
+        id
+    }
+
+    #[test]
+    fn images_in_use_are_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Store::open(tmp.path()).unwrap();
+        let id = image(&mut s, b"a", &["docker.io/library/a:latest"]);
+        s.hold(&id, "container-1").unwrap();
+        let e = s.remove("a", false).unwrap_err().to_string();
+        assert!(e.contains("in use") && e.contains("container-1"), "{e}");
+        // --force: the name goes, the image stays (nameless, not pruned).
+        assert!(s.remove("a", true).unwrap().is_empty());
+        assert_eq!(s.images().unwrap().len(), 1);
+        assert!(
+            s.dangling().unwrap().is_empty(),
+            "a held image is not dangling"
+        );
+        s.release("container-1").unwrap();
+        assert_eq!(s.dangling().unwrap(), vec![id.clone()]);
+        s.remove_by_id(&id).unwrap();
+        assert!(s.images().unwrap().is_empty());
+    }
+
+    #[test]
+    fn tags_and_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Store::open(tmp.path()).unwrap();
+        let id = image(
+            &mut s,
+            b"b",
+            &[
+                "docker.io/library/b:1",
+                "docker.io/library/b@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            ],
+        );
+        s.tag(&id, "docker.io/library/b:2").unwrap();
+        // Two tags: removing one untags.
+        assert!(s.remove("b:1", false).unwrap().is_empty());
+        assert_eq!(s.resolve("b:2").unwrap().id, id);
+        // By short id with one tag left: removed.
+        assert_eq!(s.remove(id.short(), false).unwrap(), vec![id]);
+        assert!(matches!(s.resolve("b:2"), Err(Error::UnknownImage(_))));
     }
 }
