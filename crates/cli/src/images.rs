@@ -338,22 +338,41 @@ fn ago(t: i64) -> String {
     }
 }
 
+/// Sizes as Docker prints them: three significant digits, decimal units
+/// (`234MB`, `5.29MB`, `12.5kB`).
 fn human(b: u64) -> String {
     let mut v = b as f64;
     let mut i = 0;
     const U: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
-    while v >= 1000.0 && i < 4 {
+    while v >= 999.5 && i < 4 {
         v /= 1000.0;
         i += 1;
     }
-    if i == 0 {
-        format!("{v:.0}{}", U[i])
+    let s = if v >= 99.95 {
+        format!("{v:.0}")
+    } else if v >= 9.995 {
+        format!("{v:.1}")
     } else {
-        format!("{v:.3}", v = (v * 100.0).round() / 100.0)
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + U[i]
+        format!("{v:.2}")
+    };
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    s + U[i]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(super::human(234_170_000), "234MB");
+        assert_eq!(super::human(5_290_000), "5.29MB");
+        assert_eq!(super::human(12_500), "12.5kB");
+        assert_eq!(super::human(999), "999B");
+        assert_eq!(super::human(1_000_000), "1MB");
+        assert_eq!(super::human(0), "0B");
     }
 }
 
