@@ -363,19 +363,6 @@ fn human(b: u64) -> String {
     s + U[i]
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes_like_docker() {
-        assert_eq!(super::human(234_170_000), "234MB");
-        assert_eq!(super::human(5_290_000), "5.29MB");
-        assert_eq!(super::human(12_500), "12.5kB");
-        assert_eq!(super::human(999), "999B");
-        assert_eq!(super::human(1_000_000), "1MB");
-        assert_eq!(super::human(0), "0B");
-    }
-}
-
 pub fn list(root: &Path, a: ListArgs) -> Result<()> {
     let store = open(root)?;
     let images = store.images()?;
@@ -627,4 +614,17 @@ fn inspect(root: &Path, names: &[String]) -> Result<()> {
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(super::human(234_170_000), "234MB");
+        assert_eq!(super::human(5_290_000), "5.29MB");
+        assert_eq!(super::human(12_500), "12.5kB");
+        assert_eq!(super::human(999), "999B");
+        assert_eq!(super::human(1_000_000), "1MB");
+        assert_eq!(super::human(0), "0B");
+    }
 }
