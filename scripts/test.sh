@@ -34,6 +34,12 @@ if command -v rustup >/dev/null; then
     done
 fi
 
+echo "==> lock files are current (the fuzz workspace has its own)"
+cargo metadata --locked --format-version 1 >/dev/null
+cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null || {
+    echo "fuzz/Cargo.lock is stale: run 'cargo tree --manifest-path fuzz/Cargo.toml' and commit it" >&2
+    exit 1
+}
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy -D warnings"
