@@ -18,6 +18,8 @@
 //! - `errnoRet` defaults to EPERM for ERRNO and to that same value for
 //!   TRACE; the default action uses `defaultErrnoRet`.
 
+pub mod profile;
+
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterAttr, ScmpFilterContext,
     ScmpSyscall,
