@@ -44,6 +44,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("berth-runtime-cli", &["berth-runtime"]),
     ("berth-image", &["berth-sys"]),
+    // seccomp: the engine turns containers-common profiles into specs.
+    ("berth-engine", &["berth-sys", "berth-seccomp"]),
     // The image commands need nothing of the engine (podman's CLI also
     // calls its image library directly); container commands will go
     // through crates/engine.
@@ -62,6 +64,7 @@ fn dependencies_point_down() {
             "berth-runtime" => "runtime",
             "berth-runtime-cli" => "runtime-cli",
             "berth-image" => "image",
+            "berth-engine" => "engine",
             "berth-cli" => "cli",
             _ => "conformance",
         };

@@ -1,0 +1,660 @@
+//! The container's OCI spec: a pure function of the image config, the
+//! resolved user and the `run` options, with defaults equivalent to
+//! Docker's (capabilities, seccomp profile, masked and read-only paths,
+//! /dev/shm, device rules, namespaces). The engine does the I/O around it
+//! (mounting the rootfs, resolving the user, preparing /etc files).
+
+use crate::error::{option, Error, Result};
+use crate::user::User;
+use oci_spec::runtime::Spec;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+/// What berth reads of an image's config (`config` in the OCI image config).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImageConfig {
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub stop_signal: Option<String>,
+    /// Paths the image declares as volumes (the engine makes anonymous ones).
+    pub volumes: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl ImageConfig {
+    /// From the image config JSON (Docker's and OCI's field names).
+    pub fn from_json(config: &[u8]) -> Result<ImageConfig> {
+        let v: Value = serde_json::from_slice(config).map_err(|e| Error::Image {
+            field: "config".into(),
+            msg: format!("not JSON: {e}"),
+        })?;
+        let c = &v["config"];
+        let list = |k: &str| -> Result<Option<Vec<String>>> {
+            match &c[k] {
+                Value::Null => Ok(None),
+                Value::Array(a) => a
+                    .iter()
+                    .map(|s| {
+                        s.as_str().map(str::to_string).ok_or_else(|| Error::Image {
+                            field: k.into(),
+                            msg: "not a list of strings".into(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()
+                    .map(Some),
+                _ => Err(Error::Image {
+                    field: k.into(),
+                    msg: "not a list of strings".into(),
+                }),
+            }
+        };
+        let string = |k: &str| c[k].as_str().filter(|s| !s.is_empty()).map(str::to_string);
+        Ok(ImageConfig {
+            entrypoint: list("Entrypoint")?,
+            cmd: list("Cmd")?,
+            env: list("Env")?.unwrap_or_default(),
+            working_dir: string("WorkingDir"),
+            user: string("User"),
+            stop_signal: string("StopSignal"),
+            volumes: c["Volumes"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default(),
+            labels: c["Labels"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability up to CAP_CHECKPOINT_RESTORE (Linux 5.9).
+pub const ALL_CAPS: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Docker's masked paths and read-only paths.
+pub const MASKED_PATHS: [&str; 11] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+pub const READONLY_PATHS: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Where `--init` puts berth's init in the container.
+pub const INIT_PATH: &str = "/sbin/berth-init";
+
+#[derive(Clone, Debug, Default)]
+pub enum Seccomp {
+    /// A containers-common/Docker profile (its JSON), converted for the
+    /// container's capabilities on a kernel of this version.
+    Default {
+        profile: Vec<u8>,
+        kernel: (u32, u32),
+    },
+    /// `--security-opt seccomp=unconfined`.
+    #[default]
+    Unconfined,
+    /// `--security-opt seccomp=FILE` (a profile in the same format).
+    File {
+        profile: Vec<u8>,
+        kernel: (u32, u32),
+    },
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Network {
+    #[default]
+    None,
+    Host,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum MountKind {
+    /// A host path (a bind mount or a named volume's directory).
+    Bind { source: PathBuf },
+    Tmpfs {
+        size: Option<u64>,
+        mode: Option<u32>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MountSpec {
+    pub destination: String,
+    pub kind: MountKind,
+    pub readonly: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// The `run`/`create` options that shape the spec.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The command after the image name.
+    pub args: Vec<String>,
+    /// `--entrypoint` (an empty list clears the image's).
+    pub entrypoint: Option<Vec<String>>,
+    /// `-e` and `--env-file`, in order: KEY=VALUE.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub hostname: String,
+    pub tty: bool,
+    pub read_only: bool,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub seccomp: Seccomp,
+    pub no_new_privileges: bool,
+    /// Bytes.
+    pub memory: Option<i64>,
+    /// Bytes of memory plus swap; -1 for unlimited swap.
+    pub memory_swap: Option<i64>,
+    pub cpus: Option<f64>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub ulimits: Vec<Ulimit>,
+    pub mounts: Vec<MountSpec>,
+    pub network: Network,
+    /// `--init`: the host path of berth's init.
+    pub init: Option<PathBuf>,
+    pub rootfs: PathBuf,
+    pub cgroups_path: String,
+    /// Files the engine prepared (/etc/hosts, /etc/hostname,
+    /// /etc/resolv.conf): (destination, host path).
+    pub files: Vec<(String, PathBuf)>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Cleans an absolute container path; refuses relative ones and `..`.
+fn container_path(p: &str, what: &str) -> Result<String> {
+    if !p.starts_with('/') {
+        return Err(option(what, format!("{p:?} is not an absolute path")));
+    }
+    let mut out = PathBuf::from("/");
+    for c in Path::new(p).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                return Err(option(what, format!("{p:?} contains '..'")));
+            }
+            _ => {}
+        }
+    }
+    Ok(out.to_string_lossy().into_owned())
+}
+
+fn cap_name(c: &str, what: &str) -> Result<String> {
+    let up = c.to_ascii_uppercase();
+    let name = if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    };
+    if ALL_CAPS.contains(&name.as_str()) {
+        Ok(name)
+    } else {
+        Err(option(what, format!("unknown capability {c:?}")))
+    }
+}
+
+/// Docker's rules: --cap-drop ALL empties the set, --cap-add ALL fills
+/// it (minus what is dropped by name); otherwise drops, then adds.
+pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec<String>> {
+    if privileged {
+        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+    }
+    let all = |v: &[String]| v.iter().any(|c| c.eq_ignore_ascii_case("all"));
+    let drops: Vec<String> = drop
+        .iter()
+        .filter(|c| !c.eq_ignore_ascii_case("all"))
+        .map(|c| cap_name(c, "--cap-drop"))
+        .collect::<Result<_>>()?;
+    let adds: Vec<String> = add
+        .iter()
+        .filter(|c| !c.eq_ignore_ascii_case("all"))
+        .map(|c| cap_name(c, "--cap-add"))
+        .collect::<Result<_>>()?;
+    // As moby's TweakCapabilities: ALL in --cap-add starts from every
+    // capability, ALL in --cap-drop from none; named drops, then adds.
+    let mut caps: Vec<String> = if all(add) {
+        ALL_CAPS.iter().map(|s| s.to_string()).collect()
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+    };
+    if all(drop) {
+        caps.clear();
+    } else {
+        caps.retain(|c| !drops.contains(c));
+    }
+    for a in adds {
+        if !caps.contains(&a) {
+            caps.push(a);
+        }
+    }
+    Ok(caps)
+}
+
+fn env_key(kv: &str) -> &str {
+    kv.split_once('=').map_or(kv, |(k, _)| k)
+}
+
+/// The container's environment: the image's, then the options' (a key
+/// given again replaces the earlier value), then PATH, HOSTNAME, HOME and
+/// TERM where missing.
+pub fn environment(image: &[String], opts: &RunOptions, user: &User) -> Result<Vec<String>> {
+    let mut env: Vec<String> = Vec::new();
+    let mut set = |kv: &str, what: &str| -> Result<()> {
+        let k = env_key(kv);
+        if k.is_empty() || k.contains('\0') || kv.contains('\0') {
+            return Err(option(what, format!("invalid variable {kv:?}")));
+        }
+        if !kv.contains('=') {
+            return Err(option(what, format!("{kv:?} has no value (KEY=VALUE)")));
+        }
+        env.retain(|e| env_key(e) != k);
+        env.push(kv.to_string());
+        Ok(())
+    };
+    for kv in image {
+        set(kv, "image Env")?;
+    }
+    for kv in &opts.env {
+        set(kv, "--env")?;
+    }
+    let has = |env: &[String], k: &str| env.iter().any(|e| env_key(e) == k);
+    if !has(&env, "PATH") {
+        env.insert(0, DEFAULT_PATH.to_string());
+    }
+    if !has(&env, "HOSTNAME") && !opts.hostname.is_empty() {
+        env.push(format!("HOSTNAME={}", opts.hostname));
+    }
+    if !has(&env, "HOME") {
+        env.push(format!("HOME={}", user.home));
+    }
+    if opts.tty && !has(&env, "TERM") {
+        env.push("TERM=xterm".into());
+    }
+    Ok(env)
+}
+
+/// The command: --entrypoint replaces the image's and drops its Cmd;
+/// arguments replace the Cmd.
+pub fn command(image: &ImageConfig, opts: &RunOptions) -> Result<Vec<String>> {
+    let (entrypoint, cmd) = match &opts.entrypoint {
+        Some(e) => (e.clone(), opts.args.clone()),
+        None => (
+            image.entrypoint.clone().unwrap_or_default(),
+            if opts.args.is_empty() {
+                image.cmd.clone().unwrap_or_default()
+            } else {
+                opts.args.clone()
+            },
+        ),
+    };
+    let mut args: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if args.is_empty() {
+        return Err(option(
+            "command",
+            "the image has no Entrypoint or Cmd: give a command after the image name",
+        ));
+    }
+    if opts.init.is_some() {
+        let mut with_init = vec![INIT_PATH.to_string(), "--".to_string()];
+        with_init.append(&mut args);
+        args = with_init;
+    }
+    Ok(args)
+}
+
+fn check_resources(o: &RunOptions) -> Result<Value> {
+    let mut r = json!({});
+    if let Some(m) = o.memory {
+        // Docker's minimum: the runtime and the kernel need some to start.
+        if m < 6 * 1024 * 1024 {
+            return Err(option("--memory", "the minimum is 6MB"));
+        }
+        r["memory"] = json!({"limit": m});
+    }
+    match (o.memory, o.memory_swap) {
+        (_, Some(-1)) => {
+            if o.memory.is_some() {
+                r["memory"]["swap"] = json!(-1);
+            }
+        }
+        (Some(m), Some(s)) if s < m => {
+            return Err(option(
+                "--memory-swap",
+                "must be at least --memory (or -1 for unlimited)",
+            ))
+        }
+        (Some(_), Some(s)) => r["memory"]["swap"] = json!(s),
+        (None, Some(_)) => return Err(option("--memory-swap", "needs --memory as well")),
+        // Docker: as much swap as memory.
+        (Some(m), None) => r["memory"]["swap"] = json!(m.saturating_mul(2)),
+        (None, None) => {}
+    }
+    let mut cpu = json!({});
+    if let Some(c) = o.cpus {
+        if !(c > 0.0 && c.is_finite()) {
+            return Err(option("--cpus", "must be a positive number"));
+        }
+        cpu["period"] = json!(100_000u64);
+        cpu["quota"] = json!((c * 100_000.0).round() as i64);
+    }
+    if let Some(s) = o.cpu_shares {
+        if !(2..=262_144).contains(&s) {
+            return Err(option("--cpu-shares", "must be between 2 and 262144"));
+        }
+        cpu["shares"] = json!(s);
+    }
+    if let Some(c) = &o.cpuset_cpus {
+        if c.is_empty()
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b',' || b == b'-')
+        {
+            return Err(option(
+                "--cpuset-cpus",
+                format!("{c:?} is not a CPU list such as 0-2,4"),
+            ));
+        }
+        cpu["cpus"] = json!(c);
+    }
+    if cpu.as_object().is_some_and(|m| !m.is_empty()) {
+        r["cpu"] = cpu;
+    }
+    if let Some(p) = o.pids_limit {
+        if p == 0 || p < -1 {
+            return Err(option(
+                "--pids-limit",
+                "must be positive, or -1 for unlimited",
+            ));
+        }
+        r["pids"] = json!({"limit": p});
+    }
+    Ok(r)
+}
+
+/// Docker's device rules for an unprivileged container.
+fn device_rules(privileged: bool) -> Value {
+    if privileged {
+        return json!([{"allow": true, "access": "rwm"}]);
+    }
+    let c = |major: i64, minor: Option<i64>, access: &str| {
+        let mut v = json!({"allow": true, "type": "c", "major": major, "access": access});
+        if let Some(m) = minor {
+            v["minor"] = json!(m);
+        }
+        v
+    };
+    json!([
+        {"allow": false, "access": "rwm"},
+        {"allow": true, "type": "c", "access": "m"},
+        {"allow": true, "type": "b", "access": "m"},
+        c(1, Some(3), "rwm"),   // null
+        c(1, Some(5), "rwm"),   // zero
+        c(1, Some(7), "rwm"),   // full
+        c(1, Some(8), "rwm"),   // random
+        c(1, Some(9), "rwm"),   // urandom
+        c(5, Some(0), "rwm"),   // tty
+        c(5, Some(1), "rwm"),   // console
+        c(5, Some(2), "rwm"),   // ptmx
+        c(136, None, "rwm"),    // pts
+        c(10, Some(200), "rwm") // tun
+    ])
+}
+
+fn rlimit_name(n: &str) -> Result<String> {
+    const KNOWN: [&str; 16] = [
+        "core",
+        "cpu",
+        "data",
+        "fsize",
+        "locks",
+        "memlock",
+        "msgqueue",
+        "nice",
+        "nofile",
+        "nproc",
+        "rss",
+        "rtprio",
+        "rttime",
+        "sigpending",
+        "stack",
+        "as",
+    ];
+    let n = n.to_ascii_lowercase();
+    if KNOWN.contains(&n.as_str()) {
+        Ok(format!("RLIMIT_{}", n.to_ascii_uppercase()))
+    } else {
+        Err(option("--ulimit", format!("unknown limit {n:?}")))
+    }
+}
+
+/// The spec. Pure: the same inputs give the same spec.
+pub fn generate(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<Spec> {
+    let args = command(image, o)?;
+    let env = environment(&image.env, o, user)?;
+    let cwd = match o.workdir.as_deref().or(image.working_dir.as_deref()) {
+        Some(w) if w.starts_with('/') => container_path(w, "--workdir")?,
+        // Docker takes a relative WorkingDir from / .
+        Some(w) => container_path(&format!("/{w}"), "--workdir")?,
+        None => "/".into(),
+    };
+    let caps = capabilities(o.privileged, &o.cap_add, &o.cap_drop)?;
+    let mut rlimits =
+        vec![json!({"type": "RLIMIT_NOFILE", "soft": 1_048_576u64, "hard": 1_048_576u64})];
+    for u in &o.ulimits {
+        let t = rlimit_name(&u.name)?;
+        if u.soft > u.hard {
+            return Err(option(
+                "--ulimit",
+                format!("{}: the soft limit is above the hard one", u.name),
+            ));
+        }
+        rlimits.retain(|r| r["type"] != t.as_str());
+        rlimits.push(json!({"type": t, "soft": u.soft, "hard": u.hard}));
+    }
+    if o.hostname.len() > 64 || o.hostname.contains(['/', '\0', ' ']) {
+        return Err(option(
+            "--hostname",
+            format!("{:?} is not a host name", o.hostname),
+        ));
+    }
+
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if o.privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if o.privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+    ];
+    let mut seen: Vec<String> = Vec::new();
+    for (dest, host) in &o.files {
+        let d = container_path(dest, "files")?;
+        mounts.push(json!({"destination": d, "type": "bind", "source": host, "options": ["rbind", "rprivate"]}));
+    }
+    for m in &o.mounts {
+        let d = container_path(&m.destination, "--volume/--mount")?;
+        if d == "/" {
+            return Err(option(
+                "--volume/--mount",
+                "cannot mount over the container's /",
+            ));
+        }
+        if seen.contains(&d) {
+            return Err(option("--volume/--mount", format!("{d} is mounted twice")));
+        }
+        seen.push(d.clone());
+        // A user mount replaces a default one at the same place (e.g. /dev/shm).
+        mounts.retain(|x| x["destination"] != d.as_str());
+        let ro = if m.readonly { "ro" } else { "rw" };
+        mounts.push(match &m.kind {
+            MountKind::Bind { source } => {
+                if !source.is_absolute() {
+                    return Err(option("--volume/--mount", format!("{} is not an absolute host path", source.display())));
+                }
+                json!({"destination": d, "type": "bind", "source": source, "options": ["rbind", "rprivate", ro]})
+            }
+            MountKind::Tmpfs { size, mode } => {
+                let mut opts = vec!["nosuid".to_string(), "nodev".to_string(), ro.to_string()];
+                if let Some(s) = size {
+                    opts.push(format!("size={s}"));
+                }
+                opts.push(format!("mode={:o}", mode.unwrap_or(0o1777)));
+                json!({"destination": d, "type": "tmpfs", "source": "tmpfs", "options": opts})
+            }
+        });
+    }
+    if let Some(init) = &o.init {
+        mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
+    }
+
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
+    if o.network == Network::None {
+        namespaces.push(json!({"type": "network"}));
+    }
+    let mut resources = check_resources(o)?;
+    resources["devices"] = device_rules(o.privileged);
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "resources": resources,
+        "cgroupsPath": o.cgroups_path,
+    });
+    if !o.privileged {
+        linux["maskedPaths"] = json!(MASKED_PATHS);
+        linux["readonlyPaths"] = json!(READONLY_PATHS);
+    }
+    let seccomp = match (&o.seccomp, o.privileged) {
+        (_, true) | (Seccomp::Unconfined, _) => None,
+        (Seccomp::Default { profile, kernel }, _) | (Seccomp::File { profile, kernel }, _) => {
+            Some(berth_seccomp::profile::for_container(
+                profile,
+                berth_seccomp::profile::native_arch(),
+                &caps,
+                *kernel,
+            )?)
+        }
+    };
+    if let Some(s) = seccomp {
+        linux["seccomp"] = serde_json::to_value(s).map_err(|e| option("seccomp", e.to_string()))?;
+    }
+    let spec = json!({
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": o.tty,
+            "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
+            "args": args,
+            "env": env,
+            "cwd": cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "rlimits": rlimits,
+            "noNewPrivileges": o.no_new_privileges,
+        },
+        "root": {"path": o.rootfs, "readonly": o.read_only},
+        "hostname": o.hostname,
+        "mounts": mounts,
+        "linux": linux,
+        "annotations": o.annotations,
+    });
+    serde_json::from_value(spec).map_err(|e| option("spec", format!("internal: {e}")))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,359 @@
+use super::*;
+
+fn img() -> ImageConfig {
+    ImageConfig {
+        entrypoint: Some(vec!["/entry".into()]),
+        cmd: Some(vec!["serve".into(), "--port=80".into()]),
+        env: vec!["PATH=/opt/bin:/bin".into(), "LANG=C.UTF-8".into()],
+        working_dir: Some("/srv".into()),
+        ..Default::default()
+    }
+}
+
+fn opts() -> RunOptions {
+    RunOptions {
+        hostname: "c1".into(),
+        rootfs: "/var/lib/berth/containers/c1/rootfs".into(),
+        cgroups_path: "/berth/c1".into(),
+        ..Default::default()
+    }
+}
+
+fn v(spec: &Spec) -> Value {
+    serde_json::to_value(spec).unwrap()
+}
+
+#[test]
+fn image_config_from_json() {
+    let c = ImageConfig::from_json(
+        br#"{"architecture":"amd64","config":{"Entrypoint":["/bin/sh","-c"],"Cmd":null,"Env":["A=1"],
+            "WorkingDir":"","User":"app:app","StopSignal":"SIGQUIT","Volumes":{"/data":{}},"Labels":{"k":"v"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.entrypoint.unwrap(), ["/bin/sh", "-c"]);
+    assert_eq!(c.cmd, None);
+    assert_eq!(c.working_dir, None);
+    assert_eq!(c.user.as_deref(), Some("app:app"));
+    assert_eq!(c.stop_signal.as_deref(), Some("SIGQUIT"));
+    assert_eq!(c.volumes, ["/data"]);
+    assert_eq!(c.labels["k"], "v");
+    assert!(ImageConfig::from_json(br#"{"config":{"Cmd":"not a list"}}"#).is_err());
+    assert!(ImageConfig::from_json(b"[").is_err());
+    assert_eq!(
+        ImageConfig::from_json(b"{}").unwrap(),
+        ImageConfig::default()
+    );
+}
+
+#[test]
+fn command_like_docker() {
+    let mut o = opts();
+    assert_eq!(
+        command(&img(), &o).unwrap(),
+        ["/entry", "serve", "--port=80"]
+    );
+    o.args = vec!["debug".into()];
+    assert_eq!(command(&img(), &o).unwrap(), ["/entry", "debug"]);
+    o.entrypoint = Some(vec!["/bin/sh".into()]);
+    assert_eq!(command(&img(), &o).unwrap(), ["/bin/sh", "debug"]);
+    o.args.clear();
+    // --entrypoint drops the image's Cmd.
+    assert_eq!(command(&img(), &o).unwrap(), ["/bin/sh"]);
+    o.entrypoint = Some(vec![]);
+    assert!(command(&img(), &o)
+        .unwrap_err()
+        .to_string()
+        .contains("no Entrypoint or Cmd"));
+    let mut o = opts();
+    o.init = Some("/usr/libexec/berth/init".into());
+    assert_eq!(
+        command(&img(), &o).unwrap()[..3],
+        [INIT_PATH, "--", "/entry"]
+    );
+}
+
+#[test]
+fn environment_like_docker() {
+    let user = User {
+        home: "/home/app".into(),
+        ..Default::default()
+    };
+    let mut o = opts();
+    o.env = vec!["LANG=de_DE.UTF-8".into(), "EXTRA=a=b".into()];
+    o.tty = true;
+    let env = environment(&img().env, &o, &user).unwrap();
+    assert_eq!(
+        env,
+        [
+            "PATH=/opt/bin:/bin",
+            "LANG=de_DE.UTF-8",
+            "EXTRA=a=b",
+            "HOSTNAME=c1",
+            "HOME=/home/app",
+            "TERM=xterm"
+        ]
+    );
+    let env = environment(&[], &opts(), &user).unwrap();
+    assert_eq!(env[0], DEFAULT_PATH);
+    for bad in ["=x", "NOVALUE", "A\0=b"] {
+        let mut o = opts();
+        o.env = vec![bad.into()];
+        assert!(environment(&[], &o, &user).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn capabilities_like_docker() {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(capabilities(false, &[], &[]).unwrap(), DEFAULT_CAPS);
+    let c = capabilities(false, &s(&["sys_admin"]), &s(&["NET_RAW", "CAP_MKNOD"])).unwrap();
+    assert!(c.contains(&"CAP_SYS_ADMIN".to_string()));
+    assert!(!c.contains(&"CAP_NET_RAW".to_string()) && !c.contains(&"CAP_MKNOD".to_string()));
+    assert_eq!(
+        capabilities(false, &s(&["CHOWN"]), &s(&["ALL"])).unwrap(),
+        ["CAP_CHOWN"]
+    );
+    let all = capabilities(false, &s(&["ALL"]), &s(&["SYS_ADMIN"])).unwrap();
+    assert_eq!(all.len(), ALL_CAPS.len() - 1);
+    assert_eq!(
+        capabilities(true, &[], &s(&["ALL"])).unwrap().len(),
+        ALL_CAPS.len()
+    );
+    assert!(capabilities(false, &s(&["CAP_FLY"]), &[])
+        .unwrap_err()
+        .to_string()
+        .contains("CAP_FLY"));
+}
+
+#[test]
+fn the_default_spec() {
+    let user = User {
+        uid: 1000,
+        gid: 1000,
+        additional_gids: vec![10],
+        home: "/home/app".into(),
+    };
+    let spec = generate(&img(), &user, &opts()).unwrap();
+    let j = v(&spec);
+    assert_eq!(j["process"]["args"][0], "/entry");
+    assert_eq!(j["process"]["cwd"], "/srv");
+    assert_eq!(j["process"]["user"]["uid"], 1000);
+    assert_eq!(j["process"]["user"]["additionalGids"][0], 10);
+    assert_eq!(
+        j["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .len(),
+        14
+    );
+    assert!(j["process"]["capabilities"]
+        .get("inheritable")
+        .is_none_or(|x| x.is_null()));
+    assert_eq!(j["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
+    assert_eq!(j["hostname"], "c1");
+    assert_eq!(j["root"]["readonly"], false);
+    let ns: Vec<&str> = j["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(ns, ["pid", "ipc", "uts", "mount", "cgroup", "network"]);
+    assert_eq!(
+        j["linux"]["maskedPaths"].as_array().unwrap().len(),
+        MASKED_PATHS.len()
+    );
+    assert_eq!(j["linux"]["readonlyPaths"][3], "/proc/sys");
+    assert_eq!(j["linux"]["resources"]["devices"][0]["allow"], false);
+    assert_eq!(j["linux"]["cgroupsPath"], "/berth/c1");
+    assert!(
+        j["linux"].get("seccomp").is_none_or(|x| x.is_null()),
+        "unconfined by default in RunOptions"
+    );
+    let dests: Vec<&str> = j["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["destination"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        dests,
+        [
+            "/proc",
+            "/dev",
+            "/dev/pts",
+            "/sys",
+            "/sys/fs/cgroup",
+            "/dev/mqueue",
+            "/dev/shm"
+        ]
+    );
+    // Pure: the same inputs, the same spec (capability sets compare as sets).
+    assert_eq!(generate(&img(), &user, &opts()).unwrap(), spec);
+}
+
+#[test]
+fn host_network_privileged_and_read_only() {
+    let mut o = opts();
+    o.network = Network::Host;
+    o.privileged = true;
+    o.read_only = true;
+    o.seccomp = Seccomp::Default {
+        profile: br#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[]}"#.to_vec(),
+        kernel: (6, 1),
+    };
+    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    assert!(!j["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["type"] == "network"));
+    assert!(j["linux"].get("maskedPaths").is_none_or(|x| x.is_null()));
+    assert!(
+        j["linux"].get("seccomp").is_none_or(|x| x.is_null()),
+        "privileged: no seccomp"
+    );
+    assert_eq!(j["linux"]["resources"]["devices"][0]["allow"], true);
+    assert_eq!(
+        j["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap()
+            .len(),
+        ALL_CAPS.len()
+    );
+    assert_eq!(j["root"]["readonly"], true);
+}
+
+#[test]
+fn seccomp_follows_the_capabilities() {
+    let profile = br#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,"syscalls":[
+        {"names":["read"],"action":"SCMP_ACT_ALLOW"},
+        {"names":["bpf"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_SYS_ADMIN"]}}]}"#;
+    let mut o = opts();
+    o.seccomp = Seccomp::Default {
+        profile: profile.to_vec(),
+        kernel: (6, 1),
+    };
+    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    assert_eq!(
+        j["linux"]["seccomp"]["syscalls"].as_array().unwrap().len(),
+        1
+    );
+    o.cap_add = vec!["SYS_ADMIN".into()];
+    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    assert_eq!(
+        j["linux"]["seccomp"]["syscalls"].as_array().unwrap().len(),
+        2
+    );
+}
+
+#[test]
+fn resources_like_docker() {
+    let mut o = opts();
+    o.memory = Some(64 << 20);
+    o.cpus = Some(1.5);
+    o.cpu_shares = Some(512);
+    o.cpuset_cpus = Some("0-1".into());
+    o.pids_limit = Some(100);
+    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    let r = &j["linux"]["resources"];
+    assert_eq!(r["memory"]["limit"], 64 << 20);
+    assert_eq!(r["memory"]["swap"], 128 << 20, "as much swap as memory");
+    assert_eq!(r["cpu"]["quota"], 150_000);
+    assert_eq!(r["cpu"]["period"], 100_000);
+    assert_eq!(r["cpu"]["shares"], 512);
+    assert_eq!(r["pids"]["limit"], 100);
+    o.memory_swap = Some(-1);
+    assert_eq!(
+        v(&generate(&img(), &User::default(), &o).unwrap())["linux"]["resources"]["memory"]["swap"],
+        -1
+    );
+    let bad: [fn(&mut RunOptions); 7] = [
+        |o| o.memory = Some(1 << 20),
+        |o| o.memory_swap = Some(1 << 20),
+        |o| {
+            o.memory = None;
+            o.memory_swap = Some(1 << 30)
+        },
+        |o| o.cpus = Some(0.0),
+        |o| o.cpu_shares = Some(1),
+        |o| o.cpuset_cpus = Some("0;1".into()),
+        |o| o.pids_limit = Some(0),
+    ];
+    for (i, f) in bad.iter().enumerate() {
+        let mut o = o.clone();
+        o.memory_swap = None;
+        f(&mut o);
+        assert!(generate(&img(), &User::default(), &o).is_err(), "case {i}");
+    }
+}
+
+#[test]
+fn mounts_and_limits_are_checked() {
+    let mut o = opts();
+    o.mounts = vec![
+        MountSpec {
+            destination: "/data/".into(),
+            kind: MountKind::Bind {
+                source: "/srv/data".into(),
+            },
+            readonly: true,
+        },
+        MountSpec {
+            destination: "/dev/shm".into(),
+            kind: MountKind::Tmpfs {
+                size: Some(1 << 30),
+                mode: None,
+            },
+            readonly: false,
+        },
+    ];
+    o.ulimits = vec![Ulimit {
+        name: "nofile".into(),
+        soft: 1024,
+        hard: 4096,
+    }];
+    o.files = vec![("/etc/hosts".into(), "/run/berth/c1/hosts".into())];
+    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    let m = j["mounts"].as_array().unwrap();
+    let data = m.iter().find(|m| m["destination"] == "/data").unwrap();
+    assert!(data["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x == "ro"));
+    let shm: Vec<_> = m
+        .iter()
+        .filter(|m| m["destination"] == "/dev/shm")
+        .collect();
+    assert_eq!(shm.len(), 1, "the user's /dev/shm replaces the default");
+    assert!(shm[0]["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x == "size=1073741824"));
+    assert!(m.iter().any(|m| m["destination"] == "/etc/hosts"));
+    assert_eq!(j["process"]["rlimits"].as_array().unwrap().len(), 1);
+    assert_eq!(j["process"]["rlimits"][0]["soft"], 1024);
+    let bad: [fn(&mut RunOptions); 6] = [
+        |o| o.mounts[0].destination = "data".into(),
+        |o| o.mounts[0].destination = "/a/../etc".into(),
+        |o| o.mounts[0].destination = "/".into(),
+        |o| o.mounts[1].destination = "/data".into(),
+        |o| o.ulimits[0].name = "bogus".into(),
+        |o| o.ulimits[0].soft = 10_000,
+    ];
+    for (i, f) in bad.iter().enumerate() {
+        let mut o = o.clone();
+        f(&mut o);
+        assert!(generate(&img(), &User::default(), &o).is_err(), "case {i}");
+    }
+    let mut o = opts();
+    o.workdir = Some("relative/dir".into());
+    assert_eq!(
+        v(&generate(&img(), &User::default(), &o).unwrap())["process"]["cwd"],
+        "/relative/dir"
+    );
+    o.hostname = "a/b".into();
+    assert!(generate(&img(), &User::default(), &o).is_err());
+}
