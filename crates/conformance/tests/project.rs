@@ -50,6 +50,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // calls its image library directly); container commands will go
     // through crates/engine.
     ("berth-cli", &["berth-image"]),
+    ("berth-init", &[]),
     ("berth-conformance", &[]),
 ];
 
@@ -65,6 +66,7 @@ fn dependencies_point_down() {
             "berth-runtime-cli" => "runtime-cli",
             "berth-image" => "image",
             "berth-engine" => "engine",
+            "berth-init" => "init",
             "berth-cli" => "cli",
             _ => "conformance",
         };
