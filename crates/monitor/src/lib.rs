@@ -1,0 +1,17 @@
+//! What the engine and `berth-monitor` share: the monitor's configuration
+//! file, its state file, and the framing of the attach stream.
+//!
+//! All three are small line or byte formats parsed by hand, so the monitor
+//! needs no serialisation crate (its resident size is a product goal).
+
+pub mod config;
+pub mod frame;
+pub mod logfmt;
+pub mod state;
+
+/// Nanoseconds since the Unix epoch, now.
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}

@@ -1,0 +1,1089 @@
+//! `berth-monitor CONFIG`: one per running container, the job conmon does
+//! for podman. It
+//! - starts the container through the runtime (`run --detach`), as its
+//!   parent and child subreaper, so the container's init is re-parented to
+//!   it and its exit status is ours to read;
+//! - holds the container's stdio (pipes, or the pty master the runtime
+//!   sends over `--console-socket`), writes the log (json-file or k8s-file,
+//!   rotated by size) and copies output to attached clients, each with a
+//!   bounded buffer: a client that does not read loses output (counted),
+//!   the container never waits;
+//! - records the exit code, time and OOM kill in its state file, applies the
+//!   restart policy with Docker's back-off, and runs the exit command
+//!   (`berth container cleanup`) at the end;
+//! - serves `attach.sock` (frames of `berth_monitor::frame`), with detach
+//!   keys and terminal resizes.
+//!
+//! Single-threaded, one poll loop, no allocation per byte; it starts in its
+//! own session so it outlives the CLI that spawned it.
+
+use berth_monitor::config::{Config, LogDriver};
+use berth_monitor::frame::{self, Decoder};
+use berth_monitor::logfmt::{self, Stream};
+use berth_monitor::state::{State, Status};
+use berth_sys::process::ExitStatus;
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Output held for one slow client before its output is dropped.
+const CLIENT_BUFFER: usize = 1 << 20;
+/// Input held for the container's stdin before clients stop being read.
+const STDIN_BUFFER: usize = 1 << 20;
+/// A line longer than this is logged in parts (as Docker does at 16 KiB).
+const MAX_LINE: usize = 16 * 1024;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 2 || args[1].starts_with('-') {
+        eprintln!("usage: berth-monitor CONFIG\nStarted by berth for each container; not meant to be run by hand.");
+        std::process::exit(2);
+    }
+    let cfg = match std::fs::read_to_string(&args[1])
+        .map_err(|e| format!("read {}: {e}", args[1]))
+        .and_then(|t| Config::parse(&t))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berth-monitor: {e}");
+            std::process::exit(2);
+        }
+    };
+    let code = match Monitor::new(cfg).and_then(|mut m| m.run()) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("berth-monitor: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn err(what: &str, e: io::Error) -> String {
+    format!("{what}: {e}")
+}
+
+fn set_nonblock(fd: RawFd) {
+    // SAFETY: fcntl on an fd number; a bad fd only makes it fail.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+    }
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid two-element out array.
+    berth_sys::cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: two new fds owned by us.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for buf.len() bytes.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: buf is valid for buf.len() bytes.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+fn would_block(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAGAIN) | Some(libc::EINTR)
+    )
+}
+
+/// A listening unix socket at `path` (replacing a stale one).
+fn listen_unix(path: &Path) -> io::Result<OwnedFd> {
+    let _ = std::fs::remove_file(path);
+    // SAFETY: plain syscall.
+    let fd = berth_sys::cvt(unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    })?;
+    // SAFETY: a new fd owned by us.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_un is plain data.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("socket path {} is too long", path.display()),
+        ));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: addr is a valid sockaddr_un of the given size.
+    berth_sys::cvt(unsafe {
+        libc::bind(
+            sock.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            std::mem::size_of::<libc::sockaddr_un>() as u32,
+        )
+    })?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    // SAFETY: plain syscall.
+    berth_sys::cvt(unsafe { libc::listen(sock.as_raw_fd(), 16) })?;
+    Ok(sock)
+}
+
+fn accept(listener: RawFd) -> Option<OwnedFd> {
+    // SAFETY: null address pointers are allowed.
+    let fd = unsafe {
+        libc::accept4(
+            listener,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+        )
+    };
+    // SAFETY: a new fd owned by us.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+struct Client {
+    rd: OwnedFd,
+    wr: OwnedFd,
+    out: Vec<u8>,
+    dec: Decoder,
+    /// The client that started the container (the monitor's stdin/stdout).
+    owner: bool,
+    detach_match: usize,
+    /// Flush what is queued, then drop.
+    closing: bool,
+    dead: bool,
+}
+
+impl Client {
+    fn queue(&mut self, kind: u8, payload: &[u8], dropped: &mut u64) {
+        if self.dead || self.closing {
+            return;
+        }
+        if self.out.len() + 5 + payload.len() > CLIENT_BUFFER
+            && (kind == frame::STDOUT || kind == frame::STDERR)
+        {
+            *dropped += payload.len() as u64;
+            return;
+        }
+        let was_empty = self.out.is_empty();
+        frame::push(&mut self.out, kind, payload);
+        if was_empty {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        while !self.out.is_empty() && !self.dead {
+            match write_fd(self.wr.as_raw_fd(), &self.out) {
+                Ok(n) => {
+                    self.out.drain(..n);
+                }
+                Err(e) if would_block(&e) => return,
+                Err(_) => self.dead = true,
+            }
+        }
+        if self.out.is_empty() && self.closing {
+            self.dead = true;
+        }
+    }
+}
+
+struct LogWriter {
+    driver: LogDriver,
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    size: u64,
+    max_size: u64,
+    max_files: u32,
+    dropped: u64,
+    partial: [Vec<u8>; 2],
+    buf: Vec<u8>,
+}
+
+impl LogWriter {
+    fn new(cfg: &Config) -> Result<LogWriter, String> {
+        let mut w = LogWriter {
+            driver: cfg.log_driver,
+            path: cfg.log_path.clone(),
+            file: None,
+            size: 0,
+            max_size: cfg.log_max_size,
+            max_files: cfg.log_max_files.max(1),
+            dropped: 0,
+            partial: [Vec::new(), Vec::new()],
+            buf: Vec::new(),
+        };
+        if w.driver != LogDriver::None {
+            w.open().map_err(|e| err(&format!("open the log {}", w.path.display()), e))?;
+        }
+        Ok(w)
+    }
+
+    fn open(&mut self) -> io::Result<()> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode_0640()
+            .open(&self.path)?;
+        self.size = f.metadata()?.len();
+        self.file = Some(f);
+        Ok(())
+    }
+
+    fn rotate(&mut self) {
+        self.file = None;
+        let name = |i: u32| {
+            let mut p = self.path.clone().into_os_string();
+            p.push(format!(".{i}"));
+            PathBuf::from(p)
+        };
+        if self.max_files > 1 {
+            for i in (1..self.max_files - 1).rev() {
+                let _ = std::fs::rename(name(i), name(i + 1));
+            }
+            let _ = std::fs::rename(&self.path, name(1));
+        } else {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        if let Err(e) = self.open() {
+            eprintln!("berth-monitor: reopen the log {}: {e}", self.path.display());
+        }
+    }
+
+    fn entry(&mut self, stream: Stream, text: &[u8], now: i64) {
+        match self.driver {
+            LogDriver::JsonFile => logfmt::json_line(&mut self.buf, stream, text, now),
+            LogDriver::K8sFile => logfmt::k8s_line(&mut self.buf, stream, text, now),
+            LogDriver::None => {}
+        }
+    }
+
+    /// Logs `data` of `stream`: whole lines now, a line's tail when it ends
+    /// or grows past MAX_LINE.
+    fn write(&mut self, stream: Stream, data: &[u8]) {
+        if self.driver == LogDriver::None {
+            return;
+        }
+        let now = berth_monitor::now_nanos();
+        let i = stream as usize;
+        let mut rest = data;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            let (line, tail) = rest.split_at(pos + 1);
+            if self.partial[i].is_empty() {
+                self.entry(stream, line, now);
+            } else {
+                let mut whole = std::mem::take(&mut self.partial[i]);
+                whole.extend_from_slice(line);
+                self.entry(stream, &whole, now);
+            }
+            rest = tail;
+        }
+        self.partial[i].extend_from_slice(rest);
+        while self.partial[i].len() >= MAX_LINE {
+            let part: Vec<u8> = self.partial[i].drain(..MAX_LINE).collect();
+            self.entry(stream, &part, now);
+        }
+        self.commit();
+    }
+
+    /// Logs any unfinished line (the container ended).
+    fn finish(&mut self) {
+        let now = berth_monitor::now_nanos();
+        for (i, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
+            if !self.partial[i].is_empty() {
+                let part = std::mem::take(&mut self.partial[i]);
+                self.entry(stream, &part, now);
+            }
+        }
+        self.commit();
+    }
+
+    fn commit(&mut self) {
+        if self.buf.is_empty() {
+            return;
+        }
+        let n = self.buf.len() as u64;
+        let ok = match self.file.as_mut() {
+            Some(f) => f.write_all(&self.buf).is_ok(),
+            None => false,
+        };
+        if ok {
+            self.size += n;
+        } else {
+            self.dropped += n;
+            if self.file.is_none() {
+                let _ = self.open();
+            }
+        }
+        self.buf.clear();
+        if self.max_size > 0 && self.size >= self.max_size {
+            self.rotate();
+        }
+    }
+}
+
+trait Mode0640 {
+    fn mode_0640(&mut self) -> &mut Self;
+}
+impl Mode0640 for std::fs::OpenOptions {
+    fn mode_0640(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o640)
+    }
+}
+
+/// The container's stdio as the monitor holds it.
+struct Stdio {
+    /// Non-terminal: read ends of stdout and stderr; write ends handed to
+    /// the runtime at each start.
+    out: Option<(OwnedFd, OwnedFd)>,
+    err: Option<(OwnedFd, OwnedFd)>,
+    /// `-i` without a terminal: the read end goes to the runtime, the monitor
+    /// writes to the other.
+    input: Option<(OwnedFd, OwnedFd)>,
+    /// Terminal: the pty master of the current run.
+    pty: Option<OwnedFd>,
+    stdin_buf: Vec<u8>,
+    stdin_closed: bool,
+}
+
+struct Monitor {
+    cfg: Config,
+    state: State,
+    sigfd: OwnedFd,
+    listener: OwnedFd,
+    console: Option<OwnedFd>,
+    clients: Vec<Client>,
+    io: Stdio,
+    log: LogWriter,
+    /// Children reaped before we knew who they were.
+    reaped: HashMap<i32, ExitStatus>,
+    cleaned: bool,
+    /// The starting client closed stdin while input was still queued.
+    close_after_drain: bool,
+    oom_file: Option<PathBuf>,
+}
+
+impl Monitor {
+    fn new(cfg: Config) -> Result<Monitor, String> {
+        // SAFETY: setsid has no memory effects; failing (already a leader)
+        // is harmless.
+        unsafe { libc::setsid() };
+        berth_sys::process::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+            .map_err(|e| err("become a child subreaper", e))?;
+        // Fds inherited from whoever started berth must not reach containers.
+        let _ = berth_sys::fs::cloexec_from(3);
+        let _ = std::env::set_current_dir("/");
+        // SAFETY: installing SIG_IGN for these signals is always valid.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+        }
+        // SAFETY: sigset_t is plain data, filled by sigemptyset.
+        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: set is a valid sigset_t; blocking SIGCHLD makes it readable
+        // from the signalfd only.
+        let sfd = unsafe {
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGCHLD);
+            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
+        };
+        if sfd < 0 {
+            return Err(err("create a signalfd", io::Error::last_os_error()));
+        }
+        // SAFETY: a new fd owned by us.
+        let sigfd = unsafe { OwnedFd::from_raw_fd(sfd) };
+        let listener = listen_unix(&cfg.run_dir.join("attach.sock"))
+            .map_err(|e| err("listen on attach.sock", e))?;
+        let mk = || pipe().map_err(|e| err("create a pipe", e));
+        let io = Stdio {
+            out: if cfg.terminal { None } else { Some(mk()?) },
+            err: if cfg.terminal { None } else { Some(mk()?) },
+            input: if cfg.stdin && !cfg.terminal { Some(mk()?) } else { None },
+            pty: None,
+            stdin_buf: Vec::new(),
+            stdin_closed: !cfg.stdin,
+        };
+        for p in [&io.out, &io.err].into_iter().flatten() {
+            set_nonblock(p.0.as_raw_fd());
+        }
+        if let Some(p) = &io.input {
+            set_nonblock(p.1.as_raw_fd());
+        }
+        let log = LogWriter::new(&cfg)?;
+        let mut clients = Vec::new();
+        // The starting client: our stdin and stdout, when they are pipes or
+        // sockets (not /dev/null).
+        let is_stream = |fd: RawFd| {
+            berth_sys::fs::fstat(
+                // SAFETY: 0 and 1 are open for the life of the process.
+                unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+            )
+            .is_ok_and(|st| matches!(st.st_mode & libc::S_IFMT, libc::S_IFIFO | libc::S_IFSOCK))
+        };
+        if is_stream(0) && is_stream(1) {
+            // SAFETY: dup of open fds; the copies are ours.
+            let (rd, wr) = unsafe {
+                (
+                    OwnedFd::from_raw_fd(libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3)),
+                    OwnedFd::from_raw_fd(libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3)),
+                )
+            };
+            set_nonblock(rd.as_raw_fd());
+            set_nonblock(wr.as_raw_fd());
+            clients.push(Client {
+                rd,
+                wr,
+                out: Vec::new(),
+                dec: Decoder::default(),
+                owner: true,
+                detach_match: 0,
+                closing: false,
+                dead: false,
+            });
+            // The originals now point nowhere the runtime could inherit.
+            if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+                let _ = berth_sys::fs::dup2(null.as_raw_fd(), 0);
+                let _ = berth_sys::fs::dup2(null.as_raw_fd(), 1);
+            }
+        }
+        Ok(Monitor {
+            state: State {
+                // SAFETY: getpid cannot fail.
+                monitor_pid: unsafe { libc::getpid() },
+                ..State::default()
+            },
+            cfg,
+            sigfd,
+            listener,
+            console: None,
+            clients,
+            io,
+            log,
+            reaped: HashMap::new(),
+            cleaned: false,
+            close_after_drain: false,
+            oom_file: None,
+        })
+    }
+
+    fn save_state(&mut self) {
+        self.state.log_dropped = self.log.dropped;
+        let text = self.state.to_text();
+        if let Err(e) =
+            berth_sys::fs::write_atomic(&self.cfg.run_dir.join("state"), text.as_bytes(), 0o600)
+        {
+            eprintln!("berth-monitor: write the state file: {e}");
+        }
+    }
+
+    fn broadcast(&mut self, kind: u8, payload: &[u8]) {
+        let mut dropped = 0;
+        for c in &mut self.clients {
+            c.queue(kind, payload, &mut dropped);
+        }
+        self.state.attach_dropped += dropped;
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.cfg.run_dir.join("stopping").exists()
+    }
+
+    fn runtime(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(&self.cfg.runtime);
+        c.args(&self.cfg.runtime_args)
+            .arg("--log")
+            .arg(self.cfg.run_dir.join("runtime.log"))
+            .arg("--log-format")
+            .arg("json");
+        c
+    }
+
+    fn run(&mut self) -> Result<(), String> {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            self.state.status = Status::Starting;
+            self.save_state();
+            let pid = match self.start() {
+                Ok(pid) => pid,
+                Err(msg) => {
+                    self.state.error = msg.clone();
+                    self.state.exit_code = 127;
+                    self.broadcast(frame::ERROR, msg.as_bytes());
+                    self.delete_container();
+                    break;
+                }
+            };
+            let started = Instant::now();
+            self.state.pid = pid;
+            self.state.started = berth_monitor::now_nanos();
+            self.state.status = Status::Running;
+            self.state.error.clear();
+            self.save_state();
+            self.broadcast(frame::STARTED, pid.to_string().as_bytes());
+            let status = loop {
+                if let Some(s) = self.reaped.remove(&pid) {
+                    break s;
+                }
+                self.poll_once(-1)?;
+            };
+            self.drain_output();
+            self.state.exit_code = status.code();
+            self.state.finished = berth_monitor::now_nanos();
+            self.state.oom_killed = matches!(status, ExitStatus::Signaled(libc::SIGKILL))
+                && self.oom_killed();
+            self.delete_container();
+            if self.stop_requested() || !self.cfg.restart.wants(status.code(), self.state.restarts)
+            {
+                break;
+            }
+            // Docker's back-off: 100 ms doubling to a minute, reset after a
+            // run of ten seconds.
+            if started.elapsed() >= Duration::from_secs(10) {
+                backoff = Duration::from_millis(100);
+            }
+            self.state.status = Status::Restarting;
+            self.save_state();
+            let until = Instant::now() + backoff;
+            backoff = (backoff * 2).min(Duration::from_secs(60));
+            while Instant::now() < until && !self.stop_requested() {
+                let left = until.saturating_duration_since(Instant::now());
+                self.poll_once(left.as_millis().min(100) as i32)?;
+            }
+            if self.stop_requested() {
+                break;
+            }
+            self.state.restarts += 1;
+        }
+        self.finish()
+    }
+
+    /// Starts the container; returns its host pid.
+    fn start(&mut self) -> Result<i32, String> {
+        let pid_file = self.cfg.run_dir.join("pid");
+        let _ = std::fs::remove_file(&pid_file);
+        let _ = std::fs::remove_file(self.cfg.run_dir.join("runtime.log"));
+        let mut cmd = self.runtime();
+        cmd.arg("run")
+            .arg("--detach")
+            .arg("--bundle")
+            .arg(&self.cfg.bundle)
+            .arg("--pid-file")
+            .arg(&pid_file);
+        let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| err("dup a pipe", e));
+        if self.cfg.terminal {
+            let sock = self.cfg.run_dir.join("console.sock");
+            self.console = Some(listen_unix(&sock).map_err(|e| err("listen on console.sock", e))?);
+            cmd.arg("--console-socket").arg(&sock);
+            cmd.stdin(std::process::Stdio::null());
+            cmd.stdout(std::process::Stdio::null());
+            cmd.stderr(std::process::Stdio::null());
+        } else {
+            match (&self.io.input, self.io.stdin_closed) {
+                (Some((r, _)), false) => cmd.stdin(dup(r)?),
+                _ => cmd.stdin(std::process::Stdio::null()),
+            };
+            if let Some((_, w)) = &self.io.out {
+                cmd.stdout(dup(w)?);
+            }
+            if let Some((_, w)) = &self.io.err {
+                cmd.stderr(dup(w)?);
+            }
+        }
+        cmd.arg(&self.cfg.id);
+        let child = cmd.spawn().map_err(|e| {
+            err(
+                &format!("run the runtime {}", self.cfg.runtime.display()),
+                e,
+            )
+        })?;
+        let rt = child.id() as i32;
+        drop(cmd);
+        let status = loop {
+            if let Some(s) = self.reaped.remove(&rt) {
+                break s;
+            }
+            self.poll_once(-1)?;
+        };
+        self.console = None;
+        let _ = std::fs::remove_file(self.cfg.run_dir.join("console.sock"));
+        if status != ExitStatus::Exited(0) {
+            return Err(self.runtime_error(status));
+        }
+        if self.cfg.terminal && self.io.pty.is_none() {
+            return Err("the runtime did not send the container's terminal".into());
+        }
+        let text = std::fs::read_to_string(&pid_file)
+            .map_err(|e| err(&format!("read the pid file {}", pid_file.display()), e))?;
+        let pid: i32 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("the pid file {} holds {text:?}", pid_file.display()))?;
+        self.oom_file = oom_file(pid);
+        Ok(pid)
+    }
+
+    /// The runtime's last error line from its JSON log.
+    fn runtime_error(&self, status: ExitStatus) -> String {
+        let log = std::fs::read(self.cfg.run_dir.join("runtime.log")).unwrap_or_default();
+        let msg = log
+            .split(|&b| b == b'\n')
+            .filter_map(logfmt::parse_fields)
+            .filter(|f| f.iter().any(|(k, v)| k == "level" && v == "error"))
+            .filter_map(|f| f.into_iter().find(|(k, _)| k == "msg").map(|(_, v)| v))
+            .last();
+        match msg {
+            Some(m) => m,
+            None => format!(
+                "the runtime {} failed ({})",
+                self.cfg.runtime.display(),
+                match status {
+                    ExitStatus::Exited(c) => format!("exit status {c}"),
+                    ExitStatus::Signaled(s) => format!("signal {s}"),
+                }
+            ),
+        }
+    }
+
+    fn delete_container(&mut self) {
+        let mut cmd = self.runtime();
+        cmd.args(["delete", "--force", &self.cfg.id])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        match cmd.spawn() {
+            Ok(c) => {
+                let pid = c.id() as i32;
+                self.wait_child(pid);
+            }
+            Err(e) => eprintln!("berth-monitor: run the runtime's delete: {e}"),
+        }
+    }
+
+    /// Waits for a child we started, serving clients meanwhile.
+    fn wait_child(&mut self, pid: i32) -> Option<ExitStatus> {
+        loop {
+            if let Some(s) = self.reaped.remove(&pid) {
+                return Some(s);
+            }
+            if self.poll_once(-1).is_err() {
+                return None;
+            }
+        }
+    }
+
+    fn oom_killed(&self) -> bool {
+        let Some(f) = &self.oom_file else {
+            return false;
+        };
+        std::fs::read_to_string(f).is_ok_and(|t| {
+            t.lines().any(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .is_some_and(|n| n > 0)
+            })
+        })
+    }
+
+    fn drain_output(&mut self) {
+        let mut buf = vec![0u8; 64 * 1024];
+        for _ in 0..10_000 {
+            if !self.read_output(&mut buf) {
+                break;
+            }
+        }
+    }
+
+    /// Reads what the container wrote; true if anything was read.
+    fn read_output(&mut self, buf: &mut [u8]) -> bool {
+        let mut any = false;
+        let fds: Vec<(RawFd, Stream)> = match &self.io.pty {
+            Some(p) => vec![(p.as_raw_fd(), Stream::Stdout)],
+            None => [(&self.io.out, Stream::Stdout), (&self.io.err, Stream::Stderr)]
+                .into_iter()
+                .filter_map(|(p, s)| p.as_ref().map(|p| (p.0.as_raw_fd(), s)))
+                .collect(),
+        };
+        for (fd, stream) in fds {
+            match read_fd(fd, buf) {
+                Ok(0) => {
+                    if self.io.pty.as_ref().is_some_and(|p| p.as_raw_fd() == fd) {
+                        self.io.pty = None;
+                    }
+                }
+                Ok(n) => {
+                    any = true;
+                    let data = &buf[..n];
+                    self.log.write(stream, data);
+                    let kind = if stream == Stream::Stdout {
+                        frame::STDOUT
+                    } else {
+                        frame::STDERR
+                    };
+                    self.broadcast(kind, data);
+                }
+                Err(e) if would_block(&e) => {}
+                // EIO: the pty's other side is closed (the container ended).
+                Err(_) => {
+                    if self.io.pty.as_ref().is_some_and(|p| p.as_raw_fd() == fd) {
+                        self.io.pty = None;
+                    }
+                }
+            }
+        }
+        any
+    }
+
+    fn stdin_fd(&self) -> Option<RawFd> {
+        if self.io.stdin_closed {
+            return None;
+        }
+        match (&self.io.pty, &self.io.input) {
+            (Some(p), _) => Some(p.as_raw_fd()),
+            (None, Some((_, w))) => Some(w.as_raw_fd()),
+            _ => None,
+        }
+    }
+
+    fn close_stdin(&mut self) {
+        self.io.stdin_closed = true;
+        self.io.stdin_buf.clear();
+        self.io.input = None;
+    }
+
+    fn flush_stdin(&mut self) {
+        let Some(fd) = self.stdin_fd() else {
+            self.io.stdin_buf.clear();
+            return;
+        };
+        while !self.io.stdin_buf.is_empty() {
+            match write_fd(fd, &self.io.stdin_buf) {
+                Ok(n) => {
+                    self.io.stdin_buf.drain(..n);
+                }
+                Err(e) if would_block(&e) => return,
+                Err(_) => {
+                    if self.io.pty.is_none() {
+                        self.close_stdin();
+                    }
+                    self.io.stdin_buf.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn client_input(&mut self, i: usize, buf: &mut [u8]) {
+        let n = match read_fd(self.clients[i].rd.as_raw_fd(), buf) {
+            Ok(0) => {
+                self.clients[i].dead = true;
+                return;
+            }
+            Ok(n) => n,
+            Err(e) if would_block(&e) => return,
+            Err(_) => {
+                self.clients[i].dead = true;
+                return;
+            }
+        };
+        self.clients[i].dec.feed(&buf[..n]);
+        loop {
+            let f = match self.clients[i].dec.next_frame() {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => {
+                    eprintln!("berth-monitor: client: {e}");
+                    self.clients[i].dead = true;
+                    break;
+                }
+            };
+            match f {
+                (frame::STDIN, data) => self.stdin_data(i, &data),
+                (frame::STDIN_CLOSE, _) => {
+                    if self.clients[i].owner {
+                        self.flush_stdin();
+                        if self.io.stdin_buf.is_empty() {
+                            self.close_stdin();
+                        } else {
+                            // Closed once the buffer drains.
+                            self.io.stdin_buf.shrink_to_fit();
+                            self.close_after_drain = true;
+                        }
+                    }
+                }
+                (frame::RESIZE, d) if d.len() == 4 => {
+                    if let Some(p) = &self.io.pty {
+                        let ws = libc::winsize {
+                            ws_row: u16::from_be_bytes([d[0], d[1]]),
+                            ws_col: u16::from_be_bytes([d[2], d[3]]),
+                            ws_xpixel: 0,
+                            ws_ypixel: 0,
+                        };
+                        // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+                        unsafe { libc::ioctl(p.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+                    }
+                }
+                (frame::CLEANED, _) => self.cleaned = true,
+                _ => {}
+            }
+        }
+    }
+
+    fn stdin_data(&mut self, i: usize, data: &[u8]) {
+        let keys = self.cfg.detach_keys.clone();
+        // Detach keys apply to terminals (typed by a person); piped binary
+        // input passes untouched.
+        if !self.cfg.terminal || keys.is_empty() {
+            self.io.stdin_buf.extend_from_slice(data);
+            self.flush_stdin();
+            return;
+        }
+        let mut fwd = Vec::with_capacity(data.len());
+        for &b in data {
+            let c = &mut self.clients[i];
+            if b == keys[c.detach_match] {
+                c.detach_match += 1;
+                if c.detach_match == keys.len() {
+                    c.detach_match = 0;
+                    c.queue(frame::DETACHED, b"", &mut 0);
+                    c.closing = true;
+                    c.flush();
+                    break;
+                }
+                continue;
+            }
+            fwd.extend_from_slice(&keys[..c.detach_match]);
+            c.detach_match = 0;
+            if b == keys[0] {
+                c.detach_match = 1;
+            } else {
+                fwd.push(b);
+            }
+        }
+        self.io.stdin_buf.extend_from_slice(&fwd);
+        self.flush_stdin();
+    }
+
+    fn reap(&mut self) {
+        let mut info = [0u8; 128];
+        while read_fd(self.sigfd.as_raw_fd(), &mut info).is_ok_and(|n| n > 0) {}
+        while let Ok(Some((pid, st))) = berth_sys::process::waitpid_any_nohang() {
+            self.reaped.insert(pid, st);
+        }
+    }
+
+    /// One round of the event loop: waits up to `timeout` ms.
+    fn poll_once(&mut self, timeout: i32) -> Result<(), String> {
+        #[derive(Clone, Copy)]
+        enum Src {
+            Sig,
+            Listen,
+            Console,
+            Output,
+            StdinOut,
+            ClientIn(usize),
+            ClientOut(usize),
+        }
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(8 + self.clients.len() * 2);
+        let mut src: Vec<Src> = Vec::with_capacity(fds.capacity());
+        let mut add = |fd: RawFd, ev: i16, s: Src| {
+            fds.push(libc::pollfd {
+                fd,
+                events: ev,
+                revents: 0,
+            });
+            src.push(s);
+        };
+        add(self.sigfd.as_raw_fd(), libc::POLLIN, Src::Sig);
+        add(self.listener.as_raw_fd(), libc::POLLIN, Src::Listen);
+        if let Some(c) = &self.console {
+            add(c.as_raw_fd(), libc::POLLIN, Src::Console);
+        }
+        match &self.io.pty {
+            Some(p) => add(p.as_raw_fd(), libc::POLLIN, Src::Output),
+            None => {
+                for p in [&self.io.out, &self.io.err].into_iter().flatten() {
+                    add(p.0.as_raw_fd(), libc::POLLIN, Src::Output);
+                }
+            }
+        }
+        if !self.io.stdin_buf.is_empty() {
+            if let Some(fd) = self.stdin_fd() {
+                add(fd, libc::POLLOUT, Src::StdinOut);
+            }
+        }
+        let stdin_room = self.io.stdin_buf.len() < STDIN_BUFFER;
+        for (i, c) in self.clients.iter().enumerate() {
+            if stdin_room && !c.closing {
+                add(c.rd.as_raw_fd(), libc::POLLIN, Src::ClientIn(i));
+            }
+            if !c.out.is_empty() {
+                add(c.wr.as_raw_fd(), libc::POLLOUT, Src::ClientOut(i));
+            }
+        }
+        // SAFETY: fds is a valid array of fds.len() pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                return Ok(());
+            }
+            return Err(err("poll", e));
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        for (p, s) in fds.iter().zip(src) {
+            if p.revents == 0 {
+                continue;
+            }
+            match s {
+                Src::Sig => self.reap(),
+                Src::Listen => {
+                    while let Some(fd) = accept(self.listener.as_raw_fd()) {
+                        if let Ok(wr) = fd.try_clone() {
+                            self.clients.push(Client {
+                                rd: fd,
+                                wr,
+                                out: Vec::new(),
+                                dec: Decoder::default(),
+                                owner: false,
+                                detach_match: 0,
+                                closing: false,
+                                dead: false,
+                            });
+                        }
+                    }
+                }
+                Src::Console => {
+                    if let Some(conn) = self.console.as_ref().and_then(|l| accept(l.as_raw_fd())) {
+                        set_blocking(conn.as_raw_fd());
+                        let mut b = [0u8; 256];
+                        if let Ok((_, Some(pty))) = berth_sys::socket::recv(conn.as_fd(), &mut b) {
+                            set_nonblock(pty.as_raw_fd());
+                            self.io.pty = Some(pty);
+                            self.flush_stdin();
+                        }
+                    }
+                }
+                Src::Output => {
+                    self.read_output(&mut buf);
+                }
+                Src::StdinOut => self.flush_stdin(),
+                Src::ClientIn(i) => self.client_input(i, &mut buf),
+                Src::ClientOut(i) => self.clients[i].flush(),
+            }
+        }
+        if self.close_after_drain && self.io.stdin_buf.is_empty() {
+            self.close_after_drain = false;
+            self.close_stdin();
+        }
+        self.clients.retain(|c| !c.dead);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        self.log.finish();
+        self.state.status = Status::Exited;
+        self.state.pid = 0;
+        if self.state.finished == 0 {
+            self.state.finished = berth_monitor::now_nanos();
+        }
+        self.save_state();
+        let mut exit = self.state.exit_code.to_string();
+        if self.state.oom_killed {
+            exit.push_str(" oom");
+        }
+        if self.state.error.is_empty() {
+            self.broadcast(frame::EXIT, exit.as_bytes());
+        }
+        // Waits for the starting client to clean up (or go away), and for
+        // every client to take its last output: a minute at most.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline
+            && !self.cleaned
+            && self.clients.iter().any(|c| c.owner || !c.out.is_empty())
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.poll_once(left.as_millis().min(1000) as i32)?;
+        }
+        // Kept across reboots (the run directory is on tmpfs).
+        if !self.cleaned && self.cfg.persist_dir.is_dir() {
+            let _ = berth_sys::fs::write_atomic(
+                &self.cfg.persist_dir.join("exit"),
+                self.state.to_text().as_bytes(),
+                0o600,
+            );
+        }
+        if !self.cleaned && !self.cfg.exit_command.is_empty() {
+            let mut c = std::process::Command::new(&self.cfg.exit_command[0]);
+            c.args(&self.cfg.exit_command[1..])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null());
+            match c.spawn() {
+                Ok(ch) => {
+                    let pid = ch.id() as i32;
+                    self.clients.clear();
+                    self.wait_child(pid);
+                }
+                Err(e) => eprintln!(
+                    "berth-monitor: run the exit command {:?}: {e}",
+                    self.cfg.exit_command
+                ),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn set_blocking(fd: RawFd) {
+    // SAFETY: fcntl on an fd number.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        }
+    }
+}
+
+/// Where the kernel counts OOM kills for the container's memory cgroup.
+fn oom_file(pid: i32) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        if ctrls.split(',').any(|c| c == "memory") {
+            return Some(PathBuf::from(format!(
+                "/sys/fs/cgroup/memory{path}/memory.oom_control"
+            )));
+        }
+        if ctrls.is_empty() && Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            return Some(PathBuf::from(format!("/sys/fs/cgroup{path}/memory.events")));
+        }
+    }
+    None
+}
+
