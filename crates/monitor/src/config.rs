@@ -158,8 +158,7 @@ impl Config {
                 _ => return Err(bad(line, "unknown key")),
             }
         }
-        if c.id.is_empty() || c.runtime.as_os_str().is_empty() || c.run_dir.as_os_str().is_empty()
-        {
+        if c.id.is_empty() || c.runtime.as_os_str().is_empty() || c.run_dir.as_os_str().is_empty() {
             return Err("monitor config: id, runtime and run_dir are required".into());
         }
         Ok(c)

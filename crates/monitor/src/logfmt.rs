@@ -321,7 +321,10 @@ mod tests {
             parse_rfc3339("2026-11-23T03:24:05.5+01:00"),
             Some(1_795_400_645_500_000_000)
         );
-        assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951_782_400 * 1_000_000_000));
+        assert_eq!(
+            parse_rfc3339("2000-02-29T00:00:00Z"),
+            Some(951_782_400 * 1_000_000_000)
+        );
         assert_eq!(parse_rfc3339("2000-02-29"), None);
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00"), None);
         assert_eq!(parse_rfc3339("2000-13-29T00:00:00Z"), None);
@@ -347,7 +350,10 @@ mod tests {
         // Invalid UTF-8 becomes U+FFFD, as in Docker.
         let mut out = Vec::new();
         json_line(&mut out, Stream::Stdout, b"\xff\n", 0);
-        assert_eq!(parse_json(&out[..out.len() - 1]).unwrap().text, "\u{fffd}\n".as_bytes());
+        assert_eq!(
+            parse_json(&out[..out.len() - 1]).unwrap().text,
+            "\u{fffd}\n".as_bytes()
+        );
     }
 
     #[test]
@@ -355,11 +361,20 @@ mod tests {
         let mut out = Vec::new();
         k8s_line(&mut out, Stream::Stdout, b"hello world\n", 7);
         k8s_line(&mut out, Stream::Stderr, b"part", 8);
-        let lines: Vec<&[u8]> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+        let lines: Vec<&[u8]> = out
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .collect();
         let a = parse_k8s(lines[0]).unwrap();
-        assert_eq!((a.text.as_slice(), a.partial, a.time), (&b"hello world\n"[..], false, 7));
+        assert_eq!(
+            (a.text.as_slice(), a.partial, a.time),
+            (&b"hello world\n"[..], false, 7)
+        );
         let b = parse_k8s(lines[1]).unwrap();
-        assert_eq!((b.text.as_slice(), b.partial, b.stream), (&b"part"[..], true, Stream::Stderr));
+        assert_eq!(
+            (b.text.as_slice(), b.partial, b.stream),
+            (&b"part"[..], true, Stream::Stderr)
+        );
         assert!(parse_k8s(b"nonsense").is_none());
     }
 }

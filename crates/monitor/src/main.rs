@@ -105,10 +105,7 @@ fn write_fd(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 }
 
 fn would_block(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EAGAIN) | Some(libc::EINTR)
-    )
+    matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR))
 }
 
 /// A listening unix socket at `path` (replacing a stale one).
@@ -238,7 +235,8 @@ impl LogWriter {
             buf: Vec::new(),
         };
         if w.driver != LogDriver::None {
-            w.open().map_err(|e| err(&format!("open the log {}", w.path.display()), e))?;
+            w.open()
+                .map_err(|e| err(&format!("open the log {}", w.path.display()), e))?;
         }
         Ok(w)
     }
@@ -424,7 +422,11 @@ impl Monitor {
         let io = Stdio {
             out: if cfg.terminal { None } else { Some(mk()?) },
             err: if cfg.terminal { None } else { Some(mk()?) },
-            input: if cfg.stdin && !cfg.terminal { Some(mk()?) } else { None },
+            input: if cfg.stdin && !cfg.terminal {
+                Some(mk()?)
+            } else {
+                None
+            },
             pty: None,
             stdin_buf: Vec::new(),
             stdin_closed: !cfg.stdin,
@@ -467,7 +469,11 @@ impl Monitor {
                 dead: false,
             });
             // The originals now point nowhere the runtime could inherit.
-            if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+            if let Ok(null) = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
                 let _ = berth_sys::fs::dup2(null.as_raw_fd(), 0);
                 let _ = berth_sys::fs::dup2(null.as_raw_fd(), 1);
             }
@@ -555,8 +561,8 @@ impl Monitor {
             self.drain_output();
             self.state.exit_code = status.code();
             self.state.finished = berth_monitor::now_nanos();
-            self.state.oom_killed = matches!(status, ExitStatus::Signaled(libc::SIGKILL))
-                && self.oom_killed();
+            self.state.oom_killed =
+                matches!(status, ExitStatus::Signaled(libc::SIGKILL)) && self.oom_killed();
             self.delete_container();
             if self.stop_requested() || !self.cfg.restart.wants(status.code(), self.state.restarts)
             {
@@ -653,10 +659,10 @@ impl Monitor {
         let log = std::fs::read(self.cfg.run_dir.join("runtime.log")).unwrap_or_default();
         let msg = log
             .split(|&b| b == b'\n')
+            .rev()
             .filter_map(logfmt::parse_fields)
             .filter(|f| f.iter().any(|(k, v)| k == "level" && v == "error"))
-            .filter_map(|f| f.into_iter().find(|(k, _)| k == "msg").map(|(_, v)| v))
-            .last();
+            .find_map(|f| f.into_iter().find(|(k, _)| k == "msg").map(|(_, v)| v));
         match msg {
             Some(m) => m,
             None => format!(
@@ -724,10 +730,13 @@ impl Monitor {
         let mut any = false;
         let fds: Vec<(RawFd, Stream)> = match &self.io.pty {
             Some(p) => vec![(p.as_raw_fd(), Stream::Stdout)],
-            None => [(&self.io.out, Stream::Stdout), (&self.io.err, Stream::Stderr)]
-                .into_iter()
-                .filter_map(|(p, s)| p.as_ref().map(|p| (p.0.as_raw_fd(), s)))
-                .collect(),
+            None => [
+                (&self.io.out, Stream::Stdout),
+                (&self.io.err, Stream::Stderr),
+            ]
+            .into_iter()
+            .filter_map(|(p, s)| p.as_ref().map(|p| (p.0.as_raw_fd(), s)))
+            .collect(),
         };
         for (fd, stream) in fds {
             match read_fd(fd, buf) {
@@ -824,16 +833,13 @@ impl Monitor {
             };
             match f {
                 (frame::STDIN, data) => self.stdin_data(i, &data),
-                (frame::STDIN_CLOSE, _) => {
-                    if self.clients[i].owner {
-                        self.flush_stdin();
-                        if self.io.stdin_buf.is_empty() {
-                            self.close_stdin();
-                        } else {
-                            // Closed once the buffer drains.
-                            self.io.stdin_buf.shrink_to_fit();
-                            self.close_after_drain = true;
-                        }
+                (frame::STDIN_CLOSE, _) if self.clients[i].owner => {
+                    self.flush_stdin();
+                    if self.io.stdin_buf.is_empty() {
+                        self.close_stdin();
+                    } else {
+                        // Closed once the buffer drains.
+                        self.close_after_drain = true;
                     }
                 }
                 (frame::RESIZE, d) if d.len() == 4 => {
@@ -1086,4 +1092,3 @@ fn oom_file(pid: i32) -> Option<PathBuf> {
     }
     None
 }
-

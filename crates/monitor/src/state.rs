@@ -133,7 +133,13 @@ mod tests {
         };
         let back = State::parse(&s.to_text()).unwrap();
         assert_eq!(back.error, "no such file");
-        assert_eq!(State { error: s.error.clone(), ..back }, s);
+        assert_eq!(
+            State {
+                error: s.error.clone(),
+                ..back
+            },
+            s
+        );
         assert!(State::parse("pid=1\n").is_err());
         assert!(State::parse("status=exited\npid=x\n").is_err());
     }
