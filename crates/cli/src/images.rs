@@ -165,6 +165,13 @@ fn resolve_name(
 }
 
 pub fn pull(root: &Path, a: PullArgs) -> Result<()> {
+    let id = pull_image(root, &a)?;
+    println!("{id}");
+    Ok(())
+}
+
+/// Pulls, with progress on stderr; returns the image id.
+pub fn pull_image(root: &Path, a: &PullArgs) -> Result<berth_image::Digest> {
     let registries = berth_image::registries::Registries::load()?;
     let r = resolve_name(&registries, &a.image, a.quiet)?;
     let mut opts = PullOptions {
@@ -190,13 +197,10 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<()> {
     let res = pull::pull(&mut store, &r, &opts, &|e| progress.event(e));
     progress.finish();
     let p = res?;
-    if a.quiet {
-        println!("{}", p.id);
-    } else {
+    if !a.quiet {
         eprintln!("Digest: {}", p.manifest);
-        println!("{}", p.id);
     }
-    Ok(())
+    Ok(p.id)
 }
 
 pub fn push(root: &Path, a: PushArgs) -> Result<()> {

@@ -2,8 +2,10 @@
 //! image inspect, image prune.
 
 mod auth;
+mod containers;
 mod images;
 mod progress;
+mod views;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
@@ -24,6 +26,14 @@ struct Cli {
         default_value = "/var/lib/berth"
     )]
     root: PathBuf,
+    /// Where running containers keep their sockets and live state (a tmpfs).
+    #[arg(
+        long,
+        global = true,
+        env = "BERTH_RUN_ROOT",
+        default_value = "/run/berth"
+    )]
+    run_root: PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -71,6 +81,47 @@ enum Cmd {
     /// Manage images.
     #[command(subcommand)]
     Image(images::ImageCmd),
+    /// Create a container and start it (pulling the image if needed).
+    #[command(disable_help_flag = true)]
+    Run(containers::RunArgs),
+    /// Create a container without starting it; prints its id.
+    #[command(disable_help_flag = true)]
+    Create(containers::CreateArgs),
+    /// Start created or stopped containers.
+    Start(containers::StartArgs),
+    /// Stop containers: the stop signal, then SIGKILL after the timeout.
+    Stop(containers::StopArgs),
+    /// Stop and start containers again.
+    Restart(containers::StopArgs),
+    /// Send a signal to containers (default SIGKILL).
+    Kill(containers::KillArgs),
+    /// Remove containers (with --force, running ones too).
+    Rm(containers::RmArgs),
+    /// List containers (running ones; -a for all).
+    Ps(views::PsArgs),
+    /// Print a container's logs.
+    Logs(views::LogsArgs),
+    /// Wait for containers to stop; prints their exit codes.
+    Wait(containers::WaitArgs),
+    /// Show containers' details as Docker-compatible JSON.
+    Inspect(views::InspectArgs),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(ContainerCmd),
+}
+
+#[derive(Subcommand)]
+enum ContainerCmd {
+    /// Record a container's end and release what it held (run by its monitor).
+    #[command(hide = true)]
+    Cleanup { id: String },
+    /// List containers.
+    #[command(alias = "ls", alias = "list")]
+    Ps(views::PsArgs),
+    /// Show containers' details.
+    Inspect(views::InspectArgs),
+    /// Remove containers.
+    Rm(containers::RmArgs),
 }
 
 fn main() {
@@ -91,12 +142,46 @@ fn main() {
         }
         Cmd::Logout { registry } => auth::logout(&registry),
         Cmd::Image(c) => images::image(&cli.root, c),
+        Cmd::Run(a) => containers::run(&cli.root, &cli.run_root, a),
+        Cmd::Create(a) => containers::create(&cli.root, &cli.run_root, a),
+        Cmd::Start(a) => containers::start(&cli.root, &cli.run_root, a),
+        Cmd::Stop(a) => containers::stop(&cli.root, &cli.run_root, a),
+        Cmd::Restart(a) => containers::restart(&cli.root, &cli.run_root, a),
+        Cmd::Kill(a) => containers::kill(&cli.root, &cli.run_root, a),
+        Cmd::Rm(a) => containers::rm(&cli.root, &cli.run_root, a),
+        Cmd::Ps(a) => views::ps(&cli.root, &cli.run_root, a),
+        Cmd::Logs(a) => views::logs(&cli.root, &cli.run_root, a),
+        Cmd::Wait(a) => containers::wait(&cli.root, &cli.run_root, a),
+        Cmd::Inspect(a) => views::inspect(&cli.root, &cli.run_root, a),
+        Cmd::Container(c) => match c {
+            ContainerCmd::Cleanup { id } => containers::cleanup(&cli.root, &cli.run_root, &id),
+            ContainerCmd::Ps(a) => views::ps(&cli.root, &cli.run_root, a),
+            ContainerCmd::Inspect(a) => views::inspect(&cli.root, &cli.run_root, a),
+            ContainerCmd::Rm(a) => containers::rm(&cli.root, &cli.run_root, a),
+        },
     };
     if let Err(e) = r {
-        let code = e
-            .downcast_ref::<berth_image::Error>()
-            .map_or(1, |e| e.exit_code());
+        if let Some(c) = e.downcast_ref::<containers::ExitCode>() {
+            std::process::exit(c.0);
+        }
+        let code = if let Some(r) = e.downcast_ref::<containers::RunError>() {
+            r.code
+        } else if let Some(i) = e.downcast_ref::<berth_image::Error>() {
+            i.exit_code()
+        } else {
+            e.downcast_ref::<berth_engine::Error>()
+                .map_or(1, |e| e.exit_code())
+        };
         eprintln!("berth: {e:#}");
         std::process::exit(code);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -251,6 +251,10 @@ pub struct RunOptions {
     /// /etc/resolv.conf): (destination, host path).
     pub files: Vec<(String, PathBuf)>,
     pub annotations: BTreeMap<String, String>,
+    /// The default RLIMIT_NOFILE (soft and hard) when no --ulimit sets it:
+    /// 0 means Docker's 1048576. The engine lowers it to its own hard limit
+    /// when it may not raise limits (no CAP_SYS_RESOURCE).
+    pub nofile: u64,
 }
 
 /// Cleans an absolute container path; refuses relative ones and `..`.
@@ -530,8 +534,12 @@ pub fn generate(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<Spec
         None => "/".into(),
     };
     let caps = capabilities(o.privileged, &o.cap_add, &o.cap_drop)?;
-    let mut rlimits =
-        vec![json!({"type": "RLIMIT_NOFILE", "soft": 1_048_576u64, "hard": 1_048_576u64})];
+    let nofile = if o.nofile == 0 {
+        1_048_576u64
+    } else {
+        o.nofile
+    };
+    let mut rlimits = vec![json!({"type": "RLIMIT_NOFILE", "soft": nofile, "hard": nofile})];
     for u in &o.ulimits {
         let t = rlimit_name(&u.name)?;
         if u.soft > u.hard {

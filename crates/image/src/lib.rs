@@ -18,3 +18,4 @@ pub mod unpack;
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use reference::Reference;
+pub use store::remove_tree as remove_all;

@@ -654,7 +654,7 @@ impl Store {
 
 /// Removes a directory tree that may hold read-only directories (as
 /// unpacked layers do) without following symlinks.
-pub(crate) fn remove_tree(p: &Path) -> Result<()> {
+pub fn remove_tree(p: &Path) -> Result<()> {
     let parent = p.parent().unwrap_or(Path::new("/"));
     let name = p.file_name().map(Path::new).unwrap_or(Path::new("."));
     let dir = sfs::open(parent, libc::O_PATH | libc::O_DIRECTORY, 0)

@@ -1,0 +1,812 @@
+//! Container commands: create, run, start, stop, restart, kill, rm, ps,
+//! logs, wait, inspect, and the monitor's `container cleanup`.
+
+use crate::images::{self, PullArgs};
+use anyhow::{bail, Context, Result};
+use berth_engine::config::{self as ccfg, ContainerConfig};
+use berth_engine::records::{Record, Status};
+use berth_engine::{Engine, Session, Started};
+use berth_monitor::frame;
+use clap::{Args, ValueEnum};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Docker's exit codes for `run`: 125 when berth itself fails, 126 when the
+/// command cannot be run, 127 when it is not found.
+#[derive(Debug)]
+pub struct ExitCode(pub i32);
+
+impl std::fmt::Display for ExitCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {}", self.0)
+    }
+}
+impl std::error::Error for ExitCode {}
+
+/// An error that `run`/`create`/`start` report with exit code `code`.
+#[derive(Debug)]
+pub struct RunError {
+    pub code: i32,
+    pub msg: String,
+}
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+impl std::error::Error for RunError {}
+
+fn run_error(e: anyhow::Error) -> anyhow::Error {
+    if e.downcast_ref::<RunError>().is_some() || e.downcast_ref::<ExitCode>().is_some() {
+        return e;
+    }
+    anyhow::Error::new(RunError {
+        code: 125,
+        msg: format!("{e:#}"),
+    })
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull when the image is not in the store.
+    Missing,
+    /// Pull every time (the store keeps the layers it has).
+    Always,
+    /// Never pull: fail if the image is not in the store.
+    Never,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Print help (-h is --hostname, as in Docker).
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Give the container a name (default: a random one).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set an environment variable (KEY=VALUE, or KEY to take it from here).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (KEY=VALUE lines, # comments).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+    /// The working directory in the container.
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Run as USER[:GROUP] (names from the image's /etc files, or numbers).
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Replace the image's ENTRYPOINT ("" clears it).
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// The container's host name (default: its short id).
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Keep stdin open (pipe input into the container).
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give the container a terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Mount a volume: /host:/dest[:ro], NAME:/dest[:ro], or /dest (anonymous).
+    #[arg(short = 'v', long = "volume", value_name = "SRC:DEST[:OPTS]")]
+    pub volume: Vec<String>,
+    /// Mount: type=bind|volume|tmpfs,source=..,target=..[,readonly].
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mount: Vec<String>,
+    /// Mount a tmpfs: /dest[:size=64m,mode=1777].
+    #[arg(long = "tmpfs", value_name = "DEST[:OPTS]")]
+    pub tmpfs: Vec<String>,
+    /// Mount the image's root read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Memory limit (such as 512m or 1g).
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit (-1: unlimited swap).
+    #[arg(long)]
+    pub memory_swap: Option<String>,
+    /// CPUs the container may use (such as 1.5).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// Relative CPU weight (2-262144; default 1024).
+    #[arg(short = 'c', long)]
+    pub cpu_shares: Option<u64>,
+    /// CPUs the container may run on (such as 0-2,4).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// The most processes the container may have (-1: no limit).
+    #[arg(long)]
+    pub pids_limit: Option<i64>,
+    /// A resource limit: NAME=SOFT[:HARD] (such as nofile=1024:2048).
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimit: Vec<String>,
+    /// Add a capability (or ALL).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (or ALL).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Give the container every capability and device, no seccomp filter.
+    #[arg(long)]
+    pub privileged: bool,
+    /// seccomp=FILE|unconfined, no-new-privileges[:true].
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Run berth-init as the container's pid 1 (reaps zombies, forwards signals).
+    #[arg(long)]
+    pub init: bool,
+    /// Restart policy: no, on-failure[:N], always, unless-stopped.
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// The signal `stop` sends (default: the image's, else SIGTERM).
+    #[arg(long)]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    #[arg(long)]
+    pub stop_timeout: Option<u32>,
+    /// Set a label (KEY=VALUE).
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub label: Vec<String>,
+    /// When to pull the image.
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
+    pub pull: PullPolicy,
+    /// The platform to pull (os/arch[/variant]).
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// none (the default) or host; bridge networks come in a later release.
+    #[arg(long = "network", alias = "net", default_value = "none")]
+    pub network: String,
+    /// The OCI runtime: berth-runtime (default), runc, crun, or a path.
+    #[arg(long, default_value = "berth-runtime")]
+    pub runtime: String,
+    /// Remove the container when it exits.
+    #[arg(long)]
+    pub rm: bool,
+    /// json-file, k8s-file (default) or none.
+    #[arg(long, default_value = "k8s-file")]
+    pub log_driver: String,
+    /// Log options: max-size=10m, max-file=3.
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opt: Vec<String>,
+    /// Keys that detach from the container (default ctrl-p,ctrl-q).
+    #[arg(long)]
+    pub detach_keys: Option<String>,
+    /// The image.
+    pub image: String,
+    /// The command and its arguments (default: the image's).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Run in the background and print the container id.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+fn env_file(p: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(p).with_context(|| format!("--env-file {}", p.display()))?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let l = line.trim_start();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        out.push(env_entry(l)?);
+    }
+    Ok(out)
+}
+
+fn env_entry(e: &str) -> Result<String> {
+    if e.is_empty() || e.starts_with('=') {
+        bail!("--env: {e:?} has no variable name");
+    }
+    if e.contains('=') {
+        return Ok(e.to_string());
+    }
+    // KEY alone: this environment's value (skipped if unset), as Docker.
+    Ok(match std::env::var(e) {
+        Ok(v) => format!("{e}={v}"),
+        Err(_) => String::new(),
+    })
+}
+
+fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
+    let mut c = ContainerConfig::default();
+    c.args = a.command.clone();
+    if let Some(e) = &a.entrypoint {
+        c.entrypoint = Some(if e.is_empty() {
+            Vec::new()
+        } else {
+            vec![e.clone()]
+        });
+    }
+    for f in &a.env_file {
+        c.env.extend(env_file(f)?);
+    }
+    for e in &a.env {
+        c.env.push(env_entry(e)?);
+    }
+    c.env.retain(|e| !e.is_empty());
+    c.workdir = a.workdir.clone();
+    c.user = a.user.clone();
+    c.hostname = a.hostname.clone();
+    c.tty = a.tty;
+    c.interactive = a.interactive;
+    c.read_only = a.read_only;
+    c.privileged = a.privileged;
+    c.cap_add = a.cap_add.clone();
+    c.cap_drop = a.cap_drop.clone();
+    for o in &a.security_opt {
+        let (k, v) = o.split_once(['=', ':']).unwrap_or((o.as_str(), ""));
+        match k {
+            "seccomp" if v == "unconfined" => c.seccomp_unconfined = true,
+            "seccomp" if !v.is_empty() => {
+                c.seccomp_profile = Some(
+                    std::fs::read_to_string(v)
+                        .with_context(|| format!("--security-opt seccomp: read {v}"))?,
+                )
+            }
+            "no-new-privileges" if matches!(v, "" | "true") => c.no_new_privileges = true,
+            "no-new-privileges" if v == "false" => c.no_new_privileges = false,
+            "label" | "apparmor" if v == "disable" || v == "unconfined" => {}
+            _ => bail!("--security-opt: unknown option {o:?} (berth knows seccomp=FILE|unconfined and no-new-privileges)"),
+        }
+    }
+    c.memory = a
+        .memory
+        .as_deref()
+        .map(|m| ccfg::parse_size(m, "--memory").map(|v| v as i64))
+        .transpose()?;
+    c.memory_swap = match a.memory_swap.as_deref() {
+        Some("-1") => Some(-1),
+        Some(m) => Some(ccfg::parse_size(m, "--memory-swap")? as i64),
+        None => None,
+    };
+    c.cpus = a.cpus;
+    c.cpu_shares = a.cpu_shares;
+    c.cpuset_cpus = a.cpuset_cpus.clone();
+    c.pids_limit = a.pids_limit;
+    for u in &a.ulimit {
+        c.ulimits.push(ccfg::parse_ulimit(u)?);
+    }
+    for v in &a.volume {
+        c.mounts.push(ccfg::parse_volume(v)?);
+    }
+    for m in &a.mount {
+        c.mounts.push(ccfg::parse_mount(m)?);
+    }
+    for t in &a.tmpfs {
+        c.mounts.push(ccfg::parse_tmpfs(t)?);
+    }
+    for m in &c.mounts {
+        if m.kind == ccfg::MountType::Bind && !Path::new(&m.source).exists() {
+            bail!(
+                "--volume: the host path {} does not exist (Docker would create it; berth asks you to)",
+                m.source
+            );
+        }
+    }
+    c.network = a.network.clone();
+    c.init = a.init;
+    c.restart = a.restart.clone();
+    c.stop_signal = a.stop_signal.clone();
+    c.stop_timeout = a.stop_timeout;
+    for l in &a.label {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        c.labels.insert(k.to_string(), v.to_string());
+    }
+    c.runtime = a.runtime.clone();
+    c.auto_remove = a.rm;
+    c.log_driver = a.log_driver.clone();
+    for o in &a.log_opt {
+        match o.split_once('=') {
+            Some(("max-size", v)) => c.log_max_size = ccfg::parse_size(v, "--log-opt max-size")?,
+            Some(("max-file", v)) => {
+                c.log_max_files = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .context("--log-opt max-file: a number of at least 1")?
+            }
+            _ => bail!("--log-opt: unknown option {o:?} (max-size=SIZE, max-file=N)"),
+        }
+    }
+    if let Some(k) = &a.detach_keys {
+        berth_monitor::config::parse_detach_keys(k).map_err(anyhow::Error::msg)?;
+        c.detach_keys = Some(k.clone());
+    }
+    Ok(c)
+}
+
+pub fn open(root: &Path, run_root: &Path) -> Result<Engine> {
+    Ok(Engine::open(root, run_root)?)
+}
+
+/// The image id for `a.image`, pulled as `--pull` says.
+fn image_for(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<berth_image::Digest> {
+    let pull = || {
+        images::pull_image(
+            root,
+            &PullArgs {
+                image: a.image.clone(),
+                quiet: false,
+                platform: a.platform.clone(),
+                tls_verify: true,
+                creds: None,
+                parallel: 3,
+            },
+        )
+    };
+    match a.pull {
+        PullPolicy::Always => pull(),
+        policy => match engine.images.resolve(&a.image) {
+            Ok(i) => Ok(i.id),
+            Err(berth_image::Error::UnknownImage(_)) if policy == PullPolicy::Missing => {
+                eprintln!("Unable to find image {:?} locally", a.image);
+                pull()
+            }
+            Err(berth_image::Error::UnknownImage(_)) => bail!(
+                "image {:?} is not in the store and --pull=never was given; pull it first (`berth pull {}`)",
+                a.image,
+                a.image
+            ),
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+fn create_record(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<Record> {
+    let config = to_config(a)?;
+    let id = image_for(root, engine, a)?;
+    Ok(engine.create(&a.image, &id, a.name.as_deref(), config)?)
+}
+
+pub fn create(root: &Path, run_root: &Path, a: CreateArgs) -> Result<()> {
+    (|| {
+        let engine = open(root, run_root)?;
+        let rec = create_record(root, &engine, &a)?;
+        println!("{}", rec.id);
+        Ok(())
+    })()
+    .map_err(run_error)
+}
+
+/// The error of a failed start, with Docker's exit code.
+fn start_failure(msg: &str) -> anyhow::Error {
+    let m = msg.to_ascii_lowercase();
+    let code = if m.contains("not found") || m.contains("no such file") {
+        127
+    } else if m.contains("permission denied") || m.contains("is a directory") {
+        126
+    } else {
+        125
+    };
+    anyhow::Error::new(RunError {
+        code,
+        msg: msg.to_string(),
+    })
+}
+
+/// Starts and returns the session, or the start's failure (cleaned up).
+fn start_session(engine: &Engine, id: &str) -> Result<(Session, i32)> {
+    let mut s = engine.start(id)?;
+    match s.wait_started()? {
+        Started::Pid(pid) => Ok((s, pid)),
+        Started::Failed(msg) => {
+            let rec = engine.get(id);
+            let _ = engine.cleanup(id);
+            let _ = s.send(frame::CLEANED, b"");
+            let name = rec.map(|r| r.name).unwrap_or_else(|_| id.to_string());
+            Err(start_failure(&format!("start container {name}: {msg}")))
+        }
+    }
+}
+
+pub fn run(root: &Path, run_root: &Path, a: RunArgs) -> Result<()> {
+    let engine = open(root, run_root).map_err(run_error)?;
+    let rec = create_record(root, &engine, &a.create).map_err(run_error)?;
+    if a.detach {
+        let (_s, _) = start_session(&engine, &rec.id).map_err(run_error)?;
+        println!("{}", rec.id);
+        return Ok(());
+    }
+    let (s, _) = start_session(&engine, &rec.id).map_err(run_error)?;
+    let code = attach_session(&engine, &rec, s, a.create.interactive, a.create.tty)?;
+    if code != 0 {
+        return Err(ExitCode(code).into());
+    }
+    Ok(())
+}
+
+/// Puts the terminal in raw mode until dropped.
+struct RawTerminal(Option<libc::termios>);
+
+impl RawTerminal {
+    fn enable() -> RawTerminal {
+        // SAFETY: termios is plain data filled by tcgetattr.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: fd 0 and a valid out pointer.
+        if unsafe { libc::tcgetattr(0, &mut t) } != 0 {
+            return RawTerminal(None);
+        }
+        let orig = t;
+        // SAFETY: cfmakeraw edits the struct in place.
+        unsafe { libc::cfmakeraw(&mut t) };
+        // SAFETY: fd 0 and a valid termios.
+        unsafe { libc::tcsetattr(0, libc::TCSANOW, &t) };
+        RawTerminal(Some(orig))
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            // SAFETY: fd 0 and a valid termios.
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
+        }
+    }
+}
+
+fn window_size() -> Option<[u8; 4]> {
+    // SAFETY: winsize is plain data filled by the ioctl.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one winsize.
+    if unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } != 0 {
+        // SAFETY: as above, on stdin.
+        if unsafe { libc::ioctl(0, libc::TIOCGWINSZ, &mut ws) } != 0 {
+            return None;
+        }
+    }
+    let r = ws.ws_row.to_be_bytes();
+    let c = ws.ws_col.to_be_bytes();
+    Some([r[0], r[1], c[0], c[1]])
+}
+
+/// Streams a started container's output, feeds it stdin, forwards
+/// signals (without a terminal, as Docker's sig-proxy) and window sizes,
+/// then cleans up after it. Returns its exit code.
+fn attach_session(
+    engine: &Engine,
+    rec: &Record,
+    mut s: Session,
+    interactive: bool,
+    tty: bool,
+) -> Result<i32> {
+    // Signals go to a thread that forwards them; the mask is inherited by
+    // threads started after this.
+    // SAFETY: sigset_t is plain data set up by sigemptyset/sigaddset.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let sigs = [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+    ];
+    // SAFETY: set is valid; blocking signals in this thread only.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for sg in sigs {
+            libc::sigaddset(&mut set, sg);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    let writer = Arc::new(Mutex::new(s.to_monitor.try_clone_pipe()?));
+    let raw = if tty && std::io::stdin().is_terminal() {
+        Some(RawTerminal::enable())
+    } else {
+        None
+    };
+    if tty {
+        if let Some(ws) = window_size() {
+            let _ = writer
+                .lock()
+                .map(|mut w| w.write_all(&frame::encode(frame::RESIZE, &ws)));
+        }
+    }
+    {
+        let w = writer.clone();
+        let id = rec.id.clone();
+        let runtime = berth_engine::paths::find_program(&rec.config.runtime)?;
+        let runtime_root = engine.paths.runtime_root(&runtime);
+        std::thread::spawn(move || loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: set holds the blocked signals; sig is a valid out pointer.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                return;
+            }
+            if sig == libc::SIGWINCH {
+                if let Some(ws) = window_size() {
+                    let _ = w
+                        .lock()
+                        .map(|mut w| w.write_all(&frame::encode(frame::RESIZE, &ws)));
+                }
+                continue;
+            }
+            if tty && sig == libc::SIGINT {
+                continue;
+            }
+            let _ = std::process::Command::new(&runtime)
+                .arg("--root")
+                .arg(&runtime_root)
+                .args(["kill", &id, &sig.to_string()])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        });
+    }
+    if interactive {
+        let w = writer.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 32 * 1024];
+            let mut stdin = std::io::stdin().lock();
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = w
+                            .lock()
+                            .map(|mut w| w.write_all(&frame::encode(frame::STDIN_CLOSE, b"")));
+                        return;
+                    }
+                    Ok(n) => {
+                        let ok = w
+                            .lock()
+                            .map(|mut w| {
+                                w.write_all(&frame::encode(frame::STDIN, &buf[..n])).is_ok()
+                            })
+                            .unwrap_or(false);
+                        if !ok {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr();
+    let mut code = None;
+    let mut oom = false;
+    let mut detached = false;
+    while let Some((kind, data)) = s.next_frame()? {
+        match kind {
+            frame::STDOUT => {
+                let _ = out.write_all(&data);
+                let _ = out.flush();
+            }
+            frame::STDERR => {
+                let _ = err.write_all(&data);
+            }
+            frame::EXIT => {
+                let t = String::from_utf8_lossy(&data);
+                let mut it = t.split(' ');
+                code = it.next().and_then(|c| c.parse().ok());
+                oom = it.next() == Some("oom");
+                break;
+            }
+            frame::ERROR => {
+                drop(raw);
+                let _ = engine.cleanup(&rec.id);
+                let _ = writer
+                    .lock()
+                    .map(|mut w| w.write_all(&frame::encode(frame::CLEANED, b"")));
+                return Err(start_failure(&String::from_utf8_lossy(&data)));
+            }
+            frame::DETACHED => {
+                detached = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    drop(raw);
+    if detached {
+        eprintln!(
+            "\r\nDetached from {} (still running; `berth attach {}` to return)",
+            rec.name, rec.name
+        );
+        return Ok(0);
+    }
+    let Some(code) = code else {
+        bail!(
+            "lost the container's monitor; see `berth ps -a` and `berth logs {}`",
+            rec.name
+        );
+    };
+    // Record the end ourselves (the monitor skips its exit command).
+    engine.cleanup(&rec.id)?;
+    let _ = writer
+        .lock()
+        .map(|mut w| w.write_all(&frame::encode(frame::CLEANED, b"")));
+    if oom {
+        eprintln!(
+            "berth: container {} was killed by the OOM killer (memory limit reached)",
+            rec.name
+        );
+    }
+    Ok(code)
+}
+
+trait ClonePipe {
+    fn try_clone_pipe(&self) -> Result<std::fs::File>;
+}
+impl ClonePipe for std::process::ChildStdin {
+    fn try_clone_pipe(&self) -> Result<std::fs::File> {
+        use std::os::fd::AsFd;
+        Ok(std::fs::File::from(
+            self.as_fd()
+                .try_clone_to_owned()
+                .context("dup the monitor pipe")?,
+        ))
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Attach to the container's output and wait for it.
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// Attach stdin too.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// The containers (name or id).
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn start(root: &Path, run_root: &Path, a: StartArgs) -> Result<()> {
+    let engine = open(root, run_root).map_err(run_error)?;
+    if a.attach || a.interactive {
+        if a.containers.len() != 1 {
+            bail!("start --attach takes one container");
+        }
+        let rec = engine.get(&a.containers[0])?;
+        let (s, _) = start_session(&engine, &rec.id).map_err(run_error)?;
+        let code = attach_session(&engine, &rec, s, a.interactive, rec.config.tty)?;
+        if code != 0 {
+            return Err(ExitCode(code).into());
+        }
+        return Ok(());
+    }
+    let mut failed = None;
+    for c in &a.containers {
+        let r = engine.get(c).map_err(anyhow::Error::from).and_then(|rec| {
+            if rec.state.status == Status::Running {
+                return Ok(());
+            }
+            start_session(&engine, &rec.id).map(|_| ())
+        });
+        match r {
+            Ok(()) => println!("{c}"),
+            Err(e) => {
+                eprintln!("berth: {e:#}");
+                failed = Some(e);
+            }
+        }
+    }
+    match failed {
+        Some(e) => Err(run_error(e)),
+        None => Ok(()),
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct StopArgs {
+    /// Seconds to wait before SIGKILL (default: the container's --stop-timeout, else 10).
+    #[arg(short = 't', long = "time", alias = "timeout")]
+    pub time: Option<u32>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+fn each(containers: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    let mut failed = false;
+    for c in containers {
+        match f(c) {
+            Ok(()) => println!("{c}"),
+            Err(e) => {
+                eprintln!("berth: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        Err(ExitCode(1).into())
+    } else {
+        Ok(())
+    }
+}
+
+pub fn stop(root: &Path, run_root: &Path, a: StopArgs) -> Result<()> {
+    let engine = open(root, run_root)?;
+    each(&a.containers, |c| {
+        engine.stop(c, a.time)?;
+        Ok(())
+    })
+}
+
+pub fn restart(root: &Path, run_root: &Path, a: StopArgs) -> Result<()> {
+    let engine = open(root, run_root)?;
+    each(&a.containers, |c| {
+        let rec = engine.stop(c, a.time)?;
+        start_session(&engine, &rec.id)?;
+        Ok(())
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    /// The signal (name or number).
+    #[arg(short = 's', long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn kill(root: &Path, run_root: &Path, a: KillArgs) -> Result<()> {
+    let engine = open(root, run_root)?;
+    let sig = ccfg::parse_signal(&a.signal)?;
+    each(&a.containers, |c| {
+        engine.kill(c, sig, true)?;
+        Ok(())
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct RmArgs {
+    /// Kill and remove running containers too.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Remove the container's anonymous volumes.
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn rm(root: &Path, run_root: &Path, a: RmArgs) -> Result<()> {
+    let engine = open(root, run_root)?;
+    each(&a.containers, |c| {
+        engine.remove(c, a.force, a.volumes)?;
+        Ok(())
+    })
+}
+
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn wait(root: &Path, run_root: &Path, a: WaitArgs) -> Result<()> {
+    let engine = open(root, run_root)?;
+    let mut failed = false;
+    for c in &a.containers {
+        match engine.wait(c) {
+            Ok(code) => println!("{code}"),
+            Err(e) => {
+                eprintln!("berth: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err(ExitCode(1).into());
+    }
+    Ok(())
+}
+
+pub fn cleanup(root: &Path, run_root: &Path, id: &str) -> Result<()> {
+    let engine = open(root, run_root)?;
+    engine.cleanup(id)?;
+    Ok(())
+}

@@ -1,0 +1,623 @@
+//! Read-only container commands: ps, inspect, logs.
+
+use crate::containers::{open, ExitCode};
+use anyhow::{bail, Context, Result};
+use berth_engine::records::{Record, Status};
+use berth_engine::Engine;
+use berth_monitor::logfmt::{self, Entry, Stream};
+use clap::{Args, ValueEnum};
+use serde_json::{json, Value};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    /// Show every container (default: running ones).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Print only ids.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Filter: status=, name=, id=, label=KEY[=VALUE], ancestor=IMAGE, exited=CODE.
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
+    /// Output: table (for people) or json (for scripts).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Do not shorten ids and commands.
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only the N newest containers (all states).
+    #[arg(short = 'n', long = "last")]
+    pub last: Option<usize>,
+    /// Only the newest container (all states).
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+}
+
+pub fn ago(nanos: i64) -> String {
+    let now = berth_monitor::now_nanos();
+    let s = ((now - nanos) / 1_000_000_000).max(0);
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86400),
+    }
+}
+
+fn status_text(r: &Record) -> String {
+    match r.state.status {
+        Status::Created => "Created".into(),
+        Status::Running => format!("Up {}", ago(r.state.started)),
+        Status::Restarting => format!(
+            "Restarting ({}) {} ago",
+            r.state.exit_code,
+            ago(r.state.finished)
+        ),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            r.state.exit_code,
+            ago(r.state.finished)
+        ),
+        Status::Removing => "Removal In Progress".into(),
+    }
+}
+
+fn command_of(engine: &Engine, r: &Record) -> Vec<String> {
+    engine.command(r).unwrap_or_else(|_| r.config.args.clone())
+}
+
+fn shell_join(args: &[String]) -> String {
+    args.join(" ")
+}
+
+fn matches(engine: &Engine, r: &Record, f: &str) -> Result<bool> {
+    let (k, v) = f
+        .split_once('=')
+        .with_context(|| format!("--filter {f:?}: expected KEY=VALUE"))?;
+    Ok(match k {
+        "status" => r.state.status.name() == v,
+        "name" => r.name.contains(v),
+        "id" => r.id.starts_with(v),
+        "label" => match v.split_once('=') {
+            Some((lk, lv)) => r.config.labels.get(lk).is_some_and(|x| x == lv),
+            None => r.config.labels.contains_key(v),
+        },
+        "ancestor" => {
+            r.image == v
+                || r.image_id
+                    .strip_prefix("sha256:")
+                    .unwrap_or(&r.image_id)
+                    .starts_with(v.strip_prefix("sha256:").unwrap_or(v))
+                || engine
+                    .images
+                    .resolve(v)
+                    .is_ok_and(|i| i.id.to_string() == r.image_id)
+        }
+        "exited" => r.state.status == Status::Exited && v.parse() == Ok(r.state.exit_code),
+        _ => bail!("--filter: unknown key {k:?} (status, name, id, label, ancestor, exited)"),
+    })
+}
+
+pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
+    let engine = open(root, run_root)?;
+    let mut list = engine.list()?;
+    let all = a.all || a.last.is_some() || a.latest || !a.filter.is_empty();
+    if !all {
+        list.retain(|r| matches!(r.state.status, Status::Running | Status::Restarting));
+    }
+    for f in &a.filter {
+        let mut keep = Vec::new();
+        for r in list {
+            if matches(&engine, &r, f)? {
+                keep.push(r);
+            }
+        }
+        list = keep;
+    }
+    if a.latest {
+        list.truncate(1);
+    }
+    if let Some(n) = a.last {
+        list.truncate(n);
+    }
+    if a.quiet {
+        for r in &list {
+            println!("{}", if a.no_trunc { &r.id[..] } else { &r.id[..12] });
+        }
+        return Ok(());
+    }
+    if a.format == Format::Json {
+        let v: Vec<Value> = list
+            .iter()
+            .map(|r| {
+                json!({
+                    "Id": r.id,
+                    "Names": [r.name],
+                    "Image": r.image,
+                    "ImageID": r.image_id,
+                    "Command": command_of(&engine, r),
+                    "Created": r.created / 1_000_000_000,
+                    "CreatedAt": logfmt::rfc3339_nano(r.created),
+                    "State": r.state.status.name(),
+                    "Status": status_text(r),
+                    "ExitCode": r.state.exit_code,
+                    "Pid": r.state.pid,
+                    "StartedAt": r.state.started / 1_000_000_000,
+                    "Restarts": r.state.restarts,
+                    "Labels": r.config.labels,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let rows: Vec<[String; 7]> = list
+        .iter()
+        .map(|r| {
+            let mut cmd = shell_join(&command_of(&engine, r));
+            if !a.no_trunc && cmd.chars().count() > 20 {
+                cmd = cmd.chars().take(19).collect::<String>() + "…";
+            }
+            [
+                if a.no_trunc {
+                    r.id.clone()
+                } else {
+                    r.id[..12].to_string()
+                },
+                r.image.clone(),
+                format!("\"{cmd}\""),
+                format!("{} ago", ago(r.created)),
+                status_text(r),
+                String::new(),
+                r.name.clone(),
+            ]
+        })
+        .collect();
+    let head = [
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ];
+    let mut w = vec![0; 7];
+    for (i, h) in head.iter().enumerate() {
+        w[i] = h.chars().count();
+    }
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                s.push_str(&" ".repeat(w[i] - c.chars().count() + 3));
+            }
+        }
+        s
+    };
+    writeln!(out, "{}", line(head.to_vec()))?;
+    for r in &rows {
+        writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+fn time_or_null(n: i64) -> Value {
+    if n > 0 {
+        json!(logfmt::rfc3339_nano(n))
+    } else {
+        json!("0001-01-01T00:00:00Z")
+    }
+}
+
+/// Docker's `inspect` document for a container.
+pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
+    let cmd = command_of(engine, r);
+    let image = berth_image::Digest::parse(&r.image_id)
+        .ok()
+        .and_then(|d| engine.image_config(&d).ok())
+        .unwrap_or_default();
+    let dir = engine.paths.container(&r.id);
+    let layers: Vec<String> = berth_image::Digest::parse(&r.image_id)
+        .ok()
+        .and_then(|d| engine.images.image_layers(&d).ok())
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .map(|c| engine.images.layer_dir(c).display().to_string())
+        .collect();
+    let st = &r.state;
+    let c = &r.config;
+    let mounts: Vec<Value> = engine
+        .mounts(r)
+        .into_iter()
+        .map(|(kind, name, source, dest, rw)| {
+            json!({"Type": kind, "Name": name, "Source": source, "Destination": dest, "RW": rw, "Mode": if rw {"rw"} else {"ro"}, "Propagation": "rprivate"})
+        })
+        .collect();
+    let log_path = dir.join("ctr.log");
+    json!({
+        "Id": r.id,
+        "Created": logfmt::rfc3339_nano(r.created),
+        "Path": cmd.first().cloned().unwrap_or_default(),
+        "Args": cmd.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": st.status.name(),
+            "Running": matches!(st.status, Status::Running | Status::Restarting),
+            "Paused": false,
+            "Restarting": st.status == Status::Restarting,
+            "OOMKilled": st.oom_killed,
+            "Dead": false,
+            "Pid": st.pid,
+            "ExitCode": st.exit_code,
+            "Error": st.error,
+            "StartedAt": time_or_null(st.started),
+            "FinishedAt": time_or_null(st.finished),
+        },
+        "Image": r.image_id,
+        "ResolvConfPath": dir.join("resolv.conf"),
+        "HostnamePath": dir.join("hostname"),
+        "HostsPath": dir.join("hosts"),
+        "LogPath": log_path,
+        "Name": format!("/{}", r.name),
+        "RestartCount": st.restarts,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "Mounts": mounts,
+        "Config": {
+            "Hostname": c.hostname.clone().unwrap_or_else(|| r.id[..12].to_string()),
+            "User": c.user.clone().or(image.user.clone()).unwrap_or_default(),
+            "Tty": c.tty,
+            "OpenStdin": c.interactive,
+            "StdinOnce": c.interactive,
+            "Env": c.env,
+            "Cmd": if c.args.is_empty() { image.cmd.clone() } else { Some(c.args.clone()) },
+            "Image": r.image,
+            "WorkingDir": c.workdir.clone().or(image.working_dir.clone()).unwrap_or_default(),
+            "Entrypoint": c.entrypoint.clone().or(image.entrypoint.clone()),
+            "Labels": c.labels,
+            "StopSignal": c.stop_signal.clone().or(image.stop_signal.clone()).unwrap_or_else(|| "SIGTERM".into()),
+            "StopTimeout": c.stop_timeout.unwrap_or(10),
+        },
+        "HostConfig": {
+            "NetworkMode": c.network,
+            "RestartPolicy": {
+                "Name": c.restart.split(':').next().unwrap_or("no"),
+                "MaximumRetryCount": c.restart.split_once(':').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(0),
+            },
+            "AutoRemove": c.auto_remove,
+            "Privileged": c.privileged,
+            "ReadonlyRootfs": c.read_only,
+            "CapAdd": c.cap_add,
+            "CapDrop": c.cap_drop,
+            "SecurityOpt": c.seccomp_unconfined.then_some(vec!["seccomp=unconfined"]).unwrap_or_default(),
+            "Memory": c.memory.unwrap_or(0),
+            "MemorySwap": c.memory_swap.unwrap_or(0),
+            "NanoCpus": c.cpus.map_or(0, |x| (x * 1e9) as i64),
+            "CpuShares": c.cpu_shares.unwrap_or(0),
+            "CpusetCpus": c.cpuset_cpus.clone().unwrap_or_default(),
+            "PidsLimit": c.pids_limit,
+            "Ulimits": c.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
+            "Init": c.init,
+            "Runtime": c.runtime,
+            "LogConfig": {"Type": c.log_driver, "Config": {"max-size": c.log_max_size.to_string(), "max-file": c.log_max_files.to_string()}},
+        },
+        "GraphDriver": {
+            "Name": "overlay",
+            "Data": {
+                "LowerDir": layers.join(":"),
+                "UpperDir": dir.join("upper"),
+                "WorkDir": dir.join("work"),
+                "MergedDir": dir.join("rootfs"),
+            }
+        },
+    })
+}
+
+// Logs.
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// Keep printing new output until the container stops.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only output after this time: RFC 3339, Unix seconds, or a duration ago (10m, 1h30m).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only output before this time (same forms as --since).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only the last N lines ("all" for everything).
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Prefix each line with its time.
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// The container (name or id).
+    pub container: String,
+}
+
+/// A time for --since/--until, in ns since the epoch.
+pub fn parse_time(s: &str, what: &str) -> Result<i64> {
+    if let Some(t) = logfmt::parse_rfc3339(s) {
+        return Ok(t);
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok((secs * 1e9) as i64);
+    }
+    // A duration ago: 1h30m, 10m, 45s, 1.5h, 500ms.
+    let mut total = 0f64;
+    let mut num = String::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let ch = b[i] as char;
+        if ch.is_ascii_digit() || ch == '.' {
+            num.push(ch);
+            i += 1;
+            continue;
+        }
+        let (unit, len) = if s[i..].starts_with("ms") {
+            (1e-3, 2)
+        } else {
+            match ch {
+                'h' => (3600.0, 1),
+                'm' => (60.0, 1),
+                's' => (1.0, 1),
+                'd' => (86400.0, 1),
+                _ => bail!("{what}: {s:?} is not a time (RFC 3339, Unix seconds, or a duration such as 10m)"),
+            }
+        };
+        let n: f64 = num
+            .parse()
+            .with_context(|| format!("{what}: {s:?} is not a time"))?;
+        total += n * unit;
+        num.clear();
+        i += len;
+    }
+    if !num.is_empty() || total == 0.0 && s.is_empty() {
+        bail!("{what}: {s:?} is not a time (RFC 3339, Unix seconds, or a duration such as 10m)");
+    }
+    Ok(berth_monitor::now_nanos() - (total * 1e9) as i64)
+}
+
+fn parse_entry(driver: &str, line: &[u8]) -> Option<Entry> {
+    if driver == "json-file" {
+        logfmt::parse_json(line)
+    } else {
+        logfmt::parse_k8s(line)
+    }
+}
+
+fn log_files(path: &Path, max: u32) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for i in (1..=max.max(1) + 1).rev() {
+        let mut p = path.as_os_str().to_owned();
+        p.push(format!(".{i}"));
+        let p = PathBuf::from(p);
+        if p.exists() {
+            v.push(p);
+        }
+    }
+    v.push(path.to_path_buf());
+    v
+}
+
+struct Printer {
+    timestamps: bool,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+impl Printer {
+    fn print(&self, e: &Entry) -> bool {
+        if self.since.is_some_and(|s| e.time < s) {
+            return true;
+        }
+        if self.until.is_some_and(|u| e.time > u) {
+            return false;
+        }
+        let mut buf = Vec::with_capacity(e.text.len() + 40);
+        if self.timestamps {
+            buf.extend_from_slice(logfmt::rfc3339_nano(e.time).as_bytes());
+            buf.push(b' ');
+        }
+        buf.extend_from_slice(&e.text);
+        let ok = match e.stream {
+            Stream::Stdout => {
+                let mut o = std::io::stdout().lock();
+                o.write_all(&buf).and_then(|_| o.flush())
+            }
+            Stream::Stderr => std::io::stderr().write_all(&buf),
+        };
+        ok.is_ok()
+    }
+}
+
+pub fn logs(root: &Path, run_root: &Path, a: LogsArgs) -> Result<()> {
+    let engine = open(root, run_root)?;
+    let rec = engine.get(&a.container)?;
+    if rec.config.log_driver == "none" {
+        bail!(
+            "container {} has --log-driver none: nothing was logged",
+            rec.name
+        );
+    }
+    let p = Printer {
+        timestamps: a.timestamps,
+        since: a
+            .since
+            .as_deref()
+            .map(|s| parse_time(s, "--since"))
+            .transpose()?,
+        until: a
+            .until
+            .as_deref()
+            .map(|s| parse_time(s, "--until"))
+            .transpose()?,
+    };
+    let tail: Option<usize> = match a.tail.as_str() {
+        "all" | "-1" => None,
+        n => Some(
+            n.parse()
+                .with_context(|| format!("--tail: {n:?} is not a number or \"all\""))?,
+        ),
+    };
+    let path = engine.paths.container(&rec.id).join("ctr.log");
+    let driver = rec.config.log_driver.clone();
+    let mut entries: Vec<Entry> = Vec::new();
+    for f in log_files(&path, rec.config.log_max_files) {
+        let Ok(data) = std::fs::read(&f) else {
+            continue;
+        };
+        let body = match data.iter().rposition(|&b| b == b'\n') {
+            Some(i) => &data[..i],
+            None => continue,
+        };
+        entries.extend(
+            body.split(|&b| b == b'\n')
+                .filter_map(|l| parse_entry(&driver, l)),
+        );
+    }
+    if let Some(n) = tail {
+        // Whole lines: partial pieces belong to the line they end in.
+        let mut lines = 0;
+        let mut start = entries.len();
+        while start > 0 && lines < n {
+            start -= 1;
+            if !entries[start].partial {
+                lines += 1;
+            }
+        }
+        while start > 0 && entries[start - 1].partial {
+            start -= 1;
+        }
+        if n == 0 {
+            start = entries.len();
+        }
+        entries.drain(..start);
+    }
+    for e in &entries {
+        if !p.print(e) {
+            return Ok(());
+        }
+    }
+    if !a.follow {
+        return Ok(());
+    }
+    // Follow: new lines of the live file, across rotations, until the
+    // container is no longer running.
+    let mut offset = std::fs::metadata(&path).map_or(0, |m| m.len());
+    let mut ino = std::fs::metadata(&path).map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m));
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let running = match engine.records.get(&rec.id)? {
+            Some(r) => matches!(
+                engine.refresh(r)?.state.status,
+                Status::Running | Status::Restarting
+            ),
+            None => false,
+        };
+        if let Ok(m) = std::fs::metadata(&path) {
+            let now_ino = std::os::unix::fs::MetadataExt::ino(&m);
+            if now_ino != ino || m.len() < offset {
+                // Rotated: the rest of the old file is gone to .1; start over.
+                ino = now_ino;
+                offset = 0;
+                pending.clear();
+            }
+            if m.len() > offset {
+                let mut f = std::fs::File::open(&path)?;
+                f.seek(std::io::SeekFrom::Start(offset))?;
+                let mut buf = Vec::new();
+                f.read_to_end(&mut buf)?;
+                offset += buf.len() as u64;
+                pending.extend_from_slice(&buf);
+                if let Some(i) = pending.iter().rposition(|&b| b == b'\n') {
+                    let whole: Vec<u8> = pending.drain(..=i).collect();
+                    for l in whole.split(|&b| b == b'\n') {
+                        if let Some(e) = parse_entry(&driver, l) {
+                            if !p.print(&e) {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !running {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn inspect(root: &Path, run_root: &Path, a: InspectArgs) -> Result<()> {
+    let engine = open(root, run_root)?;
+    let mut out = Vec::new();
+    let mut failed = false;
+    for c in &a.containers {
+        match engine.get(c) {
+            Ok(r) => out.push(inspect_json(&engine, &r)),
+            Err(e) => {
+                eprintln!("berth: {e}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    if failed {
+        return Err(ExitCode(1).into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(
+            parse_time("2026-01-01T00:00:00Z", "x").unwrap(),
+            1_767_225_600_000_000_000
+        );
+        assert_eq!(
+            parse_time("1700000000", "x").unwrap(),
+            1_700_000_000_000_000_000
+        );
+        let now = berth_monitor::now_nanos();
+        let t = parse_time("1h30m", "x").unwrap();
+        assert!((now - t - 5_400_000_000_000).abs() < 5_000_000_000);
+        assert!(parse_time("10x", "x").is_err());
+        assert!(parse_time("m", "x").is_err());
+        assert!(parse_time("10", "x").is_ok());
+    }
+}

@@ -1,0 +1,489 @@
+//! What `berth create`/`run` were asked for, as stored in the container's
+//! record, and the parsers for the option syntaxes Docker users know
+//! (`-v`, `--mount`, `--tmpfs`, `--ulimit`, sizes, signals).
+
+use crate::error::{option, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountType {
+    #[default]
+    Bind,
+    Volume,
+    Tmpfs,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MountConfig {
+    #[serde(rename = "type")]
+    pub kind: MountType,
+    /// Host path (bind), volume name (empty: an anonymous volume), or empty.
+    pub source: String,
+    pub destination: String,
+    pub readonly: bool,
+    /// tmpfs size in bytes.
+    pub size: Option<u64>,
+    /// tmpfs mode.
+    pub mode: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UlimitConfig {
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerConfig {
+    /// The command after the image name.
+    pub args: Vec<String>,
+    pub entrypoint: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub tty: bool,
+    /// `-i`: keep stdin open.
+    pub interactive: bool,
+    pub read_only: bool,
+    pub privileged: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `--security-opt seccomp=unconfined`.
+    pub seccomp_unconfined: bool,
+    /// `--security-opt seccomp=FILE`: the profile, read at create time.
+    pub seccomp_profile: Option<String>,
+    pub no_new_privileges: bool,
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub cpus: Option<f64>,
+    pub cpu_shares: Option<u64>,
+    pub cpuset_cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub ulimits: Vec<UlimitConfig>,
+    pub mounts: Vec<MountConfig>,
+    /// "none" or "host".
+    pub network: String,
+    pub init: bool,
+    /// Docker's syntax: no, on-failure[:N], always, unless-stopped.
+    pub restart: String,
+    pub stop_signal: Option<String>,
+    /// Seconds.
+    pub stop_timeout: Option<u32>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// berth-runtime, runc, crun, or a path.
+    pub runtime: String,
+    pub log_driver: String,
+    pub log_max_size: u64,
+    pub log_max_files: u32,
+    /// `--rm`.
+    pub auto_remove: bool,
+    pub detach_keys: Option<String>,
+}
+
+impl Default for ContainerConfig {
+    fn default() -> Self {
+        ContainerConfig {
+            args: Vec::new(),
+            entrypoint: None,
+            env: Vec::new(),
+            workdir: None,
+            user: None,
+            hostname: None,
+            tty: false,
+            interactive: false,
+            read_only: false,
+            privileged: false,
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            seccomp_unconfined: false,
+            seccomp_profile: None,
+            no_new_privileges: false,
+            memory: None,
+            memory_swap: None,
+            cpus: None,
+            cpu_shares: None,
+            cpuset_cpus: None,
+            pids_limit: None,
+            ulimits: Vec::new(),
+            mounts: Vec::new(),
+            network: "none".into(),
+            init: false,
+            restart: "no".into(),
+            stop_signal: None,
+            stop_timeout: None,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            runtime: "berth-runtime".into(),
+            log_driver: "k8s-file".into(),
+            log_max_size: 0,
+            log_max_files: 1,
+            auto_remove: false,
+            detach_keys: None,
+        }
+    }
+}
+
+/// `512m`, `1g`, `100k`, `1024` (bytes), as Docker reads `--memory`.
+pub fn parse_size(s: &str, what: &str) -> Result<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (num, mul) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| option(what, format!("{s:?} is not a size such as 512m or 1g")))?;
+    if !(n >= 0.0 && n.is_finite()) || n * mul as f64 > i64::MAX as f64 {
+        return Err(option(what, format!("{s:?} is out of range")));
+    }
+    Ok((n * mul as f64) as u64)
+}
+
+/// A signal by name (`TERM`, `SIGTERM`, `sigkill`) or number.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    const NAMES: [(&str, i32); 31] = [
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("STKFLT", 16),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("URG", 23),
+        ("XCPU", 24),
+        ("XFSZ", 25),
+        ("VTALRM", 26),
+        ("PROF", 27),
+        ("WINCH", 28),
+        ("IO", 29),
+        ("PWR", 30),
+        ("SYS", 31),
+    ];
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+    }
+    let up = s.to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    if let Some(rt) = name.strip_prefix("RTMIN+") {
+        if let Ok(n) = rt.parse::<i32>() {
+            if (0..=30).contains(&n) {
+                return Ok(34 + n);
+            }
+        }
+    }
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| option("signal", format!("unknown signal {s:?}")))
+}
+
+/// Docker's rules for the source of `-v SOURCE:DEST`: an absolute path is
+/// a bind mount, anything else names a volume.
+pub fn is_volume_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+fn mode_opts(m: &mut MountConfig, opts: &str, what: &str) -> Result<()> {
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" | "readonly" => m.readonly = true,
+            "rw" => m.readonly = false,
+            // SELinux relabelling and propagation modes are accepted (Docker
+            // users put them in scripts); berth has no SELinux labels to set
+            // and keeps mounts private.
+            "z" | "Z" | "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
+            | "nocopy" | "copy" | "consistent" | "cached" | "delegated" => {}
+            _ => return Err(option(what, format!("unknown option {o:?}"))),
+        }
+    }
+    Ok(())
+}
+
+/// `-v`: `/host:/dest[:opts]`, `volume:/dest[:opts]` or `/dest` (an
+/// anonymous volume).
+pub fn parse_volume(s: &str) -> Result<MountConfig> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let mut m = MountConfig::default();
+    let (src, dst, opts) = match parts.as_slice() {
+        [d] => ("", *d, ""),
+        [s, d] => (*s, *d, ""),
+        [s, d, o] => (*s, *d, *o),
+        _ => {
+            return Err(option(
+                "--volume",
+                format!("{s:?} is not SOURCE:DESTINATION[:OPTIONS]"),
+            ))
+        }
+    };
+    if !dst.starts_with('/') {
+        return Err(option(
+            "--volume",
+            format!("{s:?}: the destination {dst:?} is not an absolute path"),
+        ));
+    }
+    m.destination = dst.into();
+    if src.is_empty() {
+        m.kind = MountType::Volume;
+    } else if src.starts_with('/') {
+        m.kind = MountType::Bind;
+        m.source = src.into();
+    } else if is_volume_name(src) {
+        m.kind = MountType::Volume;
+        m.source = src.into();
+    } else {
+        return Err(option(
+            "--volume",
+            format!("{src:?} is neither an absolute host path nor a volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]*)"),
+        ));
+    }
+    mode_opts(&mut m, opts, "--volume")?;
+    Ok(m)
+}
+
+/// `--mount type=bind|volume|tmpfs,source=..,target=..,readonly,...`.
+pub fn parse_mount(s: &str) -> Result<MountConfig> {
+    let mut m = MountConfig::default();
+    let mut kind = None;
+    for kv in s.split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match k {
+            "type" => {
+                kind = Some(match v {
+                    "bind" => MountType::Bind,
+                    "volume" => MountType::Volume,
+                    "tmpfs" => MountType::Tmpfs,
+                    _ => {
+                        return Err(option(
+                            "--mount",
+                            format!("type {v:?} is not bind, volume or tmpfs"),
+                        ))
+                    }
+                })
+            }
+            "source" | "src" => m.source = v.into(),
+            "target" | "destination" | "dst" => m.destination = v.into(),
+            "readonly" | "ro" => {
+                m.readonly = matches!(v, "" | "true" | "1");
+            }
+            "tmpfs-size" => m.size = Some(parse_size(v, "--mount tmpfs-size")?),
+            "tmpfs-mode" => {
+                m.mode = Some(u32::from_str_radix(v, 8).map_err(|_| {
+                    option("--mount", format!("tmpfs-mode {v:?} is not an octal mode"))
+                })?)
+            }
+            "bind-propagation" | "volume-nocopy" | "consistency" | "relabel" => {}
+            _ => return Err(option("--mount", format!("unknown key {k:?} in {s:?}"))),
+        }
+    }
+    m.kind = kind.ok_or_else(|| option("--mount", format!("{s:?} has no type=")))?;
+    if !m.destination.starts_with('/') {
+        return Err(option(
+            "--mount",
+            format!("{s:?}: target must be an absolute path"),
+        ));
+    }
+    match m.kind {
+        MountType::Bind if !m.source.starts_with('/') => {
+            return Err(option(
+                "--mount",
+                format!("{s:?}: a bind mount needs an absolute source"),
+            ))
+        }
+        MountType::Volume if !m.source.is_empty() && !is_volume_name(&m.source) => {
+            return Err(option(
+                "--mount",
+                format!("{s:?}: {:?} is not a volume name", m.source),
+            ))
+        }
+        MountType::Tmpfs if !m.source.is_empty() => {
+            return Err(option("--mount", format!("{s:?}: tmpfs takes no source")))
+        }
+        _ => {}
+    }
+    Ok(m)
+}
+
+/// `--tmpfs /path[:size=64m,mode=1777,ro]`.
+pub fn parse_tmpfs(s: &str) -> Result<MountConfig> {
+    let (dst, opts) = s.split_once(':').unwrap_or((s, ""));
+    if !dst.starts_with('/') {
+        return Err(option(
+            "--tmpfs",
+            format!("{dst:?} is not an absolute path"),
+        ));
+    }
+    let mut m = MountConfig {
+        kind: MountType::Tmpfs,
+        destination: dst.into(),
+        ..MountConfig::default()
+    };
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        let (k, v) = o.split_once('=').unwrap_or((o, ""));
+        match k {
+            "size" => m.size = Some(parse_size(v, "--tmpfs size")?),
+            "mode" => {
+                m.mode =
+                    Some(u32::from_str_radix(v, 8).map_err(|_| {
+                        option("--tmpfs", format!("mode {v:?} is not an octal mode"))
+                    })?)
+            }
+            "ro" => m.readonly = true,
+            "rw" | "nosuid" | "nodev" | "noexec" | "exec" | "suid" | "dev" => {}
+            _ => return Err(option("--tmpfs", format!("unknown option {o:?}"))),
+        }
+    }
+    Ok(m)
+}
+
+/// `--ulimit nofile=1024:2048` or `nproc=512`.
+pub fn parse_ulimit(s: &str) -> Result<UlimitConfig> {
+    let (name, vals) = s
+        .split_once('=')
+        .ok_or_else(|| option("--ulimit", format!("{s:?} is not NAME=SOFT[:HARD]")))?;
+    let num = |v: &str| -> Result<u64> {
+        if v == "-1" || v == "unlimited" {
+            return Ok(u64::MAX);
+        }
+        v.parse()
+            .map_err(|_| option("--ulimit", format!("{s:?}: {v:?} is not a number")))
+    };
+    let (soft, hard) = match vals.split_once(':') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(vals)?, num(vals)?),
+    };
+    Ok(UlimitConfig {
+        name: name.into(),
+        soft,
+        hard,
+    })
+}
+
+/// Docker's container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = name.len() >= 2
+        && name.len() <= 128
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(option(
+            "--name",
+            format!("{name:?} is not a valid name: use [a-zA-Z0-9][a-zA-Z0-9_.-]+"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512m", "x").unwrap(), 512 << 20);
+        assert_eq!(parse_size("1g", "x").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1.5k", "x").unwrap(), 1536);
+        assert_eq!(parse_size("100", "x").unwrap(), 100);
+        assert_eq!(parse_size("64MB", "x").unwrap(), 64 << 20);
+        assert!(parse_size("lots", "x").is_err());
+        assert!(parse_size("-1m", "x").is_err());
+        assert!(parse_size("99999999999t", "x").is_err());
+    }
+
+    #[test]
+    fn signals() {
+        assert_eq!(parse_signal("TERM").unwrap(), 15);
+        assert_eq!(parse_signal("sigkill").unwrap(), 9);
+        assert_eq!(parse_signal("10").unwrap(), 10);
+        assert_eq!(parse_signal("RTMIN+2").unwrap(), 36);
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn volumes() {
+        let m = parse_volume("/srv/data:/data:ro,z").unwrap();
+        assert_eq!(
+            (
+                m.kind,
+                m.source.as_str(),
+                m.destination.as_str(),
+                m.readonly
+            ),
+            (MountType::Bind, "/srv/data", "/data", true)
+        );
+        let m = parse_volume("cache:/var/cache").unwrap();
+        assert_eq!((m.kind, m.source.as_str()), (MountType::Volume, "cache"));
+        let m = parse_volume("/scratch").unwrap();
+        assert_eq!((m.kind, m.source.as_str()), (MountType::Volume, ""));
+        assert!(parse_volume("rel/path:/x").is_err());
+        assert!(parse_volume("/a:b").is_err());
+        assert!(parse_volume("/a:/b:bogus").is_err());
+        assert!(parse_volume("/a:/b:c:d").is_err());
+    }
+
+    #[test]
+    fn mounts() {
+        let m = parse_mount("type=bind,source=/h,target=/c,readonly").unwrap();
+        assert_eq!((m.kind, m.readonly), (MountType::Bind, true));
+        let m = parse_mount("type=tmpfs,target=/t,tmpfs-size=1m,tmpfs-mode=700").unwrap();
+        assert_eq!((m.size, m.mode), (Some(1 << 20), Some(0o700)));
+        let m = parse_mount("type=volume,src=v1,dst=/v").unwrap();
+        assert_eq!(m.source, "v1");
+        assert!(parse_mount("source=/h,target=/c").is_err());
+        assert!(parse_mount("type=bind,source=h,target=/c").is_err());
+        assert!(parse_mount("type=tmpfs,source=x,target=/c").is_err());
+        assert!(parse_mount("type=bind,source=/h,target=c").is_err());
+        assert!(parse_mount("type=nfs,target=/c").is_err());
+        let t = parse_tmpfs("/run:size=64m,mode=1777").unwrap();
+        assert_eq!((t.size, t.mode), (Some(64 << 20), Some(0o1777)));
+        assert!(parse_tmpfs("run").is_err());
+        assert!(parse_tmpfs("/run:bogus").is_err());
+    }
+
+    #[test]
+    fn ulimits_and_names() {
+        let u = parse_ulimit("nofile=1024:2048").unwrap();
+        assert_eq!((u.soft, u.hard), (1024, 2048));
+        assert_eq!(parse_ulimit("nproc=-1").unwrap().hard, u64::MAX);
+        assert!(parse_ulimit("nofile").is_err());
+        check_name("web-1.a_b").unwrap();
+        assert!(check_name("-x").is_err());
+        assert!(check_name("a").is_err());
+        assert!(check_name("a/b").is_err());
+    }
+}

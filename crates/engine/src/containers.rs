@@ -1,0 +1,1185 @@
+//! Container lifecycle: create, start (through the monitor), stop, kill,
+//! remove, clean up after exit, and reconcile records with what is really
+//! running.
+//!
+//! Each container operation takes the container's lock (flock on
+//! `containers/ID/lock`), so parallel `berth` commands on one container
+//! serialise; different containers never wait for each other beyond one
+//! SQLite transaction.
+
+use crate::config::{ContainerConfig, MountType};
+use crate::error::{io, option, Error, Result};
+use crate::paths::{self, Paths};
+use crate::records::{Record, Records, RunState, Status, VolumeRecord};
+use crate::spec::{self, ImageConfig, MountKind, MountSpec, RunOptions, Seccomp, Ulimit};
+use berth_image::store::Store;
+use berth_image::Digest;
+use berth_monitor::config::{Config as MonitorConfig, LogDriver, Restart};
+use berth_monitor::frame::{self, Decoder};
+use berth_monitor::state::{State as MonitorState, Status as MonitorStatus};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Where berth looks for the default seccomp profile (containers-common's).
+pub const SECCOMP_PROFILES: [&str; 3] = [
+    "/etc/berth/seccomp.json",
+    "/etc/containers/seccomp.json",
+    "/usr/share/containers/seccomp.json",
+];
+
+pub struct Engine {
+    pub paths: Paths,
+    pub records: Records,
+    pub images: Store,
+}
+
+/// A held container lock.
+pub struct Lock(#[allow(dead_code)] OwnedFd);
+
+/// The pipes to a container's monitor, for the client that started it.
+pub struct Session {
+    pub to_monitor: std::process::ChildStdin,
+    pub from_monitor: std::process::ChildStdout,
+    pub monitor_pid: i32,
+    pub decoder: Decoder,
+    /// Output frames that came before the container was reported started
+    /// (a fast container writes while the runtime is still returning).
+    early: std::collections::VecDeque<(u8, Vec<u8>)>,
+}
+
+/// What a started session saw first.
+pub enum Started {
+    Pid(i32),
+    /// The runtime failed: its message.
+    Failed(String),
+}
+
+impl Session {
+    /// The next frame from the monitor (None: it closed the pipe).
+    pub fn next_frame(&mut self) -> Result<Option<(u8, Vec<u8>)>> {
+        if let Some(f) = self.early.pop_front() {
+            return Ok(Some(f));
+        }
+        self.read_frame()
+    }
+
+    fn read_frame(&mut self) -> Result<Option<(u8, Vec<u8>)>> {
+        let mut buf = [0u8; 65536];
+        loop {
+            if let Some(f) = self
+                .decoder
+                .next_frame()
+                .map_err(|e| Error::Runtime(format!("the monitor: {e}")))?
+            {
+                return Ok(Some(f));
+            }
+            let n = match self.from_monitor.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io("read from the container's monitor")(e)),
+            };
+            if n == 0 {
+                return Ok(None);
+            }
+            self.decoder.feed(&buf[..n]);
+        }
+    }
+
+    /// Waits for the container to start (or fail to).
+    pub fn wait_started(&mut self) -> Result<Started> {
+        loop {
+            match self.read_frame()? {
+                Some((frame::STARTED, p)) => {
+                    let pid = String::from_utf8_lossy(&p).parse().unwrap_or(0);
+                    return Ok(Started::Pid(pid));
+                }
+                Some((frame::ERROR, m)) => {
+                    return Ok(Started::Failed(String::from_utf8_lossy(&m).into_owned()))
+                }
+                Some(f) => self.early.push_back(f),
+                None => {
+                    return Err(Error::Runtime(
+                        "the container's monitor ended before the container started; see monitor.log in the container's directory".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    pub fn send(&mut self, kind: u8, payload: &[u8]) -> Result<()> {
+        self.to_monitor
+            .write_all(&frame::encode(kind, payload))
+            .map_err(io("write to the container's monitor"))
+    }
+}
+
+fn now_nanos() -> i64 {
+    berth_monitor::now_nanos()
+}
+
+fn kernel_version() -> (u32, u32) {
+    // SAFETY: utsname is plain data filled by uname.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: u is a valid out pointer.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return (0, 0);
+    }
+    // SAFETY: uname NUL-terminates release.
+    let rel = unsafe { std::ffi::CStr::from_ptr(u.release.as_ptr()) }.to_string_lossy();
+    let mut it = rel
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse().ok());
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+fn alive(pid: i32) -> bool {
+    pid > 0 && berth_sys::process::kill(pid, 0).is_ok()
+}
+
+/// True when `pid` is a berth monitor (not a reused pid).
+fn is_monitor(pid: i32) -> bool {
+    pid > 0
+        && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|c| c.trim() == "berth-monitor")
+}
+
+fn short(id: &str) -> &str {
+    &id[..12.min(id.len())]
+}
+
+impl Engine {
+    pub fn open(root: &Path, run_root: &Path) -> Result<Engine> {
+        let images = Store::open(root)?;
+        for d in [root.join("containers"), root.join("volumes")] {
+            std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
+        }
+        std::fs::create_dir_all(run_root.join("containers"))
+            .map_err(io(format!("create {}", run_root.display())))?;
+        Ok(Engine {
+            records: Records::open(root)?,
+            images,
+            paths: Paths {
+                root: root.to_path_buf(),
+                run_root: run_root.to_path_buf(),
+            },
+        })
+    }
+
+    pub fn lock(&self, id: &str) -> Result<Lock> {
+        let p = self.paths.container(id).join("lock");
+        let fd = berth_sys::fs::open(&p, libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC, 0o600)
+            .map_err(io(format!("open the container lock {}", p.display())))?;
+        berth_sys::fs::flock(fd.as_fd(), true, false)
+            .map_err(io(format!("lock {}", p.display())))?;
+        Ok(Lock(fd))
+    }
+
+    /// The image config of a stored image.
+    pub fn image_config(&self, id: &Digest) -> Result<ImageConfig> {
+        let raw = self.images.read_blob(id, berth_image::pull::MAX_CONFIG)?;
+        ImageConfig::from_json(&raw)
+    }
+
+    /// Records a new container (nothing runs yet). `image` is the name the
+    /// user gave; `image_id` the stored image.
+    pub fn create(
+        &self,
+        image: &str,
+        image_id: &Digest,
+        name: Option<&str>,
+        config: ContainerConfig,
+    ) -> Result<Record> {
+        if let Some(n) = name {
+            crate::config::check_name(n)?;
+        }
+        Restart::parse(&config.restart).ok_or_else(|| {
+            option(
+                "--restart",
+                format!(
+                    "{:?} is not no, on-failure[:N], always or unless-stopped",
+                    config.restart
+                ),
+            )
+        })?;
+        if config.restart != "no" && config.auto_remove {
+            return Err(option(
+                "--restart",
+                "a restart policy cannot be used with --rm",
+            ));
+        }
+        LogDriver::parse(&config.log_driver).ok_or_else(|| {
+            option(
+                "--log-driver",
+                format!("{:?} is not json-file, k8s-file or none", config.log_driver),
+            )
+        })?;
+        match config.network.as_str() {
+            "none" | "host" => {}
+            "bridge" | "" => {
+                return Err(option(
+                    "--network",
+                    "bridge networks are not available yet; use --network none or --network host",
+                ))
+            }
+            n => return Err(option(
+                "--network",
+                format!(
+                    "{n:?}: networks are not available yet; use --network none or --network host"
+                ),
+            )),
+        }
+        if let Some(s) = &config.stop_signal {
+            crate::config::parse_signal(s)?;
+        }
+        paths::find_program(&config.runtime)?;
+        let image_config = self.image_config(image_id)?;
+        let id = paths::new_id()?;
+        let name = name.map_or_else(|| paths::random_name(&id), str::to_string);
+        // The options must make a spec before anything is recorded.
+        let probe = self.run_options(&id, &config, &image_config, Path::new("/"))?;
+        spec::generate(&image_config, &crate::user::User::default(), &probe)?;
+
+        let dir = self.paths.container(&id);
+        std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+        let holder = format!("container:{id}");
+        self.images.hold(image_id, &holder)?;
+        let rec = Record {
+            id: id.clone(),
+            name,
+            image: image.to_string(),
+            image_id: image_id.to_string(),
+            created: now_nanos(),
+            config,
+            state: RunState::default(),
+        };
+        let done = self
+            .records
+            .insert(&rec)
+            .and_then(|()| self.attach_volumes(&rec, &image_config));
+        if let Err(e) = done {
+            let _ = self.records.remove(&id);
+            let _ = self.images.release(&holder);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        Ok(rec)
+    }
+
+    /// Creates the named and anonymous volumes the container uses, and
+    /// records the use.
+    fn attach_volumes(&self, rec: &Record, image: &ImageConfig) -> Result<()> {
+        let mut wanted: Vec<(String, bool)> = Vec::new();
+        for m in &rec.config.mounts {
+            if m.kind == MountType::Volume {
+                wanted.push((m.source.clone(), m.source.is_empty()));
+            }
+        }
+        for v in self.anonymous_volumes(rec, image) {
+            wanted.push((v, true));
+        }
+        for (name, anonymous) in wanted {
+            let name = if name.is_empty() {
+                continue;
+            } else {
+                name
+            };
+            self.create_volume(&name, Default::default(), anonymous)?;
+            self.records.use_volume(&rec.id, &name)?;
+        }
+        Ok(())
+    }
+
+    /// Names of the anonymous volumes: one per `-v /dest` and per image
+    /// VOLUME not covered by another mount. Derived from the container id,
+    /// so they are stable across starts.
+    fn anonymous_volumes(&self, rec: &Record, image: &ImageConfig) -> Vec<String> {
+        self.volume_mounts(rec, image)
+            .into_iter()
+            .filter(|(_, anon, _)| *anon)
+            .map(|(n, _, _)| n)
+            .collect()
+    }
+
+    /// Every volume mount: (volume name, anonymous, destination).
+    fn volume_mounts(&self, rec: &Record, image: &ImageConfig) -> Vec<(String, bool, String)> {
+        let anon_name = |dest: &str| {
+            use sha2::{Digest as _, Sha256};
+            let h = Sha256::digest(format!("{}\0{dest}", rec.id).as_bytes());
+            h.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        };
+        let mut out = Vec::new();
+        for m in &rec.config.mounts {
+            if m.kind == MountType::Volume {
+                if m.source.is_empty() {
+                    out.push((anon_name(&m.destination), true, m.destination.clone()));
+                } else {
+                    out.push((m.source.clone(), false, m.destination.clone()));
+                }
+            }
+        }
+        for v in &image.volumes {
+            let dest = if v.starts_with('/') {
+                v.clone()
+            } else {
+                format!("/{v}")
+            };
+            let dest = dest.trim_end_matches('/').to_string();
+            if dest.is_empty()
+                || rec
+                    .config
+                    .mounts
+                    .iter()
+                    .any(|m| m.destination.trim_end_matches('/') == dest)
+            {
+                continue;
+            }
+            out.push((anon_name(&dest), true, dest));
+        }
+        out
+    }
+
+    pub fn create_volume(
+        &self,
+        name: &str,
+        labels: std::collections::BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> Result<bool> {
+        if !crate::config::is_volume_name(name) {
+            return Err(option(
+                "volume",
+                format!("{name:?} is not a valid volume name: use [a-zA-Z0-9][a-zA-Z0-9_.-]*"),
+            ));
+        }
+        let data = self.paths.volume_data(name);
+        std::fs::create_dir_all(&data).map_err(io(format!("create {}", data.display())))?;
+        self.records.add_volume(&VolumeRecord {
+            name: name.to_string(),
+            created: now_nanos(),
+            labels,
+            anonymous,
+        })
+    }
+
+    /// Removes a volume no container uses.
+    pub fn remove_volume(&self, name: &str) -> Result<()> {
+        self.records.remove_volume(name)?;
+        let dir = self.paths.volume(name);
+        if dir.exists() {
+            berth_image::remove_all(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// The `RunOptions` for the container, with its root at `rootfs`.
+    fn run_options(
+        &self,
+        id: &str,
+        c: &ContainerConfig,
+        image: &ImageConfig,
+        rootfs: &Path,
+    ) -> Result<RunOptions> {
+        let kernel = kernel_version();
+        let seccomp = if c.privileged || c.seccomp_unconfined {
+            Seccomp::Unconfined
+        } else if let Some(p) = &c.seccomp_profile {
+            Seccomp::File {
+                profile: p.clone().into_bytes(),
+                kernel,
+            }
+        } else {
+            let found = SECCOMP_PROFILES
+                .iter()
+                .find_map(|p| std::fs::read(p).ok())
+                .ok_or_else(|| {
+                    option(
+                        "--security-opt seccomp",
+                        format!(
+                            "no default seccomp profile found (looked in {}); install containers-common, or pass --security-opt seccomp=FILE or seccomp=unconfined",
+                            SECCOMP_PROFILES.join(", ")
+                        ),
+                    )
+                })?;
+            Seccomp::Default {
+                profile: found,
+                kernel,
+            }
+        };
+        let dir = self.paths.container(id);
+        let mut mounts = Vec::new();
+        let vols = self.volume_mounts(
+            &Record {
+                id: id.to_string(),
+                name: String::new(),
+                image: String::new(),
+                image_id: String::new(),
+                created: 0,
+                config: c.clone(),
+                state: RunState::default(),
+            },
+            image,
+        );
+        for m in &c.mounts {
+            let kind = match m.kind {
+                MountType::Bind => {
+                    let src = PathBuf::from(&m.source);
+                    MountKind::Bind { source: src }
+                }
+                MountType::Volume => {
+                    let name = vols
+                        .iter()
+                        .find(|(_, _, d)| *d == m.destination)
+                        .map(|(n, _, _)| n.clone())
+                        .unwrap_or_default();
+                    MountKind::Bind {
+                        source: self.paths.volume_data(&name),
+                    }
+                }
+                MountType::Tmpfs => MountKind::Tmpfs {
+                    size: m.size,
+                    mode: m.mode,
+                },
+            };
+            mounts.push(MountSpec {
+                destination: m.destination.clone(),
+                kind,
+                readonly: m.readonly,
+            });
+        }
+        for (name, anon, dest) in &vols {
+            if *anon && !c.mounts.iter().any(|m| m.destination == *dest) {
+                mounts.push(MountSpec {
+                    destination: dest.clone(),
+                    kind: MountKind::Bind {
+                        source: self.paths.volume_data(name),
+                    },
+                    readonly: false,
+                });
+            }
+        }
+        let hostname = match (&c.hostname, c.network.as_str()) {
+            (Some(h), _) => h.clone(),
+            (None, "host") => host_name(),
+            (None, _) => short(id).to_string(),
+        };
+        let init = if c.init {
+            Some(paths::find_program("berth-init")?)
+        } else {
+            None
+        };
+        let mut annotations = c.annotations.clone();
+        annotations.insert("org.opencontainers.image.stopSignal".into(), String::new());
+        annotations.retain(|_, v| !v.is_empty());
+        Ok(RunOptions {
+            args: c.args.clone(),
+            entrypoint: c.entrypoint.clone(),
+            env: c.env.clone(),
+            workdir: c.workdir.clone(),
+            hostname,
+            tty: c.tty,
+            read_only: c.read_only,
+            privileged: c.privileged,
+            cap_add: c.cap_add.clone(),
+            cap_drop: c.cap_drop.clone(),
+            seccomp,
+            no_new_privileges: c.no_new_privileges,
+            memory: c.memory,
+            memory_swap: c.memory_swap,
+            cpus: c.cpus,
+            cpu_shares: c.cpu_shares,
+            cpuset_cpus: c.cpuset_cpus.clone(),
+            pids_limit: c.pids_limit,
+            ulimits: c
+                .ulimits
+                .iter()
+                .map(|u| Ulimit {
+                    name: u.name.clone(),
+                    soft: u.soft,
+                    hard: u.hard,
+                })
+                .collect(),
+            mounts,
+            network: if c.network == "host" {
+                spec::Network::Host
+            } else {
+                spec::Network::None
+            },
+            init,
+            rootfs: rootfs.to_path_buf(),
+            cgroups_path: format!("/berth/{id}"),
+            files: vec![
+                ("/etc/hostname".into(), dir.join("hostname")),
+                ("/etc/hosts".into(), dir.join("hosts")),
+                ("/etc/resolv.conf".into(), dir.join("resolv.conf")),
+            ],
+            annotations,
+            nofile: default_nofile(),
+        })
+    }
+
+    fn write_etc_files(&self, rec: &Record, hostname: &str) -> Result<()> {
+        let dir = self.paths.container(&rec.id);
+        let host_net = rec.config.network == "host";
+        let hosts = if host_net {
+            std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+        } else {
+            format!(
+                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+            )
+        };
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        for (name, text) in [
+            ("hostname", format!("{hostname}\n")),
+            ("hosts", hosts),
+            ("resolv.conf", resolv),
+        ] {
+            let p = dir.join(name);
+            // Not replaced once written: the container may have edited them.
+            if !p.exists() {
+                std::fs::write(&p, text).map_err(io(format!("write {}", p.display())))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Mounts the root, writes the bundle and starts the monitor, which
+    /// starts the container. The caller waits on the session.
+    pub fn start(&self, what: &str) -> Result<Session> {
+        let rec = self.records.find(what)?;
+        let _lock = self.lock(&rec.id)?;
+        let rec = self.refresh_locked(rec)?;
+        match rec.state.status {
+            Status::Running | Status::Restarting => {
+                return Err(Error::Conflict(format!(
+                    "container {} is already running",
+                    rec.name
+                )))
+            }
+            Status::Removing => {
+                return Err(Error::Conflict(format!(
+                    "container {} is being removed",
+                    rec.name
+                )))
+            }
+            _ => {}
+        }
+        let image_id = Digest::parse(&rec.image_id)?;
+        let image = self.image_config(&image_id).map_err(|e| {
+            Error::Runtime(format!(
+                "container {}: its image {} is unusable ({e}); pull it again",
+                rec.name, rec.image
+            ))
+        })?;
+        let layers: Vec<PathBuf> = self
+            .images
+            .image_layers(&image_id)?
+            .iter()
+            .map(|c| self.images.layer_dir(c))
+            .collect();
+        let dir = self.paths.container(&rec.id);
+        let rootfs = crate::rootfs::mount(&layers, &dir, &self.paths.root.join("empty"))?;
+        let result = self.start_mounted(&rec, &image, &rootfs);
+        if result.is_err() {
+            let _ = crate::rootfs::unmount(&dir);
+        }
+        result
+    }
+
+    fn start_mounted(&self, rec: &Record, image: &ImageConfig, rootfs: &Path) -> Result<Session> {
+        let c = &rec.config;
+        let root_fd = berth_sys::fs::open(
+            rootfs,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        )
+        .map_err(io(format!("open {}", rootfs.display())))?;
+        let user_spec = c
+            .user
+            .clone()
+            .or_else(|| image.user.clone())
+            .unwrap_or_default();
+        let user = if user_spec.is_empty() {
+            crate::user::User::default()
+        } else {
+            crate::user::resolve_in(root_fd.as_fd(), &user_spec)?
+        };
+        let opts = self.run_options(&rec.id, c, image, rootfs)?;
+        self.write_etc_files(rec, &opts.hostname)?;
+        let spec = spec::generate(image, &user, &opts)?;
+        let dir = self.paths.container(&rec.id);
+        let json = serde_json::to_vec(&spec)
+            .map_err(|e| Error::Runtime(format!("serialise the spec: {e}")))?;
+        std::fs::write(dir.join("config.json"), json)
+            .map_err(io(format!("write {}", dir.join("config.json").display())))?;
+
+        let run_dir = self.paths.run_dir(&rec.id);
+        if run_dir.exists() {
+            let _ = std::fs::remove_dir_all(&run_dir);
+        }
+        std::fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
+        let runtime = paths::find_program(&c.runtime)?;
+        let runtime_root = self.paths.runtime_root(&runtime);
+        std::fs::create_dir_all(&runtime_root)
+            .map_err(io(format!("create {}", runtime_root.display())))?;
+        let berth = std::env::current_exe().map_err(io("find the berth binary"))?;
+        let mcfg = MonitorConfig {
+            id: rec.id.clone(),
+            bundle: dir.clone(),
+            runtime: runtime.clone(),
+            runtime_args: vec!["--root".into(), runtime_root.to_string_lossy().into_owned()],
+            run_dir: run_dir.clone(),
+            persist_dir: dir.clone(),
+            log_driver: LogDriver::parse(&c.log_driver).unwrap_or_default(),
+            log_path: dir.join("ctr.log"),
+            log_max_size: c.log_max_size,
+            log_max_files: c.log_max_files,
+            terminal: c.tty,
+            stdin: c.interactive,
+            restart: Restart::parse(&c.restart).unwrap_or_default(),
+            detach_keys: berth_monitor::config::parse_detach_keys(
+                c.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"),
+            )
+            .map_err(|e| option("--detach-keys", e))?,
+            exit_command: vec![
+                berth.to_string_lossy().into_owned(),
+                "--root".into(),
+                self.paths.root.to_string_lossy().into_owned(),
+                "--run-root".into(),
+                self.paths.run_root.to_string_lossy().into_owned(),
+                "container".into(),
+                "cleanup".into(),
+                rec.id.clone(),
+            ],
+        };
+        let text = mcfg
+            .to_text()
+            .map_err(|e| Error::Runtime(format!("container {}: {e}", rec.name)))?;
+        let conf = run_dir.join("monitor.conf");
+        std::fs::write(&conf, text).map_err(io(format!("write {}", conf.display())))?;
+        let _ = std::fs::remove_file(dir.join("exit"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("monitor.log"))
+            .map_err(io("open monitor.log"))?;
+        let monitor = paths::find_program("berth-monitor")?;
+        let mut child = std::process::Command::new(&monitor)
+            .arg(&conf)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .map_err(io(format!("start the monitor {}", monitor.display())))?;
+        let monitor_pid = child.id() as i32;
+        let (Some(to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(Error::Runtime("the monitor's pipes are missing".into()));
+        };
+        let state = RunState {
+            status: Status::Running,
+            monitor_pid,
+            boot_id: paths::boot_id(),
+            started: now_nanos(),
+            restarts: 0,
+            ..RunState::default()
+        };
+        self.records.set_state(&rec.id, &state)?;
+        // The monitor is not waited for here: it outlives this process.
+        std::mem::forget(child);
+        Ok(Session {
+            to_monitor: to,
+            from_monitor: from,
+            monitor_pid,
+            decoder: Decoder::default(),
+            early: Default::default(),
+        })
+    }
+
+    /// The monitor's live state, if its run directory has one.
+    pub fn monitor_state(&self, id: &str) -> Option<MonitorState> {
+        let text = std::fs::read_to_string(self.paths.run_dir(id).join("state")).ok()?;
+        MonitorState::parse(&text).ok()
+    }
+
+    /// Reconciles the record with reality (taking the container's lock).
+    pub fn refresh(&self, rec: Record) -> Result<Record> {
+        if !matches!(rec.state.status, Status::Running | Status::Restarting) {
+            return Ok(rec);
+        }
+        let _lock = self.lock(&rec.id)?;
+        match self.records.get(&rec.id)? {
+            Some(r) => self.refresh_locked(r),
+            None => Err(Error::NoSuchContainer(rec.id)),
+        }
+    }
+
+    /// Reconciles under the lock: the monitor's state file wins; a monitor
+    /// that is gone (kill -9, reboot, wiped /run) leaves a container that
+    /// is either still running unmonitored or ended with an unknown status.
+    fn refresh_locked(&self, mut rec: Record) -> Result<Record> {
+        if !matches!(rec.state.status, Status::Running | Status::Restarting) {
+            return Ok(rec);
+        }
+        let same_boot = rec.state.boot_id == paths::boot_id();
+        let ms = if same_boot {
+            self.monitor_state(&rec.id)
+        } else {
+            None
+        };
+        let monitor_alive =
+            same_boot && alive(rec.state.monitor_pid) && is_monitor(rec.state.monitor_pid);
+        let old = rec.state.clone();
+        match ms {
+            Some(ms) if ms.status != MonitorStatus::Exited && monitor_alive => {
+                rec.state.status = match ms.status {
+                    MonitorStatus::Restarting => Status::Restarting,
+                    _ => Status::Running,
+                };
+                rec.state.pid = ms.pid;
+                if ms.started > 0 {
+                    rec.state.started = ms.started;
+                }
+                rec.state.restarts = ms.restarts;
+                rec.state.exit_code = ms.exit_code;
+                rec.state.finished = ms.finished;
+            }
+            Some(ms) if ms.status == MonitorStatus::Exited => {
+                if monitor_alive {
+                    // Ended; the monitor is finishing (its exit command
+                    // will record this too).
+                    self.apply_exit(&mut rec, &ms);
+                } else {
+                    self.apply_exit(&mut rec, &ms);
+                    self.finalize(&mut rec)?;
+                }
+            }
+            Some(ms) => {
+                // The monitor died (kill -9) while the container ran.
+                if ms.pid > 0 && alive(ms.pid) {
+                    rec.state.status = Status::Running;
+                    rec.state.pid = ms.pid;
+                    rec.state.error = "the container's monitor is gone: its output is no longer logged and its exit status will be unknown".into();
+                } else {
+                    rec.state.status = Status::Exited;
+                    rec.state.exit_code = 255;
+                    rec.state.finished = now_nanos();
+                    rec.state.error =
+                        "the container's monitor was killed; its exit status is unknown".into();
+                    self.finalize(&mut rec)?;
+                }
+            }
+            None if monitor_alive => {
+                // Starting: the monitor has not written its state yet.
+            }
+            None => {
+                // After a reboot (or /run wiped): the final state may have
+                // reached the persistent copy.
+                let persisted = std::fs::read_to_string(self.paths.container(&rec.id).join("exit"))
+                    .ok()
+                    .and_then(|t| MonitorState::parse(&t).ok());
+                match persisted {
+                    Some(ms) if ms.status == MonitorStatus::Exited => {
+                        self.apply_exit(&mut rec, &ms)
+                    }
+                    _ => {
+                        rec.state.status = Status::Exited;
+                        rec.state.exit_code = 255;
+                        rec.state.finished = now_nanos();
+                        rec.state.error = "the container's state was lost (the machine restarted or the run directory was removed)".into();
+                    }
+                }
+                self.finalize(&mut rec)?;
+            }
+        }
+        if rec.state != old && self.records.get(&rec.id)?.is_some() {
+            self.records.set_state(&rec.id, &rec.state)?;
+        }
+        if rec.state.status == Status::Exited && rec.config.auto_remove && !monitor_alive {
+            self.remove_locked(&rec, true)?;
+        }
+        Ok(rec)
+    }
+
+    fn apply_exit(&self, rec: &mut Record, ms: &MonitorState) {
+        // A container that never started stays "created", as in Docker.
+        rec.state.status = if !ms.error.is_empty() && ms.started == 0 {
+            Status::Created
+        } else {
+            Status::Exited
+        };
+        rec.state.pid = 0;
+        rec.state.exit_code = ms.exit_code;
+        rec.state.finished = if ms.finished > 0 {
+            ms.finished
+        } else {
+            now_nanos()
+        };
+        rec.state.oom_killed = ms.oom_killed;
+        rec.state.restarts = ms.restarts;
+        rec.state.error = ms.error.clone();
+        rec.state.log_dropped = ms.log_dropped;
+    }
+
+    /// After the container ended: the runtime forgets it, the root is
+    /// unmounted, the run directory goes.
+    fn finalize(&self, rec: &mut Record) -> Result<()> {
+        self.finalize_with(rec, true)
+    }
+
+    /// `runtime_delete`: false when the monitor has already deleted it.
+    fn finalize_with(&self, rec: &mut Record, runtime_delete: bool) -> Result<()> {
+        if !runtime_delete {
+        } else if let Ok(rt) = paths::find_program(&rec.config.runtime) {
+            let _ = std::process::Command::new(&rt)
+                .arg("--root")
+                .arg(self.paths.runtime_root(&rt))
+                .args(["delete", "--force", &rec.id])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+        crate::rootfs::unmount(&self.paths.container(&rec.id))?;
+        let run = self.paths.run_dir(&rec.id);
+        if run.exists() {
+            std::fs::remove_dir_all(&run).map_err(io(format!("remove {}", run.display())))?;
+        }
+        rec.state.pid = 0;
+        rec.state.monitor_pid = 0;
+        Ok(())
+    }
+
+    /// The monitor's exit command, and what a foreground `run` does itself:
+    /// records the end, unmounts, and removes an `--rm` container.
+    pub fn cleanup(&self, id: &str) -> Result<()> {
+        if self.records.get(id)?.is_none() {
+            return Ok(());
+        }
+        let _lock = self.lock(id)?;
+        let Some(mut rec) = self.records.get(id)? else {
+            return Ok(());
+        };
+        let ms = self.monitor_state(id);
+        let monitor_done = ms
+            .as_ref()
+            .is_some_and(|m| m.status == MonitorStatus::Exited);
+        match &ms {
+            Some(m) if monitor_done => self.apply_exit(&mut rec, m),
+            // Still running: a stray call.
+            Some(_) => return Ok(()),
+            None => {}
+        }
+        self.finalize_with(&mut rec, !monitor_done)?;
+        self.records.set_state(&rec.id, &rec.state)?;
+        if rec.config.auto_remove {
+            self.remove_locked(&rec, true)?;
+        }
+        Ok(())
+    }
+
+    fn runtime_cmd(&self, rec: &Record) -> Result<std::process::Command> {
+        let rt = paths::find_program(&rec.config.runtime)?;
+        let mut c = std::process::Command::new(&rt);
+        c.arg("--root").arg(self.paths.runtime_root(&rt));
+        Ok(c)
+    }
+
+    /// Sends `signal` to the container's init. `by_user`: restart policies
+    /// stay off (as Docker does for `docker stop` and `docker kill`).
+    pub fn kill(&self, what: &str, signal: i32, by_user: bool) -> Result<Record> {
+        let rec = self.refresh(self.records.find(what)?)?;
+        if rec.state.status != Status::Running && rec.state.status != Status::Restarting {
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                rec.name
+            )));
+        }
+        if by_user {
+            let _ = std::fs::write(self.paths.run_dir(&rec.id).join("stopping"), b"");
+        }
+        if rec.state.status == Status::Restarting {
+            return Ok(rec);
+        }
+        let out = self
+            .runtime_cmd(&rec)?
+            .args(["kill", &rec.id, &signal.to_string()])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(io("run the runtime's kill"))?;
+        if !out.status.success() {
+            // The container may have just ended on its own.
+            let again = self.refresh(self.records.get(&rec.id)?.unwrap_or(rec.clone()))?;
+            if again.state.status == Status::Running {
+                return Err(Error::Runtime(format!(
+                    "kill container {}: {}",
+                    rec.name,
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        Ok(rec)
+    }
+
+    /// Waits until the monitor of a started container is done (the
+    /// container ended and was cleaned up), up to `timeout`.
+    pub fn wait_monitor(&self, rec: &Record, timeout: Option<Duration>) -> Result<bool> {
+        let pid = rec.state.monitor_pid;
+        if !is_monitor(pid) {
+            return Ok(true);
+        }
+        let Ok(fd) = berth_sys::process::pidfd_open(pid) else {
+            return Ok(true);
+        };
+        let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+        berth_sys::process::pidfd_wait_exit(fd.as_fd(), ms)
+            .map_err(io("wait for the container's monitor"))
+    }
+
+    /// `berth stop`: the stop signal, `timeout` seconds, then SIGKILL.
+    pub fn stop(&self, what: &str, timeout: Option<u32>) -> Result<Record> {
+        let rec = self.refresh(self.records.find(what)?)?;
+        if !matches!(rec.state.status, Status::Running | Status::Restarting) {
+            return Ok(rec);
+        }
+        let image_sig = Digest::parse(&rec.image_id)
+            .ok()
+            .and_then(|d| self.image_config(&d).ok())
+            .and_then(|i| i.stop_signal);
+        let sig = rec
+            .config
+            .stop_signal
+            .clone()
+            .or(image_sig)
+            .map(|s| crate::config::parse_signal(&s))
+            .transpose()?
+            .unwrap_or(libc::SIGTERM);
+        let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        match self.kill(&rec.id, sig, true) {
+            Ok(_) | Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        if !self.wait_monitor(&rec, Some(Duration::from_secs(u64::from(secs))))? {
+            match self.kill(&rec.id, libc::SIGKILL, true) {
+                Ok(_) | Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+            self.wait_monitor(&rec, Some(Duration::from_secs(30)))?;
+        }
+        // An unmonitored container (its monitor was killed) is waited for
+        // by its pid.
+        let deadline = Instant::now() + Duration::from_secs(u64::from(secs) + 5);
+        loop {
+            let r = match self.records.get(&rec.id)? {
+                Some(r) => self.refresh(r)?,
+                None => return Ok(rec),
+            };
+            if !matches!(r.state.status, Status::Running | Status::Restarting) {
+                return Ok(r);
+            }
+            if Instant::now() > deadline {
+                let _ = self.kill(&rec.id, libc::SIGKILL, true);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `berth rm`: a running container needs `force` (it is killed first).
+    pub fn remove(&self, what: &str, force: bool, volumes: bool) -> Result<Record> {
+        let rec = self.refresh(self.records.find(what)?)?;
+        if matches!(rec.state.status, Status::Running | Status::Restarting) {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "container {} is running: stop it first (`berth stop {}`) or remove it with --force",
+                    rec.name, rec.name
+                )));
+            }
+            let _ = self.kill(&rec.id, libc::SIGKILL, true);
+            self.wait_monitor(&rec, Some(Duration::from_secs(30)))?;
+        }
+        let _lock = self.lock(&rec.id)?;
+        let Some(rec) = self.records.get(&rec.id)? else {
+            return Ok(rec);
+        };
+        let mut rec = self.refresh_locked(rec)?;
+        if self.records.get(&rec.id)?.is_none() {
+            return Ok(rec);
+        }
+        if matches!(rec.state.status, Status::Running | Status::Restarting) {
+            self.finalize(&mut rec)?;
+        }
+        self.remove_locked(&rec, volumes)?;
+        Ok(rec)
+    }
+
+    /// Removes an ended container: its mount, directories, record, image
+    /// hold and (with `volumes`) its anonymous volumes.
+    fn remove_locked(&self, rec: &Record, volumes: bool) -> Result<()> {
+        let mut r = rec.clone();
+        r.state.status = Status::Removing;
+        self.records.set_state(&rec.id, &r.state)?;
+        let dir = self.paths.container(&rec.id);
+        crate::rootfs::unmount(&dir)?;
+        let run = self.paths.run_dir(&rec.id);
+        if run.exists() {
+            let _ = std::fs::remove_dir_all(&run);
+        }
+        let vols = self.records.container_volumes(&rec.id)?;
+        self.records.remove(&rec.id)?;
+        self.images.release(&format!("container:{}", rec.id))?;
+        if volumes {
+            for v in vols {
+                if self.records.volume(&v).is_ok_and(|v| v.anonymous) {
+                    let _ = self.remove_volume(&v);
+                }
+            }
+        }
+        if dir.exists() {
+            berth_image::remove_all(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// Every container, reconciled.
+    pub fn list(&self) -> Result<Vec<Record>> {
+        let mut out = Vec::new();
+        for r in self.records.all()? {
+            match self.refresh(r) {
+                Ok(r) => {
+                    if self.records.get(&r.id)?.is_some() {
+                        out.push(r)
+                    }
+                }
+                Err(Error::NoSuchContainer(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Finds and reconciles one container.
+    pub fn get(&self, what: &str) -> Result<Record> {
+        let r = self.refresh(self.records.find(what)?)?;
+        match self.records.get(&r.id)? {
+            Some(_) => Ok(r),
+            None => Err(Error::NoSuchContainer(what.to_string())),
+        }
+    }
+
+    /// The command the container runs (the image's Entrypoint and Cmd with
+    /// the container's overrides).
+    pub fn command(&self, r: &Record) -> Result<Vec<String>> {
+        let image = self.image_config(&Digest::parse(&r.image_id)?)?;
+        let opts = RunOptions {
+            args: r.config.args.clone(),
+            entrypoint: r.config.entrypoint.clone(),
+            ..RunOptions::default()
+        };
+        spec::command(&image, &opts)
+    }
+
+    /// The container's mounts for `inspect`: (type, volume name, host
+    /// source, destination, read-write).
+    pub fn mounts(&self, r: &Record) -> Vec<(String, String, String, String, bool)> {
+        let image = Digest::parse(&r.image_id)
+            .ok()
+            .and_then(|d| self.image_config(&d).ok())
+            .unwrap_or_default();
+        let vols = self.volume_mounts(r, &image);
+        let mut out = Vec::new();
+        for m in &r.config.mounts {
+            match m.kind {
+                MountType::Bind => out.push((
+                    "bind".into(),
+                    String::new(),
+                    m.source.clone(),
+                    m.destination.clone(),
+                    !m.readonly,
+                )),
+                MountType::Tmpfs => out.push((
+                    "tmpfs".into(),
+                    String::new(),
+                    String::new(),
+                    m.destination.clone(),
+                    !m.readonly,
+                )),
+                MountType::Volume => {
+                    if let Some((n, _, _)) = vols.iter().find(|(_, _, d)| *d == m.destination) {
+                        out.push((
+                            "volume".into(),
+                            n.clone(),
+                            self.paths.volume_data(n).display().to_string(),
+                            m.destination.clone(),
+                            !m.readonly,
+                        ));
+                    }
+                }
+            }
+        }
+        for (n, anon, d) in &vols {
+            if *anon && !r.config.mounts.iter().any(|m| m.destination == *d) {
+                out.push((
+                    "volume".into(),
+                    n.clone(),
+                    self.paths.volume_data(n).display().to_string(),
+                    d.clone(),
+                    true,
+                ));
+            }
+        }
+        out
+    }
+
+    /// Waits until the container is not running; returns its exit code.
+    pub fn wait(&self, what: &str) -> Result<i32> {
+        let rec = self.get(what)?;
+        loop {
+            if matches!(rec.state.status, Status::Running | Status::Restarting) {
+                self.wait_monitor(&rec, None)?;
+            }
+            match self.records.get(&rec.id)? {
+                Some(r) => {
+                    let r = self.refresh(r)?;
+                    match r.state.status {
+                        Status::Running | Status::Restarting => {
+                            std::thread::sleep(Duration::from_millis(50))
+                        }
+                        _ => return Ok(r.state.exit_code),
+                    }
+                }
+                // Removed (--rm): the exit code is in the exit file if the
+                // monitor wrote one before.
+                None => return Ok(rec.state.exit_code),
+            }
+        }
+    }
+}
+
+/// Docker's 1048576 open files, or this process's hard limit when it may
+/// not raise limits (no CAP_SYS_RESOURCE, as in some VMs and rootless).
+fn default_nofile() -> u64 {
+    const CAP_SYS_RESOURCE: u64 = 1 << 24;
+    let may_raise = berth_sys::process::capget().is_ok_and(|c| c.effective & CAP_SYS_RESOURCE != 0);
+    let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(1_048_576);
+    let want = 1_048_576u64.min(nr_open);
+    if may_raise {
+        return want;
+    }
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: rl is a valid out pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return want;
+    }
+    want.min(rl.rlim_max)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}

@@ -1,0 +1,123 @@
+//! Where berth keeps things, and how it finds its helper programs.
+//!
+//! Persistent (`--root`, /var/lib/berth): `containers.db`, and per container
+//! `containers/ID/` with `config.json` (the OCI bundle), `rootfs/` (the
+//! overlay mount point), `upper/`, `work/`, the log, `hosts`, `hostname`,
+//! `resolv.conf`. Volumes: `volumes/NAME/_data`.
+//!
+//! Runtime (`--run-root`, /run/berth, a tmpfs gone at reboot): per
+//! container `containers/ID/` with the monitor's config, state file, pid
+//! file and sockets; the runtime's own state under `runtime/NAME/`.
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub root: PathBuf,
+    pub run_root: PathBuf,
+}
+
+impl Paths {
+    pub fn container(&self, id: &str) -> PathBuf {
+        self.root.join("containers").join(id)
+    }
+
+    pub fn rootfs(&self, id: &str) -> PathBuf {
+        self.container(id).join("rootfs")
+    }
+
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.run_root.join("containers").join(id)
+    }
+
+    pub fn volume(&self, name: &str) -> PathBuf {
+        self.root.join("volumes").join(name)
+    }
+
+    pub fn volume_data(&self, name: &str) -> PathBuf {
+        self.volume(name).join("_data")
+    }
+
+    /// The runtime's `--root`, one per runtime (their state formats differ).
+    pub fn runtime_root(&self, runtime: &Path) -> PathBuf {
+        let name = runtime
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "runtime".into());
+        self.run_root.join("runtime").join(name)
+    }
+}
+
+/// A helper program: a path as given, else next to the running binary
+/// (an installed or built tree), else on $PATH.
+pub fn find_program(name: &str) -> Result<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(Error::Runtime(format!("{name}: no such program")))
+        };
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            let p = dir.join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    for dir in std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        let p = dir.join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    for dir in ["/usr/libexec/berth", "/usr/lib/berth"] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(Error::Runtime(format!(
+        "{name}: not found next to berth, on $PATH or in /usr/libexec/berth; install it or give its path"
+    )))
+}
+
+/// This boot's id: a record written in another boot is stale.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// 32 random bytes in hex: a container id.
+pub fn new_id() -> Result<String> {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(crate::error::io("read /dev/urandom for a container id"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// Docker-style names: adjective_surname.
+pub fn random_name(id: &str) -> String {
+    const ADJ: [&str; 16] = [
+        "brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+        "nifty", "proud", "quirky", "sharp", "tender", "witty",
+    ];
+    const NAMES: [&str; 16] = [
+        "turing", "hopper", "lovelace", "ritchie", "thompson", "torvalds", "knuth", "dijkstra",
+        "hamilton", "liskov", "lamport", "shannon", "noether", "curie", "babbage", "kay",
+    ];
+    let b = |i: usize| usize::from_str_radix(&id[i..i + 2], 16).unwrap_or(0);
+    if id.len() < 8 {
+        return format!("berth_{id}");
+    }
+    format!("{}_{}_{}", ADJ[b(0) % 16], NAMES[b(2) % 16], &id[4..8])
+}

@@ -1,0 +1,473 @@
+//! Container and volume records: an SQLite database (`containers.db` in
+//! the store root) in WAL mode. Each change is one transaction, so a kill -9
+//! at any moment leaves either the old record or the new one; names are
+//! unique by constraint, so parallel `berth run --name x` cannot both win.
+//!
+//! `synchronous=NORMAL`: a commit survives the process dying at once and a
+//! power cut loses at most the last commits, never consistency (the image
+//! store, whose blobs cost a download, keeps FULL).
+
+use crate::config::ContainerConfig;
+use crate::error::{db, Error, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image TEXT NOT NULL,              -- as the user named it
+    image_id TEXT NOT NULL,
+    created INTEGER NOT NULL,         -- ns since the epoch
+    config TEXT NOT NULL,             -- ContainerConfig as JSON
+    state TEXT NOT NULL               -- RunState as JSON
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    name TEXT PRIMARY KEY,
+    created INTEGER NOT NULL,
+    labels TEXT NOT NULL,             -- JSON object
+    anonymous INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS container_volumes (
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    volume TEXT NOT NULL REFERENCES volumes(name),
+    PRIMARY KEY (container_id, volume)
+);
+";
+
+/// Where a container is in its life, as recorded. The live truth of a
+/// started container is the monitor's state file; `Engine::refresh`
+/// reconciles the two.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Restarting,
+    Exited,
+    /// Being removed.
+    Removing,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Restarting => "restarting",
+            Status::Exited => "exited",
+            Status::Removing => "removing",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunState {
+    pub status: Status,
+    pub pid: i32,
+    pub monitor_pid: i32,
+    /// The boot the monitor was started in: after a reboot, a "running"
+    /// record is stale.
+    pub boot_id: String,
+    /// ns since the epoch (0: never).
+    pub started: i64,
+    pub finished: i64,
+    pub exit_code: i32,
+    pub oom_killed: bool,
+    pub restarts: u32,
+    pub error: String,
+    pub log_dropped: u64,
+    /// `berth stop`/`kill` was used: restart policies stay off until the
+    /// next `start`.
+    pub stopped_by_user: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub image_id: String,
+    pub created: i64,
+    pub config: ContainerConfig,
+    pub state: RunState,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VolumeRecord {
+    pub name: String,
+    pub created: i64,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub anonymous: bool,
+}
+
+pub struct Records {
+    db: Connection,
+}
+
+fn corrupt(what: &str, e: serde_json::Error) -> Error {
+    Error::Runtime(format!(
+        "container state database: {what} is not valid JSON ({e}); the database was edited or is damaged"
+    ))
+}
+
+fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Record, String, String)> {
+    Ok((
+        Record {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            image: r.get(2)?,
+            image_id: r.get(3)?,
+            created: r.get(4)?,
+            config: ContainerConfig::default(),
+            state: RunState::default(),
+        },
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn finish(row: (Record, String, String)) -> Result<Record> {
+    let (mut rec, config, state) = row;
+    rec.config = serde_json::from_str(&config).map_err(|e| corrupt("a container's config", e))?;
+    rec.state = serde_json::from_str(&state).map_err(|e| corrupt("a container's state", e))?;
+    Ok(rec)
+}
+
+const COLUMNS: &str = "id, name, image, image_id, created, config, state";
+
+impl Records {
+    pub fn open(root: &Path) -> Result<Records> {
+        let path = root.join("containers.db");
+        let conn = Connection::open(&path).map_err(db(format!("open {}", path.display())))?;
+        conn.busy_timeout(std::time::Duration::from_secs(60))
+            .map_err(db("set the busy timeout"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db("enable WAL"))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db("set synchronous"))?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(db("enable foreign keys"))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(db("create the schema"))?;
+        Ok(Records { db: conn })
+    }
+
+    /// Adds a container; a taken name is a conflict.
+    pub fn insert(&self, rec: &Record) -> Result<()> {
+        let config = serde_json::to_string(&rec.config).map_err(|e| corrupt("config", e))?;
+        let state = serde_json::to_string(&rec.state).map_err(|e| corrupt("state", e))?;
+        let r = self.db.execute(
+            "INSERT INTO containers (id, name, image, image_id, created, config, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                rec.id,
+                rec.name,
+                rec.image,
+                rec.image_id,
+                rec.created,
+                config,
+                state
+            ],
+        );
+        match r {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(Error::Conflict(format!(
+                    "the name {:?} is already in use by another container; remove it (`berth rm {}`) or choose another --name",
+                    rec.name, rec.name
+                )))
+            }
+            Err(e) => Err(db("record the container")(e)),
+        }
+    }
+
+    pub fn set_state(&self, id: &str, state: &RunState) -> Result<()> {
+        let s = serde_json::to_string(state).map_err(|e| corrupt("state", e))?;
+        self.db
+            .execute(
+                "UPDATE containers SET state = ?2 WHERE id = ?1",
+                params![id, s],
+            )
+            .map_err(db("record the container's state"))?;
+        Ok(())
+    }
+
+    pub fn rename(&self, id: &str, name: &str) -> Result<()> {
+        match self.db.execute(
+            "UPDATE containers SET name = ?2 WHERE id = ?1",
+            params![id, name],
+        ) {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(Error::Conflict(format!(
+                    "the name {name:?} is already in use by another container"
+                )))
+            }
+            Err(e) => Err(db("rename the container")(e)),
+        }
+    }
+
+    pub fn remove(&self, id: &str) -> Result<()> {
+        self.db
+            .execute("DELETE FROM containers WHERE id = ?1", params![id])
+            .map_err(db("remove the container's record"))?;
+        Ok(())
+    }
+
+    pub fn all(&self) -> Result<Vec<Record>> {
+        let mut st = self
+            .db
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM containers ORDER BY created DESC"
+            ))
+            .map_err(db("list containers"))?;
+        let rows = st
+            .query_map([], row_to_record)
+            .map_err(db("list containers"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(finish(r.map_err(db("list containers"))?)?);
+        }
+        Ok(out)
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<Record>> {
+        let row = self
+            .db
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1"),
+                params![id],
+                row_to_record,
+            )
+            .optional()
+            .map_err(db("read the container"))?;
+        row.map(finish).transpose()
+    }
+
+    /// By full id, name, or unique id prefix (as Docker resolves).
+    pub fn find(&self, what: &str) -> Result<Record> {
+        let what = what.strip_prefix('/').unwrap_or(what);
+        if what.is_empty() {
+            return Err(Error::NoSuchContainer(String::new()));
+        }
+        let row = self
+            .db
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1 OR name = ?1"),
+                params![what],
+                row_to_record,
+            )
+            .optional()
+            .map_err(db("find the container"))?;
+        if let Some(r) = row {
+            return finish(r);
+        }
+        if what.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut st = self
+                .db
+                .prepare(&format!(
+                    "SELECT {COLUMNS} FROM containers WHERE substr(id, 1, ?2) = ?1 LIMIT 2"
+                ))
+                .map_err(db("find the container"))?;
+            let mut rows: Vec<_> = st
+                .query_map(params![what, what.len() as i64], row_to_record)
+                .map_err(db("find the container"))?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db("find the container"))?;
+            if rows.len() > 1 {
+                return Err(Error::Conflict(format!(
+                    "{what}: more than one container id starts with this; give more digits"
+                )));
+            }
+            if let Some(r) = rows.pop() {
+                return finish(r);
+            }
+        }
+        Err(Error::NoSuchContainer(what.to_string()))
+    }
+
+    // Volumes.
+
+    /// Adds a volume unless one of that name exists; true if added.
+    pub fn add_volume(&self, v: &VolumeRecord) -> Result<bool> {
+        let labels = serde_json::to_string(&v.labels).map_err(|e| corrupt("labels", e))?;
+        let n = self
+            .db
+            .execute(
+                "INSERT OR IGNORE INTO volumes (name, created, labels, anonymous) VALUES (?1, ?2, ?3, ?4)",
+                params![v.name, v.created, labels, v.anonymous],
+            )
+            .map_err(db("record the volume"))?;
+        Ok(n == 1)
+    }
+
+    pub fn volumes(&self) -> Result<Vec<VolumeRecord>> {
+        let mut st = self
+            .db
+            .prepare("SELECT name, created, labels, anonymous FROM volumes ORDER BY name")
+            .map_err(db("list volumes"))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, bool>(3)?,
+                ))
+            })
+            .map_err(db("list volumes"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (name, created, labels, anonymous) = r.map_err(db("list volumes"))?;
+            out.push(VolumeRecord {
+                name,
+                created,
+                labels: serde_json::from_str(&labels).map_err(|e| corrupt("volume labels", e))?,
+                anonymous,
+            });
+        }
+        Ok(out)
+    }
+
+    pub fn volume(&self, name: &str) -> Result<VolumeRecord> {
+        self.volumes()?
+            .into_iter()
+            .find(|v| v.name == name)
+            .ok_or_else(|| Error::NoSuchVolume(name.to_string()))
+    }
+
+    /// Containers using the volume.
+    pub fn volume_users(&self, name: &str) -> Result<Vec<String>> {
+        let mut st = self
+            .db
+            .prepare("SELECT container_id FROM container_volumes WHERE volume = ?1")
+            .map_err(db("list the volume's users"))?;
+        let rows = st
+            .query_map(params![name], |r| r.get::<_, String>(0))
+            .map_err(db("list the volume's users"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(db("list the volume's users"))
+    }
+
+    pub fn use_volume(&self, container: &str, volume: &str) -> Result<()> {
+        self.db
+            .execute(
+                "INSERT OR IGNORE INTO container_volumes (container_id, volume) VALUES (?1, ?2)",
+                params![container, volume],
+            )
+            .map_err(db("record the volume's use"))?;
+        Ok(())
+    }
+
+    /// Volumes the container uses.
+    pub fn container_volumes(&self, container: &str) -> Result<Vec<String>> {
+        let mut st = self
+            .db
+            .prepare("SELECT volume FROM container_volumes WHERE container_id = ?1")
+            .map_err(db("list the container's volumes"))?;
+        let rows = st
+            .query_map(params![container], |r| r.get::<_, String>(0))
+            .map_err(db("list the container's volumes"))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(db("list the container's volumes"))
+    }
+
+    /// Removes a volume's record if no container uses it.
+    pub fn remove_volume(&self, name: &str) -> Result<()> {
+        let users = self.volume_users(name)?;
+        if !users.is_empty() {
+            return Err(Error::Conflict(format!(
+                "volume {name} is in use by container {}; remove the container first",
+                &users[0][..12.min(users[0].len())]
+            )));
+        }
+        let n = self
+            .db
+            .execute("DELETE FROM volumes WHERE name = ?1", params![name])
+            .map_err(db("remove the volume's record"))?;
+        if n == 0 {
+            return Err(Error::NoSuchVolume(name.to_string()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(id: &str, name: &str) -> Record {
+        Record {
+            id: id.into(),
+            name: name.into(),
+            image: "busybox".into(),
+            image_id: "sha256:00".into(),
+            created: 1,
+            config: ContainerConfig::default(),
+            state: RunState::default(),
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_lookups_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Records::open(dir.path()).unwrap();
+        r.insert(&rec("abcdef01", "web")).unwrap();
+        r.insert(&rec("abcdff02", "db")).unwrap();
+        let e = r.insert(&rec("ffff", "web")).unwrap_err();
+        assert!(e.to_string().contains("already in use"), "{e}");
+        assert_eq!(r.find("web").unwrap().id, "abcdef01");
+        assert_eq!(r.find("/db").unwrap().id, "abcdff02");
+        assert_eq!(r.find("abcde").unwrap().name, "web");
+        assert!(r
+            .find("abcd")
+            .unwrap_err()
+            .to_string()
+            .contains("more than one"));
+        assert!(matches!(r.find("nope"), Err(Error::NoSuchContainer(_))));
+        let mut s = RunState::default();
+        s.status = Status::Exited;
+        s.exit_code = 3;
+        r.set_state("abcdef01", &s).unwrap();
+        assert_eq!(r.get("abcdef01").unwrap().unwrap().state, s);
+        r.rename("abcdef01", "web2").unwrap();
+        assert!(r.rename("abcdef01", "db").is_err());
+        r.remove("abcdef01").unwrap();
+        assert_eq!(r.all().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn volumes_in_use_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Records::open(dir.path()).unwrap();
+        r.insert(&rec("c1", "one")).unwrap();
+        let v = VolumeRecord {
+            name: "data".into(),
+            created: 1,
+            labels: Default::default(),
+            anonymous: false,
+        };
+        assert!(r.add_volume(&v).unwrap());
+        assert!(!r.add_volume(&v).unwrap());
+        r.use_volume("c1", "data").unwrap();
+        assert!(r
+            .remove_volume("data")
+            .unwrap_err()
+            .to_string()
+            .contains("in use"));
+        r.remove("c1").unwrap();
+        r.remove_volume("data").unwrap();
+        assert!(matches!(
+            r.remove_volume("data"),
+            Err(Error::NoSuchVolume(_))
+        ));
+    }
+}

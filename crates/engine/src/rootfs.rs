@@ -1,0 +1,131 @@
+//! The container's root filesystem: an overlay of the image's unpacked
+//! layers (read-only, top first) under the container's own `upper/` and
+//! `work/` directories, mounted at `rootfs/` in the host's mount namespace
+//! while the container runs (as podman and containerd do), and removed with
+//! the container.
+
+use crate::error::{io, Error, Result};
+use std::path::{Path, PathBuf};
+
+/// The kernel reads mount options from one page.
+const MAX_OPTIONS: usize = 4000;
+
+/// Overlay options for `layers` (bottom first, as stored) and the
+/// container's directory `dir`.
+pub fn overlay_options(layers: &[PathBuf], dir: &Path, empty: &Path) -> Result<String> {
+    let check = |p: &Path| -> Result<String> {
+        let s = p.to_string_lossy();
+        if s.contains([',', ':', '\n']) {
+            return Err(Error::Runtime(format!(
+                "{}: overlay cannot use a path with ',' or ':'; move the berth root elsewhere",
+                p.display()
+            )));
+        }
+        Ok(s.into_owned())
+    };
+    let mut lower: Vec<String> = Vec::new();
+    for l in layers.iter().rev() {
+        lower.push(check(l)?);
+    }
+    if lower.is_empty() {
+        // An image without layers (scratch): overlay needs one lower dir.
+        lower.push(check(empty)?);
+    }
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        check(&dir.join("upper"))?,
+        check(&dir.join("work"))?
+    );
+    if opts.len() > MAX_OPTIONS {
+        return Err(Error::Runtime(format!(
+            "the image has {} layers: too many for one overlay mount ({} bytes of options, the kernel takes {MAX_OPTIONS}); squash the image",
+            layers.len(),
+            opts.len()
+        )));
+    }
+    Ok(opts)
+}
+
+pub fn is_mounted(target: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let want = target.to_string_lossy();
+    text.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .is_some_and(|m| berth_sys::fs::unescape_mountinfo(m) == want)
+    })
+}
+
+/// Mounts the overlay at `dir/rootfs` (no-op if mounted).
+pub fn mount(layers: &[PathBuf], dir: &Path, empty: &Path) -> Result<PathBuf> {
+    let target = dir.join("rootfs");
+    for d in ["upper", "work", "rootfs"] {
+        std::fs::create_dir_all(dir.join(d))
+            .map_err(io(format!("create {}", dir.join(d).display())))?;
+    }
+    if is_mounted(&target) {
+        return Ok(target);
+    }
+    std::fs::create_dir_all(empty).map_err(io(format!("create {}", empty.display())))?;
+    let opts = overlay_options(layers, dir, empty)?;
+    let t = berth_sys::cstr(&target).map_err(io("mount path"))?;
+    let data = std::ffi::CString::new(opts).map_err(|_| Error::Runtime("NUL in a path".into()))?;
+    berth_sys::mount::mount(
+        Some(c"overlay"),
+        &t,
+        Some(c"overlay"),
+        libc::MS_NODEV,
+        Some(&data),
+    )
+    .map_err(io(format!(
+        "mount the container's overlay root filesystem at {}",
+        target.display()
+    )))?;
+    Ok(target)
+}
+
+/// Unmounts `dir/rootfs` if mounted (detaching if busy).
+pub fn unmount(dir: &Path) -> Result<()> {
+    let target = dir.join("rootfs");
+    if !is_mounted(&target) {
+        return Ok(());
+    }
+    let t = berth_sys::cstr(&target).map_err(io("mount path"))?;
+    match berth_sys::mount::umount2(&t, 0) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+            berth_sys::mount::umount2(&t, libc::MNT_DETACH)
+                .map_err(io(format!("unmount {}", target.display())))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        Err(e) => Err(io(format!("unmount {}", target.display()))(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_put_the_top_layer_first() {
+        let layers = vec![PathBuf::from("/l/base"), PathBuf::from("/l/top")];
+        let o = overlay_options(&layers, Path::new("/c/id"), Path::new("/e")).unwrap();
+        assert_eq!(
+            o,
+            "lowerdir=/l/top:/l/base,upperdir=/c/id/upper,workdir=/c/id/work"
+        );
+        let o = overlay_options(&[], Path::new("/c/id"), Path::new("/e")).unwrap();
+        assert!(o.starts_with("lowerdir=/e,"));
+        assert!(
+            overlay_options(&[PathBuf::from("/a:b")], Path::new("/c"), Path::new("/e")).is_err()
+        );
+        let many: Vec<PathBuf> = (0..100)
+            .map(|i| PathBuf::from(format!("/var/lib/berth/layers/{i:064}")))
+            .collect();
+        let e = overlay_options(&many, Path::new("/c"), Path::new("/e")).unwrap_err();
+        assert!(e.to_string().contains("100 layers"), "{e}");
+    }
+}
