@@ -135,14 +135,18 @@ fn kernel_version() -> (u32, u32) {
 }
 
 fn alive(pid: i32) -> bool {
-    pid > 0 && berth_sys::process::kill(pid, 0).is_ok()
+    pid > 0
+        && berth_sys::process::kill(pid, 0).is_ok()
+        && berth_sys::process::proc_stat(pid).is_some_and(|s| s.state != 'Z')
 }
 
-/// True when `pid` is a berth monitor (not a reused pid).
+/// True when `pid` is a live berth monitor (not a zombie, not a reused
+/// pid).
 fn is_monitor(pid: i32) -> bool {
     pid > 0
         && std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .is_ok_and(|c| c.trim() == "berth-monitor")
+        && berth_sys::process::proc_stat(pid).is_some_and(|s| s.state != 'Z')
 }
 
 fn short(id: &str) -> &str {
@@ -223,12 +227,14 @@ impl Engine {
                     "bridge networks are not available yet; use --network none or --network host",
                 ))
             }
-            n => return Err(option(
-                "--network",
-                format!(
+            n => {
+                return Err(option(
+                    "--network",
+                    format!(
                     "{n:?}: networks are not available yet; use --network none or --network host"
                 ),
-            )),
+                ))
+            }
         }
         if let Some(s) = &config.stop_signal {
             crate::config::parse_signal(s)?;
@@ -958,28 +964,47 @@ impl Engine {
             Ok(_) | Err(Error::Conflict(_)) => {}
             Err(e) => return Err(e),
         }
-        if !self.wait_monitor(&rec, Some(Duration::from_secs(u64::from(secs))))? {
-            match self.kill(&rec.id, libc::SIGKILL, true) {
-                Ok(_) | Err(Error::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
-            self.wait_monitor(&rec, Some(Duration::from_secs(30)))?;
+        if let Some(r) = self.wait_stopped(&rec, Duration::from_secs(u64::from(secs)))? {
+            return Ok(r);
         }
-        // An unmonitored container (its monitor was killed) is waited for
-        // by its pid.
-        let deadline = Instant::now() + Duration::from_secs(u64::from(secs) + 5);
+        match self.kill(&rec.id, libc::SIGKILL, true) {
+            Ok(_) | Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        match self.wait_stopped(&rec, Duration::from_secs(30))? {
+            Some(r) => Ok(r),
+            None => Err(Error::Runtime(format!(
+                "container {} did not stop within 30 s of SIGKILL (a process stuck in the kernel?)",
+                rec.name
+            ))),
+        }
+    }
+
+    /// Waits up to `timeout` for the container to stop: on its monitor when
+    /// it has one, else (its monitor was killed) on its pid. The record as
+    /// it then is, or None on timeout.
+    fn wait_stopped(&self, rec: &Record, timeout: Duration) -> Result<Option<Record>> {
+        let deadline = Instant::now() + timeout;
         loop {
             let r = match self.records.get(&rec.id)? {
                 Some(r) => self.refresh(r)?,
-                None => return Ok(rec),
+                None => return Ok(Some(rec.clone())),
             };
             if !matches!(r.state.status, Status::Running | Status::Restarting) {
-                return Ok(r);
+                return Ok(Some(r));
             }
-            if Instant::now() > deadline {
-                let _ = self.kill(&rec.id, libc::SIGKILL, true);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            if is_monitor(r.state.monitor_pid) {
+                self.wait_monitor(&r, Some(left))?;
+            } else if let Ok(fd) = berth_sys::process::pidfd_open(r.state.pid) {
+                let ms = left.as_millis().min(i32::MAX as u128) as i32;
+                let _ = berth_sys::process::pidfd_wait_exit(fd.as_fd(), ms);
+            } else {
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
 

@@ -382,6 +382,8 @@ struct Monitor {
     cleaned: bool,
     /// The starting client closed stdin while input was still queued.
     close_after_drain: bool,
+    /// This start's terminal arrived (it may be closed again already).
+    got_terminal: bool,
     oom_file: Option<PathBuf>,
 }
 
@@ -494,6 +496,7 @@ impl Monitor {
             reaped: HashMap::new(),
             cleaned: false,
             close_after_drain: false,
+            got_terminal: false,
             oom_file: None,
         })
     }
@@ -592,6 +595,7 @@ impl Monitor {
     /// Starts the container; returns its host pid.
     fn start(&mut self) -> Result<i32, String> {
         let pid_file = self.cfg.run_dir.join("pid");
+        self.got_terminal = false;
         let _ = std::fs::remove_file(&pid_file);
         let _ = std::fs::remove_file(self.cfg.run_dir.join("runtime.log"));
         let mut cmd = self.runtime();
@@ -636,12 +640,16 @@ impl Monitor {
             }
             self.poll_once(-1)?;
         };
+        // The runtime may have sent the terminal and exited within one poll.
+        if self.io.pty.is_none() {
+            self.receive_console();
+        }
         self.console = None;
         let _ = std::fs::remove_file(self.cfg.run_dir.join("console.sock"));
         if status != ExitStatus::Exited(0) {
             return Err(self.runtime_error(status));
         }
-        if self.cfg.terminal && self.io.pty.is_none() {
+        if self.cfg.terminal && !self.got_terminal {
             return Err("the runtime did not send the container's terminal".into());
         }
         let text = std::fs::read_to_string(&pid_file)
@@ -984,17 +992,7 @@ impl Monitor {
                         }
                     }
                 }
-                Src::Console => {
-                    if let Some(conn) = self.console.as_ref().and_then(|l| accept(l.as_raw_fd())) {
-                        set_blocking(conn.as_raw_fd());
-                        let mut b = [0u8; 256];
-                        if let Ok((_, Some(pty))) = berth_sys::socket::recv(conn.as_fd(), &mut b) {
-                            set_nonblock(pty.as_raw_fd());
-                            self.io.pty = Some(pty);
-                            self.flush_stdin();
-                        }
-                    }
-                }
+                Src::Console => self.receive_console(),
                 Src::Output => {
                     self.read_output(&mut buf);
                 }
@@ -1009,6 +1007,26 @@ impl Monitor {
         }
         self.clients.retain(|c| !c.dead);
         Ok(())
+    }
+
+    /// Takes the pty master the runtime sends over the console socket.
+    fn receive_console(&mut self) {
+        if let Some(conn) = self.console.as_ref().and_then(|l| accept(l.as_raw_fd())) {
+            set_blocking(conn.as_raw_fd());
+            let mut b = [0u8; 256];
+            match berth_sys::socket::recv(conn.as_fd(), &mut b) {
+                Ok((_, Some(pty))) => {
+                    self.got_terminal = true;
+                    set_nonblock(pty.as_raw_fd());
+                    self.io.pty = Some(pty);
+                    self.flush_stdin();
+                }
+                Ok((n, None)) => {
+                    eprintln!("berth-monitor: the console socket sent {n} bytes and no terminal")
+                }
+                Err(e) => eprintln!("berth-monitor: receive the container's terminal: {e}"),
+            }
+        }
     }
 
     fn finish(&mut self) -> Result<(), String> {
