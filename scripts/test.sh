@@ -19,7 +19,7 @@ missing=()
 # registry (CNCF distribution) the image tests start on loopback. skopeo,
 # podman: the save/load interoperability tests. time: GNU time measures
 # the peak RSS of a pull.
-for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap docker-registry skopeo podman time; do
+for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap docker-registry skopeo podman time runc crun; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -217,8 +217,10 @@ fn env_entry(e: &str) -> Result<String> {
 }
 
 fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
-    let mut c = ContainerConfig::default();
-    c.args = a.command.clone();
+    let mut c = ContainerConfig {
+        args: a.command.clone(),
+        ..ContainerConfig::default()
+    };
     if let Some(e) = &a.entrypoint {
         c.entrypoint = Some(if e.is_empty() {
             Vec::new()

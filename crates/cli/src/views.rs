@@ -194,7 +194,7 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
         "PORTS",
         "NAMES",
     ];
-    let mut w = vec![0; 7];
+    let mut w = [0; 7];
     for (i, h) in head.iter().enumerate() {
         w[i] = h.chars().count();
     }
@@ -502,11 +502,12 @@ pub fn logs(root: &Path, run_root: &Path, a: LogsArgs) -> Result<()> {
     }
     if let Some(n) = tail {
         // Whole lines: partial pieces belong to the line they end in.
+        // A final partial line counts as a line.
         let mut lines = 0;
         let mut start = entries.len();
         while start > 0 && lines < n {
             start -= 1;
-            if !entries[start].partial {
+            if !entries[start].partial || start + 1 == entries.len() {
                 lines += 1;
             }
         }

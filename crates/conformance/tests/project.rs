@@ -44,13 +44,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("berth-runtime-cli", &["berth-runtime"]),
     ("berth-image", &["berth-sys"]),
-    // seccomp: the engine turns containers-common profiles into specs.
-    ("berth-engine", &["berth-sys", "berth-seccomp"]),
-    // The image commands need nothing of the engine (podman's CLI also
-    // calls its image library directly); container commands will go
-    // through crates/engine.
-    ("berth-cli", &["berth-image"]),
+    // seccomp: the engine turns containers-common profiles into specs;
+    // monitor: the formats it shares with the monitor (the monitor itself
+    // is a separate process, started as a program).
+    (
+        "berth-engine",
+        &["berth-sys", "berth-seccomp", "berth-image", "berth-monitor"],
+    ),
+    // Image commands call the image library directly (as podman's CLI
+    // does); container commands go through crates/engine.
+    (
+        "berth-cli",
+        &["berth-image", "berth-engine", "berth-monitor"],
+    ),
     ("berth-init", &[]),
+    ("berth-monitor", &["berth-sys"]),
     ("berth-conformance", &[]),
 ];
 
@@ -67,6 +75,7 @@ fn dependencies_point_down() {
             "berth-image" => "image",
             "berth-engine" => "engine",
             "berth-init" => "init",
+            "berth-monitor" => "monitor",
             "berth-cli" => "cli",
             _ => "conformance",
         };

@@ -433,9 +433,11 @@ mod tests {
             .to_string()
             .contains("more than one"));
         assert!(matches!(r.find("nope"), Err(Error::NoSuchContainer(_))));
-        let mut s = RunState::default();
-        s.status = Status::Exited;
-        s.exit_code = 3;
+        let s = RunState {
+            status: Status::Exited,
+            exit_code: 3,
+            ..RunState::default()
+        };
         r.set_state("abcdef01", &s).unwrap();
         assert_eq!(r.get("abcdef01").unwrap().unwrap().state, s);
         r.rename("abcdef01", "web2").unwrap();

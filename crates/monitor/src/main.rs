@@ -273,10 +273,22 @@ impl LogWriter {
     }
 
     fn entry(&mut self, stream: Stream, text: &[u8], now: i64) {
+        let before = self.buf.len();
         match self.driver {
             LogDriver::JsonFile => logfmt::json_line(&mut self.buf, stream, text, now),
             LogDriver::K8sFile => logfmt::k8s_line(&mut self.buf, stream, text, now),
             LogDriver::None => {}
+        }
+        // With a size limit, a line that would pass it starts a new file
+        // (so files stay under the limit, as Docker's json-file does).
+        if self.max_size > 0
+            && self.size + self.buf.len() as u64 > self.max_size
+            && self.size + before as u64 > 0
+        {
+            let line = self.buf.split_off(before);
+            self.commit();
+            self.rotate();
+            self.buf = line;
         }
     }
 
@@ -338,9 +350,6 @@ impl LogWriter {
             }
         }
         self.buf.clear();
-        if self.max_size > 0 && self.size >= self.max_size {
-            self.rotate();
-        }
     }
 }
 
@@ -543,7 +552,6 @@ impl Monitor {
                 Err(msg) => {
                     self.state.error = msg.clone();
                     self.state.exit_code = 127;
-                    self.broadcast(frame::ERROR, msg.as_bytes());
                     self.delete_container();
                     break;
                 }
@@ -1041,8 +1049,12 @@ impl Monitor {
         if self.state.oom_killed {
             exit.push_str(" oom");
         }
+        // After the state is saved: a client acting on these sees it.
         if self.state.error.is_empty() {
             self.broadcast(frame::EXIT, exit.as_bytes());
+        } else {
+            let msg = self.state.error.clone();
+            self.broadcast(frame::ERROR, msg.as_bytes());
         }
         // Waits for the starting client to clean up (or go away), and for
         // every client to take its last output: a minute at most.

@@ -218,9 +218,21 @@ pub fn push_image(repo: &str, tag: &str, layers: &[Vec<u8>], comp: Comp, arch: &
     }
 }
 
-/// A store directory for one test.
+/// A store directory (and a run directory, on /run's tmpfs, short enough
+/// for socket paths) for one test. Dropping it removes every container
+/// the test left, so no overlay mount outlives the test.
 pub struct Env {
     pub root: tempfile::TempDir,
+    pub run_root: tempfile::TempDir,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let ids = self.berth(&["ps", "-aq", "--no-trunc"]).stdout;
+        for id in ids.split_whitespace() {
+            let _ = self.berth(&["rm", "-f", "-v", id]);
+        }
+    }
 }
 
 pub struct Out {
@@ -244,13 +256,19 @@ impl Env {
                 .prefix("berth-store")
                 .tempdir()
                 .unwrap(),
+            run_root: tempfile::Builder::new()
+                .prefix("bt")
+                .tempdir_in("/run")
+                .unwrap(),
         }
     }
 
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_berth"));
         c.arg("--root").arg(self.root.path());
+        c.arg("--run-root").arg(self.run_root.path());
         c.env_remove("BERTH_ROOT");
+        c.env_remove("BERTH_RUN_ROOT");
         // This machine's registries.conf (aliases, mirrors) stays out of
         // the tests; those that test it give their own.
         c.env(

@@ -1,0 +1,842 @@
+//! `berth run` and the container commands, end to end: the `berth` binary
+//! makes real containers (with berth-runtime, and with runc) from images
+//! imported here or pulled from the local registry.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const APPLETS: [&str; 26] = [
+    "sh", "echo", "cat", "true", "false", "sleep", "id", "hostname", "pwd", "ls", "env", "head",
+    "tr", "wc", "touch", "mkdir", "ps", "stat", "grep", "yes", "dd", "seq", "kill", "rm",
+    "readlink", "printf",
+];
+
+fn busybox_tar() -> Vec<u8> {
+    let bb =
+        std::fs::read(BUSYBOX).expect("busybox-static is needed: apt-get install busybox-static");
+    let mut t = berth_image::tar::build::Tar::default();
+    t.dir("bin/", 0o755).file("bin/busybox", &bb, 0o755);
+    for a in APPLETS {
+        t.symlink(&format!("bin/{a}"), "busybox");
+    }
+    t.dir("etc/", 0o755)
+        .file(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+            0o644,
+        )
+        .file("etc/group", b"root:x:0:\nnogroup:x:65534:\napp:x:1000:\nextra:x:2000:app\n", 0o644)
+        .dir("tmp/", 0o1777)
+        .dir("data/", 0o755)
+        .file("data/seed", b"from the image\n", 0o644);
+    t.end()
+}
+
+/// Imports the busybox image as `bb:latest` into `env`'s store.
+fn image(env: &Env) -> &'static str {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bb.tar");
+    std::fs::write(&p, busybox_tar()).unwrap();
+    env.berth(&["import", p.to_str().unwrap(), "bb:latest"])
+        .ok();
+    for helper in ["berth-monitor", "berth-runtime", "berth-init"] {
+        let exe = Path::new(env!("CARGO_BIN_EXE_berth")).with_file_name(helper);
+        assert!(
+            exe.exists(),
+            "{} is missing: build the workspace first (cargo build --workspace)",
+            exe.display()
+        );
+    }
+    "bb:latest"
+}
+
+fn ps_json(env: &Env) -> serde_json::Value {
+    serde_json::from_str(&env.berth(&["ps", "-a", "--format", "json"]).ok().stdout).unwrap()
+}
+
+fn inspect(env: &Env, c: &str) -> serde_json::Value {
+    let o = env.berth(&["inspect", c]).ok();
+    serde_json::from_str::<serde_json::Value>(&o.stdout).unwrap()[0].clone()
+}
+
+fn mounts_under(p: &Path) -> usize {
+    let want = p.to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&want))
+        .count()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn run_prints_output_returns_the_exit_code_and_rm_leaves_nothing() {
+    let env = Env::new();
+    let img = image(&env);
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        img,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(o.code, 3, "{}", o.stderr);
+    assert_eq!(o.stdout, "out\n");
+    assert!(o.stderr.contains("err"), "{}", o.stderr);
+    assert_eq!(ps_json(&env).as_array().unwrap().len(), 0);
+    assert_eq!(mounts_under(env.root.path()), 0, "an overlay outlived --rm");
+    let left: Vec<_> = std::fs::read_dir(env.root.path().join("containers"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "container directories left: {left:?}");
+    let runs: Vec<_> = std::fs::read_dir(env.run_root.path().join("containers"))
+        .unwrap()
+        .collect();
+    assert!(runs.is_empty(), "run directories left: {runs:?}");
+    // The image is no longer held: it can be removed.
+    env.berth(&["rmi", img]).ok();
+}
+
+#[test]
+fn run_pulls_from_the_registry_as_pull_says() {
+    let env = Env::new();
+    let reg = &registry().addr;
+    push_image("t/run", "v1", &[busybox_tar()], Comp::Gzip, "amd64");
+    let name = format!("{reg}/t/run:v1");
+    let o = env.berth(&["run", "--rm", "--pull", "never", &name, "true"]);
+    assert_eq!(o.code, 125);
+    assert!(o.stderr.contains("--pull=never"), "{}", o.stderr);
+    assert_eq!(o.stderr.trim().lines().count(), 1, "one line: {}", o.stderr);
+    let o = env.berth(&["run", "--rm", &name, "cat", "/data/seed"]).ok();
+    assert_eq!(o.stdout, "from the image\n");
+    assert!(o.stderr.contains("Unable to find image"), "{}", o.stderr);
+    // In the store now: no pull.
+    let o = env
+        .berth(&["run", "--rm", "--pull", "never", &name, "true"])
+        .ok();
+    assert!(!o.stderr.contains("Pulling"), "{}", o.stderr);
+    let o = env
+        .berth(&["run", "--rm", "--pull", "always", &name, "true"])
+        .ok();
+    assert!(o.stderr.contains("Pulling"), "{}", o.stderr);
+    let o = env.berth(&["run", "--rm", &format!("{reg}/t/absent:v1"), "true"]);
+    assert_eq!(o.code, 125);
+    assert_eq!(
+        ps_json(&env).as_array().unwrap().len(),
+        0,
+        "nothing half-created"
+    );
+}
+
+#[test]
+fn detached_containers_stop_start_restart_and_remove() {
+    let env = Env::new();
+    let img = image(&env);
+    let script = "trap 'echo got TERM; exit 0' TERM; echo started; while true; do sleep 0.1; done";
+    let id = env
+        .berth(&["run", "-d", "--name", "web", img, "sh", "-c", script])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64);
+    let ps = env.berth(&["ps"]).ok().stdout;
+    assert!(ps.contains("web") && ps.contains("Up"), "{ps}");
+    assert_eq!(env.berth(&["ps", "-q"]).ok().stdout.trim(), &id[..12]);
+    let j = ps_json(&env);
+    assert_eq!(j[0]["State"], "running");
+    assert_eq!(j[0]["Names"][0], "web");
+    wait_for("the first log line", || {
+        env.berth(&["logs", "web"]).stdout.contains("started")
+    });
+    let i = inspect(&env, "web");
+    assert_eq!(i["State"]["Running"], true);
+    let pid = i["State"]["Pid"].as_i64().unwrap();
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    assert_eq!(i["GraphDriver"]["Name"], "overlay");
+    assert_eq!(
+        mounts_under(&env.root.path().join("containers").join(&id)),
+        1
+    );
+
+    // rm without --force refuses.
+    let o = env.berth(&["rm", "web"]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains("is running") && o.stderr.contains("--force"),
+        "{}",
+        o.stderr
+    );
+
+    let t = Instant::now();
+    env.berth(&["stop", "web"]).ok();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "stop waited for the timeout"
+    );
+    let i = inspect(&env, "web");
+    assert_eq!(i["State"]["Status"], "exited");
+    assert_eq!(i["State"]["ExitCode"], 0);
+    assert!(env.berth(&["logs", "web"]).stdout.contains("got TERM"));
+    assert_eq!(
+        mounts_under(&env.root.path().join("containers").join(&id)),
+        0
+    );
+    let o = env.berth(&["stop", "web"]);
+    assert_eq!(
+        o.code, 0,
+        "stopping a stopped container is fine: {}",
+        o.stderr
+    );
+
+    env.berth(&["start", "web"]).ok();
+    assert_eq!(inspect(&env, "web")["State"]["Status"], "running");
+    env.berth(&["restart", "-t", "1", "web"]).ok();
+    assert_eq!(inspect(&env, "web")["State"]["Status"], "running");
+    let o = env.berth(&["kill", "-s", "KILL", "web"]).ok();
+    assert_eq!(o.stdout.trim(), "web");
+    assert_eq!(env.berth(&["wait", "web"]).ok().stdout.trim(), "137");
+    assert_eq!(inspect(&env, "web")["State"]["ExitCode"], 137);
+    let o = env.berth(&["kill", "web"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("not running"), "{}", o.stderr);
+
+    env.berth(&["start", "web"]).ok();
+    env.berth(&["rm", "-f", "web"]).ok();
+    assert_eq!(ps_json(&env).as_array().unwrap().len(), 0);
+    assert_eq!(mounts_under(env.root.path()), 0);
+    let o = env.berth(&["inspect", "web"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("no such container"), "{}", o.stderr);
+}
+
+#[test]
+fn stop_kills_what_ignores_the_stop_signal_after_the_timeout() {
+    let env = Env::new();
+    let img = image(&env);
+    // sh as pid 1 ignores SIGTERM (no handler): stop must SIGKILL it.
+    env.berth(&["run", "-d", "--name", "stubborn", img, "sleep", "100"])
+        .ok();
+    let t = Instant::now();
+    env.berth(&["stop", "-t", "1", "stubborn"]).ok();
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+    assert_eq!(inspect(&env, "stubborn")["State"]["ExitCode"], 137);
+    // --stop-signal is used.
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "usr1",
+        "--stop-signal",
+        "USR1",
+        img,
+        "sh",
+        "-c",
+        "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+    ])
+    .ok();
+    env.berth(&["stop", "usr1"]).ok();
+    assert_eq!(inspect(&env, "usr1")["State"]["ExitCode"], 7);
+}
+
+#[test]
+fn logs_keep_streams_apart_and_honour_tail_since_and_timestamps() {
+    let env = Env::new();
+    let img = image(&env);
+    for driver in ["k8s-file", "json-file"] {
+        let name = format!("logs-{driver}");
+        env.berth(&[
+            "run",
+            "--name",
+            &name,
+            "--log-driver",
+            driver,
+            img,
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done; printf partial",
+        ])
+        .ok();
+        let o = env.berth(&["logs", &name]).ok();
+        assert_eq!(
+            o.stdout, "out1\nout2\nout3\nout4\nout5\npartial",
+            "{driver}"
+        );
+        assert_eq!(o.stderr, "err1\nerr2\nerr3\nerr4\nerr5\n", "{driver}");
+        let o = env.berth(&["logs", "--tail", "2", &name]).ok();
+        // The last two lines overall (stdout and stderr interleave in time).
+        assert_eq!(
+            o.stdout.lines().count() + o.stderr.lines().count(),
+            2,
+            "{driver}"
+        );
+        let o = env.berth(&["logs", "-t", "--tail", "1", &name]).ok();
+        let line = format!("{}{}", o.stdout, o.stderr);
+        assert!(line.starts_with("20") && line.contains("Z "), "{line}");
+        let o = env
+            .berth(&["logs", "--since", "2099-01-01T00:00:00Z", &name])
+            .ok();
+        assert_eq!(o.stdout, "");
+        let o = env.berth(&["logs", "--until", "1h", &name]).ok();
+        assert_eq!(o.stdout, "", "nothing is older than an hour");
+        let o = env.berth(&["logs", "--since", "1h", &name]).ok();
+        assert!(o.stdout.contains("out5"));
+    }
+    let o = env.berth(&["logs", "--since", "yesterday-ish", "logs-k8s-file"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("--since"), "{}", o.stderr);
+}
+
+#[test]
+fn logs_rotate_by_size_and_follow_ends_with_the_container() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&[
+        "run",
+        "--name",
+        "rot",
+        "--log-opt",
+        "max-size=4k",
+        "--log-opt",
+        "max-file=3",
+        img,
+        "sh",
+        "-c",
+        "seq 1 3000",
+    ])
+    .ok();
+    let dir = env
+        .root
+        .path()
+        .join("containers")
+        .join(inspect(&env, "rot")["Id"].as_str().unwrap());
+    assert!(dir.join("ctr.log.1").exists() && dir.join("ctr.log.2").exists());
+    assert!(
+        !dir.join("ctr.log.3").exists(),
+        "max-file=3 keeps three files"
+    );
+    for f in ["ctr.log", "ctr.log.1", "ctr.log.2"] {
+        let len = std::fs::metadata(dir.join(f)).unwrap().len();
+        assert!(len < 4096 + 200, "{f}: {len} bytes");
+    }
+    let o = env.berth(&["logs", "rot"]).ok();
+    assert!(o.stdout.ends_with("2999\n3000\n"));
+    assert!(
+        !o.stdout.starts_with("1\n"),
+        "the oldest lines were rotated away"
+    );
+
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "fo",
+        img,
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo line$i; sleep 0.3; done",
+    ])
+    .ok();
+    let t = Instant::now();
+    let o = env.berth(&["logs", "-f", "fo"]).ok();
+    assert_eq!(o.stdout, "line1\nline2\nline3\n");
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn restart_policies_restart_with_back_off_and_stop_ends_them() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        img,
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ])
+    .ok();
+    wait_for("two restarts", || {
+        let i = inspect(&env, "flaky");
+        i["State"]["Status"] == "exited" && i["RestartCount"] == 2
+    });
+    assert_eq!(inspect(&env, "flaky")["State"]["ExitCode"], 3);
+    assert_eq!(env.berth(&["logs", "flaky"]).ok().stdout, "run\nrun\nrun\n");
+    // always: restarts after a clean exit, until stopped.
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "always",
+        "--restart",
+        "always",
+        img,
+        "sh",
+        "-c",
+        "sleep 0.2",
+    ])
+    .ok();
+    wait_for("a restart", || {
+        inspect(&env, "always")["RestartCount"].as_u64() >= Some(1)
+    });
+    env.berth(&["stop", "-t", "1", "always"]).ok();
+    let n = inspect(&env, "always")["RestartCount"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let i = inspect(&env, "always");
+    assert_eq!(i["State"]["Status"], "exited");
+    assert_eq!(
+        i["RestartCount"].as_u64().unwrap(),
+        n,
+        "restarted after stop"
+    );
+    let o = env.berth(&["run", "--rm", "--restart", "always", img, "true"]);
+    assert_eq!(o.code, 125);
+    let o = env.berth(&["run", "--restart", "sometimes", img, "true"]);
+    assert_eq!(o.code, 125);
+    assert!(o.stderr.contains("--restart"), "{}", o.stderr);
+}
+
+#[test]
+fn ps_is_right_after_the_monitor_is_killed_and_after_run_is_wiped() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&["run", "-d", "--name", "orphan", img, "sleep", "100"])
+        .ok();
+    let i = inspect(&env, "orphan");
+    let id = i["Id"].as_str().unwrap().to_string();
+    let state = std::fs::read_to_string(
+        env.run_root
+            .path()
+            .join("containers")
+            .join(&id)
+            .join("state"),
+    )
+    .unwrap();
+    let mpid: i32 = state
+        .lines()
+        .find_map(|l| l.strip_prefix("monitor_pid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // SAFETY: kill has no memory effects.
+    assert_eq!(unsafe { libc::kill(mpid, libc::SIGKILL) }, 0);
+    wait_for("the monitor to go", || {
+        !Path::new(&format!("/proc/{mpid}/comm")).exists()
+            || std::fs::read_to_string(format!("/proc/{mpid}/stat"))
+                .map_or(true, |s| s.contains(") Z "))
+    });
+    let i = inspect(&env, "orphan");
+    assert_eq!(
+        i["State"]["Status"], "running",
+        "the container outlives its monitor"
+    );
+    assert!(
+        i["State"]["Error"].as_str().unwrap().contains("monitor"),
+        "{i}"
+    );
+    env.berth(&["stop", "-t", "1", "orphan"]).ok();
+    let i = inspect(&env, "orphan");
+    assert_eq!(i["State"]["Status"], "exited");
+    assert_eq!(i["State"]["ExitCode"], 255, "unknown: nobody saw it end");
+    assert_eq!(
+        mounts_under(&env.root.path().join("containers").join(&id)),
+        0
+    );
+
+    // A reboot: every process gone and /run empty.
+    env.berth(&["run", "-d", "--name", "rebooted", img, "sleep", "100"])
+        .ok();
+    let i = inspect(&env, "rebooted");
+    let id = i["Id"].as_str().unwrap().to_string();
+    let pid = i["State"]["Pid"].as_i64().unwrap() as i32;
+    let state = std::fs::read_to_string(
+        env.run_root
+            .path()
+            .join("containers")
+            .join(&id)
+            .join("state"),
+    )
+    .unwrap();
+    let mpid: i32 = state
+        .lines()
+        .find_map(|l| l.strip_prefix("monitor_pid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // SAFETY: kill has no memory effects.
+    unsafe {
+        libc::kill(mpid, libc::SIGKILL);
+        libc::kill(pid, libc::SIGKILL);
+    }
+    wait_for("the container to die", || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    });
+    std::fs::remove_dir_all(env.run_root.path().join("containers")).unwrap();
+    std::fs::remove_dir_all(env.run_root.path().join("runtime")).unwrap();
+    let j = ps_json(&env);
+    let r = j
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["Names"][0] == "rebooted")
+        .unwrap();
+    assert_eq!(r["State"], "exited");
+    assert_eq!(
+        mounts_under(&env.root.path().join("containers").join(&id)),
+        0,
+        "the overlay is unmounted"
+    );
+    // And it starts again.
+    env.berth(&["start", "rebooted"]).ok();
+    assert_eq!(inspect(&env, "rebooted")["State"]["Status"], "running");
+    env.berth(&["rm", "-f", "rebooted", "orphan"]).ok();
+}
+
+#[test]
+fn names_bad_values_and_missing_images_fail_in_one_line_and_leave_nothing() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&["create", "--name", "taken", img, "true"]).ok();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["run", "--name", "taken", img, "true"],
+            "already in use",
+        ),
+        (vec!["run", "--name", "bad/name", img, "true"], "--name"),
+        (vec!["run", "--memory", "lots", img, "true"], "--memory"),
+        (vec!["run", "--memory", "1k", img, "true"], "--memory"),
+        (vec!["run", "--cpus=-1", img, "true"], "--cpus"),
+        (
+            vec!["run", "--network", "bridge", img, "true"],
+            "bridge networks are not available yet",
+        ),
+        (vec!["run", "--ulimit", "nofile", img, "true"], "--ulimit"),
+        (
+            vec!["run", "--cap-add", "CAP_BOGUS", img, "true"],
+            "unknown capability",
+        ),
+        (
+            vec!["run", "-v", "relative:/x:bogus", img, "true"],
+            "--volume",
+        ),
+        (
+            vec!["run", "-v", "/no/such/host/dir:/x", img, "true"],
+            "does not exist",
+        ),
+        (
+            vec!["run", "--pull", "never", "nosuchimage", "true"],
+            "not in the store",
+        ),
+        (
+            vec!["run", "--runtime", "/no/such/runtime", img, "true"],
+            "no such program",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = env.berth(&args);
+        assert_eq!(o.code, 125, "{args:?}: {}", o.stderr);
+        assert!(o.stderr.contains(want), "{args:?}: {}", o.stderr);
+        assert_eq!(
+            o.stderr.trim().lines().count(),
+            1,
+            "{args:?}: one line: {}",
+            o.stderr
+        );
+    }
+    // Only the one created on purpose exists.
+    assert_eq!(ps_json(&env).as_array().unwrap().len(), 1);
+    // A command that is not there: 127; not executable: 126.
+    let o = env.berth(&["run", "--rm", img, "/no/such/cmd"]);
+    assert_eq!(o.code, 127, "{}", o.stderr);
+    let o = env.berth(&["run", "--rm", img, "/etc/passwd"]);
+    assert_eq!(o.code, 126, "{}", o.stderr);
+    assert_eq!(ps_json(&env).as_array().unwrap().len(), 1);
+    assert_eq!(mounts_under(env.root.path()), 0);
+    // Bad flag names are clap's (exit 2).
+    assert_eq!(env.berth(&["run", "--no-such-flag", img]).code, 2);
+    let o = env.berth(&["start", "nosuch"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("no such container"), "{}", o.stderr);
+}
+
+#[test]
+fn parallel_runs_all_work() {
+    let env = Env::new();
+    let img = image(&env);
+    let env = &env;
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
+            .map(|i| {
+                s.spawn(move || {
+                    let o = env.berth(&[
+                        "run",
+                        "--rm",
+                        "--name",
+                        &format!("p{i}"),
+                        img,
+                        "echo",
+                        &format!("hi{i}"),
+                    ]);
+                    assert_eq!(o.code, 0, "{}", o.stderr);
+                    assert_eq!(o.stdout, format!("hi{i}\n"));
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    assert_eq!(ps_json(env).as_array().unwrap().len(), 0);
+    assert_eq!(mounts_under(env.root.path()), 0);
+}
+
+#[test]
+fn process_options_reach_the_container() {
+    let env = Env::new();
+    let img = image(&env);
+    let run = |args: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        env.berth(&a).ok().stdout
+    };
+    // Supplementary groups come from the image's /etc/group.
+    assert_eq!(
+        run(&["-u", "app", img, "id"]),
+        "uid=1000(app) gid=1000(app) groups=2000(extra)\n"
+    );
+    assert_eq!(run(&["-u", "nobody:app", img, "id", "-u"]), "65534\n");
+    assert_eq!(run(&["-w", "/tmp/new", img, "pwd"]), "/tmp/new\n");
+    assert_eq!(run(&["--hostname", "box", img, "hostname"]), "box\n");
+    let ef = env.root.path().join("env.list");
+    std::fs::write(&ef, "# comment\nFROM_FILE=yes\n").unwrap();
+    let out = run(&["-e", "A=1", "--env-file", ef.to_str().unwrap(), img, "env"]);
+    assert!(
+        out.contains("A=1\n") && out.contains("FROM_FILE=yes\n") && out.contains("PATH="),
+        "{out}"
+    );
+    assert_eq!(
+        run(&["--entrypoint", "echo", img, "via", "entrypoint"]),
+        "via entrypoint\n"
+    );
+    // --init: berth-init is pid 1 and the command its child.
+    let out = run(&["--init", img, "sh", "-c", "readlink /proc/1/exe; echo $$"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].ends_with("berth-init"), "{out}");
+    assert_ne!(lines[1], "1");
+    // -i: stdin reaches the container and its end ends it.
+    let mut c = env.cmd();
+    c.args(["run", "--rm", "-i", img, "wc", "-c"]);
+    let out = run_with_stdin(c, b"twelve bytes");
+    assert_eq!(out.trim(), "12");
+    // -t: a terminal, even when berth's own stdin is not one.
+    let out = run(&["-t", img, "sh", "-c", "readlink /proc/self/fd/0; echo x"]);
+    assert!(out.starts_with("/dev/pts/0\r\n"), "{out:?}");
+}
+
+fn run_with_stdin(mut c: std::process::Command, input: &[u8]) -> String {
+    use std::io::Write;
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn volumes_binds_and_tmpfs_mount_where_asked() {
+    let env = Env::new();
+    let img = image(&env);
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), "host file\n").unwrap();
+    let hv = format!("{}:/h", host.path().display());
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "-v",
+            &hv,
+            img,
+            "sh",
+            "-c",
+            "cat /h/f; echo new > /h/g",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "host file\n");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("g")).unwrap(),
+        "new\n"
+    );
+    let ro = format!("{}:/h:ro,z", host.path().display());
+    let o = env.berth(&["run", "--rm", "-v", &ro, img, "touch", "/h/x"]);
+    assert_ne!(o.code, 0);
+    assert!(!host.path().join("x").exists());
+    // A named volume persists across containers.
+    env.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "vol1:/v",
+        img,
+        "sh",
+        "-c",
+        "echo kept > /v/k",
+    ])
+    .ok();
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,source=vol1,target=/w",
+            img,
+            "cat",
+            "/w/k",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "kept\n");
+    // tmpfs, and a read-only root.
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch:size=1m",
+        img,
+        "sh",
+        "-c",
+        "echo t > /scratch/t && cat /scratch/t; touch /rootfile",
+    ]);
+    assert_eq!(o.stdout, "t\n");
+    assert_ne!(o.code, 0, "the root is read-only");
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--mount",
+            "type=tmpfs,target=/m,tmpfs-mode=700",
+            img,
+            "stat",
+            "-c",
+            "%a",
+            "/m",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "700\n");
+}
+
+#[test]
+fn resource_limits_apply_and_the_oom_kill_is_reported() {
+    let env = Env::new();
+    let img = image(&env);
+    let v1 = Path::new("/sys/fs/cgroup/memory").is_dir();
+    let limit_file = if v1 {
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+    } else {
+        "/sys/fs/cgroup/memory.max"
+    };
+    let o = env
+        .berth(&["run", "--rm", "--memory", "64m", img, "cat", limit_file])
+        .ok();
+    assert_eq!(o.stdout.trim(), (64u64 << 20).to_string());
+    let pids_file = if v1 {
+        "/sys/fs/cgroup/pids/pids.max"
+    } else {
+        "/sys/fs/cgroup/pids.max"
+    };
+    let o = env
+        .berth(&["run", "--rm", "--pids-limit", "42", img, "cat", pids_file])
+        .ok();
+    assert_eq!(o.stdout.trim(), "42");
+    // A shell variable of 64 MiB in a 16 MiB container.
+    let o = env.berth(&[
+        "run",
+        "--name",
+        "oom",
+        "--memory",
+        "16m",
+        "--memory-swap",
+        "16m",
+        img,
+        "sh",
+        "-c",
+        "x=$(head -c 67108864 /dev/zero | tr '\\0' a); echo survived",
+    ]);
+    assert_eq!(o.code, 137, "{} {}", o.stdout, o.stderr);
+    assert!(o.stderr.contains("OOM"), "{}", o.stderr);
+    assert_eq!(inspect(&env, "oom")["State"]["OOMKilled"], true);
+    // --ulimit.
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--ulimit",
+            "nofile=512:1024",
+            img,
+            "sh",
+            "-c",
+            "ulimit -n; ulimit -Hn",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "512\n1024\n");
+}
+
+#[test]
+fn runc_runs_the_same_containers() {
+    let env = Env::new();
+    let img = image(&env);
+    assert!(
+        Path::new("/usr/sbin/runc").exists() || Path::new("/usr/bin/runc").exists(),
+        "runc is missing: apt-get install runc"
+    );
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        "--runtime",
+        "runc",
+        img,
+        "sh",
+        "-c",
+        "echo via runc; exit 5",
+    ]);
+    assert_eq!(o.code, 5, "{}", o.stderr);
+    assert_eq!(o.stdout, "via runc\n");
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "rc",
+        "--runtime",
+        "runc",
+        img,
+        "sleep",
+        "100",
+    ])
+    .ok();
+    assert_eq!(inspect(&env, "rc")["State"]["Status"], "running");
+    assert_eq!(inspect(&env, "rc")["HostConfig"]["Runtime"], "runc");
+    env.berth(&["stop", "-t", "1", "rc"]).ok();
+    assert_eq!(inspect(&env, "rc")["State"]["ExitCode"], 137);
+    env.berth(&["rm", "rc"]).ok();
+    assert_eq!(mounts_under(env.root.path()), 0);
+}
