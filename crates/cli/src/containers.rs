@@ -185,6 +185,9 @@ pub struct RunArgs {
     /// Run in the background and print the container id.
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Pass the signals berth receives on to the container (without -t).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
     #[command(flatten)]
     pub create: CreateArgs,
 }
@@ -419,7 +422,15 @@ pub fn run(root: &Path, run_root: &Path, a: RunArgs) -> Result<()> {
         return Ok(());
     }
     let (s, _) = start_session(&engine, &rec.id).map_err(run_error)?;
-    let code = attach_session(&engine, &rec, s, a.create.interactive, a.create.tty)?;
+    let code = attach_session(
+        &engine,
+        &rec,
+        s,
+        a.create.interactive,
+        a.create.tty,
+        true,
+        a.sig_proxy,
+    )?;
     if code != 0 {
         return Err(ExitCode(code).into());
     }
@@ -473,26 +484,33 @@ fn window_size() -> Option<[u8; 4]> {
 /// Streams a started container's output, feeds it stdin, forwards
 /// signals (without a terminal, as Docker's sig-proxy) and window sizes,
 /// then cleans up after it. Returns its exit code.
+/// `owner`: this client started the container and cleans up after it
+/// (an `attach` client instead waits for the monitor to do so).
 fn attach_session(
     engine: &Engine,
     rec: &Record,
     mut s: Session,
     interactive: bool,
     tty: bool,
+    owner: bool,
+    sig_proxy: bool,
 ) -> Result<i32> {
     // Signals go to a thread that forwards them; the mask is inherited by
     // threads started after this.
     // SAFETY: sigset_t is plain data set up by sigemptyset/sigaddset.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    let sigs = [
+    let proxied = [
         libc::SIGINT,
         libc::SIGTERM,
         libc::SIGHUP,
         libc::SIGQUIT,
         libc::SIGUSR1,
         libc::SIGUSR2,
-        libc::SIGWINCH,
     ];
+    let mut sigs = vec![libc::SIGWINCH];
+    if sig_proxy {
+        sigs.extend(proxied);
+    }
     // SAFETY: set is valid; blocking signals in this thread only.
     unsafe {
         libc::sigemptyset(&mut set);
@@ -501,7 +519,9 @@ fn attach_session(
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
-    let writer = Arc::new(Mutex::new(s.to_monitor.try_clone_pipe()?));
+    let writer = Arc::new(Mutex::new(
+        s.to_monitor.try_clone().context("dup the monitor pipe")?,
+    ));
     let raw = if tty && std::io::stdin().is_terminal() {
         Some(RawTerminal::enable())
     } else {
@@ -624,11 +644,17 @@ fn attach_session(
             rec.name
         );
     };
-    // Record the end ourselves (the monitor skips its exit command).
-    engine.cleanup(&rec.id)?;
-    let _ = writer
-        .lock()
-        .map(|mut w| w.write_all(&frame::encode(frame::CLEANED, b"")));
+    if owner {
+        // Record the end ourselves (the monitor skips its exit command).
+        engine.cleanup(&rec.id)?;
+        let _ = writer
+            .lock()
+            .map(|mut w| w.write_all(&frame::encode(frame::CLEANED, b"")));
+    } else {
+        drop(writer);
+        drop(s);
+        let _ = engine.wait_monitor(rec, Some(std::time::Duration::from_secs(60)));
+    }
     if oom {
         eprintln!(
             "berth: container {} was killed by the OOM killer (memory limit reached)",
@@ -636,20 +662,6 @@ fn attach_session(
         );
     }
     Ok(code)
-}
-
-trait ClonePipe {
-    fn try_clone_pipe(&self) -> Result<std::fs::File>;
-}
-impl ClonePipe for std::process::ChildStdin {
-    fn try_clone_pipe(&self) -> Result<std::fs::File> {
-        use std::os::fd::AsFd;
-        Ok(std::fs::File::from(
-            self.as_fd()
-                .try_clone_to_owned()
-                .context("dup the monitor pipe")?,
-        ))
-    }
 }
 
 #[derive(Args, Debug)]
@@ -673,7 +685,7 @@ pub fn start(root: &Path, run_root: &Path, a: StartArgs) -> Result<()> {
         }
         let rec = engine.get(&a.containers[0])?;
         let (s, _) = start_session(&engine, &rec.id).map_err(run_error)?;
-        let code = attach_session(&engine, &rec, s, a.interactive, rec.config.tty)?;
+        let code = attach_session(&engine, &rec, s, a.interactive, rec.config.tty, true, true)?;
         if code != 0 {
             return Err(ExitCode(code).into());
         }
@@ -810,5 +822,170 @@ pub fn wait(root: &Path, run_root: &Path, a: WaitArgs) -> Result<()> {
 pub fn cleanup(root: &Path, run_root: &Path, id: &str) -> Result<()> {
     let engine = open(root, run_root)?;
     engine.cleanup(id)?;
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct AttachArgs {
+    /// Do not send stdin to the container.
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Pass the signals berth receives on to the container.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
+    /// The container (name or id).
+    pub container: String,
+}
+
+pub fn attach(root: &Path, run_root: &Path, a: AttachArgs) -> Result<()> {
+    let engine = open(root, run_root)?;
+    let (rec, s) = engine.attach(&a.container)?;
+    let stdin = rec.config.interactive && !a.no_stdin;
+    let code = attach_session(&engine, &rec, s, stdin, rec.config.tty, false, a.sig_proxy)?;
+    if code != 0 {
+        return Err(ExitCode(code).into());
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+#[command(trailing_var_arg = true)]
+pub struct ExecArgs {
+    /// Keep stdin open.
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give the process a terminal.
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Run in the background.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Set an environment variable (KEY=VALUE, or KEY to take it from here).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Run as USER[:GROUP].
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// The working directory.
+    #[arg(short = 'w', long)]
+    pub workdir: Option<String>,
+    /// Give the process every capability.
+    #[arg(long)]
+    pub privileged: bool,
+    /// The container (name or id).
+    pub container: String,
+    /// The command and its arguments.
+    #[arg(required = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
+    let engine = open(root, run_root)?;
+    let mut env = Vec::new();
+    for e in &a.env {
+        let e = env_entry(e)?;
+        if !e.is_empty() {
+            env.push(e);
+        }
+    }
+    let x = engine.prepare_exec(
+        &a.container,
+        &berth_engine::exec::ExecOptions {
+            args: a.command.clone(),
+            env,
+            user: a.user.clone(),
+            workdir: a.workdir.clone(),
+            tty: a.tty,
+            privileged: a.privileged,
+        },
+    )?;
+    let null = || std::process::Stdio::null();
+    if a.detach {
+        let st = x
+            .command(&["--detach"])
+            .stdin(null())
+            .stdout(null())
+            .status()
+            .context("run the runtime's exec")?;
+        if !st.success() {
+            return Err(ExitCode(st.code().unwrap_or(1)).into());
+        }
+        return Ok(());
+    }
+    if !a.tty {
+        let mut c = x.command(&[]);
+        if !a.interactive {
+            c.stdin(null());
+        }
+        let st = c.status().context("run the runtime's exec")?;
+        let code = st.code().unwrap_or(1);
+        if code != 0 {
+            return Err(ExitCode(code).into());
+        }
+        return Ok(());
+    }
+    // A terminal: the runtime sends the pty master over a console socket;
+    // we copy between it and ours.
+    let dir = tempfile::Builder::new()
+        .prefix("exec")
+        .tempdir_in(engine.paths.run_dir(&x.record.id))
+        .context("make the console socket directory")?;
+    let sock = dir.path().join("c.sock");
+    let listener =
+        std::os::unix::net::UnixListener::bind(&sock).context("listen on the console socket")?;
+    let mut child = x
+        .command(&["--console-socket", &sock.to_string_lossy()])
+        .stdin(null())
+        .stdout(null())
+        .spawn()
+        .context("run the runtime's exec")?;
+    let Some(master) = berth_engine::exec::receive_console(&listener, &mut child)? else {
+        let st = child.wait().context("wait for the runtime")?;
+        return Err(ExitCode(st.code().unwrap_or(1).max(1)).into());
+    };
+    let master = std::fs::File::from(master);
+    let raw = if std::io::stdin().is_terminal() {
+        Some(RawTerminal::enable())
+    } else {
+        None
+    };
+    let set_size = |m: &std::fs::File| {
+        use std::os::fd::AsRawFd;
+        if let Some(ws) = window_size() {
+            let w = libc::winsize {
+                ws_row: u16::from_be_bytes([ws[0], ws[1]]),
+                ws_col: u16::from_be_bytes([ws[2], ws[3]]),
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+            unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &w) };
+        }
+    };
+    set_size(&master);
+    if a.interactive {
+        let mut to = master.try_clone().context("dup the terminal")?;
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to);
+        });
+    }
+    let mut from = &master;
+    let mut out = std::io::stdout().lock();
+    let mut buf = [0u8; 32 * 1024];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let _ = out.write_all(&buf[..n]);
+                let _ = out.flush();
+            }
+        }
+    }
+    drop(raw);
+    let st = child.wait().context("wait for the runtime")?;
+    let code = st.code().unwrap_or(1);
+    if code != 0 {
+        return Err(ExitCode(code).into());
+    }
     Ok(())
 }

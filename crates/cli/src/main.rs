@@ -105,6 +105,10 @@ enum Cmd {
     Wait(containers::WaitArgs),
     /// Show containers' details as Docker-compatible JSON.
     Inspect(views::InspectArgs),
+    /// Run a command in a running container.
+    Exec(containers::ExecArgs),
+    /// Attach to a running container's output (and stdin, if it was started with -i).
+    Attach(containers::AttachArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -153,6 +157,8 @@ fn main() {
         Cmd::Logs(a) => views::logs(&cli.root, &cli.run_root, a),
         Cmd::Wait(a) => containers::wait(&cli.root, &cli.run_root, a),
         Cmd::Inspect(a) => views::inspect(&cli.root, &cli.run_root, a),
+        Cmd::Exec(a) => containers::exec(&cli.root, &cli.run_root, a),
+        Cmd::Attach(a) => containers::attach(&cli.root, &cli.run_root, a),
         Cmd::Container(c) => match c {
             ContainerCmd::Cleanup { id } => containers::cleanup(&cli.root, &cli.run_root, &id),
             ContainerCmd::Ps(a) => views::ps(&cli.root, &cli.run_root, a),

@@ -840,3 +840,119 @@ fn runc_runs_the_same_containers() {
     env.berth(&["rm", "rc"]).ok();
     assert_eq!(mounts_under(env.root.path()), 0);
 }
+
+#[test]
+fn exec_runs_in_the_container_with_its_options() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "ex",
+        "-e",
+        "FROM_RUN=1",
+        img,
+        "sleep",
+        "100",
+    ])
+    .ok();
+    let o = env.berth(&[
+        "exec",
+        "ex",
+        "sh",
+        "-c",
+        "echo $FROM_RUN; cat /proc/1/cmdline | tr '\\0' ' '; exit 4",
+    ]);
+    assert_eq!(o.code, 4, "{}", o.stderr);
+    assert_eq!(o.stdout, "1\nsleep 100 ");
+    let o = env
+        .berth(&[
+            "exec",
+            "-u",
+            "app",
+            "-w",
+            "/tmp",
+            "-e",
+            "X=2",
+            "ex",
+            "sh",
+            "-c",
+            "id -u; pwd; echo $X $HOME",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "1000\n/tmp\n2 /home/app\n");
+    let mut c = env.cmd();
+    c.args(["exec", "-i", "ex", "wc", "-c"]);
+    assert_eq!(run_with_stdin(c, b"12345").trim(), "5");
+    let o = env
+        .berth(&["exec", "-t", "ex", "readlink", "/proc/self/fd/0"])
+        .ok();
+    assert!(o.stdout.starts_with("/dev/pts/"), "{:?}", o.stdout);
+    env.berth(&["exec", "-d", "ex", "sh", "-c", "echo detached > /tmp/d"])
+        .ok();
+    wait_for("the detached exec", || {
+        env.berth(&["exec", "ex", "cat", "/tmp/d"]).stdout == "detached\n"
+    });
+    let o = env.berth(&["exec", "ex", "/no/such/cmd"]);
+    assert_ne!(o.code, 0);
+    env.berth(&["stop", "-t", "0", "ex"]).ok();
+    let o = env.berth(&["exec", "ex", "true"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("not running"), "{}", o.stderr);
+}
+
+#[test]
+fn attach_follows_output_and_ends_with_the_container() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "at",
+        img,
+        "sh",
+        "-c",
+        "sleep 0.5; for i in 1 2 3; do echo a$i; echo e$i >&2; sleep 0.1; done; exit 6",
+    ])
+    .ok();
+    let o = env.berth(&["attach", "at"]);
+    assert_eq!(o.code, 6, "{}", o.stderr);
+    assert!(o.stdout.contains("a3\n"), "{:?}", o.stdout);
+    assert!(o.stderr.contains("e3\n"), "{:?}", o.stderr);
+    assert_eq!(inspect(&env, "at")["State"]["Status"], "exited");
+    let o = env.berth(&["attach", "at"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("not running"), "{}", o.stderr);
+    // -i containers take stdin from an attached client.
+    env.berth(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "cat",
+        img,
+        "sh",
+        "-c",
+        "read line; echo got $line",
+    ])
+    .ok();
+    let mut c = env.cmd();
+    c.args(["attach", "cat"]);
+    let out = run_with_stdin_code(c, b"hello\n");
+    assert_eq!(out, "got hello\n");
+}
+
+fn run_with_stdin_code(mut c: std::process::Command, input: &[u8]) -> String {
+    use std::io::Write;
+    c.stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    let o = child.wait_with_output().unwrap();
+    drop(stdin);
+    String::from_utf8(o.stdout).unwrap()
+}

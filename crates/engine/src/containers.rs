@@ -40,8 +40,8 @@ pub struct Lock(#[allow(dead_code)] OwnedFd);
 
 /// The pipes to a container's monitor, for the client that started it.
 pub struct Session {
-    pub to_monitor: std::process::ChildStdin,
-    pub from_monitor: std::process::ChildStdout,
+    pub to_monitor: std::fs::File,
+    pub from_monitor: std::fs::File,
     pub monitor_pid: i32,
     pub decoder: Decoder,
     /// Output frames that came before the container was reported started
@@ -693,12 +693,41 @@ impl Engine {
         // The monitor is not waited for here: it outlives this process.
         std::mem::forget(child);
         Ok(Session {
-            to_monitor: to,
-            from_monitor: from,
+            to_monitor: std::fs::File::from(OwnedFd::from(to)),
+            from_monitor: std::fs::File::from(OwnedFd::from(from)),
             monitor_pid,
             decoder: Decoder::default(),
             early: Default::default(),
         })
+    }
+
+    /// Connects to a running container's monitor (`berth attach`).
+    pub fn attach(&self, what: &str) -> Result<(Record, Session)> {
+        let rec = self.get(what)?;
+        if !matches!(rec.state.status, Status::Running | Status::Restarting) {
+            return Err(Error::Conflict(format!(
+                "container {} is not running: start it first (`berth start -a {}`)",
+                rec.name, rec.name
+            )));
+        }
+        let sock = self.paths.run_dir(&rec.id).join("attach.sock");
+        let fd = berth_sys::socket::connect_unix(&sock).map_err(io(format!(
+            "connect to container {}'s monitor ({})",
+            rec.name,
+            sock.display()
+        )))?;
+        let w = fd.try_clone().map_err(io("dup the attach socket"))?;
+        let monitor_pid = rec.state.monitor_pid;
+        Ok((
+            rec,
+            Session {
+                to_monitor: std::fs::File::from(w),
+                from_monitor: std::fs::File::from(fd),
+                monitor_pid,
+                decoder: Decoder::default(),
+                early: Default::default(),
+            },
+        ))
     }
 
     /// The monitor's live state, if its run directory has one.

@@ -8,6 +8,7 @@
 pub mod config;
 pub mod containers;
 pub mod error;
+pub mod exec;
 pub mod paths;
 pub mod records;
 pub mod rootfs;

@@ -1,0 +1,179 @@
+//! `berth exec`: a process in a running container, from the container's own
+//! process (user, capabilities, environment, rlimits, seccomp) with the
+//! user's overrides, run through the runtime's `exec --process`.
+
+use crate::containers::Engine;
+use crate::error::{io, Error, Result};
+use crate::paths;
+use crate::records::{Record, Status};
+use serde_json::{json, Value};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug, Default)]
+pub struct ExecOptions {
+    pub args: Vec<String>,
+    /// KEY=VALUE, added to (or replacing in) the container's environment.
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub tty: bool,
+    /// Every capability (the container's seccomp filter still applies).
+    pub privileged: bool,
+}
+
+/// A prepared exec: the runtime command (the caller adds --detach or
+/// --console-socket before `finish`) and the process file to remove.
+pub struct Exec {
+    pub record: Record,
+    pub runtime: PathBuf,
+    pub runtime_root: PathBuf,
+    pub process_file: PathBuf,
+}
+
+impl Exec {
+    /// The runtime command line: `exec [extra...] --process FILE ID`.
+    pub fn command(&self, extra: &[&str]) -> std::process::Command {
+        let mut c = std::process::Command::new(&self.runtime);
+        c.arg("--root")
+            .arg(&self.runtime_root)
+            .arg("exec")
+            .args(extra)
+            .arg("--process")
+            .arg(&self.process_file)
+            .arg(&self.record.id);
+        c
+    }
+}
+
+impl Drop for Exec {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.process_file);
+    }
+}
+
+fn set_env(env: &mut Vec<String>, kv: &str) {
+    let key = kv.split('=').next().unwrap_or(kv);
+    env.retain(|e| e.split('=').next() != Some(key));
+    env.push(kv.to_string());
+}
+
+impl Engine {
+    pub fn prepare_exec(&self, what: &str, o: &ExecOptions) -> Result<Exec> {
+        let rec = self.get(what)?;
+        if rec.state.status != Status::Running {
+            return Err(Error::Conflict(format!(
+                "container {} is not running: start it first (`berth start {}`)",
+                rec.name, rec.name
+            )));
+        }
+        if o.args.is_empty() {
+            return Err(crate::error::option("exec", "give a command to run"));
+        }
+        let dir = self.paths.container(&rec.id);
+        let raw = std::fs::read(dir.join("config.json"))
+            .map_err(io(format!("read the spec of container {}", rec.name)))?;
+        let spec: Value = serde_json::from_slice(&raw)
+            .map_err(|e| Error::Runtime(format!("container {}: config.json: {e}", rec.name)))?;
+        let mut p = spec["process"].clone();
+        p["args"] = json!(o.args);
+        p["terminal"] = json!(o.tty);
+        let mut env: Vec<String> = p["env"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(u) = &o.user {
+            let root = berth_sys::fs::open(
+                &dir.join("rootfs"),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                0,
+            )
+            .map_err(io(format!("open the root of container {}", rec.name)))?;
+            let user = crate::user::resolve_in(root.as_fd(), u)?;
+            p["user"] =
+                json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids});
+            set_env(&mut env, &format!("HOME={}", user.home));
+        }
+        if o.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+            env.push("TERM=xterm".into());
+        }
+        for e in &o.env {
+            set_env(&mut env, e);
+        }
+        p["env"] = json!(env);
+        if let Some(w) = &o.workdir {
+            if !w.starts_with('/') {
+                return Err(crate::error::option(
+                    "--workdir",
+                    format!("{w:?} is not an absolute path"),
+                ));
+            }
+            p["cwd"] = json!(w);
+        }
+        if o.privileged {
+            let all: Vec<&str> = crate::spec::ALL_CAPS.to_vec();
+            p["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
+        }
+        let run_dir = self.paths.run_dir(&rec.id);
+        let file = run_dir.join(format!(
+            "exec-{}.json",
+            paths::new_id()?.get(..16).unwrap_or("x")
+        ));
+        std::fs::write(&file, serde_json::to_vec(&p).unwrap_or_default())
+            .map_err(io(format!("write {}", file.display())))?;
+        let runtime = paths::find_program(&rec.config.runtime)?;
+        let runtime_root = self.paths.runtime_root(&runtime);
+        Ok(Exec {
+            record: rec,
+            runtime,
+            runtime_root,
+            process_file: file,
+        })
+    }
+}
+
+/// Waits for the runtime to connect to `listener` and send a pty master
+/// (`--console-socket`), while watching that it has not failed first.
+pub fn receive_console(
+    listener: &UnixListener,
+    child: &mut std::process::Child,
+) -> Result<Option<OwnedFd>> {
+    listener
+        .set_nonblocking(true)
+        .map_err(io("set up the console socket"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                conn.set_nonblocking(false)
+                    .map_err(io("set up the console socket"))?;
+                let fd: OwnedFd = conn.into();
+                let mut buf = [0u8; 256];
+                let (_, pty) = berth_sys::socket::recv(fd.as_fd(), &mut buf)
+                    .map_err(io("receive the terminal from the runtime"))?;
+                return Ok(pty);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(io("accept on the console socket")(e)),
+        }
+        if child
+            .try_wait()
+            .map_err(io("wait for the runtime"))?
+            .is_some()
+        {
+            return Ok(None);
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Runtime(
+                "the runtime did not send a terminal within a minute".into(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
