@@ -4,6 +4,7 @@
 mod auth;
 mod containers;
 mod images;
+mod manage;
 mod progress;
 mod views;
 
@@ -109,6 +110,22 @@ enum Cmd {
     Exec(containers::ExecArgs),
     /// Attach to a running container's output (and stdin, if it was started with -i).
     Attach(containers::AttachArgs),
+    /// Rename a container.
+    Rename { container: String, name: String },
+    /// Show a container's processes.
+    Top { container: String },
+    /// Show containers' CPU, memory, I/O and process counts.
+    Stats(manage::StatsArgs),
+    /// Copy files between a container and the host: berth cp CTR:/path /host/path (or the reverse).
+    Cp(manage::CpArgs),
+    /// Show what a container changed in its image (A added, C changed, D deleted).
+    Diff { container: String },
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(manage::VolumeCmd),
+    /// Prune and report disk use.
+    #[command(subcommand)]
+    System(manage::SystemCmd),
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -159,6 +176,15 @@ fn main() {
         Cmd::Inspect(a) => views::inspect(&cli.root, &cli.run_root, a),
         Cmd::Exec(a) => containers::exec(&cli.root, &cli.run_root, a),
         Cmd::Attach(a) => containers::attach(&cli.root, &cli.run_root, a),
+        Cmd::Rename { container, name } => {
+            manage::rename(&cli.root, &cli.run_root, &container, &name)
+        }
+        Cmd::Top { container } => manage::top(&cli.root, &cli.run_root, &container),
+        Cmd::Stats(a) => manage::stats(&cli.root, &cli.run_root, a),
+        Cmd::Cp(a) => manage::cp(&cli.root, &cli.run_root, a),
+        Cmd::Diff { container } => manage::diff(&cli.root, &cli.run_root, &container),
+        Cmd::Volume(c) => manage::volume(&cli.root, &cli.run_root, c),
+        Cmd::System(c) => manage::system(&cli.root, &cli.run_root, c),
         Cmd::Container(c) => match c {
             ContainerCmd::Cleanup { id } => containers::cleanup(&cli.root, &cli.run_root, &id),
             ContainerCmd::Ps(a) => views::ps(&cli.root, &cli.run_root, a),

@@ -7,9 +7,9 @@ use common::*;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const APPLETS: [&str; 26] = [
-    "sh", "echo", "cat", "true", "false", "sleep", "id", "hostname", "pwd", "ls", "env", "head",
-    "tr", "wc", "touch", "mkdir", "ps", "stat", "grep", "yes", "dd", "seq", "kill", "rm",
+const APPLETS: [&str; 27] = [
+    "ln", "sh", "echo", "cat", "true", "false", "sleep", "id", "hostname", "pwd", "ls", "env",
+    "head", "tr", "wc", "touch", "mkdir", "ps", "stat", "grep", "yes", "dd", "seq", "kill", "rm",
     "readlink", "printf",
 ];
 
@@ -955,4 +955,228 @@ fn run_with_stdin_code(mut c: std::process::Command, input: &[u8]) -> String {
     let o = child.wait_with_output().unwrap();
     drop(stdin);
     String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn cp_copies_both_ways_and_never_follows_a_container_symlink_out() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "cpc",
+        img,
+        "sh",
+        "-c",
+        "mkdir -p /out/sub && echo one > /out/sub/f && ln -s /etc/passwd /out/link && sleep 100",
+    ])
+    .ok();
+    wait_for("the files", || {
+        env.berth(&["exec", "cpc", "cat", "/out/sub/f"]).stdout == "one\n"
+    });
+    let host = tempfile::tempdir().unwrap();
+    // Out: a directory into an existing directory.
+    env.berth(&["cp", "cpc:/out", host.path().to_str().unwrap()])
+        .ok();
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("out/sub/f")).unwrap(),
+        "one\n"
+    );
+    assert_eq!(
+        std::fs::read_link(host.path().join("out/link")).unwrap(),
+        Path::new("/etc/passwd"),
+        "symlinks are copied as symlinks"
+    );
+    // In: a file to a new name, and a directory into a directory.
+    std::fs::write(host.path().join("h.txt"), "host\n").unwrap();
+    env.berth(&[
+        "cp",
+        host.path().join("h.txt").to_str().unwrap(),
+        "cpc:/tmp/renamed.txt",
+    ])
+    .ok();
+    assert_eq!(
+        env.berth(&["exec", "cpc", "cat", "/tmp/renamed.txt"])
+            .ok()
+            .stdout,
+        "host\n"
+    );
+    std::fs::create_dir(host.path().join("tree")).unwrap();
+    std::fs::write(host.path().join("tree/x"), "x\n").unwrap();
+    env.berth(&["cp", host.path().join("tree").to_str().unwrap(), "cpc:/tmp"])
+        .ok();
+    assert_eq!(
+        env.berth(&["exec", "cpc", "cat", "/tmp/tree/x"])
+            .ok()
+            .stdout,
+        "x\n"
+    );
+    assert_eq!(
+        env.berth(&["exec", "cpc", "stat", "-c", "%u", "/tmp/tree/x"])
+            .ok()
+            .stdout,
+        "0\n"
+    );
+
+    // The attack (CVE-2018-15664 class): a container path that is a symlink
+    // to the host's / (or anything outside) must resolve inside the root.
+    let victim = tempfile::tempdir().unwrap();
+    let vpath = victim.path().to_str().unwrap().to_string();
+    env.berth(&["exec", "cpc", "ln", "-s", &vpath, "/escape"])
+        .ok();
+    env.berth(&["exec", "cpc", "ln", "-s", "../../../../../../..", "/up"])
+        .ok();
+    std::fs::write(host.path().join("evil"), "evil\n").unwrap();
+    let evil = host.path().join("evil");
+    for dest in [
+        "cpc:/escape/",
+        "cpc:/escape/evil",
+        "cpc:/up/escape/evil",
+        &format!("cpc:/up{vpath}/evil"),
+    ] {
+        let _ = env.berth(&["cp", evil.to_str().unwrap(), dest]);
+        assert!(
+            !victim.path().join("evil").exists(),
+            "cp {dest} wrote outside the container"
+        );
+    }
+    // Reading: /up/etc/shadow is the container's, not the host's.
+    let got = host.path().join("got");
+    let _ = env.berth(&["cp", "cpc:/up/etc/passwd", got.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&got).unwrap_or_default();
+    assert!(
+        !text.contains("daemon:") || text.contains("app:x:1000"),
+        "read the host's /etc/passwd: {text}"
+    );
+    // A symlink placed where a directory is copied: replaced, not followed.
+    env.berth(&["exec", "cpc", "ln", "-s", &vpath, "/tmp/tree2"])
+        .ok();
+    std::fs::create_dir(host.path().join("tree2")).unwrap();
+    std::fs::write(host.path().join("tree2/y"), "y\n").unwrap();
+    let _ = env.berth(&[
+        "cp",
+        host.path().join("tree2").to_str().unwrap(),
+        "cpc:/tmp/",
+    ]);
+    assert!(
+        !victim.path().join("y").exists(),
+        "followed a symlink while copying a tree"
+    );
+    // A stopped container's files can be copied too.
+    env.berth(&["stop", "-t", "0", "cpc"]).ok();
+    let stopped = host.path().join("stopped");
+    env.berth(&["cp", "cpc:/tmp/renamed.txt", stopped.to_str().unwrap()])
+        .ok();
+    assert_eq!(std::fs::read_to_string(&stopped).unwrap(), "host\n");
+    assert_eq!(
+        mounts_under(env.root.path()),
+        0,
+        "cp of a stopped container leaves no mount"
+    );
+}
+
+#[test]
+fn diff_rename_top_stats_volumes_and_system() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "d1",
+        "-v",
+        "named:/v",
+        img,
+        "sh",
+        "-c",
+        "echo n > /tmp/new; rm /bin/ls; echo v > /v/f; sleep 100",
+    ])
+    .ok();
+    wait_for("the changes", || {
+        env.berth(&["diff", "d1"]).stdout.contains("/tmp/new")
+    });
+    let d = env.berth(&["diff", "d1"]).ok().stdout;
+    assert!(
+        d.contains("A /tmp/new\n") && d.contains("D /bin/ls\n") && d.contains("C /tmp\n"),
+        "{d}"
+    );
+    assert!(
+        !d.contains("/proc") && !d.contains("/etc/hosts") && !d.contains("/v"),
+        "mount points are not changes: {d}"
+    );
+    env.berth(&["rename", "d1", "d2"]).ok();
+    assert_eq!(inspect(&env, "d2")["Name"], "/d2");
+    let o = env.berth(&["rename", "d2", "bad/name"]);
+    assert_ne!(o.code, 0);
+    let top = env.berth(&["top", "d2"]).ok().stdout;
+    assert!(top.contains("sleep 100"), "{top}");
+    let s: serde_json::Value = serde_json::from_str(
+        &env.berth(&["stats", "--no-stream", "--format", "json", "d2"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert!(s[0]["MemUsage"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s[0]["PIDs"], 1);
+    // Volumes: in use cannot go; the data lives on after the container.
+    let o = env.berth(&["volume", "rm", "named"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("in use"), "{}", o.stderr);
+    let v: serde_json::Value =
+        serde_json::from_str(&env.berth(&["volume", "inspect", "named"]).ok().stdout).unwrap();
+    let mp = v[0]["Mountpoint"].as_str().unwrap().to_string();
+    assert_eq!(
+        std::fs::read_to_string(Path::new(&mp).join("f")).unwrap(),
+        "v\n"
+    );
+    env.berth(&["volume", "create", "-l", "k=v", "spare"]).ok();
+    let ls = env.berth(&["volume", "ls", "-q"]).ok().stdout;
+    assert_eq!(ls, "named\nspare\n");
+    let df = env.berth(&["system", "df"]).ok().stdout;
+    assert!(
+        df.contains("Images") && df.contains("Containers") && df.contains("Local Volumes"),
+        "{df}"
+    );
+    env.berth(&["rm", "-f", "d2"]).ok();
+    // An image VOLUME gets an anonymous volume, removed with rm -v.
+    env.berth(&[
+        "run",
+        "--name",
+        "anon",
+        "-v",
+        "/scratch",
+        img,
+        "sh",
+        "-c",
+        "echo a > /scratch/a",
+    ])
+    .ok();
+    assert_eq!(
+        env.berth(&["volume", "ls", "-q"])
+            .ok()
+            .stdout
+            .lines()
+            .count(),
+        3
+    );
+    env.berth(&["rm", "-v", "anon"]).ok();
+    assert_eq!(
+        env.berth(&["volume", "ls", "-q"]).ok().stdout,
+        "named\nspare\n"
+    );
+    env.berth(&["create", "--name", "stopped", img, "true"])
+        .ok();
+    let o = env.berth(&["system", "prune", "-f", "--volumes"]).ok();
+    assert!(o.stdout.contains("Deleted container"), "{}", o.stdout);
+    assert_eq!(ps_json(&env).as_array().unwrap().len(), 0);
+    env.berth(&["volume", "prune", "--all"]).ok();
+    assert_eq!(env.berth(&["volume", "ls", "-q"]).ok().stdout, "");
+    env.berth(&["system", "prune", "-a"]).ok();
+    assert_eq!(
+        env.images_json().as_array().unwrap().len(),
+        0,
+        "unused images go with -a"
+    );
+    assert_eq!(mounts_under(env.root.path()), 0);
 }

@@ -9,10 +9,12 @@ pub mod config;
 pub mod containers;
 pub mod error;
 pub mod exec;
+pub mod files;
 pub mod paths;
 pub mod records;
 pub mod rootfs;
 pub mod spec;
+pub mod system;
 pub mod user;
 
 pub use containers::{Engine, Session, Started};

@@ -611,7 +611,20 @@ impl Store {
             .collect())
     }
 
-    fn held(&self) -> Result<std::collections::HashSet<String>> {
+    /// Every holder (`container:ID`) recorded.
+    pub fn holders(&self) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare("SELECT holder FROM holds ORDER BY holder")
+            .ctx("list holds")?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .ctx("list holds")?;
+        rows.collect::<rusqlite::Result<_>>().ctx("list holds")
+    }
+
+    /// Ids of the images some container holds.
+    pub fn held(&self) -> Result<std::collections::HashSet<String>> {
         let conn = self.conn();
         let mut st = conn
             .prepare("SELECT image_id FROM holds")

@@ -1,0 +1,422 @@
+//! rename, top, stats, cp, diff, volumes and system commands.
+
+use crate::containers::{open, ExitCode};
+use crate::views::Format;
+use anyhow::{bail, Context, Result};
+use berth_engine::records::Status;
+use clap::{Args, Subcommand};
+use serde_json::json;
+use std::io::Write;
+use std::path::Path;
+
+fn human(n: u64) -> String {
+    const U: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < U.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.2}{}", U[i])
+    }
+}
+
+fn table(head: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    let mut w: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    let fmt = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            s.push_str(c);
+            if i + 1 < cells.len() {
+                s.push_str(&" ".repeat(w[i] - c.chars().count() + 3));
+            }
+        }
+        s
+    };
+    writeln!(out, "{}", fmt(head.to_vec()))?;
+    for r in rows {
+        writeln!(out, "{}", fmt(r.iter().map(String::as_str).collect()))?;
+    }
+    Ok(())
+}
+
+pub fn rename(root: &Path, run_root: &Path, container: &str, name: &str) -> Result<()> {
+    open(root, run_root)?.rename(container, name)?;
+    Ok(())
+}
+
+pub fn top(root: &Path, run_root: &Path, container: &str) -> Result<()> {
+    let engine = open(root, run_root)?;
+    let (_, pids) = engine.pids(container)?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let mut rows = Vec::new();
+    for pid in pids {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let ppid = f.get(1).copied().unwrap_or("0").to_string();
+        let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
+            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let secs = ticks / hz;
+        let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("Uid:"))
+                    .and_then(|v| v.split_whitespace().next().map(str::to_string))
+            })
+            .unwrap_or_default();
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .trim_end_matches('\0')
+                    .replace('\0', " ")
+            })
+            .unwrap_or_default();
+        rows.push(vec![
+            uid,
+            pid.to_string(),
+            ppid,
+            format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+            cmd,
+        ]);
+    }
+    table(&["UID", "PID", "PPID", "TIME", "CMD"], &rows)
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Print one sample and exit.
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Show every container (default: running ones).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Output: table or json.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// The containers (default: all running ones).
+    pub containers: Vec<String>,
+}
+
+pub fn stats(root: &Path, run_root: &Path, a: StatsArgs) -> Result<()> {
+    let engine = open(root, run_root)?;
+    loop {
+        let recs: Vec<_> = if a.containers.is_empty() {
+            engine
+                .list()?
+                .into_iter()
+                .filter(|r| a.all || r.state.status == Status::Running)
+                .collect()
+        } else {
+            a.containers
+                .iter()
+                .map(|c| engine.get(c))
+                .collect::<std::result::Result<_, _>>()?
+        };
+        let first: Vec<_> = recs.iter().map(|r| engine.sample(r).ok()).collect();
+        let t0 = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let dt = t0.elapsed().as_nanos().max(1) as f64;
+        let mut rows = Vec::new();
+        let mut docs = Vec::new();
+        for (r, s0) in recs.iter().zip(first) {
+            let s1 = if r.state.status == Status::Running {
+                engine.sample(r).ok()
+            } else {
+                None
+            };
+            let (cpu, s) = match (s0, s1) {
+                (Some(a0), Some(b)) => {
+                    ((b.cpu_ns.saturating_sub(a0.cpu_ns)) as f64 / dt * 100.0, b)
+                }
+                _ => (0.0, Default::default()),
+            };
+            let mem_pct = if s.mem_limit > 0 {
+                s.mem_used as f64 / s.mem_limit as f64 * 100.0
+            } else {
+                0.0
+            };
+            docs.push(json!({
+                "ID": r.id, "Name": r.name, "CPUPerc": cpu, "MemUsage": s.mem_used,
+                "MemLimit": s.mem_limit, "MemPerc": mem_pct, "BlockRead": s.io_read,
+                "BlockWrite": s.io_write, "PIDs": s.pids,
+            }));
+            rows.push(vec![
+                r.id[..12].to_string(),
+                r.name.clone(),
+                format!("{cpu:.2}%"),
+                format!("{} / {}", human(s.mem_used), human(s.mem_limit)),
+                format!("{mem_pct:.2}%"),
+                format!("{} / {}", human(s.io_read), human(s.io_write)),
+                s.pids.to_string(),
+            ]);
+        }
+        if a.format == Format::Json {
+            println!("{}", serde_json::to_string_pretty(&docs)?);
+        } else {
+            if !a.no_stream {
+                // Clear the screen between samples, as docker stats does.
+                print!("\x1b[2J\x1b[H");
+            }
+            table(
+                &[
+                    "CONTAINER ID",
+                    "NAME",
+                    "CPU %",
+                    "MEM USAGE / LIMIT",
+                    "MEM %",
+                    "BLOCK I/O",
+                    "PIDS",
+                ],
+                &rows,
+            )?;
+        }
+        if a.no_stream {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct CpArgs {
+    /// Keep owners (uid/gid) when copying into the container.
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// CONTAINER:PATH or a host path.
+    pub src: String,
+    /// CONTAINER:PATH or a host path.
+    pub dest: String,
+}
+
+fn split_ctr(s: &str) -> Option<(&str, &str)> {
+    if s.starts_with('/') || s.starts_with('.') {
+        return None;
+    }
+    s.split_once(':')
+}
+
+pub fn cp(root: &Path, run_root: &Path, a: CpArgs) -> Result<()> {
+    let engine = open(root, run_root)?;
+    match (split_ctr(&a.src), split_ctr(&a.dest)) {
+        (Some((c, p)), None) => Ok(engine.copy_out(c, p, Path::new(&a.dest))?),
+        (None, Some((c, p))) => Ok(engine.copy_in(c, Path::new(&a.src), p, a.archive)?),
+        (Some(_), Some(_)) => {
+            bail!("cp: copying between containers is not supported; copy through the host")
+        }
+        (None, None) => bail!("cp: one side must be CONTAINER:PATH"),
+    }
+}
+
+pub fn diff(root: &Path, run_root: &Path, container: &str) -> Result<()> {
+    let engine = open(root, run_root)?;
+    for (k, p) in engine.diff(container)? {
+        println!("{k} {p}");
+    }
+    Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum VolumeCmd {
+    /// Create a volume (a random name if none is given).
+    Create {
+        name: Option<String>,
+        /// Set a label (KEY=VALUE).
+        #[arg(short = 'l', long = "label")]
+        label: Vec<String>,
+    },
+    /// List volumes.
+    #[command(alias = "list")]
+    Ls {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Show volumes' details.
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove volumes no container uses.
+    Rm {
+        /// Accepted for scripts: a volume in use is never removed.
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove unused anonymous volumes (with --all, named ones too).
+    Prune {
+        #[arg(short = 'a', long)]
+        all: bool,
+    },
+}
+
+pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
+    let engine = open(root, run_root)?;
+    match c {
+        VolumeCmd::Create { name, label } => {
+            let name = match name {
+                Some(n) => n,
+                None => berth_engine::paths::new_id()?,
+            };
+            let labels = label
+                .iter()
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect();
+            engine.create_volume(&name, labels, false)?;
+            println!("{name}");
+        }
+        VolumeCmd::Ls { quiet, format } => {
+            let list = engine.volume_list()?;
+            if quiet {
+                for (v, _, _) in &list {
+                    println!("{}", v.name);
+                }
+            } else if format == Format::Json {
+                let docs: Vec<_> = list
+                    .iter()
+                    .map(|(v, users, p)| json!({"Name": v.name, "Driver": "local", "Mountpoint": p, "Labels": v.labels, "Anonymous": v.anonymous, "InUse": users}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&docs)?);
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|(v, _, _)| vec!["local".to_string(), v.name.clone()])
+                    .collect();
+                table(&["DRIVER", "VOLUME NAME"], &rows)?;
+            }
+        }
+        VolumeCmd::Inspect { names } => {
+            let mut docs = Vec::new();
+            let mut failed = false;
+            for n in &names {
+                match engine.records.volume(n) {
+                    Ok(v) => docs.push(json!({
+                        "Name": v.name, "Driver": "local",
+                        "Mountpoint": engine.paths.volume_data(&v.name),
+                        "CreatedAt": berth_monitor::logfmt::rfc3339_nano(v.created),
+                        "Labels": v.labels, "Scope": "local", "Anonymous": v.anonymous,
+                        "UsedBy": engine.records.volume_users(&v.name)?,
+                    })),
+                    Err(e) => {
+                        eprintln!("berth: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&docs)?);
+            if failed {
+                return Err(ExitCode(1).into());
+            }
+        }
+        VolumeCmd::Rm { force: _, names } => {
+            let mut failed = false;
+            for n in &names {
+                match engine.remove_volume(n) {
+                    Ok(()) => println!("{n}"),
+                    Err(e) => {
+                        eprintln!("berth: {e}");
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                return Err(ExitCode(1).into());
+            }
+        }
+        VolumeCmd::Prune { all } => {
+            for v in engine.prune_volumes(all)? {
+                println!("{v}");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SystemCmd {
+    /// Remove stopped containers, dangling images, unused layers and blobs.
+    Prune {
+        /// Remove every image no container uses, not only dangling ones.
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Remove unused anonymous volumes too.
+        #[arg(long)]
+        volumes: bool,
+        /// Do not ask (berth never asks; accepted for scripts).
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// Show disk use by images, containers and volumes.
+    Df {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+pub fn system(root: &Path, run_root: &Path, c: SystemCmd) -> Result<()> {
+    let mut engine = open(root, run_root)?;
+    match c {
+        SystemCmd::Prune { all, volumes, .. } => {
+            let r = engine.prune(all, volumes).context("system prune")?;
+            for c in &r.containers {
+                println!("Deleted container: {c}");
+            }
+            for i in &r.images {
+                println!("Deleted image: {i}");
+            }
+            for v in &r.volumes {
+                println!("Deleted volume: {v}");
+            }
+            eprintln!(
+                "Removed {} containers, {} images, {} volumes, {} layers, {} blobs",
+                r.containers.len(),
+                r.images.len(),
+                r.volumes.len(),
+                r.layers,
+                r.blobs
+            );
+        }
+        SystemCmd::Df { format } => {
+            let rows = engine.df()?;
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                let t: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.kind.to_string(),
+                            r.total.to_string(),
+                            r.active.to_string(),
+                            human(r.size),
+                            human(r.reclaimable),
+                        ]
+                    })
+                    .collect();
+                table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &t)?;
+            }
+        }
+    }
+    Ok(())
+}

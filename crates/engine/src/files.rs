@@ -1,0 +1,527 @@
+//! `berth cp` and `berth diff`.
+//!
+//! cp never follows a symlink of the container's out of it (the
+//! CVE-2018-15664 class, where a container swaps a directory for a symlink
+//! to / while `docker cp` runs): the container-side path is resolved once
+//! with openat2(RESOLVE_IN_ROOT), and everything below it is reached through
+//! directory fds with O_NOFOLLOW, so a path string is never resolved again
+//! after a check. Paths under a volume or bind mount are resolved in that
+//! mount's host directory, in the same way.
+
+use crate::containers::Engine;
+use crate::error::{io, Error, Result};
+use crate::records::{Record, Status};
+use berth_sys::fs::{self as sfs, Links};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+fn kind(st: &libc::stat) -> u32 {
+    st.st_mode & libc::S_IFMT
+}
+
+fn clean(p: &str) -> Result<PathBuf> {
+    if !p.starts_with('/') {
+        return Err(crate::error::option(
+            "cp",
+            format!("{p:?}: container paths are absolute"),
+        ));
+    }
+    let mut out = PathBuf::from("/");
+    for c in Path::new(p).components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The host directory and the path in it for a container path: the
+/// rootfs, or the volume or bind mount the path is under.
+struct Base {
+    dir: PathBuf,
+    rel: PathBuf,
+}
+
+/// The container's root, mounted for the duration of an operation when the
+/// container is not running.
+struct Mounted<'a> {
+    engine: &'a Engine,
+    id: String,
+    unmount: bool,
+}
+
+impl Drop for Mounted<'_> {
+    fn drop(&mut self) {
+        if self.unmount {
+            let _ = crate::rootfs::unmount(&self.engine.paths.container(&self.id));
+        }
+    }
+}
+
+fn open_dir_path(p: &Path) -> Result<OwnedFd> {
+    sfs::open(p, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+        .map_err(io(format!("open {}", p.display())))
+}
+
+fn fstat_nofollow(dir: BorrowedFd<'_>, name: &Path) -> std::io::Result<(OwnedFd, libc::stat)> {
+    let fd = sfs::openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
+    let st = sfs::fstat(fd.as_fd())?;
+    Ok((fd, st))
+}
+
+fn names_in(dir: BorrowedFd<'_>) -> std::io::Result<Vec<std::ffi::OsString>> {
+    // The fd's own directory, whatever path it had.
+    let rd = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))?;
+    let mut v = Vec::new();
+    for e in rd {
+        v.push(e?.file_name());
+    }
+    v.sort();
+    Ok(v)
+}
+
+impl Engine {
+    fn mount_for(&self, rec: &Record) -> Result<Mounted<'_>> {
+        let dir = self.paths.container(&rec.id);
+        let running = matches!(rec.state.status, Status::Running | Status::Restarting);
+        let mounted = crate::rootfs::is_mounted(&dir.join("rootfs"));
+        if !mounted {
+            let image_id = berth_image::Digest::parse(&rec.image_id)?;
+            let layers: Vec<PathBuf> = self
+                .images
+                .image_layers(&image_id)?
+                .iter()
+                .map(|c| self.images.layer_dir(c))
+                .collect();
+            crate::rootfs::mount(&layers, &dir, &self.paths.root.join("empty"))?;
+        }
+        Ok(Mounted {
+            engine: self,
+            id: rec.id.clone(),
+            unmount: !mounted && !running,
+        })
+    }
+
+    fn base_for(&self, rec: &Record, path: &Path) -> Base {
+        let mut best: Option<(usize, PathBuf, PathBuf)> = None;
+        for (kind, _, source, dest, _) in self.mounts(rec) {
+            if kind == "tmpfs" {
+                continue;
+            }
+            let d = Path::new(&dest);
+            if let Ok(rest) = path.strip_prefix(d) {
+                let depth = d.components().count();
+                if best.as_ref().is_none_or(|b| depth > b.0) {
+                    best = Some((depth, PathBuf::from(source), rest.to_path_buf()));
+                }
+            }
+        }
+        match best {
+            Some((_, dir, rel)) => Base { dir, rel },
+            None => Base {
+                dir: self.paths.rootfs(&rec.id),
+                rel: path.strip_prefix("/").unwrap_or(path).to_path_buf(),
+            },
+        }
+    }
+
+    /// `berth cp CONTAINER:SRC DEST`.
+    pub fn copy_out(&self, what: &str, src: &str, dest: &Path) -> Result<()> {
+        let rec = self.get(what)?;
+        let _lock = self.lock(&rec.id)?;
+        let _m = self.mount_for(&rec)?;
+        let src = clean(src)?;
+        let base = self.base_for(&rec, &src);
+        let root = open_dir_path(&base.dir)?;
+        let (parent_rel, name) = match (base.rel.parent(), base.rel.file_name()) {
+            (Some(p), Some(n)) => (p.to_path_buf(), PathBuf::from(n)),
+            _ => (PathBuf::from("."), PathBuf::from(".")),
+        };
+        let parent = sfs::open_in_root(
+            root.as_fd(),
+            &parent_rel,
+            libc::O_PATH | libc::O_DIRECTORY,
+            Links::InRoot,
+        )
+        .map_err(io(format!(
+            "{}: open {} in the container",
+            rec.name,
+            src.display()
+        )))?;
+        let (fd, st) = fstat_nofollow(parent.as_fd(), &name).map_err(io(format!(
+            "{}: {} in the container",
+            rec.name,
+            src.display()
+        )))?;
+        let target = match std::fs::metadata(dest) {
+            Ok(m) if m.is_dir() => {
+                let n = src
+                    .file_name()
+                    .map_or_else(|| PathBuf::from("root"), PathBuf::from);
+                dest.join(n)
+            }
+            Ok(_) if kind(&st) == libc::S_IFDIR => {
+                return Err(Error::Conflict(format!(
+                    "{}: cannot copy the directory {} over the file {}",
+                    rec.name,
+                    src.display(),
+                    dest.display()
+                )))
+            }
+            _ => dest.to_path_buf(),
+        };
+        copy_out_entry(parent.as_fd(), &name, fd, &st, &target)
+    }
+
+    /// `berth cp SRC CONTAINER:DEST`. `archive` keeps the files' owners
+    /// (otherwise the container's root owns them, as in Docker).
+    pub fn copy_in(&self, what: &str, src: &Path, dest: &str, archive: bool) -> Result<()> {
+        let rec = self.get(what)?;
+        let _lock = self.lock(&rec.id)?;
+        let _m = self.mount_for(&rec)?;
+        let dest = clean(dest)?;
+        let meta = std::fs::symlink_metadata(src).map_err(io(format!("{}", src.display())))?;
+        let base = self.base_for(&rec, &dest);
+        let root = open_dir_path(&base.dir)?;
+        // DEST an existing directory: copy into it; else DEST names the copy.
+        let into = sfs::open_in_root(
+            root.as_fd(),
+            &base.rel,
+            libc::O_PATH | libc::O_DIRECTORY,
+            Links::InRoot,
+        );
+        let (dir, name) = match into {
+            Ok(d) => (
+                d,
+                src.file_name()
+                    .map_or_else(|| PathBuf::from("."), PathBuf::from),
+            ),
+            Err(_) => {
+                let parent = base.rel.parent().unwrap_or(Path::new("."));
+                let d = sfs::open_in_root(
+                    root.as_fd(),
+                    parent,
+                    libc::O_PATH | libc::O_DIRECTORY,
+                    Links::InRoot,
+                )
+                .map_err(io(format!(
+                    "{}: the directory of {} in the container",
+                    rec.name,
+                    dest.display()
+                )))?;
+                let n = base
+                    .rel
+                    .file_name()
+                    .map_or_else(|| PathBuf::from("."), PathBuf::from);
+                (d, n)
+            }
+        };
+        if name == Path::new(".") {
+            if !meta.is_dir() {
+                return Err(Error::Conflict(format!(
+                    "{}: cannot copy the file {} over a directory",
+                    rec.name,
+                    src.display()
+                )));
+            }
+            // SRC/. into DEST: the contents.
+            return copy_dir_contents_in(src, dir.as_fd(), archive);
+        }
+        copy_in_entry(src, &meta, dir.as_fd(), &name, archive)
+    }
+
+    /// `berth diff`: what the container changed in its image: (kind, path)
+    /// with kind A (added), C (changed) or D (deleted).
+    pub fn diff(&self, what: &str) -> Result<Vec<(char, String)>> {
+        let rec = self.get(what)?;
+        let image_id = berth_image::Digest::parse(&rec.image_id)?;
+        let layers: Vec<PathBuf> = self
+            .images
+            .image_layers(&image_id)?
+            .iter()
+            .rev()
+            .map(|c| self.images.layer_dir(c))
+            .collect();
+        let upper = self.paths.container(&rec.id).join("upper");
+        let mut out = Vec::new();
+        if upper.is_dir() {
+            walk_upper(&upper, Path::new("/"), &layers, &mut out)?;
+        }
+        // Mount points the runtime made (/proc, /etc/hosts, volumes...) are
+        // not the container's changes (Docker keeps them in an init layer).
+        let spec: serde_json::Value =
+            std::fs::read(self.paths.container(&rec.id).join("config.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+        let points: Vec<String> = spec["mounts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m["destination"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let under = |p: &str, m: &str| p == m || p.starts_with(&format!("{m}/"));
+        out.retain(|(k, p)| !(*k == 'A' && points.iter().any(|m| under(p, m))));
+        // A directory left "changed" only because a mount point was made in
+        // it goes too.
+        let snapshot = out.clone();
+        out.retain(|(k, p)| {
+            let dir = format!("{p}/");
+            *k != 'C'
+                || !points.iter().any(|m| m.starts_with(&dir))
+                || snapshot.iter().any(|(_, q)| q.starts_with(&dir))
+        });
+        Ok(out)
+    }
+}
+
+/// Whether `path` exists in the image (layers top first), honouring
+/// whiteouts.
+fn in_image(layers: &[PathBuf], path: &Path) -> bool {
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    for l in layers {
+        match std::fs::symlink_metadata(l.join(rel)) {
+            Ok(m) => {
+                use std::os::unix::fs::FileTypeExt;
+                return !(m.file_type().is_char_device() && m.rdev() == 0);
+            }
+            Err(_) => continue,
+        }
+    }
+    false
+}
+
+fn walk_upper(
+    dir: &Path,
+    at: &Path,
+    layers: &[PathBuf],
+    out: &mut Vec<(char, String)>,
+) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(io(format!("read {}", dir.display())))?
+        .filter_map(|e| e.ok())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = at.join(e.file_name());
+        let m = e
+            .path()
+            .symlink_metadata()
+            .map_err(io(format!("stat {}", e.path().display())))?;
+        let shown = p.to_string_lossy().into_owned();
+        if m.file_type().is_char_device() && m.rdev() == 0 {
+            out.push(('D', shown));
+            continue;
+        }
+        let existed = in_image(layers, &p);
+        out.push((if existed { 'C' } else { 'A' }, shown));
+        if m.is_dir() {
+            walk_upper(&e.path(), &p, layers, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn copy_times_and_mode(fd: BorrowedFd<'_>, st: &libc::stat) {
+    let _ = sfs::set_times_fd(
+        fd,
+        (st.st_atime, st.st_atime_nsec),
+        (st.st_mtime, st.st_mtime_nsec),
+    );
+}
+
+/// Copies one entry (already opened O_PATH as `fd`, stat `st`) named
+/// `name` in `dir` to the host path `target`.
+fn copy_out_entry(
+    dir: BorrowedFd<'_>,
+    name: &Path,
+    fd: OwnedFd,
+    st: &libc::stat,
+    target: &Path,
+) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let perm = st.st_mode & 0o7777;
+    match kind(st) {
+        libc::S_IFREG => {
+            let f = sfs::openat(dir, name, libc::O_RDONLY | libc::O_NOFOLLOW, 0)
+                .map_err(io(format!("open {}", name.display())))?;
+            let mut src = std::fs::File::from(f);
+            let _ = std::fs::remove_file(target);
+            let mut dst = std::fs::File::create(target)
+                .map_err(io(format!("create {}", target.display())))?;
+            std::io::copy(&mut src, &mut dst)
+                .map_err(io(format!("copy to {}", target.display())))?;
+            dst.flush().map_err(io("flush"))?;
+            let _ = std::fs::set_permissions(target, std::fs::Permissions::from_mode(perm));
+            let _ = std::os::unix::fs::lchown(target, Some(st.st_uid), Some(st.st_gid));
+            copy_times_and_mode(dst.as_fd(), st);
+        }
+        libc::S_IFDIR => {
+            match std::fs::symlink_metadata(target) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(Error::Conflict(format!(
+                        "{} exists and is not a directory",
+                        target.display()
+                    )))
+                }
+                Err(_) => std::fs::create_dir(target)
+                    .map_err(io(format!("create {}", target.display())))?,
+            }
+            let d = sfs::openat(
+                dir,
+                name,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )
+            .map_err(io(format!("open {}", name.display())))?;
+            for n in names_in(d.as_fd()).map_err(io(format!("list {}", name.display())))? {
+                let n = PathBuf::from(n);
+                let (cfd, cst) =
+                    fstat_nofollow(d.as_fd(), &n).map_err(io(format!("stat {}", n.display())))?;
+                copy_out_entry(d.as_fd(), &n, cfd, &cst, &target.join(&n))?;
+            }
+            let _ = std::fs::set_permissions(target, std::fs::Permissions::from_mode(perm));
+            let _ = std::os::unix::fs::lchown(target, Some(st.st_uid), Some(st.st_gid));
+        }
+        libc::S_IFLNK => {
+            let link =
+                sfs::readlinkat(dir, name).map_err(io(format!("readlink {}", name.display())))?;
+            let _ = std::fs::remove_file(target);
+            std::os::unix::fs::symlink(&link, target)
+                .map_err(io(format!("create {}", target.display())))?;
+            let _ = std::os::unix::fs::lchown(target, Some(st.st_uid), Some(st.st_gid));
+        }
+        _ => {
+            // Devices, fifos and sockets are skipped, as a tar of them
+            // would carry no content.
+        }
+    }
+    drop(fd);
+    Ok(())
+}
+
+fn owner(meta: &std::fs::Metadata, archive: bool) -> (u32, u32) {
+    if archive {
+        (meta.uid(), meta.gid())
+    } else {
+        (0, 0)
+    }
+}
+
+/// Removes `name` in `dir` unless it is a directory (never following it).
+fn clear_non_dir(dir: BorrowedFd<'_>, name: &Path) -> Result<bool> {
+    match fstat_nofollow(dir, name) {
+        Ok((_, st)) if kind(&st) == libc::S_IFDIR => Ok(true),
+        Ok(_) => {
+            sfs::unlinkat(dir, name, 0).map_err(io(format!("replace {}", name.display())))?;
+            Ok(false)
+        }
+        Err(_) => Ok(false),
+    }
+}
+
+fn copy_in_entry(
+    src: &Path,
+    meta: &std::fs::Metadata,
+    dir: BorrowedFd<'_>,
+    name: &Path,
+    archive: bool,
+) -> Result<()> {
+    let (uid, gid) = owner(meta, archive);
+    let perm = meta.mode() & 0o7777;
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        if !clear_non_dir(dir, name)? {
+            sfs::mkdirat(dir, name, 0o700).map_err(io(format!("create {}", name.display())))?;
+        }
+        // O_NOFOLLOW: what is there now must be the directory itself.
+        let d = sfs::openat(
+            dir,
+            name,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        )
+        .map_err(io(format!(
+            "open {} in the container (a symlink?)",
+            name.display()
+        )))?;
+        copy_dir_contents_in(src, d.as_fd(), archive)?;
+        let _ = sfs::fchown_fd(d.as_fd(), uid, gid);
+        let _ = sfs::fchmod_fd(d.as_fd(), perm);
+    } else if ft.is_file() {
+        if clear_non_dir(dir, name)? {
+            return Err(Error::Conflict(format!(
+                "cannot copy the file {} over the directory {}",
+                src.display(),
+                name.display()
+            )));
+        }
+        let f = sfs::openat(
+            dir,
+            name,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+            0o600,
+        )
+        .map_err(io(format!("create {} in the container", name.display())))?;
+        let mut dst = std::fs::File::from(f);
+        let mut s = std::fs::File::open(src).map_err(io(format!("open {}", src.display())))?;
+        std::io::copy(&mut s, &mut dst).map_err(io(format!("copy {}", src.display())))?;
+        let _ = sfs::fchown_fd(dst.as_fd(), uid, gid);
+        let _ = sfs::fchmod_fd(dst.as_fd(), perm);
+    } else if ft.is_symlink() {
+        if clear_non_dir(dir, name)? {
+            return Err(Error::Conflict(format!(
+                "cannot copy the symlink {} over the directory {}",
+                src.display(),
+                name.display()
+            )));
+        }
+        let target = std::fs::read_link(src).map_err(io(format!("readlink {}", src.display())))?;
+        sfs::symlinkat(&target, dir, name).map_err(io(format!("create {}", name.display())))?;
+        if let Ok(l) = sfs::openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0) {
+            // SAFETY: fchownat on a path fd with AT_EMPTY_PATH changes the
+            // link itself.
+            unsafe {
+                libc::fchownat(
+                    l.as_raw_fd(),
+                    c"".as_ptr(),
+                    uid,
+                    gid,
+                    libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn copy_dir_contents_in(src: &Path, dir: BorrowedFd<'_>, archive: bool) -> Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(src)
+        .map_err(io(format!("read {}", src.display())))?
+        .filter_map(|e| e.ok())
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        let m = p
+            .symlink_metadata()
+            .map_err(io(format!("stat {}", p.display())))?;
+        let name = PathBuf::from(e.file_name());
+        if name.as_os_str().as_bytes().contains(&b'/') {
+            continue;
+        }
+        copy_in_entry(&p, &m, dir, &name, archive)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,311 @@
+//! Volumes, pruning, disk use, and the live views of running containers
+//! (`top`, `stats`).
+
+use crate::containers::Engine;
+use crate::error::{io, Error, Result};
+use crate::records::{Record, Status, VolumeRecord};
+use std::path::{Path, PathBuf};
+
+/// Bytes used by a tree (files' blocks, not following links), as `du`.
+pub fn disk_usage(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::symlink_metadata(p) else {
+        return 0;
+    };
+    let mut n = m.blocks() * 512;
+    if m.is_dir() {
+        if let Ok(rd) = std::fs::read_dir(p) {
+            for e in rd.flatten() {
+                n += disk_usage(&e.path());
+            }
+        }
+    }
+    n
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct PruneReport {
+    pub containers: Vec<String>,
+    pub images: Vec<String>,
+    pub volumes: Vec<String>,
+    pub layers: usize,
+    pub blobs: usize,
+}
+
+#[derive(Debug, Default, serde::Serialize)]
+pub struct DfRow {
+    pub kind: &'static str,
+    pub total: usize,
+    pub active: usize,
+    pub size: u64,
+    pub reclaimable: u64,
+}
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Sample {
+    /// CPU time used, ns.
+    pub cpu_ns: u64,
+    pub mem_used: u64,
+    pub mem_limit: u64,
+    pub pids: u64,
+    pub io_read: u64,
+    pub io_write: u64,
+}
+
+fn read_u64(p: &Path) -> Option<u64> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+fn host_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |k| k * 1024)
+}
+
+impl Engine {
+    /// Unused volumes go: anonymous ones, or with `all` named ones too.
+    pub fn prune_volumes(&self, all: bool) -> Result<Vec<String>> {
+        let mut gone = Vec::new();
+        for v in self.records.volumes()? {
+            if (v.anonymous || all) && self.records.volume_users(&v.name)?.is_empty() {
+                self.remove_volume(&v.name)?;
+                gone.push(v.name);
+            }
+        }
+        Ok(gone)
+    }
+
+    pub fn volume_list(&self) -> Result<Vec<(VolumeRecord, usize, PathBuf)>> {
+        let mut out = Vec::new();
+        for v in self.records.volumes()? {
+            let users = self.records.volume_users(&v.name)?.len();
+            let p = self.paths.volume_data(&v.name);
+            out.push((v, users, p));
+        }
+        Ok(out)
+    }
+
+    /// `berth system prune`: stopped containers, dangling images (with
+    /// `all_images` every image no container uses), unused layers and
+    /// blobs, and with `volumes` unused anonymous volumes. Image holds
+    /// whose container is gone (a crash between steps) are released too.
+    pub fn prune(&mut self, all_images: bool, volumes: bool) -> Result<PruneReport> {
+        let mut r = PruneReport::default();
+        for c in self.list()? {
+            if matches!(c.state.status, Status::Exited | Status::Created) {
+                self.remove(&c.id, false, false)?;
+                r.containers.push(c.id);
+            }
+        }
+        let live: std::collections::HashSet<String> = self
+            .records
+            .all()?
+            .into_iter()
+            .map(|c| format!("container:{}", c.id))
+            .collect();
+        for h in self.images.holders()? {
+            if h.starts_with("container:") && !live.contains(&h) {
+                self.images.release(&h)?;
+            }
+        }
+        let victims = if all_images {
+            let held = self.images.held()?;
+            self.images
+                .images()?
+                .into_iter()
+                .filter(|i| !held.contains(&i.id.to_string()))
+                .map(|i| i.id)
+                .collect()
+        } else {
+            self.images.dangling()?
+        };
+        for id in victims {
+            self.images.remove_by_id(&id)?;
+            r.images.push(id.to_string());
+        }
+        let (layers, blobs) = self.images.gc()?;
+        r.layers = layers;
+        r.blobs = blobs;
+        if volumes {
+            r.volumes = self.prune_volumes(false)?;
+        }
+        Ok(r)
+    }
+
+    /// `berth system df`.
+    pub fn df(&self) -> Result<Vec<DfRow>> {
+        let held = self.images.held()?;
+        let images = self.images.images()?;
+        let mut img = DfRow {
+            kind: "Images",
+            total: images.len(),
+            ..DfRow::default()
+        };
+        for i in &images {
+            img.size += i.size;
+            if held.contains(&i.id.to_string()) {
+                img.active += 1;
+            } else {
+                img.reclaimable += i.size;
+            }
+        }
+        let containers = self.list()?;
+        let mut ctr = DfRow {
+            kind: "Containers",
+            total: containers.len(),
+            ..DfRow::default()
+        };
+        for c in &containers {
+            let size = disk_usage(&self.paths.container(&c.id).join("upper"));
+            ctr.size += size;
+            if matches!(c.state.status, Status::Running | Status::Restarting) {
+                ctr.active += 1;
+            } else {
+                ctr.reclaimable += size;
+            }
+        }
+        let vols = self.volume_list()?;
+        let mut vol = DfRow {
+            kind: "Local Volumes",
+            total: vols.len(),
+            ..DfRow::default()
+        };
+        for (_, users, path) in &vols {
+            let size = disk_usage(path);
+            vol.size += size;
+            if *users > 0 {
+                vol.active += 1;
+            } else {
+                vol.reclaimable += size;
+            }
+        }
+        Ok(vec![img, ctr, vol])
+    }
+
+    pub fn rename(&self, what: &str, name: &str) -> Result<()> {
+        crate::config::check_name(name)?;
+        let rec = self.get(what)?;
+        self.records.rename(&rec.id, name)
+    }
+
+    fn running(&self, what: &str) -> Result<Record> {
+        let rec = self.get(what)?;
+        if rec.state.status != Status::Running || rec.state.pid <= 0 {
+            return Err(Error::Conflict(format!(
+                "container {} is not running",
+                rec.name
+            )));
+        }
+        Ok(rec)
+    }
+
+    /// The host pids of the container's processes (the runtime's `ps`).
+    pub fn pids(&self, what: &str) -> Result<(Record, Vec<i32>)> {
+        let rec = self.running(what)?;
+        let rt = crate::paths::find_program(&rec.config.runtime)?;
+        let out = std::process::Command::new(&rt)
+            .arg("--root")
+            .arg(self.paths.runtime_root(&rt))
+            .args(["ps", "--format", "json", &rec.id])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(io("run the runtime's ps"))?;
+        if !out.status.success() {
+            return Err(Error::Runtime(format!(
+                "list the processes of container {}: {}",
+                rec.name,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let pids: Vec<i32> = serde_json::from_slice(&out.stdout).map_err(|e| {
+            Error::Runtime(format!(
+                "the runtime's ps printed something else than JSON: {e}"
+            ))
+        })?;
+        Ok((rec, pids))
+    }
+
+    /// One resource sample of a running container, from its cgroup.
+    pub fn sample(&self, rec: &Record) -> Result<Sample> {
+        let text = std::fs::read_to_string(format!("/proc/{}/cgroup", rec.state.pid))
+            .map_err(io(format!("read the cgroup of container {}", rec.name)))?;
+        let mut s = Sample::default();
+        let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+        let path_of = |ctrl: &str| -> Option<PathBuf> {
+            text.lines().find_map(|l| {
+                let mut f = l.splitn(3, ':');
+                let (_, c, p) = (f.next()?, f.next()?, f.next()?);
+                if v2 && c.is_empty() {
+                    return Some(PathBuf::from(format!("/sys/fs/cgroup{p}")));
+                }
+                c.split(',').any(|x| x == ctrl).then(|| {
+                    let mount = if ctrl == "cpuacct" {
+                        "cpu,cpuacct"
+                    } else {
+                        ctrl
+                    };
+                    PathBuf::from(format!("/sys/fs/cgroup/{mount}{p}"))
+                })
+            })
+        };
+        if v2 {
+            let Some(dir) = path_of("") else {
+                return Ok(s);
+            };
+            if let Ok(t) = std::fs::read_to_string(dir.join("cpu.stat")) {
+                s.cpu_ns = t
+                    .lines()
+                    .find_map(|l| l.strip_prefix("usage_usec "))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .unwrap_or(0)
+                    * 1000;
+            }
+            s.mem_used = read_u64(&dir.join("memory.current")).unwrap_or(0);
+            s.mem_limit = read_u64(&dir.join("memory.max")).unwrap_or(0);
+            s.pids = read_u64(&dir.join("pids.current")).unwrap_or(0);
+            if let Ok(t) = std::fs::read_to_string(dir.join("io.stat")) {
+                for w in t.split_whitespace() {
+                    if let Some(v) = w.strip_prefix("rbytes=") {
+                        s.io_read += v.parse::<u64>().unwrap_or(0);
+                    }
+                    if let Some(v) = w.strip_prefix("wbytes=") {
+                        s.io_write += v.parse::<u64>().unwrap_or(0);
+                    }
+                }
+            }
+        } else {
+            if let Some(d) = path_of("cpuacct") {
+                s.cpu_ns = read_u64(&d.join("cpuacct.usage")).unwrap_or(0);
+            }
+            if let Some(d) = path_of("memory") {
+                s.mem_used = read_u64(&d.join("memory.usage_in_bytes")).unwrap_or(0);
+                s.mem_limit = read_u64(&d.join("memory.limit_in_bytes")).unwrap_or(0);
+            }
+            if let Some(d) = path_of("pids") {
+                s.pids = read_u64(&d.join("pids.current")).unwrap_or(0);
+            }
+            if let Some(d) = path_of("blkio") {
+                if let Ok(t) = std::fs::read_to_string(d.join("blkio.throttle.io_service_bytes")) {
+                    for l in t.lines() {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        match f.as_slice() {
+                            [_, "Read", v] => s.io_read += v.parse::<u64>().unwrap_or(0),
+                            [_, "Write", v] => s.io_write += v.parse::<u64>().unwrap_or(0),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        let host = host_memory();
+        if s.mem_limit == 0 || s.mem_limit > host {
+            s.mem_limit = host;
+        }
+        Ok(s)
+    }
+}
