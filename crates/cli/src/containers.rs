@@ -645,11 +645,14 @@ fn attach_session(
         );
     };
     if owner {
-        // Record the end ourselves (the monitor skips its exit command).
+        // Record the end ourselves (the monitor skips its exit command),
+        // while the monitor has the runtime delete the container; then
+        // wait for that, so nothing of the container is left on return.
         engine.cleanup(&rec.id)?;
         let _ = writer
             .lock()
             .map(|mut w| w.write_all(&frame::encode(frame::CLEANED, b"")));
+        let _ = engine.wait_monitor_pid(s.monitor_pid, std::time::Duration::from_secs(60));
     } else {
         drop(writer);
         drop(s);

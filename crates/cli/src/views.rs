@@ -276,9 +276,9 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
             "FinishedAt": time_or_null(st.finished),
         },
         "Image": r.image_id,
-        "ResolvConfPath": dir.join("resolv.conf"),
-        "HostnamePath": dir.join("hostname"),
-        "HostsPath": dir.join("hosts"),
+        "ResolvConfPath": engine.paths.run_dir(&r.id).join("resolv.conf"),
+        "HostnamePath": engine.paths.run_dir(&r.id).join("hostname"),
+        "HostsPath": engine.paths.run_dir(&r.id).join("hosts"),
         "LogPath": log_path,
         "Name": format!("/{}", r.name),
         "RestartCount": st.restarts,
@@ -329,7 +329,7 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
                 "LowerDir": layers.join(":"),
                 "UpperDir": dir.join("upper"),
                 "WorkDir": dir.join("work"),
-                "MergedDir": dir.join("rootfs"),
+                "MergedDir": engine.paths.rootfs(&r.id),
             }
         },
     })

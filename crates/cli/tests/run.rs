@@ -61,6 +61,11 @@ fn inspect(env: &Env, c: &str) -> serde_json::Value {
     serde_json::from_str::<serde_json::Value>(&o.stdout).unwrap()[0].clone()
 }
 
+/// Overlay mounts left under the store or the run root.
+fn leaked_mounts(env: &Env) -> usize {
+    mounts_under(env.root.path()) + mounts_under(env.run_root.path())
+}
+
 fn mounts_under(p: &Path) -> usize {
     let want = p.to_string_lossy().into_owned();
     std::fs::read_to_string("/proc/self/mountinfo")
@@ -94,7 +99,7 @@ fn run_prints_output_returns_the_exit_code_and_rm_leaves_nothing() {
     assert_eq!(o.stdout, "out\n");
     assert!(o.stderr.contains("err"), "{}", o.stderr);
     assert_eq!(ps_json(&env).as_array().unwrap().len(), 0);
-    assert_eq!(mounts_under(env.root.path()), 0, "an overlay outlived --rm");
+    assert_eq!(leaked_mounts(&env), 0, "an overlay outlived --rm");
     let left: Vec<_> = std::fs::read_dir(env.root.path().join("containers"))
         .unwrap()
         .collect();
@@ -165,7 +170,7 @@ fn detached_containers_stop_start_restart_and_remove() {
     assert!(Path::new(&format!("/proc/{pid}")).exists());
     assert_eq!(i["GraphDriver"]["Name"], "overlay");
     assert_eq!(
-        mounts_under(&env.root.path().join("containers").join(&id)),
+        mounts_under(&env.run_root.path().join("rootfs").join(&id)),
         1
     );
 
@@ -189,7 +194,7 @@ fn detached_containers_stop_start_restart_and_remove() {
     assert_eq!(i["State"]["ExitCode"], 0);
     assert!(env.berth(&["logs", "web"]).stdout.contains("got TERM"));
     assert_eq!(
-        mounts_under(&env.root.path().join("containers").join(&id)),
+        mounts_under(&env.run_root.path().join("rootfs").join(&id)),
         0
     );
     let o = env.berth(&["stop", "web"]);
@@ -214,7 +219,7 @@ fn detached_containers_stop_start_restart_and_remove() {
     env.berth(&["start", "web"]).ok();
     env.berth(&["rm", "-f", "web"]).ok();
     assert_eq!(ps_json(&env).as_array().unwrap().len(), 0);
-    assert_eq!(mounts_under(env.root.path()), 0);
+    assert_eq!(leaked_mounts(&env), 0);
     let o = env.berth(&["inspect", "web"]);
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("no such container"), "{}", o.stderr);
@@ -457,7 +462,7 @@ fn ps_is_right_after_the_monitor_is_killed_and_after_run_is_wiped() {
     assert_eq!(i["State"]["Status"], "exited");
     assert_eq!(i["State"]["ExitCode"], 255, "unknown: nobody saw it end");
     assert_eq!(
-        mounts_under(&env.root.path().join("containers").join(&id)),
+        mounts_under(&env.run_root.path().join("rootfs").join(&id)),
         0
     );
 
@@ -500,7 +505,7 @@ fn ps_is_right_after_the_monitor_is_killed_and_after_run_is_wiped() {
         .unwrap();
     assert_eq!(r["State"], "exited");
     assert_eq!(
-        mounts_under(&env.root.path().join("containers").join(&id)),
+        mounts_under(&env.run_root.path().join("rootfs").join(&id)),
         0,
         "the overlay is unmounted"
     );
@@ -569,7 +574,7 @@ fn names_bad_values_and_missing_images_fail_in_one_line_and_leave_nothing() {
     let o = env.berth(&["run", "--rm", img, "/etc/passwd"]);
     assert_eq!(o.code, 126, "{}", o.stderr);
     assert_eq!(ps_json(&env).as_array().unwrap().len(), 1);
-    assert_eq!(mounts_under(env.root.path()), 0);
+    assert_eq!(leaked_mounts(&env), 0);
     // Bad flag names are clap's (exit 2).
     assert_eq!(env.berth(&["run", "--no-such-flag", img]).code, 2);
     let o = env.berth(&["start", "nosuch"]);
@@ -605,7 +610,7 @@ fn parallel_runs_all_work() {
         }
     });
     assert_eq!(ps_json(env).as_array().unwrap().len(), 0);
-    assert_eq!(mounts_under(env.root.path()), 0);
+    assert_eq!(leaked_mounts(&env), 0);
 }
 
 #[test]
@@ -838,7 +843,7 @@ fn runc_runs_the_same_containers() {
     env.berth(&["stop", "-t", "1", "rc"]).ok();
     assert_eq!(inspect(&env, "rc")["State"]["ExitCode"], 137);
     env.berth(&["rm", "rc"]).ok();
-    assert_eq!(mounts_under(env.root.path()), 0);
+    assert_eq!(leaked_mounts(&env), 0);
 }
 
 #[test]
@@ -1070,7 +1075,7 @@ fn cp_copies_both_ways_and_never_follows_a_container_symlink_out() {
         .ok();
     assert_eq!(std::fs::read_to_string(&stopped).unwrap(), "host\n");
     assert_eq!(
-        mounts_under(env.root.path()),
+        leaked_mounts(&env),
         0,
         "cp of a stopped container leaves no mount"
     );
@@ -1178,5 +1183,5 @@ fn diff_rename_top_stats_volumes_and_system() {
         0,
         "unused images go with -a"
     );
-    assert_eq!(mounts_under(env.root.path()), 0);
+    assert_eq!(leaked_mounts(&env), 0);
 }

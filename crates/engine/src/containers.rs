@@ -101,7 +101,7 @@ impl Session {
                 Some(f) => self.early.push_back(f),
                 None => {
                     return Err(Error::Runtime(
-                        "the container's monitor ended before the container started; see monitor.log in the container's directory".into(),
+                        "the container's monitor ended before the container started; see monitor.log in the container's run directory".into(),
                     ))
                 }
             }
@@ -156,11 +156,14 @@ fn short(id: &str) -> &str {
 impl Engine {
     pub fn open(root: &Path, run_root: &Path) -> Result<Engine> {
         let images = Store::open(root)?;
+        images.relax_durability()?;
         for d in [root.join("containers"), root.join("volumes")] {
             std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
         }
-        std::fs::create_dir_all(run_root.join("containers"))
-            .map_err(io(format!("create {}", run_root.display())))?;
+        for d in ["containers", "locks", "rootfs"] {
+            std::fs::create_dir_all(run_root.join(d))
+                .map_err(io(format!("create {}", run_root.join(d).display())))?;
+        }
         Ok(Engine {
             records: Records::open(root)?,
             images,
@@ -172,7 +175,7 @@ impl Engine {
     }
 
     pub fn lock(&self, id: &str) -> Result<Lock> {
-        let p = self.paths.container(id).join("lock");
+        let p = self.paths.lock(id);
         let fd = berth_sys::fs::open(&p, libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC, 0o600)
             .map_err(io(format!("open the container lock {}", p.display())))?;
         berth_sys::fs::flock(fd.as_fd(), true, false)
@@ -243,8 +246,20 @@ impl Engine {
         let image_config = self.image_config(image_id)?;
         let id = paths::new_id()?;
         let name = name.map_or_else(|| paths::random_name(&id), str::to_string);
-        // The options must make a spec before anything is recorded.
-        let probe = self.run_options(&id, &config, &image_config, Path::new("/"))?;
+        // The options must make a spec before anything is recorded (the
+        // seccomp profile is converted once, at start; a given one is
+        // checked here).
+        let mut probe = self.run_options(&id, &config, &image_config, Path::new("/"))?;
+        if let Seccomp::File { profile, kernel } = &probe.seccomp {
+            berth_seccomp::profile::for_container(
+                profile,
+                berth_seccomp::profile::native_arch(),
+                &spec::capabilities(config.privileged, &config.cap_add, &config.cap_drop)?,
+                *kernel,
+            )
+            .map_err(|e| option("--security-opt seccomp", e.to_string()))?;
+        }
+        probe.seccomp = Seccomp::Unconfined;
         spec::generate(&image_config, &crate::user::User::default(), &probe)?;
 
         let dir = self.paths.container(&id);
@@ -412,7 +427,7 @@ impl Engine {
                 kernel,
             }
         };
-        let dir = self.paths.container(id);
+        let run_dir = self.paths.run_dir(id);
         let mut mounts = Vec::new();
         let vols = self.volume_mounts(
             &Record {
@@ -515,9 +530,9 @@ impl Engine {
             rootfs: rootfs.to_path_buf(),
             cgroups_path: format!("/berth/{id}"),
             files: vec![
-                ("/etc/hostname".into(), dir.join("hostname")),
-                ("/etc/hosts".into(), dir.join("hosts")),
-                ("/etc/resolv.conf".into(), dir.join("resolv.conf")),
+                ("/etc/hostname".into(), run_dir.join("hostname")),
+                ("/etc/hosts".into(), run_dir.join("hosts")),
+                ("/etc/resolv.conf".into(), run_dir.join("resolv.conf")),
             ],
             annotations,
             nofile: default_nofile(),
@@ -525,7 +540,7 @@ impl Engine {
     }
 
     fn write_etc_files(&self, rec: &Record, hostname: &str) -> Result<()> {
-        let dir = self.paths.container(&rec.id);
+        let dir = self.paths.run_dir(&rec.id);
         let host_net = rec.config.network == "host";
         let hosts = if host_net {
             std::fs::read_to_string("/etc/hosts").unwrap_or_default()
@@ -540,11 +555,10 @@ impl Engine {
             ("hosts", hosts),
             ("resolv.conf", resolv),
         ] {
+            // Written at each start, as podman does (the host's resolver
+            // may have changed).
             let p = dir.join(name);
-            // Not replaced once written: the container may have edited them.
-            if !p.exists() {
-                std::fs::write(&p, text).map_err(io(format!("write {}", p.display())))?;
-            }
+            std::fs::write(&p, text).map_err(io(format!("write {}", p.display())))?;
         }
         Ok(())
     }
@@ -584,10 +598,16 @@ impl Engine {
             .map(|c| self.images.layer_dir(c))
             .collect();
         let dir = self.paths.container(&rec.id);
-        let rootfs = crate::rootfs::mount(&layers, &dir, &self.paths.root.join("empty"))?;
+        let rootfs = crate::rootfs::mount(
+            &layers,
+            &dir,
+            &self.paths.rootfs(&rec.id),
+            &self.paths.root.join("empty"),
+            rec.config.auto_remove,
+        )?;
         let result = self.start_mounted(&rec, &image, &rootfs);
         if result.is_err() {
-            let _ = crate::rootfs::unmount(&dir);
+            let _ = crate::rootfs::unmount(&rootfs);
         }
         result
     }
@@ -610,20 +630,22 @@ impl Engine {
         } else {
             crate::user::resolve_in(root_fd.as_fd(), &user_spec)?
         };
-        let opts = self.run_options(&rec.id, c, image, rootfs)?;
-        self.write_etc_files(rec, &opts.hostname)?;
-        let spec = spec::generate(image, &user, &opts)?;
         let dir = self.paths.container(&rec.id);
-        let json = serde_json::to_vec(&spec)
-            .map_err(|e| Error::Runtime(format!("serialise the spec: {e}")))?;
-        std::fs::write(dir.join("config.json"), json)
-            .map_err(io(format!("write {}", dir.join("config.json").display())))?;
-
         let run_dir = self.paths.run_dir(&rec.id);
         if run_dir.exists() {
+            // Stale (a start that died half-way): holds no mount, only files.
             let _ = std::fs::remove_dir_all(&run_dir);
         }
         std::fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
+        let opts = self.run_options(&rec.id, c, image, rootfs)?;
+        self.write_etc_files(rec, &opts.hostname)?;
+        let spec = spec::generate(image, &user, &opts)?;
+        let json = serde_json::to_vec(&spec)
+            .map_err(|e| Error::Runtime(format!("serialise the spec: {e}")))?;
+        std::fs::write(run_dir.join("config.json"), json).map_err(io(format!(
+            "write {}",
+            run_dir.join("config.json").display()
+        )))?;
         let runtime = paths::find_program(&c.runtime)?;
         let runtime_root = self.paths.runtime_root(&runtime);
         std::fs::create_dir_all(&runtime_root)
@@ -631,7 +653,7 @@ impl Engine {
         let berth = std::env::current_exe().map_err(io("find the berth binary"))?;
         let mcfg = MonitorConfig {
             id: rec.id.clone(),
-            bundle: dir.clone(),
+            bundle: run_dir.clone(),
             runtime: runtime.clone(),
             runtime_args: vec!["--root".into(), runtime_root.to_string_lossy().into_owned()],
             run_dir: run_dir.clone(),
@@ -667,7 +689,7 @@ impl Engine {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(dir.join("monitor.log"))
+            .open(run_dir.join("monitor.log"))
             .map_err(io("open monitor.log"))?;
         let monitor = paths::find_program("berth-monitor")?;
         let mut child = std::process::Command::new(&monitor)
@@ -874,11 +896,8 @@ impl Engine {
                 .stderr(std::process::Stdio::null())
                 .status();
         }
-        crate::rootfs::unmount(&self.paths.container(&rec.id))?;
-        let run = self.paths.run_dir(&rec.id);
-        if run.exists() {
-            std::fs::remove_dir_all(&run).map_err(io(format!("remove {}", run.display())))?;
-        }
+        crate::rootfs::unmount(&self.paths.rootfs(&rec.id))?;
+        remove_run_dir(&self.paths.run_dir(&rec.id))?;
         rec.state.pid = 0;
         rec.state.monitor_pid = 0;
         Ok(())
@@ -966,6 +985,19 @@ impl Engine {
             return Ok(true);
         };
         let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
+        berth_sys::process::pidfd_wait_exit(fd.as_fd(), ms)
+            .map_err(io("wait for the container's monitor"))
+    }
+
+    /// Waits up to `timeout` for the monitor `pid` (a child or not) to end.
+    pub fn wait_monitor_pid(&self, pid: i32, timeout: Duration) -> Result<bool> {
+        if !is_monitor(pid) {
+            return Ok(true);
+        }
+        let Ok(fd) = berth_sys::process::pidfd_open(pid) else {
+            return Ok(true);
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         berth_sys::process::pidfd_wait_exit(fd.as_fd(), ms)
             .map_err(io("wait for the container's monitor"))
     }
@@ -1072,10 +1104,10 @@ impl Engine {
         r.state.status = Status::Removing;
         self.records.set_state(&rec.id, &r.state)?;
         let dir = self.paths.container(&rec.id);
-        crate::rootfs::unmount(&dir)?;
+        crate::rootfs::unmount(&self.paths.rootfs(&rec.id))?;
         let run = self.paths.run_dir(&rec.id);
         if run.exists() {
-            let _ = std::fs::remove_dir_all(&run);
+            let _ = remove_run_dir(&run);
         }
         let vols = self.records.container_volumes(&rec.id)?;
         self.records.remove(&rec.id)?;
@@ -1090,6 +1122,8 @@ impl Engine {
         if dir.exists() {
             berth_image::remove_all(&dir)?;
         }
+        // Held by us: a waiter finds the record gone once it gets it.
+        let _ = std::fs::remove_file(self.paths.lock(&rec.id));
         Ok(())
     }
 
@@ -1204,6 +1238,24 @@ impl Engine {
                 // monitor wrote one before.
                 None => return Ok(rec.state.exit_code),
             }
+        }
+    }
+}
+
+/// Removes a run directory (files only, never a mount), retrying while a
+/// finishing monitor may still add a file to it.
+fn remove_run_dir(run: &Path) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        match std::fs::remove_dir_all(run) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if tries < 20 => {
+                tries += 1;
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(io(format!("remove {}", run.display()))(e)),
         }
     }
 }

@@ -72,7 +72,7 @@ impl Engine {
         if o.args.is_empty() {
             return Err(crate::error::option("exec", "give a command to run"));
         }
-        let dir = self.paths.container(&rec.id);
+        let dir = self.paths.run_dir(&rec.id);
         let raw = std::fs::read(dir.join("config.json"))
             .map_err(io(format!("read the spec of container {}", rec.name)))?;
         let spec: Value = serde_json::from_slice(&raw)
@@ -90,7 +90,7 @@ impl Engine {
             .unwrap_or_default();
         if let Some(u) = &o.user {
             let root = berth_sys::fs::open(
-                &dir.join("rootfs"),
+                &self.paths.rootfs(&rec.id),
                 libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
                 0,
             )

@@ -60,7 +60,7 @@ struct Mounted<'a> {
 impl Drop for Mounted<'_> {
     fn drop(&mut self) {
         if self.unmount {
-            let _ = crate::rootfs::unmount(&self.engine.paths.container(&self.id));
+            let _ = crate::rootfs::unmount(&self.engine.paths.rootfs(&self.id));
         }
     }
 }
@@ -91,7 +91,8 @@ impl Engine {
     fn mount_for(&self, rec: &Record) -> Result<Mounted<'_>> {
         let dir = self.paths.container(&rec.id);
         let running = matches!(rec.state.status, Status::Running | Status::Restarting);
-        let mounted = crate::rootfs::is_mounted(&dir.join("rootfs"));
+        let target = self.paths.rootfs(&rec.id);
+        let mounted = crate::rootfs::is_mounted(&target);
         if !mounted {
             let image_id = berth_image::Digest::parse(&rec.image_id)?;
             let layers: Vec<PathBuf> = self
@@ -100,7 +101,13 @@ impl Engine {
                 .iter()
                 .map(|c| self.images.layer_dir(c))
                 .collect();
-            crate::rootfs::mount(&layers, &dir, &self.paths.root.join("empty"))?;
+            crate::rootfs::mount(
+                &layers,
+                &dir,
+                &target,
+                &self.paths.root.join("empty"),
+                rec.config.auto_remove,
+            )?;
         }
         Ok(Mounted {
             engine: self,
@@ -256,19 +263,19 @@ impl Engine {
         }
         // Mount points the runtime made (/proc, /etc/hosts, volumes...) are
         // not the container's changes (Docker keeps them in an init layer).
-        let spec: serde_json::Value =
-            std::fs::read(self.paths.container(&rec.id).join("config.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-        let points: Vec<String> = spec["mounts"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|m| m["destination"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut points: Vec<String> = [
+            "/proc",
+            "/dev",
+            "/sys",
+            "/etc/hostname",
+            "/etc/hosts",
+            "/etc/resolv.conf",
+            crate::spec::INIT_PATH,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        points.extend(self.mounts(&rec).into_iter().map(|(_, _, _, d, _)| d));
         let under = |p: &str, m: &str| p == m || p.starts_with(&format!("{m}/"));
         out.retain(|(k, p)| !(*k == 'A' && points.iter().any(|m| under(p, m))));
         // A directory left "changed" only because a mount point was made in

@@ -153,6 +153,7 @@ impl Records {
             .map_err(db("enable foreign keys"))?;
         conn.execute_batch(SCHEMA)
             .map_err(db("create the schema"))?;
+        berth_image::store::persist_wal(&conn);
         Ok(Records { db: conn })
     }
 

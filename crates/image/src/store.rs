@@ -131,6 +131,7 @@ impl Store {
         db.pragma_update(None, "foreign_keys", "ON")
             .ctx("enable foreign keys")?;
         db.execute_batch(SCHEMA).ctx("create the schema")?;
+        persist_wal(&db);
         Ok(Store {
             root: root.to_path_buf(),
             db: std::sync::Mutex::new(db),
@@ -139,6 +140,16 @@ impl Store {
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Commits without waiting for the disk (WAL, `synchronous=NORMAL`):
+    /// still consistent after a crash, but a power cut may lose the last
+    /// commits. For the engine's image holds, which `system prune`
+    /// reconciles; pulls keep full durability.
+    pub fn relax_durability(&self) -> Result<()> {
+        self.conn()
+            .pragma_update(None, "synchronous", "NORMAL")
+            .ctx("set synchronous")
     }
 
     pub fn root(&self) -> &Path {
@@ -662,6 +673,26 @@ impl Store {
             .execute("DELETE FROM images WHERE id = ?1", params![id.to_string()])
             .ctx("remove the image")?;
         Ok(())
+    }
+}
+
+/// Keeps the `-wal` and `-shm` files when the last connection closes, so
+/// every short-lived `berth` process does not create and delete two files
+/// (up to a millisecond each on ext4). Harmless if it fails.
+pub fn persist_wal(db: &Connection) {
+    // The kept file is truncated after each checkpoint: a long one would be
+    // read through by every process that opens the database.
+    let _ = db.pragma_update(None, "journal_size_limit", 65536);
+    let mut on: std::ffi::c_int = 1;
+    // SAFETY: the handle is this open connection's; SQLITE_FCNTL_PERSIST_WAL
+    // reads and writes one int through the pointer, which outlives the call.
+    unsafe {
+        rusqlite::ffi::sqlite3_file_control(
+            db.handle(),
+            c"main".as_ptr(),
+            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+            (&mut on as *mut std::ffi::c_int).cast(),
+        );
     }
 }
 

@@ -223,7 +223,7 @@ struct LogWriter {
 
 impl LogWriter {
     fn new(cfg: &Config) -> Result<LogWriter, String> {
-        let mut w = LogWriter {
+        let w = LogWriter {
             driver: cfg.log_driver,
             path: cfg.log_path.clone(),
             file: None,
@@ -234,11 +234,19 @@ impl LogWriter {
             partial: [Vec::new(), Vec::new()],
             buf: Vec::new(),
         };
-        if w.driver != LogDriver::None {
-            w.open()
-                .map_err(|e| err(&format!("open the log {}", w.path.display()), e))?;
-        }
+        // Opened at the first output: a container that prints nothing
+        // costs no file (an inode on the persistent disk).
         Ok(w)
+    }
+
+    fn ensure_open(&mut self) {
+        if self.file.is_none() && self.driver != LogDriver::None {
+            if let Err(e) = self.open() {
+                if self.dropped == 0 {
+                    eprintln!("berth-monitor: open the log {}: {e}", self.path.display());
+                }
+            }
+        }
     }
 
     fn open(&mut self) -> io::Result<()> {
@@ -298,6 +306,7 @@ impl LogWriter {
         if self.driver == LogDriver::None {
             return;
         }
+        self.ensure_open();
         let now = berth_monitor::now_nanos();
         let i = stream as usize;
         let mut rest = data;
@@ -337,6 +346,7 @@ impl LogWriter {
             return;
         }
         let n = self.buf.len() as u64;
+        self.ensure_open();
         let ok = match self.file.as_mut() {
             Some(f) => f.write_all(&self.buf).is_ok(),
             None => false,
@@ -345,9 +355,6 @@ impl LogWriter {
             self.size += n;
         } else {
             self.dropped += n;
-            if self.file.is_none() {
-                let _ = self.open();
-            }
         }
         self.buf.clear();
     }
@@ -393,6 +400,8 @@ struct Monitor {
     close_after_drain: bool,
     /// This start's terminal arrived (it may be closed again already).
     got_terminal: bool,
+    /// The runtime has forgotten the last run (`delete`).
+    deleted: bool,
     oom_file: Option<PathBuf>,
 }
 
@@ -506,6 +515,7 @@ impl Monitor {
             cleaned: false,
             close_after_drain: false,
             got_terminal: false,
+            deleted: true,
             oom_file: None,
         })
     }
@@ -552,7 +562,7 @@ impl Monitor {
                 Err(msg) => {
                     self.state.error = msg.clone();
                     self.state.exit_code = 127;
-                    self.delete_container();
+                    self.deleted = false;
                     break;
                 }
             };
@@ -574,11 +584,14 @@ impl Monitor {
             self.state.finished = berth_monitor::now_nanos();
             self.state.oom_killed =
                 matches!(status, ExitStatus::Signaled(libc::SIGKILL)) && self.oom_killed();
-            self.delete_container();
             if self.stop_requested() || !self.cfg.restart.wants(status.code(), self.state.restarts)
             {
+                // Deleted in finish(), after the clients hear of the exit:
+                // the starting client cleans up meanwhile.
+                self.deleted = false;
                 break;
             }
+            self.delete_container();
             // Docker's back-off: 100 ms doubling to a minute, reset after a
             // run of ten seconds.
             if started.elapsed() >= Duration::from_secs(10) {
@@ -693,8 +706,10 @@ impl Monitor {
     }
 
     fn delete_container(&mut self) {
-        let mut cmd = self.runtime();
-        cmd.args(["delete", "--force", &self.cfg.id])
+        // No --log: the client may be removing the run directory already.
+        let mut cmd = std::process::Command::new(&self.cfg.runtime);
+        cmd.args(&self.cfg.runtime_args)
+            .args(["delete", "--force", &self.cfg.id])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
@@ -1055,6 +1070,13 @@ impl Monitor {
         } else {
             let msg = self.state.error.clone();
             self.broadcast(frame::ERROR, msg.as_bytes());
+        }
+        for c in &mut self.clients {
+            c.flush();
+        }
+        if !self.deleted {
+            self.delete_container();
+            self.deleted = true;
         }
         // Waits for the starting client to clean up (or go away), and for
         // every client to take its last output: a minute at most.
