@@ -610,7 +610,7 @@ fn parallel_runs_all_work() {
         }
     });
     assert_eq!(ps_json(env).as_array().unwrap().len(), 0);
-    assert_eq!(leaked_mounts(&env), 0);
+    assert_eq!(leaked_mounts(env), 0);
 }
 
 #[test]
