@@ -1185,3 +1185,43 @@ fn diff_rename_top_stats_volumes_and_system() {
     );
     assert_eq!(leaked_mounts(&env), 0);
 }
+
+#[test]
+fn a_new_volume_gets_the_image_content_at_its_path() {
+    let env = Env::new();
+    let img = image(&env);
+    // The image has /data/seed: a new named volume there starts with it.
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "-v",
+            "seeded:/data",
+            img,
+            "cat",
+            "/data/seed",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "from the image\n");
+    // Not again once the volume has content of its own.
+    env.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "seeded:/data",
+        img,
+        "sh",
+        "-c",
+        "rm /data/seed; echo mine > /data/own",
+    ])
+    .ok();
+    let o = env
+        .berth(&["run", "--rm", "-v", "seeded:/data", img, "ls", "/data"])
+        .ok();
+    assert_eq!(o.stdout, "own\n");
+    // Bind mounts are never seeded.
+    let host = tempfile::tempdir().unwrap();
+    let b = format!("{}:/data", host.path().display());
+    env.berth(&["run", "--rm", "-v", &b, img, "true"]).ok();
+    assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 0);
+}

@@ -639,6 +639,9 @@ impl Engine {
         std::fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
         let opts = self.run_options(&rec.id, c, image, rootfs)?;
         self.write_etc_files(rec, &opts.hostname)?;
+        for (name, _, dest) in self.volume_mounts(rec, image) {
+            crate::files::copy_up(rootfs, &dest, &self.paths.volume_data(&name))?;
+        }
         let spec = spec::generate(image, &user, &opts)?;
         let json = serde_json::to_vec(&spec)
             .map_err(|e| Error::Runtime(format!("serialise the spec: {e}")))?;

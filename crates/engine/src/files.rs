@@ -532,3 +532,40 @@ fn copy_dir_contents_in(src: &Path, dir: BorrowedFd<'_>, archive: bool) -> Resul
     }
     Ok(())
 }
+
+/// Docker's volume copy-up: a volume that is still empty when a container
+/// first mounts it at a path the image has content at gets that content
+/// (owners and modes kept). Read from the root with RESOLVE_IN_ROOT and no
+/// symlink followed, as `cp` does.
+pub(crate) fn copy_up(rootfs: &Path, dest: &str, volume_data: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let empty = std::fs::read_dir(volume_data)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false);
+    if !empty {
+        return Ok(());
+    }
+    let root = open_dir_path(rootfs)?;
+    let Ok(dir) = sfs::open_in_root(
+        root.as_fd(),
+        Path::new(dest),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        Links::InRoot,
+    ) else {
+        // Nothing at that path in the image (or not a directory).
+        return Ok(());
+    };
+    let st = sfs::fstat(dir.as_fd()).map_err(io(format!("stat {dest} in the image")))?;
+    for n in names_in(dir.as_fd()).map_err(io(format!("list {dest} in the image")))? {
+        let n = PathBuf::from(n);
+        let (cfd, cst) =
+            fstat_nofollow(dir.as_fd(), &n).map_err(io(format!("stat {}", n.display())))?;
+        copy_out_entry(dir.as_fd(), &n, cfd, &cst, &volume_data.join(&n))?;
+    }
+    let _ = std::fs::set_permissions(
+        volume_data,
+        std::fs::Permissions::from_mode(st.st_mode & 0o7777),
+    );
+    let _ = std::os::unix::fs::lchown(volume_data, Some(st.st_uid), Some(st.st_gid));
+    Ok(())
+}

@@ -58,16 +58,28 @@ pub fn overlay_options(
     Ok(opts)
 }
 
+/// Whether an overlay is mounted at `target`: an overlayfs whose device
+/// differs from its parent directory's (no read of /proc/self/mountinfo,
+/// which grows with every container).
 pub fn is_mounted(target: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(t), Some(parent)) = (std::fs::symlink_metadata(target), target.parent()) else {
         return false;
     };
-    let want = target.to_string_lossy();
-    text.lines().any(|l| {
-        l.split(' ')
-            .nth(4)
-            .is_some_and(|m| berth_sys::fs::unescape_mountinfo(m) == want)
-    })
+    let Ok(p) = std::fs::symlink_metadata(parent) else {
+        return false;
+    };
+    if t.dev() == p.dev() {
+        return false;
+    }
+    berth_sys::fs::open(
+        target,
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        0,
+    )
+    .and_then(|fd| berth_sys::fs::fs_magic(std::os::fd::AsFd::as_fd(&fd)))
+    .is_ok_and(|m| m == OVERLAYFS_SUPER_MAGIC)
 }
 
 /// Mounts the overlay of `layers` with `dir`'s upper and work directories
