@@ -31,9 +31,18 @@ def reap():
             return
 
 
+def peak_rss(cmd, env=None):
+    """Peak RSS (KiB) of the command's own process, from GNU time (our own
+    wait4 would count the forked Python before exec)."""
+    r = subprocess.run(["/usr/bin/time", "-f", "%M"] + cmd, env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    reap()
+    return int(r.stderr.strip().splitlines()[-1])
+
+
 def timed(cmd, env=None):
     """Wall ms, CPU ms of the command and every descendant (we are their
-    subreaper), peak RSS KiB of the command itself."""
+    subreaper)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
@@ -151,24 +160,23 @@ def main():
         for name, mk in cmds.items():
             timed(*mk(-1))
         res = {n: ([], [], []) for n in cmds}
+        rss = {n: statistics.median(peak_rss(*cmds[n](-2 - k)) for k in range(3)) for n in cmds}
         for i in range(a.runs):
             order = list(cmds)
             random.shuffle(order)
             for name in order:
                 time.sleep(IDLE_GAP)
-                w, c, r = timed(*cmds[name](i))
+                w, c, _ = timed(*cmds[name](i))
                 res[name][0].append(w)
                 res[name][1].append(c)
-                res[name][2].append(r)
         pod = summary(res["podman run --rm"][0])[0]
         print(f"## `run --rm IMAGE true`, {a.runs} interleaved runs each\n")
-        print("| command | wall median (p10-p90) ms | vs podman | CPU per run ms | peak RSS of the command |")
+        print("| command | wall median (p10-p90) ms | vs podman | CPU per run ms (all processes) | peak RSS of the command |")
         print("|---|---:|---:|---:|---:|")
         for name in cmds:
             m, lo, hi = summary(res[name][0])
             cpu = statistics.median(res[name][1])
-            rss = statistics.median(res[name][2]) / 1024
-            print(f"| {name} | {m:.1f} ({lo:.1f}-{hi:.1f}) | {m / pod:.3f}x | {cpu:.1f} | {rss:.1f} MiB |")
+            print(f"| {name} | {m:.1f} ({lo:.1f}-{hi:.1f}) | {m / pod:.3f}x | {cpu:.1f} | {rss[name] / 1024:.1f} MiB |")
         eng = statistics.median(res["berth run --rm"][0]) - statistics.median(res["berth-runtime run (same spec)"][0])
         print(f"\nEngine overhead (berth run minus berth-runtime run, medians): {eng:.1f} ms; "
               f"podman is {pod / statistics.median(res['berth run --rm'][0]):.1f}x slower than berth.\n")

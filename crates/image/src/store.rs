@@ -683,6 +683,14 @@ pub fn persist_wal(db: &Connection) {
     // The kept file is truncated after each checkpoint: a long one would be
     // read through by every process that opens the database.
     let _ = db.pragma_update(None, "journal_size_limit", 65536);
+    // No checkpoint (and its fsync) at every close of a short-lived
+    // process: commits checkpoint once the WAL holds 100 pages, so the WAL
+    // stays small for the next process to read.
+    let _ = db.pragma_update(None, "wal_autocheckpoint", 100);
+    let _ = db.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+        true,
+    );
     let mut on: std::ffi::c_int = 1;
     // SAFETY: the handle is this open connection's; SQLITE_FCNTL_PERSIST_WAL
     // reads and writes one int through the pointer, which outlives the call.
