@@ -274,6 +274,9 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
             "Error": st.error,
             "StartedAt": time_or_null(st.started),
             "FinishedAt": time_or_null(st.finished),
+            // berth's own: output lost rather than making the container wait.
+            "LogBytesDropped": st.log_dropped,
+            "AttachBytesDropped": st.attach_dropped,
         },
         "Image": r.image_id,
         "ResolvConfPath": engine.paths.run_dir(&r.id).join("resolv.conf"),

@@ -1225,3 +1225,107 @@ fn a_new_volume_gets_the_image_content_at_its_path() {
     env.berth(&["run", "--rm", "-v", &b, img, "true"]).ok();
     assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 0);
 }
+
+fn attach_socket(env: &Env, name: &str) -> std::os::unix::net::UnixStream {
+    let id = inspect(env, name)["Id"].as_str().unwrap().to_string();
+    let p = env
+        .run_root
+        .path()
+        .join("containers")
+        .join(id)
+        .join("attach.sock");
+    std::os::unix::net::UnixStream::connect(p).unwrap()
+}
+
+#[test]
+fn a_client_that_does_not_read_never_blocks_the_container() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        "--log-driver",
+        "none",
+        img,
+        "sh",
+        "-c",
+        "sleep 0.5; head -c 20000000 /dev/zero; echo done >&2",
+    ])
+    .ok();
+    // Attached, and never reading.
+    let _sock = attach_socket(&env, "chatty");
+    let t = Instant::now();
+    wait_for("the container to finish writing", || {
+        inspect(&env, "chatty")["State"]["Status"] == "exited"
+    });
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "the container waited for its reader"
+    );
+    let i = inspect(&env, "chatty");
+    assert_eq!(i["State"]["ExitCode"], 0);
+    let dropped = i["State"]["AttachBytesDropped"].as_u64().unwrap();
+    assert!(dropped > 10_000_000, "dropped {dropped} bytes of 20 MB");
+}
+
+#[test]
+fn detach_keys_detach_a_terminal_client_and_the_container_runs_on() {
+    use berth_monitor::frame;
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let img = image(&env);
+    for (keys, seq) in [(None, vec![16u8, 17]), (Some("ctrl-a,x"), vec![1u8, b'x'])] {
+        let mut args = vec!["run", "-d", "-it", "--name", "tty"];
+        if let Some(k) = keys {
+            args.extend(["--detach-keys", k]);
+        }
+        args.extend([img, "sh"]);
+        env.berth(&args).ok();
+        let mut s = attach_socket(&env, "tty");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut dec = frame::Decoder::default();
+        let mut buf = [0u8; 4096];
+        let mut out = Vec::new();
+        // Reads frames until `until` says stop; true if DETACHED came.
+        let mut read = |s: &mut std::os::unix::net::UnixStream,
+                        out: &mut Vec<u8>,
+                        until: &dyn Fn(&[u8]) -> bool| loop {
+            if let Some((k, p)) = dec.next_frame().unwrap() {
+                if k == frame::DETACHED {
+                    return true;
+                }
+                out.extend(p);
+                if until(out) {
+                    return false;
+                }
+                continue;
+            }
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                return false;
+            }
+            dec.feed(&buf[..n]);
+        };
+        s.write_all(&frame::encode(frame::STDIN, b"echo h''i\n"))
+            .unwrap();
+        let early = read(&mut s, &mut out, &|o| {
+            String::from_utf8_lossy(o).contains("hi")
+        });
+        assert!(!early, "detached too early");
+        // The first key alone is held back; the whole sequence detaches.
+        s.write_all(&frame::encode(frame::STDIN, &seq[..1]))
+            .unwrap();
+        s.write_all(&frame::encode(frame::STDIN, &seq[1..]))
+            .unwrap();
+        let detached = read(&mut s, &mut out, &|_| false);
+        assert!(
+            detached,
+            "no DETACHED frame; output: {}",
+            String::from_utf8_lossy(&out)
+        );
+        assert_eq!(inspect(&env, "tty")["State"]["Status"], "running");
+        env.berth(&["rm", "-f", "tty"]).ok();
+    }
+}

@@ -802,6 +802,8 @@ impl Engine {
                 rec.state.restarts = ms.restarts;
                 rec.state.exit_code = ms.exit_code;
                 rec.state.finished = ms.finished;
+                rec.state.log_dropped = ms.log_dropped;
+                rec.state.attach_dropped = ms.attach_dropped;
             }
             Some(ms) if ms.status == MonitorStatus::Exited => {
                 if monitor_alive {
@@ -878,6 +880,7 @@ impl Engine {
         rec.state.restarts = ms.restarts;
         rec.state.error = ms.error.clone();
         rec.state.log_dropped = ms.log_dropped;
+        rec.state.attach_dropped = ms.attach_dropped;
     }
 
     /// After the container ended: the runtime forgets it, the root is

@@ -80,6 +80,8 @@ pub struct RunState {
     pub restarts: u32,
     pub error: String,
     pub log_dropped: u64,
+    /// Output bytes attached clients were too slow to take.
+    pub attach_dropped: u64,
     /// `berth stop`/`kill` was used: restart policies stay off until the
     /// next `start`.
     pub stopped_by_user: bool,

@@ -402,6 +402,7 @@ struct Monitor {
     got_terminal: bool,
     /// The runtime has forgotten the last run (`delete`).
     deleted: bool,
+    last_drop_report: Instant,
     oom_file: Option<PathBuf>,
 }
 
@@ -516,6 +517,7 @@ impl Monitor {
             close_after_drain: false,
             got_terminal: false,
             deleted: true,
+            last_drop_report: Instant::now(),
             oom_file: None,
         })
     }
@@ -536,6 +538,11 @@ impl Monitor {
             c.queue(kind, payload, &mut dropped);
         }
         self.state.attach_dropped += dropped;
+        // Losses are reported in the state file, at most once a second.
+        if dropped > 0 && self.last_drop_report.elapsed() >= Duration::from_secs(1) {
+            self.last_drop_report = Instant::now();
+            self.save_state();
+        }
     }
 
     fn stop_requested(&self) -> bool {
