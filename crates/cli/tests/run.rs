@@ -1329,3 +1329,74 @@ fn detach_keys_detach_a_terminal_client_and_the_container_runs_on() {
         env.berth(&["rm", "-f", "tty"]).ok();
     }
 }
+
+#[test]
+fn kill_9_at_any_point_leaves_a_store_that_ps_rm_and_prune_make_clean() {
+    let env = Env::new();
+    let img = image(&env);
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let mut rand = move |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    for i in 0..24 {
+        let mut c = env.cmd();
+        match i % 3 {
+            0 => c.args(["run", "--rm", img, "sh", "-c", "echo x"]),
+            1 => c.args(["run", "-d", "--name", &format!("k{i}"), img, "sleep", "100"]),
+            _ => c.args(["create", img, "true"]),
+        };
+        c.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(Duration::from_micros(rand(60_000)));
+        let _ = child.kill();
+        let _ = child.wait();
+        if i % 3 == 1 && rand(2) == 0 {
+            // And an rm killed half-way.
+            let mut rm = env.cmd();
+            rm.args(["rm", "-f", &format!("k{i}")])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            let mut r = rm.spawn().unwrap();
+            std::thread::sleep(Duration::from_micros(rand(30_000)));
+            let _ = r.kill();
+            let _ = r.wait();
+        }
+    }
+    // Whatever state that left, the commands work on it and clean it up.
+    let ids = env.berth(&["ps", "-aq", "--no-trunc"]).ok().stdout;
+    for id in ids.split_whitespace() {
+        let o = env.berth(&["rm", "-f", id]);
+        // A monitor may remove an orphaned --rm container meanwhile.
+        assert!(
+            o.code == 0 || o.stderr.contains("no such container"),
+            "{}",
+            o.stderr
+        );
+    }
+    env.berth(&["system", "prune", "-f"]).ok();
+    assert_eq!(ps_json(&env).as_array().unwrap().len(), 0);
+    wait_for("the monitors to finish", || {
+        std::fs::read_dir(env.run_root.path().join("containers"))
+            .unwrap()
+            .count()
+            == 0
+    });
+    env.berth(&["system", "prune", "-f"]).ok();
+    assert_eq!(leaked_mounts(&env), 0);
+    for d in [
+        env.root.path().join("containers"),
+        env.run_root.path().join("rootfs"),
+    ] {
+        let left: Vec<_> = std::fs::read_dir(&d).unwrap().collect();
+        assert!(left.is_empty(), "{} holds {left:?}", d.display());
+    }
+    // No container holds the image any more.
+    env.berth(&["rmi", img]).ok();
+}

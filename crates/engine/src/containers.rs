@@ -263,7 +263,10 @@ impl Engine {
         spec::generate(&image_config, &crate::user::User::default(), &probe)?;
 
         let dir = self.paths.container(&id);
-        std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
+        // Order matters for a kill -9 at any point: the hold first (an
+        // orphan hold is released by prune), then the record, then the
+        // directory (one without a record is removed by prune; the record
+        // always exists before its directory, so prune never races create).
         let holder = format!("container:{id}");
         self.images.hold(image_id, &holder)?;
         let rec = Record {
@@ -278,6 +281,9 @@ impl Engine {
         let done = self
             .records
             .insert(&rec)
+            .and_then(|()| {
+                std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))
+            })
             .and_then(|()| self.attach_volumes(&rec, &image_config));
         if let Err(e) = done {
             let _ = self.records.remove(&id);

@@ -102,6 +102,7 @@ impl Engine {
                 r.containers.push(c.id);
             }
         }
+        self.remove_orphans()?;
         let live: std::collections::HashSet<String> = self
             .records
             .all()?
@@ -135,6 +136,44 @@ impl Engine {
             r.volumes = self.prune_volumes(false)?;
         }
         Ok(r)
+    }
+
+    /// What a kill -9 in the middle of `rm` can leave: a container's
+    /// directories, mount or lock without its record.
+    pub fn remove_orphans(&self) -> Result<usize> {
+        let mut n = 0;
+        let ids = |dir: PathBuf| -> Vec<String> {
+            std::fs::read_dir(dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut all = ids(self.paths.root.join("containers"));
+        all.extend(ids(self.paths.run_root.join("containers")));
+        all.extend(ids(self.paths.run_root.join("rootfs")));
+        all.sort();
+        all.dedup();
+        for id in all {
+            if self.records.get(&id)?.is_some() {
+                continue;
+            }
+            crate::rootfs::unmount(&self.paths.rootfs(&id))?;
+            let run = self.paths.run_dir(&id);
+            if run.exists() {
+                std::fs::remove_dir_all(&run).map_err(io(format!("remove {}", run.display())))?;
+            }
+            let dir = self.paths.container(&id);
+            if dir.exists() {
+                berth_image::remove_all(&dir)?;
+            }
+            let _ = std::fs::remove_file(self.paths.lock(&id));
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// `berth system df`.
