@@ -1383,10 +1383,12 @@ fn kill_9_at_any_point_leaves_a_store_that_ps_rm_and_prune_make_clean() {
     env.berth(&["system", "prune", "-f"]).ok();
     assert_eq!(ps_json(&env).as_array().unwrap().len(), 0);
     wait_for("the monitors to finish", || {
-        std::fs::read_dir(env.run_root.path().join("containers"))
-            .unwrap()
-            .count()
-            == 0
+        ["containers", "rootfs"].iter().all(|d| {
+            std::fs::read_dir(env.run_root.path().join(d))
+                .unwrap()
+                .count()
+                == 0
+        })
     });
     env.berth(&["system", "prune", "-f"]).ok();
     assert_eq!(leaked_mounts(&env), 0);
@@ -1395,7 +1397,13 @@ fn kill_9_at_any_point_leaves_a_store_that_ps_rm_and_prune_make_clean() {
         env.run_root.path().join("rootfs"),
     ] {
         let left: Vec<_> = std::fs::read_dir(&d).unwrap().collect();
-        assert!(left.is_empty(), "{} holds {left:?}", d.display());
+        assert!(
+            left.is_empty(),
+            "{} holds {left:?}; mounts: {}; ps: {}",
+            d.display(),
+            mounts_under(&d),
+            env.berth(&["ps", "-a"]).stdout
+        );
     }
     // No container holds the image any more.
     env.berth(&["rmi", img]).ok();
