@@ -966,6 +966,28 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
         }
     };
     set_size(&master);
+    // Window changes follow the terminal, from a thread that waits for
+    // SIGWINCH (blocked here first, so threads started later inherit that).
+    // SAFETY: sigset_t is plain data set up by sigemptyset/sigaddset; the
+    // mask change affects this thread only.
+    let mut winch: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe {
+        libc::sigemptyset(&mut winch);
+        libc::sigaddset(&mut winch, libc::SIGWINCH);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &winch, std::ptr::null_mut());
+    }
+    {
+        let m = master.try_clone().context("dup the terminal")?;
+        std::thread::spawn(move || loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: winch holds the blocked signal; sig is a valid out pointer.
+            if unsafe { libc::sigwait(&winch, &mut sig) } != 0 {
+                return;
+            }
+            set_size(&m);
+        });
+    }
     if a.interactive {
         let mut to = master.try_clone().context("dup the terminal")?;
         std::thread::spawn(move || {
