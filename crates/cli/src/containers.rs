@@ -350,8 +350,8 @@ fn image_for(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<berth_image
     };
     match a.pull {
         PullPolicy::Always => pull(),
-        policy => match engine.images.resolve(&a.image) {
-            Ok(i) => Ok(i.id),
+        policy => match engine.images.resolve_id(&a.image) {
+            Ok(id) => Ok(id),
             Err(berth_image::Error::UnknownImage(_)) if policy == PullPolicy::Missing => {
                 eprintln!("Unable to find image {:?} locally", a.image);
                 pull()

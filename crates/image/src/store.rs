@@ -357,6 +357,30 @@ impl Store {
         Ok(out)
     }
 
+    /// The id of an image by name, with one indexed lookup (what `run`
+    /// needs); ids and prefixes go through [`Store::resolve`].
+    pub fn resolve_id(&self, what: &str) -> Result<Digest> {
+        let id_hex = what.strip_prefix("sha256:").unwrap_or(what);
+        let looks_like_id = id_hex.len() >= 4 && id_hex.bytes().all(|b| b.is_ascii_hexdigit());
+        if !looks_like_id {
+            if let Ok(r) = crate::Reference::parse(what) {
+                let id: Option<String> = self
+                    .conn()
+                    .query_row(
+                        "SELECT image_id FROM names WHERE name = ?1",
+                        params![r.to_string()],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .ctx("look up the image")?;
+                if let Some(id) = id {
+                    return Digest::parse(&id);
+                }
+            }
+        }
+        Ok(self.resolve(what)?.id)
+    }
+
     /// Finds an image by name (normalised reference), full or short id.
     pub fn resolve(&self, what: &str) -> Result<ImageRow> {
         let images = self.images()?;
