@@ -630,6 +630,17 @@ fn process_options_reach_the_container() {
     assert_eq!(run(&["-u", "nobody:app", img, "id", "-u"]), "65534\n");
     assert_eq!(run(&["-w", "/tmp/new", img, "pwd"]), "/tmp/new\n");
     assert_eq!(run(&["--hostname", "box", img, "hostname"]), "box\n");
+    // --network none: only loopback; host: the host's interfaces and name.
+    assert_eq!(run(&[img, "ls", "/sys/class/net"]), "lo\n");
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(run(&["--network", "host", img, "hostname"]), host_name);
+    let host_ifaces = std::fs::read_dir("/sys/class/net").unwrap().count();
+    assert_eq!(
+        run(&["--network", "host", img, "ls", "/sys/class/net"])
+            .lines()
+            .count(),
+        host_ifaces
+    );
     let ef = env.root.path().join("env.list");
     std::fs::write(&ef, "# comment\nFROM_FILE=yes\n").unwrap();
     let out = run(&["-e", "A=1", "--env-file", ef.to_str().unwrap(), img, "env"]);
