@@ -1,5 +1,5 @@
-//! `berth`: the user CLI. Image commands so far: pull, images, rmi,
-//! image inspect, image prune.
+//! `berth`: the user CLI. Image commands (`images.rs`), container commands
+//! (`containers.rs`, `views.rs`, `manage.rs`) over `berth-engine`.
 
 mod auth;
 mod containers;
@@ -16,7 +16,7 @@ use std::path::PathBuf;
     name = "berth",
     version,
     about = "A daemonless container engine",
-    long_about = "berth pulls images from any OCI registry into a content-addressed store, without a daemon; running containers from them comes next.\n\nImages are named as in Docker: `busybox` is docker.io/library/busybox:latest; `quay.io/org/app:1.2` and `127.0.0.1:5000/test/app@sha256:...` name other registries."
+    long_about = "berth pulls images from any OCI registry into a content-addressed store and runs containers from them, without a daemon: each running container has a small monitor process of its own (berth-monitor), and an OCI runtime (berth-runtime by default; runc or crun with --runtime) makes it.\n\nImages are named as in Docker: `busybox` is docker.io/library/busybox:latest; `quay.io/org/app:1.2` and `127.0.0.1:5000/test/app@sha256:...` name other registries. Containers are named by name, full id or a unique id prefix."
 )]
 struct Cli {
     /// Where images and their layers are stored.
@@ -83,7 +83,10 @@ enum Cmd {
     #[command(subcommand)]
     Image(images::ImageCmd),
     /// Create a container and start it (pulling the image if needed).
-    #[command(disable_help_flag = true)]
+    #[command(
+        disable_help_flag = true,
+        after_help = "Examples:\n  berth run --rm -it alpine sh                     a shell, removed on exit\n  berth run -d --name web -m 256m -v data:/srv IMAGE   in the background, with a limit and a volume\n  echo hi | berth run --rm -i busybox cat          stdin into the container\n  berth run --rm --init --stop-timeout 30 IMAGE    an init that reaps zombies and forwards signals\n\nExit status: the container's (128+N for signal N); 125 when berth fails, 126 when the command cannot run, 127 when it is not found."
+    )]
     Run(containers::RunArgs),
     /// Create a container without starting it; prints its id.
     #[command(disable_help_flag = true)]
