@@ -121,7 +121,9 @@ impl Config {
             detach_keys: vec![0x10, 0x11],
             ..Config::default()
         };
-        for line in text.lines().filter(|l| !l.is_empty()) {
+        // Split on '\n' alone: `lines()` would also eat a '\r' that ends a
+        // value.
+        for line in text.split('\n').filter(|l| !l.is_empty()) {
             let (k, v) = line.split_once('=').ok_or_else(|| bad(line, "no '='"))?;
             let num = |v: &str| v.parse::<u64>().map_err(|_| bad(line, "not a number"));
             let flag = |v: &str| match v {
@@ -258,6 +260,10 @@ mod tests {
         bad.bundle = "/x\ny".into();
         assert!(bad.to_text().is_err());
         assert!(Config::parse("id=a\nnope=1\n").is_err());
+        // Found by fuzzing: a value ending in '\r' came back without it.
+        let mut cr = c.clone();
+        cr.id = "a\r".into();
+        assert_eq!(Config::parse(&cr.to_text().unwrap()).unwrap(), cr);
         assert!(Config::parse("id=a\n").is_err());
     }
 

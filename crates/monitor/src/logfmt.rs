@@ -108,7 +108,11 @@ pub fn parse_rfc3339(s: &str) -> Option<i64> {
     }
     let offset = match &s[i..] {
         "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) && &o[3..4] == ":" => {
+        o if o.len() == 6
+            && o.is_ascii()
+            && (o.starts_with('+') || o.starts_with('-'))
+            && &o[3..4] == ":" =>
+        {
             let oh: i64 = o[1..3].parse().ok()?;
             let om: i64 = o[4..6].parse().ok()?;
             (oh * 3600 + om * 60) * if o.starts_with('-') { -1 } else { 1 }
@@ -328,6 +332,10 @@ mod tests {
         assert_eq!(parse_rfc3339("2000-02-29"), None);
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00"), None);
         assert_eq!(parse_rfc3339("2000-13-29T00:00:00Z"), None);
+        // Found by fuzzing: a multi-byte character where the offset goes
+        // (user input through `berth logs --since`) must not panic.
+        assert_eq!(parse_rfc3339("2000-01-01T00:00:00-\u{fffd}t)"), None);
+        assert_eq!(parse_rfc3339("2000-01-01T00:00:00+0\u{e9}:0"), None);
     }
 
     #[test]

@@ -78,7 +78,9 @@ impl State {
     pub fn parse(text: &str) -> Result<State, String> {
         let mut s = State::default();
         let mut seen_status = false;
-        for line in text.lines().filter(|l| !l.is_empty()) {
+        // Split on '\n' alone: `lines()` would also eat a '\r' that ends a
+        // value.
+        for line in text.split('\n').filter(|l| !l.is_empty()) {
             let (k, v) = line
                 .split_once('=')
                 .ok_or_else(|| format!("monitor state line {line:?}: no '='"))?;
