@@ -1135,6 +1135,29 @@ fn diff_rename_top_stats_volumes_and_system() {
     .unwrap();
     assert!(s[0]["MemUsage"].as_u64().unwrap() > 0, "{s}");
     assert_eq!(s[0]["PIDs"], 1);
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        img,
+        "sh",
+        "-c",
+        "yes > /dev/null",
+    ])
+    .ok();
+    std::thread::sleep(Duration::from_millis(300));
+    let s: serde_json::Value = serde_json::from_str(
+        &env.berth(&["stats", "--no-stream", "--format", "json", "busy"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert!(
+        s[0]["CPUPerc"].as_f64().unwrap() > 10.0,
+        "a busy loop uses CPU: {s}"
+    );
+    env.berth(&["rm", "-f", "busy"]).ok();
     // Volumes: in use cannot go; the data lives on after the container.
     let o = env.berth(&["volume", "rm", "named"]);
     assert_eq!(o.code, 1);
@@ -1418,4 +1441,142 @@ fn kill_9_at_any_point_leaves_a_store_that_ps_rm_and_prune_make_clean() {
     }
     // No container holds the image any more.
     env.berth(&["rmi", img]).ok();
+}
+
+#[test]
+fn security_and_cpu_options_reach_the_container() {
+    let env = Env::new();
+    let img = image(&env);
+    let status = |args: &[&str], field: &str| -> String {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.extend([img, "grep", field, "/proc/self/status"]);
+        let out = env.berth(&a).ok().stdout;
+        out.split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    // Docker's 14 capabilities by default; none with --cap-drop ALL; one
+    // more with --cap-add; all with --privileged.
+    assert_eq!(status(&[], "CapEff"), "00000000a80425fb");
+    assert_eq!(status(&["--cap-drop", "ALL"], "CapEff"), "0000000000000000");
+    assert_eq!(
+        status(&["--cap-drop", "ALL", "--cap-add", "net_admin"], "CapEff"),
+        "0000000000001000"
+    );
+    // --privileged: every capability berth itself has (this VM lacks
+    // CAP_SYS_RESOURCE in its bounding set).
+    let ours = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bound = ours
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(status(&["--privileged"], "CapEff"), bound);
+    // seccomp: filtered by default, not when unconfined or privileged.
+    assert_eq!(status(&[], "Seccomp:"), "2");
+    assert_eq!(
+        status(&["--security-opt", "seccomp=unconfined"], "Seccomp:"),
+        "0"
+    );
+    assert_eq!(status(&["--privileged"], "Seccomp:"), "0");
+    assert_eq!(status(&[], "NoNewPrivs"), "0");
+    assert_eq!(
+        status(&["--security-opt", "no-new-privileges"], "NoNewPrivs"),
+        "1"
+    );
+    // A profile of our own: everything allowed but mkdir.
+    let prof = env.root.path().join("profile.json");
+    std::fs::write(&prof, r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#).unwrap();
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        &format!("seccomp={}", prof.display()),
+        img,
+        "mkdir",
+        "/tmp/x",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("not permitted"), "{}", o.stderr);
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=/no/such/profile.json",
+        img,
+        "true",
+    ]);
+    assert_eq!(o.code, 125);
+    // CPU limits in the container's cgroup.
+    let v1 = Path::new("/sys/fs/cgroup/cpu").is_dir();
+    let (quota, shares, cpus) = if v1 {
+        (
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+            "/sys/fs/cgroup/cpu/cpu.shares",
+            "/sys/fs/cgroup/cpuset/cpuset.cpus",
+        )
+    } else {
+        (
+            "/sys/fs/cgroup/cpu.max",
+            "/sys/fs/cgroup/cpu.weight",
+            "/sys/fs/cgroup/cpuset.cpus",
+        )
+    };
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--cpus",
+            "0.5",
+            "--cpu-shares",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            img,
+            "cat",
+            quota,
+            shares,
+            cpus,
+        ])
+        .ok();
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    if v1 {
+        assert_eq!(lines, ["50000", "512", "0"]);
+    } else {
+        assert_eq!(lines[0], "50000 100000");
+        assert_eq!(lines[2], "0");
+    }
+    // Labels, stop timeout and log driver show in inspect.
+    env.berth(&[
+        "create",
+        "--name",
+        "lab",
+        "--label",
+        "tier=web",
+        "--stop-timeout",
+        "3",
+        "--log-driver",
+        "none",
+        img,
+        "true",
+    ])
+    .ok();
+    let i = inspect(&env, "lab");
+    assert_eq!(i["Config"]["Labels"]["tier"], "web");
+    assert_eq!(i["Config"]["StopTimeout"], 3);
+    assert_eq!(i["HostConfig"]["LogConfig"]["Type"], "none");
+    assert_eq!(
+        env.berth(&["ps", "-a", "-q", "--filter", "label=tier=web"])
+            .ok()
+            .stdout
+            .trim(),
+        &i["Id"].as_str().unwrap()[..12]
+    );
+    env.berth(&["start", "-a", "lab"]).ok();
+    let o = env.berth(&["logs", "lab"]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("--log-driver none"), "{}", o.stderr);
 }

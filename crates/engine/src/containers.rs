@@ -542,6 +542,7 @@ impl Engine {
             ],
             annotations,
             nofile: default_nofile(),
+            cap_bound: cap_bound(),
         })
     }
 
@@ -1270,6 +1271,17 @@ fn remove_run_dir(run: &Path) -> Result<()> {
             Err(e) => return Err(io(format!("remove {}", run.display()))(e)),
         }
     }
+}
+
+/// This process's capability bounding set (what it can pass on).
+pub(crate) fn cap_bound() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
 }
 
 /// Docker's 1048576 open files, or this process's hard limit when it may

@@ -117,7 +117,13 @@ impl Engine {
             p["cwd"] = json!(w);
         }
         if o.privileged {
-            let all: Vec<&str> = crate::spec::ALL_CAPS.to_vec();
+            let bound = crate::containers::cap_bound().unwrap_or(u64::MAX);
+            let all: Vec<&str> = crate::spec::ALL_CAPS
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| bound & (1u64 << i) != 0)
+                .map(|(_, c)| *c)
+                .collect();
             p["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
         }
         let run_dir = self.paths.run_dir(&rec.id);

@@ -251,6 +251,10 @@ pub struct RunOptions {
     /// /etc/resolv.conf): (destination, host path).
     pub files: Vec<(String, PathBuf)>,
     pub annotations: BTreeMap<String, String>,
+    /// The capabilities berth itself may pass on (its bounding set, bit N
+    /// for capability N); None: all. `--privileged` and `--cap-add ALL`
+    /// give what is there; a named `--cap-add` beyond it is an error.
+    pub cap_bound: Option<u64>,
     /// The default RLIMIT_NOFILE (soft and hard) when no --ulimit sets it:
     /// 0 means Docker's 1048576. The engine lowers it to its own hard limit
     /// when it may not raise limits (no CAP_SYS_RESOURCE).
@@ -287,6 +291,33 @@ fn cap_name(c: &str, what: &str) -> Result<String> {
     } else {
         Err(option(what, format!("unknown capability {c:?}")))
     }
+}
+
+/// Keeps the capabilities inside `o.cap_bound`.
+fn within_bound(caps: Vec<String>, o: &RunOptions) -> Result<Vec<String>> {
+    let Some(bound) = o.cap_bound else {
+        return Ok(caps);
+    };
+    let wanted_by_name = |c: &str| {
+        !o.privileged
+            && !o.cap_add.iter().any(|a| a.eq_ignore_ascii_case("all"))
+            && o.cap_add
+                .iter()
+                .any(|a| cap_name(a, "--cap-add").is_ok_and(|n| n == c))
+    };
+    let mut out = Vec::with_capacity(caps.len());
+    for c in caps {
+        let bit = ALL_CAPS.iter().position(|x| *x == c).unwrap_or(0);
+        if bound & (1u64 << bit) != 0 {
+            out.push(c);
+        } else if wanted_by_name(&c) {
+            return Err(option(
+                "--cap-add",
+                format!("{c} is not available here: berth's own bounding set lacks it"),
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// Docker's rules: --cap-drop ALL empties the set, --cap-add ALL fills
@@ -533,7 +564,7 @@ pub fn generate(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<Spec
         Some(w) => container_path(&format!("/{w}"), "--workdir")?,
         None => "/".into(),
     };
-    let caps = capabilities(o.privileged, &o.cap_add, &o.cap_drop)?;
+    let caps = within_bound(capabilities(o.privileged, &o.cap_add, &o.cap_drop)?, o)?;
     let nofile = if o.nofile == 0 {
         1_048_576u64
     } else {

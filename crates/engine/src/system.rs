@@ -283,12 +283,15 @@ impl Engine {
                     return Some(PathBuf::from(format!("/sys/fs/cgroup{p}")));
                 }
                 c.split(',').any(|x| x == ctrl).then(|| {
-                    let mount = if ctrl == "cpuacct" {
-                        "cpu,cpuacct"
+                    // A hierarchy is mounted under its controllers' names
+                    // ("cpu,cpuacct", or "cpuacct" alone), often with
+                    // per-controller links.
+                    let joined = PathBuf::from(format!("/sys/fs/cgroup/{c}{p}"));
+                    if joined.exists() {
+                        joined
                     } else {
-                        ctrl
-                    };
-                    PathBuf::from(format!("/sys/fs/cgroup/{mount}{p}"))
+                        PathBuf::from(format!("/sys/fs/cgroup/{ctrl}{p}"))
+                    }
                 })
             })
         };

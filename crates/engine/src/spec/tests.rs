@@ -357,3 +357,48 @@ fn mounts_and_limits_are_checked() {
     o.hostname = "a/b".into();
     assert!(generate(&img(), &User::default(), &o).is_err());
 }
+
+#[test]
+fn capabilities_stay_within_the_bounding_set() {
+    let img = ImageConfig::default();
+    let mut o = opts();
+    o.args = vec!["true".into()];
+    // Everything but CAP_SYS_RESOURCE (24), as on some VMs.
+    o.cap_bound = Some(((1u64 << 41) - 1) & !(1 << 24));
+    o.privileged = true;
+    let s = generate(&img, &User::default(), &o).unwrap();
+    let caps = s
+        .process()
+        .as_ref()
+        .unwrap()
+        .capabilities()
+        .as_ref()
+        .unwrap()
+        .bounding()
+        .clone()
+        .unwrap();
+    assert_eq!(caps.len(), 40);
+    o.privileged = false;
+    o.cap_add = vec!["ALL".into()];
+    let s = generate(&img, &User::default(), &o).unwrap();
+    assert_eq!(
+        s.process()
+            .as_ref()
+            .unwrap()
+            .capabilities()
+            .as_ref()
+            .unwrap()
+            .bounding()
+            .as_ref()
+            .unwrap()
+            .len(),
+        40
+    );
+    o.cap_add = vec!["sys_resource".into()];
+    let e = generate(&img, &User::default(), &o)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("CAP_SYS_RESOURCE is not available"), "{e}");
+    o.cap_add = vec![];
+    assert!(generate(&img, &User::default(), &o).is_ok());
+}
