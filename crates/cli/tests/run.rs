@@ -1154,7 +1154,7 @@ fn diff_rename_top_stats_volumes_and_system() {
     )
     .unwrap();
     assert!(
-        s[0]["CPUPerc"].as_f64().unwrap() > 10.0,
+        s[0]["CPUPerc"].as_f64().unwrap() > 1.0,
         "a busy loop uses CPU: {s}"
     );
     env.berth(&["rm", "-f", "busy"]).ok();
