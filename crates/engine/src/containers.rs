@@ -1065,6 +1065,14 @@ impl Engine {
                 None => return Ok(Some(rec.clone())),
             };
             if !matches!(r.state.status, Status::Running | Status::Restarting) {
+                // Ended; its monitor may still be cleaning up (unmounting):
+                // done when the monitor is.
+                if is_monitor(r.state.monitor_pid) {
+                    self.wait_monitor(&r, Some(Duration::from_secs(30)))?;
+                    if let Some(again) = self.records.get(&rec.id)? {
+                        return Ok(Some(self.refresh(again)?));
+                    }
+                }
                 return Ok(Some(r));
             }
             let left = deadline.saturating_duration_since(Instant::now());
