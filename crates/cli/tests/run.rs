@@ -1425,14 +1425,23 @@ fn kill_9_at_any_point_leaves_a_store_that_ps_rm_and_prune_make_clean() {
     }
     env.berth(&["system", "prune", "-f"]).ok();
     assert_eq!(ps_json(&env).as_array().unwrap().len(), 0);
-    wait_for("the monitors to finish", || {
-        ["containers", "rootfs"].iter().all(|d| {
-            std::fs::read_dir(env.run_root.path().join(d))
-                .unwrap()
-                .count()
-                == 0
-        })
-    });
+    let left = || -> Vec<std::path::PathBuf> {
+        ["containers", "rootfs"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(env.run_root.path().join(d)).unwrap())
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !left().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "left after the monitors should have finished: {:?} (mounts: {})",
+            left(),
+            leaked_mounts(&env)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     env.berth(&["system", "prune", "-f"]).ok();
     assert_eq!(leaked_mounts(&env), 0);
     for d in [

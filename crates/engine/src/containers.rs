@@ -770,7 +770,9 @@ impl Engine {
 
     /// Reconciles the record with reality (taking the container's lock).
     pub fn refresh(&self, rec: Record) -> Result<Record> {
-        if !matches!(rec.state.status, Status::Running | Status::Restarting) {
+        let orphaned_start =
+            rec.state.status == Status::Created && self.paths.run_dir(&rec.id).exists();
+        if !matches!(rec.state.status, Status::Running | Status::Restarting) && !orphaned_start {
             return Ok(rec);
         }
         let _lock = self.lock(&rec.id)?;
@@ -784,6 +786,27 @@ impl Engine {
     /// that is gone (kill -9, reboot, wiped /run) leaves a container that
     /// is either still running unmonitored or ended with an unknown status.
     fn refresh_locked(&self, mut rec: Record) -> Result<Record> {
+        if rec.state.status == Status::Created {
+            // A `start` killed after it had started the monitor but before
+            // it recorded it (the lock held here means no start is running):
+            // the monitor's state file tells; adopt it.
+            match self.monitor_state(&rec.id) {
+                Some(ms) if is_monitor(ms.monitor_pid) || ms.status == MonitorStatus::Exited => {
+                    rec.state.status = Status::Running;
+                    rec.state.monitor_pid = ms.monitor_pid;
+                    rec.state.boot_id = paths::boot_id();
+                    rec.state.started = ms.started;
+                }
+                _ => {
+                    // What a start left half-made, with no monitor that got
+                    // as far as its state file (one that had not yet gives
+                    // up without its bundle).
+                    crate::rootfs::unmount(&self.paths.rootfs(&rec.id))?;
+                    remove_run_dir(&self.paths.run_dir(&rec.id))?;
+                    return Ok(rec);
+                }
+            }
+        }
         if !matches!(rec.state.status, Status::Running | Status::Restarting) {
             return Ok(rec);
         }
