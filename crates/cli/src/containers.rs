@@ -652,7 +652,7 @@ fn attach_session(
         let _ = writer
             .lock()
             .map(|mut w| w.write_all(&frame::encode(frame::CLEANED, b"")));
-        let _ = engine.wait_monitor_pid(s.monitor_pid, std::time::Duration::from_secs(60));
+        let _ = engine.wait_monitor_pid(s.monitor_pid, Some(std::time::Duration::from_secs(60)));
     } else {
         drop(writer);
         drop(s);

@@ -598,25 +598,34 @@ impl Engine {
                 rec.name, rec.image
             ))
         })?;
-        let layers: Vec<PathBuf> = self
-            .images
-            .image_layers(&image_id)?
-            .iter()
-            .map(|c| self.images.layer_dir(c))
-            .collect();
-        let dir = self.paths.container(&rec.id);
-        let rootfs = crate::rootfs::mount(
-            &layers,
-            &dir,
-            &self.paths.rootfs(&rec.id),
-            &self.paths.root.join("empty"),
-            rec.config.auto_remove,
-        )?;
+        let rootfs = self.mount_rootfs(&rec)?;
         let result = self.start_mounted(&rec, &image, &rootfs);
         if result.is_err() {
             let _ = crate::rootfs::unmount(&rootfs);
         }
         result
+    }
+
+    /// The image's layer directories, bottom first.
+    pub(crate) fn layer_dirs(&self, rec: &Record) -> Result<Vec<PathBuf>> {
+        let image_id = Digest::parse(&rec.image_id)?;
+        Ok(self
+            .images
+            .image_layers(&image_id)?
+            .iter()
+            .map(|c| self.images.layer_dir(c))
+            .collect())
+    }
+
+    /// Mounts the container's overlay root (no-op if mounted).
+    pub(crate) fn mount_rootfs(&self, rec: &Record) -> Result<PathBuf> {
+        crate::rootfs::mount(
+            &self.layer_dirs(rec)?,
+            &self.paths.container(&rec.id),
+            &self.paths.rootfs(&rec.id),
+            &self.paths.root.join("empty"),
+            rec.config.auto_remove,
+        )
     }
 
     fn start_mounted(&self, rec: &Record, image: &ImageConfig, rootfs: &Path) -> Result<Session> {
@@ -1013,7 +1022,12 @@ impl Engine {
     /// Waits until the monitor of a started container is done (the
     /// container ended and was cleaned up), up to `timeout`.
     pub fn wait_monitor(&self, rec: &Record, timeout: Option<Duration>) -> Result<bool> {
-        let pid = rec.state.monitor_pid;
+        self.wait_monitor_pid(rec.state.monitor_pid, timeout)
+    }
+
+    /// Waits up to `timeout` (None: for ever) for the monitor `pid` (a
+    /// child or not) to end.
+    pub fn wait_monitor_pid(&self, pid: i32, timeout: Option<Duration>) -> Result<bool> {
         if !is_monitor(pid) {
             return Ok(true);
         }
@@ -1021,19 +1035,6 @@ impl Engine {
             return Ok(true);
         };
         let ms = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as i32);
-        berth_sys::process::pidfd_wait_exit(fd.as_fd(), ms)
-            .map_err(io("wait for the container's monitor"))
-    }
-
-    /// Waits up to `timeout` for the monitor `pid` (a child or not) to end.
-    pub fn wait_monitor_pid(&self, pid: i32, timeout: Duration) -> Result<bool> {
-        if !is_monitor(pid) {
-            return Ok(true);
-        }
-        let Ok(fd) = berth_sys::process::pidfd_open(pid) else {
-            return Ok(true);
-        };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         berth_sys::process::pidfd_wait_exit(fd.as_fd(), ms)
             .map_err(io("wait for the container's monitor"))
     }

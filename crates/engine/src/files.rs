@@ -89,25 +89,10 @@ fn names_in(dir: BorrowedFd<'_>) -> std::io::Result<Vec<std::ffi::OsString>> {
 
 impl Engine {
     fn mount_for(&self, rec: &Record) -> Result<Mounted<'_>> {
-        let dir = self.paths.container(&rec.id);
         let running = matches!(rec.state.status, Status::Running | Status::Restarting);
-        let target = self.paths.rootfs(&rec.id);
-        let mounted = crate::rootfs::is_mounted(&target);
+        let mounted = crate::rootfs::is_mounted(&self.paths.rootfs(&rec.id));
         if !mounted {
-            let image_id = berth_image::Digest::parse(&rec.image_id)?;
-            let layers: Vec<PathBuf> = self
-                .images
-                .image_layers(&image_id)?
-                .iter()
-                .map(|c| self.images.layer_dir(c))
-                .collect();
-            crate::rootfs::mount(
-                &layers,
-                &dir,
-                &target,
-                &self.paths.root.join("empty"),
-                rec.config.auto_remove,
-            )?;
+            self.mount_rootfs(rec)?;
         }
         Ok(Mounted {
             engine: self,
@@ -248,14 +233,9 @@ impl Engine {
     /// with kind A (added), C (changed) or D (deleted).
     pub fn diff(&self, what: &str) -> Result<Vec<(char, String)>> {
         let rec = self.get(what)?;
-        let image_id = berth_image::Digest::parse(&rec.image_id)?;
-        let layers: Vec<PathBuf> = self
-            .images
-            .image_layers(&image_id)?
-            .iter()
-            .rev()
-            .map(|c| self.images.layer_dir(c))
-            .collect();
+        // Top first, as overlay reads them.
+        let mut layers = self.layer_dirs(&rec)?;
+        layers.reverse();
         let upper = self.paths.container(&rec.id).join("upper");
         let mut out = Vec::new();
         if upper.is_dir() {
