@@ -286,6 +286,36 @@ fn killed_create_is_cleaned_by_delete() {
 }
 
 #[test]
+fn corrupt_state_is_named_and_delete_force_removes_it() {
+    if !is_berth() {
+        return;
+    }
+    // State files are replaced by rename but not fsynced (they live until
+    // the next boot, normally on tmpfs): on a disk-backed root, a power
+    // loss can leave one empty or cut. That must not wedge the id.
+    let rt = Runtime::new();
+    let b = Bundle::new(&["true"]);
+    let dir = rt.root.path().join(&b.id);
+    std::fs::create_dir_all(&dir).unwrap();
+    for cut in ["", "{\"ociVersion\": \"1.2.1\", \"id\": "] {
+        std::fs::write(dir.join("state.json"), cut).unwrap();
+        let o = rt.exec(&["delete", &b.id]);
+        assert_ne!(o.code, 0, "delete of a corrupt state succeeded");
+        assert!(
+            o.stderr.contains("corrupt") && o.stderr.contains("delete --force"),
+            "{}",
+            o.stderr
+        );
+        assert_eq!(o.stderr.trim().lines().count(), 1, "{}", o.stderr);
+        assert!(dir.exists());
+        let listed = rt.exec(&["list", "--format", "json"]).ok();
+        assert!(!listed.stdout.contains(&b.id), "{}", listed.stdout);
+    }
+    rt.exec(&["delete", "--force", &b.id]).ok();
+    assert!(!dir.exists(), "delete --force left the state directory");
+}
+
+#[test]
 fn image_dev_symlink_is_not_followed() {
     // CVE-2026-41579 class: an image whose /dev is a symlink to a host path
     // must not make the runtime create device nodes there.

@@ -526,7 +526,7 @@ impl Monitor {
         self.state.log_dropped = self.log.dropped;
         let text = self.state.to_text();
         if let Err(e) =
-            berth_sys::fs::write_atomic(&self.cfg.run_dir.join("state"), text.as_bytes(), 0o600)
+            berth_sys::fs::replace_file(&self.cfg.run_dir.join("state"), text.as_bytes(), 0o600)
         {
             eprintln!("berth-monitor: write the state file: {e}");
         }

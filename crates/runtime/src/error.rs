@@ -37,6 +37,14 @@ pub enum Error {
         path: String,
         msg: String,
     },
+    /// The state file is unreadable: cut by a power loss on a disk-backed
+    /// state root (state files are not fsynced), or edited by hand.
+    #[error("container {id}: its state file {file} is corrupt ({msg}); `delete --force {id}` removes what is left of it")]
+    Corrupt {
+        id: String,
+        file: String,
+        msg: String,
+    },
     #[error("{0}")]
     Usage(String),
 }

@@ -213,7 +213,7 @@ impl ContainerDir {
     pub fn save(&self, rec: &Record) -> Result<()> {
         let data =
             serde_json::to_vec(rec).map_err(|e| Error::Usage(format!("encode state: {e}")))?;
-        sfs::write_atomic(&self.path.join(STATE_FILE), &data, 0o600)
+        sfs::replace_file(&self.path.join(STATE_FILE), &data, 0o600)
             .with_ctx(|| format!("write {}", self.path.join(STATE_FILE).display()))
     }
 
@@ -270,8 +270,14 @@ pub fn load_record(dir: &Path) -> Result<Record> {
         }
         Err(e) => return Err(e).with_ctx(|| format!("read {}", file.display())),
     };
-    serde_json::from_slice(&data)
-        .map_err(|e| Error::Usage(format!("{} is corrupt: {e}", file.display())))
+    serde_json::from_slice(&data).map_err(|e| Error::Corrupt {
+        id: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        file: file.display().to_string(),
+        msg: e.to_string(),
+    })
 }
 
 /// Is `pid` still the process we started (same start time, not a zombie)?
