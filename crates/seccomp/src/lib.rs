@@ -273,7 +273,7 @@ pub fn compile_cached(s: &LinuxSeccomp, dir: &std::path::Path) -> Result<Filter,
         .unwrap_or_default();
     let mut h = Sha256::new();
     h.update(format!(
-        "berth-seccomp {} libseccomp {version} {}\n",
+        "berth-seccomp {} libseccomp {version} {} tree\n",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH
     ));
@@ -366,6 +366,8 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
     // the runtime loads the program itself.
     ctx.set_filter_attr(ScmpFilterAttr::CtlNnp, 0)
         .map_err(lib_err("leave no_new_privs alone"))?;
+    ctx.set_filter_attr(ScmpFilterAttr::CtlOptimize, 2)
+        .map_err(lib_err("ask for a binary tree"))?;
     for a in s.architectures().iter().flatten() {
         let a = arch(*a).map_err(|m| invalid("linux.seccomp.architectures", m))?;
         match ctx.add_arch(a) {
