@@ -150,6 +150,12 @@ enum ContainerCmd {
 
 fn main() {
     let cli = Cli::parse();
+    if matches!(
+        cli.cmd,
+        Cmd::Run(_) | Cmd::Start(_) | Cmd::Restart(_) | Cmd::Exec(_)
+    ) {
+        berth_engine::warm_up_cgroups();
+    }
     let r = match cli.cmd {
         Cmd::Pull(a) => images::pull(&cli.root, a),
         Cmd::Images(a) => images::list(&cli.root, a),

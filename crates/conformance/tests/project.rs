@@ -44,12 +44,19 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("berth-runtime-cli", &["berth-runtime"]),
     ("berth-image", &["berth-sys"]),
+    // cgroups: the host's layout (to start a runtime's cgroup wait early);
     // seccomp: the engine turns containers-common profiles into specs;
     // monitor: the formats it shares with the monitor (the monitor itself
     // is a separate process, started as a program).
     (
         "berth-engine",
-        &["berth-sys", "berth-seccomp", "berth-image", "berth-monitor"],
+        &[
+            "berth-sys",
+            "berth-cgroups",
+            "berth-seccomp",
+            "berth-image",
+            "berth-monitor",
+        ],
     ),
     // Image commands call the image library directly (as podman's CLI
     // does); container commands go through crates/engine.

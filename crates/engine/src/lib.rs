@@ -18,4 +18,27 @@ pub mod system;
 pub mod user;
 
 pub use containers::{Engine, Session, Started};
+
+/// Starts, on a thread, the wait that the runtime's first move of the
+/// container into a cgroup v1 hierarchy would otherwise make later (an RCU
+/// grace period, 8-15 ms here; see
+/// [`berth_cgroups::Layout::warm_up_target`]). Called first thing by the
+/// commands that start containers, it overlaps with finding the image,
+/// mounting the root and starting the monitor and the runtime. Does
+/// nothing on cgroup v2, and gives up quietly where it may not write.
+pub fn warm_up_cgroups() {
+    let _ = std::thread::Builder::new()
+        .name("cgroup-warm-up".into())
+        .spawn(|| {
+            let target = berth_cgroups::Layout::from_host()
+                .ok()
+                .and_then(|l| l.warm_up_target());
+            if let Some(t) = target {
+                use std::io::Write;
+                if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(t) {
+                    let _ = f.write_all(b"0");
+                }
+            }
+        });
+}
 pub use error::{Error, Result};

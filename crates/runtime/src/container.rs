@@ -206,40 +206,25 @@ fn launch(
         .map_err(|e| crate::error::config("linux.cgroupsPath", e.to_string()))?;
     let layout = Layout::from_host()?;
     let mut cg = Manager::new(&layout, &cg_path)?;
-    let created = cg.create();
-    cleanup.cgroup = Some(cg.clone());
-    let cg = match created {
-        Err(e) if opts.rootless && e.is_permission() => {
-            // No delegated cgroup: run without one, unless the config asks
-            // for limits, which would then silently not exist.
-            let _ = cg.destroy();
-            cleanup.cgroup = None;
-            if let Some(field) = requested_limits(&spec) {
-                return Err(crate::error::config(
-                    format!("linux.resources.{field}"),
-                    format!("a rootless container can only be limited in a cgroup delegated to its user ({e}); delegate one (systemd: Delegate=yes, then use a cgroupsPath inside it) or remove the limit"),
-                ));
-            }
-            tracing::info!(
-                "rootless: no cgroup delegated to this user ({e}); the container runs without a cgroup of its own"
-            );
-            None
-        }
-        Err(e) => return Err(e.into()),
-        Ok(()) => {
-            if let Some(res) = effective_resources(&spec) {
-                cg.apply(&res).map_err(|e| match e {
-                    berth_cgroups::Error::Unsupported { field, msg } => {
-                        crate::error::config(format!("linux.resources.{field}"), msg)
-                    }
-                    other => other.into(),
-                })?;
-            }
-            rec.cgroup = Some(cg.clone());
-            Some(cg)
-        }
+    let staged = !ns.join.is_empty() || ns.has_new(sp::CLONE_NEWTIME as i32);
+    // On cgroup v1 the init is moved into its cgroups after the clone; the
+    // cgroups are then made after the clone too, while the init mounts its
+    // root. Making them waits for the kernel's cgroup lock, which the first
+    // move after a quiet moment holds for an RCU grace period (8-15 ms
+    // here): a helper starts that wait right now (see cgwarm), and all the
+    // work up to the move overlaps with it. Not for rootless (whether there
+    // is a cgroup at all decides how the init is set up) nor for a staged
+    // init (it forks the container's init after placement).
+    let late_cgroup = cg.version != Version::V2 && !staged && !opts.rootless;
+    let (mut cg, _warm_up) = if late_cgroup {
+        (Some(cg), Some(crate::cgwarm::WarmUp::start(Some(&layout))))
+    } else if make_cgroup(&mut cg, &spec, opts, &mut cleanup)? {
+        rec.cgroup = Some(cg.clone());
+        let w = (cg.version != Version::V2).then(|| crate::cgwarm::WarmUp::start(Some(&layout)));
+        (Some(cg), w)
+    } else {
+        (None, None)
     };
-
     let mut ns_fds = Vec::new();
     for (flag, path) in &ns.join {
         let fd = sfs::open(path, libc::O_RDONLY, 0).with_ctx(|| {
@@ -309,7 +294,6 @@ fn launch(
         .any(|l| l.as_ref().is_some_and(|l| !l.is_empty()))
     });
     let v2 = cg.as_ref().is_some_and(|c| c.version == Version::V2);
-    let staged = !ns.join.is_empty() || ns.has_new(sp::CLONE_NEWTIME as i32);
     // On v2, CLONE_INTO_CGROUP places the child before it runs, so its
     // cgroup namespace can be made at clone time. On v1 the child is moved
     // after the clone, so it makes its cgroup namespace itself, afterwards.
@@ -425,6 +409,10 @@ fn launch(
         chan.send(&Msg::Go)?;
         if !v2 {
             // The init mounts its root filesystem meanwhile.
+            if let Some(c) = cg.as_mut().filter(|_| late_cgroup) {
+                make_cgroup(c, &spec, opts, &mut cleanup)?;
+                rec.cgroup = Some(c.clone());
+            }
             if let Some(c) = &cg {
                 c.add(first_pid, "")?;
             }
@@ -456,7 +444,7 @@ fn launch(
     dir.save(&rec)?;
     if let Some(pf) = &opts.pid_file {
         let pf = absolute(pf);
-        sfs::write_atomic(&pf, pid.to_string().as_bytes(), 0o644)
+        sfs::replace_file(&pf, pid.to_string().as_bytes(), 0o644)
             .with_ctx(|| format!("write --pid-file {}", pf.display()))?;
         cleanup.pid_file = Some(pf);
     }
@@ -501,6 +489,50 @@ fn launch(
         chan,
         pidfd,
     })
+}
+
+/// Creates the container's cgroup and applies `linux.resources` to it.
+/// `Ok(false)`: a rootless runtime may not create one and the config asks
+/// for no limits, so the container runs without.
+fn make_cgroup(
+    cg: &mut Manager,
+    spec: &Spec,
+    opts: &CreateOptions,
+    cleanup: &mut Cleanup,
+) -> Result<bool> {
+    let created = cg.create();
+    // With what was created, for removal on failure.
+    cleanup.cgroup = Some(cg.clone());
+    match created {
+        Err(e) if opts.rootless && e.is_permission() => {
+            // No delegated cgroup: run without one, unless the config asks
+            // for limits, which would then silently not exist.
+            let _ = cg.destroy();
+            cleanup.cgroup = None;
+            if let Some(field) = requested_limits(spec) {
+                return Err(crate::error::config(
+                    format!("linux.resources.{field}"),
+                    format!("a rootless container can only be limited in a cgroup delegated to its user ({e}); delegate one (systemd: Delegate=yes, then use a cgroupsPath inside it) or remove the limit"),
+                ));
+            }
+            tracing::info!(
+                "rootless: no cgroup delegated to this user ({e}); the container runs without a cgroup of its own"
+            );
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+        Ok(()) => {
+            if let Some(res) = effective_resources(spec) {
+                cg.apply(&res).map_err(|e| match e {
+                    berth_cgroups::Error::Unsupported { field, msg } => {
+                        crate::error::config(format!("linux.resources.{field}"), msg)
+                    }
+                    other => other.into(),
+                })?;
+            }
+            Ok(true)
+        }
+    }
 }
 
 /// Hands the seccomp notify fd to the profile's listener, as runc does: one
@@ -1317,6 +1349,12 @@ pub fn delete(root: &Path, id: &str, force: bool) -> Result<()> {
     let rec = match dir.load() {
         Ok(r) => r,
         Err(e) if e.is_not_found() => return dir.remove(),
+        // Nothing to go by: no pid, no cgroup. Such a file comes from a
+        // power loss, after which neither is left.
+        Err(Error::Corrupt { file, msg, .. }) if force => {
+            tracing::warn!("{file} is corrupt ({msg}); removing the state directory");
+            return dir.remove();
+        }
         Err(e) => return Err(e),
     };
     let status = live_status(root, &rec, true);

@@ -206,6 +206,14 @@ pub fn exec(o: &ExecOptions) -> Result<i32> {
         let dir = ContainerDir::open(&o.root, &o.id, false)?;
         dir.load()?
     };
+    // The process joins the container's cgroups: on v1, start that wait now.
+    let _warm_up = crate::cgwarm::WarmUp::start(
+        rec.cgroup
+            .as_ref()
+            .filter(|c| c.version != berth_cgroups::Version::V2)
+            .and_then(|_| berth_cgroups::Layout::from_host().ok())
+            .as_ref(),
+    );
     let status = live_status(&o.root, &rec, false);
     if !matches!(status, Status::Running | Status::Created) {
         return Err(Error::BadState {
@@ -404,7 +412,7 @@ fn parent_side(
         }
     }
     if let Some(pf) = &o.pid_file {
-        sfs::write_atomic(pf, pid.to_string().as_bytes(), 0o644)
+        sfs::replace_file(pf, pid.to_string().as_bytes(), 0o644)
             .with_ctx(|| format!("write --pid-file {}", pf.display()))?;
     }
     Ok(())

@@ -220,22 +220,14 @@ fn setup_and_exec(
         netns_new: a.ns.has_new(libc::CLONE_NEWNET),
         cgroupns_new: a.ns.has_new(libc::CLONE_NEWCGROUP),
         cgroup: a.cgroup,
+        await_placed: std::cell::Cell::new(a.wait_placed.then_some(a.chan)),
     };
     // The umask must not bend the modes of what we create.
     sp::umask(0);
     let root = rf.prepare()?;
-    if a.wait_placed {
-        // The runtime moved us into our cgroups while we mounted (on v1 the
-        // move waits for an RCU grace period, ~7 ms: overlapping saves it).
-        match a.chan.expect("the runtime placed it in its cgroups")? {
-            Msg::Placed => {}
-            other => {
-                return Err(Error::Usage(format!(
-                    "unexpected message {other:?} while waiting for cgroup placement"
-                )))
-            }
-        }
-    }
+    // The runtime made our cgroups and moved us in while we mounted (on v1
+    // the first move waits for an RCU grace period: overlapping saves it).
+    rf.wait_placed()?;
     if a.cgroupns_unshare {
         // After placement: the namespace's root is the container's cgroup.
         sp::unshare(libc::CLONE_NEWCGROUP).ctx("create the cgroup namespace")?;

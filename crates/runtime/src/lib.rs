@@ -16,6 +16,7 @@ pub mod selfprotect;
 pub mod spec;
 pub mod state;
 
+mod cgwarm;
 mod channel;
 mod hooks;
 mod init;

@@ -27,6 +27,26 @@ pub(crate) struct Rootfs<'a> {
     pub netns_new: bool,
     pub cgroupns_new: bool,
     pub cgroup: Option<&'a Manager>,
+    /// Set when the runtime makes the cgroups and moves us in while we
+    /// mount (cgroup v1): a cgroup mount first waits for its
+    /// [`Msg::Placed`](crate::channel::Msg::Placed).
+    pub await_placed: std::cell::Cell<Option<&'a crate::channel::Channel>>,
+}
+
+impl Rootfs<'_> {
+    /// Waits for the runtime's word that we are in our cgroups, if that is
+    /// still to come.
+    pub fn wait_placed(&self) -> Result<()> {
+        let Some(chan) = self.await_placed.take() else {
+            return Ok(());
+        };
+        match chan.expect("the runtime placed it in its cgroups")? {
+            crate::channel::Msg::Placed => Ok(()),
+            other => Err(Error::Usage(format!(
+                "unexpected message {other:?} while waiting for cgroup placement"
+            ))),
+        }
+    }
 }
 
 fn mnt_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -324,6 +344,8 @@ impl Rootfs<'_> {
     /// A cgroup filesystem for the container: its own cgroup, read-only
     /// unless the options say otherwise.
     fn cgroup_mount(&self, root: BorrowedFd<'_>, dest: &Path, opts: &MountOptions) -> Result<()> {
+        // The cgroup directories exist once we are placed in them.
+        self.wait_placed()?;
         let dest_fd = sfs::mkdir_all_in_root(root, dest, Links::InRoot)
             .with_ctx(|| format!("create mount point {}", dest.display()))?;
         let Some(cg) = self.cgroup else {
