@@ -647,12 +647,14 @@ fn attach_session(
     if owner {
         // Record the end ourselves (the monitor skips its exit command),
         // while the monitor has the runtime delete the container; then
-        // wait for that, so nothing of the container is left on return.
-        engine.cleanup(&rec.id)?;
+        // wait for that (DELETED), so nothing of the container is left on
+        // return but its directory in the trash, which the monitor empties
+        // then (and `system prune` if the monitor could not).
+        engine.cleanup_before_monitor(&rec.id)?;
         let _ = writer
             .lock()
             .map(|mut w| w.write_all(&frame::encode(frame::CLEANED, b"")));
-        let _ = engine.wait_monitor_pid(s.monitor_pid, Some(std::time::Duration::from_secs(60)));
+        s.wait_deleted(std::time::Duration::from_secs(60))?;
     } else {
         drop(writer);
         drop(s);

@@ -117,6 +117,26 @@ fn run_prints_output_returns_the_exit_code_and_rm_leaves_nothing() {
         .unwrap()
         .collect();
     assert!(runs.is_empty(), "run directories left: {runs:?}");
+    // The runtime has deleted it (its state, hence its cgroup) before run
+    // returned.
+    let runtime_states: Vec<_> = std::fs::read_dir(env.run_root.path().join("runtime"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('@'))
+        .collect();
+    assert!(
+        runtime_states.is_empty(),
+        "runtime state left: {runtime_states:?}"
+    );
+    // Its directory went to the trash, which the monitor empties once run
+    // has returned.
+    let trash = env.root.path().join("trash");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&trash).is_ok_and(|mut d| d.next().is_some()) {
+        assert!(Instant::now() < deadline, "the trash was not emptied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // The image is no longer held: it can be removed.
     env.berth(&["rmi", img]).ok();
 }
@@ -1446,9 +1466,12 @@ fn kill_9_at_any_point_leaves_a_store_that_ps_rm_and_prune_make_clean() {
     assert_eq!(leaked_mounts(&env), 0);
     for d in [
         env.root.path().join("containers"),
+        env.root.path().join("trash"),
         env.run_root.path().join("rootfs"),
     ] {
-        let left: Vec<_> = std::fs::read_dir(&d).unwrap().collect();
+        let left: Vec<_> = std::fs::read_dir(&d)
+            .map(|d| d.collect())
+            .unwrap_or_default();
         assert!(
             left.is_empty(),
             "{} holds {left:?}; mounts: {}; ps: {}",

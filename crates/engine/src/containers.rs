@@ -65,6 +65,48 @@ impl Session {
         self.read_frame()
     }
 
+    /// After EXIT: waits until the monitor says the runtime has deleted the
+    /// container, or ends, for `timeout` at most.
+    pub fn wait_deleted(&mut self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 65536];
+        loop {
+            while let Some((kind, _)) = self
+                .decoder
+                .next_frame()
+                .map_err(|e| Error::Runtime(format!("the monitor: {e}")))?
+            {
+                if kind == berth_monitor::frame::DELETED {
+                    return Ok(());
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(());
+            }
+            let mut pfd = libc::pollfd {
+                fd: std::os::fd::AsRawFd::as_raw_fd(&self.from_monitor),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let n =
+                unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+            if n <= 0 {
+                continue;
+            }
+            let n = match self.from_monitor.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io("read from the container's monitor")(e)),
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            self.decoder.feed(&buf[..n]);
+        }
+    }
+
     fn read_frame(&mut self) -> Result<Option<(u8, Vec<u8>)>> {
         let mut buf = [0u8; 65536];
         loop {
@@ -698,6 +740,7 @@ impl Engine {
                 "cleanup".into(),
                 rec.id.clone(),
             ],
+            trash: self.paths.trash(&rec.id),
         };
         let text = mcfg
             .to_text()
@@ -896,7 +939,7 @@ impl Engine {
             self.records.set_state(&rec.id, &rec.state)?;
         }
         if rec.state.status == Status::Exited && rec.config.auto_remove && !monitor_alive {
-            self.remove_locked(&rec, true)?;
+            self.remove_locked(&rec, true, false)?;
         }
         Ok(rec)
     }
@@ -951,6 +994,18 @@ impl Engine {
     /// The monitor's exit command, and what a foreground `run` does itself:
     /// records the end, unmounts, and removes an `--rm` container.
     pub fn cleanup(&self, id: &str) -> Result<()> {
+        self.cleanup_with(id, false)
+    }
+
+    /// [`Engine::cleanup`] for the client that started the container and
+    /// whose monitor still runs: an `--rm` container's directory is moved
+    /// to the trash, which the monitor empties after this client returns
+    /// (freeing an upper layer's inodes on ext4 takes milliseconds).
+    pub fn cleanup_before_monitor(&self, id: &str) -> Result<()> {
+        self.cleanup_with(id, true)
+    }
+
+    fn cleanup_with(&self, id: &str, to_trash: bool) -> Result<()> {
         if self.records.get(id)?.is_none() {
             return Ok(());
         }
@@ -971,7 +1026,7 @@ impl Engine {
         self.finalize_with(&mut rec, !monitor_done)?;
         self.records.set_state(&rec.id, &rec.state)?;
         if rec.config.auto_remove {
-            self.remove_locked(&rec, true)?;
+            self.remove_locked(&rec, true, to_trash)?;
         }
         Ok(())
     }
@@ -1138,13 +1193,15 @@ impl Engine {
         if matches!(rec.state.status, Status::Running | Status::Restarting) {
             self.finalize(&mut rec)?;
         }
-        self.remove_locked(&rec, volumes)?;
+        self.remove_locked(&rec, volumes, false)?;
         Ok(rec)
     }
 
     /// Removes an ended container: its mount, directories, record, image
     /// hold and (with `volumes`) its anonymous volumes.
-    fn remove_locked(&self, rec: &Record, volumes: bool) -> Result<()> {
+    /// `to_trash`: move the container's directory to the trash rather than
+    /// delete it (see [`Engine::cleanup_before_monitor`]).
+    fn remove_locked(&self, rec: &Record, volumes: bool, to_trash: bool) -> Result<()> {
         let mut r = rec.clone();
         r.state.status = Status::Removing;
         self.records.set_state(&rec.id, &r.state)?;
@@ -1164,12 +1221,26 @@ impl Engine {
                 }
             }
         }
-        if dir.exists() {
+        if dir.exists() && !(to_trash && self.move_to_trash(&rec.id)) {
             berth_image::remove_all(&dir)?;
         }
         // Held by us: a waiter finds the record gone once it gets it.
         let _ = std::fs::remove_file(self.paths.lock(&rec.id));
         Ok(())
+    }
+
+    /// Renames the container's directory into the trash; false if it could
+    /// not (it is then deleted in place).
+    fn move_to_trash(&self, id: &str) -> bool {
+        let to = self.paths.trash(id);
+        if let Some(parent) = to.parent() {
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent);
+        }
+        std::fs::rename(self.paths.container(id), &to).is_ok()
     }
 
     /// Every container, reconciled.

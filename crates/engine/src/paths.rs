@@ -33,6 +33,13 @@ impl Paths {
     }
 
     /// The container's lock file.
+    /// Where `run --rm` moves a removed container's directory for its
+    /// monitor to delete after `run` has returned (same filesystem as
+    /// [`Paths::container`], so the move is a rename).
+    pub fn trash(&self, id: &str) -> PathBuf {
+        self.root.join("trash").join(id)
+    }
+
     pub fn lock(&self, id: &str) -> PathBuf {
         self.run_root.join("locks").join(id)
     }

@@ -173,6 +173,14 @@ impl Engine {
             let _ = std::fs::remove_file(self.paths.lock(&id));
             n += 1;
         }
+        // What `run --rm` left for a monitor that was killed before it
+        // emptied the trash (or is emptying it now: then both try).
+        for id in ids(self.paths.root.join("trash")) {
+            let dir = self.paths.trash(&id);
+            if berth_image::remove_all(&dir).is_ok() && !dir.exists() {
+                n += 1;
+            }
+        }
         Ok(n)
     }
 

@@ -108,6 +108,11 @@ pub struct Config {
     /// Run after the container has ended for good (cleanup), unless the
     /// client that started it says it has cleaned up.
     pub exit_command: Vec<String>,
+    /// Where the starting client moves the container's persistent directory
+    /// when it removes the container itself (`run --rm`): removed here, after
+    /// that client has returned, so that its user does not wait for the
+    /// filesystem to free the container's upper layer.
+    pub trash: PathBuf,
 }
 
 fn bad(line: &str, why: &str) -> String {
@@ -157,6 +162,7 @@ impl Config {
                         .collect::<Result<_, _>>()?
                 }
                 "exit_command" => c.exit_command.push(v.into()),
+                "trash" => c.trash = v.into(),
                 _ => return Err(bad(line, "unknown key")),
             }
         }
@@ -196,6 +202,9 @@ impl Config {
         put("restart", &self.restart.name())?;
         let keys: Vec<String> = self.detach_keys.iter().map(|b| b.to_string()).collect();
         put("detach_keys", &keys.join(","))?;
+        if !self.trash.as_os_str().is_empty() {
+            put("trash", &p(&self.trash))?;
+        }
         for a in &self.exit_command {
             put("exit_command", a)?;
         }
@@ -254,8 +263,18 @@ mod tests {
             restart: Restart::OnFailure(4),
             detach_keys: vec![16, 17],
             exit_command: vec!["berth".into(), "container".into(), "cleanup".into()],
+            trash: "/var/lib/berth/trash/abc".into(),
         };
         assert_eq!(Config::parse(&c.to_text().unwrap()).unwrap(), c);
+        let no_trash = Config {
+            trash: PathBuf::new(),
+            ..c.clone()
+        };
+        assert!(!no_trash.to_text().unwrap().contains("trash"));
+        assert_eq!(
+            Config::parse(&no_trash.to_text().unwrap()).unwrap(),
+            no_trash
+        );
         let mut bad = c.clone();
         bad.bundle = "/x\ny".into();
         assert!(bad.to_text().is_err());

@@ -14,6 +14,10 @@ pub const EXIT: u8 = 4;
 pub const ERROR: u8 = 5;
 /// The client typed the detach keys; the monitor closes it next.
 pub const DETACHED: u8 = 6;
+/// After EXIT or ERROR: the runtime has deleted the container (its cgroup
+/// and state are gone). A client that waits for the container to be gone
+/// waits for this rather than for the monitor to end.
+pub const DELETED: u8 = 7;
 
 /// Client to monitor.
 pub const STDIN: u8 = 1;

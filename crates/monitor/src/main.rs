@@ -1085,6 +1085,10 @@ impl Monitor {
             self.delete_container();
             self.deleted = true;
         }
+        self.broadcast(frame::DELETED, b"");
+        for c in &mut self.clients {
+            c.flush();
+        }
         // Waits for the starting client to clean up (or go away), and for
         // every client to take its last output: a minute at most.
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -1102,6 +1106,19 @@ impl Monitor {
                 self.state.to_text().as_bytes(),
                 0o600,
             );
+        }
+        // Left by the client that removed the container (or by one killed
+        // half-way through): garbage whatever happened, and no longer
+        // anyone's to wait for.
+        if !self.cfg.trash.as_os_str().is_empty() {
+            if let Err(e) = std::fs::remove_dir_all(&self.cfg.trash) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!(
+                        "berth-monitor: remove {}: {e} (`berth system prune` retries)",
+                        self.cfg.trash.display()
+                    );
+                }
+            }
         }
         if !self.cleaned && !self.cfg.exit_command.is_empty() {
             let mut c = std::process::Command::new(&self.cfg.exit_command[0]);
