@@ -148,14 +148,33 @@ enum ContainerCmd {
     Rm(containers::RmArgs),
 }
 
+/// The command word of the command line, found before clap parses it (a
+/// millisecond sooner): the global options each take a value.
+fn command_word() -> Option<String> {
+    let mut args = std::env::args_os().skip(1);
+    while let Some(a) = args.next() {
+        match a.to_str()? {
+            "--root" | "--run-root" => {
+                args.next();
+            }
+            "--" => return None,
+            s if s.starts_with('-') => {}
+            s => return Some(s.to_string()),
+        }
+    }
+    None
+}
+
 fn main() {
-    let cli = Cli::parse();
+    // The commands that start containers; see warm_up_cgroups. Any other
+    // word (or a word clap then rejects) only costs a no-op move.
     if matches!(
-        cli.cmd,
-        Cmd::Run(_) | Cmd::Start(_) | Cmd::Restart(_) | Cmd::Exec(_)
+        command_word().as_deref(),
+        Some("run" | "start" | "restart" | "exec")
     ) {
         berth_engine::warm_up_cgroups();
     }
+    let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Pull(a) => images::pull(&cli.root, a),
         Cmd::Images(a) => images::list(&cli.root, a),

@@ -593,8 +593,8 @@ impl Monitor {
                 matches!(status, ExitStatus::Signaled(libc::SIGKILL)) && self.oom_killed();
             if self.stop_requested() || !self.cfg.restart.wants(status.code(), self.state.restarts)
             {
-                // Deleted in finish(), after the clients hear of the exit:
-                // the starting client cleans up meanwhile.
+                // Deleted in finish(), while the clients hear of the exit
+                // and the starting client cleans up.
                 self.deleted = false;
                 break;
             }
@@ -713,6 +713,13 @@ impl Monitor {
     }
 
     fn delete_container(&mut self) {
+        if let Some(pid) = self.spawn_delete() {
+            self.wait_child(pid);
+        }
+    }
+
+    /// Starts the runtime's `delete`; its pid, to wait for.
+    fn spawn_delete(&mut self) -> Option<i32> {
         // No --log: the client may be removing the run directory already.
         let mut cmd = std::process::Command::new(&self.cfg.runtime);
         cmd.args(&self.cfg.runtime_args)
@@ -721,11 +728,11 @@ impl Monitor {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
         match cmd.spawn() {
-            Ok(c) => {
-                let pid = c.id() as i32;
-                self.wait_child(pid);
+            Ok(c) => Some(c.id() as i32),
+            Err(e) => {
+                eprintln!("berth-monitor: run the runtime's delete: {e}");
+                None
             }
-            Err(e) => eprintln!("berth-monitor: run the runtime's delete: {e}"),
         }
     }
 
@@ -1060,6 +1067,16 @@ impl Monitor {
     }
 
     fn finish(&mut self) -> Result<(), String> {
+        // The delete is what a starting client waits for last: started
+        // first, it runs while the state is saved, the clients hear of the
+        // exit and the starting client cleans up. (The OOM kill was read
+        // from the cgroup already.)
+        let delete = if self.deleted {
+            None
+        } else {
+            self.deleted = true;
+            self.spawn_delete()
+        };
         self.log.finish();
         self.state.status = Status::Exited;
         self.state.pid = 0;
@@ -1081,9 +1098,8 @@ impl Monitor {
         for c in &mut self.clients {
             c.flush();
         }
-        if !self.deleted {
-            self.delete_container();
-            self.deleted = true;
+        if let Some(pid) = delete {
+            self.wait_child(pid);
         }
         self.broadcast(frame::DELETED, b"");
         for c in &mut self.clients {
