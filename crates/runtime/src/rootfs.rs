@@ -116,10 +116,26 @@ impl Rootfs<'_> {
             .with_ctx(|| format!("open rootfs {}", self.rootfs.display()))?;
 
         let mounts = self.spec.mounts().as_deref().unwrap_or_default();
-        for (i, m) in mounts.iter().enumerate() {
+        let mount_at = |i: usize, m: &Mount| {
             self.mount_one(root.as_fd(), m).map_err(|e| {
                 Error::Usage(format!("mounts[{i}] ({}): {e}", m.destination().display()))
-            })?;
+            })
+        };
+        // A cgroup mount binds the cgroup directories the runtime is still
+        // making (cgroup v1: see `wait_placed`). It goes last when that
+        // changes nothing (no later mount at, above or below it), so that
+        // the mounts after it need not wait.
+        let dests: Vec<PathBuf> = mounts.iter().map(|m| clean_path(m.destination())).collect();
+        let mut deferred = Vec::new();
+        for (i, m) in mounts.iter().enumerate() {
+            if self.await_placed.get().is_some() && is_cgroup(m) && last_at(&dests, i) {
+                deferred.push(i);
+                continue;
+            }
+            mount_at(i, m)?;
+        }
+        for i in deferred {
+            mount_at(i, &mounts[i])?;
         }
         let has_mount = |p: &str| {
             mounts
@@ -805,4 +821,45 @@ fn copy_tree(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> std::io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Whether a mount is a cgroup filesystem (not a bind of one).
+fn is_cgroup(m: &Mount) -> bool {
+    mounts::parse_options(m.options().as_deref().unwrap_or_default())
+        .map(|o| matches!(mounts::mount_type(m, &o).as_str(), "cgroup" | "cgroup2"))
+        .unwrap_or(false)
+}
+
+/// Whether mount `i` can be made after all the others without changing the
+/// result: no later destination is the same, above it or below it.
+fn last_at(dests: &[PathBuf], i: usize) -> bool {
+    dests[i + 1..]
+        .iter()
+        .all(|d| !d.starts_with(&dests[i]) && !dests[i].starts_with(d))
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn a_mount_goes_last_only_when_no_later_one_overlaps_it() {
+        let d = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+        let docker = d(&[
+            "/proc",
+            "/dev",
+            "/sys",
+            "/sys/fs/cgroup",
+            "/dev/mqueue",
+            "/dev/shm",
+            "/etc/hosts",
+        ]);
+        assert!(last_at(&docker, 3));
+        assert!(!last_at(&docker, 1), "/dev has /dev/mqueue after it");
+        assert!(!last_at(&d(&["/sys/fs/cgroup", "/sys/fs/cgroup/x"]), 0));
+        assert!(!last_at(&d(&["/sys/fs/cgroup", "/sys/fs"]), 0));
+        assert!(!last_at(&d(&["/sys/fs/cgroup", "/sys/fs/cgroup"]), 0));
+        assert!(last_at(&d(&["/sys/fs/cgroup", "/sys/fs/cgroupx"]), 0));
+        assert!(last_at(&d(&["/x"]), 0));
+    }
 }
