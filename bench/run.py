@@ -159,53 +159,45 @@ def main():
         # Warm up each once.
         for name, mk in cmds.items():
             timed(*mk(-1))
-        res = {n: ([], [], []) for n in cmds}
         rss = {n: statistics.median(peak_rss(*cmds[n](-2 - k)) for k in range(3)) for n in cmds}
-        for i in range(a.runs):
-            order = list(cmds)
-            random.shuffle(order)
-            for name in order:
-                time.sleep(IDLE_GAP)
-                w, c, _ = timed(*cmds[name](i))
-                res[name][0].append(w)
-                res[name][1].append(c)
-        pod = summary(res["podman run --rm"][0])[0]
-        print(f"## `run --rm IMAGE true`, {a.runs} interleaved runs each\n")
-        print("| command | wall median (p10-p90) ms | vs podman | CPU per run ms (all processes) | peak RSS of the command |")
-        print("|---|---:|---:|---:|---:|")
-        for name in cmds:
-            m, lo, hi = summary(res[name][0])
-            cpu = statistics.median(res[name][1])
-            print(f"| {name} | {m:.1f} ({lo:.1f}-{hi:.1f}) | {m / pod:.3f}x | {cpu:.1f} | {rss[name] / 1024:.1f} MiB |")
-        eng = statistics.median(res["berth run --rm"][0]) - statistics.median(res["berth-runtime run (same spec)"][0])
-        print(f"\nEngine overhead (berth run minus berth-runtime run, medians): {eng:.1f} ms; "
-              f"podman is {pod / statistics.median(res['berth run --rm'][0]):.1f}x slower than berth.\n")
 
+        def rounds(first, gap):
+            """a.runs shuffled rounds of every command: wall and CPU ms."""
+            res = {n: ([], []) for n in cmds}
+            for i in range(a.runs):
+                order = list(cmds)
+                random.shuffle(order)
+                for name in order:
+                    time.sleep(gap)
+                    w, c, _ = timed(*cmds[name](first + i))
+                    res[name][0].append(w)
+                    res[name][1].append(c)
+            return res
+
+        def table(res, title, with_rss):
+            pod = summary(res["podman run --rm"][0])[0]
+            print(f"## {title}, {a.runs} interleaved runs each\n")
+            print("| command | wall median (p10-p90) ms | vs podman | CPU per run ms (all processes) |"
+                  + (" peak RSS of the command |" if with_rss else ""))
+            print("|---|---:|---:|---:|" + ("---:|" if with_rss else ""))
+            for name in cmds:
+                m, lo, hi = summary(res[name][0])
+                cpu = statistics.median(res[name][1])
+                print(f"| {name} | {m:.1f} ({lo:.1f}-{hi:.1f}) | {m / pod:.3f}x | {cpu:.1f} |"
+                      + (f" {rss[name] / 1024:.1f} MiB |" if with_rss else ""))
+            b = statistics.median(res["berth run --rm"][0])
+            eng = b - statistics.median(res["berth-runtime run (same spec)"][0])
+            print(f"\nEngine overhead (berth run minus berth-runtime run, medians): {eng:.1f} ms; "
+                  f"podman is {pod / b:.1f}x slower than berth.\n")
+
+        table(rounds(0, IDLE_GAP), "`run --rm IMAGE true`", True)
         # The same, back to back: each command starts right after another
         # container started, as on a host that starts them all the time. On
         # cgroup v1 the kernel then skips the RCU grace period that the first
         # move into a cgroup after a quiet moment waits for (8-25 ms here;
         # it is part of every idle-gap number above, for all three), so this
         # shows each command's own cost.
-        warm = {n: ([], []) for n in cmds}
-        for i in range(a.runs):
-            order = list(cmds)
-            random.shuffle(order)
-            for name in order:
-                w, c, _ = timed(*cmds[name](a.runs + i))
-                warm[name][0].append(w)
-                warm[name][1].append(c)
-        wpod = summary(warm["podman run --rm"][0])[0]
-        print(f"## The same, back to back (no idle gap: the grace period is already over), {a.runs} interleaved runs each\n")
-        print("| command | wall median (p10-p90) ms | vs podman | CPU per run ms (all processes) |")
-        print("|---|---:|---:|---:|")
-        for name in cmds:
-            m, lo, hi = summary(warm[name][0])
-            cpu = statistics.median(warm[name][1])
-            print(f"| {name} | {m:.1f} ({lo:.1f}-{hi:.1f}) | {m / wpod:.3f}x | {cpu:.1f} |")
-        weng = statistics.median(warm["berth run --rm"][0]) - statistics.median(warm["berth-runtime run (same spec)"][0])
-        print(f"\nEngine overhead back to back: {weng:.1f} ms; podman is "
-              f"{wpod / statistics.median(warm['berth run --rm'][0]):.1f}x slower than berth.\n")
+        table(rounds(a.runs, 0), "The same, back to back (no idle gap: the grace period is already over)", False)
 
         # Detached containers: resident memory of the monitors.
         n = a.detached

@@ -266,6 +266,17 @@ fn failures_inside_the_container_leave_nothing() {
     }
 }
 
+/// A runtime root holding a state directory for a bundle's id, as a
+/// create left it, with no container behind it; the test writes its
+/// state.json.
+fn state_dir_of_nothing() -> (Runtime, Bundle, std::path::PathBuf) {
+    let rt = Runtime::new();
+    let b = Bundle::new(&["true"]);
+    let dir = rt.root.path().join(&b.id);
+    std::fs::create_dir_all(&dir).unwrap();
+    (rt, b, dir)
+}
+
 #[test]
 fn killed_create_is_cleaned_by_delete() {
     if !is_berth() {
@@ -273,10 +284,7 @@ fn killed_create_is_cleaned_by_delete() {
     }
     // A create killed half-way leaves a "creating" record whose lock is
     // free: it reads as stopped, and delete removes it.
-    let rt = Runtime::new();
-    let b = Bundle::new(&["true"]);
-    let dir = rt.root.path().join(&b.id);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (rt, b, dir) = state_dir_of_nothing();
     let rec = json!({"ociVersion": "1.2.1", "id": b.id, "status": "creating", "pid": 0, "pidStart": 0,
         "bundle": b.path(), "rootfs": b.rootfs(), "created": "", "owner": "root"});
     std::fs::write(dir.join("state.json"), rec.to_string()).unwrap();
@@ -293,10 +301,7 @@ fn corrupt_state_is_named_and_delete_force_removes_it() {
     // State files are replaced by rename but not fsynced (they live until
     // the next boot, normally on tmpfs): on a disk-backed root, a power
     // loss can leave one empty or cut. That must not wedge the id.
-    let rt = Runtime::new();
-    let b = Bundle::new(&["true"]);
-    let dir = rt.root.path().join(&b.id);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (rt, b, dir) = state_dir_of_nothing();
     for cut in ["", "{\"ociVersion\": \"1.2.1\", \"id\": "] {
         std::fs::write(dir.join("state.json"), cut).unwrap();
         let o = rt.exec(&["delete", &b.id]);
