@@ -549,14 +549,31 @@ impl Monitor {
         self.cfg.run_dir.join("stopping").exists()
     }
 
-    fn runtime(&self) -> std::process::Command {
-        let mut c = std::process::Command::new(&self.cfg.runtime);
+    /// The runtime's command line, with the runtime binary at `program`.
+    fn runtime_at(&self, program: &Path) -> std::process::Command {
+        let mut c = std::process::Command::new(program);
         c.args(&self.cfg.runtime_args)
             .arg("--log")
             .arg(self.cfg.run_dir.join("runtime.log"))
             .arg("--log-format")
             .arg("json");
         c
+    }
+
+    /// berth-runtime's binary opened through a read-only overlay (see
+    /// `berth_sys::selfexe::protected_binary`), the run directory as the
+    /// overlay's second layer; `None` for other runtimes or on failure.
+    fn protected_runtime(&self) -> Option<OwnedFd> {
+        if self.cfg.runtime.file_name() != Some(std::ffi::OsStr::new("berth-runtime")) {
+            return None;
+        }
+        let dummy = berth_sys::fs::open(
+            &self.cfg.run_dir,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        )
+        .ok()?;
+        berth_sys::selfexe::protected_binary(&self.cfg.runtime, dummy.as_fd()).ok()
     }
 
     fn run(&mut self) -> Result<(), String> {
@@ -626,7 +643,23 @@ impl Monitor {
         self.got_terminal = false;
         let _ = std::fs::remove_file(&pid_file);
         let _ = std::fs::remove_file(self.cfg.run_dir.join("runtime.log"));
-        let mut cmd = self.runtime();
+        // berth-runtime re-executes itself from a read-only copy before it
+        // makes a container (CVE-2019-5736); started from one, it need not
+        // (a millisecond). The same detached read-only overlay, made here
+        // and reached through our fd table (nothing is mounted anywhere);
+        // without it (no overlayfs), the runtime protects itself.
+        let protected = self.protected_runtime();
+        let via = protected.as_ref().map(|fd| {
+            PathBuf::from(format!(
+                "/proc/{}/fd/{}",
+                std::process::id(),
+                fd.as_raw_fd()
+            ))
+        });
+        let mut cmd = self.runtime_at(via.as_deref().unwrap_or(&self.cfg.runtime));
+        if via.is_some() {
+            std::os::unix::process::CommandExt::arg0(&mut cmd, &self.cfg.runtime);
+        }
         cmd.arg("run")
             .arg("--detach")
             .arg("--bundle")

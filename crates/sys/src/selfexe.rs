@@ -80,6 +80,29 @@ pub fn reexec_protected(
 /// are the binary's own directory and `dummy`.
 fn overlay_exe(dummy: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let target = std::fs::read_link("/proc/self/exe")?;
+    let exe = protected_binary(&target, dummy)?;
+    // The overlay must be the same binary: compare with what runs now.
+    let now = crate::fs::open(
+        std::path::Path::new("/proc/self/exe"),
+        libc::O_RDONLY | libc::O_CLOEXEC,
+        0,
+    )?;
+    if !same_contents_size(exe.as_fd(), now.as_fd())? {
+        return Err(io::Error::from_raw_os_error(libc::ESTALE));
+    }
+    Ok(exe)
+}
+
+/// `target` opened through a detached read-only overlay whose lower layers
+/// are its directory and `dummy` (no data copied). A program executed from
+/// it cannot be written through its `/proc/PID/exe` (CVE-2019-5736), and
+/// [`protection`] reports it as read-only: a process that starts a runtime
+/// which checks this (berth's monitor) saves it re-executing itself. The
+/// mount lives as long as the fd, or the process executed from it.
+///
+/// `dummy` must not contain nor be inside `target`'s directory; what it
+/// holds does not matter, since that directory is the top layer.
+pub fn protected_binary(target: &std::path::Path, dummy: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let name = target
         .file_name()
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
@@ -100,22 +123,12 @@ fn overlay_exe(dummy: BorrowedFd<'_>) -> io::Result<OwnedFd> {
         c"overlay",
         &[(c"lowerdir", &lower, true), (c"xino", c"off", false)],
     )?;
-    let exe = crate::fs::openat(
+    crate::fs::openat(
         ovl.as_fd(),
         std::path::Path::new(name),
         libc::O_RDONLY | libc::O_CLOEXEC,
         0,
-    )?;
-    // The overlay must be the same binary: compare with what runs now.
-    let now = crate::fs::open(
-        std::path::Path::new("/proc/self/exe"),
-        libc::O_RDONLY | libc::O_CLOEXEC,
-        0,
-    )?;
-    if !same_contents_size(exe.as_fd(), now.as_fd())? {
-        return Err(io::Error::from_raw_os_error(libc::ESTALE));
-    }
-    Ok(exe)
+    )
 }
 
 /// A detached mount of a new `fstype` filesystem with string options
