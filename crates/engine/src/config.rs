@@ -132,78 +132,12 @@ impl Default for ContainerConfig {
 
 /// `512m`, `1g`, `100k`, `1024` (bytes), as Docker reads `--memory`.
 pub fn parse_size(s: &str, what: &str) -> Result<u64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (num, mul) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1u64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| option(what, format!("{s:?} is not a size such as 512m or 1g")))?;
-    if !(n >= 0.0 && n.is_finite()) || n * mul as f64 > i64::MAX as f64 {
-        return Err(option(what, format!("{s:?} is out of range")));
-    }
-    Ok((n * mul as f64) as u64)
+    berth_sys::size::parse(s).map_err(|e| option(what, format!("{s:?} {e}")))
 }
 
 /// A signal by name (`TERM`, `SIGTERM`, `sigkill`) or number.
 pub fn parse_signal(s: &str) -> Result<i32> {
-    const NAMES: [(&str, i32); 31] = [
-        ("HUP", 1),
-        ("INT", 2),
-        ("QUIT", 3),
-        ("ILL", 4),
-        ("TRAP", 5),
-        ("ABRT", 6),
-        ("BUS", 7),
-        ("FPE", 8),
-        ("KILL", 9),
-        ("USR1", 10),
-        ("SEGV", 11),
-        ("USR2", 12),
-        ("PIPE", 13),
-        ("ALRM", 14),
-        ("TERM", 15),
-        ("STKFLT", 16),
-        ("CHLD", 17),
-        ("CONT", 18),
-        ("STOP", 19),
-        ("TSTP", 20),
-        ("TTIN", 21),
-        ("TTOU", 22),
-        ("URG", 23),
-        ("XCPU", 24),
-        ("XFSZ", 25),
-        ("VTALRM", 26),
-        ("PROF", 27),
-        ("WINCH", 28),
-        ("IO", 29),
-        ("PWR", 30),
-        ("SYS", 31),
-    ];
-    if let Ok(n) = s.parse::<i32>() {
-        if (1..=64).contains(&n) {
-            return Ok(n);
-        }
-    }
-    let up = s.to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    if let Some(rt) = name.strip_prefix("RTMIN+") {
-        if let Ok(n) = rt.parse::<i32>() {
-            if (0..=30).contains(&n) {
-                return Ok(34 + n);
-            }
-        }
-    }
-    NAMES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| *v)
-        .ok_or_else(|| option("signal", format!("unknown signal {s:?}")))
+    berth_sys::signal::parse(s).map_err(|e| option("signal", e))
 }
 
 /// Docker's rules for the source of `-v SOURCE:DEST`: an absolute path is

@@ -244,25 +244,15 @@ fn parse_duration(s: &str) -> anyhow::Result<std::time::Duration> {
 /// Parses a size: bytes, or a number with k, m, g or t (binary units), or
 /// -1 for "no limit".
 fn parse_size(flag: &str, s: &str) -> anyhow::Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
+    let t = s.trim();
     if t == "-1" {
         return Ok(-1);
     }
-    let t = t.trim_end_matches('b');
-    let (num, mul) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--{flag} {s:?}: not a size (like 512m or 2g)"))?;
-    if n < 0.0 {
+    if t.starts_with('-') {
         anyhow::bail!("--{flag} {s:?}: a size cannot be negative (use -1 for no limit)");
     }
-    Ok((n * mul as f64) as i64)
+    let n = berth_runtime::parse_size(t).map_err(|e| anyhow::anyhow!("--{flag} {s:?} {e}"))?;
+    Ok(n as i64)
 }
 
 fn update_resources(a: &UpdateArgs) -> anyhow::Result<oci_spec::runtime::LinuxResources> {

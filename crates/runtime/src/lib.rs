@@ -32,5 +32,9 @@ pub use error::{Error, Result};
 pub use exec::{exec, ExecOptions};
 pub use state::{OciState, Status};
 
+/// Sizes such as `512m` (for the command line's `update` flags), one
+/// parser for the runtime and the engine.
+pub use berth_sys::size::parse as parse_size;
+
 /// The runtime-spec version this runtime implements.
 pub const OCI_VERSION: &str = config::OCI_VERSION;

@@ -10,7 +10,10 @@ pub mod fs;
 pub mod mount;
 pub mod process;
 pub mod selfexe;
+pub mod signal;
+pub mod size;
 pub mod socket;
+pub mod time;
 
 use std::ffi::{CStr, CString};
 use std::io;
