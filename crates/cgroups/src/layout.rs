@@ -144,7 +144,7 @@ impl Layout {
     ///
     /// Moving a task between cgroups takes the kernel's
     /// `cgroup_threadgroup_rwsem` for writing. When no move happened lately,
-    /// that first waits for an RCU grace period (8-15 ms on a 2-core VM);
+    /// that first waits for an RCU grace period (8-25 ms on a 2-core VM);
     /// for about one grace period after a move, further moves skip the wait.
     /// Writing `0` here moves the writer into the cgroup it is already in:
     /// nothing changes, but the wait starts. Started early and in the

@@ -69,45 +69,21 @@ impl Session {
     /// container, or ends, for `timeout` at most.
     pub fn wait_deleted(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
-        let mut buf = [0u8; 65536];
-        loop {
-            while let Some((kind, _)) = self
-                .decoder
-                .next_frame()
-                .map_err(|e| Error::Runtime(format!("the monitor: {e}")))?
-            {
-                if kind == berth_monitor::frame::DELETED {
-                    return Ok(());
-                }
+        while let Some((kind, _)) = self.read_frame_by(Some(deadline))? {
+            if kind == berth_monitor::frame::DELETED {
+                break;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(());
-            }
-            let mut pfd = libc::pollfd {
-                fd: std::os::fd::AsRawFd::as_raw_fd(&self.from_monitor),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let n =
-                unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-            if n <= 0 {
-                continue;
-            }
-            let n = match self.from_monitor.read(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io("read from the container's monitor")(e)),
-            };
-            if n == 0 {
-                return Ok(());
-            }
-            self.decoder.feed(&buf[..n]);
         }
+        Ok(())
     }
 
     fn read_frame(&mut self) -> Result<Option<(u8, Vec<u8>)>> {
+        self.read_frame_by(None)
+    }
+
+    /// The next frame from the monitor; `None` when the stream ends or the
+    /// deadline (if any) passes first.
+    fn read_frame_by(&mut self, deadline: Option<Instant>) -> Result<Option<(u8, Vec<u8>)>> {
         let mut buf = [0u8; 65536];
         loop {
             if let Some(f) = self
@@ -116,6 +92,22 @@ impl Session {
                 .map_err(|e| Error::Runtime(format!("the monitor: {e}")))?
             {
                 return Ok(Some(f));
+            }
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                let mut pfd = libc::pollfd {
+                    fd: std::os::fd::AsRawFd::as_raw_fd(&self.from_monitor),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let ms = left.as_millis().min(i32::MAX as u128) as i32;
+                // SAFETY: one valid pollfd.
+                if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
+                    continue;
+                }
             }
             let n = match self.from_monitor.read(&mut buf) {
                 Ok(n) => n,

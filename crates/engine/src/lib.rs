@@ -18,10 +18,11 @@ pub mod system;
 pub mod user;
 
 pub use containers::{Engine, Session, Started};
+pub use error::{Error, Result};
 
 /// Starts, on a thread, the wait that the runtime's first move of the
 /// container into a cgroup v1 hierarchy would otherwise make later (an RCU
-/// grace period, 8-15 ms here; see
+/// grace period, 8-25 ms here; see
 /// [`berth_cgroups::Layout::warm_up_target`]). Called first thing by the
 /// commands that start containers, it overlaps with finding the image,
 /// mounting the root and starting the monitor and the runtime. Does
@@ -41,4 +42,3 @@ pub fn warm_up_cgroups() {
             }
         });
 }
-pub use error::{Error, Result};

@@ -545,6 +545,14 @@ impl Monitor {
         }
     }
 
+    /// [`Monitor::broadcast`], and written to every client right away.
+    fn broadcast_now(&mut self, kind: u8, payload: &[u8]) {
+        self.broadcast(kind, payload);
+        for c in &mut self.clients {
+            c.flush();
+        }
+    }
+
     fn stop_requested(&self) -> bool {
         self.cfg.run_dir.join("stopping").exists()
     }
@@ -1123,21 +1131,15 @@ impl Monitor {
         }
         // After the state is saved: a client acting on these sees it.
         if self.state.error.is_empty() {
-            self.broadcast(frame::EXIT, exit.as_bytes());
+            self.broadcast_now(frame::EXIT, exit.as_bytes());
         } else {
             let msg = self.state.error.clone();
-            self.broadcast(frame::ERROR, msg.as_bytes());
-        }
-        for c in &mut self.clients {
-            c.flush();
+            self.broadcast_now(frame::ERROR, msg.as_bytes());
         }
         if let Some(pid) = delete {
             self.wait_child(pid);
         }
-        self.broadcast(frame::DELETED, b"");
-        for c in &mut self.clients {
-            c.flush();
-        }
+        self.broadcast_now(frame::DELETED, b"");
         // Waits for the starting client to clean up (or go away), and for
         // every client to take its last output: a minute at most.
         let deadline = Instant::now() + Duration::from_secs(60);

@@ -1,7 +1,7 @@
 //! Starts the cgroup v1 move wait early, in the background.
 //!
 //! The first move of a process into a cgroup v1 hierarchy after a quiet
-//! moment waits for an RCU grace period (8-15 ms on a 2-core VM), longer
+//! moment waits for an RCU grace period (8-25 ms on a 2-core VM), longer
 //! than everything else `create` does; see
 //! [`berth_cgroups::Layout::warm_up_target`]. A forked helper makes a no-op
 //! move of itself once the container's cgroup exists (it waits holding the

@@ -210,7 +210,7 @@ fn launch(
     // On cgroup v1 the init is moved into its cgroups after the clone; the
     // cgroups are then made after the clone too, while the init mounts its
     // root. Making them waits for the kernel's cgroup lock, which the first
-    // move after a quiet moment holds for an RCU grace period (8-15 ms
+    // move after a quiet moment holds for an RCU grace period (8-25 ms
     // here): a helper starts that wait right now (see cgwarm), and all the
     // work up to the move overlaps with it. Not for rootless (whether there
     // is a cgroup at all decides how the init is set up) nor for a staged
