@@ -145,9 +145,9 @@ impl Records {
     pub fn open(root: &Path) -> Result<Records> {
         let path = root.join("containers.db");
         let conn = Connection::open(&path).map_err(db(format!("open {}", path.display())))?;
-        conn.busy_timeout(std::time::Duration::from_secs(60))
+        conn.busy_timeout(berth_image::store::DB_BUSY_BUDGET)
             .map_err(db("set the busy timeout"))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
+        berth_image::store::enable_wal(&conn, berth_image::store::DB_BUSY_BUDGET)
             .map_err(db("enable WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db("set synchronous"))?;
@@ -416,6 +416,28 @@ mod tests {
             created: 1,
             config: ContainerConfig::default(),
             state: RunState::default(),
+        }
+    }
+
+    #[test]
+    fn records_opened_together_on_a_new_root_all_open() {
+        // Regression: parallel `berth run`s on a fresh store failed with
+        // "enable WAL: database is locked".
+        for round in 0..10 {
+            let dir = tempfile::tempdir().unwrap();
+            let go = std::sync::Barrier::new(12);
+            std::thread::scope(|s| {
+                for i in 0..12 {
+                    let (dir, go) = (&dir, &go);
+                    s.spawn(move || {
+                        go.wait();
+                        let r = Records::open(dir.path()).unwrap();
+                        r.insert(&rec(&format!("{round}x{i}"), &format!("n{i}")))
+                            .unwrap();
+                    });
+                }
+            });
+            assert_eq!(Records::open(dir.path()).unwrap().all().unwrap().len(), 12);
         }
     }
 

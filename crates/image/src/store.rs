@@ -101,6 +101,10 @@ CREATE TABLE IF NOT EXISTS holds (
 );
 ";
 
+/// How long an open or a commit waits for other processes' locks before
+/// giving up: long enough for any pull or prune to commit.
+pub const DB_BUSY_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Store {
     /// Opens (creating) the store at `root`.
     pub fn open(root: &Path) -> Result<Store> {
@@ -122,10 +126,9 @@ impl Store {
         }
         let db = Connection::open(root.join("images.db"))
             .with_ctx(|| format!("open {}", root.join("images.db").display()))?;
-        db.busy_timeout(std::time::Duration::from_secs(60))
+        db.busy_timeout(DB_BUSY_BUDGET)
             .ctx("set the busy timeout")?;
-        db.pragma_update(None, "journal_mode", "WAL")
-            .ctx("enable WAL")?;
+        enable_wal(&db, DB_BUSY_BUDGET).ctx("enable WAL")?;
         db.pragma_update(None, "synchronous", "FULL")
             .ctx("set synchronous")?;
         db.pragma_update(None, "foreign_keys", "ON")
@@ -700,6 +703,51 @@ impl Store {
     }
 }
 
+/// Puts the database in WAL mode, which is a property of the file: once
+/// one process has done it, the others only read it back.
+///
+/// The conversion needs the file to itself, and SQLite answers "database is
+/// locked" at once instead of calling the busy handler for it, so processes
+/// that open a new database together (parallel `berth run`s on a fresh
+/// store) would fail. This retries, backing off, until `budget` is spent.
+pub fn enable_wal(db: &Connection, budget: std::time::Duration) -> rusqlite::Result<()> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        let r = db
+            .pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
+            .and_then(|mode| {
+                if mode.eq_ignore_ascii_case("wal") {
+                    return Ok(mode);
+                }
+                db.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            });
+        match r {
+            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
+            // Another process held a lock while we asked: SQLite keeps the
+            // old mode and says so instead of failing.
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) => {}
+            Err(e) => return Err(e),
+        }
+        if start.elapsed() >= budget {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some(format!(
+                    "other processes kept the database busy for {}s",
+                    budget.as_secs()
+                )),
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Keeps the `-wal` and `-shm` files when the last connection closes, so
 /// every short-lived `berth` process does not create and delete two files
 /// (up to a millisecond each on ext4). Harmless if it fails.
@@ -773,6 +821,30 @@ mod tests {
             )
             .unwrap();
         id
+    }
+
+    #[test]
+    fn stores_opened_together_on_a_new_root_all_open() {
+        // Regression: parallel `berth run`s on a fresh store failed with
+        // "enable WAL: database is locked".
+        for _ in 0..10 {
+            let tmp = tempfile::tempdir().unwrap();
+            let go = std::sync::Barrier::new(12);
+            std::thread::scope(|s| {
+                for _ in 0..12 {
+                    s.spawn(|| {
+                        go.wait();
+                        let st = Store::open(tmp.path()).unwrap();
+                        assert!(st.images().unwrap().is_empty());
+                    });
+                }
+            });
+            let db = Connection::open(tmp.path().join("images.db")).unwrap();
+            let mode: String = db
+                .pragma_query_value(None, "journal_mode", |r| r.get(0))
+                .unwrap();
+            assert_eq!(mode, "wal");
+        }
     }
 
     #[test]
