@@ -535,14 +535,22 @@ pub fn logs(root: &Path, run_root: &Path, a: LogsArgs) -> Result<()> {
     let mut offset = std::fs::metadata(&path).map_or(0, |m| m.len());
     let mut ino = std::fs::metadata(&path).map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m));
     let mut pending: Vec<u8> = Vec::new();
+    // Sleeps until the log directory changes or the monitor ends; reads
+    // the status again only when the monitor ended or a second was quiet.
+    let mut wait = berth_engine::follow::LogWait::new(&engine.paths.container(&rec.id));
+    let mut check = true;
+    let mut running = true;
     loop {
-        let running = match engine.records.get(&rec.id)? {
-            Some(r) => matches!(
-                engine.refresh(r)?.state.status,
-                Status::Running | Status::Restarting
-            ),
-            None => false,
-        };
+        if check {
+            let now = match engine.records.get(&rec.id)? {
+                Some(r) => Some(engine.refresh(r)?),
+                None => None,
+            };
+            running = now
+                .as_ref()
+                .is_some_and(|r| matches!(r.state.status, Status::Running | Status::Restarting));
+            wait.track_monitor(now.map_or(0, |r| r.state.monitor_pid));
+        }
         if let Ok(m) = std::fs::metadata(&path) {
             let now_ino = std::os::unix::fs::MetadataExt::ino(&m);
             if now_ino != ino || m.len() < offset {
@@ -573,7 +581,7 @@ pub fn logs(root: &Path, run_root: &Path, a: LogsArgs) -> Result<()> {
         if !running {
             return Ok(());
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        check = wait.wait()?;
     }
 }
 

@@ -392,6 +392,48 @@ fn logs_rotate_by_size_and_follow_ends_with_the_container() {
 }
 
 #[test]
+fn logs_follow_delivers_lines_while_the_container_runs() {
+    // `logs -f` wakes on the log's growth (inotify) and on the monitor's
+    // end (pidfd): a line reaches the reader while the container is still
+    // running, and the reader ends when the container is stopped.
+    use std::io::BufRead;
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        img,
+        "sh",
+        "-c",
+        "echo first; exec sleep 1000",
+    ])
+    .ok();
+    let mut child = env
+        .cmd()
+        .args(["logs", "-f", "live"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "first\n");
+    assert_eq!(inspect(&env, "live")["State"]["Running"], true);
+    env.berth(&["kill", "live"]).ok();
+    let t = Instant::now();
+    line.clear();
+    assert_eq!(out.read_line(&mut line).unwrap(), 0, "{line}");
+    assert!(child.wait().unwrap().success());
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "logs -f went on after the container ended"
+    );
+}
+
+#[test]
 fn restart_policies_restart_with_back_off_and_stop_ends_them() {
     let env = Env::new();
     let img = image(&env);

@@ -10,6 +10,7 @@ pub mod containers;
 pub mod error;
 pub mod exec;
 pub mod files;
+pub mod follow;
 pub mod paths;
 pub mod records;
 pub mod rootfs;

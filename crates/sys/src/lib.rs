@@ -14,6 +14,7 @@ pub mod signal;
 pub mod size;
 pub mod socket;
 pub mod time;
+pub mod watch;
 
 use std::ffi::{CStr, CString};
 use std::io;
