@@ -129,13 +129,18 @@ fn run_prints_output_returns_the_exit_code_and_rm_leaves_nothing() {
         runtime_states.is_empty(),
         "runtime state left: {runtime_states:?}"
     );
-    // Its directory went to the trash, which the monitor empties once run
-    // has returned.
-    let trash = env.root.path().join("trash");
+    // Its directories went to the trash (one per filesystem), which the
+    // monitor empties once run has returned.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_dir(&trash).is_ok_and(|mut d| d.next().is_some()) {
-        assert!(Instant::now() < deadline, "the trash was not emptied");
-        std::thread::sleep(Duration::from_millis(20));
+    for trash in [env.root.path(), env.run_root.path()].map(|r| r.join("trash")) {
+        while std::fs::read_dir(&trash).is_ok_and(|mut d| d.next().is_some()) {
+            assert!(
+                Instant::now() < deadline,
+                "{} was not emptied",
+                trash.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     // The image is no longer held: it can be removed.
     env.berth(&["rmi", img]).ok();
@@ -1509,6 +1514,7 @@ fn kill_9_at_any_point_leaves_a_store_that_ps_rm_and_prune_make_clean() {
     for d in [
         env.root.path().join("containers"),
         env.root.path().join("trash"),
+        env.run_root.path().join("trash"),
         env.run_root.path().join("rootfs"),
     ] {
         let left: Vec<_> = std::fs::read_dir(&d)

@@ -732,7 +732,7 @@ impl Engine {
                 "cleanup".into(),
                 rec.id.clone(),
             ],
-            trash: self.paths.trash(&rec.id),
+            trash: vec![self.paths.trash(&rec.id), self.paths.run_trash(&rec.id)],
         };
         let text = mcfg
             .to_text()
@@ -960,11 +960,13 @@ impl Engine {
     /// After the container ended: the runtime forgets it, the root is
     /// unmounted, the run directory goes.
     fn finalize(&self, rec: &mut Record) -> Result<()> {
-        self.finalize_with(rec, true)
+        self.finalize_with(rec, true, false)
     }
 
     /// `runtime_delete`: false when the monitor has already deleted it.
-    fn finalize_with(&self, rec: &mut Record, runtime_delete: bool) -> Result<()> {
+    /// `to_trash`: move the run directory to the trash for the monitor to
+    /// delete (see [`Engine::cleanup_before_monitor`]).
+    fn finalize_with(&self, rec: &mut Record, runtime_delete: bool, to_trash: bool) -> Result<()> {
         if !runtime_delete {
         } else if let Ok(rt) = paths::find_program(&rec.config.runtime) {
             let _ = std::process::Command::new(&rt)
@@ -977,7 +979,10 @@ impl Engine {
                 .status();
         }
         crate::rootfs::unmount(&self.paths.rootfs(&rec.id))?;
-        remove_run_dir(&self.paths.run_dir(&rec.id))?;
+        let run = self.paths.run_dir(&rec.id);
+        if !(to_trash && move_to(&run, &self.paths.run_trash(&rec.id))) {
+            remove_run_dir(&run)?;
+        }
         rec.state.pid = 0;
         rec.state.monitor_pid = 0;
         Ok(())
@@ -1015,10 +1020,13 @@ impl Engine {
             Some(_) => return Ok(()),
             None => {}
         }
-        self.finalize_with(&mut rec, !monitor_done)?;
-        self.records.set_state(&rec.id, &rec.state)?;
+        self.finalize_with(&mut rec, !monitor_done, to_trash)?;
         if rec.config.auto_remove {
+            // Marks the record Removing first, then removes it: the end it
+            // would record here would not outlive the next commit.
             self.remove_locked(&rec, true, to_trash)?;
+        } else {
+            self.records.set_state(&rec.id, &rec.state)?;
         }
         Ok(())
     }
@@ -1224,15 +1232,7 @@ impl Engine {
     /// Renames the container's directory into the trash; false if it could
     /// not (it is then deleted in place).
     fn move_to_trash(&self, id: &str) -> bool {
-        let to = self.paths.trash(id);
-        if let Some(parent) = to.parent() {
-            use std::os::unix::fs::DirBuilderExt;
-            let _ = std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(parent);
-        }
-        std::fs::rename(self.paths.container(id), &to).is_ok()
+        move_to(&self.paths.container(id), &self.paths.trash(id))
     }
 
     /// Every container, reconciled.
@@ -1352,6 +1352,19 @@ impl Engine {
 
 /// Removes a run directory (files only, never a mount), retrying while a
 /// finishing monitor may still add a file to it.
+/// Renames `from` to `to` (making `to`'s parent, owner-only); false if it
+/// could not.
+fn move_to(from: &Path, to: &Path) -> bool {
+    if let Some(parent) = to.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent);
+    }
+    std::fs::rename(from, to).is_ok()
+}
+
 fn remove_run_dir(run: &Path) -> Result<()> {
     let mut tries = 0;
     loop {

@@ -32,7 +32,6 @@ impl Paths {
         self.run_root.join("rootfs").join(id)
     }
 
-    /// The container's lock file.
     /// Where `run --rm` moves a removed container's directory for its
     /// monitor to delete after `run` has returned (same filesystem as
     /// [`Paths::container`], so the move is a rename).
@@ -40,6 +39,13 @@ impl Paths {
         self.root.join("trash").join(id)
     }
 
+    /// The same for the container's run directory (on the run root's
+    /// filesystem).
+    pub fn run_trash(&self, id: &str) -> PathBuf {
+        self.run_root.join("trash").join(id)
+    }
+
+    /// The container's lock file.
     pub fn lock(&self, id: &str) -> PathBuf {
         self.run_root.join("locks").join(id)
     }

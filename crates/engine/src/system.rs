@@ -181,6 +181,9 @@ impl Engine {
                 n += 1;
             }
         }
+        for id in ids(self.paths.run_root.join("trash")) {
+            let _ = std::fs::remove_dir_all(self.paths.run_trash(&id));
+        }
         Ok(n)
     }
 

@@ -108,11 +108,12 @@ pub struct Config {
     /// Run after the container has ended for good (cleanup), unless the
     /// client that started it says it has cleaned up.
     pub exit_command: Vec<String>,
-    /// Where the starting client moves the container's persistent directory
-    /// when it removes the container itself (`run --rm`): removed here, after
-    /// that client has returned, so that its user does not wait for the
-    /// filesystem to free the container's upper layer.
-    pub trash: PathBuf,
+    /// Where the starting client moves the container's directories (the
+    /// persistent one and the run directory) when it removes the container
+    /// itself (`run --rm`): removed here, after that client has returned,
+    /// so that its user does not wait for the filesystem to free the
+    /// container's upper layer and files.
+    pub trash: Vec<PathBuf>,
 }
 
 fn bad(line: &str, why: &str) -> String {
@@ -162,7 +163,7 @@ impl Config {
                         .collect::<Result<_, _>>()?
                 }
                 "exit_command" => c.exit_command.push(v.into()),
-                "trash" => c.trash = v.into(),
+                "trash" => c.trash.push(v.into()),
                 _ => return Err(bad(line, "unknown key")),
             }
         }
@@ -202,8 +203,8 @@ impl Config {
         put("restart", &self.restart.name())?;
         let keys: Vec<String> = self.detach_keys.iter().map(|b| b.to_string()).collect();
         put("detach_keys", &keys.join(","))?;
-        if !self.trash.as_os_str().is_empty() {
-            put("trash", &p(&self.trash))?;
+        for t in &self.trash {
+            put("trash", &p(t))?;
         }
         for a in &self.exit_command {
             put("exit_command", a)?;
@@ -263,11 +264,14 @@ mod tests {
             restart: Restart::OnFailure(4),
             detach_keys: vec![16, 17],
             exit_command: vec!["berth".into(), "container".into(), "cleanup".into()],
-            trash: "/var/lib/berth/trash/abc".into(),
+            trash: vec![
+                "/var/lib/berth/trash/abc".into(),
+                "/run/berth/trash/abc".into(),
+            ],
         };
         assert_eq!(Config::parse(&c.to_text().unwrap()).unwrap(), c);
         let no_trash = Config {
-            trash: PathBuf::new(),
+            trash: Vec::new(),
             ..c.clone()
         };
         assert!(!no_trash.to_text().unwrap().contains("trash"));

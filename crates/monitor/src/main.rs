@@ -1161,12 +1161,12 @@ impl Monitor {
         // Left by the client that removed the container (or by one killed
         // half-way through): garbage whatever happened, and no longer
         // anyone's to wait for.
-        if !self.cfg.trash.as_os_str().is_empty() {
-            if let Err(e) = std::fs::remove_dir_all(&self.cfg.trash) {
+        for t in &self.cfg.trash {
+            if let Err(e) = std::fs::remove_dir_all(t) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     eprintln!(
                         "berth-monitor: remove {}: {e} (`berth system prune` retries)",
-                        self.cfg.trash.display()
+                        t.display()
                     );
                 }
             }
