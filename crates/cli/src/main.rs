@@ -19,6 +19,15 @@ use std::path::PathBuf;
     long_about = "berth pulls images from any OCI registry into a content-addressed store and runs containers from them, without a daemon: each running container has a small monitor process of its own (berth-monitor), and an OCI runtime (berth-runtime by default; runc or crun with --runtime) makes it.\n\nImages are named as in Docker: `busybox` is docker.io/library/busybox:latest; `quay.io/org/app:1.2` and `127.0.0.1:5000/test/app@sha256:...` name other registries. Containers are named by name, full id or a unique id prefix."
 )]
 struct Cli {
+    #[command(flatten)]
+    globals: Globals,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// The options every command takes.
+#[derive(clap::Args, Debug)]
+struct Globals {
     /// Where images and their layers are stored.
     #[arg(
         long,
@@ -35,8 +44,6 @@ struct Cli {
         default_value = "/run/berth"
     )]
     run_root: PathBuf,
-    #[command(subcommand)]
-    cmd: Cmd,
 }
 
 #[derive(Subcommand)]
@@ -148,10 +155,54 @@ enum ContainerCmd {
     Rm(containers::RmArgs),
 }
 
+/// Parses the command line. The commands whose start-up time counts most
+/// (`run`, `exec`, `start`) are first parsed by a command that knows only
+/// the global options and that command's: building clap's whole command
+/// tree (every command's every option) takes half a millisecond. Anything
+/// that parse does not accept as it is (`--help`, an error, another
+/// command) goes to the whole tree, so what users see is the same.
+fn parse(args: Vec<std::ffi::OsString>) -> (Globals, Cmd) {
+    let fast = match command_word_of(args.iter().skip(1).cloned()).as_deref() {
+        Some("run") => parse_one(&args, "run", true, Cmd::Run),
+        Some("exec") => parse_one(&args, "exec", false, Cmd::Exec),
+        Some("start") => parse_one(&args, "start", false, Cmd::Start),
+        _ => None,
+    };
+    if let Some(parsed) = fast {
+        return parsed;
+    }
+    let cli = Cli::parse_from(args);
+    (cli.globals, cli.cmd)
+}
+
+/// `args` parsed as the global options and command `name` alone (whose
+/// variant in [`Cmd`] is `wrap`; `no_help`: the variant disables clap's help
+/// flag, as `run`'s does for -h).
+fn parse_one<T: clap::Args + clap::FromArgMatches>(
+    args: &[std::ffi::OsString],
+    name: &'static str,
+    no_help: bool,
+    wrap: fn(T) -> Cmd,
+) -> Option<(Globals, Cmd)> {
+    use clap::{Args, FromArgMatches};
+    let sub = T::augment_args(clap::Command::new(name).disable_help_flag(no_help));
+    let m = Globals::augment_args(clap::Command::new("berth"))
+        .subcommand(sub)
+        .try_get_matches_from(args)
+        .ok()?;
+    let g = Globals::from_arg_matches(&m).ok()?;
+    let a = T::from_arg_matches(m.subcommand_matches(name)?).ok()?;
+    Some((g, wrap(a)))
+}
+
 /// The command word of the command line, found before clap parses it (a
 /// millisecond sooner): the global options each take a value.
 fn command_word() -> Option<String> {
-    let mut args = std::env::args_os().skip(1);
+    command_word_of(std::env::args_os().skip(1))
+}
+
+fn command_word_of(args: impl Iterator<Item = std::ffi::OsString>) -> Option<String> {
+    let mut args = args;
     while let Some(a) = args.next() {
         match a.to_str()? {
             "--root" | "--run-root" => {
@@ -174,50 +225,50 @@ fn main() {
     ) {
         berth_engine::warm_up_cgroups();
     }
-    let cli = Cli::parse();
+    let (g, cmd) = parse(std::env::args_os().collect());
+    let cli = Cli { globals: g, cmd };
+    let (root, run_root) = (&cli.globals.root, &cli.globals.run_root);
     let r = match cli.cmd {
-        Cmd::Pull(a) => images::pull(&cli.root, a),
-        Cmd::Images(a) => images::list(&cli.root, a),
-        Cmd::Rmi(a) => images::rmi(&cli.root, a),
-        Cmd::Push(a) => images::push(&cli.root, a),
-        Cmd::Save(a) => images::save(&cli.root, a),
-        Cmd::Load(a) => images::load(&cli.root, a),
-        Cmd::Import { file, name } => images::import(&cli.root, &file, name.as_deref()),
-        Cmd::Tag { source, target } => images::tag(&cli.root, &source, &target),
+        Cmd::Pull(a) => images::pull(root, a),
+        Cmd::Images(a) => images::list(root, a),
+        Cmd::Rmi(a) => images::rmi(root, a),
+        Cmd::Push(a) => images::push(root, a),
+        Cmd::Save(a) => images::save(root, a),
+        Cmd::Load(a) => images::load(root, a),
+        Cmd::Import { file, name } => images::import(root, &file, name.as_deref()),
+        Cmd::Tag { source, target } => images::tag(root, &source, &target),
         Cmd::Login(a) => auth::login(a),
         Cmd::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
             Ok(())
         }
         Cmd::Logout { registry } => auth::logout(&registry),
-        Cmd::Image(c) => images::image(&cli.root, c),
-        Cmd::Run(a) => containers::run(&cli.root, &cli.run_root, a),
-        Cmd::Create(a) => containers::create(&cli.root, &cli.run_root, a),
-        Cmd::Start(a) => containers::start(&cli.root, &cli.run_root, a),
-        Cmd::Stop(a) => containers::stop(&cli.root, &cli.run_root, a),
-        Cmd::Restart(a) => containers::restart(&cli.root, &cli.run_root, a),
-        Cmd::Kill(a) => containers::kill(&cli.root, &cli.run_root, a),
-        Cmd::Rm(a) => containers::rm(&cli.root, &cli.run_root, a),
-        Cmd::Ps(a) => views::ps(&cli.root, &cli.run_root, a),
-        Cmd::Logs(a) => views::logs(&cli.root, &cli.run_root, a),
-        Cmd::Wait(a) => containers::wait(&cli.root, &cli.run_root, a),
-        Cmd::Inspect(a) => views::inspect(&cli.root, &cli.run_root, a),
-        Cmd::Exec(a) => containers::exec(&cli.root, &cli.run_root, a),
-        Cmd::Attach(a) => containers::attach(&cli.root, &cli.run_root, a),
-        Cmd::Rename { container, name } => {
-            manage::rename(&cli.root, &cli.run_root, &container, &name)
-        }
-        Cmd::Top { container } => manage::top(&cli.root, &cli.run_root, &container),
-        Cmd::Stats(a) => manage::stats(&cli.root, &cli.run_root, a),
-        Cmd::Cp(a) => manage::cp(&cli.root, &cli.run_root, a),
-        Cmd::Diff { container } => manage::diff(&cli.root, &cli.run_root, &container),
-        Cmd::Volume(c) => manage::volume(&cli.root, &cli.run_root, c),
-        Cmd::System(c) => manage::system(&cli.root, &cli.run_root, c),
+        Cmd::Image(c) => images::image(root, c),
+        Cmd::Run(a) => containers::run(root, run_root, a),
+        Cmd::Create(a) => containers::create(root, run_root, a),
+        Cmd::Start(a) => containers::start(root, run_root, a),
+        Cmd::Stop(a) => containers::stop(root, run_root, a),
+        Cmd::Restart(a) => containers::restart(root, run_root, a),
+        Cmd::Kill(a) => containers::kill(root, run_root, a),
+        Cmd::Rm(a) => containers::rm(root, run_root, a),
+        Cmd::Ps(a) => views::ps(root, run_root, a),
+        Cmd::Logs(a) => views::logs(root, run_root, a),
+        Cmd::Wait(a) => containers::wait(root, run_root, a),
+        Cmd::Inspect(a) => views::inspect(root, run_root, a),
+        Cmd::Exec(a) => containers::exec(root, run_root, a),
+        Cmd::Attach(a) => containers::attach(root, run_root, a),
+        Cmd::Rename { container, name } => manage::rename(root, run_root, &container, &name),
+        Cmd::Top { container } => manage::top(root, run_root, &container),
+        Cmd::Stats(a) => manage::stats(root, run_root, a),
+        Cmd::Cp(a) => manage::cp(root, run_root, a),
+        Cmd::Diff { container } => manage::diff(root, run_root, &container),
+        Cmd::Volume(c) => manage::volume(root, run_root, c),
+        Cmd::System(c) => manage::system(root, run_root, c),
         Cmd::Container(c) => match c {
-            ContainerCmd::Cleanup { id } => containers::cleanup(&cli.root, &cli.run_root, &id),
-            ContainerCmd::Ps(a) => views::ps(&cli.root, &cli.run_root, a),
-            ContainerCmd::Inspect(a) => views::inspect(&cli.root, &cli.run_root, a),
-            ContainerCmd::Rm(a) => containers::rm(&cli.root, &cli.run_root, a),
+            ContainerCmd::Cleanup { id } => containers::cleanup(root, run_root, &id),
+            ContainerCmd::Ps(a) => views::ps(root, run_root, a),
+            ContainerCmd::Inspect(a) => views::inspect(root, run_root, a),
+            ContainerCmd::Rm(a) => containers::rm(root, run_root, a),
         },
     };
     if let Err(e) = r {
@@ -243,5 +294,79 @@ mod tests {
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    fn argv(s: &str) -> Vec<std::ffi::OsString> {
+        s.split(' ').map(Into::into).collect()
+    }
+
+    /// What the whole tree makes of a command line: the globals and the
+    /// fast-parsed command's arguments, or the error's kind and text.
+    fn full(s: &str) -> String {
+        use clap::Parser;
+        match super::Cli::try_parse_from(argv(s)) {
+            Ok(c) => format!("{:?} {}", c.globals, cmd(c.cmd)),
+            Err(e) => format!("error {:?}: {e}", e.kind()),
+        }
+    }
+
+    fn cmd(c: super::Cmd) -> String {
+        match c {
+            super::Cmd::Run(a) => format!("run {a:?}"),
+            super::Cmd::Exec(a) => format!("exec {a:?}"),
+            super::Cmd::Start(a) => format!("start {a:?}"),
+            _ => "another command".into(),
+        }
+    }
+
+    #[test]
+    fn the_fast_parse_agrees_with_the_whole_tree() {
+        let accepted = [
+            "berth run busybox",
+            "berth run --rm busybox true",
+            "berth --root /r run -d --name x busybox sleep 1",
+            "berth run --root /r --run-root /rr -it -e A=1 -v /a:/b:ro -h host busybox sh -c exit",
+            "berth run --rm busybox ls -la --color",
+            "berth run --sig-proxy false -m 64m --cpus 1.5 --pids-limit 9 busybox -- true",
+            "berth run --security-opt no-new-privileges --cap-drop ALL --ulimit nofile=5:6 i",
+            "berth exec web ls",
+            "berth exec -it -e A=1 -u 1:2 -w /tmp web sh -c ls",
+            "berth exec web ls -la --color",
+            "berth --root /r exec -d web sleep 1",
+            "berth start web",
+            "berth start -ai web db",
+        ];
+        for s in accepted {
+            let (g, c) = super::parse(argv(s));
+            assert_eq!(format!("{g:?} {}", cmd(c)), full(s), "{s}");
+            let fast = match super::command_word_of(argv(s).into_iter().skip(1)).as_deref() {
+                Some("run") => super::parse_one(&argv(s), "run", true, super::Cmd::Run),
+                Some("exec") => super::parse_one(&argv(s), "exec", false, super::Cmd::Exec),
+                _ => super::parse_one(&argv(s), "start", false, super::Cmd::Start),
+            };
+            assert!(fast.is_some(), "{s}: not parsed by the fast path");
+        }
+        // Left to the whole tree: help, errors, other commands.
+        for (s, name) in [
+            ("berth run --help", "run"),
+            ("berth run", "run"),
+            ("berth run --no-such-flag busybox", "run"),
+            ("berth exec --help", "exec"),
+            ("berth exec -h", "exec"),
+            ("berth exec web", "exec"),
+            ("berth start", "start"),
+            ("berth ps -a", "run"),
+            ("berth runx", "run"),
+        ] {
+            let fast = match name {
+                "run" => super::parse_one(&argv(s), name, true, super::Cmd::Run),
+                "exec" => super::parse_one(&argv(s), name, false, super::Cmd::Exec),
+                _ => super::parse_one(&argv(s), name, false, super::Cmd::Start),
+            };
+            assert!(fast.is_none(), "{s}");
+        }
+        // The whole tree then says what it always said.
+        assert!(full("berth run --help").starts_with("error DisplayHelp"));
+        assert!(full("berth run").starts_with("error MissingRequiredArgument"));
     }
 }
