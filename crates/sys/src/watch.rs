@@ -119,15 +119,18 @@ mod tests {
         );
         assert!(t.elapsed() >= Duration::from_millis(45));
 
+        // A write by another process (this crate starts no threads).
         let p = dir.path().join("log");
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                std::thread::sleep(Duration::from_millis(30));
-                std::fs::write(&p, b"x").unwrap();
-            });
-            let woke = w.wait(None, Duration::from_secs(10)).unwrap();
-            assert!(woke.changed && !woke.other);
-        });
+        let mut writer = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("sleep 0.03; echo x > \"$0\"")
+            .arg(&p)
+            .spawn()
+            .unwrap();
+        let woke = w.wait(None, Duration::from_secs(10)).unwrap();
+        assert!(woke.changed && !woke.other);
+        writer.wait().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"x\n");
         // Drained: a wait now times out again (the write's later events may
         // still be queued once: take them).
         let _ = w.wait(None, Duration::from_millis(20)).unwrap();
