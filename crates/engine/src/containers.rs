@@ -663,6 +663,46 @@ impl Engine {
     }
 
     fn start_mounted(&self, rec: &Record, image: &ImageConfig, rootfs: &Path) -> Result<Session> {
+        let dir = self.paths.container(&rec.id);
+        let run_dir = self.paths.run_dir(&rec.id);
+        if run_dir.exists() {
+            // Stale (a start that died half-way): holds no mount, only files.
+            let _ = std::fs::remove_dir_all(&run_dir);
+        }
+        std::fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
+        // The monitor starts first and waits for GO: its own start-up
+        // (a millisecond) overlaps with writing the bundle.
+        let (mut session, mut child) = self.spawn_monitor(rec, &dir, &run_dir)?;
+        let ready = self.write_bundle(rec, image, rootfs, &run_dir);
+        if let Err(e) = ready.and_then(|()| session.send(frame::GO, b"")) {
+            // Told by the closed pipe, the monitor ends without a trace.
+            drop(session);
+            let _ = child.wait();
+            return Err(e);
+        }
+        let state = RunState {
+            status: Status::Running,
+            monitor_pid: session.monitor_pid,
+            boot_id: paths::boot_id(),
+            started: now_nanos(),
+            restarts: 0,
+            ..RunState::default()
+        };
+        self.records.set_state(&rec.id, &state)?;
+        // The monitor is not waited for here: it outlives this process.
+        std::mem::forget(child);
+        Ok(session)
+    }
+
+    /// The bundle in the run directory: config.json and the files it
+    /// mounts (/etc/hosts and the like), with volumes filled from the image.
+    fn write_bundle(
+        &self,
+        rec: &Record,
+        image: &ImageConfig,
+        rootfs: &Path,
+        run_dir: &Path,
+    ) -> Result<()> {
         let c = &rec.config;
         let root_fd = berth_sys::fs::open(
             rootfs,
@@ -680,13 +720,6 @@ impl Engine {
         } else {
             crate::user::resolve_in(root_fd.as_fd(), &user_spec)?
         };
-        let dir = self.paths.container(&rec.id);
-        let run_dir = self.paths.run_dir(&rec.id);
-        if run_dir.exists() {
-            // Stale (a start that died half-way): holds no mount, only files.
-            let _ = std::fs::remove_dir_all(&run_dir);
-        }
-        std::fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
         let opts = self.run_options(&rec.id, c, image, rootfs)?;
         self.write_etc_files(rec, &opts.hostname)?;
         for (name, _, dest) in self.volume_mounts(rec, image) {
@@ -698,7 +731,18 @@ impl Engine {
         std::fs::write(run_dir.join("config.json"), json).map_err(io(format!(
             "write {}",
             run_dir.join("config.json").display()
-        )))?;
+        )))
+    }
+
+    /// Starts the container's monitor, waiting for GO; the session holds
+    /// its pipes.
+    fn spawn_monitor(
+        &self,
+        rec: &Record,
+        dir: &Path,
+        run_dir: &Path,
+    ) -> Result<(Session, std::process::Child)> {
+        let c = &rec.config;
         let runtime = paths::find_program(&c.runtime)?;
         let runtime_root = self.paths.runtime_root(&runtime);
         std::fs::create_dir_all(&runtime_root)
@@ -706,11 +750,11 @@ impl Engine {
         let berth = std::env::current_exe().map_err(io("find the berth binary"))?;
         let mcfg = MonitorConfig {
             id: rec.id.clone(),
-            bundle: run_dir.clone(),
+            bundle: run_dir.to_path_buf(),
             runtime: runtime.clone(),
             runtime_args: vec!["--root".into(), runtime_root.to_string_lossy().into_owned()],
-            run_dir: run_dir.clone(),
-            persist_dir: dir.clone(),
+            run_dir: run_dir.to_path_buf(),
+            persist_dir: dir.to_path_buf(),
             log_driver: LogDriver::parse(&c.log_driver).unwrap_or_default(),
             log_path: dir.join("ctr.log"),
             log_max_size: c.log_max_size,
@@ -733,6 +777,7 @@ impl Engine {
                 rec.id.clone(),
             ],
             trash: vec![self.paths.trash(&rec.id), self.paths.run_trash(&rec.id)],
+            wait_go: true,
         };
         let text = mcfg
             .to_text()
@@ -755,26 +800,20 @@ impl Engine {
             .map_err(io(format!("start the monitor {}", monitor.display())))?;
         let monitor_pid = child.id() as i32;
         let (Some(to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
+            let _ = child.kill();
+            let _ = child.wait();
             return Err(Error::Runtime("the monitor's pipes are missing".into()));
         };
-        let state = RunState {
-            status: Status::Running,
-            monitor_pid,
-            boot_id: paths::boot_id(),
-            started: now_nanos(),
-            restarts: 0,
-            ..RunState::default()
-        };
-        self.records.set_state(&rec.id, &state)?;
-        // The monitor is not waited for here: it outlives this process.
-        std::mem::forget(child);
-        Ok(Session {
-            to_monitor: std::fs::File::from(OwnedFd::from(to)),
-            from_monitor: std::fs::File::from(OwnedFd::from(from)),
-            monitor_pid,
-            decoder: Decoder::default(),
-            early: Default::default(),
-        })
+        Ok((
+            Session {
+                to_monitor: std::fs::File::from(OwnedFd::from(to)),
+                from_monitor: std::fs::File::from(OwnedFd::from(from)),
+                monitor_pid,
+                decoder: Decoder::default(),
+                early: Default::default(),
+            },
+            child,
+        ))
     }
 
     /// Connects to a running container's monitor (`berth attach`).

@@ -114,6 +114,9 @@ pub struct Config {
     /// so that its user does not wait for the filesystem to free the
     /// container's upper layer and files.
     pub trash: Vec<PathBuf>,
+    /// Wait for the starting client's GO frame before starting the
+    /// container; if the client goes away first, end without a trace.
+    pub wait_go: bool,
 }
 
 fn bad(line: &str, why: &str) -> String {
@@ -164,6 +167,7 @@ impl Config {
                 }
                 "exit_command" => c.exit_command.push(v.into()),
                 "trash" => c.trash.push(v.into()),
+                "wait_go" => c.wait_go = flag(v)?,
                 _ => return Err(bad(line, "unknown key")),
             }
         }
@@ -205,6 +209,9 @@ impl Config {
         put("detach_keys", &keys.join(","))?;
         for t in &self.trash {
             put("trash", &p(t))?;
+        }
+        if self.wait_go {
+            put("wait_go", "1")?;
         }
         for a in &self.exit_command {
             put("exit_command", a)?;
@@ -268,6 +275,7 @@ mod tests {
                 "/var/lib/berth/trash/abc".into(),
                 "/run/berth/trash/abc".into(),
             ],
+            wait_go: true,
         };
         assert_eq!(Config::parse(&c.to_text().unwrap()).unwrap(), c);
         let no_trash = Config {

@@ -30,6 +30,12 @@ pub const RESIZE: u8 = 3;
 /// skips its exit command.
 pub const CLEANED: u8 = 4;
 
+/// The starting client has finished the bundle: a monitor started with
+/// `wait_go` may start the container now. (It is started early so that its
+/// own start-up overlaps with the client's work; before this frame it has
+/// done nothing anyone can see but listen on attach.sock.)
+pub const GO: u8 = 5;
+
 /// Frames larger than this are a protocol error.
 pub const MAX_PAYLOAD: usize = 1 << 20;
 

@@ -404,6 +404,11 @@ struct Monitor {
     deleted: bool,
     last_drop_report: Instant,
     oom_file: Option<PathBuf>,
+    /// The starting client said GO (see `Config::wait_go`).
+    go: bool,
+    /// berth-runtime's protected binary, made once (see
+    /// `protected_runtime`).
+    protected: Option<OwnedFd>,
 }
 
 impl Monitor {
@@ -519,6 +524,8 @@ impl Monitor {
             deleted: true,
             last_drop_report: Instant::now(),
             oom_file: None,
+            go: false,
+            protected: None,
         })
     }
 
@@ -585,6 +592,18 @@ impl Monitor {
     }
 
     fn run(&mut self) -> Result<(), String> {
+        // Made while the client may still be writing the bundle.
+        self.protected = self.protected_runtime();
+        if self.cfg.wait_go {
+            while !self.go {
+                if !self.clients.iter().any(|c| c.owner) {
+                    // The client failed before the bundle was ready:
+                    // nothing was started and nothing is recorded.
+                    return Ok(());
+                }
+                self.poll_once(-1)?;
+            }
+        }
         let mut backoff = Duration::from_millis(100);
         loop {
             self.state.status = Status::Starting;
@@ -654,10 +673,10 @@ impl Monitor {
         // berth-runtime re-executes itself from a read-only copy before it
         // makes a container (CVE-2019-5736); started from one, it need not
         // (a millisecond). The same detached read-only overlay, made here
-        // and reached through our fd table (nothing is mounted anywhere);
-        // without it (no overlayfs), the runtime protects itself.
-        let protected = self.protected_runtime();
-        let via = protected.as_ref().map(|fd| {
+        // (once, at our start) and reached through our fd table (nothing is
+        // mounted anywhere); without it (no overlayfs), the runtime protects
+        // itself.
+        let via = self.protected.as_ref().map(|fd| {
             PathBuf::from(format!(
                 "/proc/{}/fd/{}",
                 std::process::id(),
@@ -941,6 +960,7 @@ impl Monitor {
                     }
                 }
                 (frame::CLEANED, _) => self.cleaned = true,
+                (frame::GO, _) if self.clients[i].owner => self.go = true,
                 _ => {}
             }
         }
