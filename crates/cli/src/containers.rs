@@ -416,12 +416,17 @@ fn start_session(engine: &Engine, id: &str) -> Result<(Session, i32)> {
 pub fn run(root: &Path, run_root: &Path, a: RunArgs) -> Result<()> {
     let engine = open(root, run_root).map_err(run_error)?;
     let rec = create_record(root, &engine, &a.create).map_err(run_error)?;
+    let started = start_session(&engine, &rec.id);
+    if started.is_err() && rec.config.auto_remove {
+        // --rm: a container that could not start is not kept either (a
+        // runtime failure was cleaned up already; this is for the others).
+        let _ = engine.remove(&rec.id, true, true);
+    }
+    let (s, _) = started.map_err(run_error)?;
     if a.detach {
-        let (_s, _) = start_session(&engine, &rec.id).map_err(run_error)?;
         println!("{}", rec.id);
         return Ok(());
     }
-    let (s, _) = start_session(&engine, &rec.id).map_err(run_error)?;
     let code = attach_session(
         &engine,
         &rec,

@@ -644,6 +644,40 @@ fn names_bad_values_and_missing_images_fail_in_one_line_and_leave_nothing() {
     }
     // Only the one created on purpose exists.
     assert_eq!(ps_json(&env).as_array().unwrap().len(), 1);
+    // A start that fails while the bundle is written (the user is not in
+    // the image), after its monitor was started: one line, the monitor
+    // gone, the container left created, nothing mounted.
+    let o = env.berth(&["run", "--rm", "-u", "nosuchuser", img, "true"]);
+    assert_eq!(o.code, 125, "{}", o.stderr);
+    assert!(o.stderr.contains("nosuchuser"), "{}", o.stderr);
+    assert_eq!(o.stderr.trim().lines().count(), 1, "{}", o.stderr);
+    env.berth(&[
+        "create",
+        "--name",
+        "nouser",
+        "-u",
+        "nosuchuser",
+        img,
+        "true",
+    ])
+    .ok();
+    let o = env.berth(&["start", "nouser"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("nosuchuser"), "{}", o.stderr);
+    let monitors = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                let c = String::from_utf8_lossy(&c);
+                c.contains("berth-monitor") && c.contains(&*env.run_root.path().to_string_lossy())
+            })
+        })
+        .count();
+    assert_eq!(monitors, 0, "a monitor outlived a failed start");
+    assert_eq!(inspect(&env, "nouser")["State"]["Status"], "created");
+    assert_eq!(leaked_mounts(&env), 0);
+    env.berth(&["rm", "nouser"]).ok();
     // A command that is not there: 127; not executable: 126.
     let o = env.berth(&["run", "--rm", img, "/no/such/cmd"]);
     assert_eq!(o.code, 127, "{}", o.stderr);
