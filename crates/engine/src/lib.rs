@@ -21,6 +21,11 @@ pub mod user;
 pub use containers::{Engine, Session, Started};
 pub use error::{Error, Result};
 
+/// Whether this process called [`warm_up_cgroups`]: the monitors it starts
+/// then tell the runtime to skip its own warm-up on the first start.
+pub(crate) static WARMING_UP: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Starts, on a thread, the wait that the runtime's first move of the
 /// container into a cgroup v1 hierarchy would otherwise make later (an RCU
 /// grace period, 8-25 ms here; see
@@ -29,6 +34,7 @@ pub use error::{Error, Result};
 /// mounting the root and starting the monitor and the runtime. Does
 /// nothing on cgroup v2, and gives up quietly where it may not write.
 pub fn warm_up_cgroups() {
+    WARMING_UP.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = std::thread::Builder::new()
         .name("cgroup-warm-up".into())
         .spawn(|| {
