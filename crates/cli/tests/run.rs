@@ -693,6 +693,55 @@ fn names_bad_values_and_missing_images_fail_in_one_line_and_leave_nothing() {
 }
 
 #[test]
+fn seccomp_conversions_are_kept_and_a_damaged_one_is_made_again() {
+    let env = Env::new();
+    let img = image(&env);
+    let filtered = |extra: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&[img, "grep", "^Seccomp:", "/proc/self/status"]);
+        let o = env.berth(&a).ok();
+        assert!(o.stdout.contains('2'), "not filtered: {}", o.stdout);
+    };
+    let cache = env.run_root.path().join("cache");
+    let kept = || -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(&cache)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    filtered(&[]);
+    filtered(&[]);
+    let one = kept();
+    assert_eq!(one.len(), 1, "{one:?}");
+    // Other capabilities: another conversion.
+    filtered(&["--cap-add", "SYS_ADMIN"]);
+    assert_eq!(kept().len(), 2);
+    // A damaged one is converted again, and the container still filtered.
+    std::fs::write(&one[0], b"{not json").unwrap();
+    filtered(&[]);
+    let text = std::fs::read(&one[0]).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+    assert_eq!(v["defaultAction"], "SCMP_ACT_ERRNO");
+    // unconfined and --privileged convert nothing.
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--security-opt",
+            "seccomp=unconfined",
+            img,
+            "grep",
+            "^Seccomp:",
+            "/proc/self/status",
+        ])
+        .ok();
+    assert!(o.stdout.contains('0'), "{}", o.stdout);
+    assert_eq!(kept().len(), 2);
+}
+
+#[test]
 fn parallel_runs_all_work() {
     let env = Env::new();
     let img = image(&env);

@@ -720,7 +720,8 @@ impl Engine {
         } else {
             crate::user::resolve_in(root_fd.as_fd(), &user_spec)?
         };
-        let opts = self.run_options(&rec.id, c, image, rootfs)?;
+        let mut opts = self.run_options(&rec.id, c, image, rootfs)?;
+        self.convert_seccomp(&mut opts)?;
         self.write_etc_files(rec, &opts.hostname)?;
         for (name, _, dest) in self.volume_mounts(rec, image) {
             crate::files::copy_up(rootfs, &dest, &self.paths.volume_data(&name))?;
@@ -732,6 +733,66 @@ impl Engine {
             "write {}",
             run_dir.join("config.json").display()
         )))
+    }
+
+    /// Replaces a seccomp profile by its conversion for the container's
+    /// capabilities and kernel (`berth_seccomp::profile::for_container`),
+    /// kept under the run root: every container started with the same
+    /// profile and capabilities has the same one, and converting takes
+    /// half a millisecond. The key holds every input and the conversion's
+    /// version; a cache file that cannot be read is converted again.
+    fn convert_seccomp(&self, opts: &mut RunOptions) -> Result<()> {
+        let (profile, kernel) = match &opts.seccomp {
+            _ if opts.privileged => return Ok(()),
+            Seccomp::Default { profile, kernel } | Seccomp::File { profile, kernel } => {
+                (profile, *kernel)
+            }
+            _ => return Ok(()),
+        };
+        let caps = spec::container_capabilities(opts)?;
+        let arch = berth_seccomp::profile::native_arch();
+        let key = Digest::of(
+            format!(
+                "{} {} {} {} {}.{} {}\n",
+                env!("CARGO_PKG_VERSION"),
+                berth_seccomp::profile::CONVERSION,
+                arch.0,
+                arch.1,
+                kernel.0,
+                kernel.1,
+                caps.join(",")
+            )
+            .as_bytes()
+            .iter()
+            .chain(profile)
+            .copied()
+            .collect::<Vec<u8>>()
+            .as_slice(),
+        );
+        let dir = self.paths.run_root.join("cache");
+        let path = dir.join(format!("seccomp-{}.json", key.hex()));
+        if let Some(v) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        {
+            opts.seccomp = Seccomp::Converted(v);
+            return Ok(());
+        }
+        let s = berth_seccomp::profile::for_container(profile, arch, &caps, kernel)?;
+        let v = serde_json::to_value(s).map_err(|e| option("seccomp", e.to_string()))?;
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            let _ = std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir);
+        }
+        if let Ok(text) = serde_json::to_vec(&v) {
+            // Only saves time: a run root that cannot take it does without.
+            let _ = berth_sys::fs::replace_file(&path, &text, 0o600);
+        }
+        opts.seccomp = Seccomp::Converted(v);
+        Ok(())
     }
 
     /// Starts the container's monitor, waiting for GO; the session holds

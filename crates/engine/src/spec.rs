@@ -181,6 +181,9 @@ pub enum Seccomp {
         profile: Vec<u8>,
         kernel: (u32, u32),
     },
+    /// The OCI `linux.seccomp` object, converted already (the engine
+    /// keeps conversions: see `Engine::convert_seccomp`).
+    Converted(serde_json::Value),
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -294,6 +297,11 @@ fn cap_name(c: &str, what: &str) -> Result<String> {
 }
 
 /// Keeps the capabilities inside `o.cap_bound`.
+/// The container's capability set (bounding, effective and permitted).
+pub fn container_capabilities(o: &RunOptions) -> Result<Vec<String>> {
+    within_bound(capabilities(o.privileged, &o.cap_add, &o.cap_drop)?, o)
+}
+
 fn within_bound(caps: Vec<String>, o: &RunOptions) -> Result<Vec<String>> {
     let Some(bound) = o.cap_bound else {
         return Ok(caps);
@@ -564,7 +572,7 @@ pub fn generate(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<Spec
         Some(w) => container_path(&format!("/{w}"), "--workdir")?,
         None => "/".into(),
     };
-    let caps = within_bound(capabilities(o.privileged, &o.cap_add, &o.cap_drop)?, o)?;
+    let caps = container_capabilities(o)?;
     let nofile = if o.nofile == 0 {
         1_048_576u64
     } else {
@@ -661,7 +669,7 @@ pub fn generate(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<Spec
         linux["readonlyPaths"] = json!(READONLY_PATHS);
     }
     let seccomp = match (&o.seccomp, o.privileged) {
-        (_, true) | (Seccomp::Unconfined, _) => None,
+        (_, true) | (Seccomp::Unconfined, _) | (Seccomp::Converted(_), _) => None,
         (Seccomp::Default { profile, kernel }, _) | (Seccomp::File { profile, kernel }, _) => {
             Some(berth_seccomp::profile::for_container(
                 profile,
@@ -673,6 +681,9 @@ pub fn generate(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<Spec
     };
     if let Some(s) = seccomp {
         linux["seccomp"] = serde_json::to_value(s).map_err(|e| option("seccomp", e.to_string()))?;
+    }
+    if let (Seccomp::Converted(v), false) = (&o.seccomp, o.privileged) {
+        linux["seccomp"] = v.clone();
     }
     let spec = json!({
         "ociVersion": "1.2.0",

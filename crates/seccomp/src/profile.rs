@@ -11,6 +11,11 @@ use crate::{invalid, Error};
 use oci_spec::runtime::LinuxSeccomp;
 use serde_json::{json, Value};
 
+/// The version of [`for_container`]'s output: bumped whenever the same
+/// inputs would convert differently, so that conversions kept by the
+/// engine are made again.
+pub const CONVERSION: &str = "1";
+
 /// Go's architecture name (what profiles use in `includes.arches`) for
 /// this build's target, and its libseccomp name.
 pub fn native_arch() -> (&'static str, &'static str) {

@@ -248,6 +248,41 @@ fn seccomp_follows_the_capabilities() {
 }
 
 #[test]
+fn a_converted_profile_makes_the_same_spec() {
+    // The engine keeps conversions (Seccomp::Converted): the spec must be
+    // the one the profile itself gives, privileged or not.
+    let profile = br#"{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":1,"syscalls":[
+        {"names":["read"],"action":"SCMP_ACT_ALLOW"},
+        {"names":["bpf"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_SYS_ADMIN"]}}]}"#;
+    for (cap_add, privileged) in [
+        (vec![], false),
+        (vec!["SYS_ADMIN".to_string()], false),
+        (vec![], true),
+    ] {
+        let mut o = opts();
+        o.cap_add = cap_add;
+        o.privileged = privileged;
+        o.seccomp = Seccomp::Default {
+            profile: profile.to_vec(),
+            kernel: (6, 1),
+        };
+        let from_profile = generate(&img(), &User::default(), &o).unwrap();
+        let converted = berth_seccomp::profile::for_container(
+            profile,
+            berth_seccomp::profile::native_arch(),
+            &container_capabilities(&o).unwrap(),
+            (6, 1),
+        )
+        .unwrap();
+        o.seccomp = Seccomp::Converted(serde_json::to_value(converted).unwrap());
+        assert_eq!(
+            generate(&img(), &User::default(), &o).unwrap(),
+            from_profile
+        );
+    }
+}
+
+#[test]
 fn resources_like_docker() {
     let mut o = opts();
     o.memory = Some(64 << 20);
