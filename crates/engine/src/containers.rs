@@ -1104,7 +1104,10 @@ impl Engine {
     }
 
     fn cleanup_with(&self, id: &str, to_trash: bool) -> Result<()> {
-        if self.records.get(id)?.is_none() {
+        // A monitor's exit command may come after the container was
+        // removed: no lock file is made for it. (The starting client knows
+        // its container exists.)
+        if !to_trash && self.records.get(id)?.is_none() {
             return Ok(());
         }
         let _lock = self.lock(id)?;
