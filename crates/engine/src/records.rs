@@ -143,19 +143,8 @@ const COLUMNS: &str = "id, name, image, image_id, created, config, state";
 
 impl Records {
     pub fn open(root: &Path) -> Result<Records> {
-        let path = root.join("containers.db");
-        let conn = Connection::open(&path).map_err(db(format!("open {}", path.display())))?;
-        conn.busy_timeout(berth_image::store::DB_BUSY_BUDGET)
-            .map_err(db("set the busy timeout"))?;
-        berth_image::store::enable_wal(&conn, berth_image::store::DB_BUSY_BUDGET)
-            .map_err(db("enable WAL"))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(db("set synchronous"))?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(db("enable foreign keys"))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(db("create the schema"))?;
-        berth_image::store::persist_wal(&conn);
+        let conn = berth_image::store::open_db(&root.join("containers.db"), "NORMAL", SCHEMA)
+            .map_err(|(op, cause)| Error::Db { op, cause })?;
         Ok(Records { db: conn })
     }
 

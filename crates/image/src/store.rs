@@ -103,7 +103,33 @@ CREATE TABLE IF NOT EXISTS holds (
 
 /// How long an open or a commit waits for other processes' locks before
 /// giving up: long enough for any pull or prune to commit.
-pub const DB_BUSY_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
+const DB_BUSY_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Opens one of berth's SQLite databases (the image store's, the container
+/// records'): the busy budget, WAL, `synchronous`, foreign keys, `schema`
+/// and a kept WAL. An error names the step that failed.
+pub fn open_db(
+    path: &Path,
+    synchronous: &str,
+    schema: &str,
+) -> std::result::Result<Connection, (String, rusqlite::Error)> {
+    let step = |op: &str| {
+        let op = op.to_string();
+        move |e| (op, e)
+    };
+    let db = Connection::open(path).map_err(step(&format!("open {}", path.display())))?;
+    db.busy_timeout(DB_BUSY_BUDGET)
+        .map_err(step("set the busy timeout"))?;
+    enable_wal(&db, DB_BUSY_BUDGET).map_err(step("enable WAL"))?;
+    db.pragma_update(None, "synchronous", synchronous)
+        .map_err(step("set synchronous"))?;
+    db.pragma_update(None, "foreign_keys", "ON")
+        .map_err(step("enable foreign keys"))?;
+    db.execute_batch(schema)
+        .map_err(step("create the schema"))?;
+    persist_wal(&db);
+    Ok(db)
+}
 
 impl Store {
     /// Opens (creating) the store at `root`.
@@ -124,17 +150,8 @@ impl Store {
                 )
             })?;
         }
-        let db = Connection::open(root.join("images.db"))
-            .with_ctx(|| format!("open {}", root.join("images.db").display()))?;
-        db.busy_timeout(DB_BUSY_BUDGET)
-            .ctx("set the busy timeout")?;
-        enable_wal(&db, DB_BUSY_BUDGET).ctx("enable WAL")?;
-        db.pragma_update(None, "synchronous", "FULL")
-            .ctx("set synchronous")?;
-        db.pragma_update(None, "foreign_keys", "ON")
-            .ctx("enable foreign keys")?;
-        db.execute_batch(SCHEMA).ctx("create the schema")?;
-        persist_wal(&db);
+        let db = open_db(&root.join("images.db"), "FULL", SCHEMA)
+            .map_err(|(op, cause)| Error::Db { op, cause })?;
         Ok(Store {
             root: root.to_path_buf(),
             db: std::sync::Mutex::new(db),
@@ -710,7 +727,7 @@ impl Store {
 /// locked" at once instead of calling the busy handler for it, so processes
 /// that open a new database together (parallel `berth run`s on a fresh
 /// store) would fail. This retries, backing off, until `budget` is spent.
-pub fn enable_wal(db: &Connection, budget: std::time::Duration) -> rusqlite::Result<()> {
+fn enable_wal(db: &Connection, budget: std::time::Duration) -> rusqlite::Result<()> {
     let start = std::time::Instant::now();
     let mut pause = std::time::Duration::from_millis(1);
     loop {
@@ -751,7 +768,7 @@ pub fn enable_wal(db: &Connection, budget: std::time::Duration) -> rusqlite::Res
 /// Keeps the `-wal` and `-shm` files when the last connection closes, so
 /// every short-lived `berth` process does not create and delete two files
 /// (up to a millisecond each on ext4). Harmless if it fails.
-pub fn persist_wal(db: &Connection) {
+fn persist_wal(db: &Connection) {
     // The kept file is truncated after each checkpoint: a long one would be
     // read through by every process that opens the database.
     let _ = db.pragma_update(None, "journal_size_limit", 65536);
