@@ -98,14 +98,11 @@ impl Session {
                 if left.is_zero() {
                     return Ok(None);
                 }
-                let mut pfd = libc::pollfd {
-                    fd: std::os::fd::AsRawFd::as_raw_fd(&self.from_monitor),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
                 let ms = left.as_millis().min(i32::MAX as u128) as i32;
-                // SAFETY: one valid pollfd.
-                if unsafe { libc::poll(&mut pfd, 1, ms) } <= 0 {
+                if !matches!(
+                    berth_sys::fs::wait_readable(self.from_monitor.as_fd(), ms),
+                    Ok(true)
+                ) {
                     continue;
                 }
             }
@@ -751,24 +748,19 @@ impl Engine {
         };
         let caps = spec::container_capabilities(opts)?;
         let arch = berth_seccomp::profile::native_arch();
-        let key = Digest::of(
-            format!(
-                "{} {} {} {} {}.{} {}\n",
-                env!("CARGO_PKG_VERSION"),
-                berth_seccomp::profile::CONVERSION,
-                arch.0,
-                arch.1,
-                kernel.0,
-                kernel.1,
-                caps.join(",")
-            )
-            .as_bytes()
-            .iter()
-            .chain(profile)
-            .copied()
-            .collect::<Vec<u8>>()
-            .as_slice(),
-        );
+        let mut input = format!(
+            "{} {} {} {} {}.{} {}\n",
+            env!("CARGO_PKG_VERSION"),
+            berth_seccomp::profile::CONVERSION,
+            arch.0,
+            arch.1,
+            kernel.0,
+            kernel.1,
+            caps.join(",")
+        )
+        .into_bytes();
+        input.extend_from_slice(profile);
+        let key = Digest::of(&input);
         let dir = self.paths.run_root.join("cache");
         let path = dir.join(format!("seccomp-{}.json", key.hex()));
         if let Some(v) = std::fs::read(&path)
@@ -778,15 +770,8 @@ impl Engine {
             opts.seccomp = Seccomp::Converted(v);
             return Ok(());
         }
-        let s = berth_seccomp::profile::for_container(profile, arch, &caps, kernel)?;
-        let v = serde_json::to_value(s).map_err(|e| option("seccomp", e.to_string()))?;
-        {
-            use std::os::unix::fs::DirBuilderExt;
-            let _ = std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir);
-        }
+        let v = spec::seccomp_object(profile, &caps, kernel)?;
+        let _ = berth_sys::fs::create_private_dir_all(&dir);
         if let Ok(text) = serde_json::to_vec(&v) {
             // Only saves time: a run root that cannot take it does without.
             let _ = berth_sys::fs::replace_file(&path, &text, 0o600);
@@ -1454,21 +1439,17 @@ impl Engine {
     }
 }
 
-/// Removes a run directory (files only, never a mount), retrying while a
-/// finishing monitor may still add a file to it.
 /// Renames `from` to `to` (making `to`'s parent, owner-only); false if it
 /// could not.
 fn move_to(from: &Path, to: &Path) -> bool {
     if let Some(parent) = to.parent() {
-        use std::os::unix::fs::DirBuilderExt;
-        let _ = std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent);
+        let _ = berth_sys::fs::create_private_dir_all(parent);
     }
     std::fs::rename(from, to).is_ok()
 }
 
+/// Removes a run directory (files only, never a mount), retrying while a
+/// finishing monitor may still add a file to it.
 fn remove_run_dir(run: &Path) -> Result<()> {
     let mut tries = 0;
     loop {

@@ -296,12 +296,28 @@ fn cap_name(c: &str, what: &str) -> Result<String> {
     }
 }
 
-/// Keeps the capabilities inside `o.cap_bound`.
 /// The container's capability set (bounding, effective and permitted).
 pub fn container_capabilities(o: &RunOptions) -> Result<Vec<String>> {
     within_bound(capabilities(o.privileged, &o.cap_add, &o.cap_drop)?, o)
 }
 
+/// The OCI `linux.seccomp` object a containers-common profile gives for
+/// these capabilities on this kernel and architecture.
+pub fn seccomp_object(
+    profile: &[u8],
+    caps: &[String],
+    kernel: (u32, u32),
+) -> Result<serde_json::Value> {
+    let s = berth_seccomp::profile::for_container(
+        profile,
+        berth_seccomp::profile::native_arch(),
+        caps,
+        kernel,
+    )?;
+    serde_json::to_value(s).map_err(|e| option("seccomp", e.to_string()))
+}
+
+/// Keeps the capabilities inside `o.cap_bound`.
 fn within_bound(caps: Vec<String>, o: &RunOptions) -> Result<Vec<String>> {
     let Some(bound) = o.cap_bound else {
         return Ok(caps);
@@ -669,21 +685,14 @@ pub fn generate(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<Spec
         linux["readonlyPaths"] = json!(READONLY_PATHS);
     }
     let seccomp = match (&o.seccomp, o.privileged) {
-        (_, true) | (Seccomp::Unconfined, _) | (Seccomp::Converted(_), _) => None,
+        (_, true) | (Seccomp::Unconfined, _) => None,
+        (Seccomp::Converted(v), _) => Some(v.clone()),
         (Seccomp::Default { profile, kernel }, _) | (Seccomp::File { profile, kernel }, _) => {
-            Some(berth_seccomp::profile::for_container(
-                profile,
-                berth_seccomp::profile::native_arch(),
-                &caps,
-                *kernel,
-            )?)
+            Some(seccomp_object(profile, &caps, *kernel)?)
         }
     };
     if let Some(s) = seccomp {
-        linux["seccomp"] = serde_json::to_value(s).map_err(|e| option("seccomp", e.to_string()))?;
-    }
-    if let (Seccomp::Converted(v), false) = (&o.seccomp, o.privileged) {
-        linux["seccomp"] = v.clone();
+        linux["seccomp"] = s;
     }
     let spec = json!({
         "ociVersion": "1.2.0",

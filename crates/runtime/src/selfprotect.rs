@@ -53,13 +53,8 @@ pub fn protect_own_binary(root: &Path) -> Result<Protection> {
 /// cannot start a container id). `None` when it cannot be made (a
 /// read-only or foreign root): the memfd copy is used then.
 fn scratch_layer(root: &Path) -> Option<OwnedFd> {
-    use std::os::unix::fs::DirBuilderExt;
     let dir = root.join("@exe-layer");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .ok()?;
+    berth_sys::fs::create_private_dir_all(&dir).ok()?;
     berth_sys::fs::open(
         &dir,
         libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,

@@ -249,12 +249,7 @@ impl ContainerDir {
 }
 
 fn ensure_root(root: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(root)
-        .with_ctx(|| format!("create state root {}", root.display()))
+    sfs::create_private_dir_all(root).with_ctx(|| format!("create state root {}", root.display()))
 }
 
 pub fn load_record(dir: &Path) -> Result<Record> {

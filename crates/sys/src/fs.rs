@@ -51,6 +51,28 @@ pub fn openat2(
 }
 
 /// `open(2)` with `O_CLOEXEC` always added.
+/// `mkdir -p` with mode 0700 for what it creates (the owner's alone).
+pub fn create_private_dir_all(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// Waits up to `timeout_ms` (-1 = forever) for `fd` to become readable
+/// (for a pidfd: for the process to exit). Returns whether it did.
+pub fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = retry(|| cvt(unsafe { libc::poll(&mut pfd, 1, timeout_ms) }))?;
+    Ok(n > 0)
+}
+
 pub fn open(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let c = cstr(path)?;
     // SAFETY: valid C string.

@@ -112,14 +112,7 @@ pub fn pidfd_send_signal(pidfd: BorrowedFd<'_>, sig: i32) -> io::Result<()> {
 /// Waits up to `timeout_ms` (-1 = forever) for the process behind a pidfd to
 /// exit. Returns true when it has exited.
 pub fn pidfd_wait_exit(pidfd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let n = crate::retry(|| cvt(unsafe { libc::poll(&mut pfd, 1, timeout_ms) }))?;
-    Ok(n > 0)
+    crate::fs::wait_readable(pidfd, timeout_ms)
 }
 
 /// `kill(2)`.
