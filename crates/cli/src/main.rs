@@ -161,18 +161,22 @@ enum ContainerCmd {
 /// tree (every command's every option) takes half a millisecond. Anything
 /// that parse does not accept as it is (`--help`, an error, another
 /// command) goes to the whole tree, so what users see is the same.
-fn parse(args: Vec<std::ffi::OsString>) -> (Globals, Cmd) {
-    let fast = match command_word_of(args.iter().skip(1).cloned()).as_deref() {
-        Some("run") => parse_one(&args, "run", true, Cmd::Run),
-        Some("exec") => parse_one(&args, "exec", false, Cmd::Exec),
-        Some("start") => parse_one(&args, "start", false, Cmd::Start),
-        _ => None,
-    };
-    if let Some(parsed) = fast {
+fn parse(args: &[std::ffi::OsString], word: Option<&str>) -> (Globals, Cmd) {
+    if let Some(parsed) = parse_fast(args, word) {
         return parsed;
     }
     let cli = Cli::parse_from(args);
     (cli.globals, cli.cmd)
+}
+
+/// The fast parse for command `word`, if it has one and accepts `args`.
+fn parse_fast(args: &[std::ffi::OsString], word: Option<&str>) -> Option<(Globals, Cmd)> {
+    match word {
+        Some("run") => parse_one(args, "run", true, Cmd::Run),
+        Some("exec") => parse_one(args, "exec", false, Cmd::Exec),
+        Some("start") => parse_one(args, "start", false, Cmd::Start),
+        _ => None,
+    }
 }
 
 /// `args` parsed as the global options and command `name` alone (whose
@@ -195,14 +199,10 @@ fn parse_one<T: clap::Args + clap::FromArgMatches>(
     Some((g, wrap(a)))
 }
 
-/// The command word of the command line, found before clap parses it (a
-/// millisecond sooner): the global options each take a value.
-fn command_word() -> Option<String> {
-    command_word_of(std::env::args_os().skip(1))
-}
-
-fn command_word_of(args: impl Iterator<Item = std::ffi::OsString>) -> Option<String> {
-    let mut args = args;
+/// The command word of the command line (after the program name), found
+/// before clap parses it: the global options each take a value.
+fn command_word(args: &[std::ffi::OsString]) -> Option<&str> {
+    let mut args = args.iter().skip(1);
     while let Some(a) = args.next() {
         match a.to_str()? {
             "--root" | "--run-root" => {
@@ -210,7 +210,7 @@ fn command_word_of(args: impl Iterator<Item = std::ffi::OsString>) -> Option<Str
             }
             "--" => return None,
             s if s.starts_with('-') => {}
-            s => return Some(s.to_string()),
+            s => return Some(s),
         }
     }
     None
@@ -219,16 +219,14 @@ fn command_word_of(args: impl Iterator<Item = std::ffi::OsString>) -> Option<Str
 fn main() {
     // The commands that start containers; see warm_up_cgroups. Any other
     // word (or a word clap then rejects) only costs a no-op move.
-    if matches!(
-        command_word().as_deref(),
-        Some("run" | "start" | "restart" | "exec")
-    ) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let word = command_word(&args);
+    if matches!(word, Some("run" | "start" | "restart" | "exec")) {
         berth_engine::warm_up_cgroups();
     }
-    let (g, cmd) = parse(std::env::args_os().collect());
-    let cli = Cli { globals: g, cmd };
-    let (root, run_root) = (&cli.globals.root, &cli.globals.run_root);
-    let r = match cli.cmd {
+    let (globals, cmd) = parse(&args, word);
+    let (root, run_root) = (&globals.root, &globals.run_root);
+    let r = match cmd {
         Cmd::Pull(a) => images::pull(root, a),
         Cmd::Images(a) => images::list(root, a),
         Cmd::Rmi(a) => images::rmi(root, a),
@@ -337,14 +335,14 @@ mod tests {
             "berth start -ai web db",
         ];
         for s in accepted {
-            let (g, c) = super::parse(argv(s));
+            let args = argv(s);
+            let word = super::command_word(&args);
+            let (g, c) = super::parse(&args, word);
             assert_eq!(format!("{g:?} {}", cmd(c)), full(s), "{s}");
-            let fast = match super::command_word_of(argv(s).into_iter().skip(1)).as_deref() {
-                Some("run") => super::parse_one(&argv(s), "run", true, super::Cmd::Run),
-                Some("exec") => super::parse_one(&argv(s), "exec", false, super::Cmd::Exec),
-                _ => super::parse_one(&argv(s), "start", false, super::Cmd::Start),
-            };
-            assert!(fast.is_some(), "{s}: not parsed by the fast path");
+            assert!(
+                super::parse_fast(&args, word).is_some(),
+                "{s}: not parsed by the fast path"
+            );
         }
         // Left to the whole tree: help, errors, other commands.
         for (s, name) in [
