@@ -159,7 +159,7 @@ pub struct CreateArgs {
     #[arg(long = "network", alias = "net", default_value = "none")]
     pub network: String,
     /// The OCI runtime: berth-runtime (default), runc, crun, or a path.
-    #[arg(long, default_value = "berth-runtime")]
+    #[arg(long, default_value = berth_engine::config::DEFAULT_RUNTIME)]
     pub runtime: String,
     /// Remove the container when it exits.
     #[arg(long)]

@@ -142,6 +142,20 @@ fn run_prints_output_returns_the_exit_code_and_rm_leaves_nothing() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+    // Its cgroups are gone too (the monitor deletes berth-runtime's
+    // containers in-process; this checks it did before run returned). The
+    // hostname is the id's first 12 characters; the cgroup is /berth/<id>.
+    let short = env.berth(&["run", "--rm", img, "hostname"]).ok().stdout;
+    let short = short.trim();
+    assert_eq!(short.len(), 12, "{short:?}");
+    for parent in ["/sys/fs/cgroup/memory/berth", "/sys/fs/cgroup/berth"] {
+        if let Ok(d) = std::fs::read_dir(parent) {
+            for e in d {
+                let n = e.unwrap().file_name().to_string_lossy().into_owned();
+                assert!(!n.starts_with(short), "cgroup {parent}/{n} outlived --rm");
+            }
+        }
+    }
     // The image is no longer held: it can be removed.
     env.berth(&["rmi", img]).ok();
 }
@@ -996,6 +1010,14 @@ fn runc_runs_the_same_containers() {
     ]);
     assert_eq!(o.code, 5, "{}", o.stderr);
     assert_eq!(o.stdout, "via runc\n");
+    // runc's own `delete` ran (the monitor deletes only berth-runtime's
+    // containers in-process): nothing is left in runc's state root.
+    let runc_root = env.run_root.path().join("runtime/runc");
+    let left: Vec<_> = std::fs::read_dir(&runc_root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "runc state left: {left:?}");
     env.berth(&[
         "run",
         "-d",

@@ -6,6 +6,9 @@ use crate::error::{option, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The OCI runtime a container uses unless told otherwise: berth's own.
+pub const DEFAULT_RUNTIME: &str = "berth-runtime";
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MountType {
@@ -120,7 +123,7 @@ impl Default for ContainerConfig {
             stop_timeout: None,
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
-            runtime: "berth-runtime".into(),
+            runtime: DEFAULT_RUNTIME.into(),
             log_driver: "k8s-file".into(),
             log_max_size: 0,
             log_max_files: 1,

@@ -7,7 +7,7 @@
 //! serialise; different containers never wait for each other beyond one
 //! SQLite transaction.
 
-use crate::config::{ContainerConfig, MountType};
+use crate::config::{ContainerConfig, MountType, DEFAULT_RUNTIME};
 use crate::error::{io, option, Error, Result};
 use crate::paths::{self, Paths};
 use crate::records::{Record, Records, RunState, Status, VolumeRecord};
@@ -794,11 +794,16 @@ impl Engine {
         std::fs::create_dir_all(&runtime_root)
             .map_err(io(format!("create {}", runtime_root.display())))?;
         let berth = std::env::current_exe().map_err(io("find the berth binary"))?;
+        let monitor = paths::find_program("berth-monitor")?;
         let mcfg = MonitorConfig {
             id: rec.id.clone(),
             bundle: run_dir.to_path_buf(),
             runtime: runtime.clone(),
             runtime_args: vec!["--root".into(), runtime_root.to_string_lossy().into_owned()],
+            // The monitor links the runtime's library: berth's own runtime,
+            // installed beside the monitor, is the same build.
+            builtin_root: (c.runtime == DEFAULT_RUNTIME && runtime.parent() == monitor.parent())
+                .then(|| runtime_root.clone()),
             run_dir: run_dir.to_path_buf(),
             persist_dir: dir.to_path_buf(),
             log_driver: LogDriver::parse(&c.log_driver).unwrap_or_default(),
@@ -837,7 +842,6 @@ impl Engine {
             .append(true)
             .open(run_dir.join("monitor.log"))
             .map_err(io("open monitor.log"))?;
-        let monitor = paths::find_program("berth-monitor")?;
         let mut child = std::process::Command::new(&monitor)
             .arg(&conf)
             .stdin(std::process::Stdio::piped())

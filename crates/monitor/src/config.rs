@@ -89,6 +89,11 @@ pub struct Config {
     /// (such as `--root DIR`).
     pub runtime: PathBuf,
     pub runtime_args: Vec<String>,
+    /// Set when the runtime is berth-runtime of this same build, to its
+    /// `--root`: the monitor then deletes the container through the
+    /// runtime's library (`berth_runtime::delete`) instead of starting a
+    /// `delete` process, a process start less at every exit.
+    pub builtin_root: Option<PathBuf>,
     /// tmpfs: sockets, the pid file, the live state.
     pub run_dir: PathBuf,
     /// Persistent: the final state survives a reboot here.
@@ -148,6 +153,7 @@ impl Config {
                 "bundle" => c.bundle = v.into(),
                 "runtime" => c.runtime = v.into(),
                 "runtime_arg" => c.runtime_args.push(v.into()),
+                "builtin_root" => c.builtin_root = Some(v.into()),
                 "run_dir" => c.run_dir = v.into(),
                 "persist_dir" => c.persist_dir = v.into(),
                 "log_driver" => {
@@ -199,6 +205,9 @@ impl Config {
         put("runtime", &p(&self.runtime))?;
         for a in &self.runtime_args {
             put("runtime_arg", a)?;
+        }
+        if let Some(r) = &self.builtin_root {
+            put("builtin_root", &p(r))?;
         }
         put("run_dir", &p(&self.run_dir))?;
         put("persist_dir", &p(&self.persist_dir))?;
@@ -267,6 +276,7 @@ mod tests {
             bundle: "/b".into(),
             runtime: "/usr/bin/berth-runtime".into(),
             runtime_args: vec!["--root".into(), "/run/x".into()],
+            builtin_root: Some("/run/x".into()),
             run_dir: "/run/berth/abc".into(),
             persist_dir: "/var/lib/berth/c/abc".into(),
             log_driver: LogDriver::JsonFile,

@@ -776,9 +776,25 @@ impl Monitor {
     }
 
     fn delete_container(&mut self) {
+        if self.delete_in_process() {
+            return;
+        }
         if let Some(pid) = self.spawn_delete() {
             self.wait_child(pid);
         }
+    }
+
+    /// With berth's own runtime, deletes the container through its library
+    /// (what its `delete --force` does, without starting a process);
+    /// false otherwise.
+    fn delete_in_process(&mut self) -> bool {
+        let Some(root) = &self.cfg.builtin_root else {
+            return false;
+        };
+        if let Err(e) = berth_runtime::delete(root, &self.cfg.id, true) {
+            eprintln!("berth-monitor: delete container {}: {e}", self.cfg.id);
+        }
+        true
     }
 
     /// Starts the runtime's `delete`; its pid, to wait for.
@@ -1131,16 +1147,19 @@ impl Monitor {
     }
 
     fn finish(&mut self) -> Result<(), String> {
-        // The delete is what a starting client waits for last: started
-        // first, it runs while the state is saved, the clients hear of the
-        // exit and the starting client cleans up. (The OOM kill was read
-        // from the cgroup already.)
-        let delete = if self.deleted {
+        // The delete is what a starting client waits for last. A `delete`
+        // process is started first: it runs while the state is saved, the
+        // clients hear of the exit and the starting client cleans up. With
+        // berth's own runtime the delete is done here, once the clients
+        // have heard: the starting client cleans up meanwhile. (The OOM kill
+        // was read from the cgroup already.)
+        let in_process = !self.deleted && self.cfg.builtin_root.is_some();
+        let delete = if self.deleted || in_process {
             None
         } else {
-            self.deleted = true;
             self.spawn_delete()
         };
+        self.deleted = true;
         self.log.finish();
         self.state.status = Status::Exited;
         self.state.pid = 0;
@@ -1158,6 +1177,9 @@ impl Monitor {
         } else {
             let msg = self.state.error.clone();
             self.broadcast_now(frame::ERROR, msg.as_bytes());
+        }
+        if in_process {
+            self.delete_in_process();
         }
         if let Some(pid) = delete {
             self.wait_child(pid);

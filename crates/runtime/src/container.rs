@@ -6,7 +6,7 @@ use crate::config;
 use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::init::{self, InitArgs};
-use crate::state::{self, ContainerDir, OciState, Record, Status};
+use crate::state::{self, ContainerDir, Kept, OciState, Record, Status};
 use berth_cgroups::{CgroupsPath, Layout, Manager, Version};
 use berth_sys::fs as sfs;
 use berth_sys::process as sp;
@@ -174,8 +174,13 @@ fn launch(
         cgroup: None,
         hooks: spec.hooks().clone(),
         own_pid_ns: ns.has_new(libc::CLONE_NEWPID),
-        process: spec.process().clone(),
-        seccomp: spec.linux().as_ref().and_then(|l| l.seccomp().clone()),
+        process: spec.process().as_ref().map(Kept::new).transpose()?,
+        seccomp: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.seccomp().as_ref())
+            .map(Kept::new)
+            .transpose()?,
     };
     dir.save(&rec)?;
 

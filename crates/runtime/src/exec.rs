@@ -222,7 +222,11 @@ pub fn exec(o: &ExecOptions) -> Result<i32> {
             status: status.as_str(),
         });
     }
-    let process = build_process(o, rec.process.as_ref())?;
+    let kept = match &rec.process {
+        Some(k) => Some(k.get(&o.id, "process")?),
+        None => None,
+    };
+    let process = build_process(o, kept.as_ref())?;
     let terminal = process.terminal() == Some(true);
     if terminal && o.detach && o.console_socket.is_none() {
         return Err(Error::Usage(
@@ -230,7 +234,7 @@ pub fn exec(o: &ExecOptions) -> Result<i32> {
         ));
     }
     let seccomp = match &rec.seccomp {
-        Some(sc) => Some(config::compile_seccomp(&o.root, sc)?),
+        Some(k) => Some(config::compile_seccomp(&o.root, &k.get(&o.id, "seccomp")?)?),
         None => None,
     };
     // The init, held by a pidfd checked against its start time.

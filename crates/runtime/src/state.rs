@@ -64,10 +64,55 @@ pub struct Record {
     pub own_pid_ns: bool,
     /// The container's process: what `exec` starts from.
     #[serde(default)]
-    pub process: Option<oci_spec::runtime::Process>,
+    pub process: Option<Kept<oci_spec::runtime::Process>>,
     /// The container's seccomp profile, applied to `exec`'d processes too.
     #[serde(default)]
-    pub seccomp: Option<oci_spec::runtime::LinuxSeccomp>,
+    pub seccomp: Option<Kept<oci_spec::runtime::LinuxSeccomp>>,
+}
+
+/// A part of the record only `exec` reads, kept as its JSON text: the
+/// other commands load the record without parsing it (a seccomp profile is
+/// most of the file), and what links only them (the monitor's delete) does
+/// not carry its parser.
+#[derive(Debug, Clone)]
+pub struct Kept<T> {
+    raw: Box<serde_json::value::RawValue>,
+    _of: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize + serde::de::DeserializeOwned> Kept<T> {
+    pub fn new(value: &T) -> Result<Kept<T>> {
+        let raw = serde_json::value::to_raw_value(value)
+            .map_err(|e| Error::Usage(format!("encode state: {e}")))?;
+        Ok(Kept {
+            raw,
+            _of: std::marker::PhantomData,
+        })
+    }
+
+    /// The value; `what` names it in the error of a damaged state file.
+    pub fn get(&self, id: &str, what: &str) -> Result<T> {
+        serde_json::from_str(self.raw.get()).map_err(|e| Error::Corrupt {
+            id: id.to_string(),
+            file: STATE_FILE.to_string(),
+            msg: format!("{what}: {e}"),
+        })
+    }
+}
+
+impl<T> Serialize for Kept<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.raw.serialize(s)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Kept<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Kept {
+            raw: Box::<serde_json::value::RawValue>::deserialize(d)?,
+            _of: std::marker::PhantomData,
+        })
+    }
 }
 
 /// The state JSON of the runtime spec, as `state` prints and hooks read.
@@ -321,6 +366,46 @@ mod tests {
         ] {
             assert!(validate_id(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn kept_parts_round_trip_and_read_as_before() {
+        let process: oci_spec::runtime::Process = serde_json::from_str(
+            r#"{"args":["sh","-c","echo hi"],"cwd":"/w","env":["A=1"],"user":{"uid":7,"gid":8}}"#,
+        )
+        .unwrap();
+        let seccomp: oci_spec::runtime::LinuxSeccomp = serde_json::from_str(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"}]}"#,
+        )
+        .unwrap();
+        // A record as the previous format wrote it: the parts inline.
+        let old = serde_json::json!({
+            "ociVersion": "1.2.0", "id": "c", "status": "running", "pid": 5,
+            "pidStart": 9, "bundle": "/b", "rootfs": "/b/rootfs",
+            "created": "2026-01-01T00:00:00Z", "owner": "root",
+            "process": process, "seccomp": seccomp,
+        });
+        let rec: Record = serde_json::from_value(old.clone()).unwrap();
+        let p = rec.process.as_ref().unwrap().get("c", "process").unwrap();
+        assert_eq!(p.args(), process.args());
+        assert_eq!(p.user().uid(), 7);
+        let sc = rec.seccomp.as_ref().unwrap().get("c", "seccomp").unwrap();
+        assert_eq!(sc.syscalls(), seccomp.syscalls());
+        // Written back, the parts are the same JSON.
+        let again: serde_json::Value = serde_json::to_value(&rec).unwrap();
+        assert_eq!(again["process"], old["process"]);
+        assert_eq!(again["seccomp"], old["seccomp"]);
+        // Made anew, they read back as given.
+        let k = Kept::new(&process).unwrap();
+        assert_eq!(k.get("c", "process").unwrap().cwd(), process.cwd());
+        // A part that is valid JSON but not a process is a damaged state
+        // file, named as such, when exec reads it; the rest still loads.
+        let mut bad = old.clone();
+        bad["process"] = serde_json::json!({"args": 5});
+        let rec: Record = serde_json::from_value(bad).unwrap();
+        let e = rec.process.unwrap().get("c", "process").unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("process"), "{e}");
     }
 
     #[test]
