@@ -141,6 +141,24 @@ impl Manager {
             let dir = self.dirs[i].clone();
             let mut missing = Vec::new();
             let mut p = dir.path.as_path();
+            // Usually only the container's own directory is missing: made
+            // first, without looking at its parents (v2 parents need their
+            // controllers enabled first).
+            if !(dir.v2 && self.version == Version::V2) {
+                match std::fs::create_dir(p) {
+                    Ok(()) => {
+                        self.created.insert(0, p.to_path_buf());
+                        if dir.has("cpuset") {
+                            resources::v1_cpuset_inherit(p)?;
+                        }
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    // A missing parent, made below (which reports any
+                    // other error).
+                    Err(_) => {}
+                }
+            }
             while !p.exists() {
                 missing.push(p.to_path_buf());
                 p = match p.parent() {

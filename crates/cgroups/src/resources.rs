@@ -438,13 +438,29 @@ pub(crate) fn apply(dir: &Dir, res: &LinuxResources) -> Result<()> {
     }
     if dir.has("devices") {
         if let Some(rules) = res.devices() {
+            // The kernel takes each write() as one rule: the two files are
+            // opened once (Docker's defaults are twenty rules), and the
+            // rules go in their order.
+            use std::io::Write;
+            let mut files: [Option<std::fs::File>; 2] = [None, None];
             for r in rules {
-                let file = if r.allow() {
-                    "devices.allow"
+                let (slot, file) = if r.allow() {
+                    (&mut files[0], "devices.allow")
                 } else {
-                    "devices.deny"
+                    (&mut files[1], "devices.deny")
                 };
-                write(p, file, &device_rule(r))?;
+                let path = p.join(file);
+                let f = match slot {
+                    Some(f) => f,
+                    None => slot.insert(
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .open(&path)
+                            .map_err(io_err("open", &path))?,
+                    ),
+                };
+                f.write_all(device_rule(r).as_bytes())
+                    .map_err(io_err("write", &path))?;
             }
         }
     }

@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use oci_spec::runtime::{LinuxNamespaceType as NS, Mount};
 use serde_json::json;
+use std::path::PathBuf;
 
 fn mount(dest: &str, typ: &str, source: &str, opts: &[&str]) -> Mount {
     serde_json::from_value(
@@ -722,6 +723,78 @@ fn device_cgroup_denies_all_but_the_containers_devices() {
     ));
     let o = rt.run(&b).ok();
     assert_eq!(o.stdout, "3\nnull-ok\nmydev-ok\n", "{}", o.stderr);
+}
+
+#[test]
+fn device_rules_apply_in_their_order_across_allow_and_deny() {
+    // Allow and deny rules interleave: the runtime writes each kind to its
+    // own file, and a later rule must still win over an earlier one. The
+    // devices are ones the container does not have (the runtime allows its
+    // own devices after the config's rules, as runc does): mknod asks the
+    // cgroup for "m".
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&[
+        "sh",
+        "-c",
+        "mknod /tmp/a c 1 1 2>/dev/null || echo a-denied; mknod /tmp/b c 1 2 && echo b-made",
+    ]);
+    let caps =
+        json!({"bounding": ["CAP_MKNOD"], "effective": ["CAP_MKNOD"], "permitted": ["CAP_MKNOD"]});
+    b.process()
+        .set_capabilities(Some(serde_json::from_value(caps).unwrap()));
+    b.linux().set_resources(Some(
+        serde_json::from_value(json!({"devices": [
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "major": 1, "minor": 1, "access": "m"},
+            {"allow": true, "type": "c", "major": 1, "minor": 2, "access": "m"},
+            {"allow": false, "type": "c", "major": 1, "minor": 1, "access": "m"},
+        ]}))
+        .unwrap(),
+    ));
+    let o = rt.run(&b).ok();
+    assert_eq!(o.stdout, "a-denied\nb-made\n", "{}", o.stderr);
+}
+
+#[test]
+fn nested_cgroups_path_is_made_and_removed_whole() {
+    // Parents that do not exist yet are made (and cpuset's copied down
+    // through them on v1), and removed with the container.
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&["sleep", "100"]);
+    let top = format!("berth-test/{}-n", b.id);
+    b.linux()
+        .set_cgroups_path(Some(PathBuf::from(format!("/{top}/a/b"))));
+    b.linux().set_resources(Some(
+        serde_json::from_value(json!({"pids": {"limit": 9}})).unwrap(),
+    ));
+    rt.create(&b).ok();
+    let dir = |c: &str| {
+        if cgroup_v2() {
+            PathBuf::from(format!("/sys/fs/cgroup/{top}"))
+        } else {
+            PathBuf::from(format!("/sys/fs/cgroup/{c}/{top}"))
+        }
+    };
+    let leaf = |c: &str| dir(c).join("a/b");
+    assert_eq!(
+        std::fs::read_to_string(leaf("pids").join("pids.max"))
+            .unwrap()
+            .trim(),
+        "9"
+    );
+    if !cgroup_v2() {
+        assert!(
+            !std::fs::read_to_string(leaf("cpuset").join("cpuset.cpus"))
+                .unwrap()
+                .trim()
+                .is_empty(),
+            "cpuset.cpus was not copied down"
+        );
+    }
+    rt.exec(&["delete", "--force", &b.id]).ok();
+    for c in ["pids", "cpuset", "memory"] {
+        assert!(!dir(c).exists(), "{} left behind", dir(c).display());
+    }
 }
 
 #[test]
