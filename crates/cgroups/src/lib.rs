@@ -138,48 +138,55 @@ impl Manager {
     /// What was created is recorded for [`Manager::destroy`], also on error.
     pub fn create(&mut self) -> Result<()> {
         for i in 0..self.dirs.len() {
-            let dir = self.dirs[i].clone();
-            let mut missing = Vec::new();
-            let mut p = dir.path.as_path();
-            // Usually only the container's own directory is missing: made
-            // first, without looking at its parents (v2 parents need their
-            // controllers enabled first).
-            if !(dir.v2 && self.version == Version::V2) {
-                match std::fs::create_dir(p) {
-                    Ok(()) => {
-                        self.created.insert(0, p.to_path_buf());
-                        if dir.has("cpuset") {
-                            resources::v1_cpuset_inherit(p)?;
-                        }
-                        continue;
+            self.make(i)?;
+        }
+        Ok(())
+    }
+
+    /// Makes `self.dirs[i]` (and its missing parents), recording what it
+    /// made.
+    fn make(&mut self, i: usize) -> Result<()> {
+        let dir = self.dirs[i].clone();
+        let mut missing = Vec::new();
+        let mut p = dir.path.as_path();
+        // Usually only the container's own directory is missing: made
+        // first, without looking at its parents (v2 parents need their
+        // controllers enabled first).
+        if !(dir.v2 && self.version == Version::V2) {
+            match std::fs::create_dir(p) {
+                Ok(()) => {
+                    self.created.insert(0, p.to_path_buf());
+                    if dir.has("cpuset") {
+                        resources::v1_cpuset_inherit(p)?;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                    // A missing parent, made below (which reports any
-                    // other error).
-                    Err(_) => {}
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+                // A missing parent, made below (which reports any
+                // other error).
+                Err(_) => {}
+            }
+        }
+        while !p.exists() {
+            missing.push(p.to_path_buf());
+            p = match p.parent() {
+                Some(parent) => parent,
+                None => break,
+            };
+        }
+        for m in missing.iter().rev() {
+            if dir.v2 && self.version == Version::V2 {
+                if let Some(parent) = m.parent() {
+                    resources::v2_enable_controllers(parent)?;
                 }
             }
-            while !p.exists() {
-                missing.push(p.to_path_buf());
-                p = match p.parent() {
-                    Some(parent) => parent,
-                    None => break,
-                };
+            match std::fs::create_dir(m) {
+                Ok(()) => self.created.insert(0, m.clone()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io_err("create directory", m)(e)),
             }
-            for m in missing.iter().rev() {
-                if dir.v2 && self.version == Version::V2 {
-                    if let Some(parent) = m.parent() {
-                        resources::v2_enable_controllers(parent)?;
-                    }
-                }
-                match std::fs::create_dir(m) {
-                    Ok(()) => self.created.insert(0, m.clone()),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(io_err("create directory", m)(e)),
-                }
-                if dir.has("cpuset") {
-                    resources::v1_cpuset_inherit(m)?;
-                }
+            if dir.has("cpuset") {
+                resources::v1_cpuset_inherit(m)?;
             }
         }
         Ok(())
@@ -210,6 +217,40 @@ impl Manager {
 
     /// The v2 directory (or its sub-cgroup `sub`), opened for
     /// `clone3(CLONE_INTO_CGROUP)`; `None` on v1.
+    /// Hybrid layout: makes the directory in the unified (cgroup2)
+    /// hierarchy and opens it for `clone3(CLONE_INTO_CGROUP)`, so that the
+    /// child starts in it instead of being moved there (a move waits for an
+    /// RCU grace period after a quiet moment, see [`Manager::join_v1_self`]).
+    /// `None` unless the layout is hybrid.
+    pub fn hybrid_unified_fd(&mut self) -> Result<Option<OwnedFd>> {
+        if self.version != Version::Hybrid {
+            return Ok(None);
+        }
+        let Some(i) = self.dirs.iter().position(|d| d.v2) else {
+            return Ok(None);
+        };
+        self.make(i)?;
+        let dir = &self.dirs[i].path;
+        berth_sys::fs::open(dir, libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map(Some)
+            .map_err(io_err("open", dir))
+    }
+
+    /// Moves the calling thread into the cgroup in every v1 hierarchy, by
+    /// writing 0 to `tasks`; in a single-threaded process, that moves the
+    /// process. The kernel moves the caller's own thread without taking
+    /// the global threadgroup lock, so without the RCU grace period that a
+    /// `cgroup.procs` write waits for after a quiet moment (8-25 ms here,
+    /// against 0.1 ms). The cgroup2 directory of a hybrid layout is left
+    /// alone: see [`Manager::hybrid_unified_fd`].
+    pub fn join_v1_self(&self) -> Result<()> {
+        for dir in self.dirs.iter().filter(|d| !d.v2) {
+            let file = dir.path.join("tasks");
+            std::fs::write(&file, "0").map_err(io_err("move this process into", &file))?;
+        }
+        Ok(())
+    }
+
     pub fn v2_dir_fd(&self, sub: &str) -> Result<Option<OwnedFd>> {
         if self.version != Version::V2 {
             return Ok(None);

@@ -217,11 +217,12 @@ fn command_word(args: &[std::ffi::OsString]) -> Option<&str> {
 }
 
 fn main() {
-    // The commands that start containers; see warm_up_cgroups. Any other
-    // word (or a word clap then rejects) only costs a no-op move.
+    // exec: see warm_up_cgroups (a container started with another
+    // runtime than berth's warms up in Engine::start). Any other word (or a
+    // word clap then rejects) only costs a no-op move.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let word = command_word(&args);
-    if matches!(word, Some("run" | "start" | "restart" | "exec")) {
+    if word == Some("exec") {
         berth_engine::warm_up_cgroups();
     }
     let (globals, cmd) = parse(&args, word);

@@ -797,6 +797,45 @@ fn nested_cgroups_path_is_made_and_removed_whole() {
     }
 }
 
+/// After `create` (before the container's process runs), the init's
+/// /proc/<pid>/cgroup, read in the host's cgroup namespace: every
+/// hierarchy, the cgroup2 one of a hybrid layout included, must put it in
+/// the container's cgroup.
+fn assert_in_its_cgroups(rt: &Runtime, b: &mut Bundle) {
+    b.process()
+        .set_args(Some(vec!["sleep".into(), "100".into()]));
+    rt.create(b).ok();
+    let pid = rt.state(&b.id)["pid"].as_i64().unwrap();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    rt.exec(&["delete", "--force", &b.id]).ok();
+    let want = format!("/berth-test/{}", b.id);
+    assert!(!text.is_empty());
+    for l in text.lines() {
+        // hierarchy-id:controllers:path; a v1 hierarchy without
+        // controllers (name=systemd) is placed like the others.
+        let path = l.splitn(3, ':').nth(2).unwrap_or_default();
+        assert_eq!(path, want, "not in its cgroup: {l:?} in\n{text}");
+    }
+}
+
+#[test]
+fn the_init_is_in_its_cgroups_in_every_hierarchy_before_it_runs() {
+    // On v1 berth-runtime's init moves itself in (and clone3 starts it in
+    // the cgroup2 directory of a hybrid layout).
+    let rt = Runtime::new();
+    let mut b = Bundle::new(&[]);
+    assert_in_its_cgroups(&rt, &mut b);
+}
+
+#[test]
+fn a_user_namespaced_init_is_in_its_cgroups_too() {
+    // From a new user namespace the init cannot write the host's cgroup
+    // files: the runtime moves it.
+    let rt = Runtime::new();
+    let mut b = userns_bundle(&[]);
+    assert_in_its_cgroups(&rt, &mut b);
+}
+
 #[test]
 fn cgroup_namespace_sees_its_own_root() {
     let rt = Runtime::new();

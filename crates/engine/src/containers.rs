@@ -605,6 +605,9 @@ impl Engine {
     /// starts the container. The caller waits on the session.
     pub fn start(&self, what: &str) -> Result<Session> {
         let rec = self.records.find(what)?;
+        if rec.config.runtime != DEFAULT_RUNTIME {
+            crate::warm_up_cgroups();
+        }
         let _lock = self.lock(&rec.id)?;
         let rec = self.refresh_locked(rec)?;
         match rec.state.status {

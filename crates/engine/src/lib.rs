@@ -26,13 +26,16 @@ pub use error::{Error, Result};
 pub(crate) static WARMING_UP: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
-/// Starts, on a thread, the wait that the runtime's first move of the
-/// container into a cgroup v1 hierarchy would otherwise make later (an RCU
+/// Starts, on a thread, the wait that the runtime's first move of a
+/// process into a cgroup v1 hierarchy would otherwise make later (an RCU
 /// grace period, 8-25 ms here; see
-/// [`berth_cgroups::Layout::warm_up_target`]). Called first thing by the
-/// commands that start containers, it overlaps with finding the image,
-/// mounting the root and starting the monitor and the runtime. Does
-/// nothing on cgroup v2, and gives up quietly where it may not write.
+/// [`berth_cgroups::Layout::warm_up_target`]). Called first thing by
+/// `berth exec` (berth-runtime moves the exec'd process), and by a start
+/// with another runtime (runc and crun move the container's init), it
+/// overlaps with the work up to that move. Not for a container that
+/// berth-runtime starts: its init moves itself without that wait, and the
+/// wait would hold the kernel's cgroup lock that making its cgroups needs.
+/// Does nothing on cgroup v2, and gives up quietly where it may not write.
 pub fn warm_up_cgroups() {
     WARMING_UP.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = std::thread::Builder::new()

@@ -221,8 +221,14 @@ fn launch(
     // is a cgroup at all decides how the init is set up) nor for a staged
     // init (it forks the container's init after placement).
     let late_cgroup = cg.version != Version::V2 && !staged && !opts.rootless;
+    // Better still, the init then moves itself (`Manager::join_v1_self`),
+    // which does not wait for that grace period at all, and on a hybrid
+    // layout clone3 starts it in its cgroup2 directory. Not from a new
+    // user namespace: the host's cgroup files are not its to write.
+    let self_place = late_cgroup && !ns.has_new(libc::CLONE_NEWUSER);
     let (mut cg, _warm_up) = if late_cgroup {
-        (Some(cg), Some(crate::cgwarm::WarmUp::start(Some(&layout))))
+        let warm_up = (!self_place).then(|| crate::cgwarm::WarmUp::start(Some(&layout)));
+        (Some(cg), warm_up)
     } else if make_cgroup(&mut cg, &spec, opts, &mut cleanup)? {
         rec.cgroup = Some(cg.clone());
         let w = (cg.version != Version::V2).then(|| crate::cgwarm::WarmUp::start(Some(&layout)));
@@ -308,7 +314,13 @@ fn launch(
     if cgroupns_unshare {
         init_flags &= !(libc::CLONE_NEWCGROUP as u64);
     }
-    let cg_fd = match &cg {
+    let cg_fd = match cg.as_mut() {
+        Some(c) if self_place => {
+            let fd = c.hybrid_unified_fd();
+            // What it made is removed if anything fails from here on.
+            cleanup.cgroup = Some(c.clone());
+            fd?
+        }
         Some(c) => c.v2_dir_fd("")?,
         None => None,
     };
@@ -332,6 +344,7 @@ fn launch(
         cgroup: cg.as_ref(),
         cgroupns_unshare,
         wait_placed: !v2 && !staged,
+        self_place,
         seccomp: seccomp.as_ref(),
         sigmask,
         extra_env: &extra_env,
@@ -418,7 +431,7 @@ fn launch(
                 make_cgroup(c, &spec, opts, &mut cleanup)?;
                 rec.cgroup = Some(c.clone());
             }
-            if let Some(c) = &cg {
+            if let Some(c) = cg.as_ref().filter(|_| !self_place) {
                 c.add(first_pid, "")?;
             }
             // If the init failed already, its error is waiting below.

@@ -46,6 +46,9 @@ pub(crate) struct InitArgs<'a> {
     /// Whether the runtime places the init in its cgroups after the clone
     /// (cgroup v1) and says [`Msg::Placed`] when done.
     pub wait_placed: bool,
+    /// With `wait_placed`: [`Msg::Placed`] says the cgroups exist, and the
+    /// init moves itself into them (`Manager::join_v1_self`).
+    pub self_place: bool,
     /// The compiled `linux.seccomp` profile, loaded just before the exec.
     pub seccomp: Option<&'a berth_seccomp::Filter>,
     /// Signal mask to restore (the runtime may have blocked signals).
@@ -221,6 +224,7 @@ fn setup_and_exec(
         cgroupns_new: a.ns.has_new(libc::CLONE_NEWCGROUP),
         cgroup: a.cgroup,
         await_placed: std::cell::Cell::new(a.wait_placed.then_some(a.chan)),
+        self_place: a.self_place,
     };
     // The umask must not bend the modes of what we create.
     sp::umask(0);

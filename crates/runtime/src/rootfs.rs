@@ -31,17 +31,23 @@ pub(crate) struct Rootfs<'a> {
     /// mount (cgroup v1): a cgroup mount first waits for its
     /// [`Msg::Placed`](crate::channel::Msg::Placed).
     pub await_placed: std::cell::Cell<Option<&'a crate::channel::Channel>>,
+    /// The runtime's word only says the cgroups exist: we move ourselves
+    /// in (see `InitArgs::self_place`).
+    pub self_place: bool,
 }
 
 impl Rootfs<'_> {
-    /// Waits for the runtime's word that we are in our cgroups, if that is
-    /// still to come.
+    /// Waits for the runtime's word that we are in our cgroups (or that
+    /// they exist, for us to move in), if that is still to come.
     pub fn wait_placed(&self) -> Result<()> {
         let Some(chan) = self.await_placed.take() else {
             return Ok(());
         };
         match chan.expect("the runtime placed it in its cgroups")? {
-            crate::channel::Msg::Placed => Ok(()),
+            crate::channel::Msg::Placed => match self.cgroup.filter(|_| self.self_place) {
+                Some(cg) => Ok(cg.join_v1_self()?),
+                None => Ok(()),
+            },
             other => Err(Error::Usage(format!(
                 "unexpected message {other:?} while waiting for cgroup placement"
             ))),
