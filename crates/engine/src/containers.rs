@@ -1475,13 +1475,18 @@ fn remove_run_dir(run: &Path) -> Result<()> {
 
 /// This process's capability bounding set (what it can pass on).
 pub(crate) fn cap_bound() -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("CapBnd:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
+    // Read once per process: a start reads it twice (the probe at create,
+    // then the spec), and /proc/self/status is long to make.
+    static BOUND: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *BOUND.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("CapBnd:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+    })
 }
 
 /// Docker's 1048576 open files, or this process's hard limit when it may
