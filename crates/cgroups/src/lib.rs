@@ -244,11 +244,30 @@ impl Manager {
     /// against 0.1 ms). The cgroup2 directory of a hybrid layout is left
     /// alone: see [`Manager::hybrid_unified_fd`].
     pub fn join_v1_self(&self) -> Result<()> {
+        self.join_v1_self_sub("")
+    }
+
+    /// [`Manager::join_v1_self`] into the sub-cgroup `sub` (relative; `""`
+    /// for the cgroup itself).
+    pub fn join_v1_self_sub(&self, sub: &str) -> Result<()> {
         for dir in self.dirs.iter().filter(|d| !d.v2) {
-            let file = dir.path.join("tasks");
+            let file = dir.path.join(sub).join("tasks");
             std::fs::write(&file, "0").map_err(io_err("move this process into", &file))?;
         }
         Ok(())
+    }
+
+    /// The cgroup2 directory (or its sub-cgroup `sub`) to start a process
+    /// in with `clone3(CLONE_INTO_CGROUP)`: the whole cgroup on v2, the
+    /// unified hierarchy's on a hybrid layout; `None` on v1 alone.
+    pub fn cgroup2_dir_fd(&self, sub: &str) -> Result<Option<OwnedFd>> {
+        let Some(d) = self.dirs.iter().find(|d| d.v2) else {
+            return Ok(None);
+        };
+        let dir = d.path.join(sub);
+        berth_sys::fs::open(&dir, libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map(Some)
+            .map_err(io_err("open", &dir))
     }
 
     pub fn v2_dir_fd(&self, sub: &str) -> Result<Option<OwnedFd>> {

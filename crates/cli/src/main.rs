@@ -217,14 +217,8 @@ fn command_word(args: &[std::ffi::OsString]) -> Option<&str> {
 }
 
 fn main() {
-    // exec: see warm_up_cgroups (a container started with another
-    // runtime than berth's warms up in Engine::start). Any other word (or a
-    // word clap then rejects) only costs a no-op move.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let word = command_word(&args);
-    if word == Some("exec") {
-        berth_engine::warm_up_cgroups();
-    }
     let (globals, cmd) = parse(&args, word);
     let (root, run_root) = (&globals.root, &globals.run_root);
     let r = match cmd {

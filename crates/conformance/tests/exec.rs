@@ -252,6 +252,11 @@ fn exec_into_a_user_namespace() {
     );
     let pid = rt.exec_detached(&b, &["sleep", "30"]).to_string();
     assert_eq!(ns_of(&pid, "user"), ns_of(&init, "user"));
+    // In the container's cgroups, every hierarchy: on v1 it moved itself
+    // in before joining the user namespace, where the host's cgroup files
+    // are no longer its to write.
+    let cg = |p: &str| std::fs::read_to_string(format!("/proc/{p}/cgroup")).unwrap();
+    assert_eq!(cg(&pid), cg(&init), "same cgroups as the init");
 }
 
 #[test]

@@ -832,7 +832,6 @@ impl Engine {
             ],
             trash: vec![self.paths.trash(&rec.id), self.paths.run_trash(&rec.id)],
             wait_go: true,
-            cgroup_warmed: crate::WARMING_UP.load(std::sync::atomic::Ordering::Relaxed),
         };
         let text = mcfg
             .to_text()

@@ -63,6 +63,9 @@ fn set_env(env: &mut Vec<String>, kv: &str) {
 impl Engine {
     pub fn prepare_exec(&self, what: &str, o: &ExecOptions) -> Result<Exec> {
         let rec = self.get(what)?;
+        if rec.config.runtime != crate::config::DEFAULT_RUNTIME {
+            crate::warm_up_cgroups();
+        }
         if rec.state.status != Status::Running {
             return Err(Error::Conflict(format!(
                 "container {} is not running: start it first (`berth start {}`)",

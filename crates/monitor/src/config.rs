@@ -122,9 +122,6 @@ pub struct Config {
     /// Wait for the starting client's GO frame before starting the
     /// container; if the client goes away first, end without a trace.
     pub wait_go: bool,
-    /// The client started the cgroup v1 grace-period wait already (see
-    /// `berth_engine::warm_up_cgroups`): the runtime's first start need not.
-    pub cgroup_warmed: bool,
 }
 
 fn bad(line: &str, why: &str) -> String {
@@ -177,7 +174,6 @@ impl Config {
                 "exit_command" => c.exit_command.push(v.into()),
                 "trash" => c.trash.push(v.into()),
                 "wait_go" => c.wait_go = flag(v)?,
-                "cgroup_warmed" => c.cgroup_warmed = flag(v)?,
                 _ => return Err(bad(line, "unknown key")),
             }
         }
@@ -225,9 +221,6 @@ impl Config {
         }
         if self.wait_go {
             put("wait_go", "1")?;
-        }
-        if self.cgroup_warmed {
-            put("cgroup_warmed", "1")?;
         }
         for a in &self.exit_command {
             put("exit_command", a)?;
@@ -293,7 +286,6 @@ mod tests {
                 "/run/berth/trash/abc".into(),
             ],
             wait_go: true,
-            cgroup_warmed: true,
         };
         assert_eq!(Config::parse(&c.to_text().unwrap()).unwrap(), c);
         let no_trash = Config {

@@ -687,9 +687,6 @@ impl Monitor {
         if via.is_some() {
             std::os::unix::process::CommandExt::arg0(&mut cmd, &self.cfg.runtime);
         }
-        if self.cfg.cgroup_warmed && self.state.restarts == 0 {
-            cmd.env("BERTH_CGROUP_WARM_UP", "0");
-        }
         cmd.arg("run")
             .arg("--detach")
             .arg("--bundle")

@@ -22,11 +22,6 @@ impl WarmUp {
     /// when the file cannot be opened (a rootless runtime): it only saves
     /// time, so it never fails.
     pub(crate) fn start(layout: Option<&Layout>) -> WarmUp {
-        // A caller that started the wait itself says so (berth's monitor,
-        // on a container's first start, after `berth run` did).
-        if std::env::var_os("BERTH_CGROUP_WARM_UP").is_some_and(|v| v == "0") {
-            return WarmUp(None);
-        }
         let Some(target) = layout.and_then(Layout::warm_up_target) else {
             return WarmUp(None);
         };

@@ -206,11 +206,21 @@ pub fn exec(o: &ExecOptions) -> Result<i32> {
         let dir = ContainerDir::open(&o.root, &o.id, false)?;
         dir.load()?
     };
-    // The process joins the container's cgroups: on v1, start that wait now.
+    // On v1 the process moves itself into the container's cgroups before it
+    // joins anything (`Manager::join_v1_self`: no RCU grace period), while
+    // it is still root in the host's namespaces. A runtime that is not root
+    // moves it (the host's `tasks` files may not be its to write), and
+    // starts that wait now.
+    // SAFETY: geteuid has no preconditions.
+    let self_place = unsafe { libc::geteuid() } == 0
+        && rec
+            .cgroup
+            .as_ref()
+            .is_some_and(|c| c.version != berth_cgroups::Version::V2);
     let _warm_up = crate::cgwarm::WarmUp::start(
         rec.cgroup
             .as_ref()
-            .filter(|c| c.version != berth_cgroups::Version::V2)
+            .filter(|c| c.version != berth_cgroups::Version::V2 && !self_place)
             .and_then(|_| berth_cgroups::Layout::from_host().ok())
             .as_ref(),
     );
@@ -265,7 +275,10 @@ pub fn exec(o: &ExecOptions) -> Result<i32> {
         return Err(Error::Usage(format!("--cgroup {sub:?}: no '..' allowed")));
     }
     let v2 = cg.as_ref().is_some_and(|c| c.version == Version::V2);
+    // Started in its cgroup2 directory (v2, and a hybrid layout's
+    // unified hierarchy when it moves itself into the v1 ones).
     let cg_fd = match &cg {
+        Some(c) if self_place => c.cgroup2_dir_fd(&sub)?,
         Some(c) => c.v2_dir_fd(&sub)?,
         None => None,
     };
@@ -302,6 +315,10 @@ pub fn exec(o: &ExecOptions) -> Result<i32> {
         seccomp: seccomp.as_ref(),
         preserve_fds: o.preserve_fds,
         sigmask: old_mask,
+        join_v1: cg
+            .as_ref()
+            .filter(|_| self_place)
+            .map(|c| (c, sub.as_str())),
         close: [
             cg_fd.as_ref().map(|f| f.as_raw_fd()),
             relay_ours.as_ref().map(|f| f.as_raw_fd()),
@@ -334,7 +351,7 @@ pub fn exec(o: &ExecOptions) -> Result<i32> {
         &process,
         &chan,
         pid,
-        cg.as_ref(),
+        cg.as_ref().filter(|_| !self_place),
         &sub,
         v2,
         seccomp.as_ref(),
@@ -435,6 +452,9 @@ struct Child<'a> {
     sigmask: Option<libc::sigset_t>,
     /// The runtime's fds the child must not keep.
     close: [Option<std::os::fd::RawFd>; 2],
+    /// The container's cgroup (and sub-cgroup) to move into on v1 first
+    /// thing; `None` when the runtime moves it (or on v2).
+    join_v1: Option<(&'a berth_cgroups::Manager, &'a str)>,
 }
 
 fn child_main(c: &Child<'_>) -> ! {
@@ -456,6 +476,9 @@ fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
     }
     sp::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0, 0, 0)
         .ctx("set parent-death signal")?;
+    if let Some((cg, sub)) = c.join_v1 {
+        cg.join_v1_self_sub(sub)?;
+    }
     // CVE-2019-5736: no /proc/<us>/exe for the container while we are the
     // runtime's binary.
     sp::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0).ctx("make the process non-dumpable")?;
@@ -497,7 +520,8 @@ fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
     let exe = pa::find_executable(&args[0], &env)?;
     let argv = crate::init::to_cstrings(&args, "process.args")?;
     let envp = crate::init::to_cstrings(&env, "process.env")?;
-    // Placed in the container's cgroups (v1: the runtime moved us).
+    // Placed in the container's cgroups (v1: we moved ourselves, or the
+    // runtime moved us).
     match c.chan.expect("the runtime placed it in its cgroups")? {
         Msg::Placed => {}
         other => {
