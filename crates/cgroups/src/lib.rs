@@ -215,8 +215,6 @@ impl Manager {
         Ok(())
     }
 
-    /// The v2 directory (or its sub-cgroup `sub`), opened for
-    /// `clone3(CLONE_INTO_CGROUP)`; `None` on v1.
     /// Hybrid layout: makes the directory in the unified (cgroup2)
     /// hierarchy and opens it for `clone3(CLONE_INTO_CGROUP)`, so that the
     /// child starts in it instead of being moved there (a move waits for an
@@ -230,10 +228,7 @@ impl Manager {
             return Ok(None);
         };
         self.make(i)?;
-        let dir = &self.dirs[i].path;
-        berth_sys::fs::open(dir, libc::O_PATH | libc::O_DIRECTORY, 0)
-            .map(Some)
-            .map_err(io_err("open", dir))
+        self.cgroup2_dir_fd("")
     }
 
     /// Moves the calling thread into the cgroup in every v1 hierarchy, by
@@ -270,14 +265,13 @@ impl Manager {
             .map_err(io_err("open", &dir))
     }
 
+    /// The v2 directory (or its sub-cgroup `sub`), opened for
+    /// `clone3(CLONE_INTO_CGROUP)`; `None` on v1 and hybrid layouts.
     pub fn v2_dir_fd(&self, sub: &str) -> Result<Option<OwnedFd>> {
         if self.version != Version::V2 {
             return Ok(None);
         }
-        let dir = self.dirs[0].path.join(sub);
-        berth_sys::fs::open(&dir, libc::O_PATH | libc::O_DIRECTORY, 0)
-            .map(Some)
-            .map_err(io_err("open", &dir))
+        self.cgroup2_dir_fd(sub)
     }
 
     /// The pids of every process in the cgroup.

@@ -871,14 +871,8 @@ fn read_exec_fifo(fifo: &Path, rec: &Record) -> std::result::Result<(), String> 
     let mut data = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        let mut pfd = libc::pollfd {
-            fd: std::os::fd::AsRawFd::as_raw_fd(&f),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, 100) };
-        if n == 0 {
+        // A poll error falls through to the read, which reports it.
+        if let Ok(false) = sfs::wait_readable(std::os::fd::AsFd::as_fd(&f), 100) {
             if !state::alive(rec.pid, rec.pid_start) {
                 return Err("the container process exited before it could be started".into());
             }

@@ -50,7 +50,6 @@ pub fn openat2(
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// `open(2)` with `O_CLOEXEC` always added.
 /// `mkdir -p` with mode 0700 for what it creates (the owner's alone).
 pub fn create_private_dir_all(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -73,6 +72,7 @@ pub fn wait_readable(fd: BorrowedFd<'_>, timeout_ms: i32) -> io::Result<bool> {
     Ok(n > 0)
 }
 
+/// `open(2)` with `O_CLOEXEC` always added.
 pub fn open(path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let c = cstr(path)?;
     // SAFETY: valid C string.
