@@ -400,7 +400,16 @@ fn start_failure(msg: &str) -> anyhow::Error {
 
 /// Starts and returns the session, or the start's failure (cleaned up).
 fn start_session(engine: &Engine, id: &str) -> Result<(Session, i32)> {
-    let mut s = engine.start(id)?;
+    start_session_with(engine, id, None)
+}
+
+/// [`start_session`] with a monitor started ahead of time.
+fn start_session_with(
+    engine: &Engine,
+    id: &str,
+    pre: Option<berth_engine::PreMonitor>,
+) -> Result<(Session, i32)> {
+    let mut s = engine.start_with(id, pre)?;
     match s.wait_started()? {
         Started::Pid(pid) => Ok((s, pid)),
         Started::Failed(msg) => {
@@ -414,9 +423,11 @@ fn start_session(engine: &Engine, id: &str) -> Result<(Session, i32)> {
 }
 
 pub fn run(root: &Path, run_root: &Path, a: RunArgs) -> Result<()> {
+    // Started first: its start-up overlaps with all that follows.
+    let pre = berth_engine::PreMonitor::spawn(run_root, &a.create.runtime);
     let engine = open(root, run_root).map_err(run_error)?;
     let rec = create_record(root, &engine, &a.create).map_err(run_error)?;
-    let started = start_session(&engine, &rec.id);
+    let started = start_session_with(&engine, &rec.id, pre);
     if started.is_err() && rec.config.auto_remove {
         // --rm: a container that could not start is not kept either (a
         // runtime failure was cleaned up already; this is for the others).

@@ -92,6 +92,76 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Processes started for `env` (their environment names its store).
+fn processes_of(env: &Env) -> Vec<String> {
+    let mark = format!(
+        "CONTAINERS_REGISTRIES_CONF={}",
+        env.root.path().join("no-registries.conf").display()
+    );
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(environ) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        if environ.split(|&b| b == 0).any(|v| v == mark.as_bytes()) {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            found.push(String::from_utf8_lossy(&cmd).replace('\0', " "));
+        }
+    }
+    found
+}
+
+#[test]
+fn run_starts_its_monitor_and_runtime_ahead_and_a_failed_run_leaves_no_process() {
+    let env = Env::new();
+    let img = image(&env);
+    let id = env
+        .berth(&["run", "-d", img, "sleep", "30"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    // The container's parent is its monitor, the one `run` started ahead,
+    // which handed the runtime it started its command line.
+    let pid = inspect(&env, &id)["State"]["Pid"].as_i64().unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: i32 = stat
+        .rsplit(") ")
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let cmdline = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(cmdline.contains("berth-monitor --pre "), "{cmdline}");
+    let log = env
+        .run_root
+        .path()
+        .join("containers")
+        .join(&id)
+        .join("monitor.log");
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    assert!(!log.contains("started ahead"), "{log}");
+    // (What the check below looks for is there while it runs.)
+    let running = processes_of(&env);
+    assert!(
+        running.iter().any(|c| c.contains("berth-monitor --pre")),
+        "{running:?}"
+    );
+    env.berth(&["rm", "-f", &id]).ok();
+
+    // A run that fails before the start: the monitor and the runtime
+    // started for it end with it.
+    let o = env.berth(&["run", "--pull", "never", "no/such:image", "true"]);
+    assert_eq!(o.code, 125, "{}", o.stderr);
+    wait_for("the processes started ahead to end", || {
+        processes_of(&env).is_empty()
+    });
+}
+
 #[test]
 fn run_prints_output_returns_the_exit_code_and_rm_leaves_nothing() {
     let env = Env::new();

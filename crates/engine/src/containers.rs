@@ -146,6 +146,69 @@ impl Session {
     }
 }
 
+/// A monitor started before its container is known (`berth-monitor
+/// --pre`), for `berth run`: it executes, makes berth-runtime's protected
+/// binary and starts the runtime, which then waits for its command line
+/// (`berth_runtime::handoff`), while this process opens the stores,
+/// resolves the image and writes the bundle, on another CPU. It gets its
+/// configuration in a CONFIG frame when the container is started; dropped
+/// unused, it ends with the pipe, having done nothing anyone can see.
+pub struct PreMonitor {
+    child: Option<std::process::Child>,
+    runtime: PathBuf,
+}
+
+impl PreMonitor {
+    /// Starts one for a container of `runtime` (a name or path, as
+    /// `--runtime` takes it) under `run_root`. `None` unless it is berth's
+    /// own runtime installed beside berth-monitor (the hand-over is theirs
+    /// alone), or if the monitor cannot be started (the start then starts
+    /// one as usual, and reports what fails).
+    pub fn spawn(run_root: &Path, runtime: &str) -> Option<PreMonitor> {
+        if runtime != DEFAULT_RUNTIME {
+            return None;
+        }
+        let runtime = paths::find_program(runtime).ok()?;
+        let monitor = paths::find_program("berth-monitor").ok()?;
+        if runtime.parent() != monitor.parent() {
+            return None;
+        }
+        // The directory the runtime's protected overlay is made with.
+        std::fs::create_dir_all(run_root).ok()?;
+        let child = std::process::Command::new(&monitor)
+            .arg("--pre")
+            .arg(&runtime)
+            .arg(run_root)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        Some(PreMonitor {
+            child: Some(child),
+            runtime,
+        })
+    }
+
+    /// The monitor, if it was started for `runtime`.
+    fn take_for(mut self, runtime: &Path) -> Option<std::process::Child> {
+        if self.runtime != runtime {
+            return None;
+        }
+        self.child.take()
+    }
+}
+
+impl Drop for PreMonitor {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // Told by the closed pipe, it ends at once.
+            drop(c.stdin.take());
+            let _ = c.wait();
+        }
+    }
+}
+
 fn now_nanos() -> i64 {
     berth_monitor::now_nanos()
 }
@@ -604,6 +667,13 @@ impl Engine {
     /// Mounts the root, writes the bundle and starts the monitor, which
     /// starts the container. The caller waits on the session.
     pub fn start(&self, what: &str) -> Result<Session> {
+        self.start_with(what, None)
+    }
+
+    /// [`Engine::start`] with a monitor started ahead of time
+    /// ([`PreMonitor`]), used if it was started for this container's
+    /// runtime.
+    pub fn start_with(&self, what: &str, pre: Option<PreMonitor>) -> Result<Session> {
         let rec = self.records.find(what)?;
         if rec.config.runtime != DEFAULT_RUNTIME {
             crate::warm_up_cgroups();
@@ -633,7 +703,7 @@ impl Engine {
             ))
         })?;
         let rootfs = self.mount_rootfs(&rec)?;
-        let result = self.start_mounted(&rec, &image, &rootfs);
+        let result = self.start_mounted(&rec, &image, &rootfs, pre);
         if result.is_err() {
             let _ = crate::rootfs::unmount(&rootfs);
         }
@@ -662,7 +732,13 @@ impl Engine {
         )
     }
 
-    fn start_mounted(&self, rec: &Record, image: &ImageConfig, rootfs: &Path) -> Result<Session> {
+    fn start_mounted(
+        &self,
+        rec: &Record,
+        image: &ImageConfig,
+        rootfs: &Path,
+        pre: Option<PreMonitor>,
+    ) -> Result<Session> {
         let dir = self.paths.container(&rec.id);
         let run_dir = self.paths.run_dir(&rec.id);
         if run_dir.exists() {
@@ -672,7 +748,7 @@ impl Engine {
         std::fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
         // The monitor starts first and waits for GO: its own start-up
         // (a millisecond) overlaps with writing the bundle.
-        let (mut session, mut child) = self.spawn_monitor(rec, &dir, &run_dir)?;
+        let (mut session, mut child) = self.spawn_monitor(rec, &dir, &run_dir, pre)?;
         let ready = self.write_bundle(rec, image, rootfs, &run_dir);
         if let Err(e) = ready.and_then(|()| session.send(frame::GO, b"")) {
             // Told by the closed pipe, the monitor ends without a trace.
@@ -790,6 +866,7 @@ impl Engine {
         rec: &Record,
         dir: &Path,
         run_dir: &Path,
+        pre: Option<PreMonitor>,
     ) -> Result<(Session, std::process::Child)> {
         let c = &rec.config;
         let runtime = paths::find_program(&c.runtime)?;
@@ -836,21 +913,41 @@ impl Engine {
         let text = mcfg
             .to_text()
             .map_err(|e| Error::Runtime(format!("container {}: {e}", rec.name)))?;
-        let conf = run_dir.join("monitor.conf");
-        std::fs::write(&conf, text).map_err(io(format!("write {}", conf.display())))?;
         let _ = std::fs::remove_file(dir.join("exit"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(run_dir.join("monitor.log"))
-            .map_err(io("open monitor.log"))?;
-        let mut child = std::process::Command::new(&monitor)
-            .arg(&conf)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .map_err(io(format!("start the monitor {}", monitor.display())))?;
+        let mut child = match pre.and_then(|p| p.take_for(&runtime)) {
+            Some(mut child) => {
+                // It reads its configuration from the pipe, and opens
+                // monitor.log in the run directory itself.
+                let sent = match child.stdin.as_mut() {
+                    Some(w) => {
+                        std::io::Write::write_all(w, &frame::encode(frame::CONFIG, text.as_bytes()))
+                    }
+                    None => Err(std::io::ErrorKind::BrokenPipe.into()),
+                };
+                if let Err(e) = sent {
+                    drop(child.stdin.take());
+                    let _ = child.wait();
+                    return Err(io("send the monitor its configuration")(e));
+                }
+                child
+            }
+            None => {
+                let conf = run_dir.join("monitor.conf");
+                std::fs::write(&conf, text).map_err(io(format!("write {}", conf.display())))?;
+                let log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(run_dir.join("monitor.log"))
+                    .map_err(io("open monitor.log"))?;
+                std::process::Command::new(&monitor)
+                    .arg(&conf)
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(log)
+                    .spawn()
+                    .map_err(io(format!("start the monitor {}", monitor.display())))?
+            }
+        };
         let monitor_pid = child.id() as i32;
         let (Some(to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
             let _ = child.kill();

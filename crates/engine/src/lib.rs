@@ -18,7 +18,7 @@ pub mod spec;
 pub mod system;
 pub mod user;
 
-pub use containers::{Engine, Session, Started};
+pub use containers::{Engine, PreMonitor, Session, Started};
 pub use error::{Error, Result};
 
 /// Starts, on a thread, the wait that the runtime's first move of a

@@ -36,6 +36,10 @@ pub const CLEANED: u8 = 4;
 /// done nothing anyone can see but listen on attach.sock.)
 pub const GO: u8 = 5;
 
+/// The monitor's configuration (`Config::to_text`), sent once, first, to a
+/// monitor started ahead of its container (`berth-monitor --pre`).
+pub const CONFIG: u8 = 6;
+
 /// Frames larger than this are a protocol error.
 pub const MAX_PAYLOAD: usize = 1 << 20;
 

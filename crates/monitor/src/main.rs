@@ -38,21 +38,57 @@ const MAX_LINE: usize = 16 * 1024;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 2 || args[1].starts_with('-') {
-        eprintln!("usage: berth-monitor CONFIG\nStarted by berth for each container; not meant to be run by hand.");
+    let usage = || -> ! {
+        eprintln!("usage: berth-monitor CONFIG | berth-monitor --pre RUNTIME DIR\nStarted by berth for each container; not meant to be run by hand.");
         std::process::exit(2);
-    }
-    let cfg = match std::fs::read_to_string(&args[1])
-        .map_err(|e| format!("read {}: {e}", args[1]))
-        .and_then(|t| Config::parse(&t))
-    {
+    };
+    let pre = match args.get(1).map(String::as_str) {
+        Some("--pre") if args.len() == 4 => true,
+        Some(a) if args.len() == 2 && !a.starts_with('-') => false,
+        _ => usage(),
+    };
+    let sigfd = match become_monitor() {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("berth-monitor: {e}");
+            std::process::exit(1);
+        }
+    };
+    let (cfg, early) = if pre {
+        let early = Early::start(Path::new(&args[2]), Path::new(&args[3]));
+        match read_config_frame() {
+            // The client went away before the container was known: the
+            // runtime started for it ends with the socket, unused.
+            None => std::process::exit(0),
+            Some(text) => (Config::parse(&text), Some(early)),
+        }
+    } else {
+        (
+            std::fs::read_to_string(&args[1])
+                .map_err(|e| format!("read {}: {e}", args[1]))
+                .and_then(|t| Config::parse(&t)),
+            None,
+        )
+    };
+    let cfg = match cfg {
         Ok(c) => c,
         Err(e) => {
             eprintln!("berth-monitor: {e}");
             std::process::exit(2);
         }
     };
-    let code = match Monitor::new(cfg).and_then(|mut m| m.run()) {
+    if early.is_some() {
+        // Started with stderr on /dev/null (the run directory did not exist
+        // yet): from here on, messages go where every monitor's go.
+        if let Ok(log) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(cfg.run_dir.join("monitor.log"))
+        {
+            let _ = berth_sys::fs::dup2(log.as_raw_fd(), 2);
+        }
+    }
+    let code = match Monitor::new(cfg, sigfd, early).and_then(|mut m| m.run()) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("berth-monitor: {e}");
@@ -60,6 +96,111 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// What every monitor does first, before it starts any process: its own
+/// session (it outlives the client and its terminal), child subreaper (the
+/// container's init is re-parented to it when the runtime exits), no
+/// inherited fds for containers, and SIGCHLD blocked and read through the
+/// returned signalfd (blocked before the first child starts, so that no
+/// exit is missed).
+fn become_monitor() -> Result<OwnedFd, String> {
+    // SAFETY: setsid has no memory effects; failing (already a leader)
+    // is harmless.
+    unsafe { libc::setsid() };
+    berth_sys::process::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        .map_err(|e| err("become a child subreaper", e))?;
+    // Fds inherited from whoever started berth must not reach containers.
+    let _ = berth_sys::fs::cloexec_from(3);
+    let _ = std::env::set_current_dir("/");
+    // SAFETY: installing SIG_IGN for these signals is always valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+    // SAFETY: sigset_t is plain data, filled by sigemptyset.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set is a valid sigset_t; blocking SIGCHLD makes it readable
+    // from the signalfd only.
+    let sfd = unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
+    };
+    if sfd < 0 {
+        return Err(err("create a signalfd", io::Error::last_os_error()));
+    }
+    // SAFETY: a new fd owned by us.
+    Ok(unsafe { OwnedFd::from_raw_fd(sfd) })
+}
+
+/// The configuration a `--pre` monitor reads from its stdin: one CONFIG
+/// frame, read exactly (what follows is the client's next frame). `None`
+/// when the client closed the pipe or sent anything else.
+fn read_config_frame() -> Option<String> {
+    // SAFETY: fd 0 is open for the life of the process; the File is never
+    // dropped (ManuallyDrop), so it is not closed here.
+    let mut stdin = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(0) });
+    let mut head = [0u8; 5];
+    io::Read::read_exact(&mut *stdin, &mut head).ok()?;
+    let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+    if head[0] != frame::CONFIG || len > frame::MAX_PAYLOAD {
+        return None;
+    }
+    let mut text = vec![0u8; len];
+    io::Read::read_exact(&mut *stdin, &mut text).ok()?;
+    String::from_utf8(text).ok()
+}
+
+/// A `--pre` monitor's head start: berth-runtime's protected binary, and
+/// the runtime already executed from it, waiting for its command line
+/// (`berth_runtime::handoff`).
+struct Early {
+    runtime: PathBuf,
+    protected: Option<OwnedFd>,
+    waiting: Option<(OwnedFd, i32)>,
+}
+
+impl Early {
+    /// `runtime`: berth-runtime's path; `dummy`: a directory for the
+    /// protected binary's overlay (see `protected_binary`).
+    fn start(runtime: &Path, dummy: &Path) -> Early {
+        let protected =
+            berth_sys::fs::open(dummy, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+                .and_then(|d| berth_sys::selfexe::protected_binary(runtime, d.as_fd()))
+                .ok();
+        let waiting = protected
+            .as_ref()
+            .and_then(|p| Self::spawn_waiting(runtime, p).ok());
+        Early {
+            runtime: runtime.to_path_buf(),
+            protected,
+            waiting,
+        }
+    }
+
+    /// Starts the runtime from its protected binary, handed one end of a
+    /// socket pair; returns our end and its pid.
+    fn spawn_waiting(runtime: &Path, protected: &OwnedFd) -> io::Result<(OwnedFd, i32)> {
+        let (ours, theirs) = berth_sys::socket::seqpacket_pair()?;
+        // Inherited by the runtime (the monitor is single-threaded: no
+        // other spawn can see it meanwhile); closed here once it has.
+        // SAFETY: F_SETFD on an fd we own.
+        if unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_SETFD, 0) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut cmd =
+            std::process::Command::new(format!("/proc/self/fd/{}", protected.as_raw_fd()));
+        std::os::unix::process::CommandExt::arg0(&mut cmd, runtime);
+        cmd.env(berth_runtime::handoff::ENV, theirs.as_raw_fd().to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let child = cmd.spawn()?;
+        Ok((ours, child.id() as i32))
+    }
 }
 
 fn err(what: &str, e: io::Error) -> String {
@@ -409,39 +550,13 @@ struct Monitor {
     /// berth-runtime's protected binary, made once (see
     /// `protected_runtime`).
     protected: Option<OwnedFd>,
+    /// A `--pre` monitor's runtime, started ahead and waiting for the
+    /// command line of the first start (our end of its socket, its pid).
+    waiting: Option<(OwnedFd, i32)>,
 }
 
 impl Monitor {
-    fn new(cfg: Config) -> Result<Monitor, String> {
-        // SAFETY: setsid has no memory effects; failing (already a leader)
-        // is harmless.
-        unsafe { libc::setsid() };
-        berth_sys::process::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-            .map_err(|e| err("become a child subreaper", e))?;
-        // Fds inherited from whoever started berth must not reach containers.
-        let _ = berth_sys::fs::cloexec_from(3);
-        let _ = std::env::set_current_dir("/");
-        // SAFETY: installing SIG_IGN for these signals is always valid.
-        unsafe {
-            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-            libc::signal(libc::SIGHUP, libc::SIG_IGN);
-            libc::signal(libc::SIGINT, libc::SIG_IGN);
-        }
-        // SAFETY: sigset_t is plain data, filled by sigemptyset.
-        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: set is a valid sigset_t; blocking SIGCHLD makes it readable
-        // from the signalfd only.
-        let sfd = unsafe {
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGCHLD);
-            libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
-        };
-        if sfd < 0 {
-            return Err(err("create a signalfd", io::Error::last_os_error()));
-        }
-        // SAFETY: a new fd owned by us.
-        let sigfd = unsafe { OwnedFd::from_raw_fd(sfd) };
+    fn new(cfg: Config, sigfd: OwnedFd, early: Option<Early>) -> Result<Monitor, String> {
         let listener = listen_unix(&cfg.run_dir.join("attach.sock"))
             .map_err(|e| err("listen on attach.sock", e))?;
         let mk = || pipe().map_err(|e| err("create a pipe", e));
@@ -504,6 +619,12 @@ impl Monitor {
                 let _ = berth_sys::fs::dup2(null.as_raw_fd(), 1);
             }
         }
+        // A head start for another runtime than the configured one is
+        // no use: dropping it ends that runtime.
+        let (protected, waiting) = match early {
+            Some(e) if e.runtime == cfg.runtime => (e.protected, e.waiting),
+            _ => (None, None),
+        };
         Ok(Monitor {
             state: State {
                 // SAFETY: getpid cannot fail.
@@ -525,7 +646,8 @@ impl Monitor {
             last_drop_report: Instant::now(),
             oom_file: None,
             go: false,
-            protected: None,
+            protected,
+            waiting,
         })
     }
 
@@ -564,17 +686,6 @@ impl Monitor {
         self.cfg.run_dir.join("stopping").exists()
     }
 
-    /// The runtime's command line, with the runtime binary at `program`.
-    fn runtime_at(&self, program: &Path) -> std::process::Command {
-        let mut c = std::process::Command::new(program);
-        c.args(&self.cfg.runtime_args)
-            .arg("--log")
-            .arg(self.cfg.run_dir.join("runtime.log"))
-            .arg("--log-format")
-            .arg("json");
-        c
-    }
-
     /// berth-runtime's binary opened through a read-only overlay (see
     /// `berth_sys::selfexe::protected_binary`), the run directory as the
     /// overlay's second layer; `None` for other runtimes or on failure.
@@ -592,8 +703,11 @@ impl Monitor {
     }
 
     fn run(&mut self) -> Result<(), String> {
-        // Made while the client may still be writing the bundle.
-        self.protected = self.protected_runtime();
+        // Made while the client may still be writing the bundle (by a
+        // `--pre` monitor, already before it knew the container).
+        if self.protected.is_none() {
+            self.protected = self.protected_runtime();
+        }
         if self.cfg.wait_go {
             while !self.go {
                 if !self.clients.iter().any(|c| c.owner) {
@@ -670,58 +784,47 @@ impl Monitor {
         self.got_terminal = false;
         let _ = std::fs::remove_file(&pid_file);
         let _ = std::fs::remove_file(self.cfg.run_dir.join("runtime.log"));
-        // berth-runtime re-executes itself from a read-only copy before it
-        // makes a container (CVE-2019-5736); started from one, it need not
-        // (a millisecond). The same detached read-only overlay, made here
-        // (once, at our start) and reached through our fd table (nothing is
-        // mounted anywhere); without it (no overlayfs), the runtime protects
-        // itself.
-        let via = self.protected.as_ref().map(|fd| {
-            PathBuf::from(format!(
-                "/proc/{}/fd/{}",
-                std::process::id(),
-                fd.as_raw_fd()
-            ))
-        });
-        let mut cmd = self.runtime_at(via.as_deref().unwrap_or(&self.cfg.runtime));
-        if via.is_some() {
-            std::os::unix::process::CommandExt::arg0(&mut cmd, &self.cfg.runtime);
-        }
-        cmd.arg("run")
-            .arg("--detach")
-            .arg("--bundle")
-            .arg(&self.cfg.bundle)
-            .arg("--pid-file")
-            .arg(&pid_file);
+        // The runtime's command line after the program name.
+        let mut args: Vec<std::ffi::OsString> =
+            self.cfg.runtime_args.iter().map(Into::into).collect();
+        args.extend([
+            "--log".into(),
+            self.cfg.run_dir.join("runtime.log").into(),
+            "--log-format".into(),
+            "json".into(),
+            "run".into(),
+            "--detach".into(),
+            "--bundle".into(),
+            self.cfg.bundle.clone().into(),
+            "--pid-file".into(),
+            pid_file.clone().into(),
+        ]);
+        // The runtime's stdin, stdout and stderr (None: /dev/null).
         let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| err("dup a pipe", e));
-        if self.cfg.terminal {
+        let stdio: [Option<OwnedFd>; 3] = if self.cfg.terminal {
             let sock = self.cfg.run_dir.join("console.sock");
             self.console = Some(listen_unix(&sock).map_err(|e| err("listen on console.sock", e))?);
-            cmd.arg("--console-socket").arg(&sock);
-            cmd.stdin(std::process::Stdio::null());
-            cmd.stdout(std::process::Stdio::null());
-            cmd.stderr(std::process::Stdio::null());
+            args.extend(["--console-socket".into(), sock.into()]);
+            [None, None, None]
         } else {
-            match (&self.io.input, self.io.stdin_closed) {
-                (Some((r, _)), false) => cmd.stdin(dup(r)?),
-                _ => cmd.stdin(std::process::Stdio::null()),
-            };
-            if let Some((_, w)) = &self.io.out {
-                cmd.stdout(dup(w)?);
-            }
-            if let Some((_, w)) = &self.io.err {
-                cmd.stderr(dup(w)?);
-            }
-        }
-        cmd.arg(&self.cfg.id);
-        let child = cmd.spawn().map_err(|e| {
-            err(
-                &format!("run the runtime {}", self.cfg.runtime.display()),
-                e,
-            )
-        })?;
-        let rt = child.id() as i32;
-        drop(cmd);
+            [
+                match (&self.io.input, self.io.stdin_closed) {
+                    (Some((r, _)), false) => Some(dup(r)?),
+                    _ => None,
+                },
+                self.io.out.as_ref().map(|(_, w)| dup(w)).transpose()?,
+                self.io.err.as_ref().map(|(_, w)| dup(w)).transpose()?,
+            ]
+        };
+        args.push(self.cfg.id.clone().into());
+        let rt = match self
+            .waiting
+            .take()
+            .and_then(|w| hand_over(w, &args, &stdio))
+        {
+            Some(pid) => pid,
+            None => self.spawn_runtime(&args, stdio)?,
+        };
         let status = loop {
             if let Some(s) = self.reaped.remove(&rt) {
                 break s;
@@ -748,6 +851,42 @@ impl Monitor {
             .map_err(|_| format!("the pid file {} holds {text:?}", pid_file.display()))?;
         self.oom_file = oom_file(pid);
         Ok(pid)
+    }
+
+    /// Starts the runtime with the command line `args` (after the program
+    /// name) and `stdio`; returns its pid.
+    fn spawn_runtime(
+        &self,
+        args: &[std::ffi::OsString],
+        stdio: [Option<OwnedFd>; 3],
+    ) -> Result<i32, String> {
+        // berth-runtime re-executes itself from a read-only copy before it
+        // makes a container (CVE-2019-5736); started from one, it need not
+        // (a millisecond). The same detached read-only overlay, made here
+        // (once, at our start) and reached through our fd table (nothing is
+        // mounted anywhere); without it (no overlayfs), the runtime protects
+        // itself.
+        let via = self.protected.as_ref().map(|fd| {
+            PathBuf::from(format!(
+                "/proc/{}/fd/{}",
+                std::process::id(),
+                fd.as_raw_fd()
+            ))
+        });
+        let mut cmd = std::process::Command::new(via.as_deref().unwrap_or(&self.cfg.runtime));
+        if via.is_some() {
+            std::os::unix::process::CommandExt::arg0(&mut cmd, &self.cfg.runtime);
+        }
+        cmd.args(args);
+        let [i, o, e] = stdio.map(|f| f.map_or_else(std::process::Stdio::null, Into::into));
+        cmd.stdin(i).stdout(o).stderr(e);
+        let child = cmd.spawn().map_err(|e| {
+            err(
+                &format!("run the runtime {}", self.cfg.runtime.display()),
+                e,
+            )
+        })?;
+        Ok(child.id() as i32)
     }
 
     /// The runtime's last error line from its JSON log.
@@ -1231,6 +1370,29 @@ impl Monitor {
             }
         }
         Ok(())
+    }
+}
+
+/// Hands the command line `args` and `stdio` to a runtime started ahead
+/// (`berth_runtime::handoff`); its pid, or `None` if it could not take them
+/// (it then ends, its socket closed, and the caller starts another).
+fn hand_over(
+    (sock, pid): (OwnedFd, i32),
+    args: &[std::ffi::OsString],
+    stdio: &[Option<OwnedFd>; 3],
+) -> Option<i32> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .ok()?;
+    let fds = [0, 1, 2].map(|i| stdio[i].as_ref().map_or(null.as_fd(), |f| f.as_fd()));
+    match berth_runtime::handoff::send(sock.as_fd(), args, fds) {
+        Ok(()) => Some(pid),
+        Err(e) => {
+            eprintln!("berth-monitor: hand the command line to the runtime started ahead: {e}");
+            None
+        }
     }
 }
 

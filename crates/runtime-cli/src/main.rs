@@ -468,7 +468,24 @@ enum ListFormat {
 }
 
 fn main() {
-    let cli = parse(std::env::args_os().collect());
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // Started by berth's monitor ahead of time: the command line comes now.
+    match berth_runtime::handoff::receive() {
+        Ok(berth_runtime::handoff::Handed::NotHanded) => {}
+        Ok(berth_runtime::handoff::Handed::Cancelled) => std::process::exit(0),
+        Ok(berth_runtime::handoff::Handed::Args(handed)) => {
+            args.truncate(1);
+            args.extend(handed);
+        }
+        Err(e) => {
+            eprintln!(
+                "berth-runtime: receive the command line ({}): {e}",
+                berth_runtime::handoff::ENV
+            );
+            std::process::exit(1);
+        }
+    }
+    let cli = parse(args);
     let to_file = cli.log.is_some();
     if let Err(e) = setup_log(&cli) {
         eprintln!("berth-runtime: {e:#}");

@@ -20,31 +20,46 @@ pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// Most fds one message carries ([`send_fds`], [`recv_fds`]).
+pub const MAX_FDS: usize = 4;
+
 /// Sends one message, with an optional fd attached.
 pub fn send(sock: BorrowedFd<'_>, data: &[u8], fd: Option<RawFd>) -> io::Result<()> {
+    send_fds(sock, data, fd.as_slice())
+}
+
+/// Sends one message with up to [`MAX_FDS`] fds attached (SCM_RIGHTS).
+pub fn send_fds(sock: BorrowedFd<'_>, data: &[u8], fds: &[RawFd]) -> io::Result<()> {
+    if fds.len() > MAX_FDS {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),
     };
-    // Room for one fd, aligned as cmsghdr needs.
-    let mut cbuf = [0u64; 4];
+    // Room for MAX_FDS fds, aligned as cmsghdr needs.
+    let mut cbuf = [0u64; 6];
     // SAFETY: msghdr is plain data; we fill the fields we use.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    if let Some(fd) = fd {
+    if !fds.is_empty() {
+        let bytes = std::mem::size_of_val(fds) as u32;
         // SAFETY: CMSG_SPACE is a pure size computation.
-        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+        let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
         msg.msg_control = cbuf.as_mut_ptr().cast();
         msg.msg_controllen = space;
-        // SAFETY: msg_control points at a buffer of `space` bytes (<= 32), so
-        // the first header and its data fit.
+        // SAFETY: msg_control points at a buffer of `space` bytes (<= 48 for
+        // MAX_FDS fds), so the first header and its data fit.
         unsafe {
             let cmsg = libc::CMSG_FIRSTHDR(&msg);
             (*cmsg).cmsg_level = libc::SOL_SOCKET;
             (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
+            (*cmsg).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+            for (i, fd) in fds.iter().enumerate() {
+                std::ptr::write_unaligned(data.add(i), *fd);
+            }
         }
     }
     // SAFETY: msg describes valid buffers for the duration of the call.
@@ -55,11 +70,20 @@ pub fn send(sock: BorrowedFd<'_>, data: &[u8], fd: Option<RawFd>) -> io::Result<
 /// Receives one message (at most `buf.len()` bytes) and any fd attached.
 /// Returns `(0, None)` when the peer has closed its end.
 pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+    let (n, mut fds) = recv_fds(sock, buf)?;
+    // A sender of one fd sends one; extra fds are closed here.
+    Ok((n, (!fds.is_empty()).then(|| fds.swap_remove(0))))
+}
+
+/// Receives one message (at most `buf.len()` bytes) and the fds attached
+/// (up to [`MAX_FDS`], close-on-exec). Returns `(0, [])` when the peer has
+/// closed its end.
+pub fn recv_fds(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    let mut cbuf = [0u64; 4];
+    let mut cbuf = [0u64; 6];
     // SAFETY: msghdr is plain data; we fill the fields we use.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -70,25 +94,29 @@ pub fn recv(sock: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Option<O
         // SAFETY: msg describes valid buffers for the duration of the call.
         cvt(unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) })
     })?;
-    let mut fd = None;
-    // SAFETY: we walk the control messages the kernel wrote into cbuf.
+    let mut fds = Vec::new();
+    // SAFETY: we walk the control messages the kernel wrote into cbuf; the
+    // fds in an SCM_RIGHTS message are new and ours.
     unsafe {
-        let cmsg = libc::CMSG_FIRSTHDR(&msg);
-        if !cmsg.is_null()
-            && (*cmsg).cmsg_level == libc::SOL_SOCKET
-            && (*cmsg).cmsg_type == libc::SCM_RIGHTS
-        {
-            let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>());
-            fd = Some(OwnedFd::from_raw_fd(raw));
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                let len = (*cmsg).cmsg_len - libc::CMSG_LEN(0) as usize;
+                for i in 0..len / std::mem::size_of::<RawFd>() {
+                    fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
-    if msg.msg_flags & libc::MSG_TRUNC != 0 {
+    if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             "message truncated",
         ));
     }
-    Ok((n as usize, fd))
+    Ok((n as usize, fds))
 }
 
 /// Connects a `SOCK_STREAM` unix socket to `path`. Paths longer than
@@ -161,5 +189,33 @@ mod tests {
         drop(a);
         let (n, fd) = recv(b.as_fd(), &mut buf).unwrap();
         assert_eq!((n, fd.is_none()), (0, true));
+    }
+
+    #[test]
+    fn passes_several_fds_in_order() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let files: Vec<std::fs::File> = (0..3)
+            .map(|i| {
+                let mut f = tempfile::tempfile().unwrap();
+                write!(f, "file {i}").unwrap();
+                f
+            })
+            .collect();
+        let raw: Vec<RawFd> = files.iter().map(|f| f.as_raw_fd()).collect();
+        send_fds(a.as_fd(), b"three", &raw).unwrap();
+        let mut buf = [0u8; 16];
+        let (n, fds) = recv_fds(b.as_fd(), &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"three");
+        assert_eq!(fds.len(), 3);
+        for (i, fd) in fds.into_iter().enumerate() {
+            let mut g = std::fs::File::from(fd);
+            g.rewind().unwrap();
+            let mut s = String::new();
+            g.read_to_string(&mut s).unwrap();
+            assert_eq!(s, format!("file {i}"));
+        }
+        // More than MAX_FDS is refused before anything is sent.
+        let many = vec![raw[0]; MAX_FDS + 1];
+        assert!(send_fds(a.as_fd(), b"x", &many).is_err());
     }
 }
