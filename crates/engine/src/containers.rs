@@ -354,7 +354,7 @@ impl Engine {
             .map_err(|e| option("--security-opt seccomp", e.to_string()))?;
         }
         probe.seccomp = Seccomp::Unconfined;
-        spec::generate(&image_config, &crate::user::User::default(), &probe)?;
+        spec::check(&image_config, &crate::user::User::default(), &probe)?;
 
         let dir = self.paths.container(&id);
         // Order matters for a kill -9 at any point: the hold first (an
@@ -802,9 +802,7 @@ impl Engine {
         for (name, _, dest) in self.volume_mounts(rec, image) {
             crate::files::copy_up(rootfs, &dest, &self.paths.volume_data(&name))?;
         }
-        let spec = spec::generate(image, &user, &opts)?;
-        let json = serde_json::to_vec(&spec)
-            .map_err(|e| Error::Runtime(format!("serialise the spec: {e}")))?;
+        let json = spec::generate_json(image, &user, &opts)?;
         std::fs::write(run_dir.join("config.json"), json).map_err(io(format!(
             "write {}",
             run_dir.join("config.json").display()
@@ -842,20 +840,21 @@ impl Engine {
         let key = Digest::of(&input);
         let dir = self.paths.run_root.join("cache");
         let path = dir.join(format!("seccomp-{}.json", key.hex()));
-        if let Some(v) = std::fs::read(&path)
+        // Checked to be JSON (the runtime parses it).
+        if let Some(raw) = std::fs::read_to_string(&path)
             .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|t| serde_json::value::RawValue::from_string(t).ok())
         {
-            opts.seccomp = Seccomp::Converted(v);
+            opts.seccomp = Seccomp::Converted(raw);
             return Ok(());
         }
         let v = spec::seccomp_object(profile, &caps, kernel)?;
+        let raw = serde_json::value::to_raw_value(&v)
+            .map_err(|e| Error::Runtime(format!("serialise the seccomp profile: {e}")))?;
         let _ = berth_sys::fs::create_private_dir_all(&dir);
-        if let Ok(text) = serde_json::to_vec(&v) {
-            // Only saves time: a run root that cannot take it does without.
-            let _ = berth_sys::fs::replace_file(&path, &text, 0o600);
-        }
-        opts.seccomp = Seccomp::Converted(v);
+        // Only saves time: a run root that cannot take it does without.
+        let _ = berth_sys::fs::replace_file(&path, raw.get().as_bytes(), 0o600);
+        opts.seccomp = Seccomp::Converted(raw);
         Ok(())
     }
 

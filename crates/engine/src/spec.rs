@@ -181,9 +181,10 @@ pub enum Seccomp {
         profile: Vec<u8>,
         kernel: (u32, u32),
     },
-    /// The OCI `linux.seccomp` object, converted already (the engine
-    /// keeps conversions: see `Engine::convert_seccomp`).
-    Converted(serde_json::Value),
+    /// The OCI `linux.seccomp` object, converted already, as JSON text (the
+    /// engine keeps conversions: see `Engine::convert_seccomp`);
+    /// [`generate_json`] copies it into the spec as it is.
+    Converted(Box<serde_json::value::RawValue>),
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -580,6 +581,65 @@ fn rlimit_name(n: &str) -> Result<String> {
 
 /// The spec. Pure: the same inputs give the same spec.
 pub fn generate(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<Spec> {
+    let (mut spec, converted) = build(image, user, o)?;
+    if let Some(raw) = converted {
+        spec["linux"]["seccomp"] = serde_json::from_str(raw.get())
+            .map_err(|e| option("seccomp", format!("a converted profile: {e}")))?;
+    }
+    serde_json::from_value(spec).map_err(|e| option("spec", format!("internal: {e}")))
+}
+
+/// Checks the options as [`generate`] does, without making the spec.
+pub fn check(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<()> {
+    build(image, user, o).map(|_| ())
+}
+
+/// [`generate`]'s spec as JSON text, what a bundle's `config.json` holds:
+/// written from the JSON the spec is built as, with a converted seccomp
+/// profile copied in as it is, rather than through oci-spec's types (its
+/// hundreds of syscall names parsed, copied and written again at every
+/// start).
+pub fn generate_json(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<Vec<u8>> {
+    let (mut spec, converted) = build(image, user, o)?;
+    let ser = |e: serde_json::Error| option("spec", format!("internal: {e}"));
+    let Some(raw) = converted else {
+        return serde_json::to_vec(&spec).map_err(ser);
+    };
+    #[derive(serde::Serialize)]
+    struct WithSeccomp<'a> {
+        #[serde(flatten)]
+        rest: &'a serde_json::Map<String, Value>,
+        seccomp: &'a serde_json::value::RawValue,
+    }
+    #[derive(serde::Serialize)]
+    struct Top<'a> {
+        #[serde(flatten)]
+        rest: &'a serde_json::Map<String, Value>,
+        linux: WithSeccomp<'a>,
+    }
+    let Some(top) = spec.as_object_mut() else {
+        return Err(option("spec", "internal: not an object"));
+    };
+    let Some(Value::Object(linux)) = top.remove("linux") else {
+        return Err(option("spec", "internal: no linux object"));
+    };
+    serde_json::to_vec(&Top {
+        rest: top,
+        linux: WithSeccomp {
+            rest: &linux,
+            seccomp: raw,
+        },
+    })
+    .map_err(ser)
+}
+
+/// The spec as JSON, with the converted seccomp profile left out (and
+/// returned) when the options hold one.
+fn build<'a>(
+    image: &ImageConfig,
+    user: &User,
+    o: &'a RunOptions,
+) -> Result<(Value, Option<&'a serde_json::value::RawValue>)> {
     let args = command(image, o)?;
     let env = environment(&image.env, o, user)?;
     let cwd = match o.workdir.as_deref().or(image.working_dir.as_deref()) {
@@ -684,9 +744,13 @@ pub fn generate(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<Spec
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
     }
+    let mut converted = None;
     let seccomp = match (&o.seccomp, o.privileged) {
         (_, true) | (Seccomp::Unconfined, _) => None,
-        (Seccomp::Converted(v), _) => Some(v.clone()),
+        (Seccomp::Converted(raw), _) => {
+            converted = Some(&**raw);
+            None
+        }
         (Seccomp::Default { profile, kernel }, _) | (Seccomp::File { profile, kernel }, _) => {
             Some(seccomp_object(profile, &caps, *kernel)?)
         }
@@ -712,7 +776,7 @@ pub fn generate(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<Spec
         "linux": linux,
         "annotations": o.annotations,
     });
-    serde_json::from_value(spec).map_err(|e| option("spec", format!("internal: {e}")))
+    Ok((spec, converted))
 }
 
 #[cfg(test)]

@@ -248,6 +248,27 @@ fn seccomp_follows_the_capabilities() {
 }
 
 #[test]
+fn the_bundle_text_is_the_spec_and_check_agrees() {
+    let mut privileged = opts();
+    privileged.privileged = true;
+    let mut limited = opts();
+    limited.memory = Some(64 << 20);
+    limited.read_only = true;
+    limited.tty = true;
+    let mut bad = opts();
+    bad.hostname = "a/b".into();
+    for o in [opts(), privileged, limited] {
+        let spec = generate(&img(), &User::default(), &o).unwrap();
+        let text = generate_json(&img(), &User::default(), &o).unwrap();
+        assert_eq!(serde_json::from_slice::<Spec>(&text).unwrap(), spec);
+        check(&img(), &User::default(), &o).unwrap();
+    }
+    let e = check(&img(), &User::default(), &bad).unwrap_err();
+    assert!(e.to_string().contains("--hostname"), "{e}");
+    assert!(generate_json(&img(), &User::default(), &bad).is_err());
+}
+
+#[test]
 fn a_converted_profile_makes_the_same_spec() {
     // The engine keeps conversions (Seccomp::Converted): the spec must be
     // the one the profile itself gives, privileged or not.
@@ -274,11 +295,15 @@ fn a_converted_profile_makes_the_same_spec() {
             (6, 1),
         )
         .unwrap();
-        o.seccomp = Seccomp::Converted(serde_json::to_value(converted).unwrap());
+        o.seccomp = Seccomp::Converted(serde_json::value::to_raw_value(&converted).unwrap());
         assert_eq!(
             generate(&img(), &User::default(), &o).unwrap(),
             from_profile
         );
+        // The bundle's text, written with the profile copied in as it is,
+        // is the same spec.
+        let text = generate_json(&img(), &User::default(), &o).unwrap();
+        assert_eq!(serde_json::from_slice::<Spec>(&text).unwrap(), from_profile);
     }
 }
 
