@@ -92,6 +92,70 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+#[test]
+fn mount_points_come_from_the_images_init_layer_not_each_container() {
+    let env = Env::new();
+    let img = image(&env);
+    let inits = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(env.layers_dir())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().ends_with(".init"))
+            .collect()
+    };
+    let id = env
+        .berth(&["run", "-d", img, "sleep", "30"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    // The image lacks /proc, /sys, /dev and /etc/hosts: the runtime found
+    // them in the init layer, made once for the image, and made none in the
+    // container's own upper layer.
+    let upper = env.root.path().join("containers").join(&id).join("upper");
+    for p in [
+        "proc",
+        "sys",
+        "dev",
+        "etc",
+        "etc/hosts",
+        "etc/hostname",
+        "etc/resolv.conf",
+    ] {
+        assert!(!upper.join(p).exists(), "{p} in the upper layer");
+    }
+    assert_eq!(inits().len(), 1, "{:?}", inits());
+    // What the container sees: its files mounted there, the image's /etc
+    // (merged, with its attributes) around them.
+    let o = env
+        .berth(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "cat /etc/hosts /etc/passwd; stat -c %a /etc /; ls /proc/self/status",
+        ])
+        .ok();
+    assert!(
+        o.stdout.contains("localhost") && o.stdout.contains("root:x:0:0"),
+        "{}",
+        o.stdout
+    );
+    assert!(
+        o.stdout.contains("755\n755\n/proc/self/status"),
+        "{}",
+        o.stdout
+    );
+    // A second container uses the same init layer.
+    env.berth(&["run", "--rm", img, "true"]).ok();
+    assert_eq!(inits().len(), 1);
+    env.berth(&["rm", "-f", &id]).ok();
+    // Gone with the image's layers.
+    env.berth(&["rmi", img]).ok();
+    assert!(inits().is_empty(), "{:?}", inits());
+}
+
 /// Processes started for `env` (their environment names its store).
 fn processes_of(env: &Env) -> Vec<String> {
     let mark = format!(

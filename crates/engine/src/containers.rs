@@ -721,10 +721,21 @@ impl Engine {
             .collect())
     }
 
-    /// Mounts the container's overlay root (no-op if mounted).
+    /// Mounts the container's overlay root (no-op if mounted): the image's
+    /// layers under its init layer (`rootfs::ensure_init_layer`; without it
+    /// if it cannot be made, the runtime then makes the mount points).
     pub(crate) fn mount_rootfs(&self, rec: &Record) -> Result<PathBuf> {
+        let image_id = Digest::parse(&rec.image_id)?;
+        let chains = self.images.image_layers(&image_id)?;
+        let mut layers: Vec<PathBuf> = chains.iter().map(|c| self.images.layer_dir(c)).collect();
+        if let Some(top) = chains.last() {
+            let init = self.images.layer_init_dir(top);
+            if crate::rootfs::ensure_init_layer(&layers, &init, &self.images.tmp_dir()).is_ok() {
+                layers.push(init);
+            }
+        }
         crate::rootfs::mount(
-            &self.layer_dirs(rec)?,
+            &layers,
             &self.paths.container(&rec.id),
             &self.paths.rootfs(&rec.id),
             &self.paths.root.join("empty"),

@@ -116,6 +116,157 @@ pub fn mount(
     Ok(target)
 }
 
+/// The mount points every container's runtime needs in its root, as
+/// (path, directory?): made in an image's init layer when the image lacks
+/// them ([`ensure_init_layer`]).
+const INIT_ENTRIES: [(&str, bool); 6] = [
+    ("proc", true),
+    ("dev", true),
+    ("sys", true),
+    ("etc/hosts", false),
+    ("etc/hostname", false),
+    ("etc/resolv.conf", false),
+];
+
+/// Makes `init` (if missing): the init layer of the image whose layer
+/// directories are `layers` (bottom first), a read-only layer mounted
+/// above them in each of its containers' overlays. It holds the mount
+/// points of [`INIT_ENTRIES`] that the image lacks, so that the runtime
+/// does not create them in every container's upper layer (an overlay
+/// copy-up each, milliseconds in all), as Docker's init layer does, made
+/// once per image rather than per container. Only what the image lacks is
+/// made, under directories the image has as directories (or lacks): a
+/// symlinked /etc or an /etc/hosts of any kind is left to the runtime, as
+/// before. A made directory that shadows the image's (the root, /etc)
+/// keeps its mode, owner and times.
+///
+/// `tmp` is a directory on `init`'s filesystem; the layer is made there
+/// and renamed into place, so a layer that exists is whole, and of two
+/// processes making it at once one wins.
+pub fn ensure_init_layer(layers: &[PathBuf], init: &Path, tmp: &Path) -> Result<()> {
+    use std::os::fd::AsFd;
+    if init.is_dir() {
+        return Ok(());
+    }
+    let open_dir = |p: &Path| {
+        berth_sys::fs::open(p, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+            .map_err(io(format!("open {}", p.display())))
+    };
+    // The image's root as its containers see it: its layers merged, in a
+    // detached read-only overlay (one layer is its own view).
+    let dirs = layers
+        .iter()
+        .rev()
+        .map(|l| open_dir(l))
+        .collect::<Result<Vec<_>>>()?;
+    let view = match dirs.as_slice() {
+        [] => {
+            return Err(Error::Runtime(
+                "an image without layers has no init layer".into(),
+            ))
+        }
+        [one] => one.try_clone().map_err(io("duplicate a layer's fd"))?,
+        _ => {
+            let fds: Vec<_> = dirs.iter().map(|d| d.as_fd()).collect();
+            berth_sys::mount::detached_overlay(&fds)
+                .map_err(io("mount the image's layers (read-only, detached)"))?
+        }
+    };
+    let work = tmp.join(format!("init-{}", crate::paths::new_id()?));
+    std::fs::create_dir(&work).map_err(io(format!("create {}", work.display())))?;
+    let made = fill_init_layer(view.as_fd(), &work).and_then(|()| {
+        std::fs::rename(&work, init).map_err(io(format!(
+            "rename {} to {}",
+            work.display(),
+            init.display()
+        )))
+    });
+    if made.is_err() {
+        let _ = berth_image::remove_all(&work);
+    }
+    match made {
+        // Made meanwhile by another process: theirs is the same.
+        Err(_) if init.is_dir() => Ok(()),
+        r => r,
+    }
+}
+
+/// Makes in `work` the entries of [`INIT_ENTRIES`] that `view` (the
+/// image's merged root) lacks.
+fn fill_init_layer(view: std::os::fd::BorrowedFd<'_>, work: &Path) -> Result<()> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    // No component may be a symlink: an image's links are not followed.
+    const RESOLVE: u64 = 0x08 /* RESOLVE_BENEATH */ | 0x04 /* RESOLVE_NO_SYMLINKS */;
+    let lstat = |rel: &Path| -> std::io::Result<libc::stat> {
+        let fd = berth_sys::fs::openat2(view, rel, libc::O_PATH | libc::O_NOFOLLOW, 0, RESOLVE)?;
+        berth_sys::fs::fstat(fd.as_fd())
+    };
+    let is_dir = |st: &libc::stat| st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    let wfd = berth_sys::fs::open(work, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+        .map_err(io(format!("open {}", work.display())))?;
+    // A made directory takes the attributes of the image's directory it
+    // shadows.
+    let like = |made: &Path, st: &libc::stat| -> Result<()> {
+        let fd = berth_sys::fs::open(
+            made,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        )
+        .map_err(io(format!("open {}", made.display())))?;
+        berth_sys::fs::fchown_fd(fd.as_fd(), st.st_uid, st.st_gid)
+            .and_then(|()| berth_sys::fs::fchmod_fd(fd.as_fd(), st.st_mode & 0o7777))
+            .and_then(|()| {
+                berth_sys::fs::set_times_fd(
+                    fd.as_fd(),
+                    (st.st_atime, st.st_atime_nsec),
+                    (st.st_mtime, st.st_mtime_nsec),
+                )
+            })
+            .map_err(io(format!("set the attributes of {}", made.display())))
+    };
+    // What is made has its mode whatever the umask.
+    let make = |rel: &Path, dir: bool| -> Result<()> {
+        let p = work.join(rel);
+        let (r, mode) = if dir {
+            (berth_sys::fs::mkdirat(wfd.as_fd(), rel, 0o755), 0o755)
+        } else {
+            let flags =
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+            (
+                berth_sys::fs::openat(wfd.as_fd(), rel, flags, 0o644).map(drop),
+                0o644,
+            )
+        };
+        r.and_then(|()| std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)))
+            .map_err(io(format!("create {}", p.display())))
+    };
+    for (rel, dir) in INIT_ENTRIES {
+        let rel = Path::new(rel);
+        match lstat(rel) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            // There (of any kind), or beyond a link: the runtime's business.
+            _ => continue,
+        }
+        if let Some(parent) = rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if !work.join(parent).is_dir() {
+                match lstat(parent) {
+                    Ok(st) if is_dir(&st) => {
+                        make(parent, true)?;
+                        like(&work.join(parent), &st)?;
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => make(parent, true)?,
+                    _ => continue,
+                }
+            }
+        }
+        make(rel, dir)?;
+    }
+    // The layer's root shadows the image's, made or empty.
+    let st = berth_sys::fs::fstat(view).map_err(io("stat the image's root"))?;
+    like(work, &st)
+}
+
 /// Unmounts `target` if mounted (detaching if busy), and removes the
 /// empty mount point.
 pub fn unmount(target: &Path) -> Result<()> {
@@ -165,5 +316,85 @@ mod tests {
             .collect();
         let e = overlay_options(&many, Path::new("/c"), Path::new("/e"), false).unwrap_err();
         assert!(e.to_string().contains("100 layers"), "{e}");
+    }
+
+    #[test]
+    fn the_init_layer_holds_what_the_image_lacks_and_no_more() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let tmp = tempfile::tempdir().unwrap();
+        let layer = tmp.path().join("layer");
+        std::fs::create_dir_all(layer.join("etc")).unwrap();
+        std::fs::create_dir_all(layer.join("dev")).unwrap();
+        std::fs::write(layer.join("etc/hostname"), "image's\n").unwrap();
+        std::fs::set_permissions(&layer, std::fs::Permissions::from_mode(0o751)).unwrap();
+        std::fs::set_permissions(layer.join("etc"), std::fs::Permissions::from_mode(0o705))
+            .unwrap();
+        let work_tmp = tmp.path().join("tmp");
+        std::fs::create_dir(&work_tmp).unwrap();
+        let init = tmp.path().join("layer.init");
+        ensure_init_layer(std::slice::from_ref(&layer), &init, &work_tmp).unwrap();
+        let mut got: Vec<String> = walk(&init);
+        got.sort();
+        assert_eq!(
+            got,
+            ["etc", "etc/hosts", "etc/resolv.conf", "proc", "sys"],
+            "what the image has (dev, etc/hostname) is not made"
+        );
+        // Directories that shadow the image's keep their attributes.
+        let meta = |p: &Path| std::fs::symlink_metadata(p).unwrap();
+        assert_eq!(meta(&init).mode() & 0o7777, 0o751);
+        assert_eq!(meta(&init.join("etc")).mode() & 0o7777, 0o705);
+        assert_eq!(
+            meta(&init.join("etc")).mtime(),
+            meta(&layer.join("etc")).mtime()
+        );
+        assert_eq!(meta(&init.join("proc")).mode() & 0o7777, 0o755);
+        assert_eq!(meta(&init.join("etc/hosts")).mode() & 0o7777, 0o644);
+        assert_eq!(meta(&init.join("etc/hosts")).len(), 0);
+        // Made once: a second call keeps it; nothing is left in tmp.
+        std::fs::write(init.join("etc/hosts"), "kept").unwrap();
+        ensure_init_layer(&[layer], &init, &work_tmp).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(init.join("etc/hosts")).unwrap(),
+            "kept"
+        );
+        assert_eq!(std::fs::read_dir(&work_tmp).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn the_init_layer_does_not_follow_or_replace_the_images_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        let layer = tmp.path().join("layer");
+        std::fs::create_dir(&layer).unwrap();
+        // /etc a link out of the root, /proc a dangling link.
+        std::os::unix::fs::symlink(&outside, layer.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/nowhere", layer.join("proc")).unwrap();
+        let work_tmp = tmp.path().join("tmp");
+        std::fs::create_dir(&work_tmp).unwrap();
+        let init = tmp.path().join("layer.init");
+        ensure_init_layer(&[layer], &init, &work_tmp).unwrap();
+        let mut got = walk(&init);
+        got.sort();
+        assert_eq!(got, ["dev", "sys"]);
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
+        assert!(ensure_init_layer(&[], &tmp.path().join("none"), &work_tmp).is_err());
+    }
+
+    /// Every path under `root`, relative.
+    fn walk(root: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                out.push(p.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(p);
+                }
+            }
+        }
+        out
     }
 }

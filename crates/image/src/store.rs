@@ -101,6 +101,9 @@ CREATE TABLE IF NOT EXISTS holds (
 );
 ";
 
+/// What names a layer's init directory (`Store::layer_init_dir`).
+const INIT_SUFFIX: &str = ".init";
+
 /// How long an open or a commit waits for other processes' locks before
 /// giving up: long enough for any pull or prune to commit.
 const DB_BUSY_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
@@ -182,6 +185,15 @@ impl Store {
 
     pub fn layer_dir(&self, chain: &Digest) -> PathBuf {
         self.root.join("layers").join(chain.hex())
+    }
+
+    /// A directory kept beside layer `chain` for the containers of images
+    /// whose top layer it is (the engine's init layer: the mount points
+    /// their runtime needs, made once), removed with the layer by GC.
+    pub fn layer_init_dir(&self, chain: &Digest) -> PathBuf {
+        self.root
+            .join("layers")
+            .join(format!("{}{INIT_SUFFIX}", chain.hex()))
     }
 
     pub fn tmp_dir(&self) -> PathBuf {
@@ -570,12 +582,20 @@ impl Store {
                 .execute("DELETE FROM layers WHERE chain_id = ?1", params![c])
                 .ctx("forget a layer")?;
             remove_tree(&self.layer_dir(&chain))?;
+            remove_tree(&self.layer_init_dir(&chain))?;
             layers += 1;
         }
-        // Layer directories without a row (a pull killed after the rename).
+        // Layer directories without a row (a pull killed after the rename),
+        // and init directories without their layer.
         for e in std::fs::read_dir(self.root.join("layers")).ctx("list layers")? {
             let e = e.ctx("list layers")?;
             let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(hex) = name.strip_suffix(INIT_SUFFIX) {
+                if !self.root.join("layers").join(hex).is_dir() {
+                    remove_tree(&e.path())?;
+                }
+                continue;
+            }
             let Ok(d) = Digest::parse(&format!("sha256:{name}")) else {
                 continue;
             };
@@ -883,6 +903,27 @@ mod tests {
         assert_eq!(s.dangling().unwrap(), vec![id.clone()]);
         s.remove_by_id(&id).unwrap();
         assert!(s.images().unwrap().is_empty());
+    }
+
+    #[test]
+    fn gc_removes_init_dirs_with_their_layer_and_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Store::open(tmp.path()).unwrap();
+        let id = image(&mut s, b"c", &["docker.io/library/c:latest"]);
+        let chain = s.image_layers(&id).unwrap().pop().unwrap();
+        for d in [s.layer_dir(&chain), s.layer_init_dir(&chain).join("etc")] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        // An init directory whose layer is gone (a GC killed half-way).
+        let stray = s.layer_init_dir(&Digest::of(b"gone"));
+        std::fs::create_dir_all(stray.join("proc")).unwrap();
+        s.gc().unwrap();
+        assert!(s.layer_init_dir(&chain).is_dir(), "kept with its layer");
+        assert!(!stray.exists());
+        s.remove_by_id(&id).unwrap();
+        s.gc().unwrap();
+        assert!(!s.layer_dir(&chain).exists());
+        assert!(!s.layer_init_dir(&chain).exists());
     }
 
     #[test]

@@ -2,9 +2,14 @@
 //! mount_setattr) that lets us act on exactly the object we resolved.
 
 use crate::{cvt, EMPTY};
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+const FSOPEN_CLOEXEC: u32 = 1;
+const FSCONFIG_SET_STRING: u32 = 1;
+const FSCONFIG_CMD_CREATE: u32 = 6;
+const FSMOUNT_CLOEXEC: u32 = 1;
 
 pub const MOUNT_ATTR_RDONLY: u64 = 0x0000_0001;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x0000_0002;
@@ -107,4 +112,67 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> i
         )
     })?;
     Ok(())
+}
+
+/// A read-only overlay of the directories `lower` (top first, at least
+/// two), mounted detached: it is in no mount tree, reached only through the
+/// returned fd, and gone when that fd and what was opened through it are
+/// closed (a process killed with it open leaves nothing behind). The layers
+/// are named through our fds, so no path needs escaping.
+pub fn detached_overlay(lower: &[BorrowedFd<'_>]) -> io::Result<OwnedFd> {
+    let names: Vec<String> = lower
+        .iter()
+        .map(|fd| format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .collect();
+    let lower =
+        CString::new(names.join(":")).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // xino would only add kernel log lines when the layers are on
+    // different filesystems; it does not matter here.
+    new_mount(
+        c"overlay",
+        &[(c"lowerdir", &lower, true), (c"xino", c"off", false)],
+    )
+}
+
+/// A detached mount of a new `fstype` filesystem with string options
+/// (key, value, whether the kernel must know it): fsopen, fsconfig,
+/// fsmount. Read-only, no devices, no set-id.
+fn new_mount(fstype: &CStr, opts: &[(&CStr, &CStr, bool)]) -> io::Result<OwnedFd> {
+    // SAFETY: a valid C string and flags.
+    let fs = cvt(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
+    // SAFETY: a new fd we own.
+    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
+    for (k, v, required) in opts {
+        // SAFETY: valid fs context fd and C strings.
+        let r = cvt(unsafe {
+            libc::syscall(
+                libc::SYS_fsconfig,
+                fs.as_raw_fd(),
+                FSCONFIG_SET_STRING,
+                k.as_ptr(),
+                v.as_ptr(),
+                0,
+            )
+        });
+        if *required {
+            r?;
+        }
+    }
+    // SAFETY: valid fs context fd; no key or value for CMD_CREATE.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            fs.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    })?;
+    let attrs = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOSUID;
+    // SAFETY: a created fs context fd; the attributes are MOUNT_ATTR_* bits.
+    let m =
+        cvt(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })?;
+    // SAFETY: a new fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(m as RawFd) })
 }

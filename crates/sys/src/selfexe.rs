@@ -13,14 +13,9 @@
 
 use crate::{cvt, mount, EMPTY};
 use std::convert::Infallible;
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-
-const FSOPEN_CLOEXEC: u32 = 1;
-const FSCONFIG_SET_STRING: u32 = 1;
-const FSCONFIG_CMD_CREATE: u32 = 6;
-const FSMOUNT_CLOEXEC: u32 = 1;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// How the running binary is kept out of the container's reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,68 +105,13 @@ pub fn protected_binary(target: &std::path::Path, dummy: BorrowedFd<'_>) -> io::
         .parent()
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
     let dir = crate::fs::open(dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)?;
-    // Layers named through our fds: no escaping of odd characters in paths.
-    let lower = format!(
-        "/proc/self/fd/{}:/proc/self/fd/{}",
-        dir.as_raw_fd(),
-        dummy.as_raw_fd()
-    );
-    let lower = CString::new(lower).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // xino would only add kernel log lines when the layers are on
-    // different filesystems; it does not matter here.
-    let ovl = new_mount(
-        c"overlay",
-        &[(c"lowerdir", &lower, true), (c"xino", c"off", false)],
-    )?;
+    let ovl = mount::detached_overlay(&[dir.as_fd(), dummy])?;
     crate::fs::openat(
         ovl.as_fd(),
         std::path::Path::new(name),
         libc::O_RDONLY | libc::O_CLOEXEC,
         0,
     )
-}
-
-/// A detached mount of a new `fstype` filesystem with string options
-/// (key, value, whether the kernel must know it): fsopen, fsconfig,
-/// fsmount. Read-only, no devices, no set-id.
-fn new_mount(fstype: &CStr, opts: &[(&CStr, &CStr, bool)]) -> io::Result<OwnedFd> {
-    // SAFETY: a valid C string and flags.
-    let fs = cvt(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?;
-    // SAFETY: a new fd we own.
-    let fs = unsafe { OwnedFd::from_raw_fd(fs as RawFd) };
-    for (k, v, required) in opts {
-        // SAFETY: valid fs context fd and C strings.
-        let r = cvt(unsafe {
-            libc::syscall(
-                libc::SYS_fsconfig,
-                fs.as_raw_fd(),
-                FSCONFIG_SET_STRING,
-                k.as_ptr(),
-                v.as_ptr(),
-                0,
-            )
-        });
-        if *required {
-            r?;
-        }
-    }
-    // SAFETY: valid fs context fd; no key or value for CMD_CREATE.
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_void>(),
-            0,
-        )
-    })?;
-    let attrs = mount::MOUNT_ATTR_RDONLY | mount::MOUNT_ATTR_NODEV | mount::MOUNT_ATTR_NOSUID;
-    // SAFETY: a created fs context fd; the attributes are MOUNT_ATTR_* bits.
-    let m =
-        cvt(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), FSMOUNT_CLOEXEC, attrs) })?;
-    // SAFETY: a new fd we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(m as RawFd) })
 }
 
 fn same_contents_size(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> io::Result<bool> {
