@@ -201,6 +201,19 @@ fn run_starts_its_monitor_and_runtime_ahead_and_a_failed_run_leaves_no_process()
     let cmdline = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap();
     let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
     assert!(cmdline.contains("berth-monitor --pre "), "{cmdline}");
+    // The monitor started away from the client's CPU; it, and the
+    // container, may use every CPU berth may.
+    let cpus = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("Cpus_allowed_list:"))
+            .unwrap()
+            .to_string()
+    };
+    let ours = cpus("self");
+    assert_eq!(cpus(&ppid.to_string()), ours);
+    assert_eq!(cpus(&pid.to_string()), ours);
     let log = env
         .run_root
         .path()

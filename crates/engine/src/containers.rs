@@ -175,15 +175,27 @@ impl PreMonitor {
         }
         // The directory the runtime's protected overlay is made with.
         std::fs::create_dir_all(run_root).ok()?;
-        let child = std::process::Command::new(&monitor)
-            .arg("--pre")
-            .arg(&runtime)
-            .arg(run_root)
+        let mut cmd = std::process::Command::new(&monitor);
+        cmd.arg("--pre").arg(&runtime).arg(run_root);
+        // Kept off our CPU while it starts up, so that it does so beside
+        // us, not after us, on a host whose scheduler keeps a new process
+        // on its parent's CPU. Our CPUs (the argument) are given back to
+        // it, and to the runtime it started, when it gets its config: after
+        // this has restricted it, before the runtime makes anything.
+        let away = away_from_here();
+        if let Some((ours, _)) = &away {
+            cmd.arg(ours);
+        }
+        let child = cmd
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .ok()?;
+        if let Some((_, set)) = &away {
+            // SAFETY: a valid set of the size given, for our own child.
+            unsafe { libc::sched_setaffinity(child.id() as i32, std::mem::size_of_val(set), set) };
+        }
         Some(PreMonitor {
             child: Some(child),
             runtime,
@@ -197,6 +209,30 @@ impl PreMonitor {
         }
         self.child.take()
     }
+}
+
+/// The CPUs this process may use (as a list: "0,1,3") and that set less
+/// the CPU it runs on; `None` when that leaves none.
+fn away_from_here() -> Option<(String, libc::cpu_set_t)> {
+    // SAFETY: cpu_set_t is plain data filled by sched_getaffinity.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid out pointer of the size given.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } != 0 {
+        return None;
+    }
+    // SAFETY: plain call.
+    let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok()?;
+    // SAFETY: CPU_ISSET reads the set, below CPU_SETSIZE.
+    let ours: Vec<String> = (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .map(|c| c.to_string())
+        .collect();
+    if ours.len() < 2 || !ours.contains(&here.to_string()) {
+        return None;
+    }
+    // SAFETY: clears one bit of the set, below CPU_SETSIZE (it is set).
+    unsafe { libc::CPU_CLR(here, &mut set) };
+    Some((ours.join(","), set))
 }
 
 impl Drop for PreMonitor {

@@ -39,11 +39,11 @@ const MAX_LINE: usize = 16 * 1024;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = || -> ! {
-        eprintln!("usage: berth-monitor CONFIG | berth-monitor --pre RUNTIME DIR\nStarted by berth for each container; not meant to be run by hand.");
+        eprintln!("usage: berth-monitor CONFIG | berth-monitor --pre RUNTIME DIR [CPUS]\nStarted by berth for each container; not meant to be run by hand.");
         std::process::exit(2);
     };
     let pre = match args.get(1).map(String::as_str) {
-        Some("--pre") if args.len() == 4 => true,
+        Some("--pre") if (4..=5).contains(&args.len()) => true,
         Some(a) if args.len() == 2 && !a.starts_with('-') => false,
         _ => usage(),
     };
@@ -56,12 +56,23 @@ fn main() {
     };
     let (cfg, early) = if pre {
         let early = Early::start(Path::new(&args[2]), Path::new(&args[3]));
-        match read_config_frame() {
+        let text = match read_config_frame() {
             // The client went away before the container was known: the
             // runtime started for it ends with the socket, unused.
             None => std::process::exit(0),
-            Some(text) => (Config::parse(&text), Some(early)),
+            Some(text) => text,
+        };
+        // The client kept us off its CPU while we started up; it has done
+        // so by now (before it sent the config), so this puts us, and the
+        // runtime we started, back on every CPU berth may use before the
+        // runtime starts anything.
+        if let Some(cpus) = args.get(4).and_then(|c| parse_cpus(c)) {
+            set_cpus(0, &cpus);
+            if let Some((_, pid)) = &early.waiting {
+                set_cpus(*pid, &cpus);
+            }
         }
+        (Config::parse(&text), Some(early))
     } else {
         (
             std::fs::read_to_string(&args[1])
@@ -152,6 +163,32 @@ fn read_config_frame() -> Option<String> {
     let mut text = vec![0u8; len];
     io::Read::read_exact(&mut *stdin, &mut text).ok()?;
     String::from_utf8(text).ok()
+}
+
+/// A CPU list as `berth_engine::PreMonitor` passes it ("0,1,3").
+fn parse_cpus(list: &str) -> Option<libc::cpu_set_t> {
+    // SAFETY: cpu_set_t is plain data; all zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for c in list.split(',') {
+        let cpu: usize = c.parse().ok()?;
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return None;
+        }
+        // SAFETY: sets one bit below CPU_SETSIZE of a valid set.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    Some(set)
+}
+
+/// Lets process `pid` (0: this one) run on the CPUs of `set`.
+fn set_cpus(pid: i32, set: &libc::cpu_set_t) {
+    // SAFETY: a valid set of the size given.
+    if unsafe { libc::sched_setaffinity(pid, std::mem::size_of_val(set), set) } != 0 {
+        eprintln!(
+            "berth-monitor: restore the CPUs of process {pid}: {}",
+            io::Error::last_os_error()
+        );
+    }
 }
 
 /// A `--pre` monitor's head start: berth-runtime's protected binary, and
