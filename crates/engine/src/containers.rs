@@ -960,23 +960,27 @@ impl Engine {
             .to_text()
             .map_err(|e| Error::Runtime(format!("container {}: {e}", rec.name)))?;
         let _ = std::fs::remove_file(dir.join("exit"));
-        let mut child = match pre.and_then(|p| p.take_for(&runtime)) {
-            Some(mut child) => {
-                // It reads its configuration from the pipe, and opens
-                // monitor.log in the run directory itself.
+        // The monitor started ahead reads its configuration from the pipe
+        // (and opens monitor.log in the run directory itself); one that
+        // cannot (it died) is replaced by a new one, started as usual.
+        let ahead = pre
+            .and_then(|p| p.take_for(&runtime))
+            .and_then(|mut child| {
                 let sent = match child.stdin.as_mut() {
                     Some(w) => {
                         std::io::Write::write_all(w, &frame::encode(frame::CONFIG, text.as_bytes()))
                     }
                     None => Err(std::io::ErrorKind::BrokenPipe.into()),
                 };
-                if let Err(e) = sent {
+                if sent.is_err() {
                     drop(child.stdin.take());
                     let _ = child.wait();
-                    return Err(io("send the monitor its configuration")(e));
+                    return None;
                 }
-                child
-            }
+                Some(child)
+            });
+        let mut child = match ahead {
+            Some(child) => child,
             None => {
                 let conf = run_dir.join("monitor.conf");
                 std::fs::write(&conf, text).map_err(io(format!("write {}", conf.display())))?;
