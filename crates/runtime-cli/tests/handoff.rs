@@ -3,7 +3,7 @@
 //! stdio; a closed socket ends it quietly; anything malformed is an error.
 
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Command, Stdio};
 
 const RUNTIME: &str = env!("CARGO_BIN_EXE_berth-runtime");
@@ -12,7 +12,7 @@ const ENV: &str = "BERTH_RUNTIME_HANDOFF_FD";
 /// berth-runtime started with the handoff variable naming its end of a
 /// fresh socket pair; our end.
 fn started_ahead() -> (std::process::Child, OwnedFd) {
-    let (ours, theirs) = berth_sys::socket::seqpacket_pair().unwrap();
+    let (ours, theirs) = seqpacket_pair();
     // SAFETY: F_SETFD on an fd we own: the runtime inherits it.
     let r = unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_SETFD, 0) };
     assert_eq!(r, 0);
@@ -33,7 +33,6 @@ fn pipe() -> (std::fs::File, std::fs::File) {
     assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
     // SAFETY: two new fds owned by us.
     unsafe {
-        use std::os::fd::FromRawFd;
         (
             std::fs::File::from_raw_fd(fds[0]),
             std::fs::File::from_raw_fd(fds[1]),
@@ -46,12 +45,11 @@ fn the_handed_command_line_runs_with_the_handed_stdio() {
     let (child, sock) = started_ahead();
     let (mut out_r, out_w) = pipe();
     let null = std::fs::File::open("/dev/null").unwrap();
-    berth_sys::socket::send_fds(
-        sock.as_fd(),
+    send_fds(
+        &sock,
         b"--version\0",
         &[null.as_raw_fd(), out_w.as_raw_fd(), out_w.as_raw_fd()],
-    )
-    .unwrap();
+    );
     drop(out_w);
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{o:?}");
@@ -75,7 +73,7 @@ fn a_closed_socket_ends_it_quietly() {
 fn a_malformed_hand_over_is_an_error() {
     // No fds.
     let (child, sock) = started_ahead();
-    berth_sys::socket::send_fds(sock.as_fd(), b"--version\0", &[]).unwrap();
+    send_fds(&sock, b"--version\0", &[]);
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     let err = String::from_utf8_lossy(&o.stderr);
@@ -86,7 +84,7 @@ fn a_malformed_hand_over_is_an_error() {
     let (child, sock) = started_ahead();
     let null = std::fs::File::open("/dev/null").unwrap();
     let n = null.as_raw_fd();
-    berth_sys::socket::send_fds(sock.as_fd(), b"--version", &[n, n, n]).unwrap();
+    send_fds(&sock, b"--version", &[n, n, n]);
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     assert!(o.stdout.is_empty(), "{o:?}");
@@ -118,5 +116,59 @@ fn the_variable_must_name_a_socket() {
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("not a socket"),
         "{o:?}"
+    );
+}
+
+/// A SOCK_SEQPACKET pair (close-on-exec), as the monitor makes.
+fn seqpacket_pair() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: a valid two-element out array.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    assert_eq!(r, 0);
+    // SAFETY: two new fds owned by us.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+}
+
+/// One message with `fds` attached (SCM_RIGHTS), as the monitor sends it
+/// (or not quite: the tests send malformed ones too).
+fn send_fds(sock: &OwnedFd, data: &[u8], fds: &[RawFd]) {
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: msghdr is plain data; the fields used are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !fds.is_empty() {
+        let bytes = std::mem::size_of_val(fds) as u32;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        // SAFETY: a pure size computation.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+        // SAFETY: the control buffer (64 bytes) holds the header and up to
+        // 8 fds; the tests pass at most 3.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast(), fds.len());
+        }
+    }
+    // SAFETY: msg describes valid buffers for the call.
+    let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+    assert_eq!(
+        n,
+        data.len() as isize,
+        "{}",
+        std::io::Error::last_os_error()
     );
 }
