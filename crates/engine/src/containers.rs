@@ -766,7 +766,13 @@ impl Engine {
         let mut layers: Vec<PathBuf> = chains.iter().map(|c| self.images.layer_dir(c)).collect();
         if let Some(top) = chains.last() {
             let init = self.images.layer_init_dir(top);
-            if crate::rootfs::ensure_init_layer(&layers, &init, &self.images.tmp_dir()).is_ok() {
+            let made = init.is_dir() || {
+                // Made in the store's tmp/, which GC empties only under the
+                // store's lock: held shared meanwhile, as pulls hold it.
+                let _store = self.images.pull_lock().ok();
+                crate::rootfs::ensure_init_layer(&layers, &init, &self.images.tmp_dir()).is_ok()
+            };
+            if made {
                 layers.push(init);
             }
         }

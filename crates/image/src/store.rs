@@ -208,8 +208,10 @@ impl Store {
         Ok(Lock(fd))
     }
 
-    /// Held (shared) by every pull; taken exclusive by GC, so GC never
-    /// removes a layer a pull has committed but not yet referenced.
+    /// Held (shared) by every pull and by the engine while it makes an
+    /// init layer in tmp/; taken exclusive by GC, so GC never removes a
+    /// layer a pull has committed but not yet referenced, nor what is being
+    /// made in tmp/.
     pub fn pull_lock(&self) -> Result<Lock> {
         self.lock_file("store", false)
     }
