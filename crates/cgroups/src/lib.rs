@@ -167,13 +167,33 @@ impl Manager {
                 Err(_) => {}
             }
         }
-        while !p.exists() {
-            missing.push(p.to_path_buf());
-            p = match p.parent() {
-                Some(parent) => parent,
-                None => break,
-            };
+        // Another container under the same parent may be deleted meanwhile,
+        // removing the parent it made once it is empty: a parent that
+        // vanishes while we make our way down is made again.
+        let mut tries = 0;
+        loop {
+            missing.clear();
+            p = dir.path.as_path();
+            while !p.exists() {
+                missing.push(p.to_path_buf());
+                p = match p.parent() {
+                    Some(parent) => parent,
+                    None => break,
+                };
+            }
+            match self.make_down(&dir, &missing) {
+                Err(Error::Io { cause, .. })
+                    if cause.kind() == io::ErrorKind::NotFound && tries < 10 =>
+                {
+                    tries += 1;
+                }
+                r => return r,
+            }
         }
+    }
+
+    /// Makes `missing` (of `dir`'s path, leaf first), top down.
+    fn make_down(&mut self, dir: &Dir, missing: &[PathBuf]) -> Result<()> {
         for m in missing.iter().rev() {
             if dir.v2 && self.version == Version::V2 {
                 if let Some(parent) = m.parent() {

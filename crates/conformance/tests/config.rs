@@ -797,6 +797,30 @@ fn nested_cgroups_path_is_made_and_removed_whole() {
     }
 }
 
+#[test]
+fn containers_under_a_shared_new_parent_start_while_others_are_deleted() {
+    // Regression (seen once in the cgroup v2 lane; a race, so this test
+    // stresses it rather than forcing it): a delete removes the parents its
+    // container made once they are empty, which another container's create
+    // may be making its way down through; that create must make them
+    // again, not fail with "No such file or directory".
+    let rt = Runtime::new();
+    let parent = format!("berth-test/{}", unique_id("shared"));
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..6 {
+                    let mut b = Bundle::new(&["true"]);
+                    let path = PathBuf::from(format!("/{parent}/{}", b.id));
+                    b.linux().set_cgroups_path(Some(path));
+                    rt.create(&b).ok();
+                    rt.exec(&["delete", "--force", &b.id]).ok();
+                }
+            });
+        }
+    });
+}
+
 /// After `create` (before the container's process runs), the init's
 /// /proc/<pid>/cgroup, read in the host's cgroup namespace: every
 /// hierarchy, the cgroup2 one of a hybrid layout included, must put it in
