@@ -197,9 +197,13 @@ fn fill_init_layer(view: std::os::fd::BorrowedFd<'_>, work: &Path) -> Result<()>
     use std::os::fd::AsFd;
     use std::os::unix::fs::PermissionsExt;
     // No component may be a symlink: an image's links are not followed.
-    const RESOLVE: u64 = 0x08 /* RESOLVE_BENEATH */ | 0x04 /* RESOLVE_NO_SYMLINKS */;
     let lstat = |rel: &Path| -> std::io::Result<libc::stat> {
-        let fd = berth_sys::fs::openat2(view, rel, libc::O_PATH | libc::O_NOFOLLOW, 0, RESOLVE)?;
+        let fd = berth_sys::fs::open_in_root(
+            view,
+            rel,
+            libc::O_PATH | libc::O_NOFOLLOW,
+            berth_sys::fs::Links::Refuse,
+        )?;
         berth_sys::fs::fstat(fd.as_fd())
     };
     let is_dir = |st: &libc::stat| st.st_mode & libc::S_IFMT == libc::S_IFDIR;
