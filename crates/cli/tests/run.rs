@@ -92,6 +92,15 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Starts a detached `sleep 30` from `img`; its id.
+fn sleeper(env: &Env, img: &str) -> String {
+    env.berth(&["run", "-d", img, "sleep", "30"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+}
+
 #[test]
 fn mount_points_come_from_the_images_init_layer_not_each_container() {
     let env = Env::new();
@@ -104,12 +113,7 @@ fn mount_points_come_from_the_images_init_layer_not_each_container() {
             .filter(|p| p.to_string_lossy().ends_with(".init"))
             .collect()
     };
-    let id = env
-        .berth(&["run", "-d", img, "sleep", "30"])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let id = sleeper(&env, img);
     // The image lacks /proc, /sys, /dev and /etc/hosts: the runtime found
     // them in the init layer, made once for the image, and made none in the
     // container's own upper layer.
@@ -179,12 +183,7 @@ fn processes_of(env: &Env) -> Vec<String> {
 fn run_starts_its_monitor_and_runtime_ahead_and_a_failed_run_leaves_no_process() {
     let env = Env::new();
     let img = image(&env);
-    let id = env
-        .berth(&["run", "-d", img, "sleep", "30"])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let id = sleeper(&env, img);
     // The container's parent is its monitor, the one `run` started ahead,
     // which handed the runtime it started its command line.
     let pid = inspect(&env, &id)["State"]["Pid"].as_i64().unwrap();

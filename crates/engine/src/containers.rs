@@ -168,9 +168,9 @@ impl PreMonitor {
         if runtime != DEFAULT_RUNTIME {
             return None;
         }
-        let runtime = paths::find_program(runtime).ok()?;
+        let (name, runtime) = (runtime, paths::find_program(runtime).ok()?);
         let monitor = paths::find_program("berth-monitor").ok()?;
-        if runtime.parent() != monitor.parent() {
+        if !same_build(name, &runtime, &monitor) {
             return None;
         }
         // The directory the runtime's protected overlay is made with.
@@ -211,6 +211,14 @@ impl PreMonitor {
     }
 }
 
+/// Whether the runtime `name` (as `--runtime` takes it), found at
+/// `runtime`, is berth's own of the same build as the monitor at `monitor`
+/// (installed beside it): the monitor links its library (to delete its
+/// containers) and hands it its command line (`berth_runtime::handoff`).
+fn same_build(name: &str, runtime: &Path, monitor: &Path) -> bool {
+    name == DEFAULT_RUNTIME && runtime.parent() == monitor.parent()
+}
+
 /// The CPUs this process may use (as a list: "0,1,3") and that set less
 /// the CPU it runs on; `None` when that leaves none.
 fn away_from_here() -> Option<(String, libc::cpu_set_t)> {
@@ -222,17 +230,17 @@ fn away_from_here() -> Option<(String, libc::cpu_set_t)> {
     }
     // SAFETY: plain call.
     let here = usize::try_from(unsafe { libc::sched_getcpu() }).ok()?;
-    // SAFETY: CPU_ISSET reads the set, below CPU_SETSIZE.
-    let ours: Vec<String> = (0..libc::CPU_SETSIZE as usize)
+    let ours: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: CPU_ISSET reads the set, below CPU_SETSIZE.
         .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .map(|c| c.to_string())
         .collect();
-    if ours.len() < 2 || !ours.contains(&here.to_string()) {
+    if ours.len() < 2 || !ours.contains(&here) {
         return None;
     }
     // SAFETY: clears one bit of the set, below CPU_SETSIZE (it is set).
     unsafe { libc::CPU_CLR(here, &mut set) };
-    Some((ours.join(","), set))
+    let list: Vec<String> = ours.iter().map(usize::to_string).collect();
+    Some((list.join(","), set))
 }
 
 impl Drop for PreMonitor {
@@ -932,10 +940,7 @@ impl Engine {
             bundle: run_dir.to_path_buf(),
             runtime: runtime.clone(),
             runtime_args: vec!["--root".into(), runtime_root.to_string_lossy().into_owned()],
-            // The monitor links the runtime's library: berth's own runtime,
-            // installed beside the monitor, is the same build.
-            builtin_root: (c.runtime == DEFAULT_RUNTIME && runtime.parent() == monitor.parent())
-                .then(|| runtime_root.clone()),
+            builtin_root: same_build(&c.runtime, &runtime, &monitor).then(|| runtime_root.clone()),
             run_dir: run_dir.to_path_buf(),
             persist_dir: dir.to_path_buf(),
             log_driver: LogDriver::parse(&c.log_driver).unwrap_or_default(),

@@ -204,10 +204,7 @@ impl Early {
     /// `runtime`: berth-runtime's path; `dummy`: a directory for the
     /// protected binary's overlay (see `protected_binary`).
     fn start(runtime: &Path, dummy: &Path) -> Early {
-        let protected =
-            berth_sys::fs::open(dummy, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
-                .and_then(|d| berth_sys::selfexe::protected_binary(runtime, d.as_fd()))
-                .ok();
+        let protected = protect(runtime, dummy);
         let waiting = protected
             .as_ref()
             .and_then(|p| Self::spawn_waiting(runtime, p).ok());
@@ -228,9 +225,7 @@ impl Early {
         if unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_SETFD, 0) } < 0 {
             return Err(io::Error::last_os_error());
         }
-        let mut cmd =
-            std::process::Command::new(format!("/proc/self/fd/{}", protected.as_raw_fd()));
-        std::os::unix::process::CommandExt::arg0(&mut cmd, runtime);
+        let mut cmd = runtime_command(runtime, Some(protected));
         cmd.env(berth_runtime::handoff::ENV, theirs.as_raw_fd().to_string())
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -730,13 +725,7 @@ impl Monitor {
         if self.cfg.runtime.file_name() != Some(std::ffi::OsStr::new("berth-runtime")) {
             return None;
         }
-        let dummy = berth_sys::fs::open(
-            &self.cfg.run_dir,
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            0,
-        )
-        .ok()?;
-        berth_sys::selfexe::protected_binary(&self.cfg.runtime, dummy.as_fd()).ok()
+        protect(&self.cfg.runtime, &self.cfg.run_dir)
     }
 
     fn run(&mut self) -> Result<(), String> {
@@ -897,23 +886,7 @@ impl Monitor {
         args: &[std::ffi::OsString],
         stdio: [Option<OwnedFd>; 3],
     ) -> Result<i32, String> {
-        // berth-runtime re-executes itself from a read-only copy before it
-        // makes a container (CVE-2019-5736); started from one, it need not
-        // (a millisecond). The same detached read-only overlay, made here
-        // (once, at our start) and reached through our fd table (nothing is
-        // mounted anywhere); without it (no overlayfs), the runtime protects
-        // itself.
-        let via = self.protected.as_ref().map(|fd| {
-            PathBuf::from(format!(
-                "/proc/{}/fd/{}",
-                std::process::id(),
-                fd.as_raw_fd()
-            ))
-        });
-        let mut cmd = std::process::Command::new(via.as_deref().unwrap_or(&self.cfg.runtime));
-        if via.is_some() {
-            std::os::unix::process::CommandExt::arg0(&mut cmd, &self.cfg.runtime);
-        }
+        let mut cmd = runtime_command(&self.cfg.runtime, self.protected.as_ref());
         cmd.args(args);
         let [i, o, e] = stdio.map(|f| f.map_or_else(std::process::Stdio::null, Into::into));
         cmd.stdin(i).stdout(o).stderr(e);
@@ -1408,6 +1381,33 @@ impl Monitor {
         }
         Ok(())
     }
+}
+
+/// berth-runtime's binary opened through a detached read-only overlay
+/// (`berth_sys::selfexe::protected_binary`), with `dummy` as the overlay's
+/// second layer; `None` on failure (the runtime then protects itself).
+fn protect(runtime: &Path, dummy: &Path) -> Option<OwnedFd> {
+    let dummy =
+        berth_sys::fs::open(dummy, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0).ok()?;
+    berth_sys::selfexe::protected_binary(runtime, dummy.as_fd()).ok()
+}
+
+/// A command starting `runtime`, from its `protected` binary when there is
+/// one. berth-runtime re-executes itself from a read-only copy before it
+/// makes a container (CVE-2019-5736); started from one, it need not (a
+/// millisecond). The detached read-only overlay is reached through our fd
+/// table (nothing is mounted anywhere), and the runtime keeps its name.
+fn runtime_command(runtime: &Path, protected: Option<&OwnedFd>) -> std::process::Command {
+    let Some(fd) = protected else {
+        return std::process::Command::new(runtime);
+    };
+    let mut cmd = std::process::Command::new(format!(
+        "/proc/{}/fd/{}",
+        std::process::id(),
+        fd.as_raw_fd()
+    ));
+    std::os::unix::process::CommandExt::arg0(&mut cmd, runtime);
+    cmd
 }
 
 /// Hands the command line `args` and `stdio` to a runtime started ahead
