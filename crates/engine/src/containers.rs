@@ -293,7 +293,7 @@ fn short(id: &str) -> &str {
 
 impl Engine {
     pub fn open(root: &Path, run_root: &Path) -> Result<Engine> {
-        let images = Store::open(root)?;
+        let images = Store::open_with(root, &[crate::records::TABLES])?;
         images.relax_durability()?;
         for d in [root.join("containers"), root.join("volumes")] {
             std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
@@ -303,7 +303,7 @@ impl Engine {
                 .map_err(io(format!("create {}", run_root.join(d).display())))?;
         }
         Ok(Engine {
-            records: Records::open(root)?,
+            records: Records::new(&images),
             images,
             paths: Paths {
                 root: root.to_path_buf(),

@@ -1,8 +1,9 @@
 //! Where berth keeps things, and how it finds its helper programs.
 //!
-//! Persistent (`--root`, /var/lib/berth): `containers.db`, and per container
-//! `containers/ID/` with the overlay's `upper/` and `work/`, the log
-//! (`ctr.log`) and the final state (`exit`). Volumes: `volumes/NAME/_data`.
+//! Persistent (`--root`, /var/lib/berth): the records in the image store's
+//! `store.db`, and per container `containers/ID/` with the overlay's
+//! `upper/` and `work/`, the log (`ctr.log`) and the final state (`exit`).
+//! Volumes: `volumes/NAME/_data`.
 //!
 //! Runtime (`--run-root`, /run/berth, a tmpfs gone at reboot), all of it
 //! rewritten at each start: per container `containers/ID/` (the OCI bundle:

@@ -1,17 +1,27 @@
-//! Container and volume records: an SQLite database (`containers.db` in
-//! the store root) in WAL mode. Each change is one transaction, so a kill -9
-//! at any moment leaves either the old record or the new one; names are
-//! unique by constraint, so parallel `berth run --name x` cannot both win.
+//! Container and volume records: tables in the image store's SQLite
+//! database (`store.db` in the store root, WAL; an earlier berth's
+//! `containers.db` is imported into it once). Each change is one
+//! transaction, so a kill -9 at any moment leaves either the old record or
+//! the new one; names are unique by constraint, so parallel `berth run
+//! --name x` cannot both win.
 //!
-//! `synchronous=NORMAL`: a commit survives the process dying at once and a
-//! power cut loses at most the last commits, never consistency (the image
-//! store, whose blobs cost a download, keeps FULL).
+//! The engine commits with `synchronous=NORMAL`: a commit survives the
+//! process dying at once and a power cut loses at most the last commits,
+//! never consistency (pulls, whose blobs cost a download, keep FULL).
 
 use crate::config::ContainerConfig;
 use crate::error::{db, Error, Result};
+use berth_image::store::{Store, Tables};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+
+/// The records' tables, kept in the image store's database (one file, so
+/// a command opens one database), and where an earlier berth kept them.
+pub const TABLES: Tables<'static> = Tables {
+    schema: SCHEMA,
+    legacy_file: "containers.db",
+    tables: &["containers", "volumes", "container_volumes"],
+};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS containers (
@@ -107,7 +117,7 @@ pub struct VolumeRecord {
 }
 
 pub struct Records {
-    db: Connection,
+    db: berth_image::store::Db,
 }
 
 fn corrupt(what: &str, e: serde_json::Error) -> Error {
@@ -142,17 +152,21 @@ fn finish(row: (Record, String, String)) -> Result<Record> {
 const COLUMNS: &str = "id, name, image, image_id, created, config, state";
 
 impl Records {
-    pub fn open(root: &Path) -> Result<Records> {
-        let conn = berth_image::store::open_db(&root.join("containers.db"), "NORMAL", SCHEMA)
-            .map_err(|(op, cause)| Error::Db { op, cause })?;
-        Ok(Records { db: conn })
+    /// The records in `store`'s database, which must have been opened
+    /// with [`TABLES`] (as `Engine::open` does).
+    pub fn new(store: &Store) -> Records {
+        Records { db: store.db() }
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Adds a container; a taken name is a conflict.
     pub fn insert(&self, rec: &Record) -> Result<()> {
         let config = serde_json::to_string(&rec.config).map_err(|e| corrupt("config", e))?;
         let state = serde_json::to_string(&rec.state).map_err(|e| corrupt("state", e))?;
-        let r = self.db.execute(
+        let r = self.conn().execute(
             "INSERT INTO containers (id, name, image, image_id, created, config, state)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -181,7 +195,7 @@ impl Records {
 
     pub fn set_state(&self, id: &str, state: &RunState) -> Result<()> {
         let s = serde_json::to_string(state).map_err(|e| corrupt("state", e))?;
-        self.db
+        self.conn()
             .execute(
                 "UPDATE containers SET state = ?2 WHERE id = ?1",
                 params![id, s],
@@ -191,7 +205,7 @@ impl Records {
     }
 
     pub fn rename(&self, id: &str, name: &str) -> Result<()> {
-        match self.db.execute(
+        match self.conn().execute(
             "UPDATE containers SET name = ?2 WHERE id = ?1",
             params![id, name],
         ) {
@@ -208,15 +222,15 @@ impl Records {
     }
 
     pub fn remove(&self, id: &str) -> Result<()> {
-        self.db
+        self.conn()
             .execute("DELETE FROM containers WHERE id = ?1", params![id])
             .map_err(db("remove the container's record"))?;
         Ok(())
     }
 
     pub fn all(&self) -> Result<Vec<Record>> {
-        let mut st = self
-            .db
+        let conn = self.conn();
+        let mut st = conn
             .prepare(&format!(
                 "SELECT {COLUMNS} FROM containers ORDER BY created DESC"
             ))
@@ -233,7 +247,7 @@ impl Records {
 
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
         let row = self
-            .db
+            .conn()
             .query_row(
                 &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1"),
                 params![id],
@@ -251,7 +265,7 @@ impl Records {
             return Err(Error::NoSuchContainer(String::new()));
         }
         let row = self
-            .db
+            .conn()
             .query_row(
                 &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1 OR name = ?1"),
                 params![what],
@@ -263,8 +277,8 @@ impl Records {
             return finish(r);
         }
         if what.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let mut st = self
-                .db
+            let conn = self.conn();
+            let mut st = conn
                 .prepare(&format!(
                     "SELECT {COLUMNS} FROM containers WHERE substr(id, 1, ?2) = ?1 LIMIT 2"
                 ))
@@ -292,7 +306,7 @@ impl Records {
     pub fn add_volume(&self, v: &VolumeRecord) -> Result<bool> {
         let labels = serde_json::to_string(&v.labels).map_err(|e| corrupt("labels", e))?;
         let n = self
-            .db
+            .conn()
             .execute(
                 "INSERT OR IGNORE INTO volumes (name, created, labels, anonymous) VALUES (?1, ?2, ?3, ?4)",
                 params![v.name, v.created, labels, v.anonymous],
@@ -302,8 +316,8 @@ impl Records {
     }
 
     pub fn volumes(&self) -> Result<Vec<VolumeRecord>> {
-        let mut st = self
-            .db
+        let conn = self.conn();
+        let mut st = conn
             .prepare("SELECT name, created, labels, anonymous FROM volumes ORDER BY name")
             .map_err(db("list volumes"))?;
         let rows = st
@@ -338,8 +352,8 @@ impl Records {
 
     /// Containers using the volume.
     pub fn volume_users(&self, name: &str) -> Result<Vec<String>> {
-        let mut st = self
-            .db
+        let conn = self.conn();
+        let mut st = conn
             .prepare("SELECT container_id FROM container_volumes WHERE volume = ?1")
             .map_err(db("list the volume's users"))?;
         let rows = st
@@ -350,7 +364,7 @@ impl Records {
     }
 
     pub fn use_volume(&self, container: &str, volume: &str) -> Result<()> {
-        self.db
+        self.conn()
             .execute(
                 "INSERT OR IGNORE INTO container_volumes (container_id, volume) VALUES (?1, ?2)",
                 params![container, volume],
@@ -361,8 +375,8 @@ impl Records {
 
     /// Volumes the container uses.
     pub fn container_volumes(&self, container: &str) -> Result<Vec<String>> {
-        let mut st = self
-            .db
+        let conn = self.conn();
+        let mut st = conn
             .prepare("SELECT volume FROM container_volumes WHERE container_id = ?1")
             .map_err(db("list the container's volumes"))?;
         let rows = st
@@ -382,7 +396,7 @@ impl Records {
             )));
         }
         let n = self
-            .db
+            .conn()
             .execute("DELETE FROM volumes WHERE name = ?1", params![name])
             .map_err(db("remove the volume's record"))?;
         if n == 0 {
@@ -395,6 +409,11 @@ impl Records {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    fn open(root: &Path) -> Records {
+        Records::new(&Store::open_with(root, &[TABLES]).unwrap())
+    }
 
     fn rec(id: &str, name: &str) -> Record {
         Record {
@@ -420,20 +439,20 @@ mod tests {
                     let (dir, go) = (&dir, &go);
                     s.spawn(move || {
                         go.wait();
-                        let r = Records::open(dir.path()).unwrap();
+                        let r = open(dir.path());
                         r.insert(&rec(&format!("{round}x{i}"), &format!("n{i}")))
                             .unwrap();
                     });
                 }
             });
-            assert_eq!(Records::open(dir.path()).unwrap().all().unwrap().len(), 12);
+            assert_eq!(open(dir.path()).all().unwrap().len(), 12);
         }
     }
 
     #[test]
     fn names_are_unique_and_lookups_work() {
         let dir = tempfile::tempdir().unwrap();
-        let r = Records::open(dir.path()).unwrap();
+        let r = open(dir.path());
         r.insert(&rec("abcdef01", "web")).unwrap();
         r.insert(&rec("abcdff02", "db")).unwrap();
         let e = r.insert(&rec("ffff", "web")).unwrap_err();
@@ -463,7 +482,7 @@ mod tests {
     #[test]
     fn volumes_in_use_are_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let r = Records::open(dir.path()).unwrap();
+        let r = open(dir.path());
         r.insert(&rec("c1", "one")).unwrap();
         let v = VolumeRecord {
             name: "data".into(),
@@ -485,5 +504,76 @@ mod tests {
             r.remove_volume("data"),
             Err(Error::NoSuchVolume(_))
         ));
+    }
+
+    #[test]
+    fn an_earlier_containers_db_is_imported_once_then_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = dir.path().join("containers.db");
+        {
+            // As an earlier berth left it: WAL mode, the rows still in the
+            // kept -wal file, and a column this berth does not know.
+            let db = Connection::open(&legacy).unwrap();
+            db.pragma_update(None, "journal_mode", "WAL").unwrap();
+            db.execute_batch(SCHEMA).unwrap();
+            db.execute_batch("ALTER TABLE volumes ADD COLUMN driver TEXT")
+                .unwrap();
+            db.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            )
+            .unwrap();
+            let mut on: std::ffi::c_int = 1;
+            // SAFETY: this open handle; PERSIST_WAL reads and writes one int.
+            unsafe {
+                rusqlite::ffi::sqlite3_file_control(
+                    db.handle(),
+                    c"main".as_ptr(),
+                    rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
+                    (&mut on as *mut std::ffi::c_int).cast(),
+                );
+            }
+            let old = Records {
+                db: std::sync::Arc::new(std::sync::Mutex::new(db)),
+            };
+            old.insert(&rec("c1", "web")).unwrap();
+            old.insert(&rec("c2", "db")).unwrap();
+            old.add_volume(&VolumeRecord {
+                name: "data".into(),
+                created: 1,
+                labels: Default::default(),
+                anonymous: false,
+            })
+            .unwrap();
+            old.use_volume("c1", "data").unwrap();
+        }
+        assert!(dir.path().join("containers.db-wal").exists());
+        let saved = tempfile::tempdir().unwrap();
+        for f in ["containers.db", "containers.db-wal"] {
+            std::fs::copy(dir.path().join(f), saved.path().join(f)).unwrap();
+        }
+
+        let r = open(dir.path());
+        let names: Vec<String> = r.all().unwrap().into_iter().map(|c| c.name).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(r.volume_users("data").unwrap(), vec!["c1".to_string()]);
+        for f in ["containers.db", "containers.db-wal", "containers.db-shm"] {
+            assert!(!dir.path().join(f).exists(), "{f} is left");
+        }
+
+        // Removed since, then the old file is back (a process killed after
+        // the import committed, before it removed the file): not imported
+        // again, only removed.
+        r.remove("c2").unwrap();
+        for f in ["containers.db", "containers.db-wal"] {
+            std::fs::copy(saved.path().join(f), dir.path().join(f)).unwrap();
+        }
+        let r = open(dir.path());
+        assert!(
+            r.get("c2").unwrap().is_none(),
+            "a removed container came back"
+        );
+        assert!(r.get("c1").unwrap().is_some());
+        assert!(!dir.path().join("containers.db").exists());
     }
 }

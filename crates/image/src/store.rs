@@ -14,7 +14,9 @@
 //! tmp/                   downloads and unpacks in progress
 //! locks/                 flock files: `store` (shared by pulls, exclusive
 //!                        for GC) and one per layer being unpacked
-//! images.db              SQLite: images, tags, layers
+//! store.db               SQLite: images, tags, layers, holds, and the
+//!                        tables of whoever opens it with its own
+//!                        (`Store::open_with`: the engine's containers)
 //! ```
 //! Everything becomes visible by rename after it is complete and synced,
 //! and the database row last, so a kill -9 at any moment leaves either
@@ -30,9 +32,36 @@ use std::path::{Path, PathBuf};
 
 pub struct Store {
     root: PathBuf,
-    /// One connection; download threads record layers through it.
-    db: std::sync::Mutex<Connection>,
+    /// One connection; download threads record layers through it, and the
+    /// engine its containers (`Store::db`).
+    db: Db,
 }
+
+/// The store's database connection, shared with the engine's records:
+/// one file, so a command opens one database (each open costs a WAL index
+/// rebuild when no other process has it open).
+pub type Db = std::sync::Arc<std::sync::Mutex<Connection>>;
+
+/// The database file under the store root.
+pub const DB_FILE: &str = "store.db";
+
+/// Tables another crate keeps in the store's database (`Store::open_with`).
+pub struct Tables<'a> {
+    /// `CREATE ... IF NOT EXISTS` statements.
+    pub schema: &'a str,
+    /// The database of an earlier berth that held these tables, under the
+    /// store root: imported once (then removed) when found.
+    pub legacy_file: &'a str,
+    /// The tables to import, parents before children (foreign keys).
+    pub tables: &'a [&'a str],
+}
+
+/// The image store's own tables.
+const IMAGE_TABLES: Tables<'static> = Tables {
+    schema: SCHEMA,
+    legacy_file: "images.db",
+    tables: &["images", "layers", "names", "image_layers", "holds"],
+};
 
 /// A lock held until dropped (flock on a file under locks/).
 pub struct Lock(#[allow(dead_code)] OwnedFd);
@@ -99,6 +128,10 @@ CREATE TABLE IF NOT EXISTS holds (
     holder TEXT PRIMARY KEY,          -- a container using the image
     image_id TEXT NOT NULL REFERENCES images(id)
 );
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,             -- e.g. 'imported images.db'
+    value TEXT NOT NULL
+);
 ";
 
 /// What names a layer's init directory (`Store::layer_init_dir`).
@@ -108,13 +141,13 @@ const INIT_SUFFIX: &str = ".init";
 /// giving up: long enough for any pull or prune to commit.
 const DB_BUSY_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Opens one of berth's SQLite databases (the image store's, the container
-/// records'): the busy budget, WAL, `synchronous`, foreign keys, `schema`
-/// and a kept WAL. An error names the step that failed.
-pub fn open_db(
+/// Opens the store's SQLite database: the busy budget, WAL, `synchronous`,
+/// foreign keys, the schemas and a kept WAL. An error names the step that
+/// failed.
+fn open_db(
     path: &Path,
     synchronous: &str,
-    schema: &str,
+    schemas: &[&str],
 ) -> std::result::Result<Connection, (String, rusqlite::Error)> {
     let step = |op: &str| {
         let op = op.to_string();
@@ -128,8 +161,10 @@ pub fn open_db(
         .map_err(step("set synchronous"))?;
     db.pragma_update(None, "foreign_keys", "ON")
         .map_err(step("enable foreign keys"))?;
-    db.execute_batch(schema)
-        .map_err(step("create the schema"))?;
+    for schema in schemas {
+        db.execute_batch(schema)
+            .map_err(step("create the schema"))?;
+    }
     persist_wal(&db);
     Ok(db)
 }
@@ -137,6 +172,13 @@ pub fn open_db(
 impl Store {
     /// Opens (creating) the store at `root`.
     pub fn open(root: &Path) -> Result<Store> {
+        Store::open_with(root, &[])
+    }
+
+    /// Opens (creating) the store at `root`, with `extra` tables in its
+    /// database (see [`Store::db`]). Tables an earlier berth kept in a
+    /// database of their own are imported into it first.
+    pub fn open_with(root: &Path, extra: &[Tables<'_>]) -> Result<Store> {
         if !root.exists() {
             // Layers hold setuid binaries and images' secrets: the store is
             // its owner's alone (as containers/storage does).
@@ -153,16 +195,29 @@ impl Store {
                 )
             })?;
         }
-        let db = open_db(&root.join("images.db"), "FULL", SCHEMA)
+        let schemas: Vec<&str> = std::iter::once(SCHEMA)
+            .chain(extra.iter().map(|t| t.schema))
+            .collect();
+        let db = open_db(&root.join(DB_FILE), "FULL", &schemas)
             .map_err(|(op, cause)| Error::Db { op, cause })?;
+        for t in std::iter::once(&IMAGE_TABLES).chain(extra) {
+            import_legacy(&db, root, t)?;
+        }
         Ok(Store {
             root: root.to_path_buf(),
-            db: std::sync::Mutex::new(db),
+            db: std::sync::Arc::new(std::sync::Mutex::new(db)),
         })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The database connection, for the tables given to
+    /// [`Store::open_with`]. Locked per statement or transaction; never
+    /// held across a call into the store.
+    pub fn db(&self) -> Db {
+        self.db.clone()
     }
 
     /// Commits without waiting for the disk (WAL, `synchronous=NORMAL`):
@@ -742,6 +797,94 @@ impl Store {
     }
 }
 
+/// Imports the tables `t` from the database an earlier berth kept them in
+/// (`t.legacy_file` under `root`), once, then removes that file.
+///
+/// The import and a row in `meta` saying it was done are one transaction,
+/// and the old file is removed only after it commits; an import cut short
+/// is done again, one that committed is never repeated (which would bring
+/// back rows removed since). A lock file serializes processes that find
+/// the old file together. Only columns both sides have are copied, so an
+/// older schema imports too.
+fn import_legacy(db: &Connection, root: &Path, t: &Tables<'_>) -> Result<()> {
+    let legacy = root.join(t.legacy_file);
+    if !legacy.exists() {
+        return Ok(());
+    }
+    let lock_path = root.join("locks").join("import");
+    let lock = sfs::open(&lock_path, libc::O_RDWR | libc::O_CREAT, 0o600)
+        .with_ctx(|| format!("open lock {}", lock_path.display()))?;
+    sfs::flock(lock.as_fd(), true, false).with_ctx(|| format!("lock {}", lock_path.display()))?;
+    let key = format!("imported {}", t.legacy_file);
+    let done = db
+        .query_row(
+            "SELECT 1 FROM meta WHERE key = ?1",
+            params![key],
+            |_| Ok(()),
+        )
+        .optional()
+        .ctx("read the store's metadata")?
+        .is_some();
+    let what = || format!("import {} into {DB_FILE}", legacy.display());
+    if !done && legacy.exists() {
+        db.execute(
+            "ATTACH DATABASE ?1 AS legacy",
+            params![legacy.to_string_lossy()],
+        )
+        .with_ctx(what)?;
+        let copied = copy_legacy(db, t, &key).with_ctx(what);
+        if copied.is_err() {
+            let _ = db.execute_batch("ROLLBACK");
+        }
+        let _ = db.execute_batch("DETACH DATABASE legacy");
+        copied?;
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let p = root.join(format!("{}{suffix}", t.legacy_file));
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_ctx(|| format!("remove {} (imported)", p.display()))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The copy of [`import_legacy`], in one transaction with its `meta` row.
+fn copy_legacy(db: &Connection, t: &Tables<'_>, key: &str) -> rusqlite::Result<()> {
+    let columns = |schema: &str, table: &str| -> rusqlite::Result<Vec<String>> {
+        let mut st = db.prepare("SELECT name FROM pragma_table_info(?1, ?2)")?;
+        let rows = st.query_map(params![table, schema], |r| r.get::<_, String>(0))?;
+        rows.collect()
+    };
+    db.execute_batch("BEGIN IMMEDIATE")?;
+    for table in t.tables {
+        let theirs = columns("legacy", table)?;
+        let both: Vec<String> = columns("main", table)?
+            .into_iter()
+            .filter(|c| theirs.contains(c))
+            .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
+            .collect();
+        if both.is_empty() {
+            // The earlier berth had no such table.
+            continue;
+        }
+        let list = both.join(", ");
+        db.execute(
+            &format!(
+                "INSERT OR IGNORE INTO main.{table} ({list}) SELECT {list} FROM legacy.{table}"
+            ),
+            [],
+        )?;
+    }
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+        params![key, env!("CARGO_PKG_VERSION")],
+    )?;
+    db.execute_batch("COMMIT")
+}
+
 /// Puts the database in WAL mode, which is a property of the file: once
 /// one process has done it, the others only read it back.
 ///
@@ -878,7 +1021,7 @@ mod tests {
                     });
                 }
             });
-            let db = Connection::open(tmp.path().join("images.db")).unwrap();
+            let db = Connection::open(tmp.path().join(DB_FILE)).unwrap();
             let mode: String = db
                 .pragma_query_value(None, "journal_mode", |r| r.get(0))
                 .unwrap();
@@ -947,5 +1090,44 @@ mod tests {
         // By short id with one tag left: removed.
         assert_eq!(s.remove(id.short(), false).unwrap(), vec![id]);
         assert!(matches!(s.resolve("b:2"), Err(Error::UnknownImage(_))));
+    }
+
+    #[test]
+    fn an_earlier_images_db_is_imported_once_then_removed() {
+        // An earlier berth's images.db is this one's store.db with its kept
+        // -wal file (the rows may still be there only), under another name.
+        let old = tempfile::tempdir().unwrap();
+        let id = {
+            let mut s = Store::open(old.path()).unwrap();
+            let id = image(&mut s, b"a", &["docker.io/library/a:latest"]);
+            s.hold(&id, "container:c1").unwrap();
+            id
+        };
+        assert!(old.path().join("store.db-wal").exists());
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = |to: &Path| {
+            for (from, name) in [("store.db", "images.db"), ("store.db-wal", "images.db-wal")] {
+                std::fs::copy(old.path().join(from), to.join(name)).unwrap();
+            }
+        };
+        legacy(dir.path());
+
+        let mut s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.resolve("a").unwrap().id, id);
+        assert_eq!(s.image_layers(&id).unwrap().len(), 1);
+        assert_eq!(s.holders().unwrap(), vec!["container:c1".to_string()]);
+        for f in ["images.db", "images.db-wal", "images.db-shm"] {
+            assert!(!dir.path().join(f).exists(), "{f} is left");
+        }
+
+        // Removed since, then the old file is back (a process killed after
+        // the import committed): only removed, never imported again.
+        s.release("container:c1").unwrap();
+        s.remove_by_id(&id).unwrap();
+        drop(s);
+        legacy(dir.path());
+        let s = Store::open(dir.path()).unwrap();
+        assert!(s.images().unwrap().is_empty(), "a removed image came back");
+        assert!(!dir.path().join("images.db").exists());
     }
 }
