@@ -1228,9 +1228,17 @@ impl Engine {
                 .stderr(std::process::Stdio::null())
                 .status();
         }
-        crate::rootfs::unmount(&self.paths.rootfs(&rec.id))?;
         let run = self.paths.run_dir(&rec.id);
-        if !(to_trash && move_to(&run, &self.paths.run_trash(&rec.id))) {
+        let run_trash = self.paths.run_trash(&rec.id);
+        // The run directory first, so that the mount point can follow it
+        // into the trash once unmounted.
+        let trashed = to_trash && move_to(&run, &run_trash);
+        let mount_trash = run_trash.join(crate::paths::ROOTFS_IN_TRASH);
+        crate::rootfs::unmount_into(
+            &self.paths.rootfs(&rec.id),
+            trashed.then_some(mount_trash.as_path()),
+        )?;
+        if !trashed {
             remove_run_dir(&run)?;
         }
         rec.state.pid = 0;
@@ -1455,9 +1463,14 @@ impl Engine {
     /// `to_trash`: move the container's directory to the trash rather than
     /// delete it (see [`Engine::cleanup_before_monitor`]).
     fn remove_locked(&self, rec: &Record, volumes: bool, to_trash: bool) -> Result<()> {
-        let mut r = rec.clone();
-        r.state.status = Status::Removing;
-        self.records.set_state(&rec.id, &r.state)?;
+        if !to_trash {
+            // A removal cut short is finished by `berth rm`. (The starting
+            // client's removal needs no mark: if it is cut short, its
+            // monitor runs `container cleanup`, which finishes it.)
+            let mut r = rec.clone();
+            r.state.status = Status::Removing;
+            self.records.set_state(&rec.id, &r.state)?;
+        }
         let dir = self.paths.container(&rec.id);
         crate::rootfs::unmount(&self.paths.rootfs(&rec.id))?;
         let run = self.paths.run_dir(&rec.id);
@@ -1465,8 +1478,11 @@ impl Engine {
             let _ = remove_run_dir(&run);
         }
         let vols = self.records.container_volumes(&rec.id)?;
-        self.records.remove(&rec.id)?;
-        self.images.release(&format!("container:{}", rec.id))?;
+        // The record and the image hold go together.
+        self.images
+            .release_with(&format!("container:{}", rec.id), |db| {
+                crate::records::Records::remove_in(db, &rec.id)
+            })?;
         if volumes {
             for v in vols {
                 if self.records.volume(&v).is_ok_and(|v| v.anonymous) {

@@ -42,6 +42,8 @@ impl Paths {
 
     /// The same for the container's run directory (on the run root's
     /// filesystem).
+    /// The run trash of a container: its run directory, and in it its
+    /// emptied mount point ([`ROOTFS_IN_TRASH`]), for its monitor to remove.
     pub fn run_trash(&self, id: &str) -> PathBuf {
         self.run_root.join("trash").join(id)
     }
@@ -145,3 +147,6 @@ pub fn random_name(id: &str) -> String {
     }
     format!("{}_{}_{}", ADJ[b(0) % 16], NAMES[b(2) % 16], &id[4..8])
 }
+
+/// The name the container's emptied mount point takes in its run trash.
+pub const ROOTFS_IN_TRASH: &str = ".rootfs";

@@ -222,9 +222,13 @@ impl Records {
     }
 
     pub fn remove(&self, id: &str) -> Result<()> {
-        self.conn()
-            .execute("DELETE FROM containers WHERE id = ?1", params![id])
-            .map_err(db("remove the container's record"))?;
+        Records::remove_in(&self.conn(), id).map_err(db("remove the container's record"))
+    }
+
+    /// [`Records::remove`] on `conn`, inside a transaction of the caller's
+    /// (`Store::release_with`).
+    pub fn remove_in(conn: &Connection, id: &str) -> rusqlite::Result<()> {
+        conn.execute("DELETE FROM containers WHERE id = ?1", params![id])?;
         Ok(())
     }
 

@@ -274,9 +274,23 @@ fn fill_init_layer(view: std::os::fd::BorrowedFd<'_>, work: &Path) -> Result<()>
 /// Unmounts `target` if mounted (detaching if busy), and removes the
 /// empty mount point.
 pub fn unmount(target: &Path) -> Result<()> {
+    unmount_into(target, None)
+}
+
+/// [`unmount`], then the empty mount point is renamed to `trash` (when
+/// given and possible) rather than removed: for a caller whose trash is
+/// emptied after it returns (removing a directory on a disk mounted with
+/// `discard` waits for the disk). Only a directory that is no longer a
+/// mount point is ever moved.
+pub fn unmount_into(target: &Path, trash: Option<&Path>) -> Result<()> {
     let target = target.to_path_buf();
+    let dispose = |t: &Path| {
+        if trash.is_none_or(|to| std::fs::rename(t, to).is_err()) {
+            let _ = std::fs::remove_dir(t);
+        }
+    };
     if !is_mounted(&target) {
-        let _ = std::fs::remove_dir(&target);
+        dispose(&target);
         return Ok(());
     }
     let t = berth_sys::cstr(&target).map_err(io("mount path"))?;
@@ -289,8 +303,13 @@ pub fn unmount(target: &Path) -> Result<()> {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
         Err(e) => return Err(io(format!("unmount {}", target.display()))(e)),
     }
-    // rmdir only removes an empty directory: never a mounted tree.
-    let _ = std::fs::remove_dir(&target);
+    // rmdir only removes an empty directory: never a mounted tree; and it
+    // is moved only if it is not a mount point any more.
+    if is_mounted(&target) {
+        let _ = std::fs::remove_dir(&target);
+    } else {
+        dispose(&target);
+    }
     Ok(())
 }
 
@@ -320,6 +339,60 @@ mod tests {
             .collect();
         let e = overlay_options(&many, Path::new("/c"), Path::new("/e"), false).unwrap_err();
         assert!(e.to_string().contains("100 layers"), "{e}");
+    }
+
+    #[test]
+    fn an_unmounted_root_goes_to_the_trash_and_a_mounted_one_never_does() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lower = tmp.path().join("lower");
+        std::fs::create_dir(&lower).unwrap();
+        let n = std::cell::Cell::new(0);
+        let overlay = |at: &Path| {
+            n.set(n.get() + 1);
+            let (upper, work) = (
+                tmp.path().join(format!("upper{}", n.get())),
+                tmp.path().join(format!("work{}", n.get())),
+            );
+            std::fs::create_dir(&upper).unwrap();
+            std::fs::create_dir(&work).unwrap();
+            let opts = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.display(),
+                upper.display(),
+                work.display()
+            );
+            let (t, o) = (
+                berth_sys::cstr(at).unwrap(),
+                std::ffi::CString::new(opts).unwrap(),
+            );
+            berth_sys::mount::mount(Some(c"overlay"), &t, Some(c"overlay"), 0, Some(&o))
+                .expect("mount an overlay (the test needs root)");
+        };
+        // Mounted once: unmounted, then moved to the trash.
+        let target = tmp.path().join("rootfs");
+        std::fs::create_dir(&target).unwrap();
+        overlay(&target);
+        std::fs::write(target.join("inside"), b"x").unwrap();
+        let trash = tmp.path().join("trash-rootfs");
+        unmount_into(&target, Some(&trash)).unwrap();
+        assert!(!target.exists());
+        assert!(trash.is_dir() && !is_mounted(&trash));
+        assert_eq!(std::fs::read_dir(&trash).unwrap().count(), 0);
+        // Without a trash: removed.
+        std::fs::create_dir(&target).unwrap();
+        unmount_into(&target, None).unwrap();
+        assert!(!target.exists());
+        // Two mounts stacked: one unmount leaves a mount point, which is
+        // neither moved nor removed.
+        std::fs::create_dir(&target).unwrap();
+        overlay(&target);
+        overlay(&target);
+        let trash2 = tmp.path().join("trash2");
+        unmount_into(&target, Some(&trash2)).unwrap();
+        assert!(is_mounted(&target), "still a mount point");
+        assert!(!trash2.exists());
+        unmount_into(&target, Some(&trash2)).unwrap();
+        assert!(!target.exists() && trash2.is_dir());
     }
 
     #[test]

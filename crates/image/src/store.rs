@@ -781,6 +781,23 @@ impl Store {
         Ok(())
     }
 
+    /// Ends a hold and, in the same transaction, does `with` (the
+    /// engine removes the container's record).
+    pub fn release_with(
+        &self,
+        holder: &str,
+        with: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("begin a transaction")?;
+        with(&tx).ctx("remove the container's record")?;
+        tx.execute("DELETE FROM holds WHERE holder = ?1", params![holder])
+            .ctx("forget the image's user")?;
+        tx.commit().ctx("forget the image's user")
+    }
+
     /// Ends a hold (the container was removed).
     pub fn release(&self, holder: &str) -> Result<()> {
         self.conn()
@@ -1069,6 +1086,41 @@ mod tests {
         s.gc().unwrap();
         assert!(!s.layer_dir(&chain).exists());
         assert!(!s.layer_init_dir(&chain).exists());
+    }
+
+    #[test]
+    fn a_release_and_what_goes_with_it_commit_together() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Store::open(tmp.path()).unwrap();
+        let id = image(&mut s, b"r", &["docker.io/library/r:latest"]);
+        s.hold(&id, "container:a").unwrap();
+        s.conn()
+            .execute_batch("CREATE TABLE things (name TEXT); INSERT INTO things VALUES ('a')")
+            .unwrap();
+        let count = |s: &Store| -> i64 {
+            s.conn()
+                .query_row("SELECT count(*) FROM things", [], |r| r.get(0))
+                .unwrap()
+        };
+        // What goes with it fails: the hold stays too.
+        let e = s
+            .release_with("container:a", |db| {
+                db.execute("DELETE FROM things", [])?;
+                db.execute("INSERT INTO nowhere VALUES (1)", []).map(|_| ())
+            })
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("remove the container's record"),
+            "{e}"
+        );
+        assert_eq!(s.holders().unwrap(), vec!["container:a".to_string()]);
+        assert_eq!(count(&s), 1);
+        s.release_with("container:a", |db| {
+            db.execute("DELETE FROM things", []).map(|_| ())
+        })
+        .unwrap();
+        assert!(s.holders().unwrap().is_empty());
+        assert_eq!(count(&s), 0);
     }
 
     #[test]

@@ -762,7 +762,13 @@ impl Monitor {
             self.state.started = berth_monitor::now_nanos();
             self.state.status = Status::Running;
             self.state.error.clear();
-            self.save_state();
+            // A container that has already ended (`true`) is recorded once,
+            // as exited: a state file written and replaced at once is a
+            // file made and freed for nothing.
+            self.reap();
+            if !self.reaped.contains_key(&pid) {
+                self.save_state();
+            }
             self.broadcast(frame::STARTED, pid.to_string().as_bytes());
             let status = loop {
                 if let Some(s) = self.reaped.remove(&pid) {
