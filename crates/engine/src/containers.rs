@@ -401,12 +401,11 @@ impl Engine {
         spec::check(&image_config, &crate::user::User::default(), &probe)?;
 
         let dir = self.paths.container(&id);
-        // Order matters for a kill -9 at any point: the hold first (an
-        // orphan hold is released by prune), then the record, then the
-        // directory (one without a record is removed by prune; the record
-        // always exists before its directory, so prune never races create).
+        // Order matters for a kill -9 at any point: the hold and the record
+        // (one transaction), then the directory (one without a record is
+        // removed by prune; the record always exists before its directory,
+        // so prune never races create).
         let holder = format!("container:{id}");
-        self.images.hold(image_id, &holder)?;
         let rec = Record {
             id: id.clone(),
             name,
@@ -416,16 +415,26 @@ impl Engine {
             config,
             state: RunState::default(),
         };
-        let done = self
-            .records
-            .insert(&rec)
-            .and_then(|()| {
-                std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))
+        // The insert's own error (a taken name) is kept; the transaction
+        // is undone with a stand-in.
+        let mut refused = None;
+        let held = self.images.hold_with(image_id, &holder, |db| {
+            Records::insert_in(db, &rec).map_err(|e| {
+                refused = Some(e);
+                rusqlite::Error::InvalidQuery
             })
+        });
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        held?;
+        let done = std::fs::create_dir_all(&dir)
+            .map_err(io(format!("create {}", dir.display())))
             .and_then(|()| self.attach_volumes(&rec, &image_config));
         if let Err(e) = done {
-            let _ = self.records.remove(&id);
-            let _ = self.images.release(&holder);
+            let _ = self
+                .images
+                .release_with(&holder, |db| Records::remove_in(db, &id));
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }

@@ -164,9 +164,15 @@ impl Records {
 
     /// Adds a container; a taken name is a conflict.
     pub fn insert(&self, rec: &Record) -> Result<()> {
+        Records::insert_in(&self.conn(), rec)
+    }
+
+    /// [`Records::insert`] on `conn`, inside a transaction of the caller's
+    /// (`Store::hold_with`).
+    pub fn insert_in(conn: &Connection, rec: &Record) -> Result<()> {
         let config = serde_json::to_string(&rec.config).map_err(|e| corrupt("config", e))?;
         let state = serde_json::to_string(&rec.state).map_err(|e| corrupt("state", e))?;
-        let r = self.conn().execute(
+        let r = conn.execute(
             "INSERT INTO containers (id, name, image, image_id, created, config, state)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![

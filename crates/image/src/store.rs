@@ -781,6 +781,29 @@ impl Store {
         Ok(())
     }
 
+    /// Holds the image for `holder` (see [`Store::hold`]) and, in the same
+    /// transaction, does `with` (the engine records the container): both
+    /// or neither.
+    pub fn hold_with(
+        &self,
+        id: &Digest,
+        holder: &str,
+        with: impl FnOnce(&Connection) -> rusqlite::Result<()>,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("begin a transaction")?;
+        tx.execute(
+            "INSERT INTO holds (holder, image_id) VALUES (?1, ?2)
+             ON CONFLICT(holder) DO UPDATE SET image_id = excluded.image_id",
+            params![holder, id.to_string()],
+        )
+        .ctx("record the image's user")?;
+        with(&tx).ctx("record the container")?;
+        tx.commit().ctx("record the image's user")
+    }
+
     /// Ends a hold and, in the same transaction, does `with` (the
     /// engine removes the container's record).
     pub fn release_with(
@@ -1121,6 +1144,27 @@ mod tests {
         .unwrap();
         assert!(s.holders().unwrap().is_empty());
         assert_eq!(count(&s), 0);
+    }
+
+    #[test]
+    fn a_hold_and_what_goes_with_it_commit_together() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Store::open(tmp.path()).unwrap();
+        let id = image(&mut s, b"h", &["docker.io/library/h:latest"]);
+        s.conn()
+            .execute_batch("CREATE TABLE things (name TEXT UNIQUE)")
+            .unwrap();
+        let add = |s: &Store, holder: &str, name: &str| {
+            s.hold_with(&id, holder, |db| {
+                db.execute("INSERT INTO things VALUES (?1)", [name])
+                    .map(|_| ())
+            })
+        };
+        add(&s, "container:a", "one").unwrap();
+        // What goes with it fails (a taken name): no hold either.
+        let e = add(&s, "container:b", "one").unwrap_err();
+        assert!(e.to_string().contains("record the container"), "{e}");
+        assert_eq!(s.holders().unwrap(), vec!["container:a".to_string()]);
     }
 
     #[test]
