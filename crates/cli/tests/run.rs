@@ -1920,3 +1920,68 @@ fn security_and_cpu_options_reach_the_container() {
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("--log-driver none"), "{}", o.stderr);
 }
+
+/// Starts `berth run` (extra args, then the busybox image and a shell that
+/// exits 42 on SIGTERM) and waits until the container is ready for it.
+fn signalled_run(env: &Env, img: &str, extra: &[&str]) -> std::process::Child {
+    use std::io::BufRead;
+    let mut c = env
+        .cmd()
+        .arg("run")
+        .args(extra)
+        .args([
+            img,
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(c.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    c
+}
+
+/// Waits for `c` for 20 s at most (killed and failed after that).
+fn exited(mut c: std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            let _ = c.wait();
+            panic!("berth did not end");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn run_passes_signals_on_to_the_container_unless_told_not_to() {
+    use std::os::unix::process::ExitStatusExt;
+    let env = Env::new();
+    let img = image(&env);
+    // As Docker's sig-proxy: SIGTERM to berth reaches the container, whose
+    // exit code berth then exits with.
+    let c = signalled_run(&env, img, &["--rm"]);
+    // SAFETY: plain syscall on our child.
+    assert_eq!(unsafe { libc::kill(c.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(exited(c).code(), Some(42));
+    assert!(ps_json(&env).as_array().unwrap().is_empty());
+    assert_eq!(leaked_mounts(&env), 0);
+
+    // --sig-proxy=false: berth itself is ended; the container runs on.
+    let c = signalled_run(&env, img, &["--name", "kept", "--sig-proxy=false"]);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(c.id() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(exited(c).signal(), Some(libc::SIGTERM));
+    assert_eq!(inspect(&env, "kept")["State"]["Running"], true);
+    env.berth(&["rm", "-f", "kept"]).ok();
+}
