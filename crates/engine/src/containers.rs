@@ -415,19 +415,8 @@ impl Engine {
             config,
             state: RunState::default(),
         };
-        // The insert's own error (a taken name) is kept; the transaction
-        // is undone with a stand-in.
-        let mut refused = None;
-        let held = self.images.hold_with(image_id, &holder, |db| {
-            Records::insert_in(db, &rec).map_err(|e| {
-                refused = Some(e);
-                rusqlite::Error::InvalidQuery
-            })
-        });
-        if let Some(e) = refused {
-            return Err(e);
-        }
-        held?;
+        self.images
+            .hold_with(image_id, &holder, |db| Records::insert_in(db, &rec))?;
         let done = std::fs::create_dir_all(&dir)
             .map_err(io(format!("create {}", dir.display())))
             .and_then(|()| self.attach_volumes(&rec, &image_config));

@@ -228,13 +228,14 @@ impl Records {
     }
 
     pub fn remove(&self, id: &str) -> Result<()> {
-        Records::remove_in(&self.conn(), id).map_err(db("remove the container's record"))
+        Records::remove_in(&self.conn(), id)
     }
 
     /// [`Records::remove`] on `conn`, inside a transaction of the caller's
     /// (`Store::release_with`).
-    pub fn remove_in(conn: &Connection, id: &str) -> rusqlite::Result<()> {
-        conn.execute("DELETE FROM containers WHERE id = ?1", params![id])?;
+    pub fn remove_in(conn: &Connection, id: &str) -> Result<()> {
+        conn.execute("DELETE FROM containers WHERE id = ?1", params![id])
+            .map_err(db("remove the container's record"))?;
         Ok(())
     }
 
@@ -519,33 +520,17 @@ mod tests {
     #[test]
     fn an_earlier_containers_db_is_imported_once_then_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let legacy = dir.path().join("containers.db");
         {
             // As an earlier berth left it: WAL mode, the rows still in the
-            // kept -wal file, and a column this berth does not know.
-            let db = Connection::open(&legacy).unwrap();
-            db.pragma_update(None, "journal_mode", "WAL").unwrap();
-            db.execute_batch(SCHEMA).unwrap();
-            db.execute_batch("ALTER TABLE volumes ADD COLUMN driver TEXT")
+            // kept -wal file, and a column this berth does not know. (The
+            // store keeps its WAL as that berth did; its file is copied
+            // under the old name below.)
+            let old_root = tempfile::tempdir().unwrap();
+            let store = Store::open_with(old_root.path(), &[TABLES]).unwrap();
+            let old = Records::new(&store);
+            old.conn()
+                .execute_batch("ALTER TABLE volumes ADD COLUMN driver TEXT")
                 .unwrap();
-            db.set_db_config(
-                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-                true,
-            )
-            .unwrap();
-            let mut on: std::ffi::c_int = 1;
-            // SAFETY: this open handle; PERSIST_WAL reads and writes one int.
-            unsafe {
-                rusqlite::ffi::sqlite3_file_control(
-                    db.handle(),
-                    c"main".as_ptr(),
-                    rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
-                    (&mut on as *mut std::ffi::c_int).cast(),
-                );
-            }
-            let old = Records {
-                db: std::sync::Arc::new(std::sync::Mutex::new(db)),
-            };
             old.insert(&rec("c1", "web")).unwrap();
             old.insert(&rec("c2", "db")).unwrap();
             old.add_volume(&VolumeRecord {
@@ -556,6 +541,13 @@ mod tests {
             })
             .unwrap();
             old.use_volume("c1", "data").unwrap();
+            drop((old, store));
+            for (from, to) in [
+                ("store.db", "containers.db"),
+                ("store.db-wal", "containers.db-wal"),
+            ] {
+                std::fs::copy(old_root.path().join(from), dir.path().join(to)).unwrap();
+            }
         }
         assert!(dir.path().join("containers.db-wal").exists());
         let saved = tempfile::tempdir().unwrap();

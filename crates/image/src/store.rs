@@ -771,61 +771,63 @@ impl Store {
     /// to remove it (or with --force removes only its names), prune and
     /// GC keep it and its layers.
     pub fn hold(&self, id: &Digest, holder: &str) -> Result<()> {
-        self.conn()
-            .execute(
+        self.hold_with(id, holder, |_| Ok::<(), Error>(()))
+    }
+
+    /// Holds the image for `holder` (see [`Store::hold`]) and, in the same
+    /// transaction, does `with` (the engine records the container): both
+    /// or neither. `with`'s error is returned as it is.
+    pub fn hold_with<E: From<Error>>(
+        &self,
+        id: &Digest,
+        holder: &str,
+        with: impl FnOnce(&Connection) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        self.immediate("record the image's user", |tx| {
+            tx.execute(
                 "INSERT INTO holds (holder, image_id) VALUES (?1, ?2)
                  ON CONFLICT(holder) DO UPDATE SET image_id = excluded.image_id",
                 params![holder, id.to_string()],
             )
             .ctx("record the image's user")?;
-        Ok(())
-    }
-
-    /// Holds the image for `holder` (see [`Store::hold`]) and, in the same
-    /// transaction, does `with` (the engine records the container): both
-    /// or neither.
-    pub fn hold_with(
-        &self,
-        id: &Digest,
-        holder: &str,
-        with: impl FnOnce(&Connection) -> rusqlite::Result<()>,
-    ) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .ctx("begin a transaction")?;
-        tx.execute(
-            "INSERT INTO holds (holder, image_id) VALUES (?1, ?2)
-             ON CONFLICT(holder) DO UPDATE SET image_id = excluded.image_id",
-            params![holder, id.to_string()],
-        )
-        .ctx("record the image's user")?;
-        with(&tx).ctx("record the container")?;
-        tx.commit().ctx("record the image's user")
-    }
-
-    /// Ends a hold and, in the same transaction, does `with` (the
-    /// engine removes the container's record).
-    pub fn release_with(
-        &self,
-        holder: &str,
-        with: impl FnOnce(&Connection) -> rusqlite::Result<()>,
-    ) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .ctx("begin a transaction")?;
-        with(&tx).ctx("remove the container's record")?;
-        tx.execute("DELETE FROM holds WHERE holder = ?1", params![holder])
-            .ctx("forget the image's user")?;
-        tx.commit().ctx("forget the image's user")
+            with(tx)
+        })
     }
 
     /// Ends a hold (the container was removed).
     pub fn release(&self, holder: &str) -> Result<()> {
-        self.conn()
-            .execute("DELETE FROM holds WHERE holder = ?1", params![holder])
-            .ctx("forget the image's user")?;
+        self.release_with(holder, |_| Ok::<(), Error>(()))
+    }
+
+    /// Ends a hold and, in the same transaction, does `with` (the
+    /// engine removes the container's record). `with`'s error is returned
+    /// as it is.
+    pub fn release_with<E: From<Error>>(
+        &self,
+        holder: &str,
+        with: impl FnOnce(&Connection) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        self.immediate("forget the image's user", |tx| {
+            with(tx)?;
+            tx.execute("DELETE FROM holds WHERE holder = ?1", params![holder])
+                .ctx("forget the image's user")?;
+            Ok(())
+        })
+    }
+
+    /// `f` in one write transaction (taken at once, so the busy budget
+    /// applies), committed if it succeeds; `op` names the commit.
+    fn immediate<E: From<Error>>(
+        &self,
+        op: &str,
+        f: impl FnOnce(&Connection) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx("begin a transaction")?;
+        f(&tx)?;
+        tx.commit().ctx(op)?;
         Ok(())
     }
 
@@ -1128,8 +1130,11 @@ mod tests {
         // What goes with it fails: the hold stays too.
         let e = s
             .release_with("container:a", |db| {
-                db.execute("DELETE FROM things", [])?;
-                db.execute("INSERT INTO nowhere VALUES (1)", []).map(|_| ())
+                let what = "remove the container's record";
+                db.execute("DELETE FROM things", []).ctx(what)?;
+                db.execute("INSERT INTO nowhere VALUES (1)", [])
+                    .ctx(what)
+                    .map(|_| ())
             })
             .unwrap_err();
         assert!(
@@ -1139,7 +1144,9 @@ mod tests {
         assert_eq!(s.holders().unwrap(), vec!["container:a".to_string()]);
         assert_eq!(count(&s), 1);
         s.release_with("container:a", |db| {
-            db.execute("DELETE FROM things", []).map(|_| ())
+            db.execute("DELETE FROM things", [])
+                .ctx("remove")
+                .map(|_| ())
         })
         .unwrap();
         assert!(s.holders().unwrap().is_empty());
@@ -1157,6 +1164,7 @@ mod tests {
         let add = |s: &Store, holder: &str, name: &str| {
             s.hold_with(&id, holder, |db| {
                 db.execute("INSERT INTO things VALUES (?1)", [name])
+                    .ctx("record the container")
                     .map(|_| ())
             })
         };
