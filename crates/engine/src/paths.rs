@@ -41,9 +41,7 @@ impl Paths {
     }
 
     /// The same for the container's run directory (on the run root's
-    /// filesystem).
-    /// The run trash of a container: its run directory, and in it its
-    /// emptied mount point ([`ROOTFS_IN_TRASH`]), for its monitor to remove.
+    /// filesystem), and in it its emptied mount point ([`ROOTFS_IN_TRASH`]).
     pub fn run_trash(&self, id: &str) -> PathBuf {
         self.run_root.join("trash").join(id)
     }

@@ -280,8 +280,9 @@ pub fn unmount(target: &Path) -> Result<()> {
 /// [`unmount`], then the empty mount point is renamed to `trash` (when
 /// given and possible) rather than removed: for a caller whose trash is
 /// emptied after it returns (removing a directory on a disk mounted with
-/// `discard` waits for the disk). Only a directory that is no longer a
-/// mount point is ever moved.
+/// `discard` waits for the disk). The kernel neither renames nor removes a
+/// directory that is still a mount point (EBUSY), so a mounted tree never
+/// goes to the trash.
 pub fn unmount_into(target: &Path, trash: Option<&Path>) -> Result<()> {
     let target = target.to_path_buf();
     let dispose = |t: &Path| {
@@ -303,13 +304,9 @@ pub fn unmount_into(target: &Path, trash: Option<&Path>) -> Result<()> {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
         Err(e) => return Err(io(format!("unmount {}", target.display()))(e)),
     }
-    // rmdir only removes an empty directory: never a mounted tree; and it
-    // is moved only if it is not a mount point any more.
-    if is_mounted(&target) {
-        let _ = std::fs::remove_dir(&target);
-    } else {
-        dispose(&target);
-    }
+    // rmdir only removes an empty directory, and neither it nor rename
+    // touches one that is still a mount point.
+    dispose(&target);
     Ok(())
 }
 

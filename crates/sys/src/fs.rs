@@ -469,18 +469,19 @@ fn replace(path: &Path, data: &[u8], mode: u32, durable: bool) -> io::Result<()>
 /// caller renames instead).
 fn exchange(new: &Path, target: &Path) -> io::Result<bool> {
     let (n, t) = (cstr(new)?, cstr(target)?);
-    // SAFETY: two NUL-terminated paths, resolved from the cwd.
-    let r = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            n.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_EXCHANGE,
-        )
+    let swap = || {
+        // SAFETY: two NUL-terminated paths, resolved from the cwd.
+        cvt(unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                n.as_ptr(),
+                libc::AT_FDCWD,
+                t.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        })
     };
-    if r != 0 {
-        let e = io::Error::last_os_error();
+    if let Err(e) = swap() {
         return match e.raw_os_error() {
             Some(libc::ENOENT | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => Ok(false),
             _ => Err(e),
@@ -491,16 +492,7 @@ fn exchange(new: &Path, target: &Path) -> io::Result<bool> {
         // The target was a directory: swapped back, the caller's rename
         // fails as it would have.
         Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
-            // SAFETY: as above.
-            unsafe {
-                libc::renameat2(
-                    libc::AT_FDCWD,
-                    n.as_ptr(),
-                    libc::AT_FDCWD,
-                    t.as_ptr(),
-                    libc::RENAME_EXCHANGE,
-                )
-            };
+            let _ = swap();
             Ok(false)
         }
         Err(e) => Err(e),
