@@ -89,13 +89,24 @@ pub struct CreateArgs {
     /// Give the container a terminal.
     #[arg(short = 't', long)]
     pub tty: bool,
-    /// Mount a volume: /host:/dest[:ro], NAME:/dest[:ro], or /dest (anonymous).
+    /// Mount a volume: /host:/dest, NAME:/dest, or /dest (anonymous).
+    ///
+    /// OPTS, comma-separated: ro or rw; for a host path a propagation mode
+    /// (rprivate by default; rshared sends mounts made under it back to
+    /// the host, which needs a shared host mount; rslave, shared, slave,
+    /// private); for a volume nocopy (a new volume is not filled with what
+    /// the image has at DEST). z and Z are accepted and do nothing.
     #[arg(short = 'v', long = "volume", value_name = "SRC:DEST[:OPTS]")]
     pub volume: Vec<String>,
     /// Mount: type=bind|volume|tmpfs,source=..,target=..[,readonly].
+    ///
+    /// Also bind-propagation=MODE (bind), volume-nocopy (volume),
+    /// tmpfs-size=SIZE and tmpfs-mode=OCTAL (tmpfs).
     #[arg(long = "mount", value_name = "SPEC")]
     pub mount: Vec<String>,
-    /// Mount a tmpfs: /dest[:size=64m,mode=1777].
+    /// Mount a tmpfs: /dest[:size=64m,mode=1777,ro,exec,suid,dev].
+    ///
+    /// noexec, nosuid and nodev unless exec, suid or dev is given.
     #[arg(long = "tmpfs", value_name = "DEST[:OPTS]")]
     pub tmpfs: Vec<String>,
     /// Mount the image's root read-only.

@@ -252,8 +252,8 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
     let mounts: Vec<Value> = engine
         .mounts(r)
         .into_iter()
-        .map(|(kind, name, source, dest, rw)| {
-            json!({"Type": kind, "Name": name, "Source": source, "Destination": dest, "RW": rw, "Mode": if rw {"rw"} else {"ro"}, "Propagation": "rprivate"})
+        .map(|m| {
+            json!({"Type": m.kind, "Name": m.name, "Source": m.source, "Destination": m.destination, "RW": m.rw, "Mode": if m.rw {"rw"} else {"ro"}, "Propagation": m.propagation})
         })
         .collect();
     let log_path = dir.join("ctr.log");

@@ -1580,11 +1580,162 @@ fn a_new_volume_gets_the_image_content_at_its_path() {
         .berth(&["run", "--rm", "-v", "seeded:/data", img, "ls", "/data"])
         .ok();
     assert_eq!(o.stdout, "own\n");
+    // nocopy: a new volume stays empty, with either syntax.
+    for (flag, arg) in [
+        ("-v", "bare:/data:nocopy"),
+        ("--mount", "type=volume,src=bare2,dst=/data,volume-nocopy"),
+    ] {
+        let o = env
+            .berth(&["run", "--rm", flag, arg, img, "ls", "-A", "/data"])
+            .ok();
+        assert_eq!(o.stdout, "", "{arg}");
+    }
     // Bind mounts are never seeded.
     let host = tempfile::tempdir().unwrap();
     let b = format!("{}:/data", host.path().display());
     env.berth(&["run", "--rm", "-v", &b, img, "true"]).ok();
     assert_eq!(std::fs::read_dir(host.path()).unwrap().count(), 0);
+}
+
+/// Whether `path` is a mount point in this (the host's) mount namespace.
+fn host_mount_at(path: &Path) -> bool {
+    let want = path.to_str().unwrap();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want))
+}
+
+fn umount(path: &Path) {
+    let st = std::process::Command::new("umount")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success(), "umount {}", path.display());
+}
+
+#[test]
+fn bind_propagation_reaches_the_host_only_when_asked() {
+    let env = Env::new();
+    let img = image(&env);
+    let host = tempfile::tempdir().unwrap();
+    let src = host.path().canonicalize().unwrap();
+    std::fs::create_dir(src.join("sub")).unwrap();
+    let inner = |prop: &str| {
+        let v = format!("{}:/d{prop}", src.display());
+        env.berth(&[
+            "run",
+            "--rm",
+            "--privileged",
+            "-v",
+            &v,
+            img,
+            "busybox",
+            "mount",
+            "-t",
+            "tmpfs",
+            "inner",
+            "/d/sub",
+        ])
+    };
+    // The source is on a private mount: rshared is refused, and says how.
+    let o = inner(":rshared");
+    assert_eq!(o.code, 125, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("not shared") && o.stderr.contains("--make-rshared"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        ps_json(&env).as_array().unwrap().is_empty(),
+        "nothing half-created"
+    );
+    // Made a shared mount of its own.
+    for args in [&["--bind", "", ""][..], &["--make-shared", ""][..]] {
+        let mut c = std::process::Command::new("mount");
+        for a in args {
+            c.arg(if a.is_empty() {
+                src.as_os_str()
+            } else {
+                std::ffi::OsStr::new(a)
+            });
+        }
+        assert!(c.status().unwrap().success());
+    }
+    let sub = src.join("sub");
+    // By default (rprivate) the container's mount stays in the container.
+    inner("").ok();
+    assert!(!host_mount_at(&sub));
+    inner(":rslave").ok();
+    assert!(!host_mount_at(&sub));
+    // inspect shows each bind's propagation.
+    let v = format!("{}:/d:rshared", src.display());
+    env.berth(&[
+        "create", "--name", "prop", "-v", &v, "-v", "/tmp:/t", img, "true",
+    ])
+    .ok();
+    let m = inspect(&env, "prop")["Mounts"].clone();
+    let props: Vec<_> = m
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Propagation"].as_str().unwrap())
+        .collect();
+    assert_eq!(props, ["rshared", "rprivate"]);
+    env.berth(&["rm", "prop"]).ok();
+    // rshared: it reaches the host.
+    inner(":rshared").ok();
+    let reached = host_mount_at(&sub);
+    if reached {
+        umount(&sub);
+    }
+    umount(&src);
+    assert!(reached, "a mount under an rshared bind reaches the host");
+    assert_eq!(leaked_mounts(&env), 0);
+}
+
+#[test]
+fn tmpfs_is_noexec_nosuid_nodev_unless_told() {
+    let env = Env::new();
+    let img = image(&env);
+    let opts = |arg: &str| {
+        let o = env
+            .berth(&[
+                "run",
+                "--rm",
+                "--tmpfs",
+                arg,
+                img,
+                "grep",
+                " /t ",
+                "/proc/mounts",
+            ])
+            .ok();
+        o.stdout
+    };
+    let d = opts("/t");
+    assert!(
+        d.contains("nosuid") && d.contains("nodev") && d.contains("noexec"),
+        "{d}"
+    );
+    let e = opts("/t:exec,size=1m");
+    assert!(!e.contains("noexec") && e.contains("nosuid"), "{e}");
+    // A program copied there runs only with exec.
+    let run = |arg: &str| {
+        env.berth(&[
+            "run",
+            "--rm",
+            "--tmpfs",
+            arg,
+            img,
+            "sh",
+            "-c",
+            "busybox cp /bin/busybox /t/true && /t/true",
+        ])
+        .code
+    };
+    assert_ne!(run("/t"), 0);
+    assert_eq!(run("/t:exec"), 0);
 }
 
 fn attach_socket(env: &Env, name: &str) -> std::os::unix::net::UnixStream {

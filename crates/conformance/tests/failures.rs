@@ -672,6 +672,52 @@ fn shared_rootfs_propagation_on_a_shared_mount_point() {
     rt.exec(&["delete", "--force", &b.id]).ok();
 }
 
+/// A bind with `rshared` (Kubernetes' Bidirectional mount propagation,
+/// `-v SRC:DST:rshared`) on a shared host mount: what the container mounts
+/// under it reaches the host; with `rslave` it does not. The runtime must
+/// not make the container's own mounts slaves when it detaches the old
+/// root after pivot_root.
+#[test]
+fn rshared_binds_send_mounts_to_the_host_and_rslave_ones_do_not() {
+    require_root();
+    let rt = Runtime::new();
+    for (mode, reaches) in [("rslave", false), ("rshared", true)] {
+        let mut b = Bundle::new(&["sh", "-c", "mount -t tmpfs inner /mnt/sub"]);
+        let shared = b.path().join("shared");
+        std::fs::create_dir_all(shared.join("sub")).unwrap();
+        mount_bind(&shared, &shared, 0);
+        let _unmount = UnmountOnDrop(shared.clone());
+        make_shared(&shared);
+        b.add_mount(
+            serde_json::from_value(json!({
+                "destination": "/mnt", "type": "bind",
+                "source": shared.to_str().unwrap(), "options": ["rbind", mode]
+            }))
+            .unwrap(),
+        );
+        b.linux()
+            .set_rootfs_propagation(Some(if reaches { "shared" } else { "rslave" }.into()));
+        let caps: oci_spec::runtime::LinuxCapabilities = serde_json::from_value(json!({
+            "bounding": ["CAP_SYS_ADMIN"], "effective": ["CAP_SYS_ADMIN"], "permitted": ["CAP_SYS_ADMIN"]
+        }))
+        .unwrap();
+        b.process().set_capabilities(Some(caps));
+        b.write();
+        rt.run(&b).ok();
+        let sub = shared.join("sub");
+        let seen = host_mounts_mentioning(&format!(" {} ", sub.display()));
+        assert_eq!(!seen.is_empty(), reaches, "{mode}: {seen:?}");
+        // The container's own /proc never reaches the host.
+        let proc_dir = b.rootfs().join("proc");
+        assert!(
+            host_mounts_mentioning(proc_dir.to_str().unwrap()).is_empty(),
+            "{mode}"
+        );
+        drop(_unmount);
+        assert_no_leftovers(&rt, &b);
+    }
+}
+
 /// CVE-2025-52881 at exec: the running container (with CAP_SYS_ADMIN)
 /// covers its /proc with a tmpfs holding the files where a runtime would
 /// write the new process's LSM label (`/proc/thread-self/attr/apparmor/exec`,

@@ -31,7 +31,20 @@ pub struct MountConfig {
     pub size: Option<u64>,
     /// tmpfs mode.
     pub mode: Option<u32>,
+    /// A bind mount's propagation (`rshared`, `slave`, ...); `rprivate`
+    /// when not given.
+    pub propagation: Option<String>,
+    /// A volume that is still empty is not filled from the image.
+    pub nocopy: bool,
+    /// tmpfs flags given (`exec`, `suid`, `dev` and their `no` forms), on
+    /// top of the default `noexec,nosuid,nodev`.
+    pub flags: Vec<String>,
 }
+
+/// The propagation modes a bind mount may ask for.
+pub const PROPAGATIONS: [&str; 6] = [
+    "private", "rprivate", "shared", "rshared", "slave", "rslave",
+];
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct UlimitConfig {
@@ -157,13 +170,26 @@ fn mode_opts(m: &mut MountConfig, opts: &str, what: &str) -> Result<()> {
         match o {
             "ro" | "readonly" => m.readonly = true,
             "rw" => m.readonly = false,
-            // SELinux relabelling and propagation modes are accepted (Docker
-            // users put them in scripts); berth has no SELinux labels to set
-            // and keeps mounts private.
-            "z" | "Z" | "private" | "rprivate" | "shared" | "rshared" | "slave" | "rslave"
-            | "nocopy" | "copy" | "consistent" | "cached" | "delegated" => {}
+            "nocopy" => m.nocopy = true,
+            "copy" => m.nocopy = false,
+            _ if PROPAGATIONS.contains(&o) => {
+                if m.propagation.is_some() {
+                    return Err(option(what, format!("{o:?}: only one propagation mode")));
+                }
+                m.propagation = Some(o.to_string());
+            }
+            // SELinux relabelling and macOS consistency modes are accepted
+            // (Docker users put them in scripts); there are no SELinux
+            // labels to set here, and a bind is always consistent.
+            "z" | "Z" | "consistent" | "cached" | "delegated" => {}
             _ => return Err(option(what, format!("unknown option {o:?}"))),
         }
+    }
+    if m.propagation.is_some() && m.kind != MountType::Bind {
+        return Err(option(
+            what,
+            "a propagation mode applies to bind mounts (a host path) only",
+        ));
     }
     Ok(())
 }
@@ -240,7 +266,18 @@ pub fn parse_mount(s: &str) -> Result<MountConfig> {
                     option("--mount", format!("tmpfs-mode {v:?} is not an octal mode"))
                 })?)
             }
-            "bind-propagation" | "volume-nocopy" | "consistency" | "relabel" => {}
+            "bind-propagation" if PROPAGATIONS.contains(&v) => m.propagation = Some(v.into()),
+            "bind-propagation" => {
+                return Err(option(
+                    "--mount",
+                    format!(
+                        "bind-propagation {v:?} is not one of {}",
+                        PROPAGATIONS.join(", ")
+                    ),
+                ))
+            }
+            "volume-nocopy" => m.nocopy = matches!(v, "" | "true" | "1"),
+            "consistency" | "relabel" => {}
             _ => return Err(option("--mount", format!("unknown key {k:?} in {s:?}"))),
         }
     }
@@ -266,6 +303,12 @@ pub fn parse_mount(s: &str) -> Result<MountConfig> {
         }
         MountType::Tmpfs if !m.source.is_empty() => {
             return Err(option("--mount", format!("{s:?}: tmpfs takes no source")))
+        }
+        MountType::Volume | MountType::Tmpfs if m.propagation.is_some() => {
+            return Err(option(
+                "--mount",
+                format!("{s:?}: bind-propagation applies to type=bind only"),
+            ))
         }
         _ => {}
     }
@@ -297,7 +340,12 @@ pub fn parse_tmpfs(s: &str) -> Result<MountConfig> {
                     })?)
             }
             "ro" => m.readonly = true,
-            "rw" | "nosuid" | "nodev" | "noexec" | "exec" | "suid" | "dev" => {}
+            "rw" => m.readonly = false,
+            "nosuid" | "nodev" | "noexec" | "exec" | "suid" | "dev" => {
+                m.flags
+                    .retain(|f| f.trim_start_matches("no") != k.trim_start_matches("no"));
+                m.flags.push(k.into());
+            }
             _ => return Err(option("--tmpfs", format!("unknown option {o:?}"))),
         }
     }
@@ -391,6 +439,43 @@ mod tests {
         assert!(parse_volume("/a:b").is_err());
         assert!(parse_volume("/a:/b:bogus").is_err());
         assert!(parse_volume("/a:/b:c:d").is_err());
+    }
+
+    #[test]
+    fn propagation_and_nocopy() {
+        let m = parse_volume("/srv:/srv:rshared,ro").unwrap();
+        assert_eq!(
+            (m.propagation.as_deref(), m.readonly),
+            (Some("rshared"), true)
+        );
+        assert_eq!(parse_volume("/srv:/srv").unwrap().propagation, None);
+        assert!(parse_volume("/srv:/srv:shared,slave").is_err());
+        // Named and anonymous volumes have no propagation of their own.
+        assert!(parse_volume("cache:/c:rshared").is_err());
+        assert!(parse_volume("cache:/c:nocopy").unwrap().nocopy);
+        assert!(!parse_volume("cache:/c").unwrap().nocopy);
+        let m = parse_mount("type=bind,src=/h,dst=/c,bind-propagation=rslave").unwrap();
+        assert_eq!(m.propagation.as_deref(), Some("rslave"));
+        assert!(parse_mount("type=bind,src=/h,dst=/c,bind-propagation=sideways").is_err());
+        assert!(parse_mount("type=volume,src=v,dst=/c,bind-propagation=shared").is_err());
+        assert!(
+            parse_mount("type=volume,src=v,dst=/c,volume-nocopy")
+                .unwrap()
+                .nocopy
+        );
+        assert!(
+            parse_mount("type=volume,src=v,dst=/c,volume-nocopy=true")
+                .unwrap()
+                .nocopy
+        );
+        assert!(
+            !parse_mount("type=volume,src=v,dst=/c,volume-nocopy=false")
+                .unwrap()
+                .nocopy
+        );
+        // tmpfs flags: the last of a pair counts.
+        let t = parse_tmpfs("/t:exec,nosuid,noexec,dev").unwrap();
+        assert_eq!(t.flags, ["nosuid", "noexec", "dev"]);
     }
 
     #[test]

@@ -291,6 +291,21 @@ fn short(id: &str) -> &str {
     &id[..12.min(id.len())]
 }
 
+/// One of a container's mounts, as `inspect` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MountView {
+    /// `bind`, `volume` or `tmpfs`.
+    pub kind: &'static str,
+    /// The volume's name (volumes only).
+    pub name: String,
+    /// The host path (binds and volumes).
+    pub source: String,
+    pub destination: String,
+    pub rw: bool,
+    /// A bind's propagation (`rprivate` unless asked); empty for others.
+    pub propagation: String,
+}
+
 impl Engine {
     pub fn open(root: &Path, run_root: &Path) -> Result<Engine> {
         let images = Store::open_with(root, &[crate::records::TABLES])?;
@@ -587,7 +602,13 @@ impl Engine {
             let kind = match m.kind {
                 MountType::Bind => {
                     let src = PathBuf::from(&m.source);
-                    MountKind::Bind { source: src }
+                    if let Some(p) = &m.propagation {
+                        crate::rootfs::check_propagation(&src, p)?;
+                    }
+                    MountKind::Bind {
+                        source: src,
+                        propagation: m.propagation.clone(),
+                    }
                 }
                 MountType::Volume => {
                     let name = vols
@@ -597,11 +618,13 @@ impl Engine {
                         .unwrap_or_default();
                     MountKind::Bind {
                         source: self.paths.volume_data(&name),
+                        propagation: None,
                     }
                 }
                 MountType::Tmpfs => MountKind::Tmpfs {
                     size: m.size,
                     mode: m.mode,
+                    flags: m.flags.clone(),
                 },
             };
             mounts.push(MountSpec {
@@ -616,6 +639,7 @@ impl Engine {
                     destination: dest.clone(),
                     kind: MountKind::Bind {
                         source: self.paths.volume_data(name),
+                        propagation: None,
                     },
                     readonly: false,
                 });
@@ -859,7 +883,13 @@ impl Engine {
         self.convert_seccomp(&mut opts)?;
         self.write_etc_files(rec, &opts.hostname)?;
         for (name, _, dest) in self.volume_mounts(rec, image) {
-            crate::files::copy_up(rootfs, &dest, &self.paths.volume_data(&name))?;
+            let nocopy = c
+                .mounts
+                .iter()
+                .any(|m| m.kind == MountType::Volume && m.destination == dest && m.nocopy);
+            if !nocopy {
+                crate::files::copy_up(rootfs, &dest, &self.paths.volume_data(&name))?;
+            }
         }
         let json = spec::generate_json(image, &user, &opts)?;
         std::fs::write(run_dir.join("config.json"), json).map_err(io(format!(
@@ -1540,53 +1570,50 @@ impl Engine {
         spec::command(&image, &opts)
     }
 
-    /// The container's mounts for `inspect`: (type, volume name, host
-    /// source, destination, read-write).
-    pub fn mounts(&self, r: &Record) -> Vec<(String, String, String, String, bool)> {
+    /// The container's mounts, as `inspect` shows them.
+    pub fn mounts(&self, r: &Record) -> Vec<MountView> {
         let image = Digest::parse(&r.image_id)
             .ok()
             .and_then(|d| self.image_config(&d).ok())
             .unwrap_or_default();
         let vols = self.volume_mounts(r, &image);
+        let volume = |name: &str, dest: &str, rw: bool| MountView {
+            kind: "volume",
+            name: name.to_string(),
+            source: self.paths.volume_data(name).display().to_string(),
+            destination: dest.to_string(),
+            rw,
+            propagation: String::new(),
+        };
         let mut out = Vec::new();
         for m in &r.config.mounts {
             match m.kind {
-                MountType::Bind => out.push((
-                    "bind".into(),
-                    String::new(),
-                    m.source.clone(),
-                    m.destination.clone(),
-                    !m.readonly,
-                )),
-                MountType::Tmpfs => out.push((
-                    "tmpfs".into(),
-                    String::new(),
-                    String::new(),
-                    m.destination.clone(),
-                    !m.readonly,
-                )),
+                MountType::Bind => out.push(MountView {
+                    kind: "bind",
+                    name: String::new(),
+                    source: m.source.clone(),
+                    destination: m.destination.clone(),
+                    rw: !m.readonly,
+                    propagation: m.propagation.clone().unwrap_or_else(|| "rprivate".into()),
+                }),
+                MountType::Tmpfs => out.push(MountView {
+                    kind: "tmpfs",
+                    name: String::new(),
+                    source: String::new(),
+                    destination: m.destination.clone(),
+                    rw: !m.readonly,
+                    propagation: String::new(),
+                }),
                 MountType::Volume => {
                     if let Some((n, _, _)) = vols.iter().find(|(_, _, d)| *d == m.destination) {
-                        out.push((
-                            "volume".into(),
-                            n.clone(),
-                            self.paths.volume_data(n).display().to_string(),
-                            m.destination.clone(),
-                            !m.readonly,
-                        ));
+                        out.push(volume(n, &m.destination, !m.readonly));
                     }
                 }
             }
         }
         for (n, anon, d) in &vols {
             if *anon && !r.config.mounts.iter().any(|m| m.destination == *d) {
-                out.push((
-                    "volume".into(),
-                    n.clone(),
-                    self.paths.volume_data(n).display().to_string(),
-                    d.clone(),
-                    true,
-                ));
+                out.push(volume(n, d, true));
             }
         }
         out

@@ -103,11 +103,11 @@ impl Engine {
 
     fn base_for(&self, rec: &Record, path: &Path) -> Base {
         let mut best: Option<(usize, PathBuf, PathBuf)> = None;
-        for (kind, _, source, dest, _) in self.mounts(rec) {
-            if kind == "tmpfs" {
+        for m in self.mounts(rec) {
+            if m.kind == "tmpfs" {
                 continue;
             }
-            let d = Path::new(&dest);
+            let (source, d) = (m.source, Path::new(&m.destination));
             if let Ok(rest) = path.strip_prefix(d) {
                 let depth = d.components().count();
                 if best.as_ref().is_none_or(|b| depth > b.0) {
@@ -255,7 +255,7 @@ impl Engine {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        points.extend(self.mounts(&rec).into_iter().map(|(_, _, _, d, _)| d));
+        points.extend(self.mounts(&rec).into_iter().map(|m| m.destination));
         let under = |p: &str, m: &str| p == m || p.starts_with(&format!("{m}/"));
         out.retain(|(k, p)| !(*k == 'A' && points.iter().any(|m| under(p, m))));
         // A directory left "changed" only because a mount point was made in

@@ -113,6 +113,13 @@ pub fn mount(
         "mount the container's overlay root filesystem at {}",
         target.display()
     )))?;
+    // Under a shared parent (systemd makes / shared) the new mount is
+    // shared too, and a container whose root propagation is shared (a bind
+    // with `rshared`) would send its /proc, /dev and the rest back here.
+    berth_sys::mount::mount(None, &t, None, libc::MS_PRIVATE, None).map_err(io(format!(
+        "make the overlay at {} a private mount",
+        target.display()
+    )))?;
     Ok(target)
 }
 
@@ -310,9 +317,110 @@ pub fn unmount_into(target: &Path, trash: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
+/// How the mount a host path is on propagates, from /proc/self/mountinfo's
+/// optional fields.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Propagation {
+    pub shared: bool,
+    pub slave: bool,
+}
+
+/// The mount point `path` (absolute, links resolved) is on and how it
+/// propagates, in the text of a mountinfo file: the longest mount point
+/// that is `path` or one of its parents, the last one when mounts are
+/// stacked.
+pub fn propagation_in(mountinfo: &str, path: &Path) -> Option<(PathBuf, Propagation)> {
+    let mut best: Option<(PathBuf, Propagation)> = None;
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(mp) = fields.get(4) else { continue };
+        let mp = PathBuf::from(berth_sys::fs::unescape_mountinfo(mp));
+        if !path.starts_with(&mp) {
+            continue;
+        }
+        if best
+            .as_ref()
+            .is_some_and(|(b, _)| b.as_os_str().len() > mp.as_os_str().len())
+        {
+            continue;
+        }
+        let mut p = Propagation::default();
+        for f in fields.iter().skip(6).take_while(|f| **f != "-") {
+            p.shared |= f.starts_with("shared:");
+            p.slave |= f.starts_with("master:");
+        }
+        best = Some((mp, p));
+    }
+    best
+}
+
+/// A bind's source must be on a shared mount for `shared`/`rshared` (and
+/// on a shared or slave one for `slave`/`rslave`) to mean anything, as
+/// Docker checks: else the container's mounts would silently stay apart.
+pub fn check_propagation(source: &Path, mode: &str) -> Result<()> {
+    let need_shared = matches!(mode, "shared" | "rshared");
+    if !need_shared && !matches!(mode, "slave" | "rslave") {
+        return Ok(());
+    }
+    let real = std::fs::canonicalize(source)
+        .map_err(io(format!("resolve the bind source {}", source.display())))?;
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(io("read /proc/self/mountinfo"))?;
+    let (mp, p) = propagation_in(&info, &real).unwrap_or_default();
+    if p.shared || (!need_shared && p.slave) {
+        return Ok(());
+    }
+    Err(crate::error::option(
+        "--volume/--mount",
+        format!(
+            "{}:{mode}: {} is on the mount {}, which is not {}; make it so (mount --make-{}shared {}) or drop {mode:?}",
+            source.display(),
+            real.display(),
+            mp.display(),
+            if need_shared { "shared" } else { "shared or a slave" },
+            if mode.starts_with('r') { "r" } else { "" },
+            mp.display(),
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_paths_mount_and_its_propagation_are_found() {
+        let info = "\
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+40 27 0:50 / /srv rw shared:5 - tmpfs t rw
+41 40 0:51 / /srv/a\\040b rw master:5 - tmpfs t rw
+42 40 0:52 / /srv/a rw - tmpfs t rw
+43 42 0:53 / /srv/a rw shared:9 master:5 - tmpfs t rw
+";
+        let f = |p: &str| propagation_in(info, Path::new(p)).unwrap();
+        let (mp, p) = f("/home/x");
+        assert_eq!((mp.as_path(), p), (Path::new("/"), Propagation::default()));
+        assert_eq!(
+            f("/srv/data").1,
+            Propagation {
+                shared: true,
+                slave: false
+            }
+        );
+        assert_eq!(f("/srv/a b/c").0, Path::new("/srv/a b"));
+        assert!(f("/srv/a b/c").1.slave);
+        // Not a prefix by bytes: /srv/ab is on /srv.
+        assert_eq!(f("/srv/ab").0, Path::new("/srv"));
+        // Stacked: the last one counts.
+        assert_eq!(
+            f("/srv/a").1,
+            Propagation {
+                shared: true,
+                slave: true
+            }
+        );
+        assert!(propagation_in("garbage\n\n", Path::new("/x")).is_none());
+    }
 
     #[test]
     fn options_put_the_top_layer_first() {

@@ -196,11 +196,18 @@ pub enum Network {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum MountKind {
-    /// A host path (a bind mount or a named volume's directory).
-    Bind { source: PathBuf },
+    /// A host path (a bind mount or a named volume's directory), with its
+    /// propagation (`rprivate` when `None`).
+    Bind {
+        source: PathBuf,
+        propagation: Option<String>,
+    },
+    /// `flags`: `exec`, `suid`, `dev` or their `no` forms, over the default
+    /// `noexec,nosuid,nodev` (Docker's and Podman's).
     Tmpfs {
         size: Option<u64>,
         mode: Option<u32>,
+        flags: Vec<String>,
     },
 }
 
@@ -683,6 +690,9 @@ fn build<'a>(
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
     ];
     let mut seen: Vec<String> = Vec::new();
+    // The root's propagation follows the binds' (as Docker's): a shared
+    // bind needs a shared root to reach the host, a slave one a slave root.
+    let mut root_propagation: Option<&str> = None;
     for (dest, host) in &o.files {
         let d = container_path(dest, "files")?;
         mounts.push(json!({"destination": d, "type": "bind", "source": host, "options": ["rbind", "rprivate"]}));
@@ -703,14 +713,35 @@ fn build<'a>(
         mounts.retain(|x| x["destination"] != d.as_str());
         let ro = if m.readonly { "ro" } else { "rw" };
         mounts.push(match &m.kind {
-            MountKind::Bind { source } => {
+            MountKind::Bind {
+                source,
+                propagation,
+            } => {
                 if !source.is_absolute() {
                     return Err(option("--volume/--mount", format!("{} is not an absolute host path", source.display())));
                 }
-                json!({"destination": d, "type": "bind", "source": source, "options": ["rbind", "rprivate", ro]})
+                let p = propagation.as_deref().unwrap_or("rprivate");
+                match p {
+                    "shared" | "rshared" => root_propagation = Some("shared"),
+                    "slave" | "rslave" if root_propagation.is_none() => root_propagation = Some("rslave"),
+                    "private" | "rprivate" | "slave" | "rslave" => {}
+                    _ => return Err(option("--volume/--mount", format!("{d}: propagation {p:?} is not one of private, rprivate, shared, rshared, slave, rslave"))),
+                }
+                json!({"destination": d, "type": "bind", "source": source, "options": ["rbind", p, ro]})
             }
-            MountKind::Tmpfs { size, mode } => {
-                let mut opts = vec!["nosuid".to_string(), "nodev".to_string(), ro.to_string()];
+            MountKind::Tmpfs { size, mode, flags } => {
+                let mut opts: Vec<String> = ["noexec", "nosuid", "nodev"]
+                    .into_iter()
+                    .filter(|f| !flags.iter().any(|g| g.trim_start_matches("no") == &f[2..]))
+                    .map(String::from)
+                    .collect();
+                for f in flags {
+                    if !matches!(f.as_str(), "exec" | "noexec" | "suid" | "nosuid" | "dev" | "nodev") {
+                        return Err(option("--tmpfs", format!("{d}: unknown flag {f:?}")));
+                    }
+                    opts.push(f.clone());
+                }
+                opts.push(ro.to_string());
                 if let Some(s) = size {
                     opts.push(format!("size={s}"));
                 }
@@ -740,6 +771,9 @@ fn build<'a>(
         "resources": resources,
         "cgroupsPath": o.cgroups_path,
     });
+    if let Some(p) = root_propagation {
+        linux["rootfsPropagation"] = json!(p);
+    }
     if !o.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);

@@ -586,16 +586,24 @@ impl Rootfs<'_> {
     /// `no_pivot` (initramfs roots, where pivot_root is impossible) the
     /// rootfs is moved onto / and chrooted into instead.
     pub fn pivot(&self, root: OwnedFd, no_pivot: bool) -> Result<()> {
-        sfs::fchdir(root.as_fd()).ctx("enter the rootfs")?;
-        drop(root);
         if no_pivot {
+            sfs::fchdir(root.as_fd()).ctx("enter the rootfs")?;
+            drop(root);
             smount::mount(Some(c"."), c"/", None, libc::MS_MOVE, None)
                 .ctx("move the rootfs onto / (--no-pivot)")?;
             sfs::chroot(c".").ctx("chroot into the rootfs (--no-pivot)")?;
         } else {
+            let old_root = sfs::open(Path::new("/"), libc::O_PATH | libc::O_DIRECTORY, 0)
+                .ctx("open the old root")?;
+            sfs::fchdir(root.as_fd()).ctx("enter the rootfs")?;
+            drop(root);
             sfs::pivot_root(c".", c".").ctx("pivot_root into the rootfs")?;
-            // The old root is now stacked under the new one at ".". Make it a
-            // slave so unmounting it cannot propagate to the host, then detach.
+            // The old root is now stacked over the new one. Make it (and
+            // only it: "." must be the old root's own mount, not the new
+            // root under it, whose shared binds must stay shared) a slave so
+            // that detaching it cannot propagate to the host, then detach.
+            sfs::fchdir(old_root.as_fd()).ctx("enter the old root")?;
+            drop(old_root);
             smount::mount(None, c".", None, libc::MS_SLAVE | libc::MS_REC, None)
                 .ctx("make the old root a slave mount")?;
             smount::umount2(c".", libc::MNT_DETACH).ctx("detach the old root")?;

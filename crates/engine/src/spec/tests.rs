@@ -356,6 +356,7 @@ fn mounts_and_limits_are_checked() {
             destination: "/data/".into(),
             kind: MountKind::Bind {
                 source: "/srv/data".into(),
+                propagation: None,
             },
             readonly: true,
         },
@@ -364,6 +365,7 @@ fn mounts_and_limits_are_checked() {
             kind: MountKind::Tmpfs {
                 size: Some(1 << 30),
                 mode: None,
+                flags: vec!["exec".into()],
             },
             readonly: false,
         },
@@ -392,16 +394,82 @@ fn mounts_and_limits_are_checked() {
         .unwrap()
         .iter()
         .any(|x| x == "size=1073741824"));
+    let shm_opts = shm[0]["options"].as_array().unwrap();
+    for (flag, present) in [
+        ("exec", true),
+        ("noexec", false),
+        ("nosuid", true),
+        ("nodev", true),
+    ] {
+        assert_eq!(
+            shm_opts.iter().any(|x| x == flag),
+            present,
+            "{flag} in {shm_opts:?}"
+        );
+    }
+    assert!(data["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x == "rprivate"));
+    assert!(j["linux"].get("rootfsPropagation").is_none());
     assert!(m.iter().any(|m| m["destination"] == "/etc/hosts"));
     assert_eq!(j["process"]["rlimits"].as_array().unwrap().len(), 1);
     assert_eq!(j["process"]["rlimits"][0]["soft"], 1024);
-    let bad: [fn(&mut RunOptions); 6] = [
+    // Propagation: a shared bind makes the root shared, a slave one a
+    // slave root unless another bind needs it shared.
+    for (props, root) in [
+        (&["rslave"][..], Some("rslave")),
+        (&["rshared"][..], Some("shared")),
+        (&["slave", "shared"][..], Some("shared")),
+        (&["rprivate"][..], None),
+    ] {
+        let mut o = o.clone();
+        o.mounts.truncate(1);
+        for (i, p) in props.iter().enumerate() {
+            o.mounts.push(MountSpec {
+                destination: format!("/p{i}"),
+                kind: MountKind::Bind {
+                    source: "/srv".into(),
+                    propagation: Some(p.to_string()),
+                },
+                readonly: false,
+            });
+        }
+        let j = v(&generate(&img(), &User::default(), &o).unwrap());
+        assert_eq!(j["linux"]["rootfsPropagation"].as_str(), root, "{props:?}");
+        let p0 = j["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/p0")
+            .unwrap();
+        assert!(p0["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == props[0]));
+    }
+    let bad: [fn(&mut RunOptions); 8] = [
         |o| o.mounts[0].destination = "data".into(),
         |o| o.mounts[0].destination = "/a/../etc".into(),
         |o| o.mounts[0].destination = "/".into(),
         |o| o.mounts[1].destination = "/data".into(),
         |o| o.ulimits[0].name = "bogus".into(),
         |o| o.ulimits[0].soft = 10_000,
+        |o| {
+            o.mounts[0].kind = MountKind::Bind {
+                source: "/srv".into(),
+                propagation: Some("sideways".into()),
+            }
+        },
+        |o| {
+            o.mounts[1].kind = MountKind::Tmpfs {
+                size: None,
+                mode: None,
+                flags: vec!["mode=0".into()],
+            }
+        },
     ];
     for (i, f) in bad.iter().enumerate() {
         let mut o = o.clone();
