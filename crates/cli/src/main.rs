@@ -127,6 +127,10 @@ enum Cmd {
     /// Show containers' CPU, memory, I/O and process counts.
     Stats(manage::StatsArgs),
     /// Copy files between a container and the host: berth cp CTR:/path /host/path (or the reverse).
+    ///
+    /// With - instead of the host path, a tar stream: `berth cp CTR:/etc - | tar -t`
+    /// writes one, `tar -c . | berth cp - CTR:/dir` extracts one into an existing directory.
+    /// Links in the container are never followed out of it.
     Cp(manage::CpArgs),
     /// Show what a container changed in its image (A added, C changed, D deleted).
     Diff { container: String },

@@ -198,9 +198,11 @@ pub struct CpArgs {
     /// Keep owners (uid/gid) when copying into the container.
     #[arg(short = 'a', long)]
     pub archive: bool,
-    /// CONTAINER:PATH or a host path.
+    /// CONTAINER:PATH, a host path, or - to read a tar stream from
+    /// standard input (extracted into the directory CONTAINER:PATH).
     pub src: String,
-    /// CONTAINER:PATH or a host path.
+    /// CONTAINER:PATH, a host path, or - to write CONTAINER:PATH to
+    /// standard output as a tar stream.
     pub dest: String,
 }
 
@@ -214,7 +216,19 @@ fn split_ctr(s: &str) -> Option<(&str, &str)> {
 pub fn cp(root: &Path, run_root: &Path, a: CpArgs) -> Result<()> {
     let engine = open(root, run_root)?;
     match (split_ctr(&a.src), split_ctr(&a.dest)) {
+        (Some((c, p)), None) if a.dest == "-" => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(256 * 1024, stdout.lock());
+            engine.copy_out_tar(c, p, &mut out)?;
+            out.flush()
+                .map_err(|e| anyhow::anyhow!("cp: write the tar stream to standard output: {e}"))?;
+            Ok(())
+        }
         (Some((c, p)), None) => Ok(engine.copy_out(c, p, Path::new(&a.dest))?),
+        (None, Some((c, p))) if a.src == "-" => {
+            let mut input = std::io::BufReader::with_capacity(256 * 1024, std::io::stdin().lock());
+            Ok(engine.copy_in_tar(c, &mut input, p, a.archive)?)
+        }
         (None, Some((c, p))) => Ok(engine.copy_in(c, Path::new(&a.src), p, a.archive)?),
         (Some(_), Some(_)) => {
             bail!("cp: copying between containers is not supported; copy through the host")

@@ -1419,6 +1419,184 @@ fn cp_copies_both_ways_and_never_follows_a_container_symlink_out() {
     );
 }
 
+/// `berth ARGS` with `input` on its standard input: (exit code, stdout,
+/// stderr).
+fn berth_piped(env: &Env, args: &[&str], input: &[u8]) -> (i32, Vec<u8>, String) {
+    use std::io::Write;
+    let mut c = env.cmd();
+    c.args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        o.stdout,
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cp_streams_tar_both_ways_and_a_hostile_stream_stays_in_the_container() {
+    use berth_image::tar::build::{header, Tar};
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "tc",
+        img,
+        "sh",
+        "-c",
+        "mkdir -p /out/sub && echo one > /out/sub/f && ln /out/sub/f /out/hard && ln -s /etc/passwd /out/link && sleep 100",
+    ])
+    .ok();
+    wait_for("the files", || {
+        env.berth(&["exec", "tc", "cat", "/out/hard"]).stdout == "one\n"
+    });
+    // Out: GNU tar reads the stream; links stay links.
+    let (code, tar, err) = berth_piped(&env, &["cp", "tc:/out", "-"], b"");
+    assert_eq!(code, 0, "{err}");
+    let host = tempfile::tempdir().unwrap();
+    let x = std::process::Command::new("tar")
+        .args(["-x", "-C"])
+        .arg(host.path())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&tar)?;
+            c.wait()
+        })
+        .expect("GNU tar is needed for this test");
+    assert!(x.success());
+    let out = host.path().join("out");
+    assert_eq!(std::fs::read_to_string(out.join("sub/f")).unwrap(), "one\n");
+    assert_eq!(
+        std::fs::read_link(out.join("link")).unwrap(),
+        Path::new("/etc/passwd")
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(out.join("hard")).unwrap().ino(),
+        std::fs::metadata(out.join("sub/f")).unwrap().ino(),
+        "a hard link stays one"
+    );
+
+    // In: a stream with a long name, modes, owners, links.
+    let long = format!("d/{}", "n".repeat(140));
+    let mut t = Tar::default();
+    t.dir("d/", 0o750)
+        .pax(&[("path", long.as_bytes())])
+        .file(&long, b"long\n", 0o640)
+        .symlink("d/l", "/etc/passwd")
+        .pax(&[("linkpath", long.as_bytes())])
+        .hardlink("d/h", &long);
+    let mut owned = header(b"d/owned", b'0', 3, b"", 0o4755);
+    owned[108..116].copy_from_slice(b"0001750\0");
+    berth_image::tar::build::seal(&mut owned);
+    t.raw(owned, b"abc");
+    let stream = t.end();
+    let (code, _, err) = berth_piped(&env, &["cp", "-", "tc:/tmp"], &stream);
+    assert_eq!(code, 0, "{err}");
+    let sh = |cmd: &str| env.berth(&["exec", "tc", "sh", "-c", cmd]).ok().stdout;
+    assert_eq!(sh(&format!("cat /tmp/{long} /tmp/d/h")), "long\nlong\n");
+    assert_eq!(
+        sh("readlink /tmp/d/l; stat -c '%a %u' /tmp/d /tmp/d/owned"),
+        "/etc/passwd\n750 0\n4755 0\n"
+    );
+    // -a keeps the archive's owners.
+    let (code, _, err) = berth_piped(&env, &["cp", "-a", "-", "tc:/tmp"], &stream);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(sh("stat -c '%u %a' /tmp/d/owned"), "1000 4755\n");
+
+    // Hostile streams. The container plants a symlink to the host's
+    // directory where the stream goes, and one to /.
+    let victim = tempfile::tempdir().unwrap();
+    let vpath = victim.path().to_str().unwrap().to_string();
+    sh(&format!(
+        "ln -s {vpath} /tmp/esc && ln -s / /tmp/root && mkdir /tmp/in"
+    ));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "dotdot",
+            Tar::default()
+                .file("../../../../../../../../{V}/dotdot", b"x", 0o644)
+                .end(),
+        ),
+        (
+            "through a link",
+            Tar::default().file("esc/through", b"x", 0o644).end(),
+        ),
+        (
+            "link then file",
+            Tar::default()
+                .symlink("sneak", "{V}")
+                .file("sneak/via", b"x", 0o644)
+                .end(),
+        ),
+        (
+            "hard link out",
+            Tar::default()
+                .hardlink("hl", "../../../../../../etc/passwd")
+                .end(),
+        ),
+    ];
+    for (what, data) in cases {
+        let data = String::from_utf8_lossy(&data)
+            .replace("{V}", &vpath)
+            .into_bytes();
+        let _ = berth_piped(&env, &["cp", "-", "tc:/tmp/in"], &data);
+        let _ = berth_piped(&env, &["cp", "-", "tc:/tmp/esc"], &data);
+        assert_eq!(
+            std::fs::read_dir(victim.path()).unwrap().count(),
+            0,
+            "{what}: wrote outside the container"
+        );
+    }
+    sh("mkdir /tmp/in2");
+    // "..": refused with a clear error, nothing written.
+    let (code, _, err) = berth_piped(
+        &env,
+        &["cp", "-", "tc:/tmp/in2"],
+        &Tar::default().file("../up", b"x", 0o644).end(),
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("'..'"), "{err}");
+    // A device node: refused.
+    let (code, _, err) = berth_piped(
+        &env,
+        &["cp", "-", "tc:/tmp/in2"],
+        &Tar::default()
+            .raw(header(b"null", b'3', 0, b"", 0o666), b"")
+            .end(),
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("device nodes"), "{err}");
+    assert_eq!(
+        sh("ls /tmp/in2 | wc -l").trim(),
+        "0",
+        "nothing written for the refused streams"
+    );
+    // The destination must be a directory.
+    let (code, _, err) = berth_piped(&env, &["cp", "-", "tc:/tmp/d/owned"], &stream);
+    assert_ne!(code, 0);
+    assert!(err.contains("must be an existing directory"), "{err}");
+    // A garbage stream is an error, not a hang.
+    let (code, _, err) = berth_piped(&env, &["cp", "-", "tc:/tmp/in"], &[7u8; 700]);
+    assert_ne!(code, 0, "{err}");
+    env.berth(&["rm", "-f", "tc"]).ok();
+    assert_eq!(leaked_mounts(&env), 0);
+}
+
 #[test]
 fn diff_rename_top_stats_volumes_and_system() {
     let env = Env::new();

@@ -14,7 +14,7 @@ use crate::records::{Record, Status};
 use berth_sys::fs::{self as sfs, Links};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -227,6 +227,96 @@ impl Engine {
             return copy_dir_contents_in(src, dir.as_fd(), archive);
         }
         copy_in_entry(src, &meta, dir.as_fd(), &name, archive)
+    }
+
+    /// `berth cp CONTAINER:SRC -`: SRC as a tar stream on `out`, named by
+    /// its last component (its contents under `.` for the root). Read as
+    /// `copy_out` reads, through fds, never following a link.
+    pub fn copy_out_tar(&self, what: &str, src: &str, out: &mut dyn Write) -> Result<()> {
+        let rec = self.get(what)?;
+        let _lock = self.lock(&rec.id)?;
+        let _m = self.mount_for(&rec)?;
+        let src = clean(src)?;
+        let base = self.base_for(&rec, &src);
+        let root = open_dir_path(&base.dir)?;
+        let (parent_rel, name) = match (base.rel.parent(), base.rel.file_name()) {
+            (Some(p), Some(n)) => (p.to_path_buf(), PathBuf::from(n)),
+            _ => (PathBuf::from("."), PathBuf::from(".")),
+        };
+        let parent = sfs::open_in_root(
+            root.as_fd(),
+            &parent_rel,
+            libc::O_PATH | libc::O_DIRECTORY,
+            Links::InRoot,
+        )
+        .map_err(io(format!(
+            "{}: open {} in the container",
+            rec.name,
+            src.display()
+        )))?;
+        let (_, st) = fstat_nofollow(parent.as_fd(), &name).map_err(io(format!(
+            "{}: {} in the container",
+            rec.name,
+            src.display()
+        )))?;
+        let arc = src
+            .file_name()
+            .map_or_else(|| b".".to_vec(), |n| n.as_bytes().to_vec());
+        let mut w = berth_image::tar::Writer::new(out);
+        let mut links = std::collections::HashMap::new();
+        tar_out_entry(&mut w, parent.as_fd(), &name, &st, arc, &mut links)?;
+        w.finish().map_err(io("write the tar stream"))?;
+        Ok(())
+    }
+
+    /// `berth cp - CONTAINER:DEST`: extracts the tar stream `input` into
+    /// the directory DEST. The stream is hostile: names with `..` are
+    /// refused, every parent is resolved in the container's root
+    /// (RESOLVE_IN_ROOT), what is created is never followed, hard links
+    /// point only into the container, and device nodes are refused.
+    /// `archive` keeps the archive's owners (else the container's root).
+    pub fn copy_in_tar(
+        &self,
+        what: &str,
+        input: &mut dyn std::io::Read,
+        dest: &str,
+        archive: bool,
+    ) -> Result<()> {
+        let rec = self.get(what)?;
+        let _lock = self.lock(&rec.id)?;
+        let _m = self.mount_for(&rec)?;
+        let dest = clean(dest)?;
+        let base = self.base_for(&rec, &dest);
+        let root = open_dir_path(&base.dir)?;
+        sfs::open_in_root(
+            root.as_fd(),
+            &base.rel,
+            libc::O_PATH | libc::O_DIRECTORY,
+            Links::InRoot,
+        )
+        .map_err(|e| {
+            crate::error::option(
+                "cp",
+                format!(
+                    "{}:{}: from a tar stream (-) the destination must be an existing directory ({e})",
+                    rec.name,
+                    dest.display()
+                ),
+            )
+        })?;
+        let mut x = Extract {
+            root: root.as_fd(),
+            base: &base.rel,
+            archive,
+            dirs: Vec::new(),
+        };
+        let mut r = berth_image::tar::Reader::new(input);
+        while let Some(e) = r.next_entry().map_err(|e| tar_err(&rec.name, e))? {
+            x.entry(&e, &mut r)
+                .map_err(|err| tar_entry_err(&rec.name, &e.path, err))?;
+        }
+        x.finish();
+        Ok(())
     }
 
     /// `berth diff`: what the container changed in its image: (kind, path)
@@ -548,4 +638,280 @@ pub(crate) fn copy_up(rootfs: &Path, dest: &str, volume_data: &Path) -> Result<(
     );
     let _ = std::os::unix::fs::lchown(volume_data, Some(st.st_uid), Some(st.st_gid));
     Ok(())
+}
+
+fn tar_err(name: &str, e: berth_image::error::Error) -> Error {
+    Error::Runtime(format!("{name}: cp from a tar stream: {e}"))
+}
+
+fn tar_entry_err(name: &str, path: &[u8], e: Error) -> Error {
+    Error::Runtime(format!(
+        "{name}: cp from a tar stream: {}: {e}",
+        String::from_utf8_lossy(path)
+    ))
+}
+
+/// Writes one entry (named `name` in `dir`, stat `st`) as `arc` in the
+/// archive, and a directory's contents under it. Files with more than one
+/// link become hard links to the first path they were written as.
+fn tar_out_entry(
+    w: &mut berth_image::tar::Writer<&mut dyn Write>,
+    dir: BorrowedFd<'_>,
+    name: &Path,
+    st: &libc::stat,
+    arc: Vec<u8>,
+    links: &mut std::collections::HashMap<(u64, u64), Vec<u8>>,
+) -> Result<()> {
+    use berth_image::tar::{Entry, Kind};
+    let shown = || String::from_utf8_lossy(&arc).into_owned();
+    let mut e = Entry {
+        path: arc.clone(),
+        kind: Kind::File,
+        mode: st.st_mode & 0o7777,
+        uid: u64::from(st.st_uid),
+        gid: u64::from(st.st_gid),
+        size: 0,
+        mtime: (st.st_mtime, 0),
+        link: Vec::new(),
+        dev_major: 0,
+        dev_minor: 0,
+        xattrs: Vec::new(),
+    };
+    let write = |w: &mut berth_image::tar::Writer<&mut dyn Write>,
+                 e: &Entry,
+                 data: &mut dyn std::io::Read| {
+        w.append(e, data)
+            .map_err(io(format!("write {} to the tar stream", shown())))
+    };
+    match kind(st) {
+        libc::S_IFREG => {
+            if st.st_nlink > 1 {
+                let key = (st.st_dev, st.st_ino);
+                if let Some(first) = links.get(&key) {
+                    e.kind = Kind::Hardlink;
+                    e.link = first.clone();
+                    return write(w, &e, &mut std::io::empty());
+                }
+                links.insert(key, arc.clone());
+            }
+            let f = sfs::openat(dir, name, libc::O_RDONLY | libc::O_NOFOLLOW, 0)
+                .map_err(io(format!("open {}", shown())))?;
+            e.size = st.st_size as u64;
+            write(w, &e, &mut std::fs::File::from(f))?;
+        }
+        libc::S_IFDIR => {
+            e.kind = Kind::Dir;
+            write(w, &e, &mut std::io::empty())?;
+            let d = sfs::openat(
+                dir,
+                name,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )
+            .map_err(io(format!("open {}", shown())))?;
+            for n in names_in(d.as_fd()).map_err(io(format!("list {}", shown())))? {
+                let n = PathBuf::from(n);
+                let (_, cst) =
+                    fstat_nofollow(d.as_fd(), &n).map_err(io(format!("stat {}", n.display())))?;
+                let mut child = arc.clone();
+                child.push(b'/');
+                child.extend_from_slice(n.as_os_str().as_bytes());
+                tar_out_entry(w, d.as_fd(), &n, &cst, child, links)?;
+            }
+        }
+        libc::S_IFLNK => {
+            e.kind = Kind::Symlink;
+            e.link = sfs::readlinkat(dir, name)
+                .map_err(io(format!("readlink {}", shown())))?
+                .into_os_string()
+                .into_vec();
+            write(w, &e, &mut std::io::empty())?;
+        }
+        libc::S_IFCHR | libc::S_IFBLK => {
+            e.kind = if kind(st) == libc::S_IFCHR {
+                Kind::Char
+            } else {
+                Kind::Block
+            };
+            e.dev_major = libc::major(st.st_rdev);
+            e.dev_minor = libc::minor(st.st_rdev);
+            write(w, &e, &mut std::io::empty())?;
+        }
+        libc::S_IFIFO => {
+            e.kind = Kind::Fifo;
+            write(w, &e, &mut std::io::empty())?;
+        }
+        // Sockets have no place in an archive (tar skips them too).
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Extraction of a `cp -` stream under `base` in the container's `root`.
+struct Extract<'a> {
+    root: BorrowedFd<'a>,
+    base: &'a Path,
+    archive: bool,
+    /// Directories whose time is set at the end (their entries change it).
+    dirs: Vec<(OwnedFd, i64)>,
+}
+
+impl Extract<'_> {
+    fn entry<R: std::io::Read>(
+        &mut self,
+        e: &berth_image::tar::Entry,
+        r: &mut berth_image::tar::Reader<R>,
+    ) -> Result<()> {
+        use berth_image::tar::Kind;
+        let rel = tar_name(&e.path)?;
+        let (uid, gid) = if self.archive {
+            (
+                u32::try_from(e.uid).unwrap_or(u32::MAX),
+                u32::try_from(e.gid).unwrap_or(u32::MAX),
+            )
+        } else {
+            (0, 0)
+        };
+        let Some(name) = rel.file_name().map(PathBuf::from) else {
+            // "./": the destination itself, which stays as it is.
+            if e.kind == Kind::Dir {
+                return Ok(());
+            }
+            return Err(Error::Conflict(
+                "only a directory may name the destination itself".into(),
+            ));
+        };
+        let parent_rel = self.base.join(rel.parent().unwrap_or(Path::new("")));
+        let dir = sfs::mkdir_all_in_root(self.root, &parent_rel, Links::InRoot)
+            .map_err(io("create its directory in the container"))?;
+        let dir = dir.as_fd();
+        let not_over_dir = |what: &str| {
+            Error::Conflict(format!(
+                "cannot write the {what} over a directory of the container"
+            ))
+        };
+        match e.kind {
+            Kind::Dir => {
+                if !clear_non_dir(dir, &name)? {
+                    sfs::mkdirat(dir, &name, 0o700).map_err(io("create the directory"))?;
+                }
+                let d = sfs::openat(
+                    dir,
+                    &name,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                    0,
+                )
+                .map_err(io("open the directory (a symlink?)"))?;
+                let _ = sfs::fchown_fd(d.as_fd(), uid, gid);
+                let _ = sfs::fchmod_fd(d.as_fd(), e.mode);
+                self.dirs.push((d, e.mtime.0));
+            }
+            Kind::File => {
+                if clear_non_dir(dir, &name)? {
+                    return Err(not_over_dir("file"));
+                }
+                let f = sfs::openat(
+                    dir,
+                    &name,
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+                    0o600,
+                )
+                .map_err(io("create the file"))?;
+                let mut out = std::fs::File::from(f);
+                let mut buf = vec![0u8; 128 * 1024];
+                loop {
+                    let n = r
+                        .read_data(&mut buf)
+                        .map_err(|e| Error::Runtime(e.to_string()))?;
+                    if n == 0 {
+                        break;
+                    }
+                    out.write_all(&buf[..n]).map_err(io("write the file"))?;
+                }
+                let _ = sfs::fchown_fd(out.as_fd(), uid, gid);
+                let _ = sfs::fchmod_fd(out.as_fd(), e.mode);
+                let _ = sfs::set_times_fd(out.as_fd(), (e.mtime.0, 0), (e.mtime.0, 0));
+            }
+            Kind::Symlink => {
+                if clear_non_dir(dir, &name)? {
+                    return Err(not_over_dir("symlink"));
+                }
+                sfs::symlinkat(Path::new(std::ffi::OsStr::from_bytes(&e.link)), dir, &name)
+                    .map_err(io("create the symlink"))?;
+                if let Ok(l) = sfs::openat(dir, &name, libc::O_PATH | libc::O_NOFOLLOW, 0) {
+                    // SAFETY: fchownat on a path fd with AT_EMPTY_PATH
+                    // changes the link itself.
+                    unsafe {
+                        libc::fchownat(
+                            l.as_raw_fd(),
+                            c"".as_ptr(),
+                            uid,
+                            gid,
+                            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+                        );
+                    }
+                }
+            }
+            Kind::Hardlink => {
+                let target = self.base.join(tar_name(&e.link)?);
+                let fd = sfs::open_in_root(
+                    self.root,
+                    &target,
+                    libc::O_PATH | libc::O_NOFOLLOW,
+                    Links::InRoot,
+                )
+                .map_err(io(format!(
+                    "the hard link's target {} (it must come earlier in the archive)",
+                    String::from_utf8_lossy(&e.link)
+                )))?;
+                let st = sfs::fstat(fd.as_fd()).map_err(io("stat the hard link's target"))?;
+                if kind(&st) == libc::S_IFDIR {
+                    return Err(Error::Conflict("a hard link to a directory".into()));
+                }
+                if clear_non_dir(dir, &name)? {
+                    return Err(not_over_dir("hard link"));
+                }
+                sfs::link_fd(fd.as_fd(), dir, &name).map_err(io("create the hard link"))?;
+            }
+            Kind::Fifo => {
+                if clear_non_dir(dir, &name)? {
+                    return Err(not_over_dir("fifo"));
+                }
+                sfs::mknodat(dir, &name, libc::S_IFIFO | (e.mode & 0o777), 0)
+                    .map_err(io("create the fifo"))?;
+            }
+            Kind::Char | Kind::Block => {
+                return Err(crate::error::option(
+                    "cp",
+                    "device nodes are not copied into containers; leave them out of the archive",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Directory times, last (deepest first), as tar sets them.
+    fn finish(&mut self) {
+        for (d, mtime) in self.dirs.drain(..).rev() {
+            let _ = sfs::set_times_fd(d.as_fd(), (mtime, 0), (mtime, 0));
+        }
+    }
+}
+
+/// An archive member's name as a relative path of plain components; `..`
+/// is refused.
+fn tar_name(name: &[u8]) -> Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in name.split(|&b| b == b'/') {
+        match c {
+            b"" | b"." => {}
+            b".." => {
+                return Err(Error::Conflict(
+                    "a name with '..' (it would leave the destination)".into(),
+                ))
+            }
+            c => out.push(std::ffi::OsStr::from_bytes(c)),
+        }
+    }
+    Ok(out)
 }
