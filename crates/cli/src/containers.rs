@@ -704,13 +704,35 @@ pub struct StartArgs {
     /// Attach stdin too.
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Start every container that is not running (those --filter keeps).
+    #[arg(long, conflicts_with_all = ["attach", "interactive", "containers"])]
+    pub all: bool,
+    /// With --all: only containers that match (KEY=VALUE, the keys of
+    /// `berth ps --filter`, e.g. restart-policy=always).
+    #[arg(
+        short = 'f',
+        long = "filter",
+        value_name = "KEY=VALUE",
+        requires = "all"
+    )]
+    pub filter: Vec<String>,
     /// The containers (name or id).
-    #[arg(required = true)]
+    #[arg(required_unless_present = "all")]
     pub containers: Vec<String>,
 }
 
 pub fn start(root: &Path, run_root: &Path, a: StartArgs) -> Result<()> {
     let engine = open(root, run_root).map_err(run_error)?;
+    if a.all {
+        let list = engine.list()?;
+        let list = crate::views::filtered(&engine, list, &a.filter)?;
+        let names: Vec<String> = list
+            .into_iter()
+            .filter(|r| !matches!(r.state.status, Status::Running | Status::Restarting))
+            .map(|r| r.name)
+            .collect();
+        return start_each(&engine, &names);
+    }
     if a.attach || a.interactive {
         if a.containers.len() != 1 {
             bail!("start --attach takes one container");
@@ -723,13 +745,19 @@ pub fn start(root: &Path, run_root: &Path, a: StartArgs) -> Result<()> {
         }
         return Ok(());
     }
+    start_each(&engine, &a.containers)
+}
+
+/// Starts each container (name or id), printing its name; the first error
+/// after all were tried.
+pub fn start_each(engine: &Engine, containers: &[String]) -> Result<()> {
     let mut failed = None;
-    for c in &a.containers {
+    for c in containers {
         let r = engine.get(c).map_err(anyhow::Error::from).and_then(|rec| {
             if rec.state.status == Status::Running {
                 return Ok(());
             }
-            start_session(&engine, &rec.id).map(|_| ())
+            start_session(engine, &rec.id).map(|_| ())
         });
         match r {
             Ok(()) => println!("{c}"),

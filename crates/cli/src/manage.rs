@@ -381,6 +381,13 @@ pub enum SystemCmd {
         #[arg(short = 'f', long)]
         force: bool,
     },
+    /// Start what a reboot stopped: containers with --restart always, and
+    /// unless-stopped ones that were not stopped with `berth stop` or
+    /// `berth kill` (as Docker's daemon does when it starts).
+    ///
+    /// berth has no daemon: run this once at boot, as the unit in
+    /// contrib/systemd/berth-boot.service does.
+    Boot,
     /// Show disk use by images, containers and volumes.
     Df {
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -391,6 +398,15 @@ pub enum SystemCmd {
 pub fn system(root: &Path, run_root: &Path, c: SystemCmd) -> Result<()> {
     let mut engine = open(root, run_root)?;
     match c {
+        SystemCmd::Boot => {
+            let names: Vec<String> = engine
+                .boot_candidates()
+                .context("system boot: list the containers")?
+                .into_iter()
+                .map(|r| r.name)
+                .collect();
+            crate::containers::start_each(&engine, &names)?;
+        }
         SystemCmd::Prune { all, volumes, .. } => {
             let r = engine.prune(all, volumes).context("system prune")?;
             for c in &r.containers {

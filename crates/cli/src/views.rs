@@ -106,8 +106,47 @@ fn matches(engine: &Engine, r: &Record, f: &str) -> Result<bool> {
                     .is_ok_and(|i| i.id.to_string() == r.image_id)
         }
         "exited" => r.state.status == Status::Exited && v.parse() == Ok(r.state.exit_code),
-        _ => bail!("--filter: unknown key {k:?} (status, name, id, label, ancestor, exited)"),
+        "restart-policy" => {
+            let policy = r.config.restart.split(':').next().unwrap_or("");
+            match v {
+                "no" => matches!(policy, "" | "no"),
+                "always" | "unless-stopped" | "on-failure" => policy == v,
+                _ => bail!("--filter restart-policy={v}: expected no, always, unless-stopped or on-failure"),
+            }
+        }
+        _ => bail!(
+            "--filter: unknown key {k:?} (status, name, id, label, ancestor, exited, restart-policy)"
+        ),
     })
+}
+
+/// The records `filters` keep, as Docker filters: values of one key are
+/// alternatives, different keys must all match.
+pub fn filtered(engine: &Engine, list: Vec<Record>, filters: &[String]) -> Result<Vec<Record>> {
+    let mut keys: Vec<&str> = Vec::new();
+    for f in filters {
+        let k = f.split_once('=').map_or(f.as_str(), |(k, _)| k);
+        if !keys.contains(&k) {
+            keys.push(k);
+        }
+    }
+    let mut keep = Vec::new();
+    'records: for r in list {
+        for k in &keys {
+            let mut any = false;
+            for f in filters
+                .iter()
+                .filter(|f| f.split_once('=').map_or(f.as_str(), |(k, _)| k) == *k)
+            {
+                any |= matches(engine, &r, f)?;
+            }
+            if !any {
+                continue 'records;
+            }
+        }
+        keep.push(r);
+    }
+    Ok(keep)
 }
 
 pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
@@ -117,15 +156,7 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
     if !all {
         list.retain(|r| matches!(r.state.status, Status::Running | Status::Restarting));
     }
-    for f in &a.filter {
-        let mut keep = Vec::new();
-        for r in list {
-            if matches(&engine, &r, f)? {
-                keep.push(r);
-            }
-        }
-        list = keep;
-    }
+    list = filtered(&engine, list, &a.filter)?;
     if a.latest {
         list.truncate(1);
     }

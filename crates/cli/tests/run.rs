@@ -751,6 +751,152 @@ fn ps_is_right_after_the_monitor_is_killed_and_after_run_is_wiped() {
     env.berth(&["rm", "-f", "rebooted", "orphan"]).ok();
 }
 
+/// What a power cut does to a running container: its monitor and its
+/// processes killed, no cleanup.
+fn crash(env: &Env, name: &str) {
+    let i = inspect(env, name);
+    let id = i["Id"].as_str().unwrap().to_string();
+    let pid = i["State"]["Pid"].as_i64().unwrap() as i32;
+    let state = std::fs::read_to_string(
+        env.run_root
+            .path()
+            .join("containers")
+            .join(&id)
+            .join("state"),
+    )
+    .unwrap();
+    let mpid: i32 = state
+        .lines()
+        .find_map(|l| l.strip_prefix("monitor_pid="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // SAFETY: kill has no memory effects.
+    unsafe {
+        libc::kill(mpid, libc::SIGKILL);
+        libc::kill(pid, libc::SIGKILL);
+    }
+    wait_for("the container to die", || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    });
+}
+
+#[test]
+fn system_boot_brings_back_what_the_restart_policies_say_after_a_reboot() {
+    let env = Env::new();
+    let img = image(&env);
+    for (name, policy) in [
+        ("always", "always"),
+        ("always-stopped", "always"),
+        ("unless", "unless-stopped"),
+        ("unless-stopped", "unless-stopped"),
+        ("on-failure", "on-failure:3"),
+        ("plain", "no"),
+    ] {
+        env.berth(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--restart",
+            policy,
+            img,
+            "sleep",
+            "1000",
+        ])
+        .ok();
+    }
+    // Stopped by hand before the reboot.
+    env.berth(&["stop", "-t", "0", "always-stopped", "unless-stopped"])
+        .ok();
+    // The reboot: every process gone, /run empty.
+    for name in ["always", "unless", "on-failure", "plain"] {
+        crash(&env, name);
+    }
+    std::fs::remove_dir_all(env.run_root.path().join("containers")).unwrap();
+    std::fs::remove_dir_all(env.run_root.path().join("runtime")).unwrap();
+    let names = |args: &[&str]| {
+        let mut v: Vec<String> = env
+            .berth(&[&["ps", "-a", "--format", "json"][..], args].concat())
+            .ok()
+            .stdout
+            .parse::<serde_json::Value>()
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["Names"][0].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    // Filters: one key's values are alternatives, keys all apply.
+    assert_eq!(
+        names(&["--filter", "restart-policy=unless-stopped"]),
+        ["unless", "unless-stopped"]
+    );
+    assert_eq!(
+        names(&[
+            "--filter",
+            "restart-policy=always",
+            "--filter",
+            "restart-policy=no"
+        ]),
+        ["always", "always-stopped", "plain"]
+    );
+    assert_eq!(
+        names(&[
+            "--filter",
+            "restart-policy=always",
+            "--filter",
+            "name=stopped"
+        ]),
+        ["always-stopped"]
+    );
+    assert!(
+        names(&["--filter", "status=running"]).is_empty(),
+        "nothing runs after the reboot"
+    );
+    // Docker's daemon at start: always (even if stopped by hand), and
+    // unless-stopped unless stopped by hand.
+    let o = env.berth(&["system", "boot"]).ok();
+    let mut started: Vec<&str> = o.stdout.lines().collect();
+    started.sort();
+    assert_eq!(started, ["always", "always-stopped", "unless"]);
+    assert_eq!(
+        names(&["--filter", "status=running"]),
+        ["always", "always-stopped", "unless"]
+    );
+    // Once is enough: a second run starts nothing.
+    assert_eq!(env.berth(&["system", "boot"]).ok().stdout, "");
+    // start --all with a filter.
+    let o = env
+        .berth(&["start", "--all", "--filter", "restart-policy=on-failure"])
+        .ok();
+    assert_eq!(o.stdout, "on-failure\n");
+    assert_eq!(
+        names(&["--filter", "status=running"]),
+        ["always", "always-stopped", "on-failure", "unless"]
+    );
+    assert_ne!(
+        env.berth(&["start", "--all", "--filter", "restart-policy=sometimes"])
+            .code,
+        0
+    );
+    // A start by hand forgets the stop by hand.
+    env.berth(&["start", "unless-stopped"]).ok();
+    crash(&env, "unless-stopped");
+    assert_eq!(
+        env.berth(&["system", "boot"]).ok().stdout,
+        "unless-stopped\n"
+    );
+    let all: Vec<String> = names(&[]);
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(all.iter().map(String::as_str));
+    env.berth(&rm).ok();
+    assert_eq!(leaked_mounts(&env), 0);
+}
+
 #[test]
 fn names_bad_values_and_missing_images_fail_in_one_line_and_leave_nothing() {
     let env = Env::new();

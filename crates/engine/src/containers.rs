@@ -1339,6 +1339,15 @@ impl Engine {
         }
         if by_user {
             let _ = std::fs::write(self.paths.run_dir(&rec.id).join("stopping"), b"");
+            // Kept in the record too, for after a reboot: `system boot`
+            // leaves an unless-stopped container that was stopped by hand.
+            if !rec.state.stopped_by_user {
+                let _lock = self.lock(&rec.id)?;
+                if let Some(mut r) = self.records.get(&rec.id)? {
+                    r.state.stopped_by_user = true;
+                    self.records.set_state(&r.id, &r.state)?;
+                }
+            }
         }
         if rec.state.status == Status::Restarting {
             return Ok(rec);
@@ -1456,6 +1465,25 @@ impl Engine {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+    }
+
+    /// The containers a reboot stopped that their restart policy brings
+    /// back, as Docker's daemon does when it starts: `always`, and
+    /// `unless-stopped` unless stopped with `stop` or `kill`. (Records are
+    /// reconciled first: after a reboot, none is running.)
+    pub fn boot_candidates(&self) -> Result<Vec<Record>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|r| {
+                let policy = r.config.restart.split(':').next().unwrap_or("");
+                !matches!(
+                    r.state.status,
+                    Status::Running | Status::Restarting | Status::Removing
+                ) && (policy == "always"
+                    || (policy == "unless-stopped" && !r.state.stopped_by_user))
+            })
+            .collect())
     }
 
     /// `berth rm`: a running container needs `force` (it is killed first).
