@@ -9,6 +9,7 @@ use berth_engine::{Engine, Session, Started};
 use berth_monitor::frame;
 use clap::{Args, ValueEnum};
 use std::io::{IsTerminal, Read, Write};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -932,6 +933,10 @@ pub struct ExecArgs {
     /// Give the process every capability.
     #[arg(long)]
     pub privileged: bool,
+    /// Keys that detach from the process with -it, leaving it running
+    /// (default ctrl-p,ctrl-q; an empty string: none).
+    #[arg(long, value_name = "KEYS")]
+    pub detach_keys: Option<String>,
     /// The container (name or id).
     pub container: String,
     /// The command and its arguments.
@@ -959,6 +964,10 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
             privileged: a.privileged,
         },
     )?;
+    let keys = match &a.detach_keys {
+        Some(k) => berth_monitor::config::parse_detach_keys(k).map_err(anyhow::Error::msg)?,
+        None => vec![0x10, 0x11],
+    };
     let null = || std::process::Stdio::null();
     if a.detach {
         let st = x
@@ -993,14 +1002,28 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
     let sock = dir.path().join("c.sock");
     let listener =
         std::os::unix::net::UnixListener::bind(&sock).context("listen on the console socket")?;
+    // In a process group of its own: after a detach it waits on for the
+    // process, and the user's shell hanging up its jobs must not reach it.
     let mut child = x
         .command(&["--console-socket", &sock.to_string_lossy()])
         .stdin(null())
         .stdout(null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
         .spawn()
         .context("run the runtime's exec")?;
+    // Its errors are passed on through a pipe rather than our stderr, which
+    // it would otherwise hold open (for whoever reads it) after a detach.
+    let rt_err = child.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut e, &mut std::io::stderr());
+        })
+    });
     let Some(master) = berth_engine::exec::receive_console(&listener, &mut child)? else {
         let st = child.wait().context("wait for the runtime")?;
+        if let Some(t) = rt_err {
+            let _ = t.join();
+        }
         return Err(ExitCode(st.code().unwrap_or(1).max(1)).into());
     };
     let master = std::fs::File::from(master);
@@ -1045,16 +1068,69 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
             set_size(&m);
         });
     }
+    // The detach keys, typed on stdin, wake the loop below through this.
+    let (mut wake_tx, wake_rx) =
+        std::os::unix::net::UnixStream::pair().context("make a socket pair")?;
     if a.interactive {
         let mut to = master.try_clone().context("dup the terminal")?;
         std::thread::spawn(move || {
-            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut to);
+            let mut m = berth_monitor::config::DetachMatch::default();
+            let mut buf = [0u8; 4096];
+            let mut fwd = Vec::with_capacity(buf.len());
+            let mut stdin = std::io::stdin().lock();
+            while let Ok(n) = stdin.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                fwd.clear();
+                let detach = m.feed(&keys, &buf[..n], &mut fwd);
+                if to.write_all(&fwd).is_err() {
+                    return;
+                }
+                if detach {
+                    let _ = wake_tx.write_all(b"d");
+                    return;
+                }
+            }
         });
     }
     let mut from = &master;
     let mut out = std::io::stdout().lock();
     let mut buf = [0u8; 32 * 1024];
+    let mut detached = false;
+    let mut wake_open = true;
     loop {
+        use std::os::fd::AsRawFd;
+        let mut fds = [
+            libc::pollfd {
+                fd: master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                // Negative: ignored, once stdin has ended.
+                fd: if wake_open { wake_rx.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: fds is a valid array of two pollfd.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        if fds[1].revents != 0 {
+            // A byte: the keys were typed; the end: stdin ended.
+            let mut b = [0u8; 1];
+            if (&wake_rx).read(&mut b).is_ok_and(|n| n == 1) {
+                detached = true;
+                break;
+            }
+            wake_open = false;
+            continue;
+        }
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
@@ -1064,7 +1140,35 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
         }
     }
     drop(raw);
+    if detached {
+        // Someone must keep reading the terminal, or the process would
+        // get a hangup (and block once its output fills the terminal).
+        let monitor = berth_engine::paths::find_program("berth-monitor")?;
+        use std::os::fd::AsRawFd;
+        let fd = master.as_raw_fd();
+        // SAFETY: F_SETFD on an fd this process owns (the master, kept
+        // open until we exit): the helper inherits it.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
+            return Err(std::io::Error::last_os_error()).context("pass the terminal on");
+        }
+        std::process::Command::new(monitor)
+            .arg("--drain")
+            .arg(fd.to_string())
+            .stdin(null())
+            .stdout(null())
+            .stderr(null())
+            .spawn()
+            .context("start the process that keeps the detached terminal")?;
+        eprintln!(
+            "\r\nDetached from the exec session in {} (the process goes on; its output is dropped)",
+            x.record.name
+        );
+        return Ok(());
+    }
     let st = child.wait().context("wait for the runtime")?;
+    if let Some(t) = rt_err {
+        let _ = t.join();
+    }
     let code = st.code().unwrap_or(1);
     if code != 0 {
         return Err(ExitCode(code).into());

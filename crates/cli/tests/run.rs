@@ -751,6 +751,82 @@ fn ps_is_right_after_the_monitor_is_killed_and_after_run_is_wiped() {
     env.berth(&["rm", "-f", "rebooted", "orphan"]).ok();
 }
 
+/// Host pids whose command line is exactly `args`.
+fn pids_running(args: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = args
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            (std::fs::read(e.path().join("cmdline")).ok()? == want).then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn exec_it_detaches_with_the_detach_keys_and_the_process_goes_on() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&["run", "-d", "--name", "dk", img, "sleep", "300"])
+        .ok();
+    for (keys, typed, tag) in [
+        (None, &b"one\n\x10\x11"[..], "4711"),
+        (Some("ctrl-a,x"), &b"two\n\x10\x01x"[..], "4712"),
+    ] {
+        let script = format!("read line; echo \"$line\" > /tmp/got-{tag}; exec sleep {tag}");
+        let mut args = vec!["exec", "-it"];
+        if let Some(k) = keys {
+            args.extend(["--detach-keys", k]);
+        }
+        args.extend(["dk", "sh", "-c", &script]);
+        let (code, _, err) = berth_piped(&env, &args, typed);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("Detached"), "{err}");
+        wait_for("the detached process to run on", || {
+            !pids_running(&["sleep", tag]).is_empty()
+        });
+        let got = env
+            .berth(&["exec", "dk", "cat", &format!("/tmp/got-{tag}")])
+            .ok()
+            .stdout;
+        // What was typed before the keys went through; a ctrl-p that did
+        // not begin the custom keys went through too.
+        assert_eq!(
+            got.trim_end_matches('\n').trim_end_matches('\x10'),
+            if tag == "4711" { "one" } else { "two" }
+        );
+        // Its terminal is kept by a helper, which ends with the process.
+        assert!(
+            processes_of(&env).iter().any(|p| p.contains("--drain")),
+            "{:?}",
+            processes_of(&env)
+        );
+        for pid in pids_running(&["sleep", tag]) {
+            // SAFETY: kill has no memory effects.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        wait_for("the terminal's keeper to end", || {
+            !processes_of(&env).iter().any(|p| p.contains("--drain"))
+        });
+    }
+    // Without the keys, the session ends with the process, as before.
+    let (code, _, err) = berth_piped(
+        &env,
+        &["exec", "-it", "dk", "sh", "-c", "read l; exit 7"],
+        b"x\n",
+    );
+    assert_eq!(code, 7, "{err}");
+    assert!(!err.contains("Detached"));
+    let o = env.berth(&["exec", "-it", "--detach-keys", "ctrl-1", "dk", "true"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("detach-keys"), "{}", o.stderr);
+    env.berth(&["rm", "-f", "dk"]).ok();
+}
+
 /// What a power cut does to a running container: its monitor and its
 /// processes killed, no cleanup.
 fn crash(env: &Env, name: &str) {

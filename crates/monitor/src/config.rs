@@ -258,6 +258,43 @@ pub fn parse_detach_keys(s: &str) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
+/// Finds the detach keys in typed input, across reads: bytes that may
+/// begin the sequence are held back until it is complete (a detach) or
+/// broken (then they are passed on).
+#[derive(Clone, Debug, Default)]
+pub struct DetachMatch {
+    matched: usize,
+}
+
+impl DetachMatch {
+    /// Appends to `out` what passes through; true when the `keys` were
+    /// typed (what follows them in `data` is dropped).
+    pub fn feed(&mut self, keys: &[u8], data: &[u8], out: &mut Vec<u8>) -> bool {
+        if keys.is_empty() {
+            out.extend_from_slice(data);
+            return false;
+        }
+        for &b in data {
+            if b == keys[self.matched] {
+                self.matched += 1;
+                if self.matched == keys.len() {
+                    self.matched = 0;
+                    return true;
+                }
+                continue;
+            }
+            out.extend_from_slice(&keys[..self.matched]);
+            self.matched = 0;
+            if b == keys[0] {
+                self.matched = 1;
+            } else {
+                out.push(b);
+            }
+        }
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +355,26 @@ mod tests {
         assert!(Restart::OnFailure(0).wants(1, 300));
         assert!(Restart::Always.wants(0, 9));
         assert!(!Restart::No.wants(1, 0));
+    }
+
+    #[test]
+    fn detach_keys_are_found_across_reads() {
+        let keys = [16, 17];
+        let mut m = DetachMatch::default();
+        let mut out = Vec::new();
+        assert!(!m.feed(&keys, b"ab\x10", &mut out));
+        assert_eq!(out, b"ab", "a possible start is held back");
+        assert!(!m.feed(&keys, b"x\x10", &mut out));
+        assert_eq!(out, b"ab\x10x", "a broken sequence is passed on");
+        assert!(m.feed(&keys, b"\x11after", &mut out));
+        assert_eq!(out, b"ab\x10x", "the keys and what follows are not");
+        let mut out = Vec::new();
+        assert!(!m.feed(&keys, b"\x10\x10\x10", &mut out));
+        assert_eq!(out, b"\x10\x10");
+        assert!(m.feed(&keys, b"\x11", &mut out));
+        let mut out = Vec::new();
+        assert!(!DetachMatch::default().feed(&[], b"\x10\x11", &mut out));
+        assert_eq!(out, b"\x10\x11", "no keys: nothing detaches");
     }
 
     #[test]

@@ -39,9 +39,15 @@ const MAX_LINE: usize = 16 * 1024;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let usage = || -> ! {
-        eprintln!("usage: berth-monitor CONFIG | berth-monitor --pre RUNTIME DIR [CPUS]\nStarted by berth for each container; not meant to be run by hand.");
+        eprintln!("usage: berth-monitor CONFIG | berth-monitor --pre RUNTIME DIR [CPUS] | berth-monitor --drain FD\nStarted by berth for each container; not meant to be run by hand.");
         std::process::exit(2);
     };
+    if args.get(1).map(String::as_str) == Some("--drain") {
+        match args.get(2).and_then(|f| f.parse::<RawFd>().ok()) {
+            Some(fd) if args.len() == 3 && fd > 2 => drain(fd),
+            _ => usage(),
+        }
+    }
     let pre = match args.get(1).map(String::as_str) {
         Some("--pre") if (4..=5).contains(&args.len()) => true,
         Some(a) if args.len() == 2 && !a.starts_with('-') => false,
@@ -257,6 +263,27 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// `--drain FD`: keeps the pty master of an exec session that `berth exec`
+/// detached from, reading and dropping its output, so that the process
+/// neither gets a hangup nor blocks on a full terminal; ends when every
+/// process holding the terminal has closed it. In a session of its own, so
+/// the user's terminal closing does not end it.
+fn drain(fd: RawFd) -> ! {
+    // SAFETY: setsid has no memory effects.
+    unsafe { libc::setsid() };
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match read_fd(fd, &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // EIO: the last slave fd was closed.
+            Err(_) => break,
+        }
+    }
+    std::process::exit(0);
+}
+
 fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: buf is valid for buf.len() bytes.
     let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
@@ -342,7 +369,7 @@ struct Client {
     dec: Decoder,
     /// The client that started the container (the monitor's stdin/stdout).
     owner: bool,
-    detach_match: usize,
+    detach: berth_monitor::config::DetachMatch,
     /// Flush what is queued, then drop.
     closing: bool,
     dead: bool,
@@ -637,7 +664,7 @@ impl Monitor {
                 out: Vec::new(),
                 dec: Decoder::default(),
                 owner: true,
-                detach_match: 0,
+                detach: Default::default(),
                 closing: false,
                 dead: false,
             });
@@ -1147,26 +1174,11 @@ impl Monitor {
             return;
         }
         let mut fwd = Vec::with_capacity(data.len());
-        for &b in data {
-            let c = &mut self.clients[i];
-            if b == keys[c.detach_match] {
-                c.detach_match += 1;
-                if c.detach_match == keys.len() {
-                    c.detach_match = 0;
-                    c.queue(frame::DETACHED, b"", &mut 0);
-                    c.closing = true;
-                    c.flush();
-                    break;
-                }
-                continue;
-            }
-            fwd.extend_from_slice(&keys[..c.detach_match]);
-            c.detach_match = 0;
-            if b == keys[0] {
-                c.detach_match = 1;
-            } else {
-                fwd.push(b);
-            }
+        let c = &mut self.clients[i];
+        if c.detach.feed(&keys, data, &mut fwd) {
+            c.queue(frame::DETACHED, b"", &mut 0);
+            c.closing = true;
+            c.flush();
         }
         self.io.stdin_buf.extend_from_slice(&fwd);
         self.flush_stdin();
@@ -1254,7 +1266,7 @@ impl Monitor {
                                 out: Vec::new(),
                                 dec: Decoder::default(),
                                 owner: false,
-                                detach_match: 0,
+                                detach: Default::default(),
                                 closing: false,
                                 dead: false,
                             });
