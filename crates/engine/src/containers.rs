@@ -848,6 +848,9 @@ impl Engine {
             ..RunState::default()
         };
         self.records.set_state(&rec.id, &state)?;
+        if rec.state.stopped_by_user {
+            self.records.set_stopped_by_user(&rec.id, false)?;
+        }
         // The monitor is not waited for here: it outlives this process.
         std::mem::forget(child);
         Ok(session)
@@ -1342,11 +1345,7 @@ impl Engine {
             // Kept in the record too, for after a reboot: `system boot`
             // leaves an unless-stopped container that was stopped by hand.
             if !rec.state.stopped_by_user {
-                let _lock = self.lock(&rec.id)?;
-                if let Some(mut r) = self.records.get(&rec.id)? {
-                    r.state.stopped_by_user = true;
-                    self.records.set_state(&r.id, &r.state)?;
-                }
+                self.records.set_stopped_by_user(&rec.id, true)?;
             }
         }
         if rec.state.status == Status::Restarting {

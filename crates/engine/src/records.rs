@@ -199,14 +199,32 @@ impl Records {
         }
     }
 
+    /// Records the container's state, all but `stopped_by_user`, which
+    /// keeps its stored value: only [`Records::set_stopped_by_user`]
+    /// changes it, in one statement, so a `stop` is never lost to another
+    /// process writing a state it read before.
     pub fn set_state(&self, id: &str, state: &RunState) -> Result<()> {
         let s = serde_json::to_string(state).map_err(|e| corrupt("state", e))?;
         self.conn()
             .execute(
-                "UPDATE containers SET state = ?2 WHERE id = ?1",
+                "UPDATE containers SET state = json_set(?2, '$.stopped_by_user', \
+                 CASE WHEN json_extract(state, '$.stopped_by_user') THEN json('true') ELSE json('false') END) \
+                 WHERE id = ?1",
                 params![id, s],
             )
             .map_err(db("record the container's state"))?;
+        Ok(())
+    }
+
+    /// Marks the container stopped by the user (`stop`, `kill`) or not (a
+    /// `start`).
+    pub fn set_stopped_by_user(&self, id: &str, stopped: bool) -> Result<()> {
+        self.conn()
+            .execute(
+                "UPDATE containers SET state = json_set(state, '$.stopped_by_user', json(?2)) WHERE id = ?1",
+                params![id, if stopped { "true" } else { "false" }],
+            )
+            .map_err(db("record that the container was stopped"))?;
         Ok(())
     }
 
@@ -483,6 +501,21 @@ mod tests {
             ..RunState::default()
         };
         r.set_state("abcdef01", &s).unwrap();
+        assert_eq!(r.get("abcdef01").unwrap().unwrap().state, s);
+        // The stop mark is set on its own, and a state written from an
+        // earlier read keeps it.
+        r.set_stopped_by_user("abcdef01", true).unwrap();
+        r.set_state("abcdef01", &s).unwrap();
+        let got = r.get("abcdef01").unwrap().unwrap().state;
+        assert!(got.stopped_by_user);
+        assert_eq!(
+            RunState {
+                stopped_by_user: false,
+                ..got
+            },
+            s
+        );
+        r.set_stopped_by_user("abcdef01", false).unwrap();
         assert_eq!(r.get("abcdef01").unwrap().unwrap().state, s);
         r.rename("abcdef01", "web2").unwrap();
         assert!(r.rename("abcdef01", "db").is_err());
