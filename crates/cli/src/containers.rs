@@ -78,6 +78,9 @@ pub struct CreateArgs {
     /// Run as USER[:GROUP] (names from the image's /etc files, or numbers).
     #[arg(short = 'u', long)]
     pub user: Option<String>,
+    /// Add a supplementary group (a name from the image's /etc/group, or a gid).
+    #[arg(long = "group-add", value_name = "GROUP")]
+    pub group_add: Vec<String>,
     /// Replace the image's ENTRYPOINT ("" clears it).
     #[arg(long)]
     pub entrypoint: Option<String>,
@@ -252,6 +255,7 @@ fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
     c.env.retain(|e| !e.is_empty());
     c.workdir = a.workdir.clone();
     c.user = a.user.clone();
+    c.group_add = a.group_add.clone();
     c.hostname = a.hostname.clone();
     c.tty = a.tty;
     c.interactive = a.interactive;

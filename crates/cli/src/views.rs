@@ -345,6 +345,7 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
             "ReadonlyRootfs": c.read_only,
             "CapAdd": c.cap_add,
             "CapDrop": c.cap_drop,
+            "GroupAdd": c.group_add,
             "SecurityOpt": c.seccomp_unconfined.then_some(vec!["seccomp=unconfined"]).unwrap_or_default(),
             "Memory": c.memory.unwrap_or(0),
             "MemorySwap": c.memory_swap.unwrap_or(0),

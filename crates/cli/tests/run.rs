@@ -1163,10 +1163,40 @@ fn process_options_reach_the_container() {
         a.extend_from_slice(args);
         env.berth(&a).ok().stdout
     };
-    // Supplementary groups come from the image's /etc/group.
+    // Supplementary groups, as Docker sets them: the primary group (so a
+    // setgid program cannot shed it and get past a file's group-deny
+    // bits: CVE-2022-36109), those of the image's /etc/group that list the
+    // user, then --group-add's.
     assert_eq!(
         run(&["-u", "app", img, "id"]),
-        "uid=1000(app) gid=1000(app) groups=2000(extra)\n"
+        "uid=1000(app) gid=1000(app) groups=1000(app),2000(extra)\n"
+    );
+    assert_eq!(
+        run(&[
+            "-u",
+            "app",
+            "--group-add",
+            "nogroup",
+            "--group-add",
+            "4242",
+            img,
+            "grep",
+            "^Groups",
+            "/proc/self/status"
+        ]),
+        "Groups:\t1000 2000 4242 65534 \n"
+    );
+    // Root too: its groups and home come from the image.
+    assert_eq!(
+        run(&[img, "sh", "-c", "id; echo $HOME"]),
+        "uid=0(root) gid=0(root) groups=0(root)\n/root\n"
+    );
+    let o = env.berth(&["run", "--rm", "--group-add", "ghosts", img, "true"]);
+    assert_eq!(o.code, 125);
+    assert!(
+        o.stderr.contains("--group-add") && o.stderr.contains("ghosts"),
+        "{}",
+        o.stderr
     );
     assert_eq!(run(&["-u", "nobody:app", img, "id", "-u"]), "65534\n");
     assert_eq!(run(&["-w", "/tmp/new", img, "pwd"]), "/tmp/new\n");
@@ -1417,6 +1447,8 @@ fn exec_runs_in_the_container_with_its_options() {
         "ex",
         "-e",
         "FROM_RUN=1",
+        "--group-add",
+        "4242",
         img,
         "sleep",
         "100",
@@ -1443,10 +1475,11 @@ fn exec_runs_in_the_container_with_its_options() {
             "ex",
             "sh",
             "-c",
-            "id -u; pwd; echo $X $HOME",
+            "id -u; pwd; echo $X $HOME; id -G",
         ])
         .ok();
-    assert_eq!(o.stdout, "1000\n/tmp\n2 /home/app\n");
+    // The container's --group-add holds for another user too.
+    assert_eq!(o.stdout, "1000\n/tmp\n2 /home/app\n1000 2000 4242\n");
     let mut c = env.cmd();
     c.args(["exec", "-i", "ex", "wc", "-c"]);
     assert_eq!(run_with_stdin(c, b"12345").trim(), "5");

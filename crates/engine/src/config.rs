@@ -62,6 +62,8 @@ pub struct ContainerConfig {
     pub env: Vec<String>,
     pub workdir: Option<String>,
     pub user: Option<String>,
+    /// `--group-add`: more supplementary groups (names or gids).
+    pub group_add: Vec<String>,
     pub hostname: Option<String>,
     pub tty: bool,
     /// `-i`: keep stdin open.
@@ -111,6 +113,7 @@ impl Default for ContainerConfig {
             env: Vec::new(),
             workdir: None,
             user: None,
+            group_add: Vec::new(),
             hostname: None,
             tty: false,
             interactive: false,

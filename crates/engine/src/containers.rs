@@ -877,11 +877,8 @@ impl Engine {
             .clone()
             .or_else(|| image.user.clone())
             .unwrap_or_default();
-        let user = if user_spec.is_empty() {
-            crate::user::User::default()
-        } else {
-            crate::user::resolve_in(root_fd.as_fd(), &user_spec)?
-        };
+        // Root too is looked up: its home and groups come from the image.
+        let user = crate::user::resolve_in(root_fd.as_fd(), &user_spec, &c.group_add)?;
         let mut opts = self.run_options(&rec.id, c, image, rootfs)?;
         self.convert_seccomp(&mut opts)?;
         self.write_etc_files(rec, &opts.hostname)?;

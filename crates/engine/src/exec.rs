@@ -98,7 +98,7 @@ impl Engine {
                 0,
             )
             .map_err(io(format!("open the root of container {}", rec.name)))?;
-            let user = crate::user::resolve_in(root.as_fd(), u)?;
+            let user = crate::user::resolve_in(root.as_fd(), u, &rec.config.group_add)?;
             p["user"] =
                 json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids});
             set_env(&mut env, &format!("HOME={}", user.home));

@@ -17,7 +17,10 @@ pub const MAX_DB: u64 = 4 << 20;
 pub struct User {
     pub uid: u32,
     pub gid: u32,
-    /// Supplementary groups: those of /etc/group that list the user.
+    /// Supplementary groups, as Docker sets them: the primary group first
+    /// (so that a setgid program cannot shed it and slip past a file's
+    /// group-deny permissions: CVE-2022-36109, CVE-2022-2989), then those
+    /// of /etc/group that list the user, then `--group-add`'s.
     pub additional_gids: Vec<u32>,
     pub home: String,
 }
@@ -27,7 +30,7 @@ impl Default for User {
         User {
             uid: 0,
             gid: 0,
-            additional_gids: Vec::new(),
+            additional_gids: vec![0],
             home: "/".into(),
         }
     }
@@ -62,11 +65,12 @@ pub fn read_db(root: BorrowedFd<'_>, path: &str) -> Result<Option<String>> {
 }
 
 /// Resolves `spec` (`name`, `uid`, `name:group`, `uid:gid`, or empty for
-/// root) in the image whose root is `root`.
-pub fn resolve_in(root: BorrowedFd<'_>, spec: &str) -> Result<User> {
+/// root) in the image whose root is `root`, with the `--group-add` groups
+/// (names from the image's /etc/group, or numbers).
+pub fn resolve_in(root: BorrowedFd<'_>, spec: &str, group_add: &[String]) -> Result<User> {
     let passwd = read_db(root, "/etc/passwd")?;
     let group = read_db(root, "/etc/group")?;
-    resolve(spec, passwd.as_deref(), group.as_deref())
+    resolve(spec, passwd.as_deref(), group.as_deref(), group_add)
 }
 
 fn numeric(s: &str) -> Option<u32> {
@@ -75,7 +79,12 @@ fn numeric(s: &str) -> Option<u32> {
 
 /// The pure part of [`resolve_in`]: `passwd` and `group` are the files'
 /// contents, if the image has them.
-pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<User> {
+pub fn resolve(
+    spec: &str,
+    passwd: Option<&str>,
+    group: Option<&str>,
+    group_add: &[String],
+) -> Result<User> {
     let (u, g) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
@@ -126,17 +135,34 @@ pub fn resolve(spec: &str, passwd: Option<&str>, group: Option<&str>) -> Result<
             numeric(f[2]).ok_or_else(|| bad(format!("group {g:?} has an invalid gid")))?
         };
     }
-    let mut additional_gids: Vec<u32> = match name {
-        Some(n) => gr
-            .iter()
-            .filter(|f| f[3].split(',').any(|m| m == n))
-            .filter_map(|f| numeric(f[2]))
-            .filter(|x| *x != gid)
-            .collect(),
-        None => Vec::new(),
-    };
-    additional_gids.sort_unstable();
-    additional_gids.dedup();
+    let mut additional_gids = vec![gid];
+    if let Some(n) = name {
+        additional_gids.extend(
+            gr.iter()
+                .filter(|f| f[3].split(',').any(|m| m == n))
+                .filter_map(|f| numeric(f[2])),
+        );
+    }
+    for g in group_add {
+        additional_gids.push(match numeric(g) {
+            Some(n) => n,
+            None => gr
+                .iter()
+                .find(|f| f[0] == g)
+                .and_then(|f| numeric(f[2]))
+                .ok_or_else(|| {
+                    option(
+                        "--group-add",
+                        format!(
+                            "no group {g:?} in the image's /etc/group (give a numeric gid instead)"
+                        ),
+                    )
+                })?,
+        });
+    }
+    // Each once, in the order found.
+    let mut seen = std::collections::HashSet::new();
+    additional_gids.retain(|g| seen.insert(*g));
     Ok(User {
         uid,
         gid,
@@ -158,18 +184,21 @@ mod tests {
 
     #[test]
     fn names_ids_and_groups() {
-        let r = |s| resolve(s, Some(PASSWD), Some(GROUP));
+        let r = |s| resolve(s, Some(PASSWD), Some(GROUP), &[]);
         let root = r("").unwrap();
         assert_eq!((root.uid, root.gid, root.home.as_str()), (0, 0, "/root"));
-        assert_eq!(resolve("", None, None).unwrap(), User::default());
+        assert_eq!(root.additional_gids, [0]);
+        assert_eq!(resolve("", None, None, &[]).unwrap(), User::default());
         let app = r("app").unwrap();
         assert_eq!(
             (app.uid, app.gid, app.home.as_str()),
             (1000, 1000, "/home/app")
         );
-        assert_eq!(app.additional_gids, [10, 29]);
+        // The primary group first (CVE-2022-36109), then the memberships.
+        assert_eq!(app.additional_gids, [1000, 10, 29]);
         assert_eq!(r("1000").unwrap(), app);
-        assert_eq!(r("app:wheel").unwrap().gid, 10);
+        let w = r("app:wheel").unwrap();
+        assert_eq!((w.gid, w.additional_gids.as_slice()), (10, &[10, 29][..]));
         assert_eq!(r("app:4242").unwrap().gid, 4242);
         // A uid the image does not know: allowed, group 0, home /.
         let u = r("4321").unwrap();
@@ -181,7 +210,26 @@ mod tests {
         assert!(r("app:ghosts").is_err());
         assert!(r("4294967295").is_err(), "-1 as a uid");
         // No /etc/passwd at all: numeric ids still work.
-        assert_eq!(resolve("5:6", None, None).unwrap().gid, 6);
+        let n = resolve("5:6", None, None, &[]).unwrap();
+        assert_eq!((n.gid, n.additional_gids.as_slice()), (6, &[6][..]));
+    }
+
+    #[test]
+    fn group_add_takes_names_and_numbers() {
+        let add = |u, g: &[&str]| {
+            let g: Vec<String> = g.iter().map(|s| s.to_string()).collect();
+            resolve(u, Some(PASSWD), Some(GROUP), &g)
+        };
+        assert_eq!(
+            add("app", &["audio", "4242", "wheel", "nogroup"])
+                .unwrap()
+                .additional_gids,
+            [1000, 10, 29, 4242, 65534]
+        );
+        assert_eq!(add("", &["app"]).unwrap().additional_gids, [0, 1000]);
+        let e = add("", &["ghosts"]).unwrap_err().to_string();
+        assert!(e.contains("--group-add") && e.contains("ghosts"), "{e}");
+        assert!(add("", &["4294967295"]).is_err());
     }
 
     #[test]
@@ -196,11 +244,11 @@ mod tests {
         std::os::unix::fs::symlink(&host, root.join("etc/passwd")).unwrap();
         let fd = sfs::open(&root, libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
         use std::os::fd::AsFd;
-        assert!(resolve_in(fd.as_fd(), "evil").is_err());
+        assert!(resolve_in(fd.as_fd(), "evil", &[]).is_err());
         // A huge file is refused.
         std::fs::remove_file(root.join("etc/passwd")).unwrap();
         let f = std::fs::File::create(root.join("etc/passwd")).unwrap();
         f.set_len(MAX_DB + 10).unwrap();
-        assert!(resolve_in(fd.as_fd(), "root").is_err());
+        assert!(resolve_in(fd.as_fd(), "root", &[]).is_err());
     }
 }
