@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         let user = img
             .user
             .as_deref()
-            .map(|u| resolve(u, None, None).unwrap_or_default())
+            .map(|u| resolve(u, None, None, &[]).unwrap_or_default())
             .unwrap_or_default();
         let mut o = RunOptions {
             hostname: "fuzz".into(),
@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
     };
     same_as_text(&ImageConfig::default(), &User::default(), &o);
     if let Ok(s) = std::str::from_utf8(data) {
-        let _ = resolve(s, Some(s), Some(s));
+        let _ = resolve(s, Some(s), Some(s), &[]);
     }
 });
 
