@@ -73,9 +73,9 @@ done <"$W/tests.txt"
 # BERTH_VM_SCRIPT=file: a shell script the VM runs before the tests (for
 # debugging in the v2 machine by hand).
 if [ -n "${BERTH_VM_SCRIPT:-}" ]; then cp "$BERTH_VM_SCRIPT" "$R/root/debug.sh"; fi
-# overlayfs and brd (a RAM disk, the block device the io tests limit) are
-# modules in Debian's kernel.
-for m in overlay brd; do
+# overlayfs, brd (a RAM disk, the block device the io tests limit) and
+# loop (the devices tests' device) are modules in Debian's kernel.
+for m in overlay brd loop; do
     mod=$(find "/lib/modules/$KVER" -name "$m.ko*" | head -1)
     case "$mod" in
         *.xz) xz -dc "$mod" >"$R/$m.ko" ;;
@@ -92,7 +92,7 @@ cat >"$R/init" <<EOF
 if [ "\$1" != stage2 ]; then
     # Stage 1: pivot_root cannot leave the initramfs; move onto a tmpfs.
     /bin/busybox mount -t tmpfs -o size=90% tmpfs /newroot
-    /bin/busybox cp -a /bin /etc /tmp /root /tests.txt /overlay.ko /brd.ko /init $top /newroot/
+    /bin/busybox cp -a /bin /etc /tmp /root /tests.txt /overlay.ko /brd.ko /loop.ko /init $top /newroot/
     /bin/busybox mkdir -p /newroot/dev /newroot/proc /newroot/sys
     exec /bin/busybox switch_root /newroot /bin/busybox sh /init stage2
 fi
@@ -115,6 +115,7 @@ mount -t securityfs securityfs /sys/kernel/security || true
 echo "berth-vm: LSMs: $(cat /sys/kernel/security/lsm 2>/dev/null); AppArmor enabled: $(cat /sys/module/apparmor/parameters/enabled 2>/dev/null)"
 insmod /overlay.ko || echo "berth-vm: overlay module not loaded"
 insmod /brd.ko rd_nr=1 rd_size=8192 || echo "berth-vm: brd module not loaded"
+insmod /loop.ko || echo "berth-vm: loop module not loaded"
 echo "berth-vm: kernel $(uname -r); cgroup controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 rc=0
 if [ -f /root/debug.sh ]; then sh -x /root/debug.sh; fi

@@ -116,6 +116,40 @@ pub struct CreateArgs {
     /// Mount the image's root read-only.
     #[arg(long)]
     pub read_only: bool,
+    /// Give the container a host device: HOST[:CONTAINER][:PERMS].
+    ///
+    /// PERMS is some of r (read), w (write) and m (mknod); rwm by default.
+    /// A directory gives every device node under it.
+    #[arg(long = "device", value_name = "HOST[:CONTAINER][:PERMS]")]
+    pub device: Vec<String>,
+    /// Size of /dev/shm (such as 256m; default 64m).
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// Set a namespaced kernel parameter (such as net.ipv4.ip_forward=1).
+    ///
+    /// Only parameters of the container's own namespaces: kernel.msg*,
+    /// kernel.sem, kernel.shm*, fs.mqueue.* (not with --ipc host), net.*
+    /// (not with --network host), kernel.hostname and kernel.domainname
+    /// (not with --uts host).
+    #[arg(long = "sysctl", value_name = "KEY=VALUE")]
+    pub sysctl: Vec<String>,
+    /// Add a line to /etc/hosts: NAME:IP.
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_host: Vec<String>,
+    /// PID namespace: private (default) or host (sees every host process).
+    #[arg(long = "pid", value_name = "MODE")]
+    pub pid: Option<String>,
+    /// IPC namespace: private (default) or host (shares the host's
+    /// System V IPC, POSIX message queues and /dev/shm).
+    #[arg(long = "ipc", value_name = "MODE")]
+    pub ipc: Option<String>,
+    /// UTS namespace: private (default) or host (the host's name, which
+    /// the container cannot change).
+    #[arg(long = "uts", value_name = "MODE")]
+    pub uts: Option<String>,
+    /// Write the container's id to FILE (which must not exist).
+    #[arg(long = "cidfile", value_name = "FILE")]
+    pub cidfile: Option<PathBuf>,
     /// Memory limit (such as 512m or 1g).
     #[arg(short = 'm', long)]
     pub memory: Option<String>,
@@ -313,6 +347,24 @@ fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
             );
         }
     }
+    for d in &a.device {
+        c.devices.push(ccfg::parse_device(d)?);
+    }
+    c.shm_size = a
+        .shm_size
+        .as_deref()
+        .map(|v| ccfg::parse_size(v, "--shm-size"))
+        .transpose()?;
+    for s in &a.sysctl {
+        let (k, v) = ccfg::parse_sysctl(s)?;
+        c.sysctls.insert(k, v);
+    }
+    for h in &a.add_host {
+        c.extra_hosts.push(ccfg::parse_add_host(h)?);
+    }
+    c.pid = a.pid.clone().unwrap_or_default();
+    c.ipc = a.ipc.clone().unwrap_or_default();
+    c.uts = a.uts.clone().unwrap_or_default();
     c.network = a.network.clone();
     c.init = a.init;
     c.restart = a.restart.clone();
@@ -384,8 +436,41 @@ fn image_for(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<berth_image
 
 fn create_record(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<Record> {
     let config = to_config(a)?;
-    let id = image_for(root, engine, a)?;
-    Ok(engine.create(&a.image, &id, a.name.as_deref(), config)?)
+    // --cidfile: made (exclusively) first, so a second container given the
+    // same file fails before anything is created, as in Docker.
+    let mut cidfile = match &a.cidfile {
+        Some(p) => Some((
+            p,
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => anyhow::anyhow!(
+                        "--cidfile {}: the file exists; make sure the container it names is gone, then remove it",
+                        p.display()
+                    ),
+                    _ => anyhow::anyhow!("--cidfile {}: create: {e}", p.display()),
+                })?,
+        )),
+        None => None,
+    };
+    let made = image_for(root, engine, a)
+        .and_then(|id| Ok(engine.create(&a.image, &id, a.name.as_deref(), config)?));
+    match (made, cidfile.as_mut()) {
+        (Err(e), Some((p, _))) => {
+            let _ = std::fs::remove_file(p);
+            Err(e)
+        }
+        (Ok(rec), Some((p, f))) => {
+            use std::io::Write;
+            f.write_all(rec.id.as_bytes()).with_context(|| {
+                format!("--cidfile {}: write the id of {}", p.display(), rec.name)
+            })?;
+            Ok(rec)
+        }
+        (made, None) => made,
+    }
 }
 
 pub fn create(root: &Path, run_root: &Path, a: CreateArgs) -> Result<()> {

@@ -288,7 +288,7 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
         })
         .collect();
     let log_path = dir.join("ctr.log");
-    json!({
+    let mut v = json!({
         "Id": r.id,
         "Created": logfmt::rfc3339_nano(r.created),
         "Path": cmd.first().cloned().unwrap_or_default(),
@@ -367,7 +367,21 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
                 "MergedDir": engine.paths.rootfs(&r.id),
             }
         },
-    })
+    });
+    // Apart: one json! of it all is past the macro's recursion limit.
+    let host = json!({
+        "Devices": c.devices.iter().map(|d| json!({"PathOnHost": d.host, "PathInContainer": d.container, "CgroupPermissions": d.access})).collect::<Vec<_>>(),
+        "PidMode": c.pid,
+        "IpcMode": if c.ipc.is_empty() { "private" } else { c.ipc.as_str() },
+        "UTSMode": c.uts,
+        "ShmSize": if c.ipc == "host" { 0 } else { c.shm_size.unwrap_or(64 << 20) },
+        "Sysctls": c.sysctls,
+        "ExtraHosts": c.extra_hosts.iter().map(|(n, a)| format!("{n}:{a}")).collect::<Vec<_>>(),
+    });
+    if let (Some(hc), Value::Object(more)) = (v["HostConfig"].as_object_mut(), host) {
+        hc.extend(more);
+    }
+    v
 }
 
 // Logs.

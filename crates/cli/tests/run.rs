@@ -1238,6 +1238,228 @@ fn process_options_reach_the_container() {
     assert!(out.starts_with("/dev/pts/0\r\n"), "{out:?}");
 }
 
+#[test]
+fn devices_namespaces_shm_sysctls_and_hosts_reach_the_container() {
+    let env = Env::new();
+    let img = image(&env);
+    let run = |args: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        env.berth(&a).ok().stdout
+    };
+    let refused = |args: &[&str], says: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        let o = env.berth(&a);
+        assert_eq!(o.code, 125, "{args:?}: {}", o.stderr);
+        for s in says {
+            assert!(o.stderr.contains(s), "{args:?}: no {s:?} in {}", o.stderr);
+        }
+    };
+
+    // --device: the node where asked, with just the access asked for (the
+    // runtime must not widen a read-only device to rwm).
+    let dev = LoopDevice::attach();
+    let rw = "dd if=/dev/xvdb bs=4 count=1 2>/dev/null; echo; \
+              echo B | dd of=/dev/xvdb 2>/dev/null && echo wrote || echo write-denied";
+    let ro = format!("{}:/dev/xvdb:r", dev.path);
+    assert_eq!(
+        run(&["--device", &ro, img, "sh", "-c", rw]),
+        "AAAA\nwrite-denied\n"
+    );
+    assert_eq!(dev.head(2), b"AA", "a read-only device was written");
+    let all = format!("{}:/dev/xvdb", dev.path);
+    assert_eq!(
+        run(&["--device", &all, img, "sh", "-c", rw]),
+        "AAAA\nwrote\n"
+    );
+    assert_eq!(dev.head(2), b"B\n");
+    // Without --device the container has no such node; --privileged has
+    // the host's devices.
+    let probe = format!("test -b {} && echo there || echo absent", dev.path);
+    assert_eq!(run(&[img, "sh", "-c", &probe]), "absent\n");
+    assert_eq!(run(&["--privileged", img, "sh", "-c", &probe]), "there\n");
+    refused(
+        &["--device", "/etc/passwd", img, "true"],
+        &["--device", "/etc/passwd", "not a device"],
+    );
+    refused(
+        &["--device", "/dev/null:/dev/x:rx", img, "true"],
+        &["--device", "access"],
+    );
+
+    // --shm-size (64 MiB by default, as Docker's).
+    let shm = |args: &[&str]| {
+        let mut a = args.to_vec();
+        a.extend_from_slice(&[img, "grep", " /dev/shm ", "/proc/mounts"]);
+        run(&a)
+    };
+    assert!(shm(&[]).contains("size=65536k"), "{}", shm(&[]));
+    assert!(shm(&["--shm-size", "1m"]).contains("size=1024k"));
+    refused(&["--shm-size", "0", img, "true"], &["--shm-size"]);
+
+    // --sysctl: namespaced ones, in the container's namespaces only.
+    let host_shmmax = std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap();
+    assert_eq!(
+        run(&[
+            "--sysctl",
+            "kernel.shmmax=123456",
+            "--sysctl",
+            "net/ipv4/ip_forward=1",
+            img,
+            "cat",
+            "/proc/sys/kernel/shmmax",
+            "/proc/sys/net/ipv4/ip_forward"
+        ]),
+        "123456\n1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmax").unwrap(),
+        host_shmmax
+    );
+    refused(
+        &["--sysctl", "kernel.panic=1", img, "true"],
+        &["--sysctl", "kernel.panic"],
+    );
+    refused(
+        &["--sysctl", "vm.swappiness=1", img, "true"],
+        &["vm.swappiness"],
+    );
+    refused(
+        &[
+            "--network",
+            "host",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            img,
+            "true",
+        ],
+        &["net.ipv4.ip_forward", "host"],
+    );
+    refused(
+        &["--ipc", "host", "--sysctl", "kernel.shmmax=1", img, "true"],
+        &["kernel.shmmax", "host"],
+    );
+
+    // --pid, --ipc, --uts host: the host's namespaces (and its /dev/shm and
+    // name); by default the container's own.
+    let links = "for n in pid ipc uts; do readlink /proc/self/ns/$n; done";
+    let ours: String = ["pid", "ipc", "uts"]
+        .iter()
+        .map(|n| {
+            format!(
+                "{}\n",
+                std::fs::read_link(format!("/proc/self/ns/{n}"))
+                    .unwrap()
+                    .display()
+            )
+        })
+        .collect();
+    let own = run(&[img, "sh", "-c", links]);
+    assert!(
+        own.lines().zip(ours.lines()).all(|(a, b)| a != b),
+        "{own} vs {ours}"
+    );
+    assert_eq!(
+        run(&["--pid", "host", "--ipc", "host", "--uts", "host", img, "sh", "-c", links]),
+        ours
+    );
+    assert_eq!(
+        run(&["--pid", "host", img, "cat", "/proc/1/comm"]),
+        std::fs::read_to_string("/proc/1/comm").unwrap()
+    );
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(run(&["--uts", "host", img, "hostname"]), host_name);
+    let marker = format!("/dev/shm/berth-test-{}", std::process::id());
+    std::fs::write(&marker, "host").unwrap();
+    let seen = run(&["--ipc", "host", img, "cat", &marker]);
+    let private = run(&[
+        img,
+        "sh",
+        "-c",
+        &format!("cat {marker} 2>/dev/null || echo private"),
+    ]);
+    std::fs::remove_file(&marker).unwrap();
+    assert_eq!((seen.as_str(), private.as_str()), ("host", "private\n"));
+    refused(
+        &["--uts", "host", "--hostname", "box", img, "true"],
+        &["--hostname", "--uts"],
+    );
+    refused(&["--pid", "container:web", img, "true"], &["--pid"]);
+    refused(
+        &["--ipc", "shareable", img, "true"],
+        &["--ipc", "shareable"],
+    );
+
+    // --add-host: lines of /etc/hosts.
+    let hosts = run(&[
+        "--add-host",
+        "db:10.1.2.3",
+        "--add-host",
+        "v6:[fd00::2]",
+        img,
+        "cat",
+        "/etc/hosts",
+    ]);
+    assert!(
+        hosts.contains("10.1.2.3\tdb\n") && hosts.contains("fd00::2\tv6\n"),
+        "{hosts}"
+    );
+    refused(&["--add-host", "db", img, "true"], &["--add-host"]);
+    refused(
+        &["--add-host", "db:10.1.2", img, "true"],
+        &["--add-host", "10.1.2"],
+    );
+
+    // --cidfile, and inspect shows it all.
+    let cid = env.root.path().join("cid");
+    let cid_s = cid.to_str().unwrap();
+    let made = env.berth(&[
+        "create",
+        "--cidfile",
+        cid_s,
+        "--device",
+        &ro,
+        "--pid",
+        "host",
+        "--ipc",
+        "host",
+        "--sysctl",
+        "kernel.hostname=x",
+        "--add-host",
+        "db:10.1.2.3",
+        img,
+        "true",
+    ]);
+    let id = made.ok().stdout.trim().to_string();
+    assert_eq!(std::fs::read_to_string(&cid).unwrap(), id);
+    let again = env.berth(&["create", "--cidfile", cid_s, img, "true"]);
+    assert_eq!(again.code, 125);
+    assert!(
+        again.stderr.contains("--cidfile") && again.stderr.contains("exists"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(
+        ps_json(&env).as_array().unwrap().len(),
+        1,
+        "the refused create made a container"
+    );
+    let h = &inspect(&env, &id)["HostConfig"];
+    assert_eq!(h["Devices"][0]["PathOnHost"], dev.path.as_str());
+    assert_eq!(h["Devices"][0]["PathInContainer"], "/dev/xvdb");
+    assert_eq!(h["Devices"][0]["CgroupPermissions"], "r");
+    assert_eq!(
+        (&h["PidMode"], &h["IpcMode"], &h["UTSMode"]),
+        (&"host".into(), &"host".into(), &"".into())
+    );
+    assert_eq!(h["Sysctls"]["kernel.hostname"], "x");
+    assert_eq!(h["ExtraHosts"][0], "db:10.1.2.3");
+    assert_eq!(h["ShmSize"], 0);
+    env.berth(&["rm", &id]).ok();
+    assert_eq!(ps_json(&env).as_array().unwrap().len(), 0);
+}
+
 fn run_with_stdin(mut c: std::process::Command, input: &[u8]) -> String {
     use std::io::Write;
     c.stdin(std::process::Stdio::piped())

@@ -709,7 +709,7 @@ fn network_classes_need_v1_controllers() {
 #[test]
 fn device_cgroup_denies_all_but_the_containers_devices() {
     // As `runc spec` writes it: deny everything; the runtime allows the
-    // container's own devices.
+    // devices every container has (/dev/mydev is /dev/zero's numbers).
     let rt = Runtime::new();
     let mut b = Bundle::new(&["sh", "-c", "head -c 3 /dev/zero | wc -c; echo x > /dev/null && echo null-ok; mknod /tmp/mem c 1 1 2>/dev/null && echo mknod-allowed; head -c1 /dev/mydev >/dev/null && echo mydev-ok"]);
     b.linux().set_resources(Some(
@@ -723,6 +723,40 @@ fn device_cgroup_denies_all_but_the_containers_devices() {
     ));
     let o = rt.run(&b).ok();
     assert_eq!(o.stdout, "3\nnull-ok\nmydev-ok\n", "{}", o.stderr);
+}
+
+#[test]
+fn a_devices_access_is_what_the_rules_say() {
+    // A device the config lists gets no rule of its own from the runtime
+    // (as in runc): Docker's `--device /dev/sdb:r` is a node plus a
+    // read-only rule, and the container must not write it.
+    let dev = LoopDevice::attach();
+    let rt = Runtime::new();
+    let script = "dd if=/dev/xvdb bs=4 count=1 2>/dev/null; echo; \
+                  echo B | dd of=/dev/xvdb 2>/dev/null && echo wrote || echo write-denied";
+    let run = |access: Option<&str>| {
+        let mut b = Bundle::new(&["sh", "-c", script]);
+        let mut rules = vec![json!({"allow": false, "access": "rwm"})];
+        if let Some(a) = access {
+            rules.push(json!({"allow": true, "type": "b", "major": dev.major, "minor": dev.minor, "access": a}));
+        }
+        b.linux().set_resources(Some(
+            serde_json::from_value(json!({ "devices": rules })).unwrap(),
+        ));
+        b.linux().set_devices(Some(
+            serde_json::from_value(
+                json!([{"path": "/dev/xvdb", "type": "b", "major": dev.major, "minor": dev.minor}]),
+            )
+            .unwrap(),
+        ));
+        let o = rt.run(&b).ok();
+        o.stdout
+    };
+    assert_eq!(run(Some("r")), "AAAA\nwrite-denied\n");
+    assert_eq!(dev.head(2), b"AA", "a read-only device was written");
+    assert_eq!(run(None), "\nwrite-denied\n");
+    assert_eq!(run(Some("rw")), "AAAA\nwrote\n");
+    assert_eq!(dev.head(2), b"B\n");
 }
 
 #[test]

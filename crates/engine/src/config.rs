@@ -46,6 +46,19 @@ pub const PROPAGATIONS: [&str; 6] = [
     "private", "rprivate", "shared", "rshared", "slave", "rslave",
 ];
 
+/// `--device HOST[:CONTAINER][:PERMS]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeviceConfig {
+    /// A device node, or a directory of them, on the host.
+    pub host: String,
+    /// Where it appears in the container (default: the host path).
+    pub container: String,
+    /// What the container may do with it: some of r (read), w (write),
+    /// m (mknod).
+    pub access: String,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct UlimitConfig {
     pub name: String,
@@ -85,8 +98,20 @@ pub struct ContainerConfig {
     pub pids_limit: Option<i64>,
     pub ulimits: Vec<UlimitConfig>,
     pub mounts: Vec<MountConfig>,
+    /// `--device`: host devices given to the container.
+    pub devices: Vec<DeviceConfig>,
     /// "none" or "host".
     pub network: String,
+    /// `--pid`, `--ipc`, `--uts`: "" (the container's own) or "host".
+    pub pid: String,
+    pub ipc: String,
+    pub uts: String,
+    /// `--shm-size`, bytes.
+    pub shm_size: Option<u64>,
+    /// `--sysctl KEY=VALUE`.
+    pub sysctls: BTreeMap<String, String>,
+    /// `--add-host NAME:IP`: extra /etc/hosts lines, as (name, address).
+    pub extra_hosts: Vec<(String, String)>,
     pub init: bool,
     /// Docker's syntax: no, on-failure[:N], always, unless-stopped.
     pub restart: String,
@@ -132,7 +157,14 @@ impl Default for ContainerConfig {
             pids_limit: None,
             ulimits: Vec::new(),
             mounts: Vec::new(),
+            devices: Vec::new(),
             network: "none".into(),
+            pid: String::new(),
+            ipc: String::new(),
+            uts: String::new(),
+            shm_size: None,
+            sysctls: BTreeMap::new(),
+            extra_hosts: Vec::new(),
             init: false,
             restart: "no".into(),
             stop_signal: None,
@@ -355,6 +387,96 @@ pub fn parse_tmpfs(s: &str) -> Result<MountConfig> {
     Ok(m)
 }
 
+/// Whether `s` is a device access mode: one or more of r, w, m, each once.
+pub fn is_device_access(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 3
+        && s.bytes().all(|b| matches!(b, b'r' | b'w' | b'm'))
+        && s.bytes()
+            .enumerate()
+            .all(|(i, b)| !s.as_bytes()[..i].contains(&b))
+}
+
+/// `--device /dev/fuse`, `/dev/sdb:/dev/xvdb`, `/dev/sdb:r`,
+/// `/dev/sdb:/dev/xvdb:rw` (Docker's syntax: a second field that is an
+/// access mode is one).
+pub fn parse_device(s: &str) -> Result<DeviceConfig> {
+    let bad = |m: String| option("--device", m);
+    let parts: Vec<&str> = s.split(':').collect();
+    let (host, container, access) = match parts.as_slice() {
+        [h] => (*h, *h, "rwm"),
+        [h, a] if is_device_access(a) => (*h, *h, *a),
+        [h, c] => (*h, *c, "rwm"),
+        [h, c, a] => (*h, *c, *a),
+        _ => return Err(bad(format!("{s:?} is not HOST[:CONTAINER][:PERMS]"))),
+    };
+    if !host.starts_with('/') {
+        return Err(bad(format!("{host:?} is not an absolute host path")));
+    }
+    let container = if container.is_empty() {
+        host
+    } else {
+        container
+    };
+    if !container.starts_with('/') || container.split('/').any(|c| c == "..") {
+        return Err(bad(format!(
+            "{container:?} is not an absolute path in the container"
+        )));
+    }
+    if !is_device_access(access) {
+        return Err(bad(format!(
+            "{access:?} is not an access mode (some of r, w and m, such as rw)"
+        )));
+    }
+    Ok(DeviceConfig {
+        host: host.into(),
+        container: container.into(),
+        access: access.into(),
+    })
+}
+
+/// `--sysctl net.ipv4.ip_forward=1` (also `net/ipv4/ip_forward=1`): the
+/// key in dotted form and the value. Whether the key may be set at all is
+/// checked when the spec is made.
+pub fn parse_sysctl(s: &str) -> Result<(String, String)> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| option("--sysctl", format!("{s:?} is not KEY=VALUE")))?;
+    let k = k.trim().replace('/', ".");
+    if k.is_empty() {
+        return Err(option("--sysctl", format!("{s:?} has no key")));
+    }
+    Ok((k, v.to_string()))
+}
+
+/// `--add-host NAME:IP` (Docker's syntax; `NAME=IP` too, as Podman, and an
+/// IPv6 address may be in brackets). Returns (name, address).
+pub fn parse_add_host(s: &str) -> Result<(String, String)> {
+    let bad = |m: String| option("--add-host", m);
+    let (name, addr) = s
+        .split_once(['=', ':'])
+        .ok_or_else(|| bad(format!("{s:?} is not NAME:IP")))?;
+    let addr = addr.trim_start_matches('[').trim_end_matches(']');
+    let valid_name = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if !valid_name {
+        return Err(bad(format!("{name:?} is not a host name")));
+    }
+    if addr == "host-gateway" {
+        return Err(bad(
+            "host-gateway needs a bridge network, which berth does not have yet: give the address"
+                .into(),
+        ));
+    }
+    let ip: std::net::IpAddr = addr
+        .parse()
+        .map_err(|_| bad(format!("{addr:?} (for {name}) is not an IP address")))?;
+    Ok((name.to_string(), ip.to_string()))
+}
+
 /// `--ulimit nofile=1024:2048` or `nproc=512`.
 pub fn parse_ulimit(s: &str) -> Result<UlimitConfig> {
     let (name, vals) = s
@@ -510,5 +632,67 @@ mod tests {
         assert!(check_name("-x").is_err());
         assert!(check_name("a").is_err());
         assert!(check_name("a/b").is_err());
+    }
+
+    #[test]
+    fn devices() {
+        let d = |s| {
+            parse_device(s)
+                .ok()
+                .map(|d| (d.host, d.container, d.access))
+        };
+        let t = |h: &str, c: &str, a: &str| Some((h.into(), c.into(), a.into()));
+        assert_eq!(d("/dev/fuse"), t("/dev/fuse", "/dev/fuse", "rwm"));
+        assert_eq!(d("/dev/sdb:/dev/xvdb"), t("/dev/sdb", "/dev/xvdb", "rwm"));
+        assert_eq!(d("/dev/sdb:r"), t("/dev/sdb", "/dev/sdb", "r"));
+        assert_eq!(d("/dev/sdb:/dev/x:rw"), t("/dev/sdb", "/dev/x", "rw"));
+        assert_eq!(d("/dev/sdb::mr"), t("/dev/sdb", "/dev/sdb", "mr"));
+        for bad in [
+            "dev/fuse",
+            "/dev/a:b",
+            "/dev/a:/dev/../etc/x",
+            "/dev/a:/dev/b:rx",
+            "/dev/a:/dev/b:rr",
+            "/dev/a:/dev/b:",
+            "/a:/b:r:w",
+            "",
+        ] {
+            assert!(parse_device(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sysctls_and_hosts() {
+        let kv = |a: &str, b: &str| Some((a.to_string(), b.to_string()));
+        assert_eq!(
+            parse_sysctl("net.ipv4.ip_forward=1").ok(),
+            kv("net.ipv4.ip_forward", "1")
+        );
+        assert_eq!(
+            parse_sysctl("kernel/msgmax=8192").ok(),
+            kv("kernel.msgmax", "8192")
+        );
+        assert_eq!(
+            parse_sysctl("kernel.domainname=a=b").ok(),
+            kv("kernel.domainname", "a=b")
+        );
+        assert!(parse_sysctl("kernel.msgmax").is_err());
+        assert!(parse_sysctl("=1").is_err());
+        assert_eq!(parse_add_host("db:10.0.0.2").ok(), kv("db", "10.0.0.2"));
+        assert_eq!(parse_add_host("db=10.0.0.2").ok(), kv("db", "10.0.0.2"));
+        assert_eq!(parse_add_host("v6:::1").ok(), kv("v6", "::1"));
+        assert_eq!(parse_add_host("v6:[fd00::2]").ok(), kv("v6", "fd00::2"));
+        assert_eq!(parse_add_host("v6=fd00::2").ok(), kv("v6", "fd00::2"));
+        for bad in [
+            "db",
+            "db:",
+            ":10.0.0.1",
+            "db:10.0.0",
+            "db:host-gateway",
+            "a b:10.0.0.1",
+            "x\n10.0.0.1 evil:10.0.0.1",
+        ] {
+            assert!(parse_add_host(bad).is_err(), "{bad}");
+        }
     }
 }

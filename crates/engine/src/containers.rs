@@ -392,6 +392,28 @@ impl Engine {
                 ))
             }
         }
+        for (flag, mode) in [
+            ("--pid", &config.pid),
+            ("--ipc", &config.ipc),
+            ("--uts", &config.uts),
+        ] {
+            match mode.as_str() {
+                "" | "private" | "host" => {}
+                m if m.starts_with("container:") => {
+                    return Err(option(
+                        flag,
+                        format!("{m:?}: joining another container's namespaces comes with pods; use host, or leave it out"),
+                    ))
+                }
+                m => return Err(option(flag, format!("{m:?} is not host or private"))),
+            }
+        }
+        if config.uts == "host" && config.hostname.is_some() {
+            return Err(option(
+                "--hostname",
+                "cannot be set with --uts host: the container has the host's name",
+            ));
+        }
         if let Some(s) = &config.stop_signal {
             crate::config::parse_signal(s)?;
         }
@@ -648,8 +670,20 @@ impl Engine {
         let hostname = match (&c.hostname, c.network.as_str()) {
             (Some(h), _) => h.clone(),
             (None, "host") => host_name(),
+            (None, _) if c.uts == "host" => host_name(),
             (None, _) => short(id).to_string(),
         };
+        let mut devices = if c.privileged {
+            crate::devices::host_devices()
+        } else {
+            Vec::new()
+        };
+        for d in &c.devices {
+            for d in crate::devices::lookup(d)? {
+                devices.retain(|x| x.path != d.path);
+                devices.push(d);
+            }
+        }
         let init = if c.init {
             Some(paths::find_program("berth-init")?)
         } else {
@@ -687,6 +721,14 @@ impl Engine {
                 })
                 .collect(),
             mounts,
+            devices,
+            host_ns: spec::HostNamespaces {
+                pid: c.pid == "host",
+                ipc: c.ipc == "host",
+                uts: c.uts == "host",
+            },
+            shm_size: c.shm_size,
+            sysctls: c.sysctls.clone(),
             network: if c.network == "host" {
                 spec::Network::Host
             } else {
@@ -709,13 +751,19 @@ impl Engine {
     fn write_etc_files(&self, rec: &Record, hostname: &str) -> Result<()> {
         let dir = self.paths.run_dir(&rec.id);
         let host_net = rec.config.network == "host";
-        let hosts = if host_net {
+        let mut hosts = if host_net {
             std::fs::read_to_string("/etc/hosts").unwrap_or_default()
         } else {
             format!(
                 "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
             )
         };
+        if !hosts.is_empty() && !hosts.ends_with('\n') {
+            hosts.push('\n');
+        }
+        for (name, addr) in &rec.config.extra_hosts {
+            hosts.push_str(&format!("{addr}\t{name}\n"));
+        }
         let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         for (name, text) in [
             ("hostname", format!("{hostname}\n")),

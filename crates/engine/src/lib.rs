@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod containers;
+pub mod devices;
 pub mod error;
 pub mod exec;
 pub mod files;

@@ -218,6 +218,33 @@ pub struct MountSpec {
     pub readonly: bool,
 }
 
+/// A host device node given to the container (`--device`, and every host
+/// device under `--privileged`), as found on the host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Device {
+    /// Where it appears in the container.
+    pub path: String,
+    /// `c` (character) or `b` (block).
+    pub kind: char,
+    pub major: u64,
+    pub minor: u64,
+    /// Permission bits.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// The device cgroup access: some of r, w, m.
+    pub access: String,
+}
+
+/// Which of the host's namespaces a container shares (`--pid`, `--ipc`,
+/// `--uts` and `--network host`); it has its own of the others.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostNamespaces {
+    pub pid: bool,
+    pub ipc: bool,
+    pub uts: bool,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ulimit {
     pub name: String,
@@ -253,7 +280,13 @@ pub struct RunOptions {
     pub pids_limit: Option<i64>,
     pub ulimits: Vec<Ulimit>,
     pub mounts: Vec<MountSpec>,
+    pub devices: Vec<Device>,
     pub network: Network,
+    pub host_ns: HostNamespaces,
+    /// `--shm-size` in bytes (default 64 MiB, as Docker's).
+    pub shm_size: Option<u64>,
+    /// `--sysctl`: only namespaced ones, in a namespace of the container's.
+    pub sysctls: BTreeMap<String, String>,
     /// `--init`: the host path of berth's init.
     pub init: Option<PathBuf>,
     pub rootfs: PathBuf,
@@ -687,8 +720,18 @@ fn build<'a>(
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if o.privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if o.privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
     ];
+    if o.host_ns.ipc {
+        // The host's IPC namespace: its /dev/shm with it, as Docker does.
+        mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "nosuid", "noexec", "nodev", "rprivate"]}));
+    } else {
+        let shm = match o.shm_size {
+            Some(0) => return Err(option("--shm-size", "must be more than 0")),
+            Some(b) => b,
+            None => 64 << 20,
+        };
+        mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
+    }
     let mut seen: Vec<String> = Vec::new();
     // The root's propagation follows the binds' (as Docker's): a shared
     // bind needs a shared root to reach the host, a slave one a slave root.
@@ -754,23 +797,73 @@ fn build<'a>(
         mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
     }
 
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-        json!({"type": "mount"}),
-        json!({"type": "cgroup"}),
+    let own = [
+        ("pid", !o.host_ns.pid),
+        ("ipc", !o.host_ns.ipc),
+        ("uts", !o.host_ns.uts),
+        ("mount", true),
+        ("cgroup", true),
+        ("network", o.network == Network::None),
     ];
-    if o.network == Network::None {
-        namespaces.push(json!({"type": "network"}));
+    let namespaces: Vec<Value> = own
+        .iter()
+        .filter(|(_, own)| *own)
+        .map(|(ns, _)| json!({"type": ns}))
+        .collect();
+    for (k, v) in &o.sysctls {
+        let Some(ns) =
+            berth_sys::sysctl::namespace_of(k).filter(|_| berth_sys::sysctl::valid_name(k))
+        else {
+            return Err(option("--sysctl", format!("{k}: not a namespaced sysctl; a container may not change it for the whole host")));
+        };
+        let name = berth_sys::sysctl::namespace_name(ns);
+        if !own.iter().any(|(n, own)| *n == name && *own) {
+            return Err(option("--sysctl", format!("{k}: the container shares the host's {name} namespace, so this would change the host's")));
+        }
+        if v.contains('\0') {
+            return Err(option(
+                "--sysctl",
+                format!("{k}: the value holds a NUL byte"),
+            ));
+        }
     }
     let mut resources = check_resources(o)?;
-    resources["devices"] = device_rules(o.privileged);
+    let mut rules = device_rules(o.privileged);
+    let mut devices = Vec::new();
+    for d in &o.devices {
+        let path = container_path(&d.path, "--device")?;
+        if !matches!(d.kind, 'c' | 'b') {
+            return Err(option(
+                "--device",
+                format!("{path}: not a character or block device"),
+            ));
+        }
+        if !crate::config::is_device_access(&d.access) {
+            return Err(option(
+                "--device",
+                format!("{path}: {:?} is not an access mode", d.access),
+            ));
+        }
+        devices.retain(|x: &Value| x["path"] != path.as_str());
+        devices.push(json!({"path": path, "type": d.kind.to_string(), "major": d.major, "minor": d.minor, "fileMode": d.mode, "uid": d.uid, "gid": d.gid}));
+        if !o.privileged {
+            if let Some(r) = rules.as_array_mut() {
+                r.push(json!({"allow": true, "type": d.kind.to_string(), "major": d.major, "minor": d.minor, "access": d.access}));
+            }
+        }
+    }
+    resources["devices"] = rules;
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
         "cgroupsPath": o.cgroups_path,
     });
+    if !devices.is_empty() {
+        linux["devices"] = json!(devices);
+    }
+    if !o.sysctls.is_empty() {
+        linux["sysctl"] = json!(o.sysctls);
+    }
     if let Some(p) = root_propagation {
         linux["rootfsPropagation"] = json!(p);
     }
@@ -792,7 +885,7 @@ fn build<'a>(
     if let Some(s) = seccomp {
         linux["seccomp"] = s;
     }
-    let spec = json!({
+    let mut spec = json!({
         "ociVersion": "1.2.0",
         "process": {
             "terminal": o.tty,
@@ -805,11 +898,14 @@ fn build<'a>(
             "noNewPrivileges": o.no_new_privileges,
         },
         "root": {"path": o.rootfs, "readonly": o.read_only},
-        "hostname": o.hostname,
         "mounts": mounts,
         "linux": linux,
         "annotations": o.annotations,
     });
+    // The host's UTS namespace: its name stays the host's.
+    if !o.host_ns.uts {
+        spec["hostname"] = json!(o.hostname);
+    }
     Ok((spec, converted))
 }
 

@@ -551,41 +551,20 @@ pub(crate) fn seccomp_err(e: berth_seccomp::Error) -> Error {
 /// namespaced ones, and only when it has that namespace of its own.
 fn validate_sysctl(key: &str, value: &str, ns: &Namespaces) -> Result<()> {
     let field = || format!("linux.sysctl.{key}");
-    if key.is_empty()
-        || key.starts_with('.')
-        || key.contains("..")
-        || key.contains('\0')
-        || value.contains('\0')
-    {
+    if !berth_sys::sysctl::valid_name(key) || value.contains('\0') {
         return Err(config(field(), "is not a valid sysctl name"));
     }
-    let k = key.replace('/', ".");
-    let ipc = [
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    ];
-    let (needs, what) = if ipc.contains(&k.as_str()) || k.starts_with("fs.mqueue.") {
-        (libc::CLONE_NEWIPC, "an ipc")
-    } else if k.starts_with("net.") {
-        (libc::CLONE_NEWNET, "a network")
-    } else if k == "kernel.hostname" || k == "kernel.domainname" {
-        (libc::CLONE_NEWUTS, "a uts")
-    } else {
+    let Some(needs) = berth_sys::sysctl::namespace_of(key) else {
         return Err(config(
             field(),
             "is not namespaced: a container may not change it for the whole host",
         ));
     };
+    let what = berth_sys::sysctl::namespace_name(needs);
     if !ns.has(needs) {
         return Err(config(
             field(),
-            format!("needs {what} namespace of the container's own"),
+            format!("needs a {what} namespace of the container's own"),
         ));
     }
     Ok(())

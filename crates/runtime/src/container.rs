@@ -609,10 +609,6 @@ fn owner_name() -> String {
     }
 }
 
-/// The config's resources plus device-cgroup rules for the devices every
-/// container gets and those the config lists: without them a deny-all rule
-/// (as `runc spec` writes) would forbid the container its own /dev/null.
-/// runc and crun add the same rules.
 /// The first resource limit the config asks for, device rules aside (a
 /// user namespace cannot create device nodes anyway; they are bound from
 /// the host).
@@ -639,6 +635,10 @@ fn requested_limits(spec: &Spec) -> Option<&'static str> {
         })
 }
 
+/// The config's resources plus device-cgroup rules for the devices every
+/// container gets: without them a deny-all rule (as `runc spec` writes)
+/// would forbid the container its own /dev/null. runc and crun add the same
+/// rules.
 fn effective_resources(spec: &Spec) -> Option<oci_spec::runtime::LinuxResources> {
     use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType};
     let linux = spec.linux().as_ref()?;
@@ -665,9 +665,15 @@ fn effective_resources(spec: &Spec) -> Option<oci_spec::runtime::LinuxResources>
     all.push(rule(LinuxDeviceType::C, Some(5), Some(1))); // /dev/console
     all.push(rule(LinuxDeviceType::C, Some(5), Some(2))); // /dev/ptmx
     all.push(rule(LinuxDeviceType::C, Some(136), None)); // /dev/pts/*
+                                                         // linux.devices get just "m": the nodes are made after the cgroup is
+                                                         // set up (runc makes them before its rules apply). Reading and writing
+                                                         // them is what the config's rules say, so `--device /dev/sdb:r` stays
+                                                         // read-only; "m" gives nothing more than the node already made.
     for d in linux.devices().iter().flatten() {
         if d.typ() != LinuxDeviceType::P {
-            all.push(rule(d.typ(), Some(d.major()), Some(d.minor())));
+            let mut r = rule(d.typ(), Some(d.major()), Some(d.minor()));
+            r.set_access(Some("m".into()));
+            all.push(r);
         }
     }
     res.set_devices(Some(all));

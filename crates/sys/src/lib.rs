@@ -13,6 +13,7 @@ pub mod selfexe;
 pub mod signal;
 pub mod size;
 pub mod socket;
+pub mod sysctl;
 pub mod time;
 pub mod watch;
 

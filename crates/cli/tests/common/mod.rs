@@ -5,7 +5,11 @@
 
 #![allow(dead_code)]
 
+#[path = "../../../conformance/tests/common/loopdev.rs"]
+mod loopdev;
 pub mod proxy;
+#[allow(unused_imports)]
+pub use loopdev::LoopDevice;
 
 use berth_image::tar::build::Tar;
 use berth_image::Digest;

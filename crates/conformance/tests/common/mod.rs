@@ -502,3 +502,8 @@ pub fn chown_rootfs(b: &Bundle, id: u32) {
         .unwrap();
     assert!(status.success());
 }
+
+#[path = "loopdev.rs"]
+mod loopdev;
+#[allow(unused_imports)]
+pub use loopdev::LoopDevice;

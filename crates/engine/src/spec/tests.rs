@@ -514,3 +514,135 @@ fn capabilities_stay_within_the_bounding_set() {
     o.cap_add = vec![];
     assert!(generate(&img, &User::default(), &o).is_ok());
 }
+
+#[test]
+fn devices_shm_sysctls_and_host_namespaces() {
+    let ns = |j: &Value| -> Vec<String> {
+        let mut n: Vec<String> = j["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let shm = |j: &Value| -> Value {
+        j["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == "/dev/shm")
+            .unwrap()
+            .clone()
+    };
+    let fuse = Device {
+        path: "/dev/fuse".into(),
+        kind: 'c',
+        major: 10,
+        minor: 229,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+        access: "rw".into(),
+    };
+
+    // The defaults: every namespace of its own, a 64 MiB /dev/shm.
+    let j = v(&generate(&img(), &User::default(), &opts()).unwrap());
+    assert_eq!(ns(&j), ["cgroup", "ipc", "mount", "network", "pid", "uts"]);
+    assert!(shm(&j)["options"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("size=67108864")));
+    assert_eq!(j["hostname"], "c1");
+    assert!(j["linux"].get("devices").is_none_or(|d| d.is_null()));
+
+    // --device: the node and a device-cgroup rule with just its access;
+    // --shm-size; namespaced sysctls.
+    let mut o = opts();
+    o.devices = vec![fuse.clone()];
+    o.shm_size = Some(1 << 20);
+    o.sysctls = [
+        ("kernel.shmmax".to_string(), "1000".to_string()),
+        ("net.ipv4.ip_forward".to_string(), "1".to_string()),
+    ]
+    .into();
+    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    let d = &j["linux"]["devices"][0];
+    assert_eq!(
+        (&d["path"], &d["type"], &d["major"], &d["minor"]),
+        (&json!("/dev/fuse"), &json!("c"), &json!(10), &json!(229))
+    );
+    let rules = j["linux"]["resources"]["devices"].as_array().unwrap();
+    assert_eq!(rules[0], json!({"allow": false, "access": "rwm"}));
+    assert!(rules
+        .contains(&json!({"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"})));
+    assert!(shm(&j)["options"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("size=1048576")));
+    assert_eq!(j["linux"]["sysctl"]["kernel.shmmax"], "1000");
+    assert_eq!(j["linux"]["sysctl"]["net.ipv4.ip_forward"], "1");
+
+    // A device in a bad place, or of a bad kind or access, is refused.
+    for bad in [
+        Device {
+            path: "/dev/../etc/passwd".into(),
+            ..fuse.clone()
+        },
+        Device {
+            kind: 'p',
+            ..fuse.clone()
+        },
+        Device {
+            access: "rwx".into(),
+            ..fuse.clone()
+        },
+    ] {
+        let mut o = opts();
+        o.devices = vec![bad.clone()];
+        assert!(generate(&img(), &User::default(), &o).is_err(), "{bad:?}");
+    }
+    let mut o = opts();
+    o.shm_size = Some(0);
+    assert!(generate(&img(), &User::default(), &o).is_err());
+
+    // The host's pid, ipc and uts namespaces: none of their own, the host's
+    // /dev/shm, and no hostname (the host's stays).
+    let mut o = opts();
+    o.host_ns = HostNamespaces {
+        pid: true,
+        ipc: true,
+        uts: true,
+    };
+    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    assert_eq!(ns(&j), ["cgroup", "mount", "network"]);
+    assert_eq!(shm(&j)["type"], "bind");
+    assert_eq!(shm(&j)["source"], "/dev/shm");
+    assert!(j.get("hostname").is_none_or(|h| h.is_null()));
+
+    // Sysctls: only namespaced ones, and only in a namespace of its own.
+    let refused = |k: &str, host_ns: HostNamespaces, network: Network| {
+        let mut o = opts();
+        o.host_ns = host_ns;
+        o.network = network;
+        o.sysctls = [(k.to_string(), "1".to_string())].into();
+        let e = generate(&img(), &User::default(), &o).unwrap_err();
+        assert!(e.to_string().contains(k), "{e}");
+    };
+    let own = HostNamespaces::default();
+    refused("kernel.panic", own, Network::None);
+    refused("vm.overcommit_memory", own, Network::None);
+    refused("kernel.shm../../x", own, Network::None);
+    refused("net.ipv4.ip_forward", own, Network::Host);
+    refused(
+        "kernel.domainname",
+        HostNamespaces { uts: true, ..own },
+        Network::None,
+    );
+    refused(
+        "fs.mqueue.msg_max",
+        HostNamespaces { ipc: true, ..own },
+        Network::None,
+    );
+}
