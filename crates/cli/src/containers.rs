@@ -168,6 +168,31 @@ pub struct CreateArgs {
     /// The most processes the container may have (-1: no limit).
     #[arg(long)]
     pub pids_limit: Option<i64>,
+    /// Memory soft limit (such as 256m): reclaimed down to it first when
+    /// the host runs short.
+    #[arg(long, value_name = "SIZE")]
+    pub memory_reservation: Option<String>,
+    /// CFS scheduler period in microseconds (1000-1000000; with --cpu-quota).
+    #[arg(long, value_name = "USECS")]
+    pub cpu_period: Option<u64>,
+    /// CPU time per period in microseconds (-1: no limit).
+    #[arg(long, value_name = "USECS", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// Memory nodes the container may use (such as 0-1).
+    #[arg(long, value_name = "NODES")]
+    pub cpuset_mems: Option<String>,
+    /// The processes' OOM score adjustment (-1000 to 1000; higher is
+    /// killed first).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub oom_score_adj: Option<i32>,
+    /// Allow devices by number: 'TYPE MAJOR:MINOR ACCESS' (such as
+    /// 'c 189:* rwm'), for devices that come and go (the nodes come from a
+    /// volume or mknod).
+    #[arg(long = "device-cgroup-rule", value_name = "RULE")]
+    pub device_cgroup_rule: Vec<String>,
+    /// The cgroup to put the container's under (default /berth).
+    #[arg(long, value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
     /// A resource limit: NAME=SOFT[:HARD] (such as nofile=1024:2048).
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
@@ -198,6 +223,9 @@ pub struct CreateArgs {
     /// Set a label (KEY=VALUE).
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     pub label: Vec<String>,
+    /// Read labels from a file (KEY=VALUE lines, # comments).
+    #[arg(long = "label-file", value_name = "FILE")]
+    pub label_file: Vec<PathBuf>,
     /// When to pull the image.
     #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
     pub pull: PullPolicy,
@@ -327,6 +355,24 @@ fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
     c.cpu_shares = a.cpu_shares;
     c.cpuset_cpus = a.cpuset_cpus.clone();
     c.pids_limit = a.pids_limit;
+    c.memory_reservation = a
+        .memory_reservation
+        .as_deref()
+        .map(|m| ccfg::parse_size(m, "--memory-reservation").map(|v| v as i64))
+        .transpose()?;
+    c.cpu_period = a.cpu_period;
+    c.cpu_quota = a.cpu_quota;
+    c.cpuset_mems = a.cpuset_mems.clone();
+    c.oom_score_adj = a.oom_score_adj;
+    for r in &a.device_cgroup_rule {
+        ccfg::parse_device_rule(r)?;
+        c.device_cgroup_rules.push(r.clone());
+    }
+    c.cgroup_parent = a
+        .cgroup_parent
+        .as_deref()
+        .map(ccfg::parse_cgroup_parent)
+        .transpose()?;
     for u in &a.ulimit {
         c.ulimits.push(ccfg::parse_ulimit(u)?);
     }
@@ -370,8 +416,23 @@ fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
     c.restart = a.restart.clone();
     c.stop_signal = a.stop_signal.clone();
     c.stop_timeout = a.stop_timeout;
-    for l in &a.label {
+    let mut labels = Vec::new();
+    for f in &a.label_file {
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("--label-file {}: read", f.display()))?;
+        labels.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    labels.extend(a.label.iter().cloned());
+    for l in &labels {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        if k.is_empty() {
+            bail!("--label: {l:?} has no key");
+        }
         c.labels.insert(k.to_string(), v.to_string());
     }
     c.runtime = a.runtime.clone();

@@ -377,6 +377,13 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
         "ShmSize": if c.ipc == "host" { 0 } else { c.shm_size.unwrap_or(64 << 20) },
         "Sysctls": c.sysctls,
         "ExtraHosts": c.extra_hosts.iter().map(|(n, a)| format!("{n}:{a}")).collect::<Vec<_>>(),
+        "MemoryReservation": c.memory_reservation.unwrap_or(0),
+        "CpuPeriod": c.cpu_period.unwrap_or(0),
+        "CpuQuota": c.cpu_quota.unwrap_or(0),
+        "CpusetMems": c.cpuset_mems.clone().unwrap_or_default(),
+        "OomScoreAdj": c.oom_score_adj.unwrap_or(0),
+        "DeviceCgroupRules": c.device_cgroup_rules,
+        "CgroupParent": c.cgroup_parent.clone().unwrap_or_default(),
     });
     if let (Some(hc), Value::Object(more)) = (v["HostConfig"].as_object_mut(), host) {
         hc.extend(more);

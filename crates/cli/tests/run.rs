@@ -1279,6 +1279,52 @@ fn devices_namespaces_shm_sysctls_and_hosts_reach_the_container() {
     let probe = format!("test -b {} && echo there || echo absent", dev.path);
     assert_eq!(run(&[img, "sh", "-c", &probe]), "absent\n");
     assert_eq!(run(&["--privileged", img, "sh", "-c", &probe]), "there\n");
+    // --device-cgroup-rule: a device by number, its node from a volume (as
+    // for devices that come and go). The image's root is nodev: a node
+    // made there opens for nothing, whatever the rules.
+    let nodes = env.root.path().join("nodes");
+    std::fs::create_dir(&nodes).unwrap();
+    let made = std::process::Command::new("mknod")
+        .arg(nodes.join("d"))
+        .args(["b", &dev.major.to_string(), &dev.minor.to_string()])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let vol = format!("{}:/devs", nodes.display());
+    let by_rule = rw.replace("/dev/xvdb", "/devs/d");
+    let rule = format!("b {}:{} r", dev.major, dev.minor);
+    assert_eq!(
+        run(&[
+            "--device-cgroup-rule",
+            &rule,
+            "-v",
+            &vol,
+            img,
+            "sh",
+            "-c",
+            &by_rule
+        ]),
+        // The device holds what the rw run above wrote.
+        "B\nAA\nwrite-denied\n"
+    );
+    assert_eq!(
+        run(&["-v", &vol, img, "sh", "-c", &by_rule]),
+        "\nwrite-denied\n"
+    );
+    let in_root = format!(
+        "mknod /tmp/d b {} {} && {}",
+        dev.major,
+        dev.minor,
+        rw.replace("/dev/xvdb", "/tmp/d")
+    );
+    assert_eq!(
+        run(&["--device-cgroup-rule", &rule, img, "sh", "-c", &in_root]),
+        "\nwrite-denied\n"
+    );
+    refused(
+        &["--device-cgroup-rule", "b 7:0 rx", img, "true"],
+        &["--device-cgroup-rule"],
+    );
     refused(
         &["--device", "/etc/passwd", img, "true"],
         &["--device", "/etc/passwd", "not a device"],
@@ -1414,8 +1460,14 @@ fn devices_namespaces_shm_sysctls_and_hosts_reach_the_container() {
     // --cidfile, and inspect shows it all.
     let cid = env.root.path().join("cid");
     let cid_s = cid.to_str().unwrap();
+    let labels = env.root.path().join("labels");
+    std::fs::write(&labels, "# team labels\nteam=db\n\ntier=back\n").unwrap();
     let made = env.berth(&[
         "create",
+        "--label-file",
+        labels.to_str().unwrap(),
+        "--label",
+        "tier=front",
         "--cidfile",
         cid_s,
         "--device",
@@ -1456,6 +1508,12 @@ fn devices_namespaces_shm_sysctls_and_hosts_reach_the_container() {
     assert_eq!(h["Sysctls"]["kernel.hostname"], "x");
     assert_eq!(h["ExtraHosts"][0], "db:10.1.2.3");
     assert_eq!(h["ShmSize"], 0);
+    let l = &inspect(&env, &id)["Config"]["Labels"];
+    assert_eq!(
+        (&l["team"], &l["tier"]),
+        (&"db".into(), &"front".into()),
+        "--label wins"
+    );
     env.berth(&["rm", &id]).ok();
     assert_eq!(ps_json(&env).as_array().unwrap().len(), 0);
 }
@@ -1608,6 +1666,83 @@ fn resource_limits_apply_and_the_oom_kill_is_reported() {
         ])
         .ok();
     assert_eq!(o.stdout, "512\n1024\n");
+    // The soft limit, the CFS period and quota, the OOM score.
+    let (soft, cfs) = if v1 {
+        (
+            "/sys/fs/cgroup/memory/memory.soft_limit_in_bytes",
+            "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us",
+        )
+    } else {
+        ("/sys/fs/cgroup/memory.low", "cat /sys/fs/cgroup/cpu.max")
+    };
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--memory-reservation",
+            "32m",
+            "--cpu-period",
+            "50000",
+            "--cpu-quota",
+            "25000",
+            "--oom-score-adj",
+            "300",
+            img,
+            "sh",
+            "-c",
+            &format!("cat {soft}; {cfs}; cat /proc/self/oom_score_adj"),
+        ])
+        .ok();
+    let want_cfs = if v1 { "25000\n50000" } else { "25000 50000" };
+    assert_eq!(o.stdout, format!("{}\n{want_cfs}\n300\n", 32u64 << 20));
+    for (flags, says) in [
+        (&["--cpus", "1", "--cpu-quota", "50000"][..], "--cpus"),
+        (
+            &["--memory", "16m", "--memory-reservation", "32m"][..],
+            "--memory-reservation",
+        ),
+        (&["--oom-score-adj", "-1001"][..], "--oom-score-adj"),
+        (&["--cgroup-parent", "../escape"][..], "--cgroup-parent"),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(flags);
+        a.extend_from_slice(&[img, "true"]);
+        let o = env.berth(&a);
+        assert_eq!(o.code, 125, "{flags:?}: {}", o.stderr);
+        assert!(o.stderr.contains(says), "{flags:?}: {}", o.stderr);
+    }
+    // --cgroup-parent: the container's cgroup goes under it.
+    let parent = format!("berth-test-parent-{}", std::process::id());
+    let id = env
+        .berth(&[
+            "run",
+            "-d",
+            "--cgroup-parent",
+            &format!("/{parent}"),
+            img,
+            "sleep",
+            "100",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let pid = inspect(&env, &id)["State"]["Pid"].as_i64().unwrap();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let want = format!("/{parent}/{id}");
+    assert!(
+        cg.lines()
+            .filter(|l| l.contains("pids"))
+            .all(|l| l.ends_with(&want)),
+        "{cg}"
+    );
+    assert!(cg.contains(&want), "{cg}");
+    env.berth(&["rm", "-f", &id]).ok();
+    // The parent is the user's to keep or remove (as in Docker): ours go.
+    for c in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(c.path().join(&parent));
+    }
+    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&parent));
 }
 
 #[test]

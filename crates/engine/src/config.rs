@@ -96,6 +96,20 @@ pub struct ContainerConfig {
     pub cpu_shares: Option<u64>,
     pub cpuset_cpus: Option<String>,
     pub pids_limit: Option<i64>,
+    /// `--memory-reservation`: the soft limit, bytes.
+    pub memory_reservation: Option<i64>,
+    /// `--cpu-period` and `--cpu-quota`, microseconds (the CFS scheduler's).
+    pub cpu_period: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    /// `--cpuset-mems`: the memory nodes.
+    pub cpuset_mems: Option<String>,
+    /// `--oom-score-adj` (-1000..1000).
+    pub oom_score_adj: Option<i32>,
+    /// `--device-cgroup-rule`: "TYPE MAJOR:MINOR ACCESS" rules allowed.
+    pub device_cgroup_rules: Vec<String>,
+    /// `--cgroup-parent`: the cgroup the container's goes under
+    /// (default /berth).
+    pub cgroup_parent: Option<String>,
     pub ulimits: Vec<UlimitConfig>,
     pub mounts: Vec<MountConfig>,
     /// `--device`: host devices given to the container.
@@ -155,6 +169,13 @@ impl Default for ContainerConfig {
             cpu_shares: None,
             cpuset_cpus: None,
             pids_limit: None,
+            memory_reservation: None,
+            cpu_period: None,
+            cpu_quota: None,
+            cpuset_mems: None,
+            oom_score_adj: None,
+            device_cgroup_rules: Vec::new(),
+            cgroup_parent: None,
             ulimits: Vec::new(),
             mounts: Vec::new(),
             devices: Vec::new(),
@@ -435,6 +456,77 @@ pub fn parse_device(s: &str) -> Result<DeviceConfig> {
     })
 }
 
+/// A device cgroup rule, `TYPE MAJOR:MINOR ACCESS` (`c 1:3 rwm`, `b 8:* r`,
+/// `a *:* m`), as the kernel's devices.allow takes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceRule {
+    /// a, b or c.
+    pub kind: char,
+    /// None: `*`, any.
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    pub access: String,
+}
+
+/// `--device-cgroup-rule 'c 1:3 rwm'`.
+pub fn parse_device_rule(s: &str) -> Result<DeviceRule> {
+    let bad = || {
+        option(
+            "--device-cgroup-rule",
+            format!("{s:?} is not TYPE MAJOR:MINOR ACCESS (such as 'c 1:3 rwm' or 'b 8:* r')"),
+        )
+    };
+    let f: Vec<&str> = s.split_whitespace().collect();
+    let [kind, nums, access] = f.as_slice() else {
+        return Err(bad());
+    };
+    let kind = match *kind {
+        "a" | "b" | "c" => kind.chars().next().unwrap_or('a'),
+        _ => return Err(bad()),
+    };
+    let (major, minor) = nums.split_once(':').ok_or_else(bad)?;
+    let num = |n: &str| -> Result<Option<i64>> {
+        match n {
+            "*" => Ok(None),
+            n if !n.is_empty() && n.len() <= 10 && n.bytes().all(|b| b.is_ascii_digit()) => {
+                n.parse().map(Some).map_err(|_| bad())
+            }
+            _ => Err(bad()),
+        }
+    };
+    if !is_device_access(access) {
+        return Err(bad());
+    }
+    Ok(DeviceRule {
+        kind,
+        major: num(major)?,
+        minor: num(minor)?,
+        access: access.to_string(),
+    })
+}
+
+/// `--cgroup-parent`: a cgroupfs path (`/services/web` or `services`),
+/// returned absolute and without a trailing slash. systemd slices
+/// (`name.slice`) are taken as a plain directory name.
+pub fn parse_cgroup_parent(s: &str) -> Result<String> {
+    let parts: Vec<&str> = s.split('/').filter(|p| !p.is_empty()).collect();
+    let ok = !parts.is_empty()
+        && parts.iter().all(|p| {
+            *p != "."
+                && *p != ".."
+                && p.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@' | b':')
+                })
+        });
+    if !ok {
+        return Err(option(
+            "--cgroup-parent",
+            format!("{s:?} is not a cgroup path (such as /services or services/web)"),
+        ));
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
 /// `--sysctl net.ipv4.ip_forward=1` (also `net/ipv4/ip_forward=1`): the
 /// key in dotted form and the value. Whether the key may be set at all is
 /// checked when the spec is made.
@@ -658,6 +750,38 @@ mod tests {
             "",
         ] {
             assert!(parse_device(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn device_rules_and_cgroup_parents() {
+        let r = parse_device_rule("c 1:3 rwm").unwrap();
+        assert_eq!(
+            (r.kind, r.major, r.minor, r.access.as_str()),
+            ('c', Some(1), Some(3), "rwm")
+        );
+        let r = parse_device_rule("b  8:*  r").unwrap();
+        assert_eq!((r.kind, r.major, r.minor), ('b', Some(8), None));
+        let r = parse_device_rule("a *:* m").unwrap();
+        assert_eq!((r.kind, r.major, r.minor), ('a', None, None));
+        for bad in [
+            "",
+            "c 1:3",
+            "x 1:3 r",
+            "c 1-3 r",
+            "c 1:3 rx",
+            "c -1:3 r",
+            "c 99999999999:1 r",
+            "c 1:3 r extra",
+            "c 1:3 r\nc *:* rwm",
+        ] {
+            assert!(parse_device_rule(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_cgroup_parent("/services/").unwrap(), "/services");
+        assert_eq!(parse_cgroup_parent("a/b").unwrap(), "/a/b");
+        assert_eq!(parse_cgroup_parent("web.slice").unwrap(), "/web.slice");
+        for bad in ["", "/", "../x", "a/../../x", "a b", "a\nb"] {
+            assert!(parse_cgroup_parent(bad).is_err(), "{bad:?}");
         }
     }
 

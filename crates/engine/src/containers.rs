@@ -711,6 +711,16 @@ impl Engine {
             cpu_shares: c.cpu_shares,
             cpuset_cpus: c.cpuset_cpus.clone(),
             pids_limit: c.pids_limit,
+            memory_reservation: c.memory_reservation,
+            cpu_period: c.cpu_period,
+            cpu_quota: c.cpu_quota,
+            cpuset_mems: c.cpuset_mems.clone(),
+            oom_score_adj: c.oom_score_adj,
+            device_rules: c
+                .device_cgroup_rules
+                .iter()
+                .map(|r| crate::config::parse_device_rule(r))
+                .collect::<Result<_>>()?,
             ulimits: c
                 .ulimits
                 .iter()
@@ -736,7 +746,10 @@ impl Engine {
             },
             init,
             rootfs: rootfs.to_path_buf(),
-            cgroups_path: format!("/berth/{id}"),
+            cgroups_path: match &c.cgroup_parent {
+                Some(p) => format!("{}/{id}", crate::config::parse_cgroup_parent(p)?),
+                None => format!("/berth/{id}"),
+            },
             files: vec![
                 ("/etc/hostname".into(), run_dir.join("hostname")),
                 ("/etc/hosts".into(), run_dir.join("hosts")),

@@ -278,6 +278,15 @@ pub struct RunOptions {
     pub cpu_shares: Option<u64>,
     pub cpuset_cpus: Option<String>,
     pub pids_limit: Option<i64>,
+    /// The memory soft limit, bytes.
+    pub memory_reservation: Option<i64>,
+    /// The CFS period and quota, microseconds (`--cpus` sets both).
+    pub cpu_period: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    pub cpuset_mems: Option<String>,
+    pub oom_score_adj: Option<i32>,
+    /// `--device-cgroup-rule`: more device-cgroup allow rules.
+    pub device_rules: Vec<crate::config::DeviceRule>,
     pub ulimits: Vec<Ulimit>,
     pub mounts: Vec<MountSpec>,
     pub devices: Vec<Device>,
@@ -521,13 +530,49 @@ fn check_resources(o: &RunOptions) -> Result<Value> {
         (Some(m), None) => r["memory"]["swap"] = json!(m.saturating_mul(2)),
         (None, None) => {}
     }
+    if let Some(res) = o.memory_reservation {
+        if res < 6 * 1024 * 1024 {
+            return Err(option("--memory-reservation", "the minimum is 6MB"));
+        }
+        if o.memory.is_some_and(|m| m < res) {
+            return Err(option(
+                "--memory-reservation",
+                "must not be more than --memory (it is the soft limit under the hard one)",
+            ));
+        }
+        r["memory"]["reservation"] = json!(res);
+    }
     let mut cpu = json!({});
     if let Some(c) = o.cpus {
         if !(c > 0.0 && c.is_finite()) {
             return Err(option("--cpus", "must be a positive number"));
         }
+        if o.cpu_period.is_some() || o.cpu_quota.is_some() {
+            return Err(option(
+                "--cpus",
+                "give either --cpus or --cpu-period/--cpu-quota, not both",
+            ));
+        }
         cpu["period"] = json!(100_000u64);
         cpu["quota"] = json!((c * 100_000.0).round() as i64);
+    }
+    if let Some(p) = o.cpu_period {
+        if !(1000..=1_000_000).contains(&p) {
+            return Err(option(
+                "--cpu-period",
+                "must be between 1000 and 1000000 microseconds (1 ms to 1 s)",
+            ));
+        }
+        cpu["period"] = json!(p);
+    }
+    if let Some(q) = o.cpu_quota {
+        if q != -1 && q < 1000 {
+            return Err(option(
+                "--cpu-quota",
+                "must be at least 1000 microseconds (1 ms), or -1 for no limit",
+            ));
+        }
+        cpu["quota"] = json!(q);
     }
     if let Some(s) = o.cpu_shares {
         if !(2..=262_144).contains(&s) {
@@ -547,6 +592,19 @@ fn check_resources(o: &RunOptions) -> Result<Value> {
             ));
         }
         cpu["cpus"] = json!(c);
+    }
+    if let Some(m) = &o.cpuset_mems {
+        if m.is_empty()
+            || !m
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b',' || b == b'-')
+        {
+            return Err(option(
+                "--cpuset-mems",
+                format!("{m:?} is not a list of memory nodes such as 0-1"),
+            ));
+        }
+        cpu["mems"] = json!(m);
     }
     if cpu.as_object().is_some_and(|m| !m.is_empty()) {
         r["cpu"] = cpu;
@@ -852,6 +910,23 @@ fn build<'a>(
             }
         }
     }
+    if !o.privileged {
+        if let Some(r) = rules.as_array_mut() {
+            for d in &o.device_rules {
+                let mut v = json!({"allow": true, "access": d.access});
+                if d.kind != 'a' {
+                    v["type"] = json!(d.kind.to_string());
+                }
+                if let Some(m) = d.major {
+                    v["major"] = json!(m);
+                }
+                if let Some(m) = d.minor {
+                    v["minor"] = json!(m);
+                }
+                r.push(v);
+            }
+        }
+    }
     resources["devices"] = rules;
     let mut linux = json!({
         "namespaces": namespaces,
@@ -902,6 +977,12 @@ fn build<'a>(
         "linux": linux,
         "annotations": o.annotations,
     });
+    if let Some(adj) = o.oom_score_adj {
+        if !(-1000..=1000).contains(&adj) {
+            return Err(option("--oom-score-adj", "must be between -1000 and 1000"));
+        }
+        spec["process"]["oomScoreAdj"] = json!(adj);
+    }
     // The host's UTS namespace: its name stays the host's.
     if !o.host_ns.uts {
         spec["hostname"] = json!(o.hostname);

@@ -349,6 +349,60 @@ fn resources_like_docker() {
 }
 
 #[test]
+fn soft_limits_cfs_oom_score_and_device_rules() {
+    let mut o = opts();
+    o.memory = Some(64 << 20);
+    o.memory_reservation = Some(32 << 20);
+    o.cpu_period = Some(50_000);
+    o.cpu_quota = Some(25_000);
+    o.cpuset_mems = Some("0".into());
+    o.oom_score_adj = Some(-500);
+    o.device_rules = vec![
+        crate::config::parse_device_rule("c 189:* rwm").unwrap(),
+        crate::config::parse_device_rule("a *:* r").unwrap(),
+    ];
+    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    let r = &j["linux"]["resources"];
+    assert_eq!(r["memory"]["reservation"], 32 << 20);
+    assert_eq!(
+        (&r["cpu"]["period"], &r["cpu"]["quota"]),
+        (&json!(50_000), &json!(25_000))
+    );
+    assert_eq!(r["cpu"]["mems"], "0");
+    assert_eq!(j["process"]["oomScoreAdj"], -500);
+    let rules = r["devices"].as_array().unwrap();
+    let n = rules.len();
+    assert_eq!(
+        rules[n - 2],
+        json!({"allow": true, "type": "c", "major": 189, "access": "rwm"})
+    );
+    assert_eq!(rules[n - 1], json!({"allow": true, "access": "r"}));
+    // A quota of -1 is no limit; a reservation alone is fine.
+    let mut o2 = opts();
+    o2.cpu_quota = Some(-1);
+    o2.memory_reservation = Some(16 << 20);
+    let j = v(&generate(&img(), &User::default(), &o2).unwrap());
+    assert_eq!(j["linux"]["resources"]["cpu"]["quota"], -1);
+    assert!(j["process"].get("oomScoreAdj").is_none_or(|x| x.is_null()));
+
+    let bad: [fn(&mut RunOptions); 8] = [
+        |o| o.memory_reservation = Some(128 << 20),
+        |o| o.memory_reservation = Some(1 << 20),
+        |o| o.cpus = Some(1.0),
+        |o| o.cpu_period = Some(999),
+        |o| o.cpu_period = Some(2_000_000),
+        |o| o.cpu_quota = Some(10),
+        |o| o.cpuset_mems = Some("".into()),
+        |o| o.oom_score_adj = Some(1001),
+    ];
+    for (i, f) in bad.iter().enumerate() {
+        let mut o = o.clone();
+        f(&mut o);
+        assert!(generate(&img(), &User::default(), &o).is_err(), "case {i}");
+    }
+}
+
+#[test]
 fn mounts_and_limits_are_checked() {
     let mut o = opts();
     o.mounts = vec![
