@@ -193,6 +193,33 @@ pub struct CreateArgs {
     /// The cgroup to put the container's under (default /berth).
     #[arg(long, value_name = "PATH")]
     pub cgroup_parent: Option<String>,
+    /// How readily the kernel swaps the container's memory out (0-100;
+    /// cgroup v1 only: ignored with a warning on v2, as in Docker).
+    #[arg(long, value_name = "0-100")]
+    pub memory_swappiness: Option<u64>,
+    /// Do not OOM-kill the container's processes: they wait for memory
+    /// instead (cgroup v1 only; use with --memory).
+    #[arg(long)]
+    pub oom_kill_disable: bool,
+    /// Block I/O weight, relative to other containers (10-1000; needs
+    /// the bfq scheduler on the disk).
+    #[arg(long, value_name = "WEIGHT")]
+    pub blkio_weight: Option<u16>,
+    /// Block I/O weight for one device: DEVICE:WEIGHT.
+    #[arg(long = "blkio-weight-device", value_name = "DEVICE:WEIGHT")]
+    pub blkio_weight_device: Vec<String>,
+    /// Limit reads from a device: DEVICE:RATE (such as /dev/sda:10mb).
+    #[arg(long = "device-read-bps", value_name = "DEVICE:RATE")]
+    pub device_read_bps: Vec<String>,
+    /// Limit writes to a device: DEVICE:RATE (bytes per second).
+    #[arg(long = "device-write-bps", value_name = "DEVICE:RATE")]
+    pub device_write_bps: Vec<String>,
+    /// Limit read operations on a device: DEVICE:N (per second).
+    #[arg(long = "device-read-iops", value_name = "DEVICE:N")]
+    pub device_read_iops: Vec<String>,
+    /// Limit write operations on a device: DEVICE:N (per second).
+    #[arg(long = "device-write-iops", value_name = "DEVICE:N")]
+    pub device_write_iops: Vec<String>,
     /// A resource limit: NAME=SOFT[:HARD] (such as nofile=1024:2048).
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     pub ulimit: Vec<String>,
@@ -368,6 +395,37 @@ fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
         ccfg::parse_device_rule(r)?;
         c.device_cgroup_rules.push(r.clone());
     }
+    // What cgroup v2 does not have: dropped with a warning, as Docker does,
+    // so the same command lines work on both.
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    if a.memory_swappiness.is_some() && v2 {
+        eprintln!(
+            "WARNING: cgroup v2 has no per-container swappiness: --memory-swappiness is ignored"
+        );
+    } else {
+        c.memory_swappiness = a.memory_swappiness;
+    }
+    if a.oom_kill_disable && v2 {
+        eprintln!(
+            "WARNING: cgroup v2 cannot turn the OOM killer off: --oom-kill-disable is ignored"
+        );
+    } else {
+        c.oom_kill_disable = a.oom_kill_disable;
+        if a.oom_kill_disable && a.memory.is_none() {
+            eprintln!("WARNING: --oom-kill-disable without --memory: a runaway container can take all of the host's memory");
+        }
+    }
+    c.blkio_weight = a.blkio_weight.filter(|w| *w != 0);
+    let rates = |v: &[String], flag: &str, size: bool| -> Result<Vec<(String, u64)>> {
+        v.iter()
+            .map(|d| Ok(ccfg::parse_device_rate(d, flag, size)?))
+            .collect()
+    };
+    c.blkio_weight_devices = rates(&a.blkio_weight_device, "--blkio-weight-device", false)?;
+    c.device_read_bps = rates(&a.device_read_bps, "--device-read-bps", true)?;
+    c.device_write_bps = rates(&a.device_write_bps, "--device-write-bps", true)?;
+    c.device_read_iops = rates(&a.device_read_iops, "--device-read-iops", false)?;
+    c.device_write_iops = rates(&a.device_write_iops, "--device-write-iops", false)?;
     c.cgroup_parent = a
         .cgroup_parent
         .as_deref()

@@ -369,6 +369,11 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
         },
     });
     // Apart: one json! of it all is past the macro's recursion limit.
+    let rates = |v: &[(String, u64)]| -> Vec<Value> {
+        v.iter()
+            .map(|(p, r)| json!({"Path": p, "Rate": r}))
+            .collect()
+    };
     let host = json!({
         "Devices": c.devices.iter().map(|d| json!({"PathOnHost": d.host, "PathInContainer": d.container, "CgroupPermissions": d.access})).collect::<Vec<_>>(),
         "PidMode": c.pid,
@@ -384,6 +389,14 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
         "OomScoreAdj": c.oom_score_adj.unwrap_or(0),
         "DeviceCgroupRules": c.device_cgroup_rules,
         "CgroupParent": c.cgroup_parent.clone().unwrap_or_default(),
+        "MemorySwappiness": c.memory_swappiness,
+        "OomKillDisable": c.oom_kill_disable,
+        "BlkioWeight": c.blkio_weight.unwrap_or(0),
+        "BlkioWeightDevice": c.blkio_weight_devices.iter().map(|(p, w)| json!({"Path": p, "Weight": w})).collect::<Vec<_>>(),
+        "BlkioDeviceReadBps": rates(&c.device_read_bps),
+        "BlkioDeviceWriteBps": rates(&c.device_write_bps),
+        "BlkioDeviceReadIOps": rates(&c.device_read_iops),
+        "BlkioDeviceWriteIOps": rates(&c.device_write_iops),
     });
     if let (Some(hc), Value::Object(more)) = (v["HostConfig"].as_object_mut(), host) {
         hc.extend(more);

@@ -1711,6 +1711,77 @@ fn resource_limits_apply_and_the_oom_kill_is_reported() {
         assert_eq!(o.code, 125, "{flags:?}: {}", o.stderr);
         assert!(o.stderr.contains(says), "{flags:?}: {}", o.stderr);
     }
+    // Block I/O limits (a loop device: a real one no container has), the
+    // swappiness, the OOM killer off.
+    let dev = LoopDevice::attach();
+    let numbers = format!("{}:{}", dev.major, dev.minor);
+    let (io, want_io) = if v1 {
+        (
+            "cat /sys/fs/cgroup/blkio/blkio.throttle.write_bps_device /sys/fs/cgroup/blkio/blkio.throttle.read_iops_device",
+            format!("{numbers} 1048576\n{numbers} 100\n"),
+        )
+    } else {
+        (
+            "cat /sys/fs/cgroup/io.max",
+            format!("{numbers} rbps=max wbps=1048576 riops=100 wiops=max\n"),
+        )
+    };
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--device-write-bps",
+            &format!("{}:1mb", dev.path),
+            "--device-read-iops",
+            &format!("{}:100", dev.path),
+            img,
+            "sh",
+            "-c",
+            io,
+        ])
+        .ok();
+    assert_eq!(o.stdout, want_io);
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        "--device-read-bps",
+        "/dev/null:1mb",
+        img,
+        "true",
+    ]);
+    assert_eq!(o.code, 125, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("--device-read-bps") && o.stderr.contains("/dev/null"),
+        "{}",
+        o.stderr
+    );
+    if v1 {
+        let o = env
+            .berth(&[
+                "run",
+                "--rm",
+                "--memory",
+                "64m",
+                "--memory-swappiness",
+                "10",
+                "--oom-kill-disable",
+                img,
+                "sh",
+                "-c",
+                "cat /sys/fs/cgroup/memory/memory.swappiness; grep oom_kill_disable /sys/fs/cgroup/memory/memory.oom_control",
+            ])
+            .ok();
+        assert_eq!(o.stdout, "10\noom_kill_disable 1\n");
+    } else {
+        let o = env
+            .berth(&["run", "--rm", "--memory-swappiness", "10", img, "true"])
+            .ok();
+        assert!(
+            o.stderr.contains("--memory-swappiness is ignored"),
+            "{}",
+            o.stderr
+        );
+    }
     // --cgroup-parent: the container's cgroup goes under it.
     let parent = format!("berth-test-parent-{}", std::process::id());
     let id = env

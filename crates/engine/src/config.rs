@@ -110,6 +110,20 @@ pub struct ContainerConfig {
     /// `--cgroup-parent`: the cgroup the container's goes under
     /// (default /berth).
     pub cgroup_parent: Option<String>,
+    /// `--memory-swappiness` (0-100; cgroup v1 only).
+    pub memory_swappiness: Option<u64>,
+    /// `--oom-kill-disable` (cgroup v1 only).
+    pub oom_kill_disable: bool,
+    /// `--blkio-weight` (10-1000).
+    pub blkio_weight: Option<u16>,
+    /// `--blkio-weight-device DEVICE:WEIGHT`.
+    pub blkio_weight_devices: Vec<(String, u64)>,
+    /// `--device-read-bps` and the others: (device path, bytes or
+    /// operations per second).
+    pub device_read_bps: Vec<(String, u64)>,
+    pub device_write_bps: Vec<(String, u64)>,
+    pub device_read_iops: Vec<(String, u64)>,
+    pub device_write_iops: Vec<(String, u64)>,
     pub ulimits: Vec<UlimitConfig>,
     pub mounts: Vec<MountConfig>,
     /// `--device`: host devices given to the container.
@@ -176,6 +190,14 @@ impl Default for ContainerConfig {
             oom_score_adj: None,
             device_cgroup_rules: Vec::new(),
             cgroup_parent: None,
+            memory_swappiness: None,
+            oom_kill_disable: false,
+            blkio_weight: None,
+            blkio_weight_devices: Vec::new(),
+            device_read_bps: Vec::new(),
+            device_write_bps: Vec::new(),
+            device_read_iops: Vec::new(),
+            device_write_iops: Vec::new(),
             ulimits: Vec::new(),
             mounts: Vec::new(),
             devices: Vec::new(),
@@ -527,6 +549,28 @@ pub fn parse_cgroup_parent(s: &str) -> Result<String> {
     Ok(format!("/{}", parts.join("/")))
 }
 
+/// `--device-read-bps /dev/sda:10mb`, `--device-write-iops /dev/sda:100`,
+/// `--blkio-weight-device /dev/sda:200`: the device path and the number
+/// (a size with a unit when `size`).
+pub fn parse_device_rate(s: &str, flag: &str, size: bool) -> Result<(String, u64)> {
+    let (path, v) = s
+        .rsplit_once(':')
+        .ok_or_else(|| option(flag, format!("{s:?} is not DEVICE:VALUE")))?;
+    if !path.starts_with('/') {
+        return Err(option(
+            flag,
+            format!("{path:?} is not an absolute device path"),
+        ));
+    }
+    let n = if size {
+        parse_size(v, flag)?
+    } else {
+        v.parse()
+            .map_err(|_| option(flag, format!("{v:?} is not a whole number")))?
+    };
+    Ok((path.to_string(), n))
+}
+
 /// `--sysctl net.ipv4.ip_forward=1` (also `net/ipv4/ip_forward=1`): the
 /// key in dotted form and the value. Whether the key may be set at all is
 /// checked when the spec is made.
@@ -782,6 +826,29 @@ mod tests {
         assert_eq!(parse_cgroup_parent("web.slice").unwrap(), "/web.slice");
         for bad in ["", "/", "../x", "a/../../x", "a b", "a\nb"] {
             assert!(parse_cgroup_parent(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn device_rates() {
+        let r = |s: &str, size| parse_device_rate(s, "--x", size).ok();
+        assert_eq!(
+            r("/dev/sda:10mb", true),
+            Some(("/dev/sda".into(), 10 << 20))
+        );
+        assert_eq!(
+            r("/dev/disk/by-id/a:b:100", false),
+            Some(("/dev/disk/by-id/a:b".into(), 100))
+        );
+        assert_eq!(r("/dev/sda:1k", true), Some(("/dev/sda".into(), 1024)));
+        for bad in [
+            "/dev/sda",
+            "sda:10",
+            "/dev/sda:",
+            "/dev/sda:-1",
+            "/dev/sda:1.5",
+        ] {
+            assert_eq!(r(bad, false), None, "{bad}");
         }
     }
 

@@ -712,6 +712,25 @@ impl Engine {
             cpuset_cpus: c.cpuset_cpus.clone(),
             pids_limit: c.pids_limit,
             memory_reservation: c.memory_reservation,
+            memory_swappiness: c.memory_swappiness,
+            oom_kill_disable: c.oom_kill_disable,
+            block_io: {
+                let nums = |v: &[(String, u64)], flag: &str| -> Result<Vec<(i64, i64, u64)>> {
+                    v.iter()
+                        .map(|(p, n)| {
+                            crate::devices::block_numbers(p, flag).map(|(ma, mi)| (ma, mi, *n))
+                        })
+                        .collect()
+                };
+                spec::BlockIo {
+                    weight: c.blkio_weight,
+                    weight_devices: nums(&c.blkio_weight_devices, "--blkio-weight-device")?,
+                    read_bps: nums(&c.device_read_bps, "--device-read-bps")?,
+                    write_bps: nums(&c.device_write_bps, "--device-write-bps")?,
+                    read_iops: nums(&c.device_read_iops, "--device-read-iops")?,
+                    write_iops: nums(&c.device_write_iops, "--device-write-iops")?,
+                }
+            },
             cpu_period: c.cpu_period,
             cpu_quota: c.cpu_quota,
             cpuset_mems: c.cpuset_mems.clone(),

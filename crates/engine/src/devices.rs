@@ -43,6 +43,17 @@ pub fn lookup(d: &DeviceConfig) -> Result<Vec<Device>> {
         })
 }
 
+/// The numbers of the block device at `path` (links followed), for the
+/// block I/O flags.
+pub fn block_numbers(path: &str, flag: &str) -> Result<(i64, i64)> {
+    let m = std::fs::metadata(path).map_err(|e| option(flag, format!("{path}: {e}")))?;
+    if !m.file_type().is_block_device() {
+        return Err(option(flag, format!("{path} is not a block device")));
+    }
+    let rdev = m.rdev();
+    Ok((libc::major(rdev) as i64, libc::minor(rdev) as i64))
+}
+
 /// Every device node of the host's /dev, for `--privileged`.
 pub fn host_devices() -> Vec<Device> {
     let mut out = Vec::new();
@@ -144,6 +155,33 @@ mod tests {
         assert!(lookup(&cfg("/no/such/dev", "/dev/x", "rwm")).is_err());
         let pts = lookup(&cfg("/dev/pts", "/dev/hostpts", "r")).unwrap();
         assert!(pts.iter().all(|d| d.path.starts_with("/dev/hostpts/")));
+    }
+
+    #[test]
+    fn block_devices_by_path() {
+        let e = block_numbers("/dev/null", "--device-read-bps")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--device-read-bps") && e.contains("not a block device"),
+            "{e}"
+        );
+        assert!(block_numbers("/no/such", "--x").is_err());
+        let block = std::fs::read_dir("/sys/dev/block")
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find_map(|n| {
+                let (ma, mi) = n.split_once(':')?;
+                let dev = std::fs::read_to_string(format!("/sys/dev/block/{n}/uevent")).ok()?;
+                let name = dev
+                    .lines()
+                    .find_map(|l| l.strip_prefix("DEVNAME="))?
+                    .to_string();
+                Some((format!("/dev/{name}"), ma.parse().ok()?, mi.parse().ok()?))
+            });
+        let (path, ma, mi) = block.expect("this machine has a block device");
+        assert_eq!(block_numbers(&path, "--x").unwrap(), (ma, mi));
     }
 
     #[test]

@@ -236,6 +236,21 @@ pub struct Device {
     pub access: String,
 }
 
+/// Block I/O weights and limits, by device number (looked up from the
+/// paths the user gave when the container starts).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BlockIo {
+    /// 10-1000.
+    pub weight: Option<u16>,
+    /// (major, minor, weight).
+    pub weight_devices: Vec<(i64, i64, u64)>,
+    /// (major, minor, bytes or operations per second).
+    pub read_bps: Vec<(i64, i64, u64)>,
+    pub write_bps: Vec<(i64, i64, u64)>,
+    pub read_iops: Vec<(i64, i64, u64)>,
+    pub write_iops: Vec<(i64, i64, u64)>,
+}
+
 /// Which of the host's namespaces a container shares (`--pid`, `--ipc`,
 /// `--uts` and `--network host`); it has its own of the others.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -287,6 +302,10 @@ pub struct RunOptions {
     pub oom_score_adj: Option<i32>,
     /// `--device-cgroup-rule`: more device-cgroup allow rules.
     pub device_rules: Vec<crate::config::DeviceRule>,
+    /// `--memory-swappiness` (0-100).
+    pub memory_swappiness: Option<u64>,
+    pub oom_kill_disable: bool,
+    pub block_io: BlockIo,
     pub ulimits: Vec<Ulimit>,
     pub mounts: Vec<MountSpec>,
     pub devices: Vec<Device>,
@@ -541,6 +560,49 @@ fn check_resources(o: &RunOptions) -> Result<Value> {
             ));
         }
         r["memory"]["reservation"] = json!(res);
+    }
+    if let Some(sw) = o.memory_swappiness {
+        if sw > 100 {
+            return Err(option("--memory-swappiness", "must be between 0 and 100"));
+        }
+        r["memory"]["swappiness"] = json!(sw);
+    }
+    if o.oom_kill_disable {
+        r["memory"]["disableOOMKiller"] = json!(true);
+    }
+    let b = &o.block_io;
+    let mut bio = json!({});
+    let weight_ok = |w: u64| (10..=1000).contains(&w);
+    if let Some(w) = b.weight {
+        if !weight_ok(w.into()) {
+            return Err(option("--blkio-weight", "must be between 10 and 1000"));
+        }
+        bio["weight"] = json!(w);
+    }
+    if let Some((ma, mi, _)) = b.weight_devices.iter().find(|(_, _, w)| !weight_ok(*w)) {
+        return Err(option(
+            "--blkio-weight-device",
+            format!("device {ma}:{mi}: a weight must be between 10 and 1000"),
+        ));
+    }
+    let list = |v: &[(i64, i64, u64)], key: &str| {
+        v.iter()
+            .map(|(ma, mi, n)| json!({"major": ma, "minor": mi, key: n}))
+            .collect::<Vec<_>>()
+    };
+    for (field, v, key) in [
+        ("weightDevice", &b.weight_devices, "weight"),
+        ("throttleReadBpsDevice", &b.read_bps, "rate"),
+        ("throttleWriteBpsDevice", &b.write_bps, "rate"),
+        ("throttleReadIOPSDevice", &b.read_iops, "rate"),
+        ("throttleWriteIOPSDevice", &b.write_iops, "rate"),
+    ] {
+        if !v.is_empty() {
+            bio[field] = json!(list(v, key));
+        }
+    }
+    if bio.as_object().is_some_and(|m| !m.is_empty()) {
+        r["blockIO"] = bio;
     }
     let mut cpu = json!({});
     if let Some(c) = o.cpus {

@@ -403,6 +403,63 @@ fn soft_limits_cfs_oom_score_and_device_rules() {
 }
 
 #[test]
+fn block_io_swappiness_and_the_oom_killer() {
+    let mut o = opts();
+    o.memory_swappiness = Some(10);
+    o.oom_kill_disable = true;
+    o.block_io = BlockIo {
+        weight: Some(300),
+        weight_devices: vec![(8, 0, 200)],
+        read_bps: vec![(8, 0, 1 << 20)],
+        write_bps: vec![(7, 3, 2 << 20)],
+        read_iops: vec![(8, 16, 100)],
+        write_iops: vec![(8, 16, 50)],
+    };
+    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    let r = &j["linux"]["resources"];
+    assert_eq!(r["memory"]["swappiness"], 10);
+    assert_eq!(r["memory"]["disableOOMKiller"], true);
+    let b = &r["blockIO"];
+    assert_eq!(b["weight"], 300);
+    assert_eq!(
+        b["weightDevice"],
+        json!([{"major": 8, "minor": 0, "weight": 200}])
+    );
+    assert_eq!(
+        b["throttleReadBpsDevice"],
+        json!([{"major": 8, "minor": 0, "rate": 1 << 20}])
+    );
+    assert_eq!(
+        b["throttleWriteBpsDevice"],
+        json!([{"major": 7, "minor": 3, "rate": 2 << 20}])
+    );
+    assert_eq!(
+        b["throttleReadIOPSDevice"],
+        json!([{"major": 8, "minor": 16, "rate": 100}])
+    );
+    assert_eq!(
+        b["throttleWriteIOPSDevice"],
+        json!([{"major": 8, "minor": 16, "rate": 50}])
+    );
+    // Nothing asked, nothing in the spec.
+    let j = v(&generate(&img(), &User::default(), &opts()).unwrap());
+    assert!(j["linux"]["resources"]
+        .get("blockIO")
+        .is_none_or(|x| x.is_null()));
+    let bad: [fn(&mut RunOptions); 4] = [
+        |o| o.memory_swappiness = Some(101),
+        |o| o.block_io.weight = Some(5),
+        |o| o.block_io.weight = Some(1001),
+        |o| o.block_io.weight_devices = vec![(8, 0, 2000)],
+    ];
+    for (i, f) in bad.iter().enumerate() {
+        let mut o = o.clone();
+        f(&mut o);
+        assert!(generate(&img(), &User::default(), &o).is_err(), "case {i}");
+    }
+}
+
+#[test]
 fn mounts_and_limits_are_checked() {
     let mut o = opts();
     o.mounts = vec![
