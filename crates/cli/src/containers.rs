@@ -133,6 +133,19 @@ pub struct CreateArgs {
     /// (not with --uts host).
     #[arg(long = "sysctl", value_name = "KEY=VALUE")]
     pub sysctl: Vec<String>,
+    /// A name server for the container's /etc/resolv.conf (instead of
+    /// the host's).
+    #[arg(long = "dns", value_name = "IP")]
+    pub dns: Vec<String>,
+    /// A search domain for /etc/resolv.conf ("." for none).
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// A resolver option for /etc/resolv.conf (such as ndots:2).
+    #[arg(long = "dns-option", alias = "dns-opt", value_name = "OPTION")]
+    pub dns_option: Vec<String>,
+    /// The container's NIS domain name.
+    #[arg(long, value_name = "NAME")]
+    pub domainname: Option<String>,
     /// Add a line to /etc/hosts: NAME:IP.
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_host: Vec<String>,
@@ -345,6 +358,10 @@ fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
     c.workdir = a.workdir.clone();
     c.user = a.user.clone();
     c.group_add = a.group_add.clone();
+    c.dns = a.dns.clone();
+    c.dns_search = a.dns_search.clone();
+    c.dns_options = a.dns_option.clone();
+    c.domainname = a.domainname.clone();
     c.hostname = a.hostname.clone();
     c.tty = a.tty;
     c.interactive = a.interactive;

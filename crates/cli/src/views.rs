@@ -390,6 +390,9 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
         "DeviceCgroupRules": c.device_cgroup_rules,
         "CgroupParent": c.cgroup_parent.clone().unwrap_or_default(),
         "MemorySwappiness": c.memory_swappiness,
+        "Dns": c.dns,
+        "DnsSearch": c.dns_search,
+        "DnsOptions": c.dns_options,
         "OomKillDisable": c.oom_kill_disable,
         "BlkioWeight": c.blkio_weight.unwrap_or(0),
         "BlkioWeightDevice": c.blkio_weight_devices.iter().map(|(p, w)| json!({"Path": p, "Weight": w})).collect::<Vec<_>>(),
@@ -401,6 +404,7 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
     if let (Some(hc), Value::Object(more)) = (v["HostConfig"].as_object_mut(), host) {
         hc.extend(more);
     }
+    v["Config"]["Domainname"] = json!(c.domainname.clone().unwrap_or_default());
     v
 }
 

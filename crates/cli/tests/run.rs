@@ -1201,6 +1201,41 @@ fn process_options_reach_the_container() {
     assert_eq!(run(&["-u", "nobody:app", img, "id", "-u"]), "65534\n");
     assert_eq!(run(&["-w", "/tmp/new", img, "pwd"]), "/tmp/new\n");
     assert_eq!(run(&["--hostname", "box", img, "hostname"]), "box\n");
+    // --dns, --dns-search, --dns-option replace the host's lines of their
+    // kind; --domainname.
+    let resolv = run(&[
+        "--dns",
+        "10.0.0.53",
+        "--dns-search",
+        "a.example",
+        "--dns-option",
+        "ndots:2",
+        img,
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    let of_kind = |k: &str| -> Vec<&str> { resolv.lines().filter(|l| l.starts_with(k)).collect() };
+    assert_eq!(of_kind("nameserver"), ["nameserver 10.0.0.53"], "{resolv}");
+    assert_eq!(of_kind("search"), ["search a.example"], "{resolv}");
+    assert_eq!(of_kind("options"), ["options ndots:2"], "{resolv}");
+    assert_eq!(
+        run(&[
+            "--domainname",
+            "corp.example",
+            img,
+            "cat",
+            "/proc/sys/kernel/domainname"
+        ]),
+        "corp.example\n"
+    );
+    for (flag, value) in [
+        ("--dns", "not-an-ip"),
+        ("--dns-search", "a\nnameserver 6.6.6.6"),
+    ] {
+        let o = env.berth(&["run", "--rm", flag, value, img, "true"]);
+        assert_eq!(o.code, 125, "{}", o.stderr);
+        assert!(o.stderr.contains(flag), "{}", o.stderr);
+    }
     // --network none: only loopback; host: the host's interfaces and name.
     assert_eq!(run(&[img, "ls", "/sys/class/net"]), "lo\n");
     let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();

@@ -110,6 +110,13 @@ pub struct ContainerConfig {
     /// `--cgroup-parent`: the cgroup the container's goes under
     /// (default /berth).
     pub cgroup_parent: Option<String>,
+    /// `--dns`, `--dns-search`, `--dns-option`: what the container's
+    /// /etc/resolv.conf says instead of the host's.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// `--domainname`: the NIS domain name.
+    pub domainname: Option<String>,
     /// `--memory-swappiness` (0-100; cgroup v1 only).
     pub memory_swappiness: Option<u64>,
     /// `--oom-kill-disable` (cgroup v1 only).
@@ -190,6 +197,10 @@ impl Default for ContainerConfig {
             oom_score_adj: None,
             device_cgroup_rules: Vec::new(),
             cgroup_parent: None,
+            dns: Vec::new(),
+            dns_search: Vec::new(),
+            dns_options: Vec::new(),
+            domainname: None,
             memory_swappiness: None,
             oom_kill_disable: false,
             blkio_weight: None,
@@ -571,6 +582,87 @@ pub fn parse_device_rate(s: &str, flag: &str, size: bool) -> Result<(String, u64
     Ok((path.to_string(), n))
 }
 
+/// Checks the DNS flags: addresses for `--dns`, names for `--dns-search`
+/// (`.` for none), single words for `--dns-option`; nothing that could
+/// add a line to resolv.conf.
+pub fn check_dns(dns: &[String], search: &[String], options: &[String]) -> Result<()> {
+    for d in dns {
+        d.parse::<std::net::IpAddr>()
+            .map_err(|_| option("--dns", format!("{d:?} is not an IP address")))?;
+    }
+    for s in search {
+        let ok = s == "."
+            || (!s.is_empty()
+                && s.len() <= 253
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')));
+        if !ok {
+            return Err(option(
+                "--dns-search",
+                format!("{s:?} is not a domain name"),
+            ));
+        }
+    }
+    for o in options {
+        if o.is_empty() || o.len() > 64 || !o.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(option(
+                "--dns-option",
+                format!("{o:?} is not a resolver option (such as ndots:2)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The container's /etc/resolv.conf from the host's, as Docker makes it:
+/// `--dns`, `--dns-search` and `--dns-option` replace the host's lines of
+/// their kind (a search of `.` leaves none); and a container with a network
+/// of its own drops the host's loopback name servers, which it cannot reach.
+pub fn resolv_conf(
+    host: &str,
+    dns: &[String],
+    search: &[String],
+    options: &[String],
+    own_network: bool,
+) -> String {
+    let mut out = String::new();
+    for line in host.lines() {
+        let mut words = line.split_whitespace();
+        let keep = match words.next() {
+            Some("nameserver") => {
+                dns.is_empty()
+                    && !(own_network
+                        && words
+                            .next()
+                            .and_then(|a| a.split('%').next()?.parse::<std::net::IpAddr>().ok())
+                            .is_some_and(|a| a.is_loopback()))
+            }
+            Some("search") | Some("domain") => search.is_empty(),
+            Some("options") => options.is_empty(),
+            _ => true,
+        };
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    for d in dns {
+        out.push_str(&format!("nameserver {d}\n"));
+    }
+    let search: Vec<&str> = search
+        .iter()
+        .map(String::as_str)
+        .filter(|s| *s != ".")
+        .collect();
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
+    }
+    out
+}
+
 /// `--sysctl net.ipv4.ip_forward=1` (also `net/ipv4/ip_forward=1`): the
 /// key in dotted form and the value. Whether the key may be set at all is
 /// checked when the spec is made.
@@ -850,6 +942,37 @@ mod tests {
         ] {
             assert_eq!(r(bad, false), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn resolv_conf_like_docker() {
+        let host = "# from the host\nnameserver 127.0.0.53\nnameserver 10.0.0.1\nsearch corp.example\noptions edns0\n";
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Nothing asked: the host's, less what loopback cannot reach.
+        assert_eq!(
+            resolv_conf(host, &[], &[], &[], true),
+            "# from the host\nnameserver 10.0.0.1\nsearch corp.example\noptions edns0\n"
+        );
+        assert_eq!(resolv_conf(host, &[], &[], &[], false), host);
+        assert_eq!(
+            resolv_conf(host, &v(&["1.1.1.1", "fd00::53"]), &v(&["a.example", "b.example"]), &v(&["ndots:2", "rotate"]), true),
+            "# from the host\nnameserver 1.1.1.1\nnameserver fd00::53\nsearch a.example b.example\noptions ndots:2 rotate\n"
+        );
+        assert_eq!(
+            resolv_conf(host, &[], &v(&["."]), &[], false),
+            "# from the host\nnameserver 127.0.0.53\nnameserver 10.0.0.1\noptions edns0\n"
+        );
+        assert!(check_dns(
+            &v(&["10.0.0.1", "::1"]),
+            &v(&["a.example", "."]),
+            &v(&["ndots:2"])
+        )
+        .is_ok());
+        assert!(check_dns(&v(&["10.0.0"]), &[], &[]).is_err());
+        assert!(check_dns(&[], &v(&["a b"]), &[]).is_err());
+        assert!(check_dns(&[], &v(&["a\nnameserver 6.6.6.6"]), &[]).is_err());
+        assert!(check_dns(&[], &[], &v(&["ndots:2\nnameserver 6.6.6.6"])).is_err());
+        assert!(check_dns(&[], &[], &v(&[""])).is_err());
     }
 
     #[test]

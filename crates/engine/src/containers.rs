@@ -408,6 +408,13 @@ impl Engine {
                 m => return Err(option(flag, format!("{m:?} is not host or private"))),
             }
         }
+        crate::config::check_dns(&config.dns, &config.dns_search, &config.dns_options)?;
+        if config.uts == "host" && config.domainname.is_some() {
+            return Err(option(
+                "--domainname",
+                "cannot be set with --uts host: the container has the host's",
+            ));
+        }
         if config.uts == "host" && config.hostname.is_some() {
             return Err(option(
                 "--hostname",
@@ -698,6 +705,7 @@ impl Engine {
             env: c.env.clone(),
             workdir: c.workdir.clone(),
             hostname,
+            domainname: c.domainname.clone(),
             tty: c.tty,
             read_only: c.read_only,
             privileged: c.privileged,
@@ -796,7 +804,14 @@ impl Engine {
         for (name, addr) in &rec.config.extra_hosts {
             hosts.push_str(&format!("{addr}\t{name}\n"));
         }
-        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let c = &rec.config;
+        let resolv = crate::config::resolv_conf(
+            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+            &c.dns,
+            &c.dns_search,
+            &c.dns_options,
+            !host_net,
+        );
         for (name, text) in [
             ("hostname", format!("{hostname}\n")),
             ("hosts", hosts),

@@ -278,6 +278,8 @@ pub struct RunOptions {
     pub env: Vec<String>,
     pub workdir: Option<String>,
     pub hostname: String,
+    /// `--domainname`.
+    pub domainname: Option<String>,
     pub tty: bool,
     pub read_only: bool,
     pub privileged: bool,
@@ -1048,6 +1050,15 @@ fn build<'a>(
     // The host's UTS namespace: its name stays the host's.
     if !o.host_ns.uts {
         spec["hostname"] = json!(o.hostname);
+        if let Some(d) = &o.domainname {
+            if d.is_empty() || d.len() > 64 || d.contains(['/', '\0', ' ', '\n']) {
+                return Err(option(
+                    "--domainname",
+                    format!("{d:?} is not a domain name"),
+                ));
+            }
+            spec["domainname"] = json!(d);
+        }
     }
     Ok((spec, converted))
 }

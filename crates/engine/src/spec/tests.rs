@@ -757,3 +757,17 @@ fn devices_shm_sysctls_and_host_namespaces() {
         Network::None,
     );
 }
+
+#[test]
+fn domain_name_in_the_containers_own_uts_namespace_only() {
+    let mut o = opts();
+    o.domainname = Some("corp.example".into());
+    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    assert_eq!(j["domainname"], "corp.example");
+    o.domainname = Some("a b".into());
+    assert!(generate(&img(), &User::default(), &o).is_err());
+    o.domainname = Some("corp.example".into());
+    o.host_ns.uts = true;
+    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    assert!(j.get("domainname").is_none_or(|d| d.is_null()));
+}
