@@ -472,7 +472,13 @@ fn memory_v1(p: &Path, mem: &LinuxMemory) -> Result<()> {
         write(p, "memory.soft_limit_in_bytes", &r.to_string())?;
     }
     let limit = mem.limit();
-    if let Some(swap) = mem.swap() {
+    // An unlimited memory without a word on swap lifts the swap limit
+    // too, as runc does: memsw may never be below the memory limit, so
+    // the old memsw would refuse the new limit (EINVAL).
+    let swap = mem.swap().or_else(|| {
+        (limit == Some(-1) && p.join("memory.memsw.limit_in_bytes").exists()).then_some(-1)
+    });
+    if let Some(swap) = swap {
         if !p.join("memory.memsw.limit_in_bytes").exists() {
             return Err(unsupported(
                 "memory.swap",
@@ -511,10 +517,21 @@ fn cpu_v1(p: &Path, cpu: &LinuxCpu) -> Result<()> {
     if let Some(s) = cpu.shares().filter(|s| *s != 0) {
         write(p, "cpu.shares", &s.to_string())?;
     }
+    let quota = cpu.quota().filter(|q| *q != 0);
+    let mut quota_done = false;
     if let Some(period) = cpu.period().filter(|p| *p != 0) {
-        write(p, "cpu.cfs_period_us", &period.to_string())?;
+        if let Err(e) = write(p, "cpu.cfs_period_us", &period.to_string()) {
+            // The kernel checks the period against the quota in place (a
+            // shorter period may make the old quota exceed the parent's
+            // bandwidth): with a new quota, write it first and try again,
+            // as runc does.
+            let Some(q) = quota else { return Err(e) };
+            write(p, "cpu.cfs_quota_us", &q.to_string())?;
+            quota_done = true;
+            write(p, "cpu.cfs_period_us", &period.to_string())?;
+        }
     }
-    if let Some(q) = cpu.quota().filter(|q| *q != 0) {
+    if let Some(q) = quota.filter(|_| !quota_done) {
         write(p, "cpu.cfs_quota_us", &q.to_string())?;
     }
     if let Some(b) = cpu.burst() {

@@ -196,6 +196,10 @@ struct ExecArgs {
     /// Run in this sub-cgroup of the container's cgroup.
     #[arg(long, value_name = "PATH")]
     cgroup: Option<String>,
+    /// Allow exec in a paused container: the process starts frozen, and
+    /// the command waits until the container is resumed (as runc).
+    #[arg(long = "ignore-paused")]
+    ignore_paused: bool,
     /// Container id.
     id: String,
     /// The command and its arguments (without --process).
@@ -487,6 +491,13 @@ fn main() {
     }
     let cli = parse(args);
     let to_file = cli.log.is_some();
+    // runc ends a failed exec with 255, so that a caller tells it from the
+    // program's own status; every other failure with 1.
+    let fail_code = if matches!(cli.command, Some(Command::Exec(_))) {
+        255
+    } else {
+        1
+    };
     if let Err(e) = setup_log(&cli) {
         eprintln!("berth-runtime: {e:#}");
         std::process::exit(1);
@@ -498,8 +509,10 @@ fn main() {
             if to_file {
                 tracing::error!("{msg}");
             }
-            eprintln!("berth-runtime: {msg}");
-            std::process::exit(1);
+            // "error" in the line, as runc's (logrus) output has it:
+            // callers such as CRI-O and conmon look for it.
+            eprintln!("berth-runtime: error: {msg}");
+            std::process::exit(fail_code);
         }
     }
 }
@@ -656,7 +669,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             print_json(&berth_runtime::state(&state_root(&cli)?, id)?)?
         }
         Command::Kill(KillArgs { all, id, signal }) => {
-            let sig = berth_runtime::parse_signal(signal)?;
+            // Signal 0 checks that the container's init is alive (runc).
+            let sig = if signal == "0" {
+                0
+            } else {
+                berth_runtime::parse_signal(signal)?
+            };
             berth_runtime::kill(&state_root(&cli)?, id, sig, *all)?;
         }
         Command::Delete(DeleteArgs { force, id }) => {
@@ -684,8 +702,14 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                     writeln!(out, "{}", s.id)?;
                 }
             } else if *format == ListFormat::Json {
-                serde_json::to_writer(&mut out, &all)?;
-                writeln!(out)?;
+                // runc prints `null` when there is none (a nil Go slice);
+                // callers such as go-runc decode either.
+                if all.is_empty() {
+                    writeln!(out, "null")?;
+                } else {
+                    serde_json::to_writer(&mut out, &all)?;
+                    writeln!(out)?;
+                }
             } else {
                 write_table(&mut out, &all)?;
             }
@@ -752,6 +776,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 pid_file: a.pid_file.clone(),
                 preserve_fds: a.preserve_fds,
                 cgroup: a.cgroup.clone(),
+                ignore_paused: a.ignore_paused,
             };
             return Ok(berth_runtime::exec(&opts)?);
         }

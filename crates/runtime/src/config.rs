@@ -506,11 +506,8 @@ fn validate_linux(linux: &oci_spec::runtime::Linux, ns: &Namespaces) -> Result<(
     if linux.intel_rdt().is_some() {
         return Err(config("linux.intelRdt", "not supported by berth-runtime"));
     }
-    if linux.memory_policy().is_some() {
-        return Err(config(
-            "linux.memoryPolicy",
-            "not supported by this version of berth-runtime",
-        ));
+    if let Some(mp) = linux.memory_policy() {
+        crate::process_attrs::memory_policy(mp).map_err(|m| config("linux.memoryPolicy", m))?;
     }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
         return Err(config(

@@ -181,16 +181,25 @@ fn launch(
             .and_then(|l| l.seccomp().as_ref())
             .map(Kept::new)
             .transpose()?,
+        personality: spec.linux().as_ref().and_then(|l| l.personality().clone()),
     };
     dir.save(&rec)?;
 
     let fifo = if run {
         None
     } else {
-        // The init opens it for writing after it may have become another
-        // user (a user namespace's root): owned by that user, and the state
-        // directory (0700) keeps everyone else from reaching it by path.
-        sfs::mkfifo(&dir.fifo(), 0o600).ctx("create exec.fifo")?;
+        // The init opens it for writing after it has become the process's
+        // user, which need not be root nor hold CAP_DAC_OVERRIDE: writable
+        // by all (runc's 0622), while the state directory (0700) keeps
+        // everyone else from reaching it by path; the init reopens it from
+        // an fd it inherited.
+        sfs::mkfifo(&dir.fifo(), 0o622).ctx("create exec.fifo")?;
+        // mkfifo(3) bends the mode by the umask.
+        std::fs::set_permissions(
+            dir.fifo(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o622),
+        )
+        .ctx("set the mode of exec.fifo")?;
         let fd = sfs::open(&dir.fifo(), libc::O_PATH, 0).ctx("open exec.fifo")?;
         if ns.has_new(libc::CLONE_NEWUSER) {
             let (uid, gid) = mapped_root(&spec);
@@ -211,6 +220,17 @@ fn launch(
         .map_err(|e| crate::error::config("linux.cgroupsPath", e.to_string()))?;
     let layout = Layout::from_host()?;
     let mut cg = Manager::new(&layout, &cg_path)?;
+    // A process moved into a frozen cgroup freezes at once: the create
+    // would wait for an init that can never answer.
+    if cg.freezing() {
+        return Err(crate::error::config(
+            "linux.cgroupsPath",
+            format!(
+                "the cgroup {} exists and is frozen; thaw it (or choose another path) first",
+                cg_path_cfg.as_deref().unwrap_or(&opts.id)
+            ),
+        ));
+    }
     let staged = !ns.join.is_empty() || ns.has_new(sp::CLONE_NEWTIME as i32);
     // On cgroup v1 the init is moved into its cgroups after the clone; the
     // cgroups are then made after the clone too, while the init mounts its
@@ -324,6 +344,18 @@ fn launch(
         Some(c) => c.v2_dir_fd("")?,
         None => None,
     };
+    let err_file = if run {
+        None
+    } else {
+        Some(
+            sfs::open(
+                &dir.path.join(state::INIT_ERR),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+                0o600,
+            )
+            .ctx("create init.err")?,
+        )
+    };
     let (chan, child_chan) = Channel::pair()?;
     let mut close_fds = vec![dir.lock_fd()];
     if let Some(fd) = &cg_fd {
@@ -337,6 +369,7 @@ fn launch(
         rootfs: &rootfs,
         bundle: &bundle,
         fifo: fifo.as_ref(),
+        err_file: err_file.as_ref(),
         console: console.as_ref(),
         ns_fds: &ns_fds,
         no_pivot: opts.no_pivot,
@@ -839,13 +872,25 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
     let mut rec = dir.load()?;
     let status = live_status(root, &rec, true);
     if status != Status::Created {
+        // An init that died after `create` returned left its reason.
+        if status == Status::Stopped && rec.status == Status::Created {
+            if let Some(why) = init_error(&dir) {
+                return Err(Error::Init {
+                    id: id.into(),
+                    msg: format!("the container process exited before it could be started: {why}"),
+                });
+            }
+        }
         return Err(Error::BadState {
             id: id.into(),
             op: "start",
             status: status.as_str(),
         });
     }
-    let result = read_exec_fifo(&dir.fifo(), &rec);
+    let result = read_exec_fifo(&dir.fifo(), &rec).map_err(|msg| match init_error(&dir) {
+        Some(why) if !msg.contains(&why) => format!("{msg}: {why}"),
+        _ => msg,
+    });
     let _ = std::fs::remove_file(dir.fifo());
     match result {
         Ok(()) => {
@@ -864,6 +909,16 @@ pub fn start(root: &Path, id: &str) -> Result<()> {
             Err(Error::Init { id: id.into(), msg })
         }
     }
+}
+
+/// What an init wrote to `init.err` when it failed with nobody listening.
+fn init_error(dir: &ContainerDir) -> Option<String> {
+    use std::io::Read;
+    let f = std::fs::File::open(dir.path.join(state::INIT_ERR)).ok()?;
+    let mut text = String::new();
+    f.take(64 * 1024).read_to_string(&mut text).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
 }
 
 /// Opens exec.fifo for reading (which lets the init's blocking open return)

@@ -12,7 +12,10 @@ pub enum Error {
     Exists(String),
     #[error("container {0:?} does not exist")]
     NotFound(String),
-    #[error("container {id}: cannot {op} a container that is {status}")]
+    /// The container is not in a state the operation needs. The wording is
+    /// runc's: callers match it (containerd's shim takes "container not
+    /// running" from `kill` to mean the process is already gone).
+    #[error("{}", bad_state(.id, .op, .status))]
     BadState {
         id: String,
         op: &'static str,
@@ -50,6 +53,25 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+fn bad_state(id: &str, op: &str, status: &str) -> String {
+    match (op, status) {
+        ("start", "stopped") => {
+            format!("container {id}: cannot start a container that has stopped")
+        }
+        ("start", "running") => {
+            format!("container {id}: cannot start an already running container")
+        }
+        ("start", s) => format!("container {id}: cannot start a container in the {s} state"),
+        ("resume", _) => format!("container {id}: container not paused (it is {status})"),
+        ("delete", s) => format!("cannot delete container {id} that is not stopped: {s}"),
+        ("exec into", "paused") => format!(
+            "container {id}: cannot exec in a paused container (use --ignore-paused to override)"
+        ),
+        ("exec into", s) => format!("container {id}: cannot exec in a {s} container"),
+        (op, s) => format!("container {id}: cannot {op} it: container not running (it is {s})"),
+    }
+}
 
 /// Builds a config error for `field`.
 pub(crate) fn config(field: impl Into<String>, msg: impl Into<String>) -> Error {

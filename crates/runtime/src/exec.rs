@@ -49,6 +49,8 @@ pub struct ExecOptions {
     pub preserve_fds: u32,
     /// A sub-cgroup of the container's to run the process in.
     pub cgroup: Option<String>,
+    /// Exec into a paused container too (runc's --ignore-paused).
+    pub ignore_paused: bool,
 }
 
 /// Namespace kinds in `/proc/<pid>/ns`, with their clone flags.
@@ -96,18 +98,26 @@ fn build_process(o: &ExecOptions, container: Option<&Process>) -> Result<Process
             } else {
                 std::fs::read(path).with_ctx(|| format!("read --process {}", path.display()))?
             };
-            let de = &mut serde_json::Deserializer::from_slice(&data);
-            serde_path_to_error::deserialize::<_, Process>(de).map_err(|e| {
-                let field = e.path().to_string();
+            let bad = |field: String, msg: String| {
                 crate::error::config(
-                    format!(
-                        "--process {}: {}",
-                        path.display(),
-                        if field == "." { "" } else { &field }
-                    ),
-                    e.inner().to_string(),
+                    if field.is_empty() || field == "." {
+                        format!("--process {}", path.display())
+                    } else {
+                        format!("--process {}: {field}", path.display())
+                    },
+                    msg,
                 )
-            })?
+            };
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&data).map_err(|e| bad(String::new(), e.to_string()))?;
+            // runc (Go structs) takes a process without `user` as uid and
+            // gid 0; oci-spec requires the field.
+            if let Some(obj) = v.as_object_mut() {
+                obj.entry("user")
+                    .or_insert_with(|| serde_json::json!({"uid": 0, "gid": 0}));
+            }
+            serde_path_to_error::deserialize::<_, Process>(v)
+                .map_err(|e| bad(e.path().to_string(), e.inner().to_string()))?
         }
         None => {
             let mut p = container
@@ -225,7 +235,9 @@ pub fn exec(o: &ExecOptions) -> Result<i32> {
             .as_ref(),
     );
     let status = live_status(&o.root, &rec, false);
-    if !matches!(status, Status::Running | Status::Created) {
+    let allowed = matches!(status, Status::Running | Status::Created)
+        || (o.ignore_paused && status == Status::Paused);
+    if !allowed {
         return Err(Error::BadState {
             id: o.id.clone(),
             op: "exec into",
@@ -323,6 +335,7 @@ pub fn exec(o: &ExecOptions) -> Result<i32> {
             cg_fd.as_ref().map(|f| f.as_raw_fd()),
             relay_ours.as_ref().map(|f| f.as_raw_fd()),
         ],
+        personality: rec.personality.as_ref(),
     };
     // SAFETY: berth-runtime is single-threaded.
     let forked = unsafe { sp::clone3(sp::CLONE_PIDFD, cg_fd.as_ref().map(|f| f.as_fd())) }
@@ -452,6 +465,8 @@ struct Child<'a> {
     sigmask: Option<libc::sigset_t>,
     /// The runtime's fds the child must not keep.
     close: [Option<std::os::fd::RawFd>; 2],
+    /// The container's `linux.personality`.
+    personality: Option<&'a oci_spec::runtime::LinuxPersonality>,
     /// The container's cgroup (and sub-cgroup) to move into on v1 first
     /// thing; `None` when the runtime moves it (or on v2).
     join_v1: Option<(&'a berth_cgroups::Manager, &'a str)>,
@@ -497,11 +512,17 @@ fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
         ));
     }
     // setns into the mount namespace put our root and cwd at its root: the
-    // container's.
-    crate::init::enter_cwd(p.cwd())?;
+    // container's. A session of our own, as runc's exec processes have.
+    sp::setsid().ctx("create a session (setsid)")?;
+    let user = p.user();
+    let cwd_again = pa::cwd_before_user(p.cwd())?;
     if p.terminal() == Some(true) {
         let slave = crate::tty::open_for_process(c.console, p)?;
         crate::tty::take_as_stdio(slave.as_fd())?;
+    }
+    pa::give_stdio(user.uid(), user.gid())?;
+    if let Some(per) = c.personality {
+        sp::personality(pa::personality_value(per)?).ctx("set linux.personality")?;
     }
     if let Some(r) = p.rlimits() {
         pa::set_rlimits(r)?;
@@ -516,8 +537,8 @@ fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push(format!("PATH={}", pa::DEFAULT_PATH));
     }
+    pa::add_home(&mut env, user.uid());
     let args = p.args().clone().unwrap_or_default();
-    let exe = pa::find_executable(&args[0], &env)?;
     let argv = crate::init::to_cstrings(&args, "process.args")?;
     let envp = crate::init::to_cstrings(&env, "process.env")?;
     // Placed in the container's cgroups (v1: we moved ourselves, or the
@@ -535,18 +556,29 @@ fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
     if let Some(l) = label {
         l.apply()?;
     }
-    if let (Some(f), false) = (c.seccomp, nnp) {
-        crate::init::load_seccomp(c.chan, f)?;
-    }
+    // As for the init: the filter comes last, over the program only; we
+    // hold CAP_SYS_ADMIN to load it without no_new_privs (`switch_user`).
+    let keep = if c.seccomp.is_some() && !nnp {
+        pa::CAP_SYS_ADMIN
+    } else {
+        0
+    };
     pa::drop_bounding(caps.bounding)?;
-    pa::switch_user(p, &caps, crate::init::setgroups_allowed())?;
+    pa::switch_user(p, &caps, crate::init::setgroups_allowed(), keep)?;
     if nnp {
         sp::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).ctx("set process.noNewPrivileges")?;
     }
     sp::umask(p.user().umask().unwrap_or(0o022));
+    if cwd_again {
+        sfs::chdir(p.cwd()).with_ctx(|| format!("chdir to {} (process.cwd)", p.cwd().display()))?;
+    }
+    crate::init::verify_cwd(p.cwd())?;
+    let exe = pa::find_executable(&args[0], &env)?;
     sfs::cloexec_from(3 + c.preserve_fds).ctx("mark inherited fds close-on-exec")?;
     sp::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0).ctx("clear parent-death signal")?;
-    if let (Some(f), true) = (c.seccomp, nnp) {
+    sp::reset_signal_handlers();
+    sp::unblock_all_signals().ctx("unblock signals")?;
+    if let Some(f) = c.seccomp {
         crate::init::load_seccomp(c.chan, f)?;
     }
     Err(sp::execve(&exe, &argv, &envp)).with_ctx(|| format!("exec {:?}", args[0]))

@@ -11,13 +11,27 @@ use std::process::{Command, Stdio};
 
 /// Runs each hook in order; the first failure stops the list.
 pub fn run_all(kind: &'static str, hooks: &[Hook], state: &OciState) -> Result<()> {
+    run_all_in(kind, hooks, state, None, None)
+}
+
+/// [`run_all`], where a hook without an `env` of its own gets
+/// `default_env` (the container process's, for startContainer hooks) or,
+/// without one, the runtime's own environment, as runc passes it; and with
+/// `cwd` as the working directory (createContainer hooks: the rootfs).
+pub fn run_all_in(
+    kind: &'static str,
+    hooks: &[Hook],
+    state: &OciState,
+    default_env: Option<&[String]>,
+    cwd: Option<&std::path::Path>,
+) -> Result<()> {
     if hooks.is_empty() {
         return Ok(());
     }
     let input = serde_json::to_vec(state)
         .map_err(|e| Error::Usage(format!("encode state for hooks: {e}")))?;
     for (index, h) in hooks.iter().enumerate() {
-        run_one(h, &input).map_err(|msg| Error::Hook {
+        run_one(h, &input, default_env, cwd).map_err(|msg| Error::Hook {
             kind,
             index,
             path: h.path().display().to_string(),
@@ -34,7 +48,7 @@ pub fn run_all_warn(kind: &'static str, hooks: &[Hook], state: &OciState) {
         return;
     };
     for (index, h) in hooks.iter().enumerate() {
-        if let Err(msg) = run_one(h, &input) {
+        if let Err(msg) = run_one(h, &input, None, None) {
             tracing::warn!("{kind} hook #{index} ({}): {msg}", h.path().display());
         }
     }
@@ -52,7 +66,12 @@ fn memfile() -> std::io::Result<std::fs::File> {
     }))
 }
 
-fn run_one(h: &Hook, input: &[u8]) -> std::result::Result<(), String> {
+fn run_one(
+    h: &Hook,
+    input: &[u8],
+    default_env: Option<&[String]>,
+    cwd: Option<&std::path::Path>,
+) -> std::result::Result<(), String> {
     let mut stdin = memfile().map_err(|e| e.to_string())?;
     stdin.write_all(input).map_err(|e| e.to_string())?;
     stdin.rewind().map_err(|e| e.to_string())?;
@@ -65,11 +84,20 @@ fn run_one(h: &Hook, input: &[u8]) -> std::result::Result<(), String> {
         }
         cmd.args(args.iter().skip(1));
     }
-    cmd.env_clear();
-    for e in h.env().iter().flatten() {
-        if let Some((k, v)) = e.split_once('=') {
-            cmd.env(k, v);
+    // runc: a hook's `env` is its whole environment; without one, it
+    // inherits (the runtime's, or the container process's for
+    // startContainer hooks).
+    let env = h.env().as_deref().or(default_env);
+    if let Some(env) = env {
+        cmd.env_clear();
+        for e in env {
+            if let Some((k, v)) = e.split_once('=') {
+                cmd.env(k, v);
+            }
         }
+    }
+    if let Some(d) = cwd {
+        cmd.current_dir(d);
     }
     cmd.stdin(Stdio::from(stdin))
         .stdout(Stdio::from(out.try_clone().map_err(|e| e.to_string())?))

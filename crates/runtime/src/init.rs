@@ -34,6 +34,11 @@ pub(crate) struct InitArgs<'a> {
     pub bundle: &'a Path,
     /// `O_PATH` fd on exec.fifo (`create`); `None` for `run`.
     pub fifo: Option<&'a OwnedFd>,
+    /// `create`: the state directory's `init.err`, open for writing. An
+    /// init that fails after `create` has returned (nobody listens on the
+    /// channel then) and before `start` opened the fifo leaves its error
+    /// there for `start` to report.
+    pub err_file: Option<&'a OwnedFd>,
     /// Connected --console-socket, when process.terminal is set.
     pub console: Option<&'a OwnedFd>,
     /// Namespaces to join, opened by the runtime: (CLONE_NEW* flag, fd).
@@ -113,14 +118,40 @@ fn stage(a: &InitArgs<'_>, init_flags: u64) -> Result<()> {
         sp::unshare(time).ctx("create the time namespace")?;
         write_time_offsets(a.spec)?;
     }
+    // The init shares our end of the channel. It must not speak before we
+    // have said its pid, or the runtime would read its first message
+    // (Ready, an error) where it expects InitPid: it waits on this pipe,
+    // which we close once InitPid is sent.
+    let (hold_r, hold_w) = sp::pipe().ctx("create the stage's hold pipe")?;
     // CLONE_PARENT: the init becomes the runtime's child, not ours, so the
     // runtime (or its caller's subreaper) reaps it and sees its exit status.
     // SAFETY: this process is a fork of the single-threaded runtime.
     match unsafe { sp::clone3(init_flags | sp::CLONE_PARENT, None) }
         .ctx("create the container process")?
     {
-        sp::Forked::Child => init_main(a, false),
-        sp::Forked::Parent { pid, .. } => a.chan.send(&Msg::InitPid(pid)),
+        sp::Forked::Child => {
+            drop(hold_w);
+            let mut b = [0u8; 1];
+            // A byte: go on. End of file: the stage died before it could
+            // tell the runtime our pid, which then fails the create.
+            let mut r = std::fs::File::from(hold_r);
+            loop {
+                match std::io::Read::read(&mut r, &mut b) {
+                    Ok(1) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    _ => sp::exit_now(1),
+                }
+            }
+            drop(r);
+            init_main(a, false)
+        }
+        sp::Forked::Parent { pid, .. } => {
+            drop(hold_r);
+            a.chan.send(&Msg::InitPid(pid))?;
+            std::fs::File::from(hold_w)
+                .write_all(b"g")
+                .ctx("release the container process")
+        }
     }
 }
 
@@ -168,6 +199,11 @@ pub(crate) fn init_main(a: &InitArgs<'_>, wait_go: bool) -> ! {
         }
         None => {
             let _ = a.chan.send(&Msg::Error(err.to_string()));
+            if let Some(fd) = a.err_file {
+                if let Ok(f) = fd.try_clone() {
+                    let _ = std::fs::File::from(f).write_all(err.to_string().as_bytes());
+                }
+            }
         }
     }
     sp::exit_now(1)
@@ -182,6 +218,10 @@ fn setup_and_exec(
     if let Some(mask) = &a.sigmask {
         sp::set_sigmask(mask).ctx("restore the signal mask")?;
     }
+    // A session of its own, with or without a terminal, as runc does: a
+    // signal to the caller's process group or a hangup of its terminal
+    // must not reach the container.
+    sp::setsid().ctx("create a session (setsid)")?;
     // If the runtime dies before we are ready, so do we.
     sp::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0, 0, 0)
         .ctx("set parent-death signal")?;
@@ -210,6 +250,10 @@ fn setup_and_exec(
             .ctx("become uid 0 in the user namespace (is 0 mapped in linux.uidMappings?)")?;
     }
     set_names(spec)?;
+    if a.ns.has_new(libc::CLONE_NEWNET) {
+        // runc's "loopback" network: a new namespace has `lo` down.
+        berth_sys::socket::loopback_up().ctx("bring up the loopback interface")?;
+    }
     apply_sysctls(spec)?;
     // Opened now, through the host's procfs, before the container's rootfs
     // is in play (CVE-2025-52881); written just before the security steps.
@@ -225,9 +269,16 @@ fn setup_and_exec(
         cgroup: a.cgroup,
         await_placed: std::cell::Cell::new(a.wait_placed.then_some(a.chan)),
         self_place: a.self_place,
+        dev_readonly: std::cell::Cell::new(false),
     };
     // The umask must not bend the modes of what we create.
     sp::umask(0);
+    // The fifo is reopened through the host's procfs, opened now: the
+    // container's own /proc may be missing or anything an image made.
+    let host_proc = match a.fifo {
+        Some(_) => Some(crate::lsm::host_proc()?),
+        None => None,
+    };
     let root = rf.prepare()?;
     // The runtime made our cgroups and moved us in while we mounted (on v1
     // the first move waits for an RCU grace period: overlapping saves it).
@@ -252,10 +303,14 @@ fn setup_and_exec(
             .as_ref()
             .and_then(|h| h.create_container().clone())
             .unwrap_or_default();
-        hooks::run_all(
+        // In the container's mount namespace, before pivot_root, with the
+        // container's root as the working directory (as runc runs them).
+        hooks::run_all_in(
             "createContainer",
             &hooks,
             &hook_state(a, Status::Creating, host_pid),
+            None,
+            Some(a.rootfs),
         )?;
     }
     rf.pivot(root, a.no_pivot)?;
@@ -276,32 +331,52 @@ fn setup_and_exec(
     if let Some(s) = process.scheduler() {
         pa::set_scheduler(s)?;
     }
-    let caps = CapMasks::from_spec(process.capabilities().as_ref());
-    let nnp = process.no_new_privileges() == Some(true);
-    // seccomp: without no_new_privs, loading a filter needs CAP_SYS_ADMIN,
-    // so it goes in before the capabilities are dropped; with it, as late
-    // as possible (fewer of our own syscalls pass through it). A profile
-    // with NOTIFY is loaded before Ready either way: its listener fd must
-    // reach the runtime while the runtime is still listening.
-    let early_seccomp = a.seccomp.filter(|f| !nnp || f.notify());
+    if let Some(mp) = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.memory_policy().as_ref())
+    {
+        pa::set_memory_policy(mp)?;
+    }
     // Takes effect at our execve, like the rest; written while we still
     // have the privilege to choose any label.
     if let Some(l) = label {
         l.apply()?;
     }
-    if let (Some(f), false) = (early_seccomp, nnp) {
-        load_seccomp(a.chan, f)?;
-    }
+    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
+    env.extend(a.extra_env.iter().cloned());
+    let user = process.user();
+    pa::add_home(&mut env, user.uid());
+    pa::reopen_dev_null()?;
+    pa::give_stdio(user.uid(), user.gid())?;
+    let cwd_again = pa::cwd_before_user(process.cwd())?;
+    let nnp = process.no_new_privileges() == Some(true);
+    let caps = CapMasks::from_spec(process.capabilities().as_ref());
+    // seccomp binds the container's program, not the runtime: every step
+    // of ours runs before the filter, which is loaded after Ready and the
+    // start handshake, right before startContainer hooks (runc runs those
+    // under the filter too) and the execve. Without no_new_privs, loading
+    // needs CAP_SYS_ADMIN: we hold it past the user switch (see
+    // `switch_user`; the execve drops it). A profile with NOTIFY is loaded
+    // before Ready: its listener fd must reach the runtime while the
+    // runtime is still listening.
+    let keep = if a.seccomp.is_some() && !nnp {
+        pa::CAP_SYS_ADMIN
+    } else {
+        0
+    };
     pa::drop_bounding(caps.bounding)?;
-    pa::switch_user(process, &caps, setgroups_allowed())?;
+    pa::switch_user(process, &caps, setgroups_allowed(), keep)?;
     if nnp {
         sp::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).ctx("set process.noNewPrivileges")?;
     }
     sp::umask(process.user().umask().unwrap_or(0o022));
-    enter_cwd(process.cwd())?;
+    if cwd_again {
+        sfs::chdir(process.cwd())
+            .with_ctx(|| format!("chdir to {} (process.cwd)", process.cwd().display()))?;
+    }
+    verify_cwd(process.cwd())?;
 
-    let mut env: Vec<String> = process.env().clone().unwrap_or_default();
-    env.extend(a.extra_env.iter().cloned());
     let args = process.args().clone().unwrap_or_default();
     let exe = pa::find_executable(&args[0], &env)?;
     let argv = to_cstrings(&args, "process.args")?;
@@ -311,22 +386,28 @@ fn setup_and_exec(
     // exec; ours are already close-on-exec, this catches inherited ones.
     sfs::cloexec_from(3 + a.preserve_fds).ctx("mark inherited fds close-on-exec")?;
     sp::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0).ctx("clear parent-death signal")?;
-    if let (Some(f), true) = (early_seccomp, nnp) {
+    // The program starts with default signal dispositions and nothing
+    // blocked, whatever the runtime or its caller ignored or blocked.
+    sp::reset_signal_handlers();
+    sp::unblock_all_signals().ctx("unblock signals")?;
+    let mut seccomp = a.seccomp;
+    if let Some(f) = seccomp.filter(|f| f.notify()) {
         load_seccomp(a.chan, f)?;
+        seccomp = None;
     }
     a.chan.send(&Msg::Ready)?;
 
-    match a.fifo {
-        Some(fifo) => {
-            // Blocks until `start` opens the other end.
-            let path = berth_sys::fd_path(fifo.as_raw_fd());
-            let path = PathBuf::from(path.to_string_lossy().into_owned());
-            let w = sfs::open(&path, libc::O_WRONLY, 0).ctx("open exec.fifo")?;
+    match (a.fifo, &host_proc) {
+        (Some(fifo), Some(proc)) => {
+            // Blocks until `start` opens the other end. Reopened from our
+            // O_PATH fd through the host's procfs (its `thread-self` is us).
+            let rel = PathBuf::from(format!("thread-self/fd/{}", fifo.as_raw_fd()));
+            let w = sfs::openat(proc.as_fd(), &rel, libc::O_WRONLY, 0).ctx("open exec.fifo")?;
             let mut f = std::fs::File::from(w);
             f.write_all(b"0").ctx("write exec.fifo")?;
             *fifo_writer = Some(f);
         }
-        None => match a.chan.expect("it was started")? {
+        _ => match a.chan.expect("it was started")? {
             Msg::Start => {}
             other => {
                 return Err(Error::Usage(format!(
@@ -335,19 +416,24 @@ fn setup_and_exec(
             }
         },
     }
+    drop(host_proc);
+    if let Some(f) = seccomp {
+        load_seccomp(a.chan, f)?;
+    }
     if let Some(h) = spec
         .hooks()
         .as_ref()
         .and_then(|h| h.start_container().as_ref())
+        .filter(|h| !h.is_empty())
     {
-        hooks::run_all(
+        // A hook without an env of its own gets the program's (runc).
+        hooks::run_all_in(
             "startContainer",
             h,
             &hook_state(a, Status::Created, host_pid),
+            Some(&env),
+            None,
         )?;
-    }
-    if let (Some(f), None) = (a.seccomp, early_seccomp) {
-        load_seccomp(a.chan, f)?;
     }
     Err(sp::execve(&exe, &argv, &envp)).with_ctx(|| format!("exec {:?}", args[0]))
 }
@@ -447,10 +533,9 @@ pub(crate) fn setgroups_allowed() -> bool {
     std::fs::read_to_string("/proc/self/setgroups").map_or(true, |s| s.trim() != "deny")
 }
 
-/// chdir to process.cwd and make sure we really are inside the container
+/// Makes sure the working directory we entered is inside the container
 /// (CVE-2024-21626: a cwd of /proc/self/fd/N would land on a leaked fd).
-pub(crate) fn enter_cwd(cwd: &Path) -> Result<()> {
-    sfs::chdir(cwd).with_ctx(|| format!("chdir to {} (process.cwd)", cwd.display()))?;
+pub(crate) fn verify_cwd(cwd: &Path) -> Result<()> {
     match sfs::getcwd() {
         Ok(p) if p.is_absolute() => Ok(()),
         _ => Err(Error::Usage(format!(

@@ -128,7 +128,19 @@ pub fn drop_bounding(bounding: u64) -> Result<()> {
 /// Switches to the container's user and sets the other four capability
 /// sets exactly as the spec gives them. Inheritable is never more than the
 /// spec says (CVE-2022-29162); ambient is raised only for what it lists.
-pub fn switch_user(process: &Process, caps: &CapMasks, setgroups_allowed: bool) -> Result<()> {
+///
+/// `keep` names capabilities to hold in the effective and permitted sets
+/// on top of the spec's until the execve(2): CAP_SYS_ADMIN, so that the
+/// seccomp filter of a process without no_new_privs can be loaded after
+/// every step of the runtime's own (see `init::setup_and_exec`). execve
+/// recomputes both sets from the bounding, inheritable and ambient sets
+/// (which are exactly the spec's), so nothing held here reaches the program.
+pub fn switch_user(
+    process: &Process,
+    caps: &CapMasks,
+    setgroups_allowed: bool,
+    keep: u64,
+) -> Result<()> {
     let user = process.user();
     // Keep the permitted set across the uid change; we lower it next.
     sp::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0).ctx("set PR_SET_KEEPCAPS")?;
@@ -146,8 +158,8 @@ pub fn switch_user(process: &Process, caps: &CapMasks, setgroups_allowed: bool) 
     sp::setresuid(user.uid())
         .with_ctx(|| format!("set uid to {} (process.user.uid)", user.uid()))?;
     sp::capset(sp::CapSets {
-        effective: caps.effective,
-        permitted: caps.permitted,
+        effective: caps.effective | keep,
+        permitted: caps.permitted | keep,
         inheritable: caps.inheritable,
     })
     .ctx("set capabilities (process.capabilities)")?;
@@ -181,6 +193,214 @@ pub fn switch_user(process: &Process, caps: &CapMasks, setgroups_allowed: bool) 
         }
     }
     Ok(())
+}
+
+/// Node numbers of `linux.memoryPolicy.nodes` ("0-3,5") as a bit mask in
+/// 64-bit words. Nodes are limited to 4096, far beyond any machine.
+pub fn memory_policy_nodes(s: &str) -> std::result::Result<Vec<u64>, String> {
+    let mut words: Vec<u64> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let num = |t: &str| {
+            t.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n < 4096)
+                .ok_or_else(|| format!("{t:?} is not a node number (0-4095)"))
+        };
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => (num(part)?, num(part)?),
+        };
+        if a > b {
+            return Err(format!("{part:?}: the range is backwards"));
+        }
+        for n in a..=b {
+            let w = (n / 64) as usize;
+            if words.len() <= w {
+                words.resize(w + 1, 0);
+            }
+            words[w] |= 1 << (n % 64);
+        }
+    }
+    Ok(words)
+}
+
+/// The `set_mempolicy(2)` mode word and node mask of `linux.memoryPolicy`,
+/// checked as runc checks it.
+pub fn memory_policy(
+    mp: &oci_spec::runtime::LinuxMemoryPolicy,
+) -> std::result::Result<(i32, Vec<u64>), String> {
+    use oci_spec::runtime::{MemoryPolicyFlagType as F, MemoryPolicyModeType as M};
+    let (mode, needs_nodes) = match mp.mode() {
+        M::MpolDefault => (0, Some(false)),
+        M::MpolPreferred => (1, None),
+        M::MpolBind => (2, Some(true)),
+        M::MpolInterleave => (3, Some(true)),
+        M::MpolLocal => (4, Some(false)),
+        M::MpolPreferredMany => (5, Some(true)),
+        M::MpolWeightedInterleave => (6, Some(true)),
+    };
+    let nodes = memory_policy_nodes(mp.nodes().as_deref().unwrap_or_default())
+        .map_err(|e| format!("nodes: {e}"))?;
+    match needs_nodes {
+        Some(true) if nodes.is_empty() => {
+            return Err(format!("mode {} needs nodes", mp.mode()));
+        }
+        Some(false) if !nodes.is_empty() => {
+            return Err(format!("mode {} takes no nodes", mp.mode()));
+        }
+        _ => {}
+    }
+    let mut flags = 0;
+    for f in mp.flags().iter().flatten() {
+        flags |= match f {
+            F::MpolFNumaBalancing => 1 << 13,
+            F::MpolFRelativeNodes => 1 << 14,
+            F::MpolFStaticNodes => 1 << 15,
+        };
+    }
+    if flags & (3 << 14) == 3 << 14 {
+        return Err("MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other".into());
+    }
+    Ok((mode | flags, nodes))
+}
+
+/// Applies `linux.memoryPolicy` to the container's init (its children and
+/// the program inherit it across fork and execve).
+pub fn set_memory_policy(mp: &oci_spec::runtime::LinuxMemoryPolicy) -> Result<()> {
+    let (mode, nodes) = memory_policy(mp).map_err(|m| config("linux.memoryPolicy", m))?;
+    sp::set_mempolicy(mode, &nodes).ctx("set linux.memoryPolicy (set_mempolicy)")
+}
+
+/// The bit of CAP_SYS_ADMIN in a capability mask.
+pub const CAP_SYS_ADMIN: u64 = 1 << 21;
+
+/// Reads the container's /etc/passwd (we are inside its root) without
+/// following it into anything but a regular file: an image may make it a
+/// fifo or a device to hang or confuse us. At most 4 MiB are read.
+fn read_passwd() -> Option<String> {
+    use std::io::Read;
+    let fd = berth_sys::fs::open(
+        Path::new("/etc/passwd"),
+        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+        0,
+    )
+    .ok()?;
+    let st = berth_sys::fs::fstat(std::os::fd::AsFd::as_fd(&fd)).ok()?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .take(4 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+/// The home directory of `uid` in a passwd(5) text; `/` when the user has
+/// no entry or an empty one (runc's rule).
+pub fn home_in_passwd(passwd: Option<&str>, uid: u32) -> String {
+    passwd
+        .into_iter()
+        .flat_map(str::lines)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() >= 7 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[5].to_string())
+        })
+        .find(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".to_string())
+}
+
+/// Adds `HOME` from the container's /etc/passwd when `env` has none, as
+/// runc does (docker and ctr rely on it). Called inside the container's
+/// root, before the user switch (the file may not be readable to the user).
+pub fn add_home(env: &mut Vec<String>, uid: u32) {
+    if env.iter().any(|e| e.starts_with("HOME=")) {
+        return;
+    }
+    let passwd = read_passwd();
+    env.push(format!("HOME={}", home_in_passwd(passwd.as_deref(), uid)));
+}
+
+fn is_dev_null(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3)
+}
+
+/// Stdio that is /dev/null is replaced by the container's own /dev/null,
+/// opened read-write (runc's reOpenDevNull): a caller's /dev/null is often
+/// open read-only for stdin, and programs that write to fd 0 or reopen it
+/// expect the usual device. Runs after pivot_root; the node is checked to
+/// be the null device.
+pub fn reopen_dev_null() -> Result<()> {
+    let mut null = None;
+    for fd in 0..3 {
+        // SAFETY: fd 0-2 may or may not be open; fstat only reads.
+        let Ok(st) = berth_sys::fs::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) })
+        else {
+            continue;
+        };
+        if !is_dev_null(&st) {
+            continue;
+        }
+        if null.is_none() {
+            let f = berth_sys::fs::open(Path::new("/dev/null"), libc::O_RDWR | libc::O_NOFOLLOW, 0)
+                .ctx("open the container's /dev/null")?;
+            let fst = berth_sys::fs::fstat(std::os::fd::AsFd::as_fd(&f))
+                .ctx("stat the container's /dev/null")?;
+            if !is_dev_null(&fst) {
+                return Err(Error::Usage(
+                    "/dev/null in the container is not the null device (1:3); refusing to give it as stdio".into(),
+                ));
+            }
+            null = Some(f);
+        }
+        if let Some(n) = &null {
+            berth_sys::fs::dup2(std::os::fd::AsRawFd::as_raw_fd(n), fd)
+                .ctx("reopen stdio on the container's /dev/null")?;
+        }
+    }
+    Ok(())
+}
+
+/// Gives the process's stdio to its user (runc's fixStdioPermissions), so
+/// that a non-root process can reopen /dev/stdout or its terminal: the
+/// owner becomes `uid`; a terminal owned by group 0 also gets `gid` (a
+/// devpts mounted with gid=5 keeps its tty group). /dev/null and what is
+/// already the user's are left alone, and so is what we may not change
+/// (an id unmapped in our user namespace, a read-only filesystem).
+pub fn give_stdio(uid: u32, gid: u32) -> Result<()> {
+    for fd in 0..3 {
+        // SAFETY: fd 0-2 may or may not be open; fstat and fchown act on
+        // the fd only.
+        let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let Ok(st) = berth_sys::fs::fstat(b) else {
+            continue;
+        };
+        // SAFETY: isatty only queries the fd.
+        let tty = unsafe { libc::isatty(fd) } == 1;
+        let new_gid = if tty && st.st_gid == 0 { gid } else { u32::MAX };
+        if is_dev_null(&st) || (st.st_uid == uid && new_gid == u32::MAX) {
+            continue;
+        }
+        match berth_sys::fs::fchown_fd(b, uid, new_gid) {
+            Ok(()) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EROFS)) => {}
+            Err(e) => return Err(e).with_ctx(|| format!("give stdio fd {fd} to uid {uid}")),
+        }
+    }
+    Ok(())
+}
+
+/// chdir to process.cwd before the user switch, while we still may enter
+/// any directory (runc does the same); `Ok(true)` when that was refused and
+/// must be tried again as the user (a directory only the user may enter).
+pub fn cwd_before_user(cwd: &Path) -> Result<bool> {
+    match berth_sys::fs::chdir(cwd) {
+        Ok(()) => Ok(false),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) => Ok(true),
+        Err(e) => Err(e).with_ctx(|| format!("chdir to {} (process.cwd)", cwd.display())),
+    }
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> u32 {
@@ -357,6 +577,47 @@ mod tests {
             "newer than the kernel: skipped"
         );
         assert_eq!(CAPS.len(), 41);
+    }
+
+    #[test]
+    fn memory_policies() {
+        assert_eq!(memory_policy_nodes("0-2,5").unwrap(), vec![0b100111]);
+        assert_eq!(memory_policy_nodes("64").unwrap(), vec![0, 1]);
+        assert!(memory_policy_nodes("3-1").is_err());
+        assert!(memory_policy_nodes("x").is_err());
+        assert!(memory_policy_nodes("99999").is_err());
+        let mp =
+            |j: &str| -> oci_spec::runtime::LinuxMemoryPolicy { serde_json::from_str(j).unwrap() };
+        assert_eq!(
+            memory_policy(&mp(r#"{"mode":"MPOL_BIND","nodes":"0"}"#)).unwrap(),
+            (2, vec![1])
+        );
+        assert_eq!(
+            memory_policy(&mp(
+                r#"{"mode":"MPOL_INTERLEAVE","nodes":"0","flags":["MPOL_F_STATIC_NODES"]}"#
+            ))
+            .unwrap(),
+            (3 | 1 << 15, vec![1])
+        );
+        assert!(memory_policy(&mp(r#"{"mode":"MPOL_BIND"}"#)).is_err());
+        assert!(memory_policy(&mp(r#"{"mode":"MPOL_DEFAULT","nodes":"0"}"#)).is_err());
+        assert!(memory_policy(&mp(
+            r#"{"mode":"MPOL_BIND","nodes":"0","flags":["MPOL_F_STATIC_NODES","MPOL_F_RELATIVE_NODES"]}"#
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn home_comes_from_passwd_or_is_slash() {
+        let pw = "root:x:0:0:root:/root:/bin/sh\nbad line\nu:x:1000:1000::/home/u:/bin/sh\nn:x:7:7:::/bin/sh\n";
+        assert_eq!(home_in_passwd(Some(pw), 0), "/root");
+        assert_eq!(home_in_passwd(Some(pw), 1000), "/home/u");
+        assert_eq!(home_in_passwd(Some(pw), 7), "/", "an empty home is /");
+        assert_eq!(home_in_passwd(Some(pw), 42), "/", "no entry");
+        assert_eq!(home_in_passwd(None, 0), "/", "no file");
+        let mut env = vec!["HOME=/x".to_string()];
+        add_home(&mut env, 0);
+        assert_eq!(env, ["HOME=/x"], "a given HOME is kept");
     }
 
     #[test]

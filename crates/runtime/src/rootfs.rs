@@ -34,6 +34,10 @@ pub(crate) struct Rootfs<'a> {
     /// The runtime's word only says the cgroups exist: we move ourselves
     /// in (see `InitArgs::self_place`).
     pub self_place: bool,
+    /// A `/dev` mount asked to be read-only: mounted read-write so that
+    /// its submounts (pts, shm, mqueue) and device nodes can be made, and
+    /// made read-only in `finalize` (runc does the same).
+    pub dev_readonly: std::cell::Cell<bool>,
 }
 
 impl Rootfs<'_> {
@@ -93,11 +97,13 @@ impl Rootfs<'_> {
 
     /// Everything before pivot_root. Returns an `O_PATH` fd on the new root.
     pub fn prepare(&self) -> Result<OwnedFd> {
+        // An unbindable / could not be bound onto itself below: that one
+        // is set in `finalize` only, and / is a slave until then.
         let prop = self
             .linux()
             .and_then(|l| l.rootfs_propagation().as_deref())
             .map(propagation_flag)
-            .filter(|f| *f != 0)
+            .filter(|f| *f != 0 && *f & libc::MS_UNBINDABLE == 0)
             .unwrap_or(libc::MS_SLAVE | libc::MS_REC);
         // Nothing we mount may propagate back to the host (unless asked).
         smount::mount(None, c"/", None, prop, None).map_err(mnt_err(
@@ -199,6 +205,10 @@ impl Rootfs<'_> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| typ.clone());
         let mut flags = opts.flags;
+        if dest == Path::new("/dev") && flags & libc::MS_RDONLY != 0 {
+            flags &= !libc::MS_RDONLY;
+            self.dev_readonly.set(true);
+        }
         if typ == "sysfs" && !self.netns_new {
             // Without a network namespace of its own, /sys/class/net would
             // show (and let root change) the host's interfaces.
@@ -502,6 +512,11 @@ impl Rootfs<'_> {
             ("core", "/proc/kcore"),
         ];
         for (name, target) in links {
+            // /dev/core only where the kernel has a /proc/kcore (runc's
+            // rule): a dangling link is noise at best.
+            if name == "core" && !Path::new("/proc/kcore").exists() {
+                continue;
+            }
             match sfs::symlinkat(Path::new(target), dev.as_fd(), Path::new(name)) {
                 Err(e) if e.raw_os_error() != Some(libc::EEXIST) => {
                     return Err(e).with_ctx(|| format!("create /dev/{name}"))
@@ -587,6 +602,7 @@ impl Rootfs<'_> {
     /// rootfs is moved onto / and chrooted into instead.
     pub fn pivot(&self, root: OwnedFd, no_pivot: bool) -> Result<()> {
         if no_pivot {
+            hide_full_proc_and_sys(self.rootfs)?;
             sfs::fchdir(root.as_fd()).ctx("enter the rootfs")?;
             drop(root);
             smount::mount(Some(c"."), c"/", None, libc::MS_MOVE, None)
@@ -623,6 +639,19 @@ impl Rootfs<'_> {
             smount::mount_setattr(slash.as_fd(), false, &ro)
                 .ctx("make the rootfs read-only (root.readonly)")?;
         }
+        if self.dev_readonly.get() {
+            let dev = sfs::open(
+                Path::new("/dev"),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+                0,
+            )
+            .ctx("open /dev")?;
+            let ro = MountAttr {
+                attr_set: berth_sys::mount::MOUNT_ATTR_RDONLY,
+                ..Default::default()
+            };
+            smount::mount_setattr(dev.as_fd(), false, &ro).ctx("make /dev read-only")?;
+        }
         for p in self
             .linux()
             .and_then(|l| l.readonly_paths().as_ref())
@@ -648,6 +677,81 @@ impl Rootfs<'_> {
         }
         Ok(())
     }
+}
+
+/// Mount points of whole procfs and sysfs mounts (their root is the
+/// filesystem's root) outside `rootfs`, from a mountinfo text.
+fn full_proc_and_sys_outside(mountinfo: &str, rootfs: &Path) -> Vec<PathBuf> {
+    let unescape = |s: &str| -> PathBuf {
+        // mountinfo escapes space, tab, newline and backslash as \ooo.
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'\\'
+                && i + 3 < b.len()
+                && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+            {
+                out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+                i += 4;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        PathBuf::from(<std::ffi::OsString as std::os::unix::ffi::OsStringExt>::from_vec(out))
+    };
+    let mut found = Vec::new();
+    for line in mountinfo.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        let (Some(root), Some(point), Some(fstype)) = (f.get(3), f.get(4), f.get(sep + 1)) else {
+            continue;
+        };
+        if *root != "/" || !matches!(*fstype, "proc" | "sysfs") {
+            continue;
+        }
+        let point = unescape(point);
+        if !point.starts_with(rootfs) {
+            found.push(point);
+        }
+    }
+    // Deepest first, so that a covered mount goes before what covers it.
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found
+}
+
+/// With --no-pivot, the host's mounts stay in the container's mount
+/// namespace under the chroot. The kernel lets a user namespace mount a
+/// new procfs or sysfs only while a *whole* one is visible in its mount
+/// namespace: the host's /proc and /sys would let a process in the
+/// container mount a procfs without the masked paths. Each is detached,
+/// or covered with a tmpfs where it may not be (a mount locked to its
+/// parent), as runc does.
+fn hide_full_proc_and_sys(rootfs: &Path) -> Result<()> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ctx("read /proc/self/mountinfo")?;
+    for p in full_proc_and_sys_outside(&text, rootfs) {
+        let c = cstr(&p).ctx("mount point path")?;
+        match smount::mount(None, &c, None, libc::MS_SLAVE | libc::MS_REC, None) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            r => r.map_err(mnt_err(format!(
+                "make {} a slave (--no-pivot)",
+                p.display()
+            )))?,
+        }
+        match smount::umount2(&c, libc::MNT_DETACH) {
+            Ok(()) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EPERM)) => {
+                smount::mount(Some(c"tmpfs"), &c, Some(c"tmpfs"), 0, None).map_err(mnt_err(
+                    format!("cover {} with a tmpfs (--no-pivot)", p.display()),
+                ))?;
+            }
+            Err(e) => return Err(mnt_err(format!("detach {} (--no-pivot)", p.display()))(e)),
+        }
+    }
+    Ok(())
 }
 
 /// The container's /dev/null, checked to be the real null device (1:3) and
@@ -855,6 +959,24 @@ fn last_at(dests: &[PathBuf], i: usize) -> bool {
 #[cfg(test)]
 mod order_tests {
     use super::*;
+
+    #[test]
+    fn whole_proc_and_sys_mounts_outside_the_rootfs_are_found() {
+        let mi = "22 1 0:21 / /proc rw,nosuid - proc proc rw\n\
+                  23 1 0:22 / /sys rw - sysfs sysfs rw\n\
+                  24 22 0:23 / /proc/sys/fs/binfmt_misc rw - binfmt_misc b rw\n\
+                  25 1 0:21 /sys /mnt/partial rw - proc proc rw\n\
+                  26 1 0:21 / /b/root/proc rw - proc proc rw\n\
+                  27 1 0:21 / /with\\040space rw - proc proc rw\n";
+        assert_eq!(
+            full_proc_and_sys_outside(mi, Path::new("/b/root")),
+            [
+                PathBuf::from("/proc"),
+                PathBuf::from("/sys"),
+                PathBuf::from("/with space")
+            ]
+        );
+    }
 
     #[test]
     fn a_mount_goes_last_only_when_no_later_one_overlaps_it() {

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+/// Where an init that fails between `create` and `start` writes why.
+pub const INIT_ERR: &str = "init.err";
 
 /// The status values of the runtime spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +70,9 @@ pub struct Record {
     /// The container's seccomp profile, applied to `exec`'d processes too.
     #[serde(default)]
     pub seccomp: Option<Kept<oci_spec::runtime::LinuxSeccomp>>,
+    /// `linux.personality`, applied to `exec`'d processes too (as runc).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personality: Option<oci_spec::runtime::LinuxPersonality>,
 }
 
 /// A part of the record only `exec` reads, kept as its JSON text: the

@@ -48,9 +48,9 @@ pub fn open_for_process(
     Ok(slave)
 }
 
-/// A new session with `slave` as its controlling terminal and stdio.
+/// `slave` as the controlling terminal and stdio of the caller, which
+/// leads a session of its own already (setsid).
 pub fn take_as_stdio(slave: BorrowedFd<'_>) -> Result<()> {
-    berth_sys::process::setsid().ctx("setsid")?;
     make_controlling(slave)?;
     for fd in 0..3 {
         sfs::dup2(slave.as_raw_fd(), fd).ctx("make the pty our stdio")?;

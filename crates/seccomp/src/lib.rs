@@ -273,7 +273,7 @@ pub fn compile_cached(s: &LinuxSeccomp, dir: &std::path::Path) -> Result<Filter,
         .unwrap_or_default();
     let mut h = Sha256::new();
     h.update(format!(
-        "berth-seccomp {} libseccomp {version} {} tree\n",
+        "berth-seccomp {} libseccomp {version} {} tree enosys\n",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH
     ));
@@ -362,6 +362,7 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
         "linux.seccomp.defaultErrnoRet",
     )?;
     let mut ctx = ScmpFilterContext::new(default).map_err(lib_err("create the filter"))?;
+    let mut archs = vec![ScmpArch::native()];
     // no_new_privs is the runtime's business (process.noNewPrivileges), and
     // the runtime loads the program itself.
     ctx.set_filter_attr(ScmpFilterAttr::CtlNnp, 0)
@@ -370,6 +371,14 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
         .map_err(lib_err("ask for a binary tree"))?;
     for a in s.architectures().iter().flatten() {
         let a = arch(*a).map_err(|m| invalid("linux.seccomp.architectures", m))?;
+        let a = if a == ScmpArch::Native {
+            ScmpArch::native()
+        } else {
+            a
+        };
+        if !archs.contains(&a) {
+            archs.push(a);
+        }
         match ctx.add_arch(a) {
             Ok(_) => {}
             // The native architecture is always there.
@@ -406,7 +415,101 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
             }
         }
     }
-    Ok(filter(s, export(&ctx)?))
+    let mut program = export(&ctx)?;
+    if !matches!(
+        default,
+        ScmpAction::Allow | ScmpAction::Log | ScmpAction::Trace(_)
+    ) {
+        let names: Vec<&str> = s
+            .syscalls()
+            .iter()
+            .flatten()
+            .flat_map(|r| r.names().iter().map(String::as_str))
+            .collect();
+        program = enosys_stub(&newest_syscalls(&archs, &names), program);
+    }
+    Ok(filter(s, program))
+}
+
+/// The kernel's `AUDIT_ARCH_*` value of an architecture the stub knows.
+fn audit_arch(a: ScmpArch) -> Option<u32> {
+    Some(match a {
+        ScmpArch::X8664 => 0xC000_003E,
+        ScmpArch::X86 => 0x4000_0003,
+        ScmpArch::Aarch64 => 0xC000_00B7,
+        ScmpArch::Arm => 0x4000_0028,
+        ScmpArch::Ppc64Le => 0xC000_0015,
+        ScmpArch::S390X => 0x8000_0016,
+        ScmpArch::Riscv64 => 0xC000_00F3,
+        _ => return None,
+    })
+}
+
+/// For each architecture of the filter the stub knows: its audit value and
+/// the highest syscall number the profile names for it.
+fn newest_syscalls(archs: &[ScmpArch], names: &[&str]) -> Vec<(u32, u32, bool)> {
+    archs
+        .iter()
+        .filter_map(|a| {
+            let audit = audit_arch(*a)?;
+            let max = names
+                .iter()
+                .filter_map(|n| ScmpSyscall::from_name_by_arch(n, *a).ok())
+                .map(|sc| sc.as_raw_syscall())
+                .filter(|n| *n >= 0)
+                .max()?;
+            Some((audit, max as u32, *a == ScmpArch::X8664))
+        })
+        .collect()
+}
+
+/// `SECCOMP_RET_ERRNO | ENOSYS`.
+const RET_ENOSYS: u32 = 0x0005_0000 | libc::ENOSYS as u32;
+/// The x32 ABI bit of x86_64 syscall numbers.
+const X32_BIT: u32 = 0x4000_0000;
+
+/// Prepends to `program` a check that answers ENOSYS, instead of the
+/// profile's default action, for a syscall newer than every syscall the
+/// profile names (runc does the same): glibc and other libraries fall back
+/// to an older call only on ENOSYS (clone3 to clone, faccessat2 to
+/// faccessat, ...), so a profile written before a syscall existed must not
+/// answer EPERM for it. Jumps in BPF are relative and forward, so the
+/// program after the stub is unchanged.
+fn enosys_stub(
+    archs: &[(u32, u32, bool)],
+    program: Vec<libc::sock_filter>,
+) -> Vec<libc::sock_filter> {
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const JGT_K: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
+    const JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let ins = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let len = |x32: bool| if x32 { 6 } else { 5 };
+    let total: usize = archs.iter().map(|(_, _, x)| len(*x)).sum();
+    if archs.is_empty() || total > 250 {
+        return program;
+    }
+    let mut out = Vec::with_capacity(total + program.len());
+    for (audit, max, x86_64) in archs {
+        let start = out.len();
+        let l = len(*x86_64);
+        // Offsets count from the instruction after the jump.
+        let to_prog = |at: usize| (total - at - 1) as u8;
+        out.push(ins(LD_W_ABS, 0, 0, 4)); // seccomp_data.arch
+        out.push(ins(JEQ_K, 0, (l - 2) as u8, *audit));
+        out.push(ins(LD_W_ABS, 0, 0, 0)); // seccomp_data.nr
+        if *x86_64 {
+            let at = out.len();
+            out.push(ins(JSET_K, to_prog(at), 0, X32_BIT));
+        }
+        let at = out.len();
+        out.push(ins(JGT_K, 0, to_prog(at), *max));
+        out.push(ins(RET_K, 0, 0, RET_ENOSYS));
+        debug_assert_eq!(out.len() - start, l);
+    }
+    out.extend(program);
+    out
 }
 
 /// The profile's program with what loading it needs.

@@ -329,3 +329,33 @@ fn cache_returns_the_same_program_and_survives_damage() {
     let f = compile_cached(&other, std::path::Path::new("/proc/no-such-dir")).unwrap();
     assert!(!f.program.is_empty());
 }
+
+#[test]
+fn the_newest_named_syscall_bounds_the_enosys_stub() {
+    let archs = [ScmpArch::X8664, ScmpArch::X86, ScmpArch::X32];
+    let found = newest_syscalls(&archs, &["read", "rseq", "no_such_call"]);
+    // rseq is 334 on x86_64, 386 on i386; x32 has no stub.
+    assert_eq!(
+        found,
+        [(0xC000_003E, 334, true), (0x4000_0003, 386, false)],
+        "{found:x?}"
+    );
+    let prog = vec![libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: 0x7fff_0000,
+    }];
+    let out = enosys_stub(&found, prog.clone());
+    assert_eq!(out.len(), 6 + 5 + 1);
+    // Every jump lands inside the program, and the x86_64 block's
+    // "not this arch" jump lands on the i386 block.
+    assert_eq!(out[1].jf, 4);
+    for (i, ins) in out.iter().enumerate() {
+        if ins.code & 0x07 == libc::BPF_JMP as u16 {
+            assert!(i + 1 + (ins.jt as usize) < out.len());
+            assert!(i + 1 + (ins.jf as usize) < out.len());
+        }
+    }
+    assert_eq!(out.last().unwrap().k, 0x7fff_0000);
+}

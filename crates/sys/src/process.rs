@@ -469,14 +469,57 @@ pub fn set_sigmask(mask: &libc::sigset_t) -> io::Result<()> {
 }
 
 /// Resets every signal disposition to the default, as a fresh process has.
+/// Ignored signals stay ignored across execve(2) (Rust's runtime ignores
+/// SIGPIPE, a caller may ignore SIGINT or SIGHUP): a container's process
+/// must not inherit that.
 pub fn reset_signal_handlers() {
-    for sig in 1..libc::SIGRTMAX() {
+    // The kernel's struct sigaction for rt_sigaction(2): glibc's signal()
+    // and sigaction() refuse 32 and 33, which it keeps for itself, yet a
+    // caller may have left those ignored too.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: u64,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: SIG_DFL is always a valid disposition.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        // SAFETY: a valid kernel sigaction with SIG_DFL; the old action is
+        // not asked for; 8 is the kernel's sigset size.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
     }
+}
+
+/// Unblocks every signal: the empty mask a fresh process starts with.
+pub fn unblock_all_signals() -> io::Result<()> {
+    // SAFETY: sigset_t is plain data initialised by sigemptyset.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        cvt(libc::sigprocmask(
+            libc::SIG_SETMASK,
+            &none,
+            std::ptr::null_mut(),
+        ))?;
+    }
+    Ok(())
 }
 
 /// A signalfd that reports every signal (they must be blocked first).
@@ -507,6 +550,29 @@ pub fn read_signal(fd: BorrowedFd<'_>) -> io::Result<i32> {
         })
     })?;
     Ok(info.ssi_signo as i32)
+}
+
+/// `pipe2(2)` with `O_CLOEXEC`: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid two-element out array.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: two new fds owned by us.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// `set_mempolicy(2)` for the calling thread: `mode` (with its `MPOL_F_*`
+/// flags or'ed in) and the node mask as 64-bit words.
+pub fn set_mempolicy(mode: i32, nodes: &[u64]) -> io::Result<()> {
+    let (ptr, maxnode) = if nodes.is_empty() {
+        (std::ptr::null(), 0)
+    } else {
+        (nodes.as_ptr(), nodes.len() as u64 * 64 + 1)
+    };
+    // SAFETY: `ptr` is null or points at `nodes`, which holds `maxnode - 1`
+    // bits; the kernel only reads it.
+    cvt(unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) } as i32)?;
+    Ok(())
 }
 
 #[cfg(test)]

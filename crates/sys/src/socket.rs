@@ -166,6 +166,33 @@ pub fn connect_unix(path: &std::path::Path) -> io::Result<OwnedFd> {
     Ok(sock)
 }
 
+/// Brings the loopback interface of the caller's network namespace up
+/// (`SIOCSIFFLAGS` with `IFF_UP`), as runc does for a container with a new
+/// network namespace: a fresh namespace has `lo` down, and programs that
+/// talk to 127.0.0.1 expect it up.
+pub fn loopback_up() -> io::Result<()> {
+    // SAFETY: plain syscall; the new fd is owned below.
+    let s = cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: new fd owned by us.
+    let sock = unsafe { OwnedFd::from_raw_fd(s) };
+    // SAFETY: ifreq is plain data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the named interface's flags into `req`.
+    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    if flags & libc::IFF_UP as libc::c_short != 0 {
+        return Ok(());
+    }
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS reads the name and flags from `req`.
+    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

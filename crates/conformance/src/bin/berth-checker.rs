@@ -27,7 +27,44 @@ fn status_field(status: &str, key: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `berth-checker syscall NR`: makes raw syscall NR with zero arguments and
+/// prints `errno=E` (0 when it succeeded): how a seccomp filter answers a
+/// syscall that no libc wrapper makes.
+fn raw_syscall(nr: &str) {
+    let nr: libc::c_long = nr.parse().expect("a syscall number");
+    // SAFETY: the syscalls the tests name take no pointer arguments that
+    // matter with zeros (they fail with EFAULT or EINVAL, or are unknown).
+    let r = unsafe { libc::syscall(nr, 0, 0, 0, 0, 0, 0) };
+    let e = if r < 0 {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    } else {
+        0
+    };
+    println!("errno={e}");
+}
+
+fn lo_up() -> bool {
+    // SAFETY: a plain socket and an ioctl that fills `req`.
+    unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0);
+        if s < 0 {
+            return false;
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        req.ifr_name[0] = b'l' as libc::c_char;
+        req.ifr_name[1] = b'o' as libc::c_char;
+        let ok = libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req) == 0
+            && req.ifr_ifru.ifru_flags & libc::IFF_UP as libc::c_short != 0;
+        libc::close(s);
+        ok
+    }
+}
+
 fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("syscall") {
+        return raw_syscall(argv.get(2).map(String::as_str).unwrap_or("-1"));
+    }
     let mut fields: Vec<(String, String)> = Vec::new();
     let mut put = |k: &str, v: String| fields.push((k.to_string(), v));
     // SAFETY: these libc calls only read process attributes.
@@ -61,6 +98,32 @@ fn main() {
         };
         put("hostname", q(&s(&uts.nodename)));
         put("domainname", q(&s(&uts.domainname)));
+        put("sid", libc::getsid(0).to_string());
+        put("pgid", libc::getpgrp().to_string());
+        put(
+            "stdin_access",
+            (libc::fcntl(0, libc::F_GETFL) & libc::O_ACCMODE).to_string(),
+        );
+        let mut owners = Vec::new();
+        for fd in 0..3 {
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::fstat(fd, &mut st) == 0 {
+                owners.push(format!("[{},{}]", st.st_uid, st.st_gid));
+            } else {
+                owners.push("null".to_string());
+            }
+        }
+        put("stdio_owners", format!("[{}]", owners.join(",")));
+        let mut mode: libc::c_int = -1;
+        let r = libc::syscall(
+            libc::SYS_get_mempolicy,
+            &mut mode as *mut libc::c_int,
+            std::ptr::null_mut::<libc::c_ulong>(),
+            0,
+            0,
+            0,
+        );
+        put("mempolicy", if r == 0 { mode } else { -1 }.to_string());
         let mut lim: libc::rlimit = std::mem::zeroed();
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         put("nofile", format!("[{},{}]", lim.rlim_cur, lim.rlim_max));
@@ -75,6 +138,8 @@ fn main() {
         ("NoNewPrivs:", "no_new_privs"),
         ("Umask:", "umask"),
         ("Seccomp:", "seccomp"),
+        ("SigIgn:", "sig_ign"),
+        ("SigBlk:", "sig_blk"),
     ] {
         put(name, q(&status_field(&status, k)));
     }
@@ -118,6 +183,11 @@ fn main() {
         }
     }
     put("fds", format!("{{{}}}", fds.join(",")));
+    put("lo_up", lo_up().to_string());
+    put(
+        "dev_core",
+        std::fs::symlink_metadata("/dev/core").is_ok().to_string(),
+    );
     let body: Vec<String> = fields
         .iter()
         .map(|(k, v)| format!("{}:{}", q(k), v))
