@@ -19,8 +19,9 @@ use engines::{
     unmount_under, wait_until, Daemon, Out, CONTAINERD, CTR, DOCKER, DOCKERD, IMAGE, IMAGE_USER,
     PODMAN, RUNC, SCRIPT,
 };
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -451,6 +452,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     }
 
     fn exec(&self, name: &str, user: Option<&str>, cmd: &[String]) -> Out {
+        run_cmd(&mut self.exec_cmd(name, user, false, cmd), LIMIT)
+    }
+
+    /// The `exec` command (with a terminal when `tty`).
+    fn exec_cmd(&self, name: &str, user: Option<&str>, tty: bool, cmd: &[String]) -> Command {
         let mut c = self.base();
         match self.kind {
             Kind::Containerd => {
@@ -459,19 +465,25 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
                     .arg(self.dir.join("fifo"))
                     .arg("--exec-id")
                     .arg(format!("x{}", self.seq.fetch_add(1, Ordering::Relaxed)));
+                if tty {
+                    c.arg("-t");
+                }
                 if let Some(u) = user {
                     c.arg("--user").arg(u);
                 }
             }
             Kind::Docker | Kind::Podman => {
                 c.arg("exec");
+                if tty {
+                    c.arg("-it");
+                }
                 if let Some(u) = user {
                     c.arg("-u").arg(u);
                 }
             }
         }
         c.arg(name).args(cmd);
-        run_cmd(&mut c, LIMIT)
+        c
     }
 
     /// "running", "paused" or "exited" as the engine reports it; None if it
@@ -807,16 +819,40 @@ fn tty(e: &Engine, rt: &Rt) -> Result<String, String> {
         cmd: sh("tty; test -t 0 && test -t 1 && echo both-tty; exit 5"),
         ..Default::default()
     };
-    let line = shell_line(&e.run_cmd(rt, &s));
+    under_terminal("run -it", &e.run_cmd(rt, &s))
+}
+
+/// `exec -it` into a running container from a terminal.
+fn exec_tty(e: &Engine, rt: &Rt) -> Result<String, String> {
+    require_bin(SCRIPT, "util-linux");
+    let s = sleeper(e, rt, "exectty");
+    e.start_detached(rt, &s)?;
+    let cmd = sh("tty; test -t 0 && test -t 1 && echo both-tty; exit 5");
+    under_terminal("exec -it", &e.exec_cmd(&s.name, None, true, &cmd))
+}
+
+/// Runs `c` under script(1), which gives it a pty as its terminal; the
+/// container prints its tty and "both-tty" and exits 5.
+fn under_terminal(what: &str, c: &Command) -> Result<String, String> {
+    let line = shell_line(c);
     let o = run_cmd(
-        Command::new(SCRIPT).args(["-qec", &line, "/dev/null"]),
+        Command::new(SCRIPT)
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(c.get_current_dir().unwrap_or(Path::new("/"))),
         LIMIT,
     );
-    expect("run -it (under script)", &o, 5)?;
+    expect(&format!("{what} (under script)"), &o, 5)?;
     // The terminal echoes the NUL that script(1) writes at the end of its
     // input (stdin is /dev/null) as ^@.
     let out = o.out.replace(['\r', '\0'], "").replace("^@", "");
-    let mut words: Vec<String> = out.split_whitespace().map(String::from).collect();
+    // `ctr task exec -t` resizes the pty after the process has gone, and
+    // logs that it could not (with runc as well): not the runtime's output.
+    let mut words: Vec<String> = out
+        .lines()
+        .filter(|l| !l.contains("resize pty"))
+        .flat_map(str::split_whitespace)
+        .map(String::from)
+        .collect();
     for w in &mut words {
         if w.starts_with("/dev/pts/") {
             *w = "/dev/pts/N".into();
@@ -824,7 +860,30 @@ fn tty(e: &Engine, rt: &Rt) -> Result<String, String> {
     }
     let got = words.join(" ");
     if got != "/dev/pts/N both-tty" {
-        return Err(format!("run -it: the process has no terminal: {out:?}"));
+        return Err(format!("{what}: the process has no terminal: {out:?}"));
+    }
+    Ok(got)
+}
+
+/// The container's process without a terminal: a session leader (runc
+/// calls setsid), stdin as the engine gives it, and whether /dev/core is
+/// there (runc links it to /proc/kcore when the host has one).
+fn process(e: &Engine, rt: &Rt) -> Result<String, String> {
+    let o = run_rm(
+        e,
+        rt,
+        "process",
+        None,
+        sh(
+            "echo sid=$(cut -d' ' -f6 /proc/1/stat) pgrp=$(cut -d' ' -f5 /proc/1/stat); \
+            test -e /dev/core && echo core=$(readlink /dev/core) || echo core=none",
+        ),
+    );
+    let got = stdout("run: session and /dev/core", o)?.replace('\n', " ");
+    if !got.starts_with("sid=1 pgrp=1 ") {
+        return Err(format!(
+            "the container's process is not a session leader: {got:?}"
+        ));
     }
     Ok(got)
 }
@@ -1071,7 +1130,8 @@ fn limits(e: &Engine, rt: &Rt) -> Result<String, String> {
     Ok(got)
 }
 
-/// An OOM kill: exit 137, and docker/podman's inspect says OOMKilled.
+/// An OOM kill: exit 137, and docker's inspect says OOMKilled, containerd
+/// sends its /tasks/oom event.
 fn oom(e: &Engine, rt: &Rt) -> Result<String, String> {
     let s = Spec {
         name: e.name("oom", rt),
@@ -1079,17 +1139,40 @@ fn oom(e: &Engine, rt: &Rt) -> Result<String, String> {
         cmd: vec!["tail".into(), "/dev/zero".into()],
         ..Default::default()
     };
+    // containerd: its /tasks/oom event (what CRI and dockerd report).
+    let mut events = (e.kind == Kind::Containerd).then(|| {
+        let c = e
+            .base()
+            .arg("events")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ctr events");
+        std::thread::sleep(Duration::from_millis(300));
+        c
+    });
     let o = e.run(rt, &s);
+    let oom_event = events.as_mut().map(|c| {
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = c.kill();
+        let mut out = String::new();
+        let _ = c.stdout.take().unwrap().read_to_string(&mut out);
+        let _ = c.wait();
+        out.lines()
+            .any(|l| l.contains("/tasks/oom") && l.contains(&s.name))
+    });
     expect("run --memory 32m tail /dev/zero", &o, 137)?;
-    let got = match e.oom_killed(&s.name) {
-        Some(k) => format!("137 OOMKilled={k}"),
-        None => "137".into(),
+    let got = match (e.oom_killed(&s.name), oom_event) {
+        (Some(k), _) => format!("137 OOMKilled={k}"),
+        (None, Some(ev)) => format!("137 oom-event={ev}"),
+        (None, None) => "137".into(),
     };
     // podman 4.3's conmon misses the OOM on this cgroup v1 host under runc
     // as well (OOMKilled=false): only docker's flag is checked; podman's is
     // compared with runc's.
     let flag_ok = match e.kind {
-        Kind::Containerd => got == "137",
+        Kind::Containerd => got == "137 oom-event=true",
         Kind::Docker => got == "137 OOMKilled=true",
         Kind::Podman => got.starts_with("137 OOMKilled="),
     };
@@ -1212,6 +1295,8 @@ fn concurrent(e: &Engine, rt: &Rt) -> Result<String, String> {
 const SCENARIOS: &[(&str, Scenario)] = &[
     ("exit codes", exit_codes),
     ("run -it", tty),
+    ("exec -it", exec_tty),
+    ("setsid, /dev/core", process),
     ("user 1000", user),
     ("HOME", home),
     ("exec", exec),
