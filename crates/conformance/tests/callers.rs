@@ -104,7 +104,8 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 impl Engine {
     /// The 64-hex entries of berth-runtime's default root, where podman
-    /// makes it keep its state (podman gives --root to runc and crun only).
+    /// makes it keep its state (rootful podman passes no --root: runc uses
+    /// /run/runc, berth-runtime /run/berth-runtime).
     fn default_root_states() -> Vec<String> {
         std::fs::read_dir(BERTH_DEFAULT_ROOT)
             .map(|rd| {
