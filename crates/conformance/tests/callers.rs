@@ -719,7 +719,15 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.remove_all();
+        // A hung client panics (run_cmd's time limit); the daemons must be
+        // stopped all the same, and a panic must not leave this drop.
+        let removed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.remove_all()));
+        if removed.is_err() {
+            eprintln!(
+                "{:?}: removing the containers failed; stopping the daemons",
+                self.kind
+            );
+        }
         while let Some(mut d) = self.daemons.pop() {
             d.stop();
         }
