@@ -18,8 +18,11 @@ missing=()
 # newuidmap/newgidmap for the rootless tests. docker-registry: the real
 # registry (CNCF distribution) the image tests start on loopback. skopeo,
 # podman: the save/load interoperability tests. time: GNU time measures
-# the peak RSS of a pull.
-for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap docker-registry skopeo podman time runc crun; do
+# the peak RSS of a pull. containerd, docker.io (dockerd 20.10 and its
+# client), podman, runc and util-linux's script(1): the callers lane
+# (crates/conformance/tests/callers.rs) drives berth-runtime through them,
+# side by side with runc.
+for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap docker-registry skopeo podman time runc crun containerd docker.io util-linux; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
