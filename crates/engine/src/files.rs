@@ -1067,3 +1067,96 @@ fn tar_name(name: &[u8]) -> Result<PathBuf> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_fd(p: &Path) -> OwnedFd {
+        open_dir_path(p).unwrap()
+    }
+
+    #[test]
+    fn copy_up_copies_through_fds_and_skips_fifos() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("data/sub")).unwrap();
+        std::fs::write(root.join("data/seed"), "seed").unwrap();
+        std::fs::write(root.join("data/sub/inner"), "inner").unwrap();
+        std::fs::set_permissions(root.join("data"), std::fs::Permissions::from_mode(0o750))
+            .unwrap();
+        sfs::mkfifo(&root.join("data/fifo"), 0o644).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("data/link")).unwrap();
+        let vol = t.path().join("vol");
+        std::fs::create_dir(&vol).unwrap();
+        copy_up(&root, "/data", &vol).unwrap();
+        assert_eq!(std::fs::read_to_string(vol.join("seed")).unwrap(), "seed");
+        assert_eq!(
+            std::fs::read_to_string(vol.join("sub/inner")).unwrap(),
+            "inner"
+        );
+        assert_eq!(
+            std::fs::read_link(vol.join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert!(!vol.join("fifo").exists(), "a fifo has no content to copy");
+        let mode = std::fs::metadata(&vol).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o750);
+        // Not empty any more: nothing is copied again.
+        std::fs::remove_file(vol.join("seed")).unwrap();
+        copy_up(&root, "/data", &vol).unwrap();
+        assert!(!vol.join("seed").exists());
+    }
+
+    #[test]
+    fn copy_tree_never_writes_through_a_planted_name() {
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst, outside) = (
+            t.path().join("src"),
+            t.path().join("dst"),
+            t.path().join("outside"),
+        );
+        for d in [&src, &dst, &outside] {
+            std::fs::create_dir_all(d.join("sub")).unwrap();
+        }
+        std::fs::write(src.join("sub/f"), "f").unwrap();
+        std::fs::write(src.join("file"), "x").unwrap();
+        std::fs::remove_dir(dst.join("sub")).unwrap();
+        std::os::unix::fs::symlink(outside.join("sub"), dst.join("sub")).unwrap();
+        std::os::unix::fs::symlink(outside.join("file"), dst.join("file")).unwrap();
+        let (s, d) = (dir_fd(&src), dir_fd(&dst));
+        for name in ["sub", "file"] {
+            for ow in [Overwrite::Never, Overwrite::Replace] {
+                let (fd, st) = sfs::open_entry(s.as_fd(), Path::new(name)).unwrap();
+                let _ = copy_tree(fd, &st, d.as_fd(), Path::new(name), ow, Path::new(name));
+            }
+        }
+        assert!(
+            !outside.join("sub/f").exists(),
+            "wrote through a symlinked directory"
+        );
+        assert!(
+            !outside.join("file").exists(),
+            "wrote through a symlinked file"
+        );
+        // Replace put the file in place of the link; the link in place of a
+        // directory is refused, not followed.
+        assert_eq!(std::fs::read_to_string(dst.join("file")).unwrap(), "x");
+        assert!(dst.join("sub").symlink_metadata().unwrap().is_symlink());
+    }
+
+    #[test]
+    fn walk_upper_does_not_list_what_a_symlink_points_at() {
+        let t = tempfile::tempdir().unwrap();
+        let (upper, outside) = (t.path().join("upper"), t.path().join("outside"));
+        std::fs::create_dir_all(upper.join("a")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("host-only"), "").unwrap();
+        std::os::unix::fs::symlink(&outside, upper.join("b")).unwrap();
+        let mut out = Vec::new();
+        let d = sfs::open(&upper, libc::O_RDONLY | libc::O_DIRECTORY, 0).unwrap();
+        walk_upper(d.as_fd(), Path::new("/"), &[], &mut out).unwrap();
+        assert_eq!(out, [('A', "/a".to_string()), ('A', "/b".to_string())]);
+    }
+}
