@@ -563,13 +563,27 @@ fn a_long_cp_does_not_keep_rm_f_waiting() {
     let t = Instant::now();
     let (code, _, err) = berth_deadline(&env, &["rm", "-f", "lk"], None);
     let took = t.elapsed();
-    drop(stdin);
-    let _ = cp.wait();
     assert_eq!(code, 0, "{err}");
     assert!(
         took < Duration::from_secs(10),
         "rm -f waited {took:?} for cp"
     );
+    // The stream comes after all: the copy into the removed container is
+    // cut short, and nothing of the container is left behind.
+    let mut stdin = stdin;
+    let tar = {
+        let mut t = berth_image::tar::build::Tar::default();
+        t.file("late", b"late", 0o644);
+        t.end()
+    };
+    let _ = std::io::Write::write_all(&mut stdin, &tar);
+    drop(stdin);
+    let status = cp.wait().unwrap();
+    assert!(!status.success(), "cp wrote into a removed container");
+    let left: Vec<_> = std::fs::read_dir(env.root.path().join("containers"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]

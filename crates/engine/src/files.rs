@@ -76,9 +76,36 @@ struct View<'a> {
     /// Its root: `/proc/PID/root` of a running container, else its
     /// mounted rootfs (an `O_PATH` directory fd).
     root: OwnedFd,
+    /// A running container's init (a pidfd): see [`Alive`].
+    init: Option<OwnedFd>,
     /// A stopped container's mount and lock, held for the copy (dropped in
     /// this order: unmounted, then unlocked).
     stopped: Option<(Mounted<'a>, Lock)>,
+}
+
+impl View<'_> {
+    fn alive(&self) -> Alive<'_> {
+        Alive(self.init.as_ref().map(|f| f.as_fd()))
+    }
+}
+
+/// Ends a copy into a running container once its init has exited: `rm -f`
+/// (which does not wait for the copy) then removes the container's
+/// directories, and the copy must not write into them meanwhile.
+#[derive(Clone, Copy)]
+struct Alive<'a>(Option<BorrowedFd<'a>>);
+
+impl Alive<'_> {
+    fn check(self) -> Result<()> {
+        match self.0 {
+            Some(fd) if berth_sys::process::pidfd_wait_exit(fd, 0).unwrap_or(true) => {
+                Err(Error::Conflict(
+                    "the container stopped during the copy; the copy was cut short".into(),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Where a container path is looked up: a directory fd and the path in
@@ -132,12 +159,13 @@ impl Engine {
             .get(&found.id)?
             .ok_or_else(|| Error::NoSuchContainer(what.to_string()))?;
         if matches!(rec.state.status, Status::Running | Status::Restarting) {
-            let root = self.live_root(&rec)?;
+            let (root, init) = self.live_root(&rec)?;
             drop(lock);
             return Ok((
                 rec,
                 View {
                     root,
+                    init: Some(init),
                     stopped: None,
                 },
             ));
@@ -156,6 +184,7 @@ impl Engine {
             rec,
             View {
                 root,
+                init: None,
                 stopped: Some((m, lock)),
             },
         ))
@@ -165,7 +194,7 @@ impl Engine {
     /// container's: the pid is pinned with a pidfd, the root opened is the
     /// container's mounted rootfs (same device and inode: a reused pid has
     /// another root), and the process is still alive after it was opened.
-    fn live_root(&self, rec: &Record) -> Result<OwnedFd> {
+    fn live_root(&self, rec: &Record) -> Result<(OwnedFd, OwnedFd)> {
         let pid = rec.state.pid;
         let between = || {
             Error::Conflict(format!(
@@ -198,7 +227,7 @@ impl Engine {
         {
             return Err(between());
         }
-        Ok(root)
+        Ok((root, pidfd))
     }
 
     /// Where `path` is for a cp: in a running container, its own root (it
@@ -384,9 +413,9 @@ impl Engine {
                 )));
             }
             // SRC/. into DEST: the contents.
-            return copy_dir_contents_in(src, dir.as_fd(), archive);
+            return copy_dir_contents_in(src, dir.as_fd(), archive, view.alive());
         }
-        copy_in_entry(src, &meta, dir.as_fd(), &name, archive)
+        copy_in_entry(src, &meta, dir.as_fd(), &name, archive, view.alive())
     }
 
     /// `berth cp CONTAINER:SRC -`: SRC as a tar stream on `out`, named by
@@ -447,6 +476,7 @@ impl Engine {
         };
         let mut r = berth_image::tar::Reader::new(input);
         while let Some(e) = r.next_entry().map_err(|e| tar_err(&rec.name, e))? {
+            view.alive().check()?;
             x.entry(&e, &mut r)
                 .map_err(|err| tar_entry_err(&rec.name, &e.path, err))?;
         }
@@ -711,8 +741,10 @@ fn copy_in_entry(
     dir: BorrowedFd<'_>,
     name: &Path,
     archive: bool,
+    alive: Alive<'_>,
 ) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
+    alive.check()?;
     let (uid, gid) = owner(meta, archive);
     let perm = meta.mode() & 0o7777;
     let ft = meta.file_type();
@@ -721,7 +753,7 @@ fn copy_in_entry(
         // What is there now must be the directory itself (never a link).
         let d = sfs::mkdir_open_at(dir, name, 0o700)
             .map_err(io(format!("create {} in the container", name.display())))?;
-        copy_dir_contents_in(src, d.as_fd(), archive)?;
+        copy_dir_contents_in(src, d.as_fd(), archive, alive)?;
         let _ = sfs::fchown_fd(d.as_fd(), uid, gid);
         let _ = sfs::fchmod(d.as_fd(), perm);
     } else if ft.is_file() {
@@ -753,7 +785,12 @@ fn copy_in_entry(
     Ok(())
 }
 
-fn copy_dir_contents_in(src: &Path, dir: BorrowedFd<'_>, archive: bool) -> Result<()> {
+fn copy_dir_contents_in(
+    src: &Path,
+    dir: BorrowedFd<'_>,
+    archive: bool,
+    alive: Alive<'_>,
+) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(src)
         .map_err(io(format!("read {}", src.display())))?
         .filter_map(|e| e.ok())
@@ -768,7 +805,7 @@ fn copy_dir_contents_in(src: &Path, dir: BorrowedFd<'_>, archive: bool) -> Resul
         if name.as_os_str().as_bytes().contains(&b'/') {
             continue;
         }
-        copy_in_entry(&p, &m, dir, &name, archive)?;
+        copy_in_entry(&p, &m, dir, &name, archive, alive)?;
     }
     Ok(())
 }
