@@ -551,9 +551,10 @@ fn in_image(layers: &[PathBuf], path: &Path) -> bool {
 }
 
 /// Lists the upper directory `dir` (shown as `at`) by fd: each entry is
-/// opened once without following it and its type taken from that fd, and
-/// a directory is walked through the fd it was opened as, so a symlink
-/// swapped in meanwhile is never followed out.
+/// stat'ed relative to its directory's fd without following it, and a
+/// directory is listed through an fd opened with no symlink followed, so a
+/// symlink swapped in meanwhile is never followed out (its listing is then
+/// skipped).
 fn walk_upper(
     dir: BorrowedFd<'_>,
     at: &Path,
@@ -564,11 +565,11 @@ fn walk_upper(
         sfs::read_dir_fd(dir).map_err(io(format!("list {} of the upper layer", at.display())))?;
     for n in names {
         let p = at.join(&n);
-        let (fd, st) = match sfs::open_entry(dir, Path::new(&n)) {
-            Ok(x) => x,
+        let st = match sfs::stat_entry(dir, Path::new(&n)) {
+            Ok(st) => st,
             // Removed meanwhile by the running container.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(io(format!("open {} of the upper layer", p.display()))(e)),
+            Err(e) => return Err(io(format!("stat {} of the upper layer", p.display()))(e)),
         };
         let shown = p.to_string_lossy().into_owned();
         if kind(&st) == libc::S_IFCHR && st.st_rdev == 0 {
@@ -578,7 +579,16 @@ fn walk_upper(
         let existed = in_image(layers, &p);
         out.push((if existed { 'C' } else { 'A' }, shown));
         if kind(&st) == libc::S_IFDIR {
-            walk_upper(fd.as_fd(), &p, layers, out)?;
+            match sfs::open_dir_entry(dir, Path::new(&n)) {
+                Ok(d) => walk_upper(d.as_fd(), &p, layers, out)?,
+                // Swapped or removed meanwhile: not listed.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)
+                    ) => {}
+                Err(e) => return Err(io(format!("open {} of the upper layer", p.display()))(e)),
+            }
         }
     }
     Ok(())

@@ -25,8 +25,14 @@ fn usage_of(fd: std::os::fd::BorrowedFd<'_>, st: &libc::stat) -> u64 {
     let mut n = (st.st_blocks as u64).saturating_mul(512);
     if berth_sys::fs::file_type(st) == libc::S_IFDIR {
         for name in berth_sys::fs::read_dir_fd(fd).unwrap_or_default() {
-            if let Ok((c, cst)) = berth_sys::fs::open_entry(fd, Path::new(&name)) {
-                n = n.saturating_add(usage_of(c.as_fd(), &cst));
+            let name = Path::new(&name);
+            let Ok(cst) = berth_sys::fs::stat_entry(fd, name) else {
+                continue;
+            };
+            if berth_sys::fs::file_type(&cst) != libc::S_IFDIR {
+                n = n.saturating_add((cst.st_blocks as u64).saturating_mul(512));
+            } else if let Ok(d) = berth_sys::fs::open_dir_entry(fd, name) {
+                n = n.saturating_add(usage_of(d.as_fd(), &cst));
             }
         }
     }

@@ -304,14 +304,7 @@ pub fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
 /// The returned stat is the returned fd's: act on that fd only, never on
 /// the name again.
 pub fn open_entry(dir: BorrowedFd<'_>, name: &Path) -> io::Result<(OwnedFd, libc::stat)> {
-    use std::os::unix::ffi::OsStrExt;
-    let b = name.as_os_str().as_bytes();
-    if b.is_empty() || b.contains(&b'/') || b == b"." || b == b".." {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{name:?} is not a single file name"),
-        ));
-    }
+    single(name)?;
     let fd = openat2(
         dir,
         name,
@@ -327,6 +320,53 @@ pub fn open_entry(dir: BorrowedFd<'_>, name: &Path) -> io::Result<(OwnedFd, libc
     };
     let opened = reopen(fd.as_fd(), flags)?;
     Ok((opened, st))
+}
+
+fn single(name: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let b = name.as_os_str().as_bytes();
+    if b.is_empty() || b.contains(&b'/') || b == b"." || b == b".." {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not a single file name"),
+        ));
+    }
+    Ok(())
+}
+
+/// The stat of the single component `name` in `dir`, never following it
+/// (`fstatat(AT_SYMLINK_NOFOLLOW)`): for a walk that only reports what it
+/// finds. Act on nothing by this name afterwards: open it with
+/// [`open_entry`] or [`open_dir_entry`] instead.
+pub fn stat_entry(dir: BorrowedFd<'_>, name: &Path) -> io::Result<libc::stat> {
+    single(name)?;
+    let c = cstr(name)?;
+    // SAFETY: stat is plain data filled by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid dir fd, C string and out pointer.
+    cvt(unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(st)
+}
+
+/// Opens the single component `name` in `dir` as a directory to list:
+/// never through a symlink (`ELOOP`), and a non-directory is refused at
+/// lookup (`ENOTDIR`, `O_DIRECTORY`), so no fifo or device is opened.
+pub fn open_dir_entry(dir: BorrowedFd<'_>, name: &Path) -> io::Result<OwnedFd> {
+    single(name)?;
+    openat2(
+        dir,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+        0,
+        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    )
 }
 
 /// Opens `path` inside `root` (symlinks resolved as [`Links`] says, never
@@ -366,8 +406,8 @@ pub fn open_dir_in_root(root: BorrowedFd<'_>, path: &Path, links: Links) -> io::
 /// The names in the directory `dir` (an fd opened for reading or
 /// `O_PATH`), sorted, without `.` and `..`. Read through the fd itself.
 pub fn read_dir_fd(dir: BorrowedFd<'_>) -> io::Result<Vec<std::ffi::OsString>> {
-    let d = reopen(dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
-    let rd = std::fs::read_dir(format!("/proc/self/fd/{}", d.as_raw_fd()))?;
+    // The magic link opens the fd's own inode (also from an O_PATH fd).
+    let rd = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))?;
     let mut v = Vec::new();
     for e in rd {
         v.push(e?.file_name());
@@ -852,6 +892,19 @@ mod tests {
         assert!(mkdir_open_at(dfd.as_fd(), Path::new("link"), 0o700).is_err());
         assert!(mkdir_open_at(dfd.as_fd(), Path::new("fifo"), 0o700).is_err());
         mkdir_open_at(dfd.as_fd(), Path::new("sub"), 0o700).unwrap();
+        assert_eq!(
+            file_type(&stat_entry(dfd.as_fd(), Path::new("link")).unwrap()),
+            libc::S_IFLNK
+        );
+        open_dir_entry(dfd.as_fd(), Path::new("sub")).unwrap();
+        for name in ["link", "fifo"] {
+            let e = open_dir_entry(dfd.as_fd(), Path::new(name)).unwrap_err();
+            let errno = e.raw_os_error();
+            assert!(
+                matches!(errno, Some(libc::ELOOP | libc::ENOTDIR)),
+                "{name}: {e}"
+            );
+        }
         assert_eq!(std::fs::read(&outside).unwrap(), b"host secret");
         assert_eq!(
             read_dir_fd(dfd.as_fd()).unwrap(),
