@@ -584,6 +584,37 @@ fn a_long_cp_does_not_keep_rm_f_waiting() {
         .map(|d| d.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(left.is_empty(), "left behind: {left:?}");
+
+    // A stopped container: `cp CTR:SRC -` into a pipe nobody reads.
+    env.berth(&["create", "--name", "st", "hb:latest", "true"])
+        .ok();
+    let mut cp = env
+        .cmd()
+        .args(["cp", "st:/bin/busybox", "-"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = cp.stdout.take().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        cp.try_wait().unwrap().is_none(),
+        "cp - wrote busybox into a pipe"
+    );
+    let t = Instant::now();
+    let (code, _, err) = berth_deadline(&env, &["rm", "-f", "st"], None);
+    let took = t.elapsed();
+    drop(stdout);
+    let _ = cp.wait();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        took < Duration::from_secs(10),
+        "rm -f waited {took:?} for cp"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let root = env.root.path().to_string_lossy().into_owned();
+    assert!(!mounts.contains(&root), "a mount is left behind:\n{mounts}");
 }
 
 #[test]

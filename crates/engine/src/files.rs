@@ -16,11 +16,14 @@
 //! container's by its root's inode and a pidfd), so its tmpfs mounts and
 //! volumes are what cp reads and writes. The container lock is held only
 //! to find that root; the copy itself runs without it, so `stop`, `kill`
-//! and `rm -f` are never kept waiting. A stopped container's root is
-//! mounted for the copy (under its lock, so that no start mounts it
-//! meanwhile); its volumes and bind mounts are resolved in their host
-//! directories, and its generated /etc/hostname, /etc/hosts and
-//! /etc/resolv.conf are made as its next start would make them.
+//! and `rm -f` are never kept waiting (a copy into it ends once its init
+//! has exited: [`Alive`]). A stopped container's root is mounted for the
+//! copy; a copy out lets its lock go at once (and takes it again to
+//! unmount, unless a start uses the mount by then), a copy into it keeps
+//! the lock, so that no `rm` removes the tree it writes to. Its volumes and
+//! bind mounts are resolved in their host directories, and its generated
+//! /etc/hostname, /etc/hosts and /etc/resolv.conf are made as its next
+//! start would make them.
 
 use crate::containers::{Engine, Lock};
 use crate::error::{io, Error, Result};
@@ -61,13 +64,33 @@ struct Mounted<'a> {
     engine: &'a Engine,
     id: String,
     unmount: bool,
+    /// The container lock was let go during the copy: taken again to
+    /// unmount, and the mount is left to a start that uses it meanwhile
+    /// (or to an `rm` that took it down).
+    relock: bool,
 }
 
 impl Drop for Mounted<'_> {
     fn drop(&mut self) {
-        if self.unmount {
-            let _ = crate::rootfs::unmount(&self.engine.paths.rootfs(&self.id));
+        if !self.unmount {
+            return;
         }
+        let _lock = if self.relock {
+            if !matches!(self.engine.records.get(&self.id), Ok(Some(_))) {
+                return;
+            }
+            let Ok(lock) = self.engine.lock(&self.id) else {
+                return;
+            };
+            match self.engine.records.get(&self.id) {
+                Ok(Some(r)) if !matches!(r.state.status, Status::Running | Status::Restarting) => {}
+                _ => return,
+            }
+            Some(lock)
+        } else {
+            None
+        };
+        let _ = crate::rootfs::unmount(&self.engine.paths.rootfs(&self.id));
     }
 }
 
@@ -80,7 +103,7 @@ struct View<'a> {
     init: Option<OwnedFd>,
     /// A stopped container's mount and lock, held for the copy (dropped in
     /// this order: unmounted, then unlocked).
-    stopped: Option<(Mounted<'a>, Lock)>,
+    stopped: Option<(Mounted<'a>, Option<Lock>)>,
 }
 
 impl View<'_> {
@@ -151,7 +174,7 @@ const GENERATED: [(&str, &str); 3] = [
 
 impl Engine {
     /// Finds the container's root for a cp: see the module's comment.
-    fn view(&self, what: &str) -> Result<(Record, View<'_>)> {
+    fn view(&self, what: &str, write: bool) -> Result<(Record, View<'_>)> {
         let found = self.get(what)?;
         let lock = self.lock(&found.id)?;
         let rec = self
@@ -178,8 +201,13 @@ impl Engine {
             engine: self,
             id: rec.id.clone(),
             unmount: !mounted,
+            relock: !write,
         };
         let root = open_dir_path(&self.paths.rootfs(&rec.id))?;
+        // A read lets the lock go at once (an rm meanwhile only makes it
+        // fail); a write into the container's tree keeps it, so that no rm
+        // removes the tree under it.
+        let lock = write.then_some(lock);
         Ok((
             rec,
             View {
@@ -323,7 +351,7 @@ impl Engine {
 
     /// `berth cp CONTAINER:SRC DEST`.
     pub fn copy_out(&self, what: &str, src: &str, dest: &Path) -> Result<()> {
-        let (rec, view) = self.view(what)?;
+        let (rec, view) = self.view(what, false)?;
         let src = clean(src)?;
         let (fd, st) = self.open_source(&rec, &view, &src)?;
         let target = match std::fs::metadata(dest) {
@@ -366,7 +394,7 @@ impl Engine {
     /// `berth cp SRC CONTAINER:DEST`. `archive` keeps the files' owners
     /// (otherwise the container's root owns them, as in Docker).
     pub fn copy_in(&self, what: &str, src: &Path, dest: &str, archive: bool) -> Result<()> {
-        let (rec, view) = self.view(what)?;
+        let (rec, view) = self.view(what, true)?;
         let dest = clean(dest)?;
         let meta = std::fs::symlink_metadata(src).map_err(io(format!("{}", src.display())))?;
         let base = self.base_for(&rec, &view, &dest)?;
@@ -422,7 +450,7 @@ impl Engine {
     /// its last component (its contents under `.` for the root). Read as
     /// `copy_out` reads, through fds, never following a link.
     pub fn copy_out_tar(&self, what: &str, src: &str, out: &mut dyn Write) -> Result<()> {
-        let (rec, view) = self.view(what)?;
+        let (rec, view) = self.view(what, false)?;
         let src = clean(src)?;
         let (fd, st) = self.open_source(&rec, &view, &src)?;
         let arc = src
@@ -448,7 +476,7 @@ impl Engine {
         dest: &str,
         archive: bool,
     ) -> Result<()> {
-        let (rec, view) = self.view(what)?;
+        let (rec, view) = self.view(what, true)?;
         let dest = clean(dest)?;
         let base = self.base_for(&rec, &view, &dest)?;
         let root = base.dir;
