@@ -678,7 +678,10 @@ fn copy_tree(
         libc::S_IFREG => {
             let mut out = sfs::create_file_at(dst, name, 0o600)
                 .map_err(io(format!("create {}", shown.display())))?;
-            let mut input = std::fs::File::from(src);
+            // At most the size it had when opened: a file the container
+            // keeps writing to must not make the copy endless.
+            let size = u64::try_from(st.st_size).unwrap_or(0);
+            let mut input = std::io::Read::take(std::fs::File::from(src), size);
             std::io::copy(&mut input, &mut out)
                 .map_err(io(format!("copy to {}", shown.display())))?;
             let _ = sfs::fchown_fd(out.as_fd(), st.st_uid, st.st_gid);
@@ -1219,6 +1222,26 @@ mod tests {
         // directory is refused, not followed.
         assert_eq!(std::fs::read_to_string(dst.join("file")).unwrap(), "x");
         assert!(dst.join("sub").symlink_metadata().unwrap().is_symlink());
+    }
+
+    #[test]
+    fn a_file_that_grows_while_copied_is_copied_as_it_was_opened() {
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+        std::fs::create_dir(&src).unwrap();
+        std::fs::create_dir(&dst).unwrap();
+        std::fs::write(src.join("log"), "first\n").unwrap();
+        let (s, d) = (dir_fd(&src), dir_fd(&dst));
+        let (fd, st) = sfs::open_entry(s.as_fd(), Path::new("log")).unwrap();
+        // The container appends after the copy opened the file.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(src.join("log"))
+            .unwrap();
+        f.write_all(&[b'x'; 1 << 20]).unwrap();
+        let log = Path::new("log");
+        copy_tree(fd, &st, d.as_fd(), log, Overwrite::Replace, log).unwrap();
+        assert_eq!(std::fs::read_to_string(dst.join("log")).unwrap(), "first\n");
     }
 
     #[test]
