@@ -287,6 +287,49 @@ fn is_monitor(pid: i32) -> bool {
         && berth_sys::process::proc_stat(pid).is_some_and(|s| s.state != 'Z')
 }
 
+/// The container's hostname: `--hostname`, the host's with the host's
+/// network or UTS namespace, else the short id.
+fn container_hostname(id: &str, c: &ContainerConfig) -> String {
+    match (&c.hostname, c.network.as_str()) {
+        (Some(h), _) => h.clone(),
+        (None, "host") => host_name(),
+        (None, _) if c.uts == "host" => host_name(),
+        (None, _) => short(id).to_string(),
+    }
+}
+
+/// The container's /etc/hostname, /etc/hosts and /etc/resolv.conf, as
+/// (file name, text).
+fn etc_files(rec: &Record, hostname: &str) -> [(&'static str, String); 3] {
+    let host_net = rec.config.network == "host";
+    let mut hosts = if host_net {
+        std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+        )
+    };
+    if !hosts.is_empty() && !hosts.ends_with('\n') {
+        hosts.push('\n');
+    }
+    for (name, addr) in &rec.config.extra_hosts {
+        hosts.push_str(&format!("{addr}\t{name}\n"));
+    }
+    let c = &rec.config;
+    let resolv = crate::config::resolv_conf(
+        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        &c.dns,
+        &c.dns_search,
+        &c.dns_options,
+        !host_net,
+    );
+    [
+        ("hostname", format!("{hostname}\n")),
+        ("hosts", hosts),
+        ("resolv.conf", resolv),
+    ]
+}
+
 fn short(id: &str) -> &str {
     &id[..12.min(id.len())]
 }
@@ -674,12 +717,7 @@ impl Engine {
                 });
             }
         }
-        let hostname = match (&c.hostname, c.network.as_str()) {
-            (Some(h), _) => h.clone(),
-            (None, "host") => host_name(),
-            (None, _) if c.uts == "host" => host_name(),
-            (None, _) => short(id).to_string(),
-        };
+        let hostname = container_hostname(id, c);
         let mut devices = if c.privileged {
             crate::devices::host_devices()
         } else {
@@ -788,39 +826,30 @@ impl Engine {
         })
     }
 
+    /// The text of the container's generated /etc file `name` (hostname,
+    /// hosts or resolv.conf), as its start writes it.
+    pub(crate) fn etc_file_text(&self, rec: &Record, name: &str) -> Result<String> {
+        let hostname = container_hostname(&rec.id, &rec.config);
+        etc_files(rec, &hostname)
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t)
+            .ok_or_else(|| Error::Runtime(format!("no generated /etc file {name}")))
+    }
+
     fn write_etc_files(&self, rec: &Record, hostname: &str) -> Result<()> {
         let dir = self.paths.run_dir(&rec.id);
-        let host_net = rec.config.network == "host";
-        let mut hosts = if host_net {
-            std::fs::read_to_string("/etc/hosts").unwrap_or_default()
-        } else {
-            format!(
-                "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
-            )
-        };
-        if !hosts.is_empty() && !hosts.ends_with('\n') {
-            hosts.push('\n');
-        }
-        for (name, addr) in &rec.config.extra_hosts {
-            hosts.push_str(&format!("{addr}\t{name}\n"));
-        }
-        let c = &rec.config;
-        let resolv = crate::config::resolv_conf(
-            &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-            &c.dns,
-            &c.dns_search,
-            &c.dns_options,
-            !host_net,
-        );
-        for (name, text) in [
-            ("hostname", format!("{hostname}\n")),
-            ("hosts", hosts),
-            ("resolv.conf", resolv),
-        ] {
+        let dfd = berth_sys::fs::open(&dir, libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map_err(io(format!("open {}", dir.display())))?;
+        for (name, text) in etc_files(rec, hostname) {
             // Written at each start, as podman does (the host's resolver
-            // may have changed).
+            // may have changed), into the run directory made anew for
+            // this start: created exclusively, never through a link.
             let p = dir.join(name);
-            std::fs::write(&p, text).map_err(io(format!("write {}", p.display())))?;
+            let mut f = berth_sys::fs::create_file_at(dfd.as_fd(), Path::new(name), 0o644)
+                .map_err(io(format!("create {}", p.display())))?;
+            std::io::Write::write_all(&mut f, text.as_bytes())
+                .map_err(io(format!("write {}", p.display())))?;
         }
         Ok(())
     }

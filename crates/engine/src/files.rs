@@ -1,25 +1,41 @@
-//! `berth cp` and `berth diff`.
+//! `berth cp`, `berth diff` and the volume copy-up: the engine's host-side
+//! work on paths a container controls.
 //!
-//! cp never follows a symlink of the container's out of it (the
-//! CVE-2018-15664 class, where a container swaps a directory for a symlink
-//! to / while `docker cp` runs): the container-side path is resolved once
-//! with openat2(RESOLVE_IN_ROOT), and everything below it is reached through
-//! directory fds with O_NOFOLLOW, so a path string is never resolved again
-//! after a check. Paths under a volume or bind mount are resolved in that
-//! mount's host directory, in the same way.
+//! A running container can rename, swap (RENAME_EXCHANGE), replace with a
+//! fifo or a device node, or symlink anything in its root and its volumes
+//! at any moment (the CVE-2018-15664 class). So every entry is opened once,
+//! relative to a directory fd, with `berth_sys::fs::open_entry` (openat2
+//! with no symlink followed, `O_PATH` first, then `fstat` of that very fd;
+//! only regular files and directories are reopened for reading, through
+//! the fd, `O_NONBLOCK`), and only that fd is acted on: a name is never
+//! resolved again after a check, a fifo or device is never opened, and
+//! files are created `O_EXCL | O_NOFOLLOW` relative to a directory fd.
+//!
+//! A running container's paths are resolved where the container sees
+//! them: from its root as `/proc/PID/root` (the pid checked to be the
+//! container's by its root's inode and a pidfd), so its tmpfs mounts and
+//! volumes are what cp reads and writes. The container lock is held only
+//! to find that root; the copy itself runs without it, so `stop`, `kill`
+//! and `rm -f` are never kept waiting (a copy into it ends once its init
+//! has exited: [`Alive`]). A stopped container's root is mounted for the
+//! copy; a copy out lets its lock go at once (and takes it again to
+//! unmount, unless a start uses the mount by then), a copy into it keeps
+//! the lock, so that no `rm` removes the tree it writes to. Its volumes and
+//! bind mounts are resolved in their host directories, and its generated
+//! /etc/hostname, /etc/hosts and /etc/resolv.conf are made as its next
+//! start would make them.
 
-use crate::containers::Engine;
+use crate::containers::{Engine, Lock};
 use crate::error::{io, Error, Result};
 use crate::records::{Record, Status};
 use berth_sys::fs::{self as sfs, Links};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 fn kind(st: &libc::stat) -> u32 {
-    st.st_mode & libc::S_IFMT
+    sfs::file_type(st)
 }
 
 fn clean(p: &str) -> Result<PathBuf> {
@@ -42,27 +58,84 @@ fn clean(p: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The host directory and the path in it for a container path: the
-/// rootfs, or the volume or bind mount the path is under.
-struct Base {
-    dir: PathBuf,
-    rel: PathBuf,
-}
-
 /// The container's root, mounted for the duration of an operation when the
 /// container is not running.
 struct Mounted<'a> {
     engine: &'a Engine,
     id: String,
     unmount: bool,
+    /// The container lock was let go during the copy: taken again to
+    /// unmount, and the mount is left to a start that uses it meanwhile
+    /// (or to an `rm` that took it down).
+    relock: bool,
 }
 
 impl Drop for Mounted<'_> {
     fn drop(&mut self) {
-        if self.unmount {
-            let _ = crate::rootfs::unmount(&self.engine.paths.rootfs(&self.id));
+        if !self.unmount {
+            return;
+        }
+        let _lock = if self.relock {
+            if !matches!(self.engine.records.get(&self.id), Ok(Some(_))) {
+                return;
+            }
+            let Ok(lock) = self.engine.lock(&self.id) else {
+                return;
+            };
+            match self.engine.records.get(&self.id) {
+                Ok(Some(r)) if !matches!(r.state.status, Status::Running | Status::Restarting) => {}
+                _ => return,
+            }
+            Some(lock)
+        } else {
+            None
+        };
+        let _ = crate::rootfs::unmount(&self.engine.paths.rootfs(&self.id));
+    }
+}
+
+/// The container's file tree for one cp.
+struct View<'a> {
+    /// Its root: `/proc/PID/root` of a running container, else its
+    /// mounted rootfs (an `O_PATH` directory fd).
+    root: OwnedFd,
+    /// A running container's init (a pidfd): see [`Alive`].
+    init: Option<OwnedFd>,
+    /// A stopped container's mount and lock, held for the copy (dropped in
+    /// this order: unmounted, then unlocked).
+    stopped: Option<(Mounted<'a>, Option<Lock>)>,
+}
+
+impl View<'_> {
+    fn alive(&self) -> Alive<'_> {
+        Alive(self.init.as_ref().map(|f| f.as_fd()))
+    }
+}
+
+/// Ends a copy into a running container once its init has exited: `rm -f`
+/// (which does not wait for the copy) then removes the container's
+/// directories, and the copy must not write into them meanwhile.
+#[derive(Clone, Copy)]
+struct Alive<'a>(Option<BorrowedFd<'a>>);
+
+impl Alive<'_> {
+    fn check(self) -> Result<()> {
+        match self.0 {
+            Some(fd) if berth_sys::process::pidfd_wait_exit(fd, 0).unwrap_or(true) => {
+                Err(Error::Conflict(
+                    "the container stopped during the copy; the copy was cut short".into(),
+                ))
+            }
+            _ => Ok(()),
         }
     }
+}
+
+/// Where a container path is looked up: a directory fd and the path in
+/// it.
+struct Base {
+    dir: OwnedFd,
+    rel: PathBuf,
 }
 
 fn open_dir_path(p: &Path) -> Result<OwnedFd> {
@@ -70,38 +143,134 @@ fn open_dir_path(p: &Path) -> Result<OwnedFd> {
         .map_err(io(format!("open {}", p.display())))
 }
 
-fn fstat_nofollow(dir: BorrowedFd<'_>, name: &Path) -> std::io::Result<(OwnedFd, libc::stat)> {
-    let fd = sfs::openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
-    let st = sfs::fstat(fd.as_fd())?;
-    Ok((fd, st))
+/// The stat of `name` in `dir` without following it (`O_PATH`, never
+/// opening a fifo or device).
+fn stat_at(dir: BorrowedFd<'_>, name: &Path) -> std::io::Result<libc::stat> {
+    let fd = sfs::openat2(
+        dir,
+        name,
+        libc::O_PATH | libc::O_NOFOLLOW,
+        0,
+        sfs::RESOLVE_BENEATH | sfs::RESOLVE_NO_SYMLINKS | sfs::RESOLVE_NO_MAGICLINKS,
+    )?;
+    sfs::fstat(fd.as_fd())
 }
 
-fn names_in(dir: BorrowedFd<'_>) -> std::io::Result<Vec<std::ffi::OsString>> {
-    // The fd's own directory, whatever path it had.
-    let rd = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))?;
-    let mut v = Vec::new();
-    for e in rd {
-        v.push(e?.file_name());
+/// Splits a root-relative path into its parent and last component (`.`
+/// for the root itself).
+fn split(rel: &Path) -> (PathBuf, PathBuf) {
+    match (rel.parent(), rel.file_name()) {
+        (Some(p), Some(n)) => (p.to_path_buf(), PathBuf::from(n)),
+        _ => (PathBuf::from("."), PathBuf::from(".")),
     }
-    v.sort();
-    Ok(v)
 }
+
+/// The generated files a stopped container shows at these paths.
+const GENERATED: [(&str, &str); 3] = [
+    ("/etc/hostname", "hostname"),
+    ("/etc/hosts", "hosts"),
+    ("/etc/resolv.conf", "resolv.conf"),
+];
 
 impl Engine {
-    fn mount_for(&self, rec: &Record) -> Result<Mounted<'_>> {
-        let running = matches!(rec.state.status, Status::Running | Status::Restarting);
+    /// Finds the container's root for a cp: see the module's comment.
+    fn view(&self, what: &str, write: bool) -> Result<(Record, View<'_>)> {
+        let found = self.get(what)?;
+        let lock = self.lock(&found.id)?;
+        let rec = self
+            .records
+            .get(&found.id)?
+            .ok_or_else(|| Error::NoSuchContainer(what.to_string()))?;
+        if matches!(rec.state.status, Status::Running | Status::Restarting) {
+            let (root, init) = self.live_root(&rec)?;
+            drop(lock);
+            return Ok((
+                rec,
+                View {
+                    root,
+                    init: Some(init),
+                    stopped: None,
+                },
+            ));
+        }
         let mounted = crate::rootfs::is_mounted(&self.paths.rootfs(&rec.id));
         if !mounted {
-            self.mount_rootfs(rec)?;
+            self.mount_rootfs(&rec)?;
         }
-        Ok(Mounted {
+        let m = Mounted {
             engine: self,
             id: rec.id.clone(),
-            unmount: !mounted && !running,
-        })
+            unmount: !mounted,
+            relock: !write,
+        };
+        let root = open_dir_path(&self.paths.rootfs(&rec.id))?;
+        // A read lets the lock go at once (an rm meanwhile only makes it
+        // fail); a write into the container's tree keeps it, so that no rm
+        // removes the tree under it.
+        let lock = write.then_some(lock);
+        Ok((
+            rec,
+            View {
+                root,
+                init: None,
+                stopped: Some((m, lock)),
+            },
+        ))
     }
 
-    fn base_for(&self, rec: &Record, path: &Path) -> Base {
+    /// `/proc/PID/root` of a running container's init, checked to be the
+    /// container's: the pid is pinned with a pidfd, the root opened is the
+    /// container's mounted rootfs (same device and inode: a reused pid has
+    /// another root), and the process is still alive after it was opened.
+    fn live_root(&self, rec: &Record) -> Result<(OwnedFd, OwnedFd)> {
+        let pid = rec.state.pid;
+        let between = || {
+            Error::Conflict(format!(
+                "{}: the container has no running process at the moment (restarting or stopping); try again",
+                rec.name
+            ))
+        };
+        if pid <= 0 {
+            return Err(between());
+        }
+        let pidfd = berth_sys::process::pidfd_open(pid).map_err(|_| between())?;
+        let root = sfs::open(
+            Path::new(&format!("/proc/{pid}/root")),
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )
+        .map_err(|_| between())?;
+        let got = sfs::fstat(root.as_fd()).map_err(io(format!("stat /proc/{pid}/root")))?;
+        let rootfs = self.paths.rootfs(&rec.id);
+        let want = sfs::fstat(open_dir_path(&rootfs)?.as_fd())
+            .map_err(io(format!("stat {}", rootfs.display())))?;
+        if (got.st_dev, got.st_ino) != (want.st_dev, want.st_ino) {
+            return Err(Error::Conflict(format!(
+                "{}: process {pid} does not have the container's root (it changed its root, or the pid is another process's now); refused",
+                rec.name
+            )));
+        }
+        if berth_sys::process::pidfd_wait_exit(pidfd.as_fd(), 0)
+            .map_err(io(format!("poll the pidfd of process {pid}")))?
+        {
+            return Err(between());
+        }
+        Ok((root, pidfd))
+    }
+
+    /// Where `path` is for a cp: in a running container, its own root (it
+    /// sees its mounts); in a stopped one, the host directory of the volume
+    /// or bind mount the path is under, else the rootfs.
+    fn base_for(&self, rec: &Record, view: &View<'_>, path: &Path) -> Result<Base> {
+        let in_root = || -> Result<Base> {
+            Ok(Base {
+                dir: view.root.try_clone().map_err(io("duplicate the root fd"))?,
+                rel: sfs::relative(path),
+            })
+        };
+        if view.stopped.is_none() {
+            return in_root();
+        }
         let mut best: Option<(usize, PathBuf, PathBuf)> = None;
         for m in self.mounts(rec) {
             if m.kind == "tmpfs" {
@@ -116,42 +285,75 @@ impl Engine {
             }
         }
         match best {
-            Some((_, dir, rel)) => Base { dir, rel },
-            None => Base {
-                dir: self.paths.rootfs(&rec.id),
-                rel: path.strip_prefix("/").unwrap_or(path).to_path_buf(),
-            },
+            Some((_, dir, rel)) => Ok(Base {
+                dir: open_dir_path(&dir)?,
+                rel: sfs::relative(&rel),
+            }),
+            None => in_root(),
         }
     }
 
-    /// `berth cp CONTAINER:SRC DEST`.
-    pub fn copy_out(&self, what: &str, src: &str, dest: &Path) -> Result<()> {
-        let rec = self.get(what)?;
-        let _lock = self.lock(&rec.id)?;
-        let _m = self.mount_for(&rec)?;
-        let src = clean(src)?;
-        let base = self.base_for(&rec, &src);
-        let root = open_dir_path(&base.dir)?;
-        let (parent_rel, name) = match (base.rel.parent(), base.rel.file_name()) {
-            (Some(p), Some(n)) => (p.to_path_buf(), PathBuf::from(n)),
-            _ => (PathBuf::from("."), PathBuf::from(".")),
-        };
+    /// Opens the container path `src` for reading, as [`sfs::open_entry`]
+    /// does (the last component never followed).
+    fn open_source(
+        &self,
+        rec: &Record,
+        view: &View<'_>,
+        src: &Path,
+    ) -> Result<(OwnedFd, libc::stat)> {
+        let shown = || format!("{}: {} in the container", rec.name, src.display());
+        if view.stopped.is_some() {
+            if let Some(fd) = self.generated(rec, src)? {
+                let st = sfs::fstat(fd.as_fd()).map_err(io(shown()))?;
+                return Ok((fd, st));
+            }
+        }
+        let base = self.base_for(rec, view, src)?;
+        let (parent_rel, name) = split(&base.rel);
+        if name == Path::new(".") {
+            let fd = sfs::reopen(base.dir.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY)
+                .map_err(io(shown()))?;
+            let st = sfs::fstat(fd.as_fd()).map_err(io(shown()))?;
+            return Ok((fd, st));
+        }
         let parent = sfs::open_in_root(
-            root.as_fd(),
+            base.dir.as_fd(),
             &parent_rel,
             libc::O_PATH | libc::O_DIRECTORY,
             Links::InRoot,
         )
-        .map_err(io(format!(
-            "{}: open {} in the container",
+        .map_err(io(shown()))?;
+        sfs::open_entry(parent.as_fd(), &name).map_err(io(shown()))
+    }
+
+    /// A stopped container's /etc/hostname, /etc/hosts or /etc/resolv.conf
+    /// as its next start writes them (an in-memory file), unless a mount
+    /// of the user's covers the path.
+    fn generated(&self, rec: &Record, src: &Path) -> Result<Option<OwnedFd>> {
+        let Some((_, name)) = GENERATED.iter().find(|(p, _)| Path::new(p) == src) else {
+            return Ok(None);
+        };
+        if self
+            .mounts(rec)
+            .iter()
+            .any(|m| Path::new(&m.destination) == src)
+        {
+            return Ok(None);
+        }
+        let text = self.etc_file_text(rec, name)?;
+        let fd = sfs::memfd_with(c"berth-etc", text.as_bytes(), 0o644).map_err(io(format!(
+            "{}: make {}",
             rec.name,
             src.display()
         )))?;
-        let (fd, st) = fstat_nofollow(parent.as_fd(), &name).map_err(io(format!(
-            "{}: {} in the container",
-            rec.name,
-            src.display()
-        )))?;
+        Ok(Some(fd))
+    }
+
+    /// `berth cp CONTAINER:SRC DEST`.
+    pub fn copy_out(&self, what: &str, src: &str, dest: &Path) -> Result<()> {
+        let (rec, view) = self.view(what, false)?;
+        let src = clean(src)?;
+        let (fd, st) = self.open_source(&rec, &view, &src)?;
         let target = match std::fs::metadata(dest) {
             Ok(m) if m.is_dir() => {
                 let n = src
@@ -169,19 +371,34 @@ impl Engine {
             }
             _ => dest.to_path_buf(),
         };
-        copy_out_entry(parent.as_fd(), &name, fd, &st, &target)
+        let (tdir, tname) = match (target.parent(), target.file_name()) {
+            (Some(p), Some(n)) => (
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                },
+                PathBuf::from(n),
+            ),
+            _ => {
+                return Err(crate::error::option(
+                    "cp",
+                    format!("{}: name the file or directory to copy to", dest.display()),
+                ))
+            }
+        };
+        let tdir = open_dir_path(tdir)?;
+        copy_tree(fd, &st, tdir.as_fd(), &tname, Overwrite::Replace, &target)
     }
 
     /// `berth cp SRC CONTAINER:DEST`. `archive` keeps the files' owners
     /// (otherwise the container's root owns them, as in Docker).
     pub fn copy_in(&self, what: &str, src: &Path, dest: &str, archive: bool) -> Result<()> {
-        let rec = self.get(what)?;
-        let _lock = self.lock(&rec.id)?;
-        let _m = self.mount_for(&rec)?;
+        let (rec, view) = self.view(what, true)?;
         let dest = clean(dest)?;
         let meta = std::fs::symlink_metadata(src).map_err(io(format!("{}", src.display())))?;
-        let base = self.base_for(&rec, &dest);
-        let root = open_dir_path(&base.dir)?;
+        let base = self.base_for(&rec, &view, &dest)?;
+        let root = base.dir;
         // DEST an existing directory: copy into it; else DEST names the copy.
         let into = sfs::open_in_root(
             root.as_fd(),
@@ -224,47 +441,24 @@ impl Engine {
                 )));
             }
             // SRC/. into DEST: the contents.
-            return copy_dir_contents_in(src, dir.as_fd(), archive);
+            return copy_dir_contents_in(src, dir.as_fd(), archive, view.alive());
         }
-        copy_in_entry(src, &meta, dir.as_fd(), &name, archive)
+        copy_in_entry(src, &meta, dir.as_fd(), &name, archive, view.alive())
     }
 
     /// `berth cp CONTAINER:SRC -`: SRC as a tar stream on `out`, named by
     /// its last component (its contents under `.` for the root). Read as
     /// `copy_out` reads, through fds, never following a link.
     pub fn copy_out_tar(&self, what: &str, src: &str, out: &mut dyn Write) -> Result<()> {
-        let rec = self.get(what)?;
-        let _lock = self.lock(&rec.id)?;
-        let _m = self.mount_for(&rec)?;
+        let (rec, view) = self.view(what, false)?;
         let src = clean(src)?;
-        let base = self.base_for(&rec, &src);
-        let root = open_dir_path(&base.dir)?;
-        let (parent_rel, name) = match (base.rel.parent(), base.rel.file_name()) {
-            (Some(p), Some(n)) => (p.to_path_buf(), PathBuf::from(n)),
-            _ => (PathBuf::from("."), PathBuf::from(".")),
-        };
-        let parent = sfs::open_in_root(
-            root.as_fd(),
-            &parent_rel,
-            libc::O_PATH | libc::O_DIRECTORY,
-            Links::InRoot,
-        )
-        .map_err(io(format!(
-            "{}: open {} in the container",
-            rec.name,
-            src.display()
-        )))?;
-        let (_, st) = fstat_nofollow(parent.as_fd(), &name).map_err(io(format!(
-            "{}: {} in the container",
-            rec.name,
-            src.display()
-        )))?;
+        let (fd, st) = self.open_source(&rec, &view, &src)?;
         let arc = src
             .file_name()
             .map_or_else(|| b".".to_vec(), |n| n.as_bytes().to_vec());
         let mut w = berth_image::tar::Writer::new(out);
         let mut links = std::collections::HashMap::new();
-        tar_out_entry(&mut w, parent.as_fd(), &name, &st, arc, &mut links)?;
+        tar_out_entry(&mut w, fd, &st, arc, &mut links)?;
         w.finish().map_err(io("write the tar stream"))?;
         Ok(())
     }
@@ -282,12 +476,10 @@ impl Engine {
         dest: &str,
         archive: bool,
     ) -> Result<()> {
-        let rec = self.get(what)?;
-        let _lock = self.lock(&rec.id)?;
-        let _m = self.mount_for(&rec)?;
+        let (rec, view) = self.view(what, true)?;
         let dest = clean(dest)?;
-        let base = self.base_for(&rec, &dest);
-        let root = open_dir_path(&base.dir)?;
+        let base = self.base_for(&rec, &view, &dest)?;
+        let root = base.dir;
         sfs::open_in_root(
             root.as_fd(),
             &base.rel,
@@ -312,6 +504,7 @@ impl Engine {
         };
         let mut r = berth_image::tar::Reader::new(input);
         while let Some(e) = r.next_entry().map_err(|e| tar_err(&rec.name, e))? {
+            view.alive().check()?;
             x.entry(&e, &mut r)
                 .map_err(|err| tar_entry_err(&rec.name, &e.path, err))?;
         }
@@ -320,7 +513,8 @@ impl Engine {
     }
 
     /// `berth diff`: what the container changed in its image: (kind, path)
-    /// with kind A (added), C (changed) or D (deleted).
+    /// with kind A (added), C (changed) or D (deleted). The upper directory
+    /// is walked by fd (the container changes it meanwhile).
     pub fn diff(&self, what: &str) -> Result<Vec<(char, String)>> {
         let rec = self.get(what)?;
         // Top first, as overlay reads them.
@@ -328,8 +522,14 @@ impl Engine {
         layers.reverse();
         let upper = self.paths.container(&rec.id).join("upper");
         let mut out = Vec::new();
-        if upper.is_dir() {
-            walk_upper(&upper, Path::new("/"), &layers, &mut out)?;
+        match sfs::open(
+            &upper,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+            0,
+        ) {
+            Ok(d) => walk_upper(d.as_fd(), Path::new("/"), &layers, &mut out)?,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(io(format!("open {}", upper.display()))(e)),
         }
         // Mount points the runtime made (/proc, /etc/hosts, volumes...) are
         // not the container's changes (Docker keeps them in an init layer).
@@ -364,6 +564,7 @@ impl Engine {
 /// Whether `path` exists in the image (layers top first), honouring
 /// whiteouts.
 fn in_image(layers: &[PathBuf], path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
     let rel = path.strip_prefix("/").unwrap_or(path);
     for l in layers {
         match std::fs::symlink_metadata(l.join(rel)) {
@@ -377,118 +578,171 @@ fn in_image(layers: &[PathBuf], path: &Path) -> bool {
     false
 }
 
+/// Lists the upper directory `dir` (shown as `at`) by fd: each entry is
+/// stat'ed relative to its directory's fd without following it, and a
+/// directory is listed through an fd opened with no symlink followed, so a
+/// symlink swapped in meanwhile is never followed out (its listing is then
+/// skipped).
 fn walk_upper(
-    dir: &Path,
+    dir: BorrowedFd<'_>,
     at: &Path,
     layers: &[PathBuf],
     out: &mut Vec<(char, String)>,
 ) -> Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(io(format!("read {}", dir.display())))?
-        .filter_map(|e| e.ok())
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let p = at.join(e.file_name());
-        let m = e
-            .path()
-            .symlink_metadata()
-            .map_err(io(format!("stat {}", e.path().display())))?;
+    let names =
+        sfs::read_dir_fd(dir).map_err(io(format!("list {} of the upper layer", at.display())))?;
+    for n in names {
+        let p = at.join(&n);
+        let st = match sfs::stat_entry(dir, Path::new(&n)) {
+            Ok(st) => st,
+            // Removed meanwhile by the running container.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(io(format!("stat {} of the upper layer", p.display()))(e)),
+        };
         let shown = p.to_string_lossy().into_owned();
-        if m.file_type().is_char_device() && m.rdev() == 0 {
+        if kind(&st) == libc::S_IFCHR && st.st_rdev == 0 {
             out.push(('D', shown));
             continue;
         }
         let existed = in_image(layers, &p);
         out.push((if existed { 'C' } else { 'A' }, shown));
-        if m.is_dir() {
-            walk_upper(&e.path(), &p, layers, out)?;
+        if kind(&st) == libc::S_IFDIR {
+            match sfs::open_dir_entry(dir, Path::new(&n)) {
+                Ok(d) => walk_upper(d.as_fd(), &p, layers, out)?,
+                // Swapped or removed meanwhile: not listed.
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR)
+                    ) => {}
+                Err(e) => return Err(io(format!("open {} of the upper layer", p.display()))(e)),
+            }
         }
     }
     Ok(())
 }
 
-fn copy_times_and_mode(fd: BorrowedFd<'_>, st: &libc::stat) {
-    let _ = sfs::set_times_fd(
-        fd,
-        (st.st_atime, st.st_atime_nsec),
-        (st.st_mtime, st.st_mtime_nsec),
-    );
+/// What [`copy_tree`] does with what is already at the destination.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Overwrite {
+    /// `cp`: a file, symlink or the like is replaced; a directory is
+    /// merged into; a directory over a non-directory (or the reverse) is
+    /// refused, as Docker refuses it.
+    Replace,
+    /// The volume copy-up: nothing is replaced; something planted at a
+    /// name (by another container sharing the volume) fails the copy.
+    Never,
 }
 
-/// Copies one entry (already opened O_PATH as `fd`, stat `st`) named
-/// `name` in `dir` to the host path `target`.
-fn copy_out_entry(
-    dir: BorrowedFd<'_>,
-    name: &Path,
-    fd: OwnedFd,
+/// Copies the entry `src` (opened by [`sfs::open_entry`], stat `st`) to
+/// `name` in the directory `dst`, a directory's contents below it, each
+/// opened the same way and created relative to its directory's fd with
+/// `O_EXCL | O_NOFOLLOW`. Owners, modes and times are kept. Fifos, devices
+/// and sockets are skipped (a copy of them would carry no content).
+/// `shown` names the destination in errors.
+fn copy_tree(
+    src: OwnedFd,
     st: &libc::stat,
-    target: &Path,
+    dst: BorrowedFd<'_>,
+    name: &Path,
+    ow: Overwrite,
+    shown: &Path,
 ) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let perm = st.st_mode & 0o7777;
+    let is_dir = kind(st) == libc::S_IFDIR;
+    if matches!(kind(st), libc::S_IFREG | libc::S_IFDIR | libc::S_IFLNK) && ow == Overwrite::Replace
+    {
+        match stat_at(dst, name) {
+            Ok(have) if kind(&have) == libc::S_IFDIR => {
+                if !is_dir {
+                    return Err(Error::Conflict(format!(
+                        "cannot copy {} over the directory {}",
+                        sfs::type_name(st),
+                        shown.display()
+                    )));
+                }
+            }
+            Ok(_) if is_dir => {
+                return Err(Error::Conflict(format!(
+                    "{} exists and is not a directory; a directory is not copied over it",
+                    shown.display()
+                )))
+            }
+            Ok(_) => {
+                sfs::unlinkat(dst, name, 0).map_err(io(format!("replace {}", shown.display())))?
+            }
+            Err(_) => {}
+        }
+    }
     match kind(st) {
         libc::S_IFREG => {
-            let f = sfs::openat(dir, name, libc::O_RDONLY | libc::O_NOFOLLOW, 0)
-                .map_err(io(format!("open {}", name.display())))?;
-            let mut src = std::fs::File::from(f);
-            let _ = std::fs::remove_file(target);
-            let mut dst = std::fs::File::create(target)
-                .map_err(io(format!("create {}", target.display())))?;
-            std::io::copy(&mut src, &mut dst)
-                .map_err(io(format!("copy to {}", target.display())))?;
-            dst.flush().map_err(io("flush"))?;
-            let _ = std::fs::set_permissions(target, std::fs::Permissions::from_mode(perm));
-            let _ = std::os::unix::fs::lchown(target, Some(st.st_uid), Some(st.st_gid));
-            copy_times_and_mode(dst.as_fd(), st);
+            let mut out = sfs::create_file_at(dst, name, 0o600)
+                .map_err(io(format!("create {}", shown.display())))?;
+            // At most the size it had when opened: a file the container
+            // keeps writing to must not make the copy endless.
+            let size = u64::try_from(st.st_size).unwrap_or(0);
+            let mut input = std::io::Read::take(std::fs::File::from(src), size);
+            std::io::copy(&mut input, &mut out)
+                .map_err(io(format!("copy to {}", shown.display())))?;
+            let _ = sfs::fchown_fd(out.as_fd(), st.st_uid, st.st_gid);
+            let _ = sfs::fchmod(out.as_fd(), perm);
+            let _ = sfs::set_times_fd(
+                out.as_fd(),
+                (st.st_atime, st.st_atime_nsec),
+                (st.st_mtime, st.st_mtime_nsec),
+            );
         }
         libc::S_IFDIR => {
-            match std::fs::symlink_metadata(target) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(Error::Conflict(format!(
-                        "{} exists and is not a directory",
-                        target.display()
-                    )))
-                }
-                Err(_) => std::fs::create_dir(target)
-                    .map_err(io(format!("create {}", target.display())))?,
-            }
-            let d = sfs::openat(
-                dir,
-                name,
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                0,
-            )
-            .map_err(io(format!("open {}", name.display())))?;
-            for n in names_in(d.as_fd()).map_err(io(format!("list {}", name.display())))? {
+            let d = sfs::mkdir_open_at(dst, name, 0o700)
+                .map_err(io(format!("create the directory {}", shown.display())))?;
+            let names = sfs::read_dir_fd(src.as_fd())
+                .map_err(io(format!("list the source of {}", shown.display())))?;
+            for n in names {
                 let n = PathBuf::from(n);
-                let (cfd, cst) =
-                    fstat_nofollow(d.as_fd(), &n).map_err(io(format!("stat {}", n.display())))?;
-                copy_out_entry(d.as_fd(), &n, cfd, &cst, &target.join(&n))?;
+                let child = shown.join(&n);
+                let (cfd, cst) = match sfs::open_entry(src.as_fd(), &n) {
+                    Ok(x) => x,
+                    // Removed meanwhile by the running container.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                    Err(e) => return Err(io(format!("open the source of {}", child.display()))(e)),
+                };
+                copy_tree(cfd, &cst, d.as_fd(), &n, ow, &child)?;
             }
-            let _ = std::fs::set_permissions(target, std::fs::Permissions::from_mode(perm));
-            let _ = std::os::unix::fs::lchown(target, Some(st.st_uid), Some(st.st_gid));
+            let _ = sfs::fchown_fd(d.as_fd(), st.st_uid, st.st_gid);
+            let _ = sfs::fchmod(d.as_fd(), perm);
         }
         libc::S_IFLNK => {
-            let link =
-                sfs::readlinkat(dir, name).map_err(io(format!("readlink {}", name.display())))?;
-            let _ = std::fs::remove_file(target);
-            std::os::unix::fs::symlink(&link, target)
-                .map_err(io(format!("create {}", target.display())))?;
-            let _ = std::os::unix::fs::lchown(target, Some(st.st_uid), Some(st.st_gid));
+            let link = sfs::readlink_fd(src.as_fd())
+                .map_err(io(format!("readlink the source of {}", shown.display())))?;
+            sfs::symlinkat(&link, dst, name).map_err(io(format!("create {}", shown.display())))?;
+            chown_link(dst, name, st.st_uid, st.st_gid);
         }
-        _ => {
-            // Devices, fifos and sockets are skipped, as a tar of them
-            // would carry no content.
-        }
+        _ => {}
     }
-    drop(fd);
     Ok(())
+}
+
+/// Sets the owner of the symlink `name` in `dir` (never what it points
+/// at).
+fn chown_link(dir: BorrowedFd<'_>, name: &Path, uid: u32, gid: u32) {
+    let Ok(c) = berth_sys::cstr(name) else {
+        return;
+    };
+    // SAFETY: a valid dir fd and C string; AT_SYMLINK_NOFOLLOW acts on the
+    // link itself.
+    unsafe {
+        libc::fchownat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            uid,
+            gid,
+            libc::AT_SYMLINK_NOFOLLOW,
+        );
+    }
 }
 
 fn owner(meta: &std::fs::Metadata, archive: bool) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
     if archive {
         (meta.uid(), meta.gid())
     } else {
@@ -496,15 +750,29 @@ fn owner(meta: &std::fs::Metadata, archive: bool) -> (u32, u32) {
     }
 }
 
-/// Removes `name` in `dir` unless it is a directory (never following it).
+/// Removes `name` in `dir` unless it is a directory (never following it);
+/// whether a directory is there.
 fn clear_non_dir(dir: BorrowedFd<'_>, name: &Path) -> Result<bool> {
-    match fstat_nofollow(dir, name) {
-        Ok((_, st)) if kind(&st) == libc::S_IFDIR => Ok(true),
+    match stat_at(dir, name) {
+        Ok(st) if kind(&st) == libc::S_IFDIR => Ok(true),
         Ok(_) => {
             sfs::unlinkat(dir, name, 0).map_err(io(format!("replace {}", name.display())))?;
             Ok(false)
         }
         Err(_) => Ok(false),
+    }
+}
+
+/// Refuses a non-directory at `name` in `dir` where a directory is to be
+/// copied (Docker: "cannot overwrite non-directory with directory").
+fn no_non_dir(dir: BorrowedFd<'_>, name: &Path) -> Result<()> {
+    match stat_at(dir, name) {
+        Ok(st) if kind(&st) != libc::S_IFDIR => Err(Error::Conflict(format!(
+            "{} is {} in the container; a directory is not copied over it",
+            name.display(),
+            sfs::type_name(&st)
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -514,28 +782,21 @@ fn copy_in_entry(
     dir: BorrowedFd<'_>,
     name: &Path,
     archive: bool,
+    alive: Alive<'_>,
 ) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    alive.check()?;
     let (uid, gid) = owner(meta, archive);
     let perm = meta.mode() & 0o7777;
     let ft = meta.file_type();
     if ft.is_dir() {
-        if !clear_non_dir(dir, name)? {
-            sfs::mkdirat(dir, name, 0o700).map_err(io(format!("create {}", name.display())))?;
-        }
-        // O_NOFOLLOW: what is there now must be the directory itself.
-        let d = sfs::openat(
-            dir,
-            name,
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-            0,
-        )
-        .map_err(io(format!(
-            "open {} in the container (a symlink?)",
-            name.display()
-        )))?;
-        copy_dir_contents_in(src, d.as_fd(), archive)?;
+        no_non_dir(dir, name)?;
+        // What is there now must be the directory itself (never a link).
+        let d = sfs::mkdir_open_at(dir, name, 0o700)
+            .map_err(io(format!("create {} in the container", name.display())))?;
+        copy_dir_contents_in(src, d.as_fd(), archive, alive)?;
         let _ = sfs::fchown_fd(d.as_fd(), uid, gid);
-        let _ = sfs::fchmod_fd(d.as_fd(), perm);
+        let _ = sfs::fchmod(d.as_fd(), perm);
     } else if ft.is_file() {
         if clear_non_dir(dir, name)? {
             return Err(Error::Conflict(format!(
@@ -544,18 +805,12 @@ fn copy_in_entry(
                 name.display()
             )));
         }
-        let f = sfs::openat(
-            dir,
-            name,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
-            0o600,
-        )
-        .map_err(io(format!("create {} in the container", name.display())))?;
-        let mut dst = std::fs::File::from(f);
+        let mut dst = sfs::create_file_at(dir, name, 0o600)
+            .map_err(io(format!("create {} in the container", name.display())))?;
         let mut s = std::fs::File::open(src).map_err(io(format!("open {}", src.display())))?;
         std::io::copy(&mut s, &mut dst).map_err(io(format!("copy {}", src.display())))?;
         let _ = sfs::fchown_fd(dst.as_fd(), uid, gid);
-        let _ = sfs::fchmod_fd(dst.as_fd(), perm);
+        let _ = sfs::fchmod(dst.as_fd(), perm);
     } else if ft.is_symlink() {
         if clear_non_dir(dir, name)? {
             return Err(Error::Conflict(format!(
@@ -566,24 +821,17 @@ fn copy_in_entry(
         }
         let target = std::fs::read_link(src).map_err(io(format!("readlink {}", src.display())))?;
         sfs::symlinkat(&target, dir, name).map_err(io(format!("create {}", name.display())))?;
-        if let Ok(l) = sfs::openat(dir, name, libc::O_PATH | libc::O_NOFOLLOW, 0) {
-            // SAFETY: fchownat on a path fd with AT_EMPTY_PATH changes the
-            // link itself.
-            unsafe {
-                libc::fchownat(
-                    l.as_raw_fd(),
-                    c"".as_ptr(),
-                    uid,
-                    gid,
-                    libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-                );
-            }
-        }
+        chown_link(dir, name, uid, gid);
     }
     Ok(())
 }
 
-fn copy_dir_contents_in(src: &Path, dir: BorrowedFd<'_>, archive: bool) -> Result<()> {
+fn copy_dir_contents_in(
+    src: &Path,
+    dir: BorrowedFd<'_>,
+    archive: bool,
+    alive: Alive<'_>,
+) -> Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(src)
         .map_err(io(format!("read {}", src.display())))?
         .filter_map(|e| e.ok())
@@ -598,45 +846,55 @@ fn copy_dir_contents_in(src: &Path, dir: BorrowedFd<'_>, archive: bool) -> Resul
         if name.as_os_str().as_bytes().contains(&b'/') {
             continue;
         }
-        copy_in_entry(&p, &m, dir, &name, archive)?;
+        copy_in_entry(&p, &m, dir, &name, archive, alive)?;
     }
     Ok(())
 }
 
 /// Docker's volume copy-up: a volume that is still empty when a container
 /// first mounts it at a path the image has content at gets that content
-/// (owners and modes kept). Read from the root with RESOLVE_IN_ROOT and no
-/// symlink followed, as `cp` does.
+/// (owners and modes kept). Read from the root as `cp` reads; written
+/// relative to the volume's directory fd, each entry created `O_EXCL |
+/// O_NOFOLLOW`: another container sharing the volume may plant symlinks
+/// in it meanwhile, and a planted name fails the copy rather than be
+/// followed.
 pub(crate) fn copy_up(rootfs: &Path, dest: &str, volume_data: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let empty = std::fs::read_dir(volume_data)
-        .map(|mut d| d.next().is_none())
+    let vol = sfs::open(
+        volume_data,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )
+    .map_err(io(format!(
+        "open the volume directory {}",
+        volume_data.display()
+    )))?;
+    let empty = sfs::read_dir_fd(vol.as_fd())
+        .map(|v| v.is_empty())
         .unwrap_or(false);
     if !empty {
         return Ok(());
     }
     let root = open_dir_path(rootfs)?;
-    let Ok(dir) = sfs::open_in_root(
-        root.as_fd(),
-        Path::new(dest),
-        libc::O_RDONLY | libc::O_DIRECTORY,
-        Links::InRoot,
-    ) else {
+    let Ok(dir) = sfs::open_dir_in_root(root.as_fd(), Path::new(dest), Links::InRoot) else {
         // Nothing at that path in the image (or not a directory).
         return Ok(());
     };
     let st = sfs::fstat(dir.as_fd()).map_err(io(format!("stat {dest} in the image")))?;
-    for n in names_in(dir.as_fd()).map_err(io(format!("list {dest} in the image")))? {
+    let names = sfs::read_dir_fd(dir.as_fd()).map_err(io(format!("list {dest} in the image")))?;
+    for n in names {
         let n = PathBuf::from(n);
-        let (cfd, cst) =
-            fstat_nofollow(dir.as_fd(), &n).map_err(io(format!("stat {}", n.display())))?;
-        copy_out_entry(dir.as_fd(), &n, cfd, &cst, &volume_data.join(&n))?;
+        let shown = Path::new(dest).join(&n);
+        let (cfd, cst) = sfs::open_entry(dir.as_fd(), &n)
+            .map_err(io(format!("open {} in the image", shown.display())))?;
+        copy_tree(cfd, &cst, vol.as_fd(), &n, Overwrite::Never, &shown).map_err(|e| {
+            Error::Runtime(format!(
+                "copy the image's {dest} into the new volume {}: {e} (did another container write to the volume meanwhile?)",
+                volume_data.display()
+            ))
+        })?;
     }
-    let _ = std::fs::set_permissions(
-        volume_data,
-        std::fs::Permissions::from_mode(st.st_mode & 0o7777),
-    );
-    let _ = std::os::unix::fs::lchown(volume_data, Some(st.st_uid), Some(st.st_gid));
+    let _ = sfs::fchown_fd(vol.as_fd(), st.st_uid, st.st_gid);
+    let _ = sfs::fchmod(vol.as_fd(), st.st_mode & 0o7777);
     Ok(())
 }
 
@@ -651,13 +909,13 @@ fn tar_entry_err(name: &str, path: &[u8], e: Error) -> Error {
     ))
 }
 
-/// Writes one entry (named `name` in `dir`, stat `st`) as `arc` in the
-/// archive, and a directory's contents under it. Files with more than one
-/// link become hard links to the first path they were written as.
+/// Writes one entry (opened by [`sfs::open_entry`] as `fd`, stat `st`) as
+/// `arc` in the archive, and a directory's contents under it, each opened
+/// the same way. Files with more than one link become hard links to the
+/// first path they were written as.
 fn tar_out_entry(
     w: &mut berth_image::tar::Writer<&mut dyn Write>,
-    dir: BorrowedFd<'_>,
-    name: &Path,
+    fd: OwnedFd,
     st: &libc::stat,
     arc: Vec<u8>,
     links: &mut std::collections::HashMap<(u64, u64), Vec<u8>>,
@@ -694,34 +952,31 @@ fn tar_out_entry(
                 }
                 links.insert(key, arc.clone());
             }
-            let f = sfs::openat(dir, name, libc::O_RDONLY | libc::O_NOFOLLOW, 0)
-                .map_err(io(format!("open {}", shown())))?;
             e.size = st.st_size as u64;
-            write(w, &e, &mut std::fs::File::from(f))?;
+            write(w, &e, &mut std::fs::File::from(fd))?;
         }
         libc::S_IFDIR => {
             e.kind = Kind::Dir;
             write(w, &e, &mut std::io::empty())?;
-            let d = sfs::openat(
-                dir,
-                name,
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                0,
-            )
-            .map_err(io(format!("open {}", shown())))?;
-            for n in names_in(d.as_fd()).map_err(io(format!("list {}", shown())))? {
+            for n in sfs::read_dir_fd(fd.as_fd()).map_err(io(format!("list {}", shown())))? {
                 let n = PathBuf::from(n);
-                let (_, cst) =
-                    fstat_nofollow(d.as_fd(), &n).map_err(io(format!("stat {}", n.display())))?;
                 let mut child = arc.clone();
                 child.push(b'/');
                 child.extend_from_slice(n.as_os_str().as_bytes());
-                tar_out_entry(w, d.as_fd(), &n, &cst, child, links)?;
+                let (cfd, cst) = match sfs::open_entry(fd.as_fd(), &n) {
+                    Ok(x) => x,
+                    // Removed meanwhile by the running container.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                    Err(e) => {
+                        return Err(io(format!("open {}", String::from_utf8_lossy(&child)))(e))
+                    }
+                };
+                tar_out_entry(w, cfd, &cst, child, links)?;
             }
         }
         libc::S_IFLNK => {
             e.kind = Kind::Symlink;
-            e.link = sfs::readlinkat(dir, name)
+            e.link = sfs::readlink_fd(fd.as_fd())
                 .map_err(io(format!("readlink {}", shown())))?
                 .into_os_string()
                 .into_vec();
@@ -792,32 +1047,19 @@ impl Extract<'_> {
         };
         match e.kind {
             Kind::Dir => {
-                if !clear_non_dir(dir, &name)? {
-                    sfs::mkdirat(dir, &name, 0o700).map_err(io("create the directory"))?;
-                }
-                let d = sfs::openat(
-                    dir,
-                    &name,
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                    0,
-                )
-                .map_err(io("open the directory (a symlink?)"))?;
+                no_non_dir(dir, &name)?;
+                let d =
+                    sfs::mkdir_open_at(dir, &name, 0o700).map_err(io("create the directory"))?;
                 let _ = sfs::fchown_fd(d.as_fd(), uid, gid);
-                let _ = sfs::fchmod_fd(d.as_fd(), e.mode);
+                let _ = sfs::fchmod(d.as_fd(), e.mode);
                 self.dirs.push((d, e.mtime.0));
             }
             Kind::File => {
                 if clear_non_dir(dir, &name)? {
                     return Err(not_over_dir("file"));
                 }
-                let f = sfs::openat(
-                    dir,
-                    &name,
-                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
-                    0o600,
-                )
-                .map_err(io("create the file"))?;
-                let mut out = std::fs::File::from(f);
+                let mut out =
+                    sfs::create_file_at(dir, &name, 0o600).map_err(io("create the file"))?;
                 let mut buf = vec![0u8; 128 * 1024];
                 loop {
                     let n = r
@@ -829,7 +1071,7 @@ impl Extract<'_> {
                     out.write_all(&buf[..n]).map_err(io("write the file"))?;
                 }
                 let _ = sfs::fchown_fd(out.as_fd(), uid, gid);
-                let _ = sfs::fchmod_fd(out.as_fd(), e.mode);
+                let _ = sfs::fchmod(out.as_fd(), e.mode);
                 let _ = sfs::set_times_fd(out.as_fd(), (e.mtime.0, 0), (e.mtime.0, 0));
             }
             Kind::Symlink => {
@@ -838,19 +1080,7 @@ impl Extract<'_> {
                 }
                 sfs::symlinkat(Path::new(std::ffi::OsStr::from_bytes(&e.link)), dir, &name)
                     .map_err(io("create the symlink"))?;
-                if let Ok(l) = sfs::openat(dir, &name, libc::O_PATH | libc::O_NOFOLLOW, 0) {
-                    // SAFETY: fchownat on a path fd with AT_EMPTY_PATH
-                    // changes the link itself.
-                    unsafe {
-                        libc::fchownat(
-                            l.as_raw_fd(),
-                            c"".as_ptr(),
-                            uid,
-                            gid,
-                            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
-                        );
-                    }
-                }
+                chown_link(dir, &name, uid, gid);
             }
             Kind::Hardlink => {
                 let target = self.base.join(tar_name(&e.link)?);
@@ -914,4 +1144,117 @@ fn tar_name(name: &[u8]) -> Result<PathBuf> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_fd(p: &Path) -> OwnedFd {
+        open_dir_path(p).unwrap()
+    }
+
+    #[test]
+    fn copy_up_copies_through_fds_and_skips_fifos() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("data/sub")).unwrap();
+        std::fs::write(root.join("data/seed"), "seed").unwrap();
+        std::fs::write(root.join("data/sub/inner"), "inner").unwrap();
+        std::fs::set_permissions(root.join("data"), std::fs::Permissions::from_mode(0o750))
+            .unwrap();
+        sfs::mkfifo(&root.join("data/fifo"), 0o644).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", root.join("data/link")).unwrap();
+        let vol = t.path().join("vol");
+        std::fs::create_dir(&vol).unwrap();
+        copy_up(&root, "/data", &vol).unwrap();
+        assert_eq!(std::fs::read_to_string(vol.join("seed")).unwrap(), "seed");
+        assert_eq!(
+            std::fs::read_to_string(vol.join("sub/inner")).unwrap(),
+            "inner"
+        );
+        assert_eq!(
+            std::fs::read_link(vol.join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert!(!vol.join("fifo").exists(), "a fifo has no content to copy");
+        let mode = std::fs::metadata(&vol).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o750);
+        // Not empty any more: nothing is copied again.
+        std::fs::remove_file(vol.join("seed")).unwrap();
+        copy_up(&root, "/data", &vol).unwrap();
+        assert!(!vol.join("seed").exists());
+    }
+
+    #[test]
+    fn copy_tree_never_writes_through_a_planted_name() {
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst, outside) = (
+            t.path().join("src"),
+            t.path().join("dst"),
+            t.path().join("outside"),
+        );
+        for d in [&src, &dst, &outside] {
+            std::fs::create_dir_all(d.join("sub")).unwrap();
+        }
+        std::fs::write(src.join("sub/f"), "f").unwrap();
+        std::fs::write(src.join("file"), "x").unwrap();
+        std::fs::remove_dir(dst.join("sub")).unwrap();
+        std::os::unix::fs::symlink(outside.join("sub"), dst.join("sub")).unwrap();
+        std::os::unix::fs::symlink(outside.join("file"), dst.join("file")).unwrap();
+        let (s, d) = (dir_fd(&src), dir_fd(&dst));
+        for name in ["sub", "file"] {
+            for ow in [Overwrite::Never, Overwrite::Replace] {
+                let (fd, st) = sfs::open_entry(s.as_fd(), Path::new(name)).unwrap();
+                let _ = copy_tree(fd, &st, d.as_fd(), Path::new(name), ow, Path::new(name));
+            }
+        }
+        assert!(
+            !outside.join("sub/f").exists(),
+            "wrote through a symlinked directory"
+        );
+        assert!(
+            !outside.join("file").exists(),
+            "wrote through a symlinked file"
+        );
+        // Replace put the file in place of the link; the link in place of a
+        // directory is refused, not followed.
+        assert_eq!(std::fs::read_to_string(dst.join("file")).unwrap(), "x");
+        assert!(dst.join("sub").symlink_metadata().unwrap().is_symlink());
+    }
+
+    #[test]
+    fn a_file_that_grows_while_copied_is_copied_as_it_was_opened() {
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+        std::fs::create_dir(&src).unwrap();
+        std::fs::create_dir(&dst).unwrap();
+        std::fs::write(src.join("log"), "first\n").unwrap();
+        let (s, d) = (dir_fd(&src), dir_fd(&dst));
+        let (fd, st) = sfs::open_entry(s.as_fd(), Path::new("log")).unwrap();
+        // The container appends after the copy opened the file.
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(src.join("log"))
+            .unwrap();
+        f.write_all(&[b'x'; 1 << 20]).unwrap();
+        let log = Path::new("log");
+        copy_tree(fd, &st, d.as_fd(), log, Overwrite::Replace, log).unwrap();
+        assert_eq!(std::fs::read_to_string(dst.join("log")).unwrap(), "first\n");
+    }
+
+    #[test]
+    fn walk_upper_does_not_list_what_a_symlink_points_at() {
+        let t = tempfile::tempdir().unwrap();
+        let (upper, outside) = (t.path().join("upper"), t.path().join("outside"));
+        std::fs::create_dir_all(upper.join("a")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("host-only"), "").unwrap();
+        std::os::unix::fs::symlink(&outside, upper.join("b")).unwrap();
+        let mut out = Vec::new();
+        let d = sfs::open(&upper, libc::O_RDONLY | libc::O_DIRECTORY, 0).unwrap();
+        walk_upper(d.as_fd(), Path::new("/"), &[], &mut out).unwrap();
+        assert_eq!(out, [('A', "/a".to_string()), ('A', "/b".to_string())]);
+    }
 }

@@ -8,15 +8,31 @@ use std::path::{Path, PathBuf};
 
 /// Bytes used by a tree (files' blocks, not following links), as `du`.
 pub fn disk_usage(p: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(m) = std::fs::symlink_metadata(p) else {
+    use std::os::fd::AsFd;
+    // By fd, never following a symlink: a running container changes its
+    // upper directory meanwhile (see files.rs).
+    let Ok(fd) = berth_sys::fs::open(p, libc::O_PATH | libc::O_NOFOLLOW, 0) else {
         return 0;
     };
-    let mut n = m.blocks() * 512;
-    if m.is_dir() {
-        if let Ok(rd) = std::fs::read_dir(p) {
-            for e in rd.flatten() {
-                n += disk_usage(&e.path());
+    match berth_sys::fs::fstat(fd.as_fd()) {
+        Ok(st) => usage_of(fd.as_fd(), &st),
+        Err(_) => 0,
+    }
+}
+
+fn usage_of(fd: std::os::fd::BorrowedFd<'_>, st: &libc::stat) -> u64 {
+    use std::os::fd::AsFd;
+    let mut n = (st.st_blocks as u64).saturating_mul(512);
+    if berth_sys::fs::file_type(st) == libc::S_IFDIR {
+        for name in berth_sys::fs::read_dir_fd(fd).unwrap_or_default() {
+            let name = Path::new(&name);
+            let Ok(cst) = berth_sys::fs::stat_entry(fd, name) else {
+                continue;
+            };
+            if berth_sys::fs::file_type(&cst) != libc::S_IFDIR {
+                n = n.saturating_add((cst.st_blocks as u64).saturating_mul(512));
+            } else if let Ok(d) = berth_sys::fs::open_dir_entry(fd, name) {
+                n = n.saturating_add(usage_of(d.as_fd(), &cst));
             }
         }
     }

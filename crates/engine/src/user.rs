@@ -36,13 +36,15 @@ impl Default for User {
     }
 }
 
-/// Reads an /etc file of the image (None when it does not exist).
+/// Reads an /etc file of the image (None when it does not exist). Only a
+/// regular file is read: a fifo or a device there is refused without
+/// being opened (`berth_sys::fs::open_file_in_root`), so it cannot make
+/// the engine wait or read a device.
 pub fn read_db(root: BorrowedFd<'_>, path: &str) -> Result<Option<String>> {
-    match sfs::open_in_root(root, Path::new(path), libc::O_RDONLY, Links::InRoot) {
-        Ok(fd) => {
+    match sfs::open_file_in_root(root, Path::new(path), Links::InRoot) {
+        Ok((file, _)) => {
             let mut s = Vec::new();
-            std::fs::File::from(fd)
-                .take(MAX_DB + 1)
+            file.take(MAX_DB + 1)
                 .read_to_end(&mut s)
                 .map_err(|e| Error::Io {
                     op: format!("read the image's {path}"),
@@ -250,5 +252,38 @@ mod tests {
         let f = std::fs::File::create(root.join("etc/passwd")).unwrap();
         f.set_len(MAX_DB + 10).unwrap();
         assert!(resolve_in(fd.as_fd(), "root", &[]).is_err());
+    }
+
+    #[test]
+    fn a_fifo_or_device_as_passwd_is_refused_without_waiting() {
+        use std::os::fd::AsFd;
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir(t.path().join("etc")).unwrap();
+        berth_sys::fs::mkfifo(&t.path().join("etc/passwd"), 0o644).unwrap();
+        // A symlink in the image to a fifo elsewhere in it: followed in
+        // the root, then refused by type.
+        berth_sys::fs::mkfifo(&t.path().join("fifo"), 0o644).unwrap();
+        std::os::unix::fs::symlink("../fifo", t.path().join("etc/group")).unwrap();
+        let fd = berth_sys::fs::open(t.path(), libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
+        // Opening a fifo for reading would block here for good.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let raw = fd.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let r = (
+                read_db(raw.as_fd(), "/etc/passwd").map(|_| ()),
+                read_db(raw.as_fd(), "/etc/group").map(|_| ()),
+            );
+            let _ = tx.send(format!("{r:?}"));
+        });
+        let got = rx
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("reading a fifo /etc/passwd blocked");
+        assert_eq!(
+            got.matches("a fifo where a regular file").count(),
+            2,
+            "{got}"
+        );
+        let err = resolve_in(fd.as_fd(), "app", &[]).unwrap_err().to_string();
+        assert!(err.contains("/etc/passwd") && err.contains("fifo"), "{err}");
     }
 }

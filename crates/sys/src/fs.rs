@@ -254,6 +254,232 @@ fn mkfile_depth(root: BorrowedFd<'_>, rel: &Path, links: Links, depth: u32) -> i
     }
 }
 
+/// The type bits (`S_IFMT`) of a stat.
+pub fn file_type(st: &libc::stat) -> u32 {
+    st.st_mode & libc::S_IFMT
+}
+
+/// A short name for a file type, for error messages.
+pub fn type_name(st: &libc::stat) -> &'static str {
+    match file_type(st) {
+        libc::S_IFREG => "a regular file",
+        libc::S_IFDIR => "a directory",
+        libc::S_IFLNK => "a symlink",
+        libc::S_IFIFO => "a fifo",
+        libc::S_IFCHR => "a character device",
+        libc::S_IFBLK => "a block device",
+        libc::S_IFSOCK => "a socket",
+        _ => "of an unknown type",
+    }
+}
+
+fn not_a(what: &str, st: &libc::stat) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("{} where {what} was expected; refused", type_name(st)),
+    )
+}
+
+/// Reopens what an fd (also `O_PATH`) refers to with `flags`, through the
+/// fd's `/proc/self/fd` link, which names the inode itself, never a path
+/// anyone can change. `O_NONBLOCK | O_NOCTTY | O_CLOEXEC` are always added
+/// (not `O_NOFOLLOW`: the magic link itself must be followed).
+pub fn reopen(fd: BorrowedFd<'_>, flags: i32) -> io::Result<OwnedFd> {
+    let p = crate::fd_path(fd.as_raw_fd());
+    let flags = flags | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+    // SAFETY: valid C string.
+    let new = retry(|| cvt(unsafe { libc::open(p.as_ptr(), flags) }))?;
+    // SAFETY: new fd owned by us.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// Opens the single path component `name` in `dir` the one safe way for
+/// files someone else (a container) can change at any moment: the entry
+/// is opened `O_PATH | O_NOFOLLOW` (which never blocks and never opens a
+/// fifo or a device), never through a symlink, `..` or a magic link
+/// (openat2 `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`); the type is taken
+/// from `fstat` of that fd; a regular file or a directory is then reopened
+/// for reading through the fd itself ([`reopen`], `O_NONBLOCK`). Anything
+/// else stays an `O_PATH` fd (readlink, stat and chown still work on it).
+/// The returned stat is the returned fd's: act on that fd only, never on
+/// the name again.
+pub fn open_entry(dir: BorrowedFd<'_>, name: &Path) -> io::Result<(OwnedFd, libc::stat)> {
+    single(name)?;
+    let fd = openat2(
+        dir,
+        name,
+        libc::O_PATH | libc::O_NOFOLLOW,
+        0,
+        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    )?;
+    let st = fstat(fd.as_fd())?;
+    let flags = match file_type(&st) {
+        libc::S_IFREG => libc::O_RDONLY,
+        libc::S_IFDIR => libc::O_RDONLY | libc::O_DIRECTORY,
+        _ => return Ok((fd, st)),
+    };
+    let opened = reopen(fd.as_fd(), flags)?;
+    Ok((opened, st))
+}
+
+fn single(name: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let b = name.as_os_str().as_bytes();
+    if b.is_empty() || b.contains(&b'/') || b == b"." || b == b".." {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not a single file name"),
+        ));
+    }
+    Ok(())
+}
+
+/// The stat of the single component `name` in `dir`, never following it
+/// (`fstatat(AT_SYMLINK_NOFOLLOW)`): for a walk that only reports what it
+/// finds. Act on nothing by this name afterwards: open it with
+/// [`open_entry`] or [`open_dir_entry`] instead.
+pub fn stat_entry(dir: BorrowedFd<'_>, name: &Path) -> io::Result<libc::stat> {
+    single(name)?;
+    let c = cstr(name)?;
+    // SAFETY: stat is plain data filled by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid dir fd, C string and out pointer.
+    cvt(unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    Ok(st)
+}
+
+/// Opens the single component `name` in `dir` as a directory to list:
+/// never through a symlink (`ELOOP`), and a non-directory is refused at
+/// lookup (`ENOTDIR`, `O_DIRECTORY`), so no fifo or device is opened.
+pub fn open_dir_entry(dir: BorrowedFd<'_>, name: &Path) -> io::Result<OwnedFd> {
+    single(name)?;
+    openat2(
+        dir,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+        0,
+        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// Opens `path` inside `root` (symlinks resolved as [`Links`] says, never
+/// out of the root) as a regular file to read, without ever opening a
+/// fifo or a device: resolved `O_PATH`, checked with `fstat`, then
+/// reopened through the fd ([`reopen`]). Anything but a regular file is
+/// refused (`InvalidInput`).
+pub fn open_file_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    links: Links,
+) -> io::Result<(std::fs::File, libc::stat)> {
+    let fd = open_in_root(root, path, libc::O_PATH, links)?;
+    let st = fstat(fd.as_fd())?;
+    if file_type(&st) != libc::S_IFREG {
+        return Err(not_a("a regular file", &st));
+    }
+    Ok((std::fs::File::from(reopen(fd.as_fd(), libc::O_RDONLY)?), st))
+}
+
+/// Opens the directory at `path` inside `root` for listing (resolved as
+/// [`Links`] says, never out of the root; `O_NONBLOCK`, type checked).
+pub fn open_dir_in_root(root: BorrowedFd<'_>, path: &Path, links: Links) -> io::Result<OwnedFd> {
+    let fd = open_in_root(
+        root,
+        path,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NONBLOCK,
+        links,
+    )?;
+    let st = fstat(fd.as_fd())?;
+    if file_type(&st) != libc::S_IFDIR {
+        return Err(not_a("a directory", &st));
+    }
+    Ok(fd)
+}
+
+/// The names in the directory `dir` (an fd opened for reading or
+/// `O_PATH`), sorted, without `.` and `..`. Read through the fd itself.
+pub fn read_dir_fd(dir: BorrowedFd<'_>) -> io::Result<Vec<std::ffi::OsString>> {
+    // The magic link opens the fd's own inode (also from an O_PATH fd).
+    let rd = std::fs::read_dir(format!("/proc/self/fd/{}", dir.as_raw_fd()))?;
+    let mut v = Vec::new();
+    for e in rd {
+        v.push(e?.file_name());
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// Creates the regular file `name` in `dir`, which must not exist in any
+/// form (`O_CREAT | O_EXCL | O_NOFOLLOW`, no symlink or `..` resolved): a
+/// symlink or anything else planted there makes it fail with `EEXIST`
+/// rather than be followed or reused. Open for writing.
+pub fn create_file_at(dir: BorrowedFd<'_>, name: &Path, mode: u32) -> io::Result<std::fs::File> {
+    let fd = openat2(
+        dir,
+        name,
+        libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW,
+        mode,
+        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    )?;
+    Ok(std::fs::File::from(fd))
+}
+
+/// Makes the directory `name` in `dir` unless one is there, and opens it
+/// (`O_NOFOLLOW`, no symlink resolved, type checked): a symlink or a
+/// non-directory at `name` is refused, never followed.
+pub fn mkdir_open_at(dir: BorrowedFd<'_>, name: &Path, mode: u32) -> io::Result<OwnedFd> {
+    match mkdirat(dir, name, mode) {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+        other => other?,
+    }
+    let fd = openat2(
+        dir,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+        0,
+        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    )?;
+    let st = fstat(fd.as_fd())?;
+    if file_type(&st) != libc::S_IFDIR {
+        return Err(not_a("a directory", &st));
+    }
+    Ok(fd)
+}
+
+/// `fchmod(2)` on an fd opened for I/O (not `O_PATH`).
+pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
+    // SAFETY: plain syscall on a valid fd.
+    cvt(unsafe { libc::fchmod(fd.as_raw_fd(), mode) })?;
+    Ok(())
+}
+
+/// The target of the symlink an `O_PATH | O_NOFOLLOW` fd refers to
+/// (`readlinkat(fd, "")`): no name is resolved again.
+pub fn readlink_fd(fd: BorrowedFd<'_>) -> io::Result<PathBuf> {
+    readlinkat(fd, Path::new(""))
+}
+
+/// A sealed-size, in-memory regular file holding `data` (`memfd_create`),
+/// read from its start: for content the engine makes up rather than reads.
+pub fn memfd_with(name: &CStr, data: &[u8], mode: u32) -> io::Result<OwnedFd> {
+    // SAFETY: valid C string; flags are plain bits.
+    let fd = cvt(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) })?;
+    // SAFETY: new fd owned by us.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut f = std::fs::File::from(fd);
+    f.write_all(data)?;
+    fchmod(f.as_fd(), mode)?;
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))?;
+    Ok(OwnedFd::from(f))
+}
+
 /// `mkdirat(2)`.
 pub fn mkdirat(dir: BorrowedFd<'_>, name: &Path, mode: u32) -> io::Result<()> {
     let c = cstr(name)?;
@@ -627,6 +853,63 @@ mod tests {
         mkfile_in_root(rfd.as_fd(), Path::new("../../x"), Links::InRoot).unwrap();
         assert!(root.join("x").exists());
         assert!(!t.path().join("x").exists());
+    }
+
+    #[test]
+    fn open_entry_never_follows_opens_or_waits_on_what_it_does_not_expect() {
+        let t = tempfile::tempdir().unwrap();
+        let outside = t.path().join("outside");
+        std::fs::write(&outside, b"host secret").unwrap();
+        let d = t.path().join("d");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("file"), b"ok").unwrap();
+        std::os::unix::fs::symlink(&outside, d.join("link")).unwrap();
+        mkfifo(&d.join("fifo"), 0o644).unwrap();
+        let dfd = open(&d, libc::O_PATH | libc::O_DIRECTORY, 0).unwrap();
+        let (fd, st) = open_entry(dfd.as_fd(), Path::new("file")).unwrap();
+        assert_eq!(file_type(&st), libc::S_IFREG);
+        let mut got = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut got).unwrap();
+        assert_eq!(got, "ok");
+        // A symlink is an O_PATH fd on the link itself, never its target.
+        let (fd, st) = open_entry(dfd.as_fd(), Path::new("link")).unwrap();
+        assert_eq!(file_type(&st), libc::S_IFLNK);
+        assert_eq!(readlink_fd(fd.as_fd()).unwrap(), outside);
+        // A fifo is not opened (that would block with no writer).
+        let (_, st) = open_entry(dfd.as_fd(), Path::new("fifo")).unwrap();
+        assert_eq!(file_type(&st), libc::S_IFIFO);
+        for bad in ["..", ".", "a/b", ""] {
+            assert!(open_entry(dfd.as_fd(), Path::new(bad)).is_err(), "{bad}");
+        }
+        // Regular files only, through in-root links at most.
+        let e = open_file_in_root(dfd.as_fd(), Path::new("/fifo"), Links::InRoot).unwrap_err();
+        assert!(e.to_string().contains("a fifo"), "{e}");
+        assert!(open_file_in_root(dfd.as_fd(), Path::new("/link"), Links::InRoot).is_err());
+        assert!(open_dir_in_root(dfd.as_fd(), Path::new("/file"), Links::InRoot).is_err());
+        // Creation never goes through a planted name.
+        let e = create_file_at(dfd.as_fd(), Path::new("link"), 0o600).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        assert!(mkdir_open_at(dfd.as_fd(), Path::new("link"), 0o700).is_err());
+        assert!(mkdir_open_at(dfd.as_fd(), Path::new("fifo"), 0o700).is_err());
+        mkdir_open_at(dfd.as_fd(), Path::new("sub"), 0o700).unwrap();
+        assert_eq!(
+            file_type(&stat_entry(dfd.as_fd(), Path::new("link")).unwrap()),
+            libc::S_IFLNK
+        );
+        open_dir_entry(dfd.as_fd(), Path::new("sub")).unwrap();
+        for name in ["link", "fifo"] {
+            let e = open_dir_entry(dfd.as_fd(), Path::new(name)).unwrap_err();
+            let errno = e.raw_os_error();
+            assert!(
+                matches!(errno, Some(libc::ELOOP | libc::ENOTDIR)),
+                "{name}: {e}"
+            );
+        }
+        assert_eq!(std::fs::read(&outside).unwrap(), b"host secret");
+        assert_eq!(
+            read_dir_fd(dfd.as_fd()).unwrap(),
+            ["fifo", "file", "link", "sub"].map(std::ffi::OsString::from)
+        );
     }
 
     #[test]
