@@ -130,20 +130,27 @@ fn become_monitor() -> Result<OwnedFd, String> {
     // Fds inherited from whoever started berth must not reach containers.
     let _ = berth_sys::fs::cloexec_from(3);
     let _ = std::env::set_current_dir("/");
-    // SAFETY: installing SIG_IGN for these signals is always valid.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-    }
+    // SIGHUP and SIGINT are blocked, not ignored: an ignored signal stays
+    // ignored across exec, and everything the monitor starts (the runtime,
+    // and through it the container: runc and crun pass it on) must start
+    // with default dispositions, or Ctrl-C and `--stop-signal SIGINT` do
+    // nothing in the container. `command` resets both in every child.
     // SAFETY: sigset_t is plain data, filled by sigemptyset.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: set is a valid sigset_t; blocking SIGCHLD makes it readable
-    // from the signalfd only.
+    // SAFETY: as above.
+    let mut quiet: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set and quiet are valid sigset_t values; blocking SIGCHLD
+    // makes it readable from the signalfd only.
     let sfd = unsafe {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGCHLD);
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::sigemptyset(&mut quiet);
+        libc::sigaddset(&mut quiet, libc::SIGCHLD);
+        libc::sigaddset(&mut quiet, libc::SIGHUP);
+        libc::sigaddset(&mut quiet, libc::SIGINT);
+        libc::signal(libc::SIGHUP, libc::SIG_DFL);
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::sigprocmask(libc::SIG_BLOCK, &quiet, std::ptr::null_mut());
         libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
     };
     if sfd < 0 {
@@ -979,7 +986,7 @@ impl Monitor {
     /// Starts the runtime's `delete`; its pid, to wait for.
     fn spawn_delete(&mut self) -> Option<i32> {
         // No --log: the client may be removing the run directory already.
-        let mut cmd = std::process::Command::new(&self.cfg.runtime);
+        let mut cmd = command(&self.cfg.runtime);
         cmd.args(&self.cfg.runtime_args)
             .args(["delete", "--force", &self.cfg.id])
             .stdin(std::process::Stdio::null())
@@ -1381,7 +1388,7 @@ impl Monitor {
             }
         }
         if !self.cleaned && !self.cfg.exit_command.is_empty() {
-            let mut c = std::process::Command::new(&self.cfg.exit_command[0]);
+            let mut c = command(&self.cfg.exit_command[0]);
             c.args(&self.cfg.exit_command[1..])
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null());
@@ -1417,14 +1424,32 @@ fn protect(runtime: &Path, dummy: &Path) -> Option<OwnedFd> {
 /// table (nothing is mounted anywhere), and the runtime keeps its name.
 fn runtime_command(runtime: &Path, protected: Option<&OwnedFd>) -> std::process::Command {
     let Some(fd) = protected else {
-        return std::process::Command::new(runtime);
+        return command(runtime);
     };
-    let mut cmd = std::process::Command::new(format!(
+    let mut cmd = command(format!(
         "/proc/{}/fd/{}",
         std::process::id(),
         fd.as_raw_fd()
     ));
     std::os::unix::process::CommandExt::arg0(&mut cmd, runtime);
+    cmd
+}
+
+/// A command whose process starts as one started by a shell: every signal
+/// at its default disposition and none blocked. The monitor blocks
+/// SIGCHLD, SIGHUP and SIGINT and ignores SIGPIPE (Rust's start-up), and
+/// neither `Command` nor glibc's posix_spawn undoes all of that (the mask
+/// and ignored signals survive exec; glibc's posix_spawn even leaves its
+/// own real-time signals ignored); what the runtime inherits, runc, crun
+/// and the container's process inherit in turn.
+fn command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only system calls (`reset_signals` is async-signal-safe); the monitor
+    // is single-threaded.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, berth_sys::process::reset_signals);
+    }
     cmd
 }
 

@@ -1,0 +1,142 @@
+//! The CLI as people use it (issue 20, section 4): signals in containers,
+//! exec, output into closed pipes, bad input, the runtimes runc and crun,
+//! the monitors' cgroup. End to end through the `berth` binary, as root.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const APPLETS: [&str; 12] = [
+    "sh", "echo", "cat", "true", "sleep", "grep", "yes", "head", "env", "pwd", "ls", "stty",
+];
+
+/// Imports a busybox image as `bb:latest` into `env`'s store.
+fn image(env: &Env) -> &'static str {
+    let bb =
+        std::fs::read(BUSYBOX).expect("busybox-static is needed: apt-get install busybox-static");
+    let mut t = berth_image::tar::build::Tar::default();
+    t.dir("bin/", 0o755).file("bin/busybox", &bb, 0o755);
+    for a in APPLETS {
+        t.symlink(&format!("bin/{a}"), "busybox");
+    }
+    t.dir("etc/", 0o755)
+        .file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)
+        .file("etc/group", b"root:x:0:\n", 0o644)
+        .file("etc/notexec", b"#!/bin/sh\necho no\n", 0o644)
+        .dir("tmp/", 0o1777);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bb.tar");
+    std::fs::write(&p, t.end()).unwrap();
+    env.berth(&["import", p.to_str().unwrap(), "bb:latest"])
+        .ok();
+    "bb:latest"
+}
+
+/// SigIgn and SigBlk of /proc/self/status as printed by `grep`.
+fn sig_masks(out: &str) -> (u64, u64) {
+    let field = |name: &str| {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in {out:?}"));
+        u64::from_str_radix(line[name.len()..].trim(), 16).unwrap()
+    };
+    (field("SigIgn:"), field("SigBlk:"))
+}
+
+const STATUS: [&str; 4] = ["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"];
+/// Signals 1-31 (glibc keeps 32 and 33 for itself).
+const STANDARD: u64 = 0x7fff_ffff;
+const HUP_INT: u64 = (1 << (libc::SIGHUP - 1)) | (1 << (libc::SIGINT - 1));
+
+#[test]
+fn containers_start_with_default_signal_dispositions_and_no_blocked_signal() {
+    let env = Env::new();
+    let img = image(&env);
+    for extra in [
+        &["--runtime", "runc"][..],
+        &["--init"],
+        &["--init", "--runtime", "runc"],
+        &[],
+    ] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        args.push(img);
+        args.extend_from_slice(&STATUS);
+        let o = env.berth(&args).ok();
+        let (ign, blk) = sig_masks(&o.stdout);
+        assert_eq!(blk, 0, "blocked signals with {extra:?}: {}", o.stdout);
+        if extra.is_empty() {
+            // SIGPIPE is berth-runtime's own (it resets its dispositions
+            // in its init); the rest comes from the monitor.
+            assert_eq!(ign & HUP_INT, 0, "ignored signals: {}", o.stdout);
+        } else {
+            assert_eq!(
+                ign & STANDARD,
+                0,
+                "ignored signals with {extra:?}: {}",
+                o.stdout
+            );
+        }
+    }
+    for runtime in ["runc", "berth-runtime"] {
+        let id = env
+            .berth(&["run", "-d", "--runtime", runtime, img, "sleep", "60"])
+            .ok()
+            .stdout
+            .trim()
+            .to_string();
+        let mut args = vec!["exec", id.as_str()];
+        args.extend_from_slice(&STATUS);
+        let o = env.berth(&args).ok();
+        let (ign, blk) = sig_masks(&o.stdout);
+        assert_eq!(blk, 0, "blocked signals in exec ({runtime}): {}", o.stdout);
+        assert_eq!(
+            ign & HUP_INT,
+            0,
+            "ignored signals in exec ({runtime}): {}",
+            o.stdout
+        );
+        env.berth(&["rm", "-f", &id]).ok();
+    }
+}
+
+#[test]
+fn stop_signal_sigint_stops_a_container_without_waiting_for_sigkill() {
+    let env = Env::new();
+    let img = image(&env);
+    // A shell cannot trap a signal that was ignored when it started (POSIX);
+    // under --init, `sleep` is not pid 1 and dies of SIGINT (130).
+    let trap = ["sh", "-c", "trap 'exit 7' INT; sleep 60 & wait"];
+    let cases: [(&str, &[&str], &[&str], &str); 4] = [
+        ("berth-runtime", &[], &trap, "7"),
+        ("runc", &[], &trap, "7"),
+        ("berth-runtime", &["--init"], &["sleep", "60"], "130"),
+        ("runc", &["--init"], &["sleep", "60"], "130"),
+    ];
+    for (runtime, extra, cmd, want) in cases {
+        let mut args = vec!["run", "-d", "--runtime", runtime, "--stop-signal", "SIGINT"];
+        args.extend_from_slice(extra);
+        args.push(img);
+        args.extend_from_slice(cmd);
+        let id = env.berth(&args).ok().stdout.trim().to_string();
+        // The shell has set its trap once `sleep` runs.
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        env.berth(&["stop", "-t", "20", &id]).ok();
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "SIGINT did not stop {cmd:?} under {runtime} {extra:?}: stop took {:?}",
+            t.elapsed()
+        );
+        let code = env.berth(&["wait", &id]).ok().stdout;
+        assert_eq!(
+            code.trim(),
+            want,
+            "exit code of {cmd:?} under {runtime} {extra:?}"
+        );
+        env.berth(&["rm", &id]).ok();
+    }
+}
