@@ -44,7 +44,7 @@ fn run_error(e: anyhow::Error) -> anyhow::Error {
     }
     anyhow::Error::new(RunError {
         code: 125,
-        msg: format!("{e:#}"),
+        msg: crate::output::text(&e),
     })
 }
 
@@ -988,13 +988,15 @@ pub fn start_each(engine: &Engine, containers: &[String]) -> Result<()> {
         match r {
             Ok(()) => println!("{c}"),
             Err(e) => {
-                eprintln!("berth: {e:#}");
+                let e = run_error(e);
+                crate::output::print_error(&e);
                 failed = Some(e);
             }
         }
     }
+    // Each error was printed already: only the exit code is left.
     match failed {
-        Some(e) => Err(run_error(e)),
+        Some(e) => Err(ExitCode(e.downcast_ref::<RunError>().map_or(125, |r| r.code)).into()),
         None => Ok(()),
     }
 }
@@ -1014,7 +1016,7 @@ fn each(containers: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<
         match f(c) {
             Ok(()) => println!("{c}"),
             Err(e) => {
-                eprintln!("berth: {e:#}");
+                crate::output::print_error(&e);
                 failed = true;
             }
         }
@@ -1094,7 +1096,7 @@ pub fn wait(root: &Path, run_root: &Path, a: WaitArgs) -> Result<()> {
         match engine.wait(c) {
             Ok(code) => println!("{code}"),
             Err(e) => {
-                eprintln!("berth: {e:#}");
+                crate::output::print_error(&e.into());
                 failed = true;
             }
         }

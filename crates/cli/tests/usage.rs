@@ -140,3 +140,73 @@ fn stop_signal_sigint_stops_a_container_without_waiting_for_sigkill() {
         env.berth(&["rm", &id]).ok();
     }
 }
+
+/// Runs `berth args` with stdout a pipe nobody reads.
+fn into_closed_pipe(env: &Env, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let (r, w) = std::io::pipe().unwrap();
+    drop(r);
+    let o = env
+        .cmd()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(w)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    (o.status, String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_as_sigpipe_does() {
+    use std::os::unix::process::ExitStatusExt;
+    let env = Env::new();
+    let img = image(&env);
+    let id = env
+        .berth(&["create", "--name", "quiet", img, "true"])
+        .ok()
+        .stdout;
+    assert!(!id.trim().is_empty());
+    for args in [
+        &["completion", "bash"][..],
+        &["inspect", "quiet"],
+        &["image", "inspect", img],
+        &["images"],
+        &["ps", "-a"],
+        &["volume", "ls"],
+        &["system", "df"],
+    ] {
+        let (st, err) = into_closed_pipe(&env, args);
+        assert_eq!(
+            st.signal(),
+            Some(libc::SIGPIPE),
+            "berth {args:?} into a closed pipe: {st:?}, stderr {err:?}"
+        );
+        assert_eq!(err, "", "berth {args:?} printed to stderr");
+    }
+}
+
+#[test]
+fn errors_are_printed_once_and_do_not_repeat_their_cause() {
+    let env = Env::new();
+    let missing = env.root.path().join("no-such-file");
+    let missing = missing.to_str().unwrap();
+    for (args, code) in [
+        (&["import", missing, "x:1"][..], 1),
+        (&["load", "-i", missing], 1),
+        (&["rmi", "no-such-image"], 3),
+        (&["start", "no-such-container"], 125),
+        (&["rm", "no-such-container"], 1),
+    ] {
+        let o = env.berth(args);
+        assert_eq!(o.code, code, "berth {args:?}: {}", o.stderr);
+        assert_eq!(
+            o.stderr.lines().count(),
+            1,
+            "berth {args:?} printed {:?}",
+            o.stderr
+        );
+        let os = o.stderr.matches("(os error").count();
+        assert!(os <= 1, "berth {args:?} repeats its cause: {:?}", o.stderr);
+        assert!(o.stderr.starts_with("berth: "), "{:?}", o.stderr);
+    }
+}
