@@ -167,10 +167,10 @@ pub struct CreateArgs {
     #[arg(short = 'm', long)]
     pub memory: Option<String>,
     /// Memory plus swap limit (-1: unlimited swap).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub memory_swap: Option<String>,
     /// CPUs the container may use (such as 1.5).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub cpus: Option<f64>,
     /// Relative CPU weight (2-262144; default 1024).
     #[arg(short = 'c', long)]
@@ -179,7 +179,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub cpuset_cpus: Option<String>,
     /// The most processes the container may have (-1: no limit).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
     /// Memory soft limit (such as 256m): reclaimed down to it first when
     /// the host runs short.
@@ -552,11 +552,43 @@ fn image_for(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<berth_image
             },
         )
     };
+    // A bad --platform or reference is an error before any lookup.
+    let platform = a
+        .platform
+        .as_deref()
+        .map(berth_image::manifest::Platform::parse)
+        .transpose()?;
     match a.pull {
         PullPolicy::Always => pull(),
         policy => match engine.images.resolve_id(&a.image) {
-            Ok(id) => Ok(id),
+            Ok(id) => {
+                // A local image of another platform than --platform asks
+                // for is not used: pulled for it (as Docker), or refused.
+                let Some(want) = platform else {
+                    return Ok(id);
+                };
+                let row = engine.images.resolve(&a.image)?;
+                if row.os == want.os && row.architecture == want.architecture {
+                    return Ok(id);
+                }
+                let have = format!("{}/{}", row.os, row.architecture);
+                if policy == PullPolicy::Never {
+                    bail!(
+                        "image {:?} in the store is for {have}, not for --platform {want}, and --pull=never was given; pull it for {want} first (`berth pull --platform {want} {}`)",
+                        a.image,
+                        a.image
+                    );
+                }
+                eprintln!(
+                    "Image {:?} in the store is for {have}, not {want}: pulling it",
+                    a.image
+                );
+                pull()
+            }
             Err(berth_image::Error::UnknownImage(_)) if policy == PullPolicy::Missing => {
+                if !looks_like_id(&a.image) {
+                    berth_image::Reference::parse(&a.image)?;
+                }
                 eprintln!("Unable to find image {:?} locally", a.image);
                 pull()
             }
@@ -568,6 +600,12 @@ fn image_for(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<berth_image
             Err(e) => Err(e.into()),
         },
     }
+}
+
+/// An image id or its prefix (`sha256:` optional), which `pull` refuses.
+fn looks_like_id(s: &str) -> bool {
+    let hex = s.strip_prefix("sha256:").unwrap_or(s);
+    hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn create_record(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<Record> {

@@ -210,3 +210,56 @@ fn errors_are_printed_once_and_do_not_repeat_their_cause() {
         assert!(o.stderr.starts_with("berth: "), "{:?}", o.stderr);
     }
 }
+
+#[test]
+fn bad_input_is_refused_by_berth_with_125_before_anything_runs() {
+    let env = Env::new();
+    let img = image(&env);
+    for (args, says) in [
+        (&["-v", ":/mnt"][..], "--volume"),
+        (&["-v", ":/mnt:ro"], "--volume"),
+        (&["-w", "relative/dir"], "--workdir"),
+        (&["--cpus", "-1"], "--cpus"),
+        (&["--cpus=-1"], "--cpus"),
+        (
+            &["--platform", "linux/s390x", "--pull", "never"],
+            "linux/s390x",
+        ),
+        (&["--platform", "linux"], "--platform"),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&[img, "echo", "ran"]);
+        let o = env.berth(&a);
+        assert_eq!(o.code, 125, "berth {a:?}: {}", o.stderr);
+        assert!(!o.stdout.contains("ran"), "berth {a:?} ran the container");
+        assert!(o.stderr.contains(says), "berth {a:?}: {}", o.stderr);
+    }
+    // A bad reference is refused as one, before any lookup or pull.
+    let o = env.berth(&["run", "--rm", "UPPER/case", "true"]);
+    assert_eq!(o.code, 125, "{}", o.stderr);
+    assert!(
+        !o.stderr.contains("Unable to find"),
+        "looked the bad reference up: {}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("invalid image reference"), "{}", o.stderr);
+    // What the help offers parses: -1 for --memory-swap and --pids-limit,
+    // with a space; a matching --platform uses the local image.
+    let host = match std::env::consts::ARCH {
+        "x86_64" => "linux/amd64",
+        "aarch64" => "linux/arm64",
+        other => panic!("no Go name for {other} here: add it"),
+    };
+    for args in [
+        &["-m", "64m", "--memory-swap", "-1"][..],
+        &["--pids-limit", "-1"],
+        &["--platform", host],
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&[img, "echo", "ran"]);
+        let o = env.berth(&a).ok();
+        assert_eq!(o.stdout, "ran\n", "berth {a:?}");
+    }
+}

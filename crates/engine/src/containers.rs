@@ -424,6 +424,12 @@ impl Engine {
         if let Some(s) = &config.stop_signal {
             crate::config::parse_signal(s)?;
         }
+        if let Some(w) = config.workdir.as_deref().filter(|w| !w.starts_with('/')) {
+            return Err(option(
+                "--workdir",
+                format!("{w:?} is not an absolute path (the working directory in the container, such as /app)"),
+            ));
+        }
         paths::find_program(&config.runtime)?;
         let image_config = self.image_config(image_id)?;
         let id = paths::new_id()?;
