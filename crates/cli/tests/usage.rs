@@ -322,3 +322,39 @@ fn runc_and_crun_run_exec_and_stop_containers() {
         env.berth(&["rm", &id]).ok();
     }
 }
+
+#[test]
+fn run_confines_with_the_built_in_seccomp_profile_where_none_is_installed() {
+    let env = Env::new();
+    let img = image(&env);
+    // berth in a mount namespace of its own where the profile files are
+    // hidden under empty tmpfs mounts (a machine without containers-common).
+    let mut hide = String::new();
+    for d in ["/usr/share/containers", "/etc/containers", "/etc/berth"] {
+        if Path::new(d).is_dir() {
+            hide.push_str(&format!("mount -t tmpfs none {d} && "));
+        }
+    }
+    let script =
+        format!("{hide} ! ls /usr/share/containers/seccomp.json 2>/dev/null && exec \"$@\"");
+    let mut c = Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c", &script, "sh"]);
+    let berth = env.cmd();
+    c.arg(berth.get_program());
+    c.args(berth.get_args());
+    for (k, v) in berth.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c.args(["run", "--rm", img, "grep", "^Seccomp", "/proc/self/status"]);
+    let o = c.output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "berth run without a profile file: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("Seccomp:\t2"), "not confined: {out}");
+}

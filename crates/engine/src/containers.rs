@@ -22,7 +22,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Where berth looks for the default seccomp profile (containers-common's).
+/// Where berth looks for the default seccomp profile (containers-common's),
+/// in order; without any, berth's built-in one
+/// (`berth_seccomp::profile::DEFAULT_PROFILE`).
 pub const SECCOMP_PROFILES: [&str; 3] = [
     "/etc/berth/seccomp.json",
     "/etc/containers/seccomp.json",
@@ -602,18 +604,13 @@ impl Engine {
                 kernel,
             }
         } else {
+            // An installed profile (the administrator's, or containers-
+            // common's) first; else berth's own, which has the same rules as
+            // containers-common's.
             let found = SECCOMP_PROFILES
                 .iter()
                 .find_map(|p| std::fs::read(p).ok())
-                .ok_or_else(|| {
-                    option(
-                        "--security-opt seccomp",
-                        format!(
-                            "no default seccomp profile found (looked in {}); install containers-common, or pass --security-opt seccomp=FILE or seccomp=unconfined",
-                            SECCOMP_PROFILES.join(", ")
-                        ),
-                    )
-                })?;
+                .unwrap_or_else(|| berth_seccomp::profile::DEFAULT_PROFILE.to_vec());
             Seccomp::Default {
                 profile: found,
                 kernel,
