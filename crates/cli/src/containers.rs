@@ -659,16 +659,8 @@ pub fn create(root: &Path, run_root: &Path, a: CreateArgs) -> Result<()> {
 
 /// The error of a failed start, with Docker's exit code.
 fn start_failure(msg: &str) -> anyhow::Error {
-    let m = msg.to_ascii_lowercase();
-    let code = if m.contains("not found") || m.contains("no such file") {
-        127
-    } else if m.contains("permission denied") || m.contains("is a directory") {
-        126
-    } else {
-        125
-    };
     anyhow::Error::new(RunError {
-        code,
+        code: berth_engine::exec::start_failure_code(msg),
         msg: msg.to_string(),
     })
 }
@@ -1189,6 +1181,9 @@ pub struct ExecArgs {
     /// Set an environment variable (KEY=VALUE, or KEY to take it from here).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Read environment variables from a file (KEY=VALUE lines, # comments).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
     /// Run as USER[:GROUP].
     #[arg(short = 'u', long)]
     pub user: Option<String>,
@@ -1209,9 +1204,36 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// The exit code of `berth exec` for the runtime's status `st`: the
+/// process's own, or Docker's 126/127/125 when the runtime could not start
+/// it (it has printed why).
+fn exec_code(x: &berth_engine::exec::Exec, st: std::process::ExitStatus) -> i32 {
+    match x.runtime_error() {
+        Some(msg) => berth_engine::exec::start_failure_code(&msg),
+        None => st.code().unwrap_or(1),
+    }
+}
+
 pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
+    // Window changes are taken by one thread that waits for SIGWINCH: it is
+    // blocked before any thread starts (the engine may start one), or a
+    // thread that has it unblocked would take it and drop it.
+    // SAFETY: sigset_t is plain data set up by sigemptyset/sigaddset; the
+    // mask change affects this thread and those it starts.
+    let mut winch: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe {
+        libc::sigemptyset(&mut winch);
+        libc::sigaddset(&mut winch, libc::SIGWINCH);
+        if a.tty {
+            libc::pthread_sigmask(libc::SIG_BLOCK, &winch, std::ptr::null_mut());
+        }
+    }
     let engine = open(root, run_root)?;
     let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(env_file(f)?);
+    }
     for e in &a.env {
         let e = env_entry(e)?;
         if !e.is_empty() {
@@ -1242,7 +1264,7 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
             .status()
             .context("run the runtime's exec")?;
         if !st.success() {
-            return Err(ExitCode(st.code().unwrap_or(1)).into());
+            return Err(ExitCode(exec_code(&x, st)).into());
         }
         return Ok(());
     }
@@ -1252,7 +1274,7 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
             c.stdin(null());
         }
         let st = c.status().context("run the runtime's exec")?;
-        let code = st.code().unwrap_or(1);
+        let code = exec_code(&x, st);
         if code != 0 {
             return Err(ExitCode(code).into());
         }
@@ -1264,13 +1286,20 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
         .prefix("exec")
         .tempdir_in(engine.paths.run_dir(&x.record.id))
         .context("make the console socket directory")?;
-    let sock = dir.path().join("c.sock");
+    // Named through our fd of its directory: a socket's path must fit in
+    // 108 bytes, which a run directory under a long --run-root does not.
+    let dir_fd = std::fs::File::open(dir.path()).context("open the console socket directory")?;
+    let sock = format!(
+        "/proc/{}/fd/{}/c.sock",
+        std::process::id(),
+        std::os::fd::AsRawFd::as_raw_fd(&dir_fd)
+    );
     let listener =
         std::os::unix::net::UnixListener::bind(&sock).context("listen on the console socket")?;
     // In a process group of its own: after a detach it waits on for the
     // process, and the user's shell hanging up its jobs must not reach it.
     let mut child = x
-        .command(&["--console-socket", &sock.to_string_lossy()])
+        .command(&["--console-socket", &sock])
         .stdin(null())
         .stdout(null())
         .stderr(std::process::Stdio::piped())
@@ -1289,7 +1318,7 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
         if let Some(t) = rt_err {
             let _ = t.join();
         }
-        return Err(ExitCode(st.code().unwrap_or(1).max(1)).into());
+        return Err(ExitCode(exec_code(&x, st).max(1)).into());
     };
     let master = std::fs::File::from(master);
     let raw = if std::io::stdin().is_terminal() {
@@ -1311,17 +1340,7 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
         }
     };
     set_size(&master);
-    // Window changes follow the terminal, from a thread that waits for
-    // SIGWINCH (blocked here first, so threads started later inherit that).
-    // SAFETY: sigset_t is plain data set up by sigemptyset/sigaddset; the
-    // mask change affects this thread only.
-    let mut winch: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe {
-        libc::sigemptyset(&mut winch);
-        libc::sigaddset(&mut winch, libc::SIGWINCH);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &winch, std::ptr::null_mut());
-    }
+    // Window changes follow the terminal (SIGWINCH was blocked first thing).
     {
         let m = master.try_clone().context("dup the terminal")?;
         std::thread::spawn(move || loop {

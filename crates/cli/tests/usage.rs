@@ -358,3 +358,169 @@ fn run_confines_with_the_built_in_seccomp_profile_where_none_is_installed() {
     );
     assert!(out.contains("Seccomp:\t2"), "not confined: {out}");
 }
+
+/// A pseudo-terminal pair: (master, slave), the slave `rows` x `cols`.
+fn pty(rows: u16, cols: u16) -> (std::fs::File, std::fs::File) {
+    let (mut m, mut s) = (0, 0);
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: valid out pointers and a valid winsize; no name buffer.
+    let r = unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+    assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());
+    use std::os::fd::FromRawFd;
+    // SAFETY: two new fds owned by us.
+    unsafe { (std::fs::File::from_raw_fd(m), std::fs::File::from_raw_fd(s)) }
+}
+
+/// What a reader thread reads from `m`, in pieces.
+fn reader(m: &std::fs::File) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    use std::io::Read;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut m = m.try_clone().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = m.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Takes pieces from `rx` until the text since the last call contains
+/// `want` (or 20 seconds pass); that text.
+fn read_until(rx: &std::sync::mpsc::Receiver<Vec<u8>>, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains(want) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(b) => seen.extend(b),
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[test]
+fn exec_follows_the_terminal_size_gives_126_127_and_reads_env_files() {
+    use std::io::Write;
+    let env = Env::new();
+    let img = image(&env);
+    let id = env
+        .berth(&["run", "-d", img, "sleep", "60"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    // Not found, not executable: Docker's codes, as `run` gives.
+    let o = env.berth(&["exec", &id, "no-such-command"]);
+    assert_eq!(o.code, 127, "{}", o.stderr);
+    let o = env.berth(&["exec", &id, "/etc/notexec"]);
+    assert_eq!(o.code, 126, "{}", o.stderr);
+    let o = env.berth(&["run", "--rm", img, "/etc/notexec"]);
+    assert_eq!(o.code, 126, "run: {}", o.stderr);
+    // The process's own code is passed on as it is.
+    assert_eq!(env.berth(&["exec", &id, "sh", "-c", "exit 3"]).code, 3);
+    // --env-file, then -e over it.
+    let f = env.root.path().join("env.list");
+    std::fs::write(&f, "# comment\nA=from-file\nB=also\n").unwrap();
+    let o = env
+        .berth(&[
+            "exec",
+            "--env-file",
+            f.to_str().unwrap(),
+            "-e",
+            "B=flag",
+            &id,
+            "sh",
+            "-c",
+            "echo $A $B",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "from-file flag\n");
+    // A terminal: its size at the start, then after a resize.
+    let (mut m, s) = pty(20, 50);
+    let mut child = env
+        .cmd()
+        .args([
+            "exec",
+            "-it",
+            &id,
+            "sh",
+            "-c",
+            "stty size; read x; stty size",
+        ])
+        .stdin(s.try_clone().unwrap())
+        .stdout(s.try_clone().unwrap())
+        .stderr(s)
+        .spawn()
+        .unwrap();
+    let rx = reader(&m);
+    let first = read_until(&rx, "20 50");
+    assert!(first.contains("20 50"), "the size at the start: {first:?}");
+    let ws = libc::winsize {
+        ws_row: 33,
+        ws_col: 77,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    use std::os::fd::AsRawFd;
+    // SAFETY: TIOCSWINSZ reads one valid winsize.
+    assert_eq!(
+        unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) },
+        0
+    );
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGWINCH) };
+    std::thread::sleep(Duration::from_millis(500));
+    m.write_all(b"\r").unwrap();
+    let second = read_until(&rx, "33 77");
+    assert!(
+        second.contains("33 77"),
+        "the size after a resize: {second:?}"
+    );
+    assert!(child.wait().unwrap().success());
+    env.berth(&["rm", "-f", &id]).ok();
+}
+
+#[test]
+fn a_long_run_root_runs_and_execs_with_a_terminal() {
+    let env = Env::new();
+    let img = image(&env);
+    // 150 bytes: a socket path under it does not fit in sun_path (108).
+    let long = env
+        .run_root
+        .path()
+        .join("r".repeat(150 - env.run_root.path().as_os_str().len() - 1));
+    std::fs::create_dir(&long).unwrap();
+    let berth = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(env.root.path())
+            .arg("--run-root")
+            .arg(&long)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = berth(&["run", "--rm", "-t", img, "echo", "hi"]);
+    assert_eq!((code, out.trim()), (Some(0), "hi"), "{err}");
+    let (code, id, err) = berth(&["run", "-d", img, "sleep", "60"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, out, err) = berth(&["exec", "-it", id.trim(), "echo", "in"]);
+    assert_eq!((code, out.trim()), (Some(0), "in"), "{err}");
+    let (code, _, err) = berth(&["rm", "-f", id.trim()]);
+    assert_eq!(code, Some(0), "{err}");
+}

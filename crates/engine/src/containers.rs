@@ -49,6 +49,8 @@ pub struct Session {
     /// Output frames that came before the container was reported started
     /// (a fast container writes while the runtime is still returning).
     early: std::collections::VecDeque<(u8, Vec<u8>)>,
+    /// The monitor's log, where it says why it ended.
+    monitor_log: PathBuf,
 }
 
 /// What a started session saw first.
@@ -132,19 +134,33 @@ impl Session {
                     return Ok(Started::Failed(String::from_utf8_lossy(&m).into_owned()))
                 }
                 Some(f) => self.early.push_back(f),
-                None => {
-                    return Err(Error::Runtime(
-                        "the container's monitor ended before the container started; see monitor.log in the container's run directory".into(),
-                    ))
-                }
+                None => return Err(self.monitor_ended()),
             }
         }
     }
 
     pub fn send(&mut self, kind: u8, payload: &[u8]) -> Result<()> {
-        self.to_monitor
-            .write_all(&frame::encode(kind, payload))
-            .map_err(io("write to the container's monitor"))
+        match self.to_monitor.write_all(&frame::encode(kind, payload)) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(self.monitor_ended()),
+            r => r.map_err(io("write to the container's monitor")),
+        }
+    }
+
+    /// The error for a monitor that ended before the container started:
+    /// its own last words from monitor.log, where it wrote them.
+    fn monitor_ended(&self) -> Error {
+        let log = std::fs::read_to_string(&self.monitor_log).unwrap_or_default();
+        match log
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("berth-monitor: "))
+        {
+            Some(why) => Error::Runtime(format!("the container's monitor failed: {why}")),
+            None => Error::Runtime(format!(
+                "the container's monitor ended before the container started; see {}",
+                self.monitor_log.display()
+            )),
+        }
     }
 }
 
@@ -1148,6 +1164,7 @@ impl Engine {
                 monitor_pid,
                 decoder: Decoder::default(),
                 early: Default::default(),
+                monitor_log: run_dir.join("monitor.log"),
             },
             child,
         ))
@@ -1170,6 +1187,7 @@ impl Engine {
         )))?;
         let w = fd.try_clone().map_err(io("dup the attach socket"))?;
         let monitor_pid = rec.state.monitor_pid;
+        let monitor_log = self.paths.run_dir(&rec.id).join("monitor.log");
         Ok((
             rec,
             Session {
@@ -1178,6 +1196,7 @@ impl Engine {
                 monitor_pid,
                 decoder: Decoder::default(),
                 early: Default::default(),
+                monitor_log,
             },
         ))
     }

@@ -315,9 +315,40 @@ fn would_block(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR))
 }
 
+/// `path` as a unix socket address can hold it (108 bytes): itself, or
+/// when it is longer (a long --run-root), the same file named through an
+/// fd of its directory, `/proc/<pid>/fd/<n>/<name>`, which the runtime can
+/// use too. The directory's fd is opened once and kept (the monitor's
+/// sockets are all in its run directory).
+fn socket_path(path: &Path) -> io::Result<PathBuf> {
+    static DIRS: std::sync::Mutex<Vec<(PathBuf, OwnedFd)>> = std::sync::Mutex::new(Vec::new());
+    if path.as_os_str().len() < 100 {
+        return Ok(path.to_path_buf());
+    }
+    let (dir, name) = match (path.parent(), path.file_name()) {
+        (Some(d), Some(n)) => (d, n),
+        _ => return Ok(path.to_path_buf()),
+    };
+    let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    let fd = match dirs.iter().find(|(d, _)| d == dir) {
+        Some((_, fd)) => fd.as_raw_fd(),
+        None => {
+            let fd =
+                berth_sys::fs::open(dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)?;
+            let raw = fd.as_raw_fd();
+            dirs.push((dir.to_path_buf(), fd));
+            raw
+        }
+    };
+    let mut short = PathBuf::from(format!("/proc/{}/fd/{fd}", std::process::id()));
+    short.push(name);
+    Ok(short)
+}
+
 /// A listening unix socket at `path` (replacing a stale one).
 fn listen_unix(path: &Path) -> io::Result<OwnedFd> {
     let _ = std::fs::remove_file(path);
+    let name = socket_path(path)?;
     // SAFETY: plain syscall.
     let fd = berth_sys::cvt(unsafe {
         libc::socket(
@@ -331,7 +362,7 @@ fn listen_unix(path: &Path) -> io::Result<OwnedFd> {
     // SAFETY: sockaddr_un is plain data.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let bytes = path.as_os_str().as_bytes();
+    let bytes = name.as_os_str().as_bytes();
     if bytes.len() >= addr.sun_path.len() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -870,6 +901,7 @@ impl Monitor {
         let stdio: [Option<OwnedFd>; 3] = if self.cfg.terminal {
             let sock = self.cfg.run_dir.join("console.sock");
             self.console = Some(listen_unix(&sock).map_err(|e| err("listen on console.sock", e))?);
+            let sock = socket_path(&sock).map_err(|e| err("name console.sock", e))?;
             args.extend(["--console-socket".into(), sock.into()]);
             [None, None, None]
         } else {
