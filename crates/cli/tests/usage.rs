@@ -524,3 +524,88 @@ fn a_long_run_root_runs_and_execs_with_a_terminal() {
     let (code, _, err) = berth(&["rm", "-f", id.trim()]);
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// A cgroup of the test's own (in the pids hierarchy on cgroup v1, else in
+/// the unified one), removed when dropped.
+struct TestCgroup(std::path::PathBuf);
+
+impl TestCgroup {
+    fn new() -> TestCgroup {
+        let base = ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"]
+            .into_iter()
+            .map(Path::new)
+            .find(|b| b.join("cgroup.procs").exists())
+            .expect("no pids or unified cgroup hierarchy mounted under /sys/fs/cgroup");
+        let dir = base.join(format!("berth-test-caller-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        TestCgroup(dir)
+    }
+
+    fn procs(&self) -> Vec<i32> {
+        std::fs::read_to_string(self.0.join("cgroup.procs"))
+            .unwrap()
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect()
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        for p in self.procs() {
+            // SAFETY: plain syscall.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::remove_dir(&self.0).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+#[test]
+fn a_detached_container_outlives_the_cgroup_of_whoever_ran_berth() {
+    let env = Env::new();
+    let img = image(&env);
+    let caller = TestCgroup::new();
+    // `berth run -d` from a shell moved into the caller's cgroup first (as
+    // a login session's or a unit's process would be).
+    let berth = env.cmd();
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("echo $$ > \"$0\" && exec \"$@\"")
+        .arg(caller.0.join("cgroup.procs"))
+        .arg(berth.get_program())
+        .args(berth.get_args());
+    for (k, v) in berth.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let o = c.args(["run", "-d", img, "sleep", "60"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    // The end of the session: everything in the caller's cgroup is killed.
+    let left = caller.procs();
+    for p in &left {
+        // SAFETY: plain syscall.
+        unsafe { libc::kill(*p, libc::SIGKILL) };
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        left.is_empty(),
+        "berth left processes in its caller's cgroup: {left:?}"
+    );
+    // The container still runs, under its monitor.
+    let o = env.berth(&["exec", &id, "echo", "alive"]).ok();
+    assert_eq!(o.stdout, "alive\n");
+    let status = || {
+        let o = env.berth(&["inspect", &id]).ok();
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        v[0]["State"]["Status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(status(), "running");
+    env.berth(&["stop", "-t", "1", &id]).ok();
+    assert_eq!(status(), "exited");
+}

@@ -130,6 +130,7 @@ fn become_monitor() -> Result<OwnedFd, String> {
     // Fds inherited from whoever started berth must not reach containers.
     let _ = berth_sys::fs::cloexec_from(3);
     let _ = std::env::set_current_dir("/");
+    leave_callers_cgroup();
     // SIGHUP and SIGINT are blocked, not ignored: an ignored signal stays
     // ignored across exec, and everything the monitor starts (the runtime,
     // and through it the container: runc and crun pass it on) must start
@@ -158,6 +159,77 @@ fn become_monitor() -> Result<OwnedFd, String> {
     }
     // SAFETY: a new fd owned by us.
     Ok(unsafe { OwnedFd::from_raw_fd(sfd) })
+}
+
+/// Where monitors live in each cgroup hierarchy: a cgroup of berth's own,
+/// beside the containers' (`/berth/<id>` by default).
+const MONITORS_CGROUP: &str = "berth/monitors";
+
+/// Moves the monitor (single-threaded here, before it starts anything) out
+/// of the cgroups of whoever ran berth, into [`MONITORS_CGROUP`] of every
+/// hierarchy: the end of a login session, or the stop of the unit or job
+/// that ran `berth run -d`, kills what is in its cgroup, and must not take
+/// the monitor (and, with it, the container's supervision) along, as
+/// podman keeps conmon in a scope of its own. Only root can; a failure is
+/// reported and the monitor carries on where it is.
+fn leave_callers_cgroup() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        let (root, mnt, fstype) = (f[3], f.get(4), f.get(sep + 1));
+        let v2 = match fstype {
+            Some(&"cgroup2") => true,
+            Some(&"cgroup") => false,
+            _ => continue,
+        };
+        let Some(mnt) = mnt.filter(|_| root == "/") else {
+            continue;
+        };
+        let dir = Path::new(mnt).join(MONITORS_CGROUP);
+        if let Err(e) = enter_cgroup(&dir, v2) {
+            eprintln!(
+                "berth-monitor: move into the cgroup {}: {e} (the monitor stays in its caller's cgroup)",
+                dir.display()
+            );
+        }
+    }
+}
+
+/// Makes cgroup `dir` (and its parents, with the CPUs and memory nodes of
+/// theirs where a v1 cpuset needs them) and moves this thread into it: v1
+/// through `tasks` (the thread alone, without the wait a move of a whole
+/// process takes; the monitor has one thread), v2 through `cgroup.procs`.
+fn enter_cgroup(dir: &Path, v2: bool) -> io::Result<()> {
+    let mut parents: Vec<&Path> = dir.ancestors().take(3).collect();
+    parents.reverse();
+    for pair in parents.windows(2) {
+        let (parent, d) = (pair[0], pair[1]);
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for knob in ["cpuset.cpus", "cpuset.mems"] {
+            if v2 {
+                break;
+            }
+            if let Ok(v) = std::fs::read_to_string(d.join(knob)) {
+                if v.trim().is_empty() {
+                    std::fs::write(d.join(knob), std::fs::read(parent.join(knob))?)?;
+                }
+            }
+        }
+    }
+    std::fs::write(dir.join(if v2 { "cgroup.procs" } else { "tasks" }), "0")
 }
 
 /// The configuration a `--pre` monitor reads from its stdin: one CONFIG
