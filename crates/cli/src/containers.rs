@@ -439,6 +439,17 @@ fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
             .collect()
     };
     c.blkio_weight_devices = rates(&a.blkio_weight_device, "--blkio-weight-device", false)?;
+    if v2 {
+        let mut kept = Vec::new();
+        for (dev, w) in std::mem::take(&mut c.blkio_weight_devices) {
+            if berth_engine::devices::v2_weighs_device(&dev, "--blkio-weight-device")? {
+                kept.push((dev, w));
+            } else {
+                eprintln!("WARNING: {dev} has neither the bfq scheduler nor io.cost, so cgroup v2 cannot weigh its I/O: --blkio-weight-device {dev} is ignored");
+            }
+        }
+        c.blkio_weight_devices = kept;
+    }
     c.device_read_bps = rates(&a.device_read_bps, "--device-read-bps", true)?;
     c.device_write_bps = rates(&a.device_write_bps, "--device-write-bps", true)?;
     c.device_read_iops = rates(&a.device_read_iops, "--device-read-iops", false)?;
