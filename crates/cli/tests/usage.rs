@@ -143,7 +143,17 @@ fn stop_signal_sigint_stops_a_container_without_waiting_for_sigkill() {
 
 /// Runs `berth args` with stdout a pipe nobody reads.
 fn into_closed_pipe(env: &Env, args: &[&str]) -> (std::process::ExitStatus, String) {
-    let (r, w) = std::io::pipe().unwrap();
+    let mut fds = [0; 2];
+    // SAFETY: a valid two-element out array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    use std::os::fd::FromRawFd;
+    // SAFETY: two new fds owned by us; the reading end is closed at once.
+    let (r, w) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    };
     drop(r);
     let o = env
         .cmd()
@@ -472,10 +482,8 @@ fn exec_follows_the_terminal_size_gives_126_127_and_reads_env_files() {
     };
     use std::os::fd::AsRawFd;
     // SAFETY: TIOCSWINSZ reads one valid winsize.
-    assert_eq!(
-        unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) },
-        0
-    );
+    let r = unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    assert_eq!(r, 0);
     // SAFETY: a signal to our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGWINCH) };
     std::thread::sleep(Duration::from_millis(500));
