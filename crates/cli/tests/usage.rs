@@ -617,3 +617,19 @@ fn a_detached_container_outlives_the_cgroup_of_whoever_ran_berth() {
     env.berth(&["stop", "-t", "1", &id]).ok();
     assert_eq!(status(), "exited");
 }
+
+#[test]
+fn a_local_image_of_another_platform_is_pulled_for_the_one_asked() {
+    let env = Env::new();
+    let reg = registry();
+    push_image("t/plat", "latest", &[base_layer()], Comp::Gzip, "arm64");
+    let r = format!("{}/t/plat:latest", reg.addr);
+    env.berth(&["pull", "-q", "--platform", "linux/arm64", &r])
+        .ok();
+    // The store has it for arm64 only: amd64 is pulled for, and the
+    // registry has no amd64 image, so nothing runs.
+    let o = env.berth(&["run", "--rm", "--platform", "linux/amd64", &r, "true"]);
+    assert_eq!(o.code, 125, "{}", o.stderr);
+    assert!(o.stderr.contains("pulling it"), "{}", o.stderr);
+    assert!(o.stderr.contains("linux/amd64"), "{}", o.stderr);
+}
