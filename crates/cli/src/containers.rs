@@ -44,7 +44,7 @@ fn run_error(e: anyhow::Error) -> anyhow::Error {
     }
     anyhow::Error::new(RunError {
         code: 125,
-        msg: format!("{e:#}"),
+        msg: crate::output::text(&e),
     })
 }
 
@@ -167,10 +167,10 @@ pub struct CreateArgs {
     #[arg(short = 'm', long)]
     pub memory: Option<String>,
     /// Memory plus swap limit (-1: unlimited swap).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub memory_swap: Option<String>,
     /// CPUs the container may use (such as 1.5).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub cpus: Option<f64>,
     /// Relative CPU weight (2-262144; default 1024).
     #[arg(short = 'c', long)]
@@ -179,7 +179,7 @@ pub struct CreateArgs {
     #[arg(long)]
     pub cpuset_cpus: Option<String>,
     /// The most processes the container may have (-1: no limit).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
     /// Memory soft limit (such as 256m): reclaimed down to it first when
     /// the host runs short.
@@ -439,6 +439,17 @@ fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
             .collect()
     };
     c.blkio_weight_devices = rates(&a.blkio_weight_device, "--blkio-weight-device", false)?;
+    if v2 {
+        let mut kept = Vec::new();
+        for (dev, w) in std::mem::take(&mut c.blkio_weight_devices) {
+            if berth_engine::devices::v2_weighs_device(&dev, "--blkio-weight-device")? {
+                kept.push((dev, w));
+            } else {
+                eprintln!("WARNING: {dev} has neither the bfq scheduler nor io.cost, so cgroup v2 cannot weigh its I/O: --blkio-weight-device {dev} is ignored");
+            }
+        }
+        c.blkio_weight_devices = kept;
+    }
     c.device_read_bps = rates(&a.device_read_bps, "--device-read-bps", true)?;
     c.device_write_bps = rates(&a.device_write_bps, "--device-write-bps", true)?;
     c.device_read_iops = rates(&a.device_read_iops, "--device-read-iops", false)?;
@@ -552,11 +563,43 @@ fn image_for(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<berth_image
             },
         )
     };
+    // A bad --platform or reference is an error before any lookup.
+    let platform = a
+        .platform
+        .as_deref()
+        .map(berth_image::manifest::Platform::parse)
+        .transpose()?;
     match a.pull {
         PullPolicy::Always => pull(),
         policy => match engine.images.resolve_id(&a.image) {
-            Ok(id) => Ok(id),
+            Ok(id) => {
+                // A local image of another platform than --platform asks
+                // for is not used: pulled for it (as Docker), or refused.
+                let Some(want) = platform else {
+                    return Ok(id);
+                };
+                let row = engine.images.resolve(&a.image)?;
+                if row.os == want.os && row.architecture == want.architecture {
+                    return Ok(id);
+                }
+                let have = format!("{}/{}", row.os, row.architecture);
+                if policy == PullPolicy::Never {
+                    bail!(
+                        "image {:?} in the store is for {have}, not for --platform {want}, and --pull=never was given; pull it for {want} first (`berth pull --platform {want} {}`)",
+                        a.image,
+                        a.image
+                    );
+                }
+                eprintln!(
+                    "Image {:?} in the store is for {have}, not {want}: pulling it",
+                    a.image
+                );
+                pull()
+            }
             Err(berth_image::Error::UnknownImage(_)) if policy == PullPolicy::Missing => {
+                if !looks_like_id(&a.image) {
+                    berth_image::Reference::parse(&a.image)?;
+                }
                 eprintln!("Unable to find image {:?} locally", a.image);
                 pull()
             }
@@ -568,6 +611,12 @@ fn image_for(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<berth_image
             Err(e) => Err(e.into()),
         },
     }
+}
+
+/// An image id or its prefix (`sha256:` optional), which `pull` refuses.
+fn looks_like_id(s: &str) -> bool {
+    let hex = s.strip_prefix("sha256:").unwrap_or(s);
+    hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn create_record(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<Record> {
@@ -621,16 +670,8 @@ pub fn create(root: &Path, run_root: &Path, a: CreateArgs) -> Result<()> {
 
 /// The error of a failed start, with Docker's exit code.
 fn start_failure(msg: &str) -> anyhow::Error {
-    let m = msg.to_ascii_lowercase();
-    let code = if m.contains("not found") || m.contains("no such file") {
-        127
-    } else if m.contains("permission denied") || m.contains("is a directory") {
-        126
-    } else {
-        125
-    };
     anyhow::Error::new(RunError {
-        code,
+        code: berth_engine::exec::start_failure_code(msg),
         msg: msg.to_string(),
     })
 }
@@ -988,13 +1029,15 @@ pub fn start_each(engine: &Engine, containers: &[String]) -> Result<()> {
         match r {
             Ok(()) => println!("{c}"),
             Err(e) => {
-                eprintln!("berth: {e:#}");
+                let e = run_error(e);
+                crate::output::print_error(&e);
                 failed = Some(e);
             }
         }
     }
+    // Each error was printed already: only the exit code is left.
     match failed {
-        Some(e) => Err(run_error(e)),
+        Some(e) => Err(ExitCode(e.downcast_ref::<RunError>().map_or(125, |r| r.code)).into()),
         None => Ok(()),
     }
 }
@@ -1014,7 +1057,7 @@ fn each(containers: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<
         match f(c) {
             Ok(()) => println!("{c}"),
             Err(e) => {
-                eprintln!("berth: {e:#}");
+                crate::output::print_error(&e);
                 failed = true;
             }
         }
@@ -1094,7 +1137,7 @@ pub fn wait(root: &Path, run_root: &Path, a: WaitArgs) -> Result<()> {
         match engine.wait(c) {
             Ok(code) => println!("{code}"),
             Err(e) => {
-                eprintln!("berth: {e:#}");
+                crate::output::print_error(&e.into());
                 failed = true;
             }
         }
@@ -1149,6 +1192,9 @@ pub struct ExecArgs {
     /// Set an environment variable (KEY=VALUE, or KEY to take it from here).
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+    /// Read environment variables from a file (KEY=VALUE lines, # comments).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
     /// Run as USER[:GROUP].
     #[arg(short = 'u', long)]
     pub user: Option<String>,
@@ -1169,9 +1215,36 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
+/// The exit code of `berth exec` for the runtime's status `st`: the
+/// process's own, or Docker's 126/127/125 when the runtime could not start
+/// it (it has printed why).
+fn exec_code(x: &berth_engine::exec::Exec, st: std::process::ExitStatus) -> i32 {
+    match x.runtime_error() {
+        Some(msg) => berth_engine::exec::start_failure_code(&msg),
+        None => st.code().unwrap_or(1),
+    }
+}
+
 pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
+    // Window changes are taken by one thread that waits for SIGWINCH: it is
+    // blocked before any thread starts (the engine may start one), or a
+    // thread that has it unblocked would take it and drop it.
+    // SAFETY: sigset_t is plain data set up by sigemptyset/sigaddset; the
+    // mask change affects this thread and those it starts.
+    let mut winch: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe {
+        libc::sigemptyset(&mut winch);
+        libc::sigaddset(&mut winch, libc::SIGWINCH);
+        if a.tty {
+            libc::pthread_sigmask(libc::SIG_BLOCK, &winch, std::ptr::null_mut());
+        }
+    }
     let engine = open(root, run_root)?;
     let mut env = Vec::new();
+    for f in &a.env_file {
+        env.extend(env_file(f)?);
+    }
     for e in &a.env {
         let e = env_entry(e)?;
         if !e.is_empty() {
@@ -1202,7 +1275,7 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
             .status()
             .context("run the runtime's exec")?;
         if !st.success() {
-            return Err(ExitCode(st.code().unwrap_or(1)).into());
+            return Err(ExitCode(exec_code(&x, st)).into());
         }
         return Ok(());
     }
@@ -1212,7 +1285,7 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
             c.stdin(null());
         }
         let st = c.status().context("run the runtime's exec")?;
-        let code = st.code().unwrap_or(1);
+        let code = exec_code(&x, st);
         if code != 0 {
             return Err(ExitCode(code).into());
         }
@@ -1224,13 +1297,20 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
         .prefix("exec")
         .tempdir_in(engine.paths.run_dir(&x.record.id))
         .context("make the console socket directory")?;
-    let sock = dir.path().join("c.sock");
+    // Named through our fd of its directory: a socket's path must fit in
+    // 108 bytes, which a run directory under a long --run-root does not.
+    let dir_fd = std::fs::File::open(dir.path()).context("open the console socket directory")?;
+    let sock = format!(
+        "/proc/{}/fd/{}/c.sock",
+        std::process::id(),
+        std::os::fd::AsRawFd::as_raw_fd(&dir_fd)
+    );
     let listener =
         std::os::unix::net::UnixListener::bind(&sock).context("listen on the console socket")?;
     // In a process group of its own: after a detach it waits on for the
     // process, and the user's shell hanging up its jobs must not reach it.
     let mut child = x
-        .command(&["--console-socket", &sock.to_string_lossy()])
+        .command(&["--console-socket", &sock])
         .stdin(null())
         .stdout(null())
         .stderr(std::process::Stdio::piped())
@@ -1249,7 +1329,7 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
         if let Some(t) = rt_err {
             let _ = t.join();
         }
-        return Err(ExitCode(st.code().unwrap_or(1).max(1)).into());
+        return Err(ExitCode(exec_code(&x, st).max(1)).into());
     };
     let master = std::fs::File::from(master);
     let raw = if std::io::stdin().is_terminal() {
@@ -1271,17 +1351,7 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
         }
     };
     set_size(&master);
-    // Window changes follow the terminal, from a thread that waits for
-    // SIGWINCH (blocked here first, so threads started later inherit that).
-    // SAFETY: sigset_t is plain data set up by sigemptyset/sigaddset; the
-    // mask change affects this thread only.
-    let mut winch: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    unsafe {
-        libc::sigemptyset(&mut winch);
-        libc::sigaddset(&mut winch, libc::SIGWINCH);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &winch, std::ptr::null_mut());
-    }
+    // Window changes follow the terminal (SIGWINCH was blocked first thing).
     {
         let m = master.try_clone().context("dup the terminal")?;
         std::thread::spawn(move || loop {

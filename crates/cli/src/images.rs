@@ -467,15 +467,17 @@ pub fn rmi(root: &Path, a: RmiArgs) -> Result<()> {
                 }
             }
             Err(e) => {
-                eprintln!("berth: {e}");
-                failed = Some(e);
+                let code = e.exit_code();
+                crate::output::print_error(&e.into());
+                failed = Some(code);
             }
         }
     }
     // Layers and blobs no image uses any more.
     store.gc()?;
+    // Each error was printed already: only the exit code is left.
     match failed {
-        Some(e) => Err(e.into()),
+        Some(code) => Err(crate::containers::ExitCode(code).into()),
         None => Ok(()),
     }
 }

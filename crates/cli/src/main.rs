@@ -5,6 +5,7 @@ mod auth;
 mod containers;
 mod images;
 mod manage;
+mod output;
 mod progress;
 mod views;
 
@@ -221,6 +222,7 @@ fn command_word(args: &[std::ffi::OsString]) -> Option<&str> {
 }
 
 fn main() {
+    output::install();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let word = command_word(&args);
     let (globals, cmd) = parse(&args, word);
@@ -269,6 +271,7 @@ fn main() {
         },
     };
     if let Err(e) = r {
+        output::exit_if_output_closed(&e);
         if let Some(c) = e.downcast_ref::<containers::ExitCode>() {
             std::process::exit(c.0);
         }
@@ -280,7 +283,7 @@ fn main() {
             e.downcast_ref::<berth_engine::Error>()
                 .map_or(1, |e| e.exit_code())
         };
-        eprintln!("berth: {e:#}");
+        eprintln!("berth: {}", output::text(&e));
         std::process::exit(code);
     }
 }

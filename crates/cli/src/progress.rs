@@ -71,8 +71,29 @@ fn bar(done: u64, total: u64, width: usize) -> String {
     s
 }
 
+/// The width of the terminal on stderr (80 when it says nothing).
+fn columns() -> usize {
+    // SAFETY: winsize is plain data filled by the ioctl.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one winsize.
+    if unsafe { libc::ioctl(2, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+        ws.ws_col as usize
+    } else {
+        80
+    }
+}
+
 impl Layer {
-    fn line(&self) -> String {
+    /// The layer's line, shorter than `width` columns: a line as wide as
+    /// the terminal or wider wraps, and the redraw in place (cursor up one
+    /// line per layer) then overwrites the wrong lines.
+    fn line(&self, width: usize) -> String {
+        let mut l = self.text(width);
+        l.truncate(width.saturating_sub(1));
+        l
+    }
+
+    fn text(&self, width: usize) -> String {
         let id = self.digest.short();
         match self.phase {
             Phase::Waiting => format!("{id}  waiting"),
@@ -95,13 +116,20 @@ impl Layer {
                 } else {
                     "-".into()
                 };
-                format!(
-                    "{id}  {}  {} / {}  {}/s  ETA {eta}",
-                    bar(self.done, self.size, 30),
+                let rest = format!(
+                    "{} / {}  {}/s  ETA {eta}",
                     human(self.done as f64),
                     human(self.size as f64),
                     human(speed)
-                )
+                );
+                // The bar takes what is left, up to 30 columns ("[]" and
+                // the gaps around it take 6).
+                let room = width.saturating_sub(1 + id.len() + rest.len() + 6);
+                if room < 5 {
+                    format!("{id}  {rest}")
+                } else {
+                    format!("{id}  {}  {rest}", bar(self.done, self.size, room.min(30)))
+                }
             }
         }
     }
@@ -155,7 +183,7 @@ impl Progress {
                 if let Some(i) = find(&mut s, &layer) {
                     s.layers[i].phase = Phase::Exists;
                     if !self.tty {
-                        let _ = writeln!(err, "{}", s.layers[i].line());
+                        let _ = writeln!(err, "{}", s.layers[i].line(usize::MAX));
                     }
                 }
                 force = true;
@@ -178,7 +206,7 @@ impl Progress {
                     l.phase = Phase::Done;
                     l.done = l.size;
                     if !self.tty {
-                        let _ = writeln!(err, "{}", s.layers[i].line());
+                        let _ = writeln!(err, "{}", s.layers[i].line(usize::MAX));
                     }
                 }
                 force = true;
@@ -192,12 +220,13 @@ impl Progress {
             {
                 s.last_draw = Some(now);
                 let mut out = String::new();
+                let width = columns();
                 if s.drawn > 0 {
                     out.push_str(&format!("\x1b[{}A", s.drawn));
                 }
                 for l in &s.layers {
                     out.push_str("\r\x1b[2K");
-                    out.push_str(&l.line());
+                    out.push_str(&l.line(width));
                     out.push('\n');
                 }
                 s.drawn = s.layers.len();
@@ -207,4 +236,27 @@ impl Progress {
     }
 
     pub fn finish(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_fits_the_terminal_it_is_drawn_on() {
+        let l = Layer {
+            digest: Digest::parse(&format!("sha256:{}", "ab".repeat(32))).unwrap(),
+            size: 987_654_321_000,
+            done: 123_456_789_000,
+            phase: Phase::Downloading,
+            started: Some(Instant::now() - std::time::Duration::from_secs(3)),
+            finished: None,
+        };
+        for width in [80, 60, 40, 20, 200] {
+            let line = l.line(width);
+            assert!(line.len() < width, "{width} columns: {line:?}");
+        }
+        assert!(l.line(80).contains('['), "a bar where there is room");
+        assert!(l.line(200).contains(&format!("[{}", "=".repeat(3))));
+    }
 }

@@ -2517,6 +2517,34 @@ fn bind_propagation_reaches_the_host_only_when_asked() {
     let host = tempfile::tempdir().unwrap();
     let src = host.path().canonicalize().unwrap();
     std::fs::create_dir(src.join("sub")).unwrap();
+    // The source is a mount of the test's own, private whatever the host's
+    // mounts are (systemd makes / shared), and unmounted (with all under
+    // it) however the test ends.
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .args(["-R", "-l"])
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let mount = |args: &[&str]| {
+        let st = std::process::Command::new("mount")
+            .args(args)
+            .arg(&src)
+            .args(if args[0] == "--bind" {
+                vec![&src]
+            } else {
+                vec![]
+            })
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount {args:?} {}", src.display());
+    };
+    mount(&["--bind"]);
+    let _unmount = Unmount(src.clone());
+    mount(&["--make-private"]);
     let inner = |prop: &str| {
         let v = format!("{}:/d{prop}", src.display());
         env.berth(&[
@@ -2546,18 +2574,8 @@ fn bind_propagation_reaches_the_host_only_when_asked() {
         ps_json(&env).as_array().unwrap().is_empty(),
         "nothing half-created"
     );
-    // Made a shared mount of its own.
-    for args in [&["--bind", "", ""][..], &["--make-shared", ""][..]] {
-        let mut c = std::process::Command::new("mount");
-        for a in args {
-            c.arg(if a.is_empty() {
-                src.as_os_str()
-            } else {
-                std::ffi::OsStr::new(a)
-            });
-        }
-        assert!(c.status().unwrap().success());
-    }
+    // Made shared.
+    mount(&["--make-shared"]);
     let sub = src.join("sub");
     // By default (rprivate) the container's mount stays in the container.
     inner("").ok();
@@ -2585,7 +2603,6 @@ fn bind_propagation_reaches_the_host_only_when_asked() {
     if reached {
         umount(&sub);
     }
-    umount(&src);
     assert!(reached, "a mount under an rshared bind reaches the host");
     assert_eq!(leaked_mounts(&env), 0);
 }

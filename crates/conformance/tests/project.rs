@@ -64,7 +64,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "berth-cli",
         &["berth-image", "berth-engine", "berth-monitor"],
     ),
-    ("berth-init", &[]),
+    // sys: the signal reset between fork and exec, shared with the monitor.
+    ("berth-init", &["berth-sys"]),
     // runtime: the monitor deletes berth-runtime's containers through its
     // library (a process start less at every exit).
     ("berth-monitor", &["berth-sys", "berth-runtime"]),

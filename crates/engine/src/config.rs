@@ -299,6 +299,12 @@ pub fn parse_volume(s: &str) -> Result<MountConfig> {
             ))
         }
     };
+    if parts.len() > 1 && src.is_empty() {
+        return Err(option(
+            "--volume",
+            format!("{s:?}: the source is empty (give a host path or a volume name, or only the destination for an anonymous volume)"),
+        ));
+    }
     if !dst.starts_with('/') {
         return Err(option(
             "--volume",
@@ -792,6 +798,10 @@ mod tests {
         assert!(parse_volume("/a:b").is_err());
         assert!(parse_volume("/a:/b:bogus").is_err());
         assert!(parse_volume("/a:/b:c:d").is_err());
+        // An empty source is not an anonymous volume (only `-v /dst` is).
+        assert!(parse_volume(":/mnt").is_err());
+        assert!(parse_volume(":/mnt:ro").is_err());
+        assert_eq!(parse_volume("/mnt").unwrap().kind, MountType::Volume);
     }
 
     #[test]

@@ -22,7 +22,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Where berth looks for the default seccomp profile (containers-common's).
+/// Where berth looks for the default seccomp profile (containers-common's),
+/// in order; without any, berth's built-in one
+/// (`berth_seccomp::profile::DEFAULT_PROFILE`).
 pub const SECCOMP_PROFILES: [&str; 3] = [
     "/etc/berth/seccomp.json",
     "/etc/containers/seccomp.json",
@@ -47,6 +49,8 @@ pub struct Session {
     /// Output frames that came before the container was reported started
     /// (a fast container writes while the runtime is still returning).
     early: std::collections::VecDeque<(u8, Vec<u8>)>,
+    /// The monitor's log, where it says why it ended.
+    monitor_log: PathBuf,
 }
 
 /// What a started session saw first.
@@ -130,19 +134,33 @@ impl Session {
                     return Ok(Started::Failed(String::from_utf8_lossy(&m).into_owned()))
                 }
                 Some(f) => self.early.push_back(f),
-                None => {
-                    return Err(Error::Runtime(
-                        "the container's monitor ended before the container started; see monitor.log in the container's run directory".into(),
-                    ))
-                }
+                None => return Err(self.monitor_ended()),
             }
         }
     }
 
     pub fn send(&mut self, kind: u8, payload: &[u8]) -> Result<()> {
-        self.to_monitor
-            .write_all(&frame::encode(kind, payload))
-            .map_err(io("write to the container's monitor"))
+        match self.to_monitor.write_all(&frame::encode(kind, payload)) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(self.monitor_ended()),
+            r => r.map_err(io("write to the container's monitor")),
+        }
+    }
+
+    /// The error for a monitor that ended before the container started:
+    /// its own last words from monitor.log, where it wrote them.
+    fn monitor_ended(&self) -> Error {
+        let log = std::fs::read_to_string(&self.monitor_log).unwrap_or_default();
+        match log
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("berth-monitor: "))
+        {
+            Some(why) => Error::Runtime(format!("the container's monitor failed: {why}")),
+            None => Error::Runtime(format!(
+                "the container's monitor ended before the container started; see {}",
+                self.monitor_log.display()
+            )),
+        }
     }
 }
 
@@ -467,6 +485,12 @@ impl Engine {
         if let Some(s) = &config.stop_signal {
             crate::config::parse_signal(s)?;
         }
+        if let Some(w) = config.workdir.as_deref().filter(|w| !w.starts_with('/')) {
+            return Err(option(
+                "--workdir",
+                format!("{w:?} is not an absolute path (the working directory in the container, such as /app)"),
+            ));
+        }
         paths::find_program(&config.runtime)?;
         let image_config = self.image_config(image_id)?;
         let id = paths::new_id()?;
@@ -639,18 +663,13 @@ impl Engine {
                 kernel,
             }
         } else {
+            // An installed profile (the administrator's, or containers-
+            // common's) first; else berth's own, which has the same rules as
+            // containers-common's.
             let found = SECCOMP_PROFILES
                 .iter()
                 .find_map(|p| std::fs::read(p).ok())
-                .ok_or_else(|| {
-                    option(
-                        "--security-opt seccomp",
-                        format!(
-                            "no default seccomp profile found (looked in {}); install containers-common, or pass --security-opt seccomp=FILE or seccomp=unconfined",
-                            SECCOMP_PROFILES.join(", ")
-                        ),
-                    )
-                })?;
+                .unwrap_or_else(|| berth_seccomp::profile::DEFAULT_PROFILE.to_vec());
             Seccomp::Default {
                 profile: found,
                 kernel,
@@ -1174,6 +1193,7 @@ impl Engine {
                 monitor_pid,
                 decoder: Decoder::default(),
                 early: Default::default(),
+                monitor_log: run_dir.join("monitor.log"),
             },
             child,
         ))
@@ -1196,6 +1216,7 @@ impl Engine {
         )))?;
         let w = fd.try_clone().map_err(io("dup the attach socket"))?;
         let monitor_pid = rec.state.monitor_pid;
+        let monitor_log = self.paths.run_dir(&rec.id).join("monitor.log");
         Ok((
             rec,
             Session {
@@ -1204,6 +1225,7 @@ impl Engine {
                 monitor_pid,
                 decoder: Decoder::default(),
                 early: Default::default(),
+                monitor_log,
             },
         ))
     }

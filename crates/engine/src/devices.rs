@@ -54,6 +54,34 @@ pub fn block_numbers(path: &str, flag: &str) -> Result<(i64, i64)> {
     Ok((libc::major(rdev) as i64, libc::minor(rdev) as i64))
 }
 
+/// Whether cgroup v2 can weigh the I/O of block device `maj`:`min`
+/// (`--blkio-weight-device`): its scheduler is bfq (io.bfq.weight), or
+/// io.cost is enabled for it (io.weight). Otherwise the kernel refuses a
+/// per-device weight (EOPNOTSUPP) and the container could not start;
+/// Docker drops the flag with a warning then, and so does berth.
+/// `scheduler`: the device's queue/scheduler; `qos`: /sys/fs/cgroup/io.cost.qos.
+pub fn v2_weighs(maj: i64, min: i64, scheduler: &str, qos: &str) -> bool {
+    let bfq = scheduler.split_whitespace().any(|s| s == "[bfq]");
+    let dev = format!("{maj}:{min}");
+    let cost = qos.lines().any(|l| {
+        let mut f = l.split_whitespace();
+        f.next() == Some(dev.as_str()) && f.any(|kv| kv == "enable=1")
+    });
+    bfq || cost
+}
+
+/// [`v2_weighs`] for the device at `path` on this host (a partition has
+/// its disk's queue).
+pub fn v2_weighs_device(path: &str, flag: &str) -> Result<bool> {
+    let (maj, min) = block_numbers(path, flag)?;
+    let dev = format!("/sys/dev/block/{maj}:{min}");
+    let scheduler = std::fs::read_to_string(format!("{dev}/queue/scheduler"))
+        .or_else(|_| std::fs::read_to_string(format!("{dev}/../queue/scheduler")))
+        .unwrap_or_default();
+    let qos = std::fs::read_to_string("/sys/fs/cgroup/io.cost.qos").unwrap_or_default();
+    Ok(v2_weighs(maj, min, &scheduler, &qos))
+}
+
 /// Every device node of the host's /dev, for `--privileged`.
 pub fn host_devices() -> Vec<Device> {
     let mut out = Vec::new();
@@ -190,5 +218,17 @@ mod tests {
         assert!(all.iter().any(|d| d.path == "/dev/null"));
         assert!(all.iter().all(|d| !d.path.starts_with("/dev/pts/")));
         assert!(all.iter().all(|d| d.path != "/dev/console"));
+    }
+
+    #[test]
+    fn v2_weighs_only_with_bfq_or_io_cost() {
+        use super::v2_weighs;
+        assert!(v2_weighs(8, 0, "mq-deadline kyber [bfq] none", ""));
+        assert!(!v2_weighs(8, 0, "[mq-deadline] kyber bfq none", ""));
+        assert!(!v2_weighs(8, 0, "[none] mq-deadline", ""));
+        let qos = "8:0 enable=1 ctrl=auto rpct=0.00 rlat=250000\n259:0 enable=0 ctrl=auto\n";
+        assert!(v2_weighs(8, 0, "[none]", qos));
+        assert!(!v2_weighs(259, 0, "[none]", qos));
+        assert!(!v2_weighs(8, 16, "[none]", qos));
     }
 }

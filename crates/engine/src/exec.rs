@@ -31,6 +31,9 @@ pub struct Exec {
     pub runtime: PathBuf,
     pub runtime_root: PathBuf,
     pub process_file: PathBuf,
+    /// The runtime's JSON log (`--log`), where it says why it could not
+    /// start the process.
+    pub log_file: PathBuf,
 }
 
 impl Exec {
@@ -39,6 +42,10 @@ impl Exec {
         let mut c = std::process::Command::new(&self.runtime);
         c.arg("--root")
             .arg(&self.runtime_root)
+            .arg("--log")
+            .arg(&self.log_file)
+            .arg("--log-format")
+            .arg("json")
             .arg("exec")
             .args(extra)
             .arg("--process")
@@ -48,9 +55,38 @@ impl Exec {
     }
 }
 
+impl Exec {
+    /// Why the runtime failed to start the process (its last error in its
+    /// log), or `None` when it did not fail: a runtime that ran the process
+    /// exits with the process's code, which may be anything.
+    pub fn runtime_error(&self) -> Option<String> {
+        let log = std::fs::read(&self.log_file).ok()?;
+        log.split(|&b| b == b'\n')
+            .rev()
+            .filter_map(berth_monitor::logfmt::parse_fields)
+            .filter(|f| f.iter().any(|(k, v)| k == "level" && v == "error"))
+            .find_map(|f| f.into_iter().find(|(k, _)| k == "msg").map(|(_, v)| v))
+    }
+}
+
+/// Docker's exit code for a process that could not be started, from the
+/// runtime's message: 127 when the command is not found, 126 when it cannot
+/// be run, 125 for any other failure.
+pub fn start_failure_code(msg: &str) -> i32 {
+    let m = msg.to_ascii_lowercase();
+    if m.contains("not found") || m.contains("no such file") {
+        127
+    } else if m.contains("permission denied") || m.contains("is a directory") {
+        126
+    } else {
+        125
+    }
+}
+
 impl Drop for Exec {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.process_file);
+        let _ = std::fs::remove_file(&self.log_file);
     }
 }
 
@@ -130,10 +166,10 @@ impl Engine {
             p["capabilities"] = json!({"bounding": all, "effective": all, "permitted": all});
         }
         let run_dir = self.paths.run_dir(&rec.id);
-        let file = run_dir.join(format!(
-            "exec-{}.json",
-            paths::new_id()?.get(..16).unwrap_or("x")
-        ));
+        let tag = paths::new_id()?;
+        let tag = tag.get(..16).unwrap_or("x");
+        let file = run_dir.join(format!("exec-{tag}.json"));
+        let log_file = run_dir.join(format!("exec-{tag}.log"));
         std::fs::write(&file, serde_json::to_vec(&p).unwrap_or_default())
             .map_err(io(format!("write {}", file.display())))?;
         let runtime = paths::find_program(&rec.config.runtime)?;
@@ -143,6 +179,7 @@ impl Engine {
             runtime,
             runtime_root,
             process_file: file,
+            log_file,
         })
     }
 }

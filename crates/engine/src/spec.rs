@@ -1024,8 +1024,11 @@ fn build<'a>(
     if let Some(s) = seccomp {
         linux["seccomp"] = s;
     }
+    // 1.0.2: the version every runtime berth drives accepts (crun before
+    // 1.9 refuses any ociVersion without "1.0" in it; runc and berth-runtime
+    // take any 1.x). The fields of later versions are read all the same.
     let mut spec = json!({
-        "ociVersion": "1.2.0",
+        "ociVersion": "1.0.2",
         "process": {
             "terminal": o.tty,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},

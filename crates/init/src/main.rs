@@ -53,27 +53,29 @@ fn main() {
     // tini -s): they must be reaped, not left as zombies.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    // Block every signal; the child gets back the original mask.
-    // SAFETY: sigset_t is plain data, initialised by sigfillset/sigprocmask.
+    // Block every signal; the child starts with none blocked.
+    // SAFETY: sigset_t is plain data, initialised by sigfillset.
     let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let mut orig: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: valid pointers to sigset_t values.
     unsafe {
         libc::sigfillset(&mut all);
-        libc::sigprocmask(libc::SIG_SETMASK, &all, &mut orig);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
     }
     // SAFETY: single-threaded here; the child only calls async-signal-safe
-    // functions (sigprocmask, setpgid, execvp, write, _exit) before exec.
+    // functions (reset_signals, execvp, write, _exit) before exec.
     let child = unsafe { libc::fork() };
     if child < 0 {
         die(&format!("fork: {}", std::io::Error::last_os_error()));
     }
     if child == 0 {
-        // SAFETY: restores the mask, then replaces the process image; on
-        // failure reports through write(2) and _exit.
+        // SAFETY: resets every disposition (an ignored signal would stay
+        // ignored across exec: Rust's start-up ignores SIGPIPE, and we may
+        // have inherited others) and the mask, as a process started by a
+        // shell expects (`reset_signals` is async-signal-safe), then
+        // replaces the process image; on failure reports through write(2)
+        // and _exit.
         unsafe {
-            libc::sigprocmask(libc::SIG_SETMASK, &orig, std::ptr::null_mut());
+            let _ = berth_sys::process::reset_signals();
             libc::execvp(ptrs[0], ptrs.as_ptr());
             let msg = b"berth-init: cannot execute the command\n";
             libc::write(2, msg.as_ptr().cast(), msg.len());

@@ -130,20 +130,28 @@ fn become_monitor() -> Result<OwnedFd, String> {
     // Fds inherited from whoever started berth must not reach containers.
     let _ = berth_sys::fs::cloexec_from(3);
     let _ = std::env::set_current_dir("/");
-    // SAFETY: installing SIG_IGN for these signals is always valid.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-    }
+    leave_callers_cgroup();
+    // SIGHUP and SIGINT are blocked, not ignored: an ignored signal stays
+    // ignored across exec, and everything the monitor starts (the runtime,
+    // and through it the container: runc and crun pass it on) must start
+    // with default dispositions, or Ctrl-C and `--stop-signal SIGINT` do
+    // nothing in the container. `command` resets both in every child.
     // SAFETY: sigset_t is plain data, filled by sigemptyset.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: set is a valid sigset_t; blocking SIGCHLD makes it readable
-    // from the signalfd only.
+    // SAFETY: as above.
+    let mut quiet: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: set and quiet are valid sigset_t values; blocking SIGCHLD
+    // makes it readable from the signalfd only.
     let sfd = unsafe {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGCHLD);
-        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        libc::sigemptyset(&mut quiet);
+        libc::sigaddset(&mut quiet, libc::SIGCHLD);
+        libc::sigaddset(&mut quiet, libc::SIGHUP);
+        libc::sigaddset(&mut quiet, libc::SIGINT);
+        libc::signal(libc::SIGHUP, libc::SIG_DFL);
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        libc::sigprocmask(libc::SIG_BLOCK, &quiet, std::ptr::null_mut());
         libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
     };
     if sfd < 0 {
@@ -151,6 +159,77 @@ fn become_monitor() -> Result<OwnedFd, String> {
     }
     // SAFETY: a new fd owned by us.
     Ok(unsafe { OwnedFd::from_raw_fd(sfd) })
+}
+
+/// Where monitors live in each cgroup hierarchy: a cgroup of berth's own,
+/// beside the containers' (`/berth/<id>` by default).
+const MONITORS_CGROUP: &str = "berth/monitors";
+
+/// Moves the monitor (single-threaded here, before it starts anything) out
+/// of the cgroups of whoever ran berth, into [`MONITORS_CGROUP`] of every
+/// hierarchy: the end of a login session, or the stop of the unit or job
+/// that ran `berth run -d`, kills what is in its cgroup, and must not take
+/// the monitor (and, with it, the container's supervision) along, as
+/// podman keeps conmon in a scope of its own. Only root can; a failure is
+/// reported and the monitor carries on where it is.
+fn leave_callers_cgroup() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    for line in info.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        let (root, mnt, fstype) = (f[3], f.get(4), f.get(sep + 1));
+        let v2 = match fstype {
+            Some(&"cgroup2") => true,
+            Some(&"cgroup") => false,
+            _ => continue,
+        };
+        let Some(mnt) = mnt.filter(|_| root == "/") else {
+            continue;
+        };
+        let dir = Path::new(mnt).join(MONITORS_CGROUP);
+        if let Err(e) = enter_cgroup(&dir, v2) {
+            eprintln!(
+                "berth-monitor: move into the cgroup {}: {e} (the monitor stays in its caller's cgroup)",
+                dir.display()
+            );
+        }
+    }
+}
+
+/// Makes cgroup `dir` (and its parents, with the CPUs and memory nodes of
+/// theirs where a v1 cpuset needs them) and moves this thread into it: v1
+/// through `tasks` (the thread alone, without the wait a move of a whole
+/// process takes; the monitor has one thread), v2 through `cgroup.procs`.
+fn enter_cgroup(dir: &Path, v2: bool) -> io::Result<()> {
+    let mut parents: Vec<&Path> = dir.ancestors().take(3).collect();
+    parents.reverse();
+    for pair in parents.windows(2) {
+        let (parent, d) = (pair[0], pair[1]);
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for knob in ["cpuset.cpus", "cpuset.mems"] {
+            if v2 {
+                break;
+            }
+            if let Ok(v) = std::fs::read_to_string(d.join(knob)) {
+                if v.trim().is_empty() {
+                    std::fs::write(d.join(knob), std::fs::read(parent.join(knob))?)?;
+                }
+            }
+        }
+    }
+    std::fs::write(dir.join(if v2 { "cgroup.procs" } else { "tasks" }), "0")
 }
 
 /// The configuration a `--pre` monitor reads from its stdin: one CONFIG
@@ -308,9 +387,40 @@ fn would_block(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR))
 }
 
+/// `path` as a unix socket address can hold it (108 bytes): itself, or
+/// when it is longer (a long --run-root), the same file named through an
+/// fd of its directory, `/proc/<pid>/fd/<n>/<name>`, which the runtime can
+/// use too. The directory's fd is opened once and kept (the monitor's
+/// sockets are all in its run directory).
+fn socket_path(path: &Path) -> io::Result<PathBuf> {
+    static DIRS: std::sync::Mutex<Vec<(PathBuf, OwnedFd)>> = std::sync::Mutex::new(Vec::new());
+    if path.as_os_str().len() < 100 {
+        return Ok(path.to_path_buf());
+    }
+    let (dir, name) = match (path.parent(), path.file_name()) {
+        (Some(d), Some(n)) => (d, n),
+        _ => return Ok(path.to_path_buf()),
+    };
+    let mut dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner());
+    let fd = match dirs.iter().find(|(d, _)| d == dir) {
+        Some((_, fd)) => fd.as_raw_fd(),
+        None => {
+            let fd =
+                berth_sys::fs::open(dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)?;
+            let raw = fd.as_raw_fd();
+            dirs.push((dir.to_path_buf(), fd));
+            raw
+        }
+    };
+    let mut short = PathBuf::from(format!("/proc/{}/fd/{fd}", std::process::id()));
+    short.push(name);
+    Ok(short)
+}
+
 /// A listening unix socket at `path` (replacing a stale one).
 fn listen_unix(path: &Path) -> io::Result<OwnedFd> {
     let _ = std::fs::remove_file(path);
+    let name = socket_path(path)?;
     // SAFETY: plain syscall.
     let fd = berth_sys::cvt(unsafe {
         libc::socket(
@@ -324,7 +434,7 @@ fn listen_unix(path: &Path) -> io::Result<OwnedFd> {
     // SAFETY: sockaddr_un is plain data.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let bytes = path.as_os_str().as_bytes();
+    let bytes = name.as_os_str().as_bytes();
     if bytes.len() >= addr.sun_path.len() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -863,6 +973,7 @@ impl Monitor {
         let stdio: [Option<OwnedFd>; 3] = if self.cfg.terminal {
             let sock = self.cfg.run_dir.join("console.sock");
             self.console = Some(listen_unix(&sock).map_err(|e| err("listen on console.sock", e))?);
+            let sock = socket_path(&sock).map_err(|e| err("name console.sock", e))?;
             args.extend(["--console-socket".into(), sock.into()]);
             [None, None, None]
         } else {
@@ -979,7 +1090,7 @@ impl Monitor {
     /// Starts the runtime's `delete`; its pid, to wait for.
     fn spawn_delete(&mut self) -> Option<i32> {
         // No --log: the client may be removing the run directory already.
-        let mut cmd = std::process::Command::new(&self.cfg.runtime);
+        let mut cmd = command(&self.cfg.runtime);
         cmd.args(&self.cfg.runtime_args)
             .args(["delete", "--force", &self.cfg.id])
             .stdin(std::process::Stdio::null())
@@ -1381,7 +1492,7 @@ impl Monitor {
             }
         }
         if !self.cleaned && !self.cfg.exit_command.is_empty() {
-            let mut c = std::process::Command::new(&self.cfg.exit_command[0]);
+            let mut c = command(&self.cfg.exit_command[0]);
             c.args(&self.cfg.exit_command[1..])
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null());
@@ -1417,14 +1528,32 @@ fn protect(runtime: &Path, dummy: &Path) -> Option<OwnedFd> {
 /// table (nothing is mounted anywhere), and the runtime keeps its name.
 fn runtime_command(runtime: &Path, protected: Option<&OwnedFd>) -> std::process::Command {
     let Some(fd) = protected else {
-        return std::process::Command::new(runtime);
+        return command(runtime);
     };
-    let mut cmd = std::process::Command::new(format!(
+    let mut cmd = command(format!(
         "/proc/{}/fd/{}",
         std::process::id(),
         fd.as_raw_fd()
     ));
     std::os::unix::process::CommandExt::arg0(&mut cmd, runtime);
+    cmd
+}
+
+/// A command whose process starts as one started by a shell: every signal
+/// at its default disposition and none blocked. The monitor blocks
+/// SIGCHLD, SIGHUP and SIGINT and ignores SIGPIPE (Rust's start-up), and
+/// neither `Command` nor glibc's posix_spawn undoes all of that (the mask
+/// and ignored signals survive exec; glibc's posix_spawn even leaves its
+/// own real-time signals ignored); what the runtime inherits, runc, crun
+/// and the container's process inherit in turn.
+fn command(program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+    let mut cmd = std::process::Command::new(program);
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only system calls (`reset_signals` is async-signal-safe); the monitor
+    // is single-threaded.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, berth_sys::process::reset_signals);
+    }
     cmd
 }
 

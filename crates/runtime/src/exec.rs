@@ -576,8 +576,7 @@ fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
     let exe = pa::find_executable(&args[0], &env)?;
     sfs::cloexec_from(3 + c.preserve_fds).ctx("mark inherited fds close-on-exec")?;
     sp::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0).ctx("clear parent-death signal")?;
-    sp::reset_signal_handlers();
-    sp::unblock_all_signals().ctx("unblock signals")?;
+    sp::reset_signals().ctx("reset the signal dispositions and mask")?;
     if let Some(f) = c.seccomp {
         crate::init::load_seccomp(c.chan, f)?;
     }

@@ -388,8 +388,7 @@ fn setup_and_exec(
     sp::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0).ctx("clear parent-death signal")?;
     // The program starts with default signal dispositions and nothing
     // blocked, whatever the runtime or its caller ignored or blocked.
-    sp::reset_signal_handlers();
-    sp::unblock_all_signals().ctx("unblock signals")?;
+    sp::reset_signals().ctx("reset the signal dispositions and mask")?;
     let mut seccomp = a.seccomp;
     if let Some(f) = seccomp.filter(|f| f.notify()) {
         load_seccomp(a.chan, f)?;

@@ -11,6 +11,15 @@ use crate::{invalid, Error};
 use oci_spec::runtime::LinuxSeccomp;
 use serde_json::{json, Value};
 
+/// berth's built-in default profile, used where no profile file is
+/// installed (a machine without containers-common): the rules of
+/// containers-common's default profile (Podman's, itself derived from
+/// Docker's; Apache-2.0), normalised (names sorted, comments dropped), so
+/// that a container is confined the same with or without that package.
+/// `tests::the_built_in_default_is_containers_commons` compares the two
+/// where the package is installed.
+pub const DEFAULT_PROFILE: &[u8] = include_bytes!("default.json");
+
 /// The version of [`for_container`]'s output: bumped whenever the same
 /// inputs would convert differently, so that conversions kept by the
 /// engine are made again.
@@ -209,5 +218,53 @@ mod tests {
             (6, 1)
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_built_in_default_is_containers_commons() {
+        const INSTALLED: &str = "/usr/share/containers/seccomp.json";
+        let installed = std::fs::read(INSTALLED).unwrap_or_else(|e| {
+            panic!("{INSTALLED}: {e} (apt-get install containers-common, which podman brings)")
+        });
+        let caps = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        let docker_default = caps(&[
+            "CAP_CHOWN",
+            "CAP_DAC_OVERRIDE",
+            "CAP_FSETID",
+            "CAP_FOWNER",
+            "CAP_MKNOD",
+            "CAP_NET_RAW",
+            "CAP_SETGID",
+            "CAP_SETUID",
+            "CAP_SETFCAP",
+            "CAP_SETPCAP",
+            "CAP_NET_BIND_SERVICE",
+            "CAP_SYS_CHROOT",
+            "CAP_KILL",
+            "CAP_AUDIT_WRITE",
+        ]);
+        let more = caps(&[
+            "CAP_SYS_ADMIN",
+            "CAP_SYS_PTRACE",
+            "CAP_DAC_READ_SEARCH",
+            "CAP_SYS_TIME",
+        ]);
+        for arch in [
+            ("amd64", "SCMP_ARCH_X86_64"),
+            ("arm64", "SCMP_ARCH_AARCH64"),
+            ("s390x", "SCMP_ARCH_S390X"),
+        ] {
+            for c in [&docker_default, &more, &Vec::new()] {
+                for kernel in [(4, 19), (6, 1)] {
+                    let ours = for_container(DEFAULT_PROFILE, arch, c, kernel).unwrap();
+                    let theirs = for_container(&installed, arch, c, kernel).unwrap();
+                    assert_eq!(
+                        serde_json::to_value(&ours).unwrap(),
+                        serde_json::to_value(&theirs).unwrap(),
+                        "{arch:?} {c:?} {kernel:?}"
+                    );
+                }
+            }
+        }
     }
 }

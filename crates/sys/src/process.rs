@@ -468,60 +468,6 @@ pub fn set_sigmask(mask: &libc::sigset_t) -> io::Result<()> {
     Ok(())
 }
 
-/// Resets every signal disposition to the default, as a fresh process has.
-/// Ignored signals stay ignored across execve(2) (Rust's runtime ignores
-/// SIGPIPE, a caller may ignore SIGINT or SIGHUP): a container's process
-/// must not inherit that.
-pub fn reset_signal_handlers() {
-    // The kernel's struct sigaction for rt_sigaction(2): glibc's signal()
-    // and sigaction() refuse 32 and 33, which it keeps for itself, yet a
-    // caller may have left those ignored too.
-    #[repr(C)]
-    struct KernelSigaction {
-        handler: usize,
-        flags: u64,
-        restorer: usize,
-        mask: u64,
-    }
-    let dfl = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: a valid kernel sigaction with SIG_DFL; the old action is
-        // not asked for; 8 is the kernel's sigset size.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                &dfl as *const KernelSigaction,
-                std::ptr::null_mut::<KernelSigaction>(),
-                8usize,
-            )
-        };
-    }
-}
-
-/// Unblocks every signal: the empty mask a fresh process starts with.
-pub fn unblock_all_signals() -> io::Result<()> {
-    // SAFETY: sigset_t is plain data initialised by sigemptyset.
-    unsafe {
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        cvt(libc::sigprocmask(
-            libc::SIG_SETMASK,
-            &none,
-            std::ptr::null_mut(),
-        ))?;
-    }
-    Ok(())
-}
-
 /// A signalfd that reports every signal (they must be blocked first).
 pub fn signalfd_all() -> io::Result<OwnedFd> {
     // SAFETY: sigset_t is plain data initialised by sigfillset.
@@ -575,6 +521,63 @@ pub fn set_mempolicy(mode: i32, nodes: &[u64]) -> io::Result<()> {
     Ok(())
 }
 
+/// Puts every signal back to its default disposition and empties the
+/// signal mask, as a process started by a shell expects: an ignored signal
+/// and a blocked one survive exec, so a program that starts others (the
+/// monitor, berth-init) calls this in the child between fork and exec.
+/// Async-signal-safe (raw `rt_sigaction` and `rt_sigprocmask`), so that
+/// glibc's own two real-time signals, which its wrappers refuse, are reset
+/// too when they were inherited ignored.
+pub fn reset_signals() -> io::Result<()> {
+    /// The kernel's `struct sigaction` where it has `sa_restorer`.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: libc::sighandler_t,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let dfl = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
+            // SAFETY: a valid kernel sigaction (SIG_DFL, no flags) and the
+            // size of the kernel's 64-signal set.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    &dfl as *const KernelSigaction,
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                )
+            };
+        } else {
+            // SAFETY: SIG_DFL is valid for any signal glibc lets us set.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+    let none: u64 = 0;
+    // SAFETY: an empty 64-signal set, its size, and no old set.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &none as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    } as i32)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,5 +611,44 @@ mod tests {
     fn exit_codes_follow_the_shell() {
         assert_eq!(ExitStatus::Exited(3).code(), 3);
         assert_eq!(ExitStatus::Signaled(9).code(), 137);
+    }
+
+    #[test]
+    fn reset_signals_leaves_none_ignored_or_blocked() {
+        // In a forked child: the test harness is multi-threaded, and the
+        // child only makes system calls before _exit.
+        // SAFETY: the child calls async-signal-safe functions only.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid == 0 {
+            // SAFETY: plain system calls in the child; _exit never returns.
+            unsafe {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigfillset(&mut set);
+                libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                let ok = reset_signals().is_ok();
+                let mut cur: libc::sigset_t = std::mem::zeroed();
+                libc::sigprocmask(libc::SIG_SETMASK, std::ptr::null(), &mut cur);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                let mut clean = ok;
+                for sig in 1..=libc::SIGRTMAX() {
+                    if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                        continue;
+                    }
+                    if libc::sigismember(&cur, sig) == 1 {
+                        clean = false;
+                    }
+                    if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                        && old.sa_sigaction == libc::SIG_IGN
+                    {
+                        clean = false;
+                    }
+                }
+                libc::_exit(if clean { 0 } else { 1 });
+            }
+        }
+        assert_eq!(waitpid(pid).unwrap(), ExitStatus::Exited(0));
     }
 }
