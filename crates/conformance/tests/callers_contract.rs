@@ -747,3 +747,42 @@ fn update_lifts_swap_with_memory_and_orders_cpu_writes() {
     }
     rt.exec(&["delete", "--force", &b.id]).ok();
 }
+
+/// Issue 19.7: a bind source the user namespace's root may not reach on
+/// the host (below a directory only the host's root may enter) is cloned
+/// by the runtime with its own privileges before the user namespace, as
+/// runc opens it; read-only stays read-only.
+#[test]
+fn bind_sources_are_opened_before_the_user_namespace() {
+    let rt = Runtime::new();
+    let host = tempfile::Builder::new()
+        .prefix("berth-private")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        host.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let data = host.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("f"), "secret-but-shared\n").unwrap();
+    let mut b = userns_bundle(&[
+        "sh",
+        "-c",
+        "cat /mnt/f; touch /mnt/g 2>/dev/null || echo ro",
+    ]);
+    b.add_mount(
+        serde_json::from_value(json!({
+            "destination": "/mnt", "type": "bind",
+            "source": data.to_str().unwrap(), "options": ["rbind", "ro"]
+        }))
+        .unwrap(),
+    );
+    let o = rt.run(&b);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(
+        o.stdout.lines().collect::<Vec<_>>(),
+        ["secret-but-shared", "ro"]
+    );
+}

@@ -344,6 +344,13 @@ fn launch(
         Some(c) => c.v2_dir_fd("")?,
         None => None,
     };
+    // A user namespace's root may not reach the bind sources on the host:
+    // cloned now, with the runtime's privileges.
+    let bind_trees = if ns.has(libc::CLONE_NEWUSER) {
+        crate::rootfs::bind_trees(&spec, &bundle)?
+    } else {
+        Vec::new()
+    };
     let err_file = if run {
         None
     } else {
@@ -372,6 +379,7 @@ fn launch(
         err_file: err_file.as_ref(),
         console: console.as_ref(),
         ns_fds: &ns_fds,
+        bind_trees: &bind_trees,
         no_pivot: opts.no_pivot,
         preserve_fds: preserve,
         cgroup: cg.as_ref(),

@@ -43,6 +43,9 @@ pub(crate) struct InitArgs<'a> {
     pub console: Option<&'a OwnedFd>,
     /// Namespaces to join, opened by the runtime: (CLONE_NEW* flag, fd).
     pub ns_fds: &'a [(i32, OwnedFd)],
+    /// With a user namespace: bind sources cloned by the runtime, by mount
+    /// index (see `rootfs::bind_trees`); empty otherwise.
+    pub bind_trees: &'a [Option<OwnedFd>],
     pub no_pivot: bool,
     pub preserve_fds: u32,
     pub cgroup: Option<&'a Manager>,
@@ -270,6 +273,7 @@ fn setup_and_exec(
         await_placed: std::cell::Cell::new(a.wait_placed.then_some(a.chan)),
         self_place: a.self_place,
         dev_readonly: std::cell::Cell::new(false),
+        bind_trees: a.bind_trees,
     };
     // The umask must not bend the modes of what we create.
     sp::umask(0);

@@ -38,6 +38,71 @@ pub(crate) struct Rootfs<'a> {
     /// its submounts (pts, shm, mqueue) and device nodes can be made, and
     /// made read-only in `finalize` (runc does the same).
     pub dev_readonly: std::cell::Cell<bool>,
+    /// With a user namespace: the bind mounts' detached trees, cloned by
+    /// the runtime with its own privileges before the clone (`None` for the
+    /// other mounts), by index in `mounts`. See [`bind_trees`].
+    pub bind_trees: &'a [Option<OwnedFd>],
+}
+
+/// The detached mount trees of a config's bind mounts, for a container
+/// with a user namespace. The init, root only of its new user namespace,
+/// may not traverse the host directories a bind source lies in (a 0700
+/// parent of root's is common: /root, /var/lib/...); runc opens bind
+/// sources in the runtime for the same reason. Each source is cloned here
+/// (`open_tree(OPEN_TREE_CLONE)`) with its `ro`/`nosuid`/... attributes
+/// set while it is still ours to set, and the init attaches the tree with
+/// `move_mount`.
+pub(crate) fn bind_trees(spec: &Spec, bundle: &Path) -> Result<Vec<Option<OwnedFd>>> {
+    let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let mut trees = Vec::with_capacity(mounts.len());
+    for (i, m) in mounts.iter().enumerate() {
+        let opts = mounts::parse_options(m.options().as_deref().unwrap_or_default())
+            .map_err(|e| Error::Usage(e.replace('\0', " ")))?;
+        let typ = mounts::mount_type(m, &opts);
+        if !(typ == "bind" || opts.is_bind()) {
+            trees.push(None);
+            continue;
+        }
+        // A runtime that may not clone mounts (rootless, outside a user
+        // namespace of its own) leaves it to the init, which then reports
+        // what goes wrong, as without a user namespace.
+        let tree = clone_source(&bind_source(m, bundle), &opts);
+        if let Err(e) = &tree {
+            tracing::debug!("mounts[{i}]: cloning the bind source in the runtime: {e}");
+        }
+        trees.push(tree.ok());
+    }
+    Ok(trees)
+}
+
+fn bind_source(m: &Mount, bundle: &Path) -> PathBuf {
+    let src = m.source().clone().unwrap_or_default();
+    if src.is_absolute() {
+        src
+    } else {
+        bundle.join(src)
+    }
+}
+
+/// A detached clone of the bind source `src` with the options' mount
+/// attributes set on it.
+fn clone_source(src: &Path, opts: &MountOptions) -> Result<OwnedFd> {
+    let src_fd = sfs::open(src, libc::O_PATH, 0)
+        .with_ctx(|| format!("open bind source {}", src.display()))?;
+    let mut flags = smount::OPEN_TREE_CLONE;
+    if opts.rbind {
+        flags |= libc::AT_RECURSIVE as u32;
+    }
+    let tree = smount::open_tree(src_fd.as_fd(), flags)
+        .with_ctx(|| format!("clone mount of {}", src.display()))?;
+    if !attr_empty(&opts.attr) {
+        smount::mount_setattr(tree.as_fd(), false, &opts.attr).ctx("set mount options")?;
+    }
+    if !attr_empty(&opts.rec_attr) {
+        smount::mount_setattr(tree.as_fd(), true, &opts.rec_attr)
+            .ctx("set recursive mount options")?;
+    }
+    Ok(tree)
 }
 
 impl Rootfs<'_> {
@@ -129,7 +194,8 @@ impl Rootfs<'_> {
 
         let mounts = self.spec.mounts().as_deref().unwrap_or_default();
         let mount_at = |i: usize, m: &Mount| {
-            self.mount_one(root.as_fd(), m).map_err(|e| {
+            let tree = self.bind_trees.get(i).and_then(|t| t.as_ref());
+            self.mount_one(root.as_fd(), m, tree).map_err(|e| {
                 Error::Usage(format!("mounts[{i}] ({}): {e}", m.destination().display()))
             })
         };
@@ -188,13 +254,13 @@ impl Rootfs<'_> {
         Ok(root)
     }
 
-    fn mount_one(&self, root: BorrowedFd<'_>, m: &Mount) -> Result<()> {
+    fn mount_one(&self, root: BorrowedFd<'_>, m: &Mount, tree: Option<&OwnedFd>) -> Result<()> {
         let opts = mounts::parse_options(m.options().as_deref().unwrap_or_default())
             .map_err(|e| Error::Usage(e.replace('\0', " ")))?;
         let typ = mounts::mount_type(m, &opts);
         let dest = clean_path(m.destination());
         if typ == "bind" || opts.is_bind() {
-            return self.bind_mount(root, &dest, m, &opts);
+            return self.bind_mount(root, &dest, m, &opts, tree);
         }
         if typ == "cgroup" || typ == "cgroup2" {
             return self.cgroup_mount(root, &dest, &opts);
@@ -335,16 +401,18 @@ impl Rootfs<'_> {
         dest: &Path,
         m: &Mount,
         opts: &MountOptions,
+        tree: Option<&OwnedFd>,
     ) -> Result<()> {
-        let src = m.source().clone().unwrap_or_default();
-        let src = if src.is_absolute() {
-            src
-        } else {
-            self.bundle.join(src)
+        let src = bind_source(m, self.bundle);
+        let owned;
+        let tree = match tree {
+            Some(t) => t,
+            None => {
+                owned = clone_source(&src, opts)?;
+                &owned
+            }
         };
-        let src_fd = sfs::open(&src, libc::O_PATH, 0)
-            .with_ctx(|| format!("open bind source {}", src.display()))?;
-        let st = sfs::fstat(src_fd.as_fd()).ctx("stat bind source")?;
+        let st = sfs::fstat(tree.as_fd()).ctx("stat bind source")?;
         let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
         let dest_fd = if is_dir {
             sfs::mkdir_all_in_root(root, dest, Links::InRoot)
@@ -352,19 +420,6 @@ impl Rootfs<'_> {
             sfs::mkfile_in_root(root, dest, Links::InRoot)
         }
         .with_ctx(|| format!("create mount point {}", dest.display()))?;
-        let mut flags = smount::OPEN_TREE_CLONE;
-        if opts.rbind {
-            flags |= libc::AT_RECURSIVE as u32;
-        }
-        let tree = smount::open_tree(src_fd.as_fd(), flags)
-            .with_ctx(|| format!("clone mount of {}", src.display()))?;
-        if !attr_empty(&opts.attr) {
-            smount::mount_setattr(tree.as_fd(), false, &opts.attr).ctx("set mount options")?;
-        }
-        if !attr_empty(&opts.rec_attr) {
-            smount::mount_setattr(tree.as_fd(), true, &opts.rec_attr)
-                .ctx("set recursive mount options")?;
-        }
         smount::move_mount(tree.as_fd(), dest_fd.as_fd())
             .with_ctx(|| format!("bind {} on {}", src.display(), dest.display()))?;
         for p in &opts.propagation {
