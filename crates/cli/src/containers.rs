@@ -1260,6 +1260,12 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
             workdir: a.workdir.clone(),
             tty: a.tty,
             privileged: a.privileged,
+            console_size: window_size().map(|w| {
+                (
+                    u16::from_be_bytes([w[0], w[1]]),
+                    u16::from_be_bytes([w[2], w[3]]),
+                )
+            }),
         },
     )?;
     let keys = match &a.detach_keys {
@@ -1464,7 +1470,10 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
     if let Some(t) = rt_err {
         let _ = t.join();
     }
-    let code = st.code().unwrap_or(1);
+    // The runtime sends the terminal before it looks the program up: a
+    // command that is not found fails after that, and gets Docker's code
+    // (127, 126) as without a terminal.
+    let code = exec_code(&x, st);
     if code != 0 {
         return Err(ExitCode(code).into());
     }

@@ -499,6 +499,18 @@ fn exec_follows_the_terminal_size_gives_126_127_and_reads_env_files() {
         "the size after a resize: {second:?}"
     );
     assert!(child.wait().unwrap().success());
+    // With a terminal too, a command that is not there is 127: the runtime
+    // fails after it has handed the terminal over.
+    let (_m, s) = pty(20, 50);
+    let st = env
+        .cmd()
+        .args(["exec", "-it", &id, "no-such-command"])
+        .stdin(s.try_clone().unwrap())
+        .stdout(s.try_clone().unwrap())
+        .stderr(s)
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(127));
     env.berth(&["rm", "-f", &id]).ok();
 }
 

@@ -22,6 +22,10 @@ pub struct ExecOptions {
     pub tty: bool,
     /// Every capability (the container's seccomp filter still applies).
     pub privileged: bool,
+    /// With `tty`: the terminal's size (rows, columns), given to the
+    /// runtime as `process.consoleSize` so that the pty has it before the
+    /// program starts (a resize after the start races the program).
+    pub console_size: Option<(u16, u16)>,
 }
 
 /// A prepared exec: the runtime command (the caller adds --detach or
@@ -119,6 +123,14 @@ impl Engine {
         let mut p = spec["process"].clone();
         p["args"] = json!(o.args);
         p["terminal"] = json!(o.tty);
+        match o.console_size.filter(|(r, c)| o.tty && *r > 0 && *c > 0) {
+            Some((rows, cols)) => p["consoleSize"] = json!({"height": rows, "width": cols}),
+            None => {
+                if let Some(obj) = p.as_object_mut() {
+                    obj.remove("consoleSize");
+                }
+            }
+        }
         let mut env: Vec<String> = p["env"]
             .as_array()
             .map(|a| {
