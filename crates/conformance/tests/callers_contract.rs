@@ -71,10 +71,16 @@ fn a_non_root_user_without_dac_override_starts_through_create_and_start() {
         env.contains(&"HOME=/home/u"),
         "HOME from /etc/passwd: {env:?}"
     );
-    // The caller's stdout (a file of root's) was given to the user, as
-    // runc gives it, so the process may reopen /dev/stdout.
-    assert_eq!(r["stdio_owners"][1][0], 1000, "{r}");
+    // The caller's stdout here is a host file of root's: it stays root's
+    // (runc would give it to the user, and with it the host file).
+    assert_eq!(r["stdio_owners"][1][0], 0, "{r}");
     rt.exec(&["delete", &b.id]).ok();
+    // Pipes are given to the user, as runc gives them, so that the process
+    // may reopen /dev/stdout.
+    let mut b = user_bundle(&["/checker"]);
+    let r = rt.check(&mut b);
+    assert_eq!(r["stdio_owners"][1][0], 1000, "{r}");
+    assert_eq!(r["stdio_owners"][2][0], 1000, "{r}");
 }
 
 /// Issue 19.1: an init that dies between `create` and `start` is reported
@@ -784,5 +790,95 @@ fn bind_sources_are_opened_before_the_user_namespace() {
     assert_eq!(
         o.stdout.lines().collect::<Vec<_>>(),
         ["secret-but-shared", "ro"]
+    );
+}
+
+/// The CAP_SYS_ADMIN held past the user switch to load a seccomp filter
+/// without no_new_privs must not become an ambient capability: the spec
+/// lists it in bounding, inheritable and ambient but not in permitted, so
+/// the kernel must never be asked to raise it.
+#[test]
+fn the_capability_held_for_seccomp_never_reaches_the_program() {
+    let rt = Runtime::new();
+    let mut b = user_bundle(&["/checker"]);
+    let with = json!(["CAP_SYS_ADMIN", "CAP_KILL"]);
+    let without = json!(["CAP_KILL"]);
+    b.process().set_capabilities(Some(
+        serde_json::from_value(json!({
+            "bounding": with, "inheritable": with, "ambient": with,
+            "permitted": without, "effective": without
+        }))
+        .unwrap(),
+    ));
+    b.process().set_no_new_privileges(Some(false));
+    b.linux().set_seccomp(Some(
+        serde_json::from_value(json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["sync"], "action": "SCMP_ACT_ERRNO"}]
+        }))
+        .unwrap(),
+    ));
+    let r = rt.check(&mut b);
+    let admin = 1u64 << 21;
+    for set in ["cap_amb", "cap_eff", "cap_prm"] {
+        let v = u64::from_str_radix(r[set].as_str().unwrap(), 16).unwrap();
+        assert_eq!(v & admin, 0, "{set} has CAP_SYS_ADMIN: {r}");
+    }
+    assert_eq!(r["seccomp"], "2", "{r}");
+}
+
+/// A bind source cloned by the runtime (one the user namespace's root may
+/// not reach) is a slave like the others: a mount made under it in the
+/// container does not reach the host even when the host's source is on a
+/// shared mount.
+#[test]
+fn a_bind_cloned_by_the_runtime_sends_nothing_back_to_the_host() {
+    let rt = Runtime::new();
+    let host = tempfile::Builder::new()
+        .prefix("berth-shared")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        host.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let data = host.path().join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    let d = data.to_str().unwrap();
+    let sh = |c: &str| {
+        let st = Command::new("sh").arg("-c").arg(c).status().unwrap();
+        assert!(st.success(), "{c}");
+    };
+    // A shared mount of the test's own, removed at the end.
+    sh(&format!("mount --bind {d} {d} && mount --make-shared {d}"));
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").args(["-R", &self.0]).status();
+        }
+    }
+    let _u = Unmount(d.to_string());
+    let mut b = userns_bundle(&["sh", "-c", "mount -t tmpfs t /mnt/sub && echo mounted"]);
+    b.add_mount(
+        serde_json::from_value(json!({
+            "destination": "/mnt", "type": "bind", "source": d, "options": ["rbind"]
+        }))
+        .unwrap(),
+    );
+    let admin = json!(["CAP_SYS_ADMIN"]);
+    b.process().set_capabilities(Some(
+        serde_json::from_value(json!({
+            "bounding": admin, "effective": admin, "permitted": admin
+        }))
+        .unwrap(),
+    ));
+    let o = rt.run(&b);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout.trim(), "mounted");
+    assert!(
+        host_mounts_mentioning(&format!("{d}/sub")).is_empty(),
+        "the container's mount reached the host: {:?}",
+        host_mounts_mentioning(&format!("{d}/sub"))
     );
 }

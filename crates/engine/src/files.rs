@@ -648,7 +648,16 @@ fn copy_tree(
     ow: Overwrite,
     shown: &Path,
 ) -> Result<()> {
-    let perm = st.st_mode & 0o7777;
+    // A copy out to the host (Replace) never makes a setuid or setgid
+    // file: its content is the container's, and with its owner kept (root,
+    // without a user namespace) it would hand any local user root. Only the
+    // volume copy-up (the image's own files, seen by containers only)
+    // keeps them.
+    let perm = if ow == Overwrite::Replace && kind(st) == libc::S_IFREG {
+        st.st_mode & 0o1777
+    } else {
+        st.st_mode & 0o7777
+    };
     let is_dir = kind(st) == libc::S_IFDIR;
     if matches!(kind(st), libc::S_IFREG | libc::S_IFDIR | libc::S_IFLNK) && ow == Overwrite::Replace
     {
@@ -1222,6 +1231,26 @@ mod tests {
         // directory is refused, not followed.
         assert_eq!(std::fs::read_to_string(dst.join("file")).unwrap(), "x");
         assert!(dst.join("sub").symlink_metadata().unwrap().is_symlink());
+    }
+
+    #[test]
+    fn a_copy_out_never_makes_a_setuid_or_setgid_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+        std::fs::create_dir(&src).unwrap();
+        std::fs::create_dir(&dst).unwrap();
+        std::fs::write(src.join("sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(src.join("sh"), std::fs::Permissions::from_mode(0o6755)).unwrap();
+        let (s, d) = (dir_fd(&src), dir_fd(&dst));
+        let (fd, st) = sfs::open_entry(s.as_fd(), Path::new("sh")).unwrap();
+        let sh = Path::new("sh");
+        copy_tree(fd, &st, d.as_fd(), sh, Overwrite::Replace, sh).unwrap();
+        let mode = std::fs::metadata(dst.join("sh"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755, "{mode:o}");
     }
 
     #[test]

@@ -520,7 +520,7 @@ fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
         let slave = crate::tty::open_for_process(c.console, p)?;
         crate::tty::take_as_stdio(slave.as_fd())?;
     }
-    pa::give_stdio(user.uid(), user.gid())?;
+    pa::give_stdio(user.uid(), user.gid(), p.terminal() == Some(true))?;
     if let Some(per) = c.personality {
         sp::personality(pa::personality_value(per)?).ctx("set linux.personality")?;
     }

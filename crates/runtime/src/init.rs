@@ -352,7 +352,7 @@ fn setup_and_exec(
     let user = process.user();
     pa::add_home(&mut env, user.uid());
     pa::reopen_dev_null()?;
-    pa::give_stdio(user.uid(), user.gid())?;
+    pa::give_stdio(user.uid(), user.gid(), process.terminal() == Some(true))?;
     let cwd_again = pa::cwd_before_user(process.cwd())?;
     let nnp = process.no_new_privileges() == Some(true);
     let caps = CapMasks::from_spec(process.capabilities().as_ref());

@@ -11,50 +11,9 @@ use oci_spec::runtime::{
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
-/// Capability names by number, as in <linux/capability.h>.
-pub const CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
+/// Capability names by number, as in <linux/capability.h> (one table,
+/// in berth-sys, shared with the engine).
+pub const CAPS: &[&str] = &berth_sys::caps::NAMES;
 
 /// The highest capability this kernel knows (/proc/sys/kernel/cap_last_cap).
 pub fn last_cap() -> u32 {
@@ -172,8 +131,18 @@ pub fn switch_user(
         0,
     )
     .ctx("clear ambient capabilities")?;
+    // Only what the spec itself has in permitted and inheritable: `keep`
+    // is in our permitted set now, and the kernel would let it be raised.
+    let ambient = caps.ambient & caps.permitted & caps.inheritable;
     for cap in 0..64u64 {
-        if caps.ambient & (1 << cap) != 0 {
+        if caps.ambient & (1 << cap) != 0 && ambient & (1 << cap) == 0 {
+            tracing::debug!(
+                "cannot raise ambient capability {}: not in the permitted and inheritable sets",
+                CAPS.get(cap as usize).unwrap_or(&"?")
+            );
+            continue;
+        }
+        if ambient & (1 << cap) != 0 {
             // The kernel refuses ambient caps not in permitted and inheritable.
             // `runc spec` itself writes such configs (ambient without
             // inheritable), so this is skipped with a debug line, as runc
@@ -365,11 +334,17 @@ pub fn reopen_dev_null() -> Result<()> {
 
 /// Gives the process's stdio to its user (runc's fixStdioPermissions), so
 /// that a non-root process can reopen /dev/stdout or its terminal: the
-/// owner becomes `uid`; a terminal owned by group 0 also gets `gid` (a
-/// devpts mounted with gid=5 keeps its tty group). /dev/null and what is
-/// already the user's are left alone, and so is what we may not change
-/// (an id unmapped in our user namespace, a read-only filesystem).
-pub fn give_stdio(uid: u32, gid: u32) -> Result<()> {
+/// owner becomes `uid`. Only what cannot be a host file is given: anonymous
+/// pipes and sockets, and the terminal the runtime made in the container
+/// (`own_tty`: then the stdio is that pty; a devpts mounted with gid=5
+/// keeps its tty group, one owned by group 0 gets `gid`). A caller's
+/// regular file, device or terminal stays the caller's: `berth exec -u
+/// 1000 c sh < /root/file` must not give a host file to uid 1000. What we
+/// may not change (an id unmapped in our user namespace, a read-only
+/// filesystem) is left alone.
+pub fn give_stdio(uid: u32, gid: u32, own_tty: bool) -> Result<()> {
+    const PIPEFS_MAGIC: i64 = 0x5049_5045;
+    const SOCKFS_MAGIC: i64 = 0x534F_434B;
     for fd in 0..3 {
         // SAFETY: fd 0-2 may or may not be open; fstat and fchown act on
         // the fd only.
@@ -377,15 +352,31 @@ pub fn give_stdio(uid: u32, gid: u32) -> Result<()> {
         let Ok(st) = berth_sys::fs::fstat(b) else {
             continue;
         };
-        // SAFETY: isatty only queries the fd.
-        let tty = unsafe { libc::isatty(fd) } == 1;
-        let new_gid = if tty && st.st_gid == 0 { gid } else { u32::MAX };
-        if is_dev_null(&st) || (st.st_uid == uid && new_gid == u32::MAX) {
+        let fmt = st.st_mode & libc::S_IFMT;
+        let ours = if own_tty {
+            fmt == libc::S_IFCHR && !is_dev_null(&st)
+        } else {
+            matches!(fmt, libc::S_IFIFO | libc::S_IFSOCK)
+                && berth_sys::fs::fs_magic(b).is_ok_and(|m| m == PIPEFS_MAGIC || m == SOCKFS_MAGIC)
+        };
+        if !ours {
+            continue;
+        }
+        let new_gid = if own_tty && st.st_gid == 0 {
+            gid
+        } else {
+            u32::MAX
+        };
+        if st.st_uid == uid && new_gid == u32::MAX {
             continue;
         }
         match berth_sys::fs::fchown_fd(b, uid, new_gid) {
             Ok(()) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EROFS)) => {}
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EPERM) | Some(libc::EROFS) | Some(libc::EINVAL)
+                ) => {}
             Err(e) => return Err(e).with_ctx(|| format!("give stdio fd {fd} to uid {uid}")),
         }
     }

@@ -51,7 +51,7 @@ pub(crate) struct Rootfs<'a> {
 /// sources in the runtime for the same reason. Each source is cloned here
 /// (`open_tree(OPEN_TREE_CLONE)`) with its `ro`/`nosuid`/... attributes
 /// set while it is still ours to set, and the init attaches the tree with
-/// `move_mount`.
+/// `move_mount` when it may not open the source itself.
 pub(crate) fn bind_trees(spec: &Spec, bundle: &Path) -> Result<Vec<Option<OwnedFd>>> {
     let mounts = spec.mounts().as_deref().unwrap_or_default();
     let mut trees = Vec::with_capacity(mounts.len());
@@ -95,6 +95,11 @@ fn clone_source(src: &Path, opts: &MountOptions) -> Result<OwnedFd> {
     }
     let tree = smount::open_tree(src_fd.as_fd(), flags)
         .with_ctx(|| format!("clone mount of {}", src.display()))?;
+    // A clone of a shared mount joins its peer group: made a slave first,
+    // so that nothing mounted in the container reaches the host (the
+    // spec's own propagation option is set after the move).
+    set_propagation(tree.as_fd(), libc::MS_SLAVE | libc::MS_REC)
+        .ctx("make the bind mount a slave")?;
     if !attr_empty(&opts.attr) {
         smount::mount_setattr(tree.as_fd(), false, &opts.attr).ctx("set mount options")?;
     }
@@ -404,13 +409,22 @@ impl Rootfs<'_> {
         tree: Option<&OwnedFd>,
     ) -> Result<()> {
         let src = bind_source(m, self.bundle);
+        // Cloned here, in the container's mount namespace, where the
+        // kernel locks the submounts of what came from the host (a
+        // container's root cannot unmount them to see what they cover);
+        // the runtime's clone only where we may not reach the source.
         let owned;
-        let tree = match tree {
-            Some(t) => t,
-            None => {
-                owned = clone_source(&src, opts)?;
+        let tree = match (clone_source(&src, opts), tree) {
+            (Ok(t), _) => {
+                owned = t;
                 &owned
             }
+            (Err(Error::Io { cause, .. }), Some(t))
+                if matches!(cause.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) =>
+            {
+                t
+            }
+            (Err(e), _) => return Err(e),
         };
         let st = sfs::fstat(tree.as_fd()).ctx("stat bind source")?;
         let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;

@@ -336,7 +336,16 @@ fn encode(p: &[libc::sock_filter]) -> Vec<u8> {
 
 fn decode(bytes: &[u8]) -> Result<Vec<libc::sock_filter>, Error> {
     let size = std::mem::size_of::<libc::sock_filter>();
-    if bytes.is_empty() || bytes.len() % size != 0 || bytes.len() / size > 4096 {
+    if bytes.len() / size > BPF_MAXINSNS {
+        return Err(invalid(
+            "linux.seccomp",
+            format!(
+                "the profile compiles to {} BPF instructions; the kernel takes at most {BPF_MAXINSNS}",
+                bytes.len() / size
+            ),
+        ));
+    }
+    if bytes.is_empty() || bytes.len() % size != 0 {
         return Err(Error::Compile {
             op: "read the BPF program".into(),
             msg: format!("{} bytes is not a program", bytes.len()),
@@ -428,6 +437,17 @@ pub fn compile(s: &LinuxSeccomp) -> Result<Filter, Error> {
             .collect();
         program = enosys_stub(&newest_syscalls(&archs, &names), program);
     }
+    // The kernel refuses a longer program (EINVAL), and it is loaded only
+    // when the container starts: said here, at create.
+    if program.len() > BPF_MAXINSNS {
+        return Err(invalid(
+            "linux.seccomp",
+            format!(
+                "the profile compiles to {} BPF instructions; the kernel takes at most {BPF_MAXINSNS}",
+                program.len()
+            ),
+        ));
+    }
     Ok(filter(s, program))
 }
 
@@ -462,6 +482,9 @@ fn newest_syscalls(archs: &[ScmpArch], names: &[&str]) -> Vec<(u32, u32, bool)> 
         })
         .collect()
 }
+
+/// The most instructions the kernel takes in one filter.
+const BPF_MAXINSNS: usize = 4096;
 
 /// `SECCOMP_RET_ERRNO | ENOSYS`.
 const RET_ENOSYS: u32 = 0x0005_0000 | libc::ENOSYS as u32;

@@ -359,3 +359,24 @@ fn the_newest_named_syscall_bounds_the_enosys_stub() {
     }
     assert_eq!(out.last().unwrap().k, 0x7fff_0000);
 }
+
+#[test]
+fn a_profile_too_long_for_the_kernel_is_refused_when_compiled() {
+    // One rule per argument value: thousands of comparisons.
+    let rules: Vec<serde_json::Value> = (0..5000)
+        .map(|i| {
+            json!({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                   "args": [{"index": 0, "value": i, "op": "SCMP_CMP_EQ"}]})
+        })
+        .collect();
+    let p: LinuxSeccomp = serde_json::from_value(json!({
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": rules
+    }))
+    .unwrap();
+    let e = match compile(&p) {
+        Ok(f) => panic!("compiled to {} instructions", f.program.len()),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("at most 4096"), "{e}");
+}

@@ -6,6 +6,7 @@
 //! safe to use between `clone3` and `execve` in a single-threaded process.
 
 pub mod bpf;
+pub mod caps;
 pub mod fs;
 pub mod mount;
 pub mod process;
