@@ -754,13 +754,9 @@ fn update_lifts_swap_with_memory_and_orders_cpu_writes() {
     rt.exec(&["delete", "--force", &b.id]).ok();
 }
 
-/// Issue 19.7: a bind source the user namespace's root may not reach on
-/// the host (below a directory only the host's root may enter) is cloned
-/// by the runtime with its own privileges before the user namespace, as
-/// runc opens it; read-only stays read-only.
-#[test]
-fn bind_sources_are_opened_before_the_user_namespace() {
-    let rt = Runtime::new();
+/// A directory `data` inside a 0700 directory of root's: a user
+/// namespace's root may not reach it on the host.
+fn behind_a_private_dir() -> (tempfile::TempDir, std::path::PathBuf) {
     let host = tempfile::Builder::new()
         .prefix("berth-private")
         .tempdir()
@@ -772,6 +768,17 @@ fn bind_sources_are_opened_before_the_user_namespace() {
     .unwrap();
     let data = host.path().join("data");
     std::fs::create_dir(&data).unwrap();
+    (host, data)
+}
+
+/// Issue 19.7: a bind source the user namespace's root may not reach on
+/// the host (below a directory only the host's root may enter) is cloned
+/// by the runtime with its own privileges before the user namespace, as
+/// runc opens it; read-only stays read-only.
+#[test]
+fn bind_sources_are_opened_before_the_user_namespace() {
+    let rt = Runtime::new();
+    let (_host, data) = behind_a_private_dir();
     std::fs::write(data.join("f"), "secret-but-shared\n").unwrap();
     let mut b = userns_bundle(&[
         "sh",
@@ -834,17 +841,8 @@ fn the_capability_held_for_seccomp_never_reaches_the_program() {
 #[test]
 fn a_bind_cloned_by_the_runtime_sends_nothing_back_to_the_host() {
     let rt = Runtime::new();
-    let host = tempfile::Builder::new()
-        .prefix("berth-shared")
-        .tempdir()
-        .unwrap();
-    std::fs::set_permissions(
-        host.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
-    let data = host.path().join("data");
-    std::fs::create_dir_all(data.join("sub")).unwrap();
+    let (_host, data) = behind_a_private_dir();
+    std::fs::create_dir(data.join("sub")).unwrap();
     let d = data.to_str().unwrap();
     let sh = |c: &str| {
         let st = Command::new("sh").arg("-c").arg(c).status().unwrap();

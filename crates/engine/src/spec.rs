@@ -77,22 +77,7 @@ impl ImageConfig {
 }
 
 /// Docker's default capability set.
-pub const DEFAULT_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+pub const DEFAULT_CAPS: [&str; 14] = berth_sys::caps::DOCKER_DEFAULT;
 
 /// Every capability up to CAP_CHECKPOINT_RESTORE (Linux 5.9): the one
 /// table, shared with the runtime.

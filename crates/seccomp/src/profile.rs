@@ -227,22 +227,7 @@ mod tests {
             panic!("{INSTALLED}: {e} (apt-get install containers-common, which podman brings)")
         });
         let caps = |v: &[&str]| v.iter().map(|c| c.to_string()).collect::<Vec<_>>();
-        let docker_default = caps(&[
-            "CAP_CHOWN",
-            "CAP_DAC_OVERRIDE",
-            "CAP_FSETID",
-            "CAP_FOWNER",
-            "CAP_MKNOD",
-            "CAP_NET_RAW",
-            "CAP_SETGID",
-            "CAP_SETUID",
-            "CAP_SETFCAP",
-            "CAP_SETPCAP",
-            "CAP_NET_BIND_SERVICE",
-            "CAP_SYS_CHROOT",
-            "CAP_KILL",
-            "CAP_AUDIT_WRITE",
-        ]);
+        let docker_default = caps(&berth_sys::caps::DOCKER_DEFAULT);
         let more = caps(&[
             "CAP_SYS_ADMIN",
             "CAP_SYS_PTRACE",

@@ -5,22 +5,7 @@
 use berth_seccomp::profile::{for_container, native_arch};
 
 const PROFILE: &str = "/usr/share/containers/seccomp.json";
-const DOCKER_CAPS: [&str; 14] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+const DOCKER_CAPS: [&str; 14] = berth_sys::caps::DOCKER_DEFAULT;
 
 #[test]
 fn the_containers_default_profile_converts_and_compiles() {
