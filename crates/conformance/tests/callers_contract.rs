@@ -678,7 +678,9 @@ fn configs_runc_accepts_run_here_too() {
     let _ = std::fs::remove_dir(freezer.parent().unwrap());
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("frozen"), "{}", o.stderr);
-    assert!(took.as_secs() < 5, "refused at once, not hung: {took:?}");
+    // Seconds even under the emulated CPU of the cgroup v2 lane; a hang
+    // would be forever.
+    assert!(took.as_secs() < 30, "refused at once, not hung: {took:?}");
 }
 
 /// Issue 19.7: `update --memory -1` lifts the swap limit with it (cgroup

@@ -66,7 +66,7 @@ pub(crate) fn bind_trees(spec: &Spec, bundle: &Path) -> Result<Vec<Option<OwnedF
         // A runtime that may not clone mounts (rootless, outside a user
         // namespace of its own) leaves it to the init, which then reports
         // what goes wrong, as without a user namespace.
-        let tree = clone_source(&bind_source(m, bundle), &opts);
+        let tree = clone_source(&bind_source(m, bundle), &opts, true);
         if let Err(e) = &tree {
             tracing::debug!("mounts[{i}]: cloning the bind source in the runtime: {e}");
         }
@@ -85,8 +85,9 @@ fn bind_source(m: &Mount, bundle: &Path) -> PathBuf {
 }
 
 /// A detached clone of the bind source `src` with the options' mount
-/// attributes set on it.
-fn clone_source(src: &Path, opts: &MountOptions) -> Result<OwnedFd> {
+/// attributes set on it. `from_host`: cloned by the runtime in the host's
+/// mount namespace (see [`bind_trees`]).
+fn clone_source(src: &Path, opts: &MountOptions, from_host: bool) -> Result<OwnedFd> {
     let src_fd = sfs::open(src, libc::O_PATH, 0)
         .with_ctx(|| format!("open bind source {}", src.display()))?;
     let mut flags = smount::OPEN_TREE_CLONE;
@@ -95,11 +96,17 @@ fn clone_source(src: &Path, opts: &MountOptions) -> Result<OwnedFd> {
     }
     let tree = smount::open_tree(src_fd.as_fd(), flags)
         .with_ctx(|| format!("clone mount of {}", src.display()))?;
-    // A clone of a shared mount joins its peer group: made a slave first,
-    // so that nothing mounted in the container reaches the host (the
-    // spec's own propagation option is set after the move).
-    set_propagation(tree.as_fd(), libc::MS_SLAVE | libc::MS_REC)
-        .ctx("make the bind mount a slave")?;
+    // A clone of a shared host mount joins the host's peer group. In the
+    // container's namespace the host mounts are already what `/` was made
+    // (rslave unless asked), and so is their clone; the runtime's clone is
+    // made a slave here, so that nothing mounted in the container reaches
+    // the host, unless the bind asks to share (`rshared`, Kubernetes'
+    // Bidirectional): then it stays in the host's peer group.
+    let shares = opts.propagation.iter().any(|p| p & libc::MS_SHARED != 0);
+    if from_host && !shares {
+        set_propagation(tree.as_fd(), libc::MS_SLAVE | libc::MS_REC)
+            .ctx("make the bind mount a slave")?;
+    }
     if !attr_empty(&opts.attr) {
         smount::mount_setattr(tree.as_fd(), false, &opts.attr).ctx("set mount options")?;
     }
@@ -414,7 +421,7 @@ impl Rootfs<'_> {
         // container's root cannot unmount them to see what they cover);
         // the runtime's clone only where we may not reach the source.
         let owned;
-        let tree = match (clone_source(&src, opts), tree) {
+        let tree = match (clone_source(&src, opts, false), tree) {
             (Ok(t), _) => {
                 owned = t;
                 &owned
