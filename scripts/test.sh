@@ -56,3 +56,8 @@ echo "==> cgroup v2 lane: the privileged tests again, in a qemu VM with cgroup v
 scripts/vm-v2.sh
 echo "==> fuzzing (config.json validation, the seccomp compiler)"
 scripts/fuzz.sh "${BERTH_FUZZ_SECS:-60}"
+echo "==> the README's first command: scripts/setup.sh (release build, an offline image, a container), with stores of its own"
+setup_dir=$(mktemp -d /var/tmp/berth-setup.XXXXXX)
+setup_run=$(mktemp -d /run/bsetup.XXXXXX)
+BERTH_ROOT=$setup_dir BERTH_RUN_ROOT=$setup_run scripts/setup.sh
+rm -rf "$setup_dir" "$setup_run"
