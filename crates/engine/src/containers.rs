@@ -14,9 +14,9 @@ use crate::records::{Record, Records, RunState, Status, VolumeRecord};
 use crate::spec::{self, ImageConfig, MountKind, MountSpec, RunOptions, Seccomp, Ulimit};
 use berth_image::store::Store;
 use berth_image::Digest;
-use berth_monitor::config::{Config as MonitorConfig, LogDriver, Restart};
-use berth_monitor::frame::{self, Decoder};
-use berth_monitor::state::{State as MonitorState, Status as MonitorStatus};
+use berth_monitor_proto::config::{Config as MonitorConfig, LogDriver, Restart};
+use berth_monitor_proto::frame::{self, Decoder};
+use berth_monitor_proto::state::{State as MonitorState, Status as MonitorStatus};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -74,7 +74,7 @@ impl Session {
     pub fn wait_deleted(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         while let Some((kind, _)) = self.read_frame_by(Some(deadline))? {
-            if kind == berth_monitor::frame::DELETED {
+            if kind == berth_monitor_proto::frame::DELETED {
                 break;
             }
         }
@@ -272,7 +272,7 @@ impl Drop for PreMonitor {
 }
 
 fn now_nanos() -> i64 {
-    berth_monitor::now_nanos()
+    berth_monitor_proto::now_nanos()
 }
 
 fn kernel_version() -> (u32, u32) {
@@ -1121,7 +1121,7 @@ impl Engine {
             terminal: c.tty,
             stdin: c.interactive,
             restart: Restart::parse(&c.restart).unwrap_or_default(),
-            detach_keys: berth_monitor::config::parse_detach_keys(
+            detach_keys: berth_monitor_proto::config::parse_detach_keys(
                 c.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"),
             )
             .map_err(|e| option("--detach-keys", e))?,

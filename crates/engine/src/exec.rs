@@ -67,7 +67,7 @@ impl Exec {
         let log = std::fs::read(&self.log_file).ok()?;
         log.split(|&b| b == b'\n')
             .rev()
-            .filter_map(berth_monitor::logfmt::parse_fields)
+            .filter_map(berth_monitor_proto::logfmt::parse_fields)
             .filter(|f| f.iter().any(|(k, v)| k == "level" && v == "error"))
             .find_map(|f| f.into_iter().find(|(k, _)| k == "msg").map(|(_, v)| v))
     }
