@@ -671,7 +671,7 @@ pub fn create(root: &Path, run_root: &Path, a: CreateArgs) -> Result<()> {
 /// The error of a failed start, with Docker's exit code.
 fn start_failure(msg: &str) -> anyhow::Error {
     anyhow::Error::new(RunError {
-        code: berth_engine::exec::start_failure_code(msg),
+        code: crate::output::run_exit_code(berth_engine::exec::start_failure_kind(msg)),
         msg: msg.to_string(),
     })
 }
@@ -1220,7 +1220,7 @@ pub struct ExecArgs {
 /// it (it has printed why).
 fn exec_code(x: &berth_engine::exec::Exec, st: std::process::ExitStatus) -> i32 {
     match x.runtime_error() {
-        Some(msg) => berth_engine::exec::start_failure_code(&msg),
+        Some(msg) => crate::output::run_exit_code(berth_engine::exec::start_failure_kind(&msg)),
         None => st.code().unwrap_or(1),
     }
 }

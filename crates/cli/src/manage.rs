@@ -333,7 +333,7 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
                         "UsedBy": engine.records.volume_users(&v.name)?,
                     })),
                     Err(e) => {
-                        eprintln!("berth: {e}");
+                        crate::output::print_error(&e.into());
                         failed = true;
                     }
                 }
@@ -349,7 +349,7 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
                 match engine.remove_volume(n) {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
-                        eprintln!("berth: {e}");
+                        crate::output::print_error(&e.into());
                         failed = true;
                     }
                 }

@@ -669,7 +669,7 @@ pub fn inspect(root: &Path, run_root: &Path, a: InspectArgs) -> Result<()> {
         match engine.get(c) {
             Ok(r) => out.push(inspect_json(&engine, &r)),
             Err(e) => {
-                eprintln!("berth: {e}");
+                crate::output::print_error(&e.into());
                 failed = true;
             }
         }

@@ -1203,10 +1203,10 @@ impl Engine {
     pub fn attach(&self, what: &str) -> Result<(Record, Session)> {
         let rec = self.get(what)?;
         if !matches!(rec.state.status, Status::Running | Status::Restarting) {
-            return Err(Error::Conflict(format!(
-                "container {} is not running: start it first (`berth start -a {}`)",
-                rec.name, rec.name
-            )));
+            return Err(Error::NotRunning {
+                container: rec.name,
+                op: "attach",
+            });
         }
         let sock = self.paths.run_dir(&rec.id).join("attach.sock");
         let fd = berth_sys::socket::connect_unix(&sock).map_err(io(format!(
@@ -1633,10 +1633,7 @@ impl Engine {
         let rec = self.refresh(self.records.find(what)?)?;
         if matches!(rec.state.status, Status::Running | Status::Restarting) {
             if !force {
-                return Err(Error::Conflict(format!(
-                    "container {} is running: stop it first (`berth stop {}`) or remove it with --force",
-                    rec.name, rec.name
-                )));
+                return Err(Error::Running(rec.name));
             }
             let _ = self.kill(&rec.id, libc::SIGKILL, true);
             self.wait_monitor(&rec, Some(Duration::from_secs(30)))?;
