@@ -90,7 +90,10 @@ pub fn hint(e: &berth_engine::Error) -> Option<String> {
         E::NoSuchContainer(_) => " (see `berth ps -a`)".into(),
         E::NoSuchVolume(_) => " (see `berth volume ls`)".into(),
         E::NotRunning { container, op } => {
-            let attach = if *op == "attach" { " -a" } else { "" };
+            let attach = match op {
+                berth_engine::error::Operation::Attach => " -a",
+                berth_engine::error::Operation::Exec => "",
+            };
             format!(": start it first (`berth start{attach} {container}`)")
         }
         E::Running(c) => format!(": stop it first (`berth stop {c}`) or remove it with --force"),
@@ -175,14 +178,14 @@ mod tests {
             (
                 E::NotRunning {
                     container: "web".into(),
-                    op: "exec",
+                    op: berth_engine::error::Operation::Exec,
                 },
                 "container web is not running: start it first (`berth start web`)",
             ),
             (
                 E::NotRunning {
                     container: "web".into(),
-                    op: "attach",
+                    op: berth_engine::error::Operation::Attach,
                 },
                 "container web is not running: start it first (`berth start -a web`)",
             ),

@@ -1205,7 +1205,7 @@ impl Engine {
         if !matches!(rec.state.status, Status::Running | Status::Restarting) {
             return Err(Error::NotRunning {
                 container: rec.name,
-                op: "attach",
+                op: crate::error::Operation::Attach,
             });
         }
         let sock = self.paths.run_dir(&rec.id).join("attach.sock");

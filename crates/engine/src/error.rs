@@ -32,6 +32,14 @@ pub enum ErrorKind {
     System,
 }
 
+/// What was asked of a container that is not running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Exec,
+    Attach,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A bad option value.
@@ -54,9 +62,9 @@ pub enum Error {
     NoSuchContainer(String),
     #[error("no such volume: {0}")]
     NoSuchVolume(String),
-    /// `op` (such as "exec" or "attach") needs the container running.
+    /// `op` needs the container running.
     #[error("container {container} is not running")]
-    NotRunning { container: String, op: &'static str },
+    NotRunning { container: String, op: Operation },
     /// Removing a running container needs force.
     #[error("container {0} is running")]
     Running(String),
@@ -118,7 +126,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 #[cfg(test)]
 mod tests {
-    use super::{Error, ErrorKind};
+    use super::{Error, ErrorKind, Operation};
 
     fn samples() -> Vec<(Error, ErrorKind)> {
         let io = std::io::Error::from_raw_os_error(libc::ENOENT);
@@ -158,7 +166,7 @@ mod tests {
             (
                 Error::NotRunning {
                     container: "web".into(),
-                    op: "exec",
+                    op: Operation::Exec,
                 },
                 ErrorKind::Conflict,
             ),
@@ -202,7 +210,7 @@ mod tests {
         assert_eq!(
             Error::NotRunning {
                 container: "web".into(),
-                op: "attach"
+                op: Operation::Attach
             }
             .to_string(),
             "container web is not running"

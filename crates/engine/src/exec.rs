@@ -109,7 +109,7 @@ impl Engine {
         if rec.state.status != Status::Running {
             return Err(Error::NotRunning {
                 container: rec.name,
-                op: "exec",
+                op: crate::error::Operation::Exec,
             });
         }
         if o.args.is_empty() {
