@@ -3,7 +3,7 @@
 //! k8s-file) and the runtime's JSON log. No input may panic; what the
 //! writers produce must read back the same.
 #![no_main]
-use berth_monitor::{config, frame, logfmt, state};
+use berth_monitor_proto::{config, frame, logfmt, state};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

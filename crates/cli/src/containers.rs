@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use berth_engine::config::{self as ccfg, ContainerConfig};
 use berth_engine::records::{Record, Status};
 use berth_engine::{Engine, Session, Started};
-use berth_monitor::frame;
+use berth_monitor_proto::frame;
 use clap::{Args, ValueEnum};
 use std::io::{IsTerminal, Read, Write};
 use std::os::unix::process::CommandExt as _;
@@ -538,7 +538,7 @@ fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
         }
     }
     if let Some(k) = &a.detach_keys {
-        berth_monitor::config::parse_detach_keys(k).map_err(anyhow::Error::msg)?;
+        berth_monitor_proto::config::parse_detach_keys(k).map_err(anyhow::Error::msg)?;
         c.detach_keys = Some(k.clone());
     }
     Ok(c)
@@ -671,7 +671,7 @@ pub fn create(root: &Path, run_root: &Path, a: CreateArgs) -> Result<()> {
 /// The error of a failed start, with Docker's exit code.
 fn start_failure(msg: &str) -> anyhow::Error {
     anyhow::Error::new(RunError {
-        code: berth_engine::exec::start_failure_code(msg),
+        code: crate::output::run_exit_code(berth_engine::exec::start_failure_kind(msg)),
         msg: msg.to_string(),
     })
 }
@@ -1220,7 +1220,7 @@ pub struct ExecArgs {
 /// it (it has printed why).
 fn exec_code(x: &berth_engine::exec::Exec, st: std::process::ExitStatus) -> i32 {
     match x.runtime_error() {
-        Some(msg) => berth_engine::exec::start_failure_code(&msg),
+        Some(msg) => crate::output::run_exit_code(berth_engine::exec::start_failure_kind(&msg)),
         None => st.code().unwrap_or(1),
     }
 }
@@ -1269,7 +1269,7 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
         },
     )?;
     let keys = match &a.detach_keys {
-        Some(k) => berth_monitor::config::parse_detach_keys(k).map_err(anyhow::Error::msg)?,
+        Some(k) => berth_monitor_proto::config::parse_detach_keys(k).map_err(anyhow::Error::msg)?,
         None => vec![0x10, 0x11],
     };
     let null = || std::process::Stdio::null();
@@ -1375,7 +1375,7 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
     if a.interactive {
         let mut to = master.try_clone().context("dup the terminal")?;
         std::thread::spawn(move || {
-            let mut m = berth_monitor::config::DetachMatch::default();
+            let mut m = berth_monitor_proto::config::DetachMatch::default();
             let mut buf = [0u8; 4096];
             let mut fwd = Vec::with_capacity(buf.len());
             let mut stdin = std::io::stdin().lock();

@@ -281,7 +281,7 @@ fn main() {
             i.exit_code()
         } else {
             e.downcast_ref::<berth_engine::Error>()
-                .map_or(1, |e| e.exit_code())
+                .map_or(1, |e| output::exit_code(e.kind()))
         };
         eprintln!("berth: {}", output::text(&e));
         std::process::exit(code);

@@ -328,12 +328,12 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
                     Ok(v) => docs.push(json!({
                         "Name": v.name, "Driver": "local",
                         "Mountpoint": engine.paths.volume_data(&v.name),
-                        "CreatedAt": berth_monitor::logfmt::rfc3339_nano(v.created),
+                        "CreatedAt": berth_monitor_proto::logfmt::rfc3339_nano(v.created),
                         "Labels": v.labels, "Scope": "local", "Anonymous": v.anonymous,
                         "UsedBy": engine.records.volume_users(&v.name)?,
                     })),
                     Err(e) => {
-                        eprintln!("berth: {e}");
+                        crate::output::print_error(&e.into());
                         failed = true;
                     }
                 }
@@ -349,7 +349,7 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
                 match engine.remove_volume(n) {
                     Ok(()) => println!("{n}"),
                     Err(e) => {
-                        eprintln!("berth: {e}");
+                        crate::output::print_error(&e.into());
                         failed = true;
                     }
                 }

@@ -12,6 +12,7 @@
 //! SIGPIPE itself stays ignored while berth runs: a monitor or runtime that
 //! went away must show as an error, not kill berth half-way.
 
+use berth_engine::ErrorKind;
 use std::io;
 
 /// True when fd `fd` is a pipe or socket whose reading end is closed.
@@ -63,17 +64,72 @@ pub fn exit_if_output_closed(e: &anyhow::Error) {
 }
 
 /// `e` and its causes, joined by ": ", leaving out a cause that the text so
-/// far already ends with.
+/// far already ends with; an engine error gets berth's advice ([`hint`]).
 pub fn text(e: &anyhow::Error) -> String {
-    let mut out = e.to_string();
-    for cause in e.chain().skip(1) {
+    let mut out = String::new();
+    for (i, cause) in e.chain().enumerate() {
         let c = cause.to_string();
-        if !out.ends_with(&c) {
+        if i == 0 {
+            out.push_str(&c);
+        } else if !out.ends_with(&c) {
             out.push_str(": ");
             out.push_str(&c);
         }
+        if let Some(h) = cause.downcast_ref::<berth_engine::Error>().and_then(hint) {
+            out.push_str(&h);
+        }
     }
     out
+}
+
+/// What to type next, after an engine error's own message (the engine
+/// names the object and what went wrong; the commands are the CLI's).
+pub fn hint(e: &berth_engine::Error) -> Option<String> {
+    use berth_engine::Error as E;
+    Some(match e {
+        E::NoSuchContainer(_) => " (see `berth ps -a`)".into(),
+        E::NoSuchVolume(_) => " (see `berth volume ls`)".into(),
+        E::NotRunning { container, op } => {
+            let attach = match op {
+                berth_engine::error::Operation::Attach => " -a",
+                berth_engine::error::Operation::Exec => "",
+            };
+            format!(": start it first (`berth start{attach} {container}`)")
+        }
+        E::Running(c) => format!(": stop it first (`berth stop {c}`) or remove it with --force"),
+        E::NameInUse(n) => format!("; remove it (`berth rm {n}`) or choose another --name"),
+        _ => return None,
+    })
+}
+
+/// The exit code of a command other than `run`, `create` and `start` that
+/// failed with an engine error of kind `kind` (README, "Exit codes"): 2 for
+/// a bad option or argument, Docker's 127 and 126 for a command the runtime
+/// could not start, 1 for everything else.
+pub fn exit_code(kind: ErrorKind) -> i32 {
+    match kind {
+        ErrorKind::InvalidArgument => 2,
+        ErrorKind::CommandNotFound => 127,
+        ErrorKind::CommandNotExecutable => 126,
+        ErrorKind::NotFound
+        | ErrorKind::Conflict
+        | ErrorKind::InvalidImage
+        | ErrorKind::Runtime
+        | ErrorKind::Store
+        | ErrorKind::System => 1,
+    }
+}
+
+/// The exit code of `run`, `create` and `start`, and of an `exec` whose
+/// command the runtime could not start (as Docker's): 127 when the command
+/// is not found, 126 when it cannot be executed, 125 when berth itself
+/// failed (bad option, name in use, runtime error, ...).
+pub fn run_exit_code(kind: ErrorKind) -> i32 {
+    match kind {
+        ErrorKind::CommandNotFound => 127,
+        ErrorKind::CommandNotExecutable => 126,
+        _ => 125,
+    }
 }
 
 /// Prints `e` as berth prints every error (`berth: ` and [`text`]).
@@ -99,6 +155,65 @@ mod tests {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             Some(&self.cause)
         }
+    }
+
+    #[test]
+    fn engine_errors_get_berths_advice_once() {
+        use berth_engine::Error as E;
+        let e = anyhow::Error::new(E::NoSuchContainer("web".into()));
+        assert_eq!(
+            super::text(&e),
+            "no such container: web (see `berth ps -a`)"
+        );
+        let e = e.context("start container web");
+        assert_eq!(
+            super::text(&e),
+            "start container web: no such container: web (see `berth ps -a`)"
+        );
+        for (e, want) in [
+            (
+                E::NoSuchVolume("data".into()),
+                "no such volume: data (see `berth volume ls`)",
+            ),
+            (
+                E::NotRunning {
+                    container: "web".into(),
+                    op: berth_engine::error::Operation::Exec,
+                },
+                "container web is not running: start it first (`berth start web`)",
+            ),
+            (
+                E::NotRunning {
+                    container: "web".into(),
+                    op: berth_engine::error::Operation::Attach,
+                },
+                "container web is not running: start it first (`berth start -a web`)",
+            ),
+            (
+                E::Running("web".into()),
+                "container web is running: stop it first (`berth stop web`) or remove it with --force",
+            ),
+            (
+                E::NameInUse("web".into()),
+                "the name \"web\" is already in use by another container; remove it (`berth rm web`) or choose another --name",
+            ),
+            (E::Runtime("runc failed".into()), "runc failed"),
+        ] {
+            assert_eq!(super::text(&anyhow::Error::new(e)), want);
+        }
+    }
+
+    #[test]
+    fn exit_codes_come_from_the_kind() {
+        use berth_engine::ErrorKind as K;
+        assert_eq!(super::exit_code(K::InvalidArgument), 2);
+        assert_eq!(super::exit_code(K::NotFound), 1);
+        assert_eq!(super::exit_code(K::Conflict), 1);
+        assert_eq!(super::run_exit_code(K::InvalidArgument), 125);
+        assert_eq!(super::run_exit_code(K::NotFound), 125);
+        assert_eq!(super::run_exit_code(K::Runtime), 125);
+        assert_eq!(super::run_exit_code(K::CommandNotFound), 127);
+        assert_eq!(super::run_exit_code(K::CommandNotExecutable), 126);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use crate::containers::{open, ExitCode};
 use anyhow::{bail, Context, Result};
 use berth_engine::records::{Record, Status};
 use berth_engine::Engine;
-use berth_monitor::logfmt::{self, Entry, Stream};
+use berth_monitor_proto::logfmt::{self, Entry, Stream};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 use std::io::{Read, Seek, Write};
@@ -42,7 +42,7 @@ pub struct PsArgs {
 }
 
 pub fn ago(nanos: i64) -> String {
-    let now = berth_monitor::now_nanos();
+    let now = berth_monitor_proto::now_nanos();
     let s = ((now - nanos) / 1_000_000_000).max(0);
     match s {
         0 => "Less than a second".into(),
@@ -472,7 +472,7 @@ pub fn parse_time(s: &str, what: &str) -> Result<i64> {
     if !num.is_empty() || total == 0.0 && s.is_empty() {
         bail!("{what}: {s:?} is not a time (RFC 3339, Unix seconds, or a duration such as 10m)");
     }
-    Ok(berth_monitor::now_nanos() - (total * 1e9) as i64)
+    Ok(berth_monitor_proto::now_nanos() - (total * 1e9) as i64)
 }
 
 fn parse_entry(driver: &str, line: &[u8]) -> Option<Entry> {
@@ -669,7 +669,7 @@ pub fn inspect(root: &Path, run_root: &Path, a: InspectArgs) -> Result<()> {
         match engine.get(c) {
             Ok(r) => out.push(inspect_json(&engine, &r)),
             Err(e) => {
-                eprintln!("berth: {e}");
+                crate::output::print_error(&e.into());
                 failed = true;
             }
         }
@@ -695,7 +695,7 @@ mod tests {
             parse_time("1700000000", "x").unwrap(),
             1_700_000_000_000_000_000
         );
-        let now = berth_monitor::now_nanos();
+        let now = berth_monitor_proto::now_nanos();
         let t = parse_time("1h30m", "x").unwrap();
         assert!((now - t - 5_400_000_000_000).abs() < 5_000_000_000);
         assert!(parse_time("10x", "x").is_err());

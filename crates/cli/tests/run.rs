@@ -2697,7 +2697,7 @@ fn a_client_that_does_not_read_never_blocks_the_container() {
 
 #[test]
 fn detach_keys_detach_a_terminal_client_and_the_container_runs_on() {
-    use berth_monitor::frame;
+    use berth_monitor_proto::frame;
     use std::io::{Read, Write};
     let env = Env::new();
     let img = image(&env);

@@ -226,6 +226,49 @@ fn errors_are_printed_once_and_do_not_repeat_their_cause() {
     }
 }
 
+/// The engine's errors are typed; the CLI adds what to type next and
+/// chooses the exit code from the kind (README, "Exit codes").
+#[test]
+fn engine_errors_get_berths_advice_and_exit_code_by_kind() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&["create", "--name", "web", img, "sleep", "60"])
+        .ok();
+    env.berth(&["volume", "create", "data"]).ok();
+    for (args, code, says) in [
+        (&["inspect", "nosuch"][..], 1, "no such container: nosuch (see `berth ps -a`)"),
+        (&["start", "nosuch"], 125, "no such container: nosuch (see `berth ps -a`)"),
+        (&["volume", "rm", "nosuch"], 1, "no such volume: nosuch (see `berth volume ls`)"),
+        (
+            &["exec", "web", "true"],
+            1,
+            "container web is not running: start it first (`berth start web`)",
+        ),
+        (
+            &["attach", "web"],
+            1,
+            "container web is not running: start it first (`berth start -a web`)",
+        ),
+        (
+            &["create", "--name", "web", img, "true"],
+            125,
+            "the name \"web\" is already in use by another container; remove it (`berth rm web`) or choose another --name",
+        ),
+    ] {
+        let o = env.berth(args);
+        assert_eq!(o.code, code, "berth {args:?}: {}", o.stderr);
+        assert_eq!(o.stderr, format!("berth: {says}\n"), "berth {args:?}");
+    }
+    env.berth(&["start", "web"]).ok();
+    let o = env.berth(&["rm", "web"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert_eq!(
+        o.stderr,
+        "berth: container web is running: stop it first (`berth stop web`) or remove it with --force\n"
+    );
+    env.berth(&["rm", "-f", "web"]).ok();
+}
+
 #[test]
 fn bad_input_is_refused_by_berth_with_125_before_anything_runs() {
     let env = Env::new();

@@ -1,5 +1,6 @@
 //! Project rules that a test can check: docs/ARCHITECTURE.md names files
-//! that exist, and crate dependencies only point down the layers.
+//! that exist, and crate dependencies only point down the layers (read from
+//! `cargo metadata`, so renamed and transitive dependencies count).
 
 use std::path::{Path, PathBuf};
 
@@ -33,7 +34,8 @@ fn architecture_doc_names_existing_files() {
     );
 }
 
-/// Which workspace crates each crate may depend on (HOUSE.md layers).
+/// Which workspace crates each crate may depend on directly (HOUSE.md
+/// layers), dev-dependencies included.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("berth-sys", &[]),
     ("berth-cgroups", &["berth-sys"]),
@@ -44,10 +46,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     ("berth-runtime-cli", &["berth-runtime"]),
     ("berth-image", &["berth-sys"]),
+    // The formats the engine and the monitor share; no runtime.
+    ("berth-monitor-proto", &["berth-sys"]),
     // cgroups: the host's layout (to start a runtime's cgroup wait early);
     // seccomp: the engine turns containers-common profiles into specs;
-    // monitor: the formats it shares with the monitor (the monitor itself
-    // is a separate process, started as a program).
+    // monitor-proto: the formats it shares with the monitor (the monitor
+    // itself is a separate process, started as a program).
     (
         "berth-engine",
         &[
@@ -55,66 +59,212 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "berth-cgroups",
             "berth-seccomp",
             "berth-image",
-            "berth-monitor",
+            "berth-monitor-proto",
         ],
     ),
     // Image commands call the image library directly (as podman's CLI
     // does); container commands go through crates/engine.
     (
         "berth-cli",
-        &["berth-image", "berth-engine", "berth-monitor"],
+        &["berth-image", "berth-engine", "berth-monitor-proto"],
     ),
     // sys: the signal reset between fork and exec, shared with the monitor.
     ("berth-init", &["berth-sys"]),
     // runtime: the monitor deletes berth-runtime's containers through its
     // library (a process start less at every exit).
-    ("berth-monitor", &["berth-sys", "berth-runtime"]),
+    (
+        "berth-monitor",
+        &["berth-sys", "berth-runtime", "berth-monitor-proto"],
+    ),
     ("berth-conformance", &[]),
 ];
 
+/// Crates that must not link berth-runtime, directly or through any other
+/// crate: the engine runs a runtime as a program (the runc command line),
+/// and the `berth` binary is built from berth-cli.
+const NO_RUNTIME: &[&str] = &["berth-engine", "berth-cli", "berth-monitor-proto"];
+
+/// The workspace's crates and their dependency edges, from `cargo metadata`.
+struct Graph {
+    /// Package id -> package name, for every package in the resolve.
+    names: std::collections::HashMap<String, String>,
+    /// Names of the workspace's own packages.
+    members: Vec<String>,
+    /// Binary name -> the name of the workspace package that builds it.
+    bins: std::collections::HashMap<String, String>,
+    /// Package id -> (dependency id, whether it is linked: a normal or
+    /// build dependency, not only a dev-dependency).
+    edges: std::collections::HashMap<String, Vec<(String, bool)>>,
+}
+
+impl Graph {
+    fn load() -> Graph {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = std::process::Command::new(cargo)
+            .args(["metadata", "--format-version", "1", "--locked"])
+            .current_dir(workspace())
+            .output()
+            .expect("run cargo metadata");
+        assert!(
+            out.status.success(),
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+        let str_of = |v: &serde_json::Value| v.as_str().expect("a string").to_string();
+        let names = meta["packages"]
+            .as_array()
+            .expect("packages")
+            .iter()
+            .map(|p| (str_of(&p["id"]), str_of(&p["name"])))
+            .collect::<std::collections::HashMap<_, _>>();
+        let members: Vec<String> = meta["workspace_members"]
+            .as_array()
+            .expect("workspace_members")
+            .iter()
+            .map(|id| names[&str_of(id)].clone())
+            .collect();
+        let mut bins = std::collections::HashMap::new();
+        for p in meta["packages"].as_array().expect("packages") {
+            let name = str_of(&p["name"]);
+            if !members.contains(&name) {
+                continue;
+            }
+            for t in p["targets"].as_array().expect("targets") {
+                if t["kind"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|k| k == "bin"))
+                {
+                    bins.insert(str_of(&t["name"]), name.clone());
+                }
+            }
+        }
+        let mut edges = std::collections::HashMap::new();
+        for node in meta["resolve"]["nodes"].as_array().expect("resolve") {
+            let deps = node["deps"]
+                .as_array()
+                .expect("deps")
+                .iter()
+                .map(|d| {
+                    // `kind` is null for a normal dependency.
+                    let linked = d["dep_kinds"]
+                        .as_array()
+                        .expect("dep_kinds")
+                        .iter()
+                        .any(|k| k["kind"].as_str() != Some("dev"));
+                    (str_of(&d["pkg"]), linked)
+                })
+                .collect();
+            edges.insert(str_of(&node["id"]), deps);
+        }
+        Graph {
+            names,
+            members,
+            bins,
+            edges,
+        }
+    }
+
+    fn id(&self, name: &str) -> &str {
+        let ids: Vec<&String> = self
+            .names
+            .iter()
+            .filter(|(_, n)| *n == name)
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids.len(), 1, "one package named {name} in the workspace");
+        ids[0]
+    }
+
+    /// The names of the packages `name` depends on directly (any kind).
+    fn direct(&self, name: &str) -> Vec<&str> {
+        self.edges[self.id(name)]
+            .iter()
+            .map(|(id, _)| self.names[id].as_str())
+            .collect()
+    }
+
+    /// The chain of packages through which `name` links each package:
+    /// normal and build dependencies, transitively (not dev-dependencies).
+    /// Maps a linked package's name to the path that reaches it.
+    fn linked(&self, name: &str) -> std::collections::BTreeMap<&str, Vec<&str>> {
+        let mut seen = std::collections::BTreeMap::new();
+        let start = self.id(name);
+        let mut todo = vec![(start, vec![self.names[start].as_str()])];
+        while let Some((id, path)) = todo.pop() {
+            for (dep, linked) in &self.edges[id] {
+                let dep_name = self.names[dep].as_str();
+                if *linked && !seen.contains_key(dep_name) {
+                    let mut p = path.clone();
+                    p.push(dep_name);
+                    seen.insert(dep_name, p.clone());
+                    todo.push((dep, p));
+                }
+            }
+        }
+        seen
+    }
+}
+
 #[test]
 fn dependencies_point_down() {
-    let root = workspace();
+    let graph = Graph::load();
     for (krate, allowed) in ALLOWED {
-        let dir = match *krate {
-            "berth-sys" => "sys",
-            "berth-cgroups" => "cgroups",
-            "berth-seccomp" => "seccomp",
-            "berth-runtime" => "runtime",
-            "berth-runtime-cli" => "runtime-cli",
-            "berth-image" => "image",
-            "berth-engine" => "engine",
-            "berth-init" => "init",
-            "berth-monitor" => "monitor",
-            "berth-cli" => "cli",
-            _ => "conformance",
-        };
-        let manifest =
-            std::fs::read_to_string(root.join("crates").join(dir).join("Cargo.toml")).unwrap();
-        for line in manifest.lines() {
-            let name = line.split(['=', '.', ' ']).next().unwrap_or_default();
+        for dep in graph.direct(krate) {
             // A crate may name itself (a dev-dependency enabling its
             // test-only features).
-            if name.starts_with("berth-") && !line.starts_with("name") && name != *krate {
+            if graph.members.iter().any(|m| m == dep) && dep != *krate {
                 assert!(
-                    allowed.contains(&name),
-                    "{krate} depends on {name}, which its layer may not use"
+                    allowed.contains(&dep),
+                    "{krate} depends on {dep}, which its layer may not use"
                 );
             }
         }
     }
     // Every workspace member is covered.
-    let ws = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
-    let members_list = ws
-        .split("members = [")
-        .nth(1)
-        .and_then(|r| r.split(']').next())
-        .unwrap_or_default();
-    let members = members_list.matches("\"crates/").count();
+    for member in &graph.members {
+        assert!(
+            ALLOWED.iter().any(|(k, _)| k == member),
+            "a new crate needs its row in ALLOWED: {member}"
+        );
+    }
     assert_eq!(
-        members,
+        graph.members.len(),
         ALLOWED.len(),
-        "a new crate needs its row in ALLOWED"
+        "ALLOWED names a crate that is gone"
+    );
+}
+
+#[test]
+fn engine_and_cli_do_not_link_the_runtime() {
+    let graph = Graph::load();
+    assert_eq!(
+        graph.bins.get("berth").map(String::as_str),
+        Some("berth-cli"),
+        "the berth binary is built by berth-cli (NO_RUNTIME names the package)"
+    );
+    for krate in NO_RUNTIME {
+        let linked = graph.linked(krate);
+        for bad in ["berth-runtime", "berth-monitor"] {
+            if let Some(path) = linked.get(bad) {
+                panic!(
+                    "{krate} links {bad} ({}): the engine runs the runtime and \
+                     the monitor as programs",
+                    path.join(" -> ")
+                );
+            }
+        }
+    }
+    // The protocol crate stays at the bottom: of the workspace, sys only.
+    let proto: Vec<&str> = graph
+        .linked("berth-monitor-proto")
+        .into_keys()
+        .filter(|n| graph.members.iter().any(|m| m == n))
+        .collect();
+    assert_eq!(
+        proto,
+        ["berth-sys"],
+        "berth-monitor-proto may link only berth-sys"
     );
 }
 

@@ -14,9 +14,9 @@ use crate::records::{Record, Records, RunState, Status, VolumeRecord};
 use crate::spec::{self, ImageConfig, MountKind, MountSpec, RunOptions, Seccomp, Ulimit};
 use berth_image::store::Store;
 use berth_image::Digest;
-use berth_monitor::config::{Config as MonitorConfig, LogDriver, Restart};
-use berth_monitor::frame::{self, Decoder};
-use berth_monitor::state::{State as MonitorState, Status as MonitorStatus};
+use berth_monitor_proto::config::{Config as MonitorConfig, LogDriver, Restart};
+use berth_monitor_proto::frame::{self, Decoder};
+use berth_monitor_proto::state::{State as MonitorState, Status as MonitorStatus};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -74,7 +74,7 @@ impl Session {
     pub fn wait_deleted(&mut self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         while let Some((kind, _)) = self.read_frame_by(Some(deadline))? {
-            if kind == berth_monitor::frame::DELETED {
+            if kind == berth_monitor_proto::frame::DELETED {
                 break;
             }
         }
@@ -272,7 +272,7 @@ impl Drop for PreMonitor {
 }
 
 fn now_nanos() -> i64 {
-    berth_monitor::now_nanos()
+    berth_monitor_proto::now_nanos()
 }
 
 fn kernel_version() -> (u32, u32) {
@@ -1121,7 +1121,7 @@ impl Engine {
             terminal: c.tty,
             stdin: c.interactive,
             restart: Restart::parse(&c.restart).unwrap_or_default(),
-            detach_keys: berth_monitor::config::parse_detach_keys(
+            detach_keys: berth_monitor_proto::config::parse_detach_keys(
                 c.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"),
             )
             .map_err(|e| option("--detach-keys", e))?,
@@ -1203,10 +1203,10 @@ impl Engine {
     pub fn attach(&self, what: &str) -> Result<(Record, Session)> {
         let rec = self.get(what)?;
         if !matches!(rec.state.status, Status::Running | Status::Restarting) {
-            return Err(Error::Conflict(format!(
-                "container {} is not running: start it first (`berth start -a {}`)",
-                rec.name, rec.name
-            )));
+            return Err(Error::NotRunning {
+                container: rec.name,
+                op: crate::error::Operation::Attach,
+            });
         }
         let sock = self.paths.run_dir(&rec.id).join("attach.sock");
         let fd = berth_sys::socket::connect_unix(&sock).map_err(io(format!(
@@ -1633,10 +1633,7 @@ impl Engine {
         let rec = self.refresh(self.records.find(what)?)?;
         if matches!(rec.state.status, Status::Running | Status::Restarting) {
             if !force {
-                return Err(Error::Conflict(format!(
-                    "container {} is running: stop it first (`berth stop {}`) or remove it with --force",
-                    rec.name, rec.name
-                )));
+                return Err(Error::Running(rec.name));
             }
             let _ = self.kill(&rec.id, libc::SIGKILL, true);
             self.wait_monitor(&rec, Some(Duration::from_secs(30)))?;

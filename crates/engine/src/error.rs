@@ -1,5 +1,44 @@
-//! Engine errors: each names the object and the operation, and says what the
-//! user can do about it.
+//! Engine errors: each names the object and the operation. They carry no
+//! shell's wording: what a user types next (`berth ps -a`) and the exit
+//! code (or, later, the HTTP status) are chosen by the caller from
+//! [`Error::kind`] and the variant's fields.
+
+/// What kind of failure an error is: what a caller decides by (the CLI's
+/// exit codes, a REST API's status codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The named container or volume does not exist.
+    NotFound,
+    /// The request conflicts with the object's state: a name in use, a
+    /// container running or not running, a volume in use, a file in the way.
+    Conflict,
+    /// A bad option value or argument.
+    InvalidArgument,
+    /// The image's config cannot be used.
+    InvalidImage,
+    /// The runtime could not start the container's or exec's command: it
+    /// is not found.
+    CommandNotFound,
+    /// The runtime could not start the command: it cannot be executed
+    /// (permission denied, a directory).
+    CommandNotExecutable,
+    /// The OCI runtime or the container's monitor refused or failed.
+    Runtime,
+    /// The image store failed (its error, the source, says how).
+    Store,
+    /// The host failed the engine: I/O, the state database, the seccomp
+    /// compiler.
+    System,
+}
+
+/// What was asked of a container that is not running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Operation {
+    Exec,
+    Attach,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -19,11 +58,20 @@ pub enum Error {
     Seccomp(#[from] berth_seccomp::Error),
     #[error(transparent)]
     Store(#[from] berth_image::Error),
-    #[error("no such container: {0} (see `berth ps -a`)")]
+    #[error("no such container: {0}")]
     NoSuchContainer(String),
-    #[error("no such volume: {0} (see `berth volume ls`)")]
+    #[error("no such volume: {0}")]
     NoSuchVolume(String),
-    /// A name, volume or state conflict the user can resolve.
+    /// `op` needs the container running.
+    #[error("container {container} is not running")]
+    NotRunning { container: String, op: Operation },
+    /// Removing a running container needs force.
+    #[error("container {0} is running")]
+    Running(String),
+    /// Another container has the name.
+    #[error("the name {0:?} is already in use by another container")]
+    NameInUse(String),
+    /// A volume or state conflict the user can resolve.
     #[error("{0}")]
     Conflict(String),
     #[error("container state database: {op}: {cause}")]
@@ -38,13 +86,21 @@ pub enum Error {
 }
 
 impl Error {
-    /// The documented exit codes (README, "Exit codes"): 2 for a bad option
-    /// or argument, 1 for everything else; `run`, `create` and `start` map
-    /// their own failures to 125 as Docker does.
-    pub fn exit_code(&self) -> i32 {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Option { .. } => 2,
-            _ => 1,
+            Error::Option { .. } => ErrorKind::InvalidArgument,
+            // A profile given with --security-opt that does not validate
+            // names its field; the compiler's own failure is the host's.
+            Error::Seccomp(berth_seccomp::Error::Invalid { .. }) => ErrorKind::InvalidArgument,
+            Error::Seccomp(_) | Error::Io { .. } | Error::Db { .. } => ErrorKind::System,
+            Error::Image { .. } => ErrorKind::InvalidImage,
+            Error::Store(_) => ErrorKind::Store,
+            Error::NoSuchContainer(_) | Error::NoSuchVolume(_) => ErrorKind::NotFound,
+            Error::NotRunning { .. }
+            | Error::Running(_)
+            | Error::NameInUse(_)
+            | Error::Conflict(_) => ErrorKind::Conflict,
+            Error::Runtime(_) => ErrorKind::Runtime,
         }
     }
 }
@@ -67,3 +123,105 @@ pub(crate) fn db(op: impl Into<String>) -> impl FnOnce(rusqlite::Error) -> Error
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::{Error, ErrorKind, Operation};
+
+    fn samples() -> Vec<(Error, ErrorKind)> {
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        vec![
+            (
+                super::option("--cpus", "-1 is negative"),
+                ErrorKind::InvalidArgument,
+            ),
+            (
+                Error::Image {
+                    field: "Env".into(),
+                    msg: "not a list of strings".into(),
+                },
+                ErrorKind::InvalidImage,
+            ),
+            (super::io("open /x")(io), ErrorKind::System),
+            (
+                Error::Seccomp(berth_seccomp::Error::Invalid {
+                    field: "linux.seccomp.syscalls[0]".into(),
+                    msg: "no names".into(),
+                }),
+                ErrorKind::InvalidArgument,
+            ),
+            (
+                Error::Seccomp(berth_seccomp::Error::Compile {
+                    op: "load".into(),
+                    msg: "EINVAL".into(),
+                }),
+                ErrorKind::System,
+            ),
+            (
+                Error::Store(berth_image::Error::UnknownImage("x".into())),
+                ErrorKind::Store,
+            ),
+            (Error::NoSuchContainer("web".into()), ErrorKind::NotFound),
+            (Error::NoSuchVolume("data".into()), ErrorKind::NotFound),
+            (
+                Error::NotRunning {
+                    container: "web".into(),
+                    op: Operation::Exec,
+                },
+                ErrorKind::Conflict,
+            ),
+            (Error::Running("web".into()), ErrorKind::Conflict),
+            (Error::NameInUse("web".into()), ErrorKind::Conflict),
+            (
+                Error::Conflict("volume v is in use".into()),
+                ErrorKind::Conflict,
+            ),
+            (
+                super::db("read")(rusqlite::Error::InvalidQuery),
+                ErrorKind::System,
+            ),
+            (Error::Runtime("runc: exit 1".into()), ErrorKind::Runtime),
+        ]
+    }
+
+    #[test]
+    fn every_error_has_its_kind() {
+        for (e, kind) in samples() {
+            assert_eq!(e.kind(), kind, "{e}");
+        }
+    }
+
+    /// The words of a shell (its commands, its exit codes) are the shell's:
+    /// the CLI adds them, a REST API would not.
+    #[test]
+    fn messages_name_the_object_and_no_cli_command() {
+        for (e, _) in samples() {
+            let m = e.to_string();
+            assert!(!m.contains("`berth"), "{m}");
+        }
+        assert_eq!(
+            Error::NoSuchContainer("web".into()).to_string(),
+            "no such container: web"
+        );
+        assert_eq!(
+            Error::NameInUse("web".into()).to_string(),
+            "the name \"web\" is already in use by another container"
+        );
+        assert_eq!(
+            Error::NotRunning {
+                container: "web".into(),
+                op: Operation::Attach
+            }
+            .to_string(),
+            "container web is not running"
+        );
+    }
+
+    #[test]
+    fn kinds_serialise_as_snake_case_names() {
+        let s = serde_json::to_string(&ErrorKind::CommandNotFound).unwrap();
+        assert_eq!(s, "\"command_not_found\"");
+        let k: ErrorKind = serde_json::from_str("\"not_found\"").unwrap();
+        assert_eq!(k, ErrorKind::NotFound);
+    }
+}

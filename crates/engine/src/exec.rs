@@ -3,7 +3,7 @@
 //! user's overrides, run through the runtime's `exec --process`.
 
 use crate::containers::Engine;
-use crate::error::{io, Error, Result};
+use crate::error::{io, Error, ErrorKind, Result};
 use crate::paths;
 use crate::records::{Record, Status};
 use serde_json::{json, Value};
@@ -67,23 +67,23 @@ impl Exec {
         let log = std::fs::read(&self.log_file).ok()?;
         log.split(|&b| b == b'\n')
             .rev()
-            .filter_map(berth_monitor::logfmt::parse_fields)
+            .filter_map(berth_monitor_proto::logfmt::parse_fields)
             .filter(|f| f.iter().any(|(k, v)| k == "level" && v == "error"))
             .find_map(|f| f.into_iter().find(|(k, _)| k == "msg").map(|(_, v)| v))
     }
 }
 
-/// Docker's exit code for a process that could not be started, from the
-/// runtime's message: 127 when the command is not found, 126 when it cannot
-/// be run, 125 for any other failure.
-pub fn start_failure_code(msg: &str) -> i32 {
+/// What kind of failure the runtime's message `msg` reports for a process
+/// it could not start: its command not found, not executable, or another
+/// failure (the CLI makes these Docker's 127, 126 and 125).
+pub fn start_failure_kind(msg: &str) -> ErrorKind {
     let m = msg.to_ascii_lowercase();
     if m.contains("not found") || m.contains("no such file") {
-        127
+        ErrorKind::CommandNotFound
     } else if m.contains("permission denied") || m.contains("is a directory") {
-        126
+        ErrorKind::CommandNotExecutable
     } else {
-        125
+        ErrorKind::Runtime
     }
 }
 
@@ -107,10 +107,10 @@ impl Engine {
             crate::warm_up_cgroups();
         }
         if rec.state.status != Status::Running {
-            return Err(Error::Conflict(format!(
-                "container {} is not running: start it first (`berth start {}`)",
-                rec.name, rec.name
-            )));
+            return Err(Error::NotRunning {
+                container: rec.name,
+                op: crate::error::Operation::Exec,
+            });
         }
         if o.args.is_empty() {
             return Err(crate::error::option("exec", "give a command to run"));
@@ -233,5 +233,33 @@ pub fn receive_console(
             ));
         }
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::start_failure_kind;
+    use crate::ErrorKind;
+
+    #[test]
+    fn a_start_failure_is_told_by_the_runtimes_message() {
+        for (msg, kind) in [
+            (
+                "exec: \"/no/such/cmd\": stat /no/such/cmd: no such file or directory",
+                ErrorKind::CommandNotFound,
+            ),
+            (
+                "exec: \"nosuch\": executable file not found in $PATH",
+                ErrorKind::CommandNotFound,
+            ),
+            (
+                "exec /etc/passwd: Permission denied",
+                ErrorKind::CommandNotExecutable,
+            ),
+            ("exec /etc: Is a directory", ErrorKind::CommandNotExecutable),
+            ("cgroup: write memory.max: EBUSY", ErrorKind::Runtime),
+        ] {
+            assert_eq!(start_failure_kind(msg), kind, "{msg}");
+        }
     }
 }

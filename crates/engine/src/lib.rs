@@ -20,7 +20,7 @@ pub mod system;
 pub mod user;
 
 pub use containers::{Engine, PreMonitor, Session, Started};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 
 /// Starts, on a thread, the wait that the runtime's first move of a
 /// process into a cgroup v1 hierarchy would otherwise make later (an RCU

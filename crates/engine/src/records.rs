@@ -190,10 +190,7 @@ impl Records {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if e.code == rusqlite::ErrorCode::ConstraintViolation =>
             {
-                Err(Error::Conflict(format!(
-                    "the name {:?} is already in use by another container; remove it (`berth rm {}`) or choose another --name",
-                    rec.name, rec.name
-                )))
+                Err(Error::NameInUse(rec.name.clone()))
             }
             Err(e) => Err(db("record the container")(e)),
         }

@@ -3,6 +3,10 @@
 //!
 //! All three are small line or byte formats parsed by hand, so the monitor
 //! needs no serialisation crate (its resident size is a product goal).
+//!
+//! A crate of its own, not the monitor package's library: the engine and the
+//! `berth` CLI link it, and they must not link berth-runtime, which the
+//! monitor's binary uses (crates/conformance/tests/project.rs checks this).
 
 pub mod config;
 pub mod frame;
