@@ -174,7 +174,7 @@ impl PreMonitor {
             return None;
         }
         // The directory the runtime's protected overlay is made with.
-        std::fs::create_dir_all(run_root).ok()?;
+        paths::private_run_root(run_root).ok()?;
         let mut cmd = std::process::Command::new(&monitor);
         cmd.arg("--pre").arg(&runtime).arg(run_root);
         // Kept off our CPU while it starts up, so that it does so beside
@@ -287,6 +287,20 @@ fn is_monitor(pid: i32) -> bool {
         && berth_sys::process::proc_stat(pid).is_some_and(|s| s.state != 'Z')
 }
 
+/// Writes `data` to a new `path` (replacing what was there) readable by
+/// its owner only.
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(data))
+        .map_err(io(format!("write {}", path.display())))
+}
+
 fn short(id: &str) -> &str {
     &id[..12.min(id.len())]
 }
@@ -313,6 +327,7 @@ impl Engine {
         for d in [root.join("containers"), root.join("volumes")] {
             std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
         }
+        paths::private_run_root(run_root)?;
         for d in ["containers", "locks", "rootfs"] {
             std::fs::create_dir_all(run_root.join(d))
                 .map_err(io(format!("create {}", run_root.join(d).display())))?;
@@ -987,10 +1002,8 @@ impl Engine {
             }
         }
         let json = spec::generate_json(image, &user, &opts)?;
-        std::fs::write(run_dir.join("config.json"), json).map_err(io(format!(
-            "write {}",
-            run_dir.join("config.json").display()
-        )))
+        // 0600: the environment in it holds the -e secrets.
+        write_private(&run_dir.join("config.json"), &json)
     }
 
     /// Replaces a seccomp profile by its conversion for the container's
@@ -1117,7 +1130,7 @@ impl Engine {
             Some(child) => child,
             None => {
                 let conf = run_dir.join("monitor.conf");
-                std::fs::write(&conf, text).map_err(io(format!("write {}", conf.display())))?;
+                write_private(&conf, text.as_bytes())?;
                 let log = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)

@@ -169,6 +169,16 @@ fn open_db(
     Ok(db)
 }
 
+/// Sets `path`'s permission bits to `mode` unless they are already (a
+/// stat, and a chmod only the first time).
+pub fn private(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::metadata(path)?.permissions().mode() & 0o7777 != mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating) the store at `root`.
     pub fn open(root: &Path) -> Result<Store> {
@@ -179,14 +189,16 @@ impl Store {
     /// database (see [`Store::db`]). Tables an earlier berth kept in a
     /// database of their own are imported into it first.
     pub fn open_with(root: &Path, extra: &[Tables<'_>]) -> Result<Store> {
+        // Layers hold setuid binaries and images' secrets, the database
+        // the containers' configs (their -e secrets): the store is its
+        // owner's alone (as containers/storage does), and one an older
+        // berth left open to others is closed here.
         if !root.exists() {
-            // Layers hold setuid binaries and images' secrets: the store is
-            // its owner's alone (as containers/storage does).
             std::fs::create_dir_all(root)
                 .with_ctx(|| format!("create the image store {}", root.display()))?;
-            std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                .with_ctx(|| format!("chmod the image store {}", root.display()))?;
         }
+        private(root, 0o700)
+            .with_ctx(|| format!("make the image store {} private (chmod)", root.display()))?;
         for d in ["blobs/sha256", "layers", "tmp", "locks"] {
             std::fs::create_dir_all(root.join(d)).with_ctx(|| {
                 format!(
@@ -200,6 +212,17 @@ impl Store {
             .collect();
         let db = open_db(&root.join(DB_FILE), "FULL", &schemas)
             .map_err(|(op, cause)| Error::Db { op, cause })?;
+        // SQLite makes its files 0644 (the WAL and shared-memory files
+        // take the database's mode).
+        for f in [DB_FILE, "store.db-wal", "store.db-shm"] {
+            let p = root.join(f);
+            match private(&p, 0o600) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_ctx(|| format!("make {} private (chmod)", p.display()));
+                }
+                _ => {}
+            }
+        }
         for t in std::iter::once(&IMAGE_TABLES).chain(extra) {
             import_legacy(&db, root, t)?;
         }

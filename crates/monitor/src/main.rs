@@ -453,7 +453,7 @@ impl LogWriter {
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .mode_0640()
+            .mode_0600()
             .open(&self.path)?;
         self.size = f.metadata()?.len();
         self.file = Some(f);
@@ -560,12 +560,13 @@ impl LogWriter {
     }
 }
 
-trait Mode0640 {
-    fn mode_0640(&mut self) -> &mut Self;
+/// The log holds what the container prints (secrets too): its owner's.
+trait Mode0600 {
+    fn mode_0600(&mut self) -> &mut Self;
 }
-impl Mode0640 for std::fs::OpenOptions {
-    fn mode_0640(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o640)
+impl Mode0600 for std::fs::OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
     }
 }
 

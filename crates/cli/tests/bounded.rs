@@ -1,0 +1,142 @@
+//! What one user's containers keep private from other local users, and
+//! the bounds berth keeps for any input: log sizes, log reading, table
+//! text (issue 20, sections 2 and 3).
+
+mod common;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn busybox_tar() -> Vec<u8> {
+    let bb =
+        std::fs::read(BUSYBOX).expect("busybox-static is needed: apt-get install busybox-static");
+    let mut t = berth_image::tar::build::Tar::default();
+    t.dir("bin/", 0o755).file("bin/busybox", &bb, 0o755);
+    for a in [
+        "sh", "echo", "cat", "true", "sleep", "id", "yes", "head", "printf", "dd", "tr",
+    ] {
+        t.symlink(&format!("bin/{a}"), "busybox");
+    }
+    t.dir("etc/", 0o755)
+        .file(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+            0o644,
+        )
+        .file("etc/group", b"root:x:0:\napp:x:1000:\n", 0o644)
+        .dir("tmp/", 0o1777);
+    t.end()
+}
+
+/// Imports the busybox image as `bb:latest` into `env`'s store.
+fn image(env: &Env) -> &'static str {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bb.tar");
+    std::fs::write(&p, busybox_tar()).unwrap();
+    env.berth(&["import", p.to_str().unwrap(), "bb:latest"])
+        .ok();
+    "bb:latest"
+}
+
+fn inspect(env: &Env, c: &str) -> serde_json::Value {
+    let o = env.berth(&["inspect", c]).ok();
+    serde_json::from_str::<serde_json::Value>(&o.stdout).unwrap()[0].clone()
+}
+
+/// Runs `argv` as nobody (uid and gid 65534, no groups); whether it worked.
+fn as_nobody(argv: &[&str]) -> bool {
+    let o = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args(argv)
+        .output()
+        .expect("setpriv (util-linux) is needed");
+    o.status.success()
+}
+
+fn chmod(p: &Path, mode: u32) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn state_configs_logs_and_the_store_are_private_to_their_owner() {
+    let env = Env::new();
+    // Roots as an older berth (or a umask of 022) left them: open to all.
+    chmod(env.root.path(), 0o755);
+    chmod(env.run_root.path(), 0o755);
+    // The test's own condition: nobody can reach a file left open there.
+    let probe = env.run_root.path().join("probe");
+    std::fs::write(&probe, "x").unwrap();
+    chmod(&probe, 0o644);
+    assert!(
+        as_nobody(&["cat", probe.to_str().unwrap()]),
+        "nobody must be able to read an open file under the run root for this test to mean anything"
+    );
+    std::fs::remove_file(&probe).unwrap();
+
+    let img = image(&env);
+    let id = env
+        .berth(&[
+            "run",
+            "-d",
+            "-e",
+            "DB_PASSWORD=hunter2",
+            img,
+            "sh",
+            "-c",
+            "echo the-secret-is-hunter2; sleep 30",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let run_dir = env.run_root.path().join("containers").join(&id);
+    let config = run_dir.join("config.json");
+    let log = env.root.path().join("containers").join(&id).join("ctr.log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !log.exists() {
+        assert!(Instant::now() < deadline, "no log at {}", log.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(std::fs::read_to_string(&config)
+        .unwrap()
+        .contains("hunter2"));
+    let db = env.root.path().join("store.db");
+    for f in [&config, &log, &db] {
+        assert!(
+            !as_nobody(&["cat", f.to_str().unwrap()]),
+            "another user reads {}",
+            f.display()
+        );
+        assert_eq!(mode(f) & 0o077, 0, "{} is open to others", f.display());
+    }
+    for d in [env.root.path(), env.run_root.path()] {
+        assert!(
+            !as_nobody(&["ls", d.to_str().unwrap()]),
+            "another user lists {}",
+            d.display()
+        );
+        assert_eq!(mode(d), 0o700, "{}", d.display());
+    }
+    // The container's own non-root user still reads what is bound into it
+    // and runs from the image's layers.
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "-u",
+            "1000",
+            img,
+            "sh",
+            "-c",
+            "id -u; cat /etc/hosts /etc/resolv.conf >/dev/null && echo read",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "1000\nread\n");
+    env.berth(&["rm", "-f", &id]).ok();
+}
