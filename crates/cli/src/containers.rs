@@ -284,7 +284,9 @@ pub struct CreateArgs {
     /// json-file, k8s-file (default) or none.
     #[arg(long, default_value = "k8s-file")]
     pub log_driver: String,
-    /// Log options: max-size=10m, max-file=3.
+    /// Log options: max-size=SIZE (default 10m; 0 for no cap), max-file=N
+    /// (default 3): the log is rotated at max-size and max-file files are
+    /// kept, so it never takes more than 30 MB by default.
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,
     /// Keys that detach from the container (default ctrl-p,ctrl-q).

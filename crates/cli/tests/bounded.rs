@@ -140,3 +140,61 @@ fn state_configs_logs_and_the_store_are_private_to_their_owner() {
     assert_eq!(o.stdout, "1000\nread\n");
     env.berth(&["rm", "-f", &id]).ok();
 }
+
+#[test]
+fn logs_are_capped_and_rotated_by_default() {
+    let env = Env::new();
+    let img = image(&env);
+    // 40 MB of output, with no --log-opt. (No `yes | head`: yes would go
+    // on after head ends while containers start with SIGPIPE ignored.)
+    env.berth(&[
+        "run",
+        "--name",
+        "chatty",
+        img,
+        "sh",
+        "-c",
+        "dd if=/dev/zero bs=1000000 count=40 2>/dev/null | tr '\\0' x",
+    ])
+    .ok();
+    let c = inspect(&env, "chatty");
+    assert_eq!(
+        c["HostConfig"]["LogConfig"]["Config"]["max-size"],
+        "10485760"
+    );
+    assert_eq!(c["HostConfig"]["LogConfig"]["Config"]["max-file"], "3");
+    let dir = env
+        .root
+        .path()
+        .join("containers")
+        .join(c["Id"].as_str().unwrap());
+    let mut total = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_name().to_string_lossy().starts_with("ctr.log") {
+            total += e.metadata().unwrap().len();
+        }
+    }
+    assert!(total <= 3 * (10 << 20), "the logs take {total} bytes");
+    assert!(total > 2 * (10 << 20), "the logs take {total} bytes");
+    assert!(dir.join("ctr.log.2").exists() && !dir.join("ctr.log.3").exists());
+    // max-size=0 lifts the cap.
+    env.berth(&[
+        "run",
+        "--name",
+        "uncapped",
+        "--log-opt",
+        "max-size=0",
+        img,
+        "sh",
+        "-c",
+        "dd if=/dev/zero bs=1000000 count=12 2>/dev/null | tr '\\0' x",
+    ])
+    .ok();
+    let id = inspect(&env, "uncapped")["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = env.root.path().join("containers").join(id);
+    assert!(!dir.join("ctr.log.1").exists());
+}
