@@ -435,6 +435,10 @@ pub fn list(root: &Path, a: ListArgs) -> Result<()> {
             ]);
         }
     }
+    let rows: Vec<[String; 5]> = rows
+        .into_iter()
+        .map(|r| r.map(crate::escape::owned))
+        .collect();
     let widths: Vec<usize> = (0..5)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
@@ -538,6 +542,10 @@ fn history(root: &Path, name: &str, no_trunc: bool) -> Result<()> {
         ]);
     }
     rows.reverse();
+    let rows: Vec<[String; 4]> = rows
+        .into_iter()
+        .map(|r| r.map(crate::escape::owned))
+        .collect();
     let head = [
         "CREATED".to_string(),
         "CREATED BY".into(),

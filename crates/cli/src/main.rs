@@ -3,6 +3,7 @@
 
 mod auth;
 mod containers;
+mod escape;
 mod images;
 mod manage;
 mod progress;

@@ -215,6 +215,7 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
                 r.name.clone(),
             ]
         })
+        .map(|r: [String; 7]| r.map(crate::escape::owned))
         .collect();
     let head = [
         "CONTAINER ID",

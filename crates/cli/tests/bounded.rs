@@ -198,3 +198,31 @@ fn logs_are_capped_and_rotated_by_default() {
     let dir = env.root.path().join("containers").join(id);
     assert!(!dir.join("ctr.log.1").exists());
 }
+
+/// True when `s` holds a control character other than the line ends.
+fn has_controls(s: &str) -> bool {
+    s.chars().any(|c| c.is_control() && c != '\n')
+}
+
+#[test]
+fn tables_never_print_control_characters_from_container_data() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&[
+        "create",
+        "--name",
+        "esc",
+        img,
+        "sh",
+        "-c",
+        "\x1b]0;owned\x07\x1b[2J\rline\nnext\u{9b}",
+    ])
+    .ok();
+    let o = env.berth(&["ps", "-a", "--no-trunc"]).ok();
+    assert!(!has_controls(&o.stdout), "{:?}", o.stdout);
+    assert_eq!(o.stdout.lines().count(), 2, "{:?}", o.stdout);
+    assert!(o.stdout.contains("\\x1b]0;owned\\x07"), "{:?}", o.stdout);
+    // The JSON keeps the command as it is.
+    let c = inspect(&env, "esc");
+    assert!(c["Config"]["Cmd"][2].as_str().unwrap().contains('\x1b'));
+}
