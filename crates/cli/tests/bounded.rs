@@ -226,3 +226,112 @@ fn tables_never_print_control_characters_from_container_data() {
     let c = inspect(&env, "esc");
     assert!(c["Config"]["Cmd"][2].as_str().unwrap().contains('\x1b'));
 }
+
+/// Runs `berth ARGS` under GNU time: (exit code, stdout, max RSS in KiB,
+/// seconds).
+fn timed(env: &Env, args: &[&str]) -> (i32, String, u64, f64) {
+    let mut c = Command::new("/usr/bin/time");
+    c.args(["-f", "@@ %M %e", env!("CARGO_BIN_EXE_berth")]);
+    c.arg("--root").arg(env.root.path());
+    c.arg("--run-root").arg(env.run_root.path());
+    c.env(
+        "CONTAINERS_REGISTRIES_CONF",
+        env.root.path().join("no-registries.conf"),
+    );
+    let o = c
+        .args(args)
+        .output()
+        .expect("GNU time (apt-get install time)");
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err
+        .lines()
+        .rfind(|l| l.starts_with("@@ "))
+        .unwrap_or_else(|| panic!("no time line in {err:?}"));
+    let mut f = last[3..].split(' ');
+    let rss = f.next().unwrap().parse().unwrap();
+    let secs = f.next().unwrap().parse().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        rss,
+        secs,
+    )
+}
+
+const GIANT: u64 = 2 << 30;
+
+fn log_of(env: &Env, name: &str) -> std::path::PathBuf {
+    env.root
+        .path()
+        .join("containers")
+        .join(inspect(env, name)["Id"].as_str().unwrap())
+        .join("ctr.log")
+}
+
+#[test]
+fn logs_tail_and_follow_read_from_the_end_in_bounded_memory_and_time() {
+    let env = Env::new();
+    let img = image(&env);
+    for driver in ["k8s-file", "json-file"] {
+        let name = format!("big-{driver}");
+        env.berth(&[
+            "run",
+            "--name",
+            &name,
+            "--log-driver",
+            driver,
+            img,
+            "sh",
+            "-c",
+            "echo first; echo second",
+        ])
+        .ok();
+        // A single 2 GiB line (sparse, made at once), then one entry more.
+        let log = log_of(&env, &name);
+        let text = std::fs::read_to_string(&log).unwrap();
+        let last = text.lines().last().unwrap().replace("second", "last");
+        let f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        f.set_len(text.len() as u64 + GIANT).unwrap();
+        use std::io::Write;
+        (&f).write_all(format!("\n{last}\n").as_bytes()).unwrap();
+        drop(f);
+        let (code, out, rss, secs) = timed(&env, &["logs", "--tail", "1", &name]);
+        eprintln!("{driver}: logs --tail 1 of a 2 GiB log: {rss} KiB, {secs} s");
+        assert_eq!((code, out.as_str()), (0, "last\n"), "{driver}");
+        assert!(rss < 64 << 10, "{driver}: logs --tail 1 took {rss} KiB");
+        assert!(secs < 5.0, "{driver}: logs --tail 1 took {secs} s");
+        // The giant line is not an entry: the tail ends at it.
+        let (code, out, rss, _) = timed(&env, &["logs", "--tail", "5", &name]);
+        assert_eq!((code, out.as_str()), (0, "last\n"), "{driver}");
+        assert!(rss < 64 << 10, "{driver}: logs --tail 5 took {rss} KiB");
+    }
+
+    // -f on a live log that ends in a 2 GiB line: nothing read into
+    // memory, and the next line follows.
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "--log-opt",
+        "max-size=0",
+        img,
+        "sh",
+        "-c",
+        "echo a; sleep 3; echo b",
+    ])
+    .ok();
+    let log = log_of(&env, "live");
+    let t = Instant::now();
+    while !std::fs::read_to_string(&log).is_ok_and(|s| s.contains(" a\n")) {
+        assert!(t.elapsed() < Duration::from_secs(10), "no first line");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    f.set_len(f.metadata().unwrap().len() + GIANT).unwrap();
+    drop(f);
+    let (code, out, rss, _) = timed(&env, &["logs", "-f", "--tail", "1", "live"]);
+    assert_eq!(code, 0);
+    assert!(out.ends_with("b\n"), "{out:?}");
+    assert!(rss < 64 << 10, "logs -f took {rss} KiB");
+}
