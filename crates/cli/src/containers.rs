@@ -593,8 +593,17 @@ fn create_record(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<Record>
         )),
         None => None,
     };
+    let asked = config.stop_signal.clone();
     let made = image_for(root, engine, a)
         .and_then(|id| Ok(engine.create(&a.image, &id, a.name.as_deref(), config)?));
+    if let Ok(rec) = &made {
+        if rec.config.stop_signal != asked {
+            eprintln!(
+                "WARNING: image {}: its StopSignal is not a signal berth knows; `berth stop` sends SIGTERM",
+                a.image
+            );
+        }
+    }
     match (made, cidfile.as_mut()) {
         (Err(e), Some((p, _))) => {
             let _ = std::fs::remove_file(p);

@@ -335,3 +335,55 @@ fn logs_tail_and_follow_read_from_the_end_in_bounded_memory_and_time() {
     assert!(out.ends_with("b\n"), "{out:?}");
     assert!(rss < 64 << 10, "logs -f took {rss} KiB");
 }
+
+/// Loads, as `tag`, a docker-archive of the busybox layer whose image
+/// config is `config` (its `rootfs` is filled in).
+fn load_image(env: &Env, tag: &str, mut config: serde_json::Value) {
+    let layer = busybox_tar();
+    config["rootfs"] = serde_json::json!({
+        "type": "layers",
+        "diff_ids": [berth_image::Digest::of(&layer).to_string()],
+    });
+    config["os"] = "linux".into();
+    config["architecture"] = "amd64".into();
+    let manifest = serde_json::json!([{
+        "Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"],
+    }]);
+    let mut t = berth_image::tar::build::Tar::default();
+    t.file(
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+        0o644,
+    )
+    .file("config.json", &serde_json::to_vec(&config).unwrap(), 0o644)
+    .file("layer.tar", &layer, 0o644);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("image.tar");
+    std::fs::write(&p, t.end()).unwrap();
+    env.berth(&["load", "-i", p.to_str().unwrap()]).ok();
+}
+
+#[test]
+fn an_unknown_image_stop_signal_is_sigterm_and_stop_ends_with_sigkill() {
+    let env = Env::new();
+    load_image(
+        &env,
+        "stopsig:latest",
+        serde_json::json!({"config": {"Cmd": ["sleep", "100"], "StopSignal": "SIGNOTONE"}}),
+    );
+    let o = env.berth(&["create", "--name", "stopper", "stopsig:latest"]).ok();
+    assert!(
+        o.stderr.contains("WARNING") && o.stderr.contains("StopSignal"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(inspect(&env, "stopper")["Config"]["StopSignal"], "SIGTERM");
+    env.berth(&["start", "stopper"]).ok();
+    // sleep as pid 1 ignores SIGTERM: the stop ends with SIGKILL.
+    let t = Instant::now();
+    env.berth(&["stop", "-t", "1", "stopper"]).ok();
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+    let c = inspect(&env, "stopper");
+    assert_eq!(c["State"]["Status"], "exited");
+    assert_eq!(c["State"]["ExitCode"], 137);
+}

@@ -441,6 +441,18 @@ impl Engine {
         }
         paths::find_program(&config.runtime)?;
         let image_config = self.image_config(image_id)?;
+        let mut config = config;
+        if config.stop_signal.is_none()
+            && image_config
+                .stop_signal
+                .as_deref()
+                .is_some_and(|s| crate::config::parse_signal(s).is_err())
+        {
+            // An image's StopSignal berth does not know is SIGTERM, decided
+            // here once: the record says so (the caller sees the change and
+            // warns), and `stop` never fails on it.
+            config.stop_signal = Some("SIGTERM".into());
+        }
         let id = paths::new_id()?;
         let name = name.map_or_else(|| paths::random_name(&id), str::to_string);
         // The options must make a spec before anything is recorded (the
@@ -1506,21 +1518,25 @@ impl Engine {
             .ok()
             .and_then(|d| self.image_config(&d).ok())
             .and_then(|i| i.stop_signal);
+        // Unknown (a record of an older berth, whose image's StopSignal
+        // was not checked at create): SIGTERM. Nothing here may keep the
+        // SIGKILL after the timeout from being sent.
         let sig = rec
             .config
             .stop_signal
             .clone()
             .or(image_sig)
-            .map(|s| crate::config::parse_signal(&s))
-            .transpose()?
+            .and_then(|s| crate::config::parse_signal(&s).ok())
             .unwrap_or(libc::SIGTERM);
         let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
-        match self.kill(&rec.id, sig, true) {
-            Ok(_) | Err(Error::Conflict(_)) => {}
-            Err(e) => return Err(e),
-        }
-        if let Some(r) = self.wait_stopped(&rec, Duration::from_secs(u64::from(secs)))? {
-            return Ok(r);
+        let sent = match self.kill(&rec.id, sig, true) {
+            Ok(_) | Err(Error::Conflict(_)) => true,
+            Err(_) => false, // SIGKILL at once (an error of its own is reported)
+        };
+        if sent {
+            if let Some(r) = self.wait_stopped(&rec, Duration::from_secs(u64::from(secs)))? {
+                return Ok(r);
+            }
         }
         match self.kill(&rec.id, libc::SIGKILL, true) {
             Ok(_) | Err(Error::Conflict(_)) => {}
