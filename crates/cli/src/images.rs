@@ -190,12 +190,18 @@ pub fn pull_image(root: &Path, a: &PullArgs) -> Result<berth_image::Digest> {
         opts.registry.credentials = Some((u.to_string(), p.to_string()));
     }
     let mut store = open(root)?;
+    let interrupt = crate::interrupt::Guard::new();
     let progress = Progress::new(a.quiet);
     if !a.quiet {
         eprintln!("Pulling {r}");
     }
     let res = pull::pull(&mut store, &r, &opts, &|e| progress.event(e));
     progress.finish();
+    if interrupt.interrupted() {
+        eprintln!("berth: pull of {r} interrupted; nothing of it was kept");
+        return Err(crate::containers::ExitCode(130).into());
+    }
+    drop(interrupt);
     let p = res?;
     if !a.quiet {
         eprintln!("Digest: {}", p.manifest);
@@ -294,9 +300,18 @@ pub fn load(root: &Path, a: LoadArgs) -> Result<()> {
             (spool.clone(), Some(Spool(spool)))
         }
     };
+    let interrupt = crate::interrupt::Guard::new();
     let progress = Progress::new(a.quiet);
     let loaded = berth_image::archive::load(&mut store, &path, &|e| progress.event(e));
     progress.finish();
+    if interrupt.interrupted() {
+        eprintln!(
+            "berth: load of {} interrupted; nothing of it was kept",
+            path.display()
+        );
+        return Err(crate::containers::ExitCode(130).into());
+    }
+    drop(interrupt);
     for l in loaded? {
         if a.quiet || l.names.is_empty() {
             println!("{}", l.id);

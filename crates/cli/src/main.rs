@@ -5,6 +5,7 @@ mod auth;
 mod containers;
 mod escape;
 mod images;
+mod interrupt;
 mod logread;
 mod manage;
 mod progress;

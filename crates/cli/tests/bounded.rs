@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -371,7 +372,9 @@ fn an_unknown_image_stop_signal_is_sigterm_and_stop_ends_with_sigkill() {
         "stopsig:latest",
         serde_json::json!({"config": {"Cmd": ["sleep", "100"], "StopSignal": "SIGNOTONE"}}),
     );
-    let o = env.berth(&["create", "--name", "stopper", "stopsig:latest"]).ok();
+    let o = env
+        .berth(&["create", "--name", "stopper", "stopsig:latest"])
+        .ok();
     assert!(
         o.stderr.contains("WARNING") && o.stderr.contains("StopSignal"),
         "{}",
@@ -386,4 +389,253 @@ fn an_unknown_image_stop_signal_is_sigterm_and_stop_ends_with_sigkill() {
     let c = inspect(&env, "stopper");
     assert_eq!(c["State"]["Status"], "exited");
     assert_eq!(c["State"]["ExitCode"], 137);
+}
+
+/// How the test registry below sends the layer blob.
+#[derive(Clone, Copy, PartialEq)]
+enum Send {
+    Whole,
+    /// Half of it, then nothing (the connection stays open).
+    Stall,
+    /// One byte every 100 ms.
+    Trickle,
+}
+
+/// A one-image registry on loopback (`t/img:v1`, one gzip layer), serving
+/// the layer as `send` says. Its address.
+fn tiny_registry(config: serde_json::Value, layer: Vec<u8>, send: Send) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let gz = compress(&layer, &Comp::Gzip);
+    let mut config = config;
+    config["os"] = "linux".into();
+    config["architecture"] = "amd64".into();
+    if config.get("rootfs").is_none() {
+        config["rootfs"] = serde_json::json!({"type": "layers", "diff_ids": [berth_image::Digest::of(&layer).to_string()]});
+    }
+    let config = serde_json::to_vec(&config).unwrap();
+    let (cd, ld) = (
+        berth_image::Digest::of(&config),
+        berth_image::Digest::of(&gz),
+    );
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld.to_string(), "size": gz.len()}],
+    }))
+    .unwrap();
+    let md = berth_image::Digest::of(&manifest);
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let files = std::sync::Arc::new((manifest, md, config, cd, gz, ld));
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let files = files.clone();
+            std::thread::spawn(move || {
+                let (manifest, md, config, cd, gz, ld) = &*files;
+                let mut r = BufReader::new(&c);
+                let mut line = String::new();
+                let _ = r.read_line(&mut line);
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) <= 2 {
+                        break;
+                    }
+                }
+                let mut w = &c;
+                let path = line.split(' ').nth(1).unwrap_or("").to_string();
+                let head = line.starts_with("HEAD");
+                let (ctype, body, is_layer): (&str, &[u8], bool) = if path == "/v2/" {
+                    ("application/json", b"{}", false)
+                } else if path.starts_with("/v2/t/img/manifests/") {
+                    (
+                        "application/vnd.oci.image.manifest.v1+json",
+                        manifest,
+                        false,
+                    )
+                } else if path == format!("/v2/t/img/blobs/{cd}") {
+                    ("application/octet-stream", config, false)
+                } else if path == format!("/v2/t/img/blobs/{ld}") {
+                    ("application/octet-stream", gz, true)
+                } else {
+                    let _ = w.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    return;
+                };
+                let digest = if path.contains("manifests") {
+                    md.to_string()
+                } else {
+                    String::new()
+                };
+                let _ = write!(
+                    w,
+                    "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nDocker-Content-Digest: {digest}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                if head {
+                    return;
+                }
+                match (is_layer, send) {
+                    (true, Send::Stall) => {
+                        let _ = w.write_all(&body[..body.len() / 2]);
+                        std::thread::sleep(Duration::from_secs(120));
+                    }
+                    (true, Send::Trickle) => {
+                        for b in body.iter() {
+                            if w.write_all(&[*b]).is_err() {
+                                return;
+                            }
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                    }
+                    _ => {
+                        let _ = w.write_all(body);
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A layer of `n` bytes of random data (so that gzip leaves it as big).
+fn random_layer(n: usize) -> Vec<u8> {
+    let mut data = vec![0u8; n];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for b in data.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    let mut t = berth_image::tar::build::Tar::default();
+    t.file("data", &data, 0o644);
+    t.end()
+}
+
+fn tmp_entries(env: &Env) -> Vec<String> {
+    std::fs::read_dir(env.root.path().join("tmp"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn df_images_size(env: &Env) -> u64 {
+    let v: serde_json::Value =
+        serde_json::from_str(&env.berth(&["system", "df", "--format", "json"]).ok().stdout)
+            .unwrap();
+    v.as_array().unwrap()[0]["size"].as_u64().unwrap()
+}
+
+#[test]
+fn a_failed_or_interrupted_pull_leaves_nothing_in_the_store_tmp_and_df_counts_it() {
+    let env = Env::new();
+    // A digest mismatch (the config's diff ID is not the layer's).
+    let reg = tiny_registry(
+        serde_json::json!({"rootfs": {"type": "layers", "diff_ids": [berth_image::Digest::of(b"other").to_string()]}}),
+        random_layer(3 << 20),
+        Send::Whole,
+    );
+    let o = env.berth(&["pull", &format!("{reg}/t/img:v1")]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("does not match"), "{}", o.stderr);
+    assert_eq!(
+        tmp_entries(&env),
+        Vec::<String>::new(),
+        "after a digest mismatch"
+    );
+
+    // A broken stream (a registry that stops sending), with a short
+    // stall time: retried, then fails, and nothing is left.
+    let reg = tiny_registry(serde_json::json!({}), random_layer(3 << 20), Send::Stall);
+    let t = Instant::now();
+    let o = env
+        .cmd()
+        .env("BERTH_PULL_STALL_TIMEOUT", "0.5")
+        .args(["pull", &format!("{reg}/t/img:v1")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(err.contains("retries"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    assert_eq!(
+        tmp_entries(&env),
+        Vec::<String>::new(),
+        "after a broken stream"
+    );
+
+    // Ctrl-C in the middle of a layer.
+    let mut child = env
+        .cmd()
+        .args(["pull", &format!("{reg}/t/img:v1")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while tmp_entries(&env).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the pull never started a layer"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // The half-downloaded layer counts in system df.
+    assert!(df_images_size(&env) > 1 << 20, "df does not count tmp/");
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the pull ignored ctrl-c"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.code() == Some(130) || status.signal() == Some(libc::SIGINT));
+    assert_eq!(tmp_entries(&env), Vec::<String>::new(), "after ctrl-c");
+
+    // What a killed pull left is counted, and removed by the next pull.
+    let stale = env
+        .root
+        .path()
+        .join("tmp")
+        .join(format!("layer-{}", "ab".repeat(32)));
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::write(stale.join("big"), random_layer(2 << 20)).unwrap();
+    assert!(df_images_size(&env) >= 2 << 20, "df does not count tmp/");
+    let reg = tiny_registry(serde_json::json!({}), random_layer(1000), Send::Whole);
+    env.berth(&["pull", &format!("{reg}/t/img:v1")]).ok();
+    assert_eq!(
+        tmp_entries(&env),
+        Vec::<String>::new(),
+        "a killed pull's leftovers"
+    );
+}
+
+#[test]
+fn a_registry_that_trickles_is_detected_retried_and_fails() {
+    let env = Env::new();
+    let reg = tiny_registry(serde_json::json!({}), random_layer(1 << 20), Send::Trickle);
+    let t = Instant::now();
+    let o = env
+        .cmd()
+        .env("BERTH_PULL_STALL_TIMEOUT", "1")
+        .args(["pull", &format!("{reg}/t/img:v1")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("no progress"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
+    assert_eq!(tmp_entries(&env), Vec::<String>::new());
 }

@@ -17,6 +17,64 @@ use std::sync::Mutex;
 /// Image configs larger than this are refused.
 pub const MAX_CONFIG: u64 = 8 << 20;
 
+/// Set by [`cancel`]: every layer stream of this process fails at its next
+/// read, so each pull or load unwinds and removes its temporary files.
+static CANCELLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops the pulls and loads of this process (for a signal: async-safe).
+pub fn cancel() {
+    CANCELLED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether [`cancel`] was called.
+pub fn cancelled() -> bool {
+    CANCELLED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// The temporary files of the layers this process is storing.
+static ACTIVE: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+
+/// Whether any layer is being stored by this process.
+pub fn storing() -> bool {
+    !ACTIVE.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+}
+
+/// After [`cancel`], for a process about to exit whose layer streams are
+/// stuck in a read (a stalled registry): removes their temporary files.
+pub fn remove_unfinished() {
+    for p in ACTIVE.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let _ = std::fs::remove_file(p);
+        let _ = remove_tree(p);
+    }
+}
+
+/// Removes a layer's temporary blob and directory unless they were
+/// published (moved away): every way out of [`store_layer`] but success.
+struct TmpFiles<'a> {
+    layer: &'a std::path::Path,
+    blob: &'a std::path::Path,
+}
+
+impl<'a> TmpFiles<'a> {
+    fn new(layer: &'a std::path::Path, blob: &'a std::path::Path) -> TmpFiles<'a> {
+        let mut a = ACTIVE.lock().unwrap_or_else(|p| p.into_inner());
+        a.push(layer.to_path_buf());
+        a.push(blob.to_path_buf());
+        TmpFiles { layer, blob }
+    }
+}
+
+impl Drop for TmpFiles<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.blob);
+        let _ = remove_tree(self.layer);
+        ACTIVE
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| p != self.layer && p != self.blob);
+    }
+}
+
 /// What a pull reports as it goes.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -166,6 +224,7 @@ pub fn pull(
     });
 
     let _pull_lock = store.pull_lock()?;
+    store.clean_tmp();
     let jobs: Vec<(usize, &Descriptor)> = layers.iter().enumerate().collect();
     let next = Mutex::new(0usize);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
@@ -243,6 +302,9 @@ struct Counting<'a, R> {
 
 impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if cancelled() {
+            return Err(std::io::Error::other("interrupted"));
+        }
         let n = self.inner.read(buf)?;
         self.done += n as u64;
         if self.done > self.total {
@@ -328,6 +390,7 @@ pub(crate) fn store_layer(
     let tmp_blob = store.tmp_dir().join(format!("blob-{}", chain.hex()));
     remove_tree(&tmp_layer)?;
     let _ = std::fs::remove_file(&tmp_blob);
+    let _tmp = TmpFiles::new(&tmp_layer, &tmp_blob);
     std::fs::create_dir(&tmp_layer).map_err(|e| Error::Io {
         op: format!("create {}", tmp_layer.display()),
         cause: e,

@@ -294,6 +294,62 @@ impl Store {
         self.lock_file("store", false)
     }
 
+    /// Removes what killed pulls and loads left in tmp/: a layer's files
+    /// whose lock no one holds, a spooled archive whose process is gone.
+    /// (GC removes everything there, under the exclusive store lock.)
+    pub fn clean_tmp(&self) {
+        let Ok(dir) = std::fs::read_dir(self.tmp_dir()) else {
+            return;
+        };
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // Held while the files are removed, so that no pull of the
+            // layer starts meanwhile.
+            let mut _held = None;
+            let stale = if let Some(hex) = name
+                .strip_prefix("layer-")
+                .or_else(|| name.strip_prefix("blob-"))
+            {
+                let lock = self.root.join("locks").join(format!("layer-{hex}"));
+                _held = hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit())
+                    .then(|| sfs::open(&lock, libc::O_RDWR | libc::O_CREAT, 0o600).ok())
+                    .flatten()
+                    .filter(|fd| sfs::flock(fd.as_fd(), true, true).unwrap_or(false));
+                _held.is_some()
+            } else if let Some(pid) = name
+                .strip_prefix("load-")
+                .and_then(|n| n.strip_suffix(".tar"))
+                .and_then(|n| n.parse::<i32>().ok())
+            {
+                // SAFETY: signal 0 only checks that the process exists.
+                pid > 0
+                    && unsafe { libc::kill(pid, 0) } == -1
+                    && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+            } else {
+                false
+            };
+            if stale {
+                let _ = remove_tree(&e.path());
+            }
+        }
+    }
+
+    /// The bytes in tmp/ (downloads and unpacks in progress, or left).
+    pub fn tmp_size(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            let Ok(m) = std::fs::symlink_metadata(p) else {
+                return 0;
+            };
+            if !m.is_dir() {
+                return std::os::unix::fs::MetadataExt::blocks(&m) * 512;
+            }
+            std::fs::read_dir(p).map_or(0, |d| d.flatten().map(|e| walk(&e.path())).sum())
+        }
+        walk(&self.tmp_dir())
+    }
+
     pub fn gc_lock(&self) -> Result<Lock> {
         self.lock_file("store", true)
     }
