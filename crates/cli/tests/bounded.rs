@@ -639,3 +639,76 @@ fn a_registry_that_trickles_is_detected_retried_and_fails() {
     assert!(t.elapsed() < Duration::from_secs(40), "{:?}", t.elapsed());
     assert_eq!(tmp_entries(&env), Vec::<String>::new());
 }
+
+/// A tmpfs of `size` mounted on `at` for the test; unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "berth-test",
+            ])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount a tmpfs on {}", at.display());
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn free_bytes(p: &Path) -> u64 {
+    // SAFETY: a zeroed statvfs is a valid out-parameter; the path is a
+    // valid C string.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(libc::statvfs(c.as_ptr(), &mut st), 0);
+        st.f_bavail as u64 * st.f_frsize as u64
+    }
+}
+
+#[test]
+fn a_layer_that_expands_beyond_the_disk_fails_clearly_and_keeps_a_reserve() {
+    let env = Env::new();
+    // The store on a 48 MiB filesystem of its own; the layer: 160 MB of
+    // zeros, a few hundred KB compressed.
+    let _fs = Tmpfs::mount(env.root.path(), "48m");
+    let mut t = berth_image::tar::build::Tar::default();
+    t.file("bomb", &vec![0u8; 160 << 20], 0o644);
+    let reg = tiny_registry(serde_json::json!({}), t.end(), Send::Whole);
+    let root = env.root.path().to_path_buf();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    let watch = std::thread::spawn(move || {
+        let mut least = u64::MAX;
+        while !d.load(std::sync::atomic::Ordering::SeqCst) {
+            least = least.min(free_bytes(&root));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        least
+    });
+    let o = env.berth(&["pull", &format!("{reg}/t/img:v1")]);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let least = watch.join().unwrap();
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("decompression bomb"), "{}", o.stderr);
+    assert_eq!(
+        o.stderr.lines().filter(|l| l.starts_with("berth:")).count(),
+        1,
+        "{}",
+        o.stderr
+    );
+    assert!(least >= 1 << 20, "the disk went down to {least} bytes free");
+    assert_eq!(tmp_entries(&env), Vec::<String>::new());
+}
