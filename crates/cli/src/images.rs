@@ -177,6 +177,9 @@ pub fn pull_image(root: &Path, a: &PullArgs) -> Result<berth_image::Digest> {
     let mut opts = PullOptions {
         parallel: a.parallel.max(1),
         registries,
+        foreign_urls: std::env::var("BERTH_ALLOW_FOREIGN_URLS")
+            .map(|v| v.split(',').map(|p| p.trim().to_string()).collect())
+            .unwrap_or_default(),
         ..Default::default()
     };
     if let Some(p) = &a.platform {

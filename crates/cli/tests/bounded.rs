@@ -404,6 +404,16 @@ enum Send {
 /// A one-image registry on loopback (`t/img:v1`, one gzip layer), serving
 /// the layer as `send` says. Its address.
 fn tiny_registry(config: serde_json::Value, layer: Vec<u8>, send: Send) -> String {
+    tiny_registry_urls(config, layer, send, &[])
+}
+
+/// [`tiny_registry`] with a nondistributable layer at `urls` (when any).
+fn tiny_registry_urls(
+    config: serde_json::Value,
+    layer: Vec<u8>,
+    send: Send,
+    urls: &[String],
+) -> String {
     use std::io::{BufRead, BufReader, Write};
     let gz = compress(&layer, &Comp::Gzip);
     let mut config = config;
@@ -421,7 +431,11 @@ fn tiny_registry(config: serde_json::Value, layer: Vec<u8>, send: Send) -> Strin
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": config.len()},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld.to_string(), "size": gz.len()}],
+        "layers": [if urls.is_empty() {
+            serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld.to_string(), "size": gz.len()})
+        } else {
+            serde_json::json!({"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip", "digest": ld.to_string(), "size": gz.len(), "urls": urls})
+        }],
     }))
     .unwrap();
     let md = berth_image::Digest::of(&manifest);
@@ -711,4 +725,70 @@ fn a_layer_that_expands_beyond_the_disk_fails_clearly_and_keeps_a_reserve() {
     );
     assert!(least >= 1 << 20, "the disk went down to {least} bytes free");
     assert_eq!(tmp_entries(&env), Vec::<String>::new());
+}
+
+/// A web server on loopback that answers 404 to everything and counts the
+/// requests (where a foreign layer's URL points).
+fn counting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut line = String::new();
+            let _ = BufReader::new(&c).read_line(&mut line);
+            let _ = (&c).write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (addr, hits)
+}
+
+#[test]
+fn foreign_layer_urls_are_not_fetched_unless_allowed() {
+    let env = Env::new();
+    let (web, hits) = counting_server();
+    let url = format!("http://{web}/layer.tar.gz");
+    let reg = tiny_registry_urls(
+        serde_json::json!({}),
+        random_layer(1000),
+        Send::Whole,
+        std::slice::from_ref(&url),
+    );
+    // By default the layer comes from the registry; its URL (loopback
+    // here, as a metadata address would be) is never asked.
+    env.berth(&["pull", &format!("{reg}/t/img:v1")]).ok();
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "a foreign URL was fetched"
+    );
+    env.berth(&["rmi", &format!("{reg}/t/img:v1")]).ok();
+    // A prefix that allows every http URL still does not reach loopback.
+    let o = env
+        .cmd()
+        .env("BERTH_ALLOW_FOREIGN_URLS", "http://")
+        .args(["pull", &format!("{reg}/t/img:v1")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "loopback was fetched"
+    );
+    env.berth(&["rmi", &format!("{reg}/t/img:v1")]).ok();
+    // Allowed by name: fetched from there (and it has nothing: an error).
+    let o = env
+        .cmd()
+        .env("BERTH_ALLOW_FOREIGN_URLS", format!("http://{web}/"))
+        .args(["pull", &format!("{reg}/t/img:v1")])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

@@ -91,6 +91,7 @@ const SPACE_CHECK_EVERY: u64 = 4 << 20;
 /// filesystem, at most 1 GiB (and 5% of its inodes), so that a layer that
 /// expands beyond what the disk can take (a decompression bomb: a few MB
 /// that inflate to many GB) fails with the disk still usable.
+#[allow(clippy::unnecessary_cast)] // statvfs fields are narrower on some targets
 fn reserve(st: &libc::statvfs) -> (u64, u64) {
     let size = st.f_blocks as u64 * st.f_frsize as u64;
     ((size / 20).min(1 << 30), st.f_files as u64 / 20)
@@ -122,6 +123,7 @@ impl Unpacker<'_> {
     }
 
     /// Fails when the store's filesystem is down to its reserve.
+    #[allow(clippy::unnecessary_cast)] // statvfs fields are narrower on some targets
     fn check_space(&mut self) -> Result<()> {
         self.unchecked = 0;
         // SAFETY: a zeroed statvfs is a valid out-parameter.
