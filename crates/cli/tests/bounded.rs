@@ -792,3 +792,47 @@ fn foreign_layer_urls_are_not_fetched_unless_allowed() {
     assert!(!o.status.success());
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+#[test]
+fn a_stalled_pull_never_blocks_rmi_or_prune_of_other_images() {
+    let env = Env::new();
+    let img = image(&env);
+    let reg = tiny_registry(serde_json::json!({}), random_layer(3 << 20), Send::Stall);
+    let mut pull = env
+        .cmd()
+        .args(["pull", &format!("{reg}/t/img:v1")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while tmp_entries(&env).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the pull never started a layer"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let quick = |args: &[&str]| {
+        let t = Instant::now();
+        env.berth(args).ok();
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "berth {args:?} waited {:?} for a stalled pull",
+            t.elapsed()
+        );
+    };
+    quick(&["rmi", img]);
+    image(&env);
+    quick(&["image", "prune"]);
+    quick(&["system", "prune", "-a", "-f"]);
+    assert!(env.images_json().as_array().unwrap().is_empty());
+    // The pull's own files were spared.
+    assert!(
+        !tmp_entries(&env).is_empty(),
+        "prune removed a live pull's files"
+    );
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(pull.id() as i32, libc::SIGINT) };
+    pull.wait().unwrap();
+}

@@ -228,7 +228,14 @@ pub fn pull(
             .collect(),
     });
 
-    let _pull_lock = store.pull_lock()?;
+    // No lock that GC waits for while the layers download: what this
+    // pull will reference is marked instead.
+    let marked: Vec<&Digest> = chains
+        .iter()
+        .chain(layers.iter().map(|l| &l.digest))
+        .chain([&config.digest, &mdigest])
+        .collect();
+    let _mark = store.mark_pull(&marked)?;
     store.clean_tmp();
     let jobs: Vec<(usize, &Descriptor)> = layers.iter().enumerate().collect();
     let next = Mutex::new(0usize);
@@ -270,6 +277,7 @@ pub fn pull(
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
+    let _commit = store.pull_lock()?;
     store.put_blob(&config.digest, &cfg_bytes)?;
     store.put_blob(&mdigest, &body)?;
     let mut names = Vec::new();
