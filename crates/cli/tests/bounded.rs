@@ -836,3 +836,60 @@ fn a_stalled_pull_never_blocks_rmi_or_prune_of_other_images() {
     unsafe { libc::kill(pull.id() as i32, libc::SIGINT) };
     pull.wait().unwrap();
 }
+
+#[test]
+fn a_container_whose_monitor_was_killed_exits_137_on_stop_and_leaves_no_zombie() {
+    let env = Env::new();
+    let img = image(&env);
+    let id = env
+        .berth(&["run", "-d", "--name", "orphan", img, "sleep", "100"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let state = std::fs::read_to_string(
+        env.run_root
+            .path()
+            .join("containers")
+            .join(&id)
+            .join("state"),
+    )
+    .unwrap();
+    let field = |k: &str| -> i32 {
+        state
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (mpid, pid) = (
+        field("monitor_pid="),
+        inspect(&env, "orphan")["State"]["Pid"].as_i64().unwrap() as i32,
+    );
+    assert!(pid > 0 && mpid > 0);
+    // SAFETY: kill has no memory effects.
+    assert_eq!(unsafe { libc::kill(mpid, libc::SIGKILL) }, 0);
+    let gone = |p: i32| {
+        std::fs::read_to_string(format!("/proc/{p}/stat")).map_or(true, |s| s.contains(") Z "))
+    };
+    let t = Instant::now();
+    while !gone(mpid) {
+        assert!(t.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.berth(&["stop", "-t", "1", "orphan"]).ok();
+    let c = inspect(&env, "orphan");
+    assert_eq!(c["State"]["Status"], "exited");
+    assert_eq!(c["State"]["ExitCode"], 137, "{c}");
+    // Nothing of it is left, not even a zombie.
+    let t = Instant::now();
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the container's process {pid} is left: {:?}",
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -272,6 +272,10 @@ fn kernel_version() -> (u32, u32) {
     (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
+/// In the run directory of a container whose monitor is gone: the signal
+/// berth killed it with (SIGKILL only), for its exit code.
+const KILLED: &str = "killed";
+
 fn alive(pid: i32) -> bool {
     pid > 0
         && berth_sys::process::kill(pid, 0).is_ok()
@@ -1295,10 +1299,20 @@ impl Engine {
                     rec.state.error = "the container's monitor is gone: its output is no longer logged and its exit status will be unknown".into();
                 } else {
                     rec.state.status = Status::Exited;
-                    rec.state.exit_code = 255;
                     rec.state.finished = now_nanos();
-                    rec.state.error =
-                        "the container's monitor was killed; its exit status is unknown".into();
+                    // Known only when berth itself sent the SIGKILL (see
+                    // `kill`): 128 + 9, as the monitor would have recorded.
+                    let killed = std::fs::read_to_string(self.paths.run_dir(&rec.id).join(KILLED))
+                        .is_ok_and(|s| s.trim() == libc::SIGKILL.to_string());
+                    if killed {
+                        rec.state.exit_code = 128 + libc::SIGKILL;
+                        rec.state.error =
+                            "the container's monitor was killed; berth killed the container (SIGKILL)".into();
+                    } else {
+                        rec.state.exit_code = 255;
+                        rec.state.error =
+                            "the container's monitor was killed; its exit status is unknown".into();
+                    }
                     self.finalize(&mut rec)?;
                 }
             }
@@ -1467,6 +1481,11 @@ impl Engine {
         }
         if rec.state.status == Status::Restarting {
             return Ok(rec);
+        }
+        if signal == libc::SIGKILL && !is_monitor(rec.state.monitor_pid) {
+            // No monitor to see the end: the SIGKILL is the end (a process
+            // cannot survive it), recorded as the monitor would (137).
+            let _ = std::fs::write(self.paths.run_dir(&rec.id).join(KILLED), signal.to_string());
         }
         let out = self
             .runtime_cmd(&rec)?
