@@ -599,9 +599,16 @@ fn a_failed_or_interrupted_pull_leaves_nothing_in_the_store_tmp_and_df_counts_it
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    std::thread::sleep(Duration::from_millis(300));
-    // The half-downloaded layer counts in system df.
-    assert!(df_images_size(&env) > 1 << 20, "df does not count tmp/");
+    // The half-downloaded layer counts in system df (once it is written:
+    // the download is buffered).
+    let t = Instant::now();
+    while df_images_size(&env) < 512 << 10 {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "df does not count tmp/"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // SAFETY: signals our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let t = Instant::now();
