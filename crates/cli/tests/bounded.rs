@@ -226,6 +226,20 @@ fn tables_never_print_control_characters_from_container_data() {
     // The JSON keeps the command as it is.
     let c = inspect(&env, "esc");
     assert!(c["Config"]["Cmd"][2].as_str().unwrap().contains('\x1b'));
+    // An image's history is the image author's text.
+    load_image(
+        &env,
+        "hist:latest",
+        serde_json::json!({
+            "config": {"Cmd": ["sh"]},
+            "created": "2026-01-01T00:00:00Z\x1b[31m",
+            "history": [{"created_by": "RUN \x1b]0;owned\x07 x", "comment": "c\rd\u{9b}"}],
+        }),
+    );
+    for args in [&["image", "history", "hist"][..], &["images"]] {
+        let o = env.berth(args).ok();
+        assert!(!has_controls(&o.stdout), "{args:?}: {:?}", o.stdout);
+    }
 }
 
 /// Runs `berth ARGS` under GNU time: (exit code, stdout, max RSS in KiB,
