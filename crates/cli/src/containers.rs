@@ -284,7 +284,9 @@ pub struct CreateArgs {
     /// json-file, k8s-file (default) or none.
     #[arg(long, default_value = "k8s-file")]
     pub log_driver: String,
-    /// Log options: max-size=10m, max-file=3.
+    /// Log options: max-size=SIZE (default 10m; 0 for no cap), max-file=N
+    /// (default 3): the log is rotated at max-size and max-file files are
+    /// kept, so it never takes more than 30 MB by default.
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opt: Vec<String>,
     /// Keys that detach from the container (default ctrl-p,ctrl-q).
@@ -640,8 +642,17 @@ fn create_record(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<Record>
         )),
         None => None,
     };
+    let asked = config.stop_signal.clone();
     let made = image_for(root, engine, a)
         .and_then(|id| Ok(engine.create(&a.image, &id, a.name.as_deref(), config)?));
+    if let Ok(rec) = &made {
+        if rec.config.stop_signal != asked {
+            eprintln!(
+                "WARNING: image {}: its StopSignal is not a signal berth knows; `berth stop` sends SIGTERM",
+                a.image
+            );
+        }
+    }
     match (made, cidfile.as_mut()) {
         (Err(e), Some((p, _))) => {
             let _ = std::fs::remove_file(p);

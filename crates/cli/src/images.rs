@@ -177,6 +177,9 @@ pub fn pull_image(root: &Path, a: &PullArgs) -> Result<berth_image::Digest> {
     let mut opts = PullOptions {
         parallel: a.parallel.max(1),
         registries,
+        foreign_urls: std::env::var("BERTH_ALLOW_FOREIGN_URLS")
+            .map(|v| v.split(',').map(|p| p.trim().to_string()).collect())
+            .unwrap_or_default(),
         ..Default::default()
     };
     if let Some(p) = &a.platform {
@@ -190,12 +193,18 @@ pub fn pull_image(root: &Path, a: &PullArgs) -> Result<berth_image::Digest> {
         opts.registry.credentials = Some((u.to_string(), p.to_string()));
     }
     let mut store = open(root)?;
+    let interrupt = crate::interrupt::Guard::new();
     let progress = Progress::new(a.quiet);
     if !a.quiet {
         eprintln!("Pulling {r}");
     }
     let res = pull::pull(&mut store, &r, &opts, &|e| progress.event(e));
     progress.finish();
+    if interrupt.interrupted() {
+        eprintln!("berth: pull of {r} interrupted; nothing of it was kept");
+        return Err(crate::containers::ExitCode(130).into());
+    }
+    drop(interrupt);
     let p = res?;
     if !a.quiet {
         eprintln!("Digest: {}", p.manifest);
@@ -294,9 +303,18 @@ pub fn load(root: &Path, a: LoadArgs) -> Result<()> {
             (spool.clone(), Some(Spool(spool)))
         }
     };
+    let interrupt = crate::interrupt::Guard::new();
     let progress = Progress::new(a.quiet);
     let loaded = berth_image::archive::load(&mut store, &path, &|e| progress.event(e));
     progress.finish();
+    if interrupt.interrupted() {
+        eprintln!(
+            "berth: load of {} interrupted; nothing of it was kept",
+            path.display()
+        );
+        return Err(crate::containers::ExitCode(130).into());
+    }
+    drop(interrupt);
     for l in loaded? {
         if a.quiet || l.names.is_empty() {
             println!("{}", l.id);
@@ -435,6 +453,10 @@ pub fn list(root: &Path, a: ListArgs) -> Result<()> {
             ]);
         }
     }
+    let rows: Vec<[String; 5]> = rows
+        .into_iter()
+        .map(|r| r.map(crate::escape::owned))
+        .collect();
     let widths: Vec<usize> = (0..5)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
@@ -540,6 +562,10 @@ fn history(root: &Path, name: &str, no_trunc: bool) -> Result<()> {
         ]);
     }
     rows.reverse();
+    let rows: Vec<[String; 4]> = rows
+        .into_iter()
+        .map(|r| r.map(crate::escape::owned))
+        .collect();
     let head = [
         "CREATED".to_string(),
         "CREATED BY".into(),

@@ -3,7 +3,10 @@
 
 mod auth;
 mod containers;
+mod escape;
 mod images;
+mod interrupt;
+mod logread;
 mod manage;
 mod output;
 mod progress;

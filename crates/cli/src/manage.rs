@@ -25,6 +25,15 @@ fn human(n: u64) -> String {
 }
 
 fn table(head: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| crate::escape::cell(c).into_owned())
+                .collect()
+        })
+        .collect();
+    let rows = &rows[..];
     let mut w: Vec<usize> = head.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {

@@ -1,13 +1,14 @@
 //! Read-only container commands: ps, inspect, logs.
 
 use crate::containers::{open, ExitCode};
+use crate::logread;
 use anyhow::{bail, Context, Result};
 use berth_engine::records::{Record, Status};
 use berth_engine::Engine;
 use berth_monitor_proto::logfmt::{self, Entry, Stream};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -215,6 +216,7 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
                 r.name.clone(),
             ]
         })
+        .map(|r: [String; 7]| r.map(crate::escape::owned))
         .collect();
     let head = [
         "CONTAINER ID",
@@ -559,42 +561,26 @@ pub fn logs(root: &Path, run_root: &Path, a: LogsArgs) -> Result<()> {
     };
     let path = engine.paths.container(&rec.id).join("ctr.log");
     let driver = rec.config.log_driver.clone();
-    let mut entries: Vec<Entry> = Vec::new();
-    for f in log_files(&path, rec.config.log_max_files) {
-        let Ok(data) = std::fs::read(&f) else {
-            continue;
-        };
-        let body = match data.iter().rposition(|&b| b == b'\n') {
-            Some(i) => &data[..i],
-            None => continue,
-        };
-        entries.extend(
-            body.split(|&b| b == b'\n')
-                .filter_map(|l| parse_entry(&driver, l)),
-        );
-    }
-    if let Some(n) = tail {
-        // Whole lines: partial pieces belong to the line they end in.
-        // A final partial line counts as a line.
-        let mut lines = 0;
-        let mut start = entries.len();
-        while start > 0 && lines < n {
-            start -= 1;
-            if !entries[start].partial || start + 1 == entries.len() {
-                lines += 1;
-            }
-        }
-        while start > 0 && entries[start - 1].partial {
-            start -= 1;
-        }
-        if n == 0 {
-            start = entries.len();
-        }
-        entries.drain(..start);
-    }
-    for e in &entries {
-        if !p.print(e) {
-            return Ok(());
+    // Bounded for a log of any size: the tail is found reading backwards,
+    // and lines are read one at a time (crate::logread).
+    let files = log_files(&path, rec.config.log_max_files);
+    let from = match tail {
+        Some(n) => logread::tail_start(&files, n, |l| parse_entry(&driver, l).map(|e| e.partial)),
+        None => logread::Pos { file: 0, offset: 0 },
+    };
+    // Where following goes on: after the last whole line printed, or
+    // the end of the live file when none of it was (--tail 0).
+    let mut offset = match from.file < files.len() {
+        true => 0,
+        false => std::fs::metadata(&path).map_or(0, |m| m.len()),
+    };
+    for (i, f) in files.iter().enumerate().skip(from.file) {
+        let start = if i == from.file { from.offset } else { 0 };
+        let mut print = |l: &[u8]| parse_entry(&driver, l).is_none_or(|e| p.print(&e));
+        match logread::lines_from(f, start, &mut print) {
+            Ok((_, true)) => return Ok(()),
+            Ok((end, false)) if i + 1 == files.len() => offset = end,
+            _ => {}
         }
     }
     if !a.follow {
@@ -602,9 +588,8 @@ pub fn logs(root: &Path, run_root: &Path, a: LogsArgs) -> Result<()> {
     }
     // Follow: new lines of the live file, across rotations, until the
     // container is no longer running.
-    let mut offset = std::fs::metadata(&path).map_or(0, |m| m.len());
     let mut ino = std::fs::metadata(&path).map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m));
-    let mut pending: Vec<u8> = Vec::new();
+    let mut lines = logread::Follow::default();
     // Sleeps until the log directory changes or the monitor ends; reads
     // the status again only when the monitor ended or a second was quiet.
     let mut wait = berth_engine::follow::LogWait::new(&engine.paths.container(&rec.id));
@@ -621,30 +606,24 @@ pub fn logs(root: &Path, run_root: &Path, a: LogsArgs) -> Result<()> {
                 .is_some_and(|r| matches!(r.state.status, Status::Running | Status::Restarting));
             wait.track_monitor(now.map_or(0, |r| r.state.monitor_pid));
         }
-        if let Ok(m) = std::fs::metadata(&path) {
+        let mut more = true;
+        while more {
+            more = false;
+            let Ok(mut f) = std::fs::File::open(&path) else {
+                break;
+            };
+            let Ok(m) = f.metadata() else { break };
             let now_ino = std::os::unix::fs::MetadataExt::ino(&m);
             if now_ino != ino || m.len() < offset {
                 // Rotated: the rest of the old file is gone to .1; start over.
                 ino = now_ino;
                 offset = 0;
-                pending.clear();
+                lines.reset();
             }
             if m.len() > offset {
-                let mut f = std::fs::File::open(&path)?;
-                f.seek(std::io::SeekFrom::Start(offset))?;
-                let mut buf = Vec::new();
-                f.read_to_end(&mut buf)?;
-                offset += buf.len() as u64;
-                pending.extend_from_slice(&buf);
-                if let Some(i) = pending.iter().rposition(|&b| b == b'\n') {
-                    let whole: Vec<u8> = pending.drain(..=i).collect();
-                    for l in whole.split(|&b| b == b'\n') {
-                        if let Some(e) = parse_entry(&driver, l) {
-                            if !p.print(&e) {
-                                return Ok(());
-                            }
-                        }
-                    }
+                let mut print = |l: &[u8]| parse_entry(&driver, l).is_none_or(|e| p.print(&e));
+                if !lines.read(&mut f, &mut offset, &mut more, &mut print)? {
+                    return Ok(());
                 }
             }
         }

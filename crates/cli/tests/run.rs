@@ -696,7 +696,7 @@ fn ps_is_right_after_the_monitor_is_killed_and_after_run_is_wiped() {
     env.berth(&["stop", "-t", "1", "orphan"]).ok();
     let i = inspect(&env, "orphan");
     assert_eq!(i["State"]["Status"], "exited");
-    assert_eq!(i["State"]["ExitCode"], 255, "unknown: nobody saw it end");
+    assert_eq!(i["State"]["ExitCode"], 137, "stop's SIGKILL ended it");
     assert_eq!(
         mounts_under(&env.run_root.path().join("rootfs").join(&id)),
         0

@@ -227,13 +227,21 @@ impl Default for ContainerConfig {
             annotations: BTreeMap::new(),
             runtime: DEFAULT_RUNTIME.into(),
             log_driver: "k8s-file".into(),
-            log_max_size: 0,
-            log_max_files: 1,
+            log_max_size: DEFAULT_LOG_MAX_SIZE,
+            log_max_files: DEFAULT_LOG_MAX_FILES,
             auto_remove: false,
             detach_keys: None,
         }
     }
 }
+
+/// A container's log is capped by default (Docker's json-file is not, so
+/// a container that writes without pause fills its disk): rotated at
+/// 10 MiB, three files kept, 30 MiB at most. `--log-opt max-size=0`
+/// lifts the cap.
+pub const DEFAULT_LOG_MAX_SIZE: u64 = 10 << 20;
+/// See [`DEFAULT_LOG_MAX_SIZE`].
+pub const DEFAULT_LOG_MAX_FILES: u32 = 3;
 
 /// `512m`, `1g`, `100k`, `1024` (bytes), as Docker reads `--memory`.
 pub fn parse_size(s: &str, what: &str) -> Result<u64> {

@@ -192,7 +192,7 @@ impl PreMonitor {
             return None;
         }
         // The directory the runtime's protected overlay is made with.
-        std::fs::create_dir_all(run_root).ok()?;
+        paths::private_run_root(run_root).ok()?;
         let mut cmd = std::process::Command::new(&monitor);
         cmd.arg("--pre").arg(&runtime).arg(run_root);
         // Kept off our CPU while it starts up, so that it does so beside
@@ -290,6 +290,10 @@ fn kernel_version() -> (u32, u32) {
     (it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
+/// In the run directory of a container whose monitor is gone: the signal
+/// berth killed it with (SIGKILL only), for its exit code.
+const KILLED: &str = "killed";
+
 fn alive(pid: i32) -> bool {
     pid > 0
         && berth_sys::process::kill(pid, 0).is_ok()
@@ -348,6 +352,20 @@ fn etc_files(rec: &Record, hostname: &str) -> [(&'static str, String); 3] {
     ]
 }
 
+/// Writes `data` to a new `path` (replacing what was there) readable by
+/// its owner only.
+fn write_private(path: &Path, data: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(data))
+        .map_err(io(format!("write {}", path.display())))
+}
+
 fn short(id: &str) -> &str {
     &id[..12.min(id.len())]
 }
@@ -374,6 +392,7 @@ impl Engine {
         for d in [root.join("containers"), root.join("volumes")] {
             std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
         }
+        paths::private_run_root(run_root)?;
         for d in ["containers", "locks", "rootfs"] {
             std::fs::create_dir_all(run_root.join(d))
                 .map_err(io(format!("create {}", run_root.join(d).display())))?;
@@ -493,6 +512,18 @@ impl Engine {
         }
         paths::find_program(&config.runtime)?;
         let image_config = self.image_config(image_id)?;
+        let mut config = config;
+        if config.stop_signal.is_none()
+            && image_config
+                .stop_signal
+                .as_deref()
+                .is_some_and(|s| crate::config::parse_signal(s).is_err())
+        {
+            // An image's StopSignal berth does not know is SIGTERM, decided
+            // here once: the record says so (the caller sees the change and
+            // warns), and `stop` never fails on it.
+            config.stop_signal = Some("SIGTERM".into());
+        }
         let id = paths::new_id()?;
         let name = name.map_or_else(|| paths::random_name(&id), str::to_string);
         // The options must make a spec before anything is recorded (the
@@ -1035,10 +1066,8 @@ impl Engine {
             }
         }
         let json = spec::generate_json(image, &user, &opts)?;
-        std::fs::write(run_dir.join("config.json"), json).map_err(io(format!(
-            "write {}",
-            run_dir.join("config.json").display()
-        )))
+        // 0600: the environment in it holds the -e secrets.
+        write_private(&run_dir.join("config.json"), &json)
     }
 
     /// Replaces a seccomp profile by its conversion for the container's
@@ -1165,7 +1194,7 @@ impl Engine {
             Some(child) => child,
             None => {
                 let conf = run_dir.join("monitor.conf");
-                std::fs::write(&conf, text).map_err(io(format!("write {}", conf.display())))?;
+                write_private(&conf, text.as_bytes())?;
                 let log = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -1321,10 +1350,20 @@ impl Engine {
                     rec.state.error = "the container's monitor is gone: its output is no longer logged and its exit status will be unknown".into();
                 } else {
                     rec.state.status = Status::Exited;
-                    rec.state.exit_code = 255;
                     rec.state.finished = now_nanos();
-                    rec.state.error =
-                        "the container's monitor was killed; its exit status is unknown".into();
+                    // Known only when berth itself sent the SIGKILL (see
+                    // `kill`): 128 + 9, as the monitor would have recorded.
+                    let killed = std::fs::read_to_string(self.paths.run_dir(&rec.id).join(KILLED))
+                        .is_ok_and(|s| s.trim() == libc::SIGKILL.to_string());
+                    if killed {
+                        rec.state.exit_code = 128 + libc::SIGKILL;
+                        rec.state.error =
+                            "the container's monitor was killed; berth killed the container (SIGKILL)".into();
+                    } else {
+                        rec.state.exit_code = 255;
+                        rec.state.error =
+                            "the container's monitor was killed; its exit status is unknown".into();
+                    }
                     self.finalize(&mut rec)?;
                 }
             }
@@ -1494,6 +1533,11 @@ impl Engine {
         if rec.state.status == Status::Restarting {
             return Ok(rec);
         }
+        if signal == libc::SIGKILL && !is_monitor(rec.state.monitor_pid) {
+            // No monitor to see the end: the SIGKILL is the end (a process
+            // cannot survive it), recorded as the monitor would (137).
+            let _ = std::fs::write(self.paths.run_dir(&rec.id).join(KILLED), signal.to_string());
+        }
         let out = self
             .runtime_cmd(&rec)?
             .args(["kill", &rec.id, &signal.to_string()])
@@ -1544,21 +1588,25 @@ impl Engine {
             .ok()
             .and_then(|d| self.image_config(&d).ok())
             .and_then(|i| i.stop_signal);
+        // Unknown (a record of an older berth, whose image's StopSignal
+        // was not checked at create): SIGTERM. Nothing here may keep the
+        // SIGKILL after the timeout from being sent.
         let sig = rec
             .config
             .stop_signal
             .clone()
             .or(image_sig)
-            .map(|s| crate::config::parse_signal(&s))
-            .transpose()?
+            .and_then(|s| crate::config::parse_signal(&s).ok())
             .unwrap_or(libc::SIGTERM);
         let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
-        match self.kill(&rec.id, sig, true) {
-            Ok(_) | Err(Error::Conflict(_)) => {}
-            Err(e) => return Err(e),
-        }
-        if let Some(r) = self.wait_stopped(&rec, Duration::from_secs(u64::from(secs)))? {
-            return Ok(r);
+        let sent = match self.kill(&rec.id, sig, true) {
+            Ok(_) | Err(Error::Conflict(_)) => true,
+            Err(_) => false, // SIGKILL at once (an error of its own is reported)
+        };
+        if sent {
+            if let Some(r) = self.wait_stopped(&rec, Duration::from_secs(u64::from(secs)))? {
+                return Ok(r);
+            }
         }
         match self.kill(&rec.id, libc::SIGKILL, true) {
             Ok(_) | Err(Error::Conflict(_)) => {}

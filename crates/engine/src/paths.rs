@@ -73,6 +73,20 @@ impl Paths {
     }
 }
 
+/// Creates the run root, or closes one an older berth left open: it holds
+/// every container's config.json (their -e secrets), logs and sockets, so
+/// it is its owner's alone (0700). The containers do not need to reach
+/// through it: their root and the files bound into them are mounted, and
+/// the runtime opens its fifo through /proc/self/fd.
+pub fn private_run_root(run_root: &Path) -> Result<()> {
+    std::fs::create_dir_all(run_root)
+        .and_then(|()| berth_image::store::private(run_root, 0o700))
+        .map_err(crate::error::io(format!(
+            "make the run root {} (mkdir, chmod 0700)",
+            run_root.display()
+        )))
+}
+
 /// A helper program: a path as given, else next to the running binary
 /// (an installed or built tree), else on $PATH.
 pub fn find_program(name: &str) -> Result<PathBuf> {

@@ -404,36 +404,41 @@ fn env_key(kv: &str) -> &str {
 /// given again replaces the earlier value), then PATH, HOSTNAME, HOME and
 /// TERM where missing.
 pub fn environment(image: &[String], opts: &RunOptions, user: &User) -> Result<Vec<String>> {
-    let mut env: Vec<String> = Vec::new();
-    let mut set = |kv: &str, what: &str| -> Result<()> {
+    // Linear in the number of variables: a key given again empties its
+    // earlier slot (found by the index) instead of searching the list.
+    let mut slots: Vec<Option<&str>> = Vec::with_capacity(image.len() + opts.env.len());
+    let mut index: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(slots.capacity());
+    for (kv, what) in image
+        .iter()
+        .map(|kv| (kv, "image Env"))
+        .chain(opts.env.iter().map(|kv| (kv, "--env")))
+    {
         let k = env_key(kv);
-        if k.is_empty() || k.contains('\0') || kv.contains('\0') {
+        if k.is_empty() || kv.contains('\0') {
             return Err(option(what, format!("invalid variable {kv:?}")));
         }
         if !kv.contains('=') {
             return Err(option(what, format!("{kv:?} has no value (KEY=VALUE)")));
         }
-        env.retain(|e| env_key(e) != k);
-        env.push(kv.to_string());
-        Ok(())
-    };
-    for kv in image {
-        set(kv, "image Env")?;
+        if let Some(old) = index.insert(k, slots.len()) {
+            slots[old] = None;
+        }
+        slots.push(Some(kv));
     }
-    for kv in &opts.env {
-        set(kv, "--env")?;
+    let has = |k: &str| index.contains_key(k);
+    let mut env: Vec<String> = Vec::with_capacity(index.len() + 4);
+    if !has("PATH") {
+        env.push(DEFAULT_PATH.to_string());
     }
-    let has = |env: &[String], k: &str| env.iter().any(|e| env_key(e) == k);
-    if !has(&env, "PATH") {
-        env.insert(0, DEFAULT_PATH.to_string());
-    }
-    if !has(&env, "HOSTNAME") && !opts.hostname.is_empty() {
+    env.extend(slots.into_iter().flatten().map(str::to_string));
+    if !has("HOSTNAME") && !opts.hostname.is_empty() {
         env.push(format!("HOSTNAME={}", opts.hostname));
     }
-    if !has(&env, "HOME") {
+    if !has("HOME") {
         env.push(format!("HOME={}", user.home));
     }
-    if opts.tty && !has(&env, "TERM") {
+    if opts.tty && !has("TERM") {
         env.push("TERM=xterm".into());
     }
     Ok(env)

@@ -220,6 +220,11 @@ impl Engine {
                 img.reclaimable += i.size;
             }
         }
+        // Pulls and loads in progress, or what killed ones left (removed
+        // by the next pull or by prune).
+        let tmp = self.images.tmp_size();
+        img.size += tmp;
+        img.reclaimable += tmp;
         let containers = self.list()?;
         let mut ctr = DfRow {
             kind: "Containers",

@@ -427,6 +427,7 @@ pub fn load(
 ) -> Result<Vec<Loaded>> {
     let idx = Index::build(path)?;
     let _pull = store.pull_lock()?;
+    store.clean_tmp();
     if idx.has("index.json") && idx.has("oci-layout") {
         load_oci(store, &idx, report)
     } else if idx.has("manifest.json") {

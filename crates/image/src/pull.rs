@@ -17,6 +17,64 @@ use std::sync::Mutex;
 /// Image configs larger than this are refused.
 pub const MAX_CONFIG: u64 = 8 << 20;
 
+/// Set by [`cancel`]: every layer stream of this process fails at its next
+/// read, so each pull or load unwinds and removes its temporary files.
+static CANCELLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops the pulls and loads of this process (for a signal: async-safe).
+pub fn cancel() {
+    CANCELLED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether [`cancel`] was called.
+pub fn cancelled() -> bool {
+    CANCELLED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// The temporary files of the layers this process is storing.
+static ACTIVE: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+
+/// Whether any layer is being stored by this process.
+pub fn storing() -> bool {
+    !ACTIVE.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+}
+
+/// After [`cancel`], for a process about to exit whose layer streams are
+/// stuck in a read (a stalled registry): removes their temporary files.
+pub fn remove_unfinished() {
+    for p in ACTIVE.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        let _ = std::fs::remove_file(p);
+        let _ = remove_tree(p);
+    }
+}
+
+/// Removes a layer's temporary blob and directory unless they were
+/// published (moved away): every way out of [`store_layer`] but success.
+struct TmpFiles<'a> {
+    layer: &'a std::path::Path,
+    blob: &'a std::path::Path,
+}
+
+impl<'a> TmpFiles<'a> {
+    fn new(layer: &'a std::path::Path, blob: &'a std::path::Path) -> TmpFiles<'a> {
+        let mut a = ACTIVE.lock().unwrap_or_else(|p| p.into_inner());
+        a.push(layer.to_path_buf());
+        a.push(blob.to_path_buf());
+        TmpFiles { layer, blob }
+    }
+}
+
+impl Drop for TmpFiles<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.blob);
+        let _ = remove_tree(self.layer);
+        ACTIVE
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|p| p != self.layer && p != self.blob);
+    }
+}
+
 /// What a pull reports as it goes.
 #[derive(Debug, Clone)]
 pub enum Event {
@@ -44,6 +102,10 @@ pub struct PullOptions {
     pub parallel: usize,
     /// registries.conf: locations, mirrors, insecure and blocked registries.
     pub registries: crate::registries::Registries,
+    /// URL prefixes foreign layers may be fetched from (`urls` of a
+    /// nondistributable layer); none by default: such a layer is fetched
+    /// from the registry by its digest, as Docker does.
+    pub foreign_urls: Vec<String>,
 }
 
 impl Default for PullOptions {
@@ -53,6 +115,7 @@ impl Default for PullOptions {
             registry: Options::default(),
             parallel: 3,
             registries: crate::registries::Registries::default(),
+            foreign_urls: Vec::new(),
         }
     }
 }
@@ -165,7 +228,15 @@ pub fn pull(
             .collect(),
     });
 
-    let _pull_lock = store.pull_lock()?;
+    // No lock that GC waits for while the layers download: what this
+    // pull will reference is marked instead.
+    let marked: Vec<&Digest> = chains
+        .iter()
+        .chain(layers.iter().map(|l| &l.digest))
+        .chain([&config.digest, &mdigest])
+        .collect();
+    let _mark = store.mark_pull(&marked)?;
+    store.clean_tmp();
     let jobs: Vec<(usize, &Descriptor)> = layers.iter().enumerate().collect();
     let next = Mutex::new(0usize);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
@@ -187,6 +258,7 @@ pub fn pull(
                 let r = get_layer(
                     st,
                     &client,
+                    &opts.foreign_urls,
                     desc,
                     &cfg.rootfs.diff_ids[idx],
                     &chains[idx],
@@ -205,6 +277,7 @@ pub fn pull(
     if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
+    let _commit = store.pull_lock()?;
     store.put_blob(&config.digest, &cfg_bytes)?;
     store.put_blob(&mdigest, &body)?;
     let mut names = Vec::new();
@@ -243,6 +316,9 @@ struct Counting<'a, R> {
 
 impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if cancelled() {
+            return Err(std::io::Error::other("interrupted"));
+        }
         let n = self.inner.read(buf)?;
         self.done += n as u64;
         if self.done > self.total {
@@ -265,9 +341,11 @@ impl<R: Read> Read for Counting<'_, R> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn get_layer(
     store: &Store,
     client: &Client,
+    foreign_urls: &[String],
     desc: &Descriptor,
     diff_id: &Digest,
     chain: &Digest,
@@ -285,13 +363,33 @@ fn get_layer(
     // Leftovers of a killed pull of this layer are removed by
     // store_layer: ours to remove, we hold its lock.
     // Foreign layers are fetched from their URLs without credentials
-    // (CVE-2020-15157); otherwise from the registry.
-    let source: Box<dyn Read + Send> = if !desc.urls.is_empty()
-        && (desc.media_type.contains("foreign") || desc.media_type.contains("nondistributable"))
-    {
-        foreign(desc, &what)?
+    // (CVE-2020-15157), and only from URLs allowed (none by default: a
+    // manifest could make berth fetch from the host's loopback or a cloud
+    // metadata address); otherwise from the registry.
+    let urls: Vec<&String> =
+        if desc.media_type.contains("foreign") || desc.media_type.contains("nondistributable") {
+            desc.urls
+                .iter()
+                .filter(|u| foreign_url_allowed(u, foreign_urls))
+                .collect()
+        } else {
+            Vec::new()
+        };
+    let source: Box<dyn Read + Send> = if !urls.is_empty() {
+        foreign(&urls, &what)?
     } else {
-        Box::new(client.blob(&desc.digest, &what)?)
+        match client.blob(&desc.digest, &what) {
+            Err(e) if !desc.urls.is_empty() => {
+                return Err(Error::Network {
+                    registry: client.registry().to_string(),
+                    msg: format!(
+                        "{what} is a foreign layer (at {}): berth fetches foreign URLs only from the prefixes in $BERTH_ALLOW_FOREIGN_URLS, and the registry does not have it: {e}",
+                        desc.urls.join(", ")
+                    ),
+                })
+            }
+            b => Box::new(b?),
+        }
     };
     store_layer(
         store,
@@ -328,6 +426,7 @@ pub(crate) fn store_layer(
     let tmp_blob = store.tmp_dir().join(format!("blob-{}", chain.hex()));
     remove_tree(&tmp_layer)?;
     let _ = std::fs::remove_file(&tmp_blob);
+    let _tmp = TmpFiles::new(&tmp_layer, &tmp_blob);
     std::fs::create_dir(&tmp_layer).map_err(|e| Error::Io {
         op: format!("create {}", tmp_layer.display()),
         cause: e,
@@ -440,14 +539,72 @@ pub(crate) fn store_layer(
     Ok(())
 }
 
-/// A foreign layer from its own URLs, with no registry credentials.
-fn foreign(desc: &Descriptor, what: &str) -> Result<Box<dyn Read + Send>> {
-    let agent = ureq::AgentBuilder::new().redirects(5).build();
-    let mut last = String::from("no http(s) URL");
-    for u in &desc.urls {
-        if !(u.starts_with("https://") || u.starts_with("http://")) {
-            continue;
+/// Whether a foreign layer's `url` may be fetched: http(s), under one of
+/// the `allowed` prefixes, and not on a loopback, link-local or
+/// unspecified address unless the prefix names that host itself.
+pub fn foreign_url_allowed(url: &str, allowed: &[String]) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let Some(prefix) = allowed
+        .iter()
+        .find(|p| !p.is_empty() && url.starts_with(p.as_str()))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return false; // user info: not for a layer URL
+    }
+    let host = authority
+        .strip_prefix('[')
+        .and_then(|a| a.split_once(']').map(|(h, _)| h))
+        .unwrap_or_else(|| authority.rsplit_once(':').map_or(authority, |(h, _)| h));
+    let named = prefix
+        .strip_prefix("https://")
+        .or_else(|| prefix.strip_prefix("http://"))
+        .is_some_and(|p| p.split('/').next() == Some(authority));
+    if named && host.parse::<std::net::IpAddr>().is_ok() {
+        return true; // an address the configuration names itself
+    }
+    let port = if url.starts_with("https://") { 443 } else { 80 };
+    let Ok(addrs) = std::net::ToSocketAddrs::to_socket_addrs(&(host, port)) else {
+        return false;
+    };
+    let mut any = false;
+    for a in addrs {
+        any = true;
+        let bad =
+            |v4: std::net::Ipv4Addr| v4.is_loopback() || v4.is_link_local() || v4.is_unspecified();
+        let refused = match a.ip() {
+            std::net::IpAddr::V4(ip) => bad(ip),
+            std::net::IpAddr::V6(ip) => {
+                ip.is_loopback()
+                    || ip.is_unspecified()
+                    || (ip.segments()[0] & 0xffc0) == 0xfe80
+                    || ip.to_ipv4_mapped().is_some_and(bad)
+            }
+        };
+        if refused {
+            return false;
         }
+    }
+    any
+}
+
+/// A foreign layer from its own URLs (allowed ones), with no registry
+/// credentials and no redirects (which could lead anywhere).
+fn foreign(urls: &[&String], what: &str) -> Result<Box<dyn Read + Send>> {
+    let agent = ureq::AgentBuilder::new()
+        .redirects(0)
+        .timeout_connect(std::time::Duration::from_secs(30))
+        .timeout_read(registry::stall_timeout())
+        .build();
+    let mut last = String::from("no http(s) URL");
+    for u in urls {
         match agent.get(u).call() {
             Ok(r) => return Ok(Box::new(r.into_reader())),
             Err(e) => last = e.to_string(),
@@ -457,4 +614,46 @@ fn foreign(desc: &Descriptor, what: &str) -> Result<Box<dyn Read + Send>> {
         registry: "foreign layer".into(),
         msg: format!("{what}: {last}"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_urls_only_from_allowed_prefixes_and_never_loopback_by_default() {
+        let allow = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(!foreign_url_allowed("http://93.184.215.14/x", &[]));
+        assert!(foreign_url_allowed(
+            "http://93.184.215.14/x",
+            &allow(&["http://93.184.215.14/"])
+        ));
+        assert!(!foreign_url_allowed(
+            "http://93.184.215.15/x",
+            &allow(&["http://93.184.215.14/"])
+        ));
+        assert!(!foreign_url_allowed(
+            "ftp://93.184.215.14/x",
+            &allow(&["ftp://"])
+        ));
+        // A prefix that allows any host does not allow loopback, link-local
+        // (cloud metadata) or unspecified addresses.
+        for u in [
+            "http://127.0.0.1/x",
+            "http://localhost:8080/x",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]/x",
+            "http://[fe80::1]/x",
+            "http://[::ffff:127.0.0.1]/x",
+            "http://0.0.0.0/x",
+            "http://user@93.184.215.14/x",
+        ] {
+            assert!(!foreign_url_allowed(u, &allow(&["http://"])), "{u}");
+        }
+        // Unless the configuration names that address itself.
+        assert!(foreign_url_allowed(
+            "http://127.0.0.1:5000/x",
+            &allow(&["http://127.0.0.1:5000/"])
+        ));
+    }
 }

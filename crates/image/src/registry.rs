@@ -112,7 +112,7 @@ impl Client {
     pub fn new(r: &Reference, opts: &Options) -> Client {
         let agent = ureq::AgentBuilder::new()
             .timeout_connect(Duration::from_secs(30))
-            .timeout_read(Duration::from_secs(60))
+            .timeout_read(stall_timeout())
             // Redirects are followed by hand: credentials never go to
             // another host (blob CDNs, foreign URLs).
             .redirects(0)
@@ -496,9 +496,30 @@ impl Client {
             inner: Some(resp.into_reader()),
             offset: 0,
             resumes: 0,
+            window_start: std::time::Instant::now(),
+            window_bytes: 0,
+            stall: stall_timeout(),
+            stalled: false,
         })
     }
 }
+
+/// A download that gets less than [`MIN_PROGRESS`] bytes in this time
+/// (60 s, or `BERTH_PULL_STALL_TIMEOUT` seconds) has stalled, or trickles:
+/// it is resumed, and after [`ATTEMPTS`] such, fails. Also the read
+/// timeout of every request.
+pub fn stall_timeout() -> Duration {
+    std::env::var("BERTH_PULL_STALL_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(Duration::from_secs(60), |s| {
+            Duration::from_secs_f64(s.min(86400.0))
+        })
+}
+
+/// See [`stall_timeout`].
+const MIN_PROGRESS: u64 = 1024;
 
 fn backoff(attempt: u32) {
     std::thread::sleep(Duration::from_millis(250 << attempt.min(6)));
@@ -529,6 +550,12 @@ pub struct BlobReader {
     inner: Option<Box<dyn Read + Send + Sync + 'static>>,
     offset: u64,
     resumes: u32,
+    /// Stall detection: bytes since `window_start`, the window's length,
+    /// and whether the connection was dropped for too few.
+    window_start: std::time::Instant,
+    window_bytes: u64,
+    stall: Duration,
+    stalled: bool,
 }
 
 impl Read for BlobReader {
@@ -536,7 +563,31 @@ impl Read for BlobReader {
         loop {
             let r = match self.inner.as_mut() {
                 Some(inner) => inner.read(buf),
+                None if self.stalled => Err(io::Error::other(format!(
+                    "no progress: at most {MIN_PROGRESS} bytes in {:?} (BERTH_PULL_STALL_TIMEOUT sets the time)",
+                    self.stall
+                ))),
                 None => Err(io::Error::other("reconnecting")),
+            };
+            let r = match r {
+                Ok(n) => {
+                    self.window_bytes += n as u64;
+                    if self.window_start.elapsed() < self.stall || n == 0 {
+                        Ok(n)
+                    } else if self.window_bytes > MIN_PROGRESS {
+                        self.window_start = std::time::Instant::now();
+                        self.window_bytes = 0;
+                        Ok(n)
+                    } else {
+                        // Stalled or a trickle: what came is kept, the
+                        // rest resumed from the next read on.
+                        self.offset += n as u64;
+                        self.inner = None;
+                        self.stalled = true;
+                        return Ok(n);
+                    }
+                }
+                Err(e) => Err(e),
             };
             match r {
                 Ok(n) => {
@@ -559,6 +610,9 @@ impl Read for BlobReader {
                     );
                     backoff(self.resumes);
                     self.inner = None;
+                    self.stalled = false;
+                    self.window_start = std::time::Instant::now();
+                    self.window_bytes = 0;
                     let resp = self
                         .client
                         .get(

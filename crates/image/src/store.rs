@@ -66,6 +66,18 @@ const IMAGE_TABLES: Tables<'static> = Tables {
 /// A lock held until dropped (flock on a file under locks/).
 pub struct Lock(#[allow(dead_code)] OwnedFd);
 
+/// A pull in progress, for GC (see [`Store::mark_pull`]).
+pub struct PullMark {
+    path: PathBuf,
+    _file: std::fs::File,
+}
+
+impl Drop for PullMark {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// A stored layer, as recorded.
 pub struct LayerRecord<'a> {
     pub chain: &'a Digest,
@@ -169,6 +181,16 @@ fn open_db(
     Ok(db)
 }
 
+/// Sets `path`'s permission bits to `mode` unless they are already (a
+/// stat, and a chmod only the first time).
+pub fn private(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if std::fs::metadata(path)?.permissions().mode() & 0o7777 != mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens (creating) the store at `root`.
     pub fn open(root: &Path) -> Result<Store> {
@@ -179,14 +201,16 @@ impl Store {
     /// database (see [`Store::db`]). Tables an earlier berth kept in a
     /// database of their own are imported into it first.
     pub fn open_with(root: &Path, extra: &[Tables<'_>]) -> Result<Store> {
+        // Layers hold setuid binaries and images' secrets, the database
+        // the containers' configs (their -e secrets): the store is its
+        // owner's alone (as containers/storage does), and one an older
+        // berth left open to others is closed here.
         if !root.exists() {
-            // Layers hold setuid binaries and images' secrets: the store is
-            // its owner's alone (as containers/storage does).
             std::fs::create_dir_all(root)
                 .with_ctx(|| format!("create the image store {}", root.display()))?;
-            std::fs::set_permissions(root, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                .with_ctx(|| format!("chmod the image store {}", root.display()))?;
         }
+        private(root, 0o700)
+            .with_ctx(|| format!("make the image store {} private (chmod)", root.display()))?;
         for d in ["blobs/sha256", "layers", "tmp", "locks"] {
             std::fs::create_dir_all(root.join(d)).with_ctx(|| {
                 format!(
@@ -200,6 +224,17 @@ impl Store {
             .collect();
         let db = open_db(&root.join(DB_FILE), "FULL", &schemas)
             .map_err(|(op, cause)| Error::Db { op, cause })?;
+        // SQLite makes its files 0644 (the WAL and shared-memory files
+        // take the database's mode).
+        for f in [DB_FILE, "store.db-wal", "store.db-shm"] {
+            let p = root.join(f);
+            match private(&p, 0o600) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_ctx(|| format!("make {} private (chmod)", p.display()));
+                }
+                _ => {}
+            }
+        }
         for t in std::iter::once(&IMAGE_TABLES).chain(extra) {
             import_legacy(&db, root, t)?;
         }
@@ -263,12 +298,69 @@ impl Store {
         Ok(Lock(fd))
     }
 
-    /// Held (shared) by every pull and by the engine while it makes an
-    /// init layer in tmp/; taken exclusive by GC, so GC never removes a
-    /// layer a pull has committed but not yet referenced, nor what is being
-    /// made in tmp/.
+    /// Held (shared) by a pull while it records its image (a moment), by
+    /// a load, and by the engine while it makes an init layer in tmp/;
+    /// taken exclusive by GC, so GC never removes what is being recorded
+    /// or made in tmp/. (A pull's downloads are marked instead:
+    /// [`Store::mark_pull`].)
     pub fn pull_lock(&self) -> Result<Lock> {
         self.lock_file("store", false)
+    }
+
+    /// Removes what killed pulls and loads left in tmp/: a layer's files
+    /// whose lock no one holds, a spooled archive whose process is gone.
+    /// (GC removes everything there, under the exclusive store lock.)
+    pub fn clean_tmp(&self) {
+        let Ok(dir) = std::fs::read_dir(self.tmp_dir()) else {
+            return;
+        };
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // Held while the files are removed, so that no pull of the
+            // layer starts meanwhile.
+            let mut _held = None;
+            let stale = if let Some(hex) = name
+                .strip_prefix("layer-")
+                .or_else(|| name.strip_prefix("blob-"))
+            {
+                let lock = self.root.join("locks").join(format!("layer-{hex}"));
+                _held = hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit())
+                    .then(|| sfs::open(&lock, libc::O_RDWR | libc::O_CREAT, 0o600).ok())
+                    .flatten()
+                    .filter(|fd| sfs::flock(fd.as_fd(), true, true).unwrap_or(false));
+                _held.is_some()
+            } else if let Some(pid) = name
+                .strip_prefix("load-")
+                .and_then(|n| n.strip_suffix(".tar"))
+                .and_then(|n| n.parse::<i32>().ok())
+            {
+                // SAFETY: signal 0 only checks that the process exists.
+                pid > 0
+                    && unsafe { libc::kill(pid, 0) } == -1
+                    && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+            } else {
+                false
+            };
+            if stale {
+                let _ = remove_tree(&e.path());
+            }
+        }
+    }
+
+    /// The bytes in tmp/ (downloads and unpacks in progress, or left).
+    pub fn tmp_size(&self) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            let Ok(m) = std::fs::symlink_metadata(p) else {
+                return 0;
+            };
+            if !m.is_dir() {
+                return std::os::unix::fs::MetadataExt::blocks(&m) * 512;
+            }
+            std::fs::read_dir(p).map_or(0, |d| d.flatten().map(|e| walk(&e.path())).sum())
+        }
+        walk(&self.tmp_dir())
     }
 
     pub fn gc_lock(&self) -> Result<Lock> {
@@ -278,6 +370,80 @@ impl Store {
     /// Serializes work on one layer across processes.
     pub fn layer_lock(&self, chain: &Digest) -> Result<Lock> {
         self.lock_file(&format!("layer-{}", chain.hex()), true)
+    }
+
+    /// The layer's lock if no one holds it.
+    fn try_layer_lock(&self, chain: &Digest) -> Option<Lock> {
+        let p = self
+            .root
+            .join("locks")
+            .join(format!("layer-{}", chain.hex()));
+        let fd = sfs::open(&p, libc::O_RDWR | libc::O_CREAT, 0o600).ok()?;
+        sfs::flock(fd.as_fd(), true, true)
+            .ok()
+            .filter(|held| *held)
+            .map(|_| Lock(fd))
+    }
+
+    /// Marks a pull in progress: the layers (chain IDs) and blobs it will
+    /// reference are spared by [`Store::gc`] while the mark lives, so that
+    /// a pull holds no lock that `rmi` or a prune waits for while it
+    /// downloads. (A file under locks/, flocked; one whose lock is free is
+    /// a killed pull's, and removed by GC.)
+    pub fn mark_pull(&self, digests: &[&Digest]) -> Result<PullMark> {
+        use std::io::Write;
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let locks = self.root.join("locks");
+        let tmp = locks.join(format!("new-pull-{id}"));
+        let path = locks.join(format!("pull-{id}"));
+        let mut text = String::new();
+        for d in digests {
+            text.push_str(&d.to_string());
+            text.push('\n');
+        }
+        let fd = sfs::open(
+            &tmp,
+            libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o600,
+        )
+        .with_ctx(|| format!("create {}", tmp.display()))?;
+        // Locked before it is named, so GC never takes it for stale.
+        sfs::flock(fd.as_fd(), true, false).with_ctx(|| format!("lock {}", tmp.display()))?;
+        let mut f = std::fs::File::from(fd);
+        f.write_all(text.as_bytes())
+            .with_ctx(|| format!("write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).with_ctx(|| format!("name {}", path.display()))?;
+        Ok(PullMark { path, _file: f })
+    }
+
+    /// What the pulls in progress will reference (see [`Store::mark_pull`]);
+    /// removes the marks of killed ones.
+    fn marked(&self) -> std::collections::HashSet<String> {
+        let mut set = std::collections::HashSet::new();
+        let Ok(dir) = std::fs::read_dir(self.root.join("locks")) else {
+            return set;
+        };
+        for e in dir.flatten() {
+            if !e.file_name().to_string_lossy().starts_with("pull-") {
+                continue;
+            }
+            let Ok(fd) = sfs::open(&e.path(), libc::O_RDONLY | libc::O_CLOEXEC, 0) else {
+                continue;
+            };
+            if sfs::flock(fd.as_fd(), false, true).unwrap_or(false) {
+                let _ = std::fs::remove_file(e.path()); // its pull is gone
+                continue;
+            }
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text);
+            set.extend(text.lines().map(str::to_string));
+        }
+        set
     }
 
     pub fn has_blob(&self, d: &Digest) -> bool {
@@ -635,6 +801,15 @@ impl Store {
         let mut layers = 0;
         for c in &unused {
             let chain = Digest::parse(c)?;
+            // A pull that will use it holds its lock or has marked it
+            // (marks are read after the lock is taken: a pull marks before
+            // it takes layer locks).
+            let Some(_layer) = self.try_layer_lock(&chain) else {
+                continue;
+            };
+            if self.marked().contains(c) {
+                continue;
+            }
             self.conn()
                 .execute("DELETE FROM layers WHERE chain_id = ?1", params![c])
                 .ctx("forget a layer")?;
@@ -656,9 +831,14 @@ impl Store {
             let Ok(d) = Digest::parse(&format!("sha256:{name}")) else {
                 continue;
             };
+            // (Unless a pull is storing it now: it holds the lock.)
             if !self.has_layer_row(&d)? {
-                remove_tree(&e.path())?;
-                layers += 1;
+                if let Some(_layer) = self.try_layer_lock(&d) {
+                    if !self.has_layer_row(&d)? {
+                        remove_tree(&e.path())?;
+                        layers += 1;
+                    }
+                }
             }
         }
         // Blobs: keep those referenced by an image (manifest, config,
@@ -704,17 +884,34 @@ impl Store {
             }
         }
         let mut blobs = 0;
-        for e in std::fs::read_dir(self.root.join("blobs/sha256")).ctx("list blobs")? {
-            let e = e.ctx("list blobs")?;
+        let listed: Vec<std::fs::DirEntry> = std::fs::read_dir(self.root.join("blobs/sha256"))
+            .ctx("list blobs")?
+            .collect::<std::io::Result<_>>()
+            .ctx("list blobs")?;
+        // Read after the listing: a pull marks its blobs before it stores
+        // any.
+        keep.extend(self.marked());
+        for e in listed {
             let name = format!("sha256:{}", e.file_name().to_string_lossy());
             if !keep.contains(&name) {
                 std::fs::remove_file(e.path()).with_ctx(|| format!("remove blob {name}"))?;
                 blobs += 1;
             }
         }
-        // Nothing in tmp/ is in use while we hold the store lock exclusive.
+        // A layer's files in tmp/ are a pull's while it holds the layer's
+        // lock, a spooled archive a live process's; the rest (init layers
+        // being made, loads: they hold the store lock) is not in use while
+        // we hold the store lock exclusive.
+        self.clean_tmp();
         for e in std::fs::read_dir(self.tmp_dir()).ctx("list tmp")? {
-            remove_tree(&e.ctx("list tmp")?.path())?;
+            let e = e.ctx("list tmp")?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !["layer-", "blob-", "load-"]
+                .iter()
+                .any(|p| name.starts_with(p))
+            {
+                remove_tree(&e.path())?;
+            }
         }
         Ok((layers, blobs))
     }

@@ -50,11 +50,17 @@ pub fn unpack<R: Read>(root: &Path, input: R, layer: &str) -> Result<(Stats, R)>
         buf: vec![0u8; 256 * 1024],
         stats: Stats::default(),
         warned_overlay: false,
+        unchecked: 0,
+        next_check: 0,
     };
     let mut reader = Reader::new(input);
     while let Some(e) = reader.next_entry()? {
         u.stats.entries += 1;
+        u.unchecked += 4096; // an inode and its directory entry
         u.entry(&e, &mut reader)?;
+        if u.unchecked >= u.next_check {
+            u.check_space()?;
+        }
     }
     u.finish()?;
     Ok((u.stats, reader.into_inner()))
@@ -71,6 +77,24 @@ struct Unpacker<'a> {
     buf: Vec<u8>,
     stats: Stats,
     warned_overlay: bool,
+    /// Bytes written since the free space was last checked, and how many
+    /// may be before the next check.
+    unchecked: u64,
+    next_check: u64,
+}
+
+/// The free space is checked after at most this many bytes written (and
+/// sooner as it nears the reserve: after half of what is left above it).
+const SPACE_CHECK_EVERY: u64 = 4 << 20;
+
+/// The free space (and inodes) a layer may not take: 5% of the store's
+/// filesystem, at most 1 GiB (and 5% of its inodes), so that a layer that
+/// expands beyond what the disk can take (a decompression bomb: a few MB
+/// that inflate to many GB) fails with the disk still usable.
+#[allow(clippy::unnecessary_cast)] // statvfs fields are narrower on some targets
+fn reserve(st: &libc::statvfs) -> (u64, u64) {
+    let size = st.f_blocks as u64 * st.f_frsize as u64;
+    ((size / 20).min(1 << 30), st.f_files as u64 / 20)
 }
 
 /// The entry's name as a relative path of plain components.
@@ -96,6 +120,40 @@ impl Unpacker<'_> {
             layer: self.layer.to_string(),
             msg: format!("{}: {}", show(name), msg.into()),
         }
+    }
+
+    /// Fails when the store's filesystem is down to its reserve.
+    #[allow(clippy::unnecessary_cast)] // statvfs fields are narrower on some targets
+    fn check_space(&mut self) -> Result<()> {
+        self.unchecked = 0;
+        // SAFETY: a zeroed statvfs is a valid out-parameter.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid fd and a valid out-parameter.
+        if unsafe { libc::fstatvfs(std::os::fd::AsRawFd::as_raw_fd(&self.root), &mut st) } != 0 {
+            self.next_check = SPACE_CHECK_EVERY;
+            return Ok(()); // no answer: the writes report ENOSPC themselves
+        }
+        let (bytes, inodes) = reserve(&st);
+        let free = st.f_bavail as u64 * st.f_frsize as u64;
+        self.next_check = ((free.saturating_sub(bytes)) / 2).clamp(64 << 10, SPACE_CHECK_EVERY);
+        let short = if free < bytes {
+            format!(
+                "{} MiB free, under the {} MiB",
+                free >> 20,
+                bytes.div_ceil(1 << 20)
+            )
+        } else if st.f_files > 0 && (st.f_favail as u64) < inodes {
+            format!("{} inodes free, under the {inodes}", st.f_favail)
+        } else {
+            return Ok(());
+        };
+        Err(Error::Layer {
+            layer: self.layer.to_string(),
+            msg: format!(
+                "the image store's filesystem is down to {short} berth keeps free, after {} bytes of this layer: it expands to more than the disk can take (a decompression bomb?); free some space (berth system prune) or give the store a larger disk",
+                self.stats.bytes
+            ),
+        })
     }
 
     fn io(&self, name: &[u8], op: &str) -> impl Fn(io::Error) -> Error + '_ {
@@ -203,6 +261,13 @@ impl Unpacker<'_> {
                     f.write_all(&self.buf[..n])
                         .map_err(self.io(&e.path, "write"))?;
                     left -= n as u64;
+                    self.unchecked += n as u64;
+                    if self.unchecked >= self.next_check {
+                        self.stats.bytes += e.size - left;
+                        let r = self.check_space();
+                        self.stats.bytes -= e.size - left;
+                        r?;
+                    }
                 }
                 self.stats.bytes += e.size;
                 self.metadata(e, f.as_fd(), false)?;

@@ -11,16 +11,16 @@
 //! - records the exit code, time and OOM kill in its state file, applies the
 //!   restart policy with Docker's back-off, and runs the exit command
 //!   (`berth container cleanup`) at the end;
-//! - serves `attach.sock` (frames of `berth_monitor::frame`), with detach
+//! - serves `attach.sock` (frames of `berth_monitor_proto::frame`), with detach
 //!   keys and terminal resizes.
 //!
 //! Single-threaded, one poll loop, no allocation per byte; it starts in its
 //! own session so it outlives the CLI that spawned it.
 
-use berth_monitor::config::{Config, LogDriver};
-use berth_monitor::frame::{self, Decoder};
-use berth_monitor::logfmt::{self, Stream};
-use berth_monitor::state::{State, Status};
+use berth_monitor_proto::config::{Config, LogDriver};
+use berth_monitor_proto::frame::{self, Decoder};
+use berth_monitor_proto::logfmt::{self, Stream};
+use berth_monitor_proto::state::{State, Status};
 use berth_sys::process::ExitStatus;
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -479,7 +479,7 @@ struct Client {
     dec: Decoder,
     /// The client that started the container (the monitor's stdin/stdout).
     owner: bool,
-    detach: berth_monitor::config::DetachMatch,
+    detach: berth_monitor_proto::config::DetachMatch,
     /// Flush what is queued, then drop.
     closing: bool,
     dead: bool,
@@ -563,7 +563,7 @@ impl LogWriter {
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .mode_0640()
+            .mode_0600()
             .open(&self.path)?;
         self.size = f.metadata()?.len();
         self.file = Some(f);
@@ -617,7 +617,7 @@ impl LogWriter {
             return;
         }
         self.ensure_open();
-        let now = berth_monitor::now_nanos();
+        let now = berth_monitor_proto::now_nanos();
         let i = stream as usize;
         let mut rest = data;
         while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
@@ -641,7 +641,7 @@ impl LogWriter {
 
     /// Logs any unfinished line (the container ended).
     fn finish(&mut self) {
-        let now = berth_monitor::now_nanos();
+        let now = berth_monitor_proto::now_nanos();
         for (i, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
             if !self.partial[i].is_empty() {
                 let part = std::mem::take(&mut self.partial[i]);
@@ -670,12 +670,13 @@ impl LogWriter {
     }
 }
 
-trait Mode0640 {
-    fn mode_0640(&mut self) -> &mut Self;
+/// The log holds what the container prints (secrets too): its owner's.
+trait Mode0600 {
+    fn mode_0600(&mut self) -> &mut Self;
 }
-impl Mode0640 for std::fs::OpenOptions {
-    fn mode_0640(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o640)
+impl Mode0600 for std::fs::OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
     }
 }
 
@@ -896,7 +897,7 @@ impl Monitor {
             };
             let started = Instant::now();
             self.state.pid = pid;
-            self.state.started = berth_monitor::now_nanos();
+            self.state.started = berth_monitor_proto::now_nanos();
             self.state.status = Status::Running;
             self.state.error.clear();
             // A container that has already ended (`true`) is recorded once,
@@ -915,7 +916,7 @@ impl Monitor {
             };
             self.drain_output();
             self.state.exit_code = status.code();
-            self.state.finished = berth_monitor::now_nanos();
+            self.state.finished = berth_monitor_proto::now_nanos();
             self.state.oom_killed =
                 matches!(status, ExitStatus::Signaled(libc::SIGKILL)) && self.oom_killed();
             if self.stop_requested() || !self.cfg.restart.wants(status.code(), self.state.restarts)
@@ -1439,7 +1440,7 @@ impl Monitor {
         self.state.status = Status::Exited;
         self.state.pid = 0;
         if self.state.finished == 0 {
-            self.state.finished = berth_monitor::now_nanos();
+            self.state.finished = berth_monitor_proto::now_nanos();
         }
         self.save_state();
         let mut exit = self.state.exit_code.to_string();

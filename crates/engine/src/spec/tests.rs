@@ -103,6 +103,29 @@ fn environment_like_docker() {
 }
 
 #[test]
+fn environment_is_linear_in_its_entries() {
+    // 60,000 variables (each given twice) took minutes when each one
+    // searched the list before it.
+    let n = 60_000;
+    let mut o = opts();
+    o.env = (0..n)
+        .map(|i| format!("V{i}=a"))
+        .chain((0..n).map(|i| format!("V{i}=b")))
+        .collect();
+    o.env.push("V7=last".into());
+    let t = std::time::Instant::now();
+    let env = environment(&[], &o, &User::default()).unwrap();
+    let took = t.elapsed();
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    assert_eq!(env.len(), n + 3, "PATH and HOME added, every key once");
+    assert_eq!(env[1], "V0=b");
+    assert_eq!(
+        env[n], "V7=last",
+        "a key given again moves to its last place"
+    );
+}
+
+#[test]
 fn capabilities_like_docker() {
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     assert_eq!(capabilities(false, &[], &[]).unwrap(), DEFAULT_CAPS);
