@@ -3,6 +3,7 @@
 
 mod auth;
 mod containers;
+mod format;
 mod images;
 mod manage;
 mod output;

@@ -106,12 +106,27 @@ pub struct StatsArgs {
     /// Show every container (default: running ones).
     #[arg(short = 'a', long)]
     pub all: bool,
-    /// Output: table or json.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output: table, json, or a Go template ('{{.Name}}: {{.CPUPerc}}';
+    /// 'table ...' for a table): .Container .Name .ID .CPUPerc .MemUsage
+    /// .MemPerc .NetIO .BlockIO .PIDs.
+    #[arg(long, value_name = "FORMAT", value_parser = crate::format::parse, default_value = "table")]
+    pub format: crate::format::Format,
     /// The containers (default: all running ones).
     pub containers: Vec<String>,
 }
+
+/// Docker's column names of `stats --format 'table ...'`.
+const STATS_HEADERS: &[(&str, &str)] = &[
+    ("Container", "CONTAINER"),
+    ("Name", "NAME"),
+    ("ID", "CONTAINER ID"),
+    ("CPUPerc", "CPU %"),
+    ("MemUsage", "MEM USAGE / LIMIT"),
+    ("MemPerc", "MEM %"),
+    ("NetIO", "NET I/O"),
+    ("BlockIO", "BLOCK I/O"),
+    ("PIDs", "PIDS"),
+];
 
 pub fn stats(root: &Path, run_root: &Path, a: StatsArgs) -> Result<()> {
     let engine = open(root, run_root)?;
@@ -134,7 +149,8 @@ pub fn stats(root: &Path, run_root: &Path, a: StatsArgs) -> Result<()> {
         let dt = t0.elapsed().as_nanos().max(1) as f64;
         let mut rows = Vec::new();
         let mut docs = Vec::new();
-        for (r, s0) in recs.iter().zip(first) {
+        let mut views = Vec::new();
+        for (i, (r, s0)) in recs.iter().zip(first).enumerate() {
             let s1 = if r.state.status == Status::Running {
                 engine.sample(r).ok()
             } else {
@@ -165,8 +181,19 @@ pub fn stats(root: &Path, run_root: &Path, a: StatsArgs) -> Result<()> {
                 format!("{} / {}", human(s.io_read), human(s.io_write)),
                 s.pids.to_string(),
             ]);
+            // Docker's stats view: texts; .Container as it was named.
+            views.push(json!({
+                "Container": a.containers.get(i).unwrap_or(&r.id[..12].to_string()),
+                "Name": r.name, "ID": &r.id[..12], "CPUPerc": rows[i][2], "MemUsage": rows[i][3],
+                "MemPerc": rows[i][4], "NetIO": "--", "BlockIO": rows[i][5], "PIDs": rows[i][6],
+            }));
         }
-        if a.format == Format::Json {
+        if let crate::format::Format::Template { table, template } = &a.format {
+            if !a.no_stream {
+                print!("\x1b[2J\x1b[H");
+            }
+            crate::format::rows(template, *table, &views, STATS_HEADERS)?;
+        } else if matches!(a.format, crate::format::Format::Json) {
             println!("{}", serde_json::to_string_pretty(&docs)?);
         } else {
             if !a.no_stream {
@@ -259,11 +286,17 @@ pub enum VolumeCmd {
     Ls {
         #[arg(short = 'q', long)]
         quiet: bool,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        /// Output: table, json, or a Go template ('{{.Name}}'; 'table
+        /// ...' for a table): .Name .Driver .Scope .Mountpoint .Labels,
+        /// .Label "KEY".
+        #[arg(long, value_name = "FORMAT", value_parser = crate::format::parse, default_value = "table")]
+        format: crate::format::Format,
     },
     /// Show volumes' details.
     Inspect {
+        /// A Go template run on each volume ('{{.Mountpoint}}').
+        #[arg(short = 'f', long, value_name = "FORMAT", value_parser = crate::format::parse)]
+        format: Option<crate::format::Format>,
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -281,6 +314,15 @@ pub enum VolumeCmd {
         all: bool,
     },
 }
+
+/// Docker's column names of `volume ls --format 'table ...'`.
+const VOLUME_HEADERS: &[(&str, &str)] = &[
+    ("Name", "VOLUME NAME"),
+    ("Driver", "DRIVER"),
+    ("Scope", "SCOPE"),
+    ("Mountpoint", "MOUNTPOINT"),
+    ("Labels", "LABELS"),
+];
 
 pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
     let engine = open(root, run_root)?;
@@ -306,7 +348,13 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
                 for (v, _, _) in &list {
                     println!("{}", v.name);
                 }
-            } else if format == Format::Json {
+            } else if let crate::format::Format::Template { table, template } = &format {
+                let rows: Vec<_> = list
+                    .iter()
+                    .map(|(v, _, p)| json!({"Name": v.name, "Driver": "local", "Scope": "local", "Mountpoint": p, "Labels": crate::format::labels_text(&v.labels)}))
+                    .collect();
+                crate::format::rows(template, *table, &rows, VOLUME_HEADERS)?;
+            } else if matches!(format, crate::format::Format::Json) {
                 let docs: Vec<_> = list
                     .iter()
                     .map(|(v, users, p)| json!({"Name": v.name, "Driver": "local", "Mountpoint": p, "Labels": v.labels, "Anonymous": v.anonymous, "InUse": users}))
@@ -320,7 +368,7 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
                 table(&["DRIVER", "VOLUME NAME"], &rows)?;
             }
         }
-        VolumeCmd::Inspect { names } => {
+        VolumeCmd::Inspect { names, format } => {
             let mut docs = Vec::new();
             let mut failed = false;
             for n in &names {
@@ -338,7 +386,12 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
                     }
                 }
             }
-            println!("{}", serde_json::to_string_pretty(&docs)?);
+            match &format {
+                Some(crate::format::Format::Template { template, .. }) => {
+                    crate::format::each(template, &docs)?
+                }
+                _ => println!("{}", serde_json::to_string_pretty(&docs)?),
+            }
             if failed {
                 return Err(ExitCode(1).into());
             }

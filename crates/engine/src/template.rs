@@ -397,7 +397,7 @@ struct Parser {
 /// How a list of nodes ended.
 enum End {
     Eof,
-    End,
+    Closed,
     Else(Action),
 }
 
@@ -421,7 +421,7 @@ impl Parser {
                     if a.toks.len() > 1 {
                         return Err((a.toks[1].0, "unexpected words after \"end\"".into()));
                     }
-                    return Ok((nodes, End::End));
+                    return Ok((nodes, End::Closed));
                 }
                 "else" => return Ok((nodes, End::Else(a))),
                 "if" | "with" | "range" => {
@@ -462,12 +462,12 @@ impl Parser {
         let (body, end) = self.list()?;
         let els = match end {
             End::Eof => return Err((pos, format!("unclosed \"{kw}\": no {{{{end}}}}"))),
-            End::End => Vec::new(),
+            End::Closed => Vec::new(),
             End::Else(a) => match a.toks.get(1) {
                 None => {
                     let (e, end) = self.list()?;
                     match end {
-                        End::End => e,
+                        End::Closed => e,
                         End::Eof => {
                             return Err((pos, format!("unclosed \"{kw}\": no {{{{end}}}}")))
                         }
@@ -638,7 +638,7 @@ impl Template {
         let (nodes, end) = p.list().map_err(err)?;
         match end {
             End::Eof => {}
-            End::End => {
+            End::Closed => {
                 return Err(err((
                     src.rfind("{{end").unwrap_or(0),
                     "unexpected {{end}}".into(),
@@ -851,7 +851,7 @@ fn printf(fmt: &str, args: &[Value], at: usize) -> R<String> {
             }
             it.next();
         }
-        let mut num = |it: &mut std::iter::Peekable<std::str::Chars>| -> R<Option<usize>> {
+        let num = |it: &mut std::iter::Peekable<std::str::Chars>| -> R<Option<usize>> {
             let mut n: Option<usize> = None;
             while let Some(d) = it.peek().and_then(|c| c.to_digit(10)) {
                 n = Some(n.unwrap_or(0) * 10 + d as usize);
