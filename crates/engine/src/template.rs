@@ -992,6 +992,49 @@ fn label(labels: &Value, key: &str) -> Value {
     }
 }
 
+/// The number of values in `v` (what copying it costs).
+fn size(v: &Value) -> u64 {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(size).sum::<u64>(),
+        Value::Object(o) => 1 + o.values().map(size).sum::<u64>(),
+        _ => 1,
+    }
+}
+
+/// `v.f1.f2...`; `what` names the start in errors.
+fn walk<'v>(mut v: &'v Value, fields: &[String], what: &str, at: usize) -> R<&'v Value> {
+    let mut path = what.to_string();
+    for f in fields {
+        v = match v {
+            Value::Object(o) => match o.get(f) {
+                Some(e) => e,
+                None => {
+                    let keys: Vec<String> = o.keys().take(40).map(|k| format!("{k:?}")).collect();
+                    return Err((
+                        at,
+                        format!(
+                            "{path}: there is no field {f:?} (it has: {})",
+                            keys.join(", ")
+                        ),
+                    ));
+                }
+            },
+            other => {
+                return Err((
+                    at,
+                    format!("{path}: cannot take field {f:?} of {}", kind(other)),
+                ))
+            }
+        };
+        if path == "." {
+            path.clear();
+        }
+        path.push('.');
+        path.push_str(f);
+    }
+    Ok(v)
+}
+
 impl Exec {
     fn step(&mut self, at: usize) -> R<()> {
         self.steps += 1;
@@ -1096,10 +1139,14 @@ impl Exec {
                         self.step(p.pos)?;
                         self.vars.truncate(mark);
                         match p.vars.len() {
-                            1 => self.vars.push((p.vars[0].clone(), e.clone())),
+                            1 => {
+                                let e = self.copy(&e, p.pos)?;
+                                self.vars.push((p.vars[0].clone(), e))
+                            }
                             2 => {
+                                let e = self.copy(&e, p.pos)?;
                                 self.vars.push((p.vars[0].clone(), k));
-                                self.vars.push((p.vars[1].clone(), e.clone()));
+                                self.vars.push((p.vars[1].clone(), e));
                             }
                             _ => {}
                         }
@@ -1136,63 +1183,43 @@ impl Exec {
         Ok(v)
     }
 
-    fn var(&self, name: &str, at: usize) -> R<Value> {
-        self.vars
+    /// A copy of `v`, its size counted against the step budget (a
+    /// template that copies a large value in a loop ends with an error).
+    fn copy(&mut self, v: &Value, at: usize) -> R<Value> {
+        self.steps += size(v);
+        self.step(at)?;
+        Ok(v.clone())
+    }
+
+    /// A copy of `$name.f1.f2...`.
+    fn var(&mut self, name: &str, fields: &[String], at: usize) -> R<Value> {
+        let v = self
+            .vars
             .iter()
             .rev()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| (at, format!("undefined variable: {name}")))
-    }
-
-    /// `v.f1.f2...`; `what` names the start in errors.
-    fn fields(&self, mut v: Value, fields: &[String], what: &str, at: usize) -> R<Value> {
-        let mut path = what.to_string();
-        for f in fields {
-            v = match v {
-                Value::Object(mut o) => match o.remove(f) {
-                    Some(e) => e,
-                    None => {
-                        let mut keys: Vec<&String> = o.keys().collect();
-                        keys.truncate(40);
-                        let keys: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
-                        return Err((
-                            at,
-                            format!(
-                                "{path}: there is no field {f:?} (it has: {})",
-                                keys.join(", ")
-                            ),
-                        ));
-                    }
-                },
-                other => {
-                    return Err((
-                        at,
-                        format!("{path}: cannot take field {f:?} of {}", kind(&other)),
-                    ))
-                }
-            };
-            if path == "." {
-                path.clear();
-            }
-            path.push('.');
-            path.push_str(f);
-        }
+            .map(|(_, v)| v)
+            .ok_or_else(|| (at, format!("undefined variable: {name}")))?;
+        let v = walk(v, fields, name, at)?;
+        let n = size(v);
+        let v = v.clone();
+        self.steps += n;
+        self.step(at)?;
         Ok(v)
     }
 
     /// One argument's value.
     fn arg(&mut self, a: &Arg, dot: &Value) -> R<Value> {
         match a {
-            Arg::Field(at, f) => self.fields(dot.clone(), f, ".", *at),
-            Arg::Var(at, n, f) => {
-                let v = self.var(n, *at)?;
-                self.fields(v, f, n, *at)
+            Arg::Field(at, f) => {
+                let v = walk(dot, f, ".", *at)?;
+                self.copy(v, *at)
             }
+            Arg::Var(at, n, f) => self.var(n, f, *at),
             Arg::Lit(v) => Ok(v.clone()),
             Arg::Sub(p, chain) => {
                 let v = self.pipe(p, dot)?;
-                self.fields(v, chain, "(...)", p.pos)
+                Ok(walk(&v, chain, "(...)", p.pos)?.clone())
             }
             Arg::Func(at, n) => self.call(n, &[], *at),
         }
@@ -1255,7 +1282,7 @@ impl Exec {
                 let [k] = &args[..] else {
                     return Err((*at, ".Label takes one argument, the label's key".into()));
                 };
-                let obj = self.fields(dot.clone(), parent, ".", *at)?;
+                let obj = walk(dot, parent, ".", *at)?;
                 let labels = obj.get("Labels").cloned().unwrap_or(Value::Null);
                 Ok(label(&labels, &string("Label", k, *at)?))
             }

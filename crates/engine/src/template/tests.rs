@@ -264,6 +264,12 @@ fn work_is_bounded() {
         &v,
     );
     assert!(e.contains("steps"), "{e}");
+    // Copying a large value in a loop costs its size.
+    let big = json!({"A": vec![0; 5000]});
+    let e = exec_err("{{range .A}}{{$x := $.A}}{{end}}", &big);
+    assert!(e.contains("steps"), "{e}");
+    let e = exec_err("{{range .A}}{{len $.A}}{{end}}", &big);
+    assert!(e.contains("steps"), "{e}");
     let e = exec_err("{{range 999999999999}}{{end}}", &v);
     assert!(e.contains("too many"), "{e}");
     let deep = "{{if 1}}".repeat(MAX_DEPTH + 1);
