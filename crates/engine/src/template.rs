@@ -1504,6 +1504,16 @@ impl Format {
             None => (false, t),
         };
         let body = body.replace("\\t", "\t").replace("\\n", "\n");
+        if !body.contains("{{") {
+            // `--format yaml`: a mistake far more often than a constant.
+            return Err(Error::Parse {
+                line: 1,
+                column: 1,
+                msg: format!(
+                    "{t:?} is not table, json or a Go template (such as '{{{{.ID}}}}\\t{{{{.Names}}}}')"
+                ),
+            });
+        }
         Ok(Format::Template {
             table,
             template: Template::parse(&body)?,

@@ -304,6 +304,11 @@ fn formats_and_tables() {
     assert!(matches!(Format::parse("json").unwrap(), Format::Json));
     assert!(matches!(Format::parse("table").unwrap(), Format::Table));
     assert!(matches!(Format::parse("").unwrap(), Format::Table));
+    let e = Format::parse("yaml").unwrap_err().to_string();
+    assert!(
+        e.contains("\"yaml\" is not table, json or a Go template"),
+        "{e}"
+    );
     let Format::Template { table, template } = Format::parse("table {{.ID}}\\t{{.Image}}").unwrap()
     else {
         panic!("not a template");
