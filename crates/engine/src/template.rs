@@ -1122,7 +1122,7 @@ impl Exec {
                         let n = n
                             .as_i64()
                             .ok_or_else(|| (p.pos, format!("range: {n} is not an integer")))?;
-                        if n as u64 > MAX_STEPS {
+                        if n.max(0) as u64 > MAX_STEPS {
                             return Err((p.pos, format!("range: {n} is too many steps")));
                         }
                         (0..n.max(0))
@@ -1457,7 +1457,7 @@ impl Exec {
                 n(3)?;
                 let s = string(f, &a[0], at)?;
                 let (l, r) = (int(f, &a[1], at)?.max(0), int(f, &a[2], at)?.max(0));
-                if (l + r) as usize + s.len() > MAX_OUTPUT {
+                if l.saturating_add(r).saturating_add(s.len() as i64) > MAX_OUTPUT as i64 {
                     return Err((
                         at,
                         format!("pad: the result passes {} MiB", MAX_OUTPUT >> 20),

@@ -153,6 +153,7 @@ fn range() {
     );
     assert_eq!(run("{{range .Empty}}x{{else}}empty{{end}}", &c), "empty");
     assert_eq!(run("{{range 3}}{{.}}{{end}}", &c), "012");
+    assert_eq!(run("{{range -3}}{{.}}{{else}}none{{end}}", &c), "none");
     // A variable declared in the body does not outlive it.
     assert!(Template::parse("{{range .Args}}{{$v := .}}{{end}}{{$v}}")
         .unwrap()
@@ -246,6 +247,8 @@ fn output_is_capped() {
     let big = json!({"L": "x".repeat(1 << 20)});
     let e = exec_err("{{range 17}}{{$.L}}{{end}}", &big);
     assert!(e.contains("output passes 16 MiB"), "{e}");
+    let e = exec_err("{{pad .L 9223372036854775807 9223372036854775807}}", &big);
+    assert!(e.contains("pad: the result passes"), "{e}");
     let e = exec_err("{{pad .L 0 20000000}}", &big);
     assert!(e.contains("pad: the result passes"), "{e}");
     let e = exec_err("{{printf \"%0999999d\" 1}}", &big);
