@@ -15,13 +15,17 @@ pub fn parse(s: &str) -> std::result::Result<Format, String> {
 
 /// Prints `rows` through `template`, one line each (`table`: after a
 /// header made from `headers`, Docker's column names of the view).
-pub fn rows(
+pub fn rows<T: serde::Serialize>(
     template: &Template,
     table: bool,
-    rows: &[Value],
+    rows: &[T],
     headers: &[(&str, &str)],
 ) -> Result<()> {
-    let s = render(template, table, rows, headers)?;
+    let rows = rows
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<std::result::Result<Vec<Value>, _>>()?;
+    let s = render(template, table, &rows, headers)?;
     let mut out = std::io::stdout().lock();
     out.write_all(s.as_bytes())?;
     out.flush()?;
@@ -54,16 +58,6 @@ pub fn go_time(nanos: i64) -> String {
     let date = t.get(..10).unwrap_or("");
     let clock = t.get(11..19).unwrap_or("");
     format!("{date} {clock} +0000 UTC")
-}
-
-/// Labels as Docker's list views print them: `k=v,k2=v2`, sorted.
-pub fn labels_text<'a>(labels: impl IntoIterator<Item = (&'a String, &'a String)>) -> String {
-    let mut l: Vec<String> = labels
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    l.sort();
-    l.join(",")
 }
 
 #[cfg(test)]

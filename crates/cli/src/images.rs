@@ -366,18 +366,8 @@ fn human(b: u64) -> String {
     s + U[i]
 }
 
-/// Docker's column names of `images --format 'table ...'`.
-const IMAGES_HEADERS: &[(&str, &str)] = &[
-    ("ID", "IMAGE ID"),
-    ("Repository", "REPOSITORY"),
-    ("Tag", "TAG"),
-    ("Digest", "DIGEST"),
-    ("CreatedSince", "CREATED"),
-    ("CreatedAt", "CREATED AT"),
-    ("Size", "SIZE"),
-];
-
 pub fn list(root: &Path, a: ListArgs) -> Result<()> {
+    use berth_engine::template::views::ImageRow;
     let store = open(root)?;
     let images = store.images()?;
     if a.quiet {
@@ -417,18 +407,18 @@ pub fn list(root: &Path, a: ListArgs) -> Result<()> {
                 names.push(("<none>", "<none>"));
             }
             for (repo, tag) in names {
-                rows.push(serde_json::json!({
-                    "ID": id,
-                    "Repository": repo,
-                    "Tag": tag,
-                    "Digest": i.manifest_digest.to_string(),
-                    "CreatedSince": since,
-                    "CreatedAt": created_at,
-                    "Size": human(i.size),
-                }));
+                rows.push(ImageRow {
+                    id: id.clone(),
+                    repository: repo.to_string(),
+                    tag: tag.to_string(),
+                    digest: i.manifest_digest.to_string(),
+                    created_since: since.clone(),
+                    created_at: created_at.clone(),
+                    size: human(i.size),
+                });
             }
         }
-        return crate::format::rows(template, *table, &rows, IMAGES_HEADERS);
+        return crate::format::rows(template, *table, &rows, ImageRow::HEADERS);
     }
     if matches!(a.format, crate::format::Format::Json) {
         let v: Vec<serde_json::Value> = images

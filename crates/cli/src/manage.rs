@@ -4,6 +4,7 @@ use crate::containers::{open, ExitCode};
 use crate::views::Format;
 use anyhow::{bail, Context, Result};
 use berth_engine::records::Status;
+use berth_engine::template::views::{labels_text, StatsRow, VolumeRow};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::io::Write;
@@ -115,19 +116,6 @@ pub struct StatsArgs {
     pub containers: Vec<String>,
 }
 
-/// Docker's column names of `stats --format 'table ...'`.
-const STATS_HEADERS: &[(&str, &str)] = &[
-    ("Container", "CONTAINER"),
-    ("Name", "NAME"),
-    ("ID", "CONTAINER ID"),
-    ("CPUPerc", "CPU %"),
-    ("MemUsage", "MEM USAGE / LIMIT"),
-    ("MemPerc", "MEM %"),
-    ("NetIO", "NET I/O"),
-    ("BlockIO", "BLOCK I/O"),
-    ("PIDs", "PIDS"),
-];
-
 pub fn stats(root: &Path, run_root: &Path, a: StatsArgs) -> Result<()> {
     let engine = open(root, run_root)?;
     loop {
@@ -181,18 +169,24 @@ pub fn stats(root: &Path, run_root: &Path, a: StatsArgs) -> Result<()> {
                 format!("{} / {}", human(s.io_read), human(s.io_write)),
                 s.pids.to_string(),
             ]);
-            // Docker's stats view: texts; .Container as it was named.
-            views.push(json!({
-                "Container": a.containers.get(i).unwrap_or(&r.id[..12].to_string()),
-                "Name": r.name, "ID": &r.id[..12], "CPUPerc": rows[i][2], "MemUsage": rows[i][3],
-                "MemPerc": rows[i][4], "NetIO": "--", "BlockIO": rows[i][5], "PIDs": rows[i][6],
-            }));
+            let row: &Vec<String> = &rows[i];
+            views.push(StatsRow {
+                container: a.containers.get(i).unwrap_or(&row[0]).clone(),
+                name: r.name.clone(),
+                id: row[0].clone(),
+                cpu_perc: row[2].clone(),
+                mem_usage: row[3].clone(),
+                mem_perc: row[4].clone(),
+                net_io: "--".into(),
+                block_io: row[5].clone(),
+                pids: row[6].clone(),
+            });
         }
         if let crate::format::Format::Template { table, template } = &a.format {
             if !a.no_stream {
                 print!("\x1b[2J\x1b[H");
             }
-            crate::format::rows(template, *table, &views, STATS_HEADERS)?;
+            crate::format::rows(template, *table, &views, StatsRow::HEADERS)?;
         } else if matches!(a.format, crate::format::Format::Json) {
             println!("{}", serde_json::to_string_pretty(&docs)?);
         } else {
@@ -315,15 +309,6 @@ pub enum VolumeCmd {
     },
 }
 
-/// Docker's column names of `volume ls --format 'table ...'`.
-const VOLUME_HEADERS: &[(&str, &str)] = &[
-    ("Name", "VOLUME NAME"),
-    ("Driver", "DRIVER"),
-    ("Scope", "SCOPE"),
-    ("Mountpoint", "MOUNTPOINT"),
-    ("Labels", "LABELS"),
-];
-
 pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
     let engine = open(root, run_root)?;
     match c {
@@ -349,11 +334,17 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
                     println!("{}", v.name);
                 }
             } else if let crate::format::Format::Template { table, template } = &format {
-                let rows: Vec<_> = list
+                let rows: Vec<VolumeRow> = list
                     .iter()
-                    .map(|(v, _, p)| json!({"Name": v.name, "Driver": "local", "Scope": "local", "Mountpoint": p, "Labels": crate::format::labels_text(&v.labels)}))
+                    .map(|(v, _, p)| VolumeRow {
+                        name: v.name.clone(),
+                        driver: "local".into(),
+                        scope: "local".into(),
+                        mountpoint: p.display().to_string(),
+                        labels: labels_text(&v.labels),
+                    })
                     .collect();
-                crate::format::rows(template, *table, &rows, VOLUME_HEADERS)?;
+                crate::format::rows(template, *table, &rows, VolumeRow::HEADERS)?;
             } else if matches!(format, crate::format::Format::Json) {
                 let docs: Vec<_> = list
                     .iter()

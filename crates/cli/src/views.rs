@@ -3,6 +3,7 @@
 use crate::containers::{open, ExitCode};
 use anyhow::{bail, Context, Result};
 use berth_engine::records::{Record, Status};
+use berth_engine::template::views::{labels_text, PsRow};
 use berth_engine::Engine;
 use berth_monitor::logfmt::{self, Entry, Stream};
 use clap::{Args, ValueEnum};
@@ -169,46 +170,26 @@ fn ps_command(engine: &Engine, r: &Record, no_trunc: bool) -> String {
     format!("\"{cmd}\"")
 }
 
-/// Docker's column names of `ps --format 'table ...'`.
-const PS_HEADERS: &[(&str, &str)] = &[
-    ("ID", "CONTAINER ID"),
-    ("Image", "IMAGE"),
-    ("Command", "COMMAND"),
-    ("CreatedAt", "CREATED AT"),
-    ("RunningFor", "CREATED"),
-    ("Ports", "PORTS"),
-    ("State", "STATE"),
-    ("Status", "STATUS"),
-    ("Size", "SIZE"),
-    ("Names", "NAMES"),
-    ("Labels", "LABELS"),
-    ("Mounts", "MOUNTS"),
-    ("Networks", "NETWORKS"),
-];
-
-/// A container as `ps --format` templates see it: the fields of
-/// Docker's ps view (texts, as Docker's are).
-fn ps_row(engine: &Engine, r: &Record, no_trunc: bool) -> Value {
+/// A container as `ps --format` templates see it.
+fn ps_row(engine: &Engine, r: &Record, no_trunc: bool) -> PsRow {
     let mounts: Vec<String> = engine
         .mounts(r)
         .into_iter()
         .map(|m| if m.name.is_empty() { m.source } else { m.name })
         .collect();
-    json!({
-        "ID": short_id(r, no_trunc),
-        "Image": r.image,
-        "Command": ps_command(engine, r, no_trunc),
-        "CreatedAt": crate::format::go_time(r.created),
-        "RunningFor": format!("{} ago", ago(r.created)),
-        "Ports": "",
-        "State": r.state.status.name(),
-        "Status": status_text(r),
-        "Size": "",
-        "Names": r.name,
-        "Labels": crate::format::labels_text(&r.config.labels),
-        "Mounts": mounts.join(","),
-        "Networks": "",
-    })
+    PsRow {
+        id: short_id(r, no_trunc),
+        image: r.image.clone(),
+        command: ps_command(engine, r, no_trunc),
+        created_at: crate::format::go_time(r.created),
+        running_for: format!("{} ago", ago(r.created)),
+        state: r.state.status.name().to_string(),
+        status: status_text(r),
+        names: r.name.clone(),
+        labels: labels_text(&r.config.labels),
+        mounts: mounts.join(","),
+        ..PsRow::default()
+    }
 }
 
 pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
@@ -232,11 +213,11 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
         return Ok(());
     }
     if let crate::format::Format::Template { table, template } = &a.format {
-        let rows: Vec<Value> = list
+        let rows: Vec<PsRow> = list
             .iter()
             .map(|r| ps_row(&engine, r, a.no_trunc))
             .collect();
-        return crate::format::rows(template, *table, &rows, PS_HEADERS);
+        return crate::format::rows(template, *table, &rows, PsRow::HEADERS);
     }
     if matches!(a.format, crate::format::Format::Json) {
         let v: Vec<Value> = list

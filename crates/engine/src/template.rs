@@ -1626,5 +1626,7 @@ pub fn align(text: &str) -> String {
     out
 }
 
+pub mod views;
+
 #[cfg(test)]
 mod tests;
