@@ -88,20 +88,16 @@ pub struct PushArgs {
     pub creds: Option<String>,
 }
 
-#[derive(Clone, Copy, ValueEnum, PartialEq)]
-pub enum Format {
-    Table,
-    Json,
-}
-
 #[derive(Args)]
 pub struct ListArgs {
     /// Only image ids.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Output format: a table for people, JSON for scripts.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output format: a table for people, json for scripts, or a Go
+    /// template ('{{.Repository}}:{{.Tag}}'; 'table ...' for a table):
+    /// .ID .Repository .Tag .Digest .CreatedSince .CreatedAt .Size.
+    #[arg(long, value_name = "FORMAT", value_parser = crate::format::parse, default_value = "table")]
+    pub format: crate::format::Format,
     /// Show full ids.
     #[arg(long)]
     pub no_trunc: bool,
@@ -127,6 +123,9 @@ pub enum ImageCmd {
     Rm(RmiArgs),
     /// Show an image's details as JSON (Docker's field names).
     Inspect {
+        /// A Go template run on each image ('{{.Id}}', '{{json .Config}}').
+        #[arg(short = 'f', long, value_name = "FORMAT", value_parser = crate::format::parse)]
+        format: Option<crate::format::Format>,
         #[arg(required = true)]
         images: Vec<String>,
     },
@@ -386,6 +385,7 @@ fn human(b: u64) -> String {
 }
 
 pub fn list(root: &Path, a: ListArgs) -> Result<()> {
+    use berth_engine::template::views::ImageRow;
     let store = open(root)?;
     let images = store.images()?;
     if a.quiet {
@@ -401,7 +401,44 @@ pub fn list(root: &Path, a: ListArgs) -> Result<()> {
         }
         return Ok(());
     }
-    if a.format == Format::Json {
+    if let crate::format::Format::Template { table, template } = &a.format {
+        let mut rows = Vec::new();
+        for i in &images {
+            let id = if a.no_trunc {
+                i.id.to_string()
+            } else {
+                i.id.short().to_string()
+            };
+            let created = i
+                .created
+                .as_deref()
+                .and_then(berth_monitor_proto::logfmt::parse_rfc3339);
+            let since = created.map_or_else(|| ago(i.pulled), |n| ago(n / 1_000_000_000));
+            let created_at = created.map_or_else(String::new, crate::format::go_time);
+            let mut names: Vec<(&str, &str)> = i
+                .names
+                .iter()
+                .filter(|n| !n.contains('@'))
+                .map(|t| t.rsplit_once(':').unwrap_or((t.as_str(), "<none>")))
+                .collect();
+            if names.is_empty() {
+                names.push(("<none>", "<none>"));
+            }
+            for (repo, tag) in names {
+                rows.push(ImageRow {
+                    id: id.clone(),
+                    repository: repo.to_string(),
+                    tag: tag.to_string(),
+                    digest: i.manifest_digest.to_string(),
+                    created_since: since.clone(),
+                    created_at: created_at.clone(),
+                    size: human(i.size),
+                });
+            }
+        }
+        return crate::format::rows(template, *table, &rows, ImageRow::HEADERS);
+    }
+    if matches!(a.format, crate::format::Format::Json) {
         let v: Vec<serde_json::Value> = images
             .iter()
             .map(|i| {
@@ -509,7 +546,7 @@ pub fn image(root: &Path, c: ImageCmd) -> Result<()> {
         ImageCmd::Pull(a) => pull(root, a),
         ImageCmd::Ls(a) => list(root, a),
         ImageCmd::Rm(a) => rmi(root, a),
-        ImageCmd::Inspect { images } => inspect(root, &images),
+        ImageCmd::Inspect { images, format } => inspect(root, &images, format.as_ref()),
         ImageCmd::History { image, no_trunc } => history(root, &image, no_trunc),
         ImageCmd::Prune => {
             let mut store = open(root)?;
@@ -611,7 +648,7 @@ pub fn import(root: &Path, file: &str, name: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-fn inspect(root: &Path, names: &[String]) -> Result<()> {
+fn inspect(root: &Path, names: &[String], format: Option<&crate::format::Format>) -> Result<()> {
     let store = open(root)?;
     let mut out = Vec::new();
     for n in names {
@@ -643,6 +680,9 @@ fn inspect(root: &Path, names: &[String]) -> Result<()> {
             },
             "History": cfg.get("history"),
         }));
+    }
+    if let Some(crate::format::Format::Template { template, .. }) = format {
+        return crate::format::each(template, &out);
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

@@ -4,6 +4,7 @@
 mod auth;
 mod containers;
 mod escape;
+mod format;
 mod images;
 mod interrupt;
 mod logread;

@@ -4,6 +4,7 @@ use crate::containers::{open, ExitCode};
 use crate::views::Format;
 use anyhow::{bail, Context, Result};
 use berth_engine::records::Status;
+use berth_engine::template::views::{labels_text, StatsRow, VolumeRow};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use std::io::Write;
@@ -115,9 +116,11 @@ pub struct StatsArgs {
     /// Show every container (default: running ones).
     #[arg(short = 'a', long)]
     pub all: bool,
-    /// Output: table or json.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output: table, json, or a Go template ('{{.Name}}: {{.CPUPerc}}';
+    /// 'table ...' for a table): .Container .Name .ID .CPUPerc .MemUsage
+    /// .MemPerc .NetIO .BlockIO .PIDs.
+    #[arg(long, value_name = "FORMAT", value_parser = crate::format::parse, default_value = "table")]
+    pub format: crate::format::Format,
     /// The containers (default: all running ones).
     pub containers: Vec<String>,
 }
@@ -143,7 +146,8 @@ pub fn stats(root: &Path, run_root: &Path, a: StatsArgs) -> Result<()> {
         let dt = t0.elapsed().as_nanos().max(1) as f64;
         let mut rows = Vec::new();
         let mut docs = Vec::new();
-        for (r, s0) in recs.iter().zip(first) {
+        let mut views = Vec::new();
+        for (i, (r, s0)) in recs.iter().zip(first).enumerate() {
             let s1 = if r.state.status == Status::Running {
                 engine.sample(r).ok()
             } else {
@@ -174,8 +178,25 @@ pub fn stats(root: &Path, run_root: &Path, a: StatsArgs) -> Result<()> {
                 format!("{} / {}", human(s.io_read), human(s.io_write)),
                 s.pids.to_string(),
             ]);
+            let row: &Vec<String> = &rows[i];
+            views.push(StatsRow {
+                container: a.containers.get(i).unwrap_or(&row[0]).clone(),
+                name: r.name.clone(),
+                id: row[0].clone(),
+                cpu_perc: row[2].clone(),
+                mem_usage: row[3].clone(),
+                mem_perc: row[4].clone(),
+                net_io: "--".into(),
+                block_io: row[5].clone(),
+                pids: row[6].clone(),
+            });
         }
-        if a.format == Format::Json {
+        if let crate::format::Format::Template { table, template } = &a.format {
+            if !a.no_stream {
+                print!("\x1b[2J\x1b[H");
+            }
+            crate::format::rows(template, *table, &views, StatsRow::HEADERS)?;
+        } else if matches!(a.format, crate::format::Format::Json) {
             println!("{}", serde_json::to_string_pretty(&docs)?);
         } else {
             if !a.no_stream {
@@ -268,11 +289,17 @@ pub enum VolumeCmd {
     Ls {
         #[arg(short = 'q', long)]
         quiet: bool,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
+        /// Output: table, json, or a Go template ('{{.Name}}'; 'table
+        /// ...' for a table): .Name .Driver .Scope .Mountpoint .Labels,
+        /// .Label "KEY".
+        #[arg(long, value_name = "FORMAT", value_parser = crate::format::parse, default_value = "table")]
+        format: crate::format::Format,
     },
     /// Show volumes' details.
     Inspect {
+        /// A Go template run on each volume ('{{.Mountpoint}}').
+        #[arg(short = 'f', long, value_name = "FORMAT", value_parser = crate::format::parse)]
+        format: Option<crate::format::Format>,
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -315,7 +342,19 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
                 for (v, _, _) in &list {
                     println!("{}", v.name);
                 }
-            } else if format == Format::Json {
+            } else if let crate::format::Format::Template { table, template } = &format {
+                let rows: Vec<VolumeRow> = list
+                    .iter()
+                    .map(|(v, _, p)| VolumeRow {
+                        name: v.name.clone(),
+                        driver: "local".into(),
+                        scope: "local".into(),
+                        mountpoint: p.display().to_string(),
+                        labels: labels_text(&v.labels),
+                    })
+                    .collect();
+                crate::format::rows(template, *table, &rows, VolumeRow::HEADERS)?;
+            } else if matches!(format, crate::format::Format::Json) {
                 let docs: Vec<_> = list
                     .iter()
                     .map(|(v, users, p)| json!({"Name": v.name, "Driver": "local", "Mountpoint": p, "Labels": v.labels, "Anonymous": v.anonymous, "InUse": users}))
@@ -329,7 +368,7 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
                 table(&["DRIVER", "VOLUME NAME"], &rows)?;
             }
         }
-        VolumeCmd::Inspect { names } => {
+        VolumeCmd::Inspect { names, format } => {
             let mut docs = Vec::new();
             let mut failed = false;
             for n in &names {
@@ -347,7 +386,12 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
                     }
                 }
             }
-            println!("{}", serde_json::to_string_pretty(&docs)?);
+            match &format {
+                Some(crate::format::Format::Template { template, .. }) => {
+                    crate::format::each(template, &docs)?
+                }
+                _ => println!("{}", serde_json::to_string_pretty(&docs)?),
+            }
             if failed {
                 return Err(ExitCode(1).into());
             }

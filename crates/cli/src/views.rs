@@ -4,6 +4,7 @@ use crate::containers::{open, ExitCode};
 use crate::logread;
 use anyhow::{bail, Context, Result};
 use berth_engine::records::{Record, Status};
+use berth_engine::template::views::{labels_text, PsRow};
 use berth_engine::Engine;
 use berth_monitor_proto::logfmt::{self, Entry, Stream};
 use clap::{Args, ValueEnum};
@@ -28,9 +29,12 @@ pub struct PsArgs {
     /// Filter: status=, name=, id=, label=KEY[=VALUE], ancestor=IMAGE, exited=CODE.
     #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
-    /// Output: table (for people) or json (for scripts).
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Output: table (for people), json (for scripts), or a Go template
+    /// ('{{.Names}}\t{{.Status}}'; 'table {{.ID}}\t{{.Image}}' for a
+    /// table): .ID .Image .Command .CreatedAt .RunningFor .Ports .State
+    /// .Status .Size .Names .Labels .Mounts .Networks, .Label "KEY".
+    #[arg(long, value_name = "FORMAT", value_parser = crate::format::parse, default_value = "table")]
+    pub format: crate::format::Format,
     /// Do not shorten ids and commands.
     #[arg(long)]
     pub no_trunc: bool,
@@ -150,6 +154,45 @@ pub fn filtered(engine: &Engine, list: Vec<Record>, filters: &[String]) -> Resul
     Ok(keep)
 }
 
+fn short_id(r: &Record, no_trunc: bool) -> String {
+    if no_trunc {
+        r.id.clone()
+    } else {
+        r.id[..12.min(r.id.len())].to_string()
+    }
+}
+
+/// The command as `ps` shows it: quoted, shortened to 20 characters.
+fn ps_command(engine: &Engine, r: &Record, no_trunc: bool) -> String {
+    let mut cmd = shell_join(&command_of(engine, r));
+    if !no_trunc && cmd.chars().count() > 20 {
+        cmd = cmd.chars().take(19).collect::<String>() + "…";
+    }
+    format!("\"{cmd}\"")
+}
+
+/// A container as `ps --format` templates see it.
+fn ps_row(engine: &Engine, r: &Record, no_trunc: bool) -> PsRow {
+    let mounts: Vec<String> = engine
+        .mounts(r)
+        .into_iter()
+        .map(|m| if m.name.is_empty() { m.source } else { m.name })
+        .collect();
+    PsRow {
+        id: short_id(r, no_trunc),
+        image: r.image.clone(),
+        command: ps_command(engine, r, no_trunc),
+        created_at: crate::format::go_time(r.created),
+        running_for: format!("{} ago", ago(r.created)),
+        state: r.state.status.name().to_string(),
+        status: status_text(r),
+        names: r.name.clone(),
+        labels: labels_text(&r.config.labels),
+        mounts: mounts.join(","),
+        ..PsRow::default()
+    }
+}
+
 pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
     let engine = open(root, run_root)?;
     let mut list = engine.list()?;
@@ -170,7 +213,14 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
         }
         return Ok(());
     }
-    if a.format == Format::Json {
+    if let crate::format::Format::Template { table, template } = &a.format {
+        let rows: Vec<PsRow> = list
+            .iter()
+            .map(|r| ps_row(&engine, r, a.no_trunc))
+            .collect();
+        return crate::format::rows(template, *table, &rows, PsRow::HEADERS);
+    }
+    if matches!(a.format, crate::format::Format::Json) {
         let v: Vec<Value> = list
             .iter()
             .map(|r| {
@@ -198,18 +248,10 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
     let rows: Vec<[String; 7]> = list
         .iter()
         .map(|r| {
-            let mut cmd = shell_join(&command_of(&engine, r));
-            if !a.no_trunc && cmd.chars().count() > 20 {
-                cmd = cmd.chars().take(19).collect::<String>() + "…";
-            }
             [
-                if a.no_trunc {
-                    r.id.clone()
-                } else {
-                    r.id[..12].to_string()
-                },
+                short_id(r, a.no_trunc),
                 r.image.clone(),
-                format!("\"{cmd}\""),
+                ps_command(&engine, r, a.no_trunc),
                 format!("{} ago", ago(r.created)),
                 status_text(r),
                 String::new(),
@@ -636,6 +678,11 @@ pub fn logs(root: &Path, run_root: &Path, a: LogsArgs) -> Result<()> {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
+    /// A Go template run on each object ('{{.State.Pid}}',
+    /// '{{json .Config}}', '{{range .Mounts}}{{.Source}} {{end}}');
+    /// json or nothing: the whole JSON.
+    #[arg(short = 'f', long, value_name = "FORMAT", value_parser = crate::format::parse)]
+    pub format: Option<crate::format::Format>,
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -653,7 +700,12 @@ pub fn inspect(root: &Path, run_root: &Path, a: InspectArgs) -> Result<()> {
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    match &a.format {
+        Some(crate::format::Format::Template { template, .. }) => {
+            crate::format::each(template, &out)?
+        }
+        _ => println!("{}", serde_json::to_string_pretty(&out)?),
+    }
     if failed {
         return Err(ExitCode(1).into());
     }

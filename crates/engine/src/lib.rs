@@ -17,6 +17,7 @@ pub mod records;
 pub mod rootfs;
 pub mod spec;
 pub mod system;
+pub mod template;
 pub mod user;
 
 pub use containers::{Engine, PreMonitor, Session, Started};
