@@ -319,9 +319,15 @@ fn foreign_layers_come_from_their_urls_without_credentials() {
         &serde_json::to_vec(&manifest).unwrap(),
     );
     let f = auth_file(env.root.path(), &proxy.addr, creds);
+    // Foreign URLs are fetched only where allowed, and a loopback one only
+    // when the allowed prefix names its address (issue 20).
     let o = env
         .cmd()
         .env("REGISTRY_AUTH_FILE", &f)
+        .env(
+            "BERTH_ALLOW_FOREIGN_URLS",
+            format!("http://{}/cdn/", proxy.cdn),
+        )
         .args(["pull", "-q", &format!("{}/t/foreign:v", proxy.addr)])
         .output()
         .unwrap();
