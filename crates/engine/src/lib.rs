@@ -7,10 +7,13 @@
 
 pub mod config;
 pub mod containers;
+pub mod control;
 pub mod devices;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod files;
+pub mod info;
 pub mod follow;
 pub mod paths;
 pub mod records;
