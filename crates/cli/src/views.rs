@@ -59,6 +59,7 @@ pub fn ago(nanos: i64) -> String {
 fn status_text(r: &Record) -> String {
     match r.state.status {
         Status::Created => "Created".into(),
+        Status::Running if r.state.paused => format!("Up {} (Paused)", ago(r.state.started)),
         Status::Running => format!("Up {}", ago(r.state.started)),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -71,6 +72,15 @@ fn status_text(r: &Record) -> String {
             ago(r.state.finished)
         ),
         Status::Removing => "Removal In Progress".into(),
+    }
+}
+
+/// Docker's state name: "paused" for a paused running container.
+fn status_name(r: &Record) -> &'static str {
+    if r.state.status == Status::Running && r.state.paused {
+        "paused"
+    } else {
+        r.state.status.name()
     }
 }
 
@@ -87,7 +97,7 @@ fn matches(engine: &Engine, r: &Record, f: &str) -> Result<bool> {
         .split_once('=')
         .with_context(|| format!("--filter {f:?}: expected KEY=VALUE"))?;
     Ok(match k {
-        "status" => r.state.status.name() == v,
+        "status" => status_name(r) == v,
         "name" => r.name.contains(v),
         "id" => r.id.starts_with(v),
         "label" => match v.split_once('=') {
@@ -181,7 +191,7 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
                     "Command": command_of(&engine, r),
                     "Created": r.created / 1_000_000_000,
                     "CreatedAt": logfmt::rfc3339_nano(r.created),
-                    "State": r.state.status.name(),
+                    "State": status_name(r),
                     "Status": status_text(r),
                     "ExitCode": r.state.exit_code,
                     "Pid": r.state.pid,
@@ -294,9 +304,9 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
         "Path": cmd.first().cloned().unwrap_or_default(),
         "Args": cmd.iter().skip(1).collect::<Vec<_>>(),
         "State": {
-            "Status": st.status.name(),
+            "Status": status_name(r),
             "Running": matches!(st.status, Status::Running | Status::Restarting),
-            "Paused": false,
+            "Paused": st.status == Status::Running && st.paused,
             "Restarting": st.status == Status::Restarting,
             "OOMKilled": st.oom_killed,
             "Dead": false,

@@ -280,6 +280,55 @@ impl Engine {
         })
     }
 
+    /// `container prune`: removes every stopped (exited or created)
+    /// container; their ids.
+    pub fn prune_containers(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for c in self.list()? {
+            if matches!(c.state.status, Status::Exited | Status::Created) {
+                match self.remove(&c.id, false, false) {
+                    Ok(_) => out.push(c.id),
+                    // Started or removed meanwhile by another command.
+                    Err(Error::Conflict(_) | Error::NoSuchContainer(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `top CONTAINER PS_OPTIONS`: the host's `ps` with those options,
+    /// kept to the container's processes (Docker's model: the titles and
+    /// the rows, split on whitespace, the last column keeping its spaces).
+    pub fn top_ps(&self, what: &str, ps_args: &[String]) -> Result<TopResponse> {
+        let (rec, pids) = self.pids(what)?;
+        let out = std::process::Command::new("ps")
+            .args(ps_args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(io("run ps (is procps installed?)"))?;
+        if !out.status.success() {
+            return Err(option(
+                "top",
+                format!(
+                    "ps {}: {}",
+                    ps_args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            ));
+        }
+        parse_ps(&String::from_utf8_lossy(&out.stdout), &pids).ok_or_else(|| {
+            option(
+                "top",
+                format!(
+                    "ps {} printed no PID column to find container {}'s processes by",
+                    ps_args.join(" "),
+                    rec.name
+                ),
+            )
+        })
+    }
+
     /// `port`: the container's published ports. berth has no networks
     /// yet, so a container has none; the container must exist.
     pub fn ports(&self, what: &str) -> Result<Vec<PortMapping>> {
@@ -288,9 +337,55 @@ impl Engine {
     }
 }
 
+/// `top`: ps's column titles and the container's rows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopResponse {
+    #[serde(rename = "Titles")]
+    pub titles: Vec<String>,
+    #[serde(rename = "Processes")]
+    pub processes: Vec<Vec<String>>,
+}
+
+/// `ps` output kept to the rows whose PID is in `pids`; None without a
+/// PID column.
+pub fn parse_ps(text: &str, pids: &[i32]) -> Option<TopResponse> {
+    let mut lines = text.lines();
+    let titles: Vec<String> = lines.next()?.split_whitespace().map(String::from).collect();
+    let col = titles.iter().position(|t| t == "PID")?;
+    let n = titles.len();
+    let mut processes = Vec::new();
+    for l in lines {
+        let mut fields: Vec<String> = Vec::with_capacity(n);
+        let mut rest = l.trim_start();
+        while fields.len() + 1 < n {
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            fields.push(rest[..end].to_string());
+            rest = rest[end..].trim_start();
+        }
+        fields.push(rest.to_string());
+        if fields[col].parse::<i32>().is_ok_and(|p| pids.contains(&p)) {
+            processes.push(fields);
+        }
+    }
+    Some(TopResponse { titles, processes })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ps_output_is_kept_to_the_containers_pids() {
+        let text = "UID        PID  PPID  C STIME TTY          TIME CMD\n\
+                    root         1     0  0 07:07 ?        00:00:18 /sbin/init splash\n\
+                    root       412     1  0 07:08 ?        00:00:00 sleep 100 --x\n";
+        let t = parse_ps(text, &[412]).unwrap();
+        assert_eq!(t.titles.len(), 8);
+        assert_eq!(t.processes.len(), 1);
+        assert_eq!(t.processes[0][1], "412");
+        assert_eq!(t.processes[0][7], "sleep 100 --x");
+        assert!(parse_ps("USER COMMAND\nroot x\n", &[1]).is_none());
+    }
 
     #[test]
     fn an_update_replaces_only_what_it_names() {
