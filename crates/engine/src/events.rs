@@ -295,7 +295,9 @@ fn parse_duration(s: &str) -> Option<i64> {
             .filter(|&n| n > 0)?;
         let v: f64 = rest[..n].parse().ok()?;
         rest = &rest[n..];
-        let u = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let u = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = match &rest[..u] {
             "ns" => 1.0,
             "us" | "µs" => 1e3,
@@ -320,11 +322,7 @@ fn parse_date_time(s: &str) -> Option<i64> {
     };
     let (date, time) = s.split_once(['T', ' ']).unwrap_or((s, ""));
     let mut d = date.split('-');
-    let (y, mo, da) = (
-        num(d.next()?, 4)?,
-        num(d.next()?, 2)?,
-        num(d.next()?, 2)?,
-    );
+    let (y, mo, da) = (num(d.next()?, 4)?, num(d.next()?, 2)?, num(d.next()?, 2)?);
     if d.next().is_some() || !(1..=12).contains(&mo) || !(1..=31).contains(&da) {
         return None;
     }
@@ -334,7 +332,10 @@ fn parse_date_time(s: &str) -> Option<i64> {
     } else if let Some(i) = time.rfind(['+', '-']) {
         let z = &time[i + 1..].replace(':', "");
         let off = num(&z[..2.min(z.len())], 2)? * 3600 + num(z.get(2..)?, 2)? * 60;
-        (&time[..i], Some(if &time[i..=i] == "-" { -off } else { off }))
+        (
+            &time[..i],
+            Some(if &time[i..=i] == "-" { -off } else { off }),
+        )
     } else {
         (time, None)
     };
@@ -438,9 +439,18 @@ mod tests {
             "container",
             "die",
             "abcdef0123",
-            &[("name", "web"), ("image", "busybox:latest"), ("tier", "front")],
+            &[
+                ("name", "web"),
+                ("image", "busybox:latest"),
+                ("tier", "front"),
+            ],
         );
-        let exec = ev("container", "exec_start: sh -c ls", "abcdef0123", &[("name", "web")]);
+        let exec = ev(
+            "container",
+            "exec_start: sh -c ls",
+            "abcdef0123",
+            &[("name", "web")],
+        );
         let vol = ev("volume", "create", "data", &[]);
         assert!(f(&[]).matches(&die));
         assert!(f(&["container=web"]).matches(&die));
@@ -478,7 +488,14 @@ mod tests {
         let local = t("2023-11-14T22:13:20");
         assert!((local - 1_700_000_000_000_000_000).abs() <= 86_400_000_000_000);
         assert!(t("2023-11-14") <= local);
-        for bad in ["", "yesterday", "10x", "2023-13-01", "2023-11-14T25:00", "1.2.3"] {
+        for bad in [
+            "",
+            "yesterday",
+            "10x",
+            "2023-13-01",
+            "2023-11-14T25:00",
+            "1.2.3",
+        ] {
             assert!(parse_time(bad, now, "--since").is_err(), "{bad}");
         }
     }
