@@ -238,7 +238,7 @@ enum ContainerCmd {
 /// Where a `container` subcommand goes.
 enum Routed {
     /// To the top-level command of the same name.
-    Same(Cmd),
+    Same(Box<Cmd>),
     Cleanup(String),
     /// `container prune` (-f).
     Prune(bool),
@@ -246,7 +246,7 @@ enum Routed {
 
 impl ContainerCmd {
     fn into_cmd(self) -> Routed {
-        Routed::Same(match self {
+        Routed::Same(Box::new(match self {
             ContainerCmd::Ps(a) => Cmd::Ps(a),
             ContainerCmd::Run(a) => Cmd::Run(a),
             ContainerCmd::Create(a) => Cmd::Create(a),
@@ -271,7 +271,7 @@ impl ContainerCmd {
             ContainerCmd::Port(a) => Cmd::Port(a),
             ContainerCmd::Cleanup { id } => return Routed::Cleanup(id),
             ContainerCmd::Prune { force } => return Routed::Prune(force),
-        })
+        }))
     }
 }
 
@@ -376,7 +376,7 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
         Cmd::Volume(c) => manage::volume(root, run_root, c),
         Cmd::System(c) => manage::system(root, run_root, c),
         Cmd::Container(c) => match c.into_cmd() {
-            Routed::Same(cmd) => dispatch(root, run_root, cmd),
+            Routed::Same(cmd) => dispatch(root, run_root, *cmd),
             Routed::Cleanup(id) => containers::cleanup(root, run_root, &id),
             Routed::Prune(force) => manage::container_prune(root, run_root, force),
         },

@@ -222,10 +222,8 @@ impl Engine {
                 if req.until.is_some_and(|u| e.time_nano > u) {
                     return Ok(());
                 }
-                if e.time_nano >= since && req.filter.matches(&e) {
-                    if each(&e).is_err() {
-                        return Ok(());
-                    }
+                if e.time_nano >= since && req.filter.matches(&e) && each(&e).is_err() {
+                    return Ok(());
                 }
             }
             if !empty {
