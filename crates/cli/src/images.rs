@@ -105,6 +105,13 @@ pub struct ListArgs {
     /// Show full ids.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Every image (berth keeps no intermediate images: the same list).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Filter: dangling=true|false, label=KEY[=VALUE], reference=PATTERN,
+    /// before=IMAGE, since=IMAGE.
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args)]
@@ -369,7 +376,8 @@ fn human(b: u64) -> String {
 
 pub fn list(root: &Path, a: ListArgs) -> Result<()> {
     let store = open(root)?;
-    let images = store.images()?;
+    let filter = berth_engine::imagelist::ImageFilter::parse(&a.filter)?;
+    let images = berth_engine::imagelist::filter_images(&store, store.images()?, &filter)?;
     if a.quiet {
         for i in &images {
             println!(

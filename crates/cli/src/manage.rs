@@ -9,7 +9,7 @@ use serde_json::json;
 use std::io::Write;
 use std::path::Path;
 
-fn human(n: u64) -> String {
+pub fn human(n: u64) -> String {
     const U: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut v = n as f64;
     let mut i = 0;

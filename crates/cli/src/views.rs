@@ -39,6 +39,9 @@ pub struct PsArgs {
     /// Only the newest container (all states).
     #[arg(short = 'l', long)]
     pub latest: bool,
+    /// Show each container's size: what it wrote (and with its image's).
+    #[arg(short = 's', long)]
+    pub size: bool,
 }
 
 pub fn ago(nanos: i64) -> String {
@@ -179,11 +182,16 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
         }
         return Ok(());
     }
+    let sizes: Vec<Option<berth_engine::control::ContainerSize>> = list
+        .iter()
+        .map(|r| a.size.then(|| engine.container_size(r)))
+        .collect();
     if a.format == Format::Json {
         let v: Vec<Value> = list
             .iter()
-            .map(|r| {
-                json!({
+            .zip(&sizes)
+            .map(|(r, size)| {
+                let mut v = json!({
                     "Id": r.id,
                     "Names": [r.name],
                     "Image": r.image,
@@ -198,20 +206,26 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
                     "StartedAt": r.state.started / 1_000_000_000,
                     "Restarts": r.state.restarts,
                     "Labels": r.config.labels,
-                })
+                });
+                if let Some(s) = size {
+                    v["SizeRw"] = json!(s.rw);
+                    v["SizeRootFs"] = json!(s.root_fs);
+                }
+                v
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    let rows: Vec<[String; 7]> = list
+    let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|r| {
+        .zip(&sizes)
+        .map(|(r, size)| {
             let mut cmd = shell_join(&command_of(&engine, r));
             if !a.no_trunc && cmd.chars().count() > 20 {
                 cmd = cmd.chars().take(19).collect::<String>() + "…";
             }
-            [
+            let mut row = vec![
                 if a.no_trunc {
                     r.id.clone()
                 } else {
@@ -223,10 +237,18 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
                 status_text(r),
                 String::new(),
                 r.name.clone(),
-            ]
+            ];
+            if let Some(s) = size {
+                row.push(format!(
+                    "{} (virtual {})",
+                    crate::manage::human(s.rw),
+                    crate::manage::human(s.root_fs)
+                ));
+            }
+            row
         })
         .collect();
-    let head = [
+    let mut head = vec![
         "CONTAINER ID",
         "IMAGE",
         "COMMAND",
@@ -235,7 +257,10 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
         "PORTS",
         "NAMES",
     ];
-    let mut w = [0; 7];
+    if a.size {
+        head.push("SIZE");
+    }
+    let mut w = vec![0; head.len()];
     for (i, h) in head.iter().enumerate() {
         w[i] = h.chars().count();
     }
@@ -257,7 +282,7 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
         }
         s
     };
-    writeln!(out, "{}", line(head.to_vec()))?;
+    writeln!(out, "{}", line(head.clone()))?;
     for r in &rows {
         writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
     }

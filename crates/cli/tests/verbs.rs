@@ -580,3 +580,112 @@ fn system_prune_asks_and_refuses_without_a_terminal() {
     env.berth(&["system", "prune", "-f"]).ok();
     assert!(!env.berth(&["ps", "-a"]).ok().stdout.contains("old"));
 }
+
+#[test]
+fn images_filter_and_all() {
+    let env = Env::new();
+    let img = image(&env);
+    std::thread::sleep(Duration::from_millis(1100));
+    env.berth(&["tag", img, "other:v2"]).ok();
+    // A second image, later, and an untagged (dangling) one.
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = berth_image::tar::build::Tar::default();
+    t.file("hello", b"hi\n", 0o644);
+    let p = dir.path().join("h.tar");
+    std::fs::write(&p, t.end()).unwrap();
+    env.berth(&["import", p.to_str().unwrap(), "hello:1"]).ok();
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut t = berth_image::tar::build::Tar::default();
+    t.file("none", b"x\n", 0o644);
+    std::fs::write(&p, t.end()).unwrap();
+    env.berth(&["import", p.to_str().unwrap()]).ok();
+    let names = |f: &[&str]| {
+        let mut args = vec!["images", "--format", "json"];
+        for x in f {
+            args.push("--filter");
+            args.push(x);
+        }
+        let v: Value = serde_json::from_str(&env.berth(&args).ok().stdout).unwrap();
+        let mut n: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                let names: Vec<&str> = i["Names"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n.as_str().unwrap())
+                    .collect();
+                if names.is_empty() {
+                    "<none>".to_string()
+                } else {
+                    names.join(",")
+                }
+            })
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&[]).len(), 3);
+    assert_eq!(names(&["dangling=true"]), ["<none>"]);
+    assert_eq!(names(&["dangling=false"]).len(), 2);
+    assert_eq!(names(&["reference=hello*"]), ["docker.io/library/hello:1"]);
+    assert_eq!(names(&["reference=hel?o"]), ["docker.io/library/hello:1"]);
+    assert_eq!(names(&["reference=other:v2"]).len(), 1);
+    assert_eq!(names(&["reference=nope*"]), Vec::<String>::new());
+    assert_eq!(names(&["since=hello:1"]), ["<none>"]);
+    assert_eq!(names(&["before=hello:1"]).len(), 1);
+    assert!(names(&["before=hello:1"])[0].contains("bb:latest"));
+    assert_eq!(names(&["label=maintainer"]), Vec::<String>::new());
+    let all = env.berth(&["images", "-a", "-q"]).ok();
+    assert_eq!(all.stdout.lines().count(), 3);
+    let o = env.berth(&["images", "--filter", "colour=red"]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+}
+
+#[test]
+fn ps_size_shows_what_a_container_wrote() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&[
+        "run",
+        "--name",
+        "sz",
+        img,
+        "sh",
+        "-c",
+        "echo 0123456789 > /tmp/f",
+    ])
+    .ok();
+    let o = env.berth(&["ps", "-a", "-s", "--format", "json"]).ok();
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    let rw = v[0]["SizeRw"].as_u64().unwrap();
+    let root = v[0]["SizeRootFs"].as_u64().unwrap();
+    assert!(rw >= 11, "{v}");
+    assert!(root > rw + 100_000, "the image's busybox counts: {v}");
+    let o = env.berth(&["ps", "-a", "--size"]).ok();
+    assert!(
+        o.stdout.lines().next().unwrap().ends_with("SIZE"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("(virtual "), "{}", o.stdout);
+    let o = env.berth(&["ps", "-a", "--format", "json"]).ok();
+    assert!(!o.stdout.contains("SizeRw"));
+}
+
+#[test]
+fn login_without_a_terminal_says_what_to_give() {
+    let env = Env::new();
+    let o = env.berth(&["login", "127.0.0.1:9"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("-u") && o.stderr.contains("no terminal"),
+        "{}",
+        o.stderr
+    );
+    let o = env.berth(&["login", "127.0.0.1:9", "-u", "me"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("--password-stdin"), "{}", o.stderr);
+}

@@ -129,6 +129,15 @@ pub struct UpdateResponse {
     pub applied: bool,
 }
 
+/// A container's size (`ps -s`), bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSize {
+    /// What it wrote (its upper layer).
+    pub rw: u64,
+    /// That plus its image's layers.
+    pub root_fs: u64,
+}
+
 /// A published port (none exist until networks land).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
@@ -327,6 +336,19 @@ impl Engine {
                 ),
             )
         })
+    }
+
+    /// `ps -s`: what the container wrote, and that with its image.
+    pub fn container_size(&self, rec: &Record) -> ContainerSize {
+        let rw = crate::system::disk_usage(&self.paths.container(&rec.id).join("upper"));
+        let image = berth_image::Digest::parse(&rec.image_id)
+            .ok()
+            .and_then(|d| self.images.images().ok()?.into_iter().find(|i| i.id == d))
+            .map_or(0, |i| i.size);
+        ContainerSize {
+            rw,
+            root_fs: rw + image,
+        }
     }
 
     /// `port`: the container's published ports. berth has no networks

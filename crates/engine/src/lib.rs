@@ -14,6 +14,7 @@ pub mod events;
 pub mod exec;
 pub mod files;
 pub mod follow;
+pub mod imagelist;
 pub mod info;
 pub mod paths;
 pub mod records;
