@@ -148,8 +148,9 @@ pub enum ImageCmd {
     },
 }
 
+/// The store, with the engine's tables (image events are recorded there).
 fn open(root: &Path) -> Result<Store> {
-    Ok(Store::open(root)?)
+    Ok(Store::open_with(root, &[berth_engine::records::TABLES])?)
 }
 
 /// A reference as the user wrote it, through registries.conf's short-name
@@ -204,6 +205,7 @@ pub fn pull_image(root: &Path, a: &PullArgs) -> Result<berth_image::Digest> {
     let res = pull::pull(&mut store, &r, &opts, &|e| progress.event(e));
     progress.finish();
     let p = res?;
+    berth_engine::events::record_image_event(&store, "pull", &r.to_string(), &r.to_string());
     if !a.quiet {
         eprintln!("Digest: {}", p.manifest);
     }
@@ -333,6 +335,7 @@ pub fn tag(root: &Path, source: &str, target: &str) -> Result<()> {
         anyhow::bail!("berth tag: {target}: a tag cannot name a digest");
     }
     store.tag(&img.id, &t.to_string())?;
+    berth_engine::events::record_image_event(&store, "tag", &img.id.to_string(), &t.to_string());
     Ok(())
 }
 
@@ -467,10 +470,28 @@ pub fn rmi(root: &Path, a: RmiArgs) -> Result<()> {
     let mut store = open(root)?;
     let mut failed = None;
     for i in &a.images {
-        match store.remove(i, a.force) {
-            Ok(ids) if ids.is_empty() => println!("Untagged: {i}"),
+        let before = store.resolve(i).ok();
+        let removed = store.remove(i, a.force);
+        let event = |action: &str, id: &str, name: &str| {
+            berth_engine::events::record_image_event(&store, action, id, name)
+        };
+        match removed {
+            Ok(ids) if ids.is_empty() => {
+                let id = before
+                    .as_ref()
+                    .map(|b| b.id.to_string())
+                    .unwrap_or_default();
+                event("untag", &id, i);
+                println!("Untagged: {i}");
+            }
             Ok(ids) => {
+                if let Some(b) = &before {
+                    for n in b.names.iter().filter(|n| !n.contains('@')) {
+                        event("untag", &b.id.to_string(), n);
+                    }
+                }
                 for id in ids {
+                    event("delete", &id.to_string(), "");
                     println!("Deleted: {id}");
                 }
             }

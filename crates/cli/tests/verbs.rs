@@ -689,3 +689,32 @@ fn login_without_a_terminal_says_what_to_give() {
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("--password-stdin"), "{}", o.stderr);
 }
+
+#[test]
+fn image_events_tag_untag_delete_and_pull() {
+    let env = Env::new();
+    let t0 = now_ns();
+    let img = image(&env);
+    env.berth(&["tag", img, "ev:1"]).ok();
+    env.berth(&["rmi", "ev:1"]).ok();
+    env.berth(&["rmi", img]).ok();
+    let pushed = push_image("ev/pulled", "v1", &[base_layer()], Comp::Gzip, "amd64");
+    let r = format!("{}/ev/pulled:v1", registry().addr);
+    env.berth(&["pull", &r]).ok();
+    let _ = pushed;
+    let ev = events(&env, t0, &["type=image"]);
+    assert_eq!(
+        actions(&ev),
+        ["tag", "untag", "untag", "delete", "pull"],
+        "{ev:?}"
+    );
+    assert_eq!(
+        ev[0]["Actor"]["Attributes"]["name"],
+        "docker.io/library/ev:1"
+    );
+    assert_eq!(ev[1]["Actor"]["Attributes"]["name"], "ev:1");
+    assert_eq!(ev[0]["id"], ev[3]["id"]);
+    assert_eq!(ev[4]["Actor"]["ID"], r);
+    let tags = events(&env, t0, &["type=image", "event=tag", "image=ev:1"]);
+    assert_eq!(tags.len(), 1, "{tags:?}");
+}

@@ -141,7 +141,12 @@ impl EventFilter {
         }) && any(&self.event, &|v| base_action == v)
             && any(&self.kind, &|v| e.kind == v)
             && any(&self.image, &|v| {
-                let named = |n: &str| n == v || n.strip_suffix(":latest") == Some(v);
+                let named = |n: &str| {
+                    let short = crate::imagelist::familiar(n);
+                    [n, short]
+                        .iter()
+                        .any(|n| *n == v || n.strip_suffix(":latest") == Some(v))
+                };
                 match e.kind.as_str() {
                     "container" => attr("image").is_some_and(named),
                     "image" => e.actor.id == v || attr("name").is_some_and(named),
@@ -172,6 +177,18 @@ pub struct EventsRequest {
 
 /// How often a follower looks for new events (a query on an index).
 const POLL: Duration = Duration::from_millis(100);
+
+/// Records an image event (pull, tag, untag, delete) in `store`'s
+/// database, which must have been opened with
+/// [`crate::records::TABLES`]. Best effort, as [`Engine::record_event`].
+pub fn record_image_event(store: &berth_image::store::Store, action: &str, id: &str, name: &str) {
+    let mut a = BTreeMap::new();
+    if !name.is_empty() {
+        a.insert("name".to_string(), name.to_string());
+    }
+    let e = Event::new(crate::containers::now_nanos(), "image", action, id, a);
+    let _ = crate::records::Records::new(store).add_event(&e);
+}
 
 impl Engine {
     /// Records an event. Best effort: the operation it tells of has

@@ -62,7 +62,7 @@ fn made(i: &ImageRow) -> i64 {
 }
 
 /// Docker's short form of a stored name.
-fn familiar(name: &str) -> &str {
+pub(crate) fn familiar(name: &str) -> &str {
     name.strip_prefix("docker.io/library/")
         .or_else(|| name.strip_prefix("docker.io/"))
         .unwrap_or(name)
