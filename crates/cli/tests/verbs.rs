@@ -150,12 +150,16 @@ fn stop_kill_and_rm_force_work_on_a_paused_container() {
     let env = Env::new();
     let img = image(&env);
     for (name, verb) in [("ss", "stop"), ("kk", "kill"), ("rr", "rm")] {
-        env.berth(&["run", "-d", "--name", name, img, "sleep", "1000"])
+        // A TERM handler: the stop signal reaches a paused container (it
+        // is thawed after the signal, as Docker does), not only the KILL.
+        let trap = "trap 'exit 42' TERM; while :; do sleep 0.1; done";
+        env.berth(&["run", "-d", "--name", name, img, "sh", "-c", trap])
             .ok();
+        std::thread::sleep(Duration::from_millis(300));
         env.berth(&["pause", name]).ok();
         let t = Instant::now();
         match verb {
-            "stop" => env.berth(&["stop", "-t", "1", name]).ok(),
+            "stop" => env.berth(&["stop", "-t", "8", name]).ok(),
             "kill" => env.berth(&["kill", name]).ok(),
             _ => env.berth(&["rm", "-f", name]).ok(),
         };
@@ -173,6 +177,12 @@ fn stop_kill_and_rm_force_work_on_a_paused_container() {
         let st = &inspect(&env, name)["State"];
         assert_eq!(st["Status"], "exited", "{verb}: {st}");
         assert_eq!(st["Paused"], false, "{verb}: {st}");
+        let code = if verb == "stop" { 42 } else { 137 };
+        assert_eq!(st["ExitCode"], code, "{verb}: {st}");
+        assert!(
+            t.elapsed() < Duration::from_secs(6),
+            "{verb} waited for the KILL"
+        );
         // It starts again, not paused.
         env.berth(&["start", name]).ok();
         assert_eq!(inspect(&env, name)["State"]["Status"], "running");
