@@ -10,9 +10,9 @@ use std::io::Read;
 pub struct LoginArgs {
     /// The registry, such as quay.io or 127.0.0.1:5000.
     pub registry: String,
-    /// User name.
+    /// User name (asked for on a terminal when not given).
     #[arg(short, long)]
-    pub username: String,
+    pub username: Option<String>,
     /// Password (visible in the process list: prefer --password-stdin).
     #[arg(short, long, conflicts_with = "password_stdin")]
     pub password: Option<String>,
@@ -40,8 +40,61 @@ fn registry_name(r: &str) -> Result<String> {
     Ok(host.to_string())
 }
 
+/// Reads one line from the terminal on stdin after `prompt` (on stderr),
+/// without echo when `secret`.
+fn ask(prompt: &str, secret: bool) -> Result<String> {
+    use std::io::{BufRead, Write};
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    /// Puts the terminal's echo back when dropped.
+    struct Echo(Option<libc::termios>);
+    impl Drop for Echo {
+        fn drop(&mut self) {
+            if let Some(t) = &self.0 {
+                // SAFETY: fd 0 and a termios read from it by tcgetattr.
+                unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
+                eprintln!();
+            }
+        }
+    }
+    let mut echo = Echo(None);
+    if secret {
+        // SAFETY: an all-zero termios is valid plain data for tcgetattr to fill.
+        let mut t: libc::termios = unsafe { std::mem::zeroed() };
+        // SAFETY: fd 0 is a terminal (checked by the caller); t is a valid out pointer.
+        if unsafe { libc::tcgetattr(0, &mut t) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("read the terminal's settings");
+        }
+        let mut quiet = t;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: fd 0 and a termios derived from its own settings.
+        if unsafe { libc::tcsetattr(0, libc::TCSANOW, &quiet) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("turn the terminal's echo off");
+        }
+        echo.0 = Some(t);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .take(64 * 1024)
+        .read_line(&mut line)
+        .context("read the answer from the terminal")?;
+    drop(echo);
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
 pub fn login(a: LoginArgs) -> Result<()> {
+    use std::io::IsTerminal;
     let reg = registry_name(&a.registry)?;
+    let terminal = std::io::stdin().is_terminal() && !a.password_stdin;
+    let username = match &a.username {
+        Some(u) => u.clone(),
+        None if terminal => ask("Username: ", false)?,
+        None => bail!("berth login: give the user name with -u (there is no terminal to ask on)"),
+    };
+    if username.is_empty() {
+        bail!("berth login {reg}: the user name is empty");
+    }
     let password = match (&a.password, a.password_stdin) {
         (Some(p), _) => p.clone(),
         (None, true) => {
@@ -52,15 +105,18 @@ pub fn login(a: LoginArgs) -> Result<()> {
                 .context("read the password from stdin")?;
             s.trim_end_matches(['\n', '\r']).to_string()
         }
-        (None, false) => bail!("berth login: give the password with --password-stdin (or -p)"),
+        (None, false) if terminal => ask("Password: ", true)?,
+        (None, false) => bail!(
+            "berth login: give the password with --password-stdin (or -p); there is no terminal to ask on"
+        ),
     };
     let opts = Options {
         insecure: !a.tls_verify,
-        credentials: Some((a.username.clone(), password.clone())),
+        credentials: Some((username.clone(), password.clone())),
     };
     // The registry must accept them before they are stored.
     Client::for_registry(&reg, &opts).ping()?;
-    let f = registry::save_credentials(&reg, &a.username, &password)?;
+    let f = registry::save_credentials(&reg, &username, &password)?;
     eprintln!("Login succeeded (credentials in {})", f.display());
     Ok(())
 }

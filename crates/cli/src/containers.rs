@@ -1303,6 +1303,7 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
         }
         let st = c.status().context("run the runtime's exec")?;
         let code = exec_code(&x, st);
+        engine.exec_ended(&x, code);
         if code != 0 {
             return Err(ExitCode(code).into());
         }
@@ -1485,6 +1486,7 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
     // command that is not found fails after that, and gets Docker's code
     // (127, 126) as without a terminal.
     let code = exec_code(&x, st);
+    engine.exec_ended(&x, code);
     if code != 0 {
         return Err(ExitCode(code).into());
     }

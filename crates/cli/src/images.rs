@@ -101,6 +101,13 @@ pub struct ListArgs {
     /// Show full ids.
     #[arg(long)]
     pub no_trunc: bool,
+    /// Every image (berth keeps no intermediate images: the same list).
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Filter: dangling=true|false, label=KEY[=VALUE], reference=PATTERN,
+    /// before=IMAGE, since=IMAGE.
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Args)]
@@ -140,8 +147,9 @@ pub enum ImageCmd {
     },
 }
 
+/// The store, with the engine's tables (image events are recorded there).
 fn open(root: &Path) -> Result<Store> {
-    Ok(Store::open(root)?)
+    Ok(Store::open_with(root, &[berth_engine::records::TABLES])?)
 }
 
 /// A reference as the user wrote it, through registries.conf's short-name
@@ -205,6 +213,7 @@ pub fn pull_image(root: &Path, a: &PullArgs) -> Result<berth_image::Digest> {
     }
     drop(interrupt);
     let p = res?;
+    berth_engine::events::record_image_event(&store, "pull", &r.to_string(), &r.to_string());
     if !a.quiet {
         eprintln!("Digest: {}", p.manifest);
     }
@@ -343,6 +352,7 @@ pub fn tag(root: &Path, source: &str, target: &str) -> Result<()> {
         anyhow::bail!("berth tag: {target}: a tag cannot name a digest");
     }
     store.tag(&img.id, &t.to_string())?;
+    berth_engine::events::record_image_event(&store, "tag", &img.id.to_string(), &t.to_string());
     Ok(())
 }
 
@@ -387,7 +397,8 @@ fn human(b: u64) -> String {
 pub fn list(root: &Path, a: ListArgs) -> Result<()> {
     use berth_engine::template::views::ImageRow;
     let store = open(root)?;
-    let images = store.images()?;
+    let filter = berth_engine::imagelist::ImageFilter::parse(&a.filter)?;
+    let images = berth_engine::imagelist::filter_images(&store, store.images()?, &filter)?;
     if a.quiet {
         for i in &images {
             println!(
@@ -518,10 +529,28 @@ pub fn rmi(root: &Path, a: RmiArgs) -> Result<()> {
     let mut store = open(root)?;
     let mut failed = None;
     for i in &a.images {
-        match store.remove(i, a.force) {
-            Ok(ids) if ids.is_empty() => println!("Untagged: {i}"),
+        let before = store.resolve(i).ok();
+        let removed = store.remove(i, a.force);
+        let event = |action: &str, id: &str, name: &str| {
+            berth_engine::events::record_image_event(&store, action, id, name)
+        };
+        match removed {
+            Ok(ids) if ids.is_empty() => {
+                let id = before
+                    .as_ref()
+                    .map(|b| b.id.to_string())
+                    .unwrap_or_default();
+                event("untag", &id, i);
+                println!("Untagged: {i}");
+            }
             Ok(ids) => {
+                if let Some(b) = &before {
+                    for n in b.names.iter().filter(|n| !n.contains('@')) {
+                        event("untag", &b.id.to_string(), n);
+                    }
+                }
                 for id in ids {
+                    event("delete", &id.to_string(), "");
                     println!("Deleted: {id}");
                 }
             }

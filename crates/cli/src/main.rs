@@ -11,6 +11,7 @@ mod logread;
 mod manage;
 mod output;
 mod progress;
+mod verbs;
 mod views;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -127,8 +128,8 @@ enum Cmd {
     Attach(containers::AttachArgs),
     /// Rename a container.
     Rename { container: String, name: String },
-    /// Show a container's processes.
-    Top { container: String },
+    /// Show a container's processes: berth top CTR [ps OPTIONS] (such as -ef or aux).
+    Top(TopArgs),
     /// Show containers' CPU, memory, I/O and process counts.
     Stats(manage::StatsArgs),
     /// Copy files between a container and the host: berth cp CTR:/path /host/path (or the reverse).
@@ -148,8 +149,36 @@ enum Cmd {
     /// Manage containers.
     #[command(subcommand)]
     Container(ContainerCmd),
+    /// Freeze every process of running containers.
+    Pause(verbs::ContainersArgs),
+    /// Thaw paused containers.
+    Unpause(verbs::ContainersArgs),
+    /// Change running (or stopped) containers' resource limits and restart policy.
+    Update(verbs::UpdateArgs),
+    /// List a container's published ports.
+    ///
+    /// berth has no networks yet, so no port is ever published: the list is
+    /// empty (and a PORT asked for is not found). Kept for scripts.
+    Port(verbs::PortArgs),
+    /// Show what happens to containers, images and volumes, as it happens.
+    Events(verbs::EventsArgs),
+    /// Show the engine's setup: versions, store, cgroups, runtime, counts.
+    Info(verbs::FormatArgs),
+    /// Show berth's version, the compiler's and the git commit.
+    Version(verbs::FormatArgs),
 }
 
+/// `top`'s arguments.
+#[derive(clap::Args, Debug)]
+struct TopArgs {
+    /// The container, by name or id.
+    container: String,
+    /// Options for the host's ps (its output is kept to the container's processes).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    ps_options: Vec<String>,
+}
+
+/// `berth container VERB`: each the same as `berth VERB`.
 #[derive(Subcommand)]
 enum ContainerCmd {
     /// Record a container's end and release what it held (run by its monitor).
@@ -158,10 +187,96 @@ enum ContainerCmd {
     /// List containers.
     #[command(alias = "ls", alias = "list")]
     Ps(views::PsArgs),
-    /// Show containers' details.
-    Inspect(views::InspectArgs),
+    /// Create a container and start it.
+    #[command(disable_help_flag = true)]
+    Run(containers::RunArgs),
+    /// Create a container without starting it.
+    #[command(disable_help_flag = true)]
+    Create(containers::CreateArgs),
+    /// Start containers.
+    Start(containers::StartArgs),
+    /// Stop containers.
+    Stop(containers::StopArgs),
+    /// Stop and start containers again.
+    Restart(containers::StopArgs),
+    /// Send a signal to containers.
+    Kill(containers::KillArgs),
     /// Remove containers.
     Rm(containers::RmArgs),
+    /// Remove every stopped container.
+    Prune {
+        /// Do not ask for confirmation.
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
+    /// Show containers' details.
+    Inspect(views::InspectArgs),
+    /// Print a container's logs.
+    Logs(views::LogsArgs),
+    /// Run a command in a running container.
+    Exec(containers::ExecArgs),
+    /// Attach to a running container.
+    Attach(containers::AttachArgs),
+    /// Copy files between a container and the host.
+    Cp(manage::CpArgs),
+    /// Show what a container changed in its image.
+    Diff { container: String },
+    /// Show a container's processes.
+    Top(TopArgs),
+    /// Show containers' resource use.
+    Stats(manage::StatsArgs),
+    /// Rename a container.
+    Rename { container: String, name: String },
+    /// Wait for containers to stop.
+    Wait(containers::WaitArgs),
+    /// Freeze containers.
+    Pause(verbs::ContainersArgs),
+    /// Thaw containers.
+    Unpause(verbs::ContainersArgs),
+    /// Change containers' resource limits.
+    Update(verbs::UpdateArgs),
+    /// List a container's published ports (none until networks land).
+    Port(verbs::PortArgs),
+}
+
+/// Where a `container` subcommand goes.
+enum Routed {
+    /// To the top-level command of the same name.
+    Same(Box<Cmd>),
+    Cleanup(String),
+    /// `container prune` (-f).
+    Prune(bool),
+}
+
+impl ContainerCmd {
+    fn into_cmd(self) -> Routed {
+        Routed::Same(Box::new(match self {
+            ContainerCmd::Ps(a) => Cmd::Ps(a),
+            ContainerCmd::Run(a) => Cmd::Run(a),
+            ContainerCmd::Create(a) => Cmd::Create(a),
+            ContainerCmd::Start(a) => Cmd::Start(a),
+            ContainerCmd::Stop(a) => Cmd::Stop(a),
+            ContainerCmd::Restart(a) => Cmd::Restart(a),
+            ContainerCmd::Kill(a) => Cmd::Kill(a),
+            ContainerCmd::Rm(a) => Cmd::Rm(a),
+            ContainerCmd::Inspect(a) => Cmd::Inspect(a),
+            ContainerCmd::Logs(a) => Cmd::Logs(a),
+            ContainerCmd::Exec(a) => Cmd::Exec(a),
+            ContainerCmd::Attach(a) => Cmd::Attach(a),
+            ContainerCmd::Cp(a) => Cmd::Cp(a),
+            ContainerCmd::Diff { container } => Cmd::Diff { container },
+            ContainerCmd::Top(a) => Cmd::Top(a),
+            ContainerCmd::Stats(a) => Cmd::Stats(a),
+            ContainerCmd::Rename { container, name } => Cmd::Rename { container, name },
+            ContainerCmd::Wait(a) => Cmd::Wait(a),
+            ContainerCmd::Pause(a) => Cmd::Pause(a),
+            ContainerCmd::Unpause(a) => Cmd::Unpause(a),
+            ContainerCmd::Update(a) => Cmd::Update(a),
+            ContainerCmd::Port(a) => Cmd::Port(a),
+            ContainerCmd::Cleanup { id } => return Routed::Cleanup(id),
+            ContainerCmd::Prune { force } => return Routed::Prune(force),
+        }))
+    }
 }
 
 /// Parses the command line. The commands whose start-up time counts most
@@ -225,13 +340,9 @@ fn command_word(args: &[std::ffi::OsString]) -> Option<&str> {
     None
 }
 
-fn main() {
-    output::install();
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let word = command_word(&args);
-    let (globals, cmd) = parse(&args, word);
-    let (root, run_root) = (&globals.root, &globals.run_root);
-    let r = match cmd {
+/// Runs one command.
+fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
         Cmd::Pull(a) => images::pull(root, a),
         Cmd::Images(a) => images::list(root, a),
         Cmd::Rmi(a) => images::rmi(root, a),
@@ -261,19 +372,34 @@ fn main() {
         Cmd::Exec(a) => containers::exec(root, run_root, a),
         Cmd::Attach(a) => containers::attach(root, run_root, a),
         Cmd::Rename { container, name } => manage::rename(root, run_root, &container, &name),
-        Cmd::Top { container } => manage::top(root, run_root, &container),
+        Cmd::Top(a) if a.ps_options.is_empty() => manage::top(root, run_root, &a.container),
+        Cmd::Top(a) => manage::top_ps(root, run_root, &a.container, &a.ps_options),
         Cmd::Stats(a) => manage::stats(root, run_root, a),
         Cmd::Cp(a) => manage::cp(root, run_root, a),
         Cmd::Diff { container } => manage::diff(root, run_root, &container),
         Cmd::Volume(c) => manage::volume(root, run_root, c),
         Cmd::System(c) => manage::system(root, run_root, c),
-        Cmd::Container(c) => match c {
-            ContainerCmd::Cleanup { id } => containers::cleanup(root, run_root, &id),
-            ContainerCmd::Ps(a) => views::ps(root, run_root, a),
-            ContainerCmd::Inspect(a) => views::inspect(root, run_root, a),
-            ContainerCmd::Rm(a) => containers::rm(root, run_root, a),
+        Cmd::Container(c) => match c.into_cmd() {
+            Routed::Same(cmd) => dispatch(root, run_root, *cmd),
+            Routed::Cleanup(id) => containers::cleanup(root, run_root, &id),
+            Routed::Prune(force) => manage::container_prune(root, run_root, force),
         },
-    };
+        Cmd::Pause(a) => verbs::pause(root, run_root, a),
+        Cmd::Unpause(a) => verbs::unpause(root, run_root, a),
+        Cmd::Update(a) => verbs::update(root, run_root, a),
+        Cmd::Port(a) => verbs::port(root, run_root, a),
+        Cmd::Events(a) => verbs::events(root, run_root, a),
+        Cmd::Info(a) => verbs::info(root, run_root, a),
+        Cmd::Version(a) => verbs::version(a),
+    }
+}
+
+fn main() {
+    output::install();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let word = command_word(&args);
+    let (globals, cmd) = parse(&args, word);
+    let r = dispatch(&globals.root, &globals.run_root, cmd);
     if let Err(e) = r {
         output::exit_if_output_closed(&e);
         if let Some(c) = e.downcast_ref::<containers::ExitCode>() {

@@ -10,7 +10,7 @@ use serde_json::json;
 use std::io::Write;
 use std::path::Path;
 
-fn human(n: u64) -> String {
+pub fn human(n: u64) -> String {
     const U: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     let mut v = n as f64;
     let mut i = 0;
@@ -61,6 +61,51 @@ fn table(head: &[&str], rows: &[Vec<String>]) -> Result<()> {
 
 pub fn rename(root: &Path, run_root: &Path, container: &str, name: &str) -> Result<()> {
     open(root, run_root)?.rename(container, name)?;
+    Ok(())
+}
+
+/// `top CONTAINER PS_OPTIONS`: the host's ps, kept to the container's
+/// processes.
+pub fn top_ps(root: &Path, run_root: &Path, container: &str, ps: &[String]) -> Result<()> {
+    let t = open(root, run_root)?.top_ps(container, ps)?;
+    let head: Vec<&str> = t.titles.iter().map(String::as_str).collect();
+    table(&head, &t.processes)
+}
+
+/// Asks `question` on the terminal unless `force`; without a terminal to
+/// ask on, refuses (as Docker does) unless `force`.
+pub fn confirm(what: &str, question: &str, force: bool) -> Result<bool> {
+    use std::io::IsTerminal;
+    if force {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("{what}: there is no terminal to ask for confirmation on; give -f to go ahead without asking");
+    }
+    eprint!("{question}\nAre you sure you want to continue? [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .with_context(|| format!("{what}: read the answer"))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+/// `container prune`.
+pub fn container_prune(root: &Path, run_root: &Path, force: bool) -> Result<()> {
+    if !confirm(
+        "container prune",
+        "WARNING! This will remove all stopped containers.",
+        force,
+    )? {
+        return Ok(());
+    }
+    let ids = open(root, run_root)?.prune_containers()?;
+    if !ids.is_empty() {
+        println!("Deleted Containers:");
+        for id in &ids {
+            println!("{id}");
+        }
+    }
     Ok(())
 }
 
@@ -430,7 +475,7 @@ pub enum SystemCmd {
         /// Remove unused anonymous volumes too.
         #[arg(long)]
         volumes: bool,
-        /// Do not ask (berth never asks; accepted for scripts).
+        /// Do not ask for confirmation (needed without a terminal).
         #[arg(short = 'f', long)]
         force: bool,
     },
@@ -460,7 +505,25 @@ pub fn system(root: &Path, run_root: &Path, c: SystemCmd) -> Result<()> {
                 .collect();
             crate::containers::start_each(&engine, &names)?;
         }
-        SystemCmd::Prune { all, volumes, .. } => {
+        SystemCmd::Prune {
+            all,
+            volumes,
+            force,
+        } => {
+            let images = if all {
+                "all images without at least one container associated to them"
+            } else {
+                "all dangling images"
+            };
+            let vols = if volumes {
+                "\n  - all anonymous volumes not used by at least one container"
+            } else {
+                ""
+            };
+            let question = format!("WARNING! This will remove:\n  - all stopped containers{vols}\n  - {images}\n  - all unused layers and blobs");
+            if !confirm("system prune", &question, force)? {
+                return Ok(());
+            }
             let r = engine.prune(all, volumes).context("system prune")?;
             for c in &r.containers {
                 println!("Deleted container: {c}");

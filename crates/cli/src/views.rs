@@ -44,6 +44,9 @@ pub struct PsArgs {
     /// Only the newest container (all states).
     #[arg(short = 'l', long)]
     pub latest: bool,
+    /// Show each container's size: what it wrote (and with its image's).
+    #[arg(short = 's', long)]
+    pub size: bool,
 }
 
 pub fn ago(nanos: i64) -> String {
@@ -64,6 +67,7 @@ pub fn ago(nanos: i64) -> String {
 fn status_text(r: &Record) -> String {
     match r.state.status {
         Status::Created => "Created".into(),
+        Status::Running if r.state.paused => format!("Up {} (Paused)", ago(r.state.started)),
         Status::Running => format!("Up {}", ago(r.state.started)),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -76,6 +80,15 @@ fn status_text(r: &Record) -> String {
             ago(r.state.finished)
         ),
         Status::Removing => "Removal In Progress".into(),
+    }
+}
+
+/// Docker's state name: "paused" for a paused running container.
+fn status_name(r: &Record) -> &'static str {
+    if r.state.status == Status::Running && r.state.paused {
+        "paused"
+    } else {
+        r.state.status.name()
     }
 }
 
@@ -92,7 +105,7 @@ fn matches(engine: &Engine, r: &Record, f: &str) -> Result<bool> {
         .split_once('=')
         .with_context(|| format!("--filter {f:?}: expected KEY=VALUE"))?;
     Ok(match k {
-        "status" => r.state.status.name() == v,
+        "status" => status_name(r) == v,
         "name" => r.name.contains(v),
         "id" => r.id.starts_with(v),
         "label" => match v.split_once('=') {
@@ -213,6 +226,10 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
         }
         return Ok(());
     }
+    let sizes: Vec<Option<berth_engine::control::ContainerSize>> = list
+        .iter()
+        .map(|r| a.size.then(|| engine.container_size(r)))
+        .collect();
     if let crate::format::Format::Template { table, template } = &a.format {
         let rows: Vec<PsRow> = list
             .iter()
@@ -223,8 +240,9 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
     if matches!(a.format, crate::format::Format::Json) {
         let v: Vec<Value> = list
             .iter()
-            .map(|r| {
-                json!({
+            .zip(&sizes)
+            .map(|(r, size)| {
+                let mut v = json!({
                     "Id": r.id,
                     "Names": [r.name],
                     "Image": r.image,
@@ -232,23 +250,29 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
                     "Command": command_of(&engine, r),
                     "Created": r.created / 1_000_000_000,
                     "CreatedAt": logfmt::rfc3339_nano(r.created),
-                    "State": r.state.status.name(),
+                    "State": status_name(r),
                     "Status": status_text(r),
                     "ExitCode": r.state.exit_code,
                     "Pid": r.state.pid,
                     "StartedAt": r.state.started / 1_000_000_000,
                     "Restarts": r.state.restarts,
                     "Labels": r.config.labels,
-                })
+                });
+                if let Some(s) = size {
+                    v["SizeRw"] = json!(s.rw);
+                    v["SizeRootFs"] = json!(s.root_fs);
+                }
+                v
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    let rows: Vec<[String; 7]> = list
+    let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|r| {
-            [
+        .zip(&sizes)
+        .map(|(r, size)| {
+            let mut row = vec![
                 short_id(r, a.no_trunc),
                 r.image.clone(),
                 ps_command(&engine, r, a.no_trunc),
@@ -256,11 +280,18 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
                 status_text(r),
                 String::new(),
                 r.name.clone(),
-            ]
+            ];
+            if let Some(s) = size {
+                row.push(format!(
+                    "{} (virtual {})",
+                    crate::manage::human(s.rw),
+                    crate::manage::human(s.root_fs)
+                ));
+            }
+            row.into_iter().map(crate::escape::owned).collect()
         })
-        .map(|r: [String; 7]| r.map(crate::escape::owned))
         .collect();
-    let head = [
+    let mut head = vec![
         "CONTAINER ID",
         "IMAGE",
         "COMMAND",
@@ -269,7 +300,10 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
         "PORTS",
         "NAMES",
     ];
-    let mut w = [0; 7];
+    if a.size {
+        head.push("SIZE");
+    }
+    let mut w = vec![0; head.len()];
     for (i, h) in head.iter().enumerate() {
         w[i] = h.chars().count();
     }
@@ -291,7 +325,7 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
         }
         s
     };
-    writeln!(out, "{}", line(head.to_vec()))?;
+    writeln!(out, "{}", line(head.clone()))?;
     for r in &rows {
         writeln!(out, "{}", line(r.iter().map(String::as_str).collect()))?;
     }
@@ -338,9 +372,9 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
         "Path": cmd.first().cloned().unwrap_or_default(),
         "Args": cmd.iter().skip(1).collect::<Vec<_>>(),
         "State": {
-            "Status": st.status.name(),
+            "Status": status_name(r),
             "Running": matches!(st.status, Status::Running | Status::Restarting),
-            "Paused": false,
+            "Paused": st.status == Status::Running && st.paused,
             "Restarting": st.status == Status::Restarting,
             "OOMKilled": st.oom_killed,
             "Dead": false,

@@ -2434,7 +2434,7 @@ fn diff_rename_top_stats_volumes_and_system() {
     assert_eq!(ps_json(&env).as_array().unwrap().len(), 0);
     env.berth(&["volume", "prune", "--all"]).ok();
     assert_eq!(env.berth(&["volume", "ls", "-q"]).ok().stdout, "");
-    env.berth(&["system", "prune", "-a"]).ok();
+    env.berth(&["system", "prune", "-a", "-f"]).ok();
     assert_eq!(
         env.images_json().as_array().unwrap().len(),
         0,

@@ -271,7 +271,7 @@ impl Drop for PreMonitor {
     }
 }
 
-fn now_nanos() -> i64 {
+pub(crate) fn now_nanos() -> i64 {
     berth_monitor_proto::now_nanos()
 }
 
@@ -569,6 +569,7 @@ impl Engine {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
+        self.container_event(&rec, "create", &[]);
         Ok(rec)
     }
 
@@ -659,12 +660,16 @@ impl Engine {
         }
         let data = self.paths.volume_data(name);
         std::fs::create_dir_all(&data).map_err(io(format!("create {}", data.display())))?;
-        self.records.add_volume(&VolumeRecord {
+        let added = self.records.add_volume(&VolumeRecord {
             name: name.to_string(),
             created: now_nanos(),
             labels,
             anonymous,
-        })
+        })?;
+        if added {
+            self.record_event("volume", "create", name, Default::default());
+        }
+        Ok(added)
     }
 
     /// Removes a volume no container uses.
@@ -674,6 +679,7 @@ impl Engine {
         if dir.exists() {
             berth_image::remove_all(&dir)?;
         }
+        self.record_event("volume", "destroy", name, Default::default());
         Ok(())
     }
 
@@ -1025,6 +1031,7 @@ impl Engine {
         if rec.state.stopped_by_user {
             self.records.set_stopped_by_user(&rec.id, false)?;
         }
+        self.container_event(rec, "start", &[]);
         // The monitor is not waited for here: it outlives this process.
         std::mem::forget(child);
         Ok(session)
@@ -1392,11 +1399,28 @@ impl Engine {
         }
         if rec.state != old && self.records.get(&rec.id)?.is_some() {
             self.records.set_state(&rec.id, &rec.state)?;
+            self.ended_events(&rec, &old);
         }
         if rec.state.status == Status::Exited && rec.config.auto_remove && !monitor_alive {
             self.remove_locked(&rec, true, false)?;
         }
         Ok(rec)
+    }
+
+    /// The `oom` and `die` events of a container whose record goes from
+    /// running (`old`) to ended (`rec`): recorded once, by whoever makes
+    /// that change under the container's lock (the monitor's exit command,
+    /// or the next command that finds the container ended).
+    fn ended_events(&self, rec: &Record, old: &RunState) {
+        let was_running = matches!(old.status, Status::Running | Status::Restarting);
+        let ended = !matches!(rec.state.status, Status::Running | Status::Restarting);
+        if !(was_running && ended) {
+            return;
+        }
+        if rec.state.oom_killed {
+            self.container_event(rec, "oom", &[]);
+        }
+        self.container_event(rec, "die", &[("exitCode", rec.state.exit_code.to_string())]);
     }
 
     fn apply_exit(&self, rec: &mut Record, ms: &MonitorState) {
@@ -1488,12 +1512,14 @@ impl Engine {
         let monitor_done = ms
             .as_ref()
             .is_some_and(|m| m.status == MonitorStatus::Exited);
+        let old = rec.state.clone();
         match &ms {
             Some(m) if monitor_done => self.apply_exit(&mut rec, m),
             // Still running: a stray call.
             Some(_) => return Ok(()),
             None => {}
         }
+        self.ended_events(&rec, &old);
         self.finalize_with(&mut rec, !monitor_done, to_trash)?;
         if rec.config.auto_remove {
             // Marks the record Removing first, then removes it: the end it
@@ -1544,6 +1570,14 @@ impl Engine {
             .stdin(std::process::Stdio::null())
             .output()
             .map_err(io("run the runtime's kill"))?;
+        if out.status.success() {
+            self.container_event(&rec, "kill", &[("signal", signal.to_string())]);
+            if rec.state.paused {
+                // A frozen process takes no signal until thawed (as
+                // Docker, which resumes a paused container it kills).
+                self.thaw_after_kill(&rec);
+            }
+        }
         if !out.status.success() {
             // The container may have just ended on its own.
             let again = self.refresh(self.records.get(&rec.id)?.unwrap_or(rec.clone()))?;
@@ -1605,6 +1639,7 @@ impl Engine {
         };
         if sent {
             if let Some(r) = self.wait_stopped(&rec, Duration::from_secs(u64::from(secs)))? {
+                self.container_event(&rec, "stop", &[]);
                 return Ok(r);
             }
         }
@@ -1613,7 +1648,10 @@ impl Engine {
             Err(e) => return Err(e),
         }
         match self.wait_stopped(&rec, Duration::from_secs(30))? {
-            Some(r) => Ok(r),
+            Some(r) => {
+                self.container_event(&rec, "stop", &[]);
+                Ok(r)
+            }
             None => Err(Error::Runtime(format!(
                 "container {} did not stop within 30 s of SIGKILL (a process stuck in the kernel?)",
                 rec.name
@@ -1738,6 +1776,7 @@ impl Engine {
         }
         // Held by us: a waiter finds the record gone once it gets it.
         let _ = std::fs::remove_file(self.paths.lock(&rec.id));
+        self.container_event(rec, "destroy", &[]);
         Ok(())
     }
 

@@ -112,6 +112,12 @@ impl Engine {
                 op: crate::error::Operation::Exec,
             });
         }
+        if rec.state.paused {
+            return Err(Error::Conflict(format!(
+                "container {} is paused: unpause it first (`berth unpause {}`)",
+                rec.name, rec.name
+            )));
+        }
         if o.args.is_empty() {
             return Err(crate::error::option("exec", "give a command to run"));
         }
@@ -186,6 +192,12 @@ impl Engine {
             .map_err(io(format!("write {}", file.display())))?;
         let runtime = paths::find_program(&rec.config.runtime)?;
         let runtime_root = self.paths.runtime_root(&runtime);
+        // The process is started at once by the caller: created and
+        // started are one step here.
+        let what = o.args.join(" ");
+        let exec_id = [("execID", tag.to_string())];
+        self.container_event(&rec, &format!("exec_create: {what}"), &exec_id);
+        self.container_event(&rec, &format!("exec_start: {what}"), &exec_id);
         Ok(Exec {
             record: rec,
             runtime,
@@ -193,6 +205,23 @@ impl Engine {
             process_file: file,
             log_file,
         })
+    }
+
+    /// Records the end of an exec'd process that was waited for (its
+    /// `exec_die` event, with the exit code).
+    pub fn exec_ended(&self, x: &Exec, code: i32) {
+        let tag = x
+            .process_file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.strip_prefix("exec-"))
+            .unwrap_or("")
+            .to_string();
+        self.container_event(
+            &x.record,
+            "exec_die",
+            &[("execID", tag), ("exitCode", code.to_string())],
+        );
     }
 }
 

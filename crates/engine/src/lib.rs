@@ -7,11 +7,15 @@
 
 pub mod config;
 pub mod containers;
+pub mod control;
 pub mod devices;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod files;
 pub mod follow;
+pub mod imagelist;
+pub mod info;
 pub mod paths;
 pub mod records;
 pub mod rootfs;

@@ -23,6 +23,10 @@ pub const TABLES: Tables<'static> = Tables {
     tables: &["containers", "volumes", "container_volumes"],
 };
 
+/// How many events the store keeps (the oldest go first; see
+/// [`crate::events`]).
+pub const EVENTS_KEPT: i64 = 10_000;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS containers (
     id TEXT PRIMARY KEY,
@@ -43,6 +47,14 @@ CREATE TABLE IF NOT EXISTS container_volumes (
     container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
     volume TEXT NOT NULL REFERENCES volumes(name),
     PRIMARY KEY (container_id, volume)
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_nano INTEGER NOT NULL,
+    type TEXT NOT NULL,               -- container, image, volume
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,              -- the object's id (or name)
+    attributes TEXT NOT NULL          -- JSON object
 );
 ";
 
@@ -95,6 +107,9 @@ pub struct RunState {
     /// `berth stop`/`kill` was used: restart policies stay off until the
     /// next `start`.
     pub stopped_by_user: bool,
+    /// Frozen by `berth pause` (meaningful while running; any state
+    /// written that is not running clears it).
+    pub paused: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -205,7 +220,9 @@ impl Records {
         self.conn()
             .execute(
                 "UPDATE containers SET state = json_set(?2, '$.stopped_by_user', \
-                 CASE WHEN json_extract(state, '$.stopped_by_user') THEN json('true') ELSE json('false') END) \
+                 CASE WHEN json_extract(state, '$.stopped_by_user') THEN json('true') ELSE json('false') END, \
+                 '$.paused', CASE WHEN json_extract(?2, '$.status') = 'running' \
+                 AND json_extract(state, '$.paused') THEN json('true') ELSE json('false') END) \
                  WHERE id = ?1",
                 params![id, s],
             )
@@ -223,6 +240,92 @@ impl Records {
             )
             .map_err(db("record that the container was stopped"))?;
         Ok(())
+    }
+
+    /// Marks the container paused or not (`pause`, `unpause`); kept by
+    /// [`Records::set_state`] while the container runs.
+    pub fn set_paused(&self, id: &str, paused: bool) -> Result<()> {
+        self.conn()
+            .execute(
+                "UPDATE containers SET state = json_set(state, '$.paused', json(?2)) WHERE id = ?1",
+                params![id, if paused { "true" } else { "false" }],
+            )
+            .map_err(db("record that the container was paused"))?;
+        Ok(())
+    }
+
+    /// Replaces the container's stored options (`update`).
+    pub fn set_config(&self, id: &str, config: &ContainerConfig) -> Result<()> {
+        let c = serde_json::to_string(config).map_err(|e| corrupt("config", e))?;
+        self.conn()
+            .execute(
+                "UPDATE containers SET config = ?2 WHERE id = ?1",
+                params![id, c],
+            )
+            .map_err(db("record the container's new options"))?;
+        Ok(())
+    }
+
+    /// Appends an event (one statement); every 100th also drops those
+    /// beyond the newest [`EVENTS_KEPT`].
+    pub fn add_event(&self, e: &crate::events::Event) -> Result<()> {
+        let attrs = serde_json::to_string(&e.actor.attributes).map_err(|x| corrupt("event", x))?;
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![e.time_nano, e.kind, e.action, e.actor.id, attrs],
+        )
+        .map_err(db("record an event"))?;
+        let seq = conn.last_insert_rowid();
+        if seq % 100 == 0 {
+            conn.execute(
+                "DELETE FROM events WHERE seq <= ?1",
+                params![seq - EVENTS_KEPT],
+            )
+            .map_err(db("drop old events"))?;
+        }
+        Ok(())
+    }
+
+    /// The events after sequence number `after`, oldest first, with their
+    /// sequence numbers (at most `limit`).
+    pub fn events_after(&self, after: i64, limit: i64) -> Result<Vec<(i64, crate::events::Event)>> {
+        let conn = self.conn();
+        let mut st = conn
+            .prepare_cached(
+                "SELECT seq, time_nano, type, action, actor, attributes FROM events \
+                 WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )
+            .map_err(db("read events"))?;
+        let rows = st
+            .query_map(params![after, limit], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })
+            .map_err(db("read events"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (seq, time_nano, kind, action, id, attrs) = r.map_err(db("read events"))?;
+            let attributes = serde_json::from_str(&attrs).map_err(|e| corrupt("an event", e))?;
+            out.push((
+                seq,
+                crate::events::Event::new(time_nano, &kind, &action, &id, attributes),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The newest event's sequence number (0: none).
+    pub fn last_event(&self) -> Result<i64> {
+        self.conn()
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
+            .map_err(db("read events"))
     }
 
     pub fn rename(&self, id: &str, name: &str) -> Result<()> {

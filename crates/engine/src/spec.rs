@@ -473,6 +473,12 @@ pub fn command(image: &ImageConfig, opts: &RunOptions) -> Result<Vec<String>> {
     Ok(args)
 }
 
+/// The spec's `linux.resources` for `o` without devices (what `update`
+/// gives the runtime), checked as at create.
+pub fn resources(o: &RunOptions) -> Result<Value> {
+    check_resources(o)
+}
+
 fn check_resources(o: &RunOptions) -> Result<Value> {
     let mut r = json!({});
     if let Some(m) = o.memory {

@@ -261,7 +261,11 @@ impl Engine {
     pub fn rename(&self, what: &str, name: &str) -> Result<()> {
         crate::config::check_name(name)?;
         let rec = self.get(what)?;
-        self.records.rename(&rec.id, name)
+        self.records.rename(&rec.id, name)?;
+        let mut renamed = rec.clone();
+        renamed.name = name.to_string();
+        self.container_event(&renamed, "rename", &[("oldName", rec.name.clone())]);
+        Ok(())
     }
 
     fn running(&self, what: &str) -> Result<Record> {
