@@ -194,6 +194,17 @@ impl Manager {
 
     /// Makes `missing` (of `dir`'s path, leaf first), top down.
     fn make_down(&mut self, dir: &Dir, missing: &[PathBuf]) -> Result<()> {
+        // v2: a controller reaches a cgroup only if every ancestor enables
+        // it for its children. An existing parent (berth's own `/berth`,
+        // made by a monitor, or one made by hand) may sit under ancestors
+        // that enable nothing (a machine without systemd, whose root
+        // enables nothing): enable them from the top down first, as runc
+        // and crun do.
+        if dir.v2 && self.version == Version::V2 {
+            if let Some(existing) = missing.last().and_then(|m| m.parent()) {
+                resources::v2_enable_ancestors(existing);
+            }
+        }
         for m in missing.iter().rev() {
             if dir.v2 && self.version == Version::V2 {
                 if let Some(parent) = m.parent() {
@@ -446,4 +457,38 @@ fn rmdir_retry(p: &Path) -> io::Result<()> {
         }
     }
     std::fs::remove_dir(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cgroup2 tree whose root enables nothing for its children (a
+    /// machine without systemd) and whose `/berth` exists already (made by
+    /// a monitor): creating `/berth/c1` enables the root's controllers, top
+    /// down, as the kernel needs for `/berth/c1` to get them.
+    #[test]
+    fn v2_create_under_an_existing_parent_enables_the_ancestors_controllers() {
+        let t = tempfile::tempdir().unwrap();
+        let m = t.path().join("cgroup");
+        std::fs::create_dir_all(m.join("berth")).unwrap();
+        std::fs::write(m.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        std::fs::write(m.join("cgroup.subtree_control"), "").unwrap();
+        std::fs::write(m.join("berth/cgroup.controllers"), "").unwrap();
+        std::fs::write(m.join("berth/cgroup.subtree_control"), "").unwrap();
+        let mi = format!(
+            "30 26 0:28 / {} rw,relatime - cgroup2 cgroup2 rw\n",
+            m.display()
+        );
+        let layout = Layout::parse(&mi, "0::/\n");
+        let path = CgroupsPath::Absolute("/berth/c1".into());
+        let mut mgr = Manager::new(&layout, &path).unwrap();
+        mgr.create().unwrap();
+        assert!(m.join("berth/c1").is_dir());
+        assert_eq!(mgr.created, [m.join("berth/c1")]);
+        assert_eq!(
+            std::fs::read_to_string(m.join("cgroup.subtree_control")).unwrap(),
+            "+cpu +memory +pids"
+        );
+    }
 }
