@@ -3173,3 +3173,77 @@ fn a_container_paused_by_its_runtime_reads_stats_resumes_and_stops() {
     assert_eq!(st["ExitCode"], 137, "{st}");
     assert!(!dir.exists(), "the cgroup {} is left", dir.display());
 }
+
+/// A container that makes cgroups of its own inside its cgroup (systemd
+/// does, in a `--privileged` container with a writable /sys/fs/cgroup) and
+/// moves its processes there: its end removes them with its cgroup, and
+/// `rm` works, as with runc (which removes the tree children first).
+#[test]
+fn sub_cgroups_a_container_made_go_with_it() {
+    let env = Env::new();
+    let img = image(&env);
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    // In the container, /sys/fs/cgroup is its own cgroup (a cgroup
+    // namespace): on v2 the cgroup2 mount, on v1 one mount per hierarchy.
+    let base = if v2 {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/pids"
+    };
+    let script = format!(
+        "mkdir -p {base}/init.scope {base}/system.slice/deep && echo $$ > {base}/init.scope/cgroup.procs && \
+         sh -c 'echo $$ > {base}/system.slice/deep/cgroup.procs; exec sleep 1000' & \
+         while ! grep -q . {base}/system.slice/deep/cgroup.procs; do sleep 0.1; done; echo made"
+    );
+    let host_dir = |id: &str| {
+        if v2 {
+            Path::new("/sys/fs/cgroup/berth").join(id)
+        } else {
+            Path::new("/sys/fs/cgroup/pids/berth").join(id)
+        }
+    };
+    // A container that ends by itself.
+    let o = env.berth(&[
+        "run",
+        "--privileged",
+        "--name",
+        "sub1",
+        img,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout, "made\n");
+    let id = inspect(&env, "sub1")["Id"].as_str().unwrap().to_string();
+    assert!(
+        !host_dir(&id).exists(),
+        "the cgroup {} is left",
+        host_dir(&id).display()
+    );
+    env.berth(&["rm", "sub1"]).ok();
+    // A running one removed with rm -f.
+    let id = env
+        .berth(&[
+            "run",
+            "-d",
+            "--privileged",
+            img,
+            "sh",
+            "-c",
+            &format!("{script}; sleep 1000"),
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    wait_for("the sub-cgroups", || {
+        host_dir(&id).join("system.slice/deep").exists()
+    });
+    env.berth(&["rm", "-f", &id]).ok();
+    assert!(
+        !host_dir(&id).exists(),
+        "the cgroup {} is left",
+        host_dir(&id).display()
+    );
+}
