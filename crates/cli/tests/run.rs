@@ -1863,12 +1863,10 @@ fn resource_limits_apply_and_the_oom_kill_is_reported() {
     );
     assert!(cg.contains(&want), "{cg}");
     env.berth(&["rm", "-f", &id]).ok();
-    // The parent is the user's to keep or remove (as in Docker): ours go
-    // (under each v1 hierarchy, or at the top of the v2 one).
+    // The parent is the user's to keep or remove (as in Docker): ours go.
     for c in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
         let _ = std::fs::remove_dir(c.path().join(&parent));
     }
-    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&parent));
     let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&parent));
 }
 
