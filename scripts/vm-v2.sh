@@ -59,9 +59,10 @@ for line in open(sys.argv[1]):
     elif "berth-cli" in pkg and t["name"] in ("run", "usage"):
         print(m["executable"], "@" + t["name"])
 EOF
-# The engine's tests on v2: limits, the OOM kill, stats, pause, restart,
-# exec, cp, logs, and the monitor leaving its caller's cgroup. The emulated
-# CPU is slow: only these, not the whole of run.rs and usage.rs.
+# The engine's tests on v2: limits, devices (the eBPF program), the OOM
+# kill, stats, pause, a container's own sub-cgroups, restart, exec, cp,
+# logs, and the monitor leaving its caller's cgroup. The emulated CPU is
+# slow: only these, not the whole of run.rs and usage.rs.
 engine_tests() {
     case "$1" in
         @run) echo run_prints_output_returns_the_exit_code_and_rm_leaves_nothing \
@@ -70,6 +71,7 @@ engine_tests() {
             restart_policies_restart_with_back_off_and_stop_ends_them \
             resource_limits_apply_and_the_oom_kill_is_reported \
             security_and_cpu_options_reach_the_container \
+            devices_namespaces_shm_sysctls_and_hosts_reach_the_container \
             exec_runs_in_the_container_with_its_options \
             cp_copies_both_ways_and_never_follows_a_container_symlink_out \
             diff_rename_top_stats_volumes_and_system \
