@@ -1835,6 +1835,28 @@ fn resource_limits_apply_and_the_oom_kill_is_reported() {
             "{}",
             o.stdout
         );
+        // --blkio-weight-device: v2 weighs a device only under bfq or
+        // io.cost (else the kernel refuses the write and the container
+        // could not start): kept where it can, else dropped with a warning.
+        let o = env
+            .berth(&[
+                "run",
+                "--rm",
+                "--blkio-weight-device",
+                &format!("{}:200", dev.path),
+                img,
+                "sh",
+                "-c",
+                "cat /sys/fs/cgroup/io.bfq.weight 2>/dev/null || cat /sys/fs/cgroup/io.weight",
+            ])
+            .ok();
+        assert!(
+            o.stdout.contains(&format!("{numbers} "))
+                || (o.stderr.contains("--blkio-weight-device") && o.stderr.contains("is ignored")),
+            "{} {}",
+            o.stdout,
+            o.stderr
+        );
     }
     // --cgroup-parent: the container's cgroup goes under it.
     let parent = format!("berth-test-parent-{}", std::process::id());
