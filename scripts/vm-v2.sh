@@ -7,7 +7,8 @@
 #
 # Usage: scripts/vm-v2.sh [--keep] [TEST-FILTER ARGS...]
 #   --keep leaves the work dir (initramfs, console log) for a look; the other
-#   arguments go to every test binary (e.g. a test name, --nocapture).
+#   arguments go to every test binary (e.g. a test name, --nocapture); test
+#   names replace the engine's list of tests (engine_tests below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -33,7 +34,10 @@ W=$(mktemp -d /var/tmp/berth-vm.XXXXXX)
 cargo test --workspace --locked --no-run --message-format=json 2>/dev/null >"$W/build.json"
 # The integration tests that need a real kernel: the conformance suite (but
 # not project.rs, which reads the source tree, nor callers.rs, which drives
-# the real engines on the host) and the cgroups crate's.
+# the real engines on the host), the cgroups crate's, and the engine's
+# end-to-end tests that meet cgroups (below; their images are imported
+# from busybox, so the VM needs no registry). Each line: the binary, and
+# for the engine's a name for its list of tests.
 python3 - "$W/build.json" >"$W/tests.txt" <<'EOF'
 import json, sys
 for line in open(sys.argv[1]):
@@ -52,12 +56,37 @@ for line in open(sys.argv[1]):
         print(m["executable"])
     elif "cgroups" in pkg:
         print(m["executable"])
+    elif "berth-cli" in pkg and t["name"] in ("run", "usage"):
+        print(m["executable"], "@" + t["name"])
 EOF
+# The engine's tests on v2: limits, devices (the eBPF program), the OOM
+# kill, stats, pause, a container's own sub-cgroups, restart, exec, cp,
+# logs, and the monitor leaving its caller's cgroup. The emulated CPU is
+# slow: only these, not the whole of run.rs and usage.rs.
+engine_tests() {
+    case "$1" in
+        @run) echo run_prints_output_returns_the_exit_code_and_rm_leaves_nothing \
+            detached_containers_stop_start_restart_and_remove \
+            logs_keep_streams_apart_and_honour_tail_since_and_timestamps \
+            restart_policies_restart_with_back_off_and_stop_ends_them \
+            resource_limits_apply_and_the_oom_kill_is_reported \
+            security_and_cpu_options_reach_the_container \
+            devices_namespaces_shm_sysctls_and_hosts_reach_the_container \
+            exec_runs_in_the_container_with_its_options \
+            cp_copies_both_ways_and_never_follows_a_container_symlink_out \
+            diff_rename_top_stats_volumes_and_system \
+            ps_is_right_after_the_monitor_is_killed_and_after_run_is_wiped \
+            a_container_paused_by_its_runtime_reads_stats_resumes_and_stops \
+            sub_cgroups_a_container_made_go_with_it ;;
+        @usage) echo a_detached_container_outlives_the_cgroup_of_whoever_ran_berth ;;
+        *) ;;
+    esac
+}
 [ -s "$W/tests.txt" ] || { echo "vm-v2: found no test binaries" >&2; exit 1; }
 
 echo "==> initramfs"
 R=$W/root
-mkdir -p "$R"/{bin,dev,proc,sys,tmp,etc,newroot,root}
+mkdir -p "$R"/{bin,dev,proc,sys,tmp,etc,newroot,root,run}
 cp /bin/busybox "$R/bin/busybox"
 echo 'root:x:0:0:root:/root:/bin/sh' >"$R/etc/passwd"
 echo 'root:x:0:' >"$R/etc/group"
@@ -65,12 +94,23 @@ echo 'root:x:0:' >"$R/etc/group"
 # themselves and the checker where cargo built it.
 T=$ROOT/target/x86_64-unknown-linux-gnu/debug
 mkdir -p "$R$T/deps"
-for b in berth-runtime berth-checker; do
+for b in berth berth-monitor berth-init berth-runtime berth-checker; do
     objcopy --strip-debug "$T/$b" "$R$T/$b"
 done
-while read -r t; do
+names= prev=
+for a in "$@"; do
+    case "$prev" in -Z | --skip | --test-threads | --format | --color | --logfile) prev=; continue ;; esac
+    case "$a" in -*) ;; *) names=1 ;; esac
+    prev=$a
+done
+while read -r t kind; do
     objcopy --strip-debug "$t" "$R$t"
-    echo "$t $*" >>"$R/tests.txt"
+    # Test names given to this script replace the engine's default lists.
+    if [ -z "$kind" ] || [ -n "$names" ]; then
+        echo "$t $*" >>"$R/tests.txt"
+    else
+        echo "$t" $(engine_tests "$kind") "$*" >>"$R/tests.txt"
+    fi
 done <"$W/tests.txt"
 # BERTH_VM_SCRIPT=file: a shell script the VM runs before the tests (for
 # debugging in the v2 machine by hand).
@@ -94,7 +134,7 @@ cat >"$R/init" <<EOF
 if [ "\$1" != stage2 ]; then
     # Stage 1: pivot_root cannot leave the initramfs; move onto a tmpfs.
     /bin/busybox mount -t tmpfs -o size=90% tmpfs /newroot
-    /bin/busybox cp -a /bin /etc /tmp /root /tests.txt /overlay.ko /brd.ko /loop.ko /init $top /newroot/
+    /bin/busybox cp -a /bin /etc /tmp /root /run /tests.txt /overlay.ko /brd.ko /loop.ko /init $top /newroot/
     /bin/busybox mkdir -p /newroot/dev /newroot/proc /newroot/sys
     exec /bin/busybox switch_root /newroot /bin/busybox sh /init stage2
 fi
@@ -110,7 +150,9 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
 ln -sf pts/ptmx /dev/ptmx
 mount -t tmpfs tmpfs /dev/shm
-# /tmp is on the tmpfs root already (and may hold the work tree).
+# /tmp is on the tmpfs root already (and may hold the work tree); the
+# engine's tests put their run roots on /run's tmpfs, as on a host.
+mount -t tmpfs -o mode=755 tmpfs /run
 mount -t cgroup2 -o nsdelegate none /sys/fs/cgroup
 # Debian's kernel has AppArmor enabled: securityfs shows it.
 mount -t securityfs securityfs /sys/kernel/security || true
@@ -123,10 +165,12 @@ rc=0
 if [ -f /root/debug.sh ]; then sh -x /root/debug.sh; fi
 while read -r t args; do
     echo "berth-vm: running $t $args"
+    t0=$(date +%s)
     # newuidmap is a setuid, dynamically linked shadow-utils binary the VM
     # (static busybox, no libc) cannot run: subordinate ids are tested on
     # the host only.
     "$t" --test-threads=2 $args --skip rootless_subordinate_ids || rc=1
+    echo "berth-vm: $(basename "$t") took $(($(date +%s) - t0)) s"
 done < /tests.txt
 echo "BERTH-VM-RESULT rc=$rc"
 poweroff -f

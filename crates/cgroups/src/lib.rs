@@ -194,6 +194,17 @@ impl Manager {
 
     /// Makes `missing` (of `dir`'s path, leaf first), top down.
     fn make_down(&mut self, dir: &Dir, missing: &[PathBuf]) -> Result<()> {
+        // v2: a controller reaches a cgroup only if every ancestor enables
+        // it for its children. An existing parent (berth's own `/berth`,
+        // made by a monitor, or one made by hand) may sit under ancestors
+        // that enable nothing (a machine without systemd, whose root
+        // enables nothing): enable them from the top down first, as runc
+        // and crun do.
+        if dir.v2 && self.version == Version::V2 {
+            if let Some(existing) = missing.last().and_then(|m| m.parent()) {
+                resources::v2_enable_ancestors(existing);
+            }
+        }
         for m in missing.iter().rev() {
             if dir.v2 && self.version == Version::V2 {
                 if let Some(parent) = m.parent() {
@@ -294,12 +305,22 @@ impl Manager {
         self.cgroup2_dir_fd(sub)
     }
 
-    /// The pids of every process in the cgroup.
+    /// The pids of every process in the cgroup and in the cgroups the
+    /// container made inside it (systemd in a container does), as runc's
+    /// `GetAllPids`: `ps`, `kill --all` and the kill before a removal must
+    /// see them all.
     pub fn procs(&self) -> Result<Vec<i32>> {
         let dir = self.tracking_dir();
         let file = dir.path.join("cgroup.procs");
         let text = std::fs::read_to_string(&file).map_err(io_err("read", &file))?;
-        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        let mut pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        for sub in descendants(&dir.path) {
+            // A sub-cgroup removed meanwhile holds nothing any more.
+            if let Ok(t) = std::fs::read_to_string(sub.join("cgroup.procs")) {
+                pids.extend(t.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+            }
+        }
+        Ok(pids)
     }
 
     /// The directory whose `cgroup.procs` lists the container's processes.
@@ -348,6 +369,14 @@ impl Manager {
         targets.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for t in targets {
             let leaf = self.dirs.iter().any(|d| &d.path == t);
+            if leaf {
+                // The container's own sub-cgroups first: a cgroup with
+                // children cannot be removed (EBUSY). Their failures show
+                // as the leaf's.
+                for sub in descendants(t) {
+                    let _ = rmdir_retry(&sub);
+                }
+            }
             if let Err(e) = rmdir_retry(t) {
                 // Parents shared with other containers stay: only the leaves must go.
                 if leaf && first_err.is_none() {
@@ -432,6 +461,36 @@ impl Manager {
     }
 }
 
+/// The cgroups under `dir`, deepest first. The container may make them
+/// (with a writable cgroup mount), so the walk is bounded in depth and
+/// number; walking by path is safe here: cgroupfs holds no symlinks (no
+/// one can make one in it) and renames stay within one parent.
+fn descendants(dir: &Path) -> Vec<PathBuf> {
+    const MAX_DEPTH: usize = 32;
+    const MAX_CGROUPS: usize = 4096;
+    fn walk(d: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+        if depth >= MAX_DEPTH || out.len() >= MAX_CGROUPS {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(d) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if out.len() >= MAX_CGROUPS {
+                return;
+            }
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let p = e.path();
+                walk(&p, depth + 1, out);
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, 0, &mut out);
+    out
+}
+
 fn rmdir_retry(p: &Path) -> io::Result<()> {
     let mut delay = std::time::Duration::from_micros(200);
     for _ in 0..12 {
@@ -446,4 +505,58 @@ fn rmdir_retry(p: &Path) -> io::Result<()> {
         }
     }
     std::fs::remove_dir(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cgroup2 tree whose root enables nothing for its children (a
+    /// machine without systemd) and whose `/berth` exists already (made by
+    /// a monitor): creating `/berth/c1` enables the root's controllers, top
+    /// down, as the kernel needs for `/berth/c1` to get them.
+    #[test]
+    fn v2_create_under_an_existing_parent_enables_the_ancestors_controllers() {
+        let t = tempfile::tempdir().unwrap();
+        let m = t.path().join("cgroup");
+        std::fs::create_dir_all(m.join("berth")).unwrap();
+        std::fs::write(m.join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        std::fs::write(m.join("cgroup.subtree_control"), "").unwrap();
+        std::fs::write(m.join("berth/cgroup.controllers"), "").unwrap();
+        std::fs::write(m.join("berth/cgroup.subtree_control"), "").unwrap();
+        let mi = format!(
+            "30 26 0:28 / {} rw,relatime - cgroup2 cgroup2 rw\n",
+            m.display()
+        );
+        let layout = Layout::parse(&mi, "0::/\n");
+        let path = CgroupsPath::Absolute("/berth/c1".into());
+        let mut mgr = Manager::new(&layout, &path).unwrap();
+        mgr.create().unwrap();
+        assert!(m.join("berth/c1").is_dir());
+        assert_eq!(mgr.created, [m.join("berth/c1")]);
+        assert_eq!(
+            std::fs::read_to_string(m.join("cgroup.subtree_control")).unwrap(),
+            "+cpu +memory +pids"
+        );
+    }
+
+    #[test]
+    fn descendants_come_deepest_first() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::create_dir_all(d.join("a/b/c")).unwrap();
+        std::fs::create_dir_all(d.join("x")).unwrap();
+        std::fs::write(d.join("a/cgroup.procs"), "").unwrap();
+        let got = descendants(d);
+        assert_eq!(got.len(), 4, "{got:?}");
+        let pos = |p: &str| got.iter().position(|g| g == &d.join(p)).unwrap();
+        assert!(pos("a/b/c") < pos("a/b") && pos("a/b") < pos("a"));
+        // Bounded: a chain deeper than the limit is cut, not followed.
+        let mut deep = d.join("deep");
+        for _ in 0..40 {
+            deep.push("d");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        assert!(descendants(&d.join("deep")).len() <= 32);
+    }
 }

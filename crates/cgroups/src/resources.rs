@@ -996,6 +996,34 @@ pub(crate) fn v2_enable_controllers(dir: &Path) -> Result<()> {
     write(dir, "cgroup.subtree_control", &want.join(" "))
 }
 
+/// v2: enables every controller it can in each ancestor of `dir` (within
+/// the cgroup2 mount: the directories that have `cgroup.controllers`), from
+/// the top down, so that `dir` gets them. Best effort, as runc's
+/// `CreateCgroupPath`: an ancestor that is not ours to change (a delegated
+/// subtree's parents) or that holds processes refuses, and a controller
+/// that does not arrive is reported by [`validate`] when a limit needs it.
+pub(crate) fn v2_enable_ancestors(dir: &Path) {
+    let mut up: Vec<&Path> = dir
+        .ancestors()
+        .skip(1)
+        .take_while(|a| a.join("cgroup.controllers").exists())
+        .collect();
+    up.reverse();
+    for a in up {
+        if v2_enable_controllers(a).is_err() {
+            // One at a time: a controller that cannot be enabled (one a
+            // process of this cgroup keeps busy, a threaded one) must not
+            // keep the others out.
+            let Ok(available) = read(a, "cgroup.controllers") else {
+                continue;
+            };
+            for c in available.split_whitespace() {
+                let _ = write(a, "cgroup.subtree_control", &format!("+{c}"));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

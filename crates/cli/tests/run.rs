@@ -1816,6 +1816,47 @@ fn resource_limits_apply_and_the_oom_kill_is_reported() {
             "{}",
             o.stderr
         );
+        // --blkio-weight: io.weight (io.cost), scaled as runc does (300
+        // of 10-1000 is 2930 of 1-10000), or io.bfq.weight as is.
+        let o = env
+            .berth(&[
+                "run",
+                "--rm",
+                "--blkio-weight",
+                "300",
+                img,
+                "sh",
+                "-c",
+                "cat /sys/fs/cgroup/io.bfq.weight 2>/dev/null || cat /sys/fs/cgroup/io.weight",
+            ])
+            .ok();
+        assert!(
+            o.stdout.starts_with("default 2930\n") || o.stdout.starts_with("default 300\n"),
+            "{}",
+            o.stdout
+        );
+        // --blkio-weight-device: v2 weighs a device only under bfq or
+        // io.cost (else the kernel refuses the write and the container
+        // could not start): kept where it can, else dropped with a warning.
+        let o = env
+            .berth(&[
+                "run",
+                "--rm",
+                "--blkio-weight-device",
+                &format!("{}:200", dev.path),
+                img,
+                "sh",
+                "-c",
+                "cat /sys/fs/cgroup/io.bfq.weight 2>/dev/null || cat /sys/fs/cgroup/io.weight",
+            ])
+            .ok();
+        assert!(
+            o.stdout.contains(&format!("{numbers} "))
+                || (o.stderr.contains("--blkio-weight-device") && o.stderr.contains("is ignored")),
+            "{} {}",
+            o.stdout,
+            o.stderr
+        );
     }
     // --cgroup-parent: the container's cgroup goes under it.
     let parent = format!("berth-test-parent-{}", std::process::id());
@@ -2950,8 +2991,8 @@ fn security_and_cpu_options_reach_the_container() {
     if v1 {
         assert_eq!(lines, ["50000", "512", "0"]);
     } else {
-        assert_eq!(lines[0], "50000 100000");
-        assert_eq!(lines[2], "0");
+        // 512 shares are weight 20 (runc's and crun's conversion).
+        assert_eq!(lines, ["50000 100000", "20", "0"]);
     }
     // Labels, stop timeout and log driver show in inspect.
     env.berth(&[
@@ -3048,4 +3089,181 @@ fn run_passes_signals_on_to_the_container_unless_told_not_to() {
     assert_eq!(exited(c).signal(), Some(libc::SIGTERM));
     assert_eq!(inspect(&env, "kept")["State"]["Running"], true);
     env.berth(&["rm", "-f", "kept"]).ok();
+}
+
+/// The directory of `pid`'s cgroup that holds the freezer: the cgroup2 one
+/// on v2, the freezer hierarchy's on v1; and the file that says whether
+/// it is frozen, with the text it then holds.
+fn freezer_of(pid: i32) -> (std::path::PathBuf, &'static str, &'static str) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    for l in text.lines() {
+        let mut f = l.splitn(3, ':');
+        let (_, c, p) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        if v2 && c.is_empty() {
+            return (
+                Path::new("/sys/fs/cgroup").join(p.trim_start_matches('/')),
+                "cgroup.events",
+                "frozen 1",
+            );
+        }
+        if !v2 && c.split(',').any(|x| x == "freezer") {
+            return (
+                Path::new("/sys/fs/cgroup/freezer").join(p.trim_start_matches('/')),
+                "freezer.state",
+                "FROZEN",
+            );
+        }
+    }
+    panic!("no freezer cgroup for pid {pid} in {text}");
+}
+
+/// berth has no `pause` verb yet: a container paused through its runtime
+/// (`berth-runtime pause`, as an orchestrator would) is frozen in its
+/// cgroup, `stats` and `top` still read it, `exec` is refused, it runs on
+/// after `resume`, and `stop` ends it while paused (frozen tasks die of
+/// SIGKILL only once thawed on v1).
+#[test]
+fn a_container_paused_by_its_runtime_reads_stats_resumes_and_stops() {
+    let env = Env::new();
+    let img = image(&env);
+    let id = env
+        .berth(&["run", "-d", "--name", "paused", img, "sleep", "1000"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let runtime = Path::new(env!("CARGO_BIN_EXE_berth")).with_file_name("berth-runtime");
+    let runtime_root = env.run_root.path().join("runtime/berth-runtime");
+    let rt = |verb: &str| {
+        let o = std::process::Command::new(&runtime)
+            .arg("--root")
+            .arg(&runtime_root)
+            .args([verb, &id])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "berth-runtime {verb}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let pid = inspect(&env, "paused")["State"]["Pid"].as_i64().unwrap() as i32;
+    let (dir, file, frozen) = freezer_of(pid);
+    let is_frozen = || {
+        std::fs::read_to_string(dir.join(file))
+            .unwrap()
+            .lines()
+            .any(|l| l.trim() == frozen)
+    };
+    rt("pause");
+    wait_for("the freeze", is_frozen);
+    assert!(rt("state").contains("\"paused\""));
+    let s: serde_json::Value = serde_json::from_str(
+        &env.berth(&["stats", "--no-stream", "--format", "json", "paused"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(s[0]["PIDs"], 1, "{s}");
+    assert!(s[0]["MemUsage"].as_u64().unwrap() > 0, "{s}");
+    let top = env.berth(&["top", "paused"]).ok().stdout;
+    assert!(top.contains("sleep 1000"), "{top}");
+    let o = env.berth(&["exec", "paused", "true"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("paused"), "{}", o.stderr);
+    rt("resume");
+    wait_for("the thaw", || !is_frozen());
+    assert_eq!(
+        env.berth(&["exec", "paused", "echo", "on"]).ok().stdout,
+        "on\n"
+    );
+    rt("pause");
+    wait_for("the second freeze", is_frozen);
+    let t = Instant::now();
+    env.berth(&["stop", "-t", "1", "paused"]).ok();
+    assert!(
+        t.elapsed() < Duration::from_secs(15),
+        "stop of a paused container took {:?}",
+        t.elapsed()
+    );
+    let st = &inspect(&env, "paused")["State"];
+    assert_eq!(st["Status"], "exited", "{st}");
+    assert_eq!(st["ExitCode"], 137, "{st}");
+    assert!(!dir.exists(), "the cgroup {} is left", dir.display());
+}
+
+/// A container that makes cgroups of its own inside its cgroup (systemd
+/// does, in a `--privileged` container with a writable /sys/fs/cgroup) and
+/// moves its processes there: its end removes them with its cgroup, and
+/// `rm` works, as with runc (which removes the tree children first).
+#[test]
+fn sub_cgroups_a_container_made_go_with_it() {
+    let env = Env::new();
+    let img = image(&env);
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    // In the container, /sys/fs/cgroup is its own cgroup (a cgroup
+    // namespace): on v2 the cgroup2 mount, on v1 one mount per hierarchy.
+    let base = if v2 {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/pids"
+    };
+    let script = format!(
+        "mkdir -p {base}/init.scope {base}/system.slice/deep && echo $$ > {base}/init.scope/cgroup.procs && \
+         sh -c 'echo $$ > {base}/system.slice/deep/cgroup.procs; exec sleep 1000' & \
+         while ! grep -q . {base}/system.slice/deep/cgroup.procs; do sleep 0.1; done; echo made"
+    );
+    let host_dir = |id: &str| {
+        if v2 {
+            Path::new("/sys/fs/cgroup/berth").join(id)
+        } else {
+            Path::new("/sys/fs/cgroup/pids/berth").join(id)
+        }
+    };
+    // A container that ends by itself.
+    let o = env.berth(&[
+        "run",
+        "--privileged",
+        "--name",
+        "sub1",
+        img,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout, "made\n");
+    let id = inspect(&env, "sub1")["Id"].as_str().unwrap().to_string();
+    assert!(
+        !host_dir(&id).exists(),
+        "the cgroup {} is left",
+        host_dir(&id).display()
+    );
+    env.berth(&["rm", "sub1"]).ok();
+    // A running one removed with rm -f.
+    let id = env
+        .berth(&[
+            "run",
+            "-d",
+            "--privileged",
+            img,
+            "sh",
+            "-c",
+            &format!("{script}; sleep 1000"),
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    wait_for("the sub-cgroups", || {
+        host_dir(&id).join("system.slice/deep").exists()
+    });
+    env.berth(&["rm", "-f", &id]).ok();
+    assert!(
+        !host_dir(&id).exists(),
+        "the cgroup {} is left",
+        host_dir(&id).display()
+    );
 }
