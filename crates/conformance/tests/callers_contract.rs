@@ -226,7 +226,8 @@ fn the_process_starts_as_under_runc() {
 /// Kubernetes container joins its pod's) ran a stage process whose init
 /// could speak before the stage had told the runtime its pid: about one
 /// create in 400 under load failed with "unexpected message Ready from the
-/// stage process". 400 creates, 8 at a time, on a loaded machine.
+/// stage process". 1000 creates, 16 at a time, on a machine loaded with
+/// 16 busy threads.
 #[test]
 fn concurrent_creates_that_join_namespaces_never_race() {
     let rt = std::sync::Arc::new(Runtime::new());
@@ -234,7 +235,7 @@ fn concurrent_creates_that_join_namespaces_never_race() {
     let pid = rt.start_detached(&sandbox);
     // Load on every core, as a busy node has.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let burners: Vec<_> = (0..2)
+    let burners: Vec<_> = (0..16)
         .map(|_| {
             let stop = stop.clone();
             std::thread::spawn(move || {
@@ -246,13 +247,13 @@ fn concurrent_creates_that_join_namespaces_never_race() {
             })
         })
         .collect();
-    let workers: Vec<_> = (0..8)
+    let workers: Vec<_> = (0..16)
         .map(|w| {
             let rt = rt.clone();
             std::thread::spawn(move || {
                 let mut failures = Vec::new();
                 // The cgroup v2 lane runs under an emulated CPU: fewer there.
-                let n = if cgroup_v2() { 6 } else { 50 };
+                let n = if cgroup_v2() { 3 } else { 63 };
                 for i in 0..n {
                     let mut b = Bundle::new(&["true"]);
                     b.id = format!("{}-j{w}-{i}", b.id);
@@ -286,7 +287,7 @@ fn concurrent_creates_that_join_namespaces_never_race() {
     rt.exec(&["delete", "--force", &sandbox.id]).ok();
     assert!(
         failures.is_empty(),
-        "{} of 400 creates failed: {failures:?}",
+        "{} of 1000 creates failed: {failures:?}",
         failures.len()
     );
 }
