@@ -7,20 +7,11 @@ use common::*;
 
 /// Imports a busybox image as `bb:latest` into `env`'s store.
 fn image(env: &Env) -> &'static str {
-    let bb =
-        std::fs::read(BUSYBOX).expect("busybox-static is needed: apt-get install busybox-static");
-    let mut t = berth_image::tar::build::Tar::default();
-    t.dir("bin/", 0o755).file("bin/busybox", &bb, 0o755);
-    for a in ["sh", "sleep", "true"] {
-        t.symlink(&format!("bin/{a}"), "busybox");
-    }
-    t.dir("tmp/", 0o1777);
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("bb.tar");
-    std::fs::write(&p, t.end()).unwrap();
-    env.berth(&["import", p.to_str().unwrap(), "bb:latest"])
-        .ok();
-    "bb:latest"
+    import_image(
+        env,
+        busybox_rootfs(&["sh", "sleep", "true"]).end(),
+        "bb:latest",
+    )
 }
 
 /// A running container `fmt1` with a label and a volume; its id.

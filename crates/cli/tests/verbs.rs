@@ -14,23 +14,8 @@ const APPLETS: [&str; 6] = ["sh", "cat", "true", "sleep", "echo", "ps"];
 
 /// Imports a busybox image as `bb:latest` into `env`'s store.
 fn image(env: &Env) -> &'static str {
-    let bb =
-        std::fs::read(BUSYBOX).expect("busybox-static is needed: apt-get install busybox-static");
-    let mut t = berth_image::tar::build::Tar::default();
-    t.dir("bin/", 0o755).file("bin/busybox", &bb, 0o755);
-    for a in APPLETS {
-        t.symlink(&format!("bin/{a}"), "busybox");
-    }
-    t.dir("etc/", 0o755)
-        .file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)
-        .file("etc/group", b"root:x:0:\n", 0o644)
-        .dir("tmp/", 0o1777);
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("bb.tar");
-    std::fs::write(&p, t.end()).unwrap();
-    env.berth(&["import", p.to_str().unwrap(), "bb:latest"])
-        .ok();
-    "bb:latest"
+    let mut t = busybox_rootfs(&APPLETS);
+    import_image(env, t.end(), "bb:latest")
 }
 
 /// A container counting on its output every 50 ms.

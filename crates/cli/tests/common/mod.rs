@@ -299,3 +299,31 @@ impl Env {
         serde_json::from_str(&self.berth(&["images", "--format", "json"]).ok().stdout).unwrap()
     }
 }
+
+/// A busybox root filesystem with `applets` linked to it, root in
+/// /etc/passwd and /etc/group, and /tmp: callers add their own files before
+/// `end()`, and import it with [`import_image`].
+pub fn busybox_rootfs(applets: &[&str]) -> Tar {
+    let bb =
+        std::fs::read(BUSYBOX).expect("busybox-static is needed: apt-get install busybox-static");
+    let mut t = Tar::default();
+    t.dir("bin/", 0o755).file("bin/busybox", &bb, 0o755);
+    for a in applets {
+        t.symlink(&format!("bin/{a}"), "busybox");
+    }
+    t.dir("etc/", 0o755)
+        .file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n", 0o644)
+        .file("etc/group", b"root:x:0:\n", 0o644)
+        .dir("tmp/", 0o1777);
+    t
+}
+
+/// Imports the root filesystem tarball `tar` as the image `name` into
+/// `env`'s store, offline (`berth import`), and returns `name`.
+pub fn import_image<'a>(env: &Env, tar: Vec<u8>, name: &'a str) -> &'a str {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("rootfs.tar");
+    std::fs::write(&p, tar).unwrap();
+    env.berth(&["import", p.to_str().unwrap(), name]).ok();
+    name
+}
