@@ -1062,7 +1062,9 @@ pub struct StopArgs {
     pub containers: Vec<String>,
 }
 
-fn each(containers: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
+/// Runs `f` on each container, printing its name as given; errors are
+/// printed and the exit status is 1 if any failed (as Docker).
+pub(crate) fn each(containers: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
     let mut failed = false;
     for c in containers {
         match f(c) {

@@ -1,7 +1,7 @@
 //! pause, unpause, update, port, events, info, version: thin shells over
 //! the engine's `control`, `events` and `info`.
 
-use crate::containers::{open, ExitCode};
+use crate::containers::open;
 use anyhow::{bail, Result};
 use berth_engine::config as ccfg;
 use berth_engine::control::UpdateRequest;
@@ -31,33 +31,14 @@ pub struct ContainersArgs {
     pub containers: Vec<String>,
 }
 
-/// Runs `f` on each container, printing its name as given; errors are
-/// printed and the exit status is 1 if any failed (as Docker).
-fn each(containers: &[String], mut f: impl FnMut(&str) -> Result<()>) -> Result<()> {
-    let mut failed = false;
-    for c in containers {
-        match f(c) {
-            Ok(()) => println!("{c}"),
-            Err(e) => {
-                crate::output::print_error(&e);
-                failed = true;
-            }
-        }
-    }
-    if failed {
-        return Err(ExitCode(1).into());
-    }
-    Ok(())
-}
-
 pub fn pause(root: &Path, run_root: &Path, a: ContainersArgs) -> Result<()> {
     let engine = open(root, run_root)?;
-    each(&a.containers, |c| Ok(engine.pause(c).map(drop)?))
+    crate::containers::each(&a.containers, |c| Ok(engine.pause(c).map(drop)?))
 }
 
 pub fn unpause(root: &Path, run_root: &Path, a: ContainersArgs) -> Result<()> {
     let engine = open(root, run_root)?;
-    each(&a.containers, |c| Ok(engine.unpause(c).map(drop)?))
+    crate::containers::each(&a.containers, |c| Ok(engine.unpause(c).map(drop)?))
 }
 
 #[derive(Args, Debug)]
@@ -128,7 +109,7 @@ pub fn update(root: &Path, run_root: &Path, a: UpdateArgs) -> Result<()> {
         restart: a.restart,
     };
     let engine = open(root, run_root)?;
-    each(&a.containers, |c| Ok(engine.update(c, &req).map(drop)?))
+    crate::containers::each(&a.containers, |c| Ok(engine.update(c, &req).map(drop)?))
 }
 
 #[derive(Args, Debug)]

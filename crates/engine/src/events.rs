@@ -371,22 +371,12 @@ fn parse_date_time(s: &str) -> Option<i64> {
         return None;
     }
     let secs = match zone {
-        Some(off) => days_from_civil(y, mo, da) * 86400 + h * 3600 + mi * 60 + sec - off,
+        Some(off) => {
+            berth_sys::time::days_from_civil(y, mo, da) * 86400 + h * 3600 + mi * 60 + sec - off
+        }
         None => local_to_utc(y, mo, da, h, mi, sec)?,
     };
     Some(secs * 1_000_000_000 + nanos)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard
-/// Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// A local wall-clock time as Unix seconds (the C library's zone rules).
@@ -497,8 +487,8 @@ mod tests {
         assert_eq!(t("2023-11-14T22:13:20.25Z"), 1_700_000_000_250_000_000);
         assert_eq!(t("2023-11-14T23:13:20+01:00"), 1_700_000_000_000_000_000);
         assert_eq!(t("2023-11-14T21:13:20-01:00"), 1_700_000_000_000_000_000);
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(berth_sys::time::days_from_civil(1970, 1, 1), 0);
+        assert_eq!(berth_sys::time::days_from_civil(2000, 3, 1), 11_017);
         // Local time: whatever the zone, within a day of UTC's reading.
         let local = t("2023-11-14T22:13:20");
         assert!((local - 1_700_000_000_000_000_000).abs() <= 86_400_000_000_000);
