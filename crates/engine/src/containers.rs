@@ -309,6 +309,22 @@ fn is_monitor(pid: i32) -> bool {
         && berth_sys::process::proc_stat(pid).is_some_and(|s| s.state != 'Z')
 }
 
+/// Waits (10 s at most) for the monitor of a container's last run to be
+/// gone. An exit is recorded before that monitor has deleted the runtime's
+/// container and run its cleanup: a start in between would have its new
+/// container, which has the same id, deleted under it by the old
+/// monitor's `delete --force`. Not under the container's lock: the old
+/// monitor's cleanup takes it.
+fn wait_previous_monitor(rec: &Record) {
+    if matches!(rec.state.status, Status::Running | Status::Restarting) {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while is_monitor(rec.state.monitor_pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 /// The container's hostname: `--hostname`, the host's with the host's
 /// network or UTS namespace, else the short id.
 fn container_hostname(id: &str, c: &ContainerConfig) -> String {
@@ -924,6 +940,7 @@ impl Engine {
         if rec.config.runtime != DEFAULT_RUNTIME {
             crate::warm_up_cgroups();
         }
+        wait_previous_monitor(&rec);
         let _lock = self.lock(&rec.id)?;
         let rec = self.refresh_locked(rec)?;
         match rec.state.status {
