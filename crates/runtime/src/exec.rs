@@ -13,7 +13,7 @@ use crate::channel::{Channel, Msg};
 use crate::config;
 use crate::container::{live_status, wait_forwarding_signals};
 use crate::error::{Context, Error, Result};
-use crate::process_attrs::{self as pa, CapMasks};
+use crate::process_attrs as pa;
 use crate::state::{self, ContainerDir, Status};
 use berth_cgroups::Version;
 use berth_sys::fs as sfs;
@@ -551,32 +551,11 @@ fn child_setup(c: &Child<'_>) -> Result<std::convert::Infallible> {
             )))
         }
     }
-    let caps = CapMasks::from_spec(p.capabilities().as_ref());
-    let nnp = p.no_new_privileges() == Some(true);
     if let Some(l) = label {
         l.apply()?;
     }
-    // As for the init: the filter comes last, over the program only; we
-    // hold CAP_SYS_ADMIN to load it without no_new_privs (`switch_user`).
-    let keep = if c.seccomp.is_some() && !nnp {
-        pa::CAP_SYS_ADMIN
-    } else {
-        0
-    };
-    pa::drop_bounding(caps.bounding)?;
-    pa::switch_user(p, &caps, crate::init::setgroups_allowed(), keep)?;
-    if nnp {
-        sp::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).ctx("set process.noNewPrivileges")?;
-    }
-    sp::umask(p.user().umask().unwrap_or(0o022));
-    if cwd_again {
-        sfs::chdir(p.cwd()).with_ctx(|| format!("chdir to {} (process.cwd)", p.cwd().display()))?;
-    }
-    crate::init::verify_cwd(p.cwd())?;
-    let exe = pa::find_executable(&args[0], &env)?;
-    sfs::cloexec_from(3 + c.preserve_fds).ctx("mark inherited fds close-on-exec")?;
-    sp::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0).ctx("clear parent-death signal")?;
-    sp::reset_signals().ctx("reset the signal dispositions and mask")?;
+    // As for the init: the filter comes last, over the program only.
+    let exe = crate::init::become_process(p, c.seccomp.is_some(), cwd_again, &env, c.preserve_fds)?;
     if let Some(f) = c.seccomp {
         crate::init::load_seccomp(c.chan, f)?;
     }

@@ -354,8 +354,6 @@ fn setup_and_exec(
     pa::reopen_dev_null()?;
     pa::give_stdio(user.uid(), user.gid(), process.terminal() == Some(true))?;
     let cwd_again = pa::cwd_before_user(process.cwd())?;
-    let nnp = process.no_new_privileges() == Some(true);
-    let caps = CapMasks::from_spec(process.capabilities().as_ref());
     // seccomp binds the container's program, not the runtime: every step
     // of ours runs before the filter, which is loaded after Ready and the
     // start handshake, right before startContainer hooks (runc runs those
@@ -364,35 +362,16 @@ fn setup_and_exec(
     // `switch_user`; the execve drops it). A profile with NOTIFY is loaded
     // before Ready: its listener fd must reach the runtime while the
     // runtime is still listening.
-    let keep = if a.seccomp.is_some() && !nnp {
-        pa::CAP_SYS_ADMIN
-    } else {
-        0
-    };
-    pa::drop_bounding(caps.bounding)?;
-    pa::switch_user(process, &caps, setgroups_allowed(), keep)?;
-    if nnp {
-        sp::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).ctx("set process.noNewPrivileges")?;
-    }
-    sp::umask(process.user().umask().unwrap_or(0o022));
-    if cwd_again {
-        sfs::chdir(process.cwd())
-            .with_ctx(|| format!("chdir to {} (process.cwd)", process.cwd().display()))?;
-    }
-    verify_cwd(process.cwd())?;
-
     let args = process.args().clone().unwrap_or_default();
-    let exe = pa::find_executable(&args[0], &env)?;
     let argv = to_cstrings(&args, "process.args")?;
     let envp = to_cstrings(&env, "process.env")?;
-
-    // CVE-2024-21626: no fd but stdio and the preserved ones may survive
-    // exec; ours are already close-on-exec, this catches inherited ones.
-    sfs::cloexec_from(3 + a.preserve_fds).ctx("mark inherited fds close-on-exec")?;
-    sp::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0).ctx("clear parent-death signal")?;
-    // The program starts with default signal dispositions and nothing
-    // blocked, whatever the runtime or its caller ignored or blocked.
-    sp::reset_signals().ctx("reset the signal dispositions and mask")?;
+    let exe = become_process(
+        process,
+        a.seccomp.is_some(),
+        cwd_again,
+        &env,
+        a.preserve_fds,
+    )?;
     let mut seccomp = a.seccomp;
     if let Some(f) = seccomp.filter(|f| f.notify()) {
         load_seccomp(a.chan, f)?;
@@ -439,6 +418,52 @@ fn setup_and_exec(
         )?;
     }
     Err(sp::execve(&exe, &argv, &envp)).with_ctx(|| format!("exec {:?}", args[0]))
+}
+
+/// The last steps of the init and of an exec'd process before their
+/// seccomp filter and the execve: the bounding set, the user and the other
+/// capability sets, no_new_privs, umask, the working directory (again, as
+/// the user, when `cwd_again`) checked to be inside the container, the
+/// program looked up as the user, inherited fds marked close-on-exec, the
+/// parent-death signal cleared, and every signal at its default with none
+/// blocked. With `seccomp_pending` and no no_new_privs, CAP_SYS_ADMIN is
+/// held past the user switch to load the filter (see `switch_user`).
+/// Returns the program to exec.
+pub(crate) fn become_process(
+    process: &oci_spec::runtime::Process,
+    seccomp_pending: bool,
+    cwd_again: bool,
+    env: &[String],
+    preserve_fds: u32,
+) -> Result<std::ffi::CString> {
+    let nnp = process.no_new_privileges() == Some(true);
+    let caps = CapMasks::from_spec(process.capabilities().as_ref());
+    let keep = if seccomp_pending && !nnp {
+        pa::CAP_SYS_ADMIN
+    } else {
+        0
+    };
+    pa::drop_bounding(caps.bounding)?;
+    pa::switch_user(process, &caps, setgroups_allowed(), keep)?;
+    if nnp {
+        sp::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0).ctx("set process.noNewPrivileges")?;
+    }
+    sp::umask(process.user().umask().unwrap_or(0o022));
+    if cwd_again {
+        sfs::chdir(process.cwd())
+            .with_ctx(|| format!("chdir to {} (process.cwd)", process.cwd().display()))?;
+    }
+    verify_cwd(process.cwd())?;
+    let args = process.args().as_deref().unwrap_or_default();
+    let exe = pa::find_executable(args.first().map(String::as_str).unwrap_or_default(), env)?;
+    // CVE-2024-21626: no fd but stdio and the preserved ones may survive
+    // exec; ours are already close-on-exec, this catches inherited ones.
+    sfs::cloexec_from(3 + preserve_fds).ctx("mark inherited fds close-on-exec")?;
+    sp::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0).ctx("clear parent-death signal")?;
+    // The program starts with default signal dispositions and nothing
+    // blocked, whatever the runtime or its caller ignored or blocked.
+    sp::reset_signals().ctx("reset the signal dispositions and mask")?;
+    Ok(exe)
 }
 
 /// Loads the compiled profile; a NOTIFY profile's listener fd goes to the

@@ -292,7 +292,8 @@ pub fn add_home(env: &mut Vec<String>, uid: u32) {
     env.push(format!("HOME={}", home_in_passwd(passwd.as_deref(), uid)));
 }
 
-fn is_dev_null(st: &libc::stat) -> bool {
+/// Whether `st` is the null device (character device 1:3).
+pub(crate) fn is_dev_null(st: &libc::stat) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3)
 }
 

@@ -841,7 +841,7 @@ pub(crate) fn verified_dev_null(root: BorrowedFd<'_>) -> Result<OwnedFd> {
     )
     .ctx("open /dev/null to mask paths with")?;
     let st = sfs::fstat(fd.as_fd()).ctx("stat /dev/null")?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != sfs::makedev(1, 3) {
+    if !crate::process_attrs::is_dev_null(&st) {
         return Err(Error::Usage("/dev/null in the container is not the null device (1:3); refusing to mask paths with it".into()));
     }
     Ok(fd)
