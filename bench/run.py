@@ -109,6 +109,8 @@ def main():
     ap.add_argument("--bin", required=True, help="directory of the release binaries")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--detached", type=int, default=100)
+    ap.add_argument("--before", help="directory of an earlier build's release binaries (berth, berth-monitor,"
+                    " berth-runtime, berth-init): measured in the same rounds, with its own store")
     a = ap.parse_args()
     subreaper()
     berth = os.path.join(a.bin, "berth")
@@ -116,6 +118,9 @@ def main():
     work = tempfile.mkdtemp(prefix="berth-bench-", dir="/var/tmp")
     run_root = tempfile.mkdtemp(prefix="bb", dir="/run")
     env = dict(os.environ, BERTH_ROOT=os.path.join(work, "store"), BERTH_RUN_ROOT=run_root)
+    before = os.path.join(a.before, "berth") if a.before else None
+    run_root_b = tempfile.mkdtemp(prefix="bc", dir="/run") if before else None
+    env_b = dict(os.environ, BERTH_ROOT=os.path.join(work, "store-before"), BERTH_RUN_ROOT=run_root_b) if before else None
     try:
         # The same busybox root in both stores.
         rootfs = os.path.join(work, "rootfs")
@@ -129,6 +134,8 @@ def main():
         tar = os.path.join(work, "bb.tar")
         subprocess.run(["tar", "-C", rootfs, "-cf", tar, "."], check=True)
         subprocess.run([berth, "import", tar, "bench/bb:latest"], env=env, check=True, stdout=subprocess.DEVNULL)
+        if before:
+            subprocess.run([before, "import", tar, "bench/bb:latest"], env=env_b, check=True, stdout=subprocess.DEVNULL)
         subprocess.run(["podman", "import", tar, "localhost/bench/bb:latest"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         # The bundle: the spec berth generates for this image, taken from a
@@ -156,6 +163,8 @@ def main():
             "podman run --rm": lambda i: (PODMAN_RUN + ["localhost/bench/bb", "true"], None),
             "berth-runtime run (same spec)": lambda i: ([runtime, "--root", rt_root, "run", "--bundle", bundle, f"bench-{i}"], None),
         }
+        if before:
+            cmds["berth run --rm (before)"] = lambda i: ([before, "run", "--rm", "bench/bb", "true"], env_b)
         # Warm up each once.
         for name, mk in cmds.items():
             timed(*mk(-1))
@@ -187,8 +196,11 @@ def main():
                       + (f" {rss[name] / 1024:.1f} MiB |" if with_rss else ""))
             b = statistics.median(res["berth run --rm"][0])
             eng = b - statistics.median(res["berth-runtime run (same spec)"][0])
+            rt = statistics.median(res["berth-runtime run (same spec)"][0])
             print(f"\nEngine overhead (berth run minus berth-runtime run, medians): {eng:.1f} ms; "
-                  f"podman is {pod / b:.1f}x slower than berth.\n")
+                  f"podman is {pod / b:.1f}x slower than berth."
+                  + (f" Before: {statistics.median(res['berth run --rm (before)'][0]) - rt:.1f} ms." if before else "")
+                  + "\n")
 
         table(rounds(0, IDLE_GAP), "`run --rm IMAGE true`", True)
         # The same, back to back: each command starts right after another
@@ -201,6 +213,13 @@ def main():
 
         # Detached containers: resident memory of the monitors.
         n = a.detached
+        mons = []
+        if before:
+            for i in range(n):
+                subprocess.run([before, "run", "-d", "bench/bb", "sleep", "1000"], env=env_b, check=True, stdout=subprocess.DEVNULL)
+            mons.append(("berth-monitor (before)",) + rss_of("berth-monitor"))
+            ids = subprocess.run([before, "ps", "-aq"], env=env_b, capture_output=True, text=True).stdout.split()
+            subprocess.run([before, "rm", "-f"] + ids, env=env_b, check=True, stdout=subprocess.DEVNULL)
         for i in range(n):
             subprocess.run([berth, "run", "-d", "bench/bb", "sleep", "1000"], env=env, check=True, stdout=subprocess.DEVNULL)
         bn, brss = rss_of("berth-monitor")
@@ -212,6 +231,8 @@ def main():
         print(f"## {n} detached `sleep` containers\n")
         print("| monitor | processes | total RSS | per container |")
         print("|---|---:|---:|---:|")
+        for name, mn, mrss in mons:
+            print(f"| {name} | {mn} | {mrss / 1024:.1f} MiB | {mrss / max(mn, 1):.0f} KiB |")
         print(f"| berth-monitor | {bn} | {brss / 1024:.1f} MiB | {brss / max(bn, 1):.0f} KiB |")
         print(f"| conmon (podman) | {pn} | {prss / 1024:.1f} MiB | {prss / max(pn, 1):.0f} KiB |")
     finally:
@@ -222,6 +243,11 @@ def main():
         if mine:
             subprocess.run(["podman", "rm", "-f", "-t", "0"] + mine, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         subprocess.run(["podman", "rmi", "-f", "localhost/bench/bb:latest"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if before:
+            ids = subprocess.run([before, "ps", "-aq"], env=env_b, capture_output=True, text=True).stdout.split()
+            if ids:
+                subprocess.run([before, "rm", "-f"] + ids, env=env_b, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            shutil.rmtree(run_root_b, ignore_errors=True)
         reap()
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(run_root, ignore_errors=True)

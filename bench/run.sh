@@ -2,7 +2,8 @@
 # Benchmark `berth run` against `podman run` (Debian's podman, crun and
 # conmon) and against berth-runtime alone, interleaved; then the monitors'
 # memory with 100 detached containers. Run as root.
-# Usage: bench/run.sh [--runs N] [--detached N]
+# Usage: bench/run.sh [--runs N] [--detached N] [--before DIR]
+# (--before: release binaries of an earlier build, measured in the same rounds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pkgs="podman crun conmon busybox-static golang-github-containers-common"
