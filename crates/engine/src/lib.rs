@@ -19,6 +19,7 @@ pub mod info;
 pub mod paths;
 pub mod records;
 pub mod rootfs;
+pub mod runtime;
 pub mod spec;
 pub mod system;
 pub mod template;
