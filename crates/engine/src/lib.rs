@@ -16,6 +16,8 @@ pub mod files;
 pub mod follow;
 pub mod imagelist;
 pub mod info;
+#[cfg(test)]
+mod lifecycle_tests;
 pub mod paths;
 pub mod records;
 pub mod rootfs;
