@@ -85,6 +85,7 @@ impl World {
                 ..RunState::default()
             },
         };
+        rec.config.runtime = crate::config::DEFAULT_RUNTIME.into();
         std::fs::create_dir_all(self.engine.paths.container(ID)).unwrap();
         if status == Status::Running {
             rec.state.monitor_pid = self.spawn_monitor();
@@ -730,6 +731,54 @@ fn refresh_adopts_a_start_cut_short_after_its_monitor_wrote_a_state() {
     assert_eq!(r.state.status, Status::Running);
     assert_eq!(r.state.monitor_pid, monitor);
     assert_eq!(r.state.pid, INIT);
+}
+
+// start: what is checked before the root is mounted and the monitor
+// started (those, and the start itself, are covered by the end-to-end
+// tests in crates/cli/tests/run.rs)
+
+#[test]
+fn start_of_a_running_container_is_a_conflict() {
+    let mut w = World::new();
+    w.container("web", Status::Running);
+    let e = w.engine.start("web").err().expect("started twice");
+    assert!(
+        matches!(e, Error::Conflict(ref m) if m.contains("already running")),
+        "{e}"
+    );
+    assert_eq!(w.fake.calls(), vec![]);
+}
+
+#[test]
+fn start_of_a_container_being_removed_is_a_conflict() {
+    let mut w = World::new();
+    w.container("web", Status::Removing);
+    let e = w.engine.start("web").err().expect("started while removed");
+    assert!(
+        matches!(e, Error::Conflict(ref m) if m.contains("being removed")),
+        "{e}"
+    );
+}
+
+#[test]
+fn start_of_a_container_whose_image_is_gone_says_to_pull_it_again() {
+    let mut w = World::new();
+    let mut rec = w.container("web", Status::Exited);
+    rec.image_id = format!("sha256:{}", "0".repeat(64));
+    w.engine.records.remove(ID).unwrap();
+    w.engine.records.insert(&rec).unwrap();
+    let e = w
+        .engine
+        .start("web")
+        .err()
+        .expect("started without its image");
+    assert!(
+        e.to_string().contains("its image busybox is unusable")
+            && e.to_string().contains("pull it again"),
+        "{e}"
+    );
+    assert!(!w.engine.paths.run_dir(ID).exists());
+    assert_eq!(w.get().unwrap().state.status, Status::Exited);
 }
 
 // restart after a reboot
