@@ -11,6 +11,7 @@ use crate::config::{ContainerConfig, MountType, DEFAULT_RUNTIME};
 use crate::error::{io, option, Error, Result};
 use crate::paths::{self, Paths};
 use crate::records::{Record, Records, RunState, Status, VolumeRecord};
+use crate::runtime::OciRuntime;
 use crate::spec::{self, ImageConfig, MountKind, MountSpec, RunOptions, Seccomp, Ulimit};
 use berth_image::store::Store;
 use berth_image::Digest;
@@ -35,6 +36,8 @@ pub struct Engine {
     pub paths: Paths,
     pub records: Records,
     pub images: Store,
+    /// Every runtime call goes through it ([`crate::runtime`]).
+    pub oci: &'static dyn OciRuntime,
 }
 
 /// A held container lock.
@@ -302,7 +305,7 @@ fn alive(pid: i32) -> bool {
 
 /// True when `pid` is a live berth monitor (not a zombie, not a reused
 /// pid).
-fn is_monitor(pid: i32) -> bool {
+pub(crate) fn is_monitor(pid: i32) -> bool {
     pid > 0
         && std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .is_ok_and(|c| c.trim() == "berth-monitor")
@@ -403,6 +406,11 @@ pub struct MountView {
 
 impl Engine {
     pub fn open(root: &Path, run_root: &Path) -> Result<Engine> {
+        Engine::open_with(root, run_root, &crate::runtime::RUNC)
+    }
+
+    /// [`Engine::open`] with another runtime client (a fake in tests).
+    pub fn open_with(root: &Path, run_root: &Path, oci: &'static dyn OciRuntime) -> Result<Engine> {
         let images = Store::open_with(root, &[crate::records::TABLES])?;
         images.relax_durability()?;
         for d in [root.join("containers"), root.join("volumes")] {
@@ -420,6 +428,7 @@ impl Engine {
                 root: root.to_path_buf(),
                 run_root: run_root.to_path_buf(),
             },
+            oci,
         })
     }
 
@@ -1368,7 +1377,7 @@ impl Engine {
             }
             Some(ms) => {
                 // The monitor died (kill -9) while the container ran.
-                if ms.pid > 0 && alive(ms.pid) {
+                if ms.pid > 0 && self.runs_unmonitored(&rec, ms.pid) {
                     rec.state.status = Status::Running;
                     rec.state.pid = ms.pid;
                     rec.state.error = "the container's monitor is gone: its output is no longer logged and its exit status will be unknown".into();
@@ -1424,6 +1433,19 @@ impl Engine {
         Ok(rec)
     }
 
+    /// Whether the container whose monitor is gone still runs, its init
+    /// `pid`: the runtime's state says (it knows its init by more than a
+    /// pid, which may have been reused); when the runtime cannot tell, the
+    /// pid does.
+    fn runs_unmonitored(&self, rec: &Record, pid: i32) -> bool {
+        use crate::runtime::Status as Rt;
+        match self.oci.state(self.target(rec)) {
+            Ok(s) if s.status == Rt::Stopped => false,
+            Ok(s) if matches!(s.status, Rt::Running | Rt::Paused) => true,
+            _ => alive(pid),
+        }
+    }
+
     /// The `oom` and `die` events of a container whose record goes from
     /// running (`old`) to ended (`rec`): recorded once, by whoever makes
     /// that change under the container's lock (the monitor's exit command,
@@ -1471,16 +1493,8 @@ impl Engine {
     /// `to_trash`: move the run directory to the trash for the monitor to
     /// delete (see [`Engine::cleanup_before_monitor`]).
     fn finalize_with(&self, rec: &mut Record, runtime_delete: bool, to_trash: bool) -> Result<()> {
-        if !runtime_delete {
-        } else if let Ok(rt) = paths::find_program(&rec.config.runtime) {
-            let _ = std::process::Command::new(&rt)
-                .arg("--root")
-                .arg(self.paths.runtime_root(&rt))
-                .args(["delete", "--force", &rec.id])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
+        if runtime_delete {
+            let _ = self.oci.delete(self.target(rec));
         }
         let run = self.paths.run_dir(&rec.id);
         let run_trash = self.paths.run_trash(&rec.id);
@@ -1548,13 +1562,6 @@ impl Engine {
         Ok(())
     }
 
-    fn runtime_cmd(&self, rec: &Record) -> Result<std::process::Command> {
-        let rt = paths::find_program(&rec.config.runtime)?;
-        let mut c = std::process::Command::new(&rt);
-        c.arg("--root").arg(self.paths.runtime_root(&rt));
-        Ok(c)
-    }
-
     /// Sends `signal` to the container's init. `by_user`: restart policies
     /// stay off (as Docker does for `docker stop` and `docker kill`).
     pub fn kill(&self, what: &str, signal: i32, by_user: bool) -> Result<Record> {
@@ -1581,30 +1588,23 @@ impl Engine {
             // cannot survive it), recorded as the monitor would (137).
             let _ = std::fs::write(self.paths.run_dir(&rec.id).join(KILLED), signal.to_string());
         }
-        let out = self
-            .runtime_cmd(&rec)?
-            .args(["kill", &rec.id, &signal.to_string()])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(io("run the runtime's kill"))?;
-        if out.status.success() {
-            self.container_event(&rec, "kill", &[("signal", signal.to_string())]);
-            if rec.state.paused {
-                // A frozen process takes no signal until thawed (as
-                // Docker, which resumes a paused container it kills).
-                self.thaw_after_kill(&rec);
+        match self.oci.kill(self.target(&rec), signal) {
+            Ok(()) => {
+                self.container_event(&rec, "kill", &[("signal", signal.to_string())]);
+                if rec.state.paused {
+                    // A frozen process takes no signal until thawed (as
+                    // Docker, which resumes a paused container it kills).
+                    self.thaw_after_kill(&rec);
+                }
             }
-        }
-        if !out.status.success() {
-            // The container may have just ended on its own.
-            let again = self.refresh(self.records.get(&rec.id)?.unwrap_or(rec.clone()))?;
-            if again.state.status == Status::Running {
-                return Err(Error::Runtime(format!(
-                    "kill container {}: {}",
-                    rec.name,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
+            Err(e @ crate::runtime::RuntimeError::Failed { .. }) => {
+                // The container may have just ended on its own.
+                let again = self.refresh(self.records.get(&rec.id)?.unwrap_or(rec.clone()))?;
+                if again.state.status == Status::Running {
+                    return Err(e.into_error(&format!("kill container {}", rec.name)));
+                }
             }
+            Err(e) => return Err(e.into_error(&format!("kill container {}", rec.name))),
         }
         Ok(rec)
     }

@@ -165,24 +165,16 @@ impl Engine {
         Ok((lock, rec))
     }
 
-    /// Runs the runtime's `op` (pause, resume) on the container.
-    fn runtime_op(&self, rec: &Record, op: &str, what: &str) -> Result<()> {
-        let rt = crate::paths::find_program(&rec.config.runtime)?;
-        let out = std::process::Command::new(&rt)
-            .arg("--root")
-            .arg(self.paths.runtime_root(&rt))
-            .args([op, &rec.id])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(io(format!("run the runtime's {op}")))?;
-        if !out.status.success() {
-            return Err(Error::Runtime(format!(
-                "{what} container {}: {}",
-                rec.name,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(())
+    /// Runs the runtime's `pause` or `resume` on the container; `what`
+    /// names the operation in the error.
+    fn runtime_op(&self, rec: &Record, pause: bool, what: &str) -> Result<()> {
+        let t = self.target(rec);
+        let done = if pause {
+            self.oci.pause(t)
+        } else {
+            self.oci.resume(t)
+        };
+        done.map_err(|e| e.into_error(&format!("{what} container {}", rec.name)))
     }
 
     /// `pause`: freezes every process of the running container.
@@ -194,7 +186,7 @@ impl Engine {
                 rec.name
             )));
         }
-        self.runtime_op(&rec, "pause", "pause")?;
+        self.runtime_op(&rec, true, "pause")?;
         self.records.set_paused(&rec.id, true)?;
         rec.state.paused = true;
         self.container_event(&rec, "pause", &[]);
@@ -210,7 +202,7 @@ impl Engine {
                 rec.name
             )));
         }
-        self.runtime_op(&rec, "resume", "unpause")?;
+        self.runtime_op(&rec, false, "unpause")?;
         self.records.set_paused(&rec.id, false)?;
         rec.state.paused = false;
         self.container_event(&rec, "unpause", &[]);
@@ -222,7 +214,7 @@ impl Engine {
     /// as in Docker). Best effort: a container that ended meanwhile has
     /// nothing to thaw.
     pub(crate) fn thaw_after_kill(&self, rec: &Record) {
-        if self.runtime_op(rec, "resume", "unpause").is_ok() {
+        if self.runtime_op(rec, false, "unpause").is_ok() {
             let _ = self.records.set_paused(&rec.id, false);
             self.container_event(rec, "unpause", &[]);
         }
@@ -256,30 +248,9 @@ impl Engine {
         let running = rec.state.status == Status::Running;
         if running {
             let res = resources(&config)?;
-            let rt = crate::paths::find_program(&rec.config.runtime)?;
-            let mut child = std::process::Command::new(&rt)
-                .arg("--root")
-                .arg(self.paths.runtime_root(&rt))
-                .args(["update", "--resources", "-", &rec.id])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .map_err(io("run the runtime's update"))?;
-            if let Some(mut stdin) = child.stdin.take() {
-                use std::io::Write;
-                let _ = stdin.write_all(res.to_string().as_bytes());
-            }
-            let out = child
-                .wait_with_output()
-                .map_err(io("run the runtime's update"))?;
-            if !out.status.success() {
-                return Err(Error::Runtime(format!(
-                    "update container {}: {}",
-                    rec.name,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                )));
-            }
+            self.oci
+                .update(self.target(&rec), &res)
+                .map_err(|e| e.into_error(&format!("update container {}", rec.name)))?;
         }
         self.records.set_config(&rec.id, &config)?;
         self.container_event(&rec, "update", &[]);

@@ -32,8 +32,8 @@ pub struct ExecOptions {
 /// --console-socket before `finish`) and the process file to remove.
 pub struct Exec {
     pub record: Record,
-    pub runtime: PathBuf,
-    pub runtime_root: PathBuf,
+    /// The runtime's command line for it.
+    pub runtime: crate::runtime::ExecCommand,
     pub process_file: PathBuf,
     /// The runtime's JSON log (`--log`), where it says why it could not
     /// start the process.
@@ -43,19 +43,7 @@ pub struct Exec {
 impl Exec {
     /// The runtime command line: `exec [extra...] --process FILE ID`.
     pub fn command(&self, extra: &[&str]) -> std::process::Command {
-        let mut c = std::process::Command::new(&self.runtime);
-        c.arg("--root")
-            .arg(&self.runtime_root)
-            .arg("--log")
-            .arg(&self.log_file)
-            .arg("--log-format")
-            .arg("json")
-            .arg("exec")
-            .args(extra)
-            .arg("--process")
-            .arg(&self.process_file)
-            .arg(&self.record.id);
-        c
+        self.runtime.command(extra)
     }
 }
 
@@ -190,8 +178,10 @@ impl Engine {
         let log_file = run_dir.join(format!("exec-{tag}.log"));
         std::fs::write(&file, serde_json::to_vec(&p).unwrap_or_default())
             .map_err(io(format!("write {}", file.display())))?;
-        let runtime = paths::find_program(&rec.config.runtime)?;
-        let runtime_root = self.paths.runtime_root(&runtime);
+        let runtime = self
+            .oci
+            .exec(self.target(&rec), &file, &log_file)
+            .map_err(|e| e.into_error(&format!("exec in container {}", rec.name)))?;
         // The process is started at once by the caller: created and
         // started are one step here.
         let what = o.args.join(" ");
@@ -201,7 +191,6 @@ impl Engine {
         Ok(Exec {
             record: rec,
             runtime,
-            runtime_root,
             process_file: file,
             log_file,
         })

@@ -81,22 +81,8 @@ impl Engine {
             Err(_) => "unknown",
         };
         let rt = crate::config::DEFAULT_RUNTIME;
-        let (runtime_version, runtime_error) = match crate::paths::find_program(rt) {
-            Ok(p) => match std::process::Command::new(&p)
-                .arg("--version")
-                .stdin(std::process::Stdio::null())
-                .output()
-            {
-                Ok(o) => (
-                    String::from_utf8_lossy(&o.stdout)
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                        .to_string(),
-                    String::new(),
-                ),
-                Err(e) => (String::new(), format!("run {} --version: {e}", p.display())),
-            },
+        let (runtime_version, runtime_error) = match self.oci.version(rt) {
+            Ok(v) => (v, String::new()),
             Err(e) => (String::new(), e.to_string()),
         };
         Ok(Info {

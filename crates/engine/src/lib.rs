@@ -16,9 +16,12 @@ pub mod files;
 pub mod follow;
 pub mod imagelist;
 pub mod info;
+#[cfg(test)]
+mod lifecycle_tests;
 pub mod paths;
 pub mod records;
 pub mod rootfs;
+pub mod runtime;
 pub mod spec;
 pub mod system;
 pub mod template;

@@ -282,26 +282,10 @@ impl Engine {
     /// The host pids of the container's processes (the runtime's `ps`).
     pub fn pids(&self, what: &str) -> Result<(Record, Vec<i32>)> {
         let rec = self.running(what)?;
-        let rt = crate::paths::find_program(&rec.config.runtime)?;
-        let out = std::process::Command::new(&rt)
-            .arg("--root")
-            .arg(self.paths.runtime_root(&rt))
-            .args(["ps", "--format", "json", &rec.id])
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(io("run the runtime's ps"))?;
-        if !out.status.success() {
-            return Err(Error::Runtime(format!(
-                "list the processes of container {}: {}",
-                rec.name,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        let pids: Vec<i32> = serde_json::from_slice(&out.stdout).map_err(|e| {
-            Error::Runtime(format!(
-                "the runtime's ps printed something else than JSON: {e}"
-            ))
-        })?;
+        let pids = self
+            .oci
+            .ps(self.target(&rec))
+            .map_err(|e| e.into_error(&format!("list the processes of container {}", rec.name)))?;
         Ok((rec, pids))
     }
 

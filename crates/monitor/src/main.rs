@@ -17,24 +17,26 @@
 //! Single-threaded, one poll loop, no allocation per byte; it starts in its
 //! own session so it outlives the CLI that spawned it.
 
-use berth_monitor_proto::config::{Config, LogDriver};
+use berth_monitor_proto::config::Config;
 use berth_monitor_proto::frame::{self, Decoder};
 use berth_monitor_proto::logfmt::{self, Stream};
 use berth_monitor_proto::state::{State, Status};
 use berth_sys::process::ExitStatus;
+use log::LogWriter;
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod exit;
+mod log;
+
 /// Output held for one slow client before its output is dropped.
 const CLIENT_BUFFER: usize = 1 << 20;
 /// Input held for the container's stdin before clients stop being read.
 const STDIN_BUFFER: usize = 1 << 20;
-/// A line longer than this is logged in parts (as Docker does at 16 KiB).
-const MAX_LINE: usize = 16 * 1024;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -519,167 +521,6 @@ impl Client {
     }
 }
 
-struct LogWriter {
-    driver: LogDriver,
-    path: PathBuf,
-    file: Option<std::fs::File>,
-    size: u64,
-    max_size: u64,
-    max_files: u32,
-    dropped: u64,
-    partial: [Vec<u8>; 2],
-    buf: Vec<u8>,
-}
-
-impl LogWriter {
-    fn new(cfg: &Config) -> Result<LogWriter, String> {
-        let w = LogWriter {
-            driver: cfg.log_driver,
-            path: cfg.log_path.clone(),
-            file: None,
-            size: 0,
-            max_size: cfg.log_max_size,
-            max_files: cfg.log_max_files.max(1),
-            dropped: 0,
-            partial: [Vec::new(), Vec::new()],
-            buf: Vec::new(),
-        };
-        // Opened at the first output: a container that prints nothing
-        // costs no file (an inode on the persistent disk).
-        Ok(w)
-    }
-
-    fn ensure_open(&mut self) {
-        if self.file.is_none() && self.driver != LogDriver::None {
-            if let Err(e) = self.open() {
-                if self.dropped == 0 {
-                    eprintln!("berth-monitor: open the log {}: {e}", self.path.display());
-                }
-            }
-        }
-    }
-
-    fn open(&mut self) -> io::Result<()> {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode_0600()
-            .open(&self.path)?;
-        self.size = f.metadata()?.len();
-        self.file = Some(f);
-        Ok(())
-    }
-
-    fn rotate(&mut self) {
-        self.file = None;
-        let name = |i: u32| {
-            let mut p = self.path.clone().into_os_string();
-            p.push(format!(".{i}"));
-            PathBuf::from(p)
-        };
-        if self.max_files > 1 {
-            for i in (1..self.max_files - 1).rev() {
-                let _ = std::fs::rename(name(i), name(i + 1));
-            }
-            let _ = std::fs::rename(&self.path, name(1));
-        } else {
-            let _ = std::fs::remove_file(&self.path);
-        }
-        if let Err(e) = self.open() {
-            eprintln!("berth-monitor: reopen the log {}: {e}", self.path.display());
-        }
-    }
-
-    fn entry(&mut self, stream: Stream, text: &[u8], now: i64) {
-        let before = self.buf.len();
-        match self.driver {
-            LogDriver::JsonFile => logfmt::json_line(&mut self.buf, stream, text, now),
-            LogDriver::K8sFile => logfmt::k8s_line(&mut self.buf, stream, text, now),
-            LogDriver::None => {}
-        }
-        // With a size limit, a line that would pass it starts a new file
-        // (so files stay under the limit, as Docker's json-file does).
-        if self.max_size > 0
-            && self.size + self.buf.len() as u64 > self.max_size
-            && self.size + before as u64 > 0
-        {
-            let line = self.buf.split_off(before);
-            self.commit();
-            self.rotate();
-            self.buf = line;
-        }
-    }
-
-    /// Logs `data` of `stream`: whole lines now, a line's tail when it ends
-    /// or grows past MAX_LINE.
-    fn write(&mut self, stream: Stream, data: &[u8]) {
-        if self.driver == LogDriver::None {
-            return;
-        }
-        self.ensure_open();
-        let now = berth_monitor_proto::now_nanos();
-        let i = stream as usize;
-        let mut rest = data;
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
-            let (line, tail) = rest.split_at(pos + 1);
-            if self.partial[i].is_empty() {
-                self.entry(stream, line, now);
-            } else {
-                let mut whole = std::mem::take(&mut self.partial[i]);
-                whole.extend_from_slice(line);
-                self.entry(stream, &whole, now);
-            }
-            rest = tail;
-        }
-        self.partial[i].extend_from_slice(rest);
-        while self.partial[i].len() >= MAX_LINE {
-            let part: Vec<u8> = self.partial[i].drain(..MAX_LINE).collect();
-            self.entry(stream, &part, now);
-        }
-        self.commit();
-    }
-
-    /// Logs any unfinished line (the container ended).
-    fn finish(&mut self) {
-        let now = berth_monitor_proto::now_nanos();
-        for (i, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
-            if !self.partial[i].is_empty() {
-                let part = std::mem::take(&mut self.partial[i]);
-                self.entry(stream, &part, now);
-            }
-        }
-        self.commit();
-    }
-
-    fn commit(&mut self) {
-        if self.buf.is_empty() {
-            return;
-        }
-        let n = self.buf.len() as u64;
-        self.ensure_open();
-        let ok = match self.file.as_mut() {
-            Some(f) => f.write_all(&self.buf).is_ok(),
-            None => false,
-        };
-        if ok {
-            self.size += n;
-        } else {
-            self.dropped += n;
-        }
-        self.buf.clear();
-    }
-}
-
-/// The log holds what the container prints (secrets too): its owner's.
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-impl Mode0600 for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
-    }
-}
-
 /// The container's stdio as the monitor holds it.
 struct Stdio {
     /// Non-terminal: read ends of stdout and stderr; write ends handed to
@@ -882,7 +723,7 @@ impl Monitor {
                 self.poll_once(-1)?;
             }
         }
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = exit::Backoff::default();
         loop {
             self.state.status = Status::Starting;
             self.save_state();
@@ -915,27 +756,29 @@ impl Monitor {
                 self.poll_once(-1)?;
             };
             self.drain_output();
-            self.state.exit_code = status.code();
-            self.state.finished = berth_monitor_proto::now_nanos();
-            self.state.oom_killed =
-                matches!(status, ExitStatus::Signaled(libc::SIGKILL)) && self.oom_killed();
-            if self.stop_requested() || !self.cfg.restart.wants(status.code(), self.state.restarts)
-            {
+            let now = berth_monitor_proto::now_nanos();
+            let oom_file = self.oom_file.as_deref();
+            exit::record(&mut self.state, status, now, || {
+                oom_file.is_some_and(|f| {
+                    std::fs::read_to_string(f).is_ok_and(|t| exit::oom_killed_in(&t))
+                })
+            });
+            if !exit::restarts(
+                self.cfg.restart,
+                status.code(),
+                self.state.restarts,
+                self.stop_requested(),
+            ) {
                 // Deleted in finish(), while the clients hear of the exit
                 // and the starting client cleans up.
                 self.deleted = false;
                 break;
             }
             self.delete_container();
-            // Docker's back-off: 100 ms doubling to a minute, reset after a
-            // run of ten seconds.
-            if started.elapsed() >= Duration::from_secs(10) {
-                backoff = Duration::from_millis(100);
-            }
+            let wait = backoff.after_run(started.elapsed());
             self.state.status = Status::Restarting;
             self.save_state();
-            let until = Instant::now() + backoff;
-            backoff = (backoff * 2).min(Duration::from_secs(60));
+            let until = Instant::now() + wait;
             while Instant::now() < until && !self.stop_requested() {
                 let left = until.saturating_duration_since(Instant::now());
                 self.poll_once(left.as_millis().min(100) as i32)?;
@@ -1116,19 +959,6 @@ impl Monitor {
                 return None;
             }
         }
-    }
-
-    fn oom_killed(&self) -> bool {
-        let Some(f) = &self.oom_file else {
-            return false;
-        };
-        std::fs::read_to_string(f).is_ok_and(|t| {
-            t.lines().any(|l| {
-                l.strip_prefix("oom_kill ")
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-                    .is_some_and(|n| n > 0)
-            })
-        })
     }
 
     fn drain_output(&mut self) {

@@ -1,0 +1,696 @@
+//! The OCI runtime as the engine sees it: one trait, [`OciRuntime`], that
+//! every runtime call of the engine goes through. [`RuncCli`] drives a
+//! runtime program through runc's command line (berth-runtime, runc,
+//! crun); [`Fake`] is an in-memory runtime for unit tests (scripted
+//! states and failures, recorded calls).
+//!
+//! The monitor runs the runtime's `create`, `start` and the final
+//! `delete` itself (it is the container's parent); it is told the program
+//! and its `--root` in its config.
+
+use crate::paths::{self, Paths};
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+/// One container of one runtime.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// The container's runtime as recorded: a program name (looked up next
+    /// to berth, then in PATH) or a path.
+    pub runtime: &'a str,
+    /// berth's paths: each runtime keeps its state in
+    /// `RUN_ROOT/runtime/NAME` ([`Paths::runtime_root`]).
+    pub paths: &'a Paths,
+    pub id: &'a str,
+}
+
+/// A container's status as the runtime reports it (the OCI state's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl Status {
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "creating" => Status::Creating,
+            "created" => Status::Created,
+            "running" => Status::Running,
+            "paused" => Status::Paused,
+            "stopped" => Status::Stopped,
+            _ => return None,
+        })
+    }
+}
+
+/// The runtime's `state` of a container.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct State {
+    pub status: Status,
+    /// The init's host pid (0 when it has none).
+    pub pid: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The runtime program is not there (the message names it).
+    #[error("{0}")]
+    NotFound(String),
+    /// The runtime program could not be run.
+    #[error("run the runtime's {op}: {cause}")]
+    Spawn {
+        op: &'static str,
+        #[source]
+        cause: std::io::Error,
+    },
+    /// The runtime refused or failed: what it said.
+    #[error("the runtime's {op} failed: {msg}")]
+    Failed { op: &'static str, msg: String },
+    /// The runtime's answer could not be read.
+    #[error("the runtime's {op} printed something else than {expected}: {msg}")]
+    Output {
+        op: &'static str,
+        expected: &'static str,
+        msg: String,
+    },
+}
+
+impl RuntimeError {
+    /// The engine's error for `what` (e.g. "kill container web") failing.
+    pub fn into_error(self, what: &str) -> crate::Error {
+        match self {
+            RuntimeError::NotFound(m) => crate::Error::Runtime(m),
+            RuntimeError::Spawn { op, cause } => crate::Error::Io {
+                op: format!("run the runtime's {op}"),
+                cause,
+            },
+            RuntimeError::Failed { msg, .. } => crate::Error::Runtime(format!("{what}: {msg}")),
+            e @ RuntimeError::Output { .. } => crate::Error::Runtime(e.to_string()),
+        }
+    }
+}
+
+/// The runtime's `exec` as a command line for the caller to run (it gives
+/// it stdio, a console socket, `--detach`): the program, the arguments
+/// before the caller's, and those after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecCommand {
+    pub program: PathBuf,
+    pub before: Vec<OsString>,
+    pub after: Vec<OsString>,
+}
+
+impl ExecCommand {
+    /// `program before... extra... after...`.
+    pub fn command(&self, extra: &[&str]) -> Command {
+        let mut c = Command::new(&self.program);
+        c.args(&self.before).args(extra).args(&self.after);
+        c
+    }
+}
+
+/// Everything the engine asks of an OCI runtime.
+pub trait OciRuntime: Send + Sync {
+    /// The runtime's first line of `--version`.
+    fn version(&self, runtime: &str) -> Result<String, RuntimeError>;
+    /// The container's state.
+    fn state(&self, t: Target) -> Result<State, RuntimeError>;
+    /// Sends `signal` to the container's init.
+    fn kill(&self, t: Target, signal: i32) -> Result<(), RuntimeError>;
+    /// Forgets the container, killing what is left of it (`delete --force`).
+    fn delete(&self, t: Target) -> Result<(), RuntimeError>;
+    /// Freezes every process of the container.
+    fn pause(&self, t: Target) -> Result<(), RuntimeError>;
+    /// Thaws a paused container.
+    fn resume(&self, t: Target) -> Result<(), RuntimeError>;
+    /// New resource limits (an OCI `linux.resources` object).
+    fn update(&self, t: Target, resources: &serde_json::Value) -> Result<(), RuntimeError>;
+    /// The host pids of the container's processes.
+    fn ps(&self, t: Target) -> Result<Vec<i32>, RuntimeError>;
+    /// The command line that runs the process in `process_file` (an OCI
+    /// process, JSON) in the container, logging as JSON to `log_file`.
+    fn exec(
+        &self,
+        t: Target,
+        process_file: &Path,
+        log_file: &Path,
+    ) -> Result<ExecCommand, RuntimeError>;
+}
+
+/// A runtime program driven through runc's command line, on berth's own
+/// state directory for it (`--root`).
+pub struct RuncCli;
+
+/// The engine's runtime outside of tests.
+pub static RUNC: RuncCli = RuncCli;
+
+impl RuncCli {
+    fn program(runtime: &str) -> Result<PathBuf, RuntimeError> {
+        paths::find_program(runtime).map_err(|e| RuntimeError::NotFound(e.to_string()))
+    }
+
+    /// `PROGRAM --root DIR`.
+    fn command(t: &Target) -> Result<Command, RuntimeError> {
+        let rt = Self::program(t.runtime)?;
+        let mut c = Command::new(&rt);
+        c.arg("--root").arg(t.paths.runtime_root(&rt));
+        Ok(c)
+    }
+
+    /// Runs `PROGRAM --root DIR args...`; its stdout.
+    fn run(t: &Target, op: &'static str, args: &[&str]) -> Result<Vec<u8>, RuntimeError> {
+        let out = Self::command(t)?
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|cause| RuntimeError::Spawn { op, cause })?;
+        if !out.status.success() {
+            return Err(RuntimeError::Failed {
+                op,
+                msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(out.stdout)
+    }
+}
+
+impl OciRuntime for RuncCli {
+    fn version(&self, runtime: &str) -> Result<String, RuntimeError> {
+        let out = Command::new(Self::program(runtime)?)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|cause| RuntimeError::Spawn {
+                op: "--version",
+                cause,
+            })?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string())
+    }
+
+    fn state(&self, t: Target) -> Result<State, RuntimeError> {
+        let out = Self::run(&t, "state", &["state", t.id])?;
+        let bad = |msg: String| RuntimeError::Output {
+            op: "state",
+            expected: "an OCI state",
+            msg,
+        };
+        let v: serde_json::Value = serde_json::from_slice(&out).map_err(|e| bad(e.to_string()))?;
+        let status = v["status"].as_str().unwrap_or_default();
+        Ok(State {
+            status: Status::parse(status).ok_or_else(|| bad(format!("status {status:?}")))?,
+            pid: v["pid"]
+                .as_i64()
+                .and_then(|p| i32::try_from(p).ok())
+                .unwrap_or(0),
+        })
+    }
+
+    fn kill(&self, t: Target, signal: i32) -> Result<(), RuntimeError> {
+        Self::run(&t, "kill", &["kill", t.id, &signal.to_string()]).map(drop)
+    }
+
+    fn delete(&self, t: Target) -> Result<(), RuntimeError> {
+        // Nothing read back: best effort for the callers.
+        let st = Self::command(&t)?
+            .args(["delete", "--force", t.id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|cause| RuntimeError::Spawn {
+                op: "delete",
+                cause,
+            })?;
+        if !st.success() {
+            return Err(RuntimeError::Failed {
+                op: "delete",
+                msg: st.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn pause(&self, t: Target) -> Result<(), RuntimeError> {
+        Self::run(&t, "pause", &["pause", t.id]).map(drop)
+    }
+
+    fn resume(&self, t: Target) -> Result<(), RuntimeError> {
+        Self::run(&t, "resume", &["resume", t.id]).map(drop)
+    }
+
+    fn update(&self, t: Target, resources: &serde_json::Value) -> Result<(), RuntimeError> {
+        let op = "update";
+        let mut child = Self::command(&t)?
+            .args(["update", "--resources", "-", t.id])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|cause| RuntimeError::Spawn { op, cause })?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(resources.to_string().as_bytes());
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|cause| RuntimeError::Spawn { op, cause })?;
+        if !out.status.success() {
+            return Err(RuntimeError::Failed {
+                op,
+                msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn ps(&self, t: Target) -> Result<Vec<i32>, RuntimeError> {
+        let out = Self::run(&t, "ps", &["ps", "--format", "json", t.id])?;
+        serde_json::from_slice(&out).map_err(|e| RuntimeError::Output {
+            op: "ps",
+            expected: "JSON",
+            msg: e.to_string(),
+        })
+    }
+
+    fn exec(
+        &self,
+        t: Target,
+        process_file: &Path,
+        log_file: &Path,
+    ) -> Result<ExecCommand, RuntimeError> {
+        let program = Self::program(t.runtime)?;
+        let root = t.paths.runtime_root(&program);
+        Ok(ExecCommand {
+            before: vec![
+                "--root".into(),
+                root.into(),
+                "--log".into(),
+                log_file.into(),
+                "--log-format".into(),
+                "json".into(),
+                "exec".into(),
+            ],
+            after: vec!["--process".into(), process_file.into(), t.id.into()],
+            program,
+        })
+    }
+}
+
+/// One call the [`Fake`] runtime was given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    Version,
+    State(String),
+    Kill(String, i32),
+    Delete(String),
+    Pause(String),
+    Resume(String),
+    Update(String, String),
+    Ps(String),
+    Exec(String),
+}
+
+type KillHook = Box<dyn FnMut(&str, i32) + Send>;
+
+#[derive(Default)]
+struct FakeInner {
+    states: HashMap<String, State>,
+    /// op -> the message its next calls fail with.
+    failing: HashMap<&'static str, String>,
+    calls: Vec<Call>,
+    on_kill: Option<KillHook>,
+}
+
+/// An in-memory runtime that behaves as runc does on the states it is
+/// given: `kill` needs a created, running or paused container; `pause`
+/// a running one, `resume` a paused one; `delete` forgets any. Failures
+/// are scripted per operation; every call is recorded.
+#[derive(Default)]
+pub struct Fake {
+    inner: Mutex<FakeInner>,
+}
+
+impl Fake {
+    pub fn new() -> Fake {
+        Fake::default()
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut FakeInner) -> R) -> R {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g)
+    }
+
+    /// Sets (or with None, forgets) the state of container `id`.
+    pub fn set_state(&self, id: &str, state: Option<State>) {
+        self.with(|i| match state {
+            Some(s) => i.states.insert(id.to_string(), s),
+            None => i.states.remove(id),
+        });
+    }
+
+    pub fn state_of(&self, id: &str) -> Option<State> {
+        self.with(|i| i.states.get(id).copied())
+    }
+
+    /// Makes every later `op` ("kill", "pause", ...) fail with `msg`
+    /// (None: succeed again).
+    pub fn fail(&self, op: &'static str, msg: Option<&str>) {
+        self.with(|i| match msg {
+            Some(m) => i.failing.insert(op, m.to_string()),
+            None => i.failing.remove(op),
+        });
+    }
+
+    /// Runs `hook(id, signal)` at each `kill` of a container the fake
+    /// knows, before it is delivered: e.g. to play the container's end. A
+    /// hook that leaves the container stopped makes the kill fail as
+    /// runc's does (the container ended before the signal came).
+    pub fn on_kill(&self, hook: impl FnMut(&str, i32) + Send + 'static) {
+        self.with(|i| i.on_kill = Some(Box::new(hook)));
+    }
+
+    /// The calls so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.with(|i| i.calls.clone())
+    }
+
+    /// Records `call`; the scripted failure of `op`, if any.
+    fn enter(&self, op: &'static str, call: Call) -> Result<(), RuntimeError> {
+        self.with(|i| {
+            i.calls.push(call);
+            match i.failing.get(op) {
+                Some(msg) => Err(RuntimeError::Failed {
+                    op,
+                    msg: msg.clone(),
+                }),
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn status(&self, op: &'static str, id: &str) -> Result<State, RuntimeError> {
+        self.state_of(id).ok_or_else(|| RuntimeError::Failed {
+            op,
+            msg: format!("container \"{id}\" does not exist"),
+        })
+    }
+
+    fn transition(
+        &self,
+        op: &'static str,
+        id: &str,
+        from: Status,
+        to: Status,
+    ) -> Result<(), RuntimeError> {
+        let mut s = self.status(op, id)?;
+        if s.status != from {
+            return Err(RuntimeError::Failed {
+                op,
+                msg: format!("container \"{id}\" is not {from:?}"),
+            });
+        }
+        s.status = to;
+        self.set_state(id, Some(s));
+        Ok(())
+    }
+}
+
+impl OciRuntime for Fake {
+    fn version(&self, _: &str) -> Result<String, RuntimeError> {
+        self.enter("version", Call::Version)?;
+        Ok("fake version 1".into())
+    }
+
+    fn state(&self, t: Target) -> Result<State, RuntimeError> {
+        self.enter("state", Call::State(t.id.into()))?;
+        self.status("state", t.id)
+    }
+
+    fn kill(&self, t: Target, signal: i32) -> Result<(), RuntimeError> {
+        self.enter("kill", Call::Kill(t.id.into(), signal))?;
+        self.status("kill", t.id)?;
+        // What happens while the signal is on its way; called without the
+        // lock, as the hook may use the fake.
+        if let Some(mut hook) = self.with(|i| i.on_kill.take()) {
+            hook(t.id, signal);
+            self.with(|i| {
+                i.on_kill.get_or_insert(hook);
+            });
+        }
+        let s = self.status("kill", t.id)?;
+        if !matches!(s.status, Status::Created | Status::Running | Status::Paused) {
+            return Err(RuntimeError::Failed {
+                op: "kill",
+                msg: "container not running".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn delete(&self, t: Target) -> Result<(), RuntimeError> {
+        self.enter("delete", Call::Delete(t.id.into()))?;
+        self.set_state(t.id, None);
+        Ok(())
+    }
+
+    fn pause(&self, t: Target) -> Result<(), RuntimeError> {
+        self.enter("pause", Call::Pause(t.id.into()))?;
+        self.transition("pause", t.id, Status::Running, Status::Paused)
+    }
+
+    fn resume(&self, t: Target) -> Result<(), RuntimeError> {
+        self.enter("resume", Call::Resume(t.id.into()))?;
+        self.transition("resume", t.id, Status::Paused, Status::Running)
+    }
+
+    fn update(&self, t: Target, resources: &serde_json::Value) -> Result<(), RuntimeError> {
+        self.enter("update", Call::Update(t.id.into(), resources.to_string()))?;
+        self.status("update", t.id).map(drop)
+    }
+
+    fn ps(&self, t: Target) -> Result<Vec<i32>, RuntimeError> {
+        self.enter("ps", Call::Ps(t.id.into()))?;
+        let s = self.status("ps", t.id)?;
+        Ok(if s.pid > 0 { vec![s.pid] } else { vec![] })
+    }
+
+    fn exec(
+        &self,
+        t: Target,
+        process_file: &Path,
+        log_file: &Path,
+    ) -> Result<ExecCommand, RuntimeError> {
+        self.enter("exec", Call::Exec(t.id.into()))?;
+        self.status("exec", t.id)?;
+        Ok(ExecCommand {
+            program: PathBuf::from("fake-runtime"),
+            before: vec!["--log".into(), log_file.into(), "exec".into()],
+            after: vec![process_file.into(), t.id.into()],
+        })
+    }
+}
+
+impl crate::Engine {
+    /// The container `rec` of its runtime.
+    pub fn target<'a>(&'a self, rec: &'a crate::records::Record) -> Target<'a> {
+        Target {
+            runtime: &rec.config.runtime,
+            paths: &self.paths,
+            id: &rec.id,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A runtime program that writes its arguments (one line per call) and
+    /// its stdin to files, answers `state` and `ps`, and fails `pause`.
+    fn scripted(dir: &Path) -> (PathBuf, Paths) {
+        let prog = dir.join("fakert");
+        let script = format!(
+            r#"#!/bin/sh
+echo "$*" >> {dir}/argv
+case " $* " in
+  *" update "*) cat > {dir}/stdin ;;
+  *" state "*) echo '{{"ociVersion":"1.0.2","id":"c1","pid":42,"status":"paused"}}' ;;
+  *" ps "*) echo '[42,43]' ;;
+  *" pause "*) echo 'cannot pause: no freezer' >&2; exit 1 ;;
+  *"--version"*) echo 'fakert version 9.9'; echo 'spec: 1.0.2' ;;
+esac
+"#,
+            dir = dir.display()
+        );
+        std::fs::write(&prog, script).unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let paths = Paths {
+            root: dir.join("root"),
+            run_root: dir.join("run"),
+        };
+        (prog, paths)
+    }
+
+    fn argv(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("argv"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_runc_client_passes_runcs_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let (prog, paths) = scripted(dir.path());
+        let prog_s = prog.to_str().unwrap();
+        let t = Target {
+            runtime: prog_s,
+            paths: &paths,
+            id: "c1",
+        };
+        let root = dir.path().join("run/runtime/fakert");
+        let root = root.display();
+        RUNC.kill(t, 15).unwrap();
+        RUNC.delete(t).unwrap();
+        RUNC.resume(t).unwrap();
+        RUNC.update(t, &serde_json::json!({"pids": {"limit": 5}}))
+            .unwrap();
+        assert_eq!(
+            argv(dir.path()),
+            vec![
+                format!("--root {root} kill c1 15"),
+                format!("--root {root} delete --force c1"),
+                format!("--root {root} resume c1"),
+                format!("--root {root} update --resources - c1"),
+            ]
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("stdin")).unwrap(),
+            r#"{"pids":{"limit":5}}"#
+        );
+        assert_eq!(
+            RUNC.state(t).unwrap(),
+            State {
+                status: Status::Paused,
+                pid: 42
+            }
+        );
+        assert_eq!(RUNC.ps(t).unwrap(), vec![42, 43]);
+        assert_eq!(RUNC.version(prog_s).unwrap(), "fakert version 9.9");
+        let x = RUNC
+            .exec(t, Path::new("/p.json"), Path::new("/x.log"))
+            .unwrap();
+        let c = x.command(&["--detach"]);
+        assert_eq!(c.get_program(), prog.as_os_str());
+        let args: Vec<_> = c.get_args().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(
+            args.join(" "),
+            format!(
+                "--root {root} --log /x.log --log-format json exec --detach --process /p.json c1"
+            )
+        );
+    }
+
+    #[test]
+    fn the_runc_client_reports_what_the_runtime_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let (prog, paths) = scripted(dir.path());
+        let t = Target {
+            runtime: prog.to_str().unwrap(),
+            paths: &paths,
+            id: "c1",
+        };
+        let e = RUNC.pause(t).unwrap_err();
+        assert!(
+            matches!(&e, RuntimeError::Failed { op: "pause", msg } if msg == "cannot pause: no freezer"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.into_error("pause container web").to_string(),
+            "pause container web: cannot pause: no freezer"
+        );
+        let missing = dir.path().join("nothing-here");
+        let t = Target {
+            runtime: missing.to_str().unwrap(),
+            ..t
+        };
+        let e = RUNC.kill(t, 9).unwrap_err();
+        assert!(
+            matches!(e, RuntimeError::NotFound(ref m) if m.contains("no such program")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn the_runc_client_rejects_a_state_it_cannot_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let prog = dir.path().join("odd");
+        std::fs::write(&prog, "#!/bin/sh\necho '{\"status\":\"sleeping\"}'\n").unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let paths = Paths {
+            root: dir.path().into(),
+            run_root: dir.path().into(),
+        };
+        let t = Target {
+            runtime: prog.to_str().unwrap(),
+            paths: &paths,
+            id: "c1",
+        };
+        let e = RUNC.state(t).unwrap_err();
+        assert!(
+            matches!(e, RuntimeError::Output { op: "state", .. }),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn the_fake_refuses_what_runc_refuses() {
+        let fake = Fake::new();
+        let paths = Paths {
+            root: "/nonexistent".into(),
+            run_root: "/nonexistent".into(),
+        };
+        let t = Target {
+            runtime: "runc",
+            paths: &paths,
+            id: "c1",
+        };
+        assert!(fake.kill(t, 9).is_err(), "an unknown container");
+        fake.set_state(
+            "c1",
+            Some(State {
+                status: Status::Stopped,
+                pid: 0,
+            }),
+        );
+        assert!(fake.kill(t, 9).is_err(), "a stopped container");
+        assert!(fake.pause(t).is_err());
+        fake.set_state(
+            "c1",
+            Some(State {
+                status: Status::Running,
+                pid: 7,
+            }),
+        );
+        assert!(fake.resume(t).is_err(), "a running container");
+        fake.pause(t).unwrap();
+        fake.kill(t, 9).unwrap();
+        assert_eq!(fake.ps(t).unwrap(), vec![7]);
+        fake.delete(t).unwrap();
+        assert!(fake.state(t).is_err());
+        assert_eq!(fake.calls().len(), 9);
+    }
+}
