@@ -414,7 +414,7 @@ impl Engine {
                 .map_err(io(format!("create {}", run_root.join(d).display())))?;
         }
         Ok(Engine {
-            records: Records::new(images.db()),
+            records: Records::new(&images),
             images,
             paths: Paths {
                 root: root.to_path_buf(),

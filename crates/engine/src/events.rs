@@ -187,7 +187,7 @@ pub fn record_image_event(store: &berth_image::store::Store, action: &str, id: &
         a.insert("name".to_string(), name.to_string());
     }
     let e = Event::new(crate::containers::now_nanos(), "image", action, id, a);
-    let _ = crate::records::Records::new(store.db()).add_event(&e);
+    let _ = crate::records::Records::new(store).add_event(&e);
 }
 
 impl Engine {

@@ -168,10 +168,10 @@ fn finish(row: (Record, String, String)) -> Result<Record> {
 const COLUMNS: &str = "id, name, image, image_id, created, config, state";
 
 impl Records {
-    /// The records in `db`, which must have been opened with [`TABLES`]
-    /// (as `Engine::open` does, through the image store that shares it).
-    pub fn new(db: Db) -> Records {
-        Records { db }
+    /// The records in `db` (or the image store's, which shares it), which
+    /// must have been opened with [`TABLES`] (as `Engine::open` does).
+    pub fn new(db: impl Into<Db>) -> Records {
+        Records { db: db.into() }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {

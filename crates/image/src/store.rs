@@ -123,6 +123,13 @@ CREATE TABLE IF NOT EXISTS holds (
 /// What names a layer's init directory (`Store::layer_init_dir`).
 const INIT_SUFFIX: &str = ".init";
 
+/// The store's database, for the tables given to [`Store::open_with`].
+impl From<&Store> for Db {
+    fn from(s: &Store) -> Db {
+        s.db()
+    }
+}
+
 impl Store {
     /// Opens (creating) the store at `root`.
     pub fn open(root: &Path) -> Result<Store> {
