@@ -770,13 +770,22 @@ impl Registry {
         let mut out = Edits::default();
         let mut specs_done = BTreeSet::new();
         for name in &wanted {
-            let (idx, _) = self.devices[name];
-            let spec = &self.specs[idx];
+            // `expand` gave only names of `devices`, of their specs.
             let dev = name.rsplit_once('=').map_or("", |(_, d)| d);
+            let found = self.devices.get(name).and_then(|&(idx, _)| {
+                let spec = self.specs.get(idx)?;
+                Some((idx, spec, spec.devices.get(dev)?))
+            });
+            let Some((idx, spec, edits)) = found else {
+                return Err(Error::Unknown {
+                    name: name.clone(),
+                    msg: "not in the loaded specs".into(),
+                });
+            };
             if specs_done.insert(idx) {
                 apply(&mut out, &spec.edits, name)?;
             }
-            apply(&mut out, &spec.devices[dev], name)?;
+            apply(&mut out, edits, name)?;
         }
         out.devices = wanted;
         Ok(out)
