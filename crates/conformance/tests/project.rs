@@ -45,7 +45,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["berth-sys", "berth-cgroups", "berth-seccomp"],
     ),
     ("berth-runtime-cli", &["berth-runtime"]),
-    ("berth-image", &["berth-sys"]),
+    // The database (SQLite handle, schemas, migrations): below the image
+    // store and the engine, which both keep tables in it.
+    ("berth-db", &["berth-sys"]),
+    ("berth-image", &["berth-sys", "berth-db"]),
     // The formats the engine and the monitor share; no runtime.
     ("berth-monitor-proto", &["berth-sys"]),
     // cgroups: the host's layout (to start a runtime's cgroup wait early);
@@ -59,6 +62,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "berth-cgroups",
             "berth-seccomp",
             "berth-image",
+            "berth-db",
             "berth-monitor-proto",
         ],
     ),
@@ -266,6 +270,31 @@ fn engine_and_cli_do_not_link_the_runtime() {
         ["berth-sys"],
         "berth-monitor-proto may link only berth-sys"
     );
+}
+
+#[test]
+fn the_database_is_berth_db_s_alone() {
+    // The image store does not own the database: SQLite is linked through
+    // berth-db only, and the others use it as berth-db re-exports it (one
+    // SQLite, one place that opens, migrates and locks the file).
+    let graph = Graph::load();
+    for member in &graph.members {
+        for dep in graph.direct(member) {
+            if matches!(dep, "rusqlite" | "libsqlite3-sys") {
+                assert_eq!(
+                    member, "berth-db",
+                    "{member} depends on {dep}: use berth_db::rusqlite"
+                );
+            }
+        }
+    }
+    assert!(graph.direct("berth-db").contains(&"rusqlite"));
+    for user in ["berth-image", "berth-engine"] {
+        assert!(
+            graph.direct(user).contains(&"berth-db"),
+            "{user} keeps its tables in berth-db"
+        );
+    }
 }
 
 #[test]

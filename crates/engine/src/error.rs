@@ -3,6 +3,8 @@
 //! code (or, later, the HTTP status) are chosen by the caller from
 //! [`Error::kind`] and the variant's fields.
 
+use berth_db::rusqlite;
+
 /// What kind of failure an error is: what a caller decides by (the CLI's
 /// exit codes, a REST API's status codes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -177,7 +179,7 @@ mod tests {
                 ErrorKind::Conflict,
             ),
             (
-                super::db("read")(rusqlite::Error::InvalidQuery),
+                super::db("read")(super::rusqlite::Error::InvalidQuery),
                 ErrorKind::System,
             ),
             (Error::Runtime("runc: exit 1".into()), ErrorKind::Runtime),

@@ -5,6 +5,7 @@
 //! `config` holds the stored options and their parsers; `user` resolves
 //! users in the image; `paths` says where things live.
 
+pub mod cdi;
 pub mod config;
 pub mod containers;
 pub mod control;

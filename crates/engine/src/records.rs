@@ -1,6 +1,6 @@
-//! Container and volume records: tables in the image store's SQLite
-//! database (`store.db` in the store root, WAL; an earlier berth's
-//! `containers.db` is imported into it once). Each change is one
+//! Container and volume records: tables in the store's SQLite database
+//! (`berth-db`: `store.db` in the store root, WAL, shared with the image
+//! store; an earlier berth's `containers.db` is imported into it once). Each change is one
 //! transaction, so a kill -9 at any moment leaves either the old record or
 //! the new one; names are unique by constraint, so parallel `berth run
 //! --name x` cannot both win.
@@ -11,12 +11,13 @@
 
 use crate::config::ContainerConfig;
 use crate::error::{db, Error, Result};
-use berth_image::store::{Store, Tables};
-use rusqlite::{params, Connection, OptionalExtension};
+use berth_db::rusqlite::{self, params, Connection, OptionalExtension};
+use berth_db::{Db, Tables};
 use serde::{Deserialize, Serialize};
 
-/// The records' tables, kept in the image store's database (one file, so
-/// a command opens one database), and where an earlier berth kept them.
+/// The records' tables, kept in the store's database beside the image
+/// store's (one file, so a command opens one database), and where an
+/// earlier berth kept them.
 pub const TABLES: Tables<'static> = Tables {
     schema: SCHEMA,
     legacy_file: "containers.db",
@@ -132,7 +133,7 @@ pub struct VolumeRecord {
 }
 
 pub struct Records {
-    db: berth_image::store::Db,
+    db: Db,
 }
 
 fn corrupt(what: &str, e: serde_json::Error) -> Error {
@@ -167,14 +168,14 @@ fn finish(row: (Record, String, String)) -> Result<Record> {
 const COLUMNS: &str = "id, name, image, image_id, created, config, state";
 
 impl Records {
-    /// The records in `store`'s database, which must have been opened
-    /// with [`TABLES`] (as `Engine::open` does).
-    pub fn new(store: &Store) -> Records {
-        Records { db: store.db() }
+    /// The records in `db` (or the image store's, which shares it), which
+    /// must have been opened with [`TABLES`] (as `Engine::open` does).
+    pub fn new(db: impl Into<Db>) -> Records {
+        Records { db: db.into() }
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+        self.db.conn()
     }
 
     /// Adds a container; a taken name is a conflict.
@@ -538,10 +539,11 @@ impl Records {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_image::store::Store;
     use std::path::Path;
 
     fn open(root: &Path) -> Records {
-        Records::new(&Store::open_with(root, &[TABLES]).unwrap())
+        Records::new(Store::open_with(root, &[TABLES]).unwrap().db())
     }
 
     fn rec(id: &str, name: &str) -> Record {
@@ -576,6 +578,144 @@ mod tests {
             });
             assert_eq!(open(dir.path()).all().unwrap().len(), 12);
         }
+    }
+
+    /// The schema of a root made by berth before berth-db (at 90f10bf:
+    /// `berth volume create`, `sqlite_master` of its store.db, read back).
+    const SCHEMA_BEFORE_BERTH_DB: &[&str] = &[
+        r#"CREATE TABLE container_volumes (
+    container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+    volume TEXT NOT NULL REFERENCES volumes(name),
+    PRIMARY KEY (container_id, volume)
+)"#,
+        r#"CREATE TABLE containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image TEXT NOT NULL,              -- as the user named it
+    image_id TEXT NOT NULL,
+    created INTEGER NOT NULL,         -- ns since the epoch
+    config TEXT NOT NULL,             -- ContainerConfig as JSON
+    state TEXT NOT NULL               -- RunState as JSON
+)"#,
+        r#"CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    time_nano INTEGER NOT NULL,
+    type TEXT NOT NULL,               -- container, image, volume
+    action TEXT NOT NULL,
+    actor TEXT NOT NULL,              -- the object's id (or name)
+    attributes TEXT NOT NULL          -- JSON object
+)"#,
+        r#"CREATE TABLE holds (
+    holder TEXT PRIMARY KEY,          -- a container using the image
+    image_id TEXT NOT NULL REFERENCES images(id)
+)"#,
+        r#"CREATE TABLE image_layers (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    chain_id TEXT NOT NULL REFERENCES layers(chain_id),
+    PRIMARY KEY (image_id, idx)
+)"#,
+        r#"CREATE INDEX image_layers_chain ON image_layers(chain_id)"#,
+        r#"CREATE TABLE images (
+    id TEXT PRIMARY KEY,              -- config digest
+    manifest_digest TEXT NOT NULL,
+    manifest_type TEXT NOT NULL,
+    created TEXT,
+    os TEXT NOT NULL,
+    architecture TEXT NOT NULL,
+    pulled INTEGER NOT NULL
+)"#,
+        r#"CREATE TABLE layers (
+    chain_id TEXT PRIMARY KEY,
+    diff_id TEXT NOT NULL,
+    blob TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    compressed_size INTEGER NOT NULL,
+    size INTEGER NOT NULL,            -- file data unpacked
+    diff_size INTEGER NOT NULL        -- the uncompressed tar
+)"#,
+        r#"CREATE TABLE meta (
+    key TEXT PRIMARY KEY,             -- e.g. 'imported images.db'
+    value TEXT NOT NULL
+)"#,
+        r#"CREATE TABLE names (
+    name TEXT PRIMARY KEY,            -- registry/repository:tag or @digest
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+)"#,
+        r#"CREATE TABLE volumes (
+    name TEXT PRIMARY KEY,
+    created INTEGER NOT NULL,
+    labels TEXT NOT NULL,             -- JSON object
+    anonymous INTEGER NOT NULL
+)"#,
+    ];
+
+    fn master(db: &Connection) -> Vec<(String, String, Option<String>)> {
+        let mut st = db
+            .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY name")
+            .unwrap();
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    #[test]
+    fn a_root_made_before_berth_db_opens_unchanged() {
+        // The root as that berth left it: its schema, WAL, rows of both
+        // owners (an image held by a container using a volume, an event,
+        // a done import), the rows still in the kept -wal file.
+        let dir = tempfile::tempdir().unwrap();
+        let before = {
+            let db = Connection::open(dir.path().join(berth_db::DB_FILE)).unwrap();
+            db.pragma_update(None, "journal_mode", "WAL").unwrap();
+            for sql in SCHEMA_BEFORE_BERTH_DB {
+                db.execute_batch(sql).unwrap();
+            }
+            db.execute_batch(
+                "INSERT INTO images VALUES ('sha256:1111111111111111111111111111111111111111111111111111111111111111', 'sha256:2222222222222222222222222222222222222222222222222222222222222222', 'application/vnd.oci.image.manifest.v1+json', NULL, 'linux', 'amd64', 1);
+                 INSERT INTO names VALUES ('docker.io/library/busybox:latest', 'sha256:1111111111111111111111111111111111111111111111111111111111111111');
+                 INSERT INTO holds VALUES ('container:c1', 'sha256:1111111111111111111111111111111111111111111111111111111111111111');
+                 INSERT INTO volumes VALUES ('data', 1, '{}', 0);
+                 INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (1, 'volume', 'create', 'data', '{}');
+                 INSERT INTO meta VALUES ('imported containers.db', '0.1.0');",
+            )
+            .unwrap();
+            let mut c = rec("c1", "web");
+            c.image_id =
+                "sha256:1111111111111111111111111111111111111111111111111111111111111111".into();
+            Records::insert_in(&db, &c).unwrap();
+            db.execute("INSERT INTO container_volumes VALUES ('c1', 'data')", [])
+                .unwrap();
+            let m = master(&db);
+            let _ = db.set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                true,
+            );
+            m
+        };
+        assert!(dir.path().join("store.db-wal").exists());
+
+        let store = Store::open_with(dir.path(), &[TABLES]).unwrap();
+        let r = Records::new(store.db());
+        assert_eq!(
+            r.find("web").unwrap().image_id,
+            "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+        );
+        assert_eq!(r.volume_users("data").unwrap(), vec!["c1".to_string()]);
+        assert_eq!(r.last_event().unwrap(), 1);
+        assert_eq!(
+            store.resolve("busybox").unwrap().id.to_string(),
+            "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+        );
+        assert_eq!(store.holders().unwrap(), vec!["container:c1".to_string()]);
+        assert_eq!(master(&store.db().conn()), before, "the schema changed");
+        drop((r, store));
+
+        // A new root gets the same schema.
+        let new = tempfile::tempdir().unwrap();
+        let store = Store::open_with(new.path(), &[TABLES]).unwrap();
+        assert_eq!(master(&store.db().conn()), before);
     }
 
     #[test]
@@ -660,7 +800,7 @@ mod tests {
             // under the old name below.)
             let old_root = tempfile::tempdir().unwrap();
             let store = Store::open_with(old_root.path(), &[TABLES]).unwrap();
-            let old = Records::new(&store);
+            let old = Records::new(store.db());
             old.conn()
                 .execute_batch("ALTER TABLE volumes ADD COLUMN driver TEXT")
                 .unwrap();

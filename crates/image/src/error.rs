@@ -1,6 +1,7 @@
 //! Errors of the image crate. Every message names the object and the
 //! operation, and says what to do when the user can act.
 
+use berth_db::rusqlite;
 use std::fmt::Display;
 use std::io;
 
@@ -95,6 +96,16 @@ impl<T> Context<T> for io::Result<T> {
     }
     fn with_ctx<F: FnOnce() -> String>(self, f: F) -> Result<T> {
         self.map_err(|cause| Error::Io { op: f(), cause })
+    }
+}
+
+/// The database's errors, worded as the store's own.
+impl From<berth_db::Error> for Error {
+    fn from(e: berth_db::Error) -> Error {
+        match e {
+            berth_db::Error::Sqlite { op, cause } => Error::Db { op, cause },
+            berth_db::Error::Io { op, cause } => Error::Io { op, cause },
+        }
     }
 }
 

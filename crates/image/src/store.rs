@@ -1,11 +1,7 @@
 //! The image store: verified blobs by digest, one unpacked directory per
-//! layer chain ID (an overlay lower layer), and the metadata in SQLite.
-//!
-//! Why SQLite (WAL): the store is shared by many short-lived `berth`
-//! processes and no daemon. SQLite gives multi-process transactions with
-//! readers never blocked by a writer, survives kill -9 and power loss at
-//! any point, and is what podman moved to for the same reasons. A
-//! key-value store such as redb allows one process at a time.
+//! layer chain ID (an overlay lower layer), and the metadata in the
+//! store's SQLite database (opened through `berth-db`, which explains why
+//! SQLite, with the engine's tables when it opens the store).
 //!
 //! Layout under the root (`/var/lib/berth` for root):
 //! ```text
@@ -14,8 +10,8 @@
 //! tmp/                   downloads and unpacks in progress
 //! locks/                 flock files: `store` (shared by pulls, exclusive
 //!                        for GC) and one per layer being unpacked
-//! store.db               SQLite: images, tags, layers, holds, and the
-//!                        tables of whoever opens it with its own
+//! store.db               SQLite (berth-db): images, tags, layers, holds,
+//!                        and the tables of whoever opens it with its own
 //!                        (`Store::open_with`: the engine's containers)
 //! ```
 //! Everything becomes visible by rename after it is complete and synced,
@@ -25,8 +21,9 @@
 
 use crate::digest::Digest;
 use crate::error::{Context, Error, Result};
+use berth_db::rusqlite::{self, params, Connection, OptionalExtension};
+pub use berth_db::{private, Db, Tables, DB_FILE};
 use berth_sys::fs as sfs;
-use rusqlite::{params, Connection, OptionalExtension};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -35,25 +32,6 @@ pub struct Store {
     /// One connection; download threads record layers through it, and the
     /// engine its containers (`Store::db`).
     db: Db,
-}
-
-/// The store's database connection, shared with the engine's records:
-/// one file, so a command opens one database (each open costs a WAL index
-/// rebuild when no other process has it open).
-pub type Db = std::sync::Arc<std::sync::Mutex<Connection>>;
-
-/// The database file under the store root.
-pub const DB_FILE: &str = "store.db";
-
-/// Tables another crate keeps in the store's database (`Store::open_with`).
-pub struct Tables<'a> {
-    /// `CREATE ... IF NOT EXISTS` statements.
-    pub schema: &'a str,
-    /// The database of an earlier berth that held these tables, under the
-    /// store root: imported once (then removed) when found.
-    pub legacy_file: &'a str,
-    /// The tables to import, parents before children (foreign keys).
-    pub tables: &'a [&'a str],
 }
 
 /// The image store's own tables.
@@ -140,55 +118,16 @@ CREATE TABLE IF NOT EXISTS holds (
     holder TEXT PRIMARY KEY,          -- a container using the image
     image_id TEXT NOT NULL REFERENCES images(id)
 );
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,             -- e.g. 'imported images.db'
-    value TEXT NOT NULL
-);
 ";
 
 /// What names a layer's init directory (`Store::layer_init_dir`).
 const INIT_SUFFIX: &str = ".init";
 
-/// How long an open or a commit waits for other processes' locks before
-/// giving up: long enough for any pull or prune to commit.
-const DB_BUSY_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Opens the store's SQLite database: the busy budget, WAL, `synchronous`,
-/// foreign keys, the schemas and a kept WAL. An error names the step that
-/// failed.
-fn open_db(
-    path: &Path,
-    synchronous: &str,
-    schemas: &[&str],
-) -> std::result::Result<Connection, (String, rusqlite::Error)> {
-    let step = |op: &str| {
-        let op = op.to_string();
-        move |e| (op, e)
-    };
-    let db = Connection::open(path).map_err(step(&format!("open {}", path.display())))?;
-    db.busy_timeout(DB_BUSY_BUDGET)
-        .map_err(step("set the busy timeout"))?;
-    enable_wal(&db, DB_BUSY_BUDGET).map_err(step("enable WAL"))?;
-    db.pragma_update(None, "synchronous", synchronous)
-        .map_err(step("set synchronous"))?;
-    db.pragma_update(None, "foreign_keys", "ON")
-        .map_err(step("enable foreign keys"))?;
-    for schema in schemas {
-        db.execute_batch(schema)
-            .map_err(step("create the schema"))?;
+/// The store's database, for the tables given to [`Store::open_with`].
+impl From<&Store> for Db {
+    fn from(s: &Store) -> Db {
+        s.db()
     }
-    persist_wal(&db);
-    Ok(db)
-}
-
-/// Sets `path`'s permission bits to `mode` unless they are already (a
-/// stat, and a chmod only the first time).
-pub fn private(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    if std::fs::metadata(path)?.permissions().mode() & 0o7777 != mode {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    }
-    Ok(())
 }
 
 impl Store {
@@ -219,33 +158,16 @@ impl Store {
                 )
             })?;
         }
-        let schemas: Vec<&str> = std::iter::once(SCHEMA)
-            .chain(extra.iter().map(|t| t.schema))
-            .collect();
-        let db = open_db(&root.join(DB_FILE), "FULL", &schemas)
-            .map_err(|(op, cause)| Error::Db { op, cause })?;
-        // SQLite makes its files 0644 (the WAL and shared-memory files
-        // take the database's mode).
-        for f in [DB_FILE, "store.db-wal", "store.db-shm"] {
-            let p = root.join(f);
-            match private(&p, 0o600) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e).with_ctx(|| format!("make {} private (chmod)", p.display()));
-                }
-                _ => {}
-            }
-        }
-        for t in std::iter::once(&IMAGE_TABLES).chain(extra) {
-            import_legacy(&db, root, t)?;
-        }
+        let tables: Vec<&Tables<'_>> = std::iter::once(&IMAGE_TABLES).chain(extra).collect();
+        let db = Db::open(root, &tables)?;
         Ok(Store {
             root: root.to_path_buf(),
-            db: std::sync::Arc::new(std::sync::Mutex::new(db)),
+            db,
         })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+        self.db.conn()
     }
 
     /// The database connection, for the tables given to
@@ -260,9 +182,7 @@ impl Store {
     /// commits. For the engine's image holds, which `system prune`
     /// reconciles; pulls keep full durability.
     pub fn relax_durability(&self) -> Result<()> {
-        self.conn()
-            .pragma_update(None, "synchronous", "NORMAL")
-            .ctx("set synchronous")
+        Ok(self.db.relax_durability()?)
     }
 
     pub fn root(&self) -> &Path {
@@ -1033,167 +953,6 @@ impl Store {
             .execute("DELETE FROM images WHERE id = ?1", params![id.to_string()])
             .ctx("remove the image")?;
         Ok(())
-    }
-}
-
-/// Imports the tables `t` from the database an earlier berth kept them in
-/// (`t.legacy_file` under `root`), once, then removes that file.
-///
-/// The import and a row in `meta` saying it was done are one transaction,
-/// and the old file is removed only after it commits; an import cut short
-/// is done again, one that committed is never repeated (which would bring
-/// back rows removed since). A lock file serializes processes that find
-/// the old file together. Only columns both sides have are copied, so an
-/// older schema imports too.
-fn import_legacy(db: &Connection, root: &Path, t: &Tables<'_>) -> Result<()> {
-    let legacy = root.join(t.legacy_file);
-    if !legacy.exists() {
-        return Ok(());
-    }
-    let lock_path = root.join("locks").join("import");
-    let lock = sfs::open(&lock_path, libc::O_RDWR | libc::O_CREAT, 0o600)
-        .with_ctx(|| format!("open lock {}", lock_path.display()))?;
-    sfs::flock(lock.as_fd(), true, false).with_ctx(|| format!("lock {}", lock_path.display()))?;
-    let key = format!("imported {}", t.legacy_file);
-    let done = db
-        .query_row(
-            "SELECT 1 FROM meta WHERE key = ?1",
-            params![key],
-            |_| Ok(()),
-        )
-        .optional()
-        .ctx("read the store's metadata")?
-        .is_some();
-    let what = || format!("import {} into {DB_FILE}", legacy.display());
-    if !done && legacy.exists() {
-        db.execute(
-            "ATTACH DATABASE ?1 AS legacy",
-            params![legacy.to_string_lossy()],
-        )
-        .with_ctx(what)?;
-        let copied = copy_legacy(db, t, &key).with_ctx(what);
-        if copied.is_err() {
-            let _ = db.execute_batch("ROLLBACK");
-        }
-        let _ = db.execute_batch("DETACH DATABASE legacy");
-        copied?;
-    }
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let p = root.join(format!("{}{suffix}", t.legacy_file));
-        match std::fs::remove_file(&p) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_ctx(|| format!("remove {} (imported)", p.display()))
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-/// The copy of [`import_legacy`], in one transaction with its `meta` row.
-fn copy_legacy(db: &Connection, t: &Tables<'_>, key: &str) -> rusqlite::Result<()> {
-    let columns = |schema: &str, table: &str| -> rusqlite::Result<Vec<String>> {
-        let mut st = db.prepare("SELECT name FROM pragma_table_info(?1, ?2)")?;
-        let rows = st.query_map(params![table, schema], |r| r.get::<_, String>(0))?;
-        rows.collect()
-    };
-    db.execute_batch("BEGIN IMMEDIATE")?;
-    for table in t.tables {
-        let theirs = columns("legacy", table)?;
-        let both: Vec<String> = columns("main", table)?
-            .into_iter()
-            .filter(|c| theirs.contains(c))
-            .map(|c| format!("\"{}\"", c.replace('"', "\"\"")))
-            .collect();
-        if both.is_empty() {
-            // The earlier berth had no such table.
-            continue;
-        }
-        let list = both.join(", ");
-        db.execute(
-            &format!(
-                "INSERT OR IGNORE INTO main.{table} ({list}) SELECT {list} FROM legacy.{table}"
-            ),
-            [],
-        )?;
-    }
-    db.execute(
-        "INSERT INTO meta (key, value) VALUES (?1, ?2)",
-        params![key, env!("CARGO_PKG_VERSION")],
-    )?;
-    db.execute_batch("COMMIT")
-}
-
-/// Puts the database in WAL mode, which is a property of the file: once
-/// one process has done it, the others only read it back.
-///
-/// The conversion needs the file to itself, and SQLite answers "database is
-/// locked" at once instead of calling the busy handler for it, so processes
-/// that open a new database together (parallel `berth run`s on a fresh
-/// store) would fail. This retries, backing off, until `budget` is spent.
-fn enable_wal(db: &Connection, budget: std::time::Duration) -> rusqlite::Result<()> {
-    let start = std::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(1);
-    loop {
-        let r = db
-            .pragma_query_value(None, "journal_mode", |r| r.get::<_, String>(0))
-            .and_then(|mode| {
-                if mode.eq_ignore_ascii_case("wal") {
-                    return Ok(mode);
-                }
-                db.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            });
-        match r {
-            Ok(mode) if mode.eq_ignore_ascii_case("wal") => return Ok(()),
-            // Another process held a lock while we asked: SQLite keeps the
-            // old mode and says so instead of failing.
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(
-                    e.code,
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                ) => {}
-            Err(e) => return Err(e),
-        }
-        if start.elapsed() >= budget {
-            return Err(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
-                Some(format!(
-                    "other processes kept the database busy for {}s",
-                    budget.as_secs()
-                )),
-            ));
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(std::time::Duration::from_millis(50));
-    }
-}
-
-/// Keeps the `-wal` and `-shm` files when the last connection closes, so
-/// every short-lived `berth` process does not create and delete two files
-/// (up to a millisecond each on ext4). Harmless if it fails.
-fn persist_wal(db: &Connection) {
-    // The kept file is truncated after each checkpoint: a long one would be
-    // read through by every process that opens the database.
-    let _ = db.pragma_update(None, "journal_size_limit", 65536);
-    // No checkpoint (and its fsync) at every close of a short-lived
-    // process: commits checkpoint once the WAL holds 100 pages, so the WAL
-    // stays small for the next process to read.
-    let _ = db.pragma_update(None, "wal_autocheckpoint", 100);
-    let _ = db.set_db_config(
-        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
-        true,
-    );
-    let mut on: std::ffi::c_int = 1;
-    // SAFETY: the handle is this open connection's; SQLITE_FCNTL_PERSIST_WAL
-    // reads and writes one int through the pointer, which outlives the call.
-    unsafe {
-        rusqlite::ffi::sqlite3_file_control(
-            db.handle(),
-            c"main".as_ptr(),
-            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
-            (&mut on as *mut std::ffi::c_int).cast(),
-        );
     }
 }
 
