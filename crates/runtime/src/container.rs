@@ -344,13 +344,10 @@ fn launch(
         Some(c) => c.v2_dir_fd("")?,
         None => None,
     };
-    // A user namespace's root may not reach the bind sources on the host:
-    // cloned now, with the runtime's privileges.
-    let bind_trees = if ns.has(libc::CLONE_NEWUSER) {
-        crate::rootfs::bind_trees(&spec, &bundle)?
-    } else {
-        Vec::new()
-    };
+    // A user namespace's root may not reach the bind sources on the host,
+    // and only we may make idmapped mounts: cloned now, with the runtime's
+    // privileges.
+    let bind_trees = crate::rootfs::bind_trees(&spec, &bundle, &ns)?;
     let err_file = if run {
         None
     } else {

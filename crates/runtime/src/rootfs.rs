@@ -13,6 +13,7 @@ use crate::mounts::{self, MountOptions};
 use berth_cgroups::Manager;
 use berth_sys::fs::{self as sfs, Links};
 use berth_sys::mount::{self as smount, MountAttr};
+use berth_sys::userns::IdRange;
 use berth_sys::{cstr, fd_path};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 use std::ffi::CString;
@@ -44,35 +45,125 @@ pub(crate) struct Rootfs<'a> {
     pub bind_trees: &'a [Option<OwnedFd>],
 }
 
-/// The detached mount trees of a config's bind mounts, for a container
-/// with a user namespace. The init, root only of its new user namespace,
-/// may not traverse the host directories a bind source lies in (a 0700
-/// parent of root's is common: /root, /var/lib/...); runc opens bind
-/// sources in the runtime for the same reason. Each source is cloned here
-/// (`open_tree(OPEN_TREE_CLONE)`) with its `ro`/`nosuid`/... attributes
-/// set while it is still ours to set, and the init attaches the tree with
-/// `move_mount` when it may not open the source itself.
-pub(crate) fn bind_trees(spec: &Spec, bundle: &Path) -> Result<Vec<Option<OwnedFd>>> {
+/// The detached mount trees the runtime prepares, with its own privileges
+/// before the clone, by index in `mounts` (`None` for the others):
+///
+/// - With a user namespace, every bind mount's. The init, root only of
+///   its new user namespace, may not traverse the host directories a bind
+///   source lies in (a 0700 parent of root's is common: /root,
+///   /var/lib/...); runc opens bind sources in the runtime for the same
+///   reason. Each source is cloned here (`open_tree(OPEN_TREE_CLONE)`) with
+///   its `ro`/`nosuid`/... attributes set while it is still ours to set,
+///   and the init attaches the tree with `move_mount` when it may not open
+///   the source itself.
+/// - Idmapped mounts' (`idmap`, `ridmap`, `uidMappings`), with or without a
+///   user namespace: `MOUNT_ATTR_IDMAP` needs privilege over the source's
+///   filesystem, which only the runtime has, and the init always attaches
+///   these trees.
+pub(crate) fn bind_trees(
+    spec: &Spec,
+    bundle: &Path,
+    ns: &crate::config::Namespaces,
+) -> Result<Vec<Option<OwnedFd>>> {
     let mounts = spec.mounts().as_deref().unwrap_or_default();
+    let userns = ns.has(libc::CLONE_NEWUSER);
+    let mut idmaps = IdmapNamespaces::default();
     let mut trees = Vec::with_capacity(mounts.len());
     for (i, m) in mounts.iter().enumerate() {
         let opts = mounts::parse_options(m.options().as_deref().unwrap_or_default())
             .map_err(|e| Error::Usage(e.replace('\0', " ")))?;
         let typ = mounts::mount_type(m, &opts);
-        if !(typ == "bind" || opts.is_bind()) {
+        let idmap = mounts::idmap_of(m, &opts);
+        if !(typ == "bind" || opts.is_bind()) || (!userns && idmap.is_none()) {
             trees.push(None);
+            continue;
+        }
+        let src = bind_source(m, bundle);
+        if let Some(idm) = idmap {
+            let nsfd = idmaps.get(&idm, spec, ns).map_err(|e| {
+                Error::Usage(format!("mounts[{i}] ({}): {e}", m.destination().display()))
+            })?;
+            let tree =
+                clone_source(&src, &opts, true, Some((nsfd, idm.recursive))).map_err(|e| {
+                    Error::Usage(format!("mounts[{i}] ({}): {e}", m.destination().display()))
+                })?;
+            trees.push(Some(tree));
             continue;
         }
         // A runtime that may not clone mounts (rootless, outside a user
         // namespace of its own) leaves it to the init, which then reports
         // what goes wrong, as without a user namespace.
-        let tree = clone_source(&bind_source(m, bundle), &opts, true);
+        let tree = clone_source(&src, &opts, true, None);
         if let Err(e) = &tree {
             tracing::debug!("mounts[{i}]: cloning the bind source in the runtime: {e}");
         }
         trees.push(tree.ok());
     }
     Ok(trees)
+}
+
+/// A uid map and a gid map.
+type IdMaps = (Vec<IdRange>, Vec<IdRange>);
+
+/// The user namespaces idmapped mounts take their maps from: one per
+/// distinct pair of maps, made once (see [`berth_sys::userns::new_userns`]),
+/// or the one the container joins.
+#[derive(Default)]
+struct IdmapNamespaces {
+    made: Vec<(IdMaps, OwnedFd)>,
+    joined: Option<OwnedFd>,
+}
+
+impl IdmapNamespaces {
+    fn get(
+        &mut self,
+        idm: &mounts::Idmap<'_>,
+        spec: &Spec,
+        ns: &crate::config::Namespaces,
+    ) -> Result<BorrowedFd<'_>> {
+        let linux = spec.linux().as_ref();
+        let (uids, gids): (&[_], &[_]) = match idm.maps {
+            Some(maps) => maps,
+            None => {
+                if let Some((_, path)) = ns.join.iter().find(|(f, _)| *f == libc::CLONE_NEWUSER) {
+                    if self.joined.is_none() {
+                        self.joined = Some(
+                            sfs::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0).with_ctx(
+                                || {
+                                    format!(
+                                        "open the container's user namespace {}",
+                                        path.display()
+                                    )
+                                },
+                            )?,
+                        );
+                    }
+                    if let Some(fd) = &self.joined {
+                        return Ok(fd.as_fd());
+                    }
+                }
+                (
+                    linux
+                        .and_then(|l| l.uid_mappings().as_deref())
+                        .unwrap_or_default(),
+                    linux
+                        .and_then(|l| l.gid_mappings().as_deref())
+                        .unwrap_or_default(),
+                )
+            }
+        };
+        let key = (mounts::ranges(uids), mounts::ranges(gids));
+        let at = match self.made.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                let fd = berth_sys::userns::new_userns(&key.0, &key.1)
+                    .ctx("make a user namespace holding the mount's id maps")?;
+                self.made.push((key, fd));
+                self.made.len() - 1
+            }
+        };
+        Ok(self.made[at].1.as_fd())
+    }
 }
 
 fn bind_source(m: &Mount, bundle: &Path) -> PathBuf {
@@ -86,8 +177,14 @@ fn bind_source(m: &Mount, bundle: &Path) -> PathBuf {
 
 /// A detached clone of the bind source `src` with the options' mount
 /// attributes set on it. `from_host`: cloned by the runtime in the host's
-/// mount namespace (see [`bind_trees`]).
-fn clone_source(src: &Path, opts: &MountOptions, from_host: bool) -> Result<OwnedFd> {
+/// mount namespace (see [`bind_trees`]). `idmap`: made idmapped with the
+/// maps of that user namespace (on its submounts too if `true`).
+fn clone_source(
+    src: &Path,
+    opts: &MountOptions,
+    from_host: bool,
+    idmap: Option<(BorrowedFd<'_>, bool)>,
+) -> Result<OwnedFd> {
     let src_fd = sfs::open(src, libc::O_PATH, 0)
         .with_ctx(|| format!("open bind source {}", src.display()))?;
     let mut flags = smount::OPEN_TREE_CLONE;
@@ -107,6 +204,10 @@ fn clone_source(src: &Path, opts: &MountOptions, from_host: bool) -> Result<Owne
         set_propagation(tree.as_fd(), libc::MS_SLAVE | libc::MS_REC)
             .ctx("make the bind mount a slave")?;
     }
+    if let Some((userns, recursive)) = idmap {
+        smount::set_idmap(tree.as_fd(), userns, recursive)
+            .map_err(|e| idmap_error(src, recursive, e))?;
+    }
     if !attr_empty(&opts.attr) {
         smount::mount_setattr(tree.as_fd(), false, &opts.attr).ctx("set mount options")?;
     }
@@ -115,6 +216,34 @@ fn clone_source(src: &Path, opts: &MountOptions, from_host: bool) -> Result<Owne
             .ctx("set recursive mount options")?;
     }
     Ok(tree)
+}
+
+/// What a failed `MOUNT_ATTR_IDMAP` means, for the user.
+fn idmap_error(src: &Path, recursive: bool, e: std::io::Error) -> Error {
+    let what = if recursive {
+        "or one mounted under it (ridmap)"
+    } else {
+        ""
+    };
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let msg = match e.raw_os_error() {
+        Some(libc::EINVAL) => format!(
+            "cannot make an idmapped mount of {}: its filesystem {what} does not support idmapped mounts on this kernel ({}); use a filesystem that does (ext4, xfs, btrfs, tmpfs since 6.3, overlay layers) or drop idmap",
+            src.display(),
+            kernel.trim()
+        ),
+        Some(libc::ENOSYS) => format!(
+            "cannot make an idmapped mount of {}: this kernel ({}) has no mount_setattr (Linux 5.12 or later needed)",
+            src.display(),
+            kernel.trim()
+        ),
+        Some(libc::EPERM) => format!(
+            "cannot make an idmapped mount of {}: not permitted (idmapped mounts need root over the source's filesystem, which a rootless runtime lacks; the maps cannot come from the host's own user namespace)",
+            src.display()
+        ),
+        _ => format!("cannot make an idmapped mount of {}: {e}", src.display()),
+    };
+    Error::Usage(msg.replace("  ", " "))
 }
 
 impl Rootfs<'_> {
@@ -420,8 +549,16 @@ impl Rootfs<'_> {
         // kernel locks the submounts of what came from the host (a
         // container's root cannot unmount them to see what they cover);
         // the runtime's clone only where we may not reach the source.
+        // An idmapped mount is the runtime's tree, always (the init may
+        // not idmap: see `bind_trees`).
+        if mounts::idmap_of(m, opts).is_some() {
+            let tree = tree.ok_or_else(|| {
+                Error::Usage("the runtime prepared no idmapped tree for this mount".into())
+            })?;
+            return self.attach_bind(root, dest, &src, opts, tree);
+        }
         let owned;
-        let tree = match (clone_source(&src, opts, false), tree) {
+        let tree = match (clone_source(&src, opts, false, None), tree) {
             (Ok(t), _) => {
                 owned = t;
                 &owned
@@ -433,6 +570,18 @@ impl Rootfs<'_> {
             }
             (Err(e), _) => return Err(e),
         };
+        self.attach_bind(root, dest, &src, opts, tree)
+    }
+
+    /// Attaches a bind mount's detached `tree` at `dest`.
+    fn attach_bind(
+        &self,
+        root: BorrowedFd<'_>,
+        dest: &Path,
+        src: &Path,
+        opts: &MountOptions,
+        tree: &OwnedFd,
+    ) -> Result<()> {
         let st = sfs::fstat(tree.as_fd()).ctx("stat bind source")?;
         let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
         let dest_fd = if is_dir {
