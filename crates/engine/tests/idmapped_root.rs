@@ -197,3 +197,102 @@ fn a_map_without_root_is_refused() {
     assert!(e.contains("maps no container root"), "{e}");
     assert!(mounts_under(b).is_empty());
 }
+
+/// Unmounts a container root when dropped (a failed test leaves no mount).
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = rootfs::unmount(&self.0);
+    }
+}
+
+/// berth-runtime, built next to this test.
+fn runtime_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let p = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("berth-runtime");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build -p berth-runtime-cli` before this test",
+        p.display()
+    );
+    p
+}
+
+/// A real container in a user namespace on its idmapped root: root of the
+/// container owns the image's files and writes its own, which land in the
+/// upper layer as the host's 100000; the image layer is untouched.
+#[test]
+fn a_container_in_a_user_namespace_runs_on_its_idmapped_root() {
+    require_root();
+    let base = tempfile::Builder::new()
+        .prefix("berth-idroot")
+        .tempdir()
+        .unwrap();
+    let b = base.path();
+    let layers = layers(b);
+    let bin = layers[0].join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("busybox-static is needed");
+    let (dir, target, empty) = (b.join("ctr"), b.join("rootfs"), b.join("empty"));
+    rootfs::mount_idmapped(
+        &layers,
+        &dir,
+        &target,
+        &empty,
+        false,
+        &userns(),
+        LayerMounts::Detached,
+    )
+    .unwrap();
+    let mounted = Unmount(target.clone());
+    let bundle = b.join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    let map = serde_json::json!([{"containerID": 0, "hostID": SHIFT, "size": 65536}]);
+    let config = serde_json::json!({
+        "ociVersion": "1.2.0",
+        "process": {
+            "args": ["/bin/busybox", "sh", "-c",
+                "/bin/busybox stat -c %u:%g /etc/passwd /home/u/own / && echo hi > /etc/new && /bin/busybox id -u"],
+            "cwd": "/", "user": {"uid": 0, "gid": 0},
+            "env": ["PATH=/bin"]
+        },
+        "root": {"path": target},
+        "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+        "linux": {
+            "namespaces": [{"type": "user"}, {"type": "mount"}, {"type": "pid"},
+                           {"type": "ipc"}, {"type": "uts"}, {"type": "network"}],
+            "uidMappings": map, "gidMappings": map
+        }
+    });
+    std::fs::write(bundle.join("config.json"), config.to_string()).unwrap();
+    let state = b.join("state");
+    let id = format!("idroot-{}", std::process::id());
+    let out = std::process::Command::new(runtime_bin())
+        .arg("--root")
+        .arg(&state)
+        .args(["run", "--bundle"])
+        .arg(&bundle)
+        .arg(&id)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let upper_new = owner(&dir.join("upper/etc/new"));
+    drop(mounted);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["0:0", "1000:1000", "0:0", "0"]
+    );
+    assert_eq!(upper_new, (SHIFT, SHIFT));
+    assert_eq!(owner(&layers[0].join("etc/passwd")), (0, 0));
+}
