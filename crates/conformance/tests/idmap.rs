@@ -290,3 +290,66 @@ fn features_report_idmap_enabled() {
         assert!(opts.contains(&o.into()), "{o} missing from {opts:?}");
     }
 }
+
+/// A rootless runtime cannot make idmapped mounts (the kernel wants
+/// privilege over the source's filesystem): refused, saying why, as runc
+/// refuses them for rootless containers.
+#[test]
+fn a_rootless_runtime_refuses_idmapped_mounts_clearly() {
+    use std::os::unix::process::CommandExt;
+    const UID: u32 = 23457;
+    let rt_root = tempfile::Builder::new()
+        .prefix("berth-idmap-root")
+        .tempdir()
+        .unwrap();
+    std::os::unix::fs::chown(rt_root.path(), Some(UID), Some(UID)).unwrap();
+    let src = source(&[("a", UID)]);
+    let mut b = Bundle::new(&["true"]);
+    b.add_namespace(oci_spec::runtime::LinuxNamespaceType::User, None);
+    let own = map(0, UID, 1);
+    b.linux()
+        .set_uid_mappings(Some(serde_json::from_value(own.clone()).unwrap()));
+    b.linux()
+        .set_gid_mappings(Some(serde_json::from_value(own.clone()).unwrap()));
+    // No cgroup: a user has none delegated here.
+    b.linux().set_resources(None);
+    b.linux().set_cgroups_path(None);
+    b.add_mount(bind("/m", src.path(), &["bind", "idmap"], Some(own)));
+    b.write();
+    let st = std::process::Command::new("chown")
+        .args(["-R", &format!("{UID}:{UID}")])
+        .arg(b.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut cmd = std::process::Command::new(runtime_bin());
+    cmd.arg("--root")
+        .arg(rt_root.path())
+        .args(["run", "--bundle", b.path().to_str().unwrap(), &b.id])
+        .current_dir(b.path())
+        .env("XDG_RUNTIME_DIR", rt_root.path())
+        .stdin(std::process::Stdio::null());
+    // SAFETY: the closure runs in the forked child before exec and makes
+    // only async-signal-safe system calls.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(UID) != 0
+                || libc::setuid(UID) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    };
+    let o = Out::from_output(cmd.output().unwrap());
+    assert_ne!(o.code, 0, "a rootless runtime made an idmapped mount");
+    if is_berth() {
+        assert!(
+            o.stderr
+                .contains("mounts[7] (/m): idmapped mounts need a runtime running as root"),
+            "{}",
+            o.stderr
+        );
+    }
+}

@@ -80,6 +80,13 @@ pub(crate) fn bind_trees(
         }
         let src = bind_source(m, bundle);
         if let Some(idm) = idmap {
+            // SAFETY: geteuid cannot fail.
+            if unsafe { libc::geteuid() } != 0 {
+                return Err(Error::Usage(format!(
+                    "mounts[{i}] ({}): idmapped mounts need a runtime running as root, with privilege over the source's filesystem; a rootless container cannot have them (as with runc): drop idmap, ridmap and the mount's uidMappings",
+                    m.destination().display()
+                )));
+            }
             let nsfd = idmaps.get(&idm, spec, ns).map_err(|e| {
                 Error::Usage(format!("mounts[{i}] ({}): {e}", m.destination().display()))
             })?;
