@@ -18,6 +18,7 @@
 
 use crate::error::{Error, Result};
 use berth_sys::userns::{check_map, IdRange};
+use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder};
 use serde::{Deserialize, Serialize};
 
 /// Container ids in an `auto` namespace unless `size=` says otherwise
@@ -79,6 +80,24 @@ impl Userns {
     pub fn root(&self) -> Option<(u32, u32)> {
         let host = |m: &[IdMap]| m.iter().find(|r| r.container_id == 0).map(|r| r.host_id);
         Some((host(&self.uids)?, host(&self.gids)?))
+    }
+
+    /// The maps as the OCI config's `linux.uidMappings` and
+    /// `linux.gidMappings`.
+    pub fn oci(&self) -> Result<(Vec<LinuxIdMapping>, Vec<LinuxIdMapping>)> {
+        let conv = |m: &[IdMap]| {
+            m.iter()
+                .map(|r| {
+                    LinuxIdMappingBuilder::default()
+                        .container_id(r.container_id)
+                        .host_id(r.host_id)
+                        .size(r.size)
+                        .build()
+                        .map_err(|e| Error::Runtime(format!("an OCI id mapping: {e}")))
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        Ok((conv(&self.uids)?, conv(&self.gids)?))
     }
 
     /// The kernel's checks, before anything is made: see
@@ -777,6 +796,17 @@ mod tests {
         );
         let o: oci_spec::runtime::LinuxIdMapping = serde_json::from_value(v).unwrap();
         assert_eq!(o.host_id(), 100000);
+        let u = Userns {
+            uids: vec![m(0, 100000, 65536)],
+            gids: vec![m(0, 200000, 10), m(10, 5, 1)],
+        };
+        let (uids, gids) = u.oci().unwrap();
+        assert_eq!(uids, vec![o]);
+        assert_eq!(
+            serde_json::to_value(&gids).unwrap(),
+            serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 10},
+                               {"containerID": 10, "hostID": 5, "size": 1}])
+        );
         let mode: UsernsMode =
             serde_json::from_value(serde_json::json!({"mode": "auto", "size": null})).unwrap();
         assert_eq!(mode, UsernsMode::Auto { size: None });
