@@ -376,7 +376,7 @@ fn launch(
         err_file: err_file.as_ref(),
         console: console.as_ref(),
         ns_fds: &ns_fds,
-        bind_trees: &bind_trees,
+        bind_trees: &bind_trees.trees,
         no_pivot: opts.no_pivot,
         preserve_fds: preserve,
         cgroup: cg.as_ref(),
@@ -516,6 +516,15 @@ fn launch(
                     ));
                 };
                 send_seccomp_fd(f, fd, &rec.oci(Status::Creating))?;
+            }
+            Msg::Idmap { index } => {
+                let Some(fd) = fd else {
+                    return Err(Error::Usage(
+                        "the container process sent no mount to idmap".into(),
+                    ));
+                };
+                bind_trees.set_idmap(index, fd.as_fd())?;
+                chan.send(&Msg::IdmapDone)?;
             }
             Msg::MountsDone => {
                 let st = rec.oci(Status::Creating);

@@ -7,6 +7,7 @@
 //! setup can redirect a mount to the host). Paths the runtime itself creates
 //! (devices, /dev links) refuse symlinks outright (CVE-2026-41579).
 
+use crate::channel::Msg;
 use crate::config::clean_path;
 use crate::error::{Context, Error, Result};
 use crate::mounts::{self, MountOptions};
@@ -43,6 +44,8 @@ pub(crate) struct Rootfs<'a> {
     /// the runtime with its own privileges before the clone (`None` for the
     /// other mounts), by index in `mounts`. See [`bind_trees`].
     pub bind_trees: &'a [Option<OwnedFd>],
+    /// The channel to the runtime (see [`Self::request_idmap`]).
+    pub chan: &'a crate::channel::Channel,
 }
 
 /// The detached mount trees the runtime prepares, with its own privileges
@@ -58,43 +61,49 @@ pub(crate) struct Rootfs<'a> {
 ///   the source itself.
 /// - Idmapped mounts' (`idmap`, `ridmap`, `uidMappings`), with or without a
 ///   user namespace: `MOUNT_ATTR_IDMAP` needs privilege over the source's
-///   filesystem, which only the runtime has, and the init always attaches
-///   these trees.
+///   filesystem, which only the runtime has. With a user namespace the
+///   init attaches its own clone instead, which the runtime idmaps
+///   ([`BindTrees::set_idmap`]), and this one only when it may not reach
+///   the source.
 pub(crate) fn bind_trees(
     spec: &Spec,
     bundle: &Path,
     ns: &crate::config::Namespaces,
-) -> Result<Vec<Option<OwnedFd>>> {
+) -> Result<BindTrees> {
     let mounts = spec.mounts().as_deref().unwrap_or_default();
     let userns = ns.has(libc::CLONE_NEWUSER);
-    let mut idmaps = IdmapNamespaces::default();
-    let mut trees = Vec::with_capacity(mounts.len());
+    let mut out = BindTrees::default();
     for (i, m) in mounts.iter().enumerate() {
         let opts = mounts::parse_options(m.options().as_deref().unwrap_or_default())
             .map_err(|e| Error::Usage(e.replace('\0', " ")))?;
         let typ = mounts::mount_type(m, &opts);
         let idmap = mounts::idmap_of(m, &opts);
+        out.idmaps.push(None);
         if !(typ == "bind" || opts.is_bind()) || (!userns && idmap.is_none()) {
-            trees.push(None);
+            out.trees.push(None);
             continue;
         }
         let src = bind_source(m, bundle);
         if let Some(idm) = idmap {
+            let at = |e: String| {
+                Error::Usage(format!("mounts[{i}] ({}): {e}", m.destination().display()))
+            };
             // SAFETY: geteuid cannot fail.
             if unsafe { libc::geteuid() } != 0 {
-                return Err(Error::Usage(format!(
-                    "mounts[{i}] ({}): idmapped mounts need a runtime running as root, with privilege over the source's filesystem; a rootless container cannot have them (as with runc): drop idmap, ridmap and the mount's uidMappings",
-                    m.destination().display()
-                )));
+                return Err(at("idmapped mounts need a runtime running as root, with privilege over the source's filesystem; a rootless container cannot have them (as with runc): drop idmap, ridmap and the mount's uidMappings".into()));
             }
-            let nsfd = idmaps.get(&idm, spec, ns).map_err(|e| {
-                Error::Usage(format!("mounts[{i}] ({}): {e}", m.destination().display()))
-            })?;
-            let tree =
-                clone_source(&src, &opts, true, Some((nsfd, idm.recursive))).map_err(|e| {
-                    Error::Usage(format!("mounts[{i}] ({}): {e}", m.destination().display()))
-                })?;
-            trees.push(Some(tree));
+            let n = out
+                .userns_for(&idm, spec, ns)
+                .map_err(|e| at(e.to_string()))?;
+            let tree = clone_source(
+                &src,
+                &opts,
+                true,
+                Some((out.namespaces[n].1.as_fd(), idm.recursive)),
+            )
+            .map_err(|e| at(e.to_string()))?;
+            out.trees.push(Some(tree));
+            out.idmaps[i] = Some((n, idm.recursive, src));
             continue;
         }
         // A runtime that may not clone mounts (rootless, outside a user
@@ -104,72 +113,92 @@ pub(crate) fn bind_trees(
         if let Err(e) = &tree {
             tracing::debug!("mounts[{i}]: cloning the bind source in the runtime: {e}");
         }
-        trees.push(tree.ok());
+        out.trees.push(tree.ok());
     }
-    Ok(trees)
+    Ok(out)
 }
 
 /// A uid map and a gid map.
 type IdMaps = (Vec<IdRange>, Vec<IdRange>);
 
-/// The user namespaces idmapped mounts take their maps from: one per
-/// distinct pair of maps, made once (see [`berth_sys::userns::new_userns`]),
-/// or the one the container joins.
+/// What the runtime prepares for the bind mounts (see [`bind_trees`]).
 #[derive(Default)]
-struct IdmapNamespaces {
-    made: Vec<(IdMaps, OwnedFd)>,
-    joined: Option<OwnedFd>,
+pub(crate) struct BindTrees {
+    /// The detached trees, by index in `mounts`.
+    pub trees: Vec<Option<OwnedFd>>,
+    /// For an idmapped mount: the user namespace (in `namespaces`) its
+    /// maps are taken from, `ridmap`, and its source.
+    idmaps: Vec<Option<(usize, bool, PathBuf)>>,
+    /// User namespaces holding idmapped mounts' maps: one per distinct
+    /// pair of maps (`Some`), made once (see
+    /// [`berth_sys::userns::new_userns`]), or the one the container joins.
+    namespaces: Vec<(Option<IdMaps>, OwnedFd)>,
 }
 
-impl IdmapNamespaces {
-    fn get(
+impl BindTrees {
+    /// The index in `namespaces` of the user namespace with `idm`'s maps.
+    fn userns_for(
         &mut self,
         idm: &mounts::Idmap<'_>,
         spec: &Spec,
         ns: &crate::config::Namespaces,
-    ) -> Result<BorrowedFd<'_>> {
+    ) -> Result<usize> {
         let linux = spec.linux().as_ref();
-        let (uids, gids): (&[_], &[_]) = match idm.maps {
-            Some(maps) => maps,
+        let key = match idm.maps {
+            Some((uids, gids)) => Some((mounts::ranges(uids), mounts::ranges(gids))),
+            None => match ns.join.iter().find(|(f, _)| *f == libc::CLONE_NEWUSER) {
+                Some(_) => None,
+                None => Some((
+                    mounts::ranges(
+                        linux
+                            .and_then(|l| l.uid_mappings().as_deref())
+                            .unwrap_or_default(),
+                    ),
+                    mounts::ranges(
+                        linux
+                            .and_then(|l| l.gid_mappings().as_deref())
+                            .unwrap_or_default(),
+                    ),
+                )),
+            },
+        };
+        if let Some(at) = self.namespaces.iter().position(|(k, _)| *k == key) {
+            return Ok(at);
+        }
+        let fd = match &key {
+            Some((uids, gids)) => berth_sys::userns::new_userns(uids, gids)
+                .ctx("make a user namespace holding the mount's id maps")?,
             None => {
-                if let Some((_, path)) = ns.join.iter().find(|(f, _)| *f == libc::CLONE_NEWUSER) {
-                    if self.joined.is_none() {
-                        self.joined = Some(
-                            sfs::open(path, libc::O_RDONLY | libc::O_CLOEXEC, 0).with_ctx(
-                                || {
-                                    format!(
-                                        "open the container's user namespace {}",
-                                        path.display()
-                                    )
-                                },
-                            )?,
-                        );
-                    }
-                    if let Some(fd) = &self.joined {
-                        return Ok(fd.as_fd());
-                    }
-                }
-                (
-                    linux
-                        .and_then(|l| l.uid_mappings().as_deref())
-                        .unwrap_or_default(),
-                    linux
-                        .and_then(|l| l.gid_mappings().as_deref())
-                        .unwrap_or_default(),
-                )
+                let path = ns
+                    .join
+                    .iter()
+                    .find(|(f, _)| *f == libc::CLONE_NEWUSER)
+                    .map(|(_, p)| p.clone())
+                    .unwrap_or_default();
+                sfs::open(&path, libc::O_RDONLY | libc::O_CLOEXEC, 0).with_ctx(|| {
+                    format!("open the container's user namespace {}", path.display())
+                })?
             }
         };
-        let key = (mounts::ranges(uids), mounts::ranges(gids));
-        let at = match self.made.iter().position(|(k, _)| *k == key) {
-            Some(at) => at,
-            None => {
-                let fd = berth_sys::userns::new_userns(&key.0, &key.1)
-                    .ctx("make a user namespace holding the mount's id maps")?;
-                self.made.push((key, fd));
-                self.made.len() - 1
-            }
+        self.namespaces.push((key, fd));
+        Ok(self.namespaces.len() - 1)
+    }
+
+    /// Makes `tree`, the init's clone of idmapped mount `index`'s source
+    /// in the container's mount namespace, idmapped: the init may not (it
+    /// has no privilege over the source's filesystem), and its clone,
+    /// unlike ours, keeps the submounts locked as the kernel locked them
+    /// in that namespace, so that the container cannot unmount them to
+    /// see what they cover.
+    pub fn set_idmap(&self, index: usize, tree: BorrowedFd<'_>) -> Result<()> {
+        let Some((n, recursive, src)) = self.idmaps.get(index).and_then(|x| x.as_ref()) else {
+            return Err(Error::Usage(format!(
+                "the container process asked to idmap mounts[{index}], which is not an idmapped mount"
+            )));
         };
-        Ok(self.made[at].1.as_fd())
+        smount::set_idmap(tree, self.namespaces[*n].1.as_fd(), *recursive)
+            .map_err(|e| idmap_error(src, *recursive, e))
+            .map_err(|e| Error::Usage(format!("mounts[{index}]: {e}")))
     }
 }
 
@@ -261,13 +290,36 @@ impl Rootfs<'_> {
             return Ok(());
         };
         match chan.expect("the runtime placed it in its cgroups")? {
-            crate::channel::Msg::Placed => match self.cgroup.filter(|_| self.self_place) {
-                Some(cg) => Ok(cg.join_v1_self()?),
-                None => Ok(()),
-            },
+            Msg::Placed => self.placed(),
             other => Err(Error::Usage(format!(
                 "unexpected message {other:?} while waiting for cgroup placement"
             ))),
+        }
+    }
+
+    /// The runtime's word that we are placed (or may place ourselves) came.
+    fn placed(&self) -> Result<()> {
+        match self.cgroup.filter(|_| self.self_place) {
+            Some(cg) => Ok(cg.join_v1_self()?),
+            None => Ok(()),
+        }
+    }
+
+    /// Has the runtime make `tree` (our clone of idmapped mount `index`'s
+    /// source) idmapped. Its word that we are placed in our cgroups may
+    /// come first: taken as [`Self::wait_placed`] would.
+    fn request_idmap(&self, index: usize, tree: &OwnedFd) -> Result<()> {
+        self.chan.send_fd(&Msg::Idmap { index }, tree.as_fd())?;
+        loop {
+            match self.chan.expect("the runtime made the mount idmapped")? {
+                Msg::IdmapDone => return Ok(()),
+                Msg::Placed if self.await_placed.take().is_some() => self.placed()?,
+                other => {
+                    return Err(Error::Usage(format!(
+                        "unexpected message {other:?} while waiting for an idmapped mount"
+                    )))
+                }
+            }
         }
     }
 }
@@ -343,7 +395,7 @@ impl Rootfs<'_> {
         let mounts = self.spec.mounts().as_deref().unwrap_or_default();
         let mount_at = |i: usize, m: &Mount| {
             let tree = self.bind_trees.get(i).and_then(|t| t.as_ref());
-            self.mount_one(root.as_fd(), m, tree).map_err(|e| {
+            self.mount_one(root.as_fd(), (i, m), tree).map_err(|e| {
                 Error::Usage(format!("mounts[{i}] ({}): {e}", m.destination().display()))
             })
         };
@@ -402,13 +454,18 @@ impl Rootfs<'_> {
         Ok(root)
     }
 
-    fn mount_one(&self, root: BorrowedFd<'_>, m: &Mount, tree: Option<&OwnedFd>) -> Result<()> {
+    fn mount_one(
+        &self,
+        root: BorrowedFd<'_>,
+        (index, m): (usize, &Mount),
+        tree: Option<&OwnedFd>,
+    ) -> Result<()> {
         let opts = mounts::parse_options(m.options().as_deref().unwrap_or_default())
             .map_err(|e| Error::Usage(e.replace('\0', " ")))?;
         let typ = mounts::mount_type(m, &opts);
         let dest = clean_path(m.destination());
         if typ == "bind" || opts.is_bind() {
-            return self.bind_mount(root, &dest, m, &opts, tree);
+            return self.bind_mount(root, (index, m), &dest, &opts, tree);
         }
         if typ == "cgroup" || typ == "cgroup2" {
             return self.cgroup_mount(root, &dest, &opts);
@@ -546,8 +603,8 @@ impl Rootfs<'_> {
     fn bind_mount(
         &self,
         root: BorrowedFd<'_>,
+        (index, m): (usize, &Mount),
         dest: &Path,
-        m: &Mount,
         opts: &MountOptions,
         tree: Option<&OwnedFd>,
     ) -> Result<()> {
@@ -556,13 +613,30 @@ impl Rootfs<'_> {
         // kernel locks the submounts of what came from the host (a
         // container's root cannot unmount them to see what they cover);
         // the runtime's clone only where we may not reach the source.
-        // An idmapped mount is the runtime's tree, always (the init may
-        // not idmap: see `bind_trees`).
+        // An idmapped mount: with a user namespace, our clone made
+        // idmapped by the runtime (we may not: see `BindTrees::set_idmap`),
+        // the runtime's own idmapped clone where we may not reach the
+        // source; without, the runtime's (we are the host's root: no
+        // submount is locked for us anyway).
         if mounts::idmap_of(m, opts).is_some() {
-            let tree = tree.ok_or_else(|| {
+            let made = tree.ok_or_else(|| {
                 Error::Usage("the runtime prepared no idmapped tree for this mount".into())
             })?;
-            return self.attach_bind(root, dest, &src, opts, tree);
+            if self.userns {
+                match clone_source(&src, opts, false, None) {
+                    Ok(own) => {
+                        self.request_idmap(index, &own)?;
+                        return self.attach_bind(root, dest, &src, opts, &own);
+                    }
+                    Err(Error::Io { cause, .. })
+                        if matches!(
+                            cause.raw_os_error(),
+                            Some(libc::EACCES) | Some(libc::EPERM)
+                        ) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return self.attach_bind(root, dest, &src, opts, made);
         }
         let owned;
         let tree = match (clone_source(&src, opts, false, None), tree) {
