@@ -27,6 +27,7 @@ pub mod spec;
 pub mod system;
 pub mod template;
 pub mod user;
+pub mod userns;
 
 pub use containers::{Engine, PreMonitor, Session, Started};
 pub use error::{Error, ErrorKind, Result};

@@ -5,6 +5,7 @@
 //! podman and containerd do), and removed with the container.
 
 use crate::error::{io, Error, Result};
+use crate::userns::Userns;
 use std::path::{Path, PathBuf};
 
 /// The kernel reads mount options from one page.
@@ -91,6 +92,56 @@ pub fn mount(
     empty: &Path,
     volatile: bool,
 ) -> Result<PathBuf> {
+    mount_with(layers, dir, target, empty, volatile, None)
+}
+
+/// [`mount`] for a container with a user namespace: its idmapped root.
+/// Each image layer (and the init layer) is an idmapped mount with the
+/// container's maps, so that a file the image gives to uid N shows as the
+/// host id the container's N is, and the overlay is made over those: no
+/// file is copied or chowned, whatever the image's size. The top of the
+/// upper layer is given to the container's root (its contents, made by
+/// copy-up and by the container, already have the mapped ids).
+///
+/// The overlay itself cannot be idmapped (overlayfs refuses
+/// `MOUNT_ATTR_IDMAP`; Linux 6.18 still does), its layers can (Linux 5.19
+/// and later). Newer kernels take the layers as detached mounts, named by
+/// fd; older ones only attached: there the layers are attached under
+/// `dir`/idmapped for the length of the overlay mount, as containerd does,
+/// and detached right after (the overlay keeps its own private clones).
+/// Where the image store's filesystem cannot be idmapped, this fails
+/// saying so: it never falls back to a slow chown copy.
+pub fn mount_idmapped(
+    layers: &[PathBuf],
+    dir: &Path,
+    target: &Path,
+    empty: &Path,
+    volatile: bool,
+    userns: &Userns,
+    how: LayerMounts,
+) -> Result<PathBuf> {
+    mount_with(layers, dir, target, empty, volatile, Some((userns, how)))
+}
+
+/// How idmapped layers are handed to overlayfs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LayerMounts {
+    /// Detached, named by fd, where the kernel takes that; else attached.
+    #[default]
+    Detached,
+    /// Attached under the container's directory, as older kernels need
+    /// (for tests of that way on newer kernels).
+    Attached,
+}
+
+fn mount_with(
+    layers: &[PathBuf],
+    dir: &Path,
+    target: &Path,
+    empty: &Path,
+    volatile: bool,
+    idmap: Option<(&Userns, LayerMounts)>,
+) -> Result<PathBuf> {
     let target = target.to_path_buf();
     for d in [dir.join("upper"), dir.join("work"), target.clone()] {
         std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
@@ -99,20 +150,69 @@ pub fn mount(
         return Ok(target);
     }
     std::fs::create_dir_all(empty).map_err(io(format!("create {}", empty.display())))?;
-    let opts = overlay_options(layers, dir, empty, volatile)?;
     let t = berth_sys::cstr(&target).map_err(io("mount path"))?;
-    let data = std::ffi::CString::new(opts).map_err(|_| Error::Runtime("NUL in a path".into()))?;
-    berth_sys::mount::mount(
-        Some(c"overlay"),
-        &t,
-        Some(c"overlay"),
-        libc::MS_NODEV,
-        Some(&data),
-    )
-    .map_err(io(format!(
-        "mount the container's overlay root filesystem at {}",
-        target.display()
-    )))?;
+    let mount_overlay = |layers: &[PathBuf]| -> Result<std::result::Result<(), std::io::Error>> {
+        let opts = overlay_options(layers, dir, empty, volatile)?;
+        let data =
+            std::ffi::CString::new(opts).map_err(|_| Error::Runtime("NUL in a path".into()))?;
+        Ok(berth_sys::mount::mount(
+            Some(c"overlay"),
+            &t,
+            Some(c"overlay"),
+            libc::MS_NODEV,
+            Some(&data),
+        ))
+    };
+    let failed = |e| {
+        io(format!(
+            "mount the container's overlay root filesystem at {}",
+            target.display()
+        ))(e)
+    };
+    match idmap {
+        None => mount_overlay(layers)?.map_err(failed)?,
+        Some((userns, how)) => {
+            let (uid, gid) = userns.root().ok_or_else(|| {
+                Error::Runtime(
+                    "the user namespace maps no container root (uid and gid 0): its root filesystem could not be owned by it; map 0 with --uidmap/--gidmap".into(),
+                )
+            })?;
+            let upper = dir.join("upper");
+            std::os::unix::fs::chown(&upper, Some(uid), Some(gid)).map_err(io(format!(
+                "give {} to the container's root",
+                upper.display()
+            )))?;
+            let idmapped = idmapped_layers(layers, empty, userns)?;
+            let by_fd: Vec<PathBuf> = idmapped.iter().map(|(_, p)| p.clone()).collect();
+            let r = if how == LayerMounts::Detached {
+                mount_overlay(&by_fd)?
+            } else {
+                Err(std::io::Error::from_raw_os_error(libc::EINVAL))
+            };
+            match r {
+                Ok(()) => {}
+                // Detached layers are refused before Linux 6.15.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    let staging = dir.join("idmapped");
+                    let r = attached_layers(&staging, idmapped, mount_overlay);
+                    r?.map_err(|e| {
+                        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                            .unwrap_or_default();
+                        if e.raw_os_error() == Some(libc::EINVAL) {
+                            Error::Runtime(format!(
+                                "mount the container's idmapped root at {}: this kernel ({}) refuses an overlay of idmapped layers (Linux 5.19 or later takes them); use --userns host",
+                                target.display(),
+                                kernel.trim()
+                            ))
+                        } else {
+                            failed(e)
+                        }
+                    })?;
+                }
+                Err(e) => return Err(failed(e)),
+            }
+        }
+    }
     // Under a shared parent (systemd makes / shared) the new mount is
     // shared too, and a container whose root propagation is shared (a bind
     // with `rshared`) would send its /proc, /dev and the rest back here.
@@ -121,6 +221,94 @@ pub fn mount(
         target.display()
     )))?;
     Ok(target)
+}
+
+/// Each of `layers` (or `empty` when there are none) as a detached
+/// idmapped mount with the maps of `userns`, with the path that names it
+/// (`/proc/self/fd/N`, valid while the fd is open).
+fn idmapped_layers(
+    layers: &[PathBuf],
+    empty: &Path,
+    userns: &Userns,
+) -> Result<Vec<(std::os::fd::OwnedFd, PathBuf)>> {
+    use std::os::fd::{AsFd, AsRawFd};
+    let ns = berth_sys::userns::new_userns(
+        &crate::userns::ranges(&userns.uids),
+        &crate::userns::ranges(&userns.gids),
+    )
+    .map_err(io(
+        "make a user namespace holding the container's id maps (for its idmapped root)",
+    ))?;
+    let one = [empty.to_path_buf()];
+    let layers = if layers.is_empty() { &one[..] } else { layers };
+    let mut out = Vec::with_capacity(layers.len());
+    for l in layers {
+        let dir = berth_sys::fs::open(l, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+            .map_err(io(format!("open image layer {}", l.display())))?;
+        let tree = berth_sys::mount::open_tree(dir.as_fd(), berth_sys::mount::OPEN_TREE_CLONE)
+            .map_err(io(format!("clone a mount of image layer {}", l.display())))?;
+        berth_sys::mount::set_idmap(tree.as_fd(), ns.as_fd(), false).map_err(|e| {
+            let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+            match e.raw_os_error() {
+                Some(libc::EINVAL) | Some(libc::ENOSYS) => Error::Runtime(format!(
+                    "make image layer {} an idmapped mount: its filesystem does not support idmapped mounts on this kernel ({}); put the berth root on ext4, xfs or btrfs, or use --userns host",
+                    l.display(),
+                    kernel.trim()
+                )),
+                _ => io(format!("make image layer {} an idmapped mount", l.display()))(e),
+            }
+        })?;
+        let path = PathBuf::from(format!("/proc/self/fd/{}", tree.as_raw_fd()));
+        out.push((tree, path));
+    }
+    Ok(out)
+}
+
+/// Runs `f` with the paths of `layers` attached under `staging` (each at
+/// `staging`/N, private), then detaches them all, whatever `f` returned.
+/// What an earlier run killed in between left there is detached first.
+fn attached_layers<T>(
+    staging: &Path,
+    layers: Vec<(std::os::fd::OwnedFd, PathBuf)>,
+    f: impl FnOnce(&[PathBuf]) -> Result<T>,
+) -> Result<T> {
+    use std::os::fd::AsFd;
+    detach_staged(staging);
+    let mut paths = Vec::with_capacity(layers.len());
+    let mut result = Ok(());
+    for (i, (tree, _)) in layers.iter().enumerate() {
+        let at = staging.join(i.to_string());
+        let r = std::fs::create_dir_all(&at)
+            .and_then(|()| {
+                berth_sys::fs::open(&at, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+            })
+            .and_then(|fd| berth_sys::mount::move_mount(tree.as_fd(), fd.as_fd()));
+        if let Err(e) = r {
+            result = Err(io(format!(
+                "attach an idmapped image layer at {}",
+                at.display()
+            ))(e));
+            break;
+        }
+        paths.push(at);
+    }
+    let r = result.and_then(|()| f(&paths));
+    detach_staged(staging);
+    r
+}
+
+/// Detaches and removes what is mounted under `staging`/N.
+fn detach_staged(staging: &Path) {
+    let Ok(entries) = std::fs::read_dir(staging) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if let Ok(c) = berth_sys::cstr(e.path()) {
+            let _ = berth_sys::mount::umount2(&c, libc::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir(e.path());
+    }
+    let _ = std::fs::remove_dir(staging);
 }
 
 /// The mount points every container's runtime needs in its root, as

@@ -25,6 +25,11 @@ pub enum Msg {
     /// Init -> runtime, with the seccomp notify fd attached: pass it to
     /// the profile's listenerPath.
     SeccompFd,
+    /// From the init, with a detached mount tree: make it idmapped as
+    /// `mounts[index]` asks (`rootfs::BindTrees::set_idmap`).
+    Idmap { index: usize },
+    /// The runtime's answer to [`Msg::Idmap`].
+    IdmapDone,
     /// Init -> runtime: set up, waiting to be started.
     Ready,
     /// Runtime -> init (`run` only): start the user process now.

@@ -191,6 +191,16 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if let Some(mounts) = spec.mounts() {
         for (i, m) in mounts.iter().enumerate() {
             mounts::validate(i, m)?;
+            let o = mounts::parse_options(m.options().as_deref().unwrap_or_default())
+                .unwrap_or_default();
+            if mounts::idmap_of(m, &o).is_some_and(|idm| idm.maps.is_none())
+                && !ns.has(libc::CLONE_NEWUSER)
+            {
+                return Err(config(
+                    format!("mounts[{i}].options"),
+                    "idmap without uidMappings and gidMappings uses the maps of the container's user namespace, and the container has none: give the mount its mappings, or the container a user namespace",
+                ));
+            }
         }
     }
     if let Some(hooks) = spec.hooks() {
@@ -701,6 +711,13 @@ mod tests {
             ),
             (
                 "mounts[0].options[1]",
+                Box::new(
+                    |v| v["mounts"] = serde_json::json!([{"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", ""]}]),
+                ),
+            ),
+            (
+                // idmap with the container's maps, and it has no userns.
+                "mounts[0].options",
                 Box::new(
                     |v| v["mounts"] = serde_json::json!([{"destination": "/x", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]}]),
                 ),

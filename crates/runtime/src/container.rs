@@ -344,13 +344,10 @@ fn launch(
         Some(c) => c.v2_dir_fd("")?,
         None => None,
     };
-    // A user namespace's root may not reach the bind sources on the host:
-    // cloned now, with the runtime's privileges.
-    let bind_trees = if ns.has(libc::CLONE_NEWUSER) {
-        crate::rootfs::bind_trees(&spec, &bundle)?
-    } else {
-        Vec::new()
-    };
+    // A user namespace's root may not reach the bind sources on the host,
+    // and only we may make idmapped mounts: cloned now, with the runtime's
+    // privileges.
+    let bind_trees = crate::rootfs::bind_trees(&spec, &bundle, &ns)?;
     let err_file = if run {
         None
     } else {
@@ -379,7 +376,7 @@ fn launch(
         err_file: err_file.as_ref(),
         console: console.as_ref(),
         ns_fds: &ns_fds,
-        bind_trees: &bind_trees,
+        bind_trees: &bind_trees.trees,
         no_pivot: opts.no_pivot,
         preserve_fds: preserve,
         cgroup: cg.as_ref(),
@@ -519,6 +516,15 @@ fn launch(
                     ));
                 };
                 send_seccomp_fd(f, fd, &rec.oci(Status::Creating))?;
+            }
+            Msg::Idmap { index } => {
+                let Some(fd) = fd else {
+                    return Err(Error::Usage(
+                        "the container process sent no mount to idmap".into(),
+                    ));
+                };
+                bind_trees.set_idmap(index, fd.as_fd())?;
+                chan.send(&Msg::IdmapDone)?;
             }
             Msg::MountsDone => {
                 let st = rec.oci(Status::Creating);

@@ -35,7 +35,10 @@ pub fn features() -> Value {
             "apparmor": { "enabled": true },
             "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            // Idmapped bind mounts (idmap, ridmap, uidMappings): the kernel
+            // has mount_setattr. Whether a given filesystem takes them is
+            // known only when one is made (refused then, clearly).
+            "mountExtensions": { "idmap": { "enabled": berth_sys::mount::has_mount_setattr() } }
         },
         "annotations": {
             "io.github.berth.runtime.version": env!("CARGO_PKG_VERSION")
@@ -49,7 +52,11 @@ mod tests {
     #[test]
     fn parses_as_oci_features() {
         let v = super::features();
-        let f: oci_spec::runtime::Features = serde_json::from_value(v).unwrap();
+        let f: oci_spec::runtime::Features = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(f.oci_version_max(), super::OCI_VERSION);
+        let idmap = &v["linux"]["mountExtensions"]["idmap"]["enabled"];
+        assert_eq!(idmap, berth_sys::mount::has_mount_setattr());
+        let opts = v["mountOptions"].as_array().unwrap();
+        assert!(opts.contains(&"idmap".into()) && opts.contains(&"ridmap".into()));
     }
 }

@@ -274,6 +274,7 @@ fn setup_and_exec(
         self_place: a.self_place,
         dev_readonly: std::cell::Cell::new(false),
         bind_trees: a.bind_trees,
+        chan: a.chan,
     };
     // The umask must not bend the modes of what we create.
     sp::umask(0);

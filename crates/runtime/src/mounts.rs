@@ -3,7 +3,7 @@
 use crate::config::clean_path;
 use crate::error::{config, Result};
 use berth_sys::mount::*;
-use oci_spec::runtime::Mount;
+use oci_spec::runtime::{LinuxIdMapping, Mount};
 use std::path::Path;
 
 /// What a mount's option list asks for.
@@ -20,6 +20,9 @@ pub struct MountOptions {
     pub bind: bool,
     pub rbind: bool,
     pub tmpcopyup: bool,
+    /// `idmap` (`Some(false)`) or `ridmap` (`Some(true)`, the submounts of
+    /// an `rbind` too): an idmapped bind mount.
+    pub idmap: Option<bool>,
     /// Filesystem-specific options, passed as mount(2) data.
     pub data: Vec<String>,
 }
@@ -49,6 +52,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "diratime",
     "dirsync",
     "exec",
+    "idmap",
     "mand",
     "noatime",
     "nodev",
@@ -67,6 +71,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "relatime",
     "remount",
     "rexec",
+    "ridmap",
     "rnoatime",
     "rnodev",
     "rnodiratime",
@@ -297,8 +302,13 @@ pub fn parse_options(opts: &[String]) -> std::result::Result<MountOptions, Strin
                 o.tmpcopyup = true;
                 (0, 0)
             }
-            "idmap" | "ridmap" => {
-                return err("idmapped mounts are not supported by this version of berth-runtime")
+            "idmap" => {
+                o.idmap = Some(false);
+                (0, 0)
+            }
+            "ridmap" => {
+                o.idmap = Some(true);
+                (0, 0)
             }
             "" => return err("empty option"),
             other if other.contains('\0') => return err("contains a NUL byte"),
@@ -310,6 +320,67 @@ pub fn parse_options(opts: &[String]) -> std::result::Result<MountOptions, Strin
         o.flags = (o.flags | flag_on) & !flag_off;
     }
     Ok(o)
+}
+
+/// What an idmapped mount asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idmap<'a> {
+    /// `ridmap`: the submounts of an `rbind` are idmapped too.
+    pub recursive: bool,
+    /// The mount's own `uidMappings` and `gidMappings` (`containerID` is
+    /// the id on the filesystem, `hostID` the id the mount shows); `None`:
+    /// the container's user namespace's maps.
+    pub maps: Option<(&'a [LinuxIdMapping], &'a [LinuxIdMapping])>,
+}
+
+impl Idmap<'_> {
+    /// The maps' own rules: both given or neither, each one a map the
+    /// kernel takes. Errors name the field.
+    fn check(&self) -> std::result::Result<(), (&'static str, String)> {
+        let Some((uids, gids)) = self.maps else {
+            return Ok(());
+        };
+        for (field, map, other) in [
+            ("uidMappings", uids, "gidMappings"),
+            ("gidMappings", gids, "uidMappings"),
+        ] {
+            if map.is_empty() {
+                return Err((
+                    field,
+                    format!("is needed with {other}: give both, or neither to use the container's user namespace maps"),
+                ));
+            }
+            berth_sys::userns::check_map(&ranges(map)).map_err(|e| (field, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// OCI id mappings as the kernel's map lines.
+pub fn ranges(maps: &[LinuxIdMapping]) -> Vec<berth_sys::userns::IdRange> {
+    maps.iter()
+        .map(|m| berth_sys::userns::IdRange {
+            inner: m.container_id(),
+            outer: m.host_id(),
+            size: m.size(),
+        })
+        .collect()
+}
+
+/// Whether a mount is idmapped, and how: asked by `idmap`/`ridmap` or by
+/// giving mappings (runc takes mappings without the option as `idmap`).
+/// Empty mapping lists count as none (runtime-spec 1.2).
+pub fn idmap_of<'a>(m: &'a Mount, o: &MountOptions) -> Option<Idmap<'a>> {
+    let uids = m.uid_mappings().as_deref().unwrap_or_default();
+    let gids = m.gid_mappings().as_deref().unwrap_or_default();
+    let has_maps = !uids.is_empty() || !gids.is_empty();
+    if o.idmap.is_none() && !has_maps {
+        return None;
+    }
+    Some(Idmap {
+        recursive: o.idmap == Some(true),
+        maps: has_maps.then_some((uids, gids)),
+    })
 }
 
 /// Paths under /proc that may be mounted over (lxcfs does this), as runc allows.
@@ -353,13 +424,17 @@ pub fn validate(i: usize, m: &Mount) -> Result<()> {
         let (idx, msg) = e.split_once('\0').unwrap_or(("", e.as_str()));
         config(format!("mounts[{i}].options{idx}"), msg.to_string())
     })?;
-    if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-        return Err(config(
-            format!("mounts[{i}].uidMappings"),
-            "idmapped mounts are not supported by this version of berth-runtime",
-        ));
-    }
     let typ = mount_type(m, &o);
+    if let Some(idm) = idmap_of(m, &o) {
+        if !(typ == "bind" || o.is_bind()) {
+            return Err(config(
+                format!("mounts[{i}]"),
+                format!("an idmapped mount (idmap, ridmap, uidMappings) must be a bind mount, not {typ}"),
+            ));
+        }
+        idm.check()
+            .map_err(|(f, msg)| config(format!("mounts[{i}].{f}"), msg))?;
+    }
     if (typ == "bind" || o.is_bind())
         && m.source().as_ref().is_none_or(|s| s.as_os_str().is_empty())
     {
@@ -439,8 +514,75 @@ mod tests {
 
     #[test]
     fn bad_options() {
-        assert!(parse_options(&["idmap".into()]).is_err());
         assert!(parse_options(&["".into()]).is_err());
         assert!(parse_options(&["a\0b".into()]).is_err());
+    }
+
+    fn mount(v: serde_json::Value) -> Mount {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn field(r: Result<()>) -> String {
+        match r {
+            Err(crate::error::Error::Config { field, msg }) => format!("{field}: {msg}"),
+            other => panic!("not a config error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn idmap_options() {
+        assert_eq!(p(&["rbind", "idmap"]).idmap, Some(false));
+        assert_eq!(p(&["rbind", "ridmap"]).idmap, Some(true));
+        assert_eq!(p(&["ridmap", "idmap"]).idmap, Some(false));
+        assert_eq!(p(&["rbind"]).idmap, None);
+        let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        let m = mount(
+            serde_json::json!({"destination": "/x", "source": "/tmp", "options": ["rbind"], "uidMappings": map, "gidMappings": map}),
+        );
+        let o = p(&["rbind"]);
+        let idm = idmap_of(&m, &o).expect("mappings alone make an idmapped mount");
+        assert!(!idm.recursive);
+        assert_eq!(idm.maps.map(|(u, g)| (u.len(), g.len())), Some((1, 1)));
+        let m = mount(
+            serde_json::json!({"destination": "/x", "source": "/tmp", "options": ["rbind", "ridmap"], "uidMappings": []}),
+        );
+        let idm = idmap_of(&m, &p(&["rbind", "ridmap"])).unwrap();
+        assert!(idm.recursive);
+        assert_eq!(idm.maps, None, "empty mappings are the container's");
+        assert!(validate(0, &m).is_ok());
+    }
+
+    #[test]
+    fn hostile_idmapped_mounts_are_refused_naming_the_field() {
+        let ok = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        let cases = [
+            (
+                serde_json::json!({"destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": ["idmap"]}),
+                "mounts[3]: an idmapped mount (idmap, ridmap, uidMappings) must be a bind mount, not tmpfs",
+            ),
+            (
+                serde_json::json!({"destination": "/x", "source": "/tmp", "options": ["bind"], "uidMappings": ok}),
+                "mounts[3].gidMappings: is needed with uidMappings",
+            ),
+            (
+                serde_json::json!({"destination": "/x", "source": "/tmp", "options": ["bind", "idmap"], "uidMappings": ok,
+                    "gidMappings": [{"containerID": 0, "hostID": 1, "size": 0}]}),
+                "mounts[3].gidMappings: [0]: size must be greater than zero",
+            ),
+            (
+                serde_json::json!({"destination": "/x", "source": "/tmp", "options": ["bind", "idmap"], "gidMappings": ok,
+                    "uidMappings": [{"containerID": 0, "hostID": 4294967295u32, "size": 2}]}),
+                "mounts[3].uidMappings: [0]: 2 ids from 0 (inside) or 4294967295 (outside) go past",
+            ),
+            (
+                serde_json::json!({"destination": "/x", "source": "/tmp", "options": ["bind", "idmap"], "gidMappings": ok,
+                    "uidMappings": [{"containerID": 0, "hostID": 0, "size": 10}, {"containerID": 5, "hostID": 50, "size": 1}]}),
+                "mounts[3].uidMappings: [1]: its inside ids overlap those of [0]",
+            ),
+        ];
+        for (m, want) in cases {
+            let got = field(validate(3, &mount(m)));
+            assert!(got.starts_with(want), "got {got:?}, want {want:?}");
+        }
     }
 }

@@ -7,12 +7,14 @@
 //! setup can redirect a mount to the host). Paths the runtime itself creates
 //! (devices, /dev links) refuse symlinks outright (CVE-2026-41579).
 
+use crate::channel::Msg;
 use crate::config::clean_path;
 use crate::error::{Context, Error, Result};
 use crate::mounts::{self, MountOptions};
 use berth_cgroups::Manager;
 use berth_sys::fs::{self as sfs, Links};
 use berth_sys::mount::{self as smount, MountAttr};
+use berth_sys::userns::IdRange;
 use berth_sys::{cstr, fd_path};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType, Mount, Spec};
 use std::ffi::CString;
@@ -42,37 +44,162 @@ pub(crate) struct Rootfs<'a> {
     /// the runtime with its own privileges before the clone (`None` for the
     /// other mounts), by index in `mounts`. See [`bind_trees`].
     pub bind_trees: &'a [Option<OwnedFd>],
+    /// The channel to the runtime (see [`Self::request_idmap`]).
+    pub chan: &'a crate::channel::Channel,
 }
 
-/// The detached mount trees of a config's bind mounts, for a container
-/// with a user namespace. The init, root only of its new user namespace,
-/// may not traverse the host directories a bind source lies in (a 0700
-/// parent of root's is common: /root, /var/lib/...); runc opens bind
-/// sources in the runtime for the same reason. Each source is cloned here
-/// (`open_tree(OPEN_TREE_CLONE)`) with its `ro`/`nosuid`/... attributes
-/// set while it is still ours to set, and the init attaches the tree with
-/// `move_mount` when it may not open the source itself.
-pub(crate) fn bind_trees(spec: &Spec, bundle: &Path) -> Result<Vec<Option<OwnedFd>>> {
+/// The detached mount trees the runtime prepares, with its own privileges
+/// before the clone, by index in `mounts` (`None` for the others):
+///
+/// - With a user namespace, every bind mount's. The init, root only of
+///   its new user namespace, may not traverse the host directories a bind
+///   source lies in (a 0700 parent of root's is common: /root,
+///   /var/lib/...); runc opens bind sources in the runtime for the same
+///   reason. Each source is cloned here (`open_tree(OPEN_TREE_CLONE)`) with
+///   its `ro`/`nosuid`/... attributes set while it is still ours to set,
+///   and the init attaches the tree with `move_mount` when it may not open
+///   the source itself.
+/// - Idmapped mounts' (`idmap`, `ridmap`, `uidMappings`), with or without a
+///   user namespace: `MOUNT_ATTR_IDMAP` needs privilege over the source's
+///   filesystem, which only the runtime has. With a user namespace the
+///   init attaches its own clone instead, which the runtime idmaps
+///   ([`BindTrees::set_idmap`]), and this one only when it may not reach
+///   the source.
+pub(crate) fn bind_trees(
+    spec: &Spec,
+    bundle: &Path,
+    ns: &crate::config::Namespaces,
+) -> Result<BindTrees> {
     let mounts = spec.mounts().as_deref().unwrap_or_default();
-    let mut trees = Vec::with_capacity(mounts.len());
+    let userns = ns.has(libc::CLONE_NEWUSER);
+    let mut out = BindTrees::default();
     for (i, m) in mounts.iter().enumerate() {
         let opts = mounts::parse_options(m.options().as_deref().unwrap_or_default())
             .map_err(|e| Error::Usage(e.replace('\0', " ")))?;
         let typ = mounts::mount_type(m, &opts);
-        if !(typ == "bind" || opts.is_bind()) {
-            trees.push(None);
+        let idmap = mounts::idmap_of(m, &opts);
+        out.idmaps.push(None);
+        if !(typ == "bind" || opts.is_bind()) || (!userns && idmap.is_none()) {
+            out.trees.push(None);
+            continue;
+        }
+        let src = bind_source(m, bundle);
+        if let Some(idm) = idmap {
+            let at = |e: String| {
+                Error::Usage(format!("mounts[{i}] ({}): {e}", m.destination().display()))
+            };
+            // SAFETY: geteuid cannot fail.
+            if unsafe { libc::geteuid() } != 0 {
+                return Err(at("idmapped mounts need a runtime running as root, with privilege over the source's filesystem; a rootless container cannot have them (as with runc): drop idmap, ridmap and the mount's uidMappings".into()));
+            }
+            let n = out
+                .userns_for(&idm, spec, ns)
+                .map_err(|e| at(e.to_string()))?;
+            let tree = clone_source(
+                &src,
+                &opts,
+                true,
+                Some((out.namespaces[n].1.as_fd(), idm.recursive)),
+            )
+            .map_err(|e| at(e.to_string()))?;
+            out.trees.push(Some(tree));
+            out.idmaps[i] = Some((n, idm.recursive, src));
             continue;
         }
         // A runtime that may not clone mounts (rootless, outside a user
         // namespace of its own) leaves it to the init, which then reports
         // what goes wrong, as without a user namespace.
-        let tree = clone_source(&bind_source(m, bundle), &opts, true);
+        let tree = clone_source(&src, &opts, true, None);
         if let Err(e) = &tree {
             tracing::debug!("mounts[{i}]: cloning the bind source in the runtime: {e}");
         }
-        trees.push(tree.ok());
+        out.trees.push(tree.ok());
     }
-    Ok(trees)
+    Ok(out)
+}
+
+/// A uid map and a gid map.
+type IdMaps = (Vec<IdRange>, Vec<IdRange>);
+
+/// What the runtime prepares for the bind mounts (see [`bind_trees`]).
+#[derive(Default)]
+pub(crate) struct BindTrees {
+    /// The detached trees, by index in `mounts`.
+    pub trees: Vec<Option<OwnedFd>>,
+    /// For an idmapped mount: the user namespace (in `namespaces`) its
+    /// maps are taken from, `ridmap`, and its source.
+    idmaps: Vec<Option<(usize, bool, PathBuf)>>,
+    /// User namespaces holding idmapped mounts' maps: one per distinct
+    /// pair of maps (`Some`), made once (see
+    /// [`berth_sys::userns::new_userns`]), or the one the container joins.
+    namespaces: Vec<(Option<IdMaps>, OwnedFd)>,
+}
+
+impl BindTrees {
+    /// The index in `namespaces` of the user namespace with `idm`'s maps.
+    fn userns_for(
+        &mut self,
+        idm: &mounts::Idmap<'_>,
+        spec: &Spec,
+        ns: &crate::config::Namespaces,
+    ) -> Result<usize> {
+        let linux = spec.linux().as_ref();
+        let key = match idm.maps {
+            Some((uids, gids)) => Some((mounts::ranges(uids), mounts::ranges(gids))),
+            None => match ns.join.iter().find(|(f, _)| *f == libc::CLONE_NEWUSER) {
+                Some(_) => None,
+                None => Some((
+                    mounts::ranges(
+                        linux
+                            .and_then(|l| l.uid_mappings().as_deref())
+                            .unwrap_or_default(),
+                    ),
+                    mounts::ranges(
+                        linux
+                            .and_then(|l| l.gid_mappings().as_deref())
+                            .unwrap_or_default(),
+                    ),
+                )),
+            },
+        };
+        if let Some(at) = self.namespaces.iter().position(|(k, _)| *k == key) {
+            return Ok(at);
+        }
+        let fd = match &key {
+            Some((uids, gids)) => berth_sys::userns::new_userns(uids, gids)
+                .ctx("make a user namespace holding the mount's id maps")?,
+            None => {
+                let path = ns
+                    .join
+                    .iter()
+                    .find(|(f, _)| *f == libc::CLONE_NEWUSER)
+                    .map(|(_, p)| p.clone())
+                    .unwrap_or_default();
+                sfs::open(&path, libc::O_RDONLY | libc::O_CLOEXEC, 0).with_ctx(|| {
+                    format!("open the container's user namespace {}", path.display())
+                })?
+            }
+        };
+        self.namespaces.push((key, fd));
+        Ok(self.namespaces.len() - 1)
+    }
+
+    /// Makes `tree`, the init's clone of idmapped mount `index`'s source
+    /// in the container's mount namespace, idmapped: the init may not (it
+    /// has no privilege over the source's filesystem), and its clone,
+    /// unlike ours, keeps the submounts locked as the kernel locked them
+    /// in that namespace, so that the container cannot unmount them to
+    /// see what they cover.
+    pub fn set_idmap(&self, index: usize, tree: BorrowedFd<'_>) -> Result<()> {
+        let Some((n, recursive, src)) = self.idmaps.get(index).and_then(|x| x.as_ref()) else {
+            return Err(Error::Usage(format!(
+                "the container process asked to idmap mounts[{index}], which is not an idmapped mount"
+            )));
+        };
+        smount::set_idmap(tree, self.namespaces[*n].1.as_fd(), *recursive)
+            .map_err(|e| idmap_error(src, *recursive, e))
+            .map_err(|e| Error::Usage(format!("mounts[{index}]: {e}")))
+    }
 }
 
 fn bind_source(m: &Mount, bundle: &Path) -> PathBuf {
@@ -86,8 +213,14 @@ fn bind_source(m: &Mount, bundle: &Path) -> PathBuf {
 
 /// A detached clone of the bind source `src` with the options' mount
 /// attributes set on it. `from_host`: cloned by the runtime in the host's
-/// mount namespace (see [`bind_trees`]).
-fn clone_source(src: &Path, opts: &MountOptions, from_host: bool) -> Result<OwnedFd> {
+/// mount namespace (see [`bind_trees`]). `idmap`: made idmapped with the
+/// maps of that user namespace (on its submounts too if `true`).
+fn clone_source(
+    src: &Path,
+    opts: &MountOptions,
+    from_host: bool,
+    idmap: Option<(BorrowedFd<'_>, bool)>,
+) -> Result<OwnedFd> {
     let src_fd = sfs::open(src, libc::O_PATH, 0)
         .with_ctx(|| format!("open bind source {}", src.display()))?;
     let mut flags = smount::OPEN_TREE_CLONE;
@@ -107,6 +240,10 @@ fn clone_source(src: &Path, opts: &MountOptions, from_host: bool) -> Result<Owne
         set_propagation(tree.as_fd(), libc::MS_SLAVE | libc::MS_REC)
             .ctx("make the bind mount a slave")?;
     }
+    if let Some((userns, recursive)) = idmap {
+        smount::set_idmap(tree.as_fd(), userns, recursive)
+            .map_err(|e| idmap_error(src, recursive, e))?;
+    }
     if !attr_empty(&opts.attr) {
         smount::mount_setattr(tree.as_fd(), false, &opts.attr).ctx("set mount options")?;
     }
@@ -117,6 +254,34 @@ fn clone_source(src: &Path, opts: &MountOptions, from_host: bool) -> Result<Owne
     Ok(tree)
 }
 
+/// What a failed `MOUNT_ATTR_IDMAP` means, for the user.
+fn idmap_error(src: &Path, recursive: bool, e: std::io::Error) -> Error {
+    let what = if recursive {
+        "or one mounted under it (ridmap)"
+    } else {
+        ""
+    };
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let msg = match e.raw_os_error() {
+        Some(libc::EINVAL) => format!(
+            "cannot make an idmapped mount of {}: its filesystem {what} does not support idmapped mounts on this kernel ({}); use a filesystem that does (ext4, xfs, btrfs, tmpfs since 6.3, overlay layers) or drop idmap",
+            src.display(),
+            kernel.trim()
+        ),
+        Some(libc::ENOSYS) => format!(
+            "cannot make an idmapped mount of {}: this kernel ({}) has no mount_setattr (Linux 5.12 or later needed)",
+            src.display(),
+            kernel.trim()
+        ),
+        Some(libc::EPERM) => format!(
+            "cannot make an idmapped mount of {}: not permitted (idmapped mounts need root over the source's filesystem, which a rootless runtime lacks; the maps cannot come from the host's own user namespace)",
+            src.display()
+        ),
+        _ => format!("cannot make an idmapped mount of {}: {e}", src.display()),
+    };
+    Error::Usage(msg.replace("  ", " "))
+}
+
 impl Rootfs<'_> {
     /// Waits for the runtime's word that we are in our cgroups (or that
     /// they exist, for us to move in), if that is still to come.
@@ -125,13 +290,36 @@ impl Rootfs<'_> {
             return Ok(());
         };
         match chan.expect("the runtime placed it in its cgroups")? {
-            crate::channel::Msg::Placed => match self.cgroup.filter(|_| self.self_place) {
-                Some(cg) => Ok(cg.join_v1_self()?),
-                None => Ok(()),
-            },
+            Msg::Placed => self.placed(),
             other => Err(Error::Usage(format!(
                 "unexpected message {other:?} while waiting for cgroup placement"
             ))),
+        }
+    }
+
+    /// The runtime's word that we are placed (or may place ourselves) came.
+    fn placed(&self) -> Result<()> {
+        match self.cgroup.filter(|_| self.self_place) {
+            Some(cg) => Ok(cg.join_v1_self()?),
+            None => Ok(()),
+        }
+    }
+
+    /// Has the runtime make `tree` (our clone of idmapped mount `index`'s
+    /// source) idmapped. Its word that we are placed in our cgroups may
+    /// come first: taken as [`Self::wait_placed`] would.
+    fn request_idmap(&self, index: usize, tree: &OwnedFd) -> Result<()> {
+        self.chan.send_fd(&Msg::Idmap { index }, tree.as_fd())?;
+        loop {
+            match self.chan.expect("the runtime made the mount idmapped")? {
+                Msg::IdmapDone => return Ok(()),
+                Msg::Placed if self.await_placed.take().is_some() => self.placed()?,
+                other => {
+                    return Err(Error::Usage(format!(
+                        "unexpected message {other:?} while waiting for an idmapped mount"
+                    )))
+                }
+            }
         }
     }
 }
@@ -207,7 +395,7 @@ impl Rootfs<'_> {
         let mounts = self.spec.mounts().as_deref().unwrap_or_default();
         let mount_at = |i: usize, m: &Mount| {
             let tree = self.bind_trees.get(i).and_then(|t| t.as_ref());
-            self.mount_one(root.as_fd(), m, tree).map_err(|e| {
+            self.mount_one(root.as_fd(), (i, m), tree).map_err(|e| {
                 Error::Usage(format!("mounts[{i}] ({}): {e}", m.destination().display()))
             })
         };
@@ -266,13 +454,18 @@ impl Rootfs<'_> {
         Ok(root)
     }
 
-    fn mount_one(&self, root: BorrowedFd<'_>, m: &Mount, tree: Option<&OwnedFd>) -> Result<()> {
+    fn mount_one(
+        &self,
+        root: BorrowedFd<'_>,
+        (index, m): (usize, &Mount),
+        tree: Option<&OwnedFd>,
+    ) -> Result<()> {
         let opts = mounts::parse_options(m.options().as_deref().unwrap_or_default())
             .map_err(|e| Error::Usage(e.replace('\0', " ")))?;
         let typ = mounts::mount_type(m, &opts);
         let dest = clean_path(m.destination());
         if typ == "bind" || opts.is_bind() {
-            return self.bind_mount(root, &dest, m, &opts, tree);
+            return self.bind_mount(root, (index, m), &dest, &opts, tree);
         }
         if typ == "cgroup" || typ == "cgroup2" {
             return self.cgroup_mount(root, &dest, &opts);
@@ -410,8 +603,8 @@ impl Rootfs<'_> {
     fn bind_mount(
         &self,
         root: BorrowedFd<'_>,
+        (index, m): (usize, &Mount),
         dest: &Path,
-        m: &Mount,
         opts: &MountOptions,
         tree: Option<&OwnedFd>,
     ) -> Result<()> {
@@ -420,8 +613,33 @@ impl Rootfs<'_> {
         // kernel locks the submounts of what came from the host (a
         // container's root cannot unmount them to see what they cover);
         // the runtime's clone only where we may not reach the source.
+        // An idmapped mount: with a user namespace, our clone made
+        // idmapped by the runtime (we may not: see `BindTrees::set_idmap`),
+        // the runtime's own idmapped clone where we may not reach the
+        // source; without, the runtime's (we are the host's root: no
+        // submount is locked for us anyway).
+        if mounts::idmap_of(m, opts).is_some() {
+            let made = tree.ok_or_else(|| {
+                Error::Usage("the runtime prepared no idmapped tree for this mount".into())
+            })?;
+            if self.userns {
+                match clone_source(&src, opts, false, None) {
+                    Ok(own) => {
+                        self.request_idmap(index, &own)?;
+                        return self.attach_bind(root, dest, &src, opts, &own);
+                    }
+                    Err(Error::Io { cause, .. })
+                        if matches!(
+                            cause.raw_os_error(),
+                            Some(libc::EACCES) | Some(libc::EPERM)
+                        ) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            return self.attach_bind(root, dest, &src, opts, made);
+        }
         let owned;
-        let tree = match (clone_source(&src, opts, false), tree) {
+        let tree = match (clone_source(&src, opts, false, None), tree) {
             (Ok(t), _) => {
                 owned = t;
                 &owned
@@ -433,6 +651,18 @@ impl Rootfs<'_> {
             }
             (Err(e), _) => return Err(e),
         };
+        self.attach_bind(root, dest, &src, opts, tree)
+    }
+
+    /// Attaches a bind mount's detached `tree` at `dest`.
+    fn attach_bind(
+        &self,
+        root: BorrowedFd<'_>,
+        dest: &Path,
+        src: &Path,
+        opts: &MountOptions,
+        tree: &OwnedFd,
+    ) -> Result<()> {
         let st = sfs::fstat(tree.as_fd()).ctx("stat bind source")?;
         let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
         let dest_fd = if is_dir {

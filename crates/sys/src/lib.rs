@@ -16,6 +16,7 @@ pub mod size;
 pub mod socket;
 pub mod sysctl;
 pub mod time;
+pub mod userns;
 pub mod watch;
 
 use std::ffi::{CStr, CString};

@@ -176,3 +176,38 @@ fn new_mount(fstype: &CStr, opts: &[(&CStr, &CStr, bool)]) -> io::Result<OwnedFd
     // SAFETY: a new fd we own.
     Ok(unsafe { OwnedFd::from_raw_fd(m as RawFd) })
 }
+
+/// Makes the detached mount `tree` (from `open_tree(OPEN_TREE_CLONE)` or
+/// `fsmount`, never yet attached) idmapped with the maps of the user
+/// namespace `userns` (an nsfs fd), on its submounts too if `recursive`.
+/// EINVAL: a filesystem in it does not support idmapped mounts (or the
+/// mount was attached already); EPERM: `userns` is the initial one, or we
+/// lack privilege over it or over the filesystem.
+pub fn set_idmap(tree: BorrowedFd<'_>, userns: BorrowedFd<'_>, recursive: bool) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        userns_fd: userns.as_raw_fd() as u64,
+        ..Default::default()
+    };
+    mount_setattr(tree, recursive, &attr)
+}
+
+/// Whether the kernel has `mount_setattr` (Linux 5.12), which idmapped
+/// mounts need: asked with an fd that cannot be valid (EBADF when the call
+/// exists, ENOSYS when it does not).
+pub fn has_mount_setattr() -> bool {
+    let attr = MountAttr::default();
+    // SAFETY: a valid mount_attr of the size we pass; fd -1 is refused
+    // before anything is looked up.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            -1,
+            EMPTY.as_ptr(),
+            libc::AT_EMPTY_PATH as u32,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    !(r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS))
+}
