@@ -423,7 +423,7 @@ pub fn list(root: &Path, a: ListArgs) -> Result<()> {
             let created = i
                 .created
                 .as_deref()
-                .and_then(berth_monitor_proto::logfmt::parse_rfc3339);
+                .and_then(berth_engine::logs::parse_rfc3339);
             let since = created.map_or_else(|| ago(i.pulled), |n| ago(n / 1_000_000_000));
             let created_at = created.map_or_else(String::new, crate::format::go_time);
             let mut names: Vec<(&str, &str)> = i

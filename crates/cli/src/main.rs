@@ -7,7 +7,6 @@ mod escape;
 mod format;
 mod images;
 mod interrupt;
-mod logread;
 mod manage;
 mod output;
 mod progress;

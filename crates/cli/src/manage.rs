@@ -421,7 +421,7 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
                     Ok(v) => docs.push(json!({
                         "Name": v.name, "Driver": "local",
                         "Mountpoint": engine.paths.volume_data(&v.name),
-                        "CreatedAt": berth_monitor_proto::logfmt::rfc3339_nano(v.created),
+                        "CreatedAt": berth_engine::logs::rfc3339_nano(v.created),
                         "Labels": v.labels, "Scope": "local", "Anonymous": v.anonymous,
                         "UsedBy": engine.records.volume_users(&v.name)?,
                     })),

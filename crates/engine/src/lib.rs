@@ -16,6 +16,7 @@ pub mod files;
 pub mod follow;
 pub mod imagelist;
 pub mod info;
+pub mod logs;
 pub mod paths;
 pub mod records;
 pub mod rootfs;
