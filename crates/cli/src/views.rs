@@ -3,6 +3,9 @@
 use crate::containers::{open, ExitCode};
 use anyhow::{bail, Context, Result};
 use berth_engine::logs::{self, Entry, LogRequest, Stream};
+// The image digests inspect_json parses are the engine's re-export (the
+// CLI does not link the image store itself).
+use berth_engine::images as berth_image;
 use berth_engine::records::{Record, Status};
 use berth_engine::template::views::{labels_text, PsRow};
 use berth_engine::Engine;
