@@ -23,6 +23,7 @@ pub mod records;
 pub mod rootfs;
 pub mod session;
 pub mod spec;
+pub mod stats;
 pub mod system;
 pub mod template;
 pub mod user;
