@@ -6,10 +6,10 @@ use anyhow::{bail, Context, Result};
 use berth_engine::config::{self as ccfg, ContainerConfig};
 use berth_engine::images;
 use berth_engine::records::{Record, Status};
-use berth_engine::session::{self, DetachKeys, Input, Outcome};
+use berth_engine::session::{self, DetachKeys, Input, Outcome, Streams, TerminalEnd};
 use berth_engine::{Engine, Session};
 use clap::{Args, ValueEnum};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 
@@ -845,16 +845,12 @@ fn attach_session(
             forward.send(sig);
         });
     }
-    let stdin = interactive.then(|| Box::new(std::io::stdin()) as Box<dyn Read + Send>);
-    let outcome = engine.run_session(
-        rec,
-        s,
-        input,
-        stdin,
-        &mut std::io::stdout().lock(),
-        &mut std::io::stderr(),
-        owner,
-    );
+    let io = Streams {
+        stdin: interactive.then(|| Box::new(std::io::stdin()) as Box<dyn Read + Send>),
+        stdout: &mut std::io::stdout().lock(),
+        stderr: &mut std::io::stderr(),
+    };
+    let outcome = engine.run_session(rec, s, input, io, owner);
     drop(raw);
     match outcome? {
         Outcome::Exited { code, oom } => {
@@ -1260,16 +1256,8 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
         None
     };
     let set_size = |m: &std::fs::File| {
-        use std::os::fd::AsRawFd;
         if let Some((rows, cols)) = window_size() {
-            let w = libc::winsize {
-                ws_row: rows,
-                ws_col: cols,
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            };
-            // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
-            unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &w) };
+            session::resize_terminal(m, rows, cols);
         }
     };
     set_size(&master);
@@ -1285,97 +1273,14 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
             set_size(&m);
         });
     }
-    // The detach keys, typed on stdin, wake the loop below through this.
-    let (mut wake_tx, wake_rx) =
-        std::os::unix::net::UnixStream::pair().context("make a socket pair")?;
-    if a.interactive {
-        let mut to = master.try_clone().context("dup the terminal")?;
-        std::thread::spawn(move || {
-            let mut m = DetachKeys::new(keys);
-            let mut buf = [0u8; 4096];
-            let mut fwd = Vec::with_capacity(buf.len());
-            let mut stdin = std::io::stdin().lock();
-            while let Ok(n) = stdin.read(&mut buf) {
-                if n == 0 {
-                    return;
-                }
-                fwd.clear();
-                let detach = m.feed(&buf[..n], &mut fwd);
-                if to.write_all(&fwd).is_err() {
-                    return;
-                }
-                if detach {
-                    let _ = wake_tx.write_all(b"d");
-                    return;
-                }
-            }
-        });
-    }
-    let mut from = &master;
-    let mut out = std::io::stdout().lock();
-    let mut buf = [0u8; 32 * 1024];
-    let mut detached = false;
-    let mut wake_open = true;
-    loop {
-        use std::os::fd::AsRawFd;
-        let mut fds = [
-            libc::pollfd {
-                fd: master.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                // Negative: ignored, once stdin has ended.
-                fd: if wake_open { wake_rx.as_raw_fd() } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: fds is a valid array of two pollfd.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            break;
-        }
-        if fds[1].revents != 0 {
-            // A byte: the keys were typed; the end: stdin ended.
-            let mut b = [0u8; 1];
-            if (&wake_rx).read(&mut b).is_ok_and(|n| n == 1) {
-                detached = true;
-                break;
-            }
-            wake_open = false;
-            continue;
-        }
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let _ = out.write_all(&buf[..n]);
-                let _ = out.flush();
-            }
-        }
-    }
+    let stdin = a
+        .interactive
+        .then(|| Box::new(std::io::stdin()) as Box<dyn Read + Send>);
+    let out = &mut std::io::stdout().lock();
+    let end = session::pump_terminal(&master, stdin, out, DetachKeys::new(keys));
     drop(raw);
-    if detached {
-        // Someone must keep reading the terminal, or the process would
-        // get a hangup (and block once its output fills the terminal).
-        let monitor = berth_engine::paths::find_program("berth-monitor")?;
-        use std::os::fd::AsRawFd;
-        let fd = master.as_raw_fd();
-        // SAFETY: F_SETFD on an fd this process owns (the master, kept
-        // open until we exit): the helper inherits it.
-        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
-            return Err(std::io::Error::last_os_error()).context("pass the terminal on");
-        }
-        std::process::Command::new(monitor)
-            .arg("--drain")
-            .arg(fd.to_string())
-            .stdin(null())
-            .stdout(null())
-            .stderr(null())
-            .spawn()
-            .context("start the process that keeps the detached terminal")?;
+    if end? == TerminalEnd::Detached {
+        session::keep_draining(&master)?;
         eprintln!(
             "\r\nDetached from the exec session in {} (the process goes on; its output is dropped)",
             x.record.name

@@ -325,7 +325,7 @@ impl LogRequest {
             Stream::Stdout => self.stdout,
             Stream::Stderr => self.stderr,
         };
-        Some(stream && !self.since.is_some_and(|s| e.time < s))
+        Some(stream && self.since.is_none_or(|s| e.time >= s))
     }
 }
 

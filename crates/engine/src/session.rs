@@ -186,6 +186,135 @@ impl DetachKeys {
     }
 }
 
+/// How a terminal session ([`pump_terminal`]) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TerminalEnd {
+    /// The terminal ended: its process exited (the runtime says how).
+    Ended,
+    /// The detach keys were typed: the process runs on, and someone must
+    /// keep reading its terminal ([`keep_draining`]).
+    Detached,
+}
+
+/// Sets the size of the terminal whose master is `master`.
+pub fn resize_terminal(master: &std::fs::File, rows: u16, cols: u16) {
+    use std::os::fd::AsRawFd;
+    let w = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &w) };
+}
+
+/// Copies between a process's terminal (`master`, the pty master a
+/// runtime's exec sent) and the caller's streams: `stdin` (if given),
+/// through the detach keys, into the terminal on a thread, and the
+/// terminal's output to `stdout`, until the terminal ends or the keys are
+/// typed.
+pub fn pump_terminal(
+    master: &std::fs::File,
+    stdin: Option<Box<dyn Read + Send>>,
+    stdout: &mut dyn Write,
+    mut keys: DetachKeys,
+) -> Result<TerminalEnd> {
+    use std::os::fd::AsRawFd;
+    // The detach keys, typed on stdin, wake the loop below through this.
+    let (mut wake_tx, wake_rx) =
+        std::os::unix::net::UnixStream::pair().map_err(io("make a socket pair"))?;
+    if let Some(mut from) = stdin {
+        let mut to = master.try_clone().map_err(io("dup the terminal"))?;
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let mut fwd = Vec::with_capacity(buf.len());
+            while let Ok(n) = from.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                fwd.clear();
+                let detach = keys.feed(&buf[..n], &mut fwd);
+                if to.write_all(&fwd).is_err() {
+                    return;
+                }
+                if detach {
+                    let _ = wake_tx.write_all(b"d");
+                    return;
+                }
+            }
+        });
+    } else {
+        drop(wake_tx);
+    }
+    let mut from = master;
+    let mut buf = [0u8; 32 * 1024];
+    let mut wake_open = true;
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: master.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                // Negative: ignored, once stdin has ended.
+                fd: if wake_open { wake_rx.as_raw_fd() } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: fds is a valid array of two pollfd.
+        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Ok(TerminalEnd::Ended);
+        }
+        if fds[1].revents != 0 {
+            // A byte: the keys were typed; the end: stdin ended.
+            let mut b = [0u8; 1];
+            if (&wake_rx).read(&mut b).is_ok_and(|n| n == 1) {
+                return Ok(TerminalEnd::Detached);
+            }
+            wake_open = false;
+            continue;
+        }
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => return Ok(TerminalEnd::Ended),
+            Ok(n) => {
+                let _ = stdout.write_all(&buf[..n]);
+                let _ = stdout.flush();
+            }
+        }
+    }
+}
+
+/// After a detach: hands the terminal to `berth-monitor --drain`, which
+/// reads and drops its output until the process ends (else the process
+/// would get a hangup, and block once its output fills the terminal).
+/// `master` must stay open until this process exits.
+pub fn keep_draining(master: &std::fs::File) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let monitor = crate::paths::find_program("berth-monitor")?;
+    let fd = master.as_raw_fd();
+    // SAFETY: F_SETFD on an fd this process owns (the master, kept open
+    // until we exit): the helper inherits it.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
+        return Err(io("pass the terminal on")(std::io::Error::last_os_error()));
+    }
+    let null = std::process::Stdio::null;
+    std::process::Command::new(monitor)
+        .arg("--drain")
+        .arg(fd.to_string())
+        .stdin(null())
+        .stdout(null())
+        .stderr(null())
+        .spawn()
+        .map_err(io("start the process that keeps the detached terminal"))?;
+    Ok(())
+}
+
 /// How a session ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -279,6 +408,17 @@ impl SignalForwarder {
     }
 }
 
+/// The caller's ends of a session's streams.
+pub struct Streams<'a> {
+    /// Where the container's stdin comes from (None: it gets none); its
+    /// end closes the container's stdin.
+    pub stdin: Option<Box<dyn Read + Send>>,
+    /// Where its output goes (a writer that fails is skipped: the
+    /// container goes on).
+    pub stdout: &'a mut dyn Write,
+    pub stderr: &'a mut dyn Write,
+}
+
 impl Engine {
     /// Starts the container and waits until it runs, with a monitor
     /// started ahead of time if given. Returns the session and the
@@ -312,10 +452,9 @@ impl Engine {
         })
     }
 
-    /// Runs a session of `rec`'s container to its end: feeds `stdin` (if
-    /// given; its end closes the container's stdin) in on a thread, writes
-    /// the container's output to `stdout` and `stderr` (a writer that
-    /// fails is skipped: the container goes on), and returns how it ended.
+    /// Runs a session of `rec`'s container to its end: feeds
+    /// `streams.stdin` in on a thread, writes the container's output to
+    /// `streams.stdout` and `streams.stderr`, and returns how it ended.
     /// `input` is [`Session::input`] of `s` (the caller may keep clones to
     /// resize). `owner`: this client started the container, and on its
     /// exit records the end and waits for the monitor to have the runtime
@@ -326,11 +465,14 @@ impl Engine {
         rec: &Record,
         mut s: Session,
         input: Input,
-        stdin: Option<Box<dyn Read + Send>>,
-        stdout: &mut dyn Write,
-        stderr: &mut dyn Write,
+        streams: Streams<'_>,
         owner: bool,
     ) -> Result<Outcome> {
+        let Streams {
+            stdin,
+            stdout,
+            stderr,
+        } = streams;
         if let Some(mut from) = stdin {
             let w = input.clone();
             std::thread::spawn(move || {
@@ -451,6 +593,39 @@ mod tests {
         // No keys: never a detach.
         let mut none = DetachKeys::new(Vec::new());
         assert_eq!(feed(&mut none, b"\x10\x11"), (b"\x10\x11".to_vec(), false));
+    }
+
+    /// A socket pair standing in for a terminal: our end as the master,
+    /// the other as the process's side.
+    fn fake_terminal() -> (std::fs::File, std::os::unix::net::UnixStream) {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        (std::fs::File::from(std::os::fd::OwnedFd::from(a)), b)
+    }
+
+    #[test]
+    fn a_terminal_session_copies_output_until_the_terminal_ends() {
+        let (master, mut process) = fake_terminal();
+        process.write_all(b"hello\r\n").unwrap();
+        drop(process);
+        let mut out = Vec::new();
+        let keys = DetachKeys::new(DEFAULT_DETACH_KEYS.to_vec());
+        let end = pump_terminal(&master, None, &mut out, keys).unwrap();
+        assert_eq!(end, TerminalEnd::Ended);
+        assert_eq!(out, b"hello\r\n");
+    }
+
+    #[test]
+    fn a_terminal_session_detaches_on_the_keys_and_keeps_what_follows_back() {
+        let (master, mut process) = fake_terminal();
+        let stdin = Box::new(std::io::Cursor::new(b"ls\r\x10\x11exit\r".to_vec()));
+        let mut out = Vec::new();
+        let keys = DetachKeys::new(DEFAULT_DETACH_KEYS.to_vec());
+        let end = pump_terminal(&master, Some(stdin), &mut out, keys).unwrap();
+        assert_eq!(end, TerminalEnd::Detached);
+        drop(master);
+        let mut typed = Vec::new();
+        process.read_to_end(&mut typed).unwrap();
+        assert_eq!(typed, b"ls\r", "the keys and what follows them stay out");
     }
 
     #[test]
