@@ -2,7 +2,7 @@
 //! (also read from Docker's config.json when pulling).
 
 use anyhow::{bail, Context, Result};
-use berth_image::registry::{self, Client, Options};
+use berth_engine::images;
 use clap::Args;
 use std::io::Read;
 
@@ -22,22 +22,6 @@ pub struct LoginArgs {
     /// Verify the registry's TLS certificate; false also allows plain HTTP.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub tls_verify: bool,
-}
-
-fn registry_name(r: &str) -> Result<String> {
-    // Accept a full reference or URL; keep the host[:port].
-    let r = r
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
-    let host = r.split('/').next().unwrap_or(r);
-    let host = match host {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io",
-        h => h,
-    };
-    if host.is_empty() {
-        bail!("no registry given");
-    }
-    Ok(host.to_string())
 }
 
 /// Reads one line from the terminal on stdin after `prompt` (on stderr),
@@ -85,7 +69,7 @@ fn ask(prompt: &str, secret: bool) -> Result<String> {
 
 pub fn login(a: LoginArgs) -> Result<()> {
     use std::io::IsTerminal;
-    let reg = registry_name(&a.registry)?;
+    let reg = images::registry_name(&a.registry)?;
     let terminal = std::io::stdin().is_terminal() && !a.password_stdin;
     let username = match &a.username {
         Some(u) => u.clone(),
@@ -110,20 +94,14 @@ pub fn login(a: LoginArgs) -> Result<()> {
             "berth login: give the password with --password-stdin (or -p); there is no terminal to ask on"
         ),
     };
-    let opts = Options {
-        insecure: !a.tls_verify,
-        credentials: Some((username.clone(), password.clone())),
-    };
-    // The registry must accept them before they are stored.
-    Client::for_registry(&reg, &opts).ping()?;
-    let f = registry::save_credentials(&reg, &username, &password)?;
+    let f = images::login(&reg, &username, &password, a.tls_verify)?;
     eprintln!("Login succeeded (credentials in {})", f.display());
     Ok(())
 }
 
 pub fn logout(r: &str) -> Result<()> {
-    let reg = registry_name(r)?;
-    if !registry::remove_credentials(&reg)? {
+    let reg = images::registry_name(r)?;
+    if !images::logout(&reg)? {
         bail!("berth logout: not logged in to {reg}");
     }
     eprintln!("Removed login credentials for {reg}");

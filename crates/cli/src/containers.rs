@@ -1,17 +1,17 @@
 //! Container commands: create, run, start, stop, restart, kill, rm, ps,
 //! logs, wait, inspect, and the monitor's `container cleanup`.
 
-use crate::images::{self, PullArgs};
+use crate::images::PullArgs;
 use anyhow::{bail, Context, Result};
 use berth_engine::config::{self as ccfg, ContainerConfig};
+use berth_engine::images;
 use berth_engine::records::{Record, Status};
-use berth_engine::{Engine, Session, Started};
-use berth_monitor_proto::frame;
+use berth_engine::session::{self, DetachKeys, Input, Outcome, Streams, TerminalEnd};
+use berth_engine::{Engine, Session};
 use clap::{Args, ValueEnum};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 /// Docker's exit codes for `run`: 125 when berth itself fails, 126 when the
 /// command cannot be run, 127 when it is not found.
@@ -56,6 +56,10 @@ pub enum PullPolicy {
     Always,
     /// Never pull: fail if the image is not in the store.
     Never,
+    /// Pull when the registry has another image under the name than the
+    /// store (then only the manifest is fetched if all is stored); the
+    /// stored image is used when the registry cannot be reached.
+    Newer,
 }
 
 #[derive(Args, Debug)]
@@ -540,7 +544,7 @@ fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
         }
     }
     if let Some(k) = &a.detach_keys {
-        berth_monitor_proto::config::parse_detach_keys(k).map_err(anyhow::Error::msg)?;
+        session::parse_detach_keys(k)?;
         c.detach_keys = Some(k.clone());
     }
     Ok(c)
@@ -551,74 +555,66 @@ pub fn open(root: &Path, run_root: &Path) -> Result<Engine> {
 }
 
 /// The image id for `a.image`, pulled as `--pull` says.
-fn image_for(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<berth_image::Digest> {
-    let pull = || {
-        images::pull_image(
-            root,
-            &PullArgs {
-                image: a.image.clone(),
-                quiet: false,
-                platform: a.platform.clone(),
-                tls_verify: true,
-                creds: None,
-                parallel: 3,
-            },
-        )
+fn image_for(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<images::Digest> {
+    use berth_engine::images::{ImageChoice, ImageForError, PullPolicy as P, PullReason};
+    let policy = match a.pull {
+        PullPolicy::Missing => P::Missing,
+        PullPolicy::Always => P::Always,
+        PullPolicy::Never => P::Never,
+        PullPolicy::Newer => P::Newer,
     };
-    // A bad --platform or reference is an error before any lookup.
-    let platform = a
-        .platform
-        .as_deref()
-        .map(berth_image::manifest::Platform::parse)
-        .transpose()?;
-    match a.pull {
-        PullPolicy::Always => pull(),
-        policy => match engine.images.resolve_id(&a.image) {
-            Ok(id) => {
-                // A local image of another platform than --platform asks
-                // for is not used: pulled for it (as Docker), or refused.
-                let Some(want) = platform else {
-                    return Ok(id);
-                };
-                let row = engine.images.resolve(&a.image)?;
-                if row.os == want.os && row.architecture == want.architecture {
-                    return Ok(id);
-                }
-                let have = format!("{}/{}", row.os, row.architecture);
-                if policy == PullPolicy::Never {
-                    bail!(
-                        "image {:?} in the store is for {have}, not for --platform {want}, and --pull=never was given; pull it for {want} first (`berth pull --platform {want} {}`)",
-                        a.image,
-                        a.image
-                    );
-                }
-                eprintln!(
-                    "Image {:?} in the store is for {have}, not {want}: pulling it",
-                    a.image
-                );
-                pull()
-            }
-            Err(berth_image::Error::UnknownImage(_)) if policy == PullPolicy::Missing => {
-                if !looks_like_id(&a.image) {
-                    berth_image::Reference::parse(&a.image)?;
-                }
-                eprintln!("Unable to find image {:?} locally", a.image);
-                pull()
-            }
-            Err(berth_image::Error::UnknownImage(_)) => bail!(
+    let choice = engine
+        .image_for(&a.image, policy, a.platform.as_deref())
+        .map_err(|e| match e {
+            ImageForError::Store(e) => e.into(),
+            ImageForError::NotPresent { .. } => anyhow::anyhow!(
                 "image {:?} is not in the store and --pull=never was given; pull it first (`berth pull {}`)",
                 a.image,
                 a.image
             ),
-            Err(e) => Err(e.into()),
-        },
+            ImageForError::WrongPlatform { have, want, .. } => anyhow::anyhow!(
+                "image {:?} in the store is for {have}, not for --platform {want}, and --pull=never was given; pull it for {want} first (`berth pull --platform {want} {}`)",
+                a.image,
+                a.image
+            ),
+        })?;
+    let (reason, fallback) = match choice {
+        ImageChoice::Stored(id) => return Ok(id),
+        ImageChoice::Pull { reason, fallback } => (reason, fallback),
+    };
+    match &reason {
+        PullReason::NotFoundLocally => eprintln!("Unable to find image {:?} locally", a.image),
+        PullReason::OtherPlatform { have, want } => eprintln!(
+            "Image {:?} in the store is for {have}, not {want}: pulling it",
+            a.image
+        ),
+        PullReason::Always | PullReason::Newer => {}
     }
-}
-
-/// An image id or its prefix (`sha256:` optional), which `pull` refuses.
-fn looks_like_id(s: &str) -> bool {
-    let hex = s.strip_prefix("sha256:").unwrap_or(s);
-    hex.len() >= 4 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    let pulled = crate::images::pull_image(
+        root,
+        &PullArgs {
+            image: a.image.clone(),
+            quiet: false,
+            platform: a.platform.clone(),
+            tls_verify: true,
+            creds: None,
+            parallel: 3,
+        },
+    );
+    match (pulled, fallback) {
+        (Err(e), Some(id))
+            if e.downcast_ref::<images::StoreError>()
+                .is_some_and(images::registry_unreachable) =>
+        {
+            eprintln!(
+                "WARNING: cannot ask the registry for a newer {:?} ({}): using the stored image",
+                a.image,
+                crate::output::text(&e)
+            );
+            Ok(id)
+        }
+        (pulled, _) => pulled,
+    }
 }
 
 fn create_record(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<Record> {
@@ -698,17 +694,10 @@ fn start_session_with(
     id: &str,
     pre: Option<berth_engine::PreMonitor>,
 ) -> Result<(Session, i32)> {
-    let mut s = engine.start_with(id, pre)?;
-    match s.wait_started()? {
-        Started::Pid(pid) => Ok((s, pid)),
-        Started::Failed(msg) => {
-            let rec = engine.get(id);
-            let _ = engine.cleanup(id);
-            let _ = s.send(frame::CLEANED, b"");
-            let name = rec.map(|r| r.name).unwrap_or_else(|_| id.to_string());
-            Err(start_failure(&format!("start container {name}: {msg}")))
-        }
-    }
+    engine.start_session(id, pre).map_err(|e| match &e {
+        berth_engine::Error::StartFailed { .. } => start_failure(&e.to_string()),
+        _ => e.into(),
+    })
 }
 
 pub fn run(root: &Path, run_root: &Path, a: RunArgs) -> Result<()> {
@@ -771,7 +760,8 @@ impl Drop for RawTerminal {
     }
 }
 
-fn window_size() -> Option<[u8; 4]> {
+/// Our terminal's size: rows, columns.
+fn window_size() -> Option<(u16, u16)> {
     // SAFETY: winsize is plain data filled by the ioctl.
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ writes one winsize.
@@ -781,9 +771,7 @@ fn window_size() -> Option<[u8; 4]> {
             return None;
         }
     }
-    let r = ws.ws_row.to_be_bytes();
-    let c = ws.ws_col.to_be_bytes();
-    Some([r[0], r[1], c[0], c[1]])
+    Some((ws.ws_row, ws.ws_col))
 }
 
 /// Streams a started container's output, feeds it stdin, forwards
@@ -794,7 +782,7 @@ fn window_size() -> Option<[u8; 4]> {
 fn attach_session(
     engine: &Engine,
     rec: &Record,
-    mut s: Session,
+    s: Session,
     interactive: bool,
     tty: bool,
     owner: bool,
@@ -824,26 +812,23 @@ fn attach_session(
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
-    let writer = Arc::new(Mutex::new(
-        s.to_monitor.try_clone().context("dup the monitor pipe")?,
-    ));
+    let input = s.input()?;
     let raw = if tty && std::io::stdin().is_terminal() {
         Some(RawTerminal::enable())
     } else {
         None
     };
-    if tty {
-        if let Some(ws) = window_size() {
-            let _ = writer
-                .lock()
-                .map(|mut w| w.write_all(&frame::encode(frame::RESIZE, &ws)));
+    let resize = |i: &Input| {
+        if let Some((rows, cols)) = window_size() {
+            i.resize(rows, cols);
         }
+    };
+    if tty {
+        resize(&input);
     }
     {
-        let w = writer.clone();
-        let id = rec.id.clone();
-        let runtime = berth_engine::paths::find_program(&rec.config.runtime)?;
-        let runtime_root = engine.paths.runtime_root(&runtime);
+        let i = input.clone();
+        let forward = engine.signal_forwarder(rec)?;
         std::thread::spawn(move || loop {
             let mut sig: libc::c_int = 0;
             // SAFETY: set holds the blocked signals; sig is a valid out pointer.
@@ -851,127 +836,45 @@ fn attach_session(
                 return;
             }
             if sig == libc::SIGWINCH {
-                if let Some(ws) = window_size() {
-                    let _ = w
-                        .lock()
-                        .map(|mut w| w.write_all(&frame::encode(frame::RESIZE, &ws)));
-                }
+                resize(&i);
                 continue;
             }
             if tty && sig == libc::SIGINT {
                 continue;
             }
-            let _ = std::process::Command::new(&runtime)
-                .arg("--root")
-                .arg(&runtime_root)
-                .args(["kill", &id, &sig.to_string()])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status();
+            forward.send(sig);
         });
     }
-    if interactive {
-        let w = writer.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 32 * 1024];
-            let mut stdin = std::io::stdin().lock();
-            loop {
-                match stdin.read(&mut buf) {
-                    Ok(0) | Err(_) => {
-                        let _ = w
-                            .lock()
-                            .map(|mut w| w.write_all(&frame::encode(frame::STDIN_CLOSE, b"")));
-                        return;
-                    }
-                    Ok(n) => {
-                        let ok = w
-                            .lock()
-                            .map(|mut w| {
-                                w.write_all(&frame::encode(frame::STDIN, &buf[..n])).is_ok()
-                            })
-                            .unwrap_or(false);
-                        if !ok {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-    }
-    let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr();
-    let mut code = None;
-    let mut oom = false;
-    let mut detached = false;
-    while let Some((kind, data)) = s.next_frame()? {
-        match kind {
-            frame::STDOUT => {
-                let _ = out.write_all(&data);
-                let _ = out.flush();
-            }
-            frame::STDERR => {
-                let _ = err.write_all(&data);
-            }
-            frame::EXIT => {
-                let t = String::from_utf8_lossy(&data);
-                let mut it = t.split(' ');
-                code = it.next().and_then(|c| c.parse().ok());
-                oom = it.next() == Some("oom");
-                break;
-            }
-            frame::ERROR => {
-                drop(raw);
-                let _ = engine.cleanup(&rec.id);
-                let _ = writer
-                    .lock()
-                    .map(|mut w| w.write_all(&frame::encode(frame::CLEANED, b"")));
-                return Err(start_failure(&String::from_utf8_lossy(&data)));
-            }
-            frame::DETACHED => {
-                detached = true;
-                break;
-            }
-            _ => {}
-        }
-    }
+    let io = Streams {
+        stdin: interactive.then(|| Box::new(std::io::stdin()) as Box<dyn Read + Send>),
+        stdout: &mut std::io::stdout().lock(),
+        stderr: &mut std::io::stderr(),
+    };
+    let outcome = engine.run_session(rec, s, input, io, owner);
     drop(raw);
-    if detached {
-        eprintln!(
-            "\r\nDetached from {} (still running; `berth attach {}` to return)",
-            rec.name, rec.name
-        );
-        return Ok(0);
-    }
-    let Some(code) = code else {
-        bail!(
+    match outcome? {
+        Outcome::Exited { code, oom } => {
+            if oom {
+                eprintln!(
+                    "berth: container {} was killed by the OOM killer (memory limit reached)",
+                    rec.name
+                );
+            }
+            Ok(code)
+        }
+        Outcome::Detached => {
+            eprintln!(
+                "\r\nDetached from {} (still running; `berth attach {}` to return)",
+                rec.name, rec.name
+            );
+            Ok(0)
+        }
+        Outcome::StartFailed(msg) => Err(start_failure(&msg)),
+        Outcome::Lost => bail!(
             "lost the container's monitor; see `berth ps -a` and `berth logs {}`",
             rec.name
-        );
-    };
-    if owner {
-        // Record the end ourselves (the monitor skips its exit command),
-        // while the monitor has the runtime delete the container; then
-        // wait for that (DELETED), so nothing of the container is left on
-        // return but its directory in the trash, which the monitor empties
-        // then (and `system prune` if the monitor could not).
-        engine.cleanup_before_monitor(&rec.id)?;
-        let _ = writer
-            .lock()
-            .map(|mut w| w.write_all(&frame::encode(frame::CLEANED, b"")));
-        s.wait_deleted(std::time::Duration::from_secs(60))?;
-    } else {
-        drop(writer);
-        drop(s);
-        let _ = engine.wait_monitor(rec, Some(std::time::Duration::from_secs(60)));
+        ),
     }
-    if oom {
-        eprintln!(
-            "berth: container {} was killed by the OOM killer (memory limit reached)",
-            rec.name
-        );
-    }
-    Ok(code)
 }
 
 #[derive(Args, Debug)]
@@ -1273,17 +1176,12 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
             workdir: a.workdir.clone(),
             tty: a.tty,
             privileged: a.privileged,
-            console_size: window_size().map(|w| {
-                (
-                    u16::from_be_bytes([w[0], w[1]]),
-                    u16::from_be_bytes([w[2], w[3]]),
-                )
-            }),
+            console_size: window_size(),
         },
     )?;
     let keys = match &a.detach_keys {
-        Some(k) => berth_monitor_proto::config::parse_detach_keys(k).map_err(anyhow::Error::msg)?,
-        None => vec![0x10, 0x11],
+        Some(k) => session::parse_detach_keys(k)?,
+        None => session::DEFAULT_DETACH_KEYS.to_vec(),
     };
     let null = || std::process::Stdio::null();
     if a.detach {
@@ -1358,16 +1256,8 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
         None
     };
     let set_size = |m: &std::fs::File| {
-        use std::os::fd::AsRawFd;
-        if let Some(ws) = window_size() {
-            let w = libc::winsize {
-                ws_row: u16::from_be_bytes([ws[0], ws[1]]),
-                ws_col: u16::from_be_bytes([ws[2], ws[3]]),
-                ws_xpixel: 0,
-                ws_ypixel: 0,
-            };
-            // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer.
-            unsafe { libc::ioctl(m.as_raw_fd(), libc::TIOCSWINSZ, &w) };
+        if let Some((rows, cols)) = window_size() {
+            session::resize_terminal(m, rows, cols);
         }
     };
     set_size(&master);
@@ -1383,97 +1273,14 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
             set_size(&m);
         });
     }
-    // The detach keys, typed on stdin, wake the loop below through this.
-    let (mut wake_tx, wake_rx) =
-        std::os::unix::net::UnixStream::pair().context("make a socket pair")?;
-    if a.interactive {
-        let mut to = master.try_clone().context("dup the terminal")?;
-        std::thread::spawn(move || {
-            let mut m = berth_monitor_proto::config::DetachMatch::default();
-            let mut buf = [0u8; 4096];
-            let mut fwd = Vec::with_capacity(buf.len());
-            let mut stdin = std::io::stdin().lock();
-            while let Ok(n) = stdin.read(&mut buf) {
-                if n == 0 {
-                    return;
-                }
-                fwd.clear();
-                let detach = m.feed(&keys, &buf[..n], &mut fwd);
-                if to.write_all(&fwd).is_err() {
-                    return;
-                }
-                if detach {
-                    let _ = wake_tx.write_all(b"d");
-                    return;
-                }
-            }
-        });
-    }
-    let mut from = &master;
-    let mut out = std::io::stdout().lock();
-    let mut buf = [0u8; 32 * 1024];
-    let mut detached = false;
-    let mut wake_open = true;
-    loop {
-        use std::os::fd::AsRawFd;
-        let mut fds = [
-            libc::pollfd {
-                fd: master.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                // Negative: ignored, once stdin has ended.
-                fd: if wake_open { wake_rx.as_raw_fd() } else { -1 },
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: fds is a valid array of two pollfd.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            break;
-        }
-        if fds[1].revents != 0 {
-            // A byte: the keys were typed; the end: stdin ended.
-            let mut b = [0u8; 1];
-            if (&wake_rx).read(&mut b).is_ok_and(|n| n == 1) {
-                detached = true;
-                break;
-            }
-            wake_open = false;
-            continue;
-        }
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                let _ = out.write_all(&buf[..n]);
-                let _ = out.flush();
-            }
-        }
-    }
+    let stdin = a
+        .interactive
+        .then(|| Box::new(std::io::stdin()) as Box<dyn Read + Send>);
+    let out = &mut std::io::stdout().lock();
+    let end = session::pump_terminal(&master, stdin, out, DetachKeys::new(keys));
     drop(raw);
-    if detached {
-        // Someone must keep reading the terminal, or the process would
-        // get a hangup (and block once its output fills the terminal).
-        let monitor = berth_engine::paths::find_program("berth-monitor")?;
-        use std::os::fd::AsRawFd;
-        let fd = master.as_raw_fd();
-        // SAFETY: F_SETFD on an fd this process owns (the master, kept
-        // open until we exit): the helper inherits it.
-        if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } < 0 {
-            return Err(std::io::Error::last_os_error()).context("pass the terminal on");
-        }
-        std::process::Command::new(monitor)
-            .arg("--drain")
-            .arg(fd.to_string())
-            .stdin(null())
-            .stdout(null())
-            .stderr(null())
-            .spawn()
-            .context("start the process that keeps the detached terminal")?;
+    if end? == TerminalEnd::Detached {
+        session::keep_draining(&master)?;
         eprintln!(
             "\r\nDetached from the exec session in {} (the process goes on; its output is dropped)",
             x.record.name

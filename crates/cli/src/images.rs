@@ -2,10 +2,7 @@
 
 use crate::progress::Progress;
 use anyhow::{Context, Result};
-use berth_image::manifest::Platform;
-use berth_image::pull::{self, PullOptions};
-use berth_image::store::Store;
-use berth_image::{Digest, Reference};
+use berth_engine::images::{self, Images, Pull, PullRequest, PushEvent, Removed};
 use clap::{Args, Subcommand, ValueEnum};
 use std::path::Path;
 
@@ -147,28 +144,8 @@ pub enum ImageCmd {
     },
 }
 
-/// The store, with the engine's tables (image events are recorded there).
-fn open(root: &Path) -> Result<Store> {
-    Ok(Store::open_with(root, &[berth_engine::records::TABLES])?)
-}
-
-/// A reference as the user wrote it, through registries.conf's short-name
-/// aliases (said on stderr, as podman does).
-fn resolve_name(
-    regs: &berth_image::registries::Registries,
-    input: &str,
-    quiet: bool,
-) -> Result<Reference> {
-    if let Some((full, file)) = regs.alias(input) {
-        if !quiet {
-            eprintln!(
-                "Resolved {input:?} as an alias ({full}) from {}",
-                file.display()
-            );
-        }
-        return Ok(Reference::parse(&full)?);
-    }
-    Ok(Reference::parse(input)?)
+fn open(root: &Path) -> Result<Images> {
+    Ok(Images::open(root)?)
 }
 
 pub fn pull(root: &Path, a: PullArgs) -> Result<()> {
@@ -178,26 +155,21 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<()> {
 }
 
 /// Pulls, with progress on stderr; returns the image id.
-pub fn pull_image(root: &Path, a: &PullArgs) -> Result<berth_image::Digest> {
-    let registries = berth_image::registries::Registries::load()?;
-    let r = resolve_name(&registries, &a.image, a.quiet)?;
-    let mut opts = PullOptions {
-        parallel: a.parallel.max(1),
-        registries,
-        foreign_urls: std::env::var("BERTH_ALLOW_FOREIGN_URLS")
-            .map(|v| v.split(',').map(|p| p.trim().to_string()).collect())
-            .unwrap_or_default(),
-        ..Default::default()
-    };
-    if let Some(p) = &a.platform {
-        opts.platform = Platform::parse(p)?;
-    }
-    opts.registry.insecure = !a.tls_verify;
-    if let Some(c) = &a.creds {
-        let (u, p) = c
-            .split_once(':')
-            .context("--creds: expected USER:PASSWORD")?;
-        opts.registry.credentials = Some((u.to_string(), p.to_string()));
+pub fn pull_image(root: &Path, a: &PullArgs) -> Result<images::Digest> {
+    let p = Pull::prepare(&PullRequest {
+        image: a.image.clone(),
+        platform: a.platform.clone(),
+        tls_verify: a.tls_verify,
+        creds: a.creds.clone(),
+        parallel: a.parallel,
+    })?;
+    let r = &p.reference;
+    if let (Some((full, file)), false) = (&p.alias, a.quiet) {
+        eprintln!(
+            "Resolved {:?} as an alias ({full}) from {}",
+            a.image,
+            file.display()
+        );
     }
     let mut store = open(root)?;
     let interrupt = crate::interrupt::Guard::new();
@@ -205,7 +177,7 @@ pub fn pull_image(root: &Path, a: &PullArgs) -> Result<berth_image::Digest> {
     if !a.quiet {
         eprintln!("Pulling {r}");
     }
-    let res = pull::pull(&mut store, &r, &opts, &|e| progress.event(e));
+    let res = store.pull(&p, &|e| progress.event(e));
     progress.finish();
     if interrupt.interrupted() {
         eprintln!("berth: pull of {r} interrupted; nothing of it was kept");
@@ -213,7 +185,6 @@ pub fn pull_image(root: &Path, a: &PullArgs) -> Result<berth_image::Digest> {
     }
     drop(interrupt);
     let p = res?;
-    berth_engine::events::record_image_event(&store, "pull", &r.to_string(), &r.to_string());
     if !a.quiet {
         eprintln!("Digest: {}", p.manifest);
     }
@@ -222,32 +193,26 @@ pub fn pull_image(root: &Path, a: &PullArgs) -> Result<berth_image::Digest> {
 
 pub fn push(root: &Path, a: PushArgs) -> Result<()> {
     let store = open(root)?;
-    let dest = Reference::parse(a.destination.as_deref().unwrap_or(&a.image))?;
-    let mut opts = berth_image::registry::Options {
-        insecure: !a.tls_verify,
-        ..Default::default()
-    };
-    if let Some(c) = &a.creds {
-        let (u, p) = c
-            .split_once(':')
-            .context("--creds: expected USER:PASSWORD")?;
-        opts.credentials = Some((u.to_string(), p.to_string()));
-    }
     if !a.quiet {
+        let dest = images::Reference::parse(a.destination.as_deref().unwrap_or(&a.image))?;
         eprintln!("Pushing {dest}");
     }
     let quiet = a.quiet;
-    let d = berth_image::push::push(&store, &a.image, &dest, &opts, &|e| {
-        if quiet {
-            return;
-        }
-        match e {
-            berth_image::push::PushEvent::Exists(d) => eprintln!("{}: already exists", d.short()),
-            berth_image::push::PushEvent::Pushed(d, n) => {
-                eprintln!("{}: pushed ({})", d.short(), human(n))
+    let d = store.push(
+        &a.image,
+        a.destination.as_deref(),
+        a.tls_verify,
+        a.creds.as_deref(),
+        &|e| {
+            if quiet {
+                return;
             }
-        }
-    })?;
+            match e {
+                PushEvent::Exists(d) => eprintln!("{}: already exists", d.short()),
+                PushEvent::Pushed(d, n) => eprintln!("{}: pushed ({})", d.short(), human(n)),
+            }
+        },
+    )?;
     if !quiet {
         eprintln!("Digest: {d}");
     }
@@ -256,7 +221,7 @@ pub fn push(root: &Path, a: PushArgs) -> Result<()> {
 }
 
 pub fn save(root: &Path, a: SaveArgs) -> Result<()> {
-    use berth_image::archive::{self, Format};
+    use images::ArchiveFormat as Format;
     use std::io::IsTerminal;
     let store = open(root)?;
     let format = match a.format {
@@ -267,7 +232,7 @@ pub fn save(root: &Path, a: SaveArgs) -> Result<()> {
                 .output
                 .as_ref()
                 .context("berth save --format oci-dir: give the directory with -o DIR")?;
-            archive::save_dir(&store, &a.images, dir)?;
+            store.save_dir(&a.images, dir)?;
             return Ok(());
         }
     };
@@ -278,7 +243,7 @@ pub fn save(root: &Path, a: SaveArgs) -> Result<()> {
             let f =
                 std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
             let w = std::io::BufWriter::with_capacity(1 << 20, f);
-            if let Err(e) = archive::save(&store, &a.images, format, w) {
+            if let Err(e) = store.save(&a.images, format, w) {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(e.into());
             }
@@ -289,7 +254,7 @@ pub fn save(root: &Path, a: SaveArgs) -> Result<()> {
                 anyhow::bail!("berth save: refusing to write an archive to a terminal; use -o FILE or redirect stdout");
             }
             let out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-            archive::save(&store, &a.images, format, out)?;
+            store.save(&a.images, format, out)?;
         }
     }
     Ok(())
@@ -297,23 +262,20 @@ pub fn save(root: &Path, a: SaveArgs) -> Result<()> {
 
 pub fn load(root: &Path, a: LoadArgs) -> Result<()> {
     let mut store = open(root)?;
-    let (path, _spool) = match &a.input {
-        Some(p) => (p.clone(), None),
+    let spool;
+    let path = match &a.input {
+        Some(p) => p.as_path(),
         None => {
             // An archive needs random access: spool stdin first.
-            let spool = store
-                .tmp_dir()
-                .join(format!("load-{}.tar", std::process::id()));
-            let mut f = std::fs::File::create(&spool)
-                .with_context(|| format!("create {}", spool.display()))?;
-            std::io::copy(&mut std::io::stdin().lock(), &mut f)
+            spool = store
+                .spool("load", &mut std::io::stdin().lock())
                 .context("read the archive from stdin")?;
-            (spool.clone(), Some(Spool(spool)))
+            spool.path()
         }
     };
     let interrupt = crate::interrupt::Guard::new();
     let progress = Progress::new(a.quiet);
-    let loaded = berth_image::archive::load(&mut store, &path, &|e| progress.event(e));
+    let loaded = store.load(path, &|e| progress.event(e));
     progress.finish();
     if interrupt.interrupted() {
         eprintln!(
@@ -335,25 +297,8 @@ pub fn load(root: &Path, a: LoadArgs) -> Result<()> {
     Ok(())
 }
 
-/// Removes a spooled file when done.
-struct Spool(std::path::PathBuf);
-
-impl Drop for Spool {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 pub fn tag(root: &Path, source: &str, target: &str) -> Result<()> {
-    let store = open(root)?;
-    let img = store.resolve(source)?;
-    let t = Reference::parse(target)?;
-    if t.digest.is_some() {
-        anyhow::bail!("berth tag: {target}: a tag cannot name a digest");
-    }
-    store.tag(&img.id, &t.to_string())?;
-    berth_engine::events::record_image_event(&store, "tag", &img.id.to_string(), &t.to_string());
-    Ok(())
+    Ok(open(root)?.tag(source, target)?)
 }
 
 fn ago(t: i64) -> String {
@@ -396,9 +341,7 @@ fn human(b: u64) -> String {
 
 pub fn list(root: &Path, a: ListArgs) -> Result<()> {
     use berth_engine::template::views::ImageRow;
-    let store = open(root)?;
-    let filter = berth_engine::imagelist::ImageFilter::parse(&a.filter)?;
-    let images = berth_engine::imagelist::filter_images(&store, store.images()?, &filter)?;
+    let images = open(root)?.list(&a.filter)?;
     if a.quiet {
         for i in &images {
             println!(
@@ -423,7 +366,7 @@ pub fn list(root: &Path, a: ListArgs) -> Result<()> {
             let created = i
                 .created
                 .as_deref()
-                .and_then(berth_monitor_proto::logfmt::parse_rfc3339);
+                .and_then(berth_engine::logs::parse_rfc3339);
             let since = created.map_or_else(|| ago(i.pulled), |n| ago(n / 1_000_000_000));
             let created_at = created.map_or_else(String::new, crate::format::go_time);
             let mut names: Vec<(&str, &str)> = i
@@ -529,28 +472,10 @@ pub fn rmi(root: &Path, a: RmiArgs) -> Result<()> {
     let mut store = open(root)?;
     let mut failed = None;
     for i in &a.images {
-        let before = store.resolve(i).ok();
-        let removed = store.remove(i, a.force);
-        let event = |action: &str, id: &str, name: &str| {
-            berth_engine::events::record_image_event(&store, action, id, name)
-        };
-        match removed {
-            Ok(ids) if ids.is_empty() => {
-                let id = before
-                    .as_ref()
-                    .map(|b| b.id.to_string())
-                    .unwrap_or_default();
-                event("untag", &id, i);
-                println!("Untagged: {i}");
-            }
-            Ok(ids) => {
-                if let Some(b) = &before {
-                    for n in b.names.iter().filter(|n| !n.contains('@')) {
-                        event("untag", &b.id.to_string(), n);
-                    }
-                }
+        match store.remove(i, a.force) {
+            Ok(Removed::Untagged) => println!("Untagged: {i}"),
+            Ok(Removed::Deleted(ids)) => {
                 for id in ids {
-                    event("delete", &id.to_string(), "");
                     println!("Deleted: {id}");
                 }
             }
@@ -578,13 +503,10 @@ pub fn image(root: &Path, c: ImageCmd) -> Result<()> {
         ImageCmd::Inspect { images, format } => inspect(root, &images, format.as_ref()),
         ImageCmd::History { image, no_trunc } => history(root, &image, no_trunc),
         ImageCmd::Prune => {
-            let mut store = open(root)?;
-            let dangling = store.dangling()?;
+            let (dangling, layers, blobs) = open(root)?.prune()?;
             for id in &dangling {
-                store.remove_by_id(id)?;
                 println!("Deleted: {id}");
             }
-            let (layers, blobs) = store.gc()?;
             eprintln!(
                 "Removed {} images, {layers} layers, {blobs} blobs",
                 dangling.len()
@@ -595,36 +517,21 @@ pub fn image(root: &Path, c: ImageCmd) -> Result<()> {
 }
 
 fn history(root: &Path, name: &str, no_trunc: bool) -> Result<()> {
-    let store = open(root)?;
-    let img = store.resolve(name)?;
-    let cfg: serde_json::Value =
-        serde_json::from_slice(&store.read_blob(&img.id, berth_image::pull::MAX_CONFIG)?)
-            .with_context(|| format!("image {}: its stored config is not JSON", img.id))?;
-    let layers = store.image_layers(&img.id)?;
-    let mut sizes = Vec::new();
-    for c in &layers {
-        sizes.push(store.layer_blob(c)?.2);
-    }
-    let mut sizes = sizes.into_iter();
     let mut rows = Vec::new();
-    for h in cfg["history"].as_array().cloned().unwrap_or_default() {
-        let empty = h["empty_layer"].as_bool().unwrap_or(false);
-        let size = if empty { 0 } else { sizes.next().unwrap_or(0) };
-        let mut by = h["created_by"].as_str().unwrap_or("").replace('\n', " ");
+    for h in open(root)?.history(name)? {
+        let mut by = h.created_by.replace('\n', " ");
         if !no_trunc && by.chars().count() > 60 {
             by = by.chars().take(57).collect::<String>() + "...";
         }
         rows.push([
-            h["created"]
-                .as_str()
-                .unwrap_or("")
+            h.created
                 .chars()
                 .take(19)
                 .collect::<String>()
                 .replace('T', " "),
             by,
-            human(size),
-            h["comment"].as_str().unwrap_or("").to_string(),
+            human(h.size),
+            h.comment,
         ]);
     }
     rows.reverse();
@@ -659,20 +566,17 @@ fn history(root: &Path, name: &str, no_trunc: bool) -> Result<()> {
 
 pub fn import(root: &Path, file: &str, name: Option<&str>) -> Result<()> {
     let mut store = open(root)?;
-    let (path, _spool) = if file == "-" {
-        let spool = store
-            .tmp_dir()
-            .join(format!("import-{}.tar", std::process::id()));
-        let mut f =
-            std::fs::File::create(&spool).with_context(|| format!("create {}", spool.display()))?;
-        std::io::copy(&mut std::io::stdin().lock(), &mut f)
+    let spool;
+    let path = if file == "-" {
+        spool = store
+            .spool("import", &mut std::io::stdin().lock())
             .context("read the tarball from stdin")?;
-        (spool.clone(), Some(Spool(spool)))
+        spool.path()
     } else {
-        (std::path::PathBuf::from(file), None)
+        Path::new(file)
     };
     let progress = Progress::new(true);
-    let id = berth_image::archive::import(&mut store, &path, name, &|e| progress.event(e))?;
+    let id = store.import(path, name, &|e| progress.event(e))?;
     println!("{id}");
     Ok(())
 }
@@ -681,34 +585,7 @@ fn inspect(root: &Path, names: &[String], format: Option<&crate::format::Format>
     let store = open(root)?;
     let mut out = Vec::new();
     for n in names {
-        let img = store.resolve(n)?;
-        let cfg: serde_json::Value =
-            serde_json::from_slice(&store.read_blob(&img.id, berth_image::pull::MAX_CONFIG)?)
-                .with_context(|| format!("image {}: its stored config is not JSON", img.id))?;
-        let layers: Vec<Digest> = store.image_layers(&img.id)?;
-        out.push(serde_json::json!({
-            "Id": img.id.to_string(),
-            "RepoTags": img.names.iter().filter(|n| !n.contains('@')).collect::<Vec<_>>(),
-            "RepoDigests": img.names.iter().filter(|n| n.contains('@')).collect::<Vec<_>>(),
-            "Created": cfg.get("created"),
-            "Author": cfg.get("author"),
-            "Architecture": cfg.get("architecture"),
-            "Variant": cfg.get("variant"),
-            "Os": cfg.get("os"),
-            "Size": img.size,
-            "Config": cfg.get("config"),
-            "RootFS": {
-                "Type": "layers",
-                "Layers": cfg.pointer("/rootfs/diff_ids"),
-            },
-            "GraphDriver": {
-                "Name": "overlay",
-                "Data": {
-                    "LowerDir": layers.iter().rev().map(|c| store.layer_dir(c).display().to_string()).collect::<Vec<_>>().join(":"),
-                }
-            },
-            "History": cfg.get("history"),
-        }));
+        out.push(store.inspect(n)?);
     }
     if let Some(crate::format::Format::Template { template, .. }) = format {
         return crate::format::each(template, &out);

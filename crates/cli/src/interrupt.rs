@@ -52,15 +52,11 @@ impl Guard {
                 if unsafe { libc::sigwait(&s, &mut sig) } != 0 || d.load(Ordering::SeqCst) {
                     return;
                 }
-                berth_image::pull::cancel();
                 // Streams that are reading unwind at once and remove their
                 // files; one stuck in a read of a stalled registry would
-                // wait for its timeout: its files are removed here.
+                // wait for its timeout: its files are removed for it.
                 let t = std::time::Instant::now();
-                while berth_image::pull::storing() && t.elapsed() < UNWIND {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                berth_image::pull::remove_unfinished();
+                berth_engine::images::cancel_pulls(UNWIND);
                 std::thread::sleep(GRACE.saturating_sub(t.elapsed()));
                 std::process::exit(128 + sig);
             })
@@ -70,14 +66,14 @@ impl Guard {
 
     /// Whether the pull was cancelled by a signal.
     pub fn interrupted(&self) -> bool {
-        berth_image::pull::cancelled()
+        berth_engine::images::pulls_cancelled()
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(t) = self.thread.take() {
-            if !berth_image::pull::cancelled() {
+            if !berth_engine::images::pulls_cancelled() {
                 self.done.store(true, Ordering::SeqCst);
                 // Wakes its sigwait (SIGHUP is blocked there, so it is
                 // taken by sigwait, never delivered).

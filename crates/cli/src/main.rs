@@ -7,7 +7,6 @@ mod escape;
 mod format;
 mod images;
 mod interrupt;
-mod logread;
 mod manage;
 mod output;
 mod progress;
@@ -407,7 +406,7 @@ fn main() {
         }
         let code = if let Some(r) = e.downcast_ref::<containers::RunError>() {
             r.code
-        } else if let Some(i) = e.downcast_ref::<berth_image::Error>() {
+        } else if let Some(i) = e.downcast_ref::<berth_engine::images::StoreError>() {
             i.exit_code()
         } else {
             e.downcast_ref::<berth_engine::Error>()

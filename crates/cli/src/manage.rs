@@ -3,7 +3,6 @@
 use crate::containers::{open, ExitCode};
 use crate::views::Format;
 use anyhow::{bail, Context, Result};
-use berth_engine::records::Status;
 use berth_engine::template::views::{labels_text, StatsRow, VolumeRow};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -173,60 +172,30 @@ pub struct StatsArgs {
 pub fn stats(root: &Path, run_root: &Path, a: StatsArgs) -> Result<()> {
     let engine = open(root, run_root)?;
     loop {
-        let recs: Vec<_> = if a.containers.is_empty() {
-            engine
-                .list()?
-                .into_iter()
-                .filter(|r| a.all || r.state.status == Status::Running)
-                .collect()
-        } else {
-            a.containers
-                .iter()
-                .map(|c| engine.get(c))
-                .collect::<std::result::Result<_, _>>()?
-        };
-        let first: Vec<_> = recs.iter().map(|r| engine.sample(r).ok()).collect();
-        let t0 = std::time::Instant::now();
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        let dt = t0.elapsed().as_nanos().max(1) as f64;
+        let recs = engine.stats_targets(&a.containers, a.all)?;
+        let stats = engine.stats(&recs, std::time::Duration::from_millis(500));
         let mut rows = Vec::new();
         let mut docs = Vec::new();
         let mut views = Vec::new();
-        for (i, (r, s0)) in recs.iter().zip(first).enumerate() {
-            let s1 = if r.state.status == Status::Running {
-                engine.sample(r).ok()
-            } else {
-                None
-            };
-            let (cpu, s) = match (s0, s1) {
-                (Some(a0), Some(b)) => {
-                    ((b.cpu_ns.saturating_sub(a0.cpu_ns)) as f64 / dt * 100.0, b)
-                }
-                _ => (0.0, Default::default()),
-            };
-            let mem_pct = if s.mem_limit > 0 {
-                s.mem_used as f64 / s.mem_limit as f64 * 100.0
-            } else {
-                0.0
-            };
+        for (i, s) in stats.iter().enumerate() {
             docs.push(json!({
-                "ID": r.id, "Name": r.name, "CPUPerc": cpu, "MemUsage": s.mem_used,
-                "MemLimit": s.mem_limit, "MemPerc": mem_pct, "BlockRead": s.io_read,
-                "BlockWrite": s.io_write, "PIDs": s.pids,
+                "ID": s.id, "Name": s.name, "CPUPerc": s.cpu_percent, "MemUsage": s.mem_used,
+                "MemLimit": s.mem_limit, "MemPerc": s.mem_percent, "BlockRead": s.block_read,
+                "BlockWrite": s.block_write, "PIDs": s.pids,
             }));
             rows.push(vec![
-                r.id[..12].to_string(),
-                r.name.clone(),
-                format!("{cpu:.2}%"),
+                s.id[..12.min(s.id.len())].to_string(),
+                s.name.clone(),
+                format!("{:.2}%", s.cpu_percent),
                 format!("{} / {}", human(s.mem_used), human(s.mem_limit)),
-                format!("{mem_pct:.2}%"),
-                format!("{} / {}", human(s.io_read), human(s.io_write)),
+                format!("{:.2}%", s.mem_percent),
+                format!("{} / {}", human(s.block_read), human(s.block_write)),
                 s.pids.to_string(),
             ]);
             let row: &Vec<String> = &rows[i];
             views.push(StatsRow {
                 container: a.containers.get(i).unwrap_or(&row[0]).clone(),
-                name: r.name.clone(),
+                name: s.name.clone(),
                 id: row[0].clone(),
                 cpu_perc: row[2].clone(),
                 mem_usage: row[3].clone(),
@@ -421,7 +390,7 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
                     Ok(v) => docs.push(json!({
                         "Name": v.name, "Driver": "local",
                         "Mountpoint": engine.paths.volume_data(&v.name),
-                        "CreatedAt": berth_monitor_proto::logfmt::rfc3339_nano(v.created),
+                        "CreatedAt": berth_engine::logs::rfc3339_nano(v.created),
                         "Labels": v.labels, "Scope": "local", "Anonymous": v.anonymous,
                         "UsedBy": engine.records.volume_users(&v.name)?,
                     })),

@@ -2,8 +2,7 @@
 //! ETA) redrawn in place at most ten times a second; otherwise plain lines
 //! when a layer starts being skipped or finishes; nothing with `-q`.
 
-use berth_image::pull::Event;
-use berth_image::Digest;
+use berth_engine::images::{Digest, PullEvent as Event};
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Instant;

@@ -168,7 +168,7 @@ pub struct EventsArgs {
 }
 
 pub fn events(root: &Path, run_root: &Path, a: EventsArgs) -> Result<()> {
-    let now = berth_monitor_proto::now_nanos();
+    let now = berth_engine::logs::now_nanos();
     let time = |s: &Option<String>, flag: &str| {
         s.as_deref()
             .map(|s| berth_engine::events::parse_time(s, now, flag))
@@ -195,7 +195,7 @@ pub fn events(root: &Path, run_root: &Path, a: EventsArgs) -> Result<()> {
                 writeln!(
                     out,
                     "{} {} {} {} ({})",
-                    berth_monitor_proto::logfmt::rfc3339_nano(e.time_nano),
+                    berth_engine::logs::rfc3339_nano(e.time_nano),
                     e.kind,
                     e.action,
                     e.actor.id,

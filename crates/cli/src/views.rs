@@ -1,16 +1,18 @@
 //! Read-only container commands: ps, inspect, logs.
 
 use crate::containers::{open, ExitCode};
-use crate::logread;
 use anyhow::{bail, Context, Result};
+use berth_engine::logs::{self, Entry, LogRequest, Stream};
+// The image digests inspect_json parses are the engine's re-export (the
+// CLI does not link the image store itself).
+use berth_engine::images as berth_image;
 use berth_engine::records::{Record, Status};
 use berth_engine::template::views::{labels_text, PsRow};
 use berth_engine::Engine;
-use berth_monitor_proto::logfmt::{self, Entry, Stream};
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Format {
@@ -50,7 +52,7 @@ pub struct PsArgs {
 }
 
 pub fn ago(nanos: i64) -> String {
-    let now = berth_monitor_proto::now_nanos();
+    let now = logs::now_nanos();
     let s = ((now - nanos) / 1_000_000_000).max(0);
     match s {
         0 => "Less than a second".into(),
@@ -249,7 +251,7 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
                     "ImageID": r.image_id,
                     "Command": command_of(&engine, r),
                     "Created": r.created / 1_000_000_000,
-                    "CreatedAt": logfmt::rfc3339_nano(r.created),
+                    "CreatedAt": logs::rfc3339_nano(r.created),
                     "State": status_name(r),
                     "Status": status_text(r),
                     "ExitCode": r.state.exit_code,
@@ -334,7 +336,7 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
 
 fn time_or_null(n: i64) -> Value {
     if n > 0 {
-        json!(logfmt::rfc3339_nano(n))
+        json!(logs::rfc3339_nano(n))
     } else {
         json!("0001-01-01T00:00:00Z")
     }
@@ -368,7 +370,7 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
     let log_path = dir.join("ctr.log");
     let mut v = json!({
         "Id": r.id,
-        "Created": logfmt::rfc3339_nano(r.created),
+        "Created": logs::rfc3339_nano(r.created),
         "Path": cmd.first().cloned().unwrap_or_default(),
         "Args": cmd.iter().skip(1).collect::<Vec<_>>(),
         "State": {
@@ -509,205 +511,48 @@ pub struct LogsArgs {
     pub container: String,
 }
 
-/// A time for --since/--until, in ns since the epoch.
-pub fn parse_time(s: &str, what: &str) -> Result<i64> {
-    if let Some(t) = logfmt::parse_rfc3339(s) {
-        return Ok(t);
+/// Writes one entry to our stdout or stderr, as its stream was; false
+/// when the reader is gone.
+fn print_entry(e: &Entry, timestamps: bool) -> bool {
+    let mut buf = Vec::with_capacity(e.text.len() + 40);
+    if timestamps {
+        buf.extend_from_slice(logs::rfc3339_nano(e.time).as_bytes());
+        buf.push(b' ');
     }
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok((secs * 1e9) as i64);
-    }
-    // A duration ago: 1h30m, 10m, 45s, 1.5h, 500ms.
-    let mut total = 0f64;
-    let mut num = String::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let ch = b[i] as char;
-        if ch.is_ascii_digit() || ch == '.' {
-            num.push(ch);
-            i += 1;
-            continue;
+    buf.extend_from_slice(&e.text);
+    let ok = match e.stream {
+        Stream::Stdout => {
+            let mut o = std::io::stdout().lock();
+            o.write_all(&buf).and_then(|_| o.flush())
         }
-        let (unit, len) = if s[i..].starts_with("ms") {
-            (1e-3, 2)
-        } else {
-            match ch {
-                'h' => (3600.0, 1),
-                'm' => (60.0, 1),
-                's' => (1.0, 1),
-                'd' => (86400.0, 1),
-                _ => bail!("{what}: {s:?} is not a time (RFC 3339, Unix seconds, or a duration such as 10m)"),
-            }
-        };
-        let n: f64 = num
-            .parse()
-            .with_context(|| format!("{what}: {s:?} is not a time"))?;
-        total += n * unit;
-        num.clear();
-        i += len;
-    }
-    if !num.is_empty() || total == 0.0 && s.is_empty() {
-        bail!("{what}: {s:?} is not a time (RFC 3339, Unix seconds, or a duration such as 10m)");
-    }
-    Ok(berth_monitor_proto::now_nanos() - (total * 1e9) as i64)
-}
-
-fn parse_entry(driver: &str, line: &[u8]) -> Option<Entry> {
-    if driver == "json-file" {
-        logfmt::parse_json(line)
-    } else {
-        logfmt::parse_k8s(line)
-    }
-}
-
-fn log_files(path: &Path, max: u32) -> Vec<PathBuf> {
-    let mut v = Vec::new();
-    for i in (1..=max.max(1) + 1).rev() {
-        let mut p = path.as_os_str().to_owned();
-        p.push(format!(".{i}"));
-        let p = PathBuf::from(p);
-        if p.exists() {
-            v.push(p);
-        }
-    }
-    v.push(path.to_path_buf());
-    v
-}
-
-struct Printer {
-    timestamps: bool,
-    since: Option<i64>,
-    until: Option<i64>,
-}
-
-impl Printer {
-    fn print(&self, e: &Entry) -> bool {
-        if self.since.is_some_and(|s| e.time < s) {
-            return true;
-        }
-        if self.until.is_some_and(|u| e.time > u) {
-            return false;
-        }
-        let mut buf = Vec::with_capacity(e.text.len() + 40);
-        if self.timestamps {
-            buf.extend_from_slice(logfmt::rfc3339_nano(e.time).as_bytes());
-            buf.push(b' ');
-        }
-        buf.extend_from_slice(&e.text);
-        let ok = match e.stream {
-            Stream::Stdout => {
-                let mut o = std::io::stdout().lock();
-                o.write_all(&buf).and_then(|_| o.flush())
-            }
-            Stream::Stderr => std::io::stderr().write_all(&buf),
-        };
-        ok.is_ok()
-    }
+        Stream::Stderr => std::io::stderr().write_all(&buf),
+    };
+    ok.is_ok()
 }
 
 pub fn logs(root: &Path, run_root: &Path, a: LogsArgs) -> Result<()> {
     let engine = open(root, run_root)?;
-    let rec = engine.get(&a.container)?;
-    if rec.config.log_driver == "none" {
-        bail!(
-            "container {} has --log-driver none: nothing was logged",
-            rec.name
-        );
-    }
-    let p = Printer {
-        timestamps: a.timestamps,
-        since: a
-            .since
-            .as_deref()
-            .map(|s| parse_time(s, "--since"))
-            .transpose()?,
-        until: a
-            .until
-            .as_deref()
-            .map(|s| parse_time(s, "--until"))
-            .transpose()?,
+    // A bad time exits 1, as it always has (not 2, as other bad options).
+    let time = |s: &Option<String>, flag| {
+        s.as_deref()
+            .map(|s| logs::parse_time(s, flag).map_err(|e| anyhow::anyhow!("{e}")))
+            .transpose()
     };
-    let tail: Option<usize> = match a.tail.as_str() {
-        "all" | "-1" => None,
-        n => Some(
-            n.parse()
-                .with_context(|| format!("--tail: {n:?} is not a number or \"all\""))?,
-        ),
+    let req = LogRequest {
+        since: time(&a.since, "--since")?,
+        until: time(&a.until, "--until")?,
+        tail: match a.tail.as_str() {
+            "all" | "-1" => None,
+            n => Some(
+                n.parse()
+                    .with_context(|| format!("--tail: {n:?} is not a number or \"all\""))?,
+            ),
+        },
+        follow: a.follow,
+        ..LogRequest::default()
     };
-    let path = engine.paths.container(&rec.id).join("ctr.log");
-    let driver = rec.config.log_driver.clone();
-    // Bounded for a log of any size: the tail is found reading backwards,
-    // and lines are read one at a time (crate::logread).
-    let files = log_files(&path, rec.config.log_max_files);
-    let from = match tail {
-        Some(n) => logread::tail_start(&files, n, |l| parse_entry(&driver, l).map(|e| e.partial)),
-        None => logread::Pos { file: 0, offset: 0 },
-    };
-    // Where following goes on: after the last whole line printed, or
-    // the end of the live file when none of it was (--tail 0).
-    let mut offset = match from.file < files.len() {
-        true => 0,
-        false => std::fs::metadata(&path).map_or(0, |m| m.len()),
-    };
-    for (i, f) in files.iter().enumerate().skip(from.file) {
-        let start = if i == from.file { from.offset } else { 0 };
-        let mut print = |l: &[u8]| parse_entry(&driver, l).is_none_or(|e| p.print(&e));
-        match logread::lines_from(f, start, &mut print) {
-            Ok((_, true)) => return Ok(()),
-            Ok((end, false)) if i + 1 == files.len() => offset = end,
-            _ => {}
-        }
-    }
-    if !a.follow {
-        return Ok(());
-    }
-    // Follow: new lines of the live file, across rotations, until the
-    // container is no longer running.
-    let mut ino = std::fs::metadata(&path).map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m));
-    let mut lines = logread::Follow::default();
-    // Sleeps until the log directory changes or the monitor ends; reads
-    // the status again only when the monitor ended or a second was quiet.
-    let mut wait = berth_engine::follow::LogWait::new(&engine.paths.container(&rec.id));
-    let mut check = true;
-    let mut running = true;
-    loop {
-        if check {
-            let now = match engine.records.get(&rec.id)? {
-                Some(r) => Some(engine.refresh(r)?),
-                None => None,
-            };
-            running = now
-                .as_ref()
-                .is_some_and(|r| matches!(r.state.status, Status::Running | Status::Restarting));
-            wait.track_monitor(now.map_or(0, |r| r.state.monitor_pid));
-        }
-        let mut more = true;
-        while more {
-            more = false;
-            let Ok(mut f) = std::fs::File::open(&path) else {
-                break;
-            };
-            let Ok(m) = f.metadata() else { break };
-            let now_ino = std::os::unix::fs::MetadataExt::ino(&m);
-            if now_ino != ino || m.len() < offset {
-                // Rotated: the rest of the old file is gone to .1; start over.
-                ino = now_ino;
-                offset = 0;
-                lines.reset();
-            }
-            if m.len() > offset {
-                let mut print = |l: &[u8]| parse_entry(&driver, l).is_none_or(|e| p.print(&e));
-                if !lines.read(&mut f, &mut offset, &mut more, &mut print)? {
-                    return Ok(());
-                }
-            }
-        }
-        if !running {
-            return Ok(());
-        }
-        check = wait.wait()?;
-    }
+    engine.logs(&a.container, &req, &mut |e| print_entry(e, a.timestamps))?;
+    Ok(())
 }
 
 #[derive(Args, Debug)]
@@ -744,27 +589,4 @@ pub fn inspect(root: &Path, run_root: &Path, a: InspectArgs) -> Result<()> {
         return Err(ExitCode(1).into());
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times() {
-        assert_eq!(
-            parse_time("2026-01-01T00:00:00Z", "x").unwrap(),
-            1_767_225_600_000_000_000
-        );
-        assert_eq!(
-            parse_time("1700000000", "x").unwrap(),
-            1_700_000_000_000_000_000
-        );
-        let now = berth_monitor_proto::now_nanos();
-        let t = parse_time("1h30m", "x").unwrap();
-        assert!((now - t - 5_400_000_000_000).abs() < 5_000_000_000);
-        assert!(parse_time("10x", "x").is_err());
-        assert!(parse_time("m", "x").is_err());
-        assert!(parse_time("10", "x").is_ok());
-    }
 }

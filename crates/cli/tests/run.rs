@@ -306,6 +306,61 @@ fn run_prints_output_returns_the_exit_code_and_rm_leaves_nothing() {
     env.berth(&["rmi", img]).ok();
 }
 
+/// `--pull newer`: the registry is asked every time; a tag that moved is
+/// pulled, an unchanged one costs the manifest only, and a registry that
+/// cannot be reached leaves the stored image in use (with a warning).
+#[test]
+fn run_pull_newer_follows_a_moved_tag_and_survives_an_unreachable_registry() {
+    let env = Env::new();
+    let reg = &registry().addr;
+    let first = push_image("t/newer", "v1", &[busybox_tar()], Comp::Gzip, "amd64");
+    let name = format!("{reg}/t/newer:v1");
+    let id = |env: &Env| {
+        env.berth(&["image", "inspect", "-f", "{{.Id}}", &name])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let o = env
+        .berth(&["run", "--rm", "--pull", "newer", &name, "true"])
+        .ok();
+    assert!(o.stderr.contains("Unable to find image"), "{}", o.stderr);
+    assert_eq!(id(&env), first.config.to_string());
+    // The tag moves: the next run gets the new image.
+    let second = push_image(
+        "t/newer",
+        "v1",
+        &[busybox_tar(), top_layer()],
+        Comp::Gzip,
+        "amd64",
+    );
+    assert_ne!(first.config, second.config);
+    let o = env
+        .berth(&["run", "--rm", "--pull", "newer", &name, "cat", "/hello"])
+        .ok();
+    assert!(o.stderr.contains("Pulling"), "{}", o.stderr);
+    assert_eq!(o.stdout, "hello from the top layer\n");
+    assert_eq!(id(&env), second.config.to_string());
+    // --pull missing does not ask.
+    let o = env.berth(&["run", "--rm", &name, "true"]).ok();
+    assert!(!o.stderr.contains("Pulling"), "{}", o.stderr);
+    // A registry nobody listens on: the stored image is used.
+    let gone = "127.0.0.1:9/t/newer:v1";
+    env.berth(&["tag", &name, gone]).ok();
+    let o = env.berth(&["run", "--rm", "--pull", "newer", gone, "cat", "/hello"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout, "hello from the top layer\n");
+    assert!(
+        o.stderr.contains("cannot ask the registry") && o.stderr.contains("using the stored image"),
+        "{}",
+        o.stderr
+    );
+    // --pull always fails there.
+    let o = env.berth(&["run", "--rm", "--pull", "always", gone, "true"]);
+    assert_eq!(o.code, 125, "{}", o.stderr);
+}
+
 #[test]
 fn run_pulls_from_the_registry_as_pull_says() {
     let env = Env::new();

@@ -66,8 +66,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "berth-monitor-proto",
         ],
     ),
-    // Image commands call the image library directly (as podman's CLI
-    // does); container commands go through crates/engine.
+    // Linked: the engine only (cli_goes_through_the_engine); the image
+    // library and the monitor's protocol are its tests' dev-dependencies.
     (
         "berth-cli",
         &["berth-image", "berth-engine", "berth-monitor-proto"],
@@ -315,4 +315,26 @@ fn no_threads_in_the_runtime() {
             }
         }
     }
+}
+
+/// The CLI is clap, the terminal and tables over the engine: it links no
+/// workspace crate but berth-engine (the image store, the registry client
+/// and the monitor's protocol only through the engine's API), as the REST
+/// API will.
+#[test]
+fn cli_goes_through_the_engine() {
+    let graph = Graph::load();
+    let cli = graph.id("berth-cli");
+    let mut linked: Vec<&str> = graph.edges[cli]
+        .iter()
+        .filter(|(_, linked)| *linked)
+        .map(|(id, _)| graph.names[id].as_str())
+        .filter(|n| graph.members.iter().any(|m| m == n))
+        .collect();
+    linked.sort();
+    assert_eq!(
+        linked,
+        ["berth-engine"],
+        "berth-cli links workspace crates other than the engine"
+    );
 }

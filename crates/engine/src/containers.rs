@@ -12,13 +12,14 @@ use crate::error::{io, option, Error, Result};
 use crate::paths::{self, Paths};
 use crate::records::{Record, Records, RunState, Status, VolumeRecord};
 use crate::runtime::OciRuntime;
+use crate::session::Session;
 use crate::spec::{self, ImageConfig, MountKind, MountSpec, RunOptions, Seccomp, Ulimit};
 use berth_image::store::Store;
 use berth_image::Digest;
 use berth_monitor_proto::config::{Config as MonitorConfig, LogDriver, Restart};
 use berth_monitor_proto::frame::{self, Decoder};
 use berth_monitor_proto::state::{State as MonitorState, Status as MonitorStatus};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -42,130 +43,6 @@ pub struct Engine {
 
 /// A held container lock.
 pub struct Lock(#[allow(dead_code)] OwnedFd);
-
-/// The pipes to a container's monitor, for the client that started it.
-pub struct Session {
-    pub to_monitor: std::fs::File,
-    pub from_monitor: std::fs::File,
-    pub monitor_pid: i32,
-    pub decoder: Decoder,
-    /// Output frames that came before the container was reported started
-    /// (a fast container writes while the runtime is still returning).
-    early: std::collections::VecDeque<(u8, Vec<u8>)>,
-    /// The monitor's log, where it says why it ended.
-    monitor_log: PathBuf,
-}
-
-/// What a started session saw first.
-pub enum Started {
-    Pid(i32),
-    /// The runtime failed: its message.
-    Failed(String),
-}
-
-impl Session {
-    /// The next frame from the monitor (None: it closed the pipe).
-    pub fn next_frame(&mut self) -> Result<Option<(u8, Vec<u8>)>> {
-        if let Some(f) = self.early.pop_front() {
-            return Ok(Some(f));
-        }
-        self.read_frame()
-    }
-
-    /// After EXIT: waits until the monitor says the runtime has deleted the
-    /// container, or ends, for `timeout` at most.
-    pub fn wait_deleted(&mut self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        while let Some((kind, _)) = self.read_frame_by(Some(deadline))? {
-            if kind == berth_monitor_proto::frame::DELETED {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    fn read_frame(&mut self) -> Result<Option<(u8, Vec<u8>)>> {
-        self.read_frame_by(None)
-    }
-
-    /// The next frame from the monitor; `None` when the stream ends or the
-    /// deadline (if any) passes first.
-    fn read_frame_by(&mut self, deadline: Option<Instant>) -> Result<Option<(u8, Vec<u8>)>> {
-        let mut buf = [0u8; 65536];
-        loop {
-            if let Some(f) = self
-                .decoder
-                .next_frame()
-                .map_err(|e| Error::Runtime(format!("the monitor: {e}")))?
-            {
-                return Ok(Some(f));
-            }
-            if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(None);
-                }
-                let ms = left.as_millis().min(i32::MAX as u128) as i32;
-                if !matches!(
-                    berth_sys::fs::wait_readable(self.from_monitor.as_fd(), ms),
-                    Ok(true)
-                ) {
-                    continue;
-                }
-            }
-            let n = match self.from_monitor.read(&mut buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io("read from the container's monitor")(e)),
-            };
-            if n == 0 {
-                return Ok(None);
-            }
-            self.decoder.feed(&buf[..n]);
-        }
-    }
-
-    /// Waits for the container to start (or fail to).
-    pub fn wait_started(&mut self) -> Result<Started> {
-        loop {
-            match self.read_frame()? {
-                Some((frame::STARTED, p)) => {
-                    let pid = String::from_utf8_lossy(&p).parse().unwrap_or(0);
-                    return Ok(Started::Pid(pid));
-                }
-                Some((frame::ERROR, m)) => {
-                    return Ok(Started::Failed(String::from_utf8_lossy(&m).into_owned()))
-                }
-                Some(f) => self.early.push_back(f),
-                None => return Err(self.monitor_ended()),
-            }
-        }
-    }
-
-    pub fn send(&mut self, kind: u8, payload: &[u8]) -> Result<()> {
-        match self.to_monitor.write_all(&frame::encode(kind, payload)) {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(self.monitor_ended()),
-            r => r.map_err(io("write to the container's monitor")),
-        }
-    }
-
-    /// The error for a monitor that ended before the container started:
-    /// its own last words from monitor.log, where it wrote them.
-    fn monitor_ended(&self) -> Error {
-        let log = std::fs::read_to_string(&self.monitor_log).unwrap_or_default();
-        match log
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix("berth-monitor: "))
-        {
-            Some(why) => Error::Runtime(format!("the container's monitor failed: {why}")),
-            None => Error::Runtime(format!(
-                "the container's monitor ended before the container started; see {}",
-                self.monitor_log.display()
-            )),
-        }
-    }
-}
 
 /// A monitor started before its container is known (`berth-monitor
 /// --pre`), for `berth run`: it executes, makes berth-runtime's protected

@@ -85,6 +85,10 @@ pub enum Error {
     /// The runtime refused or failed.
     #[error("{0}")]
     Runtime(String),
+    /// The container did not start: the runtime's message (its kind says
+    /// whether the command was not found or not executable).
+    #[error("start container {container}: {msg}")]
+    StartFailed { container: String, msg: String },
 }
 
 impl Error {
@@ -103,6 +107,7 @@ impl Error {
             | Error::NameInUse(_)
             | Error::Conflict(_) => ErrorKind::Conflict,
             Error::Runtime(_) => ErrorKind::Runtime,
+            Error::StartFailed { msg, .. } => crate::exec::start_failure_kind(msg),
         }
     }
 }
@@ -183,6 +188,20 @@ mod tests {
                 ErrorKind::System,
             ),
             (Error::Runtime("runc: exit 1".into()), ErrorKind::Runtime),
+            (
+                Error::StartFailed {
+                    container: "web".into(),
+                    msg: "exec: \"nope\": executable file not found in $PATH".into(),
+                },
+                ErrorKind::CommandNotFound,
+            ),
+            (
+                Error::StartFailed {
+                    container: "web".into(),
+                    msg: "exec /etc: permission denied".into(),
+                },
+                ErrorKind::CommandNotExecutable,
+            ),
         ]
     }
 

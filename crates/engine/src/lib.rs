@@ -16,21 +16,26 @@ pub mod exec;
 pub mod files;
 pub mod follow;
 pub mod imagelist;
+pub mod images;
 pub mod info;
 #[cfg(test)]
 mod lifecycle_tests;
+pub mod logs;
 pub mod paths;
 pub mod records;
 pub mod rootfs;
 pub mod runtime;
+pub mod session;
 pub mod spec;
+pub mod stats;
 pub mod system;
 pub mod template;
 pub mod user;
 pub mod userns;
 
-pub use containers::{Engine, PreMonitor, Session, Started};
+pub use containers::{Engine, PreMonitor};
 pub use error::{Error, ErrorKind, Result};
+pub use session::{Session, Started};
 
 /// Starts, on a thread, the wait that the runtime's first move of a
 /// process into a cgroup v1 hierarchy would otherwise make later (an RCU

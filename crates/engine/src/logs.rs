@@ -1,14 +1,29 @@
-//! Reading a container's log files in bounded memory and, for `--tail`,
-//! bounded time: the tail is found by reading backwards from the end, and
-//! lines are read one at a time, each capped. The monitor writes lines of
-//! at most 16 KiB of text (longer output is split into partial entries),
-//! so a longer line is not one of its own: it is skipped, and a tail stops
-//! at it.
+//! Reading a container's log: a typed request ([`LogRequest`]: since,
+//! until, tail, follow, streams) whose entries ([`Entry`]) are handed to
+//! the caller one at a time ([`Engine::logs`]), who prints or streams them.
+//!
+//! The files are read in bounded memory and, for a tail, bounded time: the
+//! tail is found by reading backwards from the end, and lines are read one
+//! at a time, each capped. The monitor writes lines of at most 16 KiB of
+//! text (longer output is split into partial entries), so a longer line is
+//! not one of its own: it is skipped, and a tail stops at it.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::containers::Engine;
+use crate::error::{io as io_err, option, Error, Result};
+use crate::records::Status;
+use berth_monitor_proto::logfmt;
+
+/// Times as the logs write them (RFC 3339 with nanoseconds), and now.
+pub use berth_monitor_proto::logfmt::{parse_rfc3339, rfc3339_nano};
+/// One log entry: its stream, time (ns since the epoch) and text (with its
+/// newline unless `partial`).
+pub use berth_monitor_proto::logfmt::{Entry, Stream};
+pub use berth_monitor_proto::now_nanos;
 
 /// The longest line read as a log entry: the monitor's 16 KiB of text,
 /// escaped as JSON (up to 6 bytes a byte), with room to spare.
@@ -270,6 +285,236 @@ impl Follow {
     }
 }
 
+/// What to read of a container's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogRequest {
+    /// Only entries at or after this time (ns since the epoch).
+    pub since: Option<i64>,
+    /// Only entries up to this time; reading stops at the first later one.
+    pub until: Option<i64>,
+    /// Only the last N whole lines (None: all).
+    pub tail: Option<usize>,
+    /// Then go on with new entries until the container is no longer running.
+    pub follow: bool,
+    /// The streams wanted.
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+impl Default for LogRequest {
+    fn default() -> LogRequest {
+        LogRequest {
+            since: None,
+            until: None,
+            tail: None,
+            follow: false,
+            stdout: true,
+            stderr: true,
+        }
+    }
+}
+
+impl LogRequest {
+    /// Whether `e` is wanted: `Some(true)` yes, `Some(false)` no,
+    /// `None`: past `until`, stop.
+    fn wants(&self, e: &Entry) -> Option<bool> {
+        if self.until.is_some_and(|u| e.time > u) {
+            return None;
+        }
+        let stream = match e.stream {
+            Stream::Stdout => self.stdout,
+            Stream::Stderr => self.stderr,
+        };
+        Some(stream && self.since.is_none_or(|s| e.time >= s))
+    }
+}
+
+/// A time for a since/until option (`what` names it), in ns since the
+/// epoch: RFC 3339, Unix seconds, or a duration ago (10m, 1h30m, 1.5h,
+/// 500ms, 2d).
+pub fn parse_time(s: &str, what: &str) -> Result<i64> {
+    parse_time_at(s, what, now_nanos())
+}
+
+fn parse_time_at(s: &str, what: &str, now: i64) -> Result<i64> {
+    if let Some(t) = parse_rfc3339(s) {
+        return Ok(t);
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok((secs * 1e9) as i64);
+    }
+    let bad = || {
+        option(
+            what,
+            format!("{s:?} is not a time (RFC 3339, Unix seconds, or a duration such as 10m)"),
+        )
+    };
+    let mut total = 0f64;
+    let mut num = String::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let ch = b[i] as char;
+        if ch.is_ascii_digit() || ch == '.' {
+            num.push(ch);
+            i += 1;
+            continue;
+        }
+        let (unit, len) = if s[i..].starts_with("ms") {
+            (1e-3, 2)
+        } else {
+            match ch {
+                'h' => (3600.0, 1),
+                'm' => (60.0, 1),
+                's' => (1.0, 1),
+                'd' => (86400.0, 1),
+                _ => return Err(bad()),
+            }
+        };
+        let n: f64 = num
+            .parse()
+            .map_err(|_| option(what, format!("{s:?} is not a time")))?;
+        total += n * unit;
+        num.clear();
+        i += len;
+    }
+    if !num.is_empty() || total == 0.0 && s.is_empty() {
+        return Err(bad());
+    }
+    Ok(now - (total * 1e9) as i64)
+}
+
+fn parse_entry(driver: &str, line: &[u8]) -> Option<Entry> {
+    if driver == "json-file" {
+        logfmt::parse_json(line)
+    } else {
+        logfmt::parse_k8s(line)
+    }
+}
+
+/// The log files of a container, oldest first: the rotated ones
+/// (`ctr.log.N` .. `ctr.log.1`) that exist, then the live one.
+fn log_files(path: &Path, max: u32) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for i in (1..=max.max(1) + 1).rev() {
+        let mut p = path.as_os_str().to_owned();
+        p.push(format!(".{i}"));
+        let p = PathBuf::from(p);
+        if p.exists() {
+            v.push(p);
+        }
+    }
+    v.push(path.to_path_buf());
+    v
+}
+
+impl Engine {
+    /// Reads the log of `container` as `req` asks, calling `each` with
+    /// every entry wanted, oldest first, until `each` returns false (its
+    /// reader is gone), the entries pass `req.until`, or (following) the
+    /// container is no longer running. Bounded in memory for a log of any
+    /// size.
+    pub fn logs(
+        &self,
+        container: &str,
+        req: &LogRequest,
+        each: &mut dyn FnMut(&Entry) -> bool,
+    ) -> Result<()> {
+        let rec = self.get(container)?;
+        if rec.config.log_driver == "none" {
+            return Err(Error::Conflict(format!(
+                "container {} has --log-driver none: nothing was logged",
+                rec.name
+            )));
+        }
+        let path = self.paths.container(&rec.id).join("ctr.log");
+        let driver = rec.config.log_driver.clone();
+        // Returns false to stop.
+        let mut take = |l: &[u8]| match parse_entry(&driver, l) {
+            None => true,
+            Some(e) => match req.wants(&e) {
+                None => false,
+                Some(false) => true,
+                Some(true) => each(&e),
+            },
+        };
+        let files = log_files(&path, rec.config.log_max_files);
+        let from = match req.tail {
+            Some(n) => tail_start(&files, n, |l| parse_entry(&driver, l).map(|e| e.partial)),
+            None => Pos { file: 0, offset: 0 },
+        };
+        // Where following goes on: after the last whole line read, or the
+        // end of the live file when none of it was (a tail of 0).
+        let mut offset = match from.file < files.len() {
+            true => 0,
+            false => std::fs::metadata(&path).map_or(0, |m| m.len()),
+        };
+        for (i, f) in files.iter().enumerate().skip(from.file) {
+            let start = if i == from.file { from.offset } else { 0 };
+            match lines_from(f, start, &mut take) {
+                Ok((_, true)) => return Ok(()),
+                Ok((end, false)) if i + 1 == files.len() => offset = end,
+                _ => {}
+            }
+        }
+        if !req.follow {
+            return Ok(());
+        }
+        // Follow: new lines of the live file, across rotations, until the
+        // container is no longer running.
+        let mut ino =
+            std::fs::metadata(&path).map_or(0, |m| std::os::unix::fs::MetadataExt::ino(&m));
+        let mut lines = Follow::default();
+        // Sleeps until the log directory changes or the monitor ends; reads
+        // the status again only when the monitor ended or a second was quiet.
+        let mut wait = crate::follow::LogWait::new(&self.paths.container(&rec.id));
+        let mut check = true;
+        let mut running = true;
+        loop {
+            if check {
+                let now = match self.records.get(&rec.id)? {
+                    Some(r) => Some(self.refresh(r)?),
+                    None => None,
+                };
+                running = now.as_ref().is_some_and(|r| {
+                    matches!(r.state.status, Status::Running | Status::Restarting)
+                });
+                wait.track_monitor(now.map_or(0, |r| r.state.monitor_pid));
+            }
+            let mut more = true;
+            while more {
+                more = false;
+                let Ok(mut f) = File::open(&path) else {
+                    break;
+                };
+                let Ok(m) = f.metadata() else { break };
+                let now_ino = std::os::unix::fs::MetadataExt::ino(&m);
+                if now_ino != ino || m.len() < offset {
+                    // Rotated: the rest of the old file is gone to .1; start over.
+                    ino = now_ino;
+                    offset = 0;
+                    lines.reset();
+                }
+                if m.len() > offset {
+                    match lines.read(&mut f, &mut offset, &mut more, &mut take) {
+                        Ok(true) => {}
+                        Ok(false) => return Ok(()),
+                        Err(e) => {
+                            return Err(io_err(format!("read the log of container {}", rec.name))(
+                                e,
+                            ))
+                        }
+                    }
+                }
+            }
+            if !running {
+                return Ok(());
+            }
+            check = wait.wait()?;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +551,47 @@ mod tests {
             .unwrap();
         }
         out
+    }
+
+    fn entry(stream: Stream, time: i64) -> Entry {
+        Entry {
+            stream,
+            time,
+            text: b"x\n".to_vec(),
+            partial: false,
+        }
+    }
+
+    #[test]
+    fn requests_pick_streams_and_times_and_stop_after_until() {
+        let r = LogRequest {
+            since: Some(10),
+            until: Some(20),
+            stderr: false,
+            ..LogRequest::default()
+        };
+        assert_eq!(r.wants(&entry(Stream::Stdout, 9)), Some(false));
+        assert_eq!(r.wants(&entry(Stream::Stdout, 10)), Some(true));
+        assert_eq!(r.wants(&entry(Stream::Stderr, 15)), Some(false));
+        assert_eq!(r.wants(&entry(Stream::Stdout, 20)), Some(true));
+        assert_eq!(r.wants(&entry(Stream::Stdout, 21)), None);
+        let all = LogRequest::default();
+        assert_eq!(all.wants(&entry(Stream::Stderr, 0)), Some(true));
+    }
+
+    #[test]
+    fn times_are_rfc3339_unix_seconds_or_durations_ago() {
+        let now = 100_000 * 1_000_000_000;
+        let t = |s| parse_time_at(s, "--since", now).map_err(|e| e.to_string());
+        assert_eq!(t("1970-01-01T00:00:01Z"), Ok(1_000_000_000));
+        assert_eq!(t("2.5"), Ok(2_500_000_000));
+        assert_eq!(t("1h30m"), Ok(now - 5400 * 1_000_000_000));
+        assert_eq!(t("500ms"), Ok(now - 500_000_000));
+        assert_eq!(t("1d"), Ok(now - 86400 * 1_000_000_000));
+        for bad in ["", "10x", "m", "1h2"] {
+            let e = t(bad).unwrap_err();
+            assert!(e.starts_with("--since: "), "{e}");
+        }
     }
 
     #[test]
