@@ -1376,10 +1376,11 @@ impl Engine {
                 }
             }
             Some(ms) => {
-                // The monitor died (kill -9) while the container ran.
-                if ms.pid > 0 && self.runs_unmonitored(&rec, ms.pid) {
+                // The monitor died (kill -9) while the container ran, or
+                // between two runs.
+                if let Some(pid) = self.runs_unmonitored(&rec, &ms) {
                     rec.state.status = Status::Running;
-                    rec.state.pid = ms.pid;
+                    rec.state.pid = pid;
                     rec.state.error = "the container's monitor is gone: its output is no longer logged and its exit status will be unknown".into();
                 } else {
                     rec.state.status = Status::Exited;
@@ -1433,16 +1434,37 @@ impl Engine {
         Ok(rec)
     }
 
-    /// Whether the container whose monitor is gone still runs, its init
-    /// `pid`: the runtime's state says (it knows its init by more than a
-    /// pid, which may have been reused); when the runtime cannot tell, the
-    /// pid does.
-    fn runs_unmonitored(&self, rec: &Record, pid: i32) -> bool {
-        use crate::runtime::Status as Rt;
+    /// The init's pid if the container whose monitor is gone (its last
+    /// state `ms`) still runs. The monitor names the init by its pid and
+    /// start time: a live process with both is the init, and no runtime
+    /// process is needed (this runs for `ps`, under the container's lock).
+    /// A monitor between runs leaves no pid: nothing runs.
+    ///
+    /// A state file of an older monitor has no start time, and may keep
+    /// the pid of a run that ended: the runtime decides, which knows its
+    /// init by more than a pid (bounded by [`crate::runtime::STATE_DEADLINE`]).
+    /// Only when it cannot answer (hung, gone) does the pid alone decide:
+    /// taken for ended, the container would be deleted (`delete --force`
+    /// kills what runs) and its root unmounted, which cannot be undone;
+    /// taken for running, the next command asks again.
+    fn runs_unmonitored(&self, rec: &Record, ms: &MonitorState) -> Option<i32> {
+        use crate::runtime::{RuntimeError, Status as Rt};
+        if ms.pid <= 0 {
+            return None;
+        }
+        if ms.start_time > 0 {
+            let same = berth_sys::process::proc_stat(ms.pid)
+                .is_some_and(|s| s.state != 'Z' && s.start_time == ms.start_time);
+            return same.then_some(ms.pid);
+        }
         match self.oci.state(self.target(rec)) {
-            Ok(s) if s.status == Rt::Stopped => false,
-            Ok(s) if matches!(s.status, Rt::Running | Rt::Paused) => true,
-            _ => alive(pid),
+            Ok(s) if matches!(s.status, Rt::Running | Rt::Paused) => {
+                Some(if s.pid > 0 { s.pid } else { ms.pid })
+            }
+            // Stopped; created and never started (by a monitor now gone);
+            // or no longer known to the runtime (deleted between runs).
+            Ok(_) | Err(RuntimeError::Failed { .. }) => None,
+            Err(_) => alive(ms.pid).then_some(ms.pid),
         }
     }
 

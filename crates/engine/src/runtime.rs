@@ -2,19 +2,24 @@
 //! every runtime call of the engine goes through. [`RuncCli`] drives a
 //! runtime program through runc's command line (berth-runtime, runc,
 //! crun); [`Fake`] is an in-memory runtime for unit tests (scripted
-//! states and failures, recorded calls).
+//! states and failures, recorded calls; only in tests and with the
+//! `fake` feature).
 //!
 //! The monitor runs the runtime's `create`, `start` and the final
 //! `delete` itself (it is the container's parent); it is told the program
 //! and its `--root` in its config.
 
 use crate::paths::{self, Paths};
+#[cfg(any(test, feature = "fake"))]
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+#[cfg(any(test, feature = "fake"))]
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// One container of one runtime.
 #[derive(Clone, Copy, Debug)]
@@ -65,11 +70,19 @@ pub enum RuntimeError {
     #[error("{0}")]
     NotFound(String),
     /// The runtime program could not be run.
-    #[error("run the runtime's {op}: {cause}")]
+    #[error("run {} {op}: {cause}", program.display())]
     Spawn {
         op: &'static str,
+        program: PathBuf,
         #[source]
         cause: std::io::Error,
+    },
+    /// The runtime did not answer in time (it was killed).
+    #[error("the runtime's {op} did not answer within {} ms (it was killed); is {} hung?", after.as_millis(), program.display())]
+    Timeout {
+        op: &'static str,
+        program: PathBuf,
+        after: Duration,
     },
     /// The runtime refused or failed: what it said.
     #[error("the runtime's {op} failed: {msg}")]
@@ -88,12 +101,14 @@ impl RuntimeError {
     pub fn into_error(self, what: &str) -> crate::Error {
         match self {
             RuntimeError::NotFound(m) => crate::Error::Runtime(m),
-            RuntimeError::Spawn { op, cause } => crate::Error::Io {
-                op: format!("run the runtime's {op}"),
+            RuntimeError::Spawn { op, program, cause } => crate::Error::Io {
+                op: format!("run {} {op}", program.display()),
                 cause,
             },
             RuntimeError::Failed { msg, .. } => crate::Error::Runtime(format!("{what}: {msg}")),
-            e @ RuntimeError::Output { .. } => crate::Error::Runtime(e.to_string()),
+            e @ (RuntimeError::Output { .. } | RuntimeError::Timeout { .. }) => {
+                crate::Error::Runtime(e.to_string())
+            }
         }
     }
 }
@@ -121,7 +136,9 @@ impl ExecCommand {
 pub trait OciRuntime: Send + Sync {
     /// The runtime's first line of `--version`.
     fn version(&self, runtime: &str) -> Result<String, RuntimeError>;
-    /// The container's state.
+    /// The container's state; [`RuntimeError::Timeout`] when the runtime
+    /// does not answer within [`STATE_DEADLINE`] (callers hold the
+    /// container's lock: a hung runtime must not hold them for ever).
     fn state(&self, t: Target) -> Result<State, RuntimeError>;
     /// Sends `signal` to the container's init.
     fn kill(&self, t: Target, signal: i32) -> Result<(), RuntimeError>;
@@ -145,6 +162,10 @@ pub trait OciRuntime: Send + Sync {
     ) -> Result<ExecCommand, RuntimeError>;
 }
 
+/// How long [`OciRuntime::state`] waits for the runtime (runc answers in
+/// milliseconds).
+pub const STATE_DEADLINE: Duration = Duration::from_secs(3);
+
 /// A runtime program driven through runc's command line, on berth's own
 /// state directory for it (`--root`).
 pub struct RuncCli;
@@ -157,21 +178,27 @@ impl RuncCli {
         paths::find_program(runtime).map_err(|e| RuntimeError::NotFound(e.to_string()))
     }
 
-    /// `PROGRAM --root DIR`.
-    fn command(t: &Target) -> Result<Command, RuntimeError> {
+    /// `PROGRAM --root DIR`, and the program.
+    fn command(t: &Target) -> Result<(Command, PathBuf), RuntimeError> {
         let rt = Self::program(t.runtime)?;
         let mut c = Command::new(&rt);
         c.arg("--root").arg(t.paths.runtime_root(&rt));
-        Ok(c)
+        Ok((c, rt))
     }
 
     /// Runs `PROGRAM --root DIR args...`; its stdout.
     fn run(t: &Target, op: &'static str, args: &[&str]) -> Result<Vec<u8>, RuntimeError> {
-        let out = Self::command(t)?
+        let (mut c, program) = Self::command(t)?;
+        let out = c
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .map_err(|cause| RuntimeError::Spawn { op, cause })?;
+            .map_err(|cause| RuntimeError::Spawn { op, program, cause })?;
+        Self::answer(op, out)
+    }
+
+    /// The stdout of a runtime that succeeded, else what it said.
+    fn answer(op: &'static str, out: std::process::Output) -> Result<Vec<u8>, RuntimeError> {
         if !out.status.success() {
             return Err(RuntimeError::Failed {
                 op,
@@ -180,29 +207,60 @@ impl RuncCli {
         }
         Ok(out.stdout)
     }
-}
 
-impl OciRuntime for RuncCli {
-    fn version(&self, runtime: &str) -> Result<String, RuntimeError> {
-        let out = Command::new(Self::program(runtime)?)
-            .arg("--version")
+    /// The runtime's `state`, the runtime killed if it has not answered
+    /// within `deadline`. (Its answer is small: it fits in the pipe, so
+    /// the runtime can end before it is read.)
+    fn state_within(&self, t: Target, deadline: Duration) -> Result<State, RuntimeError> {
+        let op = "state";
+        let (mut c, program) = Self::command(&t)?;
+        let mut child = c
+            .args(["state", t.id])
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|cause| RuntimeError::Spawn {
-                op: "--version",
+                op,
+                program: program.clone(),
                 cause,
             })?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string())
-    }
-
-    fn state(&self, t: Target) -> Result<State, RuntimeError> {
-        let out = Self::run(&t, "state", &["state", t.id])?;
+        let end = Instant::now() + deadline;
+        // The child is not reaped before `wait`: its pid is its own.
+        let pidfd = berth_sys::process::pidfd_open(child.id() as i32);
+        let mut exited = false;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if let Ok(Some(_)) = child.try_wait() {
+                exited = true;
+                break;
+            }
+            if left.is_zero() {
+                break;
+            }
+            match &pidfd {
+                Ok(fd) => {
+                    let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+                    let _ = berth_sys::process::pidfd_wait_exit(fd.as_fd(), ms);
+                }
+                Err(_) => std::thread::sleep(left.min(Duration::from_millis(5))),
+            }
+        }
+        if !exited {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(RuntimeError::Timeout {
+                op,
+                program,
+                after: deadline,
+            });
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|cause| RuntimeError::Spawn { op, program, cause })?;
+        let out = Self::answer(op, out)?;
         let bad = |msg: String| RuntimeError::Output {
-            op: "state",
+            op,
             expected: "an OCI state",
             msg,
         };
@@ -216,6 +274,30 @@ impl OciRuntime for RuncCli {
                 .unwrap_or(0),
         })
     }
+}
+
+impl OciRuntime for RuncCli {
+    fn version(&self, runtime: &str) -> Result<String, RuntimeError> {
+        let program = Self::program(runtime)?;
+        let out = Command::new(&program)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|cause| RuntimeError::Spawn {
+                op: "--version",
+                program,
+                cause,
+            })?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string())
+    }
+
+    fn state(&self, t: Target) -> Result<State, RuntimeError> {
+        self.state_within(t, STATE_DEADLINE)
+    }
 
     fn kill(&self, t: Target, signal: i32) -> Result<(), RuntimeError> {
         Self::run(&t, "kill", &["kill", t.id, &signal.to_string()]).map(drop)
@@ -223,7 +305,8 @@ impl OciRuntime for RuncCli {
 
     fn delete(&self, t: Target) -> Result<(), RuntimeError> {
         // Nothing read back: best effort for the callers.
-        let st = Self::command(&t)?
+        let (mut c, program) = Self::command(&t)?;
+        let st = c
             .args(["delete", "--force", t.id])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -231,6 +314,7 @@ impl OciRuntime for RuncCli {
             .status()
             .map_err(|cause| RuntimeError::Spawn {
                 op: "delete",
+                program,
                 cause,
             })?;
         if !st.success() {
@@ -241,7 +325,6 @@ impl OciRuntime for RuncCli {
         }
         Ok(())
     }
-
     fn pause(&self, t: Target) -> Result<(), RuntimeError> {
         Self::run(&t, "pause", &["pause", t.id]).map(drop)
     }
@@ -252,26 +335,25 @@ impl OciRuntime for RuncCli {
 
     fn update(&self, t: Target, resources: &serde_json::Value) -> Result<(), RuntimeError> {
         let op = "update";
-        let mut child = Self::command(&t)?
+        let (mut c, program) = Self::command(&t)?;
+        let mut child = c
             .args(["update", "--resources", "-", t.id])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|cause| RuntimeError::Spawn { op, cause })?;
+            .map_err(|cause| RuntimeError::Spawn {
+                op,
+                program: program.clone(),
+                cause,
+            })?;
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(resources.to_string().as_bytes());
         }
         let out = child
             .wait_with_output()
-            .map_err(|cause| RuntimeError::Spawn { op, cause })?;
-        if !out.status.success() {
-            return Err(RuntimeError::Failed {
-                op,
-                msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        Ok(())
+            .map_err(|cause| RuntimeError::Spawn { op, program, cause })?;
+        Self::answer(op, out).map(drop)
     }
 
     fn ps(&self, t: Target) -> Result<Vec<i32>, RuntimeError> {
@@ -307,6 +389,7 @@ impl OciRuntime for RuncCli {
     }
 }
 
+#[cfg(any(test, feature = "fake"))]
 /// One call the [`Fake`] runtime was given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
@@ -321,17 +404,23 @@ pub enum Call {
     Exec(String),
 }
 
+#[cfg(any(test, feature = "fake"))]
 type KillHook = Box<dyn FnMut(&str, i32) + Send>;
 
+#[cfg(any(test, feature = "fake"))]
 #[derive(Default)]
 struct FakeInner {
     states: HashMap<String, State>,
     /// op -> the message its next calls fail with.
     failing: HashMap<&'static str, String>,
+    /// op -> the message its next call only fails with.
+    failing_once: HashMap<&'static str, String>,
     calls: Vec<Call>,
     on_kill: Option<KillHook>,
 }
 
+/// (In tests, and with the `fake` feature, off by default.)
+#[cfg(any(test, feature = "fake"))]
 /// An in-memory runtime that behaves as runc does on the states it is
 /// given: `kill` needs a created, running or paused container; `pause`
 /// a running one, `resume` a paused one; `delete` forgets any. Failures
@@ -341,6 +430,7 @@ pub struct Fake {
     inner: Mutex<FakeInner>,
 }
 
+#[cfg(any(test, feature = "fake"))]
 impl Fake {
     pub fn new() -> Fake {
         Fake::default()
@@ -372,6 +462,12 @@ impl Fake {
         });
     }
 
+    /// Makes the next `op` only fail with `msg` (before any failure set
+    /// with [`Fake::fail`]).
+    pub fn fail_once(&self, op: &'static str, msg: &str) {
+        self.with(|i| i.failing_once.insert(op, msg.to_string()));
+    }
+
     /// Runs `hook(id, signal)` at each `kill` of a container the fake
     /// knows, before it is delivered: e.g. to play the container's end. A
     /// hook that leaves the container stopped makes the kill fail as
@@ -389,11 +485,9 @@ impl Fake {
     fn enter(&self, op: &'static str, call: Call) -> Result<(), RuntimeError> {
         self.with(|i| {
             i.calls.push(call);
-            match i.failing.get(op) {
-                Some(msg) => Err(RuntimeError::Failed {
-                    op,
-                    msg: msg.clone(),
-                }),
+            let once = i.failing_once.remove(op);
+            match once.or_else(|| i.failing.get(op).cloned()) {
+                Some(msg) => Err(RuntimeError::Failed { op, msg }),
                 None => Ok(()),
             }
         })
@@ -426,6 +520,7 @@ impl Fake {
     }
 }
 
+#[cfg(any(test, feature = "fake"))]
 impl OciRuntime for Fake {
     fn version(&self, _: &str) -> Result<String, RuntimeError> {
         self.enter("version", Call::Version)?;
@@ -501,7 +596,45 @@ impl OciRuntime for Fake {
     }
 }
 
+/// Sends signals to one container's init through its runtime, without
+/// the engine's lock or a refresh: what a client's signal proxy needs (it
+/// owns what it uses, so it can move to the proxy's thread).
+#[derive(Clone)]
+pub struct Signaller {
+    oci: &'static dyn OciRuntime,
+    paths: Paths,
+    runtime: String,
+    id: String,
+    name: String,
+}
+
+impl Signaller {
+    /// Sends `signal` to the container's init (as `berth kill`, but no
+    /// event is recorded and the record is not read).
+    pub fn send(&self, signal: i32) -> crate::Result<()> {
+        let t = Target {
+            runtime: &self.runtime,
+            paths: &self.paths,
+            id: &self.id,
+        };
+        self.oci
+            .kill(t, signal)
+            .map_err(|e| e.into_error(&format!("send signal {signal} to container {}", self.name)))
+    }
+}
+
 impl crate::Engine {
+    /// A [`Signaller`] for container `rec` (for a signal proxy).
+    pub fn signaller(&self, rec: &crate::records::Record) -> Signaller {
+        Signaller {
+            oci: self.oci,
+            paths: self.paths.clone(),
+            runtime: rec.config.runtime.clone(),
+            id: rec.id.clone(),
+            name: rec.name.clone(),
+        }
+    }
+
     /// The container `rec` of its runtime.
     pub fn target<'a>(&'a self, rec: &'a crate::records::Record) -> Target<'a> {
         Target {
