@@ -648,16 +648,58 @@ impl crate::Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    /// A directory for scripts to run: next to the test binary (in the
+    /// target directory, where programs do run), not in /tmp, which may be
+    /// mounted noexec.
+    fn script_dir() -> tempfile::TempDir {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let dir = exe.parent().expect("the test binary's directory");
+        tempfile::tempdir_in(dir).expect("make a directory next to the test binary")
+    }
+
+    /// Writes an executable script and closes it before anything runs it.
+    /// A process forked by another test's thread while the file was open
+    /// for writing holds it open until it execs: running the script
+    /// meanwhile fails with ETXTBSY (rust-lang/rust#114554), so it is run
+    /// (with `--probe`, which it answers at once) until that has passed.
+    fn install_script(path: &Path, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(path)
+            .expect("create the script");
+        f.write_all(text.as_bytes()).expect("write the script");
+        f.sync_all().expect("sync the script");
+        drop(f);
+        for _ in 0..200 {
+            match Command::new(path).arg("--probe").status() {
+                Ok(st) => {
+                    assert!(st.success(), "{}: --probe: {st}", path.display());
+                    return;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("run {}: {e}", path.display()),
+            }
+        }
+        panic!("{} stayed busy (ETXTBSY) for 2 s", path.display());
+    }
 
     /// A runtime program that writes its arguments (one line per call) and
-    /// its stdin to files, answers `state` and `ps`, and fails `pause`.
+    /// its stdin to files, answers `state` and `ps`, fails `pause`, and
+    /// hangs on `state` of container `hung`.
     fn scripted(dir: &Path) -> (PathBuf, Paths) {
         let prog = dir.join("fakert");
         let script = format!(
             r#"#!/bin/sh
+[ "$1" = --probe ] && exit 0
 echo "$*" >> {dir}/argv
 case " $* " in
+  *" state hung "*) exec sleep 60 ;;
   *" update "*) cat > {dir}/stdin ;;
   *" state "*) echo '{{"ociVersion":"1.0.2","id":"c1","pid":42,"status":"paused"}}' ;;
   *" ps "*) echo '[42,43]' ;;
@@ -667,8 +709,7 @@ esac
 "#,
             dir = dir.display()
         );
-        std::fs::write(&prog, script).unwrap();
-        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        install_script(&prog, &script);
         let paths = Paths {
             root: dir.join("root"),
             run_root: dir.join("run"),
@@ -686,7 +727,7 @@ esac
 
     #[test]
     fn the_runc_client_passes_runcs_arguments() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = script_dir();
         let (prog, paths) = scripted(dir.path());
         let prog_s = prog.to_str().unwrap();
         let t = Target {
@@ -701,6 +742,10 @@ esac
         RUNC.resume(t).unwrap();
         RUNC.update(t, &serde_json::json!({"pids": {"limit": 5}}))
             .unwrap();
+        let state = RUNC.state(t).unwrap();
+        let ps = RUNC.ps(t).unwrap();
+        assert!(RUNC.pause(t).is_err());
+        let version = RUNC.version(prog_s).unwrap();
         assert_eq!(
             argv(dir.path()),
             vec![
@@ -708,6 +753,10 @@ esac
                 format!("--root {root} delete --force c1"),
                 format!("--root {root} resume c1"),
                 format!("--root {root} update --resources - c1"),
+                format!("--root {root} state c1"),
+                format!("--root {root} ps --format json c1"),
+                format!("--root {root} pause c1"),
+                "--version".to_string(),
             ]
         );
         assert_eq!(
@@ -715,14 +764,14 @@ esac
             r#"{"pids":{"limit":5}}"#
         );
         assert_eq!(
-            RUNC.state(t).unwrap(),
+            state,
             State {
                 status: Status::Paused,
                 pid: 42
             }
         );
-        assert_eq!(RUNC.ps(t).unwrap(), vec![42, 43]);
-        assert_eq!(RUNC.version(prog_s).unwrap(), "fakert version 9.9");
+        assert_eq!(ps, vec![42, 43]);
+        assert_eq!(version, "fakert version 9.9");
         let x = RUNC
             .exec(t, Path::new("/p.json"), Path::new("/x.log"))
             .unwrap();
@@ -739,7 +788,7 @@ esac
 
     #[test]
     fn the_runc_client_reports_what_the_runtime_said() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = script_dir();
         let (prog, paths) = scripted(dir.path());
         let t = Target {
             runtime: prog.to_str().unwrap(),
@@ -769,10 +818,12 @@ esac
 
     #[test]
     fn the_runc_client_rejects_a_state_it_cannot_read() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = script_dir();
         let prog = dir.path().join("odd");
-        std::fs::write(&prog, "#!/bin/sh\necho '{\"status\":\"sleeping\"}'\n").unwrap();
-        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        install_script(
+            &prog,
+            "#!/bin/sh\n[ \"$1\" = --probe ] && exit 0\necho '{\"status\":\"sleeping\"}'\n",
+        );
         let paths = Paths {
             root: dir.path().into(),
             run_root: dir.path().into(),
@@ -786,6 +837,69 @@ esac
         assert!(
             matches!(e, RuntimeError::Output { op: "state", .. }),
             "{e:?}"
+        );
+    }
+
+    #[test]
+    fn the_runc_client_kills_a_runtime_whose_state_does_not_come() {
+        let dir = script_dir();
+        let (prog, paths) = scripted(dir.path());
+        let t = Target {
+            runtime: prog.to_str().unwrap(),
+            paths: &paths,
+            id: "hung",
+        };
+        let started = Instant::now();
+        let e = RUNC
+            .state_within(t, Duration::from_millis(300))
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            matches!(e, RuntimeError::Timeout { op: "state", .. }),
+            "{e:?}"
+        );
+        assert!(took < Duration::from_secs(20), "took {took:?}");
+        assert!(e.to_string().contains(prog.to_str().unwrap()), "{e}");
+        // Asked once, and not waited for.
+        assert_eq!(
+            argv(dir.path()),
+            vec![format!(
+                "--root {} state hung",
+                paths.runtime_root(&prog).display()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_runtime_that_cannot_be_run_is_named_in_the_error() {
+        let dir = script_dir();
+        // A file, but not a program (no execute permission).
+        let prog = dir.path().join("notexec");
+        std::fs::write(&prog, "#!/bin/sh\n").unwrap();
+        let e = RUNC.version(prog.to_str().unwrap()).unwrap_err();
+        assert!(matches!(e, RuntimeError::Spawn { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("run {} --version: ", prog.display())),
+            "{e}"
+        );
+        let paths = Paths {
+            root: dir.path().into(),
+            run_root: dir.path().into(),
+        };
+        let t = Target {
+            runtime: prog.to_str().unwrap(),
+            paths: &paths,
+            id: "c1",
+        };
+        let e = RUNC
+            .kill(t, 9)
+            .unwrap_err()
+            .into_error("kill container web");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("run {} kill: ", prog.display())),
+            "{e}"
         );
     }
 
