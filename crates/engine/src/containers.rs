@@ -1703,6 +1703,7 @@ impl Engine {
     /// it then is, or None on timeout.
     fn wait_stopped(&self, rec: &Record, timeout: Duration) -> Result<Option<Record>> {
         let deadline = Instant::now() + timeout;
+        let mut nap = Duration::from_millis(10);
         loop {
             let r = match self.records.get(&rec.id)? {
                 Some(r) => self.refresh(r)?,
@@ -1725,13 +1726,33 @@ impl Engine {
             }
             if is_monitor(r.state.monitor_pid) {
                 self.wait_monitor(&r, Some(left))?;
-            } else if let Ok(fd) = berth_sys::process::pidfd_open(r.state.pid) {
+            } else if let Some(fd) = self.init_pidfd(&r) {
                 let ms = left.as_millis().min(i32::MAX as u128) as i32;
                 let _ = berth_sys::process::pidfd_wait_exit(fd.as_fd(), ms);
             } else {
-                std::thread::sleep(Duration::from_millis(10));
+                // Each round may ask the runtime (an older monitor's
+                // state): not every 10 ms for the whole timeout.
+                std::thread::sleep(nap.min(left));
+                nap = (nap * 2).min(Duration::from_millis(500));
             }
         }
+    }
+
+    /// A pidfd on the init of `rec`, a container whose monitor is gone;
+    /// None if that process is gone. The pidfd is opened first, then the
+    /// process checked against the start time its monitor recorded (when
+    /// it did): the pid may have been reused in between.
+    fn init_pidfd(&self, rec: &Record) -> Option<OwnedFd> {
+        let fd = berth_sys::process::pidfd_open(rec.state.pid).ok()?;
+        let recorded = self.monitor_state(&rec.id).map_or(0, |ms| {
+            if ms.pid == rec.state.pid {
+                ms.start_time
+            } else {
+                0
+            }
+        });
+        let stat = berth_sys::process::proc_stat(rec.state.pid)?;
+        (recorded == 0 || stat.start_time == recorded).then_some(fd)
     }
 
     /// The containers a reboot stopped that their restart policy brings

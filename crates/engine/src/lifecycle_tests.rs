@@ -436,6 +436,56 @@ fn stop_sends_sigkill_at_once_when_the_stop_signal_cannot_be_sent() {
     );
 }
 
+#[test]
+fn stop_of_a_container_whose_monitor_died_waits_on_its_init() {
+    let mut w = World::new();
+    w.container("web", Status::Running);
+    let (pid, start_time) = w.spawn_init();
+    w.monitor_says_init(MonitorStatus::Running, 0, pid, start_time);
+    w.kill_monitor();
+    // The runtime delivers the signal to the init (our child: a zombie
+    // once killed, which is not taken for running).
+    w.fake.on_kill(move |_, sig| {
+        assert!(pid > 0, "kill(0, ...) would be the test's process group");
+        // SAFETY: a plain syscall on our own child (pid > 0).
+        unsafe { libc::kill(pid, sig) };
+    });
+    let started = Instant::now();
+    let r = w.engine.stop("web", Some(30)).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(r.state.status, Status::Exited);
+    assert_eq!(r.state.exit_code, 255, "no monitor saw the code");
+    assert_eq!(
+        w.fake.calls(),
+        vec![
+            Call::Kill(ID.into(), libc::SIGTERM),
+            Call::Delete(ID.into())
+        ]
+    );
+}
+
+// signal proxy
+
+#[test]
+fn the_signaller_sends_through_the_runtime_without_a_refresh() {
+    let mut w = World::new();
+    let rec = w.container("web", Status::Running);
+    let s = w.engine.signaller(&rec);
+    let t = std::thread::spawn(move || s.send(libc::SIGUSR1));
+    t.join().unwrap().unwrap();
+    assert_eq!(w.fake.calls(), vec![Call::Kill(ID.into(), libc::SIGUSR1)]);
+    assert_eq!(w.events(), Vec::<String>::new());
+    w.fake.fail("kill", Some("container not running"));
+    let e = w.engine.signaller(&rec).send(libc::SIGINT).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "send signal {} to container web: container not running",
+            libc::SIGINT
+        )
+    );
+}
+
 // remove
 
 #[test]
