@@ -732,6 +732,20 @@ fn ps_is_right_after_the_monitor_is_killed_and_after_run_is_wiped() {
         .unwrap()
         .parse()
         .unwrap();
+    // The monitor names the init by pid and start time (field 22 of
+    // /proc/PID/stat): what tells, once the monitor is gone, that the
+    // container still runs (a reused pid has another start time).
+    let field = |k: &str| {
+        state
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap_or_else(|| panic!("no {k} in the monitor's state: {state}"))
+            .to_string()
+    };
+    let init = field("pid=");
+    let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap();
+    let start = stat.rsplit_once(')').unwrap().1.split_whitespace().nth(19);
+    assert_eq!(Some(field("starttime=").as_str()), start, "{state}");
     // SAFETY: kill has no memory effects.
     assert_eq!(unsafe { libc::kill(mpid, libc::SIGKILL) }, 0);
     wait_for("the monitor to go", || {

@@ -1253,10 +1253,11 @@ impl Engine {
                 }
             }
             Some(ms) => {
-                // The monitor died (kill -9) while the container ran.
-                if ms.pid > 0 && self.runs_unmonitored(&rec, ms.pid) {
+                // The monitor died (kill -9) while the container ran, or
+                // between two runs.
+                if let Some(pid) = self.runs_unmonitored(&rec, &ms) {
                     rec.state.status = Status::Running;
-                    rec.state.pid = ms.pid;
+                    rec.state.pid = pid;
                     rec.state.error = "the container's monitor is gone: its output is no longer logged and its exit status will be unknown".into();
                 } else {
                     rec.state.status = Status::Exited;
@@ -1310,16 +1311,37 @@ impl Engine {
         Ok(rec)
     }
 
-    /// Whether the container whose monitor is gone still runs, its init
-    /// `pid`: the runtime's state says (it knows its init by more than a
-    /// pid, which may have been reused); when the runtime cannot tell, the
-    /// pid does.
-    fn runs_unmonitored(&self, rec: &Record, pid: i32) -> bool {
-        use crate::runtime::Status as Rt;
+    /// The init's pid if the container whose monitor is gone (its last
+    /// state `ms`) still runs. The monitor names the init by its pid and
+    /// start time: a live process with both is the init, and no runtime
+    /// process is needed (this runs for `ps`, under the container's lock).
+    /// A monitor between runs leaves no pid: nothing runs.
+    ///
+    /// A state file of an older monitor has no start time, and may keep
+    /// the pid of a run that ended: the runtime decides, which knows its
+    /// init by more than a pid (bounded by [`crate::runtime::STATE_DEADLINE`]).
+    /// Only when it cannot answer (hung, gone) does the pid alone decide:
+    /// taken for ended, the container would be deleted (`delete --force`
+    /// kills what runs) and its root unmounted, which cannot be undone;
+    /// taken for running, the next command asks again.
+    fn runs_unmonitored(&self, rec: &Record, ms: &MonitorState) -> Option<i32> {
+        use crate::runtime::{RuntimeError, Status as Rt};
+        if ms.pid <= 0 {
+            return None;
+        }
+        if ms.start_time > 0 {
+            let same = berth_sys::process::proc_stat(ms.pid)
+                .is_some_and(|s| s.state != 'Z' && s.start_time == ms.start_time);
+            return same.then_some(ms.pid);
+        }
         match self.oci.state(self.target(rec)) {
-            Ok(s) if s.status == Rt::Stopped => false,
-            Ok(s) if matches!(s.status, Rt::Running | Rt::Paused) => true,
-            _ => alive(pid),
+            Ok(s) if matches!(s.status, Rt::Running | Rt::Paused) => {
+                Some(if s.pid > 0 { s.pid } else { ms.pid })
+            }
+            // Stopped; created and never started (by a monitor now gone);
+            // or no longer known to the runtime (deleted between runs).
+            Ok(_) | Err(RuntimeError::Failed { .. }) => None,
+            Err(_) => alive(ms.pid).then_some(ms.pid),
         }
     }
 
@@ -1558,6 +1580,7 @@ impl Engine {
     /// it then is, or None on timeout.
     fn wait_stopped(&self, rec: &Record, timeout: Duration) -> Result<Option<Record>> {
         let deadline = Instant::now() + timeout;
+        let mut nap = Duration::from_millis(10);
         loop {
             let r = match self.records.get(&rec.id)? {
                 Some(r) => self.refresh(r)?,
@@ -1580,13 +1603,33 @@ impl Engine {
             }
             if is_monitor(r.state.monitor_pid) {
                 self.wait_monitor(&r, Some(left))?;
-            } else if let Ok(fd) = berth_sys::process::pidfd_open(r.state.pid) {
+            } else if let Some(fd) = self.init_pidfd(&r) {
                 let ms = left.as_millis().min(i32::MAX as u128) as i32;
                 let _ = berth_sys::process::pidfd_wait_exit(fd.as_fd(), ms);
             } else {
-                std::thread::sleep(Duration::from_millis(10));
+                // Each round may ask the runtime (an older monitor's
+                // state): not every 10 ms for the whole timeout.
+                std::thread::sleep(nap.min(left));
+                nap = (nap * 2).min(Duration::from_millis(500));
             }
         }
+    }
+
+    /// A pidfd on the init of `rec`, a container whose monitor is gone;
+    /// None if that process is gone. The pidfd is opened first, then the
+    /// process checked against the start time its monitor recorded (when
+    /// it did): the pid may have been reused in between.
+    fn init_pidfd(&self, rec: &Record) -> Option<OwnedFd> {
+        let fd = berth_sys::process::pidfd_open(rec.state.pid).ok()?;
+        let recorded = self.monitor_state(&rec.id).map_or(0, |ms| {
+            if ms.pid == rec.state.pid {
+                ms.start_time
+            } else {
+                0
+            }
+        });
+        let stat = berth_sys::process::proc_stat(rec.state.pid)?;
+        (recorded == 0 || stat.start_time == recorded).then_some(fd)
     }
 
     /// The containers a reboot stopped that their restart policy brings

@@ -22,6 +22,8 @@ struct World {
     fake: &'static Fake,
     engine: Engine,
     monitor: Option<Child>,
+    /// A stand-in for the container's init, when a test needs a live one.
+    init: Option<Child>,
 }
 
 impl World {
@@ -36,6 +38,7 @@ impl World {
             fake,
             engine,
             monitor: None,
+            init: None,
         }
     }
 
@@ -109,11 +112,33 @@ impl World {
         self.engine.paths.run_dir(ID).join("state")
     }
 
-    /// Writes the monitor's state file.
+    /// A live process for the container's init (a `sleep`): its pid and
+    /// start time.
+    fn spawn_init(&mut self) -> (i32, u64) {
+        let child = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .expect("start a stand-in init (sleep)");
+        let pid = child.id() as i32;
+        self.init = Some(child);
+        let st = berth_sys::process::proc_stat(pid).expect("read the stand-in init's stat");
+        assert!(st.start_time > 0);
+        (pid, st.start_time)
+    }
+
+    /// Writes the monitor's state file, as an older monitor did (no start
+    /// time) with the init INIT.
     fn monitor_says(&self, status: MonitorStatus, exit_code: i32) {
+        self.monitor_says_init(status, exit_code, INIT, 0);
+    }
+
+    /// Writes the monitor's state file, the init `pid` started at
+    /// `start_time`.
+    fn monitor_says_init(&self, status: MonitorStatus, exit_code: i32, pid: i32, start_time: u64) {
         let ms = MonitorState {
             monitor_pid: self.monitor.as_ref().map_or(0, |c| c.id() as i32),
-            pid: INIT,
+            pid,
+            start_time,
             status,
             started: 10,
             finished: if status == MonitorStatus::Exited {
@@ -140,7 +165,13 @@ impl World {
     /// would record it: exit code 128 + n, then the monitor exits.
     fn container_ends_on(&mut self, ends_on: &'static [i32]) {
         let state = self.monitor_state_path();
-        let monitor = self.monitor.as_ref().map(|c| c.id() as i32).unwrap_or(0);
+        let monitor = self
+            .monitor
+            .as_ref()
+            .map(|c| c.id() as i32)
+            .expect("a container with a monitor");
+        // kill(0, ...) would be the test's whole process group.
+        assert!(monitor > 0, "the stand-in monitor's pid");
         self.fake.on_kill(move |_, sig| {
             if !ends_on.contains(&sig) {
                 return;
@@ -188,6 +219,10 @@ impl World {
 impl Drop for World {
     fn drop(&mut self) {
         self.kill_monitor();
+        if let Some(mut init) = self.init.take() {
+            let _ = init.kill();
+            let _ = init.wait();
+        }
     }
 }
 
@@ -383,27 +418,72 @@ fn stop_sends_sigkill_at_once_when_the_stop_signal_cannot_be_sent() {
     w.container("web", Status::Running);
     w.container_ends_on(&[libc::SIGKILL]);
     // A runtime that fails the first kill (SIGTERM) only.
-    let fake = w.fake;
-    fake.fail("kill", Some("transient"));
+    w.fake.fail_once("kill", "transient");
     let started = Instant::now();
-    let stopper = std::thread::spawn(move || {
-        // Lifted once the first kill has been seen.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !fake.calls().contains(&Call::Kill(ID.into(), libc::SIGTERM)) {
-            assert!(Instant::now() < deadline);
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        fake.fail("kill", None);
-    });
-    let r = w.engine.stop("web", Some(30));
-    stopper.join().unwrap();
-    // Either the SIGKILL came at once (not after 30 s) and ended it, or
-    // it too met the failure and that was reported.
+    let r = w.engine.stop("web", Some(30)).unwrap();
+    // The SIGKILL came at once (not after 30 s) and ended it.
     assert!(started.elapsed() < Duration::from_secs(20));
-    match r {
-        Ok(r) => assert_eq!(r.state.exit_code, 137),
-        Err(e) => assert_eq!(e.to_string(), "kill container web: transient"),
-    }
+    assert_eq!(r.state.status, Status::Exited);
+    assert_eq!(r.state.exit_code, 137);
+    let calls = w.fake.calls();
+    assert_eq!(
+        calls[..2],
+        [
+            Call::Kill(ID.into(), libc::SIGTERM),
+            Call::Kill(ID.into(), libc::SIGKILL)
+        ],
+        "{calls:?}"
+    );
+}
+
+#[test]
+fn stop_of_a_container_whose_monitor_died_waits_on_its_init() {
+    let mut w = World::new();
+    w.container("web", Status::Running);
+    let (pid, start_time) = w.spawn_init();
+    w.monitor_says_init(MonitorStatus::Running, 0, pid, start_time);
+    w.kill_monitor();
+    // The runtime delivers the signal to the init (our child: a zombie
+    // once killed, which is not taken for running).
+    w.fake.on_kill(move |_, sig| {
+        assert!(pid > 0, "kill(0, ...) would be the test's process group");
+        // SAFETY: a plain syscall on our own child (pid > 0).
+        unsafe { libc::kill(pid, sig) };
+    });
+    let started = Instant::now();
+    let r = w.engine.stop("web", Some(30)).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(r.state.status, Status::Exited);
+    assert_eq!(r.state.exit_code, 255, "no monitor saw the code");
+    assert_eq!(
+        w.fake.calls(),
+        vec![
+            Call::Kill(ID.into(), libc::SIGTERM),
+            Call::Delete(ID.into())
+        ]
+    );
+}
+
+// signal proxy
+
+#[test]
+fn the_signaller_sends_through_the_runtime_without_a_refresh() {
+    let mut w = World::new();
+    let rec = w.container("web", Status::Running);
+    let s = w.engine.signaller(&rec);
+    let t = std::thread::spawn(move || s.send(libc::SIGUSR1));
+    t.join().unwrap().unwrap();
+    assert_eq!(w.fake.calls(), vec![Call::Kill(ID.into(), libc::SIGUSR1)]);
+    assert_eq!(w.events(), Vec::<String>::new());
+    w.fake.fail("kill", Some("container not running"));
+    let e = w.engine.signaller(&rec).send(libc::SIGINT).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "send signal {} to container web: container not running",
+            libc::SIGINT
+        )
+    );
 }
 
 // remove
@@ -640,16 +720,94 @@ fn refresh_when_the_monitor_died_and_the_runtime_says_running() {
     let mut w = World::new();
     let rec = w.container("web", Status::Running);
     w.kill_monitor();
+    // The runtime's pid, not the old monitor's (it may be stale).
+    w.fake.set_state(
+        ID,
+        Some(RtState {
+            status: RtStatus::Running,
+            pid: INIT + 1,
+        }),
+    );
     // INIT is no live process: the runtime's word is what keeps it running.
     let r = w.engine.refresh(rec).unwrap();
     assert_eq!(r.state.status, Status::Running);
-    assert_eq!(r.state.pid, INIT);
+    assert_eq!(r.state.pid, INIT + 1);
     assert!(
         r.state.error.contains("monitor is gone"),
         "{}",
         r.state.error
     );
     assert_eq!(w.fake.calls(), vec![Call::State(ID.into())]);
+}
+
+#[test]
+fn refresh_when_the_monitor_died_finds_the_init_by_its_start_time_without_the_runtime() {
+    let mut w = World::new();
+    let rec = w.container("web", Status::Running);
+    let (pid, start_time) = w.spawn_init();
+    w.monitor_says_init(MonitorStatus::Running, 0, pid, start_time);
+    w.kill_monitor();
+    // A runtime that would say otherwise is not asked.
+    w.fake.set_state(ID, None);
+    let r = w.engine.refresh(rec).unwrap();
+    assert_eq!(r.state.status, Status::Running);
+    assert_eq!(r.state.pid, pid);
+    assert!(
+        r.state.error.contains("monitor is gone"),
+        "{}",
+        r.state.error
+    );
+    assert_eq!(w.fake.calls(), vec![]);
+}
+
+#[test]
+fn refresh_when_the_monitor_died_does_not_take_a_reused_pid_for_the_init() {
+    let mut w = World::new();
+    let rec = w.container("web", Status::Running);
+    // The init's pid now names another live process: this test's, which
+    // started at another time than the init the monitor recorded.
+    let me = std::process::id() as i32;
+    let mine = berth_sys::process::proc_stat(me).unwrap().start_time;
+    w.monitor_says_init(MonitorStatus::Running, 0, me, mine + 1);
+    w.kill_monitor();
+    let r = w.engine.refresh(rec).unwrap();
+    assert_eq!(r.state.status, Status::Exited);
+    assert_eq!(r.state.exit_code, 255);
+    assert_eq!(r.state.pid, 0);
+    // No runtime state asked; the runtime's container is deleted.
+    assert_eq!(w.fake.calls(), vec![Call::Delete(ID.into())]);
+}
+
+#[test]
+fn refresh_when_an_older_monitor_died_between_runs_does_not_take_its_old_pid() {
+    let mut w = World::new();
+    let rec = w.container("web", Status::Running);
+    // An older monitor, killed while restarting: it had deleted the
+    // runtime's container and kept the ended init's pid (no start time),
+    // which another live process (this test's) now has.
+    let me = std::process::id() as i32;
+    w.monitor_says_init(MonitorStatus::Restarting, 1, me, 0);
+    w.fake.set_state(ID, None);
+    w.kill_monitor();
+    let r = w.engine.refresh(rec).unwrap();
+    assert_eq!(r.state.status, Status::Exited);
+    assert_eq!(r.state.pid, 0);
+    assert_eq!(
+        w.fake.calls(),
+        vec![Call::State(ID.into()), Call::Delete(ID.into())]
+    );
+}
+
+#[test]
+fn refresh_when_the_monitor_died_between_runs_asks_no_runtime() {
+    let mut w = World::new();
+    let rec = w.container("web", Status::Running);
+    // What this monitor leaves while restarting: no init.
+    w.monitor_says_init(MonitorStatus::Restarting, 1, 0, 0);
+    w.kill_monitor();
+    let r = w.engine.refresh(rec).unwrap();
+    assert_eq!(r.state.status, Status::Exited);
+    assert_eq!(w.fake.calls(), vec![Call::Delete(ID.into())]);
 }
 
 #[test]

@@ -2,19 +2,24 @@
 //! every runtime call of the engine goes through. [`RuncCli`] drives a
 //! runtime program through runc's command line (berth-runtime, runc,
 //! crun); [`Fake`] is an in-memory runtime for unit tests (scripted
-//! states and failures, recorded calls).
+//! states and failures, recorded calls; only in tests and with the
+//! `fake` feature).
 //!
 //! The monitor runs the runtime's `create`, `start` and the final
 //! `delete` itself (it is the container's parent); it is told the program
 //! and its `--root` in its config.
 
 use crate::paths::{self, Paths};
+#[cfg(any(test, feature = "fake"))]
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+#[cfg(any(test, feature = "fake"))]
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// One container of one runtime.
 #[derive(Clone, Copy, Debug)]
@@ -65,11 +70,19 @@ pub enum RuntimeError {
     #[error("{0}")]
     NotFound(String),
     /// The runtime program could not be run.
-    #[error("run the runtime's {op}: {cause}")]
+    #[error("run {} {op}: {cause}", program.display())]
     Spawn {
         op: &'static str,
+        program: PathBuf,
         #[source]
         cause: std::io::Error,
+    },
+    /// The runtime did not answer in time (it was killed).
+    #[error("the runtime's {op} did not answer within {} ms (it was killed); is {} hung?", after.as_millis(), program.display())]
+    Timeout {
+        op: &'static str,
+        program: PathBuf,
+        after: Duration,
     },
     /// The runtime refused or failed: what it said.
     #[error("the runtime's {op} failed: {msg}")]
@@ -88,12 +101,14 @@ impl RuntimeError {
     pub fn into_error(self, what: &str) -> crate::Error {
         match self {
             RuntimeError::NotFound(m) => crate::Error::Runtime(m),
-            RuntimeError::Spawn { op, cause } => crate::Error::Io {
-                op: format!("run the runtime's {op}"),
+            RuntimeError::Spawn { op, program, cause } => crate::Error::Io {
+                op: format!("run {} {op}", program.display()),
                 cause,
             },
             RuntimeError::Failed { msg, .. } => crate::Error::Runtime(format!("{what}: {msg}")),
-            e @ RuntimeError::Output { .. } => crate::Error::Runtime(e.to_string()),
+            e @ (RuntimeError::Output { .. } | RuntimeError::Timeout { .. }) => {
+                crate::Error::Runtime(e.to_string())
+            }
         }
     }
 }
@@ -121,7 +136,9 @@ impl ExecCommand {
 pub trait OciRuntime: Send + Sync {
     /// The runtime's first line of `--version`.
     fn version(&self, runtime: &str) -> Result<String, RuntimeError>;
-    /// The container's state.
+    /// The container's state; [`RuntimeError::Timeout`] when the runtime
+    /// does not answer within [`STATE_DEADLINE`] (callers hold the
+    /// container's lock: a hung runtime must not hold them for ever).
     fn state(&self, t: Target) -> Result<State, RuntimeError>;
     /// Sends `signal` to the container's init.
     fn kill(&self, t: Target, signal: i32) -> Result<(), RuntimeError>;
@@ -145,6 +162,10 @@ pub trait OciRuntime: Send + Sync {
     ) -> Result<ExecCommand, RuntimeError>;
 }
 
+/// How long [`OciRuntime::state`] waits for the runtime (runc answers in
+/// milliseconds).
+pub const STATE_DEADLINE: Duration = Duration::from_secs(3);
+
 /// A runtime program driven through runc's command line, on berth's own
 /// state directory for it (`--root`).
 pub struct RuncCli;
@@ -157,21 +178,27 @@ impl RuncCli {
         paths::find_program(runtime).map_err(|e| RuntimeError::NotFound(e.to_string()))
     }
 
-    /// `PROGRAM --root DIR`.
-    fn command(t: &Target) -> Result<Command, RuntimeError> {
+    /// `PROGRAM --root DIR`, and the program.
+    fn command(t: &Target) -> Result<(Command, PathBuf), RuntimeError> {
         let rt = Self::program(t.runtime)?;
         let mut c = Command::new(&rt);
         c.arg("--root").arg(t.paths.runtime_root(&rt));
-        Ok(c)
+        Ok((c, rt))
     }
 
     /// Runs `PROGRAM --root DIR args...`; its stdout.
     fn run(t: &Target, op: &'static str, args: &[&str]) -> Result<Vec<u8>, RuntimeError> {
-        let out = Self::command(t)?
+        let (mut c, program) = Self::command(t)?;
+        let out = c
             .args(args)
             .stdin(Stdio::null())
             .output()
-            .map_err(|cause| RuntimeError::Spawn { op, cause })?;
+            .map_err(|cause| RuntimeError::Spawn { op, program, cause })?;
+        Self::answer(op, out)
+    }
+
+    /// The stdout of a runtime that succeeded, else what it said.
+    fn answer(op: &'static str, out: std::process::Output) -> Result<Vec<u8>, RuntimeError> {
         if !out.status.success() {
             return Err(RuntimeError::Failed {
                 op,
@@ -180,29 +207,60 @@ impl RuncCli {
         }
         Ok(out.stdout)
     }
-}
 
-impl OciRuntime for RuncCli {
-    fn version(&self, runtime: &str) -> Result<String, RuntimeError> {
-        let out = Command::new(Self::program(runtime)?)
-            .arg("--version")
+    /// The runtime's `state`, the runtime killed if it has not answered
+    /// within `deadline`. (Its answer is small: it fits in the pipe, so
+    /// the runtime can end before it is read.)
+    fn state_within(&self, t: Target, deadline: Duration) -> Result<State, RuntimeError> {
+        let op = "state";
+        let (mut c, program) = Self::command(&t)?;
+        let mut child = c
+            .args(["state", t.id])
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|cause| RuntimeError::Spawn {
-                op: "--version",
+                op,
+                program: program.clone(),
                 cause,
             })?;
-        Ok(String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string())
-    }
-
-    fn state(&self, t: Target) -> Result<State, RuntimeError> {
-        let out = Self::run(&t, "state", &["state", t.id])?;
+        let end = Instant::now() + deadline;
+        // The child is not reaped before `wait`: its pid is its own.
+        let pidfd = berth_sys::process::pidfd_open(child.id() as i32);
+        let mut exited = false;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if let Ok(Some(_)) = child.try_wait() {
+                exited = true;
+                break;
+            }
+            if left.is_zero() {
+                break;
+            }
+            match &pidfd {
+                Ok(fd) => {
+                    let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+                    let _ = berth_sys::process::pidfd_wait_exit(fd.as_fd(), ms);
+                }
+                Err(_) => std::thread::sleep(left.min(Duration::from_millis(5))),
+            }
+        }
+        if !exited {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(RuntimeError::Timeout {
+                op,
+                program,
+                after: deadline,
+            });
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|cause| RuntimeError::Spawn { op, program, cause })?;
+        let out = Self::answer(op, out)?;
         let bad = |msg: String| RuntimeError::Output {
-            op: "state",
+            op,
             expected: "an OCI state",
             msg,
         };
@@ -216,6 +274,30 @@ impl OciRuntime for RuncCli {
                 .unwrap_or(0),
         })
     }
+}
+
+impl OciRuntime for RuncCli {
+    fn version(&self, runtime: &str) -> Result<String, RuntimeError> {
+        let program = Self::program(runtime)?;
+        let out = Command::new(&program)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|cause| RuntimeError::Spawn {
+                op: "--version",
+                program,
+                cause,
+            })?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string())
+    }
+
+    fn state(&self, t: Target) -> Result<State, RuntimeError> {
+        self.state_within(t, STATE_DEADLINE)
+    }
 
     fn kill(&self, t: Target, signal: i32) -> Result<(), RuntimeError> {
         Self::run(&t, "kill", &["kill", t.id, &signal.to_string()]).map(drop)
@@ -223,7 +305,8 @@ impl OciRuntime for RuncCli {
 
     fn delete(&self, t: Target) -> Result<(), RuntimeError> {
         // Nothing read back: best effort for the callers.
-        let st = Self::command(&t)?
+        let (mut c, program) = Self::command(&t)?;
+        let st = c
             .args(["delete", "--force", t.id])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -231,6 +314,7 @@ impl OciRuntime for RuncCli {
             .status()
             .map_err(|cause| RuntimeError::Spawn {
                 op: "delete",
+                program,
                 cause,
             })?;
         if !st.success() {
@@ -241,7 +325,6 @@ impl OciRuntime for RuncCli {
         }
         Ok(())
     }
-
     fn pause(&self, t: Target) -> Result<(), RuntimeError> {
         Self::run(&t, "pause", &["pause", t.id]).map(drop)
     }
@@ -252,26 +335,25 @@ impl OciRuntime for RuncCli {
 
     fn update(&self, t: Target, resources: &serde_json::Value) -> Result<(), RuntimeError> {
         let op = "update";
-        let mut child = Self::command(&t)?
+        let (mut c, program) = Self::command(&t)?;
+        let mut child = c
             .args(["update", "--resources", "-", t.id])
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|cause| RuntimeError::Spawn { op, cause })?;
+            .map_err(|cause| RuntimeError::Spawn {
+                op,
+                program: program.clone(),
+                cause,
+            })?;
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(resources.to_string().as_bytes());
         }
         let out = child
             .wait_with_output()
-            .map_err(|cause| RuntimeError::Spawn { op, cause })?;
-        if !out.status.success() {
-            return Err(RuntimeError::Failed {
-                op,
-                msg: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
-        }
-        Ok(())
+            .map_err(|cause| RuntimeError::Spawn { op, program, cause })?;
+        Self::answer(op, out).map(drop)
     }
 
     fn ps(&self, t: Target) -> Result<Vec<i32>, RuntimeError> {
@@ -307,6 +389,7 @@ impl OciRuntime for RuncCli {
     }
 }
 
+#[cfg(any(test, feature = "fake"))]
 /// One call the [`Fake`] runtime was given.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Call {
@@ -321,17 +404,23 @@ pub enum Call {
     Exec(String),
 }
 
+#[cfg(any(test, feature = "fake"))]
 type KillHook = Box<dyn FnMut(&str, i32) + Send>;
 
+#[cfg(any(test, feature = "fake"))]
 #[derive(Default)]
 struct FakeInner {
     states: HashMap<String, State>,
     /// op -> the message its next calls fail with.
     failing: HashMap<&'static str, String>,
+    /// op -> the message its next call only fails with.
+    failing_once: HashMap<&'static str, String>,
     calls: Vec<Call>,
     on_kill: Option<KillHook>,
 }
 
+/// (In tests, and with the `fake` feature, off by default.)
+#[cfg(any(test, feature = "fake"))]
 /// An in-memory runtime that behaves as runc does on the states it is
 /// given: `kill` needs a created, running or paused container; `pause`
 /// a running one, `resume` a paused one; `delete` forgets any. Failures
@@ -341,6 +430,7 @@ pub struct Fake {
     inner: Mutex<FakeInner>,
 }
 
+#[cfg(any(test, feature = "fake"))]
 impl Fake {
     pub fn new() -> Fake {
         Fake::default()
@@ -372,6 +462,12 @@ impl Fake {
         });
     }
 
+    /// Makes the next `op` only fail with `msg` (before any failure set
+    /// with [`Fake::fail`]).
+    pub fn fail_once(&self, op: &'static str, msg: &str) {
+        self.with(|i| i.failing_once.insert(op, msg.to_string()));
+    }
+
     /// Runs `hook(id, signal)` at each `kill` of a container the fake
     /// knows, before it is delivered: e.g. to play the container's end. A
     /// hook that leaves the container stopped makes the kill fail as
@@ -389,11 +485,9 @@ impl Fake {
     fn enter(&self, op: &'static str, call: Call) -> Result<(), RuntimeError> {
         self.with(|i| {
             i.calls.push(call);
-            match i.failing.get(op) {
-                Some(msg) => Err(RuntimeError::Failed {
-                    op,
-                    msg: msg.clone(),
-                }),
+            let once = i.failing_once.remove(op);
+            match once.or_else(|| i.failing.get(op).cloned()) {
+                Some(msg) => Err(RuntimeError::Failed { op, msg }),
                 None => Ok(()),
             }
         })
@@ -426,6 +520,7 @@ impl Fake {
     }
 }
 
+#[cfg(any(test, feature = "fake"))]
 impl OciRuntime for Fake {
     fn version(&self, _: &str) -> Result<String, RuntimeError> {
         self.enter("version", Call::Version)?;
@@ -501,7 +596,45 @@ impl OciRuntime for Fake {
     }
 }
 
+/// Sends signals to one container's init through its runtime, without
+/// the engine's lock or a refresh: what a client's signal proxy needs (it
+/// owns what it uses, so it can move to the proxy's thread).
+#[derive(Clone)]
+pub struct Signaller {
+    oci: &'static dyn OciRuntime,
+    paths: Paths,
+    runtime: String,
+    id: String,
+    name: String,
+}
+
+impl Signaller {
+    /// Sends `signal` to the container's init (as `berth kill`, but no
+    /// event is recorded and the record is not read).
+    pub fn send(&self, signal: i32) -> crate::Result<()> {
+        let t = Target {
+            runtime: &self.runtime,
+            paths: &self.paths,
+            id: &self.id,
+        };
+        self.oci
+            .kill(t, signal)
+            .map_err(|e| e.into_error(&format!("send signal {signal} to container {}", self.name)))
+    }
+}
+
 impl crate::Engine {
+    /// A [`Signaller`] for container `rec` (for a signal proxy).
+    pub fn signaller(&self, rec: &crate::records::Record) -> Signaller {
+        Signaller {
+            oci: self.oci,
+            paths: self.paths.clone(),
+            runtime: rec.config.runtime.clone(),
+            id: rec.id.clone(),
+            name: rec.name.clone(),
+        }
+    }
+
     /// The container `rec` of its runtime.
     pub fn target<'a>(&'a self, rec: &'a crate::records::Record) -> Target<'a> {
         Target {
@@ -515,16 +648,58 @@ impl crate::Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    /// A directory for scripts to run: next to the test binary (in the
+    /// target directory, where programs do run), not in /tmp, which may be
+    /// mounted noexec.
+    fn script_dir() -> tempfile::TempDir {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let dir = exe.parent().expect("the test binary's directory");
+        tempfile::tempdir_in(dir).expect("make a directory next to the test binary")
+    }
+
+    /// Writes an executable script and closes it before anything runs it.
+    /// A process forked by another test's thread while the file was open
+    /// for writing holds it open until it execs: running the script
+    /// meanwhile fails with ETXTBSY (rust-lang/rust#114554), so it is run
+    /// (with `--probe`, which it answers at once) until that has passed.
+    fn install_script(path: &Path, text: &str) {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(path)
+            .expect("create the script");
+        f.write_all(text.as_bytes()).expect("write the script");
+        f.sync_all().expect("sync the script");
+        drop(f);
+        for _ in 0..200 {
+            match Command::new(path).arg("--probe").status() {
+                Ok(st) => {
+                    assert!(st.success(), "{}: --probe: {st}", path.display());
+                    return;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("run {}: {e}", path.display()),
+            }
+        }
+        panic!("{} stayed busy (ETXTBSY) for 2 s", path.display());
+    }
 
     /// A runtime program that writes its arguments (one line per call) and
-    /// its stdin to files, answers `state` and `ps`, and fails `pause`.
+    /// its stdin to files, answers `state` and `ps`, fails `pause`, and
+    /// hangs on `state` of container `hung`.
     fn scripted(dir: &Path) -> (PathBuf, Paths) {
         let prog = dir.join("fakert");
         let script = format!(
             r#"#!/bin/sh
+[ "$1" = --probe ] && exit 0
 echo "$*" >> {dir}/argv
 case " $* " in
+  *" state hung "*) exec sleep 60 ;;
   *" update "*) cat > {dir}/stdin ;;
   *" state "*) echo '{{"ociVersion":"1.0.2","id":"c1","pid":42,"status":"paused"}}' ;;
   *" ps "*) echo '[42,43]' ;;
@@ -534,8 +709,7 @@ esac
 "#,
             dir = dir.display()
         );
-        std::fs::write(&prog, script).unwrap();
-        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        install_script(&prog, &script);
         let paths = Paths {
             root: dir.join("root"),
             run_root: dir.join("run"),
@@ -553,7 +727,7 @@ esac
 
     #[test]
     fn the_runc_client_passes_runcs_arguments() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = script_dir();
         let (prog, paths) = scripted(dir.path());
         let prog_s = prog.to_str().unwrap();
         let t = Target {
@@ -568,6 +742,10 @@ esac
         RUNC.resume(t).unwrap();
         RUNC.update(t, &serde_json::json!({"pids": {"limit": 5}}))
             .unwrap();
+        let state = RUNC.state(t).unwrap();
+        let ps = RUNC.ps(t).unwrap();
+        assert!(RUNC.pause(t).is_err());
+        let version = RUNC.version(prog_s).unwrap();
         assert_eq!(
             argv(dir.path()),
             vec![
@@ -575,6 +753,10 @@ esac
                 format!("--root {root} delete --force c1"),
                 format!("--root {root} resume c1"),
                 format!("--root {root} update --resources - c1"),
+                format!("--root {root} state c1"),
+                format!("--root {root} ps --format json c1"),
+                format!("--root {root} pause c1"),
+                "--version".to_string(),
             ]
         );
         assert_eq!(
@@ -582,14 +764,14 @@ esac
             r#"{"pids":{"limit":5}}"#
         );
         assert_eq!(
-            RUNC.state(t).unwrap(),
+            state,
             State {
                 status: Status::Paused,
                 pid: 42
             }
         );
-        assert_eq!(RUNC.ps(t).unwrap(), vec![42, 43]);
-        assert_eq!(RUNC.version(prog_s).unwrap(), "fakert version 9.9");
+        assert_eq!(ps, vec![42, 43]);
+        assert_eq!(version, "fakert version 9.9");
         let x = RUNC
             .exec(t, Path::new("/p.json"), Path::new("/x.log"))
             .unwrap();
@@ -606,7 +788,7 @@ esac
 
     #[test]
     fn the_runc_client_reports_what_the_runtime_said() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = script_dir();
         let (prog, paths) = scripted(dir.path());
         let t = Target {
             runtime: prog.to_str().unwrap(),
@@ -636,10 +818,12 @@ esac
 
     #[test]
     fn the_runc_client_rejects_a_state_it_cannot_read() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = script_dir();
         let prog = dir.path().join("odd");
-        std::fs::write(&prog, "#!/bin/sh\necho '{\"status\":\"sleeping\"}'\n").unwrap();
-        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        install_script(
+            &prog,
+            "#!/bin/sh\n[ \"$1\" = --probe ] && exit 0\necho '{\"status\":\"sleeping\"}'\n",
+        );
         let paths = Paths {
             root: dir.path().into(),
             run_root: dir.path().into(),
@@ -653,6 +837,69 @@ esac
         assert!(
             matches!(e, RuntimeError::Output { op: "state", .. }),
             "{e:?}"
+        );
+    }
+
+    #[test]
+    fn the_runc_client_kills_a_runtime_whose_state_does_not_come() {
+        let dir = script_dir();
+        let (prog, paths) = scripted(dir.path());
+        let t = Target {
+            runtime: prog.to_str().unwrap(),
+            paths: &paths,
+            id: "hung",
+        };
+        let started = Instant::now();
+        let e = RUNC
+            .state_within(t, Duration::from_millis(300))
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            matches!(e, RuntimeError::Timeout { op: "state", .. }),
+            "{e:?}"
+        );
+        assert!(took < Duration::from_secs(20), "took {took:?}");
+        assert!(e.to_string().contains(prog.to_str().unwrap()), "{e}");
+        // Asked once, and not waited for.
+        assert_eq!(
+            argv(dir.path()),
+            vec![format!(
+                "--root {} state hung",
+                paths.runtime_root(&prog).display()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_runtime_that_cannot_be_run_is_named_in_the_error() {
+        let dir = script_dir();
+        // A file, but not a program (no execute permission).
+        let prog = dir.path().join("notexec");
+        std::fs::write(&prog, "#!/bin/sh\n").unwrap();
+        let e = RUNC.version(prog.to_str().unwrap()).unwrap_err();
+        assert!(matches!(e, RuntimeError::Spawn { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("run {} --version: ", prog.display())),
+            "{e}"
+        );
+        let paths = Paths {
+            root: dir.path().into(),
+            run_root: dir.path().into(),
+        };
+        let t = Target {
+            runtime: prog.to_str().unwrap(),
+            paths: &paths,
+            id: "c1",
+        };
+        let e = RUNC
+            .kill(t, 9)
+            .unwrap_err()
+            .into_error("kill container web");
+        assert!(
+            e.to_string()
+                .starts_with(&format!("run {} kill: ", prog.display())),
+            "{e}"
         );
     }
 

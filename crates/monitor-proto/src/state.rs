@@ -38,8 +38,14 @@ impl Status {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct State {
     pub monitor_pid: i32,
-    /// The container's init on the host (0 before it starts).
+    /// The container's init on the host (0 before it starts, and while it
+    /// is being restarted: the pid is no longer the container's).
     pub pid: i32,
+    /// The init's start time (`starttime`, field 22 of `/proc/PID/stat`,
+    /// clock ticks since boot): with `pid`, it names the init for good (a
+    /// reused pid has another). 0 when unknown: no init, or a state file
+    /// of a monitor older than this field.
+    pub start_time: u64,
     pub status: Status,
     /// Nanoseconds since the epoch.
     pub started: i64,
@@ -59,9 +65,10 @@ pub struct State {
 impl State {
     pub fn to_text(&self) -> String {
         format!(
-            "monitor_pid={}\npid={}\nstatus={}\nstarted={}\nfinished={}\nexit_code={}\noom_killed={}\nrestarts={}\nlog_dropped={}\nattach_dropped={}\nerror={}\n",
+            "monitor_pid={}\npid={}\nstarttime={}\nstatus={}\nstarted={}\nfinished={}\nexit_code={}\noom_killed={}\nrestarts={}\nlog_dropped={}\nattach_dropped={}\nerror={}\n",
             self.monitor_pid,
             self.pid,
+            self.start_time,
             self.status.name(),
             self.started,
             self.finished,
@@ -91,6 +98,11 @@ impl State {
             match k {
                 "monitor_pid" => s.monitor_pid = n()? as i32,
                 "pid" => s.pid = n()? as i32,
+                "starttime" => {
+                    s.start_time = v
+                        .parse()
+                        .map_err(|_| format!("monitor state line {line:?}: not a number"))?
+                }
                 "status" => {
                     s.status = Status::parse(v)
                         .ok_or_else(|| format!("monitor state: unknown status {v:?}"))?;
@@ -123,6 +135,7 @@ mod tests {
         let s = State {
             monitor_pid: 10,
             pid: 11,
+            start_time: 12,
             status: Status::Exited,
             started: 1,
             finished: 2,
@@ -143,6 +156,9 @@ mod tests {
             s
         );
         assert!(State::parse("pid=1\n").is_err());
+        // A state file of an older monitor: no start time, 0 (unknown).
+        let old = State::parse("monitor_pid=10\npid=11\nstatus=running\n").unwrap();
+        assert_eq!((old.pid, old.start_time), (11, 0));
         assert!(State::parse("status=exited\npid=x\n").is_err());
     }
 }

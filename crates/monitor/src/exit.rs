@@ -2,7 +2,7 @@
 //! starts it again.
 
 use berth_monitor_proto::config::Restart;
-use berth_monitor_proto::state::State;
+use berth_monitor_proto::state::{State, Status};
 use berth_sys::process::ExitStatus;
 use std::time::Duration;
 
@@ -14,6 +14,16 @@ pub fn record(state: &mut State, status: ExitStatus, now: i64, oom_kills: impl F
     state.exit_code = status.code();
     state.finished = now;
     state.oom_killed = matches!(status, ExitStatus::Signaled(libc::SIGKILL)) && oom_kills();
+}
+
+/// The state between an ended run and the next start: Restarting, with no
+/// init. The pid (and its start time) stop being the container's when its
+/// run ends: kept, a reused pid would pass for the container's init if the
+/// monitor were killed before the next start.
+pub fn restarting(state: &mut State) {
+    state.status = Status::Restarting;
+    state.pid = 0;
+    state.start_time = 0;
 }
 
 /// Whether a cgroup's memory events (v2 `memory.events`, v1
@@ -68,6 +78,29 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restarting_container_has_no_init_pid() {
+        let mut s = State {
+            pid: 4242,
+            start_time: 99,
+            status: Status::Running,
+            restarts: 2,
+            exit_code: 1,
+            ..State::default()
+        };
+        restarting(&mut s);
+        assert_eq!(s.status, Status::Restarting);
+        assert_eq!(
+            (s.pid, s.start_time),
+            (0, 0),
+            "the old init's pid is not kept"
+        );
+        assert_eq!((s.restarts, s.exit_code), (2, 1));
+        // What a killed monitor leaves behind says so too.
+        let back = State::parse(&s.to_text()).unwrap();
+        assert_eq!((back.pid, back.start_time), (0, 0));
+    }
 
     #[test]
     fn the_exit_code_is_the_status_or_128_plus_the_signal() {

@@ -738,6 +738,9 @@ impl Monitor {
             };
             let started = Instant::now();
             self.state.pid = pid;
+            // Read before the init can be reaped (until then, a zombie
+            // still has its stat).
+            self.state.start_time = berth_sys::process::proc_stat(pid).map_or(0, |s| s.start_time);
             self.state.started = berth_monitor_proto::now_nanos();
             self.state.status = Status::Running;
             self.state.error.clear();
@@ -776,7 +779,7 @@ impl Monitor {
             }
             self.delete_container();
             let wait = backoff.after_run(started.elapsed());
-            self.state.status = Status::Restarting;
+            exit::restarting(&mut self.state);
             self.save_state();
             let until = Instant::now() + wait;
             while Instant::now() < until && !self.stop_requested() {
@@ -1269,6 +1272,7 @@ impl Monitor {
         self.log.finish();
         self.state.status = Status::Exited;
         self.state.pid = 0;
+        self.state.start_time = 0;
         if self.state.finished == 0 {
             self.state.finished = berth_monitor_proto::now_nanos();
         }
