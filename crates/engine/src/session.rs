@@ -389,22 +389,11 @@ impl Session {
 
 /// Forwards signals to a container's process (Docker's sig-proxy) through
 /// its runtime, quietly: a container that is gone is not an error here.
-pub struct SignalForwarder {
-    runtime: PathBuf,
-    runtime_root: PathBuf,
-    id: String,
-}
+pub struct SignalForwarder(crate::runtime::Signaller);
 
 impl SignalForwarder {
     pub fn send(&self, sig: i32) {
-        let _ = std::process::Command::new(&self.runtime)
-            .arg("--root")
-            .arg(&self.runtime_root)
-            .args(["kill", &self.id, &sig.to_string()])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
+        let _ = self.0.send(sig);
     }
 }
 
@@ -444,12 +433,8 @@ impl Engine {
 
     /// The forwarder of signals to `rec`'s process.
     pub fn signal_forwarder(&self, rec: &Record) -> Result<SignalForwarder> {
-        let runtime = crate::paths::find_program(&rec.config.runtime)?;
-        Ok(SignalForwarder {
-            runtime_root: self.paths.runtime_root(&runtime),
-            runtime,
-            id: rec.id.clone(),
-        })
+        crate::paths::find_program(&rec.config.runtime)?;
+        Ok(SignalForwarder(self.signaller(rec)))
     }
 
     /// Runs a session of `rec`'s container to its end: feeds
