@@ -103,7 +103,7 @@ fn set_env(env: &mut Vec<String>, kv: &str) {
 impl Engine {
     pub fn prepare_exec(&self, what: &str, o: &ExecOptions) -> Result<Exec> {
         let rec = self.get(what)?;
-        if rec.config.runtime != crate::config::DEFAULT_RUNTIME {
+        if rec.spec.runtime != crate::specgen::DEFAULT_RUNTIME {
             crate::warm_up_cgroups();
         }
         if rec.state.status != Status::Running {
@@ -152,7 +152,7 @@ impl Engine {
                 0,
             )
             .map_err(io(format!("open the root of container {}", rec.name)))?;
-            let user = crate::user::resolve_in(root.as_fd(), u, &rec.config.group_add)?;
+            let user = crate::user::resolve_in(root.as_fd(), u, &rec.spec.process.groups)?;
             p["user"] =
                 json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids});
             set_env(&mut env, &format!("HOME={}", user.home));
@@ -190,7 +190,7 @@ impl Engine {
         let log_file = run_dir.join(format!("exec-{tag}.log"));
         std::fs::write(&file, serde_json::to_vec(&p).unwrap_or_default())
             .map_err(io(format!("write {}", file.display())))?;
-        let runtime = paths::find_program(&rec.config.runtime)?;
+        let runtime = paths::find_program(&rec.spec.runtime)?;
         let runtime_root = self.paths.runtime_root(&runtime);
         // The process is started at once by the caller: created and
         // started are one step here.

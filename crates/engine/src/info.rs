@@ -80,7 +80,7 @@ impl Engine {
             Ok(berth_cgroups::Version::Hybrid) => "1 (hybrid)",
             Err(_) => "unknown",
         };
-        let rt = crate::config::DEFAULT_RUNTIME;
+        let rt = crate::specgen::DEFAULT_RUNTIME;
         let (runtime_version, runtime_error) = match crate::paths::find_program(rt) {
             Ok(p) => match std::process::Command::new(&p)
                 .arg("--version")

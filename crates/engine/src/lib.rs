@@ -2,10 +2,10 @@
 //! container's life (create, start through the monitor, stop, kill, remove,
 //! clean up, reconcile); `records` is the crash-safe state store; `spec`
 //! makes the OCI spec (a pure function); `rootfs` mounts the overlay;
-//! `config` holds the stored options and their parsers; `user` resolves
+//! `specgen` is the typed container spec each record stores, with Docker's
+//! flags parsed into it (`specgen::docker`); `user` resolves
 //! users in the image; `paths` says where things live.
 
-pub mod config;
 pub mod containers;
 pub mod control;
 pub mod devices;
@@ -20,6 +20,7 @@ pub mod paths;
 pub mod records;
 pub mod rootfs;
 pub mod spec;
+pub mod specgen;
 pub mod system;
 pub mod template;
 pub mod user;

@@ -9,8 +9,8 @@
 //! process dying at once and a power cut loses at most the last commits,
 //! never consistency (pulls, whose blobs cost a download, keep FULL).
 
-use crate::config::ContainerConfig;
 use crate::error::{db, Error, Result};
+use crate::specgen::ContainerSpec;
 use berth_image::store::{Store, Tables};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS containers (
     image TEXT NOT NULL,              -- as the user named it
     image_id TEXT NOT NULL,
     created INTEGER NOT NULL,         -- ns since the epoch
-    config TEXT NOT NULL,             -- ContainerConfig as JSON
+    config TEXT NOT NULL,             -- ContainerSpec as JSON
     state TEXT NOT NULL               -- RunState as JSON
 );
 CREATE TABLE IF NOT EXISTS volumes (
@@ -119,7 +119,8 @@ pub struct Record {
     pub image: String,
     pub image_id: String,
     pub created: i64,
-    pub config: ContainerConfig,
+    /// What the container was asked to be.
+    pub spec: ContainerSpec,
     pub state: RunState,
 }
 
@@ -149,7 +150,7 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Record, String, Str
             image: r.get(2)?,
             image_id: r.get(3)?,
             created: r.get(4)?,
-            config: ContainerConfig::default(),
+            spec: ContainerSpec::default(),
             state: RunState::default(),
         },
         r.get(5)?,
@@ -157,11 +158,12 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Record, String, Str
     ))
 }
 
-fn finish(row: (Record, String, String)) -> Result<Record> {
+fn parse_row(row: (Record, String, String)) -> Result<(Record, Option<String>)> {
     let (mut rec, config, state) = row;
-    rec.config = serde_json::from_str(&config).map_err(|e| corrupt("a container's config", e))?;
+    let (spec, migrated) = crate::specgen::from_stored(&config)?;
+    rec.spec = spec;
     rec.state = serde_json::from_str(&state).map_err(|e| corrupt("a container's state", e))?;
-    Ok(rec)
+    Ok((rec, migrated.then_some(config)))
 }
 
 const COLUMNS: &str = "id, name, image, image_id, created, config, state";
@@ -185,7 +187,7 @@ impl Records {
     /// [`Records::insert`] on `conn`, inside a transaction of the caller's
     /// (`Store::hold_with`).
     pub fn insert_in(conn: &Connection, rec: &Record) -> Result<()> {
-        let config = serde_json::to_string(&rec.config).map_err(|e| corrupt("config", e))?;
+        let config = serde_json::to_string(&rec.spec).map_err(|e| corrupt("spec", e))?;
         let state = serde_json::to_string(&rec.state).map_err(|e| corrupt("state", e))?;
         let r = conn.execute(
             "INSERT INTO containers (id, name, image, image_id, created, config, state)
@@ -254,9 +256,26 @@ impl Records {
         Ok(())
     }
 
-    /// Replaces the container's stored options (`update`).
-    pub fn set_config(&self, id: &str, config: &ContainerConfig) -> Result<()> {
-        let c = serde_json::to_string(config).map_err(|e| corrupt("config", e))?;
+    /// A row read: a record of the old format (before the typed spec) is
+    /// written back in the new one, unless it changed meanwhile (then the
+    /// writer's is kept; the next read converts it again).
+    fn finish(&self, row: (Record, String, String)) -> Result<Record> {
+        let (rec, old) = parse_row(row)?;
+        if let Some(old) = old {
+            let new = serde_json::to_string(&rec.spec).map_err(|e| corrupt("spec", e))?;
+            self.conn()
+                .execute(
+                    "UPDATE containers SET config = ?2 WHERE id = ?1 AND config = ?3",
+                    params![rec.id, new, old],
+                )
+                .map_err(db("rewrite the container's record in the current format"))?;
+        }
+        Ok(rec)
+    }
+
+    /// Replaces the container's stored spec (`update`).
+    pub fn set_spec(&self, id: &str, spec: &ContainerSpec) -> Result<()> {
+        let c = serde_json::to_string(spec).map_err(|e| corrupt("spec", e))?;
         self.conn()
             .execute(
                 "UPDATE containers SET config = ?2 WHERE id = ?1",
@@ -367,11 +386,12 @@ impl Records {
         let rows = st
             .query_map([], row_to_record)
             .map_err(db("list containers"))?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(finish(r.map_err(db("list containers"))?)?);
-        }
-        Ok(out)
+        let rows = rows
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db("list containers"))?;
+        drop(st);
+        drop(conn);
+        rows.into_iter().map(|r| self.finish(r)).collect()
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
@@ -384,7 +404,7 @@ impl Records {
             )
             .optional()
             .map_err(db("read the container"))?;
-        row.map(finish).transpose()
+        row.map(|r| self.finish(r)).transpose()
     }
 
     /// By full id, name, or unique id prefix (as Docker resolves).
@@ -403,7 +423,7 @@ impl Records {
             .optional()
             .map_err(db("find the container"))?;
         if let Some(r) = row {
-            return finish(r);
+            return self.finish(r);
         }
         if what.bytes().all(|b| b.is_ascii_hexdigit()) {
             let conn = self.conn();
@@ -422,8 +442,10 @@ impl Records {
                     "{what}: more than one container id starts with this; give more digits"
                 )));
             }
+            drop(st);
+            drop(conn);
             if let Some(r) = rows.pop() {
-                return finish(r);
+                return self.finish(r);
             }
         }
         Err(Error::NoSuchContainer(what.to_string()))
@@ -551,7 +573,7 @@ mod tests {
             image: "busybox".into(),
             image_id: "sha256:00".into(),
             created: 1,
-            config: ContainerConfig::default(),
+            spec: ContainerSpec::default(),
             state: RunState::default(),
         }
     }

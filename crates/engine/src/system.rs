@@ -259,7 +259,7 @@ impl Engine {
     }
 
     pub fn rename(&self, what: &str, name: &str) -> Result<()> {
-        crate::config::check_name(name)?;
+        crate::specgen::check_name(name)?;
         let rec = self.get(what)?;
         self.records.rename(&rec.id, name)?;
         let mut renamed = rec.clone();
@@ -282,7 +282,7 @@ impl Engine {
     /// The host pids of the container's processes (the runtime's `ps`).
     pub fn pids(&self, what: &str) -> Result<(Record, Vec<i32>)> {
         let rec = self.running(what)?;
-        let rt = crate::paths::find_program(&rec.config.runtime)?;
+        let rt = crate::paths::find_program(&rec.spec.runtime)?;
         let out = std::process::Command::new(&rt)
             .arg("--root")
             .arg(self.paths.runtime_root(&rt))
