@@ -578,6 +578,45 @@ mod tests {
         }
     }
 
+    /// A row berth wrote before the typed spec (the flat `ContainerConfig`)
+    /// reads as the spec and is written back in the new format.
+    #[test]
+    fn an_old_format_row_is_converted_and_rewritten_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = open(dir.path());
+        r.insert(&rec("c1", "old")).unwrap();
+        let old = r#"{"args":["sleep","1"],"memory":67108864,"network":"host","pid":"","ipc":"host","uts":"","restart":"always","extra_hosts":[["db","10.0.0.2"]],"device_read_bps":[["/dev/sda",1024]],"labels":{"k":"v"},"runtime":"runc","log_driver":"json-file","log_max_size":0,"log_max_files":1}"#;
+        r.conn()
+            .execute(
+                "UPDATE containers SET config = ?1 WHERE id = 'c1'",
+                params![old],
+            )
+            .unwrap();
+        let got = r.find("old").unwrap();
+        let s = &got.spec;
+        assert_eq!(s.process.args, ["sleep", "1"]);
+        assert_eq!(s.resources.memory, Some(64 << 20));
+        assert!(s.namespaces.net.is_host() && s.namespaces.ipc.is_host());
+        assert!(!s.namespaces.pid.is_host());
+        assert_eq!(s.lifecycle.restart, crate::specgen::RestartPolicy::Always);
+        assert_eq!(s.network.extra_hosts[0].name, "db");
+        assert_eq!(s.resources.device_read_bps[0].value, 1024);
+        assert_eq!(s.runtime, "runc");
+        assert_eq!(s.logging.driver, crate::specgen::LogDriver::JsonFile);
+        assert_eq!((s.logging.max_size, s.logging.max_files), (0, 1));
+        let stored: String = r
+            .conn()
+            .query_row("SELECT config FROM containers WHERE id = 'c1'", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(stored, serde_json::to_string(s).unwrap());
+        // Read again (now the new format), and through every reader.
+        assert_eq!(r.get("c1").unwrap().unwrap(), got);
+        assert_eq!(r.all().unwrap(), std::slice::from_ref(&got));
+        assert_eq!(r.find("c").unwrap(), got);
+    }
+
     #[test]
     fn records_opened_together_on_a_new_root_all_open() {
         // Regression: parallel `berth run`s on a fresh store failed with

@@ -683,12 +683,6 @@ fn build<'a>(
     let mut rlimits = vec![json!({"type": "RLIMIT_NOFILE", "soft": nofile, "hard": nofile})];
     for u in &cs.resources.ulimits {
         let t = rlimit_name(&u.name)?;
-        if u.soft > u.hard {
-            return Err(option(
-                "--ulimit",
-                format!("{}: the soft limit is above the hard one", u.name),
-            ));
-        }
         rlimits.retain(|r| r["type"] != t.as_str());
         rlimits.push(json!({"type": t, "soft": u.soft, "hard": u.hard}));
     }
@@ -711,11 +705,7 @@ fn build<'a>(
         // The host's IPC namespace: its /dev/shm with it, as Docker does.
         mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "nosuid", "noexec", "nodev", "rprivate"]}));
     } else {
-        let shm = match cs.storage.shm_size {
-            Some(0) => return Err(option("--shm-size", "must be more than 0")),
-            Some(b) => b,
-            None => 64 << 20,
-        };
+        let shm = cs.storage.shm_size.unwrap_or(64 << 20);
         mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
     }
     let mut seen: Vec<String> = Vec::new();
@@ -765,6 +755,8 @@ fn build<'a>(
                     .map(String::from)
                     .collect();
                 for f in flags {
+                    // Checked by validate; the resolved mount again, as
+                    // the option text goes to mount(2).
                     if !matches!(f.as_str(), "exec" | "noexec" | "suid" | "nosuid" | "dev" | "nodev") {
                         return Err(option("--tmpfs", format!("{d}: unknown flag {f:?}")));
                     }
@@ -796,23 +788,6 @@ fn build<'a>(
         .filter(|(_, own)| *own)
         .map(|(ns, _)| json!({"type": ns}))
         .collect();
-    for (k, v) in &cs.security.sysctls {
-        let Some(ns) =
-            berth_sys::sysctl::namespace_of(k).filter(|_| berth_sys::sysctl::valid_name(k))
-        else {
-            return Err(option("--sysctl", format!("{k}: not a namespaced sysctl; a container may not change it for the whole host")));
-        };
-        let name = berth_sys::sysctl::namespace_name(ns);
-        if !own.iter().any(|(n, own)| *n == name && *own) {
-            return Err(option("--sysctl", format!("{k}: the container shares the host's {name} namespace, so this would change the host's")));
-        }
-        if v.contains('\0') {
-            return Err(option(
-                "--sysctl",
-                format!("{k}: the value holds a NUL byte"),
-            ));
-        }
-    }
     let mut resources = resources(cs, h);
     let mut rules = device_rules(cs.security.privileged);
     let mut devices = Vec::new();

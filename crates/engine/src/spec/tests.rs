@@ -840,3 +840,48 @@ fn domain_name_in_the_containers_own_uts_namespace_only() {
     let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
     assert!(j.get("domainname").is_none_or(|d| d.is_null()));
 }
+
+#[test]
+fn cgroup_namespace_as_asked_else_dockers_default_for_the_host() {
+    let has_cgroup_ns = |o: &O| {
+        let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
+        j["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "cgroup")
+    };
+    let mut o = opts();
+    // Not asked: its own on cgroup v2, the host's on v1.
+    o.h.cgroup_v2 = true;
+    assert!(has_cgroup_ns(&o));
+    o.h.cgroup_v2 = false;
+    assert!(!has_cgroup_ns(&o));
+    o.cs.namespaces.cgroup = Some(NamespaceMode::Private);
+    assert!(has_cgroup_ns(&o));
+    o.h.cgroup_v2 = true;
+    o.cs.namespaces.cgroup = Some(NamespaceMode::Host);
+    assert!(!has_cgroup_ns(&o));
+    o.cs.namespaces.cgroup = Some(NamespaceMode::Container("x".into()));
+    assert!(generate(&img(), &User::default(), &o.cs, &o.h).is_err());
+}
+
+#[test]
+fn annotations_go_into_the_spec() {
+    let mut o = opts();
+    o.cs.metadata.annotations = [
+        ("com.example.team".to_string(), "storage".to_string()),
+        // berth's own business, and empty values: left out.
+        (
+            "org.opencontainers.image.stopSignal".to_string(),
+            "SIGQUIT".to_string(),
+        ),
+        ("com.example.empty".to_string(), String::new()),
+    ]
+    .into();
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
+    assert_eq!(
+        j["annotations"],
+        serde_json::json!({"com.example.team": "storage"})
+    );
+}
