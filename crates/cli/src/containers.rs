@@ -66,6 +66,9 @@ pub struct CreateArgs {
     /// Give the container a name (default: a random one).
     #[arg(long)]
     pub name: Option<String>,
+    // The options that make the container's spec: the engine's.
+    #[command(flatten)]
+    pub flags: CreateFlags,
     /// Write the container's id to FILE (which must not exist).
     #[arg(long = "cidfile", value_name = "FILE")]
     pub cidfile: Option<PathBuf>,
@@ -75,8 +78,6 @@ pub struct CreateArgs {
     /// The platform to pull (os/arch[/variant]).
     #[arg(long)]
     pub platform: Option<String>,
-    #[command(flatten)]
-    pub flags: CreateFlags,
     /// The image.
     pub image: String,
     /// The command and its arguments (default: the image's).
