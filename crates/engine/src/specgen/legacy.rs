@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 
 /// The old flat record, field for field as it was stored.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
+// Tests write rows as the old code did: serde of this struct.
+#[cfg_attr(test, derive(Serialize))]
 #[serde(default)]
 pub(super) struct ContainerConfig {
     /// The command after the image name.
@@ -369,6 +371,144 @@ mod tests {
         // Written back, it reads as the current format, unchanged.
         let text = serde_json::to_string(&s).unwrap();
         assert_eq!(from_stored(&text).unwrap(), (s, false));
+    }
+
+    /// Every old field, set, written as the old code wrote it (serde of
+    /// the old struct), lands in its place in the spec.
+    #[test]
+    fn every_old_field_lands_in_the_spec() {
+        let old = ContainerConfig {
+            args: vec!["a".into()],
+            entrypoint: Some(vec![]),
+            env: vec!["K=V".into()],
+            workdir: Some("/w".into()),
+            user: Some("1:2".into()),
+            group_add: vec!["wheel".into()],
+            hostname: Some("h".into()),
+            tty: true,
+            interactive: true,
+            read_only: true,
+            cap_add: vec!["NET_ADMIN".into()],
+            cap_drop: vec!["CHOWN".into()],
+            seccomp_profile: Some("{}".into()),
+            no_new_privileges: true,
+            memory: Some(64 << 20),
+            memory_swap: Some(-1),
+            cpus: Some(0.5),
+            cpu_shares: Some(512),
+            cpuset_cpus: Some("0".into()),
+            pids_limit: Some(10),
+            memory_reservation: Some(32 << 20),
+            cpuset_mems: Some("0".into()),
+            oom_score_adj: Some(5),
+            device_cgroup_rules: vec!["a *:* m".into()],
+            cgroup_parent: Some("/svc".into()),
+            dns: vec!["10.0.0.1".into()],
+            dns_search: vec!["example".into()],
+            dns_options: vec!["ndots:2".into()],
+            domainname: Some("d".into()),
+            memory_swappiness: Some(10),
+            oom_kill_disable: true,
+            blkio_weight: Some(100),
+            blkio_weight_devices: vec![("/dev/sda".into(), 200)],
+            device_write_bps: vec![("/dev/sda".into(), 1)],
+            device_read_iops: vec![("/dev/sda".into(), 2)],
+            device_write_iops: vec![("/dev/sda".into(), 3)],
+            ulimits: vec![Ulimit {
+                name: "nproc".into(),
+                soft: 1,
+                hard: 2,
+            }],
+            devices: vec![DeviceMapping {
+                host: "/dev/fuse".into(),
+                container: "/dev/fuse".into(),
+                access: "rw".into(),
+            }],
+            ipc: "host".into(),
+            shm_size: Some(1 << 20),
+            sysctls: [("kernel.msgmax".to_string(), "1".to_string())].into(),
+            init: true,
+            stop_signal: Some("SIGQUIT".into()),
+            stop_timeout: Some(3),
+            annotations: [("a".to_string(), "b".to_string())].into(),
+            log_max_files: 5,
+            auto_remove: true,
+            detach_keys: Some("ctrl-x".into()),
+            ..ContainerConfig::default()
+        };
+        let (s, migrated) = from_stored(&serde_json::to_string(&old).unwrap()).unwrap();
+        assert!(migrated);
+        let p = &s.process;
+        assert_eq!(
+            (&p.args, &p.entrypoint, &p.env, p.workdir.as_deref()),
+            (&old.args, &old.entrypoint, &old.env, Some("/w"))
+        );
+        assert_eq!(
+            (p.user.as_deref(), &p.groups),
+            (Some("1:2"), &old.group_add)
+        );
+        assert!(p.tty && p.stdin && p.init);
+        assert_eq!(
+            (p.stop_signal.as_deref(), p.stop_timeout),
+            (Some("SIGQUIT"), Some(3))
+        );
+        assert_eq!(p.detach_keys.as_deref(), Some("ctrl-x"));
+        assert!(s.storage.read_only);
+        assert_eq!(s.storage.shm_size, Some(1 << 20));
+        let sec = &s.security;
+        assert_eq!((&sec.cap_add, &sec.cap_drop), (&old.cap_add, &old.cap_drop));
+        assert_eq!(
+            sec.seccomp,
+            SeccompPolicy::Profile {
+                profile: "{}".into()
+            }
+        );
+        assert!(sec.no_new_privileges);
+        assert_eq!(sec.sysctls, old.sysctls);
+        let r = &s.resources;
+        assert_eq!(
+            (r.memory, r.memory_swap, r.memory_reservation),
+            (old.memory, Some(-1), old.memory_reservation)
+        );
+        assert_eq!(
+            (r.cpus, r.cpu_shares, r.pids_limit),
+            (Some(0.5), Some(512), Some(10))
+        );
+        assert_eq!(
+            (r.cpuset_cpus.as_deref(), r.cpuset_mems.as_deref()),
+            (Some("0"), Some("0"))
+        );
+        assert_eq!(
+            (r.oom_score_adj, r.memory_swappiness, r.oom_kill_disable),
+            (Some(5), Some(10), true)
+        );
+        assert_eq!(r.device_cgroup_rules[0].to_string(), "a *:* m");
+        assert_eq!(r.cgroup_parent.as_deref(), Some("/svc"));
+        assert_eq!(r.blkio_weight, Some(100));
+        let v = |d: &[DeviceRate]| d.iter().map(|d| d.value).collect::<Vec<_>>();
+        assert_eq!(
+            (
+                v(&r.blkio_weight_devices),
+                v(&r.device_write_bps),
+                v(&r.device_read_iops),
+                v(&r.device_write_iops)
+            ),
+            (vec![200], vec![1], vec![2], vec![3])
+        );
+        assert_eq!((&r.ulimits, &r.devices), (&old.ulimits, &old.devices));
+        assert!(s.namespaces.ipc.is_host());
+        let n = &s.network;
+        assert_eq!(
+            (n.hostname.as_deref(), n.domainname.as_deref()),
+            (Some("h"), Some("d"))
+        );
+        assert_eq!(
+            (&n.dns, &n.dns_search, &n.dns_options),
+            (&old.dns, &old.dns_search, &old.dns_options)
+        );
+        assert!(s.lifecycle.auto_remove);
+        assert_eq!(s.logging.max_files, 5);
+        assert_eq!(s.metadata.annotations, old.annotations);
     }
 
     #[test]
