@@ -1,5 +1,6 @@
 //! The container's OCI spec: a pure function of the image config, the
-//! resolved user and the `run` options, with defaults equivalent to
+//! resolved user, the container's [`ContainerSpec`] and what the engine
+//! resolved on the host for it ([`Resolved`]), with defaults equivalent to
 //! Docker's (capabilities, seccomp profile, masked and read-only paths,
 //! /dev/shm, device rules, namespaces). The engine does the I/O around it
 //! (mounting the rootfs, resolving the user, preparing /etc files).
