@@ -3,10 +3,10 @@
 
 use crate::images::PullArgs;
 use anyhow::{bail, Context, Result};
-use berth_engine::config::{self as ccfg, ContainerConfig};
 use berth_engine::images;
 use berth_engine::records::{Record, Status};
 use berth_engine::session::{self, DetachKeys, Input, Outcome, Streams, TerminalEnd};
+use berth_engine::specgen::docker::{self, CreateFlags};
 use berth_engine::{Engine, Session};
 use clap::{Args, ValueEnum};
 use std::io::{IsTerminal, Read};
@@ -70,232 +70,18 @@ pub struct CreateArgs {
     /// Give the container a name (default: a random one).
     #[arg(long)]
     pub name: Option<String>,
-    /// Set an environment variable (KEY=VALUE, or KEY to take it from here).
-    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
-    /// Read environment variables from a file (KEY=VALUE lines, # comments).
-    #[arg(long = "env-file", value_name = "FILE")]
-    pub env_file: Vec<PathBuf>,
-    /// The working directory in the container.
-    #[arg(short = 'w', long = "workdir")]
-    pub workdir: Option<String>,
-    /// Run as USER[:GROUP] (names from the image's /etc files, or numbers).
-    #[arg(short = 'u', long)]
-    pub user: Option<String>,
-    /// Add a supplementary group (a name from the image's /etc/group, or a gid).
-    #[arg(long = "group-add", value_name = "GROUP")]
-    pub group_add: Vec<String>,
-    /// Replace the image's ENTRYPOINT ("" clears it).
-    #[arg(long)]
-    pub entrypoint: Option<String>,
-    /// The container's host name (default: its short id).
-    #[arg(short = 'h', long)]
-    pub hostname: Option<String>,
-    /// Keep stdin open (pipe input into the container).
-    #[arg(short = 'i', long)]
-    pub interactive: bool,
-    /// Give the container a terminal.
-    #[arg(short = 't', long)]
-    pub tty: bool,
-    /// Mount a volume: /host:/dest, NAME:/dest, or /dest (anonymous).
-    ///
-    /// OPTS, comma-separated: ro or rw; for a host path a propagation mode
-    /// (rprivate by default; rshared sends mounts made under it back to
-    /// the host, which needs a shared host mount; rslave, shared, slave,
-    /// private); for a volume nocopy (a new volume is not filled with what
-    /// the image has at DEST). z and Z are accepted and do nothing.
-    #[arg(short = 'v', long = "volume", value_name = "SRC:DEST[:OPTS]")]
-    pub volume: Vec<String>,
-    /// Mount: type=bind|volume|tmpfs,source=..,target=..[,readonly].
-    ///
-    /// Also bind-propagation=MODE (bind), volume-nocopy (volume),
-    /// tmpfs-size=SIZE and tmpfs-mode=OCTAL (tmpfs).
-    #[arg(long = "mount", value_name = "SPEC")]
-    pub mount: Vec<String>,
-    /// Mount a tmpfs: /dest[:size=64m,mode=1777,ro,exec,suid,dev].
-    ///
-    /// noexec, nosuid and nodev unless exec, suid or dev is given.
-    #[arg(long = "tmpfs", value_name = "DEST[:OPTS]")]
-    pub tmpfs: Vec<String>,
-    /// Mount the image's root read-only.
-    #[arg(long)]
-    pub read_only: bool,
-    /// Give the container a host device: HOST[:CONTAINER][:PERMS].
-    ///
-    /// PERMS is some of r (read), w (write) and m (mknod); rwm by default.
-    /// A directory gives every device node under it.
-    #[arg(long = "device", value_name = "HOST[:CONTAINER][:PERMS]")]
-    pub device: Vec<String>,
-    /// Size of /dev/shm (such as 256m; default 64m).
-    #[arg(long = "shm-size", value_name = "SIZE")]
-    pub shm_size: Option<String>,
-    /// Set a namespaced kernel parameter (such as net.ipv4.ip_forward=1).
-    ///
-    /// Only parameters of the container's own namespaces: kernel.msg*,
-    /// kernel.sem, kernel.shm*, fs.mqueue.* (not with --ipc host), net.*
-    /// (not with --network host), kernel.hostname and kernel.domainname
-    /// (not with --uts host).
-    #[arg(long = "sysctl", value_name = "KEY=VALUE")]
-    pub sysctl: Vec<String>,
-    /// A name server for the container's /etc/resolv.conf (instead of
-    /// the host's).
-    #[arg(long = "dns", value_name = "IP")]
-    pub dns: Vec<String>,
-    /// A search domain for /etc/resolv.conf ("." for none).
-    #[arg(long = "dns-search", value_name = "DOMAIN")]
-    pub dns_search: Vec<String>,
-    /// A resolver option for /etc/resolv.conf (such as ndots:2).
-    #[arg(long = "dns-option", alias = "dns-opt", value_name = "OPTION")]
-    pub dns_option: Vec<String>,
-    /// The container's NIS domain name.
-    #[arg(long, value_name = "NAME")]
-    pub domainname: Option<String>,
-    /// Add a line to /etc/hosts: NAME:IP.
-    #[arg(long = "add-host", value_name = "NAME:IP")]
-    pub add_host: Vec<String>,
-    /// PID namespace: private (default) or host (sees every host process).
-    #[arg(long = "pid", value_name = "MODE")]
-    pub pid: Option<String>,
-    /// IPC namespace: private (default) or host (shares the host's
-    /// System V IPC, POSIX message queues and /dev/shm).
-    #[arg(long = "ipc", value_name = "MODE")]
-    pub ipc: Option<String>,
-    /// UTS namespace: private (default) or host (the host's name, which
-    /// the container cannot change).
-    #[arg(long = "uts", value_name = "MODE")]
-    pub uts: Option<String>,
+    // The options that make the container's spec: the engine's.
+    #[command(flatten)]
+    pub flags: CreateFlags,
     /// Write the container's id to FILE (which must not exist).
     #[arg(long = "cidfile", value_name = "FILE")]
     pub cidfile: Option<PathBuf>,
-    /// Memory limit (such as 512m or 1g).
-    #[arg(short = 'm', long)]
-    pub memory: Option<String>,
-    /// Memory plus swap limit (-1: unlimited swap).
-    #[arg(long, allow_negative_numbers = true)]
-    pub memory_swap: Option<String>,
-    /// CPUs the container may use (such as 1.5).
-    #[arg(long, allow_negative_numbers = true)]
-    pub cpus: Option<f64>,
-    /// Relative CPU weight (2-262144; default 1024).
-    #[arg(short = 'c', long)]
-    pub cpu_shares: Option<u64>,
-    /// CPUs the container may run on (such as 0-2,4).
-    #[arg(long)]
-    pub cpuset_cpus: Option<String>,
-    /// The most processes the container may have (-1: no limit).
-    #[arg(long, allow_negative_numbers = true)]
-    pub pids_limit: Option<i64>,
-    /// Memory soft limit (such as 256m): reclaimed down to it first when
-    /// the host runs short.
-    #[arg(long, value_name = "SIZE")]
-    pub memory_reservation: Option<String>,
-    /// CFS scheduler period in microseconds (1000-1000000; with --cpu-quota).
-    #[arg(long, value_name = "USECS")]
-    pub cpu_period: Option<u64>,
-    /// CPU time per period in microseconds (-1: no limit).
-    #[arg(long, value_name = "USECS", allow_hyphen_values = true)]
-    pub cpu_quota: Option<i64>,
-    /// Memory nodes the container may use (such as 0-1).
-    #[arg(long, value_name = "NODES")]
-    pub cpuset_mems: Option<String>,
-    /// The processes' OOM score adjustment (-1000 to 1000; higher is
-    /// killed first).
-    #[arg(long, value_name = "N", allow_hyphen_values = true)]
-    pub oom_score_adj: Option<i32>,
-    /// Allow devices by number: 'TYPE MAJOR:MINOR ACCESS' (such as
-    /// 'c 189:* rwm'), for devices that come and go (the nodes come from a
-    /// volume or mknod).
-    #[arg(long = "device-cgroup-rule", value_name = "RULE")]
-    pub device_cgroup_rule: Vec<String>,
-    /// The cgroup to put the container's under (default /berth).
-    #[arg(long, value_name = "PATH")]
-    pub cgroup_parent: Option<String>,
-    /// How readily the kernel swaps the container's memory out (0-100;
-    /// cgroup v1 only: ignored with a warning on v2, as in Docker).
-    #[arg(long, value_name = "0-100")]
-    pub memory_swappiness: Option<u64>,
-    /// Do not OOM-kill the container's processes: they wait for memory
-    /// instead (cgroup v1 only; use with --memory).
-    #[arg(long)]
-    pub oom_kill_disable: bool,
-    /// Block I/O weight, relative to other containers (10-1000; needs
-    /// the bfq scheduler on the disk).
-    #[arg(long, value_name = "WEIGHT")]
-    pub blkio_weight: Option<u16>,
-    /// Block I/O weight for one device: DEVICE:WEIGHT.
-    #[arg(long = "blkio-weight-device", value_name = "DEVICE:WEIGHT")]
-    pub blkio_weight_device: Vec<String>,
-    /// Limit reads from a device: DEVICE:RATE (such as /dev/sda:10mb).
-    #[arg(long = "device-read-bps", value_name = "DEVICE:RATE")]
-    pub device_read_bps: Vec<String>,
-    /// Limit writes to a device: DEVICE:RATE (bytes per second).
-    #[arg(long = "device-write-bps", value_name = "DEVICE:RATE")]
-    pub device_write_bps: Vec<String>,
-    /// Limit read operations on a device: DEVICE:N (per second).
-    #[arg(long = "device-read-iops", value_name = "DEVICE:N")]
-    pub device_read_iops: Vec<String>,
-    /// Limit write operations on a device: DEVICE:N (per second).
-    #[arg(long = "device-write-iops", value_name = "DEVICE:N")]
-    pub device_write_iops: Vec<String>,
-    /// A resource limit: NAME=SOFT[:HARD] (such as nofile=1024:2048).
-    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
-    pub ulimit: Vec<String>,
-    /// Add a capability (or ALL).
-    #[arg(long = "cap-add", value_name = "CAP")]
-    pub cap_add: Vec<String>,
-    /// Drop a capability (or ALL).
-    #[arg(long = "cap-drop", value_name = "CAP")]
-    pub cap_drop: Vec<String>,
-    /// Give the container every capability and device, no seccomp filter.
-    #[arg(long)]
-    pub privileged: bool,
-    /// seccomp=FILE|unconfined, no-new-privileges[:true].
-    #[arg(long = "security-opt", value_name = "OPT")]
-    pub security_opt: Vec<String>,
-    /// Run berth-init as the container's pid 1 (reaps zombies, forwards signals).
-    #[arg(long)]
-    pub init: bool,
-    /// Restart policy: no, on-failure[:N], always, unless-stopped.
-    #[arg(long, default_value = "no")]
-    pub restart: String,
-    /// The signal `stop` sends (default: the image's, else SIGTERM).
-    #[arg(long)]
-    pub stop_signal: Option<String>,
-    /// Seconds `stop` waits before SIGKILL (default 10).
-    #[arg(long)]
-    pub stop_timeout: Option<u32>,
-    /// Set a label (KEY=VALUE).
-    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
-    pub label: Vec<String>,
-    /// Read labels from a file (KEY=VALUE lines, # comments).
-    #[arg(long = "label-file", value_name = "FILE")]
-    pub label_file: Vec<PathBuf>,
     /// When to pull the image.
     #[arg(long, value_enum, default_value_t = PullPolicy::Missing)]
     pub pull: PullPolicy,
     /// The platform to pull (os/arch[/variant]).
     #[arg(long)]
     pub platform: Option<String>,
-    /// none (the default) or host; bridge networks come in a later release.
-    #[arg(long = "network", alias = "net", default_value = "none")]
-    pub network: String,
-    /// The OCI runtime: berth-runtime (default), runc, crun, or a path.
-    #[arg(long, default_value = berth_engine::config::DEFAULT_RUNTIME)]
-    pub runtime: String,
-    /// Remove the container when it exits.
-    #[arg(long)]
-    pub rm: bool,
-    /// json-file, k8s-file (default) or none.
-    #[arg(long, default_value = "k8s-file")]
-    pub log_driver: String,
-    /// Log options: max-size=SIZE (default 10m; 0 for no cap), max-file=N
-    /// (default 3): the log is rotated at max-size and max-file files are
-    /// kept, so it never takes more than 30 MB by default.
-    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
-    pub log_opt: Vec<String>,
-    /// Keys that detach from the container (default ctrl-p,ctrl-q).
-    #[arg(long)]
-    pub detach_keys: Option<String>,
     /// The image.
     pub image: String,
     /// The command and its arguments (default: the image's).
@@ -313,241 +99,6 @@ pub struct RunArgs {
     pub sig_proxy: bool,
     #[command(flatten)]
     pub create: CreateArgs,
-}
-
-fn env_file(p: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(p).with_context(|| format!("--env-file {}", p.display()))?;
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let l = line.trim_start();
-        if l.is_empty() || l.starts_with('#') {
-            continue;
-        }
-        out.push(env_entry(l)?);
-    }
-    Ok(out)
-}
-
-fn env_entry(e: &str) -> Result<String> {
-    if e.is_empty() || e.starts_with('=') {
-        bail!("--env: {e:?} has no variable name");
-    }
-    if e.contains('=') {
-        return Ok(e.to_string());
-    }
-    // KEY alone: this environment's value (skipped if unset), as Docker.
-    Ok(match std::env::var(e) {
-        Ok(v) => format!("{e}={v}"),
-        Err(_) => String::new(),
-    })
-}
-
-fn to_config(a: &CreateArgs) -> Result<ContainerConfig> {
-    let mut c = ContainerConfig {
-        args: a.command.clone(),
-        ..ContainerConfig::default()
-    };
-    if let Some(e) = &a.entrypoint {
-        c.entrypoint = Some(if e.is_empty() {
-            Vec::new()
-        } else {
-            vec![e.clone()]
-        });
-    }
-    for f in &a.env_file {
-        c.env.extend(env_file(f)?);
-    }
-    for e in &a.env {
-        c.env.push(env_entry(e)?);
-    }
-    c.env.retain(|e| !e.is_empty());
-    c.workdir = a.workdir.clone();
-    c.user = a.user.clone();
-    c.group_add = a.group_add.clone();
-    c.dns = a.dns.clone();
-    c.dns_search = a.dns_search.clone();
-    c.dns_options = a.dns_option.clone();
-    c.domainname = a.domainname.clone();
-    c.hostname = a.hostname.clone();
-    c.tty = a.tty;
-    c.interactive = a.interactive;
-    c.read_only = a.read_only;
-    c.privileged = a.privileged;
-    c.cap_add = a.cap_add.clone();
-    c.cap_drop = a.cap_drop.clone();
-    for o in &a.security_opt {
-        let (k, v) = o.split_once(['=', ':']).unwrap_or((o.as_str(), ""));
-        match k {
-            "seccomp" if v == "unconfined" => c.seccomp_unconfined = true,
-            "seccomp" if !v.is_empty() => {
-                c.seccomp_profile = Some(
-                    std::fs::read_to_string(v)
-                        .with_context(|| format!("--security-opt seccomp: read {v}"))?,
-                )
-            }
-            "no-new-privileges" if matches!(v, "" | "true") => c.no_new_privileges = true,
-            "no-new-privileges" if v == "false" => c.no_new_privileges = false,
-            "label" | "apparmor" if v == "disable" || v == "unconfined" => {}
-            _ => bail!("--security-opt: unknown option {o:?} (berth knows seccomp=FILE|unconfined and no-new-privileges)"),
-        }
-    }
-    c.memory = a
-        .memory
-        .as_deref()
-        .map(|m| ccfg::parse_size(m, "--memory").map(|v| v as i64))
-        .transpose()?;
-    c.memory_swap = match a.memory_swap.as_deref() {
-        Some("-1") => Some(-1),
-        Some(m) => Some(ccfg::parse_size(m, "--memory-swap")? as i64),
-        None => None,
-    };
-    c.cpus = a.cpus;
-    c.cpu_shares = a.cpu_shares;
-    c.cpuset_cpus = a.cpuset_cpus.clone();
-    c.pids_limit = a.pids_limit;
-    c.memory_reservation = a
-        .memory_reservation
-        .as_deref()
-        .map(|m| ccfg::parse_size(m, "--memory-reservation").map(|v| v as i64))
-        .transpose()?;
-    c.cpu_period = a.cpu_period;
-    c.cpu_quota = a.cpu_quota;
-    c.cpuset_mems = a.cpuset_mems.clone();
-    c.oom_score_adj = a.oom_score_adj;
-    for r in &a.device_cgroup_rule {
-        ccfg::parse_device_rule(r)?;
-        c.device_cgroup_rules.push(r.clone());
-    }
-    // What cgroup v2 does not have: dropped with a warning, as Docker does,
-    // so the same command lines work on both.
-    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
-    if a.memory_swappiness.is_some() && v2 {
-        eprintln!(
-            "WARNING: cgroup v2 has no per-container swappiness: --memory-swappiness is ignored"
-        );
-    } else {
-        c.memory_swappiness = a.memory_swappiness;
-    }
-    if a.oom_kill_disable && v2 {
-        eprintln!(
-            "WARNING: cgroup v2 cannot turn the OOM killer off: --oom-kill-disable is ignored"
-        );
-    } else {
-        c.oom_kill_disable = a.oom_kill_disable;
-        if a.oom_kill_disable && a.memory.is_none() {
-            eprintln!("WARNING: --oom-kill-disable without --memory: a runaway container can take all of the host's memory");
-        }
-    }
-    c.blkio_weight = a.blkio_weight.filter(|w| *w != 0);
-    let rates = |v: &[String], flag: &str, size: bool| -> Result<Vec<(String, u64)>> {
-        v.iter()
-            .map(|d| Ok(ccfg::parse_device_rate(d, flag, size)?))
-            .collect()
-    };
-    c.blkio_weight_devices = rates(&a.blkio_weight_device, "--blkio-weight-device", false)?;
-    if v2 {
-        let mut kept = Vec::new();
-        for (dev, w) in std::mem::take(&mut c.blkio_weight_devices) {
-            if berth_engine::devices::v2_weighs_device(&dev, "--blkio-weight-device")? {
-                kept.push((dev, w));
-            } else {
-                eprintln!("WARNING: {dev} has neither the bfq scheduler nor io.cost, so cgroup v2 cannot weigh its I/O: --blkio-weight-device {dev} is ignored");
-            }
-        }
-        c.blkio_weight_devices = kept;
-    }
-    c.device_read_bps = rates(&a.device_read_bps, "--device-read-bps", true)?;
-    c.device_write_bps = rates(&a.device_write_bps, "--device-write-bps", true)?;
-    c.device_read_iops = rates(&a.device_read_iops, "--device-read-iops", false)?;
-    c.device_write_iops = rates(&a.device_write_iops, "--device-write-iops", false)?;
-    c.cgroup_parent = a
-        .cgroup_parent
-        .as_deref()
-        .map(ccfg::parse_cgroup_parent)
-        .transpose()?;
-    for u in &a.ulimit {
-        c.ulimits.push(ccfg::parse_ulimit(u)?);
-    }
-    for v in &a.volume {
-        c.mounts.push(ccfg::parse_volume(v)?);
-    }
-    for m in &a.mount {
-        c.mounts.push(ccfg::parse_mount(m)?);
-    }
-    for t in &a.tmpfs {
-        c.mounts.push(ccfg::parse_tmpfs(t)?);
-    }
-    for m in &c.mounts {
-        if m.kind == ccfg::MountType::Bind && !Path::new(&m.source).exists() {
-            bail!(
-                "--volume: the host path {} does not exist (Docker would create it; berth asks you to)",
-                m.source
-            );
-        }
-    }
-    for d in &a.device {
-        c.devices.push(ccfg::parse_device(d)?);
-    }
-    c.shm_size = a
-        .shm_size
-        .as_deref()
-        .map(|v| ccfg::parse_size(v, "--shm-size"))
-        .transpose()?;
-    for s in &a.sysctl {
-        let (k, v) = ccfg::parse_sysctl(s)?;
-        c.sysctls.insert(k, v);
-    }
-    for h in &a.add_host {
-        c.extra_hosts.push(ccfg::parse_add_host(h)?);
-    }
-    c.pid = a.pid.clone().unwrap_or_default();
-    c.ipc = a.ipc.clone().unwrap_or_default();
-    c.uts = a.uts.clone().unwrap_or_default();
-    c.network = a.network.clone();
-    c.init = a.init;
-    c.restart = a.restart.clone();
-    c.stop_signal = a.stop_signal.clone();
-    c.stop_timeout = a.stop_timeout;
-    let mut labels = Vec::new();
-    for f in &a.label_file {
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("--label-file {}: read", f.display()))?;
-        labels.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string),
-        );
-    }
-    labels.extend(a.label.iter().cloned());
-    for l in &labels {
-        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
-        if k.is_empty() {
-            bail!("--label: {l:?} has no key");
-        }
-        c.labels.insert(k.to_string(), v.to_string());
-    }
-    c.runtime = a.runtime.clone();
-    c.auto_remove = a.rm;
-    c.log_driver = a.log_driver.clone();
-    for o in &a.log_opt {
-        match o.split_once('=') {
-            Some(("max-size", v)) => c.log_max_size = ccfg::parse_size(v, "--log-opt max-size")?,
-            Some(("max-file", v)) => {
-                c.log_max_files = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n >= 1)
-                    .context("--log-opt max-file: a number of at least 1")?
-            }
-            _ => bail!("--log-opt: unknown option {o:?} (max-size=SIZE, max-file=N)"),
-        }
-    }
-    if let Some(k) = &a.detach_keys {
-        session::parse_detach_keys(k)?;
-        c.detach_keys = Some(k.clone());
-    }
-    Ok(c)
 }
 
 pub fn open(root: &Path, run_root: &Path) -> Result<Engine> {
@@ -618,7 +169,10 @@ fn image_for(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<images::Dig
 }
 
 fn create_record(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<Record> {
-    let config = to_config(a)?;
+    let (spec, warnings) = docker::to_spec(&a.flags, &a.command)?;
+    for w in warnings {
+        eprintln!("WARNING: {w}");
+    }
     // --cidfile: made (exclusively) first, so a second container given the
     // same file fails before anything is created, as in Docker.
     let mut cidfile = match &a.cidfile {
@@ -638,11 +192,11 @@ fn create_record(root: &Path, engine: &Engine, a: &CreateArgs) -> Result<Record>
         )),
         None => None,
     };
-    let asked = config.stop_signal.clone();
+    let asked = spec.process.stop_signal.clone();
     let made = image_for(root, engine, a)
-        .and_then(|id| Ok(engine.create(&a.image, &id, a.name.as_deref(), config)?));
+        .and_then(|id| Ok(engine.create(&a.image, &id, a.name.as_deref(), spec)?));
     if let Ok(rec) = &made {
-        if rec.config.stop_signal != asked {
+        if rec.spec.process.stop_signal != asked {
             eprintln!(
                 "WARNING: image {}: its StopSignal is not a signal berth knows; `berth stop` sends SIGTERM",
                 a.image
@@ -702,11 +256,18 @@ fn start_session_with(
 
 pub fn run(root: &Path, run_root: &Path, a: RunArgs) -> Result<()> {
     // Started first: its start-up overlaps with all that follows.
-    let pre = berth_engine::PreMonitor::spawn(run_root, &a.create.runtime);
+    let pre = berth_engine::PreMonitor::spawn(
+        run_root,
+        a.create
+            .flags
+            .runtime
+            .as_deref()
+            .unwrap_or(berth_engine::specgen::DEFAULT_RUNTIME),
+    );
     let engine = open(root, run_root).map_err(run_error)?;
     let rec = create_record(root, &engine, &a.create).map_err(run_error)?;
     let started = start_session_with(&engine, &rec.id, pre);
-    if started.is_err() && rec.config.auto_remove {
+    if started.is_err() && rec.spec.lifecycle.auto_remove {
         // --rm: a container that could not start is not kept either (a
         // runtime failure was cleaned up already; this is for the others).
         let _ = engine.remove(&rec.id, true, true);
@@ -720,8 +281,8 @@ pub fn run(root: &Path, run_root: &Path, a: RunArgs) -> Result<()> {
         &engine,
         &rec,
         s,
-        a.create.interactive,
-        a.create.tty,
+        a.create.flags.interactive,
+        a.create.flags.tty,
         true,
         a.sig_proxy,
     )?;
@@ -920,7 +481,15 @@ pub fn start(root: &Path, run_root: &Path, a: StartArgs) -> Result<()> {
         }
         let rec = engine.get(&a.containers[0])?;
         let (s, _) = start_session(&engine, &rec.id).map_err(run_error)?;
-        let code = attach_session(&engine, &rec, s, a.interactive, rec.config.tty, true, true)?;
+        let code = attach_session(
+            &engine,
+            &rec,
+            s,
+            a.interactive,
+            rec.spec.process.tty,
+            true,
+            true,
+        )?;
         if code != 0 {
             return Err(ExitCode(code).into());
         }
@@ -1013,7 +582,7 @@ pub struct KillArgs {
 
 pub fn kill(root: &Path, run_root: &Path, a: KillArgs) -> Result<()> {
     let engine = open(root, run_root)?;
-    let sig = ccfg::parse_signal(&a.signal)?;
+    let sig = berth_engine::specgen::parse_signal(&a.signal)?;
     each(&a.containers, |c| {
         engine.kill(c, sig, true)?;
         Ok(())
@@ -1085,8 +654,16 @@ pub struct AttachArgs {
 pub fn attach(root: &Path, run_root: &Path, a: AttachArgs) -> Result<()> {
     let engine = open(root, run_root)?;
     let (rec, s) = engine.attach(&a.container)?;
-    let stdin = rec.config.interactive && !a.no_stdin;
-    let code = attach_session(&engine, &rec, s, stdin, rec.config.tty, false, a.sig_proxy)?;
+    let stdin = rec.spec.process.stdin && !a.no_stdin;
+    let code = attach_session(
+        &engine,
+        &rec,
+        s,
+        stdin,
+        rec.spec.process.tty,
+        false,
+        a.sig_proxy,
+    )?;
     if code != 0 {
         return Err(ExitCode(code).into());
     }
@@ -1159,10 +736,10 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
     let engine = open(root, run_root)?;
     let mut env = Vec::new();
     for f in &a.env_file {
-        env.extend(env_file(f)?);
+        env.extend(docker::env_file(f)?);
     }
     for e in &a.env {
-        let e = env_entry(e)?;
+        let e = docker::env_entry(e)?;
         if !e.is_empty() {
             env.push(e);
         }

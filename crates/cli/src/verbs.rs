@@ -3,9 +3,9 @@
 
 use crate::containers::open;
 use anyhow::{bail, Result};
-use berth_engine::config as ccfg;
 use berth_engine::control::UpdateRequest;
 use berth_engine::events::{EventFilter, EventsRequest};
+use berth_engine::specgen as ccfg;
 use clap::Args;
 use std::io::Write;
 use std::path::Path;

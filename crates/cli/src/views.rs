@@ -7,6 +7,7 @@ use berth_engine::logs::{self, Entry, LogRequest, Stream};
 // CLI does not link the image store itself).
 use berth_engine::images as berth_image;
 use berth_engine::records::{Record, Status};
+use berth_engine::specgen::{DeviceRate, NamespaceMode, RestartPolicy, SeccompPolicy};
 use berth_engine::template::views::{labels_text, PsRow};
 use berth_engine::Engine;
 use clap::{Args, ValueEnum};
@@ -95,7 +96,9 @@ fn status_name(r: &Record) -> &'static str {
 }
 
 fn command_of(engine: &Engine, r: &Record) -> Vec<String> {
-    engine.command(r).unwrap_or_else(|_| r.config.args.clone())
+    engine
+        .command(r)
+        .unwrap_or_else(|_| r.spec.process.args.clone())
 }
 
 fn shell_join(args: &[String]) -> String {
@@ -111,8 +114,8 @@ fn matches(engine: &Engine, r: &Record, f: &str) -> Result<bool> {
         "name" => r.name.contains(v),
         "id" => r.id.starts_with(v),
         "label" => match v.split_once('=') {
-            Some((lk, lv)) => r.config.labels.get(lk).is_some_and(|x| x == lv),
-            None => r.config.labels.contains_key(v),
+            Some((lk, lv)) => r.spec.metadata.labels.get(lk).is_some_and(|x| x == lv),
+            None => r.spec.metadata.labels.contains_key(v),
         },
         "ancestor" => {
             r.image == v
@@ -127,7 +130,7 @@ fn matches(engine: &Engine, r: &Record, f: &str) -> Result<bool> {
         }
         "exited" => r.state.status == Status::Exited && v.parse() == Ok(r.state.exit_code),
         "restart-policy" => {
-            let policy = r.config.restart.split(':').next().unwrap_or("");
+            let policy = r.spec.lifecycle.restart.name();
             match v {
                 "no" => matches!(policy, "" | "no"),
                 "always" | "unless-stopped" | "on-failure" => policy == v,
@@ -202,7 +205,7 @@ fn ps_row(engine: &Engine, r: &Record, no_trunc: bool) -> PsRow {
         state: r.state.status.name().to_string(),
         status: status_text(r),
         names: r.name.clone(),
-        labels: labels_text(&r.config.labels),
+        labels: labels_text(&r.spec.metadata.labels),
         mounts: mounts.join(","),
         ..PsRow::default()
     }
@@ -258,7 +261,7 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
                     "Pid": r.state.pid,
                     "StartedAt": r.state.started / 1_000_000_000,
                     "Restarts": r.state.restarts,
-                    "Labels": r.config.labels,
+                    "Labels": r.spec.metadata.labels,
                 });
                 if let Some(s) = size {
                     v["SizeRw"] = json!(s.rw);
@@ -359,7 +362,14 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
         .map(|c| engine.images.layer_dir(c).display().to_string())
         .collect();
     let st = &r.state;
-    let c = &r.config;
+    let c = &r.spec;
+    let p = &c.process;
+    let res = &c.resources;
+    let ns = &c.namespaces;
+    let own = |m: &NamespaceMode| match m {
+        NamespaceMode::Private => String::new(),
+        m => m.to_string(),
+    };
     let mounts: Vec<Value> = engine
         .mounts(r)
         .into_iter()
@@ -400,43 +410,43 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
         "Platform": "linux",
         "Mounts": mounts,
         "Config": {
-            "Hostname": c.hostname.clone().unwrap_or_else(|| r.id[..12].to_string()),
-            "User": c.user.clone().or(image.user.clone()).unwrap_or_default(),
-            "Tty": c.tty,
-            "OpenStdin": c.interactive,
-            "StdinOnce": c.interactive,
-            "Env": c.env,
-            "Cmd": if c.args.is_empty() { image.cmd.clone() } else { Some(c.args.clone()) },
+            "Hostname": c.network.hostname.clone().unwrap_or_else(|| r.id[..12].to_string()),
+            "User": p.user.clone().or(image.user.clone()).unwrap_or_default(),
+            "Tty": p.tty,
+            "OpenStdin": p.stdin,
+            "StdinOnce": p.stdin,
+            "Env": p.env,
+            "Cmd": if p.args.is_empty() { image.cmd.clone() } else { Some(p.args.clone()) },
             "Image": r.image,
-            "WorkingDir": c.workdir.clone().or(image.working_dir.clone()).unwrap_or_default(),
-            "Entrypoint": c.entrypoint.clone().or(image.entrypoint.clone()),
-            "Labels": c.labels,
-            "StopSignal": c.stop_signal.clone().or(image.stop_signal.clone()).unwrap_or_else(|| "SIGTERM".into()),
-            "StopTimeout": c.stop_timeout.unwrap_or(10),
+            "WorkingDir": p.workdir.clone().or(image.working_dir.clone()).unwrap_or_default(),
+            "Entrypoint": p.entrypoint.clone().or(image.entrypoint.clone()),
+            "Labels": c.metadata.labels,
+            "StopSignal": p.stop_signal.clone().or(image.stop_signal.clone()).unwrap_or_else(|| "SIGTERM".into()),
+            "StopTimeout": p.stop_timeout.unwrap_or(10),
         },
         "HostConfig": {
-            "NetworkMode": c.network,
+            "NetworkMode": if ns.net.is_host() { "host" } else { "none" },
             "RestartPolicy": {
-                "Name": c.restart.split(':').next().unwrap_or("no"),
-                "MaximumRetryCount": c.restart.split_once(':').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(0),
+                "Name": c.lifecycle.restart.name(),
+                "MaximumRetryCount": match c.lifecycle.restart { RestartPolicy::OnFailure(n) => n, _ => 0 },
             },
-            "AutoRemove": c.auto_remove,
-            "Privileged": c.privileged,
-            "ReadonlyRootfs": c.read_only,
-            "CapAdd": c.cap_add,
-            "CapDrop": c.cap_drop,
-            "GroupAdd": c.group_add,
-            "SecurityOpt": c.seccomp_unconfined.then_some(vec!["seccomp=unconfined"]).unwrap_or_default(),
-            "Memory": c.memory.unwrap_or(0),
-            "MemorySwap": c.memory_swap.unwrap_or(0),
-            "NanoCpus": c.cpus.map_or(0, |x| (x * 1e9) as i64),
-            "CpuShares": c.cpu_shares.unwrap_or(0),
-            "CpusetCpus": c.cpuset_cpus.clone().unwrap_or_default(),
-            "PidsLimit": c.pids_limit,
-            "Ulimits": c.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
-            "Init": c.init,
+            "AutoRemove": c.lifecycle.auto_remove,
+            "Privileged": c.security.privileged,
+            "ReadonlyRootfs": c.storage.read_only,
+            "CapAdd": c.security.cap_add,
+            "CapDrop": c.security.cap_drop,
+            "GroupAdd": p.groups,
+            "SecurityOpt": (c.security.seccomp == SeccompPolicy::Unconfined).then_some(vec!["seccomp=unconfined"]).unwrap_or_default(),
+            "Memory": res.memory.unwrap_or(0),
+            "MemorySwap": res.memory_swap.unwrap_or(0),
+            "NanoCpus": res.cpus.map_or(0, |x| (x * 1e9) as i64),
+            "CpuShares": res.cpu_shares.unwrap_or(0),
+            "CpusetCpus": res.cpuset_cpus.clone().unwrap_or_default(),
+            "PidsLimit": res.pids_limit,
+            "Ulimits": res.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
+            "Init": p.init,
             "Runtime": c.runtime,
-            "LogConfig": {"Type": c.log_driver, "Config": {"max-size": c.log_max_size.to_string(), "max-file": c.log_max_files.to_string()}},
+            "LogConfig": {"Type": c.logging.driver.name(), "Config": {"max-size": c.logging.max_size.to_string(), "max-file": c.logging.max_files.to_string()}},
         },
         "GraphDriver": {
             "Name": "overlay",
@@ -449,42 +459,48 @@ pub fn inspect_json(engine: &Engine, r: &Record) -> Value {
         },
     });
     // Apart: one json! of it all is past the macro's recursion limit.
-    let rates = |v: &[(String, u64)]| -> Vec<Value> {
+    let rates = |v: &[DeviceRate]| -> Vec<Value> {
         v.iter()
-            .map(|(p, r)| json!({"Path": p, "Rate": r}))
+            .map(|d| json!({"Path": d.path, "Rate": d.value}))
             .collect()
     };
     let host = json!({
-        "Devices": c.devices.iter().map(|d| json!({"PathOnHost": d.host, "PathInContainer": d.container, "CgroupPermissions": d.access})).collect::<Vec<_>>(),
-        "PidMode": c.pid,
-        "IpcMode": if c.ipc.is_empty() { "private" } else { c.ipc.as_str() },
-        "UTSMode": c.uts,
-        "ShmSize": if c.ipc == "host" { 0 } else { c.shm_size.unwrap_or(64 << 20) },
-        "Sysctls": c.sysctls,
-        "ExtraHosts": c.extra_hosts.iter().map(|(n, a)| format!("{n}:{a}")).collect::<Vec<_>>(),
-        "MemoryReservation": c.memory_reservation.unwrap_or(0),
-        "CpuPeriod": c.cpu_period.unwrap_or(0),
-        "CpuQuota": c.cpu_quota.unwrap_or(0),
-        "CpusetMems": c.cpuset_mems.clone().unwrap_or_default(),
-        "OomScoreAdj": c.oom_score_adj.unwrap_or(0),
-        "DeviceCgroupRules": c.device_cgroup_rules,
-        "CgroupParent": c.cgroup_parent.clone().unwrap_or_default(),
-        "MemorySwappiness": c.memory_swappiness,
-        "Dns": c.dns,
-        "DnsSearch": c.dns_search,
-        "DnsOptions": c.dns_options,
-        "OomKillDisable": c.oom_kill_disable,
-        "BlkioWeight": c.blkio_weight.unwrap_or(0),
-        "BlkioWeightDevice": c.blkio_weight_devices.iter().map(|(p, w)| json!({"Path": p, "Weight": w})).collect::<Vec<_>>(),
-        "BlkioDeviceReadBps": rates(&c.device_read_bps),
-        "BlkioDeviceWriteBps": rates(&c.device_write_bps),
-        "BlkioDeviceReadIOps": rates(&c.device_read_iops),
-        "BlkioDeviceWriteIOps": rates(&c.device_write_iops),
+        "Devices": res.devices.iter().map(|d| json!({"PathOnHost": d.host, "PathInContainer": d.container, "CgroupPermissions": d.access})).collect::<Vec<_>>(),
+        "PidMode": own(&ns.pid),
+        "IpcMode": ns.ipc.to_string(),
+        "UTSMode": own(&ns.uts),
+        "CgroupnsMode": match &ns.cgroup {
+            Some(m) => m.to_string(),
+            None if berth_engine::specgen::docker::host_cgroup_v2() => "private".into(),
+            None => "host".into(),
+        },
+        "Annotations": c.metadata.annotations,
+        "ShmSize": if ns.ipc.is_host() { 0 } else { c.storage.shm_size.unwrap_or(64 << 20) },
+        "Sysctls": c.security.sysctls,
+        "ExtraHosts": c.network.extra_hosts.iter().map(|h| format!("{}:{}", h.name, h.address)).collect::<Vec<_>>(),
+        "MemoryReservation": res.memory_reservation.unwrap_or(0),
+        "CpuPeriod": res.cpu_period.unwrap_or(0),
+        "CpuQuota": res.cpu_quota.unwrap_or(0),
+        "CpusetMems": res.cpuset_mems.clone().unwrap_or_default(),
+        "OomScoreAdj": res.oom_score_adj.unwrap_or(0),
+        "DeviceCgroupRules": res.device_cgroup_rules,
+        "CgroupParent": res.cgroup_parent.clone().unwrap_or_default(),
+        "MemorySwappiness": res.memory_swappiness,
+        "Dns": c.network.dns,
+        "DnsSearch": c.network.dns_search,
+        "DnsOptions": c.network.dns_options,
+        "OomKillDisable": res.oom_kill_disable,
+        "BlkioWeight": res.blkio_weight.unwrap_or(0),
+        "BlkioWeightDevice": res.blkio_weight_devices.iter().map(|d| json!({"Path": d.path, "Weight": d.value})).collect::<Vec<_>>(),
+        "BlkioDeviceReadBps": rates(&res.device_read_bps),
+        "BlkioDeviceWriteBps": rates(&res.device_write_bps),
+        "BlkioDeviceReadIOps": rates(&res.device_read_iops),
+        "BlkioDeviceWriteIOps": rates(&res.device_write_iops),
     });
     if let (Some(hc), Value::Object(more)) = (v["HostConfig"].as_object_mut(), host) {
         hc.extend(more);
     }
-    v["Config"]["Domainname"] = json!(c.domainname.clone().unwrap_or_default());
+    v["Config"]["Domainname"] = json!(c.network.domainname.clone().unwrap_or_default());
     v
 }
 

@@ -1342,6 +1342,91 @@ fn process_options_reach_the_container() {
     assert!(out.starts_with("/dev/pts/0\r\n"), "{out:?}");
 }
 
+/// `--cgroupns host|private` (Docker's default: private on cgroup v2, the
+/// host's on v1) and `--annotation` (into the runtime's OCI spec and
+/// inspect): the two flags added by the spec, its parser and the OCI
+/// function alone.
+#[test]
+fn cgroupns_and_annotations_reach_the_container() {
+    let env = Env::new();
+    let img = image(&env);
+    let ns_of = |args: &[&str]| {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&[img, "readlink", "/proc/self/ns/cgroup"]);
+        env.berth(&a).ok().stdout.trim().to_string()
+    };
+    let host = std::fs::read_link("/proc/self/ns/cgroup")
+        .unwrap()
+        .display()
+        .to_string();
+    assert_eq!(ns_of(&["--cgroupns", "host"]), host);
+    let private = ns_of(&["--cgroupns", "private"]);
+    assert!(
+        private.starts_with("cgroup:[") && private != host,
+        "{private}"
+    );
+    let v2 = Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let default = ns_of(&[]);
+    assert_eq!(default == host, !v2, "default {default}, the host's {host}");
+    // Its own: its cgroup is the root of what it sees.
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--cgroupns",
+            "private",
+            img,
+            "cat",
+            "/proc/self/cgroup",
+        ])
+        .ok();
+    assert!(o.stdout.lines().all(|l| l.ends_with(":/")), "{}", o.stdout);
+    for bad in ["bogus", "container:x", ""] {
+        let o = env.berth(&["run", "--rm", "--cgroupns", bad, img, "true"]);
+        assert_eq!(o.code, 125, "{bad}: {}", o.stderr);
+        assert!(o.stderr.contains("--cgroupns"), "{bad}: {}", o.stderr);
+    }
+
+    let id = env
+        .berth(&[
+            "run",
+            "-d",
+            "--cgroupns",
+            "host",
+            "--annotation",
+            "com.example.team=storage",
+            "--annotation",
+            "com.example.empty",
+            img,
+            "sleep",
+            "30",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let bundle = env
+        .run_root
+        .path()
+        .join("containers")
+        .join(&id)
+        .join("config.json");
+    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    assert_eq!(spec["annotations"]["com.example.team"], "storage");
+    let i = inspect(&env, &id);
+    assert_eq!(
+        i["HostConfig"]["Annotations"]["com.example.team"],
+        "storage"
+    );
+    assert_eq!(i["HostConfig"]["Annotations"]["com.example.empty"], "");
+    assert_eq!(i["HostConfig"]["CgroupnsMode"], "host");
+    env.berth(&["rm", "-f", &id]).ok();
+    let o = env.berth(&["run", "--rm", "--annotation", "=v", img, "true"]);
+    assert_eq!(o.code, 125, "{}", o.stderr);
+    assert!(o.stderr.contains("--annotation"), "{}", o.stderr);
+}
+
 #[test]
 fn devices_namespaces_shm_sysctls_and_hosts_reach_the_container() {
     let env = Env::new();

@@ -7,16 +7,16 @@
 //! serialise; different containers never wait for each other beyond one
 //! SQLite transaction.
 
-use crate::config::{ContainerConfig, MountType, DEFAULT_RUNTIME};
 use crate::error::{io, option, Error, Result};
 use crate::paths::{self, Paths};
 use crate::records::{Record, Records, RunState, Status, VolumeRecord};
 use crate::runtime::OciRuntime;
 use crate::session::Session;
-use crate::spec::{self, ImageConfig, MountKind, MountSpec, RunOptions, Seccomp, Ulimit};
+use crate::spec::{self, ImageConfig, MountKind, MountSpec, Resolved, Seccomp};
+use crate::specgen::{ContainerSpec, MountType, SeccompPolicy, DEFAULT_RUNTIME};
 use berth_image::store::Store;
 use berth_image::Digest;
-use berth_monitor_proto::config::{Config as MonitorConfig, LogDriver, Restart};
+use berth_monitor_proto::config::Config as MonitorConfig;
 use berth_monitor_proto::frame::{self, Decoder};
 use berth_monitor_proto::state::{State as MonitorState, Status as MonitorStatus};
 use std::io::Write;
@@ -207,19 +207,18 @@ fn wait_previous_monitor(rec: &Record) {
 
 /// The container's hostname: `--hostname`, the host's with the host's
 /// network or UTS namespace, else the short id.
-fn container_hostname(id: &str, c: &ContainerConfig) -> String {
-    match (&c.hostname, c.network.as_str()) {
-        (Some(h), _) => h.clone(),
-        (None, "host") => host_name(),
-        (None, _) if c.uts == "host" => host_name(),
-        (None, _) => short(id).to_string(),
+fn container_hostname(id: &str, c: &ContainerSpec) -> String {
+    match &c.network.hostname {
+        Some(h) => h.clone(),
+        None if c.namespaces.net.is_host() || c.namespaces.uts.is_host() => host_name(),
+        None => short(id).to_string(),
     }
 }
 
 /// The container's /etc/hostname, /etc/hosts and /etc/resolv.conf, as
 /// (file name, text).
 fn etc_files(rec: &Record, hostname: &str) -> [(&'static str, String); 3] {
-    let host_net = rec.config.network == "host";
+    let host_net = rec.spec.namespaces.net.is_host();
     let mut hosts = if host_net {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
@@ -230,11 +229,11 @@ fn etc_files(rec: &Record, hostname: &str) -> [(&'static str, String); 3] {
     if !hosts.is_empty() && !hosts.ends_with('\n') {
         hosts.push('\n');
     }
-    for (name, addr) in &rec.config.extra_hosts {
-        hosts.push_str(&format!("{addr}\t{name}\n"));
+    for h in &rec.spec.network.extra_hosts {
+        hosts.push_str(&format!("{}\t{}\n", h.address, h.name));
     }
-    let c = &rec.config;
-    let resolv = crate::config::resolv_conf(
+    let c = &rec.spec.network;
+    let resolv = crate::specgen::resolv_conf(
         &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
         &c.dns,
         &c.dns_search,
@@ -325,124 +324,52 @@ impl Engine {
     }
 
     /// Records a new container (nothing runs yet). `image` is the name the
-    /// user gave; `image_id` the stored image.
+    /// user gave; `image_id` the stored image. The spec is validated here
+    /// (whatever front end made it), then checked against the host: the
+    /// runtime, and an OCI spec made from it.
     pub fn create(
         &self,
         image: &str,
         image_id: &Digest,
         name: Option<&str>,
-        config: ContainerConfig,
+        spec: ContainerSpec,
     ) -> Result<Record> {
         if let Some(n) = name {
-            crate::config::check_name(n)?;
+            crate::specgen::check_name(n)?;
         }
-        Restart::parse(&config.restart).ok_or_else(|| {
-            option(
-                "--restart",
-                format!(
-                    "{:?} is not no, on-failure[:N], always or unless-stopped",
-                    config.restart
-                ),
-            )
-        })?;
-        if config.restart != "no" && config.auto_remove {
-            return Err(option(
-                "--restart",
-                "a restart policy cannot be used with --rm",
-            ));
-        }
-        LogDriver::parse(&config.log_driver).ok_or_else(|| {
-            option(
-                "--log-driver",
-                format!("{:?} is not json-file, k8s-file or none", config.log_driver),
-            )
-        })?;
-        match config.network.as_str() {
-            "none" | "host" => {}
-            "bridge" | "" => {
-                return Err(option(
-                    "--network",
-                    "bridge networks are not available yet; use --network none or --network host",
-                ))
-            }
-            n => {
-                return Err(option(
-                    "--network",
-                    format!(
-                    "{n:?}: networks are not available yet; use --network none or --network host"
-                ),
-                ))
-            }
-        }
-        for (flag, mode) in [
-            ("--pid", &config.pid),
-            ("--ipc", &config.ipc),
-            ("--uts", &config.uts),
-        ] {
-            match mode.as_str() {
-                "" | "private" | "host" => {}
-                m if m.starts_with("container:") => {
-                    return Err(option(
-                        flag,
-                        format!("{m:?}: joining another container's namespaces comes with pods; use host, or leave it out"),
-                    ))
-                }
-                m => return Err(option(flag, format!("{m:?} is not host or private"))),
-            }
-        }
-        crate::config::check_dns(&config.dns, &config.dns_search, &config.dns_options)?;
-        if config.uts == "host" && config.domainname.is_some() {
-            return Err(option(
-                "--domainname",
-                "cannot be set with --uts host: the container has the host's",
-            ));
-        }
-        if config.uts == "host" && config.hostname.is_some() {
-            return Err(option(
-                "--hostname",
-                "cannot be set with --uts host: the container has the host's name",
-            ));
-        }
-        if let Some(s) = &config.stop_signal {
-            crate::config::parse_signal(s)?;
-        }
-        if let Some(w) = config.workdir.as_deref().filter(|w| !w.starts_with('/')) {
-            return Err(option(
-                "--workdir",
-                format!("{w:?} is not an absolute path (the working directory in the container, such as /app)"),
-            ));
-        }
-        paths::find_program(&config.runtime)?;
+        spec.validate()?;
+        paths::find_program(&spec.runtime)?;
         let image_config = self.image_config(image_id)?;
-        let mut config = config;
-        if config.stop_signal.is_none()
+        let mut spec = spec;
+        if spec.process.stop_signal.is_none()
             && image_config
                 .stop_signal
                 .as_deref()
-                .is_some_and(|s| crate::config::parse_signal(s).is_err())
+                .is_some_and(|s| crate::specgen::parse_signal(s).is_err())
         {
             // An image's StopSignal berth does not know is SIGTERM, decided
             // here once: the record says so (the caller sees the change and
             // warns), and `stop` never fails on it.
-            config.stop_signal = Some("SIGTERM".into());
+            spec.process.stop_signal = Some("SIGTERM".into());
         }
         let id = paths::new_id()?;
         let name = name.map_or_else(|| paths::random_name(&id), str::to_string);
         // The options must make a spec before anything is recorded (the
         // seccomp profile is converted once, at start; a given one is
         // checked here).
-        let mut probe = self.run_options(&id, &config, &image_config, Path::new("/"))?;
+        let mut probe = self.resolve(&id, &spec, &image_config, Path::new("/"))?;
         if let Seccomp::File { profile, kernel } = &probe.seccomp {
+            let sec = &spec.security;
             berth_seccomp::profile::for_container(
                 profile,
                 berth_seccomp::profile::native_arch(),
-                &spec::capabilities(config.privileged, &config.cap_add, &config.cap_drop)?,
+                &spec::capabilities(sec.privileged, &sec.cap_add, &sec.cap_drop)?,
                 *kernel,
             )
             .map_err(|e| option("--security-opt seccomp", e.to_string()))?;
         }
         probe.seccomp = Seccomp::Unconfined;
-        spec::check(&image_config, &crate::user::User::default(), &probe)?;
+        spec::check(&image_config, &crate::user::User::default(), &spec, &probe)?;
 
         let dir = self.paths.container(&id);
         // Order matters for a kill -9 at any point: the hold and the record
@@ -456,7 +383,7 @@ impl Engine {
             image: image.to_string(),
             image_id: image_id.to_string(),
             created: now_nanos(),
-            config,
+            spec,
             state: RunState::default(),
         };
         self.images
@@ -479,7 +406,7 @@ impl Engine {
     /// records the use.
     fn attach_volumes(&self, rec: &Record, image: &ImageConfig) -> Result<()> {
         let mut wanted: Vec<(String, bool)> = Vec::new();
-        for m in &rec.config.mounts {
+        for m in &rec.spec.storage.mounts {
             if m.kind == MountType::Volume {
                 wanted.push((m.source.clone(), m.source.is_empty()));
             }
@@ -512,13 +439,23 @@ impl Engine {
 
     /// Every volume mount: (volume name, anonymous, destination).
     fn volume_mounts(&self, rec: &Record, image: &ImageConfig) -> Vec<(String, bool, String)> {
+        self.volume_mounts_of(&rec.id, &rec.spec, image)
+    }
+
+    /// [`Engine::volume_mounts`] of container `id` with `spec`.
+    fn volume_mounts_of(
+        &self,
+        id: &str,
+        spec: &ContainerSpec,
+        image: &ImageConfig,
+    ) -> Vec<(String, bool, String)> {
         let anon_name = |dest: &str| {
             use sha2::{Digest as _, Sha256};
-            let h = Sha256::digest(format!("{}\0{dest}", rec.id).as_bytes());
+            let h = Sha256::digest(format!("{id}\0{dest}").as_bytes());
             h.iter().map(|b| format!("{b:02x}")).collect::<String>()
         };
         let mut out = Vec::new();
-        for m in &rec.config.mounts {
+        for m in &spec.storage.mounts {
             if m.kind == MountType::Volume {
                 if m.source.is_empty() {
                     out.push((anon_name(&m.destination), true, m.destination.clone()));
@@ -535,8 +472,8 @@ impl Engine {
             };
             let dest = dest.trim_end_matches('/').to_string();
             if dest.is_empty()
-                || rec
-                    .config
+                || spec
+                    .storage
                     .mounts
                     .iter()
                     .any(|m| m.destination.trim_end_matches('/') == dest)
@@ -554,7 +491,7 @@ impl Engine {
         labels: std::collections::BTreeMap<String, String>,
         anonymous: bool,
     ) -> Result<bool> {
-        if !crate::config::is_volume_name(name) {
+        if !crate::specgen::is_volume_name(name) {
             return Err(option(
                 "volume",
                 format!("{name:?} is not a valid volume name: use [a-zA-Z0-9][a-zA-Z0-9_.-]*"),
@@ -585,50 +522,42 @@ impl Engine {
         Ok(())
     }
 
-    /// The `RunOptions` for the container, with its root at `rootfs`.
-    fn run_options(
+    /// What the container's spec resolves to on this host, with its root
+    /// at `rootfs`: host paths of its mounts and devices, the seccomp
+    /// profile, the init, the cgroup path and the prepared /etc files.
+    fn resolve(
         &self,
         id: &str,
-        c: &ContainerConfig,
+        c: &ContainerSpec,
         image: &ImageConfig,
         rootfs: &Path,
-    ) -> Result<RunOptions> {
+    ) -> Result<Resolved> {
         let kernel = kernel_version();
-        let seccomp = if c.privileged || c.seccomp_unconfined {
-            Seccomp::Unconfined
-        } else if let Some(p) = &c.seccomp_profile {
-            Seccomp::File {
-                profile: p.clone().into_bytes(),
+        let seccomp = match &c.security.seccomp {
+            _ if c.security.privileged => Seccomp::Unconfined,
+            SeccompPolicy::Unconfined => Seccomp::Unconfined,
+            SeccompPolicy::Profile { profile } => Seccomp::File {
+                profile: profile.clone().into_bytes(),
                 kernel,
-            }
-        } else {
-            // An installed profile (the administrator's, or containers-
-            // common's) first; else berth's own, which has the same rules as
-            // containers-common's.
-            let found = SECCOMP_PROFILES
-                .iter()
-                .find_map(|p| std::fs::read(p).ok())
-                .unwrap_or_else(|| berth_seccomp::profile::DEFAULT_PROFILE.to_vec());
-            Seccomp::Default {
-                profile: found,
-                kernel,
+            },
+            SeccompPolicy::Default => {
+                // An installed profile (the administrator's, or containers-
+                // common's) first; else berth's own, which has the same
+                // rules as containers-common's.
+                let found = SECCOMP_PROFILES
+                    .iter()
+                    .find_map(|p| std::fs::read(p).ok())
+                    .unwrap_or_else(|| berth_seccomp::profile::DEFAULT_PROFILE.to_vec());
+                Seccomp::Default {
+                    profile: found,
+                    kernel,
+                }
             }
         };
         let run_dir = self.paths.run_dir(id);
         let mut mounts = Vec::new();
-        let vols = self.volume_mounts(
-            &Record {
-                id: id.to_string(),
-                name: String::new(),
-                image: String::new(),
-                image_id: String::new(),
-                created: 0,
-                config: c.clone(),
-                state: RunState::default(),
-            },
-            image,
-        );
-        for m in &c.mounts {
+        let vols = self.volume_mounts_of(id, c, image);
+        for m in &c.storage.mounts {
             let kind = match m.kind {
                 MountType::Bind => {
                     let src = PathBuf::from(&m.source);
@@ -664,7 +593,7 @@ impl Engine {
             });
         }
         for (name, anon, dest) in &vols {
-            if *anon && !c.mounts.iter().any(|m| m.destination == *dest) {
+            if *anon && !c.storage.mounts.iter().any(|m| m.destination == *dest) {
                 mounts.push(MountSpec {
                     destination: dest.clone(),
                     kind: MountKind::Bind {
@@ -675,110 +604,51 @@ impl Engine {
                 });
             }
         }
-        let hostname = container_hostname(id, c);
-        let mut devices = if c.privileged {
+        let mut devices = if c.security.privileged {
             crate::devices::host_devices()
         } else {
             Vec::new()
         };
-        for d in &c.devices {
+        for d in &c.resources.devices {
             for d in crate::devices::lookup(d)? {
                 devices.retain(|x| x.path != d.path);
                 devices.push(d);
             }
         }
-        let init = if c.init {
+        let init = if c.process.init {
             Some(paths::find_program("berth-init")?)
         } else {
             None
         };
-        let mut annotations = c.annotations.clone();
-        annotations.insert("org.opencontainers.image.stopSignal".into(), String::new());
-        annotations.retain(|_, v| !v.is_empty());
-        Ok(RunOptions {
-            args: c.args.clone(),
-            entrypoint: c.entrypoint.clone(),
-            env: c.env.clone(),
-            workdir: c.workdir.clone(),
-            hostname,
-            domainname: c.domainname.clone(),
-            tty: c.tty,
-            read_only: c.read_only,
-            privileged: c.privileged,
-            cap_add: c.cap_add.clone(),
-            cap_drop: c.cap_drop.clone(),
-            seccomp,
-            no_new_privileges: c.no_new_privileges,
-            memory: c.memory,
-            memory_swap: c.memory_swap,
-            cpus: c.cpus,
-            cpu_shares: c.cpu_shares,
-            cpuset_cpus: c.cpuset_cpus.clone(),
-            pids_limit: c.pids_limit,
-            memory_reservation: c.memory_reservation,
-            memory_swappiness: c.memory_swappiness,
-            oom_kill_disable: c.oom_kill_disable,
-            block_io: {
-                let nums = |v: &[(String, u64)], flag: &str| -> Result<Vec<(i64, i64, u64)>> {
-                    v.iter()
-                        .map(|(p, n)| {
-                            crate::devices::block_numbers(p, flag).map(|(ma, mi)| (ma, mi, *n))
-                        })
-                        .collect()
-                };
-                spec::BlockIo {
-                    weight: c.blkio_weight,
-                    weight_devices: nums(&c.blkio_weight_devices, "--blkio-weight-device")?,
-                    read_bps: nums(&c.device_read_bps, "--device-read-bps")?,
-                    write_bps: nums(&c.device_write_bps, "--device-write-bps")?,
-                    read_iops: nums(&c.device_read_iops, "--device-read-iops")?,
-                    write_iops: nums(&c.device_write_iops, "--device-write-iops")?,
-                }
-            },
-            cpu_period: c.cpu_period,
-            cpu_quota: c.cpu_quota,
-            cpuset_mems: c.cpuset_mems.clone(),
-            oom_score_adj: c.oom_score_adj,
-            device_rules: c
-                .device_cgroup_rules
-                .iter()
-                .map(|r| crate::config::parse_device_rule(r))
-                .collect::<Result<_>>()?,
-            ulimits: c
-                .ulimits
-                .iter()
-                .map(|u| Ulimit {
-                    name: u.name.clone(),
-                    soft: u.soft,
-                    hard: u.hard,
+        let r = &c.resources;
+        let nums = |v: &[crate::specgen::DeviceRate], flag: &str| -> Result<Vec<(i64, i64, u64)>> {
+            v.iter()
+                .map(|d| {
+                    crate::devices::block_numbers(&d.path, flag).map(|(ma, mi)| (ma, mi, d.value))
                 })
-                .collect(),
+                .collect()
+        };
+        Ok(Resolved {
+            hostname: container_hostname(id, c),
+            seccomp,
             mounts,
             devices,
-            host_ns: spec::HostNamespaces {
-                pid: c.pid == "host",
-                ipc: c.ipc == "host",
-                uts: c.uts == "host",
-            },
-            shm_size: c.shm_size,
-            sysctls: c.sysctls.clone(),
-            network: if c.network == "host" {
-                spec::Network::Host
-            } else {
-                spec::Network::None
+            block_io: spec::BlockIo {
+                weight_devices: nums(&r.blkio_weight_devices, "--blkio-weight-device")?,
+                read_bps: nums(&r.device_read_bps, "--device-read-bps")?,
+                write_bps: nums(&r.device_write_bps, "--device-write-bps")?,
+                read_iops: nums(&r.device_read_iops, "--device-read-iops")?,
+                write_iops: nums(&r.device_write_iops, "--device-write-iops")?,
             },
             init,
             rootfs: rootfs.to_path_buf(),
-            cgroups_path: match &c.cgroup_parent {
-                Some(p) => format!("{}/{id}", crate::config::parse_cgroup_parent(p)?),
-                None => format!("/berth/{id}"),
-            },
+            cgroups_path: format!("{}/{id}", r.cgroup_parent.as_deref().unwrap_or("/berth")),
+            cgroup_v2: crate::specgen::docker::host_cgroup_v2(),
             files: vec![
                 ("/etc/hostname".into(), run_dir.join("hostname")),
                 ("/etc/hosts".into(), run_dir.join("hosts")),
                 ("/etc/resolv.conf".into(), run_dir.join("resolv.conf")),
             ],
-            annotations,
             nofile: default_nofile(),
             cap_bound: cap_bound(),
         })
@@ -787,7 +657,7 @@ impl Engine {
     /// The text of the container's generated /etc file `name` (hostname,
     /// hosts or resolv.conf), as its start writes it.
     pub(crate) fn etc_file_text(&self, rec: &Record, name: &str) -> Result<String> {
-        let hostname = container_hostname(&rec.id, &rec.config);
+        let hostname = container_hostname(&rec.id, &rec.spec);
         etc_files(rec, &hostname)
             .into_iter()
             .find(|(n, _)| *n == name)
@@ -823,7 +693,7 @@ impl Engine {
     /// runtime.
     pub fn start_with(&self, what: &str, pre: Option<PreMonitor>) -> Result<Session> {
         let rec = self.records.find(what)?;
-        if rec.config.runtime != DEFAULT_RUNTIME {
+        if rec.spec.runtime != DEFAULT_RUNTIME {
             crate::warm_up_cgroups();
         }
         wait_previous_monitor(&rec);
@@ -894,7 +764,7 @@ impl Engine {
             &self.paths.container(&rec.id),
             &self.paths.rootfs(&rec.id),
             &self.paths.root.join("empty"),
-            rec.config.auto_remove,
+            rec.spec.lifecycle.auto_remove,
         )
     }
 
@@ -949,7 +819,7 @@ impl Engine {
         rootfs: &Path,
         run_dir: &Path,
     ) -> Result<()> {
-        let c = &rec.config;
+        let c = &rec.spec;
         let root_fd = berth_sys::fs::open(
             rootfs,
             libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
@@ -957,17 +827,19 @@ impl Engine {
         )
         .map_err(io(format!("open {}", rootfs.display())))?;
         let user_spec = c
+            .process
             .user
             .clone()
             .or_else(|| image.user.clone())
             .unwrap_or_default();
         // Root too is looked up: its home and groups come from the image.
-        let user = crate::user::resolve_in(root_fd.as_fd(), &user_spec, &c.group_add)?;
-        let mut opts = self.run_options(&rec.id, c, image, rootfs)?;
-        self.convert_seccomp(&mut opts)?;
-        self.write_etc_files(rec, &opts.hostname)?;
+        let user = crate::user::resolve_in(root_fd.as_fd(), &user_spec, &c.process.groups)?;
+        let mut host = self.resolve(&rec.id, c, image, rootfs)?;
+        self.convert_seccomp(c, &mut host)?;
+        self.write_etc_files(rec, &host.hostname)?;
         for (name, _, dest) in self.volume_mounts(rec, image) {
             let nocopy = c
+                .storage
                 .mounts
                 .iter()
                 .any(|m| m.kind == MountType::Volume && m.destination == dest && m.nocopy);
@@ -975,7 +847,7 @@ impl Engine {
                 crate::files::copy_up(rootfs, &dest, &self.paths.volume_data(&name))?;
             }
         }
-        let json = spec::generate_json(image, &user, &opts)?;
+        let json = spec::generate_json(image, &user, c, &host)?;
         // 0600: the environment in it holds the -e secrets.
         write_private(&run_dir.join("config.json"), &json)
     }
@@ -986,15 +858,15 @@ impl Engine {
     /// profile and capabilities has the same one, and converting takes
     /// half a millisecond. The key holds every input and the conversion's
     /// version; a cache file that cannot be read is converted again.
-    fn convert_seccomp(&self, opts: &mut RunOptions) -> Result<()> {
-        let (profile, kernel) = match &opts.seccomp {
-            _ if opts.privileged => return Ok(()),
+    fn convert_seccomp(&self, c: &ContainerSpec, host: &mut Resolved) -> Result<()> {
+        let (profile, kernel) = match &host.seccomp {
+            _ if c.security.privileged => return Ok(()),
             Seccomp::Default { profile, kernel } | Seccomp::File { profile, kernel } => {
                 (profile, *kernel)
             }
             _ => return Ok(()),
         };
-        let caps = spec::container_capabilities(opts)?;
+        let caps = spec::container_capabilities(c, host)?;
         let arch = berth_seccomp::profile::native_arch();
         let mut input = format!(
             "{} {} {} {} {}.{} {}\n",
@@ -1016,7 +888,7 @@ impl Engine {
             .ok()
             .and_then(|t| serde_json::value::RawValue::from_string(t).ok())
         {
-            opts.seccomp = Seccomp::Converted(raw);
+            host.seccomp = Seccomp::Converted(raw);
             return Ok(());
         }
         let v = spec::seccomp_object(profile, &caps, kernel)?;
@@ -1025,7 +897,7 @@ impl Engine {
         let _ = berth_sys::fs::create_private_dir_all(&dir);
         // Only saves time: a run root that cannot take it does without.
         let _ = berth_sys::fs::replace_file(&path, raw.get().as_bytes(), 0o600);
-        opts.seccomp = Seccomp::Converted(raw);
+        host.seccomp = Seccomp::Converted(raw);
         Ok(())
     }
 
@@ -1038,7 +910,7 @@ impl Engine {
         run_dir: &Path,
         pre: Option<PreMonitor>,
     ) -> Result<(Session, std::process::Child)> {
-        let c = &rec.config;
+        let c = &rec.spec;
         let runtime = paths::find_program(&c.runtime)?;
         let runtime_root = self.paths.runtime_root(&runtime);
         std::fs::create_dir_all(&runtime_root)
@@ -1053,15 +925,15 @@ impl Engine {
             builtin_root: same_build(&c.runtime, &runtime, &monitor).then(|| runtime_root.clone()),
             run_dir: run_dir.to_path_buf(),
             persist_dir: dir.to_path_buf(),
-            log_driver: LogDriver::parse(&c.log_driver).unwrap_or_default(),
+            log_driver: c.logging.driver.to_monitor(),
             log_path: dir.join("ctr.log"),
-            log_max_size: c.log_max_size,
-            log_max_files: c.log_max_files,
-            terminal: c.tty,
-            stdin: c.interactive,
-            restart: Restart::parse(&c.restart).unwrap_or_default(),
+            log_max_size: c.logging.max_size,
+            log_max_files: c.logging.max_files,
+            terminal: c.process.tty,
+            stdin: c.process.stdin,
+            restart: c.lifecycle.restart.to_monitor(),
             detach_keys: berth_monitor_proto::config::parse_detach_keys(
-                c.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"),
+                c.process.detach_keys.as_deref().unwrap_or("ctrl-p,ctrl-q"),
             )
             .map_err(|e| option("--detach-keys", e))?,
             exit_command: vec![
@@ -1305,7 +1177,7 @@ impl Engine {
             self.records.set_state(&rec.id, &rec.state)?;
             self.ended_events(&rec, &old);
         }
-        if rec.state.status == Status::Exited && rec.config.auto_remove && !monitor_alive {
+        if rec.state.status == Status::Exited && rec.spec.lifecycle.auto_remove && !monitor_alive {
             self.remove_locked(&rec, true, false)?;
         }
         Ok(rec)
@@ -1451,7 +1323,7 @@ impl Engine {
         }
         self.ended_events(&rec, &old);
         self.finalize_with(&mut rec, !monitor_done, to_trash)?;
-        if rec.config.auto_remove {
+        if rec.spec.lifecycle.auto_remove {
             // Marks the record Removing first, then removes it: the end it
             // would record here would not outlive the next commit.
             self.remove_locked(&rec, true, to_trash)?;
@@ -1542,13 +1414,14 @@ impl Engine {
         // was not checked at create): SIGTERM. Nothing here may keep the
         // SIGKILL after the timeout from being sent.
         let sig = rec
-            .config
+            .spec
+            .process
             .stop_signal
             .clone()
             .or(image_sig)
-            .and_then(|s| crate::config::parse_signal(&s).ok())
+            .and_then(|s| crate::specgen::parse_signal(&s).ok())
             .unwrap_or(libc::SIGTERM);
-        let secs = timeout.or(rec.config.stop_timeout).unwrap_or(10);
+        let secs = timeout.or(rec.spec.process.stop_timeout).unwrap_or(10);
         let sent = match self.kill(&rec.id, sig, true) {
             Ok(_) | Err(Error::Conflict(_)) => true,
             Err(_) => false, // SIGKILL at once (an error of its own is reported)
@@ -1641,7 +1514,7 @@ impl Engine {
             .list()?
             .into_iter()
             .filter(|r| {
-                let policy = r.config.restart.split(':').next().unwrap_or("");
+                let policy = r.spec.lifecycle.restart.name();
                 !matches!(
                     r.state.status,
                     Status::Running | Status::Restarting | Status::Removing
@@ -1753,12 +1626,7 @@ impl Engine {
     /// the container's overrides).
     pub fn command(&self, r: &Record) -> Result<Vec<String>> {
         let image = self.image_config(&Digest::parse(&r.image_id)?)?;
-        let opts = RunOptions {
-            args: r.config.args.clone(),
-            entrypoint: r.config.entrypoint.clone(),
-            ..RunOptions::default()
-        };
-        spec::command(&image, &opts)
+        spec::command(&image, &r.spec, &Resolved::default())
     }
 
     /// The container's mounts, as `inspect` shows them.
@@ -1777,7 +1645,7 @@ impl Engine {
             propagation: String::new(),
         };
         let mut out = Vec::new();
-        for m in &r.config.mounts {
+        for m in &r.spec.storage.mounts {
             match m.kind {
                 MountType::Bind => out.push(MountView {
                     kind: "bind",
@@ -1803,7 +1671,7 @@ impl Engine {
             }
         }
         for (n, anon, d) in &vols {
-            if *anon && !r.config.mounts.iter().any(|m| m.destination == *d) {
+            if *anon && !r.spec.storage.mounts.iter().any(|m| m.destination == *d) {
                 out.push(volume(n, d, true));
             }
         }

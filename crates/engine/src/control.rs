@@ -3,10 +3,10 @@
 //! runtime's `update`, and its record so that `inspect` and the next
 //! start have them), and `port`.
 
-use crate::config::ContainerConfig;
 use crate::containers::Engine;
 use crate::error::{io, option, Error, Result};
 use crate::records::{Record, Status};
+use crate::specgen::{ContainerSpec, RestartPolicy};
 use serde::{Deserialize, Serialize};
 
 /// `update`: the values to change (None: keep).
@@ -38,9 +38,11 @@ impl UpdateRequest {
         *self == UpdateRequest::default()
     }
 
-    /// The container's options with this request applied (and checked).
-    pub fn apply(&self, c: &ContainerConfig) -> Result<ContainerConfig> {
-        let mut c = c.clone();
+    /// The container's spec with this request applied (and checked as
+    /// create checks it, worded with `update`'s flags).
+    pub fn apply(&self, spec: &ContainerSpec) -> Result<ContainerSpec> {
+        let mut spec = spec.clone();
+        let c = &mut spec.resources;
         macro_rules! set {
             ($($f:ident),*) => {$(
                 if let Some(v) = &self.$f {
@@ -77,46 +79,29 @@ impl UpdateRequest {
             c.pids_limit = Some(if p == 0 { -1 } else { p });
         }
         if let Some(r) = &self.restart {
-            if berth_monitor_proto::config::Restart::parse(r).is_none() {
-                return Err(option(
+            let policy = RestartPolicy::parse(r).ok_or_else(|| {
+                option(
                     "--restart",
                     format!("{r:?} is not no, on-failure[:N], always or unless-stopped"),
-                ));
-            }
-            if r != "no" && c.auto_remove {
+                )
+            })?;
+            if policy != RestartPolicy::No && spec.lifecycle.auto_remove {
                 return Err(option(
                     "--restart",
                     "a restart policy cannot be used with a container made with --rm",
                 ));
             }
-            c.restart = r.clone();
+            spec.lifecycle.restart = policy;
         }
-        resources(&c)?;
-        Ok(c)
+        spec.validate().map_err(crate::specgen::docker::reword)?;
+        Ok(spec)
     }
 }
 
-/// The OCI `linux.resources` that `update` gives the runtime for `c`:
-/// memory, CPU, pids and the block I/O weight (checked as at create).
-pub fn resources(c: &ContainerConfig) -> Result<serde_json::Value> {
-    let o = crate::spec::RunOptions {
-        memory: c.memory,
-        memory_swap: c.memory_swap,
-        memory_reservation: c.memory_reservation,
-        cpus: c.cpus,
-        cpu_shares: c.cpu_shares,
-        cpu_period: c.cpu_period,
-        cpu_quota: c.cpu_quota,
-        cpuset_cpus: c.cpuset_cpus.clone(),
-        cpuset_mems: c.cpuset_mems.clone(),
-        pids_limit: c.pids_limit,
-        block_io: crate::spec::BlockIo {
-            weight: c.blkio_weight,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    crate::spec::resources(&o)
+/// The OCI `linux.resources` that `update` gives the runtime for `spec`:
+/// memory, CPU, pids and the block I/O weight.
+pub fn resources(spec: &ContainerSpec) -> serde_json::Value {
+    crate::spec::resources(spec, &crate::spec::Resolved::default())
 }
 
 /// What `update` did.
@@ -244,15 +229,15 @@ impl Engine {
                 rec.name
             )));
         }
-        let config = req.apply(&rec.config)?;
+        let spec = req.apply(&rec.spec)?;
         let running = rec.state.status == Status::Running;
         if running {
-            let res = resources(&config)?;
+            let res = resources(&spec);
             self.oci
                 .update(self.target(&rec), &res)
                 .map_err(|e| e.into_error(&format!("update container {}", rec.name)))?;
         }
-        self.records.set_config(&rec.id, &config)?;
+        self.records.set_spec(&rec.id, &spec)?;
         self.container_event(&rec, "update", &[]);
         Ok(UpdateResponse {
             id: rec.id,
@@ -382,11 +367,14 @@ mod tests {
 
     #[test]
     fn an_update_replaces_only_what_it_names() {
-        let base = ContainerConfig {
-            memory: Some(64 << 20),
-            cpu_period: Some(50_000),
-            cpu_quota: Some(25_000),
-            pids_limit: Some(10),
+        let base = ContainerSpec {
+            resources: crate::specgen::ResourceSpec {
+                memory: Some(64 << 20),
+                cpu_period: Some(50_000),
+                cpu_quota: Some(25_000),
+                pids_limit: Some(10),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let r = UpdateRequest {
@@ -394,7 +382,8 @@ mod tests {
             pids_limit: Some(0),
             ..Default::default()
         };
-        let c = r.apply(&base).unwrap();
+        let s = r.apply(&base).unwrap();
+        let c = &s.resources;
         assert_eq!(c.memory, Some(64 << 20));
         assert_eq!((c.cpus, c.cpu_period, c.cpu_quota), (Some(1.5), None, None));
         assert_eq!(c.pids_limit, Some(-1));
@@ -402,10 +391,11 @@ mod tests {
             cpu_quota: Some(20_000),
             ..Default::default()
         }
-        .apply(&c)
-        .unwrap();
+        .apply(&s)
+        .unwrap()
+        .resources;
         assert_eq!((c2.cpus, c2.cpu_quota), (None, Some(20_000)));
-        let res = resources(&c).unwrap();
+        let res = resources(&s);
         assert_eq!(res["cpu"]["quota"], 150_000);
         assert_eq!(res["pids"]["limit"], -1);
         assert_eq!(res["memory"]["limit"], 64 << 20);
@@ -413,11 +403,9 @@ mod tests {
 
     #[test]
     fn an_update_is_checked_as_create_checks() {
-        let base = ContainerConfig {
-            memory: Some(64 << 20),
-            memory_swap: Some(128 << 20),
-            ..Default::default()
-        };
+        let mut base = ContainerSpec::default();
+        base.resources.memory = Some(64 << 20);
+        base.resources.memory_swap = Some(128 << 20);
         let bad = [
             UpdateRequest {
                 memory: Some(1 << 20),
@@ -442,18 +430,21 @@ mod tests {
             },
         ];
         for r in bad {
-            assert!(r.apply(&base).is_err(), "{r:?}");
+            let e = r.apply(&base).unwrap_err().to_string();
+            // Worded with update's flags, not the spec's fields.
+            assert!(e.starts_with("--"), "{r:?}: {e}");
         }
-        let rm = ContainerConfig {
-            auto_remove: true,
-            ..Default::default()
-        };
+        let mut rm = ContainerSpec::default();
+        rm.lifecycle.auto_remove = true;
         let always = UpdateRequest {
             restart: Some("always".into()),
             ..Default::default()
         };
         assert!(always.apply(&rm).is_err());
-        assert_eq!(always.apply(&base).unwrap().restart, "always");
+        assert_eq!(
+            always.apply(&base).unwrap().lifecycle.restart,
+            RestartPolicy::Always
+        );
         assert!(UpdateRequest::default().is_empty());
     }
 }

@@ -2,9 +2,9 @@
 //! when the container starts (a device's numbers may change across
 //! reboots; `/dev/disk/by-id/...` links are followed, as Docker does).
 
-use crate::config::DeviceConfig;
 use crate::error::{option, Result};
 use crate::spec::Device;
+use crate::specgen::DeviceMapping as DeviceConfig;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 

@@ -208,7 +208,7 @@ impl Engine {
     /// Records a container's event: its name, image and labels as
     /// attributes, and `extra` (exitCode, signal, ...).
     pub(crate) fn container_event(&self, rec: &Record, action: &str, extra: &[(&str, String)]) {
-        let mut a = rec.config.labels.clone();
+        let mut a = rec.spec.metadata.labels.clone();
         a.insert("name".into(), rec.name.clone());
         a.insert("image".into(), rec.image.clone());
         for (k, v) in extra {

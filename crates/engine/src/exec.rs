@@ -91,7 +91,7 @@ fn set_env(env: &mut Vec<String>, kv: &str) {
 impl Engine {
     pub fn prepare_exec(&self, what: &str, o: &ExecOptions) -> Result<Exec> {
         let rec = self.get(what)?;
-        if rec.config.runtime != crate::config::DEFAULT_RUNTIME {
+        if rec.spec.runtime != crate::specgen::DEFAULT_RUNTIME {
             crate::warm_up_cgroups();
         }
         if rec.state.status != Status::Running {
@@ -140,7 +140,7 @@ impl Engine {
                 0,
             )
             .map_err(io(format!("open the root of container {}", rec.name)))?;
-            let user = crate::user::resolve_in(root.as_fd(), u, &rec.config.group_add)?;
+            let user = crate::user::resolve_in(root.as_fd(), u, &rec.spec.process.groups)?;
             p["user"] =
                 json!({"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids});
             set_env(&mut env, &format!("HOME={}", user.home));

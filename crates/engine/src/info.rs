@@ -80,7 +80,7 @@ impl Engine {
             Ok(berth_cgroups::Version::Hybrid) => "1 (hybrid)",
             Err(_) => "unknown",
         };
-        let rt = crate::config::DEFAULT_RUNTIME;
+        let rt = crate::specgen::DEFAULT_RUNTIME;
         let (runtime_version, runtime_error) = match self.oci.version(rt) {
             Ok(v) => (v, String::new()),
             Err(e) => (String::new(), e.to_string()),

@@ -2,11 +2,11 @@
 //! container's life (create, start through the monitor, stop, kill, remove,
 //! clean up, reconcile); `records` is the crash-safe state store; `spec`
 //! makes the OCI spec (a pure function); `rootfs` mounts the overlay;
-//! `config` holds the stored options and their parsers; `user` resolves
+//! `specgen` is the typed container spec each record stores, with Docker's
+//! flags parsed into it (`specgen::docker`); `user` resolves
 //! users in the image; `paths` says where things live.
 
 pub mod cdi;
-pub mod config;
 pub mod containers;
 pub mod control;
 pub mod devices;
@@ -27,6 +27,7 @@ pub mod rootfs;
 pub mod runtime;
 pub mod session;
 pub mod spec;
+pub mod specgen;
 pub mod stats;
 pub mod system;
 pub mod template;

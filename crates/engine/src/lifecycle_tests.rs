@@ -81,14 +81,14 @@ impl World {
             image: "busybox".into(),
             image_id: "sha256:00".into(),
             created: 1,
-            config: Default::default(),
+            spec: Default::default(),
             state: RunState {
                 status,
                 boot_id: crate::paths::boot_id(),
                 ..RunState::default()
             },
         };
-        rec.config.runtime = crate::config::DEFAULT_RUNTIME.into();
+        rec.spec.runtime = crate::specgen::DEFAULT_RUNTIME.into();
         std::fs::create_dir_all(self.engine.paths.container(ID)).unwrap();
         if status == Status::Running {
             rec.state.monitor_pid = self.spawn_monitor();
@@ -357,8 +357,8 @@ fn stop_sends_the_stop_signal_and_returns_the_ended_container() {
 fn stop_uses_the_containers_stop_signal() {
     let mut w = World::new();
     let mut rec = w.container("web", Status::Running);
-    rec.config.stop_signal = Some("SIGINT".into());
-    w.engine.records.set_config(ID, &rec.config).unwrap();
+    rec.spec.process.stop_signal = Some("SIGINT".into());
+    w.engine.records.set_spec(ID, &rec.spec).unwrap();
     w.container_ends_on(&[libc::SIGINT]);
     let r = w.engine.stop("web", Some(10)).unwrap();
     assert_eq!(r.state.exit_code, 128 + libc::SIGINT);
@@ -598,7 +598,7 @@ fn update_of_a_running_container_goes_to_the_runtime_and_the_record() {
     assert_eq!(id, ID);
     let res: serde_json::Value = serde_json::from_str(res).unwrap();
     assert_eq!(res["memory"]["limit"], 64 << 20);
-    assert_eq!(w.get().unwrap().config.memory, Some(64 << 20));
+    assert_eq!(w.get().unwrap().spec.resources.memory, Some(64 << 20));
 }
 
 #[test]
@@ -611,7 +611,7 @@ fn update_of_a_stopped_container_is_only_recorded() {
     };
     assert!(!w.engine.update("web", &req).unwrap().applied);
     assert_eq!(w.fake.calls(), vec![]);
-    assert_eq!(w.get().unwrap().config.memory, Some(64 << 20));
+    assert_eq!(w.get().unwrap().spec.resources.memory, Some(64 << 20));
 }
 
 #[test]
@@ -625,7 +625,7 @@ fn a_failed_update_changes_nothing() {
     };
     let e = w.engine.update("web", &req).unwrap_err();
     assert_eq!(e.to_string(), "update container web: invalid memory");
-    assert_eq!(w.get().unwrap().config.memory, None);
+    assert_eq!(w.get().unwrap().spec.resources.memory, None);
 }
 
 // refresh (reconcile)
@@ -679,8 +679,8 @@ fn refresh_after_the_monitor_ended_records_the_exit_and_cleans_up() {
 fn refresh_of_an_auto_remove_container_that_ended_removes_it() {
     let mut w = World::new();
     let mut rec = w.container("web", Status::Running);
-    rec.config.auto_remove = true;
-    w.engine.records.set_config(ID, &rec.config).unwrap();
+    rec.spec.lifecycle.auto_remove = true;
+    w.engine.records.set_spec(ID, &rec.spec).unwrap();
     w.monitor_says(MonitorStatus::Exited, 0);
     w.kill_monitor();
     w.engine.refresh(rec).unwrap();
@@ -959,14 +959,14 @@ fn boot_candidates_follow_the_restart_policy() {
             image: "busybox".into(),
             image_id: "sha256:00".into(),
             created: 1,
-            config: Default::default(),
+            spec: Default::default(),
             state: RunState {
                 status: Status::Exited,
                 stopped_by_user: *by_user,
                 ..RunState::default()
             },
         };
-        rec.config.restart = policy.to_string();
+        rec.spec.lifecycle.restart = crate::specgen::RestartPolicy::parse(policy).unwrap();
         w.engine.records.insert(&rec).unwrap();
     }
     let mut got: Vec<String> = w

@@ -421,14 +421,14 @@ impl Engine {
         each: &mut dyn FnMut(&Entry) -> bool,
     ) -> Result<()> {
         let rec = self.get(container)?;
-        if rec.config.log_driver == "none" {
+        if rec.spec.logging.driver == crate::specgen::LogDriver::None {
             return Err(Error::Conflict(format!(
                 "container {} has --log-driver none: nothing was logged",
                 rec.name
             )));
         }
         let path = self.paths.container(&rec.id).join("ctr.log");
-        let driver = rec.config.log_driver.clone();
+        let driver = rec.spec.logging.driver.name().to_string();
         // Returns false to stop.
         let mut take = |l: &[u8]| match parse_entry(&driver, l) {
             None => true,
@@ -438,7 +438,7 @@ impl Engine {
                 Some(true) => each(&e),
             },
         };
-        let files = log_files(&path, rec.config.log_max_files);
+        let files = log_files(&path, rec.spec.logging.max_files);
         let from = match req.tail {
             Some(n) => tail_start(&files, n, |l| parse_entry(&driver, l).map(|e| e.partial)),
             None => Pos { file: 0, offset: 0 },

@@ -9,8 +9,8 @@
 //! process dying at once and a power cut loses at most the last commits,
 //! never consistency (pulls, whose blobs cost a download, keep FULL).
 
-use crate::config::ContainerConfig;
 use crate::error::{db, Error, Result};
+use crate::specgen::ContainerSpec;
 use berth_db::rusqlite::{self, params, Connection, OptionalExtension};
 use berth_db::{Db, Tables};
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS containers (
     image TEXT NOT NULL,              -- as the user named it
     image_id TEXT NOT NULL,
     created INTEGER NOT NULL,         -- ns since the epoch
-    config TEXT NOT NULL,             -- ContainerConfig as JSON
+    config TEXT NOT NULL,             -- ContainerSpec as JSON
     state TEXT NOT NULL               -- RunState as JSON
 );
 CREATE TABLE IF NOT EXISTS volumes (
@@ -120,7 +120,8 @@ pub struct Record {
     pub image: String,
     pub image_id: String,
     pub created: i64,
-    pub config: ContainerConfig,
+    /// What the container was asked to be.
+    pub spec: ContainerSpec,
     pub state: RunState,
 }
 
@@ -150,7 +151,7 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Record, String, Str
             image: r.get(2)?,
             image_id: r.get(3)?,
             created: r.get(4)?,
-            config: ContainerConfig::default(),
+            spec: ContainerSpec::default(),
             state: RunState::default(),
         },
         r.get(5)?,
@@ -158,11 +159,12 @@ fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Record, String, Str
     ))
 }
 
-fn finish(row: (Record, String, String)) -> Result<Record> {
+fn parse_row(row: (Record, String, String)) -> Result<(Record, Option<String>)> {
     let (mut rec, config, state) = row;
-    rec.config = serde_json::from_str(&config).map_err(|e| corrupt("a container's config", e))?;
+    let (spec, migrated) = crate::specgen::from_stored(&config)?;
+    rec.spec = spec;
     rec.state = serde_json::from_str(&state).map_err(|e| corrupt("a container's state", e))?;
-    Ok(rec)
+    Ok((rec, migrated.then_some(config)))
 }
 
 const COLUMNS: &str = "id, name, image, image_id, created, config, state";
@@ -186,7 +188,7 @@ impl Records {
     /// [`Records::insert`] on `conn`, inside a transaction of the caller's
     /// (`Store::hold_with`).
     pub fn insert_in(conn: &Connection, rec: &Record) -> Result<()> {
-        let config = serde_json::to_string(&rec.config).map_err(|e| corrupt("config", e))?;
+        let config = serde_json::to_string(&rec.spec).map_err(|e| corrupt("spec", e))?;
         let state = serde_json::to_string(&rec.state).map_err(|e| corrupt("state", e))?;
         let r = conn.execute(
             "INSERT INTO containers (id, name, image, image_id, created, config, state)
@@ -255,9 +257,26 @@ impl Records {
         Ok(())
     }
 
-    /// Replaces the container's stored options (`update`).
-    pub fn set_config(&self, id: &str, config: &ContainerConfig) -> Result<()> {
-        let c = serde_json::to_string(config).map_err(|e| corrupt("config", e))?;
+    /// A row read: a record of the old format (before the typed spec) is
+    /// written back in the new one, unless it changed meanwhile (then the
+    /// writer's is kept; the next read converts it again).
+    fn finish(&self, row: (Record, String, String)) -> Result<Record> {
+        let (rec, old) = parse_row(row)?;
+        if let Some(old) = old {
+            let new = serde_json::to_string(&rec.spec).map_err(|e| corrupt("spec", e))?;
+            self.conn()
+                .execute(
+                    "UPDATE containers SET config = ?2 WHERE id = ?1 AND config = ?3",
+                    params![rec.id, new, old],
+                )
+                .map_err(db("rewrite the container's record in the current format"))?;
+        }
+        Ok(rec)
+    }
+
+    /// Replaces the container's stored spec (`update`).
+    pub fn set_spec(&self, id: &str, spec: &ContainerSpec) -> Result<()> {
+        let c = serde_json::to_string(spec).map_err(|e| corrupt("spec", e))?;
         self.conn()
             .execute(
                 "UPDATE containers SET config = ?2 WHERE id = ?1",
@@ -368,11 +387,12 @@ impl Records {
         let rows = st
             .query_map([], row_to_record)
             .map_err(db("list containers"))?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(finish(r.map_err(db("list containers"))?)?);
-        }
-        Ok(out)
+        let rows = rows
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(db("list containers"))?;
+        drop(st);
+        drop(conn);
+        rows.into_iter().map(|r| self.finish(r)).collect()
     }
 
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
@@ -385,7 +405,7 @@ impl Records {
             )
             .optional()
             .map_err(db("read the container"))?;
-        row.map(finish).transpose()
+        row.map(|r| self.finish(r)).transpose()
     }
 
     /// By full id, name, or unique id prefix (as Docker resolves).
@@ -404,7 +424,7 @@ impl Records {
             .optional()
             .map_err(db("find the container"))?;
         if let Some(r) = row {
-            return finish(r);
+            return self.finish(r);
         }
         if what.bytes().all(|b| b.is_ascii_hexdigit()) {
             let conn = self.conn();
@@ -423,8 +443,10 @@ impl Records {
                     "{what}: more than one container id starts with this; give more digits"
                 )));
             }
+            drop(st);
+            drop(conn);
             if let Some(r) = rows.pop() {
-                return finish(r);
+                return self.finish(r);
             }
         }
         Err(Error::NoSuchContainer(what.to_string()))
@@ -553,9 +575,48 @@ mod tests {
             image: "busybox".into(),
             image_id: "sha256:00".into(),
             created: 1,
-            config: ContainerConfig::default(),
+            spec: ContainerSpec::default(),
             state: RunState::default(),
         }
+    }
+
+    /// A row berth wrote before the typed spec (the flat `ContainerConfig`)
+    /// reads as the spec and is written back in the new format.
+    #[test]
+    fn an_old_format_row_is_converted_and_rewritten_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = open(dir.path());
+        r.insert(&rec("c1", "old")).unwrap();
+        let old = r#"{"args":["sleep","1"],"memory":67108864,"network":"host","pid":"","ipc":"host","uts":"","restart":"always","extra_hosts":[["db","10.0.0.2"]],"device_read_bps":[["/dev/sda",1024]],"labels":{"k":"v"},"runtime":"runc","log_driver":"json-file","log_max_size":0,"log_max_files":1}"#;
+        r.conn()
+            .execute(
+                "UPDATE containers SET config = ?1 WHERE id = 'c1'",
+                params![old],
+            )
+            .unwrap();
+        let got = r.find("old").unwrap();
+        let s = &got.spec;
+        assert_eq!(s.process.args, ["sleep", "1"]);
+        assert_eq!(s.resources.memory, Some(64 << 20));
+        assert!(s.namespaces.net.is_host() && s.namespaces.ipc.is_host());
+        assert!(!s.namespaces.pid.is_host());
+        assert_eq!(s.lifecycle.restart, crate::specgen::RestartPolicy::Always);
+        assert_eq!(s.network.extra_hosts[0].name, "db");
+        assert_eq!(s.resources.device_read_bps[0].value, 1024);
+        assert_eq!(s.runtime, "runc");
+        assert_eq!(s.logging.driver, crate::specgen::LogDriver::JsonFile);
+        assert_eq!((s.logging.max_size, s.logging.max_files), (0, 1));
+        let stored: String = r
+            .conn()
+            .query_row("SELECT config FROM containers WHERE id = 'c1'", [], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(stored, serde_json::to_string(s).unwrap());
+        // Read again (now the new format), and through every reader.
+        assert_eq!(r.get("c1").unwrap().unwrap(), got);
+        assert_eq!(r.all().unwrap(), std::slice::from_ref(&got));
+        assert_eq!(r.find("c").unwrap(), got);
     }
 
     #[test]
@@ -712,10 +773,24 @@ mod tests {
         assert_eq!(master(&store.db().conn()), before, "the schema changed");
         drop((r, store));
 
-        // A new root gets the same schema.
+        // A new root gets the same schema (its SQL comments aside: they
+        // name what a column's JSON holds, and are no part of the schema).
         let new = tempfile::tempdir().unwrap();
         let store = Store::open_with(new.path(), &[TABLES]).unwrap();
-        assert_eq!(master(&store.db().conn()), before);
+        let uncommented = |m: Vec<(String, String, Option<String>)>| {
+            m.into_iter()
+                .map(|(t, n, sql)| {
+                    let sql = sql.map(|s| {
+                        s.lines()
+                            .map(|l| l.split("--").next().unwrap_or("").trim_end())
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    });
+                    (t, n, sql)
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(uncommented(master(&store.db().conn())), uncommented(before));
     }
 
     #[test]

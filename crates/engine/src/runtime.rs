@@ -629,7 +629,7 @@ impl crate::Engine {
         Signaller {
             oci: self.oci,
             paths: self.paths.clone(),
-            runtime: rec.config.runtime.clone(),
+            runtime: rec.spec.runtime.clone(),
             id: rec.id.clone(),
             name: rec.name.clone(),
         }
@@ -638,7 +638,7 @@ impl crate::Engine {
     /// The container `rec` of its runtime.
     pub fn target<'a>(&'a self, rec: &'a crate::records::Record) -> Target<'a> {
         Target {
-            runtime: &rec.config.runtime,
+            runtime: &rec.spec.runtime,
             paths: &self.paths,
             id: &rec.id,
         }

@@ -433,7 +433,7 @@ impl Engine {
 
     /// The forwarder of signals to `rec`'s process.
     pub fn signal_forwarder(&self, rec: &Record) -> Result<SignalForwarder> {
-        crate::paths::find_program(&rec.config.runtime)?;
+        crate::paths::find_program(&rec.spec.runtime)?;
         Ok(SignalForwarder(self.signaller(rec)))
     }
 

@@ -1,10 +1,12 @@
 //! The container's OCI spec: a pure function of the image config, the
-//! resolved user and the `run` options, with defaults equivalent to
+//! resolved user, the container's [`ContainerSpec`] and what the engine
+//! resolved on the host for it ([`Resolved`]), with defaults equivalent to
 //! Docker's (capabilities, seccomp profile, masked and read-only paths,
 //! /dev/shm, device rules, namespaces). The engine does the I/O around it
 //! (mounting the rootfs, resolving the user, preparing /etc files).
 
 use crate::error::{option, Error, Result};
+use crate::specgen::ContainerSpec;
 use crate::user::User;
 use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
@@ -131,13 +133,6 @@ pub enum Seccomp {
     Converted(Box<serde_json::value::RawValue>),
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Network {
-    #[default]
-    None,
-    Host,
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub enum MountKind {
     /// A host path (a bind mount or a named volume's directory), with its
@@ -184,8 +179,6 @@ pub struct Device {
 /// paths the user gave when the container starts).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BlockIo {
-    /// 10-1000.
-    pub weight: Option<u16>,
     /// (major, minor, weight).
     pub weight_devices: Vec<(i64, i64, u64)>,
     /// (major, minor, bytes or operations per second).
@@ -195,80 +188,31 @@ pub struct BlockIo {
     pub write_iops: Vec<(i64, i64, u64)>,
 }
 
-/// Which of the host's namespaces a container shares (`--pid`, `--ipc`,
-/// `--uts` and `--network host`); it has its own of the others.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct HostNamespaces {
-    pub pid: bool,
-    pub ipc: bool,
-    pub uts: bool,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Ulimit {
-    pub name: String,
-    pub soft: u64,
-    pub hard: u64,
-}
-
-/// The `run`/`create` options that shape the spec.
+/// What the engine found on the host for one start of a container: the
+/// paths, numbers and files its spec's values resolve to. The rest of the
+/// OCI spec comes from the [`ContainerSpec`] itself.
 #[derive(Clone, Debug, Default)]
-pub struct RunOptions {
-    /// The command after the image name.
-    pub args: Vec<String>,
-    /// `--entrypoint` (an empty list clears the image's).
-    pub entrypoint: Option<Vec<String>>,
-    /// `-e` and `--env-file`, in order: KEY=VALUE.
-    pub env: Vec<String>,
-    pub workdir: Option<String>,
+pub struct Resolved {
+    /// The container's host name (the spec's, the host's, or the short id).
     pub hostname: String,
-    /// `--domainname`.
-    pub domainname: Option<String>,
-    pub tty: bool,
-    pub read_only: bool,
-    pub privileged: bool,
-    pub cap_add: Vec<String>,
-    pub cap_drop: Vec<String>,
     pub seccomp: Seccomp,
-    pub no_new_privileges: bool,
-    /// Bytes.
-    pub memory: Option<i64>,
-    /// Bytes of memory plus swap; -1 for unlimited swap.
-    pub memory_swap: Option<i64>,
-    pub cpus: Option<f64>,
-    pub cpu_shares: Option<u64>,
-    pub cpuset_cpus: Option<String>,
-    pub pids_limit: Option<i64>,
-    /// The memory soft limit, bytes.
-    pub memory_reservation: Option<i64>,
-    /// The CFS period and quota, microseconds (`--cpus` sets both).
-    pub cpu_period: Option<u64>,
-    pub cpu_quota: Option<i64>,
-    pub cpuset_mems: Option<String>,
-    pub oom_score_adj: Option<i32>,
-    /// `--device-cgroup-rule`: more device-cgroup allow rules.
-    pub device_rules: Vec<crate::config::DeviceRule>,
-    /// `--memory-swappiness` (0-100).
-    pub memory_swappiness: Option<u64>,
-    pub oom_kill_disable: bool,
-    pub block_io: BlockIo,
-    pub ulimits: Vec<Ulimit>,
+    /// The spec's mounts (and the image's anonymous volumes) with their
+    /// host paths.
     pub mounts: Vec<MountSpec>,
+    /// The devices found for the spec's (and every host device when
+    /// privileged).
     pub devices: Vec<Device>,
-    pub network: Network,
-    pub host_ns: HostNamespaces,
-    /// `--shm-size` in bytes (default 64 MiB, as Docker's).
-    pub shm_size: Option<u64>,
-    /// `--sysctl`: only namespaced ones, in a namespace of the container's.
-    pub sysctls: BTreeMap<String, String>,
+    /// The block I/O limits by device number.
+    pub block_io: BlockIo,
     /// `--init`: the host path of berth's init.
     pub init: Option<PathBuf>,
     pub rootfs: PathBuf,
     pub cgroups_path: String,
+    /// Whether the host's cgroups are v2 (the default cgroup namespace).
+    pub cgroup_v2: bool,
     /// Files the engine prepared (/etc/hosts, /etc/hostname,
     /// /etc/resolv.conf): (destination, host path).
     pub files: Vec<(String, PathBuf)>,
-    pub annotations: BTreeMap<String, String>,
     /// The capabilities berth itself may pass on (its bounding set, bit N
     /// for capability N); None: all. `--privileged` and `--cap-add ALL`
     /// give what is there; a named `--cap-add` beyond it is an error.
@@ -312,8 +256,16 @@ fn cap_name(c: &str, what: &str) -> Result<String> {
 }
 
 /// The container's capability set (bounding, effective and permitted).
-pub fn container_capabilities(o: &RunOptions) -> Result<Vec<String>> {
-    within_bound(capabilities(o.privileged, &o.cap_add, &o.cap_drop)?, o)
+pub fn container_capabilities(cs: &ContainerSpec, h: &Resolved) -> Result<Vec<String>> {
+    within_bound(
+        capabilities(
+            cs.security.privileged,
+            &cs.security.cap_add,
+            &cs.security.cap_drop,
+        )?,
+        cs,
+        h,
+    )
 }
 
 /// The OCI `linux.seccomp` object a containers-common profile gives for
@@ -332,15 +284,21 @@ pub fn seccomp_object(
     serde_json::to_value(s).map_err(|e| option("seccomp", e.to_string()))
 }
 
-/// Keeps the capabilities inside `o.cap_bound`.
-fn within_bound(caps: Vec<String>, o: &RunOptions) -> Result<Vec<String>> {
-    let Some(bound) = o.cap_bound else {
+/// Keeps the capabilities inside `h.cap_bound`.
+fn within_bound(caps: Vec<String>, cs: &ContainerSpec, h: &Resolved) -> Result<Vec<String>> {
+    let Some(bound) = h.cap_bound else {
         return Ok(caps);
     };
     let wanted_by_name = |c: &str| {
-        !o.privileged
-            && !o.cap_add.iter().any(|a| a.eq_ignore_ascii_case("all"))
-            && o.cap_add
+        !cs.security.privileged
+            && !cs
+                .security
+                .cap_add
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case("all"))
+            && cs
+                .security
+                .cap_add
                 .iter()
                 .any(|a| cap_name(a, "--cap-add").is_ok_and(|n| n == c))
     };
@@ -403,16 +361,21 @@ fn env_key(kv: &str) -> &str {
 /// The container's environment: the image's, then the options' (a key
 /// given again replaces the earlier value), then PATH, HOSTNAME, HOME and
 /// TERM where missing.
-pub fn environment(image: &[String], opts: &RunOptions, user: &User) -> Result<Vec<String>> {
+pub fn environment(
+    image: &[String],
+    cs: &ContainerSpec,
+    h: &Resolved,
+    user: &User,
+) -> Result<Vec<String>> {
     // Linear in the number of variables: a key given again empties its
     // earlier slot (found by the index) instead of searching the list.
-    let mut slots: Vec<Option<&str>> = Vec::with_capacity(image.len() + opts.env.len());
+    let mut slots: Vec<Option<&str>> = Vec::with_capacity(image.len() + cs.process.env.len());
     let mut index: std::collections::HashMap<&str, usize> =
         std::collections::HashMap::with_capacity(slots.capacity());
     for (kv, what) in image
         .iter()
         .map(|kv| (kv, "image Env"))
-        .chain(opts.env.iter().map(|kv| (kv, "--env")))
+        .chain(cs.process.env.iter().map(|kv| (kv, "--env")))
     {
         let k = env_key(kv);
         if k.is_empty() || kv.contains('\0') {
@@ -432,13 +395,13 @@ pub fn environment(image: &[String], opts: &RunOptions, user: &User) -> Result<V
         env.push(DEFAULT_PATH.to_string());
     }
     env.extend(slots.into_iter().flatten().map(str::to_string));
-    if !has("HOSTNAME") && !opts.hostname.is_empty() {
-        env.push(format!("HOSTNAME={}", opts.hostname));
+    if !has("HOSTNAME") && !h.hostname.is_empty() {
+        env.push(format!("HOSTNAME={}", h.hostname));
     }
     if !has("HOME") {
         env.push(format!("HOME={}", user.home));
     }
-    if opts.tty && !has("TERM") {
+    if cs.process.tty && !has("TERM") {
         env.push("TERM=xterm".into());
     }
     Ok(env)
@@ -446,15 +409,15 @@ pub fn environment(image: &[String], opts: &RunOptions, user: &User) -> Result<V
 
 /// The command: --entrypoint replaces the image's and drops its Cmd;
 /// arguments replace the Cmd.
-pub fn command(image: &ImageConfig, opts: &RunOptions) -> Result<Vec<String>> {
-    let (entrypoint, cmd) = match &opts.entrypoint {
-        Some(e) => (e.clone(), opts.args.clone()),
+pub fn command(image: &ImageConfig, cs: &ContainerSpec, h: &Resolved) -> Result<Vec<String>> {
+    let (entrypoint, cmd) = match &cs.process.entrypoint {
+        Some(e) => (e.clone(), cs.process.args.clone()),
         None => (
             image.entrypoint.clone().unwrap_or_default(),
-            if opts.args.is_empty() {
+            if cs.process.args.is_empty() {
                 image.cmd.clone().unwrap_or_default()
             } else {
-                opts.args.clone()
+                cs.process.args.clone()
             },
         ),
     };
@@ -465,7 +428,7 @@ pub fn command(image: &ImageConfig, opts: &RunOptions) -> Result<Vec<String>> {
             "the image has no Entrypoint or Cmd: give a command after the image name",
         ));
     }
-    if opts.init.is_some() {
+    if h.init.is_some() {
         let mut with_init = vec![INIT_PATH.to_string(), "--".to_string()];
         with_init.append(&mut args);
         args = with_init;
@@ -473,74 +436,34 @@ pub fn command(image: &ImageConfig, opts: &RunOptions) -> Result<Vec<String>> {
     Ok(args)
 }
 
-/// The spec's `linux.resources` for `o` without devices (what `update`
-/// gives the runtime), checked as at create.
-pub fn resources(o: &RunOptions) -> Result<Value> {
-    check_resources(o)
-}
-
-fn check_resources(o: &RunOptions) -> Result<Value> {
+/// The spec's `linux.resources` for `cs` without devices (what `update`
+/// gives the runtime): the values as [`ContainerSpec::validate`] passed
+/// them, the block I/O ones by the device numbers in `h`.
+pub fn resources(cs: &ContainerSpec, h: &Resolved) -> Value {
+    let o = &cs.resources;
     let mut r = json!({});
     if let Some(m) = o.memory {
-        // Docker's minimum: the runtime and the kernel need some to start.
-        if m < 6 * 1024 * 1024 {
-            return Err(option("--memory", "the minimum is 6MB"));
-        }
         r["memory"] = json!({"limit": m});
     }
     match (o.memory, o.memory_swap) {
-        (_, Some(-1)) => {
-            if o.memory.is_some() {
-                r["memory"]["swap"] = json!(-1);
-            }
-        }
-        (Some(m), Some(s)) if s < m => {
-            return Err(option(
-                "--memory-swap",
-                "must be at least --memory (or -1 for unlimited)",
-            ))
-        }
         (Some(_), Some(s)) => r["memory"]["swap"] = json!(s),
-        (None, Some(_)) => return Err(option("--memory-swap", "needs --memory as well")),
         // Docker: as much swap as memory.
         (Some(m), None) => r["memory"]["swap"] = json!(m.saturating_mul(2)),
-        (None, None) => {}
+        _ => {}
     }
     if let Some(res) = o.memory_reservation {
-        if res < 6 * 1024 * 1024 {
-            return Err(option("--memory-reservation", "the minimum is 6MB"));
-        }
-        if o.memory.is_some_and(|m| m < res) {
-            return Err(option(
-                "--memory-reservation",
-                "must not be more than --memory (it is the soft limit under the hard one)",
-            ));
-        }
         r["memory"]["reservation"] = json!(res);
     }
     if let Some(sw) = o.memory_swappiness {
-        if sw > 100 {
-            return Err(option("--memory-swappiness", "must be between 0 and 100"));
-        }
         r["memory"]["swappiness"] = json!(sw);
     }
     if o.oom_kill_disable {
         r["memory"]["disableOOMKiller"] = json!(true);
     }
-    let b = &o.block_io;
+    let b = &h.block_io;
     let mut bio = json!({});
-    let weight_ok = |w: u64| (10..=1000).contains(&w);
-    if let Some(w) = b.weight {
-        if !weight_ok(w.into()) {
-            return Err(option("--blkio-weight", "must be between 10 and 1000"));
-        }
+    if let Some(w) = o.blkio_weight {
         bio["weight"] = json!(w);
-    }
-    if let Some((ma, mi, _)) = b.weight_devices.iter().find(|(_, _, w)| !weight_ok(*w)) {
-        return Err(option(
-            "--blkio-weight-device",
-            format!("device {ma}:{mi}: a weight must be between 10 and 1000"),
-        ));
     }
     let list = |v: &[(i64, i64, u64)], key: &str| {
         v.iter()
@@ -563,81 +486,31 @@ fn check_resources(o: &RunOptions) -> Result<Value> {
     }
     let mut cpu = json!({});
     if let Some(c) = o.cpus {
-        if !(c > 0.0 && c.is_finite()) {
-            return Err(option("--cpus", "must be a positive number"));
-        }
-        if o.cpu_period.is_some() || o.cpu_quota.is_some() {
-            return Err(option(
-                "--cpus",
-                "give either --cpus or --cpu-period/--cpu-quota, not both",
-            ));
-        }
         cpu["period"] = json!(100_000u64);
         cpu["quota"] = json!((c * 100_000.0).round() as i64);
     }
     if let Some(p) = o.cpu_period {
-        if !(1000..=1_000_000).contains(&p) {
-            return Err(option(
-                "--cpu-period",
-                "must be between 1000 and 1000000 microseconds (1 ms to 1 s)",
-            ));
-        }
         cpu["period"] = json!(p);
     }
     if let Some(q) = o.cpu_quota {
-        if q != -1 && q < 1000 {
-            return Err(option(
-                "--cpu-quota",
-                "must be at least 1000 microseconds (1 ms), or -1 for no limit",
-            ));
-        }
         cpu["quota"] = json!(q);
     }
     if let Some(s) = o.cpu_shares {
-        if !(2..=262_144).contains(&s) {
-            return Err(option("--cpu-shares", "must be between 2 and 262144"));
-        }
         cpu["shares"] = json!(s);
     }
     if let Some(c) = &o.cpuset_cpus {
-        if c.is_empty()
-            || !c
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b == b',' || b == b'-')
-        {
-            return Err(option(
-                "--cpuset-cpus",
-                format!("{c:?} is not a CPU list such as 0-2,4"),
-            ));
-        }
         cpu["cpus"] = json!(c);
     }
     if let Some(m) = &o.cpuset_mems {
-        if m.is_empty()
-            || !m
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b == b',' || b == b'-')
-        {
-            return Err(option(
-                "--cpuset-mems",
-                format!("{m:?} is not a list of memory nodes such as 0-1"),
-            ));
-        }
         cpu["mems"] = json!(m);
     }
     if cpu.as_object().is_some_and(|m| !m.is_empty()) {
         r["cpu"] = cpu;
     }
     if let Some(p) = o.pids_limit {
-        if p == 0 || p < -1 {
-            return Err(option(
-                "--pids-limit",
-                "must be positive, or -1 for unlimited",
-            ));
-        }
         r["pids"] = json!({"limit": p});
     }
-    Ok(r)
+    r
 }
 
 /// Docker's device rules for an unprivileged container.
@@ -669,7 +542,7 @@ fn device_rules(privileged: bool) -> Value {
     ])
 }
 
-fn rlimit_name(n: &str) -> Result<String> {
+pub(crate) fn rlimit_name(n: &str) -> Result<String> {
     const KNOWN: [&str; 16] = [
         "core",
         "cpu",
@@ -692,13 +565,18 @@ fn rlimit_name(n: &str) -> Result<String> {
     if KNOWN.contains(&n.as_str()) {
         Ok(format!("RLIMIT_{}", n.to_ascii_uppercase()))
     } else {
-        Err(option("--ulimit", format!("unknown limit {n:?}")))
+        Err(option("resources.ulimits", format!("unknown limit {n:?}")))
     }
 }
 
 /// The spec. Pure: the same inputs give the same spec.
-pub fn generate(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<Spec> {
-    let (mut spec, converted) = build(image, user, o)?;
+pub fn generate(
+    image: &ImageConfig,
+    user: &User,
+    cs: &ContainerSpec,
+    h: &Resolved,
+) -> Result<Spec> {
+    let (mut spec, converted) = build(image, user, cs, h)?;
     if let Some(raw) = converted {
         spec["linux"]["seccomp"] = serde_json::from_str(raw.get())
             .map_err(|e| option("seccomp", format!("a converted profile: {e}")))?;
@@ -707,8 +585,8 @@ pub fn generate(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<Spec
 }
 
 /// Checks the options as [`generate`] does, without making the spec.
-pub fn check(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<()> {
-    build(image, user, o).map(|_| ())
+pub fn check(image: &ImageConfig, user: &User, cs: &ContainerSpec, h: &Resolved) -> Result<()> {
+    build(image, user, cs, h).map(|_| ())
 }
 
 /// [`generate`]'s spec as JSON text, what a bundle's `config.json` holds:
@@ -716,8 +594,13 @@ pub fn check(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<()> {
 /// profile copied in as it is, rather than through oci-spec's types (its
 /// hundreds of syscall names parsed, copied and written again at every
 /// start).
-pub fn generate_json(image: &ImageConfig, user: &User, o: &RunOptions) -> Result<Vec<u8>> {
-    let (mut spec, converted) = build(image, user, o)?;
+pub fn generate_json(
+    image: &ImageConfig,
+    user: &User,
+    cs: &ContainerSpec,
+    h: &Resolved,
+) -> Result<Vec<u8>> {
+    let (mut spec, converted) = build(image, user, cs, h)?;
     let ser = |e: serde_json::Error| option("spec", format!("internal: {e}"));
     let Some(raw) = converted else {
         return serde_json::to_vec(&spec).map_err(ser);
@@ -750,43 +633,64 @@ pub fn generate_json(image: &ImageConfig, user: &User, o: &RunOptions) -> Result
     .map_err(ser)
 }
 
+/// Whether the container has a cgroup namespace of its own: as its spec
+/// says, else Docker's default (its own on cgroup v2, the host's on v1).
+pub fn own_cgroup_namespace(cs: &ContainerSpec, h: &Resolved) -> bool {
+    match &cs.namespaces.cgroup {
+        Some(m) => !m.is_host(),
+        None => h.cgroup_v2,
+    }
+}
+
+/// The spec's annotations, less those berth sets itself (an image's
+/// stop signal is the record's business, not the runtime's).
+fn annotations(cs: &ContainerSpec) -> BTreeMap<&str, &str> {
+    cs.metadata
+        .annotations
+        .iter()
+        .filter(|(k, v)| !v.is_empty() && *k != "org.opencontainers.image.stopSignal")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
 /// The spec as JSON, with the converted seccomp profile left out (and
 /// returned) when the options hold one.
 fn build<'a>(
     image: &ImageConfig,
     user: &User,
-    o: &'a RunOptions,
+    cs: &'a ContainerSpec,
+    h: &'a Resolved,
 ) -> Result<(Value, Option<&'a serde_json::value::RawValue>)> {
-    let args = command(image, o)?;
-    let env = environment(&image.env, o, user)?;
-    let cwd = match o.workdir.as_deref().or(image.working_dir.as_deref()) {
+    cs.validate()?;
+    let args = command(image, cs, h)?;
+    let env = environment(&image.env, cs, h, user)?;
+    let cwd = match cs
+        .process
+        .workdir
+        .as_deref()
+        .or(image.working_dir.as_deref())
+    {
         Some(w) if w.starts_with('/') => container_path(w, "--workdir")?,
         // Docker takes a relative WorkingDir from / .
         Some(w) => container_path(&format!("/{w}"), "--workdir")?,
         None => "/".into(),
     };
-    let caps = container_capabilities(o)?;
-    let nofile = if o.nofile == 0 {
+    let caps = container_capabilities(cs, h)?;
+    let nofile = if h.nofile == 0 {
         1_048_576u64
     } else {
-        o.nofile
+        h.nofile
     };
     let mut rlimits = vec![json!({"type": "RLIMIT_NOFILE", "soft": nofile, "hard": nofile})];
-    for u in &o.ulimits {
+    for u in &cs.resources.ulimits {
         let t = rlimit_name(&u.name)?;
-        if u.soft > u.hard {
-            return Err(option(
-                "--ulimit",
-                format!("{}: the soft limit is above the hard one", u.name),
-            ));
-        }
         rlimits.retain(|r| r["type"] != t.as_str());
         rlimits.push(json!({"type": t, "soft": u.soft, "hard": u.hard}));
     }
-    if o.hostname.len() > 64 || o.hostname.contains(['/', '\0', ' ']) {
+    if h.hostname.len() > 64 || h.hostname.contains(['/', '\0', ' ']) {
         return Err(option(
             "--hostname",
-            format!("{:?} is not a host name", o.hostname),
+            format!("{:?} is not a host name", h.hostname),
         ));
     }
 
@@ -794,30 +698,26 @@ fn build<'a>(
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if o.privileged { "rw" } else { "ro" }]}),
-        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if o.privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", if cs.security.privileged { "rw" } else { "ro" }]}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if cs.security.privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
     ];
-    if o.host_ns.ipc {
+    if cs.namespaces.ipc.is_host() {
         // The host's IPC namespace: its /dev/shm with it, as Docker does.
         mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "nosuid", "noexec", "nodev", "rprivate"]}));
     } else {
-        let shm = match o.shm_size {
-            Some(0) => return Err(option("--shm-size", "must be more than 0")),
-            Some(b) => b,
-            None => 64 << 20,
-        };
+        let shm = cs.storage.shm_size.unwrap_or(64 << 20);
         mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));
     }
     let mut seen: Vec<String> = Vec::new();
     // The root's propagation follows the binds' (as Docker's): a shared
     // bind needs a shared root to reach the host, a slave one a slave root.
     let mut root_propagation: Option<&str> = None;
-    for (dest, host) in &o.files {
+    for (dest, host) in &h.files {
         let d = container_path(dest, "files")?;
         mounts.push(json!({"destination": d, "type": "bind", "source": host, "options": ["rbind", "rprivate"]}));
     }
-    for m in &o.mounts {
+    for m in &h.mounts {
         let d = container_path(&m.destination, "--volume/--mount")?;
         if d == "/" {
             return Err(option(
@@ -856,6 +756,8 @@ fn build<'a>(
                     .map(String::from)
                     .collect();
                 for f in flags {
+                    // Checked by validate; the resolved mount again, as
+                    // the option text goes to mount(2).
                     if !matches!(f.as_str(), "exec" | "noexec" | "suid" | "nosuid" | "dev" | "nodev") {
                         return Err(option("--tmpfs", format!("{d}: unknown flag {f:?}")));
                     }
@@ -870,44 +772,27 @@ fn build<'a>(
             }
         });
     }
-    if let Some(init) = &o.init {
+    if let Some(init) = &h.init {
         mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
     }
 
     let own = [
-        ("pid", !o.host_ns.pid),
-        ("ipc", !o.host_ns.ipc),
-        ("uts", !o.host_ns.uts),
+        ("pid", !cs.namespaces.pid.is_host()),
+        ("ipc", !cs.namespaces.ipc.is_host()),
+        ("uts", !cs.namespaces.uts.is_host()),
         ("mount", true),
-        ("cgroup", true),
-        ("network", o.network == Network::None),
+        ("cgroup", own_cgroup_namespace(cs, h)),
+        ("network", !cs.namespaces.net.is_host()),
     ];
     let namespaces: Vec<Value> = own
         .iter()
         .filter(|(_, own)| *own)
         .map(|(ns, _)| json!({"type": ns}))
         .collect();
-    for (k, v) in &o.sysctls {
-        let Some(ns) =
-            berth_sys::sysctl::namespace_of(k).filter(|_| berth_sys::sysctl::valid_name(k))
-        else {
-            return Err(option("--sysctl", format!("{k}: not a namespaced sysctl; a container may not change it for the whole host")));
-        };
-        let name = berth_sys::sysctl::namespace_name(ns);
-        if !own.iter().any(|(n, own)| *n == name && *own) {
-            return Err(option("--sysctl", format!("{k}: the container shares the host's {name} namespace, so this would change the host's")));
-        }
-        if v.contains('\0') {
-            return Err(option(
-                "--sysctl",
-                format!("{k}: the value holds a NUL byte"),
-            ));
-        }
-    }
-    let mut resources = check_resources(o)?;
-    let mut rules = device_rules(o.privileged);
+    let mut resources = resources(cs, h);
+    let mut rules = device_rules(cs.security.privileged);
     let mut devices = Vec::new();
-    for d in &o.devices {
+    for d in &h.devices {
         let path = container_path(&d.path, "--device")?;
         if !matches!(d.kind, 'c' | 'b') {
             return Err(option(
@@ -915,7 +800,7 @@ fn build<'a>(
                 format!("{path}: not a character or block device"),
             ));
         }
-        if !crate::config::is_device_access(&d.access) {
+        if !crate::specgen::is_device_access(&d.access) {
             return Err(option(
                 "--device",
                 format!("{path}: {:?} is not an access mode", d.access),
@@ -923,15 +808,15 @@ fn build<'a>(
         }
         devices.retain(|x: &Value| x["path"] != path.as_str());
         devices.push(json!({"path": path, "type": d.kind.to_string(), "major": d.major, "minor": d.minor, "fileMode": d.mode, "uid": d.uid, "gid": d.gid}));
-        if !o.privileged {
+        if !cs.security.privileged {
             if let Some(r) = rules.as_array_mut() {
                 r.push(json!({"allow": true, "type": d.kind.to_string(), "major": d.major, "minor": d.minor, "access": d.access}));
             }
         }
     }
-    if !o.privileged {
+    if !cs.security.privileged {
         if let Some(r) = rules.as_array_mut() {
-            for d in &o.device_rules {
+            for d in &cs.resources.device_cgroup_rules {
                 let mut v = json!({"allow": true, "access": d.access});
                 if d.kind != 'a' {
                     v["type"] = json!(d.kind.to_string());
@@ -950,23 +835,23 @@ fn build<'a>(
     let mut linux = json!({
         "namespaces": namespaces,
         "resources": resources,
-        "cgroupsPath": o.cgroups_path,
+        "cgroupsPath": h.cgroups_path,
     });
     if !devices.is_empty() {
         linux["devices"] = json!(devices);
     }
-    if !o.sysctls.is_empty() {
-        linux["sysctl"] = json!(o.sysctls);
+    if !cs.security.sysctls.is_empty() {
+        linux["sysctl"] = json!(cs.security.sysctls);
     }
     if let Some(p) = root_propagation {
         linux["rootfsPropagation"] = json!(p);
     }
-    if !o.privileged {
+    if !cs.security.privileged {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
     }
     let mut converted = None;
-    let seccomp = match (&o.seccomp, o.privileged) {
+    let seccomp = match (&h.seccomp, cs.security.privileged) {
         (_, true) | (Seccomp::Unconfined, _) => None,
         (Seccomp::Converted(raw), _) => {
             converted = Some(&**raw);
@@ -985,36 +870,27 @@ fn build<'a>(
     let mut spec = json!({
         "ociVersion": "1.0.2",
         "process": {
-            "terminal": o.tty,
+            "terminal": cs.process.tty,
             "user": {"uid": user.uid, "gid": user.gid, "additionalGids": user.additional_gids},
             "args": args,
             "env": env,
             "cwd": cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "rlimits": rlimits,
-            "noNewPrivileges": o.no_new_privileges,
+            "noNewPrivileges": cs.security.no_new_privileges,
         },
-        "root": {"path": o.rootfs, "readonly": o.read_only},
+        "root": {"path": h.rootfs, "readonly": cs.storage.read_only},
         "mounts": mounts,
         "linux": linux,
-        "annotations": o.annotations,
+        "annotations": annotations(cs),
     });
-    if let Some(adj) = o.oom_score_adj {
-        if !(-1000..=1000).contains(&adj) {
-            return Err(option("--oom-score-adj", "must be between -1000 and 1000"));
-        }
+    if let Some(adj) = cs.resources.oom_score_adj {
         spec["process"]["oomScoreAdj"] = json!(adj);
     }
     // The host's UTS namespace: its name stays the host's.
-    if !o.host_ns.uts {
-        spec["hostname"] = json!(o.hostname);
-        if let Some(d) = &o.domainname {
-            if d.is_empty() || d.len() > 64 || d.contains(['/', '\0', ' ', '\n']) {
-                return Err(option(
-                    "--domainname",
-                    format!("{d:?} is not a domain name"),
-                ));
-            }
+    if !cs.namespaces.uts.is_host() {
+        spec["hostname"] = json!(h.hostname);
+        if let Some(d) = &cs.network.domainname {
             spec["domainname"] = json!(d);
         }
     }

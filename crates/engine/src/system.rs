@@ -259,7 +259,7 @@ impl Engine {
     }
 
     pub fn rename(&self, what: &str, name: &str) -> Result<()> {
-        crate::config::check_name(name)?;
+        crate::specgen::check_name(name)?;
         let rec = self.get(what)?;
         self.records.rename(&rec.id, name)?;
         let mut renamed = rec.clone();

@@ -1,4 +1,5 @@
 use super::*;
+use crate::specgen::NamespaceMode;
 
 fn img() -> ImageConfig {
     ImageConfig {
@@ -10,12 +11,23 @@ fn img() -> ImageConfig {
     }
 }
 
-fn opts() -> RunOptions {
-    RunOptions {
-        hostname: "c1".into(),
-        rootfs: "/var/lib/berth/containers/c1/rootfs".into(),
-        cgroups_path: "/berth/c1".into(),
-        ..Default::default()
+/// A spec and what the engine resolved for it, as `build` takes them.
+#[derive(Clone, Debug, Default)]
+struct O {
+    cs: ContainerSpec,
+    h: Resolved,
+}
+
+fn opts() -> O {
+    O {
+        cs: ContainerSpec::default(),
+        h: Resolved {
+            hostname: "c1".into(),
+            rootfs: "/var/lib/berth/containers/c1/rootfs".into(),
+            cgroups_path: "/berth/c1".into(),
+            cgroup_v2: true,
+            ..Default::default()
+        },
     }
 }
 
@@ -49,25 +61,25 @@ fn image_config_from_json() {
 fn command_like_docker() {
     let mut o = opts();
     assert_eq!(
-        command(&img(), &o).unwrap(),
+        command(&img(), &o.cs, &o.h).unwrap(),
         ["/entry", "serve", "--port=80"]
     );
-    o.args = vec!["debug".into()];
-    assert_eq!(command(&img(), &o).unwrap(), ["/entry", "debug"]);
-    o.entrypoint = Some(vec!["/bin/sh".into()]);
-    assert_eq!(command(&img(), &o).unwrap(), ["/bin/sh", "debug"]);
-    o.args.clear();
+    o.cs.process.args = vec!["debug".into()];
+    assert_eq!(command(&img(), &o.cs, &o.h).unwrap(), ["/entry", "debug"]);
+    o.cs.process.entrypoint = Some(vec!["/bin/sh".into()]);
+    assert_eq!(command(&img(), &o.cs, &o.h).unwrap(), ["/bin/sh", "debug"]);
+    o.cs.process.args.clear();
     // --entrypoint drops the image's Cmd.
-    assert_eq!(command(&img(), &o).unwrap(), ["/bin/sh"]);
-    o.entrypoint = Some(vec![]);
-    assert!(command(&img(), &o)
+    assert_eq!(command(&img(), &o.cs, &o.h).unwrap(), ["/bin/sh"]);
+    o.cs.process.entrypoint = Some(vec![]);
+    assert!(command(&img(), &o.cs, &o.h)
         .unwrap_err()
         .to_string()
         .contains("no Entrypoint or Cmd"));
     let mut o = opts();
-    o.init = Some("/usr/libexec/berth/init".into());
+    o.h.init = Some("/usr/libexec/berth/init".into());
     assert_eq!(
-        command(&img(), &o).unwrap()[..3],
+        command(&img(), &o.cs, &o.h).unwrap()[..3],
         [INIT_PATH, "--", "/entry"]
     );
 }
@@ -79,9 +91,9 @@ fn environment_like_docker() {
         ..Default::default()
     };
     let mut o = opts();
-    o.env = vec!["LANG=de_DE.UTF-8".into(), "EXTRA=a=b".into()];
-    o.tty = true;
-    let env = environment(&img().env, &o, &user).unwrap();
+    o.cs.process.env = vec!["LANG=de_DE.UTF-8".into(), "EXTRA=a=b".into()];
+    o.cs.process.tty = true;
+    let env = environment(&img().env, &o.cs, &o.h, &user).unwrap();
     assert_eq!(
         env,
         [
@@ -93,12 +105,12 @@ fn environment_like_docker() {
             "TERM=xterm"
         ]
     );
-    let env = environment(&[], &opts(), &user).unwrap();
+    let env = environment(&[], &opts().cs, &opts().h, &user).unwrap();
     assert_eq!(env[0], DEFAULT_PATH);
     for bad in ["=x", "NOVALUE", "A\0=b"] {
         let mut o = opts();
-        o.env = vec![bad.into()];
-        assert!(environment(&[], &o, &user).is_err(), "{bad:?}");
+        o.cs.process.env = vec![bad.into()];
+        assert!(environment(&[], &o.cs, &o.h, &user).is_err(), "{bad:?}");
     }
 }
 
@@ -108,13 +120,13 @@ fn environment_is_linear_in_its_entries() {
     // searched the list before it.
     let n = 60_000;
     let mut o = opts();
-    o.env = (0..n)
+    o.cs.process.env = (0..n)
         .map(|i| format!("V{i}=a"))
         .chain((0..n).map(|i| format!("V{i}=b")))
         .collect();
-    o.env.push("V7=last".into());
+    o.cs.process.env.push("V7=last".into());
     let t = std::time::Instant::now();
-    let env = environment(&[], &o, &User::default()).unwrap();
+    let env = environment(&[], &o.cs, &o.h, &User::default()).unwrap();
     let took = t.elapsed();
     assert!(took < std::time::Duration::from_secs(2), "{took:?}");
     assert_eq!(env.len(), n + 3, "PATH and HOME added, every key once");
@@ -156,7 +168,7 @@ fn the_default_spec() {
         additional_gids: vec![10],
         home: "/home/app".into(),
     };
-    let spec = generate(&img(), &user, &opts()).unwrap();
+    let spec = generate(&img(), &user, &opts().cs, &opts().h).unwrap();
     let j = v(&spec);
     assert_eq!(j["process"]["args"][0], "/entry");
     assert_eq!(j["process"]["cwd"], "/srv");
@@ -212,20 +224,23 @@ fn the_default_spec() {
         ]
     );
     // Pure: the same inputs, the same spec (capability sets compare as sets).
-    assert_eq!(generate(&img(), &user, &opts()).unwrap(), spec);
+    assert_eq!(
+        generate(&img(), &user, &opts().cs, &opts().h).unwrap(),
+        spec
+    );
 }
 
 #[test]
 fn host_network_privileged_and_read_only() {
     let mut o = opts();
-    o.network = Network::Host;
-    o.privileged = true;
-    o.read_only = true;
-    o.seccomp = Seccomp::Default {
+    o.cs.namespaces.net = NamespaceMode::Host;
+    o.cs.security.privileged = true;
+    o.cs.storage.read_only = true;
+    o.h.seccomp = Seccomp::Default {
         profile: br#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[]}"#.to_vec(),
         kernel: (6, 1),
     };
-    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
     assert!(!j["linux"]["namespaces"]
         .as_array()
         .unwrap()
@@ -253,17 +268,17 @@ fn seccomp_follows_the_capabilities() {
         {"names":["read"],"action":"SCMP_ACT_ALLOW"},
         {"names":["bpf"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_SYS_ADMIN"]}}]}"#;
     let mut o = opts();
-    o.seccomp = Seccomp::Default {
+    o.h.seccomp = Seccomp::Default {
         profile: profile.to_vec(),
         kernel: (6, 1),
     };
-    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
     assert_eq!(
         j["linux"]["seccomp"]["syscalls"].as_array().unwrap().len(),
         1
     );
-    o.cap_add = vec!["SYS_ADMIN".into()];
-    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    o.cs.security.cap_add = vec!["SYS_ADMIN".into()];
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
     assert_eq!(
         j["linux"]["seccomp"]["syscalls"].as_array().unwrap().len(),
         2
@@ -273,22 +288,22 @@ fn seccomp_follows_the_capabilities() {
 #[test]
 fn the_bundle_text_is_the_spec_and_check_agrees() {
     let mut privileged = opts();
-    privileged.privileged = true;
+    privileged.cs.security.privileged = true;
     let mut limited = opts();
-    limited.memory = Some(64 << 20);
-    limited.read_only = true;
-    limited.tty = true;
+    limited.cs.resources.memory = Some(64 << 20);
+    limited.cs.storage.read_only = true;
+    limited.cs.process.tty = true;
     let mut bad = opts();
-    bad.hostname = "a/b".into();
+    bad.h.hostname = "a/b".into();
     for o in [opts(), privileged, limited] {
-        let spec = generate(&img(), &User::default(), &o).unwrap();
-        let text = generate_json(&img(), &User::default(), &o).unwrap();
+        let spec = generate(&img(), &User::default(), &o.cs, &o.h).unwrap();
+        let text = generate_json(&img(), &User::default(), &o.cs, &o.h).unwrap();
         assert_eq!(serde_json::from_slice::<Spec>(&text).unwrap(), spec);
-        check(&img(), &User::default(), &o).unwrap();
+        check(&img(), &User::default(), &o.cs, &o.h).unwrap();
     }
-    let e = check(&img(), &User::default(), &bad).unwrap_err();
+    let e = check(&img(), &User::default(), &bad.cs, &bad.h).unwrap_err();
     assert!(e.to_string().contains("--hostname"), "{e}");
-    assert!(generate_json(&img(), &User::default(), &bad).is_err());
+    assert!(generate_json(&img(), &User::default(), &bad.cs, &bad.h).is_err());
 }
 
 #[test]
@@ -304,28 +319,28 @@ fn a_converted_profile_makes_the_same_spec() {
         (vec![], true),
     ] {
         let mut o = opts();
-        o.cap_add = cap_add;
-        o.privileged = privileged;
-        o.seccomp = Seccomp::Default {
+        o.cs.security.cap_add = cap_add;
+        o.cs.security.privileged = privileged;
+        o.h.seccomp = Seccomp::Default {
             profile: profile.to_vec(),
             kernel: (6, 1),
         };
-        let from_profile = generate(&img(), &User::default(), &o).unwrap();
+        let from_profile = generate(&img(), &User::default(), &o.cs, &o.h).unwrap();
         let converted = berth_seccomp::profile::for_container(
             profile,
             berth_seccomp::profile::native_arch(),
-            &container_capabilities(&o).unwrap(),
+            &container_capabilities(&o.cs, &o.h).unwrap(),
             (6, 1),
         )
         .unwrap();
-        o.seccomp = Seccomp::Converted(serde_json::value::to_raw_value(&converted).unwrap());
+        o.h.seccomp = Seccomp::Converted(serde_json::value::to_raw_value(&converted).unwrap());
         assert_eq!(
-            generate(&img(), &User::default(), &o).unwrap(),
+            generate(&img(), &User::default(), &o.cs, &o.h).unwrap(),
             from_profile
         );
         // The bundle's text, written with the profile copied in as it is,
         // is the same spec.
-        let text = generate_json(&img(), &User::default(), &o).unwrap();
+        let text = generate_json(&img(), &User::default(), &o.cs, &o.h).unwrap();
         assert_eq!(serde_json::from_slice::<Spec>(&text).unwrap(), from_profile);
     }
 }
@@ -333,12 +348,12 @@ fn a_converted_profile_makes_the_same_spec() {
 #[test]
 fn resources_like_docker() {
     let mut o = opts();
-    o.memory = Some(64 << 20);
-    o.cpus = Some(1.5);
-    o.cpu_shares = Some(512);
-    o.cpuset_cpus = Some("0-1".into());
-    o.pids_limit = Some(100);
-    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    o.cs.resources.memory = Some(64 << 20);
+    o.cs.resources.cpus = Some(1.5);
+    o.cs.resources.cpu_shares = Some(512);
+    o.cs.resources.cpuset_cpus = Some("0-1".into());
+    o.cs.resources.pids_limit = Some(100);
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
     let r = &j["linux"]["resources"];
     assert_eq!(r["memory"]["limit"], 64 << 20);
     assert_eq!(r["memory"]["swap"], 128 << 20, "as much swap as memory");
@@ -346,45 +361,49 @@ fn resources_like_docker() {
     assert_eq!(r["cpu"]["period"], 100_000);
     assert_eq!(r["cpu"]["shares"], 512);
     assert_eq!(r["pids"]["limit"], 100);
-    o.memory_swap = Some(-1);
+    o.cs.resources.memory_swap = Some(-1);
     assert_eq!(
-        v(&generate(&img(), &User::default(), &o).unwrap())["linux"]["resources"]["memory"]["swap"],
+        v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap())["linux"]["resources"]
+            ["memory"]["swap"],
         -1
     );
-    let bad: [fn(&mut RunOptions); 7] = [
-        |o| o.memory = Some(1 << 20),
-        |o| o.memory_swap = Some(1 << 20),
+    let bad: [fn(&mut O); 7] = [
+        |o| o.cs.resources.memory = Some(1 << 20),
+        |o| o.cs.resources.memory_swap = Some(1 << 20),
         |o| {
-            o.memory = None;
-            o.memory_swap = Some(1 << 30)
+            o.cs.resources.memory = None;
+            o.cs.resources.memory_swap = Some(1 << 30)
         },
-        |o| o.cpus = Some(0.0),
-        |o| o.cpu_shares = Some(1),
-        |o| o.cpuset_cpus = Some("0;1".into()),
-        |o| o.pids_limit = Some(0),
+        |o| o.cs.resources.cpus = Some(0.0),
+        |o| o.cs.resources.cpu_shares = Some(1),
+        |o| o.cs.resources.cpuset_cpus = Some("0;1".into()),
+        |o| o.cs.resources.pids_limit = Some(0),
     ];
     for (i, f) in bad.iter().enumerate() {
         let mut o = o.clone();
-        o.memory_swap = None;
+        o.cs.resources.memory_swap = None;
         f(&mut o);
-        assert!(generate(&img(), &User::default(), &o).is_err(), "case {i}");
+        assert!(
+            generate(&img(), &User::default(), &o.cs, &o.h).is_err(),
+            "case {i}"
+        );
     }
 }
 
 #[test]
 fn soft_limits_cfs_oom_score_and_device_rules() {
     let mut o = opts();
-    o.memory = Some(64 << 20);
-    o.memory_reservation = Some(32 << 20);
-    o.cpu_period = Some(50_000);
-    o.cpu_quota = Some(25_000);
-    o.cpuset_mems = Some("0".into());
-    o.oom_score_adj = Some(-500);
-    o.device_rules = vec![
-        crate::config::parse_device_rule("c 189:* rwm").unwrap(),
-        crate::config::parse_device_rule("a *:* r").unwrap(),
+    o.cs.resources.memory = Some(64 << 20);
+    o.cs.resources.memory_reservation = Some(32 << 20);
+    o.cs.resources.cpu_period = Some(50_000);
+    o.cs.resources.cpu_quota = Some(25_000);
+    o.cs.resources.cpuset_mems = Some("0".into());
+    o.cs.resources.oom_score_adj = Some(-500);
+    o.cs.resources.device_cgroup_rules = vec![
+        crate::specgen::docker::parse_device_rule("c 189:* rwm").unwrap(),
+        crate::specgen::docker::parse_device_rule("a *:* r").unwrap(),
     ];
-    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
     let r = &j["linux"]["resources"];
     assert_eq!(r["memory"]["reservation"], 32 << 20);
     assert_eq!(
@@ -402,43 +421,46 @@ fn soft_limits_cfs_oom_score_and_device_rules() {
     assert_eq!(rules[n - 1], json!({"allow": true, "access": "r"}));
     // A quota of -1 is no limit; a reservation alone is fine.
     let mut o2 = opts();
-    o2.cpu_quota = Some(-1);
-    o2.memory_reservation = Some(16 << 20);
-    let j = v(&generate(&img(), &User::default(), &o2).unwrap());
+    o2.cs.resources.cpu_quota = Some(-1);
+    o2.cs.resources.memory_reservation = Some(16 << 20);
+    let j = v(&generate(&img(), &User::default(), &o2.cs, &o2.h).unwrap());
     assert_eq!(j["linux"]["resources"]["cpu"]["quota"], -1);
     assert!(j["process"].get("oomScoreAdj").is_none_or(|x| x.is_null()));
 
-    let bad: [fn(&mut RunOptions); 8] = [
-        |o| o.memory_reservation = Some(128 << 20),
-        |o| o.memory_reservation = Some(1 << 20),
-        |o| o.cpus = Some(1.0),
-        |o| o.cpu_period = Some(999),
-        |o| o.cpu_period = Some(2_000_000),
-        |o| o.cpu_quota = Some(10),
-        |o| o.cpuset_mems = Some("".into()),
-        |o| o.oom_score_adj = Some(1001),
+    let bad: [fn(&mut O); 8] = [
+        |o| o.cs.resources.memory_reservation = Some(128 << 20),
+        |o| o.cs.resources.memory_reservation = Some(1 << 20),
+        |o| o.cs.resources.cpus = Some(1.0),
+        |o| o.cs.resources.cpu_period = Some(999),
+        |o| o.cs.resources.cpu_period = Some(2_000_000),
+        |o| o.cs.resources.cpu_quota = Some(10),
+        |o| o.cs.resources.cpuset_mems = Some("".into()),
+        |o| o.cs.resources.oom_score_adj = Some(1001),
     ];
     for (i, f) in bad.iter().enumerate() {
         let mut o = o.clone();
         f(&mut o);
-        assert!(generate(&img(), &User::default(), &o).is_err(), "case {i}");
+        assert!(
+            generate(&img(), &User::default(), &o.cs, &o.h).is_err(),
+            "case {i}"
+        );
     }
 }
 
 #[test]
 fn block_io_swappiness_and_the_oom_killer() {
     let mut o = opts();
-    o.memory_swappiness = Some(10);
-    o.oom_kill_disable = true;
-    o.block_io = BlockIo {
-        weight: Some(300),
+    o.cs.resources.memory_swappiness = Some(10);
+    o.cs.resources.oom_kill_disable = true;
+    o.cs.resources.blkio_weight = Some(300);
+    o.h.block_io = BlockIo {
         weight_devices: vec![(8, 0, 200)],
         read_bps: vec![(8, 0, 1 << 20)],
         write_bps: vec![(7, 3, 2 << 20)],
         read_iops: vec![(8, 16, 100)],
         write_iops: vec![(8, 16, 50)],
     };
-    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
     let r = &j["linux"]["resources"];
     assert_eq!(r["memory"]["swappiness"], 10);
     assert_eq!(r["memory"]["disableOOMKiller"], true);
@@ -465,27 +487,35 @@ fn block_io_swappiness_and_the_oom_killer() {
         json!([{"major": 8, "minor": 16, "rate": 50}])
     );
     // Nothing asked, nothing in the spec.
-    let j = v(&generate(&img(), &User::default(), &opts()).unwrap());
+    let j = v(&generate(&img(), &User::default(), &opts().cs, &opts().h).unwrap());
     assert!(j["linux"]["resources"]
         .get("blockIO")
         .is_none_or(|x| x.is_null()));
-    let bad: [fn(&mut RunOptions); 4] = [
-        |o| o.memory_swappiness = Some(101),
-        |o| o.block_io.weight = Some(5),
-        |o| o.block_io.weight = Some(1001),
-        |o| o.block_io.weight_devices = vec![(8, 0, 2000)],
+    let bad: [fn(&mut O); 4] = [
+        |o| o.cs.resources.memory_swappiness = Some(101),
+        |o| o.cs.resources.blkio_weight = Some(5),
+        |o| o.cs.resources.blkio_weight = Some(1001),
+        |o| {
+            o.cs.resources.blkio_weight_devices = vec![crate::specgen::DeviceRate {
+                path: "/dev/sda".into(),
+                value: 2000,
+            }]
+        },
     ];
     for (i, f) in bad.iter().enumerate() {
         let mut o = o.clone();
         f(&mut o);
-        assert!(generate(&img(), &User::default(), &o).is_err(), "case {i}");
+        assert!(
+            generate(&img(), &User::default(), &o.cs, &o.h).is_err(),
+            "case {i}"
+        );
     }
 }
 
 #[test]
 fn mounts_and_limits_are_checked() {
     let mut o = opts();
-    o.mounts = vec![
+    o.h.mounts = vec![
         MountSpec {
             destination: "/data/".into(),
             kind: MountKind::Bind {
@@ -504,13 +534,13 @@ fn mounts_and_limits_are_checked() {
             readonly: false,
         },
     ];
-    o.ulimits = vec![Ulimit {
+    o.cs.resources.ulimits = vec![crate::specgen::Ulimit {
         name: "nofile".into(),
         soft: 1024,
         hard: 4096,
     }];
-    o.files = vec![("/etc/hosts".into(), "/run/berth/c1/hosts".into())];
-    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    o.h.files = vec![("/etc/hosts".into(), "/run/berth/c1/hosts".into())];
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
     let m = j["mounts"].as_array().unwrap();
     let data = m.iter().find(|m| m["destination"] == "/data").unwrap();
     assert!(data["options"]
@@ -559,9 +589,9 @@ fn mounts_and_limits_are_checked() {
         (&["rprivate"][..], None),
     ] {
         let mut o = o.clone();
-        o.mounts.truncate(1);
+        o.h.mounts.truncate(1);
         for (i, p) in props.iter().enumerate() {
-            o.mounts.push(MountSpec {
+            o.h.mounts.push(MountSpec {
                 destination: format!("/p{i}"),
                 kind: MountKind::Bind {
                     source: "/srv".into(),
@@ -570,7 +600,7 @@ fn mounts_and_limits_are_checked() {
                 readonly: false,
             });
         }
-        let j = v(&generate(&img(), &User::default(), &o).unwrap());
+        let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
         assert_eq!(j["linux"]["rootfsPropagation"].as_str(), root, "{props:?}");
         let p0 = j["mounts"]
             .as_array()
@@ -584,21 +614,21 @@ fn mounts_and_limits_are_checked() {
             .iter()
             .any(|x| x == props[0]));
     }
-    let bad: [fn(&mut RunOptions); 8] = [
-        |o| o.mounts[0].destination = "data".into(),
-        |o| o.mounts[0].destination = "/a/../etc".into(),
-        |o| o.mounts[0].destination = "/".into(),
-        |o| o.mounts[1].destination = "/data".into(),
-        |o| o.ulimits[0].name = "bogus".into(),
-        |o| o.ulimits[0].soft = 10_000,
+    let bad: [fn(&mut O); 8] = [
+        |o| o.h.mounts[0].destination = "data".into(),
+        |o| o.h.mounts[0].destination = "/a/../etc".into(),
+        |o| o.h.mounts[0].destination = "/".into(),
+        |o| o.h.mounts[1].destination = "/data".into(),
+        |o| o.cs.resources.ulimits[0].name = "bogus".into(),
+        |o| o.cs.resources.ulimits[0].soft = 10_000,
         |o| {
-            o.mounts[0].kind = MountKind::Bind {
+            o.h.mounts[0].kind = MountKind::Bind {
                 source: "/srv".into(),
                 propagation: Some("sideways".into()),
             }
         },
         |o| {
-            o.mounts[1].kind = MountKind::Tmpfs {
+            o.h.mounts[1].kind = MountKind::Tmpfs {
                 size: None,
                 mode: None,
                 flags: vec!["mode=0".into()],
@@ -608,45 +638,56 @@ fn mounts_and_limits_are_checked() {
     for (i, f) in bad.iter().enumerate() {
         let mut o = o.clone();
         f(&mut o);
-        assert!(generate(&img(), &User::default(), &o).is_err(), "case {i}");
+        assert!(
+            generate(&img(), &User::default(), &o.cs, &o.h).is_err(),
+            "case {i}"
+        );
     }
+    // An image's relative WorkingDir is taken from / (Docker's); a spec's
+    // must be absolute.
     let mut o = opts();
-    o.workdir = Some("relative/dir".into());
+    let rel = ImageConfig {
+        working_dir: Some("relative/dir".into()),
+        ..img()
+    };
     assert_eq!(
-        v(&generate(&img(), &User::default(), &o).unwrap())["process"]["cwd"],
+        v(&generate(&rel, &User::default(), &o.cs, &o.h).unwrap())["process"]["cwd"],
         "/relative/dir"
     );
-    o.hostname = "a/b".into();
-    assert!(generate(&img(), &User::default(), &o).is_err());
+    o.cs.process.workdir = Some("relative/dir".into());
+    assert!(generate(&img(), &User::default(), &o.cs, &o.h).is_err());
+    o.cs.process.workdir = None;
+    o.h.hostname = "a/b".into();
+    assert!(generate(&img(), &User::default(), &o.cs, &o.h).is_err());
 }
 
 #[test]
 fn capabilities_stay_within_the_bounding_set() {
     let img = ImageConfig::default();
     let mut o = opts();
-    o.args = vec!["true".into()];
+    o.cs.process.args = vec!["true".into()];
     // Everything but CAP_SYS_RESOURCE (24), as on some VMs.
-    o.cap_bound = Some(((1u64 << 41) - 1) & !(1 << 24));
-    o.privileged = true;
-    let bounding = |o: &RunOptions| {
-        let s = generate(&img, &User::default(), o).unwrap();
+    o.h.cap_bound = Some(((1u64 << 41) - 1) & !(1 << 24));
+    o.cs.security.privileged = true;
+    let bounding = |cs: &ContainerSpec, h: &Resolved| {
+        let s = generate(&img, &User::default(), cs, h).unwrap();
         s.process()
             .as_ref()
             .and_then(|p| p.capabilities().as_ref())
             .and_then(|c| c.bounding().as_ref())
             .map_or(0, |b| b.len())
     };
-    assert_eq!(bounding(&o), 40);
-    o.privileged = false;
-    o.cap_add = vec!["ALL".into()];
-    assert_eq!(bounding(&o), 40);
-    o.cap_add = vec!["sys_resource".into()];
-    let e = generate(&img, &User::default(), &o)
+    assert_eq!(bounding(&o.cs, &o.h), 40);
+    o.cs.security.privileged = false;
+    o.cs.security.cap_add = vec!["ALL".into()];
+    assert_eq!(bounding(&o.cs, &o.h), 40);
+    o.cs.security.cap_add = vec!["sys_resource".into()];
+    let e = generate(&img, &User::default(), &o.cs, &o.h)
         .unwrap_err()
         .to_string();
     assert!(e.contains("CAP_SYS_RESOURCE is not available"), "{e}");
-    o.cap_add = vec![];
-    assert!(generate(&img, &User::default(), &o).is_ok());
+    o.cs.security.cap_add = vec![];
+    assert!(generate(&img, &User::default(), &o.cs, &o.h).is_ok());
 }
 
 #[test]
@@ -682,7 +723,7 @@ fn devices_shm_sysctls_and_host_namespaces() {
     };
 
     // The defaults: every namespace of its own, a 64 MiB /dev/shm.
-    let j = v(&generate(&img(), &User::default(), &opts()).unwrap());
+    let j = v(&generate(&img(), &User::default(), &opts().cs, &opts().h).unwrap());
     assert_eq!(ns(&j), ["cgroup", "ipc", "mount", "network", "pid", "uts"]);
     assert!(shm(&j)["options"]
         .as_array()
@@ -694,14 +735,14 @@ fn devices_shm_sysctls_and_host_namespaces() {
     // --device: the node and a device-cgroup rule with just its access;
     // --shm-size; namespaced sysctls.
     let mut o = opts();
-    o.devices = vec![fuse.clone()];
-    o.shm_size = Some(1 << 20);
-    o.sysctls = [
+    o.h.devices = vec![fuse.clone()];
+    o.cs.storage.shm_size = Some(1 << 20);
+    o.cs.security.sysctls = [
         ("kernel.shmmax".to_string(), "1000".to_string()),
         ("net.ipv4.ip_forward".to_string(), "1".to_string()),
     ]
     .into();
-    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
     let d = &j["linux"]["devices"][0];
     assert_eq!(
         (&d["path"], &d["type"], &d["major"], &d["minor"]),
@@ -734,63 +775,113 @@ fn devices_shm_sysctls_and_host_namespaces() {
         },
     ] {
         let mut o = opts();
-        o.devices = vec![bad.clone()];
-        assert!(generate(&img(), &User::default(), &o).is_err(), "{bad:?}");
+        o.h.devices = vec![bad.clone()];
+        assert!(
+            generate(&img(), &User::default(), &o.cs, &o.h).is_err(),
+            "{bad:?}"
+        );
     }
     let mut o = opts();
-    o.shm_size = Some(0);
-    assert!(generate(&img(), &User::default(), &o).is_err());
+    o.cs.storage.shm_size = Some(0);
+    assert!(generate(&img(), &User::default(), &o.cs, &o.h).is_err());
 
     // The host's pid, ipc and uts namespaces: none of their own, the host's
     // /dev/shm, and no hostname (the host's stays).
     let mut o = opts();
-    o.host_ns = HostNamespaces {
-        pid: true,
-        ipc: true,
-        uts: true,
-    };
-    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    o.cs.namespaces.pid = NamespaceMode::Host;
+    o.cs.namespaces.ipc = NamespaceMode::Host;
+    o.cs.namespaces.uts = NamespaceMode::Host;
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
     assert_eq!(ns(&j), ["cgroup", "mount", "network"]);
     assert_eq!(shm(&j)["type"], "bind");
     assert_eq!(shm(&j)["source"], "/dev/shm");
     assert!(j.get("hostname").is_none_or(|h| h.is_null()));
 
     // Sysctls: only namespaced ones, and only in a namespace of its own.
-    let refused = |k: &str, host_ns: HostNamespaces, network: Network| {
+    let refused = |k: &str, host_ns: [bool; 2], network: NamespaceMode| {
         let mut o = opts();
-        o.host_ns = host_ns;
-        o.network = network;
-        o.sysctls = [(k.to_string(), "1".to_string())].into();
-        let e = generate(&img(), &User::default(), &o).unwrap_err();
+        let mode = |h: bool| {
+            if h {
+                NamespaceMode::Host
+            } else {
+                NamespaceMode::Private
+            }
+        };
+        o.cs.namespaces.uts = mode(host_ns[0]);
+        o.cs.namespaces.ipc = mode(host_ns[1]);
+        o.cs.namespaces.net = network;
+        o.cs.security.sysctls = [(k.to_string(), "1".to_string())].into();
+        let e = generate(&img(), &User::default(), &o.cs, &o.h).unwrap_err();
         assert!(e.to_string().contains(k), "{e}");
     };
-    let own = HostNamespaces::default();
-    refused("kernel.panic", own, Network::None);
-    refused("vm.overcommit_memory", own, Network::None);
-    refused("kernel.shm../../x", own, Network::None);
-    refused("net.ipv4.ip_forward", own, Network::Host);
-    refused(
-        "kernel.domainname",
-        HostNamespaces { uts: true, ..own },
-        Network::None,
-    );
-    refused(
-        "fs.mqueue.msg_max",
-        HostNamespaces { ipc: true, ..own },
-        Network::None,
-    );
+    let own = [false, false];
+    refused("kernel.panic", own, NamespaceMode::Private);
+    refused("vm.overcommit_memory", own, NamespaceMode::Private);
+    refused("kernel.shm../../x", own, NamespaceMode::Private);
+    refused("net.ipv4.ip_forward", own, NamespaceMode::Host);
+    refused("kernel.domainname", [true, false], NamespaceMode::Private);
+    refused("fs.mqueue.msg_max", [false, true], NamespaceMode::Private);
 }
 
 #[test]
 fn domain_name_in_the_containers_own_uts_namespace_only() {
     let mut o = opts();
-    o.domainname = Some("corp.example".into());
-    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    o.cs.network.domainname = Some("corp.example".into());
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
     assert_eq!(j["domainname"], "corp.example");
-    o.domainname = Some("a b".into());
-    assert!(generate(&img(), &User::default(), &o).is_err());
-    o.domainname = Some("corp.example".into());
-    o.host_ns.uts = true;
-    let j = v(&generate(&img(), &User::default(), &o).unwrap());
+    o.cs.network.domainname = Some("a b".into());
+    assert!(generate(&img(), &User::default(), &o.cs, &o.h).is_err());
+    o.cs.network.domainname = Some("corp.example".into());
+    o.cs.namespaces.uts = NamespaceMode::Host;
+    // The host's UTS namespace has the host's names: refused, not ignored.
+    let e = generate(&img(), &User::default(), &o.cs, &o.h).unwrap_err();
+    assert!(e.to_string().contains("network.domainname"), "{e}");
+    o.cs.network.domainname = None;
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
     assert!(j.get("domainname").is_none_or(|d| d.is_null()));
+}
+
+#[test]
+fn cgroup_namespace_as_asked_else_dockers_default_for_the_host() {
+    let has_cgroup_ns = |o: &O| {
+        let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
+        j["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["type"] == "cgroup")
+    };
+    let mut o = opts();
+    // Not asked: its own on cgroup v2, the host's on v1.
+    o.h.cgroup_v2 = true;
+    assert!(has_cgroup_ns(&o));
+    o.h.cgroup_v2 = false;
+    assert!(!has_cgroup_ns(&o));
+    o.cs.namespaces.cgroup = Some(NamespaceMode::Private);
+    assert!(has_cgroup_ns(&o));
+    o.h.cgroup_v2 = true;
+    o.cs.namespaces.cgroup = Some(NamespaceMode::Host);
+    assert!(!has_cgroup_ns(&o));
+    o.cs.namespaces.cgroup = Some(NamespaceMode::Container("x".into()));
+    assert!(generate(&img(), &User::default(), &o.cs, &o.h).is_err());
+}
+
+#[test]
+fn annotations_go_into_the_spec() {
+    let mut o = opts();
+    o.cs.metadata.annotations = [
+        ("com.example.team".to_string(), "storage".to_string()),
+        // berth's own business, and empty values: left out.
+        (
+            "org.opencontainers.image.stopSignal".to_string(),
+            "SIGQUIT".to_string(),
+        ),
+        ("com.example.empty".to_string(), String::new()),
+    ]
+    .into();
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
+    assert_eq!(
+        j["annotations"],
+        serde_json::json!({"com.example.team": "storage"})
+    );
 }

@@ -1,0 +1,989 @@
+//! The container spec: everything a container was asked to be, typed and
+//! grouped by concern, as each container's record stores it and as every
+//! front end (the CLI's Docker flags in [`docker`], later the REST API and
+//! Kubernetes YAML) produces it. [`ContainerSpec::validate`] holds every
+//! check of the values, so a spec from any front end is checked alike; its
+//! errors name the field (`resources.memory: ...`), and [`docker`] words
+//! them with the flag the user typed.
+//!
+//! Adding a `docker run` option: a field here (and its check in
+//! `validate`), its flag in [`docker::CreateFlags`] and `to_spec`, and its
+//! effect in `spec::build` (the OCI spec).
+//!
+//! Serialised with snake_case names; enums as Docker writes them
+//! (`"host"`, `"container:ID"`, `"on-failure:3"`, `"c 1:3 rwm"`). Unknown
+//! fields are refused (a typo in an API request is an error, and a record
+//! of the old flat format is told apart: see `legacy`).
+
+pub mod docker;
+mod legacy;
+
+use crate::error::{option, Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub use docker::{
+    check_name, is_device_access, is_volume_name, parse_signal, parse_size, resolv_conf,
+    DEFAULT_LOG_MAX_FILES, DEFAULT_LOG_MAX_SIZE, DEFAULT_RUNTIME, PROPAGATIONS,
+};
+pub(crate) use legacy::from_stored;
+
+/// A container's spec, grouped as podman's specgen groups it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ContainerSpec {
+    pub process: ProcessSpec,
+    pub storage: StorageSpec,
+    pub security: SecuritySpec,
+    pub resources: ResourceSpec,
+    pub namespaces: NamespaceSpec,
+    pub network: NetworkSpec,
+    pub lifecycle: LifecycleSpec,
+    pub logging: LogSpec,
+    pub metadata: Metadata,
+    /// The OCI runtime: berth-runtime, runc, crun, or a path.
+    pub runtime: String,
+}
+
+impl Default for ContainerSpec {
+    fn default() -> Self {
+        ContainerSpec {
+            process: ProcessSpec::default(),
+            storage: StorageSpec::default(),
+            security: SecuritySpec::default(),
+            resources: ResourceSpec::default(),
+            namespaces: NamespaceSpec::default(),
+            network: NetworkSpec::default(),
+            lifecycle: LifecycleSpec::default(),
+            logging: LogSpec::default(),
+            metadata: Metadata::default(),
+            runtime: DEFAULT_RUNTIME.into(),
+        }
+    }
+}
+
+/// The container's process.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProcessSpec {
+    /// The command after the image name (empty: the image's Cmd).
+    pub args: Vec<String>,
+    /// Replaces the image's ENTRYPOINT (an empty list clears it).
+    pub entrypoint: Option<Vec<String>>,
+    /// KEY=VALUE, over the image's.
+    pub env: Vec<String>,
+    /// An absolute path in the container.
+    pub workdir: Option<String>,
+    /// USER[:GROUP], names from the image's /etc files or numbers.
+    pub user: Option<String>,
+    /// More supplementary groups (names or gids).
+    pub groups: Vec<String>,
+    pub tty: bool,
+    /// Keep stdin open.
+    pub stdin: bool,
+    /// berth-init as pid 1.
+    pub init: bool,
+    /// The signal `stop` sends (a name or number).
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL.
+    pub stop_timeout: Option<u32>,
+    /// Keys that detach an attached client (default ctrl-p,ctrl-q).
+    pub detach_keys: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountType {
+    #[default]
+    Bind,
+    Volume,
+    Tmpfs,
+}
+
+/// One mount the user asked for.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Mount {
+    #[serde(rename = "type")]
+    pub kind: MountType,
+    /// Host path (bind), volume name (empty: an anonymous volume), or empty.
+    pub source: String,
+    pub destination: String,
+    pub readonly: bool,
+    /// tmpfs size in bytes.
+    pub size: Option<u64>,
+    /// tmpfs mode.
+    pub mode: Option<u32>,
+    /// A bind mount's propagation (one of [`PROPAGATIONS`]); `rprivate`
+    /// when not given.
+    pub propagation: Option<String>,
+    /// A volume that is still empty is not filled from the image.
+    pub nocopy: bool,
+    /// tmpfs flags (`exec`, `suid`, `dev` and their `no` forms), on top
+    /// of the default `noexec,nosuid,nodev`.
+    pub flags: Vec<String>,
+}
+
+/// The container's file systems.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSpec {
+    /// Binds, volumes and tmpfs mounts, in the order given.
+    pub mounts: Vec<Mount>,
+    /// The image's root mounted read-only.
+    pub read_only: bool,
+    /// Size of /dev/shm, bytes (default 64 MiB).
+    pub shm_size: Option<u64>,
+}
+
+/// The seccomp filter.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SeccompPolicy {
+    /// The installed profile (or berth's, the same rules as
+    /// containers-common's).
+    #[default]
+    Default,
+    Unconfined,
+    /// A profile in Docker's format (its JSON text, read at create).
+    Profile {
+        profile: String,
+    },
+}
+
+/// What the container may do.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecuritySpec {
+    /// Every capability and device, no seccomp filter, /sys writable.
+    pub privileged: bool,
+    /// Capabilities (or ALL) over Docker's default set.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub seccomp: SeccompPolicy,
+    pub no_new_privileges: bool,
+    /// Namespaced kernel parameters (dotted keys).
+    pub sysctls: BTreeMap<String, String>,
+}
+
+/// `--device HOST[:CONTAINER][:PERMS]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceMapping {
+    /// A device node, or a directory of them, on the host.
+    pub host: String,
+    /// Where it appears in the container (default: the host path).
+    pub container: String,
+    /// Some of r (read), w (write), m (mknod).
+    pub access: String,
+}
+
+/// A per-device number: a block I/O weight or rate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceRate {
+    /// The device's path on the host.
+    pub path: String,
+    pub value: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Ulimit {
+    pub name: String,
+    /// u64::MAX: unlimited.
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// A device cgroup rule, `TYPE MAJOR:MINOR ACCESS` (`c 1:3 rwm`, `b 8:* r`,
+/// `a *:* m`), as the kernel's devices.allow takes it; serialised so.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DeviceRule {
+    /// a, b or c.
+    pub kind: char,
+    /// None: `*`, any.
+    pub major: Option<i64>,
+    pub minor: Option<i64>,
+    pub access: String,
+}
+
+impl fmt::Display for DeviceRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |v: Option<i64>| v.map_or("*".to_string(), |v| v.to_string());
+        write!(
+            f,
+            "{} {}:{} {}",
+            self.kind,
+            n(self.major),
+            n(self.minor),
+            self.access
+        )
+    }
+}
+
+impl TryFrom<String> for DeviceRule {
+    type Error = Error;
+    fn try_from(s: String) -> Result<DeviceRule> {
+        docker::parse_device_rule(&s)
+    }
+}
+
+impl From<DeviceRule> for String {
+    fn from(r: DeviceRule) -> String {
+        r.to_string()
+    }
+}
+
+/// Limits and weights (the cgroup's), and the devices given.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResourceSpec {
+    /// Bytes (at least 6 MiB).
+    pub memory: Option<i64>,
+    /// Bytes of memory plus swap; -1 for unlimited swap.
+    pub memory_swap: Option<i64>,
+    /// The soft limit, bytes.
+    pub memory_reservation: Option<i64>,
+    /// 0-100 (cgroup v1 only).
+    pub memory_swappiness: Option<u64>,
+    /// cgroup v1 only.
+    pub oom_kill_disable: bool,
+    /// -1000..1000.
+    pub oom_score_adj: Option<i32>,
+    pub cpus: Option<f64>,
+    /// 2-262144.
+    pub cpu_shares: Option<u64>,
+    /// The CFS period and quota, microseconds (exclusive with `cpus`).
+    pub cpu_period: Option<u64>,
+    pub cpu_quota: Option<i64>,
+    /// CPU list such as 0-2,4.
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    /// -1: no limit.
+    pub pids_limit: Option<i64>,
+    /// 10-1000.
+    pub blkio_weight: Option<u16>,
+    pub blkio_weight_devices: Vec<DeviceRate>,
+    /// Bytes per second.
+    pub device_read_bps: Vec<DeviceRate>,
+    pub device_write_bps: Vec<DeviceRate>,
+    /// Operations per second.
+    pub device_read_iops: Vec<DeviceRate>,
+    pub device_write_iops: Vec<DeviceRate>,
+    pub ulimits: Vec<Ulimit>,
+    /// Host devices given to the container.
+    pub devices: Vec<DeviceMapping>,
+    /// More device-cgroup allow rules.
+    pub device_cgroup_rules: Vec<DeviceRule>,
+    /// The cgroup the container's goes under (default /berth), absolute.
+    pub cgroup_parent: Option<String>,
+}
+
+/// Whose namespace of a kind the container is in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum NamespaceMode {
+    /// One of its own (for the network: with only a loopback, Docker's
+    /// `none`).
+    #[default]
+    Private,
+    /// The host's.
+    Host,
+    /// Another container's (`container:NAME`).
+    Container(String),
+    /// Its pod's (`pod:NAME`).
+    Pod(String),
+    /// The namespace at a path (`ns:/proc/PID/ns/net`, a bind-mounted one).
+    Path(std::path::PathBuf),
+}
+
+impl NamespaceMode {
+    pub fn is_host(&self) -> bool {
+        *self == NamespaceMode::Host
+    }
+
+    /// Docker's syntax; `none` and `""` are private.
+    pub fn parse(s: &str) -> Option<NamespaceMode> {
+        Some(match s {
+            "" | "private" | "none" => NamespaceMode::Private,
+            "host" => NamespaceMode::Host,
+            _ => match s.split_once(':')? {
+                ("container", c) if !c.is_empty() => NamespaceMode::Container(c.into()),
+                ("pod", p) if !p.is_empty() => NamespaceMode::Pod(p.into()),
+                ("ns" | "path", p) if p.starts_with('/') => NamespaceMode::Path(p.into()),
+                _ => return None,
+            },
+        })
+    }
+}
+
+impl fmt::Display for NamespaceMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NamespaceMode::Private => f.write_str("private"),
+            NamespaceMode::Host => f.write_str("host"),
+            NamespaceMode::Container(c) => write!(f, "container:{c}"),
+            NamespaceMode::Pod(p) => write!(f, "pod:{p}"),
+            NamespaceMode::Path(p) => write!(f, "ns:{}", p.display()),
+        }
+    }
+}
+
+impl Serialize for NamespaceMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for NamespaceMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        NamespaceMode::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not private, host, container:ID, pod:NAME or ns:PATH"
+            ))
+        })
+    }
+}
+
+/// The container's namespaces (it always has a mount namespace of its
+/// own).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NamespaceSpec {
+    pub pid: NamespaceMode,
+    pub ipc: NamespaceMode,
+    pub uts: NamespaceMode,
+    /// Private: only a loopback (`--network none`).
+    pub net: NamespaceMode,
+    /// None: the host's default, Docker's: private on cgroup v2, the
+    /// host's on v1.
+    pub cgroup: Option<NamespaceMode>,
+}
+
+/// An /etc/hosts line.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HostEntry {
+    pub name: String,
+    pub address: String,
+}
+
+/// The container's names and resolver.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkSpec {
+    /// Default: the short id (the host's with its network or UTS
+    /// namespace).
+    pub hostname: Option<String>,
+    /// The NIS domain name.
+    pub domainname: Option<String>,
+    /// /etc/resolv.conf: name servers, search domains (`.` for none) and
+    /// options instead of the host's.
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+    /// More /etc/hosts lines.
+    pub extra_hosts: Vec<HostEntry>,
+}
+
+/// When the container is restarted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// On a non-zero exit, at most this many times (0: no limit).
+    OnFailure(u32),
+    Always,
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// Docker's syntax: no, on-failure[:N], always, unless-stopped.
+    pub fn parse(s: &str) -> Option<RestartPolicy> {
+        use berth_monitor_proto::config::Restart as R;
+        Some(match R::parse(s)? {
+            R::No => RestartPolicy::No,
+            R::OnFailure(n) => RestartPolicy::OnFailure(n),
+            R::Always => RestartPolicy::Always,
+            R::UnlessStopped => RestartPolicy::UnlessStopped,
+        })
+    }
+
+    /// The monitor's.
+    pub fn to_monitor(self) -> berth_monitor_proto::config::Restart {
+        use berth_monitor_proto::config::Restart as R;
+        match self {
+            RestartPolicy::No => R::No,
+            RestartPolicy::OnFailure(n) => R::OnFailure(n),
+            RestartPolicy::Always => R::Always,
+            RestartPolicy::UnlessStopped => R::UnlessStopped,
+        }
+    }
+
+    /// Docker's name without the count (`on-failure`), as ps filters take.
+    pub fn name(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::OnFailure(_) => "on-failure",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+        }
+    }
+}
+
+impl fmt::Display for RestartPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_monitor().name())
+    }
+}
+
+impl TryFrom<String> for RestartPolicy {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        RestartPolicy::parse(&s)
+            .ok_or_else(|| format!("{s:?} is not no, on-failure[:N], always or unless-stopped"))
+    }
+}
+
+impl From<RestartPolicy> for String {
+    fn from(r: RestartPolicy) -> String {
+        r.to_string()
+    }
+}
+
+/// Restart and removal.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LifecycleSpec {
+    pub restart: RestartPolicy,
+    /// Removed when it exits (`--rm`).
+    pub auto_remove: bool,
+}
+
+/// Where the output goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum LogDriver {
+    /// Docker's: one JSON object per line.
+    JsonFile,
+    /// The CRI format Kubernetes and podman use.
+    #[default]
+    K8sFile,
+    None,
+}
+
+impl LogDriver {
+    pub fn parse(s: &str) -> Option<LogDriver> {
+        use berth_monitor_proto::config::LogDriver as L;
+        Some(match L::parse(s)? {
+            L::JsonFile => LogDriver::JsonFile,
+            L::K8sFile => LogDriver::K8sFile,
+            L::None => LogDriver::None,
+        })
+    }
+
+    pub fn to_monitor(self) -> berth_monitor_proto::config::LogDriver {
+        use berth_monitor_proto::config::LogDriver as L;
+        match self {
+            LogDriver::JsonFile => L::JsonFile,
+            LogDriver::K8sFile => L::K8sFile,
+            LogDriver::None => L::None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.to_monitor().name()
+    }
+}
+
+impl TryFrom<String> for LogDriver {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        LogDriver::parse(&s).ok_or_else(|| format!("{s:?} is not json-file, k8s-file or none"))
+    }
+}
+
+impl From<LogDriver> for String {
+    fn from(l: LogDriver) -> String {
+        l.name().to_string()
+    }
+}
+
+/// The container's log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSpec {
+    pub driver: LogDriver,
+    /// Rotated at this size, bytes (0: no cap).
+    pub max_size: u64,
+    /// Files kept (at least 1).
+    pub max_files: u32,
+}
+
+impl Default for LogSpec {
+    fn default() -> Self {
+        LogSpec {
+            driver: LogDriver::K8sFile,
+            max_size: DEFAULT_LOG_MAX_SIZE,
+            max_files: DEFAULT_LOG_MAX_FILES,
+        }
+    }
+}
+
+/// Labels (berth's and the user's) and annotations (the OCI spec's).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metadata {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+fn err(field: &str, msg: impl Into<String>) -> Error {
+    option(field, msg)
+}
+
+fn cpu_list_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 1024
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b == b',' || b == b'-')
+}
+
+fn clean_text(s: &str) -> bool {
+    !s.contains(['\0', '\n'])
+}
+
+impl ContainerSpec {
+    /// Every check of the values (none looks at the host): what a front end
+    /// hands the engine must pass it. The first failure, naming its field.
+    pub fn validate(&self) -> Result<()> {
+        self.check_process()?;
+        self.check_storage()?;
+        self.check_security()?;
+        self.check_resources()?;
+        self.check_namespaces()?;
+        self.check_network()?;
+        if self.lifecycle.restart != RestartPolicy::No && self.lifecycle.auto_remove {
+            return Err(err(
+                "lifecycle.restart",
+                "a restart policy cannot be used with lifecycle.auto_remove",
+            ));
+        }
+        if self.logging.max_files == 0 {
+            return Err(err("logging.max_files", "must be at least 1"));
+        }
+        for (k, v) in self
+            .metadata
+            .labels
+            .iter()
+            .chain(&self.metadata.annotations)
+        {
+            if k.is_empty() || !clean_text(k) || k.contains('=') || v.contains('\0') {
+                return Err(err(
+                    "metadata",
+                    format!("{k:?}: a key must be non-empty, without '=', NUL or a newline"),
+                ));
+            }
+        }
+        if self.runtime.is_empty() || !clean_text(&self.runtime) {
+            return Err(err(
+                "runtime",
+                format!("{:?} is not a runtime name or path", self.runtime),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_process(&self) -> Result<()> {
+        let p = &self.process;
+        if let Some(w) = p.workdir.as_deref().filter(|w| !w.starts_with('/')) {
+            return Err(err(
+                "process.workdir",
+                format!("{w:?} is not an absolute path (the working directory in the container, such as /app)"),
+            ));
+        }
+        for e in &p.env {
+            if e.is_empty() || e.starts_with('=') || !e.contains('=') || e.contains('\0') {
+                return Err(err("process.env", format!("{e:?} is not KEY=VALUE")));
+            }
+        }
+        let words = p
+            .args
+            .iter()
+            .chain(p.entrypoint.iter().flatten())
+            .chain(p.user.iter())
+            .chain(&p.groups);
+        if let Some(w) = words.into_iter().find(|w| w.contains('\0')) {
+            return Err(err("process", format!("{w:?} holds a NUL byte")));
+        }
+        if let Some(s) = &p.stop_signal {
+            parse_signal(s).map_err(|_| {
+                err(
+                    "process.stop_signal",
+                    format!("{s:?} is not a signal name or number"),
+                )
+            })?;
+        }
+        if let Some(k) = &p.detach_keys {
+            berth_monitor_proto::config::parse_detach_keys(k)
+                .map_err(|e| err("process.detach_keys", e))?;
+        }
+        Ok(())
+    }
+
+    fn check_storage(&self) -> Result<()> {
+        let s = &self.storage;
+        let f = "storage.mounts";
+        for m in &s.mounts {
+            let d = &m.destination;
+            if !d.starts_with('/') || d.split('/').any(|c| c == "..") || !clean_text(d) {
+                return Err(err(
+                    f,
+                    format!("{d:?}: the destination is not an absolute path"),
+                ));
+            }
+            match m.kind {
+                MountType::Bind if !m.source.starts_with('/') || !clean_text(&m.source) => {
+                    return Err(err(
+                        f,
+                        format!("{d}: a bind mount needs an absolute source"),
+                    ))
+                }
+                MountType::Volume if !m.source.is_empty() && !is_volume_name(&m.source) => {
+                    return Err(err(f, format!("{d}: {:?} is not a volume name", m.source)))
+                }
+                MountType::Tmpfs if !m.source.is_empty() => {
+                    return Err(err(f, format!("{d}: tmpfs takes no source")))
+                }
+                _ => {}
+            }
+            if let Some(p) = &m.propagation {
+                if m.kind != MountType::Bind {
+                    return Err(err(
+                        f,
+                        format!(
+                            "{d}: a propagation mode applies to bind mounts (a host path) only"
+                        ),
+                    ));
+                }
+                if !PROPAGATIONS.contains(&p.as_str()) {
+                    return Err(err(
+                        f,
+                        format!(
+                            "{d}: propagation {p:?} is not one of {}",
+                            PROPAGATIONS.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if m.kind != MountType::Tmpfs
+                && (m.size.is_some() || m.mode.is_some() || !m.flags.is_empty())
+            {
+                return Err(err(
+                    f,
+                    format!("{d}: size, mode and flags are for tmpfs mounts"),
+                ));
+            }
+            if m.mode.is_some_and(|m| m > 0o7777) {
+                return Err(err(f, format!("{d}: the mode is not a file mode")));
+            }
+            if let Some(x) = m.flags.iter().find(|x| {
+                !matches!(
+                    x.as_str(),
+                    "exec" | "noexec" | "suid" | "nosuid" | "dev" | "nodev"
+                )
+            }) {
+                return Err(err(f, format!("{d}: unknown tmpfs flag {x:?}")));
+            }
+        }
+        if s.shm_size == Some(0) {
+            return Err(err("storage.shm_size", "must be more than 0"));
+        }
+        Ok(())
+    }
+
+    fn check_security(&self) -> Result<()> {
+        let s = &self.security;
+        crate::spec::capabilities(s.privileged, &s.cap_add, &s.cap_drop)?;
+        if let SeccompPolicy::Profile { profile } = &s.seccomp {
+            if profile.trim().is_empty() {
+                return Err(err("security.seccomp", "the profile is empty"));
+            }
+        }
+        for (k, v) in &s.sysctls {
+            if !berth_sys::sysctl::valid_name(k) || berth_sys::sysctl::namespace_of(k).is_none() {
+                return Err(err(
+                    "security.sysctls",
+                    format!("{k}: not a namespaced sysctl; a container may not change it for the whole host"),
+                ));
+            }
+            if v.contains('\0') {
+                return Err(err(
+                    "security.sysctls",
+                    format!("{k}: the value holds a NUL byte"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_resources(&self) -> Result<()> {
+        let r = &self.resources;
+        const MIN: i64 = 6 * 1024 * 1024;
+        if r.memory.is_some_and(|m| m < MIN) {
+            return Err(err("resources.memory", "the minimum is 6MB"));
+        }
+        match (r.memory, r.memory_swap) {
+            (_, Some(-1)) | (_, None) => {}
+            (Some(m), Some(s)) if s < m => {
+                return Err(err(
+                    "resources.memory_swap",
+                    "must be at least resources.memory (or -1 for unlimited)",
+                ))
+            }
+            (Some(_), Some(_)) => {}
+            (None, Some(_)) => {
+                return Err(err(
+                    "resources.memory_swap",
+                    "needs resources.memory as well",
+                ))
+            }
+        }
+        if let Some(res) = r.memory_reservation {
+            if res < MIN {
+                return Err(err("resources.memory_reservation", "the minimum is 6MB"));
+            }
+            if r.memory.is_some_and(|m| m < res) {
+                return Err(err(
+                    "resources.memory_reservation",
+                    "must not be more than resources.memory (it is the soft limit under the hard one)",
+                ));
+            }
+        }
+        if r.memory_swappiness.is_some_and(|s| s > 100) {
+            return Err(err(
+                "resources.memory_swappiness",
+                "must be between 0 and 100",
+            ));
+        }
+        if r.oom_score_adj
+            .is_some_and(|a| !(-1000..=1000).contains(&a))
+        {
+            return Err(err(
+                "resources.oom_score_adj",
+                "must be between -1000 and 1000",
+            ));
+        }
+        let weight_ok = |w: u64| (10..=1000).contains(&w);
+        if r.blkio_weight.is_some_and(|w| !weight_ok(w.into())) {
+            return Err(err("resources.blkio_weight", "must be between 10 and 1000"));
+        }
+        if let Some(d) = r.blkio_weight_devices.iter().find(|d| !weight_ok(d.value)) {
+            return Err(err(
+                "resources.blkio_weight_devices",
+                format!("{}: a weight must be between 10 and 1000", d.path),
+            ));
+        }
+        for (f, v) in [
+            ("resources.blkio_weight_devices", &r.blkio_weight_devices),
+            ("resources.device_read_bps", &r.device_read_bps),
+            ("resources.device_write_bps", &r.device_write_bps),
+            ("resources.device_read_iops", &r.device_read_iops),
+            ("resources.device_write_iops", &r.device_write_iops),
+        ] {
+            if let Some(d) = v
+                .iter()
+                .find(|d| !d.path.starts_with('/') || !clean_text(&d.path))
+            {
+                return Err(err(
+                    f,
+                    format!("{:?} is not an absolute device path", d.path),
+                ));
+            }
+        }
+        if let Some(c) = r.cpus {
+            if !(c > 0.0 && c.is_finite() && c <= 1e6) {
+                return Err(err("resources.cpus", "must be a positive number"));
+            }
+            if r.cpu_period.is_some() || r.cpu_quota.is_some() {
+                return Err(err(
+                    "resources.cpus",
+                    "give either resources.cpus or resources.cpu_period/resources.cpu_quota, not both",
+                ));
+            }
+        }
+        if r.cpu_period
+            .is_some_and(|p| !(1000..=1_000_000).contains(&p))
+        {
+            return Err(err(
+                "resources.cpu_period",
+                "must be between 1000 and 1000000 microseconds (1 ms to 1 s)",
+            ));
+        }
+        if r.cpu_quota.is_some_and(|q| q != -1 && q < 1000) {
+            return Err(err(
+                "resources.cpu_quota",
+                "must be at least 1000 microseconds (1 ms), or -1 for no limit",
+            ));
+        }
+        if r.cpu_shares.is_some_and(|s| !(2..=262_144).contains(&s)) {
+            return Err(err("resources.cpu_shares", "must be between 2 and 262144"));
+        }
+        if let Some(c) = r.cpuset_cpus.as_deref().filter(|c| !cpu_list_ok(c)) {
+            return Err(err(
+                "resources.cpuset_cpus",
+                format!("{c:?} is not a CPU list such as 0-2,4"),
+            ));
+        }
+        if let Some(m) = r.cpuset_mems.as_deref().filter(|m| !cpu_list_ok(m)) {
+            return Err(err(
+                "resources.cpuset_mems",
+                format!("{m:?} is not a list of memory nodes such as 0-1"),
+            ));
+        }
+        if r.pids_limit.is_some_and(|p| p == 0 || p < -1) {
+            return Err(err(
+                "resources.pids_limit",
+                "must be positive, or -1 for unlimited",
+            ));
+        }
+        for u in &r.ulimits {
+            crate::spec::rlimit_name(&u.name)?;
+            if u.soft > u.hard {
+                return Err(err(
+                    "resources.ulimits",
+                    format!("{}: the soft limit is above the hard one", u.name),
+                ));
+            }
+        }
+        for d in &r.devices {
+            let ok = d.host.starts_with('/')
+                && d.container.starts_with('/')
+                && !d.container.split('/').any(|c| c == "..")
+                && clean_text(&d.host)
+                && clean_text(&d.container);
+            if !ok {
+                return Err(err(
+                    "resources.devices",
+                    format!(
+                        "{}:{}: both paths must be absolute, the container's without ..",
+                        d.host, d.container
+                    ),
+                ));
+            }
+            if !is_device_access(&d.access) {
+                return Err(err(
+                    "resources.devices",
+                    format!(
+                        "{:?} is not an access mode (some of r, w and m, such as rw)",
+                        d.access
+                    ),
+                ));
+            }
+        }
+        for d in &r.device_cgroup_rules {
+            // Built by code rather than parsed: checked again.
+            docker::parse_device_rule(&d.to_string()).map_err(|_| {
+                err(
+                    "resources.device_cgroup_rules",
+                    format!("{d} is not a rule"),
+                )
+            })?;
+        }
+        if let Some(p) = &r.cgroup_parent {
+            if docker::parse_cgroup_parent(p).ok().as_deref() != Some(p.as_str()) {
+                return Err(err(
+                    "resources.cgroup_parent",
+                    format!("{p:?} is not an absolute cgroup path (such as /services/web)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_namespaces(&self) -> Result<()> {
+        let n = &self.namespaces;
+        let modes = [
+            ("namespaces.pid", Some(&n.pid)),
+            ("namespaces.ipc", Some(&n.ipc)),
+            ("namespaces.uts", Some(&n.uts)),
+            ("namespaces.net", Some(&n.net)),
+            ("namespaces.cgroup", n.cgroup.as_ref()),
+        ];
+        for (field, mode) in modes {
+            match mode {
+                None | Some(NamespaceMode::Private) | Some(NamespaceMode::Host) => {}
+                Some(m) => {
+                    return Err(err(
+                        field,
+                        format!("{m}: joining another container's or pod's namespaces comes with pods; use host or private"),
+                    ))
+                }
+            }
+        }
+        let uts_host = n.uts.is_host();
+        if uts_host && self.network.domainname.is_some() {
+            return Err(err(
+                "network.domainname",
+                "cannot be set with namespaces.uts host: the container has the host's",
+            ));
+        }
+        if uts_host && self.network.hostname.is_some() {
+            return Err(err(
+                "network.hostname",
+                "cannot be set with namespaces.uts host: the container has the host's name",
+            ));
+        }
+        // A sysctl changes the namespace it belongs to: the container's
+        // own only.
+        for k in self.security.sysctls.keys() {
+            let Some(ns) = berth_sys::sysctl::namespace_of(k) else {
+                continue;
+            };
+            let name = berth_sys::sysctl::namespace_name(ns);
+            let shared = match name {
+                "ipc" => n.ipc.is_host(),
+                "uts" => uts_host,
+                "network" => n.net.is_host(),
+                _ => false,
+            };
+            if shared {
+                return Err(err(
+                    "security.sysctls",
+                    format!("{k}: the container shares the host's {name} namespace, so this would change the host's"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_network(&self) -> Result<()> {
+        let n = &self.network;
+        docker::check_dns(&n.dns, &n.dns_search, &n.dns_options)?;
+        if let Some(h) = &n.hostname {
+            if h.is_empty() || h.len() > 64 || h.contains(['/', '\0', ' ', '\n']) {
+                return Err(err("network.hostname", format!("{h:?} is not a host name")));
+            }
+        }
+        if let Some(d) = &n.domainname {
+            if d.is_empty() || d.len() > 64 || d.contains(['/', '\0', ' ', '\n']) {
+                return Err(err(
+                    "network.domainname",
+                    format!("{d:?} is not a domain name"),
+                ));
+            }
+        }
+        for h in &n.extra_hosts {
+            docker::parse_add_host(&format!("{}:{}", h.name, h.address))
+                .map_err(|e| err("network.extra_hosts", e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

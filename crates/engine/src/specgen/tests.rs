@@ -1,0 +1,324 @@
+use super::docker::{to_spec, CreateFlags};
+use super::*;
+
+fn flags() -> CreateFlags {
+    CreateFlags::default()
+}
+
+fn spec_of(f: &CreateFlags) -> ContainerSpec {
+    to_spec(f, &["echo".into(), "hi".into()]).unwrap().0
+}
+
+fn err_of(f: &CreateFlags) -> String {
+    to_spec(f, &[]).unwrap_err().to_string()
+}
+
+#[test]
+fn docker_flags_make_a_grouped_spec() {
+    let f = CreateFlags {
+        env: vec!["A=1".into()],
+        workdir: Some("/app".into()),
+        memory: Some("64m".into()),
+        cpus: Some(1.5),
+        pid: Some("host".into()),
+        network: Some("host".into()),
+        restart: Some("on-failure:3".into()),
+        log_driver: Some("json-file".into()),
+        volume: vec!["/tmp:/t:ro".into(), "cache:/c".into()],
+        device_cgroup_rule: vec!["c 1:3 rwm".into()],
+        add_host: vec!["db:10.0.0.2".into()],
+        label: vec!["a=b".into()],
+        annotation: vec!["com.example.k=v".into()],
+        cgroupns: Some("private".into()),
+        security_opt: vec!["seccomp=unconfined".into()],
+        ..flags()
+    };
+    let s = spec_of(&f);
+    assert_eq!(s.process.args, ["echo", "hi"]);
+    assert_eq!(s.process.env, ["A=1"]);
+    assert_eq!(s.process.workdir.as_deref(), Some("/app"));
+    assert_eq!(s.resources.memory, Some(64 << 20));
+    assert_eq!(s.resources.cpus, Some(1.5));
+    assert_eq!(s.namespaces.pid, NamespaceMode::Host);
+    assert_eq!(s.namespaces.ipc, NamespaceMode::Private);
+    assert_eq!(s.namespaces.net, NamespaceMode::Host);
+    assert_eq!(s.namespaces.cgroup, Some(NamespaceMode::Private));
+    assert_eq!(s.lifecycle.restart, RestartPolicy::OnFailure(3));
+    assert_eq!(s.logging.driver, LogDriver::JsonFile);
+    assert_eq!(s.storage.mounts.len(), 2);
+    assert_eq!(s.storage.mounts[1].kind, MountType::Volume);
+    assert_eq!(s.resources.device_cgroup_rules[0].to_string(), "c 1:3 rwm");
+    assert_eq!(s.network.extra_hosts[0].name, "db");
+    assert_eq!(s.metadata.labels["a"], "b");
+    assert_eq!(s.metadata.annotations["com.example.k"], "v");
+    assert_eq!(s.security.seccomp, SeccompPolicy::Unconfined);
+    assert_eq!(s.runtime, DEFAULT_RUNTIME);
+
+    // No flags: Docker's defaults.
+    let d = spec_of(&flags());
+    assert_eq!(d.namespaces.net, NamespaceMode::Private);
+    assert_eq!(d.namespaces.cgroup, None);
+    assert_eq!(d.lifecycle.restart, RestartPolicy::No);
+    assert_eq!(d.logging, LogSpec::default());
+}
+
+#[test]
+fn the_serialised_spec_has_stable_snake_case_names() {
+    let f = CreateFlags {
+        cgroupns: Some("host".into()),
+        restart: Some("always".into()),
+        device_cgroup_rule: vec!["b 8:* r".into()],
+        ..flags()
+    };
+    let v = serde_json::to_value(spec_of(&f)).unwrap();
+    for group in [
+        "process",
+        "storage",
+        "security",
+        "resources",
+        "namespaces",
+        "network",
+        "lifecycle",
+        "logging",
+        "metadata",
+        "runtime",
+    ] {
+        assert!(v.get(group).is_some(), "{group}");
+    }
+    assert_eq!(v["namespaces"]["cgroup"], "host");
+    assert_eq!(v["namespaces"]["pid"], "private");
+    assert_eq!(v["lifecycle"]["restart"], "always");
+    assert_eq!(v["resources"]["device_cgroup_rules"][0], "b 8:* r");
+    assert_eq!(v["logging"]["driver"], "k8s-file");
+    assert_eq!(v["security"]["seccomp"]["mode"], "default");
+    // What an API client writes: only what it wants, the rest defaults.
+    let s: ContainerSpec = serde_json::from_str(
+        r#"{"process":{"args":["true"]},"namespaces":{"net":"host","uts":"container:web"},
+            "lifecycle":{"restart":"on-failure:2"},"security":{"seccomp":{"mode":"profile","profile":"{}"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(s.namespaces.net, NamespaceMode::Host);
+    assert_eq!(s.namespaces.uts, NamespaceMode::Container("web".into()));
+    assert_eq!(s.lifecycle.restart, RestartPolicy::OnFailure(2));
+    // ... and is checked as the CLI's is.
+    let e = s.validate().unwrap_err().to_string();
+    assert!(e.starts_with("namespaces.uts: container:web"), "{e}");
+    // A misspelt field is an error, not a default.
+    for bad in [
+        r#"{"proces":{}}"#,
+        r#"{"process":{"argz":[]}}"#,
+        r#"{"namespaces":{"pid":"sideways"}}"#,
+        r#"{"lifecycle":{"restart":"sometimes"}}"#,
+        r#"{"logging":{"driver":"syslog"}}"#,
+        r#"{"resources":{"device_cgroup_rules":["c 1:3 rwm\nc *:* rwm"]}}"#,
+    ] {
+        assert!(serde_json::from_str::<ContainerSpec>(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn validation_names_the_field_and_the_parser_the_flag() {
+    let mut s = ContainerSpec::default();
+    s.resources.memory = Some(1 << 20);
+    assert_eq!(
+        s.validate().unwrap_err().to_string(),
+        "resources.memory: the minimum is 6MB"
+    );
+    let f = CreateFlags {
+        memory: Some("1m".into()),
+        ..flags()
+    };
+    assert_eq!(err_of(&f), "--memory: the minimum is 6MB");
+    let f = CreateFlags {
+        memory: Some("64m".into()),
+        memory_swap: Some("32m".into()),
+        ..flags()
+    };
+    assert_eq!(
+        err_of(&f),
+        "--memory-swap: must be at least --memory (or -1 for unlimited)"
+    );
+    let f = CreateFlags {
+        cpus: Some(1.0),
+        cpu_quota: Some(5000),
+        ..flags()
+    };
+    assert_eq!(
+        err_of(&f),
+        "--cpus: give either --cpus or --cpu-period/--cpu-quota, not both"
+    );
+    for (f, flag) in [
+        (
+            CreateFlags {
+                cgroupns: Some("bogus".into()),
+                ..flags()
+            },
+            "--cgroupns",
+        ),
+        (
+            CreateFlags {
+                annotation: vec!["=v".into()],
+                ..flags()
+            },
+            "--annotation",
+        ),
+        (
+            CreateFlags {
+                pid: Some("container:web".into()),
+                ..flags()
+            },
+            "--pid",
+        ),
+        (
+            CreateFlags {
+                uts: Some("host".into()),
+                hostname: Some("h".into()),
+                ..flags()
+            },
+            "--hostname",
+        ),
+        (
+            CreateFlags {
+                restart: Some("always".into()),
+                rm: true,
+                ..flags()
+            },
+            "--restart",
+        ),
+        (
+            CreateFlags {
+                workdir: Some("app".into()),
+                ..flags()
+            },
+            "--workdir",
+        ),
+        (
+            CreateFlags {
+                network: Some("bridge".into()),
+                ..flags()
+            },
+            "--network",
+        ),
+        (
+            CreateFlags {
+                sysctl: vec!["net.ipv4.ip_forward=1".into()],
+                network: Some("host".into()),
+                ..flags()
+            },
+            "--sysctl",
+        ),
+    ] {
+        let e = err_of(&f);
+        assert!(e.starts_with(flag), "{flag}: {e}");
+    }
+}
+
+#[test]
+fn hostile_values_are_clear_errors_not_panics() {
+    type Change = fn(&mut ContainerSpec);
+    let checks: [(&str, Change); 22] = [
+        ("process.env", |s| s.process.env = vec!["=x".into()]),
+        ("process.env", |s| s.process.env = vec!["A=\0".into()]),
+        ("process", |s| s.process.args = vec!["a\0b".into()]),
+        ("process.workdir", |s| {
+            s.process.workdir = Some("../x".into())
+        }),
+        ("process.stop_signal", |s| {
+            s.process.stop_signal = Some("SIGNOPE".into())
+        }),
+        ("process.detach_keys", |s| {
+            s.process.detach_keys = Some("ctrl-".into())
+        }),
+        ("storage.mounts", |s| {
+            s.storage.mounts = vec![Mount {
+                destination: "/a/../../etc".into(),
+                kind: MountType::Tmpfs,
+                ..Mount::default()
+            }]
+        }),
+        ("storage.mounts", |s| {
+            s.storage.mounts = vec![Mount {
+                destination: "/d".into(),
+                source: "rel".into(),
+                ..Mount::default()
+            }]
+        }),
+        ("storage.mounts", |s| {
+            s.storage.mounts = vec![Mount {
+                destination: "/d".into(),
+                kind: MountType::Tmpfs,
+                flags: vec!["exec,suid".into()],
+                ..Mount::default()
+            }]
+        }),
+        ("storage.shm_size", |s| s.storage.shm_size = Some(0)),
+        ("resources.cpus", |s| s.resources.cpus = Some(f64::NAN)),
+        ("resources.cpus", |s| s.resources.cpus = Some(f64::INFINITY)),
+        ("resources.pids_limit", |s| {
+            s.resources.pids_limit = Some(i64::MIN)
+        }),
+        ("resources.cpu_quota", |s| {
+            s.resources.cpu_quota = Some(i64::MIN)
+        }),
+        ("resources.oom_score_adj", |s| {
+            s.resources.oom_score_adj = Some(i32::MAX)
+        }),
+        ("resources.cpuset_cpus", |s| {
+            s.resources.cpuset_cpus = Some("0\n1".into())
+        }),
+        ("resources.cgroup_parent", |s| {
+            s.resources.cgroup_parent = Some("/a/../../b".into())
+        }),
+        ("resources.devices", |s| {
+            s.resources.devices = vec![DeviceMapping {
+                host: "/dev/null".into(),
+                container: "/dev/../etc/x".into(),
+                access: "rwm".into(),
+            }]
+        }),
+        ("network.hostname", |s| {
+            s.network.hostname = Some("a\nb".into())
+        }),
+        ("network.dns", |s| {
+            s.network.dns = vec!["1.1.1.1\nnameserver 6.6.6.6".into()]
+        }),
+        ("security.sysctls", |s| {
+            s.security.sysctls = [("kernel.panic".into(), "1".into())].into()
+        }),
+        ("logging.max_files", |s| s.logging.max_files = 0),
+    ];
+    for (field, f) in checks {
+        let mut s = ContainerSpec::default();
+        f(&mut s);
+        let e = s.validate().unwrap_err().to_string();
+        assert!(e.starts_with(field), "{field}: {e}");
+    }
+    // A cap name that is not one, a path with a NUL: errors all the same.
+    let mut s = ContainerSpec::default();
+    s.security.cap_add = vec!["CAP_EVERYTHING".into()];
+    assert!(s.validate().is_err());
+    s = ContainerSpec::default();
+    s.metadata.annotations.insert("k\n".into(), "v".into());
+    assert!(s.validate().is_err());
+    ContainerSpec::default().validate().unwrap();
+}
+
+#[test]
+fn namespace_modes_parse_and_print_as_docker_writes_them() {
+    for (text, mode) in [
+        ("host", NamespaceMode::Host),
+        ("private", NamespaceMode::Private),
+        ("container:db", NamespaceMode::Container("db".into())),
+        ("pod:web", NamespaceMode::Pod("web".into())),
+        (
+            "ns:/proc/1/ns/net",
+            NamespaceMode::Path("/proc/1/ns/net".into()),
+        ),
+    ] {
+        assert_eq!(NamespaceMode::parse(text), Some(mode.clone()), "{text}");
+        assert_eq!(mode.to_string(), text);
+    }
+    for bad in ["sideways", "container:", "ns:relative", "pod:"] {
+        assert_eq!(NamespaceMode::parse(bad), None, "{bad}");
+    }
+}
