@@ -279,6 +279,36 @@ fn hostile_idmap_mappings_are_refused() {
     }
 }
 
+/// Each distinct pair of mappings among a container's idmapped mounts costs
+/// a user namespace of its own: 64 are made, more are refused (berth's
+/// limit) naming it; mounts sharing mappings share one.
+#[test]
+fn distinct_idmap_mappings_are_capped() {
+    let rt = Runtime::new();
+    let src = source(&[("a", 0)]);
+    for (n, shared) in [(64u32, false), (65, false), (200, true)] {
+        let mut b = Bundle::new(&["cat", "/m0/a"]);
+        for i in 0..n {
+            let maps = map(0, SHIFT + if shared { 0 } else { i }, 1);
+            b.add_mount(bind(&format!("/m{i}"), src.path(), &["bind"], Some(maps)));
+        }
+        let o = rt.run(&b);
+        if n == 65 && is_berth() {
+            assert_ne!(o.code, 0, "65 distinct mappings were accepted");
+            assert!(
+                o.stderr
+                    .contains("more than 64 distinct uidMappings/gidMappings"),
+                "{}",
+                o.stderr
+            );
+            assert_ne!(rt.exec(&["state", &b.id]).code, 0, "a container was left");
+        } else if n != 65 {
+            assert_eq!(o.code, 0, "{n} mounts (shared {shared}): {}", o.stderr);
+            assert_eq!(o.stdout, "a");
+        }
+    }
+}
+
 /// `features` says idmapped mounts work, and they do (the tests above).
 #[test]
 fn features_report_idmap_enabled() {

@@ -107,7 +107,7 @@ pub(crate) fn bind_trees(
                     &src,
                     &opts,
                     true,
-                    Some((out.namespaces[n].1.as_fd(), idm.recursive)),
+                    Some((out.namespaces[n].as_fd(), idm.recursive)),
                 )
                 .map_err(|e| at(e.to_string()))?;
                 out.trees[i] = Some(tree);
@@ -135,9 +135,16 @@ pub(crate) struct BindTrees {
     idmaps: Vec<Option<(usize, bool, PathBuf)>>,
     /// User namespaces holding idmapped mounts' maps: one per distinct
     /// pair of maps (`Some`), made once (see
-    /// [`berth_sys::userns::new_userns`]), or the one the container joins.
-    namespaces: Vec<(Option<IdMaps>, OwnedFd)>,
+    /// [`berth_sys::userns::new_userns`]), or the one the container joins
+    /// (`None`), by their index in `namespaces`.
+    by_maps: std::collections::HashMap<Option<IdMaps>, usize>,
+    namespaces: Vec<OwnedFd>,
 }
+
+/// The most user namespaces made for idmapped mounts' distinct maps in
+/// one container: each costs a short-lived child and a namespace, and a
+/// config with thousands of distinct maps would make thousands.
+pub(crate) const MAX_IDMAP_NAMESPACES: usize = 64;
 
 impl BindTrees {
     /// The index in `namespaces` of the user namespace with `idm`'s maps.
@@ -166,8 +173,14 @@ impl BindTrees {
                 )),
             },
         };
-        if let Some(at) = self.namespaces.iter().position(|(k, _)| *k == key) {
-            return Ok(at);
+        if let Some(at) = self.by_maps.get(&key) {
+            return Ok(*at);
+        }
+        let made = self.by_maps.keys().filter(|k| k.is_some()).count();
+        if key.is_some() && made >= MAX_IDMAP_NAMESPACES {
+            return Err(Error::Usage(format!(
+                "more than {MAX_IDMAP_NAMESPACES} distinct uidMappings/gidMappings pairs among the idmapped mounts; each needs a user namespace of its own: give mounts the same mappings, or the container's (idmap without mappings)"
+            )));
         }
         let fd = match &key {
             Some((uids, gids)) => berth_sys::userns::new_userns(uids, gids)
@@ -184,7 +197,8 @@ impl BindTrees {
                 })?
             }
         };
-        self.namespaces.push((key, fd));
+        self.namespaces.push(fd);
+        self.by_maps.insert(key, self.namespaces.len() - 1);
         Ok(self.namespaces.len() - 1)
     }
 
@@ -242,7 +256,7 @@ impl BindTrees {
                 "the container process asked to idmap mounts[{index}], which is not an idmapped mount"
             )));
         };
-        smount::set_idmap(tree, self.namespaces[*n].1.as_fd(), *recursive)
+        smount::set_idmap(tree, self.namespaces[*n].as_fd(), *recursive)
             .map_err(|e| idmap_error(src, *recursive, e))
             .map_err(|e| Error::Usage(format!("mounts[{index}]: {e}")))
     }
