@@ -714,6 +714,12 @@ impl Engine {
             }
             _ => {}
         }
+        // Checked before anything is done on the host for it (a record an
+        // earlier berth wrote may hold what is refused now).
+        rec.spec.validate().map_err(|e| Error::Option {
+            option: format!("container {}", rec.name),
+            msg: format!("{e}; remove it and create it again"),
+        })?;
         let image_id = Digest::parse(&rec.image_id)?;
         let image = self.image_config(&image_id).map_err(|e| {
             Error::Runtime(format!(

@@ -11,9 +11,11 @@
 //! effect in `spec::build` (the OCI spec).
 //!
 //! Serialised with snake_case names; enums as Docker writes them
-//! (`"host"`, `"container:ID"`, `"on-failure:3"`, `"c 1:3 rwm"`). Unknown
-//! fields are refused (a typo in an API request is an error, and a record
-//! of the old flat format is told apart: see `legacy`).
+//! (`"host"`, `"container:ID"`, `"on-failure:3"`, `"c 1:3 rwm"`). A
+//! request's unknown field is an error ([`ContainerSpec::from_request`]: a
+//! typo must not pass silently); a stored record's is dropped (a record a
+//! later berth wrote stays readable), and a record of the old flat format
+//! is told apart by its missing groups (see `legacy`).
 
 pub mod docker;
 mod legacy;
@@ -31,7 +33,7 @@ pub(crate) use legacy::from_stored;
 
 /// A container's spec, grouped as podman's specgen groups it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ContainerSpec {
     pub process: ProcessSpec,
     pub storage: StorageSpec,
@@ -65,7 +67,7 @@ impl Default for ContainerSpec {
 
 /// The container's process.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ProcessSpec {
     /// The command after the image name (empty: the image's Cmd).
     pub args: Vec<String>,
@@ -103,7 +105,7 @@ pub enum MountType {
 
 /// One mount the user asked for.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Mount {
     #[serde(rename = "type")]
     pub kind: MountType,
@@ -127,7 +129,7 @@ pub struct Mount {
 
 /// The container's file systems.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct StorageSpec {
     /// Binds, volumes and tmpfs mounts, in the order given.
     pub mounts: Vec<Mount>,
@@ -139,7 +141,7 @@ pub struct StorageSpec {
 
 /// The seccomp filter.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "mode", rename_all = "snake_case")]
 pub enum SeccompPolicy {
     /// The installed profile (or berth's, the same rules as
     /// containers-common's).
@@ -154,7 +156,7 @@ pub enum SeccompPolicy {
 
 /// What the container may do.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct SecuritySpec {
     /// Every capability and device, no seccomp filter, /sys writable.
     pub privileged: bool,
@@ -169,7 +171,7 @@ pub struct SecuritySpec {
 
 /// `--device HOST[:CONTAINER][:PERMS]`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct DeviceMapping {
     /// A device node, or a directory of them, on the host.
     pub host: String,
@@ -181,7 +183,7 @@ pub struct DeviceMapping {
 
 /// A per-device number: a block I/O weight or rate.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct DeviceRate {
     /// The device's path on the host.
     pub path: String,
@@ -189,7 +191,7 @@ pub struct DeviceRate {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Ulimit {
     pub name: String,
     /// u64::MAX: unlimited.
@@ -239,7 +241,7 @@ impl From<DeviceRule> for String {
 
 /// Limits and weights (the cgroup's), and the devices given.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ResourceSpec {
     /// Bytes (at least 6 MiB).
     pub memory: Option<i64>,
@@ -351,7 +353,7 @@ impl<'de> Deserialize<'de> for NamespaceMode {
 /// The container's namespaces (it always has a mount namespace of its
 /// own).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct NamespaceSpec {
     pub pid: NamespaceMode,
     pub ipc: NamespaceMode,
@@ -365,7 +367,7 @@ pub struct NamespaceSpec {
 
 /// An /etc/hosts line.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct HostEntry {
     pub name: String,
     pub address: String,
@@ -373,7 +375,7 @@ pub struct HostEntry {
 
 /// The container's names and resolver.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct NetworkSpec {
     /// Default: the short id (the host's with its network or UTS
     /// namespace).
@@ -457,7 +459,7 @@ impl From<RestartPolicy> for String {
 
 /// Restart and removal.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct LifecycleSpec {
     pub restart: RestartPolicy,
     /// Removed when it exits (`--rm`).
@@ -515,7 +517,7 @@ impl From<LogDriver> for String {
 
 /// The container's log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct LogSpec {
     pub driver: LogDriver,
     /// Rotated at this size, bytes (0: no cap).
@@ -536,11 +538,15 @@ impl Default for LogSpec {
 
 /// Labels (berth's and the user's) and annotations (the OCI spec's).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Metadata {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
 }
+
+/// The most log files a container keeps (`logging.max_files`): each `logs`
+/// and each rotation walks them all.
+pub const MAX_LOG_FILES: u32 = 1000;
 
 fn err(field: &str, msg: impl Into<String>) -> Error {
     option(field, msg)
@@ -558,6 +564,25 @@ fn clean_text(s: &str) -> bool {
 }
 
 impl ContainerSpec {
+    /// A spec sent by a client (the REST API, a file), as JSON: an unknown
+    /// field is an error naming it (a misspelt option must not be dropped
+    /// silently), as is a value of the wrong type; then [`validate`].
+    ///
+    /// [`validate`]: ContainerSpec::validate
+    pub fn from_request(json: &[u8]) -> Result<ContainerSpec> {
+        let mut unknown = None;
+        let de = &mut serde_json::Deserializer::from_slice(json);
+        let spec: ContainerSpec = serde_ignored::deserialize(de, |path| {
+            unknown.get_or_insert_with(|| path.to_string());
+        })
+        .map_err(|e| err("spec", format!("not a container spec: {e}")))?;
+        if let Some(field) = unknown {
+            return Err(err(&field, "no such field"));
+        }
+        spec.validate()?;
+        Ok(spec)
+    }
+
     /// Every check of the values (none looks at the host): what a front end
     /// hands the engine must pass it. The first failure, naming its field.
     pub fn validate(&self) -> Result<()> {
@@ -573,8 +598,11 @@ impl ContainerSpec {
                 "a restart policy cannot be used with lifecycle.auto_remove",
             ));
         }
-        if self.logging.max_files == 0 {
-            return Err(err("logging.max_files", "must be at least 1"));
+        if self.logging.max_files == 0 || self.logging.max_files > MAX_LOG_FILES {
+            return Err(err(
+                "logging.max_files",
+                format!("must be 1 to {MAX_LOG_FILES}"),
+            ));
         }
         for (k, v) in self
             .metadata
@@ -600,6 +628,9 @@ impl ContainerSpec {
 
     fn check_process(&self) -> Result<()> {
         let p = &self.process;
+        if let Some(w) = p.workdir.as_deref().filter(|w| w.contains('\0')) {
+            return Err(err("process.workdir", format!("{w:?} holds a NUL byte")));
+        }
         if let Some(w) = p.workdir.as_deref().filter(|w| !w.starts_with('/')) {
             return Err(err(
                 "process.workdir",
@@ -965,12 +996,20 @@ impl ContainerSpec {
         let n = &self.network;
         docker::check_dns(&n.dns, &n.dns_search, &n.dns_options)?;
         if let Some(h) = &n.hostname {
-            if h.is_empty() || h.len() > 64 || h.contains(['/', '\0', ' ', '\n']) {
+            if h.is_empty()
+                || h.len() > 64
+                || h.contains(['/', ' '])
+                || h.contains(char::is_control)
+            {
                 return Err(err("network.hostname", format!("{h:?} is not a host name")));
             }
         }
         if let Some(d) = &n.domainname {
-            if d.is_empty() || d.len() > 64 || d.contains(['/', '\0', ' ', '\n']) {
+            if d.is_empty()
+                || d.len() > 64
+                || d.contains(['/', ' '])
+                || d.contains(char::is_control)
+            {
                 return Err(err(
                     "network.domainname",
                     format!("{d:?} is not a domain name"),
@@ -980,6 +1019,13 @@ impl ContainerSpec {
         for h in &n.extra_hosts {
             docker::parse_add_host(&format!("{}:{}", h.name, h.address))
                 .map_err(|e| err("network.extra_hosts", e.to_string()))?;
+            // As written into /etc/hosts: the address itself, no brackets.
+            if h.address.parse::<std::net::IpAddr>().is_err() {
+                return Err(err(
+                    "network.extra_hosts",
+                    format!("{:?} (for {}) is not an IP address", h.address, h.name),
+                ));
+            }
         }
         Ok(())
     }

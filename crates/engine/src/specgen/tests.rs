@@ -103,7 +103,7 @@ fn the_serialised_spec_has_stable_snake_case_names() {
     // ... and is checked as the CLI's is.
     let e = s.validate().unwrap_err().to_string();
     assert!(e.starts_with("namespaces.uts: container:web"), "{e}");
-    // A misspelt field is an error, not a default.
+    // A client's misspelt field is an error, not a default.
     for bad in [
         r#"{"proces":{}}"#,
         r#"{"process":{"argz":[]}}"#,
@@ -112,7 +112,10 @@ fn the_serialised_spec_has_stable_snake_case_names() {
         r#"{"logging":{"driver":"syslog"}}"#,
         r#"{"resources":{"device_cgroup_rules":["c 1:3 rwm\nc *:* rwm"]}}"#,
     ] {
-        assert!(serde_json::from_str::<ContainerSpec>(bad).is_err(), "{bad}");
+        assert!(
+            ContainerSpec::from_request(bad.as_bytes()).is_err(),
+            "{bad}"
+        );
     }
 }
 
@@ -216,7 +219,7 @@ fn validation_names_the_field_and_the_parser_the_flag() {
 #[test]
 fn hostile_values_are_clear_errors_not_panics() {
     type Change = fn(&mut ContainerSpec);
-    let checks: [(&str, Change); 22] = [
+    let checks: [(&str, Change); 28] = [
         ("process.env", |s| s.process.env = vec!["=x".into()]),
         ("process.env", |s| s.process.env = vec!["A=\0".into()]),
         ("process", |s| s.process.args = vec!["a\0b".into()]),
@@ -286,6 +289,25 @@ fn hostile_values_are_clear_errors_not_panics() {
             s.security.sysctls = [("kernel.panic".into(), "1".into())].into()
         }),
         ("logging.max_files", |s| s.logging.max_files = 0),
+        ("logging.max_files", |s| s.logging.max_files = u32::MAX),
+        ("process.workdir", |s| {
+            s.process.workdir = Some("/a\0b".into())
+        }),
+        ("network.hostname", |s| {
+            s.network.hostname = Some("a\tb".into())
+        }),
+        ("network.hostname", |s| {
+            s.network.hostname = Some("a\rb".into())
+        }),
+        ("network.domainname", |s| {
+            s.network.domainname = Some("a\x1bb".into())
+        }),
+        ("network.extra_hosts", |s| {
+            s.network.extra_hosts = vec![HostEntry {
+                name: "db".into(),
+                address: "[::1]".into(),
+            }]
+        }),
     ];
     for (field, f) in checks {
         let mut s = ContainerSpec::default();
@@ -321,4 +343,12 @@ fn namespace_modes_parse_and_print_as_docker_writes_them() {
     for bad in ["sideways", "container:", "ns:relative", "pod:"] {
         assert_eq!(NamespaceMode::parse(bad), None, "{bad}");
     }
+}
+
+#[test]
+fn the_fuzzers_seed_is_a_valid_request() {
+    // fuzz/fuzz_targets/spec.rs starts from it: it must reach spec::build.
+    let seed = include_bytes!("../../../../fuzz/corpus/spec/container-spec.json");
+    let s = ContainerSpec::from_request(seed).unwrap();
+    assert_eq!(s.lifecycle.restart, RestartPolicy::OnFailure(3));
 }
