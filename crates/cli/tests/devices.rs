@@ -174,6 +174,12 @@ fn cdi_names_that_do_not_resolve_fail_clearly() {
     )
     .ok();
     assert_eq!(o.stdout, "v\n");
+    // ...and the files left out are told.
+    assert!(
+        o.stderr.contains("broken.json") && o.stderr.contains("left out"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]

@@ -185,6 +185,27 @@ mod tests {
             (Error::NoSuchContainer("web".into()), ErrorKind::NotFound),
             (Error::NoSuchVolume("data".into()), ErrorKind::NotFound),
             (
+                Error::from(crate::cdi::Error::Unknown {
+                    name: "example.com/dev=x".into(),
+                    msg: "the CDI specs provide example.com/dev=y".into(),
+                }),
+                ErrorKind::InvalidArgument,
+            ),
+            (
+                Error::from(crate::cdi::Error::Gpus {
+                    value: "all".into(),
+                    msg: "no CDI spec provides nvidia.com/gpu devices".into(),
+                }),
+                ErrorKind::InvalidArgument,
+            ),
+            (
+                Error::from(crate::cdi::Error::Spec {
+                    file: "/etc/cdi/x.json".into(),
+                    msg: "not JSON".into(),
+                }),
+                ErrorKind::System,
+            ),
+            (
                 Error::NotRunning {
                     container: "web".into(),
                     op: Operation::Exec,

@@ -1148,6 +1148,18 @@ pub fn to_spec(f: &CreateFlags, command: &[String]) -> Result<(ContainerSpec, Ve
             }
         }
     }
+    if !r.cdi_devices.is_empty() {
+        // What the user should know of the CDI specs: files left out, and
+        // edits berth ignores. (A name that does not resolve fails at
+        // create, whichever front end made the spec.)
+        let registry = crate::cdi::Registry::load(&crate::cdi::spec_dirs());
+        for e in registry.errors() {
+            warnings.push(format!("{e}; its devices are left out"));
+        }
+        if let Ok(edits) = registry.resolve(&r.cdi_devices) {
+            warnings.extend(edits.notes);
+        }
+    }
 
     let st = &mut s.storage;
     st.read_only = f.read_only;
