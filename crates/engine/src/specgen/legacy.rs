@@ -223,6 +223,8 @@ impl ContainerConfig {
                 mounts: c.mounts,
                 read_only: c.read_only,
                 shm_size: c.shm_size,
+                // Old records had no --volumes-from.
+                volumes_from: Vec::new(),
             },
             security: SecuritySpec {
                 privileged: c.privileged,
@@ -264,6 +266,8 @@ impl ContainerConfig {
                     .as_deref()
                     .map(docker::parse_cgroup_parent)
                     .transpose()?,
+                // Nor CDI devices.
+                cdi_devices: Vec::new(),
             },
             namespaces: NamespaceSpec {
                 pid: mode(&c.pid, "pid")?,

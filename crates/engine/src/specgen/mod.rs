@@ -137,6 +137,10 @@ pub struct StorageSpec {
     pub read_only: bool,
     /// Size of /dev/shm, bytes (default 64 MiB).
     pub shm_size: Option<u64>,
+
+    /// `--volumes-from`: the containers (`NAME[:ro|:rw]`) whose volume and
+    /// bind mounts were copied into `mounts` at create (kept for inspect).
+    pub volumes_from: Vec<String>,
 }
 
 /// The seccomp filter.
@@ -282,6 +286,11 @@ pub struct ResourceSpec {
     pub device_cgroup_rules: Vec<DeviceRule>,
     /// The cgroup the container's goes under (default /berth), absolute.
     pub cgroup_parent: Option<String>,
+
+    /// CDI devices by qualified name (`vendor.com/class=name`, or
+    /// `=all`), resolved from the CDI spec files at create and again at
+    /// every start.
+    pub cdi_devices: Vec<String>,
 }
 
 /// Whose namespace of a kind the container is in.
@@ -734,6 +743,14 @@ impl ContainerSpec {
         if s.shm_size == Some(0) {
             return Err(err("storage.shm_size", "must be more than 0"));
         }
+        for v in &s.volumes_from {
+            docker::parse_volumes_from(v).map_err(|_| {
+                err(
+                    "storage.volumes_from",
+                    format!("{v:?} is not CONTAINER[:ro|:rw]"),
+                )
+            })?;
+        }
         Ok(())
     }
 
@@ -932,6 +949,10 @@ impl ContainerSpec {
                     format!("{p:?} is not an absolute cgroup path (such as /services/web)"),
                 ));
             }
+        }
+        for d in &r.cdi_devices {
+            crate::cdi::parse_qualified(d)
+                .map_err(|e| err("resources.cdi_devices", e.to_string()))?;
         }
         Ok(())
     }

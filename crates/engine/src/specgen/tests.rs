@@ -352,3 +352,59 @@ fn the_fuzzers_seed_is_a_valid_request() {
     let s = ContainerSpec::from_request(seed).unwrap();
     assert_eq!(s.lifecycle.restart, RestartPolicy::OnFailure(3));
 }
+
+#[test]
+fn cdi_devices_and_volumes_from_in_the_spec() {
+    let f = CreateFlags {
+        device: vec![
+            "/dev/null:/dev/n:r".into(),
+            "example.com/dev=null".into(),
+            "nvidia.com/gpu=all".into(),
+        ],
+        volumes_from: vec!["db".into(), "cache:ro".into(), "logs:rw".into()],
+        ..flags()
+    };
+    let s = spec_of(&f);
+    assert_eq!(s.resources.devices.len(), 1);
+    assert_eq!(s.resources.devices[0].container, "/dev/n");
+    assert_eq!(
+        s.resources.cdi_devices,
+        ["example.com/dev=null", "nvidia.com/gpu=all"]
+    );
+    assert_eq!(s.storage.volumes_from, ["db", "cache:ro", "logs:rw"]);
+    // Through the record's JSON and back.
+    let back: ContainerSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back, s);
+
+    for (d, word) in [
+        ("-bad.com/dev=x", "-bad.com/dev=x"),
+        ("example.com/dev=", "example.com/dev="),
+        ("example.com=x", "example.com=x"),
+    ] {
+        let e = err_of(&CreateFlags {
+            device: vec![d.into()],
+            ..flags()
+        });
+        assert!(e.contains(word) && e.contains("CDI"), "{d}: {e}");
+    }
+    for v in ["", "db:rx", ":ro", "a:b:ro"] {
+        let e = err_of(&CreateFlags {
+            volumes_from: vec![v.into()],
+            ..flags()
+        });
+        assert!(e.starts_with("--volumes-from"), "{v}: {e}");
+    }
+    // validate holds the same checks for a spec from another front end,
+    // worded with the field.
+    let mut s = ContainerSpec::default();
+    s.resources.cdi_devices = vec!["not-a-name".into()];
+    let e = s.validate().unwrap_err().to_string();
+    assert!(e.starts_with("resources.cdi_devices"), "{e}");
+    let mut s = ContainerSpec::default();
+    s.storage.volumes_from = vec!["db:bogus".into()];
+    let e = s.validate().unwrap_err().to_string();
+    assert!(e.starts_with("storage.volumes_from"), "{e}");
+    assert!(docker::reword(s.validate().unwrap_err())
+        .to_string()
+        .starts_with("--volumes-from"),);
+}
