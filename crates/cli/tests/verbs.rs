@@ -700,9 +700,10 @@ fn image_events_tag_untag_delete_and_pull() {
     let ev = events(&env, t0, &["type=image"]);
     assert_eq!(
         actions(&ev),
-        ["tag", "untag", "untag", "delete", "pull"],
+        ["import", "tag", "untag", "untag", "delete", "pull"],
         "{ev:?}"
     );
+    let ev = &ev[1..];
     assert_eq!(
         ev[0]["Actor"]["Attributes"]["name"],
         "docker.io/library/ev:1"
@@ -712,4 +713,95 @@ fn image_events_tag_untag_delete_and_pull() {
     assert_eq!(ev[4]["Actor"]["ID"], r);
     let tags = events(&env, t0, &["type=image", "event=tag", "image=ev:1"]);
     assert_eq!(tags.len(), 1, "{tags:?}");
+}
+
+#[test]
+fn image_events_import_load_and_prune() {
+    let env = Env::new();
+    let t0 = now_ns();
+    let img = image(&env);
+    let id = inspect_image_id(&env, img);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bb.tar");
+    env.berth(&["save", "-o", file.to_str().unwrap(), img]).ok();
+    // An image without a name: what image prune deletes.
+    let env2 = Env::new();
+    env2.berth(&["load", "-i", file.to_str().unwrap()]).ok();
+    env2.berth(&["rmi", img]).ok();
+    env2.berth(&["load", "-i", file.to_str().unwrap()]).ok();
+    env2.berth(&["tag", img, "other:1"]).ok();
+    env2.berth(&["rmi", img, "other:1"]).ok();
+    let ev = events(&env, t0, &["type=image"]);
+    assert_eq!(actions(&ev), ["import"], "{ev:?}");
+    assert_eq!(ev[0]["id"], id.as_str());
+    assert_eq!(
+        ev[0]["Actor"]["Attributes"]["name"],
+        "docker.io/library/bb:latest"
+    );
+    let ev = events(&env2, t0, &["type=image", "event=load"]);
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert_eq!(ev[0]["id"], id.as_str());
+
+    // A dangling image: one without a name left (imported without one).
+    let mut t = busybox_rootfs(&["true"]);
+    let p = dir.path().join("rootfs.tar");
+    std::fs::write(&p, t.end()).unwrap();
+    let o = env.berth(&["import", p.to_str().unwrap()]).ok();
+    let dangling = o.stdout.trim().to_string();
+    let t1 = now_ns();
+    env.berth(&["image", "prune"]).ok();
+    let ev = events(&env, t1, &["type=image"]);
+    assert_eq!(actions(&ev), ["delete"], "{ev:?}");
+    assert_eq!(ev[0]["id"], dangling.as_str());
+}
+
+fn inspect_image_id(env: &Env, name: &str) -> String {
+    let o = env.berth(&["image", "inspect", "-f", "{{.Id}}", name]).ok();
+    o.stdout.trim().to_string()
+}
+
+#[test]
+fn events_of_restarts_by_policy_and_of_prunes() {
+    let env = Env::new();
+    let img = image(&env);
+    let t0 = now_ns();
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "rr",
+        "--restart",
+        "on-failure:2",
+        img,
+        "sh",
+        "-c",
+        "exit 5",
+    ])
+    .ok();
+    // Docker's wait returns at the end for good, after the restarts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = inspect(&env, "rr");
+        if st["State"]["Status"] == "exited" {
+            assert_eq!(st["RestartCount"], 2, "{st}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "rr never ended: {st}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ev = events(&env, t0, &["container=rr"]);
+    assert_eq!(
+        actions(&ev),
+        ["create", "start", "die", "start", "die", "start", "die"],
+        "{ev:?}"
+    );
+    assert_eq!(ev[6]["Actor"]["Attributes"]["exitCode"], "5");
+    // Prunes record what they remove.
+    env.berth(&["volume", "create", "pv"]).ok();
+    env.berth(&["container", "prune", "-f"]).ok();
+    env.berth(&["volume", "prune", "-a"]).ok();
+    let ev = events(&env, t0, &["container=rr", "event=destroy"]);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let ev = events(&env, t0, &["volume=pv"]);
+    assert_eq!(actions(&ev), ["create", "destroy"], "{ev:?}");
 }
