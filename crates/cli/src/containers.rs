@@ -466,8 +466,7 @@ pub struct StartArgs {
 pub fn start(root: &Path, run_root: &Path, a: StartArgs) -> Result<()> {
     let engine = open(root, run_root).map_err(run_error)?;
     if a.all {
-        let list = engine.list()?;
-        let list = crate::views::filtered(&engine, list, &a.filter)?;
+        let list = crate::views::filtered(&engine, &a.filter)?;
         let names: Vec<String> = list
             .into_iter()
             .filter(|r| !matches!(r.state.status, Status::Running | Status::Restarting))
