@@ -805,3 +805,49 @@ fn events_of_restarts_by_policy_and_of_prunes() {
     let ev = events(&env, t0, &["volume=pv"]);
     assert_eq!(actions(&ev), ["create", "destroy"], "{ev:?}");
 }
+
+#[test]
+fn ps_filters_before_since_volume_and_wrong_ones() {
+    let env = Env::new();
+    let img = image(&env);
+    for (n, extra) in [("f1", None), ("f2", Some("fv:/data")), ("f3", None)] {
+        let mut args = vec!["create", "--name", n];
+        if let Some(v) = extra {
+            args.extend(["-v", v]);
+        }
+        args.extend([img, "true"]);
+        env.berth(&args).ok();
+    }
+    let names = |f: &[&str]| -> Vec<String> {
+        let mut args = vec!["ps", "-a", "--format", "{{.Names}}"];
+        for x in f {
+            args.extend(["--filter", x]);
+        }
+        let mut v: Vec<String> = env
+            .berth(&args)
+            .ok()
+            .stdout
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&["before=f3"]), ["f1", "f2"]);
+    assert_eq!(names(&["since=f1"]), ["f2", "f3"]);
+    assert_eq!(names(&["since=f1", "before=f3"]), ["f2"]);
+    assert_eq!(names(&["volume=fv"]), ["f2"]);
+    assert_eq!(names(&["volume=/data"]), ["f2"]);
+    assert_eq!(names(&["status=created", "name=f1"]), ["f1"]);
+    // A filter without containers still looks at its key and value.
+    for bad in ["colour=red", "status=sleeping", "exited=x", "before=nosuch"] {
+        let o = env.berth(&["ps", "--filter", bad]);
+        assert_ne!(o.code, 0, "{bad}");
+        assert!(
+            o.stderr.contains("--filter") || o.stderr.contains("nosuch"),
+            "{bad}: {}",
+            o.stderr
+        );
+    }
+    env.berth(&["rm", "f1", "f2", "f3"]).ok();
+}
