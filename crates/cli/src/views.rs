@@ -65,7 +65,7 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
     })?;
     if a.quiet {
         for r in &list {
-            println!("{}", if a.no_trunc { &r.id[..] } else { &r.id[..12] });
+            println!("{}", query::short_id(r, a.no_trunc));
         }
         return Ok(());
     }
