@@ -851,3 +851,47 @@ fn ps_filters_before_since_volume_and_wrong_ones() {
     }
     env.berth(&["rm", "f1", "f2", "f3"]).ok();
 }
+
+#[test]
+fn a_detached_exec_records_its_end() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&["run", "-d", "--name", "dx", img, "sleep", "1000"])
+        .ok();
+    let t0 = now_ns();
+    let started = Instant::now();
+    env.berth(&["exec", "-d", "dx", "sh", "-c", "sleep 0.5; exit 6"])
+        .ok();
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "exec -d waited for the process"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let die = loop {
+        let ev = events(&env, t0, &["container=dx", "event=exec_die"]);
+        if let Some(e) = ev.first() {
+            assert_eq!(ev.len(), 1, "{ev:?}");
+            break e.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exec_die for the detached exec"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(die["Actor"]["Attributes"]["exitCode"], "6");
+    let start = events(&env, t0, &["container=dx", "event=exec_start"]);
+    assert_eq!(
+        start[0]["Actor"]["Attributes"]["execID"],
+        die["Actor"]["Attributes"]["execID"]
+    );
+    // One that cannot start: Docker's code, and its end recorded too.
+    let t1 = now_ns();
+    let o = env.berth(&["exec", "-d", "dx", "/no/such/cmd"]);
+    assert_eq!(o.code, 127, "{}", o.stderr);
+    assert!(o.stderr.contains("/no/such/cmd"), "{}", o.stderr);
+    let ev = events(&env, t1, &["container=dx", "event=exec_die"]);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["Actor"]["Attributes"]["exitCode"], "127");
+    env.berth(&["rm", "-f", "dx"]).ok();
+}
