@@ -466,8 +466,7 @@ pub struct StartArgs {
 pub fn start(root: &Path, run_root: &Path, a: StartArgs) -> Result<()> {
     let engine = open(root, run_root).map_err(run_error)?;
     if a.all {
-        let list = engine.list()?;
-        let list = crate::views::filtered(&engine, list, &a.filter)?;
+        let list = crate::views::filtered(&engine, &a.filter)?;
         let names: Vec<String> = list
             .into_iter()
             .filter(|r| !matches!(r.state.status, Status::Running | Status::Restarting))
@@ -718,6 +717,72 @@ fn exec_code(x: &berth_engine::exec::Exec, st: std::process::ExitStatus) -> i32 
     }
 }
 
+/// `exec -d`: a waiter (`berth container exec-wait`, in a process group
+/// of its own so that it outlives us) runs the runtime's exec and records
+/// the process's end; we return once the runtime has started the process
+/// (its pid file), or with the waiter's code and words if it could not.
+fn exec_detached(engine: &berth_engine::Engine, x: &berth_engine::exec::Exec) -> Result<()> {
+    let null = std::process::Stdio::null;
+    let mut waiter = engine
+        .exec_waiter(x)?
+        .stdin(null())
+        .stdout(null())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .context("start the waiter of the detached exec (berth container exec-wait)")?;
+    let pid_file = x.pid_file();
+    let started = || std::fs::metadata(&pid_file).is_ok_and(|m| m.len() > 0);
+    let ended = loop {
+        if started() {
+            break None;
+        }
+        if let Some(st) = waiter.try_wait().context("wait for the exec's waiter")? {
+            break Some(st);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    };
+    // Started (and maybe ended already): done, as Docker's `exec -d`.
+    let started = started();
+    let _ = std::fs::remove_file(&pid_file);
+    match ended {
+        Some(st) if !started => {
+            // It could not start: the waiter said why (no process holds
+            // its stderr).
+            if let Some(mut e) = waiter.stderr.take() {
+                let _ = std::io::copy(&mut e, &mut std::io::stderr());
+            }
+            Err(ExitCode(st.code().filter(|&c| c != 0).unwrap_or(125)).into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `container exec-wait ID TAG` (hidden): runs the prepared exec `TAG`
+/// of container `ID` (its output dropped, as Docker's `exec -d`), waits
+/// for it and records its `exec_die`; exits with its code.
+pub fn exec_wait(root: &Path, run_root: &Path, id: &str, tag: &str) -> Result<()> {
+    let engine = open(root, run_root)?;
+    let x = engine.prepared_exec(id, tag)?;
+    let null = std::process::Stdio::null;
+    let st = x
+        .command(&["--pid-file", &x.pid_file().to_string_lossy()])
+        .stdin(null())
+        .stdout(null())
+        .stderr(null())
+        .status()
+        .context("run the runtime's exec")?;
+    let code = exec_code(&x, st);
+    engine.exec_ended(&x, code);
+    if code != 0 {
+        if let Some(msg) = x.runtime_error() {
+            eprintln!("berth: exec in container {}: {msg}", x.record.name);
+        }
+        return Err(ExitCode(code).into());
+    }
+    Ok(())
+}
+
 pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
     // Window changes are taken by one thread that waits for SIGWINCH: it is
     // blocked before any thread starts (the engine may start one), or a
@@ -762,16 +827,7 @@ pub fn exec(root: &Path, run_root: &Path, a: ExecArgs) -> Result<()> {
     };
     let null = || std::process::Stdio::null();
     if a.detach {
-        let st = x
-            .command(&["--detach"])
-            .stdin(null())
-            .stdout(null())
-            .status()
-            .context("run the runtime's exec")?;
-        if !st.success() {
-            return Err(ExitCode(exec_code(&x, st)).into());
-        }
-        return Ok(());
+        return exec_detached(&engine, &x);
     }
     if !a.tty {
         let mut c = x.command(&[]);

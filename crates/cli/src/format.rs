@@ -54,10 +54,7 @@ pub fn each(template: &Template, docs: &[Value]) -> Result<()> {
 /// A time in nanoseconds since the epoch as Go prints a `time.Time`
 /// (Docker's `.CreatedAt`): `2024-01-02 15:04:05 +0000 UTC`.
 pub fn go_time(nanos: i64) -> String {
-    let t = berth_engine::logs::rfc3339_nano(nanos);
-    let date = t.get(..10).unwrap_or("");
-    let clock = t.get(11..19).unwrap_or("");
-    format!("{date} {clock} +0000 UTC")
+    berth_engine::query::go_time(nanos)
 }
 
 #[cfg(test)]

@@ -183,6 +183,9 @@ enum ContainerCmd {
     /// Record a container's end and release what it held (run by its monitor).
     #[command(hide = true)]
     Cleanup { id: String },
+    /// Run a prepared detached exec and record its end (run by `exec -d`).
+    #[command(hide = true)]
+    ExecWait { id: String, tag: String },
     /// List containers.
     #[command(alias = "ls", alias = "list")]
     Ps(views::PsArgs),
@@ -243,6 +246,7 @@ enum Routed {
     /// To the top-level command of the same name.
     Same(Box<Cmd>),
     Cleanup(String),
+    ExecWait(String, String),
     /// `container prune` (-f).
     Prune(bool),
 }
@@ -273,6 +277,7 @@ impl ContainerCmd {
             ContainerCmd::Update(a) => Cmd::Update(a),
             ContainerCmd::Port(a) => Cmd::Port(a),
             ContainerCmd::Cleanup { id } => return Routed::Cleanup(id),
+            ContainerCmd::ExecWait { id, tag } => return Routed::ExecWait(id, tag),
             ContainerCmd::Prune { force } => return Routed::Prune(force),
         }))
     }
@@ -381,6 +386,7 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
         Cmd::Container(c) => match c.into_cmd() {
             Routed::Same(cmd) => dispatch(root, run_root, *cmd),
             Routed::Cleanup(id) => containers::cleanup(root, run_root, &id),
+            Routed::ExecWait(id, tag) => containers::exec_wait(root, run_root, &id, &tag),
             Routed::Prune(force) => manage::container_prune(root, run_root, force),
         },
         Cmd::Pause(a) => verbs::pause(root, run_root, a),

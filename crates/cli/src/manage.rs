@@ -386,14 +386,8 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
             let mut docs = Vec::new();
             let mut failed = false;
             for n in &names {
-                match engine.records.volume(n) {
-                    Ok(v) => docs.push(json!({
-                        "Name": v.name, "Driver": "local",
-                        "Mountpoint": engine.paths.volume_data(&v.name),
-                        "CreatedAt": berth_engine::logs::rfc3339_nano(v.created),
-                        "Labels": v.labels, "Scope": "local", "Anonymous": v.anonymous,
-                        "UsedBy": engine.records.volume_users(&v.name)?,
-                    })),
+                match engine.inspect_volume(n) {
+                    Ok(v) => docs.push(serde_json::to_value(v)?),
                     Err(e) => {
                         crate::output::print_error(&e.into());
                         failed = true;

@@ -174,6 +174,48 @@ fn cdi_names_that_do_not_resolve_fail_clearly() {
     )
     .ok();
     assert_eq!(o.stdout, "v\n");
+    berth_cdi(
+        &env,
+        cdi.path(),
+        &[
+            "create",
+            "--name",
+            "cdi",
+            "--device",
+            "example.com/dev=null",
+            img,
+            "true",
+        ],
+    )
+    .ok();
+    let o = env
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{json .HostConfig.DeviceRequests}}",
+            "cdi",
+        ])
+        .ok();
+    assert_eq!(
+        o.stdout,
+        "[{\"DeviceIDs\":[\"example.com/dev=null\"],\"Driver\":\"cdi\"}]\n"
+    );
+    env.berth(&["rm", "cdi"]).ok();
+    let o = berth_cdi(
+        &env,
+        cdi.path(),
+        &[
+            "run",
+            "--rm",
+            "--device",
+            "example.com/dev=null",
+            img,
+            "sh",
+            "-c",
+            "echo $CDI_TEST",
+        ],
+    )
+    .ok();
     // ...and the files left out are told.
     assert!(
         o.stderr.contains("broken.json") && o.stderr.contains("left out"),
@@ -266,6 +308,16 @@ fn volumes_from_shares_volumes_and_binds() {
         "/data/f",
     ])
     .ok();
+    // inspect shows it as Docker's does.
+    let o = env
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{json .HostConfig.VolumesFrom}} {{json .HostConfig.DeviceRequests}}",
+            "user",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "[\"src\"] null\n");
     env.berth(&["rm", "src"]).ok();
     let o = env.berth(&["volume", "rm", "shared"]);
     refused(&o, &["shared"]);

@@ -700,9 +700,10 @@ fn image_events_tag_untag_delete_and_pull() {
     let ev = events(&env, t0, &["type=image"]);
     assert_eq!(
         actions(&ev),
-        ["tag", "untag", "untag", "delete", "pull"],
+        ["import", "tag", "untag", "untag", "delete", "pull"],
         "{ev:?}"
     );
+    let ev = &ev[1..];
     assert_eq!(
         ev[0]["Actor"]["Attributes"]["name"],
         "docker.io/library/ev:1"
@@ -712,4 +713,185 @@ fn image_events_tag_untag_delete_and_pull() {
     assert_eq!(ev[4]["Actor"]["ID"], r);
     let tags = events(&env, t0, &["type=image", "event=tag", "image=ev:1"]);
     assert_eq!(tags.len(), 1, "{tags:?}");
+}
+
+#[test]
+fn image_events_import_load_and_prune() {
+    let env = Env::new();
+    let t0 = now_ns();
+    let img = image(&env);
+    let id = inspect_image_id(&env, img);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bb.tar");
+    env.berth(&["save", "-o", file.to_str().unwrap(), img]).ok();
+    // An image without a name: what image prune deletes.
+    let env2 = Env::new();
+    env2.berth(&["load", "-i", file.to_str().unwrap()]).ok();
+    env2.berth(&["rmi", img]).ok();
+    env2.berth(&["load", "-i", file.to_str().unwrap()]).ok();
+    env2.berth(&["tag", img, "other:1"]).ok();
+    env2.berth(&["rmi", img, "other:1"]).ok();
+    let ev = events(&env, t0, &["type=image"]);
+    assert_eq!(actions(&ev), ["import"], "{ev:?}");
+    assert_eq!(ev[0]["id"], id.as_str());
+    assert_eq!(
+        ev[0]["Actor"]["Attributes"]["name"],
+        "docker.io/library/bb:latest"
+    );
+    let ev = events(&env2, t0, &["type=image", "event=load"]);
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert_eq!(ev[0]["id"], id.as_str());
+
+    // A dangling image: one without a name left (imported without one).
+    let mut t = busybox_rootfs(&["true"]);
+    let p = dir.path().join("rootfs.tar");
+    std::fs::write(&p, t.end()).unwrap();
+    let o = env.berth(&["import", p.to_str().unwrap()]).ok();
+    let dangling = o.stdout.trim().to_string();
+    let t1 = now_ns();
+    env.berth(&["image", "prune"]).ok();
+    let ev = events(&env, t1, &["type=image"]);
+    assert_eq!(actions(&ev), ["delete"], "{ev:?}");
+    assert_eq!(ev[0]["id"], dangling.as_str());
+}
+
+fn inspect_image_id(env: &Env, name: &str) -> String {
+    let o = env.berth(&["image", "inspect", "-f", "{{.Id}}", name]).ok();
+    o.stdout.trim().to_string()
+}
+
+#[test]
+fn events_of_restarts_by_policy_and_of_prunes() {
+    let env = Env::new();
+    let img = image(&env);
+    let t0 = now_ns();
+    env.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "rr",
+        "--restart",
+        "on-failure:2",
+        img,
+        "sh",
+        "-c",
+        "exit 5",
+    ])
+    .ok();
+    // Docker's wait returns at the end for good, after the restarts.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let st = inspect(&env, "rr");
+        if st["State"]["Status"] == "exited" {
+            assert_eq!(st["RestartCount"], 2, "{st}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "rr never ended: {st}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ev = events(&env, t0, &["container=rr"]);
+    assert_eq!(
+        actions(&ev),
+        ["create", "start", "die", "start", "die", "start", "die"],
+        "{ev:?}"
+    );
+    assert_eq!(ev[6]["Actor"]["Attributes"]["exitCode"], "5");
+    // Prunes record what they remove.
+    env.berth(&["volume", "create", "pv"]).ok();
+    env.berth(&["container", "prune", "-f"]).ok();
+    env.berth(&["volume", "prune", "-a"]).ok();
+    let ev = events(&env, t0, &["container=rr", "event=destroy"]);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    let ev = events(&env, t0, &["volume=pv"]);
+    assert_eq!(actions(&ev), ["create", "destroy"], "{ev:?}");
+}
+
+#[test]
+fn ps_filters_before_since_volume_and_wrong_ones() {
+    let env = Env::new();
+    let img = image(&env);
+    for (n, extra) in [("f1", None), ("f2", Some("fv:/data")), ("f3", None)] {
+        let mut args = vec!["create", "--name", n];
+        if let Some(v) = extra {
+            args.extend(["-v", v]);
+        }
+        args.extend([img, "true"]);
+        env.berth(&args).ok();
+    }
+    let names = |f: &[&str]| -> Vec<String> {
+        let mut args = vec!["ps", "-a", "--format", "{{.Names}}"];
+        for x in f {
+            args.extend(["--filter", x]);
+        }
+        let mut v: Vec<String> = env
+            .berth(&args)
+            .ok()
+            .stdout
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&["before=f3"]), ["f1", "f2"]);
+    assert_eq!(names(&["since=f1"]), ["f2", "f3"]);
+    assert_eq!(names(&["since=f1", "before=f3"]), ["f2"]);
+    assert_eq!(names(&["volume=fv"]), ["f2"]);
+    assert_eq!(names(&["volume=/data"]), ["f2"]);
+    assert_eq!(names(&["status=created", "name=f1"]), ["f1"]);
+    // A filter without containers still looks at its key and value.
+    for bad in ["colour=red", "status=sleeping", "exited=x", "before=nosuch"] {
+        let o = env.berth(&["ps", "--filter", bad]);
+        assert_ne!(o.code, 0, "{bad}");
+        assert!(
+            o.stderr.contains("--filter") || o.stderr.contains("nosuch"),
+            "{bad}: {}",
+            o.stderr
+        );
+    }
+    env.berth(&["rm", "f1", "f2", "f3"]).ok();
+}
+
+#[test]
+fn a_detached_exec_records_its_end() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&["run", "-d", "--name", "dx", img, "sleep", "1000"])
+        .ok();
+    let t0 = now_ns();
+    let started = Instant::now();
+    env.berth(&["exec", "-d", "dx", "sh", "-c", "sleep 0.5; exit 6"])
+        .ok();
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "exec -d waited for the process"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let die = loop {
+        let ev = events(&env, t0, &["container=dx", "event=exec_die"]);
+        if let Some(e) = ev.first() {
+            assert_eq!(ev.len(), 1, "{ev:?}");
+            break e.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no exec_die for the detached exec"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(die["Actor"]["Attributes"]["exitCode"], "6");
+    let start = events(&env, t0, &["container=dx", "event=exec_start"]);
+    assert_eq!(
+        start[0]["Actor"]["Attributes"]["execID"],
+        die["Actor"]["Attributes"]["execID"]
+    );
+    // One that cannot start: Docker's code, and its end recorded too.
+    let t1 = now_ns();
+    let o = env.berth(&["exec", "-d", "dx", "/no/such/cmd"]);
+    assert_eq!(o.code, 127, "{}", o.stderr);
+    assert!(o.stderr.contains("/no/such/cmd"), "{}", o.stderr);
+    let ev = events(&env, t1, &["container=dx", "event=exec_die"]);
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["Actor"]["Attributes"]["exitCode"], "127");
+    env.berth(&["rm", "-f", "dx"]).ok();
 }

@@ -1297,20 +1297,33 @@ impl Engine {
         }
     }
 
-    /// The `oom` and `die` events of a container whose record goes from
-    /// running (`old`) to ended (`rec`): recorded once, by whoever makes
-    /// that change under the container's lock (the monitor's exit command,
-    /// or the next command that finds the container ended).
+    /// The events of a container whose record goes from running (`old`)
+    /// to `rec`: for each restart by its restart policy the run's `die`
+    /// and the next `start` (as Docker's), and when it ended (or waits to
+    /// restart) `oom` and `die`. Recorded once, by whoever makes that
+    /// change under the container's lock (the monitor's exit command, or
+    /// the next command that finds the container changed): what `old`
+    /// already showed was recorded by whoever wrote it.
     fn ended_events(&self, rec: &Record, old: &RunState) {
-        let was_running = matches!(old.status, Status::Running | Status::Restarting);
-        let ended = !matches!(rec.state.status, Status::Running | Status::Restarting);
-        if !(was_running && ended) {
+        if !matches!(old.status, Status::Running | Status::Restarting) {
             return;
         }
-        if rec.state.oom_killed {
-            self.container_event(rec, "oom", &[]);
+        use crate::events::RunEvent;
+        let ended = !matches!(rec.state.status, Status::Running | Status::Restarting);
+        for e in crate::events::run_events(old, &rec.state) {
+            match e {
+                RunEvent::Start => self.container_event(rec, "start", &[]),
+                // Only the last run's exit code is known.
+                RunEvent::Die { last: true } => {
+                    if ended && rec.state.oom_killed {
+                        self.container_event(rec, "oom", &[]);
+                    }
+                    let code = rec.state.exit_code.to_string();
+                    self.container_event(rec, "die", &[("exitCode", code)]);
+                }
+                RunEvent::Die { last: false } => self.container_event(rec, "die", &[]),
+            }
         }
-        self.container_event(rec, "die", &[("exitCode", rec.state.exit_code.to_string())]);
     }
 
     fn apply_exit(&self, rec: &mut Record, ms: &MonitorState) {

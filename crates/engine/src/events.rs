@@ -7,7 +7,7 @@
 
 use crate::containers::Engine;
 use crate::error::{option, Result};
-use crate::records::Record;
+use crate::records::{Record, RunState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -257,6 +257,47 @@ impl Engine {
     }
 }
 
+/// One event of a container's runs ([`run_events`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RunEvent {
+    /// A run ended; `last`: the newest run that ended, whose exit code the
+    /// state holds (an earlier one's is gone).
+    Die { last: bool },
+    /// The restart policy started the next run.
+    Start,
+}
+
+/// What happened between two states of a running container's record, as
+/// Docker records a restart by policy: the run's `die`, then `start`.
+/// The monitor counts `restarts` as it starts the next run, and shows
+/// `Restarting` between a run's end and that start; `old` was recorded
+/// with its events already (a `Restarting` `old` with the die of its
+/// newest run). Nothing for an `old` that was not running.
+pub(crate) fn run_events(old: &RunState, new: &RunState) -> Vec<RunEvent> {
+    use crate::records::Status;
+    if !matches!(old.status, Status::Running | Status::Restarting) {
+        return Vec::new();
+    }
+    // Runs ended so far: one per restart, and one more for a run that
+    // ended and was not (yet) followed by another.
+    let ended_by = |s: &RunState, up: bool| s.restarts + u32::from(!up);
+    let old_ended = ended_by(old, old.status == Status::Running);
+    let new_ended = ended_by(new, new.status == Status::Running);
+    let mut out = Vec::new();
+    for run in old.restarts..new.restarts {
+        if run >= old_ended {
+            out.push(RunEvent::Die {
+                last: run + 1 == new_ended,
+            });
+        }
+        out.push(RunEvent::Start);
+    }
+    if new.status != Status::Running && new.restarts >= old_ended {
+        out.push(RunEvent::Die { last: true });
+    }
+    out
+}
+
 /// A time as `--since`/`--until` take it (Docker's formats), as ns since
 /// the epoch: Unix seconds (`1700000000`, `1700000000.5`), a date and
 /// time (`2026-12-06`, `2026-12-06T08:00`, `2026-12-06T08:00:00.5Z`,
@@ -472,6 +513,46 @@ mod tests {
         assert!(f(&["volume=data"]).matches(&vol) && !f(&["volume=x"]).matches(&vol));
         assert!(EventFilter::parse(&["nonsense=1".into()]).is_err());
         assert!(EventFilter::parse(&["container".into()]).is_err());
+    }
+
+    #[test]
+    fn restarts_by_policy_are_a_die_and_a_start_each_recorded_once() {
+        use crate::records::Status::{self, *};
+        let st = |status: Status, restarts: u32| RunState {
+            status,
+            restarts,
+            ..RunState::default()
+        };
+        let die = RunEvent::Die { last: true };
+        let earlier = RunEvent::Die { last: false };
+        let start = RunEvent::Start;
+        // An end, as before.
+        assert_eq!(run_events(&st(Running, 0), &st(Exited, 0)), [die]);
+        // Nothing new.
+        assert!(run_events(&st(Running, 2), &st(Running, 2)).is_empty());
+        assert!(run_events(&st(Restarting, 2), &st(Restarting, 2)).is_empty());
+        // Waiting to restart: the run died; then its restart.
+        assert_eq!(run_events(&st(Running, 0), &st(Restarting, 0)), [die]);
+        assert_eq!(run_events(&st(Restarting, 0), &st(Running, 1)), [start]);
+        // Seen only after it: die and start; the exit code is the last's.
+        assert_eq!(run_events(&st(Running, 0), &st(Running, 1)), [die, start]);
+        assert_eq!(
+            run_events(&st(Running, 1), &st(Running, 3)),
+            [earlier, start, die, start]
+        );
+        assert_eq!(
+            run_events(&st(Running, 0), &st(Restarting, 1)),
+            [earlier, start, die]
+        );
+        // Restarted, then ended for good (or stopped while waiting).
+        assert_eq!(
+            run_events(&st(Running, 0), &st(Exited, 2)),
+            [earlier, start, earlier, start, die]
+        );
+        assert_eq!(run_events(&st(Restarting, 1), &st(Exited, 1)), []);
+        assert_eq!(run_events(&st(Restarting, 0), &st(Exited, 1)), [start, die]);
+        // Not running before: another command's business.
+        assert!(run_events(&st(Exited, 0), &st(Running, 1)).is_empty());
     }
 
     #[test]

@@ -45,6 +45,23 @@ impl Exec {
     pub fn command(&self, extra: &[&str]) -> std::process::Command {
         self.runtime.command(extra)
     }
+
+    /// Its tag: the name of its files (`exec-TAG.json`) and its `execID`.
+    pub fn tag(&self) -> String {
+        self.process_file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.strip_prefix("exec-"))
+            .unwrap_or("")
+            .to_string()
+    }
+
+    /// Where a detached exec's runtime writes the process's pid once it
+    /// has started it (`--pid-file`). The client of `exec -d` removes it
+    /// (the waiter's end must not, before the client has looked).
+    pub fn pid_file(&self) -> PathBuf {
+        self.process_file.with_extension("pid")
+    }
 }
 
 impl Exec {
@@ -199,18 +216,62 @@ impl Engine {
     /// Records the end of an exec'd process that was waited for (its
     /// `exec_die` event, with the exit code).
     pub fn exec_ended(&self, x: &Exec, code: i32) {
-        let tag = x
-            .process_file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .and_then(|s| s.strip_prefix("exec-"))
-            .unwrap_or("")
-            .to_string();
         self.container_event(
             &x.record,
             "exec_die",
-            &[("execID", tag), ("exitCode", code.to_string())],
+            &[("execID", x.tag()), ("exitCode", code.to_string())],
         );
+    }
+
+    /// The command that runs a detached exec and waits for it, to record
+    /// its end (`berth container exec-wait ID TAG`): started by the client
+    /// of `exec -d`, it outlives it. The client keeps `x` (its files)
+    /// until the runtime has written [`Exec::pid_file`] or the waiter has
+    /// exited.
+    pub fn exec_waiter(&self, x: &Exec) -> Result<std::process::Command> {
+        let berth = std::env::current_exe().map_err(io("find the berth binary"))?;
+        let mut c = std::process::Command::new(berth);
+        c.arg("--root")
+            .arg(&self.paths.root)
+            .arg("--run-root")
+            .arg(&self.paths.run_root)
+            .args(["container", "exec-wait", &x.record.id, &x.tag()]);
+        Ok(c)
+    }
+
+    /// The exec `tag` of container `id` that [`Engine::prepare_exec`]
+    /// prepared (for the waiter of a detached exec).
+    pub fn prepared_exec(&self, id: &str, tag: &str) -> Result<Exec> {
+        if tag.is_empty() || tag.len() > 16 || !tag.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(crate::error::option(
+                "exec-wait",
+                format!("{tag:?} is not an exec's tag"),
+            ));
+        }
+        let rec = self
+            .records
+            .get(id)?
+            .ok_or_else(|| Error::NoSuchContainer(id.to_string()))?;
+        let run_dir = self.paths.run_dir(&rec.id);
+        let file = run_dir.join(format!("exec-{tag}.json"));
+        let log_file = run_dir.join(format!("exec-{tag}.log"));
+        if !file.exists() {
+            return Err(Error::Runtime(format!(
+                "container {}: no exec {tag} is prepared ({} is missing)",
+                rec.name,
+                file.display()
+            )));
+        }
+        let runtime = self
+            .oci
+            .exec(self.target(&rec), &file, &log_file)
+            .map_err(|e| e.into_error(&format!("exec in container {}", rec.name)))?;
+        Ok(Exec {
+            record: rec,
+            runtime,
+            process_file: file,
+            log_file,
+        })
     }
 }
 

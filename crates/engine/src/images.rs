@@ -404,7 +404,12 @@ impl Images {
         path: &Path,
         report: &(dyn Fn(PullEvent) + Sync),
     ) -> Result<Vec<Loaded>> {
-        berth_image::archive::load(&mut self.store, path, report)
+        let loaded = berth_image::archive::load(&mut self.store, path, report)?;
+        for l in &loaded {
+            let id = l.id.to_string();
+            self.event("load", &id, l.names.first().unwrap_or(&id));
+        }
+        Ok(loaded)
     }
 
     /// Makes an image of one layer from a root filesystem tarball, named
@@ -415,7 +420,13 @@ impl Images {
         name: Option<&str>,
         report: &(dyn Fn(PullEvent) + Sync),
     ) -> Result<Digest> {
-        berth_image::archive::import(&mut self.store, path, name, report)
+        let id = berth_image::archive::import(&mut self.store, path, name, report)?;
+        let i = id.to_string();
+        let named = name
+            .and_then(|n| Reference::parse(n).ok())
+            .map(|r| r.to_string());
+        self.event("import", &i, named.as_deref().unwrap_or(&i));
+        Ok(id)
     }
 
     /// Gives the image `source` (name or id) the name `target`.
@@ -470,6 +481,7 @@ impl Images {
         let dangling = self.store.dangling()?;
         for id in &dangling {
             self.store.remove_by_id(id)?;
+            self.event("delete", &id.to_string(), "");
         }
         let (layers, blobs) = self.store.gc()?;
         Ok((dangling, layers, blobs))

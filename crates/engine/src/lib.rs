@@ -18,10 +18,12 @@ pub mod follow;
 pub mod imagelist;
 pub mod images;
 pub mod info;
+pub mod inspect;
 #[cfg(test)]
 mod lifecycle_tests;
 pub mod logs;
 pub mod paths;
+pub mod query;
 pub mod records;
 pub mod rootfs;
 pub mod runtime;

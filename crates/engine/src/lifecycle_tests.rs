@@ -985,3 +985,49 @@ fn boot_candidates_follow_the_restart_policy() {
         .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn refresh_records_each_restart_by_policy_once_as_die_and_start() {
+    let mut w = World::new();
+    let rec = w.container("web", Status::Running);
+    let restarted = |restarts: u32, status: MonitorStatus| MonitorState {
+        monitor_pid: w.monitor.as_ref().map_or(0, |c| c.id() as i32),
+        pid: INIT,
+        status,
+        started: 10,
+        exit_code: 3,
+        restarts,
+        ..MonitorState::default()
+    };
+    std::fs::write(
+        w.monitor_state_path(),
+        restarted(2, MonitorStatus::Running).to_text(),
+    )
+    .unwrap();
+    let r = w.engine.refresh(rec.clone()).unwrap();
+    assert_eq!(r.state.restarts, 2);
+    assert_eq!(w.events(), ["die", "start", "die", "start"]);
+    // Another refresh (of the stale record too) finds nothing new.
+    w.engine.refresh(rec.clone()).unwrap();
+    w.engine.refresh(r).unwrap();
+    assert_eq!(w.events().len(), 4);
+    // The last die carries the exit code the state holds.
+    let all = w.engine.records.events_after(0, 100).unwrap();
+    assert_eq!(all[2].1.actor.attributes.get("exitCode").unwrap(), "3");
+    assert!(!all[0].1.actor.attributes.contains_key("exitCode"));
+    // Waiting to restart: its die, once; then its start.
+    std::fs::write(
+        w.monitor_state_path(),
+        restarted(2, MonitorStatus::Restarting).to_text(),
+    )
+    .unwrap();
+    w.engine.refresh(rec.clone()).unwrap();
+    w.engine.refresh(rec.clone()).unwrap();
+    std::fs::write(
+        w.monitor_state_path(),
+        restarted(3, MonitorStatus::Running).to_text(),
+    )
+    .unwrap();
+    w.engine.refresh(rec).unwrap();
+    assert_eq!(w.events(), ["die", "start", "die", "start", "die", "start"]);
+}

@@ -143,6 +143,7 @@ impl Engine {
         };
         for id in victims {
             self.images.remove_by_id(&id)?;
+            self.record_event("image", "delete", &id.to_string(), Default::default());
             r.images.push(id.to_string());
         }
         let (layers, blobs) = self.images.gc()?;
