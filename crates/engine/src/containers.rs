@@ -352,6 +352,22 @@ impl Engine {
             // warns), and `stop` never fails on it.
             spec.process.stop_signal = Some("SIGTERM".into());
         }
+        // The user namespace's maps, tried now for the spec's checks
+        // (an error says what to change); picked again below in the
+        // transaction that records them, so that no two containers take
+        // one `auto` range.
+        let userns_in_use = || -> Result<Vec<crate::userns::Userns>> {
+            Ok(self
+                .records
+                .all()?
+                .into_iter()
+                .filter_map(|r| r.spec.namespaces.user_maps)
+                .collect())
+        };
+        spec.namespaces.user_maps = match spec.namespaces.user {
+            crate::userns::UsernsMode::Host => None,
+            ref m => crate::usermaps::pick(m, userns_in_use()?)?,
+        };
         let id = paths::new_id()?;
         let name = name.map_or_else(|| paths::random_name(&id), str::to_string);
         // The options must make a spec before anything is recorded (the
@@ -377,7 +393,7 @@ impl Engine {
         // removed by prune; the record always exists before its directory,
         // so prune never races create).
         let holder = format!("container:{id}");
-        let rec = Record {
+        let mut rec = Record {
             id: id.clone(),
             name,
             image: image.to_string(),
@@ -386,8 +402,14 @@ impl Engine {
             spec,
             state: RunState::default(),
         };
-        self.images
-            .hold_with(image_id, &holder, |db| Records::insert_in(db, &rec))?;
+        self.images.hold_with(image_id, &holder, |db| {
+            if rec.spec.namespaces.user_maps.is_some() {
+                let in_use = Records::user_maps_in(db)?;
+                rec.spec.namespaces.user_maps =
+                    crate::usermaps::pick(&rec.spec.namespaces.user, in_use)?;
+            }
+            Records::insert_in(db, &rec)
+        })?;
         let done = std::fs::create_dir_all(&dir)
             .map_err(io(format!("create {}", dir.display())))
             .and_then(|()| self.attach_volumes(&rec, &image_config));
@@ -759,6 +781,17 @@ impl Engine {
                 layers.push(init);
             }
         }
+        if let Some(u) = &rec.spec.namespaces.user_maps {
+            return crate::rootfs::mount_idmapped(
+                &layers,
+                &self.paths.container(&rec.id),
+                &self.paths.rootfs(&rec.id),
+                &self.paths.root.join("empty"),
+                rec.spec.lifecycle.auto_remove,
+                u,
+                crate::rootfs::LayerMounts::Detached,
+            );
+        }
         crate::rootfs::mount(
             &layers,
             &self.paths.container(&rec.id),
@@ -844,7 +877,14 @@ impl Engine {
                 .iter()
                 .any(|m| m.kind == MountType::Volume && m.destination == dest && m.nocopy);
             if !nocopy {
-                crate::files::copy_up(rootfs, &dest, &self.paths.volume_data(&name))?;
+                let data = self.paths.volume_data(&name);
+                match &c.namespaces.user_maps {
+                    Some(u) => {
+                        let staging = self.paths.container(&rec.id).join("volume-copy");
+                        crate::usermaps::copy_up(rootfs, &dest, &data, &staging, u)?;
+                    }
+                    None => crate::files::copy_up(rootfs, &dest, &data)?,
+                }
             }
         }
         let json = spec::generate_json(image, &user, c, &host)?;
