@@ -3421,3 +3421,79 @@ fn sub_cgroups_a_container_made_go_with_it() {
         host_dir(&id).display()
     );
 }
+
+/// An image layer a process killed while mounting an idmapped root left
+/// attached in a container's directory (`idmapped/0`) is detached by
+/// `rm`, and by `system prune` in an orphaned directory or the trash:
+/// never emptied with the container's directory (its files are the
+/// image's, shared by every container of it).
+#[test]
+fn a_layer_left_attached_in_a_containers_directory_survives_rm_and_prune() {
+    let env = Env::new();
+    let img = image(&env);
+    let layer = std::fs::read_dir(env.layers_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir() && !p.to_string_lossy().ends_with(".init"))
+        .expect("the image's layer");
+    let count = |p: &Path| {
+        let o = std::process::Command::new("find").arg(p).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).lines().count()
+    };
+    let files = count(&layer);
+    assert!(
+        files > 10 && layer.join("bin/busybox").exists(),
+        "{}",
+        layer.display()
+    );
+    let attach = |dir: &Path| {
+        let at = dir.join("idmapped/0");
+        std::fs::create_dir_all(&at).unwrap();
+        let st = std::process::Command::new("mount")
+            .arg("--bind")
+            .arg(&layer)
+            .arg(&at)
+            .status()
+            .unwrap();
+        assert!(st.success(), "bind {} on {}", layer.display(), at.display());
+    };
+    let mounted = |dir: &Path| {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&dir.to_string_lossy().into_owned())
+    };
+    let id = env
+        .berth(&["create", img, "true"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let dir = env.root.path().join("containers").join(&id);
+    attach(&dir);
+    env.berth(&["rm", &id]).ok();
+    assert_eq!(count(&layer), files, "rm deleted the layer's files");
+    assert!(!dir.exists() && !mounted(&dir));
+    // Orphaned (no record) and in the trash: `system prune`.
+    let (orphan, trashed) = (
+        env.root.path().join("containers").join("a".repeat(64)),
+        env.root.path().join("trash").join("b".repeat(64)),
+    );
+    attach(&orphan);
+    attach(&trashed);
+    let o = env.berth(&["system", "prune", "-f"]);
+    let left: Vec<_> = [&orphan, &trashed]
+        .into_iter()
+        .filter(|d| mounted(d))
+        .collect();
+    for d in &left {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(d.join("idmapped/0"))
+            .status();
+    }
+    assert_eq!(count(&layer), files, "prune deleted the layer's files");
+    assert!(left.is_empty(), "left mounted: {left:?}");
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(!orphan.exists() && !trashed.exists());
+}

@@ -279,6 +279,36 @@ fn hostile_idmap_mappings_are_refused() {
     }
 }
 
+/// Each distinct pair of mappings among a container's idmapped mounts costs
+/// a user namespace of its own: 64 are made, more are refused (berth's
+/// limit) naming it; mounts sharing mappings share one.
+#[test]
+fn distinct_idmap_mappings_are_capped() {
+    let rt = Runtime::new();
+    let src = source(&[("a", 0)]);
+    for (n, shared) in [(64u32, false), (65, false), (200, true)] {
+        let mut b = Bundle::new(&["cat", "/m0/a"]);
+        for i in 0..n {
+            let maps = map(0, SHIFT + if shared { 0 } else { i }, 1);
+            b.add_mount(bind(&format!("/m{i}"), src.path(), &["bind"], Some(maps)));
+        }
+        let o = rt.run(&b);
+        if n == 65 && is_berth() {
+            assert_ne!(o.code, 0, "65 distinct mappings were accepted");
+            assert!(
+                o.stderr
+                    .contains("more than 64 distinct uidMappings/gidMappings"),
+                "{}",
+                o.stderr
+            );
+            assert_ne!(rt.exec(&["state", &b.id]).code, 0, "a container was left");
+        } else if n != 65 {
+            assert_eq!(o.code, 0, "{n} mounts (shared {shared}): {}", o.stderr);
+            assert_eq!(o.stdout, "a");
+        }
+    }
+}
+
 /// `features` says idmapped mounts work, and they do (the tests above).
 #[test]
 fn features_report_idmap_enabled() {
@@ -354,40 +384,62 @@ fn a_rootless_runtime_refuses_idmapped_mounts_clearly() {
     }
 }
 
-/// What the host mounted inside an idmapped rbind's source stays locked
-/// to it, as in a plain rbind: root of the container (with CAP_SYS_ADMIN
-/// in its user namespace) cannot unmount it to see what it covers. (An
-/// idmapped tree cloned on the host side has no locked submounts; the
-/// init clones the source in the container's mount namespace and the
-/// runtime only makes that clone idmapped.)
+/// What the host mounted inside an rbind's source stays locked to it, idmapped
+/// or not: root of the container (with CAP_SYS_ADMIN in its user namespace)
+/// cannot unmount it to see what it covers. Also for a source under a 0700
+/// directory of root's, which the container's root may not traverse: the
+/// runtime opens the source in the init's mount namespace and the init
+/// clones that (a tree cloned on the host side has no locked submounts).
 #[test]
 fn an_idmapped_rbinds_submounts_stay_locked() {
     let rt = Runtime::new();
-    let src = source(&[("top", 0)]);
-    std::fs::create_dir_all(src.path().join("sub")).unwrap();
-    std::fs::write(src.path().join("sub/hidden"), "under the mount").unwrap();
-    let _sub = HostTmpfs::at(&src.path().join("sub"));
-    std::fs::write(src.path().join("sub/f"), "f").unwrap();
-    for opts in [&["rbind", "ridmap"][..], &["rbind", "idmap"][..]] {
-        let mut b = userns_bundle(&[
-            "sh",
-            "-c",
-            "umount /r/sub 2>/dev/null && echo unmounted; umount -l /r/sub 2>/dev/null && echo detached; ls /r/sub",
-        ]);
-        b.add_mount(bind("/r", src.path(), opts, None));
-        let admin = json!(["CAP_SYS_ADMIN"]);
-        b.process().set_capabilities(Some(
-            serde_json::from_value(
-                json!({"bounding": admin, "effective": admin, "permitted": admin}),
-            )
-            .unwrap(),
-        ));
-        let o = rt.run(&b);
-        assert_eq!(o.code, 0, "{opts:?}: {}", o.stderr);
-        assert_eq!(
-            o.stdout.trim(),
-            "f",
-            "{opts:?}: the host's submount could be removed"
-        );
+    // SAFETY: geteuid cannot fail.
+    assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root");
+    let reachable = source(&[("top", 0)]);
+    let hidden_parent = tempfile::Builder::new()
+        .prefix("berth-idmap-0700")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(
+        hidden_parent.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let hidden = hidden_parent.path().join("src");
+    std::fs::create_dir(&hidden).unwrap();
+    std::fs::set_permissions(&hidden, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let mut subs = Vec::new();
+    for src in [reachable.path(), hidden.as_path()] {
+        std::fs::create_dir_all(src.join("sub")).unwrap();
+        std::fs::write(src.join("sub/hidden"), "under the mount").unwrap();
+        subs.push(HostTmpfs::at(&src.join("sub")));
+        std::fs::write(src.join("sub/f"), "f").unwrap();
+        for opts in [
+            &["rbind", "ridmap"][..],
+            &["rbind", "idmap"][..],
+            &["rbind"][..],
+        ] {
+            let mut b = userns_bundle(&[
+                "sh",
+                "-c",
+                "umount /r/sub 2>/dev/null && echo unmounted; umount -l /r/sub 2>/dev/null && echo detached; ls /r/sub",
+            ]);
+            b.add_mount(bind("/r", src, opts, None));
+            let admin = json!(["CAP_SYS_ADMIN"]);
+            b.process().set_capabilities(Some(
+                serde_json::from_value(
+                    json!({"bounding": admin, "effective": admin, "permitted": admin}),
+                )
+                .unwrap(),
+            ));
+            let o = rt.run(&b);
+            let at = src.display();
+            assert_eq!(o.code, 0, "{at} {opts:?}: {}", o.stderr);
+            assert_eq!(
+                o.stdout.trim(),
+                "f",
+                "{at} {opts:?}: the host's submount could be removed"
+            );
+        }
     }
 }

@@ -1621,6 +1621,9 @@ impl Engine {
                 }
             }
         }
+        // Layers a killed mount left attached in it are detached first
+        // (remove_all refuses to cross into them, and so must the trash).
+        crate::rootfs::detach_idmapped(&dir);
         if dir.exists() && !(to_trash && self.move_to_trash(&rec.id)) {
             berth_image::remove_all(&dir)?;
         }

@@ -146,6 +146,9 @@ fn mount_with(
     for d in [dir.join("upper"), dir.join("work"), target.clone()] {
         std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
     }
+    // What a mount killed before it detached its attached layers left
+    // (see `attached_layers`): detached whether or not the overlay is up.
+    detach_idmapped(dir);
     if is_mounted(&target) {
         return Ok(target);
     }
@@ -258,6 +261,24 @@ fn idmapped_layers(
                 _ => io(format!("make image layer {} an idmapped mount", l.display()))(e),
             }
         })?;
+        // Read-only: a layer is the image's, shared by its containers, and
+        // nothing writes to a lower layer through the overlay; an
+        // attached clone left behind (see `attached_layers`) cannot then
+        // be written through either. Private: not in the store mount's
+        // peer group.
+        berth_sys::mount::mount_setattr(
+            tree.as_fd(),
+            false,
+            &berth_sys::mount::MountAttr {
+                attr_set: berth_sys::mount::MOUNT_ATTR_RDONLY,
+                propagation: libc::MS_PRIVATE,
+                ..Default::default()
+            },
+        )
+        .map_err(io(format!(
+            "make the idmapped mount of image layer {} read-only",
+            l.display()
+        )))?;
         let path = PathBuf::from(format!("/proc/self/fd/{}", tree.as_raw_fd()));
         out.push((tree, path));
     }
@@ -265,8 +286,11 @@ fn idmapped_layers(
 }
 
 /// Runs `f` with the paths of `layers` attached under `staging` (each at
-/// `staging`/N, private), then detaches them all, whatever `f` returned.
-/// What an earlier run killed in between left there is detached first.
+/// `staging`/N), then detaches them all, whatever `f` returned. `staging`
+/// is first made a private mount of its own (bound onto itself), so that
+/// under a shared parent (systemd makes / shared) no attached layer
+/// propagates to the parent's peers. What an earlier run killed in
+/// between left there is detached first.
 fn attached_layers<T>(
     staging: &Path,
     layers: Vec<(std::os::fd::OwnedFd, PathBuf)>,
@@ -274,6 +298,14 @@ fn attached_layers<T>(
 ) -> Result<T> {
     use std::os::fd::AsFd;
     detach_staged(staging);
+    std::fs::create_dir_all(staging).map_err(io(format!("create {}", staging.display())))?;
+    let s = berth_sys::cstr(staging).map_err(io("mount path"))?;
+    berth_sys::mount::mount(Some(&s), &s, None, libc::MS_BIND, None)
+        .and_then(|()| berth_sys::mount::mount(None, &s, None, libc::MS_PRIVATE, None))
+        .map_err(|e| {
+            detach_staged(staging);
+            io(format!("make {} a private mount", staging.display()))(e)
+        })?;
     let mut paths = Vec::with_capacity(layers.len());
     let mut result = Ok(());
     for (i, (tree, _)) in layers.iter().enumerate() {
@@ -297,17 +329,36 @@ fn attached_layers<T>(
     r
 }
 
-/// Detaches and removes what is mounted under `staging`/N.
+/// Detaches what a mount of `dir`'s idmapped root attached under
+/// `dir`/idmapped and did not detach (a process killed in between), and
+/// removes those mount points: before `dir` is removed (whose removal
+/// would otherwise cross into the image's layers) or mounted again.
+pub fn detach_idmapped(dir: &Path) {
+    detach_staged(&dir.join("idmapped"));
+}
+
+/// Detaches and removes what is mounted under `staging`/N, and `staging`'s
+/// own mount.
 fn detach_staged(staging: &Path) {
+    // Each mount stacked there, however many (EINVAL: none is left).
+    let detach = |p: &Path| {
+        if let Ok(c) = berth_sys::cstr(p) {
+            for _ in 0..64 {
+                if berth_sys::mount::umount2(&c, libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW).is_err()
+                {
+                    break;
+                }
+            }
+        }
+    };
     let Ok(entries) = std::fs::read_dir(staging) else {
         return;
     };
     for e in entries.flatten() {
-        if let Ok(c) = berth_sys::cstr(e.path()) {
-            let _ = berth_sys::mount::umount2(&c, libc::MNT_DETACH);
-        }
+        detach(&e.path());
         let _ = std::fs::remove_dir(e.path());
     }
+    detach(staging);
     let _ = std::fs::remove_dir(staging);
 }
 
@@ -575,6 +626,58 @@ pub fn check_propagation(source: &Path, mode: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Layers attached under a shared parent (systemd makes / shared) are
+    /// private: the staging directory is a private mount of its own, and
+    /// nothing attached there reaches the parent's peers. Needs root.
+    #[test]
+    fn layers_attached_under_a_shared_parent_are_private() {
+        use std::os::fd::AsFd;
+        let tmp = tempfile::tempdir().unwrap();
+        let parent = tmp.path().join("shared");
+        let layer = tmp.path().join("layer");
+        std::fs::create_dir_all(&parent).unwrap();
+        std::fs::create_dir_all(&layer).unwrap();
+        let p = berth_sys::cstr(&parent).unwrap();
+        berth_sys::mount::mount(Some(&p), &p, None, libc::MS_BIND, None)
+            .expect("bind a directory (the test needs root)");
+        berth_sys::mount::mount(None, &p, None, libc::MS_SHARED, None).unwrap();
+        let dir = berth_sys::fs::open(
+            &layer,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        )
+        .unwrap();
+        let tree =
+            berth_sys::mount::open_tree(dir.as_fd(), berth_sys::mount::OPEN_TREE_CLONE).unwrap();
+        let staging = parent.join("idmapped");
+        let seen = attached_layers(&staging, vec![(tree, layer.clone())], |paths| {
+            let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+            Ok(paths
+                .iter()
+                .chain([&staging])
+                .map(|at| {
+                    let line = info
+                        .lines()
+                        .rfind(|l| l.split(' ').nth(4) == Some(&*at.to_string_lossy()))
+                        .unwrap_or_default()
+                        .to_string();
+                    (at.clone(), line)
+                })
+                .collect::<Vec<_>>())
+        });
+        let _ = berth_sys::mount::umount2(&p, libc::MNT_DETACH);
+        for (at, line) in seen.unwrap() {
+            assert!(!line.is_empty(), "{} is not a mount", at.display());
+            let optional = line.split(" - ").next().unwrap_or_default();
+            assert!(
+                !optional.contains("shared:"),
+                "{} propagates: {line}",
+                at.display()
+            );
+        }
+        assert!(!staging.exists());
+    }
 
     #[test]
     fn a_paths_mount_and_its_propagation_are_found() {

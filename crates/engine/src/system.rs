@@ -183,6 +183,7 @@ impl Engine {
                 std::fs::remove_dir_all(&run).map_err(io(format!("remove {}", run.display())))?;
             }
             let dir = self.paths.container(&id);
+            crate::rootfs::detach_idmapped(&dir);
             if dir.exists() {
                 berth_image::remove_all(&dir)?;
             }
@@ -193,6 +194,7 @@ impl Engine {
         // emptied the trash (or is emptying it now: then both try).
         for id in ids(self.paths.root.join("trash")) {
             let dir = self.paths.trash(&id);
+            crate::rootfs::detach_idmapped(&dir);
             if berth_image::remove_all(&dir).is_ok() && !dir.exists() {
                 n += 1;
             }

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use berth_sys::userns::{check_map, IdRange};
 use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// Container ids in an `auto` namespace unless `size=` says otherwise
 /// (Podman's and Docker's usual 65536: every 16-bit id).
@@ -101,13 +102,33 @@ impl Userns {
     }
 
     /// The kernel's checks, before anything is made: see
-    /// [`berth_sys::userns::check_map`].
-    pub fn check(&self) -> Result<()> {
-        for (option, m) in [("--uidmap", &self.uids), ("--gidmap", &self.gids)] {
-            check_map(&ranges(m)).map_err(|msg| opt(option, msg))?;
+    /// [`berth_sys::userns::check_map`]. The error names where the maps
+    /// came from (`from`), for the user to fix that.
+    pub fn check(&self, from: MapsFrom<'_>) -> Result<()> {
+        for (flag, file, m) in [
+            ("--uidmap", "/etc/subuid", &self.uids),
+            ("--gidmap", "/etc/subgid", &self.gids),
+        ] {
+            check_map(&ranges(m)).map_err(|msg| match from {
+                MapsFrom::Flags => opt(flag, msg),
+                MapsFrom::Subids { mode, owner } => opt(
+                    "--userns",
+                    format!("{mode}: the map made from the entries for {owner:?} in {file} is one the kernel refuses: {msg}; correct those entries"),
+                ),
+            })?;
         }
         Ok(())
     }
+}
+
+/// Where a user namespace's maps came from, as its errors name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapsFrom<'a> {
+    /// `--uidmap`/`--gidmap`.
+    Flags,
+    /// `--userns` `mode` (auto, keep-id), from the subordinate id entries
+    /// of `owner` in /etc/subuid and /etc/subgid.
+    Subids { mode: &'a str, owner: &'a str },
 }
 
 fn opt(option: &str, msg: impl Into<String>) -> Error {
@@ -151,7 +172,7 @@ pub fn parse(userns: Option<&str>, uidmap: &[String], gidmap: &[String]) -> Resu
                 .collect::<Result<Vec<_>>>()?
         };
         let u = Userns { uids, gids };
-        u.check()?;
+        u.check(MapsFrom::Flags)?;
         return Ok(UsernsMode::Maps {
             uids: u.uids,
             gids: u.gids,
@@ -325,11 +346,50 @@ impl Host {
     }
 }
 
+/// The engine-wide lock that `auto` ranges are chosen under
+/// ([`crate::containers::Engine::userns_lock`]): an exclusive flock,
+/// released when dropped (or when the process dies).
+pub struct UsernsLock(#[allow(dead_code)] std::os::fd::OwnedFd);
+
+impl UsernsLock {
+    /// Takes the lock on `file` (made if missing), waiting for it.
+    pub fn acquire(file: &Path) -> Result<UsernsLock> {
+        use std::os::fd::AsFd;
+        let fd = berth_sys::fs::open(file, libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC, 0o600)
+            .map_err(crate::error::io(format!(
+            "open the user namespace lock {}",
+            file.display()
+        )))?;
+        berth_sys::fs::flock(fd.as_fd(), true, false).map_err(crate::error::io(format!(
+            "lock {} (to choose a free range of subordinate ids)",
+            file.display()
+        )))?;
+        Ok(UsernsLock(fd))
+    }
+}
+
+impl crate::containers::Engine {
+    /// The lock for choosing a container's user namespace: held from
+    /// reading the other containers' maps (for [`Host::read`]) through
+    /// [`compute`] until the new container's record, with its maps, is
+    /// stored, so that two `create`s with `--userns auto` cannot both
+    /// find the same range free.
+    pub fn userns_lock(&self) -> Result<UsernsLock> {
+        UsernsLock::acquire(&self.paths.run_root.join("locks").join("userns"))
+    }
+}
+
 /// The container's user namespace for `mode` on `host` (`None`: the
 /// host's). Errors say what to change: the flag, or the subordinate id
 /// files.
-pub fn compute(mode: &UsernsMode, host: &Host) -> Result<Option<Userns>> {
-    let u = match mode {
+///
+/// `_held`: the caller holds the engine's user namespace lock, taken
+/// before it read `host.in_use` and kept until the container's record is
+/// stored (see [`crate::containers::Engine::userns_lock`]); `auto` picks a
+/// range free of `host.in_use`, which is only true under it.
+pub fn compute(mode: &UsernsMode, host: &Host, _held: &UsernsLock) -> Result<Option<Userns>> {
+    let owner = host.owner();
+    let (u, from) = match mode {
         UsernsMode::Host => return Ok(None),
         UsernsMode::Maps { uids, gids } => {
             let u = Userns {
@@ -339,7 +399,7 @@ pub fn compute(mode: &UsernsMode, host: &Host) -> Result<Option<Userns>> {
             if host.uid != 0 {
                 within_subids(&u, host)?;
             }
-            u
+            (u, MapsFrom::Flags)
         }
         UsernsMode::Auto { size } => {
             let size = size.unwrap_or(AUTO_SIZE);
@@ -351,7 +411,7 @@ pub fn compute(mode: &UsernsMode, host: &Host) -> Result<Option<Userns>> {
             };
             let uid = pick("/etc/subuid", &host.subuid, &|u| &u.uids)?;
             let gid = pick("/etc/subgid", &host.subgid, &|u| &u.gids)?;
-            Userns {
+            let u = Userns {
                 uids: vec![IdMap {
                     container_id: 0,
                     host_id: uid,
@@ -362,7 +422,12 @@ pub fn compute(mode: &UsernsMode, host: &Host) -> Result<Option<Userns>> {
                     host_id: gid,
                     size,
                 }],
-            }
+            };
+            let from = MapsFrom::Subids {
+                mode: "auto",
+                owner: &owner,
+            };
+            (u, from)
         }
         UsernsMode::KeepId { uid, gid } => {
             if host.uid == 0 {
@@ -371,8 +436,7 @@ pub fn compute(mode: &UsernsMode, host: &Host) -> Result<Option<Userns>> {
                     "keep-id keeps the ids of the user running berth, and that is root: use --userns auto, or --uidmap/--gidmap",
                 ));
             }
-            let owner = host.owner();
-            Userns {
+            let u = Userns {
                 uids: keep_id(
                     host.uid,
                     uid.unwrap_or(host.uid),
@@ -385,10 +449,15 @@ pub fn compute(mode: &UsernsMode, host: &Host) -> Result<Option<Userns>> {
                     &host.subids(&host.subgid),
                 )
                 .map_err(|m| opt("--userns", format!("keep-id: /etc/subgid: {owner}: {m}")))?,
-            }
+            };
+            let from = MapsFrom::Subids {
+                mode: "keep-id",
+                owner: &owner,
+            };
+            (u, from)
         }
     };
-    u.check()?;
+    u.check(from)?;
     Ok(Some(u))
 }
 
@@ -541,6 +610,16 @@ mod tests {
         }
     }
 
+    /// The lock [`compute`] wants held, on a file of its own (no test
+    /// waits for another) in a directory kept for the tests' length.
+    fn held() -> UsernsLock {
+        static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let d = DIR.get_or_init(|| tempfile::tempdir().unwrap());
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        UsernsLock::acquire(&d.path().join(format!("lock{n}"))).unwrap()
+    }
+
     fn root_host(subids: &str) -> Host {
         Host {
             uid: 0,
@@ -659,19 +738,22 @@ mod tests {
 
     #[test]
     fn host_mode_has_no_user_namespace() {
-        assert_eq!(compute(&UsernsMode::Host, &root_host("")).unwrap(), None);
+        assert_eq!(
+            compute(&UsernsMode::Host, &root_host(""), &held()).unwrap(),
+            None
+        );
     }
 
     #[test]
     fn auto_for_root_takes_a_free_range_of_containers() {
         let mut host = root_host("root:1:5\ncontainers:100000:200000\n");
         let auto = UsernsMode::Auto { size: None };
-        let first = compute(&auto, &host).unwrap().unwrap();
+        let first = compute(&auto, &host, &held()).unwrap().unwrap();
         assert_eq!(first.uids, vec![m(0, 100000, 65536)]);
         assert_eq!(first.gids, vec![m(0, 100000, 65536)]);
         assert_eq!(first.root(), Some((100000, 100000)));
         host.in_use.push(first);
-        let second = compute(&auto, &host).unwrap().unwrap();
+        let second = compute(&auto, &host, &held()).unwrap().unwrap();
         assert_eq!(second.uids, vec![m(0, 165536, 65536)]);
         host.in_use.push(second);
         // 68928 ids are left, split by a small range at 240000.
@@ -679,18 +761,18 @@ mod tests {
             uids: vec![m(0, 240000, 10)],
             gids: vec![m(0, 240000, 10)],
         });
-        let e = msg(compute(&auto, &host));
+        let e = msg(compute(&auto, &host, &held()));
         assert!(
             e.contains("no 65536 ids of \"containers\" in /etc/subuid are free"),
             "{e}"
         );
-        let small = compute(&UsernsMode::Auto { size: Some(1000) }, &host)
+        let small = compute(&UsernsMode::Auto { size: Some(1000) }, &host, &held())
             .unwrap()
             .unwrap();
         assert_eq!(small.uids, vec![m(0, 231072, 1000)]);
         let big = UsernsMode::Auto { size: Some(59990) };
         assert_eq!(
-            compute(&big, &host).unwrap().unwrap().uids,
+            compute(&big, &host, &held()).unwrap().unwrap().uids,
             vec![m(0, 240010, 59990)]
         );
     }
@@ -700,6 +782,7 @@ mod tests {
         let e = msg(compute(
             &UsernsMode::Auto { size: None },
             &root_host("alice:1:100000"),
+            &held(),
         ));
         assert!(
             e.contains("auto needs subordinate ids for \"containers\" in /etc/subuid"),
@@ -708,7 +791,7 @@ mod tests {
         // A user draws from its own entries (by name or uid), never root's.
         let mut user = root_host("containers:100000:65536\n1000:300000:65536\n");
         (user.uid, user.gid, user.user) = (1000, 1000, Some("alice".into()));
-        let u = compute(&UsernsMode::Auto { size: None }, &user)
+        let u = compute(&UsernsMode::Auto { size: None }, &user, &held())
             .unwrap()
             .unwrap();
         assert_eq!(u.uids, vec![m(0, 300000, 65536)]);
@@ -724,6 +807,7 @@ mod tests {
                 gid: None,
             },
             &user,
+            &held(),
         )
         .unwrap()
         .unwrap();
@@ -738,6 +822,7 @@ mod tests {
                 gid: Some(5),
             },
             &user,
+            &held(),
         )
         .unwrap()
         .unwrap();
@@ -752,6 +837,7 @@ mod tests {
                 gid: None,
             },
             &root_host("containers:1:100000"),
+            &held(),
         ));
         assert!(e.contains("that is root"), "{e}");
         user.subuid.clear();
@@ -761,8 +847,60 @@ mod tests {
                 gid: None,
             },
             &user,
+            &held(),
         ));
         assert!(e.contains("/etc/subuid: alice: no subordinate ids"), "{e}");
+    }
+
+    /// Two choosers of a range take turns: the second waits for the
+    /// first's lock to go.
+    #[test]
+    fn the_userns_lock_is_held_by_one_at_a_time() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("userns");
+        let first = UsernsLock::acquire(&file).unwrap();
+        let got = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (f, g) = (file.clone(), got.clone());
+        let t = std::thread::spawn(move || {
+            let _second = UsernsLock::acquire(&f).unwrap();
+            g.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(
+            !got.load(std::sync::atomic::Ordering::SeqCst),
+            "taken while held"
+        );
+        drop(first);
+        t.join().unwrap();
+        assert!(got.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    /// A map the kernel would refuse names where it came from: the flag,
+    /// or for keep-id and auto the subordinate id entries it was made from
+    /// (never --uidmap, which was not given).
+    #[test]
+    fn a_refused_map_names_where_it_came_from() {
+        let mut user = root_host("alice:100000:65536\nalice:100000:65536\n");
+        (user.uid, user.gid, user.user) = (1000, 1000, Some("alice".into()));
+        let keep = UsernsMode::KeepId {
+            uid: None,
+            gid: None,
+        };
+        let e = msg(compute(&keep, &user, &held()));
+        assert!(
+            e.starts_with("--userns: keep-id: the map made from the entries for \"alice\" in /etc/subuid is one the kernel refuses: [")
+                && e.contains("outside ids overlap"),
+            "{e}"
+        );
+        let maps = UsernsMode::Maps {
+            uids: vec![m(0, 100000, 10), m(5, 200000, 10)],
+            gids: vec![m(0, 100000, 10)],
+        };
+        let e = msg(compute(&maps, &root_host(""), &held()));
+        assert!(
+            e.starts_with("--uidmap: [1]: its inside ids overlap"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -773,18 +911,18 @@ mod tests {
             uids: vec![m(0, 1000, 1), m(1, 100000, 65536)],
             gids: vec![m(0, 100000, 65536)],
         };
-        assert!(compute(&ok, &user).is_ok());
+        assert!(compute(&ok, &user, &held()).is_ok());
         let bad = UsernsMode::Maps {
             uids: vec![m(0, 0, 1)],
             gids: vec![m(0, 100000, 65536)],
         };
-        let e = msg(compute(&bad, &user));
+        let e = msg(compute(&bad, &user, &held()));
         assert!(
             e.starts_with("--uidmap: [0]: host ids 0..1 are neither"),
             "{e}"
         );
         // Root may map anything the kernel takes.
-        assert!(compute(&bad, &root_host("")).is_ok());
+        assert!(compute(&bad, &root_host(""), &held()).is_ok());
     }
 
     #[test]

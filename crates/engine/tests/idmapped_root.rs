@@ -126,6 +126,38 @@ fn an_idmapped_root_from_attached_layers_leaves_no_layer_mounted() {
 
 /// A store on a filesystem that cannot be idmapped (ramfs) is refused,
 /// saying so, and nothing is mounted: never a chown copy.
+/// A layer that a mount killed before it detached left attached under the
+/// container's `idmapped` directory (with the overlay up) is detached at
+/// the next mount, which finds the overlay mounted and does no more.
+#[test]
+fn a_layer_left_attached_by_a_killed_mount_is_detached_at_the_next_mount() {
+    require_root();
+    let base = tempfile::Builder::new()
+        .prefix("berth-idroot")
+        .tempdir()
+        .unwrap();
+    let b = base.path();
+    let layers = layers(b);
+    let (dir, target, empty) = (b.join("ctr"), b.join("rootfs"), b.join("empty"));
+    let how = LayerMounts::Attached;
+    rootfs::mount_idmapped(&layers, &dir, &target, &empty, false, &userns(), how).unwrap();
+    let at = dir.join("idmapped/0");
+    std::fs::create_dir_all(&at).unwrap();
+    let (src, dst) = (
+        berth_sys::cstr(&layers[0]).unwrap(),
+        berth_sys::cstr(&at).unwrap(),
+    );
+    berth_sys::mount::mount(Some(&src), &dst, None, libc::MS_BIND, None).unwrap();
+    let r = rootfs::mount_idmapped(&layers, &dir, &target, &empty, false, &userns(), how);
+    let left = mounts_under(b);
+    let _ = berth_sys::mount::umount2(&dst, libc::MNT_DETACH);
+    rootfs::unmount(&target).unwrap();
+    r.unwrap();
+    assert_eq!(left, [target.to_string_lossy().into_owned()]);
+    assert!(!dir.join("idmapped").exists());
+    assert!(layers[0].join("etc/passwd").exists());
+}
+
 #[test]
 fn a_store_that_cannot_be_idmapped_is_refused_clearly() {
     require_root();

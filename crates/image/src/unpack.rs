@@ -19,7 +19,7 @@ use crate::tar::{Entry, Kind, Reader};
 use berth_sys::fs::{self as sfs, Links};
 use std::ffi::OsStr;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -461,7 +461,11 @@ fn times(t: (i64, u32)) -> (i64, i64) {
 }
 
 /// Removes `name` in `dir`, recursively for a directory, never following
-/// a symlink.
+/// a symlink and never crossing into another mount: a directory with
+/// something mounted on it (an image layer a killed process left attached
+/// in a container's directory, say) is refused, with nothing under it
+/// touched, rather than emptied, which would delete what belongs to the
+/// mount (the shared layer's files).
 pub(crate) fn remove_all(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
     match sfs::unlinkat(dir, name, 0) {
         Err(e) if matches!(e.raw_os_error(), Some(libc::EISDIR) | Some(libc::EPERM)) => {}
@@ -473,6 +477,13 @@ pub(crate) fn remove_all(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
         libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
         0,
     )?;
+    let (outer, inner) = (mount_id(dir)?, mount_id(sub.as_fd())?);
+    if outer != inner {
+        return Err(io::Error::other(format!(
+            "{} is a mount point (mount {inner} on mount {outer}); not removing what is mounted there: unmount it, then remove again",
+            name.display()
+        )));
+    }
     let path = PathBuf::from(OsStr::from_bytes(
         berth_sys::fd_path(std::os::fd::AsRawFd::as_raw_fd(&sub)).as_bytes(),
     ));
@@ -480,4 +491,70 @@ pub(crate) fn remove_all(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
         remove_all(sub.as_fd(), Path::new(&entry?.file_name()))?;
     }
     sfs::unlinkat(dir, name, libc::AT_REMOVEDIR)
+}
+
+/// The id of the mount `fd` is on: `statx`'s `STATX_MNT_ID` (Linux 5.8),
+/// else the `mnt_id` of /proc/self/fdinfo (Linux 3.15).
+fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: statx is plain old data; all zeroes is a valid value.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid fd, an empty NUL-terminated path with AT_EMPTY_PATH,
+    // and a statx buffer we own for the length of the call.
+    let r = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    if r == 0 && stx.stx_mask & libc::STATX_MNT_ID != 0 {
+        return Ok(stx.stx_mnt_id);
+    }
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no mount id for a directory being removed (neither statx nor /proc/self/fdinfo gives one)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// A layer left attached inside a container's directory (as a process
+    /// killed while mounting an idmapped root leaves it) is not emptied by
+    /// the removal of that directory: the removal fails naming the mount,
+    /// and the layer's files survive. Needs root (a bind mount).
+    #[test]
+    fn removal_never_crosses_into_a_mount() {
+        let tmp = tempfile::tempdir().unwrap();
+        let layer = tmp.path().join("layer");
+        std::fs::create_dir_all(layer.join("etc")).unwrap();
+        std::fs::write(layer.join("etc/passwd"), "root").unwrap();
+        let dir = tmp.path().join("ctr");
+        let at = dir.join("idmapped/0");
+        std::fs::create_dir_all(&at).unwrap();
+        std::fs::write(dir.join("config"), "x").unwrap();
+        let (src, dst) = (
+            berth_sys::cstr(&layer).unwrap(),
+            berth_sys::cstr(&at).unwrap(),
+        );
+        berth_sys::mount::mount(Some(&src), &dst, None, libc::MS_BIND, None)
+            .expect("bind a directory (the test needs root)");
+        let r = crate::remove_all(&dir);
+        let _ = berth_sys::mount::umount2(&dst, libc::MNT_DETACH);
+        let e = r.expect_err("a directory holding a mount was removed");
+        assert!(e.to_string().contains("mount point"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(layer.join("etc/passwd")).unwrap(),
+            "root",
+            "the mounted layer's files were deleted"
+        );
+        assert!(Path::new(&at).is_dir());
+        // Once unmounted, it goes.
+        crate::remove_all(&dir).unwrap();
+        assert!(!dir.exists());
+    }
 }

@@ -30,6 +30,11 @@ pub enum Msg {
     Idmap { index: usize },
     /// The runtime's answer to [`Msg::Idmap`].
     IdmapDone,
+    /// Init -> runtime: open `mounts[index]`'s source, which the init may
+    /// not reach, in its mount namespace (`rootfs::BindTrees::open_source`).
+    Source { index: usize },
+    /// The runtime's answer to [`Msg::Source`], with the source's fd.
+    SourceFd,
     /// Init -> runtime: set up, waiting to be started.
     Ready,
     /// Runtime -> init (`run` only): start the user process now.

@@ -526,6 +526,10 @@ fn launch(
                 bind_trees.set_idmap(index, fd.as_fd())?;
                 chan.send(&Msg::IdmapDone)?;
             }
+            Msg::Source { index } => {
+                let src = bind_trees.open_source(index, pid, pidfd.as_fd())?;
+                chan.send_fd(&Msg::SourceFd, src.as_fd())?;
+            }
             Msg::MountsDone => {
                 let st = rec.oci(Status::Creating);
                 if let Some(h) = spec.hooks() {

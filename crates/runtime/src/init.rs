@@ -43,8 +43,8 @@ pub(crate) struct InitArgs<'a> {
     pub console: Option<&'a OwnedFd>,
     /// Namespaces to join, opened by the runtime: (CLONE_NEW* flag, fd).
     pub ns_fds: &'a [(i32, OwnedFd)],
-    /// With a user namespace: bind sources cloned by the runtime, by mount
-    /// index (see `rootfs::bind_trees`); empty otherwise.
+    /// Without a user namespace: idmapped bind sources cloned by the
+    /// runtime, by mount index (see `rootfs::bind_trees`).
     pub bind_trees: &'a [Option<OwnedFd>],
     pub no_pivot: bool,
     pub preserve_fds: u32,

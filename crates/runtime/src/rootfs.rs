@@ -40,31 +40,34 @@ pub(crate) struct Rootfs<'a> {
     /// its submounts (pts, shm, mqueue) and device nodes can be made, and
     /// made read-only in `finalize` (runc does the same).
     pub dev_readonly: std::cell::Cell<bool>,
-    /// With a user namespace: the bind mounts' detached trees, cloned by
-    /// the runtime with its own privileges before the clone (`None` for the
-    /// other mounts), by index in `mounts`. See [`bind_trees`].
+    /// Without a user namespace: the idmapped mounts' detached trees,
+    /// made by the runtime before the clone (`None` for the other mounts),
+    /// by index in `mounts`. See [`bind_trees`].
     pub bind_trees: &'a [Option<OwnedFd>],
     /// The channel to the runtime (see [`Self::request_idmap`]).
     pub chan: &'a crate::channel::Channel,
 }
 
-/// The detached mount trees the runtime prepares, with its own privileges
-/// before the clone, by index in `mounts` (`None` for the others):
+/// What the runtime prepares for the bind mounts before the clone, by
+/// index in `mounts`:
 ///
-/// - With a user namespace, every bind mount's. The init, root only of
-///   its new user namespace, may not traverse the host directories a bind
-///   source lies in (a 0700 parent of root's is common: /root,
-///   /var/lib/...); runc opens bind sources in the runtime for the same
-///   reason. Each source is cloned here (`open_tree(OPEN_TREE_CLONE)`) with
-///   its `ro`/`nosuid`/... attributes set while it is still ours to set,
-///   and the init attaches the tree with `move_mount` when it may not open
-///   the source itself.
-/// - Idmapped mounts' (`idmap`, `ridmap`, `uidMappings`), with or without a
-///   user namespace: `MOUNT_ATTR_IDMAP` needs privilege over the source's
-///   filesystem, which only the runtime has. With a user namespace the
-///   init attaches its own clone instead, which the runtime idmaps
-///   ([`BindTrees::set_idmap`]), and this one only when it may not reach
-///   the source.
+/// - Idmapped mounts' (`idmap`, `ridmap`, `uidMappings`):
+///   `MOUNT_ATTR_IDMAP` needs privilege over the source's filesystem,
+///   which only the runtime has. The user namespace holding the maps is
+///   made here. Without a user namespace the runtime's idmapped clone of
+///   the source is attached by the init (the host's root: no submount is
+///   locked for it anyway). With one, the init clones the source in its
+///   own mount namespace and the runtime makes that clone idmapped
+///   ([`BindTrees::set_idmap`]).
+/// - With a user namespace, every bind mount's source, for
+///   [`BindTrees::open_source`]: the init, root only of its new user
+///   namespace, may not traverse the host directories a bind source lies
+///   in (a 0700 parent of root's is common: /root, /var/lib/...). It then
+///   has the runtime open the source in the init's mount namespace and
+///   clones that. Never a tree the runtime cloned in the host's mount
+///   namespace: the host's submounts in it would not be locked, and the
+///   container's root (`CAP_SYS_ADMIN` in its user namespace) could
+///   unmount them to see what they cover.
 pub(crate) fn bind_trees(
     spec: &Spec,
     bundle: &Path,
@@ -79,11 +82,15 @@ pub(crate) fn bind_trees(
         let typ = mounts::mount_type(m, &opts);
         let idmap = mounts::idmap_of(m, &opts);
         out.idmaps.push(None);
+        out.trees.push(None);
+        out.sources.push(None);
         if !(typ == "bind" || opts.is_bind()) || (!userns && idmap.is_none()) {
-            out.trees.push(None);
             continue;
         }
         let src = bind_source(m, bundle);
+        if userns {
+            out.sources[i] = Some(src.clone());
+        }
         if let Some(idm) = idmap {
             let at = |e: String| {
                 Error::Usage(format!("mounts[{i}] ({}): {e}", m.destination().display()))
@@ -95,25 +102,18 @@ pub(crate) fn bind_trees(
             let n = out
                 .userns_for(&idm, spec, ns)
                 .map_err(|e| at(e.to_string()))?;
-            let tree = clone_source(
-                &src,
-                &opts,
-                true,
-                Some((out.namespaces[n].1.as_fd(), idm.recursive)),
-            )
-            .map_err(|e| at(e.to_string()))?;
-            out.trees.push(Some(tree));
+            if !userns {
+                let tree = clone_source(
+                    &src,
+                    &opts,
+                    true,
+                    Some((out.namespaces[n].as_fd(), idm.recursive)),
+                )
+                .map_err(|e| at(e.to_string()))?;
+                out.trees[i] = Some(tree);
+            }
             out.idmaps[i] = Some((n, idm.recursive, src));
-            continue;
         }
-        // A runtime that may not clone mounts (rootless, outside a user
-        // namespace of its own) leaves it to the init, which then reports
-        // what goes wrong, as without a user namespace.
-        let tree = clone_source(&src, &opts, true, None);
-        if let Err(e) = &tree {
-            tracing::debug!("mounts[{i}]: cloning the bind source in the runtime: {e}");
-        }
-        out.trees.push(tree.ok());
     }
     Ok(out)
 }
@@ -124,16 +124,27 @@ type IdMaps = (Vec<IdRange>, Vec<IdRange>);
 /// What the runtime prepares for the bind mounts (see [`bind_trees`]).
 #[derive(Default)]
 pub(crate) struct BindTrees {
-    /// The detached trees, by index in `mounts`.
+    /// The detached idmapped trees (without a user namespace), by index
+    /// in `mounts`.
     pub trees: Vec<Option<OwnedFd>>,
+    /// With a user namespace, the bind mounts' sources, by index in
+    /// `mounts` (see [`BindTrees::open_source`]).
+    sources: Vec<Option<PathBuf>>,
     /// For an idmapped mount: the user namespace (in `namespaces`) its
     /// maps are taken from, `ridmap`, and its source.
     idmaps: Vec<Option<(usize, bool, PathBuf)>>,
     /// User namespaces holding idmapped mounts' maps: one per distinct
     /// pair of maps (`Some`), made once (see
-    /// [`berth_sys::userns::new_userns`]), or the one the container joins.
-    namespaces: Vec<(Option<IdMaps>, OwnedFd)>,
+    /// [`berth_sys::userns::new_userns`]), or the one the container joins
+    /// (`None`), by their index in `namespaces`.
+    by_maps: std::collections::HashMap<Option<IdMaps>, usize>,
+    namespaces: Vec<OwnedFd>,
 }
+
+/// The most user namespaces made for idmapped mounts' distinct maps in
+/// one container: each costs a short-lived child and a namespace, and a
+/// config with thousands of distinct maps would make thousands.
+pub(crate) const MAX_IDMAP_NAMESPACES: usize = 64;
 
 impl BindTrees {
     /// The index in `namespaces` of the user namespace with `idm`'s maps.
@@ -162,8 +173,14 @@ impl BindTrees {
                 )),
             },
         };
-        if let Some(at) = self.namespaces.iter().position(|(k, _)| *k == key) {
-            return Ok(at);
+        if let Some(at) = self.by_maps.get(&key) {
+            return Ok(*at);
+        }
+        let made = self.by_maps.keys().filter(|k| k.is_some()).count();
+        if key.is_some() && made >= MAX_IDMAP_NAMESPACES {
+            return Err(Error::Usage(format!(
+                "more than {MAX_IDMAP_NAMESPACES} distinct uidMappings/gidMappings pairs among the idmapped mounts; each needs a user namespace of its own: give mounts the same mappings, or the container's (idmap without mappings)"
+            )));
         }
         let fd = match &key {
             Some((uids, gids)) => berth_sys::userns::new_userns(uids, gids)
@@ -180,8 +197,51 @@ impl BindTrees {
                 })?
             }
         };
-        self.namespaces.push((key, fd));
+        self.namespaces.push(fd);
+        self.by_maps.insert(key, self.namespaces.len() - 1);
         Ok(self.namespaces.len() - 1)
+    }
+
+    /// Opens bind mount `index`'s source (`O_PATH`) for the init, which
+    /// may not reach it, as the init's mount namespace has it: through
+    /// /proc/`pid`/root (`pidfd`: the init's, alive when that was opened,
+    /// so the pid was its), with the source's symlinks resolved in that
+    /// root, as the init's own open would. The init clones it there; a
+    /// tree cloned from the host's mount namespace would not have the
+    /// host's submounts locked.
+    pub fn open_source(&self, index: usize, pid: i32, pidfd: BorrowedFd<'_>) -> Result<OwnedFd> {
+        let Some(src) = self.sources.get(index).and_then(|x| x.as_ref()) else {
+            return Err(Error::Usage(format!(
+                "the container process asked for the source of mounts[{index}], which is not a bind mount in a user namespace"
+            )));
+        };
+        let at = |e: std::io::Error| {
+            Error::Usage(format!(
+                "mounts[{index}].source {}: open it in the container's mount namespace: {e}",
+                src.display()
+            ))
+        };
+        let proc = sfs::open(
+            Path::new(&format!("/proc/{pid}")),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        )
+        .map_err(at)?;
+        berth_sys::process::pidfd_send_signal(pidfd, 0).map_err(at)?;
+        let root = sfs::openat(
+            proc.as_fd(),
+            Path::new("root"),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        )
+        .map_err(at)?;
+        sfs::open_in_root(
+            root.as_fd(),
+            src,
+            libc::O_PATH | libc::O_CLOEXEC,
+            sfs::Links::InRoot,
+        )
+        .map_err(at)
     }
 
     /// Makes `tree`, the init's clone of idmapped mount `index`'s source
@@ -196,7 +256,7 @@ impl BindTrees {
                 "the container process asked to idmap mounts[{index}], which is not an idmapped mount"
             )));
         };
-        smount::set_idmap(tree, self.namespaces[*n].1.as_fd(), *recursive)
+        smount::set_idmap(tree, self.namespaces[*n].as_fd(), *recursive)
             .map_err(|e| idmap_error(src, *recursive, e))
             .map_err(|e| Error::Usage(format!("mounts[{index}]: {e}")))
     }
@@ -223,11 +283,22 @@ fn clone_source(
 ) -> Result<OwnedFd> {
     let src_fd = sfs::open(src, libc::O_PATH, 0)
         .with_ctx(|| format!("open bind source {}", src.display()))?;
+    clone_fd(src_fd.as_fd(), src, opts, from_host, idmap)
+}
+
+/// [`clone_source`] of the source opened at `src_fd`.
+fn clone_fd(
+    src_fd: BorrowedFd<'_>,
+    src: &Path,
+    opts: &MountOptions,
+    from_host: bool,
+    idmap: Option<(BorrowedFd<'_>, bool)>,
+) -> Result<OwnedFd> {
     let mut flags = smount::OPEN_TREE_CLONE;
     if opts.rbind {
         flags |= libc::AT_RECURSIVE as u32;
     }
-    let tree = smount::open_tree(src_fd.as_fd(), flags)
+    let tree = smount::open_tree(src_fd, flags)
         .with_ctx(|| format!("clone mount of {}", src.display()))?;
     // A clone of a shared host mount joins the host's peer group. In the
     // container's namespace the host mounts are already what `/` was made
@@ -306,20 +377,56 @@ impl Rootfs<'_> {
     }
 
     /// Has the runtime make `tree` (our clone of idmapped mount `index`'s
-    /// source) idmapped. Its word that we are placed in our cgroups may
-    /// come first: taken as [`Self::wait_placed`] would.
+    /// source) idmapped.
     fn request_idmap(&self, index: usize, tree: &OwnedFd) -> Result<()> {
         self.chan.send_fd(&Msg::Idmap { index }, tree.as_fd())?;
+        self.await_answer("the runtime made the mount idmapped", |m| {
+            matches!(m, Msg::IdmapDone)
+        })
+        .map(drop)
+    }
+
+    /// Has the runtime open bind mount `index`'s source, which we may not
+    /// reach, in our mount namespace (see [`BindTrees::open_source`]).
+    fn request_source(&self, index: usize) -> Result<OwnedFd> {
+        self.chan.send(&Msg::Source { index })?;
+        self.await_answer("the runtime opened the bind source", |m| {
+            matches!(m, Msg::SourceFd)
+        })?
+        .ok_or_else(|| Error::Usage("the runtime sent no bind source".into()))
+    }
+
+    /// The runtime's answer (`is_it`), with its fd. Its word that we are
+    /// placed in our cgroups may come first: taken as
+    /// [`Self::wait_placed`] would.
+    fn await_answer(&self, what: &str, is_it: impl Fn(&Msg) -> bool) -> Result<Option<OwnedFd>> {
         loop {
-            match self.chan.expect("the runtime made the mount idmapped")? {
-                Msg::IdmapDone => return Ok(()),
-                Msg::Placed if self.await_placed.take().is_some() => self.placed()?,
-                other => {
+            match self.chan.expect_fd(what)? {
+                (m, fd) if is_it(&m) => return Ok(fd),
+                (Msg::Placed, _) if self.await_placed.take().is_some() => self.placed()?,
+                (other, _) => {
                     return Err(Error::Usage(format!(
-                        "unexpected message {other:?} while waiting for an idmapped mount"
+                        "unexpected message {other:?} while waiting until {what}"
                     )))
                 }
             }
+        }
+    }
+
+    /// Our clone of bind mount `index`'s source, made in our mount
+    /// namespace (where the kernel locks the submounts of what came from
+    /// the host): by path, or where we may not reach it (EACCES, EPERM)
+    /// and we have a user namespace, from the runtime's fd on it.
+    fn own_clone(&self, index: usize, src: &Path, opts: &MountOptions) -> Result<OwnedFd> {
+        match clone_source(src, opts, false, None) {
+            Err(Error::Io { cause, .. })
+                if self.userns
+                    && matches!(cause.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) =>
+            {
+                let fd = self.request_source(index)?;
+                clone_fd(fd.as_fd(), src, opts, false, None)
+            }
+            r => r,
         }
     }
 }
@@ -612,46 +719,21 @@ impl Rootfs<'_> {
         // Cloned here, in the container's mount namespace, where the
         // kernel locks the submounts of what came from the host (a
         // container's root cannot unmount them to see what they cover);
-        // the runtime's clone only where we may not reach the source.
-        // An idmapped mount: with a user namespace, our clone made
-        // idmapped by the runtime (we may not: see `BindTrees::set_idmap`),
-        // the runtime's own idmapped clone where we may not reach the
-        // source; without, the runtime's (we are the host's root: no
-        // submount is locked for us anyway).
-        if mounts::idmap_of(m, opts).is_some() {
+        // see `own_clone`. An idmapped mount: with a user namespace, our
+        // clone made idmapped by the runtime (we may not: see
+        // `BindTrees::set_idmap`); without, the runtime's (we are the
+        // host's root: no submount is locked for us anyway).
+        if mounts::idmap_of(m, opts).is_some() && !self.userns {
             let made = tree.ok_or_else(|| {
                 Error::Usage("the runtime prepared no idmapped tree for this mount".into())
             })?;
-            if self.userns {
-                match clone_source(&src, opts, false, None) {
-                    Ok(own) => {
-                        self.request_idmap(index, &own)?;
-                        return self.attach_bind(root, dest, &src, opts, &own);
-                    }
-                    Err(Error::Io { cause, .. })
-                        if matches!(
-                            cause.raw_os_error(),
-                            Some(libc::EACCES) | Some(libc::EPERM)
-                        ) => {}
-                    Err(e) => return Err(e),
-                }
-            }
             return self.attach_bind(root, dest, &src, opts, made);
         }
-        let owned;
-        let tree = match (clone_source(&src, opts, false, None), tree) {
-            (Ok(t), _) => {
-                owned = t;
-                &owned
-            }
-            (Err(Error::Io { cause, .. }), Some(t))
-                if matches!(cause.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) =>
-            {
-                t
-            }
-            (Err(e), _) => return Err(e),
-        };
-        self.attach_bind(root, dest, &src, opts, tree)
+        let own = self.own_clone(index, &src, opts)?;
+        if mounts::idmap_of(m, opts).is_some() {
+            self.request_idmap(index, &own)?;
+        }
+        self.attach_bind(root, dest, &src, opts, &own)
     }
 
     /// Attaches a bind mount's detached `tree` at `dest`.

@@ -44,8 +44,13 @@ pub enum Forked {
 /// child in that cgroup v2 directory before it runs.
 ///
 /// # Safety
-/// The caller must be single-threaded: the child gets a copy of only the
-/// calling thread, so locks held by other threads would never be released.
+/// The child gets a copy of only the calling thread: a lock another thread
+/// held (the allocator's, stdio's, ...) stays held in the child forever.
+/// So either the caller is single-threaded, or the child, until it execs
+/// or `_exit`s, makes only async-signal-safe calls (raw system calls on
+/// memory prepared before the clone: no allocation, no locks, no
+/// destructors), the rule `fork` in a multi-threaded program and
+/// `pre_exec` closures follow.
 pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<Forked> {
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
@@ -68,7 +73,8 @@ pub unsafe fn clone3(flags: u64, cgroup: Option<BorrowedFd<'_>>) -> io::Result<F
     }
     // SAFETY: args is a valid, fully initialised clone_args of the size we
     // pass; without CLONE_VM the child runs on a copy of our stack, exactly as
-    // after fork(). The caller guarantees we are single-threaded.
+    // after fork(). The caller guarantees we are single-threaded or that the
+    // child makes only async-signal-safe calls.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,

@@ -5,7 +5,7 @@
 use crate::cvt;
 use crate::process::{self as sp, Forked};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// One line of a uid_map or gid_map: ids `inner..inner+size` inside the
 /// namespace are `outer..outer+size` outside it (the OCI
@@ -75,9 +75,17 @@ pub fn map_text(map: &[IdRange]) -> String {
 /// we close the pipe (or die: its read then sees EOF). The maps are written
 /// through the files opened while it lived, which keep the namespace (the
 /// kernel checks the opener's and the writer's privileges, not the
-/// process's). The child runs only `read(2)` and `_exit(2)`: no allocation
-/// and no lock, the same rule a `pre_exec` closure follows, so this is
-/// sound in a multi-threaded process too.
+/// process's). The child runs only `close(2)`, `read(2)` and `_exit(2)`:
+/// no allocation and no lock, the same rule a `pre_exec` closure follows,
+/// so this is sound in a multi-threaded process too (see
+/// [`sp::clone3`]'s contract).
+///
+/// The child's /proc directory is found from its pidfd, not from the pid
+/// clone returned: /proc may be a procfs of another pid namespace (where
+/// that number is another process, whose namespace we would give our
+/// maps). Its `Pid:` in /proc/self/fdinfo is the child's pid as that
+/// procfs numbers it; the directory is opened by that number, and the
+/// child is still alive after (so the number was not reused).
 ///
 /// Needs CAP_SETUID and CAP_SETGID over our user namespace for maps of ids
 /// other than our own.
@@ -93,36 +101,30 @@ pub fn new_userns(uids: &[IdRange], gids: &[IdRange]) -> io::Result<OwnedFd> {
     let (rd_raw, wr_raw) = (rd.as_raw_fd(), wr.as_raw_fd());
     // SAFETY: see the function's comment: the child makes raw system calls
     // only, on memory prepared before the clone, and never returns.
-    let forked = unsafe { sp::clone3(libc::CLONE_NEWUSER as u64, None) }?;
-    let pid = match forked {
+    let forked = unsafe { sp::clone3(libc::CLONE_NEWUSER as u64 | sp::CLONE_PIDFD, None) }?;
+    let (pid, pidfd) = match forked {
         Forked::Child => {
             let mut b = 0u8;
             // SAFETY: closing our copy of the write end (so that the read
             // sees EOF once the parent's is closed), a read of one byte
-            // into a local; _exit never returns.
+            // into a local, retried only when a signal interrupted it
+            // (errno is this thread's); _exit never returns.
             unsafe {
                 libc::close(wr_raw);
-                while libc::read(rd_raw, (&mut b as *mut u8).cast(), 1) < 0 {}
+                while libc::read(rd_raw, (&mut b as *mut u8).cast(), 1) < 0 {
+                    if *libc::__errno_location() != libc::EINTR {
+                        libc::_exit(1);
+                    }
+                }
                 libc::_exit(0)
             }
         }
-        Forked::Parent { pid, .. } => pid,
+        Forked::Parent { pid, pidfd } => (pid, pidfd),
     };
     drop(rd);
-    let opened = (|| {
-        let open = |name: &str, flags: i32| {
-            crate::fs::open(
-                std::path::Path::new(&format!("/proc/{pid}/{name}")),
-                flags | libc::O_CLOEXEC,
-                0,
-            )
-        };
-        Ok::<_, io::Error>((
-            open("ns/user", libc::O_RDONLY)?,
-            open("uid_map", libc::O_WRONLY)?,
-            open("gid_map", libc::O_WRONLY)?,
-        ))
-    })();
+    let opened = pidfd
+        .ok_or_else(|| io::Error::other("clone3 gave no pidfd for the user namespace's child"))
+        .and_then(|pidfd| open_maps(pidfd.as_fd()));
     drop(wr);
     let _ = sp::waitpid(pid);
     let (ns, uid_map, gid_map) = opened?;
@@ -138,6 +140,62 @@ pub fn new_userns(uids: &[IdRange], gids: &[IdRange]) -> io::Result<OwnedFd> {
         }
     }
     Ok(ns)
+}
+
+/// `ns/user`, `uid_map` and `gid_map` of the process `pidfd` names, opened
+/// in its /proc directory as /proc numbers it (see [`new_userns`]).
+fn open_maps(pidfd: BorrowedFd<'_>) -> io::Result<(OwnedFd, OwnedFd, OwnedFd)> {
+    use std::io::Read;
+    use std::path::Path;
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    let proc = crate::fs::open(
+        Path::new("/proc"),
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )?;
+    if crate::fs::fs_magic(proc.as_fd())? != PROC_SUPER_MAGIC {
+        return Err(io::Error::other("/proc is not a procfs"));
+    }
+    let mut info = String::new();
+    std::fs::File::from(crate::fs::openat(
+        proc.as_fd(),
+        Path::new(&format!("self/fdinfo/{}", pidfd.as_raw_fd())),
+        libc::O_RDONLY | libc::O_CLOEXEC,
+        0,
+    )?)
+    .read_to_string(&mut info)?;
+    let pid = pid_in_fdinfo(&info).ok_or_else(|| {
+        io::Error::other(
+            "the user namespace's child has no pid in /proc's pid namespace (/proc is another pid namespace's)",
+        )
+    })?;
+    let dir = crate::fs::openat(
+        proc.as_fd(),
+        Path::new(&pid.to_string()),
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )?;
+    let open = |name: &str, flags: i32| {
+        crate::fs::openat(dir.as_fd(), Path::new(name), flags | libc::O_CLOEXEC, 0)
+    };
+    let opened = (
+        open("ns/user", libc::O_RDONLY)?,
+        open("uid_map", libc::O_WRONLY)?,
+        open("gid_map", libc::O_WRONLY)?,
+    );
+    // Alive (it only exits once we close the pipe): the directory was its.
+    sp::pidfd_send_signal(pidfd, 0)?;
+    Ok(opened)
+}
+
+/// The `Pid:` of a pidfd's fdinfo: the process's pid in the pid namespace
+/// of the procfs read (0: none there; -1: gone).
+fn pid_in_fdinfo(info: &str) -> Option<u32> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|p| *p > 0)
+        .and_then(|p| u32::try_from(p).ok())
 }
 
 #[cfg(test)]
@@ -176,6 +234,33 @@ mod tests {
         assert!(e.contains("outside ids overlap"), "{e}");
         let many: Vec<_> = (0..341).map(|i| r(i, 1000 + i, 1)).collect();
         assert!(check_map(&many).unwrap_err().contains("at most 340"));
+    }
+
+    #[test]
+    fn a_pidfds_pid_is_read_from_its_fdinfo() {
+        let info = "pos:\t0\nflags:\t02000002\nmnt_id:\t15\nino:\t1057\nPid:\t4242\nNSpid:\t4242\n";
+        assert_eq!(pid_in_fdinfo(info), Some(4242));
+        // Not in that procfs's pid namespace, gone, or no field at all.
+        assert_eq!(pid_in_fdinfo("Pid:\t0\n"), None);
+        assert_eq!(pid_in_fdinfo("Pid:\t-1\n"), None);
+        assert_eq!(pid_in_fdinfo("pos:\t0\n"), None);
+    }
+
+    /// A namespace with the maps asked for, named by the fd, with no
+    /// process left in it. Needs root (maps of ids other than ours).
+    #[test]
+    fn a_new_user_namespace_has_the_maps() {
+        let uids = [r(0, 100000, 65536)];
+        let gids = [r(0, 200000, 1000), r(1000, 300000, 1)];
+        let ns = new_userns(&uids, &gids).expect("make a user namespace (the test needs root)");
+        assert_eq!(
+            crate::process::ns_type(ns.as_fd()).unwrap(),
+            libc::CLONE_NEWUSER
+        );
+        // Two namespaces: two different ones.
+        let other = new_userns(&uids, &gids).unwrap();
+        let ino = |fd: &OwnedFd| crate::fs::fstat(fd.as_fd()).unwrap().st_ino;
+        assert_ne!(ino(&ns), ino(&other));
     }
 
     #[test]
