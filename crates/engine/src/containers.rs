@@ -352,21 +352,25 @@ impl Engine {
             // warns), and `stop` never fails on it.
             spec.process.stop_signal = Some("SIGTERM".into());
         }
-        // The user namespace's maps, tried now for the spec's checks
-        // (an error says what to change); picked again below in the
-        // transaction that records them, so that no two containers take
-        // one `auto` range.
-        let userns_in_use = || -> Result<Vec<crate::userns::Userns>> {
-            Ok(self
-                .records
-                .all()?
-                .into_iter()
-                .filter_map(|r| r.spec.namespaces.user_maps)
-                .collect())
-        };
-        spec.namespaces.user_maps = match spec.namespaces.user {
-            crate::userns::UsernsMode::Host => None,
-            ref m => crate::usermaps::pick(m, userns_in_use()?)?,
+        // The user namespace's maps, picked under the engine's user
+        // namespace lock, held until the record with them is stored: no
+        // two containers take one `auto` range.
+        let _userns_lock = match spec.namespaces.user {
+            crate::userns::UsernsMode::Host => {
+                spec.namespaces.user_maps = None;
+                None
+            }
+            ref m => {
+                let held = self.userns_lock()?;
+                let in_use = self
+                    .records
+                    .all()?
+                    .into_iter()
+                    .filter_map(|r| r.spec.namespaces.user_maps)
+                    .collect();
+                spec.namespaces.user_maps = crate::usermaps::pick(m, in_use, &held)?;
+                Some(held)
+            }
         };
         let id = paths::new_id()?;
         let name = name.map_or_else(|| paths::random_name(&id), str::to_string);
@@ -393,7 +397,7 @@ impl Engine {
         // removed by prune; the record always exists before its directory,
         // so prune never races create).
         let holder = format!("container:{id}");
-        let mut rec = Record {
+        let rec = Record {
             id: id.clone(),
             name,
             image: image.to_string(),
@@ -402,14 +406,8 @@ impl Engine {
             spec,
             state: RunState::default(),
         };
-        self.images.hold_with(image_id, &holder, |db| {
-            if rec.spec.namespaces.user_maps.is_some() {
-                let in_use = Records::user_maps_in(db)?;
-                rec.spec.namespaces.user_maps =
-                    crate::usermaps::pick(&rec.spec.namespaces.user, in_use)?;
-            }
-            Records::insert_in(db, &rec)
-        })?;
+        self.images
+            .hold_with(image_id, &holder, |db| Records::insert_in(db, &rec))?;
         let done = std::fs::create_dir_all(&dir)
             .map_err(io(format!("create {}", dir.display())))
             .and_then(|()| self.attach_volumes(&rec, &image_config));
@@ -879,10 +877,7 @@ impl Engine {
             if !nocopy {
                 let data = self.paths.volume_data(&name);
                 match &c.namespaces.user_maps {
-                    Some(u) => {
-                        let staging = self.paths.container(&rec.id).join("volume-copy");
-                        crate::usermaps::copy_up(rootfs, &dest, &data, &staging, u)?;
-                    }
+                    Some(u) => crate::usermaps::copy_up(rootfs, &dest, &data, u)?,
                     None => crate::files::copy_up(rootfs, &dest, &data)?,
                 }
             }

@@ -377,26 +377,6 @@ impl Records {
         Ok(())
     }
 
-    /// The user namespace maps of every container, read on `conn` inside
-    /// the caller's transaction: `create` picks a free `--userns auto`
-    /// range in the transaction that records it, so two creates cannot
-    /// take one range.
-    pub fn user_maps_in(conn: &Connection) -> Result<Vec<crate::userns::Userns>> {
-        let mut st = conn
-            .prepare("SELECT config FROM containers")
-            .map_err(db("list the containers' user namespaces"))?;
-        let configs = st
-            .query_map([], |r| r.get::<_, String>(0))
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(db("list the containers' user namespaces"))?;
-        let mut out = Vec::new();
-        for c in configs {
-            let (spec, _) = crate::specgen::from_stored(&c)?;
-            out.extend(spec.namespaces.user_maps);
-        }
-        Ok(out)
-    }
-
     pub fn all(&self) -> Result<Vec<Record>> {
         let conn = self.conn();
         let mut st = conn

@@ -26,6 +26,11 @@ pub(crate) struct Rootfs<'a> {
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
     pub userns: bool,
+    /// The stage entered the rootfs while it was still the host's root
+    /// ([`crate::init::enters_rootfs`]): the rootfs is reached from the
+    /// working directory, as its path may cross a directory the
+    /// container's root cannot search (an engine's 0700 run root).
+    pub from_cwd: bool,
     pub netns_new: bool,
     pub cgroupns_new: bool,
     pub cgroup: Option<&'a Manager>,
@@ -484,7 +489,17 @@ impl Rootfs<'_> {
         if prop & libc::MS_SHARED != 0 {
             make_parent_mount_private(self.rootfs)?;
         }
-        let rootfs_c = cstr(self.rootfs).ctx("rootfs path")?;
+        let name = self.rootfs.file_name().filter(|_| self.from_cwd);
+        // From the working directory (the rootfs): bound onto itself,
+        // then its new top mount found from its parent, which the
+        // container's root may search.
+        let (rootfs_c, top) = match name {
+            Some(n) => (c".".to_owned(), Path::new("..").join(n)),
+            None => (
+                cstr(self.rootfs).ctx("rootfs path")?,
+                self.rootfs.to_path_buf(),
+            ),
+        };
         smount::mount(
             Some(&rootfs_c),
             &rootfs_c,
@@ -496,7 +511,7 @@ impl Rootfs<'_> {
             "bind-mount the rootfs {} onto itself",
             self.rootfs.display()
         )))?;
-        let root = sfs::open(self.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
+        let root = sfs::open(&top, libc::O_PATH | libc::O_DIRECTORY, 0)
             .with_ctx(|| format!("open rootfs {}", self.rootfs.display()))?;
 
         let mounts = self.spec.mounts().as_deref().unwrap_or_default();

@@ -962,8 +962,7 @@ impl ContainerSpec {
                 uids: uids.clone(),
                 gids: gids.clone(),
             };
-            u.check()
-                .map_err(|e| err("namespaces.user", e.to_string()))?;
+            u.check(crate::userns::MapsFrom::Flags)?;
             if u.root().is_none() {
                 return Err(err(
                     "namespaces.user",
@@ -980,8 +979,10 @@ impl ContainerSpec {
                 ))
             }
             (_, Some(u)) => {
-                u.check()
-                    .map_err(|e| err("namespaces.user_maps", e.to_string()))?;
+                for (what, m) in [("uid", &u.uids), ("gid", &u.gids)] {
+                    berth_sys::userns::check_map(&crate::userns::ranges(m))
+                        .map_err(|e| err("namespaces.user_maps", format!("the {what} map: {e}")))?;
+                }
                 if u.root().is_none() {
                     return Err(err(
                         "namespaces.user_maps",
