@@ -795,7 +795,12 @@ fn build<'a>(
         .filter(|(_, own)| *own)
         .map(|(ns, _)| json!({"type": ns}))
         .collect();
-    let user_maps = cs.namespaces.user_maps.as_ref().map(|u| u.oci()).transpose()?;
+    let user_maps = cs
+        .namespaces
+        .user_maps
+        .as_ref()
+        .map(|u| u.oci())
+        .transpose()?;
     if user_maps.is_some() {
         namespaces.push(json!({"type": "user"}));
     }
