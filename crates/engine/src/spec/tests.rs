@@ -965,5 +965,8 @@ fn a_user_namespace_has_the_records_maps_and_idmapped_binds() {
         .find(|m| m["destination"] == "/data")
         .unwrap()
         .clone();
-    assert!(!data["options"].as_array().unwrap().contains(&json!("idmap")));
+    assert!(!data["options"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("idmap")));
 }

@@ -366,7 +366,10 @@ fn userns_flags_make_the_namespaces_user_mode() {
     f.uidmap = vec!["0:100000:10".into()];
     f.network = Some("host".into());
     let e = err_of(&f);
-    assert!(e.contains("--network") && e.contains("user namespace"), "{e}");
+    assert!(
+        e.contains("--network") && e.contains("user namespace"),
+        "{e}"
+    );
     f.network = None;
     f.pid = Some("host".into());
     assert!(err_of(&f).contains("--pid"));
@@ -378,7 +381,11 @@ fn userns_flags_make_the_namespaces_user_mode() {
         uids: m.clone(),
         gids: m.clone(),
     });
-    assert!(s.validate().unwrap_err().to_string().contains("namespaces.user"));
+    assert!(s
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("namespaces.user"));
     s.namespaces.user = UsernsMode::Auto { size: None };
     s.validate().unwrap();
     let off = vec![IdMap {
