@@ -489,30 +489,47 @@ impl Rootfs<'_> {
         if prop & libc::MS_SHARED != 0 {
             make_parent_mount_private(self.rootfs)?;
         }
-        let name = self.rootfs.file_name().filter(|_| self.from_cwd);
-        // From the working directory (the rootfs): bound onto itself,
-        // then its new top mount found from its parent, which the
-        // container's root may search.
-        let (rootfs_c, top) = match name {
-            Some(n) => (c".".to_owned(), Path::new("..").join(n)),
-            None => (
-                cstr(self.rootfs).ctx("rootfs path")?,
-                self.rootfs.to_path_buf(),
-            ),
+        let root = if self.from_cwd {
+            // From the working directory (the rootfs, in our mount
+            // namespace): a recursive clone of it attached onto it, the
+            // clone's fd then the new root; no path is looked up.
+            let here = sfs::open(
+                Path::new("."),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                0,
+            )
+            .with_ctx(|| {
+                format!(
+                    "open rootfs {} (the working directory)",
+                    self.rootfs.display()
+                )
+            })?;
+            let tree = smount::open_tree(
+                here.as_fd(),
+                smount::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
+            )
+            .and_then(|t| smount::move_mount(t.as_fd(), here.as_fd()).map(|()| t))
+            .map_err(mnt_err(format!(
+                "bind-mount the rootfs {} onto itself",
+                self.rootfs.display()
+            )))?;
+            tree
+        } else {
+            let rootfs_c = cstr(self.rootfs).ctx("rootfs path")?;
+            smount::mount(
+                Some(&rootfs_c),
+                &rootfs_c,
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )
+            .map_err(mnt_err(format!(
+                "bind-mount the rootfs {} onto itself",
+                self.rootfs.display()
+            )))?;
+            sfs::open(self.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
+                .with_ctx(|| format!("open rootfs {}", self.rootfs.display()))?
         };
-        smount::mount(
-            Some(&rootfs_c),
-            &rootfs_c,
-            None,
-            libc::MS_BIND | libc::MS_REC,
-            None,
-        )
-        .map_err(mnt_err(format!(
-            "bind-mount the rootfs {} onto itself",
-            self.rootfs.display()
-        )))?;
-        let root = sfs::open(&top, libc::O_PATH | libc::O_DIRECTORY, 0)
-            .with_ctx(|| format!("open rootfs {}", self.rootfs.display()))?;
 
         let mounts = self.spec.mounts().as_deref().unwrap_or_default();
         let mount_at = |i: usize, m: &Mount| {
