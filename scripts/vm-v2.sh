@@ -77,7 +77,8 @@ engine_tests() {
             diff_rename_top_stats_volumes_and_system \
             ps_is_right_after_the_monitor_is_killed_and_after_run_is_wiped \
             a_container_paused_by_its_runtime_reads_stats_resumes_and_stops \
-            sub_cgroups_a_container_made_go_with_it ;;
+            sub_cgroups_a_container_made_go_with_it \
+            cgroupns_and_annotations_reach_the_container ;;
         @usage) echo a_detached_container_outlives_the_cgroup_of_whoever_ran_berth ;;
         *) ;;
     esac

@@ -35,6 +35,22 @@ use std::path::{Path, PathBuf};
 /// Where spec files are looked for, in order of precedence (later wins).
 pub const DEFAULT_DIRS: [&str; 2] = ["/etc/cdi", "/var/run/cdi"];
 
+/// The variable that replaces [`DEFAULT_DIRS`]: directories separated by
+/// colons, later ones taking precedence (for tests, and hosts that keep
+/// their specs elsewhere).
+pub const DIRS_ENV: &str = "BERTH_CDI_SPEC_DIRS";
+
+/// The directories the engine reads: [`DIRS_ENV`]'s when set (empty
+/// entries skipped), else [`DEFAULT_DIRS`].
+pub fn spec_dirs() -> Vec<PathBuf> {
+    match std::env::var_os(DIRS_ENV) {
+        Some(v) => std::env::split_paths(&v)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
+        None => DEFAULT_DIRS.iter().map(PathBuf::from).collect(),
+    }
+}
+
 /// The largest spec file read (nvidia-ctk's for 8 GPUs with MIG devices
 /// is about 100 KiB).
 pub const MAX_SPEC_BYTES: u64 = 4 << 20;

@@ -341,6 +341,7 @@ impl Engine {
         paths::find_program(&spec.runtime)?;
         let image_config = self.image_config(image_id)?;
         let mut spec = spec;
+        self.copy_volumes_from(&mut spec)?;
         if spec.process.stop_signal.is_none()
             && image_config
                 .stop_signal
@@ -420,6 +421,72 @@ impl Engine {
         }
         self.container_event(&rec, "create", &[]);
         Ok(rec)
+    }
+
+    /// `--volumes-from`: copies the volume and bind mounts (not tmpfs) of
+    /// each container `spec.storage.volumes_from` names into its mounts,
+    /// at the same destinations, read-only or read-write as `:ro`/`:rw`
+    /// says (else as each was). A destination the spec mounts already
+    /// keeps its mount (the container's own, or an earlier source's). An
+    /// anonymous volume of the source (its `-v /dest` or image VOLUME) is
+    /// copied by name, so the container's record uses it too.
+    fn copy_volumes_from(&self, spec: &mut ContainerSpec) -> Result<()> {
+        for v in spec.storage.volumes_from.clone() {
+            let (name, mode) = crate::specgen::docker::parse_volumes_from(&v)?;
+            let src = self.get(name).map_err(|e| match e {
+                Error::NoSuchContainer(_) => option(
+                    "--volumes-from",
+                    format!("no such container: {name} (the container whose volumes to mount)"),
+                ),
+                e => e,
+            })?;
+            let src_image = self.image_config(&Digest::parse(&src.image_id)?)?;
+            let vols = self.volume_mounts_of(&src.id, &src.spec, &src_image);
+            let mut copied: Vec<crate::specgen::Mount> = Vec::new();
+            for m in &src.spec.storage.mounts {
+                let mut m = match m.kind {
+                    MountType::Bind => m.clone(),
+                    MountType::Volume => {
+                        let Some((vol, _, _)) = vols.iter().find(|(_, _, d)| *d == m.destination)
+                        else {
+                            continue;
+                        };
+                        crate::specgen::Mount {
+                            source: vol.clone(),
+                            nocopy: true,
+                            ..m.clone()
+                        }
+                    }
+                    MountType::Tmpfs => continue,
+                };
+                m.readonly = mode.unwrap_or(m.readonly);
+                copied.push(m);
+            }
+            for (vol, anonymous, dest) in &vols {
+                if *anonymous && !copied.iter().any(|m| m.destination == *dest) {
+                    copied.push(crate::specgen::Mount {
+                        kind: MountType::Volume,
+                        source: vol.clone(),
+                        destination: dest.clone(),
+                        readonly: mode.unwrap_or(false),
+                        nocopy: true,
+                        ..Default::default()
+                    });
+                }
+            }
+            for m in copied {
+                let dest = m.destination.trim_end_matches('/');
+                if !spec
+                    .storage
+                    .mounts
+                    .iter()
+                    .any(|x| x.destination.trim_end_matches('/') == dest)
+                {
+                    spec.storage.mounts.push(m);
+                }
+            }
+        }
+        spec.validate()
     }
 
     /// Creates the named and anonymous volumes the container uses, and
@@ -671,6 +738,13 @@ impl Engine {
             ],
             nofile: default_nofile(),
             cap_bound: cap_bound(),
+            cdi: if c.resources.cdi_devices.is_empty() {
+                Default::default()
+            } else {
+                // Again at every start: the spec files may have changed.
+                crate::cdi::Registry::load(&crate::cdi::spec_dirs())
+                    .resolve(&c.resources.cdi_devices)?
+            },
         })
     }
 
@@ -734,6 +808,12 @@ impl Engine {
             }
             _ => {}
         }
+        // Checked before anything is done on the host for it (a record an
+        // earlier berth wrote may hold what is refused now).
+        rec.spec.validate().map_err(|e| Error::Option {
+            option: format!("container {}", rec.name),
+            msg: format!("{e}; remove it and create it again"),
+        })?;
         let image_id = Digest::parse(&rec.image_id)?;
         let image = self.image_config(&image_id).map_err(|e| {
             Error::Runtime(format!(

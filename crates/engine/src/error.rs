@@ -89,6 +89,9 @@ pub enum Error {
     /// whether the command was not found or not executable).
     #[error("start container {container}: {msg}")]
     StartFailed { container: String, msg: String },
+    /// A CDI device that cannot be given (its name, or its spec file).
+    #[error(transparent)]
+    Cdi(#[from] crate::cdi::Error),
 }
 
 impl Error {
@@ -108,6 +111,17 @@ impl Error {
             | Error::Conflict(_) => ErrorKind::Conflict,
             Error::Runtime(_) => ErrorKind::Runtime,
             Error::StartFailed { msg, .. } => crate::exec::start_failure_kind(msg),
+            Error::Cdi(e) => {
+                use crate::cdi::Error as C;
+                match e {
+                    C::Spec { .. } | C::Field { .. } | C::Dir { .. } | C::Device { .. } => {
+                        ErrorKind::System
+                    }
+                    C::Name { .. } | C::Unknown { .. } | C::Conflict { .. } | C::Gpus { .. } => {
+                        ErrorKind::InvalidArgument
+                    }
+                }
+            }
         }
     }
 }
@@ -170,6 +184,27 @@ mod tests {
             ),
             (Error::NoSuchContainer("web".into()), ErrorKind::NotFound),
             (Error::NoSuchVolume("data".into()), ErrorKind::NotFound),
+            (
+                Error::from(crate::cdi::Error::Unknown {
+                    name: "example.com/dev=x".into(),
+                    msg: "the CDI specs provide example.com/dev=y".into(),
+                }),
+                ErrorKind::InvalidArgument,
+            ),
+            (
+                Error::from(crate::cdi::Error::Gpus {
+                    value: "all".into(),
+                    msg: "no CDI spec provides nvidia.com/gpu devices".into(),
+                }),
+                ErrorKind::InvalidArgument,
+            ),
+            (
+                Error::from(crate::cdi::Error::Spec {
+                    file: "/etc/cdi/x.json".into(),
+                    msg: "not JSON".into(),
+                }),
+                ErrorKind::System,
+            ),
             (
                 Error::NotRunning {
                     container: "web".into(),

@@ -115,8 +115,14 @@ impl Engine {
     ) -> std::result::Result<ImageChoice, ImageForError> {
         // A bad platform or reference is an error before any lookup.
         let platform = platform.map(Platform::parse).transpose()?;
+        let with_platform = platform.is_some();
         decide(image, policy, platform, |i| {
             let id = self.images.resolve_id(i)?;
+            // The indexed lookup alone on every run; the image's row (a
+            // listing of the store) only when a platform is asked for.
+            if !with_platform {
+                return Ok((id, String::new()));
+            }
             let row = self.images.resolve(i)?;
             Ok((id, format!("{}/{}", row.os, row.architecture)))
         })
@@ -352,16 +358,40 @@ impl Images {
     }
 
     /// Copies `from` into a file of the store's tmp/ (`what` names it).
+    /// The file is this call's alone (made exclusively, 0600), so
+    /// concurrent spools of one process (an API server's) never share one.
     pub fn spool(&self, what: &str, from: &mut dyn Read) -> Result<Spool> {
-        let path = self
-            .store
-            .tmp_dir()
-            .join(format!("{what}-{}.tar", std::process::id()));
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let (f, path) = loop {
+            let path = self.store.tmp_dir().join(format!(
+                "{what}-{}-{}.tar",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+            {
+                Ok(f) => break (f, path),
+                // Left by an earlier process of the same pid.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(cause) => {
+                    return Err(StoreError::Io {
+                        op: format!("create {}", path.display()),
+                        cause,
+                    })
+                }
+            }
+        };
         let io = |op: &str| {
             let op = format!("{op} {}", path.display());
             move |cause| StoreError::Io { op, cause }
         };
-        let mut f = std::fs::File::create(&path).map_err(io("create"))?;
+        let mut f = f;
         let spool = Spool(path.clone());
         std::io::copy(from, &mut f).map_err(io("write"))?;
         Ok(spool)
@@ -667,5 +697,26 @@ mod tests {
             e.to_string().contains("--creds: expected USER:PASSWORD"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod spool_tests {
+    use super::*;
+
+    #[test]
+    fn spools_of_one_process_never_share_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = Images::open(dir.path()).unwrap();
+        let a = images.spool("load", &mut &b"first"[..]).unwrap();
+        let b = images.spool("load", &mut &b"second"[..]).unwrap();
+        assert_ne!(a.path(), b.path());
+        assert_eq!(std::fs::read(a.path()).unwrap(), b"first");
+        let kept = b.path().to_path_buf();
+        drop(a);
+        assert_eq!(std::fs::read(&kept).unwrap(), b"second");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kept).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

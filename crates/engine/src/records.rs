@@ -264,12 +264,12 @@ impl Records {
         let (rec, old) = parse_row(row)?;
         if let Some(old) = old {
             let new = serde_json::to_string(&rec.spec).map_err(|e| corrupt("spec", e))?;
-            self.conn()
-                .execute(
-                    "UPDATE containers SET config = ?2 WHERE id = ?1 AND config = ?3",
-                    params![rec.id, new, old],
-                )
-                .map_err(db("rewrite the container's record in the current format"))?;
+            // Best effort: a read must not fail for it (a busy or read-only
+            // database); the next read converts the row again.
+            let _ = self.conn().execute(
+                "UPDATE containers SET config = ?2 WHERE id = ?1 AND config = ?3",
+                params![rec.id, new, old],
+            );
         }
         Ok(rec)
     }

@@ -221,6 +221,10 @@ pub struct Resolved {
     /// 0 means Docker's 1048576. The engine lowers it to its own hard limit
     /// when it may not raise limits (no CAP_SYS_RESOURCE).
     pub nofile: u64,
+
+    /// The edits of the spec's CDI devices, resolved from the CDI spec
+    /// files for this start.
+    pub cdi: crate::cdi::Edits,
 }
 
 /// Cleans an absolute container path; refuses relative ones and `..`.
@@ -663,7 +667,8 @@ fn build<'a>(
 ) -> Result<(Value, Option<&'a serde_json::value::RawValue>)> {
     cs.validate()?;
     let args = command(image, cs, h)?;
-    let env = environment(&image.env, cs, h, user)?;
+    let mut env = environment(&image.env, cs, h, user)?;
+    cdi_env(&mut env, &h.cdi)?;
     let cwd = match cs
         .process
         .workdir
@@ -781,6 +786,7 @@ fn build<'a>(
     if let Some(init) = &h.init {
         mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro", "rprivate"]}));
     }
+    cdi_mounts(&mut mounts, &h.cdi)?;
 
     let own = [
         ("pid", !cs.namespaces.pid.is_host()),
@@ -846,6 +852,7 @@ fn build<'a>(
             }
         }
     }
+    cdi_devices(&mut devices, &mut rules, cs, user, &h.cdi)?;
     resources["devices"] = rules;
     let mut linux = json!({
         "namespaces": namespaces,
@@ -906,6 +913,7 @@ fn build<'a>(
     if let Some(adj) = cs.resources.oom_score_adj {
         spec["process"]["oomScoreAdj"] = json!(adj);
     }
+    cdi_process(&mut spec, &h.cdi)?;
     // The host's UTS namespace: its name stays the host's.
     if !cs.namespaces.uts.is_host() {
         spec["hostname"] = json!(h.hostname);
@@ -914,6 +922,140 @@ fn build<'a>(
         }
     }
     Ok((spec, converted))
+}
+
+// ---- CDI devices' edits (`Resolved::cdi`), as the CDI library makes them. ----
+
+/// The CDI edits' variables: a key already set is replaced.
+fn cdi_env(env: &mut Vec<String>, e: &crate::cdi::Edits) -> Result<()> {
+    for kv in &e.env {
+        let k = env_key(kv);
+        if k.is_empty() || !kv.contains('=') || kv.contains('\0') {
+            return Err(option("CDI env", format!("{kv:?} is not KEY=VALUE")));
+        }
+        env.retain(|x| env_key(x) != k);
+        env.push(kv.clone());
+    }
+    Ok(())
+}
+
+/// The CDI edits' mounts: one replaces a mount at its destination, then
+/// every mount is ordered by the depth of its destination (stable), as the
+/// CDI library orders them, so a parent is mounted before its children.
+fn cdi_mounts(mounts: &mut Vec<Value>, e: &crate::cdi::Edits) -> Result<()> {
+    if e.mounts.is_empty() {
+        return Ok(());
+    }
+    for m in &e.mounts {
+        let d = container_path(&m.container_path, "CDI mount")?;
+        if d == "/" || !m.host_path.starts_with('/') || m.host_path.contains('\0') {
+            return Err(option(
+                "CDI mount",
+                format!(
+                    "{} on {}: needs an absolute host path and a container path below /",
+                    m.host_path, m.container_path
+                ),
+            ));
+        }
+        let mut options = m.options.clone();
+        let kind = if m.kind.is_empty() { "bind" } else { &m.kind };
+        if kind == "bind" && !options.iter().any(|o| o == "bind" || o == "rbind") {
+            options.push("rbind".into());
+        }
+        mounts.retain(|x| x["destination"] != d.as_str());
+        mounts.push(
+            json!({"destination": d, "type": kind, "source": m.host_path, "options": options}),
+        );
+    }
+    let depth = |m: &Value| {
+        m["destination"]
+            .as_str()
+            .map_or(0, |d| d.split('/').filter(|c| !c.is_empty()).count())
+    };
+    mounts.sort_by_key(depth);
+    Ok(())
+}
+
+/// The CDI edits' device nodes (owned by the container's user where the
+/// spec gives no owner) and their device cgroup rules.
+fn cdi_devices(
+    devices: &mut Vec<Value>,
+    rules: &mut Value,
+    cs: &ContainerSpec,
+    user: &User,
+    e: &crate::cdi::Edits,
+) -> Result<()> {
+    for n in &e.device_nodes {
+        let path = container_path(&n.path, "CDI device node")?;
+        if !matches!(n.kind, 'c' | 'b' | 'p') {
+            return Err(option(
+                "CDI device node",
+                format!("{path}: type {:?} is not c, b or p", n.kind),
+            ));
+        }
+        if !n.access.is_empty() && !crate::specgen::is_device_access(&n.access) {
+            return Err(option(
+                "CDI device node",
+                format!("{path}: {:?} is not an access mode", n.access),
+            ));
+        }
+        devices.retain(|x: &Value| x["path"] != path.as_str());
+        let mut d = json!({"path": path, "type": n.kind.to_string(), "major": n.major, "minor": n.minor,
+            "uid": n.uid.unwrap_or(user.uid), "gid": n.gid.unwrap_or(user.gid)});
+        if let Some(m) = n.file_mode {
+            d["fileMode"] = json!(m);
+        }
+        devices.push(d);
+        if !cs.security.privileged && n.kind != 'p' && !n.access.is_empty() {
+            if let Some(r) = rules.as_array_mut() {
+                r.push(json!({"allow": true, "type": n.kind.to_string(), "major": n.major, "minor": n.minor, "access": n.access}));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The CDI edits' hooks and additional groups.
+fn cdi_process(spec: &mut Value, e: &crate::cdi::Edits) -> Result<()> {
+    use crate::cdi::HookStage as S;
+    for h in &e.hooks {
+        if !h.path.starts_with('/') || h.path.contains('\0') {
+            return Err(option(
+                "CDI hook",
+                format!("{:?} is not an absolute path", h.path),
+            ));
+        }
+        let stage = match h.stage {
+            S::Prestart => "prestart",
+            S::CreateRuntime => "createRuntime",
+            S::CreateContainer => "createContainer",
+            S::StartContainer => "startContainer",
+            S::Poststart => "poststart",
+            S::Poststop => "poststop",
+        };
+        let mut v = json!({"path": h.path});
+        if !h.args.is_empty() {
+            v["args"] = json!(h.args);
+        }
+        if !h.env.is_empty() {
+            v["env"] = json!(h.env);
+        }
+        if let Some(t) = h.timeout {
+            v["timeout"] = json!(t);
+        }
+        match spec["hooks"][stage].as_array_mut() {
+            Some(a) => a.push(v),
+            None => spec["hooks"][stage] = json!([v]),
+        }
+    }
+    if let Some(gids) = spec["process"]["user"]["additionalGids"].as_array_mut() {
+        for g in &e.additional_gids {
+            if !gids.iter().any(|x| x == g) {
+                gids.push(json!(g));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -886,6 +886,139 @@ fn annotations_go_into_the_spec() {
     );
 }
 
+#[test]
+fn cdi_edits_go_into_the_spec() {
+    use crate::cdi::{DeviceNode, Edits, Hook, HookStage, Mount};
+    let mut o = opts();
+    o.cs.process.env = vec!["A=mine".into(), "B=kept".into()];
+    o.cs.storage.mounts = vec![crate::specgen::Mount {
+        source: "/srv".into(),
+        destination: "/opt/x/y".into(),
+        ..Default::default()
+    }];
+    o.h.mounts = vec![MountSpec {
+        destination: "/opt/x/y".into(),
+        kind: MountKind::Bind {
+            source: "/srv".into(),
+            propagation: None,
+        },
+        readonly: false,
+    }];
+    let node = |path: &str, uid: Option<u32>| DeviceNode {
+        path: path.into(),
+        host_path: "/dev/null".into(),
+        kind: 'c',
+        major: 1,
+        minor: 3,
+        file_mode: Some(0o666),
+        uid,
+        gid: None,
+        access: "rw".into(),
+    };
+    o.h.cdi = Edits {
+        devices: vec!["example.com/dev=a".into()],
+        env: vec!["A=cdi".into(), "C=new".into()],
+        device_nodes: vec![node("/dev/a", None), node("/dev/b", Some(7))],
+        mounts: vec![Mount {
+            host_path: "/lib/vendor".into(),
+            container_path: "/opt".into(),
+            kind: String::new(),
+            options: vec!["ro".into()],
+        }],
+        hooks: vec![
+            Hook {
+                stage: HookStage::CreateContainer,
+                path: "/usr/bin/hook".into(),
+                args: vec!["hook".into(), "x".into()],
+                env: vec![],
+                timeout: Some(5),
+            },
+            Hook {
+                stage: HookStage::Poststop,
+                path: "/usr/bin/down".into(),
+                args: vec![],
+                env: vec!["K=V".into()],
+                timeout: None,
+            },
+        ],
+        additional_gids: vec![44, 10],
+        notes: vec![],
+    };
+    let user = User {
+        uid: 1000,
+        gid: 1001,
+        additional_gids: vec![10],
+        ..Default::default()
+    };
+    let s = v(&generate(&img(), &user, &o.cs, &o.h).unwrap());
+    let env: Vec<&str> = s["process"]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        env.contains(&"A=cdi") && !env.contains(&"A=mine"),
+        "{env:?}"
+    );
+    assert!(env.contains(&"B=kept") && env.contains(&"C=new"), "{env:?}");
+    // Nodes: owned by the container's user unless the spec says.
+    let devs = s["linux"]["devices"].as_array().unwrap();
+    assert_eq!(devs.len(), 2);
+    assert_eq!(
+        (&devs[0]["path"], &devs[0]["uid"], &devs[0]["gid"]),
+        (&json!("/dev/a"), &json!(1000), &json!(1001))
+    );
+    assert_eq!(devs[1]["uid"], 7);
+    assert_eq!(devs[1]["fileMode"], 0o666);
+    // ...and allowed in the device cgroup with their access.
+    let rules = s["linux"]["resources"]["devices"].as_array().unwrap();
+    assert!(rules
+        .contains(&json!({"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rw"})));
+    // The mount: a bind, ordered before the deeper user mount under it.
+    let dests: Vec<&str> = s["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["destination"].as_str().unwrap())
+        .collect();
+    let at = |d: &str| dests.iter().position(|x| *x == d).unwrap();
+    assert!(at("/opt") < at("/opt/x/y"), "{dests:?}");
+    assert!(at("/dev") < at("/dev/pts"), "{dests:?}");
+    let m = &s["mounts"][at("/opt")];
+    assert_eq!(m["type"], "bind");
+    assert_eq!(m["options"], json!(["ro", "rbind"]));
+    assert_eq!(
+        s["hooks"]["createContainer"],
+        json!([{"path": "/usr/bin/hook", "args": ["hook", "x"], "timeout": 5}])
+    );
+    assert_eq!(
+        s["hooks"]["poststop"],
+        json!([{"path": "/usr/bin/down", "env": ["K=V"]}])
+    );
+    assert_eq!(s["process"]["user"]["additionalGids"], json!([10, 44]));
+
+    // Privileged: every device is allowed already, no rule added.
+    let mut p = o.clone();
+    p.cs.security.privileged = true;
+    let s = v(&generate(&img(), &user, &p.cs, &p.h).unwrap());
+    assert_eq!(
+        s["linux"]["resources"]["devices"].as_array().unwrap().len(),
+        1
+    );
+
+    // Edits that would escape are refused, not written.
+    let mut bad = o.clone();
+    bad.h.cdi.mounts[0].container_path = "/opt/../etc".into();
+    assert!(generate(&img(), &user, &bad.cs, &bad.h).is_err());
+    let mut bad = o.clone();
+    bad.h.cdi.device_nodes[0].access = "rwx".into();
+    assert!(generate(&img(), &user, &bad.cs, &bad.h).is_err());
+    let mut bad = o;
+    bad.h.cdi.hooks[0].path = "hook".into();
+    assert!(generate(&img(), &user, &bad.cs, &bad.h).is_err());
+}
+
 /// `--userns`: the maps picked at create make a user namespace with
 /// `linux.uidMappings`/`gidMappings`, and every bind (volumes, host paths)
 /// is idmapped with them; the files the engine wrote are not.

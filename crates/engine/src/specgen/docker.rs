@@ -595,7 +595,8 @@ pub struct CreateFlags {
     /// Mount the image's root read-only.
     #[cfg_attr(feature = "clap", arg(long))]
     pub read_only: bool,
-    /// Give the container a host device: HOST[:CONTAINER][:PERMS].
+    /// Give the container a host device: HOST[:CONTAINER][:PERMS], or a
+    /// CDI device by name (vendor.com/class=name, from the CDI spec files).
     ///
     /// PERMS is some of r (read), w (write) and m (mknod); rwm by default.
     /// A directory gives every device node under it.
@@ -823,6 +824,18 @@ pub struct CreateFlags {
     /// Keys that detach from the container (default ctrl-p,ctrl-q).
     #[cfg_attr(feature = "clap", arg(long))]
     pub detach_keys: Option<String>,
+
+    /// GPUs by CDI (NVIDIA's spec): all, a count, or device=0,1 (indexes
+    /// or UUIDs).
+    #[cfg_attr(feature = "clap", arg(long = "gpus", value_name = "GPUS"))]
+    pub gpus: Option<String>,
+    /// Mount the volumes and bind mounts of a container: CONTAINER[:ro|:rw]
+    /// (ro or rw for all of them; each keeps its own mode by default).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "volumes-from", value_name = "CONTAINER[:ro|:rw]")
+    )]
+    pub volumes_from: Vec<String>,
 }
 
 /// A spec's field as the Docker flag that sets it, for errors worded
@@ -887,6 +900,35 @@ const USERNS_FLAGS: [(&str, &str); 2] = [
     ("namespaces.user", "--userns"),
 ];
 
+/// The fields of CDI devices and `--volumes-from`.
+const DEVICE_FLAGS: [(&str, &str); 2] = [
+    ("resources.cdi_devices", "--device"),
+    ("storage.volumes_from", "--volumes-from"),
+];
+
+/// `--volumes-from CONTAINER[:ro|:rw]`: the container, and Some(true) for
+/// read-only, Some(false) for read-write, None to keep each mount's mode.
+pub fn parse_volumes_from(s: &str) -> Result<(&str, Option<bool>)> {
+    let (name, mode) = match s.rsplit_once(':') {
+        Some((n, "ro")) => (n, Some(true)),
+        Some((n, "rw")) => (n, Some(false)),
+        Some((_, m)) => {
+            return Err(option(
+                "--volumes-from",
+                format!("{s:?}: mode {m:?} is not ro or rw"),
+            ))
+        }
+        None => (s, None),
+    };
+    if name.is_empty() || !clean_text(name) || name.contains(':') {
+        return Err(option(
+            "--volumes-from",
+            format!("{s:?} is not CONTAINER[:ro|:rw]"),
+        ));
+    }
+    Ok((name, mode))
+}
+
 /// `e` worded with flags instead of the spec's field names (what
 /// [`ContainerSpec::validate`] names).
 pub fn reword(e: Error) -> Error {
@@ -894,7 +936,12 @@ pub fn reword(e: Error) -> Error {
         return e;
     };
     let swap = |mut s: String| {
-        for (field, flag) in USERNS_FLAGS.iter().chain(&FLAGS).chain(&MORE_FLAGS) {
+        for (field, flag) in USERNS_FLAGS
+            .iter()
+            .chain(&FLAGS)
+            .chain(&MORE_FLAGS)
+            .chain(&DEVICE_FLAGS)
+        {
             if s.contains(field) {
                 s = s.replace(field, flag);
             }
@@ -1111,7 +1158,32 @@ pub fn to_spec(f: &CreateFlags, command: &[String]) -> Result<(ContainerSpec, Ve
         r.ulimits.push(parse_ulimit(u)?);
     }
     for d in &f.device {
-        r.devices.push(parse_device(d)?);
+        if !d.starts_with('/') && d.contains('=') {
+            crate::cdi::parse_qualified(d)?;
+            r.cdi_devices.push(d.clone());
+        } else {
+            r.devices.push(parse_device(d)?);
+        }
+    }
+    if let Some(g) = &f.gpus {
+        let registry = crate::cdi::Registry::load(&crate::cdi::spec_dirs());
+        for n in crate::cdi::gpus(g, &registry)? {
+            if !r.cdi_devices.contains(&n) {
+                r.cdi_devices.push(n);
+            }
+        }
+    }
+    if !r.cdi_devices.is_empty() {
+        // What the user should know of the CDI specs: files left out, and
+        // edits berth ignores. (A name that does not resolve fails at
+        // create, whichever front end made the spec.)
+        let registry = crate::cdi::Registry::load(&crate::cdi::spec_dirs());
+        for e in registry.errors() {
+            warnings.push(format!("{e}; its devices are left out"));
+        }
+        if let Ok(edits) = registry.resolve(&r.cdi_devices) {
+            warnings.extend(edits.notes);
+        }
     }
 
     let st = &mut s.storage;
@@ -1135,6 +1207,10 @@ pub fn to_spec(f: &CreateFlags, command: &[String]) -> Result<(ContainerSpec, Ve
                 ),
             ));
         }
+    }
+    for v in &f.volumes_from {
+        parse_volumes_from(v)?;
+        st.volumes_from.push(v.clone());
     }
     st.shm_size = f
         .shm_size

@@ -223,6 +223,8 @@ impl ContainerConfig {
                 mounts: c.mounts,
                 read_only: c.read_only,
                 shm_size: c.shm_size,
+                // Old records had no --volumes-from.
+                volumes_from: Vec::new(),
             },
             security: SecuritySpec {
                 privileged: c.privileged,
@@ -264,6 +266,8 @@ impl ContainerConfig {
                     .as_deref()
                     .map(docker::parse_cgroup_parent)
                     .transpose()?,
+                // Nor CDI devices.
+                cdi_devices: Vec::new(),
             },
             namespaces: NamespaceSpec {
                 pid: mode(&c.pid, "pid")?,
@@ -322,14 +326,22 @@ pub(crate) fn from_stored(text: &str) -> Result<(ContainerSpec, bool)> {
     if !text.trim_start().starts_with('{') {
         return Err(bad(&"not a JSON object"));
     }
-    let current = match serde_json::from_str::<ContainerSpec>(text) {
-        Ok(s) => return Ok((s, false)),
-        Err(e) => e,
-    };
+    // The current format, as berth writes it (serde writes the fields in
+    // order): parsed at once.
+    if text.starts_with("{\"process\":") {
+        return serde_json::from_str::<ContainerSpec>(text)
+            .map(|s| (s, false))
+            .map_err(|e| bad(&e));
+    }
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(&e))?;
-    // The old format is flat: no group objects.
-    if value.get("process").is_some() || !value.is_object() {
-        return Err(bad(&current));
+    // The old format is flat: no group objects. The current one always
+    // has them all (serde writes every field); a field it does not know
+    // (a later berth's) is dropped rather than making the record, and so
+    // every listing, unreadable.
+    if value.get("process").is_some() {
+        return serde_json::from_value::<ContainerSpec>(value)
+            .map(|s| (s, false))
+            .map_err(|e| bad(&e));
     }
     let old: ContainerConfig = serde_json::from_value(value).map_err(|e| bad(&e))?;
     Ok((old.into_spec()?, true))
@@ -345,6 +357,39 @@ mod tests {
     /// --add-host db:10.0.0.2 -l a=b --device-read-bps /dev/sda:1mb
     /// -v /tmp:/t:ro busybox echo hi`).
     const OLD_ROW: &str = r#"{"args":["echo","hi"],"entrypoint":null,"env":[],"workdir":null,"user":null,"group_add":[],"hostname":null,"tty":false,"interactive":false,"read_only":false,"privileged":false,"cap_add":[],"cap_drop":[],"seccomp_unconfined":false,"seccomp_profile":null,"no_new_privileges":false,"memory":67108864,"memory_swap":null,"cpus":null,"cpu_shares":null,"cpuset_cpus":null,"pids_limit":null,"memory_reservation":null,"cpu_period":null,"cpu_quota":null,"cpuset_mems":null,"oom_score_adj":null,"device_cgroup_rules":["c 1:3 rwm"],"cgroup_parent":null,"dns":[],"dns_search":[],"dns_options":[],"domainname":null,"memory_swappiness":null,"oom_kill_disable":false,"blkio_weight":null,"blkio_weight_devices":[],"device_read_bps":[["/dev/sda",1048576]],"device_write_bps":[],"device_read_iops":[],"device_write_iops":[],"ulimits":[],"mounts":[{"type":"bind","source":"/tmp","destination":"/t","readonly":true,"size":null,"mode":null,"propagation":null,"nocopy":false,"flags":[]}],"devices":[],"network":"none","pid":"host","ipc":"","uts":"","shm_size":null,"sysctls":{},"extra_hosts":[["db","10.0.0.2"]],"init":false,"restart":"on-failure:2","stop_signal":null,"stop_timeout":null,"labels":{"a":"b"},"annotations":{},"runtime":"berth-runtime","log_driver":"k8s-file","log_max_size":10485760,"log_max_files":3,"auto_remove":false,"detach_keys":null}"#;
+
+    #[test]
+    fn a_later_berths_fields_are_dropped_not_an_error() {
+        let mut v = serde_json::to_value(ContainerSpec::default()).unwrap();
+        v["process"]["health"] = serde_json::json!({"test": ["CMD", "true"]});
+        v["networks"] = serde_json::json!(["a"]);
+        v["process"]["args"] = serde_json::json!(["sleep", "1"]);
+        // Written first or not, as another writer may order them.
+        for text in [v.to_string(), {
+            let mut o = serde_json::Map::new();
+            o.insert("networks".into(), v["networks"].clone());
+            for (k, x) in v.as_object().unwrap() {
+                o.insert(k.clone(), x.clone());
+            }
+            serde_json::Value::Object(o).to_string()
+        }] {
+            let (s, migrated) = from_stored(&text).unwrap();
+            assert!(!migrated);
+            assert_eq!(s.process.args, ["sleep", "1"]);
+        }
+        // A client's request with the same fields is refused, naming one.
+        let e = ContainerSpec::from_request(v.to_string().as_bytes()).unwrap_err();
+        assert!(
+            e.to_string().contains("process.health") || e.to_string().contains("networks"),
+            "{e}"
+        );
+        let e = ContainerSpec::from_request(br#"{"process":{"agrs":["x"]}}"#).unwrap_err();
+        assert!(e.to_string().contains("process.agrs"), "{e}");
+        let e = ContainerSpec::from_request(br#"{"resources":{"memory":1}}"#).unwrap_err();
+        assert!(e.to_string().contains("resources.memory"), "{e}");
+        let ok = ContainerSpec::from_request(br#"{"process":{"args":["true"]}}"#).unwrap();
+        assert_eq!(ok.process.args, ["true"]);
+    }
 
     #[test]
     fn an_old_row_is_migrated() {
@@ -518,16 +563,17 @@ mod tests {
         for bad in [
             "[]",
             "nonsense",
-            r#"{"process":{"argz":[]}}"#,
+            r#"{"process":{"args":"not a list"}}"#,
+            r#"{"process":{},"namespaces":{"pid":"sideways"}}"#,
             r#"{"args":"not a list"}"#,
             r#"{"pid":"sideways"}"#,
             r#"{"restart":"sometimes"}"#,
         ] {
             assert!(from_stored(bad).is_err(), "{bad}");
         }
-        // An empty object is a spec of defaults (every old row has fields).
+        // An empty object is an old row of defaults (every row has fields).
         let (s, migrated) = from_stored("{}").unwrap();
-        assert!(!migrated);
-        assert_eq!(s, ContainerSpec::default());
+        assert!(migrated);
+        assert_eq!(s.process, ContainerSpec::default().process);
     }
 }

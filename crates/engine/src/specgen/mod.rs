@@ -11,9 +11,11 @@
 //! effect in `spec::build` (the OCI spec).
 //!
 //! Serialised with snake_case names; enums as Docker writes them
-//! (`"host"`, `"container:ID"`, `"on-failure:3"`, `"c 1:3 rwm"`). Unknown
-//! fields are refused (a typo in an API request is an error, and a record
-//! of the old flat format is told apart: see `legacy`).
+//! (`"host"`, `"container:ID"`, `"on-failure:3"`, `"c 1:3 rwm"`). A
+//! request's unknown field is an error ([`ContainerSpec::from_request`]: a
+//! typo must not pass silently); a stored record's is dropped (a record a
+//! later berth wrote stays readable), and a record of the old flat format
+//! is told apart by its missing groups (see `legacy`).
 
 pub mod docker;
 mod legacy;
@@ -32,7 +34,7 @@ pub(crate) use legacy::from_stored;
 
 /// A container's spec, grouped as podman's specgen groups it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ContainerSpec {
     pub process: ProcessSpec,
     pub storage: StorageSpec,
@@ -66,7 +68,7 @@ impl Default for ContainerSpec {
 
 /// The container's process.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ProcessSpec {
     /// The command after the image name (empty: the image's Cmd).
     pub args: Vec<String>,
@@ -104,7 +106,7 @@ pub enum MountType {
 
 /// One mount the user asked for.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Mount {
     #[serde(rename = "type")]
     pub kind: MountType,
@@ -128,7 +130,7 @@ pub struct Mount {
 
 /// The container's file systems.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct StorageSpec {
     /// Binds, volumes and tmpfs mounts, in the order given.
     pub mounts: Vec<Mount>,
@@ -136,11 +138,15 @@ pub struct StorageSpec {
     pub read_only: bool,
     /// Size of /dev/shm, bytes (default 64 MiB).
     pub shm_size: Option<u64>,
+
+    /// `--volumes-from`: the containers (`NAME[:ro|:rw]`) whose volume and
+    /// bind mounts were copied into `mounts` at create (kept for inspect).
+    pub volumes_from: Vec<String>,
 }
 
 /// The seccomp filter.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "mode", rename_all = "snake_case")]
 pub enum SeccompPolicy {
     /// The installed profile (or berth's, the same rules as
     /// containers-common's).
@@ -155,7 +161,7 @@ pub enum SeccompPolicy {
 
 /// What the container may do.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct SecuritySpec {
     /// Every capability and device, no seccomp filter, /sys writable.
     pub privileged: bool,
@@ -170,7 +176,7 @@ pub struct SecuritySpec {
 
 /// `--device HOST[:CONTAINER][:PERMS]`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct DeviceMapping {
     /// A device node, or a directory of them, on the host.
     pub host: String,
@@ -182,7 +188,7 @@ pub struct DeviceMapping {
 
 /// A per-device number: a block I/O weight or rate.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct DeviceRate {
     /// The device's path on the host.
     pub path: String,
@@ -190,7 +196,7 @@ pub struct DeviceRate {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Ulimit {
     pub name: String,
     /// u64::MAX: unlimited.
@@ -240,7 +246,7 @@ impl From<DeviceRule> for String {
 
 /// Limits and weights (the cgroup's), and the devices given.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct ResourceSpec {
     /// Bytes (at least 6 MiB).
     pub memory: Option<i64>,
@@ -281,6 +287,11 @@ pub struct ResourceSpec {
     pub device_cgroup_rules: Vec<DeviceRule>,
     /// The cgroup the container's goes under (default /berth), absolute.
     pub cgroup_parent: Option<String>,
+
+    /// CDI devices by qualified name (`vendor.com/class=name`, or
+    /// `=all`), resolved from the CDI spec files at create and again at
+    /// every start.
+    pub cdi_devices: Vec<String>,
 }
 
 /// Whose namespace of a kind the container is in.
@@ -352,7 +363,7 @@ impl<'de> Deserialize<'de> for NamespaceMode {
 /// The container's namespaces (it always has a mount namespace of its
 /// own).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct NamespaceSpec {
     pub pid: NamespaceMode,
     pub ipc: NamespaceMode,
@@ -411,7 +422,7 @@ pub fn userns_text(m: &UsernsMode) -> String {
 
 /// An /etc/hosts line.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct HostEntry {
     pub name: String,
     pub address: String,
@@ -419,7 +430,7 @@ pub struct HostEntry {
 
 /// The container's names and resolver.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct NetworkSpec {
     /// Default: the short id (the host's with its network or UTS
     /// namespace).
@@ -503,7 +514,7 @@ impl From<RestartPolicy> for String {
 
 /// Restart and removal.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct LifecycleSpec {
     pub restart: RestartPolicy,
     /// Removed when it exits (`--rm`).
@@ -561,7 +572,7 @@ impl From<LogDriver> for String {
 
 /// The container's log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct LogSpec {
     pub driver: LogDriver,
     /// Rotated at this size, bytes (0: no cap).
@@ -582,11 +593,15 @@ impl Default for LogSpec {
 
 /// Labels (berth's and the user's) and annotations (the OCI spec's).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(default)]
 pub struct Metadata {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
 }
+
+/// The most log files a container keeps (`logging.max_files`): each `logs`
+/// and each rotation walks them all.
+pub const MAX_LOG_FILES: u32 = 1000;
 
 fn err(field: &str, msg: impl Into<String>) -> Error {
     option(field, msg)
@@ -604,6 +619,25 @@ fn clean_text(s: &str) -> bool {
 }
 
 impl ContainerSpec {
+    /// A spec sent by a client (the REST API, a file), as JSON: an unknown
+    /// field is an error naming it (a misspelt option must not be dropped
+    /// silently), as is a value of the wrong type; then [`validate`].
+    ///
+    /// [`validate`]: ContainerSpec::validate
+    pub fn from_request(json: &[u8]) -> Result<ContainerSpec> {
+        let mut unknown = None;
+        let de = &mut serde_json::Deserializer::from_slice(json);
+        let spec: ContainerSpec = serde_ignored::deserialize(de, |path| {
+            unknown.get_or_insert_with(|| path.to_string());
+        })
+        .map_err(|e| err("spec", format!("not a container spec: {e}")))?;
+        if let Some(field) = unknown {
+            return Err(err(&field, "no such field"));
+        }
+        spec.validate()?;
+        Ok(spec)
+    }
+
     /// Every check of the values (none looks at the host): what a front end
     /// hands the engine must pass it. The first failure, naming its field.
     pub fn validate(&self) -> Result<()> {
@@ -619,8 +653,11 @@ impl ContainerSpec {
                 "a restart policy cannot be used with lifecycle.auto_remove",
             ));
         }
-        if self.logging.max_files == 0 {
-            return Err(err("logging.max_files", "must be at least 1"));
+        if self.logging.max_files == 0 || self.logging.max_files > MAX_LOG_FILES {
+            return Err(err(
+                "logging.max_files",
+                format!("must be 1 to {MAX_LOG_FILES}"),
+            ));
         }
         for (k, v) in self
             .metadata
@@ -646,6 +683,9 @@ impl ContainerSpec {
 
     fn check_process(&self) -> Result<()> {
         let p = &self.process;
+        if let Some(w) = p.workdir.as_deref().filter(|w| w.contains('\0')) {
+            return Err(err("process.workdir", format!("{w:?} holds a NUL byte")));
+        }
         if let Some(w) = p.workdir.as_deref().filter(|w| !w.starts_with('/')) {
             return Err(err(
                 "process.workdir",
@@ -748,6 +788,14 @@ impl ContainerSpec {
         }
         if s.shm_size == Some(0) {
             return Err(err("storage.shm_size", "must be more than 0"));
+        }
+        for v in &s.volumes_from {
+            docker::parse_volumes_from(v).map_err(|_| {
+                err(
+                    "storage.volumes_from",
+                    format!("{v:?} is not CONTAINER[:ro|:rw]"),
+                )
+            })?;
         }
         Ok(())
     }
@@ -948,6 +996,10 @@ impl ContainerSpec {
                 ));
             }
         }
+        for d in &r.cdi_devices {
+            crate::cdi::parse_qualified(d)
+                .map_err(|e| err("resources.cdi_devices", e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -1068,12 +1120,20 @@ impl ContainerSpec {
         let n = &self.network;
         docker::check_dns(&n.dns, &n.dns_search, &n.dns_options)?;
         if let Some(h) = &n.hostname {
-            if h.is_empty() || h.len() > 64 || h.contains(['/', '\0', ' ', '\n']) {
+            if h.is_empty()
+                || h.len() > 64
+                || h.contains(['/', ' '])
+                || h.contains(char::is_control)
+            {
                 return Err(err("network.hostname", format!("{h:?} is not a host name")));
             }
         }
         if let Some(d) = &n.domainname {
-            if d.is_empty() || d.len() > 64 || d.contains(['/', '\0', ' ', '\n']) {
+            if d.is_empty()
+                || d.len() > 64
+                || d.contains(['/', ' '])
+                || d.contains(char::is_control)
+            {
                 return Err(err(
                     "network.domainname",
                     format!("{d:?} is not a domain name"),
@@ -1083,6 +1143,13 @@ impl ContainerSpec {
         for h in &n.extra_hosts {
             docker::parse_add_host(&format!("{}:{}", h.name, h.address))
                 .map_err(|e| err("network.extra_hosts", e.to_string()))?;
+            // As written into /etc/hosts: the address itself, no brackets.
+            if h.address.parse::<std::net::IpAddr>().is_err() {
+                return Err(err(
+                    "network.extra_hosts",
+                    format!("{:?} (for {}) is not an IP address", h.address, h.name),
+                ));
+            }
         }
         Ok(())
     }

@@ -103,7 +103,7 @@ fn the_serialised_spec_has_stable_snake_case_names() {
     // ... and is checked as the CLI's is.
     let e = s.validate().unwrap_err().to_string();
     assert!(e.starts_with("namespaces.uts: container:web"), "{e}");
-    // A misspelt field is an error, not a default.
+    // A client's misspelt field is an error, not a default.
     for bad in [
         r#"{"proces":{}}"#,
         r#"{"process":{"argz":[]}}"#,
@@ -112,7 +112,10 @@ fn the_serialised_spec_has_stable_snake_case_names() {
         r#"{"logging":{"driver":"syslog"}}"#,
         r#"{"resources":{"device_cgroup_rules":["c 1:3 rwm\nc *:* rwm"]}}"#,
     ] {
-        assert!(serde_json::from_str::<ContainerSpec>(bad).is_err(), "{bad}");
+        assert!(
+            ContainerSpec::from_request(bad.as_bytes()).is_err(),
+            "{bad}"
+        );
     }
 }
 
@@ -216,7 +219,7 @@ fn validation_names_the_field_and_the_parser_the_flag() {
 #[test]
 fn hostile_values_are_clear_errors_not_panics() {
     type Change = fn(&mut ContainerSpec);
-    let checks: [(&str, Change); 22] = [
+    let checks: [(&str, Change); 28] = [
         ("process.env", |s| s.process.env = vec!["=x".into()]),
         ("process.env", |s| s.process.env = vec!["A=\0".into()]),
         ("process", |s| s.process.args = vec!["a\0b".into()]),
@@ -286,6 +289,25 @@ fn hostile_values_are_clear_errors_not_panics() {
             s.security.sysctls = [("kernel.panic".into(), "1".into())].into()
         }),
         ("logging.max_files", |s| s.logging.max_files = 0),
+        ("logging.max_files", |s| s.logging.max_files = u32::MAX),
+        ("process.workdir", |s| {
+            s.process.workdir = Some("/a\0b".into())
+        }),
+        ("network.hostname", |s| {
+            s.network.hostname = Some("a\tb".into())
+        }),
+        ("network.hostname", |s| {
+            s.network.hostname = Some("a\rb".into())
+        }),
+        ("network.domainname", |s| {
+            s.network.domainname = Some("a\x1bb".into())
+        }),
+        ("network.extra_hosts", |s| {
+            s.network.extra_hosts = vec![HostEntry {
+                name: "db".into(),
+                address: "[::1]".into(),
+            }]
+        }),
     ];
     for (field, f) in checks {
         let mut s = ContainerSpec::default();
@@ -398,4 +420,68 @@ fn userns_flags_make_the_namespaces_user_mode() {
         gids: off,
     });
     assert!(s.validate().unwrap_err().to_string().contains("id 0"));
+}
+
+#[test]
+fn the_fuzzers_seed_is_a_valid_request() {
+    // fuzz/fuzz_targets/spec.rs starts from it: it must reach spec::build.
+    let seed = include_bytes!("../../../../fuzz/corpus/spec/container-spec.json");
+    let s = ContainerSpec::from_request(seed).unwrap();
+    assert_eq!(s.lifecycle.restart, RestartPolicy::OnFailure(3));
+}
+
+#[test]
+fn cdi_devices_and_volumes_from_in_the_spec() {
+    let f = CreateFlags {
+        device: vec![
+            "/dev/null:/dev/n:r".into(),
+            "example.com/dev=null".into(),
+            "nvidia.com/gpu=all".into(),
+        ],
+        volumes_from: vec!["db".into(), "cache:ro".into(), "logs:rw".into()],
+        ..flags()
+    };
+    let s = spec_of(&f);
+    assert_eq!(s.resources.devices.len(), 1);
+    assert_eq!(s.resources.devices[0].container, "/dev/n");
+    assert_eq!(
+        s.resources.cdi_devices,
+        ["example.com/dev=null", "nvidia.com/gpu=all"]
+    );
+    assert_eq!(s.storage.volumes_from, ["db", "cache:ro", "logs:rw"]);
+    // Through the record's JSON and back.
+    let back: ContainerSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back, s);
+
+    for (d, word) in [
+        ("-bad.com/dev=x", "-bad.com/dev=x"),
+        ("example.com/dev=", "example.com/dev="),
+        ("example.com=x", "example.com=x"),
+    ] {
+        let e = err_of(&CreateFlags {
+            device: vec![d.into()],
+            ..flags()
+        });
+        assert!(e.contains(word) && e.contains("CDI"), "{d}: {e}");
+    }
+    for v in ["", "db:rx", ":ro", "a:b:ro"] {
+        let e = err_of(&CreateFlags {
+            volumes_from: vec![v.into()],
+            ..flags()
+        });
+        assert!(e.starts_with("--volumes-from"), "{v}: {e}");
+    }
+    // validate holds the same checks for a spec from another front end,
+    // worded with the field.
+    let mut s = ContainerSpec::default();
+    s.resources.cdi_devices = vec!["not-a-name".into()];
+    let e = s.validate().unwrap_err().to_string();
+    assert!(e.starts_with("resources.cdi_devices"), "{e}");
+    let mut s = ContainerSpec::default();
+    s.storage.volumes_from = vec!["db:bogus".into()];
+    let e = s.validate().unwrap_err().to_string();
+    assert!(e.starts_with("storage.volumes_from"), "{e}");
+    assert!(docker::reword(s.validate().unwrap_err())
+        .to_string()
+        .starts_with("--volumes-from"),);
 }
