@@ -353,6 +353,26 @@ impl Engine {
             // warns), and `stop` never fails on it.
             spec.process.stop_signal = Some("SIGTERM".into());
         }
+        // The user namespace's maps, picked under the engine's user
+        // namespace lock, held until the record with them is stored: no
+        // two containers take one `auto` range.
+        let _userns_lock = match spec.namespaces.user {
+            crate::userns::UsernsMode::Host => {
+                spec.namespaces.user_maps = None;
+                None
+            }
+            ref m => {
+                let held = self.userns_lock()?;
+                let in_use = self
+                    .records
+                    .all()?
+                    .into_iter()
+                    .filter_map(|r| r.spec.namespaces.user_maps)
+                    .collect();
+                spec.namespaces.user_maps = crate::usermaps::pick(m, in_use, &held)?;
+                Some(held)
+            }
+        };
         let id = paths::new_id()?;
         let name = name.map_or_else(|| paths::random_name(&id), str::to_string);
         // The options must make a spec before anything is recorded (the
@@ -839,6 +859,17 @@ impl Engine {
                 layers.push(init);
             }
         }
+        if let Some(u) = &rec.spec.namespaces.user_maps {
+            return crate::rootfs::mount_idmapped(
+                &layers,
+                &self.paths.container(&rec.id),
+                &self.paths.rootfs(&rec.id),
+                &self.paths.root.join("empty"),
+                rec.spec.lifecycle.auto_remove,
+                u,
+                crate::rootfs::LayerMounts::Detached,
+            );
+        }
         crate::rootfs::mount(
             &layers,
             &self.paths.container(&rec.id),
@@ -924,7 +955,11 @@ impl Engine {
                 .iter()
                 .any(|m| m.kind == MountType::Volume && m.destination == dest && m.nocopy);
             if !nocopy {
-                crate::files::copy_up(rootfs, &dest, &self.paths.volume_data(&name))?;
+                let data = self.paths.volume_data(&name);
+                match &c.namespaces.user_maps {
+                    Some(u) => crate::usermaps::copy_up(rootfs, &dest, &data, u)?,
+                    None => crate::files::copy_up(rootfs, &dest, &data)?,
+                }
             }
         }
         let json = spec::generate_json(image, &user, c, &host)?;

@@ -34,6 +34,7 @@ pub mod stats;
 pub mod system;
 pub mod template;
 pub mod user;
+pub mod usermaps;
 pub mod userns;
 
 pub use containers::{Engine, PreMonitor};

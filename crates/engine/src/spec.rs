@@ -752,7 +752,13 @@ fn build<'a>(
                     "private" | "rprivate" | "slave" | "rslave" => {}
                     _ => return Err(option("--volume/--mount", format!("{d}: propagation {p:?} is not one of private, rprivate, shared, rshared, slave, rslave"))),
                 }
-                json!({"destination": d, "type": "bind", "source": source, "options": ["rbind", p, ro]})
+                if cs.namespaces.user_maps.is_some() {
+                    // The container's maps on the mount: the host's files
+                    // show as the container's same ids, as the root's do.
+                    json!({"destination": d, "type": "bind", "source": source, "options": ["rbind", p, ro, "idmap"]})
+                } else {
+                    json!({"destination": d, "type": "bind", "source": source, "options": ["rbind", p, ro]})
+                }
             }
             MountKind::Tmpfs { size, mode, flags } => {
                 let mut opts: Vec<String> = ["noexec", "nosuid", "nodev"]
@@ -790,11 +796,20 @@ fn build<'a>(
         ("cgroup", own_cgroup_namespace(cs, h)),
         ("network", !cs.namespaces.net.is_host()),
     ];
-    let namespaces: Vec<Value> = own
+    let mut namespaces: Vec<Value> = own
         .iter()
         .filter(|(_, own)| *own)
         .map(|(ns, _)| json!({"type": ns}))
         .collect();
+    let user_maps = cs
+        .namespaces
+        .user_maps
+        .as_ref()
+        .map(|u| u.oci())
+        .transpose()?;
+    if user_maps.is_some() {
+        namespaces.push(json!({"type": "user"}));
+    }
     let mut resources = resources(cs, h);
     let mut rules = device_rules(cs.security.privileged);
     let mut devices = Vec::new();
@@ -846,6 +861,10 @@ fn build<'a>(
     });
     if !devices.is_empty() {
         linux["devices"] = json!(devices);
+    }
+    if let Some((uids, gids)) = user_maps {
+        linux["uidMappings"] = json!(uids);
+        linux["gidMappings"] = json!(gids);
     }
     if !cs.security.sysctls.is_empty() {
         linux["sysctl"] = json!(cs.security.sysctls);

@@ -390,6 +390,21 @@ fn launch(
         close_fds: &close_fds,
     };
     let clone_flags = if staged { 0 } else { init_flags };
+    // The child starts in the rootfs (see `init::enters_rootfs`); the
+    // runtime goes back where it was right after the clone.
+    let back = if init::enters_rootfs(&args) {
+        let here = sfs::open(
+            Path::new("."),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            0,
+        )
+        .ctx("open the working directory")?;
+        sfs::chdir(args.rootfs)
+            .with_ctx(|| format!("enter the rootfs {} (root.path)", args.rootfs.display()))?;
+        Some(here)
+    } else {
+        None
+    };
     // SAFETY: berth-runtime is single-threaded: it starts no threads, and
     // nothing it links starts any.
     let forked = unsafe {
@@ -397,8 +412,13 @@ fn launch(
             clone_flags | sp::CLONE_PIDFD,
             cg_fd.as_ref().map(|f| f.as_fd()),
         )
+    };
+    if let Some(here) = &back {
+        if !matches!(forked, Ok(sp::Forked::Child)) {
+            sfs::fchdir(here.as_fd()).ctx("go back to the working directory")?;
+        }
     }
-    .ctx("create the container process (clone3)")?;
+    let forked = forked.ctx("create the container process (clone3)")?;
     let (first_pid, first_pidfd) = match forked {
         sp::Forked::Child => {
             drop(chan);

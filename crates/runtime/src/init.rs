@@ -88,6 +88,15 @@ pub(crate) fn stage_main(a: &InitArgs<'_>, init_flags: u64) -> ! {
     }
 }
 
+/// Whether the container's first process starts in the rootfs (the
+/// runtime enters it around the clone, as the host's root): with a user
+/// namespace, the container's root may not reach the rootfs by its path
+/// (a directory on it it cannot search), and the new mount namespace's
+/// copy of the working directory is the rootfs (`Rootfs::from_cwd`).
+pub(crate) fn enters_rootfs(a: &InitArgs<'_>) -> bool {
+    a.ns.has(libc::CLONE_NEWUSER) && a.ns.has_new(libc::CLONE_NEWNS)
+}
+
 fn stage(a: &InitArgs<'_>, init_flags: u64) -> Result<()> {
     close_runtime_fds(a);
     sp::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0, 0, 0)
@@ -267,6 +276,7 @@ fn setup_and_exec(
         rootfs: a.rootfs,
         bundle: a.bundle,
         userns,
+        from_cwd: enters_rootfs(a),
         netns_new: a.ns.has_new(libc::CLONE_NEWNET),
         cgroupns_new: a.ns.has_new(libc::CLONE_NEWCGROUP),
         cgroup: a.cgroup,

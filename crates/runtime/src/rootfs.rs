@@ -26,6 +26,11 @@ pub(crate) struct Rootfs<'a> {
     pub rootfs: &'a Path,
     pub bundle: &'a Path,
     pub userns: bool,
+    /// The stage entered the rootfs while it was still the host's root
+    /// ([`crate::init::enters_rootfs`]): the rootfs is reached from the
+    /// working directory, as its path may cross a directory the
+    /// container's root cannot search (an engine's 0700 run root).
+    pub from_cwd: bool,
     pub netns_new: bool,
     pub cgroupns_new: bool,
     pub cgroup: Option<&'a Manager>,
@@ -484,20 +489,47 @@ impl Rootfs<'_> {
         if prop & libc::MS_SHARED != 0 {
             make_parent_mount_private(self.rootfs)?;
         }
-        let rootfs_c = cstr(self.rootfs).ctx("rootfs path")?;
-        smount::mount(
-            Some(&rootfs_c),
-            &rootfs_c,
-            None,
-            libc::MS_BIND | libc::MS_REC,
-            None,
-        )
-        .map_err(mnt_err(format!(
-            "bind-mount the rootfs {} onto itself",
-            self.rootfs.display()
-        )))?;
-        let root = sfs::open(self.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
-            .with_ctx(|| format!("open rootfs {}", self.rootfs.display()))?;
+        let root = if self.from_cwd {
+            // From the working directory (the rootfs, in our mount
+            // namespace): a recursive clone of it attached onto it, the
+            // clone's fd then the new root; no path is looked up.
+            let here = sfs::open(
+                Path::new("."),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                0,
+            )
+            .with_ctx(|| {
+                format!(
+                    "open rootfs {} (the working directory)",
+                    self.rootfs.display()
+                )
+            })?;
+            let tree = smount::open_tree(
+                here.as_fd(),
+                smount::OPEN_TREE_CLONE | libc::AT_RECURSIVE as u32,
+            )
+            .and_then(|t| smount::move_mount(t.as_fd(), here.as_fd()).map(|()| t))
+            .map_err(mnt_err(format!(
+                "bind-mount the rootfs {} onto itself",
+                self.rootfs.display()
+            )))?;
+            tree
+        } else {
+            let rootfs_c = cstr(self.rootfs).ctx("rootfs path")?;
+            smount::mount(
+                Some(&rootfs_c),
+                &rootfs_c,
+                None,
+                libc::MS_BIND | libc::MS_REC,
+                None,
+            )
+            .map_err(mnt_err(format!(
+                "bind-mount the rootfs {} onto itself",
+                self.rootfs.display()
+            )))?;
+            sfs::open(self.rootfs, libc::O_PATH | libc::O_DIRECTORY, 0)
+                .with_ctx(|| format!("open rootfs {}", self.rootfs.display()))?
+        };
 
         let mounts = self.spec.mounts().as_deref().unwrap_or_default();
         let mount_at = |i: usize, m: &Mount| {

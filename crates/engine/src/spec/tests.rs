@@ -1018,3 +1018,88 @@ fn cdi_edits_go_into_the_spec() {
     bad.h.cdi.hooks[0].path = "hook".into();
     assert!(generate(&img(), &user, &bad.cs, &bad.h).is_err());
 }
+
+/// `--userns`: the maps picked at create make a user namespace with
+/// `linux.uidMappings`/`gidMappings`, and every bind (volumes, host paths)
+/// is idmapped with them; the files the engine wrote are not.
+#[test]
+fn a_user_namespace_has_the_records_maps_and_idmapped_binds() {
+    use crate::userns::{IdMap, Userns, UsernsMode};
+    let mut o = opts();
+    let map = |h| {
+        vec![IdMap {
+            container_id: 0,
+            host_id: h,
+            size: 65536,
+        }]
+    };
+    o.cs.namespaces.user = UsernsMode::Auto { size: None };
+    o.cs.namespaces.user_maps = Some(Userns {
+        uids: map(300000),
+        gids: map(400000),
+    });
+    o.h.mounts = vec![MountSpec {
+        destination: "/data".into(),
+        kind: MountKind::Bind {
+            source: "/var/lib/berth/volumes/v/_data".into(),
+            propagation: None,
+        },
+        readonly: false,
+    }];
+    o.h.files = vec![("/etc/hosts".into(), "/run/berth/c1/hosts".into())];
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
+    let types: Vec<&Value> = j["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| &n["type"])
+        .collect();
+    assert!(types.contains(&&json!("user")), "{types:?}");
+    assert_eq!(
+        j["linux"]["uidMappings"],
+        json!([{"containerID": 0, "hostID": 300000, "size": 65536}])
+    );
+    assert_eq!(
+        j["linux"]["gidMappings"],
+        json!([{"containerID": 0, "hostID": 400000, "size": 65536}])
+    );
+    let opts_of = |d: &str| {
+        j["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == d)
+            .unwrap()["options"]
+            .clone()
+    };
+    assert!(opts_of("/data")
+        .as_array()
+        .unwrap()
+        .contains(&json!("idmap")));
+    assert!(!opts_of("/etc/hosts")
+        .as_array()
+        .unwrap()
+        .contains(&json!("idmap")));
+
+    // Without maps (host): no user namespace, no idmap.
+    o.cs.namespaces.user = UsernsMode::Host;
+    o.cs.namespaces.user_maps = None;
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
+    assert!(!j["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["type"] == "user"));
+    assert!(j["linux"].get("uidMappings").is_none_or(|x| x.is_null()));
+    let data = j["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == "/data")
+        .unwrap()
+        .clone();
+    assert!(!data["options"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("idmap")));
+}

@@ -651,6 +651,19 @@ pub struct CreateFlags {
     /// on cgroup v2 and host on v1.
     #[cfg_attr(feature = "clap", arg(long = "cgroupns", value_name = "MODE"))]
     pub cgroupns: Option<String>,
+    /// User namespace: host (default: none), auto[:size=N] (a free range
+    /// of the `containers` subordinate ids), keep-id[:uid=N,gid=N] (not
+    /// for root).
+    #[cfg_attr(feature = "clap", arg(long = "userns", value_name = "MODE"))]
+    pub userns: Option<String>,
+    /// A user namespace with this uid map, CONTAINER_ID:HOST_ID:SIZE
+    /// (repeatable; also the gid map unless --gidmap is given).
+    #[cfg_attr(feature = "clap", arg(long = "uidmap", value_name = "C:H:N"))]
+    pub uidmap: Vec<String>,
+    /// The user namespace's gid map, CONTAINER_ID:HOST_ID:SIZE (repeatable;
+    /// needs --uidmap).
+    #[cfg_attr(feature = "clap", arg(long = "gidmap", value_name = "C:H:N"))]
+    pub gidmap: Vec<String>,
     /// Set an OCI annotation on the container (KEY=VALUE): in its OCI
     /// spec, for the runtime and hooks, and in inspect.
     #[cfg_attr(feature = "clap", arg(long = "annotation", value_name = "KEY=VALUE"))]
@@ -880,6 +893,13 @@ const MORE_FLAGS: [(&str, &str); 6] = [
     ("runtime", "--runtime"),
 ];
 
+/// The user namespace's fields (before [`FLAGS`]: `namespaces.user` is a
+/// prefix of `namespaces.user_maps`).
+const USERNS_FLAGS: [(&str, &str); 2] = [
+    ("namespaces.user_maps", "--userns"),
+    ("namespaces.user", "--userns"),
+];
+
 /// The fields of CDI devices and `--volumes-from`.
 const DEVICE_FLAGS: [(&str, &str); 2] = [
     ("resources.cdi_devices", "--device"),
@@ -916,7 +936,12 @@ pub fn reword(e: Error) -> Error {
         return e;
     };
     let swap = |mut s: String| {
-        for (field, flag) in FLAGS.iter().chain(&MORE_FLAGS).chain(&DEVICE_FLAGS) {
+        for (field, flag) in USERNS_FLAGS
+            .iter()
+            .chain(&FLAGS)
+            .chain(&MORE_FLAGS)
+            .chain(&DEVICE_FLAGS)
+        {
             if s.contains(field) {
                 s = s.replace(field, flag);
             }
@@ -1208,6 +1233,7 @@ pub fn to_spec(f: &CreateFlags, command: &[String]) -> Result<(ContainerSpec, Ve
             ))
         }
     };
+    ns.user = crate::userns::parse(f.userns.as_deref(), &f.uidmap, &f.gidmap)?;
     ns.net = match f.network.as_deref().unwrap_or("none") {
         "none" => NamespaceMode::Private,
         "host" => NamespaceMode::Host,

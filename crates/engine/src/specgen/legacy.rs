@@ -276,6 +276,8 @@ impl ContainerConfig {
                 net: mode(&c.network, "network")?,
                 // What containers had before --cgroupns: their own.
                 cgroup: Some(NamespaceMode::Private),
+                // Old records had no user namespace.
+                ..NamespaceSpec::default()
             },
             network: NetworkSpec {
                 hostname: c.hostname,

@@ -21,6 +21,7 @@ pub mod docker;
 mod legacy;
 
 use crate::error::{option, Error, Result};
+use crate::userns::{Userns, UsernsMode};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -372,6 +373,51 @@ pub struct NamespaceSpec {
     /// None: the host's default, Docker's: private on cgroup v2, the
     /// host's on v1.
     pub cgroup: Option<NamespaceMode>,
+    /// `--userns`/`--uidmap`/`--gidmap`: how the user namespace is chosen
+    /// (host: none).
+    #[serde(skip_serializing_if = "is_host_userns")]
+    pub user: UsernsMode,
+    /// The maps `user` came to, chosen once at create (an `auto` range
+    /// stays the container's across restarts); None with `user` host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_maps: Option<Userns>,
+}
+
+fn is_host_userns(m: &UsernsMode) -> bool {
+    *m == UsernsMode::Host
+}
+
+/// A user namespace mode as `--userns` takes it (what inspect's
+/// `HostConfig.UsernsMode` and `ps` show): `host`, `auto[:size=N]`,
+/// `keep-id[:uid=N,gid=N]`, or `uidmap=C:H:N;...,gidmap=...` for maps given
+/// with `--uidmap`/`--gidmap`.
+pub fn userns_text(m: &UsernsMode) -> String {
+    let kv = |pairs: &[(&str, Option<u32>)]| {
+        pairs
+            .iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let with = |mode: &str, args: String| {
+        if args.is_empty() {
+            mode.to_string()
+        } else {
+            format!("{mode}:{args}")
+        }
+    };
+    let maps = |m: &[crate::userns::IdMap]| {
+        m.iter()
+            .map(|r| format!("{}:{}:{}", r.container_id, r.host_id, r.size))
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    match m {
+        UsernsMode::Host => "host".into(),
+        UsernsMode::Auto { size } => with("auto", kv(&[("size", *size)])),
+        UsernsMode::KeepId { uid, gid } => with("keep-id", kv(&[("uid", *uid), ("gid", *gid)])),
+        UsernsMode::Maps { uids, gids } => format!("uidmap={},gidmap={}", maps(uids), maps(gids)),
+    }
 }
 
 /// An /etc/hosts line.
@@ -957,6 +1003,62 @@ impl ContainerSpec {
         Ok(())
     }
 
+    /// A user namespace: maps the kernel takes, recorded only with a mode
+    /// that asks for them, and the host's namespaces it cannot mount for
+    /// (/proc, /sys and /dev/mqueue are mounted in the container's user
+    /// namespace, which must own their namespaces).
+    fn check_userns(&self) -> Result<()> {
+        let n = &self.namespaces;
+        if let UsernsMode::Maps { uids, gids } = &n.user {
+            let u = Userns {
+                uids: uids.clone(),
+                gids: gids.clone(),
+            };
+            u.check(crate::userns::MapsFrom::Flags)?;
+            if u.root().is_none() {
+                return Err(err(
+                    "namespaces.user",
+                    "--uidmap and --gidmap must map container id 0: the container's root owns its root filesystem",
+                ));
+            }
+        }
+        match (&n.user, &n.user_maps) {
+            (UsernsMode::Host, None) => return Ok(()),
+            (UsernsMode::Host, Some(_)) => {
+                return Err(err(
+                    "namespaces.user_maps",
+                    "maps are set but namespaces.user is host: give a mode, or no maps",
+                ))
+            }
+            (_, Some(u)) => {
+                for (what, m) in [("uid", &u.uids), ("gid", &u.gids)] {
+                    berth_sys::userns::check_map(&crate::userns::ranges(m))
+                        .map_err(|e| err("namespaces.user_maps", format!("the {what} map: {e}")))?;
+                }
+                if u.root().is_none() {
+                    return Err(err(
+                        "namespaces.user_maps",
+                        "must map container id 0: the container's root owns its root filesystem",
+                    ));
+                }
+            }
+            (_, None) => {}
+        }
+        for (field, shared) in [
+            ("namespaces.pid", n.pid.is_host()),
+            ("namespaces.net", n.net.is_host()),
+            ("namespaces.ipc", n.ipc.is_host()),
+        ] {
+            if shared {
+                return Err(err(
+                    field,
+                    format!("host cannot be used with a user namespace (--userns {}): its /proc, /sys or /dev/mqueue cannot be mounted from inside one; drop one of the two", userns_text(&n.user)),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn check_namespaces(&self) -> Result<()> {
         let n = &self.namespaces;
         let modes = [
@@ -977,6 +1079,7 @@ impl ContainerSpec {
                 }
             }
         }
+        self.check_userns()?;
         let uts_host = n.uts.is_host();
         if uts_host && self.network.domainname.is_some() {
             return Err(err(

@@ -345,6 +345,83 @@ fn namespace_modes_parse_and_print_as_docker_writes_them() {
     }
 }
 
+/// `--userns`/`--uidmap`/`--gidmap` into the spec's namespaces group,
+/// checked and worded with the flags.
+#[test]
+fn userns_flags_make_the_namespaces_user_mode() {
+    use crate::userns::{IdMap, Userns, UsernsMode};
+    let mut f = flags();
+    assert_eq!(spec_of(&f).namespaces.user, UsernsMode::Host);
+    f.userns = Some("auto:size=1000".into());
+    let s = spec_of(&f);
+    assert_eq!(s.namespaces.user, UsernsMode::Auto { size: Some(1000) });
+    assert_eq!(s.namespaces.user_maps, None, "picked at create, not here");
+    assert_eq!(userns_text(&s.namespaces.user), "auto:size=1000");
+    f.userns = Some("keep-id:uid=7".into());
+    assert_eq!(userns_text(&spec_of(&f).namespaces.user), "keep-id:uid=7");
+    f.userns = None;
+    f.uidmap = vec!["0:100000:65536".into()];
+    let s = spec_of(&f);
+    let m = vec![IdMap {
+        container_id: 0,
+        host_id: 100000,
+        size: 65536,
+    }];
+    assert_eq!(
+        s.namespaces.user,
+        UsernsMode::Maps {
+            uids: m.clone(),
+            gids: m.clone()
+        }
+    );
+    // Stored and read back the same; a host spec stores nothing of it.
+    let text = serde_json::to_string(&s).unwrap();
+    assert_eq!(serde_json::from_str::<ContainerSpec>(&text).unwrap(), s);
+    let host = serde_json::to_value(ContainerSpec::default()).unwrap();
+    assert!(host["namespaces"].get("user").is_none(), "{host}");
+    assert!(host["namespaces"].get("user_maps").is_none(), "{host}");
+
+    // Errors name the flag.
+    f.uidmap = vec!["1:100000:10".into()];
+    let e = err_of(&f);
+    assert!(e.contains("--userns") && e.contains("id 0"), "{e}");
+    f.uidmap = vec!["0:100000:10".into()];
+    f.network = Some("host".into());
+    let e = err_of(&f);
+    assert!(
+        e.contains("--network") && e.contains("user namespace"),
+        "{e}"
+    );
+    f.network = None;
+    f.pid = Some("host".into());
+    assert!(err_of(&f).contains("--pid"));
+
+    // Maps in a record without a mode, or without container root, are
+    // refused by validation whatever made the spec.
+    let mut s = ContainerSpec::default();
+    s.namespaces.user_maps = Some(Userns {
+        uids: m.clone(),
+        gids: m.clone(),
+    });
+    assert!(s
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("namespaces.user"));
+    s.namespaces.user = UsernsMode::Auto { size: None };
+    s.validate().unwrap();
+    let off = vec![IdMap {
+        container_id: 5,
+        host_id: 100000,
+        size: 10,
+    }];
+    s.namespaces.user_maps = Some(Userns {
+        uids: off.clone(),
+        gids: off,
+    });
+    assert!(s.validate().unwrap_err().to_string().contains("id 0"));
+}
+
 #[test]
 fn the_fuzzers_seed_is_a_valid_request() {
     // fuzz/fuzz_targets/spec.rs starts from it: it must reach spec::build.
