@@ -119,6 +119,20 @@ fn userns_auto_is_root_inside_on_a_mapped_range_and_keeps_it_across_restarts() {
         ["hosts-ok", "shm-ok", "sys-ok", "cgroup-ok"],
         "{out}"
     );
+    // inspect shows the mode and the maps (podman's IDMappings).
+    let o = ns
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.UsernsMode}} {{json .HostConfig.IDMappings}}",
+            "ua",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(
+        o,
+        format!("auto {{\"GidMap\":[\"0:{BASE}:65536\"],\"UidMap\":[\"0:{BASE}:65536\"]}}\n")
+    );
     // On the host, what the container wrote is the range's root's.
     let upper = ns.upper("ua");
     assert_eq!(owner(&upper.join("written")), (BASE, BASE));

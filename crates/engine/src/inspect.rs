@@ -217,6 +217,20 @@ pub struct HostConfigInspect {
     /// CDI devices (`--device vendor/class=name`, `--gpus`), as Docker 25+
     /// shows them: one request of the "cdi" driver.
     pub device_requests: Option<Vec<DeviceRequestInspect>>,
+    /// `--userns` as given ("" for none, as Docker's).
+    pub userns_mode: String,
+    /// The user namespace's maps (podman's `HostConfig.IDMappings`).
+    #[serde(rename = "IDMappings", skip_serializing_if = "Option::is_none")]
+    pub id_mappings: Option<IdMappingsInspect>,
+}
+
+/// `.HostConfig.IDMappings`: "CONTAINER:HOST:SIZE" per range, as podman
+/// shows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IdMappingsInspect {
+    pub uid_map: Vec<String>,
+    pub gid_map: Vec<String>,
 }
 
 /// `.HostConfig.DeviceRequests[]`.
@@ -486,6 +500,21 @@ impl Engine {
                 device_ids: res.cdi_devices.clone(),
             }])
             .filter(|_| !res.cdi_devices.is_empty()),
+            userns_mode: match &ns.user {
+                crate::userns::UsernsMode::Host => String::new(),
+                m => crate::specgen::userns_text(m),
+            },
+            id_mappings: ns.user_maps.as_ref().map(|u| {
+                let text = |m: &[crate::userns::IdMap]| {
+                    m.iter()
+                        .map(|r| format!("{}:{}:{}", r.container_id, r.host_id, r.size))
+                        .collect()
+                };
+                IdMappingsInspect {
+                    uid_map: text(&u.uids),
+                    gid_map: text(&u.gids),
+                }
+            }),
         };
         ContainerInspect {
             id: r.id.clone(),
