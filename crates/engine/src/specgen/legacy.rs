@@ -223,8 +223,9 @@ impl ContainerConfig {
                 mounts: c.mounts,
                 read_only: c.read_only,
                 shm_size: c.shm_size,
-                // Old records had no --volumes-from.
-                volumes_from: Vec::new(),
+                // What came after the old format takes its default, so
+                // a new option does not touch this file.
+                ..StorageSpec::default()
             },
             security: SecuritySpec {
                 privileged: c.privileged,
@@ -266,8 +267,7 @@ impl ContainerConfig {
                     .as_deref()
                     .map(docker::parse_cgroup_parent)
                     .transpose()?,
-                // Nor CDI devices.
-                cdi_devices: Vec::new(),
+                ..ResourceSpec::default()
             },
             namespaces: NamespaceSpec {
                 pid: mode(&c.pid, "pid")?,
