@@ -194,10 +194,13 @@ fn userns_auto_gives_each_container_a_range_no_other_has() {
 }
 
 #[test]
-fn userns_volumes_and_binds_show_the_hosts_ids_as_the_containers() {
+fn userns_volumes_are_the_containers_and_host_binds_are_not_idmapped() {
     let ns = Ns::new(&format!("containers:{BASE}:65536\n"));
     let bind = tempfile::tempdir().unwrap();
     std::fs::write(bind.path().join("host-file"), "h").unwrap();
+    // Writable by the container's root, which is an unprivileged host id.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bind.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let b = format!("{}:/bind", bind.path().display());
     let script = "echo v > /data/f; stat -c %u:%g /data/f /data; \
                   stat -c %u:%g /bind/host-file; echo b > /bind/new";
@@ -219,11 +222,16 @@ fn userns_volumes_and_binds_show_the_hosts_ids_as_the_containers() {
         .ok()
         .stdout;
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines, ["0:0", "0:0", "0:0"], "{out}");
+    // The volume is idmapped: its files are the container's root's. A host
+    // path is not (as with Docker's userns-remap and podman without
+    // `:idmap`): the host root's file is nobody's inside...
+    assert_eq!(lines, ["0:0", "0:0", "65534:65534"], "{out}");
     // The volume's files are the host's root's: no container's range
     // is written into it.
     assert_eq!(owner(&ns.volume("vol").join("f")), (0, 0));
-    assert_eq!(owner(&bind.path().join("new")), (0, 0));
+    // ...and what the container's root writes there is its host id's, not
+    // host root's (it cannot plant root-owned or setuid-root files).
+    assert_eq!(owner(&bind.path().join("new")), (BASE, BASE));
     // A named volume mounted where the image has files gets them (copy-up)
     // with the image's ids, not the container's host ones.
     let out = ns

@@ -654,6 +654,7 @@ impl Engine {
                     MountKind::Bind {
                         source: src,
                         propagation: m.propagation.clone(),
+                        volume: false,
                     }
                 }
                 MountType::Volume => {
@@ -665,6 +666,7 @@ impl Engine {
                     MountKind::Bind {
                         source: self.paths.volume_data(&name),
                         propagation: None,
+                        volume: true,
                     }
                 }
                 MountType::Tmpfs => MountKind::Tmpfs {
@@ -686,6 +688,7 @@ impl Engine {
                     kind: MountKind::Bind {
                         source: self.paths.volume_data(name),
                         propagation: None,
+                        volume: true,
                     },
                     readonly: false,
                 });

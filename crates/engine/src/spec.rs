@@ -140,6 +140,11 @@ pub enum MountKind {
     Bind {
         source: PathBuf,
         propagation: Option<String>,
+        /// berth's own volume (not a host path the user named): with a
+        /// user namespace it is idmapped, so its files are the
+        /// container's. A host path is not: container root must not own
+        /// the host's root-owned files (nor make setuid-root ones there).
+        volume: bool,
     },
     /// `flags`: `exec`, `suid`, `dev` or their `no` forms, over the default
     /// `noexec,nosuid,nodev` (Docker's and Podman's).
@@ -741,6 +746,7 @@ fn build<'a>(
             MountKind::Bind {
                 source,
                 propagation,
+                volume,
             } => {
                 if !source.is_absolute() {
                     return Err(option("--volume/--mount", format!("{} is not an absolute host path", source.display())));
@@ -752,9 +758,9 @@ fn build<'a>(
                     "private" | "rprivate" | "slave" | "rslave" => {}
                     _ => return Err(option("--volume/--mount", format!("{d}: propagation {p:?} is not one of private, rprivate, shared, rshared, slave, rslave"))),
                 }
-                if cs.namespaces.user_maps.is_some() {
-                    // The container's maps on the mount: the host's files
-                    // show as the container's same ids, as the root's do.
+                if cs.namespaces.user_maps.is_some() && *volume {
+                    // The container's maps on its volume: the files show
+                    // as the container's same ids, as the root's do.
                     json!({"destination": d, "type": "bind", "source": source, "options": ["rbind", p, ro, "idmap"]})
                 } else {
                     json!({"destination": d, "type": "bind", "source": source, "options": ["rbind", p, ro]})

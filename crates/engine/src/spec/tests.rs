@@ -521,6 +521,7 @@ fn mounts_and_limits_are_checked() {
             kind: MountKind::Bind {
                 source: "/srv/data".into(),
                 propagation: None,
+                volume: false,
             },
             readonly: true,
         },
@@ -596,6 +597,7 @@ fn mounts_and_limits_are_checked() {
                 kind: MountKind::Bind {
                     source: "/srv".into(),
                     propagation: Some(p.to_string()),
+                    volume: false,
                 },
                 readonly: false,
             });
@@ -625,6 +627,7 @@ fn mounts_and_limits_are_checked() {
             o.h.mounts[0].kind = MountKind::Bind {
                 source: "/srv".into(),
                 propagation: Some("sideways".into()),
+                volume: false,
             }
         },
         |o| {
@@ -901,6 +904,7 @@ fn cdi_edits_go_into_the_spec() {
         kind: MountKind::Bind {
             source: "/srv".into(),
             propagation: None,
+            volume: false,
         },
         readonly: false,
     }];
@@ -1038,14 +1042,26 @@ fn a_user_namespace_has_the_records_maps_and_idmapped_binds() {
         uids: map(300000),
         gids: map(400000),
     });
-    o.h.mounts = vec![MountSpec {
-        destination: "/data".into(),
-        kind: MountKind::Bind {
-            source: "/var/lib/berth/volumes/v/_data".into(),
-            propagation: None,
+    o.h.mounts = vec![
+        MountSpec {
+            destination: "/data".into(),
+            kind: MountKind::Bind {
+                source: "/var/lib/berth/volumes/v/_data".into(),
+                propagation: None,
+                volume: true,
+            },
+            readonly: false,
         },
-        readonly: false,
-    }];
+        MountSpec {
+            destination: "/host".into(),
+            kind: MountKind::Bind {
+                source: "/srv/share".into(),
+                propagation: None,
+                volume: false,
+            },
+            readonly: false,
+        },
+    ];
     o.h.files = vec![("/etc/hosts".into(), "/run/berth/c1/hosts".into())];
     let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
     let types: Vec<&Value> = j["linux"]["namespaces"]
@@ -1077,6 +1093,12 @@ fn a_user_namespace_has_the_records_maps_and_idmapped_binds() {
         .unwrap()
         .contains(&json!("idmap")));
     assert!(!opts_of("/etc/hosts")
+        .as_array()
+        .unwrap()
+        .contains(&json!("idmap")));
+    // A host path is not idmapped: container root must not own the host's
+    // root-owned files there, nor make setuid-root files for the host.
+    assert!(!opts_of("/host")
         .as_array()
         .unwrap()
         .contains(&json!("idmap")));
