@@ -98,3 +98,30 @@ fn create_container_hooks_run_in_a_rootfs_under_a_private_directory() {
     let pwd = std::fs::read_to_string(rootfs.join("hook.pwd")).unwrap();
     assert_eq!(pwd.trim(), rootfs.to_str().unwrap());
 }
+
+/// Review M2: in a user namespace devices are bound from the host's node
+/// at the container's path; one that is another device is refused, naming
+/// it, rather than bound silently (/dev/kmsg is 1:11, not 1:5).
+#[test]
+fn a_user_namespace_refuses_a_host_node_that_is_another_device() {
+    let rt = Runtime::new();
+    let mut b = userns_bundle(&["true"]);
+    let dev = serde_json::json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 5}]);
+    b.linux()
+        .set_devices(Some(serde_json::from_value(dev).unwrap()));
+    let o = rt.run(&b);
+    assert_ne!(o.code, 0, "a mismatched device was bound: {}", o.stdout);
+    assert!(
+        o.stderr.contains("/dev/kmsg") && o.stderr.contains("1:11") && o.stderr.contains("1:5"),
+        "{}",
+        o.stderr
+    );
+    // The right numbers are bound.
+    let mut b = userns_bundle(&["sh", "-c", "stat -c '%t:%T' /dev/kmsg"]);
+    let dev = serde_json::json!([{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]);
+    b.linux()
+        .set_devices(Some(serde_json::from_value(dev).unwrap()));
+    let o = rt.run(&b);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stdout.trim(), "1:b");
+}

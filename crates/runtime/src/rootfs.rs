@@ -1012,6 +1012,27 @@ impl Rootfs<'_> {
                 libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
                 0,
             )?;
+            // The host's node at the container's path may be another
+            // device (or none): bind only the one the spec describes.
+            let st = sfs::fstat(host.as_fd())?;
+            let want = sfs::makedev(d.major() as u64, d.minor() as u64);
+            if st.st_mode & libc::S_IFMT != kind || st.st_rdev != want {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "in a user namespace the device is bound from the host's {}, which is {} {}:{}, \
+                         not the {} {}:{} the spec describes (bind the device from its host path \
+                         with a mount instead)",
+                        d.path().display(),
+                        node_kind(st.st_mode & libc::S_IFMT),
+                        libc::major(st.st_rdev),
+                        libc::minor(st.st_rdev),
+                        node_kind(kind),
+                        d.major(),
+                        d.minor()
+                    ),
+                ));
+            }
             let tree = smount::open_tree(host.as_fd(), smount::OPEN_TREE_CLONE)?;
             return smount::move_mount(tree.as_fd(), target.as_fd());
         }
@@ -1296,6 +1317,19 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
     let c = cstr(&best).ctx("mount point path")?;
     smount::mount(None, &c, None, libc::MS_PRIVATE, None)
         .with_ctx(|| format!("make {} private for pivot_root", best.display()))
+}
+
+/// A file type's name, for messages.
+fn node_kind(fmt: libc::mode_t) -> &'static str {
+    match fmt {
+        libc::S_IFCHR => "character device",
+        libc::S_IFBLK => "block device",
+        libc::S_IFIFO => "fifo",
+        libc::S_IFDIR => "directory",
+        libc::S_IFREG => "regular file",
+        libc::S_IFLNK => "symlink",
+        _ => "special file",
+    }
 }
 
 /// [`make_parent_mount_private`] for a rootfs reached from the working
