@@ -99,6 +99,39 @@ fn create_container_hooks_run_in_a_rootfs_under_a_private_directory() {
     assert_eq!(pwd.trim(), rootfs.to_str().unwrap());
 }
 
+/// Review L1: the runtime's working directory (here the bundle), held to
+/// come back to after the clone, is not left open in the container's init
+/// (it waits for `start` before its exec).
+#[test]
+fn the_init_does_not_hold_the_runtimes_working_directory() {
+    let rt = Runtime::new();
+    let b = private_parent_bundle(&["true"]);
+    b.write();
+    let log = |n: &str| std::fs::File::create(b.path().join(n)).unwrap();
+    let status = rt
+        .cmd()
+        .current_dir(b.path())
+        .args(["create", "--bundle", b.path().to_str().unwrap(), &b.id])
+        .stdout(log("stdout.log"))
+        .stderr(log("stderr.log"))
+        .status()
+        .unwrap();
+    let stderr = std::fs::read_to_string(b.path().join("stderr.log")).unwrap_or_default();
+    assert!(status.success(), "create: {stderr}");
+    let pid = rt.state(&b.id)["pid"].as_i64().unwrap();
+    let links: Vec<std::path::PathBuf> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
+        .collect();
+    rt.exec(&["delete", "-f", &b.id]);
+    assert!(!links.is_empty(), "no fds read from the init {pid}");
+    let bundle = b.path().canonicalize().unwrap();
+    assert!(
+        !links.contains(&bundle),
+        "the init holds the bundle open: {links:?}"
+    );
+}
+
 /// Review M2: in a user namespace devices are bound from the host's node
 /// at the container's path; one that is another device is refused, naming
 /// it, rather than bound silently (/dev/kmsg is 1:11, not 1:5).
