@@ -404,6 +404,17 @@ pub fn compute(mode: &UsernsMode, host: &Host, _held: &UsernsLock) -> Result<Opt
         UsernsMode::Auto { size } => {
             let size = size.unwrap_or(AUTO_SIZE);
             let pick = |file: &str, list: &[SubIds], used: &dyn Fn(&Userns) -> &[IdMap]| {
+                // Host id 0 is the host's root: never a container's.
+                if let Some(s) = host
+                    .subids(list)
+                    .iter()
+                    .find(|s| s.start == 0 && s.count > 0)
+                {
+                    return Err(opt(
+                        "--userns",
+                        format!("auto: {file} gives {:?} a range that starts at host id 0 (the host's root; line {}:0:{}), which berth never maps into a container: start it above 0", s.owner, s.owner, s.count),
+                    ));
+                }
                 let taken: Vec<IdMap> = host.in_use.iter().flat_map(|u| used(u).to_vec()).collect();
                 free_range(&host.subids(list), &taken, size).ok_or_else(|| {
                     auto_error(file, &host.owner(), size, host.subids(list).is_empty())
@@ -476,14 +487,18 @@ fn auto_error(file: &str, owner: &str, size: u32, none: bool) -> Error {
 }
 
 /// The lowest start of `size` ids inside one of `subids` that overlaps no
-/// host range of `taken`.
+/// host range of `taken`, never including host id 0 (the caller refuses a
+/// subordinate range holding it). `taken` is the ranges of this berth
+/// root's containers only: other engines' (or other berth roots') users of
+/// the same subordinate ids are not seen, so keep their ranges apart in the
+/// files (or with BERTH_SUBUID_FILE/BERTH_SUBGID_FILE).
 fn free_range(subids: &[&SubIds], taken: &[IdMap], size: u32) -> Option<u32> {
     let end = |s: u32, n: u32| u64::from(s) + u64::from(n);
     for s in subids {
         if s.count < size {
             continue;
         }
-        let mut start = s.start;
+        let mut start = s.start.max(1);
         loop {
             if end(start, size) > end(s.start, s.count) {
                 break;
@@ -775,6 +790,27 @@ mod tests {
             compute(&big, &host, &held()).unwrap().unwrap().uids,
             vec![m(0, 240010, 59990)]
         );
+    }
+
+    #[test]
+    fn auto_refuses_a_subordinate_range_holding_host_id_0() {
+        let e = msg(compute(
+            &UsernsMode::Auto { size: None },
+            &root_host("containers:0:200000\n"),
+            &held(),
+        ));
+        assert!(
+            e.contains("/etc/subuid gives \"containers\" a range that starts at host id 0"),
+            "{e}"
+        );
+        // The search itself never starts a range at 0.
+        let s = SubIds {
+            owner: "containers".into(),
+            start: 0,
+            count: 10,
+        };
+        assert_eq!(free_range(&[&s], &[], 5), Some(1));
+        assert_eq!(free_range(&[&s], &[], 10), None);
     }
 
     #[test]
