@@ -8,7 +8,7 @@
 //! (for tests, or a host that keeps berth's ranges apart).
 
 use crate::error::{io, option, Error, Result};
-use crate::userns::{compute, parse_subids, Host, Userns, UsernsLock, UsernsMode};
+use crate::userns::{compute, parse_subids, read_subid_file, Host, Userns, UsernsLock, UsernsMode};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
@@ -24,10 +24,7 @@ pub fn host(in_use: Vec<Userns>) -> Result<Host> {
     for (var, list) in [(SUBUID_ENV, &mut h.subuid), (SUBGID_ENV, &mut h.subgid)] {
         if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
             let p = Path::new(&p);
-            let text = std::fs::read_to_string(p).map_err(io(format!(
-                "read the subordinate id file {} ({var})",
-                p.display()
-            )))?;
+            let text = read_subid_file(p, &format!("{} ({var})", p.display()))?;
             *list = parse_subids(&text);
         }
     }

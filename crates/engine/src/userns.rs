@@ -258,6 +258,38 @@ pub struct SubIds {
     pub count: u32,
 }
 
+/// The text of the subordinate id file `path` (`what` names it in
+/// errors), refused unless it is a regular file owned by root and writable
+/// by no one else: its ranges decide which host ids a container's root is.
+pub fn read_subid_file(path: &Path, what: &str) -> Result<String> {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let fd = berth_sys::fs::open(path, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0)
+        .map_err(crate::error::io(format!(
+            "open the subordinate id file {what}"
+        )))?;
+    let st = berth_sys::fs::fstat(fd.as_fd()).map_err(crate::error::io(format!(
+        "stat the subordinate id file {what}"
+    )))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_uid != 0 || st.st_mode & 0o022 != 0 {
+        return Err(opt(
+            "--userns",
+            format!(
+                "the subordinate id file {what} is not a regular file owned by root and writable by root only (owner {}, mode {:o}): refusing its ranges; fix its owner and mode (chown root:root, chmod go-w)",
+                st.st_uid,
+                st.st_mode & 0o7777
+            ),
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .read_to_string(&mut text)
+        .map_err(crate::error::io(format!(
+            "read the subordinate id file {what}"
+        )))?;
+    Ok(text)
+}
+
 /// The entries of a subuid/subgid file. Lines that are not
 /// `owner:start:count` (comments, blanks, garbage) are skipped, as shadow's
 /// tools skip them.
@@ -305,10 +337,12 @@ impl Host {
     /// The running user's view of the host: its ids and name, and the
     /// subordinate id files (missing ones count as empty).
     pub fn read(in_use: Vec<Userns>) -> Result<Host> {
-        let read = |p: &str| match std::fs::read_to_string(p) {
+        let read = |p: &str| match read_subid_file(Path::new(p), p) {
             Ok(t) => Ok(parse_subids(&t)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(crate::error::io(format!("read {p}"))(e)),
+            Err(Error::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
         };
         // SAFETY: getuid and getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
@@ -790,6 +824,41 @@ mod tests {
             compute(&big, &host, &held()).unwrap().unwrap().uids,
             vec![m(0, 240010, 59990)]
         );
+    }
+
+    #[test]
+    fn a_subid_file_writable_by_others_or_not_roots_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("subuid");
+        std::fs::write(&p, "containers:100000:65536\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = read_subid_file(&p, "the test's subuid")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the subordinate id file the test's subuid is not a regular file owned by root and writable by root only"),
+            "{e}"
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // SAFETY: getuid cannot fail.
+        if unsafe { libc::getuid() } == 0 {
+            assert_eq!(
+                read_subid_file(&p, "subuid").unwrap(),
+                "containers:100000:65536\n"
+            );
+            std::os::unix::fs::chown(&p, Some(1000), None).unwrap();
+        }
+        // Not root's (a user's file, or given away above).
+        assert!(read_subid_file(&p, "subuid")
+            .unwrap_err()
+            .to_string()
+            .contains("owner "));
+        // Never through a symlink.
+        let l = dir.path().join("link");
+        std::os::unix::fs::symlink("/etc/passwd", &l).unwrap();
+        assert!(read_subid_file(&l, "link").is_err());
+        assert!(read_subid_file(Path::new("/etc/passwd"), "passwd").is_ok());
     }
 
     #[test]
