@@ -320,3 +320,43 @@ fn userns_bad_modes_and_maps_are_clear_errors_at_create() {
     }
     assert_eq!(ns.berth(&["ps", "-aq"]).ok().stdout, "", "nothing recorded");
 }
+
+/// Review M2: with a user namespace a device given at another path is
+/// bound from its host path (the runtime cannot make nodes there, and
+/// bound the host's node at the container's path: the wrong one, or none).
+#[test]
+fn userns_device_at_another_path_is_the_host_paths_node() {
+    let ns = Ns::new(&format!("containers:{BASE}:131072\n"));
+    let out = ns
+        .berth(&[
+            "run",
+            "--rm",
+            "--userns",
+            "auto",
+            "--device",
+            "/dev/zero:/dev/berth-zero",
+            "ns",
+            "sh",
+            "-c",
+            "stat -c %t:%T /dev/berth-zero",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(out.lines().next(), Some("1:5"), "{out}");
+}
+
+/// Review L4: a subordinate id file others may write is refused, named.
+#[test]
+fn userns_refuses_a_subid_file_others_may_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let ns = Ns::new(&format!("containers:{BASE}:131072\n"));
+    let f = ns.subids.path().join("subuid");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let o = ns.berth(&["create", "--userns", "auto", "ns", "true"]);
+    assert_ne!(o.code, 0, "a world-writable {} was used", f.display());
+    assert!(
+        o.stderr.contains(&f.display().to_string()) && o.stderr.contains("writable"),
+        "{}",
+        o.stderr
+    );
+}

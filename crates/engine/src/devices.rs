@@ -23,7 +23,7 @@ pub fn lookup(d: &DeviceConfig) -> Result<Vec<Device>> {
         walk(&host, &mut |p, m| {
             let rel = p.strip_prefix(&host).unwrap_or(p);
             let path = Path::new(&d.container).join(rel);
-            out.extend(device(&path, m, &d.access));
+            out.extend(device(&path, p, m, &d.access));
         });
         if out.is_empty() {
             return Err(bad(format!(
@@ -33,7 +33,7 @@ pub fn lookup(d: &DeviceConfig) -> Result<Vec<Device>> {
         }
         return Ok(out);
     }
-    device(Path::new(&d.container), &meta, &d.access)
+    device(Path::new(&d.container), &host, &meta, &d.access)
         .map(|x| vec![x])
         .ok_or_else(|| {
             bad(format!(
@@ -87,13 +87,13 @@ pub fn host_devices() -> Vec<Device> {
     let mut out = Vec::new();
     walk(Path::new("/dev"), &mut |p, m| {
         if p != Path::new("/dev/console") {
-            out.extend(device(p, m, "rwm"));
+            out.extend(device(p, p, m, "rwm"));
         }
     });
     out
 }
 
-fn device(path: &Path, m: &std::fs::Metadata, access: &str) -> Option<Device> {
+fn device(path: &Path, host: &Path, m: &std::fs::Metadata, access: &str) -> Option<Device> {
     let ft = m.file_type();
     let kind = if ft.is_char_device() {
         'c'
@@ -105,6 +105,7 @@ fn device(path: &Path, m: &std::fs::Metadata, access: &str) -> Option<Device> {
     let rdev = m.rdev();
     Some(Device {
         path: path.to_string_lossy().into_owned(),
+        host: host.to_string_lossy().into_owned(),
         kind,
         major: libc::major(rdev) as u64,
         minor: libc::minor(rdev) as u64,

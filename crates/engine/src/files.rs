@@ -866,21 +866,52 @@ fn copy_dir_contents_in(
 /// relative to the volume's directory fd, each entry created `O_EXCL |
 /// O_NOFOLLOW`: another container sharing the volume may plant symlinks
 /// in it meanwhile, and a planted name fails the copy rather than be
-/// followed.
+/// followed. See [`copy_up_with`] for how a failed or killed copy is
+/// retried.
 pub(crate) fn copy_up(rootfs: &Path, dest: &str, volume_data: &Path) -> Result<()> {
+    copy_up_with(rootfs, dest, volume_data, None)
+}
+
+/// The directory in a volume a copy-up is made in.
+const COPY_UP_STAGING: &str = ".berth-copy-up";
+/// [`COPY_UP_STAGING`] once complete, its entries being moved into place.
+const COPY_UP_DONE: &str = ".berth-copy-up.done";
+
+/// What [`copy_up_with`] does to a complete copy before it is put in place.
+pub(crate) type FixCopy<'a> = dyn Fn(BorrowedFd<'_>) -> std::io::Result<()> + 'a;
+
+/// [`copy_up`], `fix` then given the copy's directory (the volume's own
+/// owner and mode, and everything below) before it is put in place. The
+/// copy is made in [`COPY_UP_STAGING`] inside the volume directory, which
+/// is renamed [`COPY_UP_DONE`] when complete, whose entries are then
+/// renamed into the volume: an error or a kill at any point leaves either
+/// an unfinished staging directory, removed by the next copy-up, which
+/// copies again, or a complete one, whose moving into place the next
+/// copy-up finishes; never a volume that looks filled and is not.
+pub(crate) fn copy_up_with(
+    rootfs: &Path,
+    dest: &str,
+    volume_data: &Path,
+    fix: Option<&FixCopy<'_>>,
+) -> Result<()> {
+    let what = format!("the volume directory {}", volume_data.display());
     let vol = sfs::open(
         volume_data,
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
         0,
     )
-    .map_err(io(format!(
-        "open the volume directory {}",
-        volume_data.display()
-    )))?;
-    let empty = sfs::read_dir_fd(vol.as_fd())
-        .map(|v| v.is_empty())
-        .unwrap_or(false);
-    if !empty {
+    .map_err(io(format!("open {what}")))?;
+    let (staging, done) = (Path::new(COPY_UP_STAGING), Path::new(COPY_UP_DONE));
+    let names = sfs::read_dir_fd(vol.as_fd()).map_err(io(format!("list {what}")))?;
+    if names.iter().any(|n| n == COPY_UP_DONE) {
+        return put_in_place(vol.as_fd(), &what);
+    }
+    if names.iter().any(|n| n == COPY_UP_STAGING) {
+        remove_tree_at(vol.as_fd(), staging).map_err(io(format!(
+            "remove the unfinished copy-up {COPY_UP_STAGING} in {what}"
+        )))?;
+    }
+    if names.iter().any(|n| n != COPY_UP_STAGING) {
         return Ok(());
     }
     let root = open_dir_path(rootfs)?;
@@ -890,21 +921,97 @@ pub(crate) fn copy_up(rootfs: &Path, dest: &str, volume_data: &Path) -> Result<(
     };
     let st = sfs::fstat(dir.as_fd()).map_err(io(format!("stat {dest} in the image")))?;
     let names = sfs::read_dir_fd(dir.as_fd()).map_err(io(format!("list {dest} in the image")))?;
-    for n in names {
-        let n = PathBuf::from(n);
-        let shown = Path::new(dest).join(&n);
-        let (cfd, cst) = sfs::open_entry(dir.as_fd(), &n)
-            .map_err(io(format!("open {} in the image", shown.display())))?;
-        copy_tree(cfd, &cst, vol.as_fd(), &n, Overwrite::Never, &shown).map_err(|e| {
-            Error::Runtime(format!(
-                "copy the image's {dest} into the new volume {}: {e} (did another container write to the volume meanwhile?)",
-                volume_data.display()
-            ))
-        })?;
+    let copy = || -> Result<()> {
+        let to = sfs::mkdir_open_at(vol.as_fd(), staging, 0o700)
+            .map_err(io(format!("create {COPY_UP_STAGING} in {what}")))?;
+        for n in names {
+            let n = PathBuf::from(n);
+            let shown = Path::new(dest).join(&n);
+            let (cfd, cst) = sfs::open_entry(dir.as_fd(), &n)
+                .map_err(io(format!("open {} in the image", shown.display())))?;
+            copy_tree(cfd, &cst, to.as_fd(), &n, Overwrite::Never, &shown)?;
+        }
+        let _ = sfs::fchown_fd(to.as_fd(), st.st_uid, st.st_gid);
+        let _ = sfs::fchmod(to.as_fd(), st.st_mode & 0o7777);
+        if let Some(fix) = fix {
+            fix(to.as_fd()).map_err(io(format!("adjust the copy in {what}")))?;
+        }
+        rename_noreplace(vol.as_fd(), staging, vol.as_fd(), done)
+            .map_err(io(format!("complete the copy-up in {what}")))
+    };
+    if let Err(e) = copy() {
+        let _ = remove_tree_at(vol.as_fd(), staging);
+        return Err(Error::Runtime(format!(
+            "copy the image's {dest} into the new volume {}: {e} (did another container write to the volume meanwhile?)",
+            volume_data.display()
+        )));
     }
-    let _ = sfs::fchown_fd(vol.as_fd(), st.st_uid, st.st_gid);
-    let _ = sfs::fchmod(vol.as_fd(), st.st_mode & 0o7777);
-    Ok(())
+    put_in_place(vol.as_fd(), &what)
+}
+
+/// Moves a complete copy-up ([`COPY_UP_DONE`] in `vol`) into the volume:
+/// its entries, then its owner and mode onto the volume's directory.
+fn put_in_place(vol: BorrowedFd<'_>, what: &str) -> Result<()> {
+    let done = Path::new(COPY_UP_DONE);
+    let d = sfs::openat(
+        vol,
+        done,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        0,
+    )
+    .map_err(io(format!("open {COPY_UP_DONE} in {what}")))?;
+    for n in sfs::read_dir_fd(d.as_fd()).map_err(io(format!("list {COPY_UP_DONE} in {what}")))? {
+        let n = PathBuf::from(n);
+        rename_noreplace(d.as_fd(), &n, vol, &n).map_err(io(format!(
+            "move {} of the copy-up into {what}",
+            n.display()
+        )))?;
+    }
+    let st = sfs::fstat(d.as_fd()).map_err(io(format!("stat {COPY_UP_DONE} in {what}")))?;
+    let _ = sfs::fchown_fd(vol, st.st_uid, st.st_gid);
+    let _ = sfs::fchmod(vol, st.st_mode & 0o7777);
+    sfs::unlinkat(vol, done, libc::AT_REMOVEDIR)
+        .map_err(io(format!("remove the emptied {COPY_UP_DONE} in {what}")))
+}
+
+/// renameat2 `RENAME_NOREPLACE`, relative to directory fds.
+fn rename_noreplace(
+    from_dir: BorrowedFd<'_>,
+    from: &Path,
+    to_dir: BorrowedFd<'_>,
+    to: &Path,
+) -> std::io::Result<()> {
+    let (f, t) = (berth_sys::cstr(from)?, berth_sys::cstr(to)?);
+    // SAFETY: two valid directory fds and NUL-terminated names.
+    berth_sys::cvt(unsafe {
+        libc::renameat2(
+            from_dir.as_raw_fd(),
+            f.as_ptr(),
+            to_dir.as_raw_fd(),
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    })
+    .map(drop)
+}
+
+/// Removes `name` in `dir`, a directory's contents first, by fd and never
+/// through a symlink.
+fn remove_tree_at(dir: BorrowedFd<'_>, name: &Path) -> std::io::Result<()> {
+    match sfs::unlinkat(dir, name, 0) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EISDIR) | Some(libc::EPERM)) => {}
+        r => return r,
+    }
+    let sub = sfs::openat(
+        dir,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        0,
+    )?;
+    for n in sfs::read_dir_fd(sub.as_fd())? {
+        remove_tree_at(sub.as_fd(), Path::new(&n))?;
+    }
+    sfs::unlinkat(dir, name, libc::AT_REMOVEDIR)
 }
 
 fn tar_err(name: &str, e: berth_image::error::Error) -> Error {
@@ -1194,6 +1301,49 @@ mod tests {
         std::fs::remove_file(vol.join("seed")).unwrap();
         copy_up(&root, "/data", &vol).unwrap();
         assert!(!vol.join("seed").exists());
+    }
+
+    fn names(p: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Review M3: a copy-up that fails (or is killed) part way leaves the
+    /// volume empty or completable, and the next copy-up finishes it.
+    #[test]
+    fn an_interrupted_copy_up_leaves_the_volume_empty_and_is_retried() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("data/sub")).unwrap();
+        std::fs::write(root.join("data/seed"), "seed").unwrap();
+        std::fs::write(root.join("data/sub/inner"), "inner").unwrap();
+        let vol = t.path().join("vol");
+        std::fs::create_dir(&vol).unwrap();
+        // An error after the copy, before it is in place.
+        let fail = |_: BorrowedFd<'_>| Err(std::io::Error::other("injected"));
+        let e = copy_up_with(&root, "/data", &vol, Some(&fail)).unwrap_err();
+        assert!(e.to_string().contains("injected"), "{e}");
+        assert!(names(&vol).is_empty(), "{:?}", names(&vol));
+        // A kill during the copy: an unfinished staging directory.
+        std::fs::create_dir_all(vol.join(COPY_UP_STAGING).join("sub")).unwrap();
+        std::fs::write(vol.join(COPY_UP_STAGING).join("half"), "").unwrap();
+        copy_up(&root, "/data", &vol).unwrap();
+        assert_eq!(names(&vol), ["seed", "sub"]);
+        assert_eq!(
+            std::fs::read_to_string(vol.join("sub/inner")).unwrap(),
+            "inner"
+        );
+        // A kill while the complete copy was being moved into place.
+        let vol2 = t.path().join("vol2");
+        std::fs::create_dir_all(vol2.join(COPY_UP_DONE)).unwrap();
+        std::fs::write(vol2.join(COPY_UP_DONE).join("left"), "l").unwrap();
+        std::fs::write(vol2.join("moved"), "m").unwrap();
+        copy_up(&root, "/data", &vol2).unwrap();
+        assert_eq!(names(&vol2), ["left", "moved"]);
     }
 
     #[test]

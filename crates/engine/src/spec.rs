@@ -168,6 +168,8 @@ pub struct MountSpec {
 pub struct Device {
     /// Where it appears in the container.
     pub path: String,
+    /// The node on the host (with a user namespace it is bound from there).
+    pub host: String,
     /// `c` (character) or `b` (block).
     pub kind: char,
     pub major: u64,
@@ -834,7 +836,14 @@ fn build<'a>(
             ));
         }
         devices.retain(|x: &Value| x["path"] != path.as_str());
-        devices.push(json!({"path": path, "type": d.kind.to_string(), "major": d.major, "minor": d.minor, "fileMode": d.mode, "uid": d.uid, "gid": d.gid}));
+        if user_maps.is_some() {
+            // No mknod in a user namespace: the node is bound, from its
+            // host path (as podman does; the runtime would bind the host's
+            // node at the container's path).
+            device_bind(&mut mounts, &path, &d.host);
+        } else {
+            devices.push(json!({"path": path, "type": d.kind.to_string(), "major": d.major, "minor": d.minor, "fileMode": d.mode, "uid": d.uid, "gid": d.gid}));
+        }
         if !cs.security.privileged {
             if let Some(r) = rules.as_array_mut() {
                 r.push(json!({"allow": true, "type": d.kind.to_string(), "major": d.major, "minor": d.minor, "access": d.access}));
@@ -858,7 +867,8 @@ fn build<'a>(
             }
         }
     }
-    cdi_devices(&mut devices, &mut rules, cs, user, &h.cdi)?;
+    let binds = user_maps.is_some().then_some(&mut mounts);
+    cdi_devices(&mut devices, binds, &mut rules, cs, user, &h.cdi)?;
     resources["devices"] = rules;
     let mut linux = json!({
         "namespaces": namespaces,
@@ -982,15 +992,27 @@ fn cdi_mounts(mounts: &mut Vec<Value>, e: &crate::cdi::Edits) -> Result<()> {
     Ok(())
 }
 
+/// A device node bound from `host` at `path` (a container with a user
+/// namespace, where nodes cannot be made).
+fn device_bind(mounts: &mut Vec<Value>, path: &str, host: &str) {
+    mounts.retain(|m| m["destination"] != path);
+    mounts.push(json!({"destination": path, "type": "bind", "source": host,
+        "options": ["bind", "nosuid", "noexec", "rprivate"]}));
+}
+
 /// The CDI edits' device nodes (owned by the container's user where the
-/// spec gives no owner) and their device cgroup rules.
+/// spec gives no owner) and their device cgroup rules. With `binds` (a
+/// user namespace) character and block nodes are bound from their host
+/// paths into those mounts instead.
 fn cdi_devices(
     devices: &mut Vec<Value>,
+    binds: Option<&mut Vec<Value>>,
     rules: &mut Value,
     cs: &ContainerSpec,
     user: &User,
     e: &crate::cdi::Edits,
 ) -> Result<()> {
+    let mut binds = binds;
     for n in &e.device_nodes {
         let path = container_path(&n.path, "CDI device node")?;
         if !matches!(n.kind, 'c' | 'b' | 'p') {
@@ -1006,12 +1028,17 @@ fn cdi_devices(
             ));
         }
         devices.retain(|x: &Value| x["path"] != path.as_str());
-        let mut d = json!({"path": path, "type": n.kind.to_string(), "major": n.major, "minor": n.minor,
-            "uid": n.uid.unwrap_or(user.uid), "gid": n.gid.unwrap_or(user.gid)});
-        if let Some(m) = n.file_mode {
-            d["fileMode"] = json!(m);
+        match binds.as_deref_mut() {
+            Some(mounts) if n.kind != 'p' => device_bind(mounts, &path, &n.host_path),
+            _ => {
+                let mut d = json!({"path": path, "type": n.kind.to_string(), "major": n.major, "minor": n.minor,
+                    "uid": n.uid.unwrap_or(user.uid), "gid": n.gid.unwrap_or(user.gid)});
+                if let Some(m) = n.file_mode {
+                    d["fileMode"] = json!(m);
+                }
+                devices.push(d);
+            }
         }
-        devices.push(d);
         if !cs.security.privileged && n.kind != 'p' && !n.access.is_empty() {
             if let Some(r) = rules.as_array_mut() {
                 r.push(json!({"allow": true, "type": n.kind.to_string(), "major": n.major, "minor": n.minor, "access": n.access}));

@@ -7,8 +7,8 @@
 //! environment variables [`SUBUID_ENV`] and [`SUBGID_ENV`] name others
 //! (for tests, or a host that keeps berth's ranges apart).
 
-use crate::error::{io, option, Error, Result};
-use crate::userns::{compute, parse_subids, Host, Userns, UsernsLock, UsernsMode};
+use crate::error::{option, Error, Result};
+use crate::userns::{compute, parse_subids, read_subid_file, Host, Userns, UsernsLock, UsernsMode};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
@@ -24,10 +24,7 @@ pub fn host(in_use: Vec<Userns>) -> Result<Host> {
     for (var, list) in [(SUBUID_ENV, &mut h.subuid), (SUBGID_ENV, &mut h.subgid)] {
         if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
             let p = Path::new(&p);
-            let text = std::fs::read_to_string(p).map_err(io(format!(
-                "read the subordinate id file {} ({var})",
-                p.display()
-            )))?;
+            let text = read_subid_file(p, &format!("{} ({var})", p.display()))?;
             *list = parse_subids(&text);
         }
     }
@@ -64,36 +61,24 @@ pub fn pick(mode: &UsernsMode, in_use: Vec<Userns>, held: &UsernsLock) -> Result
 
 /// Docker's volume copy-up ([`crate::files::copy_up`]) for a container
 /// with the user namespace `u`, whose root shows the image's files with
-/// the host ids of the container's: the copy is made, then each copied
-/// entry given back the container's own id (host id `H` of the range that
-/// maps container id `C` is `C` again), as the volume's idmapped mount in
-/// the container shows it. (Kept as copied, the volume's mount would map
-/// them a second time, past the range.) Writing the copy through an
-/// idmapped mount of the volume instead is refused by the kernel: the
+/// the host ids of the container's: each copied entry is given back the
+/// container's own id (host id `H` of the range that maps container id `C`
+/// is `C` again), as the volume's idmapped mount in the container shows it,
+/// before the copy is put in place ([`crate::files::copy_up_with`]: an
+/// error or a kill leaves the volume empty, to be copied again, or the
+/// copy complete with its final ids). (Kept as copied, the volume's mount
+/// would map them a second time, past the range.) Writing the copy through
+/// an idmapped mount of the volume instead is refused by the kernel: the
 /// engine's own ids are not in the container's maps. Only a volume empty
 /// before the copy is touched.
 pub fn copy_up(rootfs: &Path, dest: &str, volume_data: &Path, u: &Userns) -> Result<()> {
-    let what = format!("the volume directory {}", volume_data.display());
-    let vol = berth_sys::fs::open(
-        volume_data,
-        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        0,
-    )
-    .map_err(io(format!("open {what}")))?;
-    if !berth_sys::fs::read_dir_fd(vol.as_fd())
-        .map_err(io(format!("list {what}")))?
-        .is_empty()
-    {
-        return Ok(());
-    }
-    crate::files::copy_up(rootfs, dest, volume_data)?;
-    let st = berth_sys::fs::fstat(vol.as_fd()).map_err(io(format!("stat {what}")))?;
-    unshift(vol.as_fd(), &st, u, 0).map_err(|e| {
-        Error::Runtime(format!(
-            "give the image's {dest}, copied into {}, the container's ids: {e}",
-            volume_data.display()
-        ))
-    })
+    let fix = |fd: BorrowedFd<'_>| {
+        let st = berth_sys::fs::fstat(fd)?;
+        unshift(fd, &st, u, 0).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("give the copy the container's ids: {e}"))
+        })
+    };
+    crate::files::copy_up_with(rootfs, dest, volume_data, Some(&fix))
 }
 
 /// The container id that host id `id` is in `map` (as is if none).
@@ -132,4 +117,49 @@ fn unshift(fd: BorrowedFd<'_>, st: &libc::stat, u: &Userns, depth: u32) -> std::
         unshift(child.as_fd(), &cst, u, depth + 1)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::userns::IdMap;
+    use std::os::unix::fs::MetadataExt;
+
+    /// Review M3: the copy-up's entries have the container's ids once in
+    /// place (the volume's directory too). Needs root (chown).
+    #[test]
+    fn copy_up_gives_the_copy_the_container_ids() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("root");
+        std::fs::create_dir_all(root.join("data/sub")).unwrap();
+        std::fs::write(root.join("data/sub/f"), "f").unwrap();
+        for (p, id) in [
+            ("data", 100000),
+            ("data/sub", 100005),
+            ("data/sub/f", 100007),
+        ] {
+            std::os::unix::fs::chown(root.join(p), Some(id), Some(id + 1))
+                .expect("chown (the test needs root)");
+        }
+        let vol = t.path().join("vol");
+        std::fs::create_dir(&vol).unwrap();
+        let map = vec![IdMap {
+            container_id: 0,
+            host_id: 100000,
+            size: 65536,
+        }];
+        let u = Userns {
+            uids: map.clone(),
+            gids: map,
+        };
+        copy_up(&root, "/data", &vol, &u).unwrap();
+        let ids = |p: &Path| {
+            let m = std::fs::symlink_metadata(p).unwrap();
+            (m.uid(), m.gid())
+        };
+        assert_eq!(ids(&vol), (0, 1));
+        assert_eq!(ids(&vol.join("sub")), (5, 6));
+        assert_eq!(ids(&vol.join("sub/f")), (7, 8));
+        assert_eq!(std::fs::read_dir(&vol).unwrap().count(), 1);
+    }
 }

@@ -258,6 +258,38 @@ pub struct SubIds {
     pub count: u32,
 }
 
+/// The text of the subordinate id file `path` (`what` names it in
+/// errors), refused unless it is a regular file owned by root and writable
+/// by no one else: its ranges decide which host ids a container's root is.
+pub fn read_subid_file(path: &Path, what: &str) -> Result<String> {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let fd = berth_sys::fs::open(path, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0)
+        .map_err(crate::error::io(format!(
+            "open the subordinate id file {what}"
+        )))?;
+    let st = berth_sys::fs::fstat(fd.as_fd()).map_err(crate::error::io(format!(
+        "stat the subordinate id file {what}"
+    )))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_uid != 0 || st.st_mode & 0o022 != 0 {
+        return Err(opt(
+            "--userns",
+            format!(
+                "the subordinate id file {what} is not a regular file owned by root and writable by root only (owner {}, mode {:o}): refusing its ranges; fix its owner and mode (chown root:root, chmod go-w)",
+                st.st_uid,
+                st.st_mode & 0o7777
+            ),
+        ));
+    }
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .read_to_string(&mut text)
+        .map_err(crate::error::io(format!(
+            "read the subordinate id file {what}"
+        )))?;
+    Ok(text)
+}
+
 /// The entries of a subuid/subgid file. Lines that are not
 /// `owner:start:count` (comments, blanks, garbage) are skipped, as shadow's
 /// tools skip them.
@@ -305,10 +337,12 @@ impl Host {
     /// The running user's view of the host: its ids and name, and the
     /// subordinate id files (missing ones count as empty).
     pub fn read(in_use: Vec<Userns>) -> Result<Host> {
-        let read = |p: &str| match std::fs::read_to_string(p) {
+        let read = |p: &str| match read_subid_file(Path::new(p), p) {
             Ok(t) => Ok(parse_subids(&t)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(crate::error::io(format!("read {p}"))(e)),
+            Err(Error::Io { cause, .. }) if cause.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e),
         };
         // SAFETY: getuid and getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
@@ -404,6 +438,17 @@ pub fn compute(mode: &UsernsMode, host: &Host, _held: &UsernsLock) -> Result<Opt
         UsernsMode::Auto { size } => {
             let size = size.unwrap_or(AUTO_SIZE);
             let pick = |file: &str, list: &[SubIds], used: &dyn Fn(&Userns) -> &[IdMap]| {
+                // Host id 0 is the host's root: never a container's.
+                if let Some(s) = host
+                    .subids(list)
+                    .iter()
+                    .find(|s| s.start == 0 && s.count > 0)
+                {
+                    return Err(opt(
+                        "--userns",
+                        format!("auto: {file} gives {:?} a range that starts at host id 0 (the host's root; line {}:0:{}), which berth never maps into a container: start it above 0", s.owner, s.owner, s.count),
+                    ));
+                }
                 let taken: Vec<IdMap> = host.in_use.iter().flat_map(|u| used(u).to_vec()).collect();
                 free_range(&host.subids(list), &taken, size).ok_or_else(|| {
                     auto_error(file, &host.owner(), size, host.subids(list).is_empty())
@@ -476,14 +521,18 @@ fn auto_error(file: &str, owner: &str, size: u32, none: bool) -> Error {
 }
 
 /// The lowest start of `size` ids inside one of `subids` that overlaps no
-/// host range of `taken`.
+/// host range of `taken`, never including host id 0 (the caller refuses a
+/// subordinate range holding it). `taken` is the ranges of this berth
+/// root's containers only: other engines' (or other berth roots') users of
+/// the same subordinate ids are not seen, so keep their ranges apart in the
+/// files (or with BERTH_SUBUID_FILE/BERTH_SUBGID_FILE).
 fn free_range(subids: &[&SubIds], taken: &[IdMap], size: u32) -> Option<u32> {
     let end = |s: u32, n: u32| u64::from(s) + u64::from(n);
     for s in subids {
         if s.count < size {
             continue;
         }
-        let mut start = s.start;
+        let mut start = s.start.max(1);
         loop {
             if end(start, size) > end(s.start, s.count) {
                 break;
@@ -775,6 +824,62 @@ mod tests {
             compute(&big, &host, &held()).unwrap().unwrap().uids,
             vec![m(0, 240010, 59990)]
         );
+    }
+
+    #[test]
+    fn a_subid_file_writable_by_others_or_not_roots_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("subuid");
+        std::fs::write(&p, "containers:100000:65536\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = read_subid_file(&p, "the test's subuid")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("the subordinate id file the test's subuid is not a regular file owned by root and writable by root only"),
+            "{e}"
+        );
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // SAFETY: getuid cannot fail.
+        if unsafe { libc::getuid() } == 0 {
+            assert_eq!(
+                read_subid_file(&p, "subuid").unwrap(),
+                "containers:100000:65536\n"
+            );
+            std::os::unix::fs::chown(&p, Some(1000), None).unwrap();
+        }
+        // Not root's (a user's file, or given away above).
+        assert!(read_subid_file(&p, "subuid")
+            .unwrap_err()
+            .to_string()
+            .contains("owner "));
+        // Never through a symlink.
+        let l = dir.path().join("link");
+        std::os::unix::fs::symlink("/etc/passwd", &l).unwrap();
+        assert!(read_subid_file(&l, "link").is_err());
+        assert!(read_subid_file(Path::new("/etc/passwd"), "passwd").is_ok());
+    }
+
+    #[test]
+    fn auto_refuses_a_subordinate_range_holding_host_id_0() {
+        let e = msg(compute(
+            &UsernsMode::Auto { size: None },
+            &root_host("containers:0:200000\n"),
+            &held(),
+        ));
+        assert!(
+            e.contains("/etc/subuid gives \"containers\" a range that starts at host id 0"),
+            "{e}"
+        );
+        // The search itself never starts a range at 0.
+        let s = SubIds {
+            owner: "containers".into(),
+            start: 0,
+            count: 10,
+        };
+        assert_eq!(free_range(&[&s], &[], 5), Some(1));
+        assert_eq!(free_range(&[&s], &[], 10), None);
     }
 
     #[test]

@@ -421,6 +421,9 @@ fn launch(
     let forked = forked.ctx("create the container process (clone3)")?;
     let (first_pid, first_pidfd) = match forked {
         sp::Forked::Child => {
+            // The runtime's working directory (the bundle) is no business
+            // of the container: not kept open until exec.
+            drop(back);
             drop(chan);
             if staged {
                 init::stage_main(&args, init_flags)

@@ -319,13 +319,16 @@ fn setup_and_exec(
             .and_then(|h| h.create_container().clone())
             .unwrap_or_default();
         // In the container's mount namespace, before pivot_root, with the
-        // container's root as the working directory (as runc runs them).
+        // container's root as the working directory (as runc runs them),
+        // entered through its fd: the rootfs's path may cross a directory
+        // the container's root cannot search.
+        let root_dir = PathBuf::from(format!("/proc/self/fd/{}", root.as_raw_fd()));
         hooks::run_all_in(
             "createContainer",
             &hooks,
             &hook_state(a, Status::Creating, host_pid),
             None,
-            Some(a.rootfs),
+            Some(&root_dir),
         )?;
     }
     rf.pivot(root, a.no_pivot)?;

@@ -487,7 +487,13 @@ impl Rootfs<'_> {
             "set propagation of / (linux.rootfsPropagation)".into(),
         ))?;
         if prop & libc::MS_SHARED != 0 {
-            make_parent_mount_private(self.rootfs)?;
+            if self.from_cwd {
+                // The path may cross a directory the container's root
+                // cannot search: act on the working directory's fd.
+                make_cwd_mount_private(self.rootfs)?;
+            } else {
+                make_parent_mount_private(self.rootfs)?;
+            }
         }
         let root = if self.from_cwd {
             // From the working directory (the rootfs, in our mount
@@ -1001,7 +1007,32 @@ impl Rootfs<'_> {
                 beneath,
             )?);
             let target = open_node()?;
-            let host = sfs::open(d.path(), libc::O_PATH, 0)?;
+            let host = sfs::open(
+                d.path(),
+                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0,
+            )?;
+            // The host's node at the container's path may be another
+            // device (or none): bind only the one the spec describes.
+            let st = sfs::fstat(host.as_fd())?;
+            let want = sfs::makedev(d.major() as u64, d.minor() as u64);
+            if st.st_mode & libc::S_IFMT != kind || st.st_rdev != want {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!(
+                        "in a user namespace the device is bound from the host's {}, which is {} {}:{}, \
+                         not the {} {}:{} the spec describes (bind the device from its host path \
+                         with a mount instead)",
+                        d.path().display(),
+                        node_kind(st.st_mode & libc::S_IFMT),
+                        libc::major(st.st_rdev),
+                        libc::minor(st.st_rdev),
+                        node_kind(kind),
+                        d.major(),
+                        d.minor()
+                    ),
+                ));
+            }
             let tree = smount::open_tree(host.as_fd(), smount::OPEN_TREE_CLONE)?;
             return smount::move_mount(tree.as_fd(), target.as_fd());
         }
@@ -1286,6 +1317,58 @@ fn make_parent_mount_private(rootfs: &Path) -> Result<()> {
     let c = cstr(&best).ctx("mount point path")?;
     smount::mount(None, &c, None, libc::MS_PRIVATE, None)
         .with_ctx(|| format!("make {} private for pivot_root", best.display()))
+}
+
+/// A file type's name, for messages.
+fn node_kind(fmt: libc::mode_t) -> &'static str {
+    match fmt {
+        libc::S_IFCHR => "character device",
+        libc::S_IFBLK => "block device",
+        libc::S_IFIFO => "fifo",
+        libc::S_IFDIR => "directory",
+        libc::S_IFREG => "regular file",
+        libc::S_IFLNK => "symlink",
+        _ => "special file",
+    }
+}
+
+/// [`make_parent_mount_private`] for a rootfs reached from the working
+/// directory: when the rootfs is a mount (berth's overlay), that mount is
+/// made private through its fd, no path being walked; otherwise the
+/// enclosing mount is found by path as before.
+fn make_cwd_mount_private(rootfs: &Path) -> Result<()> {
+    let here = sfs::open(
+        Path::new("."),
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )
+    .with_ctx(|| format!("open rootfs {} (the working directory)", rootfs.display()))?;
+    // SAFETY: a zeroed statx is a valid out-buffer; the empty path with
+    // AT_EMPTY_PATH names the fd itself.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: valid fd, NUL-terminated empty path, writable buffer.
+    berth_sys::cvt(unsafe {
+        libc::statx(
+            here.as_raw_fd(),
+            berth_sys::EMPTY.as_ptr(),
+            libc::AT_EMPTY_PATH,
+            0,
+            &mut stx,
+        )
+    })
+    .with_ctx(|| format!("stat rootfs {} (the working directory)", rootfs.display()))?;
+    let mount_root = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    if stx.stx_attributes_mask & mount_root == 0 || stx.stx_attributes & mount_root == 0 {
+        return make_parent_mount_private(rootfs);
+    }
+    smount::mount(
+        None,
+        &fd_path(here.as_raw_fd()),
+        None,
+        libc::MS_PRIVATE,
+        None,
+    )
+    .with_ctx(|| format!("make {} private for pivot_root", rootfs.display()))
 }
 
 /// Copies a directory tree (tmpcopyup) as `cp -a` would: directories,

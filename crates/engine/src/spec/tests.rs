@@ -716,6 +716,7 @@ fn devices_shm_sysctls_and_host_namespaces() {
     };
     let fuse = Device {
         path: "/dev/fuse".into(),
+        host: "/dev/fuse".into(),
         kind: 'c',
         major: 10,
         minor: 229,
@@ -1124,4 +1125,90 @@ fn a_user_namespace_has_the_records_maps_and_idmapped_binds() {
         .as_array()
         .unwrap()
         .contains(&json!("idmap")));
+}
+
+/// Review M2: with a user namespace (no mknod there) a `--device` or CDI
+/// node is bound from its host path, not given as `linux.devices` (which
+/// the runtime binds from the host at the container's path, the wrong
+/// node when they differ); the device cgroup rules stay.
+#[test]
+fn a_user_namespace_binds_devices_from_their_host_paths() {
+    use crate::cdi::{DeviceNode, Edits};
+    use crate::userns::{IdMap, Userns, UsernsMode};
+    let mut o = opts();
+    let map = vec![IdMap {
+        container_id: 0,
+        host_id: 300000,
+        size: 65536,
+    }];
+    o.cs.namespaces.user = UsernsMode::Auto { size: None };
+    o.cs.namespaces.user_maps = Some(Userns {
+        uids: map.clone(),
+        gids: map,
+    });
+    o.h.devices = vec![Device {
+        path: "/dev/xvdc".into(),
+        host: "/dev/sdb".into(),
+        kind: 'b',
+        major: 8,
+        minor: 16,
+        mode: 0o660,
+        uid: 0,
+        gid: 6,
+        access: "rwm".into(),
+    }];
+    let node = |path: &str, kind: char| DeviceNode {
+        path: path.into(),
+        host_path: format!("/dev/host-{}", &path[5..]),
+        kind,
+        major: 195,
+        minor: 0,
+        file_mode: None,
+        uid: None,
+        gid: None,
+        access: if kind == 'p' {
+            String::new()
+        } else {
+            "rw".into()
+        },
+    };
+    o.h.cdi = Edits {
+        devices: vec!["example.com/gpu=0".into()],
+        device_nodes: vec![node("/dev/gpu0", 'c'), node("/dev/pipe", 'p')],
+        ..Default::default()
+    };
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
+    let mount = |d: &str| {
+        j["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["destination"] == d)
+            .unwrap_or_else(|| panic!("no mount at {d}: {}", j["mounts"]))
+            .clone()
+    };
+    assert_eq!(mount("/dev/xvdc")["source"], "/dev/sdb");
+    assert_eq!(mount("/dev/xvdc")["type"], "bind");
+    assert_eq!(mount("/dev/gpu0")["source"], "/dev/host-gpu0");
+    let nodes: Vec<&Value> = j["linux"]["devices"]
+        .as_array()
+        .map(|a| a.iter().map(|d| &d["path"]).collect())
+        .unwrap_or_default();
+    // A fifo is made, not bound (mkfifo works in a user namespace).
+    assert_eq!(nodes, [&json!("/dev/pipe")]);
+    let rules = j["linux"]["resources"]["devices"].as_array().unwrap();
+    assert!(rules
+        .contains(&json!({"allow": true, "type": "b", "major": 8, "minor": 16, "access": "rwm"})));
+    assert!(rules
+        .contains(&json!({"allow": true, "type": "c", "major": 195, "minor": 0, "access": "rw"})));
+    // Without a user namespace: the nodes as before.
+    o.cs.namespaces.user = UsernsMode::Host;
+    o.cs.namespaces.user_maps = None;
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
+    assert_eq!(j["linux"]["devices"][0]["path"], "/dev/xvdc");
+    assert!(!j["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["destination"] == "/dev/xvdc"));
 }
