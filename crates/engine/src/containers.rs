@@ -8,6 +8,7 @@
 //! SQLite transaction.
 
 use crate::error::{io, option, Error, Result};
+use crate::host::{Host, Launched, MonitorLaunch};
 use crate::paths::{self, Paths};
 use crate::records::{Record, Records, RunState, Status, VolumeRecord};
 use crate::runtime::OciRuntime;
@@ -39,6 +40,8 @@ pub struct Engine {
     pub images: Store,
     /// Every runtime call goes through it ([`crate::runtime`]).
     pub oci: &'static dyn OciRuntime,
+    /// Mounts, unmounts and monitors go through it ([`crate::host`]).
+    pub host: &'static dyn Host,
 }
 
 /// A held container lock.
@@ -115,6 +118,60 @@ impl PreMonitor {
 /// containers) and hands it its command line (`berth_runtime::handoff`).
 fn same_build(name: &str, runtime: &Path, monitor: &Path) -> bool {
     name == DEFAULT_RUNTIME && runtime.parent() == monitor.parent()
+}
+
+/// Starts the monitor (berth's [`Host::spawn_monitor`]): hands its config
+/// to the monitor started ahead for this runtime, or starts a new one.
+pub(crate) fn launch_monitor(m: &MonitorLaunch<'_>, pre: Option<PreMonitor>) -> Result<Launched> {
+    let runtime = m.runtime;
+    // The monitor started ahead reads its configuration from the pipe
+    // (and opens monitor.log in the run directory itself); one that
+    // cannot (it died) is replaced by a new one, started as usual.
+    let ahead = pre.and_then(|p| p.take_for(runtime)).and_then(|mut child| {
+        let sent = match child.stdin.as_mut() {
+            Some(w) => {
+                std::io::Write::write_all(w, &frame::encode(frame::CONFIG, m.text.as_bytes()))
+            }
+            None => Err(std::io::ErrorKind::BrokenPipe.into()),
+        };
+        if sent.is_err() {
+            drop(child.stdin.take());
+            let _ = child.wait();
+            return None;
+        }
+        Some(child)
+    });
+    let mut child = match ahead {
+        Some(child) => child,
+        None => {
+            let conf = m.run_dir.join("monitor.conf");
+            write_private(&conf, m.text.as_bytes())?;
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(m.run_dir.join("monitor.log"))
+                .map_err(io("open monitor.log"))?;
+            std::process::Command::new(m.monitor)
+                .arg(&conf)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(log)
+                .spawn()
+                .map_err(io(format!("start the monitor {}", m.monitor.display())))?
+        }
+    };
+    let monitor_pid = child.id() as i32;
+    let (Some(to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(Error::Runtime("the monitor's pipes are missing".into()));
+    };
+    Ok(Launched {
+        to_monitor: std::fs::File::from(OwnedFd::from(to)),
+        from_monitor: std::fs::File::from(OwnedFd::from(from)),
+        pid: monitor_pid,
+        child: Some(child),
+    })
 }
 
 /// The CPUs this process may use (as a list: "0,1,3") and that set less
@@ -305,7 +362,13 @@ impl Engine {
                 run_root: run_root.to_path_buf(),
             },
             oci,
+            host: &crate::host::REAL,
         })
+    }
+
+    /// This engine with another host (a fake in tests).
+    pub fn with_host(self, host: &'static dyn Host) -> Engine {
+        Engine { host, ..self }
     }
 
     pub fn lock(&self, id: &str) -> Result<Lock> {
@@ -338,7 +401,7 @@ impl Engine {
             crate::specgen::check_name(n)?;
         }
         spec.validate()?;
-        paths::find_program(&spec.runtime)?;
+        self.host.find_program(&spec.runtime)?;
         let image_config = self.image_config(image_id)?;
         let mut spec = spec;
         self.copy_volumes_from(&mut spec)?;
@@ -827,7 +890,7 @@ impl Engine {
         let rootfs = self.mount_rootfs(&rec)?;
         let result = self.start_mounted(&rec, &image, &rootfs, pre);
         if result.is_err() {
-            let _ = crate::rootfs::unmount(&rootfs);
+            let _ = self.host.unmount(&rootfs, None);
         }
         result
     }
@@ -843,10 +906,15 @@ impl Engine {
             .collect())
     }
 
+    /// Mounts the container's root through the host ([`Host::mount_rootfs`]).
+    pub(crate) fn mount_rootfs(&self, rec: &Record) -> Result<PathBuf> {
+        self.host.mount_rootfs(self, rec)
+    }
+
     /// Mounts the container's overlay root (no-op if mounted): the image's
     /// layers under its init layer (`rootfs::ensure_init_layer`; without it
     /// if it cannot be made, the runtime then makes the mount points).
-    pub(crate) fn mount_rootfs(&self, rec: &Record) -> Result<PathBuf> {
+    pub(crate) fn mount_overlay(&self, rec: &Record) -> Result<PathBuf> {
         let image_id = Digest::parse(&rec.image_id)?;
         let chains = self.images.image_layers(&image_id)?;
         let mut layers: Vec<PathBuf> = chains.iter().map(|c| self.images.layer_dir(c)).collect();
@@ -898,12 +966,14 @@ impl Engine {
         std::fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
         // The monitor starts first and waits for GO: its own start-up
         // (a millisecond) overlaps with writing the bundle.
-        let (mut session, mut child) = self.spawn_monitor(rec, &dir, &run_dir, pre)?;
+        let (mut session, child) = self.spawn_monitor(rec, &dir, &run_dir, pre)?;
         let ready = self.write_bundle(rec, image, rootfs, &run_dir);
         if let Err(e) = ready.and_then(|()| session.send(frame::GO, b"")) {
             // Told by the closed pipe, the monitor ends without a trace.
             drop(session);
-            let _ = child.wait();
+            if let Some(mut child) = child {
+                let _ = child.wait();
+            }
             return Err(e);
         }
         let state = RunState {
@@ -1027,14 +1097,14 @@ impl Engine {
         dir: &Path,
         run_dir: &Path,
         pre: Option<PreMonitor>,
-    ) -> Result<(Session, std::process::Child)> {
+    ) -> Result<(Session, Option<std::process::Child>)> {
         let c = &rec.spec;
-        let runtime = paths::find_program(&c.runtime)?;
+        let runtime = self.host.find_program(&c.runtime)?;
         let runtime_root = self.paths.runtime_root(&runtime);
         std::fs::create_dir_all(&runtime_root)
             .map_err(io(format!("create {}", runtime_root.display())))?;
         let berth = std::env::current_exe().map_err(io("find the berth binary"))?;
-        let monitor = paths::find_program("berth-monitor")?;
+        let monitor = self.host.find_program("berth-monitor")?;
         let mcfg = MonitorConfig {
             id: rec.id.clone(),
             bundle: run_dir.to_path_buf(),
@@ -1071,54 +1141,25 @@ impl Engine {
             .to_text()
             .map_err(|e| Error::Runtime(format!("container {}: {e}", rec.name)))?;
         let _ = std::fs::remove_file(dir.join("exit"));
-        // The monitor started ahead reads its configuration from the pipe
-        // (and opens monitor.log in the run directory itself); one that
-        // cannot (it died) is replaced by a new one, started as usual.
-        let ahead = pre
-            .and_then(|p| p.take_for(&runtime))
-            .and_then(|mut child| {
-                let sent = match child.stdin.as_mut() {
-                    Some(w) => {
-                        std::io::Write::write_all(w, &frame::encode(frame::CONFIG, text.as_bytes()))
-                    }
-                    None => Err(std::io::ErrorKind::BrokenPipe.into()),
-                };
-                if sent.is_err() {
-                    drop(child.stdin.take());
-                    let _ = child.wait();
-                    return None;
-                }
-                Some(child)
-            });
-        let mut child = match ahead {
-            Some(child) => child,
-            None => {
-                let conf = run_dir.join("monitor.conf");
-                write_private(&conf, text.as_bytes())?;
-                let log = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(run_dir.join("monitor.log"))
-                    .map_err(io("open monitor.log"))?;
-                std::process::Command::new(&monitor)
-                    .arg(&conf)
-                    .stdin(std::process::Stdio::piped())
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(log)
-                    .spawn()
-                    .map_err(io(format!("start the monitor {}", monitor.display())))?
-            }
-        };
-        let monitor_pid = child.id() as i32;
-        let (Some(to), Some(from)) = (child.stdin.take(), child.stdout.take()) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(Error::Runtime("the monitor's pipes are missing".into()));
-        };
+        let Launched {
+            to_monitor,
+            from_monitor,
+            pid: monitor_pid,
+            child,
+        } = self.host.spawn_monitor(
+            &MonitorLaunch {
+                monitor: &monitor,
+                runtime: &runtime,
+                config: &mcfg,
+                text: &text,
+                run_dir,
+            },
+            pre,
+        )?;
         Ok((
             Session {
-                to_monitor: std::fs::File::from(OwnedFd::from(to)),
-                from_monitor: std::fs::File::from(OwnedFd::from(from)),
+                to_monitor,
+                from_monitor,
                 monitor_pid,
                 decoder: Decoder::default(),
                 early: Default::default(),
@@ -1198,7 +1239,7 @@ impl Engine {
                     // What a start left half-made, with no monitor that got
                     // as far as its state file (one that had not yet gives
                     // up without its bundle).
-                    crate::rootfs::unmount(&self.paths.rootfs(&rec.id))?;
+                    self.host.unmount(&self.paths.rootfs(&rec.id), None)?;
                     remove_run_dir(&self.paths.run_dir(&rec.id))?;
                     return Ok(rec);
                 }
@@ -1404,7 +1445,7 @@ impl Engine {
         // into the trash once unmounted.
         let trashed = to_trash && move_to(&run, &run_trash);
         let mount_trash = run_trash.join(crate::paths::ROOTFS_IN_TRASH);
-        crate::rootfs::unmount_into(
+        self.host.unmount(
             &self.paths.rootfs(&rec.id),
             trashed.then_some(mount_trash.as_path()),
         )?;
@@ -1694,7 +1735,7 @@ impl Engine {
             self.records.set_state(&rec.id, &r.state)?;
         }
         let dir = self.paths.container(&rec.id);
-        crate::rootfs::unmount(&self.paths.rootfs(&rec.id))?;
+        self.host.unmount(&self.paths.rootfs(&rec.id), None)?;
         let run = self.paths.run_dir(&rec.id);
         if run.exists() {
             let _ = remove_run_dir(&run);

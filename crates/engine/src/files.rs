@@ -90,7 +90,10 @@ impl Drop for Mounted<'_> {
         } else {
             None
         };
-        let _ = crate::rootfs::unmount(&self.engine.paths.rootfs(&self.id));
+        let _ = self
+            .engine
+            .host
+            .unmount(&self.engine.paths.rootfs(&self.id), None);
     }
 }
 

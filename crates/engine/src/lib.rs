@@ -15,6 +15,7 @@ pub mod events;
 pub mod exec;
 pub mod files;
 pub mod follow;
+pub mod host;
 pub mod imagelist;
 pub mod images;
 pub mod info;
@@ -30,6 +31,8 @@ pub mod runtime;
 pub mod session;
 pub mod spec;
 pub mod specgen;
+#[cfg(test)]
+mod start_tests;
 pub mod stats;
 pub mod system;
 pub mod template;

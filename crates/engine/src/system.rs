@@ -178,7 +178,7 @@ impl Engine {
             if self.records.get(&id)?.is_some() {
                 continue;
             }
-            crate::rootfs::unmount(&self.paths.rootfs(&id))?;
+            self.host.unmount(&self.paths.rootfs(&id), None)?;
             let run = self.paths.run_dir(&id);
             if run.exists() {
                 std::fs::remove_dir_all(&run).map_err(io(format!("remove {}", run.display())))?;
