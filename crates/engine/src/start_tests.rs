@@ -21,16 +21,19 @@ struct World {
     image_id: Digest,
 }
 
-/// A ustar archive of `entries`: a directory (None) or a regular file.
+/// A ustar archive of `entries`: a directory (None) or a regular file,
+/// owned by whoever runs the test (so that it unpacks without root).
 fn tar(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
+    // SAFETY: getuid and getgid cannot fail and touch no memory.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let mut out = Vec::new();
     for (name, data) in entries {
         let mut h = [0u8; 512];
         h[..name.len()].copy_from_slice(name.as_bytes());
         let size = data.map_or(0, <[u8]>::len);
         h[100..107].copy_from_slice(b"0000755");
-        h[108..115].copy_from_slice(b"0000000");
-        h[116..123].copy_from_slice(b"0000000");
+        h[108..115].copy_from_slice(format!("{:07o}", uid & 0o7777777).as_bytes());
+        h[116..123].copy_from_slice(format!("{:07o}", gid & 0o7777777).as_bytes());
         h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
         h[136..147].copy_from_slice(b"00000000000");
         h[156] = if data.is_some() { b'0' } else { b'5' };
