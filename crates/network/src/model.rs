@@ -1,1 +1,614 @@
-//! (being written: see lib.rs)
+//! A network's definition and the checks of `network create`, as Docker
+//! and podman make them.
+//!
+//! Choices where the two differ (documented for users in the README):
+//! - a v6 `--subnet` implies `--ipv6` (podman); `--ipv6` without a v6
+//!   subnet picks a random ULA /64 (`fdXX:XXXX:XXXX:XXXX::/64`, podman and
+//!   Docker 27);
+//! - subnets given: the network has those only (a v6-only network is
+//!   possible); none given: a v4 /24 from berth's pool (and a ULA /64 with
+//!   `--ipv6`);
+//! - at most one subnet per family (an endpoint has one address of each);
+//! - `--gateway` and `--ip-range` belong to the `--subnet` that contains
+//!   them, in any order (Docker); the default gateway is the subnet's first
+//!   address (podman), also when an `--ip-range` is given;
+//! - options: `mtu` (also Docker's `com.docker.network.driver.mtu`) and
+//!   `com.docker.network.bridge.name`; any other is refused by name.
+
+use crate::{Error, Result};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The name of the default network (Docker's).
+pub const DEFAULT_NETWORK: &str = "bridge";
+/// The default network's bridge interface.
+pub const DEFAULT_BRIDGE: &str = "berth0";
+/// The only driver.
+pub const DRIVER: &str = "bridge";
+/// The option naming the bridge interface (Docker's).
+pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+/// The MTU option (podman's name; Docker's is [`OPT_DOCKER_MTU`]).
+pub const OPT_MTU: &str = "mtu";
+/// Docker's name of the MTU option, accepted as [`OPT_MTU`].
+pub const OPT_DOCKER_MTU: &str = "com.docker.network.driver.mtu";
+/// Names users cannot give a network (Docker's predefined networks).
+pub const RESERVED_NAMES: [&str; 3] = ["none", "host", "bridge"];
+/// The longest interface name the kernel takes (IFNAMSIZ - 1).
+pub const IFNAME_MAX: usize = 15;
+
+/// One subnet of a network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subnet {
+    pub subnet: IpNet,
+    /// The bridge's address in the subnet. [`build`] always sets one (an
+    /// `--internal` network has one too: the DNS responder listens there).
+    pub gateway: Option<IpAddr>,
+    /// Where addresses are given out from (`--ip-range`), inside `subnet`.
+    pub ip_range: Option<IpNet>,
+}
+
+/// A network as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// 64 hex digits, random.
+    pub id: String,
+    pub name: String,
+    /// "bridge".
+    pub driver: String,
+    /// The bridge interface: `-o com.docker.network.bridge.name=`, or the
+    /// first free `berth<N>` (`berth0` for the default network).
+    pub bridge: String,
+    /// At most one IPv4 and one IPv6 subnet ([`build`]).
+    pub subnets: Vec<Subnet>,
+    pub ipv6: bool,
+    pub internal: bool,
+    /// Names resolved by berth's DNS responder (user networks unless
+    /// `--disable-dns`; never the default network, as Docker).
+    pub dns: bool,
+    pub mtu: Option<u32>,
+    pub labels: BTreeMap<String, String>,
+    /// The options as given (`-o`).
+    pub options: BTreeMap<String, String>,
+    /// Unix nanoseconds.
+    pub created: i64,
+}
+
+impl Network {
+    /// The IPv4 subnet, if the network has one.
+    pub fn v4(&self) -> Option<&Subnet> {
+        self.subnets.iter().find(|s| s.subnet.addr().is_ipv4())
+    }
+
+    /// The IPv6 subnet, if the network has one.
+    pub fn v6(&self) -> Option<&Subnet> {
+        self.subnets.iter().find(|s| s.subnet.addr().is_ipv6())
+    }
+
+    /// The gateways (the bridge's addresses), v4 first.
+    pub fn gateways(&self) -> Vec<IpAddr> {
+        self.v4()
+            .into_iter()
+            .chain(self.v6())
+            .filter_map(|s| s.gateway)
+            .collect()
+    }
+
+    /// The first 12 digits of the id (Docker's short id).
+    pub fn short_id(&self) -> &str {
+        self.id.get(..12).unwrap_or(&self.id)
+    }
+}
+
+/// What `network create` asks for, as the user gave it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CreateRequest {
+    pub name: String,
+    pub driver: Option<String>,
+    pub subnets: Vec<String>,
+    pub gateways: Vec<String>,
+    pub ip_ranges: Vec<String>,
+    pub ipv6: bool,
+    pub internal: bool,
+    pub disable_dns: bool,
+    pub labels: BTreeMap<String, String>,
+    pub options: BTreeMap<String, String>,
+}
+
+/// Checks a network name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (Docker's and
+/// podman's rule). Reserved names are checked by [`build`].
+pub fn check_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "invalid network name {name:?}: use letters, digits, '_', '.' and '-', starting with a letter or digit"
+        )))
+    }
+}
+
+/// Checks an interface name as the kernel does (`dev_valid_name`): 1 to 15
+/// bytes, not `.` or `..`, no `/`, `:`, whitespace or NUL.
+pub fn check_ifname(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.len() > IFNAME_MAX
+        || name == "."
+        || name == ".."
+        || name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace() || b >= 0x7f);
+    if bad {
+        return Err(Error::Invalid(format!(
+            "invalid bridge name {name:?}: an interface name is 1 to {IFNAME_MAX} bytes of printable ASCII, without '/', ':' or spaces, and not '.' or '..'"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks and completes a request as Docker and podman do (see the
+/// module's documentation for where they differ): the name, the driver,
+/// the subnets with their gateways and ranges, the options; a subnet from
+/// berth's pool when none is given; overlaps with `existing` networks and
+/// the host's routes (`host_routes`, whose default routes are ignored)
+/// refused as conflicts naming both.
+pub fn build(req: &CreateRequest, existing: &[Network], host_routes: &[IpNet]) -> Result<Network> {
+    let name = req.name.as_str();
+    check_name(name)?;
+    if RESERVED_NAMES.contains(&name) {
+        return Err(Error::Invalid(format!(
+            "network name {name:?} is reserved (none, host and bridge are predefined): choose another name"
+        )));
+    }
+    if existing.iter().any(|n| n.name == name) {
+        return Err(Error::Conflict(format!("network {name} already exists")));
+    }
+    let driver = req.driver.as_deref().unwrap_or(DRIVER);
+    if driver != DRIVER {
+        return Err(Error::Invalid(format!(
+            "network {name}: driver {driver:?} is not supported (only \"bridge\")"
+        )));
+    }
+    let (mtu, bridge) = parse_options(name, &req.options)?;
+    let bridge = match bridge {
+        Some(b) => {
+            check_bridge_free(&b, existing)?;
+            b
+        }
+        None => free_bridge_name(existing),
+    };
+
+    let mut subnets = parse_subnets(name, req)?;
+    let has_v6 = subnets.iter().any(|s| s.subnet.addr().is_ipv6());
+    let has_v4 = subnets.iter().any(|s| s.subnet.addr().is_ipv4());
+    for s in &subnets {
+        check_free(name, s.subnet, existing, host_routes)?;
+    }
+    if !has_v4 && !has_v6 {
+        let v4 = pick_v4_pool(existing, host_routes).ok_or_else(|| {
+            Error::Exhausted(format!(
+                "network {name}: no free /24 left in berth's pool 10.89.0.0 to 10.255.255.0 (all overlap networks or host routes): give one with --subnet"
+            ))
+        })?;
+        subnets.push(complete(v4, None, None));
+    }
+    if req.ipv6 && !has_v6 {
+        let v6 = pick_ula(existing, host_routes)?;
+        subnets.push(complete(v6, None, None));
+    }
+    let ipv6 = subnets.iter().any(|s| s.subnet.addr().is_ipv6());
+    if let (true, Some(m)) = (ipv6, mtu) {
+        if m < 1280 {
+            return Err(Error::Invalid(format!(
+                "network {name}: mtu {m} is below IPv6's minimum of 1280 on an IPv6 network"
+            )));
+        }
+    }
+    Ok(Network {
+        id: random_id()?,
+        name: name.to_string(),
+        driver: DRIVER.to_string(),
+        bridge,
+        subnets,
+        ipv6,
+        internal: req.internal,
+        dns: !req.disable_dns,
+        mtu,
+        labels: req.labels.clone(),
+        options: req.options.clone(),
+        created: now_nanos(),
+    })
+}
+
+/// The default network: [`DEFAULT_NETWORK`] on bridge [`DEFAULT_BRIDGE`],
+/// no DNS (Docker's default bridge), IPv4 only, with 10.88.0.0/16 if it
+/// overlaps no network nor host route, else the next free /16 of 10/8
+/// (10.89 upwards, then 10.0 upwards).
+pub fn default_network(existing: &[Network], host_routes: &[IpNet]) -> Result<Network> {
+    if existing.iter().any(|n| n.name == DEFAULT_NETWORK) {
+        return Err(Error::Conflict(format!(
+            "network {DEFAULT_NETWORK} already exists"
+        )));
+    }
+    check_bridge_free(DEFAULT_BRIDGE, existing)?;
+    let subnet = (88..=255u8)
+        .chain(0..88)
+        .map(|b| IpNet::V4(Ipv4Net::new(Ipv4Addr::new(10, b, 0, 0), 16).expect("16 <= 32")))
+        .find(|&c| overlap(c, existing, host_routes).is_none())
+        .ok_or_else(|| {
+            Error::Exhausted(format!(
+                "default network {DEFAULT_NETWORK}: every /16 of 10.0.0.0/8 overlaps a network or a host route: remove one"
+            ))
+        })?;
+    Ok(Network {
+        id: random_id()?,
+        name: DEFAULT_NETWORK.to_string(),
+        driver: DRIVER.to_string(),
+        bridge: DEFAULT_BRIDGE.to_string(),
+        subnets: vec![complete(subnet, None, None)],
+        ipv6: false,
+        internal: false,
+        dns: false,
+        mtu: None,
+        labels: BTreeMap::new(),
+        options: BTreeMap::new(),
+        created: now_nanos(),
+    })
+}
+
+/// The options: the MTU and the bridge's name; others refused.
+fn parse_options(
+    name: &str,
+    options: &BTreeMap<String, String>,
+) -> Result<(Option<u32>, Option<String>)> {
+    let mut mtu = None;
+    let mut bridge = None;
+    for (k, v) in options {
+        match k.as_str() {
+            OPT_MTU | OPT_DOCKER_MTU => {
+                let m = v.parse::<u32>().ok().filter(|m| (68..=65535).contains(m));
+                let Some(m) = m else {
+                    return Err(Error::Invalid(format!(
+                        "network {name}: option {k}={v:?}: the MTU is a number from 68 to 65535"
+                    )));
+                };
+                if mtu.is_some_and(|o| o != m) {
+                    return Err(Error::Invalid(format!(
+                        "network {name}: options {OPT_MTU} and {OPT_DOCKER_MTU} differ: give one"
+                    )));
+                }
+                mtu = Some(m);
+            }
+            OPT_BRIDGE_NAME => {
+                check_ifname(v).map_err(|e| Error::Invalid(format!("network {name}: {e}")))?;
+                bridge = Some(v.clone());
+            }
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "network {name}: option {k:?} is not supported (supported: {OPT_MTU}, {OPT_BRIDGE_NAME})"
+                )))
+            }
+        }
+    }
+    Ok((mtu, bridge))
+}
+
+fn check_bridge_free(bridge: &str, existing: &[Network]) -> Result<()> {
+    if let Some(n) = existing.iter().find(|n| n.bridge == bridge) {
+        return Err(Error::Conflict(format!(
+            "bridge name {bridge} is used by network {}",
+            n.name
+        )));
+    }
+    if bridge == DEFAULT_BRIDGE {
+        return Err(Error::Conflict(format!(
+            "bridge name {DEFAULT_BRIDGE} is reserved for the default network {DEFAULT_NETWORK}"
+        )));
+    }
+    Ok(())
+}
+
+/// The first `berth<N>` (N >= 1) no network has.
+fn free_bridge_name(existing: &[Network]) -> String {
+    let mut n = 1u64;
+    loop {
+        let b = format!("berth{n}");
+        if !existing.iter().any(|x| x.bridge == b) {
+            return b;
+        }
+        n += 1;
+    }
+}
+
+/// Parses a CIDR subnet (or range), refusing host bits.
+fn parse_net(name: &str, what: &str, s: &str) -> Result<IpNet> {
+    let net: IpNet = s.trim().parse().map_err(|_| {
+        Error::Invalid(format!(
+            "network {name}: invalid {what} {s:?}: give it in CIDR form (e.g. 10.89.1.0/24 or fd00:1::/64)"
+        ))
+    })?;
+    if net.trunc() != net {
+        return Err(Error::Invalid(format!(
+            "network {name}: {what} {s} has host bits set: give {}",
+            net.trunc()
+        )));
+    }
+    Ok(net)
+}
+
+/// Ranges no subnet may touch: unspecified, loopback, multicast and
+/// reserved, v4-mapped, and v6 link-local (the kernel's fe80::/64 on
+/// every interface).
+fn reserved_ranges() -> [(IpNet, &'static str); 8] {
+    let n = |s: &str| s.parse::<IpNet>().expect("a valid constant");
+    [
+        (n("0.0.0.0/8"), "this-network"),
+        (n("127.0.0.0/8"), "loopback"),
+        (n("224.0.0.0/3"), "multicast and reserved"),
+        (n("::/127"), "unspecified and loopback"),
+        (n("::ffff:0:0/96"), "IPv4-mapped"),
+        (n("fe80::/10"), "link-local"),
+        (n("ff00::/8"), "multicast"),
+        (n("255.255.255.255/32"), "broadcast"),
+    ]
+}
+
+/// The subnets of a request, each with its gateway and range.
+fn parse_subnets(name: &str, req: &CreateRequest) -> Result<Vec<Subnet>> {
+    let mut nets: Vec<IpNet> = Vec::new();
+    for s in &req.subnets {
+        let net = parse_net(name, "subnet", s)?;
+        for (r, what) in reserved_ranges() {
+            if overlaps(net, r) {
+                return Err(Error::Invalid(format!(
+                    "network {name}: subnet {net} overlaps the {what} range {r}"
+                )));
+            }
+        }
+        if net.max_prefix_len() - net.prefix_len() < 2 {
+            return Err(Error::Invalid(format!(
+                "network {name}: subnet {net} is too small: a subnet needs at least 4 addresses (the network's, the gateway's, one container's and {})",
+                if net.addr().is_ipv4() { "the broadcast address" } else { "one more" }
+            )));
+        }
+        if let Some(o) = nets.iter().find(|&&o| overlaps(o, net)) {
+            return Err(Error::Invalid(format!(
+                "network {name}: subnets {o} and {net} overlap"
+            )));
+        }
+        if let Some(o) = nets
+            .iter()
+            .find(|o| o.addr().is_ipv4() == net.addr().is_ipv4())
+        {
+            return Err(Error::Invalid(format!(
+                "network {name}: more than one IPv{} subnet ({o} and {net}) is not supported",
+                if net.addr().is_ipv4() { 4 } else { 6 }
+            )));
+        }
+        nets.push(net);
+    }
+    let mut gateways: Vec<Option<IpAddr>> = vec![None; nets.len()];
+    for g in &req.gateways {
+        let ip: IpAddr = g.trim().parse().map_err(|_| {
+            Error::Invalid(format!(
+                "network {name}: invalid gateway {g:?}: give an IP address"
+            ))
+        })?;
+        if nets.is_empty() {
+            return Err(Error::Invalid(format!(
+                "network {name}: --gateway {ip} needs the --subnet it belongs to"
+            )));
+        }
+        let Some(i) = nets.iter().position(|n| n.contains(&ip)) else {
+            return Err(Error::Invalid(format!(
+                "network {name}: gateway {ip} is not inside any subnet given ({})",
+                list(&nets)
+            )));
+        };
+        if let Some(o) = gateways[i] {
+            return Err(Error::Invalid(format!(
+                "network {name}: two gateways ({o} and {ip}) for subnet {}",
+                nets[i]
+            )));
+        }
+        let net = nets[i];
+        if ip == net.network() {
+            return Err(Error::Invalid(format!(
+                "network {name}: gateway {ip} is subnet {net}'s network address: use a host address"
+            )));
+        }
+        if ip.is_ipv4() && ip == net.broadcast() {
+            return Err(Error::Invalid(format!(
+                "network {name}: gateway {ip} is subnet {net}'s broadcast address: use a host address"
+            )));
+        }
+        gateways[i] = Some(ip);
+    }
+    let mut ranges: Vec<Option<IpNet>> = vec![None; nets.len()];
+    for r in &req.ip_ranges {
+        let range = parse_net(name, "ip-range", r)?;
+        if nets.is_empty() {
+            return Err(Error::Invalid(format!(
+                "network {name}: --ip-range {range} needs the --subnet it belongs to"
+            )));
+        }
+        let Some(i) = nets.iter().position(|n| n.contains(&range)) else {
+            return Err(Error::Invalid(format!(
+                "network {name}: ip-range {range} is not inside any subnet given ({})",
+                list(&nets)
+            )));
+        };
+        if let Some(o) = ranges[i] {
+            return Err(Error::Invalid(format!(
+                "network {name}: two ip-ranges ({o} and {range}) for subnet {}",
+                nets[i]
+            )));
+        }
+        ranges[i] = Some(range);
+    }
+    let mut out = Vec::new();
+    for ((net, gw), range) in nets.into_iter().zip(gateways).zip(ranges) {
+        let s = complete(net, gw, range);
+        if let Some(range) = range {
+            if Bounds::of(&s).size() == 0 {
+                return Err(Error::Invalid(format!(
+                    "network {name}: ip-range {range} has no address to give out in subnet {net} (the network, broadcast and gateway addresses are not given out)"
+                )));
+            }
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+fn list(nets: &[IpNet]) -> String {
+    nets.iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A subnet with its gateway: the given one or the first address.
+fn complete(subnet: IpNet, gateway: Option<IpAddr>, ip_range: Option<IpNet>) -> Subnet {
+    let gateway = gateway.or_else(|| Some(from_u128(subnet.addr(), to_u128(subnet.network()) + 1)));
+    Subnet {
+        subnet,
+        gateway,
+        ip_range,
+    }
+}
+
+/// Whether two nets share an address (false across families).
+pub fn overlaps(a: IpNet, b: IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// What `net` overlaps: a network (its name and subnet) or a host route
+/// (default routes are ignored).
+fn overlap(net: IpNet, existing: &[Network], host_routes: &[IpNet]) -> Option<String> {
+    for n in existing {
+        for s in &n.subnets {
+            if overlaps(net, s.subnet) {
+                return Some(format!("network {}'s subnet {}", n.name, s.subnet));
+            }
+        }
+    }
+    host_routes
+        .iter()
+        .find(|r| r.prefix_len() > 0 && overlaps(net, **r))
+        .map(|r| format!("the host's route to {r}"))
+}
+
+/// A conflict if `net` overlaps a network or a host route.
+pub fn check_free(name: &str, net: IpNet, existing: &[Network], host_routes: &[IpNet]) -> Result<()> {
+    match overlap(net, existing, host_routes) {
+        Some(what) => Err(Error::Conflict(format!(
+            "network {name}: subnet {net} overlaps {what}: choose another --subnet"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The first /24 of 10.89.0.0 to 10.255.255.0 that overlaps nothing.
+fn pick_v4_pool(existing: &[Network], host_routes: &[IpNet]) -> Option<IpNet> {
+    (89..=255u8)
+        .flat_map(|b| (0..=255u8).map(move |c| Ipv4Addr::new(10, b, c, 0)))
+        .map(|a| IpNet::V4(Ipv4Net::new(a, 24).expect("24 <= 32")))
+        .find(|&c| overlap(c, existing, host_routes).is_none())
+}
+
+/// A random ULA /64 (RFC 4193: fd00::/8, a 40-bit global id and a 16-bit
+/// subnet id) overlapping nothing.
+fn pick_ula(existing: &[Network], host_routes: &[IpNet]) -> Result<IpNet> {
+    for _ in 0..32 {
+        let mut b = [0u8; 16];
+        random_bytes(&mut b[1..8])?;
+        b[0] = 0xfd;
+        b[8..].fill(0);
+        let net = IpNet::V6(Ipv6Net::new(Ipv6Addr::from(b), 64).expect("64 <= 128"));
+        if overlap(net, existing, host_routes).is_none() {
+            return Ok(net);
+        }
+    }
+    Err(Error::Exhausted(
+        "no free IPv6 ULA /64 found in 32 tries (every pick overlapped a network or a host route): give one with --subnet".to_string(),
+    ))
+}
+
+/// The addresses a subnet gives out, as numbers: `lo..=hi` without
+/// `gateway` (v4: not the network or broadcast address; v6: not the
+/// network address, the subnet-router anycast).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Bounds {
+    pub lo: u128,
+    pub hi: u128,
+    pub gateway: Option<u128>,
+}
+
+impl Bounds {
+    pub(crate) fn of(s: &Subnet) -> Bounds {
+        let net = s.subnet;
+        let first = to_u128(net.network()) + 1;
+        let last = to_u128(net.broadcast()) - u128::from(net.addr().is_ipv4());
+        let (lo, hi) = match s.ip_range {
+            Some(r) => (
+                to_u128(r.network()).max(first),
+                to_u128(r.broadcast()).min(last),
+            ),
+            None => (first, last),
+        };
+        Bounds {
+            lo,
+            hi,
+            gateway: s.gateway.map(to_u128),
+        }
+    }
+
+    /// How many addresses are given out.
+    pub(crate) fn size(&self) -> u128 {
+        if self.lo > self.hi {
+            return 0;
+        }
+        (self.hi - self.lo).saturating_add(1)
+            - u128::from(self.gateway.is_some_and(|g| (self.lo..=self.hi).contains(&g)))
+    }
+}
+
+pub(crate) fn to_u128(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// The address `n` of `like`'s family.
+pub(crate) fn from_u128(like: IpAddr, n: u128) -> IpAddr {
+    match like {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(n as u32)),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(n)),
+    }
+}
+
+fn random_bytes(b: &mut [u8]) -> Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(b))
+        .map_err(crate::io("read /dev/urandom for a network id or subnet"))
+}
+
+/// 32 random bytes in hex: a network id.
+pub fn random_id() -> Result<String> {
+    let mut b = [0u8; 32];
+    random_bytes(&mut b)?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
