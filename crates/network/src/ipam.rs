@@ -546,3 +546,367 @@ impl NetStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{test_network, test_store, TABLES};
+
+    fn cid(i: usize) -> String {
+        format!("{i:064x}")
+    }
+
+    fn v4(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn any() -> Want {
+        Want::default()
+    }
+
+    #[test]
+    fn addresses_are_given_in_order_skipping_the_gateway() {
+        let (_d, s) = test_store();
+        let n = test_network(&s, "n", &["10.0.0.0/24"]);
+        let got: Vec<_> = (0..3)
+            .map(|i| s.allocate(&cid(i), &n, &any()).unwrap().ipv4.unwrap())
+            .collect();
+        assert_eq!(got, [v4("10.0.0.2"), v4("10.0.0.3"), v4("10.0.0.4")]);
+        let ep = s.endpoints_of(&cid(0)).unwrap();
+        assert_eq!(
+            ep,
+            vec![Endpoint {
+                container_id: cid(0),
+                network_id: n.id.clone(),
+                ipv4: Some(v4("10.0.0.2")),
+                ipv6: None,
+                mac: None,
+                aliases: vec![],
+                interface: "eth0".into()
+            }]
+        );
+        // A gateway elsewhere than .1 is skipped where it is.
+        let g = model_with_gateway(&s, "g", "10.1.0.0/24", "10.1.0.3");
+        let got: Vec<_> = (10..13)
+            .map(|i| s.allocate(&cid(i), &g, &any()).unwrap().ipv4.unwrap())
+            .collect();
+        assert_eq!(got, [v4("10.1.0.1"), v4("10.1.0.2"), v4("10.1.0.4")]);
+    }
+
+    fn model_with_gateway(s: &NetStore, name: &str, subnet: &str, gw: &str) -> Network {
+        let n = crate::model::build(
+            &crate::model::CreateRequest {
+                name: name.into(),
+                subnets: vec![subnet.into()],
+                gateways: vec![gw.into()],
+                ..Default::default()
+            },
+            &s.list().unwrap(),
+            &[],
+        )
+        .unwrap();
+        s.insert(&n).unwrap();
+        n
+    }
+
+    #[test]
+    fn a_released_address_is_reused_only_after_wrapping_and_exhaustion_says_so() {
+        let (_d, s) = test_store();
+        // .1 gateway, .2 to .6 given out, .7 broadcast.
+        let n = test_network(&s, "small", &["10.0.0.0/29"]);
+        for i in 0..5 {
+            let ep = s.allocate(&cid(i), &n, &any()).unwrap();
+            assert_eq!(ep.ipv4, Some(Ipv4Addr::new(10, 0, 0, 2 + i as u8)));
+        }
+        let e = s.allocate(&cid(5), &n, &any()).unwrap_err();
+        assert!(matches!(e, Error::Exhausted(_)));
+        assert_eq!(
+            e.to_string(),
+            "network small: no free IPv4 address in 10.0.0.0/29 (all 5 in use)"
+        );
+        assert!(s.endpoints_of(&cid(5)).unwrap().is_empty(), "nothing recorded");
+        s.release(&cid(1), &n.id).unwrap(); // .3
+        s.release(&cid(3), &n.id).unwrap(); // .5
+        // The cursor is at .6: the next wraps to .3, then .5.
+        assert_eq!(s.allocate(&cid(6), &n, &any()).unwrap().ipv4, Some(v4("10.0.0.3")));
+        assert_eq!(s.allocate(&cid(7), &n, &any()).unwrap().ipv4, Some(v4("10.0.0.5")));
+        // Not reused at once while others are free.
+        s.release(&cid(7), &n.id).unwrap(); // .5
+        s.release(&cid(0), &n.id).unwrap(); // .2
+        assert_eq!(s.allocate(&cid(8), &n, &any()).unwrap().ipv4, Some(v4("10.0.0.2")));
+        assert_eq!(s.allocate(&cid(9), &n, &any()).unwrap().ipv4, Some(v4("10.0.0.5")));
+        // A missing endpoint's release is fine.
+        s.release(&cid(99), &n.id).unwrap();
+    }
+
+    #[test]
+    fn the_ip_range_bounds_what_is_given_out_but_not_what_is_wanted() {
+        let (_d, s) = test_store();
+        let n = crate::model::build(
+            &crate::model::CreateRequest {
+                name: "r".into(),
+                subnets: vec!["10.0.0.0/24".into()],
+                ip_ranges: vec!["10.0.0.128/30".into()],
+                ..Default::default()
+            },
+            &[],
+            &[],
+        )
+        .unwrap();
+        s.insert(&n).unwrap();
+        let got: Vec<_> = (0..4)
+            .map(|i| s.allocate(&cid(i), &n, &any()).unwrap().ipv4.unwrap())
+            .collect();
+        assert_eq!(got, [v4("10.0.0.128"), v4("10.0.0.129"), v4("10.0.0.130"), v4("10.0.0.131")]);
+        assert_eq!(
+            s.allocate(&cid(4), &n, &any()).unwrap_err().to_string(),
+            "network r: no free IPv4 address in 10.0.0.128/30 (ip-range of 10.0.0.0/24) (all 4 in use)"
+        );
+        let fixed = Want { ipv4: Some(v4("10.0.0.5")), ..any() };
+        assert_eq!(s.allocate(&cid(4), &n, &fixed).unwrap().ipv4, Some(v4("10.0.0.5")));
+    }
+
+    #[test]
+    fn wanted_addresses_are_checked() {
+        let (_d, s) = test_store();
+        let n = test_network(&s, "w", &["10.0.0.0/24"]);
+        let want = |a: &str| Want { ipv4: Some(v4(a)), ..any() };
+        let cases = [
+            ("10.0.1.5", "--ip 10.0.1.5 is outside network w's subnet 10.0.0.0/24"),
+            ("10.0.0.0", "--ip 10.0.0.0 is network w's network address: choose another in 10.0.0.0/24"),
+            ("10.0.0.255", "--ip 10.0.0.255 is network w's broadcast address: choose another in 10.0.0.0/24"),
+            ("10.0.0.1", "--ip 10.0.0.1 is network w's gateway address: choose another in 10.0.0.0/24"),
+        ];
+        for (a, msg) in cases {
+            let e = s.allocate(&cid(1), &n, &want(a)).unwrap_err();
+            assert!(matches!(e, Error::Invalid(_)), "{a}");
+            assert_eq!(e.to_string(), msg);
+        }
+        // A wanted address does not move the cursor, and is skipped by it.
+        assert_eq!(s.allocate(&cid(1), &n, &want("10.0.0.3")).unwrap().ipv4, Some(v4("10.0.0.3")));
+        assert_eq!(s.allocate(&cid(2), &n, &any()).unwrap().ipv4, Some(v4("10.0.0.2")));
+        assert_eq!(s.allocate(&cid(3), &n, &any()).unwrap().ipv4, Some(v4("10.0.0.4")));
+        let e = s.allocate(&cid(4), &n, &want("10.0.0.3")).unwrap_err();
+        assert!(matches!(e, Error::Conflict(_)));
+        assert_eq!(
+            e.to_string(),
+            format!("address 10.0.0.3 on network w is already in use by container {}", &cid(1)[..12])
+        );
+        let e = s.allocate(&cid(1), &n, &any()).unwrap_err();
+        assert!(matches!(e, Error::Conflict(_)));
+        assert_eq!(
+            e.to_string(),
+            format!("container {} is already connected to network w", &cid(1)[..12])
+        );
+        let six = Want { ipv6: Some("fd00::5".parse().unwrap()), ..any() };
+        assert_eq!(
+            s.allocate(&cid(5), &n, &six).unwrap_err().to_string(),
+            "--ip6 fd00::5: network w has no IPv6 subnet"
+        );
+        let v6only = test_network(&s, "v6", &["fd00:1::/64"]);
+        assert_eq!(
+            s.allocate(&cid(5), &v6only, &want("10.0.0.9")).unwrap_err().to_string(),
+            "--ip 10.0.0.9: network v6 has no IPv4 subnet"
+        );
+        let out6 = Want { ipv6: Some("fd00:2::5".parse().unwrap()), ..any() };
+        assert_eq!(
+            s.allocate(&cid(5), &v6only, &out6).unwrap_err().to_string(),
+            "--ip6 fd00:2::5 is outside network v6's subnet fd00:1::/64"
+        );
+    }
+
+    #[test]
+    fn ipv6_and_dual_stack() {
+        let (_d, s) = test_store();
+        let n = test_network(&s, "dual", &["10.0.0.0/24", "fd00:1::/64"]);
+        let a = s.allocate(&cid(0), &n, &any()).unwrap();
+        assert_eq!(a.ipv4, Some(v4("10.0.0.2")));
+        assert_eq!(a.ipv6, Some("fd00:1::2".parse().unwrap()));
+        let b = s
+            .allocate(&cid(1), &n, &Want { ipv6: Some("fd00:1::ffff:ffff:ffff:ffff".parse().unwrap()), ..any() })
+            .unwrap();
+        assert_eq!(b.ipv4, Some(v4("10.0.0.3")));
+        assert_eq!(b.ipv6, Some("fd00:1::ffff:ffff:ffff:ffff".parse().unwrap()), "no broadcast in v6");
+        // A v6 subnet that fills up: ::1 gateway, ::2 and ::3.
+        let t = test_network(&s, "tiny6", &["fd00:2::/126"]);
+        assert_eq!(s.allocate(&cid(0), &t, &any()).unwrap().ipv6, Some("fd00:2::2".parse().unwrap()));
+        assert_eq!(s.allocate(&cid(1), &t, &any()).unwrap().ipv6, Some("fd00:2::3".parse().unwrap()));
+        assert_eq!(
+            s.allocate(&cid(2), &t, &any()).unwrap_err().to_string(),
+            "network tiny6: no free IPv6 address in fd00:2::/126 (all 2 in use)"
+        );
+        // Exhausted v6 leaves no v4 taken either (one transaction).
+        let mixed = test_network(&s, "mixed", &["10.9.0.0/24", "fd00:3::/126"]);
+        for i in 0..2 {
+            s.allocate(&cid(i), &mixed, &any()).unwrap();
+        }
+        assert!(s.allocate(&cid(2), &mixed, &any()).is_err());
+        assert_eq!(s.endpoints_on(&mixed.id).unwrap().len(), 2);
+        assert_eq!(s.allocate(&cid(3), &s.get("dual").unwrap(), &any()).unwrap().ipv4, Some(v4("10.0.0.4")));
+    }
+
+    #[test]
+    fn interfaces_are_the_lowest_free_and_listed_in_order() {
+        let (_d, s) = test_store();
+        let nets: Vec<Network> = (0..4).map(|i| test_network(&s, &format!("n{i}"), &[])).collect();
+        let c = cid(7);
+        for (i, n) in nets[..3].iter().enumerate() {
+            assert_eq!(s.allocate(&c, n, &any()).unwrap().interface, format!("eth{i}"));
+        }
+        s.release(&c, &nets[1].id).unwrap();
+        assert_eq!(s.allocate(&c, &nets[3], &any()).unwrap().interface, "eth1");
+        let of = s.endpoints_of(&c).unwrap();
+        let got: Vec<(&str, &str)> = of.iter().map(|e| (e.interface.as_str(), e.network_id.as_str())).collect();
+        assert_eq!(got, [("eth0", nets[0].id.as_str()), ("eth1", nets[3].id.as_str()), ("eth2", nets[2].id.as_str())]);
+        let all = s.release_all(&c).unwrap();
+        assert_eq!(all, of);
+        assert!(s.endpoints_of(&c).unwrap().is_empty());
+        assert!(s.release_all(&c).unwrap().is_empty());
+    }
+
+    #[test]
+    fn macs_and_aliases() {
+        let (_d, s) = test_store();
+        let n = test_network(&s, "m", &[]);
+        for bad in ["", "02:42:ac:11:00", "02:42:ac:11:00:02:03", "0g:42:ac:11:00:02", "01:42:ac:11:00:02", "00:00:00:00:00:00", "2:42:ac:11:00:02"] {
+            let e = s.allocate(&cid(0), &n, &Want { mac: Some(bad.into()), ..any() }).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("invalid MAC address {bad:?}: give six hex octets (e.g. 02:42:ac:11:00:02), unicast and not all zeros")
+            );
+        }
+        let w = Want { mac: Some("02-42-AC-11-00-02".into()), aliases: vec!["web".into(), "www".into()], ..any() };
+        let ep = s.allocate(&cid(0), &n, &w).unwrap();
+        assert_eq!(ep.mac.as_deref(), Some("02:42:ac:11:00:02"));
+        assert_eq!(ep.aliases, ["web", "www"]);
+        assert_eq!(s.endpoints_of(&cid(0)).unwrap(), vec![ep]);
+        s.set_aliases(&cid(0), &n.id, &["api".to_string()]).unwrap();
+        assert_eq!(s.endpoints_on(&n.id).unwrap()[0].aliases, ["api"]);
+        let e = s.set_aliases(&cid(1), &n.id, &[]).unwrap_err();
+        assert!(matches!(e, Error::NotFound(_)));
+        assert_eq!(
+            e.to_string(),
+            format!("container {} is not connected to network {}", &cid(1)[..12], n.short_id())
+        );
+    }
+
+    #[test]
+    fn reconcile_drops_the_endpoints_of_gone_containers() {
+        let (_d, s) = test_store();
+        let a = test_network(&s, "a", &["10.0.0.0/29"]);
+        let b = test_network(&s, "b", &[]);
+        for i in 0..3 {
+            s.allocate(&cid(i), &a, &any()).unwrap();
+        }
+        s.allocate(&cid(2), &b, &any()).unwrap();
+        let live: HashSet<String> = [cid(1)].into();
+        let dropped = s.reconcile(&live).unwrap();
+        let got: Vec<(String, &str)> = dropped.iter().map(|e| (e.container_id.clone(), e.interface.as_str())).collect();
+        assert_eq!(got, [(cid(0), "eth0"), (cid(2), "eth0"), (cid(2), "eth1")]);
+        assert_eq!(s.endpoints_on(&a.id).unwrap().len(), 1);
+        assert!(s.endpoints_on(&b.id).unwrap().is_empty());
+        assert!(s.reconcile(&live).unwrap().is_empty());
+        // Their addresses are free again: .5 and .6 first, then .2 and .4.
+        let got: Vec<_> = (10..14).map(|i| s.allocate(&cid(i), &a, &any()).unwrap().ipv4.unwrap()).collect();
+        assert_eq!(got, [v4("10.0.0.5"), v4("10.0.0.6"), v4("10.0.0.2"), v4("10.0.0.4")]);
+        s.remove(&b.id).unwrap();
+    }
+
+    #[test]
+    fn a_removed_network_gives_no_address() {
+        let (_d, s) = test_store();
+        let n = test_network(&s, "gone", &[]);
+        s.remove(&n.id).unwrap();
+        let e = s.allocate(&cid(0), &n, &any()).unwrap_err();
+        assert!(matches!(e, Error::NotFound(_)));
+        assert_eq!(e.to_string(), "network gone not found");
+    }
+
+    #[test]
+    fn the_database_refuses_a_duplicate_address() {
+        let (_d, s) = test_store();
+        let n = test_network(&s, "u", &["10.0.0.0/24"]);
+        s.allocate(&cid(0), &n, &any()).unwrap();
+        let e = s
+            .db
+            .conn()
+            .execute(
+                "INSERT INTO endpoints (container_id, network_id, seq, ipv4, aliases) VALUES (?1, ?2, 0, ?3, '[]')",
+                params![cid(1), n.id, Family::V4.key(to_u128("10.0.0.2".parse().unwrap()))],
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("UNIQUE"), "{e}");
+    }
+
+    #[test]
+    fn two_stores_in_two_threads_never_give_an_address_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || NetStore::new(berth_db::Db::open(dir.path(), &[&TABLES]).unwrap());
+        let first = open();
+        let n = test_network(&first, "race", &["10.0.0.0/24"]);
+        let go = std::sync::Barrier::new(2);
+        let got: Vec<Vec<Ipv4Addr>> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..2)
+                .map(|t| {
+                    let (n, go, s) = (&n, &go, open());
+                    sc.spawn(move || {
+                        go.wait();
+                        (0..100)
+                            .map(|i| s.allocate(&cid(t * 1000 + i), n, &any()).unwrap().ipv4.unwrap())
+                            .collect()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let all: HashSet<Ipv4Addr> = got.iter().flatten().copied().collect();
+        assert_eq!(all.len(), 200, "an address was given twice");
+        assert_eq!(first.endpoints_on(&n.id).unwrap().len(), 200);
+        // Sequential: exactly .2 to .201.
+        assert!(all.iter().all(|a| (2..=201).contains(&a.octets()[3])));
+    }
+
+    /// Allocation time: the first and the last of `count` containers on
+    /// `subnet`, and the whole, with the engine's durability.
+    fn measure(subnet: &str, count: usize) -> (std::time::Duration, std::time::Duration, std::time::Duration) {
+        let (_d, s) = test_store();
+        s.db.relax_durability().unwrap();
+        let n = test_network(&s, "bench", &[subnet]);
+        let all = std::time::Instant::now();
+        let mut first = None;
+        let mut last = std::time::Duration::ZERO;
+        let mut seen = HashSet::new();
+        for i in 0..count {
+            let t = std::time::Instant::now();
+            let ep = s.allocate(&cid(i), &n, &any()).unwrap();
+            last = t.elapsed();
+            first.get_or_insert(last);
+            assert!(seen.insert(ep.ipv4), "given twice");
+        }
+        (first.unwrap_or_default(), last, all.elapsed())
+    }
+
+    #[test]
+    fn a_full_slash_24_fills_and_then_refuses() {
+        let (first, last, all) = measure("10.0.0.0/24", 253);
+        eprintln!("/24: 253 allocations in {all:?}; first {first:?}, last {last:?}");
+        let (_d, s) = test_store();
+        let n = test_network(&s, "full", &["10.0.0.0/24"]);
+        for i in 0..253 {
+            s.allocate(&cid(i), &n, &any()).unwrap();
+        }
+        assert_eq!(
+            s.allocate(&cid(253), &n, &any()).unwrap_err().to_string(),
+            "network full: no free IPv4 address in 10.0.0.0/24 (all 253 in use)"
+        );
+    }
+
+    /// `cargo test -p berth-network --lib -- --ignored --nocapture
+    /// sixty_thousand`: the timing reported for issue 22.
+    #[test]
+    #[ignore = "a measurement (about a minute)"]
+    fn sixty_thousand_on_a_slash_16() {
+        let (first, last, all) = measure("10.0.0.0/16", 60_000);
+        eprintln!("/16: 60000 allocations in {all:?}; first {first:?}, last {last:?}");
+    }
+}

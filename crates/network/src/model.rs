@@ -175,6 +175,11 @@ pub fn build(req: &CreateRequest, existing: &[Network], host_routes: &[IpNet]) -
     let (mtu, bridge) = parse_options(name, &req.options)?;
     let bridge = match bridge {
         Some(b) => {
+            if b == DEFAULT_BRIDGE {
+                return Err(Error::Conflict(format!(
+                    "bridge name {DEFAULT_BRIDGE} is reserved for the default network {DEFAULT_NETWORK}"
+                )));
+            }
             check_bridge_free(&b, existing)?;
             b
         }
@@ -301,11 +306,6 @@ fn check_bridge_free(bridge: &str, existing: &[Network]) -> Result<()> {
         return Err(Error::Conflict(format!(
             "bridge name {bridge} is used by network {}",
             n.name
-        )));
-    }
-    if bridge == DEFAULT_BRIDGE {
-        return Err(Error::Conflict(format!(
-            "bridge name {DEFAULT_BRIDGE} is reserved for the default network {DEFAULT_NETWORK}"
         )));
     }
     Ok(())
@@ -611,4 +611,353 @@ fn now_nanos() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(name: &str) -> CreateRequest {
+        CreateRequest {
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn with_subnet(name: &str, subnet: &str) -> CreateRequest {
+        CreateRequest {
+            subnets: vec![subnet.to_string()],
+            ..req(name)
+        }
+    }
+
+    /// `build`'s error text, which must be there.
+    fn err(r: &CreateRequest, existing: &[Network], routes: &[IpNet]) -> String {
+        match build(r, existing, routes) {
+            Ok(n) => panic!("{r:?} was accepted: {n:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn ok(r: &CreateRequest) -> Network {
+        build(r, &[], &[]).unwrap()
+    }
+
+    #[test]
+    fn names_are_checked_and_reserved_ones_refused() {
+        for bad in ["", "-a", ".a", "a b", "a/b", "a:b", "é", "a\n"] {
+            let e = err(&req(bad), &[], &[]);
+            assert!(e.starts_with(&format!("invalid network name {bad:?}: use letters")), "{e}");
+        }
+        for r in ["none", "host", "bridge"] {
+            assert_eq!(
+                err(&req(r), &[], &[]),
+                format!("network name {r:?} is reserved (none, host and bridge are predefined): choose another name")
+            );
+        }
+        let a = ok(&req("a1_b.c-d"));
+        assert_eq!(a.name, "a1_b.c-d");
+        assert_eq!(err(&req("a1_b.c-d"), &[a], &[]), "network a1_b.c-d already exists");
+    }
+
+    #[test]
+    fn a_plain_request_gets_the_defaults() {
+        let n = ok(&req("app"));
+        assert_eq!(n.id.len(), 64);
+        assert!(n.id.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(n.driver, "bridge");
+        assert_eq!(n.bridge, "berth1");
+        assert_eq!(
+            n.subnets,
+            vec![Subnet {
+                subnet: net("10.89.0.0/24"),
+                gateway: Some("10.89.0.1".parse().unwrap()),
+                ip_range: None
+            }]
+        );
+        assert!(n.dns && !n.ipv6 && !n.internal);
+        assert_eq!(n.mtu, None);
+        assert!(n.created > 0);
+        let d = build(
+            &CreateRequest {
+                disable_dns: true,
+                internal: true,
+                ..req("q")
+            },
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert!(!d.dns && d.internal);
+        assert_ne!(d.id, n.id);
+    }
+
+    #[test]
+    fn only_the_bridge_driver() {
+        let r = CreateRequest {
+            driver: Some("macvlan".into()),
+            ..req("m")
+        };
+        assert_eq!(
+            err(&r, &[], &[]),
+            "network m: driver \"macvlan\" is not supported (only \"bridge\")"
+        );
+        let r = CreateRequest {
+            driver: Some("bridge".into()),
+            ..req("m")
+        };
+        assert_eq!(build(&r, &[], &[]).unwrap().driver, "bridge");
+    }
+
+    #[test]
+    fn subnets_are_checked() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["10.1.1.1/24"], "network n: subnet 10.1.1.1/24 has host bits set: give 10.1.1.0/24"),
+            (&["10.1.1.0"], "network n: invalid subnet \"10.1.1.0\": give it in CIDR form (e.g. 10.89.1.0/24 or fd00:1::/64)"),
+            (&["nonsense"], "network n: invalid subnet \"nonsense\": give it in CIDR form (e.g. 10.89.1.0/24 or fd00:1::/64)"),
+            (&["127.1.0.0/16"], "network n: subnet 127.1.0.0/16 overlaps the loopback range 127.0.0.0/8"),
+            (&["0.0.0.0/0"], "network n: subnet 0.0.0.0/0 overlaps the this-network range 0.0.0.0/8"),
+            (&["224.1.0.0/16"], "network n: subnet 224.1.0.0/16 overlaps the multicast and reserved range 224.0.0.0/3"),
+            (&["fe80::/64"], "network n: subnet fe80::/64 overlaps the link-local range fe80::/10"),
+            (&["ff02::/64"], "network n: subnet ff02::/64 overlaps the multicast range ff00::/8"),
+            (&["10.0.0.0/31"], "network n: subnet 10.0.0.0/31 is too small: a subnet needs at least 4 addresses (the network's, the gateway's, one container's and the broadcast address)"),
+            (&["fd00::/127"], "network n: subnet fd00::/127 is too small: a subnet needs at least 4 addresses (the network's, the gateway's, one container's and one more)"),
+            (&["::1/128"], "network n: subnet ::1/128 overlaps the unspecified and loopback range ::/127"),
+            (&["::ffff:10.0.0.0/120"], "network n: subnet ::ffff:10.0.0.0/120 overlaps the IPv4-mapped range ::ffff:0.0.0.0/96"),
+            (&["10.0.0.0/16", "10.0.1.0/24"], "network n: subnets 10.0.0.0/16 and 10.0.1.0/24 overlap"),
+            (&["10.0.0.0/24", "10.0.1.0/24"], "network n: more than one IPv4 subnet (10.0.0.0/24 and 10.0.1.0/24) is not supported"),
+            (&["fd00::/64", "fd01::/64"], "network n: more than one IPv6 subnet (fd00::/64 and fd01::/64) is not supported"),
+        ];
+        for (subnets, want) in cases {
+            let r = CreateRequest {
+                subnets: subnets.iter().map(|s| s.to_string()).collect(),
+                ..req("n")
+            };
+            assert_eq!(err(&r, &[], &[]), *want, "{subnets:?}");
+        }
+        let n = ok(&with_subnet("n", "10.0.0.0/30"));
+        assert_eq!(n.subnets[0].gateway, Some("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn gateways_belong_to_their_subnet() {
+        let r = |subnets: &[&str], gateways: &[&str]| CreateRequest {
+            subnets: subnets.iter().map(|s| s.to_string()).collect(),
+            gateways: gateways.iter().map(|s| s.to_string()).collect(),
+            ..req("g")
+        };
+        let cases: &[(&[&str], &[&str], &str)] = &[
+            (&[], &["10.0.0.1"], "network g: --gateway 10.0.0.1 needs the --subnet it belongs to"),
+            (&["10.0.0.0/24"], &["10.0.1.1"], "network g: gateway 10.0.1.1 is not inside any subnet given (10.0.0.0/24)"),
+            (&["10.0.0.0/24"], &["10.0.0.0"], "network g: gateway 10.0.0.0 is subnet 10.0.0.0/24's network address: use a host address"),
+            (&["10.0.0.0/24"], &["10.0.0.255"], "network g: gateway 10.0.0.255 is subnet 10.0.0.0/24's broadcast address: use a host address"),
+            (&["10.0.0.0/24"], &["10.0.0.1", "10.0.0.2"], "network g: two gateways (10.0.0.1 and 10.0.0.2) for subnet 10.0.0.0/24"),
+            (&["10.0.0.0/24"], &["10.0.0.x"], "network g: invalid gateway \"10.0.0.x\": give an IP address"),
+            (&["fd00::/64"], &["fd00::"], "network g: gateway fd00:: is subnet fd00::/64's network address: use a host address"),
+        ];
+        for (s, g, want) in cases {
+            assert_eq!(err(&r(s, g), &[], &[]), *want, "{s:?} {g:?}");
+        }
+        // Matched by containment, in any order (Docker).
+        let n = ok(&r(&["fd00::/64", "10.0.0.0/24"], &["10.0.0.254", "fd00::ffff"]));
+        assert_eq!(n.v4().unwrap().gateway, Some("10.0.0.254".parse().unwrap()));
+        assert_eq!(n.v6().unwrap().gateway, Some("fd00::ffff".parse().unwrap()));
+        assert_eq!(n.gateways().len(), 2);
+        // The last v6 address is a host address (no broadcast).
+        ok(&r(&["fd00::/126"], &["fd00::3"]));
+    }
+
+    #[test]
+    fn ip_ranges_belong_to_their_subnet() {
+        let r = |subnets: &[&str], ranges: &[&str]| CreateRequest {
+            subnets: subnets.iter().map(|s| s.to_string()).collect(),
+            ip_ranges: ranges.iter().map(|s| s.to_string()).collect(),
+            ..req("r")
+        };
+        let cases: &[(&[&str], &[&str], &str)] = &[
+            (&[], &["10.0.0.0/25"], "network r: --ip-range 10.0.0.0/25 needs the --subnet it belongs to"),
+            (&["10.0.0.0/24"], &["10.0.0.0/23"], "network r: ip-range 10.0.0.0/23 is not inside any subnet given (10.0.0.0/24)"),
+            (&["10.0.0.0/24"], &["10.0.0.1/25"], "network r: ip-range 10.0.0.1/25 has host bits set: give 10.0.0.0/25"),
+            (&["10.0.0.0/24"], &["10.0.0.0/25", "10.0.0.128/25"], "network r: two ip-ranges (10.0.0.0/25 and 10.0.0.128/25) for subnet 10.0.0.0/24"),
+            (&["10.0.0.0/24"], &["10.0.0.0/32"], "network r: ip-range 10.0.0.0/32 has no address to give out in subnet 10.0.0.0/24 (the network, broadcast and gateway addresses are not given out)"),
+            (&["10.0.0.0/24"], &["10.0.0.1/32"], "network r: ip-range 10.0.0.1/32 has no address to give out in subnet 10.0.0.0/24 (the network, broadcast and gateway addresses are not given out)"),
+        ];
+        for (s, g, want) in cases {
+            assert_eq!(err(&r(s, g), &[], &[]), *want, "{s:?} {g:?}");
+        }
+        let n = ok(&r(&["10.0.0.0/24"], &["10.0.0.128/25"]));
+        assert_eq!(n.v4().unwrap().ip_range, Some(net("10.0.0.128/25")));
+        // The gateway stays the subnet's first address (podman).
+        assert_eq!(n.v4().unwrap().gateway, Some("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn options_are_checked() {
+        let r = |k: &str, v: &str| CreateRequest {
+            options: [(k.to_string(), v.to_string())].into(),
+            ..req("o")
+        };
+        for v in ["abc", "67", "65536", "", "-1"] {
+            assert_eq!(
+                err(&r("mtu", v), &[], &[]),
+                format!("network o: option mtu={v:?}: the MTU is a number from 68 to 65535")
+            );
+        }
+        assert_eq!(ok(&r("mtu", "68")).mtu, Some(68));
+        assert_eq!(ok(&r("com.docker.network.driver.mtu", "9000")).mtu, Some(9000));
+        let both = CreateRequest {
+            options: [("mtu".to_string(), "1400".to_string()), (OPT_DOCKER_MTU.to_string(), "1500".to_string())].into(),
+            ..req("o")
+        };
+        assert_eq!(
+            err(&both, &[], &[]),
+            "network o: options mtu and com.docker.network.driver.mtu differ: give one"
+        );
+        assert_eq!(
+            err(&r("com.docker.network.bridge.enable_icc", "false"), &[], &[]),
+            "network o: option \"com.docker.network.bridge.enable_icc\" is not supported (supported: mtu, com.docker.network.bridge.name)"
+        );
+        for bad in ["", "a234567890123456", "a/b", "a:b", "a b", ".", ".."] {
+            let e = err(&r(OPT_BRIDGE_NAME, bad), &[], &[]);
+            assert!(e.starts_with(&format!("network o: invalid bridge name {bad:?}: an interface name is 1 to 15 bytes")), "{e}");
+        }
+        let b = ok(&r(OPT_BRIDGE_NAME, "a23456789012345"));
+        assert_eq!(b.bridge, "a23456789012345");
+        assert_eq!(b.options.get(OPT_BRIDGE_NAME).unwrap(), "a23456789012345");
+        assert_eq!(
+            err(&CreateRequest { name: "o2".into(), ..r(OPT_BRIDGE_NAME, "a23456789012345") }, &[b], &[]),
+            "bridge name a23456789012345 is used by network o"
+        );
+        assert_eq!(
+            err(&r(OPT_BRIDGE_NAME, "berth0"), &[], &[]),
+            "bridge name berth0 is reserved for the default network bridge"
+        );
+        // IPv6 needs 1280.
+        let v6 = CreateRequest {
+            ipv6: true,
+            ..r("mtu", "1279")
+        };
+        assert_eq!(
+            err(&v6, &[], &[]),
+            "network o: mtu 1279 is below IPv6's minimum of 1280 on an IPv6 network"
+        );
+    }
+
+    #[test]
+    fn bridge_names_are_the_first_free() {
+        let a = ok(&req("a"));
+        let b = build(&req("b"), std::slice::from_ref(&a), &[]).unwrap();
+        let c = build(&req("c"), &[a.clone(), b.clone()], &[]).unwrap();
+        assert_eq!((a.bridge.as_str(), b.bridge.as_str(), c.bridge.as_str()), ("berth1", "berth2", "berth3"));
+        let d = build(&req("d"), &[a, c], &[]).unwrap();
+        assert_eq!(d.bridge, "berth2");
+    }
+
+    #[test]
+    fn ipv6_picks_a_ula_or_is_implied_by_a_v6_subnet() {
+        let n = ok(&CreateRequest {
+            ipv6: true,
+            ..req("six")
+        });
+        assert!(n.ipv6);
+        assert_eq!(n.v4().unwrap().subnet, net("10.89.0.0/24"));
+        let v6 = n.v6().unwrap();
+        assert_eq!(v6.subnet.prefix_len(), 64);
+        let IpAddr::V6(a) = v6.subnet.addr() else { panic!() };
+        assert_eq!(a.octets()[0], 0xfd, "{a}");
+        assert_eq!(v6.gateway, Some(from_u128(v6.subnet.addr(), to_u128(v6.subnet.addr()) + 1)));
+        let m = ok(&CreateRequest { ipv6: true, ..req("six") });
+        assert_ne!(m.v6().unwrap().subnet, v6.subnet, "random");
+        // A v6 subnet alone: v6 only, --ipv6 implied (podman).
+        let o = ok(&with_subnet("only6", "fd12:3456::/64"));
+        assert!(o.ipv6);
+        assert_eq!(o.subnets.len(), 1);
+        assert_eq!(o.v6().unwrap().gateway, Some("fd12:3456::1".parse().unwrap()));
+        // A v4 subnet and --ipv6: a ULA beside it.
+        let p = ok(&CreateRequest {
+            ipv6: true,
+            ..with_subnet("p", "192.168.7.0/24")
+        });
+        assert_eq!(p.subnets.len(), 2);
+        assert!(p.v6().is_some());
+    }
+
+    #[test]
+    fn the_pool_skips_networks_and_routes() {
+        let a = ok(&req("a"));
+        assert_eq!(a.v4().unwrap().subnet, net("10.89.0.0/24"));
+        let routes = [net("10.89.1.0/24"), net("0.0.0.0/0"), net("::/0")];
+        let b = build(&req("b"), std::slice::from_ref(&a), &routes).unwrap();
+        assert_eq!(b.v4().unwrap().subnet, net("10.89.2.0/24"), "default routes ignored");
+        let c = build(&req("c"), &[], &[net("10.89.0.0/16")]).unwrap();
+        assert_eq!(c.v4().unwrap().subnet, net("10.90.0.0/24"));
+        let d = build(&req("d"), &[], &[net("10.89.0.128/32")]).unwrap();
+        assert_eq!(d.v4().unwrap().subnet, net("10.89.1.0/24"));
+        assert_eq!(
+            err(&req("e"), &[], &[net("10.0.0.0/8")]),
+            "network e: no free /24 left in berth's pool 10.89.0.0 to 10.255.255.0 (all overlap networks or host routes): give one with --subnet"
+        );
+        assert!(matches!(build(&req("e"), &[], &[net("10.0.0.0/8")]), Err(Error::Exhausted(_))));
+    }
+
+    #[test]
+    fn a_given_subnet_overlapping_a_network_or_route_is_a_conflict_naming_both() {
+        let a = build(&with_subnet("a", "172.20.0.0/16"), &[], &[]).unwrap();
+        let e = build(&with_subnet("b", "172.20.5.0/24"), std::slice::from_ref(&a), &[]).unwrap_err();
+        assert!(matches!(e, Error::Conflict(_)));
+        assert_eq!(
+            e.to_string(),
+            "network b: subnet 172.20.5.0/24 overlaps network a's subnet 172.20.0.0/16: choose another --subnet"
+        );
+        assert_eq!(
+            err(&with_subnet("b", "172.16.0.0/12"), &[a], &[]),
+            "network b: subnet 172.16.0.0/12 overlaps network a's subnet 172.20.0.0/16: choose another --subnet"
+        );
+        assert_eq!(
+            err(&with_subnet("b", "192.168.1.0/24"), &[], &[net("192.168.0.0/16")]),
+            "network b: subnet 192.168.1.0/24 overlaps the host's route to 192.168.0.0/16: choose another --subnet"
+        );
+        // The default route is not a conflict.
+        build(&with_subnet("b", "192.168.1.0/24"), &[], &[net("0.0.0.0/0")]).unwrap();
+    }
+
+    #[test]
+    fn the_default_network() {
+        let d = default_network(&[], &[]).unwrap();
+        assert_eq!(d.name, "bridge");
+        assert_eq!(d.bridge, "berth0");
+        assert!(!d.dns && !d.ipv6 && !d.internal);
+        assert_eq!(d.v4().unwrap().subnet, net("10.88.0.0/16"));
+        assert_eq!(d.v4().unwrap().gateway, Some("10.88.0.1".parse().unwrap()));
+        let e = default_network(&[], &[net("10.88.5.0/24")]).unwrap();
+        assert_eq!(e.v4().unwrap().subnet, net("10.89.0.0/16"));
+        let user = ok(&req("u"));
+        let f = default_network(&[user], &[net("10.88.0.0/16")]).unwrap();
+        assert_eq!(f.v4().unwrap().subnet, net("10.90.0.0/16"));
+        assert_eq!(default_network(&[d], &[]).unwrap_err().to_string(), "network bridge already exists");
+        assert_eq!(
+            default_network(&[], &[net("10.0.0.0/8")]).unwrap_err().to_string(),
+            "default network bridge: every /16 of 10.0.0.0/8 overlaps a network or a host route: remove one"
+        );
+        // A user network of the first pool is skipped by the default's.
+        let g = build(&with_subnet("g", "10.88.200.0/24"), &[], &[]).unwrap();
+        assert_eq!(default_network(&[g], &[]).unwrap().v4().unwrap().subnet, net("10.89.0.0/16"));
+    }
+
+    #[test]
+    fn bounds_skip_network_broadcast_and_know_the_gateway() {
+        let n = ok(&with_subnet("b", "10.0.0.0/29"));
+        let b = Bounds::of(n.v4().unwrap());
+        assert_eq!((b.lo, b.hi), (to_u128("10.0.0.1".parse().unwrap()), to_u128("10.0.0.6".parse().unwrap())));
+        assert_eq!(b.size(), 5);
+        let v6 = ok(&with_subnet("b", "fd00::/126"));
+        let b = Bounds::of(v6.v6().unwrap());
+        assert_eq!(b.size(), 2, "::2 and ::3 (::1 is the gateway)");
+        let huge = ok(&with_subnet("b", "fd00::/8"));
+        assert_eq!(Bounds::of(huge.v6().unwrap()).size(), (1u128 << 120) - 2);
+    }
 }

@@ -219,3 +219,139 @@ pub(crate) fn get_in(conn: &Connection, name_or_id: &str) -> Result<Network> {
         ))),
     }
 }
+
+/// A store in a temporary directory, for tests.
+#[cfg(test)]
+pub(crate) fn test_store() -> (tempfile::TempDir, NetStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), &[&TABLES]).unwrap();
+    (dir, NetStore::new(db))
+}
+
+/// A network built for tests (`subnet` empty: from the pool).
+#[cfg(test)]
+pub(crate) fn test_network(s: &NetStore, name: &str, subnets: &[&str]) -> Network {
+    let req = model::CreateRequest {
+        name: name.to_string(),
+        subnets: subnets.iter().map(|x| x.to_string()).collect(),
+        ..Default::default()
+    };
+    let n = model::build(&req, &s.list().unwrap(), &[]).unwrap();
+    s.insert(&n).unwrap();
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build(name: &str, subnets: &[&str], opts: &[(&str, &str)], existing: &[Network]) -> Network {
+        model::build(
+            &model::CreateRequest {
+                name: name.into(),
+                subnets: subnets.iter().map(|x| x.to_string()).collect(),
+                options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                ..Default::default()
+            },
+            existing,
+            &[],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn networks_are_found_by_id_name_or_unique_prefix() {
+        let (_d, s) = test_store();
+        let a = test_network(&s, "alpha", &[]);
+        let b = test_network(&s, "beta", &[]);
+        assert_eq!(s.get("alpha").unwrap(), a);
+        assert_eq!(s.get(&b.id).unwrap(), b);
+        assert_eq!(s.list().unwrap(), vec![a.clone(), b.clone()]);
+        // A unique prefix: the shortest one that tells them apart.
+        let common = a.id.bytes().zip(b.id.bytes()).take_while(|(x, y)| x == y).count();
+        assert_eq!(s.get(&a.id[..common + 1]).unwrap(), a);
+        for missing in ["gamma", "", "ALPHA", "zz"] {
+            let e = s.get(missing).unwrap_err();
+            assert!(matches!(e, Error::NotFound(_)));
+            assert_eq!(e.to_string(), format!("network {missing} not found"));
+        }
+        // Ambiguous: two ids with a common prefix.
+        let mut c = build("c", &[], &[], &s.list().unwrap());
+        c.id = format!("abc1{}", &c.id[4..]);
+        s.insert(&c).unwrap();
+        let mut d = build("d", &[], &[], &s.list().unwrap());
+        d.id = format!("abc2{}", &d.id[4..]);
+        s.insert(&d).unwrap();
+        assert_eq!(
+            s.get("abc").unwrap_err().to_string(),
+            "network id prefix abc is ambiguous (several networks match): give more digits or the name"
+        );
+        assert_eq!(s.get("abc2").unwrap(), d);
+        // A name wins over an id prefix; a full id over a name.
+        let mut e = build("abc1", &[], &[], &s.list().unwrap());
+        e.id = format!("ffff{}", &e.id[4..]);
+        s.insert(&e).unwrap();
+        assert_eq!(s.get("abc1").unwrap(), e);
+        assert_eq!(s.get(&c.id).unwrap(), c);
+    }
+
+    #[test]
+    fn insert_refuses_taken_names_bridges_and_overlapping_subnets() {
+        let (_d, s) = test_store();
+        let a = test_network(&s, "a", &["172.30.0.0/16"]);
+        // Built against no networks, as a parallel `network create` would.
+        let x1 = [(model::OPT_BRIDGE_NAME, "x1")];
+        let e = s.insert(&build("a", &["10.1.0.0/24"], &x1, &[])).unwrap_err();
+        assert!(matches!(e, Error::Conflict(_)));
+        assert_eq!(e.to_string(), "network a already exists");
+        assert_eq!(
+            s.insert(&build("b", &["10.1.0.0/24"], &[], &[])).unwrap_err().to_string(),
+            format!("bridge name {} is used by network a", a.bridge)
+        );
+        assert_eq!(
+            s.insert(&build("b", &["172.30.9.0/24"], &x1, &[])).unwrap_err().to_string(),
+            "network b: subnet 172.30.9.0/24 overlaps network a's subnet 172.30.0.0/16: choose another --subnet"
+        );
+        assert_eq!(s.list().unwrap().len(), 1);
+        let mut same_id = build("c", &["10.1.0.0/24"], &x1, &[]);
+        same_id.id = a.id.clone();
+        assert!(matches!(s.insert(&same_id), Err(Error::Conflict(_))));
+        s.insert(&build("b", &["10.1.0.0/24"], &x1, &[])).unwrap();
+    }
+
+    #[test]
+    fn a_network_with_containers_is_not_removed() {
+        let (_d, s) = test_store();
+        let n = test_network(&s, "busy", &[]);
+        let c1 = "1".repeat(64);
+        let c2 = "2".repeat(64);
+        s.allocate(&c1, &n, &Default::default()).unwrap();
+        s.allocate(&c2, &n, &Default::default()).unwrap();
+        let e = s.remove(&n.id).unwrap_err();
+        assert!(matches!(e, Error::Conflict(_)));
+        assert_eq!(
+            e.to_string(),
+            "network busy has 2 container(s) connected (111111111111, 222222222222): disconnect or remove them first"
+        );
+        s.release(&c1, &n.id).unwrap();
+        s.release(&c2, &n.id).unwrap();
+        s.remove(&n.id).unwrap();
+        assert!(matches!(s.get("busy"), Err(Error::NotFound(_))));
+        assert_eq!(s.remove(&n.id).unwrap_err().to_string(), format!("network {} not found", n.id));
+        // The database refuses it too (no cascade).
+        let m = test_network(&s, "m", &[]);
+        s.allocate(&c1, &m, &Default::default()).unwrap();
+        assert!(s.db.conn().execute("DELETE FROM networks", []).is_err());
+    }
+
+    #[test]
+    fn a_damaged_record_is_an_error_naming_it() {
+        let (_d, s) = test_store();
+        let n = test_network(&s, "x", &[]);
+        s.db.conn()
+            .execute("UPDATE networks SET config = '{' WHERE id = ?1", params![n.id])
+            .unwrap();
+        let e = s.get("x").unwrap_err().to_string();
+        assert!(e.starts_with(&format!("network database: network {}'s record is damaged", n.id)), "{e}");
+    }
+}
