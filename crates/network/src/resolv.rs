@@ -168,3 +168,96 @@ pub fn container_nameservers(etc: &Path, systemd: &Path) -> Vec<IpAddr> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// `etc` and `systemd` files in a temporary directory (None: absent).
+    fn files(etc: Option<&str>, systemd: Option<&str>) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let (e, s) = (d.path().join("resolv.conf"), d.path().join("systemd-resolv.conf"));
+        if let Some(t) = etc {
+            std::fs::write(&e, t).unwrap();
+        }
+        if let Some(t) = systemd {
+            std::fs::write(&s, t).unwrap();
+        }
+        (d, e, s)
+    }
+
+    const STUB: &str = "# This is /run/systemd/resolve/stub-resolv.conf managed by man:systemd-resolved(8).\n\
+                        nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n";
+    const REAL: &str = "# This is /run/systemd/resolve/resolv.conf\nnameserver 192.168.1.1\nnameserver fe80::1%lo\nnameserver 2001:db8::53\nsearch lan\n";
+
+    #[test]
+    fn nameservers_read_as_glibc_does() {
+        let text = "# nameserver 1.1.1.1\n; nameserver 1.0.0.1\nnameserver 9.9.9.9 # quad9\n\
+                    nameserver\nnameserver not-an-address\nnameserver 10.0.0.1%eth0\n\
+                    nameserver fe80::1%eth0\nnameserver 2001:db8::1\nnameserver 9.9.9.9\n\
+                    nameservers 8.8.8.8\n  nameserver 8.8.4.4\nnameserver fe80::1%eth1\n";
+        assert_eq!(
+            nameservers(text),
+            [ip("9.9.9.9"), ip("fe80::1"), ip("2001:db8::1"), ip("8.8.4.4")]
+        );
+        assert!(nameservers("").is_empty());
+        assert_eq!(search(STUB), ["lan"]);
+        assert_eq!(search("domain a\nsearch b c\n"), ["b", "c"]);
+        assert_eq!(search("search b c\ndomain a\n"), ["a"]);
+        assert_eq!(options("options ndots:2\noptions edns0 timeout:1\n"), ["ndots:2", "edns0", "timeout:1"]);
+    }
+
+    #[test]
+    fn the_systemd_stub_is_replaced_by_the_real_list() {
+        let (_d, e, s) = files(Some(STUB), Some(REAL));
+        let lo = scope_index("lo").expect("every network namespace has lo");
+        assert_eq!(
+            host_upstreams(&e, &s),
+            [
+                "192.168.1.1:53".parse().unwrap(),
+                SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 53, 0, lo)),
+                "[2001:db8::53]:53".parse().unwrap(),
+            ]
+        );
+        assert_eq!(container_nameservers(&e, &s), [ip("192.168.1.1"), ip("2001:db8::53")]);
+        // 127.0.0.54 (resolved's proxy stub) too, and both together.
+        let (_d, e, s) = files(Some("nameserver 127.0.0.54\nnameserver 127.0.0.53\n"), Some(REAL));
+        assert_eq!(host_upstreams(&e, &s).len(), 3);
+    }
+
+    #[test]
+    fn the_stub_is_kept_for_the_host_when_systemd_lists_nothing() {
+        for systemd in [None, Some(""), Some("# no servers\n")] {
+            let (_d, e, s) = files(Some(STUB), systemd);
+            assert_eq!(host_upstreams(&e, &s), ["127.0.0.53:53".parse().unwrap()]);
+            assert!(container_nameservers(&e, &s).is_empty(), "the caller decides");
+        }
+    }
+
+    #[test]
+    fn other_servers_are_used_as_they_are() {
+        // A stub beside another server: not resolved's alone, kept.
+        let (_d, e, s) = files(Some("nameserver 127.0.0.53\nnameserver 1.1.1.1\n"), Some(REAL));
+        assert_eq!(host_upstreams(&e, &s), ["127.0.0.53:53".parse().unwrap(), "1.1.1.1:53".parse().unwrap()]);
+        assert_eq!(container_nameservers(&e, &s), [ip("1.1.1.1")]);
+        // A local dnsmasq: reachable from the host only.
+        let (_d, e, s) = files(Some("nameserver 127.0.0.1\nnameserver ::1\nnameserver 10.0.0.2\n"), None);
+        assert_eq!(host_upstreams(&e, &s).len(), 3);
+        assert_eq!(container_nameservers(&e, &s), [ip("10.0.0.2")]);
+        // A scope naming no interface cannot be reached; a numeric one is kept.
+        let (_d, e, s) = files(Some("nameserver fe80::1%nosuchif0\nnameserver fe80::2%7\n"), None);
+        assert_eq!(
+            host_upstreams(&e, &s),
+            [SocketAddr::V6(SocketAddrV6::new("fe80::2".parse().unwrap(), 53, 0, 7))]
+        );
+        assert!(container_nameservers(&e, &s).is_empty());
+        // No file at all.
+        let (_d, e, s) = files(None, None);
+        assert!(host_upstreams(&e, &s).is_empty());
+        assert!(container_nameservers(&e, &s).is_empty());
+    }
+}
