@@ -503,7 +503,12 @@ fn overlap(net: IpNet, existing: &[Network], host_routes: &[IpNet]) -> Option<St
 }
 
 /// A conflict if `net` overlaps a network or a host route.
-pub fn check_free(name: &str, net: IpNet, existing: &[Network], host_routes: &[IpNet]) -> Result<()> {
+pub fn check_free(
+    name: &str,
+    net: IpNet,
+    existing: &[Network],
+    host_routes: &[IpNet],
+) -> Result<()> {
     match overlap(net, existing, host_routes) {
         Some(what) => Err(Error::Conflict(format!(
             "network {name}: subnet {net} overlaps {what}: choose another --subnet"
@@ -573,7 +578,10 @@ impl Bounds {
             return 0;
         }
         (self.hi - self.lo).saturating_add(1)
-            - u128::from(self.gateway.is_some_and(|g| (self.lo..=self.hi).contains(&g)))
+            - u128::from(
+                self.gateway
+                    .is_some_and(|g| (self.lo..=self.hi).contains(&g)),
+            )
     }
 }
 
@@ -651,7 +659,10 @@ mod tests {
     fn names_are_checked_and_reserved_ones_refused() {
         for bad in ["", "-a", ".a", "a b", "a/b", "a:b", "é", "a\n"] {
             let e = err(&req(bad), &[], &[]);
-            assert!(e.starts_with(&format!("invalid network name {bad:?}: use letters")), "{e}");
+            assert!(
+                e.starts_with(&format!("invalid network name {bad:?}: use letters")),
+                "{e}"
+            );
         }
         for r in ["none", "host", "bridge"] {
             assert_eq!(
@@ -661,7 +672,10 @@ mod tests {
         }
         let a = ok(&req("a1_b.c-d"));
         assert_eq!(a.name, "a1_b.c-d");
-        assert_eq!(err(&req("a1_b.c-d"), &[a], &[]), "network a1_b.c-d already exists");
+        assert_eq!(
+            err(&req("a1_b.c-d"), &[a], &[]),
+            "network a1_b.c-d already exists"
+        );
     }
 
     #[test]
@@ -763,7 +777,10 @@ mod tests {
             assert_eq!(err(&r(s, g), &[], &[]), *want, "{s:?} {g:?}");
         }
         // Matched by containment, in any order (Docker).
-        let n = ok(&r(&["fd00::/64", "10.0.0.0/24"], &["10.0.0.254", "fd00::ffff"]));
+        let n = ok(&r(
+            &["fd00::/64", "10.0.0.0/24"],
+            &["10.0.0.254", "fd00::ffff"],
+        ));
         assert_eq!(n.v4().unwrap().gateway, Some("10.0.0.254".parse().unwrap()));
         assert_eq!(n.v6().unwrap().gateway, Some("fd00::ffff".parse().unwrap()));
         assert_eq!(n.gateways().len(), 2);
@@ -808,9 +825,16 @@ mod tests {
             );
         }
         assert_eq!(ok(&r("mtu", "68")).mtu, Some(68));
-        assert_eq!(ok(&r("com.docker.network.driver.mtu", "9000")).mtu, Some(9000));
+        assert_eq!(
+            ok(&r("com.docker.network.driver.mtu", "9000")).mtu,
+            Some(9000)
+        );
         let both = CreateRequest {
-            options: [("mtu".to_string(), "1400".to_string()), (OPT_DOCKER_MTU.to_string(), "1500".to_string())].into(),
+            options: [
+                ("mtu".to_string(), "1400".to_string()),
+                (OPT_DOCKER_MTU.to_string(), "1500".to_string()),
+            ]
+            .into(),
             ..req("o")
         };
         assert_eq!(
@@ -823,13 +847,25 @@ mod tests {
         );
         for bad in ["", "a234567890123456", "a/b", "a:b", "a b", ".", ".."] {
             let e = err(&r(OPT_BRIDGE_NAME, bad), &[], &[]);
-            assert!(e.starts_with(&format!("network o: invalid bridge name {bad:?}: an interface name is 1 to 15 bytes")), "{e}");
+            assert!(
+                e.starts_with(&format!(
+                    "network o: invalid bridge name {bad:?}: an interface name is 1 to 15 bytes"
+                )),
+                "{e}"
+            );
         }
         let b = ok(&r(OPT_BRIDGE_NAME, "a23456789012345"));
         assert_eq!(b.bridge, "a23456789012345");
         assert_eq!(b.options.get(OPT_BRIDGE_NAME).unwrap(), "a23456789012345");
         assert_eq!(
-            err(&CreateRequest { name: "o2".into(), ..r(OPT_BRIDGE_NAME, "a23456789012345") }, &[b], &[]),
+            err(
+                &CreateRequest {
+                    name: "o2".into(),
+                    ..r(OPT_BRIDGE_NAME, "a23456789012345")
+                },
+                &[b],
+                &[]
+            ),
             "bridge name a23456789012345 is used by network o"
         );
         assert_eq!(
@@ -852,7 +888,10 @@ mod tests {
         let a = ok(&req("a"));
         let b = build(&req("b"), std::slice::from_ref(&a), &[]).unwrap();
         let c = build(&req("c"), &[a.clone(), b.clone()], &[]).unwrap();
-        assert_eq!((a.bridge.as_str(), b.bridge.as_str(), c.bridge.as_str()), ("berth1", "berth2", "berth3"));
+        assert_eq!(
+            (a.bridge.as_str(), b.bridge.as_str(), c.bridge.as_str()),
+            ("berth1", "berth2", "berth3")
+        );
         let d = build(&req("d"), &[a, c], &[]).unwrap();
         assert_eq!(d.bridge, "berth2");
     }
@@ -867,16 +906,27 @@ mod tests {
         assert_eq!(n.v4().unwrap().subnet, net("10.89.0.0/24"));
         let v6 = n.v6().unwrap();
         assert_eq!(v6.subnet.prefix_len(), 64);
-        let IpAddr::V6(a) = v6.subnet.addr() else { panic!() };
+        let IpAddr::V6(a) = v6.subnet.addr() else {
+            panic!()
+        };
         assert_eq!(a.octets()[0], 0xfd, "{a}");
-        assert_eq!(v6.gateway, Some(from_u128(v6.subnet.addr(), to_u128(v6.subnet.addr()) + 1)));
-        let m = ok(&CreateRequest { ipv6: true, ..req("six") });
+        assert_eq!(
+            v6.gateway,
+            Some(from_u128(v6.subnet.addr(), to_u128(v6.subnet.addr()) + 1))
+        );
+        let m = ok(&CreateRequest {
+            ipv6: true,
+            ..req("six")
+        });
         assert_ne!(m.v6().unwrap().subnet, v6.subnet, "random");
         // A v6 subnet alone: v6 only, --ipv6 implied (podman).
         let o = ok(&with_subnet("only6", "fd12:3456::/64"));
         assert!(o.ipv6);
         assert_eq!(o.subnets.len(), 1);
-        assert_eq!(o.v6().unwrap().gateway, Some("fd12:3456::1".parse().unwrap()));
+        assert_eq!(
+            o.v6().unwrap().gateway,
+            Some("fd12:3456::1".parse().unwrap())
+        );
         // A v4 subnet and --ipv6: a ULA beside it.
         let p = ok(&CreateRequest {
             ipv6: true,
@@ -892,7 +942,11 @@ mod tests {
         assert_eq!(a.v4().unwrap().subnet, net("10.89.0.0/24"));
         let routes = [net("10.89.1.0/24"), net("0.0.0.0/0"), net("::/0")];
         let b = build(&req("b"), std::slice::from_ref(&a), &routes).unwrap();
-        assert_eq!(b.v4().unwrap().subnet, net("10.89.2.0/24"), "default routes ignored");
+        assert_eq!(
+            b.v4().unwrap().subnet,
+            net("10.89.2.0/24"),
+            "default routes ignored"
+        );
         let c = build(&req("c"), &[], &[net("10.89.0.0/16")]).unwrap();
         assert_eq!(c.v4().unwrap().subnet, net("10.90.0.0/24"));
         let d = build(&req("d"), &[], &[net("10.89.0.128/32")]).unwrap();
@@ -901,13 +955,21 @@ mod tests {
             err(&req("e"), &[], &[net("10.0.0.0/8")]),
             "network e: no free /24 left in berth's pool 10.89.0.0 to 10.255.255.0 (all overlap networks or host routes): give one with --subnet"
         );
-        assert!(matches!(build(&req("e"), &[], &[net("10.0.0.0/8")]), Err(Error::Exhausted(_))));
+        assert!(matches!(
+            build(&req("e"), &[], &[net("10.0.0.0/8")]),
+            Err(Error::Exhausted(_))
+        ));
     }
 
     #[test]
     fn a_given_subnet_overlapping_a_network_or_route_is_a_conflict_naming_both() {
         let a = build(&with_subnet("a", "172.20.0.0/16"), &[], &[]).unwrap();
-        let e = build(&with_subnet("b", "172.20.5.0/24"), std::slice::from_ref(&a), &[]).unwrap_err();
+        let e = build(
+            &with_subnet("b", "172.20.5.0/24"),
+            std::slice::from_ref(&a),
+            &[],
+        )
+        .unwrap_err();
         assert!(matches!(e, Error::Conflict(_)));
         assert_eq!(
             e.to_string(),
@@ -922,7 +984,12 @@ mod tests {
             "network b: subnet 192.168.1.0/24 overlaps the host's route to 192.168.0.0/16: choose another --subnet"
         );
         // The default route is not a conflict.
-        build(&with_subnet("b", "192.168.1.0/24"), &[], &[net("0.0.0.0/0")]).unwrap();
+        build(
+            &with_subnet("b", "192.168.1.0/24"),
+            &[],
+            &[net("0.0.0.0/0")],
+        )
+        .unwrap();
     }
 
     #[test]
@@ -938,21 +1005,33 @@ mod tests {
         let user = ok(&req("u"));
         let f = default_network(&[user], &[net("10.88.0.0/16")]).unwrap();
         assert_eq!(f.v4().unwrap().subnet, net("10.90.0.0/16"));
-        assert_eq!(default_network(&[d], &[]).unwrap_err().to_string(), "network bridge already exists");
+        assert_eq!(
+            default_network(&[d], &[]).unwrap_err().to_string(),
+            "network bridge already exists"
+        );
         assert_eq!(
             default_network(&[], &[net("10.0.0.0/8")]).unwrap_err().to_string(),
             "default network bridge: every /16 of 10.0.0.0/8 overlaps a network or a host route: remove one"
         );
         // A user network of the first pool is skipped by the default's.
         let g = build(&with_subnet("g", "10.88.200.0/24"), &[], &[]).unwrap();
-        assert_eq!(default_network(&[g], &[]).unwrap().v4().unwrap().subnet, net("10.89.0.0/16"));
+        assert_eq!(
+            default_network(&[g], &[]).unwrap().v4().unwrap().subnet,
+            net("10.89.0.0/16")
+        );
     }
 
     #[test]
     fn bounds_skip_network_broadcast_and_know_the_gateway() {
         let n = ok(&with_subnet("b", "10.0.0.0/29"));
         let b = Bounds::of(n.v4().unwrap());
-        assert_eq!((b.lo, b.hi), (to_u128("10.0.0.1".parse().unwrap()), to_u128("10.0.0.6".parse().unwrap())));
+        assert_eq!(
+            (b.lo, b.hi),
+            (
+                to_u128("10.0.0.1".parse().unwrap()),
+                to_u128("10.0.0.6".parse().unwrap())
+            )
+        );
         assert_eq!(b.size(), 5);
         let v6 = ok(&with_subnet("b", "fd00::/126"));
         let b = Bounds::of(v6.v6().unwrap());

@@ -178,9 +178,15 @@ mod tests {
     }
 
     /// `etc` and `systemd` files in a temporary directory (None: absent).
-    fn files(etc: Option<&str>, systemd: Option<&str>) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    fn files(
+        etc: Option<&str>,
+        systemd: Option<&str>,
+    ) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
         let d = tempfile::tempdir().unwrap();
-        let (e, s) = (d.path().join("resolv.conf"), d.path().join("systemd-resolv.conf"));
+        let (e, s) = (
+            d.path().join("resolv.conf"),
+            d.path().join("systemd-resolv.conf"),
+        );
         if let Some(t) = etc {
             std::fs::write(&e, t).unwrap();
         }
@@ -190,7 +196,8 @@ mod tests {
         (d, e, s)
     }
 
-    const STUB: &str = "# This is /run/systemd/resolve/stub-resolv.conf managed by man:systemd-resolved(8).\n\
+    const STUB: &str =
+        "# This is /run/systemd/resolve/stub-resolv.conf managed by man:systemd-resolved(8).\n\
                         nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch lan\n";
     const REAL: &str = "# This is /run/systemd/resolve/resolv.conf\nnameserver 192.168.1.1\nnameserver fe80::1%lo\nnameserver 2001:db8::53\nsearch lan\n";
 
@@ -202,13 +209,21 @@ mod tests {
                     nameservers 8.8.8.8\n  nameserver 8.8.4.4\nnameserver fe80::1%eth1\n";
         assert_eq!(
             nameservers(text),
-            [ip("9.9.9.9"), ip("fe80::1"), ip("2001:db8::1"), ip("8.8.4.4")]
+            [
+                ip("9.9.9.9"),
+                ip("fe80::1"),
+                ip("2001:db8::1"),
+                ip("8.8.4.4")
+            ]
         );
         assert!(nameservers("").is_empty());
         assert_eq!(search(STUB), ["lan"]);
         assert_eq!(search("domain a\nsearch b c\n"), ["b", "c"]);
         assert_eq!(search("search b c\ndomain a\n"), ["a"]);
-        assert_eq!(options("options ndots:2\noptions edns0 timeout:1\n"), ["ndots:2", "edns0", "timeout:1"]);
+        assert_eq!(
+            options("options ndots:2\noptions edns0 timeout:1\n"),
+            ["ndots:2", "edns0", "timeout:1"]
+        );
     }
 
     #[test]
@@ -223,9 +238,15 @@ mod tests {
                 "[2001:db8::53]:53".parse().unwrap(),
             ]
         );
-        assert_eq!(container_nameservers(&e, &s), [ip("192.168.1.1"), ip("2001:db8::53")]);
+        assert_eq!(
+            container_nameservers(&e, &s),
+            [ip("192.168.1.1"), ip("2001:db8::53")]
+        );
         // 127.0.0.54 (resolved's proxy stub) too, and both together.
-        let (_d, e, s) = files(Some("nameserver 127.0.0.54\nnameserver 127.0.0.53\n"), Some(REAL));
+        let (_d, e, s) = files(
+            Some("nameserver 127.0.0.54\nnameserver 127.0.0.53\n"),
+            Some(REAL),
+        );
         assert_eq!(host_upstreams(&e, &s).len(), 3);
     }
 
@@ -234,25 +255,48 @@ mod tests {
         for systemd in [None, Some(""), Some("# no servers\n")] {
             let (_d, e, s) = files(Some(STUB), systemd);
             assert_eq!(host_upstreams(&e, &s), ["127.0.0.53:53".parse().unwrap()]);
-            assert!(container_nameservers(&e, &s).is_empty(), "the caller decides");
+            assert!(
+                container_nameservers(&e, &s).is_empty(),
+                "the caller decides"
+            );
         }
     }
 
     #[test]
     fn other_servers_are_used_as_they_are() {
         // A stub beside another server: not resolved's alone, kept.
-        let (_d, e, s) = files(Some("nameserver 127.0.0.53\nnameserver 1.1.1.1\n"), Some(REAL));
-        assert_eq!(host_upstreams(&e, &s), ["127.0.0.53:53".parse().unwrap(), "1.1.1.1:53".parse().unwrap()]);
+        let (_d, e, s) = files(
+            Some("nameserver 127.0.0.53\nnameserver 1.1.1.1\n"),
+            Some(REAL),
+        );
+        assert_eq!(
+            host_upstreams(&e, &s),
+            [
+                "127.0.0.53:53".parse().unwrap(),
+                "1.1.1.1:53".parse().unwrap()
+            ]
+        );
         assert_eq!(container_nameservers(&e, &s), [ip("1.1.1.1")]);
         // A local dnsmasq: reachable from the host only.
-        let (_d, e, s) = files(Some("nameserver 127.0.0.1\nnameserver ::1\nnameserver 10.0.0.2\n"), None);
+        let (_d, e, s) = files(
+            Some("nameserver 127.0.0.1\nnameserver ::1\nnameserver 10.0.0.2\n"),
+            None,
+        );
         assert_eq!(host_upstreams(&e, &s).len(), 3);
         assert_eq!(container_nameservers(&e, &s), [ip("10.0.0.2")]);
         // A scope naming no interface cannot be reached; a numeric one is kept.
-        let (_d, e, s) = files(Some("nameserver fe80::1%nosuchif0\nnameserver fe80::2%7\n"), None);
+        let (_d, e, s) = files(
+            Some("nameserver fe80::1%nosuchif0\nnameserver fe80::2%7\n"),
+            None,
+        );
         assert_eq!(
             host_upstreams(&e, &s),
-            [SocketAddr::V6(SocketAddrV6::new("fe80::2".parse().unwrap(), 53, 0, 7))]
+            [SocketAddr::V6(SocketAddrV6::new(
+                "fe80::2".parse().unwrap(),
+                53,
+                0,
+                7
+            ))]
         );
         assert!(container_nameservers(&e, &s).is_empty());
         // No file at all.

@@ -250,7 +250,10 @@ mod tests {
             &model::CreateRequest {
                 name: name.into(),
                 subnets: subnets.iter().map(|x| x.to_string()).collect(),
-                options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                options: opts
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
                 ..Default::default()
             },
             existing,
@@ -268,7 +271,11 @@ mod tests {
         assert_eq!(s.get(&b.id).unwrap(), b);
         assert_eq!(s.list().unwrap(), vec![a.clone(), b.clone()]);
         // A unique prefix: the shortest one that tells them apart.
-        let common = a.id.bytes().zip(b.id.bytes()).take_while(|(x, y)| x == y).count();
+        let common =
+            a.id.bytes()
+                .zip(b.id.bytes())
+                .take_while(|(x, y)| x == y)
+                .count();
         assert_eq!(s.get(&a.id[..common + 1]).unwrap(), a);
         for missing in ["gamma", "", "ALPHA", "zz"] {
             let e = s.get(missing).unwrap_err();
@@ -301,11 +308,15 @@ mod tests {
         let a = test_network(&s, "a", &["172.30.0.0/16"]);
         // Built against no networks, as a parallel `network create` would.
         let x1 = [(model::OPT_BRIDGE_NAME, "x1")];
-        let e = s.insert(&build("a", &["10.1.0.0/24"], &x1, &[])).unwrap_err();
+        let e = s
+            .insert(&build("a", &["10.1.0.0/24"], &x1, &[]))
+            .unwrap_err();
         assert!(matches!(e, Error::Conflict(_)));
         assert_eq!(e.to_string(), "network a already exists");
         assert_eq!(
-            s.insert(&build("b", &["10.1.0.0/24"], &[], &[])).unwrap_err().to_string(),
+            s.insert(&build("b", &["10.1.0.0/24"], &[], &[]))
+                .unwrap_err()
+                .to_string(),
             format!("bridge name {} is used by network a", a.bridge)
         );
         assert_eq!(
@@ -337,7 +348,10 @@ mod tests {
         s.release(&c2, &n.id).unwrap();
         s.remove(&n.id).unwrap();
         assert!(matches!(s.get("busy"), Err(Error::NotFound(_))));
-        assert_eq!(s.remove(&n.id).unwrap_err().to_string(), format!("network {} not found", n.id));
+        assert_eq!(
+            s.remove(&n.id).unwrap_err().to_string(),
+            format!("network {} not found", n.id)
+        );
         // The database refuses it too (no cascade).
         let m = test_network(&s, "m", &[]);
         s.allocate(&c1, &m, &Default::default()).unwrap();
@@ -349,9 +363,18 @@ mod tests {
         let (_d, s) = test_store();
         let n = test_network(&s, "x", &[]);
         s.db.conn()
-            .execute("UPDATE networks SET config = '{' WHERE id = ?1", params![n.id])
+            .execute(
+                "UPDATE networks SET config = '{' WHERE id = ?1",
+                params![n.id],
+            )
             .unwrap();
         let e = s.get("x").unwrap_err().to_string();
-        assert!(e.starts_with(&format!("network database: network {}'s record is damaged", n.id)), "{e}");
+        assert!(
+            e.starts_with(&format!(
+                "network database: network {}'s record is damaged",
+                n.id
+            )),
+            "{e}"
+        );
     }
 }
