@@ -403,6 +403,23 @@ impl NetStore {
                     n.name
                 )));
             }
+            if let Some(m) = &mac {
+                let holder: Option<String> = tx
+                    .query_row(
+                        "SELECT container_id FROM endpoints WHERE network_id = ?1 AND mac = ?2",
+                        params![n.id, m],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(sql(&op))?;
+                if let Some(c) = holder {
+                    return Err(Error::Conflict(format!(
+                        "MAC address {m} on network {} is already used by container {}",
+                        n.name,
+                        short(&c)
+                    )));
+                }
+            }
             if let (Some(ip), None) = (want.ipv4, n.v4()) {
                 return Err(Error::Invalid(format!(
                     "--ip {ip}: network {} has no IPv4 subnet",
@@ -935,6 +952,22 @@ mod tests {
         assert_eq!(ep.mac.as_deref(), Some("02:42:ac:11:00:02"));
         assert_eq!(ep.aliases, ["web", "www"]);
         assert_eq!(s.endpoints_of(&cid(0)).unwrap(), vec![ep]);
+        // One MAC address per network (two on a bridge break both).
+        let same = Want {
+            mac: Some("02:42:ac:11:00:02".into()),
+            ..any()
+        };
+        let e = s.allocate(&cid(1), &n, &same).unwrap_err();
+        assert!(matches!(e, Error::Conflict(_)));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "MAC address 02:42:ac:11:00:02 on network m is already used by container {}",
+                &cid(0)[..12]
+            )
+        );
+        let other = test_network(&s, "other", &[]);
+        s.allocate(&cid(1), &other, &same).unwrap();
         s.set_aliases(&cid(0), &n.id, &["api".to_string()]).unwrap();
         assert_eq!(s.endpoints_on(&n.id).unwrap()[0].aliases, ["api"]);
         let e = s.set_aliases(&cid(1), &n.id, &[]).unwrap_err();

@@ -49,8 +49,10 @@ pub struct Subnet {
     pub ip_range: Option<IpNet>,
 }
 
-/// A network as stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A network as stored (fields added later default when an older record
+/// lacks them).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Network {
     /// 64 hex digits, random.
     pub id: String,

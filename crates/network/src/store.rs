@@ -98,36 +98,48 @@ impl NetStore {
     /// Records a network. Its name and bridge must be free and its subnets
     /// overlap no other network's (checked again here, in the same
     /// transaction: two `network create`s that [`model::build`] at once
-    /// cannot both take a subnet).
+    /// cannot both take a subnet; [`NetStore::create`] does both in one
+    /// transaction).
     pub fn insert(&self, n: &Network) -> Result<()> {
-        let config =
-            serde_json::to_string(n).map_err(|e| damaged(format!("network {}", n.name), e))?;
         self.immediate(&format!("record network {}", n.name), |tx| {
             let others = all(tx)?;
-            if others.iter().any(|o| o.name == n.name) {
-                return Err(Error::Conflict(format!("network {} already exists", n.name)));
+            insert_in(tx, n, &others)
+        })
+    }
+
+    /// `network create`: [`model::build`] against the stored networks and
+    /// [`NetStore::insert`], in one transaction (parallel creates that take
+    /// a subnet from the pool get different ones).
+    pub fn create(
+        &self,
+        req: &model::CreateRequest,
+        host_routes: &[ipnet::IpNet],
+    ) -> Result<Network> {
+        self.immediate(&format!("create network {}", req.name), |tx| {
+            let others = all(tx)?;
+            let n = model::build(req, &others, host_routes)?;
+            insert_in(tx, &n, &others)?;
+            Ok(n)
+        })
+    }
+
+    /// The default network ([`model::DEFAULT_NETWORK`]), made and recorded
+    /// ([`model::default_network`]) if there is none yet; processes that
+    /// get here together all return the same one.
+    pub fn ensure_default(&self, host_routes: &[ipnet::IpNet]) -> Result<Network> {
+        match self.get(model::DEFAULT_NETWORK) {
+            Err(Error::NotFound(_)) => {}
+            r => return r,
+        }
+        self.immediate("create the default network", |tx| {
+            match get_in(tx, model::DEFAULT_NETWORK) {
+                Err(Error::NotFound(_)) => {}
+                r => return r,
             }
-            if let Some(o) = others.iter().find(|o| o.bridge == n.bridge) {
-                return Err(Error::Conflict(format!(
-                    "bridge name {} is used by network {}",
-                    n.bridge, o.name
-                )));
-            }
-            if others.iter().any(|o| o.id == n.id) {
-                return Err(Error::Conflict(format!(
-                    "network id {} already exists",
-                    n.short_id()
-                )));
-            }
-            for s in &n.subnets {
-                model::check_free(&n.name, s.subnet, &others, &[])?;
-            }
-            tx.execute(
-                "INSERT INTO networks (id, name, bridge, created, config) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![n.id, n.name, n.bridge, n.created, config],
-            )
-            .map_err(sql(format!("record network {}", n.name)))?;
-            Ok(())
+            let others = all(tx)?;
+            let n = model::default_network(&others, host_routes)?;
+            insert_in(tx, &n, &others)?;
+            Ok(n)
         })
     }
 
@@ -169,6 +181,39 @@ impl NetStore {
             Ok(())
         })
     }
+}
+
+/// [`NetStore::insert`] in the caller's transaction; `others` are the
+/// stored networks.
+fn insert_in(tx: &Connection, n: &Network, others: &[Network]) -> Result<()> {
+    let config = serde_json::to_string(n).map_err(|e| damaged(format!("network {}", n.name), e))?;
+    if others.iter().any(|o| o.name == n.name) {
+        return Err(Error::Conflict(format!(
+            "network {} already exists",
+            n.name
+        )));
+    }
+    if let Some(o) = others.iter().find(|o| o.bridge == n.bridge) {
+        return Err(Error::Conflict(format!(
+            "bridge name {} is used by network {}",
+            n.bridge, o.name
+        )));
+    }
+    if others.iter().any(|o| o.id == n.id) {
+        return Err(Error::Conflict(format!(
+            "network id {} already exists",
+            n.short_id()
+        )));
+    }
+    for s in &n.subnets {
+        model::check_free(&n.name, s.subnet, others, &[])?;
+    }
+    tx.execute(
+        "INSERT INTO networks (id, name, bridge, created, config) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![n.id, n.name, n.bridge, n.created, config],
+    )
+    .map_err(sql(format!("record network {}", n.name)))?;
+    Ok(())
 }
 
 /// Every network, by name.
@@ -356,6 +401,101 @@ mod tests {
         let m = test_network(&s, "m", &[]);
         s.allocate(&c1, &m, &Default::default()).unwrap();
         assert!(s.db.conn().execute("DELETE FROM networks", []).is_err());
+    }
+
+    #[test]
+    fn parallel_creates_take_different_subnets_and_bridges() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || NetStore::new(Db::open(dir.path(), &[&TABLES]).unwrap());
+        let go = std::sync::Barrier::new(4);
+        let made: Vec<Network> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..4)
+                .map(|t| {
+                    let (go, s) = (&go, open());
+                    sc.spawn(move || {
+                        go.wait();
+                        (0..5)
+                            .map(|i| {
+                                let req = model::CreateRequest {
+                                    name: format!("n{t}-{i}"),
+                                    ..Default::default()
+                                };
+                                s.create(&req, &[]).unwrap()
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let subnets: std::collections::HashSet<_> =
+            made.iter().map(|n| n.subnets[0].subnet).collect();
+        let bridges: std::collections::HashSet<_> = made.iter().map(|n| n.bridge.clone()).collect();
+        assert_eq!((subnets.len(), bridges.len()), (20, 20));
+        assert_eq!(open().list().unwrap().len(), 20);
+        // `create` checks as `build` does.
+        let e = open()
+            .create(
+                &model::CreateRequest {
+                    name: "bridge".into(),
+                    ..Default::default()
+                },
+                &[],
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("is reserved"), "{e}");
+    }
+
+    #[test]
+    fn the_default_network_is_made_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || NetStore::new(Db::open(dir.path(), &[&TABLES]).unwrap());
+        let go = std::sync::Barrier::new(4);
+        let got: Vec<Network> = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..4)
+                .map(|_| {
+                    let (go, s) = (&go, open());
+                    sc.spawn(move || {
+                        go.wait();
+                        s.ensure_default(&["10.88.0.0/24".parse().unwrap()])
+                            .unwrap()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(got.iter().all(|n| *n == got[0]));
+        assert_eq!(got[0].name, "bridge");
+        assert_eq!(got[0].v4().unwrap().subnet, "10.89.0.0/16".parse().unwrap());
+        assert_eq!(open().list().unwrap(), vec![got[0].clone()]);
+        // A user network created next avoids it.
+        let u = open()
+            .create(
+                &model::CreateRequest {
+                    name: "u".into(),
+                    ..Default::default()
+                },
+                &[],
+            )
+            .unwrap();
+        assert_eq!(u.v4().unwrap().subnet, "10.90.0.0/24".parse().unwrap());
+    }
+
+    #[test]
+    fn an_older_record_without_newer_fields_reads() {
+        let (_d, s) = test_store();
+        let n = test_network(&s, "old", &[]);
+        let mut v: serde_json::Value = serde_json::to_value(&n).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.remove("labels");
+        o.remove("mtu");
+        s.db.conn()
+            .execute(
+                "UPDATE networks SET config = ?2 WHERE id = ?1",
+                params![n.id, v.to_string()],
+            )
+            .unwrap();
+        assert_eq!(s.get("old").unwrap(), n);
     }
 
     #[test]
