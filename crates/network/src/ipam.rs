@@ -16,7 +16,7 @@
 //! subnet for fixed ones). It does not move the cursor.
 
 use crate::model::{to_u128, Bounds, Network, Subnet};
-use crate::store::{damaged, get_in, short, sql, NetStore};
+use crate::store::{by_id, damaged, short, sql, NetStore};
 use crate::{Error, Result};
 use berth_db::rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -381,12 +381,8 @@ impl NetStore {
         self.immediate(&op, |tx| {
             // The stored network, not the caller's copy: it is the truth,
             // and it must still exist.
-            let n = get_in(tx, &network.id).map_err(|e| match e {
-                Error::NotFound(_) => {
-                    Error::NotFound(format!("network {} not found", network.name))
-                }
-                e => e,
-            })?;
+            let n = by_id(tx, &network.id)?
+                .ok_or_else(|| Error::NotFound(format!("network {} not found", network.name)))?;
             let on: bool = tx
                 .query_row(
                     "SELECT 1 FROM endpoints WHERE container_id = ?1 AND network_id = ?2",

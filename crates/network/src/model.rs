@@ -475,7 +475,12 @@ fn list(nets: &[IpNet]) -> String {
 
 /// A subnet with its gateway: the given one or the first address.
 fn complete(subnet: IpNet, gateway: Option<IpAddr>, ip_range: Option<IpNet>) -> Subnet {
-    let gateway = gateway.or_else(|| Some(from_u128(subnet.addr(), to_u128(subnet.network()) + 1)));
+    let gateway = gateway.or_else(|| {
+        Some(from_u128(
+            subnet.addr(),
+            to_u128(subnet.network()).saturating_add(1),
+        ))
+    });
     Subnet {
         subnet,
         gateway,
@@ -558,8 +563,8 @@ pub(crate) struct Bounds {
 impl Bounds {
     pub(crate) fn of(s: &Subnet) -> Bounds {
         let net = s.subnet;
-        let first = to_u128(net.network()) + 1;
-        let last = to_u128(net.broadcast()) - u128::from(net.addr().is_ipv4());
+        let first = to_u128(net.network()).saturating_add(1);
+        let last = to_u128(net.broadcast()).saturating_sub(u128::from(net.addr().is_ipv4()));
         let (lo, hi) = match s.ip_range {
             Some(r) => (
                 to_u128(r.network()).max(first),

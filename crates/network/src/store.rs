@@ -228,6 +228,19 @@ pub(crate) fn all(conn: &Connection) -> Result<Vec<Network>> {
     rows.iter().map(|(id, c)| parse_network(id, c)).collect()
 }
 
+/// The network with id `id` exactly, on `conn`.
+pub(crate) fn by_id(conn: &Connection, id: &str) -> Result<Option<Network>> {
+    let row: Option<String> = conn
+        .query_row(
+            "SELECT config FROM networks WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql(format!("look up network {}", short(id))))?;
+    row.map(|c| parse_network(id, &c)).transpose()
+}
+
 /// [`NetStore::get`] on `conn`.
 pub(crate) fn get_in(conn: &Connection, name_or_id: &str) -> Result<Network> {
     let not_found = || Error::NotFound(format!("network {name_or_id} not found"));
