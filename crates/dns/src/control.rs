@@ -53,7 +53,12 @@ fn make_dir(dir: &Path) -> io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| ctx(e, format_args!("create the DNS directory {}", dir.display())))
+        .map_err(|e| {
+            ctx(
+                e,
+                format_args!("create the DNS directory {}", dir.display()),
+            )
+        })
 }
 
 /// Writes (atomically: temp file + rename) DIR/<file_stem>.json; creates DIR (0700) if missing.
@@ -70,14 +75,21 @@ pub fn write_network(dir: &Path, file_stem: &str, f: &NetworkFile) -> io::Result
     ));
     let body = serde_json::to_vec_pretty(f).map_err(io::Error::other)?;
     let write = || -> io::Result<()> {
-        let mut out = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         out.write_all(&body)?;
         out.sync_all()?;
         std::fs::rename(&tmp, &path)
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        ctx(e, format_args!("write the DNS network file {}", path.display()))
+        ctx(
+            e,
+            format_args!("write the DNS network file {}", path.display()),
+        )
     })
 }
 
@@ -86,15 +98,20 @@ pub fn remove_network(dir: &Path, file_stem: &str) -> io::Result<()> {
     check_stem(file_stem)?;
     let path = dir.join(format!("{file_stem}.json"));
     match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            Err(ctx(e, format_args!("remove the DNS network file {}", path.display())))
-        }
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(ctx(
+            e,
+            format_args!("remove the DNS network file {}", path.display()),
+        )),
         _ => Ok(()),
     }
 }
 
 fn open_pid_file(dir: &Path) -> Option<File> {
-    OpenOptions::new().read(true).custom_flags(libc::O_CLOEXEC).open(dir.join(PID_FILE)).ok()
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(dir.join(PID_FILE))
+        .ok()
 }
 
 /// Whether someone holds the lock on the open pid file.
@@ -169,7 +186,12 @@ fn spawn(dir: &Path, program: &Path) -> io::Result<()> {
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC)
         .open(&log)
-        .map_err(|e| ctx(e, format_args!("open the DNS responder's log {}", log.display())))?;
+        .map_err(|e| {
+            ctx(
+                e,
+                format_args!("open the DNS responder's log {}", log.display()),
+            )
+        })?;
     // `--daemon`: the program forks once more and its first process exits
     // at once, so the responder is nobody's child to wait for.
     let status = Command::new(program)
@@ -180,7 +202,12 @@ fn spawn(dir: &Path, program: &Path) -> io::Result<()> {
         .stdout(Stdio::null())
         .stderr(stderr)
         .status()
-        .map_err(|e| ctx(e, format_args!("start the DNS responder {}", program.display())))?;
+        .map_err(|e| {
+            ctx(
+                e,
+                format_args!("start the DNS responder {}", program.display()),
+            )
+        })?;
     if !status.success() {
         return Err(io::Error::other(format!(
             "start the DNS responder {}: it exited with {status}: {}",
@@ -214,7 +241,9 @@ pub fn sync(dir: &Path, program: &Path) -> io::Result<()> {
             // Also when we started it: a responder started by someone else
             // at the same time may have read the files before ours.
             return match signal(pid, libc::SIGHUP) {
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) && Instant::now() < deadline => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) && Instant::now() < deadline => {
+                    continue
+                }
                 r => r.map_err(|e| ctx(e, format_args!("reload the DNS responder (pid {pid})"))),
             };
         }
@@ -256,7 +285,10 @@ pub fn stop(dir: &Path) -> io::Result<()> {
         if Instant::now() >= deadline {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
-                format!("stop the DNS responder in {}: it holds its pid file but never wrote its pid", dir.display()),
+                format!(
+                    "stop the DNS responder in {}: it holds its pid file but never wrote its pid",
+                    dir.display()
+                ),
             ));
         }
         std::thread::sleep(Duration::from_millis(2));

@@ -85,7 +85,12 @@ fn serve(dir: &std::path::Path) -> io::Result<()> {
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC)
         .open(&path)
-        .map_err(|e| io::Error::new(e.kind(), format!("open the pid file {}: {e}", path.display())))?;
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("open the pid file {}: {e}", path.display()),
+            )
+        })?;
     // A prober holds a shared lock for an instant: try for a while.
     let until = Instant::now() + Duration::from_millis(100);
     loop {
@@ -94,7 +99,10 @@ fn serve(dir: &std::path::Path) -> io::Result<()> {
             break;
         }
         if Instant::now() >= until {
-            log(&format!("another responder holds {}: exiting", path.display()));
+            log(&format!(
+                "another responder holds {}: exiting",
+                path.display()
+            ));
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(1));

@@ -8,8 +8,9 @@
 //! the querying container's own `dns_servers` (matched by source address)
 //! or else to the network's `upstreams`, in order, each with a timeout.
 //!
-//! Names: a container's names and aliases, its full id, and any unique id
-//! prefix of at least 12 hex digits, case-insensitive, bare or under the
+//! Names: a container's names and aliases, and any unique prefix of its id
+//! of at least 12 hex digits (up to 63: a DNS label holds no more, so the
+//! full 64-digit id cannot be asked for), case-insensitive, bare or under the
 //! search domain [`SEARCH_DOMAIN`] (`web`, `web.dns.berth`, `web.dns.berth.`).
 //! A name under [`SEARCH_DOMAIN`] that is not ours is NXDOMAIN (never
 //! forwarded); a name of ours without an address of the asked type is
@@ -55,8 +56,8 @@ pub const MAX_TCP_PER_SOURCE: usize = 16;
 /// A TCP connection without a complete query for this long is closed.
 pub const TCP_IDLE: Duration = Duration::from_secs(10);
 /// Queries per second one source may send (sustained), and its burst.
-pub const RATE_PER_SOURCE: f64 = 2000.0;
-pub const BURST_PER_SOURCE: f64 = 4000.0;
+pub const RATE_PER_SOURCE: f64 = 1000.0;
+pub const BURST_PER_SOURCE: f64 = 500.0;
 /// Sources the rate limiter tracks before it forgets idle ones.
 pub const RATE_SOURCES: usize = 4096;
 /// A network file larger than this is refused.
@@ -66,6 +67,8 @@ const UDP_PLAIN: usize = 512;
 /// The largest UDP answer we build whatever EDNS size the client gave (the
 /// DNS flag day 2020 value: no IP fragmentation).
 const UDP_EDNS_MAX: u16 = 1232;
+/// The receive buffer of a listening UDP socket.
+const UDP_RCVBUF: libc::c_int = 1 << 20;
 /// Datagrams read from one socket per loop turn (fairness between sockets).
 const BATCH: usize = 64;
 
@@ -105,7 +108,12 @@ impl Zone {
         let mut z = Zone {
             network: f.network.clone(),
             listen: f.listen.clone(),
-            upstreams: f.upstreams.iter().filter(|a| usable_upstream(a, own)).copied().collect(),
+            upstreams: f
+                .upstreams
+                .iter()
+                .filter(|a| usable_upstream(a, own))
+                .copied()
+                .collect(),
             records: f.records.clone(),
             ..Zone::default()
         };
@@ -127,7 +135,12 @@ impl Zone {
             if !id.is_empty() {
                 z.ids.push((id, i));
             }
-            for a in r.ipv4.iter().map(|a| IpAddr::V4(*a)).chain(r.ipv6.iter().map(|a| IpAddr::V6(*a))) {
+            for a in r
+                .ipv4
+                .iter()
+                .map(|a| IpAddr::V4(*a))
+                .chain(r.ipv6.iter().map(|a| IpAddr::V6(*a)))
+            {
                 z.by_ip.entry(a).or_insert(i);
             }
         }
@@ -145,7 +158,9 @@ impl Zone {
             return None;
         }
         let start = self.ids.partition_point(|(id, _)| id.as_str() < name);
-        let mut hits = self.ids[start..].iter().take_while(|(id, _)| id.starts_with(name));
+        let mut hits = self.ids[start..]
+            .iter()
+            .take_while(|(id, _)| id.starts_with(name));
         let first = hits.next()?;
         if hits.next().is_some() {
             return None; // ambiguous
@@ -178,7 +193,10 @@ impl Zones {
     /// Indexes the networks; an address listed by two networks belongs to
     /// the first (the second is named in the returned warnings).
     pub fn new(files: &[NetworkFile]) -> (Zones, Vec<String>) {
-        let own: HashSet<IpAddr> = files.iter().flat_map(|f| f.listen.iter().copied()).collect();
+        let own: HashSet<IpAddr> = files
+            .iter()
+            .flat_map(|f| f.listen.iter().copied())
+            .collect();
         let mut zs = Zones::default();
         let mut warnings = Vec::new();
         for f in files {
@@ -354,16 +372,27 @@ pub fn handle(zone: Option<&Zone>, src: IpAddr, query: &[u8], tcp: bool) -> Acti
                 break 'local None;
             };
             if matches!(qtype, RecordType::PTR | RecordType::ANY) {
-                let label = r.names.first().map(|n| normalize(n)).unwrap_or_else(|| r.id.chars().take(12).collect());
+                let label = r
+                    .names
+                    .first()
+                    .map(|n| normalize(n))
+                    .unwrap_or_else(|| r.id.chars().take(12).collect());
                 if let Ok(target) = Name::from_ascii(format!("{label}.{SEARCH_DOMAIN}.")) {
-                    answers.push(Record::from_rdata(q.name().clone(), TTL, RData::PTR(PTR(target))));
+                    answers.push(Record::from_rdata(
+                        q.name().clone(),
+                        TTL,
+                        RData::PTR(PTR(target)),
+                    ));
                 }
             }
             break 'local Some(ResponseCode::NoError);
         }
         let (rest, ours) = if key == SEARCH_DOMAIN {
             break 'local Some(ResponseCode::NoError);
-        } else if let Some(rest) = key.strip_suffix(SEARCH_DOMAIN).and_then(|r| r.strip_suffix('.')) {
+        } else if let Some(rest) = key
+            .strip_suffix(SEARCH_DOMAIN)
+            .and_then(|r| r.strip_suffix('.'))
+        {
             (rest, true)
         } else {
             (key.as_str(), false)
@@ -374,12 +403,20 @@ pub fn handle(zone: Option<&Zone>, src: IpAddr, query: &[u8], tcp: bool) -> Acti
                     let r = &zone.records[i];
                     if matches!(qtype, RecordType::A | RecordType::ANY) {
                         for a in &r.ipv4 {
-                            answers.push(Record::from_rdata(q.name().clone(), TTL, RData::A(A(*a))));
+                            answers.push(Record::from_rdata(
+                                q.name().clone(),
+                                TTL,
+                                RData::A(A(*a)),
+                            ));
                         }
                     }
                     if matches!(qtype, RecordType::AAAA | RecordType::ANY) {
                         for a in &r.ipv6 {
-                            answers.push(Record::from_rdata(q.name().clone(), TTL, RData::AAAA(AAAA(*a))));
+                            answers.push(Record::from_rdata(
+                                q.name().clone(),
+                                TTL,
+                                RData::AAAA(AAAA(*a)),
+                            ));
                         }
                     }
                 }
@@ -437,7 +474,12 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(rate: f64, burst: f64, max_sources: usize) -> Self {
-        RateLimiter { rate, burst, max_sources, buckets: HashMap::new() }
+        RateLimiter {
+            rate,
+            burst,
+            max_sources,
+            buckets: HashMap::new(),
+        }
     }
 
     /// Whether one more query from `src` at `now` is allowed.
@@ -446,14 +488,16 @@ impl RateLimiter {
             // Forget the sources whose bucket is full again (idle); if all
             // are busy, forget all: memory stays bounded either way.
             let (rate, burst) = (self.rate, self.burst);
-            self.buckets
-                .retain(|_, (t, at)| *t + now.saturating_duration_since(*at).as_secs_f64() * rate < burst);
+            self.buckets.retain(|_, (t, at)| {
+                *t + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
+            });
             if self.buckets.len() >= self.max_sources {
                 self.buckets.clear();
             }
         }
         let (tokens, at) = self.buckets.entry(src).or_insert((self.burst, now));
-        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * self.rate)
+            .min(self.burst);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -478,7 +522,10 @@ impl RateLimiter {
 
 /// One line on stderr (the engine points it at DIR/berth-dns.log).
 pub fn log(msg: &str) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     let (days, secs) = ((now / 86400) as i64, now % 86400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days + 719_468;
@@ -521,7 +568,10 @@ pub fn read_networks(dir: &Path) -> io::Result<(Vec<NetworkFile>, Vec<String>)> 
             let mut s = String::new();
             f.take(MAX_FILE_BYTES + 1).read_to_string(&mut s)?;
             if s.len() as u64 > MAX_FILE_BYTES {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "larger than 16 MiB"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "larger than 16 MiB",
+                ));
             }
             Ok(s)
         });
@@ -546,7 +596,9 @@ fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
@@ -558,11 +610,18 @@ fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            unsafe { std::ptr::write(std::ptr::addr_of_mut!(ss).cast::<libc::sockaddr_in6>(), sin6) };
+            unsafe {
+                std::ptr::write(
+                    std::ptr::addr_of_mut!(ss).cast::<libc::sockaddr_in6>(),
+                    sin6,
+                )
+            };
             std::mem::size_of::<libc::sockaddr_in6>()
         }
     };
@@ -570,7 +629,11 @@ fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
 }
 
 fn new_socket(ip: IpAddr, ty: libc::c_int) -> io::Result<OwnedFd> {
-    let family = if ip.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let family = if ip.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: plain syscall; the result is checked.
     let fd = unsafe { libc::socket(family, ty | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -608,6 +671,13 @@ fn bind_socket(ip: IpAddr, port: u16, ty: libc::c_int) -> io::Result<OwnedFd> {
     }
     if ty == libc::SOCK_STREAM {
         setopt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    } else {
+        // Room for a burst (a flood from one source is dropped by the rate
+        // limiter only once read): kernel memory, not ours. Above
+        // net.core.rmem_max needs CAP_NET_ADMIN; the default is kept without.
+        if setopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, UDP_RCVBUF).is_err() {
+            let _ = setopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, UDP_RCVBUF);
+        }
     }
     let (ss, len) = sockaddr(SocketAddr::new(ip, port));
     // SAFETY: ss holds a valid sockaddr of length len.
@@ -664,7 +734,12 @@ enum Client {
 enum Upstream {
     Udp(UdpSocket),
     /// Connecting or writing (`wpos` of the framed query), then reading.
-    Tcp { stream: TcpStream, wpos: usize, rbuf: Vec<u8>, writing: bool },
+    Tcp {
+        stream: TcpStream,
+        wpos: usize,
+        rbuf: Vec<u8>,
+        writing: bool,
+    },
 }
 
 struct Forward {
@@ -741,7 +816,13 @@ impl Server {
             .and_then(|u| Ok((u, bind_socket(a, 53, libc::SOCK_STREAM)?)));
         match r {
             Ok((u, t)) => {
-                self.listeners.insert(a, Listener { udp: UdpSocket::from(u), tcp: TcpListener::from(t) });
+                self.listeners.insert(
+                    a,
+                    Listener {
+                        udp: UdpSocket::from(u),
+                        tcp: TcpListener::from(t),
+                    },
+                );
                 if self.unbound.remove(&a) {
                     log(&format!("listening on {a} port 53 now"));
                 }
@@ -768,20 +849,27 @@ impl Server {
         if self.limiter.allow(src, now) {
             return true;
         }
-        let log_it = self.throttled_logged.get(&src).is_none_or(|t| now.duration_since(*t) > Duration::from_secs(60));
+        let log_it = self
+            .throttled_logged
+            .get(&src)
+            .is_none_or(|t| now.duration_since(*t) > Duration::from_secs(60));
         if log_it {
             if self.throttled_logged.len() >= RATE_SOURCES {
                 self.throttled_logged.clear();
             }
             self.throttled_logged.insert(src, now);
-            log(&format!("queries from {src} exceed {RATE_PER_SOURCE}/s: dropping the excess"));
+            log(&format!(
+                "queries from {src} exceed {RATE_PER_SOURCE}/s: dropping the excess"
+            ));
         }
         false
     }
 
     fn read_udp(&mut self, local: IpAddr, now: Instant) {
         for _ in 0..BATCH {
-            let Some(l) = self.listeners.get(&local) else { return };
+            let Some(l) = self.listeners.get(&local) else {
+                return;
+            };
             let (n, peer) = match l.udp.recv_from(&mut self.buf) {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -808,7 +896,9 @@ impl Server {
 
     fn accept(&mut self, local: IpAddr, now: Instant) {
         for _ in 0..BATCH {
-            let Some(l) = self.listeners.get(&local) else { return };
+            let Some(l) = self.listeners.get(&local) else {
+                return;
+            };
             let (stream, peer) = match l.tcp.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -819,7 +909,12 @@ impl Server {
                 continue; // dropped: closed
             }
             if self.conns.len() >= MAX_TCP {
-                if let Some(oldest) = self.conns.iter().min_by_key(|(_, c)| c.active).map(|(k, _)| *k) {
+                if let Some(oldest) = self
+                    .conns
+                    .iter()
+                    .min_by_key(|(_, c)| c.active)
+                    .map(|(k, _)| *k)
+                {
                     self.close_conn(oldest);
                 }
             }
@@ -847,11 +942,15 @@ impl Server {
     }
 
     fn conn_event(&mut self, id: u64, revents: i16, now: Instant) {
-        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         if revents & libc::POLLOUT != 0 && c.wpos < c.wbuf.len() {
             match c.stream.write(&c.wbuf[c.wpos..]) {
                 Ok(n) => c.wpos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => c.closed = true,
             }
             if c.wpos == c.wbuf.len() {
@@ -860,9 +959,16 @@ impl Server {
                 c.active = now;
             }
         }
-        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0 && !c.busy && c.wbuf.is_empty() {
+        if revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR) != 0
+            && !c.busy
+            && c.wbuf.is_empty()
+        {
             // Read the 2-byte length, then exactly that many bytes.
-            let want = if c.rbuf.len() < 2 { 2 } else { 2 + usize::from(u16::from_be_bytes([c.rbuf[0], c.rbuf[1]])) };
+            let want = if c.rbuf.len() < 2 {
+                2
+            } else {
+                2 + usize::from(u16::from_be_bytes([c.rbuf[0], c.rbuf[1]]))
+            };
             let have = c.rbuf.len();
             c.rbuf.resize(want, 0);
             match c.stream.read(&mut c.rbuf[have..]) {
@@ -870,7 +976,9 @@ impl Server {
                 Ok(n) => c.rbuf.truncate(have + n),
                 Err(e) => {
                     c.rbuf.truncate(have);
-                    if e.kind() != io::ErrorKind::WouldBlock && e.kind() != io::ErrorKind::Interrupted {
+                    if e.kind() != io::ErrorKind::WouldBlock
+                        && e.kind() != io::ErrorKind::Interrupted
+                    {
                         c.closed = true;
                     }
                 }
@@ -880,7 +988,8 @@ impl Server {
             self.close_conn(id);
             return;
         }
-        let complete = c.rbuf.len() >= 2 && c.rbuf.len() == 2 + usize::from(u16::from_be_bytes([c.rbuf[0], c.rbuf[1]]));
+        let complete = c.rbuf.len() >= 2
+            && c.rbuf.len() == 2 + usize::from(u16::from_be_bytes([c.rbuf[0], c.rbuf[1]]));
         if !complete {
             return;
         }
@@ -904,7 +1013,9 @@ impl Server {
     }
 
     fn reply_tcp(&mut self, id: u64, r: &[u8]) {
-        let Some(c) = self.conns.get_mut(&id) else { return };
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
         let Ok(len) = u16::try_from(r.len()) else {
             self.close_conn(id);
             return;
@@ -918,7 +1029,14 @@ impl Server {
         self.conn_event(id, libc::POLLOUT, Instant::now());
     }
 
-    fn start_forward(&mut self, client: Client, src: IpAddr, query: Vec<u8>, ups: Vec<SocketAddr>, now: Instant) {
+    fn start_forward(
+        &mut self,
+        client: Client,
+        src: IpAddr,
+        query: Vec<u8>,
+        ups: Vec<SocketAddr>,
+        now: Instant,
+    ) {
         let from_src = self.fwds.values().filter(|f| f.src == src).count();
         if from_src >= MAX_FORWARDS_PER_SOURCE {
             if let Client::Tcp { conn } = client {
@@ -927,7 +1045,9 @@ impl Server {
             return; // the client retries
         }
         while self.fwds.len() >= MAX_FORWARDS {
-            let Some(old) = self.fwd_order.pop_front() else { break };
+            let Some(old) = self.fwd_order.pop_front() else {
+                break;
+            };
             if let Some(f) = self.fwds.remove(&old) {
                 if let Client::Tcp { conn } = f.client {
                     self.close_conn(conn);
@@ -935,7 +1055,15 @@ impl Server {
             }
         }
         let id = self.next_id();
-        let f = Forward { client, src, query, upstreams: ups, next: 0, sock: None, deadline: now };
+        let f = Forward {
+            client,
+            src,
+            query,
+            upstreams: ups,
+            next: 0,
+            sock: None,
+            deadline: now,
+        };
         self.fwds.insert(id, f);
         self.fwd_order.push_back(id);
         self.try_next_upstream(id, now);
@@ -944,7 +1072,9 @@ impl Server {
     /// Sends the query to the next upstream, or fails the forward.
     fn try_next_upstream(&mut self, id: u64, now: Instant) {
         loop {
-            let Some(f) = self.fwds.get_mut(&id) else { return };
+            let Some(f) = self.fwds.get_mut(&id) else {
+                return;
+            };
             f.sock = None;
             let Some(&up) = f.upstreams.get(f.next) else {
                 let r = error_reply(&f.query, RCODE_SERVFAIL, true);
@@ -955,10 +1085,18 @@ impl Server {
             f.deadline = now + UPSTREAM_TIMEOUT;
             let tcp = matches!(f.client, Client::Tcp { .. });
             let sock = if tcp {
-                connect_tcp(up).map(|stream| Upstream::Tcp { stream, wpos: 0, rbuf: Vec::new(), writing: true })
+                connect_tcp(up).map(|stream| Upstream::Tcp {
+                    stream,
+                    wpos: 0,
+                    rbuf: Vec::new(),
+                    writing: true,
+                })
             } else {
-                let any: SocketAddr =
-                    if up.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
+                let any: SocketAddr = if up.is_ipv4() {
+                    (Ipv4Addr::UNSPECIFIED, 0).into()
+                } else {
+                    (Ipv6Addr::UNSPECIFIED, 0).into()
+                };
                 UdpSocket::bind(any).and_then(|s| {
                     s.set_nonblocking(true)?;
                     s.connect(up)?;
@@ -976,7 +1114,9 @@ impl Server {
 
     /// Answers the forward's client with `r` and forgets the forward.
     fn finish(&mut self, id: u64, r: &[u8]) {
-        let Some(f) = self.fwds.remove(&id) else { return };
+        let Some(f) = self.fwds.remove(&id) else {
+            return;
+        };
         if let Some(p) = self.fwd_order.iter().position(|&x| x == id) {
             self.fwd_order.remove(p);
         }
@@ -991,7 +1131,9 @@ impl Server {
     }
 
     fn fwd_event(&mut self, id: u64, revents: i16, now: Instant) {
-        let Some(f) = self.fwds.get_mut(&id) else { return };
+        let Some(f) = self.fwds.get_mut(&id) else {
+            return;
+        };
         let qid = [f.query[0], f.query[1]];
         let valid = |r: &[u8]| r.len() >= 12 && r[..2] == qid && r[2] & 0x80 != 0;
         match &mut f.sock {
@@ -1018,10 +1160,17 @@ impl Server {
                     self.try_next_upstream(id, now);
                 }
             }
-            Some(Upstream::Tcp { stream, wpos, rbuf, writing }) => {
+            Some(Upstream::Tcp {
+                stream,
+                wpos,
+                rbuf,
+                writing,
+            }) => {
                 let mut failed = revents & libc::POLLERR != 0;
                 if !failed && *writing && revents & libc::POLLOUT != 0 {
-                    let len = u16::try_from(f.query.len()).unwrap_or(u16::MAX).to_be_bytes();
+                    let len = u16::try_from(f.query.len())
+                        .unwrap_or(u16::MAX)
+                        .to_be_bytes();
                     let framed: Vec<u8> = len.iter().chain(f.query.iter()).copied().collect();
                     match stream.write(&framed[*wpos..]) {
                         Ok(n) => {
@@ -1035,8 +1184,11 @@ impl Server {
                     }
                 }
                 if !failed && !*writing && revents & (libc::POLLIN | libc::POLLHUP) != 0 {
-                    let want =
-                        if rbuf.len() < 2 { 2 } else { 2 + usize::from(u16::from_be_bytes([rbuf[0], rbuf[1]])) };
+                    let want = if rbuf.len() < 2 {
+                        2
+                    } else {
+                        2 + usize::from(u16::from_be_bytes([rbuf[0], rbuf[1]]))
+                    };
                     let have = rbuf.len();
                     rbuf.resize(want, 0);
                     match stream.read(&mut rbuf[have..]) {
@@ -1047,7 +1199,9 @@ impl Server {
                             failed = e.kind() != io::ErrorKind::WouldBlock;
                         }
                     }
-                    if rbuf.len() > 2 && rbuf.len() == 2 + usize::from(u16::from_be_bytes([rbuf[0], rbuf[1]])) {
+                    if rbuf.len() > 2
+                        && rbuf.len() == 2 + usize::from(u16::from_be_bytes([rbuf[0], rbuf[1]]))
+                    {
                         let r = rbuf.split_off(2);
                         if valid(&r) {
                             self.finish(id, &r);
@@ -1064,7 +1218,12 @@ impl Server {
     }
 
     fn timers(&mut self, now: Instant) {
-        let late: Vec<u64> = self.fwds.iter().filter(|(_, f)| f.deadline <= now).map(|(k, _)| *k).collect();
+        let late: Vec<u64> = self
+            .fwds
+            .iter()
+            .filter(|(_, f)| f.deadline <= now)
+            .map(|(k, _)| *k)
+            .collect();
         for id in late {
             self.try_next_upstream(id, now);
         }
@@ -1167,7 +1326,11 @@ pub fn serve(dir: &Path, ready: impl FnOnce() -> io::Result<()>) -> io::Result<(
         pfds.clear();
         tokens.clear();
         let mut add = |fd: RawFd, events: i16, t: Token| {
-            pfds.push(libc::pollfd { fd, events, revents: 0 });
+            pfds.push(libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            });
             tokens.push(t);
         };
         add(sig.as_raw_fd(), libc::POLLIN, Token::Signal);
@@ -1188,9 +1351,17 @@ pub fn serve(dir: &Path, ready: impl FnOnce() -> io::Result<()>) -> io::Result<(
         for (id, f) in &s.fwds {
             match &f.sock {
                 Some(Upstream::Udp(u)) => add(u.as_raw_fd(), libc::POLLIN, Token::Fwd(*id)),
-                Some(Upstream::Tcp { stream, writing, .. }) => {
-                    add(stream.as_raw_fd(), if *writing { libc::POLLOUT } else { libc::POLLIN }, Token::Fwd(*id))
-                }
+                Some(Upstream::Tcp {
+                    stream, writing, ..
+                }) => add(
+                    stream.as_raw_fd(),
+                    if *writing {
+                        libc::POLLOUT
+                    } else {
+                        libc::POLLIN
+                    },
+                    Token::Fwd(*id),
+                ),
                 None => {}
             }
         }
@@ -1213,8 +1384,9 @@ pub fn serve(dir: &Path, ready: impl FnOnce() -> io::Result<()>) -> io::Result<(
                 Token::Signal => {
                     let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
                     // SAFETY: reads into a buffer of exactly one siginfo.
-                    while unsafe { libc::read(sig.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) }
-                        == info.len() as isize
+                    while unsafe {
+                        libc::read(sig.as_raw_fd(), info.as_mut_ptr().cast(), info.len())
+                    } == info.len() as isize
                     {
                         let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
                         if signo == libc::SIGHUP as u32 {
@@ -1234,5 +1406,394 @@ pub fn serve(dir: &Path, ready: impl FnOnce() -> io::Result<()>) -> io::Result<(
             }
         }
         s.timers(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Record as R;
+    use hickory_proto::op::Query;
+
+    const ID1: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const ID2: &str = "0123456789abffff0123456789abcdef0123456789abcdef0123456789abcdef";
+    const UP: &str = "192.0.2.53:53";
+
+    fn file() -> NetworkFile {
+        NetworkFile {
+            network: "app".into(),
+            listen: vec!["10.89.0.1".parse().unwrap(), "fd00::1".parse().unwrap()],
+            upstreams: vec![
+                UP.parse().unwrap(),
+                "10.89.0.1:53".parse().unwrap(),
+                "0.0.0.0:53".parse().unwrap(),
+            ],
+            records: vec![
+                R {
+                    id: ID1.into(),
+                    names: vec!["Web".into(), "frontend".into()],
+                    ipv4: vec!["10.89.0.2".parse().unwrap()],
+                    ipv6: vec!["fd00::2".parse().unwrap()],
+                    dns_servers: vec![],
+                },
+                R {
+                    id: ID2.into(),
+                    names: vec!["db".into(), "frontend".into()],
+                    ipv4: vec!["10.89.0.3".parse().unwrap()],
+                    ipv6: vec![],
+                    dns_servers: vec!["198.51.100.1:5353".parse().unwrap()],
+                },
+            ],
+        }
+    }
+
+    fn zone() -> Zone {
+        let (z, w) = Zones::new(&[file()]);
+        assert!(w.is_empty());
+        z.zones.into_iter().next().unwrap()
+    }
+
+    fn query(name: &str, t: RecordType) -> Vec<u8> {
+        let mut m = Message::new(0x1234, MessageType::Query, OpCode::Query);
+        m.metadata.recursion_desired = true;
+        m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+        m.to_vec().unwrap()
+    }
+
+    fn src() -> IpAddr {
+        "10.89.0.2".parse().unwrap()
+    }
+
+    fn answer(z: &Zone, name: &str, t: RecordType) -> Message {
+        match handle(Some(z), src(), &query(name, t), false) {
+            Action::Reply(r) => Message::from_vec(&r).unwrap(),
+            other => panic!("{name} {t}: expected an answer, got {other:?}"),
+        }
+    }
+
+    fn addrs(m: &Message) -> Vec<String> {
+        m.answers
+            .iter()
+            .map(|r| match &r.data {
+                RData::A(a) => a.0.to_string(),
+                RData::AAAA(a) => a.0.to_string(),
+                RData::PTR(p) => p.0.to_string(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn names_aliases_domain_and_case() {
+        let z = zone();
+        for n in [
+            "web",
+            "WEB",
+            "web.",
+            "web.dns.berth",
+            "Web.DNS.Berth.",
+            "web.dns.berth.",
+        ] {
+            let m = answer(&z, n, RecordType::A);
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{n}");
+            assert!(m.metadata.authoritative);
+            assert_eq!(m.metadata.id, 0x1234);
+            assert!(m.metadata.recursion_desired && m.metadata.recursion_available);
+            assert_eq!(addrs(&m), ["10.89.0.2"], "{n}");
+            assert_eq!(m.answers[0].ttl, TTL);
+            let asked = m.answers[0].name.to_ascii();
+            assert_eq!(
+                asked.trim_end_matches('.'),
+                n.trim_end_matches('.'),
+                "the name as asked"
+            );
+        }
+        assert_eq!(addrs(&answer(&z, "web", RecordType::AAAA)), ["fd00::2"]);
+        assert_eq!(
+            addrs(&answer(&z, "web", RecordType::ANY)),
+            ["10.89.0.2", "fd00::2"]
+        );
+        // An alias shared by two containers: both addresses.
+        assert_eq!(
+            addrs(&answer(&z, "frontend", RecordType::A)),
+            ["10.89.0.2", "10.89.0.3"]
+        );
+    }
+
+    #[test]
+    fn ours_without_that_type_is_noerror_empty() {
+        let z = zone();
+        for (n, t) in [
+            ("db", RecordType::AAAA),
+            ("web", RecordType::MX),
+            ("dns.berth", RecordType::A),
+        ] {
+            let m = answer(&z, n, t);
+            assert_eq!(m.metadata.response_code, ResponseCode::NoError, "{n} {t}");
+            assert!(m.answers.is_empty(), "{n} {t}");
+        }
+    }
+
+    #[test]
+    fn id_prefixes() {
+        let z = zone();
+        // A DNS label holds at most 63 bytes: the full 64-digit id cannot be
+        // asked for, its 63-digit prefix can.
+        assert!(Name::from_ascii(ID1).is_err());
+        assert_eq!(z.lookup(ID1), Some(vec![0]));
+        assert_eq!(addrs(&answer(&z, &ID1[..63], RecordType::A)), ["10.89.0.2"]);
+        assert_eq!(
+            addrs(&answer(&z, &ID1[..40].to_uppercase(), RecordType::A)),
+            ["10.89.0.2"]
+        );
+        assert_eq!(
+            addrs(&answer(
+                &z,
+                &format!("{}.dns.berth.", &ID2[..20]),
+                RecordType::A
+            )),
+            ["10.89.0.3"]
+        );
+        // 12 digits shared by both ids: ambiguous, not ours.
+        assert_eq!(z.lookup(&ID1[..12]), None);
+        assert_eq!(z.lookup(&ID1[..13]), Some(vec![0]));
+        assert_eq!(z.lookup(&ID2[..13]), Some(vec![1]));
+        // Fewer than 12 digits never match.
+        let mut single = file();
+        single.records.truncate(1);
+        let (zs, _) = Zones::new(&[single]);
+        assert_eq!(zs.zones[0].lookup(&ID1[..12]), Some(vec![0]));
+        assert_eq!(zs.zones[0].lookup(&ID1[..11]), None);
+        assert_eq!(zs.zones[0].lookup("0123456789abcdef0"), Some(vec![0]));
+        assert_eq!(zs.zones[0].lookup("0123456789abcdefX"), None);
+        // Under our domain and not ours: NXDOMAIN, not forwarded.
+        let m = answer(&z, &format!("{}.dns.berth", &ID1[..12]), RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    }
+
+    #[test]
+    fn unknown_names_are_forwarded_never_to_ourselves() {
+        let z = zone();
+        let up: SocketAddr = UP.parse().unwrap();
+        assert_eq!(
+            handle(
+                Some(&z),
+                src(),
+                &query("example.com.", RecordType::A),
+                false
+            ),
+            Action::Forward(vec![up])
+        );
+        assert_eq!(
+            handle(Some(&z), src(), &query("nosuch", RecordType::A), true),
+            Action::Forward(vec![up])
+        );
+        // db has its own --dns servers.
+        let db = "10.89.0.3".parse().unwrap();
+        assert_eq!(
+            handle(Some(&z), db, &query("example.com.", RecordType::A), false),
+            Action::Forward(vec!["198.51.100.1:5353".parse().unwrap()])
+        );
+        let m = answer(&z, "nosuch.dns.berth", RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        // No upstream left: SERVFAIL with the question.
+        let mut f = file();
+        f.upstreams = vec![
+            "10.89.0.1:53".parse().unwrap(),
+            "[fd00::1]:53".parse().unwrap(),
+        ];
+        let (zs, _) = Zones::new(&[f]);
+        let m = match handle(
+            Some(&zs.zones[0]),
+            src(),
+            &query("example.com.", RecordType::A),
+            false,
+        ) {
+            Action::Reply(r) => Message::from_vec(&r).unwrap(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+        assert_eq!(m.queries.len(), 1);
+    }
+
+    #[test]
+    fn ptr_v4_and_v6() {
+        let z = zone();
+        assert_eq!(
+            addrs(&answer(&z, "2.0.89.10.in-addr.arpa.", RecordType::PTR)),
+            ["web.dns.berth."]
+        );
+        assert_eq!(
+            addrs(&answer(&z, "3.0.89.10.IN-ADDR.ARPA", RecordType::PTR)),
+            ["db.dns.berth."]
+        );
+        let v6 = "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.";
+        assert_eq!(addrs(&answer(&z, v6, RecordType::PTR)), ["web.dns.berth."]);
+        // Ours, another type: NOERROR empty.
+        assert!(answer(&z, "2.0.89.10.in-addr.arpa.", RecordType::A)
+            .answers
+            .is_empty());
+        // Not ours, or not a full address: forwarded.
+        for n in [
+            "9.0.89.10.in-addr.arpa.",
+            "0.89.10.in-addr.arpa.",
+            "02.0.89.10.in-addr.arpa.x",
+        ] {
+            assert!(
+                matches!(
+                    handle(Some(&z), src(), &query(n, RecordType::PTR), false),
+                    Action::Forward(_)
+                ),
+                "{n}"
+            );
+        }
+        assert_eq!(parse_reverse("1.2.3.256.in-addr.arpa"), None);
+        assert_eq!(parse_reverse("+1.2.3.4.in-addr.arpa"), None);
+        assert_eq!(
+            parse_reverse("4.3.2.1.in-addr.arpa"),
+            Some("1.2.3.4".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn bad_messages() {
+        let z = zone();
+        assert_eq!(handle(Some(&z), src(), b"", false), Action::Drop);
+        assert_eq!(handle(Some(&z), src(), &[0u8; 11], false), Action::Drop);
+        // A response is never answered (no loops, no reflection).
+        let mut resp = query("web", RecordType::A);
+        resp[2] |= 0x80;
+        assert_eq!(handle(Some(&z), src(), &resp, false), Action::Drop);
+        // A header claiming a question that is not there: FORMERR.
+        let mut trunc = query("web", RecordType::A);
+        trunc.truncate(14);
+        let Action::Reply(r) = handle(Some(&z), src(), &trunc, false) else {
+            panic!()
+        };
+        assert_eq!(&r[..2], &[0x12, 0x34]);
+        assert_eq!(r[3] & 0x0F, RCODE_FORMERR);
+        assert_eq!(r.len(), 12);
+        // Another opcode: NOTIMP.
+        let mut upd = query("web", RecordType::A);
+        upd[2] |= 5 << 3;
+        let Action::Reply(r) = handle(Some(&z), src(), &upd, false) else {
+            panic!()
+        };
+        assert_eq!(r[3] & 0x0F, RCODE_NOTIMP);
+        // Two questions: FORMERR.
+        let mut m = Message::new(7, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(
+            Name::from_ascii("web").unwrap(),
+            RecordType::A,
+        ));
+        m.add_query(Query::query(Name::from_ascii("db").unwrap(), RecordType::A));
+        let Action::Reply(r) = handle(Some(&z), src(), &m.to_vec().unwrap(), false) else {
+            panic!()
+        };
+        assert_eq!(r[3] & 0x0F, RCODE_FORMERR);
+        // An address no network serves: REFUSED.
+        let Action::Reply(r) = handle(None, src(), &query("web", RecordType::A), false) else {
+            panic!()
+        };
+        assert_eq!(r[3] & 0x0F, RCODE_REFUSED);
+        // Pseudo-random garbage never panics.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for len in 0..4000usize {
+            let mut b = Vec::with_capacity(len % 300);
+            for _ in 0..len % 300 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                b.push(x as u8);
+            }
+            if b.len() > 2 {
+                b[2] &= 0x7F;
+            }
+            let _ = handle(Some(&z), src(), &b, len % 2 == 0);
+        }
+    }
+
+    #[test]
+    fn large_answers_truncated_over_udp_only() {
+        let mut f = file();
+        f.records[0].ipv4 = (0..100u8).map(|i| Ipv4Addr::new(10, 89, 1, i)).collect();
+        let (zs, _) = Zones::new(&[f]);
+        let z = &zs.zones[0];
+        let Action::Reply(r) = handle(Some(z), src(), &query("web", RecordType::A), false) else {
+            panic!()
+        };
+        assert!(r.len() <= 512);
+        let m = Message::from_vec(&r).unwrap();
+        assert!(m.metadata.truncation);
+        assert!(m.answers.is_empty());
+        let Action::Reply(r) = handle(Some(z), src(), &query("web", RecordType::A), true) else {
+            panic!()
+        };
+        let m = Message::from_vec(&r).unwrap();
+        assert!(!m.metadata.truncation);
+        assert_eq!(m.answers.len(), 100);
+    }
+
+    #[test]
+    fn edns_query_gets_edns_answer() {
+        let z = zone();
+        let mut m = Message::new(9, MessageType::Query, OpCode::Query);
+        m.add_query(Query::query(
+            Name::from_ascii("web").unwrap(),
+            RecordType::A,
+        ));
+        let mut e = Edns::new();
+        e.set_max_payload(4096);
+        m.edns = Some(e);
+        let Action::Reply(r) = handle(Some(&z), src(), &m.to_vec().unwrap(), false) else {
+            panic!()
+        };
+        let a = Message::from_vec(&r).unwrap();
+        assert_eq!(a.edns.as_ref().map(|e| e.max_payload()), Some(UDP_EDNS_MAX));
+        assert_eq!(a.answers.len(), 1);
+    }
+
+    #[test]
+    fn error_reply_keeps_the_question() {
+        let q = query("example.com.", RecordType::AAAA);
+        let m = Message::from_vec(&error_reply(&q, RCODE_SERVFAIL, true)).unwrap();
+        assert_eq!(m.metadata.id, 0x1234);
+        assert_eq!(m.metadata.message_type, MessageType::Response);
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+        assert!(m.metadata.recursion_desired);
+        assert_eq!(m.queries[0].name().to_ascii(), "example.com.");
+        assert_eq!(m.queries[0].query_type(), RecordType::AAAA);
+    }
+
+    #[test]
+    fn rate_limiter() {
+        let t0 = Instant::now();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let mut l = RateLimiter::new(10.0, 20.0, 3);
+        assert_eq!((0..100).filter(|_| l.allow(a, t0)).count(), 20, "the burst");
+        // Another source is not starved by a's flood.
+        assert!(l.allow(b, t0));
+        // Half a second refills 5.
+        let t1 = t0 + Duration::from_millis(500);
+        assert_eq!((0..100).filter(|_| l.allow(a, t1)).count(), 5);
+        // Sources are bounded: a flood of source addresses keeps at most 3.
+        for i in 0..1000u32 {
+            l.allow(IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + i)), t1);
+            assert!(l.len() <= 3);
+        }
+    }
+
+    #[test]
+    fn duplicate_listen_address_goes_to_the_first_network() {
+        let mut second = file();
+        second.network = "other".into();
+        second.records.clear();
+        let (zs, w) = Zones::new(&[file(), second]);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(
+            zs.zone_at("10.89.0.1".parse().unwrap()).unwrap().network,
+            "app"
+        );
     }
 }
