@@ -55,8 +55,8 @@ fn run() -> i32 {
                 log(&format!("fork: {}", io::Error::last_os_error()));
                 return 1;
             }
-            // SAFETY: the parent leaves at once, without running destructors.
             0 => {}
+            // SAFETY: the parent leaves at once, without running destructors.
             _ => unsafe { libc::_exit(0) },
         }
         // SAFETY: plain syscall; the child of a fork is never a group leader.

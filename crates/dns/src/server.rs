@@ -56,8 +56,8 @@ pub const MAX_TCP_PER_SOURCE: usize = 16;
 /// A TCP connection without a complete query for this long is closed.
 pub const TCP_IDLE: Duration = Duration::from_secs(10);
 /// Queries per second one source may send (sustained), and its burst.
-pub const RATE_PER_SOURCE: f64 = 1000.0;
-pub const BURST_PER_SOURCE: f64 = 500.0;
+pub const RATE_PER_SOURCE: f64 = 5000.0;
+pub const BURST_PER_SOURCE: f64 = 1000.0;
 /// Sources the rate limiter tracks before it forgets idle ones.
 pub const RATE_SOURCES: usize = 4096;
 /// A network file larger than this is refused.
