@@ -44,11 +44,24 @@ fn run() -> i32 {
             }
         }
     }
-    let Some(dir) = dir else {
+    let Some(mut dir) = dir else {
         eprintln!("berth-dns: --dir is required\n{USAGE}");
         return 2;
     };
     if daemon {
+        // Detached for good: no descriptor of the caller beyond stdio (an
+        // engine lock fd leaked without O_CLOEXEC would be held forever),
+        // no working directory pinned (the directory is made absolute).
+        // SAFETY: close_range on descriptors this process does not use.
+        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+        dir = match std::fs::canonicalize(&dir) {
+            Ok(d) => d,
+            Err(e) => {
+                log(&format!("the DNS directory {}: {e}", dir.display()));
+                return 1;
+            }
+        };
+        let _ = std::env::set_current_dir("/");
         // SAFETY: single-threaded here (nothing has started a thread).
         match unsafe { libc::fork() } {
             -1 => {

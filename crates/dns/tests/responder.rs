@@ -652,6 +652,14 @@ fn sync_from_four_threads_starts_exactly_one_and_stop_stops_it() {
         assert!(responders_for(&d).is_empty());
 
         control::write_network(&d, "app", &network()).unwrap();
+        // A descriptor of the caller without O_CLOEXEC (say, a lock): the
+        // responder must not keep it.
+        let leak = dir.path().join("leak");
+        std::fs::write(&leak, "").unwrap();
+        let c = std::ffi::CString::new(leak.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: open of a path we made; closed below.
+        let leak_fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY) };
+        assert!(leak_fd >= 0);
         let barrier = Arc::new(std::sync::Barrier::new(4));
         let threads: Vec<_> = (0..4)
             .map(|_| {
@@ -683,6 +691,22 @@ fn sync_from_four_threads_starts_exactly_one_and_stop_stops_it() {
             "parent"
         );
         assert_eq!(fields[3], pids[0].to_string(), "session leader");
+        assert_eq!(
+            std::fs::read_link(format!("/proc/{}/cwd", pids[0])).unwrap(),
+            Path::new("/")
+        );
+        for fd in std::fs::read_dir(format!("/proc/{}/fd", pids[0]))
+            .unwrap()
+            .flatten()
+        {
+            assert_ne!(
+                std::fs::read_link(fd.path()).ok().as_deref(),
+                Some(leak.as_path()),
+                "inherited fd"
+            );
+        }
+        // SAFETY: closes the descriptor opened above.
+        unsafe { libc::close(leak_fd) };
 
         // Killed -9: the pid file stays, unheld; sync starts a new one.
         // SAFETY: kill of the responder this test started.
@@ -756,4 +780,63 @@ fn write_network_is_atomic_and_checks_names() {
     control::remove_network(&d, "n1").unwrap();
     control::remove_network(&d, "n1").unwrap();
     assert_eq!(control::running(&d), None);
+}
+
+/// Adds `ip`/32 to `lo` (as the label lo:1).
+fn add_lo_address(ip: Ipv4Addr) {
+    // SAFETY: an ioctl on a socket we own with a zeroed, named ifreq that
+    // holds a sockaddr_in.
+    unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        assert!(s >= 0);
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (d, c) in ifr.ifr_name.iter_mut().zip(b"lo:1\0") {
+            *d = *c as libc::c_char;
+        }
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: 0,
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes(ip.octets()),
+            },
+            sin_zero: [0; 8],
+        };
+        std::ptr::write(
+            std::ptr::addr_of_mut!(ifr.ifr_ifru).cast::<libc::sockaddr_in>(),
+            sin,
+        );
+        let r = libc::ioctl(s, libc::SIOCSIFADDR, &ifr);
+        assert_eq!(r, 0, "add {ip} to lo: {}", std::io::Error::last_os_error());
+        libc::close(s);
+    }
+}
+
+#[test]
+fn listens_on_an_address_that_appears_later() {
+    in_netns(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = network();
+        // Not on any interface yet (the bridge is being made): free-bind.
+        f.listen = vec![ip("10.99.0.1")];
+        control::write_network(dir.path(), "app", &f).unwrap();
+        let r = Responder::start(dir.path());
+        assert!(
+            r.log().contains("(1 bound, 0 closed, 0 failed)"),
+            "{}",
+            r.log()
+        );
+        add_lo_address(Ipv4Addr::new(10, 99, 0, 1));
+        let s = UdpSocket::bind(sa("10.99.0.1", 0)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.send_to(&query_bytes("web", RecordType::A), sa("10.99.0.1", 53))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s
+            .recv(&mut buf)
+            .expect("an answer on the address that appeared");
+        assert_eq!(
+            a_records(&Message::from_vec(&buf[..n]).unwrap()),
+            [ip("127.0.0.10")]
+        );
+    });
 }
