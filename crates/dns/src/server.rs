@@ -775,10 +775,13 @@ struct Server {
     next_id: u64,
     limiter: RateLimiter,
     throttled_logged: HashMap<IpAddr, Instant>,
+    /// Accepting is paused after an error such as EMFILE.
+    accept_paused_until: Option<Instant>,
     buf: Vec<u8>,
 }
 
 const RETRY_BIND: Duration = Duration::from_secs(2);
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 impl Server {
     fn reload(&mut self) -> io::Result<()> {
@@ -901,8 +904,25 @@ impl Server {
             };
             let (stream, peer) = match l.tcp.accept() {
                 Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        || e.kind() == io::ErrorKind::ConnectionAborted =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOBUFS: the connection stays queued
+                    // and the listener readable; pause accepting rather than
+                    // spin.
+                    if self.accept_paused_until.is_none() {
+                        log(&format!(
+                            "accept TCP on {local} port 53: {e}; pausing accepts for 100 ms"
+                        ));
+                    }
+                    self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+                    return;
+                }
             };
             let from_peer = self.conns.values().filter(|c| c.peer == peer.ip()).count();
             if from_peer >= MAX_TCP_PER_SOURCE || stream.set_nonblocking(true).is_err() {
@@ -945,6 +965,14 @@ impl Server {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
+        if revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            // The client is gone (reset, or both directions shut): nothing
+            // can be sent to it. Poll reports this whatever we asked for, so
+            // keeping the connection (say, while its query is forwarded)
+            // would spin; a forward's answer is then dropped.
+            self.close_conn(id);
+            return;
+        }
         if revents & libc::POLLOUT != 0 && c.wpos < c.wbuf.len() {
             match c.stream.write(&c.wbuf[c.wpos..]) {
                 Ok(n) => c.wpos += n,
@@ -1236,6 +1264,9 @@ impl Server {
         for id in idle {
             self.close_conn(id);
         }
+        if self.accept_paused_until.is_some_and(|t| t <= now) {
+            self.accept_paused_until = None;
+        }
         if !self.unbound.is_empty() && now.duration_since(self.last_retry) >= RETRY_BIND {
             self.last_retry = now;
             let addrs: Vec<IpAddr> = self.unbound.iter().copied().collect();
@@ -1256,8 +1287,27 @@ impl Server {
         if !self.unbound.is_empty() {
             t = t.min((self.last_retry + RETRY_BIND).saturating_duration_since(now));
         }
+        if let Some(p) = self.accept_paused_until {
+            t = t.min(p.saturating_duration_since(now));
+        }
         // Round up so a deadline is past when poll returns.
         i32::try_from(t.as_millis() + 1).unwrap_or(i32::MAX)
+    }
+}
+
+/// Raises the soft limit of open descriptors to the hard one: two per
+/// listen address, one per forward and per TCP connection.
+fn raise_fd_limit() {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
+            l.rlim_cur = l.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+        }
     }
 }
 
@@ -1303,6 +1353,7 @@ pub fn block_signals() -> io::Result<()> {
 /// ([`block_signals`]).
 pub fn serve(dir: &Path, ready: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
     let sig = signal_fd().map_err(|e| ctx(e, "create the signalfd"))?;
+    raise_fd_limit();
     let now = Instant::now();
     let mut s = Server {
         dir: dir.to_owned(),
@@ -1316,6 +1367,7 @@ pub fn serve(dir: &Path, ready: impl FnOnce() -> io::Result<()>) -> io::Result<(
         next_id: 0,
         limiter: RateLimiter::new(RATE_PER_SOURCE, BURST_PER_SOURCE, RATE_SOURCES),
         throttled_logged: HashMap::new(),
+        accept_paused_until: None,
         buf: vec![0; 65536],
     };
     s.reload()?;
@@ -1334,9 +1386,12 @@ pub fn serve(dir: &Path, ready: impl FnOnce() -> io::Result<()>) -> io::Result<(
             tokens.push(t);
         };
         add(sig.as_raw_fd(), libc::POLLIN, Token::Signal);
+        let accepting = s.accept_paused_until.is_none();
         for (a, l) in &s.listeners {
             add(l.udp.as_raw_fd(), libc::POLLIN, Token::Udp(*a));
-            add(l.tcp.as_raw_fd(), libc::POLLIN, Token::Tcp(*a));
+            if accepting {
+                add(l.tcp.as_raw_fd(), libc::POLLIN, Token::Tcp(*a));
+            }
         }
         for (id, c) in &s.conns {
             let mut ev = 0;

@@ -840,3 +840,85 @@ fn listens_on_an_address_that_appears_later() {
         );
     });
 }
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let f: Vec<&str> = stat.rsplit(") ").next().unwrap().split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn tcp_client_gone_while_forwarding_does_not_spin() {
+    in_netns(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = network();
+        // Never answers: the forward stays in flight for the whole timeout.
+        let _silent = UdpSocket::bind(sa("127.0.0.7", 53)).unwrap();
+        let silent_tcp = TcpListener::bind(sa("127.0.0.7", 53)).unwrap();
+        f.upstreams = vec![sa("127.0.0.7", 53)];
+        control::write_network(dir.path(), "app", &f).unwrap();
+        let r = Responder::start(dir.path());
+        let s = TcpStream::connect(sa(LISTEN, 53)).unwrap();
+        let q = query_bytes("example.com.", RecordType::A);
+        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&q);
+        (&s).write_all(&framed).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        // Reset the connection (SO_LINGER 0, then close).
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt on our socket with a linger value.
+        unsafe {
+            use std::os::fd::AsRawFd;
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                std::ptr::addr_of!(linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+        drop(s);
+        let before = cpu_ticks(r.child.id());
+        std::thread::sleep(Duration::from_millis(1000));
+        let used = cpu_ticks(r.child.id()) - before;
+        assert!(
+            used < 20,
+            "the responder used {used} ticks in 1 s with an idle forward"
+        );
+        // Still serving.
+        assert_eq!(
+            a_records(&udp_query("127.0.0.10", "web", RecordType::A)),
+            [ip("127.0.0.10")]
+        );
+        drop(silent_tcp);
+    });
+}
+
+#[test]
+fn out_of_descriptors_pauses_accepts_instead_of_spinning() {
+    in_netns(|| {
+        let dir = tempfile::tempdir().unwrap();
+        control::write_network(dir.path(), "app", &network()).unwrap();
+        let r = Responder::start(dir.path());
+        let pid = r.child.id();
+        let open = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64;
+        // Room for 3 more descriptors only.
+        let lim = libc::rlimit { rlim_cur: open + 3, rlim_max: open + 3 };
+        // SAFETY: prlimit of our child with a valid rlimit.
+        let rc = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+        let conns: Vec<_> = (0..10).map(|_| TcpStream::connect(sa(LISTEN, 53)).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let before = cpu_ticks(pid);
+        std::thread::sleep(Duration::from_millis(1000));
+        let used = cpu_ticks(pid) - before;
+        assert!(used < 20, "the responder used {used} ticks in 1 s out of descriptors");
+        assert!(r.log().contains("pausing accepts"), "{}", r.log());
+        // UDP is still answered.
+        assert_eq!(a_records(&udp_query("127.0.0.10", "web", RecordType::A)), [ip("127.0.0.10")]);
+        drop(conns);
+    });
+}
