@@ -228,7 +228,9 @@ fn signal(pid: i32, sig: libc::c_int) -> io::Result<()> {
 
 /// Makes the running responder see the files: SIGHUP it if alive, else
 /// start `program --dir DIR` detached and wait (at most 2 s) until it holds
-/// the lock and has bound its sockets. If DIR holds no network file with
+/// the lock and has bound its sockets. Returns once the responder serves
+/// the files as they were when `sync` was called (it waits for the reload,
+/// see [`server::RELOADS_FILE`]). If DIR holds no network file with
 /// records, stops the responder instead.
 pub fn sync(dir: &Path, program: &Path) -> io::Result<()> {
     if !has_records(dir) {
@@ -240,12 +242,40 @@ pub fn sync(dir: &Path, program: &Path) -> io::Result<()> {
         if let Some(pid) = running(dir) {
             // Also when we started it: a responder started by someone else
             // at the same time may have read the files before ours.
-            return match signal(pid, libc::SIGHUP) {
+            // Then wait for a reload that started after this point (so read
+            // our files) to complete.
+            let Some((started, _)) = server::read_reloads(dir) else {
+                return Err(io::Error::other(format!(
+                    "reload the DNS responder (pid {pid}): {} is missing or malformed",
+                    dir.join(server::RELOADS_FILE).display()
+                )));
+            };
+            match signal(pid, libc::SIGHUP) {
                 Err(e) if e.raw_os_error() == Some(libc::ESRCH) && Instant::now() < deadline => {
                     continue
                 }
-                r => r.map_err(|e| ctx(e, format_args!("reload the DNS responder (pid {pid})"))),
-            };
+                r => r.map_err(|e| ctx(e, format_args!("reload the DNS responder (pid {pid})")))?,
+            }
+            loop {
+                if server::read_reloads(dir).is_some_and(|(_, done)| done > started) {
+                    return Ok(());
+                }
+                if running(dir) != Some(pid) {
+                    break; // it died: start another
+                }
+                if Instant::now() >= deadline {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!(
+                            "the DNS responder (pid {pid}) did not reload within {} s: {}",
+                            WAIT.as_secs(),
+                            log_tail(dir)
+                        ),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            continue;
         }
         if Instant::now() >= deadline {
             return Err(io::Error::new(

@@ -763,6 +763,8 @@ enum Token {
 
 struct Server {
     dir: PathBuf,
+    /// Reloads started and completed (see [`RELOADS_FILE`]).
+    reloads: (u64, u64),
     zones: Zones,
     listeners: HashMap<IpAddr, Listener>,
     /// Addresses whose bind failed: retried every [`RETRY_BIND`].
@@ -785,6 +787,16 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 impl Server {
     fn reload(&mut self) -> io::Result<()> {
+        // Counted before the files are read: a `sync` that sees this count
+        // after writing its file knows the next completed reload read it.
+        self.reloads.0 += 1;
+        write_reloads(&self.dir, self.reloads)?;
+        self.load()?;
+        self.reloads.1 = self.reloads.0;
+        write_reloads(&self.dir, self.reloads)
+    }
+
+    fn load(&mut self) -> io::Result<()> {
         let (files, mut warnings) = read_networks(&self.dir)?;
         let (zones, w) = Zones::new(&files);
         warnings.extend(w);
@@ -1311,6 +1323,26 @@ fn raise_fd_limit() {
     }
 }
 
+/// The responder's reload counts, `STARTED DONE\n`, replaced atomically:
+/// STARTED is counted before the network files are read, DONE once they
+/// are served.
+pub const RELOADS_FILE: &str = "berth-dns.reloads";
+
+fn write_reloads(dir: &Path, (started, done): (u64, u64)) -> io::Result<()> {
+    let path = dir.join(RELOADS_FILE);
+    let tmp = dir.join(format!(".{RELOADS_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{started} {done}\n"))
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| ctx(e, format_args!("write {}", path.display())))
+}
+
+/// Reads the reload counts (started, done) in `dir`.
+pub fn read_reloads(dir: &Path) -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string(dir.join(RELOADS_FILE)).ok()?;
+    let (a, b) = s.strip_suffix('\n')?.split_once(' ')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
 /// A signalfd for SIGHUP, SIGTERM and SIGINT, which must already be blocked
 /// (see [`block_signals`]).
 fn signal_fd() -> io::Result<OwnedFd> {
@@ -1365,6 +1397,7 @@ pub fn serve(dir: &Path, ready: impl FnOnce() -> io::Result<()>) -> io::Result<(
         fwds: HashMap::new(),
         fwd_order: Default::default(),
         next_id: 0,
+        reloads: (0, 0),
         limiter: RateLimiter::new(RATE_PER_SOURCE, BURST_PER_SOURCE, RATE_SOURCES),
         throttled_logged: HashMap::new(),
         accept_paused_until: None,

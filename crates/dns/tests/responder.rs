@@ -376,25 +376,22 @@ fn sighup_reloads_records_and_addresses() {
             }],
         };
         control::write_network(dir.path(), "other", &other).unwrap();
+        let (started, done) = berth_dns::server::read_reloads(dir.path()).unwrap();
+        assert_eq!((started, done), (1, 1), "the first load");
         control::sync(dir.path(), Path::new(EXE)).unwrap();
+        assert_eq!(
+            berth_dns::server::read_reloads(dir.path()),
+            Some((2, 2)),
+            "sync waited for the reload"
+        );
         assert_eq!(
             control::running(dir.path()),
             Some(r.child.id() as i32),
             "reloaded, not restarted"
         );
-        let until = Instant::now() + Duration::from_secs(2);
-        loop {
-            let m = udp_query(from, "renamed", RecordType::A);
-            if a_records(&m) == [ip("127.0.0.10")] {
-                break;
-            }
-            assert!(
-                Instant::now() < until,
-                "the new name never resolved: {}",
-                r.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        // sync returned: the reload is done.
+        let m = udp_query(from, "renamed", RecordType::A);
+        assert_eq!(a_records(&m), [ip("127.0.0.10")], "{}", r.log());
         let m = udp_query(from, "web.dns.berth", RecordType::A);
         assert_eq!(
             m.metadata.response_code,
@@ -467,7 +464,6 @@ fn servfail_when_upstreams_are_dead_and_next_upstream_tried() {
         f.upstreams = vec![sa("127.0.0.7", 53), sa(UPSTREAM, 53)];
         control::write_network(dir.path(), "app", &f).unwrap();
         control::sync(dir.path(), Path::new(EXE)).unwrap();
-        std::thread::sleep(Duration::from_millis(100));
         let t = Instant::now();
         assert_eq!(
             a_records(&udp_query("127.0.0.10", "example.org.", RecordType::A)),
@@ -904,21 +900,41 @@ fn out_of_descriptors_pauses_accepts_instead_of_spinning() {
         control::write_network(dir.path(), "app", &network()).unwrap();
         let r = Responder::start(dir.path());
         let pid = r.child.id();
-        let open = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64;
+        let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count() as u64;
         // Room for 3 more descriptors only.
-        let lim = libc::rlimit { rlim_cur: open + 3, rlim_max: open + 3 };
+        let lim = libc::rlimit {
+            rlim_cur: open + 3,
+            rlim_max: open + 3,
+        };
         // SAFETY: prlimit of our child with a valid rlimit.
-        let rc = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut()) };
+        let rc = unsafe {
+            libc::prlimit(
+                pid as libc::pid_t,
+                libc::RLIMIT_NOFILE,
+                &lim,
+                std::ptr::null_mut(),
+            )
+        };
         assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
-        let conns: Vec<_> = (0..10).map(|_| TcpStream::connect(sa(LISTEN, 53)).unwrap()).collect();
+        let conns: Vec<_> = (0..10)
+            .map(|_| TcpStream::connect(sa(LISTEN, 53)).unwrap())
+            .collect();
         std::thread::sleep(Duration::from_millis(200));
         let before = cpu_ticks(pid);
         std::thread::sleep(Duration::from_millis(1000));
         let used = cpu_ticks(pid) - before;
-        assert!(used < 20, "the responder used {used} ticks in 1 s out of descriptors");
+        assert!(
+            used < 20,
+            "the responder used {used} ticks in 1 s out of descriptors"
+        );
         assert!(r.log().contains("pausing accepts"), "{}", r.log());
         // UDP is still answered.
-        assert_eq!(a_records(&udp_query("127.0.0.10", "web", RecordType::A)), [ip("127.0.0.10")]);
+        assert_eq!(
+            a_records(&udp_query("127.0.0.10", "web", RecordType::A)),
+            [ip("127.0.0.10")]
+        );
         drop(conns);
     });
 }
