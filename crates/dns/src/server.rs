@@ -707,6 +707,32 @@ fn connect_tcp(to: SocketAddr) -> io::Result<TcpStream> {
     Ok(TcpStream::from(fd))
 }
 
+/// SO_MEMINFO (asm-generic value, as on x86 and arm).
+const SO_MEMINFO: libc::c_int = 55;
+/// A listening socket with more than this queued (about 30 small
+/// datagrams, counted as the kernel counts them) has a backlog.
+const CONGESTED_BYTES: usize = 32 << 10;
+
+/// The bytes queued on a socket's receive queue (0 if unknown).
+fn queued_bytes(s: &UdpSocket) -> usize {
+    let mut info = [0u32; 16];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: the kernel writes at most len bytes into info.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        return 0;
+    }
+    info[libc::SK_MEMINFO_RMEM_ALLOC as usize] as usize
+}
+
 struct Listener {
     udp: UdpSocket,
     tcp: TcpListener,
@@ -860,8 +886,10 @@ impl Server {
         self.next_id
     }
 
-    fn allow(&mut self, src: IpAddr, now: Instant) -> bool {
-        if self.limiter.allow(src, now) {
+    /// Counts a query from `src`; whether it is served: always unless
+    /// `enforce` and `src` is over its rate.
+    fn allow(&mut self, src: IpAddr, now: Instant, enforce: bool) -> bool {
+        if self.limiter.allow(src, now) || !enforce {
             return true;
         }
         let log_it = self
@@ -881,6 +909,13 @@ impl Server {
     }
 
     fn read_udp(&mut self, local: IpAddr, now: Instant) {
+        // The per-source limit is enforced only while this socket has a
+        // backlog: a fast client of an idle responder is served at full
+        // speed, a flood that makes others wait is cut to its rate.
+        let congested = self
+            .listeners
+            .get(&local)
+            .is_some_and(|l| queued_bytes(&l.udp) > CONGESTED_BYTES);
         for _ in 0..BATCH {
             let Some(l) = self.listeners.get(&local) else {
                 return;
@@ -890,7 +925,7 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return, // WouldBlock, or an ICMP error queued on the socket
             };
-            if !self.allow(peer.ip(), now) {
+            if !self.allow(peer.ip(), now, congested) {
                 continue;
             }
             let query = &self.buf[..n];
@@ -1035,7 +1070,7 @@ impl Server {
         }
         let query = std::mem::take(&mut c.rbuf).split_off(2);
         let (peer, local) = (c.peer, c.local);
-        if !self.allow(peer, now) {
+        if !self.allow(peer, now, true) {
             // Over the rate: this connection is closed.
             self.close_conn(id);
             return;

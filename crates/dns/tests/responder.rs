@@ -938,3 +938,29 @@ fn out_of_descriptors_pauses_accepts_instead_of_spinning() {
         drop(conns);
     });
 }
+
+#[test]
+fn a_fast_client_of_an_idle_responder_is_not_limited() {
+    in_netns(|| {
+        let dir = tempfile::tempdir().unwrap();
+        control::write_network(dir.path(), "app", &network()).unwrap();
+        let r = Responder::start(dir.path());
+        // One query at a time, from one source, as fast as answers come:
+        // above the per-source rate for a while, but no backlog.
+        let s = UdpSocket::bind(sa("127.0.0.10", 0)).unwrap();
+        s.connect(sa(LISTEN, 53)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let q = query_bytes("web", RecordType::A);
+        let mut buf = [0u8; 512];
+        let t = Instant::now();
+        let n = 3 * berth_dns::server::BURST_PER_SOURCE as usize;
+        for i in 0..n {
+            s.send(&q).unwrap();
+            s.recv(&mut buf)
+                .unwrap_or_else(|e| panic!("query {i} of {n} unanswered: {e}\n{}", r.log()));
+        }
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        eprintln!("{n} sequential queries at {rate:.0}/s");
+        assert!(!r.log().contains("exceed"), "{}", r.log());
+    });
+}
