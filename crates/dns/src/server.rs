@@ -18,7 +18,9 @@
 //! `<its first name>.dns.berth.`.
 //!
 //! Bounds (a hostile container must not starve the others or grow memory):
-//! a token bucket of queries per source address ([`RateLimiter`]), at most
+//! a token bucket of queries per source address ([`RateLimiter`]), enforced
+//! over UDP while a listening socket has a backlog (so a fast client of an
+//! idle responder is not cut) and always over TCP, at most
 //! [`MAX_FORWARDS`] forwards in flight (the oldest is dropped beyond it) and
 //! [`MAX_FORWARDS_PER_SOURCE`] per source (new ones are dropped beyond it),
 //! at most [`MAX_TCP`] TCP connections ([`MAX_TCP_PER_SOURCE`] per source),

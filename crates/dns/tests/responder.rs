@@ -964,3 +964,32 @@ fn a_fast_client_of_an_idle_responder_is_not_limited() {
         assert!(!r.log().contains("exceed"), "{}", r.log());
     });
 }
+
+#[test]
+fn serves_an_ipv6_address() {
+    in_netns(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = network();
+        f.listen = vec![ip("::1")];
+        control::write_network(dir.path(), "app", &f).unwrap();
+        let r = Responder::start(dir.path());
+        assert!(
+            r.log().contains("(1 bound, 0 closed, 0 failed)"),
+            "{}",
+            r.log()
+        );
+        let s = UdpSocket::bind("[::1]:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.send_to(&query_bytes("own", RecordType::AAAA), "[::1]:53")
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.recv(&mut buf).expect("an answer over IPv6");
+        assert_eq!(
+            a_records(&Message::from_vec(&buf[..n]).unwrap()),
+            [ip("fd00::11")]
+        );
+        let t = TcpStream::connect("[::1]:53").unwrap();
+        let m = tcp_exchange(&t, &query_bytes("web", RecordType::A)).unwrap();
+        assert_eq!(a_records(&m), [ip("127.0.0.10")]);
+    });
+}
