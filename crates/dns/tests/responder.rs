@@ -993,3 +993,42 @@ fn serves_an_ipv6_address() {
         assert_eq!(a_records(&m), [ip("127.0.0.10")]);
     });
 }
+
+#[test]
+fn forwards_in_flight_are_bounded_per_source() {
+    in_netns(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = network();
+        // Never answers: every forward stays in flight for the timeout.
+        let _silent = UdpSocket::bind(sa("127.0.0.7", 53)).unwrap();
+        f.upstreams = vec![sa("127.0.0.7", 53)];
+        control::write_network(dir.path(), "app", &f).unwrap();
+        let r = Responder::start(dir.path());
+        let fds = || {
+            std::fs::read_dir(format!("/proc/{}/fd", r.child.id()))
+                .unwrap()
+                .count()
+        };
+        let base = fds();
+        let s = UdpSocket::bind(sa("127.0.0.10", 0)).unwrap();
+        for i in 0..500u32 {
+            s.send_to(
+                &query_bytes(&format!("n{i}.example."), RecordType::A),
+                sa(LISTEN, 53),
+            )
+            .unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let in_flight = fds() - base;
+        assert!(
+            in_flight <= berth_dns::server::MAX_FORWARDS_PER_SOURCE,
+            "{in_flight} upstream sockets for one source"
+        );
+        assert!(in_flight >= 32, "only {in_flight} forwards started");
+        // Another source still gets a forward (to its own --dns server,
+        // where nothing listens: SERVFAIL at once; a forward refused for
+        // lack of room would get no answer).
+        let m = udp_query("127.0.0.11", "example.org.", RecordType::A);
+        assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    });
+}
