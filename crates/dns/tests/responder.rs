@@ -1032,3 +1032,43 @@ fn forwards_in_flight_are_bounded_per_source() {
         assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     });
 }
+
+#[test]
+fn idle_and_dripping_tcp_clients_are_closed() {
+    in_netns(|| {
+        let dir = tempfile::tempdir().unwrap();
+        control::write_network(dir.path(), "app", &network()).unwrap();
+        let _r = Responder::start(dir.path());
+        let idle = TcpStream::connect(sa(LISTEN, 53)).unwrap();
+        let drip = TcpStream::connect(sa(LISTEN, 53)).unwrap();
+        let t = Instant::now();
+        // A query that never completes: its length says 300, a byte a second.
+        (&drip).write_all(&[1, 44]).unwrap();
+        let mut closed = [None, None];
+        let limit = berth_dns::server::TCP_IDLE + Duration::from_secs(3);
+        while closed.iter().any(Option::is_none) && t.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(1000));
+            for (i, s) in [&idle, &drip].into_iter().enumerate() {
+                if closed[i].is_some() {
+                    continue;
+                }
+                let _ = (&drip).write_all(&[0]);
+                s.set_nonblocking(true).unwrap();
+                let mut b = [0u8; 1];
+                match (&*s).read(&mut b) {
+                    Ok(0) => closed[i] = Some(t.elapsed()),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    _ => closed[i] = Some(t.elapsed()),
+                }
+            }
+        }
+        for (what, c) in ["idle", "dripping"].iter().zip(closed) {
+            let c =
+                c.unwrap_or_else(|| panic!("the {what} connection is still open after {limit:?}"));
+            assert!(
+                c >= berth_dns::server::TCP_IDLE - Duration::from_secs(1),
+                "{what} closed early: {c:?}"
+            );
+        }
+    });
+}
