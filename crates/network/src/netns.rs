@@ -44,7 +44,7 @@ pub fn create(path: &Path) -> Result<()> {
                 Some(c"/proc/thread-self/ns/net"),
                 &target,
                 None,
-                libc::MS_BIND as u64,
+                libc::MS_BIND,
                 None,
             )
             .map_err(io(format!("bind mount the network namespace on {display}")))
@@ -147,11 +147,7 @@ pub(crate) fn run_in_fd<T: Send>(
 }
 
 fn open_ns(path: &Path) -> std::io::Result<OwnedFd> {
-    berth_sys::fs::open(
-        path,
-        libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
-        0,
-    )
+    berth_sys::fs::open(path, libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY, 0)
 }
 
 fn ns_type(fd: BorrowedFd<'_>) -> Option<libc::c_int> {
@@ -159,4 +155,143 @@ fn ns_type(fd: BorrowedFd<'_>) -> Option<libc::c_int> {
     // the kernel answers ENOTTY.
     let t = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
     (t >= 0).then_some(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::tests::{in_test_netns, seen, wait_gone};
+    use crate::link::{attach, Bridge, Netlink, Veth};
+
+    fn own_netns() -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/thread-self/ns/net").unwrap().ino()
+    }
+
+    #[test]
+    fn create_run_in_remove() {
+        in_test_netns(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("ns");
+            let before = own_netns();
+            create(&p).unwrap();
+            assert_eq!(own_netns(), before, "the caller's namespace changed");
+            assert!(is_netns(&p));
+            let (inside, lo_up, names) = run_in(&p, || {
+                let names = Netlink::open().unwrap().link_names().unwrap();
+                (own_netns(), seen("lo").unwrap().up, names)
+            })
+            .unwrap();
+            assert_ne!(inside, before);
+            assert!(lo_up, "loopback down in a new namespace");
+            assert_eq!(names, vec!["lo".to_string()]);
+            // Processes spawned from run_in are in the namespace.
+            let out = run_in(&p, || {
+                std::process::Command::new("readlink")
+                    .arg("/proc/self/ns/net")
+                    .output()
+                    .unwrap()
+            })
+            .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout).trim(),
+                format!("net:[{inside}]")
+            );
+            // The same namespace each time (the mount, not a thread, holds it).
+            assert_eq!(run_in(&p, own_netns).unwrap(), inside);
+
+            // An existing file: Conflict, and it is left alone.
+            let e = create(&p).unwrap_err();
+            assert!(matches!(e, Error::Conflict(_)), "{e}");
+            assert!(is_netns(&p));
+
+            remove(&p).unwrap();
+            assert!(!p.exists());
+            assert!(!is_netns(&p));
+            remove(&p).unwrap();
+            // A plain file (not mounted) is removed too.
+            std::fs::write(&p, "").unwrap();
+            assert!(!is_netns(&p));
+            let e = run_in(&p, || ()).unwrap_err();
+            assert!(matches!(e, Error::Invalid(_)), "{e}");
+            remove(&p).unwrap();
+            assert!(!p.exists());
+            let e = run_in(&p, || ()).unwrap_err();
+            assert!(matches!(e, Error::NotFound(_)), "{e}");
+            assert!(e.to_string().contains(&p.display().to_string()), "{e}");
+
+            // A missing directory: an error naming the path, nothing left.
+            let q = dir.path().join("missing").join("ns");
+            let e = create(&q).unwrap_err();
+            assert!(e.to_string().contains(&q.display().to_string()), "{e}");
+            assert!(!q.exists());
+            assert!(
+                !is_netns(Path::new("/proc/self/ns/mnt")),
+                "a mount namespace"
+            );
+            assert!(is_netns(Path::new("/proc/self/ns/net")));
+        });
+    }
+
+    /// A copy of the mount in another mount namespace (a container made while
+    /// the namespace existed) must not keep the namespace, and its veth pair,
+    /// alive after `remove`.
+    #[test]
+    fn remove_detaches_copies_in_other_mount_namespaces() {
+        in_test_netns(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("ns");
+            let mut nl = Netlink::open().unwrap();
+            nl.ensure_bridge(&Bridge {
+                name: "bt1".into(),
+                mtu: None,
+                addresses: vec!["10.98.0.1/24".parse().unwrap()],
+                ipv6: false,
+            })
+            .unwrap();
+            create(&p).unwrap();
+            attach(
+                &p,
+                &Veth {
+                    host_name: "vtm".into(),
+                    bridge: "bt1".into(),
+                    container_name: "eth0".into(),
+                    mtu: None,
+                    mac: None,
+                    addresses: vec!["10.98.0.2/24".parse().unwrap()],
+                    gateways: vec![],
+                },
+            )
+            .unwrap();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            let path = p.clone();
+            let holder = std::thread::spawn(move || {
+                // SAFETY: a new mount namespace for this thread only (it gets
+                // its own fs_struct); it copies the namespace's bind mount.
+                let r = unsafe { libc::unshare(libc::CLONE_NEWNS) };
+                assert_eq!(
+                    r,
+                    0,
+                    "unshare(CLONE_NEWNS): {}",
+                    std::io::Error::last_os_error()
+                );
+                // Private: the copy does not see our unmount by propagation.
+                let root = berth_sys::cstr("/").unwrap();
+                berth_sys::mount::mount(None, &root, None, libc::MS_REC | libc::MS_PRIVATE, None)
+                    .unwrap();
+                ready_tx.send(is_netns(&path)).unwrap();
+                let _ = done_rx.recv();
+            });
+            assert!(
+                ready_rx.recv().unwrap(),
+                "the copy is not in the new mount namespace"
+            );
+            remove(&p).unwrap();
+            wait_gone("vtm");
+            done_tx.send(()).unwrap();
+            holder.join().unwrap();
+            nl.delete_link("bt1").unwrap();
+        });
+    }
 }
