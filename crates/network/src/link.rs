@@ -15,8 +15,8 @@ use std::path::Path;
 
 use ipnet::IpNet;
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
-    NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
@@ -205,6 +205,7 @@ impl Netlink {
                     });
                 }
                 let kind = u16::from_ne_bytes([b[4], b[5]]);
+                let flags = u16::from_ne_bytes([b[6], b[7]]);
                 let seq = u32::from_ne_bytes([b[8], b[9], b[10], b[11]]);
                 let msg = &b[..len];
                 at += (len + 3) & !3;
@@ -242,6 +243,11 @@ impl Netlink {
                     }
                     // NLMSG_NOOP, NLMSG_OVERRUN
                     1 | 4 => {}
+                    _ if flags & NLM_F_DUMP_INTR != 0 => {
+                        // The table changed during the dump: the caller
+                        // asks again (see `dump`).
+                        answers[i] = Err(libc::EINTR);
+                    }
                     _ => {
                         let parsed = NetlinkMessage::<RouteNetlinkMessage>::deserialize(msg)
                             .map_err(|e| Error::Netlink {
@@ -271,6 +277,22 @@ impl Netlink {
             }
         }
         Ok(out)
+    }
+
+    /// A dump's messages, asked again (up to 3 times in all) when the
+    /// kernel says the table changed while it was read.
+    fn dump(&mut self, msg: RouteNetlinkMessage, op: &str) -> Result<Vec<RouteNetlinkMessage>> {
+        let req = Req::new(msg, NLM_F_DUMP, op);
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.batch(std::slice::from_ref(&req))?.pop() {
+                Some(Ok(v)) => return Ok(v),
+                Some(Err(libc::EINTR)) if tries < 3 => continue,
+                Some(Err(errno)) => return Err(netlink_error(op, errno)),
+                None => return Ok(Vec::new()),
+            }
+        }
     }
 
     /// The link called `name`, or None.
@@ -325,29 +347,42 @@ impl Netlink {
                     .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
                         InfoKind::Bridge,
                     )]));
-                let create = Req {
-                    ok_errno: Some(libc::EEXIST), // made by a concurrent call: checked below
-                    ..Req::new(
-                        RouteNetlinkMessage::NewLink(msg),
-                        NLM_F_CREATE | NLM_F_EXCL,
-                        format!("create bridge {}", b.name),
-                    )
-                };
+                let create = Req::new(
+                    RouteNetlinkMessage::NewLink(msg),
+                    NLM_F_CREATE | NLM_F_EXCL,
+                    format!("create bridge {}", b.name),
+                );
                 let get = Req::new(
                     get_link_msg(&b.name),
                     0,
                     format!("look up bridge {}", b.name),
                 );
-                let mut answers = self.run(&[create, get])?;
-                created = true;
-                match answers.pop().and_then(|mut v| v.pop()) {
-                    Some(RouteNetlinkMessage::NewLink(l)) => l,
-                    _ => {
-                        return Err(Error::Netlink {
-                            op: format!("look up bridge {}", b.name),
-                            msg: "no link in the kernel's answer".into(),
-                        })
+                let answers = self.batch(&[create, get])?;
+                let mut answers = answers.into_iter();
+                match answers.next() {
+                    Some(Ok(_)) => created = true,
+                    // Made by a concurrent call: checked below as any
+                    // existing link (and its MAC left alone).
+                    Some(Err(libc::EEXIST)) => {}
+                    Some(Err(errno)) => {
+                        return Err(netlink_error(&format!("create bridge {}", b.name), errno))
                     }
+                    None => return Err(missing_answer()),
+                }
+                match answers.next() {
+                    Some(Ok(mut v)) => match v.pop() {
+                        Some(RouteNetlinkMessage::NewLink(l)) => l,
+                        _ => {
+                            return Err(Error::Netlink {
+                                op: format!("look up bridge {}", b.name),
+                                msg: "no link in the kernel's answer".into(),
+                            })
+                        }
+                    },
+                    Some(Err(errno)) => {
+                        return Err(netlink_error(&format!("look up bridge {}", b.name), errno))
+                    }
+                    None => return Err(missing_answer()),
                 }
             }
         };
@@ -445,9 +480,7 @@ impl Netlink {
         let mut msg = LinkMessage::default();
         msg.attributes
             .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-        let req = Req::new(RouteNetlinkMessage::GetLink(msg), NLM_F_DUMP, "list links");
-        let mut answers = self.run(&[req])?;
-        let links = answers.pop().unwrap_or_default();
+        let links = self.dump(RouteNetlinkMessage::GetLink(msg), "list links")?;
         Ok(links
             .into_iter()
             .filter_map(|m| match m {
@@ -464,14 +497,12 @@ impl Netlink {
     /// "subnet overlaps a route". Default routes (prefix length 0) are left
     /// out: every subnet is inside them.
     pub fn routes(&mut self) -> Result<Vec<IpNet>> {
-        let req = Req::new(
+        let routes = self.dump(
             RouteNetlinkMessage::GetRoute(RouteMessage::default()),
-            NLM_F_DUMP,
             "list routes",
-        );
-        let mut answers = self.run(&[req])?;
+        )?;
         let mut out = Vec::new();
-        for m in answers.pop().unwrap_or_default() {
+        for m in routes {
             let RouteNetlinkMessage::NewRoute(r) = m else {
                 continue;
             };
@@ -716,7 +747,14 @@ pub fn attach(netns: &Path, v: &Veth) -> Result<Attached> {
     }
     peer.attributes
         .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
+    // One queue each way: the kernel's default is one per possible CPU,
+    // each a sysfs directory made at creation (a cost that grows with the
+    // host's size), while a veth only uses them for XDP and GRO.
+    peer.attributes.push(LinkAttribute::NumTxQueues(1));
+    peer.attributes.push(LinkAttribute::NumRxQueues(1));
     let mut host = LinkMessage::default();
+    host.attributes.push(LinkAttribute::NumTxQueues(1));
+    host.attributes.push(LinkAttribute::NumRxQueues(1));
     host.header.flags = UP;
     host.header.change_mask = UP;
     host.attributes
@@ -773,7 +811,7 @@ pub fn attach(netns: &Path, v: &Veth) -> Result<Attached> {
                 errno,
             ))
         }
-        None => unreachable_answer()?,
+        None => return Err(missing_answer()),
     }
     let host_index = match answers.next() {
         Some(Ok(mut m)) => match m.pop() {
@@ -798,11 +836,11 @@ pub fn attach(netns: &Path, v: &Veth) -> Result<Attached> {
     done
 }
 
-fn unreachable_answer() -> Result<()> {
-    Err(Error::Netlink {
+fn missing_answer() -> Error {
+    Error::Netlink {
         op: "netlink".into(),
         msg: "an answer is missing".into(),
-    })
+    }
 }
 
 /// The namespace's side of [`attach`], on a thread in the namespace.
@@ -1070,9 +1108,12 @@ pub(crate) mod tests {
             let (a, b) = (dir.path().join("a"), dir.path().join("b"));
             let mut nl = Netlink::open().unwrap();
             let index = nl.ensure_bridge(&bridge()).unwrap();
-            // Idempotent: the same bridge, addresses not doubled.
+            let mac0 = seen("bt0").unwrap().mac;
+            // Idempotent: the same bridge, addresses not doubled, its MAC
+            // left alone.
             assert_eq!(nl.ensure_bridge(&bridge()).unwrap(), index);
             let br = seen("bt0").unwrap();
+            assert_eq!(br.mac, mac0);
             assert_eq!((br.index, br.mtu, br.up), (index, 1400, true));
             let br_addrs = addresses(index);
             for want in ["10.99.0.1", "fd99::1"] {
