@@ -813,17 +813,27 @@ pub fn attach(netns: &Path, v: &Veth) -> Result<Attached> {
         }
         None => return Err(missing_answer()),
     }
-    let host_index = match answers.next() {
+    // The host end's answer also gives the container end's ifindex (in its
+    // namespace: IFLA_LINK), which saves a look-up in there.
+    let ends = match answers.next() {
         Some(Ok(mut m)) => match m.pop() {
-            Some(RouteNetlinkMessage::NewLink(l)) => Some(l.header.index),
+            Some(RouteNetlinkMessage::NewLink(l)) => {
+                let peer = l.attributes.iter().find_map(|a| match a {
+                    LinkAttribute::Link(i) => Some(*i),
+                    _ => None,
+                });
+                Some((l.header.index, peer))
+            }
             _ => None,
         },
         _ => None,
     };
-    let done = match host_index {
-        Some(host_index) => crate::netns::run_in_fd(ns.as_fd(), netns, || configure_inside(v))
-            .and_then(|r| r)
-            .map(|()| Attached { mac, host_index }),
+    let done = match ends {
+        Some((host_index, peer)) => {
+            crate::netns::run_in_fd(ns.as_fd(), netns, || configure_inside(v, peer))
+                .and_then(|r| r)
+                .map(|()| Attached { mac, host_index })
+        }
         None => Err(Error::Netlink {
             op: format!("look up veth {}", v.host_name),
             msg: "not found right after its creation".into(),
@@ -844,14 +854,21 @@ fn missing_answer() -> Error {
 }
 
 /// The namespace's side of [`attach`], on a thread in the namespace.
-fn configure_inside(v: &Veth) -> Result<()> {
+fn configure_inside(v: &Veth, index: Option<u32>) -> Result<()> {
     let mut nl = Netlink::open()?;
     let name = &v.container_name;
-    let link = nl.get_link(name)?.ok_or_else(|| Error::Netlink {
-        op: format!("look up {name} in the container's namespace"),
-        msg: "not found right after its creation".into(),
-    })?;
-    let index = link.header.index;
+    let index = match index.filter(|i| *i != 0) {
+        Some(i) => i,
+        None => {
+            nl.get_link(name)?
+                .ok_or_else(|| Error::Netlink {
+                    op: format!("look up {name} in the container's namespace"),
+                    msg: "not found right after its creation".into(),
+                })?
+                .header
+                .index
+        }
+    };
     if v.addresses.iter().any(|a| a.addr().is_ipv6()) {
         // Before the link is up, so its link-local address is never
         // tentative either.
