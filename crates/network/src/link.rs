@@ -1154,7 +1154,10 @@ pub(crate) mod tests {
             netns::create(&b).unwrap();
             let given = [0x02, 0x42, 0x0a, 0x63, 0x00, 0x02];
             let at_a = attach(&a, &veth("vta", "eth0", 2, Some(given))).unwrap();
-            let at_b = attach(&b, &veth("vtb", "eth0", 3, None)).unwrap();
+            // B: a random MAC, and an MTU of its own.
+            let mut vb = veth("vtb", "eth0", 3, None);
+            vb.mtu = Some(1300);
+            let at_b = attach(&b, &vb).unwrap();
             assert_eq!(at_a.mac, given);
             assert_eq!(at_b.mac[0] & 0x03, 0x02, "locally administered unicast");
 
@@ -1163,16 +1166,16 @@ pub(crate) mod tests {
             assert_eq!(seen("bt0").unwrap().mac, br.mac);
 
             // Host ends: on the bridge, up, the bridge's MTU.
-            for (name, at) in [("vta", at_a), ("vtb", at_b)] {
+            for (name, at, mtu) in [("vta", at_a, 1400), ("vtb", at_b, 1300)] {
                 let h = seen(name).unwrap();
                 assert_eq!(h.index, at.host_index);
-                assert_eq!((h.master, h.up, h.mtu), (Some(index), true, 1400));
+                assert_eq!((h.master, h.up, h.mtu), (Some(index), true, mtu));
             }
             // Inside: name, MAC, MTU, up, addresses (v6 without DAD), routes.
-            for (ns, at, last) in [(&a, at_a, 2), (&b, at_b, 3)] {
+            for (ns, at, last, mtu) in [(&a, at_a, 2, 1400), (&b, at_b, 3, 1300)] {
                 netns::run_in(ns, || {
                     let e = seen("eth0").unwrap();
-                    assert_eq!((e.mac.as_slice(), e.mtu, e.up), (&at.mac[..], 1400, true));
+                    assert_eq!((e.mac.as_slice(), e.mtu, e.up), (&at.mac[..], mtu, true));
                     let addrs = addresses(e.index);
                     assert!(
                         addrs.contains(&(
@@ -1234,6 +1237,19 @@ pub(crate) mod tests {
             tx.send_to(b"to the gateway", "10.99.0.1:5002").unwrap();
             let (n, _) = gw.recv_from(&mut buf).unwrap();
             assert_eq!(&buf[..n], b"to the gateway");
+
+            // routes() leaves default routes out (every subnet is in them).
+            let mut nl2 = Netlink::open().unwrap();
+            nl2.run(&[Req::new(
+                RouteNetlinkMessage::NewRoute(default_route_msg(ip("10.99.0.2"))),
+                NLM_F_CREATE | NLM_F_EXCL,
+                "add a default route",
+            )])
+            .unwrap();
+            assert_eq!(default_gateways(), vec![ip("10.99.0.2")]);
+            let routes = nl2.routes().unwrap();
+            assert!(routes.contains(&net("10.99.0.0/24")), "{routes:?}");
+            assert!(routes.iter().all(|r| r.prefix_len() > 0), "{routes:?}");
 
             // Removing a namespace removes its pair (once nothing else holds
             // the namespace: a socket made in it does); detach removes one by
