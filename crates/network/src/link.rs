@@ -319,13 +319,14 @@ impl Netlink {
     /// on 127.0.0.1 are DNATed to the bridge; the nft helper adds the guard
     /// rule). Returns the ifindex.
     ///
-    /// Also: a new bridge gets a fixed random MAC (set after creation, so the
-    /// bridge keeps it instead of taking its lowest port's, which would change
-    /// the gateway's MAC under the containers as they come and go), loose
-    /// reverse-path filtering (rp_filter=2, as netavark: strict mode drops
-    /// forwarded replies with several networks), and the bridge never accepts
-    /// IPv6 router advertisements (accept_ra=0: a container must not be able
-    /// to give the host a default route).
+    /// Also: a new bridge gets a fixed random MAC (in the creating request,
+    /// so the bridge keeps it instead of taking its lowest port's, which
+    /// would change the gateway's MAC under the containers as they come and
+    /// go), loose reverse-path filtering (rp_filter=2, as netavark: strict
+    /// mode drops forwarded replies with several networks), and the bridge
+    /// never accepts IPv6 router advertisements (accept_ra=0: a container
+    /// must not be able to give the host a default route). A kill at any
+    /// point leaves a bridge that the next call completes.
     pub fn ensure_bridge(&mut self, b: &Bridge) -> Result<u32> {
         check_name(&b.name, "bridge")?;
         if let Some(a) = b.addresses.iter().find(|a| a.addr().is_ipv6() && !b.ipv6) {
@@ -334,12 +335,19 @@ impl Netlink {
                 b.name
             )));
         }
-        let mut created = false;
         let link = match self.get_link(&b.name)? {
             Some(l) => l,
             None => {
                 let mut msg = LinkMessage::default();
                 msg.attributes.push(LinkAttribute::IfName(b.name.clone()));
+                // A MAC of our own from the start: the bridge keeps it (the
+                // kernel's br_dev_newlink makes it the bridge id with its
+                // local FDB entry) instead of taking its lowest port's,
+                // which would change the gateway's MAC under the containers
+                // as they come and go. In the creating request, so no kill
+                // can leave a bridge without it.
+                msg.attributes
+                    .push(LinkAttribute::Address(random_mac()?.to_vec()));
                 if let Some(mtu) = b.mtu {
                     msg.attributes.push(LinkAttribute::Mtu(mtu));
                 }
@@ -360,10 +368,9 @@ impl Netlink {
                 let answers = self.batch(&[create, get])?;
                 let mut answers = answers.into_iter();
                 match answers.next() {
-                    Some(Ok(_)) => created = true,
-                    // Made by a concurrent call: checked below as any
-                    // existing link (and its MAC left alone).
-                    Some(Err(libc::EEXIST)) => {}
+                    // EEXIST: made by a concurrent call, checked below as
+                    // any existing link.
+                    Some(Ok(_)) | Some(Err(libc::EEXIST)) => {}
                     Some(Err(errno)) => {
                         return Err(netlink_error(&format!("create bridge {}", b.name), errno))
                     }
@@ -403,11 +410,6 @@ impl Netlink {
         if let Some(mtu) = b.mtu.filter(|m| Some(*m) != info.mtu) {
             change.attributes.push(LinkAttribute::Mtu(mtu));
         }
-        if created {
-            change
-                .attributes
-                .push(LinkAttribute::Address(random_mac()?.to_vec()));
-        }
         let has_v4 = b.addresses.iter().any(|a| a.addr().is_ipv4());
         let mut conf = InetDevConf::default();
         let mut conf_change = false;
@@ -415,7 +417,7 @@ impl Netlink {
             conf.route_localnet = 1;
             conf_change = true;
         }
-        if info.rp_filter.is_some_and(|v| v != 2) && created {
+        if info.rp_filter.is_some_and(|v| v != 2) {
             conf.rp_filter = 2;
             conf_change = true;
         }
