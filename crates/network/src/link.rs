@@ -1418,6 +1418,28 @@ pub(crate) mod tests {
                 v6.push(t0.elapsed());
             }
             println!("v4+v6 endpoint, median of 200: total {:?}", med(&mut v6));
+            // 100 endpoints kept on one bridge: the last ones cost what the
+            // first ones did.
+            let mut each = vec![];
+            for i in 0..100u32 {
+                let ns = dir.path().join(format!("k{i}"));
+                let mut v = veth(&format!("vk{i}"), "eth0", 2 + i as u8, None);
+                v.addresses = vec![net(&format!("10.99.0.{}/24", 2 + i))];
+                v.gateways = vec![ip("10.99.0.1")];
+                let t0 = Instant::now();
+                netns::create(&ns).unwrap();
+                attach(&ns, &v).unwrap();
+                each.push(t0.elapsed());
+            }
+            let (mut first, mut last) = (each[..10].to_vec(), each[90..].to_vec());
+            println!(
+                "100 kept: create+attach median of endpoints 1-10 {:?}, of 91-100 {:?}",
+                med(&mut first),
+                med(&mut last)
+            );
+            for i in 0..100u32 {
+                netns::remove(&dir.path().join(format!("k{i}"))).unwrap();
+            }
             nl.delete_link("bt0").unwrap();
         });
     }
