@@ -977,6 +977,29 @@ pub(crate) mod tests {
         })
     }
 
+    /// A temporary directory for namespace files that unmounts them when
+    /// dropped, a failed test's too (a panic unwinds through it).
+    pub(crate) struct NsDir(tempfile::TempDir);
+
+    impl NsDir {
+        pub(crate) fn new() -> NsDir {
+            NsDir(tempfile::tempdir().unwrap())
+        }
+        pub(crate) fn path(&self) -> &Path {
+            self.0.path()
+        }
+    }
+
+    impl Drop for NsDir {
+        fn drop(&mut self) {
+            if let Ok(entries) = std::fs::read_dir(self.0.path()) {
+                for e in entries.flatten() {
+                    let _ = netns::remove(&e.path());
+                }
+            }
+        }
+    }
+
     /// What a test checks of a link, from the namespace it is in.
     #[derive(Debug)]
     pub(crate) struct Seen {
@@ -1123,7 +1146,7 @@ pub(crate) mod tests {
     #[test]
     fn bridge_two_endpoints_traffic_and_removal() {
         in_test_netns(|| {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = NsDir::new();
             let (a, b) = (dir.path().join("a"), dir.path().join("b"));
             let mut nl = Netlink::open().unwrap();
             let index = nl.ensure_bridge(&bridge()).unwrap();
@@ -1275,7 +1298,7 @@ pub(crate) mod tests {
     #[test]
     fn errors_name_the_object_and_leave_nothing() {
         in_test_netns(|| {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = NsDir::new();
             let ns = dir.path().join("c");
             let mut nl = Netlink::open().unwrap();
             let index = nl.ensure_bridge(&bridge()).unwrap();
@@ -1375,7 +1398,7 @@ pub(crate) mod tests {
     #[ignore = "a measurement: run by hand"]
     fn bench_endpoint_setup() {
         in_test_netns(|| {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = NsDir::new();
             let mut nl = Netlink::open().unwrap();
             nl.ensure_bridge(&bridge()).unwrap();
             let (mut total, mut create, mut att, mut rm) = (vec![], vec![], vec![], vec![]);

@@ -160,7 +160,7 @@ fn ns_type(fd: BorrowedFd<'_>) -> Option<libc::c_int> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::link::tests::{in_test_netns, seen, wait_gone};
+    use crate::link::tests::{in_test_netns, seen, wait_gone, NsDir};
     use crate::link::{attach, Bridge, Netlink, Veth};
 
     fn own_netns() -> u64 {
@@ -171,7 +171,7 @@ mod tests {
     #[test]
     fn create_run_in_remove() {
         in_test_netns(|| {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = NsDir::new();
             let p = dir.path().join("ns");
             let before = own_netns();
             create(&p).unwrap();
@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn remove_detaches_copies_in_other_mount_namespaces() {
         in_test_netns(|| {
-            let dir = tempfile::tempdir().unwrap();
+            let dir = NsDir::new();
             let p = dir.path().join("ns");
             let mut nl = Netlink::open().unwrap();
             nl.ensure_bridge(&Bridge {
