@@ -135,7 +135,7 @@ pub fn remove_network(n: &NetworkRules) -> Result<()> {
     let op = format!("remove nft rules of network bridge {}", n.bridge);
     let elems = network_elements(n)?;
     let _lock = Lock::take(&op)?;
-    let Some(table) = delete_elements(&op, &elems)? else {
+    let Some(table) = delete_elements(&op, &elems, true)? else {
         return Ok(());
     };
     if set_elements(&table, "bridges").is_empty() {
@@ -177,7 +177,7 @@ pub fn remove_ports(rules: &[PortRule]) -> Result<()> {
     }
     let op = format!("unpublish {}", describe(rules));
     let elems = port_elements(rules)?;
-    delete_elements(&op, &elems).map(|_| ())
+    delete_elements(&op, &elems, false).map(|_| ())
 }
 
 /// The port rules and network bridges in berth's table now (for
@@ -375,11 +375,13 @@ fn describe(rules: &[PortRule]) -> String {
 /// Deletes elements in one transaction. nft 1.0.6 has no `destroy`: when
 /// the transaction fails because something is missing, the table is
 /// listed and only what is there is deleted (a second transaction).
-/// Returns the table as listed after the change (None: no table).
-fn delete_elements(op: &str, elems: &[Elem]) -> Result<Option<Value>> {
+/// With `relist`, returns the table as listed after the change (None: no
+/// table); without, Ok(None).
+fn delete_elements(op: &str, elems: &[Elem], relist: bool) -> Result<Option<Value>> {
     let script: String = elems.iter().map(|e| e.line("delete")).collect();
+    let relisted = || if relist { list_table(op) } else { Ok(None) };
     match run(op, &script) {
-        Ok(()) => return list_table(op),
+        Ok(()) => return relisted(),
         Err(Error::Nft { msg, .. }) if is_missing(&msg) => {}
         Err(e) => return Err(e),
     }
@@ -408,7 +410,7 @@ fn delete_elements(op: &str, elems: &[Elem]) -> Result<Option<Value>> {
         return Ok(Some(table));
     }
     run(op, &script)?;
-    list_table(op)
+    relisted()
 }
 
 fn is_missing(msg: &str) -> bool {
