@@ -144,32 +144,47 @@ pub fn remove_network(n: &NetworkRules) -> Result<()> {
     Ok(())
 }
 
-/// Adds the published ports' DNAT elements (one transaction). The table
-/// must exist ([`add_network`] first). A port already mapped to another
-/// address is a Conflict.
+/// Adds the published ports' DNAT elements: one nf_tables batch over
+/// netlink (no program spawned; atomic). The table must exist
+/// ([`add_network`] first). A host port already mapped to another address
+/// is a Conflict; adding an element that exists as given is Ok.
 pub fn add_ports(rules: &[PortRule]) -> Result<()> {
     if rules.is_empty() {
         return Ok(());
     }
     let op = format!("publish {}", describe(rules));
     let elems = port_elements(rules)?;
-    let script: String = elems.iter().map(|e| e.line("add")).collect();
-    match run(&op, &script) {
-        Err(Error::Nft { msg, .. }) if msg.contains("File exists") => Err(Error::Conflict(
-            format!("{op}: a host port is already published to another container ({msg})"),
-        )),
-        Err(Error::Nft { msg, .. }) if msg.contains("No such file or directory") => {
-            Err(Error::Nft {
-                op,
-                msg: format!("berth's nft table is missing: set up the network first ({msg})"),
+    let bin: Vec<netlink::Elem> = rules
+        .iter()
+        .zip(&elems)
+        .map(|(r, e)| port_bin(r, e.set))
+        .collect();
+    match netlink::apply(netlink::Op::Add, &bin) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let which = e
+                .index
+                .and_then(|i| rules.get(i))
+                .map(|r| describe(std::slice::from_ref(r)));
+            let which = which.unwrap_or_else(|| describe(rules));
+            Err(match e.errno {
+                libc::EEXIST | libc::EBUSY => Error::Conflict(format!(
+                    "cannot publish {which}: the host port is already published to another container; choose another host port"
+                )),
+                libc::ENOENT => Error::Nft {
+                    op,
+                    msg: "berth's nft table is missing: set up the network first".to_string(),
+                },
+                _ => nl_error(&op, e.errno),
             })
         }
-        r => r,
     }
 }
 
-/// Removes the published ports' elements (one transaction; missing
-/// elements and a missing table are Ok). An element is found by its key
+/// Removes the published ports' elements: one nf_tables batch of
+/// DESTROYSETELEM over netlink (missing elements and a missing table are
+/// Ok). Kernels before 6.3 have no DESTROYSETELEM: there, `nft -f -` (and
+/// a listing when something is missing). An element is found by its key
 /// (host address, proto, host port), whatever container it points at.
 pub fn remove_ports(rules: &[PortRule]) -> Result<()> {
     if rules.is_empty() {
@@ -177,7 +192,64 @@ pub fn remove_ports(rules: &[PortRule]) -> Result<()> {
     }
     let op = format!("unpublish {}", describe(rules));
     let elems = port_elements(rules)?;
-    delete_elements(&op, &elems, false).map(|_| ())
+    let bin: Vec<netlink::Elem> = rules
+        .iter()
+        .zip(&elems)
+        .map(|(r, e)| port_bin(r, e.set))
+        .collect();
+    match netlink::apply(netlink::Op::Destroy, &bin) {
+        Ok(()) => Ok(()),
+        // No table (or set): nothing to remove.
+        Err(e) if e.errno == libc::ENOENT => Ok(()),
+        // An older kernel without DESTROYSETELEM.
+        Err(e) if e.errno == libc::EOPNOTSUPP || e.errno == libc::EINVAL => {
+            delete_elements(&op, &elems, false).map(|_| ())
+        }
+        Err(e) => Err(nl_error(&op, e.errno)),
+    }
+}
+
+fn nl_error(op: &str, errno: i32) -> Error {
+    let e = std::io::Error::from_raw_os_error(errno);
+    let hint = if errno == libc::EPERM {
+        ": berth needs CAP_NET_ADMIN (root) for bridge networks"
+    } else {
+        ""
+    };
+    Error::Nft {
+        op: op.to_string(),
+        msg: format!("nf_tables refused the change: {e}{hint}"),
+    }
+}
+
+/// A port rule's key and data as nf_tables stores them: each field of a
+/// concatenation in its own 32-bit register (padded to 4 bytes), ports
+/// in network byte order.
+fn port_bin(r: &PortRule, set: &'static str) -> netlink::Elem {
+    fn ip(v: &mut Vec<u8>, a: IpAddr) {
+        match a {
+            IpAddr::V4(a) => v.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => v.extend_from_slice(&a.octets()),
+        }
+    }
+    let mut key = Vec::with_capacity(24);
+    if set.ends_with("ip") {
+        if let Some(h) = r.host_ip {
+            ip(&mut key, h);
+        }
+    }
+    key.extend_from_slice(&[r.proto.number(), 0, 0, 0]);
+    let hp = r.host_port.to_be_bytes();
+    key.extend_from_slice(&[hp[0], hp[1], 0, 0]);
+    let mut data = Vec::with_capacity(20);
+    ip(&mut data, r.container_ip);
+    let cp = r.container_port.to_be_bytes();
+    data.extend_from_slice(&[cp[0], cp[1], 0, 0]);
+    netlink::Elem {
+        set,
+        key,
+        data: Some(data),
+    }
 }
 
 /// The port rules and network bridges in berth's table now (for
@@ -678,6 +750,325 @@ impl Lock {
     }
 }
 
+/// nf_tables over netlink, for the per-container element changes: one
+/// batch (BATCH_BEGIN, one message per element, BATCH_END) sent on a
+/// NETLINK_NETFILTER socket, one acknowledgement read per element. The
+/// kernel applies a batch atomically: all of it or none.
+mod netlink {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    const NETLINK_NETFILTER: libc::c_int = 12;
+    const NFNL_SUBSYS_NFTABLES: u16 = 10;
+    const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
+    const NFNL_MSG_BATCH_END: u16 = 0x11;
+    const NFT_MSG_NEWSETELEM: u16 = 12;
+    /// Linux 6.3: DELSETELEM that ignores a missing element.
+    const NFT_MSG_DESTROYSETELEM: u16 = 30;
+    const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+    const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+    const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+    const NFTA_LIST_ELEM: u16 = 1;
+    const NFTA_SET_ELEM_KEY: u16 = 1;
+    const NFTA_SET_ELEM_DATA: u16 = 2;
+    const NFTA_DATA_VALUE: u16 = 1;
+    const NLA_F_NESTED: u16 = 0x8000;
+    const NFPROTO_INET: u8 = 1;
+    const NLMSG_ERROR: u16 = 2;
+
+    /// One element of one of berth's sets or maps, in the kernel's bytes.
+    pub(super) struct Elem {
+        pub set: &'static str,
+        pub key: Vec<u8>,
+        pub data: Option<Vec<u8>>,
+    }
+
+    #[derive(Clone, Copy, PartialEq, Eq)]
+    pub(super) enum Op {
+        Add,
+        Destroy,
+    }
+
+    /// The kernel's refusal: errno, and the element it was about (None:
+    /// the batch as a whole, or the socket).
+    #[derive(Debug)]
+    pub(super) struct NlError {
+        pub errno: i32,
+        pub index: Option<usize>,
+    }
+
+    fn attr(buf: &mut Vec<u8>, ty: u16, payload: &[u8]) {
+        let len = 4 + payload.len();
+        buf.extend_from_slice(&(len as u16).to_ne_bytes());
+        buf.extend_from_slice(&ty.to_ne_bytes());
+        buf.extend_from_slice(payload);
+        pad(buf);
+    }
+
+    fn pad(buf: &mut Vec<u8>) {
+        while buf.len() % 4 != 0 {
+            buf.push(0);
+        }
+    }
+
+    fn nested(buf: &mut Vec<u8>, ty: u16, f: impl FnOnce(&mut Vec<u8>)) {
+        let start = buf.len();
+        buf.extend_from_slice(&[0, 0]);
+        buf.extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
+        f(buf);
+        let len = (buf.len() - start) as u16;
+        buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
+    }
+
+    fn cstr(s: &str) -> Vec<u8> {
+        let mut v = s.as_bytes().to_vec();
+        v.push(0);
+        v
+    }
+
+    /// nlmsghdr + nfgenmsg, then the body; the length patched in.
+    fn message(
+        buf: &mut Vec<u8>,
+        ty: u16,
+        flags: u16,
+        seq: u32,
+        family: u8,
+        res_id: u16,
+        body: impl FnOnce(&mut Vec<u8>),
+    ) {
+        let start = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        buf.extend_from_slice(&ty.to_ne_bytes());
+        buf.extend_from_slice(&flags.to_ne_bytes());
+        buf.extend_from_slice(&seq.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.push(family);
+        buf.push(0); // NFNETLINK_V0
+        buf.extend_from_slice(&res_id.to_be_bytes());
+        body(buf);
+        pad(buf);
+        let len = (buf.len() - start) as u32;
+        buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+    }
+
+    /// The batch's bytes; element i has sequence number seq0 + 1 + i.
+    pub(super) fn batch(op: Op, elems: &[Elem], seq0: u32) -> Vec<u8> {
+        let mut buf = Vec::with_capacity(64 + elems.len() * 96);
+        let req = libc::NLM_F_REQUEST as u16;
+        let ack = libc::NLM_F_ACK as u16;
+        message(
+            &mut buf,
+            NFNL_MSG_BATCH_BEGIN,
+            req,
+            seq0,
+            libc::AF_UNSPEC as u8,
+            NFNL_SUBSYS_NFTABLES,
+            |_| {},
+        );
+        let (ty, flags) = match op {
+            // No NLM_F_EXCL: adding an element that exists as given is Ok.
+            Op::Add => (NFT_MSG_NEWSETELEM, req | ack | libc::NLM_F_CREATE as u16),
+            Op::Destroy => (NFT_MSG_DESTROYSETELEM, req | ack),
+        };
+        let ty = (NFNL_SUBSYS_NFTABLES << 8) | ty;
+        for (i, e) in elems.iter().enumerate() {
+            message(
+                &mut buf,
+                ty,
+                flags,
+                seq0 + 1 + i as u32,
+                NFPROTO_INET,
+                0,
+                |b| {
+                    attr(b, NFTA_SET_ELEM_LIST_TABLE, &cstr(super::TABLE));
+                    attr(b, NFTA_SET_ELEM_LIST_SET, &cstr(e.set));
+                    nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
+                        nested(b, NFTA_LIST_ELEM, |b| {
+                            nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &e.key));
+                            if let (Op::Add, Some(d)) = (op, &e.data) {
+                                nested(b, NFTA_SET_ELEM_DATA, |b| attr(b, NFTA_DATA_VALUE, d));
+                            }
+                        });
+                    });
+                },
+            );
+        }
+        message(
+            &mut buf,
+            NFNL_MSG_BATCH_END,
+            req,
+            seq0 + 1 + elems.len() as u32,
+            libc::AF_UNSPEC as u8,
+            NFNL_SUBSYS_NFTABLES,
+            |_| {},
+        );
+        buf
+    }
+
+    fn last_err() -> NlError {
+        NlError {
+            errno: std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+            index: None,
+        }
+    }
+
+    /// Closing a NETLINK_NETFILTER socket makes nf_tables flush its pending
+    /// destroy work (nft_rcv_nl_event), which waits for an RCU grace period
+    /// (10-15 ms measured here) when a batch removed something. So the
+    /// socket is kept open and reused for the process's later calls in the
+    /// same network namespace (a socket acts in the namespace it was made
+    /// in): a removal costs microseconds, the wait comes at most once, at
+    /// exit. The socket keeps its namespace alive until replaced or exit.
+    static SOCKET: std::sync::Mutex<Option<((u64, u64), OwnedFd)>> = std::sync::Mutex::new(None);
+
+    /// The calling thread's network namespace (device, inode).
+    fn netns_id() -> Option<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata("/proc/thread-self/ns/net").ok()?;
+        Some((m.dev(), m.ino()))
+    }
+
+    /// Sends the batch and reads one acknowledgement per element (the
+    /// kernel sends them all, errors included, once the batch is done).
+    pub(super) fn apply(op: Op, elems: &[Elem]) -> Result<(), NlError> {
+        let id = netns_id();
+        let mut cached = SOCKET.lock().unwrap_or_else(|e| e.into_inner());
+        let fd = match (cached.take(), id) {
+            (Some((cid, fd)), Some(id)) if cid == id => fd,
+            _ => open()?,
+        };
+        let r = send_and_ack(&fd, op, elems);
+        // A socket that failed (not the kernel refusing an element) may hold
+        // unread replies: it is not reused.
+        let reusable = match &r {
+            Ok(()) => true,
+            Err(e) => e.index.is_some(),
+        };
+        if let (true, Some(id)) = (reusable, id) {
+            *cached = Some((id, fd));
+        }
+        r
+    }
+
+    fn open() -> Result<OwnedFd, NlError> {
+        // SAFETY: socket has no memory preconditions; the result is checked.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                NETLINK_NETFILTER,
+            )
+        };
+        if raw < 0 {
+            return Err(last_err());
+        }
+        // SAFETY: raw is a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // A lost reply must not hang the engine.
+        let tv = libc::timeval {
+            tv_sec: 5,
+            tv_usec: 0,
+        };
+        // SAFETY: tv lives across the call and its size is passed.
+        let r = unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&tv as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(last_err());
+        }
+        Ok(fd)
+    }
+
+    fn send_and_ack(fd: &OwnedFd, op: Op, elems: &[Elem]) -> Result<(), NlError> {
+        let seq0 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(1)
+            & 0x3fff_ffff;
+        let buf = batch(op, elems, seq0);
+        // SAFETY: sockaddr_nl is plain data; all-zero is a valid value.
+        let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+        // SAFETY: buf and sa are valid for the lengths passed.
+        let n = unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                0,
+                (&sa as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+            )
+        };
+        if n < 0 {
+            return Err(last_err());
+        }
+        let mut pending: Vec<bool> = vec![true; elems.len()];
+        let mut left = elems.len();
+        let mut first_err: Option<NlError> = None;
+        let mut rbuf = vec![0u8; 64 * 1024];
+        while left > 0 {
+            // SAFETY: rbuf is valid for writes of its length.
+            let n = unsafe { libc::recv(fd.as_raw_fd(), rbuf.as_mut_ptr().cast(), rbuf.len(), 0) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(NlError {
+                    errno: e.raw_os_error().unwrap_or(libc::EIO),
+                    index: None,
+                });
+            }
+            let mut msgs = &rbuf[..n as usize];
+            while msgs.len() >= 16 {
+                let len = u32::from_ne_bytes([msgs[0], msgs[1], msgs[2], msgs[3]]) as usize;
+                let ty = u16::from_ne_bytes([msgs[4], msgs[5]]);
+                if len < 16 || len > msgs.len() {
+                    break;
+                }
+                // NLMSG_ERROR: i32 error, then the request's header (its
+                // sequence number at offset 8 of it).
+                if ty == NLMSG_ERROR && len >= 16 + 4 + 16 {
+                    let err = i32::from_ne_bytes([msgs[16], msgs[17], msgs[18], msgs[19]]);
+                    let seq = u32::from_ne_bytes([msgs[28], msgs[29], msgs[30], msgs[31]]);
+                    let idx = seq.wrapping_sub(seq0 + 1) as usize;
+                    if idx < elems.len() {
+                        if pending[idx] {
+                            pending[idx] = false;
+                            left -= 1;
+                        }
+                        if err != 0 && first_err.is_none() {
+                            first_err = Some(NlError {
+                                errno: -err,
+                                index: Some(idx),
+                            });
+                        }
+                    } else if err != 0 && (seq == seq0 || seq == seq0 + 1 + elems.len() as u32) {
+                        // The batch as a whole (its header) was refused.
+                        return Err(NlError {
+                            errno: -err,
+                            index: None,
+                        });
+                    }
+                }
+                msgs = &msgs[len.next_multiple_of(4).min(msgs.len())..];
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -828,6 +1219,71 @@ mod tests {
             elem_key_text("bridges", &serde_json::json!("br0")).unwrap(),
             "\"br0\""
         );
+    }
+
+    #[test]
+    fn netlink_batch_bytes() {
+        let r = rule(None, 8080, Proto::Tcp, "10.0.0.2", 80);
+        let e = port_bin(&r, "ports4");
+        assert_eq!(e.key, [6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+        assert_eq!(e.data.as_deref(), Some(&[10, 0, 0, 2, 0, 80, 0, 0][..]));
+        let r6 = rule(Some("2001:db8::1"), 53, Proto::Udp, "fd00::2", 5353);
+        let e6 = port_bin(&r6, "ports6ip");
+        assert_eq!(e6.key.len(), 16 + 4 + 4);
+        assert_eq!(&e6.key[16..], [17, 0, 0, 0, 0, 53, 0, 0]);
+        assert_eq!(e6.data.as_ref().unwrap().len(), 16 + 4);
+
+        let b = netlink::batch(netlink::Op::Add, &[e], 100);
+        let ne = |v: u32| v.to_ne_bytes().to_vec();
+        let ne16 = |v: u16| v.to_ne_bytes().to_vec();
+        let mut want = Vec::new();
+        // BATCH_BEGIN: len 20, type 0x10, NLM_F_REQUEST, seq 100, res_id 10 (BE).
+        want.extend(ne(20));
+        want.extend(ne16(0x10));
+        want.extend(ne16(1));
+        want.extend(ne(100));
+        want.extend(ne(0));
+        want.extend([0, 0, 0, 10]);
+        // NEWSETELEM (10 << 8 | 12), REQUEST|ACK|CREATE, seq 101, inet.
+        want.extend(ne(84));
+        want.extend(ne16(0xa0c));
+        want.extend(ne16(1 | 4 | 0x400));
+        want.extend(ne(101));
+        want.extend(ne(0));
+        want.extend([1, 0, 0, 0]);
+        want.extend(ne16(10));
+        want.extend(ne16(1));
+        want.extend(b"berth\0\0\0");
+        want.extend(ne16(11));
+        want.extend(ne16(2));
+        want.extend(b"ports4\0\0");
+        want.extend(ne16(40));
+        want.extend(ne16(3 | 0x8000));
+        want.extend(ne16(36));
+        want.extend(ne16(1 | 0x8000));
+        want.extend(ne16(16));
+        want.extend(ne16(1 | 0x8000));
+        want.extend(ne16(12));
+        want.extend(ne16(1));
+        want.extend([6, 0, 0, 0, 0x1f, 0x90, 0, 0]);
+        want.extend(ne16(16));
+        want.extend(ne16(2 | 0x8000));
+        want.extend(ne16(12));
+        want.extend(ne16(1));
+        want.extend([10, 0, 0, 2, 0, 80, 0, 0]);
+        // BATCH_END, seq 102.
+        want.extend(ne(20));
+        want.extend(ne16(0x11));
+        want.extend(ne16(1));
+        want.extend(ne(102));
+        want.extend(ne(0));
+        want.extend([0, 0, 0, 10]);
+        assert_eq!(b, want);
+
+        // DESTROYSETELEM (10 << 8 | 30) carries the key only.
+        let d = netlink::batch(netlink::Op::Destroy, &[port_bin(&r, "ports4")], 7);
+        assert_eq!(&d[20 + 4..20 + 6], &ne16(0xa1e)[..]);
+        assert_eq!(&d[20..24], &ne(84 - 16)[..]);
     }
 
     #[test]

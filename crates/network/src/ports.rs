@@ -179,9 +179,11 @@ pub fn parse_publish(s: &str) -> Result<Vec<PortMapping>> {
             }
             out.push(m);
         }
-        Some(_) => return Err(bad(format!(
+        Some(_) => {
+            return Err(bad(format!(
             "host port range \"{host}\" and container port range \"{container}\" differ in length"
-        ))),
+        )))
+        }
     }
     Ok(out)
 }
