@@ -76,6 +76,7 @@ pub struct PortRule {
 /// never doubles a rule; set elements are kept.
 pub const RULESET: &str = r#"add table inet berth
 add set inet berth bridges { type ifname; }
+add set inet berth rules_v1 { type ifname; }
 add set inet berth same { type ifname . ifname; }
 add set inet berth internal { type ifname; }
 add set inet berth masq4 { type ipv4_addr; flags interval; }
@@ -118,10 +119,33 @@ add rule inet berth input iifname @bridges ip daddr 127.0.0.0/8 ct status & dnat
 
 /// Creates the table, chains, sets and maps if missing, and adds the
 /// network's elements. Idempotent.
+///
+/// When berth's table holds this version of the rules (its set `rules_v1`
+/// exists), the elements go in over netlink (no program spawned); else one
+/// `nft -f -` writes the table's rules (flushing and refilling berth's own
+/// chains: an upgrade) and the elements.
 pub fn add_network(n: &NetworkRules) -> Result<()> {
     let op = format!("add nft rules of network bridge {}", n.bridge);
     let elems = network_elements(n)?;
     let _lock = Lock::take(&op)?;
+    if let Some(bin) = network_bin(n) {
+        match netlink::apply(netlink::Op::Add, &bin) {
+            Ok(()) => return Ok(()),
+            // No table, or an older version of it: the script below.
+            Err(e) if e.errno == libc::ENOENT => {}
+            Err(e) if e.errno == libc::EEXIST || e.errno == libc::EBUSY => {
+                return Err(Error::Conflict(format!(
+                    "{op}: a subnet of the network overlaps one in berth's nft table ({})",
+                    n.subnets
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )))
+            }
+            Err(e) => return Err(nl_error(&op, e.errno)),
+        }
+    }
     let mut script = String::from(RULESET);
     for e in &elems {
         script.push_str(&e.line("add"));
@@ -249,6 +273,7 @@ fn port_bin(r: &PortRule, set: &'static str) -> netlink::Elem {
         set,
         key,
         data: Some(data),
+        flags: 0,
     }
 }
 
@@ -336,6 +361,11 @@ fn network_elements(n: &NetworkRules) -> Result<Vec<Elem>> {
             data: None,
         },
         Elem {
+            set: "rules_v1",
+            key: b.clone(),
+            data: None,
+        },
+        Elem {
             set: "same",
             key: format!("{b} . {b}"),
             data: None,
@@ -361,6 +391,63 @@ fn network_elements(n: &NetworkRules) -> Result<Vec<Elem>> {
         }
     }
     Ok(v)
+}
+
+/// A network's elements as nf_tables stores them (the name already checked
+/// by [`network_elements`]): an interface name is IFNAMSIZ bytes, zero
+/// padded; a subnet of an interval set is two elements, its first address
+/// and the address after its last (flagged as the interval's end). None
+/// for a subnet reaching the top of its family (nft writes no end element
+/// there): the caller uses nft.
+fn network_bin(n: &NetworkRules) -> Option<Vec<netlink::Elem>> {
+    let mut name = [0u8; libc::IFNAMSIZ];
+    let b = n.bridge.as_bytes();
+    if b.len() >= libc::IFNAMSIZ {
+        return None;
+    }
+    name[..b.len()].copy_from_slice(b);
+    let elem = |set: &'static str, key: Vec<u8>, flags: u32| netlink::Elem {
+        set,
+        key,
+        data: None,
+        flags,
+    };
+    let mut v = vec![
+        elem("bridges", name.to_vec(), 0),
+        elem("rules_v1", name.to_vec(), 0),
+        elem("same", [name, name].concat(), 0),
+    ];
+    if n.internal {
+        v.push(elem("internal", name.to_vec(), 0));
+        return Some(v);
+    }
+    for s in &n.subnets {
+        match s.trunc() {
+            IpNet::V4(s) => {
+                let start = u32::from(s.network());
+                let size = 1u64 << (32 - u32::from(s.prefix_len()));
+                let end = u32::try_from(u64::from(start) + size).ok()?;
+                v.push(elem("masq4", start.to_be_bytes().to_vec(), 0));
+                v.push(elem(
+                    "masq4",
+                    end.to_be_bytes().to_vec(),
+                    netlink::INTERVAL_END,
+                ));
+            }
+            IpNet::V6(s) => {
+                let start = u128::from(s.network());
+                let size = 1u128.checked_shl(128 - u32::from(s.prefix_len()))?;
+                let end = start.checked_add(size)?;
+                v.push(elem("masq6", start.to_be_bytes().to_vec(), 0));
+                v.push(elem(
+                    "masq6",
+                    end.to_be_bytes().to_vec(),
+                    netlink::INTERVAL_END,
+                ));
+            }
+        }
+    }
+    Some(v)
 }
 
 fn port_elements(rules: &[PortRule]) -> Result<Vec<Elem>> {
@@ -770,6 +857,9 @@ mod netlink {
     const NFTA_LIST_ELEM: u16 = 1;
     const NFTA_SET_ELEM_KEY: u16 = 1;
     const NFTA_SET_ELEM_DATA: u16 = 2;
+    const NFTA_SET_ELEM_FLAGS: u16 = 3;
+    /// NFT_SET_ELEM_INTERVAL_END: this element ends an interval.
+    pub(super) const INTERVAL_END: u32 = 1;
     const NFTA_DATA_VALUE: u16 = 1;
     const NLA_F_NESTED: u16 = 0x8000;
     const NFPROTO_INET: u8 = 1;
@@ -780,6 +870,8 @@ mod netlink {
         pub set: &'static str,
         pub key: Vec<u8>,
         pub data: Option<Vec<u8>>,
+        /// NFTA_SET_ELEM_FLAGS (INTERVAL_END), 0 for none.
+        pub flags: u32,
     }
 
     #[derive(Clone, Copy, PartialEq, Eq)]
@@ -883,6 +975,9 @@ mod netlink {
                     attr(b, NFTA_SET_ELEM_LIST_SET, &cstr(e.set));
                     nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
                         nested(b, NFTA_LIST_ELEM, |b| {
+                            if e.flags != 0 {
+                                attr(b, NFTA_SET_ELEM_FLAGS, &e.flags.to_be_bytes());
+                            }
                             nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &e.key));
                             if let (Op::Add, Some(d)) = (op, &e.data) {
                                 nested(b, NFTA_SET_ELEM_DATA, |b| attr(b, NFTA_DATA_VALUE, d));
@@ -1098,6 +1193,7 @@ mod tests {
         assert_eq!(
             lines,
             "add element inet berth bridges { \"br-1\" }\n\
+             add element inet berth rules_v1 { \"br-1\" }\n\
              add element inet berth same { \"br-1\" . \"br-1\" }\n\
              add element inet berth masq4 { 10.1.2.0/24 }\n\
              add element inet berth masq6 { fd00::/64 }\n"
@@ -1111,9 +1207,9 @@ mod tests {
             .iter()
             .map(|e| e.line("delete"))
             .collect();
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 4);
         assert_eq!(
-            lines[2],
+            lines[3],
             "delete element inet berth internal { \"br-1\" }\n"
         );
     }
@@ -1284,6 +1380,52 @@ mod tests {
         let d = netlink::batch(netlink::Op::Destroy, &[port_bin(&r, "ports4")], 7);
         assert_eq!(&d[20 + 4..20 + 6], &ne16(0xa1e)[..]);
         assert_eq!(&d[20..24], &ne(84 - 16)[..]);
+    }
+
+    #[test]
+    fn network_bin_bytes() {
+        let n = NetworkRules {
+            bridge: "br0".into(),
+            subnets: vec![
+                "10.91.1.7/24".parse().unwrap(),
+                "fd00::/64".parse().unwrap(),
+            ],
+            internal: false,
+        };
+        let v = network_bin(&n).unwrap();
+        let sets: Vec<&str> = v.iter().map(|e| e.set).collect();
+        assert_eq!(
+            sets,
+            ["bridges", "rules_v1", "same", "masq4", "masq4", "masq6", "masq6"]
+        );
+        let mut name = [0u8; 16];
+        name[..3].copy_from_slice(b"br0");
+        assert_eq!(v[0].key, name);
+        assert_eq!(v[2].key, [name, name].concat());
+        assert_eq!((v[3].key.as_slice(), v[3].flags), (&[10, 91, 1, 0][..], 0));
+        assert_eq!(
+            (v[4].key.as_slice(), v[4].flags),
+            (&[10, 91, 2, 0][..], netlink::INTERVAL_END)
+        );
+        let end6: std::net::Ipv6Addr = "fd00:0:0:1::".parse().unwrap();
+        assert_eq!(v[6].key, end6.octets());
+        assert!(v.iter().all(|e| e.data.is_none()));
+        // The top of the family has no end element: left to nft.
+        let top = NetworkRules {
+            subnets: vec!["255.255.255.0/24".parse().unwrap()],
+            ..n.clone()
+        };
+        assert!(network_bin(&top).is_none());
+        let internal = NetworkRules {
+            internal: true,
+            ..n
+        };
+        let sets: Vec<&str> = network_bin(&internal)
+            .unwrap()
+            .iter()
+            .map(|e| e.set)
+            .collect();
+        assert_eq!(sets, ["bridges", "rules_v1", "same", "internal"]);
     }
 
     #[test]
