@@ -205,11 +205,11 @@ pub fn add_ports(rules: &[PortRule]) -> Result<()> {
     }
 }
 
-/// Removes the published ports' elements: one nf_tables batch of
-/// DESTROYSETELEM over netlink (missing elements and a missing table are
-/// Ok). Kernels before 6.3 have no DESTROYSETELEM: there, `nft -f -` (and
-/// a listing when something is missing). An element is found by its key
-/// (host address, proto, host port), whatever container it points at.
+/// Removes the published ports' elements over netlink: each element is
+/// read first (GETSETELEM) and removed only if it still points at the
+/// rule's container address and port, so a stale rule never removes a
+/// port since published to another container; then one DELSETELEM batch
+/// (atomic). Missing elements and a missing table are Ok.
 pub fn remove_ports(rules: &[PortRule]) -> Result<()> {
     if rules.is_empty() {
         return Ok(());
@@ -221,15 +221,15 @@ pub fn remove_ports(rules: &[PortRule]) -> Result<()> {
         .zip(&elems)
         .map(|(r, e)| port_bin(r, e.set))
         .collect();
-    match netlink::apply(netlink::Op::Destroy, &bin) {
-        Ok(()) => Ok(()),
-        // No table (or set): nothing to remove.
-        Err(e) if e.errno == libc::ENOENT => Ok(()),
-        // An older kernel without DESTROYSETELEM.
-        Err(e) if e.errno == libc::EOPNOTSUPP || e.errno == libc::EINVAL => {
-            delete_elements(&op, &elems, false).map(|_| ())
+    // A second round if another process removed one of them between the
+    // read and the removal (the batch then fails as a whole with ENOENT).
+    let mut tries = 0;
+    loop {
+        match netlink::remove_matching(&bin) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.errno == libc::ENOENT && tries == 0 => tries += 1,
+            Err(e) => return Err(nl_error(&op, e.errno)),
         }
-        Err(e) => Err(nl_error(&op, e.errno)),
     }
 }
 
@@ -849,8 +849,8 @@ mod netlink {
     const NFNL_MSG_BATCH_BEGIN: u16 = 0x10;
     const NFNL_MSG_BATCH_END: u16 = 0x11;
     const NFT_MSG_NEWSETELEM: u16 = 12;
-    /// Linux 6.3: DELSETELEM that ignores a missing element.
-    const NFT_MSG_DESTROYSETELEM: u16 = 30;
+    const NFT_MSG_GETSETELEM: u16 = 13;
+    const NFT_MSG_DELSETELEM: u16 = 14;
     const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
     const NFTA_SET_ELEM_LIST_SET: u16 = 2;
     const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
@@ -877,7 +877,8 @@ mod netlink {
     #[derive(Clone, Copy, PartialEq, Eq)]
     pub(super) enum Op {
         Add,
-        Destroy,
+        /// A missing element fails the batch (ENOENT).
+        Delete,
     }
 
     /// The kernel's refusal: errno, and the element it was about (None:
@@ -943,15 +944,16 @@ mod netlink {
     }
 
     /// The batch's bytes; element i has sequence number seq0 + 1 + i.
-    pub(super) fn batch(op: Op, elems: &[Elem], seq0: u32) -> Vec<u8> {
+    pub(super) fn batch(op: Op, elems: &[&Elem], seq0: u32) -> Vec<u8> {
         let mut buf = Vec::with_capacity(64 + elems.len() * 96);
         let req = libc::NLM_F_REQUEST as u16;
         let ack = libc::NLM_F_ACK as u16;
+        let (begin, end) = (seq0, seq0 + 1 + elems.len() as u32);
         message(
             &mut buf,
             NFNL_MSG_BATCH_BEGIN,
             req,
-            seq0,
+            begin,
             libc::AF_UNSPEC as u8,
             NFNL_SUBSYS_NFTABLES,
             |_| {},
@@ -959,44 +961,42 @@ mod netlink {
         let (ty, flags) = match op {
             // No NLM_F_EXCL: adding an element that exists as given is Ok.
             Op::Add => (NFT_MSG_NEWSETELEM, req | ack | libc::NLM_F_CREATE as u16),
-            Op::Destroy => (NFT_MSG_DESTROYSETELEM, req | ack),
+            Op::Delete => (NFT_MSG_DELSETELEM, req | ack),
         };
         let ty = (NFNL_SUBSYS_NFTABLES << 8) | ty;
         for (i, e) in elems.iter().enumerate() {
-            message(
-                &mut buf,
-                ty,
-                flags,
-                seq0 + 1 + i as u32,
-                NFPROTO_INET,
-                0,
-                |b| {
-                    attr(b, NFTA_SET_ELEM_LIST_TABLE, &cstr(super::TABLE));
-                    attr(b, NFTA_SET_ELEM_LIST_SET, &cstr(e.set));
-                    nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
-                        nested(b, NFTA_LIST_ELEM, |b| {
-                            if e.flags != 0 {
-                                attr(b, NFTA_SET_ELEM_FLAGS, &e.flags.to_be_bytes());
-                            }
-                            nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &e.key));
-                            if let (Op::Add, Some(d)) = (op, &e.data) {
-                                nested(b, NFTA_SET_ELEM_DATA, |b| attr(b, NFTA_DATA_VALUE, d));
-                            }
-                        });
-                    });
-                },
-            );
+            let seq = seq0 + 1 + i as u32;
+            message(&mut buf, ty, flags, seq, NFPROTO_INET, 0, |b| {
+                element(b, e, op == Op::Add)
+            });
         }
         message(
             &mut buf,
             NFNL_MSG_BATCH_END,
             req,
-            seq0 + 1 + elems.len() as u32,
+            end,
             libc::AF_UNSPEC as u8,
             NFNL_SUBSYS_NFTABLES,
             |_| {},
         );
         buf
+    }
+
+    /// The attributes naming one element of a set (and its data).
+    fn element(b: &mut Vec<u8>, e: &Elem, with_data: bool) {
+        attr(b, NFTA_SET_ELEM_LIST_TABLE, &cstr(super::TABLE));
+        attr(b, NFTA_SET_ELEM_LIST_SET, &cstr(e.set));
+        nested(b, NFTA_SET_ELEM_LIST_ELEMENTS, |b| {
+            nested(b, NFTA_LIST_ELEM, |b| {
+                if e.flags != 0 {
+                    attr(b, NFTA_SET_ELEM_FLAGS, &e.flags.to_be_bytes());
+                }
+                nested(b, NFTA_SET_ELEM_KEY, |b| attr(b, NFTA_DATA_VALUE, &e.key));
+                if let (true, Some(d)) = (with_data, &e.data) {
+                    nested(b, NFTA_SET_ELEM_DATA, |b| attr(b, NFTA_DATA_VALUE, d));
+                }
+            });
+        });
     }
 
     fn last_err() -> NlError {
@@ -1024,26 +1024,51 @@ mod netlink {
         Some((m.dev(), m.ino()))
     }
 
-    /// Sends the batch and reads one acknowledgement per element (the
-    /// kernel sends them all, errors included, once the batch is done).
-    pub(super) fn apply(op: Op, elems: &[Elem]) -> Result<(), NlError> {
+    /// Runs f with the socket of this thread's network namespace (one
+    /// caller at a time).
+    fn with_socket<T>(f: impl FnOnce(&OwnedFd) -> Result<T, NlError>) -> Result<T, NlError> {
         let id = netns_id();
         let mut cached = SOCKET.lock().unwrap_or_else(|e| e.into_inner());
         let fd = match (cached.take(), id) {
             (Some((cid, fd)), Some(id)) if cid == id => fd,
             _ => open()?,
         };
-        let r = send_and_ack(&fd, op, elems);
+        let r = f(&fd);
         // A socket that failed (not the kernel refusing an element) may hold
         // unread replies: it is not reused.
         let reusable = match &r {
-            Ok(()) => true,
+            Ok(_) => true,
             Err(e) => e.index.is_some(),
         };
         if let (true, Some(id)) = (reusable, id) {
             *cached = Some((id, fd));
         }
         r
+    }
+
+    /// Applies one batch: all elements or none.
+    pub(super) fn apply(op: Op, elems: &[Elem]) -> Result<(), NlError> {
+        let refs: Vec<&Elem> = elems.iter().collect();
+        with_socket(|fd| send_batch(fd, op, &refs))
+    }
+
+    /// Deletes, in one batch, the elements that are in their map with the
+    /// data given (each read first with GETSETELEM); the others are left
+    /// alone. A missing table or element is Ok; ENOENT from the batch
+    /// means one went away in between (the caller may try again).
+    pub(super) fn remove_matching(elems: &[Elem]) -> Result<(), NlError> {
+        with_socket(|fd| {
+            let mut found = Vec::new();
+            for e in elems {
+                if get_data(fd, e)?.is_some_and(|d| Some(&d) == e.data.as_ref()) {
+                    found.push(e);
+                }
+            }
+            if found.is_empty() {
+                return Ok(());
+            }
+            send_batch(fd, Op::Delete, &found)
+        })
     }
 
     fn open() -> Result<OwnedFd, NlError> {
@@ -1081,13 +1106,20 @@ mod netlink {
         Ok(fd)
     }
 
-    fn send_and_ack(fd: &OwnedFd, op: Op, elems: &[Elem]) -> Result<(), NlError> {
-        let seq0 = std::time::SystemTime::now()
+    /// A sequence number for a request: unlike any recent one, so a stale
+    /// reply left on the socket is never taken for ours.
+    fn next_seq() -> u32 {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let base = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(1)
-            & 0x3fff_ffff;
-        let buf = batch(op, elems, seq0);
+            & 0x0fff_ffff;
+        let n = SEQ.fetch_add(0x1000, std::sync::atomic::Ordering::Relaxed);
+        base.wrapping_add(n)
+    }
+
+    fn send(fd: &OwnedFd, buf: &[u8]) -> Result<(), NlError> {
         // SAFETY: sockaddr_nl is plain data; all-zero is a valid value.
         let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
         sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
@@ -1105,11 +1137,17 @@ mod netlink {
         if n < 0 {
             return Err(last_err());
         }
-        let mut pending: Vec<bool> = vec![true; elems.len()];
-        let mut left = elems.len();
-        let mut first_err: Option<NlError> = None;
+        Ok(())
+    }
+
+    /// Reads messages, handing each (type, seq, whole message) to f until f
+    /// says it is done.
+    fn recv_until(
+        fd: &OwnedFd,
+        mut f: impl FnMut(u16, u32, &[u8]) -> Option<Result<(), NlError>>,
+    ) -> Result<(), NlError> {
         let mut rbuf = vec![0u8; 64 * 1024];
-        while left > 0 {
+        loop {
             // SAFETY: rbuf is valid for writes of its length.
             let n = unsafe { libc::recv(fd.as_raw_fd(), rbuf.as_mut_ptr().cast(), rbuf.len(), 0) };
             if n < 0 {
@@ -1125,42 +1163,125 @@ mod netlink {
             let mut msgs = &rbuf[..n as usize];
             while msgs.len() >= 16 {
                 let len = u32::from_ne_bytes([msgs[0], msgs[1], msgs[2], msgs[3]]) as usize;
-                let ty = u16::from_ne_bytes([msgs[4], msgs[5]]);
                 if len < 16 || len > msgs.len() {
                     break;
                 }
-                // NLMSG_ERROR: i32 error, then the request's header (its
-                // sequence number at offset 8 of it).
-                if ty == NLMSG_ERROR && len >= 16 + 4 + 16 {
-                    let err = i32::from_ne_bytes([msgs[16], msgs[17], msgs[18], msgs[19]]);
-                    let seq = u32::from_ne_bytes([msgs[28], msgs[29], msgs[30], msgs[31]]);
-                    let idx = seq.wrapping_sub(seq0 + 1) as usize;
-                    if idx < elems.len() {
-                        if pending[idx] {
-                            pending[idx] = false;
-                            left -= 1;
-                        }
-                        if err != 0 && first_err.is_none() {
-                            first_err = Some(NlError {
-                                errno: -err,
-                                index: Some(idx),
-                            });
-                        }
-                    } else if err != 0 && (seq == seq0 || seq == seq0 + 1 + elems.len() as u32) {
-                        // The batch as a whole (its header) was refused.
-                        return Err(NlError {
-                            errno: -err,
-                            index: None,
-                        });
-                    }
+                let ty = u16::from_ne_bytes([msgs[4], msgs[5]]);
+                let seq = u32::from_ne_bytes([msgs[8], msgs[9], msgs[10], msgs[11]]);
+                if let Some(done) = f(ty, seq, &msgs[..len]) {
+                    return done;
                 }
                 msgs = &msgs[len.next_multiple_of(4).min(msgs.len())..];
             }
         }
-        match first_err {
-            Some(e) => Err(e),
-            None => Ok(()),
+    }
+
+    /// An NLMSG_ERROR's error (0: an acknowledgement).
+    fn ack_error(msg: &[u8]) -> Option<i32> {
+        let b = msg.get(16..20)?;
+        Some(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// Sends a batch and reads one acknowledgement per element (the kernel
+    /// sends them all, errors included, once the batch is done).
+    fn send_batch(fd: &OwnedFd, op: Op, elems: &[&Elem]) -> Result<(), NlError> {
+        let seq0 = next_seq();
+        send(fd, &batch(op, elems, seq0))?;
+        let end = seq0 + 1 + elems.len() as u32;
+        let mut pending: Vec<bool> = vec![true; elems.len()];
+        let mut left = elems.len();
+        let mut first_err: Option<NlError> = None;
+        recv_until(fd, |ty, seq, msg| {
+            if ty != NLMSG_ERROR {
+                return None;
+            }
+            let err = ack_error(msg)?;
+            let idx = seq.wrapping_sub(seq0 + 1) as usize;
+            if idx < elems.len() {
+                if pending[idx] {
+                    pending[idx] = false;
+                    left -= 1;
+                }
+                if err != 0 && first_err.is_none() {
+                    first_err = Some(NlError {
+                        errno: -err,
+                        index: Some(idx),
+                    });
+                }
+            } else if err != 0 && (seq == seq0 || seq == end) {
+                // The batch as a whole was refused.
+                return Some(Err(NlError {
+                    errno: -err,
+                    index: None,
+                }));
+            }
+            if left == 0 {
+                return Some(first_err.take().map_or(Ok(()), Err));
+            }
+            None
+        })
+    }
+
+    /// The first attribute of type `ty` in a run of attributes.
+    fn find_attr(mut b: &[u8], ty: u16) -> Option<&[u8]> {
+        while b.len() >= 4 {
+            let len = usize::from(u16::from_ne_bytes([b[0], b[1]]));
+            // Without NLA_F_NESTED and NLA_F_NET_BYTEORDER.
+            let t = u16::from_ne_bytes([b[2], b[3]]) & 0x3fff;
+            if len < 4 || len > b.len() {
+                return None;
+            }
+            if t == ty {
+                return Some(&b[4..len]);
+            }
+            b = &b[len.next_multiple_of(4).min(b.len())..];
         }
+        None
+    }
+
+    /// An element's data as the kernel holds it (GETSETELEM); None when the
+    /// element, its set or the table is missing.
+    fn get_data(fd: &OwnedFd, e: &Elem) -> Result<Option<Vec<u8>>, NlError> {
+        let seq = next_seq();
+        let mut buf = Vec::with_capacity(128);
+        let ty = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM;
+        let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16;
+        message(&mut buf, ty, flags, seq, NFPROTO_INET, 0, |b| {
+            element(b, e, false)
+        });
+        send(fd, &buf)?;
+        let mut data = None;
+        let reply = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM;
+        recv_until(fd, |t, s, msg| {
+            if s != seq {
+                return None;
+            }
+            if t == reply {
+                data = msg
+                    .get(20..)
+                    .and_then(|b| find_attr(b, NFTA_SET_ELEM_LIST_ELEMENTS))
+                    .and_then(|b| find_attr(b, NFTA_LIST_ELEM))
+                    .and_then(|b| find_attr(b, NFTA_SET_ELEM_DATA))
+                    .and_then(|b| find_attr(b, NFTA_DATA_VALUE))
+                    .map(<[u8]>::to_vec);
+                return None;
+            }
+            if t != NLMSG_ERROR {
+                return None;
+            }
+            match ack_error(msg)? {
+                0 => Some(Ok(())),
+                e if -e == libc::ENOENT => {
+                    data = None;
+                    Some(Ok(()))
+                }
+                e => Some(Err(NlError {
+                    errno: -e,
+                    index: Some(0),
+                })),
+            }
+        })?;
+        Ok(data)
     }
 }
 
@@ -1329,7 +1450,7 @@ mod tests {
         assert_eq!(&e6.key[16..], [17, 0, 0, 0, 0, 53, 0, 0]);
         assert_eq!(e6.data.as_ref().unwrap().len(), 16 + 4);
 
-        let b = netlink::batch(netlink::Op::Add, &[e], 100);
+        let b = netlink::batch(netlink::Op::Add, &[&e], 100);
         let ne = |v: u32| v.to_ne_bytes().to_vec();
         let ne16 = |v: u16| v.to_ne_bytes().to_vec();
         let mut want = Vec::new();
@@ -1376,9 +1497,9 @@ mod tests {
         want.extend([0, 0, 0, 10]);
         assert_eq!(b, want);
 
-        // DESTROYSETELEM (10 << 8 | 30) carries the key only.
-        let d = netlink::batch(netlink::Op::Destroy, &[port_bin(&r, "ports4")], 7);
-        assert_eq!(&d[20 + 4..20 + 6], &ne16(0xa1e)[..]);
+        // DELSETELEM (10 << 8 | 14) carries the key only.
+        let d = netlink::batch(netlink::Op::Delete, &[&port_bin(&r, "ports4")], 7);
+        assert_eq!(&d[20 + 4..20 + 6], &ne16(0xa0e)[..]);
         assert_eq!(&d[20..24], &ne(84 - 16)[..]);
     }
 

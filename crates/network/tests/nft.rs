@@ -741,8 +741,14 @@ fn other_rulesets_are_untouched_and_the_last_network_deletes_the_table() {
         assert!(matches!(e, berth_network::Error::Conflict(_)), "{e:?}");
         assert!(!e.to_string().contains('\n'), "{e}");
         assert_eq!(snapshot(), before);
+        // A stale rule (the same host port, another container) removes
+        // nothing: the port stays published to its container.
+        nft::remove_ports(&[rule(None, 8080, "10.91.1.3", 80)]).unwrap();
+        let listed = nft::list().unwrap().1;
+        assert!(listed.contains(&p[0]), "{listed:?}");
 
         nft::remove_ports(&p).unwrap();
+        assert_eq!(nft::list().unwrap().1, vec![]);
         nft::remove_network(&n1).unwrap();
         assert!(nft_has_table());
         assert_eq!(snapshot(), before);
