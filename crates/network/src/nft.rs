@@ -5,7 +5,17 @@
 //! network); networks and containers only add and remove set and map
 //! ELEMENTS, so a container's cost does not grow with the number of
 //! containers. No other table is ever touched, nothing is flushed but
-//! berth's own chains. Each call is one `nft -f -` transaction (atomic).
+//! berth's own chains. Each call is one transaction (atomic):
+//! - elements go over nf_tables netlink (one NFNL batch of NEWSETELEM or
+//!   DELSETELEM, tens of microseconds, no program spawned): [`add_ports`],
+//!   [`remove_ports`], and [`add_network`] when the table is current;
+//! - the `nft` program (`nft -f -`, about 15 ms) writes the table and its
+//!   rules when missing or older ([`add_network`]), removes a network
+//!   ([`remove_network`]: its elements, then the table if it was the last)
+//!   and lists the table ([`list`]).
+//! - Bridge ports need hairpin mode on: with br_netfilter loaded, a
+//!   container's packet to its own published port is DNATed at the bridge
+//!   and bridged back out of the port it came in by.
 //!
 //! What the table holds (see [`RULESET`]):
 //! - `bridges`: every berth bridge; `same`: `br . br` per bridge (traffic

@@ -251,6 +251,10 @@ pub fn check_free(m: &PortMapping) -> Result<()> {
                 m.host_port, m.proto
             )))
         }
+        Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Err(Error::Invalid(format!(
+            "cannot publish on {}: not an address of this host",
+            m.host_ip.map(|i| i.to_string()).unwrap_or_default()
+        ))),
         Err(e) => Err(Error::Io {
             op: format!(
                 "check host port {}/{} ({}) is free",
@@ -623,6 +627,13 @@ mod tests {
         assert!(check_free(&m(Some("127.0.0.1"), up, 80, Proto::Udp)).is_err());
         drop(u);
         assert!(check_free(&m(Some("127.0.0.1"), up, 80, Proto::Udp)).is_ok());
+
+        // An address the host does not have.
+        let e = check_free(&m(Some("192.0.2.77"), 8080, 80, Proto::Tcp)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot publish on 192.0.2.77: not an address of this host"
+        );
 
         let q = pick_free(Proto::Tcp, None).unwrap();
         assert_ne!(q, 0);
