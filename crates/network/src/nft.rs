@@ -128,7 +128,9 @@ add rule inet berth input iifname @bridges ip daddr 127.0.0.0/8 ct status & dnat
 "#;
 
 /// Creates the table, chains, sets and maps if missing, and adds the
-/// network's elements. Idempotent.
+/// network's elements. Idempotent. A subnet overlapping another network's
+/// is a Conflict, but the very same subnet is an element that exists
+/// already (Ok): refusing a subnet another network has is IPAM's check.
 ///
 /// When berth's table holds this version of the rules (its set `rules_v1`
 /// exists), the elements go in over netlink (no program spawned); else one
@@ -143,7 +145,7 @@ pub fn add_network(n: &NetworkRules) -> Result<()> {
             Ok(()) => return Ok(()),
             // No table, or an older version of it: the script below.
             Err(e) if e.errno == libc::ENOENT => {}
-            Err(e) if e.errno == libc::EEXIST || e.errno == libc::EBUSY => {
+            Err(e) if matches!(e.errno, libc::EEXIST | libc::EBUSY | libc::ENOTEMPTY) => {
                 return Err(Error::Conflict(format!(
                     "{op}: a subnet of the network overlaps one in berth's nft table ({})",
                     n.subnets
