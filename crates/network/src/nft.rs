@@ -166,11 +166,27 @@ pub fn add_network(n: &NetworkRules) -> Result<()> {
 }
 
 /// Removes the network's elements; if no network is left in the sets,
-/// deletes berth's table.
+/// deletes berth's table. Over netlink (Linux 6.3+, the table current);
+/// else with nft.
 pub fn remove_network(n: &NetworkRules) -> Result<()> {
     let op = format!("remove nft rules of network bridge {}", n.bridge);
     let elems = network_elements(n)?;
     let _lock = Lock::take(&op)?;
+    if let Some(bin) = network_bin(n) {
+        match netlink::apply(netlink::Op::Destroy, &bin) {
+            Ok(()) => {
+                return match netlink::set_is_empty("bridges") {
+                    Ok(Some(true)) => netlink::delete_table().map_err(|e| nl_error(&op, e.errno)),
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(nl_error(&op, e.errno)),
+                };
+            }
+            // No table, an older table (a set missing) or an older kernel
+            // (no DESTROYSETELEM): nft below.
+            Err(e) if matches!(e.errno, libc::ENOENT | libc::EINVAL | libc::EOPNOTSUPP) => {}
+            Err(e) => return Err(nl_error(&op, e.errno)),
+        }
+    }
     let Some(table) = delete_elements(&op, &elems, true)? else {
         return Ok(());
     };
@@ -863,6 +879,11 @@ mod netlink {
     const NFT_MSG_NEWSETELEM: u16 = 12;
     const NFT_MSG_GETSETELEM: u16 = 13;
     const NFT_MSG_DELSETELEM: u16 = 14;
+    const NFT_MSG_DELTABLE: u16 = 2;
+    /// Linux 6.3: DELSETELEM that ignores a missing element.
+    const NFT_MSG_DESTROYSETELEM: u16 = 30;
+    const NFTA_TABLE_NAME: u16 = 1;
+    const NLMSG_DONE: u16 = 3;
     const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
     const NFTA_SET_ELEM_LIST_SET: u16 = 2;
     const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
@@ -891,6 +912,8 @@ mod netlink {
         Add,
         /// A missing element fails the batch (ENOENT).
         Delete,
+        /// A missing element is fine (Linux 6.3+; EINVAL before).
+        Destroy,
     }
 
     /// The kernel's refusal: errno, and the element it was about (None:
@@ -974,6 +997,7 @@ mod netlink {
             // No NLM_F_EXCL: adding an element that exists as given is Ok.
             Op::Add => (NFT_MSG_NEWSETELEM, req | ack | libc::NLM_F_CREATE as u16),
             Op::Delete => (NFT_MSG_DELSETELEM, req | ack),
+            Op::Destroy => (NFT_MSG_DESTROYSETELEM, req | ack),
         };
         let ty = (NFNL_SUBSYS_NFTABLES << 8) | ty;
         for (i, e) in elems.iter().enumerate() {
@@ -1080,6 +1104,103 @@ mod netlink {
                 return Ok(());
             }
             send_batch(fd, Op::Delete, &found)
+        })
+    }
+
+    /// Whether set `set` of berth's table has no element (a dump of its
+    /// elements); None when the table or the set is missing.
+    pub(super) fn set_is_empty(set: &str) -> Result<Option<bool>, NlError> {
+        with_socket(|fd| {
+            let seq = next_seq();
+            let mut buf = Vec::with_capacity(64);
+            let ty = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETSETELEM;
+            let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+            message(&mut buf, ty, flags, seq, NFPROTO_INET, 0, |b| {
+                attr(b, NFTA_SET_ELEM_LIST_TABLE, &cstr(super::TABLE));
+                attr(b, NFTA_SET_ELEM_LIST_SET, &cstr(set));
+            });
+            send(fd, &buf)?;
+            let reply = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWSETELEM;
+            let mut empty = Some(true);
+            recv_until(fd, |t, s, msg| {
+                if s != seq {
+                    return None;
+                }
+                if t == reply {
+                    let has = msg
+                        .get(20..)
+                        .and_then(|b| find_attr(b, NFTA_SET_ELEM_LIST_ELEMENTS))
+                        .and_then(|b| find_attr(b, NFTA_LIST_ELEM))
+                        .is_some();
+                    if has {
+                        empty = Some(false);
+                    }
+                    return None;
+                }
+                match t {
+                    NLMSG_DONE => Some(Ok(())),
+                    NLMSG_ERROR => match ack_error(msg)? {
+                        0 => Some(Ok(())),
+                        e if -e == libc::ENOENT => {
+                            empty = None;
+                            Some(Ok(()))
+                        }
+                        e => Some(Err(NlError {
+                            errno: -e,
+                            index: Some(0),
+                        })),
+                    },
+                    _ => None,
+                }
+            })?;
+            Ok(empty)
+        })
+    }
+
+    /// Deletes berth's table in one batch; a missing table is Ok.
+    pub(super) fn delete_table() -> Result<(), NlError> {
+        with_socket(|fd| {
+            let seq0 = next_seq();
+            let req = libc::NLM_F_REQUEST as u16;
+            let mut buf = Vec::with_capacity(96);
+            let sub = NFNL_SUBSYS_NFTABLES;
+            message(
+                &mut buf,
+                NFNL_MSG_BATCH_BEGIN,
+                req,
+                seq0,
+                libc::AF_UNSPEC as u8,
+                sub,
+                |_| {},
+            );
+            let ty = (sub << 8) | NFT_MSG_DELTABLE;
+            let flags = req | libc::NLM_F_ACK as u16;
+            message(&mut buf, ty, flags, seq0 + 1, NFPROTO_INET, 0, |b| {
+                attr(b, NFTA_TABLE_NAME, &cstr(super::TABLE));
+            });
+            message(
+                &mut buf,
+                NFNL_MSG_BATCH_END,
+                req,
+                seq0 + 2,
+                libc::AF_UNSPEC as u8,
+                sub,
+                |_| {},
+            );
+            send(fd, &buf)?;
+            recv_until(fd, |t, s, msg| {
+                if t != NLMSG_ERROR || !(seq0..=seq0 + 2).contains(&s) {
+                    return None;
+                }
+                match ack_error(msg)? {
+                    0 => Some(Ok(())),
+                    e if -e == libc::ENOENT => Some(Ok(())),
+                    e => Some(Err(NlError {
+                        errno: -e,
+                        index: Some(0),
+                    })),
+                }
+            })
         })
     }
 

@@ -762,6 +762,34 @@ fn other_rulesets_are_untouched_and_the_last_network_deletes_the_table() {
         assert!(!nft_has_table(), "the table outlived the last network");
         assert_eq!(snapshot(), before);
 
+        // An older berth's table (no rules_v1): remove_network falls back to
+        // nft, removes what is there and the table with its last network.
+        run("nft", &["add", "table", "inet", "berth"]);
+        run(
+            "nft",
+            &["add", "set", "inet", "berth", "bridges", "{ type ifname; }"],
+        );
+        run(
+            "nft",
+            &[
+                "add",
+                "set",
+                "inet",
+                "berth",
+                "same",
+                "{ type ifname . ifname; }",
+            ],
+        );
+        run(
+            "nft",
+            &["add", "element", "inet", "berth", "bridges", "{ \"br9\" }"],
+        );
+        nft::remove_network(&net("br9", &["10.91.9.0/24"], false)).unwrap();
+        assert!(
+            !nft_has_table(),
+            "the older table outlived its last network"
+        );
+
         // Ports without the table: a clear error; removing them is fine.
         let e = nft::add_ports(&p).unwrap_err().to_string();
         assert!(e.contains("berth's nft table is missing"), "{e}");
