@@ -6,13 +6,14 @@
 //! ELEMENTS, so a container's cost does not grow with the number of
 //! containers. No other table is ever touched, nothing is flushed but
 //! berth's own chains. Each call is one transaction (atomic):
-//! - elements go over nf_tables netlink (one NFNL batch of NEWSETELEM or
-//!   DELSETELEM, tens of microseconds, no program spawned): [`add_ports`],
-//!   [`remove_ports`], and [`add_network`] when the table is current;
+//! - elements go over nf_tables netlink (one NFNL batch of NEWSETELEM,
+//!   DELSETELEM or DESTROYSETELEM, tens of microseconds, no program
+//!   spawned): [`add_ports`], [`remove_ports`], and [`add_network`] and
+//!   [`remove_network`] when the table is current; [`delete_table`] too;
 //! - the `nft` program (`nft -f -`, about 15 ms) writes the table and its
-//!   rules when missing or older ([`add_network`]), removes a network
-//!   ([`remove_network`]: its elements, then the table if it was the last)
-//!   and lists the table ([`list`]).
+//!   rules when missing or older ([`add_network`]), removes a network from
+//!   an older table or on a kernel before 6.3 ([`remove_network`]), and
+//!   lists the table ([`list`], `nft -j`).
 //! - Bridge ports need hairpin mode on: with br_netfilter loaded, a
 //!   container's packet to its own published port is DNATed at the bridge
 //!   and bridged back out of the port it came in by.
@@ -333,7 +334,7 @@ pub fn list() -> Result<(Vec<String>, Vec<PortRule>)> {
 pub fn delete_table() -> Result<()> {
     let op = "delete berth's nft table";
     let _lock = Lock::take(op)?;
-    run_tolerant(op, "delete table inet berth\n")
+    netlink::delete_table().map_err(|e| nl_error(op, e.errno))
 }
 
 /// One element of one of berth's sets or maps, as nft syntax.
