@@ -31,7 +31,11 @@
 //!   traffic to a local address (`fib daddr type local`) in prerouting
 //!   (from outside and from containers: hairpin) and in output (the host
 //!   itself, 127.0.0.1 included: the bridge needs route_localnet=1, and
-//!   127.0.0.0/8 sources are masqueraded into a bridge).
+//!   127.0.0.0/8 sources are masqueraded into a bridge). Traffic to
+//!   127.0.0.0/8 is never DNATed in prerouting: a port published on
+//!   127.0.0.1 is the host's alone, not reachable by a container or a
+//!   neighbour that routes 127.0.0.0/8 to the host (DNAT there comes
+//!   before the kernel's martian check).
 //! - `forward` accepts within one bridge, drops anything into or out of an
 //!   internal bridge, and into a bridge accepts only replies and DNATed
 //!   (published) traffic: other bridges, and the outside addressing a
@@ -108,6 +112,7 @@ flush chain inet berth output
 flush chain inet berth postrouting
 flush chain inet berth forward
 flush chain inet berth input
+add rule inet berth prerouting ip daddr 127.0.0.0/8 return
 add rule inet berth prerouting fib daddr type local jump published
 add rule inet berth output fib daddr type local jump published
 add rule inet berth published meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @ports4ip

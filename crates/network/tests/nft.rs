@@ -565,9 +565,35 @@ fn published_ports_masquerade_hairpin_and_isolation() {
     );
     assert_eq!(reaches(&h, "127.0.0.1:7000"), "127.0.0.1");
     blocked(&a, "127.0.0.1:7000");
-    // ...while the attacker's route works: a published port is reached
-    // through the same route (DNATed, so not dropped).
-    assert_eq!(reaches(&a, "127.0.0.1:8081"), "10.91.1.1");
+    // Ports published on 127.0.0.1 are the host's alone: not through the
+    // bridge (whose route_localnet lets the packet in)...
+    blocked(&a, "127.0.0.1:8081");
+    blocked(&a, "127.0.0.1:8080");
+    // ...nor from another machine that routes 127.0.0.0/8 to the host
+    // (DNAT in prerouting comes before the kernel's martian check).
+    run("ip", &["-n", &o, "link", "set", "lo", "down"]);
+    sysctl(&o, "net.ipv4.conf.eth0.route_localnet=1");
+    sysctl(&o, "net.ipv4.conf.all.route_localnet=1");
+    run(
+        "ip",
+        &[
+            "-n",
+            &o,
+            "route",
+            "add",
+            "127.0.0.0/8",
+            "via",
+            "192.0.2.1",
+            "dev",
+            "eth0",
+        ],
+    );
+    blocked(&o, "127.0.0.1:8081");
+    blocked(&o, "127.0.0.1:8080");
+    blocked(&o, "127.0.0.1:7000");
+    // The routes themselves work: the host's own address is reached.
+    assert_eq!(reaches(&a, "10.91.1.1:8080"), "10.91.1.1");
+    assert_eq!(reaches(&o, "192.0.2.1:8080"), "192.0.2.2");
 
     // Unpublish: gone from outside, removing twice is fine.
     in_ns(&h, || {
