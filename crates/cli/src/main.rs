@@ -8,6 +8,7 @@ mod format;
 mod images;
 mod interrupt;
 mod manage;
+mod network;
 mod output;
 mod progress;
 mod verbs;
@@ -142,6 +143,9 @@ enum Cmd {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(manage::VolumeCmd),
+    /// Manage bridge networks (containers on one find each other by name).
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
     /// Prune and report disk use.
     #[command(subcommand)]
     System(manage::SystemCmd),
@@ -154,10 +158,7 @@ enum Cmd {
     Unpause(verbs::ContainersArgs),
     /// Change running (or stopped) containers' resource limits and restart policy.
     Update(verbs::UpdateArgs),
-    /// List a container's published ports.
-    ///
-    /// berth has no networks yet, so no port is ever published: the list is
-    /// empty (and a PORT asked for is not found). Kept for scripts.
+    /// List a running container's published ports: berth port CTR [PORT[/PROTO]].
     Port(verbs::PortArgs),
     /// Show what happens to containers, images and volumes, as it happens.
     Events(verbs::EventsArgs),
@@ -382,6 +383,7 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
         Cmd::Cp(a) => manage::cp(root, run_root, a),
         Cmd::Diff { container } => manage::diff(root, run_root, &container),
         Cmd::Volume(c) => manage::volume(root, run_root, c),
+        Cmd::Network(c) => network::network(root, run_root, c),
         Cmd::System(c) => manage::system(root, run_root, c),
         Cmd::Container(c) => match c.into_cmd() {
             Routed::Same(cmd) => dispatch(root, run_root, *cmd),

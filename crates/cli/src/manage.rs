@@ -24,7 +24,7 @@ pub fn human(n: u64) -> String {
     }
 }
 
-fn table(head: &[&str], rows: &[Vec<String>]) -> Result<()> {
+pub(crate) fn table(head: &[&str], rows: &[Vec<String>]) -> Result<()> {
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {

@@ -133,18 +133,21 @@ pub fn port(root: &Path, run_root: &Path, a: PortArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let mut found = false;
     for p in &ports {
+        // Docker's: `[::]:8080` for an IPv6 address.
+        let ip = if p.host_ip.contains(':') {
+            format!("[{}]", p.host_ip)
+        } else {
+            p.host_ip.clone()
+        };
         match &want {
             Some(w) if *w != p.container_port => {}
-            Some(_) => writeln!(out, "{}:{}", p.host_ip, p.host_port)?,
-            None => writeln!(out, "{} -> {}:{}", p.container_port, p.host_ip, p.host_port)?,
+            Some(_) => writeln!(out, "{ip}:{}", p.host_port)?,
+            None => writeln!(out, "{} -> {ip}:{}", p.container_port, p.host_port)?,
         }
         found |= want.as_ref().is_none_or(|w| *w == p.container_port);
     }
     if let (Some(w), false) = (&want, found) {
-        bail!(
-            "no public port {w:?} published for {} (berth has no published ports until networks land)",
-            a.container
-        );
+        bail!("no public port {w:?} published for {}", a.container);
     }
     Ok(())
 }

@@ -96,7 +96,12 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
                 query::quoted_command(&engine.command_or_spec(r), a.no_trunc),
                 format!("{} ago", query::ago(r.created)),
                 query::status_text(r),
-                String::new(),
+                engine
+                    .published(&r.id)
+                    .iter()
+                    .map(|p| p.display())
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 r.name.clone(),
             ];
             if let Some(s) = size {

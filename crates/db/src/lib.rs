@@ -43,7 +43,7 @@ pub struct Tables<'a> {
     /// `CREATE ... IF NOT EXISTS` statements.
     pub schema: &'a str,
     /// The database of an earlier berth that held these tables, under the
-    /// store root: imported once (then removed) when found.
+    /// store root: imported once (then removed) when found; "" for none.
     pub legacy_file: &'a str,
     /// The tables to import, parents before children (foreign keys).
     pub tables: &'a [&'a str],
@@ -177,6 +177,10 @@ pub fn private(path: &Path, mode: u32) -> std::io::Result<()> {
 /// processes that find the old file together. Only columns both sides
 /// have are copied, so an older schema imports too.
 fn import_legacy(db: &Connection, root: &Path, t: &Tables<'_>) -> Result<()> {
+    // Tables no earlier berth kept elsewhere.
+    if t.legacy_file.is_empty() {
+        return Ok(());
+    }
     let legacy = root.join(t.legacy_file);
     if !legacy.exists() {
         return Ok(());

@@ -47,6 +47,12 @@ pub struct Engine {
 /// A held container lock.
 pub struct Lock(#[allow(dead_code)] OwnedFd);
 
+impl Lock {
+    pub(crate) fn from_fd(fd: OwnedFd) -> Lock {
+        Lock(fd)
+    }
+}
+
 /// A monitor started before its container is known (`berth-monitor
 /// --pre`), for `berth run`: it executes, makes berth-runtime's protected
 /// binary and starts the runtime, which then waits for its command line
@@ -231,6 +237,10 @@ fn kernel_version() -> (u32, u32) {
 /// berth killed it with (SIGKILL only), for its exit code.
 const KILLED: &str = "killed";
 
+pub(crate) fn alive_pid(pid: i32) -> bool {
+    alive(pid)
+}
+
 fn alive(pid: i32) -> bool {
     pid > 0
         && berth_sys::process::kill(pid, 0).is_ok()
@@ -274,34 +284,91 @@ fn container_hostname(id: &str, c: &ContainerSpec) -> String {
 
 /// The container's /etc/hostname, /etc/hosts and /etc/resolv.conf, as
 /// (file name, text).
-fn etc_files(rec: &Record, hostname: &str) -> [(&'static str, String); 3] {
+fn etc_files(
+    rec: &Record,
+    hostname: &str,
+    net: Option<&crate::networks::NetSetup>,
+) -> [(&'static str, String); 3] {
     let host_net = rec.spec.namespaces.net.is_host();
     let mut hosts = if host_net {
         std::fs::read_to_string("/etc/hosts").unwrap_or_default()
     } else {
+        let own = net
+            .and_then(|n| n.addresses.first())
+            .map_or_else(|| "127.0.1.1".to_string(), |a| a.to_string());
         format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{hostname}\n"
         )
     };
     if !hosts.is_empty() && !hosts.ends_with('\n') {
         hosts.push('\n');
     }
     for h in &rec.spec.network.extra_hosts {
-        hosts.push_str(&format!("{}\t{}\n", h.address, h.name));
+        let address = match (h.address.as_str(), net.and_then(|n| n.gateway)) {
+            (crate::specgen::docker::HOST_GATEWAY, Some(gw)) => gw.to_string(),
+            (crate::specgen::docker::HOST_GATEWAY, None) => continue,
+            (a, _) => a.to_string(),
+        };
+        hosts.push_str(&format!("{address}\t{}\n", h.name));
     }
     let c = &rec.spec.network;
-    let resolv = crate::specgen::resolv_conf(
-        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-        &c.dns,
-        &c.dns_search,
-        &c.dns_options,
-        !host_net,
-    );
+    let host_resolv = host_resolv_conf();
+    let resolv = match net.and_then(|n| n.dns_server) {
+        // berth's responder on the network's gateway forwards other names
+        // to the container's --dns servers or the host's.
+        Some(server) => {
+            let mut search = vec![crate::networks::DNS_DOMAIN.to_string()];
+            search.extend(c.dns_search.iter().filter(|s| *s != ".").cloned());
+            if c.dns_search.is_empty() {
+                search.extend(host_search(&host_resolv));
+            }
+            crate::specgen::resolv_conf(
+                &host_resolv,
+                &[server.to_string()],
+                &search,
+                &c.dns_options,
+                true,
+            )
+        }
+        None => crate::specgen::resolv_conf(
+            &host_resolv,
+            &c.dns,
+            &c.dns_search,
+            &c.dns_options,
+            !host_net,
+        ),
+    };
     [
         ("hostname", format!("{hostname}\n")),
         ("hosts", hosts),
         ("resolv.conf", resolv),
     ]
+}
+
+/// The host's resolv.conf, or systemd-resolved's list of the real servers
+/// when the host's names only its stub on a loopback address (which a
+/// container with a network of its own cannot reach).
+fn host_resolv_conf() -> String {
+    let etc = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let servers = berth_network::resolv::nameservers(&etc);
+    if !servers.is_empty() && servers.iter().all(|a| a.is_loopback()) {
+        if let Ok(real) = std::fs::read_to_string("/run/systemd/resolve/resolv.conf") {
+            return real;
+        }
+    }
+    etc
+}
+
+/// The search domains of a resolv.conf.
+fn host_search(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut w = line.split_whitespace();
+        if matches!(w.next(), Some("search" | "domain")) {
+            out = w.map(str::to_string).collect();
+        }
+    }
+    out
 }
 
 /// Writes `data` to a new `path` (replacing what was there) readable by
@@ -344,7 +411,10 @@ impl Engine {
 
     /// [`Engine::open`] with another runtime client (a fake in tests).
     pub fn open_with(root: &Path, run_root: &Path, oci: &'static dyn OciRuntime) -> Result<Engine> {
-        let images = Store::open_with(root, &[crate::records::TABLES])?;
+        let images = Store::open_with(
+            root,
+            &[crate::records::TABLES, berth_network::store::TABLES],
+        )?;
         images.relax_durability()?;
         for d in [root.join("containers"), root.join("volumes")] {
             std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;
@@ -369,6 +439,17 @@ impl Engine {
     /// This engine with another host (a fake in tests).
     pub fn with_host(self, host: &'static dyn Host) -> Engine {
         Engine { host, ..self }
+    }
+
+    /// The container's lock if no one holds it.
+    pub(crate) fn try_lock(&self, id: &str) -> Option<Lock> {
+        let p = self.paths.lock(id);
+        let fd =
+            berth_sys::fs::open(&p, libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC, 0o600).ok()?;
+        berth_sys::fs::flock(fd.as_fd(), true, true)
+            .ok()
+            .filter(|got| *got)
+            .map(|_| Lock(fd))
     }
 
     pub fn lock(&self, id: &str) -> Result<Lock> {
@@ -474,11 +555,13 @@ impl Engine {
             .hold_with(image_id, &holder, |db| Records::insert_in(db, &rec))?;
         let done = std::fs::create_dir_all(&dir)
             .map_err(io(format!("create {}", dir.display())))
-            .and_then(|()| self.attach_volumes(&rec, &image_config));
+            .and_then(|()| self.attach_volumes(&rec, &image_config))
+            .and_then(|()| self.create_network(&rec));
         if let Err(e) = done {
             let _ = self
                 .images
                 .release_with(&holder, |db| Records::remove_in(db, &id));
+            self.release_endpoints_of(&rec);
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
@@ -811,6 +894,7 @@ impl Engine {
                 crate::cdi::Registry::load(&crate::cdi::spec_dirs())
                     .resolve(&c.resources.cdi_devices)?
             },
+            netns: None,
         })
     }
 
@@ -818,18 +902,23 @@ impl Engine {
     /// hosts or resolv.conf), as its start writes it.
     pub(crate) fn etc_file_text(&self, rec: &Record, name: &str) -> Result<String> {
         let hostname = container_hostname(&rec.id, &rec.spec);
-        etc_files(rec, &hostname)
+        etc_files(rec, &hostname, None)
             .into_iter()
             .find(|(n, _)| *n == name)
             .map(|(_, t)| t)
             .ok_or_else(|| Error::Runtime(format!("no generated /etc file {name}")))
     }
 
-    fn write_etc_files(&self, rec: &Record, hostname: &str) -> Result<()> {
+    fn write_etc_files(
+        &self,
+        rec: &Record,
+        hostname: &str,
+        net: Option<&crate::networks::NetSetup>,
+    ) -> Result<()> {
         let dir = self.paths.run_dir(&rec.id);
         let dfd = berth_sys::fs::open(&dir, libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(io(format!("open {}", dir.display())))?;
-        for (name, text) in etc_files(rec, hostname) {
+        for (name, text) in etc_files(rec, hostname, net) {
             // Written at each start, as podman does (the host's resolver
             // may have changed), into the run directory made anew for
             // this start: created exclusively, never through a link.
@@ -887,10 +976,16 @@ impl Engine {
                 rec.name, rec.image
             ))
         })?;
-        let rootfs = self.mount_rootfs(&rec)?;
-        let result = self.start_mounted(&rec, &image, &rootfs, pre);
-        if result.is_err() {
-            let _ = self.host.unmount(&rootfs, None);
+        let net = self.setup_network(&rec, &image.exposed_ports)?;
+        let result = self.mount_rootfs(&rec).and_then(|rootfs| {
+            let r = self.start_mounted(&rec, &image, &rootfs, pre, net.as_ref());
+            if r.is_err() {
+                let _ = self.host.unmount(&rootfs, None);
+            }
+            r
+        });
+        if result.is_err() && net.is_some() {
+            self.teardown_network(&rec.id);
         }
         result
     }
@@ -956,6 +1051,7 @@ impl Engine {
         image: &ImageConfig,
         rootfs: &Path,
         pre: Option<PreMonitor>,
+        net: Option<&crate::networks::NetSetup>,
     ) -> Result<Session> {
         let dir = self.paths.container(&rec.id);
         let run_dir = self.paths.run_dir(&rec.id);
@@ -967,7 +1063,7 @@ impl Engine {
         // The monitor starts first and waits for GO: its own start-up
         // (a millisecond) overlaps with writing the bundle.
         let (mut session, child) = self.spawn_monitor(rec, &dir, &run_dir, pre)?;
-        let ready = self.write_bundle(rec, image, rootfs, &run_dir);
+        let ready = self.write_bundle(rec, image, rootfs, &run_dir, net);
         if let Err(e) = ready.and_then(|()| session.send(frame::GO, b"")) {
             // Told by the closed pipe, the monitor ends without a trace.
             drop(session);
@@ -1002,6 +1098,7 @@ impl Engine {
         image: &ImageConfig,
         rootfs: &Path,
         run_dir: &Path,
+        net: Option<&crate::networks::NetSetup>,
     ) -> Result<()> {
         let c = &rec.spec;
         let root_fd = berth_sys::fs::open(
@@ -1019,8 +1116,14 @@ impl Engine {
         // Root too is looked up: its home and groups come from the image.
         let user = crate::user::resolve_in(root_fd.as_fd(), &user_spec, &c.process.groups)?;
         let mut host = self.resolve(&rec.id, c, image, rootfs)?;
+        host.netns = match (&c.namespaces.net, net) {
+            (_, Some(n)) => Some(n.netns.clone()),
+            (crate::specgen::NamespaceMode::Container(other), _) => Some(self.shared_netns(other)?),
+            (crate::specgen::NamespaceMode::Path(p), _) => Some(p.clone()),
+            _ => None,
+        };
         self.convert_seccomp(c, &mut host)?;
-        self.write_etc_files(rec, &host.hostname)?;
+        self.write_etc_files(rec, &host.hostname, net)?;
         for (name, _, dest) in self.volume_mounts(rec, image) {
             let nocopy = c
                 .storage
@@ -1223,7 +1326,7 @@ impl Engine {
     /// Reconciles under the lock: the monitor's state file wins; a monitor
     /// that is gone (kill -9, reboot, wiped /run) leaves a container that
     /// is either still running unmonitored or ended with an unknown status.
-    fn refresh_locked(&self, mut rec: Record) -> Result<Record> {
+    pub(crate) fn refresh_locked(&self, mut rec: Record) -> Result<Record> {
         if rec.state.status == Status::Created {
             // A `start` killed after it had started the monitor but before
             // it recorded it (the lock held here means no start is running):
@@ -1439,6 +1542,7 @@ impl Engine {
         if runtime_delete {
             let _ = self.oci.delete(self.target(rec));
         }
+        self.teardown_network(&rec.id);
         let run = self.paths.run_dir(&rec.id);
         let run_trash = self.paths.run_trash(&rec.id);
         // The run directory first, so that the mount point can follow it
@@ -1746,6 +1850,8 @@ impl Engine {
             .release_with(&format!("container:{}", rec.id), |db| {
                 crate::records::Records::remove_in(db, &rec.id)
             })?;
+        self.teardown_network(&rec.id);
+        self.release_endpoints_of(rec);
         if volumes {
             for v in vols {
                 if self.records.volume(&v).is_ok_and(|v| v.anonymous) {

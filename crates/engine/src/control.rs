@@ -123,7 +123,7 @@ pub struct ContainerSize {
     pub root_fs: u64,
 }
 
-/// A published port (none exist until networks land).
+/// A published port.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
     /// "80/tcp".
@@ -307,11 +307,27 @@ impl Engine {
         }
     }
 
-    /// `port`: the container's published ports. berth has no networks
-    /// yet, so a container has none; the container must exist.
+    /// `port`: the running container's published ports.
     pub fn ports(&self, what: &str) -> Result<Vec<PortMapping>> {
-        self.records.find(what)?;
-        Ok(Vec::new())
+        let r = self.records.find(what)?;
+        Ok(self
+            .published(&r.id)
+            .into_iter()
+            .map(|p| PortMapping {
+                container_port: format!("{}/{}", p.container_port, p.proto),
+                host_ip: p.host_ip.map_or_else(
+                    || {
+                        if p.container_ip.is_ipv6() {
+                            "::".into()
+                        } else {
+                            "0.0.0.0".into()
+                        }
+                    },
+                    |a| a.to_string(),
+                ),
+                host_port: p.host_port,
+            })
+            .collect())
     }
 }
 

@@ -92,6 +92,10 @@ pub enum Error {
     /// A CDI device that cannot be given (its name, or its spec file).
     #[error(transparent)]
     Cdi(#[from] crate::cdi::Error),
+    /// A network, an address, a published port, or the host's network
+    /// setup.
+    #[error(transparent)]
+    Network(berth_network::Error),
 }
 
 impl Error {
@@ -111,6 +115,17 @@ impl Error {
             | Error::Conflict(_) => ErrorKind::Conflict,
             Error::Runtime(_) => ErrorKind::Runtime,
             Error::StartFailed { msg, .. } => crate::exec::start_failure_kind(msg),
+            Error::Network(e) => {
+                use berth_network::Error as N;
+                match e {
+                    N::Invalid(_) => ErrorKind::InvalidArgument,
+                    N::Conflict(_) | N::Exhausted(_) => ErrorKind::Conflict,
+                    N::NotFound(_) => ErrorKind::NotFound,
+                    N::Io { .. } | N::Netlink { .. } | N::Nft { .. } | N::Db(_) => {
+                        ErrorKind::System
+                    }
+                }
+            }
             Error::Cdi(e) => {
                 use crate::cdi::Error as C;
                 match e {

@@ -42,6 +42,7 @@ pub struct ContainerInspect {
     pub config: ConfigInspect,
     pub host_config: HostConfigInspect,
     pub graph_driver: GraphDriver,
+    pub network_settings: crate::networks::NetworkSettings,
 }
 
 /// `.State`.
@@ -102,6 +103,8 @@ pub struct ConfigInspect {
     pub labels: BTreeMap<String, String>,
     pub stop_signal: String,
     pub stop_timeout: u32,
+    /// The image's EXPOSE and `--expose`: `{"80/tcp": {}}`.
+    pub exposed_ports: Option<BTreeMap<String, serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// `.HostConfig.RestartPolicy`.
@@ -160,8 +163,12 @@ pub struct DeviceWeightInspect {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct HostConfigInspect {
-    /// `host` or `none` (until networks land).
+    /// `bridge` (the default network), a network's name, `none`, `host`
+    /// or `container:ID`.
     pub network_mode: String,
+    /// `-p`: `{"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}`.
+    pub port_bindings: BTreeMap<String, Vec<crate::networks::PortBinding>>,
+    pub publish_all_ports: bool,
     pub restart_policy: RestartPolicyInspect,
     pub auto_remove: bool,
     pub privileged: bool,
@@ -393,9 +400,29 @@ impl Engine {
                 .or(image.stop_signal.clone())
                 .unwrap_or_else(|| "SIGTERM".into()),
             stop_timeout: p.stop_timeout.unwrap_or(10),
+            exposed_ports: {
+                let mut m: BTreeMap<String, serde_json::Map<String, serde_json::Value>> =
+                    BTreeMap::new();
+                for e in image.exposed_ports.iter().chain(&c.network.expose) {
+                    m.insert(e.clone(), Default::default());
+                }
+                for p in &c.network.ports {
+                    m.insert(
+                        format!("{}/{}", p.container_port, p.proto),
+                        Default::default(),
+                    );
+                }
+                (!m.is_empty()).then_some(m)
+            },
         };
         let host_config = HostConfigInspect {
-            network_mode: if ns.net.is_host() { "host" } else { "none" }.into(),
+            network_mode: match (&ns.net, c.network.networks.first()) {
+                (NamespaceMode::Private, Some(a)) => a.network.clone(),
+                (NamespaceMode::Private, None) => "none".into(),
+                (m, _) => m.to_string(),
+            },
+            port_bindings: crate::networks::port_bindings(&c.network.ports),
+            publish_all_ports: c.network.publish_all,
             restart_policy: RestartPolicyInspect {
                 name: c.lifecycle.restart.name().into(),
                 maximum_retry_count: match c.lifecycle.restart {
@@ -543,6 +570,7 @@ impl Engine {
                     merged_dir: self.paths.rootfs(&r.id),
                 },
             },
+            network_settings: self.network_settings(r),
         }
     }
 

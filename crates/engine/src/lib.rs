@@ -23,6 +23,7 @@ pub mod inspect;
 #[cfg(test)]
 mod lifecycle_tests;
 pub mod logs;
+pub mod networks;
 pub mod paths;
 pub mod query;
 pub mod records;
@@ -69,3 +70,7 @@ pub fn warm_up_cgroups() {
             }
         });
 }
+
+/// The network layer (models, addresses, ports) the engine builds on, for
+/// its front ends.
+pub use berth_network as network;

@@ -219,11 +219,25 @@ pub struct PsEntry {
     pub started_at: i64,
     pub restarts: u32,
     pub labels: BTreeMap<String, String>,
+    /// Published ports, podman's shape.
+    pub ports: Vec<PsPort>,
+    /// The networks' names.
+    pub networks: Vec<String>,
     /// With `ps -s`: what it wrote, and that with its image's layers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_rw: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size_root_fs: Option<u64>,
+}
+
+/// A published port in `ps --format json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PsPort {
+    pub host_ip: String,
+    pub container_port: u16,
+    pub host_port: u16,
+    pub range: u16,
+    pub protocol: String,
 }
 
 impl Engine {
@@ -321,6 +335,24 @@ impl Engine {
             started_at: r.state.started / 1_000_000_000,
             restarts: r.state.restarts,
             labels: r.spec.metadata.labels.clone(),
+            ports: self
+                .published(&r.id)
+                .iter()
+                .map(|p| PsPort {
+                    host_ip: p.host_ip.map(|a| a.to_string()).unwrap_or_default(),
+                    container_port: p.container_port,
+                    host_port: p.host_port,
+                    range: 1,
+                    protocol: p.proto.to_string(),
+                })
+                .collect(),
+            networks: r
+                .spec
+                .network
+                .networks
+                .iter()
+                .map(|a| a.network.clone())
+                .collect(),
             size_rw: size.as_ref().map(|s| s.rw),
             size_root_fs: size.as_ref().map(|s| s.root_fs),
         }
@@ -345,6 +377,12 @@ impl Engine {
             names: r.name.clone(),
             labels: labels_text(&r.spec.metadata.labels),
             mounts: mounts.join(","),
+            ports: self
+                .published(&r.id)
+                .iter()
+                .map(|p| p.display())
+                .collect::<Vec<_>>()
+                .join(", "),
             ..PsRow::default()
         }
     }

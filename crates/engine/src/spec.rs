@@ -25,6 +25,8 @@ pub struct ImageConfig {
     /// Paths the image declares as volumes (the engine makes anonymous ones).
     pub volumes: Vec<String>,
     pub labels: BTreeMap<String, String>,
+    /// EXPOSE: `80/tcp` and the like (`-P` publishes them).
+    pub exposed_ports: Vec<String>,
 }
 
 impl ImageConfig {
@@ -73,6 +75,10 @@ impl ImageConfig {
                         .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
                         .collect()
                 })
+                .unwrap_or_default(),
+            exposed_ports: c["ExposedPorts"]
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default(),
         })
     }
@@ -232,6 +238,10 @@ pub struct Resolved {
     /// The edits of the spec's CDI devices, resolved from the CDI spec
     /// files for this start.
     pub cdi: crate::cdi::Edits,
+
+    /// The network namespace to join (bridge networks, `container:NAME`,
+    /// `ns:PATH`); None: one of its own (or the host's).
+    pub netns: Option<PathBuf>,
 }
 
 /// Cleans an absolute container path; refuses relative ones and `..`.
@@ -807,7 +817,10 @@ fn build<'a>(
     let mut namespaces: Vec<Value> = own
         .iter()
         .filter(|(_, own)| *own)
-        .map(|(ns, _)| json!({"type": ns}))
+        .map(|(ns, _)| match (&h.netns, *ns) {
+            (Some(p), "network") => json!({"type": ns, "path": p}),
+            _ => json!({"type": ns}),
+        })
         .collect();
     let user_maps = cs
         .namespaces

@@ -267,6 +267,8 @@ impl Engine {
         self.records.rename(&rec.id, name)?;
         let mut renamed = rec.clone();
         renamed.name = name.to_string();
+        // Its new name resolves at once on its networks.
+        self.refresh_dns(&rec.id);
         self.container_event(&renamed, "rename", &[("oldName", rec.name.clone())]);
         Ok(())
     }

@@ -273,6 +273,10 @@ impl Env {
         c.arg("--run-root").arg(self.run_root.path());
         c.env_remove("BERTH_ROOT");
         c.env_remove("BERTH_RUN_ROOT");
+        // Containers get only a loopback unless a test asks for a network:
+        // bridges and nftables rules are made only by the network tests,
+        // inside network namespaces of their own (tests/network.rs).
+        c.env("BERTH_DEFAULT_NETWORK", "none");
         // This machine's registries.conf (aliases, mirrors) stays out of
         // the tests; those that test it give their own.
         c.env(

@@ -464,6 +464,144 @@ pub fn parse_sysctl(s: &str) -> Result<(String, String)> {
     Ok((k, v.to_string()))
 }
 
+/// `--network` (several), `--ip`, `--ip6`, `--mac-address`,
+/// `--network-alias`, `-p`, `-P`, `--expose` into the spec, as Docker
+/// takes them.
+fn network_flags(
+    f: &CreateFlags,
+    net: &mut NamespaceMode,
+    n: &mut super::NetworkSpec,
+) -> Result<()> {
+    let given: Vec<String> = if f.network.is_empty() {
+        vec![super::default_network()]
+    } else {
+        f.network.clone()
+    };
+    let special = |v: &str| {
+        matches!(v, "none" | "host" | "private")
+            || v.starts_with("container:")
+            || v.starts_with("ns:")
+            || v.starts_with("pod:")
+    };
+    if given.len() > 1 && given.iter().any(|v| special(v)) {
+        return Err(option(
+            "--network",
+            format!(
+                "{} cannot be combined with other networks",
+                given.iter().find(|v| special(v)).map_or("", |v| v.as_str())
+            ),
+        ));
+    }
+    let first = given[0].as_str();
+    if special(first) {
+        *net = NamespaceMode::parse(first).ok_or_else(|| {
+            option(
+                "--network",
+                format!("{first:?} is not none, host, container:NAME, ns:PATH or a network's name"),
+            )
+        })?;
+        if let NamespaceMode::Pod(_) = net {
+            return Err(option(
+                "--network",
+                "pod: networks come with pods; use --pod",
+            ));
+        }
+        for (flag, set) in [
+            ("--ip", f.ip.is_some()),
+            ("--ip6", f.ip6.is_some()),
+            ("--mac-address", f.mac_address.is_some()),
+            ("--network-alias", !f.network_alias.is_empty()),
+        ] {
+            if set {
+                return Err(option(
+                    flag,
+                    format!("needs a bridge network, not --network {first}"),
+                ));
+            }
+        }
+    } else {
+        *net = NamespaceMode::Private;
+        let default_bridge = first == berth_network::model::DEFAULT_NETWORK;
+        for (i, name) in given.iter().enumerate() {
+            let mut a = super::NetworkAttachment {
+                network: name.clone(),
+                ..Default::default()
+            };
+            if i == 0 {
+                let user_defined = !default_bridge || given.len() > 1;
+                let needs_user = |flag: &str| {
+                    option(flag, "is supported on user-defined networks only (not the default bridge), as in Docker")
+                };
+                if let Some(v) = &f.ip {
+                    if !user_defined {
+                        return Err(needs_user("--ip"));
+                    }
+                    a.ipv4 =
+                        Some(v.parse().map_err(|_| {
+                            option("--ip", format!("{v:?} is not an IPv4 address"))
+                        })?);
+                }
+                if let Some(v) = &f.ip6 {
+                    if !user_defined {
+                        return Err(needs_user("--ip6"));
+                    }
+                    a.ipv6 =
+                        Some(v.parse().map_err(|_| {
+                            option("--ip6", format!("{v:?} is not an IPv6 address"))
+                        })?);
+                }
+                if let Some(m) = &f.mac_address {
+                    if super::parse_mac(m).is_none() {
+                        return Err(option(
+                            "--mac-address",
+                            format!("{m:?} is not a unicast MAC address (like 02:42:ac:11:00:02)"),
+                        ));
+                    }
+                    a.mac = Some(m.to_ascii_lowercase());
+                }
+                if !f.network_alias.is_empty() && default_bridge {
+                    return Err(needs_user("--network-alias"));
+                }
+            }
+            if name != berth_network::model::DEFAULT_NETWORK {
+                a.aliases = f.network_alias.clone();
+            }
+            n.networks.push(a);
+        }
+        if n.networks.len() > 1 && (f.ip.is_some() || f.ip6.is_some()) {
+            return Err(option(
+                "--ip",
+                "applies to one network: give a single --network",
+            ));
+        }
+    }
+    for p in &f.publish {
+        n.ports.extend(
+            berth_network::ports::parse_publish(p)
+                .map_err(|e| option("--publish", e.to_string()))?,
+        );
+    }
+    n.publish_all = f.publish_all;
+    for e in &f.expose {
+        for (port, proto) in
+            berth_network::ports::parse_expose(e).map_err(|x| option("--expose", x.to_string()))?
+        {
+            n.expose.push(format!("{port}/{proto}"));
+        }
+    }
+    if (!n.ports.is_empty() || n.publish_all) && n.networks.is_empty() {
+        return Err(option(
+            "--publish",
+            format!("ports are published on bridge networks only, not with --network {first}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `--add-host NAME:host-gateway`: the gateway of the container's first
+/// network, resolved at each start.
+pub const HOST_GATEWAY: &str = "host-gateway";
+
 /// `--add-host NAME:IP` (Docker's syntax; `NAME=IP` too, as Podman, and an
 /// IPv6 address may be in brackets). Returns (name, address).
 pub fn parse_add_host(s: &str) -> Result<(String, String)> {
@@ -480,11 +618,8 @@ pub fn parse_add_host(s: &str) -> Result<(String, String)> {
     if !valid_name {
         return Err(bad(format!("{name:?} is not a host name")));
     }
-    if addr == "host-gateway" {
-        return Err(bad(
-            "host-gateway needs a bridge network, which berth does not have yet: give the address"
-                .into(),
-        ));
+    if addr == HOST_GATEWAY {
+        return Ok((name.to_string(), HOST_GATEWAY.to_string()));
     }
     let ip: std::net::IpAddr = addr
         .parse()
@@ -801,12 +936,44 @@ pub struct CreateFlags {
     /// Read labels from a file (KEY=VALUE lines, # comments).
     #[cfg_attr(feature = "clap", arg(long = "label-file", value_name = "FILE"))]
     pub label_file: Vec<PathBuf>,
-    /// none (the default) or host; bridge networks come in a later release.
+    /// Connect to a network: bridge (the default for root), a network's
+    /// name (repeat for several), none (only a loopback), host,
+    /// container:NAME (another container's) or ns:PATH.
     #[cfg_attr(
         feature = "clap",
-        arg(long = "network", alias = "net", default_value = "none")
+        arg(long = "network", alias = "net", value_name = "NETWORK")
     )]
-    pub network: Option<String>,
+    pub network: Vec<String>,
+    /// The container's IPv4 address on its (single user-defined) network.
+    #[cfg_attr(feature = "clap", arg(long = "ip", value_name = "IPV4"))]
+    pub ip: Option<String>,
+    /// The container's IPv6 address on its (single user-defined) network.
+    #[cfg_attr(feature = "clap", arg(long = "ip6", value_name = "IPV6"))]
+    pub ip6: Option<String>,
+    /// The container's MAC address (like 02:42:ac:11:00:02).
+    #[cfg_attr(feature = "clap", arg(long = "mac-address", value_name = "MAC"))]
+    pub mac_address: Option<String>,
+    /// Another name for the container on its user-defined networks.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "network-alias", alias = "net-alias", value_name = "ALIAS")
+    )]
+    pub network_alias: Vec<String>,
+    /// Publish a container's port on the host:
+    /// [IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/tcp|udp|sctp]
+    /// (no host port: one chosen at start).
+    #[cfg_attr(
+        feature = "clap",
+        arg(short = 'p', long = "publish", value_name = "PORTS")
+    )]
+    pub publish: Vec<String>,
+    /// Publish every exposed port (the image's EXPOSE and --expose) on
+    /// host ports chosen at start.
+    #[cfg_attr(feature = "clap", arg(short = 'P', long = "publish-all"))]
+    pub publish_all: bool,
+    /// Expose a port or a range (PORT[-END][/PROTO]) without publishing it.
+    #[cfg_attr(feature = "clap", arg(long = "expose", value_name = "PORT"))]
+    pub expose: Vec<String>,
     /// The OCI runtime: berth-runtime (default), runc, crun, or a path.
     #[cfg_attr(feature = "clap", arg(long, default_value = DEFAULT_RUNTIME))]
     pub runtime: Option<String>,
@@ -1234,24 +1401,7 @@ pub fn to_spec(f: &CreateFlags, command: &[String]) -> Result<(ContainerSpec, Ve
         }
     };
     ns.user = crate::userns::parse(f.userns.as_deref(), &f.uidmap, &f.gidmap)?;
-    ns.net = match f.network.as_deref().unwrap_or("none") {
-        "none" => NamespaceMode::Private,
-        "host" => NamespaceMode::Host,
-        "bridge" | "" => {
-            return Err(option(
-                "--network",
-                "bridge networks are not available yet; use --network none or --network host",
-            ))
-        }
-        n => {
-            return Err(option(
-                "--network",
-                format!(
-                    "{n:?}: networks are not available yet; use --network none or --network host"
-                ),
-            ))
-        }
-    };
+    network_flags(f, &mut ns.net, &mut s.network)?;
 
     let restart = f.restart.as_deref().unwrap_or("no");
     s.lifecycle.restart = RestartPolicy::parse(restart).ok_or_else(|| {
@@ -1575,12 +1725,16 @@ mod tests {
         assert_eq!(parse_add_host("v6:::1").ok(), kv("v6", "::1"));
         assert_eq!(parse_add_host("v6:[fd00::2]").ok(), kv("v6", "fd00::2"));
         assert_eq!(parse_add_host("v6=fd00::2").ok(), kv("v6", "fd00::2"));
+        // Resolved at start to the first network's gateway.
+        assert_eq!(
+            parse_add_host("gw:host-gateway").ok(),
+            kv("gw", "host-gateway")
+        );
         for bad in [
             "db",
             "db:",
             ":10.0.0.1",
             "db:10.0.0",
-            "db:host-gateway",
             "a b:10.0.0.1",
             "x\n10.0.0.1 evil:10.0.0.1",
         ] {

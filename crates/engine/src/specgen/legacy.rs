@@ -290,6 +290,11 @@ impl ContainerConfig {
                     .into_iter()
                     .map(|(name, address)| HostEntry { name, address })
                     .collect(),
+                // Old containers had no bridge networks.
+                networks: Vec::new(),
+                ports: Vec::new(),
+                publish_all: false,
+                expose: Vec::new(),
             },
             lifecycle: LifecycleSpec {
                 restart: RestartPolicy::parse(&c.restart).ok_or_else(|| {

@@ -442,8 +442,69 @@ pub struct NetworkSpec {
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub dns_options: Vec<String>,
-    /// More /etc/hosts lines.
+    /// More /etc/hosts lines (an address of `host-gateway`: the gateway
+    /// of the container's first network, resolved at each start).
     pub extra_hosts: Vec<HostEntry>,
+    /// The bridge networks the container is on, in order (the first gives
+    /// the default route), with `namespaces.net` private; none: only a
+    /// loopback (`--network none`).
+    pub networks: Vec<NetworkAttachment>,
+    /// `-p`: host ports forwarded to the container's (a host port of 0 is
+    /// chosen at each start).
+    pub ports: Vec<berth_network::ports::PortMapping>,
+    /// `-P`: every exposed port (the image's and `--expose`) on a host
+    /// port chosen at start.
+    pub publish_all: bool,
+    /// `--expose`: more exposed ports, as `80/tcp`.
+    pub expose: Vec<String>,
+}
+
+/// A container's place on one network, as asked for (the addresses it
+/// got are the network store's endpoints).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkAttachment {
+    /// The network's name (as given: resolved at create and each start).
+    pub network: String,
+    /// `--ip`, `--ip6`: the addresses it must have.
+    pub ipv4: Option<std::net::Ipv4Addr>,
+    pub ipv6: Option<std::net::Ipv6Addr>,
+    /// `--mac-address`: `02:42:ac:11:00:02`.
+    pub mac: Option<String>,
+    /// `--network-alias`: more names the network's DNS gives it.
+    pub aliases: Vec<String>,
+}
+
+/// The network a container is put on when `--network` is not given:
+/// `$BERTH_DEFAULT_NETWORK` (bridge, none, host or a network's name: what
+/// containers.conf's `netns` and Docker's daemon `bridge` setting do),
+/// else Docker's `bridge` for root and `none` for other users (a bridge
+/// network needs root; rootless networking is not there yet).
+pub fn default_network() -> String {
+    match std::env::var("BERTH_DEFAULT_NETWORK") {
+        Ok(v) if !v.is_empty() => v,
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        _ if unsafe { libc::geteuid() } != 0 => "none".into(),
+        _ => berth_network::model::DEFAULT_NETWORK.into(),
+    }
+}
+
+/// A MAC address as `--mac-address` takes it: six hex pairs with `:`,
+/// unicast.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in out.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    if parts.next().is_some() || out[0] & 1 == 1 {
+        return None;
+    }
+    Some(out)
 }
 
 /// When the container is restarted.
@@ -1071,6 +1132,9 @@ impl ContainerSpec {
         for (field, mode) in modes {
             match mode {
                 None | Some(NamespaceMode::Private) | Some(NamespaceMode::Host) => {}
+                // Another container's network namespace, or one at a path.
+                Some(NamespaceMode::Container(_) | NamespaceMode::Path(_))
+                    if field == "namespaces.net" => {}
                 Some(m) => {
                     return Err(err(
                         field,
@@ -1140,7 +1204,88 @@ impl ContainerSpec {
                 ));
             }
         }
+        let bridged = !n.networks.is_empty();
+        if bridged && self.namespaces.net != NamespaceMode::Private {
+            return Err(err(
+                "network.networks",
+                format!(
+                    "a container on bridge networks has a network namespace of its own, not namespaces.net {}",
+                    self.namespaces.net
+                ),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for a in &n.networks {
+            if a.network.is_empty() || a.network.len() > 253 || a.network.contains(char::is_control)
+            {
+                return Err(err(
+                    "network.networks",
+                    format!("{:?} is not a network name", a.network),
+                ));
+            }
+            if !seen.insert(a.network.as_str()) {
+                return Err(err(
+                    "network.networks",
+                    format!("{} is given twice", a.network),
+                ));
+            }
+            if let Some(m) = &a.mac {
+                if parse_mac(m).is_none() {
+                    return Err(err(
+                        "network.networks.mac",
+                        format!("{m:?} is not a unicast MAC address (like 02:42:ac:11:00:02)"),
+                    ));
+                }
+            }
+            for al in &a.aliases {
+                if al.is_empty()
+                    || al.len() > 253
+                    || !al
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                {
+                    return Err(err(
+                        "network.networks.aliases",
+                        format!("{al:?} is not a DNS name"),
+                    ));
+                }
+            }
+        }
+        if !bridged && (!n.ports.is_empty() || n.publish_all) {
+            return Err(err(
+                "network.ports",
+                format!(
+                    "ports are published on bridge networks only, not with namespaces.net {}",
+                    if self.namespaces.net == NamespaceMode::Private {
+                        "none".to_string()
+                    } else {
+                        self.namespaces.net.to_string()
+                    }
+                ),
+            ));
+        }
+        for p in &n.ports {
+            if p.container_port == 0 {
+                return Err(err("network.ports", "container port 0 is not a port"));
+            }
+        }
+        for e in &n.expose {
+            berth_network::ports::parse_expose(e)
+                .map_err(|x| err("network.expose", x.to_string()))?;
+        }
         for h in &n.extra_hosts {
+            if h.address == docker::HOST_GATEWAY {
+                if !bridged {
+                    return Err(err(
+                        "network.extra_hosts",
+                        format!(
+                            "{}:host-gateway needs a bridge network (the gateway's address)",
+                            h.name
+                        ),
+                    ));
+                }
+                continue;
+            }
             docker::parse_add_host(&format!("{}:{}", h.name, h.address))
                 .map_err(|e| err("network.extra_hosts", e.to_string()))?;
             // As written into /etc/hosts: the address itself, no brackets.

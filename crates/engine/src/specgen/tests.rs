@@ -1,8 +1,13 @@
 use super::docker::{to_spec, CreateFlags};
 use super::*;
 
+/// No network flag means the host's default network (root: bridge); the
+/// tests that are not about networks say none.
 fn flags() -> CreateFlags {
-    CreateFlags::default()
+    CreateFlags {
+        network: vec!["none".into()],
+        ..CreateFlags::default()
+    }
 }
 
 fn spec_of(f: &CreateFlags) -> ContainerSpec {
@@ -21,7 +26,7 @@ fn docker_flags_make_a_grouped_spec() {
         memory: Some("64m".into()),
         cpus: Some(1.5),
         pid: Some("host".into()),
-        network: Some("host".into()),
+        network: vec!["host".into()],
         restart: Some("on-failure:3".into()),
         log_driver: Some("json-file".into()),
         volume: vec!["/tmp:/t:ro".into(), "cache:/c".into()],
@@ -197,7 +202,7 @@ fn validation_names_the_field_and_the_parser_the_flag() {
         ),
         (
             CreateFlags {
-                network: Some("bridge".into()),
+                network: vec!["host".into(), "app".into()],
                 ..flags()
             },
             "--network",
@@ -205,7 +210,7 @@ fn validation_names_the_field_and_the_parser_the_flag() {
         (
             CreateFlags {
                 sysctl: vec!["net.ipv4.ip_forward=1".into()],
-                network: Some("host".into()),
+                network: vec!["host".into()],
                 ..flags()
             },
             "--sysctl",
@@ -386,13 +391,13 @@ fn userns_flags_make_the_namespaces_user_mode() {
     let e = err_of(&f);
     assert!(e.contains("--userns") && e.contains("id 0"), "{e}");
     f.uidmap = vec!["0:100000:10".into()];
-    f.network = Some("host".into());
+    f.network = vec!["host".into()];
     let e = err_of(&f);
     assert!(
         e.contains("--network") && e.contains("user namespace"),
         "{e}"
     );
-    f.network = None;
+    f.network = vec!["none".into()];
     f.pid = Some("host".into());
     assert!(err_of(&f).contains("--pid"));
 
@@ -484,4 +489,167 @@ fn cdi_devices_and_volumes_from_in_the_spec() {
     assert!(docker::reword(s.validate().unwrap_err())
         .to_string()
         .starts_with("--volumes-from"),);
+}
+
+#[test]
+fn network_flags_make_attachments_as_docker_takes_them() {
+    let s = spec_of(&CreateFlags {
+        network: vec!["app".into(), "db".into()],
+        network_alias: vec!["web".into()],
+        mac_address: Some("02:42:AC:11:00:02".into()),
+        ..flags()
+    });
+    assert_eq!(s.namespaces.net, NamespaceMode::Private);
+    let names: Vec<&str> = s
+        .network
+        .networks
+        .iter()
+        .map(|a| a.network.as_str())
+        .collect();
+    assert_eq!(names, ["app", "db"]);
+    assert_eq!(s.network.networks[0].aliases, ["web"]);
+    assert_eq!(s.network.networks[1].aliases, ["web"]);
+    assert_eq!(
+        s.network.networks[0].mac.as_deref(),
+        Some("02:42:ac:11:00:02")
+    );
+    assert_eq!(s.network.networks[1].mac, None);
+
+    let s = spec_of(&CreateFlags {
+        network: vec!["app".into()],
+        ip: Some("10.89.0.7".into()),
+        ip6: Some("fd00::7".into()),
+        ..flags()
+    });
+    assert_eq!(
+        s.network.networks[0].ipv4,
+        Some("10.89.0.7".parse().unwrap())
+    );
+    assert_eq!(s.network.networks[0].ipv6, Some("fd00::7".parse().unwrap()));
+
+    // none, host, container: and ns: are namespace modes, with no networks.
+    for (v, mode) in [
+        ("none", NamespaceMode::Private),
+        ("host", NamespaceMode::Host),
+        ("container:db", NamespaceMode::Container("db".into())),
+        (
+            "ns:/run/netns/x",
+            NamespaceMode::Path("/run/netns/x".into()),
+        ),
+    ] {
+        let s = spec_of(&CreateFlags {
+            network: vec![v.into()],
+            ..flags()
+        });
+        assert_eq!(s.namespaces.net, mode, "{v}");
+        assert!(s.network.networks.is_empty(), "{v}");
+    }
+}
+
+#[test]
+fn network_flag_errors_name_the_flag() {
+    for (f, flag, words) in [
+        (
+            CreateFlags {
+                network: vec!["bridge".into()],
+                ip: Some("10.88.0.9".into()),
+                ..flags()
+            },
+            "--ip",
+            "user-defined",
+        ),
+        (
+            CreateFlags {
+                network: vec!["bridge".into()],
+                network_alias: vec!["x".into()],
+                ..flags()
+            },
+            "--network-alias",
+            "user-defined",
+        ),
+        (
+            CreateFlags {
+                network: vec!["app".into()],
+                ip: Some("10.88.0.300".into()),
+                ..flags()
+            },
+            "--ip",
+            "not an IPv4",
+        ),
+        (
+            CreateFlags {
+                network: vec!["app".into()],
+                mac_address: Some("01:00:5e:00:00:01".into()),
+                ..flags()
+            },
+            "--mac-address",
+            "unicast",
+        ),
+        (
+            CreateFlags {
+                network: vec!["none".into()],
+                ip: Some("10.0.0.2".into()),
+                ..flags()
+            },
+            "--ip",
+            "bridge network",
+        ),
+        (
+            CreateFlags {
+                network: vec!["a".into(), "a".into()],
+                ..flags()
+            },
+            "network.networks",
+            "twice",
+        ),
+        (
+            CreateFlags {
+                network: vec!["a".into(), "b".into()],
+                ip: Some("10.0.0.2".into()),
+                ..flags()
+            },
+            "--ip",
+            "single",
+        ),
+        (
+            CreateFlags {
+                network: vec!["pod:x".into()],
+                ..flags()
+            },
+            "--network",
+            "pod",
+        ),
+        (
+            CreateFlags {
+                add_host: vec!["gw:host-gateway".into()],
+                ..flags()
+            },
+            "--add-host",
+            "bridge network",
+        ),
+    ] {
+        let e = to_spec(&f, &["true".into()])
+            .map(|(s, _)| s)
+            .and_then(|s| s.validate().map(|_| s));
+        let e = e.expect_err(flag).to_string();
+        assert!(e.contains(flag) && e.contains(words), "{flag}: {e}");
+    }
+}
+
+#[test]
+fn mac_addresses_parse_as_docker_takes_them() {
+    assert_eq!(
+        crate::specgen::parse_mac("02:42:ac:11:00:02"),
+        Some([2, 0x42, 0xac, 0x11, 0, 2])
+    );
+    for bad in [
+        "",
+        "02:42:ac:11:00",
+        "02:42:ac:11:00:02:03",
+        "0g:42:ac:11:00:02",
+        "01:00:00:00:00:00",
+        "2:42:ac:11:00:02",
+    ] {
+        assert_eq!(crate::specgen::parse_mac(bad), None, "{bad}");
+    }
 }

@@ -1,0 +1,1432 @@
+//! Bridge networks as the engine uses them: the `network` commands, and a
+//! container's endpoints from create to removal.
+//!
+//! - Create: each network the spec names gets an endpoint (an address of
+//!   each of its families) in the network store, in the store's database
+//!   (`berth_network::store`); released when the container is removed.
+//! - Start ([`Engine::setup_network`]): the network's bridge and its
+//!   nftables elements are made on first use (a marker under the run root
+//!   says they were, this boot), a network namespace is bound at
+//!   `<run root>/netns/<id>`, a veth pair per endpoint is made with its
+//!   container end already inside, published ports become elements of
+//!   berth's nft maps, and the DNS responder is told the container's names.
+//!   What was set up is written first, as an intent, to
+//!   `<run root>/netns/<id>.json`.
+//! - End ([`Engine::teardown_network`], from the monitor's exit command):
+//!   the port elements go, the namespace is unbound (its veth pairs go with
+//!   it), the names are withdrawn, the intent file is removed.
+//! - After a kill -9 anywhere in between, [`Engine::reconcile_networks`]
+//!   (run by the network commands and every networked start) tears down
+//!   what a container that does not run left, from its intent file, and
+//!   drops endpoints whose container is gone.
+
+use crate::containers::{Engine, Lock};
+use crate::error::{io, option, Error, Result};
+use crate::records::{Record, Status};
+use berth_dns::config::{NetworkFile, Record as DnsRecord};
+use berth_network::ipam::{Endpoint, Want};
+use berth_network::model::{self, Network};
+use berth_network::nft::{self, PortRule};
+use berth_network::ports::{self, PortMapping, Proto};
+use berth_network::store::NetStore;
+use berth_network::{link, netns};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+/// A step that failed without failing the command: said once, on stderr
+/// (the monitor's log, for its exit command).
+macro_rules! warn {
+    ($($a:tt)*) => { eprintln!("berth: warning: {}", format!($($a)*)) };
+}
+
+impl From<berth_network::Error> for Error {
+    fn from(e: berth_network::Error) -> Error {
+        Error::Network(e)
+    }
+}
+
+/// What a start set up for a container's networks, written before it is
+/// done (`<run root>/netns/<id>.json`), so that whoever finds it with the
+/// container not running can undo it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Active {
+    /// The ports published (host port chosen), as `berth port` shows them.
+    pub ports: Vec<Published>,
+    /// The networks whose DNS knows the container.
+    pub dns: Vec<String>,
+    /// The container end's MAC address on each network (by network id).
+    pub macs: std::collections::BTreeMap<String, String>,
+}
+
+/// One published port.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+    pub proto: Proto,
+    pub container_ip: IpAddr,
+    pub container_port: u16,
+}
+
+impl Published {
+    fn rule(&self) -> PortRule {
+        PortRule {
+            host_ip: self.host_ip,
+            host_port: self.host_port,
+            proto: self.proto,
+            container_ip: self.container_ip,
+            container_port: self.container_port,
+        }
+    }
+
+    /// `0.0.0.0:8080->80/tcp`, as `docker ps` shows it.
+    pub fn display(&self) -> String {
+        let ip = match self.host_ip {
+            Some(IpAddr::V6(a)) => format!("[{a}]"),
+            Some(a) => a.to_string(),
+            None if self.container_ip.is_ipv6() => "[::]".into(),
+            None => "0.0.0.0".into(),
+        };
+        format!(
+            "{ip}:{}->{}/{}",
+            self.host_port, self.container_port, self.proto
+        )
+    }
+}
+
+/// What the start of a networked container needs from its networks for
+/// the bundle: the namespace to join and the names for its /etc files.
+#[derive(Clone, Debug, Default)]
+pub struct NetSetup {
+    pub netns: PathBuf,
+    /// The container's addresses (for its /etc/hosts), first network first.
+    pub addresses: Vec<IpAddr>,
+    /// The first network's gateway (`host-gateway`).
+    pub gateway: Option<IpAddr>,
+    /// The name server for /etc/resolv.conf when a network has DNS: its
+    /// gateway, where berth's responder listens.
+    pub dns_server: Option<IpAddr>,
+}
+
+/// The search domain berth's responder answers (besides bare names).
+pub const DNS_DOMAIN: &str = "dns.berth";
+
+impl Engine {
+    /// The network store (networks and endpoints), in the store's database.
+    pub fn network_store(&self) -> NetStore {
+        NetStore::new(self.images.db())
+    }
+
+    /// Held while networks' host state changes (bridges, nft elements, the
+    /// DNS files); taken after a container's lock, never before one.
+    fn network_lock(&self) -> Result<Lock> {
+        let p = self.paths.run_root.join("locks").join("network.lock");
+        let fd = berth_sys::fs::open(&p, libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC, 0o600)
+            .map_err(io(format!("open the network lock {}", p.display())))?;
+        berth_sys::fs::flock(fd.as_fd(), true, false)
+            .map_err(io(format!("lock {}", p.display())))?;
+        Ok(Lock::from_fd(fd))
+    }
+
+    fn netns_dir(&self) -> PathBuf {
+        self.paths.run_root.join("netns")
+    }
+
+    /// Where a container's network namespace is bound while it runs.
+    pub fn netns_path(&self, id: &str) -> PathBuf {
+        self.netns_dir().join(id)
+    }
+
+    fn active_path(&self, id: &str) -> PathBuf {
+        self.netns_dir().join(format!("{id}.json"))
+    }
+
+    fn dns_dir(&self) -> PathBuf {
+        self.paths.run_root.join("dns")
+    }
+
+    /// What the container's running start set up (None: not networked or
+    /// not running).
+    pub fn active_network(&self, id: &str) -> Option<Active> {
+        let t = std::fs::read(self.active_path(id)).ok()?;
+        serde_json::from_slice(&t).ok()
+    }
+
+    fn write_active(&self, id: &str, a: &Active) -> Result<()> {
+        let p = self.active_path(id);
+        let data = serde_json::to_vec(a)
+            .map_err(|e| Error::Runtime(format!("serialise {}: {e}", p.display())))?;
+        berth_sys::fs::replace_file(&p, &data, 0o600).map_err(io(format!("write {}", p.display())))
+    }
+
+    fn host_routes() -> Vec<ipnet::IpNet> {
+        link::Netlink::open()
+            .and_then(|mut n| n.routes())
+            .unwrap_or_default()
+    }
+
+    /// A network by name or id; the default `bridge` is made the first
+    /// time it is asked for.
+    pub fn network(&self, name: &str) -> Result<Network> {
+        let store = self.network_store();
+        match store.get(name) {
+            Err(berth_network::Error::NotFound(_)) if name == model::DEFAULT_NETWORK => {
+                // One transaction: parallel commands make it once.
+                Ok(store.ensure_default(&Self::host_routes())?)
+            }
+            r => Ok(r?),
+        }
+    }
+
+    /// `berth network create`: recorded only; its bridge and rules are
+    /// made when its first container starts.
+    pub fn network_create(&self, req: &model::CreateRequest) -> Result<Network> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(option(
+                "network create",
+                "bridge networks need root; rootless networking comes in a later release",
+            ));
+        }
+        let store = self.network_store();
+        // The default network's subnet is taken before any other is chosen.
+        self.network(model::DEFAULT_NETWORK)?;
+        // Checked and stored in one transaction: parallel creates get
+        // different subnets and bridges.
+        let n = store.create(req, &Self::host_routes())?;
+        self.network_event(&n, "create", &[]);
+        Ok(n)
+    }
+
+    /// Every network, the default one included.
+    pub fn network_list(&self) -> Result<Vec<Network>> {
+        self.reconcile_networks();
+        self.network(model::DEFAULT_NETWORK)?;
+        Ok(self.network_store().list()?)
+    }
+
+    /// The containers on a network, with their endpoints.
+    pub fn network_containers(&self, n: &Network) -> Result<Vec<(Record, Endpoint)>> {
+        let mut out = Vec::new();
+        for ep in self.network_store().endpoints_on(&n.id)? {
+            if let Some(r) = self.records.get(&ep.container_id)? {
+                out.push((r, ep));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `berth network rm`: refused while a container is on it.
+    pub fn network_remove(&self, name: &str) -> Result<Network> {
+        self.reconcile_networks();
+        let store = self.network_store();
+        let n = store.get(name)?;
+        if n.name == model::DEFAULT_NETWORK {
+            return Err(Error::Conflict(format!(
+                "network {}: the default network cannot be removed",
+                n.name
+            )));
+        }
+        let users = self.network_containers(&n)?;
+        if !users.is_empty() {
+            let names: Vec<&str> = users.iter().map(|(r, _)| r.name.as_str()).collect();
+            return Err(Error::Conflict(format!(
+                "network {} is in use by container{} {}: remove {} or disconnect {} first",
+                n.name,
+                if names.len() > 1 { "s" } else { "" },
+                names.join(", "),
+                if names.len() > 1 { "them" } else { "it" },
+                if names.len() > 1 { "them" } else { "it" },
+            )));
+        }
+        let _net = self.network_lock()?;
+        store.remove(&n.id)?;
+        self.unmake_network(&n);
+        self.network_event(&n, "destroy", &[]);
+        // With no container on any network, the default network's bridge
+        // and rules go too (its record stays): the last network removed
+        // leaves no berth table behind.
+        let idle = store
+            .list()?
+            .iter()
+            .all(|o| store.endpoints_on(&o.id).is_ok_and(|e| e.is_empty()));
+        if idle {
+            for o in store.list()? {
+                if self.ready_marker(&o).exists() {
+                    self.unmake_network(&o);
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// `berth network prune`: the user-defined networks no container is on.
+    pub fn network_prune(&self) -> Result<Vec<Network>> {
+        let mut gone = Vec::new();
+        for n in self.network_list()? {
+            if n.name == model::DEFAULT_NETWORK
+                || !self.network_store().endpoints_on(&n.id)?.is_empty()
+            {
+                continue;
+            }
+            match self.network_remove(&n.id) {
+                Ok(n) => gone.push(n),
+                // Taken by a container meanwhile.
+                Err(Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Removes a network's bridge, rules, DNS file and marker (under the
+    /// network lock); what is already gone is fine.
+    fn unmake_network(&self, n: &Network) {
+        let _ = std::fs::remove_file(self.ready_marker(n));
+        if let Ok(mut nl) = link::Netlink::open() {
+            if let Err(e) = nl.delete_link(&n.bridge) {
+                warn!("network {}: remove bridge {}: {e}", n.name, n.bridge);
+            }
+        }
+        if let Err(e) = nft::remove_network(&rules(n)) {
+            warn!("network {}: remove its nftables elements: {e}", n.name);
+        }
+        let _ = berth_dns::control::remove_network(&self.dns_dir(), &n.id);
+        if let Err(e) = self.sync_dns() {
+            warn!("network {}: the DNS responder: {e}", n.name);
+        }
+    }
+
+    fn ready_marker(&self, n: &Network) -> PathBuf {
+        self.paths.run_root.join("networks").join(&n.id)
+    }
+
+    /// The network's bridge, addresses and nft elements, made once per
+    /// boot (a marker under the run root says so); `force` makes them
+    /// again (the bridge was removed behind berth's back).
+    fn make_network(&self, n: &Network, force: bool) -> Result<()> {
+        let marker = self.ready_marker(n);
+        if !force && marker.exists() {
+            return Ok(());
+        }
+        let mut nl = link::Netlink::open()?;
+        let addresses = n
+            .subnets
+            .iter()
+            .filter_map(|s| {
+                let gw = s.gateway?;
+                ipnet::IpNet::new(gw, s.subnet.prefix_len()).ok()
+            })
+            .collect();
+        nl.ensure_bridge(&link::Bridge {
+            name: n.bridge.clone(),
+            mtu: n.mtu,
+            addresses,
+            ipv6: n.ipv6,
+        })?;
+        if !n.internal {
+            link::ensure_forwarding(n.ipv6)?;
+        }
+        nft::add_network(&rules(n))?;
+        let dir = marker.parent().unwrap_or(Path::new("/"));
+        let _ = std::fs::create_dir_all(dir);
+        std::fs::write(&marker, b"").map_err(io(format!("write {}", marker.display())))?;
+        Ok(())
+    }
+
+    /// At create (and again at start, for a record whose create died
+    /// half-way): an endpoint on each network the spec names.
+    pub(crate) fn allocate_endpoints(&self, rec: &Record) -> Result<Vec<(Network, Endpoint)>> {
+        let store = self.network_store();
+        let have = store.endpoints_of(&rec.id)?;
+        let mut out = Vec::new();
+        for a in &rec.spec.network.networks {
+            let n = self.network(&a.network).map_err(|e| match e {
+                Error::Network(berth_network::Error::NotFound(_)) => option(
+                    "--network",
+                    format!(
+                        "network {} not found: create it with `berth network create {}`",
+                        a.network, a.network
+                    ),
+                ),
+                e => e,
+            })?;
+            if let Some(ep) = have.iter().find(|e| e.network_id == n.id) {
+                out.push((n, ep.clone()));
+                continue;
+            }
+            let want = Want {
+                ipv4: a.ipv4,
+                ipv6: a.ipv6,
+                mac: a.mac.clone(),
+                aliases: a.aliases.clone(),
+            };
+            let ep = store.allocate(&rec.id, &n, &want)?;
+            out.push((n, ep));
+        }
+        // Endpoints of networks connected later (`network connect`) stay.
+        for ep in have {
+            if !out.iter().any(|(_, e)| e.network_id == ep.network_id) {
+                if let Ok(n) = store.get(&ep.network_id) {
+                    out.push((n, ep));
+                }
+            }
+        }
+        out.sort_by_key(|(_, e)| iface_order(&e.interface));
+        Ok(out)
+    }
+
+    /// At create: the addresses, and the host ports asked for checked free
+    /// (again at each start: a port may be taken meanwhile).
+    pub(crate) fn create_network(&self, rec: &Record) -> Result<()> {
+        if rec.spec.network.networks.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(option(
+                "--network",
+                "bridge networks need root; use --network none or host (rootless networking comes in a later release)",
+            ));
+        }
+        self.allocate_endpoints(rec)?;
+        let taken = self.published_by_others(&rec.id);
+        for m in rec.spec.network.ports.iter().filter(|m| m.host_port != 0) {
+            if let Some(p) = taken.iter().find(|p| {
+                p.host_port == m.host_port
+                    && p.proto == m.proto
+                    && (p.host_ip.is_none() || m.host_ip.is_none() || p.host_ip == m.host_ip)
+            }) {
+                return Err(Error::Conflict(format!(
+                    "host port {}/{} is already published ({}); choose another with -p",
+                    m.host_port,
+                    m.proto,
+                    p.display()
+                )));
+            }
+            ports::check_free(m)?;
+        }
+        Ok(())
+    }
+
+    /// `--network container:NAME`: the namespace of that running
+    /// container (its bound one if it is on bridge networks).
+    pub(crate) fn shared_netns(&self, other: &str) -> Result<PathBuf> {
+        let r = self.refresh(self.records.find(other)?)?;
+        if !matches!(r.state.status, Status::Running | Status::Restarting) || r.state.pid <= 0 {
+            return Err(Error::Conflict(format!(
+                "--network container:{other}: container {} is not running; start it first",
+                r.name
+            )));
+        }
+        let bound = self.netns_path(&r.id);
+        if bound.exists() {
+            return Ok(bound);
+        }
+        Ok(PathBuf::from(format!("/proc/{}/ns/net", r.state.pid)))
+    }
+
+    /// Releases a removed container's addresses.
+    pub(crate) fn release_endpoints_of(&self, rec: &Record) {
+        if !rec.spec.network.networks.is_empty() {
+            self.release_endpoints(&rec.id);
+        }
+    }
+
+    /// Releases a container's addresses (by id: its record may be gone).
+    pub(crate) fn release_endpoints(&self, id: &str) {
+        if let Err(e) = self.network_store().release_all(id) {
+            warn!("container {id}: release its network addresses: {e}");
+        }
+    }
+
+    /// Sets up a starting container's networks (its lock held): None when
+    /// it is on none.
+    pub(crate) fn setup_network(
+        &self,
+        rec: &Record,
+        image_ports: &[String],
+    ) -> Result<Option<NetSetup>> {
+        if rec.spec.network.networks.is_empty() {
+            return Ok(None);
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err(option(
+                "--network",
+                "bridge networks need root; use --network none or host (rootless networking comes in a later release)",
+            ));
+        }
+        self.reconcile_networks();
+        let eps = self.allocate_endpoints(rec)?;
+        let _net = self.network_lock()?;
+        let dir = self.netns_dir();
+        berth_sys::fs::create_private_dir_all(&dir)
+            .map_err(io(format!("create {}", dir.display())))?;
+        // A start that died half-way left these: undone first.
+        self.undo_active(&rec.id);
+        let path = self.netns_path(&rec.id);
+        let result = self.setup_locked(rec, &eps, image_ports, &path);
+        if result.is_err() {
+            self.undo_active(&rec.id);
+        }
+        result.map(Some)
+    }
+
+    fn setup_locked(
+        &self,
+        rec: &Record,
+        eps: &[(Network, Endpoint)],
+        image_ports: &[String],
+        path: &Path,
+    ) -> Result<NetSetup> {
+        for (n, _) in eps {
+            self.make_network(n, false)?;
+        }
+        // The ports first (an error here costs nothing), then the intent.
+        let published = self.choose_ports(rec, eps, image_ports)?;
+        let dns: Vec<String> = eps
+            .iter()
+            .filter(|(n, _)| n.dns)
+            .map(|(n, _)| n.id.clone())
+            .collect();
+        self.write_active(
+            &rec.id,
+            &Active {
+                ports: published.clone(),
+                dns: dns.clone(),
+                ..Active::default()
+            },
+        )?;
+        netns::create(path)?;
+        let mut setup = NetSetup {
+            netns: path.to_path_buf(),
+            ..NetSetup::default()
+        };
+        let mut routed = false;
+        let mut macs = std::collections::BTreeMap::new();
+        for (n, ep) in eps {
+            let gateways: Vec<IpAddr> = if routed || n.internal {
+                Vec::new()
+            } else {
+                routed = true;
+                n.subnets.iter().filter_map(|s| s.gateway).collect()
+            };
+            let v = veth(rec, n, ep, gateways);
+            let attached = match link::attach(path, &v) {
+                Ok(a) => a,
+                // The bridge went behind berth's back: made again, once.
+                Err(_) if !Path::new("/sys/class/net").join(&n.bridge).exists() => {
+                    self.make_network(n, true)?;
+                    link::attach(path, &v)?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            macs.insert(n.id.clone(), mac_text(&attached.mac));
+            setup.addresses.extend(ep.ipv4.map(IpAddr::V4));
+            setup.addresses.extend(ep.ipv6.map(IpAddr::V6));
+            if setup.gateway.is_none() {
+                setup.gateway = n
+                    .subnets
+                    .iter()
+                    .find_map(|s| s.gateway.filter(IpAddr::is_ipv4));
+            }
+            if n.dns && setup.dns_server.is_none() {
+                setup.dns_server = n
+                    .subnets
+                    .iter()
+                    .find_map(|s| s.gateway.filter(IpAddr::is_ipv4));
+            }
+        }
+        self.write_active(
+            &rec.id,
+            &Active {
+                ports: published.clone(),
+                dns: dns.clone(),
+                macs,
+            },
+        )?;
+        if !published.is_empty() {
+            let rules: Vec<PortRule> = published.iter().map(Published::rule).collect();
+            nft::add_ports(&rules)?;
+        }
+        if !dns.is_empty() {
+            for id in &dns {
+                self.write_dns_file(id)?;
+            }
+            self.sync_dns()?;
+        }
+        Ok(setup)
+    }
+
+    /// The container's published ports with host ports chosen, checked
+    /// free on the host and among berth's other containers.
+    fn choose_ports(
+        &self,
+        rec: &Record,
+        eps: &[(Network, Endpoint)],
+        image_ports: &[String],
+    ) -> Result<Vec<Published>> {
+        let n = &rec.spec.network;
+        let mut wanted: Vec<PortMapping> = n.ports.clone();
+        if n.publish_all {
+            let mut exposed: Vec<(u16, Proto)> = Vec::new();
+            for e in image_ports.iter().chain(&n.expose) {
+                for p in ports::parse_expose(e).map_err(|x| option("-P", x.to_string()))? {
+                    if !exposed.contains(&p) {
+                        exposed.push(p);
+                    }
+                }
+            }
+            exposed.sort_by_key(|(port, proto)| (*port, proto.to_string()));
+            for (port, proto) in exposed {
+                if !wanted
+                    .iter()
+                    .any(|m| m.container_port == port && m.proto == proto)
+                {
+                    wanted.push(PortMapping {
+                        host_ip: None,
+                        host_port: 0,
+                        container_port: port,
+                        proto,
+                    });
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some((_, ep)) = eps.first() else {
+            return Ok(Vec::new());
+        };
+        let taken = self.published_by_others(&rec.id);
+        let mut out = Vec::new();
+        for m in wanted {
+            let clash = |p: &Published| {
+                p.host_port == m.host_port
+                    && p.proto == m.proto
+                    && (p.host_ip.is_none() || m.host_ip.is_none() || p.host_ip == m.host_ip)
+            };
+            let host_port = if m.host_port == 0 {
+                ports::pick_free(m.proto, m.host_ip)?
+            } else {
+                if let Some(p) = taken.iter().chain(&out).find(|p| clash(p)) {
+                    return Err(Error::Conflict(format!(
+                        "host port {}/{} is already published ({}); choose another with -p",
+                        m.host_port,
+                        m.proto,
+                        p.display()
+                    )));
+                }
+                ports::check_free(&m)?;
+                m.host_port
+            };
+            let targets: Vec<IpAddr> = match m.host_ip {
+                Some(IpAddr::V4(_)) => ep.ipv4.map(IpAddr::V4).into_iter().collect(),
+                Some(IpAddr::V6(_)) => ep.ipv6.map(IpAddr::V6).into_iter().collect(),
+                None => ep
+                    .ipv4
+                    .map(IpAddr::V4)
+                    .into_iter()
+                    .chain(ep.ipv6.map(IpAddr::V6))
+                    .collect(),
+            };
+            if targets.is_empty() {
+                return Err(option(
+                    "--publish",
+                    format!(
+                        "{}: the container has no address of that family on its first network",
+                        m.host_ip.map_or_else(String::new, |a| a.to_string())
+                    ),
+                ));
+            }
+            for t in targets {
+                out.push(Published {
+                    host_ip: m.host_ip,
+                    host_port,
+                    proto: m.proto,
+                    container_ip: t,
+                    container_port: m.container_port,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The ports other running containers publish (from their intent
+    /// files).
+    fn published_by_others(&self, id: &str) -> Vec<Published> {
+        let mut out = Vec::new();
+        let Ok(rd) = std::fs::read_dir(self.netns_dir()) else {
+            return out;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(other) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if other != id {
+                out.extend(
+                    self.active_network(other)
+                        .map(|a| a.ports)
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        out
+    }
+
+    /// Undoes what a container's intent file says (the network lock held):
+    /// its port elements, namespace and names.
+    fn undo_active(&self, id: &str) {
+        let path = self.netns_path(id);
+        let active = self.active_network(id);
+        if let Some(a) = &active {
+            if !a.ports.is_empty() {
+                let rules: Vec<PortRule> = a.ports.iter().map(Published::rule).collect();
+                if let Err(e) = nft::remove_ports(&rules) {
+                    warn!("container {id}: remove its published ports: {e}");
+                }
+            }
+        }
+        if let Err(e) = netns::remove(&path) {
+            warn!("container {id}: remove its network namespace: {e}");
+        }
+        let _ = std::fs::remove_file(self.active_path(id));
+        if let Some(a) = active {
+            if !a.dns.is_empty() {
+                for n in &a.dns {
+                    let _ = self.write_dns_file(n);
+                }
+                if let Err(e) = self.sync_dns() {
+                    warn!("container {id}: the DNS responder: {e}");
+                }
+            }
+        }
+    }
+
+    /// At a container's end (its lock held): undoes its network setup.
+    pub(crate) fn teardown_network(&self, id: &str) {
+        if !self.active_path(id).exists() && !self.netns_path(id).exists() {
+            return;
+        }
+        match self.network_lock() {
+            Ok(_net) => self.undo_active(id),
+            Err(e) => warn!("container {id}: tear down its network: {e}"),
+        }
+    }
+
+    /// Tears down what containers that do not run left (a kill -9 during
+    /// a start or before an exit command), and drops the endpoints of
+    /// containers that are gone. Best effort: every berth command that
+    /// touches networks runs it.
+    pub fn reconcile_networks(&self) {
+        let mut stale = Vec::new();
+        if let Ok(rd) = std::fs::read_dir(self.netns_dir()) {
+            for e in rd.flatten() {
+                let name = e.file_name();
+                let Some(n) = name.to_str() else { continue };
+                let id = n.strip_suffix(".json").unwrap_or(n).to_string();
+                if !stale.contains(&id) {
+                    stale.push(id);
+                }
+            }
+        }
+        for id in stale {
+            let running = match self.records.get(&id) {
+                Ok(Some(r)) => {
+                    matches!(r.state.status, Status::Running | Status::Restarting)
+                        && (r.state.monitor_pid == 0
+                            || crate::containers::alive_pid(r.state.monitor_pid))
+                }
+                Ok(None) => false,
+                Err(_) => continue,
+            };
+            if running {
+                continue;
+            }
+            // A start in progress holds the container's lock: skipped.
+            let Some(_lock) = self.try_lock(&id) else {
+                continue;
+            };
+            if let Ok(_net) = self.network_lock() {
+                self.undo_active(&id);
+            }
+        }
+        if let Ok(all) = self.records.all() {
+            let live: HashSet<String> = all.into_iter().map(|r| r.id).collect();
+            if let Err(e) = self.network_store().reconcile(&live) {
+                warn!("reconcile network endpoints: {e}");
+            }
+        }
+    }
+
+    /// Rewrites one network's DNS file from the running containers on it.
+    fn write_dns_file(&self, network_id: &str) -> Result<()> {
+        let dir = self.dns_dir();
+        let Ok(n) = self.network_store().get(network_id) else {
+            let _ = berth_dns::control::remove_network(&dir, network_id);
+            return Ok(());
+        };
+        let mut records = Vec::new();
+        for (r, ep) in self.network_containers(&n)? {
+            let on = self
+                .active_network(&r.id)
+                .is_some_and(|a| a.dns.contains(&n.id));
+            if !on {
+                continue;
+            }
+            let mut names = vec![r.name.clone()];
+            names.extend(ep.aliases.iter().cloned());
+            records.push(DnsRecord {
+                id: r.id.clone(),
+                names,
+                ipv4: ep.ipv4.into_iter().collect(),
+                ipv6: ep.ipv6.into_iter().collect(),
+                dns_servers: r
+                    .spec
+                    .network
+                    .dns
+                    .iter()
+                    .filter_map(|d| d.parse::<IpAddr>().ok())
+                    .map(|a| SocketAddr::new(a, 53))
+                    .collect(),
+            });
+        }
+        if records.is_empty() {
+            return berth_dns::control::remove_network(&dir, &n.id)
+                .map_err(io(format!("remove the DNS file of network {}", n.name)));
+        }
+        let file = NetworkFile {
+            network: n.name.clone(),
+            listen: n.subnets.iter().filter_map(|s| s.gateway).collect(),
+            upstreams: berth_network::resolv::host_upstreams(
+                Path::new("/etc/resolv.conf"),
+                Path::new("/run/systemd/resolve/resolv.conf"),
+            ),
+            records,
+        };
+        berth_dns::control::write_network(&dir, &n.id, &file)
+            .map_err(io(format!("write the DNS file of network {}", n.name)))
+    }
+
+    /// Starts, reloads or stops the responder to match its files.
+    fn sync_dns(&self) -> Result<()> {
+        let program = self.host.find_program("berth-dns")?;
+        berth_dns::control::sync(&self.dns_dir(), &program)
+            .map_err(io("start or reload the DNS responder berth-dns"))
+    }
+
+    /// Tells the DNS responder again about a running container (renamed,
+    /// or an alias changed).
+    pub(crate) fn refresh_dns(&self, id: &str) {
+        let Some(a) = self.active_network(id) else {
+            return;
+        };
+        if a.dns.is_empty() {
+            return;
+        }
+        if let Ok(_net) = self.network_lock() {
+            for n in &a.dns {
+                let _ = self.write_dns_file(n);
+            }
+            if let Err(e) = self.sync_dns() {
+                warn!("container {id}: the DNS responder: {e}");
+            }
+        }
+    }
+
+    /// `berth network connect`: on a running container the endpoint is
+    /// set up at once, else at its next start.
+    pub fn network_connect(&self, container: &str, network: &str, want: &Want) -> Result<()> {
+        let rec = self.records.find(container)?;
+        let _lock = self.lock(&rec.id)?;
+        let rec = self.refresh_locked(rec)?;
+        let n = self.network(network)?;
+        if n.name == model::DEFAULT_NETWORK
+            && (want.ipv4.is_some() || want.ipv6.is_some() || !want.aliases.is_empty())
+        {
+            return Err(option(
+                "network connect",
+                "--ip, --ip6 and --alias are supported on user-defined networks only (not the default bridge), as in Docker",
+            ));
+        }
+        if rec.spec.namespaces.net != crate::specgen::NamespaceMode::Private {
+            return Err(Error::Conflict(format!(
+                "container {} shares the network namespace {}: it cannot be connected to a network",
+                rec.name, rec.spec.namespaces.net
+            )));
+        }
+        if rec.spec.network.networks.is_empty() {
+            return Err(Error::Conflict(format!(
+                "container {} has --network none: it cannot be connected to a network; create it with --network {}",
+                rec.name, n.name
+            )));
+        }
+        let store = self.network_store();
+        if store
+            .endpoints_of(&rec.id)?
+            .iter()
+            .any(|e| e.network_id == n.id)
+        {
+            return Err(Error::Conflict(format!(
+                "container {} is already on network {}",
+                rec.name, n.name
+            )));
+        }
+        let running = matches!(rec.state.status, Status::Running | Status::Restarting)
+            && self.netns_path(&rec.id).exists();
+        let ep = store.allocate(&rec.id, &n, want)?;
+        // The spec names it: a restart brings it back.
+        let mut spec = rec.spec.clone();
+        spec.network
+            .networks
+            .push(crate::specgen::NetworkAttachment {
+                network: n.name.clone(),
+                ipv4: want.ipv4,
+                ipv6: want.ipv6,
+                mac: want.mac.clone(),
+                aliases: want.aliases.clone(),
+            });
+        if let Err(e) = self.records.set_spec(&rec.id, &spec) {
+            let _ = store.release(&rec.id, &n.id);
+            return Err(e);
+        }
+        if running {
+            let _net = self.network_lock()?;
+            let r = self.connect_running(&rec, &n, &ep);
+            if let Err(e) = r {
+                let _ = store.release(&rec.id, &n.id);
+                let _ = self.records.set_spec(&rec.id, &rec.spec);
+                return Err(e);
+            }
+        }
+        self.network_event(&n, "connect", &[("container", rec.id.clone())]);
+        Ok(())
+    }
+
+    fn connect_running(&self, rec: &Record, n: &Network, ep: &Endpoint) -> Result<()> {
+        self.make_network(n, false)?;
+        let mut active = self.active_network(&rec.id).unwrap_or_default();
+        if n.dns {
+            active.dns.push(n.id.clone());
+        }
+        self.write_active(&rec.id, &active)?;
+        let a = link::attach(&self.netns_path(&rec.id), &veth(rec, n, ep, Vec::new()))?;
+        active.macs.insert(n.id.clone(), mac_text(&a.mac));
+        self.write_active(&rec.id, &active)?;
+        if n.dns {
+            self.write_dns_file(&n.id)?;
+            self.sync_dns()?;
+        }
+        Ok(())
+    }
+
+    /// `berth network disconnect`.
+    pub fn network_disconnect(&self, container: &str, network: &str) -> Result<()> {
+        let rec = self.records.find(container)?;
+        let _lock = self.lock(&rec.id)?;
+        let rec = self.refresh_locked(rec)?;
+        let n = self.network_store().get(network)?;
+        let store = self.network_store();
+        if !store
+            .endpoints_of(&rec.id)?
+            .iter()
+            .any(|e| e.network_id == n.id)
+        {
+            return Err(Error::Conflict(format!(
+                "container {} is not on network {}",
+                rec.name, n.name
+            )));
+        }
+        // The spec no longer names it: a restart does not bring it back.
+        let mut spec = rec.spec.clone();
+        spec.network
+            .networks
+            .retain(|a| a.network != n.name && a.network != n.id);
+        self.records.set_spec(&rec.id, &spec)?;
+        let running = matches!(rec.state.status, Status::Running | Status::Restarting);
+        if running && self.netns_path(&rec.id).exists() {
+            let _net = self.network_lock()?;
+            link::detach(&veth_name(&rec.id, &n.id))?;
+            if let Some(mut a) = self.active_network(&rec.id) {
+                let before = a.ports.len();
+                // Ports published to its address on that network go too.
+                let addrs: Vec<IpAddr> = store
+                    .endpoints_of(&rec.id)?
+                    .iter()
+                    .filter(|e| e.network_id == n.id)
+                    .flat_map(|e| {
+                        e.ipv4
+                            .map(IpAddr::V4)
+                            .into_iter()
+                            .chain(e.ipv6.map(IpAddr::V6))
+                    })
+                    .collect();
+                let gone: Vec<PortRule> = a
+                    .ports
+                    .iter()
+                    .filter(|p| addrs.contains(&p.container_ip))
+                    .map(Published::rule)
+                    .collect();
+                a.ports.retain(|p| !addrs.contains(&p.container_ip));
+                a.dns.retain(|d| *d != n.id);
+                self.write_active(&rec.id, &a)?;
+                if a.ports.len() != before {
+                    nft::remove_ports(&gone)?;
+                }
+            }
+            store.release(&rec.id, &n.id)?;
+            if n.dns {
+                self.write_dns_file(&n.id)?;
+                self.sync_dns()?;
+            }
+        } else {
+            store.release(&rec.id, &n.id)?;
+        }
+        self.network_event(&n, "disconnect", &[("container", rec.id.clone())]);
+        Ok(())
+    }
+
+    fn network_event(&self, n: &Network, action: &str, extra: &[(&str, String)]) {
+        let mut attrs = std::collections::BTreeMap::new();
+        attrs.insert("name".to_string(), n.name.clone());
+        attrs.insert("type".to_string(), n.driver.clone());
+        for (k, v) in extra {
+            attrs.insert((*k).to_string(), v.clone());
+        }
+        self.record_event("network", action, &n.id, attrs);
+    }
+}
+
+fn mac_text(m: &[u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// `.NetworkSettings` of `docker inspect`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkSettings {
+    pub bridge: String,
+    #[serde(rename = "SandboxID")]
+    pub sandbox_id: String,
+    pub hairpin_mode: bool,
+    /// `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}`; an exposed
+    /// port not published maps to null.
+    pub ports: BTreeMap<String, Option<Vec<PortBinding>>>,
+    /// The network namespace's path while it runs.
+    pub sandbox_key: String,
+    /// The first network's, as Docker shows the default bridge's.
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    pub mac_address: String,
+    pub networks: BTreeMap<String, EndpointSettings>,
+}
+
+/// One network of `.NetworkSettings.Networks`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointSettings {
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<IpamConfig>,
+    pub aliases: Option<Vec<String>>,
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub gateway: String,
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    pub mac_address: String,
+}
+
+/// The addresses asked for (`--ip`, `--ip6`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IpamConfig {
+    #[serde(rename = "IPv4Address", skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    #[serde(rename = "IPv6Address", skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+}
+
+/// One host binding of a port.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortBinding {
+    pub host_ip: String,
+    pub host_port: String,
+}
+
+/// `-p` as `.HostConfig.PortBindings` shows it (a port chosen at start
+/// is "").
+pub fn port_bindings(ports: &[PortMapping]) -> BTreeMap<String, Vec<PortBinding>> {
+    let mut out: BTreeMap<String, Vec<PortBinding>> = BTreeMap::new();
+    for p in ports {
+        out.entry(format!("{}/{}", p.container_port, p.proto))
+            .or_default()
+            .push(PortBinding {
+                host_ip: p.host_ip.map(|a| a.to_string()).unwrap_or_default(),
+                host_port: if p.host_port == 0 {
+                    String::new()
+                } else {
+                    p.host_port.to_string()
+                },
+            });
+    }
+    out
+}
+
+/// `docker network inspect`'s document.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkInspect {
+    pub name: String,
+    pub id: String,
+    pub created: String,
+    pub scope: String,
+    pub driver: String,
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    pub ipam: NetworkIpam,
+    pub internal: bool,
+    pub attachable: bool,
+    pub ingress: bool,
+    pub containers: BTreeMap<String, NetworkContainer>,
+    pub options: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// podman's: whether berth's DNS serves it.
+    #[serde(rename = "DNSEnabled")]
+    pub dns_enabled: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkIpam {
+    pub driver: String,
+    pub options: BTreeMap<String, String>,
+    pub config: Vec<IpamPool>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamPool {
+    pub subnet: String,
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub gateway: String,
+    #[serde(rename = "IPRange", skip_serializing_if = "String::is_empty", default)]
+    pub ip_range: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkContainer {
+    pub name: String,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    pub mac_address: String,
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
+}
+
+fn prefix_of(n: &Network, ip: IpAddr) -> u8 {
+    n.subnets
+        .iter()
+        .find(|s| s.subnet.contains(&ip))
+        .map_or(0, |s| s.subnet.prefix_len())
+}
+
+fn gateway_of(n: &Network, v6: bool) -> String {
+    n.subnets
+        .iter()
+        .filter_map(|s| s.gateway)
+        .find(|g| g.is_ipv6() == v6)
+        .map(|g| g.to_string())
+        .unwrap_or_default()
+}
+
+/// An endpoint's id: fixed by the container and the network.
+fn endpoint_id(container_id: &str, network_id: &str) -> String {
+    use sha2::Digest as _;
+    let h = sha2::Sha256::digest(format!("endpoint {container_id}/{network_id}").as_bytes());
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Engine {
+    /// `.NetworkSettings` of a container (addresses while it runs, and the
+    /// ones it holds when it does not).
+    pub fn network_settings(&self, r: &Record) -> NetworkSettings {
+        let mut out = NetworkSettings::default();
+        if r.spec.network.networks.is_empty() {
+            return out;
+        }
+        let active = self.active_network(&r.id);
+        let store = self.network_store();
+        let eps = store.endpoints_of(&r.id).unwrap_or_default();
+        if let Some(a) = &active {
+            out.sandbox_id = r.id.clone();
+            out.sandbox_key = self.netns_path(&r.id).display().to_string();
+            for p in &a.ports {
+                let b = PortBinding {
+                    host_ip: p.host_ip.map_or_else(
+                        || {
+                            if p.container_ip.is_ipv6() {
+                                "::".into()
+                            } else {
+                                "0.0.0.0".into()
+                            }
+                        },
+                        |a| a.to_string(),
+                    ),
+                    host_port: p.host_port.to_string(),
+                };
+                let list = out
+                    .ports
+                    .entry(format!("{}/{}", p.container_port, p.proto))
+                    .or_insert_with(|| Some(Vec::new()));
+                if let Some(l) = list {
+                    if !l.contains(&b) {
+                        l.push(b);
+                    }
+                }
+            }
+        }
+        for e in &r.spec.network.expose {
+            out.ports.entry(e.clone()).or_insert(None);
+        }
+        for (i, ep) in eps.iter().enumerate() {
+            let Ok(n) = store.get(&ep.network_id) else {
+                continue;
+            };
+            let want = r
+                .spec
+                .network
+                .networks
+                .iter()
+                .find(|a| a.network == n.name || a.network == n.id);
+            let mac = active
+                .as_ref()
+                .and_then(|a| a.macs.get(&n.id).cloned())
+                .or_else(|| ep.mac.clone())
+                .unwrap_or_default();
+            let e = EndpointSettings {
+                ipam_config: want
+                    .filter(|w| w.ipv4.is_some() || w.ipv6.is_some())
+                    .map(|w| IpamConfig {
+                        ipv4_address: w.ipv4.map(|a| a.to_string()),
+                        ipv6_address: w.ipv6.map(|a| a.to_string()),
+                    }),
+                aliases: (!ep.aliases.is_empty()).then(|| ep.aliases.clone()),
+                network_id: n.id.clone(),
+                endpoint_id: if active.is_some() {
+                    endpoint_id(&r.id, &n.id)
+                } else {
+                    String::new()
+                },
+                gateway: gateway_of(&n, false),
+                ip_address: ep.ipv4.map(|a| a.to_string()).unwrap_or_default(),
+                ip_prefix_len: ep.ipv4.map_or(0, |a| prefix_of(&n, IpAddr::V4(a))),
+                ipv6_gateway: gateway_of(&n, true),
+                global_ipv6_address: ep.ipv6.map(|a| a.to_string()).unwrap_or_default(),
+                global_ipv6_prefix_len: ep.ipv6.map_or(0, |a| prefix_of(&n, IpAddr::V6(a))),
+                mac_address: mac,
+            };
+            if i == 0 {
+                out.bridge = n.bridge.clone();
+                out.endpoint_id = e.endpoint_id.clone();
+                out.gateway = e.gateway.clone();
+                out.ip_address = e.ip_address.clone();
+                out.ip_prefix_len = e.ip_prefix_len;
+                out.ipv6_gateway = e.ipv6_gateway.clone();
+                out.global_ipv6_address = e.global_ipv6_address.clone();
+                out.global_ipv6_prefix_len = e.global_ipv6_prefix_len;
+                out.mac_address = e.mac_address.clone();
+            }
+            out.networks.insert(n.name.clone(), e);
+        }
+        out
+    }
+
+    /// The published ports of a running container (`berth port`, `ps`).
+    pub fn published(&self, id: &str) -> Vec<Published> {
+        self.active_network(id).map(|a| a.ports).unwrap_or_default()
+    }
+
+    /// `berth network inspect`'s document.
+    pub fn inspect_network(&self, name: &str) -> Result<NetworkInspect> {
+        let n = self.network(name)?;
+        let mut containers = BTreeMap::new();
+        for (r, ep) in self.network_containers(&n)? {
+            let Some(a) = self.active_network(&r.id) else {
+                continue;
+            };
+            let with_prefix = |ip: Option<IpAddr>| {
+                ip.map(|ip| format!("{ip}/{}", prefix_of(&n, ip)))
+                    .unwrap_or_default()
+            };
+            containers.insert(
+                r.id.clone(),
+                NetworkContainer {
+                    name: r.name.clone(),
+                    endpoint_id: endpoint_id(&r.id, &n.id),
+                    mac_address: a.macs.get(&n.id).cloned().unwrap_or_default(),
+                    ipv4_address: with_prefix(ep.ipv4.map(IpAddr::V4)),
+                    ipv6_address: with_prefix(ep.ipv6.map(IpAddr::V6)),
+                },
+            );
+        }
+        let mut options = n.options.clone();
+        options.insert("com.docker.network.bridge.name".into(), n.bridge.clone());
+        if let Some(m) = n.mtu {
+            options.insert("com.docker.network.driver.mtu".into(), m.to_string());
+        }
+        Ok(NetworkInspect {
+            name: n.name.clone(),
+            id: n.id.clone(),
+            created: crate::logs::rfc3339_nano(n.created),
+            scope: "local".into(),
+            driver: n.driver.clone(),
+            enable_ipv6: n.ipv6,
+            ipam: NetworkIpam {
+                driver: "default".into(),
+                options: BTreeMap::new(),
+                config: n
+                    .subnets
+                    .iter()
+                    .map(|s| IpamPool {
+                        subnet: s.subnet.to_string(),
+                        gateway: s.gateway.map(|g| g.to_string()).unwrap_or_default(),
+                        ip_range: s.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+                    })
+                    .collect(),
+            },
+            internal: n.internal,
+            attachable: false,
+            ingress: false,
+            containers,
+            options,
+            labels: n.labels.clone(),
+            dns_enabled: n.dns,
+        })
+    }
+}
+
+/// The nft elements of a network.
+fn rules(n: &Network) -> nft::NetworkRules {
+    nft::NetworkRules {
+        bridge: n.bridge.clone(),
+        subnets: n.subnets.iter().map(|s| s.subnet).collect(),
+        internal: n.internal,
+    }
+}
+
+/// eth0 before eth1 before eth10.
+fn iface_order(name: &str) -> (usize, String) {
+    (name.len(), name.to_string())
+}
+
+/// The host end's name: fixed by the container and the network (15 bytes).
+pub fn veth_name(container_id: &str, network_id: &str) -> String {
+    use sha2::Digest as _;
+    let h = sha2::Sha256::digest(format!("{container_id}/{network_id}").as_bytes());
+    let hex: String = h.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("veth{}", &hex[..11])
+}
+
+fn veth(rec: &Record, n: &Network, ep: &Endpoint, gateways: Vec<IpAddr>) -> link::Veth {
+    let mut addresses = Vec::new();
+    for s in &n.subnets {
+        let ip = match s.subnet {
+            ipnet::IpNet::V4(_) => ep.ipv4.map(IpAddr::V4),
+            ipnet::IpNet::V6(_) => ep.ipv6.map(IpAddr::V6),
+        };
+        if let Some(ip) = ip.filter(|ip| s.subnet.contains(ip)) {
+            if let Ok(net) = ipnet::IpNet::new(ip, s.subnet.prefix_len()) {
+                addresses.push(net);
+            }
+        }
+    }
+    link::Veth {
+        host_name: veth_name(&rec.id, &n.id),
+        bridge: n.bridge.clone(),
+        container_name: ep.interface.clone(),
+        mtu: n.mtu,
+        mac: ep.mac.as_deref().and_then(crate::specgen::parse_mac),
+        addresses,
+        gateways,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_names_fit_an_interface_name_and_differ() {
+        let a = veth_name(&"a".repeat(64), &"b".repeat(64));
+        let b = veth_name(&"a".repeat(64), &"c".repeat(64));
+        assert_eq!(a.len(), 15);
+        assert!(a.starts_with("veth"));
+        assert_ne!(a, b);
+        assert_eq!(a, veth_name(&"a".repeat(64), &"b".repeat(64)));
+    }
+
+    #[test]
+    fn published_ports_show_as_docker_shows_them() {
+        let p = Published {
+            host_ip: None,
+            host_port: 8080,
+            proto: Proto::Tcp,
+            container_ip: "10.88.0.2".parse().unwrap(),
+            container_port: 80,
+        };
+        assert_eq!(p.display(), "0.0.0.0:8080->80/tcp");
+        let p6 = Published {
+            host_ip: Some("::1".parse().unwrap()),
+            container_ip: "fd00::2".parse().unwrap(),
+            proto: Proto::Udp,
+            ..p.clone()
+        };
+        assert_eq!(p6.display(), "[::1]:8080->80/udp");
+        let l = Published {
+            host_ip: Some("127.0.0.1".parse().unwrap()),
+            ..p
+        };
+        assert_eq!(l.display(), "127.0.0.1:8080->80/tcp");
+    }
+
+    #[test]
+    fn interfaces_sort_by_number() {
+        let mut v = vec!["eth10", "eth2", "eth0", "eth1"];
+        v.sort_by_key(|n| iface_order(n));
+        assert_eq!(v, ["eth0", "eth1", "eth2", "eth10"]);
+    }
+}
