@@ -1057,8 +1057,8 @@ fn names_bad_values_and_missing_images_fail_in_one_line_and_leave_nothing() {
         (vec!["run", "--memory", "1k", img, "true"], "--memory"),
         (vec!["run", "--cpus=-1", img, "true"], "--cpus"),
         (
-            vec!["run", "--network", "bridge", img, "true"],
-            "bridge networks are not available yet",
+            vec!["run", "--network", "none", "-p", "80", img, "true"],
+            "bridge networks only",
         ),
         (vec!["run", "--ulimit", "nofile", img, "true"], "--ulimit"),
         (

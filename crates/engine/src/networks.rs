@@ -1361,6 +1361,22 @@ pub fn veth_name(container_id: &str, network_id: &str) -> String {
     format!("veth{}", &hex[..11])
 }
 
+/// An endpoint's MAC address when none was asked for: from its address,
+/// as Docker makes it (02:42 and the IPv4 address; a hash of the IPv6
+/// one without it). An address keeps its MAC across restarts and
+/// containers, so the host's neighbour entry for it is never stale: a
+/// random MAC per start left the host sending to the old one until its
+/// entry expired (seconds of silence after `berth restart`).
+fn mac_for(ep: &Endpoint) -> [u8; 6] {
+    if let Some(a) = ep.ipv4 {
+        let o = a.octets();
+        return [0x02, 0x42, o[0], o[1], o[2], o[3]];
+    }
+    use sha2::Digest as _;
+    let h = sha2::Sha256::digest(format!("{:?}/{}", ep.ipv6, ep.network_id).as_bytes());
+    [0x02, 0x43, h[0], h[1], h[2], h[3]]
+}
+
 fn veth(rec: &Record, n: &Network, ep: &Endpoint, gateways: Vec<IpAddr>) -> link::Veth {
     let mut addresses = Vec::new();
     for s in &n.subnets {
@@ -1379,7 +1395,11 @@ fn veth(rec: &Record, n: &Network, ep: &Endpoint, gateways: Vec<IpAddr>) -> link
         bridge: n.bridge.clone(),
         container_name: ep.interface.clone(),
         mtu: n.mtu,
-        mac: ep.mac.as_deref().and_then(crate::specgen::parse_mac),
+        mac: ep
+            .mac
+            .as_deref()
+            .and_then(crate::specgen::parse_mac)
+            .or_else(|| Some(mac_for(ep))),
         addresses,
         gateways,
     }
@@ -1421,6 +1441,23 @@ mod tests {
             ..p
         };
         assert_eq!(l.display(), "127.0.0.1:8080->80/tcp");
+    }
+
+    #[test]
+    fn a_mac_follows_the_address_as_in_docker() {
+        let ep = Endpoint {
+            ipv4: Some("172.17.0.2".parse().unwrap()),
+            ..Endpoint::default()
+        };
+        assert_eq!(mac_text(&mac_for(&ep)), "02:42:ac:11:00:02");
+        let v6 = Endpoint {
+            ipv6: Some("fd00::2".parse().unwrap()),
+            network_id: "n".into(),
+            ..Endpoint::default()
+        };
+        let m = mac_for(&v6);
+        assert_eq!(m[0] & 1, 0, "unicast");
+        assert_eq!(m, mac_for(&v6));
     }
 
     #[test]

@@ -22,8 +22,9 @@ use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
 };
 use netlink_packet_route::link::{
-    AfSpecInet, AfSpecInet6, AfSpecUnspec, InetDevConf, InfoData, InfoKind, InfoVeth,
-    LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, InetDevConf, InfoBridgePort, InfoData, InfoKind,
+    InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
+    LinkMessage,
 };
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -781,12 +782,30 @@ pub fn attach(netns: &Path, v: &Veth) -> Result<Attached> {
             netns.display()
         ),
     );
+    // Hairpin mode on the bridge port: a container's packet to its own
+    // published port (DNATed back to it) may leave by the port it came in
+    // by. A port's options are set once it has its master: a change of
+    // the new link, by name.
+    let mut port = LinkMessage::default();
+    port.attributes
+        .push(LinkAttribute::IfName(v.host_name.clone()));
+    port.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::PortKind(InfoPortKind::Bridge),
+        LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+            true,
+        )])),
+    ]));
+    let hairpin = Req::new(
+        RouteNetlinkMessage::NewLink(port),
+        0,
+        format!("set hairpin mode on bridge port {}", v.host_name),
+    );
     let get = Req::new(
         get_link_msg(&v.host_name),
         0,
         format!("look up veth {}", v.host_name),
     );
-    let answers = nl.batch(&[create, get])?;
+    let answers = nl.batch(&[create, hairpin, get])?;
     let mut answers = answers.into_iter();
     match answers.next() {
         Some(Ok(_)) => {}
@@ -812,6 +831,17 @@ pub fn attach(netns: &Path, v: &Veth) -> Result<Attached> {
                 ),
                 errno,
             ))
+        }
+        None => return Err(missing_answer()),
+    }
+    match answers.next() {
+        Some(Ok(_)) => {}
+        Some(Err(errno)) => {
+            let _ = nl.delete_link(&v.host_name);
+            return Err(netlink_error(
+                &format!("set hairpin mode on bridge port {}", v.host_name),
+                errno,
+            ));
         }
         None => return Err(missing_answer()),
     }

@@ -1,0 +1,901 @@
+//! Bridge networks end to end: real bridges, veth pairs, nftables rules and
+//! berth's DNS responder, with real traffic.
+//!
+//! Every test makes its own world and touches nothing of the host's: a
+//! network namespace "host" in which every berth command runs (so its
+//! bridges, rules and DNS responder live there), and a namespace "outside"
+//! behind a veth pair, as the rest of the world (192.0.2.0/24 and
+//! 2001:db8:1::/64, documentation addresses). Traffic goes only to those
+//! namespaces and to the containers the test made.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const HOST4: &str = "192.0.2.1";
+const OUTSIDE4: &str = "192.0.2.2";
+const HOST6: &str = "2001:db8:1::1";
+
+struct World {
+    env: Env,
+    dir: tempfile::TempDir,
+    image: &'static str,
+}
+
+fn run(cmd: &mut Command) -> Out {
+    let o = cmd.output().expect("run a command");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn sh(args: &[&str]) {
+    let o = run(Command::new(args[0]).args(&args[1..]));
+    assert_eq!(o.code, 0, "{args:?}: {}{}", o.stdout, o.stderr);
+}
+
+impl World {
+    fn new() -> World {
+        let env = Env::new();
+        let dir = tempfile::Builder::new()
+            .prefix("bnet")
+            .tempdir_in("/run")
+            .unwrap();
+        let w = World {
+            env,
+            dir,
+            image: "net:1",
+        };
+        for ns in ["host", "outside"] {
+            let p = w.ns(ns);
+            std::fs::write(&p, b"").unwrap();
+            sh(&["unshare", &format!("--net={}", p.display()), "true"]);
+        }
+        let h = format!("--net={}", w.ns("host").display());
+        let o = format!("--net={}", w.ns("outside").display());
+        let outside = w.ns("outside");
+        sh(&["nsenter", &h, "ip", "link", "set", "lo", "up"]);
+        sh(&["nsenter", &o, "ip", "link", "set", "lo", "up"]);
+        sh(&[
+            "nsenter",
+            &h,
+            "ip",
+            "link",
+            "add",
+            "uplink",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            outside.to_str().unwrap(),
+        ]);
+        sh(&[
+            "nsenter",
+            &h,
+            "ip",
+            "addr",
+            "add",
+            &format!("{HOST4}/24"),
+            "dev",
+            "uplink",
+        ]);
+        sh(&[
+            "nsenter",
+            &h,
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{HOST6}/64"),
+            "dev",
+            "uplink",
+            "nodad",
+        ]);
+        sh(&["nsenter", &h, "ip", "link", "set", "uplink", "up"]);
+        sh(&[
+            "nsenter",
+            &o,
+            "ip",
+            "addr",
+            "add",
+            &format!("{OUTSIDE4}/24"),
+            "dev",
+            "eth0",
+        ]);
+        sh(&[
+            "nsenter",
+            &o,
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "2001:db8:1::2/64",
+            "dev",
+            "eth0",
+            "nodad",
+        ]);
+        sh(&["nsenter", &o, "ip", "link", "set", "eth0", "up"]);
+        let tar = busybox_rootfs(&[
+            "sh", "httpd", "wget", "nslookup", "nc", "ip", "cat", "echo", "mkdir", "sleep",
+            "hostname", "true", "grep", "timeout",
+        ])
+        .end();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("rootfs.tar");
+        std::fs::write(&p, tar).unwrap();
+        w.berth(&["import", p.to_str().unwrap(), w.image]).ok();
+        w
+    }
+
+    fn ns(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// berth, in the host namespace, with the host's default network.
+    fn berth(&self, args: &[&str]) -> Out {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", self.ns("host").display()))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(self.env.root.path())
+            .arg("--run-root")
+            .arg(self.env.run_root.path())
+            .args(args)
+            .env_remove("BERTH_ROOT")
+            .env_remove("BERTH_RUN_ROOT")
+            .env_remove("BERTH_DEFAULT_NETWORK")
+            .env(
+                "CONTAINERS_REGISTRIES_CONF",
+                self.env.root.path().join("no-registries.conf"),
+            );
+        run(&mut c)
+    }
+
+    /// A command in namespace `ns` ("host" or "outside").
+    fn in_ns(&self, ns: &str, args: &[&str]) -> Out {
+        run(Command::new("nsenter")
+            .arg(format!("--net={}", self.ns(ns).display()))
+            .arg("--")
+            .args(args))
+    }
+
+    /// An HTTP GET of `url` (http://HOST[:PORT]/) from namespace `ns`: the
+    /// body, or None. (The host's static busybox wget cannot resolve with
+    /// the host's NSS, so the test speaks HTTP itself.)
+    fn fetch_from(&self, ns: &str, url: &str) -> Option<String> {
+        let hostport = url
+            .strip_prefix("http://")?
+            .trim_end_matches('/')
+            .to_string();
+        let addr: std::net::SocketAddr =
+            if hostport.contains("]:") || !hostport.starts_with('[') && hostport.contains(':') {
+                hostport.parse().ok()?
+            } else {
+                format!("{}:80", hostport).parse().ok()?
+            };
+        let f = std::fs::File::open(self.ns(ns)).unwrap();
+        std::thread::spawn(move || {
+            // SAFETY: a valid namespace fd; only this thread changes
+            // namespace.
+            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+            write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+            let mut out = String::new();
+            s.read_to_string(&mut out).ok()?;
+            let (head, body) = out.split_once("\r\n\r\n")?;
+            head.starts_with("HTTP/1.0 200")
+                .then(|| body.to_string())
+                .or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_string()))
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// A container on `networks` (and `more` flags) serving `hello-NAME`
+    /// over HTTP on port 80; returns once it answers.
+    fn web(&self, name: &str, more: &[&str]) {
+        let script = format!(
+            "mkdir -p /www && echo hello-{name} > /www/index.html && exec httpd -f -p 80 -h /www"
+        );
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(more);
+        args.extend_from_slice(&[self.image, "sh", "-c", &script]);
+        self.berth(&args).ok();
+        let ip = self.ip(name);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.fetch_from("host", &format!("http://{ip}/")).is_none() {
+            assert!(Instant::now() < deadline, "{name} does not answer on {ip}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn ip(&self, name: &str) -> String {
+        let o = self
+            .berth(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", name])
+            .ok();
+        o.stdout.trim().to_string()
+    }
+
+    /// A command in a new container, removed after: its output, or the
+    /// error.
+    fn in_container(&self, flags: &[&str], cmd: &str) -> Out {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[self.image, "sh", "-c", cmd]);
+        self.berth(&args)
+    }
+
+    /// berth's nft table in the host namespace ("" when there is none).
+    fn ruleset(&self) -> String {
+        self.in_ns("host", &["nft", "list", "ruleset"]).stdout
+    }
+
+    /// The host ends of veth pairs in the host namespace.
+    fn veths(&self) -> Vec<String> {
+        let o = self.in_ns("host", &["ip", "-o", "link", "show", "type", "veth"]);
+        o.stdout
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .filter(|n| n != "uplink")
+            .collect()
+    }
+
+    fn netns_files(&self) -> Vec<String> {
+        std::fs::read_dir(self.env.run_root.path().join("netns"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        // Removed through berth in their namespace (the Env's own cleanup
+        // then finds nothing).
+        let ids = self.berth(&["ps", "-aq", "--no-trunc"]).stdout;
+        for id in ids.split_whitespace() {
+            let _ = self.berth(&["rm", "-f", "-v", id]);
+        }
+        let _ = self.berth(&["network", "prune", "-f"]);
+        for ns in ["host", "outside"] {
+            let p = self.ns(ns);
+            let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+            // SAFETY: a valid C string; MNT_DETACH of our own bind mount.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+/// A TCP server in namespace `ns` on `addr`: answers each connection with
+/// "peer=IP\n" (the source it saw), for 30 s (its thread is not waited
+/// for).
+fn peer_echo(ns: &Path, addr: &str) {
+    let ns = ns.to_path_buf();
+    let addr = addr.to_string();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let f = std::fs::File::open(&ns).unwrap();
+        // SAFETY: a valid namespace fd; only this thread changes namespace.
+        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        let l = std::net::TcpListener::bind(&addr).unwrap();
+        l.set_nonblocking(true).unwrap();
+        tx.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let Ok((mut s, peer)) = l.accept() else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            let _ = s.set_nonblocking(false);
+            let mut buf = [0u8; 1024];
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            let _ = s.read(&mut buf);
+            let body = format!("peer={}\n", peer.ip());
+            let _ = write!(
+                s,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    rx.recv().unwrap();
+    drop(h);
+}
+
+#[test]
+fn containers_reach_each_other_by_address_and_name_and_the_outside_masqueraded() {
+    let w = World::new();
+    w.berth(&["network", "create", "app"]).ok();
+    w.web("web", &["--network", "app", "--network-alias", "www"]);
+    let ip = w.ip("web");
+    let id = w.berth(&["inspect", "-f", "{{.Id}}", "web"]).ok().stdout;
+    let id = id.trim();
+    for host in [
+        ip.as_str(),
+        "web",
+        "www",
+        &id[..12],
+        &id[..20],
+        "web.dns.berth",
+    ] {
+        let o = w.in_container(
+            &["--network", "app"],
+            &format!("timeout 3 wget -q -O - http://{host}/"),
+        );
+        assert_eq!(o.stdout, "hello-web\n", "{host}: {}", o.stderr);
+    }
+    // Outbound, masqueraded behind the host's address.
+    peer_echo(&w.ns("outside"), &format!("{OUTSIDE4}:9000"));
+    let o = w.in_container(
+        &["--network", "app"],
+        &format!("timeout 3 wget -q -O - http://{OUTSIDE4}:9000/"),
+    );
+    assert_eq!(o.stdout, format!("peer={HOST4}\n"), "{}", o.stderr);
+    // The default bridge too, and it has no DNS (Docker's default bridge).
+    let o = w.in_container(
+        &[],
+        &format!("timeout 3 wget -q -O - http://{OUTSIDE4}:9000/"),
+    );
+    assert_eq!(o.stdout, format!("peer={HOST4}\n"), "{}", o.stderr);
+    let o = w.in_container(&[], "cat /etc/resolv.conf; nslookup web");
+    assert_ne!(
+        o.code, 0,
+        "the default bridge resolved a name: {}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("dns.berth"), "{}", o.stdout);
+    // inspect and ps show the network.
+    let n = w
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.NetworkMode}} {{.NetworkSettings.Networks.app.IPAddress}}",
+            "web",
+        ])
+        .ok();
+    assert_eq!(n.stdout.trim(), format!("app {ip}"));
+}
+
+#[test]
+fn published_ports_from_outside_from_the_host_and_by_hairpin() {
+    let w = World::new();
+    w.berth(&["network", "create", "app"]).ok();
+    w.web(
+        "web",
+        &[
+            "--network",
+            "app",
+            "-p",
+            "8080:80",
+            "-p",
+            "127.0.0.1:8081:80",
+            "-p",
+            "80",
+        ],
+    );
+    let ports = w.berth(&["port", "web"]).ok().stdout;
+    assert!(ports.contains("80/tcp -> 0.0.0.0:8080"), "{ports}");
+    assert!(ports.contains("80/tcp -> 127.0.0.1:8081"), "{ports}");
+    let random: u16 = ports
+        .lines()
+        .filter_map(|l| l.strip_prefix("80/tcp -> 0.0.0.0:"))
+        .find(|p| *p != "8080")
+        .expect("a port chosen for -p 80")
+        .parse()
+        .unwrap();
+    let ps = w.berth(&["ps", "--format", "{{.Ports}}"]).ok().stdout;
+    assert!(ps.contains("0.0.0.0:8080->80/tcp"), "{ps}");
+    let want = Some("hello-web\n".to_string());
+    assert_eq!(
+        w.fetch_from("outside", &format!("http://{HOST4}:8080/")),
+        want
+    );
+    assert_eq!(
+        w.fetch_from("outside", &format!("http://{HOST4}:{random}/")),
+        want
+    );
+    assert_eq!(w.fetch_from("host", "http://127.0.0.1:8080/"), want);
+    assert_eq!(w.fetch_from("host", &format!("http://{HOST4}:8080/")), want);
+    assert_eq!(w.fetch_from("host", "http://127.0.0.1:8081/"), want);
+    // 127.0.0.1 only: not from outside.
+    assert_eq!(
+        w.fetch_from("outside", &format!("http://{HOST4}:8081/")),
+        None
+    );
+    // Hairpin: the container to its own published port, and a neighbour.
+    let o = w.berth(&[
+        "exec",
+        "web",
+        "timeout",
+        "3",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://{HOST4}:8080/"),
+    ]);
+    assert_eq!(o.stdout, "hello-web\n", "{}", o.stderr);
+    let o = w.in_container(
+        &["--network", "app"],
+        &format!("timeout 3 wget -q -O - http://{HOST4}:8080/"),
+    );
+    assert_eq!(o.stdout, "hello-web\n", "{}", o.stderr);
+    // The host port taken: by another container (at create) or a program.
+    let o = w.berth(&[
+        "create",
+        "--network",
+        "app",
+        "-p",
+        "8080:80",
+        w.image,
+        "true",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("8080"), "{}", o.stderr);
+    let f = std::fs::File::open(w.ns("host")).unwrap();
+    let listener = std::thread::spawn(move || {
+        // SAFETY: a valid namespace fd; only this thread changes namespace.
+        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        std::net::TcpListener::bind("0.0.0.0:8090").unwrap()
+    })
+    .join()
+    .unwrap();
+    let o = w.berth(&[
+        "run",
+        "-d",
+        "--network",
+        "app",
+        "-p",
+        "8090:80",
+        w.image,
+        "sleep",
+        "9",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("8090") && o.stderr.contains("in use"),
+        "{}",
+        o.stderr
+    );
+    drop(listener);
+    // -P publishes the exposed ports.
+    w.web("all", &["--network", "app", "--expose", "80", "-P"]);
+    let ports = w.berth(&["port", "all", "80"]).ok().stdout;
+    let port = ports.trim().rsplit(':').next().unwrap().to_string();
+    assert_eq!(
+        w.fetch_from("outside", &format!("http://{HOST4}:{port}/")),
+        Some("hello-all\n".into())
+    );
+    // Stopped, the ports go; started again, they come back.
+    w.berth(&["stop", "-t", "1", "web"]).ok();
+    assert_eq!(w.fetch_from("host", "http://127.0.0.1:8080/"), None);
+    assert!(
+        !w.ruleset().contains(":8080") && !w.ruleset().contains(" 8080 "),
+        "{}",
+        w.ruleset()
+    );
+    w.berth(&["start", "web"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while w.fetch_from("host", "http://127.0.0.1:8080/").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "web does not answer after a restart: {} {} {}",
+            w.berth(&["port", "web"]).stdout,
+            w.berth(&["ps", "-a"]).stdout,
+            w.ruleset()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn networks_are_isolated_and_internal_ones_reach_nothing_outside() {
+    let w = World::new();
+    w.berth(&["network", "create", "a"]).ok();
+    w.berth(&["network", "create", "b"]).ok();
+    w.berth(&["network", "create", "--internal", "i"]).ok();
+    w.web("on-b", &["--network", "b"]);
+    w.web("on-i", &["--network", "i"]);
+    let b_ip = w.ip("on-b");
+    let o = w.in_container(
+        &["--network", "a"],
+        &format!("timeout 2 wget -q -O - http://{b_ip}/"),
+    );
+    assert_ne!(o.code, 0, "network a reached network b: {}", o.stdout);
+    // Not by name either: b's names are b's.
+    let o = w.in_container(&["--network", "a"], "nslookup on-b");
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    // The internal network: its peers by name, nothing outside.
+    let o = w.in_container(&["--network", "i"], "timeout 3 wget -q -O - http://on-i/");
+    assert_eq!(o.stdout, "hello-on-i\n", "{}", o.stderr);
+    peer_echo(&w.ns("outside"), &format!("{OUTSIDE4}:9001"));
+    let o = w.in_container(
+        &["--network", "i"],
+        &format!("timeout 2 wget -q -O - http://{OUTSIDE4}:9001/"),
+    );
+    assert_ne!(
+        o.code, 0,
+        "an internal network reached the outside: {}",
+        o.stdout
+    );
+    let o = w.in_container(
+        &["--network", "i"],
+        &format!("timeout 2 wget -q -O - http://{b_ip}/"),
+    );
+    assert_ne!(
+        o.code, 0,
+        "an internal network reached network b: {}",
+        o.stdout
+    );
+    // The outside cannot reach a container's address either.
+    w.in_ns(
+        "outside",
+        &["ip", "route", "add", "10.0.0.0/8", "via", HOST4],
+    );
+    assert_eq!(w.fetch_from("outside", &format!("http://{b_ip}/")), None);
+}
+
+#[test]
+fn ipv6_networks_give_addresses_routes_and_published_ports() {
+    let w = World::new();
+    w.berth(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:db8:5::/64",
+        "--subnet",
+        "10.77.0.0/24",
+        "six",
+    ])
+    .ok();
+    w.web("web6", &["--network", "six", "-p", "8086:80"]);
+    let v6 = w
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.GlobalIPv6Address}}",
+            "web6",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(v6.starts_with("fd00:db8:5::"), "{v6}");
+    let o = w.in_container(
+        &["--network", "six"],
+        &format!("timeout 3 wget -q -O - http://[{v6}]/"),
+    );
+    assert_eq!(o.stdout, "hello-web6\n", "{}", o.stderr);
+    let o = w.in_container(&["--network", "six"], "nslookup -type=AAAA web6");
+    assert!(o.stdout.contains(&v6), "{}{}", o.stdout, o.stderr);
+    assert_eq!(
+        w.fetch_from("outside", &format!("http://[{HOST6}]:8086/")),
+        Some("hello-web6\n".into())
+    );
+    let o = w.in_container(&["--network", "six"], "ip -6 route");
+    assert!(
+        o.stdout.contains("default via fd00:db8:5::1"),
+        "{}",
+        o.stdout
+    );
+}
+
+#[test]
+fn dns_sees_connect_disconnect_rename_and_removal_at_once() {
+    let w = World::new();
+    w.berth(&["network", "create", "front"]).ok();
+    w.berth(&["network", "create", "back"]).ok();
+    w.web("api", &["--network", "front"]);
+    let resolves = |net: &str, name: &str| {
+        w.in_container(&["--network", net], &format!("nslookup {name}"))
+            .code
+            == 0
+    };
+    assert!(resolves("front", "api"));
+    assert!(!resolves("back", "api"));
+    w.berth(&["network", "connect", "--alias", "service", "back", "api"])
+        .ok();
+    assert!(resolves("back", "service"));
+    let o = w.in_container(&["--network", "back"], "timeout 3 wget -q -O - http://api/");
+    assert_eq!(o.stdout, "hello-api\n", "{}", o.stderr);
+    let inspect = w
+        .berth(&["network", "inspect", "-f", "{{len .Containers}}", "back"])
+        .ok();
+    assert_eq!(inspect.stdout.trim(), "1");
+    w.berth(&["network", "disconnect", "back", "api"]).ok();
+    assert!(!resolves("back", "api") && !resolves("back", "service"));
+    w.berth(&["rename", "api", "api2"]).ok();
+    assert!(resolves("front", "api2"));
+    assert!(!resolves("front", "api"));
+    w.berth(&["rm", "-f", "api2"]).ok();
+    assert!(!resolves("front", "api2"));
+}
+
+#[test]
+fn network_commands_and_their_errors() {
+    let w = World::new();
+    let id = w
+        .berth(&[
+            "network",
+            "create",
+            "--subnet",
+            "10.66.0.0/29",
+            "--label",
+            "team=a",
+            "small",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(id.trim().len(), 64);
+    let ls = w
+        .berth(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"])
+        .ok()
+        .stdout;
+    assert!(
+        ls.contains("small bridge") && ls.contains("bridge bridge"),
+        "{ls}"
+    );
+    let f = w
+        .berth(&["network", "ls", "-q", "--filter", "label=team=a"])
+        .ok()
+        .stdout;
+    assert_eq!(f.trim(), &id.trim()[..12]);
+    let json: serde_json::Value =
+        serde_json::from_str(&w.berth(&["network", "ls", "--format", "json"]).ok().stdout).unwrap();
+    assert!(json
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["Name"] == "small"));
+    let cfg = w
+        .berth(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+            "small",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(cfg.trim(), "10.66.0.0/29 10.66.0.1");
+    // One line each: overlap, outside the subnet, unknown network, in use,
+    // exhausted.
+    let o = w.berth(&["network", "create", "--subnet", "10.66.0.0/24", "big"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("10.66.0.0") && o.stderr.lines().count() == 1,
+        "{}",
+        o.stderr
+    );
+    let o = w.berth(&[
+        "create",
+        "--network",
+        "small",
+        "--ip",
+        "10.9.9.9",
+        w.image,
+        "true",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("10.9.9.9"), "{}", o.stderr);
+    let o = w.berth(&["create", "--network", "nosuch", w.image, "true"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("nosuch") && o.stderr.contains("not found"),
+        "{}",
+        o.stderr
+    );
+    // A /29: network, gateway, broadcast and five containers.
+    for i in 0..5 {
+        w.berth(&[
+            "create",
+            "--name",
+            &format!("c{i}"),
+            "--network",
+            "small",
+            w.image,
+            "true",
+        ])
+        .ok();
+    }
+    let o = w.berth(&["create", "--network", "small", w.image, "true"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("no free"), "{}", o.stderr);
+    let o = w.berth(&["network", "rm", "small"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("in use") && o.stderr.contains("c0"),
+        "{}",
+        o.stderr
+    );
+    w.berth(&["rm", "c0", "c1", "c2", "c3", "c4"]).ok();
+    // Released on removal: a container gets an address again.
+    w.berth(&[
+        "create",
+        "--name",
+        "again",
+        "--network",
+        "small",
+        w.image,
+        "true",
+    ])
+    .ok();
+    w.berth(&["rm", "again"]).ok();
+    let o = w.berth(&["network", "rm", "bridge"]);
+    assert_ne!(o.code, 0);
+    // Removing the last network removes berth's table.
+    w.web("xx", &["--network", "small"]);
+    assert!(w.ruleset().contains("table inet berth"));
+    w.berth(&["rm", "-f", "xx"]).ok();
+    w.berth(&["network", "rm", "small"]).ok();
+    assert!(!w.ruleset().contains("table inet berth"), "{}", w.ruleset());
+    assert_eq!(w.berth(&["network", "prune", "-f"]).ok().stdout, "");
+}
+
+/// A kill -9 of `berth run` at any moment of setup, then one berth command:
+/// nothing is left of the killed runs (no veth, netns, nft element, DNS
+/// name, address).
+#[test]
+fn a_kill_9_during_setup_is_reconciled_by_the_next_command() {
+    let w = World::new();
+    w.berth(&["network", "create", "app"]).ok();
+    w.web("keeper", &["--network", "app", "-p", "8000:80"]);
+    for i in 0..12u64 {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net={}", w.ns("host").display()))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_berth"))
+            .arg("--root")
+            .arg(w.env.root.path())
+            .arg("--run-root")
+            .arg(w.env.run_root.path())
+            .args([
+                "run",
+                "-d",
+                "--name",
+                &format!("k{i}"),
+                "--network",
+                "app",
+                "-p",
+            ])
+            .arg(format!("{}:80", 8100 + i))
+            .args([w.image, "sleep", "600"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(3 * i));
+        // nsenter execs berth: the pid is berth's.
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    // The next command reconciles; then only running containers hold
+    // anything.
+    w.berth(&["network", "ls"]).ok();
+    let ps = w
+        .berth(&["ps", "-a", "--format", "{{.Names}} {{.State}}"])
+        .ok()
+        .stdout;
+    let running: Vec<&str> = ps
+        .lines()
+        .filter(|l| l.ends_with(" running"))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert!(running.contains(&"keeper"), "{ps}");
+    let files = w.netns_files();
+    assert_eq!(
+        files.len(),
+        running.len() * 2,
+        "netns files {files:?} for {running:?}"
+    );
+    assert_eq!(
+        w.veths().len(),
+        running.len(),
+        "veths {:?} for {running:?}",
+        w.veths()
+    );
+    let rules = w.ruleset();
+    for i in 0..12u64 {
+        let name = format!("k{i}");
+        let port = 8100 + i;
+        if !running.contains(&name.as_str()) {
+            assert!(
+                !rules.contains(&format!(" {port} ")),
+                "port {port} of a dead run: {rules}"
+            );
+        }
+    }
+    // Removing everything leaves nothing at all.
+    for line in ps.lines() {
+        let n = line.split(' ').next().unwrap();
+        w.berth(&["rm", "-f", n]).ok();
+    }
+    assert!(w.netns_files().is_empty(), "{:?}", w.netns_files());
+    assert!(w.veths().is_empty(), "{:?}", w.veths());
+    let inspect = w
+        .berth(&["network", "inspect", "-f", "{{len .Containers}}", "app"])
+        .ok();
+    assert_eq!(inspect.stdout.trim(), "0");
+    w.web("fresh", &["--network", "app"]);
+    let inspect = w
+        .berth(&["network", "inspect", "-f", "{{len .Containers}}", "app"])
+        .ok();
+    assert_eq!(inspect.stdout.trim(), "1");
+    let dns = std::fs::read_dir(w.env.run_root.path().join("dns")).unwrap();
+    for e in dns.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".json") {
+            let t = std::fs::read_to_string(e.path()).unwrap();
+            assert!(!t.contains("\"k"), "a dead run's name in {name}: {t}");
+        }
+    }
+}
+
+#[test]
+fn a_hundred_containers_on_one_network() {
+    let w = World::new();
+    w.berth(&["network", "create", "many"]).ok();
+    let mut times = Vec::new();
+    for i in 0..100 {
+        let t = Instant::now();
+        w.berth(&[
+            "run",
+            "-d",
+            "--name",
+            &format!("m{i}"),
+            "--network",
+            "many",
+            w.image,
+            "sleep",
+            "600",
+        ])
+        .ok();
+        times.push(t.elapsed());
+    }
+    eprintln!(
+        "run -d on one network: 1st {:?}, 10th {:?}, 50th {:?}, 100th {:?}",
+        times[0], times[9], times[49], times[99]
+    );
+    let o = w.berth(&["exec", "m99", "nslookup", "m0"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let ip0 = w.ip("m0");
+    let o = w.berth(&[
+        "exec",
+        "m99",
+        "sh",
+        "-c",
+        &format!("nc -z -w 2 {ip0} 1 ; ip neigh; true"),
+    ]);
+    assert_eq!(o.code, 0);
+    assert_eq!(w.veths().len(), 100);
+    // The rules do not grow with the containers.
+    let rules_before = w.ruleset().lines().count();
+    w.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "m100",
+        "--network",
+        "many",
+        w.image,
+        "sleep",
+        "600",
+    ])
+    .ok();
+    assert_eq!(w.ruleset().lines().count(), rules_before);
+}
