@@ -899,3 +899,127 @@ fn a_hundred_containers_on_one_network() {
     .ok();
     assert_eq!(w.ruleset().lines().count(), rules_before);
 }
+
+/// What an independent review found, each fixed: the responder answers
+/// only its own network, an internal network forwards nothing, a killed
+/// monitor's container keeps its network, a `--network container:` peer
+/// does not keep a stopped container's veth, a flushed ruleset and a
+/// killed responder come back, a host's bridge is never taken.
+#[test]
+fn review_regressions() {
+    let w = World::new();
+    w.berth(&["network", "create", "a"]).ok();
+    w.berth(&["network", "create", "--internal", "i"]).ok();
+    w.web("on-a", &["--network", "a", "-p", "8080:80"]);
+    w.web("on-i", &["--network", "i"]);
+    let gw_i = w
+        .berth(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+            "i",
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    // Another network's container asks i's responder: refused.
+    let o = w.in_container(&["--network", "a"], &format!("nslookup on-i {gw_i}"));
+    assert!(!o.stdout.contains(&w.ip("on-i")), "{}", o.stdout);
+    // An internal network's container cannot send names out.
+    let o = w.berth(&["exec", "on-i", "nslookup", "outside.example"]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    // A loopback --dns on a DNS network is refused, naming the flag.
+    let o = w.berth(&[
+        "create",
+        "--network",
+        "a",
+        "--dns",
+        "127.0.0.1",
+        w.image,
+        "true",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("--dns"), "{}", o.stderr);
+    // A monitor killed -9: the container runs on, and so do its port and
+    // name after the next command.
+    let mpid = w
+        .berth(&["inspect", "-f", "{{.State.Pid}}", "on-a"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let monitor = std::fs::read_to_string(format!("/proc/{mpid}/stat"))
+        .unwrap()
+        .split(' ')
+        .nth(3)
+        .unwrap()
+        .to_string();
+    let comm = std::fs::read_to_string(format!("/proc/{monitor}/comm")).unwrap_or_default();
+    assert_eq!(
+        comm.trim(),
+        "berth-monitor",
+        "the init's parent is its monitor"
+    );
+    sh(&["kill", "-9", &monitor]);
+    std::thread::sleep(Duration::from_millis(200));
+    w.berth(&["network", "ls"]).ok();
+    assert_eq!(
+        w.fetch_from("host", "http://127.0.0.1:8080/"),
+        Some("hello-on-a\n".into())
+    );
+    // A flushed ruleset comes back at the next start.
+    w.in_ns("host", &["nft", "delete", "table", "inet", "berth"]);
+    w.web("again", &["--network", "a", "-p", "8082:80"]);
+    assert_eq!(
+        w.fetch_from("outside", &format!("http://{HOST4}:8082/")),
+        Some("hello-again\n".into())
+    );
+    // A killed responder is started again by the next command.
+    let pid = std::fs::read_to_string(w.env.run_root.path().join("dns/berth-dns.pid")).unwrap();
+    sh(&["kill", "-9", pid.trim()]);
+    std::thread::sleep(Duration::from_millis(100));
+    w.berth(&["network", "ls"]).ok();
+    let o = w.in_container(&["--network", "a"], "nslookup again");
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    // A peer in its namespace does not keep a stopped container's veth.
+    w.web("sa", &["--network", "a"]);
+    w.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "sb",
+        "--network",
+        "container:sa",
+        w.image,
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let before = w.veths().len();
+    w.berth(&["stop", "-t", "1", "sa"]).ok();
+    assert_eq!(w.veths().len(), before - 1, "{:?}", w.veths());
+    w.berth(&["start", "sa"]).ok();
+    // A bridge berth did not make is not taken.
+    sh(&[
+        "nsenter",
+        &format!("--net={}", w.ns("host").display()),
+        "ip",
+        "link",
+        "add",
+        "hostbr",
+        "type",
+        "bridge",
+    ]);
+    let o = w.berth(&[
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.name=hostbr",
+        "x1",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("hostbr"), "{}", o.stderr);
+    assert!(w.in_ns("host", &["ip", "link", "show", "hostbr"]).code == 0);
+}

@@ -49,6 +49,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // store and the engine, which both keep tables in it.
     ("berth-db", &["berth-sys"]),
     ("berth-image", &["berth-sys", "berth-db"]),
+    // The DNS responder (and the file format the engine writes for it):
+    // standalone.
+    ("berth-dns", &[]),
+    // Bridges, veths, netns, nftables, IPAM (its tables in berth-db), and
+    // the responder's file format.
+    ("berth-network", &["berth-sys", "berth-db", "berth-dns"]),
     // The formats the engine and the monitor share; no runtime.
     ("berth-monitor-proto", &["berth-sys"]),
     // cgroups: the host's layout (to start a runtime's cgroup wait early);
@@ -64,6 +70,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "berth-image",
             "berth-db",
             "berth-monitor-proto",
+            "berth-network",
+            "berth-dns",
         ],
     ),
     // Linked: the engine only (cli_goes_through_the_engine); the image

@@ -24,6 +24,13 @@ pub struct NetworkFile {
     pub upstreams: Vec<SocketAddr>,
     /// The containers on the network.
     pub records: Vec<Record>,
+    /// The network's subnets (`10.89.0.0/24`): only queries from these
+    /// sources are answered (a query from elsewhere, another network or
+    /// the outside, is refused). Empty: any source (older files).
+    pub sources: Vec<String>,
+    /// An internal network: nothing is forwarded (its containers reach
+    /// nothing outside, not even through DNS).
+    pub internal: bool,
 }
 
 /// One container's endpoint on a network.

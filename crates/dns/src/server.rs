@@ -88,6 +88,40 @@ pub struct Zone {
     /// Lowercased full ids, sorted, for prefix lookups.
     ids: Vec<(String, usize)>,
     by_ip: HashMap<IpAddr, usize>,
+    /// Who may ask (empty: anyone).
+    sources: Vec<(IpAddr, u8)>,
+}
+
+/// `10.89.0.0/24` as (address, prefix length); None if malformed.
+fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, p) = s.split_once('/')?;
+    let a: IpAddr = a.parse().ok()?;
+    let p: u8 = p.parse().ok()?;
+    let max = if a.is_ipv4() { 32 } else { 128 };
+    (p <= max).then_some((a, p))
+}
+
+/// Whether `ip` is inside `net/prefix`.
+fn in_cidr(ip: IpAddr, (net, prefix): (IpAddr, u8)) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(i), IpAddr::V4(n)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
+            u32::from(i) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(i), IpAddr::V6(n)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix))
+            };
+            u128::from(i) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
 }
 
 fn normalize(name: &str) -> String {
@@ -95,6 +129,20 @@ fn normalize(name: &str) -> String {
     match n.strip_suffix(SEARCH_DOMAIN) {
         Some(rest) if rest.ends_with('.') => rest.trim_end_matches('.').to_owned(),
         _ => n,
+    }
+}
+
+fn is_link_local(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => a.segments()[0] & 0xffc0 == 0xfe80,
+    }
+}
+
+/// Whether `src` may ask this network's zone.
+impl Zone {
+    pub fn admits(&self, src: IpAddr) -> bool {
+        self.sources.is_empty() || self.sources.iter().any(|c| in_cidr(src, *c))
     }
 }
 
@@ -117,10 +165,23 @@ impl Zone {
                 .copied()
                 .collect(),
             records: f.records.clone(),
+            sources: f.sources.iter().filter_map(|s| parse_cidr(s)).collect(),
             ..Zone::default()
         };
         for r in &mut z.records {
-            r.dns_servers.retain(|a| usable_upstream(a, own));
+            // A container's own servers are asked from the host's
+            // namespace: its loopback or link-local ones are the host's,
+            // never reached on its behalf.
+            r.dns_servers.retain(|a| {
+                usable_upstream(a, own) && !a.ip().is_loopback() && !is_link_local(a.ip())
+            });
+        }
+        if f.internal {
+            // Nothing leaves an internal network, names included.
+            z.upstreams.clear();
+            for r in &mut z.records {
+                r.dns_servers.clear();
+            }
         }
         for (i, r) in z.records.iter().enumerate() {
             for n in &r.names {
@@ -356,7 +417,9 @@ pub fn handle(zone: Option<&Zone>, src: IpAddr, query: &[u8], tcp: bool) -> Acti
     if req.queries.len() != 1 {
         return Action::Reply(error_reply(query, RCODE_FORMERR, false));
     }
-    let Some(zone) = zone else {
+    let Some(zone) = zone.filter(|z| z.admits(src)) else {
+        // No zone here, or a source that is not on the network (another
+        // network's container, the outside): refused, not answered.
         return Action::Reply(error_reply(query, RCODE_REFUSED, true));
     };
     let q = &req.queries[0];
@@ -1546,6 +1609,8 @@ mod tests {
 
     fn file() -> NetworkFile {
         NetworkFile {
+            sources: Vec::new(),
+            internal: false,
             network: "app".into(),
             listen: vec!["10.89.0.1".parse().unwrap(), "fd00::1".parse().unwrap()],
             upstreams: vec![
@@ -1606,6 +1671,74 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             })
             .collect()
+    }
+
+    #[test]
+    fn only_the_networks_own_sources_are_answered() {
+        let mut f = file();
+        f.sources = vec!["10.89.0.0/24".into(), "fd00::/64".into()];
+        let (zs, _) = Zones::new(&[f]);
+        let z = zs.zone_at("10.89.0.1".parse().unwrap());
+        for ok in ["10.89.0.2", "10.89.0.254", "fd00::9"] {
+            match handle(z, ok.parse().unwrap(), &query("web", RecordType::A), false) {
+                Action::Reply(r) => assert_eq!(
+                    Message::from_vec(&r).unwrap().metadata.response_code,
+                    ResponseCode::NoError,
+                    "{ok}"
+                ),
+                other => panic!("{ok}: {other:?}"),
+            }
+        }
+        // Another network's container, the outside: refused, for our names
+        // and for forwarding alike.
+        for bad in ["10.89.1.2", "192.0.2.2", "fd01::2"] {
+            for name in ["web", "example.com"] {
+                match handle(z, bad.parse().unwrap(), &query(name, RecordType::A), false) {
+                    Action::Reply(r) => assert_eq!(
+                        Message::from_vec(&r).unwrap().metadata.response_code,
+                        ResponseCode::Refused,
+                        "{bad} {name}"
+                    ),
+                    other => panic!("{bad} {name}: {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_internal_network_forwards_nothing_and_loopback_servers_are_dropped() {
+        let mut f = file();
+        for r in &mut f.records {
+            r.dns_servers = vec![
+                "127.0.0.1:53".parse().unwrap(),
+                "169.254.1.1:53".parse().unwrap(),
+            ];
+        }
+        let (zs, _) = Zones::new(std::slice::from_ref(&f));
+        let z = zs.zone_at("10.89.0.1".parse().unwrap()).unwrap();
+        // The host's loopback is never asked for a container: the
+        // network's upstreams instead.
+        assert_eq!(
+            z.upstreams_for(src()),
+            &["192.0.2.53:53".parse::<SocketAddr>().unwrap()][..]
+        );
+        f.internal = true;
+        let (zs, _) = Zones::new(&[f]);
+        let z = zs.zone_at("10.89.0.1".parse().unwrap());
+        match handle(z, src(), &query("example.com", RecordType::A), false) {
+            Action::Reply(r) => assert_eq!(
+                Message::from_vec(&r).unwrap().metadata.response_code,
+                ResponseCode::ServFail
+            ),
+            other => panic!("an internal network forwarded: {other:?}"),
+        }
+        // Its own names still resolve.
+        assert_eq!(
+            answer(z.unwrap(), "web", RecordType::A)
+                .metadata
+                .response_code,
+            ResponseCode::NoError
+        );
     }
 
     #[test]

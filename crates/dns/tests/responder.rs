@@ -76,6 +76,8 @@ fn sa(ip: &str, port: u16) -> SocketAddr {
 
 fn network() -> NetworkFile {
     NetworkFile {
+        sources: Vec::new(),
+        internal: false,
         network: "app".into(),
         listen: vec![LISTEN.parse().unwrap()],
         upstreams: vec![sa(UPSTREAM, 53)],
@@ -365,6 +367,8 @@ fn sighup_reloads_records_and_addresses() {
         f.records[0].names = vec!["renamed".into()];
         control::write_network(dir.path(), "app", &f).unwrap();
         let other = NetworkFile {
+            sources: Vec::new(),
+            internal: false,
             network: "other".into(),
             listen: vec![ip("127.0.0.5")],
             upstreams: vec![],

@@ -237,10 +237,6 @@ fn kernel_version() -> (u32, u32) {
 /// berth killed it with (SIGKILL only), for its exit code.
 const KILLED: &str = "killed";
 
-pub(crate) fn alive_pid(pid: i32) -> bool {
-    alive(pid)
-}
-
 fn alive(pid: i32) -> bool {
     pid > 0
         && berth_sys::process::kill(pid, 0).is_ok()

@@ -60,6 +60,9 @@ pub struct Active {
     pub dns: Vec<String>,
     /// The container end's MAC address on each network (by network id).
     pub macs: std::collections::BTreeMap<String, String>,
+    /// The host ends of its veth pairs: deleted at teardown (the
+    /// namespace may outlive it, held by a `--network container:` peer).
+    pub veths: Vec<String>,
 }
 
 /// One published port.
@@ -198,6 +201,16 @@ impl Engine {
         // Checked and stored in one transaction: parallel creates get
         // different subnets and bridges.
         let n = store.create(req, &Self::host_routes())?;
+        // An interface of that name that berth did not make (another
+        // engine's bridge, a host's) is never taken over, retuned or
+        // removed.
+        if bridge_exists(&n.bridge) && !self.ready_marker(&n).exists() {
+            let _ = store.remove(&n.id);
+            return Err(Error::Conflict(format!(
+                "network {}: an interface named {} exists on the host already; name the bridge with -o com.docker.network.bridge.name=",
+                n.name, n.bridge
+            )));
+        }
         self.network_event(&n, "create", &[]);
         Ok(n)
     }
@@ -244,8 +257,10 @@ impl Engine {
             )));
         }
         let _net = self.network_lock()?;
-        store.remove(&n.id)?;
+        // Its host state first, then its record: a kill -9 in between
+        // leaves a record whose next use makes it all again.
         self.unmake_network(&n);
+        store.remove(&n.id)?;
         self.network_event(&n, "destroy", &[]);
         // With no container on any network, the default network's bridge
         // and rules go too (its record stays): the last network removed
@@ -286,12 +301,17 @@ impl Engine {
     /// Removes a network's bridge, rules, DNS file and marker (under the
     /// network lock); what is already gone is fine.
     fn unmake_network(&self, n: &Network) {
-        let _ = std::fs::remove_file(self.ready_marker(n));
-        if let Ok(mut nl) = link::Netlink::open() {
-            if let Err(e) = nl.delete_link(&n.bridge) {
-                warn!("network {}: remove bridge {}: {e}", n.name, n.bridge);
+        // Only a bridge berth made (this boot: the marker says so) is
+        // removed.
+        let ours = self.ready_marker(n).exists();
+        if ours {
+            if let Ok(mut nl) = link::Netlink::open() {
+                if let Err(e) = nl.delete_link(&n.bridge) {
+                    warn!("network {}: remove bridge {}: {e}", n.name, n.bridge);
+                }
             }
         }
+        let _ = std::fs::remove_file(self.ready_marker(n));
         if let Err(e) = nft::remove_network(&rules(n)) {
             warn!("network {}: remove its nftables elements: {e}", n.name);
         }
@@ -311,6 +331,11 @@ impl Engine {
     fn make_network(&self, n: &Network, force: bool) -> Result<()> {
         let marker = self.ready_marker(n);
         if !force && marker.exists() {
+            // The bridge is there (an attach to a missing one makes it
+            // again); the rules are checked each time, as a flush of the
+            // ruleset (a restart of nftables.service) removes them: tens of
+            // microseconds over netlink when they are there.
+            nft::add_network(&rules(n))?;
             return Ok(());
         }
         let mut nl = link::Netlink::open()?;
@@ -393,7 +418,24 @@ impl Engine {
                 "bridge networks need root; use --network none or host (rootless networking comes in a later release)",
             ));
         }
-        self.allocate_endpoints(rec)?;
+        let eps = self.allocate_endpoints(rec)?;
+        if eps.iter().any(|(n, _)| n.dns) {
+            // Asked from the host's namespace by berth's responder: a
+            // loopback or link-local server there is the host's own.
+            for d in &rec.spec.network.dns {
+                let bad = d.parse::<IpAddr>().is_ok_and(|a| {
+                    a.is_loopback()
+                        || matches!(a, IpAddr::V4(v) if v.is_link_local())
+                        || matches!(a, IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80)
+                });
+                if bad {
+                    return Err(option(
+                        "--dns",
+                        format!("{d}: on a network with DNS, berth's DNS server forwards to --dns servers from the host, where a loopback or link-local address is not the container's; give a server the host can reach"),
+                    ));
+                }
+            }
+        }
         let taken = self.published_by_others(&rec.id);
         for m in rec.spec.network.ports.iter().filter(|m| m.host_port != 0) {
             if let Some(p) = taken.iter().find(|p| {
@@ -494,11 +536,13 @@ impl Engine {
             .filter(|(n, _)| n.dns)
             .map(|(n, _)| n.id.clone())
             .collect();
+        let veths: Vec<String> = eps.iter().map(|(n, _)| veth_name(&rec.id, &n.id)).collect();
         self.write_active(
             &rec.id,
             &Active {
                 ports: published.clone(),
                 dns: dns.clone(),
+                veths: veths.clone(),
                 ..Active::default()
             },
         )?;
@@ -520,7 +564,7 @@ impl Engine {
             let attached = match link::attach(path, &v) {
                 Ok(a) => a,
                 // The bridge went behind berth's back: made again, once.
-                Err(_) if !Path::new("/sys/class/net").join(&n.bridge).exists() => {
+                Err(_) if !bridge_exists(&n.bridge) => {
                     self.make_network(n, true)?;
                     link::attach(path, &v)?
                 }
@@ -548,6 +592,7 @@ impl Engine {
                 ports: published.clone(),
                 dns: dns.clone(),
                 macs,
+                veths,
             },
         )?;
         if !published.is_empty() {
@@ -612,7 +657,23 @@ impl Engine {
                     && (p.host_ip.is_none() || m.host_ip.is_none() || p.host_ip == m.host_ip)
             };
             let host_port = if m.host_port == 0 {
-                ports::pick_free(m.proto, m.host_ip)?
+                // Free on the host, and not one berth publishes (a DNAT
+                // holds no socket).
+                let mut tries = 0;
+                loop {
+                    let p = ports::pick_free(m.proto, m.host_ip)?;
+                    let clash_p = |x: &Published| {
+                        x.host_port == p
+                            && x.proto == m.proto
+                            && (x.host_ip.is_none()
+                                || m.host_ip.is_none()
+                                || x.host_ip == m.host_ip)
+                    };
+                    tries += 1;
+                    if !taken.iter().chain(&out).any(clash_p) || tries > 20 {
+                        break p;
+                    }
+                }
             } else {
                 if let Some(p) = taken.iter().chain(&out).find(|p| clash(p)) {
                     return Err(Error::Conflict(format!(
@@ -681,7 +742,8 @@ impl Engine {
     }
 
     /// Undoes what a container's intent file says (the network lock held):
-    /// its port elements, namespace and names.
+    /// its port elements, veth pairs, namespace and names; the intent file
+    /// goes last, so a kill -9 in between leaves it for the next one.
     fn undo_active(&self, id: &str) {
         let path = self.netns_path(id);
         let active = self.active_network(id);
@@ -692,14 +754,21 @@ impl Engine {
                     warn!("container {id}: remove its published ports: {e}");
                 }
             }
+            for v in &a.veths {
+                if let Err(e) = link::detach(v) {
+                    warn!("container {id}: remove its veth {v}: {e}");
+                }
+            }
         }
         if let Err(e) = netns::remove(&path) {
             warn!("container {id}: remove its network namespace: {e}");
         }
-        let _ = std::fs::remove_file(self.active_path(id));
-        if let Some(a) = active {
+        if let Some(mut a) = active {
             if !a.dns.is_empty() {
-                for n in &a.dns {
+                // Its names withdrawn before the intent goes.
+                let nets = std::mem::take(&mut a.dns);
+                let _ = self.write_active(id, &a);
+                for n in &nets {
                     let _ = self.write_dns_file(n);
                 }
                 if let Err(e) = self.sync_dns() {
@@ -707,6 +776,7 @@ impl Engine {
                 }
             }
         }
+        let _ = std::fs::remove_file(self.active_path(id));
     }
 
     /// At a container's end (its lock held): undoes its network setup.
@@ -737,24 +807,35 @@ impl Engine {
             }
         }
         for id in stale {
+            // A start in progress holds the container's lock: skipped.
+            let Some(_lock) = self.try_lock(&id) else {
+                continue;
+            };
+            // The container as it is (a monitor killed -9 leaves it
+            // running, unmonitored; a start killed after its monitor
+            // started leaves a record that says created).
             let running = match self.records.get(&id) {
-                Ok(Some(r)) => {
-                    matches!(r.state.status, Status::Running | Status::Restarting)
-                        && (r.state.monitor_pid == 0
-                            || crate::containers::alive_pid(r.state.monitor_pid))
-                }
+                Ok(Some(r)) => match self.refresh_locked(r) {
+                    Ok(r) => matches!(r.state.status, Status::Running | Status::Restarting),
+                    Err(_) => continue,
+                },
                 Ok(None) => false,
                 Err(_) => continue,
             };
             if running {
                 continue;
             }
-            // A start in progress holds the container's lock: skipped.
-            let Some(_lock) = self.try_lock(&id) else {
-                continue;
-            };
             if let Ok(_net) = self.network_lock() {
                 self.undo_active(&id);
+            }
+        }
+        // A responder killed -9 is started again while it has names to
+        // serve.
+        if berth_dns::control::running(&self.dns_dir()).is_none() && self.has_dns_files() {
+            if let Ok(_net) = self.network_lock() {
+                if let Err(e) = self.sync_dns() {
+                    warn!("the DNS responder: {e}");
+                }
             }
         }
         if let Ok(all) = self.records.all() {
@@ -763,6 +844,13 @@ impl Engine {
                 warn!("reconcile network endpoints: {e}");
             }
         }
+    }
+
+    fn has_dns_files(&self) -> bool {
+        std::fs::read_dir(self.dns_dir()).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        })
     }
 
     /// Rewrites one network's DNS file from the running containers on it.
@@ -787,14 +875,17 @@ impl Engine {
                 names,
                 ipv4: ep.ipv4.into_iter().collect(),
                 ipv6: ep.ipv6.into_iter().collect(),
-                dns_servers: r
-                    .spec
-                    .network
-                    .dns
-                    .iter()
-                    .filter_map(|d| d.parse::<IpAddr>().ok())
-                    .map(|a| SocketAddr::new(a, 53))
-                    .collect(),
+                dns_servers: if n.internal {
+                    Vec::new()
+                } else {
+                    r.spec
+                        .network
+                        .dns
+                        .iter()
+                        .filter_map(|d| d.parse::<IpAddr>().ok())
+                        .map(|a| SocketAddr::new(a, 53))
+                        .collect()
+                },
             });
         }
         if records.is_empty() {
@@ -804,11 +895,19 @@ impl Engine {
         let file = NetworkFile {
             network: n.name.clone(),
             listen: n.subnets.iter().filter_map(|s| s.gateway).collect(),
-            upstreams: berth_network::resolv::host_upstreams(
-                Path::new("/etc/resolv.conf"),
-                Path::new("/run/systemd/resolve/resolv.conf"),
-            ),
+            // An internal network forwards nothing.
+            upstreams: if n.internal {
+                Vec::new()
+            } else {
+                berth_network::resolv::host_upstreams(
+                    Path::new("/etc/resolv.conf"),
+                    Path::new("/run/systemd/resolve/resolv.conf"),
+                )
+            },
             records,
+            // Only the network's own containers are answered.
+            sources: n.subnets.iter().map(|s| s.subnet.to_string()).collect(),
+            internal: n.internal,
         };
         berth_dns::control::write_network(&dir, &n.id, &file)
             .map_err(io(format!("write the DNS file of network {}", n.name)))
@@ -915,6 +1014,7 @@ impl Engine {
         if n.dns {
             active.dns.push(n.id.clone());
         }
+        active.veths.push(veth_name(&rec.id, &n.id));
         self.write_active(&rec.id, &active)?;
         let a = link::attach(&self.netns_path(&rec.id), &veth(rec, n, ep, Vec::new()))?;
         active.macs.insert(n.id.clone(), mac_text(&a.mac));
@@ -975,10 +1075,13 @@ impl Engine {
                     .collect();
                 a.ports.retain(|p| !addrs.contains(&p.container_ip));
                 a.dns.retain(|d| *d != n.id);
-                self.write_active(&rec.id, &a)?;
+                a.veths.retain(|v| *v != veth_name(&rec.id, &n.id));
+                // The elements first: the intent still lists them until
+                // they are gone.
                 if a.ports.len() != before {
                     nft::remove_ports(&gone)?;
                 }
+                self.write_active(&rec.id, &a)?;
             }
             store.release(&rec.id, &n.id)?;
             if n.dns {
@@ -1337,6 +1440,14 @@ impl Engine {
             dns_enabled: n.dns,
         })
     }
+}
+
+/// Whether a link of that name exists in this namespace (asked over
+/// netlink: /sys shows the namespace it was mounted in).
+fn bridge_exists(name: &str) -> bool {
+    link::Netlink::open()
+        .and_then(|mut nl| nl.link_names())
+        .is_ok_and(|names| names.iter().any(|n| n == name))
 }
 
 /// The nft elements of a network.

@@ -24,13 +24,14 @@ use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A container's place on a network.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
     pub container_id: String,
     pub network_id: String,
     pub ipv4: Option<Ipv4Addr>,
     pub ipv6: Option<Ipv6Addr>,
-    /// As wanted (`--mac-address`), lower case; None: the kernel's choice.
+    /// As wanted (`--mac-address`), lower case; None: one made from its
+    /// address (the engine's, as Docker makes it).
     pub mac: Option<String>,
     pub aliases: Vec<String>,
     /// `eth0`, `eth1`.. : the lowest free in the container.
