@@ -14,6 +14,8 @@ fn zones() -> &'static Zones {
     static Z: OnceLock<Zones> = OnceLock::new();
     Z.get_or_init(|| {
         let f = NetworkFile {
+            sources: Vec::new(),
+            internal: false,
             network: "fuzz".into(),
             listen: vec!["10.89.0.1".parse().unwrap(), "fd00::1".parse().unwrap()],
             upstreams: vec!["192.0.2.53:53".parse().unwrap()],

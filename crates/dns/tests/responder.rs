@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 const EXE: &str = env!("CARGO_BIN_EXE_berth-dns");
 const LISTEN: &str = "127.0.0.2";
 const UPSTREAM: &str = "127.0.0.3";
-const OWN_DNS: &str = "127.0.0.4";
+const OWN_DNS: &str = "198.51.100.4";
 /// What the fake upstream answers, over UDP and over TCP.
 const UP_UDP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 99);
 const UP_TCP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 98);
@@ -68,6 +68,14 @@ fn lo_up() {
         assert_eq!(libc::ioctl(s, libc::SIOCSIFFLAGS, &ifr), 0, "set lo up");
         libc::close(s);
     }
+    // A container's own --dns server is never a loopback address (the
+    // responder drops those: on the host they are the host's): one of
+    // the documentation addresses, on this namespace's lo.
+    let st = std::process::Command::new("ip")
+        .args(["addr", "add", &format!("{OWN_DNS}/32"), "dev", "lo"])
+        .status()
+        .expect("run ip");
+    assert!(st.success(), "ip addr add {OWN_DNS}");
 }
 
 fn sa(ip: &str, port: u16) -> SocketAddr {
