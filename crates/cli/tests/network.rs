@@ -142,6 +142,11 @@ impl World {
 
     /// berth, in the host namespace, with the host's default network.
     fn berth(&self, args: &[&str]) -> Out {
+        run(self.berth_cmd().args(args))
+    }
+
+    /// The command [`World::berth`] runs, without arguments.
+    fn berth_cmd(&self) -> Command {
         let mut c = Command::new("nsenter");
         c.arg(format!("--net={}", self.ns("host").display()))
             .arg("--")
@@ -150,7 +155,6 @@ impl World {
             .arg(self.env.root.path())
             .arg("--run-root")
             .arg(self.env.run_root.path())
-            .args(args)
             .env_remove("BERTH_ROOT")
             .env_remove("BERTH_RUN_ROOT")
             .env_remove("BERTH_DEFAULT_NETWORK")
@@ -158,7 +162,7 @@ impl World {
                 "CONTAINERS_REGISTRIES_CONF",
                 self.env.root.path().join("no-registries.conf"),
             );
-        run(&mut c)
+        c
     }
 
     /// A command in namespace `ns` ("host" or "outside").
@@ -757,27 +761,20 @@ fn a_kill_9_during_setup_is_reconciled_by_the_next_command() {
     w.berth(&["network", "create", "app"]).ok();
     w.web("keeper", &["--network", "app", "-p", "8000:80"]);
     for i in 0..12u64 {
-        let mut c = Command::new("nsenter");
-        c.arg(format!("--net={}", w.ns("host").display()))
-            .arg("--")
-            .arg(env!("CARGO_BIN_EXE_berth"))
-            .arg("--root")
-            .arg(w.env.root.path())
-            .arg("--run-root")
-            .arg(w.env.run_root.path())
-            .args([
-                "run",
-                "-d",
-                "--name",
-                &format!("k{i}"),
-                "--network",
-                "app",
-                "-p",
-            ])
-            .arg(format!("{}:80", 8100 + i))
-            .args([w.image, "sleep", "600"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+        let mut c = w.berth_cmd();
+        c.args([
+            "run",
+            "-d",
+            "--name",
+            &format!("k{i}"),
+            "--network",
+            "app",
+            "-p",
+        ])
+        .arg(format!("{}:80", 8100 + i))
+        .args([w.image, "sleep", "600"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
         let mut child = c.spawn().unwrap();
         std::thread::sleep(Duration::from_millis(3 * i));
         // nsenter execs berth: the pid is berth's.
