@@ -1114,7 +1114,9 @@ impl Engine {
         let mut host = self.resolve(&rec.id, c, image, rootfs)?;
         host.netns = match (&c.namespaces.net, net) {
             (_, Some(n)) => Some(n.netns.clone()),
-            (crate::specgen::NamespaceMode::Container(other), _) => Some(self.shared_netns(other)?),
+            (crate::specgen::NamespaceMode::Container(other), _) => {
+                Some(self.shared_netns(other, &rec.id)?)
+            }
             (crate::specgen::NamespaceMode::Path(p), _) => Some(p.clone()),
             _ => None,
         };

@@ -436,8 +436,19 @@ impl Engine {
                 }
             }
         }
-        let taken = self.published_by_others(&rec.id);
-        for m in rec.spec.network.ports.iter().filter(|m| m.host_port != 0) {
+        let explicit: Vec<&PortMapping> = rec
+            .spec
+            .network
+            .ports
+            .iter()
+            .filter(|m| m.host_port != 0)
+            .collect();
+        if explicit.is_empty() {
+            return Ok(());
+        }
+        let _net = self.network_lock()?;
+        let taken = self.published_live(&rec.id, &explicit);
+        for m in explicit {
             if let Some(p) = taken.iter().find(|p| {
                 p.host_port == m.host_port
                     && p.proto == m.proto
@@ -457,7 +468,7 @@ impl Engine {
 
     /// `--network container:NAME`: the namespace of that running
     /// container (its bound one if it is on bridge networks).
-    pub(crate) fn shared_netns(&self, other: &str) -> Result<PathBuf> {
+    pub(crate) fn shared_netns(&self, other: &str, me: &str) -> Result<PathBuf> {
         let r = self.refresh(self.records.find(other)?)?;
         if !matches!(r.state.status, Status::Running | Status::Restarting) || r.state.pid <= 0 {
             return Err(Error::Conflict(format!(
@@ -467,6 +478,9 @@ impl Engine {
         }
         let bound = self.netns_path(&r.id);
         if bound.exists() {
+            // Its teardown must then delete its veths itself: this
+            // container keeps the namespace (and them) alive.
+            let _ = std::fs::write(self.netns_dir().join(format!("{}.peer-{me}", r.id)), b"");
             return Ok(bound);
         }
         Ok(PathBuf::from(format!("/proc/{}/ns/net", r.state.pid)))
@@ -503,7 +517,9 @@ impl Engine {
                 "bridge networks need root; use --network none or host (rootless networking comes in a later release)",
             ));
         }
-        self.reconcile_networks();
+        // No global reconciliation here (it would cost every start a look
+        // at every running container): the network commands do it, and a
+        // port that a dead run's intent still claims is checked below.
         let eps = self.allocate_endpoints(rec)?;
         let _net = self.network_lock()?;
         let dir = self.netns_dir();
@@ -648,7 +664,8 @@ impl Engine {
         let Some((_, ep)) = eps.first() else {
             return Ok(Vec::new());
         };
-        let taken = self.published_by_others(&rec.id);
+        let explicit: Vec<&PortMapping> = wanted.iter().filter(|m| m.host_port != 0).collect();
+        let taken = self.published_live(&rec.id, &explicit);
         let mut out = Vec::new();
         for m in wanted {
             let clash = |p: &Published| {
@@ -720,7 +737,7 @@ impl Engine {
 
     /// The ports other running containers publish (from their intent
     /// files).
-    fn published_by_others(&self, id: &str) -> Vec<Published> {
+    fn published_by_others(&self, id: &str) -> Vec<(String, Published)> {
         let mut out = Vec::new();
         let Ok(rd) = std::fs::read_dir(self.netns_dir()) else {
             return out;
@@ -731,14 +748,62 @@ impl Engine {
                 continue;
             };
             if other != id {
-                out.extend(
-                    self.active_network(other)
-                        .map(|a| a.ports)
-                        .unwrap_or_default(),
-                );
+                let ports = self
+                    .active_network(other)
+                    .map(|a| a.ports)
+                    .unwrap_or_default();
+                out.extend(ports.into_iter().map(|p| (other.to_string(), p)));
             }
         }
         out
+    }
+
+    /// The ports other running containers publish, after undoing what a
+    /// container that no longer runs left claiming one of `wanted` (the
+    /// network lock held): a dead run's intent never blocks a port.
+    fn published_live(&self, id: &str, wanted: &[&PortMapping]) -> Vec<Published> {
+        let mut taken = self.published_by_others(id);
+        let claims = |p: &Published| {
+            wanted.iter().any(|m| {
+                p.host_port == m.host_port
+                    && p.proto == m.proto
+                    && (p.host_ip.is_none() || m.host_ip.is_none() || p.host_ip == m.host_ip)
+            })
+        };
+        let mut suspects: Vec<String> = taken
+            .iter()
+            .filter(|(_, p)| claims(p))
+            .map(|(o, _)| o.clone())
+            .collect();
+        suspects.dedup();
+        for other in suspects {
+            if self.reconcile_one_locked(&other) {
+                taken.retain(|(o, _)| *o != other);
+            }
+        }
+        taken.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Undoes a container's intent if it does not run (the network lock
+    /// held); true if it was undone.
+    fn reconcile_one_locked(&self, id: &str) -> bool {
+        // A start in progress holds the container's lock: left alone.
+        let Some(_lock) = self.try_lock(id) else {
+            return false;
+        };
+        let running = match self.records.get(id) {
+            Ok(Some(r)) => match self.refresh_locked(r) {
+                Ok(r) => matches!(r.state.status, Status::Running | Status::Restarting),
+                Err(_) => return false,
+            },
+            Ok(None) => false,
+            Err(_) => return false,
+        };
+        if running {
+            return false;
+        }
+        self.undo_active(id);
+        true
     }
 
     /// Undoes what a container's intent file says (the network lock held):
@@ -754,9 +819,19 @@ impl Engine {
                     warn!("container {id}: remove its published ports: {e}");
                 }
             }
-            for v in &a.veths {
-                if let Err(e) = link::detach(v) {
-                    warn!("container {id}: remove its veth {v}: {e}");
+            // Unbinding the namespace removes its veth pairs (the kernel
+            // does it after us, for free), unless a `--network container:`
+            // peer keeps it: then they are deleted here (a deletion costs
+            // the caller ~20 ms of the kernel's unregistering).
+            let peers = self.peer_files(id);
+            if !peers.is_empty() {
+                for v in &a.veths {
+                    if let Err(e) = link::detach(v) {
+                        warn!("container {id}: remove its veth {v}: {e}");
+                    }
+                }
+                for p in peers {
+                    let _ = std::fs::remove_file(p);
                 }
             }
         }
@@ -800,6 +875,9 @@ impl Engine {
             for e in rd.flatten() {
                 let name = e.file_name();
                 let Some(n) = name.to_str() else { continue };
+                if n.contains(".peer-") {
+                    continue;
+                }
                 let id = n.strip_suffix(".json").unwrap_or(n).to_string();
                 if !stale.contains(&id) {
                     stale.push(id);
@@ -807,26 +885,8 @@ impl Engine {
             }
         }
         for id in stale {
-            // A start in progress holds the container's lock: skipped.
-            let Some(_lock) = self.try_lock(&id) else {
-                continue;
-            };
-            // The container as it is (a monitor killed -9 leaves it
-            // running, unmonitored; a start killed after its monitor
-            // started leaves a record that says created).
-            let running = match self.records.get(&id) {
-                Ok(Some(r)) => match self.refresh_locked(r) {
-                    Ok(r) => matches!(r.state.status, Status::Running | Status::Restarting),
-                    Err(_) => continue,
-                },
-                Ok(None) => false,
-                Err(_) => continue,
-            };
-            if running {
-                continue;
-            }
             if let Ok(_net) = self.network_lock() {
-                self.undo_active(&id);
+                self.reconcile_one_locked(&id);
             }
         }
         // A responder killed -9 is started again while it has names to
@@ -844,6 +904,19 @@ impl Engine {
                 warn!("reconcile network endpoints: {e}");
             }
         }
+    }
+
+    /// The markers of containers that joined `id`'s namespace.
+    fn peer_files(&self, id: &str) -> Vec<PathBuf> {
+        let prefix = format!("{id}.peer-");
+        std::fs::read_dir(self.netns_dir())
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                    .map(|e| e.path())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn has_dns_files(&self) -> bool {
