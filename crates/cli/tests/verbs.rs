@@ -520,7 +520,7 @@ fn container_subcommands_are_the_verbs() {
 }
 
 #[test]
-fn port_lists_nothing_until_networks_land() {
+fn port_lists_nothing_for_a_container_without_networks() {
     let env = Env::new();
     let img = image(&env);
     env.berth(&["create", "--name", "pp", img, "true"]).ok();
@@ -536,7 +536,7 @@ fn port_lists_nothing_until_networks_land() {
         o.stderr
     );
     let o = env.berth(&["port", "--help"]).ok();
-    assert!(o.stdout.contains("no networks"), "{}", o.stdout);
+    assert!(o.stdout.contains("published ports"), "{}", o.stdout);
 }
 
 #[test]

@@ -1400,6 +1400,10 @@ pub(crate) mod tests {
     fn forwarding_is_set_in_the_calling_namespace_only() {
         let host_v4 = read_sysctl("net/ipv4/ip_forward").unwrap();
         in_test_netns(|| {
+            // A new namespace's IPv4 settings are the host's (with
+            // net.core.devconf_inherit_init_net=0, the default): off first.
+            write_sysctl("net/ipv4/ip_forward", "0").unwrap();
+            write_sysctl("net/ipv6/conf/all/forwarding", "0").unwrap();
             assert_eq!(read_sysctl("net/ipv4/ip_forward").unwrap(), "0");
             ensure_forwarding(true).unwrap();
             assert_eq!(read_sysctl("net/ipv4/ip_forward").unwrap(), "1");
