@@ -482,7 +482,13 @@ def part2(a, say, B, P, D, PRUN, env, denv):
         servers[eng] = ip
     paths = {}
     for eng, ip in servers.items():
-        wait_http(ip, 80, f"{eng} server")
+        try:
+            wait_http(ip, 80, f"{eng} server")
+        except RuntimeError:
+            cmd, e = {"berth": (B, env), "podman": (P, None), "docker": (D, denv)}[eng]
+            log(run(["ip", "-o", "-4", "addr"]) + run(["ip", "route"]) + run(cmd + ["logs", "benchweb"], env=e, check=False)
+                + run(cmd + ["ps", "-a"], env=e, check=False))
+            raise
         paths[(eng, "127.0.0.1:PORT")] = ("127.0.0.1", SERVE_PORT[eng])
         paths[(eng, "host address:PORT")] = (HOST_ADDR, SERVE_PORT[eng])
         paths[(eng, "container address:80")] = (ip, 80)

@@ -27,4 +27,8 @@ BIN=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release
 exec unshare -m -n --propagation private sh -c '
   if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
   ip link set lo up
+  # podman 4.3 keeps the IPAM database of netavark and the files of
+  # aardvark-dns in /run/containers/networks whatever its --runroot: a
+  # tmpfs of ours there.
+  mkdir -p /run/containers && mount -t tmpfs -o mode=0755 berth-netbench /run/containers
   exec python3 bench/network.py --bin "$0" "$@"' "$BIN" "$@"
