@@ -27,6 +27,7 @@ IDLE_GAP = 0.03
 HOST_ADDR = "192.168.250.1"  # the "host's address": a veth in the namespace (no dummy module here)
 SUBNETS = {"berth": "10.201.0.0/24", "podman": "10.202.0.0/24", "docker": "10.203.0.0/24"}
 SCALE_SUBNET = "10.204.0.0/22"
+SCALE_SUBNET2 = "10.205.0.0/22"
 PORT_BASE = {"berth": 20000, "podman": 21000, "docker": 22000}
 SERVE_PORT = {"berth": 18080, "podman": 18081, "docker": 18082}
 SERVE = ("mkdir -p /www && dd if=/dev/zero of=/www/big bs=1M count={mb} 2>/dev/null && echo hello >/www/small"
@@ -556,28 +557,33 @@ def part2(a, say, B, P, D, PRUN, env, denv):
 
 def part3(a, say, B, env):
     log("part 3: containers on one network")
+    nets = {"DNS": "benchscale", "--disable-dns": "benchscale2", "none": "none"}
     run(B + ["network", "create", "--subnet", SCALE_SUBNET, "benchscale"], env=env)
-    times = []
+    run(B + ["network", "create", "--disable-dns", "--subnet", SCALE_SUBNET2, "benchscale2"], env=env)
+    times = {k: [] for k in nets}
     for i in range(a.scale):
-        time.sleep(IDLE_GAP)
-        t0 = time.perf_counter()
-        run(B + ["run", "-d", "--network", "benchscale", "bench/bb", "sleep", "100000"], env=env)
-        times.append((time.perf_counter() - t0) * 1000)
+        for k, net in nets.items():
+            time.sleep(IDLE_GAP)
+            t0 = time.perf_counter()
+            run(B + ["run", "-d", "--network", net, "bench/bb", "sleep", "100000"], env=env)
+            times[k].append((time.perf_counter() - t0) * 1000)
     reap()
     ids = run(B + ["ps", "-q"], env=env).split()
     t0 = time.perf_counter()
     run(B + ["rm", "-f"] + ids, env=env)
     rm_ms = (time.perf_counter() - t0) * 1000
-    run(B + ["network", "rm", "benchscale"], env=env)
-    say(f"## berth: `run -d --network benchscale IMAGE sleep` for {a.scale} containers on one network\n")
-    say("| container | run -d wall ms |")
-    say("|---|---:|")
-    for n in [1, 10, 50, 100]:
-        if n <= a.scale:
-            say(f"| {n}{ {1: 'st'}.get(n, 'th')} | {times[n - 1]:.1f} |")
-    say(f"| median of 2nd-10th | {statistics.median(times[1:10]):.1f} |")
+    for net in ["benchscale", "benchscale2"]:
+        run(B + ["network", "rm", net], env=env)
+    say(f"## berth: `run -d --network NET IMAGE sleep`, {a.scale} containers on each of two networks"
+        " (one with DNS, one `--disable-dns`) and with `--network none`, started in turn\n")
+    say("| container | with DNS, ms | --disable-dns, ms | --network none, ms |")
+    say("|---|---:|---:|---:|")
+    rows = [(f"{n}{ {1: 'st'}.get(n, 'th')}", lambda v, n=n: v[n - 1]) for n in [1, 10, 50, 100] if n <= a.scale]
+    rows.append(("median of 2nd-10th", lambda v: statistics.median(v[1:10])))
     if a.scale >= 20:
-        say(f"| median of last 10 | {statistics.median(times[-10:]):.1f} |")
+        rows.append(("median of last 10", lambda v: statistics.median(v[-10:])))
+    for label, f in rows:
+        say(f"| {label} | {f(times['DNS']):.1f} | {f(times['--disable-dns']):.1f} | {f(times['none']):.1f} |")
     say(f"\n`rm -f` of all {len(ids)}: {rm_ms:.0f} ms ({rm_ms / max(len(ids), 1):.1f} ms each).\n")
 
 
