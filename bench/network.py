@@ -229,6 +229,7 @@ def main():
     ap.add_argument("--scale", type=int, default=100, help="containers on one berth network (part 3)")
     ap.add_argument("--dns-queries", type=int, default=1000, help="nslookup loop length (part 4)")
     ap.add_argument("--mb", type=int, default=100, help="size of the served file, MB (part 2)")
+    ap.add_argument("--tput-rounds", type=int, default=7, help="interleaved download rounds (part 2)")
     ap.add_argument("--only", default="1234", help="parts to run, e.g. 14")
     a = ap.parse_args()
     subreaper()
@@ -510,7 +511,7 @@ def part2(a, say, B, P, D, PRUN, env, denv):
             say(f"**{ex}**")
             paths[key] = None
     tput = {k: [] for k, v in paths.items() if v}
-    rounds = 5
+    rounds = a.tput_rounds
     for i in range(rounds):
         log(f"part 2: throughput round {i + 1}/{rounds}")
         order = list(tput)

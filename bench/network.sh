@@ -11,6 +11,7 @@
 # run roots and socket, and what is left when the script ends (also on
 # failure) is removed by bench/network.py and dies with the namespaces.
 # Usage: bench/network.sh [--runs N] [--scale N] [--dns-queries N] [--mb N]
+#        [--tput-rounds N] [--only PARTS (e.g. 24)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/network.sh: run as root" >&2; exit 1; }
