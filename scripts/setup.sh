@@ -24,7 +24,9 @@ die() {
 # The build: a C toolchain and libc's static libraries (everything berth
 # ships is linked statically), pkg-config and libseccomp-dev (libseccomp.a).
 # The first container: busybox-static. util-linux: unshare, used by tests.
-packages=(gcc libc6-dev pkg-config libseccomp-dev busybox-static)
+# nftables: nft writes berth's table the first time a bridge network is
+# used (later changes go over netlink).
+packages=(gcc libc6-dev pkg-config libseccomp-dev busybox-static nftables)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
