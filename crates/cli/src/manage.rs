@@ -332,6 +332,59 @@ pub enum VolumeCmd {
     },
 }
 
+/// `inspect` of several objects, Docker's way: the documents of those
+/// found (as JSON, or each through `-f`'s template), an error line for
+/// each one not found, and exit status 1 if any was not.
+pub(crate) fn inspect_each<T: serde::Serialize>(
+    names: &[String],
+    format: Option<&crate::format::Format>,
+    get: impl Fn(&str) -> berth_engine::Result<T>,
+) -> Result<()> {
+    let mut docs = Vec::new();
+    let mut failed = false;
+    for n in names {
+        match get(n) {
+            Ok(v) => docs.push(serde_json::to_value(v)?),
+            Err(e) => {
+                crate::output::print_error(&e.into());
+                failed = true;
+            }
+        }
+    }
+    match format {
+        Some(crate::format::Format::Template { template, .. }) => {
+            crate::format::each(template, &docs)?
+        }
+        _ => println!("{}", serde_json::to_string_pretty(&docs)?),
+    }
+    if failed {
+        return Err(ExitCode(1).into());
+    }
+    Ok(())
+}
+
+/// `rm` of several objects: each name printed once removed, an error line
+/// for each that is not, and exit status 1 if any was not.
+pub(crate) fn remove_each<T>(
+    names: &[String],
+    remove: impl Fn(&str) -> berth_engine::Result<T>,
+) -> Result<()> {
+    let mut failed = false;
+    for n in names {
+        match remove(n) {
+            Ok(_) => println!("{n}"),
+            Err(e) => {
+                crate::output::print_error(&e.into());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        return Err(ExitCode(1).into());
+    }
+    Ok(())
+}
+
 pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
     let engine = open(root, run_root)?;
     match c {
@@ -383,42 +436,9 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
             }
         }
         VolumeCmd::Inspect { names, format } => {
-            let mut docs = Vec::new();
-            let mut failed = false;
-            for n in &names {
-                match engine.inspect_volume(n) {
-                    Ok(v) => docs.push(serde_json::to_value(v)?),
-                    Err(e) => {
-                        crate::output::print_error(&e.into());
-                        failed = true;
-                    }
-                }
-            }
-            match &format {
-                Some(crate::format::Format::Template { template, .. }) => {
-                    crate::format::each(template, &docs)?
-                }
-                _ => println!("{}", serde_json::to_string_pretty(&docs)?),
-            }
-            if failed {
-                return Err(ExitCode(1).into());
-            }
+            inspect_each(&names, format.as_ref(), |n| engine.inspect_volume(n))?
         }
-        VolumeCmd::Rm { force: _, names } => {
-            let mut failed = false;
-            for n in &names {
-                match engine.remove_volume(n) {
-                    Ok(()) => println!("{n}"),
-                    Err(e) => {
-                        crate::output::print_error(&e.into());
-                        failed = true;
-                    }
-                }
-            }
-            if failed {
-                return Err(ExitCode(1).into());
-            }
-        }
+        VolumeCmd::Rm { force: _, names } => remove_each(&names, |n| engine.remove_volume(n))?,
         VolumeCmd::Prune { all } => {
             for v in engine.prune_volumes(all)? {
                 println!("{v}");

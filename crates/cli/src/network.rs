@@ -1,7 +1,7 @@
 //! `berth network`: bridge networks (create, ls, inspect, rm, prune,
 //! connect, disconnect), through the engine's network service.
 
-use crate::containers::{open, ExitCode};
+use crate::containers::open;
 use anyhow::{bail, Result};
 use berth_engine::network::ipam::Want;
 use berth_engine::network::model::{CreateRequest, Network};
@@ -287,41 +287,10 @@ pub fn network(root: &Path, run_root: &Path, c: NetworkCmd) -> Result<()> {
             }
         }
         NetworkCmd::Inspect { names, format } => {
-            let mut docs = Vec::new();
-            let mut failed = false;
-            for n in &names {
-                match engine.inspect_network(n) {
-                    Ok(d) => docs.push(serde_json::to_value(d)?),
-                    Err(e) => {
-                        crate::output::print_error(&e.into());
-                        failed = true;
-                    }
-                }
-            }
-            match &format {
-                Some(crate::format::Format::Template { template, .. }) => {
-                    crate::format::each(template, &docs)?
-                }
-                _ => println!("{}", serde_json::to_string_pretty(&docs)?),
-            }
-            if failed {
-                return Err(ExitCode(1).into());
-            }
+            crate::manage::inspect_each(&names, format.as_ref(), |n| engine.inspect_network(n))?
         }
         NetworkCmd::Rm { force: _, names } => {
-            let mut failed = false;
-            for n in &names {
-                match engine.network_remove(n) {
-                    Ok(_) => println!("{n}"),
-                    Err(e) => {
-                        crate::output::print_error(&e.into());
-                        failed = true;
-                    }
-                }
-            }
-            if failed {
-                return Err(ExitCode(1).into());
-            }
+            crate::manage::remove_each(&names, |n| engine.network_remove(n))?
         }
         NetworkCmd::Prune { force: _ } => {
             let gone = engine.network_prune()?;

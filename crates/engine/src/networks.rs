@@ -86,6 +86,14 @@ impl Published {
         }
     }
 
+    /// Whether it holds `port`/`proto` on `host_ip` (None: every
+    /// address), so that no other container may publish it there.
+    fn claims(&self, host_ip: Option<IpAddr>, port: u16, proto: Proto) -> bool {
+        self.host_port == port
+            && self.proto == proto
+            && (self.host_ip.is_none() || host_ip.is_none() || self.host_ip == host_ip)
+    }
+
     /// `0.0.0.0:8080->80/tcp`, as `docker ps` shows it.
     pub fn display(&self) -> String {
         let ip = match self.host_ip {
@@ -188,13 +196,10 @@ impl Engine {
     /// `berth network create`: recorded only; its bridge and rules are
     /// made when its first container starts.
     pub fn network_create(&self, req: &model::CreateRequest) -> Result<Network> {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err(option(
-                "network create",
-                "bridge networks need root; rootless networking comes in a later release",
-            ));
-        }
+        needs_root(
+            "network create",
+            "bridge networks need root; rootless networking comes in a later release",
+        )?;
         let store = self.network_store();
         // The default network's subnet is taken before any other is chosen.
         self.network(model::DEFAULT_NETWORK)?;
@@ -411,13 +416,7 @@ impl Engine {
         if rec.spec.network.networks.is_empty() {
             return Ok(());
         }
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err(option(
-                "--network",
-                "bridge networks need root; use --network none or host (rootless networking comes in a later release)",
-            ));
-        }
+        needs_root("--network", BRIDGE_NEEDS_ROOT)?;
         let eps = self.allocate_endpoints(rec)?;
         if eps.iter().any(|(n, _)| n.dns) {
             // Asked from the host's namespace by berth's responder: a
@@ -449,19 +448,7 @@ impl Engine {
         let _net = self.network_lock()?;
         let taken = self.published_live(&rec.id, &explicit);
         for m in explicit {
-            if let Some(p) = taken.iter().find(|p| {
-                p.host_port == m.host_port
-                    && p.proto == m.proto
-                    && (p.host_ip.is_none() || m.host_ip.is_none() || p.host_ip == m.host_ip)
-            }) {
-                return Err(Error::Conflict(format!(
-                    "host port {}/{} is already published ({}); choose another with -p",
-                    m.host_port,
-                    m.proto,
-                    p.display()
-                )));
-            }
-            ports::check_free(m)?;
+            check_host_port(m, &taken)?;
         }
         Ok(())
     }
@@ -510,13 +497,7 @@ impl Engine {
         if rec.spec.network.networks.is_empty() {
             return Ok(None);
         }
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err(option(
-                "--network",
-                "bridge networks need root; use --network none or host (rootless networking comes in a later release)",
-            ));
-        }
+        needs_root("--network", BRIDGE_NEEDS_ROOT)?;
         // No global reconciliation here (it would cost every start a look
         // at every running container): the network commands do it, and a
         // port that a dead run's intent still claims is checked below.
@@ -668,39 +649,24 @@ impl Engine {
         let taken = self.published_live(&rec.id, &explicit);
         let mut out = Vec::new();
         for m in wanted {
-            let clash = |p: &Published| {
-                p.host_port == m.host_port
-                    && p.proto == m.proto
-                    && (p.host_ip.is_none() || m.host_ip.is_none() || p.host_ip == m.host_ip)
-            };
             let host_port = if m.host_port == 0 {
                 // Free on the host, and not one berth publishes (a DNAT
                 // holds no socket).
                 let mut tries = 0;
                 loop {
                     let p = ports::pick_free(m.proto, m.host_ip)?;
-                    let clash_p = |x: &Published| {
-                        x.host_port == p
-                            && x.proto == m.proto
-                            && (x.host_ip.is_none()
-                                || m.host_ip.is_none()
-                                || x.host_ip == m.host_ip)
-                    };
                     tries += 1;
-                    if !taken.iter().chain(&out).any(clash_p) || tries > 20 {
+                    if !taken
+                        .iter()
+                        .chain(&out)
+                        .any(|x| x.claims(m.host_ip, p, m.proto))
+                        || tries > 20
+                    {
                         break p;
                     }
                 }
             } else {
-                if let Some(p) = taken.iter().chain(&out).find(|p| clash(p)) {
-                    return Err(Error::Conflict(format!(
-                        "host port {}/{} is already published ({}); choose another with -p",
-                        m.host_port,
-                        m.proto,
-                        p.display()
-                    )));
-                }
-                ports::check_free(&m)?;
+                check_host_port(&m, taken.iter().chain(&out))?;
                 m.host_port
             };
             let targets: Vec<IpAddr> = match m.host_ip {
@@ -764,11 +730,9 @@ impl Engine {
     fn published_live(&self, id: &str, wanted: &[&PortMapping]) -> Vec<Published> {
         let mut taken = self.published_by_others(id);
         let claims = |p: &Published| {
-            wanted.iter().any(|m| {
-                p.host_port == m.host_port
-                    && p.proto == m.proto
-                    && (p.host_ip.is_none() || m.host_ip.is_none() || p.host_ip == m.host_ip)
-            })
+            wanted
+                .iter()
+                .any(|m| p.claims(m.host_ip, m.host_port, m.proto))
         };
         let mut suspects: Vec<String> = taken
             .iter()
@@ -1513,6 +1477,38 @@ impl Engine {
             dns_enabled: n.dns,
         })
     }
+}
+
+const BRIDGE_NEEDS_ROOT: &str = "bridge networks need root; use --network none or host (rootless networking comes in a later release)";
+
+/// Bridge networks are root's (rootless networking is a later issue).
+fn needs_root(what: &str, msg: &str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(option(what, msg));
+    }
+    Ok(())
+}
+
+/// A host port asked for with `-p`: not one another container publishes
+/// (`published`), and free on the host.
+fn check_host_port<'a>(
+    m: &PortMapping,
+    published: impl IntoIterator<Item = &'a Published>,
+) -> Result<()> {
+    if let Some(p) = published
+        .into_iter()
+        .find(|p| p.claims(m.host_ip, m.host_port, m.proto))
+    {
+        return Err(Error::Conflict(format!(
+            "host port {}/{} is already published ({}); choose another with -p",
+            m.host_port,
+            m.proto,
+            p.display()
+        )));
+    }
+    ports::check_free(m)?;
+    Ok(())
 }
 
 /// Whether a link of that name exists in this namespace (asked over
