@@ -256,6 +256,20 @@ impl World {
             .collect()
     }
 
+    /// The host ends once the kernel is done removing those of unbound
+    /// namespaces (it does so after berth returns, asynchronously): the
+    /// list when it has `want` of them, or as it is after 5 s.
+    fn veths_settled(&self, want: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let v = self.veths();
+            if v.len() == want || Instant::now() >= deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn netns_files(&self) -> Vec<String> {
         std::fs::read_dir(self.env.run_root.path().join("netns"))
             .map(|rd| {
@@ -801,7 +815,7 @@ fn a_kill_9_during_setup_is_reconciled_by_the_next_command() {
         "netns files {files:?} for {running:?}"
     );
     assert_eq!(
-        w.veths().len(),
+        w.veths_settled(running.len()).len(),
         running.len(),
         "veths {:?} for {running:?}",
         w.veths()
@@ -823,7 +837,7 @@ fn a_kill_9_during_setup_is_reconciled_by_the_next_command() {
         w.berth(&["rm", "-f", n]).ok();
     }
     assert!(w.netns_files().is_empty(), "{:?}", w.netns_files());
-    assert!(w.veths().is_empty(), "{:?}", w.veths());
+    assert!(w.veths_settled(0).is_empty(), "{:?}", w.veths());
     let inspect = w
         .berth(&["network", "inspect", "-f", "{{len .Containers}}", "app"])
         .ok();
