@@ -146,6 +146,24 @@ def peak_rss(cmd, env=None):
     return int(r.stderr.strip().splitlines()[-1])
 
 
+def bridge_ports():
+    """Interfaces enslaved to a bridge (the host ends of containers' veths)."""
+    try:
+        return sum(1 for n in os.listdir("/sys/class/net") if os.path.exists(f"/sys/class/net/{n}/brport"))
+    except OSError:
+        return 0
+
+
+def settle(baseline, limit=3.0):
+    """Waits until the kernel has finished tearing down what the previous
+    command left (a removed network namespace's veths go asynchronously, in
+    a kernel worker that holds the rtnl lock the next command needs): every
+    engine's command starts on a quiet kernel, whoever ran before it."""
+    until = time.time() + limit
+    while bridge_ports() > baseline and time.time() < until:
+        time.sleep(0.002)
+
+
 def summary(v):
     v = sorted(v)
     q = lambda p: v[min(len(v) - 1, int(p * len(v)))]
@@ -416,11 +434,13 @@ def part1(a, say, B, P, D, PRUN, env, denv, dpids):
         res[key][0].append(w)
         res[key][1].append(c)
 
+    base = bridge_ports()
     for i in range(a.runs):
         log(f"part 1: round {i + 1}/{a.runs}")
         order = list(cmds)
         random.shuffle(order)
         for key in order:
+            settle(base)
             time.sleep(IDLE_GAP)
             cmd, e = cmds[key]()
             add(key, *timed(cmd, e, dpids() if key[0] == "docker" else ()))
@@ -438,11 +458,13 @@ def part1(a, say, B, P, D, PRUN, env, denv, dpids):
             dm = dpids() if eng == "docker" else ()
             nn += 1
             name = f"benchtmp{nn}"
+            settle(base)
             time.sleep(IDLE_GAP)
             add((eng, "network create"), *timed(cmd + ["network", "create", name], e, dm))
             time.sleep(IDLE_GAP)
             add((eng, "network rm"), *timed(cmd + ["network", "rm", name], e, dm))
             if eng == "berth":
+                settle(base)
                 time.sleep(IDLE_GAP)
                 add(("berth", "run after network rm"), *timed(*cmds[("berth", "default bridge")]()))
     med = {k: statistics.median(v[0]) for k, v in res.items()}

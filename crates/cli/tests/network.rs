@@ -648,6 +648,9 @@ fn dns_sees_connect_disconnect_rename_and_removal_at_once() {
 #[test]
 fn network_commands_and_their_errors() {
     let w = World::new();
+    // A host that does not route (a new namespace inherits the real
+    // host's setting): see the forwarding guard below.
+    w.in_ns("host", &["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
     let id = w
         .berth(&[
             "network",
@@ -757,12 +760,32 @@ fn network_commands_and_their_errors() {
     w.berth(&["rm", "again"]).ok();
     let o = w.berth(&["network", "rm", "bridge"]);
     assert_ne!(o.code, 0);
-    // Removing the last network removes berth's table.
+    // Removing the last network removes berth's table. The host's
+    // forwarding was off (a new namespace's default): berth turned it on,
+    // guarded (review finding: the host must not route between its other
+    // interfaces), and turns it off again with its last network.
+    let forwarding = || {
+        w.in_ns("host", &["cat", "/proc/sys/net/ipv4/ip_forward"])
+            .stdout
+    };
     w.web("xx", &["--network", "small"]);
     assert!(w.ruleset().contains("table inet berth"));
+    assert_eq!(forwarding().trim(), "1");
+    let guard = w.ruleset();
+    let guard = guard.split("set guard").nth(1).unwrap_or_default();
+    assert!(
+        guard
+            .split('}')
+            .next()
+            .unwrap_or_default()
+            .contains("elements = { ipv4"),
+        "{}",
+        w.ruleset()
+    );
     w.berth(&["rm", "-f", "xx"]).ok();
     w.berth(&["network", "rm", "small"]).ok();
     assert!(!w.ruleset().contains("table inet berth"), "{}", w.ruleset());
+    assert_eq!(forwarding().trim(), "0");
     assert_eq!(w.berth(&["network", "prune", "-f"]).ok().stdout, "");
 }
 

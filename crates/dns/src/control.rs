@@ -173,7 +173,11 @@ fn log_tail(dir: &Path) -> String {
     lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
 }
 
-fn spawn(dir: &Path, program: &Path) -> io::Result<()> {
+/// Starts the responder detached; true once it reported that it serves
+/// (the files as they were at the call), false if it exited without
+/// serving (it lost the lock to another responder: the caller goes on with
+/// that one) or did not report within the wait.
+fn spawn(dir: &Path, program: &Path, deadline: Instant) -> io::Result<bool> {
     let log = dir.join(LOG_FILE);
     if std::fs::metadata(&log).is_ok_and(|m| m.len() > LOG_MAX_BYTES) {
         let mut old = PathBuf::from(&log);
@@ -193,21 +197,28 @@ fn spawn(dir: &Path, program: &Path) -> io::Result<()> {
             )
         })?;
     // `--daemon`: the program forks once more and its first process exits
-    // at once, so the responder is nobody's child to wait for.
-    let status = Command::new(program)
+    // at once, so the responder is nobody's child to wait for. Its stdout
+    // is a pipe on which it says `ready` once it serves.
+    let mut child = Command::new(program)
         .arg("--dir")
         .arg(dir)
         .arg("--daemon")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(stderr)
-        .status()
+        .spawn()
         .map_err(|e| {
             ctx(
                 e,
                 format_args!("start the DNS responder {}", program.display()),
             )
         })?;
+    let status = child.wait().map_err(|e| {
+        ctx(
+            e,
+            format_args!("start the DNS responder {}", program.display()),
+        )
+    })?;
     if !status.success() {
         return Err(io::Error::other(format!(
             "start the DNS responder {}: it exited with {status}: {}",
@@ -215,7 +226,51 @@ fn spawn(dir: &Path, program: &Path) -> io::Result<()> {
             log_tail(dir)
         )));
     }
-    Ok(())
+    let Some(out) = child.stdout.take() else {
+        return Ok(false);
+    };
+    Ok(read_ready(out, deadline))
+}
+
+/// Waits (until `deadline`) for `ready` on the responder's stdout pipe.
+fn read_ready(mut out: std::process::ChildStdout, deadline: Instant) -> bool {
+    let mut got = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let mut pfd = libc::pollfd {
+            fd: out.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd for the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return false;
+        }
+        if n == 0 {
+            continue;
+        }
+        let mut buf = [0u8; 16];
+        match out.read(&mut buf) {
+            Ok(0) | Err(_) => return got.starts_with(b"ready"),
+            Ok(k) => {
+                got.extend_from_slice(&buf[..k]);
+                if got.starts_with(b"ready") {
+                    return true;
+                }
+                if got.len() > 64 {
+                    return false;
+                }
+            }
+        }
+    }
 }
 
 fn signal(pid: i32, sig: libc::c_int) -> io::Result<()> {
@@ -234,7 +289,7 @@ fn signal(pid: i32, sig: libc::c_int) -> io::Result<()> {
 /// records, stops the responder instead.
 pub fn sync(dir: &Path, program: &Path) -> io::Result<()> {
     if !has_records(dir) {
-        return stop(dir);
+        return stop_nowait(dir);
     }
     let deadline = Instant::now() + WAIT;
     let mut spawned: Option<Instant> = None;
@@ -273,7 +328,7 @@ pub fn sync(dir: &Path, program: &Path) -> io::Result<()> {
                         ),
                     ));
                 }
-                std::thread::sleep(Duration::from_millis(1));
+                std::thread::sleep(Duration::from_micros(200));
             }
             continue;
         }
@@ -293,10 +348,34 @@ pub fn sync(dir: &Path, program: &Path) -> io::Result<()> {
         // die: start again when none has held the lock for a while.
         let now = Instant::now();
         if !alive(dir) && spawned.is_none_or(|t| now.duration_since(t) > RESPAWN_AFTER) {
-            spawn(dir, program)?;
             spawned = Some(now);
+            // Ours read the files after they were written: nothing more to
+            // wait for. Otherwise another one holds the lock (or ours
+            // died): the loop reloads that one or starts again.
+            if spawn(dir, program, deadline)? {
+                return Ok(());
+            }
+            continue;
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Tells the responder to exit (SIGTERM) if it is alive and serving,
+/// without waiting for it: it serves nothing more from the moment it takes
+/// the signal, and a [`sync`] meanwhile waits for it to be gone before it
+/// starts another (its lock is held until its last descriptor closes). A
+/// responder still starting is left to [`stop`]'s wait.
+pub fn stop_nowait(dir: &Path) -> io::Result<()> {
+    match running(dir) {
+        Some(pid) => match signal(pid, libc::SIGTERM) {
+            Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
+                Err(ctx(e, format_args!("stop the DNS responder (pid {pid})")))
+            }
+            _ => Ok(()),
+        },
+        None if alive(dir) => stop(dir),
+        None => Ok(()),
     }
 }
 

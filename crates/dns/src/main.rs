@@ -5,7 +5,9 @@
 //! SIGINT exits 0. Holds an flock on DIR/berth-dns.pid while alive and
 //! writes its pid there once its sockets are bound. `--daemon` (used by the
 //! engine): forks, the first process exits at once, the second runs in a
-//! new session. Logs one line per event to stderr.
+//! new session and, once it serves, writes `ready` to its stdout and
+//! closes it (the engine waits on that pipe rather than polling the pid
+//! file). Logs one line per event to stderr.
 
 use berth_dns::control::PID_FILE;
 use berth_dns::server::{self, log};
@@ -75,7 +77,7 @@ fn run() -> i32 {
         // SAFETY: plain syscall; the child of a fork is never a group leader.
         unsafe { libc::setsid() };
     }
-    match serve(&dir) {
+    match serve(&dir, daemon) {
         Ok(()) => 0,
         Err(e) => {
             log(&format!("{e}"));
@@ -84,7 +86,7 @@ fn run() -> i32 {
     }
 }
 
-fn serve(dir: &std::path::Path) -> io::Result<()> {
+fn serve(dir: &std::path::Path, daemon: bool) -> io::Result<()> {
     // First: a SIGHUP sent while we start is kept for the loop, not fatal.
     server::block_signals()?;
     // SAFETY: the name is a NUL-terminated string; PR_SET_NAME copies it.
@@ -125,6 +127,9 @@ fn serve(dir: &std::path::Path) -> io::Result<()> {
     let ready = || {
         pid_file.write_all_at(format!("{}\n", std::process::id()).as_bytes(), 0)?;
         log(&format!("ready, pid file {}", path.display()));
+        if daemon {
+            notify_ready();
+        }
         Ok(())
     };
     let r = server::serve(dir, ready);
@@ -132,4 +137,19 @@ fn serve(dir: &std::path::Path) -> io::Result<()> {
     let _ = pid_file.set_len(0);
     let _ = io::stderr().flush();
     r
+}
+
+/// Tells the engine that started us (the read end of the pipe that is our
+/// stdout) that we serve, then lets go of the pipe: stdout becomes
+/// /dev/null, so the engine sees EOF too. Best effort: an engine that gave
+/// up waiting has closed its end (EPIPE is ignored: SIGPIPE is ignored by
+/// Rust's runtime).
+fn notify_ready() {
+    let _ = io::stdout().write_all(b"ready\n");
+    let _ = io::stdout().flush();
+    if let Ok(null) = OpenOptions::new().write(true).open("/dev/null") {
+        // SAFETY: dup2 onto stdout, which this process owns; `null` stays
+        // valid for the call.
+        unsafe { libc::dup2(null.as_raw_fd(), 1) };
+    }
 }

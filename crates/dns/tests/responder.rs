@@ -743,12 +743,31 @@ fn sync_from_four_threads_starts_exactly_one_and_stop_stops_it() {
         }
         control::stop(&d).unwrap(); // none: Ok
 
-        // The last records removed: sync stops it.
+        // The last records removed: sync tells it to exit (without
+        // waiting for it), and a sync right after that starts another,
+        // which serves the new records at once.
         control::sync(&d, Path::new(EXE)).unwrap();
-        assert!(control::running(&d).is_some());
+        let first = control::running(&d).expect("a responder");
         control::write_network(&d, "app", &empty).unwrap();
         control::sync(&d, Path::new(EXE)).unwrap();
-        assert_eq!(control::running(&d), None);
+        control::write_network(&d, "app", &network()).unwrap();
+        control::sync(&d, Path::new(EXE)).unwrap();
+        assert_eq!(
+            a_records(&udp_query("127.0.0.10", "web", RecordType::A)),
+            [ip("127.0.0.10")]
+        );
+        let second = control::running(&d).expect("a responder");
+        assert_ne!(second, first, "the stopped responder still serves");
+        control::write_network(&d, "app", &empty).unwrap();
+        control::sync(&d, Path::new(EXE)).unwrap();
+        let until = Instant::now() + Duration::from_secs(2);
+        while control::running(&d).is_some() || !responders_for(&d).is_empty() {
+            assert!(
+                Instant::now() < until,
+                "still running after the last records went"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
         drop(guard);
     });
 }

@@ -317,9 +317,10 @@ impl Engine {
             }
         }
         let _ = std::fs::remove_file(self.ready_marker(n));
-        if let Err(e) = nft::remove_network(&rules(n)) {
+        if let Err(e) = nft::remove_network(&rules(n, Guard::default())) {
             warn!("network {}: remove its nftables elements: {e}", n.name);
         }
+        self.restore_forwarding();
         let _ = berth_dns::control::remove_network(&self.dns_dir(), &n.id);
         if let Err(e) = self.sync_dns() {
             warn!("network {}: the DNS responder: {e}", n.name);
@@ -328,6 +329,51 @@ impl Engine {
 
     fn ready_marker(&self, n: &Network) -> PathBuf {
         self.paths.run_root.join("networks").join(&n.id)
+    }
+
+    /// Where berth notes the forwarding it turned on itself (this boot).
+    fn guard_path(&self) -> PathBuf {
+        self.paths.run_root.join("networks").join(GUARD_FILE)
+    }
+
+    fn guard(&self) -> Guard {
+        let text = std::fs::read_to_string(self.guard_path()).unwrap_or_default();
+        Guard {
+            v4: text.lines().any(|l| l == "ipv4"),
+            v6: text.lines().any(|l| l == "ipv6"),
+        }
+    }
+
+    /// Once the last of berth's networks is gone (its table with it, the
+    /// guard too): the forwarding berth turned on is turned off again, so
+    /// the host routes as it did before berth. Unless another bridge is on
+    /// the host (another engine's, libvirt's), whose containers may route
+    /// through it: then it is left on, as that engine would want.
+    fn restore_forwarding(&self) {
+        let dir = self.paths.run_root.join("networks");
+        let any_left = std::fs::read_dir(&dir).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_str().is_some_and(|n| n != GUARD_FILE))
+        });
+        let g = self.guard();
+        if any_left || !(g.v4 || g.v6) {
+            return;
+        }
+        let others = link::Netlink::open()
+            .and_then(|mut nl| nl.bridge_names())
+            .unwrap_or_default();
+        if others.is_empty() {
+            if let Err(e) = link::disable_forwarding(g.v4, g.v6) {
+                warn!("turn forwarding off again (berth turned it on): {e}");
+                return;
+            }
+        } else {
+            warn!(
+                "forwarding stays on (berth turned it on): bridge {} of another program may need it",
+                others.join(", ")
+            );
+        }
+        let _ = std::fs::remove_file(self.guard_path());
     }
 
     /// The network's bridge, addresses and nft elements, made once per
@@ -340,7 +386,7 @@ impl Engine {
             // again); the rules are checked each time, as a flush of the
             // ruleset (a restart of nftables.service) removes them: tens of
             // microseconds over netlink when they are there.
-            nft::add_network(&rules(n))?;
+            nft::add_network(&rules(n, self.guard()))?;
             return Ok(());
         }
         let mut nl = link::Netlink::open()?;
@@ -358,12 +404,27 @@ impl Engine {
             addresses,
             ipv6: n.ipv6,
         })?;
-        if !n.internal {
-            link::ensure_forwarding(n.ipv6)?;
-        }
-        nft::add_network(&rules(n))?;
         let dir = marker.parent().unwrap_or(Path::new("/"));
         let _ = std::fs::create_dir_all(dir);
+        if !n.internal {
+            // Noted before the rules are written (a kill -9 in between
+            // leaves the note, and the next network's rules the guard).
+            let (v4, v6) = link::ensure_forwarding(n.ipv6)?;
+            if v4 || v6 {
+                let g = self.guard();
+                let mut text = String::new();
+                if v4 || g.v4 {
+                    text.push_str("ipv4\n");
+                }
+                if v6 || g.v6 {
+                    text.push_str("ipv6\n");
+                }
+                let path = self.guard_path();
+                berth_sys::fs::write_atomic(&path, text.as_bytes(), 0o644)
+                    .map_err(io(format!("write {}", path.display())))?;
+            }
+        }
+        nft::add_network(&rules(n, self.guard()))?;
         std::fs::write(&marker, b"").map_err(io(format!("write {}", marker.display())))?;
         Ok(())
     }
@@ -543,6 +604,52 @@ impl Engine {
                 ..Active::default()
             },
         )?;
+        // The names first, and the responder started or reloaded on a
+        // thread of its own while the namespace and links are made (a name
+        // answered a moment before its address is up is harmless; a failed
+        // start withdraws it again).
+        let dns_program = if dns.is_empty() {
+            None
+        } else {
+            for id in &dns {
+                self.write_dns_file(id)?;
+            }
+            Some(self.host.find_program("berth-dns")?)
+        };
+        let dns_dir = self.dns_dir();
+        std::thread::scope(|scope| {
+            let dns_sync = dns_program.as_ref().map(|program| {
+                scope.spawn(|| {
+                    berth_dns::control::sync(&dns_dir, program)
+                        .map_err(io("start or reload the DNS responder berth-dns"))
+                })
+            });
+            let links = self.setup_links(rec, eps, path, &published, &dns, veths);
+            let synced = match dns_sync.map(|h| h.join()) {
+                None | Some(Ok(Ok(()))) => Ok(()),
+                Some(Ok(Err(e))) => Err(e),
+                // The thread runs only the call above, which returns its
+                // errors.
+                Some(Err(_)) => Err(Error::Runtime(
+                    "start or reload the DNS responder berth-dns: its thread panicked".into(),
+                )),
+            };
+            let setup = links?;
+            synced.map(|()| setup)
+        })
+    }
+
+    /// The namespace, the veth pairs and the published ports of
+    /// [`Engine::setup_locked`].
+    fn setup_links(
+        &self,
+        rec: &Record,
+        eps: &[(Network, Endpoint)],
+        path: &Path,
+        published: &[Published],
+        dns: &[String],
+        veths: Vec<String>,
+    ) -> Result<NetSetup> {
         netns::create(path)?;
         let mut setup = NetSetup {
             netns: path.to_path_buf(),
@@ -586,8 +693,8 @@ impl Engine {
         self.write_active(
             &rec.id,
             &Active {
-                ports: published.clone(),
-                dns: dns.clone(),
+                ports: published.to_vec(),
+                dns: dns.to_vec(),
                 macs,
                 veths,
             },
@@ -595,12 +702,6 @@ impl Engine {
         if !published.is_empty() {
             let rules: Vec<PortRule> = published.iter().map(Published::rule).collect();
             nft::add_ports(&rules)?;
-        }
-        if !dns.is_empty() {
-            for id in &dns {
-                self.write_dns_file(id)?;
-            }
-            self.sync_dns()?;
         }
         Ok(setup)
     }
@@ -1520,11 +1621,25 @@ fn bridge_exists(name: &str) -> bool {
 }
 
 /// The nft elements of a network.
-fn rules(n: &Network) -> nft::NetworkRules {
+/// The file (beside the networks' markers) naming the families whose
+/// forwarding berth turned on.
+const GUARD_FILE: &str = "forwarding-enabled-by-berth";
+
+/// The families whose forwarding berth turned on (see [`nft::RULESET`]'s
+/// guard).
+#[derive(Clone, Copy, Debug, Default)]
+struct Guard {
+    v4: bool,
+    v6: bool,
+}
+
+fn rules(n: &Network, guard: Guard) -> nft::NetworkRules {
     nft::NetworkRules {
         bridge: n.bridge.clone(),
         subnets: n.subnets.iter().map(|s| s.subnet).collect(),
         internal: n.internal,
+        guard4: guard.v4,
+        guard6: guard.v6,
     }
 }
 

@@ -496,6 +496,31 @@ impl Netlink {
             .collect())
     }
 
+    /// Names of the bridges (of any owner) in the namespace.
+    pub fn bridge_names(&mut self) -> Result<Vec<String>> {
+        let mut msg = LinkMessage::default();
+        msg.attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+        let links = self.dump(RouteNetlinkMessage::GetLink(msg), "list links")?;
+        Ok(links
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => {
+                    let st = LinkState::of(&l);
+                    (st.kind == Some(InfoKind::Bridge))
+                        .then(|| {
+                            l.attributes.into_iter().find_map(|a| match a {
+                                LinkAttribute::IfName(n) => Some(n),
+                                _ => None,
+                            })
+                        })
+                        .flatten()
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Destinations of the routes of the main table (IPv4 and IPv6), for
     /// "subnet overlaps a route". Default routes (prefix length 0) are left
     /// out: every subnet is inside them.
@@ -958,12 +983,27 @@ pub fn detach(host_name: &str) -> Result<()> {
 
 /// net.ipv4.ip_forward=1 (and net.ipv6.conf.all.forwarding=1 if `ipv6`) in
 /// the calling thread's namespace, written only when not already set.
-pub fn ensure_forwarding(ipv6: bool) -> Result<()> {
+pub fn ensure_forwarding(ipv6: bool) -> Result<(bool, bool)> {
+    let mut turned = (false, false);
     if read_sysctl("net/ipv4/ip_forward")? != "1" {
         write_sysctl("net/ipv4/ip_forward", "1")?;
+        turned.0 = true;
     }
     if ipv6 && read_sysctl("net/ipv6/conf/all/forwarding")? != "1" {
         write_sysctl("net/ipv6/conf/all/forwarding", "1")?;
+        turned.1 = true;
+    }
+    Ok(turned)
+}
+
+/// Turns forwarding off again for the families given (what
+/// [`ensure_forwarding`] turned on, once nothing of berth's needs it).
+pub fn disable_forwarding(ipv4: bool, ipv6: bool) -> Result<()> {
+    if ipv4 {
+        write_sysctl("net/ipv4/ip_forward", "0")?;
+    }
+    if ipv6 {
+        write_sysctl("net/ipv6/conf/all/forwarding", "0")?;
     }
     Ok(())
 }

@@ -40,6 +40,12 @@
 //!   internal bridge, and into a bridge accepts only replies and DNATed
 //!   (published) traffic: other bridges, and the outside addressing a
 //!   container directly, are dropped. Outbound from a bridge is accepted.
+//! - `forward` also holds the guard: when berth turned forwarding on itself
+//!   (the host did not route before), the family is an element of `guard`
+//!   and traffic between two interfaces that are neither berth's bridges nor
+//!   any other bridge (another engine's, libvirt's) is dropped, so enabling
+//!   forwarding for containers does not make the host a router between its
+//!   other interfaces (Docker sets its FORWARD policy to DROP for this).
 //! - `input` drops packets from a berth bridge to 127.0.0.0/8 that were
 //!   not DNATed (CVE-2020-8558: route_localnet would otherwise let a
 //!   container reach the host's localhost services).
@@ -66,11 +72,18 @@ use crate::{Error, Result};
 pub const TABLE: &str = "berth";
 
 /// A network as the rules see it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NetworkRules {
     pub bridge: String,
     pub subnets: Vec<IpNet>,
     pub internal: bool,
+    /// The forwarding guard (see [`RULESET`]'s `guard` set): the families
+    /// whose forwarding berth turned on itself, so that the host routes
+    /// nothing else than what berth's bridges need. Added with the network
+    /// (kept by the table, never removed with one network: the table goes
+    /// with the last network, and the guard with it).
+    pub guard4: bool,
+    pub guard6: bool,
 }
 
 /// One published port of one container address. host_ip None (or
@@ -91,9 +104,10 @@ pub struct PortRule {
 /// never doubles a rule; set elements are kept.
 pub const RULESET: &str = r#"add table inet berth
 add set inet berth bridges { type ifname; }
-add set inet berth rules_v1 { type ifname; }
+add set inet berth rules_v2 { type ifname; }
 add set inet berth same { type ifname . ifname; }
 add set inet berth internal { type ifname; }
+add set inet berth guard { type nf_proto; }
 add set inet berth masq4 { type ipv4_addr; flags interval; }
 add set inet berth masq6 { type ipv6_addr; flags interval; }
 add map inet berth ports4 { type inet_proto . inet_service : ipv4_addr . inet_service; }
@@ -130,6 +144,7 @@ add rule inet berth forward oifname @internal drop
 add rule inet berth forward oifname @bridges ct state established,related accept
 add rule inet berth forward oifname @bridges ct status dnat accept
 add rule inet berth forward oifname @bridges drop
+add rule inet berth forward iifname != @bridges oifname != @bridges meta iifkind != "bridge" meta oifkind != "bridge" meta nfproto @guard drop
 add rule inet berth input iifname @bridges ip daddr 127.0.0.0/8 ct status & dnat == 0 drop
 "#;
 
@@ -138,7 +153,7 @@ add rule inet berth input iifname @bridges ip daddr 127.0.0.0/8 ct status & dnat
 /// is a Conflict, but the very same subnet is an element that exists
 /// already (Ok): refusing a subnet another network has is IPAM's check.
 ///
-/// When berth's table holds this version of the rules (its set `rules_v1`
+/// When berth's table holds this version of the rules (its set `rules_v2`
 /// exists), the elements go in over netlink (no program spawned); else one
 /// `nft -f -` writes the table's rules (flushing and refilling berth's own
 /// chains: an upgrade) and the elements.
@@ -176,6 +191,12 @@ pub fn add_network(n: &NetworkRules) -> Result<()> {
 /// else with nft.
 pub fn remove_network(n: &NetworkRules) -> Result<()> {
     let op = format!("remove nft rules of network bridge {}", n.bridge);
+    // The guard stays while any network is left (it goes with the table).
+    let n = &NetworkRules {
+        guard4: false,
+        guard6: false,
+        ..n.clone()
+    };
     let elems = network_elements(n)?;
     let _lock = Lock::take(&op)?;
     if let Some(bin) = network_bin(n) {
@@ -395,7 +416,7 @@ fn network_elements(n: &NetworkRules) -> Result<Vec<Elem>> {
             data: None,
         },
         Elem {
-            set: "rules_v1",
+            set: "rules_v2",
             key: b.clone(),
             data: None,
         },
@@ -405,6 +426,15 @@ fn network_elements(n: &NetworkRules) -> Result<Vec<Elem>> {
             data: None,
         },
     ];
+    for (on, family) in [(n.guard4, "ipv4"), (n.guard6, "ipv6")] {
+        if on {
+            v.push(Elem {
+                set: "guard",
+                key: family.to_string(),
+                data: None,
+            });
+        }
+    }
     if n.internal {
         v.push(Elem {
             set: "internal",
@@ -448,9 +478,18 @@ fn network_bin(n: &NetworkRules) -> Option<Vec<netlink::Elem>> {
     };
     let mut v = vec![
         elem("bridges", name.to_vec(), 0),
-        elem("rules_v1", name.to_vec(), 0),
+        elem("rules_v2", name.to_vec(), 0),
         elem("same", [name, name].concat(), 0),
     ];
+    // nf_proto: a one-byte key.
+    for (on, family) in [
+        (n.guard4, libc::NFPROTO_IPV4),
+        (n.guard6, libc::NFPROTO_IPV6),
+    ] {
+        if on {
+            v.push(elem("guard", vec![family as u8], 0));
+        }
+    }
     if n.internal {
         v.push(elem("internal", name.to_vec(), 0));
         return Some(v);
@@ -1444,6 +1483,7 @@ mod tests {
             bridge: "br-1".into(),
             subnets: vec!["10.1.2.3/24".parse().unwrap(), "fd00::/64".parse().unwrap()],
             internal: false,
+            ..Default::default()
         };
         let lines: String = network_elements(&n)
             .unwrap()
@@ -1453,7 +1493,7 @@ mod tests {
         assert_eq!(
             lines,
             "add element inet berth bridges { \"br-1\" }\n\
-             add element inet berth rules_v1 { \"br-1\" }\n\
+             add element inet berth rules_v2 { \"br-1\" }\n\
              add element inet berth same { \"br-1\" . \"br-1\" }\n\
              add element inet berth masq4 { 10.1.2.0/24 }\n\
              add element inet berth masq6 { fd00::/64 }\n"
@@ -1488,6 +1528,7 @@ mod tests {
                 bridge: bad.into(),
                 subnets: vec![],
                 internal: false,
+                ..Default::default()
             };
             let e = network_elements(&n).unwrap_err();
             assert!(matches!(e, Error::Invalid(_)), "{bad:?}");
@@ -1651,12 +1692,13 @@ mod tests {
                 "fd00::/64".parse().unwrap(),
             ],
             internal: false,
+            ..Default::default()
         };
         let v = network_bin(&n).unwrap();
         let sets: Vec<&str> = v.iter().map(|e| e.set).collect();
         assert_eq!(
             sets,
-            ["bridges", "rules_v1", "same", "masq4", "masq4", "masq6", "masq6"]
+            ["bridges", "rules_v2", "same", "masq4", "masq4", "masq6", "masq6"]
         );
         let mut name = [0u8; 16];
         name[..3].copy_from_slice(b"br0");
@@ -1685,7 +1727,33 @@ mod tests {
             .iter()
             .map(|e| e.set)
             .collect();
-        assert_eq!(sets, ["bridges", "rules_v1", "same", "internal"]);
+        assert_eq!(sets, ["bridges", "rules_v2", "same", "internal"]);
+        // The guard: one-byte nf_proto keys, in both forms.
+        let guarded = NetworkRules {
+            guard4: true,
+            guard6: true,
+            ..internal
+        };
+        let g: Vec<Vec<u8>> = network_bin(&guarded)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.set == "guard")
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(g, [vec![2u8], vec![10u8]]);
+        let lines: Vec<String> = network_elements(&guarded)
+            .unwrap()
+            .iter()
+            .filter(|e| e.set == "guard")
+            .map(|e| e.line("add"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "add element inet berth guard { ipv4 }\n",
+                "add element inet berth guard { ipv6 }\n"
+            ]
+        );
     }
 
     #[test]

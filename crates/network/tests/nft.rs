@@ -281,6 +281,7 @@ fn net(bridge: &str, subnets: &[&str], internal: bool) -> NetworkRules {
         bridge: bridge.to_string(),
         subnets: subnets.iter().map(|s| s.parse().unwrap()).collect(),
         internal,
+        ..Default::default()
     }
 }
 
@@ -904,4 +905,99 @@ fn cost_per_container_is_elements_only() {
         );
         nft::delete_table().unwrap();
     });
+}
+
+/// A namespace joined to `h` by a veth (no bridge): `h_end` with `h_cidr`
+/// in `h`, eth0 with `cidr` inside, default route via `gw`.
+fn routed(
+    nets: &mut Netns,
+    h: &str,
+    short: &str,
+    h_end: &str,
+    h_cidr: &str,
+    cidr: &str,
+    gw: &str,
+) -> String {
+    let n = nets.add(short);
+    run("ip", &["-n", &n, "link", "set", "lo", "up"]);
+    run(
+        "ip",
+        &[
+            "-n", h, "link", "add", h_end, "type", "veth", "peer", "name", "eth0", "netns", &n,
+        ],
+    );
+    run("ip", &["-n", h, "addr", "add", h_cidr, "dev", h_end]);
+    run("ip", &["-n", h, "link", "set", h_end, "up"]);
+    run("ip", &["-n", &n, "addr", "add", cidr, "dev", "eth0"]);
+    run("ip", &["-n", &n, "link", "set", "eth0", "up"]);
+    run("ip", &["-n", &n, "route", "add", "default", "via", gw]);
+    n
+}
+
+/// Review finding: berth turns forwarding on for its bridges; the host must
+/// not become a router between its other interfaces. With the guard (the
+/// families berth turned on), traffic between two non-bridge interfaces is
+/// dropped, while containers still reach the outside, another program's
+/// bridge still routes, and removing the network keeps nothing behind.
+#[test]
+fn forwarding_guard_drops_routing_between_other_interfaces_only() {
+    require_root();
+    let mut nets = Netns::new();
+    let h = nets.add("h");
+    run("ip", &["-n", &h, "link", "set", "lo", "up"]);
+    sysctl(&h, "net.ipv4.ip_forward=1");
+    let a = routed(
+        &mut nets,
+        &h,
+        "a",
+        "va",
+        "192.0.2.1/24",
+        "192.0.2.2/24",
+        "192.0.2.1",
+    );
+    let b = routed(
+        &mut nets,
+        &h,
+        "b",
+        "vb",
+        "198.51.100.1/24",
+        "198.51.100.2/24",
+        "198.51.100.1",
+    );
+    bridge(&h, "br1", "10.93.1.1/24");
+    let c = container(&mut nets, &h, "c", "br1", "10.93.1.2/24", "10.93.1.1");
+    // Another program's bridge (not berth's) with its own client.
+    bridge(&h, "other0", "10.94.1.1/24");
+    let d = container(&mut nets, &h, "d", "other0", "10.94.1.2/24", "10.94.1.1");
+    let _sb = Server::start(&b, "198.51.100.2:8080");
+
+    // Forwarding was on before berth: no guard, the host routes as before.
+    in_ns(&h, || {
+        nft::add_network(&net("br1", &["10.93.1.0/24"], false)).unwrap()
+    });
+    reaches(&a, "198.51.100.2:8080");
+    // berth turned it on itself: the guard.
+    let guarded = NetworkRules {
+        guard4: true,
+        ..net("br1", &["10.93.1.0/24"], false)
+    };
+    in_ns(&h, || nft::add_network(&guarded).unwrap());
+    blocked(&a, "198.51.100.2:8080");
+    // A container of berth's still goes out (masqueraded), another
+    // bridge's client too.
+    assert_eq!(reaches(&c, "198.51.100.2:8080"), "198.51.100.1");
+    reaches(&d, "198.51.100.2:8080");
+    // Removing one network of two keeps the guard; the last takes the
+    // table (and the guard) with it.
+    bridge(&h, "br2", "10.93.2.1/24");
+    in_ns(&h, || {
+        nft::add_network(&net("br2", &["10.93.2.0/24"], false)).unwrap();
+        nft::remove_network(&guarded).unwrap();
+    });
+    blocked(&a, "198.51.100.2:8080");
+    in_ns(&h, || {
+        nft::remove_network(&net("br2", &["10.93.2.0/24"], false)).unwrap()
+    });
+    assert!(!in_ns(&h, nft_has_table));
+    reaches(&a, "198.51.100.2:8080");
 }
