@@ -5,7 +5,7 @@
 #![no_main]
 
 use berth_dns::config::{NetworkFile, Record};
-use berth_dns::server::{handle, Action, Zones};
+use berth_dns::server::{handle_with, Action, Zones};
 use libfuzzer_sys::fuzz_target;
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -36,7 +36,21 @@ fn zones() -> &'static Zones {
                 },
             ],
         };
-        Zones::new(&[f]).0
+        // The first container is on a second network too (its names are
+        // looked up there when the first has none).
+        let back = NetworkFile {
+            network: "back".into(),
+            listen: vec!["10.90.0.1".parse().unwrap()],
+            records: vec![Record {
+                id: f.records[0].id.clone(),
+                names: vec!["web".into(), "back-only".into()],
+                ipv4: vec!["10.90.0.2".parse().unwrap()],
+                ipv6: vec![],
+                dns_servers: vec![],
+            }],
+            ..f.clone()
+        };
+        Zones::new(&[f, back]).0
     })
 }
 
@@ -44,7 +58,10 @@ fuzz_target!(|data: &[u8]| {
     let local: IpAddr = "10.89.0.1".parse().unwrap();
     let src: IpAddr = "10.89.0.2".parse().unwrap();
     for tcp in [false, true] {
-        match handle(zones().zone_at(local), src, data, tcp) {
+        let zs = zones();
+        let zone = zs.zone_at(local);
+        let sib = zone.map_or_else(Vec::new, |z| zs.siblings(z, src));
+        match handle_with(zone, &sib, src, data, tcp) {
             Action::Reply(r) => {
                 assert!(r.len() >= 12);
                 assert_eq!(r[..2], data[..2], "the answer carries the query's id");

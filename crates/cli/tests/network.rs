@@ -632,6 +632,17 @@ fn dns_sees_connect_disconnect_rename_and_removal_at_once() {
     assert!(resolves("back", "service"));
     let o = w.in_container(&["--network", "back"], "timeout 3 wget -q -O - http://api/");
     assert_eq!(o.stdout, "hello-api\n", "{}", o.stderr);
+    // A container on both networks asks its first network's responder and
+    // still resolves a name of the second (as Docker's resolver does);
+    // one on front alone does not.
+    w.web("cache", &["--network", "back"]);
+    let both = w.in_container(
+        &["--network", "front", "--network", "back"],
+        "timeout 3 wget -q -O - http://cache/",
+    );
+    assert_eq!(both.stdout, "hello-cache\n", "{}", both.stderr);
+    assert!(!resolves("front", "cache"));
+    w.berth(&["rm", "-f", "cache"]).ok();
     let inspect = w
         .berth(&["network", "inspect", "-f", "{{len .Containers}}", "back"])
         .ok();

@@ -250,6 +250,8 @@ impl Zone {
 pub struct Zones {
     zones: Vec<Zone>,
     by_listen: HashMap<IpAddr, usize>,
+    /// Container id -> the zones it has a record in (in file order).
+    by_id: HashMap<String, Vec<usize>>,
 }
 
 impl Zones {
@@ -265,6 +267,16 @@ impl Zones {
         for f in files {
             let i = zs.zones.len();
             zs.zones.push(Zone::new(f, &own));
+            for r in &f.records {
+                let id = r.id.to_ascii_lowercase();
+                if id.is_empty() {
+                    continue;
+                }
+                let v = zs.by_id.entry(id).or_default();
+                if !v.contains(&i) {
+                    v.push(i);
+                }
+            }
             for a in &f.listen {
                 if let Some(&j) = zs.by_listen.get(a) {
                     warnings.push(format!(
@@ -282,6 +294,23 @@ impl Zones {
     /// The zone served on `local`.
     pub fn zone_at(&self, local: IpAddr) -> Option<&Zone> {
         self.by_listen.get(&local).map(|&i| &self.zones[i])
+    }
+
+    /// The other networks of the container that asks `zone` from `src`
+    /// (as Docker's resolver, a container on several networks resolves the
+    /// names of each of them, whichever network it asks on; never a
+    /// network it is not on).
+    pub fn siblings(&self, zone: &Zone, src: IpAddr) -> Vec<&Zone> {
+        let Some(r) = zone.by_address(src) else {
+            return Vec::new();
+        };
+        let Some(ix) = self.by_id.get(&r.id.to_ascii_lowercase()) else {
+            return Vec::new();
+        };
+        ix.iter()
+            .map(|&i| &self.zones[i])
+            .filter(|z| !std::ptr::eq(*z, zone))
+            .collect()
     }
 
     /// Every listen address.
@@ -404,6 +433,18 @@ pub fn parse_reverse(key: &str) -> Option<IpAddr> {
 /// Answers one message that arrived on `zone`'s address from `src` (over
 /// TCP when `tcp`): pure, no I/O; never panics whatever the bytes.
 pub fn handle(zone: Option<&Zone>, src: IpAddr, query: &[u8], tcp: bool) -> Action {
+    handle_with(zone, &[], src, query, tcp)
+}
+
+/// [`handle`], where names not in `zone` are also looked up in `siblings`,
+/// the asking container's other networks ([`Zones::siblings`]).
+pub fn handle_with(
+    zone: Option<&Zone>,
+    siblings: &[&Zone],
+    src: IpAddr,
+    query: &[u8],
+    tcp: bool,
+) -> Action {
     if query.len() < 12 || query[2] & 0x80 != 0 {
         return Action::Drop; // no header, or a response: never answer those
     }
@@ -433,7 +474,10 @@ pub fn handle(zone: Option<&Zone>, src: IpAddr, query: &[u8], tcp: bool) -> Acti
             break 'local None;
         };
         if let Some(ip) = parse_reverse(&key) {
-            let Some(r) = zone.by_address(ip) else {
+            let Some(r) = std::iter::once(zone)
+                .chain(siblings.iter().copied())
+                .find_map(|z| z.by_address(ip))
+            else {
                 break 'local None;
             };
             if matches!(qtype, RecordType::PTR | RecordType::ANY) {
@@ -462,10 +506,13 @@ pub fn handle(zone: Option<&Zone>, src: IpAddr, query: &[u8], tcp: bool) -> Acti
         } else {
             (key.as_str(), false)
         };
-        match zone.lookup(rest) {
-            Some(idx) => {
+        let found = std::iter::once(zone)
+            .chain(siblings.iter().copied())
+            .find_map(|z| z.lookup(rest).map(|idx| (z, idx)));
+        match found {
+            Some((z, idx)) => {
                 for i in idx {
-                    let r = &zone.records[i];
+                    let r = &z.records[i];
                     if matches!(qtype, RecordType::A | RecordType::ANY) {
                         for a in &r.ipv4 {
                             answers.push(Record::from_rdata(
@@ -994,7 +1041,9 @@ impl Server {
                 continue;
             }
             let query = &self.buf[..n];
-            match handle(self.zones.zone_at(local), peer.ip(), query, false) {
+            let zone = self.zones.zone_at(local);
+            let sib = zone.map_or_else(Vec::new, |z| self.zones.siblings(z, peer.ip()));
+            match handle_with(zone, &sib, peer.ip(), query, false) {
                 Action::Drop => {}
                 Action::Reply(r) => {
                     if let Some(l) = self.listeners.get(&local) {
@@ -1140,7 +1189,9 @@ impl Server {
             self.close_conn(id);
             return;
         }
-        match handle(self.zones.zone_at(local), peer, &query, true) {
+        let zone = self.zones.zone_at(local);
+        let sib = zone.map_or_else(Vec::new, |z| self.zones.siblings(z, peer));
+        match handle_with(zone, &sib, peer, &query, true) {
             Action::Drop => self.close_conn(id),
             Action::Reply(r) => self.reply_tcp(id, &r),
             Action::Forward(ups) => {
@@ -1671,6 +1722,73 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             })
             .collect()
+    }
+
+    /// A container on two networks resolves the names of both, whichever
+    /// it asks on; one on a single network never sees the other's names.
+    #[test]
+    fn a_container_on_two_networks_resolves_both() {
+        let a = file();
+        let b = NetworkFile {
+            network: "back".into(),
+            listen: vec!["10.90.0.1".parse().unwrap()],
+            upstreams: vec![],
+            records: vec![
+                R {
+                    id: ID1.into(),
+                    names: vec!["web".into()],
+                    ipv4: vec!["10.90.0.2".parse().unwrap()],
+                    ipv6: vec![],
+                    dns_servers: vec![],
+                },
+                R {
+                    id: "c".repeat(64),
+                    names: vec!["cache".into()],
+                    ipv4: vec!["10.90.0.9".parse().unwrap()],
+                    ipv6: vec![],
+                    dns_servers: vec![],
+                },
+            ],
+            ..file()
+        };
+        let (zs, _) = Zones::new(&[a, b]);
+        let ask = |local: &str, src: &str, name: &str, t: RecordType| {
+            let zone = zs.zone_at(local.parse().unwrap());
+            let src: IpAddr = src.parse().unwrap();
+            let sib = zone.map_or_else(Vec::new, |z| zs.siblings(z, src));
+            handle_with(zone, &sib, src, &query(name, t), false)
+        };
+        let reply = |a: Action| match a {
+            Action::Reply(r) => Message::from_vec(&r).unwrap(),
+            other => panic!("expected an answer, got {other:?}"),
+        };
+        // web (on both) asks app's responder for cache (on back only).
+        let m = reply(ask("10.89.0.1", "10.89.0.2", "cache", RecordType::A));
+        assert_eq!(addrs(&m), ["10.90.0.9"]);
+        let m = reply(ask(
+            "10.89.0.1",
+            "10.89.0.2",
+            "9.0.90.10.in-addr.arpa",
+            RecordType::PTR,
+        ));
+        assert_eq!(addrs(&m), ["cache.dns.berth."]);
+        // Its own network's answer first (web is on both).
+        let m = reply(ask("10.90.0.1", "10.90.0.2", "web", RecordType::A));
+        assert_eq!(addrs(&m), ["10.90.0.2"]);
+        let m = reply(ask("10.90.0.1", "10.90.0.2", "db", RecordType::A));
+        assert_eq!(addrs(&m), ["10.89.0.3"]);
+        // db is on app only: cache is not its business.
+        let m = reply(ask(
+            "10.89.0.1",
+            "10.89.0.3",
+            "cache.dns.berth",
+            RecordType::A,
+        ));
+        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+        assert!(matches!(
+            ask("10.89.0.1", "10.89.0.3", "cache", RecordType::A),
+            Action::Forward(_)
+        ));
     }
 
     #[test]
