@@ -313,14 +313,11 @@ def main():
         dpids = lambda: [dockerd.pid] + [c for c in children() if comm(c) == "containerd"] + \
             [int(x) for x in run(["pgrep", "-P", str(dockerd.pid)], check=False).split()]
 
-        # berth's default network takes 10.88.0.0/16, podman's default, when
-        # no route overlaps it, and podman makes podman0 with 10.88.0.1/16
-        # whatever exists: the two bridges then share a route and podman's
-        # containers are unreachable. Let berth make its default network
-        # while podman0 is up, so that it takes the next free /16.
-        run(P + ["run", "-d", "--name", "benchhold"] + PRUN + ["localhost/bench/bb", "sleep", "1000"])
+        # berth's default network takes Docker's 172.17.0.0/16 when free
+        # (dockerd's docker0 has it here: berth takes the next /16), never
+        # podman's 10.88.0.0/16 first (podman makes podman0 there whatever
+        # routes exist). Made now, before the rounds.
         run(B + ["run", "--rm", "bench/bb", "true"], env=env)
-        run(P + ["rm", "-f", "-t", "0", "benchhold"])
         bsub = json.loads(run(B + ["network", "inspect", "bridge"], env=env))
         log(f"berth's default network: {json.dumps(bsub)[:400]}")
         for eng, cmd, e in [("berth", B, env), ("podman", P, None), ("docker", D, denv)]:

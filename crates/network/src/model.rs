@@ -231,9 +231,12 @@ pub fn build(req: &CreateRequest, existing: &[Network], host_routes: &[IpNet]) -
 }
 
 /// The default network: [`DEFAULT_NETWORK`] on bridge [`DEFAULT_BRIDGE`],
-/// no DNS (Docker's default bridge), IPv4 only, with 10.88.0.0/16 if it
-/// overlaps no network nor host route, else the next free /16 of 10/8
-/// (10.89 upwards, then 10.0 upwards).
+/// no DNS (Docker's default bridge), IPv4 only, with Docker's 172.17.0.0/16
+/// if it overlaps no network nor host route (Docker's own bridge has it
+/// when dockerd runs: berth then takes the next), else the next free /16
+/// of 172.17 to 172.31, then of 10/8 (10.88 upwards, then 10.0 upwards).
+/// Not podman's 10.88.0.0/16 first: podman makes its bridge there without
+/// looking at the host's routes, so two engines on one host would clash.
 pub fn default_network(existing: &[Network], host_routes: &[IpNet]) -> Result<Network> {
     if existing.iter().any(|n| n.name == DEFAULT_NETWORK) {
         return Err(Error::Conflict(format!(
@@ -241,13 +244,14 @@ pub fn default_network(existing: &[Network], host_routes: &[IpNet]) -> Result<Ne
         )));
     }
     check_bridge_free(DEFAULT_BRIDGE, existing)?;
-    let subnet = (88..=255u8)
-        .chain(0..88)
-        .map(|b| IpNet::V4(Ipv4Net::new(Ipv4Addr::new(10, b, 0, 0), 16).expect("16 <= 32")))
+    let subnet = (17..=31u8)
+        .map(|b| Ipv4Addr::new(172, b, 0, 0))
+        .chain((88..=255u8).chain(0..88).map(|b| Ipv4Addr::new(10, b, 0, 0)))
+        .map(|a| IpNet::V4(Ipv4Net::new(a, 16).expect("16 <= 32")))
         .find(|&c| overlap(c, existing, host_routes).is_none())
         .ok_or_else(|| {
             Error::Exhausted(format!(
-                "default network {DEFAULT_NETWORK}: every /16 of 10.0.0.0/8 overlaps a network or a host route: remove one"
+                "default network {DEFAULT_NETWORK}: every /16 of 172.16.0.0/12 and 10.0.0.0/8 overlaps a network or a host route: remove one"
             ))
         })?;
     Ok(Network {
@@ -1005,26 +1009,33 @@ mod tests {
         assert_eq!(d.name, "bridge");
         assert_eq!(d.bridge, "berth0");
         assert!(!d.dns && !d.ipv6 && !d.internal);
-        assert_eq!(d.v4().unwrap().subnet, net("10.88.0.0/16"));
-        assert_eq!(d.v4().unwrap().gateway, Some("10.88.0.1".parse().unwrap()));
-        let e = default_network(&[], &[net("10.88.5.0/24")]).unwrap();
-        assert_eq!(e.v4().unwrap().subnet, net("10.89.0.0/16"));
+        assert_eq!(d.v4().unwrap().subnet, net("172.17.0.0/16"));
+        assert_eq!(d.v4().unwrap().gateway, Some("172.17.0.1".parse().unwrap()));
+        // dockerd's docker0 there: the next.
+        let e = default_network(&[], &[net("172.17.0.0/16")]).unwrap();
+        assert_eq!(e.v4().unwrap().subnet, net("172.18.0.0/16"));
+        // Never podman's default first, whatever is free.
+        let all172 = net("172.16.0.0/12");
+        let f = default_network(&[], &[all172]).unwrap();
+        assert_eq!(f.v4().unwrap().subnet, net("10.88.0.0/16"));
         let user = ok(&req("u"));
-        let f = default_network(&[user], &[net("10.88.0.0/16")]).unwrap();
+        let f = default_network(&[user], &[all172, net("10.88.0.0/16")]).unwrap();
         assert_eq!(f.v4().unwrap().subnet, net("10.90.0.0/16"));
         assert_eq!(
             default_network(&[d], &[]).unwrap_err().to_string(),
             "network bridge already exists"
         );
         assert_eq!(
-            default_network(&[], &[net("10.0.0.0/8")]).unwrap_err().to_string(),
-            "default network bridge: every /16 of 10.0.0.0/8 overlaps a network or a host route: remove one"
+            default_network(&[], &[net("10.0.0.0/8"), all172])
+                .unwrap_err()
+                .to_string(),
+            "default network bridge: every /16 of 172.16.0.0/12 and 10.0.0.0/8 overlaps a network or a host route: remove one"
         );
-        // A user network of the first pool is skipped by the default's.
-        let g = build(&with_subnet("g", "10.88.200.0/24"), &[], &[]).unwrap();
+        // A user network there is skipped by the default's.
+        let g = build(&with_subnet("g", "172.17.200.0/24"), &[], &[]).unwrap();
         assert_eq!(
             default_network(&[g], &[]).unwrap().v4().unwrap().subnet,
-            net("10.89.0.0/16")
+            net("172.18.0.0/16")
         );
     }
 

@@ -470,7 +470,7 @@ mod tests {
                     let (go, s) = (&go, open());
                     sc.spawn(move || {
                         go.wait();
-                        s.ensure_default(&["10.88.0.0/24".parse().unwrap()])
+                        s.ensure_default(&["172.17.0.0/24".parse().unwrap()])
                             .unwrap()
                     })
                 })
@@ -479,7 +479,7 @@ mod tests {
         });
         assert!(got.iter().all(|n| *n == got[0]));
         assert_eq!(got[0].name, "bridge");
-        assert_eq!(got[0].v4().unwrap().subnet, "10.89.0.0/16".parse().unwrap());
+        assert_eq!(got[0].v4().unwrap().subnet, "172.18.0.0/16".parse().unwrap());
         assert_eq!(open().list().unwrap(), vec![got[0].clone()]);
         // A user network created next avoids it.
         let u = open()
@@ -491,7 +491,7 @@ mod tests {
                 &[],
             )
             .unwrap();
-        assert_eq!(u.v4().unwrap().subnet, "10.90.0.0/24".parse().unwrap());
+        assert_eq!(u.v4().unwrap().subnet, "10.89.0.0/24".parse().unwrap());
     }
 
     #[test]
