@@ -768,6 +768,18 @@ fn network_commands_and_their_errors() {
         "true",
     ])
     .ok();
+    // As Docker: a container that does not run shows its network, no
+    // address (berth holds one for it all the same).
+    let shown = w
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.small.IPAddress}}|{{.NetworkSettings.Networks.small.NetworkID}}|{{.NetworkSettings.IPAddress}}",
+            "again",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(shown.trim(), format!("|{}|", id.trim()));
     w.berth(&["rm", "again"]).ok();
     let o = w.berth(&["network", "rm", "bridge"]);
     assert_ne!(o.code, 0);

@@ -1478,6 +1478,21 @@ impl Engine {
                 .and_then(|a| a.macs.get(&n.id).cloned())
                 .or_else(|| ep.mac.clone())
                 .unwrap_or_default();
+            // As Docker: a container that does not run shows the networks it
+            // is on, but no address, gateway or MAC (berth keeps its address
+            // for its next start; `network inspect` does not list it).
+            let live = active.is_some();
+            let ep = &Endpoint {
+                ipv4: ep.ipv4.filter(|_| live),
+                ipv6: ep.ipv6.filter(|_| live),
+                ..ep.clone()
+            };
+            let mac = if live { mac } else { String::new() };
+            let (gateway4, gateway6) = if live {
+                (gateway_of(&n, false), gateway_of(&n, true))
+            } else {
+                (String::new(), String::new())
+            };
             let e = EndpointSettings {
                 ipam_config: want
                     .filter(|w| w.ipv4.is_some() || w.ipv6.is_some())
@@ -1492,10 +1507,10 @@ impl Engine {
                 } else {
                     String::new()
                 },
-                gateway: gateway_of(&n, false),
+                gateway: gateway4,
                 ip_address: ep.ipv4.map(|a| a.to_string()).unwrap_or_default(),
                 ip_prefix_len: ep.ipv4.map_or(0, |a| prefix_of(&n, IpAddr::V4(a))),
-                ipv6_gateway: gateway_of(&n, true),
+                ipv6_gateway: gateway6,
                 global_ipv6_address: ep.ipv6.map(|a| a.to_string()).unwrap_or_default(),
                 global_ipv6_prefix_len: ep.ipv6.map_or(0, |a| prefix_of(&n, IpAddr::V6(a))),
                 mac_address: mac,

@@ -479,7 +479,10 @@ mod tests {
         });
         assert!(got.iter().all(|n| *n == got[0]));
         assert_eq!(got[0].name, "bridge");
-        assert_eq!(got[0].v4().unwrap().subnet, "172.18.0.0/16".parse().unwrap());
+        assert_eq!(
+            got[0].v4().unwrap().subnet,
+            "172.18.0.0/16".parse().unwrap()
+        );
         assert_eq!(open().list().unwrap(), vec![got[0].clone()]);
         // A user network created next avoids it.
         let u = open()
