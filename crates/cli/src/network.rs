@@ -175,8 +175,8 @@ fn keep(n: &Network, dangling: bool, filters: &[(String, String)]) -> Result<boo
                 None => n.labels.contains_key(*v),
             },
             "type" => match *v {
-                "builtin" => n.name == berth_engine::network::model::DEFAULT_NETWORK,
-                "custom" => n.name != berth_engine::network::model::DEFAULT_NETWORK,
+                "builtin" => berth_engine::network::model::is_builtin(&n.name),
+                "custom" => !berth_engine::network::model::is_builtin(&n.name),
                 _ => false,
             },
             "dangling" => matches!(*v, "true" | "1") == dangling,
@@ -241,7 +241,9 @@ pub fn network(root: &Path, run_root: &Path, c: NetworkCmd) -> Result<()> {
                 .collect();
             let mut list = Vec::new();
             for n in engine.network_list()? {
-                let dangling = engine.network_containers(&n)?.is_empty();
+                // As Docker: the predefined networks are never dangling.
+                let dangling = !berth_engine::network::model::is_builtin(&n.name)
+                    && engine.network_containers(&n)?.is_empty();
                 if keep(&n, dangling, &filters)? {
                     list.push(n);
                 }

@@ -683,6 +683,70 @@ fn network_commands_and_their_errors() {
         ls.contains("small bridge") && ls.contains("bridge bridge"),
         "{ls}"
     );
+    // Docker's predefined networks: listed, builtin, never dangling, never
+    // removed or connected; `none` shows its running containers.
+    assert!(ls.contains("host host") && ls.contains("none null"), "{ls}");
+    let builtin = w
+        .berth(&[
+            "network",
+            "ls",
+            "--filter",
+            "type=builtin",
+            "--format",
+            "{{.Name}}",
+        ])
+        .ok()
+        .stdout;
+    let mut builtin: Vec<&str> = builtin.lines().collect();
+    builtin.sort();
+    assert_eq!(builtin, ["bridge", "host", "none"]);
+    let dangling = w
+        .berth(&[
+            "network",
+            "ls",
+            "--filter",
+            "dangling=true",
+            "--format",
+            "{{.Name}}",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(dangling.trim(), "small");
+    let o = w.berth(&["network", "rm", "host"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("host is a pre-defined network and cannot be removed"),
+        "{}",
+        o.stderr
+    );
+    w.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "lonely",
+        "--network",
+        "none",
+        w.image,
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let on_none = w
+        .berth(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .Containers}}{{.Name}}{{end}} {{.Driver}}",
+            "none",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(on_none.trim(), "lonely null");
+    let o = w.berth(&["network", "connect", "host", "lonely"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("pre-defined"), "{}", o.stderr);
+    w.berth(&["rm", "-f", "lonely"]).ok();
     let f = w
         .berth(&["network", "ls", "-q", "--filter", "label=team=a"])
         .ok()

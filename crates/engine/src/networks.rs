@@ -184,6 +184,9 @@ impl Engine {
     /// time it is asked for.
     pub fn network(&self, name: &str) -> Result<Network> {
         let store = self.network_store();
+        if let Some(n) = self.predefined_network(name) {
+            return Ok(n);
+        }
         match store.get(name) {
             Err(berth_network::Error::NotFound(_)) if name == model::DEFAULT_NETWORK => {
                 // One transaction: parallel commands make it once.
@@ -220,11 +223,40 @@ impl Engine {
         Ok(n)
     }
 
-    /// Every network, the default one included.
+    /// Every network, the default one and Docker's predefined `host` and
+    /// `none` included.
     pub fn network_list(&self) -> Result<Vec<Network>> {
         self.reconcile_networks();
-        self.network(model::DEFAULT_NETWORK)?;
-        Ok(self.network_store().list()?)
+        let default = self.network(model::DEFAULT_NETWORK)?;
+        let mut all = self.network_store().list()?;
+        for name in ["host", "none"] {
+            all.extend(model::predefined(name, default.created));
+        }
+        Ok(all)
+    }
+
+    /// `host` or `none` (by name or id), said made with the default network.
+    fn predefined_network(&self, name: &str) -> Option<Network> {
+        let created = || {
+            self.network_store()
+                .get(model::DEFAULT_NETWORK)
+                .map_or(0, |n| n.created)
+        };
+        model::predefined(name, 0).map(|n| Network {
+            created: created(),
+            ..n
+        })
+    }
+
+    /// Docker's refusal for what cannot be done to `host` and `none`.
+    fn refuse_predefined(n: &Network, what: &str) -> Result<()> {
+        if model::predefined(&n.id, 0).is_some() {
+            return Err(Error::Conflict(format!(
+                "network {}: {what} (it is a pre-defined network: use --network {} at create or run)",
+                n.name, n.name
+            )));
+        }
+        Ok(())
     }
 
     /// The containers on a network, with their endpoints.
@@ -242,10 +274,14 @@ impl Engine {
     pub fn network_remove(&self, name: &str) -> Result<Network> {
         self.reconcile_networks();
         let store = self.network_store();
-        let n = store.get(name)?;
-        if n.name == model::DEFAULT_NETWORK {
+        let n = match self.predefined_network(name) {
+            Some(n) => n,
+            None => store.get(name)?,
+        };
+        if model::is_builtin(&n.name) {
+            // Docker's words.
             return Err(Error::Conflict(format!(
-                "network {}: the default network cannot be removed",
+                "{} is a pre-defined network and cannot be removed",
                 n.name
             )));
         }
@@ -288,9 +324,7 @@ impl Engine {
     pub fn network_prune(&self) -> Result<Vec<Network>> {
         let mut gone = Vec::new();
         for n in self.network_list()? {
-            if n.name == model::DEFAULT_NETWORK
-                || !self.network_store().endpoints_on(&n.id)?.is_empty()
-            {
+            if model::is_builtin(&n.name) || !self.network_store().endpoints_on(&n.id)?.is_empty() {
                 continue;
             }
             match self.network_remove(&n.id) {
@@ -436,7 +470,11 @@ impl Engine {
         let have = store.endpoints_of(&rec.id)?;
         let mut out = Vec::new();
         for a in &rec.spec.network.networks {
-            let n = self.network(&a.network).map_err(|e| match e {
+            let n = self.network(&a.network).and_then(|n| {
+                Self::refuse_predefined(&n, "a container joins it alone, without another network")
+                    .map(|()| n)
+            });
+            let n = n.map_err(|e| match e {
                 Error::Network(berth_network::Error::NotFound(_)) => option(
                     "--network",
                     format!(
@@ -1084,6 +1122,10 @@ impl Engine {
         let _lock = self.lock(&rec.id)?;
         let rec = self.refresh_locked(rec)?;
         let n = self.network(network)?;
+        Self::refuse_predefined(
+            &n,
+            "containers cannot be connected to it or disconnected from it",
+        )?;
         if n.name == model::DEFAULT_NETWORK
             && (want.ipv4.is_some() || want.ipv6.is_some() || !want.aliases.is_empty())
         {
@@ -1169,6 +1211,12 @@ impl Engine {
         let rec = self.records.find(container)?;
         let _lock = self.lock(&rec.id)?;
         let rec = self.refresh_locked(rec)?;
+        if let Some(n) = self.predefined_network(network) {
+            Self::refuse_predefined(
+                &n,
+                "containers cannot be connected to it or disconnected from it",
+            )?;
+        }
         let n = self.network_store().get(network)?;
         let store = self.network_store();
         if !store
@@ -1559,8 +1607,32 @@ impl Engine {
                 },
             );
         }
+        if model::predefined(&n.id, 0).is_some() {
+            // host and none: the running containers in that mode.
+            let host = n.name == "host";
+            for r in self.records.all()? {
+                let net = &r.spec.namespaces.net;
+                let on = if host {
+                    net.is_host()
+                } else {
+                    *net == crate::specgen::NamespaceMode::Private
+                        && r.spec.network.networks.is_empty()
+                };
+                if on && matches!(r.state.status, Status::Running | Status::Restarting) {
+                    containers.insert(
+                        r.id.clone(),
+                        NetworkContainer {
+                            name: r.name.clone(),
+                            ..NetworkContainer::default()
+                        },
+                    );
+                }
+            }
+        }
         let mut options = n.options.clone();
-        options.insert("com.docker.network.bridge.name".into(), n.bridge.clone());
+        if !n.bridge.is_empty() {
+            options.insert("com.docker.network.bridge.name".into(), n.bridge.clone());
+        }
         if let Some(m) = n.mtu {
             options.insert("com.docker.network.driver.mtu".into(), m.to_string());
         }

@@ -33,6 +33,49 @@ pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 pub const OPT_MTU: &str = "mtu";
 /// Docker's name of the MTU option, accepted as [`OPT_MTU`].
 pub const OPT_DOCKER_MTU: &str = "com.docker.network.driver.mtu";
+/// The id of the predefined `host` network (not stored: no bridge, no
+/// addresses; a container with `--network host` is on it).
+pub const HOST_NETWORK_ID: &str =
+    "29d8fbd501c48f24c0b0ab0a908c013d555ef2e9ed03d2a518b50c8d633061ee";
+/// The id of the predefined `none` network (a loopback only).
+pub const NONE_NETWORK_ID: &str =
+    "8fad26f444f3ef9306232761713d4595de2bdedb4dd5dd8a2ff916d90be62e7e";
+
+/// Docker's predefined `host` and `none` networks, by name, full id or the
+/// 12-digit short id `network ls` shows (driver `host` and `null`, as in
+/// Docker). `created`: when they are said to be made (the default
+/// network's time).
+pub fn predefined(name_or_id: &str, created: i64) -> Option<Network> {
+    let short = |id: &str| name_or_id.len() >= 12 && id.starts_with(name_or_id);
+    let (name, id, driver) = match name_or_id {
+        "host" => ("host", HOST_NETWORK_ID, "host"),
+        "none" => ("none", NONE_NETWORK_ID, "null"),
+        s if short(HOST_NETWORK_ID) && s.len() <= 64 => ("host", HOST_NETWORK_ID, "host"),
+        s if short(NONE_NETWORK_ID) && s.len() <= 64 => ("none", NONE_NETWORK_ID, "null"),
+        _ => return None,
+    };
+    Some(Network {
+        id: id.to_string(),
+        name: name.to_string(),
+        driver: driver.to_string(),
+        bridge: String::new(),
+        subnets: Vec::new(),
+        ipv6: false,
+        internal: false,
+        dns: false,
+        mtu: None,
+        labels: BTreeMap::new(),
+        options: BTreeMap::new(),
+        created,
+    })
+}
+
+/// Docker's predefined networks (`bridge`, `host`, `none`): never removed,
+/// `type=builtin` in filters, never dangling.
+pub fn is_builtin(name: &str) -> bool {
+    RESERVED_NAMES.contains(&name)
+}
+
 /// Names users cannot give a network (Docker's predefined networks).
 pub const RESERVED_NAMES: [&str; 3] = ["none", "host", "bridge"];
 /// The longest interface name the kernel takes (IFNAMSIZ - 1).
@@ -1001,6 +1044,24 @@ mod tests {
             &[net("0.0.0.0/0")],
         )
         .unwrap();
+    }
+
+    #[test]
+    fn predefined_host_and_none() {
+        let h = predefined("host", 7).unwrap();
+        assert_eq!(
+            (h.name.as_str(), h.driver.as_str(), h.created),
+            ("host", "host", 7)
+        );
+        assert_eq!(predefined(HOST_NETWORK_ID, 0).unwrap().name, "host");
+        assert_eq!(
+            predefined(&NONE_NETWORK_ID[..12], 0).unwrap().driver,
+            "null"
+        );
+        for no in ["bridge", "hos", &HOST_NETWORK_ID[..11], "", "app"] {
+            assert!(predefined(no, 0).is_none(), "{no}");
+        }
+        assert!(is_builtin("bridge") && is_builtin("none") && !is_builtin("app"));
     }
 
     #[test]
