@@ -1144,3 +1144,38 @@ fn review_regressions() {
     assert!(o.stderr.contains("hostbr"), "{}", o.stderr);
     assert!(w.in_ns("host", &["ip", "link", "show", "hostbr"]).code == 0);
 }
+
+/// Bridge networks are root's until rootless networking comes: a user gets
+/// one line naming that, not a half-made network.
+#[test]
+fn bridge_networks_are_refused_to_non_root_users_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    for d in ["root", "run"] {
+        let p = dir.path().join(d);
+        std::fs::create_dir(&p).unwrap();
+        // SAFETY: chown of a directory this test made.
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+    }
+    let o = Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .arg("--run-root")
+        .arg(dir.path().join("run"))
+        .args(["network", "create", "app"])
+        .output()
+        .expect("setpriv (util-linux) is needed");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("bridge networks need root") && err.contains("rootless"),
+        "{err}"
+    );
+}
