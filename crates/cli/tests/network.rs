@@ -1157,8 +1157,8 @@ fn bridge_networks_are_refused_to_non_root_users_with_one_clear_line() {
     for d in ["root", "run"] {
         let p = dir.path().join(d);
         std::fs::create_dir(&p).unwrap();
-        // SAFETY: chown of a directory this test made.
         let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: chown of a directory this test made; c is a valid C string.
         assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
     }
     let o = Command::new("setpriv")
