@@ -173,6 +173,23 @@ impl World {
             .args(args))
     }
 
+    /// Whether a program in namespace `ns` can bind TCP `addr` (the
+    /// error's errno if not).
+    fn bind_in(&self, ns: &str, addr: &str) -> Result<(), i32> {
+        let addr: std::net::SocketAddr = addr.parse().unwrap();
+        let f = std::fs::File::open(self.ns(ns)).unwrap();
+        std::thread::spawn(move || {
+            // SAFETY: a valid namespace fd; only this thread changes
+            // namespace.
+            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+            std::net::TcpListener::bind(addr)
+                .map(drop)
+                .map_err(|e| e.raw_os_error().unwrap_or(0))
+        })
+        .join()
+        .unwrap()
+    }
+
     /// An HTTP GET of `url` (http://HOST[:PORT]/) from namespace `ns`: the
     /// body, or None. (The host's static busybox wget cannot resolve with
     /// the host's NSS, so the test speaks HTTP itself.)
@@ -418,6 +435,14 @@ fn published_ports_from_outside_from_the_host_and_by_hairpin() {
         .unwrap();
     let ps = w.berth(&["ps", "--format", "{{.Ports}}"]).ok().stdout;
     assert!(ps.contains("0.0.0.0:8080->80/tcp"), "{ps}");
+    // The published ports are held (as podman's conmon and docker-proxy
+    // do): no other program on the host can take them.
+    assert_eq!(w.bind_in("host", "0.0.0.0:8080"), Err(libc::EADDRINUSE));
+    assert_eq!(w.bind_in("host", "127.0.0.1:8081"), Err(libc::EADDRINUSE));
+    assert_eq!(
+        w.bind_in("host", &format!("0.0.0.0:{random}")),
+        Err(libc::EADDRINUSE)
+    );
     let want = Some("hello-web\n".to_string());
     assert_eq!(
         w.fetch_from("outside", &format!("http://{HOST4}:8080/")),
@@ -499,9 +524,11 @@ fn published_ports_from_outside_from_the_host_and_by_hairpin() {
         w.fetch_from("outside", &format!("http://{HOST4}:{port}/")),
         Some("hello-all\n".into())
     );
-    // Stopped, the ports go; started again, they come back.
+    // Stopped, the ports go (free for any program); started again, they
+    // come back.
     w.berth(&["stop", "-t", "1", "web"]).ok();
     assert_eq!(w.fetch_from("host", "http://127.0.0.1:8080/"), None);
+    assert_eq!(w.bind_in("host", "0.0.0.0:8080"), Ok(()));
     assert!(
         !w.ruleset().contains(":8080") && !w.ruleset().contains(" 8080 "),
         "{}",

@@ -1058,7 +1058,8 @@ impl Engine {
         std::fs::create_dir_all(&run_dir).map_err(io(format!("create {}", run_dir.display())))?;
         // The monitor starts first and waits for GO: its own start-up
         // (a millisecond) overlaps with writing the bundle.
-        let (mut session, child) = self.spawn_monitor(rec, &dir, &run_dir, pre)?;
+        let hold = net.map(|n| n.hold.clone()).unwrap_or_default();
+        let (mut session, child) = self.spawn_monitor(rec, &dir, &run_dir, pre, hold)?;
         let ready = self.write_bundle(rec, image, rootfs, &run_dir, net);
         if let Err(e) = ready.and_then(|()| session.send(frame::GO, b"")) {
             // Told by the closed pipe, the monitor ends without a trace.
@@ -1198,6 +1199,7 @@ impl Engine {
         dir: &Path,
         run_dir: &Path,
         pre: Option<PreMonitor>,
+        hold_ports: Vec<berth_monitor_proto::config::HeldPort>,
     ) -> Result<(Session, Option<std::process::Child>)> {
         let c = &rec.spec;
         let runtime = self.host.find_program(&c.runtime)?;
@@ -1237,6 +1239,7 @@ impl Engine {
             ],
             trash: vec![self.paths.trash(&rec.id), self.paths.run_trash(&rec.id)],
             wait_go: true,
+            hold_ports,
         };
         let text = mcfg
             .to_text()

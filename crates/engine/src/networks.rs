@@ -121,6 +121,9 @@ pub struct NetSetup {
     /// The name server for /etc/resolv.conf when a network has DNS: its
     /// gateway, where berth's responder listens.
     pub dns_server: Option<IpAddr>,
+    /// The published host ports, for the monitor to hold (bound, so that
+    /// no other program takes them while the DNAT serves them).
+    pub hold: Vec<berth_monitor_proto::config::HeldPort>,
 }
 
 /// The search domain berth's responder answers (besides bare names).
@@ -691,6 +694,7 @@ impl Engine {
         netns::create(path)?;
         let mut setup = NetSetup {
             netns: path.to_path_buf(),
+            hold: held_ports(published),
             ..NetSetup::default()
         };
         let mut routed = false;
@@ -1708,6 +1712,28 @@ fn bridge_exists(name: &str) -> bool {
 }
 
 /// The nft elements of a network.
+/// The host ports the monitor holds for `published` (one per host
+/// address, port and protocol; SCTP has no socket to hold).
+fn held_ports(published: &[Published]) -> Vec<berth_monitor_proto::config::HeldPort> {
+    let mut out: Vec<berth_monitor_proto::config::HeldPort> = Vec::new();
+    for p in published {
+        let udp = match p.proto {
+            Proto::Tcp => false,
+            Proto::Udp => true,
+            Proto::Sctp => continue,
+        };
+        let h = berth_monitor_proto::config::HeldPort {
+            udp,
+            addr: p.host_ip,
+            port: p.host_port,
+        };
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    out
+}
+
 /// The file (beside the networks' markers) naming the families whose
 /// forwarding berth turned on.
 const GUARD_FILE: &str = "forwarding-enabled-by-berth";

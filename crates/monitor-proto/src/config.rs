@@ -80,6 +80,42 @@ impl Restart {
     }
 }
 
+/// A host port the monitor binds and holds for the container's life: a
+/// port published by DNAT has no process bound to it, so without this any
+/// program could take it (podman's conmon and docker-proxy hold theirs too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeldPort {
+    pub udp: bool,
+    /// None: every address (dual-stack `[::]`, else `0.0.0.0`).
+    pub addr: Option<std::net::IpAddr>,
+    pub port: u16,
+}
+
+impl HeldPort {
+    /// `tcp/*/8080`, `udp/127.0.0.1/53`, `tcp/::1/8080`.
+    pub fn parse(s: &str) -> Option<HeldPort> {
+        let (proto, rest) = s.split_once('/')?;
+        let (addr, port) = rest.rsplit_once('/')?;
+        let udp = match proto {
+            "tcp" => false,
+            "udp" => true,
+            _ => return None,
+        };
+        let addr = match addr {
+            "*" => None,
+            a => Some(a.parse().ok()?),
+        };
+        let port = port.parse().ok().filter(|p| *p != 0)?;
+        Some(HeldPort { udp, addr, port })
+    }
+
+    pub fn text(&self) -> String {
+        let addr = self.addr.map_or_else(|| "*".to_string(), |a| a.to_string());
+        let proto = if self.udp { "udp" } else { "tcp" };
+        format!("{proto}/{addr}/{}", self.port)
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Config {
     pub id: String,
@@ -122,6 +158,8 @@ pub struct Config {
     /// Wait for the starting client's GO frame before starting the
     /// container; if the client goes away first, end without a trace.
     pub wait_go: bool,
+    /// Host ports to hold while the monitor lives.
+    pub hold_ports: Vec<HeldPort>,
 }
 
 fn bad(line: &str, why: &str) -> String {
@@ -174,6 +212,9 @@ impl Config {
                 "exit_command" => c.exit_command.push(v.into()),
                 "trash" => c.trash.push(v.into()),
                 "wait_go" => c.wait_go = flag(v)?,
+                "hold_port" => c
+                    .hold_ports
+                    .push(HeldPort::parse(v).ok_or_else(|| bad(line, "not PROTO/ADDR/PORT"))?),
                 _ => return Err(bad(line, "unknown key")),
             }
         }
@@ -221,6 +262,9 @@ impl Config {
         }
         if self.wait_go {
             put("wait_go", "1")?;
+        }
+        for h in &self.hold_ports {
+            put("hold_port", &h.text())?;
         }
         for a in &self.exit_command {
             put("exit_command", a)?;
@@ -323,8 +367,24 @@ mod tests {
                 "/run/berth/trash/abc".into(),
             ],
             wait_go: true,
+            hold_ports: vec![
+                HeldPort::parse("tcp/*/8080").unwrap(),
+                HeldPort::parse("udp/127.0.0.1/53").unwrap(),
+                HeldPort::parse("tcp/::1/443").unwrap(),
+            ],
         };
         assert_eq!(Config::parse(&c.to_text().unwrap()).unwrap(), c);
+        assert_eq!(c.hold_ports[2].addr, Some("::1".parse().unwrap()));
+        for bad in [
+            "sctp/*/1",
+            "tcp/*/0",
+            "tcp/*",
+            "tcp/x/80",
+            "tcp/*/70000",
+            "",
+        ] {
+            assert!(HeldPort::parse(bad).is_none(), "{bad}");
+        }
         let no_trash = Config {
             trash: Vec::new(),
             ..c.clone()

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod exit;
+mod hold;
 mod log;
 
 /// Output held for one slow client before its output is dropped.
@@ -564,6 +565,8 @@ struct Monitor {
     /// A `--pre` monitor's runtime, started ahead and waiting for the
     /// command line of the first start (our end of its socket, its pid).
     waiting: Option<(OwnedFd, i32)>,
+    /// The host ports held for the container's life ([`hold`]).
+    _held: Vec<OwnedFd>,
 }
 
 impl Monitor {
@@ -636,7 +639,9 @@ impl Monitor {
             Some(e) if e.runtime == cfg.runtime => (e.protected, e.waiting),
             _ => (None, None),
         };
+        let held = hold::hold(&cfg.hold_ports);
         Ok(Monitor {
+            _held: held,
             state: State {
                 // SAFETY: getpid cannot fail.
                 monitor_pid: unsafe { libc::getpid() },

@@ -1,0 +1,172 @@
+//! Host ports held for the container's life. A port berth publishes is a
+//! DNAT element: no process is bound to it, so without a holder any program
+//! could bind it (and be shadowed by the DNAT, or shadow it for the
+//! container's restarts). The monitor binds each one (TCP: bound, never
+//! listening, so a stray connection is refused; UDP: bound with the
+//! smallest receive buffer, never read) and keeps the sockets until it
+//! exits; a kill -9 of the monitor releases them with everything else.
+
+use berth_monitor_proto::config::HeldPort;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+/// Binds every port it can; a port another program took since the engine
+/// checked it is named in the log (the DNAT serves it all the same).
+pub fn hold(ports: &[HeldPort]) -> Vec<OwnedFd> {
+    let mut out = Vec::new();
+    for p in ports {
+        match bind(p) {
+            Ok(fd) => out.push(fd),
+            Err(e) => eprintln!(
+                "berth-monitor: hold host port {}: {e} (published all the same)",
+                p.text()
+            ),
+        }
+    }
+    out
+}
+
+fn bind(p: &HeldPort) -> std::io::Result<OwnedFd> {
+    match p.addr {
+        Some(a) => bind_one(p.udp, SocketAddr::new(a, p.port), false),
+        // Dual-stack [::] holds the port for both families; a host without
+        // IPv6 gets 0.0.0.0.
+        None => bind_one(
+            p.udp,
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), p.port),
+            true,
+        )
+        .or_else(|_| {
+            bind_one(
+                p.udp,
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), p.port),
+                false,
+            )
+        }),
+    }
+}
+
+fn bind_one(udp: bool, addr: SocketAddr, dual: bool) -> std::io::Result<OwnedFd> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let kind = if udp {
+        libc::SOCK_DGRAM
+    } else {
+        libc::SOCK_STREAM
+    };
+    // SAFETY: plain syscall; the fd is owned below.
+    let fd = unsafe { libc::socket(family, kind | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new fd owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let set = |level: libc::c_int, opt: libc::c_int, v: libc::c_int| {
+        // SAFETY: setsockopt with a valid int option value of its size.
+        unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                level,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    if addr.is_ipv6() {
+        set(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, i32::from(!dual));
+    }
+    if udp {
+        // Never read: whatever is not DNATed away is dropped at once.
+        set(libc::SOL_SOCKET, libc::SO_RCVBUF, 0);
+    }
+    let r = match addr {
+        SocketAddr::V4(a) => {
+            let sa = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: a valid sockaddr_in of its size.
+            unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sa as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            }
+        }
+        SocketAddr::V6(a) => {
+            let sa = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: a valid sockaddr_in6 of its size.
+            unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&sa as *const libc::sockaddr_in6).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            }
+        }
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_port_cannot_be_bound_by_another_program_and_is_released() {
+        // A port the kernel picks, then held.
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let held = hold(&[HeldPort {
+            udp: false,
+            addr: Some("127.0.0.1".parse().unwrap()),
+            port,
+        }]);
+        assert_eq!(held.len(), 1);
+        let e = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EADDRINUSE));
+        // Held twice: the second is refused (logged), the first stays.
+        assert!(hold(&[HeldPort {
+            udp: false,
+            addr: Some("127.0.0.1".parse().unwrap()),
+            port,
+        }])
+        .is_empty());
+        drop(held);
+        std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        // UDP, every address.
+        let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let held = hold(&[HeldPort {
+            udp: true,
+            addr: None,
+            port,
+        }]);
+        assert_eq!(held.len(), 1);
+        assert!(std::net::UdpSocket::bind(("0.0.0.0", port)).is_err());
+        drop(held);
+        std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap();
+    }
+}
