@@ -1,0 +1,241 @@
+use super::*;
+use crate::parse::parse;
+
+fn amd64() -> Platform {
+    Platform {
+        os: "linux".into(),
+        arch: "amd64".into(),
+        variant: String::new(),
+    }
+}
+
+fn graph_args(src: &str, args: &[(&str, &str)]) -> Result<Graph, GraphError> {
+    let df = parse("Dockerfile", src.as_bytes()).unwrap();
+    let args: BTreeMap<String, String> = args
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Graph::new("Dockerfile", &df, &args, &amd64())
+}
+
+fn graph(src: &str) -> Graph {
+    graph_args(src, &[]).unwrap()
+}
+
+fn gerr(src: &str) -> String {
+    graph_args(src, &[]).unwrap_err().to_string()
+}
+
+fn ids(v: &[usize]) -> Vec<StageId> {
+    v.iter().map(|&i| StageId(i)).collect()
+}
+
+const MULTI: &str = "\
+ARG GO=1.22
+ARG BASE=alpine
+FROM golang:${GO} AS deps
+RUN go mod download
+FROM deps AS build
+RUN go build
+FROM deps AS lint
+RUN golangci-lint run
+FROM node:20 AS web
+RUN npm ci
+FROM ${BASE}:3.20 AS final
+COPY --from=build /app /app
+COPY --from=web /dist /srv
+RUN --mount=type=bind,from=lint,target=/l true
+COPY --from=busybox:1.36 /bin/busybox /bin/
+FROM scratch AS unrelated
+COPY --from=0 /x /x
+";
+
+#[test]
+fn stages_bases_and_deps() {
+    let g = graph(MULTI);
+    assert_eq!(g.stages.len(), 6);
+    let names: Vec<_> = g.stages.iter().map(|s| s.name.clone().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["deps", "build", "lint", "web", "final", "unrelated"]
+    );
+    assert_eq!(g.stages[0].base, Base::Image("golang:1.22".into()));
+    assert_eq!(g.stages[0].from_args.iter().collect::<Vec<_>>(), ["GO"]);
+    assert_eq!(g.stages[1].base, Base::Stage(StageId(0)));
+    assert_eq!(g.stages[4].base, Base::Image("alpine:3.20".into()));
+    assert_eq!(g.stages[4].deps, ids(&[1, 2, 3]));
+    assert_eq!(g.stages[4].image_refs, ["busybox:1.36"]);
+    assert_eq!(g.stages[4].instructions.len(), 4);
+    assert_eq!(g.stages[5].base, Base::Scratch);
+    assert_eq!(g.stages[5].deps, ids(&[0]));
+}
+
+#[test]
+fn plan_takes_only_what_the_target_needs_and_schedules_in_parallel() {
+    let g = graph(MULTI);
+    let plan = g.plan(None).unwrap();
+    assert_eq!(plan.target, StageId(5));
+    assert_eq!(plan.stages, ids(&[0, 5]));
+    let plan = g.plan(Some("FINAL")).unwrap();
+    assert_eq!(plan.target, StageId(4));
+    assert_eq!(plan.stages, ids(&[0, 1, 2, 3, 4]));
+    let mut done = HashSet::new();
+    // deps and web have no stage dependencies: both start at once.
+    assert_eq!(plan.ready(&done), ids(&[0, 3]));
+    done.insert(StageId(3));
+    assert_eq!(plan.ready(&done), ids(&[0]));
+    done.insert(StageId(0));
+    // build and lint as soon as deps is done.
+    assert_eq!(plan.ready(&done), ids(&[1, 2]));
+    done.insert(StageId(1));
+    assert_eq!(plan.ready(&done), ids(&[2]));
+    done.insert(StageId(2));
+    assert_eq!(plan.ready(&done), ids(&[4]));
+    assert!(!plan.finished(&done));
+    done.insert(StageId(4));
+    assert!(plan.ready(&done).is_empty());
+    assert!(plan.finished(&done));
+    let plan = g.plan(Some("lint")).unwrap();
+    assert_eq!(plan.stages, ids(&[0, 2]));
+}
+
+#[test]
+fn unknown_target_lists_the_stages() {
+    let g = graph(MULTI);
+    assert_eq!(
+        g.plan(Some("prod")).unwrap_err(),
+        "target stage \"prod\" could not be found; the stages are: deps, build, lint, web, final, unrelated"
+    );
+    let g = graph("FROM a\nFROM b\n");
+    assert!(g.plan(Some("x")).unwrap_err().contains("names no stages"));
+}
+
+#[test]
+fn global_args_and_build_args() {
+    let src = "ARG REG=docker.io\nARG IMG=${REG}/library/alpine\nARG TAG\nFROM ${IMG}:${TAG:-latest}\nARG IMG\nARG TAG=inner\nARG LOCAL=1\nRUN echo\n";
+    let g = graph(src);
+    assert_eq!(
+        g.stages[0].base,
+        Base::Image("docker.io/library/alpine:latest".into())
+    );
+    assert_eq!(g.global_args.get("TAG"), Some(&None));
+    // Inside a stage: build arg, else the default, else the global.
+    assert_eq!(
+        g.arg_value("IMG", None).as_deref(),
+        Some("docker.io/library/alpine")
+    );
+    assert_eq!(
+        g.arg_value("TAG", Some("inner".into())).as_deref(),
+        Some("inner")
+    );
+    assert_eq!(g.arg_value("NOPE", None), None);
+    assert_eq!(g.arg_value("TARGETARCH", None).as_deref(), Some("amd64"));
+    let g = graph_args(
+        src,
+        &[
+            ("TAG", "3.20"),
+            ("REG", "r.example"),
+            ("UNUSED", "x"),
+            ("HTTP_PROXY", "p"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        g.stages[0].base,
+        Base::Image("r.example/library/alpine:3.20".into())
+    );
+    assert_eq!(
+        g.arg_value("TAG", Some("inner".into())).as_deref(),
+        Some("3.20")
+    );
+    assert_eq!(g.unused_build_args, ["UNUSED"]);
+    // A build arg not declared globally is not in FROM's scope.
+    let g = graph_args("FROM alpine:${V:-none}\n", &[("V", "1")]).unwrap();
+    assert_eq!(g.stages[0].base, Base::Image("alpine:none".into()));
+}
+
+#[test]
+fn platform_args_in_from() {
+    let g = graph("FROM --platform=$BUILDPLATFORM img-$TARGETARCH$TARGETVARIANT AS b\n");
+    assert_eq!(g.stages[0].platform.as_deref(), Some("linux/amd64"));
+    assert_eq!(g.stages[0].base, Base::Image("img-amd64".into()));
+    let arm = Platform {
+        os: "linux".into(),
+        arch: "arm".into(),
+        variant: "v7".into(),
+    };
+    assert_eq!(arm.to_string(), "linux/arm/v7");
+    let names: Vec<_> = platform_args(&arm).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(
+        names,
+        [
+            "TARGETPLATFORM",
+            "TARGETOS",
+            "TARGETARCH",
+            "TARGETVARIANT",
+            "BUILDPLATFORM",
+            "BUILDOS",
+            "BUILDARCH",
+            "BUILDVARIANT"
+        ]
+    );
+    let n = Platform::native();
+    assert_eq!(n.os, "linux");
+    assert!(!n.arch.is_empty());
+}
+
+#[test]
+fn stage_names() {
+    // Case-insensitive, expanded, unique, valid.
+    let g = graph("FROM a AS Base\nFROM BASE\nCOPY --from=bAsE /x /x\n");
+    assert_eq!(g.stages[1].base, Base::Stage(StageId(0)));
+    let g = graph("ARG N=builder\nFROM a AS $N\nFROM builder\n");
+    assert_eq!(g.stages[0].name.as_deref(), Some("builder"));
+    assert_eq!(g.stages[1].base, Base::Stage(StageId(0)));
+    assert_eq!(
+        gerr("FROM a AS x\nFROM b AS X\n"),
+        "Dockerfile:2:1: FROM: duplicate stage name \"x\""
+    );
+    assert!(gerr("ARG N=9x\nFROM a AS $N\n").contains("invalid name for build stage: \"9x\""));
+}
+
+#[test]
+fn references_that_are_refused() {
+    assert_eq!(
+        gerr("FROM a AS one\nCOPY --from=one /x /x\n"),
+        "Dockerfile:2:1: COPY: circular dependency detected on stage: one"
+    );
+    assert_eq!(
+        gerr("FROM a AS one\nCOPY --from=two /x /x\nFROM b AS two\n"),
+        "Dockerfile:2:1: COPY: stage \"two\" is defined later in the file; only earlier stages can be used"
+    );
+    assert!(gerr("FROM a\nCOPY --from=1 /x /x\nFROM b\n")
+        .contains("stage index 1 is not defined before this stage"));
+    assert!(
+        gerr("FROM a\nCOPY --from=0 /x /x\n").contains("circular dependency detected on stage: 0")
+    );
+    assert!(gerr("FROM later AS first\nFROM b AS later\n").contains("defined later in the file"));
+    assert!(gerr("FROM x AS x\n").contains("circular dependency detected on stage: x"));
+    assert!(
+        gerr("FROM a\nRUN --mount=from=two,target=/t true\nFROM b AS two\n")
+            .contains("RUN: stage \"two\" is defined later")
+    );
+    assert!(
+        gerr("FROM a\nCOPY --from=99999999999999999999999 /x /x\n").contains("invalid stage index")
+    );
+    assert_eq!(
+        gerr("ARG A\nENV X=1\nFROM a\n"),
+        "Dockerfile:2:1: ENV: no build stage in current context (only ARG may come before the first FROM)"
+    );
+    assert_eq!(
+        gerr("ARG A\n"),
+        "Dockerfile:1:1: the Dockerfile has no FROM (no build stage)"
+    );
+}
+
+#[test]
+fn copy_from_expands_with_the_global_args() {
+    let g = graph("ARG SRC=build\nFROM a AS build\nFROM b\nCOPY --from=${SRC} /x /x\nCOPY --from=${OTHER:-img:1} /y /y\n");
+    assert_eq!(g.stages[1].deps, ids(&[0]));
+    assert_eq!(g.stages[1].image_refs, ["img:1"]);
+}
