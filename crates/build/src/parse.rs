@@ -248,7 +248,9 @@ pub enum Sharing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
     pub kind: MountType,
-    /// target=, dst=, destination=.
+    /// target=, dst=, destination=. Relative to the working directory;
+    /// missing means the working directory itself (BuildKit), which the
+    /// executor refuses when it is `/`.
     pub target: Option<String>,
     /// source=, src=.
     pub source: Option<String>,
@@ -346,7 +348,7 @@ impl Mount {
                 }
                 u32::from_str_radix(v, radix)
                     .map(Some)
-                    .map_err(|_| format!("invalid {what} {v:?}"))
+                    .map_err(|_| format!("invalid value {v} for {what}"))
             };
             match key.as_str() {
                 "type" => {
@@ -392,12 +394,8 @@ impl Mount {
                 }
                 "id" => m.id = Some(value),
                 "sharing" => {
-                    if m.kind != MountType::Cache {
-                        return Err(format!(
-                            "invalid cache sharing set for {} mount",
-                            m.kind.as_str()
-                        ));
-                    }
+                    // Checked against the type at the end (the type may
+                    // come later).
                     if !deferred {
                         m.sharing = Some(match value.to_ascii_lowercase().as_str() {
                             "shared" => Sharing::Shared,
@@ -411,7 +409,7 @@ impl Mount {
                         });
                     }
                 }
-                "mode" => m.mode = u32_of(&value, 8, "mode (octal)")?,
+                "mode" => m.mode = u32_of(&value, 8, "mode")?,
                 "uid" => m.uid = u32_of(&value, 10, "uid")?,
                 "gid" => m.gid = u32_of(&value, 10, "gid")?,
                 "source" | "src" => m.source = Some(value),
@@ -464,30 +462,23 @@ impl Mount {
         if ro_auto {
             m.read_only = !matches!(m.kind, MountType::Cache | MountType::Tmpfs);
         }
-        if m.sharing.is_some() && m.kind != MountType::Cache {
-            return Err(format!(
-                "invalid cache sharing set for {} mount",
-                m.kind.as_str()
-            ));
-        }
         if m.kind == MountType::Secret {
             if m.from.is_some() {
                 return Err("secret mount should not have a from".into());
             }
+            if m.sharing.is_some() {
+                return Err("secret mount should not define sharing".into());
+            }
             if m.source.is_none() && m.target.is_none() && m.id.is_none() && m.env.is_none() {
-                return Err("a secret mount needs one of id, source, target or env".into());
+                return Err("invalid secret mount. one of source, target required".into());
             }
             if m.source.is_some() && m.id.is_some() {
                 return Err("both source and id can't be set".into());
             }
         }
-        if matches!(
-            m.kind,
-            MountType::Bind | MountType::Cache | MountType::Tmpfs
-        ) && m.target.as_deref().unwrap_or("").is_empty()
-        {
+        if m.sharing.is_some() && m.kind != MountType::Cache {
             return Err(format!(
-                "a {} mount needs a target (target=, dst= or destination=)",
+                "invalid cache sharing set for {} mount",
                 m.kind.as_str()
             ));
         }
@@ -878,9 +869,6 @@ pub fn parse(file: &str, src: &[u8]) -> Result<Dockerfile, ParseError> {
                         format!("{}: unterminated heredoc {:?} (no line {:?} before the end of the file)", ins.kind.name(), h.name, h.name),
                     ));
                 }
-                if h.chomp {
-                    h.content = chomp(&h.content);
-                }
                 bodies.push(h);
             }
             attach_heredocs(&mut ins.kind, bodies);
@@ -938,7 +926,17 @@ fn can_contain_heredoc(k: &Kind) -> bool {
 
 fn attach_heredocs(k: &mut Kind, bodies: Vec<Heredoc>) {
     match k {
-        Kind::Run(r) => r.heredocs = bodies,
+        Kind::Run(r) => {
+            r.heredocs = bodies
+                .into_iter()
+                .map(|mut h| {
+                    if h.chomp {
+                        h.content = chomp(&h.content);
+                    }
+                    h
+                })
+                .collect()
+        }
         Kind::Copy(c) | Kind::Add(c) => {
             let by_name: HashMap<&str, &Heredoc> =
                 bodies.iter().map(|h| (h.name.as_str(), h)).collect();
@@ -954,7 +952,16 @@ fn attach_heredocs(k: &mut Kind, bodies: Vec<Heredoc>) {
                 }
             }
         }
-        Kind::Onbuild(o) => attach_heredocs(&mut o.trigger.kind, bodies),
+        Kind::Onbuild(o) => {
+            // The image config keeps the trigger with its heredocs, as
+            // written.
+            for h in &bodies {
+                o.expression.push('\n');
+                o.expression.push_str(&h.content);
+                o.expression.push_str(&h.name);
+            }
+            attach_heredocs(&mut o.trigger.kind, bodies)
+        }
         _ => {}
     }
 }
@@ -1492,7 +1499,17 @@ fn instruction(lg: &Logical, base: usize, esc: char, depth: u8) -> Result<Instru
         "HEALTHCHECK" => HEALTH_FLAGS,
         _ => &[],
     };
-    let mut flags = parse_flags(name, &flag_words, allowed)?;
+    // BuildKit reads HEALTHCHECK's flags only for CMD.
+    let none_check = name == "HEALTHCHECK"
+        && rest
+            .split(char::is_whitespace)
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("NONE"));
+    let mut flags = if none_check {
+        Flags(HashMap::new())
+    } else {
+        parse_flags(name, &flag_words, allowed)?
+    };
     let flag_off = |k: &str| {
         flag_words
             .iter()
@@ -1697,7 +1714,15 @@ fn instruction(lg: &Logical, base: usize, esc: char, depth: u8) -> Result<Instru
             if list.is_empty() {
                 return Err(at("VOLUME requires at least one argument".into()));
             }
-            Kind::Volume(list)
+            let mut vols = Vec::with_capacity(list.len());
+            for v in list {
+                let v = v.trim();
+                if v.is_empty() {
+                    return Err(at("VOLUME specified can not be an empty string".into()));
+                }
+                vols.push(v.to_string());
+            }
+            Kind::Volume(vols)
         }
         "HEALTHCHECK" => {
             let sep = rest.find(char::is_whitespace).unwrap_or(rest.len());

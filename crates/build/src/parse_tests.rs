@@ -425,21 +425,30 @@ fn mount_errors() {
         ),
         (
             "type=cache,target=/x,mode=999",
-            "invalid mode (octal) \"999\"",
+            "invalid value 999 for mode",
         ),
-        ("type=cache,target=/x,uid=-1", "invalid uid"),
+        ("type=cache,target=/x,uid=-1", "invalid value -1 for uid"),
         ("type=cache,target=/x,bogus=1", "unexpected key 'bogus'"),
         (
             "type=cache,target=/x,flag",
             "invalid field \"flag\": must be a key=value pair",
         ),
-        ("type=cache", "a cache mount needs a target"),
-        ("type=bind,source=x", "a bind mount needs a target"),
+        (
+            "type=secret,id=a,sharing=shared",
+            "secret mount should not define sharing",
+        ),
+        (
+            "sharing=locked,type=bind,target=/x",
+            "invalid cache sharing set for bind mount",
+        ),
         (
             "type=secret,from=x,id=a",
             "secret mount should not have a from",
         ),
-        ("type=secret", "a secret mount needs one of"),
+        (
+            "type=secret",
+            "invalid secret mount. one of source, target required",
+        ),
         (
             "type=secret,id=a,source=b",
             "both source and id can't be set",
@@ -462,9 +471,13 @@ fn mount_errors() {
     assert!(Mount::parse("type=cache,target=/x,uid=$UID", Some(&mut ex)).is_err());
     // In a Dockerfile the error names the instruction and the mount.
     assert_eq!(
-        perr("FROM x\nRUN --mount=type=cache echo\n"),
-        "Dockerfile:2:5: RUN: --mount=type=cache: a cache mount needs a target (target=, dst= or destination=)"
+        perr("FROM x\nRUN --mount=type=cache,target=/c,sharing=no echo\n"),
+        "Dockerfile:2:5: RUN: --mount=type=cache,target=/c,sharing=no: unsupported sharing value \"no\" (shared, private or locked)"
     );
+    // The type may come after sharing; a missing target is the working
+    // directory (BuildKit).
+    let m = mount("sharing=locked,type=cache").unwrap();
+    assert_eq!((m.sharing, m.target), (Some(Sharing::Locked), None));
 }
 
 // ---- instructions ---------------------------------------------------------
@@ -1015,4 +1028,28 @@ fn real_world_corpus() {
     assert_eq!(r.mounts[0].kind, MountType::Secret);
     assert!(r.mounts[0].required);
     assert_eq!(r.network, Some(NetworkMode::Default));
+}
+
+#[test]
+fn buildkit_details() {
+    // VOLUME refuses empty entries at parse time; entries are trimmed.
+    assert!(perr("VOLUME [\"/a\", \" \"]").ends_with("VOLUME specified can not be an empty string"));
+    assert_eq!(one("VOLUME [\" /a \"]"), Kind::Volume(vec!["/a".into()]));
+    // HEALTHCHECK NONE does not read flags.
+    let Kind::Healthcheck(h) = one("HEALTHCHECK --whatever=1 NONE") else {
+        panic!()
+    };
+    assert_eq!(h.test, ["NONE"]);
+    // ONBUILD keeps its heredocs in the expression, as written.
+    let Kind::Onbuild(o) = one("ONBUILD RUN <<-EOF\n\techo hi\n\tEOF\n") else {
+        panic!()
+    };
+    assert_eq!(o.expression, "RUN <<-EOF\n\techo hi\nEOF");
+    let Kind::Run(r) = &o.trigger.kind else {
+        panic!()
+    };
+    assert_eq!(r.heredocs[0].content, "echo hi\n");
+    // RUN and CMD may be empty (the shell runs nothing).
+    assert_eq!(run("RUN").command, shell(""));
+    assert_eq!(one("CMD"), Kind::Cmd(shell("")));
 }
