@@ -809,7 +809,6 @@ impl Ctx<'_> {
             }
         }
         out.dest = self.word(&c.dest)?;
-        out.from = self.opt(&c.from)?;
         out.chown = self.opt(&c.chown)?;
         out.chmod = self.opt(&c.chmod)?;
         out.checksum = self.opt(&c.checksum)?;
@@ -826,12 +825,13 @@ impl Ctx<'_> {
 /// build args and environment at that point; for FROM the global args).
 ///
 /// Expanded: FROM (image, `--platform`, stage name), COPY and ADD (sources,
-/// destination, `--from`, `--chown`, `--chmod`, `--checksum`, `--exclude`,
+/// destination, `--chown`, `--chmod`, `--checksum`, `--exclude`,
 /// the bodies of heredocs not quoted), ENV and LABEL (keys and values),
 /// ARG (names and defaults), WORKDIR, USER, STOPSIGNAL, EXPOSE (split into
 /// words), VOLUME, and RUN's `--mount` options. Not expanded (the shell
 /// does it, or Docker keeps them literal): RUN's command, CMD, ENTRYPOINT,
-/// SHELL, HEALTHCHECK, ONBUILD, MAINTAINER.
+/// SHELL, HEALTHCHECK, ONBUILD, MAINTAINER. `COPY --from` is expanded
+/// with the global args only, by [`crate::graph::Graph::source`].
 pub fn expand_instruction(
     ins: &Instruction,
     escape: char,

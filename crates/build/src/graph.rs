@@ -135,6 +135,8 @@ pub struct Graph {
     /// The build args given (`--build-arg`).
     pub build_args: BTreeMap<String, String>,
     pub platform: Platform,
+    /// The Dockerfile's escape character.
+    pub escape: char,
     /// Build args given that no ARG declares (Docker warns about them).
     pub unused_build_args: Vec<String>,
 }
@@ -271,7 +273,12 @@ impl Graph {
                         }
                     }
                     for r in refs {
-                        match resolve_ref(&r, stage, &stages, df) {
+                        let later = |n: &str| {
+                            df.instructions.iter().any(|i| {
+                                matches!(&i.kind, Kind::From(f) if f.name.as_deref() == Some(n) && i.pos > stage.pos)
+                            })
+                        };
+                        match resolve_ref(&r, stage.id, stage.name.as_deref(), &stages, &later) {
                             Ok(Some(d)) => {
                                 if !stage.deps.contains(&d) {
                                     stage.deps.push(d);
@@ -315,6 +322,7 @@ impl Graph {
             global_args: globals,
             build_args: build_args.clone(),
             platform: platform.clone(),
+            escape: df.escape,
             unused_build_args,
         })
     }
@@ -384,20 +392,22 @@ impl Graph {
     }
 }
 
-/// A stage reference from `COPY --from` or `from=`: a stage by name or
-/// index (an earlier one), else an image.
+/// A stage reference from `COPY --from` or `from=` in stage `id`: a stage
+/// by name or index (an earlier one), else an image.
 fn resolve_ref(
     r: &str,
-    stage: &Stage,
-    stages: &[Stage],
-    df: &Dockerfile,
+    id: StageId,
+    own_name: Option<&str>,
+    earlier: &[Stage],
+    later: &dyn Fn(&str) -> bool,
 ) -> Result<Option<StageId>, String> {
     let lower = r.to_ascii_lowercase();
-    if stage.name.as_deref() == Some(lower.as_str()) {
+    if own_name == Some(lower.as_str()) {
         return Err(format!("circular dependency detected on stage: {lower}"));
     }
-    if let Some(s) = stages
+    if let Some(s) = earlier
         .iter()
+        .take(id.0)
         .find(|s| s.name.as_deref() == Some(lower.as_str()))
     {
         return Ok(Some(s.id));
@@ -406,26 +416,61 @@ fn resolve_ref(
         let Ok(n) = r.parse::<usize>() else {
             return Err(format!("invalid stage index {r:?}"));
         };
-        if n == stage.id.0 {
+        if n == id.0 {
             return Err(format!("circular dependency detected on stage: {n}"));
         }
-        if n > stage.id.0 {
+        if n > id.0 {
             return Err(format!(
                 "stage index {n} is not defined before this stage (stage {})",
-                stage.id.0
+                id.0
             ));
         }
         return Ok(Some(StageId(n)));
     }
-    let later = df.instructions.iter().any(|i| {
-        matches!(&i.kind, Kind::From(f) if f.name.as_deref() == Some(lower.as_str()) && i.pos > stage.pos)
-    });
-    if later {
+    if later(&lower) {
         return Err(format!(
             "stage {lower:?} is defined later in the file; only earlier stages can be used"
         ));
     }
     Ok(None)
+}
+
+/// What `COPY --from=` or a mount's `from=` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Stage(StageId),
+    /// An image reference (or a named build context).
+    Image(String),
+}
+
+impl Graph {
+    /// Resolves `COPY --from=FROM` (`copy`: expanded with the global args,
+    /// as BuildKit does) or a mount's `from=FROM` (never expanded) in
+    /// stage `stage`, as [`Graph::new`] did to find the stage's deps.
+    pub fn source(&self, stage: StageId, from: &str, copy: bool) -> Result<Source, String> {
+        let Some(st) = self.stages.get(stage.0) else {
+            return Err(format!("no stage {}", stage.0));
+        };
+        let from = if copy {
+            let env = |k: &str| self.global_args.get(k).cloned().flatten();
+            Lexer::new(self.escape)
+                .word(from, &env)
+                .map_err(|e| format!("--from: {}", e.0))?
+        } else {
+            from.to_string()
+        };
+        let later = |n: &str| {
+            self.stages[stage.0 + 1..]
+                .iter()
+                .any(|s| s.name.as_deref() == Some(n))
+        };
+        Ok(
+            match resolve_ref(&from, st.id, st.name.as_deref(), &self.stages, &later)? {
+                Some(id) => Source::Stage(id),
+                None => Source::Image(from),
+            },
+        )
+    }
 }
 
 /// The stages a target needs and the order they may run in.

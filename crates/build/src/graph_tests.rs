@@ -239,3 +239,38 @@ fn copy_from_expands_with_the_global_args() {
     assert_eq!(g.stages[1].deps, ids(&[0]));
     assert_eq!(g.stages[1].image_refs, ["img:1"]);
 }
+
+#[test]
+fn sources_resolve_as_the_graph_did() {
+    let g = graph("ARG SRC=build\nFROM a AS build\nFROM b AS two\nCOPY --from=${SRC} /x /x\nFROM c AS three\n");
+    assert_eq!(
+        g.source(StageId(1), "${SRC}", true),
+        Ok(Source::Stage(StageId(0)))
+    );
+    assert_eq!(
+        g.source(StageId(1), "0", true),
+        Ok(Source::Stage(StageId(0)))
+    );
+    assert_eq!(
+        g.source(StageId(1), "alpine:3", true),
+        Ok(Source::Image("alpine:3".into()))
+    );
+    // A mount's from= is not expanded.
+    assert_eq!(
+        g.source(StageId(1), "${SRC}", false),
+        Ok(Source::Image("${SRC}".into()))
+    );
+    assert!(g
+        .source(StageId(1), "three", true)
+        .unwrap_err()
+        .contains("defined later"));
+    assert!(g
+        .source(StageId(1), "two", true)
+        .unwrap_err()
+        .contains("circular"));
+    assert!(g
+        .source(StageId(0), "build", true)
+        .unwrap_err()
+        .contains("circular"));
+    assert!(g.source(StageId(9), "x", true).is_err());
+}

@@ -755,7 +755,8 @@ fn expansion_where_docker_expands() {
     // A word of the shell form loses its quotes like any other.
     assert_eq!(x[8].0, Kind::Volume(vec!["/srv/data".into(), "[x]".into()]));
     let Kind::Copy(c) = &x[9].0 else { panic!() };
-    assert_eq!(c.from.as_deref(), Some("app"));
+    // --from is the graph's (global args only).
+    assert_eq!(c.from.as_deref(), Some("$U"));
     assert_eq!(c.chown.as_deref(), Some("app"));
     assert_eq!(c.chmod.as_deref(), Some("644"));
     assert_eq!(c.exclude, ["1.2"]);
