@@ -148,24 +148,24 @@ impl Ignore {
         if file == "." {
             return false;
         }
-        let parent_dirs: Vec<&str> = match file.rfind('/') {
-            Some(i) => file[..i].split('/').collect(),
-            None => Vec::new(),
-        };
+        let chars: Vec<char> = file.chars().collect();
+        // The parents are the prefixes before each '/'.
+        let parents: Vec<usize> = chars
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c == '/')
+            .map(|(i, _)| i)
+            .collect();
+        let mut bufs = (Vec::new(), Vec::new());
         let mut matched = false;
         for p in &self.patterns {
             if p.exclusion != matched {
                 continue;
             }
-            let mut m = glob(&p.toks, &file);
-            if !m {
-                for i in 0..parent_dirs.len() {
-                    if glob(&p.toks, &parent_dirs[..=i].join("/")) {
-                        m = true;
-                        break;
-                    }
-                }
-            }
+            let m = glob_chars(&p.toks, &chars, &mut bufs)
+                || parents
+                    .iter()
+                    .any(|&end| glob_chars(&p.toks, &chars[..end], &mut bufs));
             if m {
                 matched = !p.exclusion;
             }
@@ -297,12 +297,20 @@ fn compile(p: &str) -> Result<Vec<Tok>, String> {
 /// pattern length times path length).
 fn glob(toks: &[Tok], s: &str) -> bool {
     let chars: Vec<char> = s.chars().collect();
+    glob_chars(toks, &chars, &mut (Vec::new(), Vec::new()))
+}
+
+/// [`glob`] on characters, with the caller's buffers.
+fn glob_chars(toks: &[Tok], chars: &[char], bufs: &mut (Vec<bool>, Vec<bool>)) -> bool {
     let n = chars.len();
-    // reach[j][i]: tokens [..j] can match chars [..i].
-    let mut cur = vec![false; n + 1];
+    let (cur, next) = bufs;
+    cur.clear();
+    cur.resize(n + 1, false);
+    // cur[i]: the tokens so far can match chars[..i].
     cur[0] = true;
     for t in toks {
-        let mut next = vec![false; n + 1];
+        next.clear();
+        next.resize(n + 1, false);
         match t {
             Tok::Lit(c) => {
                 for i in 0..n {
@@ -365,7 +373,10 @@ fn glob(toks: &[Tok], s: &str) -> bool {
                 }
             }
         }
-        cur = next;
+        std::mem::swap(cur, next);
+        if !cur.iter().any(|&b| b) {
+            return false;
+        }
     }
     cur[n]
 }
