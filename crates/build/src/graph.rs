@@ -504,6 +504,92 @@ impl Plan {
     }
 }
 
+/// The variables in scope while a stage's instructions run, as BuildKit
+/// keeps them: the environment (the base image's, then ENV) and the args
+/// the stage declared (ARG). Expansion looks up ENV first, then ARGs; a
+/// RUN sees both (an ENV wins over an ARG of the same name) and the proxy
+/// build args without an ARG. Neither args nor proxies reach the image.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StageScope {
+    /// The environment, in order (what the image config's Env keeps).
+    pub env: Vec<(String, String)>,
+    /// Declared args: name to value (`None`: declared, no value).
+    pub args: BTreeMap<String, Option<String>>,
+}
+
+impl StageScope {
+    /// The scope at the start of a stage whose base has `base_env`.
+    pub fn new(base_env: Vec<(String, String)>) -> StageScope {
+        StageScope {
+            env: base_env,
+            args: BTreeMap::new(),
+        }
+    }
+
+    /// A variable's value for expansion: ENV, else a declared arg.
+    pub fn lookup(&self, name: &str) -> Option<String> {
+        if let Some((_, v)) = self.env.iter().rev().find(|(k, _)| k == name) {
+            return Some(v.clone());
+        }
+        self.args.get(name).cloned().flatten()
+    }
+
+    /// Applies an instruction already expanded with [`StageScope::lookup`]:
+    /// ARG declares (with [`Graph::arg_value`]), ENV sets.
+    pub fn apply(&mut self, graph: &Graph, ins: &Instruction) {
+        match &ins.kind {
+            Kind::Arg(args) => {
+                for a in args {
+                    let v = graph.arg_value(&a.name, a.default.clone());
+                    self.args.insert(a.name.clone(), v);
+                }
+            }
+            Kind::Env(kvs) => {
+                for kv in kvs {
+                    match self.env.iter_mut().find(|(k, _)| *k == kv.key) {
+                        Some(slot) => slot.1 = kv.value.clone(),
+                        None => self.env.push((kv.key.clone(), kv.value.clone())),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The environment of a RUN: ENV, then the declared args with a value
+    /// that no ENV overrides, then the proxy build args given.
+    pub fn run_env(&self, graph: &Graph) -> Vec<(String, String)> {
+        let mut out = self.env.clone();
+        for (k, v) in &self.args {
+            if let Some(v) = v {
+                if !out.iter().any(|(e, _)| e == k) {
+                    out.push((k.clone(), v.clone()));
+                }
+            }
+        }
+        for p in PROXY_ARGS {
+            if let Some(v) = graph.build_args.get(*p) {
+                if !out.iter().any(|(e, _)| e == p) {
+                    out.push((p.to_string(), v.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The build args a step's cache key depends on: the declared args
+    /// with their values (BuildKit keys RUN on all of them, other steps on
+    /// the ones their expansion used, `used`).
+    pub fn args_for_key(&self, used: Option<&BTreeSet<String>>) -> Vec<(String, Option<String>)> {
+        self.args
+            .iter()
+            .filter(|(k, _)| used.is_none_or(|u| u.contains(*k)))
+            .filter(|(k, _)| !self.env.iter().any(|(e, _)| e == *k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 #[path = "graph_tests.rs"]
 mod tests;

@@ -274,3 +274,49 @@ fn sources_resolve_as_the_graph_did() {
         .contains("circular"));
     assert!(g.source(StageId(9), "x", true).is_err());
 }
+
+#[test]
+fn a_stage_scope_follows_arg_and_env() {
+    use crate::expand::expand_instruction;
+    let src = "ARG V=global\nFROM a\nARG V\nARG W=${V}-w\nENV V=env E=$W\nARG V\nRUN true\n";
+    let df = parse("Dockerfile", src.as_bytes()).unwrap();
+    let args: BTreeMap<String, String> = [
+        ("HTTP_PROXY".to_string(), "http://p".to_string()),
+        ("W".to_string(), "given".to_string()),
+    ]
+    .into();
+    let g = Graph::new("Dockerfile", &df, &args, &amd64()).unwrap();
+    let mut scope = StageScope::new(vec![
+        ("PATH".into(), "/bin".into()),
+        ("V".into(), "base".into()),
+    ]);
+    // Before ARG V, $V is the base image's ENV.
+    assert_eq!(scope.lookup("V").as_deref(), Some("base"));
+    let mut used_last = BTreeSet::new();
+    for ins in &g.stages[0].instructions {
+        let x = expand_instruction(ins, df.escape, &|k: &str| scope.lookup(k)).unwrap();
+        used_last = x.used.clone();
+        scope.apply(&g, &x.instruction);
+    }
+    // ENV wins over ARG; W came from --build-arg.
+    assert_eq!(scope.lookup("V").as_deref(), Some("env"));
+    assert_eq!(scope.lookup("E").as_deref(), Some("given"));
+    assert_eq!(scope.args.get("V"), Some(&Some("global".to_string())));
+    assert_eq!(
+        scope.run_env(&g),
+        [
+            ("PATH".to_string(), "/bin".to_string()),
+            ("V".into(), "env".into()),
+            ("E".into(), "given".into()),
+            ("W".into(), "given".into()),
+            ("HTTP_PROXY".into(), "http://p".into()),
+        ]
+    );
+    assert!(used_last.is_empty());
+    assert_eq!(
+        scope.args_for_key(None),
+        [("W".to_string(), Some("given".to_string()))]
+    );
+    let only_v: BTreeSet<String> = ["V".to_string()].into();
+    assert!(scope.args_for_key(Some(&only_v)).is_empty());
+}

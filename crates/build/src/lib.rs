@@ -48,6 +48,6 @@ pub mod limits {
 }
 
 pub use expand::{ExpandError, Expanded, Lexer};
-pub use graph::{Base, Graph, GraphError, Plan, Platform, Source, Stage, StageId};
+pub use graph::{Base, Graph, GraphError, Plan, Platform, Source, Stage, StageId, StageScope};
 pub use ignore::{Ignore, IgnoreError};
 pub use parse::{parse, Dockerfile, Instruction, Kind, ParseError, Pos};
