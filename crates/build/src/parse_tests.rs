@@ -1054,3 +1054,58 @@ fn buildkit_details() {
     assert_eq!(run("RUN").command, shell(""));
     assert_eq!(one("CMD"), Kind::Cmd(shell("")));
 }
+
+#[test]
+fn heredoc_edge_cases() {
+    // An empty body.
+    let c = copy("COPY <<EOF /bar\nEOF");
+    let SourceItem::Heredoc(h) = &c.sources[0] else {
+        panic!()
+    };
+    assert_eq!((h.content.as_str(), h.expand), ("", true));
+    // Heredocs and paths mixed keep their order.
+    let c = copy("COPY <<EOF foo.txt /bar\ninline\nEOF\n");
+    assert!(matches!(&c.sources[0], SourceItem::Heredoc(h) if h.content == "inline\n"));
+    assert_eq!(c.sources[1], SourceItem::Path("foo.txt".into()));
+    // Quotes in a body are kept.
+    let c = copy("COPY <<EOF /q\n\"quotes\"\nEOF");
+    assert!(matches!(&c.sources[0], SourceItem::Heredoc(h) if h.content == "\"quotes\"\n"));
+    // A pipe after the heredoc stays in the command.
+    let r = run("RUN <<'EOF' | python\nprint(\"hello\")\nEOF\n");
+    assert_eq!(r.command, shell("<<'EOF' | python"));
+    assert!(!r.heredocs[0].expand);
+    // The terminator must be alone on its line (trailing spaces count).
+    let d = p("FROM x\nRUN <<EOF\nEOF \nEOF\nRUN y\n");
+    let Kind::Run(r) = &d.instructions[1].kind else {
+        panic!()
+    };
+    assert_eq!(r.heredocs[0].content, "EOF \n");
+    // CRLF bodies keep their CR; the terminator matches without it.
+    let r = run("RUN <<EOF\r\na\r\nEOF\r\n");
+    assert_eq!(r.heredocs[0].content, "a\r\n");
+}
+
+#[test]
+fn legacy_env_and_label_with_tabs_and_continuations() {
+    let d = p("FROM\tubuntu\nLABEL\tmaintainer\tA B <a@b> (@c)\nENV\tLIST\t\\\n\ta b \\\n\tc d\n");
+    let kv = |k: &str, v: &str| KeyValue {
+        key: k.into(),
+        value: v.into(),
+    };
+    assert_eq!(
+        d.instructions[0].kind,
+        Kind::From(From {
+            image: "ubuntu".into(),
+            name: None,
+            platform: None
+        })
+    );
+    assert_eq!(
+        d.instructions[1].kind,
+        Kind::Label(vec![kv("maintainer", "A B <a@b> (@c)")])
+    );
+    assert_eq!(
+        d.instructions[2].kind,
+        Kind::Env(vec![kv("LIST", "a b \tc d")])
+    );
+}
