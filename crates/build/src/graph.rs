@@ -163,6 +163,15 @@ impl Graph {
         let mut declared: HashSet<String> = HashSet::new();
         let mut stages: Vec<Stage> = Vec::new();
         let mut current: Option<Stage> = None;
+        // Where each stage name is last defined (to refuse forward
+        // references without rescanning the file).
+        let mut last_def: std::collections::HashMap<&str, Pos> = std::collections::HashMap::new();
+        for i in &df.instructions {
+            if let Kind::From(From { name: Some(n), .. }) = &i.kind {
+                last_def.insert(n.as_str(), i.pos);
+            }
+        }
+        let defined_after = |n: &str, p: Pos| last_def.get(n).is_some_and(|&d| d > p);
         for ins in &df.instructions {
             match &ins.kind {
                 Kind::Arg(_) if current.is_none() => {
@@ -185,7 +194,7 @@ impl Graph {
                     }
                 }
                 Kind::From(_) => {
-                    if stages.len() + 1 > MAX_STAGES {
+                    if stages.len() + usize::from(current.is_some()) >= MAX_STAGES {
                         return Err(e(ins.pos, format!("more than {MAX_STAGES} stages")));
                     }
                     if let Some(s) = current.take() {
@@ -212,11 +221,17 @@ impl Graph {
                     let lower = f.image.to_ascii_lowercase();
                     let base = if f.image == "scratch" {
                         Base::Scratch
-                    } else if let Some(s) = stages.iter().find(|s| s.name.as_deref() == Some(lower.as_str())) {
+                    } else if let Some(s) = stages
+                        .iter()
+                        .find(|s| s.name.as_deref() == Some(lower.as_str()))
+                    {
                         Base::Stage(s.id)
                     } else if f.name.as_deref() == Some(lower.as_str()) {
-                        return Err(e(ins.pos, format!("FROM: circular dependency detected on stage: {lower}")));
-                    } else if df.instructions.iter().any(|i| matches!(&i.kind, Kind::From(g) if g.name.as_deref() == Some(lower.as_str()) && i.pos > ins.pos)) {
+                        return Err(e(
+                            ins.pos,
+                            format!("FROM: circular dependency detected on stage: {lower}"),
+                        ));
+                    } else if defined_after(&lower, ins.pos) {
                         return Err(e(ins.pos, format!("FROM: stage {lower:?} is defined later in the file; a stage can only start from an earlier one")));
                     } else {
                         Base::Image(f.image.clone())
@@ -273,11 +288,7 @@ impl Graph {
                         }
                     }
                     for r in refs {
-                        let later = |n: &str| {
-                            df.instructions.iter().any(|i| {
-                                matches!(&i.kind, Kind::From(f) if f.name.as_deref() == Some(n) && i.pos > stage.pos)
-                            })
-                        };
+                        let later = |n: &str| defined_after(n, stage.pos);
                         match resolve_ref(&r, stage.id, stage.name.as_deref(), &stages, &later) {
                             Ok(Some(d)) => {
                                 if !stage.deps.contains(&d) {

@@ -320,3 +320,28 @@ fn a_stage_scope_follows_arg_and_env() {
     let only_v: BTreeSet<String> = ["V".to_string()].into();
     assert!(scope.args_for_key(Some(&only_v)).is_empty());
 }
+
+#[test]
+fn many_stages_and_references() {
+    // The most stages there may be, each copying from its predecessor.
+    let mut src = String::from("FROM a AS s0\n");
+    for i in 1..crate::limits::MAX_STAGES {
+        src.push_str(&format!(
+            "FROM s{} AS s{i}\nCOPY --from=s{} /x /x\nCOPY --from=img{i} /y /y\n",
+            i - 1,
+            i - 1
+        ));
+    }
+    let t = std::time::Instant::now();
+    let g = graph(&src);
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t.elapsed()
+    );
+    let plan = g.plan(None).unwrap();
+    assert_eq!(plan.stages.len(), crate::limits::MAX_STAGES);
+    assert_eq!(g.stages[999].deps, ids(&[998]));
+    src.push_str("FROM one-too-many\n");
+    assert!(gerr(&src).contains("more than 1000 stages"));
+}
