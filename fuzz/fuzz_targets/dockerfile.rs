@@ -68,7 +68,11 @@ fuzz_target!(|data: &[u8]| {
             let _ = Lexer::heredoc().process(line, &env);
         }
         if let Ok(ig) = Ignore::parse(text) {
-            for p in text.lines().take(32).chain(["a", "a/b/c", ".git/x", "src/main.rs"]) {
+            for p in text
+                .lines()
+                .take(32)
+                .chain(["a", "a/b/c", ".git/x", "src/main.rs"])
+            {
                 let _ = ig.excluded(p, false);
                 let _ = ig.may_include_below(p);
             }
