@@ -614,4 +614,61 @@ mod tests {
             assert_eq!(clean(i), o, "{i}");
         }
     }
+
+    /// Real-world files: a Node service and a Go monorepo.
+    #[test]
+    fn real_world_ignore_files() {
+        let node = "# deps and builds\nnode_modules\nnpm-debug.log*\ndist/\ncoverage\n\n# env files, but keep the example\n.env*\n!.env.example\n\n# docs except the API reference\ndocs/**\n!docs/api/**\n.git\n**/*.test.js\nDockerfile*\n.dockerignore\n";
+        let i = ig(node);
+        let cases = [
+            ("node_modules", true, true),
+            ("node_modules/left-pad/index.js", false, true),
+            ("npm-debug.log.1", false, true),
+            ("dist", true, true),
+            ("dist/app.js", false, true),
+            ("coverage/lcov.info", false, true),
+            (".env", false, true),
+            (".env.production", false, true),
+            (".env.example", false, false),
+            ("docs/guide/intro.md", false, true),
+            ("docs/api/v1.yaml", false, false),
+            // The directory itself stays excluded (`docs/api/**` needs
+            // something below it); a walker enters it for the exception
+            // and keeps it as the parent of what is included.
+            ("docs/api", true, true),
+            (".git/HEAD", false, true),
+            ("src/app.test.js", false, true),
+            ("src/deep/x.test.js", false, true),
+            ("src/app.js", false, false),
+            ("Dockerfile", false, true),
+            ("Dockerfile.dev", false, true),
+            ("package.json", false, false),
+        ];
+        for (path, dir, want) in cases {
+            assert_eq!(i.excluded(path, dir), want, "{path}");
+        }
+        assert!(i.may_include_below("docs"));
+        assert!(i.may_include_below("docs/api"));
+        assert!(!i.may_include_below("node_modules"));
+        assert!(!i.may_include_below("docs/guide"));
+
+        let go = "*\n!go.mod\n!go.sum\n!cmd/\n!internal/\n!pkg/**/*.go\ninternal/**/testdata\n";
+        let i = ig(go);
+        let cases = [
+            ("README.md", true),
+            ("go.mod", false),
+            ("cmd/server/main.go", false),
+            ("internal/db/db.go", false),
+            ("internal/db/testdata/big.sql", true),
+            ("pkg/util/strings.go", false),
+            ("pkg/util/strings_test.txt", true),
+            ("vendor/x/y.go", true),
+        ];
+        for (path, want) in cases {
+            assert_eq!(i.excluded(path, false), want, "{path}");
+        }
+        assert!(i.may_include_below("pkg/util"));
+        assert!(i.may_include_below("cmd"));
+        assert!(!i.may_include_below("vendor"));
+    }
 }
