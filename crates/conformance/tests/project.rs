@@ -89,6 +89,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["berth-sys", "berth-runtime", "berth-monitor-proto"],
     ),
     ("berth-conformance", &[]),
+    // The Dockerfile language (parser, expansion, .dockerignore, stage
+    // graph): pure, no workspace crate.
+    ("berth-build", &[]),
 ];
 
 /// Crates that must not link berth-runtime, directly or through any other
