@@ -216,8 +216,8 @@ pub struct PsArgs {
     #[arg(long = "ctr-ids")]
     ctr_ids: bool,
     /// Output: table, json, or a Go template ('{{.Name}}'; 'table ...'
-    /// for a table): .ID .Name .Status .Created .InfraID .NumContainers
-    /// .Labels .Cgroup.
+    /// for a table): .ID .Name .Status .Created .CreatedAt .InfraID
+    /// .NumContainers .Labels .Cgroup .ContainerNames .ContainerIds.
     #[arg(long, value_name = "FORMAT", value_parser = crate::format::parse, default_value = "table")]
     format: crate::format::Format,
 }
@@ -231,6 +231,7 @@ struct PodRow {
     name: String,
     status: String,
     created: String,
+    created_at: String,
     #[serde(rename = "InfraID")]
     infra_id: String,
     num_containers: usize,
@@ -501,7 +502,8 @@ fn ps(engine: &Engine, a: PsArgs) -> Result<()> {
             id: short(&p.id),
             name: p.name.clone(),
             status: status.into(),
-            created: crate::format::go_time(p.created),
+            created: berth_engine::query::ago(p.created),
+            created_at: crate::format::go_time(p.created),
             infra_id: p.infra_id.as_deref().map(short).unwrap_or_default(),
             num_containers: cs.len(),
             labels: labels_text(&p.spec.labels),

@@ -384,6 +384,11 @@ fn pod_verbs_and_what_they_refuse() {
     );
     e.berth(&["pod", "start", "verbs"]).ok();
     assert_eq!(status("verbs"), "Running");
+    let st = e
+        .berth(&["pod", "stats", "--no-stream", "verbs"])
+        .ok()
+        .stdout;
+    assert!(st.lines().any(|l| l.contains(" m2 ")), "{st}");
     e.berth(&["pod", "restart", "-t", "1", "verbs"]).ok();
     assert_eq!(status("verbs"), "Running");
     e.berth(&["pod", "kill", "verbs"]).ok();
@@ -818,6 +823,13 @@ fn the_pods_ip_and_published_port_are_the_pods_and_go_with_it() {
         ip.starts_with("10.") || ip.contains('.'),
         "pod address {ip:?}"
     );
+    let doc: serde_json::Value =
+        serde_json::from_str(&w.berth(&["pod", "inspect", "web"]).ok().stdout).unwrap();
+    assert_eq!(
+        doc[0]["InfraConfig"]["PortBindings"]["80/tcp"][0]["HostPort"], "8080",
+        "{doc}"
+    );
+    assert_eq!(doc[0]["InfraConfig"]["Networks"][0], "bridge", "{doc}");
     // The member has the pod's address.
     let addrs = w
         .berth(&["exec", "httpd", "ip", "-o", "-4", "addr"])

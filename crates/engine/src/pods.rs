@@ -1000,25 +1000,22 @@ impl crate::Engine {
             create_infra: pod.spec.infra,
             infra_container_id: pod.infra_id.clone().unwrap_or_default(),
             infra_config: pod.spec.infra.then(|| InfraConfig {
-                port_bindings: pod
-                    .spec
-                    .network
-                    .ports
-                    .iter()
-                    .map(|p| {
-                        format!(
-                            "{}{}:{}/{}",
-                            p.host_ip.map(|ip| format!("{ip}:")).unwrap_or_default(),
-                            if p.host_port == 0 {
-                                String::new()
-                            } else {
-                                p.host_port.to_string()
-                            },
-                            p.container_port,
-                            p.proto
-                        )
-                    })
-                    .collect(),
+                port_bindings: {
+                    let mut m: BTreeMap<String, Vec<HostPort>> = BTreeMap::new();
+                    for p in &pod.spec.network.ports {
+                        m.entry(format!("{}/{}", p.container_port, p.proto))
+                            .or_default()
+                            .push(HostPort {
+                                host_ip: p.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                                host_port: if p.host_port == 0 {
+                                    String::new()
+                                } else {
+                                    p.host_port.to_string()
+                                },
+                            });
+                    }
+                    m
+                },
                 networks: pod
                     .spec
                     .network
@@ -1156,12 +1153,20 @@ pub struct PodInspect {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct InfraConfig {
-    pub port_bindings: Vec<String>,
+    /// `PORT/PROTO` to the host ports published for it.
+    pub port_bindings: BTreeMap<String, Vec<HostPort>>,
     pub networks: Vec<String>,
     pub host_network: bool,
     pub network_mode: String,
     #[serde(rename = "PidNS")]
     pub pid_ns: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostPort {
+    pub host_ip: String,
+    pub host_port: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
