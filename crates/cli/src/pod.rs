@@ -18,9 +18,11 @@ use std::path::Path;
 
 #[derive(Subcommand, Debug)]
 pub enum PodCmd {
-    /// Create a pod: containers run in it with `--pod NAME` share its
-    /// network (one IP; they talk over localhost), IPC (shared memory)
-    /// and host name, and its cgroup with the pod's limits.
+    /// Create a pod (containers sharing a network, IPC, host name and cgroup).
+    ///
+    /// Containers run in it with `--pod NAME` share its network (one IP;
+    /// they talk over localhost), IPC (shared memory) and host name, and
+    /// its cgroup with the pod's limits.
     ///
     /// An infra container (berth-init --pause, from berth's own image;
     /// no pull) holds the shared namespaces and the pod's network and
@@ -558,8 +560,9 @@ fn ps(engine: &Engine, a: PsArgs) -> Result<()> {
     Ok(())
 }
 
-/// Every member's log (not the infra's), each line led by `NAME `; with
-/// `follow`, one reader per container until all end.
+/// Every member's log (not the infra's), each line led by `NAME `: one
+/// container after another, or with `follow` one reader per container
+/// until all end.
 fn pod_logs(
     engine: &Engine,
     pod: &str,
@@ -599,6 +602,13 @@ fn pod_logs(
             Stream::Stderr => std::io::stderr().write_all(&buf).is_ok(),
         }
     };
+    if !req.follow {
+        // One container after another: each one's lines together.
+        for r in &members {
+            engine.logs(&r.id, req, &mut |e| print(&r.name, e))?;
+        }
+        return Ok(());
+    }
     let errors: Vec<anyhow::Error> = std::thread::scope(|s| {
         let hs: Vec<_> = members
             .iter()

@@ -881,3 +881,43 @@ fn the_pods_ip_and_published_port_are_the_pods_and_go_with_it() {
     let rules = w.in_ns("host", &["nft", "list", "ruleset"]).stdout;
     assert!(!rules.contains(" 8080 "), "{rules}");
 }
+
+#[test]
+fn pod_logs_prefix_each_member_and_follow_them_all() {
+    let e = env();
+    let _c = Cleanup(&e);
+    e.berth(&["pod", "create", "--name", "chatty"]).ok();
+    for n in ["la", "lb"] {
+        e.berth(&[
+            "run",
+            "-d",
+            "--name",
+            n,
+            "--pod",
+            "chatty",
+            IMAGE,
+            "sh",
+            "-c",
+            &format!("echo one-{n}; sleep 1; echo two-{n}"),
+        ])
+        .ok();
+    }
+    // -f follows every member until all have ended.
+    let t0 = Instant::now();
+    let o = e.berth(&["pod", "logs", "-f", "chatty"]).ok();
+    assert!(
+        t0.elapsed() >= Duration::from_millis(500),
+        "did not follow: {}",
+        o.stdout
+    );
+    for n in ["la", "lb"] {
+        for w in ["one", "two"] {
+            assert!(o.stdout.contains(&format!("{n} {w}-{n}\n")), "{}", o.stdout);
+        }
+    }
+    assert_eq!(o.stdout.lines().count(), 4, "{}", o.stdout);
+    let o = e.berth(&["pod", "logs", "--tail", "1", "chatty"]).ok();
+    assert_eq!(o.stdout, "la two-la\nlb two-lb\n");
+    let o = e.berth(&["pod", "logs", "-c", "lb", "chatty"]).ok();
+    assert_eq!(o.stdout, "lb one-lb\nlb two-lb\n");
+}

@@ -387,10 +387,11 @@ impl crate::Engine {
         self.pods().all()
     }
 
-    /// The pod's containers (the infra first), reconciled.
+    /// The pod's containers (the infra first, then the members oldest
+    /// first), reconciled.
     pub fn pod_containers(&self, pod: &PodRecord) -> Result<Vec<Record>> {
         let mut out: Vec<Record> = Vec::new();
-        for r in self.records.all()? {
+        for r in self.records.all()?.into_iter().rev() {
             if r.spec.pod.as_deref() == Some(&pod.id) {
                 let r = self.refresh(r)?;
                 if Some(&r.id) == pod.infra_id.as_ref() {
@@ -879,20 +880,31 @@ impl crate::Engine {
     /// Removes what there is of a pod (its lock held, phase not ready):
     /// members, then the infra, then the cgroup, then the record.
     fn remove_pod_locked(&self, pod: &PodRecord) -> Result<()> {
-        let mut all = self.pod_containers(pod)?;
-        if pod.infra_id.is_some() && !all.is_empty() {
-            let infra = all.remove(0);
-            all.push(infra);
-        }
+        let (infra, members): (Vec<Record>, Vec<Record>) = self
+            .pod_containers(pod)?
+            .into_iter()
+            .partition(|r| Some(&r.id) == pod.infra_id.as_ref());
         let mut report = PodReport {
             pod: pod.name.clone(),
             ..Default::default()
         };
-        for r in all {
-            match self.remove(&r.id, true, true) {
-                Ok(_) | Err(Error::NoSuchContainer(_)) => {}
-                Err(e) => report.errors.push((r.name, e)),
-            }
+        // The members together (each waits for its monitor's end), then
+        // the infra.
+        for group in [members, infra] {
+            let errs: Vec<(String, Error)> = std::thread::scope(|s| {
+                let hs: Vec<_> = group
+                    .iter()
+                    .map(|r| (r.name.clone(), s.spawn(|| self.remove(&r.id, true, true))))
+                    .collect();
+                hs.into_iter()
+                    .filter_map(|(n, h)| match h.join() {
+                        Ok(Ok(_) | Err(Error::NoSuchContainer(_))) => None,
+                        Ok(Err(e)) => Some((n, e)),
+                        Err(_) => Some((n, Error::Runtime("rm: the thread panicked".into()))),
+                    })
+                    .collect()
+            });
+            report.errors.extend(errs);
         }
         // An infra container a kill -9 left with no record yet has none
         // to find: its id was never stored. Its name is the pod's.
