@@ -488,6 +488,14 @@ fn plain_containers_join_another_containers_pid_ipc_uts_and_network() {
         "true",
     ]);
     assert!(o.stderr.contains("cannot be set with"), "{}", o.stderr);
+    let o = e.berth(&["run", "--rm", "--ipc", "container:nosuch", IMAGE, "true"]);
+    assert_eq!(o.code, 125, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("--ipc: container:nosuch: no such container"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]

@@ -560,6 +560,23 @@ impl crate::Engine {
     /// becomes the pod's id, and the spec joins the pod's shared
     /// namespaces and cgroup.
     pub(crate) fn join_pod(&self, spec: &mut ContainerSpec) -> Result<()> {
+        // `--pid/--ipc/--uts container:NAME`: NAME must exist (it must
+        // run when this one starts).
+        let ns = &spec.namespaces;
+        for (flag, mode) in [("--pid", &ns.pid), ("--ipc", &ns.ipc), ("--uts", &ns.uts)] {
+            if let NamespaceMode::Container(other) = mode {
+                match self.records.find(other) {
+                    Ok(_) => {}
+                    Err(Error::NoSuchContainer(_)) => {
+                        return Err(opt(
+                            flag,
+                            format!("container:{other}: no such container: {other}"),
+                        ))
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         let Some(what) = spec.pod.clone() else {
             return Ok(());
         };
