@@ -188,6 +188,17 @@ fn members_share_localhost_ipc_and_the_host_name() {
         ),
         "Running 2 podhost"
     );
+    let ps = e.berth(&["ps", "--pod"]).ok().stdout;
+    let head = ps.lines().next().unwrap();
+    assert!(
+        head.contains(" POD ID ") && head.ends_with(" PODNAME"),
+        "{ps}"
+    );
+    assert!(
+        ps.lines()
+            .any(|l| l.contains(" server ") && l.ends_with(&format!("{}   pp", &id[..12]))),
+        "{ps}"
+    );
     // pod top and logs: every member, by name.
     let top = e.berth(&["pod", "top", "pp"]).ok().stdout;
     assert!(
