@@ -196,6 +196,9 @@ pub struct CreateArgs {
     /// limit).
     #[arg(long = "pids-limit")]
     pids_limit: Option<i64>,
+    /// Write the pod's id to this file.
+    #[arg(long = "pod-id-file", value_name = "FILE")]
+    pod_id_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -378,7 +381,16 @@ pub fn pod(root: &Path, run_root: &Path, c: PodCmd) -> Result<()> {
                 name: a.name.clone(),
                 spec: pod_spec(&a)?,
             };
+            if let Some(f) = &a.pod_id_file {
+                if f.exists() {
+                    bail!("--pod-id-file: {} exists (remove it first)", f.display());
+                }
+            }
             let p = engine.pod_create(&req)?;
+            if let Some(f) = &a.pod_id_file {
+                std::fs::write(f, &p.id)
+                    .with_context(|| format!("--pod-id-file: write {}", f.display()))?;
+            }
             println!("{}", p.id);
         }
         PodCmd::Ps(a) => ps(&engine, a)?,

@@ -342,6 +342,27 @@ fn pod_verbs_and_what_they_refuse() {
     );
     let o = e.berth(&["pod", "create", "--infra=false", "--share", "net"]);
     assert!(o.stderr.contains("cannot share namespaces"), "{}", o.stderr);
+    // --pod-id-file, written by pod create and read by run.
+    let dir = tempfile::tempdir().unwrap();
+    let idf = dir.path().join("pod.id");
+    let idf = idf.to_str().unwrap();
+    e.berth(&["pod", "create", "--name", "byfile", "--pod-id-file", idf])
+        .ok();
+    e.berth(&[
+        "create",
+        "--name",
+        "mf",
+        "--pod-id-file",
+        idf,
+        IMAGE,
+        "true",
+    ])
+    .ok();
+    assert_eq!(
+        inspect(&e, &["pod", "inspect", "byfile"], "{{.NumContainers}}"),
+        "2"
+    );
+    e.berth(&["pod", "rm", "byfile"]).ok();
     // `--pod new:NAME` makes the pod.
     e.berth(&[
         "create",

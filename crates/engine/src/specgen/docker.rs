@@ -1049,6 +1049,13 @@ pub struct CreateFlags {
     /// cgroup; its network and published ports are the pod's.
     #[cfg_attr(feature = "clap", arg(long = "pod", value_name = "POD"))]
     pub pod: Option<String>,
+    /// Run in the pod whose id is in FILE (as `pod create --pod-id-file`
+    /// wrote it).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "pod-id-file", value_name = "FILE", conflicts_with = "pod")
+    )]
+    pub pod_id_file: Option<PathBuf>,
 }
 
 /// A spec's field as the Docker flag that sets it, for errors worded
@@ -1459,7 +1466,24 @@ pub fn to_spec(f: &CreateFlags, command: &[String]) -> Result<(ContainerSpec, Ve
         }
     };
     ns.user = crate::userns::parse(f.userns.as_deref(), &f.uidmap, &f.gidmap)?;
-    match &f.pod {
+    let pod = match (&f.pod, &f.pod_id_file) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(file)) => {
+            let id = std::fs::read_to_string(file)
+                .map_err(io(format!("--pod-id-file: read {}", file.display())))?
+                .trim()
+                .to_string();
+            if id.is_empty() {
+                return Err(option(
+                    "--pod-id-file",
+                    format!("{} holds no pod id", file.display()),
+                ));
+            }
+            Some(id)
+        }
+        (None, None) => None,
+    };
+    match &pod {
         Some(pod) => {
             pod_member_flags(f)?;
             s.pod = Some(pod.clone());
