@@ -10,6 +10,7 @@ mod interrupt;
 mod manage;
 mod network;
 mod output;
+mod pod;
 mod progress;
 mod verbs;
 mod views;
@@ -146,6 +147,9 @@ enum Cmd {
     /// Manage bridge networks (containers on one find each other by name).
     #[command(subcommand)]
     Network(network::NetworkCmd),
+    /// Manage pods (containers sharing a network, IPC, host name and cgroup).
+    #[command(subcommand)]
+    Pod(pod::PodCmd),
     /// Prune and report disk use.
     #[command(subcommand)]
     System(manage::SystemCmd),
@@ -384,6 +388,7 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
         Cmd::Diff { container } => manage::diff(root, run_root, &container),
         Cmd::Volume(c) => manage::volume(root, run_root, c),
         Cmd::Network(c) => network::network(root, run_root, c),
+        Cmd::Pod(c) => pod::pod(root, run_root, c),
         Cmd::System(c) => manage::system(root, run_root, c),
         Cmd::Container(c) => match c.into_cmd() {
             Routed::Same(cmd) => dispatch(root, run_root, *cmd),

@@ -89,6 +89,11 @@ pub fn hint(e: &berth_engine::Error) -> Option<String> {
     Some(match e {
         E::NoSuchContainer(_) => " (see `berth ps -a`)".into(),
         E::NoSuchVolume(_) => " (see `berth volume ls`)".into(),
+        E::NoSuchPod(_) => " (see `berth pod ps`)".into(),
+        E::PodRunning { pod, .. } => {
+            format!(" (`berth pod stop {pod}`, or `berth pod rm -f {pod}`)")
+        }
+        E::PodNameInUse(n) => format!("; remove it (`berth pod rm {n}`) or choose another --name"),
         E::NotRunning { container, op } => {
             let attach = match op {
                 berth_engine::error::Operation::Attach => " -a",

@@ -27,7 +27,7 @@ pub struct PsArgs {
     /// Print only ids.
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Filter: status=, name=, id=, label=KEY[=VALUE], ancestor=IMAGE, exited=CODE.
+    /// Filter: status=, name=, id=, label=KEY[=VALUE], ancestor=IMAGE, exited=CODE, pod=POD.
     #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
     /// Output: table (for people), json (for scripts), or a Go template
@@ -48,6 +48,9 @@ pub struct PsArgs {
     /// Show each container's size: what it wrote (and with its image's).
     #[arg(short = 's', long)]
     pub size: bool,
+    /// Show the id and name of each container's pod (POD ID, PODNAME).
+    #[arg(short = 'p', long)]
+    pub pod: bool,
 }
 
 /// The records `filters` (Docker's `KEY=VALUE` strings) keep.
@@ -104,6 +107,15 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
                     .join(", "),
                 r.name.clone(),
             ];
+            if a.pod {
+                let pod = r.spec.pod.as_deref().and_then(|p| engine.pod(p).ok());
+                row.push(
+                    pod.as_ref()
+                        .map(|p| p.id[..12].to_string())
+                        .unwrap_or_default(),
+                );
+                row.push(pod.map(|p| p.name).unwrap_or_default());
+            }
             if let Some(s) = size {
                 row.push(format!(
                     "{} (virtual {})",
@@ -123,6 +135,9 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
         "PORTS",
         "NAMES",
     ];
+    if a.pod {
+        head.extend(["POD ID", "PODNAME"]);
+    }
     if a.size {
         head.push("SIZE");
     }

@@ -409,7 +409,11 @@ impl Engine {
     pub fn open_with(root: &Path, run_root: &Path, oci: &'static dyn OciRuntime) -> Result<Engine> {
         let images = Store::open_with(
             root,
-            &[crate::records::TABLES, berth_network::store::TABLES],
+            &[
+                crate::records::TABLES,
+                berth_network::store::TABLES,
+                crate::pods::TABLES,
+            ],
         )?;
         images.relax_durability()?;
         for d in [root.join("containers"), root.join("volumes")] {
@@ -468,6 +472,21 @@ impl Engine {
     /// (whatever front end made it), then checked against the host: the
     /// runtime, and an OCI spec made from it.
     pub fn create(
+        &self,
+        image: &str,
+        image_id: &Digest,
+        name: Option<&str>,
+        spec: ContainerSpec,
+    ) -> Result<Record> {
+        let mut spec = spec;
+        // `--pod`: the pod's namespaces and cgroup.
+        self.join_pod(&mut spec)?;
+        self.create_in_pod(image, image_id, name, spec)
+    }
+
+    /// [`Engine::create`] of a spec whose pod (if any) is resolved: a
+    /// pod's member, or its infra container.
+    pub(crate) fn create_in_pod(
         &self,
         image: &str,
         image_id: &Digest,
@@ -891,6 +910,7 @@ impl Engine {
                     .resolve(&c.resources.cdi_devices)?
             },
             netns: None,
+            joined: Vec::new(),
         })
     }
 
@@ -941,6 +961,8 @@ impl Engine {
         if rec.spec.runtime != DEFAULT_RUNTIME {
             crate::warm_up_cgroups();
         }
+        // A pod's member joins its infra's namespaces: the infra first.
+        self.start_pod_infra(&rec)?;
         wait_previous_monitor(&rec);
         let _lock = self.lock(&rec.id)?;
         let rec = self.refresh_locked(rec)?;
@@ -1121,6 +1143,7 @@ impl Engine {
             (crate::specgen::NamespaceMode::Path(p), _) => Some(p.clone()),
             _ => None,
         };
+        self.join_namespaces(rec, &mut host)?;
         self.convert_seccomp(c, &mut host)?;
         self.write_etc_files(rec, &host.hostname, net)?;
         for (name, _, dest) in self.volume_mounts(rec, image) {
@@ -1804,6 +1827,12 @@ impl Engine {
     /// `berth rm`: a running container needs `force` (it is killed first).
     pub fn remove(&self, what: &str, force: bool, volumes: bool) -> Result<Record> {
         let rec = self.refresh(self.records.find(what)?)?;
+        if let Some(pod) = self.infra_of_live_pod(&rec) {
+            return Err(Error::Conflict(format!(
+                "container {} is the infra container of pod {pod}: it goes with the pod (berth pod rm {pod})",
+                rec.name
+            )));
+        }
         if matches!(rec.state.status, Status::Running | Status::Restarting) {
             if !force {
                 return Err(Error::Running(rec.name));

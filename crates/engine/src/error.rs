@@ -64,6 +64,24 @@ pub enum Error {
     NoSuchContainer(String),
     #[error("no such volume: {0}")]
     NoSuchVolume(String),
+    #[error("no such pod: {0}")]
+    NoSuchPod(String),
+    /// Another pod has the name.
+    #[error("the name {0:?} is already in use by another pod")]
+    PodNameInUse(String),
+    /// Removing a pod with running containers needs force.
+    #[error("pod {pod} has running containers ({})", containers.join(", "))]
+    PodRunning {
+        pod: String,
+        containers: Vec<String>,
+    },
+    /// A pod verb failed on some of its containers (one line each).
+    #[error("pod {pod}: {verb}: {msg}")]
+    PodFailed {
+        pod: String,
+        verb: String,
+        msg: String,
+    },
     /// `op` needs the container running.
     #[error("container {container} is not running")]
     NotRunning { container: String, op: Operation },
@@ -108,7 +126,11 @@ impl Error {
             Error::Seccomp(_) | Error::Io { .. } | Error::Db { .. } => ErrorKind::System,
             Error::Image { .. } => ErrorKind::InvalidImage,
             Error::Store(_) => ErrorKind::Store,
-            Error::NoSuchContainer(_) | Error::NoSuchVolume(_) => ErrorKind::NotFound,
+            Error::NoSuchContainer(_) | Error::NoSuchVolume(_) | Error::NoSuchPod(_) => {
+                ErrorKind::NotFound
+            }
+            Error::PodNameInUse(_) | Error::PodRunning { .. } => ErrorKind::Conflict,
+            Error::PodFailed { .. } => ErrorKind::Runtime,
             Error::NotRunning { .. }
             | Error::Running(_)
             | Error::NameInUse(_)

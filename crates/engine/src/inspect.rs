@@ -43,6 +43,10 @@ pub struct ContainerInspect {
     pub host_config: HostConfigInspect,
     pub graph_driver: GraphDriver,
     pub network_settings: crate::networks::NetworkSettings,
+    /// The id of the pod the container is in (podman's field; absent
+    /// outside a pod).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pod: String,
 }
 
 /// `.State`.
@@ -571,6 +575,7 @@ impl Engine {
                 },
             },
             network_settings: self.network_settings(r),
+            pod: c.pod.clone().unwrap_or_default(),
         }
     }
 

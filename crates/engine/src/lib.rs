@@ -25,6 +25,7 @@ mod lifecycle_tests;
 pub mod logs;
 pub mod networks;
 pub mod paths;
+pub mod pods;
 pub mod query;
 pub mod records;
 pub mod rootfs;

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 /// The filter keys `ps --filter` takes.
 const KEYS: &str =
-    "status, name, id, label, ancestor, exited, restart-policy, before, since, volume";
+    "status, name, id, label, ancestor, exited, restart-policy, before, since, volume, pod";
 
 /// Docker's container states, as `status=` takes them.
 const STATES: [&str; 7] = [
@@ -55,6 +55,9 @@ pub struct PsFilter {
     pub since: Vec<String>,
     /// A volume's name or a mount's destination.
     pub volume: Vec<String>,
+    /// The pod (name or id) the container is in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pod: Vec<String>,
 }
 
 impl PsFilter {
@@ -89,6 +92,7 @@ impl PsFilter {
                 "before" => f.before.push(v),
                 "since" => f.since.push(v),
                 "volume" => f.volume.push(v),
+                "pod" => f.pod.push(v),
                 _ => {
                     return Err(option(
                         "--filter",
@@ -264,9 +268,15 @@ impl Engine {
             .iter()
             .map(created)
             .collect::<Result<Vec<_>>>()?;
+        let pods = filter
+            .pod
+            .iter()
+            .map(|p| self.pod(p).map(|p| p.id))
+            .collect::<Result<Vec<_>>>()?;
         let mut keep = Vec::new();
         for r in list {
             let ok = filter.matches_record(&r)
+                && (pods.is_empty() || r.spec.pod.as_ref().is_some_and(|p| pods.contains(p)))
                 && (before.is_empty() || before.iter().any(|&t| r.created < t))
                 && (since.is_empty() || since.iter().any(|&t| r.created > t))
                 && (filter.ancestor.is_empty()

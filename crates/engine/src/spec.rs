@@ -242,6 +242,9 @@ pub struct Resolved {
     /// The network namespace to join (bridge networks, `container:NAME`,
     /// `ns:PATH`); None: one of its own (or the host's).
     pub netns: Option<PathBuf>,
+    /// The pid, ipc and uts namespaces joined by path (`container:NAME`,
+    /// a pod's infra container): (OCI type, path).
+    pub joined: Vec<(&'static str, PathBuf)>,
 }
 
 /// Cleans an absolute container path; refuses relative ones and `..`.
@@ -819,7 +822,10 @@ fn build<'a>(
         .filter(|(_, own)| *own)
         .map(|(ns, _)| match (&h.netns, *ns) {
             (Some(p), "network") => json!({"type": ns, "path": p}),
-            _ => json!({"type": ns}),
+            _ => match h.joined.iter().find(|(t, _)| t == ns) {
+                Some((_, p)) => json!({"type": ns, "path": p}),
+                None => json!({"type": ns}),
+            },
         })
         .collect();
     let user_maps = cs
@@ -943,8 +949,9 @@ fn build<'a>(
         spec["process"]["oomScoreAdj"] = json!(adj);
     }
     cdi_process(&mut spec, &h.cdi)?;
-    // The host's UTS namespace: its name stays the host's.
-    if !cs.namespaces.uts.is_host() {
+    // The host's UTS namespace: its name stays the host's; a joined one
+    // keeps its owner's name.
+    if !cs.namespaces.uts.is_host() && !h.joined.iter().any(|(t, _)| *t == "uts") {
         spec["hostname"] = json!(h.hostname);
         if let Some(d) = &cs.network.domainname {
             spec["domainname"] = json!(d);

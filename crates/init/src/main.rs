@@ -5,6 +5,12 @@
 //! code, or 128+N when signal N killed it.
 //!
 //! Usage: berth-init [--] COMMAND [ARG...]
+//!        berth-init [--] --pause
+//!
+//! `--pause` is the infra container of a pod (podman's catatonit -P):
+//! no command; it holds the pod's namespaces, reaps whatever is
+//! re-parented to it (pid 1 of a shared pid namespace), and exits 0 on
+//! SIGTERM, SIGINT or SIGHUP.
 //!
 //! Single-threaded by design: it forks exactly once, before anything else
 //! could start a thread.
@@ -39,6 +45,9 @@ fn main() {
     if args.is_empty() || args[0] == "--help" || args[0] == "-h" {
         eprintln!("usage: berth-init [--] COMMAND [ARG...]\nRuns COMMAND as its child, forwards signals to it, reaps zombies, and exits with its status.");
         std::process::exit(if args.is_empty() { 2 } else { 0 });
+    }
+    if args[0] == "--pause" {
+        pause();
     }
     let argv: Vec<CString> = args
         .into_iter()
@@ -116,6 +125,37 @@ fn main() {
         } else if forwarded(sig) {
             // SAFETY: sends a signal to our own child.
             unsafe { libc::kill(child, sig) };
+        }
+    }
+}
+
+/// The pause mode: sleeps in `sigwaitinfo`, reaping on SIGCHLD, until a
+/// signal that ends it.
+fn pause() -> ! {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    // SAFETY: sigset_t is plain data, initialised by sigfillset.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to sigset_t values.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+    }
+    loop {
+        // SAFETY: siginfo_t is plain data filled by the kernel.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: valid set and out pointer.
+        let sig = unsafe { libc::sigwaitinfo(&all, &mut info) };
+        match sig {
+            libc::SIGTERM | libc::SIGINT | libc::SIGHUP => std::process::exit(0),
+            libc::SIGCHLD => loop {
+                let mut st = 0;
+                // SAFETY: valid out pointer; WNOHANG never blocks.
+                if unsafe { libc::waitpid(-1, &mut st, libc::WNOHANG) } <= 0 {
+                    break;
+                }
+            },
+            _ => {}
         }
     }
 }

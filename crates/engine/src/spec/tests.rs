@@ -1212,3 +1212,32 @@ fn a_user_namespace_binds_devices_from_their_host_paths() {
         .iter()
         .any(|m| m["destination"] == "/dev/xvdc"));
 }
+
+#[test]
+fn joined_namespaces_are_paths_and_a_joined_uts_sets_no_name() {
+    let mut o = opts();
+    o.cs.namespaces.pid = NamespaceMode::Container("infra".into());
+    o.cs.namespaces.uts = NamespaceMode::Container("infra".into());
+    o.h.joined = vec![
+        ("pid", "/proc/42/ns/pid".into()),
+        ("uts", "/proc/42/ns/uts".into()),
+    ];
+    o.h.hostname = "podhost".into();
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
+    let ns = j["linux"]["namespaces"].as_array().unwrap();
+    let path = |t: &str| {
+        ns.iter()
+            .find(|n| n["type"] == t)
+            .map(|n| n["path"].clone())
+            .unwrap_or_else(|| panic!("no {t} namespace: {ns:?}"))
+    };
+    assert_eq!(path("pid"), "/proc/42/ns/pid");
+    assert_eq!(path("uts"), "/proc/42/ns/uts");
+    assert_eq!(path("ipc"), Value::Null);
+    assert_eq!(j["hostname"], Value::Null, "{}", j["hostname"]);
+    // Its own uts: its name is set.
+    o.h.joined.pop();
+    o.cs.namespaces.uts = NamespaceMode::Private;
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
+    assert_eq!(j["hostname"], "podhost");
+}

@@ -464,6 +464,41 @@ pub fn parse_sysctl(s: &str) -> Result<(String, String)> {
     Ok((k, v.to_string()))
 }
 
+/// A pod's member has the pod's network: the flags that would give it
+/// one of its own are refused, in podman's words.
+fn pod_member_flags(f: &CreateFlags) -> Result<()> {
+    const SHARED: &str = "network cannot be configured when it is shared with a pod";
+    if f.pod.as_deref().is_some_and(str::is_empty) {
+        return Err(option("--pod", "needs a pod's name or id, or new:NAME"));
+    }
+    if !f.network.is_empty() {
+        return Err(option(
+            "--network",
+            format!("networks must be defined when the pod is created: {SHARED}"),
+        ));
+    }
+    if !f.publish.is_empty() || f.publish_all {
+        return Err(option(
+            "--publish",
+            format!("published or exposed ports must be defined when the pod is created: {SHARED}"),
+        ));
+    }
+    for (flag, set) in [
+        ("--ip", f.ip.is_some()),
+        ("--ip6", f.ip6.is_some()),
+        ("--mac-address", f.mac_address.is_some()),
+        ("--network-alias", !f.network_alias.is_empty()),
+    ] {
+        if set {
+            return Err(option(
+                flag,
+                format!("must be given when the pod is created: {SHARED}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `--network` (several), `--ip`, `--ip6`, `--mac-address`,
 /// `--network-alias`, `-p`, `-P`, `--expose` into the spec, as Docker
 /// takes them.
@@ -770,15 +805,19 @@ pub struct CreateFlags {
     /// Add a line to /etc/hosts: NAME:IP.
     #[cfg_attr(feature = "clap", arg(long = "add-host", value_name = "NAME:IP"))]
     pub add_host: Vec<String>,
-    /// PID namespace: private (default) or host (sees every host process).
+    /// PID namespace: private (default), host (sees every host process) or
+    /// container:NAME (another running container's: each sees the other's
+    /// processes).
     #[cfg_attr(feature = "clap", arg(long = "pid", value_name = "MODE"))]
     pub pid: Option<String>,
-    /// IPC namespace: private (default) or host (shares the host's
-    /// System V IPC, POSIX message queues and /dev/shm).
+    /// IPC namespace: private (default), host (shares the host's
+    /// System V IPC, POSIX message queues and /dev/shm) or container:NAME
+    /// (another running container's System V IPC and message queues).
     #[cfg_attr(feature = "clap", arg(long = "ipc", value_name = "MODE"))]
     pub ipc: Option<String>,
-    /// UTS namespace: private (default) or host (the host's name, which
-    /// the container cannot change).
+    /// UTS namespace: private (default), host (the host's name, which
+    /// the container cannot change) or container:NAME (another running
+    /// container's name).
     #[cfg_attr(feature = "clap", arg(long = "uts", value_name = "MODE"))]
     pub uts: Option<String>,
     /// Cgroup namespace: private (its own: /sys/fs/cgroup shows its own
@@ -1003,6 +1042,20 @@ pub struct CreateFlags {
         arg(long = "volumes-from", value_name = "CONTAINER[:ro|:rw]")
     )]
     pub volumes_from: Vec<String>,
+    /// Run in a pod: NAME (or id) of an existing one, or new:NAME to
+    /// create it (with the defaults of `berth pod create`). The container
+    /// joins the pod's shared namespaces (by default net, ipc and uts: one
+    /// IP and localhost, shared memory, the pod's host name) and its
+    /// cgroup; its network and published ports are the pod's.
+    #[cfg_attr(feature = "clap", arg(long = "pod", value_name = "POD"))]
+    pub pod: Option<String>,
+    /// Run in the pod whose id is in FILE (as `pod create --pod-id-file`
+    /// wrote it).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "pod-id-file", value_name = "FILE", conflicts_with = "pod")
+    )]
+    pub pod_id_file: Option<PathBuf>,
 }
 
 /// A spec's field as the Docker flag that sets it, for errors worded
@@ -1170,14 +1223,26 @@ fn size_i64(v: Option<&str>, flag: &str) -> Result<Option<i64>> {
     .transpose()
 }
 
-/// A namespace flag: host or private (Docker's `container:ID` is parsed,
-/// and refused by validation until pods come).
+/// A namespace flag: host, private or container:NAME (a pod's members
+/// get theirs from `--pod`).
 fn namespace_flag(v: Option<&str>, flag: &str) -> Result<NamespaceMode> {
     let v = v.unwrap_or("");
-    if v == "none" {
-        return Err(option(flag, format!("{v:?} is not host or private")));
+    let bad = || {
+        option(
+            flag,
+            format!("{v:?} is not host, private or container:NAME"),
+        )
+    };
+    match NamespaceMode::parse(v) {
+        _ if v == "none" => Err(bad()),
+        Some(NamespaceMode::Pod(_)) => Err(option(
+            flag,
+            format!("{v}: a pod's namespaces are joined with --pod NAME"),
+        )),
+        Some(NamespaceMode::Path(_)) => Err(bad()),
+        Some(m) => Ok(m),
+        None => Err(bad()),
     }
-    NamespaceMode::parse(v).ok_or_else(|| option(flag, format!("{v:?} is not host or private")))
 }
 
 /// Whether the host's cgroups are v2 (what some flags depend on, as in
@@ -1401,7 +1466,30 @@ pub fn to_spec(f: &CreateFlags, command: &[String]) -> Result<(ContainerSpec, Ve
         }
     };
     ns.user = crate::userns::parse(f.userns.as_deref(), &f.uidmap, &f.gidmap)?;
-    network_flags(f, &mut ns.net, &mut s.network)?;
+    let pod = match (&f.pod, &f.pod_id_file) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(file)) => {
+            let id = std::fs::read_to_string(file)
+                .map_err(io(format!("--pod-id-file: read {}", file.display())))?
+                .trim()
+                .to_string();
+            if id.is_empty() {
+                return Err(option(
+                    "--pod-id-file",
+                    format!("{} holds no pod id", file.display()),
+                ));
+            }
+            Some(id)
+        }
+        (None, None) => None,
+    };
+    match &pod {
+        Some(pod) => {
+            pod_member_flags(f)?;
+            s.pod = Some(pod.clone());
+        }
+        None => network_flags(f, &mut ns.net, &mut s.network)?,
+    }
 
     let restart = f.restart.as_deref().unwrap_or("no");
     s.lifecycle.restart = RestartPolicy::parse(restart).ok_or_else(|| {

@@ -315,6 +315,7 @@ impl ContainerConfig {
                 annotations: c.annotations,
             },
             runtime: c.runtime,
+            pod: None,
         })
     }
 }

@@ -47,6 +47,10 @@ pub struct ContainerSpec {
     pub metadata: Metadata,
     /// The OCI runtime: berth-runtime, runc, crun, or a path.
     pub runtime: String,
+    /// The pod the container belongs to: as the caller names it (name or
+    /// id) until create, which records the pod's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
 }
 
 impl Default for ContainerSpec {
@@ -62,6 +66,7 @@ impl Default for ContainerSpec {
             logging: LogSpec::default(),
             metadata: Metadata::default(),
             runtime: DEFAULT_RUNTIME.into(),
+            pod: None,
         }
     }
 }
@@ -1135,10 +1140,12 @@ impl ContainerSpec {
                 // Another container's network namespace, or one at a path.
                 Some(NamespaceMode::Container(_) | NamespaceMode::Path(_))
                     if field == "namespaces.net" => {}
+                // Another container's pid, ipc or uts namespace.
+                Some(NamespaceMode::Container(_)) if field != "namespaces.cgroup" => {}
                 Some(m) => {
                     return Err(err(
                         field,
-                        format!("{m}: joining another container's or pod's namespaces comes with pods; use host or private"),
+                        format!("{m}: not a mode of this namespace; use host, private or container:NAME (a pod's members join its infra container's through --pod)"),
                     ))
                 }
             }
@@ -1157,6 +1164,14 @@ impl ContainerSpec {
                 "cannot be set with namespaces.uts host: the container has the host's name",
             ));
         }
+        if let NamespaceMode::Container(c) = &n.uts {
+            if self.network.hostname.is_some() || self.network.domainname.is_some() {
+                return Err(err(
+                    "network.hostname",
+                    format!("cannot be set with namespaces.uts container:{c}: the container has {c}'s name (a pod's: set it with pod create --hostname)"),
+                ));
+            }
+        }
         // A sysctl changes the namespace it belongs to: the container's
         // own only.
         for k in self.security.sysctls.keys() {
@@ -1165,9 +1180,9 @@ impl ContainerSpec {
             };
             let name = berth_sys::sysctl::namespace_name(ns);
             let shared = match name {
-                "ipc" => n.ipc.is_host(),
-                "uts" => uts_host,
-                "network" => n.net.is_host(),
+                "ipc" => n.ipc != NamespaceMode::Private,
+                "uts" => n.uts != NamespaceMode::Private,
+                "network" => n.net != NamespaceMode::Private,
                 _ => false,
             };
             if shared {

@@ -98,16 +98,16 @@ fn the_serialised_spec_has_stable_snake_case_names() {
     assert_eq!(v["security"]["seccomp"]["mode"], "default");
     // What an API client writes: only what it wants, the rest defaults.
     let s: ContainerSpec = serde_json::from_str(
-        r#"{"process":{"args":["true"]},"namespaces":{"net":"host","uts":"container:web"},
+        r#"{"process":{"args":["true"]},"namespaces":{"net":"host","uts":"pod:web"},
             "lifecycle":{"restart":"on-failure:2"},"security":{"seccomp":{"mode":"profile","profile":"{}"}}}"#,
     )
     .unwrap();
     assert_eq!(s.namespaces.net, NamespaceMode::Host);
-    assert_eq!(s.namespaces.uts, NamespaceMode::Container("web".into()));
+    assert_eq!(s.namespaces.uts, NamespaceMode::Pod("web".into()));
     assert_eq!(s.lifecycle.restart, RestartPolicy::OnFailure(2));
     // ... and is checked as the CLI's is.
     let e = s.validate().unwrap_err().to_string();
-    assert!(e.starts_with("namespaces.uts: container:web"), "{e}");
+    assert!(e.starts_with("namespaces.uts: pod:web"), "{e}");
     // A client's misspelt field is an error, not a default.
     for bad in [
         r#"{"proces":{}}"#,
@@ -172,7 +172,7 @@ fn validation_names_the_field_and_the_parser_the_flag() {
         ),
         (
             CreateFlags {
-                pid: Some("container:web".into()),
+                pid: Some("pod:web".into()),
                 ..flags()
             },
             "--pid",
@@ -651,5 +651,60 @@ fn mac_addresses_parse_as_docker_takes_them() {
         "2:42:ac:11:00:02",
     ] {
         assert_eq!(crate::specgen::parse_mac(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn pid_ipc_uts_join_another_container_and_a_pod_member_has_no_network_of_its_own() {
+    let f = CreateFlags {
+        pid: Some("container:web".into()),
+        ipc: Some("container:web".into()),
+        uts: Some("container:web".into()),
+        ..flags()
+    };
+    let s = spec_of(&f);
+    assert_eq!(s.namespaces.pid, NamespaceMode::Container("web".into()));
+    assert_eq!(s.namespaces.ipc, NamespaceMode::Container("web".into()));
+    assert_eq!(s.namespaces.uts, NamespaceMode::Container("web".into()));
+    // Another's name is not set from here.
+    let e = err_of(&CreateFlags {
+        hostname: Some("h".into()),
+        ..f
+    });
+    assert!(
+        e.starts_with("--hostname") || e.contains("cannot be set"),
+        "{e}"
+    );
+    // A cgroup namespace is not joined.
+    let mut s = ContainerSpec::default();
+    s.namespaces.cgroup = Some(NamespaceMode::Container("web".into()));
+    assert!(s.validate().is_err());
+    // --pod: no network of its own, the pod named in the spec.
+    let s = spec_of(&CreateFlags {
+        pod: Some("p".into()),
+        ..CreateFlags::default()
+    });
+    assert_eq!(s.pod.as_deref(), Some("p"));
+    assert!(s.network.networks.is_empty());
+    for (f, msg) in [
+        (
+            CreateFlags {
+                pod: Some("p".into()),
+                publish: vec!["80".into()],
+                ..CreateFlags::default()
+            },
+            "published or exposed ports must be defined when the pod is created",
+        ),
+        (
+            CreateFlags {
+                pod: Some("p".into()),
+                network: vec!["bridge".into()],
+                ..CreateFlags::default()
+            },
+            "networks must be defined when the pod is created",
+        ),
+    ] {
+        let e = err_of(&f);
+        assert!(e.contains(msg), "{e}");
     }
 }
