@@ -615,9 +615,9 @@ mod tests {
 
     fn require_root() {
         // SAFETY: geteuid has no preconditions.
+        let uid = unsafe { libc::geteuid() };
         assert_eq!(
-            unsafe { libc::geteuid() },
-            0,
+            uid, 0,
             "this test makes devices, trusted.* xattrs and overlay mounts: run it as root"
         );
     }
@@ -706,7 +706,7 @@ mod tests {
         setx(&p("etc/app/conf"), "user.note", b"v\n=");
         // Overlay's view: a whiteout, an opaque directory.
         mknod(&p("etc/gone"), libc::S_IFCHR, 0, 0);
-        std::fs::set_permissions(p("etc/gone"), std::fs::Permissions::from_mode(0)).unwrap();
+        std::fs::set_permissions(p("etc/gone"), std::fs::Permissions::from_mode(0o0)).unwrap();
         std::fs::create_dir(p("opaque")).unwrap();
         std::fs::write(p("opaque/only"), "only").unwrap();
         setx(&p("opaque"), "trusted.overlay.opaque", b"y");
