@@ -7,9 +7,10 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
-const APPLETS: [&str; 24] = [
-    "sh", "echo", "cat", "true", "sleep", "ls", "rm", "mkdir", "mkfifo", "mknod", "ln", "mv",
-    "test", "find", "touch", "chmod", "printf", "dd", "seq", "stat", "sort", "id", "pwd", "env",
+const APPLETS: [&str; 25] = [
+    "chown", "sh", "echo", "cat", "true", "sleep", "ls", "rm", "mkdir", "mkfifo", "mknod", "ln",
+    "mv", "test", "find", "touch", "chmod", "printf", "dd", "seq", "stat", "sort", "id", "pwd",
+    "env",
 ];
 
 fn image(env: &Env) -> &'static str {
@@ -593,4 +594,53 @@ fn commit_config_agrees_with_podman_commit() {
     assert_eq!(env_of(&ours), env_of(&theirs));
     podman(&["rm", "-f", "cc"]);
     podman(&["rmi", "-a", "-f"]);
+}
+
+/// A container with a user namespace writes its files with host ids
+/// (400000 + its own): the committed layer and the export have the ids the
+/// container saw, so the image is the same whoever runs it.
+#[test]
+fn commit_and_export_of_a_userns_container_keep_the_containers_owners() {
+    let env = Env::new();
+    let img = image(&env);
+    env.berth(&[
+        "run",
+        "--name",
+        "uns",
+        "--uidmap",
+        "0:400000:5000",
+        "--gidmap",
+        "0:410000:5000",
+        img,
+        "sh",
+        "-c",
+        "echo r > /by-root && echo a > /by-app && chown 7:8 /by-app",
+    ])
+    .ok();
+    env.berth(&["commit", "uns", "bb:uns"]).ok();
+    let out = env
+        .berth(&[
+            "run", "--rm", "bb:uns", "stat", "-c", "%n %u:%g", "/by-root", "/by-app",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(out, "/by-root 0:0\n/by-app 7:8\n");
+    let o = env.cmd().args(["export", "uns"]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut r = berth_image::tar::Reader::new(&o.stdout[..]);
+    let mut seen = Vec::new();
+    while let Some(e) = r.next_entry().unwrap() {
+        if matches!(e.path.as_slice(), b"by-app" | b"by-root" | b"etc/passwd") {
+            seen.push((String::from_utf8_lossy(&e.path).into_owned(), e.uid, e.gid));
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("by-app".to_string(), 7, 8),
+            ("by-root".to_string(), 0, 0),
+            ("etc/passwd".to_string(), 0, 0),
+        ]
+    );
 }

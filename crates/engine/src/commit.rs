@@ -156,6 +156,7 @@ impl Engine {
             &TarOptions {
                 overlay: true,
                 clamp_mtime: None,
+                id_maps: id_maps(&rec),
             },
             opts.compression,
             &parent,
@@ -348,8 +349,11 @@ impl Engine {
                 0,
             )
             .map_err(io(format!("open {}", target.display())))?;
-            layer::write_tar(root.as_fd(), &TarOptions::default(), out)
-                .map_err(|e| commit_err(&rec, e))?;
+            let opts = TarOptions {
+                id_maps: id_maps(&rec),
+                ..Default::default()
+            };
+            layer::write_tar(root.as_fd(), &opts, out).map_err(|e| commit_err(&rec, e))?;
             Ok(())
         })();
         let still_running = matches!(
@@ -365,6 +369,22 @@ impl Engine {
         }
         result
     }
+}
+
+/// A container with a user namespace wrote its files with host ids: they
+/// go in a tar as the container saw them.
+fn id_maps(rec: &Record) -> Option<layer::IdMaps> {
+    rec.spec.namespaces.user_maps.as_ref().map(|u| {
+        let m = |v: &[crate::userns::IdMap]| {
+            v.iter()
+                .map(|r| (r.container_id, r.host_id, r.size))
+                .collect()
+        };
+        layer::IdMaps {
+            uids: m(&u.uids),
+            gids: m(&u.gids),
+        }
+    })
 }
 
 fn commit_err(rec: &Record, e: berth_image::Error) -> Error {

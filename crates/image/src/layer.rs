@@ -48,6 +48,24 @@ pub struct TarOptions {
     pub overlay: bool,
     /// Times later than this (`SOURCE_DATE_EPOCH`) are written as this.
     pub clamp_mtime: Option<i64>,
+    /// The user namespace the tree was written from: owners are written
+    /// as the container saw them (host ids mapped back; an id outside the
+    /// maps as 65534, the kernel's overflow id). None: as they are.
+    pub id_maps: Option<IdMaps>,
+}
+
+/// A user namespace's maps: (container id, host id, size) ranges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdMaps {
+    pub uids: Vec<(u32, u32, u32)>,
+    pub gids: Vec<(u32, u32, u32)>,
+}
+
+/// The container's view of host id `id` under `map`.
+fn to_container(map: &[(u32, u32, u32)], id: u32) -> u32 {
+    map.iter()
+        .find(|&&(_, host, size)| id >= host && u64::from(id) < u64::from(host) + u64::from(size))
+        .map_or(65534, |&(inner, host, _)| inner + (id - host))
 }
 
 /// What [`write_tar`] wrote.
@@ -127,12 +145,19 @@ impl<W: Write> Walk<'_, W> {
         if let Some(c) = self.opts.clamp_mtime {
             mtime = mtime.min(c);
         }
+        let (uid, gid) = match &self.opts.id_maps {
+            Some(m) => (
+                to_container(&m.uids, st.st_uid),
+                to_container(&m.gids, st.st_gid),
+            ),
+            None => (st.st_uid, st.st_gid),
+        };
         Entry {
             path,
             kind,
             mode: st.st_mode & 0o7777,
-            uid: u64::from(st.st_uid),
-            gid: u64::from(st.st_gid),
+            uid: u64::from(uid),
+            gid: u64::from(gid),
             size: 0,
             mtime: (mtime, 0),
             link: Vec::new(),
@@ -799,7 +824,45 @@ mod tests {
     const OVERLAY: TarOptions = TarOptions {
         overlay: true,
         clamp_mtime: None,
+        id_maps: None,
     };
+
+    /// A tree written from a user namespace: owners as the container saw
+    /// them, ids outside its maps as the overflow id.
+    #[test]
+    fn owners_are_mapped_back_through_the_user_namespace() {
+        require_root();
+        let tmp = tempfile::tempdir().unwrap();
+        for (n, uid, gid) in [
+            ("root", 100_000, 200_000),
+            ("app", 101_000, 201_005),
+            ("host", 0, 7),
+        ] {
+            std::fs::write(tmp.path().join(n), n).unwrap();
+            chown(&tmp.path().join(n), uid, gid);
+        }
+        let opts = TarOptions {
+            id_maps: Some(IdMaps {
+                uids: vec![(0, 100_000, 65536)],
+                gids: vec![(0, 200_000, 1000), (1000, 201_000, 10)],
+            }),
+            ..Default::default()
+        };
+        let data = tar_of(tmp.path(), &opts);
+        let mut r = crate::tar::Reader::new(&data[..]);
+        let mut got = Vec::new();
+        while let Some(e) = r.next_entry().unwrap() {
+            got.push((show(&e.path), e.uid, e.gid));
+        }
+        assert_eq!(
+            got,
+            vec![
+                ("app".to_string(), 1000, 1005),
+                ("host".to_string(), 65534, 65534),
+                ("root".to_string(), 0, 0),
+            ]
+        );
+    }
 
     /// An upper directory with every kind of entry, written as a layer and
     /// unpacked by berth's unpacker, comes back the same: paths, kinds,
@@ -892,8 +955,8 @@ mod tests {
         unpack_into(&tar_of(&a, &OVERLAY), &b);
         // Directory times differ (the unpack touched them): clamp to compare.
         let clamp = TarOptions {
-            overlay: true,
             clamp_mtime: Some(1_050_000_000),
+            ..OVERLAY
         };
         let (ta, tb) = (tar_of(&a, &clamp), tar_of(&b, &clamp));
         assert_eq!(Digest::of(&ta), Digest::of(&tb));
