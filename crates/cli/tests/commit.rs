@@ -245,6 +245,20 @@ fn commit_pauses_a_running_container_and_thaws_it() {
     env.berth(&["commit", "live", "bb:live3"]).ok();
     assert_eq!(status("live"), "paused");
     env.berth(&["unpause", "live"]).ok();
+    // A commit that fails during the walk (a name only a whiteout may
+    // have) thaws the container all the same.
+    env.berth(&["exec", "live", "touch", "/data/.wh.sneaky"])
+        .ok();
+    let o = env.berth(&["commit", "live", "bb:live4"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("data/.wh.sneaky"), "{}", o.stderr);
+    assert_eq!(status("live"), "running");
+    let left: Vec<_> = std::fs::read_dir(env.root.path().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "the failed commit left {left:?} in tmp/");
+    env.berth(&["exec", "live", "rm", "/data/.wh.sneaky"]).ok();
     let out = env
         .berth(&["run", "--rm", "bb:live", "cat", "/etc/live"])
         .ok()

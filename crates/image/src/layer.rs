@@ -28,8 +28,7 @@
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::manifest::{Compression, Descriptor};
-use crate::pull::{store_layer, Event};
+use crate::manifest::Descriptor;
 use crate::store::Store;
 use crate::tar::{Entry, Kind, Writer};
 use berth_sys::fs as sfs;
@@ -208,13 +207,18 @@ impl<W: Write> Walk<'_, W> {
             children.push((arc, n, st));
         }
         children.sort_by(|a, b| a.0.cmp(&b.0));
-        for (arc, name, _) in children {
+        for (arc, name, before) in children {
             let full = join(path, &arc);
             let (fd, st) = match sfs::open_entry(dir.as_fd(), Path::new(&name)) {
                 Ok(x) => x,
                 Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
                 Err(e) => return Err(self.io(&full, "open")(e)),
             };
+            if self.opts.overlay && is_whiteout(&st) != is_whiteout(&before) {
+                // Became or stopped being a whiteout since it was named (a
+                // container not paused): as if it had gone meanwhile.
+                continue;
+            }
             self.one(fd, &st, full)?;
         }
         Ok(())
@@ -532,12 +536,16 @@ pub fn write_layer<W: Write>(
 }
 
 /// Writes the tree under `dir` as a layer on top of the layers `parent`
-/// (diff ids, bottom first) and stores it: the blob, and the layer
-/// unpacked (by the same unpacker as pulled layers, so that what a
-/// container wrote is checked as any image's layer is) under its chain id,
-/// ready for `run`. The caller holds [`Store::pull_lock`] until the image
-/// that uses the layer is recorded (GC empties tmp/ and removes unused
-/// layers under the exclusive lock).
+/// (diff ids, bottom first) and stores it: the compressed blob, and the
+/// layer unpacked under its chain id, ready for `run`. One pass, on three
+/// threads: the walk writes the tar (hashed: the diff id) to the
+/// compressor (hashed again: the blob digest, written to a file) and to
+/// the unpacker, the same one that unpacks pulled layers, so what a
+/// container wrote is checked as any image's layer is. Published as a
+/// pull publishes (synced, then renamed into place under the layer's
+/// lock). The caller holds [`Store::pull_lock`] until the image that uses
+/// the layer is recorded (GC empties tmp/ and removes unused layers under
+/// the exclusive lock).
 pub fn store_new_layer(
     store: &Store,
     dir: BorrowedFd<'_>,
@@ -545,51 +553,203 @@ pub fn store_new_layer(
     compression: LayerCompression,
     parent: &[Digest],
 ) -> Result<(NewLayer, Digest)> {
-    std::fs::create_dir_all(store.tmp_dir()).map_err(|e| Error::Io {
-        op: format!("create {}", store.tmp_dir().display()),
+    let tmp_dir = store.tmp_dir();
+    std::fs::create_dir_all(&tmp_dir).map_err(|e| Error::Io {
+        op: format!("create {}", tmp_dir.display()),
         cause: e,
     })?;
-    let tmp = tempfile_in(&store.tmp_dir())?;
-    let (layer, out) = write_layer(
-        dir,
-        opts,
-        compression,
-        io::BufWriter::with_capacity(1 << 20, tmp.file()?),
-    )?;
-    out.into_inner().map_err(|e| Error::Io {
-        op: format!("write {}", tmp.0.display()),
-        cause: e.into_error(),
-    })?;
+    let blob = tempfile_in(&tmp_dir, "blob")?;
+    let tree = tempfile_in(&tmp_dir, "layer")?;
+    std::fs::remove_file(&tree.0)
+        .and_then(|_| std::fs::create_dir(&tree.0))
+        .map_err(|e| Error::Io {
+            op: format!("create {}", tree.0.display()),
+            cause: e,
+        })?;
+    let (to_unpack, from_walk) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
+    let (to_compress, for_compress) = std::sync::mpsc::sync_channel::<Vec<u8>>(32);
+    let (walked, unpacked, compressed) = std::thread::scope(|scope| {
+        let unpacker = scope.spawn(|| {
+            let r = crate::unpack::unpack(&tree.0, ChannelReader::new(from_walk), "new layer");
+            r.map(|(stats, _)| stats)
+        });
+        let compressor = scope.spawn(|| -> Result<(Digest, u64)> {
+            let file = blob.file()?;
+            let out = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, file));
+            let io_err = |op: &str| {
+                let op = op.to_string();
+                move |e: io::Error| Error::Io {
+                    op: op.clone(),
+                    cause: e,
+                }
+            };
+            let out = match compression {
+                LayerCompression::Gzip => {
+                    // Level 1: most of a commit's time is deflate; level 6
+                    // costs several times the CPU for a few percent.
+                    let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::fast());
+                    for chunk in for_compress {
+                        gz.write_all(&chunk)
+                            .map_err(io_err("compress the layer (gzip)"))?;
+                    }
+                    gz.finish().map_err(io_err("compress the layer (gzip)"))?
+                }
+                LayerCompression::Zstd => {
+                    let mut z = zstd::stream::write::Encoder::new(out, 3)
+                        .map_err(io_err("start the zstd encoder"))?;
+                    for chunk in for_compress {
+                        z.write_all(&chunk)
+                            .map_err(io_err("compress the layer (zstd)"))?;
+                    }
+                    z.finish().map_err(io_err("compress the layer (zstd)"))?
+                }
+            };
+            let (digest, size, w) = out.finish();
+            let file = w.into_inner().map_err(|e| Error::Io {
+                op: format!("write {}", blob.0.display()),
+                cause: e.into_error(),
+            })?;
+            file.sync_all().map_err(io_err("sync the layer blob"))?;
+            Ok((digest, size))
+        });
+        let walked = (|| {
+            let tee = Tee {
+                a: to_unpack,
+                b: to_compress,
+            };
+            let mut tar = HashingWriter::new(io::BufWriter::with_capacity(256 << 10, tee));
+            let stats = write_tar(dir, opts, &mut tar)?;
+            let (diff_id, diff_size, buf) = tar.finish();
+            // Flushed, then dropped: both readers see the end.
+            buf.into_inner().map_err(|e| Error::Io {
+                op: "write the layer tar".into(),
+                cause: e.into_error(),
+            })?;
+            Ok::<_, Error>((stats, diff_id, diff_size))
+        })();
+        (walked, joined(unpacker.join()), joined(compressor.join()))
+    });
+    // A walk that stopped because a reader did says nothing: the reader's
+    // error says why.
+    let broken = |e: &Error| matches!(e, Error::Io { cause, .. } if cause.kind() == io::ErrorKind::BrokenPipe);
+    let (stats, diff_id, diff_size) = match walked {
+        Err(e) if broken(&e) => {
+            unpacked?;
+            compressed?;
+            return Err(e);
+        }
+        w => w?,
+    };
+    let unpacked = unpacked?;
+    let (digest, size) = compressed?;
+    let layer = NewLayer {
+        desc: Descriptor {
+            media_type: compression.media_type().to_string(),
+            digest,
+            size: size as i64,
+            urls: vec![],
+            platform: None,
+            annotations: None,
+        },
+        diff_id,
+        stats,
+    };
     let mut diffs = parent.to_vec();
     diffs.push(layer.diff_id.clone());
     let chain = crate::manifest::chain_ids(&diffs)
         .pop()
         .expect("one diff id at least");
     let _lock = store.layer_lock(&chain)?;
-    if !(store.has_layer(&chain)? && store.has_blob(&layer.desc.digest)) {
-        let src = std::fs::File::open(&tmp.0).map_err(|e| Error::Io {
-            op: format!("open {}", tmp.0.display()),
-            cause: e,
+    let io_err = |op: String| move |e: io::Error| Error::Io { op, cause: e };
+    if !store.has_blob(&layer.desc.digest) {
+        std::fs::rename(&blob.0, store.blob_path(&layer.desc.digest))
+            .map_err(io_err("store the layer blob".into()))?;
+    }
+    if !store.has_layer(&chain)? {
+        let fd = sfs::open(&tree.0, libc::O_RDONLY | libc::O_DIRECTORY, 0)
+            .map_err(io_err("open the unpacked layer".into()))?;
+        sfs::syncfs(fd.as_fd()).map_err(io_err("sync the unpacked layer".into()))?;
+        let dest = store.layer_dir(&chain);
+        crate::store::remove_tree(&dest)?;
+        std::fs::rename(&tree.0, &dest)
+            .map_err(io_err(format!("move the layer into {}", dest.display())))?;
+        store.add_layer(&crate::store::LayerRecord {
+            chain: &chain,
+            diff_id: &layer.diff_id,
+            blob: &layer.desc.digest,
+            media_type: &layer.desc.media_type,
+            compressed_size: size,
+            size: unpacked.bytes,
+            diff_size,
         })?;
-        let comp = match compression {
-            LayerCompression::Gzip => Compression::Gzip,
-            LayerCompression::Zstd => Compression::Zstd,
-        };
-        store_layer(
-            store,
-            Box::new(src),
-            &layer.desc,
-            comp,
-            &layer.diff_id,
-            &chain,
-            &|_: Event| {},
-            "commit",
-        )?;
     }
     Ok((layer, chain))
 }
 
-/// A file in the store's tmp directory, removed when dropped.
+fn joined<T>(r: std::thread::Result<Result<T>>) -> Result<T> {
+    r.unwrap_or_else(|_| Err(Error::Usage("a layer writer thread panicked".into())))
+}
+
+/// A writer that sends each write, copied, to two channels.
+struct Tee {
+    a: std::sync::mpsc::SyncSender<Vec<u8>>,
+    b: std::sync::mpsc::SyncSender<Vec<u8>>,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        for t in [&self.a, &self.b] {
+            if t.send(buf.to_vec()).is_err() {
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the layer's unpacker or compressor stopped",
+                ));
+            }
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads what a channel of chunks carries, to its end.
+struct ChannelReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl ChannelReader {
+    fn new(rx: std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+        ChannelReader {
+            rx,
+            cur: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(v) => {
+                    self.cur = v;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// A file or directory in the store's tmp directory, removed when dropped
+/// unless it was moved away.
 struct TmpFile(std::path::PathBuf);
 
 impl TmpFile {
@@ -607,15 +767,17 @@ impl TmpFile {
 
 impl Drop for TmpFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        if std::fs::remove_file(&self.0).is_err() {
+            let _ = crate::store::remove_tree(&self.0);
+        }
     }
 }
 
-fn tempfile_in(dir: &Path) -> Result<TmpFile> {
+fn tempfile_in(dir: &Path, what: &str) -> Result<TmpFile> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     let name = format!(
-        "commit-{}-{}",
+        "commit-{what}-{}-{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     );
