@@ -564,7 +564,13 @@ fn history(root: &Path, name: &str, no_trunc: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn import(root: &Path, file: &str, name: Option<&str>) -> Result<()> {
+pub fn import(
+    root: &Path,
+    file: &str,
+    name: Option<&str>,
+    changes: &[String],
+    message: Option<&str>,
+) -> Result<()> {
     let mut store = open(root)?;
     let spool;
     let path = if file == "-" {
@@ -576,7 +582,7 @@ pub fn import(root: &Path, file: &str, name: Option<&str>) -> Result<()> {
         Path::new(file)
     };
     let progress = Progress::new(true);
-    let id = store.import(path, name, &|e| progress.event(e))?;
+    let id = store.import(path, name, changes, message, &|e| progress.event(e))?;
     println!("{id}");
     Ok(())
 }

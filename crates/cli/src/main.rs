@@ -2,6 +2,7 @@
 //! (`containers.rs`, `views.rs`, `manage.rs`) over `berth-engine`.
 
 mod auth;
+mod commit;
 mod containers;
 mod escape;
 mod format;
@@ -67,6 +68,12 @@ enum Cmd {
     Load(images::LoadArgs),
     /// Make a one-layer image from a root filesystem tarball (or - for stdin).
     Import {
+        /// A Dockerfile instruction for the image's config (as commit's --change; repeatable).
+        #[arg(short, long = "change")]
+        change: Vec<String>,
+        /// A comment for the image's history.
+        #[arg(short, long)]
+        message: Option<String>,
         /// The tarball: plain, gzip or zstd.
         file: String,
         /// The image's name, NAME[:TAG].
@@ -170,6 +177,10 @@ enum Cmd {
     Info(verbs::FormatArgs),
     /// Show berth's version, the compiler's and the git commit.
     Version(verbs::FormatArgs),
+    /// Make a new image of a container's changes: berth commit [-c 'CMD ["app"]'] CTR [IMAGE[:TAG]].
+    Commit(commit::CommitArgs),
+    /// Write a container's whole filesystem as a tar: berth export CTR > rootfs.tar.
+    Export(commit::ExportArgs),
 }
 
 /// `top`'s arguments.
@@ -244,6 +255,10 @@ enum ContainerCmd {
     Update(verbs::UpdateArgs),
     /// List a container's published ports (none until networks land).
     Port(verbs::PortArgs),
+    /// Make a new image of a container's changes.
+    Commit(commit::CommitArgs),
+    /// Write a container's filesystem as a tar.
+    Export(commit::ExportArgs),
 }
 
 /// Where a `container` subcommand goes.
@@ -281,6 +296,8 @@ impl ContainerCmd {
             ContainerCmd::Unpause(a) => Cmd::Unpause(a),
             ContainerCmd::Update(a) => Cmd::Update(a),
             ContainerCmd::Port(a) => Cmd::Port(a),
+            ContainerCmd::Commit(a) => Cmd::Commit(a),
+            ContainerCmd::Export(a) => Cmd::Export(a),
             ContainerCmd::Cleanup { id } => return Routed::Cleanup(id),
             ContainerCmd::ExecWait { id, tag } => return Routed::ExecWait(id, tag),
             ContainerCmd::Prune { force } => return Routed::Prune(force),
@@ -358,7 +375,12 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
         Cmd::Push(a) => images::push(root, a),
         Cmd::Save(a) => images::save(root, a),
         Cmd::Load(a) => images::load(root, a),
-        Cmd::Import { file, name } => images::import(root, &file, name.as_deref()),
+        Cmd::Import {
+            file,
+            name,
+            change,
+            message,
+        } => images::import(root, &file, name.as_deref(), &change, message.as_deref()),
         Cmd::Tag { source, target } => images::tag(root, &source, &target),
         Cmd::Login(a) => auth::login(a),
         Cmd::Completion { shell } => {
@@ -403,6 +425,8 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
         Cmd::Events(a) => verbs::events(root, run_root, a),
         Cmd::Info(a) => verbs::info(root, run_root, a),
         Cmd::Version(a) => verbs::version(a),
+        Cmd::Commit(a) => commit::commit(root, run_root, a),
+        Cmd::Export(a) => commit::export(root, run_root, a),
     }
 }
 

@@ -413,14 +413,19 @@ impl Images {
     }
 
     /// Makes an image of one layer from a root filesystem tarball, named
-    /// `name` if given.
+    /// `name` if given, its config made by `changes` (`--change`, checked
+    /// before the tarball is read) and its history commented `message`.
     pub fn import(
         &mut self,
         path: &Path,
         name: Option<&str>,
+        changes: &[String],
+        message: Option<&str>,
         report: &(dyn Fn(PullEvent) + Sync),
     ) -> Result<Digest> {
-        let id = berth_image::archive::import(&mut self.store, path, name, report)?;
+        let changes = berth_image::commit::parse_changes(changes)?;
+        let id =
+            berth_image::archive::import(&mut self.store, path, name, &changes, message, report)?;
         let i = id.to_string();
         let named = name
             .and_then(|n| Reference::parse(n).ok())

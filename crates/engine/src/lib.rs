@@ -7,6 +7,7 @@
 //! users in the image; `paths` says where things live.
 
 pub mod cdi;
+pub mod commit;
 pub mod containers;
 pub mod control;
 pub mod devices;

@@ -79,7 +79,7 @@ impl World {
         .unwrap();
         let image_id = crate::images::Images::open(&root)
             .expect("open the image store")
-            .import(&archive, Some("tiny:1"), &|_| {})
+            .import(&archive, Some("tiny:1"), &[], None, &|_| {})
             .expect("import a tar of directories and regular files");
         // Leaked: the engine holds them for the life of the process.
         let fake: &'static Fake = Box::leak(Box::new(Fake::new()));

@@ -665,11 +665,14 @@ fn load_oci(
 }
 
 /// `import`: a root filesystem tarball (plain, gzip or zstd) as a one-layer
-/// image, named `name` if given. Returns the image id.
+/// image, named `name` if given, its config made by `changes` (`--change`)
+/// and its history entry commented `message`. Returns the image id.
 pub fn import(
     store: &mut Store,
     path: &Path,
     name: Option<&str>,
+    changes: &[crate::commit::Change],
+    message: Option<&str>,
     report: &(dyn Fn(Event) + Sync),
 ) -> Result<Digest> {
     let open = || {
@@ -736,13 +739,19 @@ pub fn import(
     }
     let host = Platform::host();
     let now = rfc3339_now();
+    let mut cfg = serde_json::Map::new();
+    crate::commit::apply_changes(&mut cfg, changes);
+    let mut history = serde_json::json!({"created": now, "created_by": format!("berth import {}", path.display())});
+    if let Some(m) = message {
+        history["comment"] = serde_json::json!(m);
+    }
     let config = serde_json::json!({
         "architecture": host.architecture,
         "os": host.os,
         "created": now,
-        "config": {},
+        "config": cfg,
         "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
-        "history": [{"created": now, "created_by": format!("berth import {}", path.display())}],
+        "history": [history],
     });
     let cbody = serde_json::to_vec(&config).map_err(|e| Error::Usage(e.to_string()))?;
     let cid = Digest::of(&cbody);

@@ -3,8 +3,10 @@
 //! streaming layer unpacking into overlay lower directories.
 
 pub mod archive;
+pub mod commit;
 pub mod digest;
 pub mod error;
+pub mod layer;
 pub mod manifest;
 pub mod pull;
 pub mod push;

@@ -495,7 +495,7 @@ pub(crate) fn remove_all(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
 
 /// The id of the mount `fd` is on: `statx`'s `STATX_MNT_ID` (Linux 5.8),
 /// else the `mnt_id` of /proc/self/fdinfo (Linux 3.15).
-fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
+pub(crate) fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
     // SAFETY: statx is plain old data; all zeroes is a valid value.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: a valid fd, an empty NUL-terminated path with AT_EMPTY_PATH,
