@@ -527,7 +527,8 @@ impl crate::Engine {
             &self.paths.root,
             &[crate::records::TABLES, berth_network::store::TABLES, TABLES],
         )?;
-        let r = berth_image::archive::import(&mut store, &path, Some(INFRA_IMAGE), &|_| {});
+        let r =
+            berth_image::archive::import(&mut store, &path, Some(INFRA_IMAGE), &[], None, &|_| {});
         let _ = std::fs::remove_file(&path);
         Ok(r?)
     }
