@@ -360,6 +360,13 @@ fn containers_reach_each_other_by_address_and_name_and_the_outside_masqueraded()
     let ip = w.ip("web");
     let id = w.berth(&["inspect", "-f", "{{.Id}}", "web"]).ok().stdout;
     let id = id.trim();
+    // A container that joins its network namespace (a staged start in
+    // the runtime, whose stage process places itself) is in its own
+    // cgroup in every hierarchy.
+    let o = w.berth(&["exec", "web", "cat", "/proc/1/cgroup"]).ok();
+    for l in o.stdout.lines() {
+        assert!(l.ends_with(&format!("/{id}")), "{}", o.stdout);
+    }
     for host in [
         ip.as_str(),
         "web",

@@ -183,6 +183,12 @@ fn leave_callers_cgroup() {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };
+    // In the root of the cgroup2 hierarchy (no unit, no session scope to
+    // be stopped with), the move is left out: a cgroup.procs write costs
+    // an RCU grace period (10-15 ms here) after a quiet moment, on every
+    // container start.
+    let v2_at_root =
+        std::fs::read_to_string("/proc/self/cgroup").is_ok_and(|t| t.lines().any(|l| l == "0::/"));
     for line in info.lines() {
         let f: Vec<&str> = line.split(' ').collect();
         let Some(sep) = f.iter().position(|x| *x == "-") else {
@@ -197,6 +203,9 @@ fn leave_callers_cgroup() {
         let Some(mnt) = mnt.filter(|_| root == "/") else {
             continue;
         };
+        if v2 && v2_at_root {
+            continue;
+        }
         let dir = Path::new(mnt).join(MONITORS_CGROUP);
         if let Err(e) = enter_cgroup(&dir, v2) {
             eprintln!(

@@ -246,12 +246,19 @@ fn launch(
     // layout clone3 starts it in its cgroup2 directory. Not from a new
     // user namespace: the host's cgroup files are not its to write.
     let self_place = late_cgroup && !ns.has_new(libc::CLONE_NEWUSER);
+    // A staged init's stage process moves itself the same way (before it
+    // joins or makes any namespace), and is cloned into the cgroup2
+    // directory of a hybrid layout: the runtime moves nothing.
+    let stage_self_place = staged && cg.version != Version::V2 && !opts.rootless;
     let (mut cg, _warm_up) = if late_cgroup {
         let warm_up = (!self_place).then(|| crate::cgwarm::WarmUp::start(Some(&layout)));
         (Some(cg), warm_up)
     } else if make_cgroup(&mut cg, &spec, opts, &mut cleanup)? {
         rec.cgroup = Some(cg.clone());
-        let w = (cg.version != Version::V2).then(|| crate::cgwarm::WarmUp::start(Some(&layout)));
+        // (A warm-up would hold the kernel's cgroup lock the stage's own
+        // move needs, for a grace period.)
+        let w = (cg.version != Version::V2 && !stage_self_place)
+            .then(|| crate::cgwarm::WarmUp::start(Some(&layout)));
         (Some(cg), w)
     } else {
         (None, None)
@@ -341,6 +348,7 @@ fn launch(
             cleanup.cgroup = Some(c.clone());
             fd?
         }
+        Some(c) if stage_self_place => c.cgroup2_dir_fd("")?,
         Some(c) => c.v2_dir_fd("")?,
         None => None,
     };
@@ -383,6 +391,7 @@ fn launch(
         cgroupns_unshare,
         wait_placed: !v2 && !staged,
         self_place,
+        stage_self_place: stage_self_place && cg.is_some(),
         seccomp: seccomp.as_ref(),
         sigmask,
         extra_env: &extra_env,
@@ -435,7 +444,7 @@ fn launch(
     };
     drop(child_chan);
     cleanup.pids.push(first_pid);
-    if let Some(c) = cg.as_ref().filter(|_| !v2 && staged) {
+    if let Some(c) = cg.as_ref().filter(|_| !v2 && staged && !stage_self_place) {
         c.add(first_pid, "")?;
     }
     if let Some(adj) = process.oom_score_adj() {

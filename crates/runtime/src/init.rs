@@ -57,6 +57,11 @@ pub(crate) struct InitArgs<'a> {
     /// With `wait_placed`: [`Msg::Placed`] says the cgroups exist, and the
     /// init moves itself into them (`Manager::join_v1_self`).
     pub self_place: bool,
+    /// A staged init's stage process moves itself into the v1 cgroups
+    /// (`Manager::join_v1_self`, before it joins or makes any namespace)
+    /// instead of being moved by the runtime: no RCU grace period. The
+    /// cgroup2 directory of a hybrid layout it was cloned into.
+    pub stage_self_place: bool,
     /// The compiled `linux.seccomp` profile, loaded just before the exec.
     pub seccomp: Option<&'a berth_seccomp::Filter>,
     /// Signal mask to restore (the runtime may have blocked signals).
@@ -101,6 +106,12 @@ fn stage(a: &InitArgs<'_>, init_flags: u64) -> Result<()> {
     close_runtime_fds(a);
     sp::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64, 0, 0, 0)
         .ctx("set parent-death signal")?;
+    // Still root in the host's namespaces, and single-threaded: our own
+    // move into the v1 cgroups takes no global lock (the init we fork
+    // inherits them).
+    if let Some(cg) = a.cgroup.filter(|_| a.stage_self_place) {
+        cg.join_v1_self()?;
+    }
     sp::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0).ctx("make the process non-dumpable")?;
     expect_go(a.chan)?;
     // Join the user namespace first: the other namespaces of another
