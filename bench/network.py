@@ -23,7 +23,7 @@ bench/network.sh makes (never the host's). Prints Markdown tables.
 import argparse, ctypes, json, os, random, resource, shutil, signal, socket, statistics, struct, subprocess, sys
 import tempfile, time
 
-IDLE_GAP = 0.03
+IDLE_GAP = float(os.environ.get("BENCH_IDLE_GAP", "0.03"))
 HOST_ADDR = "192.168.250.1"  # the "host's address": a veth in the namespace (no dummy module here)
 SUBNETS = {"berth": "10.201.0.0/24", "podman": "10.202.0.0/24", "docker": "10.203.0.0/24"}
 SCALE_SUBNET = "10.204.0.0/22"
