@@ -51,7 +51,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("berth-image", &["berth-sys", "berth-db"]),
     // The DNS responder (and the file format the engine writes for it):
     // standalone.
-    ("berth-dns", &[]),
+    ("berth-dns", &["berth-sys"]),
     // Bridges, veths, netns, nftables, IPAM (its tables in berth-db), and
     // the responder's file format.
     ("berth-network", &["berth-sys", "berth-db", "berth-dns"]),

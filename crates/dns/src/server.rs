@@ -700,46 +700,6 @@ pub fn read_networks(dir: &Path) -> io::Result<(Vec<NetworkFile>, Vec<String>)> 
     Ok((files, warnings))
 }
 
-fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain data; all zeroes is a valid value.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match a {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            unsafe { std::ptr::write(std::ptr::addr_of_mut!(ss).cast::<libc::sockaddr_in>(), sin) };
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            unsafe {
-                std::ptr::write(
-                    std::ptr::addr_of_mut!(ss).cast::<libc::sockaddr_in6>(),
-                    sin6,
-                )
-            };
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
-}
-
 fn new_socket(ip: IpAddr, ty: libc::c_int) -> io::Result<OwnedFd> {
     let family = if ip.is_ipv4() {
         libc::AF_INET
@@ -791,7 +751,7 @@ fn bind_socket(ip: IpAddr, port: u16, ty: libc::c_int) -> io::Result<OwnedFd> {
             let _ = setopt(&fd, libc::SOL_SOCKET, libc::SO_RCVBUF, UDP_RCVBUF);
         }
     }
-    let (ss, len) = sockaddr(SocketAddr::new(ip, port));
+    let (ss, len) = berth_sys::socket::sockaddr(SocketAddr::new(ip, port));
     // SAFETY: ss holds a valid sockaddr of length len.
     if unsafe { libc::bind(fd.as_raw_fd(), std::ptr::addr_of!(ss).cast(), len) } < 0 {
         return Err(io::Error::last_os_error());
@@ -808,7 +768,7 @@ fn bind_socket(ip: IpAddr, port: u16, ty: libc::c_int) -> io::Result<OwnedFd> {
 /// A non-blocking TCP connection to `to`, in progress.
 fn connect_tcp(to: SocketAddr) -> io::Result<TcpStream> {
     let fd = new_socket(to.ip(), libc::SOCK_STREAM)?;
-    let (ss, len) = sockaddr(to);
+    let (ss, len) = berth_sys::socket::sockaddr(to);
     // SAFETY: ss holds a valid sockaddr of length len.
     if unsafe { libc::connect(fd.as_raw_fd(), std::ptr::addr_of!(ss).cast(), len) } < 0 {
         let e = io::Error::last_os_error();

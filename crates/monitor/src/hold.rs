@@ -83,45 +83,9 @@ fn bind_one(udp: bool, addr: SocketAddr, dual: bool) -> std::io::Result<OwnedFd>
         // Never read: whatever is not DNATed away is dropped at once.
         set(libc::SOL_SOCKET, libc::SO_RCVBUF, 0);
     }
-    let r = match addr {
-        SocketAddr::V4(a) => {
-            let sa = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: a valid sockaddr_in of its size.
-            unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&sa as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            }
-        }
-        SocketAddr::V6(a) => {
-            let sa = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: a valid sockaddr_in6 of its size.
-            unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&sa as *const libc::sockaddr_in6).cast(),
-                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                )
-            }
-        }
-    };
+    let (sa, len) = berth_sys::socket::sockaddr(addr);
+    // SAFETY: a valid sockaddr of the length given.
+    let r = unsafe { libc::bind(fd.as_raw_fd(), std::ptr::addr_of!(sa).cast(), len) };
     if r < 0 {
         return Err(std::io::Error::last_os_error());
     }

@@ -365,7 +365,7 @@ fn bind_one(proto: Proto, addr: SocketAddr, dual: bool) -> std::io::Result<Owned
             if dual { 0 } else { 1 },
         )?;
     }
-    let (storage, len) = sockaddr(addr);
+    let (storage, len) = berth_sys::socket::sockaddr(addr);
     // SAFETY: storage holds a sockaddr of `len` bytes for the family.
     let r = unsafe {
         libc::bind(
@@ -378,46 +378,6 @@ fn bind_one(proto: Proto, addr: SocketAddr, dual: bool) -> std::io::Result<Owned
         return Err(std::io::Error::last_os_error());
     }
     Ok(fd)
-}
-
-fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
-    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_in fits in sockaddr_storage and both are plain data.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin) };
-            (
-                storage,
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_in6 fits in sockaddr_storage and both are plain data.
-            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6) };
-            (
-                storage,
-                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            )
-        }
-    }
 }
 
 fn local_port(fd: &OwnedFd) -> std::io::Result<u16> {
