@@ -480,24 +480,16 @@ impl Netlink {
     /// Names of all links (for reconciliation of leaked host veth ends by
     /// prefix).
     pub fn link_names(&mut self) -> Result<Vec<String>> {
-        let mut msg = LinkMessage::default();
-        msg.attributes
-            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-        let links = self.dump(RouteNetlinkMessage::GetLink(msg), "list links")?;
-        Ok(links
-            .into_iter()
-            .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => l.attributes.into_iter().find_map(|a| match a {
-                    LinkAttribute::IfName(n) => Some(n),
-                    _ => None,
-                }),
-                _ => None,
-            })
-            .collect())
+        self.names_where(|_| true)
     }
 
     /// Names of the bridges (of any owner) in the namespace.
     pub fn bridge_names(&mut self) -> Result<Vec<String>> {
+        self.names_where(|l| LinkState::of(l).kind == Some(InfoKind::Bridge))
+    }
+
+    /// Names of the links `keep` accepts (one dump, no statistics).
+    fn names_where(&mut self, keep: impl Fn(&LinkMessage) -> bool) -> Result<Vec<String>> {
         let mut msg = LinkMessage::default();
         msg.attributes
             .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
@@ -505,16 +497,11 @@ impl Netlink {
         Ok(links
             .into_iter()
             .filter_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => {
-                    let st = LinkState::of(&l);
-                    (st.kind == Some(InfoKind::Bridge))
-                        .then(|| {
-                            l.attributes.into_iter().find_map(|a| match a {
-                                LinkAttribute::IfName(n) => Some(n),
-                                _ => None,
-                            })
-                        })
-                        .flatten()
+                RouteNetlinkMessage::NewLink(l) if keep(&l) => {
+                    l.attributes.into_iter().find_map(|a| match a {
+                        LinkAttribute::IfName(n) => Some(n),
+                        _ => None,
+                    })
                 }
                 _ => None,
             })
