@@ -8,7 +8,7 @@
 
 use berth_monitor_proto::config::HeldPort;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 /// Binds every port it can; a port another program took since the engine
 /// checked it is named in the log (the DNAT serves it all the same).
@@ -46,50 +46,16 @@ fn bind(p: &HeldPort) -> std::io::Result<OwnedFd> {
     }
 }
 
+/// No SO_REUSEADDR: a server that sets it (most do) could otherwise bind
+/// and listen beside a held socket that is not listening.
 fn bind_one(udp: bool, addr: SocketAddr, dual: bool) -> std::io::Result<OwnedFd> {
-    let family = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    let kind = if udp {
-        libc::SOCK_DGRAM
-    } else {
-        libc::SOCK_STREAM
-    };
-    // SAFETY: plain syscall; the fd is owned below.
-    let fd = unsafe { libc::socket(family, kind | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a new fd owned by nobody else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let set = |level: libc::c_int, opt: libc::c_int, v: libc::c_int| {
-        // SAFETY: setsockopt with a valid int option value of its size.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                level,
-                opt,
-                (&v as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        }
-    };
-    if addr.is_ipv6() {
-        set(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, i32::from(!dual));
-    }
     if udp {
         // Never read: whatever is not DNATed away is dropped at once.
-        set(libc::SOL_SOCKET, libc::SO_RCVBUF, 0);
+        let small = [(libc::SOL_SOCKET, libc::SO_RCVBUF, 0)];
+        berth_sys::socket::bind_ip(libc::SOCK_DGRAM, 0, addr, dual, &small)
+    } else {
+        berth_sys::socket::bind_ip(libc::SOCK_STREAM, 0, addr, dual, &[])
     }
-    let (sa, len) = berth_sys::socket::sockaddr(addr);
-    // SAFETY: a valid sockaddr of the length given.
-    let r = unsafe { libc::bind(fd.as_raw_fd(), std::ptr::addr_of!(sa).cast(), len) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(fd)
 }
 
 #[cfg(test)]
@@ -108,6 +74,7 @@ mod tests {
             port,
         }]);
         assert_eq!(held.len(), 1);
+        // std's listener sets SO_REUSEADDR, as most servers do.
         let e = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EADDRINUSE));
         // Held twice: the second is refused (logged), the first stays.

@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use serde::{Deserialize, Serialize};
 
@@ -321,63 +321,15 @@ fn bind(proto: Proto, host_ip: Option<IpAddr>, port: u16) -> std::io::Result<Opt
 }
 
 fn bind_one(proto: Proto, addr: SocketAddr, dual: bool) -> std::io::Result<OwnedFd> {
-    let family = match addr {
-        SocketAddr::V4(_) => libc::AF_INET,
-        SocketAddr::V6(_) => libc::AF_INET6,
-    };
     let (ty, p) = match proto {
         Proto::Tcp => (libc::SOCK_STREAM, libc::IPPROTO_TCP),
         Proto::Udp => (libc::SOCK_DGRAM, libc::IPPROTO_UDP),
         Proto::Sctp => (libc::SOCK_STREAM, libc::IPPROTO_SCTP),
     };
-    // SAFETY: socket has no memory preconditions; the result is checked.
-    let raw = unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, p) };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: raw is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let set = |level: libc::c_int, name: libc::c_int, v: libc::c_int| -> std::io::Result<()> {
-        // SAFETY: v lives across the call and its size is passed.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                level,
-                name,
-                (&v as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            Err(std::io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    };
-    if ty == libc::SOCK_STREAM {
-        // As a server would bind it: TIME_WAIT leftovers do not hold a port.
-        set(libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
-    }
-    if family == libc::AF_INET6 {
-        set(
-            libc::IPPROTO_IPV6,
-            libc::IPV6_V6ONLY,
-            if dual { 0 } else { 1 },
-        )?;
-    }
-    let (storage, len) = berth_sys::socket::sockaddr(addr);
-    // SAFETY: storage holds a sockaddr of `len` bytes for the family.
-    let r = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            (&storage as *const libc::sockaddr_storage).cast(),
-            len,
-        )
-    };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(fd)
+    // As a server would bind it: TIME_WAIT leftovers do not hold a port.
+    let reuse = [(libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)];
+    let opts: &[_] = if ty == libc::SOCK_STREAM { &reuse } else { &[] };
+    berth_sys::socket::bind_ip(ty, p, addr, dual, opts)
 }
 
 fn local_port(fd: &OwnedFd) -> std::io::Result<u16> {

@@ -195,6 +195,50 @@ pub fn loopback_up() -> io::Result<()> {
     Ok(())
 }
 
+/// An IP socket of type `ty` (`SOCK_STREAM`, `SOCK_DGRAM`; CLOEXEC is
+/// added) and `protocol` (0 for the type's default), bound to `addr`. An
+/// IPv6 socket is dual-stack when `dual` (IPV6_V6ONLY off), else IPv6
+/// only. `opts` are `(level, name, value)` integer options set before the
+/// bind. For the engine's host-port checks and the monitor's held ports.
+pub fn bind_ip(
+    ty: libc::c_int,
+    protocol: libc::c_int,
+    addr: std::net::SocketAddr,
+    dual: bool,
+    opts: &[(libc::c_int, libc::c_int, libc::c_int)],
+) -> io::Result<OwnedFd> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // SAFETY: socket has no memory preconditions; the result is checked.
+    let raw = cvt(unsafe { libc::socket(family, ty | libc::SOCK_CLOEXEC, protocol) })?;
+    // SAFETY: raw is a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let v6only = (
+        libc::IPPROTO_IPV6,
+        libc::IPV6_V6ONLY,
+        libc::c_int::from(!dual),
+    );
+    for &(level, name, v) in addr.is_ipv6().then_some(&v6only).into_iter().chain(opts) {
+        // SAFETY: v lives across the call and its size is passed.
+        cvt(unsafe {
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                level,
+                name,
+                std::ptr::addr_of!(v).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
+    }
+    let (ss, len) = sockaddr(addr);
+    // SAFETY: ss holds a valid sockaddr of length len.
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), std::ptr::addr_of!(ss).cast(), len) })?;
+    Ok(fd)
+}
+
 /// `addr` as the C `sockaddr_in`/`sockaddr_in6` in a `sockaddr_storage`,
 /// with its length, for bind, connect and sendto.
 pub fn sockaddr(addr: std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
