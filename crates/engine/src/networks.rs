@@ -444,9 +444,10 @@ impl Engine {
         let dir = marker.parent().unwrap_or(Path::new("/"));
         let _ = std::fs::create_dir_all(dir);
         if !n.internal {
-            // Noted before the rules are written (a kill -9 in between
-            // leaves the note, and the next network's rules the guard).
-            let (v4, v6) = link::ensure_forwarding(n.ipv6)?;
+            // Noted before forwarding is turned on (a kill -9 in between
+            // leaves the note, and the next network's rules the guard; a
+            // note of a family still off only turns it off again later).
+            let (v4, v6) = link::forwarding_off(n.ipv6)?;
             if v4 || v6 {
                 let g = self.guard();
                 let mut text = String::new();
@@ -460,6 +461,7 @@ impl Engine {
                 berth_sys::fs::write_atomic(&path, text.as_bytes(), 0o644)
                     .map_err(io(format!("write {}", path.display())))?;
             }
+            link::ensure_forwarding(n.ipv6)?;
         }
         nft::add_network(&rules(n, self.guard()))?;
         std::fs::write(&marker, b"").map_err(io(format!("write {}", marker.display())))?;

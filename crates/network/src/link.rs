@@ -970,17 +970,25 @@ pub fn detach(host_name: &str) -> Result<()> {
 
 /// net.ipv4.ip_forward=1 (and net.ipv6.conf.all.forwarding=1 if `ipv6`) in
 /// the calling thread's namespace, written only when not already set.
-pub fn ensure_forwarding(ipv6: bool) -> Result<(bool, bool)> {
-    let mut turned = (false, false);
-    if read_sysctl("net/ipv4/ip_forward")? != "1" {
+pub fn ensure_forwarding(ipv6: bool) -> Result<()> {
+    let (v4, v6) = forwarding_off(ipv6)?;
+    if v4 {
         write_sysctl("net/ipv4/ip_forward", "1")?;
-        turned.0 = true;
     }
-    if ipv6 && read_sysctl("net/ipv6/conf/all/forwarding")? != "1" {
+    if v6 {
         write_sysctl("net/ipv6/conf/all/forwarding", "1")?;
-        turned.1 = true;
     }
-    Ok(turned)
+    Ok(())
+}
+
+/// Which of IPv4 forwarding and (if `ipv6`) IPv6 forwarding are off: what
+/// [`ensure_forwarding`] would turn on (noted by the caller first, so that
+/// a kill -9 in between cannot lose that berth turned it on).
+pub fn forwarding_off(ipv6: bool) -> Result<(bool, bool)> {
+    Ok((
+        read_sysctl("net/ipv4/ip_forward")? != "1",
+        ipv6 && read_sysctl("net/ipv6/conf/all/forwarding")? != "1",
+    ))
 }
 
 /// Turns forwarding off again for the families given (what
