@@ -582,26 +582,12 @@ impl crate::Engine {
             return Ok(());
         };
         let pod = match what.strip_prefix("new:") {
-            Some(name) => self.pod_create(&PodCreate {
+            Some(name) => ready(self.pod_create(&PodCreate {
                 name: Some(name.to_string()),
                 spec: PodSpec::default(),
-            })?,
-            None => {
-                self.reconcile_pods();
-                self.pod(&what)?
-            }
+            })?)?,
+            None => self.ready_pod(&what)?,
         };
-        if pod.phase != PodPhase::Ready {
-            return Err(Error::Conflict(format!(
-                "pod {} is being {}",
-                pod.name,
-                if pod.phase == PodPhase::Creating {
-                    "created"
-                } else {
-                    "removed"
-                }
-            )));
-        }
         spec.pod = Some(pod.id.clone());
         if spec.resources.cgroup_parent.is_some() {
             return Err(opt(
@@ -846,19 +832,7 @@ impl crate::Engine {
 
     fn ready_pod(&self, what: &str) -> Result<PodRecord> {
         self.reconcile_pods();
-        let pod = self.pod(what)?;
-        if pod.phase != PodPhase::Ready {
-            return Err(Error::Conflict(format!(
-                "pod {} is being {}",
-                pod.name,
-                if pod.phase == PodPhase::Creating {
-                    "created"
-                } else {
-                    "removed"
-                }
-            )));
-        }
-        Ok(pod)
+        ready(self.pod(what)?)
     }
 
     /// `berth pod rm`: a pod with running containers needs `force`; its
@@ -1205,6 +1179,22 @@ pub struct PodContainer {
     pub id: String,
     pub name: String,
     pub state: String,
+}
+
+/// The pod, unless a create or rm of it is under way.
+fn ready(pod: PodRecord) -> Result<PodRecord> {
+    if pod.phase != PodPhase::Ready {
+        return Err(Error::Conflict(format!(
+            "pod {} is being {}",
+            pod.name,
+            if pod.phase == PodPhase::Creating {
+                "created"
+            } else {
+                "removed"
+            }
+        )));
+    }
+    Ok(pod)
 }
 
 #[cfg(test)]
