@@ -483,20 +483,26 @@ fn pod_member_flags(f: &CreateFlags) -> Result<()> {
             format!("published or exposed ports must be defined when the pod is created: {SHARED}"),
         ));
     }
-    for (flag, set) in [
+    if let Some(flag) = endpoint_flag(f) {
+        return Err(option(
+            flag,
+            format!("must be given when the pod is created: {SHARED}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The first of the flags that describe an endpoint on a bridge network
+/// (`--ip`, `--ip6`, `--mac-address`, `--network-alias`) given.
+fn endpoint_flag(f: &CreateFlags) -> Option<&'static str> {
+    [
         ("--ip", f.ip.is_some()),
         ("--ip6", f.ip6.is_some()),
         ("--mac-address", f.mac_address.is_some()),
         ("--network-alias", !f.network_alias.is_empty()),
-    ] {
-        if set {
-            return Err(option(
-                flag,
-                format!("must be given when the pod is created: {SHARED}"),
-            ));
-        }
-    }
-    Ok(())
+    ]
+    .into_iter()
+    .find_map(|(flag, set)| set.then_some(flag))
 }
 
 /// `--network` (several), `--ip`, `--ip6`, `--mac-address`,
@@ -541,18 +547,11 @@ fn network_flags(
                 "pod: networks come with pods; use --pod",
             ));
         }
-        for (flag, set) in [
-            ("--ip", f.ip.is_some()),
-            ("--ip6", f.ip6.is_some()),
-            ("--mac-address", f.mac_address.is_some()),
-            ("--network-alias", !f.network_alias.is_empty()),
-        ] {
-            if set {
-                return Err(option(
-                    flag,
-                    format!("needs a bridge network, not --network {first}"),
-                ));
-            }
+        if let Some(flag) = endpoint_flag(f) {
+            return Err(option(
+                flag,
+                format!("needs a bridge network, not --network {first}"),
+            ));
         }
     } else {
         *net = NamespaceMode::Private;
