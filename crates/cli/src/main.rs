@@ -325,8 +325,35 @@ fn parse_fast(args: &[std::ffi::OsString], word: Option<&str>) -> Option<(Global
         Some("run") => parse_one(args, "run", true, Cmd::Run),
         Some("exec") => parse_one(args, "exec", false, Cmd::Exec),
         Some("start") => parse_one(args, "start", false, Cmd::Start),
+        Some("stop") => parse_one(args, "stop", false, Cmd::Stop),
+        Some("rm") => parse_one(args, "rm", false, Cmd::Rm),
+        Some("kill") => parse_one(args, "kill", false, Cmd::Kill),
+        Some("ps") => parse_one(args, "ps", false, Cmd::Ps),
+        Some("inspect") => parse_one(args, "inspect", false, Cmd::Inspect),
+        Some("logs") => parse_one(args, "logs", false, Cmd::Logs),
+        Some("wait") => parse_one(args, "wait", false, Cmd::Wait),
+        Some("network") => parse_group(args, "network", Cmd::Network),
+        Some("pod") => parse_group(args, "pod", Cmd::Pod),
+        Some("volume") => parse_group(args, "volume", Cmd::Volume),
         _ => None,
     }
+}
+
+/// [`parse_one`] for a command that has subcommands (`network create`).
+fn parse_group<T: clap::Subcommand + clap::FromArgMatches>(
+    args: &[std::ffi::OsString],
+    name: &'static str,
+    wrap: fn(T) -> Cmd,
+) -> Option<(Globals, Cmd)> {
+    use clap::{Args, FromArgMatches};
+    let sub = T::augment_subcommands(clap::Command::new(name)).subcommand_required(true);
+    let m = Globals::augment_args(clap::Command::new("berth"))
+        .subcommand(sub)
+        .try_get_matches_from(args)
+        .ok()?;
+    let g = Globals::from_arg_matches(&m).ok()?;
+    let a = T::from_arg_matches(m.subcommand_matches(name)?).ok()?;
+    Some((g, wrap(a)))
 }
 
 /// `args` parsed as the global options and command `name` alone (whose
@@ -481,6 +508,16 @@ mod tests {
             super::Cmd::Run(a) => format!("run {a:?}"),
             super::Cmd::Exec(a) => format!("exec {a:?}"),
             super::Cmd::Start(a) => format!("start {a:?}"),
+            super::Cmd::Stop(a) => format!("stop {a:?}"),
+            super::Cmd::Rm(a) => format!("rm {a:?}"),
+            super::Cmd::Kill(a) => format!("kill {a:?}"),
+            super::Cmd::Ps(a) => format!("ps {a:?}"),
+            super::Cmd::Inspect(a) => format!("inspect {a:?}"),
+            super::Cmd::Logs(a) => format!("logs {a:?}"),
+            super::Cmd::Wait(a) => format!("wait {a:?}"),
+            super::Cmd::Network(a) => format!("network {a:?}"),
+            super::Cmd::Pod(a) => format!("pod {a:?}"),
+            super::Cmd::Volume(a) => format!("volume {a:?}"),
             _ => "another command".into(),
         }
     }
@@ -501,6 +538,21 @@ mod tests {
             "berth --root /r exec -d web sleep 1",
             "berth start web",
             "berth start -ai web db",
+            "berth stop -t 3 web db",
+            "berth rm -fv web",
+            "berth kill -s TERM web",
+            "berth ps -a --format json --filter name=x",
+            "berth inspect -f {{.Id}} web",
+            "berth logs -f --tail 3 web",
+            "berth wait web",
+            "berth network create --subnet 10.9.0.0/24 --label a=b n1",
+            "berth --root /r network rm n1 n2",
+            "berth network ls -q --filter name=x",
+            "berth network connect --alias a n1 web",
+            "berth pod create --name p -p 8080:80",
+            "berth pod rm -f p",
+            "berth volume create v",
+            "berth volume ls --format json",
         ];
         for s in accepted {
             let args = argv(s);
@@ -523,8 +575,18 @@ mod tests {
             ("berth start", "start"),
             ("berth ps -a", "run"),
             ("berth runx", "run"),
+            ("berth network", "network"),
+            ("berth network --help", "network"),
+            ("berth network create --help", "network"),
+            ("berth network nosuch", "network"),
+            ("berth network create --nosuch x", "network"),
+            ("berth pod", "pod"),
+            ("berth volume rm", "volume"),
         ] {
             let fast = match name {
+                "network" => super::parse_group(&argv(s), name, super::Cmd::Network),
+                "pod" => super::parse_group(&argv(s), name, super::Cmd::Pod),
+                "volume" => super::parse_group(&argv(s), name, super::Cmd::Volume),
                 "run" => super::parse_one(&argv(s), name, true, super::Cmd::Run),
                 "exec" => super::parse_one(&argv(s), name, false, super::Cmd::Exec),
                 _ => super::parse_one(&argv(s), name, false, super::Cmd::Start),
@@ -534,5 +596,6 @@ mod tests {
         // The whole tree then says what it always said.
         assert!(full("berth run --help").starts_with("error DisplayHelp"));
         assert!(full("berth run").starts_with("error MissingRequiredArgument"));
+        assert!(full("berth network").starts_with("error DisplayHelpOnMissingArgumentOrSubcommand"));
     }
 }
