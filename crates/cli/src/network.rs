@@ -95,6 +95,9 @@ pub enum NetworkCmd {
         #[arg(short = 'f', long)]
         force: bool,
     },
+    /// Unmake what removed networks left on the host (started by rm and prune).
+    #[command(hide = true)]
+    Gc,
     /// Connect a container to a network (at once if it runs).
     Connect {
         network: String,
@@ -294,6 +297,7 @@ pub fn network(root: &Path, run_root: &Path, c: NetworkCmd) -> Result<()> {
         NetworkCmd::Rm { force: _, names } => {
             crate::manage::remove_each(&names, |n| engine.network_remove(n))?
         }
+        NetworkCmd::Gc => engine.network_gc(),
         NetworkCmd::Prune { force: _ } => {
             let gone = engine.network_prune()?;
             if !gone.is_empty() {

@@ -287,6 +287,12 @@ impl World {
         }
     }
 
+    /// Whether the run root has a non-empty directory `dir`.
+    fn run_root_has(&self, dir: &str) -> bool {
+        std::fs::read_dir(self.env.run_root.path().join(dir))
+            .is_ok_and(|mut rd| rd.next().is_some())
+    }
+
     fn netns_files(&self) -> Vec<String> {
         std::fs::read_dir(self.env.run_root.path().join("netns"))
             .map(|rd| {
@@ -904,10 +910,51 @@ fn network_commands_and_their_errors() {
         w.ruleset()
     );
     w.berth(&["rm", "-f", "xx"]).ok();
+    // The record goes at once; the bridges, elements and table go in the
+    // `network gc` that rm starts, in the background.
     w.berth(&["network", "rm", "small"]).ok();
-    assert!(!w.ruleset().contains("table inet berth"), "{}", w.ruleset());
-    assert_eq!(forwarding().trim(), "0");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while w.ruleset().contains("table inet berth") || forwarding().trim() != "0" {
+        assert!(
+            Instant::now() < deadline,
+            "left after network rm: forwarding {}, {}",
+            forwarding(),
+            w.ruleset()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!w.run_root_has("networks-removed"));
     assert_eq!(w.berth(&["network", "prune", "-f"]).ok().stdout, "");
+    // A network made again at once with the removed one's bridge name and
+    // subnet (its bridge maybe not yet deleted) is made.
+    w.berth(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.99.0.0/24",
+        "-o",
+        "com.docker.network.bridge.name=brsame",
+        "same",
+    ])
+    .ok();
+    w.berth(&["run", "--rm", "--network", "same", w.image, "true"])
+        .ok();
+    for _ in 0..3 {
+        w.berth(&["network", "rm", "same"]).ok();
+        w.berth(&[
+            "network",
+            "create",
+            "--subnet",
+            "10.99.0.0/24",
+            "-o",
+            "com.docker.network.bridge.name=brsame",
+            "same",
+        ])
+        .ok();
+        w.berth(&["run", "--rm", "--network", "same", w.image, "true"])
+            .ok();
+    }
+    w.berth(&["network", "rm", "same"]).ok();
 }
 
 /// A kill -9 of `berth run` at any moment of setup, then one berth command:
@@ -1177,6 +1224,66 @@ fn review_regressions() {
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("hostbr"), "{}", o.stderr);
     assert!(w.in_ns("host", &["ip", "link", "show", "hostbr"]).code == 0);
+}
+
+/// `run --rm -p` leaves its port elements to its monitor's exit command
+/// (deleting them itself would make its own exit wait for the kernel's RCU
+/// grace period): soon after, nothing is left (no element, intent file or
+/// lock file), and runs that want the same port at once get it.
+#[test]
+fn run_rm_with_published_ports_leaves_nothing_and_frees_the_port_at_once() {
+    let w = World::new();
+    w.berth(&["network", "create", "app"]).ok();
+    let settled = |what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let rules = w.ruleset();
+            let files = w.netns_files();
+            let locks: Vec<String> = std::fs::read_dir(w.env.run_root.path().join("locks"))
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| !n.starts_with("pod-") && n.len() == 64)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !rules.contains("8090") && files.is_empty() && locks.is_empty() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: left intents {files:?}, locks {locks:?}, rules\n{rules}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let run_rm = |i: usize| {
+        let o = w.berth(&[
+            "run",
+            "--rm",
+            "--network",
+            "app",
+            "-p",
+            "8090:80",
+            w.image,
+            "true",
+        ]);
+        assert_eq!(o.code, 0, "run {i}: {}", o.stderr);
+    };
+    run_rm(0);
+    settled("after one run --rm");
+    // Back to back: each finds the last one's elements (maybe not yet
+    // removed by its monitor) and takes the port.
+    for i in 1..6 {
+        run_rm(i);
+    }
+    w.web("web", &["--network", "app", "-p", "8090:80"]);
+    assert_eq!(
+        w.fetch_from("host", "http://127.0.0.1:8090/"),
+        Some("hello-web\n".into())
+    );
+    w.berth(&["rm", "-f", "web"]).ok();
+    settled("after the runs and rm -f");
 }
 
 /// Bridge networks are root's until rootless networking comes: a user gets

@@ -1003,7 +1003,7 @@ impl Engine {
             r
         });
         if result.is_err() && net.is_some() {
-            self.teardown_network(&rec.id);
+            self.teardown_network(&rec.id, false);
         }
         result
     }
@@ -1566,7 +1566,9 @@ impl Engine {
         if runtime_delete {
             let _ = self.oci.delete(self.target(rec));
         }
-        self.teardown_network(&rec.id);
+        // An `--rm` container's client leaves the port elements to the
+        // monitor's exit command, which finds the record gone.
+        self.teardown_network(&rec.id, to_trash && rec.spec.lifecycle.auto_remove);
         let run = self.paths.run_dir(&rec.id);
         let run_trash = self.paths.run_trash(&rec.id);
         // The run directory first, so that the mount point can follow it
@@ -1595,15 +1597,21 @@ impl Engine {
     /// whose monitor still runs: an `--rm` container's directory is moved
     /// to the trash, which the monitor empties after this client returns
     /// (freeing an upper layer's inodes on ext4 takes milliseconds).
-    pub fn cleanup_before_monitor(&self, id: &str) -> Result<()> {
-        self.cleanup_with(id, true)
+    /// True if the monitor must still run its exit command: the container
+    /// was removed, leaving its published ports' elements to it (see
+    /// [`Engine::teardown_network`]).
+    pub fn cleanup_before_monitor(&self, id: &str) -> Result<bool> {
+        self.cleanup_with(id, true)?;
+        Ok(self.left_network(id))
     }
 
     fn cleanup_with(&self, id: &str, to_trash: bool) -> Result<()> {
         // A monitor's exit command may come after the container was
-        // removed: no lock file is made for it. (The starting client knows
-        // its container exists.)
+        // removed: no lock file is made for it (the starting client knows
+        // its container exists). What the removing client left to it, it
+        // undoes.
         if !to_trash && self.records.get(id)?.is_none() {
+            self.undo_leftover_network(id);
             return Ok(());
         }
         let _lock = self.lock(id)?;
@@ -1880,7 +1888,7 @@ impl Engine {
             .release_with(&format!("container:{}", rec.id), |db| {
                 crate::records::Records::remove_in(db, &rec.id)
             })?;
-        self.teardown_network(&rec.id);
+        self.teardown_network(&rec.id, to_trash);
         self.release_endpoints_of(rec);
         if volumes {
             for v in vols {

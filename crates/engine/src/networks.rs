@@ -207,6 +207,11 @@ impl Engine {
             "bridge networks need root; rootless networking comes in a later release",
         )?;
         let store = self.network_store();
+        // A removed network's bridge and routes, still there, would clash.
+        if self.has_removed() {
+            let _net = self.network_lock()?;
+            self.unmake_removed_locked();
+        }
         // The default network's subnet is taken before any other is chosen.
         self.network(model::DEFAULT_NETWORK)?;
         // Checked and stored in one transaction: parallel creates get
@@ -273,8 +278,23 @@ impl Engine {
         Ok(out)
     }
 
-    /// `berth network rm`: refused while a container is on it.
+    /// `berth network rm`: refused while a container is on it. The record
+    /// goes now; what the network has on the host (bridge, nft elements,
+    /// DNS file) is unmade by a process of its own ([`Engine::network_gc`]):
+    /// deleting a bridge, and releasing an nf_tables socket after deleting
+    /// elements, wait for the kernel's RCU grace periods (10 to 20 ms each
+    /// on a quiet host), which `network rm` need not wait for. A
+    /// `network create` meanwhile finishes that work first.
     pub fn network_remove(&self, name: &str) -> Result<Network> {
+        let n = self.network_forget(name)?;
+        self.unmake_later();
+        Ok(n)
+    }
+
+    /// Removes a network's record, having noted what it left on the host
+    /// (`<run root>/networks-removed/<id>.json`, the intent a kill -9
+    /// leaves for the next network command).
+    fn network_forget(&self, name: &str) -> Result<Network> {
         self.reconcile_networks();
         let store = self.network_store();
         let n = match self.predefined_network(name) {
@@ -301,26 +321,105 @@ impl Engine {
             )));
         }
         let _net = self.network_lock()?;
-        // Its host state first, then its record: a kill -9 in between
-        // leaves a record whose next use makes it all again.
-        self.unmake_network(&n);
+        let dir = self.removed_dir();
+        berth_sys::fs::create_private_dir_all(&dir)
+            .map_err(io(format!("create {}", dir.display())))?;
+        let path = dir.join(format!("{}.json", n.id));
+        let data = serde_json::to_vec(&n)
+            .map_err(|e| Error::Runtime(format!("serialise network {}: {e}", n.name)))?;
+        berth_sys::fs::replace_file(&path, &data, 0o600)
+            .map_err(io(format!("write {}", path.display())))?;
         store.remove(&n.id)?;
         self.network_event(&n, "destroy", &[]);
-        // With no container on any network, the default network's bridge
-        // and rules go too (its record stays): the last network removed
-        // leaves no berth table behind.
-        let idle = store
-            .list()?
+        Ok(n)
+    }
+
+    /// Where removed networks wait for their host state to be unmade.
+    fn removed_dir(&self) -> PathBuf {
+        self.paths.run_root.join("networks-removed")
+    }
+
+    fn has_removed(&self) -> bool {
+        std::fs::read_dir(self.removed_dir()).is_ok_and(|mut rd| rd.next().is_some())
+    }
+
+    /// Starts `berth network gc` for what removed networks left; does the
+    /// work here if it cannot be started (or this is not berth).
+    fn unmake_later(&self) {
+        let exe = std::env::current_exe()
+            .ok()
+            .filter(|p| p.file_name().is_some_and(|n| n == "berth"));
+        let started = exe.is_some_and(|exe| {
+            std::process::Command::new(exe)
+                .arg("--root")
+                .arg(&self.paths.root)
+                .arg("--run-root")
+                .arg(&self.paths.run_root)
+                .args(["network", "gc"])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .is_ok()
+        });
+        if !started {
+            self.network_gc();
+        }
+    }
+
+    /// `berth network gc` (started by `network rm` and `prune`): unmakes
+    /// what removed networks left on the host; then, with no container on
+    /// any network, the default network's bridge and rules go too (its
+    /// record stays): the last network removed leaves no berth table
+    /// behind.
+    pub fn network_gc(&self) {
+        let Ok(_net) = self.network_lock() else {
+            return;
+        };
+        if self.unmake_removed_locked() {
+            self.unmake_if_idle_locked();
+        }
+    }
+
+    /// Unmakes each removed network's host state, then forgets its note
+    /// (the network lock held); true if there was any.
+    fn unmake_removed_locked(&self) -> bool {
+        let Ok(rd) = std::fs::read_dir(self.removed_dir()) else {
+            return false;
+        };
+        let mut any = false;
+        for e in rd.flatten() {
+            let path = e.path();
+            let n = std::fs::read(&path)
+                .ok()
+                .and_then(|d| serde_json::from_slice::<Network>(&d).ok());
+            if let Some(n) = n {
+                // Made again meanwhile (the same id cannot be): not ours.
+                if self.network_store().get(&n.id).is_err() {
+                    self.unmake_network(&n);
+                }
+            }
+            let _ = std::fs::remove_file(&path);
+            any = true;
+        }
+        any
+    }
+
+    /// With no container on any network: every network's bridge and
+    /// rules go (the network lock held).
+    fn unmake_if_idle_locked(&self) {
+        let store = self.network_store();
+        let Ok(all) = store.list() else { return };
+        let idle = all
             .iter()
             .all(|o| store.endpoints_on(&o.id).is_ok_and(|e| e.is_empty()));
         if idle {
-            for o in store.list()? {
+            for o in all {
                 if self.ready_marker(&o).exists() {
                     self.unmake_network(&o);
                 }
             }
         }
-        Ok(n)
     }
 
     /// `berth network prune`: the user-defined networks no container is on.
@@ -330,12 +429,20 @@ impl Engine {
             if model::is_builtin(&n.name) || !self.network_store().endpoints_on(&n.id)?.is_empty() {
                 continue;
             }
-            match self.network_remove(&n.id) {
+            match self.network_forget(&n.id) {
                 Ok(n) => gone.push(n),
                 // Taken by a container meanwhile.
                 Err(Error::Conflict(_)) => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    if !gone.is_empty() {
+                        self.unmake_later();
+                    }
+                    return Err(e);
+                }
             }
+        }
+        if !gone.is_empty() {
+            self.unmake_later();
         }
         Ok(gone)
     }
@@ -611,11 +718,11 @@ impl Engine {
         berth_sys::fs::create_private_dir_all(&dir)
             .map_err(io(format!("create {}", dir.display())))?;
         // A start that died half-way left these: undone first.
-        self.undo_active(&rec.id);
+        self.undo_active(&rec.id, false);
         let path = self.netns_path(&rec.id);
         let result = self.setup_locked(rec, &eps, image_ports, &path);
         if result.is_err() {
-            self.undo_active(&rec.id);
+            self.undo_active(&rec.id, false);
         }
         result.map(Some)
     }
@@ -911,18 +1018,32 @@ impl Engine {
         if running {
             return false;
         }
-        self.undo_active(id);
+        self.undo_active(id, false);
+        if matches!(self.records.get(id), Ok(None)) {
+            // A removed container's lock file was made by try_lock.
+            let _ = std::fs::remove_file(self.paths.lock(id));
+        }
         true
     }
 
     /// Undoes what a container's intent file says (the network lock held):
     /// its port elements, veth pairs, namespace and names; the intent file
     /// goes last, so a kill -9 in between leaves it for the next one.
-    fn undo_active(&self, id: &str) {
+    ///
+    /// `defer_ports`: the port elements stay, and so does an intent file
+    /// listing only them, for the monitor's exit command to remove
+    /// ([`Engine::undo_leftover_network`]). A process that deleted set
+    /// elements pays an RCU grace period (10 to 15 ms on a quiet host)
+    /// when it closes its nf_tables socket, at its exit: the kernel
+    /// flushes its destroy work then. `run --rm` returns without that wait.
+    /// Meanwhile the port stays published to the dead address, and a run
+    /// that wants it undoes the leftover first ([`Engine::published_live`]).
+    fn undo_active(&self, id: &str, defer_ports: bool) {
         let path = self.netns_path(id);
         let active = self.active_network(id);
+        let defer_ports = defer_ports && active.as_ref().is_some_and(|a| !a.ports.is_empty());
         if let Some(a) = &active {
-            if !a.ports.is_empty() {
+            if !a.ports.is_empty() && !defer_ports {
                 let rules: Vec<PortRule> = a.ports.iter().map(Published::rule).collect();
                 if let Err(e) = nft::remove_ports(&rules) {
                     warn!("container {id}: remove its published ports: {e}");
@@ -959,18 +1080,56 @@ impl Engine {
                     warn!("container {id}: the DNS responder: {e}");
                 }
             }
+            if defer_ports {
+                let left = Active {
+                    ports: a.ports,
+                    ..Active::default()
+                };
+                match self.write_active(id, &left) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        // Not left half-said: removed now after all.
+                        warn!("container {id}: leave its published ports to its monitor: {e}");
+                        let rules: Vec<PortRule> = left.ports.iter().map(Published::rule).collect();
+                        if let Err(e) = nft::remove_ports(&rules) {
+                            warn!("container {id}: remove its published ports: {e}");
+                        }
+                    }
+                }
+            }
         }
         let _ = std::fs::remove_file(self.active_path(id));
     }
 
     /// At a container's end (its lock held): undoes its network setup.
-    pub(crate) fn teardown_network(&self, id: &str) {
+    /// `defer_ports`: see [`Engine::undo_active`]; only for a client whose
+    /// container's monitor runs its exit command after it.
+    pub(crate) fn teardown_network(&self, id: &str, defer_ports: bool) {
         if !self.active_path(id).exists() && !self.netns_path(id).exists() {
             return;
         }
         match self.network_lock() {
-            Ok(_net) => self.undo_active(id),
+            Ok(_net) => self.undo_active(id, defer_ports),
             Err(e) => warn!("container {id}: tear down its network: {e}"),
+        }
+    }
+
+    /// Whether a torn-down container left its port elements to its
+    /// monitor's exit command (see [`Engine::undo_active`]).
+    pub(crate) fn left_network(&self, id: &str) -> bool {
+        self.active_path(id).exists()
+    }
+
+    /// The monitor's exit command for a container already removed: the
+    /// port elements its client left (see [`Engine::undo_active`]), unless
+    /// a run that wanted the port undid them first.
+    pub(crate) fn undo_leftover_network(&self, id: &str) {
+        if !self.active_path(id).exists() {
+            return;
+        }
+        match self.network_lock() {
+            Ok(_net) => self.undo_active(id, false),
+            Err(e) => warn!("container {id}: remove its published ports: {e}"),
         }
     }
 
@@ -979,6 +1138,15 @@ impl Engine {
     /// containers that are gone. Best effort: every berth command that
     /// touches networks runs it.
     pub fn reconcile_networks(&self) {
+        // Removed networks whose `network gc` was killed (or is running:
+        // then this waits for it and finds nothing left).
+        if self.has_removed() {
+            if let Ok(_net) = self.network_lock() {
+                if self.unmake_removed_locked() {
+                    self.unmake_if_idle_locked();
+                }
+            }
+        }
         let mut stale = Vec::new();
         if let Ok(rd) = std::fs::read_dir(self.netns_dir()) {
             for e in rd.flatten() {

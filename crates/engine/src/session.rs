@@ -372,7 +372,18 @@ impl Input {
     }
 
     fn cleaned(&self) -> bool {
-        self.send(&frame::encode(frame::CLEANED, b""))
+        self.cleaned_with(false)
+    }
+
+    /// CLEANED, asking the monitor to run its exit command all the same
+    /// when `exit_command` (see [`frame::CLEANED`]).
+    fn cleaned_with(&self, exit_command: bool) -> bool {
+        let data: &[u8] = if exit_command {
+            frame::CLEANED_RUN_EXIT_COMMAND
+        } else {
+            b""
+        };
+        self.send(&frame::encode(frame::CLEANED, data))
     }
 }
 
@@ -512,8 +523,8 @@ impl Engine {
             // container is left on return but its directory in the trash,
             // which the monitor empties then (and `system prune` if the
             // monitor could not).
-            self.cleanup_before_monitor(&rec.id)?;
-            input.cleaned();
+            let exit_command = self.cleanup_before_monitor(&rec.id)?;
+            input.cleaned_with(exit_command);
             s.wait_deleted(Duration::from_secs(60))?;
         } else {
             drop(input);

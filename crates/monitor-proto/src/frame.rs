@@ -27,8 +27,13 @@ pub const STDIN_CLOSE: u8 = 2;
 /// The terminal's size: rows and columns, each a u16 big-endian.
 pub const RESIZE: u8 = 3;
 /// The starting client has removed the ended container itself: the monitor
-/// skips its exit command.
+/// skips its exit command, unless the payload is
+/// [`CLEANED_RUN_EXIT_COMMAND`].
 pub const CLEANED: u8 = 4;
+/// CLEANED's payload when the client left work to the exit command (the
+/// port elements of a removed container, whose deletion would make the
+/// client's exit wait for an RCU grace period).
+pub const CLEANED_RUN_EXIT_COMMAND: &[u8] = b"exit-command";
 
 /// The starting client has finished the bundle: a monitor started with
 /// `wait_go` may start the container now. (It is started early so that its

@@ -558,6 +558,9 @@ struct Monitor {
     /// Children reaped before we knew who they were.
     reaped: HashMap<i32, ExitStatus>,
     cleaned: bool,
+    /// The client that cleaned up left work to the exit command
+    /// (`frame::CLEANED_RUN_EXIT_COMMAND`).
+    exit_command_anyway: bool,
     /// The starting client closed stdin while input was still queued.
     close_after_drain: bool,
     /// This start's terminal arrived (it may be closed again already).
@@ -574,8 +577,9 @@ struct Monitor {
     /// A `--pre` monitor's runtime, started ahead and waiting for the
     /// command line of the first start (our end of its socket, its pid).
     waiting: Option<(OwnedFd, i32)>,
-    /// The host ports held for the container's life ([`hold`]).
-    _held: Vec<OwnedFd>,
+    /// The host ports held for the container's life ([`hold`]); let go
+    /// when it ends for good, before anyone hears of it.
+    held: Vec<OwnedFd>,
 }
 
 impl Monitor {
@@ -650,7 +654,7 @@ impl Monitor {
         };
         let held = hold::hold(&cfg.hold_ports);
         Ok(Monitor {
-            _held: held,
+            held,
             state: State {
                 // SAFETY: getpid cannot fail.
                 monitor_pid: unsafe { libc::getpid() },
@@ -665,6 +669,7 @@ impl Monitor {
             log,
             reaped: HashMap::new(),
             cleaned: false,
+            exit_command_anyway: false,
             close_after_drain: false,
             got_terminal: false,
             deleted: true,
@@ -1116,7 +1121,10 @@ impl Monitor {
                         unsafe { libc::ioctl(p.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
                     }
                 }
-                (frame::CLEANED, _) => self.cleaned = true,
+                (frame::CLEANED, d) => {
+                    self.cleaned = true;
+                    self.exit_command_anyway = d == frame::CLEANED_RUN_EXIT_COMMAND;
+                }
                 (frame::GO, _) if self.clients[i].owner => self.go = true,
                 _ => {}
             }
@@ -1276,6 +1284,9 @@ impl Monitor {
         // berth's own runtime the delete is done here, once the clients
         // have heard: the starting client cleans up meanwhile. (The OOM kill
         // was read from the cgroup already.)
+        // The ports are free for the next container before this one's
+        // client returns (its port elements may wait for the exit command).
+        self.held.clear();
         let in_process = !self.deleted && self.cfg.builtin_root.is_some();
         let delete = if self.deleted || in_process {
             None
@@ -1340,7 +1351,7 @@ impl Monitor {
                 }
             }
         }
-        if !self.cleaned && !self.cfg.exit_command.is_empty() {
+        if (!self.cleaned || self.exit_command_anyway) && !self.cfg.exit_command.is_empty() {
             let mut c = command(&self.cfg.exit_command[0]);
             c.args(&self.cfg.exit_command[1..])
                 .stdin(std::process::Stdio::null())
