@@ -5,11 +5,9 @@
 
 mod common;
 
+use common::world::{World, HOST4};
 use common::*;
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "pods:1";
@@ -641,190 +639,12 @@ fn a_kill_9_during_pod_create_or_rm_is_cleaned_by_the_next_pod_command() {
     }
 }
 
-// ---- The pod's network, in namespaces of the test's own (as
-// tests/network.rs makes them). ----
-
-const HOST4: &str = "192.0.2.1";
-const OUTSIDE4: &str = "192.0.2.2";
-
-struct World {
-    env: Env,
-    dir: tempfile::TempDir,
-}
-
-fn run(cmd: &mut Command) -> Out {
-    let o = cmd.output().expect("run a command");
-    Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
-
-fn sh(args: &[&str]) {
-    let o = run(Command::new(args[0]).args(&args[1..]));
-    assert_eq!(o.code, 0, "{args:?}: {}{}", o.stdout, o.stderr);
-}
-
-impl World {
-    /// A namespace "host" where berth runs, and "outside" behind a veth.
-    fn new() -> World {
-        let env = Env::new();
-        let dir = tempfile::Builder::new()
-            .prefix("bpod")
-            .tempdir_in("/run")
-            .unwrap();
-        let w = World { env, dir };
-        for ns in ["host", "outside"] {
-            let p = w.ns(ns);
-            std::fs::write(&p, b"").unwrap();
-            sh(&["unshare", &format!("--net={}", p.display()), "true"]);
-        }
-        let h = format!("--net={}", w.ns("host").display());
-        let o = format!("--net={}", w.ns("outside").display());
-        let outside = w.ns("outside");
-        sh(&["nsenter", &h, "ip", "link", "set", "lo", "up"]);
-        sh(&["nsenter", &o, "ip", "link", "set", "lo", "up"]);
-        sh(&[
-            "nsenter",
-            &h,
-            "ip",
-            "link",
-            "add",
-            "uplink",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            outside.to_str().unwrap(),
-        ]);
-        sh(&[
-            "nsenter",
-            &h,
-            "ip",
-            "addr",
-            "add",
-            &format!("{HOST4}/24"),
-            "dev",
-            "uplink",
-        ]);
-        sh(&["nsenter", &h, "ip", "link", "set", "uplink", "up"]);
-        sh(&[
-            "nsenter",
-            &o,
-            "ip",
-            "addr",
-            "add",
-            &format!("{OUTSIDE4}/24"),
-            "dev",
-            "eth0",
-        ]);
-        sh(&["nsenter", &o, "ip", "link", "set", "eth0", "up"]);
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("rootfs.tar");
-        std::fs::write(&p, image_tar()).unwrap();
-        w.berth(&["import", p.to_str().unwrap(), IMAGE]).ok();
-        w
-    }
-
-    fn ns(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// berth in the host namespace, with the default network (bridge).
-    fn berth(&self, args: &[&str]) -> Out {
-        run(Command::new("nsenter")
-            .arg(format!("--net={}", self.ns("host").display()))
-            .arg("--")
-            .arg(env!("CARGO_BIN_EXE_berth"))
-            .arg("--root")
-            .arg(self.env.root.path())
-            .arg("--run-root")
-            .arg(self.env.run_root.path())
-            .env_remove("BERTH_ROOT")
-            .env_remove("BERTH_RUN_ROOT")
-            .env_remove("BERTH_DEFAULT_NETWORK")
-            .args(args))
-    }
-
-    fn in_ns(&self, ns: &str, args: &[&str]) -> Out {
-        run(Command::new("nsenter")
-            .arg(format!("--net={}", self.ns(ns).display()))
-            .arg("--")
-            .args(args))
-    }
-
-    /// An HTTP GET of http://ADDR/ from namespace `ns`: the body, or None.
-    fn fetch_from(&self, ns: &str, addr: &str) -> Option<String> {
-        let addr: std::net::SocketAddr = addr.parse().ok()?;
-        let f = std::fs::File::open(self.ns(ns)).unwrap();
-        std::thread::spawn(move || {
-            // SAFETY: a valid namespace fd; only this thread changes
-            // namespace.
-            assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).ok()?;
-            s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-            write!(s, "GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-            let mut out = String::new();
-            s.read_to_string(&mut out).ok()?;
-            let (head, body) = out.split_once("\r\n\r\n")?;
-            head.contains(" 200 ").then(|| body.to_string())
-        })
-        .join()
-        .unwrap()
-    }
-
-    fn veths(&self) -> Vec<String> {
-        let o = self.in_ns("host", &["ip", "-o", "link", "show", "type", "veth"]);
-        o.stdout
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n).to_string())
-            .filter(|n| n != "uplink")
-            .collect()
-    }
-
-    fn netns_files(&self) -> Vec<String> {
-        std::fs::read_dir(self.env.run_root.path().join("netns"))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        for id in self
-            .berth(&["pod", "ps", "-q", "--no-trunc"])
-            .stdout
-            .split_whitespace()
-        {
-            let _ = self.berth(&["pod", "rm", "-f", id]);
-        }
-        for id in self
-            .berth(&["ps", "-aq", "--no-trunc"])
-            .stdout
-            .split_whitespace()
-        {
-            let _ = self.berth(&["rm", "-f", "-v", id]);
-        }
-        let _ = self.berth(&["network", "prune", "-f"]);
-        for ns in ["host", "outside"] {
-            let c = std::ffi::CString::new(self.ns(ns).to_str().unwrap()).unwrap();
-            // SAFETY: a valid C string; MNT_DETACH of our own bind mount.
-            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-        }
-    }
-}
+// ---- The pod's network, in namespaces of the test's own
+// (common::world). ----
 
 #[test]
 fn the_pods_ip_and_published_port_are_the_pods_and_go_with_it() {
-    let w = World::new();
+    let w = World::with_image(IMAGE, image_tar());
     let id = w
         .berth(&[
             "pod",
@@ -881,14 +701,14 @@ fn the_pods_ip_and_published_port_are_the_pods_and_go_with_it() {
     let mut body = None;
     let deadline = Instant::now() + Duration::from_secs(10);
     while body.is_none() && Instant::now() < deadline {
-        body = w.fetch_from("outside", &format!("{HOST4}:8080"));
+        body = w.fetch_from("outside", &format!("http://{HOST4}:8080/"));
         if body.is_none() {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
     assert_eq!(body.as_deref(), Some("hello-pod\n"));
     assert_eq!(
-        w.fetch_from("host", &format!("{ip}:80")).as_deref(),
+        w.fetch_from("host", &format!("http://{ip}:80/")).as_deref(),
         Some("hello-pod\n")
     );
     // Another member reaches it over localhost.
@@ -916,7 +736,9 @@ fn the_pods_ip_and_published_port_are_the_pods_and_go_with_it() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(w.veths().is_empty(), "{:?}", w.veths());
-    assert!(w.fetch_from("outside", &format!("{HOST4}:8080")).is_none());
+    assert!(w
+        .fetch_from("outside", &format!("http://{HOST4}:8080/"))
+        .is_none());
     assert!(pod_cgroups(&id).is_empty(), "{:?}", pod_cgroups(&id));
     let rules = w.in_ns("host", &["nft", "list", "ruleset"]).stdout;
     assert!(!rules.contains(" 8080 "), "{rules}");

@@ -8,6 +8,7 @@
 #[path = "../../../conformance/tests/common/loopdev.rs"]
 mod loopdev;
 pub mod proxy;
+pub mod world;
 #[allow(unused_imports)]
 pub use loopdev::LoopDevice;
 
