@@ -160,6 +160,8 @@ pub struct Config {
     pub wait_go: bool,
     /// Host ports to hold while the monitor lives.
     pub hold_ports: Vec<HeldPort>,
+    /// Health checks and probes the monitor runs (`crate::health`).
+    pub probes: Vec<crate::health::Probe>,
 }
 
 fn bad(line: &str, why: &str) -> String {
@@ -215,6 +217,7 @@ impl Config {
                 "hold_port" => c
                     .hold_ports
                     .push(HeldPort::parse(v).ok_or_else(|| bad(line, "not PROTO/ADDR/PORT"))?),
+                "probe" => c.probes.push(crate::health::Probe::parse(v)?),
                 _ => return Err(bad(line, "unknown key")),
             }
         }
@@ -265,6 +268,9 @@ impl Config {
         }
         for h in &self.hold_ports {
             put("hold_port", &h.text())?;
+        }
+        for p in &self.probes {
+            put("probe", &p.to_text())?;
         }
         for a in &self.exit_command {
             put("exit_command", a)?;
@@ -372,6 +378,13 @@ mod tests {
                 HeldPort::parse("udp/127.0.0.1/53").unwrap(),
                 HeldPort::parse("tcp/::1/443").unwrap(),
             ],
+            probes: vec![crate::health::Probe {
+                action: crate::health::Action::Tcp {
+                    host: String::new(),
+                    port: 80,
+                },
+                ..Default::default()
+            }],
         };
         assert_eq!(Config::parse(&c.to_text().unwrap()).unwrap(), c);
         assert_eq!(c.hold_ports[2].addr, Some("::1".parse().unwrap()));
