@@ -6,6 +6,7 @@ mod commit;
 mod containers;
 mod escape;
 mod format;
+mod health;
 mod images;
 mod interrupt;
 mod manage;
@@ -181,6 +182,9 @@ enum Cmd {
     Commit(commit::CommitArgs),
     /// Write a container's whole filesystem as a tar: berth export CTR > rootfs.tar.
     Export(commit::ExportArgs),
+    /// Run containers' health checks by hand.
+    #[command(subcommand)]
+    Healthcheck(health::HealthcheckCmd),
 }
 
 /// `top`'s arguments.
@@ -427,6 +431,7 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
         Cmd::Version(a) => verbs::version(a),
         Cmd::Commit(a) => commit::commit(root, run_root, a),
         Cmd::Export(a) => commit::export(root, run_root, a),
+        Cmd::Healthcheck(c) => health::healthcheck(root, run_root, c),
     }
 }
 
