@@ -127,6 +127,12 @@ fn an_exec_check_turns_healthy_then_unhealthy_with_its_log() {
     assert!(listed("unhealthy").contains(&id));
     let r = env.berth(&["healthcheck", "run", &id]);
     assert_eq!((r.code, r.stdout.trim()), (1, "unhealthy"), "{}", r.stderr);
+    let events = env
+        .berth(&["events", "--since", "0", "--until", "0s"])
+        .ok()
+        .stdout;
+    assert!(events.contains("health_status: healthy"), "{events}");
+    assert!(events.contains("health_status: unhealthy"), "{events}");
     // Nothing else happens to it (--health-on-failure none).
     assert_eq!(inspect(&env, &id, "{{.State.Status}}"), "running");
 
@@ -441,6 +447,9 @@ fn a_check_printing_megabytes_stays_bounded() {
             .trim()
             .parse()
             .unwrap();
-        assert!(rss < 6 * 1024, "the monitor {pid} peaked at {rss} kB resident");
+        assert!(
+            rss < 6 * 1024,
+            "the monitor {pid} peaked at {rss} kB resident"
+        );
     }
 }

@@ -726,6 +726,8 @@ impl Engine {
                             rec.name
                         )));
                     }
+                    // podman records each check run by hand.
+                    self.container_event(&rec, &format!("health_status: {s}"), &[]);
                     return Ok(s);
                 }
                 Some(_) => {}
