@@ -15,6 +15,14 @@ pub enum HealthcheckCmd {
     },
 }
 
+/// `berth container health-event ID STATUS`, run by the monitor when the
+/// health status changes.
+pub fn health_event(root: &Path, run_root: &Path, id: &str, status: &str) -> Result<()> {
+    let engine = crate::containers::open(root, run_root)?;
+    engine.record_health_event(id, status)?;
+    Ok(())
+}
+
 pub fn healthcheck(root: &Path, run_root: &Path, c: HealthcheckCmd) -> Result<()> {
     match c {
         HealthcheckCmd::Run { container } => {

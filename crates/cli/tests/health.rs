@@ -127,12 +127,14 @@ fn an_exec_check_turns_healthy_then_unhealthy_with_its_log() {
     assert!(listed("unhealthy").contains(&id));
     let r = env.berth(&["healthcheck", "run", &id]);
     assert_eq!((r.code, r.stdout.trim()), (1, "unhealthy"), "{}", r.stderr);
-    let events = env
-        .berth(&["events", "--since", "0", "--until", "0s"])
-        .ok()
-        .stdout;
-    assert!(events.contains("health_status: healthy"), "{events}");
-    assert!(events.contains("health_status: unhealthy"), "{events}");
+    // Each change of status is an event, recorded by the monitor.
+    wait_for("the health_status events", || {
+        let events = env
+            .berth(&["events", "--since", "0", "--until", "0s"])
+            .ok()
+            .stdout;
+        events.contains("health_status: healthy") && events.contains("health_status: unhealthy")
+    });
     // Nothing else happens to it (--health-on-failure none).
     assert_eq!(inspect(&env, &id, "{{.State.Status}}"), "running");
 

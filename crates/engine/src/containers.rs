@@ -1267,6 +1267,7 @@ impl Engine {
             wait_go: true,
             hold_ports,
             probes: crate::health::monitor_probes(&c.health, run_dir),
+            event_command: crate::health::event_command(&berth, &self.paths, &rec.id),
         };
         let text = mcfg
             .to_text()

@@ -604,6 +604,21 @@ pub fn write_process_files(rec: &Record, run_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What the monitor runs, with the new status appended, when the health
+/// status changes: `berth container health-event ID`.
+pub fn event_command(berth: &Path, paths: &crate::paths::Paths, id: &str) -> Vec<String> {
+    vec![
+        berth.to_string_lossy().into_owned(),
+        "--root".into(),
+        paths.root.to_string_lossy().into_owned(),
+        "--run-root".into(),
+        paths.run_root.to_string_lossy().into_owned(),
+        "container".into(),
+        "health-event".into(),
+        id.to_string(),
+    ]
+}
+
 /// Docker's `State.Health`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -715,6 +730,7 @@ impl Engine {
             });
         }
         let (rec, mut session) = self.attach(&rec.id)?;
+        // The status may change with this check: the monitor records that.
         session.send(berth_monitor_proto::frame::HEALTH_RUN, b"")?;
         loop {
             match session.next_frame()? {
@@ -726,8 +742,6 @@ impl Engine {
                             rec.name
                         )));
                     }
-                    // podman records each check run by hand.
-                    self.container_event(&rec, &format!("health_status: {s}"), &[]);
                     return Ok(s);
                 }
                 Some(_) => {}
@@ -739,6 +753,23 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Records the `health_status: STATUS` event of container `id` (the
+    /// monitor runs `berth container health-event` at each change).
+    pub fn record_health_event(&self, id: &str, status: &str) -> Result<()> {
+        if mh::Status::parse(status).is_none() {
+            return Err(option(
+                "health-event",
+                format!("{status:?} is not starting, healthy or unhealthy"),
+            ));
+        }
+        let rec = self
+            .records
+            .get(id)?
+            .ok_or_else(|| Error::NoSuchContainer(id.to_string()))?;
+        self.container_event(&rec, &format!("health_status: {status}"), &[]);
+        Ok(())
     }
 
     /// The image's HEALTHCHECK of a stored image.

@@ -162,6 +162,9 @@ pub struct Config {
     pub hold_ports: Vec<HeldPort>,
     /// Health checks and probes the monitor runs (`crate::health`).
     pub probes: Vec<crate::health::Probe>,
+    /// Run with the new status appended when the health status changes
+    /// (records the `health_status` event).
+    pub event_command: Vec<String>,
 }
 
 fn bad(line: &str, why: &str) -> String {
@@ -218,6 +221,7 @@ impl Config {
                     .hold_ports
                     .push(HeldPort::parse(v).ok_or_else(|| bad(line, "not PROTO/ADDR/PORT"))?),
                 "probe" => c.probes.push(crate::health::Probe::parse(v)?),
+                "event_command" => c.event_command.push(v.into()),
                 _ => return Err(bad(line, "unknown key")),
             }
         }
@@ -271,6 +275,9 @@ impl Config {
         }
         for p in &self.probes {
             put("probe", &p.to_text())?;
+        }
+        for a in &self.event_command {
+            put("event_command", a)?;
         }
         for a in &self.exit_command {
             put("exit_command", a)?;
@@ -385,6 +392,7 @@ mod tests {
                 },
                 ..Default::default()
             }],
+            event_command: vec!["berth".into(), "container".into(), "health-event".into()],
         };
         assert_eq!(Config::parse(&c.to_text().unwrap()).unwrap(), c);
         assert_eq!(c.hold_ports[2].addr, Some("::1".parse().unwrap()));

@@ -96,6 +96,8 @@ pub struct Checker {
     forget: Vec<i32>,
     /// A check asked for by clients has finished: they get the status.
     pub answered: bool,
+    /// Run with the new status when it changes (see `Config::event_command`).
+    event_command: Vec<String>,
 }
 
 fn now_ns() -> i64 {
@@ -129,6 +131,7 @@ impl Checker {
             started: now,
             forget: Vec::new(),
             answered: false,
+            event_command: cfg.event_command.clone(),
         }
     }
 
@@ -457,6 +460,7 @@ impl Checker {
                 }
             }
         }
+        let before = self.health.status;
         if primary {
             let s = &self.probes[i];
             let h = &mut self.health;
@@ -504,7 +508,28 @@ impl Checker {
             self.answered = true;
         }
         self.save();
+        if self.health.status != before {
+            self.status_event();
+        }
         verdict
+    }
+
+    /// Starts the event command for the new status; not waited for (it is
+    /// reaped and dropped later).
+    fn status_event(&mut self) {
+        let Some((prog, args)) = self.event_command.split_first() else {
+            return;
+        };
+        let mut cmd = crate::command(prog);
+        cmd.args(args)
+            .arg(self.health.status.name())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        match cmd.spawn() {
+            Ok(c) => self.forget.push(c.id() as i32),
+            Err(e) => eprintln!("berth-monitor: record the health status event: {e}"),
+        }
     }
 
     fn save(&self) {
