@@ -220,6 +220,19 @@ fn on_failure_restart_and_kill() {
     let mut a = flags.to_vec();
     a.extend(["--health-on-failure", "kill", img, "sleep", "1000"]);
     let killed = run(&env, &a);
+    // Stopped (its stop signal handled), and not restarted by its policy.
+    let mut a = flags.to_vec();
+    a.extend([
+        "--health-on-failure",
+        "stop",
+        "--restart",
+        "always",
+        img,
+        "sh",
+        "-c",
+        "trap 'exit 3' TERM; while :; do sleep 0.1; done",
+    ]);
+    let stopped = run(&env, &a);
     wait_for("a restart", || {
         inspect(&env, &restarted, "{{.RestartCount}}")
             .parse::<u32>()
@@ -229,6 +242,11 @@ fn on_failure_restart_and_kill() {
         inspect(&env, &killed, "{{.State.Status}}") == "exited"
     });
     assert_eq!(inspect(&env, &killed, "{{.State.ExitCode}}"), "137");
+    wait_for("the stop", || {
+        inspect(&env, &stopped, "{{.State.Status}}") == "exited"
+    });
+    assert_eq!(inspect(&env, &stopped, "{{.State.ExitCode}}"), "3");
+    assert_eq!(inspect(&env, &stopped, "{{.RestartCount}}"), "0");
     // Restarted although its policy is no; it runs again.
     assert_eq!(
         inspect(&env, &restarted, "{{.HostConfig.RestartPolicy.Name}}"),
