@@ -247,6 +247,14 @@ fn on_failure_restart_and_kill() {
     });
     assert_eq!(inspect(&env, &stopped, "{{.State.ExitCode}}"), "3");
     assert_eq!(inspect(&env, &stopped, "{{.RestartCount}}"), "0");
+    // Through `berth stop` (its event), run by the monitor.
+    wait_for("the stop event", || {
+        env.berth(&["events", "--since", "0", "--until", "0s"])
+            .ok()
+            .stdout
+            .lines()
+            .any(|l| l.contains(" container stop ") && l.contains(&stopped))
+    });
     // Restarted although its policy is no; it runs again.
     assert_eq!(
         inspect(&env, &restarted, "{{.HostConfig.RestartPolicy.Name}}"),

@@ -1268,6 +1268,7 @@ impl Engine {
             hold_ports,
             probes: crate::health::monitor_probes(&c.health, run_dir),
             event_command: crate::health::event_command(&berth, &self.paths, &rec.id),
+            stop_command: crate::health::stop_command(c, &berth, &self.paths, &rec.id),
         };
         let text = mcfg
             .to_text()

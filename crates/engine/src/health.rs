@@ -619,6 +619,23 @@ pub fn event_command(berth: &Path, paths: &crate::paths::Paths, id: &str) -> Vec
     ]
 }
 
+/// What the monitor runs for `--health-on-failure stop`: `berth stop ID`
+/// (the container's stop signal and timeout); empty otherwise.
+pub fn stop_command(
+    spec: &crate::specgen::ContainerSpec,
+    berth: &Path,
+    paths: &crate::paths::Paths,
+    id: &str,
+) -> Vec<String> {
+    if spec.health.on_failure != "stop" {
+        return Vec::new();
+    }
+    let mut c = event_command(berth, paths, id);
+    c.truncate(5);
+    c.extend(["stop".to_string(), id.to_string()]);
+    c
+}
+
 /// Docker's `State.Health`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]

@@ -165,6 +165,8 @@ pub struct Config {
     /// Run with the new status appended when the health status changes
     /// (records the `health_status` event).
     pub event_command: Vec<String>,
+    /// Run when a health check asks for a stop (`berth stop ID`).
+    pub stop_command: Vec<String>,
 }
 
 fn bad(line: &str, why: &str) -> String {
@@ -222,6 +224,7 @@ impl Config {
                     .push(HeldPort::parse(v).ok_or_else(|| bad(line, "not PROTO/ADDR/PORT"))?),
                 "probe" => c.probes.push(crate::health::Probe::parse(v)?),
                 "event_command" => c.event_command.push(v.into()),
+                "stop_command" => c.stop_command.push(v.into()),
                 _ => return Err(bad(line, "unknown key")),
             }
         }
@@ -278,6 +281,9 @@ impl Config {
         }
         for a in &self.event_command {
             put("event_command", a)?;
+        }
+        for a in &self.stop_command {
+            put("stop_command", a)?;
         }
         for a in &self.exit_command {
             put("exit_command", a)?;
@@ -393,6 +399,7 @@ mod tests {
                 ..Default::default()
             }],
             event_command: vec!["berth".into(), "container".into(), "health-event".into()],
+            stop_command: vec!["berth".into(), "stop".into(), "abc".into()],
         };
         assert_eq!(Config::parse(&c.to_text().unwrap()).unwrap(), c);
         assert_eq!(c.hold_ports[2].addr, Some("::1".parse().unwrap()));

@@ -135,6 +135,11 @@ impl Checker {
         }
     }
 
+    /// A child of the monitor's that nobody waits for: dropped once reaped.
+    pub fn forget_pid(&mut self, pid: i32) {
+        self.forget.push(pid);
+    }
+
     pub fn any(&self) -> bool {
         !self.probes.is_empty()
     }

@@ -1296,8 +1296,13 @@ impl Monitor {
         if let Some(v) = self.checker.tick(&mut self.reaped) {
             let pid = self.state.pid;
             if pid > 0 {
+                let what = match v {
+                    health::Verdict::Kill => "killing it",
+                    health::Verdict::Restart => "restarting it",
+                    health::Verdict::Stop => "stopping it",
+                };
                 eprintln!(
-                    "berth-monitor: a health check failed: {v:?} container {}",
+                    "berth-monitor: container {}: its health check failed; {what}",
                     self.cfg.id
                 );
                 let sig = match v {
@@ -1306,18 +1311,37 @@ impl Monitor {
                         self.force_restart = true;
                         libc::SIGKILL
                     }
+                    // `berth stop`: the container's stop signal and
+                    // timeout, its event; not waited for here.
+                    health::Verdict::Stop if !self.cfg.stop_command.is_empty() => {
+                        let mut c = command(&self.cfg.stop_command[0]);
+                        c.args(&self.cfg.stop_command[1..])
+                            .stdin(std::process::Stdio::null())
+                            .stdout(std::process::Stdio::null())
+                            .stderr(std::process::Stdio::null());
+                        match c.spawn() {
+                            Ok(ch) => {
+                                self.checker.forget_pid(ch.id() as i32);
+                                0
+                            }
+                            Err(e) => {
+                                eprintln!("berth-monitor: run {:?}: {e}", self.cfg.stop_command);
+                                libc::SIGKILL
+                            }
+                        }
+                    }
                     health::Verdict::Stop => {
                         let _ = std::fs::write(self.cfg.run_dir.join("stopping"), b"");
                         self.kill_at = Some(Instant::now() + Duration::from_secs(10));
                         libc::SIGTERM
                     }
                 };
-                // SAFETY: kill has no memory effects; `pid` is the
-                // container's init, our child, not reaped yet.
-                unsafe { libc::kill(pid, sig) };
-                if sig == libc::SIGKILL {
-                    self.checker.container_ended();
+                if sig != 0 {
+                    // SAFETY: kill has no memory effects; `pid` is the
+                    // container's init, our child, not reaped yet.
+                    unsafe { libc::kill(pid, sig) };
                 }
+                self.checker.container_ended();
             }
         }
         if let Some(at) = self.kill_at {
