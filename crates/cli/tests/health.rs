@@ -406,6 +406,27 @@ fn http_and_tcp_probes_reach_the_containers_loopback() {
         inspect(&env, &dead, "{{.State.Status}}") == "exited"
     });
     assert_eq!(inspect(&env, &dead, "{{.State.ExitCode}}"), "137");
+
+    // With a restart policy, it restarts with Kubernetes' back-off (10 s
+    // first), not Docker's (100 ms).
+    let looping = run(
+        &env,
+        &[
+            "--restart",
+            "always",
+            "--probe",
+            "kind=liveness,tcp=9999,period=200ms,failure=1",
+            img,
+            "sleep",
+            "1000",
+        ],
+    );
+    wait_for("the liveness kill", || {
+        inspect(&env, &looping, "{{.State.Status}}") == "restarting"
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(inspect(&env, &looping, "{{.State.Status}}"), "restarting");
+    assert_eq!(inspect(&env, &looping, "{{.RestartCount}}"), "0");
 }
 
 #[test]

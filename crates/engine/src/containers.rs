@@ -1269,6 +1269,7 @@ impl Engine {
             probes: crate::health::monitor_probes(&c.health, run_dir),
             event_command: crate::health::event_command(&berth, &self.paths, &rec.id),
             stop_command: crate::health::stop_command(c, &berth, &self.paths, &rec.id),
+            kube_backoff: c.health.probes.iter().any(|p| p.kind == "liveness"),
         };
         let text = mcfg
             .to_text()

@@ -167,6 +167,9 @@ pub struct Config {
     pub event_command: Vec<String>,
     /// Run when a health check asks for a stop (`berth stop ID`).
     pub stop_command: Vec<String>,
+    /// Restart with Kubernetes' back-off (10 s to 5 min) instead of
+    /// Docker's (100 ms to 1 min): containers with a liveness probe.
+    pub kube_backoff: bool,
 }
 
 fn bad(line: &str, why: &str) -> String {
@@ -225,6 +228,7 @@ impl Config {
                 "probe" => c.probes.push(crate::health::Probe::parse(v)?),
                 "event_command" => c.event_command.push(v.into()),
                 "stop_command" => c.stop_command.push(v.into()),
+                "kube_backoff" => c.kube_backoff = flag(v)?,
                 _ => return Err(bad(line, "unknown key")),
             }
         }
@@ -284,6 +288,9 @@ impl Config {
         }
         for a in &self.stop_command {
             put("stop_command", a)?;
+        }
+        if self.kube_backoff {
+            put("kube_backoff", "1")?;
         }
         for a in &self.exit_command {
             put("exit_command", a)?;
@@ -400,6 +407,7 @@ mod tests {
             }],
             event_command: vec!["berth".into(), "container".into(), "health-event".into()],
             stop_command: vec!["berth".into(), "stop".into(), "abc".into()],
+            kube_backoff: true,
         };
         assert_eq!(Config::parse(&c.to_text().unwrap()).unwrap(), c);
         assert_eq!(c.hold_ports[2].addr, Some("::1".parse().unwrap()));

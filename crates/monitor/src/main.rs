@@ -752,7 +752,11 @@ impl Monitor {
                 self.poll_once(-1)?;
             }
         }
-        let mut backoff = exit::Backoff::default();
+        let mut backoff = if self.cfg.kube_backoff {
+            exit::Backoff::kubernetes()
+        } else {
+            exit::Backoff::default()
+        };
         loop {
             self.state.status = Status::Starting;
             self.save_state();
