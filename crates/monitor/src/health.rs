@@ -252,6 +252,9 @@ impl Checker {
         for s in &self.probes {
             let at = match &s.running {
                 Some(c) => c.deadline,
+                // Waiting for the startup probe, or a startup probe that
+                // has passed: nothing to wake for.
+                None if self.idle(s) => continue,
                 None => s.next,
             };
             // Exec checks are also waited for by SIGCHLD; a few ms
@@ -262,6 +265,16 @@ impl Checker {
             }
         }
         t
+    }
+
+    /// Whether probe `s` does not run now: it waits for the startup probe
+    /// (unless asked for by hand), or it is a startup probe that passed.
+    fn idle(&self, s: &ProbeState) -> bool {
+        if s.p.kind == ProbeKind::Startup {
+            self.health.started
+        } else {
+            !self.health.started && !s.now
+        }
     }
 
     /// The fds to poll for running checks, with their events.
@@ -311,9 +324,7 @@ impl Checker {
                 continue;
             }
             let s = &self.probes[i];
-            let gated = s.p.kind != ProbeKind::Startup && !self.health.started;
-            let done_startup = s.p.kind == ProbeKind::Startup && self.health.started;
-            if Instant::now() < s.next || (gated && !s.now) || done_startup {
+            if Instant::now() < s.next || self.idle(s) {
                 continue;
             }
             let start = now_ns();
