@@ -6,6 +6,7 @@ mod commit;
 mod containers;
 mod escape;
 mod format;
+mod health;
 mod images;
 mod interrupt;
 mod manage;
@@ -181,6 +182,9 @@ enum Cmd {
     Commit(commit::CommitArgs),
     /// Write a container's whole filesystem as a tar: berth export CTR > rootfs.tar.
     Export(commit::ExportArgs),
+    /// Run containers' health checks by hand.
+    #[command(subcommand)]
+    Healthcheck(health::HealthcheckCmd),
 }
 
 /// `top`'s arguments.
@@ -202,6 +206,9 @@ enum ContainerCmd {
     /// Run a prepared detached exec and record its end (run by `exec -d`).
     #[command(hide = true)]
     ExecWait { id: String, tag: String },
+    /// Record a health status change (run by the container's monitor).
+    #[command(hide = true)]
+    HealthEvent { id: String, status: String },
     /// List containers.
     #[command(alias = "ls", alias = "list")]
     Ps(views::PsArgs),
@@ -267,6 +274,7 @@ enum Routed {
     Same(Box<Cmd>),
     Cleanup(String),
     ExecWait(String, String),
+    HealthEvent(String, String),
     /// `container prune` (-f).
     Prune(bool),
 }
@@ -300,6 +308,7 @@ impl ContainerCmd {
             ContainerCmd::Export(a) => Cmd::Export(a),
             ContainerCmd::Cleanup { id } => return Routed::Cleanup(id),
             ContainerCmd::ExecWait { id, tag } => return Routed::ExecWait(id, tag),
+            ContainerCmd::HealthEvent { id, status } => return Routed::HealthEvent(id, status),
             ContainerCmd::Prune { force } => return Routed::Prune(force),
         }))
     }
@@ -443,6 +452,7 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
             Routed::Same(cmd) => dispatch(root, run_root, *cmd),
             Routed::Cleanup(id) => containers::cleanup(root, run_root, &id),
             Routed::ExecWait(id, tag) => containers::exec_wait(root, run_root, &id, &tag),
+            Routed::HealthEvent(id, status) => health::health_event(root, run_root, &id, &status),
             Routed::Prune(force) => manage::container_prune(root, run_root, force),
         },
         Cmd::Pause(a) => verbs::pause(root, run_root, a),
@@ -454,6 +464,7 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
         Cmd::Version(a) => verbs::version(a),
         Cmd::Commit(a) => commit::commit(root, run_root, a),
         Cmd::Export(a) => commit::export(root, run_root, a),
+        Cmd::Healthcheck(c) => health::healthcheck(root, run_root, c),
     }
 }
 

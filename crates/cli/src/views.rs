@@ -27,7 +27,7 @@ pub struct PsArgs {
     /// Print only ids.
     #[arg(short = 'q', long)]
     pub quiet: bool,
-    /// Filter: status=, name=, id=, label=KEY[=VALUE], ancestor=IMAGE, exited=CODE, pod=POD.
+    /// Filter: status=, name=, id=, label=KEY[=VALUE], ancestor=IMAGE, exited=CODE, pod=POD, health=starting|healthy|unhealthy|none.
     #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
     /// Output: table (for people), json (for scripts), or a Go template
@@ -98,7 +98,7 @@ pub fn ps(root: &Path, run_root: &Path, a: PsArgs) -> Result<()> {
                 r.image.clone(),
                 query::quoted_command(&engine.command_or_spec(r), a.no_trunc),
                 format!("{} ago", query::ago(r.created)),
-                query::status_text(r),
+                engine.status_with_health(r),
                 engine
                     .published(&r.id)
                     .iter()

@@ -500,6 +500,7 @@ impl Engine {
         self.host.find_program(&spec.runtime)?;
         let image_config = self.image_config(image_id)?;
         let mut spec = spec;
+        crate::health::inherit_image(&mut spec.health, self.image_healthcheck(image_id));
         self.copy_volumes_from(&mut spec)?;
         if spec.process.stop_signal.is_none()
             && image_config
@@ -1082,7 +1083,9 @@ impl Engine {
         // (a millisecond) overlaps with writing the bundle.
         let hold = net.map(|n| n.hold.clone()).unwrap_or_default();
         let (mut session, child) = self.spawn_monitor(rec, &dir, &run_dir, pre, hold)?;
-        let ready = self.write_bundle(rec, image, rootfs, &run_dir, net);
+        let ready = self
+            .write_bundle(rec, image, rootfs, &run_dir, net)
+            .and_then(|()| crate::health::write_process_files(rec, &run_dir));
         if let Err(e) = ready.and_then(|()| session.send(frame::GO, b"")) {
             // Told by the closed pipe, the monitor ends without a trace.
             drop(session);
@@ -1263,6 +1266,10 @@ impl Engine {
             trash: vec![self.paths.trash(&rec.id), self.paths.run_trash(&rec.id)],
             wait_go: true,
             hold_ports,
+            probes: crate::health::monitor_probes(&c.health, run_dir),
+            event_command: crate::health::event_command(&berth, &self.paths, &rec.id),
+            stop_command: crate::health::stop_command(c, &berth, &self.paths, &rec.id),
+            kube_backoff: c.health.probes.iter().any(|p| p.kind == "liveness"),
         };
         let text = mcfg
             .to_text()

@@ -70,6 +70,12 @@ pub struct StateInspect {
     /// berth's own: output lost rather than making the container wait.
     pub log_bytes_dropped: u64,
     pub attach_bytes_dropped: u64,
+    /// Docker's health status and last results (with a health check).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::HealthInspect>,
+    /// berth's own, with probes: the readiness probe passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
 }
 
 /// One of `.Mounts`.
@@ -109,6 +115,9 @@ pub struct ConfigInspect {
     pub stop_timeout: u32,
     /// The image's EXPOSE and `--expose`: `{"80/tcp": {}}`.
     pub exposed_ports: Option<BTreeMap<String, serde_json::Map<String, serde_json::Value>>>,
+    /// The health check (the container's, completed from the image's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::health::HealthConfig>,
 }
 
 /// `.HostConfig.RestartPolicy`.
@@ -323,6 +332,8 @@ pub fn state_inspect(r: &Record) -> StateInspect {
         finished_at: time_or_zero(st.finished),
         log_bytes_dropped: st.log_dropped,
         attach_bytes_dropped: st.attach_dropped,
+        health: None,
+        ready: None,
     }
 }
 
@@ -418,6 +429,7 @@ impl Engine {
                 }
                 (!m.is_empty()).then_some(m)
             },
+            healthcheck: c.health.check.clone(),
         };
         let host_config = HostConfigInspect {
             network_mode: match (&ns.net, c.network.networks.first()) {
@@ -552,7 +564,11 @@ impl Engine {
             created: rfc3339_nano(r.created),
             path: cmd.first().cloned().unwrap_or_default(),
             args: cmd.iter().skip(1).cloned().collect(),
-            state: state_inspect(r),
+            state: crate::inspect::StateInspect {
+                health: self.health_inspect(r),
+                ready: (!r.spec.health.probes.is_empty()).then(|| self.readiness(r)),
+                ..state_inspect(r)
+            },
             image: r.image_id.clone(),
             resolv_conf_path: run.join("resolv.conf"),
             hostname_path: run.join("hostname"),

@@ -16,6 +16,7 @@ pub mod events;
 pub mod exec;
 pub mod files;
 pub mod follow;
+pub mod health;
 pub mod host;
 pub mod imagelist;
 pub mod images;

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 /// The filter keys `ps --filter` takes.
 const KEYS: &str =
-    "status, name, id, label, ancestor, exited, restart-policy, before, since, volume, pod";
+    "status, name, id, label, ancestor, exited, restart-policy, before, since, volume, pod, health";
 
 /// Docker's container states, as `status=` takes them.
 const STATES: [&str; 7] = [
@@ -58,6 +58,9 @@ pub struct PsFilter {
     /// The pod (name or id) the container is in.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pod: Vec<String>,
+    /// Health statuses: starting, healthy, unhealthy, none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health: Vec<String>,
 }
 
 impl PsFilter {
@@ -93,6 +96,10 @@ impl PsFilter {
                 "since" => f.since.push(v),
                 "volume" => f.volume.push(v),
                 "pod" => f.pod.push(v),
+                "health" => match v.as_str() {
+                    "starting" | "healthy" | "unhealthy" | "none" => f.health.push(v),
+                    _ => return Err(bad("expected starting, healthy, unhealthy or none")),
+                },
                 _ => {
                     return Err(option(
                         "--filter",
@@ -279,6 +286,10 @@ impl Engine {
                 && (pods.is_empty() || r.spec.pod.as_ref().is_some_and(|p| pods.contains(p)))
                 && (before.is_empty() || before.iter().any(|&t| r.created < t))
                 && (since.is_empty() || since.iter().any(|&t| r.created > t))
+                && (filter.health.is_empty()
+                    || filter
+                        .health
+                        .contains(&self.health_status_name(&r).to_string()))
                 && (filter.ancestor.is_empty()
                     || filter.ancestor.iter().any(|v| self.has_ancestor(&r, v)))
                 && (filter.volume.is_empty() || {
@@ -339,7 +350,7 @@ impl Engine {
             created: r.created / 1_000_000_000,
             created_at: rfc3339_nano(r.created),
             state: state_name(r).into(),
-            status: status_text(r),
+            status: self.status_with_health(r),
             exit_code: r.state.exit_code,
             pid: r.state.pid,
             started_at: r.state.started / 1_000_000_000,
@@ -383,7 +394,7 @@ impl Engine {
             created_at: go_time(r.created),
             running_for: format!("{} ago", ago(r.created)),
             state: r.state.status.name().to_string(),
-            status: status_text(r),
+            status: self.status_with_health(r),
             names: r.name.clone(),
             labels: labels_text(&r.spec.metadata.labels),
             mounts: mounts.join(","),

@@ -160,6 +160,16 @@ pub struct Config {
     pub wait_go: bool,
     /// Host ports to hold while the monitor lives.
     pub hold_ports: Vec<HeldPort>,
+    /// Health checks and probes the monitor runs (`crate::health`).
+    pub probes: Vec<crate::health::Probe>,
+    /// Run with the new status appended when the health status changes
+    /// (records the `health_status` event).
+    pub event_command: Vec<String>,
+    /// Run when a health check asks for a stop (`berth stop ID`).
+    pub stop_command: Vec<String>,
+    /// Restart with Kubernetes' back-off (10 s to 5 min) instead of
+    /// Docker's (100 ms to 1 min): containers with a liveness probe.
+    pub kube_backoff: bool,
 }
 
 fn bad(line: &str, why: &str) -> String {
@@ -215,6 +225,10 @@ impl Config {
                 "hold_port" => c
                     .hold_ports
                     .push(HeldPort::parse(v).ok_or_else(|| bad(line, "not PROTO/ADDR/PORT"))?),
+                "probe" => c.probes.push(crate::health::Probe::parse(v)?),
+                "event_command" => c.event_command.push(v.into()),
+                "stop_command" => c.stop_command.push(v.into()),
+                "kube_backoff" => c.kube_backoff = flag(v)?,
                 _ => return Err(bad(line, "unknown key")),
             }
         }
@@ -265,6 +279,18 @@ impl Config {
         }
         for h in &self.hold_ports {
             put("hold_port", &h.text())?;
+        }
+        for p in &self.probes {
+            put("probe", &p.to_text())?;
+        }
+        for a in &self.event_command {
+            put("event_command", a)?;
+        }
+        for a in &self.stop_command {
+            put("stop_command", a)?;
+        }
+        if self.kube_backoff {
+            put("kube_backoff", "1")?;
         }
         for a in &self.exit_command {
             put("exit_command", a)?;
@@ -372,6 +398,16 @@ mod tests {
                 HeldPort::parse("udp/127.0.0.1/53").unwrap(),
                 HeldPort::parse("tcp/::1/443").unwrap(),
             ],
+            probes: vec![crate::health::Probe {
+                action: crate::health::Action::Tcp {
+                    host: String::new(),
+                    port: 80,
+                },
+                ..Default::default()
+            }],
+            event_command: vec!["berth".into(), "container".into(), "health-event".into()],
+            stop_command: vec!["berth".into(), "stop".into(), "abc".into()],
+            kube_backoff: true,
         };
         assert_eq!(Config::parse(&c.to_text().unwrap()).unwrap(), c);
         assert_eq!(c.hold_ports[2].addr, Some("::1".parse().unwrap()));

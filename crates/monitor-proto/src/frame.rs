@@ -18,6 +18,9 @@ pub const DETACHED: u8 = 6;
 /// and state are gone). A client that waits for the container to be gone
 /// waits for this rather than for the monitor to end.
 pub const DELETED: u8 = 7;
+/// The answer to [`HEALTH_RUN`]: the health status after the check
+/// (`healthy`, `unhealthy`, `starting`), or `none` without a check.
+pub const HEALTH: u8 = 8;
 
 /// Client to monitor.
 pub const STDIN: u8 = 1;
@@ -44,6 +47,10 @@ pub const GO: u8 = 5;
 /// The monitor's configuration (`Config::to_text`), sent once, first, to a
 /// monitor started ahead of its container (`berth-monitor --pre`).
 pub const CONFIG: u8 = 6;
+
+/// Run the container's health check now (`berth healthcheck run`); the
+/// monitor answers with a [`HEALTH`] frame once it has the result.
+pub const HEALTH_RUN: u8 = 7;
 
 /// Frames larger than this are a protocol error.
 pub const MAX_PAYLOAD: usize = 1 << 20;

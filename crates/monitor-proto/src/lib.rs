@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod frame;
+pub mod health;
 pub mod logfmt;
 pub mod state;
 

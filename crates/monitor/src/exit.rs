@@ -49,28 +49,42 @@ pub fn restarts(policy: Restart, code: i32, restarts: u32, stop_requested: bool)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backoff {
     next: Duration,
+    first: Duration,
+    max: Duration,
+    reset_after: Duration,
 }
 
 impl Default for Backoff {
     fn default() -> Backoff {
         Backoff {
-            next: Backoff::FIRST,
+            next: Duration::from_millis(100),
+            first: Duration::from_millis(100),
+            max: Duration::from_secs(60),
+            reset_after: Duration::from_secs(10),
         }
     }
 }
 
 impl Backoff {
-    const FIRST: Duration = Duration::from_millis(100);
-    const MAX: Duration = Duration::from_secs(60);
-    const RESET_AFTER: Duration = Duration::from_secs(10);
+    /// Kubernetes' (the kubelet's CrashLoopBackOff), for containers with a
+    /// liveness probe: 10 s, doubling to five minutes, back to 10 s after
+    /// a run of ten minutes.
+    pub fn kubernetes() -> Backoff {
+        Backoff {
+            next: Duration::from_secs(10),
+            first: Duration::from_secs(10),
+            max: Duration::from_secs(300),
+            reset_after: Duration::from_secs(600),
+        }
+    }
 
     /// The wait before the restart that follows a run of `ran`.
     pub fn after_run(&mut self, ran: Duration) -> Duration {
-        if ran >= Backoff::RESET_AFTER {
-            self.next = Backoff::FIRST;
+        if ran >= self.reset_after {
+            self.next = self.first;
         }
         let wait = self.next;
-        self.next = (self.next * 2).min(Backoff::MAX);
+        self.next = (self.next * 2).min(self.max);
         wait
     }
 }
@@ -174,5 +188,15 @@ mod tests {
         assert_eq!(b.after_run(Duration::from_secs(10)).as_millis(), 100);
         assert_eq!(b.after_run(Duration::from_secs(9)).as_millis(), 200);
         assert_eq!(b.after_run(Duration::from_secs(3600)).as_millis(), 100);
+    }
+
+    #[test]
+    fn kubernetes_back_off_doubles_to_five_minutes_and_resets_after_ten() {
+        let mut b = Backoff::kubernetes();
+        let short = Duration::from_secs(1);
+        let waits: Vec<u64> = (0..7).map(|_| b.after_run(short).as_secs()).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(b.after_run(Duration::from_secs(599)).as_secs(), 300);
+        assert_eq!(b.after_run(Duration::from_secs(600)).as_secs(), 10);
     }
 }

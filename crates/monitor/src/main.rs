@@ -12,7 +12,9 @@
 //!   restart policy with Docker's back-off, and runs the exit command
 //!   (`berth container cleanup`) at the end;
 //! - serves `attach.sock` (frames of `berth_monitor_proto::frame`), with detach
-//!   keys and terminal resizes.
+//!   keys and terminal resizes;
+//! - runs the container's health checks and probes on timers of its poll
+//!   loop ([`health`]), and kills or restarts the container when they say.
 //!
 //! Single-threaded, one poll loop, no allocation per byte; it starts in its
 //! own session so it outlives the CLI that spawned it.
@@ -31,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 mod exit;
+mod health;
 mod hold;
 mod log;
 
@@ -495,6 +498,8 @@ struct Client {
     /// Flush what is queued, then drop.
     closing: bool,
     dead: bool,
+    /// Asked for a health check (`HEALTH_RUN`): answered with its status.
+    wants_health: bool,
 }
 
 impl Client {
@@ -580,6 +585,12 @@ struct Monitor {
     /// The host ports held for the container's life ([`hold`]); let go
     /// when it ends for good, before anyone hears of it.
     held: Vec<OwnedFd>,
+    /// Health checks and probes.
+    checker: health::Checker,
+    /// A health check asked for a restart whatever the restart policy.
+    force_restart: bool,
+    /// A health check asked for a stop: SIGKILL then, if it still runs.
+    kill_at: Option<Instant>,
 }
 
 impl Monitor {
@@ -635,6 +646,7 @@ impl Monitor {
                 detach: Default::default(),
                 closing: false,
                 dead: false,
+                wants_health: false,
             });
             // The originals now point nowhere the runtime could inherit.
             if let Ok(null) = std::fs::OpenOptions::new()
@@ -655,6 +667,9 @@ impl Monitor {
         let held = hold::hold(&cfg.hold_ports);
         Ok(Monitor {
             held,
+            checker: health::Checker::new(&cfg),
+            force_restart: false,
+            kill_at: None,
             state: State {
                 // SAFETY: getpid cannot fail.
                 monitor_pid: unsafe { libc::getpid() },
@@ -742,7 +757,11 @@ impl Monitor {
                 self.poll_once(-1)?;
             }
         }
-        let mut backoff = exit::Backoff::default();
+        let mut backoff = if self.cfg.kube_backoff {
+            exit::Backoff::kubernetes()
+        } else {
+            exit::Backoff::default()
+        };
         loop {
             self.state.status = Status::Starting;
             self.save_state();
@@ -771,12 +790,15 @@ impl Monitor {
                 self.save_state();
             }
             self.broadcast(frame::STARTED, pid.to_string().as_bytes());
+            self.checker.container_started(pid);
             let status = loop {
                 if let Some(s) = self.reaped.remove(&pid) {
                     break s;
                 }
                 self.poll_once(-1)?;
             };
+            self.checker.container_ended();
+            self.kill_at = None;
             self.drain_output();
             let now = berth_monitor_proto::now_nanos();
             let oom_file = self.oom_file.as_deref();
@@ -785,12 +807,15 @@ impl Monitor {
                     std::fs::read_to_string(f).is_ok_and(|t| exit::oom_killed_in(&t))
                 })
             });
-            if !exit::restarts(
-                self.cfg.restart,
-                status.code(),
-                self.state.restarts,
-                self.stop_requested(),
-            ) {
+            let forced = std::mem::take(&mut self.force_restart) && !self.stop_requested();
+            if !forced
+                && !exit::restarts(
+                    self.cfg.restart,
+                    status.code(),
+                    self.state.restarts,
+                    self.stop_requested(),
+                )
+            {
                 // Deleted in finish(), while the clients hear of the exit
                 // and the starting client cleans up.
                 self.deleted = false;
@@ -911,14 +936,7 @@ impl Monitor {
 
     /// The runtime's last error line from its JSON log.
     fn runtime_error(&self, status: ExitStatus) -> String {
-        let log = std::fs::read(self.cfg.run_dir.join("runtime.log")).unwrap_or_default();
-        let msg = log
-            .split(|&b| b == b'\n')
-            .rev()
-            .filter_map(logfmt::parse_fields)
-            .filter(|f| f.iter().any(|(k, v)| k == "level" && v == "error"))
-            .find_map(|f| f.into_iter().find(|(k, _)| k == "msg").map(|(_, v)| v));
-        match msg {
+        match runtime_log_error(&self.cfg.run_dir.join("runtime.log")) {
             Some(m) => m,
             None => format!(
                 "the runtime {} failed ({})",
@@ -1126,6 +1144,13 @@ impl Monitor {
                     self.exit_command_anyway = d == frame::CLEANED_RUN_EXIT_COMMAND;
                 }
                 (frame::GO, _) if self.clients[i].owner => self.go = true,
+                (frame::HEALTH_RUN, _) => {
+                    if self.checker.run_now() {
+                        self.clients[i].wants_health = true;
+                    } else {
+                        self.clients[i].queue(frame::HEALTH, b"none", &mut 0);
+                    }
+                }
                 _ => {}
             }
         }
@@ -1164,6 +1189,7 @@ impl Monitor {
         #[derive(Clone, Copy)]
         enum Src {
             Sig,
+            Health,
             Listen,
             Console,
             Output,
@@ -1182,6 +1208,21 @@ impl Monitor {
             src.push(s);
         };
         add(self.sigfd.as_raw_fd(), libc::POLLIN, Src::Sig);
+        for (fd, ev) in self.checker.poll_fds() {
+            add(fd, ev, Src::Health);
+        }
+        let timeout = match self.kill_at {
+            Some(at) => {
+                let ms = at.saturating_duration_since(Instant::now()).as_millis() as i32 + 1;
+                if timeout < 0 {
+                    ms
+                } else {
+                    timeout.min(ms)
+                }
+            }
+            None => timeout,
+        };
+        let timeout = self.checker.clamp_timeout(timeout);
         add(self.listener.as_raw_fd(), libc::POLLIN, Src::Listen);
         if let Some(c) = &self.console {
             add(c.as_raw_fd(), libc::POLLIN, Src::Console);
@@ -1224,6 +1265,8 @@ impl Monitor {
             }
             match s {
                 Src::Sig => self.reap(),
+                // Handled by `health_tick` below.
+                Src::Health => {}
                 Src::Listen => {
                     while let Some(fd) = accept(self.listener.as_raw_fd()) {
                         if let Ok(wr) = fd.try_clone() {
@@ -1236,6 +1279,7 @@ impl Monitor {
                                 detach: Default::default(),
                                 closing: false,
                                 dead: false,
+                                wants_health: false,
                             });
                         }
                     }
@@ -1254,7 +1298,79 @@ impl Monitor {
             self.close_stdin();
         }
         self.clients.retain(|c| !c.dead);
+        self.health_tick();
         Ok(())
+    }
+
+    /// Drives the health checks; acts on what they decide, answers the
+    /// clients that asked for a check.
+    fn health_tick(&mut self) {
+        if let Some(v) = self.checker.tick(&mut self.reaped) {
+            let pid = self.state.pid;
+            if pid > 0 {
+                let what = match v {
+                    health::Verdict::Kill => "killing it",
+                    health::Verdict::Restart => "restarting it",
+                    health::Verdict::Stop => "stopping it",
+                };
+                eprintln!(
+                    "berth-monitor: container {}: its health check failed; {what}",
+                    self.cfg.id
+                );
+                let sig = match v {
+                    health::Verdict::Kill => libc::SIGKILL,
+                    health::Verdict::Restart => {
+                        self.force_restart = true;
+                        libc::SIGKILL
+                    }
+                    // `berth stop`: the container's stop signal and
+                    // timeout, its event; not waited for here.
+                    health::Verdict::Stop if !self.cfg.stop_command.is_empty() => {
+                        let mut c = command(&self.cfg.stop_command[0]);
+                        c.args(&self.cfg.stop_command[1..])
+                            .stdin(std::process::Stdio::null())
+                            .stdout(std::process::Stdio::null())
+                            .stderr(std::process::Stdio::null());
+                        match c.spawn() {
+                            Ok(ch) => {
+                                self.checker.forget_pid(ch.id() as i32);
+                                0
+                            }
+                            Err(e) => {
+                                eprintln!("berth-monitor: run {:?}: {e}", self.cfg.stop_command);
+                                libc::SIGKILL
+                            }
+                        }
+                    }
+                    health::Verdict::Stop => {
+                        let _ = std::fs::write(self.cfg.run_dir.join("stopping"), b"");
+                        self.kill_at = Some(Instant::now() + Duration::from_secs(10));
+                        libc::SIGTERM
+                    }
+                };
+                if sig != 0 {
+                    // SAFETY: kill has no memory effects; `pid` is the
+                    // container's init, our child, not reaped yet.
+                    unsafe { libc::kill(pid, sig) };
+                }
+                self.checker.container_ended();
+            }
+        }
+        if let Some(at) = self.kill_at {
+            if Instant::now() >= at && self.state.pid > 0 {
+                self.kill_at = None;
+                // SAFETY: as above.
+                unsafe { libc::kill(self.state.pid, libc::SIGKILL) };
+            }
+        }
+        if std::mem::take(&mut self.checker.answered) {
+            let status = self.checker.health.status.name();
+            for c in &mut self.clients {
+                if std::mem::take(&mut c.wants_health) {
+                    c.queue(frame::HEALTH, status.as_bytes(), &mut 0);
+                }
+            }
+        }
     }
 
     /// Takes the pty master the runtime sends over the console socket.
@@ -1448,6 +1564,16 @@ fn set_blocking(fd: RawFd) {
             libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK);
         }
     }
+}
+
+/// The last error message in a runtime's JSON log.
+fn runtime_log_error(path: &Path) -> Option<String> {
+    let log = std::fs::read(path).unwrap_or_default();
+    log.split(|&b| b == b'\n')
+        .rev()
+        .filter_map(logfmt::parse_fields)
+        .filter(|f| f.iter().any(|(k, v)| k == "level" && v == "error"))
+        .find_map(|f| f.into_iter().find(|(k, _)| k == "msg").map(|(_, v)| v))
 }
 
 /// Where the kernel counts OOM kills for the container's memory cgroup.

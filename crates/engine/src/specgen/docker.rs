@@ -1055,6 +1055,54 @@ pub struct CreateFlags {
         arg(long = "pod-id-file", value_name = "FILE", conflicts_with = "pod")
     )]
     pub pod_id_file: Option<PathBuf>,
+
+    /// The health check: a shell command (run with /bin/sh -c), or a JSON
+    /// list (["CMD", "prog", "arg"] or ["CMD-SHELL", "command"]).
+    #[cfg_attr(feature = "clap", arg(long = "health-cmd", value_name = "COMMAND"))]
+    pub health_cmd: Option<String>,
+    /// Time between checks (like 30s, 1m; default 30s).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "health-interval", value_name = "DURATION")
+    )]
+    pub health_interval: Option<String>,
+    /// Time a check may take before it counts as failed (default 30s).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "health-timeout", value_name = "DURATION")
+    )]
+    pub health_timeout: Option<String>,
+    /// Failures in a row that make the container unhealthy (default 3).
+    #[cfg_attr(feature = "clap", arg(long = "health-retries", value_name = "N"))]
+    pub health_retries: Option<u32>,
+    /// Time to start up, during which failures do not count (default 0s).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "health-start-period", value_name = "DURATION")
+    )]
+    pub health_start_period: Option<String>,
+    /// Time between checks during the start period (default 5s).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "health-start-interval", value_name = "DURATION")
+    )]
+    pub health_start_interval: Option<String>,
+    /// What to do when the container turns unhealthy: none (default), kill,
+    /// restart (whatever the restart policy) or stop.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long = "health-on-failure", value_name = "ACTION")
+    )]
+    pub health_on_failure: Option<String>,
+    /// No health check, not even the image's HEALTHCHECK.
+    #[cfg_attr(feature = "clap", arg(long = "no-healthcheck"))]
+    pub no_healthcheck: bool,
+    /// A Kubernetes-style probe the monitor runs (repeatable):
+    /// kind=liveness|readiness|startup, then tcp=PORT, http=PORT[/PATH] or
+    /// exec=COMMAND (last), and host=IP, header=NAME:VALUE,
+    /// initial-delay=, period=, timeout=, success=N, failure=N; comma-separated.
+    #[cfg_attr(feature = "clap", arg(long = "probe", value_name = "PROBE"))]
+    pub probe: Vec<String>,
 }
 
 /// A spec's field as the Docker flag that sets it, for errors worded
@@ -1498,6 +1546,17 @@ pub fn to_spec(f: &CreateFlags, command: &[String]) -> Result<(ContainerSpec, Ve
         )
     })?;
     s.lifecycle.auto_remove = f.rm;
+    s.health = crate::health::from_flags(&crate::health::HealthFlags {
+        cmd: f.health_cmd.as_deref(),
+        interval: f.health_interval.as_deref(),
+        timeout: f.health_timeout.as_deref(),
+        retries: f.health_retries,
+        start_period: f.health_start_period.as_deref(),
+        start_interval: f.health_start_interval.as_deref(),
+        on_failure: f.health_on_failure.as_deref(),
+        none: f.no_healthcheck,
+        probes: &f.probe,
+    })?;
     if s.lifecycle.restart != RestartPolicy::No && f.rm {
         return Err(option(
             "--restart",

@@ -316,6 +316,7 @@ impl ContainerConfig {
             },
             runtime: c.runtime,
             pod: None,
+            health: Default::default(),
         })
     }
 }

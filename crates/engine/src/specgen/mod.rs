@@ -51,6 +51,9 @@ pub struct ContainerSpec {
     /// id) until create, which records the pod's id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod: Option<String>,
+    /// Health checks and probes (`crate::health`).
+    #[serde(skip_serializing_if = "crate::health::HealthSpec::is_empty")]
+    pub health: crate::health::HealthSpec,
 }
 
 impl Default for ContainerSpec {
@@ -67,6 +70,7 @@ impl Default for ContainerSpec {
             metadata: Metadata::default(),
             runtime: DEFAULT_RUNTIME.into(),
             pod: None,
+            health: Default::default(),
         }
     }
 }
@@ -713,6 +717,7 @@ impl ContainerSpec {
         self.check_resources()?;
         self.check_namespaces()?;
         self.check_network()?;
+        self.health.validate()?;
         if self.lifecycle.restart != RestartPolicy::No && self.lifecycle.auto_remove {
             return Err(err(
                 "lifecycle.restart",

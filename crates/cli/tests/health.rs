@@ -1,0 +1,557 @@
+//! Health checks and probes, end to end: `--health-*`, the image's
+//! HEALTHCHECK, `--probe`, run by the container's monitor; `healthcheck
+//! run`, `ps` and `inspect`. Intervals are short (200 ms) to keep these
+//! lean; containers get only a loopback (`--network none`).
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+
+const APPLETS: [&str; 14] = [
+    "sh", "test", "rm", "touch", "sleep", "httpd", "true", "false", "yes", "head", "echo", "cat",
+    "mkdir", "ps",
+];
+
+fn image(env: &Env) -> &'static str {
+    let mut t = busybox_rootfs(&APPLETS);
+    t.dir("www/", 0o755).file("www/index.html", b"hi\n", 0o644);
+    import_image(env, t.end(), "hc:latest")
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn inspect(env: &Env, id: &str, format: &str) -> String {
+    env.berth(&["inspect", "-f", format, id])
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+fn health(env: &Env, id: &str) -> serde_json::Value {
+    let out = env.berth(&["inspect", id]).ok().stdout;
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["State"]["Health"].clone()
+}
+
+fn status(env: &Env, id: &str) -> String {
+    health(env, id)["Status"].as_str().unwrap_or("").to_string()
+}
+
+fn run(env: &Env, args: &[&str]) -> String {
+    let mut a = vec!["run", "-d", "--network", "none"];
+    a.extend_from_slice(args);
+    env.berth(&a).ok().stdout.trim().to_string()
+}
+
+fn ps_status(env: &Env, id: &str) -> String {
+    env.berth(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("id={id}"),
+        "--format",
+        "{{.Status}}",
+    ])
+    .ok()
+    .stdout
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn an_exec_check_turns_healthy_then_unhealthy_with_its_log() {
+    let env = Env::new();
+    let img = image(&env);
+    let id = run(
+        &env,
+        &[
+            "--health-cmd",
+            "test -e /tmp/ok && echo fine",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "2",
+            img,
+            "sh",
+            "-c",
+            "touch /tmp/ok; exec sleep 1000",
+        ],
+    );
+    // Before the first check (200 ms): starting.
+    let first = ps_status(&env, &id);
+    assert!(
+        first.ends_with("(health: starting)") || first.ends_with("(healthy)"),
+        "{first}"
+    );
+    wait_for("healthy", || status(&env, &id) == "healthy");
+    let h = health(&env, &id);
+    assert_eq!(h["FailingStreak"], 0);
+    let log = h["Log"].as_array().unwrap();
+    assert_eq!(log.last().unwrap()["ExitCode"], 0);
+    assert_eq!(log.last().unwrap()["Output"], "fine\n");
+    assert!(ps_status(&env, &id).ends_with("(healthy)"));
+    let hc = inspect(&env, &id, "{{json .Config.Healthcheck}}");
+    let hc: serde_json::Value = serde_json::from_str(&hc).unwrap();
+    assert_eq!(hc["Test"][0], "CMD-SHELL");
+    assert_eq!(hc["Interval"], 200_000_000u64);
+    assert_eq!(hc["Retries"], 2);
+    let listed = |h: &str| {
+        env.berth(&["ps", "-q", "--no-trunc", "--filter", &format!("health={h}")])
+            .ok()
+            .stdout
+    };
+    assert!(listed("healthy").contains(&id));
+    assert!(!listed("unhealthy").contains(&id));
+    let r = env.berth(&["healthcheck", "run", &id]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{}", r.stderr);
+
+    env.berth(&["exec", &id, "rm", "/tmp/ok"]).ok();
+    wait_for("unhealthy", || status(&env, &id) == "unhealthy");
+    let h = health(&env, &id);
+    assert!(h["FailingStreak"].as_u64().unwrap() >= 2, "{h}");
+    let log = h["Log"].as_array().unwrap();
+    assert!(log.len() <= 5);
+    assert_eq!(log.last().unwrap()["ExitCode"], 1);
+    assert!(log.last().unwrap()["Start"]
+        .as_str()
+        .unwrap()
+        .starts_with("20"));
+    assert!(ps_status(&env, &id).ends_with("(unhealthy)"));
+    assert!(listed("unhealthy").contains(&id));
+    let r = env.berth(&["healthcheck", "run", &id]);
+    assert_eq!((r.code, r.stdout.trim()), (1, "unhealthy"), "{}", r.stderr);
+    // Each change of status is an event, recorded by the monitor.
+    wait_for("the health_status events", || {
+        let events = env
+            .berth(&["events", "--since", "0", "--until", "0s"])
+            .ok()
+            .stdout;
+        events.contains("health_status: healthy") && events.contains("health_status: unhealthy")
+    });
+    // Nothing else happens to it (--health-on-failure none).
+    assert_eq!(inspect(&env, &id, "{{.State.Status}}"), "running");
+
+    // A container without a check.
+    let plain = run(&env, &[img, "sleep", "1000"]);
+    let r = env.berth(&["healthcheck", "run", &plain]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("has no defined healthcheck"),
+        "{}",
+        r.stderr
+    );
+    assert!(health(&env, &plain).is_null());
+    assert!(!ps_status(&env, &plain).contains("health"));
+}
+
+#[test]
+fn the_start_period_and_the_timeout() {
+    let env = Env::new();
+    let img = image(&env);
+    let started = Instant::now();
+    let id = run(
+        &env,
+        &[
+            "--health-cmd",
+            "sleep 30",
+            "--health-timeout",
+            "300ms",
+            "--health-interval",
+            "200ms",
+            "--health-retries",
+            "1",
+            "--health-start-period",
+            "2s",
+            "--health-start-interval",
+            "100ms",
+            img,
+            "sleep",
+            "1000",
+        ],
+    );
+    // Checks fail (time out) in the start period without counting.
+    wait_for("a timed-out check", || {
+        health(&env, &id)["Log"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+    });
+    let h = health(&env, &id);
+    if started.elapsed() < Duration::from_millis(1800) {
+        assert_eq!(h["Status"], "starting", "{h}");
+        assert_eq!(h["FailingStreak"], 0, "{h}");
+    }
+    let e = &h["Log"][0];
+    assert_eq!(e["ExitCode"], -1);
+    assert!(
+        e["Output"].as_str().unwrap().contains("exceeded timeout"),
+        "{e}"
+    );
+    wait_for("unhealthy after the start period", || {
+        status(&env, &id) == "unhealthy"
+    });
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    // The timed-out checks were killed: no `sleep 30` left in the container.
+    let ps = env.berth(&["exec", &id, "ps", "-o", "args"]).ok().stdout;
+    assert!(!ps.contains("sleep 30"), "{ps}");
+}
+
+#[test]
+fn on_failure_restart_and_kill() {
+    let env = Env::new();
+    let img = image(&env);
+    let flags = [
+        "--health-cmd",
+        "false",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "1",
+    ];
+    let mut a = flags.to_vec();
+    a.extend(["--health-on-failure", "restart", img, "sleep", "1000"]);
+    let restarted = run(&env, &a);
+    let mut a = flags.to_vec();
+    a.extend(["--health-on-failure", "kill", img, "sleep", "1000"]);
+    let killed = run(&env, &a);
+    // Stopped (its stop signal handled), and not restarted by its policy.
+    let mut a = flags.to_vec();
+    a.extend([
+        "--health-on-failure",
+        "stop",
+        "--restart",
+        "always",
+        img,
+        "sh",
+        "-c",
+        "trap 'exit 3' TERM; while :; do sleep 0.1; done",
+    ]);
+    let stopped = run(&env, &a);
+    wait_for("a restart", || {
+        inspect(&env, &restarted, "{{.RestartCount}}")
+            .parse::<u32>()
+            .is_ok_and(|n| n >= 1)
+    });
+    wait_for("the kill", || {
+        inspect(&env, &killed, "{{.State.Status}}") == "exited"
+    });
+    assert_eq!(inspect(&env, &killed, "{{.State.ExitCode}}"), "137");
+    wait_for("the stop", || {
+        inspect(&env, &stopped, "{{.State.Status}}") == "exited"
+    });
+    assert_eq!(inspect(&env, &stopped, "{{.State.ExitCode}}"), "3");
+    assert_eq!(inspect(&env, &stopped, "{{.RestartCount}}"), "0");
+    // Through `berth stop` (its event), run by the monitor.
+    wait_for("the stop event", || {
+        env.berth(&["events", "--since", "0", "--until", "0s"])
+            .ok()
+            .stdout
+            .lines()
+            .any(|l| l.contains(" container stop ") && l.contains(&stopped))
+    });
+    // Restarted although its policy is no; it runs again.
+    assert_eq!(
+        inspect(&env, &restarted, "{{.HostConfig.RestartPolicy.Name}}"),
+        "no"
+    );
+    wait_for("running again", || {
+        inspect(&env, &restarted, "{{.State.Status}}") == "running"
+    });
+}
+
+/// Pushes busybox with a HEALTHCHECK in its config; its name.
+fn image_with_healthcheck() -> String {
+    let reg = registry();
+    let layer = busybox_rootfs(&APPLETS).end();
+    let diff = berth_image::Digest::of(&layer);
+    let blob = compress(&layer, &Comp::None);
+    let ld = reg.push_blob("t/hc", &blob);
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": {"Cmd": ["sleep", "1000"], "Env": ["PATH=/bin"],
+            "Healthcheck": {"Test": ["CMD-SHELL", "echo from-image"], "Interval": 200_000_000u64, "Retries": 4}},
+        "rootfs": {"type": "layers", "diff_ids": [diff.to_string()]}
+    });
+    let cb = serde_json::to_vec(&config).unwrap();
+    let cd = reg.push_blob("t/hc", &cb);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd.to_string(), "size": cb.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld.to_string(), "size": blob.len()}]
+    });
+    reg.push_manifest(
+        "t/hc",
+        "v1",
+        "application/vnd.oci.image.manifest.v1+json",
+        &serde_json::to_vec(&manifest).unwrap(),
+    );
+    format!("{}/t/hc:v1", reg.addr)
+}
+
+#[test]
+fn the_images_healthcheck_is_inherited_and_no_healthcheck_turns_it_off() {
+    let env = Env::new();
+    let img = image_with_healthcheck();
+    env.berth(&["pull", &img]).ok();
+    let inherited = run(&env, &[&img]);
+    // The container's flag wins, the image fills in the rest.
+    let mixed = run(&env, &["--health-retries", "7", &img]);
+    let off = run(&env, &["--no-healthcheck", &img]);
+    wait_for("healthy from the image's check", || {
+        status(&env, &inherited) == "healthy"
+    });
+    assert_eq!(health(&env, &inherited)["Log"][0]["Output"], "from-image\n");
+    let hc = |id: &str| -> serde_json::Value {
+        serde_json::from_str(&inspect(&env, id, "{{json .Config.Healthcheck}}")).unwrap()
+    };
+    assert_eq!(hc(&inherited)["Retries"], 4);
+    assert_eq!(hc(&mixed)["Retries"], 7);
+    assert_eq!(hc(&mixed)["Test"][1], "echo from-image");
+    assert_eq!(hc(&off)["Test"], serde_json::json!(["NONE"]));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(health(&env, &off).is_null());
+    assert!(!ps_status(&env, &off).contains("health"));
+    let r = env.berth(&["healthcheck", "run", &off]);
+    assert!(
+        r.stderr.contains("has no defined healthcheck"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn http_and_tcp_probes_reach_the_containers_loopback() {
+    let env = Env::new();
+    let img = image(&env);
+    let id = run(
+        &env,
+        &[
+            "--probe",
+            "kind=readiness,http=8080/index.html,header=X-Probe: yes,period=200ms",
+            "--probe",
+            "kind=liveness,tcp=8080,period=200ms,failure=2",
+            img,
+            "httpd",
+            "-f",
+            "-p",
+            "8080",
+            "-h",
+            "/www",
+        ],
+    );
+    wait_for("ready", || inspect(&env, &id, "{{.State.Ready}}") == "true");
+    // The liveness probe (the primary one after no Docker check) passes.
+    wait_for("healthy", || status(&env, &id) == "healthy");
+    let out = health(&env, &id)["Log"][0]["Output"].clone();
+    assert_eq!(out, "", "a tcp probe has no output: {out}");
+
+    // A readiness probe on a closed port: not ready, never killed.
+    let closed = run(
+        &env,
+        &[
+            "--probe",
+            "kind=readiness,http=8081,period=200ms,failure=1",
+            img,
+            "httpd",
+            "-f",
+            "-p",
+            "8080",
+        ],
+    );
+    wait_for("a failed readiness check", || {
+        status(&env, &closed) == "unhealthy"
+    });
+    assert_eq!(inspect(&env, &closed, "{{.State.Ready}}"), "false");
+    let log = health(&env, &closed)["Log"][0]["Output"].clone();
+    assert!(log.as_str().unwrap().contains("refused"), "{log}");
+    // An HTTP error status fails too.
+    let missing = run(
+        &env,
+        &[
+            "--probe",
+            "kind=readiness,http=8080/nope,period=200ms,failure=1",
+            img,
+            "httpd",
+            "-f",
+            "-p",
+            "8080",
+            "-h",
+            "/www",
+        ],
+    );
+    wait_for("a 404", || status(&env, &missing) == "unhealthy");
+    let log = health(&env, &missing)["Log"][0]["Output"].clone();
+    assert!(log.as_str().unwrap().contains("404"), "{log}");
+    assert_eq!(inspect(&env, &closed, "{{.State.Status}}"), "running");
+
+    // A liveness probe that fails kills the container.
+    let dead = run(
+        &env,
+        &[
+            "--probe",
+            "kind=liveness,tcp=9999,period=200ms,failure=2",
+            img,
+            "sleep",
+            "1000",
+        ],
+    );
+    wait_for("the liveness kill", || {
+        inspect(&env, &dead, "{{.State.Status}}") == "exited"
+    });
+    assert_eq!(inspect(&env, &dead, "{{.State.ExitCode}}"), "137");
+
+    // With a restart policy, it restarts with Kubernetes' back-off (10 s
+    // first), not Docker's (100 ms).
+    let looping = run(
+        &env,
+        &[
+            "--restart",
+            "always",
+            "--probe",
+            "kind=liveness,tcp=9999,period=200ms,failure=1",
+            img,
+            "sleep",
+            "1000",
+        ],
+    );
+    wait_for("the liveness kill", || {
+        inspect(&env, &looping, "{{.State.Status}}") == "restarting"
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(inspect(&env, &looping, "{{.State.Status}}"), "restarting");
+    assert_eq!(inspect(&env, &looping, "{{.RestartCount}}"), "0");
+}
+
+#[test]
+fn a_check_printing_megabytes_stays_bounded() {
+    let env = Env::new();
+    let img = image(&env);
+    let id = run(
+        &env,
+        &[
+            "--health-cmd",
+            "yes | head -c 5000000; exit 0",
+            "--health-interval",
+            "200ms",
+            img,
+            "sleep",
+            "1000",
+        ],
+    );
+    let endless = run(
+        &env,
+        &[
+            "--health-cmd",
+            "yes",
+            "--health-interval",
+            "200ms",
+            "--health-timeout",
+            "500ms",
+            "--health-retries",
+            "1",
+            img,
+            "sleep",
+            "1000",
+        ],
+    );
+    wait_for("healthy", || status(&env, &id) == "healthy");
+    let out = health(&env, &id)["Log"][0]["Output"]
+        .as_str()
+        .unwrap()
+        .len();
+    assert_eq!(out, 4096);
+    wait_for("the endless check timed out", || {
+        status(&env, &endless) == "unhealthy"
+    });
+    let h = health(&env, &endless);
+    assert_eq!(h["Log"][0]["ExitCode"], -1);
+    // The monitors stay small: the output is read and dropped past 4 KiB.
+    let run_dir = env.run_root.path().join("containers");
+    let state = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .filter_map(|d| std::fs::read_to_string(d.unwrap().path().join("state")).ok())
+        .collect::<Vec<_>>();
+    for s in state {
+        let pid: i32 = s
+            .lines()
+            .find_map(|l| l.strip_prefix("monitor_pid="))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        // The peak: a check's output held whole would show here.
+        let rss: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .unwrap()
+            .trim()
+            .trim_end_matches(" kB")
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            rss < 6 * 1024,
+            "the monitor {pid} peaked at {rss} kB resident"
+        );
+    }
+}
+
+/// How often process `pid` has slept and woken.
+fn wakeups(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_startup_probe_holds_the_others_back_and_the_monitor_idles() {
+    let env = Env::new();
+    let img = image(&env);
+    let id = run(
+        &env,
+        &[
+            "--probe",
+            "kind=startup,period=200ms,failure=1000,exec=test -e /tmp/up",
+            "--probe",
+            "kind=liveness,tcp=1,period=200ms,failure=2",
+            img,
+            "sleep",
+            "1000",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let monitor: i32 = inspect(&env, &id, "{{.State.Pid}}").parse().unwrap();
+    let monitor = std::fs::read_to_string(format!("/proc/{monitor}/stat"))
+        .unwrap()
+        .split(' ')
+        .nth(3)
+        .unwrap()
+        .parse::<i32>()
+        .unwrap();
+    let before = wakeups(monitor);
+    std::thread::sleep(Duration::from_millis(1500));
+    let woke = wakeups(monitor) - before;
+    // The liveness probe waits (it would have killed the container by now).
+    assert_eq!(inspect(&env, &id, "{{.State.Status}}"), "running");
+    assert_eq!(inspect(&env, &id, "{{.State.Ready}}"), "false");
+    // A waiting probe is no reason to wake: no busy loop (a wake-up a
+    // millisecond before the fix; a few dozen for the startup checks now).
+    assert!(woke < 300, "the monitor woke {woke} times in 1.5 s");
+    env.berth(&["exec", &id, "touch", "/tmp/up"]).ok();
+    wait_for("the liveness kill after the startup", || {
+        inspect(&env, &id, "{{.State.Status}}") == "exited"
+    });
+    assert_eq!(inspect(&env, &id, "{{.State.ExitCode}}"), "137");
+}

@@ -1,0 +1,869 @@
+//! Health checks and probes (`berth_monitor_proto::health`), run by the
+//! monitor in its own poll loop: no thread that outlives a call, no timer
+//! process, no systemd.
+//!
+//! - An exec check is the runtime's `exec --detach --pid-file` of a
+//!   process file the engine wrote; the process it starts is re-parented
+//!   to the monitor (the child subreaper), which reaps it for its exit
+//!   code, reads its output through a pipe (the first [`OUTPUT_MAX`]
+//!   bytes kept, the rest read and dropped) and SIGKILLs it at the
+//!   timeout (it is our unreaped child: the pid cannot be reused).
+//! - A tcp or http probe is a socket made inside the container's network
+//!   namespace by a short-lived thread: it `setns`es itself (only itself)
+//!   into `/proc/INIT/ns/net`, makes the socket and ends; the thread is
+//!   joined before the call returns, so the monitor is single-threaded
+//!   again before it next forks, and its own namespace never changes. The
+//!   socket keeps its namespace; the monitor drives it, non-blocking, in
+//!   its poll loop.
+//!
+//! The results go to the `health` file of the run directory, replaced
+//! atomically at each change.
+
+use berth_monitor_proto::health::{
+    Action, Entry, Health, OnFailure, Probe, ProbeKind, Status, OUTPUT_MAX,
+};
+use berth_sys::process::ExitStatus;
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What the monitor should do to its container after a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// SIGKILL the container; its restart policy applies.
+    Kill,
+    /// SIGKILL it and start it again whatever its restart policy.
+    Restart,
+    /// Stop it: SIGTERM, SIGKILL later, and no restart.
+    Stop,
+}
+
+enum Phase {
+    Connecting,
+    Writing,
+    Reading,
+}
+
+enum Running {
+    Exec {
+        runtime: i32,
+        pid: Option<i32>,
+        out: Option<OwnedFd>,
+        pid_file: PathBuf,
+        log_file: PathBuf,
+    },
+    Net {
+        sock: OwnedFd,
+        phase: Phase,
+        request: Vec<u8>,
+        sent: usize,
+        http: bool,
+    },
+}
+
+struct Check {
+    what: Running,
+    start: i64,
+    deadline: Instant,
+    buf: Vec<u8>,
+}
+
+struct ProbeState {
+    p: Probe,
+    next: Instant,
+    successes: u32,
+    failures: u32,
+    passing: bool,
+    running: Option<Check>,
+    /// Asked by `berth healthcheck run`: checked at once.
+    now: bool,
+}
+
+pub struct Checker {
+    probes: Vec<ProbeState>,
+    pub health: Health,
+    file: PathBuf,
+    run_dir: PathBuf,
+    runtime: PathBuf,
+    runtime_args: Vec<String>,
+    id: String,
+    /// The container's init while it runs (0: checks are off).
+    pid: i32,
+    started: Instant,
+    /// Checks killed at their timeout, reaped later and dropped then.
+    forget: Vec<i32>,
+    /// A check asked for by clients has finished: they get the status.
+    pub answered: bool,
+    /// Run with the new status when it changes (see `Config::event_command`).
+    event_command: Vec<String>,
+}
+
+fn now_ns() -> i64 {
+    berth_monitor_proto::now_nanos()
+}
+
+impl Checker {
+    pub fn new(cfg: &berth_monitor_proto::config::Config) -> Checker {
+        let now = Instant::now();
+        Checker {
+            probes: cfg
+                .probes
+                .iter()
+                .map(|p| ProbeState {
+                    p: p.clone(),
+                    next: now,
+                    successes: 0,
+                    failures: 0,
+                    passing: false,
+                    running: None,
+                    now: false,
+                })
+                .collect(),
+            health: Health::default(),
+            file: cfg.run_dir.join("health"),
+            run_dir: cfg.run_dir.clone(),
+            runtime: cfg.runtime.clone(),
+            runtime_args: cfg.runtime_args.clone(),
+            id: cfg.id.clone(),
+            pid: 0,
+            started: now,
+            forget: Vec::new(),
+            answered: false,
+            event_command: cfg.event_command.clone(),
+        }
+    }
+
+    /// A child of the monitor's that nobody waits for: dropped once reaped.
+    pub fn forget_pid(&mut self, pid: i32) {
+        self.forget.push(pid);
+    }
+
+    pub fn any(&self) -> bool {
+        !self.probes.is_empty()
+    }
+
+    /// The probe whose results make the status: Docker's check, else the
+    /// liveness, startup or readiness probe.
+    fn primary(&self) -> Option<usize> {
+        [
+            ProbeKind::DockerHealth,
+            ProbeKind::Liveness,
+            ProbeKind::Startup,
+            ProbeKind::Readiness,
+        ]
+        .iter()
+        .find_map(|k| self.probes.iter().position(|s| s.p.kind == *k))
+    }
+
+    fn has(&self, k: ProbeKind) -> bool {
+        self.probes.iter().any(|s| s.p.kind == k)
+    }
+
+    /// The container (re)started with init `pid`: checks from scratch.
+    pub fn container_started(&mut self, pid: i32) {
+        if !self.any() {
+            return;
+        }
+        self.container_ended();
+        self.pid = pid;
+        self.started = Instant::now();
+        let now = self.started;
+        for s in &mut self.probes {
+            s.successes = 0;
+            s.failures = 0;
+            s.passing = false;
+            let first = if s.p.kind == ProbeKind::DockerHealth {
+                period(&s.p, true)
+            } else {
+                Duration::ZERO
+            };
+            s.next = now + s.p.initial_delay + first;
+        }
+        self.health = Health {
+            status: Status::Starting,
+            failing_streak: 0,
+            ready: !self.has(ProbeKind::Readiness) && !self.has(ProbeKind::Startup),
+            started: !self.has(ProbeKind::Startup),
+            log: std::mem::take(&mut self.health.log),
+        };
+        self.save();
+    }
+
+    /// The container ended: running checks are killed.
+    pub fn container_ended(&mut self) {
+        self.pid = 0;
+        for i in 0..self.probes.len() {
+            if let Some(c) = self.probes[i].running.take() {
+                self.abandon(c);
+            }
+        }
+        if self.any() && self.health.ready {
+            self.health.ready = false;
+            self.save();
+        }
+    }
+
+    fn abandon(&mut self, c: Check) {
+        if let Running::Exec {
+            runtime,
+            pid,
+            pid_file,
+            log_file,
+            ..
+        } = c.what
+        {
+            let victim = pid.unwrap_or(runtime);
+            // SAFETY: kill has no memory effects; `victim` is our child,
+            // not reaped yet (the pid is not reused).
+            unsafe { libc::kill(victim, libc::SIGKILL) };
+            self.forget.push(victim);
+            if pid.is_some() {
+                self.forget.push(runtime);
+            }
+            let _ = std::fs::remove_file(pid_file);
+            let _ = std::fs::remove_file(log_file);
+        }
+    }
+
+    /// `berth healthcheck run`: every docker-health or liveness probe at
+    /// once. False when there is none, or the container does not run.
+    pub fn run_now(&mut self) -> bool {
+        let Some(i) = self.primary() else {
+            return false;
+        };
+        if self.pid == 0 {
+            return false;
+        }
+        self.probes[i].now = true;
+        self.probes[i].next = Instant::now();
+        true
+    }
+
+    /// The poll timeout, `timeout` (ms, -1: none) or shorter to wake for
+    /// the next check or deadline.
+    pub fn clamp_timeout(&self, timeout: i32) -> i32 {
+        if self.pid == 0 {
+            return timeout;
+        }
+        let now = Instant::now();
+        let mut t = timeout;
+        for s in &self.probes {
+            let at = match &s.running {
+                Some(c) => c.deadline,
+                // Waiting for the startup probe, or a startup probe that
+                // has passed: nothing to wake for.
+                None if self.idle(s) => continue,
+                None => s.next,
+            };
+            // Exec checks are also waited for by SIGCHLD; a few ms
+            // rounding up keeps from spinning.
+            let ms = at.saturating_duration_since(now).as_millis().min(60_000) as i32 + 1;
+            if t < 0 || ms < t {
+                t = ms;
+            }
+        }
+        t
+    }
+
+    /// Whether probe `s` does not run now: it waits for the startup probe
+    /// (unless asked for by hand), or it is a startup probe that passed.
+    fn idle(&self, s: &ProbeState) -> bool {
+        if s.p.kind == ProbeKind::Startup {
+            self.health.started
+        } else {
+            !self.health.started && !s.now
+        }
+    }
+
+    /// The fds to poll for running checks, with their events.
+    pub fn poll_fds(&self) -> Vec<(RawFd, i16)> {
+        let mut v = Vec::new();
+        for s in &self.probes {
+            match s.running.as_ref().map(|c| &c.what) {
+                Some(Running::Exec { out: Some(o), .. }) => v.push((o.as_raw_fd(), libc::POLLIN)),
+                Some(Running::Net { sock, phase, .. }) => v.push((
+                    sock.as_raw_fd(),
+                    match phase {
+                        Phase::Reading => libc::POLLIN,
+                        _ => libc::POLLOUT,
+                    },
+                )),
+                _ => {}
+            }
+        }
+        v
+    }
+
+    /// Makes progress on every check, starts the due ones, and finishes
+    /// those that are done; what to do to the container, if anything.
+    pub fn tick(&mut self, reaped: &mut HashMap<i32, ExitStatus>) -> Option<Verdict> {
+        self.forget.retain(|p| reaped.remove(p).is_none());
+        if self.pid == 0 {
+            return None;
+        }
+        let mut verdict = None;
+        for i in 0..self.probes.len() {
+            if let Some(mut c) = self.probes[i].running.take() {
+                match progress(&mut c, reaped) {
+                    Some((code, out)) => {
+                        let v = self.result(i, c.start, code, out);
+                        verdict = verdict.or(v);
+                    }
+                    None if Instant::now() >= c.deadline => {
+                        let t = self.probes[i].p.timeout;
+                        let start = c.start;
+                        self.abandon(c);
+                        let msg = format!("Health check exceeded timeout ({t:?})");
+                        let v = self.result(i, start, -1, msg);
+                        verdict = verdict.or(v);
+                    }
+                    None => self.probes[i].running = Some(c),
+                }
+                continue;
+            }
+            let s = &self.probes[i];
+            if Instant::now() < s.next || self.idle(s) {
+                continue;
+            }
+            let start = now_ns();
+            match self.begin(i) {
+                Ok(what) => {
+                    let timeout = self.probes[i].p.timeout;
+                    self.probes[i].running = Some(Check {
+                        what,
+                        start,
+                        deadline: Instant::now() + timeout,
+                        buf: Vec::new(),
+                    });
+                }
+                Err(e) => {
+                    let v = self.result(i, start, -1, e);
+                    verdict = verdict.or(v);
+                }
+            }
+        }
+        verdict
+    }
+
+    fn begin(&mut self, i: usize) -> Result<Running, String> {
+        match self.probes[i].p.action.clone() {
+            Action::Exec { process, .. } => self.begin_exec(i, &process),
+            Action::Tcp { host, port } => {
+                let sock = connect_in_netns(self.pid, &host, port)?;
+                Ok(Running::Net {
+                    sock,
+                    phase: Phase::Connecting,
+                    request: Vec::new(),
+                    sent: 0,
+                    http: false,
+                })
+            }
+            Action::Http {
+                host,
+                port,
+                path,
+                headers,
+            } => {
+                let sock = connect_in_netns(self.pid, &host, port)?;
+                let host_hdr = if host.is_empty() { "127.0.0.1" } else { &host };
+                let mut req = format!(
+                    "GET {path} HTTP/1.0\r\nHost: {host_hdr}:{port}\r\nUser-Agent: berth-probe\r\nAccept: */*\r\nConnection: close\r\n"
+                );
+                for (k, v) in headers {
+                    req.push_str(&format!("{k}: {v}\r\n"));
+                }
+                req.push_str("\r\n");
+                Ok(Running::Net {
+                    sock,
+                    phase: Phase::Connecting,
+                    request: req.into_bytes(),
+                    sent: 0,
+                    http: true,
+                })
+            }
+        }
+    }
+
+    fn begin_exec(&mut self, i: usize, process: &str) -> Result<Running, String> {
+        let pid_file = self.run_dir.join(format!("probe-{i}.pid"));
+        let log_file = self.run_dir.join(format!("probe-{i}.log"));
+        let _ = std::fs::remove_file(&pid_file);
+        let _ = std::fs::remove_file(&log_file);
+        let (rd, wr) = crate::pipe().map_err(|e| format!("create a pipe for the check: {e}"))?;
+        crate::set_nonblock(rd.as_raw_fd());
+        let wr2 = wr
+            .try_clone()
+            .map_err(|e| format!("dup a pipe for the check: {e}"))?;
+        let mut cmd = crate::command(&self.runtime);
+        cmd.args(&self.runtime_args)
+            .arg("--log")
+            .arg(&log_file)
+            .args(["--log-format", "json", "exec", "--detach", "--pid-file"])
+            .arg(&pid_file)
+            .args(["--process", process, &self.id])
+            .stdin(std::process::Stdio::null())
+            .stdout(wr)
+            .stderr(wr2);
+        let child = cmd.spawn().map_err(|e| {
+            format!(
+                "run the runtime {} for the health check: {e}",
+                self.runtime.display()
+            )
+        })?;
+        // `cmd` (holding the write ends) is dropped here: the pipe ends
+        // when the check's process (and what it started) are done with it.
+        drop(cmd);
+        Ok(Running::Exec {
+            runtime: child.id() as i32,
+            pid: None,
+            out: Some(rd),
+            pid_file,
+            log_file,
+        })
+    }
+
+    /// Records a result of probe `i`; what to do to the container.
+    fn result(&mut self, i: usize, start: i64, code: i32, output: String) -> Option<Verdict> {
+        let now = Instant::now();
+        let primary = self.primary() == Some(i);
+        let s = &mut self.probes[i];
+        let ok = code == 0;
+        let asked = std::mem::take(&mut s.now);
+        if ok {
+            s.successes += 1;
+            s.failures = 0;
+        } else {
+            s.failures += 1;
+            s.successes = 0;
+        }
+        let in_start_period = now.duration_since(self.started) < s.p.start_period;
+        s.next = now
+            + period(
+                &s.p,
+                in_start_period && self.health.status == Status::Starting,
+            );
+        let mut verdict = None;
+        match s.p.kind {
+            ProbeKind::DockerHealth => {}
+            ProbeKind::Readiness => {
+                if ok && s.successes >= s.p.success_threshold {
+                    s.passing = true;
+                } else if !ok && s.failures >= s.p.failure_threshold {
+                    s.passing = false;
+                }
+                self.health.ready = s.passing && self.health.started;
+            }
+            ProbeKind::Startup => {
+                if ok && s.successes >= s.p.success_threshold {
+                    s.passing = true;
+                    self.health.started = true;
+                    let rest = self.probes.iter().any(|p| p.p.kind == ProbeKind::Readiness);
+                    self.health.ready = !rest;
+                    for p in self.probes.iter_mut() {
+                        if p.p.kind != ProbeKind::Startup {
+                            p.next = now + p.p.initial_delay;
+                        }
+                    }
+                } else if !ok && s.failures >= s.p.failure_threshold {
+                    verdict = Some(Verdict::Kill);
+                }
+            }
+            ProbeKind::Liveness => {
+                if !ok && s.failures >= s.p.failure_threshold {
+                    verdict = Some(Verdict::Kill);
+                }
+            }
+        }
+        let before = self.health.status;
+        if primary {
+            let s = &self.probes[i];
+            let h = &mut self.health;
+            if ok {
+                if s.successes >= s.p.success_threshold {
+                    h.status = Status::Healthy;
+                }
+                h.failing_streak = 0;
+            } else {
+                // Docker: a failure in the start period, before any
+                // success, does not count.
+                let counts = !(h.status == Status::Starting
+                    && now.duration_since(self.started) < s.p.start_period);
+                if counts {
+                    h.failing_streak += 1;
+                    if h.failing_streak >= s.p.failure_threshold && h.status != Status::Unhealthy {
+                        h.status = Status::Unhealthy;
+                        if s.p.kind == ProbeKind::DockerHealth {
+                            verdict = match s.p.on_failure {
+                                OnFailure::None => None,
+                                OnFailure::Kill => Some(Verdict::Kill),
+                                OnFailure::Restart => Some(Verdict::Restart),
+                                OnFailure::Stop => Some(Verdict::Stop),
+                            };
+                        }
+                    }
+                }
+            }
+            let mut out = output;
+            if out.len() > OUTPUT_MAX {
+                let mut n = OUTPUT_MAX;
+                while !out.is_char_boundary(n) {
+                    n -= 1;
+                }
+                out.truncate(n);
+            }
+            h.push(Entry {
+                start,
+                end: now_ns(),
+                exit_code: code,
+                output: out,
+            });
+        }
+        if asked {
+            self.answered = true;
+        }
+        self.save();
+        if self.health.status != before {
+            self.status_event();
+        }
+        verdict
+    }
+
+    /// Starts the event command for the new status; not waited for (it is
+    /// reaped and dropped later).
+    fn status_event(&mut self) {
+        let Some((prog, args)) = self.event_command.split_first() else {
+            return;
+        };
+        let mut cmd = crate::command(prog);
+        cmd.args(args)
+            .arg(self.health.status.name())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        match cmd.spawn() {
+            Ok(c) => self.forget.push(c.id() as i32),
+            Err(e) => eprintln!("berth-monitor: record the health status event: {e}"),
+        }
+    }
+
+    fn save(&self) {
+        if let Err(e) =
+            berth_sys::fs::replace_file(&self.file, self.health.to_text().as_bytes(), 0o600)
+        {
+            eprintln!(
+                "berth-monitor: write the health file {}: {e}",
+                self.file.display()
+            );
+        }
+    }
+}
+
+/// The wait to the next check: Docker's start interval during the start
+/// period, else the period.
+fn period(p: &Probe, starting: bool) -> Duration {
+    if starting && !p.start_period.is_zero() && !p.start_interval.is_zero() {
+        p.start_interval.min(p.period)
+    } else {
+        p.period
+    }
+}
+
+/// Progress on a running check without blocking: its exit code and output
+/// once done.
+fn progress(c: &mut Check, reaped: &mut HashMap<i32, ExitStatus>) -> Option<(i32, String)> {
+    match &mut c.what {
+        Running::Exec {
+            runtime,
+            pid,
+            out,
+            pid_file,
+            log_file,
+        } => {
+            if let Some(o) = out {
+                if read_bounded(o.as_raw_fd(), &mut c.buf) {
+                    *out = None;
+                }
+            }
+            if pid.is_none() {
+                let st = reaped.remove(runtime)?;
+                if st != ExitStatus::Exited(0) {
+                    let msg = crate::runtime_log_error(log_file)
+                        .unwrap_or_else(|| format!("the runtime could not run the check ({st:?})"));
+                    let _ = std::fs::remove_file(&*log_file);
+                    return Some((-1, msg));
+                }
+                let text = std::fs::read_to_string(&*pid_file).unwrap_or_default();
+                let _ = std::fs::remove_file(&*pid_file);
+                let _ = std::fs::remove_file(&*log_file);
+                match text.trim().parse::<i32>() {
+                    Ok(p) if p > 0 => *pid = Some(p),
+                    _ => return Some((-1, "the runtime wrote no pid for the check".into())),
+                }
+            }
+            let st = reaped.remove(&(*pid)?)?;
+            if let Some(o) = out.take() {
+                read_bounded(o.as_raw_fd(), &mut c.buf);
+            }
+            let code = match st {
+                ExitStatus::Exited(c) => c,
+                ExitStatus::Signaled(_) => -1,
+            };
+            Some((code, String::from_utf8_lossy(&c.buf).into_owned()))
+        }
+        Running::Net {
+            sock,
+            phase,
+            request,
+            sent,
+            http,
+        } => {
+            let fd = sock.as_raw_fd();
+            loop {
+                match phase {
+                    Phase::Connecting => {
+                        if !ready(fd, libc::POLLOUT) {
+                            return None;
+                        }
+                        let e = so_error(fd);
+                        if e != 0 {
+                            return Some((
+                                1,
+                                format!("connect: {}", io::Error::from_raw_os_error(e)),
+                            ));
+                        }
+                        if !*http {
+                            return Some((0, String::new()));
+                        }
+                        *phase = Phase::Writing;
+                    }
+                    Phase::Writing => {
+                        match crate::write_fd(fd, &request[*sent..]) {
+                            Ok(n) => *sent += n,
+                            Err(e) if crate::would_block(&e) => return None,
+                            Err(e) => return Some((1, format!("send the request: {e}"))),
+                        }
+                        if *sent == request.len() {
+                            *phase = Phase::Reading;
+                        }
+                    }
+                    Phase::Reading => {
+                        let mut b = [0u8; 1024];
+                        match crate::read_fd(fd, &mut b) {
+                            Ok(n) => {
+                                let room = 512usize.saturating_sub(c.buf.len());
+                                c.buf.extend_from_slice(&b[..n.min(room)]);
+                                let line_done = c.buf.windows(2).any(|w| w == b"\r\n");
+                                if n == 0 || line_done || room == 0 {
+                                    return Some(http_verdict(&c.buf));
+                                }
+                            }
+                            Err(e) if crate::would_block(&e) => return None,
+                            Err(e) => return Some((1, format!("read the response: {e}"))),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Kubernetes' rule: a status of 200 to 399 passes.
+fn http_verdict(head: &[u8]) -> (i32, String) {
+    let text = String::from_utf8_lossy(head);
+    let line = text.split("\r\n").next().unwrap_or("").to_string();
+    let code = line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .filter(|_| line.starts_with("HTTP/"));
+    match code {
+        Some(c) if (200..400).contains(&c) => (0, line),
+        Some(_) => (1, line),
+        None => (1, format!("not an HTTP response: {line:?}")),
+    }
+}
+
+/// Reads what is there, keeping the first [`OUTPUT_MAX`] bytes; true at
+/// the end of the stream.
+fn read_bounded(fd: RawFd, buf: &mut Vec<u8>) -> bool {
+    let mut b = [0u8; 16 * 1024];
+    // A check writing without pause is read for a bounded time per tick.
+    for _ in 0..64 {
+        match crate::read_fd(fd, &mut b) {
+            Ok(0) => return true,
+            Ok(n) => {
+                let room = OUTPUT_MAX.saturating_sub(buf.len());
+                buf.extend_from_slice(&b[..n.min(room)]);
+            }
+            Err(e) if crate::would_block(&e) => return false,
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+fn ready(fd: RawFd, ev: i16) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: ev,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero timeout does not block.
+    unsafe { libc::poll(&mut p, 1, 0) > 0 }
+}
+
+fn so_error(fd: RawFd) -> i32 {
+    let mut e: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: e and len are valid for getsockopt's int option.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut e as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if r < 0 {
+        io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+    } else {
+        e
+    }
+}
+
+/// A non-blocking TCP socket made in the network namespace of `pid` (the
+/// container's init, our unreaped child) and connecting to `host:port`
+/// (empty host: 127.0.0.1, the container's own loopback).
+fn connect_in_netns(pid: i32, host: &str, port: u16) -> Result<OwnedFd, String> {
+    let ip: std::net::IpAddr = if host.is_empty() {
+        std::net::Ipv4Addr::LOCALHOST.into()
+    } else {
+        host.parse()
+            .map_err(|_| format!("probe host {host:?} is not an IP address"))?
+    };
+    let ns = berth_sys::fs::open(
+        Path::new(&format!("/proc/{pid}/ns/net")),
+        libc::O_RDONLY | libc::O_CLOEXEC,
+        0,
+    )
+    .map_err(|e| format!("open the network namespace of the container's init {pid}: {e}"))?;
+    let domain = if ip.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let nsfd = ns.as_raw_fd();
+    // A thread of its own enters the namespace: only it changes, and it
+    // ends here (joined), never running anything else.
+    let made = std::thread::scope(|s| {
+        s.spawn(move || -> io::Result<OwnedFd> {
+            // SAFETY: setns on a valid namespace fd changes this thread's
+            // network namespace only.
+            berth_sys::cvt(unsafe { libc::setns(nsfd, libc::CLONE_NEWNET) })?;
+            // SAFETY: plain syscall.
+            let fd = berth_sys::cvt(unsafe {
+                libc::socket(
+                    domain,
+                    libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                    0,
+                )
+            })?;
+            // SAFETY: a new fd owned by us.
+            Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+        })
+        .join()
+    });
+    let sock = match made {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(format!("make a socket in the container's network: {e}")),
+        Err(_) => return Err("the thread entering the container's network failed".into()),
+    };
+    let sa = std::net::SocketAddr::new(ip, port);
+    let (storage, len) = sockaddr(&sa);
+    // SAFETY: storage is a valid sockaddr of `len` bytes.
+    let r = unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            (&storage as *const libc::sockaddr_storage).cast(),
+            len,
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(format!("connect to {sa}: {e}"));
+        }
+    }
+    Ok(sock)
+}
+
+fn sockaddr(sa: &std::net::SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; all zero is valid.
+    let mut st: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match sa {
+        std::net::SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in fits in sockaddr_storage.
+            unsafe { std::ptr::write((&mut st as *mut libc::sockaddr_storage).cast(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
+            unsafe { std::ptr::write((&mut st as *mut libc::sockaddr_storage).cast(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (st, len as libc::socklen_t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_status_lines() {
+        assert_eq!(http_verdict(b"HTTP/1.0 200 OK\r\n").0, 0);
+        assert_eq!(http_verdict(b"HTTP/1.1 302 Found\r\nX").0, 0);
+        assert_eq!(http_verdict(b"HTTP/1.1 404 Not Found\r\n").0, 1);
+        assert_eq!(http_verdict(b"SSH-2.0\r\n").0, 1);
+        assert_eq!(http_verdict(b"").0, 1);
+    }
+
+    #[test]
+    fn start_interval_applies_in_the_start_period() {
+        let p = Probe {
+            period: Duration::from_secs(30),
+            start_period: Duration::from_secs(60),
+            start_interval: Duration::from_secs(5),
+            ..Probe::default()
+        };
+        assert_eq!(period(&p, true), Duration::from_secs(5));
+        assert_eq!(period(&p, false), Duration::from_secs(30));
+        let no_sp = Probe {
+            start_period: Duration::ZERO,
+            ..p
+        };
+        assert_eq!(period(&no_sp, true), Duration::from_secs(30));
+    }
+}
