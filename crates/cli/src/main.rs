@@ -2,6 +2,7 @@
 //! (`containers.rs`, `views.rs`, `manage.rs`) over `berth-engine`.
 
 mod auth;
+mod build;
 mod commit;
 mod containers;
 mod escape;
@@ -181,6 +182,11 @@ enum Cmd {
     Commit(commit::CommitArgs),
     /// Write a container's whole filesystem as a tar: berth export CTR > rootfs.tar.
     Export(commit::ExportArgs),
+    /// Build an image from a Dockerfile: berth build -t app .
+    Build(build::BuildArgs),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(build::BuilderCmd),
 }
 
 /// `top`'s arguments.
@@ -388,6 +394,7 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
             Ok(())
         }
         Cmd::Logout { registry } => auth::logout(&registry),
+        Cmd::Image(images::ImageCmd::Build(a)) => build::build(root, run_root, a),
         Cmd::Image(c) => images::image(root, c),
         Cmd::Run(a) => containers::run(root, run_root, a),
         Cmd::Create(a) => containers::create(root, run_root, a),
@@ -427,6 +434,8 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
         Cmd::Version(a) => verbs::version(a),
         Cmd::Commit(a) => commit::commit(root, run_root, a),
         Cmd::Export(a) => commit::export(root, run_root, a),
+        Cmd::Build(a) => build::build(root, run_root, a),
+        Cmd::Builder(c) => build::builder(root, run_root, c),
     }
 }
 
