@@ -148,10 +148,12 @@ impl SourceTree<'_> {
         let rel = clean_rel(pattern);
         let text = rel.to_string_lossy().to_string();
         if !is_glob(&text) {
+            // Links on the way, the last one too, resolve inside the root
+            // (Docker copies what `COPY link dst` points at).
             let fd = sfs::open_in_root(
                 self.root,
                 &rel,
-                libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                libc::O_PATH | libc::O_CLOEXEC,
                 Links::InRoot,
             )
             .map_err(|e| match e.raw_os_error() {
@@ -239,11 +241,14 @@ impl SourceTree<'_> {
     /// Opens a chosen source: through links inside the root for the path
     /// given (`top`), without following any below it.
     fn open_source(&self, rel: &Path, top: bool, flags: i32) -> io::Result<OwnedFd> {
+        if top {
+            return sfs::open_in_root(self.root, rel, flags | libc::O_CLOEXEC, Links::InRoot);
+        }
         sfs::open_in_root(
             self.root,
             rel,
             flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            if top { Links::InRoot } else { Links::Refuse },
+            Links::Refuse,
         )
     }
 
@@ -251,11 +256,15 @@ impl SourceTree<'_> {
     /// excluded), its type, mode, owner, size, link target and contents;
     /// not times.
     pub fn hash(&self, c: &Chosen, h: &mut Sha256) -> Result<(), String> {
-        self.hash_at(&c.rel, &c.stat, true, h)
-            .map_err(|e| format!("{:?} in {}: read: {e}", c.rel, self.what))
+        let what = |e: io::Error| format!("{:?} in {}: read: {e}", c.rel, self.what);
+        let fd = self.open_source(&c.rel, true, libc::O_PATH).map_err(what)?;
+        let st = sfs::fstat(fd.as_fd()).map_err(what)?;
+        self.hash_at(&c.rel, &fd, &st, h).map_err(what)
     }
 
-    fn hash_at(&self, rel: &Path, st: &libc::stat, top: bool, h: &mut Sha256) -> io::Result<()> {
+    /// Hashes the entry `fd` (an O_PATH fd; `st` its stat) at `rel`,
+    /// walking a directory by fd without following links.
+    fn hash_at(&self, rel: &Path, fd: &OwnedFd, st: &libc::stat, h: &mut Sha256) -> io::Result<()> {
         h.update(rel.as_os_str().as_bytes());
         h.update(
             format!(
@@ -266,8 +275,8 @@ impl SourceTree<'_> {
         );
         match sfs::file_type(st) {
             libc::S_IFREG => {
-                let fd = self.open_source(rel, top, libc::O_RDONLY)?;
-                let mut f = std::fs::File::from(fd);
+                let f = sfs::reopen(fd.as_fd(), libc::O_RDONLY | libc::O_CLOEXEC)?;
+                let mut f = std::fs::File::from(f);
                 let mut buf = vec![0u8; 64 << 10];
                 loop {
                     let n = f.read(&mut buf)?;
@@ -278,26 +287,23 @@ impl SourceTree<'_> {
                 }
             }
             libc::S_IFLNK => {
-                let parent = rel.parent().unwrap_or(Path::new(""));
-                let dfd = self.open_dir(parent)?;
-                let name = rel.file_name().map(Path::new).unwrap_or(Path::new("."));
-                h.update(sfs::readlinkat(dfd.as_fd(), name)?.as_os_str().as_bytes());
+                h.update(sfs::readlink_fd(fd.as_fd())?.as_os_str().as_bytes());
             }
             libc::S_IFDIR => {
-                let dfd = if top {
-                    self.open_source(rel, true, libc::O_RDONLY | libc::O_DIRECTORY)?
-                } else {
-                    self.open_dir(rel)?
-                };
+                let dfd = sfs::reopen(fd.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY)?;
                 let mut names = sfs::read_dir_fd(dfd.as_fd())?;
                 names.sort();
                 for n in names {
                     let child = rel.join(&n);
-                    let st = sfs::stat_entry(dfd.as_fd(), Path::new(&n))?;
-                    if self.excluded(&child, sfs::file_type(&st) == libc::S_IFDIR) {
+                    let (cfd, cst) = match sfs::open_entry(dfd.as_fd(), Path::new(&n)) {
+                        Ok(x) => x,
+                        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                        Err(e) => return Err(e),
+                    };
+                    if self.excluded(&child, sfs::file_type(&cst) == libc::S_IFDIR) {
                         continue;
                     }
-                    self.hash_at(&child, &st, false, h)?;
+                    self.hash_at(&child, &cfd, &cst, h)?;
                 }
             }
             _ => {}
