@@ -11,15 +11,24 @@ const APPLETS: [&str; 22] = [
     "chmod", "printf", "stat", "id", "pwd", "env", "seq", "find", "wc", "[",
 ];
 
-/// A busybox image `bb` with a user `app` (1000:1000).
+/// A busybox image `bb` with a user `app` (1000:1000) (each path once in
+/// its layer: buildah refuses duplicates).
 fn image(env: &Env) -> &'static str {
-    let mut t = busybox_rootfs(&APPLETS);
-    t.file(
-        "etc/passwd",
-        b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
-        0o644,
-    )
-    .file("etc/group", b"root:x:0:\napp:x:1000:\n", 0o644);
+    let bb =
+        std::fs::read(BUSYBOX).expect("busybox-static is needed: apt-get install busybox-static");
+    let mut t = berth_image::tar::build::Tar::default();
+    t.dir("bin/", 0o755).file("bin/busybox", &bb, 0o755);
+    for a in APPLETS {
+        t.symlink(&format!("bin/{a}"), "busybox");
+    }
+    t.dir("etc/", 0o755)
+        .file(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+            0o644,
+        )
+        .file("etc/group", b"root:x:0:\napp:x:1000:\n", 0o644)
+        .dir("tmp/", 0o1777);
     import_image(env, t.end(), "bb:latest")
 }
 
@@ -186,7 +195,12 @@ ONBUILD RUN echo later
     let c = config(&env, "cfg");
     assert_eq!(
         c["Env"],
-        serde_json::json!(["NAME=world", "MSG=hi nobody", "FULL=hi nobody"])
+        serde_json::json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "NAME=world",
+            "MSG=hi nobody",
+            "FULL=hi nobody"
+        ])
     );
     assert_eq!(c["WorkingDir"], "/srv/data");
     assert_eq!(c["User"], "app");
@@ -375,4 +389,193 @@ RUN for i in $(seq 1 30); do echo line$i; done; exit 3
     std::fs::write(ctx.path().join("Dockerfile"), "FROM bb\nCOPY\n").unwrap();
     let o = build(&env, ctx.path(), &[]);
     assert!(o.stderr.contains("Dockerfile:2:"), "{}", o.stderr);
+}
+
+/// A tree's entries: path -> (type and mode, owner, contents or link
+/// target), the runtimes' mount points left out.
+fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = format!("/{}", p.strip_prefix(root).unwrap().display());
+            if [
+                "/proc",
+                "/sys",
+                "/dev",
+                "/run",
+                "/etc/hosts",
+                "/etc/hostname",
+                "/etc/resolv.conf",
+            ]
+            .contains(&rel.as_str())
+            {
+                continue;
+            }
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let what = if m.file_type().is_symlink() {
+                format!("-> {}", std::fs::read_link(&p).unwrap().display())
+            } else if m.is_dir() {
+                todo.push(p.clone());
+                "dir".to_string()
+            } else {
+                format!("{:?}", String::from_utf8_lossy(&std::fs::read(&p).unwrap()))
+            };
+            out.insert(
+                rel,
+                format!("{:o} {}:{} {what}", m.mode(), m.uid(), m.gid()),
+            );
+        }
+    }
+    out
+}
+
+/// The same Dockerfiles built by berth and by buildah (`buildah bud
+/// --layers`, private storage, vfs) give the same root filesystems
+/// (paths, types, modes, owners, contents, links) and configs.
+#[test]
+fn same_as_buildah() {
+    let env = Env::new();
+    image(&env);
+    let buildah = "/usr/bin/buildah";
+    assert!(
+        Path::new(buildah).exists(),
+        "buildah is needed for the differential tests: apt-get install buildah"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let bb = work.path().join("bb.tar");
+    env.berth(&["save", "-o", bb.to_str().unwrap(), "bb"]).ok();
+    let ctx = context(&[
+        ("a.txt", "a\n"),
+        ("b.txt", "b\n"),
+        ("notes.md", "notes\n"),
+        ("dir/sub/x", "x\n"),
+        ("dir/skip.log", "skip\n"),
+        ("dir/keep.log", "keep\n"),
+        (".dockerignore", "**/*.log\n!dir/keep.log\n"),
+        (
+            "Dockerfile",
+            "ARG BASE=bb
+FROM $BASE AS tool
+RUN mkdir -p /out && echo built > /out/tool && chmod 755 /out/tool && ln -s tool /out/link
+FROM $BASE
+ARG V=1
+ENV APP=/srv/app PATH=/bin
+WORKDIR $APP
+COPY --chown=1000:1000 --chmod=640 *.txt ./
+COPY dir /data/
+COPY --from=tool /out/ /usr/local/bin/
+RUN mkdir -p /gone/deep && echo x > /gone/deep/f && echo keep > /kept
+RUN rm -rf /gone && rm /bin/true && echo v$V > version
+USER app
+EXPOSE 8080
+LABEL v=$V
+CMD [\"cat\", \"version\"]
+",
+        ),
+    ]);
+    build(&env, ctx.path(), &["-t", "mine"]).ok();
+    // berth's root: the image exported through a container.
+    let created = env.berth(&["create", "mine"]).ok().stdout;
+    let tar = work.path().join("mine.tar");
+    env.berth(&["export", "-o", tar.to_str().unwrap(), created.trim()])
+        .ok();
+    let mine = work.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    let st = std::process::Command::new("tar")
+        .args(["--numeric-owner", "-xpf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&mine)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // buildah's, in storage of its own.
+    let (root, runroot) = (work.path().join("broot"), work.path().join("brun"));
+    let policy = work.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let bh = |args: &[&str]| {
+        let o = std::process::Command::new(buildah)
+            .arg("--root")
+            .arg(&root)
+            .arg("--runroot")
+            .arg(&runroot)
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "buildah {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let base = format!("BASE=docker-archive:{}", bb.display());
+    bh(&[
+        "bud",
+        "--layers",
+        // crun refuses this host's hybrid cgroups; runc takes them.
+        "--runtime",
+        "runc",
+        "--network",
+        "none",
+        "--signature-policy",
+        policy.to_str().unwrap(),
+        "--build-arg",
+        &base,
+        "-t",
+        "theirs",
+        ctx.path().to_str().unwrap(),
+    ]);
+    bh(&["from", "--name", "c", "theirs"]);
+    let theirs = std::path::PathBuf::from(bh(&["mount", "c"]).trim());
+    let (a, b) = (tree(&mine), tree(&theirs));
+    let config_theirs: serde_json::Value =
+        serde_json::from_str(&bh(&["inspect", "--type", "image", "theirs"])).unwrap();
+    bh(&["umount", "--all"]);
+    bh(&["rm", "--all"]);
+    bh(&["rmi", "--all", "--force"]);
+    let mut diffs = Vec::new();
+    for k in a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        if a.get(k) != b.get(k) {
+            diffs.push(format!("{k}: berth {:?}, buildah {:?}", a.get(k), b.get(k)));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "root filesystems differ:\n{}",
+        diffs.join("\n")
+    );
+    let mine_c = config(&env, "mine");
+    let theirs_c = &config_theirs["OCIv1"]["config"];
+    for k in [
+        "Env",
+        "Cmd",
+        "Entrypoint",
+        "WorkingDir",
+        "User",
+        "ExposedPorts",
+        "StopSignal",
+    ] {
+        let norm = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => serde_json::Value::Null,
+            serde_json::Value::String(s) if s.is_empty() => serde_json::Value::Null,
+            v => v.clone(),
+        };
+        assert_eq!(norm(&mine_c[k]), norm(&theirs_c[k]), "config {k}");
+    }
+    // buildah adds its own version label.
+    assert_eq!(mine_c["Labels"]["v"], theirs_c["Labels"]["v"]);
 }

@@ -180,6 +180,9 @@ fn rfc3339(ts: Option<i64>) -> String {
     }
 }
 
+/// The PATH of a base image that sets none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// The cache directory.
 fn cache_dir(root: &Path) -> PathBuf {
     root.join("build").join("cache")
@@ -592,6 +595,20 @@ impl Ctx<'_> {
                 (Some(d.clone()), self.base_config(Some(&d))?)
             }
         };
+        let mut config = config;
+        // A base without PATH gets the default one, as BuildKit and
+        // buildah give it (in the image's config too).
+        if !env_pairs(&config).iter().any(|(k, _)| k == "PATH") {
+            let mut env = config["config"]["Env"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            env.push(json!(format!("PATH={DEFAULT_PATH}")));
+            if !config["config"].is_object() {
+                config["config"] = json!({});
+            }
+            config["config"]["Env"] = Value::Array(env);
+        }
         let key = {
             let mut h = Sha256::new();
             h.update(b"from\0");
@@ -1144,10 +1161,42 @@ impl Ctx<'_> {
                 || n_sources > 1
                 || any_dir
                 || dest_is_dir_in_root;
+            // Directories made for the destination are owned by --chown's
+            // user, as BuildKit and buildah make them.
             let mk = |p: &str| {
-                sfs::mkdir_all_in_root(root, Path::new(p), Links::InRoot)
+                let exists = |q: &str| {
+                    sfs::open_in_root(
+                        root,
+                        Path::new(q),
+                        libc::O_PATH | libc::O_CLOEXEC,
+                        Links::InRoot,
+                    )
+                    .is_ok()
+                };
+                let mut made = Vec::new();
+                let mut q = String::new();
+                for c in p.split('/').filter(|c| !c.is_empty()) {
+                    q = format!("{q}/{c}");
+                    if !exists(&q) {
+                        made.push(q.clone());
+                    }
+                }
+                let fd = sfs::mkdir_all_in_root(root, Path::new(p), Links::InRoot)
                     .and_then(|fd| sfs::reopen(fd.as_fd(), libc::O_RDONLY | libc::O_DIRECTORY))
-                    .map_err(|e| self.step_err(ins, format!("create {p}: {e}")))
+                    .map_err(|e| self.step_err(ins, format!("create {p}: {e}")))?;
+                if let Some((u, g)) = attrs.owner {
+                    for m in made {
+                        sfs::open_in_root(
+                            root,
+                            Path::new(&m),
+                            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                            Links::InRoot,
+                        )
+                        .and_then(|d| sfs::fchown_fd(d.as_fd(), u, g))
+                        .map_err(|e| self.step_err(ins, format!("chown {m}: {e}")))?;
+                    }
+                }
+                Ok::<_, BuildError>(fd)
             };
             let (dir, single) = if as_dir {
                 (mk(&dest)?, None)
@@ -1156,11 +1205,6 @@ impl Ctx<'_> {
                 let parent = if parent.is_empty() { "/" } else { parent };
                 (mk(parent)?, Some(PathBuf::from(name)))
             };
-            if let Some(o) = attrs.owner {
-                if as_dir {
-                    let _ = sfs::fchown_fd(dir.as_fd(), o.0, o.1);
-                }
-            }
             for s in &c.sources {
                 let SourceItem::Heredoc(hd) = s else {
                     continue;
