@@ -741,40 +741,25 @@ impl Ctx<'_> {
                 if let Some((d, _)) = &from {
                     h.update(format!("\0from {d:?}").as_bytes());
                 }
-                // The content: each source chosen, hashed.
-                let src_root = self.source_root(&from, ins)?;
-                let tree = SourceTree {
-                    root: src_root.fd(),
-                    ignore: if from.is_none() {
-                        Some(&self.ignore)
-                    } else {
-                        None
-                    },
-                    what: match &from {
-                        Some((_, w)) => w.clone(),
-                        None => "the build context".into(),
-                    },
-                };
-                let mut chosen = Vec::new();
                 for s in &c.sources {
-                    match s {
-                        SourceItem::Path(p) => {
-                            if add && (p.starts_with("http://") || p.starts_with("https://")) {
-                                return Err(self.step_err(
-                                    ins,
-                                    format!("{p}: ADD of a URL is not supported by berth yet; download it in a RUN step or into the context"),
-                                ));
-                            }
-                            let got = tree.choose(p).map_err(|m| self.step_err(ins, m))?;
-                            for g in got {
-                                tree.hash(&g, &mut h).map_err(|m| self.step_err(ins, m))?;
-                                chosen.push(g);
-                            }
-                        }
-                        SourceItem::Heredoc(hd) => {
-                            h.update(format!("\0heredoc {}={}", hd.name, hd.content).as_bytes());
+                    if let SourceItem::Path(p) = s {
+                        if add && (p.starts_with("http://") || p.starts_with("https://")) {
+                            return Err(self.step_err(
+                                ins,
+                                format!("{p}: ADD of a URL is not supported by berth yet; download it in a RUN step or into the context"),
+                            ));
                         }
                     }
+                }
+                // The content: from the context, each source chosen and
+                // hashed; from a stage or an image, its id (which names
+                // its content) with the sources as written is the key, and
+                // the image is mounted only when the step runs.
+                let mut pre = None;
+                if from.is_none() {
+                    let root = self.source_root(&from, ins)?;
+                    let chosen = self.choose_all(&self.tree(&root, &from), c, ins, Some(&mut h))?;
+                    pre = Some((root, chosen));
                 }
                 let key = hex(h);
                 st.key = key.clone();
@@ -789,6 +774,15 @@ impl Ctx<'_> {
                 let mut cfg = st.doc();
                 push_history(&mut cfg, history(false));
                 cfg["created"] = json!(now);
+                let (root, chosen) = match pre {
+                    Some(x) => x,
+                    None => {
+                        let root = self.source_root(&from, ins)?;
+                        let chosen = self.choose_all(&self.tree(&root, &from), c, ins, None)?;
+                        (root, chosen)
+                    }
+                };
+                let tree = self.tree(&root, &from);
                 let img = self.copy_step(st, ins, c, add, &tree, &chosen, from.is_some(), cfg)?;
                 self.count(true, false);
                 self.cache_put(&key, &img);
@@ -811,6 +805,49 @@ impl Ctx<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The tree sources are chosen from.
+    fn tree<'a>(
+        &'a self,
+        root: &'a SrcRoot,
+        from: &Option<(Option<Digest>, String)>,
+    ) -> SourceTree<'a> {
+        SourceTree {
+            root: root.fd(),
+            ignore: if from.is_none() {
+                Some(&self.ignore)
+            } else {
+                None
+            },
+            what: match from {
+                Some((_, w)) => w.clone(),
+                None => "the build context".into(),
+            },
+        }
+    }
+
+    /// The sources of a COPY/ADD chosen in `tree`, hashed into `h` if given.
+    fn choose_all(
+        &self,
+        tree: &SourceTree<'_>,
+        c: &CopyArgs,
+        ins: &Instruction,
+        mut h: Option<&mut Sha256>,
+    ) -> BResult<Vec<bc::Chosen>> {
+        let mut chosen = Vec::new();
+        for s in &c.sources {
+            let SourceItem::Path(p) = s else {
+                continue;
+            };
+            for g in tree.choose(p).map_err(|m| self.step_err(ins, m))? {
+                if let Some(h) = h.as_deref_mut() {
+                    tree.hash(&g, h).map_err(|m| self.step_err(ins, m))?;
+                }
+                chosen.push(g);
+            }
+        }
+        Ok(chosen)
     }
 
     /// `COPY --from`: the stage's image id or the image, with a name for
