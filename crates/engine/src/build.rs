@@ -257,11 +257,12 @@ impl Engine {
             berth_image::Reference::parse(t)
                 .map_err(|e| BuildError::Invalid(format!("-t {t}: {e}")))?;
         }
-        let work = self
-            .paths
-            .root
-            .join("build")
-            .join(format!("run-{}", crate::paths::new_id()?));
+        clean_stale_runs(&self.paths.root.join("build"));
+        let work = self.paths.root.join("build").join(format!(
+            "run-{}-{}",
+            std::process::id(),
+            crate::paths::new_id()?
+        ));
         std::fs::create_dir_all(&work)
             .map_err(|e| BuildError::Invalid(format!("create {}: {e}", work.display())))?;
         let cx = Ctx {
@@ -303,6 +304,33 @@ impl Engine {
             berth_image::remove_all(&d)?;
         }
         Ok(n)
+    }
+}
+
+/// Removes what builds killed (-9) left: their directories `run-PID-ID`
+/// whose process is gone, with any overlay still mounted there.
+fn clean_stale_runs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("run-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        if let Ok(steps) = std::fs::read_dir(e.path()) {
+            for s in steps.flatten() {
+                let _ = crate::rootfs::unmount(&s.path().join("root"));
+            }
+        }
+        let _ = berth_image::remove_all(&e.path());
     }
 }
 
