@@ -176,7 +176,7 @@ STOPSIGNAL SIGINT
 HEALTHCHECK --interval=5s --retries=2 CMD true
 SHELL [\"/bin/sh\", \"-ec\"]
 ENTRYPOINT echo entry
-ONBUILD RUN echo later
+ONBUILD RUN echo later > /tmp/later
 ",
     )]);
     build(
@@ -224,13 +224,26 @@ ONBUILD RUN echo later
         serde_json::json!(["/bin/sh", "-ec", "echo entry"])
     );
     assert!(c["Cmd"].is_null(), "{c}");
-    assert_eq!(c["OnBuild"], serde_json::json!(["RUN echo later"]));
+    assert_eq!(
+        c["OnBuild"],
+        serde_json::json!(["RUN echo later > /tmp/later"])
+    );
     // The args reached the RUN; not the image.
     let out = env
         .berth(&["run", "--rm", "--entrypoint", "cat", "cfg", "/tmp/out"])
         .ok()
         .stdout;
     assert_eq!(out, "hi world hi nobody\n/srv/data\n1000\n");
+    // An image built FROM it runs its ONBUILD trigger first, and does not
+    // pass it on.
+    let child = context(&[("Dockerfile", "FROM cfg\nRUN cat /tmp/later > /tmp/seen\n")]);
+    build(&env, child.path(), &["-t", "child"]).ok();
+    assert!(config(&env, "child")["OnBuild"].is_null());
+    let out = env
+        .berth(&["run", "--rm", "--entrypoint", "cat", "child", "/tmp/seen"])
+        .ok()
+        .stdout;
+    assert_eq!(out, "later\n");
 }
 
 /// COPY --chown/--chmod, globs, directories copied as Docker copies them

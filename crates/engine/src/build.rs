@@ -659,6 +659,33 @@ impl Ctx<'_> {
             cmd_set: false,
             image_current: true,
         };
+        // The base image's ONBUILD triggers run first, as Docker runs
+        // them, and are not passed on.
+        let triggers: Vec<String> = st
+            .cfg
+            .remove("OnBuild")
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_string))
+            .collect();
+        for t in &triggers {
+            let df = parse::parse("ONBUILD", t.as_bytes()).map_err(|e| {
+                self.step_err(
+                    &from_ins,
+                    format!("the base image's ONBUILD trigger {t:?}: {e}"),
+                )
+            })?;
+            for ins in &df.instructions {
+                if matches!(ins.kind, Kind::From(_) | Kind::Onbuild(_)) {
+                    return Err(self.step_err(
+                        &from_ins,
+                        format!("the base image's ONBUILD trigger {t:?}: {} is not allowed in a trigger", ins.kind.name()),
+                    ));
+                }
+                self.step(&mut st, id, ins, deps)?;
+            }
+        }
         for ins in &stage.instructions {
             self.step(&mut st, id, ins, deps)?;
         }
