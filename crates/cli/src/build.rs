@@ -51,6 +51,10 @@ pub struct BuildArgs {
     /// (default: $SOURCE_DATE_EPOCH if set).
     #[arg(long, value_name = "SECONDS")]
     pub timestamp: Option<i64>,
+    /// A secret for `RUN --mount=type=secret,id=ID`: id=ID,src=FILE or
+    /// id=ID,env=VAR (never stored in the image or its history).
+    #[arg(long, value_name = "id=ID,src=FILE|env=VAR")]
+    pub secret: Vec<String>,
     /// The image format: oci or docker.
     #[arg(long, default_value = "oci")]
     pub format: String,
@@ -156,6 +160,34 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
             _ => None,
         },
     };
+    let mut secrets = berth_engine::build::Secrets::default();
+    for s in &a.secret {
+        let (mut id, mut src, mut env) = (None, None, None);
+        for part in s.split(',') {
+            match part.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(v.to_string()),
+                Some(("env", v)) => env = Some(v.to_string()),
+                Some(("type", "file" | "env")) => {}
+                _ => anyhow::bail!("--secret {s:?}: expected id=ID,src=FILE or id=ID,env=VAR"),
+            }
+        }
+        let id = id
+            .or_else(|| env.clone())
+            .ok_or_else(|| anyhow::anyhow!("--secret {s:?}: needs id=ID"))?;
+        let data = match (src, env) {
+            (Some(f), _) => {
+                std::fs::read(&f).with_context(|| format!("--secret id={id}: read {f}"))?
+            }
+            (None, Some(v)) => std::env::var(&v)
+                .with_context(|| format!("--secret id={id}: environment variable {v} is not set"))?
+                .into_bytes(),
+            (None, None) => std::env::var(&id)
+                .with_context(|| format!("--secret id={id}: give src=FILE or env=VAR"))?
+                .into_bytes(),
+        };
+        secrets.0.insert(id, data);
+    }
     let read_stdin = || -> Result<String> {
         let mut s = String::new();
         std::io::stdin()
@@ -201,6 +233,7 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
         timestamp,
         format: ImageFormat::parse(&a.format)?,
         compression: Default::default(),
+        secrets,
     };
     let engine = crate::containers::open(root, run_root)?;
     let host = Host {

@@ -136,7 +136,7 @@ pub enum ImageCmd {
     /// Remove images without a name, then unused layers and blobs.
     Prune,
     /// Build an image from a Dockerfile (same as `berth build`).
-    Build(crate::build::BuildArgs),
+    Build(Box<crate::build::BuildArgs>),
     /// Show how an image was built, newest step first.
     History {
         image: String,

@@ -394,7 +394,7 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
             Ok(())
         }
         Cmd::Logout { registry } => auth::logout(&registry),
-        Cmd::Image(images::ImageCmd::Build(a)) => build::build(root, run_root, a),
+        Cmd::Image(images::ImageCmd::Build(a)) => build::build(root, run_root, *a),
         Cmd::Image(c) => images::image(root, c),
         Cmd::Run(a) => containers::run(root, run_root, a),
         Cmd::Create(a) => containers::create(root, run_root, a),

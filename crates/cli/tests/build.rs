@@ -592,3 +592,58 @@ CMD [\"cat\", \"version\"]
     // buildah adds its own version label.
     assert_eq!(mine_c["Labels"]["v"], theirs_c["Labels"]["v"]);
 }
+
+/// `--secret` reaches `RUN --mount=type=secret` and nothing else: not a
+/// layer, not the history, not the config; the mount points made for the
+/// mounts are not in the layer either; a required secret not given fails.
+#[test]
+fn secrets_never_land_in_the_image() {
+    let env = Env::new();
+    image(&env);
+    let secret = "s3cr3t-value-81d2";
+    let ctx = context(&[
+        ("tok", secret),
+        (
+            "Dockerfile",
+            "FROM bb
+RUN --mount=type=secret,id=tok test \"$(cat /run/secrets/tok | wc -c)\" -eq 17 && echo used > /used
+RUN --mount=type=secret,id=tok,target=/cfg/tok,required=true wc -c < /cfg/tok > /len
+RUN --mount=type=cache,target=/cache/deep echo x > /cache/deep/f
+RUN --mount=type=secret,id=absent true
+",
+        ),
+    ]);
+    std::fs::write(ctx.path().join(".dockerignore"), "tok\n").unwrap();
+    let src = format!("id=tok,src={}", ctx.path().join("tok").display());
+    build(&env, ctx.path(), &["--secret", &src, "-t", "sec"]).ok();
+    let out = run(
+        &env,
+        "sec",
+        "cat /used /len; for p in /run /cfg /cache; do test -e $p && echo $p is there; done; true",
+    );
+    assert_eq!(out, format!("used\n{}\n", secret.len()));
+    let o = env.cmd().args(["save", "sec"]).output().unwrap();
+    assert!(o.status.success());
+    let hay = String::from_utf8_lossy(&o.stdout);
+    assert!(!hay.contains(secret), "the secret is in the saved image");
+    let inspect = env.berth(&["image", "inspect", "sec"]).ok().stdout;
+    assert!(!inspect.contains(secret));
+    let hist = env
+        .berth(&["image", "history", "--no-trunc", "sec"])
+        .ok()
+        .stdout;
+    assert!(!hist.contains(secret), "{hist}");
+    // A required secret not given is an error naming it.
+    std::fs::write(
+        ctx.path().join("Dockerfile.req"),
+        "FROM bb\nRUN --mount=type=secret,id=tok,required=true true\n",
+    )
+    .unwrap();
+    let o = build(&env, ctx.path(), &["-f", "Dockerfile.req"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("secret \"tok\" is required"),
+        "{}",
+        o.stderr
+    );
+}

@@ -103,6 +103,18 @@ pub struct BuildOptions {
     pub timestamp: Option<i64>,
     pub format: ImageFormat,
     pub compression: LayerCompression,
+    /// `--secret`: id to contents, for `RUN --mount=type=secret`.
+    pub secrets: Secrets,
+}
+
+/// Secrets by id; never printed, keyed, written to a layer or history.
+#[derive(Clone, Default)]
+pub struct Secrets(pub BTreeMap<String, Vec<u8>>);
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secrets({:?})", self.0.keys().collect::<Vec<_>>())
+    }
 }
 
 /// What a build made.
@@ -1094,8 +1106,12 @@ impl Ctx<'_> {
             flags.network = vec![n];
         }
         let (mut spec, _) = to_spec(&flags, &argv)?;
+        let mut targets = Vec::new();
         for m in &run.mounts {
-            spec.storage.mounts.push(self.run_mount(st, ins, m)?);
+            if let Some(mount) = self.run_mount(st, ins, m)? {
+                targets.push(mount.destination.clone());
+                spec.storage.mounts.push(mount);
+            }
         }
         let rec = self.engine.create(&image.to_string(), &image, None, spec)?;
         let result = (|| -> BResult<Digest> {
@@ -1147,6 +1163,10 @@ impl Ctx<'_> {
                     gids: m(&u.gids),
                 }
             });
+            // The mount points the runtime made for RUN's mounts are not
+            // part of the step's changes (BuildKit removes them too).
+            self.remove_stubs(&image, &upper, &targets)
+                .map_err(|e| self.step_err(ins, format!("remove mount points: {e}")))?;
             self.layer_image(Some(&image), &upper, config, maps)
         })();
         let _ = self.engine.remove(&rec.id, true, true);
@@ -1160,7 +1180,61 @@ impl Ctx<'_> {
         st: &StageRun,
         ins: &Instruction,
         m: &parse::Mount,
-    ) -> BResult<crate::specgen::Mount> {
+    ) -> BResult<Option<crate::specgen::Mount>> {
+        if m.kind == MountType::Secret {
+            let id = m
+                .id
+                .clone()
+                .or_else(|| {
+                    m.target
+                        .as_deref()
+                        .and_then(|t| t.rsplit('/').next())
+                        .map(str::to_string)
+                })
+                .ok_or_else(|| self.step_err(ins, "--mount=type=secret needs id= or target="))?;
+            let target = m
+                .target
+                .as_deref()
+                .map(|t| join_workdir(&st.workdir(), t))
+                .unwrap_or_else(|| format!("/run/secrets/{id}"));
+            let Some(data) = self.opts.secrets.0.get(&id) else {
+                if m.required {
+                    return Err(self.step_err(
+                        ins,
+                        format!(
+                            "secret {id:?} is required: give it with --secret id={id},src=FILE"
+                        ),
+                    ));
+                }
+                return Ok(None);
+            };
+            // In a directory only root reads, bound read-only; never in
+            // the upper directory, the layer or the history.
+            let dir = self.next_dir("secret");
+            let file = dir.join("secret");
+            sfs::create_private_dir_all(&dir)
+                .and_then(|_| {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    let mut f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(m.mode.unwrap_or(0o400))
+                        .open(&file)?;
+                    f.write_all(data)
+                })
+                .map_err(|e| self.step_err(ins, format!("secret {id:?}: write: {e}")))?;
+            if m.uid.is_some() || m.gid.is_some() {
+                std::os::unix::fs::chown(&file, m.uid, m.gid)
+                    .map_err(|e| self.step_err(ins, format!("secret {id:?}: chown: {e}")))?;
+            }
+            return Ok(Some(crate::specgen::Mount {
+                kind: crate::specgen::MountType::Bind,
+                source: file.to_string_lossy().into_owned(),
+                destination: target,
+                readonly: true,
+                ..Default::default()
+            }));
+        }
         let target = m
             .target
             .as_deref()
@@ -1175,26 +1249,91 @@ impl Ctx<'_> {
                 std::fs::create_dir_all(&dir).map_err(|e| {
                     self.step_err(ins, format!("create cache dir {}: {e}", dir.display()))
                 })?;
-                Ok(crate::specgen::Mount {
+                Ok(Some(crate::specgen::Mount {
                     kind: crate::specgen::MountType::Bind,
                     source: dir.to_string_lossy().into_owned(),
                     destination: target,
                     ..Default::default()
-                })
+                }))
             }
-            MountType::Tmpfs => Ok(crate::specgen::Mount {
+            MountType::Tmpfs => Ok(Some(crate::specgen::Mount {
                 kind: crate::specgen::MountType::Tmpfs,
                 destination: target,
                 ..Default::default()
-            }),
+            })),
             other => Err(self.step_err(
                 ins,
                 format!(
-                    "--mount=type={}: not supported by berth yet (cache and tmpfs are)",
+                    "--mount=type={}: not supported by berth yet (cache, tmpfs and secret are)",
                     other.as_str()
                 ),
             )),
         }
+    }
+
+    /// Removes from a RUN's upper directory the mount points the runtime
+    /// made for `targets` (and the directories it made for them): entries
+    /// the image's layers do not have, empty. Walked by fd, nothing
+    /// followed (the container wrote that tree).
+    fn remove_stubs(
+        &self,
+        image: &Digest,
+        upper: &Path,
+        targets: &[String],
+    ) -> std::io::Result<()> {
+        let layers: Vec<PathBuf> = self
+            .engine
+            .images
+            .image_layers(image)
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .iter()
+            .map(|c| self.engine.images.layer_dir(c))
+            .collect();
+        let in_image = |p: &str| {
+            layers.iter().any(|l| {
+                sfs::open(l, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+                    .and_then(|fd| {
+                        sfs::open_in_root(
+                            fd.as_fd(),
+                            Path::new(p),
+                            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                            Links::Refuse,
+                        )
+                    })
+                    .is_ok()
+            })
+        };
+        let root = sfs::open(upper, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)?;
+        for t in targets {
+            let mut p = clean_abs(t);
+            while p != "/" && !in_image(&p) {
+                let (parent, name) = p.rsplit_once('/').unwrap_or(("", &p));
+                let parent = if parent.is_empty() { "/" } else { parent };
+                let Ok(dir) = sfs::open_in_root(
+                    root.as_fd(),
+                    Path::new(parent),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    Links::Refuse,
+                ) else {
+                    break;
+                };
+                match sfs::stat_entry(dir.as_fd(), Path::new(name)) {
+                    Ok(st) if sfs::file_type(&st) == libc::S_IFDIR => {
+                        // Only an empty one: rmdir refuses the others.
+                        if sfs::unlinkat(dir.as_fd(), Path::new(name), libc::AT_REMOVEDIR).is_err()
+                        {
+                            break;
+                        }
+                    }
+                    Ok(st) if sfs::file_type(&st) == libc::S_IFREG && st.st_size == 0 => {
+                        sfs::unlinkat(dir.as_fd(), Path::new(name), 0)?;
+                    }
+                    _ => break,
+                }
+                p = parent.to_string();
+            }
+        }
+        Ok(())
     }
 
     /// COPY/ADD: the sources written into the stage's root mounted on a
