@@ -863,6 +863,40 @@ impl Ctx<'_> {
                 st.key = hex(h);
             }
             Kind::From(_) => {}
+            Kind::Workdir(_) => {
+                // The directory is made if the image lacks it, owned by
+                // the USER, as BuildKit and buildah make it: a layer.
+                apply_config(st, &kind, ins, &self.graph);
+                h.update(format!("\0user {:?}", st.cfg.get("User")).as_bytes());
+                let key = hex(h);
+                st.key = key.clone();
+                if let Some(img) = self.cache_get(&key) {
+                    self.count(false, false);
+                    let cfg = st.cfg.clone();
+                    st.set_doc(self.base_config(Some(&img))?);
+                    st.cfg = cfg;
+                    st.image = Some(img);
+                    st.image_current = false;
+                    return Ok(());
+                }
+                let mut cfg = st.doc();
+                push_history(&mut cfg, history(false));
+                cfg["created"] = json!(now);
+                match self.workdir_layer(st, ins, cfg)? {
+                    Some(img) => {
+                        self.count(true, false);
+                        self.cache_put(&key, &img);
+                        st.set_doc(self.base_config(Some(&img))?);
+                        st.image = Some(img);
+                        st.image_current = true;
+                    }
+                    None => {
+                        push_history(&mut st.config, history(true));
+                        st.config["created"] = json!(now);
+                        st.image_current = false;
+                    }
+                }
+            }
             _ => {
                 apply_config(st, &kind, ins, &self.graph);
                 push_history(&mut st.config, history(true));
@@ -872,6 +906,77 @@ impl Ctx<'_> {
             }
         }
         Ok(())
+    }
+
+    /// WORKDIR's directory made in a new layer, or None when the image
+    /// has it.
+    fn workdir_layer(
+        &self,
+        st: &StageRun,
+        ins: &Instruction,
+        config: Value,
+    ) -> BResult<Option<Digest>> {
+        let wd = st.workdir();
+        let ov = self.mount(st.image.as_ref(), "workdir")?;
+        let made = (|| -> BResult<bool> {
+            let root = ov.fd();
+            let exists = |q: &str| {
+                sfs::open_in_root(
+                    root,
+                    Path::new(q),
+                    libc::O_PATH | libc::O_CLOEXEC,
+                    Links::InRoot,
+                )
+                .is_ok()
+            };
+            if exists(&wd) {
+                return Ok(false);
+            }
+            let owner = match st.cfg.get("User").and_then(Value::as_str) {
+                Some(u) if !u.is_empty() => {
+                    let u = crate::user::resolve_in(root, u, &[])
+                        .map_err(|e| self.step_err(ins, format!("USER: {e}")))?;
+                    Some((u.uid, u.gid))
+                }
+                _ => None,
+            };
+            let mut made = Vec::new();
+            let mut q = String::new();
+            for c in wd.split('/').filter(|c| !c.is_empty()) {
+                q = format!("{q}/{c}");
+                if !exists(&q) {
+                    made.push(q.clone());
+                }
+            }
+            sfs::mkdir_all_in_root(root, Path::new(&wd), Links::InRoot)
+                .map_err(|e| self.step_err(ins, format!("create {wd}: {e}")))?;
+            if let Some((u, g)) = owner {
+                for m in made {
+                    sfs::open_in_root(
+                        root,
+                        Path::new(&m),
+                        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                        Links::InRoot,
+                    )
+                    .and_then(|d| sfs::fchown_fd(d.as_fd(), u, g))
+                    .map_err(|e| self.step_err(ins, format!("chown {m}: {e}")))?;
+                }
+            }
+            Ok(true)
+        })();
+        let upper = ov.dir.join("upper");
+        let unmounted = ov.unmount();
+        let made = made?;
+        unmounted?;
+        if !made {
+            return Ok(None);
+        }
+        Ok(Some(self.layer_image(
+            st.image.as_ref(),
+            &upper,
+            config,
+            None,
+        )?))
     }
 
     /// The tree sources are chosen from.
