@@ -179,19 +179,17 @@ ENTRYPOINT echo entry
 ONBUILD RUN echo later > /tmp/later
 ",
     )]);
-    build(
-        &env,
-        ctx.path(),
-        &[
-            "--build-arg",
-            "GREETING=hi",
-            "--label",
-            "built=yes",
-            "-t",
-            "cfg",
-        ],
-    )
-    .ok();
+    let args = [
+        "--build-arg",
+        "GREETING=hi",
+        "--label",
+        "built=yes",
+        "-t",
+        "cfg",
+    ];
+    let first = build(&env, ctx.path(), &args).ok().stdout;
+    // Rebuilt with the same --label: the same image.
+    assert_eq!(build(&env, ctx.path(), &args).ok().stdout, first);
     let c = config(&env, "cfg");
     assert_eq!(
         c["Env"],

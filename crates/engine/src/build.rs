@@ -1612,9 +1612,27 @@ impl Ctx<'_> {
                 l.insert(k.clone(), json!(v));
             }
             c["config"]["Labels"] = Value::Object(l);
-            let mut store = berth_image::store::Store::open(&self.engine.paths.root)?;
-            let _pull = store.pull_lock()?;
-            id = ic::record_image_with(&mut store, Some(&id), c, None, self.opts.format, None)?;
+            // Keyed too: a rebuild with the same labels gives the same id.
+            let mut h = Sha256::new();
+            h.update(format!("labels\0{id}\0{:?}", self.opts.labels).as_bytes());
+            let key = hex(h);
+            id = match self.cache_get(&key) {
+                Some(cached) => cached,
+                None => {
+                    let mut store = berth_image::store::Store::open(&self.engine.paths.root)?;
+                    let _pull = store.pull_lock()?;
+                    let new = ic::record_image_with(
+                        &mut store,
+                        Some(&id),
+                        c,
+                        None,
+                        self.opts.format,
+                        None,
+                    )?;
+                    self.cache_put(&key, &new);
+                    new
+                }
+            };
         }
         for t in &self.opts.tags {
             let r = berth_image::Reference::parse(t)
