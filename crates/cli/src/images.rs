@@ -135,6 +135,8 @@ pub enum ImageCmd {
     },
     /// Remove images without a name, then unused layers and blobs.
     Prune,
+    /// Build an image from a Dockerfile (same as `berth build`).
+    Build(Box<crate::build::BuildArgs>),
     /// Show how an image was built, newest step first.
     History {
         image: String,
@@ -502,6 +504,7 @@ pub fn image(root: &Path, c: ImageCmd) -> Result<()> {
         ImageCmd::Rm(a) => rmi(root, a),
         ImageCmd::Inspect { images, format } => inspect(root, &images, format.as_ref()),
         ImageCmd::History { image, no_trunc } => history(root, &image, no_trunc),
+        ImageCmd::Build(_) => anyhow::bail!("berth image build is dispatched by main"),
         ImageCmd::Prune => {
             let (dangling, layers, blobs) = open(root)?.prune()?;
             for id in &dangling {

@@ -2,6 +2,7 @@
 //! (`containers.rs`, `views.rs`, `manage.rs`) over `berth-engine`.
 
 mod auth;
+mod build;
 mod commit;
 mod containers;
 mod escape;
@@ -185,6 +186,11 @@ enum Cmd {
     /// Run containers' health checks by hand.
     #[command(subcommand)]
     Healthcheck(health::HealthcheckCmd),
+    /// Build an image from a Dockerfile: berth build -t app .
+    Build(build::BuildArgs),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(build::BuilderCmd),
 }
 
 /// `top`'s arguments.
@@ -424,6 +430,7 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
             Ok(())
         }
         Cmd::Logout { registry } => auth::logout(&registry),
+        Cmd::Image(images::ImageCmd::Build(a)) => build::build(root, run_root, *a),
         Cmd::Image(c) => images::image(root, c),
         Cmd::Run(a) => containers::run(root, run_root, a),
         Cmd::Create(a) => containers::create(root, run_root, a),
@@ -465,6 +472,8 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
         Cmd::Commit(a) => commit::commit(root, run_root, a),
         Cmd::Export(a) => commit::export(root, run_root, a),
         Cmd::Healthcheck(c) => health::healthcheck(root, run_root, c),
+        Cmd::Build(a) => build::build(root, run_root, a),
+        Cmd::Builder(c) => build::builder(root, run_root, c),
     }
 }
 

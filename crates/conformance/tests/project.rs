@@ -72,6 +72,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "berth-monitor-proto",
             "berth-network",
             "berth-dns",
+            // `berth build` runs the Dockerfile language's graph (pure).
+            "berth-build",
         ],
     ),
     // Linked: the engine only (cli_goes_through_the_engine); the image

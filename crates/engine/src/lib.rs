@@ -6,6 +6,8 @@
 //! flags parsed into it (`specgen::docker`); `user` resolves
 //! users in the image; `paths` says where things live.
 
+pub mod build;
+mod build_copy;
 pub mod cdi;
 pub mod commit;
 pub mod containers;

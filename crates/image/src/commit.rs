@@ -402,9 +402,23 @@ fn layer_type(mt: &str, format: ImageFormat) -> Result<String> {
 pub fn record_image(
     store: &mut Store,
     base: Option<&Digest>,
-    mut config: Value,
+    config: Value,
     layer: &NewLayer,
     chain: &Digest,
+    format: ImageFormat,
+    name: Option<&str>,
+) -> Result<Digest> {
+    record_image_with(store, base, config, Some((layer, chain)), format, name)
+}
+
+/// [`record_image`] with the new layer optional: without one, the image
+/// has `base`'s layers and the new `config` (a build's stage that ends on
+/// instructions that only change the config, as ENV or CMD).
+pub fn record_image_with(
+    store: &mut Store,
+    base: Option<&Digest>,
+    mut config: Value,
+    layer: Option<(&NewLayer, &Digest)>,
     format: ImageFormat,
     name: Option<&str>,
 ) -> Result<Digest> {
@@ -435,21 +449,23 @@ pub fn record_image(
         };
         descs = layers;
     }
-    descs.push(layer.desc.clone());
-    chains.push(chain.clone());
+    let base_layers = descs.len();
     let diff_ids = config["rootfs"]["diff_ids"].as_array().map_or(0, Vec::len);
-    if diff_ids + 1 != descs.len() {
+    if diff_ids != base_layers {
         return Err(Error::Usage(format!(
-            "the base image's config lists {diff_ids} layers but its manifest {}",
-            descs.len() - 1
+            "the base image's config lists {diff_ids} layers but its manifest {base_layers}"
         )));
     }
     if !config["rootfs"].is_object() {
         config["rootfs"] = json!({"type": "layers", "diff_ids": []});
     }
-    match config["rootfs"]["diff_ids"].as_array_mut() {
-        Some(a) => a.push(json!(layer.diff_id.to_string())),
-        None => config["rootfs"]["diff_ids"] = json!([layer.diff_id.to_string()]),
+    if let Some((layer, chain)) = layer {
+        descs.push(layer.desc.clone());
+        chains.push(chain.clone());
+        match config["rootfs"]["diff_ids"].as_array_mut() {
+            Some(a) => a.push(json!(layer.diff_id.to_string())),
+            None => config["rootfs"]["diff_ids"] = json!([layer.diff_id.to_string()]),
+        }
     }
     let cbody = serde_json::to_vec(&config).map_err(|e| Error::Usage(e.to_string()))?;
     let cid = Digest::of(&cbody);

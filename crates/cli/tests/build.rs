@@ -1,0 +1,679 @@
+//! `berth build`, end to end: Dockerfiles built into the store from
+//! contexts the tests make, the images run, the cache checked (a rebuild
+//! that starts no container), and hostile contexts.
+
+mod common;
+use common::*;
+use std::path::Path;
+
+const APPLETS: [&str; 22] = [
+    "sh", "echo", "cat", "true", "false", "sleep", "ls", "rm", "mkdir", "ln", "test", "touch",
+    "chmod", "printf", "stat", "id", "pwd", "env", "seq", "find", "wc", "[",
+];
+
+/// A busybox image `bb` with a user `app` (1000:1000) (each path once in
+/// its layer: buildah refuses duplicates).
+fn image(env: &Env) -> &'static str {
+    let bb =
+        std::fs::read(BUSYBOX).expect("busybox-static is needed: apt-get install busybox-static");
+    let mut t = berth_image::tar::build::Tar::default();
+    t.dir("bin/", 0o755).file("bin/busybox", &bb, 0o755);
+    for a in APPLETS {
+        t.symlink(&format!("bin/{a}"), "busybox");
+    }
+    t.dir("etc/", 0o755)
+        .file(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+            0o644,
+        )
+        .file("etc/group", b"root:x:0:\napp:x:1000:\n", 0o644)
+        .dir("tmp/", 0o1777);
+    import_image(env, t.end(), "bb:latest")
+}
+
+/// A context directory with `files` (path, contents).
+fn context(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (p, c) in files {
+        let p = d.path().join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, c).unwrap();
+    }
+    d
+}
+
+fn build(env: &Env, ctx: &Path, args: &[&str]) -> Out {
+    let mut a = vec!["build"];
+    a.extend_from_slice(args);
+    a.push(ctx.to_str().unwrap());
+    env.berth(&a)
+}
+
+fn run(env: &Env, image: &str, script: &str) -> String {
+    env.berth(&["run", "--rm", image, "sh", "-c", script])
+        .ok()
+        .stdout
+}
+
+fn config(env: &Env, image: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(&env.berth(&["image", "inspect", image]).ok().stdout).unwrap();
+    v[0]["Config"].clone()
+}
+
+/// "N steps run, M from the cache, K containers" from a build's stderr.
+fn counts(o: &Out) -> (usize, usize, usize) {
+    let line = o
+        .stderr
+        .lines()
+        .find(|l| l.contains("from the cache"))
+        .unwrap_or_else(|| panic!("no summary in: {}", o.stderr));
+    let n: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (n[0], n[1], n[2])
+}
+
+/// Two independent stages that can only finish if they run at the same
+/// time (each waits for the other's file in a shared cache mount), a
+/// final stage that copies from both; then a rebuild with nothing changed
+/// (no container, the same image), one source file changed (only the
+/// steps from its COPY on run), and --no-cache.
+#[test]
+fn multi_stage_parallel_pair_and_the_cache() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[
+        ("src/main.txt", "v1\n"),
+        ("src/other.txt", "other\n"),
+        (
+            "Dockerfile",
+            "FROM bb AS a
+RUN --mount=type=cache,id=meet,target=/meet touch /meet/a && i=0 && \\
+    while [ ! -e /meet/b ]; do i=$((i+1)); [ $i -lt 400 ] || exit 7; sleep 0.05; done && echo a > /a
+FROM bb AS b
+RUN --mount=type=cache,id=meet,target=/meet touch /meet/b && i=0 && \\
+    while [ ! -e /meet/a ]; do i=$((i+1)); [ $i -lt 400 ] || exit 7; sleep 0.05; done && echo b > /b
+FROM bb
+COPY --from=a /a /a
+COPY --from=b /b /b
+COPY src/ /src/
+RUN cat /src/main.txt > /copied
+CMD [\"cat\", \"/a\", \"/b\", \"/copied\"]
+",
+        ),
+    ]);
+    let o = build(&env, ctx.path(), &["-t", "app"]).ok();
+    let id = o.stdout.trim().to_string();
+    assert!(id.starts_with("sha256:"), "{}", o.stdout);
+    assert_eq!(counts(&o).2, 3, "{}", o.stderr);
+    assert_eq!(env.berth(&["run", "--rm", "app"]).ok().stdout, "a\nb\nv1\n");
+    // Nothing changed: no container, the same image, fast.
+    let t = std::time::Instant::now();
+    let o = build(&env, ctx.path(), &["-t", "app"]).ok();
+    let took = t.elapsed();
+    assert_eq!(o.stdout.trim(), id);
+    let (ran, cached, containers) = counts(&o);
+    assert_eq!((ran, containers), (0, 0), "{}", o.stderr);
+    assert_eq!(cached, 6, "{}", o.stderr);
+    assert!(took.as_secs_f64() < 2.0, "a cached rebuild took {took:?}");
+    // A file changed: the COPY of src/ and the RUN after it run again.
+    std::fs::write(ctx.path().join("src/main.txt"), "v2\n").unwrap();
+    let o = build(&env, ctx.path(), &["-t", "app"]).ok();
+    assert_ne!(o.stdout.trim(), id);
+    assert_eq!(counts(&o), (2, 4, 1), "{}", o.stderr);
+    assert_eq!(run(&env, "app", "cat /copied"), "v2\n");
+    // Only an mtime changed: still cached.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(ctx.path().join("src/other.txt"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+    let o = build(&env, ctx.path(), &["-t", "app"]).ok();
+    assert_eq!(counts(&o).0, 0, "{}", o.stderr);
+    // --no-cache runs every step.
+    let o = build(&env, ctx.path(), &["--no-cache", "-t", "app"]).ok();
+    assert_eq!(counts(&o).2, 3, "{}", o.stderr);
+    // No build container is left behind.
+    assert_eq!(env.berth(&["ps", "-aq"]).ok().stdout, "");
+    // `--target a` builds a alone; `builder prune` empties the cache.
+    let o = build(&env, ctx.path(), &["--target", "a", "-t", "only-a"]).ok();
+    assert_eq!(counts(&o).2, 0, "{}", o.stderr);
+    assert_eq!(
+        run(&env, "only-a", "cat /a; test -e /b || echo no-b"),
+        "a\nno-b\n"
+    );
+    env.berth(&["builder", "prune", "-f"]).ok();
+    let o = build(&env, ctx.path(), &["-t", "app"]).ok();
+    assert_eq!(counts(&o).1, 0, "{}", o.stderr);
+}
+
+/// ARG before FROM, --build-arg, ENV and its expansion, WORKDIR relative
+/// to the one before, USER, and the config docker build writes.
+#[test]
+fn args_env_workdir_user_and_the_config() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[(
+        "Dockerfile",
+        "ARG BASE=bb
+FROM $BASE
+ARG GREETING=hello
+ARG UNUSED
+ENV NAME=world MSG=\"${GREETING} ${NAME:-nobody}\"
+ENV FULL=$MSG
+WORKDIR /srv
+WORKDIR app/../data
+USER app
+RUN echo \"$GREETING $NAME $FULL\" > /tmp/out && pwd >> /tmp/out && id -u >> /tmp/out
+LABEL org.example.v=\"$GREETING\" other=1
+EXPOSE 80 53/udp
+VOLUME /cache
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --retries=2 CMD true
+SHELL [\"/bin/sh\", \"-ec\"]
+ENTRYPOINT echo entry
+ONBUILD RUN echo later > /tmp/later
+",
+    )]);
+    let args = [
+        "--build-arg",
+        "GREETING=hi",
+        "--label",
+        "built=yes",
+        "-t",
+        "cfg",
+    ];
+    let first = build(&env, ctx.path(), &args).ok().stdout;
+    // Rebuilt with the same --label: the same image.
+    assert_eq!(build(&env, ctx.path(), &args).ok().stdout, first);
+    let c = config(&env, "cfg");
+    assert_eq!(
+        c["Env"],
+        serde_json::json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "NAME=world",
+            "MSG=hi nobody",
+            "FULL=hi nobody"
+        ])
+    );
+    assert_eq!(c["WorkingDir"], "/srv/data");
+    assert_eq!(c["User"], "app");
+    assert_eq!(c["Labels"]["org.example.v"], "hi");
+    assert_eq!(c["Labels"]["built"], "yes");
+    assert_eq!(
+        c["ExposedPorts"],
+        serde_json::json!({"80/tcp": {}, "53/udp": {}})
+    );
+    assert_eq!(c["Volumes"], serde_json::json!({"/cache": {}}));
+    assert_eq!(c["StopSignal"], "SIGINT");
+    assert_eq!(
+        c["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "true"])
+    );
+    assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000u64);
+    assert_eq!(c["Healthcheck"]["Retries"], 2);
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(
+        c["Entrypoint"],
+        serde_json::json!(["/bin/sh", "-ec", "echo entry"])
+    );
+    assert!(c["Cmd"].is_null(), "{c}");
+    assert_eq!(
+        c["OnBuild"],
+        serde_json::json!(["RUN echo later > /tmp/later"])
+    );
+    // The args reached the RUN; not the image.
+    let out = env
+        .berth(&["run", "--rm", "--entrypoint", "cat", "cfg", "/tmp/out"])
+        .ok()
+        .stdout;
+    assert_eq!(out, "hi world hi nobody\n/srv/data\n1000\n");
+    // An image built FROM it runs its ONBUILD trigger first, and does not
+    // pass it on.
+    // Its WORKDIR's directory is made at once, owned by the USER (app),
+    // as BuildKit makes it.
+    let child = context(&[(
+        "Dockerfile",
+        "FROM cfg\nRUN cat /tmp/later > /tmp/seen\nWORKDIR /owned/x\nCMD [\"sh\"]\n",
+    )]);
+    build(&env, child.path(), &["-t", "child"]).ok();
+    assert!(config(&env, "child")["OnBuild"].is_null());
+    let out = env
+        .berth(&["run", "--rm", "--entrypoint", "cat", "child", "/tmp/seen"])
+        .ok()
+        .stdout;
+    assert_eq!(out, "later\n");
+    let out = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--entrypoint",
+            "",
+            "child",
+            "stat",
+            "-c",
+            "%n %u %a",
+            "/owned",
+            "/owned/x",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(out, "/owned 1000 755\n/owned/x 1000 755\n");
+}
+
+/// COPY --chown/--chmod, globs, directories copied as Docker copies them
+/// (their contents), .dockerignore with an exception, heredocs, and
+/// whiteouts from `rm` in a RUN.
+#[test]
+fn copy_flags_globs_ignore_heredocs_and_whiteouts() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[
+        ("a.txt", "a\n"),
+        ("b.txt", "b\n"),
+        ("c.md", "c\n"),
+        ("dir/sub/x", "x\n"),
+        ("dir/skip.log", "skip\n"),
+        ("dir/keep.log", "keep\n"),
+        (".dockerignore", "**/*.log\n!dir/keep.log\n"),
+        (
+            "Dockerfile",
+            "FROM bb
+COPY --chown=app:app --chmod=640 *.txt /dst/
+COPY dir /dir
+COPY c.md /renamed
+RUN mkdir -p /gone/deep && echo x > /gone/deep/f && echo y > /keep
+RUN rm -rf /gone && rm /bin/true
+COPY <<EOF /etc/greeting
+hello $HOSTNAME
+EOF
+RUN <<EOT
+set -e
+echo from heredoc > /heredoc
+cat <<IN > /nested
+nested
+IN
+EOT
+",
+        ),
+    ]);
+    build(&env, ctx.path(), &["-t", "copies"]).ok();
+    let out = run(
+        &env,
+        "copies",
+        "stat -c '%n %a %u:%g' /dst/a.txt /dst/b.txt; ls /dst; find /dir | sort; cat /renamed /etc/greeting /heredoc /nested; \
+         test -e /gone && echo gone-is-there; test -e /bin/true && echo true-is-there; cat /keep",
+    );
+    assert_eq!(
+        out,
+        "/dst/a.txt 640 1000:1000\n/dst/b.txt 640 1000:1000\na.txt\nb.txt\n\
+         /dir\n/dir/keep.log\n/dir/sub\n/dir/sub/x\n\
+         c\nhello \nfrom heredoc\nnested\ny\n"
+    );
+}
+
+/// A hostile context: a symlink to /etc/shadow, `COPY ../x`, and an ADD
+/// tarball with `../` and absolute names: an error, or what stays inside.
+#[test]
+fn hostile_contexts_stay_inside() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[("inside", "in\n")]);
+    std::os::unix::fs::symlink("/etc/shadow", ctx.path().join("shadow")).unwrap();
+    // The symlink resolves inside the context, where there is no shadow.
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM bb\nCOPY shadow /x\n").unwrap();
+    let o = build(&env, ctx.path(), &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("not found in the build context"),
+        "{}",
+        o.stderr
+    );
+    std::os::unix::fs::symlink("../../../../../../etc", ctx.path().join("etc")).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nCOPY etc/shadow /x\n",
+    )
+    .unwrap();
+    let o = build(&env, ctx.path(), &[]);
+    assert_ne!(o.code, 0, "{}", o.stderr);
+    // `..` is cleaned at the context's root: `../inside` is `inside`.
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nCOPY ../../inside /y\nCOPY up /etcdir/\n",
+    )
+    .unwrap();
+    std::fs::remove_file(ctx.path().join("etc")).unwrap();
+    std::os::unix::fs::symlink("../../../../../..", ctx.path().join("up")).unwrap();
+    build(&env, ctx.path(), &["-t", "h1"]).ok();
+    // `up` (a link far above) and `..` resolve to the context's root.
+    let out = run(
+        &env,
+        "h1",
+        "cat /y; test -e /etcdir/passwd && echo HOST; ls /etcdir",
+    );
+    assert!(out.starts_with("in\n") && !out.contains("HOST"), "{out}");
+    assert!(out.contains("inside"), "{out}");
+    // An ADD archive's `../` and absolute names land inside its target.
+    let mut t = berth_image::tar::build::Tar::default();
+    t.file("ok", b"ok\n", 0o644)
+        .file("../../../../escaped", b"bad\n", 0o644)
+        .file("/abs", b"abs\n", 0o644);
+    std::fs::write(ctx.path().join("evil.tar"), t.end()).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nADD evil.tar /unpacked/\n",
+    )
+    .unwrap();
+    let o = build(&env, ctx.path(), &["-t", "h2"]);
+    if o.code == 0 {
+        let out = run(
+            &env,
+            "h2",
+            "find /unpacked | sort; test -e /escaped && echo ESCAPED; test -e /abs && echo ABS",
+        );
+        assert!(!out.contains("ESCAPED") && !out.contains("ABS"), "{out}");
+        assert!(out.contains("/unpacked/ok"), "{out}");
+    } else {
+        assert!(o.stderr.contains("evil.tar"), "{}", o.stderr);
+    }
+    assert!(!Path::new("/escaped").exists());
+    assert!(!env.root.path().join("escaped").exists());
+}
+
+/// A failing RUN names the step, its exit code and its last lines; a
+/// stage --target does not need is never run; a syntax error names the
+/// line and column.
+#[test]
+fn failures_name_the_step() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb AS broken
+RUN false
+FROM bb AS fine
+RUN echo fine > /f
+FROM broken
+RUN for i in $(seq 1 30); do echo line$i; done; exit 3
+",
+    )]);
+    let o = build(&env, ctx.path(), &["--target", "fine", "-t", "fine"]).ok();
+    assert_eq!(counts(&o).2, 1, "{}", o.stderr);
+    let o = build(&env, ctx.path(), &[]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("Dockerfile:2"), "{}", o.stderr);
+    assert!(o.stderr.contains("exited with code 1"), "{}", o.stderr);
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nRUN for i in $(seq 1 30); do echo line$i; done; exit 3\n",
+    )
+    .unwrap();
+    let o = build(&env, ctx.path(), &["-q"]);
+    assert!(o.stderr.contains("exited with code 3"), "{}", o.stderr);
+    assert!(o.stderr.contains("line30"), "{}", o.stderr);
+    assert!(!o.stderr.contains("line15\n"), "{}", o.stderr);
+    assert_eq!(env.berth(&["ps", "-aq"]).ok().stdout, "");
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM bb\nCOPY\n").unwrap();
+    let o = build(&env, ctx.path(), &[]);
+    assert!(o.stderr.contains("Dockerfile:2:"), "{}", o.stderr);
+}
+
+/// A tree's entries: path -> (type and mode, owner, contents or link
+/// target), the runtimes' mount points left out.
+fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let p = e.path();
+            let rel = format!("/{}", p.strip_prefix(root).unwrap().display());
+            if [
+                "/proc",
+                "/sys",
+                "/dev",
+                "/run",
+                "/etc/hosts",
+                "/etc/hostname",
+                "/etc/resolv.conf",
+            ]
+            .contains(&rel.as_str())
+            {
+                continue;
+            }
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let what = if m.file_type().is_symlink() {
+                format!("-> {}", std::fs::read_link(&p).unwrap().display())
+            } else if m.is_dir() {
+                todo.push(p.clone());
+                "dir".to_string()
+            } else {
+                format!("{:?}", String::from_utf8_lossy(&std::fs::read(&p).unwrap()))
+            };
+            out.insert(
+                rel,
+                format!("{:o} {}:{} {what}", m.mode(), m.uid(), m.gid()),
+            );
+        }
+    }
+    out
+}
+
+/// The same Dockerfiles built by berth and by buildah (`buildah bud
+/// --layers`, private storage, vfs) give the same root filesystems
+/// (paths, types, modes, owners, contents, links) and configs.
+///
+/// One difference is known and kept out of the file: buildah 1.28 makes a
+/// WORKDIR's directory only when a later step needs it, owned by the USER
+/// of that step; berth makes it at the WORKDIR, owned by the USER then, as
+/// BuildKit (`docker build`) does. Each WORKDIR here is followed by a RUN
+/// under the same USER, where both agree.
+#[test]
+fn same_as_buildah() {
+    let env = Env::new();
+    image(&env);
+    let buildah = "/usr/bin/buildah";
+    assert!(
+        Path::new(buildah).exists(),
+        "buildah is needed for the differential tests: apt-get install buildah"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let bb = work.path().join("bb.tar");
+    env.berth(&["save", "-o", bb.to_str().unwrap(), "bb"]).ok();
+    let ctx = context(&[
+        ("a.txt", "a\n"),
+        ("b.txt", "b\n"),
+        ("notes.md", "notes\n"),
+        ("dir/sub/x", "x\n"),
+        ("dir/skip.log", "skip\n"),
+        ("dir/keep.log", "keep\n"),
+        (".dockerignore", "**/*.log\n!dir/keep.log\n"),
+        (
+            "Dockerfile",
+            "ARG BASE=bb
+FROM $BASE AS tool
+RUN mkdir -p /out && echo built > /out/tool && chmod 755 /out/tool && ln -s tool /out/link
+FROM $BASE
+ARG V=1
+ENV APP=/srv/app PATH=/bin
+WORKDIR $APP
+RUN true
+COPY --chown=1000:1000 --chmod=640 *.txt ./
+COPY dir /data/
+COPY --from=tool /out/ /usr/local/bin/
+USER app
+WORKDIR /home/app/work
+RUN touch mine
+USER root
+RUN mkdir -p /gone/deep && echo x > /gone/deep/f && echo keep > /kept
+RUN rm -rf /gone && rm /bin/true && echo v$V > version
+USER app
+EXPOSE 8080
+LABEL v=$V
+CMD [\"cat\", \"version\"]
+",
+        ),
+    ]);
+    build(&env, ctx.path(), &["-t", "mine"]).ok();
+    // berth's root: the image exported through a container.
+    let created = env.berth(&["create", "mine"]).ok().stdout;
+    let tar = work.path().join("mine.tar");
+    env.berth(&["export", "-o", tar.to_str().unwrap(), created.trim()])
+        .ok();
+    let mine = work.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    let st = std::process::Command::new("tar")
+        .args(["--numeric-owner", "-xpf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&mine)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // buildah's, in storage of its own.
+    let (root, runroot) = (work.path().join("broot"), work.path().join("brun"));
+    let policy = work.path().join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let bh = |args: &[&str]| {
+        let o = std::process::Command::new(buildah)
+            .arg("--root")
+            .arg(&root)
+            .arg("--runroot")
+            .arg(&runroot)
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "buildah {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let base = format!("BASE=docker-archive:{}", bb.display());
+    bh(&[
+        "bud",
+        "--layers",
+        // crun refuses this host's hybrid cgroups; runc takes them.
+        "--runtime",
+        "runc",
+        "--network",
+        "none",
+        "--signature-policy",
+        policy.to_str().unwrap(),
+        "--build-arg",
+        &base,
+        "-t",
+        "theirs",
+        ctx.path().to_str().unwrap(),
+    ]);
+    bh(&["from", "--name", "c", "theirs"]);
+    let theirs = std::path::PathBuf::from(bh(&["mount", "c"]).trim());
+    let (a, b) = (tree(&mine), tree(&theirs));
+    let config_theirs: serde_json::Value =
+        serde_json::from_str(&bh(&["inspect", "--type", "image", "theirs"])).unwrap();
+    bh(&["umount", "--all"]);
+    bh(&["rm", "--all"]);
+    bh(&["rmi", "--all", "--force"]);
+    let mut diffs = Vec::new();
+    for k in a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        if a.get(k) != b.get(k) {
+            diffs.push(format!("{k}: berth {:?}, buildah {:?}", a.get(k), b.get(k)));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "root filesystems differ:\n{}",
+        diffs.join("\n")
+    );
+    let mine_c = config(&env, "mine");
+    let theirs_c = &config_theirs["OCIv1"]["config"];
+    for k in [
+        "Env",
+        "Cmd",
+        "Entrypoint",
+        "WorkingDir",
+        "User",
+        "ExposedPorts",
+        "StopSignal",
+    ] {
+        let norm = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => serde_json::Value::Null,
+            serde_json::Value::String(s) if s.is_empty() => serde_json::Value::Null,
+            v => v.clone(),
+        };
+        assert_eq!(norm(&mine_c[k]), norm(&theirs_c[k]), "config {k}");
+    }
+    // buildah adds its own version label.
+    assert_eq!(mine_c["Labels"]["v"], theirs_c["Labels"]["v"]);
+}
+
+/// `--secret` reaches `RUN --mount=type=secret` and nothing else: not a
+/// layer, not the history, not the config; the mount points made for the
+/// mounts are not in the layer either; a required secret not given fails.
+#[test]
+fn secrets_never_land_in_the_image() {
+    let env = Env::new();
+    image(&env);
+    let secret = "s3cr3t-value-81d2";
+    let ctx = context(&[
+        ("tok", secret),
+        (
+            "Dockerfile",
+            "FROM bb
+RUN --mount=type=secret,id=tok test \"$(cat /run/secrets/tok | wc -c)\" -eq 17 && echo used > /used
+RUN --mount=type=secret,id=tok,target=/cfg/tok,required=true wc -c < /cfg/tok > /len
+RUN --mount=type=cache,target=/cache/deep echo x > /cache/deep/f
+RUN --mount=type=secret,id=absent true
+",
+        ),
+    ]);
+    std::fs::write(ctx.path().join(".dockerignore"), "tok\n").unwrap();
+    let src = format!("id=tok,src={}", ctx.path().join("tok").display());
+    build(&env, ctx.path(), &["--secret", &src, "-t", "sec"]).ok();
+    let out = run(
+        &env,
+        "sec",
+        "cat /used /len; for p in /run /cfg /cache; do test -e $p && echo $p is there; done; true",
+    );
+    assert_eq!(out, format!("used\n{}\n", secret.len()));
+    let o = env.cmd().args(["save", "sec"]).output().unwrap();
+    assert!(o.status.success());
+    let hay = String::from_utf8_lossy(&o.stdout);
+    assert!(!hay.contains(secret), "the secret is in the saved image");
+    let inspect = env.berth(&["image", "inspect", "sec"]).ok().stdout;
+    assert!(!inspect.contains(secret));
+    let hist = env
+        .berth(&["image", "history", "--no-trunc", "sec"])
+        .ok()
+        .stdout;
+    assert!(!hist.contains(secret), "{hist}");
+    // A required secret not given is an error naming it.
+    std::fs::write(
+        ctx.path().join("Dockerfile.req"),
+        "FROM bb\nRUN --mount=type=secret,id=tok,required=true true\n",
+    )
+    .unwrap();
+    let o = build(&env, ctx.path(), &["-f", "Dockerfile.req"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("secret \"tok\" is required"),
+        "{}",
+        o.stderr
+    );
+}
