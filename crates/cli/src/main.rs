@@ -13,6 +13,7 @@ mod network;
 mod output;
 mod pod;
 mod progress;
+mod service;
 mod verbs;
 mod views;
 
