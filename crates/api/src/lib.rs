@@ -17,6 +17,7 @@
 pub mod containers;
 pub mod createbody;
 pub mod error;
+pub mod exec;
 pub mod http;
 pub mod images;
 pub mod router;

@@ -4,7 +4,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::http::{self, Query, Resp};
 use crate::server::Shared;
-use crate::{containers, images, system, volumes};
+use crate::{containers, exec, images, system, volumes};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use std::sync::Arc;
@@ -94,6 +94,10 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         (&M::GET, ["containers", id, "logs"]) => containers::logs(&s, id, &q).await,
         (&M::POST, ["containers", id, "attach"]) => containers::attach(&s, id, &q, req).await,
         (&M::POST, ["containers", id, "resize"]) => containers::resize(&s, id, &q).await,
+        (&M::POST, ["containers", id, "exec"]) => exec::create(&s, id, req).await,
+        (&M::POST, ["exec", id, "start"]) => exec::start(&s, id, req).await,
+        (&M::GET, ["exec", id, "json"]) => exec::inspect(id).await,
+        (&M::POST, ["exec", id, "resize"]) => exec::resize(id, &q).await,
 
         (&M::GET, ["images", "json"]) => images::list(&s, &q).await,
         (&M::POST, ["images", "create"]) => images::create(&s, &q).await,

@@ -190,6 +190,27 @@ fn docker_cli_drives_berth() {
     assert_eq!(ours[0]["State"]["Running"], true);
     assert_eq!(ours[0]["Config"]["Labels"]["k"], "v");
 
+    // exec: output, exit code, stdin, a missing command, detached.
+    let o = svc.docker(&["exec", "web", "sh", "-c", "echo in; echo e >&2; exit 5"]);
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (5, "in\n", "e\n")
+    );
+    let o = svc.docker_with(DOCKER, &["exec", "-i", "web", "cat"], Some(b"to exec\n"));
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (0, "to exec\n"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(svc.docker(&["exec", "web", "nosuchcmd"]).code, 127);
+    ok(svc.docker(&["exec", "-d", "web", "sh", "-c", "echo bg > /tmp/f"]));
+    let t = Instant::now();
+    while env.berth(&["exec", "web", "cat", "/tmp/f"]).stdout != "bg\n" {
+        assert!(t.elapsed() < Duration::from_secs(10), "exec -d did not run");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // A second container of the name: Docker's 409 and message.
     let dup = svc.docker(&["run", "-d", "--name", "web", img, "true"]);
     assert_ne!(dup.code, 0);
