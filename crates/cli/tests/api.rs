@@ -80,9 +80,19 @@ impl Service {
         self.docker_with(DOCKER, args, None)
     }
 
-    /// One request on a fresh connection: status and body.
     fn http(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-        let mut s = UnixStream::connect(&self.sock).unwrap();
+        http(&self.sock, method, path, body)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// One request on a fresh connection to `sock`: status and body.
+fn http(sock: &Path, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    {
+        let mut s = UnixStream::connect(sock).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         write!(
             s,
@@ -104,10 +114,6 @@ impl Service {
             .map_or("", |(_, b)| b)
             .to_string();
         (status, body)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
     }
 }
 
@@ -503,5 +509,96 @@ print("sdk ok")
         "python SDK failed (pip install docker): {}{}",
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `--time`: the service exits once idle that long (removing its socket);
+/// under socket activation it serves the socket systemd hands it (here
+/// systemd-socket-activate, which execs it on the first connection) and
+/// leaves that socket alone.
+#[test]
+fn service_idles_out_and_takes_an_activated_socket() {
+    let env = Env::new();
+    let sock = env.run_root.path().join("idle.sock");
+    let mut child = env
+        .cmd()
+        .args(["system", "service", "--time", "1"])
+        .arg(format!("unix://{}", sock.display()))
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while UnixStream::connect(&sock).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the service did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(http(&sock, "GET", "/_ping", b"").0, 200);
+    let t = Instant::now();
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the service did not exit when idle"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(st.success(), "{st:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "it exited before its idle time"
+    );
+    assert!(!sock.exists(), "the service removes the socket it made");
+
+    let activate = "/usr/bin/systemd-socket-activate";
+    assert!(
+        Path::new(activate).exists(),
+        "{activate} is missing (package systemd)"
+    );
+    let asock = env.run_root.path().join("activated.sock");
+    let mut child = Command::new(activate)
+        .arg("-l")
+        .arg(&asock)
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(env.root.path())
+        .arg("--run-root")
+        .arg(env.run_root.path())
+        .args([
+            "system",
+            "service",
+            "--time",
+            "1",
+            "unix:///nonexistent/not-used.sock",
+        ])
+        .env("BERTH_DEFAULT_NETWORK", "none")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !asock.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no activation socket"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (st, body) = http(&asock, "GET", "/v1.41/version", b"");
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("\"ApiVersion\":\"1.41\""), "{body}");
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the activated service did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        asock.exists(),
+        "the activated socket is systemd's: left in place"
     );
 }
