@@ -20,6 +20,7 @@ pub mod error;
 pub mod exec;
 pub mod http;
 pub mod images;
+pub mod networks;
 pub mod router;
 pub mod server;
 pub mod system;

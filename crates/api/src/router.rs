@@ -4,7 +4,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::http::{self, Query, Resp};
 use crate::server::Shared;
-use crate::{containers, exec, images, system, volumes};
+use crate::{containers, exec, images, networks, system, volumes};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use std::sync::Arc;
@@ -111,6 +111,10 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
             images::remove(&s, &name.join("/"), &q).await
         }
 
+        (&M::GET, ["networks"]) => networks::list(&s, &q).await,
+        (&M::POST, ["networks", "create"]) => networks::create(&s, req).await,
+        (&M::GET, ["networks", name]) => networks::inspect(&s, name).await,
+        (&M::DELETE, ["networks", name]) => networks::remove(&s, name).await,
         (&M::GET, ["volumes"]) => volumes::list(&s, &q).await,
         (&M::POST, ["volumes", "create"]) => volumes::create(&s, req).await,
         (&M::GET, ["volumes", name]) => volumes::inspect(&s, name).await,

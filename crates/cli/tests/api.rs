@@ -322,6 +322,20 @@ fn docker_cli_drives_berth() {
     ok(svc.docker(&["volume", "rm", "data"]));
     assert_eq!(env.berth(&["volume", "ls", "-q"]).ok().stdout, "");
 
+    // Networks (recorded only: no bridge is made without a container).
+    ok(svc.docker(&["network", "create", "apinet"]));
+    let ls = ok(svc.docker(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"])).stdout;
+    assert!(ls.contains("apinet bridge"), "{ls}");
+    assert!(env.berth(&["network", "ls"]).ok().stdout.contains("apinet"));
+    let o = svc.docker(&["network", "rm", "bridge"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("pre-defined network"),
+        "{}",
+        o.stderr
+    );
+    ok(svc.docker(&["network", "rm", "apinet"]));
+    assert!(!env.berth(&["network", "ls"]).ok().stdout.contains("apinet"));
+
     // Images and a pull from the test registry.
     let imgs = ok(svc.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])).stdout;
     assert!(imgs.contains("api/bb:1"), "{imgs}");
