@@ -281,6 +281,25 @@ fn docker_cli_drives_berth() {
         "--rm containers are gone"
     );
 
+    // -t: the container gets a terminal (the client's is script(1)'s pty).
+    let o = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{DOCKER} run --rm -t {img} sh -c 'test -t 1 && echo isatty'"
+        ))
+        .arg("/dev/null")
+        .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+        .env("DOCKER_CONFIG", svc.config.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("isatty"),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
     // Resources and options reach the spec as `berth run`'s flags do.
     let o = ok(svc.docker(&[
         "run",
