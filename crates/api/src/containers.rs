@@ -695,6 +695,57 @@ pub async fn resize(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
     Ok(http::empty(StatusCode::OK))
 }
 
+pub async fn rename(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
+    let name = q
+        .get("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| ApiError::bad_request("rename: the name parameter is required"))?
+        .trim_start_matches('/')
+        .to_string();
+    let id = id.to_string();
+    s.engine(move |e| Ok(e.rename(&id, &name)?)).await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn pause(s: &Arc<Shared>, id: &str, on: bool) -> ApiResult<Resp> {
+    let id = id.to_string();
+    s.engine(move |e| {
+        if on {
+            e.pause(&id)?;
+        } else {
+            e.unpause(&id)?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+pub async fn top(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
+    let args: Vec<String> = q
+        .get("ps_args")
+        .filter(|a| !a.trim().is_empty())
+        .unwrap_or("-ef")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let id = id.to_string();
+    let t = s.engine(move |e| Ok(e.top_ps(&id, &args)?)).await?;
+    Ok(http::json(&t))
+}
+
+pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
+    if !q.filters()?.is_empty() {
+        return Err(ApiError::bad_request(
+            "container prune filters are not supported by berth's API yet",
+        ));
+    }
+    let gone = s.engine(|e| Ok(e.prune_containers()?)).await?;
+    Ok(http::json(
+        &serde_json::json!({ "ContainersDeleted": gone, "SpaceReclaimed": 0 }),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,10 +25,9 @@ pub async fn list(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
     if let Some(f) = q.get("filter").filter(|f| !f.is_empty()) {
         filters.push(format!("reference={f}"));
     }
-    let all = q.flag("all");
+    // `all` (intermediate images too): berth stores none.
     let s2 = s.clone();
     let rows = Shared::blocking(move || Ok(open(&s2)?.list(&filters)?)).await?;
-    let _ = all;
     let out: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {

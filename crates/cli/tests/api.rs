@@ -217,6 +217,21 @@ fn docker_cli_drives_berth() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    // top, pause, unpause, rename.
+    let top = ok(svc.docker(&["top", "web"])).stdout;
+    assert!(top.contains("PID") && top.contains("sleep 100"), "{top}");
+    ok(svc.docker(&["pause", "web"]));
+    let st = ok(svc.docker(&["inspect", "-f", "{{.State.Status}}", "web"])).stdout;
+    assert_eq!(st.trim(), "paused");
+    ok(svc.docker(&["unpause", "web"]));
+    ok(svc.docker(&["rename", "web", "web2"]));
+    assert!(env
+        .berth(&["ps", "--format", "{{.Names}}"])
+        .ok()
+        .stdout
+        .contains("web2"));
+    ok(svc.docker(&["rename", "web2", "web"]));
+
     // A second container of the name: Docker's 409 and message.
     let dup = svc.docker(&["run", "-d", "--name", "web", img, "true"]);
     assert_ne!(dup.code, 0);
