@@ -27,6 +27,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
+/// How long a followed log waits for a client that does not read.
+const LOG_STALL: Duration = Duration::from_secs(60);
+
 /// How long an attach waits for its container's start.
 const ATTACH_WAIT: Duration = Duration::from_secs(300);
 
@@ -418,8 +421,9 @@ pub async fn logs(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
                     } else {
                         Bytes::from(text)
                     };
-                    // False (stop) when the client is gone.
-                    tx.blocking_send(b).is_ok()
+                    // False (stop) when the client is gone, or has not
+                    // read for a minute.
+                    http::send_within(&tx, b, LOG_STALL)
                 };
                 Ok(e.logs(&rec.id, &req, &mut each)?)
             })

@@ -104,6 +104,25 @@ pub fn stream(content_type: &'static str) -> (Resp, mpsc::Sender<Bytes>) {
     (r, tx)
 }
 
+/// Sends `b` from a blocking thread, waiting at most `limit` for room;
+/// false when the receiver is gone or did not take it in time.
+pub fn send_within(tx: &mpsc::Sender<Bytes>, mut b: Bytes, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match tx.try_send(b) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                if std::time::Instant::now() >= deadline {
+                    return false;
+                }
+                b = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
 /// The request body, at most [`MAX_BODY`] bytes, within [`BODY_TIMEOUT`].
 pub async fn read_body(body: Incoming) -> ApiResult<Bytes> {
     let limited = Limited::new(body, MAX_BODY);
@@ -264,6 +283,31 @@ mod tests {
         assert!(parse_filters("[1]").is_err());
         assert!(parse_filters(r#"{"name":[1]}"#).is_err());
         assert!(parse_filters("{").is_err());
+    }
+
+    #[test]
+    fn a_stalled_reader_is_given_up() {
+        let (tx, mut rx) = mpsc::channel(1);
+        assert!(send_within(
+            &tx,
+            Bytes::from_static(b"a"),
+            Duration::from_millis(10)
+        ));
+        // Full, nobody reads: given up after the limit.
+        let t = std::time::Instant::now();
+        assert!(!send_within(
+            &tx,
+            Bytes::from_static(b"b"),
+            Duration::from_millis(50)
+        ));
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        assert_eq!(rx.try_recv().unwrap(), Bytes::from_static(b"a"));
+        drop(rx);
+        assert!(!send_within(
+            &tx,
+            Bytes::from_static(b"c"),
+            Duration::from_secs(60)
+        ));
     }
 
     #[test]

@@ -229,7 +229,10 @@ pub fn serve(cfg: Config) -> Result<(), ServeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
-        .max_blocking_threads(64)
+        // A long call (an attached session, a followed log, a wait) holds
+        // a blocking thread: one for each connection, and some to spare
+        // for the short ones.
+        .max_blocking_threads(MAX_CONNECTIONS + 64)
         .thread_keep_alive(Duration::from_secs(10))
         .build()
         .map_err(io("start the async runtime"))?;
