@@ -436,9 +436,9 @@ pub async fn logs(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
 }
 
 /// The container's stdin as a blocking reader, fed from the connection.
-struct ChannelReader {
-    rx: mpsc::Receiver<Bytes>,
-    cur: Bytes,
+pub(crate) struct ChannelReader {
+    pub(crate) rx: mpsc::Receiver<Bytes>,
+    pub(crate) cur: Bytes,
 }
 
 impl Read for ChannelReader {
@@ -456,10 +456,10 @@ impl Read for ChannelReader {
 }
 
 /// The container's output, framed if `mux`, to the connection.
-struct FrameWriter {
-    tx: mpsc::Sender<Bytes>,
-    stream: u8,
-    mux: bool,
+pub(crate) struct FrameWriter {
+    pub(crate) tx: mpsc::Sender<Bytes>,
+    pub(crate) stream: u8,
+    pub(crate) mux: bool,
 }
 
 impl Write for FrameWriter {

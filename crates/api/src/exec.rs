@@ -1,7 +1,7 @@
 //! `/containers/{id}/exec` and `/exec/{id}`: create, start (hijacked, or
 //! detached), inspect, resize. The process is the runtime's exec, run as
-//! `berth exec` runs it, with its stdio as pipes to the connection. Exec
-//! with a terminal (`docker exec -t`) is not served yet.
+//! `berth exec` runs it: its stdio as pipes to the connection (framed), or
+//! with a terminal the pty master the runtime sends (unframed).
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::{self, Query, Resp};
@@ -33,6 +33,8 @@ struct ExecState {
     running: bool,
     exit_code: Option<i32>,
     pid: i32,
+    /// The detach keys of a terminal exec.
+    keys: Vec<u8>,
 }
 
 fn execs() -> &'static Mutex<HashMap<String, ExecState>> {
@@ -69,12 +71,14 @@ pub async fn create(s: &Arc<Shared>, id: &str, req: Request<Incoming>) -> ApiRes
     if r.cmd.is_empty() {
         return Err(ApiError::bad_request("exec: Cmd is required"));
     }
-    if r.tty {
-        return Err(ApiError::bad_request(
-            "exec with a terminal (Tty, docker exec -t) is not supported by berth's API yet; use `berth exec -t`",
-        ));
-    }
-    let _ = (&r.detach_keys, &r.console_size);
+    let keys = match r.detach_keys.as_deref().filter(|k| !k.is_empty()) {
+        Some(k) => berth_engine::session::parse_detach_keys(k)?,
+        None => berth_engine::session::DEFAULT_DETACH_KEYS.to_vec(),
+    };
+    let console_size = match r.console_size.as_deref() {
+        Some([h, w]) if *h > 0 && *w > 0 => Some((*h, *w)),
+        _ => None,
+    };
     let id = id.to_string();
     let container = s
         .engine(move |e| {
@@ -106,10 +110,11 @@ pub async fn create(s: &Arc<Shared>, id: &str, req: Request<Incoming>) -> ApiRes
                 .collect(),
             user: r.user.filter(|u| !u.is_empty()),
             workdir: r.working_dir.filter(|w| !w.is_empty()),
-            tty: false,
+            tty: r.tty,
             privileged: r.privileged,
-            console_size: None,
+            console_size,
         },
+        keys,
         stdin: r.attach_stdin,
         stdout: r.attach_stdout,
         stderr: r.attach_stderr,
@@ -148,6 +153,9 @@ fn run(
 ) -> ApiResult<i32> {
     let e = berth_engine::Engine::open(&s.root, &s.run_root)?;
     let x = e.prepare_exec(&st.container, &st.opts)?;
+    if st.opts.tty {
+        return run_tty(&e, &x, exec_id, st, input, out);
+    }
     let mut c = x.command(&[]);
     let pipe = |on: bool| if on { Stdio::piped() } else { Stdio::null() };
     c.stdin(pipe(input.is_some()))
@@ -231,6 +239,122 @@ fn run(
     Ok(code)
 }
 
+/// The pty masters of running terminal execs, for resize (by exec id).
+fn masters() -> &'static Mutex<HashMap<String, std::fs::File>> {
+    static M: OnceLock<Mutex<HashMap<String, std::fs::File>>> = OnceLock::new();
+    M.get_or_init(Default::default)
+}
+
+/// [`run`] with a terminal: the runtime sends the pty master over a
+/// console socket (as for `berth exec -t`), and the connection carries
+/// the terminal's bytes unframed.
+fn run_tty(
+    e: &berth_engine::Engine,
+    x: &berth_engine::exec::Exec,
+    exec_id: &str,
+    st: &ExecState,
+    input: Option<mpsc::Receiver<Bytes>>,
+    out: Option<mpsc::Sender<Bytes>>,
+) -> ApiResult<i32> {
+    use berth_engine::session::{self, DetachKeys, TerminalEnd};
+    let fail = |what: &str, err: std::io::Error| {
+        ApiError::internal(format!("exec in {}: {what}: {err}", x.record.name))
+    };
+    let mut b = [0u8; 8];
+    crate::volumes::random(&mut b);
+    let tag: String = b.iter().map(|c| format!("{c:02x}")).collect();
+    let dir = e.paths.run_dir(&x.record.id).join(format!("exec-{tag}"));
+    std::fs::create_dir(&dir).map_err(|err| fail("make the console socket directory", err))?;
+    let result = (|| {
+        // Named through our fd of its directory: a socket's path must fit
+        // in 108 bytes, which a run directory under a long root may not.
+        let dir_fd = std::fs::File::open(&dir)
+            .map_err(|err| fail("open the console socket directory", err))?;
+        let sock = format!(
+            "/proc/{}/fd/{}/c.sock",
+            std::process::id(),
+            std::os::fd::AsRawFd::as_raw_fd(&dir_fd)
+        );
+        let listener = std::os::unix::net::UnixListener::bind(&sock)
+            .map_err(|err| fail("listen on the console socket", err))?;
+        let mut child = x
+            .command(&["--console-socket", &sock])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|err| fail("start the runtime", err))?;
+        update(exec_id, |s| {
+            s.running = true;
+            s.pid = child.id() as i32;
+        });
+        let master = berth_engine::exec::receive_console(&listener, &mut child)?;
+        let end = match master {
+            None => None,
+            Some(m) => {
+                let master = std::fs::File::from(m);
+                if let Some((h, w)) = st.opts.console_size {
+                    session::resize_terminal(&master, h, w);
+                }
+                if let (Ok(mut m), Ok(c)) = (masters().lock(), master.try_clone()) {
+                    m.insert(exec_id.to_string(), c);
+                }
+                let stdin = input.map(|rx| {
+                    Box::new(crate::containers::ChannelReader {
+                        rx,
+                        cur: Bytes::new(),
+                    }) as Box<dyn Read + Send>
+                });
+                let mut w: Box<dyn Write> = match &out {
+                    Some(tx) => Box::new(crate::containers::FrameWriter {
+                        tx: tx.clone(),
+                        stream: 1,
+                        mux: false,
+                    }),
+                    None => Box::new(std::io::sink()),
+                };
+                let end = session::pump_terminal(
+                    &master,
+                    stdin,
+                    &mut w,
+                    DetachKeys::new(st.keys.clone()),
+                )?;
+                if let Ok(mut m) = masters().lock() {
+                    m.remove(exec_id);
+                }
+                if end == TerminalEnd::Detached {
+                    // The process goes on; its output is read and dropped
+                    // by a thread of its own.
+                    std::thread::spawn(move || {
+                        let _ = session::keep_draining(&master);
+                    });
+                }
+                Some(end)
+            }
+        };
+        let status = child
+            .wait()
+            .map_err(|err| fail("wait for the runtime", err))?;
+        let code = match (end, x.runtime_error()) {
+            (_, Some(msg)) => match berth_engine::exec::start_failure_kind(&msg) {
+                berth_engine::ErrorKind::CommandNotFound => 127,
+                berth_engine::ErrorKind::CommandNotExecutable => 126,
+                _ => status.code().unwrap_or(1),
+            },
+            _ => status.code().unwrap_or(1),
+        };
+        e.exec_ended(x, code);
+        update(exec_id, |s| {
+            s.running = false;
+            s.exit_code = Some(code);
+        });
+        drop(out);
+        Ok(code)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
 pub async fn start(s: &Arc<Shared>, exec_id: &str, req: Request<Incoming>) -> ApiResult<Resp> {
     let upgrade = req
         .headers()
@@ -239,11 +363,7 @@ pub async fn start(s: &Arc<Shared>, exec_id: &str, req: Request<Incoming>) -> Ap
         .is_some_and(|u| u.eq_ignore_ascii_case("tcp"));
     let (parts, body) = req.into_parts();
     let r: StartRequest = http::read_json(body).await?;
-    if r.tty {
-        return Err(ApiError::bad_request(
-            "exec with a terminal is not supported by berth's API yet",
-        ));
-    }
+    let _ = r.tty;
     let st = {
         let mut m = execs()
             .lock()
@@ -269,13 +389,18 @@ pub async fn start(s: &Arc<Shared>, exec_id: &str, req: Request<Incoming>) -> Ap
         });
         return Ok(http::empty(StatusCode::OK));
     }
+    let tty = st.opts.tty;
     let req = Request::from_parts(parts, ());
     let s2 = s.clone();
     let hijack = upgrade;
     let (resp, stream_tx) = if hijack {
         (None, None)
     } else {
-        let (r, tx) = http::stream("application/vnd.docker.multiplexed-stream");
+        let (r, tx) = http::stream(if st.opts.tty {
+            "application/vnd.docker.raw-stream"
+        } else {
+            "application/vnd.docker.multiplexed-stream"
+        });
         (Some(r), Some(tx))
     };
     tokio::spawn(async move {
@@ -339,7 +464,11 @@ pub async fn start(s: &Arc<Shared>, exec_id: &str, req: Request<Incoming>) -> Ap
     h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/vnd.docker.multiplexed-stream"),
+        HeaderValue::from_static(if tty {
+            "application/vnd.docker.raw-stream"
+        } else {
+            "application/vnd.docker.multiplexed-stream"
+        }),
     );
     Ok(r)
 }
@@ -360,7 +489,7 @@ pub async fn inspect(exec_id: &str) -> ApiResult<Resp> {
         "Running": x.running,
         "ExitCode": x.exit_code,
         "ProcessConfig": {
-            "tty": false,
+            "tty": x.opts.tty,
             "entrypoint": entry,
             "arguments": args,
             "privileged": x.opts.privileged,

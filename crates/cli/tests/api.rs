@@ -217,6 +217,27 @@ fn docker_cli_drives_berth() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    // exec -t: a terminal, and the exit code.
+    let o = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{DOCKER} exec -t web sh -c 'test -t 1 && echo isatty; exit 7'"
+        ))
+        .arg("/dev/null")
+        .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+        .env("DOCKER_CONFIG", svc.config.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(7),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("isatty"), "{out}");
+
     // top, pause, unpause, rename.
     let top = ok(svc.docker(&["top", "web"])).stdout;
     assert!(top.contains("PID") && top.contains("sleep 100"), "{top}");
