@@ -406,6 +406,30 @@ fn docker_cli_drives_berth() {
     assert_eq!(o.stdout, "base\n");
     ok(svc.docker(&["rmi", &name]));
 
+    // The monitors the service started and that ended are reaped: no
+    // zombie children are left.
+    let zombies = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter(|st| {
+                // pid (comm) state ppid ...
+                let rest = st.rsplit_once(')').map_or("", |(_, r)| r);
+                let mut f = rest.split_whitespace();
+                f.next() == Some("Z") && f.next() == Some(svc.pid().to_string().as_str())
+            })
+            .count()
+    };
+    let t = Instant::now();
+    while zombies() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the service leaves zombie monitors"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // The current CLI negotiates the version down and does the same.
     if Path::new(DOCKER_NEW).exists() {
         let o = svc.docker_with(DOCKER_NEW, &["run", "--rm", img, "echo", "from 28"], None);
