@@ -235,6 +235,87 @@ pub async fn create(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
     Ok(resp)
 }
 
+/// `GET /images/{name}/history`: newest step first, as Docker's.
+pub async fn history(s: &Arc<Shared>, name: &str) -> ApiResult<Resp> {
+    let (s2, n) = (s.clone(), name.to_string());
+    let (steps, id) = Shared::blocking(move || {
+        let imgs = open(&s2)?;
+        let id = imgs.inspect(&n).map_err(|e| match e {
+            berth_engine::images::StoreError::UnknownImage(_) => {
+                ApiError::not_found(format!("No such image: {n}"))
+            }
+            e => e.into(),
+        })?["Id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        Ok((imgs.history(&n)?, id))
+    })
+    .await?;
+    let last = steps.len().saturating_sub(1);
+    let out: Vec<serde_json::Value> = steps
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, h)| {
+            serde_json::json!({
+                "Id": if i == last { id.as_str() } else { "<missing>" },
+                "Created": unix(Some(&h.created)),
+                "CreatedBy": h.created_by,
+                "Tags": null,
+                "Size": h.size,
+                "Comment": h.comment,
+            })
+        })
+        .collect();
+    Ok(http::json(&out))
+}
+
+/// `GET /images/{name}/get` and `GET /images/get?names=...`: a
+/// docker-archive tarball (`docker save`), streamed.
+pub async fn save(s: &Arc<Shared>, names: Vec<String>) -> ApiResult<Resp> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("images/get: name at least one image"));
+    }
+    // Unknown names are a 404 before the stream begins.
+    let (s2, n2) = (s.clone(), names.clone());
+    Shared::blocking(move || {
+        let imgs = open(&s2)?;
+        for n in &n2 {
+            imgs.inspect(n).map_err(|e| match e {
+                berth_engine::images::StoreError::UnknownImage(_) => {
+                    ApiError::not_found(format!("No such image: {n}"))
+                }
+                e => e.into(),
+            })?;
+        }
+        Ok(())
+    })
+    .await?;
+    let (resp, tx) = http::stream("application/x-tar");
+    let s2 = s.clone();
+    tokio::task::spawn_blocking(move || {
+        let w = crate::containers::FrameWriter {
+            tx,
+            stream: 1,
+            mux: false,
+        };
+        let r = open(&s2).and_then(|imgs| {
+            Ok(imgs.save(
+                &names,
+                berth_engine::images::ArchiveFormat::DockerArchive,
+                w,
+            )?)
+        });
+        // A failure mid-stream ends the tarball short: the client's tar
+        // reader fails on it.
+        if let Err(e) = r {
+            tracing::warn!("API image save: {e}");
+        }
+    });
+    Ok(resp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,6 +109,23 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         (&M::POST, ["images", name @ .., "tag"]) if !name.is_empty() => {
             images::tag(&s, &name.join("/"), &q).await
         }
+        (&M::GET, ["images", "get"]) => {
+            let names = req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter_map(|p| p.strip_prefix("names="))
+                .map(http::unescape)
+                .collect();
+            images::save(&s, names).await
+        }
+        (&M::GET, ["images", name @ .., "get"]) if !name.is_empty() => {
+            images::save(&s, vec![name.join("/")]).await
+        }
+        (&M::GET, ["images", name @ .., "history"]) if !name.is_empty() => {
+            images::history(&s, &name.join("/")).await
+        }
         (&M::GET, ["images", name @ .., "json"]) if !name.is_empty() => {
             images::inspect(&s, &name.join("/")).await
         }

@@ -391,9 +391,23 @@ fn docker_cli_drives_berth() {
     ok(svc.docker(&["network", "rm", "apinet"]));
     assert!(!env.berth(&["network", "ls"]).ok().stdout.contains("apinet"));
 
-    // Images and a pull from the test registry.
+    // Images: list, history, save (loaded back by berth), and a pull from
+    // the test registry.
     let imgs = ok(svc.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])).stdout;
     assert!(imgs.contains("api/bb:1"), "{imgs}");
+    let h = ok(svc.docker(&["history", img])).stdout;
+    assert!(h.contains("berth import"), "{h}");
+    let saved = env.root.path().join("saved.tar");
+    ok(svc.docker(&["save", "-o", saved.to_str().unwrap(), img]));
+    let loaded = Env::new();
+    let o = loaded.berth(&["load", "-i", saved.to_str().unwrap()]).ok();
+    assert!(o.stdout.contains("api/bb:1"), "{}", o.stdout);
+    let o = svc.docker(&["save", "no/such:1"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("No such image"),
+        "{}",
+        o.stderr
+    );
     let reg = registry();
     push_image("t/api", "v1", &[base_layer()], Comp::Gzip, "amd64");
     let name = format!("{}/t/api:v1", reg.addr);
