@@ -23,8 +23,9 @@ missing=()
 # (crates/conformance/tests/callers.rs) drives berth-runtime through them,
 # side by side with runc. nftables (nft writes berth's table the first
 # time) and iproute2 (the network tests build their namespaces with ip):
-# the network tests (crates/cli/tests/network.rs).
-for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap docker-registry skopeo podman time runc crun containerd docker.io util-linux nftables iproute2; do
+# the network tests (crates/cli/tests/network.rs). docker.io's client and
+# systemd's systemd-socket-activate: the API tests (crates/cli/tests/api.rs).
+for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap docker-registry skopeo podman time runc crun containerd docker.io util-linux nftables iproute2 systemd; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -32,6 +33,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+# The Python Docker SDK (PyPI's docker), a client of the API tests.
+python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q 'docker>=7,<8'
 if command -v rustup >/dev/null; then
     installed=$(rustup component list --installed 2>/dev/null || true)
     for c in rustfmt clippy; do

@@ -15,6 +15,7 @@ mod network;
 mod output;
 mod pod;
 mod progress;
+mod service;
 mod verbs;
 mod views;
 

@@ -474,11 +474,19 @@ pub enum SystemCmd {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Serve Docker's Engine API (for the docker CLI, compose, SDKs) on a
+    /// unix socket: berth system service [--time SECONDS] [unix:///PATH].
+    Service(crate::service::ServiceArgs),
 }
 
 pub fn system(root: &Path, run_root: &Path, c: SystemCmd) -> Result<()> {
+    let c = match c {
+        SystemCmd::Service(a) => return crate::service::run(root, run_root, a),
+        c => c,
+    };
     let mut engine = open(root, run_root)?;
     match c {
+        SystemCmd::Service(_) => {}
         SystemCmd::Boot => {
             let names: Vec<String> = engine
                 .boot_candidates()

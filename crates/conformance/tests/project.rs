@@ -80,8 +80,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // library and the monitor's protocol are its tests' dev-dependencies.
     (
         "berth-cli",
-        &["berth-image", "berth-engine", "berth-monitor-proto"],
+        &[
+            "berth-image",
+            "berth-engine",
+            "berth-monitor-proto",
+            "berth-api",
+        ],
     ),
+    // The Docker API service: HTTP handlers over the engine (tokio and
+    // hyper live here only).
+    ("berth-api", &["berth-engine"]),
     // sys: the signal reset between fork and exec, shared with the monitor.
     ("berth-init", &["berth-sys"]),
     // runtime: the monitor deletes berth-runtime's containers through its
@@ -347,7 +355,26 @@ fn cli_goes_through_the_engine() {
     linked.sort();
     assert_eq!(
         linked,
-        ["berth-engine"],
-        "berth-cli links workspace crates other than the engine"
+        ["berth-api", "berth-engine"],
+        "berth-cli links workspace crates other than the engine (and the API service over it)"
     );
+}
+
+/// The async runtime and the HTTP stack live in the API crate only: no
+/// other workspace crate names them (the engine and the CLI stay
+/// synchronous; `berth system service` starts tokio inside berth-api).
+#[test]
+fn tokio_lives_in_the_api_crate_only() {
+    let graph = Graph::load();
+    for member in &graph.members {
+        if member == "berth-api" {
+            continue;
+        }
+        for dep in graph.direct(member) {
+            assert!(
+                !matches!(dep, "tokio" | "hyper" | "hyper-util"),
+                "{member} depends on {dep}: the async runtime belongs in berth-api"
+            );
+        }
+    }
 }

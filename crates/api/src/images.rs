@@ -1,0 +1,331 @@
+//! `/images`: list, inspect, create (pull, with Docker's JSON progress
+//! stream), tag, remove.
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::{self, Query, Resp};
+use crate::server::Shared;
+use berth_engine::images::{Images, Pull, PullEvent, PullRequest, Removed};
+use bytes::Bytes;
+use hyper::StatusCode;
+use std::sync::Arc;
+
+fn open(s: &Shared) -> ApiResult<Images> {
+    Ok(Images::open(&s.root)?)
+}
+
+/// Seconds since the epoch of an RFC 3339 time (0 if none).
+fn unix(t: Option<&str>) -> i64 {
+    t.and_then(berth_engine::logs::parse_rfc3339)
+        .map_or(0, |n| n / 1_000_000_000)
+}
+
+pub async fn list(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
+    let mut filters = q.filters()?;
+    // `filter` (API < 1.41): a reference pattern.
+    if let Some(f) = q.get("filter").filter(|f| !f.is_empty()) {
+        filters.push(format!("reference={f}"));
+    }
+    // `all` (intermediate images too): berth stores none.
+    let s2 = s.clone();
+    let rows = Shared::blocking(move || Ok(open(&s2)?.list(&filters)?)).await?;
+    let out: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            let tags: Vec<&String> = r.names.iter().filter(|n| !n.contains('@')).collect();
+            let digests: Vec<&String> = r.names.iter().filter(|n| n.contains('@')).collect();
+            serde_json::json!({
+                "Id": r.id.to_string(),
+                "ParentId": "",
+                "RepoTags": if tags.is_empty() { vec![] } else { tags },
+                "RepoDigests": digests,
+                "Created": unix(r.created.as_deref()),
+                "Size": r.size,
+                "VirtualSize": r.size,
+                "SharedSize": -1,
+                "Labels": {},
+                "Containers": -1,
+            })
+        })
+        .collect();
+    Ok(http::json(&out))
+}
+
+pub async fn inspect(s: &Arc<Shared>, name: &str) -> ApiResult<Resp> {
+    let (s2, n) = (s.clone(), name.to_string());
+    let v = Shared::blocking(move || {
+        open(&s2)?.inspect(&n).map_err(|e| match e {
+            berth_engine::images::StoreError::UnknownImage(_) => {
+                ApiError::not_found(format!("No such image: {n}"))
+            }
+            e => e.into(),
+        })
+    })
+    .await?;
+    Ok(http::json(&v))
+}
+
+pub async fn tag(s: &Arc<Shared>, name: &str, q: &Query) -> ApiResult<Resp> {
+    let repo = q
+        .get("repo")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::bad_request("tag: the repo parameter is required"))?;
+    let target = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) => format!("{repo}:{t}"),
+        None => repo.to_string(),
+    };
+    let (s2, n) = (s.clone(), name.to_string());
+    Shared::blocking(move || Ok(open(&s2)?.tag(&n, &target)?)).await?;
+    Ok(http::empty(StatusCode::CREATED))
+}
+
+pub async fn remove(s: &Arc<Shared>, name: &str, q: &Query) -> ApiResult<Resp> {
+    let force = q.flag("force");
+    let (s2, n) = (s.clone(), name.to_string());
+    let out = Shared::blocking(move || {
+        // An image a container uses is kept (Docker: 409).
+        let e = berth_engine::Engine::open(&s2.root, &s2.run_root)?;
+        let mut imgs = open(&s2)?;
+        let inspect = imgs.inspect(&n).map_err(|e| match e {
+            berth_engine::images::StoreError::UnknownImage(_) => {
+                ApiError::not_found(format!("No such image: {n}"))
+            }
+            e => e.into(),
+        })?;
+        let id = inspect["Id"].as_str().unwrap_or_default().to_string();
+        if !force {
+            if let Some(c) = e.list()?.iter().find(|c| c.image_id == id) {
+                let tags = inspect["RepoTags"].as_array().map_or(0, |a| a.len());
+                let untag_only = tags > 1 && !n.starts_with("sha256:") && !id.contains(&n);
+                if !untag_only {
+                    return Err(ApiError::conflict(format!(
+                        "conflict: unable to remove repository reference {n:?} (must force) - container {} is using its referenced image {}",
+                        &c.id[..12.min(c.id.len())],
+                        id.trim_start_matches("sha256:").get(..12).unwrap_or(&id)
+                    )));
+                }
+            }
+        }
+        Ok(match imgs.remove(&n, force)? {
+            Removed::Untagged => vec![serde_json::json!({ "Untagged": n })],
+            Removed::Deleted(ids) => {
+                let mut v: Vec<serde_json::Value> = inspect["RepoTags"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| serde_json::json!({ "Untagged": t }))
+                    .collect();
+                v.extend(ids.iter().map(|i| serde_json::json!({ "Deleted": i.to_string() })));
+                v
+            }
+        })
+    })
+    .await?;
+    Ok(http::json(&out))
+}
+
+/// Whether Docker would reach the registry of `image` over plain HTTP
+/// (a loopback registry, as dockerd's default insecure range).
+fn loopback_registry(image: &str) -> bool {
+    let Some((host, _)) = image.split_once('/') else {
+        return false;
+    };
+    let h = host.rsplit_once(':').map_or(host, |(h, p)| {
+        if p.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    h == "localhost" || h.starts_with("127.") || h == "[::1]"
+}
+
+fn short(d: &berth_engine::images::Digest) -> String {
+    let s = d.to_string();
+    let hex = s.split_once(':').map_or(s.as_str(), |(_, h)| h);
+    hex.get(..12).unwrap_or(hex).to_string()
+}
+
+fn line(v: serde_json::Value) -> Bytes {
+    let mut b = v.to_string().into_bytes();
+    b.push(b'\r');
+    b.push(b'\n');
+    Bytes::from(b)
+}
+
+/// `POST /images/create?fromImage=NAME&tag=TAG`: a pull, its progress as
+/// Docker's JSON lines; a failure after the stream began is an `error`
+/// line, as Docker's.
+pub async fn create(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
+    if q.get("fromSrc").is_some_and(|v| !v.is_empty()) {
+        return Err(ApiError::bad_request(
+            "images/create with fromSrc (import) is not supported by berth's API yet; use `berth import`",
+        ));
+    }
+    let from = q
+        .get("fromImage")
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| ApiError::bad_request("images/create: fromImage is required"))?;
+    let image = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) if t.contains(':') => format!("{from}@{t}"),
+        Some(t) => format!("{from}:{t}"),
+        None if from.contains('@') || from.rsplit('/').next().is_some_and(|l| l.contains(':')) => {
+            from.to_string()
+        }
+        None => format!("{from}:latest"),
+    };
+    let platform = q
+        .get("platform")
+        .filter(|p| !p.is_empty())
+        .map(String::from);
+    // Errors before any layer (a bad name, registries.conf) are statuses.
+    let req = PullRequest {
+        image: image.clone(),
+        platform,
+        tls_verify: !loopback_registry(&image),
+        creds: None,
+        parallel: 3,
+    };
+    let p = Shared::blocking(move || Ok(Pull::prepare(&req)?)).await?;
+    let (resp, tx) = http::stream("application/json");
+    let s2 = s.clone();
+    let tag = image
+        .rsplit_once(':')
+        .map_or("latest", |(_, t)| t)
+        .to_string();
+    tokio::task::spawn_blocking(move || {
+        let _ = tx.blocking_send(line(serde_json::json!({
+            "status": format!("Pulling from {}", p.reference.repository),
+            "id": tag,
+        })));
+        let res = open(&s2).and_then(|mut imgs| {
+            let report = |e: PullEvent| {
+                let v = match e {
+                    PullEvent::Resolved { .. } => return,
+                    PullEvent::Exists { layer } => serde_json::json!({
+                        "status": "Already exists", "progressDetail": {}, "id": short(&layer)
+                    }),
+                    PullEvent::Progress { layer, done, total } => serde_json::json!({
+                        "status": "Downloading",
+                        "progressDetail": { "current": done, "total": total },
+                        "id": short(&layer)
+                    }),
+                    PullEvent::Done { layer } => serde_json::json!({
+                        "status": "Pull complete", "progressDetail": {}, "id": short(&layer)
+                    }),
+                };
+                // Progress is lossy: a slow client never holds the pull.
+                let _ = tx.try_send(line(v));
+            };
+            Ok(imgs.pull(&p, &report)?)
+        });
+        let last = match res {
+            Ok(pulled) => vec![
+                serde_json::json!({ "status": format!("Digest: {}", pulled.manifest) }),
+                serde_json::json!({ "status": format!("Status: Downloaded newer image for {}", p.reference) }),
+            ],
+            Err(e) => vec![serde_json::json!({
+                "errorDetail": { "message": e.message },
+                "error": e.message,
+            })],
+        };
+        for v in last {
+            let _ = tx.blocking_send(line(v));
+        }
+    });
+    Ok(resp)
+}
+
+/// `GET /images/{name}/history`: newest step first, as Docker's.
+pub async fn history(s: &Arc<Shared>, name: &str) -> ApiResult<Resp> {
+    let (s2, n) = (s.clone(), name.to_string());
+    let (steps, id) = Shared::blocking(move || {
+        let imgs = open(&s2)?;
+        let id = imgs.inspect(&n).map_err(|e| match e {
+            berth_engine::images::StoreError::UnknownImage(_) => {
+                ApiError::not_found(format!("No such image: {n}"))
+            }
+            e => e.into(),
+        })?["Id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        Ok((imgs.history(&n)?, id))
+    })
+    .await?;
+    let last = steps.len().saturating_sub(1);
+    let out: Vec<serde_json::Value> = steps
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, h)| {
+            serde_json::json!({
+                "Id": if i == last { id.as_str() } else { "<missing>" },
+                "Created": unix(Some(&h.created)),
+                "CreatedBy": h.created_by,
+                "Tags": null,
+                "Size": h.size,
+                "Comment": h.comment,
+            })
+        })
+        .collect();
+    Ok(http::json(&out))
+}
+
+/// `GET /images/{name}/get` and `GET /images/get?names=...`: a
+/// docker-archive tarball (`docker save`), streamed.
+pub async fn save(s: &Arc<Shared>, names: Vec<String>) -> ApiResult<Resp> {
+    if names.is_empty() {
+        return Err(ApiError::bad_request("images/get: name at least one image"));
+    }
+    // Unknown names are a 404 before the stream begins.
+    let (s2, n2) = (s.clone(), names.clone());
+    Shared::blocking(move || {
+        let imgs = open(&s2)?;
+        for n in &n2 {
+            imgs.inspect(n).map_err(|e| match e {
+                berth_engine::images::StoreError::UnknownImage(_) => {
+                    ApiError::not_found(format!("No such image: {n}"))
+                }
+                e => e.into(),
+            })?;
+        }
+        Ok(())
+    })
+    .await?;
+    let (resp, tx) = http::stream("application/x-tar");
+    let s2 = s.clone();
+    tokio::task::spawn_blocking(move || {
+        let w = crate::containers::FrameWriter {
+            tx,
+            stream: 1,
+            mux: false,
+        };
+        let r = open(&s2).and_then(|imgs| {
+            Ok(imgs.save(
+                &names,
+                berth_engine::images::ArchiveFormat::DockerArchive,
+                w,
+            )?)
+        });
+        // A failure mid-stream ends the tarball short: the client's tar
+        // reader fails on it.
+        if let Err(e) = r {
+            tracing::warn!("API image save: {e}");
+        }
+    });
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_registries_are_plain_http() {
+        assert!(loopback_registry("127.0.0.1:5000/test/app:1"));
+        assert!(loopback_registry("localhost:5000/app"));
+        assert!(!loopback_registry("quay.io/app"));
+        assert!(!loopback_registry("busybox"));
+        assert!(!loopback_registry("library/busybox:latest"));
+    }
+}

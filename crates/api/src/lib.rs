@@ -1,0 +1,34 @@
+#![recursion_limit = "256"]
+//! berth's Docker Engine API service (`berth system service`): Docker's
+//! REST API on a unix socket, each request translated into the engine's
+//! calls, the same ones the CLI makes, so a container made through the API
+//! and one made by `berth run` are the same thing.
+//!
+//! The only crate with an async runtime (tokio, one thread for the
+//! connections; engine calls, which block, run on tokio's blocking
+//! threads). The engine starts monitors and runtimes with
+//! `std::process::Command` without `pre_exec` (posix_spawn: vfork
+//! semantics, no copy of this multi-threaded process), and never changes
+//! the calling thread's namespaces, so nothing leaks into a worker.
+//!
+//! One file per resource: `system` (ping, version, info), `containers`,
+//! `images`, `volumes`; `http` the plumbing, `server` the listener.
+
+pub mod containers;
+pub mod createbody;
+pub mod error;
+pub mod exec;
+pub mod http;
+pub mod images;
+pub mod networks;
+pub mod router;
+pub mod server;
+pub mod system;
+pub mod volumes;
+
+pub use error::{ApiError, ApiResult};
+pub use server::{serve, Config, ServeError};
+
+/// The API version served, and the oldest a client may ask for.
+pub const API_VERSION: &str = "1.41";
+pub const MIN_API_VERSION: &str = "1.24";

@@ -1,0 +1,147 @@
+//! `/networks`: list, inspect, create, remove (bridge networks, recorded
+//! by the engine; their bridges are made when a container first starts on
+//! them).
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::{self, Query, Resp};
+use crate::server::Shared;
+use berth_engine::network::model::CreateRequest as NetCreate;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub async fn list(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
+    let filters = q.filters()?;
+    let mut names = Vec::new();
+    for f in &filters {
+        match f.split_once('=') {
+            Some(("name", n)) => names.push(n.to_string()),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid filter {f:?}: berth's network list takes name"
+                )))
+            }
+        }
+    }
+    let out = s
+        .engine(move |e| {
+            let mut out = Vec::new();
+            for n in e.network_list()? {
+                if !names.is_empty() && !names.iter().any(|x| n.name.contains(x.as_str())) {
+                    continue;
+                }
+                out.push(e.inspect_network(&n.name)?);
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(http::json(&out))
+}
+
+pub async fn inspect(s: &Arc<Shared>, name: &str) -> ApiResult<Resp> {
+    let name = name.to_string();
+    let v = s.engine(move |e| Ok(e.inspect_network(&name)?)).await?;
+    Ok(http::json(&v))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct Ipam {
+    driver: String,
+    config: Vec<IpamConfig>,
+    options: BTreeMap<String, String>,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct IpamConfig {
+    subnet: String,
+    gateway: String,
+    #[serde(rename = "IPRange")]
+    ip_range: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct CreateBody {
+    name: String,
+    driver: String,
+    internal: bool,
+    attachable: bool,
+    ingress: bool,
+    #[serde(rename = "EnableIPv6")]
+    enable_ipv6: bool,
+    #[serde(rename = "IPAM")]
+    ipam: Option<Ipam>,
+    options: BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+    check_duplicate: bool,
+}
+
+pub async fn create(s: &Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
+    let b: CreateBody = http::read_json(req.into_body()).await?;
+    if b.name.is_empty() {
+        return Err(ApiError::bad_request("network create: Name is required"));
+    }
+    if b.ingress {
+        return Err(ApiError::bad_request(
+            "Ingress networks are not supported by berth",
+        ));
+    }
+    let _ = (b.attachable, b.check_duplicate);
+    let ipam = b.ipam.unwrap_or_default();
+    if !ipam.driver.is_empty() && ipam.driver != "default" {
+        return Err(ApiError::bad_request(format!(
+            "IPAM driver {:?} is not supported: berth has the default one",
+            ipam.driver
+        )));
+    }
+    if !ipam.options.is_empty() {
+        return Err(ApiError::bad_request(
+            "IPAM.Options are not supported by berth",
+        ));
+    }
+    let req = NetCreate {
+        name: b.name,
+        driver: Some(b.driver).filter(|d| !d.is_empty()),
+        subnets: ipam
+            .config
+            .iter()
+            .map(|c| c.subnet.clone())
+            .filter(|x| !x.is_empty())
+            .collect(),
+        gateways: ipam
+            .config
+            .iter()
+            .map(|c| c.gateway.clone())
+            .filter(|x| !x.is_empty())
+            .collect(),
+        ip_ranges: ipam
+            .config
+            .iter()
+            .map(|c| c.ip_range.clone())
+            .filter(|x| !x.is_empty())
+            .collect(),
+        ipv6: b.enable_ipv6,
+        internal: b.internal,
+        disable_dns: false,
+        labels: b.labels,
+        options: b.options,
+    };
+    let id = s.engine(move |e| Ok(e.network_create(&req)?.id)).await?;
+    Ok(http::json_status(
+        StatusCode::CREATED,
+        &serde_json::json!({ "Id": id, "Warning": "" }),
+    ))
+}
+
+pub async fn remove(s: &Arc<Shared>, name: &str) -> ApiResult<Resp> {
+    let name = name.to_string();
+    s.engine(move |e| {
+        e.network_remove(&name)?;
+        Ok(())
+    })
+    .await?;
+    Ok(http::empty(StatusCode::NO_CONTENT))
+}

@@ -1,0 +1,719 @@
+//! `berth system service`: Docker's Engine API driven by real clients
+//! (Debian's docker CLI 20.10, a docker CLI 28.x where the machine has
+//! one, the Python Docker SDK) and by raw HTTP for the error cases. Each
+//! test starts its own service on a socket in its Env's run root; dockerd
+//! is never started.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const DOCKER: &str = "/usr/bin/docker";
+const DOCKER_NEW: &str = "/usr/local/bin/docker";
+
+/// A service on a private socket, stopped (and waited for) on drop.
+struct Service {
+    child: Child,
+    sock: PathBuf,
+    /// DOCKER_CONFIG: the clients' config stays out of the host's.
+    config: tempfile::TempDir,
+}
+
+impl Service {
+    fn start(env: &Env) -> Service {
+        let sock = env.run_root.path().join("docker.sock");
+        let child = env
+            .cmd()
+            .args(["system", "service", "--time", "0"])
+            .arg(format!("unix://{}", sock.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start berth system service");
+        let t = Instant::now();
+        while UnixStream::connect(&sock).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the service did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Service {
+            child,
+            sock,
+            config: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn docker_with(&self, bin: &str, args: &[&str], stdin: Option<&[u8]>) -> Out {
+        assert!(
+            Path::new(bin).exists(),
+            "{bin} is missing (apt-get install docker.io)"
+        );
+        let mut c = Command::new(bin);
+        c.args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", self.config.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut ch = c.spawn().expect("run docker");
+        let mut i = ch.stdin.take().unwrap();
+        if let Some(d) = stdin {
+            i.write_all(d).unwrap();
+        }
+        drop(i);
+        let o: Output = ch.wait_with_output().unwrap();
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    fn docker(&self, args: &[&str]) -> Out {
+        self.docker_with(DOCKER, args, None)
+    }
+
+    fn http(&self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        http(&self.sock, method, path, body)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// One request on a fresh connection to `sock`: status and body.
+fn http(sock: &Path, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    {
+        let mut s = UnixStream::connect(sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        let _ = s.write_all(body);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP answer to {method} {path}: {text:?}"));
+        let body = text
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string();
+        (status, body)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        // SAFETY: kill on the pid of the child this test started.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+fn ok(o: Out) -> Out {
+    assert_eq!(o.code, 0, "docker failed: {}\n{}", o.stderr, o.stdout);
+    o
+}
+
+fn image(env: &Env) -> &'static str {
+    let mut t = busybox_rootfs(&["sh", "echo", "cat", "sleep", "true", "pwd"]);
+    import_image(env, t.end(), "api/bb:1")
+}
+
+/// The docker CLI's everyday commands: run -d and run --rm (attached,
+/// its exit code and stdin), ps, logs, inspect, stop, rm, images, volumes,
+/// pull from a registry; what they show is what berth's CLI shows.
+#[test]
+fn docker_cli_drives_berth() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+
+    // run -d, then the same container seen by both.
+    let id = ok(svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-e",
+        "A=1",
+        "-l",
+        "k=v",
+        img,
+        "sh",
+        "-c",
+        "echo out; echo err >&2; echo $A; sleep 100",
+    ]))
+    .stdout
+    .trim()
+    .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    let berth_ps = env.berth(&["ps", "-q", "--no-trunc"]).ok().stdout;
+    assert!(berth_ps.contains(&id), "{berth_ps}");
+    let ps = ok(svc.docker(&[
+        "ps",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.Names}} {{.Labels}}",
+    ]))
+    .stdout;
+    assert!(ps.contains(&format!("{id} web k=v")), "{ps}");
+    let t = Instant::now();
+    loop {
+        let logs = svc.docker(&["logs", "web"]);
+        if logs.stdout == "out\n1\n" && logs.stderr == "err\n" {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "logs: {:?} {:?}",
+            logs.stdout,
+            logs.stderr
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ours: serde_json::Value =
+        serde_json::from_str(&ok(svc.docker(&["inspect", "web"])).stdout).unwrap();
+    let berths: serde_json::Value =
+        serde_json::from_str(&env.berth(&["inspect", "web"]).ok().stdout).unwrap();
+    assert_eq!(ours[0]["Id"], berths[0]["Id"]);
+    assert_eq!(ours[0]["Name"], "/web");
+    assert_eq!(ours[0]["State"]["Running"], true);
+    assert_eq!(ours[0]["Config"]["Labels"]["k"], "v");
+
+    // exec: output, exit code, stdin, a missing command, detached.
+    let o = svc.docker(&["exec", "web", "sh", "-c", "echo in; echo e >&2; exit 5"]);
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (5, "in\n", "e\n")
+    );
+    let o = svc.docker_with(DOCKER, &["exec", "-i", "web", "cat"], Some(b"to exec\n"));
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (0, "to exec\n"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(svc.docker(&["exec", "web", "nosuchcmd"]).code, 127);
+    ok(svc.docker(&["exec", "-d", "web", "sh", "-c", "echo bg > /tmp/f"]));
+    let t = Instant::now();
+    while env.berth(&["exec", "web", "cat", "/tmp/f"]).stdout != "bg\n" {
+        assert!(t.elapsed() < Duration::from_secs(10), "exec -d did not run");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // exec -t: a terminal, and the exit code.
+    let o = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{DOCKER} exec -t web sh -c 'test -t 1 && echo isatty; exit 7'"
+        ))
+        .arg("/dev/null")
+        .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+        .env("DOCKER_CONFIG", svc.config.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        o.status.code(),
+        Some(7),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("isatty"), "{out}");
+
+    // top, pause, unpause, rename.
+    let top = ok(svc.docker(&["top", "web"])).stdout;
+    assert!(top.contains("PID") && top.contains("sleep 100"), "{top}");
+    ok(svc.docker(&["pause", "web"]));
+    let st = ok(svc.docker(&["inspect", "-f", "{{.State.Status}}", "web"])).stdout;
+    assert_eq!(st.trim(), "paused");
+    ok(svc.docker(&["unpause", "web"]));
+    ok(svc.docker(&["rename", "web", "web2"]));
+    assert!(env
+        .berth(&["ps", "--format", "{{.Names}}"])
+        .ok()
+        .stdout
+        .contains("web2"));
+    ok(svc.docker(&["rename", "web2", "web"]));
+
+    // A second container of the name: Docker's 409 and message.
+    let dup = svc.docker(&["run", "-d", "--name", "web", img, "true"]);
+    assert_ne!(dup.code, 0);
+    assert!(
+        dup.stderr
+            .contains("The container name \"/web\" is already in use"),
+        "{}",
+        dup.stderr
+    );
+    // A running container is not removed without -f.
+    let rm = svc.docker(&["rm", "web"]);
+    assert!(
+        rm.code != 0 && rm.stderr.contains("cannot remove a running container"),
+        "{}",
+        rm.stderr
+    );
+    ok(svc.docker(&["stop", "-t", "1", "web"]));
+    let st = ok(svc.docker(&["inspect", "-f", "{{.State.Status}}", "web"])).stdout;
+    assert_eq!(st.trim(), "exited");
+    ok(svc.docker(&["rm", "web"]));
+    assert!(!env
+        .berth(&["ps", "-aq", "--no-trunc"])
+        .ok()
+        .stdout
+        .contains(&id));
+
+    // Unknown containers: Docker's words.
+    let o = svc.docker(&["stop", "nosuch"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("No such container: nosuch"),
+        "{}",
+        o.stderr
+    );
+
+    // Attached runs: output, exit code, stdin, --rm.
+    let o = svc.docker(&[
+        "run",
+        "--rm",
+        img,
+        "sh",
+        "-c",
+        "echo hello; echo oops >&2; exit 3",
+    ]);
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (3, "hello\n", "oops\n")
+    );
+    let o = svc.docker_with(
+        DOCKER,
+        &["run", "--rm", "-i", img, "cat"],
+        Some(b"piped in\n"),
+    );
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (0, "piped in\n"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(
+        env.berth(&["ps", "-aq"]).ok().stdout,
+        "",
+        "--rm containers are gone"
+    );
+
+    // -t: the container gets a terminal (the client's is script(1)'s pty).
+    let o = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{DOCKER} run --rm -t {img} sh -c 'test -t 1 && echo isatty'"
+        ))
+        .arg("/dev/null")
+        .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+        .env("DOCKER_CONFIG", svc.config.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("isatty"),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Resources and options reach the spec as `berth run`'s flags do.
+    let o = ok(svc.docker(&[
+        "run",
+        "--rm",
+        "-w",
+        "/tmp",
+        "-e",
+        "FOO=bar",
+        "--memory",
+        "64m",
+        img,
+        "sh",
+        "-c",
+        "echo $FOO; pwd",
+    ]));
+    assert_eq!(o.stdout, "bar\n/tmp\n");
+    let o = svc.docker(&["run", "--rm", "--link", "a:b", img, "true"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("HostConfig.Links"),
+        "{}",
+        o.stderr
+    );
+
+    // Volumes.
+    ok(svc.docker(&["volume", "create", "data"]));
+    ok(svc.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        img,
+        "sh",
+        "-c",
+        "echo kept > /data/f",
+    ]));
+    let o = ok(svc.docker(&["run", "--rm", "-v", "data:/data", img, "cat", "/data/f"]));
+    assert_eq!(o.stdout, "kept\n");
+    assert_eq!(ok(svc.docker(&["volume", "ls", "-q"])).stdout, "data\n");
+    ok(svc.docker(&["volume", "rm", "data"]));
+    assert_eq!(env.berth(&["volume", "ls", "-q"]).ok().stdout, "");
+
+    // Networks (recorded only: no bridge is made without a container).
+    ok(svc.docker(&["network", "create", "apinet"]));
+    let ls = ok(svc.docker(&["network", "ls", "--format", "{{.Name}} {{.Driver}}"])).stdout;
+    assert!(ls.contains("apinet bridge"), "{ls}");
+    assert!(env.berth(&["network", "ls"]).ok().stdout.contains("apinet"));
+    let o = svc.docker(&["network", "rm", "bridge"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("pre-defined network"),
+        "{}",
+        o.stderr
+    );
+    ok(svc.docker(&["network", "rm", "apinet"]));
+    assert!(!env.berth(&["network", "ls"]).ok().stdout.contains("apinet"));
+
+    // Images: list, history, save (loaded back by berth), and a pull from
+    // the test registry.
+    let imgs = ok(svc.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])).stdout;
+    assert!(imgs.contains("api/bb:1"), "{imgs}");
+    let h = ok(svc.docker(&["history", img])).stdout;
+    assert!(h.contains("berth import"), "{h}");
+    let saved = env.root.path().join("saved.tar");
+    ok(svc.docker(&["save", "-o", saved.to_str().unwrap(), img]));
+    let loaded = Env::new();
+    let o = loaded.berth(&["load", "-i", saved.to_str().unwrap()]).ok();
+    assert!(o.stdout.contains("api/bb:1"), "{}", o.stdout);
+    let o = svc.docker(&["save", "no/such:1"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("No such image"),
+        "{}",
+        o.stderr
+    );
+    let reg = registry();
+    push_image("t/api", "v1", &[base_layer()], Comp::Gzip, "amd64");
+    let name = format!("{}/t/api:v1", reg.addr);
+    let o = ok(svc.docker(&["pull", &name]));
+    assert!(o.stdout.contains("Downloaded newer image"), "{}", o.stdout);
+    assert!(env.berth(&["images"]).ok().stdout.contains("t/api"));
+    let o = svc.docker(&["pull", &format!("{}/t/nosuch:v1", reg.addr)]);
+    assert!(o.code != 0, "{}", o.stdout);
+    let o = ok(svc.docker(&["run", "--rm", &name, "cat", "/etc/motd"]));
+    assert_eq!(o.stdout, "base\n");
+    ok(svc.docker(&["rmi", &name]));
+
+    // The monitors the service started and that ended are reaped: no
+    // zombie children are left.
+    let zombies = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+            .filter(|st| {
+                // pid (comm) state ppid ...
+                let rest = st.rsplit_once(')').map_or("", |(_, r)| r);
+                let mut f = rest.split_whitespace();
+                f.next() == Some("Z") && f.next() == Some(svc.pid().to_string().as_str())
+            })
+            .count()
+    };
+    let t = Instant::now();
+    while zombies() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the service leaves zombie monitors"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The current CLI negotiates the version down and does the same.
+    if Path::new(DOCKER_NEW).exists() {
+        let o = svc.docker_with(DOCKER_NEW, &["run", "--rm", img, "echo", "from 28"], None);
+        assert_eq!(
+            (o.code, o.stdout.as_str()),
+            (0, "from 28\n"),
+            "{}",
+            o.stderr
+        );
+        let v = ok(svc.docker_with(
+            DOCKER_NEW,
+            &["version", "--format", "{{.Server.APIVersion}}"],
+            None,
+        ));
+        assert_eq!(v.stdout.trim(), "1.41");
+    }
+}
+
+/// Bad requests get Docker's statuses and bodies, cost bounded memory, and
+/// never take the service down; a client leaving a followed log leaves
+/// nothing behind.
+#[test]
+fn api_errors_and_bad_input() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+
+    let (st, body) = svc.http("GET", "/_ping", b"");
+    assert_eq!((st, body.as_str()), (200, "OK"));
+    let (st, body) = svc.http("GET", "/v1.41/containers/nosuch/json", b"");
+    assert_eq!(st, 404);
+    assert_eq!(body, r#"{"message":"No such container: nosuch"}"#);
+    let (st, body) = svc.http("POST", "/v1.41/containers/create", b"{\"Image\": ");
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("invalid JSON"), "{body}");
+    let (st, body) = svc.http(
+        "POST",
+        "/v1.41/containers/create",
+        br#"{"Image":"api/bb:1","Cmd":"true","HostConfig":{"Memory":"lots"}}"#,
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("HostConfig.Memory"), "{body}");
+    let (st, body) = svc.http(
+        "POST",
+        "/v1.41/containers/create",
+        br#"{"Image":"no/such:image"}"#,
+    );
+    assert_eq!(st, 404, "{body}");
+    assert!(body.contains("No such image"), "{body}");
+    let (st, _) = svc.http(
+        "POST",
+        "/v1.41/containers/create?name=one",
+        br#"{"Image":"api/bb:1","Cmd":["true"]}"#,
+    );
+    assert_eq!(st, 201);
+    let (st, body) = svc.http(
+        "POST",
+        "/v1.41/containers/create?name=one",
+        br#"{"Image":"api/bb:1","Cmd":["true"]}"#,
+    );
+    assert_eq!(st, 409, "{body}");
+    let (st, body) = svc.http("GET", "/v9.99/info", b"");
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("too new"), "{body}");
+    let (st, _) = svc.http("GET", "/v1.41/no/such/endpoint", b"");
+    assert_eq!(st, 404);
+
+    // A body over the cap: 413, not read whole.
+    let big = vec![b' '; 2 << 20];
+    let (st, body) = svc.http("POST", "/v1.41/containers/create", &big);
+    assert_eq!(st, 413, "{body}");
+
+    // A client that never finishes its headers does not hold others up.
+    let mut slow = UnixStream::connect(&svc.sock).unwrap();
+    slow.write_all(b"GET /_ping HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let (st, _) = svc.http("GET", "/_ping", b"");
+    assert_eq!(st, 200);
+    drop(slow);
+
+    // Following logs, then leaving: the service's reader of the log stops
+    // (no fd of the service is left on the container's log or watching it).
+    let id = ok(svc.docker(&[
+        "run",
+        "-d",
+        img,
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.1; done",
+    ]))
+    .stdout
+    .trim()
+    .to_string();
+    let following = || {
+        std::fs::read_dir(format!("/proc/{}/fd", svc.pid()))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter(|l| {
+                let l = l.to_string_lossy();
+                l.contains(&id) || l.contains("inotify")
+            })
+            .count()
+    };
+    assert_eq!(following(), 0);
+    {
+        let mut s = UnixStream::connect(&svc.sock).unwrap();
+        write!(
+            s,
+            "GET /v1.41/containers/{id}/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = [0u8; 4096];
+        let mut got = Vec::new();
+        while !String::from_utf8_lossy(&got).contains("tick") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        // Past the lines already written, the follow watches the log.
+        let t = Instant::now();
+        while following() == 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the follow never watched the log"
+            );
+            let _ = s.read(&mut buf);
+        }
+    }
+    let t = Instant::now();
+    while following() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the follow went on after its client left"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ok(svc.docker(&["rm", "-f", &id]));
+
+    // Still serving after all of it.
+    let (st, _) = svc.http("HEAD", "/_ping", b"");
+    assert_eq!(st, 200);
+}
+
+/// The Python Docker SDK's scripted round.
+#[test]
+fn python_sdk_round() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="unix://{sock}", version="auto")
+assert c.ping()
+ctr = c.containers.run("{img}", ["sh", "-c", "echo sdk"], detach=True, name="py", labels={{"from": "sdk"}})
+assert ctr.wait()["StatusCode"] == 0
+assert ctr.logs() == b"sdk\n", ctr.logs()
+assert [x.name for x in c.containers.list(all=True, filters={{"label": "from=sdk"}})] == ["py"]
+ctr.remove()
+try:
+    c.containers.get("py")
+    raise SystemExit("removed container still found")
+except docker.errors.NotFound:
+    pass
+assert any("api/bb:1" in t for i in c.images.list() for t in i.tags)
+print("sdk ok")
+"#,
+        sock = svc.sock.display()
+    );
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("sdk ok"),
+        "python SDK failed (pip install docker): {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// `--time`: the service exits once idle that long (removing its socket);
+/// under socket activation it serves the socket systemd hands it (here
+/// systemd-socket-activate, which execs it on the first connection) and
+/// leaves that socket alone.
+#[test]
+fn service_idles_out_and_takes_an_activated_socket() {
+    let env = Env::new();
+    let sock = env.run_root.path().join("idle.sock");
+    let mut child = env
+        .cmd()
+        .args(["system", "service", "--time", "1"])
+        .arg(format!("unix://{}", sock.display()))
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while UnixStream::connect(&sock).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the service did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(http(&sock, "GET", "/_ping", b"").0, 200);
+    let t = Instant::now();
+    let st = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the service did not exit when idle"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(st.success(), "{st:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "it exited before its idle time"
+    );
+    assert!(!sock.exists(), "the service removes the socket it made");
+
+    let activate = "/usr/bin/systemd-socket-activate";
+    assert!(
+        Path::new(activate).exists(),
+        "{activate} is missing (package systemd)"
+    );
+    let asock = env.run_root.path().join("activated.sock");
+    let mut child = Command::new(activate)
+        .arg("-l")
+        .arg(&asock)
+        .arg(env!("CARGO_BIN_EXE_berth"))
+        .arg("--root")
+        .arg(env.root.path())
+        .arg("--run-root")
+        .arg(env.run_root.path())
+        .args([
+            "system",
+            "service",
+            "--time",
+            "1",
+            "unix:///nonexistent/not-used.sock",
+        ])
+        .env("BERTH_DEFAULT_NETWORK", "none")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !asock.exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no activation socket"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (st, body) = http(&asock, "GET", "/v1.41/version", b"");
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("\"ApiVersion\":\"1.41\""), "{body}");
+    let t = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the activated service did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        asock.exists(),
+        "the activated socket is systemd's: left in place"
+    );
+}

@@ -1,0 +1,29 @@
+//! The Docker API's request decoding on hostile input: a path's version
+//! prefix, a query string, Docker's filters, and a container create body
+//! (mapped onto the CLI's flags, then into the typed spec) either decode or
+//! fail with a message; none panics.
+#![no_main]
+
+use berth_api::createbody;
+use berth_api::http::{parse_filters, Query};
+use berth_api::router::split_version;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = split_version(text);
+        let q = Query::parse(Some(text));
+        let _ = q.filters();
+        let _ = q.int::<i64>("t");
+        let _ = parse_filters(text);
+    }
+    match createbody::parse(data) {
+        Ok(b) => {
+            assert!(!b.image.is_empty());
+            // Never an entry taken from the service's own environment.
+            assert!(b.flags.env.iter().all(|e| e.contains('=')));
+            let _ = berth_engine::specgen::docker::to_spec(&b.flags, &b.command);
+        }
+        Err(e) => assert!(!e.is_empty()),
+    }
+});
