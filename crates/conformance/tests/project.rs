@@ -78,7 +78,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // library and the monitor's protocol are its tests' dev-dependencies.
     (
         "berth-cli",
-        &["berth-image", "berth-engine", "berth-monitor-proto"],
+        &[
+            "berth-image",
+            "berth-engine",
+            "berth-monitor-proto",
+            "berth-kube",
+        ],
     ),
     // sys: the signal reset between fork and exec, shared with the monitor.
     ("berth-init", &["berth-sys"]),
@@ -92,6 +97,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The Dockerfile language (parser, expansion, .dockerignore, stage
     // graph): pure, no workspace crate.
     ("berth-build", &[]),
+    // Kubernetes YAML to specs, pure: the engine's spec types (and the
+    // network's port mapping they hold), no I/O.
+    ("berth-kube", &["berth-engine", "berth-network"]),
 ];
 
 /// Crates that must not link berth-runtime, directly or through any other
