@@ -183,6 +183,13 @@ pub fn parse(source: &str, text: &str) -> Result<Manifest> {
             Doc::Service(o) => o.metadata.name.clone(),
         };
         match meta_name {
+            Some(n) if n.len() < 2 => {
+                return Err(Error::Invalid {
+                    doc,
+                    path: "metadata.name".into(),
+                    msg: format!("{n:?}: berth's names have at least 2 characters"),
+                })
+            }
             Some(n) if is_dns_name(&n, 63) => {}
             Some(n) => {
                 return Err(Error::Invalid {
