@@ -208,7 +208,33 @@ fn remove_pod(engine: &Engine, pod: &PodRecord) -> Result<()> {
     Ok(())
 }
 
-fn image_id(root: &Path, engine: &Engine, image: &str, pull: Pull) -> Result<berth_engine::images::Digest> {
+/// Removes the volumes made for pods of a workload that are gone (a pod
+/// removed by hand, or by a play killed half-way).
+fn remove_orphan_volumes(engine: &Engine, kind: &str, name: &str) -> Result<()> {
+    let live: Vec<String> = pods_of(engine, kind, name)?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    for v in engine.records.volumes()? {
+        let l = &v.labels;
+        if l.get(LABEL_KIND).map(String::as_str) == Some(kind)
+            && l.get(LABEL_NAME).map(String::as_str) == Some(name)
+            && l.get(LABEL_POD).is_some_and(|p| !live.contains(p))
+        {
+            engine
+                .remove_volume(&v.name)
+                .with_context(|| format!("kube: remove volume {} of a removed pod", v.name))?;
+        }
+    }
+    Ok(())
+}
+
+fn image_id(
+    root: &Path,
+    engine: &Engine,
+    image: &str,
+    pull: Pull,
+) -> Result<berth_engine::images::Digest> {
     use berth_engine::images::{ImageChoice, PullPolicy as P};
     let policy = match pull {
         Pull::Always => P::Always,
@@ -319,10 +345,13 @@ fn make_pod(
     }
     labels.clear();
     let mut spec = plan.spec.clone();
-    spec.labels.insert(LABEL_HASH.into(), w.template_hash.clone());
-    spec.labels.insert(LABEL_REPLICAS.into(), w.replicas.to_string());
+    spec.labels
+        .insert(LABEL_HASH.into(), w.template_hash.clone());
+    spec.labels
+        .insert(LABEL_REPLICAS.into(), w.replicas.to_string());
     if let Some(j) = &w.job {
-        spec.labels.insert(LABEL_REPLICAS.into(), j.completions.to_string());
+        spec.labels
+            .insert(LABEL_REPLICAS.into(), j.completions.to_string());
     }
     let pod = engine
         .pod_create(&PodCreate {
@@ -390,6 +419,7 @@ fn play(root: &Path, engine: &Engine, plan: &berth_kube::Plan, a: &PlayArgs) -> 
     for w in &plan.workloads {
         let object = format!("{}/{}", w.kind.as_str(), w.name);
         let _lock = engine.kube_lock(&object)?;
+        remove_orphan_volumes(engine, w.kind.as_str(), &w.name)?;
         let r = if w.kind == Kind::Job {
             job(root, engine, w, a)
         } else {
@@ -401,7 +431,10 @@ fn play(root: &Path, engine: &Engine, plan: &berth_kube::Plan, a: &PlayArgs) -> 
         }
     }
     if !failed.is_empty() {
-        bail!("kube play: {} failed (replay the file to retry)", failed.join(", "));
+        bail!(
+            "kube play: {} failed (replay the file to retry)",
+            failed.join(", ")
+        );
     }
     Ok(())
 }
@@ -441,11 +474,16 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
     }
     // A workload that publishes host ports cannot run two generations at
     // once: the old pods go first.
-    let publishes = w.pod("x", 0).is_ok_and(|p| !p.spec.network.ports.is_empty());
+    let publishes = w
+        .pod("x", 0)
+        .is_ok_and(|p| !p.spec.network.ports.is_empty());
     let (surge, unavail) = if publishes {
         (0, w.rollout.max_unavailable.max(1) as usize)
     } else {
-        (w.rollout.max_surge as usize, w.rollout.max_unavailable as usize)
+        (
+            w.rollout.max_surge as usize,
+            w.rollout.max_unavailable as usize,
+        )
     };
     let mut made = 0;
     loop {
@@ -456,18 +494,28 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
         // Old pods that may go now: the available ones stay at least
         // want - maxUnavailable.
         let floor = want.saturating_sub(unavail);
-        let can_go = (current.len() + old.len()).saturating_sub(floor).min(old.len());
+        let can_go = (current.len() + old.len())
+            .saturating_sub(floor)
+            .min(old.len());
         let go = if need == 0 { old.len() } else { can_go };
         for p in old.drain(..go) {
             remove_pod(engine, &p)?;
             println!("pod/{} removed", p.name);
         }
-        let room = (want + surge).saturating_sub(current.len() + old.len()).min(need);
+        let room = (want + surge)
+            .saturating_sub(current.len() + old.len())
+            .min(need);
         if room == 0 && go == 0 {
-            bail!("kube: {object}: the rolling update cannot proceed (maxSurge and maxUnavailable)");
+            bail!(
+                "kube: {object}: the rolling update cannot proceed (maxSurge and maxUnavailable)"
+            );
         }
         for _ in 0..room {
-            let index = if current.is_empty() && old.is_empty() { 0 } else { 1 };
+            let index = if current.is_empty() && old.is_empty() {
+                0
+            } else {
+                1
+            };
             let p = make_pod(root, engine, w, index, a.start)?;
             println!("pod/{}", p.name);
             current.push(p);
@@ -486,7 +534,12 @@ fn pod_outcome(engine: &Engine, pod: &PodRecord) -> Option<bool> {
     if app.is_empty() {
         return Some(false);
     }
-    if app.iter().any(|r| matches!(r.state.status, Status::Running | Status::Restarting | Status::Created)) {
+    if app.iter().any(|r| {
+        matches!(
+            r.state.status,
+            Status::Running | Status::Restarting | Status::Created
+        )
+    }) {
         return None;
     }
     Some(app.iter().all(|r| r.state.exit_code == 0))
@@ -515,7 +568,9 @@ fn job(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<()> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos() as i64);
             let age = now.saturating_sub(ns).max(0) as u64;
-            Instant::now().checked_sub(Duration::from_nanos(age)).unwrap_or_else(Instant::now)
+            Instant::now()
+                .checked_sub(Duration::from_nanos(age))
+                .unwrap_or_else(Instant::now)
         }
         None => Instant::now(),
     };
@@ -542,7 +597,10 @@ fn job(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<()> {
             for p in running {
                 let _ = engine.pod_kill(&p.id, libc::SIGKILL);
             }
-            bail!("kube: {object} failed: {failed} pods failed, more than backoffLimit {}", j.backoff_limit);
+            bail!(
+                "kube: {object} failed: {failed} pods failed, more than backoffLimit {}",
+                j.backoff_limit
+            );
         }
         if let Some(d) = j.active_deadline_seconds {
             if started.elapsed() > Duration::from_secs(d) {
@@ -584,6 +642,10 @@ fn down(engine: &Engine, plan: &berth_kube::Plan) -> Result<()> {
                 }
             }
         }
+        if let Err(e) = remove_orphan_volumes(engine, w.kind.as_str(), &w.name) {
+            eprintln!("Error: {}", crate::output::text(&e));
+            errors += 1;
+        }
     }
     if errors > 0 {
         bail!("kube down: {errors} pods could not be removed");
@@ -596,11 +658,15 @@ fn ls(engine: &Engine, plan: Option<&berth_kube::Plan>) -> Result<()> {
     if let Some(plan) = plan {
         for w in &plan.workloads {
             let want = w.job.map_or(w.replicas, |j| j.completions);
-            rows.insert((w.kind.as_str().into(), w.name.clone()), (want.to_string(), 0, 0));
+            rows.insert(
+                (w.kind.as_str().into(), w.name.clone()),
+                (want.to_string(), 0, 0),
+            );
         }
     }
     for p in engine.pod_list()? {
-        let (Some(k), Some(n)) = (p.spec.labels.get(LABEL_KIND), p.spec.labels.get(LABEL_NAME)) else {
+        let (Some(k), Some(n)) = (p.spec.labels.get(LABEL_KIND), p.spec.labels.get(LABEL_NAME))
+        else {
             continue;
         };
         let key = (k.clone(), n.clone());
@@ -608,17 +674,31 @@ fn ls(engine: &Engine, plan: Option<&berth_kube::Plan>) -> Result<()> {
             continue;
         }
         let e = rows.entry(key).or_insert_with(|| {
-            (p.spec.labels.get(LABEL_REPLICAS).cloned().unwrap_or_default(), 0, 0)
+            (
+                p.spec
+                    .labels
+                    .get(LABEL_REPLICAS)
+                    .cloned()
+                    .unwrap_or_default(),
+                0,
+                0,
+            )
         });
         e.2 += 1;
-        let ok = if k == "Job" { pod_outcome(engine, &p) == Some(true) } else { ready(engine, &p) };
+        let ok = if k == "Job" {
+            pod_outcome(engine, &p) == Some(true)
+        } else {
+            ready(engine, &p)
+        };
         if ok {
             e.1 += 1;
         }
     }
     let body: Vec<Vec<String>> = rows
         .into_iter()
-        .map(|((k, n), (want, ready, pods))| vec![k, n, format!("{ready}/{want}"), pods.to_string()])
+        .map(|((k, n), (want, ready, pods))| {
+            vec![k, n, format!("{ready}/{want}"), pods.to_string()]
+        })
         .collect();
     crate::manage::table(&["KIND", "NAME", "READY", "PODS"], &body)?;
     Ok(())
@@ -706,7 +786,10 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
             res.limits.insert("memory".into(), t::Quantity::Int(m));
         }
         if let Some(cpus) = s.resources.cpus {
-            res.limits.insert("cpu".into(), t::Quantity::String(format!("{}m", (cpus * 1000.0).round() as i64)));
+            res.limits.insert(
+                "cpu".into(),
+                t::Quantity::String(format!("{}m", (cpus * 1000.0).round() as i64)),
+            );
         }
         if res != t::Resources::default() {
             c.resources = Some(res);
@@ -719,7 +802,10 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
             sc.read_only_root_filesystem = Some(true);
         }
         if !s.security.cap_add.is_empty() || !s.security.cap_drop.is_empty() {
-            sc.capabilities = Some(t::Capabilities { add: s.security.cap_add.clone(), drop: s.security.cap_drop.clone() });
+            sc.capabilities = Some(t::Capabilities {
+                add: s.security.cap_add.clone(),
+                drop: s.security.cap_drop.clone(),
+            });
         }
         if let Some(u) = &s.process.user {
             let (uid, gid) = u.split_once(':').unwrap_or((u, ""));
@@ -734,17 +820,26 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
             let vol = match m.kind {
                 berth_engine::specgen::MountType::Bind => t::Volume {
                     name: vname.clone(),
-                    host_path: Some(t::HostPath { path: m.source.clone(), kind: None }),
+                    host_path: Some(t::HostPath {
+                        path: m.source.clone(),
+                        kind: None,
+                    }),
                     ..Default::default()
                 },
                 berth_engine::specgen::MountType::Volume => t::Volume {
                     name: vname.clone(),
-                    persistent_volume_claim: Some(t::PvcVolume { claim_name: m.source.clone(), read_only: None }),
+                    persistent_volume_claim: Some(t::PvcVolume {
+                        claim_name: m.source.clone(),
+                        read_only: None,
+                    }),
                     ..Default::default()
                 },
                 berth_engine::specgen::MountType::Tmpfs => t::Volume {
                     name: vname.clone(),
-                    empty_dir: Some(t::EmptyDir { medium: Some("Memory".into()), size_limit: m.size.map(|b| t::Quantity::Int(b as i64)) }),
+                    empty_dir: Some(t::EmptyDir {
+                        medium: Some("Memory".into()),
+                        size_limit: m.size.map(|b| t::Quantity::Int(b as i64)),
+                    }),
                     ..Default::default()
                 },
             };
@@ -756,11 +851,15 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
                 ..Default::default()
             });
         }
-        spec.restart_policy = Some(match s.lifecycle.restart {
-            berth_engine::specgen::RestartPolicy::Always | berth_engine::specgen::RestartPolicy::UnlessStopped => "Always",
-            berth_engine::specgen::RestartPolicy::OnFailure(_) => "OnFailure",
-            berth_engine::specgen::RestartPolicy::No => "Never",
-        }.into());
+        spec.restart_policy = Some(
+            match s.lifecycle.restart {
+                berth_engine::specgen::RestartPolicy::Always
+                | berth_engine::specgen::RestartPolicy::UnlessStopped => "Always",
+                berth_engine::specgen::RestartPolicy::OnFailure(_) => "OnFailure",
+                berth_engine::specgen::RestartPolicy::No => "Never",
+            }
+            .into(),
+        );
         spec.containers.push(c);
     }
     if spec.containers.is_empty() {

@@ -232,7 +232,11 @@ fn deployment_behind_a_service_replays_rolls_and_goes_down() {
     for p in &pods {
         // <deployment>-<template hash>-<5 characters>
         let parts: Vec<&str> = p.split('-').collect();
-        assert_eq!((parts.len(), parts[0], parts[2].len()), (3, "web", 5), "{p}");
+        assert_eq!(
+            (parts.len(), parts[0], parts[2].len()),
+            (3, "web", 5),
+            "{p}"
+        );
     }
     let c = format!("{}-main", pods[0]);
     let logs = k.berth(&["logs", &c]).ok().stdout;
@@ -275,7 +279,10 @@ fn deployment_behind_a_service_replays_rolls_and_goes_down() {
         .stdout
         .lines()
         .skip_while(|l| !l.contains("websvc"))
-        .filter_map(|l| l.strip_prefix("Address: ").or_else(|| l.split_whitespace().nth(2)))
+        .filter_map(|l| {
+            l.strip_prefix("Address: ")
+                .or_else(|| l.split_whitespace().nth(2))
+        })
         .map(|a| a.trim().to_string())
         .filter(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
         .collect();
@@ -285,7 +292,11 @@ fn deployment_behind_a_service_replays_rolls_and_goes_down() {
     // Replay: nothing changes.
     let ids = k.berth(&["pod", "ps", "-q", "--no-trunc"]).ok().stdout;
     let o = k.play(&f, &["--network", "kn"]).ok();
-    assert!(o.stdout.contains("Deployment/web unchanged"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("Deployment/web unchanged"),
+        "{}",
+        o.stdout
+    );
     assert_eq!(k.berth(&["pod", "ps", "-q", "--no-trunc"]).ok().stdout, ids);
     // A pod removed by hand is made again (one, not three).
     k.berth(&["pod", "rm", "-f", &pods[1]]).ok();
@@ -295,7 +306,8 @@ fn deployment_behind_a_service_replays_rolls_and_goes_down() {
     assert_eq!(again.iter().filter(|p| !pods.contains(p)).count(), 1);
     let ls = k.berth(&["kube", "ls"]).ok().stdout;
     assert!(
-        ls.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Deployment", "web", "3/3", "3"]),
+        ls.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Deployment", "web", "3/3", "3"]),
         "{ls}"
     );
     // A changed template: a rolling update to 3 pods of the new hash.
@@ -305,9 +317,20 @@ fn deployment_behind_a_service_replays_rolls_and_goes_down() {
     let rolled = k.pods("io.berth.kube.name=web");
     assert_eq!(rolled.len(), 3);
     assert!(rolled.iter().all(|p| !again.contains(p)), "{rolled:?}");
-    let hash: Vec<&str> = rolled.iter().map(|p| p.split('-').nth(1).unwrap()).collect();
+    let hash: Vec<&str> = rolled
+        .iter()
+        .map(|p| p.split('-').nth(1).unwrap())
+        .collect();
     assert!(hash.iter().all(|h| *h == hash[0]) && hash[0] != pods[0].split('-').nth(1).unwrap());
-    let o = k.berth(&["exec", &format!("{}-main", rolled[0]), "sh", "-c", "echo $VERSION"]).ok();
+    let o = k
+        .berth(&[
+            "exec",
+            &format!("{}-main", rolled[0]),
+            "sh",
+            "-c",
+            "echo $VERSION",
+        ])
+        .ok();
     assert_eq!(o.stdout, "2\n");
     let st = k.berth(&["kube", "status", &f2]).ok().stdout;
     assert!(st.contains("3/3"), "{st}");
@@ -347,7 +370,11 @@ spec:
 "#,
     );
     let o = k.play(&f, &[]).ok();
-    assert!(o.stdout.contains("Job/count complete (3/3 succeeded)"), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("Job/count complete (3/3 succeeded)"),
+        "{}",
+        o.stdout
+    );
     let pods = k.pods("io.berth.kube.name=count");
     assert_eq!(pods.len(), 3, "{pods:?}");
     for p in &pods {
@@ -361,7 +388,13 @@ spec:
     assert!(o.stdout.contains("complete"), "{}", o.stdout);
     assert_eq!(k.pods("io.berth.kube.name=count"), pods);
     // A failing Job with backoffLimit 0 fails play.
-    let bad = k.file("bad.yaml", &std::fs::read_to_string(&f).unwrap().replace("name: count", "name: fails").replace("cat /w/order", "exit 3"));
+    let bad = k.file(
+        "bad.yaml",
+        &std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("name: count", "name: fails")
+            .replace("cat /w/order", "exit 3"),
+    );
     let o = k.play(&bad, &[]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("Job/fails failed"), "{}", o.stderr);
@@ -401,7 +434,11 @@ spec:
     let f = k.file("syntax.yaml", "kind: Pod\nmetadata: {name: p\n");
     let o = k.play(&f, &[]);
     assert_ne!(o.code, 0);
-    assert!(o.stderr.contains("document 1: not valid YAML"), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("document 1: not valid YAML"),
+        "{}",
+        o.stderr
+    );
     let f = k.file(
         "unknown.yaml",
         r#"
@@ -418,8 +455,16 @@ metadata: {name: i}
     let o = k.play(&f, &["--start=false"]).ok();
     let warnings: Vec<&str> = o.stderr.lines().collect();
     assert_eq!(warnings.len(), 2, "{}", o.stderr);
-    assert!(warnings[0].contains("spec.containers[0].sparkle: unknown"), "{}", o.stderr);
-    assert!(warnings[1].contains("kind: Ingress is not a kind berth plays"), "{}", o.stderr);
+    assert!(
+        warnings[0].contains("spec.containers[0].sparkle: unknown"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        warnings[1].contains("kind: Ingress is not a kind berth plays"),
+        "{}",
+        o.stderr
+    );
     k.play(&f, &["--down"]).ok();
     assert!(k.berth(&["pod", "ps", "-q"]).ok().stdout.is_empty());
 }
@@ -431,8 +476,24 @@ fn generate_round_trips_through_play() {
     let k = Kube::new(false);
     k.berth(&["pod", "create", "--name", "gen"]).ok();
     k.berth(&[
-        "create", "--pod", "gen", "--name", "gen-app", "-e", "A=1", "-e", "B=x$y", "-w", "/tmp",
-        "--memory", "64m", "--cap-add", "NET_ADMIN", IMAGE, "sleep", "1000",
+        "create",
+        "--pod",
+        "gen",
+        "--name",
+        "gen-app",
+        "-e",
+        "A=1",
+        "-e",
+        "B=x$y",
+        "-w",
+        "/tmp",
+        "--memory",
+        "64m",
+        "--cap-add",
+        "NET_ADMIN",
+        IMAGE,
+        "sleep",
+        "1000",
     ])
     .ok();
     let yaml = k.berth(&["kube", "generate", "gen"]).ok().stdout;
@@ -485,7 +546,9 @@ spec:
         .spawn()
         .unwrap();
     // Killed once the second pod's record exists (its containers may not).
-    wait_for("a second pod", 60, || k.pods("io.berth.kube.name=k9").len() >= 2);
+    wait_for("a second pod", 60, || {
+        k.pods("io.berth.kube.name=k9").len() >= 2
+    });
     child.kill().unwrap();
     child.wait().unwrap();
     let o = k.play(&f, &[]).ok();

@@ -29,7 +29,13 @@ impl crate::Engine {
     pub fn kube_lock(&self, object: &str) -> Result<Lock> {
         let key: String = object
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         self.lock(&format!("kube-{key}"))
     }
@@ -56,7 +62,10 @@ impl crate::Engine {
             if !clean_rel(f.path) {
                 return Err(option(
                     "volume",
-                    format!("volume {name}: {:?} is not a relative path without '..'", f.path),
+                    format!(
+                        "volume {name}: {:?} is not a relative path without '..'",
+                        f.path
+                    ),
                 ));
             }
             let path = data.join(f.path);

@@ -16,8 +16,8 @@
 //! with (crates/engine/src/cdi.rs says why it over serde_yaml_ng,
 //! serde_norway, yaml-rust2 and saphyr): no new dependency.
 
-pub mod types;
 mod translate;
+pub mod types;
 
 pub use translate::{
     expand_vars, parse_cpu, parse_memory, ContainerPlan, FileData, FileVolume, PodPlan,
@@ -365,7 +365,13 @@ fn int_or_percent(
                 .strip_suffix('%')
                 .and_then(|p| p.parse::<u64>().ok())
                 .filter(|p| *p <= 100)
-                .ok_or_else(|| invalid(doc, path, format!("{s:?} is not a number or a percentage like 25%")))?;
+                .ok_or_else(|| {
+                    invalid(
+                        doc,
+                        path,
+                        format!("{s:?} is not a number or a percentage like 25%"),
+                    )
+                })?;
             let x = p * of as u64;
             Ok(if up { x.div_ceil(100) } else { x / 100 } as u32)
         }
@@ -428,7 +434,11 @@ fn selector_of(
 ) -> Result<BTreeMap<String, String>> {
     let Some(sel) = sel else {
         if required {
-            return Err(invalid(doc, path, "missing: a selector matching spec.template.metadata.labels is required"));
+            return Err(invalid(
+                doc,
+                path,
+                "missing: a selector matching spec.template.metadata.labels is required",
+            ));
         }
         return Ok(template.metadata.labels.clone());
     };
@@ -440,7 +450,11 @@ fn selector_of(
         ));
     }
     if sel.match_labels.is_empty() {
-        return Err(invalid(doc, format!("{path}.matchLabels"), "empty: it would select every pod"));
+        return Err(invalid(
+            doc,
+            format!("{path}.matchLabels"),
+            "empty: it would select every pod",
+        ));
     }
     for (k, v) in &sel.match_labels {
         if template.metadata.labels.get(k) != Some(v) {
@@ -477,7 +491,8 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                 for (k, v) in &o.binary_data {
                     kv.insert(
                         k.clone(),
-                        decode_base64(v).ok_or_else(|| invalid(doc, format!("binaryData.{k}"), "not base64"))?,
+                        decode_base64(v)
+                            .ok_or_else(|| invalid(doc, format!("binaryData.{k}"), "not base64"))?,
                     );
                 }
                 for (k, v) in &o.string_data {
@@ -500,7 +515,11 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                 let s = &o.spec;
                 let kind = s.kind.clone().unwrap_or_else(|| "ClusterIP".into());
                 if !matches!(kind.as_str(), "ClusterIP" | "NodePort" | "LoadBalancer") {
-                    return Err(invalid(doc, "spec.type", format!("{kind:?} is not ClusterIP, NodePort or LoadBalancer")));
+                    return Err(invalid(
+                        doc,
+                        "spec.type",
+                        format!("{kind:?} is not ClusterIP, NodePort or LoadBalancer"),
+                    ));
                 }
                 let mut ports = Vec::new();
                 for (i, p) in s.ports.iter().enumerate() {
@@ -513,7 +532,10 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                     };
                     ports.push(ServicePortPlan {
                         port,
-                        target: p.target_port.clone().unwrap_or(IntOrString::Int(port as i64)),
+                        target: p
+                            .target_port
+                            .clone()
+                            .unwrap_or(IntOrString::Int(port as i64)),
                         node_port,
                         proto: translate::proto(doc, &format!("{at}.protocol"), &p.protocol)?,
                     });
@@ -553,17 +575,45 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                 let (surge, unavail) = match s.strategy.as_ref().and_then(|s| s.kind.as_deref()) {
                     Some("Recreate") => (0, replicas.max(1)),
                     None | Some("RollingUpdate") => {
-                        let ru = s.strategy.as_ref().and_then(|s| s.rolling_update.clone()).unwrap_or_default();
+                        let ru = s
+                            .strategy
+                            .as_ref()
+                            .and_then(|s| s.rolling_update.clone())
+                            .unwrap_or_default();
                         let at = "spec.strategy.rollingUpdate";
                         (
-                            int_or_percent(doc, &format!("{at}.maxSurge"), &ru.max_surge, "25%", replicas, true)?,
-                            int_or_percent(doc, &format!("{at}.maxUnavailable"), &ru.max_unavailable, "25%", replicas, false)?,
+                            int_or_percent(
+                                doc,
+                                &format!("{at}.maxSurge"),
+                                &ru.max_surge,
+                                "25%",
+                                replicas,
+                                true,
+                            )?,
+                            int_or_percent(
+                                doc,
+                                &format!("{at}.maxUnavailable"),
+                                &ru.max_unavailable,
+                                "25%",
+                                replicas,
+                                false,
+                            )?,
                         )
                     }
-                    Some(other) => return Err(invalid(doc, "spec.strategy.type", format!("{other:?} is not RollingUpdate or Recreate"))),
+                    Some(other) => {
+                        return Err(invalid(
+                            doc,
+                            "spec.strategy.type",
+                            format!("{other:?} is not RollingUpdate or Recreate"),
+                        ))
+                    }
                 };
                 if surge == 0 && unavail == 0 {
-                    return Err(invalid(doc, "spec.strategy.rollingUpdate", "maxSurge and maxUnavailable are both 0: no update could proceed"));
+                    return Err(invalid(
+                        doc,
+                        "spec.strategy.rollingUpdate",
+                        "maxSurge and maxUnavailable are both 0: no update could proceed",
+                    ));
                 }
                 (
                     Kind::Deployment,
@@ -572,20 +622,35 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                     "spec.template.spec",
                     replicas,
                     selector,
-                    Some(Rollout { max_surge: surge, max_unavailable: unavail }),
+                    Some(Rollout {
+                        max_surge: surge,
+                        max_unavailable: unavail,
+                    }),
                     None,
                 )
             }
             Doc::ReplicaSet(o) | Doc::DaemonSet(o) => {
                 let s = &o.spec;
                 let rs = matches!(d, Doc::ReplicaSet(_));
-                let replicas = if rs { count(doc, "spec.replicas", s.replicas, 1, 1000)? } else { 1 };
+                let replicas = if rs {
+                    count(doc, "spec.replicas", s.replicas, 1, 1000)?
+                } else {
+                    1
+                };
                 if !rs && s.replicas.is_some() {
-                    return Err(invalid(doc, "spec.replicas", "a DaemonSet has no replicas: one pod per node (berth's host)"));
+                    return Err(invalid(
+                        doc,
+                        "spec.replicas",
+                        "a DaemonSet has no replicas: one pod per node (berth's host)",
+                    ));
                 }
                 let selector = selector_of(doc, "spec.selector", &s.selector, &s.template, true)?;
                 (
-                    if rs { Kind::ReplicaSet } else { Kind::DaemonSet },
+                    if rs {
+                        Kind::ReplicaSet
+                    } else {
+                        Kind::DaemonSet
+                    },
                     &o.metadata,
                     s.template.clone(),
                     "spec.template.spec",
@@ -603,14 +668,30 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                 let active = match s.active_deadline_seconds {
                     None => None,
                     Some(n) if n > 0 => Some(n as u64),
-                    Some(n) => return Err(invalid(doc, "spec.activeDeadlineSeconds", format!("{n} is not positive"))),
+                    Some(n) => {
+                        return Err(invalid(
+                            doc,
+                            "spec.activeDeadlineSeconds",
+                            format!("{n} is not positive"),
+                        ))
+                    }
                 };
                 if let Some(m) = s.completion_mode.as_deref().filter(|m| *m != "NonIndexed") {
-                    return Err(invalid(doc, "spec.completionMode", format!("{m:?}: berth runs NonIndexed jobs only")));
+                    return Err(invalid(
+                        doc,
+                        "spec.completionMode",
+                        format!("{m:?}: berth runs NonIndexed jobs only"),
+                    ));
                 }
                 match s.template.spec.restart_policy.as_deref() {
                     Some("Never" | "OnFailure") => {}
-                    other => return Err(invalid(doc, "spec.template.spec.restartPolicy", format!("{other:?}: a Job's pods need Never or OnFailure"))),
+                    other => {
+                        return Err(invalid(
+                            doc,
+                            "spec.template.spec.restartPolicy",
+                            format!("{other:?}: a Job's pods need Never or OnFailure"),
+                        ))
+                    }
                 }
                 let selector = if s.manual_selector == Some(true) {
                     selector_of(doc, "spec.selector", &s.selector, &s.template, true)?
@@ -625,16 +706,37 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                     parallelism.min(completions),
                     selector,
                     None,
-                    Some(JobPlan { completions, parallelism, backoff_limit, active_deadline_seconds: active }),
+                    Some(JobPlan {
+                        completions,
+                        parallelism,
+                        backoff_limit,
+                        active_deadline_seconds: active,
+                    }),
                 )
             }
             _ => continue,
         };
         if kind != Kind::Job {
             if let Some(p) = template.spec.restart_policy.as_deref() {
-                let ok = if kind == Kind::Pod { matches!(p, "Always" | "OnFailure" | "Never") } else { p == "Always" };
+                let ok = if kind == Kind::Pod {
+                    matches!(p, "Always" | "OnFailure" | "Never")
+                } else {
+                    p == "Always"
+                };
                 if !ok {
-                    return Err(invalid(doc, format!("{base}.restartPolicy"), format!("{p:?} is not allowed here (a {}: {})", kind.as_str(), if kind == Kind::Pod { "Always, OnFailure or Never" } else { "Always" })));
+                    return Err(invalid(
+                        doc,
+                        format!("{base}.restartPolicy"),
+                        format!(
+                            "{p:?} is not allowed here (a {}: {})",
+                            kind.as_str(),
+                            if kind == Kind::Pod {
+                                "Always, OnFailure or Never"
+                            } else {
+                                "Always"
+                            }
+                        ),
+                    ));
                 }
             }
         }
@@ -645,7 +747,10 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
             doc: doc.clone(),
             replicas,
             selector,
-            rollout: rollout.unwrap_or(Rollout { max_surge: 1, max_unavailable: 0 }),
+            rollout: rollout.unwrap_or(Rollout {
+                max_surge: 1,
+                max_unavailable: 0,
+            }),
             job,
             template_hash: String::new(),
             template,
@@ -663,7 +768,10 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
     }
     for s in &plan.services {
         if s.selector.is_empty() {
-            plan.warnings.push(format!("Service {}: no selector: it names no pods berth makes", s.name));
+            plan.warnings.push(format!(
+                "Service {}: no selector: it names no pods berth makes",
+                s.name
+            ));
         }
     }
     if !plan.services.is_empty() && matches!(options.network.as_str(), "" | "none" | "host") {
@@ -676,7 +784,11 @@ fn port_number(doc: &str, path: &str, n: i64) -> Result<u16> {
     if (1..=65535).contains(&n) {
         Ok(n as u16)
     } else {
-        Err(invalid(doc, path, format!("{n} is not a port (1 to 65535)")))
+        Err(invalid(
+            doc,
+            path,
+            format!("{n} is not a port (1 to 65535)"),
+        ))
     }
 }
 
@@ -694,7 +806,9 @@ impl Workload {
         let services: Vec<&ServicePlan> = self
             .services
             .iter()
-            .filter(|s| !s.selector.is_empty() && s.selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+            .filter(|s| {
+                !s.selector.is_empty() && s.selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+            })
             .collect();
         translate::pod(translate::PodInput {
             doc: &self.doc,

@@ -3,7 +3,12 @@ use berth_engine::specgen::{MountType, NamespaceMode, RestartPolicy};
 
 fn plan_of(y: &str) -> Result<Plan> {
     let m = parse("t.yaml", y)?;
-    plan(&m, &Options { network: "net1".into() })
+    plan(
+        &m,
+        &Options {
+            network: "net1".into(),
+        },
+    )
 }
 
 const DEPLOY: &str = r#"
@@ -92,11 +97,17 @@ fn errors_name_the_path() {
         "      - name: side\n        image: busybox\n        ports: [{containerPort: 80}]\n      - name: main\n        ports: [{containerPort: 99999}]\n",
     );
     let e = plan_of(&y).unwrap_err().to_string();
-    assert!(e.contains("spec.template.spec.containers[1].ports[0].containerPort"), "{e}");
+    assert!(
+        e.contains("spec.template.spec.containers[1].ports[0].containerPort"),
+        "{e}"
+    );
     let e = plan_of(&DEPLOY.replace("replicas: 3", "replicas: three"))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("document 3 (Deployment web): spec.replicas:"), "{e}");
+    assert!(
+        e.contains("document 3 (Deployment web): spec.replicas:"),
+        "{e}"
+    );
     let e = plan_of(&DEPLOY.replace("matchLabels: {app: web}", "matchLabels: {app: other}"))
         .unwrap_err()
         .to_string();
@@ -107,11 +118,17 @@ fn errors_name_the_path() {
 
 #[test]
 fn unknown_fields_and_kinds_warn() {
-    let y = DEPLOY.replace("        image: busybox:1.36\n", "        image: busybox:1.36\n        frobnicate: 1\n")
-        + "---\nkind: Ingress\nmetadata: {name: x}\n";
+    let y = DEPLOY.replace(
+        "        image: busybox:1.36\n",
+        "        image: busybox:1.36\n        frobnicate: 1\n",
+    ) + "---\nkind: Ingress\nmetadata: {name: x}\n";
     let p = plan_of(&y).unwrap();
     assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
-    assert!(p.warnings[0].contains("spec.template.spec.containers[0].frobnicate"), "{:?}", p.warnings);
+    assert!(
+        p.warnings[0].contains("spec.template.spec.containers[0].frobnicate"),
+        "{:?}",
+        p.warnings
+    );
     assert!(p.warnings[1].contains("Ingress"), "{:?}", p.warnings);
 }
 
@@ -157,10 +174,21 @@ spec:
 "#;
     let p = plan_of(y).unwrap();
     let kinds: Vec<Kind> = p.workloads.iter().map(|w| w.kind).collect();
-    assert_eq!(kinds, [Kind::Job, Kind::DaemonSet, Kind::ReplicaSet, Kind::Pod]);
+    assert_eq!(
+        kinds,
+        [Kind::Job, Kind::DaemonSet, Kind::ReplicaSet, Kind::Pod]
+    );
     let j = &p.workloads[0];
     assert_eq!(j.replicas, 2);
-    assert_eq!(j.job, Some(JobPlan { completions: 3, parallelism: 2, backoff_limit: 1, active_deadline_seconds: Some(30) }));
+    assert_eq!(
+        j.job,
+        Some(JobPlan {
+            completions: 3,
+            parallelism: 2,
+            backoff_limit: 1,
+            active_deadline_seconds: Some(30)
+        })
+    );
     let jp = j.pod("j-abcde", 0).unwrap();
     assert_eq!(jp.init_containers.len(), 2);
     assert_eq!(jp.containers[0].spec.lifecycle.restart, RestartPolicy::No);
@@ -179,7 +207,10 @@ spec:
     assert_eq!(c.storage.mounts[2].size, Some(1 << 20));
     assert_eq!(pod.claims, ["data"]);
     let bad = y.replace("restartPolicy: Never", "restartPolicy: Always");
-    assert!(plan_of(&bad).unwrap_err().to_string().contains("spec.template.spec.restartPolicy"));
+    assert!(plan_of(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("spec.template.spec.restartPolicy"));
 }
 
 #[test]

@@ -130,7 +130,9 @@ pub(crate) fn proto(doc: &str, path: &str, p: &Option<String>) -> Result<Proto> 
 pub fn parse_memory(q: &Quantity) -> Option<i64> {
     let s = match q {
         Quantity::Int(n) => return (*n >= 0).then_some(*n),
-        Quantity::Float(f) => return (f.is_finite() && *f >= 0.0 && *f < 9e18).then_some(*f as i64),
+        Quantity::Float(f) => {
+            return (f.is_finite() && *f >= 0.0 && *f < 9e18).then_some(*f as i64)
+        }
         Quantity::String(s) => s.trim(),
     };
     const SUFFIXES: [(&str, f64); 13] = [
@@ -167,7 +169,7 @@ pub fn parse_cpu(q: &Quantity) -> Option<f64> {
             None => s.trim().parse().ok()?,
         },
     };
-    (v.is_finite() && v >= 0.0 && v <= 1e6).then_some(v)
+    (v.is_finite() && (0.0..=1e6).contains(&v)).then_some(v)
 }
 
 /// Kubernetes' `$(VAR)`: replaced by VAR's value when VAR is known,
@@ -215,14 +217,24 @@ fn mode_of(doc: &str, path: &str, m: Option<IntOrString>, default: u32) -> Resul
         // YAML 1.1's octal (`0644`, `0o644`), which YAML 1.2 reads as a
         // string.
         Some(IntOrString::String(s)) => {
-            let digits = s.strip_prefix("0o").or_else(|| s.strip_prefix('0')).unwrap_or(&s);
-            Some(i64::from_str_radix(digits, 8).map_err(|_| invalid(doc, path, format!("{s:?} is not a file mode")))?)
+            let digits = s
+                .strip_prefix("0o")
+                .or_else(|| s.strip_prefix('0'))
+                .unwrap_or(&s);
+            Some(
+                i64::from_str_radix(digits, 8)
+                    .map_err(|_| invalid(doc, path, format!("{s:?} is not a file mode")))?,
+            )
         }
     };
     match m {
         None => Ok(default),
         Some(m) if (0..=0o777).contains(&m) => Ok(m as u32),
-        Some(m) => Err(invalid(doc, path, format!("{m} is not a file mode (0 to 0777)"))),
+        Some(m) => Err(invalid(
+            doc,
+            path,
+            format!("{m} is not a file mode (0 to 0777)"),
+        )),
     }
 }
 
@@ -250,7 +262,10 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
     } = inp;
     let inv = |path: String, msg: String| -> Error { invalid(doc, path, msg) };
     if spec.containers.is_empty() {
-        return Err(inv(format!("{base}.containers"), "empty: a pod needs at least one container".into()));
+        return Err(inv(
+            format!("{base}.containers"),
+            "empty: a pod needs at least one container".into(),
+        ));
     }
     let host_net = spec.host_network == Some(true);
     let mut pod = EnginePod {
@@ -291,7 +306,10 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
     }
     if let Some(h) = &spec.hostname {
         if !crate::is_dns_name(h, 63) {
-            return Err(inv(format!("{base}.hostname"), format!("{h:?} is not a DNS label")));
+            return Err(inv(
+                format!("{base}.hostname"),
+                format!("{h:?} is not a DNS label"),
+            ));
         }
     }
 
@@ -303,42 +321,101 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
     for (i, v) in spec.volumes.iter().enumerate() {
         let at = format!("{base}.volumes[{i}]");
         if !crate::is_dns_name(&v.name, 63) {
-            return Err(inv(format!("{at}.name"), format!("{:?} is not a DNS label", v.name)));
+            return Err(inv(
+                format!("{at}.name"),
+                format!("{:?} is not a DNS label", v.name),
+            ));
         }
         if vols.contains_key(&v.name) {
-            return Err(inv(format!("{at}.name"), format!("{:?} is named twice", v.name)));
+            return Err(inv(
+                format!("{at}.name"),
+                format!("{:?} is named twice", v.name),
+            ));
         }
-        let sources = [v.empty_dir.is_some(), v.host_path.is_some(), v.config_map.is_some(), v.secret.is_some(), v.persistent_volume_claim.is_some()];
+        let sources = [
+            v.empty_dir.is_some(),
+            v.host_path.is_some(),
+            v.config_map.is_some(),
+            v.secret.is_some(),
+            v.persistent_volume_claim.is_some(),
+        ];
         if sources.iter().filter(|x| **x).count() != 1 {
-            return Err(inv(at, "needs exactly one of emptyDir, hostPath, configMap, secret, persistentVolumeClaim".into()));
+            return Err(inv(
+                at,
+                "needs exactly one of emptyDir, hostPath, configMap, secret, persistentVolumeClaim"
+                    .into(),
+            ));
         }
         let own = format!("{name}-{}", v.name);
         let vol = if let Some(e) = &v.empty_dir {
             let size = match &e.size_limit {
-                Some(q) => Some(crate::parse_memory(q).ok_or_else(|| inv(format!("{at}.emptyDir.sizeLimit"), "not a quantity like 64Mi".into()))? as u64),
+                Some(q) => Some(crate::parse_memory(q).ok_or_else(|| {
+                    inv(
+                        format!("{at}.emptyDir.sizeLimit"),
+                        "not a quantity like 64Mi".into(),
+                    )
+                })? as u64),
                 None => None,
             };
             match e.medium.as_deref() {
-                Some("Memory") => Vol { kind: MountType::Tmpfs, source: String::new(), size, read_only: false },
+                Some("Memory") => Vol {
+                    kind: MountType::Tmpfs,
+                    source: String::new(),
+                    size,
+                    read_only: false,
+                },
                 None | Some("") => {
                     if size.is_some() {
                         warnings.push(format!("{doc}: {at}.emptyDir.sizeLimit: not enforced on a disk-backed emptyDir (medium: Memory is)"));
                     }
-                    plan_vols.push(crate::FileVolume { name: own.clone(), files: Vec::new() });
-                    Vol { kind: MountType::Volume, source: own, size: None, read_only: false }
+                    plan_vols.push(crate::FileVolume {
+                        name: own.clone(),
+                        files: Vec::new(),
+                    });
+                    Vol {
+                        kind: MountType::Volume,
+                        source: own,
+                        size: None,
+                        read_only: false,
+                    }
                 }
-                Some(m) => return Err(inv(format!("{at}.emptyDir.medium"), format!("{m:?} is not \"\" or Memory"))),
+                Some(m) => {
+                    return Err(inv(
+                        format!("{at}.emptyDir.medium"),
+                        format!("{m:?} is not \"\" or Memory"),
+                    ))
+                }
             }
         } else if let Some(h) = &v.host_path {
             if !h.path.starts_with('/') {
-                return Err(inv(format!("{at}.hostPath.path"), format!("{:?} is not absolute", h.path)));
+                return Err(inv(
+                    format!("{at}.hostPath.path"),
+                    format!("{:?} is not absolute", h.path),
+                ));
             }
             let t = h.kind.clone().unwrap_or_default();
-            if !matches!(t.as_str(), "" | "DirectoryOrCreate" | "Directory" | "FileOrCreate" | "File" | "Socket" | "CharDevice" | "BlockDevice") {
-                return Err(inv(format!("{at}.hostPath.type"), format!("{t:?} is not a hostPath type")));
+            if !matches!(
+                t.as_str(),
+                "" | "DirectoryOrCreate"
+                    | "Directory"
+                    | "FileOrCreate"
+                    | "File"
+                    | "Socket"
+                    | "CharDevice"
+                    | "BlockDevice"
+            ) {
+                return Err(inv(
+                    format!("{at}.hostPath.type"),
+                    format!("{t:?} is not a hostPath type"),
+                ));
             }
             host_paths.push((h.path.clone(), t));
-            Vol { kind: MountType::Bind, source: h.path.clone(), size: None, read_only: false }
+            Vol {
+                kind: MountType::Bind,
+                source: h.path.clone(),
+                size: None,
+                read_only: false,
+            }
         } else if let Some(c) = v.config_map.as_ref().or(v.secret.as_ref()) {
             let secret = v.secret.is_some();
             let (field, src_name, store) = if secret {
@@ -346,42 +423,99 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
             } else {
                 ("configMap", c.name.clone(), &data.config_maps)
             };
-            let src_name = src_name.ok_or_else(|| inv(format!("{at}.{field}.{}", if secret { "secretName" } else { "name" }), "missing".into()))?;
-            let default_mode = mode_of(doc, &format!("{at}.{field}.defaultMode"), c.default_mode.clone(), 0o644)?;
+            let src_name = src_name.ok_or_else(|| {
+                inv(
+                    format!(
+                        "{at}.{field}.{}",
+                        if secret { "secretName" } else { "name" }
+                    ),
+                    "missing".into(),
+                )
+            })?;
+            let default_mode = mode_of(
+                doc,
+                &format!("{at}.{field}.defaultMode"),
+                c.default_mode.clone(),
+                0o644,
+            )?;
             let mut files = Vec::new();
             match store.get(&src_name) {
                 None if c.optional == Some(true) => {}
-                None => return Err(inv(format!("{at}.{field}"), format!("{} {src_name:?} is not in the manifest (or a --configmap file)", if secret { "Secret" } else { "ConfigMap" }))),
+                None => {
+                    return Err(inv(
+                        format!("{at}.{field}"),
+                        format!(
+                            "{} {src_name:?} is not in the manifest (or a --configmap file)",
+                            if secret { "Secret" } else { "ConfigMap" }
+                        ),
+                    ))
+                }
                 Some(kv) if c.items.is_empty() => {
                     for (k, d) in kv {
-                        files.push(FileData { path: k.clone(), data: d.clone(), mode: default_mode });
+                        files.push(FileData {
+                            path: k.clone(),
+                            data: d.clone(),
+                            mode: default_mode,
+                        });
                     }
                 }
                 Some(kv) => {
                     for (j, it) in c.items.iter().enumerate() {
                         let iat = format!("{at}.{field}.items[{j}]");
-                        let d = kv.get(&it.key).ok_or_else(|| inv(format!("{iat}.key"), format!("{:?} is not a key of {src_name}", it.key)))?;
+                        let d = kv.get(&it.key).ok_or_else(|| {
+                            inv(
+                                format!("{iat}.key"),
+                                format!("{:?} is not a key of {src_name}", it.key),
+                            )
+                        })?;
                         if !clean_rel(&it.path) {
-                            return Err(inv(format!("{iat}.path"), format!("{:?} is not a relative path without '..'", it.path)));
+                            return Err(inv(
+                                format!("{iat}.path"),
+                                format!("{:?} is not a relative path without '..'", it.path),
+                            ));
                         }
-                        let mode = mode_of(doc, &format!("{iat}.mode"), it.mode.clone(), default_mode)?;
-                        files.push(FileData { path: it.path.clone(), data: d.clone(), mode });
+                        let mode =
+                            mode_of(doc, &format!("{iat}.mode"), it.mode.clone(), default_mode)?;
+                        files.push(FileData {
+                            path: it.path.clone(),
+                            data: d.clone(),
+                            mode,
+                        });
                     }
                 }
             }
             for f in &files {
                 if !clean_rel(&f.path) {
-                    return Err(inv(format!("{at}.{field}"), format!("key {:?} is not a file name", f.path)));
+                    return Err(inv(
+                        format!("{at}.{field}"),
+                        format!("key {:?} is not a file name", f.path),
+                    ));
                 }
             }
-            plan_vols.push(crate::FileVolume { name: own.clone(), files });
-            Vol { kind: MountType::Volume, source: own, size: None, read_only: true }
+            plan_vols.push(crate::FileVolume {
+                name: own.clone(),
+                files,
+            });
+            Vol {
+                kind: MountType::Volume,
+                source: own,
+                size: None,
+                read_only: true,
+            }
         } else if let Some(p) = &v.persistent_volume_claim {
             if !crate::is_dns_name(&p.claim_name, 253) {
-                return Err(inv(format!("{at}.persistentVolumeClaim.claimName"), format!("{:?} is not a volume name", p.claim_name)));
+                return Err(inv(
+                    format!("{at}.persistentVolumeClaim.claimName"),
+                    format!("{:?} is not a volume name", p.claim_name),
+                ));
             }
             claims.push(p.claim_name.clone());
-            Vol { kind: MountType::Volume, source: p.claim_name.clone(), size: None, read_only: p.read_only == Some(true) }
+            Vol {
+                kind: MountType::Volume,
+                source: p.claim_name.clone(),
+                size: None,
+                read_only: p.read_only == Some(true),
+            }
         } else {
             unreachable_vol()
         };
@@ -393,13 +527,27 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
         Some("OnFailure") => RestartPolicy::OnFailure(0),
         Some(_) => RestartPolicy::No,
     };
-    let mut ctx = Ctx { doc, base, pod_name: name, labels: &labels, annotations: annotations.clone(), spec, data, vols: &vols, warnings, restart };
+    let mut ctx = Ctx {
+        doc,
+        base,
+        pod_name: name,
+        labels: &labels,
+        annotations: annotations.clone(),
+        spec,
+        data,
+        vols: &vols,
+        warnings,
+        restart,
+    };
     let mut names = std::collections::BTreeSet::new();
     let mut init_containers = Vec::new();
     for (i, c) in spec.init_containers.iter().enumerate() {
         let at = format!("{base}.initContainers[{i}]");
         if !names.insert(c.name.clone()) {
-            return Err(inv(format!("{at}.name"), format!("{:?} is the name of another container", c.name)));
+            return Err(inv(
+                format!("{at}.name"),
+                format!("{:?} is the name of another container", c.name),
+            ));
         }
         init_containers.push(ctx.container(&at, c, true)?);
     }
@@ -407,7 +555,10 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
     for (i, c) in spec.containers.iter().enumerate() {
         let at = format!("{base}.containers[{i}]");
         if !names.insert(c.name.clone()) {
-            return Err(inv(format!("{at}.name"), format!("{:?} is the name of another container", c.name)));
+            return Err(inv(
+                format!("{at}.name"),
+                format!("{:?} is the name of another container", c.name),
+            ));
         }
         let cp = ctx.container(&at, c, false)?;
         // hostPort: published by the pod.
@@ -416,7 +567,12 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
                 let pat = format!("{at}.ports[{j}]");
                 let host_port = port_number(doc, &format!("{pat}.hostPort"), hp)?;
                 let host_ip = match &p.host_ip {
-                    Some(ip) => Some(ip.parse().map_err(|_| inv(format!("{pat}.hostIP"), format!("{ip:?} is not an IP address")))?),
+                    Some(ip) => Some(ip.parse().map_err(|_| {
+                        inv(
+                            format!("{pat}.hostIP"),
+                            format!("{ip:?} is not an IP address"),
+                        )
+                    })?),
                     None => None,
                 };
                 if !host_net && publish {
@@ -438,7 +594,12 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
             for p in &s.ports {
                 let target = match &p.target {
                     IntOrString::Int(n) => *n as u16,
-                    IntOrString::String(n) => match spec.containers.iter().flat_map(|c| &c.ports).find(|cp| cp.name.as_deref() == Some(n.as_str())) {
+                    IntOrString::String(n) => match spec
+                        .containers
+                        .iter()
+                        .flat_map(|c| &c.ports)
+                        .find(|cp| cp.name.as_deref() == Some(n.as_str()))
+                    {
                         Some(cp) => cp.container_port as u16,
                         None => {
                             ctx.warnings.push(format!("Service {}: targetPort {n:?} names no port of pod {name}: not published", s.name));
@@ -446,24 +607,47 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
                         }
                     },
                 };
-                pod.network.ports.push(PortMapping { host_ip: None, host_port: p.node_port.unwrap_or(0), container_port: target, proto: p.proto });
+                pod.network.ports.push(PortMapping {
+                    host_ip: None,
+                    host_port: p.node_port.unwrap_or(0),
+                    container_port: target,
+                    proto: p.proto,
+                });
             }
         }
     }
-    pod.validate().map_err(|e| inv(base.to_string(), e.to_string()))?;
-    Ok(PodPlan { name: name.to_string(), spec: pod, init_containers, containers, volumes: plan_vols, host_paths, claims })
+    pod.validate()
+        .map_err(|e| inv(base.to_string(), e.to_string()))?;
+    Ok(PodPlan {
+        name: name.to_string(),
+        spec: pod,
+        init_containers,
+        containers,
+        volumes: plan_vols,
+        host_paths,
+        claims,
+    })
 }
 
 fn unreachable_vol() -> Vol {
     // The count of sources was checked above: one is set.
-    Vol { kind: MountType::Tmpfs, source: String::new(), size: None, read_only: false }
+    Vol {
+        kind: MountType::Tmpfs,
+        source: String::new(),
+        size: None,
+        read_only: false,
+    }
 }
 
 fn port_number(doc: &str, path: &str, n: i64) -> Result<u16> {
     if (1..=65535).contains(&n) {
         Ok(n as u16)
     } else {
-        Err(invalid(doc, path, format!("{n} is not a port (1 to 65535)")))
+        Err(invalid(
+            doc,
+            path,
+            format!("{n} is not a port (1 to 65535)"),
+        ))
     }
 }
 
@@ -490,12 +674,22 @@ impl Ctx<'_> {
     }
 
     fn key_ref(&self, at: &str, r: &KeyRef, secret: bool) -> Result<Option<String>> {
-        let store = if secret { &self.data.secrets } else { &self.data.config_maps };
+        let store = if secret {
+            &self.data.secrets
+        } else {
+            &self.data.config_maps
+        };
         let what = if secret { "Secret" } else { "ConfigMap" };
         match store.get(&r.name).and_then(|kv| kv.get(&r.key)) {
             Some(v) => Ok(Some(String::from_utf8_lossy(v).into_owned())),
             None if r.optional == Some(true) => Ok(None),
-            None => Err(self.inv(at.to_string(), format!("{what} {:?} has no key {:?} in the manifest (or a --configmap file)", r.name, r.key))),
+            None => Err(self.inv(
+                at.to_string(),
+                format!(
+                    "{what} {:?} has no key {:?} in the manifest (or a --configmap file)",
+                    r.name, r.key
+                ),
+            )),
         }
     }
 
@@ -524,20 +718,46 @@ impl Ctx<'_> {
         }))
     }
 
-    fn resource_ref(&mut self, at: &str, r: &ResourceFieldRef, c: &Container) -> Result<Option<String>> {
+    fn resource_ref(
+        &mut self,
+        at: &str,
+        r: &ResourceFieldRef,
+        c: &Container,
+    ) -> Result<Option<String>> {
         let target = match &r.container_name {
-            Some(n) => self.spec.containers.iter().chain(&self.spec.init_containers).find(|x| &x.name == n).ok_or_else(|| self.inv(format!("{at}.containerName"), format!("{n:?} is no container of this pod")))?,
+            Some(n) => self
+                .spec
+                .containers
+                .iter()
+                .chain(&self.spec.init_containers)
+                .find(|x| &x.name == n)
+                .ok_or_else(|| {
+                    self.inv(
+                        format!("{at}.containerName"),
+                        format!("{n:?} is no container of this pod"),
+                    )
+                })?,
             None => c,
         };
         let (section, what) = r.resource.split_once('.').unwrap_or(("", ""));
         let res = target.resources.clone().unwrap_or_default();
-        let map = match section {
-            "limits" => &res.limits,
-            "requests" => &res.requests,
-            _ => return Err(self.inv(format!("{at}.resource"), format!("{:?} is not limits.cpu, limits.memory, requests.cpu or requests.memory", r.resource))),
-        };
+        let map =
+            match section {
+                "limits" => &res.limits,
+                "requests" => &res.requests,
+                _ => return Err(self.inv(
+                    format!("{at}.resource"),
+                    format!(
+                        "{:?} is not limits.cpu, limits.memory, requests.cpu or requests.memory",
+                        r.resource
+                    ),
+                )),
+            };
         let Some(q) = map.get(what) else {
-            self.warnings.push(format!("{}: {at}: {} is not set on the container: the variable is not set", self.doc, r.resource));
+            self.warnings.push(format!(
+                "{}: {at}: {} is not set on the container: the variable is not set",
+                self.doc, r.resource
+            ));
             return Ok(None);
         };
         Ok(Some(match what {
@@ -547,19 +767,36 @@ impl Ctx<'_> {
                 format!("{}", (v / d.max(1e-9)).ceil() as i64)
             }
             "memory" => {
-                let d = r.divisor.as_ref().and_then(parse_memory).unwrap_or(1).max(1);
+                let d = r
+                    .divisor
+                    .as_ref()
+                    .and_then(parse_memory)
+                    .unwrap_or(1)
+                    .max(1);
                 let v = parse_memory(q).unwrap_or(0);
                 format!("{}", (v + d - 1) / d)
             }
-            _ => return Err(self.inv(format!("{at}.resource"), format!("{:?} is not cpu or memory", r.resource))),
+            _ => {
+                return Err(self.inv(
+                    format!("{at}.resource"),
+                    format!("{:?} is not cpu or memory", r.resource),
+                ))
+            }
         }))
     }
 
     fn container(&mut self, at: &str, c: &Container, init: bool) -> Result<ContainerPlan> {
         if !crate::is_dns_name(&c.name, 63) {
-            return Err(self.inv(format!("{at}.name"), format!("{:?} is not a DNS label", c.name)));
+            return Err(self.inv(
+                format!("{at}.name"),
+                format!("{:?} is not a DNS label", c.name),
+            ));
         }
-        let image = c.image.clone().filter(|i| !i.is_empty()).ok_or_else(|| self.inv(format!("{at}.image"), "missing"))?;
+        let image = c
+            .image
+            .clone()
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| self.inv(format!("{at}.image"), "missing"))?;
         let mut s = ContainerSpec::default();
         // Env, in order: envFrom, then env (which wins); $(VAR) in a value
         // sees the ones before it.
@@ -578,7 +815,11 @@ impl Ctx<'_> {
                 (None, Some(r)) => (r, true),
                 _ => return Err(self.inv(eat, "needs exactly one of configMapRef and secretRef")),
             };
-            let store = if secret { &self.data.secrets } else { &self.data.config_maps };
+            let store = if secret {
+                &self.data.secrets
+            } else {
+                &self.data.config_maps
+            };
             match store.get(&r.name) {
                 Some(kv) => {
                     for (k, v) in kv {
@@ -589,13 +830,27 @@ impl Ctx<'_> {
                     }
                 }
                 None if r.optional == Some(true) => {}
-                None => return Err(self.inv(format!("{eat}.{}", if secret { "secretRef" } else { "configMapRef" }), format!("{:?} is not in the manifest (or a --configmap file)", r.name))),
+                None => {
+                    return Err(self.inv(
+                        format!(
+                            "{eat}.{}",
+                            if secret { "secretRef" } else { "configMapRef" }
+                        ),
+                        format!(
+                            "{:?} is not in the manifest (or a --configmap file)",
+                            r.name
+                        ),
+                    ))
+                }
             }
         }
         for (i, e) in c.env.iter().enumerate() {
             let eat = format!("{at}.env[{i}]");
             if !is_env_name(&e.name) {
-                return Err(self.inv(format!("{eat}.name"), format!("{:?} is not a variable name", e.name)));
+                return Err(self.inv(
+                    format!("{eat}.name"),
+                    format!("{:?} is not a variable name", e.name),
+                ));
             }
             let v = match (&e.value, &e.value_from) {
                 (v, None) => Some(expand_vars(v.as_deref().unwrap_or(""), &vars)),
@@ -609,7 +864,9 @@ impl Ctx<'_> {
                         _ => return Err(self.inv(fat, "needs exactly one of fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef")),
                     }
                 }
-                (Some(_), Some(_)) => return Err(self.inv(eat, "value and valueFrom are both given")),
+                (Some(_), Some(_)) => {
+                    return Err(self.inv(eat, "value and valueFrom are both given"))
+                }
             };
             if let Some(v) = v {
                 set(&mut vars, e.name.clone(), v);
@@ -635,7 +892,10 @@ impl Ctx<'_> {
         s.process.stdin = c.stdin == Some(true);
         if let Some(g) = self.spec.termination_grace_period_seconds {
             if !(0..=86400).contains(&g) {
-                return Err(self.inv(format!("{}.terminationGracePeriodSeconds", self.base), format!("{g} is not in 0..=86400")));
+                return Err(self.inv(
+                    format!("{}.terminationGracePeriodSeconds", self.base),
+                    format!("{g} is not in 0..=86400"),
+                ));
             }
             s.process.stop_timeout = Some(g as u32);
         }
@@ -655,7 +915,9 @@ impl Ctx<'_> {
                     let rat = format!("{at}.resources.{sect}.{k}");
                     match k.as_str() {
                         "cpu" => {
-                            let v = parse_cpu(q).filter(|v| *v > 0.0).ok_or_else(|| self.inv(rat, "not a CPU quantity like 500m or 2"))?;
+                            let v = parse_cpu(q).filter(|v| *v > 0.0).ok_or_else(|| {
+                                self.inv(rat, "not a CPU quantity like 500m or 2")
+                            })?;
                             if sect == "limits" {
                                 s.resources.cpus = Some(v);
                             } else {
@@ -664,7 +926,9 @@ impl Ctx<'_> {
                             }
                         }
                         "memory" => {
-                            let v = parse_memory(q).filter(|v| *v > 0).ok_or_else(|| self.inv(rat, "not a memory quantity like 64Mi"))?;
+                            let v = parse_memory(q)
+                                .filter(|v| *v > 0)
+                                .ok_or_else(|| self.inv(rat, "not a memory quantity like 64Mi"))?;
                             if sect == "limits" {
                                 s.resources.memory = Some(v);
                             } else {
@@ -672,29 +936,46 @@ impl Ctx<'_> {
                             }
                         }
                         "ephemeral-storage" | "hugepages-2Mi" | "hugepages-1Gi" => {
-                            self.warnings.push(format!("{}: {rat}: not enforced by berth", self.doc));
+                            self.warnings
+                                .push(format!("{}: {rat}: not enforced by berth", self.doc));
                         }
-                        _ => self.warnings.push(format!("{}: {rat}: unknown resource, ignored", self.doc)),
+                        _ => self
+                            .warnings
+                            .push(format!("{}: {rat}: unknown resource, ignored", self.doc)),
                     }
                 }
             }
             if let (Some(l), Some(q)) = (s.resources.memory, s.resources.memory_reservation) {
                 if q > l {
-                    return Err(self.inv(format!("{at}.resources.requests.memory"), "more than limits.memory"));
+                    return Err(self.inv(
+                        format!("{at}.resources.requests.memory"),
+                        "more than limits.memory",
+                    ));
                 }
             }
         }
         // Mounts.
         for (j, m) in c.volume_mounts.iter().enumerate() {
             let mat = format!("{at}.volumeMounts[{j}]");
-            let v = self.vols.get(&m.name).ok_or_else(|| self.inv(format!("{mat}.name"), format!("{:?} is not a volume of this pod", m.name)))?;
+            let v = self.vols.get(&m.name).ok_or_else(|| {
+                self.inv(
+                    format!("{mat}.name"),
+                    format!("{:?} is not a volume of this pod", m.name),
+                )
+            })?;
             if !m.mount_path.starts_with('/') {
-                return Err(self.inv(format!("{mat}.mountPath"), format!("{:?} is not absolute", m.mount_path)));
+                return Err(self.inv(
+                    format!("{mat}.mountPath"),
+                    format!("{:?} is not absolute", m.mount_path),
+                ));
             }
             let mut source = v.source.clone();
             if let Some(sp) = m.sub_path.as_deref().filter(|p| !p.is_empty()) {
                 if !clean_rel(sp) {
-                    return Err(self.inv(format!("{mat}.subPath"), format!("{sp:?} is not a relative path without '..'")));
+                    return Err(self.inv(
+                        format!("{mat}.subPath"),
+                        format!("{sp:?} is not a relative path without '..'"),
+                    ));
                 }
                 match v.kind {
                     MountType::Bind => source = format!("{}/{sp}", source.trim_end_matches('/')),
@@ -705,7 +986,12 @@ impl Ctx<'_> {
                 None | Some("None") => None,
                 Some("HostToContainer") => Some("rslave".to_string()),
                 Some("Bidirectional") => Some("rshared".to_string()),
-                Some(o) => return Err(self.inv(format!("{mat}.mountPropagation"), format!("{o:?} is not None, HostToContainer or Bidirectional"))),
+                Some(o) => {
+                    return Err(self.inv(
+                        format!("{mat}.mountPropagation"),
+                        format!("{o:?} is not None, HostToContainer or Bidirectional"),
+                    ))
+                }
             };
             s.storage.mounts.push(Mount {
                 kind: v.kind.clone(),
@@ -713,7 +999,11 @@ impl Ctx<'_> {
                 destination: m.mount_path.clone(),
                 readonly: v.read_only || m.read_only == Some(true),
                 size: v.size,
-                propagation: if v.kind == MountType::Bind { propagation } else { None },
+                propagation: if v.kind == MountType::Bind {
+                    propagation
+                } else {
+                    None
+                },
                 // A volume made for the pod is not filled from the image.
                 nocopy: v.kind == MountType::Volume,
                 ..Default::default()
@@ -728,12 +1018,18 @@ impl Ctx<'_> {
         for (v, p) in [(uid, "runAsUser"), (gid, "runAsGroup")] {
             if let Some(v) = v {
                 if !(0..=u32::MAX as i64).contains(&v) {
-                    return Err(self.inv(format!("{at}.securityContext.{p}"), format!("{v} is not an id")));
+                    return Err(self.inv(
+                        format!("{at}.securityContext.{p}"),
+                        format!("{v} is not an id"),
+                    ));
                 }
             }
         }
         if non_root && uid == Some(0) {
-            return Err(self.inv(format!("{at}.securityContext.runAsNonRoot"), "true with runAsUser 0"));
+            return Err(self.inv(
+                format!("{at}.securityContext.runAsNonRoot"),
+                "true with runAsUser 0",
+            ));
         }
         s.process.user = match (uid, gid) {
             (Some(u), Some(g)) => Some(format!("{u}:{g}")),
@@ -748,7 +1044,9 @@ impl Ctx<'_> {
         if let Some(fg) = psc.fs_group {
             s.process.groups.push(fg.to_string());
         }
-        s.process.groups.extend(psc.supplemental_groups.iter().map(|g| g.to_string()));
+        s.process
+            .groups
+            .extend(psc.supplemental_groups.iter().map(|g| g.to_string()));
         s.security.privileged = sc.privileged == Some(true);
         s.storage.read_only = sc.read_only_root_filesystem == Some(true);
         s.security.no_new_privileges = sc.allow_privilege_escalation == Some(false);
@@ -764,9 +1062,20 @@ impl Ctx<'_> {
         }
         // Restart: an init container runs once (the pod's policy is its
         // own only when it is OnFailure).
-        s.lifecycle.restart = if init { RestartPolicy::No } else { self.restart };
+        s.lifecycle.restart = if init {
+            RestartPolicy::No
+        } else {
+            self.restart
+        };
         let mut labels = self.labels.clone();
-        labels.insert(LABEL_CONTAINER.into(), if init { format!("init:{}", c.name) } else { c.name.clone() });
+        labels.insert(
+            LABEL_CONTAINER.into(),
+            if init {
+                format!("init:{}", c.name)
+            } else {
+                c.name.clone()
+            },
+        );
         labels.insert(LABEL_POD.into(), self.pod_name.to_string());
         s.metadata.labels = labels;
         let pull = match c.image_pull_policy.as_deref() {
@@ -781,7 +1090,12 @@ impl Ctx<'_> {
                     Pull::Always
                 }
             }
-            Some(o) => return Err(self.inv(format!("{at}.imagePullPolicy"), format!("{o:?} is not Always, IfNotPresent or Never"))),
+            Some(o) => {
+                return Err(self.inv(
+                    format!("{at}.imagePullPolicy"),
+                    format!("{o:?} is not Always, IfNotPresent or Never"),
+                ))
+            }
         };
         let mut probes = Vec::new();
         for (kind, p, field) in [
@@ -791,15 +1105,21 @@ impl Ctx<'_> {
         ] {
             if let Some(p) = p {
                 if init {
-                    return Err(self.inv(format!("{at}.{field}"), "an init container has no probes"));
+                    return Err(
+                        self.inv(format!("{at}.{field}"), "an init container has no probes")
+                    );
                 }
                 probes.push(self.probe(&format!("{at}.{field}"), kind, p, c)?);
             }
         }
         if !probes.is_empty() {
-            s.metadata.annotations.insert(crate::ANNOTATION_PROBES.into(), serde_json::to_string(&probes).unwrap_or_default());
+            s.metadata.annotations.insert(
+                crate::ANNOTATION_PROBES.into(),
+                serde_json::to_string(&probes).unwrap_or_default(),
+            );
         }
-        s.validate().map_err(|e| self.inv(at.to_string(), e.to_string()))?;
+        s.validate()
+            .map_err(|e| self.inv(at.to_string(), e.to_string()))?;
         Ok(ContainerPlan {
             name: format!("{}-{}", self.pod_name, c.name),
             image,
@@ -819,13 +1139,23 @@ impl Ctx<'_> {
                     .iter()
                     .find(|cp| cp.name.as_deref() == Some(name.as_str()))
                     .map(|cp| cp.container_port as u16)
-                    .ok_or_else(|| self.inv(pat, format!("{name:?} names no port of the container"))),
+                    .ok_or_else(|| {
+                        self.inv(pat, format!("{name:?} names no port of the container"))
+                    }),
                 None => Err(self.inv(pat, "missing")),
             }
         };
-        let actions = [p.exec.is_some(), p.http_get.is_some(), p.tcp_socket.is_some(), p.grpc.is_some()];
+        let actions = [
+            p.exec.is_some(),
+            p.http_get.is_some(),
+            p.tcp_socket.is_some(),
+            p.grpc.is_some(),
+        ];
         if actions.iter().filter(|x| **x).count() != 1 {
-            return Err(self.inv(at.to_string(), "needs exactly one of exec, httpGet, tcpSocket, grpc"));
+            return Err(self.inv(
+                at.to_string(),
+                "needs exactly one of exec, httpGet, tcpSocket, grpc",
+            ));
         }
         let action = if let Some(e) = &p.exec {
             if e.command.is_empty() {
@@ -835,19 +1165,32 @@ impl Ctx<'_> {
         } else if let Some(h) = &p.http_get {
             let scheme = h.scheme.clone().unwrap_or_else(|| "HTTP".into());
             if !matches!(scheme.as_str(), "HTTP" | "HTTPS") {
-                return Err(self.inv(format!("{at}.httpGet.scheme"), format!("{scheme:?} is not HTTP or HTTPS")));
+                return Err(self.inv(
+                    format!("{at}.httpGet.scheme"),
+                    format!("{scheme:?} is not HTTP or HTTPS"),
+                ));
             }
             ProbeAction::Http {
                 scheme,
                 host: h.host.clone(),
                 port: port(format!("{at}.httpGet.port"), &h.port)?,
                 path: h.path.clone().unwrap_or_else(|| "/".into()),
-                headers: h.http_headers.iter().map(|x| (x.name.clone(), x.value.clone())).collect(),
+                headers: h
+                    .http_headers
+                    .iter()
+                    .map(|x| (x.name.clone(), x.value.clone()))
+                    .collect(),
             }
         } else if let Some(t) = &p.tcp_socket {
-            ProbeAction::Tcp { host: t.host.clone(), port: port(format!("{at}.tcpSocket.port"), &t.port)? }
+            ProbeAction::Tcp {
+                host: t.host.clone(),
+                port: port(format!("{at}.tcpSocket.port"), &t.port)?,
+            }
         } else if let Some(g) = &p.grpc {
-            ProbeAction::Grpc { port: port_number(self.doc, &format!("{at}.grpc.port"), g.port)?, service: g.service.clone() }
+            ProbeAction::Grpc {
+                port: port_number(self.doc, &format!("{at}.grpc.port"), g.port)?,
+                service: g.service.clone(),
+            }
         } else {
             return Err(self.inv(at.to_string(), "no action"));
         };
@@ -855,12 +1198,18 @@ impl Ctx<'_> {
             match v {
                 None => Ok(default),
                 Some(n) if n >= min as i64 && n <= 86400 => Ok(n as u32),
-                Some(n) => Err(self.inv(format!("{at}.{field}"), format!("{n} is not in {min}..=86400"))),
+                Some(n) => Err(self.inv(
+                    format!("{at}.{field}"),
+                    format!("{n} is not in {min}..=86400"),
+                )),
             }
         };
         let success = num("successThreshold", p.success_threshold, 1, 1)?;
         if success != 1 && kind != ProbeKind::Readiness {
-            return Err(self.inv(format!("{at}.successThreshold"), "must be 1 for liveness and startup probes"));
+            return Err(self.inv(
+                format!("{at}.successThreshold"),
+                "must be 1 for liveness and startup probes",
+            ));
         }
         Ok(ProbePlan {
             kind,
