@@ -136,7 +136,7 @@ fn unknown_fields_and_kinds_warn() {
 fn kinds_and_job_bounds() {
     let y = r#"
 kind: Job
-metadata: {name: j}
+metadata: {name: jj}
 spec:
   completions: 3
   parallelism: 2
@@ -149,11 +149,11 @@ spec:
       containers: [{name: c, image: busybox}]
 ---
 kind: DaemonSet
-metadata: {name: d}
+metadata: {name: dd}
 spec: {selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: busybox}]}}}
 ---
 kind: ReplicaSet
-metadata: {name: r}
+metadata: {name: rr}
 spec: {replicas: 2, selector: {matchLabels: {a: r}}, template: {metadata: {labels: {a: r}}, spec: {containers: [{name: c, image: busybox}]}}}
 ---
 kind: PersistentVolumeClaim
@@ -161,7 +161,7 @@ metadata: {name: data}
 spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 ---
 kind: Pod
-metadata: {name: p}
+metadata: {name: pp}
 spec:
   hostNetwork: true
   securityContext: {runAsUser: 1000, runAsGroup: 100, fsGroup: 5}
@@ -189,12 +189,12 @@ spec:
             active_deadline_seconds: Some(30)
         })
     );
-    let jp = j.pod("j-abcde", 0).unwrap();
+    let jp = j.pod("jj-abcde", 0).unwrap();
     assert_eq!(jp.init_containers.len(), 2);
     assert_eq!(jp.containers[0].spec.lifecycle.restart, RestartPolicy::No);
     assert_eq!(p.workloads[2].replicas, 2);
     assert_eq!(p.claims[0].name, "data");
-    let pod = p.workloads[3].pod("p", 0).unwrap();
+    let pod = p.workloads[3].pod("pp", 0).unwrap();
     assert_eq!(pod.spec.net, NamespaceMode::Host);
     let c = &pod.containers[0].spec;
     assert_eq!(c.process.user.as_deref(), Some("1000:100"));
