@@ -313,7 +313,7 @@ pub struct ServicePortPlan {
     /// A number, or a container port's name.
     pub target: IntOrString,
     pub node_port: Option<u16>,
-    pub proto: berth_network::ports::Proto,
+    pub proto: berth_engine::network::ports::Proto,
 }
 
 /// A PersistentVolumeClaim: a named volume.

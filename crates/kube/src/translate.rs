@@ -6,7 +6,7 @@ use berth_engine::pods::PodSpec as EnginePod;
 use berth_engine::specgen::{
     ContainerSpec, Mount, MountType, NamespaceMode, NetworkAttachment, RestartPolicy,
 };
-use berth_network::ports::{PortMapping, Proto};
+use berth_engine::network::ports::{PortMapping, Proto};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
