@@ -572,3 +572,95 @@ spec:
     assert!(k.containers().is_empty());
     let _ = Path::new("");
 }
+
+/// ReplicaSet, DaemonSet, a PersistentVolumeClaim's volume kept across
+/// pods and `down`, envFrom a Secret given with --configmap, the manifest
+/// from stdin, --start=false and --replace.
+#[test]
+fn replicaset_daemonset_claim_and_play_flags() {
+    let k = Kube::new(false);
+    let cm = k.file(
+        "cm.yaml",
+        "kind: Secret\napiVersion: v1\nmetadata: {name: creds}\nstringData: {USER_NAME: admin}\n",
+    );
+    let yaml = r#"
+kind: PersistentVolumeClaim
+apiVersion: v1
+metadata: {name: data}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+kind: ReplicaSet
+apiVersion: apps/v1
+metadata: {name: rs}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: rs}}
+  template:
+    metadata: {labels: {app: rs}}
+    spec:
+      containers:
+      - name: c
+        image: localhost/kube:1
+        imagePullPolicy: Never
+        command: [sh, -c, 'echo $USER_NAME > /data/$(hostname); exec sleep 1000']
+        envFrom: [{secretRef: {name: creds}}]
+        volumeMounts: [{name: d, mountPath: /data}]
+      volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
+---
+kind: DaemonSet
+apiVersion: apps/v1
+metadata: {name: ds}
+spec:
+  selector: {matchLabels: {app: ds}}
+  template:
+    metadata: {labels: {app: ds}}
+    spec:
+      containers: [{name: c, image: localhost/kube:1, imagePullPolicy: Never, command: [sleep, "1000"]}]
+"#;
+    let play = |more: &[&str]| {
+        let mut c = k.cmd();
+        c.args(["kube", "play", "-", "--configmap", &cm]).args(more);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut ch = c.spawn().unwrap();
+        use std::io::Write;
+        ch.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
+        let o = out(ch.wait_with_output().unwrap());
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        o
+    };
+    // Created, not started.
+    play(&["--start=false"]);
+    let rs = k.pods("io.berth.kube.name=rs");
+    assert_eq!(rs.len(), 2);
+    assert_eq!(k.pods("io.berth.kube.name=ds").len(), 1);
+    let st = k.berth(&["ps", "--format", "{{.Names}}"]).ok().stdout;
+    assert!(st.is_empty(), "{st}");
+    // A replay starts them; both replicas write to the one claim.
+    play(&[]);
+    assert_eq!(k.pods("io.berth.kube.name=rs"), rs);
+    let c = format!("{}-c", rs[0]);
+    wait_for("both replicas' files", 10, || {
+        k.berth(&["exec", &c, "sh", "-c", "cat /data/*"]).stdout == "admin\nadmin\n"
+    });
+    // --replace: new pods, the claim's data kept.
+    play(&["--replace"]);
+    let rs2 = k.pods("io.berth.kube.name=rs");
+    assert_eq!(rs2.len(), 2);
+    assert!(rs2.iter().all(|p| !rs.contains(p)));
+    let o = k
+        .berth(&[
+            "exec",
+            &format!("{}-c", rs2[0]),
+            "sh",
+            "-c",
+            "ls /data | wc -l",
+        ])
+        .ok();
+    assert!(o.stdout.trim().parse::<u32>().unwrap() >= 2, "{}", o.stdout);
+    play(&["--down"]);
+    assert!(k.berth(&["pod", "ps", "-q"]).ok().stdout.is_empty());
+    let vols = k.berth(&["volume", "ls", "-q"]).ok().stdout;
+    assert_eq!(vols.trim(), "data");
+}

@@ -2,11 +2,11 @@
 
 use crate::types::*;
 use crate::{invalid, Data, Error, Result, ServicePlan, LABEL_CONTAINER, LABEL_POD};
+use berth_engine::network::ports::{PortMapping, Proto};
 use berth_engine::pods::PodSpec as EnginePod;
 use berth_engine::specgen::{
     ContainerSpec, Mount, MountType, NamespaceMode, NetworkAttachment, RestartPolicy,
 };
-use berth_engine::network::ports::{PortMapping, Proto};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -741,18 +741,19 @@ impl Ctx<'_> {
         };
         let (section, what) = r.resource.split_once('.').unwrap_or(("", ""));
         let res = target.resources.clone().unwrap_or_default();
-        let map =
-            match section {
-                "limits" => &res.limits,
-                "requests" => &res.requests,
-                _ => return Err(self.inv(
+        let map = match section {
+            "limits" => &res.limits,
+            "requests" => &res.requests,
+            _ => {
+                return Err(self.inv(
                     format!("{at}.resource"),
                     format!(
                         "{:?} is not limits.cpu, limits.memory, requests.cpu or requests.memory",
                         r.resource
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let Some(q) = map.get(what) else {
             self.warnings.push(format!(
                 "{}: {at}: {} is not set on the container: the variable is not set",
