@@ -91,7 +91,12 @@ fn read(file: &Path) -> Result<(String, String)> {
 }
 
 /// The plan of FILE with the --configmap files' objects added.
-fn load(file: &Path, network: Option<&str>, configmaps: &[PathBuf]) -> Result<berth_kube::Plan> {
+fn load(
+    file: &Path,
+    network: Option<&str>,
+    configmaps: &[PathBuf],
+    warn: bool,
+) -> Result<berth_kube::Plan> {
     let (name, text) = read(file)?;
     let mut m = berth_kube::parse(&name, &text)?;
     for c in configmaps {
@@ -109,8 +114,10 @@ fn load(file: &Path, network: Option<&str>, configmaps: &[PathBuf]) -> Result<be
         .map(str::to_string)
         .unwrap_or_else(berth_engine::specgen::default_network);
     let plan = berth_kube::plan(&m, &berth_kube::Options { network })?;
-    for w in &plan.warnings {
-        eprintln!("WARNING: {w}");
+    if warn {
+        for w in &plan.warnings {
+            eprintln!("WARNING: {w}");
+        }
     }
     Ok(plan)
 }
@@ -118,7 +125,7 @@ fn load(file: &Path, network: Option<&str>, configmaps: &[PathBuf]) -> Result<be
 pub fn kube(root: &Path, run_root: &Path, c: KubeCmd) -> Result<()> {
     match c {
         KubeCmd::Play(a) => {
-            let plan = load(&a.file, a.network.as_deref(), &a.configmap)?;
+            let plan = load(&a.file, a.network.as_deref(), &a.configmap, !a.down)?;
             let engine = open(root, run_root)?;
             if a.down {
                 return down(&engine, &plan);
@@ -126,7 +133,7 @@ pub fn kube(root: &Path, run_root: &Path, c: KubeCmd) -> Result<()> {
             play(root, &engine, &plan, &a)
         }
         KubeCmd::Down { file } => {
-            let plan = load(&file, Some("none"), &[])?;
+            let plan = load(&file, Some("none"), &[], false)?;
             down(&open(root, run_root)?, &plan)
         }
         KubeCmd::Ls => ls(&open(root, run_root)?, None),
@@ -135,7 +142,7 @@ pub fn kube(root: &Path, run_root: &Path, c: KubeCmd) -> Result<()> {
             network,
             configmap,
         } => {
-            let plan = load(&file, network.as_deref(), &configmap)?;
+            let plan = load(&file, network.as_deref(), &configmap, false)?;
             ls(&open(root, run_root)?, Some(&plan))
         }
         KubeCmd::Generate { what } => generate(&open(root, run_root)?, &what),
@@ -454,8 +461,9 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
     }
     let want = w.replicas as usize;
     while current.len() > want {
-        let p = current.pop().unwrap_or_else(|| unreachable!());
-        remove_pod(engine, &p)?;
+        if let Some(p) = current.pop() {
+            remove_pod(engine, &p)?;
+        }
     }
     if a.start {
         // Pods that are there but stopped (`pod stop`, a reboot): their
@@ -511,11 +519,13 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
             );
         }
         for _ in 0..room {
-            let index = if current.is_empty() && old.is_empty() {
-                0
-            } else {
-                1
-            };
+            // The host ports (hostPort, NodePort) are the first pod's: the
+            // one made while no pod of the workload holds them.
+            let held = current
+                .iter()
+                .chain(&old)
+                .any(|p| !p.spec.network.ports.is_empty());
+            let index = if held { 1 } else { 0 };
             let p = make_pod(root, engine, w, index, a.start)?;
             println!("pod/{}", p.name);
             current.push(p);

@@ -239,3 +239,36 @@ fn hostile_input_is_an_error_not_a_panic() {
         assert!(r.is_err(), "{y}");
     }
 }
+
+#[test]
+fn node_port_and_host_port_are_the_first_pods() {
+    let y = DEPLOY.to_string()
+        + "---\nkind: Service\nmetadata: {name: np}\nspec: {type: NodePort, selector: {app: web}, ports: [{port: 8080, targetPort: 80, nodePort: 30080}]}\n";
+    let p = plan_of(&y).unwrap();
+    let w = &p.workloads[0];
+    let first = w.pod("web-a-bcdfg", 0).unwrap();
+    let ports: Vec<(u16, u16)> = first
+        .spec
+        .network
+        .ports
+        .iter()
+        .map(|m| (m.host_port, m.container_port))
+        .collect();
+    assert_eq!(ports, [(30080, 80)]);
+    assert_eq!(first.spec.network.networks[0].aliases, ["websvc", "np"]);
+    assert!(w
+        .pod("web-a-bcdfh", 1)
+        .unwrap()
+        .spec
+        .network
+        .ports
+        .is_empty());
+    // A hostPort, likewise.
+    let y = DEPLOY.replace(
+        "        image: busybox:1.36\n",
+        "        image: busybox:1.36\n        ports: [{containerPort: 80, hostPort: 8080}]\n",
+    );
+    let p = plan_of(&y).unwrap();
+    let pod = p.workloads[0].pod("web-a-bcdfg", 0).unwrap();
+    assert_eq!(pod.spec.network.ports[0].host_port, 8080);
+}
