@@ -467,6 +467,22 @@ metadata: {name: i}
     );
     k.play(&f, &["--down"]).ok();
     assert!(k.berth(&["pod", "ps", "-q"]).ok().stdout.is_empty());
+    // A user's volume with the name a pod's volume would have is not
+    // taken (nor emptied).
+    k.berth(&["volume", "create", "mine-scratch"]).ok();
+    let f = k.file(
+        "clash.yaml",
+        "kind: Pod\nmetadata: {name: mine}\nspec:\n  containers: [{name: c, image: localhost/kube:1, imagePullPolicy: Never, command: [\"true\"], volumeMounts: [{name: scratch, mountPath: /s}]}]\n  volumes: [{name: scratch, emptyDir: {}}]\n",
+    );
+    let o = k.play(&f, &["--start=false"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("volume mine-scratch exists and was not made by kube play"),
+        "{}",
+        o.stderr
+    );
+    k.berth(&["volume", "inspect", "mine-scratch"]).ok();
 }
 
 /// `kube generate` of a pod writes YAML that `kube play` makes the same

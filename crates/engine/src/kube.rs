@@ -43,13 +43,22 @@ impl crate::Engine {
     /// Makes the volume `name` anew (what a previous pod of the name left
     /// in it is removed: no container has used the new one yet, so its
     /// directory holds nothing a container planted) and writes `files`.
+    /// An existing volume of the name must carry `labels` (made for the
+    /// same pod).
     pub fn kube_fill_volume(
         &self,
         name: &str,
         labels: BTreeMap<String, String>,
         files: &[VolumeFile],
     ) -> Result<()> {
-        if self.records.volume(name).is_ok() {
+        if let Ok(v) = self.records.volume(name) {
+            // Only a volume made for a pod of this name is made anew: a
+            // user's volume of the name is left alone.
+            if !labels.iter().all(|(k, x)| v.labels.get(k) == Some(x)) {
+                return Err(crate::Error::Conflict(format!(
+                    "volume {name} exists and was not made by kube play for this pod: remove or rename it"
+                )));
+            }
             self.remove_volume(name)?;
         }
         let dir = self.paths.volume(name);
