@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -586,7 +586,43 @@ spec:
     assert!(ls.contains("3/3"), "{ls}");
     k.play(&f, &["--down"]).ok();
     assert!(k.containers().is_empty());
-    let _ = Path::new("");
+    // Deterministically half-made: the second container's image is not
+    // there yet, so the first play stops after the pod's first container;
+    // the replay (same file, same hash) must not take that pod as whole.
+    let half = k.file(
+        "half.yaml",
+        &std::fs::read_to_string(&f)
+            .unwrap()
+            .replace(
+                "{name: b, image: localhost/kube:1",
+                "{name: b, image: localhost/later:1",
+            )
+            .replace("replicas: 3", "replicas: 1"),
+    );
+    let o = k.play(&half, &[]);
+    assert_ne!(o.code, 0);
+    assert_eq!(
+        k.containers()
+            .iter()
+            .filter(|c| !c.ends_with("-infra"))
+            .count(),
+        1
+    );
+    let p = k.dir.path().join("later.tar");
+    std::fs::write(&p, image_tar()).unwrap();
+    k.berth(&["import", p.to_str().unwrap(), "localhost/later:1"])
+        .ok();
+    k.play(&half, &[]).ok();
+    let pods = k.pods("io.berth.kube.name=k9");
+    assert_eq!(pods.len(), 1);
+    let mut got: Vec<String> = k
+        .containers()
+        .into_iter()
+        .filter(|c| !c.ends_with("-infra"))
+        .collect();
+    got.sort();
+    assert_eq!(got, [format!("{}-a", pods[0]), format!("{}-b", pods[0])]);
+    k.play(&half, &["--down"]).ok();
 }
 
 /// ReplicaSet, DaemonSet, a PersistentVolumeClaim's volume kept across
