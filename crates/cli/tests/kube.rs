@@ -398,8 +398,32 @@ spec:
     let o = k.play(&bad, &[]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("Job/fails failed"), "{}", o.stderr);
+    // activeDeadlineSeconds: the running pod killed, play fails.
+    let slow = k.file(
+        "slow.yaml",
+        &std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("name: count", "name: slow")
+            .replace(
+                "backoffLimit: 0",
+                "backoffLimit: 0\n  activeDeadlineSeconds: 1",
+            )
+            .replace("cat /w/order", "exec sleep 100"),
+    );
+    let t = Instant::now();
+    let o = k.play(&slow, &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("activeDeadlineSeconds 1 passed"),
+        "{}",
+        o.stderr
+    );
+    assert!(t.elapsed() < Duration::from_secs(30));
+    let running = k.berth(&["ps", "--format", "{{.Names}}"]).ok().stdout;
+    assert!(!running.contains("slow-"), "{running}");
     k.play(&f, &["--down"]).ok();
     k.play(&bad, &["--down"]).ok();
+    k.play(&slow, &["--down"]).ok();
     assert!(k.containers().is_empty());
 }
 
