@@ -405,6 +405,44 @@ fn make_pod(
     Ok(pod)
 }
 
+/// `n` pods of `w` made together (the first publishes the host ports
+/// when `publish`), each a thread: a pod's time is mostly waits on its
+/// runtime and monitor.
+fn make_pods(
+    root: &Path,
+    engine: &Engine,
+    w: &Workload,
+    n: usize,
+    publish: bool,
+    start: bool,
+) -> Vec<Result<PodRecord>> {
+    if n == 0 {
+        return Vec::new();
+    }
+    // The first alone: it may import the infra image, which two pod
+    // creates at once race on (the engine's first-use import).
+    let first = make_pod(root, engine, w, if publish { 0 } else { 1 }, start);
+    let failed = first.is_err();
+    let mut out = vec![first];
+    if failed {
+        return out;
+    }
+    let rest: Vec<Result<PodRecord>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (1..n)
+            .map(|_| s.spawn(move || make_pod(root, engine, w, 1, start)))
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!("kube: {}: a pod's thread panicked", w.doc))
+                })
+            })
+            .collect()
+    });
+    out.extend(rest);
+    out
+}
+
 /// Whether a pod is whole: every container of its plan is there (a play
 /// killed half-way leaves one that is not).
 fn whole(engine: &Engine, w: &Workload, pod: &PodRecord) -> bool {
@@ -518,15 +556,15 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
                 "kube: {object}: the rolling update cannot proceed (maxSurge and maxUnavailable)"
             );
         }
-        for _ in 0..room {
-            // The host ports (hostPort, NodePort) are the first pod's: the
-            // one made while no pod of the workload holds them.
-            let held = current
-                .iter()
-                .chain(&old)
-                .any(|p| !p.spec.network.ports.is_empty());
-            let index = if held { 1 } else { 0 };
-            let p = make_pod(root, engine, w, index, a.start)?;
+        // The host ports (hostPort, NodePort) are the first pod's: the one
+        // made while no pod of the workload holds them.
+        let held = current
+            .iter()
+            .chain(&old)
+            .any(|p| !p.spec.network.ports.is_empty());
+        let batch = make_pods(root, engine, w, room, !held, a.start);
+        for p in batch {
+            let p = p?;
             println!("pod/{}", p.name);
             current.push(p);
             made += 1;
@@ -631,9 +669,8 @@ fn job(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<()> {
         let room = (j.parallelism as usize)
             .min(left as usize)
             .saturating_sub(running.len());
-        for _ in 0..room {
-            let p = make_pod(root, engine, w, 1, true)?;
-            println!("pod/{}", p.name);
+        for p in make_pods(root, engine, w, room, false, true) {
+            println!("pod/{}", p?.name);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -643,9 +680,25 @@ fn down(engine: &Engine, plan: &berth_kube::Plan) -> Result<()> {
     let mut errors = 0;
     for w in &plan.workloads {
         let _lock = engine.kube_lock(&format!("{}/{}", w.kind.as_str(), w.name))?;
-        for p in pods_of(engine, w.kind.as_str(), &w.name)? {
-            match remove_pod(engine, &p) {
-                Ok(()) => println!("pod/{} removed", p.name),
+        let pods = pods_of(engine, w.kind.as_str(), &w.name)?;
+        // Together: each removal is mostly waits on monitors.
+        let done: Vec<(String, Result<()>)> = std::thread::scope(|s| {
+            let hs: Vec<_> = pods
+                .iter()
+                .map(|p| (p.name.clone(), s.spawn(|| remove_pod(engine, p))))
+                .collect();
+            hs.into_iter()
+                .map(|(n, h)| {
+                    let r = h.join().unwrap_or_else(|_| {
+                        Err(anyhow::anyhow!("kube down: pod {n}: the thread panicked"))
+                    });
+                    (n, r)
+                })
+                .collect()
+        });
+        for (n, r) in done {
+            match r {
+                Ok(()) => println!("pod/{n} removed"),
                 Err(e) => {
                     eprintln!("Error: {}", crate::output::text(&e));
                     errors += 1;
