@@ -407,7 +407,8 @@ fn make_pod(
 
 /// `n` pods of `w` made together (the first publishes the host ports
 /// when `publish`), each a thread: a pod's time is mostly waits on its
-/// runtime and monitor.
+/// runtime and monitor (a first pod's import of the infra image is the
+/// engine's, under its lock).
 fn make_pods(
     root: &Path,
     engine: &Engine,
@@ -416,20 +417,12 @@ fn make_pods(
     publish: bool,
     start: bool,
 ) -> Vec<Result<PodRecord>> {
-    if n == 0 {
-        return Vec::new();
-    }
-    // The first alone: it may import the infra image, which two pod
-    // creates at once race on (the engine's first-use import).
-    let first = make_pod(root, engine, w, if publish { 0 } else { 1 }, start);
-    let failed = first.is_err();
-    let mut out = vec![first];
-    if failed {
-        return out;
-    }
-    let rest: Vec<Result<PodRecord>> = std::thread::scope(|s| {
-        let hs: Vec<_> = (1..n)
-            .map(|_| s.spawn(move || make_pod(root, engine, w, 1, start)))
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..n)
+            .map(|i| {
+                let index = if publish && i == 0 { 0 } else { 1 };
+                s.spawn(move || make_pod(root, engine, w, index, start))
+            })
             .collect();
         hs.into_iter()
             .map(|h| {
@@ -438,9 +431,7 @@ fn make_pods(
                 })
             })
             .collect()
-    });
-    out.extend(rest);
-    out
+    })
 }
 
 /// Whether a pod is whole: every container of its plan is there (a play
@@ -506,17 +497,34 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
     if a.start {
         // Pods that are there but stopped (`pod stop`, a reboot): their
         // containers started again.
-        for p in &current {
-            if !ready(engine, p) {
-                for r in members(engine, p)?.iter().filter(|r| !is_init(r)) {
-                    if r.state.status != Status::Running {
-                        engine
-                            .start_session(&r.id, None)
-                            .with_context(|| format!("kube: pod {}: start {}", p.name, r.name))?;
-                    }
+        // One that cannot be started (a play killed while it started
+        // the pod's infra) is made anew below.
+        let mut kept = Vec::new();
+        for p in current {
+            if !ready(engine, &p) {
+                let started = members(engine, &p)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|m| {
+                        for r in m.iter().filter(|r| !is_init(r)) {
+                            if r.state.status != Status::Running {
+                                engine.start_session(&r.id, None)?;
+                            }
+                        }
+                        Ok(())
+                    });
+                if let Err(e) = started {
+                    eprintln!(
+                        "WARNING: pod {}: start it again: {}; making it anew",
+                        p.name,
+                        crate::output::text(&e)
+                    );
+                    remove_pod(engine, &p)?;
+                    continue;
                 }
             }
+            kept.push(p);
         }
+        current = kept;
     }
     // A workload that publishes host ports cannot run two generations at
     // once: the old pods go first.
