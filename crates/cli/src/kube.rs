@@ -502,16 +502,14 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
         let mut kept = Vec::new();
         for p in current {
             if !ready(engine, &p) {
-                let started = members(engine, &p)
-                    .map_err(anyhow::Error::from)
-                    .and_then(|m| {
-                        for r in m.iter().filter(|r| !is_init(r)) {
-                            if r.state.status != Status::Running {
-                                engine.start_session(&r.id, None)?;
-                            }
+                let started = members(engine, &p).and_then(|m| {
+                    for r in m.iter().filter(|r| !is_init(r)) {
+                        if r.state.status != Status::Running {
+                            engine.start_session(&r.id, None)?;
                         }
-                        Ok(())
-                    });
+                    }
+                    Ok(())
+                });
                 if let Err(e) = started {
                     eprintln!(
                         "WARNING: pod {}: start it again: {}; making it anew",
