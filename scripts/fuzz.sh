@@ -15,7 +15,7 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 echo "==> building the fuzz targets"
 cargo build --locked --release --bins
 bin=target/x86_64-unknown-linux-gnu/release
-for t in config seccomp tar manifest unpack spec monitor dns dockerfile api; do
+for t in config seccomp tar manifest unpack spec monitor dns dockerfile api kube; do
     echo "==> fuzzing $t for ${secs}s"
     mkdir -p "artifacts/$t" "target/corpus/$t"
     # New inputs go to target/corpus (kept between local runs); the seeds in

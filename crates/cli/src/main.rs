@@ -10,6 +10,7 @@ mod format;
 mod health;
 mod images;
 mod interrupt;
+mod kube;
 mod manage;
 mod network;
 mod output;
@@ -160,6 +161,9 @@ enum Cmd {
     /// Manage pods (containers sharing a network, IPC, host name and cgroup).
     #[command(subcommand)]
     Pod(pod::PodCmd),
+    /// Play Kubernetes YAML (Pods, Deployments, Services, ...) as pods.
+    #[command(subcommand)]
+    Kube(kube::KubeCmd),
     /// Prune and report disk use.
     #[command(subcommand)]
     System(manage::SystemCmd),
@@ -455,6 +459,7 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
         Cmd::Volume(c) => manage::volume(root, run_root, c),
         Cmd::Network(c) => network::network(root, run_root, c),
         Cmd::Pod(c) => pod::pod(root, run_root, c),
+        Cmd::Kube(c) => kube::kube(root, run_root, c),
         Cmd::System(c) => manage::system(root, run_root, c),
         Cmd::Container(c) => match c.into_cmd() {
             Routed::Same(cmd) => dispatch(root, run_root, *cmd),

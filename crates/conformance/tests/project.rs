@@ -85,6 +85,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "berth-engine",
             "berth-monitor-proto",
             "berth-api",
+            "berth-kube",
         ],
     ),
     // The Docker API service: HTTP handlers over the engine (tokio and
@@ -102,6 +103,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The Dockerfile language (parser, expansion, .dockerignore, stage
     // graph): pure, no workspace crate.
     ("berth-build", &[]),
+    // Kubernetes YAML to specs, pure: the engine's spec types, no I/O.
+    ("berth-kube", &["berth-engine"]),
 ];
 
 /// Crates that must not link berth-runtime, directly or through any other
@@ -341,7 +344,8 @@ fn no_threads_in_the_runtime() {
 /// The CLI is clap, the terminal and tables over the engine: it links no
 /// workspace crate but berth-engine (the image store, the registry client
 /// and the monitor's protocol only through the engine's API), as the REST
-/// API will.
+/// API will, and berth-kube, the pure YAML-to-spec translation of the
+/// shells' layer (`kube play` hands its specs to the engine).
 #[test]
 fn cli_goes_through_the_engine() {
     let graph = Graph::load();
@@ -355,8 +359,8 @@ fn cli_goes_through_the_engine() {
     linked.sort();
     assert_eq!(
         linked,
-        ["berth-api", "berth-engine"],
-        "berth-cli links workspace crates other than the engine (and the API service over it)"
+        ["berth-api", "berth-engine", "berth-kube"],
+        "berth-cli links workspace crates other than the engine (and the shells over it: the API service, the YAML translation)"
     );
 }
 

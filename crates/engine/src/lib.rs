@@ -24,6 +24,7 @@ pub mod imagelist;
 pub mod images;
 pub mod info;
 pub mod inspect;
+pub mod kube;
 #[cfg(test)]
 mod lifecycle_tests;
 pub mod logs;

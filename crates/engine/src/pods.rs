@@ -496,6 +496,13 @@ impl crate::Engine {
         if let Ok(id) = self.images.resolve_id(INFRA_IMAGE) {
             return Ok(id);
         }
+        // One import at a time (pods made together, by threads of one
+        // process or by several processes, each found no image): the
+        // others find it made.
+        let _lock = self.lock("infra-image")?;
+        if let Ok(id) = self.images.resolve_id(INFRA_IMAGE) {
+            return Ok(id);
+        }
         let mut tar = berth_image::tar::Writer::new(Vec::new());
         for d in ["dev", "etc", "proc", "run", "sbin", "sys", "tmp"] {
             let e = berth_image::tar::Entry {

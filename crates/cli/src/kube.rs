@@ -1,0 +1,949 @@
+//! `berth kube play/down/ls/status/generate`: Kubernetes YAML run as pods.
+//!
+//! berth-kube translates the manifest into a plan (pure); this file
+//! converges the engine's pods to it, one workload at a time under the
+//! workload's lock. Each pod carries labels naming its workload and the
+//! hash of everything it was made from; a replay finds the pods by those
+//! labels, so an unchanged file changes nothing, a missing or half-made
+//! pod (a kill -9 during play) is made again, and pods of another hash
+//! are replaced by a rolling update. There is no controller process:
+//! what keeps a pod's containers running is each container's monitor
+//! (restartPolicy), and play itself drives a Job to its completions.
+
+use crate::containers::open;
+use anyhow::{bail, Context, Result};
+use berth_engine::kube::VolumeFile;
+use berth_engine::pods::{PodCreate, PodRecord};
+use berth_engine::records::{Record, Status};
+use berth_engine::Engine;
+use berth_kube::{
+    Kind, PodPlan, Pull, Workload, LABEL_CONTAINER, LABEL_HASH, LABEL_KIND, LABEL_NAME, LABEL_POD,
+};
+use clap::{Args, Subcommand};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// On a pod: the replicas its workload wants (for `kube ls`).
+const LABEL_REPLICAS: &str = "io.berth.kube.replicas";
+
+#[derive(Subcommand)]
+pub enum KubeCmd {
+    /// Create pods, volumes and services from Kubernetes YAML (or bring
+    /// them up to date: replaying an unchanged file changes nothing).
+    Play(PlayArgs),
+    /// Remove what `kube play FILE` made (PersistentVolumeClaims' volumes
+    /// are kept).
+    Down {
+        /// The YAML file, or - for standard input.
+        file: PathBuf,
+    },
+    /// The workloads `kube play` made: desired and ready pods.
+    #[command(alias = "list")]
+    Ls,
+    /// Desired and ready pods of the workloads of FILE.
+    Status {
+        file: PathBuf,
+        #[arg(long)]
+        network: Option<String>,
+        #[arg(long = "configmap")]
+        configmap: Vec<PathBuf>,
+    },
+    /// Write a Pod manifest (YAML that `kube play` and Kubernetes accept)
+    /// for a container or a pod.
+    Generate {
+        /// A container or pod name or id.
+        what: String,
+    },
+}
+
+#[derive(Args)]
+pub struct PlayArgs {
+    /// The YAML file, or - for standard input.
+    pub file: PathBuf,
+    /// Remove what the file made instead (as `kube down`).
+    #[arg(long)]
+    pub down: bool,
+    /// Remove and make again every pod of the file, even those up to date.
+    #[arg(long)]
+    pub replace: bool,
+    /// Start the pods (false: create them only).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub start: bool,
+    /// The network the pods are put on (default: as for `berth run`).
+    #[arg(long)]
+    pub network: Option<String>,
+    /// A YAML file of ConfigMaps (and Secrets) the manifest refers to.
+    #[arg(long = "configmap")]
+    pub configmap: Vec<PathBuf>,
+}
+
+fn read(file: &Path) -> Result<(String, String)> {
+    if file == Path::new("-") {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("kube: read the manifest from standard input")?;
+        return Ok(("-".into(), s));
+    }
+    let s = std::fs::read_to_string(file)
+        .with_context(|| format!("kube: read the manifest {}", file.display()))?;
+    Ok((file.display().to_string(), s))
+}
+
+/// The plan of FILE with the --configmap files' objects added.
+fn load(
+    file: &Path,
+    network: Option<&str>,
+    configmaps: &[PathBuf],
+    warn: bool,
+) -> Result<berth_kube::Plan> {
+    let (name, text) = read(file)?;
+    let mut m = berth_kube::parse(&name, &text)?;
+    for c in configmaps {
+        let (cname, ctext) = read(c)?;
+        let cm = berth_kube::parse(&cname, &ctext)?;
+        m.warnings.extend(cm.warnings);
+        for (doc, d) in cm.docs {
+            match d {
+                berth_kube::Doc::ConfigMap(_) | berth_kube::Doc::Secret(_) => m.docs.insert(0, (doc, d)),
+                _ => bail!("--configmap {cname}: {doc}: only ConfigMaps and Secrets are read from a --configmap file"),
+            }
+        }
+    }
+    let network = network
+        .map(str::to_string)
+        .unwrap_or_else(berth_engine::specgen::default_network);
+    let plan = berth_kube::plan(&m, &berth_kube::Options { network })?;
+    if warn {
+        for w in &plan.warnings {
+            eprintln!("WARNING: {w}");
+        }
+    }
+    Ok(plan)
+}
+
+pub fn kube(root: &Path, run_root: &Path, c: KubeCmd) -> Result<()> {
+    match c {
+        KubeCmd::Play(a) => {
+            let plan = load(&a.file, a.network.as_deref(), &a.configmap, !a.down)?;
+            let engine = open(root, run_root)?;
+            if a.down {
+                return down(&engine, &plan);
+            }
+            play(root, &engine, &plan, &a)
+        }
+        KubeCmd::Down { file } => {
+            let plan = load(&file, Some("none"), &[], false)?;
+            down(&open(root, run_root)?, &plan)
+        }
+        KubeCmd::Ls => ls(&open(root, run_root)?, None),
+        KubeCmd::Status {
+            file,
+            network,
+            configmap,
+        } => {
+            let plan = load(&file, network.as_deref(), &configmap, false)?;
+            ls(&open(root, run_root)?, Some(&plan))
+        }
+        KubeCmd::Generate { what } => generate(&open(root, run_root)?, &what),
+    }
+}
+
+fn random_suffix() -> Result<String> {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut b = [0u8; 5];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").context("open /dev/urandom")?,
+        &mut b,
+    )
+    .context("read /dev/urandom")?;
+    Ok(b.iter()
+        .map(|x| ALPHABET[*x as usize % ALPHABET.len()] as char)
+        .collect())
+}
+
+/// The pods of a workload.
+fn pods_of(engine: &Engine, kind: &str, name: &str) -> Result<Vec<PodRecord>> {
+    Ok(engine
+        .pod_list()?
+        .into_iter()
+        .filter(|p| {
+            p.spec.labels.get(LABEL_KIND).map(String::as_str) == Some(kind)
+                && p.spec.labels.get(LABEL_NAME).map(String::as_str) == Some(name)
+        })
+        .collect())
+}
+
+/// A pod's members other than its infra.
+fn members(engine: &Engine, pod: &PodRecord) -> Result<Vec<Record>> {
+    Ok(engine
+        .pod_containers(pod)?
+        .into_iter()
+        .filter(|r| Some(&r.id) != pod.infra_id.as_ref())
+        .collect())
+}
+
+fn is_init(r: &Record) -> bool {
+    r.spec
+        .metadata
+        .labels
+        .get(LABEL_CONTAINER)
+        .is_some_and(|c| c.starts_with("init:"))
+}
+
+/// Ready: every (non-init) container running. (Readiness probes, once the
+/// monitor runs them, narrow this: the seam is here.)
+fn ready(engine: &Engine, pod: &PodRecord) -> bool {
+    members(engine, pod).is_ok_and(|m| {
+        let app: Vec<&Record> = m.iter().filter(|r| !is_init(r)).collect();
+        !app.is_empty() && app.iter().all(|r| r.state.status == Status::Running)
+    })
+}
+
+/// Removes a pod made by play and the volumes made for it.
+fn remove_pod(engine: &Engine, pod: &PodRecord) -> Result<()> {
+    engine
+        .pod_remove(&pod.id, true)
+        .with_context(|| format!("kube: remove pod {}", pod.name))?;
+    for v in engine.records.volumes()? {
+        if v.labels.get(LABEL_POD) == Some(&pod.name) {
+            engine
+                .remove_volume(&v.name)
+                .with_context(|| format!("kube: remove volume {} of pod {}", v.name, pod.name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the volumes made for pods of a workload that are gone (a pod
+/// removed by hand, or by a play killed half-way).
+fn remove_orphan_volumes(engine: &Engine, kind: &str, name: &str) -> Result<()> {
+    let live: Vec<String> = pods_of(engine, kind, name)?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    for v in engine.records.volumes()? {
+        let l = &v.labels;
+        if l.get(LABEL_KIND).map(String::as_str) == Some(kind)
+            && l.get(LABEL_NAME).map(String::as_str) == Some(name)
+            && l.get(LABEL_POD).is_some_and(|p| !live.contains(p))
+        {
+            engine
+                .remove_volume(&v.name)
+                .with_context(|| format!("kube: remove volume {} of a removed pod", v.name))?;
+        }
+    }
+    Ok(())
+}
+
+fn image_id(
+    root: &Path,
+    engine: &Engine,
+    image: &str,
+    pull: Pull,
+) -> Result<berth_engine::images::Digest> {
+    use berth_engine::images::{ImageChoice, PullPolicy as P};
+    let policy = match pull {
+        Pull::Always => P::Always,
+        Pull::IfNotPresent => P::Missing,
+        Pull::Never => P::Never,
+    };
+    let choice = engine.image_for(image, policy, None).map_err(|e| match e {
+        berth_engine::images::ImageForError::Store(e) => anyhow::Error::from(e),
+        _ => anyhow::anyhow!(
+            "image {image:?} is not in the store and imagePullPolicy is Never; pull it first (`berth pull {image}`)"
+        ),
+    })?;
+    match choice {
+        ImageChoice::Stored(id) => Ok(id),
+        ImageChoice::Pull { fallback, .. } => {
+            let pulled = crate::images::pull_image(
+                root,
+                &crate::images::PullArgs {
+                    image: image.to_string(),
+                    quiet: true,
+                    platform: None,
+                    tls_verify: true,
+                    creds: None,
+                    parallel: 3,
+                },
+            );
+            match (pulled, fallback) {
+                (Err(_), Some(id)) => Ok(id),
+                (p, _) => p,
+            }
+        }
+    }
+}
+
+/// Checks (or makes) a hostPath volume's path per its type.
+fn host_path(path: &str, kind: &str) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let p = Path::new(path);
+    let meta = std::fs::metadata(p);
+    let ok = match kind {
+        "" => return Ok(()),
+        "DirectoryOrCreate" => {
+            return std::fs::create_dir_all(p)
+                .with_context(|| format!("kube: hostPath {path}: create the directory"))
+        }
+        "FileOrCreate" => {
+            return std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map(|_| ())
+                .with_context(|| format!("kube: hostPath {path}: create the file"))
+        }
+        "Directory" => meta.as_ref().is_ok_and(|m| m.is_dir()),
+        "File" => meta.as_ref().is_ok_and(|m| m.is_file()),
+        "Socket" => meta.as_ref().is_ok_and(|m| m.file_type().is_socket()),
+        "CharDevice" => meta.as_ref().is_ok_and(|m| m.file_type().is_char_device()),
+        "BlockDevice" => meta.as_ref().is_ok_and(|m| m.file_type().is_block_device()),
+        _ => false,
+    };
+    if !ok {
+        bail!("kube: hostPath {path}: not a {kind} on this host");
+    }
+    Ok(())
+}
+
+/// Makes one pod of `w` (and starts it when `start`).
+fn make_pod(
+    root: &Path,
+    engine: &Engine,
+    w: &Workload,
+    index: u32,
+    start: bool,
+) -> Result<PodRecord> {
+    let name = match w.kind {
+        Kind::Pod => w.name.clone(),
+        _ => format!("{}{}", w.pod_prefix(), random_suffix()?),
+    };
+    let plan: PodPlan = w.pod(&name, index)?;
+    for c in &plan.claims {
+        if engine.records.volume(c).is_err() {
+            let labels = [(berth_kube::LABEL_CLAIM.to_string(), c.clone())].into();
+            engine.create_volume(c, labels, false)?;
+        }
+    }
+    for (p, t) in &plan.host_paths {
+        host_path(p, t)?;
+    }
+    let mut labels: BTreeMap<String, String> = [
+        (LABEL_POD.to_string(), name.clone()),
+        (LABEL_KIND.to_string(), w.kind.as_str().to_string()),
+        (LABEL_NAME.to_string(), w.name.clone()),
+    ]
+    .into();
+    for v in &plan.volumes {
+        let files: Vec<VolumeFile> = v
+            .files
+            .iter()
+            .map(|f| VolumeFile {
+                path: &f.path,
+                data: &f.data,
+                mode: f.mode,
+            })
+            .collect();
+        engine
+            .kube_fill_volume(&v.name, labels.clone(), &files)
+            .with_context(|| format!("kube: pod {name}: volume {}", v.name))?;
+    }
+    labels.clear();
+    let mut spec = plan.spec.clone();
+    spec.labels
+        .insert(LABEL_HASH.into(), w.template_hash.clone());
+    spec.labels
+        .insert(LABEL_REPLICAS.into(), w.replicas.to_string());
+    if let Some(j) = &w.job {
+        spec.labels
+            .insert(LABEL_REPLICAS.into(), j.completions.to_string());
+    }
+    let pod = engine
+        .pod_create(&PodCreate {
+            name: Some(name.clone()),
+            spec,
+        })
+        .with_context(|| format!("kube: {}: create pod {name}", w.doc))?;
+    let make = |c: &berth_kube::ContainerPlan| -> Result<Record> {
+        let id = image_id(root, engine, &c.image, c.pull)?;
+        let mut spec = c.spec.clone();
+        spec.pod = Some(pod.id.clone());
+        if c.run_as_non_root {
+            let user = engine.image_config(&id)?.user.unwrap_or_default();
+            let u = user.split(':').next().unwrap_or("");
+            if u.is_empty() || u == "0" || u == "root" {
+                bail!("kube: container {}: runAsNonRoot is true but image {} runs as root (set runAsUser)", c.name, c.image);
+            }
+        }
+        Ok(engine.create(&c.image, &id, Some(&c.name), spec)?)
+    };
+    for c in &plan.init_containers {
+        let r = make(c)?;
+        if start {
+            engine
+                .start_session(&r.id, None)
+                .with_context(|| format!("kube: pod {name}: start init container {}", c.name))?;
+            let code = engine.wait(&r.id)?;
+            if code != 0 {
+                bail!("kube: pod {name}: init container {} exited with {code}: the pod's containers are not started (see `berth logs {}`)", c.name, c.name);
+            }
+        }
+    }
+    let mut made = Vec::new();
+    for c in &plan.containers {
+        made.push(make(c)?);
+    }
+    if start {
+        for r in &made {
+            engine
+                .start_session(&r.id, None)
+                .with_context(|| format!("kube: pod {name}: start container {}", r.name))?;
+        }
+    }
+    Ok(pod)
+}
+
+/// `n` pods of `w` made together (the first publishes the host ports
+/// when `publish`), each a thread: a pod's time is mostly waits on its
+/// runtime and monitor (a first pod's import of the infra image is the
+/// engine's, under its lock).
+fn make_pods(
+    root: &Path,
+    engine: &Engine,
+    w: &Workload,
+    n: usize,
+    publish: bool,
+    start: bool,
+) -> Vec<Result<PodRecord>> {
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..n)
+            .map(|i| {
+                let index = if publish && i == 0 { 0 } else { 1 };
+                s.spawn(move || make_pod(root, engine, w, index, start))
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(anyhow::anyhow!("kube: {}: a pod's thread panicked", w.doc))
+                })
+            })
+            .collect()
+    })
+}
+
+/// Whether a pod is whole: every container of its plan is there (a play
+/// killed half-way leaves one that is not).
+fn whole(engine: &Engine, w: &Workload, pod: &PodRecord) -> bool {
+    let Ok(plan) = w.pod(&pod.name, 1) else {
+        return false;
+    };
+    let want = plan.init_containers.len() + plan.containers.len();
+    members(engine, pod).is_ok_and(|m| m.len() == want)
+}
+
+fn play(root: &Path, engine: &Engine, plan: &berth_kube::Plan, a: &PlayArgs) -> Result<()> {
+    for c in &plan.claims {
+        if engine.records.volume(&c.name).is_err() {
+            engine.create_volume(&c.name, c.labels.clone(), false)?;
+            println!("volume/{}", c.name);
+        }
+    }
+    let mut failed = Vec::new();
+    for w in &plan.workloads {
+        let object = format!("{}/{}", w.kind.as_str(), w.name);
+        let _lock = engine.kube_lock(&object)?;
+        remove_orphan_volumes(engine, w.kind.as_str(), &w.name)?;
+        let r = if w.kind == Kind::Job {
+            job(root, engine, w, a)
+        } else {
+            converge(root, engine, w, a)
+        };
+        if let Err(e) = r {
+            eprintln!("Error: {object}: {}", crate::output::text(&e));
+            failed.push(object);
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "kube play: {} failed (replay the file to retry)",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Pods of a workload other than Job to what it wants.
+fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<()> {
+    let object = format!("{}/{}", w.kind.as_str(), w.name);
+    let (mut current, mut old): (Vec<PodRecord>, Vec<PodRecord>) = (Vec::new(), Vec::new());
+    for p in pods_of(engine, w.kind.as_str(), &w.name)? {
+        if a.replace || !whole(engine, w, &p) {
+            remove_pod(engine, &p)?;
+        } else if p.spec.labels.get(LABEL_HASH) == Some(&w.template_hash) {
+            current.push(p);
+        } else {
+            old.push(p);
+        }
+    }
+    let want = w.replicas as usize;
+    while current.len() > want {
+        if let Some(p) = current.pop() {
+            remove_pod(engine, &p)?;
+        }
+    }
+    if a.start {
+        // Pods that are there but stopped (`pod stop`, a reboot): their
+        // containers started again.
+        // One that cannot be started (a play killed while it started
+        // the pod's infra) is made anew below.
+        let mut kept = Vec::new();
+        for p in current {
+            if !ready(engine, &p) {
+                let started = members(engine, &p).and_then(|m| {
+                    for r in m.iter().filter(|r| !is_init(r)) {
+                        if r.state.status != Status::Running {
+                            engine.start_session(&r.id, None)?;
+                        }
+                    }
+                    Ok(())
+                });
+                if let Err(e) = started {
+                    eprintln!(
+                        "WARNING: pod {}: start it again: {}; making it anew",
+                        p.name,
+                        crate::output::text(&e)
+                    );
+                    remove_pod(engine, &p)?;
+                    continue;
+                }
+            }
+            kept.push(p);
+        }
+        current = kept;
+    }
+    // A workload that publishes host ports cannot run two generations at
+    // once: the old pods go first.
+    let publishes = w
+        .pod("x", 0)
+        .is_ok_and(|p| !p.spec.network.ports.is_empty());
+    let (surge, unavail) = if publishes {
+        (0, w.rollout.max_unavailable.max(1) as usize)
+    } else {
+        (
+            w.rollout.max_surge as usize,
+            w.rollout.max_unavailable as usize,
+        )
+    };
+    let mut made = 0;
+    loop {
+        let need = want - current.len();
+        if need == 0 && old.is_empty() {
+            break;
+        }
+        // Old pods that may go now: the available ones stay at least
+        // want - maxUnavailable.
+        let floor = want.saturating_sub(unavail);
+        let can_go = (current.len() + old.len())
+            .saturating_sub(floor)
+            .min(old.len());
+        let go = if need == 0 { old.len() } else { can_go };
+        for p in old.drain(..go) {
+            remove_pod(engine, &p)?;
+            println!("pod/{} removed", p.name);
+        }
+        let room = (want + surge)
+            .saturating_sub(current.len() + old.len())
+            .min(need);
+        if room == 0 && go == 0 {
+            bail!(
+                "kube: {object}: the rolling update cannot proceed (maxSurge and maxUnavailable)"
+            );
+        }
+        // The host ports (hostPort, NodePort) are the first pod's: the one
+        // made while no pod of the workload holds them.
+        let held = current
+            .iter()
+            .chain(&old)
+            .any(|p| !p.spec.network.ports.is_empty());
+        let batch = make_pods(root, engine, w, room, !held, a.start);
+        for p in batch {
+            let p = p?;
+            println!("pod/{}", p.name);
+            current.push(p);
+            made += 1;
+        }
+    }
+    if made == 0 {
+        println!("{object} unchanged");
+    }
+    Ok(())
+}
+
+fn pod_outcome(engine: &Engine, pod: &PodRecord) -> Option<bool> {
+    let m = members(engine, pod).ok()?;
+    let app: Vec<&Record> = m.iter().filter(|r| !is_init(r)).collect();
+    if app.is_empty() {
+        return Some(false);
+    }
+    if app.iter().any(|r| {
+        matches!(
+            r.state.status,
+            Status::Running | Status::Restarting | Status::Created
+        )
+    }) {
+        return None;
+    }
+    Some(app.iter().all(|r| r.state.exit_code == 0))
+}
+
+/// A Job: play runs it to `completions` successful pods, `parallelism`
+/// at a time, at most `backoffLimit` failures, within
+/// `activeDeadlineSeconds` (from its first pod). berth has no controller:
+/// play is the Job's for as long as it runs; a replay after an
+/// interruption goes on from the pods there are.
+fn job(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<()> {
+    let object = format!("Job/{}", w.name);
+    let Some(j) = w.job else { return Ok(()) };
+    if a.replace {
+        for p in pods_of(engine, "Job", &w.name)? {
+            remove_pod(engine, &p)?;
+        }
+    }
+    let first = pods_of(engine, "Job", &w.name)?
+        .iter()
+        .map(|p| p.created)
+        .min();
+    let started = match first {
+        Some(ns) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64);
+            let age = now.saturating_sub(ns).max(0) as u64;
+            Instant::now()
+                .checked_sub(Duration::from_nanos(age))
+                .unwrap_or_else(Instant::now)
+        }
+        None => Instant::now(),
+    };
+    loop {
+        let pods = pods_of(engine, "Job", &w.name)?;
+        let mut running = Vec::new();
+        let (mut ok, mut failed) = (0u32, 0u32);
+        for p in &pods {
+            if !whole(engine, w, p) {
+                remove_pod(engine, p)?;
+                continue;
+            }
+            match pod_outcome(engine, p) {
+                Some(true) => ok += 1,
+                Some(false) => failed += 1,
+                None => running.push(p),
+            }
+        }
+        if ok >= j.completions {
+            println!("{object} complete ({ok}/{} succeeded)", j.completions);
+            return Ok(());
+        }
+        if failed > j.backoff_limit {
+            for p in running {
+                let _ = engine.pod_kill(&p.id, libc::SIGKILL);
+            }
+            bail!(
+                "kube: {object} failed: {failed} pods failed, more than backoffLimit {}",
+                j.backoff_limit
+            );
+        }
+        if let Some(d) = j.active_deadline_seconds {
+            if started.elapsed() > Duration::from_secs(d) {
+                for p in running {
+                    let _ = engine.pod_kill(&p.id, libc::SIGKILL);
+                }
+                bail!("kube: {object} failed: activeDeadlineSeconds {d} passed");
+            }
+        }
+        if !a.start {
+            if pods.is_empty() {
+                let p = make_pod(root, engine, w, 0, false)?;
+                println!("pod/{}", p.name);
+            }
+            return Ok(());
+        }
+        let left = j.completions - ok;
+        let room = (j.parallelism as usize)
+            .min(left as usize)
+            .saturating_sub(running.len());
+        for p in make_pods(root, engine, w, room, false, true) {
+            println!("pod/{}", p?.name);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn down(engine: &Engine, plan: &berth_kube::Plan) -> Result<()> {
+    let mut errors = 0;
+    for w in &plan.workloads {
+        let _lock = engine.kube_lock(&format!("{}/{}", w.kind.as_str(), w.name))?;
+        let pods = pods_of(engine, w.kind.as_str(), &w.name)?;
+        // Together: each removal is mostly waits on monitors.
+        let done: Vec<(String, Result<()>)> = std::thread::scope(|s| {
+            let hs: Vec<_> = pods
+                .iter()
+                .map(|p| (p.name.clone(), s.spawn(|| remove_pod(engine, p))))
+                .collect();
+            hs.into_iter()
+                .map(|(n, h)| {
+                    let r = h.join().unwrap_or_else(|_| {
+                        Err(anyhow::anyhow!("kube down: pod {n}: the thread panicked"))
+                    });
+                    (n, r)
+                })
+                .collect()
+        });
+        for (n, r) in done {
+            match r {
+                Ok(()) => println!("pod/{n} removed"),
+                Err(e) => {
+                    eprintln!("Error: {}", crate::output::text(&e));
+                    errors += 1;
+                }
+            }
+        }
+        if let Err(e) = remove_orphan_volumes(engine, w.kind.as_str(), &w.name) {
+            eprintln!("Error: {}", crate::output::text(&e));
+            errors += 1;
+        }
+    }
+    if errors > 0 {
+        bail!("kube down: {errors} pods could not be removed");
+    }
+    Ok(())
+}
+
+fn ls(engine: &Engine, plan: Option<&berth_kube::Plan>) -> Result<()> {
+    let mut rows: BTreeMap<(String, String), (String, usize, usize)> = BTreeMap::new();
+    if let Some(plan) = plan {
+        for w in &plan.workloads {
+            let want = w.job.map_or(w.replicas, |j| j.completions);
+            rows.insert(
+                (w.kind.as_str().into(), w.name.clone()),
+                (want.to_string(), 0, 0),
+            );
+        }
+    }
+    for p in engine.pod_list()? {
+        let (Some(k), Some(n)) = (p.spec.labels.get(LABEL_KIND), p.spec.labels.get(LABEL_NAME))
+        else {
+            continue;
+        };
+        let key = (k.clone(), n.clone());
+        if plan.is_some() && !rows.contains_key(&key) {
+            continue;
+        }
+        let e = rows.entry(key).or_insert_with(|| {
+            (
+                p.spec
+                    .labels
+                    .get(LABEL_REPLICAS)
+                    .cloned()
+                    .unwrap_or_default(),
+                0,
+                0,
+            )
+        });
+        e.2 += 1;
+        let ok = if k == "Job" {
+            pod_outcome(engine, &p) == Some(true)
+        } else {
+            ready(engine, &p)
+        };
+        if ok {
+            e.1 += 1;
+        }
+    }
+    let body: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|((k, n), (want, ready, pods))| {
+            vec![k, n, format!("{ready}/{want}"), pods.to_string()]
+        })
+        .collect();
+    crate::manage::table(&["KIND", "NAME", "READY", "PODS"], &body)?;
+    Ok(())
+}
+
+/// A Pod manifest for a container or a pod.
+fn generate(engine: &Engine, what: &str) -> Result<()> {
+    use berth_kube::types as t;
+    let (name, recs, pod) = match engine.pod(what) {
+        Ok(p) => (p.name.clone(), members(engine, &p)?, Some(p)),
+        Err(_) => {
+            let r = engine
+                .get(what)
+                .with_context(|| format!("kube generate: {what:?} is no pod or container"))?;
+            (r.name.clone(), vec![r], None)
+        }
+    };
+    let mut spec = t::PodSpec::default();
+    let mut labels = BTreeMap::new();
+    if let Some(p) = &pod {
+        labels = p
+            .spec
+            .labels
+            .iter()
+            .filter(|(k, _)| !k.starts_with("io.berth.kube."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        spec.hostname = p.spec.hostname.clone().filter(|h| h != &p.name);
+    }
+    let dns = |s: &str| -> String {
+        let s: String = s
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        s.trim_matches('-').chars().take(63).collect()
+    };
+    for r in recs.iter().filter(|r| !is_init(r)) {
+        let s = &r.spec;
+        let cname = r
+            .spec
+            .metadata
+            .labels
+            .get(LABEL_CONTAINER)
+            .cloned()
+            .unwrap_or_else(|| {
+                r.name
+                    .strip_prefix(&format!("{name}-"))
+                    .map(dns)
+                    .unwrap_or_else(|| dns(&r.name))
+            });
+        let mut c = t::Container {
+            name: cname,
+            image: Some(r.image.clone()),
+            command: s.process.entrypoint.clone(),
+            args: (!s.process.args.is_empty()).then(|| s.process.args.clone()),
+            working_dir: s.process.workdir.clone(),
+            image_pull_policy: Some("IfNotPresent".into()),
+            ..Default::default()
+        };
+        for e in &s.process.env {
+            let (k, v) = e.split_once('=').unwrap_or((e, ""));
+            c.env.push(t::EnvVar {
+                name: k.into(),
+                value: Some(v.replace('$', "$$")),
+                value_from: None,
+            });
+        }
+        let ports = pod
+            .as_ref()
+            .map_or(&s.network.ports, |p| &p.spec.network.ports);
+        if Some(r) == recs.iter().find(|r| !is_init(r)) {
+            for p in ports {
+                c.ports.push(t::ContainerPort {
+                    container_port: p.container_port as i64,
+                    host_port: (p.host_port != 0).then_some(p.host_port as i64),
+                    host_ip: p.host_ip.map(|i| i.to_string()),
+                    protocol: Some(p.proto.as_str().to_ascii_uppercase()),
+                    name: None,
+                });
+            }
+        }
+        let mut res = t::Resources::default();
+        if let Some(m) = s.resources.memory {
+            res.limits.insert("memory".into(), t::Quantity::Int(m));
+        }
+        if let Some(cpus) = s.resources.cpus {
+            res.limits.insert(
+                "cpu".into(),
+                t::Quantity::String(format!("{}m", (cpus * 1000.0).round() as i64)),
+            );
+        }
+        if res != t::Resources::default() {
+            c.resources = Some(res);
+        }
+        let mut sc = t::SecurityContext::default();
+        if s.security.privileged {
+            sc.privileged = Some(true);
+        }
+        if s.storage.read_only {
+            sc.read_only_root_filesystem = Some(true);
+        }
+        if !s.security.cap_add.is_empty() || !s.security.cap_drop.is_empty() {
+            sc.capabilities = Some(t::Capabilities {
+                add: s.security.cap_add.clone(),
+                drop: s.security.cap_drop.clone(),
+            });
+        }
+        if let Some(u) = &s.process.user {
+            let (uid, gid) = u.split_once(':').unwrap_or((u, ""));
+            sc.run_as_user = uid.parse().ok();
+            sc.run_as_group = gid.parse().ok();
+        }
+        if sc != t::SecurityContext::default() {
+            c.security_context = Some(sc);
+        }
+        for (i, m) in s.storage.mounts.iter().enumerate() {
+            let vname = format!("{}-v{i}", c.name);
+            let vol = match m.kind {
+                berth_engine::specgen::MountType::Bind => t::Volume {
+                    name: vname.clone(),
+                    host_path: Some(t::HostPath {
+                        path: m.source.clone(),
+                        kind: None,
+                    }),
+                    ..Default::default()
+                },
+                berth_engine::specgen::MountType::Volume => t::Volume {
+                    name: vname.clone(),
+                    persistent_volume_claim: Some(t::PvcVolume {
+                        claim_name: m.source.clone(),
+                        read_only: None,
+                    }),
+                    ..Default::default()
+                },
+                berth_engine::specgen::MountType::Tmpfs => t::Volume {
+                    name: vname.clone(),
+                    empty_dir: Some(t::EmptyDir {
+                        medium: Some("Memory".into()),
+                        size_limit: m.size.map(|b| t::Quantity::Int(b as i64)),
+                    }),
+                    ..Default::default()
+                },
+            };
+            spec.volumes.push(vol);
+            c.volume_mounts.push(t::VolumeMount {
+                name: vname,
+                mount_path: m.destination.clone(),
+                read_only: m.readonly.then_some(true),
+                ..Default::default()
+            });
+        }
+        spec.restart_policy = Some(
+            match s.lifecycle.restart {
+                berth_engine::specgen::RestartPolicy::Always
+                | berth_engine::specgen::RestartPolicy::UnlessStopped => "Always",
+                berth_engine::specgen::RestartPolicy::OnFailure(_) => "OnFailure",
+                berth_engine::specgen::RestartPolicy::No => "Never",
+            }
+            .into(),
+        );
+        spec.containers.push(c);
+    }
+    if spec.containers.is_empty() {
+        bail!("kube generate: {what}: no containers to describe");
+    }
+    let mut doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": dns(&name)},
+        "spec": spec,
+    });
+    if !labels.is_empty() {
+        doc["metadata"]["labels"] = serde_json::to_value(&labels)?;
+    }
+    let text = yaml_serde::to_string(&doc).context("kube generate: write YAML")?;
+    print!("{text}");
+    Ok(())
+}

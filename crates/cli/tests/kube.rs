@@ -1,0 +1,742 @@
+//! `berth kube play/down/ls/status/generate` end to end: real pods from
+//! Kubernetes YAML. The Service test runs berth inside a network
+//! namespace it makes (as tests/network.rs does); the others use no
+//! network (BERTH_DEFAULT_NETWORK=none, the Env's).
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "localhost/kube:1";
+
+fn image_tar() -> Vec<u8> {
+    busybox_rootfs(&[
+        "sh", "sleep", "cat", "echo", "nslookup", "stat", "ls", "true", "false", "env", "grep",
+        "wc", "sort", "hostname",
+    ])
+    .end()
+}
+
+/// An Env with the test image, or berth in a network namespace of its own.
+struct Kube {
+    env: Env,
+    netns: Option<(tempfile::TempDir, PathBuf)>,
+    dir: tempfile::TempDir,
+}
+
+fn out(o: std::process::Output) -> Out {
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+impl Kube {
+    fn new(netns: bool) -> Kube {
+        let env = Env::new();
+        let netns = netns.then(|| {
+            let d = tempfile::Builder::new()
+                .prefix("bkube")
+                .tempdir_in("/run")
+                .unwrap();
+            let p = d.path().join("net");
+            std::fs::write(&p, b"").unwrap();
+            let o = out(Command::new("unshare")
+                .arg(format!("--net={}", p.display()))
+                .args(["ip", "link", "set", "lo", "up"])
+                .output()
+                .unwrap());
+            assert_eq!(o.code, 0, "unshare: {}", o.stderr);
+            (d, p)
+        });
+        let k = Kube {
+            env,
+            netns,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let p = k.dir.path().join("rootfs.tar");
+        std::fs::write(&p, image_tar()).unwrap();
+        k.berth(&["import", p.to_str().unwrap(), IMAGE]).ok();
+        k
+    }
+
+    fn cmd(&self) -> Command {
+        match &self.netns {
+            None => self.env.cmd(),
+            Some((_, p)) => {
+                let base = self.env.cmd();
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", p.display()))
+                    .arg("--")
+                    .arg(base.get_program());
+                c.args(base.get_args());
+                for (k, v) in base.get_envs() {
+                    match v {
+                        Some(v) => c.env(k, v),
+                        None => c.env_remove(k),
+                    };
+                }
+                c
+            }
+        }
+    }
+
+    fn berth(&self, args: &[&str]) -> Out {
+        out(self.cmd().args(args).output().expect("run berth"))
+    }
+
+    /// Writes `yaml` to a file and returns its path.
+    fn file(&self, name: &str, yaml: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, yaml).unwrap();
+        p.display().to_string()
+    }
+
+    fn play(&self, file: &str, more: &[&str]) -> Out {
+        let mut a = vec!["kube", "play", file];
+        a.extend_from_slice(more);
+        self.berth(&a)
+    }
+
+    /// Pod names with a label `key=value`.
+    fn pods(&self, label: &str) -> Vec<String> {
+        let o = self
+            .berth(&["pod", "ps", "--format", "{{.Name}} {{.Labels}}"])
+            .ok();
+        let mut v: Vec<String> = o
+            .stdout
+            .lines()
+            .filter(|l| l.contains(label))
+            .map(|l| l.split(' ').next().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn containers(&self) -> Vec<String> {
+        let o = self.berth(&["ps", "-a", "--format", "{{.Names}}"]).ok();
+        o.stdout.lines().map(str::to_string).collect()
+    }
+}
+
+impl Drop for Kube {
+    fn drop(&mut self) {
+        for id in self
+            .berth(&["pod", "ps", "-q", "--no-trunc"])
+            .stdout
+            .split_whitespace()
+        {
+            let _ = self.berth(&["pod", "rm", "-f", id]);
+        }
+        for id in self
+            .berth(&["ps", "-aq", "--no-trunc"])
+            .stdout
+            .split_whitespace()
+        {
+            let _ = self.berth(&["rm", "-f", id]);
+        }
+        if self.netns.is_some() {
+            let _ = self.berth(&["network", "prune", "-f"]);
+        }
+        if let Some((_, p)) = &self.netns {
+            let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+            // SAFETY: a valid C string; MNT_DETACH of our own bind mount.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const APP: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data:
+  greeting: hello
+  app.conf: "port=80\n"
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: sec}
+data: {password: czNjcjN0}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  strategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 1}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: main
+        image: localhost/kube:1
+        imagePullPolicy: Never
+        command: [sh, -c, 'echo "$(GREETING) $(POD)"; exec sleep 1000']
+        env:
+        - {name: GREETING, valueFrom: {configMapKeyRef: {name: cfg, key: greeting}}}
+        - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        - {name: PW, valueFrom: {secretKeyRef: {name: sec, key: password}}}
+        - {name: VERSION, value: "1"}
+        volumeMounts: [{name: conf, mountPath: /etc/app}]
+      volumes:
+      - name: conf
+        configMap:
+          name: cfg
+          defaultMode: 0440
+          items: [{key: app.conf, path: app.conf}, {key: greeting, path: sub/greeting, mode: 0600}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: websvc}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+"#;
+
+const CLIENT: &str = r#"
+kind: Pod
+apiVersion: v1
+metadata: {name: client}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: c, image: localhost/kube:1, imagePullPolicy: Never, command: [sleep, "1000"]}
+"#;
+
+/// A Deployment of 3 behind a Service, with a ConfigMap and a Secret:
+/// names, env, files with modes, the service name resolving to the 3
+/// pods from another pod, an idempotent replay, a pod removed by hand
+/// made again, a rolling update, `kube ls`/`status`, and --down leaving
+/// nothing.
+#[test]
+fn deployment_behind_a_service_replays_rolls_and_goes_down() {
+    let k = Kube::new(true);
+    k.berth(&["network", "create", "kn"]).ok();
+    let f = k.file("app.yaml", APP);
+    let o = k.play(&f, &["--network", "kn"]).ok();
+    assert!(o.stderr.is_empty(), "warnings: {}", o.stderr);
+    let pods = k.pods("io.berth.kube.name=web");
+    assert_eq!(pods.len(), 3, "{pods:?}");
+    for p in &pods {
+        // <deployment>-<template hash>-<5 characters>
+        let parts: Vec<&str> = p.split('-').collect();
+        assert_eq!(
+            (parts.len(), parts[0], parts[2].len()),
+            (3, "web", 5),
+            "{p}"
+        );
+    }
+    let c = format!("{}-main", pods[0]);
+    let logs = k.berth(&["logs", &c]).ok().stdout;
+    assert_eq!(logs, format!("hello {}\n", pods[0]));
+    let o = k
+        .berth(&[
+            "exec", &c, "sh", "-c",
+            "echo $PW; stat -c '%a %n' /etc/app/app.conf /etc/app/sub/greeting; cat /etc/app/sub/greeting",
+        ])
+        .ok();
+    assert_eq!(
+        o.stdout,
+        "s3cr3t\n440 /etc/app/app.conf\n600 /etc/app/sub/greeting\nhello"
+    );
+    // The service's name answers with the 3 pods' addresses.
+    let cf = k.file("client.yaml", CLIENT);
+    k.play(&cf, &["--network", "kn"]).ok();
+    let o = k.berth(&["exec", "client-c", "nslookup", "websvc"]).ok();
+    let mut want: Vec<String> = pods
+        .iter()
+        .map(|p| {
+            let infra = k
+                .berth(&["pod", "inspect", "-f", "{{.InfraContainerID}}", p])
+                .ok()
+                .stdout;
+            k.berth(&[
+                "inspect",
+                "-f",
+                "{{.NetworkSettings.Networks.kn.IPAddress}}",
+                infra.trim(),
+            ])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+        })
+        .collect();
+    want.sort();
+    let mut got: Vec<String> = o
+        .stdout
+        .lines()
+        .skip_while(|l| !l.contains("websvc"))
+        .filter_map(|l| {
+            l.strip_prefix("Address: ")
+                .or_else(|| l.split_whitespace().nth(2))
+        })
+        .map(|a| a.trim().to_string())
+        .filter(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+        .collect();
+    got.sort();
+    got.dedup();
+    assert_eq!(got, want, "{}", o.stdout);
+    // Replay: nothing changes.
+    let ids = k.berth(&["pod", "ps", "-q", "--no-trunc"]).ok().stdout;
+    let o = k.play(&f, &["--network", "kn"]).ok();
+    assert!(
+        o.stdout.contains("Deployment/web unchanged"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(k.berth(&["pod", "ps", "-q", "--no-trunc"]).ok().stdout, ids);
+    // A pod removed by hand is made again (one, not three).
+    k.berth(&["pod", "rm", "-f", &pods[1]]).ok();
+    k.play(&f, &["--network", "kn"]).ok();
+    let again = k.pods("io.berth.kube.name=web");
+    assert_eq!(again.len(), 3);
+    assert_eq!(again.iter().filter(|p| !pods.contains(p)).count(), 1);
+    let ls = k.berth(&["kube", "ls"]).ok().stdout;
+    assert!(
+        ls.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["Deployment", "web", "3/3", "3"]),
+        "{ls}"
+    );
+    // A changed template: a rolling update to 3 pods of the new hash.
+    let f2 = k.file("app2.yaml", &APP.replace("value: \"1\"", "value: \"2\""));
+    let o = k.play(&f2, &["--network", "kn"]).ok();
+    assert_eq!(o.stdout.matches(" removed").count(), 3, "{}", o.stdout);
+    let rolled = k.pods("io.berth.kube.name=web");
+    assert_eq!(rolled.len(), 3);
+    assert!(rolled.iter().all(|p| !again.contains(p)), "{rolled:?}");
+    let hash: Vec<&str> = rolled
+        .iter()
+        .map(|p| p.split('-').nth(1).unwrap())
+        .collect();
+    assert!(hash.iter().all(|h| *h == hash[0]) && hash[0] != pods[0].split('-').nth(1).unwrap());
+    let o = k
+        .berth(&[
+            "exec",
+            &format!("{}-main", rolled[0]),
+            "sh",
+            "-c",
+            "echo $VERSION",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "2\n");
+    let st = k.berth(&["kube", "status", &f2]).ok().stdout;
+    assert!(st.contains("3/3"), "{st}");
+    // --down: no pod, container or volume of the file left.
+    k.play(&f2, &["--down"]).ok();
+    k.berth(&["kube", "down", &cf]).ok();
+    assert!(k.berth(&["pod", "ps", "-q"]).ok().stdout.is_empty());
+    assert!(k.containers().is_empty(), "{:?}", k.containers());
+    let vols = k.berth(&["volume", "ls", "-q"]).ok().stdout;
+    assert!(vols.trim().is_empty(), "{vols}");
+}
+
+/// Init containers run in order before the container; a Job runs to its
+/// completions, parallelism at a time.
+#[test]
+fn job_with_init_containers_runs_to_its_completions() {
+    let k = Kube::new(false);
+    let f = k.file(
+        "job.yaml",
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: count}
+spec:
+  completions: 3
+  parallelism: 2
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      initContainers:
+      - {name: one, image: localhost/kube:1, imagePullPolicy: Never, command: [sh, -c, "echo 1 >> /w/order"], volumeMounts: [{name: w, mountPath: /w}]}
+      - {name: two, image: localhost/kube:1, imagePullPolicy: Never, command: [sh, -c, "echo 2 >> /w/order"], volumeMounts: [{name: w, mountPath: /w}]}
+      containers:
+      - {name: main, image: localhost/kube:1, imagePullPolicy: Never, command: [sh, -c, "echo main >> /w/order; cat /w/order"], volumeMounts: [{name: w, mountPath: /w}]}
+      volumes: [{name: w, emptyDir: {}}]
+"#,
+    );
+    let o = k.play(&f, &[]).ok();
+    assert!(
+        o.stdout.contains("Job/count complete (3/3 succeeded)"),
+        "{}",
+        o.stdout
+    );
+    let pods = k.pods("io.berth.kube.name=count");
+    assert_eq!(pods.len(), 3, "{pods:?}");
+    for p in &pods {
+        let logs = k.berth(&["logs", &format!("{p}-main")]).ok().stdout;
+        assert_eq!(logs, "1\n2\nmain\n", "{p}");
+    }
+    let st = k.berth(&["kube", "status", &f]).ok().stdout;
+    assert!(st.contains("3/3"), "{st}");
+    // Replayed: complete already, nothing made.
+    let o = k.play(&f, &[]).ok();
+    assert!(o.stdout.contains("complete"), "{}", o.stdout);
+    assert_eq!(k.pods("io.berth.kube.name=count"), pods);
+    // A failing Job with backoffLimit 0 fails play.
+    let bad = k.file(
+        "bad.yaml",
+        &std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("name: count", "name: fails")
+            .replace("cat /w/order", "exit 3"),
+    );
+    let o = k.play(&bad, &[]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("Job/fails failed"), "{}", o.stderr);
+    // activeDeadlineSeconds: the running pod killed, play fails.
+    let slow = k.file(
+        "slow.yaml",
+        &std::fs::read_to_string(&f)
+            .unwrap()
+            .replace("name: count", "name: slow")
+            .replace(
+                "backoffLimit: 0",
+                "backoffLimit: 0\n  activeDeadlineSeconds: 1",
+            )
+            .replace("cat /w/order", "exec sleep 100"),
+    );
+    let t = Instant::now();
+    let o = k.play(&slow, &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("activeDeadlineSeconds 1 passed"),
+        "{}",
+        o.stderr
+    );
+    assert!(t.elapsed() < Duration::from_secs(30));
+    let running = k.berth(&["ps", "--format", "{{.Names}}"]).ok().stdout;
+    assert!(!running.contains("slow-"), "{running}");
+    k.play(&f, &["--down"]).ok();
+    k.play(&bad, &["--down"]).ok();
+    k.play(&slow, &["--down"]).ok();
+    assert!(k.containers().is_empty());
+}
+
+/// A bad manifest: one error naming the path; nothing made. Unknown
+/// fields and kinds: one warning each, naming them.
+#[test]
+fn bad_yaml_names_the_path_and_unknown_fields_warn() {
+    let k = Kube::new(false);
+    let f = k.file(
+        "bad.yaml",
+        r#"
+kind: Deployment
+metadata: {name: dd}
+spec:
+  selector: {matchLabels: {a: b}}
+  template:
+    metadata: {labels: {a: b}}
+    spec:
+      containers:
+      - {name: one, image: localhost/kube:1}
+      - {name: two, image: localhost/kube:1, ports: [{containerPort: 70000}]}
+"#,
+    );
+    let o = k.play(&f, &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("(Deployment dd): spec.template.spec.containers[1].ports[0].containerPort: 70000 is not a port"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(o.stderr.lines().count(), 1, "{}", o.stderr);
+    let f = k.file("syntax.yaml", "kind: Pod\nmetadata: {name: p\n");
+    let o = k.play(&f, &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("document 1: not valid YAML"),
+        "{}",
+        o.stderr
+    );
+    let f = k.file(
+        "unknown.yaml",
+        r#"
+kind: Pod
+metadata: {name: pp}
+spec:
+  restartPolicy: Never
+  containers: [{name: c, image: localhost/kube:1, imagePullPolicy: Never, command: ["true"], sparkle: yes}]
+---
+kind: Ingress
+metadata: {name: i}
+"#,
+    );
+    let o = k.play(&f, &["--start=false"]).ok();
+    let warnings: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(warnings.len(), 2, "{}", o.stderr);
+    assert!(
+        warnings[0].contains("spec.containers[0].sparkle: unknown"),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        warnings[1].contains("kind: Ingress is not a kind berth plays"),
+        "{}",
+        o.stderr
+    );
+    k.play(&f, &["--down"]).ok();
+    assert!(k.berth(&["pod", "ps", "-q"]).ok().stdout.is_empty());
+    // A user's volume with the name a pod's volume would have is not
+    // taken (nor emptied).
+    k.berth(&["volume", "create", "mine-scratch"]).ok();
+    let f = k.file(
+        "clash.yaml",
+        "kind: Pod\nmetadata: {name: mine}\nspec:\n  containers: [{name: c, image: localhost/kube:1, imagePullPolicy: Never, command: [\"true\"], volumeMounts: [{name: scratch, mountPath: /s}]}]\n  volumes: [{name: scratch, emptyDir: {}}]\n",
+    );
+    let o = k.play(&f, &["--start=false"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("volume mine-scratch exists and was not made by kube play"),
+        "{}",
+        o.stderr
+    );
+    k.berth(&["volume", "inspect", "mine-scratch"]).ok();
+}
+
+/// `kube generate` of a pod writes YAML that `kube play` makes the same
+/// containers from.
+#[test]
+fn generate_round_trips_through_play() {
+    let k = Kube::new(false);
+    k.berth(&["pod", "create", "--name", "gen"]).ok();
+    k.berth(&[
+        "create",
+        "--pod",
+        "gen",
+        "--name",
+        "gen-app",
+        "-e",
+        "A=1",
+        "-e",
+        "B=x$y",
+        "-w",
+        "/tmp",
+        "--memory",
+        "64m",
+        "--cap-add",
+        "NET_ADMIN",
+        IMAGE,
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    let yaml = k.berth(&["kube", "generate", "gen"]).ok().stdout;
+    let inspect = |name: &str| {
+        k.berth(&[
+            "inspect",
+            "-f",
+            "{{.Config.Env}} {{.Config.WorkingDir}} {{.Config.Cmd}} {{.HostConfig.Memory}} {{.HostConfig.CapAdd}}",
+            name,
+        ])
+        .ok()
+        .stdout
+    };
+    let before = inspect("gen-app");
+    k.berth(&["pod", "rm", "-f", "gen"]).ok();
+    let f = k.file("gen.yaml", &yaml);
+    k.play(&f, &["--start=false"]).ok();
+    assert_eq!(inspect("gen-app"), before, "{yaml}");
+    // And once more: what play made generates the same YAML.
+    assert_eq!(k.berth(&["kube", "generate", "gen"]).ok().stdout, yaml);
+    k.play(&f, &["--down"]).ok();
+}
+
+/// berth killed (-9) in the middle of a play: a replay converges to
+/// whole pods, nothing half-made left.
+#[test]
+fn kill_during_play_then_replay_converges() {
+    let k = Kube::new(false);
+    let f = k.file(
+        "d.yaml",
+        r#"
+kind: Deployment
+metadata: {name: k9}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: k9}}
+  template:
+    metadata: {labels: {app: k9}}
+    spec:
+      containers:
+      - {name: a, image: localhost/kube:1, imagePullPolicy: Never, command: [sleep, "1000"]}
+      - {name: b, image: localhost/kube:1, imagePullPolicy: Never, command: [sleep, "1000"]}
+"#,
+    );
+    let mut child = k
+        .cmd()
+        .args(["kube", "play", &f])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the second pod's record exists (its containers may not).
+    wait_for("a second pod", 60, || {
+        k.pods("io.berth.kube.name=k9").len() >= 2
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = k.play(&f, &[]).ok();
+    let pods = k.pods("io.berth.kube.name=k9");
+    assert_eq!(pods.len(), 3, "{}", o.stdout);
+    let mut want: Vec<String> = pods
+        .iter()
+        .flat_map(|p| [format!("{p}-a"), format!("{p}-b")])
+        .collect();
+    want.sort();
+    let mut got: Vec<String> = k
+        .containers()
+        .into_iter()
+        .filter(|c| !c.ends_with("-infra"))
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    let ls = k.berth(&["kube", "ls"]).ok().stdout;
+    assert!(ls.contains("3/3"), "{ls}");
+    k.play(&f, &["--down"]).ok();
+    assert!(k.containers().is_empty());
+    // Deterministically half-made: the second container's image is not
+    // there yet, so the first play stops after the pod's first container;
+    // the replay (same file, same hash) must not take that pod as whole.
+    let half = k.file(
+        "half.yaml",
+        &std::fs::read_to_string(&f)
+            .unwrap()
+            .replace(
+                "{name: b, image: localhost/kube:1",
+                "{name: b, image: localhost/later:1",
+            )
+            .replace("replicas: 3", "replicas: 1"),
+    );
+    let o = k.play(&half, &[]);
+    assert_ne!(o.code, 0);
+    assert_eq!(
+        k.containers()
+            .iter()
+            .filter(|c| !c.ends_with("-infra"))
+            .count(),
+        1
+    );
+    let p = k.dir.path().join("later.tar");
+    std::fs::write(&p, image_tar()).unwrap();
+    k.berth(&["import", p.to_str().unwrap(), "localhost/later:1"])
+        .ok();
+    k.play(&half, &[]).ok();
+    let pods = k.pods("io.berth.kube.name=k9");
+    assert_eq!(pods.len(), 1);
+    let mut got: Vec<String> = k
+        .containers()
+        .into_iter()
+        .filter(|c| !c.ends_with("-infra"))
+        .collect();
+    got.sort();
+    assert_eq!(got, [format!("{}-a", pods[0]), format!("{}-b", pods[0])]);
+    k.play(&half, &["--down"]).ok();
+}
+
+/// ReplicaSet, DaemonSet, a PersistentVolumeClaim's volume kept across
+/// pods and `down`, envFrom a Secret given with --configmap, the manifest
+/// from stdin, --start=false and --replace.
+#[test]
+fn replicaset_daemonset_claim_and_play_flags() {
+    let k = Kube::new(false);
+    let cm = k.file(
+        "cm.yaml",
+        "kind: Secret\napiVersion: v1\nmetadata: {name: creds}\nstringData: {USER_NAME: admin}\n",
+    );
+    let yaml = r#"
+kind: PersistentVolumeClaim
+apiVersion: v1
+metadata: {name: data}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+kind: ReplicaSet
+apiVersion: apps/v1
+metadata: {name: rs}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: rs}}
+  template:
+    metadata: {labels: {app: rs}}
+    spec:
+      containers:
+      - name: c
+        image: localhost/kube:1
+        imagePullPolicy: Never
+        command: [sh, -c, 'echo $USER_NAME > /data/$(hostname); exec sleep 1000']
+        envFrom: [{secretRef: {name: creds}}]
+        volumeMounts: [{name: d, mountPath: /data}]
+      volumes: [{name: d, persistentVolumeClaim: {claimName: data}}]
+---
+kind: DaemonSet
+apiVersion: apps/v1
+metadata: {name: ds}
+spec:
+  selector: {matchLabels: {app: ds}}
+  template:
+    metadata: {labels: {app: ds}}
+    spec:
+      containers: [{name: c, image: localhost/kube:1, imagePullPolicy: Never, command: [sleep, "1000"]}]
+"#;
+    let play = |more: &[&str]| {
+        let mut c = k.cmd();
+        c.args(["kube", "play", "-", "--configmap", &cm]).args(more);
+        c.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut ch = c.spawn().unwrap();
+        use std::io::Write;
+        ch.stdin.take().unwrap().write_all(yaml.as_bytes()).unwrap();
+        let o = out(ch.wait_with_output().unwrap());
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        o
+    };
+    // Created, not started.
+    play(&["--start=false"]);
+    let rs = k.pods("io.berth.kube.name=rs");
+    assert_eq!(rs.len(), 2);
+    assert_eq!(k.pods("io.berth.kube.name=ds").len(), 1);
+    let st = k.berth(&["ps", "--format", "{{.Names}}"]).ok().stdout;
+    assert!(st.is_empty(), "{st}");
+    // A replay starts them; both replicas write to the one claim.
+    play(&[]);
+    assert_eq!(k.pods("io.berth.kube.name=rs"), rs);
+    let c = format!("{}-c", rs[0]);
+    wait_for("both replicas' files", 10, || {
+        k.berth(&["exec", &c, "sh", "-c", "cat /data/*"]).stdout == "admin\nadmin\n"
+    });
+    // --replace: new pods, the claim's data kept.
+    play(&["--replace"]);
+    let rs2 = k.pods("io.berth.kube.name=rs");
+    assert_eq!(rs2.len(), 2);
+    assert!(rs2.iter().all(|p| !rs.contains(p)));
+    let o = k
+        .berth(&[
+            "exec",
+            &format!("{}-c", rs2[0]),
+            "sh",
+            "-c",
+            "ls /data | wc -l",
+        ])
+        .ok();
+    assert!(o.stdout.trim().parse::<u32>().unwrap() >= 2, "{}", o.stdout);
+    play(&["--down"]);
+    assert!(k.berth(&["pod", "ps", "-q"]).ok().stdout.is_empty());
+    let vols = k.berth(&["volume", "ls", "-q"]).ok().stdout;
+    assert_eq!(vols.trim(), "data");
+}

@@ -1,0 +1,102 @@
+//! What `berth kube play` needs of the engine beyond containers and pods
+//! (the translation is berth-kube's, the order of operations the CLI's):
+//! volumes made for one pod and filled with a ConfigMap's or Secret's
+//! files, and the lock that serializes plays of one object.
+
+use crate::containers::Lock;
+use crate::error::{io, option, Result};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+
+/// A file to put in a volume: a clean relative path, its bytes, its mode.
+pub struct VolumeFile<'a> {
+    pub path: &'a str,
+    pub data: &'a [u8],
+    pub mode: u32,
+}
+
+fn clean_rel(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('/')
+        && !p.contains('\0')
+        && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+impl crate::Engine {
+    /// The lock of one manifest object (`Deployment/web`): plays of it
+    /// take turns.
+    pub fn kube_lock(&self, object: &str) -> Result<Lock> {
+        let key: String = object
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        self.lock(&format!("kube-{key}"))
+    }
+
+    /// Makes the volume `name` anew (what a previous pod of the name left
+    /// in it is removed: no container has used the new one yet, so its
+    /// directory holds nothing a container planted) and writes `files`.
+    /// An existing volume of the name must carry `labels` (made for the
+    /// same pod).
+    pub fn kube_fill_volume(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+        files: &[VolumeFile],
+    ) -> Result<()> {
+        if let Ok(v) = self.records.volume(name) {
+            // Only a volume made for a pod of this name is made anew: a
+            // user's volume of the name is left alone.
+            if !labels.iter().all(|(k, x)| v.labels.get(k) == Some(x)) {
+                return Err(crate::Error::Conflict(format!(
+                    "volume {name} exists and was not made by kube play for this pod: remove or rename it"
+                )));
+            }
+            self.remove_volume(name)?;
+        }
+        let dir = self.paths.volume(name);
+        if dir.exists() {
+            berth_image::remove_all(&dir)?;
+        }
+        self.create_volume(name, labels, false)?;
+        let data = self.paths.volume_data(name);
+        for f in files {
+            if !clean_rel(f.path) {
+                return Err(option(
+                    "volume",
+                    format!(
+                        "volume {name}: {:?} is not a relative path without '..'",
+                        f.path
+                    ),
+                ));
+            }
+            let path = data.join(f.path);
+            if let Some(parent) = path.parent() {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(parent)
+                    .map_err(io(format!("volume {name}: create {}", parent.display())))?;
+            }
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .map_err(io(format!("volume {name}: create {}", path.display())))?;
+            file.write_all(f.data)
+                .map_err(io(format!("volume {name}: write {}", path.display())))?;
+            file.set_permissions(std::fs::Permissions::from_mode(f.mode & 0o777))
+                .map_err(io(format!("volume {name}: chmod {}", path.display())))?;
+        }
+        Ok(())
+    }
+}

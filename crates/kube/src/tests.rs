@@ -1,0 +1,274 @@
+use super::*;
+use berth_engine::specgen::{MountType, NamespaceMode, RestartPolicy};
+
+fn plan_of(y: &str) -> Result<Plan> {
+    let m = parse("t.yaml", y)?;
+    plan(
+        &m,
+        &Options {
+            network: "net1".into(),
+        },
+    )
+}
+
+const DEPLOY: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg}
+data: {GREETING: hello, app.conf: "x=1\n"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: sec}
+data: {PASSWORD: czNjcjN0}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: main
+        image: busybox:1.36
+        command: [sh, -c]
+        args: ["echo $(GREETING) $(POD) $$(NOT)"]
+        env:
+        - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        - {name: PW, valueFrom: {secretKeyRef: {name: sec, key: PASSWORD}}}
+        - {name: MEM, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}
+        envFrom: [{configMapRef: {name: cfg}}]
+        resources: {limits: {memory: 64Mi, cpu: 500m}, requests: {cpu: 250m}}
+        volumeMounts: [{name: conf, mountPath: /etc/app}]
+        readinessProbe: {exec: {command: ["true"]}, periodSeconds: 2}
+      volumes:
+      - name: conf
+        configMap: {name: cfg, defaultMode: 0400, items: [{key: app.conf, path: sub/app.conf, mode: 0640}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: websvc}
+spec: {selector: {app: web}, ports: [{port: 80}]}
+"#;
+
+#[test]
+fn deployment_translates() {
+    let p = plan_of(DEPLOY).unwrap();
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    assert_eq!(p.workloads.len(), 1);
+    let w = &p.workloads[0];
+    assert_eq!((w.kind, w.replicas), (Kind::Deployment, 3));
+    assert!(w.pod_prefix().starts_with("web-"));
+    let pod = w.pod("web-abc-12345", 0).unwrap();
+    let c = &pod.containers[0];
+    assert_eq!(c.name, "web-abc-12345-main");
+    assert_eq!(c.spec.process.args, ["echo hello web-abc-12345 $(NOT)"]);
+    assert!(c.spec.process.env.contains(&"PW=s3cr3t".to_string()));
+    assert!(c.spec.process.env.contains(&"MEM=64".to_string()));
+    assert_eq!(c.spec.resources.memory, Some(64 << 20));
+    assert_eq!(c.spec.resources.cpus, Some(0.5));
+    assert_eq!(c.spec.resources.cpu_shares, Some(256));
+    assert_eq!(pod.volumes[0].files[0].path, "sub/app.conf");
+    assert_eq!(pod.volumes[0].files[0].mode, 0o640);
+    assert!(c.spec.storage.mounts[0].readonly);
+    assert_eq!(c.probes[0].kind, ProbeKind::Readiness);
+    assert_eq!(pod.spec.network.networks[0].aliases, ["websvc"]);
+    assert_eq!(c.pull, Pull::IfNotPresent);
+}
+
+#[test]
+fn hash_follows_the_template() {
+    let a = plan_of(DEPLOY).unwrap().workloads[0].template_hash.clone();
+    let b = plan_of(&DEPLOY.replace("hello", "bye")).unwrap().workloads[0]
+        .template_hash
+        .clone();
+    assert_ne!(a, b);
+    assert_eq!(a, plan_of(DEPLOY).unwrap().workloads[0].template_hash);
+    assert!(a.len() <= 10 && !a.is_empty());
+}
+
+#[test]
+fn errors_name_the_path() {
+    let y = DEPLOY.replace(
+        "      - name: main\n",
+        "      - name: side\n        image: busybox\n        ports: [{containerPort: 80}]\n      - name: main\n        ports: [{containerPort: 99999}]\n",
+    );
+    let e = plan_of(&y).unwrap_err().to_string();
+    assert!(
+        e.contains("spec.template.spec.containers[1].ports[0].containerPort"),
+        "{e}"
+    );
+    let e = plan_of(&DEPLOY.replace("replicas: 3", "replicas: three"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("document 3 (Deployment web): spec.replicas:"),
+        "{e}"
+    );
+    let e = plan_of(&DEPLOY.replace("matchLabels: {app: web}", "matchLabels: {app: other}"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("spec.selector.matchLabels.app"), "{e}");
+    let e = parse("t.yaml", "kind: Pod\nmetadata: {name: a}\nspec: [").unwrap_err();
+    assert!(matches!(e, Error::Yaml { .. }), "{e}");
+}
+
+#[test]
+fn unknown_fields_and_kinds_warn() {
+    let y = DEPLOY.replace(
+        "        image: busybox:1.36\n",
+        "        image: busybox:1.36\n        frobnicate: 1\n",
+    ) + "---\nkind: Ingress\nmetadata: {name: x}\n";
+    let p = plan_of(&y).unwrap();
+    assert_eq!(p.warnings.len(), 2, "{:?}", p.warnings);
+    assert!(
+        p.warnings[0].contains("spec.template.spec.containers[0].frobnicate"),
+        "{:?}",
+        p.warnings
+    );
+    assert!(p.warnings[1].contains("Ingress"), "{:?}", p.warnings);
+}
+
+#[test]
+fn kinds_and_job_bounds() {
+    let y = r#"
+kind: Job
+metadata: {name: jj}
+spec:
+  completions: 3
+  parallelism: 2
+  backoffLimit: 1
+  activeDeadlineSeconds: 30
+  template:
+    spec:
+      restartPolicy: Never
+      initContainers: [{name: i1, image: busybox}, {name: i2, image: busybox}]
+      containers: [{name: c, image: busybox}]
+---
+kind: DaemonSet
+metadata: {name: dd}
+spec: {selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: b}}, spec: {containers: [{name: c, image: busybox}]}}}
+---
+kind: ReplicaSet
+metadata: {name: rr}
+spec: {replicas: 2, selector: {matchLabels: {a: r}}, template: {metadata: {labels: {a: r}}, spec: {containers: [{name: c, image: busybox}]}}}
+---
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
+---
+kind: Pod
+metadata: {name: pp}
+spec:
+  hostNetwork: true
+  securityContext: {runAsUser: 1000, runAsGroup: 100, fsGroup: 5}
+  containers:
+  - name: c
+    image: busybox
+    securityContext: {capabilities: {add: [NET_ADMIN], drop: [ALL]}, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false}
+    volumeMounts: [{name: d, mountPath: /d}, {name: h, mountPath: /h, subPath: x, readOnly: true}, {name: m, mountPath: /m}]
+  volumes: [{name: d, persistentVolumeClaim: {claimName: data}}, {name: h, hostPath: {path: /tmp, type: Directory}}, {name: m, emptyDir: {medium: Memory, sizeLimit: 1Mi}}]
+"#;
+    let p = plan_of(y).unwrap();
+    let kinds: Vec<Kind> = p.workloads.iter().map(|w| w.kind).collect();
+    assert_eq!(
+        kinds,
+        [Kind::Job, Kind::DaemonSet, Kind::ReplicaSet, Kind::Pod]
+    );
+    let j = &p.workloads[0];
+    assert_eq!(j.replicas, 2);
+    assert_eq!(
+        j.job,
+        Some(JobPlan {
+            completions: 3,
+            parallelism: 2,
+            backoff_limit: 1,
+            active_deadline_seconds: Some(30)
+        })
+    );
+    let jp = j.pod("jj-abcde", 0).unwrap();
+    assert_eq!(jp.init_containers.len(), 2);
+    assert_eq!(jp.containers[0].spec.lifecycle.restart, RestartPolicy::No);
+    assert_eq!(p.workloads[2].replicas, 2);
+    assert_eq!(p.claims[0].name, "data");
+    let pod = p.workloads[3].pod("pp", 0).unwrap();
+    assert_eq!(pod.spec.net, NamespaceMode::Host);
+    let c = &pod.containers[0].spec;
+    assert_eq!(c.process.user.as_deref(), Some("1000:100"));
+    assert_eq!(c.process.groups, ["5"]);
+    assert!(c.storage.read_only && c.security.no_new_privileges);
+    assert_eq!(c.security.cap_drop, ["ALL"]);
+    assert_eq!(c.storage.mounts[1].source, "/tmp/x");
+    assert!(c.storage.mounts[1].readonly);
+    assert_eq!(c.storage.mounts[2].kind, MountType::Tmpfs);
+    assert_eq!(c.storage.mounts[2].size, Some(1 << 20));
+    assert_eq!(pod.claims, ["data"]);
+    let bad = y.replace("restartPolicy: Never", "restartPolicy: Always");
+    assert!(plan_of(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("spec.template.spec.restartPolicy"));
+}
+
+#[test]
+fn quantities_and_vars() {
+    assert_eq!(parse_memory(&Quantity::String("1Gi".into())), Some(1 << 30));
+    assert_eq!(parse_memory(&Quantity::String("1e3".into())), Some(1000));
+    assert_eq!(parse_memory(&Quantity::String("-1".into())), None);
+    assert_eq!(parse_cpu(&Quantity::String("250m".into())), Some(0.25));
+    assert_eq!(parse_cpu(&Quantity::Int(2)), Some(2.0));
+    let v: BTreeMap<String, String> = [("A".to_string(), "1".to_string())].into();
+    assert_eq!(expand_vars("$(A)-$(B)-$$(A)-$", &v), "1-$(B)-$(A)-$");
+    assert_eq!(decode_base64("aGk="), Some(b"hi".to_vec()));
+}
+
+#[test]
+fn hostile_input_is_an_error_not_a_panic() {
+    for y in [
+        "kind: Pod\nmetadata: {name: ../x}\n",
+        "kind: Pod\nmetadata: {name: a}\nspec: {containers: []}\n",
+        "kind: Pod\nmetadata: {name: a}\nspec: {containers: [{name: c, image: i, volumeMounts: [{name: v, mountPath: /x}]}], volumes: [{name: v, configMap: {name: m, items: [{key: k, path: ../../etc}]}}]}\n---\nkind: ConfigMap\nmetadata: {name: m}\ndata: {k: v}\n",
+        "- 1\n- 2\n",
+        "kind: 7\n",
+        "a: &a [*a]\n",
+    ] {
+        let r = parse("t.yaml", y).and_then(|m| plan(&m, &Options::default()));
+        assert!(r.is_err(), "{y}");
+    }
+}
+
+#[test]
+fn node_port_and_host_port_are_the_first_pods() {
+    let y = DEPLOY.to_string()
+        + "---\nkind: Service\nmetadata: {name: np}\nspec: {type: NodePort, selector: {app: web}, ports: [{port: 8080, targetPort: 80, nodePort: 30080}]}\n";
+    let p = plan_of(&y).unwrap();
+    let w = &p.workloads[0];
+    let first = w.pod("web-a-bcdfg", 0).unwrap();
+    let ports: Vec<(u16, u16)> = first
+        .spec
+        .network
+        .ports
+        .iter()
+        .map(|m| (m.host_port, m.container_port))
+        .collect();
+    assert_eq!(ports, [(30080, 80)]);
+    assert_eq!(first.spec.network.networks[0].aliases, ["websvc", "np"]);
+    assert!(w
+        .pod("web-a-bcdfh", 1)
+        .unwrap()
+        .spec
+        .network
+        .ports
+        .is_empty());
+    // A hostPort, likewise.
+    let y = DEPLOY.replace(
+        "        image: busybox:1.36\n",
+        "        image: busybox:1.36\n        ports: [{containerPort: 80, hostPort: 8080}]\n",
+    );
+    let p = plan_of(&y).unwrap();
+    let pod = p.workloads[0].pod("web-a-bcdfg", 0).unwrap();
+    assert_eq!(pod.spec.network.ports[0].host_port, 8080);
+}

@@ -1,0 +1,1225 @@
+//! One pod template to the engine's specs.
+
+use crate::types::*;
+use crate::{invalid, Data, Error, Result, ServicePlan, LABEL_CONTAINER, LABEL_POD};
+use berth_engine::network::ports::{PortMapping, Proto};
+use berth_engine::pods::PodSpec as EnginePod;
+use berth_engine::specgen::{
+    ContainerSpec, Mount, MountType, NamespaceMode, NetworkAttachment, RestartPolicy,
+};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// When the image is pulled (`imagePullPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Pull {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum ProbeKind {
+    Liveness,
+    Readiness,
+    Startup,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum ProbeAction {
+    Exec(Vec<String>),
+    Http {
+        scheme: String,
+        host: Option<String>,
+        port: u16,
+        path: String,
+        headers: Vec<(String, String)>,
+    },
+    Tcp {
+        host: Option<String>,
+        port: u16,
+    },
+    Grpc {
+        port: u16,
+        service: Option<String>,
+    },
+}
+
+/// A probe as the monitor runs it (seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ProbePlan {
+    pub kind: ProbeKind,
+    pub action: ProbeAction,
+    pub initial_delay: u32,
+    pub period: u32,
+    pub timeout: u32,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+}
+
+/// One container of a pod.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContainerPlan {
+    /// The engine's container name: `<pod>-<container>`.
+    pub name: String,
+    pub image: String,
+    pub pull: Pull,
+    pub spec: ContainerSpec,
+    pub probes: Vec<ProbePlan>,
+    /// `runAsNonRoot` without a `runAsUser`: the image's user is checked
+    /// at create.
+    pub run_as_non_root: bool,
+}
+
+/// One file of a configMap or secret volume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileData {
+    /// Relative, clean (no `..`, not absolute).
+    pub path: String,
+    pub data: Vec<u8>,
+    pub mode: u32,
+}
+
+/// A volume made for one pod (emptyDir, configMap, secret): a named
+/// volume with the pod's label, filled with `files`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileVolume {
+    pub name: String,
+    pub files: Vec<FileData>,
+}
+
+/// One pod to make.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PodPlan {
+    pub name: String,
+    pub spec: EnginePod,
+    /// Run in order, each to a zero exit, before the containers start.
+    pub init_containers: Vec<ContainerPlan>,
+    pub containers: Vec<ContainerPlan>,
+    pub volumes: Vec<FileVolume>,
+    /// hostPath volumes with their `type` (checked, or made, at play).
+    pub host_paths: Vec<(String, String)>,
+    /// PersistentVolumeClaims the pod mounts (named volumes).
+    pub claims: Vec<String>,
+}
+
+pub(crate) struct PodInput<'a> {
+    pub doc: &'a str,
+    pub base: &'a str,
+    pub name: &'a str,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: &'a BTreeMap<String, String>,
+    pub spec: &'a PodSpec,
+    pub data: &'a Data,
+    pub services: &'a [&'a ServicePlan],
+    pub publish: bool,
+    pub network: &'a str,
+    pub warnings: &'a mut Vec<String>,
+}
+
+pub(crate) fn proto(doc: &str, path: &str, p: &Option<String>) -> Result<Proto> {
+    match p.as_deref() {
+        None | Some("TCP") => Ok(Proto::Tcp),
+        Some("UDP") => Ok(Proto::Udp),
+        Some("SCTP") => Ok(Proto::Sctp),
+        Some(o) => Err(invalid(doc, path, format!("{o:?} is not TCP, UDP or SCTP"))),
+    }
+}
+
+/// A memory quantity in bytes (`64Mi`, `1G`, `1e6`, `128974848`).
+pub fn parse_memory(q: &Quantity) -> Option<i64> {
+    let s = match q {
+        Quantity::Int(n) => return (*n >= 0).then_some(*n),
+        Quantity::Float(f) => {
+            return (f.is_finite() && *f >= 0.0 && *f < 9e18).then_some(*f as i64)
+        }
+        Quantity::String(s) => s.trim(),
+    };
+    const SUFFIXES: [(&str, f64); 13] = [
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("Pi", 1125899906842624.0),
+        ("Ei", 1152921504606846976.0),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+        ("m", 1e-3),
+    ];
+    let (num, mul) = SUFFIXES
+        .iter()
+        .find_map(|(suf, m)| s.strip_suffix(suf).map(|n| (n, *m)))
+        .unwrap_or((s, 1.0));
+    let v: f64 = num.parse().ok()?;
+    let b = v * mul;
+    (b.is_finite() && (0.0..9e18).contains(&b)).then_some(b.ceil() as i64)
+}
+
+/// A CPU quantity in cores (`500m`, `2`, `0.5`).
+pub fn parse_cpu(q: &Quantity) -> Option<f64> {
+    let v = match q {
+        Quantity::Int(n) => *n as f64,
+        Quantity::Float(f) => *f,
+        Quantity::String(s) => match s.trim().strip_suffix('m') {
+            Some(m) => m.parse::<f64>().ok()? / 1000.0,
+            None => s.trim().parse().ok()?,
+        },
+    };
+    (v.is_finite() && (0.0..=1e6).contains(&v)).then_some(v)
+}
+
+/// Kubernetes' `$(VAR)`: replaced by VAR's value when VAR is known,
+/// left as is otherwise; `$$` is one `$`.
+pub fn expand_vars(s: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(a) = after.strip_prefix('$') {
+            out.push('$');
+            rest = a;
+        } else if let Some(inner) = after.strip_prefix('(') {
+            match inner.find(')') {
+                Some(j) if vars.contains_key(&inner[..j]) => {
+                    out.push_str(&vars[&inner[..j]]);
+                    rest = &inner[j + 1..];
+                }
+                _ => {
+                    out.push('$');
+                    rest = after;
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn clean_rel(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('/')
+        && p.split('/').all(|c| !c.is_empty() && c != ".." && c != ".")
+        && !p.contains('\0')
+}
+
+fn mode_of(doc: &str, path: &str, m: Option<IntOrString>, default: u32) -> Result<u32> {
+    let m = match m {
+        None => None,
+        Some(IntOrString::Int(n)) => Some(n),
+        // YAML 1.1's octal (`0644`, `0o644`), which YAML 1.2 reads as a
+        // string.
+        Some(IntOrString::String(s)) => {
+            let digits = s
+                .strip_prefix("0o")
+                .or_else(|| s.strip_prefix('0'))
+                .unwrap_or(&s);
+            Some(
+                i64::from_str_radix(digits, 8)
+                    .map_err(|_| invalid(doc, path, format!("{s:?} is not a file mode")))?,
+            )
+        }
+    };
+    match m {
+        None => Ok(default),
+        Some(m) if (0..=0o777).contains(&m) => Ok(m as u32),
+        Some(m) => Err(invalid(
+            doc,
+            path,
+            format!("{m} is not a file mode (0 to 0777)"),
+        )),
+    }
+}
+
+struct Vol {
+    /// How a mount of it is made: a named volume, a host path, a tmpfs.
+    kind: MountType,
+    source: String,
+    size: Option<u64>,
+    read_only: bool,
+}
+
+pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
+    let PodInput {
+        doc,
+        base,
+        name,
+        labels,
+        annotations,
+        spec,
+        data,
+        services,
+        publish,
+        network,
+        warnings,
+    } = inp;
+    let inv = |path: String, msg: String| -> Error { invalid(doc, path, msg) };
+    if spec.containers.is_empty() {
+        return Err(inv(
+            format!("{base}.containers"),
+            "empty: a pod needs at least one container".into(),
+        ));
+    }
+    let host_net = spec.host_network == Some(true);
+    let mut pod = EnginePod {
+        labels: labels.clone(),
+        ..EnginePod::default()
+    };
+    if spec.host_ipc == Some(true) {
+        pod.share.retain(|s| s != "ipc");
+    }
+    if spec.share_process_namespace == Some(true) {
+        pod.share.push("pid".into());
+    }
+    if host_net {
+        pod.net = NamespaceMode::Host;
+        pod.share.retain(|s| s != "uts");
+    } else {
+        match network {
+            "" | "none" => {}
+            "host" => {
+                pod.net = NamespaceMode::Host;
+                pod.share.retain(|s| s != "uts");
+            }
+            n => {
+                let mut aliases: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+                if let Some(sd) = &spec.subdomain {
+                    aliases.push(sd.clone());
+                }
+                pod.network.networks.push(NetworkAttachment {
+                    network: n.to_string(),
+                    aliases,
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    if pod.shares("uts") {
+        pod.hostname = Some(spec.hostname.clone().unwrap_or_else(|| name.to_string()));
+    }
+    if let Some(h) = &spec.hostname {
+        if !crate::is_dns_name(h, 63) {
+            return Err(inv(
+                format!("{base}.hostname"),
+                format!("{h:?} is not a DNS label"),
+            ));
+        }
+    }
+
+    // Volumes.
+    let mut vols: BTreeMap<String, Vol> = BTreeMap::new();
+    let mut plan_vols = Vec::new();
+    let mut host_paths = Vec::new();
+    let mut claims = Vec::new();
+    for (i, v) in spec.volumes.iter().enumerate() {
+        let at = format!("{base}.volumes[{i}]");
+        if !crate::is_dns_name(&v.name, 63) {
+            return Err(inv(
+                format!("{at}.name"),
+                format!("{:?} is not a DNS label", v.name),
+            ));
+        }
+        if vols.contains_key(&v.name) {
+            return Err(inv(
+                format!("{at}.name"),
+                format!("{:?} is named twice", v.name),
+            ));
+        }
+        let sources = [
+            v.empty_dir.is_some(),
+            v.host_path.is_some(),
+            v.config_map.is_some(),
+            v.secret.is_some(),
+            v.persistent_volume_claim.is_some(),
+        ];
+        if sources.iter().filter(|x| **x).count() != 1 {
+            return Err(inv(
+                at,
+                "needs exactly one of emptyDir, hostPath, configMap, secret, persistentVolumeClaim"
+                    .into(),
+            ));
+        }
+        let own = format!("{name}-{}", v.name);
+        let vol = if let Some(e) = &v.empty_dir {
+            let size = match &e.size_limit {
+                Some(q) => Some(crate::parse_memory(q).ok_or_else(|| {
+                    inv(
+                        format!("{at}.emptyDir.sizeLimit"),
+                        "not a quantity like 64Mi".into(),
+                    )
+                })? as u64),
+                None => None,
+            };
+            match e.medium.as_deref() {
+                Some("Memory") => Vol {
+                    kind: MountType::Tmpfs,
+                    source: String::new(),
+                    size,
+                    read_only: false,
+                },
+                None | Some("") => {
+                    if size.is_some() {
+                        warnings.push(format!("{doc}: {at}.emptyDir.sizeLimit: not enforced on a disk-backed emptyDir (medium: Memory is)"));
+                    }
+                    plan_vols.push(crate::FileVolume {
+                        name: own.clone(),
+                        files: Vec::new(),
+                    });
+                    Vol {
+                        kind: MountType::Volume,
+                        source: own,
+                        size: None,
+                        read_only: false,
+                    }
+                }
+                Some(m) => {
+                    return Err(inv(
+                        format!("{at}.emptyDir.medium"),
+                        format!("{m:?} is not \"\" or Memory"),
+                    ))
+                }
+            }
+        } else if let Some(h) = &v.host_path {
+            if !h.path.starts_with('/') {
+                return Err(inv(
+                    format!("{at}.hostPath.path"),
+                    format!("{:?} is not absolute", h.path),
+                ));
+            }
+            let t = h.kind.clone().unwrap_or_default();
+            if !matches!(
+                t.as_str(),
+                "" | "DirectoryOrCreate"
+                    | "Directory"
+                    | "FileOrCreate"
+                    | "File"
+                    | "Socket"
+                    | "CharDevice"
+                    | "BlockDevice"
+            ) {
+                return Err(inv(
+                    format!("{at}.hostPath.type"),
+                    format!("{t:?} is not a hostPath type"),
+                ));
+            }
+            host_paths.push((h.path.clone(), t));
+            Vol {
+                kind: MountType::Bind,
+                source: h.path.clone(),
+                size: None,
+                read_only: false,
+            }
+        } else if let Some(c) = v.config_map.as_ref().or(v.secret.as_ref()) {
+            let secret = v.secret.is_some();
+            let (field, src_name, store) = if secret {
+                ("secret", c.secret_name.clone(), &data.secrets)
+            } else {
+                ("configMap", c.name.clone(), &data.config_maps)
+            };
+            let src_name = src_name.ok_or_else(|| {
+                inv(
+                    format!(
+                        "{at}.{field}.{}",
+                        if secret { "secretName" } else { "name" }
+                    ),
+                    "missing".into(),
+                )
+            })?;
+            let default_mode = mode_of(
+                doc,
+                &format!("{at}.{field}.defaultMode"),
+                c.default_mode.clone(),
+                0o644,
+            )?;
+            let mut files = Vec::new();
+            match store.get(&src_name) {
+                None if c.optional == Some(true) => {}
+                None => {
+                    return Err(inv(
+                        format!("{at}.{field}"),
+                        format!(
+                            "{} {src_name:?} is not in the manifest (or a --configmap file)",
+                            if secret { "Secret" } else { "ConfigMap" }
+                        ),
+                    ))
+                }
+                Some(kv) if c.items.is_empty() => {
+                    for (k, d) in kv {
+                        files.push(FileData {
+                            path: k.clone(),
+                            data: d.clone(),
+                            mode: default_mode,
+                        });
+                    }
+                }
+                Some(kv) => {
+                    for (j, it) in c.items.iter().enumerate() {
+                        let iat = format!("{at}.{field}.items[{j}]");
+                        let d = kv.get(&it.key).ok_or_else(|| {
+                            inv(
+                                format!("{iat}.key"),
+                                format!("{:?} is not a key of {src_name}", it.key),
+                            )
+                        })?;
+                        if !clean_rel(&it.path) {
+                            return Err(inv(
+                                format!("{iat}.path"),
+                                format!("{:?} is not a relative path without '..'", it.path),
+                            ));
+                        }
+                        let mode =
+                            mode_of(doc, &format!("{iat}.mode"), it.mode.clone(), default_mode)?;
+                        files.push(FileData {
+                            path: it.path.clone(),
+                            data: d.clone(),
+                            mode,
+                        });
+                    }
+                }
+            }
+            for f in &files {
+                if !clean_rel(&f.path) {
+                    return Err(inv(
+                        format!("{at}.{field}"),
+                        format!("key {:?} is not a file name", f.path),
+                    ));
+                }
+            }
+            plan_vols.push(crate::FileVolume {
+                name: own.clone(),
+                files,
+            });
+            Vol {
+                kind: MountType::Volume,
+                source: own,
+                size: None,
+                read_only: true,
+            }
+        } else if let Some(p) = &v.persistent_volume_claim {
+            if !crate::is_dns_name(&p.claim_name, 253) {
+                return Err(inv(
+                    format!("{at}.persistentVolumeClaim.claimName"),
+                    format!("{:?} is not a volume name", p.claim_name),
+                ));
+            }
+            claims.push(p.claim_name.clone());
+            Vol {
+                kind: MountType::Volume,
+                source: p.claim_name.clone(),
+                size: None,
+                read_only: p.read_only == Some(true),
+            }
+        } else {
+            unreachable_vol()
+        };
+        vols.insert(v.name.clone(), vol);
+    }
+
+    let restart = match spec.restart_policy.as_deref() {
+        None | Some("Always") => RestartPolicy::Always,
+        Some("OnFailure") => RestartPolicy::OnFailure(0),
+        Some(_) => RestartPolicy::No,
+    };
+    let mut ctx = Ctx {
+        doc,
+        base,
+        pod_name: name,
+        labels: &labels,
+        annotations: annotations.clone(),
+        spec,
+        data,
+        vols: &vols,
+        warnings,
+        restart,
+    };
+    let mut names = std::collections::BTreeSet::new();
+    let mut init_containers = Vec::new();
+    for (i, c) in spec.init_containers.iter().enumerate() {
+        let at = format!("{base}.initContainers[{i}]");
+        if !names.insert(c.name.clone()) {
+            return Err(inv(
+                format!("{at}.name"),
+                format!("{:?} is the name of another container", c.name),
+            ));
+        }
+        init_containers.push(ctx.container(&at, c, true)?);
+    }
+    let mut containers = Vec::new();
+    for (i, c) in spec.containers.iter().enumerate() {
+        let at = format!("{base}.containers[{i}]");
+        if !names.insert(c.name.clone()) {
+            return Err(inv(
+                format!("{at}.name"),
+                format!("{:?} is the name of another container", c.name),
+            ));
+        }
+        let cp = ctx.container(&at, c, false)?;
+        // hostPort: published by the pod.
+        for (j, p) in c.ports.iter().enumerate() {
+            if let Some(hp) = p.host_port {
+                let pat = format!("{at}.ports[{j}]");
+                let host_port = port_number(doc, &format!("{pat}.hostPort"), hp)?;
+                let host_ip = match &p.host_ip {
+                    Some(ip) => Some(ip.parse().map_err(|_| {
+                        inv(
+                            format!("{pat}.hostIP"),
+                            format!("{ip:?} is not an IP address"),
+                        )
+                    })?),
+                    None => None,
+                };
+                if !host_net && publish {
+                    pod.network.ports.push(PortMapping {
+                        host_ip,
+                        host_port,
+                        container_port: p.container_port as u16,
+                        proto: proto(doc, &format!("{pat}.protocol"), &p.protocol)?,
+                    });
+                }
+            }
+        }
+        containers.push(cp);
+    }
+    // NodePort and LoadBalancer services: their ports published by the
+    // first pod.
+    if publish && !host_net && !matches!(network, "" | "none" | "host") {
+        for s in services.iter().filter(|s| s.kind != "ClusterIP") {
+            for p in &s.ports {
+                let target = match &p.target {
+                    IntOrString::Int(n) => *n as u16,
+                    IntOrString::String(n) => match spec
+                        .containers
+                        .iter()
+                        .flat_map(|c| &c.ports)
+                        .find(|cp| cp.name.as_deref() == Some(n.as_str()))
+                    {
+                        Some(cp) => cp.container_port as u16,
+                        None => {
+                            ctx.warnings.push(format!("Service {}: targetPort {n:?} names no port of pod {name}: not published", s.name));
+                            continue;
+                        }
+                    },
+                };
+                pod.network.ports.push(PortMapping {
+                    host_ip: None,
+                    host_port: p.node_port.unwrap_or(0),
+                    container_port: target,
+                    proto: p.proto,
+                });
+            }
+        }
+    }
+    pod.validate()
+        .map_err(|e| inv(base.to_string(), e.to_string()))?;
+    Ok(PodPlan {
+        name: name.to_string(),
+        spec: pod,
+        init_containers,
+        containers,
+        volumes: plan_vols,
+        host_paths,
+        claims,
+    })
+}
+
+fn unreachable_vol() -> Vol {
+    // The count of sources was checked above: one is set.
+    Vol {
+        kind: MountType::Tmpfs,
+        source: String::new(),
+        size: None,
+        read_only: false,
+    }
+}
+
+fn port_number(doc: &str, path: &str, n: i64) -> Result<u16> {
+    if (1..=65535).contains(&n) {
+        Ok(n as u16)
+    } else {
+        Err(invalid(
+            doc,
+            path,
+            format!("{n} is not a port (1 to 65535)"),
+        ))
+    }
+}
+
+struct Ctx<'a> {
+    doc: &'a str,
+    base: &'a str,
+    pod_name: &'a str,
+    labels: &'a BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    spec: &'a PodSpec,
+    data: &'a Data,
+    vols: &'a BTreeMap<String, Vol>,
+    warnings: &'a mut Vec<String>,
+    restart: RestartPolicy,
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty() && !s.contains('=') && !s.contains('\0')
+}
+
+impl Ctx<'_> {
+    fn inv(&self, path: String, msg: impl Into<String>) -> Error {
+        invalid(self.doc, path, msg)
+    }
+
+    fn key_ref(&self, at: &str, r: &KeyRef, secret: bool) -> Result<Option<String>> {
+        let store = if secret {
+            &self.data.secrets
+        } else {
+            &self.data.config_maps
+        };
+        let what = if secret { "Secret" } else { "ConfigMap" };
+        match store.get(&r.name).and_then(|kv| kv.get(&r.key)) {
+            Some(v) => Ok(Some(String::from_utf8_lossy(v).into_owned())),
+            None if r.optional == Some(true) => Ok(None),
+            None => Err(self.inv(
+                at.to_string(),
+                format!(
+                    "{what} {:?} has no key {:?} in the manifest (or a --configmap file)",
+                    r.name, r.key
+                ),
+            )),
+        }
+    }
+
+    fn field_ref(&mut self, at: &str, f: &FieldRef) -> Result<Option<String>> {
+        let p = f.field_path.as_str();
+        let label = |prefix: &str, m: &BTreeMap<String, String>| -> Option<Option<String>> {
+            let k = p.strip_prefix(prefix)?.strip_suffix("']")?;
+            Some(Some(m.get(k).cloned().unwrap_or_default()))
+        };
+        if let Some(v) = label("metadata.labels['", self.labels) {
+            return Ok(v);
+        }
+        if let Some(v) = label("metadata.annotations['", &self.annotations) {
+            return Ok(v);
+        }
+        Ok(Some(match p {
+            "metadata.name" | "metadata.uid" => self.pod_name.to_string(),
+            "metadata.namespace" => "default".into(),
+            "spec.nodeName" => "localhost".into(),
+            "spec.serviceAccountName" => "default".into(),
+            "status.podIP" | "status.podIPs" | "status.hostIP" | "status.hostIPs" => {
+                self.warnings.push(format!("{}: {at}: {p} is not known before the pod starts: the variable is not set", self.doc));
+                return Ok(None);
+            }
+            _ => return Err(self.inv(format!("{at}.fieldPath"), format!("{p:?} is not a field berth fills (metadata.name, metadata.namespace, metadata.labels['K'], metadata.annotations['K'], spec.nodeName)"))),
+        }))
+    }
+
+    fn resource_ref(
+        &mut self,
+        at: &str,
+        r: &ResourceFieldRef,
+        c: &Container,
+    ) -> Result<Option<String>> {
+        let target = match &r.container_name {
+            Some(n) => self
+                .spec
+                .containers
+                .iter()
+                .chain(&self.spec.init_containers)
+                .find(|x| &x.name == n)
+                .ok_or_else(|| {
+                    self.inv(
+                        format!("{at}.containerName"),
+                        format!("{n:?} is no container of this pod"),
+                    )
+                })?,
+            None => c,
+        };
+        let (section, what) = r.resource.split_once('.').unwrap_or(("", ""));
+        let res = target.resources.clone().unwrap_or_default();
+        let map = match section {
+            "limits" => &res.limits,
+            "requests" => &res.requests,
+            _ => {
+                return Err(self.inv(
+                    format!("{at}.resource"),
+                    format!(
+                        "{:?} is not limits.cpu, limits.memory, requests.cpu or requests.memory",
+                        r.resource
+                    ),
+                ))
+            }
+        };
+        let Some(q) = map.get(what) else {
+            self.warnings.push(format!(
+                "{}: {at}: {} is not set on the container: the variable is not set",
+                self.doc, r.resource
+            ));
+            return Ok(None);
+        };
+        Ok(Some(match what {
+            "cpu" => {
+                let d = r.divisor.as_ref().and_then(parse_cpu).unwrap_or(1.0);
+                let v = parse_cpu(q).unwrap_or(0.0);
+                format!("{}", (v / d.max(1e-9)).ceil() as i64)
+            }
+            "memory" => {
+                let d = r
+                    .divisor
+                    .as_ref()
+                    .and_then(parse_memory)
+                    .unwrap_or(1)
+                    .max(1);
+                let v = parse_memory(q).unwrap_or(0);
+                format!("{}", (v + d - 1) / d)
+            }
+            _ => {
+                return Err(self.inv(
+                    format!("{at}.resource"),
+                    format!("{:?} is not cpu or memory", r.resource),
+                ))
+            }
+        }))
+    }
+
+    fn container(&mut self, at: &str, c: &Container, init: bool) -> Result<ContainerPlan> {
+        if !crate::is_dns_name(&c.name, 63) {
+            return Err(self.inv(
+                format!("{at}.name"),
+                format!("{:?} is not a DNS label", c.name),
+            ));
+        }
+        let image = c
+            .image
+            .clone()
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| self.inv(format!("{at}.image"), "missing"))?;
+        let mut s = ContainerSpec::default();
+        // Env, in order: envFrom, then env (which wins); $(VAR) in a value
+        // sees the ones before it.
+        let mut vars: BTreeMap<String, String> = BTreeMap::new();
+        let mut order: Vec<String> = Vec::new();
+        let mut set = |vars: &mut BTreeMap<String, String>, k: String, v: String| {
+            if !vars.contains_key(&k) {
+                order.push(k.clone());
+            }
+            vars.insert(k, v);
+        };
+        for (i, e) in c.env_from.iter().enumerate() {
+            let eat = format!("{at}.envFrom[{i}]");
+            let (r, secret) = match (&e.config_map_ref, &e.secret_ref) {
+                (Some(r), None) => (r, false),
+                (None, Some(r)) => (r, true),
+                _ => return Err(self.inv(eat, "needs exactly one of configMapRef and secretRef")),
+            };
+            let store = if secret {
+                &self.data.secrets
+            } else {
+                &self.data.config_maps
+            };
+            match store.get(&r.name) {
+                Some(kv) => {
+                    for (k, v) in kv {
+                        let k = format!("{}{k}", e.prefix.clone().unwrap_or_default());
+                        if is_env_name(&k) {
+                            set(&mut vars, k, String::from_utf8_lossy(v).into_owned());
+                        }
+                    }
+                }
+                None if r.optional == Some(true) => {}
+                None => {
+                    return Err(self.inv(
+                        format!(
+                            "{eat}.{}",
+                            if secret { "secretRef" } else { "configMapRef" }
+                        ),
+                        format!(
+                            "{:?} is not in the manifest (or a --configmap file)",
+                            r.name
+                        ),
+                    ))
+                }
+            }
+        }
+        for (i, e) in c.env.iter().enumerate() {
+            let eat = format!("{at}.env[{i}]");
+            if !is_env_name(&e.name) {
+                return Err(self.inv(
+                    format!("{eat}.name"),
+                    format!("{:?} is not a variable name", e.name),
+                ));
+            }
+            let v = match (&e.value, &e.value_from) {
+                (v, None) => Some(expand_vars(v.as_deref().unwrap_or(""), &vars)),
+                (None, Some(f)) => {
+                    let fat = format!("{eat}.valueFrom");
+                    match (&f.field_ref, &f.resource_field_ref, &f.config_map_key_ref, &f.secret_key_ref) {
+                        (Some(r), None, None, None) => self.field_ref(&format!("{fat}.fieldRef"), r)?,
+                        (None, Some(r), None, None) => self.resource_ref(&format!("{fat}.resourceFieldRef"), r, c)?,
+                        (None, None, Some(r), None) => self.key_ref(&format!("{fat}.configMapKeyRef"), r, false)?,
+                        (None, None, None, Some(r)) => self.key_ref(&format!("{fat}.secretKeyRef"), r, true)?,
+                        _ => return Err(self.inv(fat, "needs exactly one of fieldRef, resourceFieldRef, configMapKeyRef, secretKeyRef")),
+                    }
+                }
+                (Some(_), Some(_)) => {
+                    return Err(self.inv(eat, "value and valueFrom are both given"))
+                }
+            };
+            if let Some(v) = v {
+                set(&mut vars, e.name.clone(), v);
+            }
+        }
+        s.process.env = order.iter().map(|k| format!("{k}={}", vars[k])).collect();
+        if let Some(cmd) = &c.command {
+            s.process.entrypoint = Some(cmd.iter().map(|a| expand_vars(a, &vars)).collect());
+        }
+        if let Some(args) = &c.args {
+            s.process.args = args.iter().map(|a| expand_vars(a, &vars)).collect();
+        } else if c.command.is_some() {
+            // command without args: the image's CMD is not used.
+            s.process.args = Vec::new();
+        }
+        if let Some(w) = &c.working_dir {
+            if !w.starts_with('/') {
+                return Err(self.inv(format!("{at}.workingDir"), format!("{w:?} is not absolute")));
+            }
+            s.process.workdir = Some(w.clone());
+        }
+        s.process.tty = c.tty == Some(true);
+        s.process.stdin = c.stdin == Some(true);
+        if let Some(g) = self.spec.termination_grace_period_seconds {
+            if !(0..=86400).contains(&g) {
+                return Err(self.inv(
+                    format!("{}.terminationGracePeriodSeconds", self.base),
+                    format!("{g} is not in 0..=86400"),
+                ));
+            }
+            s.process.stop_timeout = Some(g as u32);
+        }
+        // Ports: checked (hostPort is the pod's).
+        for (j, p) in c.ports.iter().enumerate() {
+            let pat = format!("{at}.ports[{j}]");
+            port_number(self.doc, &format!("{pat}.containerPort"), p.container_port)?;
+            proto(self.doc, &format!("{pat}.protocol"), &p.protocol)?;
+            if let Some(hp) = p.host_port {
+                port_number(self.doc, &format!("{pat}.hostPort"), hp)?;
+            }
+        }
+        // Resources.
+        if let Some(r) = &c.resources {
+            for (sect, map) in [("limits", &r.limits), ("requests", &r.requests)] {
+                for (k, q) in map {
+                    let rat = format!("{at}.resources.{sect}.{k}");
+                    match k.as_str() {
+                        "cpu" => {
+                            let v = parse_cpu(q).filter(|v| *v > 0.0).ok_or_else(|| {
+                                self.inv(rat, "not a CPU quantity like 500m or 2")
+                            })?;
+                            if sect == "limits" {
+                                s.resources.cpus = Some(v);
+                            } else {
+                                // cgroup v1 shares: 1024 a core, at least 2.
+                                s.resources.cpu_shares = Some(((v * 1024.0) as u64).max(2));
+                            }
+                        }
+                        "memory" => {
+                            let v = parse_memory(q)
+                                .filter(|v| *v > 0)
+                                .ok_or_else(|| self.inv(rat, "not a memory quantity like 64Mi"))?;
+                            if sect == "limits" {
+                                s.resources.memory = Some(v);
+                            } else {
+                                s.resources.memory_reservation = Some(v);
+                            }
+                        }
+                        "ephemeral-storage" | "hugepages-2Mi" | "hugepages-1Gi" => {
+                            self.warnings
+                                .push(format!("{}: {rat}: not enforced by berth", self.doc));
+                        }
+                        _ => self
+                            .warnings
+                            .push(format!("{}: {rat}: unknown resource, ignored", self.doc)),
+                    }
+                }
+            }
+            if let (Some(l), Some(q)) = (s.resources.memory, s.resources.memory_reservation) {
+                if q > l {
+                    return Err(self.inv(
+                        format!("{at}.resources.requests.memory"),
+                        "more than limits.memory",
+                    ));
+                }
+            }
+        }
+        // Mounts.
+        for (j, m) in c.volume_mounts.iter().enumerate() {
+            let mat = format!("{at}.volumeMounts[{j}]");
+            let v = self.vols.get(&m.name).ok_or_else(|| {
+                self.inv(
+                    format!("{mat}.name"),
+                    format!("{:?} is not a volume of this pod", m.name),
+                )
+            })?;
+            if !m.mount_path.starts_with('/') {
+                return Err(self.inv(
+                    format!("{mat}.mountPath"),
+                    format!("{:?} is not absolute", m.mount_path),
+                ));
+            }
+            let mut source = v.source.clone();
+            if let Some(sp) = m.sub_path.as_deref().filter(|p| !p.is_empty()) {
+                if !clean_rel(sp) {
+                    return Err(self.inv(
+                        format!("{mat}.subPath"),
+                        format!("{sp:?} is not a relative path without '..'"),
+                    ));
+                }
+                match v.kind {
+                    MountType::Bind => source = format!("{}/{sp}", source.trim_end_matches('/')),
+                    _ => return Err(self.inv(format!("{mat}.subPath"), "berth takes subPath on hostPath volumes only (a named volume is mounted whole)")),
+                }
+            }
+            let propagation = match m.mount_propagation.as_deref() {
+                None | Some("None") => None,
+                Some("HostToContainer") => Some("rslave".to_string()),
+                Some("Bidirectional") => Some("rshared".to_string()),
+                Some(o) => {
+                    return Err(self.inv(
+                        format!("{mat}.mountPropagation"),
+                        format!("{o:?} is not None, HostToContainer or Bidirectional"),
+                    ))
+                }
+            };
+            s.storage.mounts.push(Mount {
+                kind: v.kind.clone(),
+                source,
+                destination: m.mount_path.clone(),
+                readonly: v.read_only || m.read_only == Some(true),
+                size: v.size,
+                propagation: if v.kind == MountType::Bind {
+                    propagation
+                } else {
+                    None
+                },
+                // A volume made for the pod is not filled from the image.
+                nocopy: v.kind == MountType::Volume,
+                ..Default::default()
+            });
+        }
+        // Security.
+        let psc = self.spec.security_context.clone().unwrap_or_default();
+        let sc = c.security_context.clone().unwrap_or_default();
+        let uid = sc.run_as_user.or(psc.run_as_user);
+        let gid = sc.run_as_group.or(psc.run_as_group);
+        let non_root = sc.run_as_non_root.or(psc.run_as_non_root) == Some(true);
+        for (v, p) in [(uid, "runAsUser"), (gid, "runAsGroup")] {
+            if let Some(v) = v {
+                if !(0..=u32::MAX as i64).contains(&v) {
+                    return Err(self.inv(
+                        format!("{at}.securityContext.{p}"),
+                        format!("{v} is not an id"),
+                    ));
+                }
+            }
+        }
+        if non_root && uid == Some(0) {
+            return Err(self.inv(
+                format!("{at}.securityContext.runAsNonRoot"),
+                "true with runAsUser 0",
+            ));
+        }
+        s.process.user = match (uid, gid) {
+            (Some(u), Some(g)) => Some(format!("{u}:{g}")),
+            (Some(u), None) => Some(u.to_string()),
+            (None, Some(g)) => {
+                self.warnings.push(format!("{}: {at}: runAsGroup without runAsUser: the image's user runs with group {g} added", self.doc));
+                s.process.groups.push(g.to_string());
+                None
+            }
+            (None, None) => None,
+        };
+        if let Some(fg) = psc.fs_group {
+            s.process.groups.push(fg.to_string());
+        }
+        s.process
+            .groups
+            .extend(psc.supplemental_groups.iter().map(|g| g.to_string()));
+        s.security.privileged = sc.privileged == Some(true);
+        s.storage.read_only = sc.read_only_root_filesystem == Some(true);
+        s.security.no_new_privileges = sc.allow_privilege_escalation == Some(false);
+        if let Some(caps) = &sc.capabilities {
+            s.security.cap_add = caps.add.clone();
+            s.security.cap_drop = caps.drop.clone();
+        }
+        if self.spec.host_pid == Some(true) {
+            s.namespaces.pid = NamespaceMode::Host;
+        }
+        if self.spec.host_ipc == Some(true) {
+            s.namespaces.ipc = NamespaceMode::Host;
+        }
+        // Restart: an init container runs once (the pod's policy is its
+        // own only when it is OnFailure).
+        s.lifecycle.restart = if init {
+            RestartPolicy::No
+        } else {
+            self.restart
+        };
+        let mut labels = self.labels.clone();
+        labels.insert(
+            LABEL_CONTAINER.into(),
+            if init {
+                format!("init:{}", c.name)
+            } else {
+                c.name.clone()
+            },
+        );
+        labels.insert(LABEL_POD.into(), self.pod_name.to_string());
+        s.metadata.labels = labels;
+        let pull = match c.image_pull_policy.as_deref() {
+            Some("Always") => Pull::Always,
+            Some("IfNotPresent") => Pull::IfNotPresent,
+            Some("Never") => Pull::Never,
+            None => {
+                let last = image.rsplit('/').next().unwrap_or(&image);
+                if image.contains('@') || last.contains(':') && !last.ends_with(":latest") {
+                    Pull::IfNotPresent
+                } else {
+                    Pull::Always
+                }
+            }
+            Some(o) => {
+                return Err(self.inv(
+                    format!("{at}.imagePullPolicy"),
+                    format!("{o:?} is not Always, IfNotPresent or Never"),
+                ))
+            }
+        };
+        let mut probes = Vec::new();
+        for (kind, p, field) in [
+            (ProbeKind::Liveness, &c.liveness_probe, "livenessProbe"),
+            (ProbeKind::Readiness, &c.readiness_probe, "readinessProbe"),
+            (ProbeKind::Startup, &c.startup_probe, "startupProbe"),
+        ] {
+            if let Some(p) = p {
+                if init {
+                    return Err(
+                        self.inv(format!("{at}.{field}"), "an init container has no probes")
+                    );
+                }
+                probes.push(self.probe(&format!("{at}.{field}"), kind, p, c)?);
+            }
+        }
+        if !probes.is_empty() {
+            s.metadata.annotations.insert(
+                crate::ANNOTATION_PROBES.into(),
+                serde_json::to_string(&probes).unwrap_or_default(),
+            );
+        }
+        s.validate()
+            .map_err(|e| self.inv(at.to_string(), e.to_string()))?;
+        Ok(ContainerPlan {
+            name: format!("{}-{}", self.pod_name, c.name),
+            image,
+            pull,
+            spec: s,
+            probes,
+            run_as_non_root: non_root && uid.is_none(),
+        })
+    }
+
+    fn probe(&self, at: &str, kind: ProbeKind, p: &Probe, c: &Container) -> Result<ProbePlan> {
+        let port = |pat: String, v: &Option<IntOrString>| -> Result<u16> {
+            match v {
+                Some(IntOrString::Int(n)) => port_number(self.doc, &pat, *n),
+                Some(IntOrString::String(name)) => c
+                    .ports
+                    .iter()
+                    .find(|cp| cp.name.as_deref() == Some(name.as_str()))
+                    .map(|cp| cp.container_port as u16)
+                    .ok_or_else(|| {
+                        self.inv(pat, format!("{name:?} names no port of the container"))
+                    }),
+                None => Err(self.inv(pat, "missing")),
+            }
+        };
+        let actions = [
+            p.exec.is_some(),
+            p.http_get.is_some(),
+            p.tcp_socket.is_some(),
+            p.grpc.is_some(),
+        ];
+        if actions.iter().filter(|x| **x).count() != 1 {
+            return Err(self.inv(
+                at.to_string(),
+                "needs exactly one of exec, httpGet, tcpSocket, grpc",
+            ));
+        }
+        let action = if let Some(e) = &p.exec {
+            if e.command.is_empty() {
+                return Err(self.inv(format!("{at}.exec.command"), "empty"));
+            }
+            ProbeAction::Exec(e.command.clone())
+        } else if let Some(h) = &p.http_get {
+            let scheme = h.scheme.clone().unwrap_or_else(|| "HTTP".into());
+            if !matches!(scheme.as_str(), "HTTP" | "HTTPS") {
+                return Err(self.inv(
+                    format!("{at}.httpGet.scheme"),
+                    format!("{scheme:?} is not HTTP or HTTPS"),
+                ));
+            }
+            ProbeAction::Http {
+                scheme,
+                host: h.host.clone(),
+                port: port(format!("{at}.httpGet.port"), &h.port)?,
+                path: h.path.clone().unwrap_or_else(|| "/".into()),
+                headers: h
+                    .http_headers
+                    .iter()
+                    .map(|x| (x.name.clone(), x.value.clone()))
+                    .collect(),
+            }
+        } else if let Some(t) = &p.tcp_socket {
+            ProbeAction::Tcp {
+                host: t.host.clone(),
+                port: port(format!("{at}.tcpSocket.port"), &t.port)?,
+            }
+        } else if let Some(g) = &p.grpc {
+            ProbeAction::Grpc {
+                port: port_number(self.doc, &format!("{at}.grpc.port"), g.port)?,
+                service: g.service.clone(),
+            }
+        } else {
+            return Err(self.inv(at.to_string(), "no action"));
+        };
+        let num = |field: &str, v: Option<i64>, default: u32, min: u32| -> Result<u32> {
+            match v {
+                None => Ok(default),
+                Some(n) if n >= min as i64 && n <= 86400 => Ok(n as u32),
+                Some(n) => Err(self.inv(
+                    format!("{at}.{field}"),
+                    format!("{n} is not in {min}..=86400"),
+                )),
+            }
+        };
+        let success = num("successThreshold", p.success_threshold, 1, 1)?;
+        if success != 1 && kind != ProbeKind::Readiness {
+            return Err(self.inv(
+                format!("{at}.successThreshold"),
+                "must be 1 for liveness and startup probes",
+            ));
+        }
+        Ok(ProbePlan {
+            kind,
+            action,
+            initial_delay: num("initialDelaySeconds", p.initial_delay_seconds, 0, 0)?,
+            period: num("periodSeconds", p.period_seconds, 10, 1)?,
+            timeout: num("timeoutSeconds", p.timeout_seconds, 1, 1)?,
+            success_threshold: success,
+            failure_threshold: num("failureThreshold", p.failure_threshold, 3, 1)?,
+        })
+    }
+}
