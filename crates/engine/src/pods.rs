@@ -739,6 +739,10 @@ impl crate::Engine {
                 }
             }
         }
+        // A pod of `kube play`: its Services' names if it is ready.
+        if let Some(infra) = &pod.infra_id {
+            self.kube_readiness_changed(infra);
+        }
         Ok(report)
     }
 

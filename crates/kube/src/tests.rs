@@ -75,6 +75,15 @@ fn deployment_translates() {
     assert_eq!(pod.volumes[0].files[0].mode, 0o640);
     assert!(c.spec.storage.mounts[0].readonly);
     assert_eq!(c.probes[0].kind, ProbeKind::Readiness);
+    // The monitor runs it: the engine's health spec holds it.
+    let hp = &c.spec.health.probes[0];
+    assert_eq!((hp.kind.as_str(), hp.period_ms), ("readiness", 2000));
+    assert_eq!(
+        hp.handler,
+        berth_engine::health::Handler::Exec {
+            command: vec!["true".into()]
+        }
+    );
     assert_eq!(pod.spec.network.networks[0].aliases, ["websvc"]);
     assert_eq!(c.pull, Pull::IfNotPresent);
 }

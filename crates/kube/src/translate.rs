@@ -2,6 +2,7 @@
 
 use crate::types::*;
 use crate::{invalid, Data, Error, Result, ServicePlan, LABEL_CONTAINER, LABEL_POD};
+use berth_engine::health::{Handler, ProbeSpec};
 use berth_engine::network::ports::{PortMapping, Proto};
 use berth_engine::pods::PodSpec as EnginePod;
 use berth_engine::specgen::{
@@ -1113,12 +1114,8 @@ impl Ctx<'_> {
                 probes.push(self.probe(&format!("{at}.{field}"), kind, p, c)?);
             }
         }
-        if !probes.is_empty() {
-            s.metadata.annotations.insert(
-                crate::ANNOTATION_PROBES.into(),
-                serde_json::to_string(&probes).unwrap_or_default(),
-            );
-        }
+        // The monitor runs them (the engine's health checks).
+        s.health.probes = probes.iter().map(probe_spec).collect();
         s.validate()
             .map_err(|e| self.inv(at.to_string(), e.to_string()))?;
         Ok(ContainerPlan {
@@ -1156,6 +1153,20 @@ impl Ctx<'_> {
             return Err(self.inv(
                 at.to_string(),
                 "needs exactly one of exec, httpGet, tcpSocket, grpc",
+            ));
+        }
+        if let Some(h) = &p.http_get {
+            if h.scheme.as_deref() == Some("HTTPS") {
+                return Err(self.inv(
+                    format!("{at}.httpGet.scheme"),
+                    "HTTPS probes are not supported yet (use HTTP, tcpSocket or exec)",
+                ));
+            }
+        }
+        if p.grpc.is_some() {
+            return Err(self.inv(
+                format!("{at}.grpc"),
+                "grpc probes are not supported yet (use exec with grpc_health_probe, or tcpSocket)",
             ));
         }
         let action = if let Some(e) = &p.exec {
@@ -1221,5 +1232,50 @@ impl Ctx<'_> {
             success_threshold: success,
             failure_threshold: num("failureThreshold", p.failure_threshold, 3, 1)?,
         })
+    }
+}
+
+/// A checked probe as the engine's health spec holds it (the monitor runs
+/// it; milliseconds).
+fn probe_spec(p: &ProbePlan) -> ProbeSpec {
+    let handler = match &p.action {
+        ProbeAction::Exec(command) => Handler::Exec {
+            command: command.clone(),
+        },
+        ProbeAction::Http {
+            scheme,
+            host,
+            port,
+            path,
+            headers,
+        } => Handler::HttpGet {
+            host: host.clone().unwrap_or_default(),
+            port: *port,
+            path: path.clone(),
+            scheme: scheme.clone(),
+            headers: headers.clone(),
+        },
+        ProbeAction::Tcp { host, port } => Handler::TcpSocket {
+            host: host.clone().unwrap_or_default(),
+            port: *port,
+        },
+        ProbeAction::Grpc { port, service } => Handler::Grpc {
+            port: *port,
+            service: service.clone().unwrap_or_default(),
+        },
+    };
+    ProbeSpec {
+        kind: match p.kind {
+            ProbeKind::Liveness => "liveness",
+            ProbeKind::Readiness => "readiness",
+            ProbeKind::Startup => "startup",
+        }
+        .into(),
+        handler,
+        initial_delay_ms: u64::from(p.initial_delay) * 1000,
+        period_ms: u64::from(p.period) * 1000,
+        timeout_ms: u64::from(p.timeout) * 1000,
+        success_threshold: p.success_threshold,
+        failure_threshold: p.failure_threshold,
     }
 }

@@ -189,6 +189,9 @@ impl Checker {
             log: std::mem::take(&mut self.health.log),
         };
         self.save();
+        if self.health.ready {
+            self.event(READY);
+        }
     }
 
     /// The container ended: running checks are killed.
@@ -202,6 +205,7 @@ impl Checker {
         if self.any() && self.health.ready {
             self.health.ready = false;
             self.save();
+            self.event(NOT_READY);
         }
     }
 
@@ -427,6 +431,7 @@ impl Checker {
     /// Records a result of probe `i`; what to do to the container.
     fn result(&mut self, i: usize, start: i64, code: i32, output: String) -> Option<Verdict> {
         let now = Instant::now();
+        let was_ready = self.health.ready;
         let primary = self.primary() == Some(i);
         let s = &mut self.probes[i];
         let ok = code == 0;
@@ -525,20 +530,34 @@ impl Checker {
         }
         self.save();
         if self.health.status != before {
-            self.status_event();
+            self.event(self.health.status.name());
+        }
+        if self.health.ready != was_ready {
+            self.event(if self.health.ready { READY } else { NOT_READY });
         }
         verdict
     }
 
-    /// Starts the event command for the new status; not waited for (it is
-    /// reaped and dropped later).
-    fn status_event(&mut self) {
+    /// Starts the event command with `what` (the new status, or
+    /// [`READY`]/[`NOT_READY`] when the readiness changes: a Service's
+    /// name follows it); not waited for (it is reaped and dropped later).
+    fn event(&mut self, what: &str) {
+        let readiness = what == READY || what == NOT_READY;
+        // Only Kubernetes-style probes gate a Service.
+        if readiness
+            && !self
+                .probes
+                .iter()
+                .any(|s| s.p.kind != ProbeKind::DockerHealth)
+        {
+            return;
+        }
         let Some((prog, args)) = self.event_command.split_first() else {
             return;
         };
         let mut cmd = crate::command(prog);
         cmd.args(args)
-            .arg(self.health.status.name())
+            .arg(what)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
@@ -559,6 +578,11 @@ impl Checker {
         }
     }
 }
+
+/// The event command's argument when the container becomes ready.
+pub const READY: &str = "ready";
+/// The event command's argument when the container stops being ready.
+pub const NOT_READY: &str = "not-ready";
 
 /// The wait to the next check: Docker's start interval during the start
 /// period, else the period.
