@@ -851,14 +851,43 @@ spec: {selector: {app: gated}, ports: [{port: 80}]}
         let o = k.berth(&["exec", "client-c", "nslookup", "gsvc"]);
         o.stdout.contains(&format!("Address: {ip}")) || o.stdout.contains(&format!(" {ip}"))
     };
+    let pod_ready = || {
+        let ps = k
+            .berth(&[
+                "pod",
+                "ps",
+                "--filter",
+                &format!("name={pod}"),
+                "--format",
+                "{{.Ready}}",
+            ])
+            .ok()
+            .stdout;
+        let per = k
+            .berth(&[
+                "pod",
+                "inspect",
+                "-f",
+                "{{range .Containers}}{{.Name}}={{.Ready}} {{end}}",
+                &pod,
+            ])
+            .ok()
+            .stdout;
+        (
+            ps.trim().to_string(),
+            per.contains(&format!("{pod}-main=true")),
+        )
+    };
     // Running, not ready: not answered.
     assert_eq!(ls_ready(&k, "Deployment", "gated"), "0/1");
+    assert_eq!(pod_ready(), ("false".to_string(), false));
     assert!(!answers());
     // The probe passes: answered.
     k.berth(&["exec", &format!("{pod}-main"), "touch", "/tmp/ready"])
         .ok();
     wait_for("the service's name to answer", 10, answers);
     assert_eq!(ls_ready(&k, "Deployment", "gated"), "1/1");
+    assert_eq!(pod_ready(), ("true".to_string(), true));
     // It fails again: withdrawn.
     k.berth(&["exec", &format!("{pod}-main"), "rm", "/tmp/ready"])
         .ok();
