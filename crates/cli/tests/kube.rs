@@ -755,7 +755,8 @@ fn ls_ready(k: &Kube, kind: &str, name: &str) -> String {
 /// it would kill the container at once); once started, the liveness
 /// probe fails when the container deletes /tmp/ok, and the monitor
 /// restarts it (Kubernetes' first back-off: 10 s): RestartCount 1.
-/// Readiness (`kube ls`) waits for the startup probe.
+/// Readiness (`kube ls`) waits for the startup probe. A downwardAPI
+/// volume holds the pod's name and namespace.
 #[test]
 fn startup_then_liveness_probe_restarts_the_container() {
     let k = Kube::new(false);
@@ -772,6 +773,13 @@ spec:
     command: [sh, -c, 'sleep 2; touch /tmp/ok /tmp/started; sleep 2; rm /tmp/ok; exec sleep 1000']
     startupProbe: {exec: {command: [cat, /tmp/started]}, periodSeconds: 1, failureThreshold: 30}
     livenessProbe: {exec: {command: [cat, /tmp/ok]}, periodSeconds: 1, failureThreshold: 1}
+    volumeMounts: [{name: info, mountPath: /info}]
+  volumes:
+  - name: info
+    downwardAPI:
+      items:
+      - {path: name, fieldRef: {fieldPath: metadata.name}}
+      - {path: ns, fieldRef: {fieldPath: metadata.namespace}}
 "#;
     let f = k.file("live.yaml", yaml);
     k.play(&f, &[]).ok();
@@ -784,6 +792,17 @@ spec:
     };
     // Not ready (nor killed) before the startup probe passes.
     assert_eq!(ls_ready(&k, "Pod", "live"), "0/1");
+    // A downwardAPI volume: the pod's name and namespace as files.
+    let o = k
+        .berth(&[
+            "exec",
+            "live-c",
+            "sh",
+            "-c",
+            "cat /info/name; echo; cat /info/ns",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "live\ndefault");
     assert_eq!(inspect("{{.State.Ready}}"), "false");
     wait_for("the startup probe", 10, || {
         inspect("{{.State.Ready}}") == "true"

@@ -339,11 +339,12 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
             v.config_map.is_some(),
             v.secret.is_some(),
             v.persistent_volume_claim.is_some(),
+            v.downward_api.is_some(),
         ];
         if sources.iter().filter(|x| **x).count() != 1 {
             return Err(inv(
                 at,
-                "needs exactly one of emptyDir, hostPath, configMap, secret, persistentVolumeClaim"
+                "needs exactly one of emptyDir, hostPath, configMap, secret, persistentVolumeClaim, downwardAPI"
                     .into(),
             ));
         }
@@ -492,6 +493,52 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
                         format!("key {:?} is not a file name", f.path),
                     ));
                 }
+            }
+            plan_vols.push(crate::FileVolume {
+                name: own.clone(),
+                files,
+            });
+            Vol {
+                kind: MountType::Volume,
+                source: own,
+                size: None,
+                read_only: true,
+            }
+        } else if let Some(d) = &v.downward_api {
+            let default_mode = mode_of(
+                doc,
+                &format!("{at}.downwardAPI.defaultMode"),
+                d.default_mode.clone(),
+                0o644,
+            )?;
+            let mut files = Vec::new();
+            for (j, it) in d.items.iter().enumerate() {
+                let iat = format!("{at}.downwardAPI.items[{j}]");
+                if !clean_rel(&it.path) {
+                    return Err(inv(
+                        format!("{iat}.path"),
+                        format!("{:?} is not a relative path without '..'", it.path),
+                    ));
+                }
+                let Some(f) = &it.field_ref else {
+                    return Err(inv(
+                        format!("{iat}.fieldRef"),
+                        "missing (resourceFieldRef files are not supported yet)".into(),
+                    ));
+                };
+                let data = downward_file(&f.field_path, name, &labels, annotations)
+                    .ok_or_else(|| {
+                        inv(
+                            format!("{iat}.fieldRef.fieldPath"),
+                            format!("{:?} is not metadata.name, metadata.namespace, metadata.uid, metadata.labels, metadata.annotations or one label or annotation", f.field_path),
+                        )
+                    })?;
+                let mode = mode_of(doc, &format!("{iat}.mode"), it.mode.clone(), default_mode)?;
+                files.push(FileData {
+                    path: it.path.clone(),
+                    data,
+                    mode,
+                });
             }
             plan_vols.push(crate::FileVolume {
                 name: own.clone(),
@@ -1278,4 +1325,52 @@ fn probe_spec(p: &ProbePlan) -> ProbeSpec {
         success_threshold: p.success_threshold,
         failure_threshold: p.failure_threshold,
     }
+}
+
+/// A downwardAPI volume's file: the pod's name, namespace, uid, one
+/// label or annotation, or all of them as the kubelet writes them
+/// (`key="value"` lines, sorted, the value quoted as Go's `%q`).
+fn downward_file(
+    path: &str,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> Option<Vec<u8>> {
+    let all = |m: &BTreeMap<String, String>| {
+        m.iter()
+            .map(|(k, v)| format!("{k}={}", go_quote(v)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let one = |prefix: &str, m: &BTreeMap<String, String>| {
+        let k = path.strip_prefix(prefix)?.strip_suffix("']")?;
+        Some(m.get(k).cloned().unwrap_or_default())
+    };
+    let text = match path {
+        "metadata.name" | "metadata.uid" => name.to_string(),
+        "metadata.namespace" => "default".into(),
+        "metadata.labels" => all(labels),
+        "metadata.annotations" => all(annotations),
+        _ => one("metadata.labels['", labels)
+            .or_else(|| one("metadata.annotations['", annotations))?,
+    };
+    Some(text.into_bytes())
+}
+
+/// Go's `%q` of a string (what the kubelet writes for label values).
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
