@@ -874,6 +874,49 @@ mod tests {
         assert_eq!(http_verdict(b"").0, 1);
     }
 
+    /// The event command hears `ready`/`not-ready` at each change of
+    /// readiness (a Service's name follows it), and only then.
+    #[test]
+    fn readiness_changes_run_the_event_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("events");
+        let cfg = berth_monitor_proto::config::Config {
+            run_dir: dir.path().to_path_buf(),
+            probes: vec![Probe {
+                kind: ProbeKind::Readiness,
+                failure_threshold: 1,
+                ..Probe::default()
+            }],
+            event_command: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                format!("echo \"$1\" >> {}", log.display()),
+                "sh".into(),
+            ],
+            ..Default::default()
+        };
+        let mut c = Checker::new(&cfg);
+        c.container_started(1);
+        // pass, pass (no change), fail, then the container ends while not
+        // ready (no change).
+        for code in [0, 0, 1] {
+            c.result(0, 0, code, String::new());
+        }
+        c.container_ended();
+        for pid in std::mem::take(&mut c.forget) {
+            // SAFETY: waits for our own child.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        }
+        let got = std::fs::read_to_string(&log).unwrap();
+        // (Each event is a process of its own: their order may vary.)
+        let mut ready: Vec<&str> = got
+            .lines()
+            .filter(|l| *l == READY || *l == NOT_READY)
+            .collect();
+        ready.sort();
+        assert_eq!(ready, [NOT_READY, READY], "{got}");
+    }
+
     #[test]
     fn start_interval_applies_in_the_start_period() {
         let p = Probe {
