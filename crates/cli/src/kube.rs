@@ -191,12 +191,12 @@ fn is_init(r: &Record) -> bool {
         .is_some_and(|c| c.starts_with("init:"))
 }
 
-/// Ready: every (non-init) container running. (Readiness probes, once the
-/// monitor runs them, narrow this: the seam is here.)
+/// Ready: every (non-init) container ready (running, its startup probe
+/// passed and its readiness probe passing; the monitor's health file).
 fn ready(engine: &Engine, pod: &PodRecord) -> bool {
     members(engine, pod).is_ok_and(|m| {
         let app: Vec<&Record> = m.iter().filter(|r| !is_init(r)).collect();
-        !app.is_empty() && app.iter().all(|r| r.state.status == Status::Running)
+        !app.is_empty() && app.iter().all(|r| engine.readiness(r))
     })
 }
 
@@ -401,6 +401,10 @@ fn make_pod(
                 .start_session(&r.id, None)
                 .with_context(|| format!("kube: pod {name}: start container {}", r.name))?;
         }
+        // Its Services' names, if its containers are ready already.
+        if let Some(r) = made.first() {
+            engine.kube_readiness_changed(&r.id);
+        }
     }
     Ok(pod)
 }
@@ -506,6 +510,7 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
                     for r in m.iter().filter(|r| !is_init(r)) {
                         if r.state.status != Status::Running {
                             engine.start_session(&r.id, None)?;
+                            engine.kube_readiness_changed(&r.id);
                         }
                     }
                     Ok(())

@@ -222,7 +222,8 @@ pub struct PsArgs {
     ctr_ids: bool,
     /// Output: table, json, or a Go template ('{{.Name}}'; 'table ...'
     /// for a table): .ID .Name .Status .Created .CreatedAt .InfraID
-    /// .NumContainers .Labels .Cgroup .ContainerNames .ContainerIds.
+    /// .NumContainers .Labels .Cgroup .ContainerNames .ContainerIds
+    /// .Ready (every member ready: running, its probes passing).
     #[arg(long, value_name = "FORMAT", value_parser = crate::format::parse, default_value = "table")]
     format: crate::format::Format,
 }
@@ -244,6 +245,8 @@ struct PodRow {
     cgroup: String,
     container_names: String,
     container_ids: String,
+    /// Every member ready (berth's addition).
+    ready: bool,
 }
 
 const HEADERS: &[(&str, &str)] = &[
@@ -499,10 +502,11 @@ fn ps(engine: &Engine, a: PsArgs) -> Result<()> {
         if !keep(engine, &p, status, &filters)? {
             continue;
         }
+        let ready = engine.pod_ready(&p, &cs);
         let names: Vec<String> = cs.iter().map(|r| r.name.clone()).collect();
         let ids: Vec<String> = cs.iter().map(|r| short(&r.id)).collect();
         docs.push(serde_json::json!({
-            "Id": p.id, "Name": p.name, "Status": status,
+            "Id": p.id, "Name": p.name, "Status": status, "Ready": ready,
             "Created": berth_engine::logs::rfc3339_nano(p.created),
             "InfraId": p.infra_id.clone().unwrap_or_default(),
             "Cgroup": p.cgroup(), "Labels": p.spec.labels,
@@ -524,6 +528,7 @@ fn ps(engine: &Engine, a: PsArgs) -> Result<()> {
             cgroup: p.cgroup(),
             container_names: names.join(","),
             container_ids: ids.join(","),
+            ready,
         });
     }
     if a.quiet {

@@ -15,7 +15,7 @@ const IMAGE: &str = "localhost/kube:1";
 fn image_tar() -> Vec<u8> {
     busybox_rootfs(&[
         "sh", "sleep", "cat", "echo", "nslookup", "stat", "ls", "true", "false", "env", "grep",
-        "wc", "sort", "hostname",
+        "wc", "sort", "hostname", "touch", "rm",
     ])
     .end()
 }
@@ -739,4 +739,179 @@ spec:
     assert!(k.berth(&["pod", "ps", "-q"]).ok().stdout.is_empty());
     let vols = k.berth(&["volume", "ls", "-q"]).ok().stdout;
     assert_eq!(vols.trim(), "data");
+}
+
+/// The READY column of `kube ls` for `kind name`: `ready/desired`.
+fn ls_ready(k: &Kube, kind: &str, name: &str) -> String {
+    let ls = k.berth(&["kube", "ls"]).ok().stdout;
+    ls.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() >= 3 && f[0] == kind && f[1] == name)
+        .map(|f| f[2].to_string())
+        .unwrap_or_else(|| panic!("no {kind}/{name} in kube ls: {ls}"))
+}
+
+/// A startupProbe holds the liveness probe back (with failureThreshold 1
+/// it would kill the container at once); once started, the liveness
+/// probe fails when the container deletes /tmp/ok, and the monitor
+/// restarts it (Kubernetes' first back-off: 10 s): RestartCount 1.
+/// Readiness (`kube ls`) waits for the startup probe. A downwardAPI
+/// volume holds the pod's name and namespace.
+#[test]
+fn startup_then_liveness_probe_restarts_the_container() {
+    let k = Kube::new(false);
+    let yaml = r#"
+kind: Pod
+apiVersion: v1
+metadata: {name: live}
+spec:
+  restartPolicy: Always
+  containers:
+  - name: c
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'sleep 2; touch /tmp/ok /tmp/started; sleep 2; rm /tmp/ok; exec sleep 1000']
+    startupProbe: {exec: {command: [cat, /tmp/started]}, periodSeconds: 1, failureThreshold: 30}
+    livenessProbe: {exec: {command: [cat, /tmp/ok]}, periodSeconds: 1, failureThreshold: 1}
+    volumeMounts: [{name: info, mountPath: /info}]
+  volumes:
+  - name: info
+    downwardAPI:
+      items:
+      - {path: name, fieldRef: {fieldPath: metadata.name}}
+      - {path: ns, fieldRef: {fieldPath: metadata.namespace}}
+"#;
+    let f = k.file("live.yaml", yaml);
+    k.play(&f, &[]).ok();
+    let inspect = |field: &str| {
+        k.berth(&["inspect", "-f", field, "live-c"])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    // Not ready (nor killed) before the startup probe passes.
+    assert_eq!(ls_ready(&k, "Pod", "live"), "0/1");
+    // A downwardAPI volume: the pod's name and namespace as files.
+    let o = k
+        .berth(&[
+            "exec",
+            "live-c",
+            "sh",
+            "-c",
+            "cat /info/name; echo; cat /info/ns",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "live\ndefault");
+    assert_eq!(inspect("{{.State.Ready}}"), "false");
+    wait_for("the startup probe", 10, || {
+        inspect("{{.State.Ready}}") == "true"
+    });
+    assert_eq!(ls_ready(&k, "Pod", "live"), "1/1");
+    assert_eq!(inspect("{{.RestartCount}}"), "0");
+    // /tmp/ok goes: the liveness probe kills it, the monitor restarts it.
+    wait_for("the liveness restart", 30, || {
+        inspect("{{.RestartCount}}") == "1"
+    });
+    k.play(&f, &["--down"]).ok();
+}
+
+/// Only ready pods answer a Service's name: a pod whose readiness probe
+/// fails is not in the answers; it is once the probe passes, and is
+/// withdrawn again when it fails.
+#[test]
+fn readiness_gates_a_services_name() {
+    let k = Kube::new(true);
+    k.berth(&["network", "create", "kr"]).ok();
+    let yaml = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: gated}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: gated}}
+  template:
+    metadata: {labels: {app: gated}}
+    spec:
+      containers:
+      - name: main
+        image: localhost/kube:1
+        imagePullPolicy: Never
+        command: [sleep, "1000"]
+        readinessProbe: {exec: {command: [cat, /tmp/ready]}, periodSeconds: 1, failureThreshold: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: gsvc}
+spec: {selector: {app: gated}, ports: [{port: 80}]}
+"#;
+    let f = k.file("gated.yaml", yaml);
+    k.play(&f, &["--network", "kr"]).ok();
+    let cf = k.file("client.yaml", CLIENT);
+    k.play(&cf, &["--network", "kr"]).ok();
+    let pod = k.pods("io.berth.kube.name=gated").pop().unwrap();
+    let infra = k
+        .berth(&["pod", "inspect", "-f", "{{.InfraContainerID}}", &pod])
+        .ok()
+        .stdout;
+    let ip = k
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.kr.IPAddress}}",
+            infra.trim(),
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{ip:?}");
+    let answers = || {
+        let o = k.berth(&["exec", "client-c", "nslookup", "gsvc"]);
+        o.stdout.contains(&format!("Address: {ip}")) || o.stdout.contains(&format!(" {ip}"))
+    };
+    let pod_ready = || {
+        let ps = k
+            .berth(&[
+                "pod",
+                "ps",
+                "--filter",
+                &format!("name={pod}"),
+                "--format",
+                "{{.Ready}}",
+            ])
+            .ok()
+            .stdout;
+        let per = k
+            .berth(&[
+                "pod",
+                "inspect",
+                "-f",
+                "{{range .Containers}}{{.Name}}={{.Ready}} {{end}}",
+                &pod,
+            ])
+            .ok()
+            .stdout;
+        (
+            ps.trim().to_string(),
+            per.contains(&format!("{pod}-main=true")),
+        )
+    };
+    // Running, not ready: not answered.
+    assert_eq!(ls_ready(&k, "Deployment", "gated"), "0/1");
+    assert_eq!(pod_ready(), ("false".to_string(), false));
+    assert!(!answers());
+    // The probe passes: answered.
+    k.berth(&["exec", &format!("{pod}-main"), "touch", "/tmp/ready"])
+        .ok();
+    wait_for("the service's name to answer", 10, answers);
+    assert_eq!(ls_ready(&k, "Deployment", "gated"), "1/1");
+    assert_eq!(pod_ready(), ("true".to_string(), true));
+    // It fails again: withdrawn.
+    k.berth(&["exec", &format!("{pod}-main"), "rm", "/tmp/ready"])
+        .ok();
+    wait_for("the service's name to be withdrawn", 10, || !answers());
+    assert_eq!(ls_ready(&k, "Deployment", "gated"), "0/1");
+    k.play(&f, &["--down"]).ok();
+    k.berth(&["kube", "down", &cf]).ok();
 }

@@ -774,11 +774,17 @@ impl Engine {
 
     /// Records the `health_status: STATUS` event of container `id` (the
     /// monitor runs `berth container health-event` at each change).
+    /// `ready`/`not-ready` (the readiness changed): a pod's Service names
+    /// follow it (`Engine::kube_readiness_changed`).
     pub fn record_health_event(&self, id: &str, status: &str) -> Result<()> {
+        if status == "ready" || status == "not-ready" {
+            self.kube_readiness_changed(id);
+            return Ok(());
+        }
         if mh::Status::parse(status).is_none() {
             return Err(option(
                 "health-event",
-                format!("{status:?} is not starting, healthy or unhealthy"),
+                format!("{status:?} is not starting, healthy, unhealthy, ready or not-ready"),
             ));
         }
         let rec = self

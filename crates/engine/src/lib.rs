@@ -25,6 +25,7 @@ pub mod images;
 pub mod info;
 pub mod inspect;
 pub mod kube;
+mod kube_dns;
 #[cfg(test)]
 mod lifecycle_tests;
 pub mod logs;

@@ -1227,7 +1227,9 @@ impl Engine {
                 continue;
             }
             let mut names = vec![r.name.clone()];
-            names.extend(ep.aliases.iter().cloned());
+            if !self.kube_withholds_aliases(&r) {
+                names.extend(ep.aliases.iter().cloned());
+            }
             records.push(DnsRecord {
                 id: r.id.clone(),
                 names,

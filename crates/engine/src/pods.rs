@@ -719,6 +719,16 @@ impl crate::Engine {
             })
     }
 
+    /// Whether the pod is ready: every member (not the infra) ready, and
+    /// at least one (`pod ps`'s `.Ready`).
+    pub fn pod_ready(&self, pod: &PodRecord, containers: &[Record]) -> bool {
+        let mut members = containers
+            .iter()
+            .filter(|r| Some(&r.id) != pod.infra_id.as_ref())
+            .peekable();
+        members.peek().is_some() && members.all(|r| self.readiness(r))
+    }
+
     /// `berth pod start`: the infra first, then every member not running.
     pub fn pod_start(&self, what: &str) -> Result<PodReport> {
         let pod = self.ready_pod(what)?;
@@ -738,6 +748,10 @@ impl crate::Engine {
                     break;
                 }
             }
+        }
+        // A pod of `kube play`: its Services' names if it is ready.
+        if let Some(infra) = &pod.infra_id {
+            self.kube_readiness_changed(infra);
         }
         Ok(report)
     }
@@ -1062,6 +1076,7 @@ impl crate::Engine {
                     } else {
                         r.state.status.name().into()
                     },
+                    ready: self.readiness(r),
                 })
                 .collect(),
             infra_ip: infra.map(|_| String::new()).unwrap_or_default(),
@@ -1186,6 +1201,9 @@ pub struct PodContainer {
     pub id: String,
     pub name: String,
     pub state: String,
+    /// Running, its startup probe passed, its readiness probe passing
+    /// (berth's addition).
+    pub ready: bool,
 }
 
 /// The pod, unless a create or rm of it is under way.

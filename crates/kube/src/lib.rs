@@ -41,9 +41,6 @@ pub const LABEL_CONTAINER: &str = "io.berth.kube.container";
 pub const LABEL_POD: &str = "io.berth.kube.pod";
 /// On a PersistentVolumeClaim's volume.
 pub const LABEL_CLAIM: &str = "io.berth.kube.claim";
-/// The probes of a container, as JSON ([`ProbePlan`] list): the seam the
-/// monitor's probes are wired to.
-pub const ANNOTATION_PROBES: &str = "io.berth.kube.probes";
 
 /// A manifest that cannot be read: one line naming the document and the
 /// path of the bad field.

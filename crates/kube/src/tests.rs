@@ -75,6 +75,15 @@ fn deployment_translates() {
     assert_eq!(pod.volumes[0].files[0].mode, 0o640);
     assert!(c.spec.storage.mounts[0].readonly);
     assert_eq!(c.probes[0].kind, ProbeKind::Readiness);
+    // The monitor runs it: the engine's health spec holds it.
+    let hp = &c.spec.health.probes[0];
+    assert_eq!((hp.kind.as_str(), hp.period_ms), ("readiness", 2000));
+    assert_eq!(
+        hp.handler,
+        berth_engine::health::Handler::Exec {
+            command: vec!["true".into()]
+        }
+    );
     assert_eq!(pod.spec.network.networks[0].aliases, ["websvc"]);
     assert_eq!(c.pull, Pull::IfNotPresent);
 }
@@ -271,4 +280,56 @@ fn node_port_and_host_port_are_the_first_pods() {
     let p = plan_of(&y).unwrap();
     let pod = p.workloads[0].pod("web-a-bcdfg", 0).unwrap();
     assert_eq!(pod.spec.network.ports[0].host_port, 8080);
+}
+
+#[test]
+fn downward_api_volume_files() {
+    let y = r#"
+kind: Pod
+apiVersion: v1
+metadata:
+  name: dp
+  labels: {app: dp, tier: "a\"b"}
+  annotations: {note: hi}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    volumeMounts: [{name: info, mountPath: /info}]
+  volumes:
+  - name: info
+    downwardAPI:
+      defaultMode: 0440
+      items:
+      - {path: name, fieldRef: {fieldPath: metadata.name}}
+      - {path: ns, fieldRef: {fieldPath: metadata.namespace}}
+      - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+      - {path: sub/note, fieldRef: {fieldPath: "metadata.annotations['note']"}, mode: 0400}
+"#;
+    let p = plan_of(y).unwrap();
+    let pod = p.workloads[0].pod("dp", 0).unwrap();
+    let files: Vec<(String, String, u32)> = pod.volumes[0]
+        .files
+        .iter()
+        .map(|f| {
+            (
+                f.path.clone(),
+                String::from_utf8_lossy(&f.data).into_owned(),
+                f.mode,
+            )
+        })
+        .collect();
+    assert_eq!(files[0], ("name".into(), "dp".into(), 0o440));
+    assert_eq!(files[1], ("ns".into(), "default".into(), 0o440));
+    assert!(files[2].1.contains("app=\"dp\""), "{:?}", files[2]);
+    assert!(files[2].1.contains("tier=\"a\\\"b\""), "{:?}", files[2]);
+    assert_eq!(files[3], ("sub/note".into(), "hi".into(), 0o400));
+    assert!(pod.containers[0].spec.storage.mounts[0].readonly);
+    let e = plan_of(&y.replace("metadata.namespace", "status.phase"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("spec.volumes[0].downwardAPI.items[1].fieldRef.fieldPath"),
+        "{e}"
+    );
 }

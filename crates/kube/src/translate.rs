@@ -2,6 +2,7 @@
 
 use crate::types::*;
 use crate::{invalid, Data, Error, Result, ServicePlan, LABEL_CONTAINER, LABEL_POD};
+use berth_engine::health::{Handler, ProbeSpec};
 use berth_engine::network::ports::{PortMapping, Proto};
 use berth_engine::pods::PodSpec as EnginePod;
 use berth_engine::specgen::{
@@ -338,11 +339,12 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
             v.config_map.is_some(),
             v.secret.is_some(),
             v.persistent_volume_claim.is_some(),
+            v.downward_api.is_some(),
         ];
         if sources.iter().filter(|x| **x).count() != 1 {
             return Err(inv(
                 at,
-                "needs exactly one of emptyDir, hostPath, configMap, secret, persistentVolumeClaim"
+                "needs exactly one of emptyDir, hostPath, configMap, secret, persistentVolumeClaim, downwardAPI"
                     .into(),
             ));
         }
@@ -491,6 +493,52 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
                         format!("key {:?} is not a file name", f.path),
                     ));
                 }
+            }
+            plan_vols.push(crate::FileVolume {
+                name: own.clone(),
+                files,
+            });
+            Vol {
+                kind: MountType::Volume,
+                source: own,
+                size: None,
+                read_only: true,
+            }
+        } else if let Some(d) = &v.downward_api {
+            let default_mode = mode_of(
+                doc,
+                &format!("{at}.downwardAPI.defaultMode"),
+                d.default_mode.clone(),
+                0o644,
+            )?;
+            let mut files = Vec::new();
+            for (j, it) in d.items.iter().enumerate() {
+                let iat = format!("{at}.downwardAPI.items[{j}]");
+                if !clean_rel(&it.path) {
+                    return Err(inv(
+                        format!("{iat}.path"),
+                        format!("{:?} is not a relative path without '..'", it.path),
+                    ));
+                }
+                let Some(f) = &it.field_ref else {
+                    return Err(inv(
+                        format!("{iat}.fieldRef"),
+                        "missing (resourceFieldRef files are not supported yet)".into(),
+                    ));
+                };
+                let data = downward_file(&f.field_path, name, &labels, annotations)
+                    .ok_or_else(|| {
+                        inv(
+                            format!("{iat}.fieldRef.fieldPath"),
+                            format!("{:?} is not metadata.name, metadata.namespace, metadata.uid, metadata.labels, metadata.annotations or one label or annotation", f.field_path),
+                        )
+                    })?;
+                let mode = mode_of(doc, &format!("{iat}.mode"), it.mode.clone(), default_mode)?;
+                files.push(FileData {
+                    path: it.path.clone(),
+                    data,
+                    mode,
+                });
             }
             plan_vols.push(crate::FileVolume {
                 name: own.clone(),
@@ -1113,12 +1161,8 @@ impl Ctx<'_> {
                 probes.push(self.probe(&format!("{at}.{field}"), kind, p, c)?);
             }
         }
-        if !probes.is_empty() {
-            s.metadata.annotations.insert(
-                crate::ANNOTATION_PROBES.into(),
-                serde_json::to_string(&probes).unwrap_or_default(),
-            );
-        }
+        // The monitor runs them (the engine's health checks).
+        s.health.probes = probes.iter().map(probe_spec).collect();
         s.validate()
             .map_err(|e| self.inv(at.to_string(), e.to_string()))?;
         Ok(ContainerPlan {
@@ -1156,6 +1200,20 @@ impl Ctx<'_> {
             return Err(self.inv(
                 at.to_string(),
                 "needs exactly one of exec, httpGet, tcpSocket, grpc",
+            ));
+        }
+        if let Some(h) = &p.http_get {
+            if h.scheme.as_deref() == Some("HTTPS") {
+                return Err(self.inv(
+                    format!("{at}.httpGet.scheme"),
+                    "HTTPS probes are not supported yet (use HTTP, tcpSocket or exec)",
+                ));
+            }
+        }
+        if p.grpc.is_some() {
+            return Err(self.inv(
+                format!("{at}.grpc"),
+                "grpc probes are not supported yet (use exec with grpc_health_probe, or tcpSocket)",
             ));
         }
         let action = if let Some(e) = &p.exec {
@@ -1222,4 +1280,97 @@ impl Ctx<'_> {
             failure_threshold: num("failureThreshold", p.failure_threshold, 3, 1)?,
         })
     }
+}
+
+/// A checked probe as the engine's health spec holds it (the monitor runs
+/// it; milliseconds).
+fn probe_spec(p: &ProbePlan) -> ProbeSpec {
+    let handler = match &p.action {
+        ProbeAction::Exec(command) => Handler::Exec {
+            command: command.clone(),
+        },
+        ProbeAction::Http {
+            scheme,
+            host,
+            port,
+            path,
+            headers,
+        } => Handler::HttpGet {
+            host: host.clone().unwrap_or_default(),
+            port: *port,
+            path: path.clone(),
+            scheme: scheme.clone(),
+            headers: headers.clone(),
+        },
+        ProbeAction::Tcp { host, port } => Handler::TcpSocket {
+            host: host.clone().unwrap_or_default(),
+            port: *port,
+        },
+        ProbeAction::Grpc { port, service } => Handler::Grpc {
+            port: *port,
+            service: service.clone().unwrap_or_default(),
+        },
+    };
+    ProbeSpec {
+        kind: match p.kind {
+            ProbeKind::Liveness => "liveness",
+            ProbeKind::Readiness => "readiness",
+            ProbeKind::Startup => "startup",
+        }
+        .into(),
+        handler,
+        initial_delay_ms: u64::from(p.initial_delay) * 1000,
+        period_ms: u64::from(p.period) * 1000,
+        timeout_ms: u64::from(p.timeout) * 1000,
+        success_threshold: p.success_threshold,
+        failure_threshold: p.failure_threshold,
+    }
+}
+
+/// A downwardAPI volume's file: the pod's name, namespace, uid, one
+/// label or annotation, or all of them as the kubelet writes them
+/// (`key="value"` lines, sorted, the value quoted as Go's `%q`).
+fn downward_file(
+    path: &str,
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> Option<Vec<u8>> {
+    let all = |m: &BTreeMap<String, String>| {
+        m.iter()
+            .map(|(k, v)| format!("{k}={}", go_quote(v)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let one = |prefix: &str, m: &BTreeMap<String, String>| {
+        let k = path.strip_prefix(prefix)?.strip_suffix("']")?;
+        Some(m.get(k).cloned().unwrap_or_default())
+    };
+    let text = match path {
+        "metadata.name" | "metadata.uid" => name.to_string(),
+        "metadata.namespace" => "default".into(),
+        "metadata.labels" => all(labels),
+        "metadata.annotations" => all(annotations),
+        _ => one("metadata.labels['", labels)
+            .or_else(|| one("metadata.annotations['", annotations))?,
+    };
+    Some(text.into_bytes())
+}
+
+/// Go's `%q` of a string (what the kubelet writes for label values).
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }

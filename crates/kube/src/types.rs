@@ -509,6 +509,30 @@ pub struct Volume {
     pub secret: Option<DataVolume>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub persistent_volume_claim: Option<PvcVolume>,
+    #[serde(rename = "downwardAPI", skip_serializing_if = "Option::is_none")]
+    pub downward_api: Option<DownwardApiVolume>,
+}
+
+/// A `downwardAPI` volume: files of the pod's own metadata.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DownwardApiVolume {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<DownwardApiFile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<IntOrString>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DownwardApiFile {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field_ref: Option<FieldRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_field_ref: Option<ResourceFieldRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<IntOrString>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

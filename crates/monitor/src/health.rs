@@ -189,6 +189,9 @@ impl Checker {
             log: std::mem::take(&mut self.health.log),
         };
         self.save();
+        if self.health.ready {
+            self.event(READY);
+        }
     }
 
     /// The container ended: running checks are killed.
@@ -202,6 +205,7 @@ impl Checker {
         if self.any() && self.health.ready {
             self.health.ready = false;
             self.save();
+            self.event(NOT_READY);
         }
     }
 
@@ -427,6 +431,7 @@ impl Checker {
     /// Records a result of probe `i`; what to do to the container.
     fn result(&mut self, i: usize, start: i64, code: i32, output: String) -> Option<Verdict> {
         let now = Instant::now();
+        let was_ready = self.health.ready;
         let primary = self.primary() == Some(i);
         let s = &mut self.probes[i];
         let ok = code == 0;
@@ -525,20 +530,34 @@ impl Checker {
         }
         self.save();
         if self.health.status != before {
-            self.status_event();
+            self.event(self.health.status.name());
+        }
+        if self.health.ready != was_ready {
+            self.event(if self.health.ready { READY } else { NOT_READY });
         }
         verdict
     }
 
-    /// Starts the event command for the new status; not waited for (it is
-    /// reaped and dropped later).
-    fn status_event(&mut self) {
+    /// Starts the event command with `what` (the new status, or
+    /// [`READY`]/[`NOT_READY`] when the readiness changes: a Service's
+    /// name follows it); not waited for (it is reaped and dropped later).
+    fn event(&mut self, what: &str) {
+        let readiness = what == READY || what == NOT_READY;
+        // Only Kubernetes-style probes gate a Service.
+        if readiness
+            && !self
+                .probes
+                .iter()
+                .any(|s| s.p.kind != ProbeKind::DockerHealth)
+        {
+            return;
+        }
         let Some((prog, args)) = self.event_command.split_first() else {
             return;
         };
         let mut cmd = crate::command(prog);
         cmd.args(args)
-            .arg(self.health.status.name())
+            .arg(what)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
@@ -559,6 +578,11 @@ impl Checker {
         }
     }
 }
+
+/// The event command's argument when the container becomes ready.
+pub const READY: &str = "ready";
+/// The event command's argument when the container stops being ready.
+pub const NOT_READY: &str = "not-ready";
 
 /// The wait to the next check: Docker's start interval during the start
 /// period, else the period.
@@ -848,6 +872,49 @@ mod tests {
         assert_eq!(http_verdict(b"HTTP/1.1 404 Not Found\r\n").0, 1);
         assert_eq!(http_verdict(b"SSH-2.0\r\n").0, 1);
         assert_eq!(http_verdict(b"").0, 1);
+    }
+
+    /// The event command hears `ready`/`not-ready` at each change of
+    /// readiness (a Service's name follows it), and only then.
+    #[test]
+    fn readiness_changes_run_the_event_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("events");
+        let cfg = berth_monitor_proto::config::Config {
+            run_dir: dir.path().to_path_buf(),
+            probes: vec![Probe {
+                kind: ProbeKind::Readiness,
+                failure_threshold: 1,
+                ..Probe::default()
+            }],
+            event_command: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                format!("echo \"$1\" >> {}", log.display()),
+                "sh".into(),
+            ],
+            ..Default::default()
+        };
+        let mut c = Checker::new(&cfg);
+        c.container_started(1);
+        // pass, pass (no change), fail, then the container ends while not
+        // ready (no change).
+        for code in [0, 0, 1] {
+            c.result(0, 0, code, String::new());
+        }
+        c.container_ended();
+        for pid in std::mem::take(&mut c.forget) {
+            // SAFETY: waits for our own child.
+            unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+        }
+        let got = std::fs::read_to_string(&log).unwrap();
+        // (Each event is a process of its own: their order may vary.)
+        let mut ready: Vec<&str> = got
+            .lines()
+            .filter(|l| *l == READY || *l == NOT_READY)
+            .collect();
+        ready.sort();
+        assert_eq!(ready, [NOT_READY, READY], "{got}");
     }
 
     #[test]
