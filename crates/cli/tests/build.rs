@@ -677,3 +677,59 @@ RUN --mount=type=secret,id=absent true
         o.stderr
     );
 }
+
+/// The zombie children of `pid` (in every one of its threads).
+fn zombie_children(pid: u32) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let mut n = 0;
+    for t in tasks.flatten() {
+        let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        for c in children.split_whitespace() {
+            let stat = std::fs::read_to_string(format!("/proc/{c}/stat")).unwrap_or_default();
+            // "pid (comm) S ...": the state follows the last ')'.
+            if stat
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// A build of many RUN steps reaps each step's monitor: the build process
+/// never holds more than a just-ended one as a zombie (it held one per
+/// step until it exited).
+#[test]
+fn many_run_steps_leave_no_zombie_monitors() {
+    let env = Env::new();
+    image(&env);
+    let steps: String = (0..20)
+        .map(|i| format!("RUN echo {i} > /step{i}\n"))
+        .collect();
+    let ctx = context(&[("Dockerfile", &format!("FROM bb\n{steps}RUN sleep 1\n"))]);
+    let mut child = env
+        .cmd()
+        .args(["build", "-q", "-t", "many"])
+        .arg(ctx.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut most = 0;
+    while child.try_wait().unwrap().is_none() {
+        most = most.max(zombie_children(child.id()));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(most <= 1, "the build held {most} zombie children at once");
+    assert_eq!(run(&env, "many", "cat /step19"), "19\n");
+}
