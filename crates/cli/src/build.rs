@@ -2,7 +2,7 @@
 //! thin shells over [`berth_engine::Engine::build`].
 
 use anyhow::{Context, Result};
-use berth_engine::build::{BuildHost, BuildOptions, DockerfileSource, ImageFormat};
+use berth_engine::build::{BuildHost, BuildOptions, DockerfileSource, ImageFormat, StdinContext};
 use berth_engine::images::{self, ImageChoice, PullPolicy as P};
 use berth_engine::Engine;
 use clap::Args;
@@ -58,7 +58,8 @@ pub struct BuildArgs {
     /// The image format: oci or docker.
     #[arg(long, default_value = "oci")]
     pub format: String,
-    /// The build context: a directory, or - (a Dockerfile on standard input, no context).
+    /// The build context: a directory, or - (standard input: a tarball of the context,
+    /// plain or gzip, or a Dockerfile alone, no context).
     pub context: String,
 }
 
@@ -196,13 +197,46 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
             .context("read the Dockerfile from standard input")?;
         Ok(s)
     };
+    let engine = crate::containers::open(root, run_root)?;
+    // A context tarball on standard input, unpacked for the build's time.
+    let mut unpacked = None;
     let (context, dockerfile) = if a.context == "-" {
-        if a.file.is_some() {
-            anyhow::bail!(
-                "-f cannot be given with the context - (the Dockerfile comes from standard input)"
-            );
+        let mut head = Vec::with_capacity(512);
+        std::io::stdin()
+            .take(512)
+            .read_to_end(&mut head)
+            .context("read the build context from standard input")?;
+        let kind = StdinContext::sniff(&head);
+        if kind == StdinContext::Dockerfile {
+            if a.file.is_some() {
+                anyhow::bail!(
+                    "-f cannot be given with a Dockerfile on standard input (the context -)"
+                );
+            }
+            let mut rest = String::new();
+            (&head[..])
+                .chain(std::io::stdin())
+                .take(64 << 20)
+                .read_to_string(&mut rest)
+                .context("read the Dockerfile from standard input")?;
+            (None, DockerfileSource::Text(rest))
+        } else {
+            let mut input = (&head[..]).chain(std::io::stdin().lock());
+            let ctx = engine.unpack_context(&mut input, kind == StdinContext::Gzip)?;
+            let dir = ctx.path().to_path_buf();
+            unpacked = Some(ctx);
+            let df = match a.file.as_deref() {
+                Some("-") => anyhow::bail!(
+                    "-f -: standard input holds the build context (a tarball); give the Dockerfile's path in it"
+                ),
+                Some(f) => DockerfileSource::Path(f.to_string()),
+                None if !dir.join("Dockerfile").exists() && dir.join("Containerfile").exists() => {
+                    DockerfileSource::Path("Containerfile".into())
+                }
+                None => DockerfileSource::Path("Dockerfile".into()),
+            };
+            (Some(dir), df)
         }
-        (None, DockerfileSource::Text(read_stdin()?))
     } else {
         let ctx = PathBuf::from(&a.context);
         if !ctx.is_dir() {
@@ -235,14 +269,15 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
         compression: Default::default(),
         secrets,
     };
-    let engine = crate::containers::open(root, run_root)?;
     let host = Host {
         engine: &engine,
         root,
         policy,
         quiet: a.quiet,
     };
-    let built = engine.build(&opts, &host)?;
+    let built = engine.build(&opts, &host);
+    drop(unpacked);
+    let built = built?;
     if let Some(p) = &a.iidfile {
         std::fs::write(p, built.id.to_string())
             .with_context(|| format!("--iidfile {}: write", p.display()))?;

@@ -733,3 +733,86 @@ fn many_run_steps_leave_no_zombie_monitors() {
     assert!(most <= 1, "the build held {most} zombie children at once");
     assert_eq!(run(&env, "many", "cat /step19"), "19\n");
 }
+
+/// `berth build` of `stdin` (the context -).
+fn build_stdin(env: &Env, args: &[&str], stdin: &[u8]) -> Out {
+    use std::io::Write;
+    let mut child = env
+        .cmd()
+        .arg("build")
+        .args(args)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut w = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = w.write_all(&data);
+    });
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// A context tarball on standard input, plain or gzip-compressed, is the
+/// build context (its Dockerfile, -f inside it, .dockerignore); an entry
+/// climbing out of it is refused; nothing of it is left in the store.
+#[test]
+fn context_tarball_on_stdin() {
+    let env = Env::new();
+    image(&env);
+    let mut t = berth_image::tar::build::Tar::default();
+    t.file(
+        "Dockerfile",
+        b"FROM bb\nCOPY . /ctx/\nRUN cat /ctx/src/a.txt > /out\n",
+        0o644,
+    )
+    .file(
+        "other.Dockerfile",
+        b"FROM bb\nCOPY src/a.txt /other\n",
+        0o644,
+    )
+    .file(".dockerignore", b"secret.txt\n", 0o644)
+    .dir("src/", 0o755)
+    .file("src/a.txt", b"from the tarball\n", 0o644)
+    .file("secret.txt", b"ignored\n", 0o644);
+    let tar = t.end();
+    build_stdin(&env, &["-q", "-t", "plain"], &tar).ok();
+    assert_eq!(
+        run(&env, "plain", "cat /out; ls -A /ctx | sort | tr '\\n' ' '"),
+        "from the tarball\n.dockerignore Dockerfile other.Dockerfile src "
+    );
+    let gz = compress(&tar, &Comp::Gzip);
+    build_stdin(&env, &["-q", "-t", "gz", "-f", "other.Dockerfile"], &gz).ok();
+    assert_eq!(run(&env, "gz", "cat /other"), "from the tarball\n");
+    // A Dockerfile alone on standard input still has no context.
+    let o = build_stdin(
+        &env,
+        &["-q", "-t", "alone"],
+        b"FROM bb\nRUN echo alone > /a\n",
+    )
+    .ok();
+    assert!(!o.stdout.is_empty());
+    assert_eq!(run(&env, "alone", "cat /a"), "alone\n");
+    // A hostile tarball: refused, naming the context.
+    let mut t = berth_image::tar::build::Tar::default();
+    t.file("Dockerfile", b"FROM bb\n", 0o644)
+        .file("../escape", b"x", 0o644);
+    let o = build_stdin(&env, &["-q"], &t.end());
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("build context"), "{}", o.stderr);
+    let left: Vec<_> = std::fs::read_dir(env.root.path().join("build"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with("run-"))
+        .collect();
+    assert!(left.is_empty(), "left in the store: {left:?}");
+}

@@ -37,8 +37,9 @@ use berth_sys::fs::{self as sfs, Links};
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -205,7 +206,82 @@ fn cache_mounts_dir(root: &Path) -> PathBuf {
     root.join("build").join("mounts")
 }
 
+/// What a build's standard input holds, told by its first bytes (up to
+/// 512: a tar header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StdinContext {
+    /// A tarball of the context.
+    Tar,
+    /// A gzip-compressed tarball of the context.
+    Gzip,
+    /// A Dockerfile alone (no context).
+    Dockerfile,
+}
+
+impl StdinContext {
+    pub fn sniff(head: &[u8]) -> StdinContext {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            StdinContext::Gzip
+        } else if head.get(257..262) == Some(b"ustar") {
+            StdinContext::Tar
+        } else {
+            StdinContext::Dockerfile
+        }
+    }
+}
+
+/// A build context unpacked from a tarball (`berth build - < ctx.tar`):
+/// a directory under the berth root, removed when dropped (and by the next
+/// build if this process is killed first).
+pub struct UnpackedContext {
+    dir: PathBuf,
+}
+
+impl UnpackedContext {
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for UnpackedContext {
+    fn drop(&mut self) {
+        let _ = berth_image::remove_all(&self.dir);
+    }
+}
+
 impl Engine {
+    /// Unpacks the context tarball `input` (gzip-compressed if `gzip`) into
+    /// a directory of its own. The tarball is hostile: it is unpacked as a
+    /// layer is (names cleaned, nothing written outside the directory,
+    /// the free space checked).
+    pub fn unpack_context(&self, input: &mut dyn Read, gzip: bool) -> BResult<UnpackedContext> {
+        let base = self.paths.root.join("build");
+        std::fs::create_dir_all(&base)
+            .map_err(|e| BuildError::Invalid(format!("create {}: {e}", base.display())))?;
+        // Named as a build's work directory, so that a build killed before
+        // it removed this finds it removed by the next one.
+        let dir = base.join(format!(
+            "run-{}-{}",
+            std::process::id(),
+            crate::paths::new_id()?
+        ));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| BuildError::Invalid(format!("create {}: {e}", dir.display())))?;
+        let ctx = UnpackedContext { dir };
+        let what = "the build context from standard input";
+        let input: Box<dyn Read + '_> = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+                input,
+            )))
+        } else {
+            Box::new(input)
+        };
+        berth_image::unpack::unpack(&ctx.dir, input, what)?;
+        Ok(ctx)
+    }
+
     /// Builds `opts` (see the module).
     pub fn build(&self, opts: &BuildOptions, host: &dyn BuildHost) -> BResult<Built> {
         let context = match &opts.context {
