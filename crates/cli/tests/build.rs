@@ -816,3 +816,52 @@ fn context_tarball_on_stdin() {
         .collect();
     assert!(left.is_empty(), "left in the store: {left:?}");
 }
+
+/// `RUN --mount=type=bind`: from the context (read-only; its ignore
+/// patterns apply; its content keys the cache), rw (writes dropped), and
+/// from a stage; nothing of the mounts lands in the layer.
+#[test]
+fn run_mount_bind() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[
+        ("src/a.txt", "v1\n"),
+        ("src/hidden.txt", "no\n"),
+        (".dockerignore", "src/hidden.txt\n"),
+        (
+            "Dockerfile",
+            "FROM bb AS gen
+RUN mkdir /made && echo made > /made/m.txt
+FROM bb
+RUN --mount=type=bind,source=src,target=/s cat /s/a.txt > /a && \\
+    { [ ! -e /s/hidden.txt ] && echo no-hidden > /h; } && \\
+    { touch /s/x 2>/dev/null && echo writable > /ro || echo readonly > /ro; }
+RUN --mount=type=bind,source=src/a.txt,target=/one.txt,rw echo changed > /one.txt && cat /one.txt > /rw
+RUN --mount=type=bind,from=gen,source=/made,target=/g cat /g/m.txt > /from-stage
+",
+        ),
+    ]);
+    build(&env, ctx.path(), &["-t", "bind"]).ok();
+    assert_eq!(
+        run(
+            &env,
+            "bind",
+            "cat /a /h /ro /rw /from-stage; ls / | grep -c -e '^s$' -e '^g$' -e one.txt || true"
+        ),
+        "v1\nno-hidden\nreadonly\nchanged\nmade\n0\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ctx.path().join("src/a.txt")).unwrap(),
+        "v1\n"
+    );
+    // A changed bound file runs its step again (and those after it).
+    std::fs::write(ctx.path().join("src/a.txt"), "v2\n").unwrap();
+    let o = build(&env, ctx.path(), &["-t", "bind"]).ok();
+    let (ran, cached, _) = counts(&o);
+    assert_eq!((ran, cached), (3, 1), "{}", o.stderr);
+    assert_eq!(run(&env, "bind", "cat /a"), "v2\n");
+    // A change to an ignored file does not.
+    std::fs::write(ctx.path().join("src/hidden.txt"), "still no\n").unwrap();
+    let o = build(&env, ctx.path(), &["-t", "bind"]).ok();
+    assert_eq!(counts(&o).0, 0, "{}", o.stderr);
+}

@@ -849,6 +849,28 @@ impl Ctx<'_> {
                 h.update(format!("\0net {:?}", self.opts.network).as_bytes());
                 h.update(format!("\0user {:?}", st.cfg.get("User")).as_bytes());
                 h.update(format!("\0wd {}", st.workdir()).as_bytes());
+                // Bind mounts: the content of what they bind from the
+                // context (a stage's or image's id names its own).
+                let mut binds = Vec::new();
+                for m in run.mounts.iter().filter(|m| m.kind == MountType::Bind) {
+                    let from = self.source_of(stage, m.from.as_ref(), deps, ins)?;
+                    if let Some((d, _)) = &from {
+                        h.update(format!("\0bind-from {d:?}").as_bytes());
+                    }
+                    let root = self.source_root(&from, ins)?;
+                    let src = m.source.clone().unwrap_or_else(|| ".".into());
+                    let chosen = self
+                        .tree(&root, &from)
+                        .choose(&src)
+                        .map_err(|e| self.step_err(ins, format!("--mount=type=bind: {e}")))?;
+                    if from.is_none() {
+                        let tree = self.tree(&root, &from);
+                        for c in &chosen {
+                            tree.hash(c, &mut h).map_err(|e| self.step_err(ins, e))?;
+                        }
+                    }
+                    binds.push((m, from, root, chosen));
+                }
                 let key = hex(h);
                 st.key = key.clone();
                 self.host
@@ -865,7 +887,20 @@ impl Ctx<'_> {
                 let mut c = st.doc();
                 push_history(&mut c, history(false));
                 c["created"] = json!(now);
-                let img = self.run_container(st, ins, run, argv, env, c)?;
+                let mut bound = Vec::new();
+                let mut scratch = Vec::new();
+                for (m, from, root, chosen) in &binds {
+                    let (mount, dir) =
+                        self.bind_mount(st, ins, m, &self.tree(root, from), chosen)?;
+                    bound.push(mount);
+                    scratch.push(dir);
+                }
+                drop(binds);
+                let img = self.run_container(st, ins, run, argv, env, c, bound);
+                for d in scratch {
+                    let _ = berth_image::remove_all(&d);
+                }
+                let img = img?;
                 self.count(true, true);
                 self.cache_put(&key, &img);
                 st.set_doc(self.base_config(Some(&img))?);
@@ -1107,7 +1142,19 @@ impl Ctx<'_> {
         deps: &HashMap<StageId, StageResult>,
         ins: &Instruction,
     ) -> BResult<Option<(Option<Digest>, String)>> {
-        let Some(f) = &c.from else {
+        self.source_of(stage, c.from.as_ref(), deps, ins)
+    }
+
+    /// A `from=` (of COPY or of a RUN mount): the stage's image id or the
+    /// image, with a name for messages; None: the context.
+    fn source_of(
+        &self,
+        stage: StageId,
+        from: Option<&String>,
+        deps: &HashMap<StageId, StageResult>,
+        ins: &Instruction,
+    ) -> BResult<Option<(Option<Digest>, String)>> {
+        let Some(f) = from else {
             if self.context.is_none() {
                 return Err(self.step_err(
                     ins,
@@ -1258,6 +1305,7 @@ impl Ctx<'_> {
         argv: Vec<String>,
         env: Vec<(String, String)>,
         config: Value,
+        binds: Vec<crate::specgen::Mount>,
     ) -> BResult<Digest> {
         let image = st.image.clone().ok_or_else(|| {
             self.step_err(
@@ -1288,11 +1336,15 @@ impl Ctx<'_> {
         }
         let (mut spec, _) = to_spec(&flags, &argv)?;
         let mut targets = Vec::new();
-        for m in &run.mounts {
+        for m in run.mounts.iter().filter(|m| m.kind != MountType::Bind) {
             if let Some(mount) = self.run_mount(st, ins, m)? {
                 targets.push(mount.destination.clone());
                 spec.storage.mounts.push(mount);
             }
+        }
+        for mount in binds {
+            targets.push(mount.destination.clone());
+            spec.storage.mounts.push(mount);
         }
         let rec = self.engine.create(&image.to_string(), &image, None, spec)?;
         let result = (|| -> BResult<Digest> {
@@ -1352,6 +1404,70 @@ impl Ctx<'_> {
         })();
         let _ = self.engine.remove(&rec.id, true, true);
         result
+    }
+
+    /// A `RUN --mount=type=bind`: what it binds (from the context, a stage
+    /// or an image) copied into a scratch directory of the step, bound
+    /// read-only unless `rw` (whose writes are then dropped with the
+    /// scratch copy, as BuildKit drops them). The copy reads the source
+    /// by fd, inside its root, as COPY does (the context's ignore
+    /// patterns apply). Returns the mount and the directory to remove.
+    fn bind_mount(
+        &self,
+        st: &StageRun,
+        ins: &Instruction,
+        m: &parse::Mount,
+        tree: &SourceTree<'_>,
+        chosen: &[bc::Chosen],
+    ) -> BResult<(crate::specgen::Mount, PathBuf)> {
+        let target = join_workdir(&st.workdir(), m.target.as_deref().unwrap_or("."));
+        if target == "/" {
+            return Err(self.step_err(ins, "--mount=type=bind: give a target= other than /"));
+        }
+        let [c] = chosen else {
+            return Err(self.step_err(
+                ins,
+                "--mount=type=bind: source= must name one file or directory",
+            ));
+        };
+        let dir = self.next_dir("bind");
+        sfs::create_private_dir_all(&dir)
+            .map_err(|e| self.step_err(ins, format!("create {}: {e}", dir.display())))?;
+        let fd = sfs::open(
+            &dir,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0,
+        )
+        .map_err(|e| self.step_err(ins, format!("open {}: {e}", dir.display())))?;
+        let attrs = Attrs {
+            keep_owner: true,
+            ..Default::default()
+        };
+        let is_dir = sfs::file_type(&c.stat) == libc::S_IFDIR;
+        let name = (!is_dir).then(|| PathBuf::from("file"));
+        bc::copy_chosen(tree, c, fd.as_fd(), name.as_deref(), &attrs)
+            .map_err(|e| self.step_err(ins, format!("--mount=type=bind: {e}")))?;
+        if is_dir {
+            // The bound directory is the source's own: its owner and mode.
+            sfs::fchown_fd(fd.as_fd(), c.stat.st_uid, c.stat.st_gid)
+                .and_then(|()| sfs::fchmod(fd.as_fd(), c.stat.st_mode & 0o7777))
+                .map_err(|e| self.step_err(ins, format!("--mount=type=bind: {e}")))?;
+        }
+        let source = if is_dir {
+            dir.clone()
+        } else {
+            dir.join("file")
+        };
+        Ok((
+            crate::specgen::Mount {
+                kind: crate::specgen::MountType::Bind,
+                source: source.to_string_lossy().into_owned(),
+                destination: target,
+                readonly: m.read_only,
+                ..Default::default()
+            },
+            dir,
+        ))
     }
 
     /// A `RUN --mount` as a container mount: a cache directory kept
@@ -1445,7 +1561,7 @@ impl Ctx<'_> {
             other => Err(self.step_err(
                 ins,
                 format!(
-                    "--mount=type={}: not supported by berth yet (cache, tmpfs and secret are)",
+                    "--mount=type={}: not supported by berth yet (bind, cache, tmpfs and secret are)",
                     other.as_str()
                 ),
             )),
