@@ -2,7 +2,9 @@
 //! thin shells over [`berth_engine::Engine::build`].
 
 use anyhow::{Context, Result};
-use berth_engine::build::{BuildHost, BuildOptions, DockerfileSource, ImageFormat, StdinContext};
+use berth_engine::build::{
+    BuildHost, BuildOptions, DockerfileSource, ImageFormat, NamedContext, StdinContext,
+};
 use berth_engine::images::{self, ImageChoice, PullPolicy as P};
 use berth_engine::Engine;
 use clap::Args;
@@ -55,6 +57,10 @@ pub struct BuildArgs {
     /// id=ID,env=VAR (never stored in the image or its history).
     #[arg(long, value_name = "id=ID,src=FILE|env=VAR")]
     pub secret: Vec<String>,
+    /// A named context for `FROM NAME`, `COPY --from=NAME` and
+    /// `RUN --mount=from=NAME`: a directory, or docker-image://REF.
+    #[arg(long = "build-context", value_name = "NAME=DIR|docker-image://REF")]
+    pub build_context: Vec<String>,
     /// The image format: oci or docker.
     #[arg(long, default_value = "oci")]
     pub format: String,
@@ -268,6 +274,7 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
         format: ImageFormat::parse(&a.format)?,
         compression: Default::default(),
         secrets,
+        contexts: named_contexts(&a.build_context)?,
     };
     let host = Host {
         engine: &engine,
@@ -293,6 +300,40 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
     }
     println!("{}", built.id);
     Ok(())
+}
+
+/// `--build-context NAME=DIR|docker-image://REF` (container-image:// as
+/// podman writes it).
+fn named_contexts(args: &[String]) -> Result<BTreeMap<String, NamedContext>> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let Some((name, v)) = a
+            .split_once('=')
+            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        else {
+            anyhow::bail!("--build-context {a}: expected NAME=DIR or NAME=docker-image://REF");
+        };
+        let image = v
+            .strip_prefix("docker-image://")
+            .or_else(|| v.strip_prefix("container-image://"));
+        let c = match image {
+            Some(r) => NamedContext::Image(r.to_string()),
+            None if v.contains("://") => anyhow::bail!(
+                "--build-context {a}: only directories and docker-image:// references are supported"
+            ),
+            None => {
+                let d = PathBuf::from(v);
+                if !d.is_dir() {
+                    anyhow::bail!("--build-context {a}: {v} is not a directory");
+                }
+                NamedContext::Dir(d)
+            }
+        };
+        if out.insert(name.to_string(), c).is_some() {
+            anyhow::bail!("--build-context {name}: given twice");
+        }
+    }
+    Ok(out)
 }
 
 #[derive(clap::Subcommand, Debug)]

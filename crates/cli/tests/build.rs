@@ -865,3 +865,56 @@ RUN --mount=type=bind,from=gen,source=/made,target=/g cat /g/m.txt > /from-stage
     let o = build(&env, ctx.path(), &["-t", "bind"]).ok();
     assert_eq!(counts(&o).0, 0, "{}", o.stderr);
 }
+
+/// `--build-context`: a directory for `COPY --from` and a bind mount's
+/// `from=` (its content keys the cache), an image for `FROM`.
+#[test]
+fn named_build_contexts() {
+    let env = Env::new();
+    image(&env);
+    env.berth(&["tag", "bb", "other:1"]).ok();
+    let extra = context(&[("e.txt", "extra v1\n"), ("sub/s.txt", "sub\n")]);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM base
+COPY --from=extra e.txt /e
+RUN --mount=type=bind,from=extra,source=sub,target=/m cat /m/s.txt > /s
+",
+    )]);
+    let named = |e: &Path| {
+        vec![
+            "--build-context".to_string(),
+            format!("extra={}", e.display()),
+            "--build-context".to_string(),
+            "base=docker-image://other:1".to_string(),
+            "-t".to_string(),
+            "named".to_string(),
+        ]
+    };
+    let args = named(extra.path());
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    build(&env, ctx.path(), &a).ok();
+    assert_eq!(run(&env, "named", "cat /e /s"), "extra v1\nsub\n");
+    std::fs::write(extra.path().join("e.txt"), "extra v2\n").unwrap();
+    let o = build(&env, ctx.path(), &a).ok();
+    assert_eq!(counts(&o).0, 2, "{}", o.stderr);
+    assert_eq!(run(&env, "named", "cat /e"), "extra v2\n");
+    // Without it, `extra` is an image that does not exist.
+    let o = build(
+        &env,
+        ctx.path(),
+        &[
+            "--build-context",
+            "base=docker-image://other:1",
+            "--pull=never",
+        ],
+    );
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("extra"), "{}", o.stderr);
+    let o = build(
+        &env,
+        ctx.path(),
+        &["--build-context", "extra=/nonexistent-dir"],
+    );
+    assert!(o.stderr.contains("not a directory"), "{}", o.stderr);
+}

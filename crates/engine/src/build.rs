@@ -106,6 +106,38 @@ pub struct BuildOptions {
     pub compression: LayerCompression,
     /// `--secret`: id to contents, for `RUN --mount=type=secret`.
     pub secrets: Secrets,
+    /// `--build-context NAME=DIR|docker-image://REF`: what `FROM NAME`,
+    /// `COPY --from=NAME` and `RUN --mount=from=NAME` take (for a name
+    /// that is not a stage's).
+    pub contexts: BTreeMap<String, NamedContext>,
+}
+
+/// A `--build-context`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A directory, read as the build context is (by fd, inside it; its
+    /// content keys the cache; no ignore file applies).
+    Dir(PathBuf),
+    /// An image reference, used as `FROM REF` would.
+    Image(String),
+}
+
+/// Where `COPY --from` or a mount's `from=` reads.
+enum FromSrc {
+    /// The build context.
+    Context,
+    /// A `--build-context` directory, by name.
+    Named(String),
+    /// A stage's image or an image (None: a stage FROM scratch), with a
+    /// name for messages.
+    Image(Option<Digest>, String),
+}
+
+impl FromSrc {
+    /// Read from a directory (whose content keys the cache).
+    fn is_dir(&self) -> bool {
+        !matches!(self, FromSrc::Image(..))
+    }
 }
 
 /// Secrets by id; never printed, keyed, written to a layer or history.
@@ -704,6 +736,19 @@ impl Ctx<'_> {
             }
             Base::Image(i) => {
                 self.host.progress(&format!("[{name}] FROM {i}"));
+                let i = match self.opts.contexts.get(i) {
+                    Some(NamedContext::Image(r)) => r,
+                    Some(NamedContext::Dir(d)) => {
+                        return Err(self.step_err(
+                            &from_ins,
+                            format!(
+                                "build context {i} is a directory ({}): FROM takes an image (give {i}=docker-image://REF)",
+                                d.display()
+                            ),
+                        ))
+                    }
+                    None => i,
+                };
                 let d = self
                     .host
                     .base_image(i)
@@ -854,8 +899,10 @@ impl Ctx<'_> {
                 let mut binds = Vec::new();
                 for m in run.mounts.iter().filter(|m| m.kind == MountType::Bind) {
                     let from = self.source_of(stage, m.from.as_ref(), deps, ins)?;
-                    if let Some((d, _)) = &from {
-                        h.update(format!("\0bind-from {d:?}").as_bytes());
+                    match &from {
+                        FromSrc::Image(d, _) => h.update(format!("\0bind-from {d:?}").as_bytes()),
+                        FromSrc::Named(n) => h.update(format!("\0bind-from {n:?}").as_bytes()),
+                        FromSrc::Context => {}
                     }
                     let root = self.source_root(&from, ins)?;
                     let src = m.source.clone().unwrap_or_else(|| ".".into());
@@ -863,7 +910,7 @@ impl Ctx<'_> {
                         .tree(&root, &from)
                         .choose(&src)
                         .map_err(|e| self.step_err(ins, format!("--mount=type=bind: {e}")))?;
-                    if from.is_none() {
+                    if from.is_dir() {
                         let tree = self.tree(&root, &from);
                         for c in &chosen {
                             tree.hash(c, &mut h).map_err(|e| self.step_err(ins, e))?;
@@ -916,8 +963,10 @@ impl Ctx<'_> {
                 self.host
                     .progress(&format!("[{}] {}", st.name, ins.original));
                 let from = self.copy_from(stage, c, deps, ins)?;
-                if let Some((d, _)) = &from {
-                    h.update(format!("\0from {d:?}").as_bytes());
+                match &from {
+                    FromSrc::Image(d, _) => h.update(format!("\0from {d:?}").as_bytes()),
+                    FromSrc::Named(n) => h.update(format!("\0from-context {n:?}").as_bytes()),
+                    FromSrc::Context => {}
                 }
                 for s in &c.sources {
                     if let SourceItem::Path(p) = s {
@@ -934,7 +983,7 @@ impl Ctx<'_> {
                 // its content) with the sources as written is the key, and
                 // the image is mounted only when the step runs.
                 let mut pre = None;
-                if from.is_none() {
+                if from.is_dir() {
                     let root = self.source_root(&from, ins)?;
                     let chosen = self.choose_all(&self.tree(&root, &from), c, ins, Some(&mut h))?;
                     pre = Some((root, chosen));
@@ -961,7 +1010,7 @@ impl Ctx<'_> {
                     }
                 };
                 let tree = self.tree(&root, &from);
-                let img = self.copy_step(st, ins, c, add, &tree, &chosen, from.is_some(), cfg)?;
+                let img = self.copy_step(st, ins, c, add, &tree, &chosen, !from.is_dir(), cfg)?;
                 self.count(true, false);
                 self.cache_put(&key, &img);
                 st.set_doc(self.base_config(Some(&img))?);
@@ -1091,21 +1140,17 @@ impl Ctx<'_> {
     }
 
     /// The tree sources are chosen from.
-    fn tree<'a>(
-        &'a self,
-        root: &'a SrcRoot,
-        from: &Option<(Option<Digest>, String)>,
-    ) -> SourceTree<'a> {
+    fn tree<'a>(&'a self, root: &'a SrcRoot, from: &FromSrc) -> SourceTree<'a> {
         SourceTree {
             root: root.fd(),
-            ignore: if from.is_none() {
-                Some(&self.ignore)
-            } else {
-                None
+            ignore: match from {
+                FromSrc::Context => Some(&self.ignore),
+                _ => None,
             },
             what: match from {
-                Some((_, w)) => w.clone(),
-                None => "the build context".into(),
+                FromSrc::Image(_, w) => w.clone(),
+                FromSrc::Named(n) => format!("the build context {n}"),
+                FromSrc::Context => "the build context".into(),
             },
         }
     }
@@ -1141,7 +1186,7 @@ impl Ctx<'_> {
         c: &CopyArgs,
         deps: &HashMap<StageId, StageResult>,
         ins: &Instruction,
-    ) -> BResult<Option<(Option<Digest>, String)>> {
+    ) -> BResult<FromSrc> {
         self.source_of(stage, c.from.as_ref(), deps, ins)
     }
 
@@ -1153,7 +1198,7 @@ impl Ctx<'_> {
         from: Option<&String>,
         deps: &HashMap<StageId, StageResult>,
         ins: &Instruction,
-    ) -> BResult<Option<(Option<Digest>, String)>> {
+    ) -> BResult<FromSrc> {
         let Some(f) = from else {
             if self.context.is_none() {
                 return Err(self.step_err(
@@ -1161,7 +1206,7 @@ impl Ctx<'_> {
                     "no build context (the Dockerfile came from stdin): give a context directory",
                 ));
             }
-            return Ok(None);
+            return Ok(FromSrc::Context);
         };
         match self
             .graph
@@ -1172,27 +1217,43 @@ impl Ctx<'_> {
                 let r = deps
                     .get(&s)
                     .ok_or_else(|| self.step_err(ins, format!("stage {f}: not built")))?;
-                Ok(Some((r.image.clone(), format!("stage {f}"))))
+                Ok(FromSrc::Image(r.image.clone(), format!("stage {f}")))
             }
-            Source::Image(i) => {
-                let d = self
-                    .host
-                    .base_image(&i)
-                    .map_err(|m| self.step_err(ins, m))?;
-                Ok(Some((Some(d), format!("image {i}"))))
-            }
+            Source::Image(i) => match self.opts.contexts.get(&i) {
+                Some(NamedContext::Dir(_)) => Ok(FromSrc::Named(i)),
+                Some(NamedContext::Image(r)) => {
+                    let d = self.host.base_image(r).map_err(|m| self.step_err(ins, m))?;
+                    Ok(FromSrc::Image(Some(d), format!("image {r} (context {i})")))
+                }
+                None => {
+                    let d = self
+                        .host
+                        .base_image(&i)
+                        .map_err(|m| self.step_err(ins, m))?;
+                    Ok(FromSrc::Image(Some(d), format!("image {i}")))
+                }
+            },
         }
     }
 
     /// The root sources are read from: the context, or an image's layers
     /// mounted read-only.
-    fn source_root(
-        &self,
-        from: &Option<(Option<Digest>, String)>,
-        ins: &Instruction,
-    ) -> BResult<SrcRoot> {
+    fn source_root(&self, from: &FromSrc, ins: &Instruction) -> BResult<SrcRoot> {
         match from {
-            None => {
+            FromSrc::Named(n) => {
+                let Some(NamedContext::Dir(d)) = self.opts.contexts.get(n) else {
+                    return Err(self.step_err(ins, format!("build context {n}: not a directory")));
+                };
+                let fd = sfs::open(d, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+                    .map_err(|e| {
+                        self.step_err(
+                            ins,
+                            format!("build context {n} ({}): open: {e}", d.display()),
+                        )
+                    })?;
+                Ok(SrcRoot::Context(fd))
+            }
+            FromSrc::Context => {
                 let fd = self
                     .context
                     .as_ref()
@@ -1202,7 +1263,7 @@ impl Ctx<'_> {
                         .map_err(|e| self.step_err(ins, format!("dup: {e}")))?,
                 ))
             }
-            Some((img, _)) => {
+            FromSrc::Image(img, _) => {
                 let m = self.mount(img.as_ref(), "src")?;
                 Ok(SrcRoot::Mounted(m))
             }
