@@ -3,7 +3,8 @@
 
 use anyhow::{Context, Result};
 use berth_engine::build::{
-    BuildHost, BuildOptions, DockerfileSource, ImageFormat, NamedContext, StdinContext,
+    BuildHost, BuildOptions, DockerfileSource, ImageFormat, LayerCompression, NamedContext,
+    StdinContext,
 };
 use berth_engine::images::{self, ImageChoice, PullPolicy as P};
 use berth_engine::Engine;
@@ -64,6 +65,9 @@ pub struct BuildArgs {
     /// The image format: oci or docker.
     #[arg(long, default_value = "oci")]
     pub format: String,
+    /// How new layers are compressed: gzip or zstd.
+    #[arg(long, default_value = "gzip")]
+    pub compression: String,
     /// The build context: a directory, or - (standard input: a tarball of the context,
     /// plain or gzip, or a Dockerfile alone, no context).
     pub context: String,
@@ -272,7 +276,7 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
         network,
         timestamp,
         format: ImageFormat::parse(&a.format)?,
-        compression: Default::default(),
+        compression: LayerCompression::parse(&a.compression)?,
         secrets,
         contexts: named_contexts(&a.build_context)?,
     };

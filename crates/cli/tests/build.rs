@@ -918,3 +918,39 @@ RUN --mount=type=bind,from=extra,source=sub,target=/m cat /m/s.txt > /s
     );
     assert!(o.stderr.contains("not a directory"), "{}", o.stderr);
 }
+
+/// Every file under `dir` whose contents hold `needle`.
+fn files_holding(dir: &Path, needle: &[u8]) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            n += files_holding(&e.path(), needle);
+        } else if t.is_file() && e.metadata().unwrap().len() < 1 << 20 {
+            let b = std::fs::read(e.path()).unwrap_or_default();
+            n += b.windows(needle.len()).any(|w| w == needle) as usize;
+        }
+    }
+    n
+}
+
+/// `--compression zstd`: the new layers are zstd blobs (the manifest says
+/// so) that the store reads back; `--compression` takes only gzip or zstd.
+#[test]
+fn compression_zstd() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[("Dockerfile", "FROM bb\nRUN echo z > /z\n")]);
+    let zstd = b"application/vnd.oci.image.layer.v1.tar+zstd";
+    assert_eq!(files_holding(env.root.path(), zstd), 0);
+    build(
+        &env,
+        ctx.path(),
+        &["-q", "-t", "z", "--compression", "zstd"],
+    )
+    .ok();
+    assert!(files_holding(env.root.path(), zstd) > 0);
+    assert_eq!(run(&env, "z", "cat /z"), "z\n");
+    let o = build(&env, ctx.path(), &["--compression", "xz"]);
+    assert!(o.stderr.contains("expected gzip or zstd"), "{}", o.stderr);
+}
