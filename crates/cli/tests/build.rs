@@ -954,3 +954,88 @@ fn compression_zstd() {
     let o = build(&env, ctx.path(), &["--compression", "xz"]);
     assert!(o.stderr.contains("expected gzip or zstd"), "{}", o.stderr);
 }
+
+/// A tiny HTTP server on loopback: `GET /f.txt` answers the current
+/// `body`, anything else 404. Serves until the test ends.
+fn http_server(body: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> u16 {
+    use std::io::{BufRead, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut r = std::io::BufReader::new(s);
+            let mut first = String::new();
+            let _ = r.read_line(&mut first);
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let mut s = r.into_inner();
+            let b = body.lock().unwrap().clone();
+            let _ = if first.starts_with("GET /dl/f.txt ") {
+                write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    b.len()
+                )
+                .and_then(|()| s.write_all(&b))
+            } else {
+                write!(
+                    s,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            };
+        }
+    });
+    port
+}
+
+/// `ADD URL`: downloaded into the layer (mode 0600, into a directory or as
+/// the file named), `--checksum` checked, the content keying the cache;
+/// a 404 and a wrong checksum fail the step, naming the URL.
+#[test]
+fn add_url_with_checksum() {
+    let env = Env::new();
+    image(&env);
+    let body = std::sync::Arc::new(std::sync::Mutex::new(b"served v1\n".to_vec()));
+    let port = http_server(body.clone());
+    let url = format!("http://127.0.0.1:{port}/dl/f.txt");
+    let sum = |b: &[u8]| berth_image::Digest::of(b).to_string();
+    let df = |checksum: &str| {
+        format!("FROM bb\nADD {url} /d/\nADD --checksum={checksum} {url} /c.txt\n")
+    };
+    let ctx = context(&[("Dockerfile", &df(&sum(b"served v1\n")))]);
+    build(&env, ctx.path(), &["-q", "-t", "url"]).ok();
+    assert_eq!(
+        run(
+            &env,
+            "url",
+            "cat /d/f.txt /c.txt; stat -c %a /d/f.txt /c.txt"
+        ),
+        "served v1\nserved v1\n600\n600\n"
+    );
+    let o = build(&env, ctx.path(), &["-t", "url"]).ok();
+    assert_eq!(counts(&o).0, 0, "{}", o.stderr);
+    // New content: a wrong checksum now (the first ADD ran, with the new
+    // content); right again, the second runs.
+    *body.lock().unwrap() = b"served v2\n".to_vec();
+    let o = build(&env, ctx.path(), &["-t", "url"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("does not match") && o.stderr.contains(&url),
+        "{}",
+        o.stderr
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), df(&sum(b"served v2\n"))).unwrap();
+    let o = build(&env, ctx.path(), &["-t", "url"]).ok();
+    assert_eq!(counts(&o), (1, 1, 0), "{}", o.stderr);
+    assert_eq!(run(&env, "url", "cat /c.txt"), "served v2\n");
+    let missing = context(&[(
+        "Dockerfile",
+        &format!("FROM bb\nADD http://127.0.0.1:{port}/nope /n\n"),
+    )]);
+    let o = build(&env, missing.path(), &[]);
+    assert!(o.stderr.contains("404"), "{}", o.stderr);
+}

@@ -229,6 +229,9 @@ fn rfc3339(ts: Option<i64>) -> String {
 /// The PATH of a base image that sets none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The largest file `ADD URL` downloads.
+const MAX_DOWNLOAD: u64 = 8 << 30;
+
 /// The cache directory.
 fn cache_dir(root: &Path) -> PathBuf {
     root.join("build").join("cache")
@@ -961,6 +964,21 @@ impl Ctx<'_> {
                     h.update(format!("\0arg {k}={v:?}").as_bytes());
                 }
                 h.update(format!("\0wd {}", st.workdir()).as_bytes());
+                let is_url = |p: &str| p.starts_with("http://") || p.starts_with("https://");
+                let urls: Vec<&str> = c
+                    .sources
+                    .iter()
+                    .filter_map(|s| match s {
+                        SourceItem::Path(p) if add && is_url(p) => Some(p.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                if !urls.is_empty() {
+                    return self.add_urls(st, ins, c, &urls, h, now.clone(), history(false));
+                }
+                if c.checksum.is_some() {
+                    return Err(self.step_err(ins, "--checksum is for ADD of an http(s) URL"));
+                }
                 self.host
                     .progress(&format!("[{}] {}", st.name, ins.original));
                 let from = self.copy_from(stage, c, deps, ins)?;
@@ -968,16 +986,6 @@ impl Ctx<'_> {
                     FromSrc::Image(d, _) => h.update(format!("\0from {d:?}").as_bytes()),
                     FromSrc::Named(n) => h.update(format!("\0from-context {n:?}").as_bytes()),
                     FromSrc::Context => {}
-                }
-                for s in &c.sources {
-                    if let SourceItem::Path(p) = s {
-                        if add && (p.starts_with("http://") || p.starts_with("https://")) {
-                            return Err(self.step_err(
-                                ins,
-                                format!("{p}: ADD of a URL is not supported by berth yet; download it in a RUN step or into the context"),
-                            ));
-                        }
-                    }
                 }
                 // The content: from the context, each source chosen and
                 // hashed; from a stage or an image, its id (which names
@@ -1177,6 +1185,108 @@ impl Ctx<'_> {
             }
         }
         Ok(chosen)
+    }
+
+    /// `ADD URL... DEST`: each URL downloaded (every build: its content
+    /// keys the cache; checked against `--checksum` if given) into a
+    /// scratch directory, mode 0600 as Docker gives it, and copied from
+    /// there as COPY copies (never unpacked).
+    #[allow(clippy::too_many_arguments)]
+    fn add_urls(
+        &self,
+        st: &mut StageRun,
+        ins: &Instruction,
+        c: &CopyArgs,
+        urls: &[&str],
+        mut h: Sha256,
+        now: String,
+        hist: Value,
+    ) -> BResult<()> {
+        if urls.len() != c.sources.len() || c.from.is_some() {
+            return Err(self.step_err(
+                ins,
+                "ADD of a URL with other sources or --from is not supported by berth yet: give the URL an ADD of its own",
+            ));
+        }
+        let checksum = match &c.checksum {
+            Some(_) if urls.len() > 1 => {
+                return Err(self.step_err(ins, "--checksum takes one URL"));
+            }
+            Some(cs) => Some(Digest::parse(cs).map_err(|e| {
+                self.step_err(ins, format!("--checksum={cs}: {e} (give sha256:HEX)"))
+            })?),
+            None => None,
+        };
+        self.host
+            .progress(&format!("[{}] {}", st.name, ins.original));
+        let dir = self.next_dir("url");
+        let result = (|| -> BResult<()> {
+            sfs::create_private_dir_all(&dir)
+                .map_err(|e| self.step_err(ins, format!("create {}: {e}", dir.display())))?;
+            let mut names = Vec::new();
+            for url in urls {
+                let path = url.split(['?', '#']).next().unwrap_or_default();
+                let name = path
+                    .splitn(4, '/')
+                    .nth(3)
+                    .and_then(|p| p.rsplit('/').find(|c| !c.is_empty()))
+                    .filter(|n| *n != "." && *n != "..")
+                    .unwrap_or("download")
+                    .to_string();
+                if names.contains(&name) {
+                    return Err(
+                        self.step_err(ins, format!("{url}: a second download named {name:?}"))
+                    );
+                }
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(dir.join(&name))
+                    .map_err(|e| self.step_err(ins, format!("{url}: create: {e}")))?;
+                let got = berth_image::fetch::fetch(url, &mut f, MAX_DOWNLOAD, checksum.as_ref())
+                    .map_err(|e| self.step_err(ins, e.to_string()))?;
+                h.update(format!("\0url {url} {}", got.digest).as_bytes());
+                names.push(name);
+            }
+            let key = hex(h);
+            st.key = key.clone();
+            if let Some(img) = self.cache_get(&key) {
+                self.host.progress(&format!("[{}] CACHED", st.name));
+                self.count(false, false);
+                st.set_doc(self.base_config(Some(&img))?);
+                st.image = Some(img);
+                st.image_current = true;
+                return Ok(());
+            }
+            let root = SrcRoot::Context(
+                sfs::open(&dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+                    .map_err(|e| self.step_err(ins, format!("open {}: {e}", dir.display())))?,
+            );
+            let tree = SourceTree {
+                root: root.fd(),
+                ignore: None,
+                what: "the download".into(),
+            };
+            let mut chosen = Vec::new();
+            for n in &names {
+                chosen.extend(tree.choose(n).map_err(|m| self.step_err(ins, m))?);
+            }
+            let mut cfg = st.doc();
+            push_history(&mut cfg, hist);
+            cfg["created"] = json!(now);
+            let img = self.copy_step(st, ins, c, false, &tree, &chosen, false, cfg)?;
+            self.count(true, false);
+            self.cache_put(&key, &img);
+            st.set_doc(self.base_config(Some(&img))?);
+            st.image = Some(img);
+            st.image_current = true;
+            Ok(())
+        })();
+        let _ = berth_image::remove_all(&dir);
+        result
     }
 
     /// `COPY --from`: the stage's image id or the image, with a name for
