@@ -1039,3 +1039,45 @@ fn add_url_with_checksum() {
     let o = build(&env, missing.path(), &[]);
     assert!(o.stderr.contains("404"), "{}", o.stderr);
 }
+
+/// The build cache (entries and cache mounts) in `system df`, and gone
+/// after `system prune` (a rebuild then runs its steps again).
+#[test]
+fn build_cache_in_system_df_and_prune() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb\nRUN --mount=type=cache,target=/c head -c 100000 /bin/busybox > /c/blob && echo x > /x\n",
+    )]);
+    let cache_row = || {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.berth(&["system", "df", "--format", "json"]).ok().stdout)
+                .unwrap();
+        let row = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == "Build Cache")
+            .cloned()
+            .unwrap_or_else(|| panic!("no Build Cache row in {v}"));
+        (
+            row["total"].as_u64().unwrap(),
+            row["size"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(cache_row().0, 0);
+    build(&env, ctx.path(), &["-q"]).ok();
+    let (total, size) = cache_row();
+    assert_eq!(total, 2, "one entry and one cache mount");
+    assert!(size >= 100_000, "{size}");
+    assert!(env
+        .berth(&["system", "df"])
+        .ok()
+        .stdout
+        .contains("Build Cache"));
+    env.berth(&["system", "prune", "-f"]).ok();
+    assert_eq!(cache_row(), (0, 0));
+    let o = build(&env, ctx.path(), &[]).ok();
+    assert_eq!(counts(&o).0, 1, "{}", o.stderr);
+}

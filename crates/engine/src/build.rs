@@ -418,6 +418,21 @@ impl Engine {
         })
     }
 
+    /// The build cache for `system df`: its entries and cache mounts
+    /// (count) and the bytes they take (not the images the entries name:
+    /// those are counted as images).
+    pub fn build_cache_usage(&self) -> (usize, u64) {
+        let (cache, mounts) = (
+            cache_dir(&self.paths.root),
+            cache_mounts_dir(&self.paths.root),
+        );
+        let count = |d: &Path| std::fs::read_dir(d).map(|d| d.count()).unwrap_or(0);
+        (
+            count(&cache) + count(&mounts),
+            crate::system::disk_usage(&cache) + crate::system::disk_usage(&mounts),
+        )
+    }
+
     /// `berth builder prune`: forgets the build cache and the cache mounts.
     /// Returns how many cache entries went. The images the entries named
     /// stay until `image prune` (they are dangling unless tagged).
