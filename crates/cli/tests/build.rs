@@ -1081,3 +1081,73 @@ fn build_cache_in_system_df_and_prune() {
     let o = build(&env, ctx.path(), &[]).ok();
     assert_eq!(counts(&o).0, 1, "{}", o.stderr);
 }
+
+/// The mounts under `dir` (from this process's mount table).
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let d = format!("{}/", dir.display());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&d))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A build killed (-9) in the middle of a RUN step leaves nothing the next
+/// build does not clean up: its work directory, its overlay mounts.
+#[test]
+fn a_killed_build_is_cleaned_up_by_the_next() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb\nCOPY Dockerfile /d\nRUN touch /started && sleep 1000\n",
+    )]);
+    let mut child = env
+        .cmd()
+        .args(["build", "-q"])
+        .arg(ctx.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let build_dir = env.root.path().join("build");
+    let run_dir = format!("run-{}-", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Wait for the RUN step's container to run.
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN step never started"
+        );
+        let ps = env.berth(&["ps", "-q"]).stdout;
+        if !ps.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = |p: &str| {
+        std::fs::read_dir(&build_dir)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(p))
+    };
+    assert!(
+        left(&run_dir),
+        "the killed build left no work directory: the test is wrong"
+    );
+    // The next build (a cached one: nothing of the killed step was kept).
+    let next = context(&[("Dockerfile", "FROM bb\nRUN echo next > /n\n")]);
+    build(&env, next.path(), &["-q", "-t", "next"]).ok();
+    assert!(!left(&run_dir), "the killed build's work directory is left");
+    assert_eq!(mounts_under(&build_dir), Vec::<String>::new());
+    assert_eq!(run(&env, "next", "cat /n"), "next\n");
+    assert_eq!(
+        env.berth(&["ps", "-aq"]).ok().stdout,
+        "",
+        "the killed step's container is left"
+    );
+}

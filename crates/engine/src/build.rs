@@ -382,6 +382,7 @@ impl Engine {
                 .map_err(|e| BuildError::Invalid(format!("-t {t}: {e}")))?;
         }
         clean_stale_runs(&self.paths.root.join("build"));
+        self.remove_stale_step_containers();
         let work = self.paths.root.join("build").join(format!(
             "run-{}-{}",
             std::process::id(),
@@ -443,6 +444,39 @@ impl Engine {
             berth_image::remove_all(&d)?;
         }
         Ok(n)
+    }
+}
+
+/// The label on a RUN step's container: its build's work directory's
+/// name (`run-PID-ID`), by which the container of a killed build is found.
+const STEP_LABEL: &str = "berth.build.run";
+
+/// Whether the work directory named `name` (`run-PID-ID`) is of a build
+/// whose process is gone.
+fn run_is_stale(name: &str) -> bool {
+    name.strip_prefix("run-")
+        .and_then(|r| r.split('-').next())
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+}
+
+impl Engine {
+    /// Removes the RUN steps' containers of builds killed (-9) mid-step
+    /// (still running, or exited).
+    fn remove_stale_step_containers(&self) {
+        let Ok(list) = self.list() else {
+            return;
+        };
+        for c in list {
+            if c.spec
+                .metadata
+                .labels
+                .get(STEP_LABEL)
+                .is_some_and(|r| run_is_stale(r))
+            {
+                let _ = self.remove(&c.id, true, true);
+            }
+        }
     }
 }
 
@@ -1532,6 +1566,11 @@ impl Ctx<'_> {
         for mount in binds {
             targets.push(mount.destination.clone());
             spec.storage.mounts.push(mount);
+        }
+        if let Some(n) = self.work.file_name() {
+            spec.metadata
+                .labels
+                .insert(STEP_LABEL.into(), n.to_string_lossy().into_owned());
         }
         let rec = self.engine.create(&image.to_string(), &image, None, spec)?;
         let result = (|| -> BResult<Digest> {
