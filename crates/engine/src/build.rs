@@ -1518,6 +1518,7 @@ impl Ctx<'_> {
     }
 
     /// A RUN step's container, run to its end and made an image.
+    #[allow(clippy::too_many_arguments)]
     fn run_container(
         &self,
         st: &StageRun,
