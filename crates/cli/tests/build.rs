@@ -1151,3 +1151,56 @@ fn a_killed_build_is_cleaned_up_by_the_next() {
         "the killed step's container is left"
     );
 }
+
+/// `image prune` while a build runs keeps the images the build still
+/// uses: here the finished stage `a`, which a later COPY --from takes
+/// (no container holds it any more).
+#[test]
+fn image_prune_during_a_build_keeps_its_images() {
+    let env = Env::new();
+    image(&env);
+    let mounts = env.root.path().join("build/mounts");
+    let dir = |id: &str| mounts.join(berth_image::Digest::of(id.as_bytes()).hex());
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb AS a
+RUN --mount=type=cache,id=adone,target=/d echo a > /a && touch /d/done
+FROM bb
+RUN --mount=type=cache,id=gate,target=/g touch /g/waiting; i=0; while [ ! -e /g/go ]; do i=$((i+1)); [ $i -lt 1200 ] || exit 7; sleep 0.05; done
+COPY --from=a /a /a
+",
+    )]);
+    let child = env
+        .cmd()
+        .args(["build", "-q", "-t", "pruned"])
+        .arg(ctx.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Stage a done (its container gone), the gate step running.
+    loop {
+        assert!(std::time::Instant::now() < deadline, "stage a never ended");
+        let ps = env.berth(&["ps", "-aq"]).stdout;
+        let both = dir("adone").join("done").exists() && dir("gate").join("waiting").exists();
+        if both && ps.lines().count() == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    env.berth(&["image", "prune"]).ok();
+    std::fs::write(dir("gate").join("go"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run(&env, "pruned", "cat /a"), "a\n");
+    // The build's holds end with it: its intermediate images go now.
+    let before = env.berth(&["images", "-aq"]).ok().stdout.lines().count();
+    env.berth(&["image", "prune"]).ok();
+    let after = env.berth(&["images", "-aq"]).ok().stdout.lines().count();
+    assert!(after < before, "{before} images, then {after}");
+}

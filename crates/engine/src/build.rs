@@ -404,12 +404,20 @@ impl Engine {
         };
         let result = cx.run_plan(&plan);
         let _ = berth_image::remove_all(&work);
-        let done = result?;
-        let target = done
-            .get(&plan.target)
-            .cloned()
-            .ok_or_else(|| BuildError::Invalid("the target stage was not built".into()))?;
-        let id = cx.finish(target)?;
+        let id = result.and_then(|done| {
+            let target = done
+                .get(&plan.target)
+                .cloned()
+                .ok_or_else(|| BuildError::Invalid("the target stage was not built".into()))?;
+            cx.finish(target)
+        });
+        let prefix = cx.hold_prefix();
+        for h in self.images.holders().unwrap_or_default() {
+            if h.starts_with(&prefix) {
+                let _ = self.images.release(&h);
+            }
+        }
+        let id = id?;
         let (ran, cached, containers) = *cx.stats.lock().unwrap_or_else(|e| e.into_inner());
         Ok(Built {
             id,
@@ -451,6 +459,9 @@ impl Engine {
 /// name (`run-PID-ID`), by which the container of a killed build is found.
 const STEP_LABEL: &str = "berth.build.run";
 
+/// The holders of a build's images: `build:run-PID-ID:STAGE`.
+const HOLD_PREFIX: &str = "build:";
+
 /// Whether the work directory named `name` (`run-PID-ID`) is of a build
 /// whose process is gone.
 fn run_is_stale(name: &str) -> bool {
@@ -475,6 +486,14 @@ impl Engine {
                 .is_some_and(|r| run_is_stale(r))
             {
                 let _ = self.remove(&c.id, true, true);
+            }
+        }
+        for h in self.images.holders().unwrap_or_default() {
+            let run = h
+                .strip_prefix(HOLD_PREFIX)
+                .and_then(|r| r.split(':').next());
+            if run.is_some_and(run_is_stale) {
+                let _ = self.images.release(&h);
             }
         }
     }
@@ -870,10 +889,12 @@ impl Ctx<'_> {
                     ));
                 }
                 self.step(&mut st, id, ins, deps)?;
+                self.hold(&st.name, st.image.as_ref());
             }
         }
         for ins in &stage.instructions {
             self.step(&mut st, id, ins, deps)?;
+            self.hold(&st.name, st.image.as_ref());
         }
         // The stage's end: an image holding the config.
         if !st.image_current || st.image.is_none() {
@@ -900,6 +921,7 @@ impl Ctx<'_> {
             };
             st.image = Some(id);
         }
+        self.hold(&st.name, st.image.as_ref());
         Ok(StageResult {
             config: st.doc(),
             image: st.image,
@@ -1627,7 +1649,10 @@ impl Ctx<'_> {
             // part of the step's changes (BuildKit removes them too).
             self.remove_stubs(&image, &upper, &targets)
                 .map_err(|e| self.step_err(ins, format!("remove mount points: {e}")))?;
-            self.layer_image(Some(&image), &upper, config, maps)
+            let new = self.layer_image(Some(&image), &upper, config, maps)?;
+            // Held before the container (which holds its base) goes.
+            self.hold(&st.name, Some(&new));
+            Ok(new)
         })();
         let _ = self.engine.remove(&rec.id, true, true);
         result
@@ -2016,6 +2041,27 @@ impl Ctx<'_> {
     }
 
     /// The target's image, with `--label`s and the tags.
+    /// Holds the image a stage is at (`image prune` keeps it) until the
+    /// build ends; a hold per stage, moved at each step.
+    fn hold(&self, stage: &str, image: Option<&Digest>) {
+        if let Some(i) = image {
+            let _ = self
+                .engine
+                .images
+                .hold(i, &format!("{}{stage}", self.hold_prefix()));
+        }
+    }
+
+    /// `build:run-PID-ID:`, the holders of this build's images.
+    fn hold_prefix(&self) -> String {
+        let run = self
+            .work
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("{HOLD_PREFIX}{run}:")
+    }
+
     fn finish(&self, target: StageResult) -> BResult<Digest> {
         let mut id = target
             .image
