@@ -2,7 +2,10 @@
 //! thin shells over [`berth_engine::Engine::build`].
 
 use anyhow::{Context, Result};
-use berth_engine::build::{BuildHost, BuildOptions, DockerfileSource, ImageFormat};
+use berth_engine::build::{
+    BuildHost, BuildOptions, DockerfileSource, ImageFormat, LayerCompression, NamedContext,
+    StdinContext,
+};
 use berth_engine::images::{self, ImageChoice, PullPolicy as P};
 use berth_engine::Engine;
 use clap::Args;
@@ -55,10 +58,18 @@ pub struct BuildArgs {
     /// id=ID,env=VAR (never stored in the image or its history).
     #[arg(long, value_name = "id=ID,src=FILE|env=VAR")]
     pub secret: Vec<String>,
+    /// A named context for `FROM NAME`, `COPY --from=NAME` and
+    /// `RUN --mount=from=NAME`: a directory, or docker-image://REF.
+    #[arg(long = "build-context", value_name = "NAME=DIR|docker-image://REF")]
+    pub build_context: Vec<String>,
     /// The image format: oci or docker.
     #[arg(long, default_value = "oci")]
     pub format: String,
-    /// The build context: a directory, or - (a Dockerfile on standard input, no context).
+    /// How new layers are compressed: gzip or zstd.
+    #[arg(long, default_value = "gzip")]
+    pub compression: String,
+    /// The build context: a directory, or - (standard input: a tarball of the context,
+    /// plain or gzip, or a Dockerfile alone, no context).
     pub context: String,
 }
 
@@ -196,13 +207,46 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
             .context("read the Dockerfile from standard input")?;
         Ok(s)
     };
+    let engine = crate::containers::open(root, run_root)?;
+    // A context tarball on standard input, unpacked for the build's time.
+    let mut unpacked = None;
     let (context, dockerfile) = if a.context == "-" {
-        if a.file.is_some() {
-            anyhow::bail!(
-                "-f cannot be given with the context - (the Dockerfile comes from standard input)"
-            );
+        let mut head = Vec::with_capacity(512);
+        std::io::stdin()
+            .take(512)
+            .read_to_end(&mut head)
+            .context("read the build context from standard input")?;
+        let kind = StdinContext::sniff(&head);
+        if kind == StdinContext::Dockerfile {
+            if a.file.is_some() {
+                anyhow::bail!(
+                    "-f cannot be given with a Dockerfile on standard input (the context -)"
+                );
+            }
+            let mut rest = String::new();
+            (&head[..])
+                .chain(std::io::stdin())
+                .take(64 << 20)
+                .read_to_string(&mut rest)
+                .context("read the Dockerfile from standard input")?;
+            (None, DockerfileSource::Text(rest))
+        } else {
+            let mut input = (&head[..]).chain(std::io::stdin().lock());
+            let ctx = engine.unpack_context(&mut input, kind == StdinContext::Gzip)?;
+            let dir = ctx.path().to_path_buf();
+            unpacked = Some(ctx);
+            let df = match a.file.as_deref() {
+                Some("-") => anyhow::bail!(
+                    "-f -: standard input holds the build context (a tarball); give the Dockerfile's path in it"
+                ),
+                Some(f) => DockerfileSource::Path(f.to_string()),
+                None if !dir.join("Dockerfile").exists() && dir.join("Containerfile").exists() => {
+                    DockerfileSource::Path("Containerfile".into())
+                }
+                None => DockerfileSource::Path("Dockerfile".into()),
+            };
+            (Some(dir), df)
         }
-        (None, DockerfileSource::Text(read_stdin()?))
     } else {
         let ctx = PathBuf::from(&a.context);
         if !ctx.is_dir() {
@@ -232,17 +276,19 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
         network,
         timestamp,
         format: ImageFormat::parse(&a.format)?,
-        compression: Default::default(),
+        compression: LayerCompression::parse(&a.compression)?,
         secrets,
+        contexts: named_contexts(&a.build_context)?,
     };
-    let engine = crate::containers::open(root, run_root)?;
     let host = Host {
         engine: &engine,
         root,
         policy,
         quiet: a.quiet,
     };
-    let built = engine.build(&opts, &host)?;
+    let built = engine.build(&opts, &host);
+    drop(unpacked);
+    let built = built?;
     if let Some(p) = &a.iidfile {
         std::fs::write(p, built.id.to_string())
             .with_context(|| format!("--iidfile {}: write", p.display()))?;
@@ -258,6 +304,40 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
     }
     println!("{}", built.id);
     Ok(())
+}
+
+/// `--build-context NAME=DIR|docker-image://REF` (container-image:// as
+/// podman writes it).
+fn named_contexts(args: &[String]) -> Result<BTreeMap<String, NamedContext>> {
+    let mut out = BTreeMap::new();
+    for a in args {
+        let Some((name, v)) = a
+            .split_once('=')
+            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        else {
+            anyhow::bail!("--build-context {a}: expected NAME=DIR or NAME=docker-image://REF");
+        };
+        let image = v
+            .strip_prefix("docker-image://")
+            .or_else(|| v.strip_prefix("container-image://"));
+        let c = match image {
+            Some(r) => NamedContext::Image(r.to_string()),
+            None if v.contains("://") => anyhow::bail!(
+                "--build-context {a}: only directories and docker-image:// references are supported"
+            ),
+            None => {
+                let d = PathBuf::from(v);
+                if !d.is_dir() {
+                    anyhow::bail!("--build-context {a}: {v} is not a directory");
+                }
+                NamedContext::Dir(d)
+            }
+        };
+        if out.insert(name.to_string(), c).is_some() {
+            anyhow::bail!("--build-context {name}: given twice");
+        }
+    }
+    Ok(out)
 }
 
 #[derive(clap::Subcommand, Debug)]

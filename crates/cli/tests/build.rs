@@ -677,3 +677,530 @@ RUN --mount=type=secret,id=absent true
         o.stderr
     );
 }
+
+/// The zombie children of `pid` (in every one of its threads).
+fn zombie_children(pid: u32) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let mut n = 0;
+    for t in tasks.flatten() {
+        let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        for c in children.split_whitespace() {
+            let stat = std::fs::read_to_string(format!("/proc/{c}/stat")).unwrap_or_default();
+            // "pid (comm) S ...": the state follows the last ')'.
+            if stat
+                .rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+            {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// A build of many RUN steps reaps each step's monitor: the build process
+/// never holds more than a just-ended one as a zombie (it held one per
+/// step until it exited).
+#[test]
+fn many_run_steps_leave_no_zombie_monitors() {
+    let env = Env::new();
+    image(&env);
+    let steps: String = (0..20)
+        .map(|i| format!("RUN echo {i} > /step{i}\n"))
+        .collect();
+    let ctx = context(&[("Dockerfile", &format!("FROM bb\n{steps}RUN sleep 1\n"))]);
+    let mut child = env
+        .cmd()
+        .args(["build", "-q", "-t", "many"])
+        .arg(ctx.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut most = 0;
+    while child.try_wait().unwrap().is_none() {
+        most = most.max(zombie_children(child.id()));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(most <= 1, "the build held {most} zombie children at once");
+    assert_eq!(run(&env, "many", "cat /step19"), "19\n");
+}
+
+/// `berth build` of `stdin` (the context -).
+fn build_stdin(env: &Env, args: &[&str], stdin: &[u8]) -> Out {
+    use std::io::Write;
+    let mut child = env
+        .cmd()
+        .arg("build")
+        .args(args)
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut w = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = w.write_all(&data);
+    });
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// A context tarball on standard input, plain or gzip-compressed, is the
+/// build context (its Dockerfile, -f inside it, .dockerignore); an entry
+/// climbing out of it is refused; nothing of it is left in the store.
+#[test]
+fn context_tarball_on_stdin() {
+    let env = Env::new();
+    image(&env);
+    let mut t = berth_image::tar::build::Tar::default();
+    t.file(
+        "Dockerfile",
+        b"FROM bb\nCOPY . /ctx/\nRUN cat /ctx/src/a.txt > /out\n",
+        0o644,
+    )
+    .file(
+        "other.Dockerfile",
+        b"FROM bb\nCOPY src/a.txt /other\n",
+        0o644,
+    )
+    .file(".dockerignore", b"secret.txt\n", 0o644)
+    .dir("src/", 0o755)
+    .file("src/a.txt", b"from the tarball\n", 0o644)
+    .file("secret.txt", b"ignored\n", 0o644);
+    let tar = t.end();
+    build_stdin(&env, &["-q", "-t", "plain"], &tar).ok();
+    assert_eq!(
+        run(&env, "plain", "cat /out; ls -A /ctx | sort | tr '\\n' ' '"),
+        "from the tarball\n.dockerignore Dockerfile other.Dockerfile src "
+    );
+    let gz = compress(&tar, &Comp::Gzip);
+    build_stdin(&env, &["-q", "-t", "gz", "-f", "other.Dockerfile"], &gz).ok();
+    assert_eq!(run(&env, "gz", "cat /other"), "from the tarball\n");
+    // A Dockerfile alone on standard input still has no context.
+    let o = build_stdin(
+        &env,
+        &["-q", "-t", "alone"],
+        b"FROM bb\nRUN echo alone > /a\n",
+    )
+    .ok();
+    assert!(!o.stdout.is_empty());
+    assert_eq!(run(&env, "alone", "cat /a"), "alone\n");
+    // A hostile tarball: refused, naming the context.
+    let mut t = berth_image::tar::build::Tar::default();
+    t.file("Dockerfile", b"FROM bb\n", 0o644)
+        .file("../escape", b"x", 0o644);
+    let o = build_stdin(&env, &["-q"], &t.end());
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("build context"), "{}", o.stderr);
+    let left: Vec<_> = std::fs::read_dir(env.root.path().join("build"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with("run-"))
+        .collect();
+    assert!(left.is_empty(), "left in the store: {left:?}");
+}
+
+/// `RUN --mount=type=bind`: from the context (read-only; its ignore
+/// patterns apply; its content keys the cache), rw (writes dropped), and
+/// from a stage; nothing of the mounts lands in the layer.
+#[test]
+fn run_mount_bind() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[
+        ("src/a.txt", "v1\n"),
+        ("src/hidden.txt", "no\n"),
+        (".dockerignore", "src/hidden.txt\n"),
+        (
+            "Dockerfile",
+            "FROM bb AS gen
+RUN mkdir /made && echo made > /made/m.txt
+FROM bb
+RUN --mount=type=bind,source=src,target=/s cat /s/a.txt > /a && \\
+    { [ ! -e /s/hidden.txt ] && echo no-hidden > /h; } && \\
+    { touch /s/x 2>/dev/null && echo writable > /ro || echo readonly > /ro; }
+RUN --mount=type=bind,source=src/a.txt,target=/one.txt,rw echo changed > /one.txt && cat /one.txt > /rw
+RUN --mount=type=bind,from=gen,source=/made,target=/g cat /g/m.txt > /from-stage
+",
+        ),
+    ]);
+    build(&env, ctx.path(), &["-t", "bind"]).ok();
+    assert_eq!(
+        run(
+            &env,
+            "bind",
+            "cat /a /h /ro /rw /from-stage; ls / | grep -c -e '^s$' -e '^g$' -e one.txt || true"
+        ),
+        "v1\nno-hidden\nreadonly\nchanged\nmade\n0\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(ctx.path().join("src/a.txt")).unwrap(),
+        "v1\n"
+    );
+    // A changed bound file runs its step again (and those after it).
+    std::fs::write(ctx.path().join("src/a.txt"), "v2\n").unwrap();
+    let o = build(&env, ctx.path(), &["-t", "bind"]).ok();
+    let (ran, cached, _) = counts(&o);
+    assert_eq!((ran, cached), (3, 1), "{}", o.stderr);
+    assert_eq!(run(&env, "bind", "cat /a"), "v2\n");
+    // A change to an ignored file does not.
+    std::fs::write(ctx.path().join("src/hidden.txt"), "still no\n").unwrap();
+    let o = build(&env, ctx.path(), &["-t", "bind"]).ok();
+    assert_eq!(counts(&o).0, 0, "{}", o.stderr);
+}
+
+/// `--build-context`: a directory for `COPY --from` and a bind mount's
+/// `from=` (its content keys the cache), an image for `FROM`.
+#[test]
+fn named_build_contexts() {
+    let env = Env::new();
+    image(&env);
+    env.berth(&["tag", "bb", "other:1"]).ok();
+    let extra = context(&[("e.txt", "extra v1\n"), ("sub/s.txt", "sub\n")]);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM base
+COPY --from=extra e.txt /e
+RUN --mount=type=bind,from=extra,source=sub,target=/m cat /m/s.txt > /s
+",
+    )]);
+    let named = |e: &Path| {
+        vec![
+            "--build-context".to_string(),
+            format!("extra={}", e.display()),
+            "--build-context".to_string(),
+            "base=docker-image://other:1".to_string(),
+            "-t".to_string(),
+            "named".to_string(),
+        ]
+    };
+    let args = named(extra.path());
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    build(&env, ctx.path(), &a).ok();
+    assert_eq!(run(&env, "named", "cat /e /s"), "extra v1\nsub\n");
+    std::fs::write(extra.path().join("e.txt"), "extra v2\n").unwrap();
+    let o = build(&env, ctx.path(), &a).ok();
+    assert_eq!(counts(&o).0, 2, "{}", o.stderr);
+    assert_eq!(run(&env, "named", "cat /e"), "extra v2\n");
+    // Without it, `extra` is an image that does not exist.
+    let o = build(
+        &env,
+        ctx.path(),
+        &[
+            "--build-context",
+            "base=docker-image://other:1",
+            "--pull=never",
+        ],
+    );
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("extra"), "{}", o.stderr);
+    let o = build(
+        &env,
+        ctx.path(),
+        &["--build-context", "extra=/nonexistent-dir"],
+    );
+    assert!(o.stderr.contains("not a directory"), "{}", o.stderr);
+}
+
+/// Every file under `dir` whose contents hold `needle`.
+fn files_holding(dir: &Path, needle: &[u8]) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let t = e.file_type().unwrap();
+        if t.is_dir() {
+            n += files_holding(&e.path(), needle);
+        } else if t.is_file() && e.metadata().unwrap().len() < 1 << 20 {
+            let b = std::fs::read(e.path()).unwrap_or_default();
+            n += b.windows(needle.len()).any(|w| w == needle) as usize;
+        }
+    }
+    n
+}
+
+/// `--compression zstd`: the new layers are zstd blobs (the manifest says
+/// so) that the store reads back; `--compression` takes only gzip or zstd.
+#[test]
+fn compression_zstd() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[("Dockerfile", "FROM bb\nRUN echo z > /z\n")]);
+    let zstd = b"application/vnd.oci.image.layer.v1.tar+zstd";
+    assert_eq!(files_holding(env.root.path(), zstd), 0);
+    build(
+        &env,
+        ctx.path(),
+        &["-q", "-t", "z", "--compression", "zstd"],
+    )
+    .ok();
+    assert!(files_holding(env.root.path(), zstd) > 0);
+    assert_eq!(run(&env, "z", "cat /z"), "z\n");
+    let o = build(&env, ctx.path(), &["--compression", "xz"]);
+    assert!(o.stderr.contains("expected gzip or zstd"), "{}", o.stderr);
+}
+
+/// A tiny HTTP server on loopback: `GET /f.txt` answers the current
+/// `body`, anything else 404. Serves until the test ends.
+fn http_server(body: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> u16 {
+    use std::io::{BufRead, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut r = std::io::BufReader::new(s);
+            let mut first = String::new();
+            let _ = r.read_line(&mut first);
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let mut s = r.into_inner();
+            let b = body.lock().unwrap().clone();
+            let _ = if first.starts_with("GET /dl/f.txt ") {
+                write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    b.len()
+                )
+                .and_then(|()| s.write_all(&b))
+            } else {
+                write!(
+                    s,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+            };
+        }
+    });
+    port
+}
+
+/// `ADD URL`: downloaded into the layer (mode 0600, into a directory or as
+/// the file named), `--checksum` checked, the content keying the cache;
+/// a 404 and a wrong checksum fail the step, naming the URL.
+#[test]
+fn add_url_with_checksum() {
+    let env = Env::new();
+    image(&env);
+    let body = std::sync::Arc::new(std::sync::Mutex::new(b"served v1\n".to_vec()));
+    let port = http_server(body.clone());
+    let url = format!("http://127.0.0.1:{port}/dl/f.txt");
+    let sum = |b: &[u8]| berth_image::Digest::of(b).to_string();
+    let df = |checksum: &str| {
+        format!("FROM bb\nADD {url} /d/\nADD --checksum={checksum} {url} /c.txt\n")
+    };
+    let ctx = context(&[("Dockerfile", &df(&sum(b"served v1\n")))]);
+    build(&env, ctx.path(), &["-q", "-t", "url"]).ok();
+    assert_eq!(
+        run(
+            &env,
+            "url",
+            "cat /d/f.txt /c.txt; stat -c %a /d/f.txt /c.txt"
+        ),
+        "served v1\nserved v1\n600\n600\n"
+    );
+    let o = build(&env, ctx.path(), &["-t", "url"]).ok();
+    assert_eq!(counts(&o).0, 0, "{}", o.stderr);
+    // New content: a wrong checksum now (the first ADD ran, with the new
+    // content); right again, the second runs.
+    *body.lock().unwrap() = b"served v2\n".to_vec();
+    let o = build(&env, ctx.path(), &["-t", "url"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("does not match") && o.stderr.contains(&url),
+        "{}",
+        o.stderr
+    );
+    std::fs::write(ctx.path().join("Dockerfile"), df(&sum(b"served v2\n"))).unwrap();
+    let o = build(&env, ctx.path(), &["-t", "url"]).ok();
+    assert_eq!(counts(&o), (1, 1, 0), "{}", o.stderr);
+    assert_eq!(run(&env, "url", "cat /c.txt"), "served v2\n");
+    let missing = context(&[(
+        "Dockerfile",
+        &format!("FROM bb\nADD http://127.0.0.1:{port}/nope /n\n"),
+    )]);
+    let o = build(&env, missing.path(), &[]);
+    assert!(o.stderr.contains("404"), "{}", o.stderr);
+}
+
+/// The build cache (entries and cache mounts) in `system df`, and gone
+/// after `system prune` (a rebuild then runs its steps again).
+#[test]
+fn build_cache_in_system_df_and_prune() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb\nRUN --mount=type=cache,target=/c head -c 100000 /bin/busybox > /c/blob && echo x > /x\n",
+    )]);
+    let cache_row = || {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.berth(&["system", "df", "--format", "json"]).ok().stdout)
+                .unwrap();
+        let row = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == "Build Cache")
+            .cloned()
+            .unwrap_or_else(|| panic!("no Build Cache row in {v}"));
+        (
+            row["total"].as_u64().unwrap(),
+            row["size"].as_u64().unwrap(),
+        )
+    };
+    assert_eq!(cache_row().0, 0);
+    build(&env, ctx.path(), &["-q"]).ok();
+    let (total, size) = cache_row();
+    assert_eq!(total, 2, "one entry and one cache mount");
+    assert!(size >= 100_000, "{size}");
+    assert!(env
+        .berth(&["system", "df"])
+        .ok()
+        .stdout
+        .contains("Build Cache"));
+    env.berth(&["system", "prune", "-f"]).ok();
+    assert_eq!(cache_row(), (0, 0));
+    let o = build(&env, ctx.path(), &[]).ok();
+    assert_eq!(counts(&o).0, 1, "{}", o.stderr);
+}
+
+/// The mounts under `dir` (from this process's mount table).
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let d = format!("{}/", dir.display());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&d))
+        .map(str::to_string)
+        .collect()
+}
+
+/// A build killed (-9) in the middle of a RUN step leaves nothing the next
+/// build does not clean up: its work directory, its overlay mounts.
+#[test]
+fn a_killed_build_is_cleaned_up_by_the_next() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb\nCOPY Dockerfile /d\nRUN touch /started && sleep 1000\n",
+    )]);
+    let mut child = env
+        .cmd()
+        .args(["build", "-q"])
+        .arg(ctx.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let build_dir = env.root.path().join("build");
+    let run_dir = format!("run-{}-", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Wait for the RUN step's container to run.
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN step never started"
+        );
+        let ps = env.berth(&["ps", "-q"]).stdout;
+        if !ps.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = |p: &str| {
+        std::fs::read_dir(&build_dir)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(p))
+    };
+    assert!(
+        left(&run_dir),
+        "the killed build left no work directory: the test is wrong"
+    );
+    // The next build (a cached one: nothing of the killed step was kept).
+    let next = context(&[("Dockerfile", "FROM bb\nRUN echo next > /n\n")]);
+    build(&env, next.path(), &["-q", "-t", "next"]).ok();
+    assert!(!left(&run_dir), "the killed build's work directory is left");
+    assert_eq!(mounts_under(&build_dir), Vec::<String>::new());
+    assert_eq!(run(&env, "next", "cat /n"), "next\n");
+    assert_eq!(
+        env.berth(&["ps", "-aq"]).ok().stdout,
+        "",
+        "the killed step's container is left"
+    );
+}
+
+/// `image prune` while a build runs keeps the images the build still
+/// uses: here the finished stage `a`, which a later COPY --from takes
+/// (no container holds it any more).
+#[test]
+fn image_prune_during_a_build_keeps_its_images() {
+    let env = Env::new();
+    image(&env);
+    let mounts = env.root.path().join("build/mounts");
+    let dir = |id: &str| mounts.join(berth_image::Digest::of(id.as_bytes()).hex());
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb AS a
+RUN --mount=type=cache,id=adone,target=/d echo a > /a && touch /d/done
+FROM bb
+RUN --mount=type=cache,id=gate,target=/g touch /g/waiting; i=0; while [ ! -e /g/go ]; do i=$((i+1)); [ $i -lt 1200 ] || exit 7; sleep 0.05; done
+COPY --from=a /a /a
+",
+    )]);
+    let child = env
+        .cmd()
+        .args(["build", "-q", "-t", "pruned"])
+        .arg(ctx.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    // Stage a done (its container gone), the gate step running.
+    loop {
+        assert!(std::time::Instant::now() < deadline, "stage a never ended");
+        let ps = env.berth(&["ps", "-aq"]).stdout;
+        let both = dir("adone").join("done").exists() && dir("gate").join("waiting").exists();
+        if both && ps.lines().count() == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    env.berth(&["image", "prune"]).ok();
+    std::fs::write(dir("gate").join("go"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run(&env, "pruned", "cat /a"), "a\n");
+    // The build's holds end with it: its intermediate images go now.
+    let before = env.berth(&["images", "-aq"]).ok().stdout.lines().count();
+    env.berth(&["image", "prune"]).ok();
+    let after = env.berth(&["images", "-aq"]).ok().stdout.lines().count();
+    assert!(after < before, "{before} images, then {after}");
+}

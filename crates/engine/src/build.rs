@@ -32,13 +32,15 @@ use berth_build::ignore::{self, Ignore};
 use berth_build::parse::{self, CommandForm, CopyArgs, Instruction, Kind, MountType, SourceItem};
 use berth_image::commit as ic;
 pub use berth_image::commit::ImageFormat;
-use berth_image::layer::{self, LayerCompression, TarOptions};
+pub use berth_image::layer::LayerCompression;
+use berth_image::layer::{self, TarOptions};
 use berth_sys::fs::{self as sfs, Links};
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -105,6 +107,38 @@ pub struct BuildOptions {
     pub compression: LayerCompression,
     /// `--secret`: id to contents, for `RUN --mount=type=secret`.
     pub secrets: Secrets,
+    /// `--build-context NAME=DIR|docker-image://REF`: what `FROM NAME`,
+    /// `COPY --from=NAME` and `RUN --mount=from=NAME` take (for a name
+    /// that is not a stage's).
+    pub contexts: BTreeMap<String, NamedContext>,
+}
+
+/// A `--build-context`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A directory, read as the build context is (by fd, inside it; its
+    /// content keys the cache; no ignore file applies).
+    Dir(PathBuf),
+    /// An image reference, used as `FROM REF` would.
+    Image(String),
+}
+
+/// Where `COPY --from` or a mount's `from=` reads.
+enum FromSrc {
+    /// The build context.
+    Context,
+    /// A `--build-context` directory, by name.
+    Named(String),
+    /// A stage's image or an image (None: a stage FROM scratch), with a
+    /// name for messages.
+    Image(Option<Digest>, String),
+}
+
+impl FromSrc {
+    /// Read from a directory (whose content keys the cache).
+    fn is_dir(&self) -> bool {
+        !matches!(self, FromSrc::Image(..))
+    }
 }
 
 /// Secrets by id; never printed, keyed, written to a layer or history.
@@ -195,6 +229,9 @@ fn rfc3339(ts: Option<i64>) -> String {
 /// The PATH of a base image that sets none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// The largest file `ADD URL` downloads.
+const MAX_DOWNLOAD: u64 = 8 << 30;
+
 /// The cache directory.
 fn cache_dir(root: &Path) -> PathBuf {
     root.join("build").join("cache")
@@ -205,7 +242,82 @@ fn cache_mounts_dir(root: &Path) -> PathBuf {
     root.join("build").join("mounts")
 }
 
+/// What a build's standard input holds, told by its first bytes (up to
+/// 512: a tar header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StdinContext {
+    /// A tarball of the context.
+    Tar,
+    /// A gzip-compressed tarball of the context.
+    Gzip,
+    /// A Dockerfile alone (no context).
+    Dockerfile,
+}
+
+impl StdinContext {
+    pub fn sniff(head: &[u8]) -> StdinContext {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            StdinContext::Gzip
+        } else if head.get(257..262) == Some(b"ustar") {
+            StdinContext::Tar
+        } else {
+            StdinContext::Dockerfile
+        }
+    }
+}
+
+/// A build context unpacked from a tarball (`berth build - < ctx.tar`):
+/// a directory under the berth root, removed when dropped (and by the next
+/// build if this process is killed first).
+pub struct UnpackedContext {
+    dir: PathBuf,
+}
+
+impl UnpackedContext {
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for UnpackedContext {
+    fn drop(&mut self) {
+        let _ = berth_image::remove_all(&self.dir);
+    }
+}
+
 impl Engine {
+    /// Unpacks the context tarball `input` (gzip-compressed if `gzip`) into
+    /// a directory of its own. The tarball is hostile: it is unpacked as a
+    /// layer is (names cleaned, nothing written outside the directory,
+    /// the free space checked).
+    pub fn unpack_context(&self, input: &mut dyn Read, gzip: bool) -> BResult<UnpackedContext> {
+        let base = self.paths.root.join("build");
+        std::fs::create_dir_all(&base)
+            .map_err(|e| BuildError::Invalid(format!("create {}: {e}", base.display())))?;
+        // Named as a build's work directory, so that a build killed before
+        // it removed this finds it removed by the next one.
+        let dir = base.join(format!(
+            "run-{}-{}",
+            std::process::id(),
+            crate::paths::new_id()?
+        ));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| BuildError::Invalid(format!("create {}: {e}", dir.display())))?;
+        let ctx = UnpackedContext { dir };
+        let what = "the build context from standard input";
+        let input: Box<dyn Read + '_> = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+                input,
+            )))
+        } else {
+            Box::new(input)
+        };
+        berth_image::unpack::unpack(&ctx.dir, input, what)?;
+        Ok(ctx)
+    }
+
     /// Builds `opts` (see the module).
     pub fn build(&self, opts: &BuildOptions, host: &dyn BuildHost) -> BResult<Built> {
         let context = match &opts.context {
@@ -270,6 +382,7 @@ impl Engine {
                 .map_err(|e| BuildError::Invalid(format!("-t {t}: {e}")))?;
         }
         clean_stale_runs(&self.paths.root.join("build"));
+        self.remove_stale_step_containers();
         let work = self.paths.root.join("build").join(format!(
             "run-{}-{}",
             std::process::id(),
@@ -291,12 +404,20 @@ impl Engine {
         };
         let result = cx.run_plan(&plan);
         let _ = berth_image::remove_all(&work);
-        let done = result?;
-        let target = done
-            .get(&plan.target)
-            .cloned()
-            .ok_or_else(|| BuildError::Invalid("the target stage was not built".into()))?;
-        let id = cx.finish(target)?;
+        let id = result.and_then(|done| {
+            let target = done
+                .get(&plan.target)
+                .cloned()
+                .ok_or_else(|| BuildError::Invalid("the target stage was not built".into()))?;
+            cx.finish(target)
+        });
+        let prefix = cx.hold_prefix();
+        for h in self.images.holders().unwrap_or_default() {
+            if h.starts_with(&prefix) {
+                let _ = self.images.release(&h);
+            }
+        }
+        let id = id?;
         let (ran, cached, containers) = *cx.stats.lock().unwrap_or_else(|e| e.into_inner());
         Ok(Built {
             id,
@@ -304,6 +425,21 @@ impl Engine {
             cached,
             containers,
         })
+    }
+
+    /// The build cache for `system df`: its entries and cache mounts
+    /// (count) and the bytes they take (not the images the entries name:
+    /// those are counted as images).
+    pub fn build_cache_usage(&self) -> (usize, u64) {
+        let (cache, mounts) = (
+            cache_dir(&self.paths.root),
+            cache_mounts_dir(&self.paths.root),
+        );
+        let count = |d: &Path| std::fs::read_dir(d).map(|d| d.count()).unwrap_or(0);
+        (
+            count(&cache) + count(&mounts),
+            crate::system::disk_usage(&cache) + crate::system::disk_usage(&mounts),
+        )
     }
 
     /// `berth builder prune`: forgets the build cache and the cache mounts.
@@ -316,6 +452,50 @@ impl Engine {
             berth_image::remove_all(&d)?;
         }
         Ok(n)
+    }
+}
+
+/// The label on a RUN step's container: its build's work directory's
+/// name (`run-PID-ID`), by which the container of a killed build is found.
+const STEP_LABEL: &str = "berth.build.run";
+
+/// The holders of a build's images: `build:run-PID-ID:STAGE`.
+const HOLD_PREFIX: &str = "build:";
+
+/// Whether the work directory named `name` (`run-PID-ID`) is of a build
+/// whose process is gone.
+fn run_is_stale(name: &str) -> bool {
+    name.strip_prefix("run-")
+        .and_then(|r| r.split('-').next())
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+}
+
+impl Engine {
+    /// Removes the RUN steps' containers of builds killed (-9) mid-step
+    /// (still running, or exited).
+    fn remove_stale_step_containers(&self) {
+        let Ok(list) = self.list() else {
+            return;
+        };
+        for c in list {
+            if c.spec
+                .metadata
+                .labels
+                .get(STEP_LABEL)
+                .is_some_and(|r| run_is_stale(r))
+            {
+                let _ = self.remove(&c.id, true, true);
+            }
+        }
+        for h in self.images.holders().unwrap_or_default() {
+            let run = h
+                .strip_prefix(HOLD_PREFIX)
+                .and_then(|r| r.split(':').next());
+            if run.is_some_and(run_is_stale) {
+                let _ = self.images.release(&h);
+            }
+        }
     }
 }
 
@@ -628,6 +808,19 @@ impl Ctx<'_> {
             }
             Base::Image(i) => {
                 self.host.progress(&format!("[{name}] FROM {i}"));
+                let i = match self.opts.contexts.get(i) {
+                    Some(NamedContext::Image(r)) => r,
+                    Some(NamedContext::Dir(d)) => {
+                        return Err(self.step_err(
+                            &from_ins,
+                            format!(
+                                "build context {i} is a directory ({}): FROM takes an image (give {i}=docker-image://REF)",
+                                d.display()
+                            ),
+                        ))
+                    }
+                    None => i,
+                };
                 let d = self
                     .host
                     .base_image(i)
@@ -696,10 +889,12 @@ impl Ctx<'_> {
                     ));
                 }
                 self.step(&mut st, id, ins, deps)?;
+                self.hold(&st.name, st.image.as_ref());
             }
         }
         for ins in &stage.instructions {
             self.step(&mut st, id, ins, deps)?;
+            self.hold(&st.name, st.image.as_ref());
         }
         // The stage's end: an image holding the config.
         if !st.image_current || st.image.is_none() {
@@ -726,6 +921,7 @@ impl Ctx<'_> {
             };
             st.image = Some(id);
         }
+        self.hold(&st.name, st.image.as_ref());
         Ok(StageResult {
             config: st.doc(),
             image: st.image,
@@ -773,6 +969,30 @@ impl Ctx<'_> {
                 h.update(format!("\0net {:?}", self.opts.network).as_bytes());
                 h.update(format!("\0user {:?}", st.cfg.get("User")).as_bytes());
                 h.update(format!("\0wd {}", st.workdir()).as_bytes());
+                // Bind mounts: the content of what they bind from the
+                // context (a stage's or image's id names its own).
+                let mut binds = Vec::new();
+                for m in run.mounts.iter().filter(|m| m.kind == MountType::Bind) {
+                    let from = self.source_of(stage, m.from.as_ref(), deps, ins)?;
+                    match &from {
+                        FromSrc::Image(d, _) => h.update(format!("\0bind-from {d:?}").as_bytes()),
+                        FromSrc::Named(n) => h.update(format!("\0bind-from {n:?}").as_bytes()),
+                        FromSrc::Context => {}
+                    }
+                    let root = self.source_root(&from, ins)?;
+                    let src = m.source.clone().unwrap_or_else(|| ".".into());
+                    let chosen = self
+                        .tree(&root, &from)
+                        .choose(&src)
+                        .map_err(|e| self.step_err(ins, format!("--mount=type=bind: {e}")))?;
+                    if from.is_dir() {
+                        let tree = self.tree(&root, &from);
+                        for c in &chosen {
+                            tree.hash(c, &mut h).map_err(|e| self.step_err(ins, e))?;
+                        }
+                    }
+                    binds.push((m, from, root, chosen));
+                }
                 let key = hex(h);
                 st.key = key.clone();
                 self.host
@@ -789,7 +1009,20 @@ impl Ctx<'_> {
                 let mut c = st.doc();
                 push_history(&mut c, history(false));
                 c["created"] = json!(now);
-                let img = self.run_container(st, ins, run, argv, env, c)?;
+                let mut bound = Vec::new();
+                let mut scratch = Vec::new();
+                for (m, from, root, chosen) in &binds {
+                    let (mount, dir) =
+                        self.bind_mount(st, ins, m, &self.tree(root, from), chosen)?;
+                    bound.push(mount);
+                    scratch.push(dir);
+                }
+                drop(binds);
+                let img = self.run_container(st, ins, run, argv, env, c, bound);
+                for d in scratch {
+                    let _ = berth_image::remove_all(&d);
+                }
+                let img = img?;
                 self.count(true, true);
                 self.cache_put(&key, &img);
                 st.set_doc(self.base_config(Some(&img))?);
@@ -802,28 +1035,35 @@ impl Ctx<'_> {
                     h.update(format!("\0arg {k}={v:?}").as_bytes());
                 }
                 h.update(format!("\0wd {}", st.workdir()).as_bytes());
+                let is_url = |p: &str| p.starts_with("http://") || p.starts_with("https://");
+                let urls: Vec<&str> = c
+                    .sources
+                    .iter()
+                    .filter_map(|s| match s {
+                        SourceItem::Path(p) if add && is_url(p) => Some(p.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                if !urls.is_empty() {
+                    return self.add_urls(st, ins, c, &urls, h, now.clone(), history(false));
+                }
+                if c.checksum.is_some() {
+                    return Err(self.step_err(ins, "--checksum is for ADD of an http(s) URL"));
+                }
                 self.host
                     .progress(&format!("[{}] {}", st.name, ins.original));
                 let from = self.copy_from(stage, c, deps, ins)?;
-                if let Some((d, _)) = &from {
-                    h.update(format!("\0from {d:?}").as_bytes());
-                }
-                for s in &c.sources {
-                    if let SourceItem::Path(p) = s {
-                        if add && (p.starts_with("http://") || p.starts_with("https://")) {
-                            return Err(self.step_err(
-                                ins,
-                                format!("{p}: ADD of a URL is not supported by berth yet; download it in a RUN step or into the context"),
-                            ));
-                        }
-                    }
+                match &from {
+                    FromSrc::Image(d, _) => h.update(format!("\0from {d:?}").as_bytes()),
+                    FromSrc::Named(n) => h.update(format!("\0from-context {n:?}").as_bytes()),
+                    FromSrc::Context => {}
                 }
                 // The content: from the context, each source chosen and
                 // hashed; from a stage or an image, its id (which names
                 // its content) with the sources as written is the key, and
                 // the image is mounted only when the step runs.
                 let mut pre = None;
-                if from.is_none() {
+                if from.is_dir() {
                     let root = self.source_root(&from, ins)?;
                     let chosen = self.choose_all(&self.tree(&root, &from), c, ins, Some(&mut h))?;
                     pre = Some((root, chosen));
@@ -850,7 +1090,7 @@ impl Ctx<'_> {
                     }
                 };
                 let tree = self.tree(&root, &from);
-                let img = self.copy_step(st, ins, c, add, &tree, &chosen, from.is_some(), cfg)?;
+                let img = self.copy_step(st, ins, c, add, &tree, &chosen, !from.is_dir(), cfg)?;
                 self.count(true, false);
                 self.cache_put(&key, &img);
                 st.set_doc(self.base_config(Some(&img))?);
@@ -980,21 +1220,17 @@ impl Ctx<'_> {
     }
 
     /// The tree sources are chosen from.
-    fn tree<'a>(
-        &'a self,
-        root: &'a SrcRoot,
-        from: &Option<(Option<Digest>, String)>,
-    ) -> SourceTree<'a> {
+    fn tree<'a>(&'a self, root: &'a SrcRoot, from: &FromSrc) -> SourceTree<'a> {
         SourceTree {
             root: root.fd(),
-            ignore: if from.is_none() {
-                Some(&self.ignore)
-            } else {
-                None
+            ignore: match from {
+                FromSrc::Context => Some(&self.ignore),
+                _ => None,
             },
             what: match from {
-                Some((_, w)) => w.clone(),
-                None => "the build context".into(),
+                FromSrc::Image(_, w) => w.clone(),
+                FromSrc::Named(n) => format!("the build context {n}"),
+                FromSrc::Context => "the build context".into(),
             },
         }
     }
@@ -1022,6 +1258,108 @@ impl Ctx<'_> {
         Ok(chosen)
     }
 
+    /// `ADD URL... DEST`: each URL downloaded (every build: its content
+    /// keys the cache; checked against `--checksum` if given) into a
+    /// scratch directory, mode 0600 as Docker gives it, and copied from
+    /// there as COPY copies (never unpacked).
+    #[allow(clippy::too_many_arguments)]
+    fn add_urls(
+        &self,
+        st: &mut StageRun,
+        ins: &Instruction,
+        c: &CopyArgs,
+        urls: &[&str],
+        mut h: Sha256,
+        now: String,
+        hist: Value,
+    ) -> BResult<()> {
+        if urls.len() != c.sources.len() || c.from.is_some() {
+            return Err(self.step_err(
+                ins,
+                "ADD of a URL with other sources or --from is not supported by berth yet: give the URL an ADD of its own",
+            ));
+        }
+        let checksum = match &c.checksum {
+            Some(_) if urls.len() > 1 => {
+                return Err(self.step_err(ins, "--checksum takes one URL"));
+            }
+            Some(cs) => Some(Digest::parse(cs).map_err(|e| {
+                self.step_err(ins, format!("--checksum={cs}: {e} (give sha256:HEX)"))
+            })?),
+            None => None,
+        };
+        self.host
+            .progress(&format!("[{}] {}", st.name, ins.original));
+        let dir = self.next_dir("url");
+        let result = (|| -> BResult<()> {
+            sfs::create_private_dir_all(&dir)
+                .map_err(|e| self.step_err(ins, format!("create {}: {e}", dir.display())))?;
+            let mut names = Vec::new();
+            for url in urls {
+                let path = url.split(['?', '#']).next().unwrap_or_default();
+                let name = path
+                    .splitn(4, '/')
+                    .nth(3)
+                    .and_then(|p| p.rsplit('/').find(|c| !c.is_empty()))
+                    .filter(|n| *n != "." && *n != "..")
+                    .unwrap_or("download")
+                    .to_string();
+                if names.contains(&name) {
+                    return Err(
+                        self.step_err(ins, format!("{url}: a second download named {name:?}"))
+                    );
+                }
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(dir.join(&name))
+                    .map_err(|e| self.step_err(ins, format!("{url}: create: {e}")))?;
+                let got = berth_image::fetch::fetch(url, &mut f, MAX_DOWNLOAD, checksum.as_ref())
+                    .map_err(|e| self.step_err(ins, e.to_string()))?;
+                h.update(format!("\0url {url} {}", got.digest).as_bytes());
+                names.push(name);
+            }
+            let key = hex(h);
+            st.key = key.clone();
+            if let Some(img) = self.cache_get(&key) {
+                self.host.progress(&format!("[{}] CACHED", st.name));
+                self.count(false, false);
+                st.set_doc(self.base_config(Some(&img))?);
+                st.image = Some(img);
+                st.image_current = true;
+                return Ok(());
+            }
+            let root = SrcRoot::Context(
+                sfs::open(&dir, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+                    .map_err(|e| self.step_err(ins, format!("open {}: {e}", dir.display())))?,
+            );
+            let tree = SourceTree {
+                root: root.fd(),
+                ignore: None,
+                what: "the download".into(),
+            };
+            let mut chosen = Vec::new();
+            for n in &names {
+                chosen.extend(tree.choose(n).map_err(|m| self.step_err(ins, m))?);
+            }
+            let mut cfg = st.doc();
+            push_history(&mut cfg, hist);
+            cfg["created"] = json!(now);
+            let img = self.copy_step(st, ins, c, false, &tree, &chosen, false, cfg)?;
+            self.count(true, false);
+            self.cache_put(&key, &img);
+            st.set_doc(self.base_config(Some(&img))?);
+            st.image = Some(img);
+            st.image_current = true;
+            Ok(())
+        })();
+        let _ = berth_image::remove_all(&dir);
+        result
+    }
+
     /// `COPY --from`: the stage's image id or the image, with a name for
     /// messages; None: the context.
     fn copy_from(
@@ -1030,15 +1368,27 @@ impl Ctx<'_> {
         c: &CopyArgs,
         deps: &HashMap<StageId, StageResult>,
         ins: &Instruction,
-    ) -> BResult<Option<(Option<Digest>, String)>> {
-        let Some(f) = &c.from else {
+    ) -> BResult<FromSrc> {
+        self.source_of(stage, c.from.as_ref(), deps, ins)
+    }
+
+    /// A `from=` (of COPY or of a RUN mount): the stage's image id or the
+    /// image, with a name for messages; None: the context.
+    fn source_of(
+        &self,
+        stage: StageId,
+        from: Option<&String>,
+        deps: &HashMap<StageId, StageResult>,
+        ins: &Instruction,
+    ) -> BResult<FromSrc> {
+        let Some(f) = from else {
             if self.context.is_none() {
                 return Err(self.step_err(
                     ins,
                     "no build context (the Dockerfile came from stdin): give a context directory",
                 ));
             }
-            return Ok(None);
+            return Ok(FromSrc::Context);
         };
         match self
             .graph
@@ -1049,27 +1399,43 @@ impl Ctx<'_> {
                 let r = deps
                     .get(&s)
                     .ok_or_else(|| self.step_err(ins, format!("stage {f}: not built")))?;
-                Ok(Some((r.image.clone(), format!("stage {f}"))))
+                Ok(FromSrc::Image(r.image.clone(), format!("stage {f}")))
             }
-            Source::Image(i) => {
-                let d = self
-                    .host
-                    .base_image(&i)
-                    .map_err(|m| self.step_err(ins, m))?;
-                Ok(Some((Some(d), format!("image {i}"))))
-            }
+            Source::Image(i) => match self.opts.contexts.get(&i) {
+                Some(NamedContext::Dir(_)) => Ok(FromSrc::Named(i)),
+                Some(NamedContext::Image(r)) => {
+                    let d = self.host.base_image(r).map_err(|m| self.step_err(ins, m))?;
+                    Ok(FromSrc::Image(Some(d), format!("image {r} (context {i})")))
+                }
+                None => {
+                    let d = self
+                        .host
+                        .base_image(&i)
+                        .map_err(|m| self.step_err(ins, m))?;
+                    Ok(FromSrc::Image(Some(d), format!("image {i}")))
+                }
+            },
         }
     }
 
     /// The root sources are read from: the context, or an image's layers
     /// mounted read-only.
-    fn source_root(
-        &self,
-        from: &Option<(Option<Digest>, String)>,
-        ins: &Instruction,
-    ) -> BResult<SrcRoot> {
+    fn source_root(&self, from: &FromSrc, ins: &Instruction) -> BResult<SrcRoot> {
         match from {
-            None => {
+            FromSrc::Named(n) => {
+                let Some(NamedContext::Dir(d)) = self.opts.contexts.get(n) else {
+                    return Err(self.step_err(ins, format!("build context {n}: not a directory")));
+                };
+                let fd = sfs::open(d, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+                    .map_err(|e| {
+                        self.step_err(
+                            ins,
+                            format!("build context {n} ({}): open: {e}", d.display()),
+                        )
+                    })?;
+                Ok(SrcRoot::Context(fd))
+            }
+            FromSrc::Context => {
                 let fd = self
                     .context
                     .as_ref()
@@ -1079,7 +1445,7 @@ impl Ctx<'_> {
                         .map_err(|e| self.step_err(ins, format!("dup: {e}")))?,
                 ))
             }
-            Some((img, _)) => {
+            FromSrc::Image(img, _) => {
                 let m = self.mount(img.as_ref(), "src")?;
                 Ok(SrcRoot::Mounted(m))
             }
@@ -1174,6 +1540,7 @@ impl Ctx<'_> {
     }
 
     /// A RUN step's container, run to its end and made an image.
+    #[allow(clippy::too_many_arguments)]
     fn run_container(
         &self,
         st: &StageRun,
@@ -1182,6 +1549,7 @@ impl Ctx<'_> {
         argv: Vec<String>,
         env: Vec<(String, String)>,
         config: Value,
+        binds: Vec<crate::specgen::Mount>,
     ) -> BResult<Digest> {
         let image = st.image.clone().ok_or_else(|| {
             self.step_err(
@@ -1212,11 +1580,20 @@ impl Ctx<'_> {
         }
         let (mut spec, _) = to_spec(&flags, &argv)?;
         let mut targets = Vec::new();
-        for m in &run.mounts {
+        for m in run.mounts.iter().filter(|m| m.kind != MountType::Bind) {
             if let Some(mount) = self.run_mount(st, ins, m)? {
                 targets.push(mount.destination.clone());
                 spec.storage.mounts.push(mount);
             }
+        }
+        for mount in binds {
+            targets.push(mount.destination.clone());
+            spec.storage.mounts.push(mount);
+        }
+        if let Some(n) = self.work.file_name() {
+            spec.metadata
+                .labels
+                .insert(STEP_LABEL.into(), n.to_string_lossy().into_owned());
         }
         let rec = self.engine.create(&image.to_string(), &image, None, spec)?;
         let result = (|| -> BResult<Digest> {
@@ -1272,10 +1649,77 @@ impl Ctx<'_> {
             // part of the step's changes (BuildKit removes them too).
             self.remove_stubs(&image, &upper, &targets)
                 .map_err(|e| self.step_err(ins, format!("remove mount points: {e}")))?;
-            self.layer_image(Some(&image), &upper, config, maps)
+            let new = self.layer_image(Some(&image), &upper, config, maps)?;
+            // Held before the container (which holds its base) goes.
+            self.hold(&st.name, Some(&new));
+            Ok(new)
         })();
         let _ = self.engine.remove(&rec.id, true, true);
         result
+    }
+
+    /// A `RUN --mount=type=bind`: what it binds (from the context, a stage
+    /// or an image) copied into a scratch directory of the step, bound
+    /// read-only unless `rw` (whose writes are then dropped with the
+    /// scratch copy, as BuildKit drops them). The copy reads the source
+    /// by fd, inside its root, as COPY does (the context's ignore
+    /// patterns apply). Returns the mount and the directory to remove.
+    fn bind_mount(
+        &self,
+        st: &StageRun,
+        ins: &Instruction,
+        m: &parse::Mount,
+        tree: &SourceTree<'_>,
+        chosen: &[bc::Chosen],
+    ) -> BResult<(crate::specgen::Mount, PathBuf)> {
+        let target = join_workdir(&st.workdir(), m.target.as_deref().unwrap_or("."));
+        if target == "/" {
+            return Err(self.step_err(ins, "--mount=type=bind: give a target= other than /"));
+        }
+        let [c] = chosen else {
+            return Err(self.step_err(
+                ins,
+                "--mount=type=bind: source= must name one file or directory",
+            ));
+        };
+        let dir = self.next_dir("bind");
+        sfs::create_private_dir_all(&dir)
+            .map_err(|e| self.step_err(ins, format!("create {}: {e}", dir.display())))?;
+        let fd = sfs::open(
+            &dir,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0,
+        )
+        .map_err(|e| self.step_err(ins, format!("open {}: {e}", dir.display())))?;
+        let attrs = Attrs {
+            keep_owner: true,
+            ..Default::default()
+        };
+        let is_dir = sfs::file_type(&c.stat) == libc::S_IFDIR;
+        let name = (!is_dir).then(|| PathBuf::from("file"));
+        bc::copy_chosen(tree, c, fd.as_fd(), name.as_deref(), &attrs)
+            .map_err(|e| self.step_err(ins, format!("--mount=type=bind: {e}")))?;
+        if is_dir {
+            // The bound directory is the source's own: its owner and mode.
+            sfs::fchown_fd(fd.as_fd(), c.stat.st_uid, c.stat.st_gid)
+                .and_then(|()| sfs::fchmod(fd.as_fd(), c.stat.st_mode & 0o7777))
+                .map_err(|e| self.step_err(ins, format!("--mount=type=bind: {e}")))?;
+        }
+        let source = if is_dir {
+            dir.clone()
+        } else {
+            dir.join("file")
+        };
+        Ok((
+            crate::specgen::Mount {
+                kind: crate::specgen::MountType::Bind,
+                source: source.to_string_lossy().into_owned(),
+                destination: target,
+                readonly: m.read_only,
+                ..Default::default()
+            },
+            dir,
+        ))
     }
 
     /// A `RUN --mount` as a container mount: a cache directory kept
@@ -1369,7 +1813,7 @@ impl Ctx<'_> {
             other => Err(self.step_err(
                 ins,
                 format!(
-                    "--mount=type={}: not supported by berth yet (cache, tmpfs and secret are)",
+                    "--mount=type={}: not supported by berth yet (bind, cache, tmpfs and secret are)",
                     other.as_str()
                 ),
             )),
@@ -1597,6 +2041,27 @@ impl Ctx<'_> {
     }
 
     /// The target's image, with `--label`s and the tags.
+    /// Holds the image a stage is at (`image prune` keeps it) until the
+    /// build ends; a hold per stage, moved at each step.
+    fn hold(&self, stage: &str, image: Option<&Digest>) {
+        if let Some(i) = image {
+            let _ = self
+                .engine
+                .images
+                .hold(i, &format!("{}{stage}", self.hold_prefix()));
+        }
+    }
+
+    /// `build:run-PID-ID:`, the holders of this build's images.
+    fn hold_prefix(&self) -> String {
+        let run = self
+            .work
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("{HOLD_PREFIX}{run}:")
+    }
+
     fn finish(&self, target: StageResult) -> BResult<Digest> {
         let mut id = target
             .image

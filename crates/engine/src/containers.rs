@@ -180,6 +180,20 @@ pub(crate) fn launch_monitor(m: &MonitorLaunch<'_>, pre: Option<PreMonitor>) -> 
     })
 }
 
+/// Reaps a monitor when it ends, on a small thread of its own: a
+/// long-lived caller (a build's many RUN steps, the API service) collects
+/// no zombie monitors. If no thread can be made, the monitor is left to be
+/// reaped when this process ends.
+pub(crate) fn reap_when_done(mut child: std::process::Child) {
+    let _ = std::thread::Builder::new()
+        .name("reap-monitor".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            // An error is ECHILD: reaped by the caller's own reaper.
+            let _ = child.wait();
+        });
+}
+
 /// The CPUs this process may use (as a list: "0,1,3") and that set less
 /// the CPU it runs on; `None` when that leaves none.
 fn away_from_here() -> Option<(String, libc::cpu_set_t)> {
@@ -1107,8 +1121,11 @@ impl Engine {
             self.records.set_stopped_by_user(&rec.id, false)?;
         }
         self.container_event(rec, "start", &[]);
-        // The monitor is not waited for here: it outlives this process.
-        std::mem::forget(child);
+        // The monitor is not waited for here: it outlives this call (and,
+        // detached, this process); it is reaped when it ends.
+        if let Some(child) = child {
+            reap_when_done(child);
+        }
         Ok(session)
     }
 

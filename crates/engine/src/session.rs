@@ -304,7 +304,7 @@ pub fn keep_draining(master: &std::fs::File) -> Result<()> {
         return Err(io("pass the terminal on")(std::io::Error::last_os_error()));
     }
     let null = std::process::Stdio::null;
-    std::process::Command::new(monitor)
+    let child = std::process::Command::new(monitor)
         .arg("--drain")
         .arg(fd.to_string())
         .stdin(null())
@@ -312,6 +312,7 @@ pub fn keep_draining(master: &std::fs::File) -> Result<()> {
         .stderr(null())
         .spawn()
         .map_err(io("start the process that keeps the detached terminal"))?;
+    crate::containers::reap_when_done(child);
     Ok(())
 }
 

@@ -46,6 +46,8 @@ pub struct PruneReport {
     pub volumes: Vec<String>,
     pub layers: usize,
     pub blobs: usize,
+    /// Build cache entries removed.
+    pub build_cache: usize,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -146,6 +148,9 @@ impl Engine {
             self.record_event("image", "delete", &id.to_string(), Default::default());
             r.images.push(id.to_string());
         }
+        // The build cache goes too (as Docker's does); the images its
+        // entries named are pruned with the others.
+        r.build_cache = self.builder_prune()?;
         let (layers, blobs) = self.images.gc()?;
         r.layers = layers;
         r.blobs = blobs;
@@ -258,7 +263,15 @@ impl Engine {
                 vol.reclaimable += size;
             }
         }
-        Ok(vec![img, ctr, vol])
+        let (total, size) = self.build_cache_usage();
+        let cache = DfRow {
+            kind: "Build Cache",
+            total,
+            active: 0,
+            size,
+            reclaimable: size,
+        };
+        Ok(vec![img, ctr, vol, cache])
     }
 
     pub fn rename(&self, what: &str, name: &str) -> Result<()> {

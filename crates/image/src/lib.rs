@@ -6,6 +6,7 @@ pub mod archive;
 pub mod commit;
 pub mod digest;
 pub mod error;
+pub mod fetch;
 pub mod layer;
 pub mod manifest;
 pub mod pull;
