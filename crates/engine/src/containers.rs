@@ -180,10 +180,10 @@ pub(crate) fn launch_monitor(m: &MonitorLaunch<'_>, pre: Option<PreMonitor>) -> 
     })
 }
 
-/// Reaps a monitor when it ends, on a small thread of its own: a
-/// long-lived caller (a build's many RUN steps, the API service) collects
-/// no zombie monitors. If no thread can be made, the monitor is left to be
-/// reaped when this process ends.
+/// Reaps a child (a monitor, `network gc`) when it ends, on a small thread
+/// of its own: a long-lived caller (a build's many RUN steps, the API
+/// service) collects no zombies. If no thread can be made, the child is
+/// left to be reaped when this process ends.
 pub(crate) fn reap_when_done(mut child: std::process::Child) {
     let _ = std::thread::Builder::new()
         .name("reap-monitor".into())

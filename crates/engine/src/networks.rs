@@ -363,12 +363,9 @@ impl Engine {
                 .ok()
         });
         let started = child.is_some();
-        if let Some(mut child) = child {
-            // Reaped by a thread of ours: a long-lived caller (the API
-            // service) keeps no zombie; a CLI exits first, and init reaps.
-            std::thread::spawn(move || {
-                let _ = child.wait();
-            });
+        if let Some(child) = child {
+            // A long-lived caller (the API service) keeps no zombie.
+            crate::containers::reap_when_done(child);
         }
         if !started {
             self.network_gc();
