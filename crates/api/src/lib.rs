@@ -12,11 +12,12 @@
 //! the calling thread's namespaces, so nothing leaks into a worker.
 //!
 //! One file per resource: `system` (ping, version, info), `containers`,
-//! `images`, `volumes`; `http` the plumbing, `server` the listener.
+//! `images`, `volumes`, `networks`, `events`; `http` the plumbing, `server` the listener.
 
 pub mod containers;
 pub mod createbody;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod http;
 pub mod images;

@@ -4,7 +4,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::http::{self, Query, Resp};
 use crate::server::Shared;
-use crate::{containers, exec, images, networks, system, volumes};
+use crate::{containers, events, exec, images, networks, system, volumes};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use std::sync::Arc;
@@ -81,6 +81,7 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         (&M::GET | &M::HEAD, ["_ping"]) => Ok(system::ping(&m)),
         (&M::GET, ["version"]) => system::version(&s).await,
         (&M::GET, ["info"]) => system::info(&s).await,
+        (&M::GET, ["events"]) => events::events(&s, &q).await,
 
         (&M::POST, ["containers", "create"]) => containers::create(&s, &q, req).await,
         (&M::GET, ["containers", "json"]) => containers::list(&s, &q).await,

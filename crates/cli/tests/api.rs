@@ -717,3 +717,136 @@ fn service_idles_out_and_takes_an_activated_socket() {
         "the activated socket is systemd's: left in place"
     );
 }
+
+/// Threads of `pid` in a sleep call: the events follower's poll.
+fn sleeping_threads(pid: u32) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            let s = std::fs::read_to_string(t.path().join("syscall")).unwrap_or_default();
+            let nr: i64 = s
+                .split(' ')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .parse()
+                .unwrap_or(-1);
+            nr == libc::SYS_clock_nanosleep || nr == libc::SYS_nanosleep
+        })
+        .count()
+}
+
+/// `docker events`: past events between since and until, filtered, in
+/// Docker's shape; a follower sees new events, and a client that leaves
+/// frees the service's follower at once.
+#[test]
+fn docker_events() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    // Follow, filtered to one container, from now on.
+    let mut follow = Command::new(DOCKER)
+        .args([
+            "events",
+            "--format",
+            "{{json .}}",
+            "--filter",
+            "container=ev",
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+        .env("DOCKER_CONFIG", svc.config.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while sleeping_threads(svc.pid()) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no events follower in the service"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ok(svc.docker(&["run", "--name", "other", img, "true"]));
+    ok(svc.docker(&["run", "--name", "ev", "-l", "k=v", img, "true"]));
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let mut lines = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    while !seen.contains(&"die".to_string()) {
+        let mut l = String::new();
+        use std::io::BufRead;
+        assert!(
+            lines.read_line(&mut l).unwrap() > 0,
+            "events ended: {seen:?}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(v["Actor"]["Attributes"]["name"], "ev", "{l}");
+        assert_eq!(v["Actor"]["Attributes"]["k"], "v", "{l}");
+        assert_eq!(v["Type"], "container", "{l}");
+        seen.push(v["Action"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen, ["create", "start", "die"]);
+
+    // The client leaves while no event comes: the follower ends within
+    // its poll (before, it slept on until the next event).
+    // SAFETY: kill on the pid of the child this test started.
+    unsafe { libc::kill(follow.id() as i32, libc::SIGKILL) };
+    let _ = follow.wait();
+    let t = Instant::now();
+    while sleeping_threads(svc.pid()) > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "the events follower outlived its client"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Past events between since and until (this waits for until), by
+    // filters and by type.
+    let o = ok(svc.docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "event=create",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]))
+    .stdout;
+    assert_eq!(o, "container create other\ncontainer create ev\n");
+    let o = ok(svc.docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "container=other",
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Actor.Attributes.exitCode}}",
+    ]))
+    .stdout;
+    assert_eq!(o, "0\n");
+    let (st, body) = svc.http(
+        "GET",
+        "/v1.41/events?filters=%7B%22nope%22%3A%5B%22x%22%5D%7D",
+        b"",
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("not a filter of events"), "{body}");
+}
