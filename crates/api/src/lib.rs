@@ -14,6 +14,7 @@
 //! One file per resource: `system` (ping, version, info), `containers`,
 //! `images`, `volumes`, `networks`, `events`; `http` the plumbing, `server` the listener.
 
+pub mod archive;
 pub mod containers;
 pub mod createbody;
 pub mod error;

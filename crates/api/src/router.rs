@@ -4,7 +4,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::http::{self, Query, Resp};
 use crate::server::Shared;
-use crate::{containers, events, exec, images, networks, system, volumes};
+use crate::{archive, containers, events, exec, images, networks, system, volumes};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use std::sync::Arc;
@@ -99,6 +99,9 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         (&M::POST, ["containers", id, "rename"]) => containers::rename(&s, id, &q).await,
         (&M::POST, ["containers", id, "pause"]) => containers::pause(&s, id, true).await,
         (&M::POST, ["containers", id, "unpause"]) => containers::pause(&s, id, false).await,
+        (&M::GET, ["containers", id, "archive"]) => archive::get(&s, id, &q, false).await,
+        (&M::HEAD, ["containers", id, "archive"]) => archive::get(&s, id, &q, true).await,
+        (&M::PUT, ["containers", id, "archive"]) => archive::put(&s, id, &q, req).await,
         (&M::GET, ["containers", id, "top"]) => containers::top(&s, id, &q).await,
         (&M::POST, ["containers", id, "exec"]) => exec::create(&s, id, req).await,
         (&M::POST, ["exec", id, "start"]) => exec::start(&s, id, req).await,

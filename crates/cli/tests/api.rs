@@ -850,3 +850,72 @@ fn docker_events() {
     assert_eq!(st, 400, "{body}");
     assert!(body.contains("not a filter of events"), "{body}");
 }
+
+/// `docker cp` both ways (archive PUT, HEAD, GET), for a running and a
+/// stopped container; what was copied in is what the container and
+/// berth's own cp see.
+#[test]
+fn docker_cp_both_ways() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    let host = tempfile::tempdir().unwrap();
+    let h = host.path();
+    std::fs::write(h.join("f.txt"), "one\n").unwrap();
+    std::fs::create_dir(h.join("d")).unwrap();
+    std::fs::write(h.join("d/inner"), "two\n").unwrap();
+    let hs = |p: &str| h.join(p).display().to_string();
+
+    ok(svc.docker(&["run", "-d", "--name", "cp", img, "sleep", "100"]));
+    // Into an existing directory, and to a new name.
+    ok(svc.docker(&["cp", &hs("f.txt"), "cp:/tmp/"]));
+    ok(svc.docker(&["cp", &hs("d"), "cp:/tmp/d2"]));
+    let o = ok(svc.docker(&["exec", "cp", "cat", "/tmp/f.txt", "/tmp/d2/inner"])).stdout;
+    assert_eq!(o, "one\ntwo\n");
+    // Out: a directory, a file to a new name, with both CLIs.
+    ok(svc.docker(&["cp", "cp:/tmp/d2", &hs("out")]));
+    assert_eq!(
+        std::fs::read_to_string(h.join("out/inner")).unwrap(),
+        "two\n"
+    );
+    ok(svc.docker(&["cp", "cp:/tmp/f.txt", &hs("g.txt")]));
+    assert_eq!(std::fs::read_to_string(h.join("g.txt")).unwrap(), "one\n");
+    if Path::new(DOCKER_NEW).exists() {
+        ok(svc.docker_with(DOCKER_NEW, &["cp", "cp:/tmp/f.txt", &hs("n.txt")], None));
+        assert_eq!(std::fs::read_to_string(h.join("n.txt")).unwrap(), "one\n");
+    }
+    // HEAD: the stat header, as Docker encodes it.
+    let mut s = UnixStream::connect(&svc.sock).unwrap();
+    write!(
+        s,
+        "HEAD /v1.41/containers/cp/archive?path=/tmp/d2 HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = String::new();
+    s.read_to_string(&mut head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-docker-container-path-stat: "),
+        "{head}"
+    );
+    // A missing path: Docker's 404 and words.
+    let o = svc.docker(&["cp", "cp:/nope", &hs("x")]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("No such container:path: cp:/nope"),
+        "{}",
+        o.stderr
+    );
+    let (st, _) = svc.http("GET", "/v1.41/containers/nosuch/archive?path=/", b"");
+    assert_eq!(st, 404);
+    let (st, _) = svc.http("GET", "/v1.41/containers/cp/archive", b"");
+    assert_eq!(st, 400);
+
+    // A stopped container: copied in, seen by berth's cp.
+    ok(svc.docker(&["stop", "-t", "0", "cp"]));
+    ok(svc.docker(&["cp", &hs("f.txt"), "cp:/f3"]));
+    env.berth(&["cp", "cp:/f3", &hs("b.txt")]).ok();
+    assert_eq!(std::fs::read_to_string(h.join("b.txt")).unwrap(), "one\n");
+    ok(svc.docker(&["rm", "cp"]));
+}
