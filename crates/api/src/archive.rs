@@ -297,7 +297,7 @@ mod tests {
         h[..name.len()].copy_from_slice(name.as_bytes());
         h[100..100 + mode.len()].copy_from_slice(mode.as_bytes());
         h[124..124 + size.len()].copy_from_slice(size.as_bytes());
-        h[136..147].copy_from_slice(b"14524636640");
+        h[136..147].copy_from_slice(b"14524770400");
         h[156] = kind;
         h[157..157 + link.len()].copy_from_slice(link.as_bytes());
         h
