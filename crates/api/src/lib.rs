@@ -25,6 +25,7 @@ pub mod images;
 pub mod networks;
 pub mod router;
 pub mod server;
+pub mod stats;
 pub mod system;
 pub mod volumes;
 

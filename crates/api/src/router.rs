@@ -4,7 +4,7 @@
 use crate::error::{ApiError, ApiResult};
 use crate::http::{self, Query, Resp};
 use crate::server::Shared;
-use crate::{archive, containers, events, exec, images, networks, system, volumes};
+use crate::{archive, containers, events, exec, images, networks, stats, system, volumes};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use std::sync::Arc;
@@ -102,6 +102,7 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         (&M::GET, ["containers", id, "archive"]) => archive::get(&s, id, &q, false).await,
         (&M::HEAD, ["containers", id, "archive"]) => archive::get(&s, id, &q, true).await,
         (&M::PUT, ["containers", id, "archive"]) => archive::put(&s, id, &q, req).await,
+        (&M::GET, ["containers", id, "stats"]) => stats::stats(&s, id, &q).await,
         (&M::GET, ["containers", id, "top"]) => containers::top(&s, id, &q).await,
         (&M::POST, ["containers", id, "exec"]) => exec::create(&s, id, req).await,
         (&M::POST, ["exec", id, "start"]) => exec::start(&s, id, req).await,

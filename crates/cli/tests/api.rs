@@ -919,3 +919,72 @@ fn docker_cp_both_ways() {
     assert_eq!(std::fs::read_to_string(h.join("b.txt")).unwrap(), "one\n");
     ok(svc.docker(&["rm", "cp"]));
 }
+
+/// `docker stats`: one-shot and streamed documents in Docker's schema,
+/// read by the docker CLI as it reads dockerd's.
+#[test]
+fn docker_stats() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    ok(svc.docker(&["run", "-d", "--name", "st", img, "sleep", "100"]));
+    let o = ok(svc.docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+        "st",
+    ]))
+    .stdout;
+    let f: Vec<&str> = o.split_whitespace().collect();
+    assert_eq!(f[..2], ["st", "1"], "{o}");
+    assert!(f[2] != "0B", "no memory use read: {o}");
+    let (st, body) = svc.http(
+        "GET",
+        "/v1.41/containers/st/stats?stream=false&one-shot=true",
+        b"",
+    );
+    assert_eq!(st, 200, "{body}");
+    // Chunked, as dockerd's: the document is the line that is JSON.
+    let doc = body.lines().find(|l| l.starts_with('{')).unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(doc).unwrap();
+    assert_eq!(v["name"], "/st");
+    assert_eq!(v["pids_stats"]["current"], 1);
+    assert!(
+        v["cpu_stats"]["system_cpu_usage"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+    assert!(v["memory_stats"]["usage"].as_u64().unwrap() > 0, "{v}");
+    // Streamed: a document a second, each with the previous as precpu.
+    let mut s = UnixStream::connect(&svc.sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /v1.41/containers/st/stats HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let docs_in = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .lines()
+            .filter(|l| l.starts_with('{') && l.trim_end().ends_with('}'))
+            .count()
+    };
+    while docs_in(&got) < 2 {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    let docs: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l.trim()).ok())
+        .collect();
+    assert!(docs.len() >= 2, "{text}");
+    assert_eq!(docs[1]["preread"], docs[0]["read"], "{text}");
+    drop(s);
+    let (st, _) = svc.http("GET", "/v1.41/containers/nosuch/stats?stream=false", b"");
+    assert_eq!(st, 404);
+    ok(svc.docker(&["rm", "-f", "st"]));
+}
