@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn system_cpu_time_is_the_first_lines_ticks_in_ns() {
         let stat = "cpu  10 1 5 100 2 0 1 1 7 0\ncpu0 1 1 1 1 1 1 1 1 1 1\n";
-        assert_eq!(system_cpu_ns_of(stat, 100), 121 * 10_000_000);
+        assert_eq!(system_cpu_ns_of(stat, 100), 120 * 10_000_000);
         assert_eq!(system_cpu_ns_of("nonsense", 100), 0);
     }
 
@@ -184,7 +184,7 @@ mod tests {
         };
         let prev = Reading {
             time: 1_000_000_000,
-            sample: Some(sample),
+            sample: Some(sample.clone()),
             system: 1000,
         };
         let cur = Reading {
@@ -202,7 +202,7 @@ mod tests {
             d["blkio_stats"]["io_service_bytes_recursive"][1]["value"],
             9
         );
-        assert_eq!(d["read"], "1970-01-01T00:00:02Z");
+        assert_eq!(d["read"], "1970-01-01T00:00:02.000000000Z");
         let first = doc("abc", "web", &cur, None);
         assert_eq!(first["precpu_stats"]["online_cpus"], 0);
         assert_eq!(first["preread"], "0001-01-01T00:00:00Z");
