@@ -15,6 +15,7 @@
 //! `images`, `volumes`, `networks`, `events`; `http` the plumbing, `server` the listener.
 
 pub mod archive;
+pub mod container_fs;
 pub mod containers;
 pub mod createbody;
 pub mod error;

@@ -4,7 +4,9 @@
 use crate::error::{ApiError, ApiResult};
 use crate::http::{self, Query, Resp};
 use crate::server::Shared;
-use crate::{archive, containers, events, exec, images, networks, stats, system, volumes};
+use crate::{
+    archive, container_fs, containers, events, exec, images, networks, stats, system, volumes,
+};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use std::sync::Arc;
@@ -103,6 +105,9 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         (&M::HEAD, ["containers", id, "archive"]) => archive::get(&s, id, &q, true).await,
         (&M::PUT, ["containers", id, "archive"]) => archive::put(&s, id, &q, req).await,
         (&M::GET, ["containers", id, "stats"]) => stats::stats(&s, id, &q).await,
+        (&M::GET, ["containers", id, "export"]) => container_fs::export(&s, id).await,
+        (&M::GET, ["containers", id, "changes"]) => container_fs::changes(&s, id).await,
+        (&M::POST, ["containers", id, "update"]) => container_fs::update(&s, id, req).await,
         (&M::GET, ["containers", id, "top"]) => containers::top(&s, id, &q).await,
         (&M::POST, ["containers", id, "exec"]) => exec::create(&s, id, req).await,
         (&M::POST, ["exec", id, "start"]) => exec::start(&s, id, req).await,

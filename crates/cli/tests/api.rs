@@ -912,6 +912,59 @@ fn docker_cp_both_ways() {
     let (st, _) = svc.http("GET", "/v1.41/containers/cp/archive", b"");
     assert_eq!(st, 400);
 
+    // What it changed, its filesystem, new limits (applied at once).
+    let diff = ok(svc.docker(&["diff", "cp"])).stdout;
+    assert!(
+        diff.contains("A /tmp/f.txt\n") && diff.contains("C /tmp\n"),
+        "{diff}"
+    );
+    let tar = ok(svc.docker(&["export", "-o", &hs("fs.tar"), "cp"]));
+    drop(tar);
+    let list = Command::new("tar")
+        .arg("tf")
+        .arg(h.join("fs.tar"))
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.lines()
+            .any(|l| l.trim_start_matches("./") == "tmp/d2/inner"),
+        "{list}"
+    );
+    assert!(
+        list.lines().any(|l| l.trim_start_matches("./") == "bin/sh"),
+        "{list}"
+    );
+    ok(svc.docker(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--pids-limit",
+        "50",
+        "cp",
+    ]));
+    let o = ok(svc.docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+        "cp",
+    ]))
+    .stdout;
+    assert_eq!(o.trim(), "67108864 50");
+    let o = env
+        .berth(&["inspect", "-f", "{{.HostConfig.Memory}}", "cp"])
+        .ok()
+        .stdout;
+    assert_eq!(o.trim(), "67108864");
+    let o = svc.docker(&["update", "--kernel-memory", "8m", "cp"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("KernelMemory"),
+        "{}",
+        o.stderr
+    );
+
     // A stopped container: copied in, seen by berth's cp.
     ok(svc.docker(&["stop", "-t", "0", "cp"]));
     ok(svc.docker(&["cp", &hs("f.txt"), "cp:/f3"]));
