@@ -329,3 +329,24 @@ mod tests {
         assert!(!loopback_registry("library/busybox:latest"));
     }
 }
+
+/// `POST /images/prune`: images without a name (Docker's `dangling`, the
+/// CLI's default), then the layers and blobs no image uses.
+pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
+    for f in q.filters()? {
+        if !matches!(f.as_str(), "dangling=true" | "dangling=1") {
+            return Err(ApiError::bad_request(format!(
+                "image prune filter {f:?} is not supported by berth's API: it prunes images without a name (dangling=true); `berth system prune -a` removes every unused image"
+            )));
+        }
+    }
+    let s2 = s.clone();
+    let gone = Shared::blocking(move || Ok(open(&s2)?.prune()?.0)).await?;
+    let deleted: Vec<serde_json::Value> = gone
+        .iter()
+        .map(|d| serde_json::json!({ "Deleted": d.to_string() }))
+        .collect();
+    Ok(http::json(
+        &serde_json::json!({ "ImagesDeleted": deleted, "SpaceReclaimed": 0 }),
+    ))
+}

@@ -145,3 +145,94 @@ pub async fn remove(s: &Arc<Shared>, name: &str) -> ApiResult<Resp> {
     .await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
+
+/// The body of connect and disconnect.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct ConnectBody {
+    #[serde(rename = "Container")]
+    container: String,
+    #[serde(rename = "EndpointConfig")]
+    endpoint: Option<EndpointBody>,
+    #[serde(rename = "Force")]
+    _force: bool,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct EndpointBody {
+    #[serde(rename = "Aliases")]
+    aliases: Option<Vec<String>>,
+    #[serde(rename = "IPAMConfig")]
+    ipam: Option<IpamBody>,
+    #[serde(rename = "MacAddress")]
+    mac: String,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct IpamBody {
+    #[serde(rename = "IPv4Address")]
+    ipv4: String,
+    #[serde(rename = "IPv6Address")]
+    ipv6: String,
+}
+
+fn want_of(b: &ConnectBody) -> ApiResult<berth_engine::network::ipam::Want> {
+    let mut w = berth_engine::network::ipam::Want::default();
+    if let Some(ep) = &b.endpoint {
+        w.aliases = ep.aliases.clone().unwrap_or_default();
+        if !ep.mac.is_empty() {
+            w.mac = Some(ep.mac.clone());
+        }
+        if let Some(ip) = &ep.ipam {
+            if !ip.ipv4.is_empty() {
+                w.ipv4 = Some(ip.ipv4.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid IPv4 address {:?}", ip.ipv4))
+                })?);
+            }
+            if !ip.ipv6.is_empty() {
+                w.ipv6 = Some(ip.ipv6.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid IPv6 address {:?}", ip.ipv6))
+                })?);
+            }
+        }
+    }
+    Ok(w)
+}
+
+/// `POST /networks/{id}/connect` and `/disconnect`.
+pub async fn connect(
+    s: &Arc<Shared>,
+    name: &str,
+    req: Request<Incoming>,
+    on: bool,
+) -> ApiResult<Resp> {
+    let b: ConnectBody = http::read_json(req.into_body()).await?;
+    if b.container.is_empty() {
+        return Err(ApiError::bad_request("Container is required"));
+    }
+    let want = want_of(&b)?;
+    let name = name.to_string();
+    s.engine(move |e| {
+        if on {
+            Ok(e.network_connect(&b.container, &name, &want)?)
+        } else {
+            Ok(e.network_disconnect(&b.container, &name)?)
+        }
+    })
+    .await?;
+    Ok(http::empty(StatusCode::OK))
+}
+
+/// `POST /networks/prune`: the networks no container uses.
+pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
+    if !q.filters()?.is_empty() {
+        return Err(ApiError::bad_request(
+            "network prune filters (until, label) are not supported by berth's API",
+        ));
+    }
+    let gone = s.engine(|e| Ok(e.network_prune()?)).await?;
+    let names: Vec<String> = gone.into_iter().map(|n| n.name).collect();
+    Ok(http::json(&serde_json::json!({ "NetworksDeleted": names })))
+}

@@ -143,6 +143,13 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
             images::remove(&s, &name.join("/"), &q).await
         }
 
+        (&M::POST, ["images", "prune"]) => images::prune(&s, &q).await,
+        (&M::POST, ["networks", "prune"]) => networks::prune(&s, &q).await,
+        (&M::POST, ["networks", name, "connect"]) => networks::connect(&s, name, req, true).await,
+        (&M::POST, ["networks", name, "disconnect"]) => {
+            networks::connect(&s, name, req, false).await
+        }
+        (&M::POST, ["volumes", "prune"]) => volumes::prune(&s, &q).await,
         (&M::GET, ["networks"]) => networks::list(&s, &q).await,
         (&M::POST, ["networks", "create"]) => networks::create(&s, req).await,
         (&M::GET, ["networks", name]) => networks::inspect(&s, name).await,

@@ -50,6 +50,32 @@ impl Service {
         }
     }
 
+    /// The service inside `w`'s host network namespace.
+    fn start_in(w: &common::world::World) -> Service {
+        let sock = w.env.run_root.path().join("docker.sock");
+        let child = w
+            .berth_cmd()
+            .args(["system", "service", "--time", "0"])
+            .arg(format!("unix://{}", sock.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start berth system service");
+        let t = Instant::now();
+        while UnixStream::connect(&sock).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the service did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Service {
+            child,
+            sock,
+            config: tempfile::tempdir().unwrap(),
+        }
+    }
+
     fn docker_with(&self, bin: &str, args: &[&str], stdin: Option<&[u8]>) -> Out {
         assert!(
             Path::new(bin).exists(),
@@ -1040,4 +1066,75 @@ fn docker_stats() {
     let (st, _) = svc.http("GET", "/v1.41/containers/nosuch/stats?stream=false", b"");
     assert_eq!(st, 404);
     ok(svc.docker(&["rm", "-f", "st"]));
+}
+
+/// Networks (connect, disconnect, prune), volume and image prune, in a
+/// network namespace of the test's own.
+#[test]
+fn docker_networks_and_prunes() {
+    let w = common::world::World::new();
+    let svc = Service::start_in(&w);
+    let img = w.image;
+    ok(svc.docker(&["network", "create", "n1"]));
+    ok(svc.docker(&["run", "-d", "--name", "ca", img, "sleep", "100"]));
+    ok(svc.docker(&["network", "connect", "--alias", "web", "n1", "ca"]));
+    let nets = |c: &str| {
+        ok(svc.docker(&[
+            "inspect",
+            "-f",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+            c,
+        ]))
+        .stdout
+    };
+    assert!(nets("ca").contains("n1 "), "{}", nets("ca"));
+    let berth_view = w
+        .berth(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "ca"])
+        .ok()
+        .stdout;
+    assert!(berth_view.contains("\"n1\""), "{berth_view}");
+    // Connected at once: the interface is in the running container.
+    let ip = ok(svc.docker(&["exec", "ca", "ip", "-o", "addr"])).stdout;
+    assert_eq!(ip.matches(" inet ").count(), 3, "{ip}");
+    // In use: not pruned.
+    ok(svc.docker(&["network", "prune", "-f"]));
+    assert!(
+        ok(svc.docker(&["network", "ls", "-q", "--filter", "name=n1"]))
+            .stdout
+            .trim()
+            .len()
+            > 0
+    );
+    ok(svc.docker(&["network", "disconnect", "n1", "ca"]));
+    assert!(!nets("ca").contains("n1 "), "{}", nets("ca"));
+    let o = ok(svc.docker(&["network", "prune", "-f"])).stdout;
+    assert!(o.contains("n1"), "{o}");
+    assert!(!w.berth(&["network", "ls"]).ok().stdout.contains("n1"));
+    let o = svc.docker(&["network", "connect", "nosuch", "ca"]);
+    assert_ne!(o.code, 0);
+
+    // Volumes: an unused one goes (API 1.41: named too), a used one stays.
+    ok(svc.docker(&["volume", "create", "idle"]));
+    ok(svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "cb",
+        "-v",
+        "busy:/data",
+        img,
+        "sleep",
+        "100",
+    ]));
+    let o = ok(svc.docker(&["volume", "prune", "-f"])).stdout;
+    assert!(o.contains("idle") && !o.contains("busy"), "{o}");
+    assert_eq!(w.berth(&["volume", "ls", "-q"]).ok().stdout, "busy\n");
+
+    // Images: one without a name goes.
+    ok(svc.docker(&["tag", img, "spare:1"]));
+    let (st, body) = svc.http("POST", "/v1.41/images/prune", b"");
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("\"ImagesDeleted\":[]"), "{body}");
+    let o = svc.docker(&["image", "prune", "-a", "-f"]);
+    assert!(o.code != 0 && o.stderr.contains("dangling"), "{}", o.stderr);
 }
