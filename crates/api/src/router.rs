@@ -83,6 +83,7 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         (&M::GET | &M::HEAD, ["_ping"]) => Ok(system::ping(&m)),
         (&M::GET, ["version"]) => system::version(&s).await,
         (&M::GET, ["info"]) => system::info(&s).await,
+        (&M::GET, ["system", "df"]) => system::df(&s).await,
         (&M::GET, ["events"]) => events::events(&s, &q).await,
 
         (&M::POST, ["containers", "create"]) => containers::create(&s, &q, req).await,

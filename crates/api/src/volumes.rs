@@ -8,7 +8,7 @@ use hyper::{Request, StatusCode};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-fn doc(v: &berth_engine::inspect::VolumeInspect) -> serde_json::Value {
+pub(crate) fn doc(v: &berth_engine::inspect::VolumeInspect) -> serde_json::Value {
     serde_json::json!({
         "Name": v.name,
         "Driver": v.driver,

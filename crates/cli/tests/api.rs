@@ -1130,6 +1130,19 @@ fn docker_networks_and_prunes() {
     assert!(o.contains("idle") && !o.contains("busy"), "{o}");
     assert_eq!(w.berth(&["volume", "ls", "-q"]).ok().stdout, "busy\n");
 
+    // system df: what the CLI sums from the lists.
+    let o = ok(svc.docker(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]))
+    .stdout;
+    assert_eq!(
+        o,
+        "Images 1 1\nContainers 2 2\nLocal Volumes 1 1\nBuild Cache 0 0\n"
+    );
+
     // Images: one without a name goes.
     ok(svc.docker(&["tag", img, "spare:1"]));
     let (st, body) = svc.http("POST", "/v1.41/images/prune", b"");
