@@ -254,8 +254,25 @@ pub async fn get(s: &Arc<Shared>, id: &str, q: &Query, head: bool) -> ApiResult<
 pub async fn put(s: &Arc<Shared>, id: &str, q: &Query, req: Request<Incoming>) -> ApiResult<Resp> {
     let path = path_of(q)?;
     let archive = q.flag("copyUIDGID");
+    let (mut input, feed) = body_reader(req.into_body());
+    let id = id.to_string();
+    let r = s
+        .engine(move |e| {
+            e.copy_in_tar(&id, &mut input, &path, archive)
+                .map_err(|e| not_found(e, &path))
+        })
+        .await;
+    feed.abort();
+    r?;
+    Ok(http::empty(StatusCode::OK))
+}
+
+/// A request body as a blocking reader (for an engine call), fed by a
+/// task that reads it frame by frame: streamed, never held whole; a
+/// client that stalls for [`http::BODY_TIMEOUT`] ends the stream (a cut
+/// tar is refused by its reader). Abort the task when done.
+pub(crate) fn body_reader(mut body: Incoming) -> (ChannelReader, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel::<Bytes>(16);
-    let mut body = req.into_body();
     let feed = tokio::spawn(async move {
         loop {
             match tokio::time::timeout(http::BODY_TIMEOUT, body.frame()).await {
@@ -266,26 +283,17 @@ pub async fn put(s: &Arc<Shared>, id: &str, q: &Query, req: Request<Incoming>) -
                         }
                     }
                 }
-                // The end, an error or a stalled client: the reader sees
-                // the end of its stream (a cut tar is refused).
                 _ => return,
             }
         }
     });
-    let id = id.to_string();
-    let r = s
-        .engine(move |e| {
-            let mut input = ChannelReader {
-                rx,
-                cur: Bytes::new(),
-            };
-            e.copy_in_tar(&id, &mut input, &path, archive)
-                .map_err(|e| not_found(e, &path))
-        })
-        .await;
-    feed.abort();
-    r?;
-    Ok(http::empty(StatusCode::OK))
+    (
+        ChannelReader {
+            rx,
+            cur: Bytes::new(),
+        },
+        feed,
+    )
 }
 
 #[cfg(test)]

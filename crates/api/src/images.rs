@@ -6,7 +6,8 @@ use crate::http::{self, Query, Resp};
 use crate::server::Shared;
 use berth_engine::images::{Images, Pull, PullEvent, PullRequest, Removed};
 use bytes::Bytes;
-use hyper::StatusCode;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
 use std::sync::Arc;
 
 fn open(s: &Shared) -> ApiResult<Images> {
@@ -349,4 +350,42 @@ pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
     Ok(http::json(
         &serde_json::json!({ "ImagesDeleted": deleted, "SpaceReclaimed": 0 }),
     ))
+}
+
+/// `POST /images/load`: the body, a `docker save` (or OCI) tarball,
+/// spooled to the store's tmp/ as it comes, then loaded; Docker's JSON
+/// lines (`{"stream": "Loaded image: NAME\n"}`), or errors as statuses
+/// (nothing is streamed before the load is done).
+pub async fn load(s: &Arc<Shared>, _q: &Query, req: Request<Incoming>) -> ApiResult<Resp> {
+    // `quiet` hides progress, of which berth sends none: the names
+    // loaded are shown either way (as dockerd's).
+    let (mut input, feed) = crate::archive::body_reader(req.into_body());
+    let s2 = s.clone();
+    let r = Shared::blocking(move || {
+        let mut imgs = open(&s2)?;
+        let spool = imgs.spool("load", &mut input)?;
+        Ok(imgs.load(spool.path(), &|_| {})?)
+    })
+    .await;
+    feed.abort();
+    let loaded = r?;
+    let mut out = Vec::new();
+    for l in &loaded {
+        let text = match l.names.first() {
+            Some(n) => format!(
+                "Loaded image: {}\n",
+                n.strip_prefix("docker.io/library/")
+                    .or_else(|| n.strip_prefix("docker.io/"))
+                    .unwrap_or(n)
+            ),
+            None => format!("Loaded image ID: {}\n", l.id),
+        };
+        out.extend_from_slice(&line(serde_json::json!({ "stream": text })));
+    }
+    let mut r = hyper::Response::new(http::ApiBody::Full(Some(Bytes::from(out))));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
 }

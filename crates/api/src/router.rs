@@ -144,6 +144,7 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
             images::remove(&s, &name.join("/"), &q).await
         }
 
+        (&M::POST, ["images", "load"]) => images::load(&s, &q, req).await,
         (&M::POST, ["images", "prune"]) => images::prune(&s, &q).await,
         (&M::POST, ["networks", "prune"]) => networks::prune(&s, &q).await,
         (&M::POST, ["networks", name, "connect"]) => networks::connect(&s, name, req, true).await,

@@ -997,6 +997,17 @@ fn docker_cp_both_ways() {
     env.berth(&["cp", "cp:/f3", &hs("b.txt")]).ok();
     assert_eq!(std::fs::read_to_string(h.join("b.txt")).unwrap(), "one\n");
     ok(svc.docker(&["rm", "cp"]));
+
+    // save, remove, load: the image is back under its name.
+    ok(svc.docker(&["tag", img, "saved:1"]));
+    ok(svc.docker(&["save", "-o", &hs("saved.tar"), "saved:1"]));
+    ok(svc.docker(&["rmi", "saved:1"]));
+    let o = ok(svc.docker(&["load", "-i", &hs("saved.tar")])).stdout;
+    assert!(o.contains("Loaded image: saved:1"), "{o}");
+    let o = ok(svc.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])).stdout;
+    assert!(o.lines().any(|l| l == "saved:1"), "{o}");
+    let o = svc.docker_with(DOCKER, &["load"], Some(b"not a tarball"));
+    assert_ne!(o.code, 0, "{}", o.stdout);
 }
 
 /// `docker stats`: one-shot and streamed documents in Docker's schema,
