@@ -120,6 +120,14 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         (&M::POST, ["images", name @ .., "tag"]) if !name.is_empty() => {
             images::tag(&s, &name.join("/"), &q).await
         }
+        (&M::POST, ["images", name @ .., "push"]) if !name.is_empty() => {
+            let auth = req
+                .headers()
+                .get("X-Registry-Auth")
+                .and_then(|h| h.to_str().ok())
+                .map(String::from);
+            images::push(&s, &name.join("/"), &q, auth.as_deref()).await
+        }
         (&M::GET, ["images", "get"]) => {
             let names = req
                 .uri()

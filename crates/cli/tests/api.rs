@@ -444,6 +444,21 @@ fn docker_cli_drives_berth() {
     assert!(o.code != 0, "{}", o.stdout);
     let o = ok(svc.docker(&["run", "--rm", &name, "cat", "/etc/motd"]));
     assert_eq!(o.stdout, "base\n");
+    // push: as another name, then pulled back from the registry.
+    let pushed = format!("{}/t/pushed:v2", reg.addr);
+    ok(svc.docker(&["tag", &name, &pushed]));
+    let o = ok(svc.docker(&["push", &pushed])).stdout;
+    assert!(o.contains("v2: digest: sha256:"), "{o}");
+    ok(svc.docker(&["rmi", &pushed]));
+    let o = ok(svc.docker(&["pull", &pushed])).stdout;
+    assert!(o.contains("Downloaded newer image"), "{o}");
+    ok(svc.docker(&["rmi", &pushed]));
+    let o = svc.docker(&["push", &format!("{}/t/notlocal:v1", reg.addr)]);
+    assert!(
+        o.code != 0 && o.stderr.contains("no such image in the local store"),
+        "{}",
+        o.stderr
+    );
     ok(svc.docker(&["rmi", &name]));
 
     // The monitors the service started and that ended are reaped: no
@@ -459,13 +474,14 @@ fn docker_cli_drives_berth() {
                 let mut f = rest.split_whitespace();
                 f.next() == Some("Z") && f.next() == Some(svc.pid().to_string().as_str())
             })
-            .count()
+            .collect::<Vec<_>>()
     };
     let t = Instant::now();
-    while zombies() > 0 {
+    while !zombies().is_empty() {
         assert!(
             t.elapsed() < Duration::from_secs(5),
-            "the service leaves zombie monitors"
+            "the service leaves zombie children: {:?}",
+            zombies()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
