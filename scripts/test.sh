@@ -25,7 +25,8 @@ missing=()
 # time) and iproute2 (the network tests build their namespaces with ip):
 # the network tests (crates/cli/tests/network.rs). docker.io's client and
 # systemd's systemd-socket-activate: the API tests (crates/cli/tests/api.rs).
-for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap docker-registry skopeo podman time runc crun containerd docker.io util-linux nftables iproute2 systemd; do
+# buildah: the differential build tests (crates/cli/tests/build.rs).
+for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap docker-registry skopeo podman time runc crun containerd docker.io util-linux nftables iproute2 systemd buildah; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -34,7 +35,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # The Python Docker SDK (PyPI's docker), a client of the API tests.
-python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q 'docker>=7,<8'
+# (A Debian python3 refuses pip outside a venv: then pip is told it may,
+# and Debian's own package is the last resort.)
+python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q 'docker>=7,<8' \
+    || python3 -m pip install -q --break-system-packages 'docker>=7,<8' \
+    || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-docker >/dev/null; }
 if command -v rustup >/dev/null; then
     installed=$(rustup component list --installed 2>/dev/null || true)
     for c in rustfmt clippy; do

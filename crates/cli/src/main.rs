@@ -365,15 +365,8 @@ fn parse_group<T: clap::Subcommand + clap::FromArgMatches>(
     name: &'static str,
     wrap: fn(T) -> Cmd,
 ) -> Option<(Globals, Cmd)> {
-    use clap::{Args, FromArgMatches};
     let sub = T::augment_subcommands(clap::Command::new(name)).subcommand_required(true);
-    let m = Globals::augment_args(clap::Command::new("berth"))
-        .subcommand(sub)
-        .try_get_matches_from(args)
-        .ok()?;
-    let g = Globals::from_arg_matches(&m).ok()?;
-    let a = T::from_arg_matches(m.subcommand_matches(name)?).ok()?;
-    Some((g, wrap(a)))
+    parse_sub(args, sub, wrap)
 }
 
 /// `args` parsed as the global options and command `name` alone (whose
@@ -385,14 +378,24 @@ fn parse_one<T: clap::Args + clap::FromArgMatches>(
     no_help: bool,
     wrap: fn(T) -> Cmd,
 ) -> Option<(Globals, Cmd)> {
-    use clap::{Args, FromArgMatches};
     let sub = T::augment_args(clap::Command::new(name).disable_help_flag(no_help));
+    parse_sub(args, sub, wrap)
+}
+
+/// `args` parsed by a command of the global options and `sub` alone.
+fn parse_sub<T: clap::FromArgMatches>(
+    args: &[std::ffi::OsString],
+    sub: clap::Command,
+    wrap: fn(T) -> Cmd,
+) -> Option<(Globals, Cmd)> {
+    use clap::{Args, FromArgMatches};
+    let name = sub.get_name().to_string();
     let m = Globals::augment_args(clap::Command::new("berth"))
         .subcommand(sub)
         .try_get_matches_from(args)
         .ok()?;
     let g = Globals::from_arg_matches(&m).ok()?;
-    let a = T::from_arg_matches(m.subcommand_matches(name)?).ok()?;
+    let a = T::from_arg_matches(m.subcommand_matches(&name)?).ok()?;
     Some((g, wrap(a)))
 }
 

@@ -349,7 +349,7 @@ impl Engine {
         let exe = std::env::current_exe()
             .ok()
             .filter(|p| p.file_name().is_some_and(|n| n == "berth"));
-        let started = exe.is_some_and(|exe| {
+        let child = exe.and_then(|exe| {
             std::process::Command::new(exe)
                 .arg("--root")
                 .arg(&self.paths.root)
@@ -360,8 +360,16 @@ impl Engine {
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
-                .is_ok()
+                .ok()
         });
+        let started = child.is_some();
+        if let Some(mut child) = child {
+            // Reaped by a thread of ours: a long-lived caller (the API
+            // service) keeps no zombie; a CLI exits first, and init reaps.
+            std::thread::spawn(move || {
+                let _ = child.wait();
+            });
+        }
         if !started {
             self.network_gc();
         }
