@@ -1126,11 +1126,10 @@ fn docker_networks_and_prunes() {
     // In use: not pruned.
     ok(svc.docker(&["network", "prune", "-f"]));
     assert!(
-        ok(svc.docker(&["network", "ls", "-q", "--filter", "name=n1"]))
+        !ok(svc.docker(&["network", "ls", "-q", "--filter", "name=n1"]))
             .stdout
             .trim()
-            .len()
-            > 0
+            .is_empty()
     );
     ok(svc.docker(&["network", "disconnect", "n1", "ca"]));
     assert!(!nets("ca").contains("n1 "), "{}", nets("ca"));
