@@ -31,7 +31,7 @@ pub async fn list(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
                 if !names.is_empty() && !names.iter().any(|x| n.name.contains(x.as_str())) {
                     continue;
                 }
-                out.push(e.inspect_network(&n.name)?);
+                out.push(docker_view(&e.inspect_network(&n.name)?));
             }
             Ok(out)
         })
@@ -41,8 +41,29 @@ pub async fn list(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
 
 pub async fn inspect(s: &Arc<Shared>, name: &str) -> ApiResult<Resp> {
     let name = name.to_string();
-    let v = s.engine(move |e| Ok(e.inspect_network(&name)?)).await?;
+    let v = s
+        .engine(move |e| Ok(docker_view(&e.inspect_network(&name)?)))
+        .await?;
     Ok(http::json(&v))
+}
+
+/// A network's document as dockerd shows it: the bridge name berth chose
+/// itself (`berthN`) is not among the Options, which hold what the
+/// creator gave (docker-compose compares them with its project's and
+/// would otherwise ask for the network to be made again).
+fn docker_view(n: &impl serde::Serialize) -> serde_json::Value {
+    let mut v = serde_json::to_value(n).unwrap_or_default();
+    if let Some(o) = v.get_mut("Options").and_then(|o| o.as_object_mut()) {
+        let key = "com.docker.network.bridge.name";
+        let chosen = o.get(key).and_then(|b| b.as_str()).is_some_and(|b| {
+            b.strip_prefix("berth")
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()))
+        });
+        if chosen {
+            o.remove(key);
+        }
+    }
+    v
 }
 
 #[derive(serde::Deserialize, Default)]

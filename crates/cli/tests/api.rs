@@ -1103,6 +1103,9 @@ fn docker_networks_and_prunes() {
     let svc = Service::start_in(&w);
     let img = w.image;
     ok(svc.docker(&["network", "create", "n1"]));
+    // As dockerd: no option the creator did not give (compose compares).
+    let o = ok(svc.docker(&["network", "inspect", "-f", "{{json .Options}}", "n1"])).stdout;
+    assert_eq!(o.trim(), "{}");
     ok(svc.docker(&["run", "-d", "--name", "ca", img, "sleep", "100"]));
     ok(svc.docker(&["network", "connect", "--alias", "web", "n1", "ca"]));
     let nets = |c: &str| {
