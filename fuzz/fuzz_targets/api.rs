@@ -1,5 +1,6 @@
 //! The Docker API's request decoding on hostile input: a path's version
-//! prefix, a query string, Docker's filters, and a container create body
+//! prefix, a query string, Docker's filters, an events query, an
+//! X-Registry-Auth header, an update body, and a container create body
 //! (mapped onto the CLI's flags, then into the typed spec) either decode or
 //! fail with a message; none panics.
 #![no_main]
@@ -16,6 +17,13 @@ fuzz_target!(|data: &[u8]| {
         let _ = q.filters();
         let _ = q.int::<i64>("t");
         let _ = parse_filters(text);
+        let _ = berth_api::events::request(&q);
+        let _ = berth_api::images::registry_auth(Some(text));
+    }
+    if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice(data) {
+        if let Err(e) = berth_api::container_fs::update_request(&m) {
+            assert!(!e.is_empty());
+        }
     }
     match createbody::parse(data) {
         Ok(b) => {

@@ -131,6 +131,46 @@ fn get<'a>(o: &'a Map<String, Value>, k: &str) -> &'a Value {
 }
 
 /// Parses a create request's body.
+/// `Healthcheck` (`{"Test", "Interval", "Timeout", "Retries",
+/// "StartPeriod", "StartInterval"}`, durations in ns, 0 for the default)
+/// onto the `--health-*` flags; `["NONE"]` is `--no-healthcheck`, an
+/// empty or absent Test keeps the image's.
+fn healthcheck(v: &Value, f: &mut CreateFlags) -> R<()> {
+    for (k, x) in map(v, "Healthcheck")? {
+        let field = format!("Healthcheck.{k}");
+        let dur = |x: &Value| -> R<Option<String>> {
+            Ok(int(x, &field)?.filter(|n| *n > 0).map(|n| format!("{n}ns")))
+        };
+        match k.as_str() {
+            "Test" => {
+                let t = strs(&x, &field)?;
+                match t.first().map(String::as_str) {
+                    None => {}
+                    Some("NONE") => f.no_healthcheck = true,
+                    Some("CMD" | "CMD-SHELL") => {
+                        f.health_cmd =
+                            Some(serde_json::to_string(&t).map_err(|e| format!("{field}: {e}"))?)
+                    }
+                    Some(o) => return Err(format!("{field}: {o:?} is not NONE, CMD or CMD-SHELL")),
+                }
+            }
+            "Interval" => f.health_interval = dur(&x)?,
+            "Timeout" => f.health_timeout = dur(&x)?,
+            "StartPeriod" => f.health_start_period = dur(&x)?,
+            "StartInterval" => f.health_start_interval = dur(&x)?,
+            "Retries" => {
+                f.health_retries = int(&x, &field)?
+                    .filter(|n| *n > 0)
+                    .map(|n| u32::try_from(n).map_err(|_| format!("{field}: too large")))
+                    .transpose()?
+            }
+            _ if is_zero(&x) => {}
+            _ => return Err(format!("not supported by berth: {field}")),
+        }
+    }
+    Ok(())
+}
+
 pub fn parse(body: &[u8]) -> R<CreateBody> {
     let v: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
     from_value(&v)
@@ -192,6 +232,7 @@ pub fn from_value(v: &Value) -> R<CreateBody> {
                 .volume
                 .extend(map(val, field)?.into_iter().map(|(d, _)| d)),
             "ExposedPorts" => f.expose = map(val, field)?.into_iter().map(|(p, _)| p).collect(),
+            "Healthcheck" if !val.is_null() => healthcheck(val, f)?,
             "Entrypoint" | "HostConfig" | "NetworkingConfig" => {}
             _ if IGNORED.contains(&field) => {}
             _ if is_zero(val) => {}
@@ -435,7 +476,35 @@ pub fn from_value(v: &Value) -> R<CreateBody> {
     if out.image.is_empty() {
         return Err("Image: a container needs an image".into());
     }
+    drop_covered_volumes(&mut out.flags);
     Ok(out)
+}
+
+/// `Config.Volumes` declares anonymous volumes; a path that a bind or
+/// mount of `HostConfig` also covers is that one's (as dockerd; compose
+/// sends both for a named volume).
+fn drop_covered_volumes(f: &mut CreateFlags) {
+    let mut targets: Vec<String> = f
+        .volume
+        .iter()
+        .filter_map(|v| {
+            let mut p = v.split(':');
+            let (_, dst) = (p.next()?, p.next()?);
+            Some(dst.to_string())
+        })
+        .collect();
+    targets.extend(f.mount.iter().filter_map(|m| {
+        m.split(',').find_map(|kv| {
+            kv.strip_prefix("target=")
+                .or_else(|| kv.strip_prefix("destination="))
+                .or_else(|| kv.strip_prefix("dst="))
+                .map(String::from)
+        })
+    }));
+    let norm = |p: &str| p.trim_end_matches('/').to_string();
+    let targets: Vec<String> = targets.iter().map(|t| norm(t)).collect();
+    f.volume
+        .retain(|v| v.contains(':') || !targets.contains(&norm(v)));
 }
 
 /// A `HostConfig.Mounts` entry as `--mount`'s string.
@@ -537,14 +606,36 @@ mod tests {
 
     #[test]
     fn set_fields_berth_lacks_are_named_and_zero_ones_pass() {
-        let e = parse(br#"{"Image":"i","Healthcheck":{"Test":["CMD","true"]},"HostConfig":{"Links":["a:b"],"CpuRealtimeRuntime":0}}"#)
+        let e = parse(br#"{"Image":"i","HostConfig":{"Links":["a:b"],"CpuRealtimeRuntime":0}}"#)
             .unwrap_err();
-        assert!(
-            e.contains("Healthcheck") && e.contains("HostConfig.Links"),
-            "{e}"
-        );
+        assert!(e.contains("HostConfig.Links"), "{e}");
         assert!(!e.contains("CpuRealtimeRuntime"), "{e}");
         assert!(parse(br#"{"Image":"i","Healthcheck":null,"HostConfig":{"Links":null}}"#).is_ok());
+    }
+
+    #[test]
+    fn a_declared_volume_a_bind_covers_is_the_binds() {
+        let b = parse(br#"{"Image":"i","Volumes":{"/data":{},"/anon":{}},"HostConfig":{"Binds":["pr_db:/data:rw"],"Mounts":[{"Type":"volume","Source":"v","Target":"/m/"}]}}"#).unwrap();
+        assert_eq!(b.flags.volume, ["/anon", "pr_db:/data:rw"]);
+        let b = parse(br#"{"Image":"i","Volumes":{"/m":{}},"HostConfig":{"Mounts":[{"Type":"volume","Source":"v","Target":"/m"}]}}"#).unwrap();
+        assert!(b.flags.volume.is_empty(), "{:?}", b.flags.volume);
+    }
+
+    #[test]
+    fn a_healthcheck_maps_onto_the_health_flags() {
+        let b = parse(br#"{"Image":"i","Healthcheck":{"Test":["CMD","wget","-q","x"],"Interval":1000000000,"Timeout":0,"Retries":5,"StartPeriod":0}}"#).unwrap();
+        let f = &b.flags;
+        assert_eq!(f.health_cmd.as_deref(), Some(r#"["CMD","wget","-q","x"]"#));
+        assert_eq!(f.health_interval.as_deref(), Some("1000000000ns"));
+        assert_eq!(
+            (f.health_timeout.as_deref(), f.health_retries),
+            (None, Some(5))
+        );
+        assert!(berth_engine::specgen::docker::to_spec(&b.flags, &b.command).is_ok());
+        let b = parse(br#"{"Image":"i","Healthcheck":{"Test":["NONE"]}}"#).unwrap();
+        assert!(b.flags.no_healthcheck);
+        assert!(parse(br#"{"Image":"i","Healthcheck":{"Test":["BOGUS"]}}"#).is_err());
+        assert!(parse(br#"{"Image":"i","Healthcheck":{"Retries":"x"}}"#).is_err());
     }
 
     #[test]

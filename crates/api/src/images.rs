@@ -6,7 +6,8 @@ use crate::http::{self, Query, Resp};
 use crate::server::Shared;
 use berth_engine::images::{Images, Pull, PullEvent, PullRequest, Removed};
 use bytes::Bytes;
-use hyper::StatusCode;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
 use std::sync::Arc;
 
 fn open(s: &Shared) -> ApiResult<Images> {
@@ -327,5 +328,192 @@ mod tests {
         assert!(!loopback_registry("quay.io/app"));
         assert!(!loopback_registry("busybox"));
         assert!(!loopback_registry("library/busybox:latest"));
+    }
+}
+
+/// `POST /images/prune`: images without a name (Docker's `dangling`, the
+/// CLI's default), then the layers and blobs no image uses.
+pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
+    for f in q.filters()? {
+        if !matches!(f.as_str(), "dangling=true" | "dangling=1") {
+            return Err(ApiError::bad_request(format!(
+                "image prune filter {f:?} is not supported by berth's API: it prunes images without a name (dangling=true); `berth system prune -a` removes every unused image"
+            )));
+        }
+    }
+    let s2 = s.clone();
+    let gone = Shared::blocking(move || Ok(open(&s2)?.prune()?.0)).await?;
+    let deleted: Vec<serde_json::Value> = gone
+        .iter()
+        .map(|d| serde_json::json!({ "Deleted": d.to_string() }))
+        .collect();
+    Ok(http::json(
+        &serde_json::json!({ "ImagesDeleted": deleted, "SpaceReclaimed": 0 }),
+    ))
+}
+
+/// `POST /images/load`: the body, a `docker save` (or OCI) tarball,
+/// spooled to the store's tmp/ as it comes, then loaded; Docker's JSON
+/// lines (`{"stream": "Loaded image: NAME\n"}`), or errors as statuses
+/// (nothing is streamed before the load is done).
+pub async fn load(s: &Arc<Shared>, _q: &Query, req: Request<Incoming>) -> ApiResult<Resp> {
+    // `quiet` hides progress, of which berth sends none: the names
+    // loaded are shown either way (as dockerd's).
+    let (mut input, feed) = crate::archive::body_reader(req.into_body());
+    let s2 = s.clone();
+    let r = Shared::blocking(move || {
+        let mut imgs = open(&s2)?;
+        let spool = imgs.spool("load", &mut input)?;
+        Ok(imgs.load(spool.path(), &|_| {})?)
+    })
+    .await;
+    feed.abort();
+    let loaded = r?;
+    let mut out = Vec::new();
+    for l in &loaded {
+        let text = match l.names.first() {
+            Some(n) => format!(
+                "Loaded image: {}\n",
+                n.strip_prefix("docker.io/library/")
+                    .or_else(|| n.strip_prefix("docker.io/"))
+                    .unwrap_or(n)
+            ),
+            None => format!("Loaded image ID: {}\n", l.id),
+        };
+        out.extend_from_slice(&line(serde_json::json!({ "stream": text })));
+    }
+    let mut r = hyper::Response::new(http::ApiBody::Full(Some(Bytes::from(out))));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+/// Base64 in either of Go's alphabets, padded or not (X-Registry-Auth is
+/// URL-safe base64 from the docker CLI, standard from some SDKs).
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.trim().trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The credentials of an X-Registry-Auth header, as USER:PASSWORD (None
+/// for none: the store's login is used then).
+pub fn registry_auth(h: Option<&str>) -> ApiResult<Option<String>> {
+    let Some(h) = h.filter(|h| !h.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || ApiError::bad_request("X-Registry-Auth is not base64 of a JSON object");
+    let raw = base64_decode(h).ok_or_else(bad)?;
+    let v: serde_json::Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    if !v.is_object() {
+        return Err(bad());
+    }
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
+    let (user, pass) = (field("username"), field("password"));
+    if user.is_empty() && pass.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!("{user}:{pass}")))
+}
+
+/// `POST /images/{name}/push?tag=TAG`: Docker's JSON lines (the
+/// repository, each layer pushed or already there, the digest, and the
+/// `aux` record); a failure after the stream began is an `error` line.
+pub async fn push(s: &Arc<Shared>, name: &str, q: &Query, auth: Option<&str>) -> ApiResult<Resp> {
+    let creds = registry_auth(auth)?;
+    let tag = q.get("tag").filter(|t| !t.is_empty()).map(String::from);
+    let image = match &tag {
+        Some(t) => format!("{name}:{t}"),
+        None => name.to_string(),
+    };
+    let tls_verify = !loopback_registry(&image);
+    // Unknown image: a status, before the stream.
+    let (s2, i2) = (s.clone(), image.clone());
+    Shared::blocking(move || Ok(open(&s2)?.inspect(&i2).map(|_| ())?)).await?;
+    let (resp, tx) = http::stream("application/json");
+    let s2 = s.clone();
+    tokio::task::spawn_blocking(move || {
+        let repo = image
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .map_or(image.as_str(), |(r, _)| r);
+        let _ = tx.blocking_send(line(serde_json::json!({
+            "status": format!("The push refers to repository [{repo}]"),
+        })));
+        let res = open(&s2).and_then(|imgs| {
+            let report = |e: berth_engine::images::PushEvent| {
+                let v = match e {
+                    berth_engine::images::PushEvent::Exists(d) => serde_json::json!({
+                        "status": "Layer already exists", "progressDetail": {}, "id": short(&d)
+                    }),
+                    berth_engine::images::PushEvent::Pushed(d, _) => serde_json::json!({
+                        "status": "Pushed", "progressDetail": {}, "id": short(&d)
+                    }),
+                };
+                let _ = tx.try_send(line(v));
+            };
+            Ok(imgs.push(&image, None, tls_verify, creds.as_deref(), &report)?)
+        });
+        let shown_tag = tag.unwrap_or_else(|| "latest".into());
+        let last = match res {
+            Ok(d) => vec![
+                serde_json::json!({ "status": format!("{shown_tag}: digest: {d}") }),
+                serde_json::json!({
+                    "progressDetail": {},
+                    "aux": { "Tag": shown_tag, "Digest": d.to_string() },
+                }),
+            ],
+            Err(e) => vec![serde_json::json!({
+                "errorDetail": { "message": e.message },
+                "error": e.message,
+            })],
+        };
+        for v in last {
+            let _ = tx.blocking_send(line(v));
+        }
+    });
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod push_tests {
+    use super::*;
+
+    #[test]
+    fn registry_auth_headers_in_both_alphabets() {
+        // {"username":"u?","password":"p>"} in URL-safe and standard base64.
+        let json = br#"{"username":"u?","password":"p>"}"#;
+        let std_b64 = "eyJ1c2VybmFtZSI6InU/IiwicGFzc3dvcmQiOiJwPiJ9";
+        assert_eq!(base64_decode(std_b64).unwrap(), json);
+        assert_eq!(
+            base64_decode(&std_b64.replace('/', "_").replace('+', "-")).unwrap(),
+            json
+        );
+        assert_eq!(
+            registry_auth(Some(std_b64)).unwrap().as_deref(),
+            Some("u?:p>")
+        );
+        assert_eq!(registry_auth(Some("e30=")).unwrap(), None);
+        assert_eq!(registry_auth(None).unwrap(), None);
+        assert!(registry_auth(Some("!!")).is_err());
+        assert!(registry_auth(Some("WzFd")).is_err());
     }
 }

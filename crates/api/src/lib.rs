@@ -12,17 +12,21 @@
 //! the calling thread's namespaces, so nothing leaks into a worker.
 //!
 //! One file per resource: `system` (ping, version, info), `containers`,
-//! `images`, `volumes`; `http` the plumbing, `server` the listener.
+//! `images`, `volumes`, `networks`, `events`; `http` the plumbing, `server` the listener.
 
+pub mod archive;
+pub mod container_fs;
 pub mod containers;
 pub mod createbody;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod http;
 pub mod images;
 pub mod networks;
 pub mod router;
 pub mod server;
+pub mod stats;
 pub mod system;
 pub mod volumes;
 

@@ -31,7 +31,7 @@ pub async fn list(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
                 if !names.is_empty() && !names.iter().any(|x| n.name.contains(x.as_str())) {
                     continue;
                 }
-                out.push(e.inspect_network(&n.name)?);
+                out.push(docker_view(&e.inspect_network(&n.name)?));
             }
             Ok(out)
         })
@@ -41,8 +41,29 @@ pub async fn list(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
 
 pub async fn inspect(s: &Arc<Shared>, name: &str) -> ApiResult<Resp> {
     let name = name.to_string();
-    let v = s.engine(move |e| Ok(e.inspect_network(&name)?)).await?;
+    let v = s
+        .engine(move |e| Ok(docker_view(&e.inspect_network(&name)?)))
+        .await?;
     Ok(http::json(&v))
+}
+
+/// A network's document as dockerd shows it: the bridge name berth chose
+/// itself (`berthN`) is not among the Options, which hold what the
+/// creator gave (docker-compose compares them with its project's and
+/// would otherwise ask for the network to be made again).
+fn docker_view(n: &impl serde::Serialize) -> serde_json::Value {
+    let mut v = serde_json::to_value(n).unwrap_or_default();
+    if let Some(o) = v.get_mut("Options").and_then(|o| o.as_object_mut()) {
+        let key = "com.docker.network.bridge.name";
+        let chosen = o.get(key).and_then(|b| b.as_str()).is_some_and(|b| {
+            b.strip_prefix("berth")
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()))
+        });
+        if chosen {
+            o.remove(key);
+        }
+    }
+    v
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -144,4 +165,95 @@ pub async fn remove(s: &Arc<Shared>, name: &str) -> ApiResult<Resp> {
     })
     .await?;
     Ok(http::empty(StatusCode::NO_CONTENT))
+}
+
+/// The body of connect and disconnect.
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct ConnectBody {
+    #[serde(rename = "Container")]
+    container: String,
+    #[serde(rename = "EndpointConfig")]
+    endpoint: Option<EndpointBody>,
+    #[serde(rename = "Force")]
+    _force: bool,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct EndpointBody {
+    #[serde(rename = "Aliases")]
+    aliases: Option<Vec<String>>,
+    #[serde(rename = "IPAMConfig")]
+    ipam: Option<IpamBody>,
+    #[serde(rename = "MacAddress")]
+    mac: String,
+}
+
+#[derive(Default, serde::Deserialize)]
+#[serde(default)]
+struct IpamBody {
+    #[serde(rename = "IPv4Address")]
+    ipv4: String,
+    #[serde(rename = "IPv6Address")]
+    ipv6: String,
+}
+
+fn want_of(b: &ConnectBody) -> ApiResult<berth_engine::network::ipam::Want> {
+    let mut w = berth_engine::network::ipam::Want::default();
+    if let Some(ep) = &b.endpoint {
+        w.aliases = ep.aliases.clone().unwrap_or_default();
+        if !ep.mac.is_empty() {
+            w.mac = Some(ep.mac.clone());
+        }
+        if let Some(ip) = &ep.ipam {
+            if !ip.ipv4.is_empty() {
+                w.ipv4 = Some(ip.ipv4.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid IPv4 address {:?}", ip.ipv4))
+                })?);
+            }
+            if !ip.ipv6.is_empty() {
+                w.ipv6 = Some(ip.ipv6.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid IPv6 address {:?}", ip.ipv6))
+                })?);
+            }
+        }
+    }
+    Ok(w)
+}
+
+/// `POST /networks/{id}/connect` and `/disconnect`.
+pub async fn connect(
+    s: &Arc<Shared>,
+    name: &str,
+    req: Request<Incoming>,
+    on: bool,
+) -> ApiResult<Resp> {
+    let b: ConnectBody = http::read_json(req.into_body()).await?;
+    if b.container.is_empty() {
+        return Err(ApiError::bad_request("Container is required"));
+    }
+    let want = want_of(&b)?;
+    let name = name.to_string();
+    s.engine(move |e| {
+        if on {
+            Ok(e.network_connect(&b.container, &name, &want)?)
+        } else {
+            Ok(e.network_disconnect(&b.container, &name)?)
+        }
+    })
+    .await?;
+    Ok(http::empty(StatusCode::OK))
+}
+
+/// `POST /networks/prune`: the networks no container uses.
+pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
+    if !q.filters()?.is_empty() {
+        return Err(ApiError::bad_request(
+            "network prune filters (until, label) are not supported by berth's API",
+        ));
+    }
+    let gone = s.engine(|e| Ok(e.network_prune()?)).await?;
+    let names: Vec<String> = gone.into_iter().map(|n| n.name).collect();
+    Ok(http::json(&serde_json::json!({ "NetworksDeleted": names })))
 }

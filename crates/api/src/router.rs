@@ -4,7 +4,9 @@
 use crate::error::{ApiError, ApiResult};
 use crate::http::{self, Query, Resp};
 use crate::server::Shared;
-use crate::{containers, exec, images, networks, system, volumes};
+use crate::{
+    archive, container_fs, containers, events, exec, images, networks, stats, system, volumes,
+};
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use std::sync::Arc;
@@ -81,6 +83,8 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         (&M::GET | &M::HEAD, ["_ping"]) => Ok(system::ping(&m)),
         (&M::GET, ["version"]) => system::version(&s).await,
         (&M::GET, ["info"]) => system::info(&s).await,
+        (&M::GET, ["system", "df"]) => system::df(&s).await,
+        (&M::GET, ["events"]) => events::events(&s, &q).await,
 
         (&M::POST, ["containers", "create"]) => containers::create(&s, &q, req).await,
         (&M::GET, ["containers", "json"]) => containers::list(&s, &q).await,
@@ -98,6 +102,13 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         (&M::POST, ["containers", id, "rename"]) => containers::rename(&s, id, &q).await,
         (&M::POST, ["containers", id, "pause"]) => containers::pause(&s, id, true).await,
         (&M::POST, ["containers", id, "unpause"]) => containers::pause(&s, id, false).await,
+        (&M::GET, ["containers", id, "archive"]) => archive::get(&s, id, &q, false).await,
+        (&M::HEAD, ["containers", id, "archive"]) => archive::get(&s, id, &q, true).await,
+        (&M::PUT, ["containers", id, "archive"]) => archive::put(&s, id, &q, req).await,
+        (&M::GET, ["containers", id, "stats"]) => stats::stats(&s, id, &q).await,
+        (&M::GET, ["containers", id, "export"]) => container_fs::export(&s, id).await,
+        (&M::GET, ["containers", id, "changes"]) => container_fs::changes(&s, id).await,
+        (&M::POST, ["containers", id, "update"]) => container_fs::update(&s, id, req).await,
         (&M::GET, ["containers", id, "top"]) => containers::top(&s, id, &q).await,
         (&M::POST, ["containers", id, "exec"]) => exec::create(&s, id, req).await,
         (&M::POST, ["exec", id, "start"]) => exec::start(&s, id, req).await,
@@ -108,6 +119,14 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         (&M::POST, ["images", "create"]) => images::create(&s, &q).await,
         (&M::POST, ["images", name @ .., "tag"]) if !name.is_empty() => {
             images::tag(&s, &name.join("/"), &q).await
+        }
+        (&M::POST, ["images", name @ .., "push"]) if !name.is_empty() => {
+            let auth = req
+                .headers()
+                .get("X-Registry-Auth")
+                .and_then(|h| h.to_str().ok())
+                .map(String::from);
+            images::push(&s, &name.join("/"), &q, auth.as_deref()).await
         }
         (&M::GET, ["images", "get"]) => {
             let names = req
@@ -133,6 +152,14 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
             images::remove(&s, &name.join("/"), &q).await
         }
 
+        (&M::POST, ["images", "load"]) => images::load(&s, &q, req).await,
+        (&M::POST, ["images", "prune"]) => images::prune(&s, &q).await,
+        (&M::POST, ["networks", "prune"]) => networks::prune(&s, &q).await,
+        (&M::POST, ["networks", name, "connect"]) => networks::connect(&s, name, req, true).await,
+        (&M::POST, ["networks", name, "disconnect"]) => {
+            networks::connect(&s, name, req, false).await
+        }
+        (&M::POST, ["volumes", "prune"]) => volumes::prune(&s, &q).await,
         (&M::GET, ["networks"]) => networks::list(&s, &q).await,
         (&M::POST, ["networks", "create"]) => networks::create(&s, req).await,
         (&M::GET, ["networks", name]) => networks::inspect(&s, name).await,

@@ -133,3 +133,79 @@ pub fn now_nanos() -> i64 {
         .map(|d| d.as_nanos() as i64)
         .unwrap_or(0)
 }
+
+/// `GET /system/df`: images (with how many containers use each),
+/// containers (with their sizes), volumes (with their users), no build
+/// cache (berth keeps none apart from its layers), and the layers' size,
+/// from the engine's `df`, list and ps; the CLI sums them.
+pub async fn df(s: &Arc<Shared>) -> ApiResult<Resp> {
+    let s2 = s.clone();
+    let images =
+        Shared::blocking(move || Ok(berth_engine::images::Images::open(&s2.root)?.list(&[])?))
+            .await?;
+    let v = s
+        .engine(move |e| {
+            let layers: u64 = e
+                .df()?
+                .iter()
+                .filter(|r| r.kind == "Images")
+                .map(|r| r.size)
+                .sum();
+            let recs = e.list()?;
+            let containers: Vec<serde_json::Value> = recs
+                .iter()
+                .map(|r| {
+                    let p = e.ps_entry(r, true);
+                    serde_json::json!({
+                        "Id": p.id,
+                        "Names": [format!("/{}", r.name)],
+                        "Image": p.image,
+                        "ImageID": p.image_id,
+                        "Command": berth_engine::query::quoted_command(&p.command, true).trim_matches('"'),
+                        "Created": p.created,
+                        "State": p.state,
+                        "Status": p.status,
+                        "SizeRw": p.size_rw.unwrap_or(0),
+                        "SizeRootFs": p.size_root_fs.unwrap_or(0),
+                        "Labels": p.labels,
+                        "Mounts": [],
+                    })
+                })
+                .collect();
+            let imgs: Vec<serde_json::Value> = images
+                .iter()
+                .map(|i| {
+                    let id = i.id.to_string();
+                    let users = recs.iter().filter(|r| r.image_id == id).count();
+                    let tags: Vec<&String> = i.names.iter().filter(|n| !n.contains('@')).collect();
+                    serde_json::json!({
+                        "Id": id,
+                        "ParentId": "",
+                        "RepoTags": tags,
+                        "RepoDigests": i.names.iter().filter(|n| n.contains('@')).collect::<Vec<_>>(),
+                        "Created": 0,
+                        "Size": i.size,
+                        "VirtualSize": i.size,
+                        "SharedSize": 0,
+                        "Labels": {},
+                        "Containers": users,
+                    })
+                })
+                .collect();
+            let mut vols = Vec::new();
+            for (v, users, _) in e.volume_list()? {
+                let mut d = crate::volumes::doc(&e.inspect_volume(&v.name)?);
+                d["UsageData"] = serde_json::json!({"Size": -1, "RefCount": users});
+                vols.push(d);
+            }
+            Ok(serde_json::json!({
+                "LayersSize": layers,
+                "Images": imgs,
+                "Containers": containers,
+                "Volumes": vols,
+                "BuildCache": [],
+            }))
+        })
+        .await?;
+    Ok(http::json(&v))
+}

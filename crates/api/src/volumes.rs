@@ -8,7 +8,7 @@ use hyper::{Request, StatusCode};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-fn doc(v: &berth_engine::inspect::VolumeInspect) -> serde_json::Value {
+pub(crate) fn doc(v: &berth_engine::inspect::VolumeInspect) -> serde_json::Value {
     serde_json::json!({
         "Name": v.name,
         "Driver": v.driver,
@@ -114,4 +114,26 @@ pub async fn remove(s: &Arc<Shared>, name: &str, _q: &Query) -> ApiResult<Resp> 
 pub fn random(b: &mut [u8]) {
     // SAFETY: getrandom writes at most b.len() bytes into b.
     let _ = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+}
+
+/// `POST /volumes/prune`: unused volumes; under API 1.41 (what this
+/// serves) named ones too, as dockerd of that version; `all=false` in
+/// the filters keeps named ones (1.42's default).
+pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
+    let mut all = true;
+    for f in q.filters()? {
+        match f.as_str() {
+            "all=true" | "all=1" => all = true,
+            "all=false" | "all=0" => all = false,
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid filter {f:?}: berth's volume prune takes all"
+                )))
+            }
+        }
+    }
+    let gone = s.engine(move |e| Ok(e.prune_volumes(all)?)).await?;
+    Ok(http::json(
+        &serde_json::json!({ "VolumesDeleted": gone, "SpaceReclaimed": 0 }),
+    ))
 }

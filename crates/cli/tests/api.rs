@@ -50,6 +50,32 @@ impl Service {
         }
     }
 
+    /// The service inside `w`'s host network namespace.
+    fn start_in(w: &common::world::World) -> Service {
+        let sock = w.env.run_root.path().join("docker.sock");
+        let child = w
+            .berth_cmd()
+            .args(["system", "service", "--time", "0"])
+            .arg(format!("unix://{}", sock.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start berth system service");
+        let t = Instant::now();
+        while UnixStream::connect(&sock).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the service did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Service {
+            child,
+            sock,
+            config: tempfile::tempdir().unwrap(),
+        }
+    }
+
     fn docker_with(&self, bin: &str, args: &[&str], stdin: Option<&[u8]>) -> Out {
         assert!(
             Path::new(bin).exists(),
@@ -418,6 +444,21 @@ fn docker_cli_drives_berth() {
     assert!(o.code != 0, "{}", o.stdout);
     let o = ok(svc.docker(&["run", "--rm", &name, "cat", "/etc/motd"]));
     assert_eq!(o.stdout, "base\n");
+    // push: as another name, then pulled back from the registry.
+    let pushed = format!("{}/t/pushed:v2", reg.addr);
+    ok(svc.docker(&["tag", &name, &pushed]));
+    let o = ok(svc.docker(&["push", &pushed])).stdout;
+    assert!(o.contains("v2: digest: sha256:"), "{o}");
+    ok(svc.docker(&["rmi", &pushed]));
+    let o = ok(svc.docker(&["pull", &pushed])).stdout;
+    assert!(o.contains("Downloaded newer image"), "{o}");
+    ok(svc.docker(&["rmi", &pushed]));
+    let o = svc.docker(&["push", &format!("{}/t/notlocal:v1", reg.addr)]);
+    assert!(
+        o.code != 0 && o.stderr.contains("no such image in the local store"),
+        "{}",
+        o.stderr
+    );
     ok(svc.docker(&["rmi", &name]));
 
     // The monitors the service started and that ended are reaped: no
@@ -433,13 +474,14 @@ fn docker_cli_drives_berth() {
                 let mut f = rest.split_whitespace();
                 f.next() == Some("Z") && f.next() == Some(svc.pid().to_string().as_str())
             })
-            .count()
+            .collect::<Vec<_>>()
     };
     let t = Instant::now();
-    while zombies() > 0 {
+    while !zombies().is_empty() {
         assert!(
             t.elapsed() < Duration::from_secs(5),
-            "the service leaves zombie monitors"
+            "the service leaves zombie children: {:?}",
+            zombies()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -716,4 +758,425 @@ fn service_idles_out_and_takes_an_activated_socket() {
         asock.exists(),
         "the activated socket is systemd's: left in place"
     );
+}
+
+/// Threads of `pid` in a sleep call: the events follower's poll.
+fn sleeping_threads(pid: u32) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            let s = std::fs::read_to_string(t.path().join("syscall")).unwrap_or_default();
+            let nr: i64 = s
+                .split(' ')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .parse()
+                .unwrap_or(-1);
+            nr == libc::SYS_clock_nanosleep || nr == libc::SYS_nanosleep
+        })
+        .count()
+}
+
+/// `docker events`: past events between since and until, filtered, in
+/// Docker's shape; a follower sees new events, and a client that leaves
+/// frees the service's follower at once.
+#[test]
+fn docker_events() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 1;
+    // Follow, filtered to one container, from now on.
+    let mut follow = Command::new(DOCKER)
+        .args([
+            "events",
+            "--format",
+            "{{json .}}",
+            "--filter",
+            "container=ev",
+        ])
+        .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+        .env("DOCKER_CONFIG", svc.config.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while sleeping_threads(svc.pid()) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no events follower in the service"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ok(svc.docker(&["run", "--name", "other", img, "true"]));
+    ok(svc.docker(&["run", "--name", "ev", "-l", "k=v", img, "true"]));
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1;
+    let mut lines = std::io::BufReader::new(follow.stdout.take().unwrap());
+    let mut seen = Vec::new();
+    while !seen.contains(&"die".to_string()) {
+        let mut l = String::new();
+        use std::io::BufRead;
+        assert!(
+            lines.read_line(&mut l).unwrap() > 0,
+            "events ended: {seen:?}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(v["Actor"]["Attributes"]["name"], "ev", "{l}");
+        assert_eq!(v["Actor"]["Attributes"]["k"], "v", "{l}");
+        assert_eq!(v["Type"], "container", "{l}");
+        seen.push(v["Action"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen, ["create", "start", "die"]);
+
+    // The client leaves while no event comes: the follower ends within
+    // its poll (before, it slept on until the next event).
+    // SAFETY: kill on the pid of the child this test started.
+    unsafe { libc::kill(follow.id() as i32, libc::SIGKILL) };
+    let _ = follow.wait();
+    let t = Instant::now();
+    while sleeping_threads(svc.pid()) > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "the events follower outlived its client"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Past events between since and until (this waits for until), by
+    // filters and by type.
+    let o = ok(svc.docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "event=create",
+        "--format",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+    ]))
+    .stdout;
+    assert_eq!(o, "container create other\ncontainer create ev\n");
+    let o = ok(svc.docker(&[
+        "events",
+        "--since",
+        &since.to_string(),
+        "--until",
+        &until.to_string(),
+        "--filter",
+        "container=other",
+        "--filter",
+        "event=die",
+        "--format",
+        "{{.Actor.Attributes.exitCode}}",
+    ]))
+    .stdout;
+    assert_eq!(o, "0\n");
+    let (st, body) = svc.http(
+        "GET",
+        "/v1.41/events?filters=%7B%22nope%22%3A%5B%22x%22%5D%7D",
+        b"",
+    );
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("not a filter of events"), "{body}");
+}
+
+/// `docker cp` both ways (archive PUT, HEAD, GET), for a running and a
+/// stopped container; what was copied in is what the container and
+/// berth's own cp see.
+#[test]
+fn docker_cp_both_ways() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    let host = tempfile::tempdir().unwrap();
+    let h = host.path();
+    std::fs::write(h.join("f.txt"), "one\n").unwrap();
+    std::fs::create_dir(h.join("d")).unwrap();
+    std::fs::write(h.join("d/inner"), "two\n").unwrap();
+    let hs = |p: &str| h.join(p).display().to_string();
+
+    ok(svc.docker(&["run", "-d", "--name", "cp", img, "sleep", "100"]));
+    // Into an existing directory, and to a new name.
+    ok(svc.docker(&["cp", &hs("f.txt"), "cp:/tmp/"]));
+    ok(svc.docker(&["cp", &hs("d"), "cp:/tmp/d2"]));
+    let o = ok(svc.docker(&["exec", "cp", "cat", "/tmp/f.txt", "/tmp/d2/inner"])).stdout;
+    assert_eq!(o, "one\ntwo\n");
+    // Out: a directory, a file to a new name, with both CLIs.
+    ok(svc.docker(&["cp", "cp:/tmp/d2", &hs("out")]));
+    assert_eq!(
+        std::fs::read_to_string(h.join("out/inner")).unwrap(),
+        "two\n"
+    );
+    ok(svc.docker(&["cp", "cp:/tmp/f.txt", &hs("g.txt")]));
+    assert_eq!(std::fs::read_to_string(h.join("g.txt")).unwrap(), "one\n");
+    if Path::new(DOCKER_NEW).exists() {
+        ok(svc.docker_with(DOCKER_NEW, &["cp", "cp:/tmp/f.txt", &hs("n.txt")], None));
+        assert_eq!(std::fs::read_to_string(h.join("n.txt")).unwrap(), "one\n");
+    }
+    // HEAD: the stat header, as Docker encodes it.
+    let mut s = UnixStream::connect(&svc.sock).unwrap();
+    write!(
+        s,
+        "HEAD /v1.41/containers/cp/archive?path=/tmp/d2 HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = String::new();
+    s.read_to_string(&mut head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-docker-container-path-stat: "),
+        "{head}"
+    );
+    // A missing path: Docker's 404 and words.
+    let o = svc.docker(&["cp", "cp:/nope", &hs("x")]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("No such container:path: cp:/nope"),
+        "{}",
+        o.stderr
+    );
+    let (st, _) = svc.http("GET", "/v1.41/containers/nosuch/archive?path=/", b"");
+    assert_eq!(st, 404);
+    let (st, _) = svc.http("GET", "/v1.41/containers/cp/archive", b"");
+    assert_eq!(st, 400);
+
+    // What it changed, its filesystem, new limits (applied at once).
+    let diff = ok(svc.docker(&["diff", "cp"])).stdout;
+    assert!(
+        diff.contains("A /tmp/f.txt\n") && diff.contains("C /tmp\n"),
+        "{diff}"
+    );
+    let tar = ok(svc.docker(&["export", "-o", &hs("fs.tar"), "cp"]));
+    drop(tar);
+    let list = Command::new("tar")
+        .arg("tf")
+        .arg(h.join("fs.tar"))
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.lines()
+            .any(|l| l.trim_start_matches("./") == "tmp/d2/inner"),
+        "{list}"
+    );
+    assert!(
+        list.lines().any(|l| l.trim_start_matches("./") == "bin/sh"),
+        "{list}"
+    );
+    ok(svc.docker(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--pids-limit",
+        "50",
+        "cp",
+    ]));
+    let o = ok(svc.docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+        "cp",
+    ]))
+    .stdout;
+    assert_eq!(o.trim(), "67108864 50");
+    let o = env
+        .berth(&["inspect", "-f", "{{.HostConfig.Memory}}", "cp"])
+        .ok()
+        .stdout;
+    assert_eq!(o.trim(), "67108864");
+    let o = svc.docker(&["update", "--kernel-memory", "8m", "cp"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("KernelMemory"),
+        "{}",
+        o.stderr
+    );
+
+    // A stopped container: copied in, seen by berth's cp.
+    ok(svc.docker(&["stop", "-t", "0", "cp"]));
+    ok(svc.docker(&["cp", &hs("f.txt"), "cp:/f3"]));
+    env.berth(&["cp", "cp:/f3", &hs("b.txt")]).ok();
+    assert_eq!(std::fs::read_to_string(h.join("b.txt")).unwrap(), "one\n");
+    ok(svc.docker(&["rm", "cp"]));
+
+    // save, remove, load: the image is back under its name.
+    ok(svc.docker(&["tag", img, "saved:1"]));
+    ok(svc.docker(&["save", "-o", &hs("saved.tar"), "saved:1"]));
+    ok(svc.docker(&["rmi", "saved:1"]));
+    let o = ok(svc.docker(&["load", "-i", &hs("saved.tar")])).stdout;
+    assert!(o.contains("Loaded image: saved:1"), "{o}");
+    let o = ok(svc.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])).stdout;
+    assert!(o.lines().any(|l| l == "saved:1"), "{o}");
+    let o = svc.docker_with(DOCKER, &["load"], Some(b"not a tarball"));
+    assert_ne!(o.code, 0, "{}", o.stdout);
+}
+
+/// `docker stats`: one-shot and streamed documents in Docker's schema,
+/// read by the docker CLI as it reads dockerd's.
+#[test]
+fn docker_stats() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    ok(svc.docker(&["run", "-d", "--name", "st", img, "sleep", "100"]));
+    let o = ok(svc.docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}} {{.MemUsage}}",
+        "st",
+    ]))
+    .stdout;
+    let f: Vec<&str> = o.split_whitespace().collect();
+    assert_eq!(f[..2], ["st", "1"], "{o}");
+    assert!(f[2] != "0B", "no memory use read: {o}");
+    let (st, body) = svc.http(
+        "GET",
+        "/v1.41/containers/st/stats?stream=false&one-shot=true",
+        b"",
+    );
+    assert_eq!(st, 200, "{body}");
+    // Chunked, as dockerd's: the document is the line that is JSON.
+    let doc = body.lines().find(|l| l.starts_with('{')).unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(doc).unwrap();
+    assert_eq!(v["name"], "/st");
+    assert_eq!(v["pids_stats"]["current"], 1);
+    assert!(
+        v["cpu_stats"]["system_cpu_usage"].as_u64().unwrap() > 0,
+        "{v}"
+    );
+    assert!(v["memory_stats"]["usage"].as_u64().unwrap() > 0, "{v}");
+    // Streamed: a document a second, each with the previous as precpu.
+    let mut s = UnixStream::connect(&svc.sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET /v1.41/containers/st/stats HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let docs_in = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .lines()
+            .filter(|l| l.starts_with('{') && l.trim_end().ends_with('}'))
+            .count()
+    };
+    while docs_in(&got) < 2 {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    let docs: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l.trim()).ok())
+        .collect();
+    assert!(docs.len() >= 2, "{text}");
+    assert_eq!(docs[1]["preread"], docs[0]["read"], "{text}");
+    drop(s);
+    let (st, _) = svc.http("GET", "/v1.41/containers/nosuch/stats?stream=false", b"");
+    assert_eq!(st, 404);
+    ok(svc.docker(&["rm", "-f", "st"]));
+}
+
+/// Networks (connect, disconnect, prune), volume and image prune, in a
+/// network namespace of the test's own.
+#[test]
+fn docker_networks_and_prunes() {
+    let w = common::world::World::new();
+    let svc = Service::start_in(&w);
+    let img = w.image;
+    ok(svc.docker(&["network", "create", "n1"]));
+    // As dockerd: no option the creator did not give (compose compares).
+    let o = ok(svc.docker(&["network", "inspect", "-f", "{{json .Options}}", "n1"])).stdout;
+    assert_eq!(o.trim(), "{}");
+    ok(svc.docker(&["run", "-d", "--name", "ca", img, "sleep", "100"]));
+    ok(svc.docker(&["network", "connect", "--alias", "web", "n1", "ca"]));
+    let nets = |c: &str| {
+        ok(svc.docker(&[
+            "inspect",
+            "-f",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+            c,
+        ]))
+        .stdout
+    };
+    assert!(nets("ca").contains("n1 "), "{}", nets("ca"));
+    let berth_view = w
+        .berth(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "ca"])
+        .ok()
+        .stdout;
+    assert!(berth_view.contains("\"n1\""), "{berth_view}");
+    // Connected at once: the interface is in the running container.
+    let ip = ok(svc.docker(&["exec", "ca", "ip", "-o", "addr"])).stdout;
+    assert_eq!(ip.matches(" inet ").count(), 3, "{ip}");
+    // In use: not pruned.
+    ok(svc.docker(&["network", "prune", "-f"]));
+    assert!(
+        !ok(svc.docker(&["network", "ls", "-q", "--filter", "name=n1"]))
+            .stdout
+            .trim()
+            .is_empty()
+    );
+    ok(svc.docker(&["network", "disconnect", "n1", "ca"]));
+    assert!(!nets("ca").contains("n1 "), "{}", nets("ca"));
+    let o = ok(svc.docker(&["network", "prune", "-f"])).stdout;
+    assert!(o.contains("n1"), "{o}");
+    assert!(!w.berth(&["network", "ls"]).ok().stdout.contains("n1"));
+    let o = svc.docker(&["network", "connect", "nosuch", "ca"]);
+    assert_ne!(o.code, 0);
+
+    // Volumes: an unused one goes (API 1.41: named too), a used one stays.
+    ok(svc.docker(&["volume", "create", "idle"]));
+    ok(svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "cb",
+        "-v",
+        "busy:/data",
+        img,
+        "sleep",
+        "100",
+    ]));
+    let o = ok(svc.docker(&["volume", "prune", "-f"])).stdout;
+    assert!(o.contains("idle") && !o.contains("busy"), "{o}");
+    assert_eq!(w.berth(&["volume", "ls", "-q"]).ok().stdout, "busy\n");
+
+    // system df: what the CLI sums from the lists.
+    let o = ok(svc.docker(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Active}}",
+    ]))
+    .stdout;
+    assert_eq!(
+        o,
+        "Images 1 1\nContainers 2 2\nLocal Volumes 1 1\nBuild Cache 0 0\n"
+    );
+
+    // Images: one without a name goes.
+    ok(svc.docker(&["tag", img, "spare:1"]));
+    let (st, body) = svc.http("POST", "/v1.41/images/prune", b"");
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("\"ImagesDeleted\":[]"), "{body}");
+    let o = svc.docker(&["image", "prune", "-a", "-f"]);
+    assert!(o.code != 0 && o.stderr.contains("dangling"), "{}", o.stderr);
 }

@@ -223,6 +223,19 @@ impl Engine {
     pub fn events(
         &self,
         req: &EventsRequest,
+        each: impl FnMut(&Event) -> std::io::Result<()>,
+    ) -> Result<()> {
+        self.events_until(req, || false, each)
+    }
+
+    /// As [`Engine::events`], and also ends, within one poll (0.1 s), once
+    /// `cancelled` says so: a reader that went away while no event came
+    /// (an API client that left) frees the follower at once, not at the
+    /// next event.
+    pub fn events_until(
+        &self,
+        req: &EventsRequest,
+        cancelled: impl Fn() -> bool,
         mut each: impl FnMut(&Event) -> std::io::Result<()>,
     ) -> Result<()> {
         let mut seq = if req.since.is_some() || req.until.is_some() {
@@ -245,6 +258,9 @@ impl Engine {
             }
             if !empty {
                 continue;
+            }
+            if cancelled() {
+                return Ok(());
             }
             let now = crate::containers::now_nanos();
             let wait = match req.until {
@@ -553,6 +569,41 @@ mod tests {
         assert_eq!(run_events(&st(Restarting, 0), &st(Exited, 1)), [start, die]);
         // Not running before: another command's business.
         assert!(run_events(&st(Exited, 0), &st(Running, 1)).is_empty());
+    }
+
+    #[test]
+    fn a_follower_ends_when_cancelled_while_no_event_comes() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake: &'static crate::runtime::Fake = Box::leak(Box::new(crate::runtime::Fake::new()));
+        let e = Engine::open_with(&dir.path().join("root"), &dir.path().join("run"), fake).unwrap();
+        e.record_event("volume", "create", "old", BTreeMap::new());
+        let t = std::time::Instant::now();
+        let gone = std::sync::atomic::AtomicBool::new(false);
+        let mut seen = Vec::new();
+        std::thread::scope(|sc| {
+            sc.spawn(|| {
+                std::thread::sleep(Duration::from_millis(300));
+                e.record_event("volume", "create", "new", BTreeMap::new());
+                std::thread::sleep(Duration::from_millis(300));
+                gone.store(true, std::sync::atomic::Ordering::SeqCst);
+            });
+            // Following new events only, for ever: only the cancel ends it.
+            e.events_until(
+                &EventsRequest::default(),
+                || gone.load(std::sync::atomic::Ordering::SeqCst),
+                |ev| {
+                    seen.push(ev.actor.id.clone());
+                    Ok(())
+                },
+            )
+            .unwrap();
+        });
+        assert_eq!(seen, ["new"]);
+        let took = t.elapsed();
+        assert!(
+            took >= Duration::from_millis(600) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
     }
 
     #[test]
