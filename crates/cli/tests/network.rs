@@ -481,7 +481,37 @@ fn network_commands_and_their_errors() {
     let o = w.berth(&["network", "connect", "host", "lonely"]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("pre-defined"), "{}", o.stderr);
+    // --network none is never connected (as Docker refuses)...
+    let o = w.berth(&["network", "connect", "small", "lonely"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("--network none"), "{}", o.stderr);
     w.berth(&["rm", "-f", "lonely"]).ok();
+    // ...but a container disconnected from its last network is, as
+    // docker-compose does with each container it creates.
+    w.berth(&[
+        "create",
+        "--name",
+        "comp",
+        "--network",
+        "small",
+        w.image,
+        "true",
+    ])
+    .ok();
+    w.berth(&["network", "disconnect", "small", "comp"]).ok();
+    w.berth(&["network", "connect", "--alias", "svc", "small", "comp"])
+        .ok();
+    let nets = w
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+            "comp",
+        ])
+        .ok()
+        .stdout;
+    assert_eq!(nets.trim(), "small");
+    w.berth(&["rm", "comp"]).ok();
     let f = w
         .berth(&["network", "ls", "-q", "--filter", "label=team=a"])
         .ok()

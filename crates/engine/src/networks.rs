@@ -1321,7 +1321,7 @@ impl Engine {
                 rec.name, rec.spec.namespaces.net
             )));
         }
-        if rec.spec.network.networks.is_empty() {
+        if rec.spec.network.networks.is_empty() && !rec.spec.network.disconnected {
             return Err(Error::Conflict(format!(
                 "container {} has --network none: it cannot be connected to a network; create it with --network {}",
                 rec.name, n.name
@@ -1343,6 +1343,7 @@ impl Engine {
         let ep = store.allocate(&rec.id, &n, want)?;
         // The spec names it: a restart brings it back.
         let mut spec = rec.spec.clone();
+        spec.network.disconnected = false;
         spec.network
             .networks
             .push(crate::specgen::NetworkAttachment {
@@ -1415,6 +1416,7 @@ impl Engine {
         spec.network
             .networks
             .retain(|a| a.network != n.name && a.network != n.id);
+        spec.network.disconnected = spec.network.networks.is_empty();
         self.records.set_spec(&rec.id, &spec)?;
         let running = matches!(rec.state.status, Status::Running | Status::Restarting);
         if running && self.netns_path(&rec.id).exists() {

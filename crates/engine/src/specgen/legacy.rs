@@ -295,6 +295,7 @@ impl ContainerConfig {
                 ports: Vec::new(),
                 publish_all: false,
                 expose: Vec::new(),
+                disconnected: false,
             },
             lifecycle: LifecycleSpec {
                 restart: RestartPolicy::parse(&c.restart).ok_or_else(|| {

@@ -466,6 +466,11 @@ pub struct NetworkSpec {
     pub publish_all: bool,
     /// `--expose`: more exposed ports, as `80/tcp`.
     pub expose: Vec<String>,
+    /// `networks` is empty because `network disconnect` took the last one
+    /// (not `--network none`): `network connect` may add one again, as
+    /// Docker lets a bridge-mode container be reconnected (docker-compose
+    /// disconnects and connects every new container).
+    pub disconnected: bool,
 }
 
 /// A container's place on one network, as asked for (the addresses it
