@@ -184,7 +184,23 @@ pub(crate) fn launch_monitor(m: &MonitorLaunch<'_>, pre: Option<PreMonitor>) -> 
 /// of its own: a long-lived caller (a build's many RUN steps, the API
 /// service) collects no zombies. If no thread can be made, the child is
 /// left to be reaped when this process ends.
+///
+/// The thread takes no signal: it is made with every signal blocked (it
+/// inherits its maker's mask, set so around its making), so a signal meant
+/// for the caller (`run`'s sig-proxy blocks SIGTERM and the like and
+/// takes them with sigwait, but only after the monitor has started) is
+/// never delivered to it with its default action, ending the process.
 pub(crate) fn reap_when_done(mut child: std::process::Child) {
+    // SAFETY: sigset_t is plain data filled by sigfillset; both pointers
+    // are valid; the mask is this thread's, restored below.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
     let _ = std::thread::Builder::new()
         .name("reap-monitor".into())
         .stack_size(64 * 1024)
@@ -192,6 +208,8 @@ pub(crate) fn reap_when_done(mut child: std::process::Child) {
             // An error is ECHILD: reaped by the caller's own reaper.
             let _ = child.wait();
         });
+    // SAFETY: restores this thread's mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
 }
 
 /// The CPUs this process may use (as a list: "0,1,3") and that set less

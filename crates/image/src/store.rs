@@ -961,8 +961,11 @@ impl Store {
 pub fn remove_tree(p: &Path) -> Result<()> {
     let parent = p.parent().unwrap_or(Path::new("/"));
     let name = p.file_name().map(Path::new).unwrap_or(Path::new("."));
-    let dir = sfs::open(parent, libc::O_PATH | libc::O_DIRECTORY, 0)
-        .with_ctx(|| format!("open {}", parent.display()))?;
+    // No parent: nothing to remove (`system prune` before any build).
+    let dir = match sfs::open(parent, libc::O_PATH | libc::O_DIRECTORY, 0) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        r => r.with_ctx(|| format!("open {}", parent.display()))?,
+    };
     match crate::unpack::remove_all(dir.as_fd(), name) {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
         r => r.with_ctx(|| format!("remove {}", p.display())),
@@ -972,6 +975,15 @@ pub fn remove_tree(p: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removing_a_tree_whose_parent_is_missing_is_done() {
+        let d = tempfile::tempdir().unwrap();
+        remove_tree(&d.path().join("build/cache")).unwrap();
+        std::fs::create_dir_all(d.path().join("build/cache/x")).unwrap();
+        remove_tree(&d.path().join("build/cache")).unwrap();
+        assert!(!d.path().join("build/cache").exists());
+    }
 
     fn image(store: &mut Store, seed: &[u8], names: &[&str]) -> Digest {
         let diff = Digest::of(seed);
