@@ -9,21 +9,10 @@ hybrid cgroup2 mount so that podman's crun works here).
 """
 import argparse, os, random, shutil, statistics, subprocess, sys, tempfile, time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import run, summary  # noqa: E402
+
 LABEL = "berth-bench-pod=1"
-
-
-def run(cmd, env=None):
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if r.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed: {r.stderr}")
-    return (time.perf_counter() - t0) * 1000
-
-
-def summary(v):
-    v = sorted(v)
-    q = lambda p: v[min(len(v) - 1, int(p * len(v)))]
-    return statistics.median(v), q(0.1), q(0.9)
 
 
 def main():
