@@ -362,13 +362,10 @@ impl Engine {
                 .spawn()
                 .ok()
         });
-        let started = child.is_some();
-        if let Some(child) = child {
+        match child {
             // A long-lived caller (the API service) keeps no zombie.
-            crate::containers::reap_when_done(child);
-        }
-        if !started {
-            self.network_gc();
+            Some(child) => crate::containers::reap_when_done(child),
+            None => self.network_gc(),
         }
     }
 
@@ -1049,10 +1046,7 @@ impl Engine {
         let defer_ports = defer_ports && active.as_ref().is_some_and(|a| !a.ports.is_empty());
         if let Some(a) = &active {
             if !a.ports.is_empty() && !defer_ports {
-                let rules: Vec<PortRule> = a.ports.iter().map(Published::rule).collect();
-                if let Err(e) = nft::remove_ports(&rules) {
-                    warn!("container {id}: remove its published ports: {e}");
-                }
+                remove_published(id, &a.ports);
             }
             // Unbinding the namespace removes its veth pairs (the kernel
             // does it after us, for free), unless a `--network container:`
@@ -1095,10 +1089,7 @@ impl Engine {
                     Err(e) => {
                         // Not left half-said: removed now after all.
                         warn!("container {id}: leave its published ports to its monitor: {e}");
-                        let rules: Vec<PortRule> = left.ports.iter().map(Published::rule).collect();
-                        if let Err(e) = nft::remove_ports(&rules) {
-                            warn!("container {id}: remove its published ports: {e}");
-                        }
+                        remove_published(id, &left.ports);
                     }
                 }
             }
@@ -1129,13 +1120,7 @@ impl Engine {
     /// port elements its client left (see [`Engine::undo_active`]), unless
     /// a run that wanted the port undid them first.
     pub(crate) fn undo_leftover_network(&self, id: &str) {
-        if !self.active_path(id).exists() {
-            return;
-        }
-        match self.network_lock() {
-            Ok(_net) => self.undo_active(id, false),
-            Err(e) => warn!("container {id}: remove its published ports: {e}"),
-        }
+        self.teardown_network(id, false);
     }
 
     /// Tears down what containers that do not run left (a kill -9 during
@@ -1146,11 +1131,7 @@ impl Engine {
         // Removed networks whose `network gc` was killed (or is running:
         // then this waits for it and finds nothing left).
         if self.has_removed() {
-            if let Ok(_net) = self.network_lock() {
-                if self.unmake_removed_locked() {
-                    self.unmake_if_idle_locked();
-                }
-            }
+            self.network_gc();
         }
         let mut stale = Vec::new();
         if let Ok(rd) = std::fs::read_dir(self.netns_dir()) {
@@ -1923,6 +1904,14 @@ const GUARD_FILE: &str = "forwarding-enabled-by-berth";
 struct Guard {
     v4: bool,
     v6: bool,
+}
+
+/// Removes `ports`' elements from berth's maps (a failure said once).
+fn remove_published(id: &str, ports: &[Published]) {
+    let rules: Vec<PortRule> = ports.iter().map(Published::rule).collect();
+    if let Err(e) = nft::remove_ports(&rules) {
+        warn!("container {id}: remove its published ports: {e}");
+    }
 }
 
 fn rules(n: &Network, guard: Guard) -> nft::NetworkRules {
