@@ -150,11 +150,43 @@ fn open_file(path: &Path, synchronous: &str, schemas: &[&str]) -> Result<Connect
         .map_err(sql("set synchronous"))?;
     db.pragma_update(None, "foreign_keys", "ON")
         .map_err(sql("enable foreign keys"))?;
+    ensure_schemas(&db, schemas)?;
+    persist_wal(&db);
+    Ok(db)
+}
+
+/// A digest of a set of schemas (FNV-1a over their texts, folded into
+/// SQLite's positive 31-bit `user_version`; never 0, which a new file has).
+fn schemas_mark(schemas: &[&str]) -> i32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for s in schemas {
+        for b in s.bytes().chain(std::iter::once(0)) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let v = ((h ^ (h >> 32)) & 0x7fff_ffff) as i32;
+    v.max(1)
+}
+
+/// Runs the `CREATE ... IF NOT EXISTS` schemas unless this very set ran on
+/// the file already: the file's `user_version` holds [`schemas_mark`] of the
+/// last set that ran. (Parsing them is most of SQLite's share of a short
+/// command.) A set that differs (another berth version, another set of
+/// owners) runs again, harmlessly, and leaves its own mark.
+fn ensure_schemas(db: &Connection, schemas: &[&str]) -> Result<()> {
+    let mark = schemas_mark(schemas);
+    let seen: i32 = db
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sql("read the schema mark (user_version)"))?;
+    if seen == mark {
+        return Ok(());
+    }
     for schema in schemas {
         db.execute_batch(schema).map_err(sql("create the schema"))?;
     }
-    persist_wal(&db);
-    Ok(db)
+    db.pragma_update(None, "user_version", mark)
+        .map_err(sql("record the schema mark (user_version)"))
 }
 
 /// Sets `path`'s permission bits to `mode` unless they are already (a
@@ -351,6 +383,54 @@ mod tests {
         db.conn()
             .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
             .unwrap()
+    }
+
+    #[test]
+    fn schemas_run_once_per_set_and_again_when_the_set_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mark = |db: &Db| -> i32 {
+            db.conn()
+                .pragma_query_value(None, "user_version", |r| r.get(0))
+                .unwrap()
+        };
+        let db = Db::open(tmp.path(), &[&THINGS]).unwrap();
+        assert_eq!(mark(&db), schemas_mark(&[META, THINGS.schema]));
+        // The mark says the schemas ran: a reopen does not parse them again
+        // (a table dropped behind its back stays dropped).
+        db.conn().execute_batch("DROP TABLE parts").unwrap();
+        drop(db);
+        let db = Db::open(tmp.path(), &[&THINGS]).unwrap();
+        let parts: i64 = db
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'parts'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(parts, 0);
+        drop(db);
+        // Another set (a newer berth's tables) runs, and leaves its mark.
+        const MORE: Tables<'static> = Tables {
+            schema: "CREATE TABLE IF NOT EXISTS more (k TEXT PRIMARY KEY)",
+            legacy_file: "",
+            tables: &["more"],
+        };
+        let db = Db::open(tmp.path(), &[&THINGS, &MORE]).unwrap();
+        db.conn()
+            .execute("INSERT INTO more VALUES ('a')", [])
+            .unwrap();
+        let parts: i64 = db
+            .conn()
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'parts'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(parts, 1, "the schemas ran again: the table is back");
+        assert_eq!(mark(&db), schemas_mark(&[META, THINGS.schema, MORE.schema]));
+        assert_ne!(schemas_mark(&[META]), schemas_mark(&[META, ""]));
     }
 
     #[test]

@@ -148,7 +148,7 @@ impl Engine {
                     .collect()
             })
             .unwrap_or_default();
-        let mut store = berth_image::store::Store::open(&self.paths.root)?;
+        let mut store = crate::containers::open_store(&self.paths.root)?;
         let _pull = store.pull_lock()?;
         let (new, chain) = layer::store_new_layer(
             &store,

@@ -432,6 +432,20 @@ pub struct MountView {
     pub propagation: String,
 }
 
+/// The engine's tables in the store's one database: every opener passes
+/// the same set, so the file's schema mark ([`berth_db`]) stays put and no
+/// command parses the schemas again.
+pub(crate) const STORE_TABLES: [berth_db::Tables<'static>; 3] = [
+    crate::records::TABLES,
+    berth_network::store::TABLES,
+    crate::pods::TABLES,
+];
+
+/// The image store with the engine's tables ([`STORE_TABLES`]).
+pub(crate) fn open_store(root: &Path) -> Result<Store> {
+    Ok(Store::open_with(root, &STORE_TABLES)?)
+}
+
 impl Engine {
     pub fn open(root: &Path, run_root: &Path) -> Result<Engine> {
         Engine::open_with(root, run_root, &crate::runtime::RUNC)
@@ -439,14 +453,7 @@ impl Engine {
 
     /// [`Engine::open`] with another runtime client (a fake in tests).
     pub fn open_with(root: &Path, run_root: &Path, oci: &'static dyn OciRuntime) -> Result<Engine> {
-        let images = Store::open_with(
-            root,
-            &[
-                crate::records::TABLES,
-                berth_network::store::TABLES,
-                crate::pods::TABLES,
-            ],
-        )?;
+        let images = open_store(root)?;
         images.relax_durability()?;
         for d in [root.join("containers"), root.join("volumes")] {
             std::fs::create_dir_all(&d).map_err(io(format!("create {}", d.display())))?;

@@ -530,10 +530,7 @@ impl crate::Engine {
         let path = dir.join(format!("infra-{}.tar", std::process::id()));
         std::fs::write(&path, &data)
             .map_err(crate::error::io(format!("write {}", path.display())))?;
-        let mut store = berth_image::store::Store::open_with(
-            &self.paths.root,
-            &[crate::records::TABLES, berth_network::store::TABLES, TABLES],
-        )?;
+        let mut store = crate::containers::open_store(&self.paths.root)?;
         let r =
             berth_image::archive::import(&mut store, &path, Some(INFRA_IMAGE), &[], None, &|_| {});
         let _ = std::fs::remove_file(&path);
