@@ -1204,3 +1204,295 @@ COPY --from=a /a /a
     let after = env.berth(&["images", "-aq"]).ok().stdout.lines().count();
     assert!(after < before, "{before} images, then {after}");
 }
+
+/// The image's inspect document.
+fn inspect(env: &Env, image: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(&env.berth(&["image", "inspect", image]).ok().stdout).unwrap();
+    v[0].clone()
+}
+
+/// The media types of an image's layers, from its manifest (`save
+/// --format oci-dir`).
+fn layer_types(env: &Env, image: &str) -> Vec<String> {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("oci");
+    env.berth(&[
+        "save",
+        "--format",
+        "oci-dir",
+        "-o",
+        out.to_str().unwrap(),
+        image,
+    ])
+    .ok();
+    let blob = |digest: &str| {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        std::fs::read(out.join("blobs/sha256").join(hex)).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `--compression` keys the cache: a zstd build after a gzip one makes its
+/// own (zstd) layers, and a gzip build after it its gzip ones again. With
+/// `--timestamp` the three give one config, so one image id: the image is
+/// recorded with the layers of the last build's compression.
+#[test]
+fn compression_is_part_of_the_cache_key() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[
+        ("f", "f\n"),
+        ("Dockerfile", "FROM bb\nCOPY f /f\nRUN echo z > /z\n"),
+    ]);
+    let gz = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let zst = "application/vnd.oci.image.layer.v1.tar+zstd";
+    let top2 = |image: &str| {
+        let t = layer_types(&env, image);
+        t[t.len() - 2..].to_vec()
+    };
+    let ts = ["--timestamp", "10"];
+    let g = build(&env, ctx.path(), &[&ts[..], &["-t", "g"]].concat()).ok();
+    assert_eq!(top2("g"), [gz, gz]);
+    let z = build(
+        &env,
+        ctx.path(),
+        &[&ts[..], &["-t", "z", "--compression", "zstd"]].concat(),
+    )
+    .ok();
+    assert_eq!(counts(&z).0, 2, "{}", z.stderr);
+    assert_eq!(top2("z"), [zst, zst]);
+    assert_eq!(z.stdout, g.stdout, "the same config, the same id");
+    let again = build(&env, ctx.path(), &[&ts[..], &["-t", "g"]].concat()).ok();
+    assert_eq!(counts(&again).0, 2, "{}", again.stderr);
+    assert_eq!(top2("g"), [gz, gz]);
+    let same = build(&env, ctx.path(), &[&ts[..], &["-t", "g"]].concat()).ok();
+    assert_eq!(counts(&same).0, 0, "{}", same.stderr);
+    assert_eq!(same.stdout, g.stdout);
+}
+
+/// `--platform` and `FROM --platform`: this machine's platform in its
+/// spellings is built (the TARGET*/BUILD* args say it); another is refused
+/// in one line naming it.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn platform_native_only() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM --platform=$BUILDPLATFORM bb AS b
+ARG TARGETPLATFORM
+ARG BUILDPLATFORM
+ARG TARGETOS TARGETARCH TARGETVARIANT
+RUN echo \"$TARGETPLATFORM $BUILDPLATFORM $TARGETOS $TARGETARCH [$TARGETVARIANT]\" > /p
+FROM --platform=linux/x86_64 b
+",
+    )]);
+    for p in [
+        "linux/amd64",
+        "linux/x86_64",
+        "Linux/AMD64",
+        "linux/amd64/v1",
+        "amd64",
+    ] {
+        build(&env, ctx.path(), &["-q", "-t", "plat", "--platform", p]).ok();
+    }
+    assert_eq!(
+        run(&env, "plat", "cat /p"),
+        "linux/amd64 linux/amd64 linux amd64 []\n"
+    );
+    assert_eq!(inspect(&env, "plat")["Architecture"], "amd64");
+    let o = build(&env, ctx.path(), &["--platform", "linux/arm64"]);
+    assert_ne!(o.code, 0);
+    let err: Vec<&str> = o.stderr.lines().filter(|l| l.contains("arm64")).collect();
+    assert_eq!(err.len(), 1, "{}", o.stderr);
+    assert!(
+        err[0].contains("berth builds only for the platform it runs on, linux/amd64"),
+        "{}",
+        o.stderr
+    );
+    let o = build(
+        &env,
+        ctx.path(),
+        &["--platform", "linux/amd64,linux/arm64/v8"],
+    );
+    assert!(o.stderr.contains("linux/arm64"), "{}", o.stderr);
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nFROM --platform=linux/s390x bb\n",
+    )
+    .unwrap();
+    let o = build(&env, ctx.path(), &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("Dockerfile:2:1: FROM --platform: platform linux/s390x"),
+        "{}",
+        o.stderr
+    );
+}
+
+/// `--squash`: the build's layers become one on top of the base image
+/// (the history keeps the steps, marked empty, and a merge entry), with
+/// the same root filesystem as the unsquashed image (whiteouts of the
+/// base's files, a directory removed and made again, a hard link);
+/// `--squash-all`: one layer in all; both cached.
+#[test]
+fn squash_and_squash_all() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[
+        ("f", "from the context\n"),
+        (
+            "Dockerfile",
+            "FROM bb
+RUN echo a > /a && ln /a /hard && mkdir -p /d/sub && echo x > /d/sub/x && echo gone > /gone
+RUN rm /bin/true /gone && rm -rf /d && mkdir /d && echo y > /d/y && chmod 700 /d
+COPY f /f
+ENV K=v
+CMD [\"sh\"]
+",
+        ),
+    ]);
+    build(&env, ctx.path(), &["-q", "-t", "layered"]).ok();
+    build(&env, ctx.path(), &["-q", "-t", "sq", "--squash"]).ok();
+    build(&env, ctx.path(), &["-q", "-t", "all", "--squash-all"]).ok();
+    let (base, layered, sq, all) = (
+        inspect(&env, "bb"),
+        inspect(&env, "layered"),
+        inspect(&env, "sq"),
+        inspect(&env, "all"),
+    );
+    let n = |v: &serde_json::Value| v["RootFS"]["Layers"].as_array().unwrap().len();
+    assert_eq!(n(&layered), n(&base) + 3);
+    assert_eq!(n(&sq), n(&base) + 1);
+    assert_eq!(n(&all), 1);
+    assert_eq!(
+        sq["RootFS"]["Layers"].as_array().unwrap()[..n(&base)],
+        base["RootFS"]["Layers"].as_array().unwrap()[..]
+    );
+    assert_eq!(sq["Config"], layered["Config"]);
+    let hist = sq["History"].as_array().unwrap();
+    let built = &layered["History"].as_array().unwrap();
+    assert_eq!(hist.len(), built.len() + 1);
+    let base_hist = base["History"].as_array().map_or(0, Vec::len);
+    for (mine, theirs) in hist.iter().zip(built.iter()).skip(base_hist) {
+        assert_eq!(mine["created_by"], theirs["created_by"]);
+        assert_eq!(mine["empty_layer"], true, "{mine}");
+    }
+    let last = hist.last().unwrap();
+    assert!(
+        last["comment"]
+            .as_str()
+            .unwrap()
+            .starts_with("merge sha256:"),
+        "{last}"
+    );
+    assert!(last.get("empty_layer").is_none(), "{last}");
+    // The same files as the layered image.
+    let work = tempfile::tempdir().unwrap();
+    let root_of = |image: &str| {
+        let c = env.berth(&["create", image]).ok().stdout;
+        let tar = work.path().join(format!("{image}.tar"));
+        env.berth(&["export", "-o", tar.to_str().unwrap(), c.trim()])
+            .ok();
+        let dir = work.path().join(image);
+        std::fs::create_dir(&dir).unwrap();
+        let st = std::process::Command::new("tar")
+            .args(["--numeric-owner", "-xpf"])
+            .arg(&tar)
+            .arg("-C")
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        tree(&dir)
+    };
+    let want = root_of("layered");
+    assert!(!want.contains_key("/bin/true") && !want.contains_key("/gone"));
+    assert!(!want.contains_key("/d/sub"));
+    assert_eq!(root_of("sq"), want);
+    assert_eq!(root_of("all"), want);
+    assert_eq!(
+        run(
+            &env,
+            "sq",
+            "stat -c '%h %i' /a /hard | uniq | wc -l; stat -c %h /a"
+        ),
+        "1\n2\n"
+    );
+    // Cached: no step, no new squash.
+    let o = build(&env, ctx.path(), &["-t", "sq", "--squash"]).ok();
+    assert_eq!(counts(&o).0, 0, "{}", o.stderr);
+    assert_eq!(o.stdout.trim(), sq["Id"]);
+    assert!(o.stderr.contains("CACHED"), "{}", o.stderr);
+}
+
+/// `system prune` (and `builder prune`) while a build runs: the cache
+/// mounts that build uses stay (it locks them); once it ended they go.
+#[test]
+fn prune_keeps_the_cache_mounts_a_running_build_uses() {
+    let env = Env::new();
+    image(&env);
+    let mounts = env.root.path().join("build/mounts");
+    let dir = |id: &str| mounts.join(berth_image::Digest::of(id.as_bytes()).hex());
+    // An unused cache mount, from an earlier build.
+    let old = context(&[(
+        "Dockerfile",
+        "FROM bb\nRUN --mount=type=cache,id=old,target=/o touch /o/old\n",
+    )]);
+    build(&env, old.path(), &["-q"]).ok();
+    assert!(dir("old").join("old").exists());
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb
+RUN --mount=type=cache,id=gate,target=/g touch /g/waiting; i=0; while [ ! -e /g/go ]; do i=$((i+1)); [ $i -lt 1200 ] || exit 7; sleep 0.05; done; cat /g/go > /seen
+",
+    )]);
+    let child = env
+        .cmd()
+        .args(["build", "-q", "-t", "gated"])
+        .arg(ctx.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !dir("gate").join("waiting").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gate step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    env.berth(&["system", "prune", "-f"]).ok();
+    env.berth(&["builder", "prune", "-f"]).ok();
+    assert!(!dir("old").exists(), "the unused cache mount stayed");
+    assert!(
+        dir("gate").join("waiting").exists(),
+        "prune removed the cache mount a running build uses"
+    );
+    std::fs::write(dir("gate").join("go"), "went\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run(&env, "gated", "cat /seen"), "went\n");
+    env.berth(&["builder", "prune", "-f"]).ok();
+    assert!(
+        !dir("gate").exists(),
+        "the build ended: its cache mount goes"
+    );
+}
