@@ -14,6 +14,11 @@ const APPLETS: [&str; 22] = [
 /// A busybox image `bb` with a user `app` (1000:1000) (each path once in
 /// its layer: buildah refuses duplicates).
 fn image(env: &Env) -> &'static str {
+    import_image(env, bb_tar(), "bb:latest")
+}
+
+/// The layer of `bb`.
+fn bb_tar() -> Vec<u8> {
     let bb =
         std::fs::read(BUSYBOX).expect("busybox-static is needed: apt-get install busybox-static");
     let mut t = berth_image::tar::build::Tar::default();
@@ -29,7 +34,7 @@ fn image(env: &Env) -> &'static str {
         )
         .file("etc/group", b"root:x:0:\napp:x:1000:\n", 0o644)
         .dir("tmp/", 0o1777);
-    import_image(env, t.end(), "bb:latest")
+    t.end()
 }
 
 /// A context directory with `files` (path, contents).
@@ -1632,6 +1637,158 @@ fn add_url_mixed_with_other_sources() {
     assert!(
         o.stderr
             .contains("Dockerfile:3:5: ADD: unknown flag: --from"),
+        "{}",
+        o.stderr
+    );
+}
+
+/// The command's flags and the directives not exercised elsewhere:
+/// `-q`, `--iidfile`, `--timestamp` and SOURCE_DATE_EPOCH (a build again
+/// from nothing gives the same image id), `--progress`, `-f -` with a
+/// context, `berth image build`, `# escape=`, MAINTAINER, COPY --link and
+/// `.containerignore`.
+#[test]
+fn flags_and_directives() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[
+        ("a.txt", "a\n"),
+        ("skip.txt", "skip\n"),
+        (".containerignore", "skip.txt\n"),
+        (
+            "Dockerfile",
+            "# escape=`
+FROM bb
+MAINTAINER someone <s@example.org>
+COPY --link *.txt /d/
+RUN echo one `
+    two > /e && touch /t
+CMD [\"sh\"]
+",
+        ),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let iid = out.path().join("iid");
+    let o = build(
+        &env,
+        ctx.path(),
+        &[
+            "-q",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "--timestamp",
+            "1000000000",
+            "-t",
+            "walk",
+        ],
+    )
+    .ok();
+    assert_eq!(o.stderr, "", "-q prints nothing else");
+    let id = o.stdout.trim().to_string();
+    assert!(id.starts_with("sha256:"), "{}", o.stdout);
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
+    let i = inspect(&env, "walk");
+    assert_eq!(i["Author"], "someone <s@example.org>");
+    assert_eq!(i["Created"], "2001-09-09T01:46:40Z");
+    for h in i["History"].as_array().unwrap().iter().skip(1) {
+        assert_eq!(h["created"], "2001-09-09T01:46:40Z", "{h}");
+    }
+    assert_eq!(
+        run(&env, "walk", "ls /d; cat /e; stat -c %Y /t /e"),
+        "a.txt\none two\n1000000000\n1000000000\n"
+    );
+    // SOURCE_DATE_EPOCH, every step run again: the same image.
+    let o = env
+        .cmd()
+        .env("SOURCE_DATE_EPOCH", "1000000000")
+        .args(["build", "-q", "--no-cache", "-t", "again"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), id);
+    // --progress: plain and tty print the steps; another is refused.
+    for p in ["plain", "tty", "auto"] {
+        let o = build(&env, ctx.path(), &["--progress", p]).ok();
+        assert!(o.stderr.contains("COPY --link *.txt /d/"), "{}", o.stderr);
+    }
+    let o = build(&env, ctx.path(), &["--progress", "fancy"]);
+    assert!(
+        o.stderr
+            .contains("--progress=fancy: expected auto, plain or tty"),
+        "{}",
+        o.stderr
+    );
+    // `berth image build` with the Dockerfile on standard input (-f -)
+    // and the directory as the context.
+    let mut child = env
+        .cmd()
+        .args(["image", "build", "-q", "-t", "stdin", "-f", "-"])
+        .arg(ctx.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut w = child.stdin.take().unwrap();
+        w.write_all(b"FROM bb\nCOPY . /ctx/\n").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        run(&env, "stdin", "ls -A /ctx | tr '\\n' ' '"),
+        ".containerignore Dockerfile a.txt "
+    );
+}
+
+/// `--pull`: missing (the default) pulls an image not stored and then
+/// keeps the stored one; always pulls a moved tag; never refuses an image
+/// not stored and uses a stored one; another value is refused.
+#[test]
+fn pull_policies() {
+    let env = Env::new();
+    let reg = &registry().addr;
+    let first = push_image("t/buildbase", "v1", &[bb_tar()], Comp::Gzip, "amd64");
+    let name = format!("{reg}/t/buildbase:v1");
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {name}\nRUN ls /hello > /seen 2>&1 || true\n"),
+    )]);
+    let base_of = |env: &Env| {
+        let h = inspect(env, "p");
+        h["RootFS"]["Layers"].as_array().unwrap().len()
+    };
+    let o = build(&env, ctx.path(), &["--pull=never", "-t", "p"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("--pull=never"), "{}", o.stderr);
+    build(&env, ctx.path(), &["-q", "-t", "p"]).ok();
+    assert_eq!(
+        env.berth(&["image", "inspect", "-f", "{{.Id}}", &name])
+            .ok()
+            .stdout
+            .trim(),
+        first.config.to_string()
+    );
+    let one = base_of(&env);
+    // The tag moves.
+    push_image(
+        "t/buildbase",
+        "v1",
+        &[bb_tar(), top_layer()],
+        Comp::Gzip,
+        "amd64",
+    );
+    build(&env, ctx.path(), &["-q", "-t", "p", "--pull=missing"]).ok();
+    build(&env, ctx.path(), &["-q", "-t", "p", "--pull=never"]).ok();
+    assert_eq!(base_of(&env), one);
+    build(&env, ctx.path(), &["-q", "-t", "p", "--pull=always"]).ok();
+    assert_eq!(base_of(&env), one + 1);
+    assert_eq!(run(&env, "p", "cat /seen"), "/hello\n");
+    let o = build(&env, ctx.path(), &["--pull=sometimes"]);
+    assert!(
+        o.stderr.contains("expected always, missing or never"),
         "{}",
         o.stderr
     );
