@@ -59,6 +59,12 @@ def timed_rss(cmd, env=None):
     return wall, cpu, rss
 
 
+# Debian's docker.io 20.10 (its CLI has BuildKit built in; a newer CLI
+# earlier in PATH would want buildx).
+DOCKER = "/usr/bin/docker"
+DOCKERD = "/usr/sbin/dockerd"
+
+
 def proc_cpu(pid):
     """user+sys of a process and of the children it waited for (s)."""
     try:
@@ -102,12 +108,12 @@ class Dockerd:
         self.pidfile = os.path.join(self.exec_root, "docker.pid")
         self.log = open(os.path.join(work, "dockerd.log"), "w")
         self.proc = subprocess.Popen(
-            ["dockerd", "--data-root", os.path.join(self.dir, "data"), "--exec-root", self.exec_root,
+            [DOCKERD, "--data-root", os.path.join(self.dir, "data"), "--exec-root", self.exec_root,
              "-H", f"unix://{self.sock}", "--pidfile", self.pidfile, "--bridge=none",
-             "--iptables=false", "--ip-masq=false", "--ip6tables=false"],
+             "--iptables=false", "--ip-masq=false"],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 60
-        while subprocess.run(["docker", "-H", f"unix://{self.sock}", "version"],
+        while subprocess.run([DOCKER, "-H", f"unix://{self.sock}", "version"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
             if time.time() > deadline or self.proc.poll() is not None:
                 self.stop()
@@ -115,7 +121,7 @@ class Dockerd:
             time.sleep(0.2)
 
     def cli(self):
-        return ["docker", "-H", f"unix://{self.sock}"]
+        return [DOCKER, "-H", f"unix://{self.sock}"]
 
     def pids(self):
         return [self.proc.pid] + children(self.proc.pid)

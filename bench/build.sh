@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/build.sh: run as root" >&2; exit 1; }
 command -v buildah >/dev/null || { echo "bench/build.sh: buildah is missing (apt-get install buildah)" >&2; exit 1; }
-command -v dockerd >/dev/null && command -v docker >/dev/null || { echo "bench/build.sh: docker is missing (apt-get install docker.io; or pass --no-docker)" >&2; exit 1; }
+[ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || { echo "bench/build.sh: docker is missing (apt-get install docker.io; or pass --no-docker)" >&2; exit 1; }
 profile=release
 args=()
 for a in "$@"; do
