@@ -504,6 +504,8 @@ impl Engine {
                 berth_image::remove_all(&p)?;
             }
         }
+        // Gone when empty (a build makes it again, see lock_cache_mount).
+        let _ = std::fs::remove_dir(&mounts);
         Ok(n)
     }
 }
