@@ -97,6 +97,9 @@ def peak_rss_mib(pid):
     return 0.0
 
 
+STARTED = []
+
+
 class Dockerd:
     """A dockerd of its own under `work` (started, then stopped and its
     state removed by stop())."""
@@ -112,6 +115,7 @@ class Dockerd:
              "-H", f"unix://{self.sock}", "--pidfile", self.pidfile, "--bridge=none",
              "--iptables=false", "--ip-masq=false"],
             stdout=self.log, stderr=subprocess.STDOUT)
+        STARTED.append(self)
         deadline = time.time() + 60
         while subprocess.run([DOCKER, "-H", f"unix://{self.sock}", "version"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
@@ -141,6 +145,8 @@ class Dockerd:
         return peak_rss_mib(self.proc.pid)
 
     def stop(self):
+        if self in STARTED:
+            STARTED.remove(self)
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=60)
@@ -255,6 +261,9 @@ def main():
                     rss += f" (CLI); dockerd {statistics.median(dockerd_peak[s]):.1f}"
                 print(f"| {s} | {t} | {med(0):.3f} | {med(1):.3f} | {rss} |")
     finally:
+        # A failed command exits through here: stop a dockerd left running.
+        for d in list(STARTED):
+            d.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
