@@ -75,7 +75,7 @@ impl Platform {
             [one] => (native.os.as_str(), one, ""),
             [os, arch] => (os, arch, ""),
             [os, arch, v] => (os, arch, v),
-            _ => unreachable!("1 to 3 parts"),
+            _ => return Err(format!("platform {s:?}: expected OS/ARCH[/VARIANT]")),
         };
         let os = if os == "macos" { "darwin" } else { os };
         let (arch, variant) = match (arch, variant) {

@@ -2356,7 +2356,7 @@ impl Ctx<'_> {
                     libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
                     0,
                 )?;
-                merge_layer(src.as_fd(), dst.as_fd())?;
+                merge_layer(src.as_fd(), dst.as_fd(), 0)?;
             }
             Ok(())
         })();
@@ -2373,6 +2373,9 @@ impl Ctx<'_> {
 
 const OPAQUE_XATTR: &[u8] = b"trusted.overlay.opaque";
 
+/// How deep `merge_layer` recurses (a directory fd open per level).
+const MAX_MERGE_DEPTH: usize = 4096;
+
 /// Applies the layer directory `src` (in overlayfs's form: whiteouts as
 /// 0:0 character devices, opaque directories marked by an xattr) onto
 /// `dst`, an upper directory of the layers below, so that `dst` then
@@ -2387,7 +2390,13 @@ const OPAQUE_XATTR: &[u8] = b"trusted.overlay.opaque";
 fn merge_layer(
     src: std::os::fd::BorrowedFd<'_>,
     dst: std::os::fd::BorrowedFd<'_>,
+    depth: usize,
 ) -> std::io::Result<()> {
+    if depth > MAX_MERGE_DEPTH {
+        return Err(std::io::Error::other(format!(
+            "directories nested deeper than {MAX_MERGE_DEPTH}"
+        )));
+    }
     let mut names = sfs::read_dir_fd(src)?;
     names.sort();
     for n in names {
@@ -2416,7 +2425,7 @@ fn merge_layer(
         } else {
             sfs::mkdir_open_at(dst, name, 0o700)?
         };
-        merge_layer(fd.as_fd(), d.as_fd())?;
+        merge_layer(fd.as_fd(), d.as_fd(), depth + 1)?;
         for (k, v) in &xattrs {
             if !k.starts_with(b"trusted.overlay.") {
                 sfs::set_xattr_fd(d.as_fd(), k, v, false)?;
