@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
 """`berth build` against `buildah bud --layers` (private --root/--runroot;
-buildah's storage driver overlay by default, vfs with --storage vfs) of one
-two-stage Dockerfile: cold (fresh stores), no change, one source file
-changed. Interleaved round by round (the order alternates), medians of
-wall time, CPU time (user+sys of the command and every process it waited
-for) and peak RSS (the largest process waited for, from a wrapper's
-RUSAGE_CHILDREN; berth's monitors and containers are not its children, so
-their memory is not counted, nor buildah's runc's). Prints Markdown.
+buildah's storage driver overlay by default, vfs with --storage vfs) and
+`docker build` (Debian's dockerd 20.10, started here for each round with
+its own --data-root, --exec-root, socket and pidfile, no bridge and no
+iptables, BuildKit unless --docker-classic) of one two-stage Dockerfile:
+cold (fresh stores), no change, one source file changed. Interleaved
+round by round (the order rotates), medians of wall time, CPU time
+(user+sys of the command and every process it waited for; for docker
+also dockerd's and its containerd's, and what they waited for) and peak
+RSS (the largest process waited for, from a wrapper's RUSAGE_CHILDREN;
+berth's monitors and containers are not its children, so their memory is
+not counted, nor buildah's runc's; for docker the CLI's and, apart,
+dockerd's own peak, reset before each build through clear_refs).
+Prints Markdown.
 
 Run as root via bench/build.sh.
 """
-import argparse, os, resource, shutil, statistics, subprocess, sys, tempfile, time
+import argparse, os, resource, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 DOCKERFILE = """ARG BASE=bb
 FROM $BASE AS gen
@@ -53,18 +59,129 @@ def timed_rss(cmd, env=None):
     return wall, cpu, rss
 
 
+# Debian's docker.io 20.10 (its CLI has BuildKit built in; a newer CLI
+# earlier in PATH would want buildx).
+DOCKER = "/usr/bin/docker"
+DOCKERD = "/usr/sbin/dockerd"
+
+
+def proc_cpu(pid):
+    """user+sys of a process and of the children it waited for (s)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid):
+    out = []
+    try:
+        for t in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{t}/children") as f:
+                out += [int(c) for c in f.read().split()]
+    except OSError:
+        pass
+    return out
+
+
+def peak_rss_mib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+STARTED = []
+
+
+class Dockerd:
+    """A dockerd of its own under `work` (started, then stopped and its
+    state removed by stop())."""
+
+    def __init__(self, work):
+        self.dir = os.path.join(work, "docker")
+        self.exec_root = tempfile.mkdtemp(prefix="bdx", dir="/run")
+        self.sock = os.path.join(self.exec_root, "docker.sock")
+        self.pidfile = os.path.join(self.exec_root, "docker.pid")
+        self.log = open(os.path.join(work, "dockerd.log"), "w")
+        self.proc = subprocess.Popen(
+            [DOCKERD, "--data-root", os.path.join(self.dir, "data"), "--exec-root", self.exec_root,
+             "-H", f"unix://{self.sock}", "--pidfile", self.pidfile, "--bridge=none",
+             "--iptables=false", "--ip-masq=false"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        STARTED.append(self)
+        deadline = time.time() + 60
+        while subprocess.run([DOCKER, "-H", f"unix://{self.sock}", "version"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+            if time.time() > deadline or self.proc.poll() is not None:
+                self.stop()
+                sys.exit(f"dockerd did not start: see {self.log.name}")
+            time.sleep(0.2)
+
+    def cli(self):
+        return [DOCKER, "-H", f"unix://{self.sock}"]
+
+    def pids(self):
+        return [self.proc.pid] + children(self.proc.pid)
+
+    def cpu(self):
+        return sum(proc_cpu(p) for p in self.pids())
+
+    def reset_peak(self):
+        for p in self.pids():
+            try:
+                with open(f"/proc/{p}/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                pass
+
+    def peak(self):
+        return peak_rss_mib(self.proc.pid)
+
+    def stop(self):
+        if self in STARTED:
+            STARTED.remove(self)
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        for root in (self.dir, self.exec_root):
+            mounts = []
+            with open("/proc/self/mountinfo") as f:
+                for line in f:
+                    m = line.split()[4]
+                    if m.startswith(root + "/"):
+                        mounts.append(m)
+            for m in sorted(mounts, reverse=True):
+                subprocess.run(["umount", "-l", m], stderr=subprocess.DEVNULL)
+            shutil.rmtree(root, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--storage", default="overlay", help="buildah's storage driver (overlay or vfs)")
+    ap.add_argument("--docker-classic", action="store_true", help="docker's classic builder, not BuildKit")
+    ap.add_argument("--no-docker", action="store_true")
     a = ap.parse_args()
+    tools = ["berth", "buildah"] + ([] if a.no_docker else ["docker"])
     berth = os.path.join(a.bin, "berth")
     work = tempfile.mkdtemp(prefix="berth-bench-build-", dir="/var/tmp")
     policy = os.path.join(work, "policy.json")
     with open(policy, "w") as f:
         f.write('{"default":[{"type":"insecureAcceptAnything"}]}')
-    results = {(t, s): [] for t in ("berth", "buildah") for s in ("cold", "no change", "one file changed")}
+    results = {(t, s): [] for t in tools for s in ("cold", "no change", "one file changed")}
+    dockerd_peak = {s: [] for s in ("cold", "no change", "one file changed")}
     try:
         rootfs = os.path.join(work, "rootfs")
         os.makedirs(os.path.join(rootfs, "bin"))
@@ -92,34 +209,61 @@ def main():
             subprocess.run([berth, "save", "-o", os.path.join(rr, "bb.tar"), "bb"], env=benv, check=True)
             bh = ["buildah", "--root", os.path.join(rr, "buildah"), "--runroot", os.path.join(rr, "brun"),
                   "--storage-driver", a.storage]
+            dockerd = None
+            if "docker" in tools:
+                dockerd = Dockerd(rr)
+                p = subprocess.Popen([berth, "save", "bb"], env=benv, stdout=subprocess.PIPE)
+                subprocess.run(dockerd.cli() + ["load", "-q"], stdin=p.stdout, check=True,
+                               stdout=subprocess.DEVNULL)
+                p.wait()
+            denv = dict(os.environ, DOCKER_BUILDKIT="0" if a.docker_classic else "1")
             cmds = {
                 "berth": [berth, "build", "-q", "-t", "app", ctx],
                 "buildah": bh + ["bud", "--layers", "--runtime", "runc", "--network", "none", "-q",
                                  "--signature-policy", policy,
                                  "--build-arg", f"BASE=docker-archive:{rr}/bb.tar", "-t", "app", ctx],
             }
-            order = ["berth", "buildah"] if r % 2 == 0 else ["buildah", "berth"]
+            if dockerd:
+                cmds["docker"] = dockerd.cli() + ["build", "-q", "--network", "none", "-t", "app", ctx]
+            order = tools[r % len(tools):] + tools[:r % len(tools)]
             for scenario in ("cold", "no change", "one file changed"):
                 if scenario == "one file changed":
                     with open(os.path.join(ctx, "src", "f1"), "w") as f:
                         f.write(f"changed in round {r}\n")
                 for t in order:
                     subprocess.run(["sync"])
-                    results[(t, scenario)].append(timed_rss(cmds[t], env=benv))
+                    if t == "docker":
+                        dockerd.reset_peak()
+                        before = dockerd.cpu()
+                        wall, cpu, rss = timed_rss(cmds[t], env=denv)
+                        cpu += dockerd.cpu() - before
+                        results[(t, scenario)].append((wall, cpu, rss))
+                        dockerd_peak[scenario].append(dockerd.peak())
+                    else:
+                        results[(t, scenario)].append(timed_rss(cmds[t], env=benv))
+            if dockerd:
+                dockerd.stop()
             subprocess.run(bh + ["rm", "--all"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             subprocess.run(bh + ["rmi", "--all", "--force"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             subprocess.run(["umount", "-R", os.path.join(rr, "buildah", "overlay")], stderr=subprocess.DEVNULL)
             shutil.rmtree(rr, ignore_errors=True)
             shutil.rmtree(run_root, ignore_errors=True)
-        print(f"{a.runs} rounds, interleaved; buildah storage {a.storage}; medians\n")
+        builder = "classic builder" if a.docker_classic else "BuildKit"
+        print(f"{a.runs} rounds, interleaved; buildah storage {a.storage}; docker {builder}; medians\n")
         print("| scenario | tool | wall (s) | CPU (s) | peak RSS (MiB) |")
         print("|---|---|---|---|---|")
         for s in ("cold", "no change", "one file changed"):
-            for t in ("berth", "buildah"):
+            for t in tools:
                 v = results[(t, s)]
                 med = lambda i: statistics.median(x[i] for x in v)
-                print(f"| {s} | {t} | {med(0):.3f} | {med(1):.3f} | {med(2):.1f} |")
+                rss = f"{med(2):.1f}"
+                if t == "docker":
+                    rss += f" (CLI); dockerd {statistics.median(dockerd_peak[s]):.1f}"
+                print(f"| {s} | {t} | {med(0):.3f} | {med(1):.3f} | {rss} |")
     finally:
+        # A failed command exits through here: stop a dockerd left running.
+        for d in list(STARTED):
+            d.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

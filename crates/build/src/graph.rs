@@ -51,6 +51,67 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// A platform as `--platform` and `FROM --platform` take it, in
+    /// containerd's spellings normalised (case-insensitive; `x86_64` and
+    /// `x86-64` are `amd64`, `aarch64` is `arm64`, amd64's `v1` and
+    /// arm64's `v8` are no variant; one word is an OS with this machine's
+    /// architecture, or an architecture with this machine's OS).
+    pub fn parse(s: &str) -> Result<Platform, String> {
+        let lower = s.trim().to_ascii_lowercase();
+        let parts: Vec<&str> = lower.split('/').collect();
+        if parts.iter().any(|p| p.is_empty()) || parts.len() > 3 {
+            return Err(format!(
+                "platform {s:?}: expected OS/ARCH[/VARIANT], such as linux/amd64"
+            ));
+        }
+        let native = Platform::native();
+        const OSES: &[&str] = &[
+            "linux", "windows", "darwin", "macos", "freebsd", "netbsd", "openbsd", "illumos",
+            "solaris", "aix", "android", "ios", "plan9", "js", "wasip1",
+        ];
+        let (os, arch, variant) = match parts[..] {
+            [one] if OSES.contains(&one) => (one, native.arch.as_str(), native.variant.as_str()),
+            [one] => (native.os.as_str(), one, ""),
+            [os, arch] => (os, arch, ""),
+            [os, arch, v] => (os, arch, v),
+            _ => return Err(format!("platform {s:?}: expected OS/ARCH[/VARIANT]")),
+        };
+        let os = if os == "macos" { "darwin" } else { os };
+        let (arch, variant) = match (arch, variant) {
+            ("x86_64" | "x86-64" | "amd64", "v1") => ("amd64", ""),
+            ("x86_64" | "x86-64", v) => ("amd64", v),
+            ("i386" | "i486" | "i586" | "i686", v) => ("386", v),
+            ("aarch64" | "arm64", "v8" | "8") => ("arm64", ""),
+            ("aarch64", v) => ("arm64", v),
+            ("armhf", _) => ("arm", "v7"),
+            ("armel", _) => ("arm", "v6"),
+            ("arm", "5") => ("arm", "v5"),
+            ("arm", "6") => ("arm", "v6"),
+            ("arm", "7") => ("arm", "v7"),
+            ("arm", "") => ("arm", "v7"),
+            (a, v) => (a, v),
+        };
+        Ok(Platform {
+            os: os.to_string(),
+            arch: arch.to_string(),
+            variant: variant.to_string(),
+        })
+    }
+
+    /// `s` (see [`Platform::parse`]) if it is `native`, the only platform
+    /// berth builds for (it runs RUN steps, it does not emulate).
+    pub fn require(s: &str, native: &Platform) -> Result<Platform, String> {
+        let p = Platform::parse(s)?;
+        if &p != native {
+            return Err(format!(
+                "platform {s} ({p}): berth builds only for the platform it runs on, {native} (no emulation); build on a {p} machine or leave --platform out"
+            ));
+        }
+        Ok(p)
+    }
+}
+
 impl std::fmt::Display for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.os, self.arch)?;
@@ -212,6 +273,10 @@ impl Graph {
                         continue;
                     };
                     let Kind::From(raw) = &ins.kind else { continue };
+                    if let Some(p) = &f.platform {
+                        Platform::require(p, platform)
+                            .map_err(|m| e(ins.pos, format!("FROM --platform: {m}")))?;
+                    }
                     let id = StageId(stages.len());
                     if let Some(n) = &f.name {
                         if stages.iter().any(|s| s.name.as_deref() == Some(n)) {

@@ -345,3 +345,55 @@ fn many_stages_and_references() {
     src.push_str("FROM one-too-many\n");
     assert!(gerr(&src).contains("more than 1000 stages"));
 }
+
+#[test]
+fn platforms_parse_in_containerd_spellings() {
+    let amd = |v: &str| Platform {
+        os: "linux".into(),
+        arch: "amd64".into(),
+        variant: v.into(),
+    };
+    for s in [
+        "linux/amd64",
+        "linux/x86_64",
+        "Linux/AMD64",
+        "linux/x86-64",
+        "linux/amd64/v1",
+        "x86_64",
+    ] {
+        assert_eq!(Platform::parse(s).unwrap(), amd(""), "{s}");
+    }
+    assert_eq!(Platform::parse("linux/amd64/v3").unwrap(), amd("v3"));
+    let arm = Platform::parse("linux/aarch64/v8").unwrap();
+    assert_eq!(arm.to_string(), "linux/arm64");
+    assert_eq!(
+        Platform::parse("linux/armhf").unwrap().to_string(),
+        "linux/arm/v7"
+    );
+    assert!(Platform::parse("linux//amd64").is_err());
+    assert!(Platform::parse("a/b/c/d").is_err());
+    let native = amd("");
+    assert!(Platform::require("linux/x86_64", &native).is_ok());
+    let e = Platform::require("linux/arm64", &native).unwrap_err();
+    assert!(
+        e.contains("only for the platform it runs on, linux/amd64"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'));
+}
+
+#[test]
+fn from_platform_other_than_the_target_is_refused() {
+    let e = graph_args(
+        "FROM alpine\nFROM --platform=linux/arm64 alpine AS b\n",
+        &[],
+    )
+    .unwrap_err();
+    assert_eq!((e.line, e.col), (2, 1), "{e}");
+    assert!(
+        e.message.contains("FROM --platform: platform linux/arm64"),
+        "{e}"
+    );
+    let g = graph("FROM --platform=linux/x86_64 img\n");
+    assert_eq!(g.stages[0].platform.as_deref(), Some("linux/x86_64"));
+}

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use berth_engine::build::{
-    BuildHost, BuildOptions, DockerfileSource, ImageFormat, LayerCompression, NamedContext,
+    BuildHost, BuildOptions, DockerfileSource, ImageFormat, LayerCompression, NamedContext, Squash,
     StdinContext,
 };
 use berth_engine::images::{self, ImageChoice, PullPolicy as P};
@@ -68,6 +68,18 @@ pub struct BuildArgs {
     /// How new layers are compressed: gzip or zstd.
     #[arg(long, default_value = "gzip")]
     pub compression: String,
+    /// The target platform, OS/ARCH[/VARIANT] (comma-separated for
+    /// several): only this machine's is built (linux/amd64 here, in any of
+    /// its spellings); it also sets TARGETPLATFORM and its parts.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
+    /// Squash the layers the build made into one, on top of the target
+    /// stage's base image (the history keeps its steps, marked empty).
+    #[arg(long, conflicts_with = "squash_all")]
+    pub squash: bool,
+    /// Squash every layer, the base image's too, into one (podman).
+    #[arg(long)]
+    pub squash_all: bool,
     /// The build context: a directory, or - (standard input: a tarball of the context,
     /// plain or gzip, or a Dockerfile alone, no context).
     pub context: String,
@@ -279,6 +291,12 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
         compression: LayerCompression::parse(&a.compression)?,
         secrets,
         contexts: named_contexts(&a.build_context)?,
+        platform: a.platform.clone(),
+        squash: match (a.squash, a.squash_all) {
+            (_, true) => Squash::All,
+            (true, false) => Squash::New,
+            (false, false) => Squash::No,
+        },
     };
     let host = Host {
         engine: &engine,

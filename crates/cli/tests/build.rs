@@ -14,6 +14,11 @@ const APPLETS: [&str; 22] = [
 /// A busybox image `bb` with a user `app` (1000:1000) (each path once in
 /// its layer: buildah refuses duplicates).
 fn image(env: &Env) -> &'static str {
+    import_image(env, bb_tar(), "bb:latest")
+}
+
+/// The layer of `bb`.
+fn bb_tar() -> Vec<u8> {
     let bb =
         std::fs::read(BUSYBOX).expect("busybox-static is needed: apt-get install busybox-static");
     let mut t = berth_image::tar::build::Tar::default();
@@ -29,7 +34,7 @@ fn image(env: &Env) -> &'static str {
         )
         .file("etc/group", b"root:x:0:\napp:x:1000:\n", 0o644)
         .dir("tmp/", 0o1777);
-    import_image(env, t.end(), "bb:latest")
+    t.end()
 }
 
 /// A context directory with `files` (path, contents).
@@ -465,6 +470,114 @@ fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
     out
 }
 
+/// berth's root filesystem of `image`: exported through a container and
+/// unpacked under `work`.
+fn berth_root(env: &Env, image: &str, work: &Path) -> std::collections::BTreeMap<String, String> {
+    let created = env.berth(&["create", image]).ok().stdout;
+    let tar = work.join(format!("{image}.tar"));
+    env.berth(&["export", "-o", tar.to_str().unwrap(), created.trim()])
+        .ok();
+    let dir = work.join(image);
+    std::fs::create_dir(&dir).unwrap();
+    let st = std::process::Command::new("tar")
+        .args(["--numeric-owner", "-xpf"])
+        .arg(&tar)
+        .arg("-C")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tree(&dir)
+}
+
+/// `buildah bud --layers` of `ctx` (private storage under `work`, vfs,
+/// runc, no network) with `args` as build args: its root filesystem and
+/// its `inspect` document; its storage emptied after.
+fn buildah_build(
+    work: &Path,
+    ctx: &Path,
+    args: &[&str],
+) -> (
+    std::collections::BTreeMap<String, String>,
+    serde_json::Value,
+) {
+    let buildah = "/usr/bin/buildah";
+    assert!(
+        Path::new(buildah).exists(),
+        "buildah is needed for the differential tests: apt-get install buildah"
+    );
+    let (root, runroot) = (work.join("broot"), work.join("brun"));
+    let policy = work.join("policy.json");
+    std::fs::write(
+        &policy,
+        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
+    )
+    .unwrap();
+    let bh = |args: &[&str]| {
+        let o = std::process::Command::new(buildah)
+            .arg("--root")
+            .arg(&root)
+            .arg("--runroot")
+            .arg(&runroot)
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "buildah {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let mut bud = vec![
+        "bud",
+        "--layers",
+        // crun refuses this host's hybrid cgroups; runc takes them.
+        "--runtime",
+        "runc",
+        "--network",
+        "none",
+        "--signature-policy",
+        policy.to_str().unwrap(),
+    ];
+    for a in args {
+        bud.extend(["--build-arg", a]);
+    }
+    bud.extend(["-t", "theirs", ctx.to_str().unwrap()]);
+    bh(&bud);
+    bh(&["from", "--name", "c", "theirs"]);
+    let theirs = std::path::PathBuf::from(bh(&["mount", "c"]).trim());
+    let t = tree(&theirs);
+    let config: serde_json::Value =
+        serde_json::from_str(&bh(&["inspect", "--type", "image", "theirs"])).unwrap();
+    bh(&["umount", "--all"]);
+    bh(&["rm", "--all"]);
+    bh(&["rmi", "--all", "--force"]);
+    (t, config)
+}
+
+fn assert_same_trees(
+    a: &std::collections::BTreeMap<String, String>,
+    b: &std::collections::BTreeMap<String, String>,
+) {
+    let mut diffs = Vec::new();
+    for k in a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        if a.get(k) != b.get(k) {
+            diffs.push(format!("{k}: berth {:?}, buildah {:?}", a.get(k), b.get(k)));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "root filesystems differ:\n{}",
+        diffs.join("\n")
+    );
+}
+
 /// The same Dockerfiles built by berth and by buildah (`buildah bud
 /// --layers`, private storage, vfs) give the same root filesystems
 /// (paths, types, modes, owners, contents, links) and configs.
@@ -478,14 +591,10 @@ fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
 fn same_as_buildah() {
     let env = Env::new();
     image(&env);
-    let buildah = "/usr/bin/buildah";
-    assert!(
-        Path::new(buildah).exists(),
-        "buildah is needed for the differential tests: apt-get install buildah"
-    );
     let work = tempfile::tempdir().unwrap();
     let bb = work.path().join("bb.tar");
     env.berth(&["save", "-o", bb.to_str().unwrap(), "bb"]).ok();
+    let base = format!("BASE=docker-archive:{}", bb.display());
     let ctx = context(&[
         ("a.txt", "a\n"),
         ("b.txt", "b\n"),
@@ -521,86 +630,9 @@ CMD [\"cat\", \"version\"]
         ),
     ]);
     build(&env, ctx.path(), &["-t", "mine"]).ok();
-    // berth's root: the image exported through a container.
-    let created = env.berth(&["create", "mine"]).ok().stdout;
-    let tar = work.path().join("mine.tar");
-    env.berth(&["export", "-o", tar.to_str().unwrap(), created.trim()])
-        .ok();
-    let mine = work.path().join("mine");
-    std::fs::create_dir(&mine).unwrap();
-    let st = std::process::Command::new("tar")
-        .args(["--numeric-owner", "-xpf"])
-        .arg(&tar)
-        .arg("-C")
-        .arg(&mine)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    // buildah's, in storage of its own.
-    let (root, runroot) = (work.path().join("broot"), work.path().join("brun"));
-    let policy = work.path().join("policy.json");
-    std::fs::write(
-        &policy,
-        r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-    )
-    .unwrap();
-    let bh = |args: &[&str]| {
-        let o = std::process::Command::new(buildah)
-            .arg("--root")
-            .arg(&root)
-            .arg("--runroot")
-            .arg(&runroot)
-            .args(["--storage-driver", "vfs"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "buildah {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    let base = format!("BASE=docker-archive:{}", bb.display());
-    bh(&[
-        "bud",
-        "--layers",
-        // crun refuses this host's hybrid cgroups; runc takes them.
-        "--runtime",
-        "runc",
-        "--network",
-        "none",
-        "--signature-policy",
-        policy.to_str().unwrap(),
-        "--build-arg",
-        &base,
-        "-t",
-        "theirs",
-        ctx.path().to_str().unwrap(),
-    ]);
-    bh(&["from", "--name", "c", "theirs"]);
-    let theirs = std::path::PathBuf::from(bh(&["mount", "c"]).trim());
-    let (a, b) = (tree(&mine), tree(&theirs));
-    let config_theirs: serde_json::Value =
-        serde_json::from_str(&bh(&["inspect", "--type", "image", "theirs"])).unwrap();
-    bh(&["umount", "--all"]);
-    bh(&["rm", "--all"]);
-    bh(&["rmi", "--all", "--force"]);
-    let mut diffs = Vec::new();
-    for k in a
-        .keys()
-        .chain(b.keys())
-        .collect::<std::collections::BTreeSet<_>>()
-    {
-        if a.get(k) != b.get(k) {
-            diffs.push(format!("{k}: berth {:?}, buildah {:?}", a.get(k), b.get(k)));
-        }
-    }
-    assert!(
-        diffs.is_empty(),
-        "root filesystems differ:\n{}",
-        diffs.join("\n")
-    );
+    let a = berth_root(&env, "mine", work.path());
+    let (b, config_theirs) = buildah_build(work.path(), ctx.path(), &[&base]);
+    assert_same_trees(&a, &b);
     let mine_c = config(&env, "mine");
     let theirs_c = &config_theirs["OCIv1"]["config"];
     for k in [
@@ -1203,4 +1235,561 @@ COPY --from=a /a /a
     env.berth(&["image", "prune"]).ok();
     let after = env.berth(&["images", "-aq"]).ok().stdout.lines().count();
     assert!(after < before, "{before} images, then {after}");
+}
+
+/// The image's inspect document.
+fn inspect(env: &Env, image: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(&env.berth(&["image", "inspect", image]).ok().stdout).unwrap();
+    v[0].clone()
+}
+
+/// The media types of an image's layers, from its manifest (`save
+/// --format oci-dir`).
+fn layer_types(env: &Env, image: &str) -> Vec<String> {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("oci");
+    env.berth(&[
+        "save",
+        "--format",
+        "oci-dir",
+        "-o",
+        out.to_str().unwrap(),
+        image,
+    ])
+    .ok();
+    let blob = |digest: &str| {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        std::fs::read(out.join("blobs/sha256").join(hex)).unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&blob(index["manifests"][0]["digest"].as_str().unwrap())).unwrap();
+    m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `--compression` keys the cache: a zstd build after a gzip one makes its
+/// own (zstd) layers, and a gzip build after it its gzip ones again. With
+/// `--timestamp` the three give one config, so one image id: the image is
+/// recorded with the layers of the last build's compression.
+#[test]
+fn compression_is_part_of_the_cache_key() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[
+        ("f", "f\n"),
+        ("Dockerfile", "FROM bb\nCOPY f /f\nRUN echo z > /z\n"),
+    ]);
+    let gz = "application/vnd.oci.image.layer.v1.tar+gzip";
+    let zst = "application/vnd.oci.image.layer.v1.tar+zstd";
+    let top2 = |image: &str| {
+        let t = layer_types(&env, image);
+        t[t.len() - 2..].to_vec()
+    };
+    let ts = ["--timestamp", "10"];
+    let g = build(&env, ctx.path(), &[&ts[..], &["-t", "g"]].concat()).ok();
+    assert_eq!(top2("g"), [gz, gz]);
+    let z = build(
+        &env,
+        ctx.path(),
+        &[&ts[..], &["-t", "z", "--compression", "zstd"]].concat(),
+    )
+    .ok();
+    assert_eq!(counts(&z).0, 2, "{}", z.stderr);
+    assert_eq!(top2("z"), [zst, zst]);
+    assert_eq!(z.stdout, g.stdout, "the same config, the same id");
+    let again = build(&env, ctx.path(), &[&ts[..], &["-t", "g"]].concat()).ok();
+    assert_eq!(counts(&again).0, 2, "{}", again.stderr);
+    assert_eq!(top2("g"), [gz, gz]);
+    let same = build(&env, ctx.path(), &[&ts[..], &["-t", "g"]].concat()).ok();
+    assert_eq!(counts(&same).0, 0, "{}", same.stderr);
+    assert_eq!(same.stdout, g.stdout);
+}
+
+/// `--platform` and `FROM --platform`: this machine's platform in its
+/// spellings is built (the TARGET*/BUILD* args say it); another is refused
+/// in one line naming it.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn platform_native_only() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM --platform=$BUILDPLATFORM bb AS b
+ARG TARGETPLATFORM
+ARG BUILDPLATFORM
+ARG TARGETOS TARGETARCH TARGETVARIANT
+RUN echo \"$TARGETPLATFORM $BUILDPLATFORM $TARGETOS $TARGETARCH [$TARGETVARIANT]\" > /p
+FROM --platform=linux/x86_64 b
+",
+    )]);
+    for p in [
+        "linux/amd64",
+        "linux/x86_64",
+        "Linux/AMD64",
+        "linux/amd64/v1",
+        "amd64",
+    ] {
+        build(&env, ctx.path(), &["-q", "-t", "plat", "--platform", p]).ok();
+    }
+    assert_eq!(
+        run(&env, "plat", "cat /p"),
+        "linux/amd64 linux/amd64 linux amd64 []\n"
+    );
+    assert_eq!(inspect(&env, "plat")["Architecture"], "amd64");
+    let o = build(&env, ctx.path(), &["--platform", "linux/arm64"]);
+    assert_ne!(o.code, 0);
+    let err: Vec<&str> = o.stderr.lines().filter(|l| l.contains("arm64")).collect();
+    assert_eq!(err.len(), 1, "{}", o.stderr);
+    assert!(
+        err[0].contains("berth builds only for the platform it runs on, linux/amd64"),
+        "{}",
+        o.stderr
+    );
+    let o = build(
+        &env,
+        ctx.path(),
+        &["--platform", "linux/amd64,linux/arm64/v8"],
+    );
+    assert!(o.stderr.contains("linux/arm64"), "{}", o.stderr);
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM bb\nFROM --platform=linux/s390x bb\n",
+    )
+    .unwrap();
+    let o = build(&env, ctx.path(), &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("Dockerfile:2:1: FROM --platform: platform linux/s390x"),
+        "{}",
+        o.stderr
+    );
+}
+
+/// `--squash`: the build's layers become one on top of the base image
+/// (the history keeps the steps, marked empty, and a merge entry), with
+/// the same root filesystem as the unsquashed image (whiteouts of the
+/// base's files, a directory removed and made again, a hard link);
+/// `--squash-all`: one layer in all; both cached.
+#[test]
+fn squash_and_squash_all() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[
+        ("f", "from the context\n"),
+        (
+            "Dockerfile",
+            "FROM bb
+RUN echo a > /a && ln /a /hard && mkdir -p /d/sub && echo x > /d/sub/x && echo gone > /gone
+RUN rm /bin/true /gone && rm -rf /d && mkdir /d && echo y > /d/y && chmod 700 /d
+COPY f /f
+ENV K=v
+CMD [\"sh\"]
+",
+        ),
+    ]);
+    build(&env, ctx.path(), &["-q", "-t", "layered"]).ok();
+    build(&env, ctx.path(), &["-q", "-t", "sq", "--squash"]).ok();
+    build(&env, ctx.path(), &["-q", "-t", "all", "--squash-all"]).ok();
+    let (base, layered, sq, all) = (
+        inspect(&env, "bb"),
+        inspect(&env, "layered"),
+        inspect(&env, "sq"),
+        inspect(&env, "all"),
+    );
+    let n = |v: &serde_json::Value| v["RootFS"]["Layers"].as_array().unwrap().len();
+    assert_eq!(n(&layered), n(&base) + 3);
+    assert_eq!(n(&sq), n(&base) + 1);
+    assert_eq!(n(&all), 1);
+    assert_eq!(
+        sq["RootFS"]["Layers"].as_array().unwrap()[..n(&base)],
+        base["RootFS"]["Layers"].as_array().unwrap()[..]
+    );
+    assert_eq!(sq["Config"], layered["Config"]);
+    let hist = sq["History"].as_array().unwrap();
+    let built = &layered["History"].as_array().unwrap();
+    assert_eq!(hist.len(), built.len() + 1);
+    let base_hist = base["History"].as_array().map_or(0, Vec::len);
+    for (mine, theirs) in hist.iter().zip(built.iter()).skip(base_hist) {
+        assert_eq!(mine["created_by"], theirs["created_by"]);
+        assert_eq!(mine["empty_layer"], true, "{mine}");
+    }
+    let last = hist.last().unwrap();
+    assert!(
+        last["comment"]
+            .as_str()
+            .unwrap()
+            .starts_with("merge sha256:"),
+        "{last}"
+    );
+    assert!(last.get("empty_layer").is_none(), "{last}");
+    // The same files as the layered image.
+    let work = tempfile::tempdir().unwrap();
+    let root_of = |image: &str| {
+        let c = env.berth(&["create", image]).ok().stdout;
+        let tar = work.path().join(format!("{image}.tar"));
+        env.berth(&["export", "-o", tar.to_str().unwrap(), c.trim()])
+            .ok();
+        let dir = work.path().join(image);
+        std::fs::create_dir(&dir).unwrap();
+        let st = std::process::Command::new("tar")
+            .args(["--numeric-owner", "-xpf"])
+            .arg(&tar)
+            .arg("-C")
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        tree(&dir)
+    };
+    let want = root_of("layered");
+    assert!(!want.contains_key("/bin/true") && !want.contains_key("/gone"));
+    assert!(!want.contains_key("/d/sub"));
+    assert_eq!(root_of("sq"), want);
+    assert_eq!(root_of("all"), want);
+    assert_eq!(
+        run(
+            &env,
+            "sq",
+            "stat -c '%h %i' /a /hard | uniq | wc -l; stat -c %h /a"
+        ),
+        "1\n2\n"
+    );
+    // Cached: no step, no new squash.
+    let o = build(&env, ctx.path(), &["-t", "sq", "--squash"]).ok();
+    assert_eq!(counts(&o).0, 0, "{}", o.stderr);
+    assert_eq!(o.stdout.trim(), sq["Id"]);
+    assert!(o.stderr.contains("CACHED"), "{}", o.stderr);
+}
+
+/// `system prune` (and `builder prune`) while a build runs: the cache
+/// mounts that build uses stay (it locks them); once it ended they go.
+#[test]
+fn prune_keeps_the_cache_mounts_a_running_build_uses() {
+    let env = Env::new();
+    image(&env);
+    let mounts = env.root.path().join("build/mounts");
+    let dir = |id: &str| mounts.join(berth_image::Digest::of(id.as_bytes()).hex());
+    // An unused cache mount, from an earlier build.
+    let old = context(&[(
+        "Dockerfile",
+        "FROM bb\nRUN --mount=type=cache,id=old,target=/o touch /o/old\n",
+    )]);
+    build(&env, old.path(), &["-q"]).ok();
+    assert!(dir("old").join("old").exists());
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb
+RUN --mount=type=cache,id=gate,target=/g touch /g/waiting; i=0; while [ ! -e /g/go ]; do i=$((i+1)); [ $i -lt 1200 ] || exit 7; sleep 0.05; done; cat /g/go > /seen
+",
+    )]);
+    let child = env
+        .cmd()
+        .args(["build", "-q", "-t", "gated"])
+        .arg(ctx.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !dir("gate").join("waiting").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gate step never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    env.berth(&["system", "prune", "-f"]).ok();
+    env.berth(&["builder", "prune", "-f"]).ok();
+    assert!(!dir("old").exists(), "the unused cache mount stayed");
+    assert!(
+        dir("gate").join("waiting").exists(),
+        "prune removed the cache mount a running build uses"
+    );
+    std::fs::write(dir("gate").join("go"), "went\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(run(&env, "gated", "cat /seen"), "went\n");
+    env.berth(&["builder", "prune", "-f"]).ok();
+    assert!(
+        !dir("gate").exists(),
+        "the build ended: its cache mount goes"
+    );
+}
+
+/// `RUN --mount=type=bind` (from the context, a file rw, from a stage) and
+/// `ADD URL` (alone, into a directory and as a file name, and mixed with
+/// a context file) built by berth and by buildah from the same context
+/// and a loopback HTTP server the test runs: the same root filesystems.
+///
+/// One difference is known and kept out of the file: buildah 1.28 removes
+/// a bind mount's target after the step even when an earlier step made it
+/// (an empty /s made by `RUN mkdir /s` is gone from its image); berth
+/// keeps what the earlier step made, as BuildKit does, and removes only
+/// the mount points it made itself (checked in `run_mount_bind`). The
+/// targets here are made by no earlier step.
+#[test]
+fn same_as_buildah_bind_mounts_and_add_url() {
+    let env = Env::new();
+    image(&env);
+    let body = std::sync::Arc::new(std::sync::Mutex::new(b"served\n".to_vec()));
+    let port = http_server(body);
+    let url = format!("http://127.0.0.1:{port}/dl/f.txt");
+    let ctx = context(&[
+        ("src/a.txt", "a\n"),
+        ("src/sub/b.txt", "b\n"),
+        ("local.txt", "local\n"),
+        (
+            "Dockerfile",
+            &format!(
+                "FROM bb AS gen
+RUN mkdir /made && echo made > /made/m.txt && chmod 640 /made/m.txt
+FROM bb
+RUN --mount=type=bind,source=src,target=/s cat /s/a.txt /s/sub/b.txt > /a && ls -lR /s | grep -v total > /listing
+RUN --mount=type=bind,from=gen,source=/made,target=/g cat /g/m.txt > /from-stage && stat -c %a /g/m.txt >> /from-stage
+RUN --mount=type=bind,source=src/a.txt,target=/one.txt,rw echo changed > /one.txt && cat /one.txt > /rw
+ADD {url} /dl/
+ADD {url} /renamed.txt
+ADD {url} local.txt /mixed/
+CMD [\"sh\"]
+"
+            ),
+        ),
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    build(&env, ctx.path(), &["-t", "mine"]).ok();
+    let mine = berth_root(&env, "mine", work.path());
+    assert_eq!(mine["/mixed/f.txt"], "100600 0:0 \"served\\n\"");
+    assert_eq!(mine["/mixed/local.txt"], "100644 0:0 \"local\\n\"");
+    assert_eq!(mine["/rw"], "100644 0:0 \"changed\\n\"");
+    assert!(!mine.contains_key("/one.txt") && !mine.contains_key("/s"));
+    let bb = work.path().join("bb.tar");
+    env.berth(&["save", "-o", bb.to_str().unwrap(), "bb"]).ok();
+    let df = std::fs::read_to_string(ctx.path().join("Dockerfile")).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("ARG BASE\n{}", df.replace("FROM bb", "FROM $BASE")),
+    )
+    .unwrap();
+    let base = format!("BASE=docker-archive:{}", bb.display());
+    let (theirs, _) = buildah_build(work.path(), ctx.path(), &[&base]);
+    assert_same_trees(&mine, &theirs);
+}
+
+/// `ADD` of a URL with other sources: each lands in the directory; the
+/// local file's content keys the cache as COPY's does, the URL's content
+/// too; a local archive among them is unpacked; ADD takes no `--from`.
+#[test]
+fn add_url_mixed_with_other_sources() {
+    let env = Env::new();
+    image(&env);
+    let body = std::sync::Arc::new(std::sync::Mutex::new(b"v1\n".to_vec()));
+    let port = http_server(body.clone());
+    let url = format!("http://127.0.0.1:{port}/dl/f.txt");
+    let mut t = berth_image::tar::build::Tar::default();
+    t.file("inside", b"unpacked\n", 0o644);
+    let ctx = context(&[
+        ("a.txt", "a1\n"),
+        (
+            "Dockerfile",
+            &format!("FROM bb\nADD a.txt {url} arch.tar /m/\n"),
+        ),
+    ]);
+    std::fs::write(ctx.path().join("arch.tar"), t.end()).unwrap();
+    build(&env, ctx.path(), &["-q", "-t", "mixed"]).ok();
+    assert_eq!(
+        run(
+            &env,
+            "mixed",
+            "cat /m/a.txt /m/f.txt /m/inside; stat -c %a /m/f.txt"
+        ),
+        "a1\nv1\nunpacked\n600\n"
+    );
+    let o = build(&env, ctx.path(), &["-t", "mixed"]).ok();
+    assert_eq!(counts(&o).0, 0, "{}", o.stderr);
+    std::fs::write(ctx.path().join("a.txt"), "a2\n").unwrap();
+    let o = build(&env, ctx.path(), &["-t", "mixed"]).ok();
+    assert_eq!(counts(&o).0, 1, "{}", o.stderr);
+    assert_eq!(run(&env, "mixed", "cat /m/a.txt"), "a2\n");
+    *body.lock().unwrap() = b"v2\n".to_vec();
+    let o = build(&env, ctx.path(), &["-t", "mixed"]).ok();
+    assert_eq!(counts(&o).0, 1, "{}", o.stderr);
+    assert_eq!(run(&env, "mixed", "cat /m/f.txt"), "v2\n");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM bb AS s\nFROM bb\nADD --from=s {url} /x\n"),
+    )
+    .unwrap();
+    let o = build(&env, ctx.path(), &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("Dockerfile:3:5: ADD: unknown flag: --from"),
+        "{}",
+        o.stderr
+    );
+}
+
+/// The command's flags and the directives not exercised elsewhere:
+/// `-q`, `--iidfile`, `--timestamp` and SOURCE_DATE_EPOCH (a build again
+/// from nothing gives the same image id), `--progress`, `-f -` with a
+/// context, `berth image build`, `# escape=`, MAINTAINER, COPY --link and
+/// `.containerignore`.
+#[test]
+fn flags_and_directives() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[
+        ("a.txt", "a\n"),
+        ("skip.txt", "skip\n"),
+        (".containerignore", "skip.txt\n"),
+        (
+            "Dockerfile",
+            "# escape=`
+FROM bb
+MAINTAINER someone <s@example.org>
+COPY --link *.txt /d/
+RUN echo one `
+    two > /e && touch /t
+CMD [\"sh\"]
+",
+        ),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let iid = out.path().join("iid");
+    let o = build(
+        &env,
+        ctx.path(),
+        &[
+            "-q",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "--timestamp",
+            "1000000000",
+            "-t",
+            "walk",
+        ],
+    )
+    .ok();
+    assert_eq!(o.stderr, "", "-q prints nothing else");
+    let id = o.stdout.trim().to_string();
+    assert!(id.starts_with("sha256:"), "{}", o.stdout);
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
+    let i = inspect(&env, "walk");
+    assert_eq!(i["Author"], "someone <s@example.org>");
+    assert_eq!(i["Created"], "2001-09-09T01:46:40Z");
+    for h in i["History"].as_array().unwrap().iter().skip(1) {
+        assert_eq!(h["created"], "2001-09-09T01:46:40Z", "{h}");
+    }
+    assert_eq!(
+        run(&env, "walk", "ls /d; cat /e; stat -c %Y /t /e"),
+        "a.txt\none two\n1000000000\n1000000000\n"
+    );
+    // SOURCE_DATE_EPOCH, every step run again: the same image.
+    let o = env
+        .cmd()
+        .env("SOURCE_DATE_EPOCH", "1000000000")
+        .args(["build", "-q", "--no-cache", "-t", "again"])
+        .arg(ctx.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), id);
+    // --progress: plain and tty print the steps; another is refused.
+    for p in ["plain", "tty", "auto"] {
+        let o = build(&env, ctx.path(), &["--progress", p]).ok();
+        assert!(o.stderr.contains("COPY --link *.txt /d/"), "{}", o.stderr);
+    }
+    let o = build(&env, ctx.path(), &["--progress", "fancy"]);
+    assert!(
+        o.stderr
+            .contains("--progress=fancy: expected auto, plain or tty"),
+        "{}",
+        o.stderr
+    );
+    // `berth image build` with the Dockerfile on standard input (-f -)
+    // and the directory as the context.
+    let mut child = env
+        .cmd()
+        .args(["image", "build", "-q", "-t", "stdin", "-f", "-"])
+        .arg(ctx.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut w = child.stdin.take().unwrap();
+        w.write_all(b"FROM bb\nCOPY . /ctx/\n").unwrap();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        run(&env, "stdin", "ls -A /ctx | tr '\\n' ' '"),
+        ".containerignore Dockerfile a.txt "
+    );
+}
+
+/// `--pull`: missing (the default) pulls an image not stored and then
+/// keeps the stored one; always pulls a moved tag; never refuses an image
+/// not stored and uses a stored one; another value is refused.
+#[test]
+fn pull_policies() {
+    let env = Env::new();
+    let reg = &registry().addr;
+    let first = push_image("t/buildbase", "v1", &[bb_tar()], Comp::Gzip, "amd64");
+    let name = format!("{reg}/t/buildbase:v1");
+    let ctx = context(&[(
+        "Dockerfile",
+        &format!("FROM {name}\nRUN ls /hello > /seen 2>&1 || true\n"),
+    )]);
+    let base_of = |env: &Env| {
+        let h = inspect(env, "p");
+        h["RootFS"]["Layers"].as_array().unwrap().len()
+    };
+    let o = build(&env, ctx.path(), &["--pull=never", "-t", "p"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("--pull=never"), "{}", o.stderr);
+    build(&env, ctx.path(), &["-q", "-t", "p"]).ok();
+    assert_eq!(
+        env.berth(&["image", "inspect", "-f", "{{.Id}}", &name])
+            .ok()
+            .stdout
+            .trim(),
+        first.config.to_string()
+    );
+    let one = base_of(&env);
+    // The tag moves.
+    push_image(
+        "t/buildbase",
+        "v1",
+        &[bb_tar(), top_layer()],
+        Comp::Gzip,
+        "amd64",
+    );
+    build(&env, ctx.path(), &["-q", "-t", "p", "--pull=missing"]).ok();
+    build(&env, ctx.path(), &["-q", "-t", "p", "--pull=never"]).ok();
+    assert_eq!(base_of(&env), one);
+    build(&env, ctx.path(), &["-q", "-t", "p", "--pull=always"]).ok();
+    assert_eq!(base_of(&env), one + 1);
+    assert_eq!(run(&env, "p", "cat /seen"), "/hello\n");
+    let o = build(&env, ctx.path(), &["--pull=sometimes"]);
+    assert!(
+        o.stderr.contains("expected always, missing or never"),
+        "{}",
+        o.stderr
+    );
 }

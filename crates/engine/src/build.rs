@@ -111,6 +111,24 @@ pub struct BuildOptions {
     /// `COPY --from=NAME` and `RUN --mount=from=NAME` take (for a name
     /// that is not a stage's).
     pub contexts: BTreeMap<String, NamedContext>,
+    /// `--platform`: platforms, comma-separated; each must be this
+    /// machine's (berth does not emulate).
+    pub platform: Option<String>,
+    /// `--squash`/`--squash-all`.
+    pub squash: Squash,
+}
+
+/// What `--squash` makes of the target's layers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Squash {
+    /// A layer per step (the default).
+    #[default]
+    No,
+    /// `--squash`: the layers the build made squashed into one on top of
+    /// the target stage's base image (Docker's and podman's --squash).
+    New,
+    /// `--squash-all`: every layer, the base's too, in one (podman).
+    All,
 }
 
 /// A `--build-context`.
@@ -174,11 +192,13 @@ pub trait BuildHost: Sync {
     fn output(&self, stage: &str, data: &[u8]);
 }
 
-/// The result of a stage: its image (None: empty scratch) and config.
+/// The result of a stage: its image (None: empty scratch) and config,
+/// and the image it started FROM (None: scratch).
 #[derive(Clone)]
 struct StageResult {
     image: Option<Digest>,
     config: Value,
+    base: Option<Digest>,
 }
 
 struct Ctx<'a> {
@@ -193,6 +213,9 @@ struct Ctx<'a> {
     work: PathBuf,
     counter: std::sync::atomic::AtomicUsize,
     stats: Mutex<(usize, usize, usize)>,
+    /// The cache mounts this build uses, each locked shared until the
+    /// build ends (`builder prune` skips them).
+    cache_locks: Mutex<Vec<OwnedFd>>,
 }
 
 fn hex(h: Sha256) -> String {
@@ -353,7 +376,12 @@ impl Engine {
         };
         let df =
             parse::parse(&file, text.as_bytes()).map_err(|e| BuildError::Invalid(e.to_string()))?;
-        let graph = Graph::new(&file, &df, &opts.build_args, &Platform::native())
+        let native = Platform::native();
+        for p in opts.platform.iter().flat_map(|p| p.split(',')) {
+            Platform::require(p, &native)
+                .map_err(|m| BuildError::Invalid(format!("--platform: {m}")))?;
+        }
+        let graph = Graph::new(&file, &df, &opts.build_args, &native)
             .map_err(|e| BuildError::Invalid(e.to_string()))?;
         for a in &graph.unused_build_args {
             host.progress(&format!(
@@ -401,6 +429,7 @@ impl Engine {
             work: work.clone(),
             counter: Default::default(),
             stats: Mutex::new((0, 0, 0)),
+            cache_locks: Mutex::new(Vec::new()),
         };
         let result = cx.run_plan(&plan);
         let _ = berth_image::remove_all(&work);
@@ -442,15 +471,41 @@ impl Engine {
         )
     }
 
-    /// `berth builder prune`: forgets the build cache and the cache mounts.
+    /// `berth builder prune`: forgets the build cache and the cache mounts
+    /// no running build uses (each is removed under its exclusive lock; a
+    /// build holds the ones it uses locked shared, see [`lock_cache_mount`]).
     /// Returns how many cache entries went. The images the entries named
     /// stay until `image prune` (they are dangling unless tagged).
     pub fn builder_prune(&self) -> crate::Result<usize> {
         let dir = cache_dir(&self.paths.root);
         let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
-        for d in [dir, cache_mounts_dir(&self.paths.root)] {
-            berth_image::remove_all(&d)?;
+        berth_image::remove_all(&dir)?;
+        let mounts = cache_mounts_dir(&self.paths.root);
+        for e in std::fs::read_dir(&mounts).into_iter().flatten().flatten() {
+            let p = e.path();
+            let fd = match sfs::open(
+                &p,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0,
+            ) {
+                Ok(fd) => fd,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+                // Not a directory: not a cache mount, nothing locks it.
+                Err(_) => {
+                    berth_image::remove_all(&p)?;
+                    continue;
+                }
+            };
+            let locked = sfs::flock(fd.as_fd(), true, true).map_err(|e| crate::Error::Io {
+                op: format!("lock the cache mount {}", p.display()),
+                cause: e,
+            })?;
+            if locked {
+                berth_image::remove_all(&p)?;
+            }
         }
+        // Gone when empty (a build makes it again, see lock_cache_mount).
+        let _ = std::fs::remove_dir(&mounts);
         Ok(n)
     }
 }
@@ -524,6 +579,37 @@ fn clean_stale_runs(dir: &Path) {
         }
         let _ = berth_image::remove_all(&e.path());
     }
+}
+
+/// Makes the cache mount directory `dir` if it is missing and locks it
+/// shared for as long as the returned fd is open (a kill -9 of the build
+/// ends the lock with it). `builder prune` removes a directory only under
+/// its exclusive lock, so the directory locked is checked to be still the
+/// one at `dir` (else made again).
+fn lock_cache_mount(dir: &Path) -> std::io::Result<OwnedFd> {
+    use std::os::unix::fs::MetadataExt;
+    for _ in 0..100 {
+        std::fs::create_dir_all(dir)?;
+        let fd = match sfs::open(
+            dir,
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0,
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            r => r?,
+        };
+        sfs::flock(fd.as_fd(), false, false)?;
+        let held = sfs::fstat(fd.as_fd())?;
+        match std::fs::symlink_metadata(dir) {
+            Ok(m) if m.dev() == held.st_dev && m.ino() == held.st_ino => return Ok(fd),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other(
+        "removed again and again while this build made it (a prune running in a loop?)",
+    ))
 }
 
 fn parse_limit() -> usize {
@@ -743,6 +829,27 @@ impl Ctx<'_> {
         self.engine.images.resolve_id(&id.to_string()).ok()
     }
 
+    /// [`Ctx::cache_get`] for a step that makes a layer: the image found
+    /// must also have its top layer compressed as this build compresses
+    /// (an image id names a config, which does not say how the layers
+    /// are compressed: a build with the other `--compression` that gave
+    /// the same config recorded the image with its own layers).
+    fn cache_get_layer(&self, key: &str) -> Option<Digest> {
+        let id = self.cache_get(key)?;
+        let img = self.engine.images.resolve(&id.to_string()).ok()?;
+        let m: Value = serde_json::from_slice(
+            &self
+                .engine
+                .images
+                .read_blob(&img.manifest_digest, 4 << 20)
+                .ok()?,
+        )
+        .ok()?;
+        let top = m["layers"].as_array()?.last()?["mediaType"].as_str()?;
+        let zstd = top.contains("zstd");
+        (zstd == (self.opts.compression == LayerCompression::Zstd)).then_some(id)
+    }
+
     fn cache_put(&self, key: &str, id: &Digest) {
         let dir = cache_dir(&self.engine.paths.root);
         let _ = std::fs::create_dir_all(&dir);
@@ -852,8 +959,13 @@ impl Ctx<'_> {
             // The config given by a stage base (which may differ from its
             // image's when it ended on config-only steps).
             h.update(serde_json::to_vec(&config["config"]).unwrap_or_default());
+            // The layers a step makes are compressed as --compression says
+            // and recorded in --format's manifest: a build with another
+            // one must not take them.
+            h.update(format!("\0{:?}\0{:?}", self.opts.compression, self.opts.format).as_bytes());
             hex(h)
         };
+        let base = image.clone();
         let mut st = StageRun {
             name: name.clone(),
             scope: StageScope::new(env_pairs(&config)),
@@ -925,6 +1037,7 @@ impl Ctx<'_> {
         Ok(StageResult {
             config: st.doc(),
             image: st.image,
+            base,
         })
     }
 
@@ -997,7 +1110,7 @@ impl Ctx<'_> {
                 st.key = key.clone();
                 self.host
                     .progress(&format!("[{}] {}", st.name, ins.original));
-                if let Some(img) = self.cache_get(&key) {
+                if let Some(img) = self.cache_get_layer(&key) {
                     self.host.progress(&format!("[{}] CACHED", st.name));
                     self.count(false, false);
                     st.set_doc(self.base_config(Some(&img))?);
@@ -1045,7 +1158,17 @@ impl Ctx<'_> {
                     })
                     .collect();
                 if !urls.is_empty() {
-                    return self.add_urls(st, ins, c, &urls, h, now.clone(), history(false));
+                    return self.add_urls(
+                        st,
+                        stage,
+                        deps,
+                        ins,
+                        c,
+                        &urls,
+                        h,
+                        now.clone(),
+                        history(false),
+                    );
                 }
                 if c.checksum.is_some() {
                     return Err(self.step_err(ins, "--checksum is for ADD of an http(s) URL"));
@@ -1070,7 +1193,7 @@ impl Ctx<'_> {
                 }
                 let key = hex(h);
                 st.key = key.clone();
-                if let Some(img) = self.cache_get(&key) {
+                if let Some(img) = self.cache_get_layer(&key) {
                     self.host.progress(&format!("[{}] CACHED", st.name));
                     self.count(false, false);
                     st.set_doc(self.base_config(Some(&img))?);
@@ -1090,7 +1213,13 @@ impl Ctx<'_> {
                     }
                 };
                 let tree = self.tree(&root, &from);
-                let img = self.copy_step(st, ins, c, add, &tree, &chosen, !from.is_dir(), cfg)?;
+                let group = CopyGroup {
+                    tree: &tree,
+                    chosen: &chosen,
+                    // ADD unpacks local archives, not those of a stage or image.
+                    unpack: add && from.is_dir(),
+                };
+                let img = self.copy_step(st, ins, c, &[group], !from.is_dir(), cfg)?;
                 self.count(true, false);
                 self.cache_put(&key, &img);
                 st.set_doc(self.base_config(Some(&img))?);
@@ -1110,7 +1239,7 @@ impl Ctx<'_> {
                 h.update(format!("\0user {:?}", st.cfg.get("User")).as_bytes());
                 let key = hex(h);
                 st.key = key.clone();
-                if let Some(img) = self.cache_get(&key) {
+                if let Some(img) = self.cache_get_layer(&key) {
                     self.count(false, false);
                     let cfg = st.cfg.clone();
                     st.set_doc(self.base_config(Some(&img))?);
@@ -1266,6 +1395,8 @@ impl Ctx<'_> {
     fn add_urls(
         &self,
         st: &mut StageRun,
+        stage: StageId,
+        deps: &HashMap<StageId, StageResult>,
         ins: &Instruction,
         c: &CopyArgs,
         urls: &[&str],
@@ -1273,10 +1404,10 @@ impl Ctx<'_> {
         now: String,
         hist: Value,
     ) -> BResult<()> {
-        if urls.len() != c.sources.len() || c.from.is_some() {
+        if c.from.is_some() {
             return Err(self.step_err(
                 ins,
-                "ADD of a URL with other sources or --from is not supported by berth yet: give the URL an ADD of its own",
+                "ADD of a URL takes no --from (a URL is not read from a stage or image)",
             ));
         }
         let checksum = match &c.checksum {
@@ -1322,9 +1453,26 @@ impl Ctx<'_> {
                 h.update(format!("\0url {url} {}", got.digest).as_bytes());
                 names.push(name);
             }
+            // The other sources: from the context, chosen and hashed as
+            // COPY's are (its ignore file applies).
+            let mut local = None;
+            if urls.len()
+                < c.sources
+                    .iter()
+                    .filter(|s| matches!(s, SourceItem::Path(_)))
+                    .count()
+            {
+                let mut rest = c.clone();
+                rest.sources
+                    .retain(|s| !matches!(s, SourceItem::Path(p) if urls.contains(&p.as_str())));
+                let from = self.source_of(stage, None, deps, ins)?;
+                let root = self.source_root(&from, ins)?;
+                let chosen = self.choose_all(&self.tree(&root, &from), &rest, ins, Some(&mut h))?;
+                local = Some((root, chosen));
+            }
             let key = hex(h);
             st.key = key.clone();
-            if let Some(img) = self.cache_get(&key) {
+            if let Some(img) = self.cache_get_layer(&key) {
                 self.host.progress(&format!("[{}] CACHED", st.name));
                 self.count(false, false);
                 st.set_doc(self.base_config(Some(&img))?);
@@ -1348,7 +1496,22 @@ impl Ctx<'_> {
             let mut cfg = st.doc();
             push_history(&mut cfg, hist);
             cfg["created"] = json!(now);
-            let img = self.copy_step(st, ins, c, false, &tree, &chosen, false, cfg)?;
+            let mut groups = vec![CopyGroup {
+                tree: &tree,
+                chosen: &chosen,
+                unpack: false,
+            }];
+            let local_tree = local
+                .as_ref()
+                .map(|(root, _)| self.tree(root, &FromSrc::Context));
+            if let (Some((_, chosen)), Some(tree)) = (&local, &local_tree) {
+                groups.push(CopyGroup {
+                    tree,
+                    chosen,
+                    unpack: true,
+                });
+            }
+            let img = self.copy_step(st, ins, c, &groups, false, cfg)?;
             self.count(true, false);
             self.cache_put(&key, &img);
             st.set_doc(self.base_config(Some(&img))?);
@@ -1795,9 +1958,13 @@ impl Ctx<'_> {
                 let mut h = Sha256::new();
                 h.update(id.as_bytes());
                 let dir = cache_mounts_dir(&self.engine.paths.root).join(hex(h));
-                std::fs::create_dir_all(&dir).map_err(|e| {
-                    self.step_err(ins, format!("create cache dir {}: {e}", dir.display()))
+                let lock = lock_cache_mount(&dir).map_err(|e| {
+                    self.step_err(ins, format!("cache mount {id:?} ({}): {e}", dir.display()))
                 })?;
+                self.cache_locks
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(lock);
                 Ok(Some(crate::specgen::Mount {
                     kind: crate::specgen::MountType::Bind,
                     source: dir.to_string_lossy().into_owned(),
@@ -1893,9 +2060,7 @@ impl Ctx<'_> {
         st: &StageRun,
         ins: &Instruction,
         c: &CopyArgs,
-        add: bool,
-        tree: &SourceTree<'_>,
-        chosen: &[bc::Chosen],
+        groups: &[CopyGroup<'_>],
         from_image: bool,
         config: Value,
     ) -> BResult<Digest> {
@@ -1921,13 +2086,14 @@ impl Ctx<'_> {
                 attrs.mode = Some(mode);
             }
             let dest = join_workdir(&st.workdir(), &c.dest);
-            let n_sources = chosen.len()
+            let n_sources = groups.iter().map(|g| g.chosen.len()).sum::<usize>()
                 + c.sources
                     .iter()
                     .filter(|s| matches!(s, SourceItem::Heredoc(_)))
                     .count();
-            let any_dir = chosen
+            let any_dir = groups
                 .iter()
+                .flat_map(|g| g.chosen)
                 .any(|x| sfs::file_type(&x.stat) == libc::S_IFDIR);
             let dest_is_dir_in_root = sfs::open_in_root(
                 root,
@@ -1999,8 +2165,11 @@ impl Ctx<'_> {
                 let _ = sfs::fchown_fd(f.as_fd(), u, g);
                 let _ = sfs::fchmod_fd(f.as_fd(), attrs.mode.unwrap_or(0o644));
             }
-            for x in chosen {
-                if add && !from_image && sfs::file_type(&x.stat) == libc::S_IFREG {
+            for (tree, x, unpack) in groups
+                .iter()
+                .flat_map(|g| g.chosen.iter().map(move |x| (g.tree, x, g.unpack)))
+            {
+                if unpack && sfs::file_type(&x.stat) == libc::S_IFREG {
                     if let Some(gz) = sniff(tree, x) {
                         let d = match &single {
                             // `ADD a.tar /dst`: into /dst, a directory.
@@ -2040,7 +2209,6 @@ impl Ctx<'_> {
         self.layer_image(st.image.as_ref(), &upper, config, None)
     }
 
-    /// The target's image, with `--label`s and the tags.
     /// Holds the image a stage is at (`image prune` keeps it) until the
     /// build ends; a hold per stage, moved at each step.
     fn hold(&self, stage: &str, image: Option<&Digest>) {
@@ -2062,13 +2230,23 @@ impl Ctx<'_> {
         format!("{HOLD_PREFIX}{run}:")
     }
 
+    /// The target's image, squashed if asked, with `--label`s and the tags.
     fn finish(&self, target: StageResult) -> BResult<Digest> {
         let mut id = target
             .image
             .clone()
             .ok_or_else(|| BuildError::Invalid("the target stage made no image".into()))?;
+        let mut config = target.config.clone();
+        if self.opts.squash != Squash::No {
+            let base = match self.opts.squash {
+                Squash::All => None,
+                _ => target.base.clone(),
+            };
+            id = self.squash(&id, base.as_ref())?;
+            config = self.base_config(Some(&id))?;
+        }
         if !self.opts.labels.is_empty() {
-            let mut c = target.config.clone();
+            let mut c = config;
             let mut l = c["config"]["Labels"]
                 .as_object()
                 .cloned()
@@ -2105,6 +2283,180 @@ impl Ctx<'_> {
             self.engine.images.tag(&id, &r.to_string())?;
         }
         Ok(id)
+    }
+}
+
+impl Ctx<'_> {
+    /// `image`'s layers above `base`'s (all of them: None) squashed into
+    /// one layer on top of `base`, as Docker's `--squash` does: the
+    /// history keeps the build's entries, marked empty, and ends with a
+    /// "merge IMAGE to BASE" entry; the config is the image's. Keyed by
+    /// the image, the base and the compression.
+    fn squash(&self, image: &Digest, base: Option<&Digest>) -> BResult<Digest> {
+        let images = &self.engine.images;
+        let all = images.image_layers(image)?;
+        let below = match base {
+            Some(b) => images.image_layers(b)?,
+            None => Vec::new(),
+        };
+        if !all.starts_with(&below) {
+            return Err(BuildError::Invalid(format!(
+                "--squash: image {image} is not built on its base image's layers; build again with --no-cache"
+            )));
+        }
+        let new = &all[below.len()..];
+        let base_name = base.map_or("scratch".to_string(), Digest::to_string);
+        let mut h = Sha256::new();
+        h.update(format!("squash\0{image}\0{base_name}\0{:?}", self.opts.compression).as_bytes());
+        let key = hex(h);
+        if let Some(id) = self.cache_get_layer(&key) {
+            self.host
+                .progress(&format!("[squash] {} layers: CACHED", new.len()));
+            return Ok(id);
+        }
+        self.host.progress(&format!(
+            "[squash] {} layers of {image} into one on {base_name}",
+            new.len()
+        ));
+        let mut c = self.base_config(Some(image))?;
+        let (base_history, base_diffs) = match base {
+            Some(b) => {
+                let bc = self.base_config(Some(b))?;
+                (
+                    bc["history"].as_array().map_or(0, Vec::len),
+                    bc["rootfs"]["diff_ids"].clone(),
+                )
+            }
+            None => (0, json!([])),
+        };
+        if let Some(hist) = c["history"].as_array_mut() {
+            for e in hist.iter_mut().skip(base_history) {
+                e["empty_layer"] = json!(true);
+            }
+        }
+        let now = rfc3339(self.opts.timestamp);
+        push_history(
+            &mut c,
+            json!({"created": now, "comment": format!("merge {image} to {base_name}")}),
+        );
+        c["created"] = json!(now);
+        c["rootfs"]["diff_ids"] = base_diffs;
+        let dir = self.next_dir("squash");
+        let upper = dir.join("upper");
+        let made = (|| -> std::io::Result<()> {
+            sfs::create_private_dir_all(&upper)?;
+            let dst = sfs::open(
+                &upper,
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0,
+            )?;
+            for chain in new {
+                let src = sfs::open(
+                    &images.layer_dir(chain),
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    0,
+                )?;
+                merge_layer(src.as_fd(), dst.as_fd(), 0)?;
+            }
+            Ok(())
+        })();
+        let result = made
+            .map_err(|e| BuildError::Invalid(format!("--squash: merge the layers of {image}: {e}")))
+            .and_then(|()| self.layer_image(base, &upper, c, None));
+        let _ = berth_image::remove_all(&dir);
+        let id = result?;
+        self.hold("squash", Some(&id));
+        self.cache_put(&key, &id);
+        Ok(id)
+    }
+}
+
+const OPAQUE_XATTR: &[u8] = b"trusted.overlay.opaque";
+
+/// How deep `merge_layer` recurses (a directory fd open per level).
+const MAX_MERGE_DEPTH: usize = 4096;
+
+/// Applies the layer directory `src` (in overlayfs's form: whiteouts as
+/// 0:0 character devices, opaque directories marked by an xattr) onto
+/// `dst`, an upper directory of the layers below, so that `dst` then
+/// holds both as one layer: what `src` has replaces what `dst` had at its
+/// path (a whiteout too); a directory of `src` merges into `dst`'s unless
+/// it is opaque or replaces a non-directory (then it is made opaque, so
+/// the lower layers' directory stays hidden). Non-directories are hard
+/// links to the stored layer's inodes (never changed: data, owner, mode,
+/// times, xattrs and hard links within the layer come with them);
+/// directories are made, with the owner, mode, xattrs and times of the
+/// topmost layer's.
+fn merge_layer(
+    src: std::os::fd::BorrowedFd<'_>,
+    dst: std::os::fd::BorrowedFd<'_>,
+    depth: usize,
+) -> std::io::Result<()> {
+    if depth > MAX_MERGE_DEPTH {
+        return Err(std::io::Error::other(format!(
+            "directories nested deeper than {MAX_MERGE_DEPTH}"
+        )));
+    }
+    let mut names = sfs::read_dir_fd(src)?;
+    names.sort();
+    for n in names {
+        let name = Path::new(&n);
+        let (fd, st) = sfs::open_entry(src, name)?;
+        let had = match sfs::stat_entry(dst, name) {
+            Ok(s) => Some(sfs::file_type(&s)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => None,
+            Err(e) => return Err(e),
+        };
+        if sfs::file_type(&st) != libc::S_IFDIR {
+            if had.is_some() {
+                remove_entry(dst, name)?;
+            }
+            sfs::link_fd(fd.as_fd(), dst, name)?;
+            continue;
+        }
+        let xattrs = layer::read_xattrs(fd.as_fd(), false)?;
+        let opaque = xattrs.iter().any(|(k, v)| k == OPAQUE_XATTR && v == b"y");
+        let replace = opaque || had.is_some_and(|t| t != libc::S_IFDIR);
+        if replace && had.is_some() {
+            remove_entry(dst, name)?;
+        }
+        let d = if had == Some(libc::S_IFDIR) && !replace {
+            sfs::open_dir_entry(dst, name)?
+        } else {
+            sfs::mkdir_open_at(dst, name, 0o700)?
+        };
+        merge_layer(fd.as_fd(), d.as_fd(), depth + 1)?;
+        for (k, v) in &xattrs {
+            if !k.starts_with(b"trusted.overlay.") {
+                sfs::set_xattr_fd(d.as_fd(), k, v, false)?;
+            }
+        }
+        if replace {
+            sfs::set_xattr_fd(d.as_fd(), OPAQUE_XATTR, b"y", false)?;
+        }
+        sfs::fchown_fd(d.as_fd(), st.st_uid, st.st_gid)?;
+        sfs::fchmod_fd(d.as_fd(), st.st_mode & 0o7777)?;
+        sfs::set_times_fd(
+            d.as_fd(),
+            (st.st_atime, st.st_atime_nsec),
+            (st.st_mtime, st.st_mtime_nsec),
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes `dir`/`name`, a directory with what it holds.
+fn remove_entry(dir: std::os::fd::BorrowedFd<'_>, name: &Path) -> std::io::Result<()> {
+    match sfs::unlinkat(dir, name, 0) {
+        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+            let p = PathBuf::from(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&dir)
+            ))
+            .join(name);
+            berth_image::remove_all(&p).map_err(|e| std::io::Error::other(e.to_string()))
+        }
+        r => r,
     }
 }
 
@@ -2269,6 +2621,14 @@ fn apply_config(st: &mut StageRun, kind: &Kind, ins: &Instruction, _g: &Graph) {
             let _ = ins;
         }
     }
+}
+
+/// Sources of a COPY/ADD chosen in one tree; `unpack`: local archives
+/// are unpacked (ADD from the context).
+struct CopyGroup<'a> {
+    tree: &'a SourceTree<'a>,
+    chosen: &'a [bc::Chosen],
+    unpack: bool,
 }
 
 /// Where COPY reads from.

@@ -340,7 +340,7 @@ fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
 /// The extended attributes of what `fd` refers to, sorted by name. An
 /// `O_PATH` fd (symlink, device, fifo) is read through its
 /// `/proc/self/fd` link, which lands on the inode itself.
-fn read_xattrs(fd: BorrowedFd<'_>, o_path: bool) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+pub fn read_xattrs(fd: BorrowedFd<'_>, o_path: bool) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     let p = berth_sys::fd_path(fd.as_raw_fd());
     let list = |buf: &mut [u8]| -> isize {
         if o_path {
