@@ -546,7 +546,7 @@ pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
                     .created
                     .as_deref()
                     .and_then(berth_engine::logs::parse_rfc3339);
-                if made.map_or(true, |m| m >= u) {
+                if made.is_none_or(|m| m >= u) {
                     continue;
                 }
             }

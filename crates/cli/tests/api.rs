@@ -1083,9 +1083,11 @@ fn docker_stats() {
         got.extend_from_slice(&buf[..n]);
     }
     let text = String::from_utf8_lossy(&got);
+    // (A chunk size of digits alone is JSON too: documents are objects.)
     let docs: Vec<serde_json::Value> = text
         .lines()
-        .filter_map(|l| serde_json::from_str(l.trim()).ok())
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+        .filter(|v| v.is_object())
         .collect();
     assert!(docs.len() >= 2, "{text}");
     assert_eq!(docs[1]["preread"], docs[0]["read"], "{text}");
@@ -1181,6 +1183,72 @@ fn docker_networks_and_prunes() {
     let o = ok(svc.docker(&["image", "prune", "-a", "-f"])).stdout;
     assert!(!o.contains("deleted"), "{o}");
     assert!(ok(svc.docker(&["images"])).stdout.contains("spare"));
+
+    // run -p, a bind -v and --network with the docker CLI: the published
+    // port answers from outside the host namespace, with the bound file.
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("index.html"), "bound\n").unwrap();
+    ok(svc.docker(&["network", "create", "n2"]));
+    ok(svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "--network",
+        "n2",
+        "-p",
+        "8081:80",
+        "-v",
+        &format!("{}:/www:ro", www.path().display()),
+        img,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]));
+    let url = format!("http://{}:8081/", common::world::HOST4);
+    let t = Instant::now();
+    let body = loop {
+        if let Some(b) = w.fetch_from("outside", &url) {
+            break b;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{url} never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(body, "bound\n");
+    let port = ok(svc.docker(&["port", "pub", "80"])).stdout;
+    assert!(port.contains("0.0.0.0:8081"), "{port}");
+    let nets = ok(svc.docker(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+        "pub",
+    ]))
+    .stdout;
+    assert_eq!(nets.trim(), "n2");
+    ok(svc.docker(&["rm", "-f", "pub"]));
+    assert!(w.fetch_from("outside", &url).is_none());
+    ok(svc.docker(&["network", "rm", "n2"]));
+
+    // logs -f: the output as it comes, ended by the container's exit.
+    ok(svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "lf",
+        img,
+        "sh",
+        "-c",
+        "echo a; sleep 1; echo b",
+    ]));
+    let o = ok(svc.docker(&["logs", "-f", "lf"]));
+    assert_eq!(o.stdout, "a\nb\n");
+    ok(svc.docker(&["rm", "lf"]));
 }
 
 /// `docker build` (the classic builder's API, `POST /build`) with both
@@ -1297,6 +1365,11 @@ fn docker_build_through_the_api() {
         );
         let o = ok(svc.docker(&["run", "--rm", "new:1"]));
         assert_eq!(o.stdout, "x=default\n");
+        // Without DOCKER_BUILDKIT: the service announces builder 1 in
+        // /_ping, so the CLI takes the classic builder itself.
+        let o = svc.docker_with(DOCKER_NEW, &["build", "-q", "-t", "new:2", cs], None);
+        assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+        assert!(o.stdout.trim().starts_with("sha256:"), "{}", o.stdout);
     }
 
     // The Python SDK's images.build (it reads the id from the stream).

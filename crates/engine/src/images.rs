@@ -304,6 +304,9 @@ pub enum Removed {
     Deleted(Vec<Digest>),
 }
 
+/// An image `prune` removed: its id and the names it had.
+pub type PrunedImage = (Digest, Vec<String>);
+
 /// The image store, with the engine's tables (image events are recorded
 /// there).
 pub struct Images {
@@ -499,7 +502,7 @@ impl Images {
     pub fn prune_unused(
         &mut self,
         pick: &dyn Fn(&ImageRow) -> bool,
-    ) -> Result<(Vec<(Digest, Vec<String>)>, usize, usize)> {
+    ) -> Result<(Vec<PrunedImage>, usize, usize)> {
         let held = self.store.held()?;
         let mut gone = Vec::new();
         for img in self.store.images()? {

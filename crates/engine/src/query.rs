@@ -506,7 +506,10 @@ mod tests {
         assert!(m(&["id=web0123"], &web) && !m(&["id=0123"], &web));
         assert!(m(&["label=tier"], &db) && m(&["label=tier=db-tier"], &db));
         assert!(!m(&["label=tier=web-tier"], &db) && !m(&["label=other"], &db));
-        assert!(!m(&["label=tier", "label=other"], &db), "labels: all of them");
+        assert!(
+            !m(&["label=tier", "label=other"], &db),
+            "labels: all of them"
+        );
         assert!(m(&["label=tier", "label=tier=db-tier"], &db));
         assert!(m(&["exited=3"], &db) && !m(&["exited=0"], &db));
         assert!(!m(&["exited=0"], &rec("new", Status::Created)));
