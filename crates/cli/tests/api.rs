@@ -362,6 +362,31 @@ fn docker_cli_drives_berth() {
         String::from_utf8_lossy(&o.stderr)
     );
 
+    // -it: typed input reaches the container through its terminal, and
+    // its exit code is the CLI's.
+    let mut ch = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{DOCKER} run --rm -it {img} sh -c 'read x; echo got-$x; test -t 0 && echo in-tty; exit 6'"
+        ))
+        .arg("/dev/null")
+        .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+        .env("DOCKER_CONFIG", svc.config.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ch.stdin.as_mut().unwrap().write_all(b"abc\n").unwrap();
+    let o = ch.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.code() == Some(6) && out.contains("got-abc") && out.contains("in-tty"),
+        "{:?} {out} {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+
     // Resources and options reach the spec as `berth run`'s flags do.
     let o = ok(svc.docker(&[
         "run",
