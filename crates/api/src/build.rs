@@ -432,6 +432,9 @@ mod tests {
         assert_eq!(b.network.as_deref(), Some("host"));
         assert_eq!(b.dockerfile, "sub/Df");
         assert_eq!(b.target.as_deref(), Some("t"));
+        // Never a path of the service's host.
+        let b = parse_query(Some("dockerfile=%2F%2Fetc%2Fpasswd")).unwrap();
+        assert_eq!(b.dockerfile, "etc/passwd");
     }
 
     #[test]

@@ -389,7 +389,16 @@ mod tests {
             60_000_000_000
         );
         assert_eq!(until_nanos("1970-01-01T01:00:00+01:00", now).unwrap(), 0);
-        for bad in ["", "h", "5x", "yesterday", "1970-13-01"] {
+        // Huge durations saturate.
+        assert!(until_nanos("99999999999999999999h", now).unwrap() < 0);
+        for bad in [
+            "",
+            "h",
+            "5x",
+            "yesterday",
+            "1970-13-01",
+            "1970-01-01T00:00:00é",
+        ] {
             assert!(until_nanos(bad, now).is_err(), "{bad}");
         }
     }
@@ -453,7 +462,7 @@ pub fn until_nanos(v: &str, now_ns: i64) -> ApiResult<i64> {
         any = rest.is_empty();
     }
     if any {
-        return Ok(now_ns - total as i64);
+        return Ok(now_ns.saturating_sub(total as i64));
     }
     if let Some((secs, frac)) = v.split_once('.').or(Some((v, ""))) {
         if !secs.is_empty()
