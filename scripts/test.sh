@@ -26,7 +26,9 @@ missing=()
 # the network tests (crates/cli/tests/network.rs). docker.io's client and
 # systemd's systemd-socket-activate: the API tests (crates/cli/tests/api.rs).
 # buildah: the differential build tests (crates/cli/tests/build.rs).
-for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap docker-registry skopeo podman time runc crun containerd docker.io util-linux nftables iproute2 systemd buildah; do
+# docker-compose (1.29): the compose end-to-end test
+# (crates/cli/tests/compose.rs).
+for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap docker-registry skopeo podman time runc crun containerd docker.io util-linux nftables iproute2 systemd buildah docker-compose; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

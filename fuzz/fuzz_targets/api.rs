@@ -1,6 +1,7 @@
 //! The Docker API's request decoding on hostile input: a path's version
 //! prefix, a query string, Docker's filters, an events query, an
-//! X-Registry-Auth header, an update body, and a container create body
+//! X-Registry-Auth header, a build query, a prune's until, a login's
+//! server address, an update body, and a container create body
 //! (mapped onto the CLI's flags, then into the typed spec) either decode or
 //! fail with a message; none panics.
 #![no_main]
@@ -19,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = parse_filters(text);
         let _ = berth_api::events::request(&q);
         let _ = berth_api::images::registry_auth(Some(text));
+        let _ = berth_api::build::parse_query(Some(text));
+        let _ = berth_api::images::until_nanos(text, 1_700_000_000_000_000_000);
+        let _ = berth_api::auth::target(text);
     }
     if let Ok(serde_json::Value::Object(m)) = serde_json::from_slice(data) {
         if let Err(e) = berth_api::container_fs::update_request(&m) {

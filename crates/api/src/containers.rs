@@ -30,6 +30,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// How long a followed log waits for a client that does not read.
 const LOG_STALL: Duration = Duration::from_secs(60);
 
+/// How long an attach waits after its 101 before replaying the log.
+const REPLAY_PAUSE: Duration = Duration::from_millis(50);
+
 /// How long an attach waits for its container's start.
 const ATTACH_WAIT: Duration = Duration::from_secs(300);
 
@@ -502,9 +505,10 @@ pub async fn attach(
             "attach needs a hijacked connection: send Connection: Upgrade and Upgrade: tcp",
         ));
     }
-    if !q.flag("stream") {
+    let (stream, logs) = (q.flag("stream"), q.flag("logs"));
+    if !stream && !logs {
         return Err(ApiError::bad_request(
-            "attach without stream=1 (logs only) is not supported by berth's API; use /logs",
+            "attach: ask for stream=1 (the live output), logs=1 (the output so far) or both",
         ));
     }
     let want_in = q.flag("stdin");
@@ -512,6 +516,31 @@ pub async fn attach(
     let id2 = id.to_string();
     let rec = s.engine(move |e| Ok(e.get(&id2)?)).await?;
     let mux = !rec.spec.process.tty;
+    if !stream {
+        // The output so far, then the end (Docker's logs=1&stream=0).
+        let s2 = s.clone();
+        tokio::spawn(async move {
+            let Ok(up) = hyper::upgrade::on(req).await else {
+                return;
+            };
+            let (_rd, mut wr) = tokio::io::split(TokioIo::new(up));
+            let (otx, mut orx) = mpsc::channel::<Bytes>(16);
+            let replay = s2.engine(move |e| {
+                replay_logs(e, &rec, want_out, want_err, mux, &otx);
+                Ok(())
+            });
+            let writer = async move {
+                while let Some(b) = orx.recv().await {
+                    if wr.write_all(&b).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = wr.shutdown().await;
+            };
+            let _ = tokio::join!(replay, writer);
+        });
+        return Ok(upgraded(mux));
+    }
     // Registered before the answer, so the start the client sends after it
     // finds the attach.
     let pending = if running(&rec) {
@@ -614,8 +643,14 @@ pub async fn attach(
         };
         let s3 = s2.clone();
         let rec2 = rec.clone();
+        // The output so far first, for a container already running (one
+        // started after this attach hands it all to the session).
+        let replay = logs && !owner;
         let result = s2
             .engine(move |e| {
+                if replay {
+                    replay_logs(e, &rec2, want_out, want_err, mux, &otx);
+                }
                 let input = session.input()?;
                 if let Ok(mut m) = inputs().lock() {
                     m.insert(rec2.id.clone(), input.clone());
@@ -664,6 +699,11 @@ pub async fn attach(
         }
         let _ = writer.await;
     });
+    Ok(upgraded(mux))
+}
+
+/// The answer to an attach: the connection switched to the raw stream.
+fn upgraded(mux: bool) -> Resp {
     let mut r = Response::new(http::ApiBody::Full(None));
     *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     let h = r.headers_mut();
@@ -677,7 +717,47 @@ pub async fn attach(
             "application/vnd.docker.raw-stream"
         }),
     );
-    Ok(r)
+    r
+}
+
+/// Sends the container's log so far (the streams asked for, framed if
+/// `mux`) to an attach's writer. A container without a readable log
+/// (`--log-driver none`) has nothing to replay.
+fn replay_logs(
+    e: &berth_engine::Engine,
+    rec: &Record,
+    stdout: bool,
+    stderr: bool,
+    mux: bool,
+    tx: &mpsc::Sender<Bytes>,
+) {
+    if rec.spec.logging.driver == berth_engine::specgen::LogDriver::None || !(stdout || stderr) {
+        return;
+    }
+    // The Python SDK reads the hijacked socket underneath the buffered
+    // reader that parsed the 101's headers: bytes that arrived with the
+    // headers are lost to it. A moment's pause lets the headers go alone.
+    std::thread::sleep(REPLAY_PAUSE);
+    let req = berth_engine::logs::LogRequest {
+        stdout,
+        stderr,
+        ..Default::default()
+    };
+    let mut each = |en: &berth_engine::logs::Entry| {
+        let b = if mux {
+            let stream = match en.stream {
+                berth_engine::logs::Stream::Stdout => 1,
+                berth_engine::logs::Stream::Stderr => 2,
+            };
+            http::frame(stream, &en.text)
+        } else {
+            Bytes::copy_from_slice(&en.text)
+        };
+        http::send_within(tx, b, LOG_STALL)
+    };
+    if let Err(err) = e.logs(&rec.id, &req, &mut each) {
+        tracing::warn!("API attach {}: replaying the log: {err}", rec.id);
+    }
 }
 
 pub async fn resize(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {

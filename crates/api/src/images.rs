@@ -10,6 +10,28 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use std::sync::Arc;
 
+/// A stored name as Docker shows it (its familiar form): Docker Hub's
+/// `docker.io/library/` and `docker.io/` left off.
+pub fn familiar(n: &str) -> &str {
+    n.strip_prefix("docker.io/library/")
+        .or_else(|| n.strip_prefix("docker.io/"))
+        .unwrap_or(n)
+}
+
+/// Docker's shape of an image inspect: familiar names.
+fn familiar_names(mut v: serde_json::Value) -> serde_json::Value {
+    for k in ["RepoTags", "RepoDigests"] {
+        if let Some(a) = v.get_mut(k).and_then(|a| a.as_array_mut()) {
+            for n in a.iter_mut() {
+                if let Some(f) = n.as_str().map(|s| familiar(s).to_string()) {
+                    *n = serde_json::Value::String(f);
+                }
+            }
+        }
+    }
+    v
+}
+
 fn open(s: &Shared) -> ApiResult<Images> {
     Ok(Images::open(&s.root)?)
 }
@@ -32,8 +54,18 @@ pub async fn list(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
     let out: Vec<serde_json::Value> = rows
         .iter()
         .map(|r| {
-            let tags: Vec<&String> = r.names.iter().filter(|n| !n.contains('@')).collect();
-            let digests: Vec<&String> = r.names.iter().filter(|n| n.contains('@')).collect();
+            let tags: Vec<&str> = r
+                .names
+                .iter()
+                .filter(|n| !n.contains('@'))
+                .map(|n| familiar(n))
+                .collect();
+            let digests: Vec<&str> = r
+                .names
+                .iter()
+                .filter(|n| n.contains('@'))
+                .map(|n| familiar(n))
+                .collect();
             serde_json::json!({
                 "Id": r.id.to_string(),
                 "ParentId": "",
@@ -62,7 +94,7 @@ pub async fn inspect(s: &Arc<Shared>, name: &str) -> ApiResult<Resp> {
         })
     })
     .await?;
-    Ok(http::json(&v))
+    Ok(http::json(&familiar_names(v)))
 }
 
 pub async fn tag(s: &Arc<Shared>, name: &str, q: &Query) -> ApiResult<Resp> {
@@ -113,7 +145,7 @@ pub async fn remove(s: &Arc<Shared>, name: &str, q: &Query) -> ApiResult<Resp> {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .map(|t| serde_json::json!({ "Untagged": t }))
+                    .map(|t| serde_json::json!({ "Untagged": t.as_str().map(familiar) }))
                     .collect();
                 v.extend(ids.iter().map(|i| serde_json::json!({ "Deleted": i.to_string() })));
                 v
@@ -126,7 +158,7 @@ pub async fn remove(s: &Arc<Shared>, name: &str, q: &Query) -> ApiResult<Resp> {
 
 /// Whether Docker would reach the registry of `image` over plain HTTP
 /// (a loopback registry, as dockerd's default insecure range).
-fn loopback_registry(image: &str) -> bool {
+pub(crate) fn loopback_registry(image: &str) -> bool {
     let Some((host, _)) = image.split_once('/') else {
         return false;
     };
@@ -329,24 +361,224 @@ mod tests {
         assert!(!loopback_registry("busybox"));
         assert!(!loopback_registry("library/busybox:latest"));
     }
+
+    #[test]
+    fn names_are_shown_in_their_familiar_form() {
+        assert_eq!(familiar("docker.io/library/py:1"), "py:1");
+        assert_eq!(familiar("docker.io/api/bb:1"), "api/bb:1");
+        assert_eq!(familiar("127.0.0.1:5000/t/a:1"), "127.0.0.1:5000/t/a:1");
+        let v = familiar_names(serde_json::json!({
+            "RepoTags": ["docker.io/library/a:1"],
+            "RepoDigests": ["docker.io/library/a@sha256:00"],
+        }));
+        assert_eq!(v["RepoTags"][0], "a:1");
+        assert_eq!(v["RepoDigests"][0], "a@sha256:00");
+    }
+
+    #[test]
+    fn until_takes_dockers_durations_seconds_and_dates() {
+        let now = 1_700_000_000_000_000_000;
+        assert_eq!(until_nanos("24h", now).unwrap(), now - 86_400_000_000_000);
+        assert_eq!(until_nanos("1h30m", now).unwrap(), now - 5_400_000_000_000);
+        assert_eq!(until_nanos("1500ms", now).unwrap(), now - 1_500_000_000);
+        assert_eq!(until_nanos("10", now).unwrap(), 10_000_000_000);
+        assert_eq!(until_nanos("10.5", now).unwrap(), 10_500_000_000);
+        assert_eq!(until_nanos("1970-01-02", now).unwrap(), 86_400_000_000_000);
+        assert_eq!(
+            until_nanos("1970-01-01T00:01:00", now).unwrap(),
+            60_000_000_000
+        );
+        assert_eq!(until_nanos("1970-01-01T01:00:00+01:00", now).unwrap(), 0);
+        // Huge durations saturate.
+        assert!(until_nanos("99999999999999999999h", now).unwrap() < 0);
+        for bad in [
+            "",
+            "h",
+            "5x",
+            "yesterday",
+            "1970-13-01",
+            "1970-01-01T00:00:00é",
+        ] {
+            assert!(until_nanos(bad, now).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn label_filters_all_must_hold_none_may() {
+        let l = serde_json::json!({ "a": "1", "b": "2" });
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(labels_pass(&l, &v(&["a", "b=2"]), &[]));
+        assert!(!labels_pass(&l, &v(&["a=2"]), &[]));
+        assert!(!labels_pass(&l, &[], &v(&["b"])));
+        assert!(labels_pass(&l, &[], &v(&["b=3", "c"])));
+        assert!(labels_pass(&serde_json::Value::Null, &[], &v(&["c"])));
+    }
 }
 
-/// `POST /images/prune`: images without a name (Docker's `dangling`, the
-/// CLI's default), then the layers and blobs no image uses.
+/// Docker's `until` of a prune: a Go duration back from now (`24h`,
+/// `1h30m`, `90s`), Unix seconds (with a fraction), or a date
+/// (RFC 3339, `2006-01-02T15:04:05`, `2006-01-02`; UTC when no zone):
+/// nanoseconds since the epoch.
+pub fn until_nanos(v: &str, now_ns: i64) -> ApiResult<i64> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "invalid until filter {v:?}: expected a duration (24h), Unix seconds or a date (2006-01-02T15:04:05Z)"
+        ))
+    };
+    // A duration: numbers each with a unit.
+    let units: [(&str, f64); 7] = [
+        ("ns", 1.0),
+        ("us", 1e3),
+        ("µs", 1e3),
+        ("ms", 1e6),
+        ("s", 1e9),
+        ("m", 60e9),
+        ("h", 3600e9),
+    ];
+    let mut rest = v;
+    let mut total = 0f64;
+    let mut any = false;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        if num_end == 0 || num_end == rest.len() {
+            break;
+        }
+        let Ok(n) = rest[..num_end].parse::<f64>() else {
+            break;
+        };
+        let tail = &rest[num_end..];
+        // Longest unit first (ms before m, us before s).
+        let Some((u, mul)) = units
+            .iter()
+            .filter(|(u, _)| tail.starts_with(u))
+            .max_by_key(|(u, _)| u.len())
+        else {
+            break;
+        };
+        total += n * mul;
+        rest = &tail[u.len()..];
+        any = rest.is_empty();
+    }
+    if any {
+        return Ok(now_ns.saturating_sub(total as i64));
+    }
+    if let Some((secs, frac)) = v.split_once('.').or(Some((v, ""))) {
+        if !secs.is_empty()
+            && secs.bytes().all(|b| b.is_ascii_digit())
+            && frac.len() <= 9
+            && frac.bytes().all(|b| b.is_ascii_digit())
+        {
+            let s: i64 = secs.parse().map_err(|_| bad())?;
+            let n: i64 = format!("{frac:0<9}").parse().unwrap_or(0);
+            return s
+                .checked_mul(1_000_000_000)
+                .and_then(|s| s.checked_add(n))
+                .ok_or_else(bad);
+        }
+    }
+    let date = if v.len() == 10 {
+        format!("{v}T00:00:00Z")
+    } else if v.len() == 19
+        || (v.len() > 20
+            && !v.ends_with(['Z', 'z'])
+            && v.get(19..).is_some_and(|t| !t.contains(['+', '-'])))
+    {
+        format!("{v}Z")
+    } else {
+        v.to_string()
+    };
+    berth_engine::logs::parse_rfc3339(&date).ok_or_else(bad)
+}
+
+fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+}
+
+/// Whether `labels` (an image's Config.Labels) pass Docker's `label=K`,
+/// `label=K=V` (all must hold) and `label!=K`, `label!=K=V` (none may).
+fn labels_pass(labels: &serde_json::Value, want: &[String], not: &[String]) -> bool {
+    let has = |l: &String| match l.split_once('=') {
+        Some((k, v)) => labels.get(k).and_then(|x| x.as_str()) == Some(v),
+        None => labels.get(l.as_str()).is_some(),
+    };
+    want.iter().all(has) && !not.iter().any(has)
+}
+
+/// `POST /images/prune`: images without a name (Docker's `dangling=true`,
+/// the CLI's default), or with `dangling=false` (`image prune -a`) every
+/// image no container or build uses; narrowed by `until` (made before)
+/// and `label`/`label!`; then the layers and blobs no image uses.
 pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
+    let mut dangling_only = true;
+    let mut until = None;
+    let (mut want, mut not) = (Vec::new(), Vec::new());
     for f in q.filters()? {
-        if !matches!(f.as_str(), "dangling=true" | "dangling=1") {
-            return Err(ApiError::bad_request(format!(
-                "image prune filter {f:?} is not supported by berth's API: it prunes images without a name (dangling=true); `berth system prune -a` removes every unused image"
-            )));
+        let (k, v) = f.split_once('=').unwrap_or((f.as_str(), ""));
+        match k {
+            "dangling" => {
+                dangling_only = match v {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "invalid filter 'dangling={v}': expected true or false"
+                        )))
+                    }
+                }
+            }
+            "until" => until = Some(until_nanos(v, now_nanos())?),
+            "label" => want.push(v.to_string()),
+            "label!" => not.push(v.to_string()),
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid filter '{k}': image prune takes dangling, until, label and label!"
+                )))
+            }
         }
     }
     let s2 = s.clone();
-    let gone = Shared::blocking(move || Ok(open(&s2)?.prune()?.0)).await?;
-    let deleted: Vec<serde_json::Value> = gone
-        .iter()
-        .map(|d| serde_json::json!({ "Deleted": d.to_string() }))
-        .collect();
+    let gone = Shared::blocking(move || {
+        let mut imgs = open(&s2)?;
+        // Labels are in each image's config: read first, for those asked.
+        let mut chosen = std::collections::HashSet::new();
+        for row in imgs.list(&[])? {
+            let tagged = row.names.iter().any(|n| !n.contains('@'));
+            if dangling_only && tagged {
+                continue;
+            }
+            if let Some(u) = until {
+                let made = row
+                    .created
+                    .as_deref()
+                    .and_then(berth_engine::logs::parse_rfc3339);
+                if made.is_none_or(|m| m >= u) {
+                    continue;
+                }
+            }
+            if !want.is_empty() || !not.is_empty() {
+                let cfg = imgs.inspect(&row.id.to_string())?;
+                if !labels_pass(&cfg["Config"]["Labels"], &want, &not) {
+                    continue;
+                }
+            }
+            chosen.insert(row.id.to_string());
+        }
+        Ok(imgs
+            .prune_unused(&|r| chosen.contains(&r.id.to_string()))?
+            .0)
+    })
+    .await?;
+    let mut deleted = Vec::new();
+    for (id, names) in &gone {
+        for n in names.iter().filter(|n| !n.contains('@')) {
+            deleted.push(serde_json::json!({ "Untagged": familiar(n) }));
+        }
+        deleted.push(serde_json::json!({ "Deleted": id.to_string() }));
+    }
     Ok(http::json(
         &serde_json::json!({ "ImagesDeleted": deleted, "SpaceReclaimed": 0 }),
     ))
@@ -372,12 +604,7 @@ pub async fn load(s: &Arc<Shared>, _q: &Query, req: Request<Incoming>) -> ApiRes
     let mut out = Vec::new();
     for l in &loaded {
         let text = match l.names.first() {
-            Some(n) => format!(
-                "Loaded image: {}\n",
-                n.strip_prefix("docker.io/library/")
-                    .or_else(|| n.strip_prefix("docker.io/"))
-                    .unwrap_or(n)
-            ),
+            Some(n) => format!("Loaded image: {}\n", familiar(n)),
             None => format!("Loaded image ID: {}\n", l.id),
         };
         out.extend_from_slice(&line(serde_json::json!({ "stream": text })));

@@ -15,6 +15,8 @@
 //! `images`, `volumes`, `networks`, `events`; `http` the plumbing, `server` the listener.
 
 pub mod archive;
+pub mod auth;
+pub mod build;
 pub mod container_fs;
 pub mod containers;
 pub mod createbody;

@@ -5,7 +5,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{self, Query, Resp};
 use crate::server::Shared;
 use crate::{
-    archive, container_fs, containers, events, exec, images, networks, stats, system, volumes,
+    archive, auth, build, container_fs, containers, events, exec, images, networks, stats, system,
+    volumes,
 };
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
@@ -152,6 +153,8 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
             images::remove(&s, &name.join("/"), &q).await
         }
 
+        (&M::POST, ["auth"]) => auth::auth(&s, req).await,
+        (&M::POST, ["build"]) => build::build(&s, req).await,
         (&M::POST, ["images", "load"]) => images::load(&s, &q, req).await,
         (&M::POST, ["images", "prune"]) => images::prune(&s, &q).await,
         (&M::POST, ["networks", "prune"]) => networks::prune(&s, &q).await,

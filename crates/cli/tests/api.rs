@@ -362,6 +362,31 @@ fn docker_cli_drives_berth() {
         String::from_utf8_lossy(&o.stderr)
     );
 
+    // -it: typed input reaches the container through its terminal, and
+    // its exit code is the CLI's.
+    let mut ch = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{DOCKER} run --rm -it {img} sh -c 'read x; echo got-$x; test -t 0 && echo in-tty; exit 6'"
+        ))
+        .arg("/dev/null")
+        .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+        .env("DOCKER_CONFIG", svc.config.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    ch.stdin.as_mut().unwrap().write_all(b"abc\n").unwrap();
+    let o = ch.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.code() == Some(6) && out.contains("got-abc") && out.contains("in-tty"),
+        "{:?} {out} {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+
     // Resources and options reach the spec as `berth run`'s flags do.
     let o = ok(svc.docker(&[
         "run",
@@ -1083,9 +1108,11 @@ fn docker_stats() {
         got.extend_from_slice(&buf[..n]);
     }
     let text = String::from_utf8_lossy(&got);
+    // (A chunk size of digits alone is JSON too: documents are objects.)
     let docs: Vec<serde_json::Value> = text
         .lines()
-        .filter_map(|l| serde_json::from_str(l.trim()).ok())
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l.trim()).ok())
+        .filter(|v| v.is_object())
         .collect();
     assert!(docs.len() >= 2, "{text}");
     assert_eq!(docs[1]["preread"], docs[0]["read"], "{text}");
@@ -1177,6 +1204,477 @@ fn docker_networks_and_prunes() {
     let (st, body) = svc.http("POST", "/v1.41/images/prune", b"");
     assert_eq!(st, 200, "{body}");
     assert!(body.contains("\"ImagesDeleted\":[]"), "{body}");
-    let o = svc.docker(&["image", "prune", "-a", "-f"]);
-    assert!(o.code != 0 && o.stderr.contains("dangling"), "{}", o.stderr);
+    // -a: every image no container uses; this one is used (by its tag too).
+    let o = ok(svc.docker(&["image", "prune", "-a", "-f"])).stdout;
+    assert!(!o.contains("deleted"), "{o}");
+    assert!(ok(svc.docker(&["images"])).stdout.contains("spare"));
+
+    // run -p, a bind -v and --network with the docker CLI: the published
+    // port answers from outside the host namespace, with the bound file.
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("index.html"), "bound\n").unwrap();
+    ok(svc.docker(&["network", "create", "n2"]));
+    ok(svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "--network",
+        "n2",
+        "-p",
+        "8081:80",
+        "-v",
+        &format!("{}:/www:ro", www.path().display()),
+        img,
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]));
+    let url = format!("http://{}:8081/", common::world::HOST4);
+    let t = Instant::now();
+    let body = loop {
+        if let Some(b) = w.fetch_from("outside", &url) {
+            break b;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "{url} never answered"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(body, "bound\n");
+    let port = ok(svc.docker(&["port", "pub", "80"])).stdout;
+    assert!(port.contains("0.0.0.0:8081"), "{port}");
+    let nets = ok(svc.docker(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}",
+        "pub",
+    ]))
+    .stdout;
+    assert_eq!(nets.trim(), "n2");
+    ok(svc.docker(&["rm", "-f", "pub"]));
+    assert!(w.fetch_from("outside", &url).is_none());
+    ok(svc.docker(&["network", "rm", "n2"]));
+
+    // logs -f: the output as it comes, ended by the container's exit.
+    ok(svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "lf",
+        img,
+        "sh",
+        "-c",
+        "echo a; sleep 1; echo b",
+    ]));
+    let o = ok(svc.docker(&["logs", "-f", "lf"]));
+    assert_eq!(o.stdout, "a\nb\n");
+    ok(svc.docker(&["rm", "lf"]));
+}
+
+/// `docker build` (the classic builder's API, `POST /build`) with both
+/// docker CLIs and the Python SDK: tags, build args, labels, -f, -q, a
+/// failing RUN's exit code, and options berth's builder has no
+/// equivalent of refused by name; the image is the one berth's CLI sees.
+#[test]
+fn docker_build_through_the_api() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    std::fs::write(
+        c.join("Dockerfile"),
+        format!(
+            "FROM {img}\nARG X=default\nLABEL from=dockerfile\nCOPY f.txt /f.txt\nRUN echo \"x=$X\" > /x && cat /f.txt\nCMD [\"cat\", \"/x\"]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(c.join("f.txt"), "from the context\n").unwrap();
+    std::fs::write(
+        c.join("Other.df"),
+        format!("FROM {img}\nRUN echo other > /o\n"),
+    )
+    .unwrap();
+    std::fs::write(c.join("Fail.df"), format!("FROM {img}\nRUN exit 3\n")).unwrap();
+    let cs = c.to_str().unwrap();
+
+    let o = ok(svc.docker(&[
+        "build",
+        "-t",
+        "built:1",
+        "-t",
+        "built:2",
+        "--build-arg",
+        "X=given",
+        "--label",
+        "l=v",
+        cs,
+    ]));
+    assert!(
+        o.stdout.contains("from the context") && o.stdout.contains("Successfully tagged built:1"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("Successfully built "), "{}", o.stdout);
+    let o = ok(svc.docker(&["run", "--rm", "built:2"]));
+    assert_eq!(o.stdout, "x=given\n");
+    let o = ok(svc.docker(&[
+        "inspect",
+        "-f",
+        "{{.Config.Labels.l}} {{.Config.Labels.from}}",
+        "built:1",
+    ]));
+    assert_eq!(o.stdout.trim(), "v dockerfile");
+    // The same image for berth's CLI.
+    let ours = ok(svc.docker(&["images", "-q", "--no-trunc", "built:1"])).stdout;
+    let berths = env
+        .berth(&[
+            "images",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            "reference=built:1",
+        ])
+        .ok()
+        .stdout;
+    // (docker lists an id once per tag.)
+    assert_eq!(ours.lines().next(), berths.lines().next());
+    assert!(ours.trim().starts_with("sha256:"), "{ours}");
+
+    // -q with another Dockerfile: the id alone, on stdout.
+    let o = ok(svc.docker(&["build", "-q", "-f", &format!("{cs}/Other.df"), cs]));
+    let id = o.stdout.trim();
+    assert!(
+        id.starts_with("sha256:") && id.len() == 71,
+        "{:?} {}",
+        o.stdout,
+        o.stderr
+    );
+    let o = ok(svc.docker(&["run", "--rm", id, "cat", "/o"]));
+    assert_eq!(o.stdout, "other\n");
+
+    // A failing RUN: its exit code is the CLI's, the step is named.
+    let o = svc.docker(&["build", "-f", &format!("{cs}/Fail.df"), cs]);
+    assert_eq!(o.code, 3, "{}\n{}", o.stdout, o.stderr);
+    assert!(o.stderr.contains("exited with code 3"), "{}", o.stderr);
+    // An unsupported option: refused by name, nothing built.
+    let o = svc.docker(&["build", "--memory", "64m", cs]);
+    assert!(
+        o.code != 0 && o.stderr.contains("memory=67108864"),
+        "{}",
+        o.stderr
+    );
+    // Not a tarball: a 400.
+    let (st, body) = svc.http("POST", "/v1.41/build", b"FROM scratch\n");
+    assert_eq!(st, 400, "{body}");
+    assert!(body.contains("not a tar"), "{body}");
+
+    // The current CLI, with the classic builder.
+    if Path::new(DOCKER_NEW).exists() {
+        let mut cmd = Command::new(DOCKER_NEW);
+        cmd.args(["build", "-t", "new:1", cs])
+            .env("DOCKER_BUILDKIT", "0")
+            .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+            .env("DOCKER_CONFIG", svc.config.path());
+        let o = cmd.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let o = ok(svc.docker(&["run", "--rm", "new:1"]));
+        assert_eq!(o.stdout, "x=default\n");
+        // Without DOCKER_BUILDKIT: the service announces builder 1 in
+        // /_ping, so the CLI takes the classic builder itself.
+        let o = svc.docker_with(DOCKER_NEW, &["build", "-q", "-t", "new:2", cs], None);
+        assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+        assert!(o.stdout.trim().starts_with("sha256:"), "{}", o.stdout);
+    }
+
+    // The Python SDK's images.build (it reads the id from the stream).
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="unix://{sock}", version="auto")
+img, logs = c.images.build(path="{cs}", tag="py:1", buildargs={{"X": "py"}})
+assert "py:1" in img.tags, img.tags
+ctr = c.containers.run("py:1", detach=True)
+assert ctr.wait()["StatusCode"] == 0
+assert ctr.logs() == b"x=py\n", ctr.logs()
+ctr.remove()
+try:
+    c.images.build(path="{cs}", dockerfile="Fail.df")
+    raise SystemExit("a failing build succeeded")
+except docker.errors.BuildError as e:
+    assert "exited with code 3" in str(e), str(e)
+print("sdk build ok")
+"#,
+        sock = svc.sock.display()
+    );
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("sdk build ok"),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A docker-registry that wants Basic credentials (htpasswd: testuser,
+/// testpass), on loopback, stopped when dropped.
+struct AuthRegistry {
+    addr: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl AuthRegistry {
+    fn start() -> AuthRegistry {
+        assert!(
+            Path::new(REGISTRY_BIN).exists(),
+            "{REGISTRY_BIN} is missing: apt-get install docker-registry"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        // bcrypt (cost 4) of "testpass".
+        std::fs::write(
+            dir.path().join("htpasswd"),
+            "testuser:$2b$04$s4Jk6es1YfM3a8bYi.sPH.bJK9WWcza2ZaaGQYPyBjUK/10.Sn71S\n",
+        )
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\nauth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
+                dir.path().join("data").display(),
+                dir.path().join("htpasswd").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(REGISTRY_BIN)
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start docker-registry");
+        let t = Instant::now();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "the registry did not come up on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        AuthRegistry {
+            addr,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for AuthRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `docker login` (`POST /auth`): the credentials are checked with a real
+/// registry that wants them (a wrong password is Docker's 401, and the
+/// client stores nothing); once logged in, the CLI's stored credentials
+/// push to it.
+#[test]
+fn docker_login_checks_with_the_registry() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    let reg = AuthRegistry::start();
+    let cfg = svc.config.path().join("config.json");
+
+    let o = svc.docker_with(
+        DOCKER,
+        &["login", &reg.addr, "-u", "testuser", "--password-stdin"],
+        Some(b"wrong\n"),
+    );
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(
+        o.stderr.contains("401 Unauthorized"),
+        "{}\n{}",
+        o.stdout,
+        o.stderr
+    );
+    let stored = std::fs::read_to_string(&cfg).unwrap_or_default();
+    assert!(!stored.contains(&reg.addr), "{stored}");
+    // Without credentials, a push is refused by the registry.
+    let name = format!("{}/t/auth:1", reg.addr);
+    ok(svc.docker(&["tag", img, &name]));
+    let o = svc.docker(&["push", &name]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+
+    let o = ok(svc.docker_with(
+        DOCKER,
+        &["login", &reg.addr, "-u", "testuser", "--password-stdin"],
+        Some(b"testpass\n"),
+    ));
+    assert!(o.stdout.contains("Login Succeeded"), "{}", o.stdout);
+    let stored = std::fs::read_to_string(&cfg).unwrap();
+    assert!(stored.contains(&reg.addr), "{stored}");
+    // The service stored nothing of its own (dockerd's behaviour).
+    assert!(
+        !env.root.path().join("auth.json").exists(),
+        "the service stored credentials"
+    );
+    let o = ok(svc.docker(&["push", &name])).stdout;
+    assert!(o.contains("1: digest: sha256:"), "{o}");
+    if Path::new(DOCKER_NEW).exists() {
+        let o = ok(svc.docker_with(
+            DOCKER_NEW,
+            &["login", &reg.addr, "-u", "testuser", "--password-stdin"],
+            Some(b"testpass\n"),
+        ));
+        assert!(o.stdout.contains("Login Succeeded"), "{}", o.stdout);
+    }
+    // Raw: Docker's answers.
+    let body = format!(
+        r#"{{"username":"testuser","password":"testpass","serveraddress":"{}"}}"#,
+        reg.addr
+    );
+    let (st, b) = svc.http("POST", "/v1.41/auth", body.as_bytes());
+    assert_eq!(st, 200, "{b}");
+    assert!(b.contains(r#""Status":"Login Succeeded""#), "{b}");
+    let body = body.replace("testpass", "nope");
+    let (st, b) = svc.http("POST", "/v1.41/auth", body.as_bytes());
+    assert_eq!(st, 401, "{b}");
+    assert!(b.contains("\"message\""), "{b}");
+    let (st, b) = svc.http("POST", "/v1.41/auth", b"{\"username\": 5}");
+    assert_eq!(st, 400, "{b}");
+}
+
+/// `image prune -a` with Docker's filters (dangling=false, until, label,
+/// label!), and `attach` with logs=1 (the output so far, then the live
+/// output when stream=1), through the docker CLI and the Python SDK.
+#[test]
+fn image_prune_all_and_attach_with_logs() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    // Two extra images, labelled apart; the base one stays in use.
+    let ctx = tempfile::tempdir().unwrap();
+    let c = ctx.path();
+    std::fs::write(
+        c.join("A.df"),
+        format!("FROM {img}\nLABEL keep=yes\nRUN echo a > /a\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        c.join("B.df"),
+        format!("FROM {img}\nLABEL keep=no\nRUN echo b > /b\n"),
+    )
+    .unwrap();
+    let cs = c.to_str().unwrap();
+    ok(svc.docker(&["build", "-q", "-t", "pa:1", "-f", &format!("{cs}/A.df"), cs]));
+    ok(svc.docker(&["build", "-q", "-t", "pb:1", "-f", &format!("{cs}/B.df"), cs]));
+    ok(svc.docker(&["run", "-d", "--name", "user", img, "sleep", "100"]));
+    let names = |e: &Env| {
+        let mut v: Vec<String> = e
+            .berth(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .ok()
+            .stdout
+            .lines()
+            .map(|l| {
+                l.trim_start_matches("docker.io/library/")
+                    .trim_start_matches("docker.io/")
+                    .to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // Made before an hour ago: none.
+    let o = ok(svc.docker(&["image", "prune", "-a", "-f", "--filter", "until=1h"])).stdout;
+    assert!(!o.contains("deleted"), "{o}");
+    // Not labelled keep=yes: pb goes, pa and the used image stay.
+    let o = ok(svc.docker(&["image", "prune", "-a", "-f", "--filter", "label!=keep=yes"])).stdout;
+    assert!(
+        o.contains("untagged: ") && o.contains("pb:1") && o.contains("deleted: sha256:"),
+        "{o}"
+    );
+    assert_eq!(names(&env), ["api/bb:1", "pa:1"]);
+    // Everything unused: pa goes, the image the container uses stays.
+    let o = ok(svc.docker(&["image", "prune", "-a", "-f"])).stdout;
+    assert!(o.contains("untagged: ") && o.contains("pa:1"), "{o}");
+    assert_eq!(names(&env), ["api/bb:1"]);
+    let (st, b) = svc.http(
+        "POST",
+        "/v1.41/images/prune?filters=%7B%22nope%22%3A%5B%22x%22%5D%7D",
+        b"",
+    );
+    assert_eq!(st, 400, "{b}");
+
+    // attach with logs=1: stream=0 gives the output so far and ends;
+    // stream=1 then goes on with the live output.
+    ok(svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "talk",
+        img,
+        "sh",
+        "-c",
+        "echo one; echo err1 >&2; sleep 3; echo two; sleep 100",
+    ]));
+    let t = Instant::now();
+    while !env.berth(&["logs", "talk"]).stdout.contains("one") {
+        assert!(t.elapsed() < Duration::from_secs(10), "no output");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="unix://{sock}", version="auto")
+ctr = c.containers.get("talk")
+got = ctr.attach(stdout=True, stderr=True, logs=True, stream=False)
+assert got == b"one\nerr1\n", got
+got = ctr.attach(stdout=True, stderr=False, logs=True, stream=False)
+assert got == b"one\n", got
+out = b""
+for chunk in ctr.attach(stdout=True, stderr=False, logs=True, stream=True):
+    out += chunk
+    if b"two" in out:
+        break
+assert out == b"one\ntwo\n", out
+print("attach ok")
+"#,
+        sock = svc.sock.display()
+    );
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("attach ok"),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    ok(svc.docker(&["rm", "-f", "talk", "user"]));
 }

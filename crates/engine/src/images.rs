@@ -304,6 +304,9 @@ pub enum Removed {
     Deleted(Vec<Digest>),
 }
 
+/// An image `prune` removed: its id and the names it had.
+pub type PrunedImage = (Digest, Vec<String>);
+
 /// The image store, with the engine's tables (image events are recorded
 /// there).
 pub struct Images {
@@ -492,6 +495,32 @@ impl Images {
         Ok((dangling, layers, blobs))
     }
 
+    /// Removes the images that no container or build holds and that
+    /// `pick` chooses (`image prune`, `-a` and Docker's filters), then the
+    /// layers and blobs no image uses: each image removed with its names,
+    /// and how many layers and blobs went.
+    pub fn prune_unused(
+        &mut self,
+        pick: &dyn Fn(&ImageRow) -> bool,
+    ) -> Result<(Vec<PrunedImage>, usize, usize)> {
+        let held = self.store.held()?;
+        let mut gone = Vec::new();
+        for img in self.store.images()? {
+            if held.contains(&img.id.to_string()) || !pick(&img) {
+                continue;
+            }
+            self.store.remove_by_id(&img.id)?;
+            let id = img.id.to_string();
+            for n in img.names.iter().filter(|n| !n.contains('@')) {
+                self.event("untag", &id, n);
+            }
+            self.event("delete", &id, "");
+            gone.push((img.id, img.names));
+        }
+        let (layers, blobs) = self.store.gc()?;
+        Ok((gone, layers, blobs))
+    }
+
     fn config(&self, img: &ImageRow) -> Result<serde_json::Value> {
         serde_json::from_slice(&self.store.read_blob(&img.id, MAX_CONFIG)?).map_err(|e| {
             StoreError::Protocol {
@@ -577,13 +606,20 @@ pub fn registry_name(r: &str) -> Result<String> {
 /// Checks the credentials with `registry`, then stores them (Podman's
 /// auth file): returns the file.
 pub fn login(registry: &str, user: &str, password: &str, tls_verify: bool) -> Result<PathBuf> {
+    // The registry must accept them before they are stored.
+    check_login(registry, user, password, tls_verify)?;
+    registry::save_credentials(registry, user, password)
+}
+
+/// Checks the credentials with `registry` (its `/v2/` answering them),
+/// storing nothing: what the Docker API's `/auth` does (the client keeps
+/// them).
+pub fn check_login(registry: &str, user: &str, password: &str, tls_verify: bool) -> Result<()> {
     let opts = Options {
         insecure: !tls_verify,
         credentials: Some((user.to_string(), password.to_string())),
     };
-    // The registry must accept them before they are stored.
-    Client::for_registry(registry, &opts).ping()?;
-    registry::save_credentials(registry, user, password)
+    Client::for_registry(registry, &opts).ping()
 }
 
 /// Forgets the credentials of `registry`: false if there were none.

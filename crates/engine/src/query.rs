@@ -124,9 +124,11 @@ impl PsFilter {
         let labels = &r.spec.metadata.labels;
         any(&self.id, &|v| r.id.starts_with(v))
             && any(&self.name, &|v| r.name.contains(v))
-            && any(&self.label, &|v| match v.split_once('=') {
+            // Every label asked for (Docker's; docker-compose finds a
+            // service's containers by project and service labels).
+            && self.label.iter().all(|v| match v.split_once('=') {
                 Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
-                None => labels.contains_key(v),
+                None => labels.contains_key(v.as_str()),
             })
             && any(&self.status, &|v| state_name(r) == v)
             && (self.exited.is_empty()
@@ -504,6 +506,11 @@ mod tests {
         assert!(m(&["id=web0123"], &web) && !m(&["id=0123"], &web));
         assert!(m(&["label=tier"], &db) && m(&["label=tier=db-tier"], &db));
         assert!(!m(&["label=tier=web-tier"], &db) && !m(&["label=other"], &db));
+        assert!(
+            !m(&["label=tier", "label=other"], &db),
+            "labels: all of them"
+        );
+        assert!(m(&["label=tier", "label=tier=db-tier"], &db));
         assert!(m(&["exited=3"], &db) && !m(&["exited=0"], &db));
         assert!(!m(&["exited=0"], &rec("new", Status::Created)));
         assert!(m(&["status=running"], &web) && !m(&["status=paused"], &web));
