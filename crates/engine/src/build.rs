@@ -1017,7 +1017,7 @@ impl Ctx<'_> {
             let id = match self.cache_get(&key) {
                 Some(id) => id,
                 None => {
-                    let mut store = berth_image::store::Store::open(&self.engine.paths.root)?;
+                    let mut store = crate::containers::open_store(&self.engine.paths.root)?;
                     let _pull = store.pull_lock()?;
                     let id = ic::record_image_with(
                         &mut store,
@@ -1679,7 +1679,7 @@ impl Ctx<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        let mut store = berth_image::store::Store::open(&self.engine.paths.root)?;
+        let mut store = crate::containers::open_store(&self.engine.paths.root)?;
         let _pull = store.pull_lock()?;
         let (new, chain) = layer::store_new_layer(
             &store,
@@ -2262,7 +2262,7 @@ impl Ctx<'_> {
             id = match self.cache_get(&key) {
                 Some(cached) => cached,
                 None => {
-                    let mut store = berth_image::store::Store::open(&self.engine.paths.root)?;
+                    let mut store = crate::containers::open_store(&self.engine.paths.root)?;
                     let _pull = store.pull_lock()?;
                     let new = ic::record_image_with(
                         &mut store,
