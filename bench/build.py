@@ -218,7 +218,9 @@ def main():
                 p.wait()
             denv = dict(os.environ, DOCKER_BUILDKIT="0" if a.docker_classic else "1")
             cmds = {
-                "berth": [berth, "build", "-q", "-t", "app", ctx],
+                # `--network none` for every tool: the same RUN steps, and
+                # no bridge or firewall rule made in the host's namespace.
+                "berth": [berth, "build", "-q", "--network", "none", "-t", "app", ctx],
                 "buildah": bh + ["bud", "--layers", "--runtime", "runc", "--network", "none", "-q",
                                  "--signature-policy", policy,
                                  "--build-arg", f"BASE=docker-archive:{rr}/bb.tar", "-t", "app", ctx],
