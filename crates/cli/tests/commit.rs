@@ -180,6 +180,13 @@ fn commit_applies_changes_and_refuses_bad_ones() {
     let s = String::from_utf8_lossy(&saved);
     assert!(s.contains("\"container_config\""), "no container_config");
     assert!(s.contains("\"container\":\""), "no container");
+    // Its layers (the imported base's uncompressed one among them) are
+    // read back: the image runs.
+    let out = env
+        .berth(&["run", "--rm", "bb:docker", "cat", "/etc/keep"])
+        .ok()
+        .stdout;
+    assert_eq!(out, "keep\n");
 }
 
 /// A running container is paused during the commit and running after;

@@ -271,8 +271,12 @@ pub enum Compression {
 /// The compression of a layer, from its media type.
 pub fn compression(media_type: &str) -> Result<Compression> {
     Ok(match media_type {
+        // The last: moby's uncompressed layer (schema2's
+        // MediaTypeUncompressedLayer), what berth writes for an
+        // uncompressed layer in the docker format.
         "application/vnd.oci.image.layer.v1.tar"
-        | "application/vnd.oci.image.layer.nondistributable.v1.tar" => Compression::None,
+        | "application/vnd.oci.image.layer.nondistributable.v1.tar"
+        | "application/vnd.docker.image.rootfs.diff.tar" => Compression::None,
         "application/vnd.oci.image.layer.v1.tar+gzip"
         | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
         | "application/vnd.docker.image.rootfs.diff.tar.gzip"
@@ -291,6 +295,23 @@ pub fn compression(media_type: &str) -> Result<Compression> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_layer_type_berth_writes_is_one_it_reads() {
+        // Regression: an image built or committed in the docker format
+        // over an uncompressed (imported) layer could not be read back.
+        for t in [
+            "application/vnd.docker.image.rootfs.diff.tar",
+            "application/vnd.oci.image.layer.v1.tar",
+        ] {
+            assert!(matches!(compression(t), Ok(Compression::None)), "{t}");
+        }
+        assert!(matches!(
+            compression("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            Ok(Compression::Gzip)
+        ));
+        assert!(compression("application/vnd.docker.image.rootfs.diff.tar.zstd").is_err());
+    }
 
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
