@@ -12,7 +12,7 @@
 //! Options berth's builder has no equivalent of are refused with a 400
 //! naming them, unless they are at their default (the docker CLI sends
 //! every one of them on each build): resource limits, extra hosts,
-//! security options, squash, isolation, a remote context, BuildKit
+//! security options, isolation, a remote context, BuildKit
 //! (`version=2`). Ignored, as harmless: `rm`/`forcerm` (berth removes its
 //! step containers always), `cachefrom` (a hint), `session`, `buildid`.
 
@@ -20,7 +20,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{self, Query, Resp};
 use crate::server::Shared;
 use berth_engine::build::{
-    BuildError, BuildHost, BuildOptions, DockerfileSource, ImageFormat, LayerCompression,
+    BuildError, BuildHost, BuildOptions, DockerfileSource, ImageFormat, LayerCompression, Squash,
     StdinContext,
 };
 use berth_engine::images::{
@@ -52,6 +52,11 @@ pub struct BuildQuery {
     pub pull: bool,
     pub quiet: bool,
     pub network: Option<String>,
+    /// `squash=1`: the build's layers in one, on the base's (Docker's
+    /// experimental --squash).
+    pub squash: bool,
+    /// `platform`: this host's platform, checked here and by the builder.
+    pub platform: Option<String>,
 }
 
 /// Every value of `name` in the raw query string (`t` may be given
@@ -149,13 +154,14 @@ pub fn parse_query(raw: Option<&str>) -> ApiResult<BuildQuery> {
     {
         return Err(unsupported(&format!("ulimits={u}"), ""));
     }
-    if q.flag("squash") {
-        return Err(unsupported("squash", ""));
-    }
     if let Some(i) = q.get("isolation").filter(|v| !matches!(*v, "" | "default")) {
         return Err(unsupported(&format!("isolation={i}"), ""));
     }
-    if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
+    let platform = q
+        .get("platform")
+        .filter(|p| !p.is_empty())
+        .map(String::from);
+    if let Some(p) = platform.as_deref() {
         let host = Platform::host();
         let native = format!("{}/{}", host.os, host.architecture);
         let p = p.to_ascii_lowercase();
@@ -207,6 +213,8 @@ pub fn parse_query(raw: Option<&str>) -> ApiResult<BuildQuery> {
         pull: q.flag("pull"),
         quiet: q.flag("q"),
         network,
+        squash: q.flag("squash"),
+        platform,
     })
 }
 
@@ -353,6 +361,8 @@ pub async fn build(s: &Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         compression: LayerCompression::Gzip,
         secrets: Default::default(),
         contexts: BTreeMap::new(),
+        platform: bq.platform.clone(),
+        squash: if bq.squash { Squash::New } else { Squash::No },
     };
     let (resp, tx) = http::stream("application/json");
     let s2 = s.clone();
@@ -443,7 +453,6 @@ mod tests {
             ("version=2", "BuildKit"),
             ("memory=1000", "memory=1000"),
             ("extrahosts=a%3A1.2.3.4", "extrahosts"),
-            ("squash=1", "squash"),
             ("networkmode=mynet", "networkmode=mynet"),
             ("remote=https%3A%2F%2Fexample.com%2Fr.git", "remote"),
             ("platform=linux%2Fs390x", "platform=linux/s390x"),

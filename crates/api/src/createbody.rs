@@ -477,6 +477,12 @@ pub fn from_value(v: &Value) -> R<CreateBody> {
         return Err("Image: a container needs an image".into());
     }
     drop_covered_volumes(&mut out.flags);
+    // dockerd's default log driver (berth's CLI defaults to podman's
+    // k8s-file): the Docker SDKs read a `run`'s output back only from
+    // json-file or journald containers.
+    if out.flags.log_driver.as_deref().is_none_or(str::is_empty) {
+        out.flags.log_driver = Some("json-file".into());
+    }
     Ok(out)
 }
 
@@ -593,6 +599,21 @@ mod tests {
             ["type=tmpfs,target=/t,tmpfs-size=1024,tmpfs-mode=700"]
         );
         assert!(f.network.is_empty());
+    }
+
+    #[test]
+    fn the_log_driver_is_dockers_unless_asked() {
+        // Regression: the Python SDK's `containers.run()` returned None
+        // for a k8s-file container instead of its output.
+        for body in [
+            &br#"{"Image":"i"}"#[..],
+            br#"{"Image":"i","HostConfig":{"LogConfig":{"Type":"","Config":{}}}}"#,
+        ] {
+            let b = parse(body).unwrap();
+            assert_eq!(b.flags.log_driver.as_deref(), Some("json-file"));
+        }
+        let b = parse(br#"{"Image":"i","HostConfig":{"LogConfig":{"Type":"k8s-file"}}}"#).unwrap();
+        assert_eq!(b.flags.log_driver.as_deref(), Some("k8s-file"));
     }
 
     #[test]
