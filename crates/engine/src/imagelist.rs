@@ -102,19 +102,25 @@ pub fn filter_images(store: &Store, rows: Vec<ImageRow>, f: &ImageFilter) -> Res
         if f.dangling.is_some_and(|d| d != tags.is_empty()) {
             continue;
         }
-        if !f.reference.is_empty()
-            && !f.reference.iter().any(|p| {
-                tags.iter().any(|t| {
-                    let short = familiar(t);
-                    let repo = |n: &str| {
-                        n.rsplit_once(':')
-                            .map_or(n.to_string(), |(r, _)| r.to_string())
-                    };
+        // A reference filter also narrows the image's tags to those it
+        // matches (as dockerd: `images -q bb:1` lists the id once, not once
+        // per tag).
+        let mut row = i.clone();
+        if !f.reference.is_empty() {
+            let matches = |t: &str| {
+                let short = familiar(t);
+                let repo = |n: &str| {
+                    n.rsplit_once(':')
+                        .map_or(n.to_string(), |(r, _)| r.to_string())
+                };
+                f.reference.iter().any(|p| {
                     glob(p, t) || glob(p, short) || glob(p, &repo(short)) || glob(p, &repo(t))
                 })
-            })
-        {
-            continue;
+            };
+            if !tags.iter().any(|t| matches(t)) {
+                continue;
+            }
+            row.names.retain(|n| n.contains('@') || matches(n));
         }
         let t = made(i);
         if !before.iter().all(|&b| t < b) || !since.iter().all(|&s| t > s) {
@@ -135,7 +141,7 @@ pub fn filter_images(store: &Store, rows: Vec<ImageRow>, f: &ImageFilter) -> Res
                 continue;
             }
         }
-        out.push(i.clone());
+        out.push(row);
     }
     Ok(out)
 }
