@@ -31,7 +31,7 @@ pub async fn list(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
                 if !names.is_empty() && !names.iter().any(|x| n.name.contains(x.as_str())) {
                     continue;
                 }
-                out.push(docker_view(&e.inspect_network(&n.name)?));
+                out.push(docker_view(e, &n.name)?);
             }
             Ok(out)
         })
@@ -41,29 +41,26 @@ pub async fn list(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
 
 pub async fn inspect(s: &Arc<Shared>, name: &str) -> ApiResult<Resp> {
     let name = name.to_string();
-    let v = s
-        .engine(move |e| Ok(docker_view(&e.inspect_network(&name)?)))
-        .await?;
+    let v = s.engine(move |e| Ok(docker_view(e, &name)?)).await?;
     Ok(http::json(&v))
 }
 
-/// A network's document as dockerd shows it: the bridge name berth chose
-/// itself (`berthN`) is not among the Options, which hold what the
-/// creator gave (docker-compose compares them with its project's and
-/// would otherwise ask for the network to be made again).
-fn docker_view(n: &impl serde::Serialize) -> serde_json::Value {
-    let mut v = serde_json::to_value(n).unwrap_or_default();
-    if let Some(o) = v.get_mut("Options").and_then(|o| o.as_object_mut()) {
-        let key = "com.docker.network.bridge.name";
-        let chosen = o.get(key).and_then(|b| b.as_str()).is_some_and(|b| {
-            b.strip_prefix("berth")
-                .is_some_and(|d| !d.is_empty() && d.bytes().all(|c| c.is_ascii_digit()))
-        });
-        if chosen {
+/// A network's document as dockerd shows it: the Options hold what the
+/// creator gave (docker-compose compares them with its project's and would
+/// otherwise ask for the network to be made again), so a bridge name berth
+/// chose itself is left out, except on the default network (dockerd shows
+/// `docker0` there).
+fn docker_view(e: &berth_engine::Engine, name: &str) -> berth_engine::Result<serde_json::Value> {
+    let i = e.inspect_network(name)?;
+    let given = e.network(&i.id)?;
+    let mut v = serde_json::to_value(&i).unwrap_or_default();
+    let key = "com.docker.network.bridge.name";
+    if i.name != "bridge" && !given.options.contains_key(key) {
+        if let Some(o) = v.get_mut("Options").and_then(|o| o.as_object_mut()) {
             o.remove(key);
         }
     }
-    v
+    Ok(v)
 }
 
 #[derive(serde::Deserialize, Default)]

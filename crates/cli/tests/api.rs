@@ -1133,6 +1133,18 @@ fn docker_networks_and_prunes() {
     // As dockerd: no option the creator did not give (compose compares).
     let o = ok(svc.docker(&["network", "inspect", "-f", "{{json .Options}}", "n1"])).stdout;
     assert_eq!(o.trim(), "{}");
+    // A bridge name the creator chose is shown, even one that looks like
+    // berth's own choice.
+    ok(svc.docker(&[
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.name=berth77",
+        "n0",
+    ]));
+    let o = ok(svc.docker(&["network", "inspect", "-f", "{{json .Options}}", "n0"])).stdout;
+    assert_eq!(o.trim(), r#"{"com.docker.network.bridge.name":"berth77"}"#);
+    ok(svc.docker(&["network", "rm", "n0"]));
     ok(svc.docker(&["run", "-d", "--name", "ca", img, "sleep", "100"]));
     ok(svc.docker(&["network", "connect", "--alias", "web", "n1", "ca"]));
     let nets = |c: &str| {
