@@ -290,6 +290,12 @@ impl BuildHost for Host {
     fn output(&self, _stage: &str, data: &[u8]) {
         self.stream(&String::from_utf8_lossy(data));
     }
+
+    /// The client went away (hyper dropped the response body, or it
+    /// stopped reading): dockerd cancels the build then, and so do we.
+    fn cancelled(&self) -> bool {
+        self.gone.load(Ordering::Relaxed) || self.tx.is_closed()
+    }
 }
 
 /// Docker's error line; a RUN step's exit code as its `code`.

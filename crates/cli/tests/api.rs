@@ -1509,6 +1509,53 @@ impl Drop for AuthRegistry {
     }
 }
 
+/// A client that goes away mid-build cancels the build, as with dockerd:
+/// no step starts after it left and nothing is tagged.
+#[test]
+fn a_build_whose_client_left_is_cancelled() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {img}\nRUN echo started; sleep 2\nRUN touch /second\n"),
+    )
+    .unwrap();
+    let mut cli = Command::new(DOCKER)
+        .args(["build", "-t", "gone:1", ctx.path().to_str().unwrap()])
+        .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+        .env("DOCKER_CONFIG", svc.config.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run docker build");
+    // Once the first RUN has started, the client is killed.
+    let mut out = std::io::BufReader::new(cli.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("started") {
+        let mut l = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut out, &mut l).unwrap() > 0,
+            "the build ended before its first RUN: {seen}"
+        );
+        seen.push_str(&l);
+    }
+    cli.kill().unwrap();
+    cli.wait().unwrap();
+    drop(out);
+    // Long past the time the build would have taken.
+    std::thread::sleep(Duration::from_secs(5));
+    let imgs = env.berth(&["images", "--format", "json"]).ok().stdout;
+    assert!(
+        !imgs.contains("gone:1"),
+        "a cancelled build was tagged: {imgs}"
+    );
+    // The service is still there for the next client.
+    assert_eq!(svc.http("GET", "/_ping", b"").0, 200);
+}
+
 /// `docker login` (`POST /auth`): the credentials are checked with a real
 /// registry that wants them (a wrong password is Docker's 401, and the
 /// client stores nothing); once logged in, the CLI's stored credentials

@@ -68,6 +68,9 @@ pub enum BuildError {
         code: i32,
         tail: String,
     },
+    /// [`BuildHost::cancelled`] said so between two steps.
+    #[error("the build was cancelled: its client went away")]
+    Cancelled,
     #[error(transparent)]
     Engine(#[from] crate::Error),
     #[error(transparent)]
@@ -190,6 +193,11 @@ pub trait BuildHost: Sync {
     fn progress(&self, line: &str);
     /// Output of a RUN step.
     fn output(&self, stage: &str, data: &[u8]);
+    /// The build is no longer wanted (an API client went away): no step
+    /// starts after this says so, and nothing is tagged.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// The result of a stage: its image (None: empty scratch) and config,
@@ -811,6 +819,14 @@ impl Ctx<'_> {
         Ok(done.into_inner().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Stops the build here if its host no longer wants it.
+    fn cancel_point(&self) -> BResult<()> {
+        if self.host.cancelled() {
+            return Err(BuildError::Cancelled);
+        }
+        Ok(())
+    }
+
     fn step_err(&self, ins: &Instruction, msg: impl Into<String>) -> BuildError {
         BuildError::Step {
             file: self.file.clone(),
@@ -1000,11 +1016,13 @@ impl Ctx<'_> {
                         format!("the base image's ONBUILD trigger {t:?}: {} is not allowed in a trigger", ins.kind.name()),
                     ));
                 }
+                self.cancel_point()?;
                 self.step(&mut st, id, ins, deps)?;
                 self.hold(&st.name, st.image.as_ref());
             }
         }
         for ins in &stage.instructions {
+            self.cancel_point()?;
             self.step(&mut st, id, ins, deps)?;
             self.hold(&st.name, st.image.as_ref());
         }
@@ -2277,6 +2295,7 @@ impl Ctx<'_> {
                 }
             };
         }
+        self.cancel_point()?;
         for t in &self.opts.tags {
             let r = berth_image::Reference::parse(t)
                 .map_err(|e| BuildError::Invalid(format!("-t {t}: {e}")))?;
