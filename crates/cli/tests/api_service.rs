@@ -394,3 +394,73 @@ fn tcp_with_tls_serves_clients_the_ca_signed() {
     let o = ok(svc.docker(DOCKER, &client, &["ps", "-aq"]));
     assert_eq!(o.stdout.trim(), "");
 }
+
+/// One GET on a fresh connection to the unix socket `sock`: the body.
+fn get_unix(sock: &Path, path: &str) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert!(out.starts_with("HTTP/1.1 200"), "GET {path}: {out}");
+    out.split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string()
+}
+
+/// The service keeps an engine per worker thread; a store removed and
+/// made again under it is opened anew, not read from the old database.
+#[test]
+fn a_store_made_again_under_the_service_is_seen() {
+    let env = Env::new();
+    let mut t = busybox_rootfs(&["true"]);
+    let img = import_image(&env, t.end(), "apisvc/bb:1");
+    let sock = env.run_root.path().join("d.sock");
+    let child = env
+        .cmd()
+        .args(["system", "service", "--time", "0"])
+        .arg(format!("unix://{}", sock.display()))
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start berth system service");
+    // Stopped however the test ends.
+    let _svc = Stop(child);
+    let t0 = Instant::now();
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the service did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.berth(&["create", "--name", "old-one", img, "true"])
+        .ok();
+    // Every worker thread the service may use has seen the old store.
+    for _ in 0..20 {
+        assert!(get_unix(&sock, "/v1.41/containers/json?all=1").contains("old-one"));
+    }
+    // The store goes (a created container has nothing mounted) and an
+    // empty one is made in its place.
+    std::fs::remove_dir_all(env.root.path()).unwrap();
+    std::fs::create_dir(env.root.path()).unwrap();
+    env.berth(&["ps", "-a"]).ok();
+    for _ in 0..20 {
+        let list = get_unix(&sock, "/v1.41/containers/json?all=1");
+        assert_eq!(list.trim(), "[]", "the old store is still read");
+    }
+}
+
+/// A service stopped (and waited for) on drop.
+struct Stop(Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        // SAFETY: kill on the pid of the child this test started.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
