@@ -1,6 +1,7 @@
 #![recursion_limit = "256"]
 //! berth's Docker Engine API service (`berth system service`): Docker's
-//! REST API on a unix socket, each request translated into the engine's
+//! REST API on a unix socket (or TCP with TLS and client certificates),
+//! each request translated into the engine's
 //! calls, the same ones the CLI makes, so a container made through the API
 //! and one made by `berth run` are the same thing.
 //!
@@ -12,7 +13,8 @@
 //! the calling thread's namespaces, so nothing leaks into a worker.
 //!
 //! One file per resource: `system` (ping, version, info), `containers`,
-//! `images`, `volumes`, `networks`, `events`; `http` the plumbing, `server` the listener.
+//! `images`, `volumes`, `networks`, `events`; `http` the plumbing, `server` the listener
+//! (unix, or TCP through rustls with the ring provider).
 
 pub mod archive;
 pub mod auth;
@@ -33,7 +35,7 @@ pub mod system;
 pub mod volumes;
 
 pub use error::{ApiError, ApiResult};
-pub use server::{serve, Config, ServeError};
+pub use server::{serve, Config, Listen, ServeError, TlsFiles};
 
 /// The API version served, and the oldest a client may ask for.
 pub const API_VERSION: &str = "1.41";

@@ -1,6 +1,7 @@
 //! The listener: a unix socket (made here, or handed over by systemd's
-//! socket activation), one tokio thread serving its connections, and the
-//! idle exit.
+//! socket activation) or, only when asked, TCP with TLS and client
+//! certificates; one tokio thread serving its connections, and the idle
+//! exit.
 
 use crate::router;
 use hyper::server::conn::http1;
@@ -27,12 +28,37 @@ pub const MAX_CONNECTIONS: usize = 512;
 pub struct Config {
     pub root: PathBuf,
     pub run_root: PathBuf,
-    /// The socket to listen on (ignored when systemd hands one over).
-    pub socket: PathBuf,
-    /// The group given access to the socket (root's only otherwise).
-    pub group: Option<u32>,
+    /// Where to listen (ignored when systemd hands a socket over, except
+    /// that a TCP socket handed over is served only with `Listen::Tcp`'s
+    /// TLS files).
+    pub listen: Listen,
     /// Exit after this long without a connection (None: never).
     pub idle: Option<Duration>,
+}
+
+/// The service's listener.
+#[derive(Clone, Debug)]
+pub enum Listen {
+    /// A unix socket, mode 0600 (0660 with `group`, owned by that group).
+    Unix { path: PathBuf, group: Option<u32> },
+    /// TCP, always with TLS, and only for clients whose certificate the
+    /// CA in `tls` signed (Docker's `--tlsverify`).
+    Tcp {
+        addr: std::net::SocketAddr,
+        tls: TlsFiles,
+    },
+}
+
+/// The PEM files of a TLS listener (Docker's `--tlscacert`, `--tlscert`,
+/// `--tlskey`).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The CA whose certificates clients must present.
+    pub ca: PathBuf,
+    /// The service's certificate chain.
+    pub cert: PathBuf,
+    /// The service's private key.
+    pub key: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +71,12 @@ pub enum ServeError {
     },
     #[error("API service: {0}")]
     Usage(String),
+    #[error("API service: TLS: {what} {path}: {cause}")]
+    Tls {
+        what: &'static str,
+        path: String,
+        cause: String,
+    },
 }
 
 fn io(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
@@ -99,18 +131,49 @@ impl Shared {
         }
     }
 
-    /// Runs `f` with an engine on a blocking thread.
+    /// Runs `f` with an engine on a blocking thread: the thread's own,
+    /// opened on its first call and kept while the store's database file
+    /// is the same one (opening costs about as much as a whole `ps` of
+    /// 100 containers; a store removed and made again is opened anew).
     pub async fn engine<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&berth_engine::Engine) -> crate::ApiResult<T> + Send + 'static,
     ) -> crate::ApiResult<T> {
         let s = self.clone();
         tokio::task::spawn_blocking(move || {
-            let e = berth_engine::Engine::open(&s.root, &s.run_root)?;
-            f(&e)
+            let e = s.thread_engine()?;
+            let r = f(&e.engine);
+            // Put back (a call that failed may leave it: the engine holds
+            // no state of a call).
+            THREAD_ENGINE.with(|t| *t.borrow_mut() = Some(e));
+            r
         })
         .await
         .map_err(|e| crate::ApiError::internal(format!("engine call failed: {e}")))?
+    }
+
+    /// This thread's engine (taken out of its slot while in use).
+    fn thread_engine(&self) -> crate::ApiResult<ThreadEngine> {
+        use std::os::unix::fs::MetadataExt;
+        let db = std::fs::metadata(self.root.join(berth_engine::DB_FILE))
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        let kept = THREAD_ENGINE.with(|t| t.borrow_mut().take());
+        if let Some(e) = kept {
+            if db.is_some() && e.db == db && e.root == self.root && e.run_root == self.run_root {
+                return Ok(e);
+            }
+        }
+        let engine = berth_engine::Engine::open(&self.root, &self.run_root)?;
+        let db = std::fs::metadata(self.root.join(berth_engine::DB_FILE))
+            .ok()
+            .map(|m| (m.dev(), m.ino()));
+        Ok(ThreadEngine {
+            engine,
+            db,
+            root: self.root.clone(),
+            run_root: self.run_root.clone(),
+        })
     }
 
     /// Runs `f` on a blocking thread.
@@ -121,6 +184,19 @@ impl Shared {
             .await
             .map_err(|e| crate::ApiError::internal(format!("engine call failed: {e}")))?
     }
+}
+
+/// A blocking thread's engine and the identity (device, inode) of the
+/// database file it opened.
+struct ThreadEngine {
+    engine: berth_engine::Engine,
+    db: Option<(u64, u64)>,
+    root: PathBuf,
+    run_root: PathBuf,
+}
+
+thread_local! {
+    static THREAD_ENGINE: std::cell::RefCell<Option<ThreadEngine>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Counts a connection as active while it lives.
@@ -140,10 +216,16 @@ impl Drop for Active {
     }
 }
 
+/// A listening socket, before tokio takes it.
+enum StdListener {
+    Unix(std::os::unix::net::UnixListener),
+    Tcp(std::net::TcpListener),
+}
+
 /// The socket systemd handed over (LISTEN_PID is this process, LISTEN_FDS
 /// at least 1: fd 3), if any. The variables are removed so that nothing
 /// this process starts takes them for its own.
-fn activated() -> Result<Option<std::os::unix::net::UnixListener>, ServeError> {
+fn activated() -> Result<Option<StdListener>, ServeError> {
     let pid = std::env::var("LISTEN_PID").ok();
     let fds = std::env::var("LISTEN_FDS").ok();
     std::env::remove_var("LISTEN_PID");
@@ -166,13 +248,97 @@ fn activated() -> Result<Option<std::os::unix::net::UnixListener>, ServeError> {
                     "LISTEN_FDS is set but fd 3 is not a socket; check the socket unit".into(),
                 ));
             }
-            // SAFETY: systemd's protocol hands fd 3 to this process, which
-            // owns it from here; it is a socket (checked above).
-            let l = unsafe { std::os::unix::net::UnixListener::from_raw_fd(3) };
-            Ok(Some(l))
+            // SAFETY: an all-zero sockaddr_storage is a valid value.
+            let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+            let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            // SAFETY: getsockname on fd 3 (a socket, checked above) with
+            // a buffer of `len` bytes.
+            let r = unsafe { libc::getsockname(3, (&raw mut addr).cast(), &mut len) };
+            if r != 0 {
+                return Err(ServeError::Usage(
+                    "fd 3 from systemd: getsockname failed; check the socket unit".into(),
+                ));
+            }
+            match i32::from(addr.ss_family) {
+                // SAFETY: systemd's protocol hands fd 3 to this process,
+                // which owns it from here; it is a unix socket (above).
+                libc::AF_UNIX => Ok(Some(StdListener::Unix(unsafe {
+                    std::os::unix::net::UnixListener::from_raw_fd(3)
+                }))),
+                // SAFETY: as above, a TCP/IP socket.
+                libc::AF_INET | libc::AF_INET6 => Ok(Some(StdListener::Tcp(unsafe {
+                    std::net::TcpListener::from_raw_fd(3)
+                }))),
+                f => Err(ServeError::Usage(format!(
+                    "fd 3 from systemd is a socket of family {f}, neither unix nor TCP; check the socket unit"
+                ))),
+            }
         }
         _ => Ok(None),
     }
+}
+
+/// The TLS acceptor of `files`: the service's chain and key, and a client
+/// verifier that accepts only certificates the CA signed (a client
+/// without one fails the handshake).
+pub fn tls_acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, ServeError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let shown = |p: &Path| p.display().to_string();
+    let certs_of =
+        |what: &'static str, p: &Path| -> Result<Vec<CertificateDer<'static>>, ServeError> {
+            let certs = CertificateDer::pem_file_iter(p)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| ServeError::Tls {
+                    what,
+                    path: shown(p),
+                    cause: format!("{e}; it must be a PEM file of certificates"),
+                })?;
+            if certs.is_empty() {
+                return Err(ServeError::Tls {
+                    what,
+                    path: shown(p),
+                    cause: "holds no PEM certificate".into(),
+                });
+            }
+            Ok(certs)
+        };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs_of("--tlscacert", &files.ca)? {
+        roots.add(c).map_err(|e| ServeError::Tls {
+            what: "--tlscacert",
+            path: shown(&files.ca),
+            cause: format!("not a usable CA certificate: {e}"),
+        })?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| ServeError::Tls {
+        what: "--tlscacert",
+        path: shown(&files.ca),
+        cause: format!("cannot verify clients with it: {e}"),
+    })?;
+    let chain = certs_of("--tlscert", &files.cert)?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| ServeError::Tls {
+        what: "--tlskey",
+        path: shown(&files.key),
+        cause: format!("{e}; it must be a PEM private key (PKCS#8, PKCS#1 or SEC1)"),
+    })?;
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServeError::Usage(format!("TLS: {e}")))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| ServeError::Tls {
+            what: "--tlscert/--tlskey",
+            path: format!("{} and {}", shown(&files.cert), shown(&files.key)),
+            cause: format!("{e}; the key must be the certificate's"),
+        })?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 /// Binds `path`: a stale socket there is replaced (anything else is not
@@ -219,13 +385,39 @@ fn bind(path: &Path, group: Option<u32>) -> Result<std::os::unix::net::UnixListe
 /// Serves the API until SIGTERM/SIGINT or the idle time passes. Starts
 /// tokio: call it after any fork or daemonize step.
 pub fn serve(cfg: Config) -> Result<(), ServeError> {
+    // TLS files are read before anything is bound: a bad file is told at
+    // once and leaves nothing behind.
+    let tls = match &cfg.listen {
+        Listen::Tcp { tls, .. } => Some(tls_acceptor(tls)?),
+        Listen::Unix { .. } => None,
+    };
     let (listener, made) = match activated()? {
         Some(l) => (l, None),
-        None => (bind(&cfg.socket, cfg.group)?, Some(cfg.socket.clone())),
+        None => match &cfg.listen {
+            Listen::Unix { path, group } => {
+                (StdListener::Unix(bind(path, *group)?), Some(path.clone()))
+            }
+            Listen::Tcp { addr, .. } => (
+                StdListener::Tcp(
+                    std::net::TcpListener::bind(addr)
+                        .map_err(io(format!("listen on tcp://{addr}")))?,
+                ),
+                None,
+            ),
+        },
     };
-    listener
-        .set_nonblocking(true)
-        .map_err(io("set the socket non-blocking"))?;
+    if matches!(listener, StdListener::Tcp(_)) && tls.is_none() {
+        return Err(ServeError::Usage(
+            "systemd passed a TCP socket: TCP is served only with TLS and client certificates; \
+             give tcp://ADDR:PORT with --tlscacert, --tlscert and --tlskey"
+                .into(),
+        ));
+    }
+    match &listener {
+        StdListener::Unix(l) => l.set_nonblocking(true),
+        StdListener::Tcp(l) => l.set_nonblocking(true),
+    }
+    .map_err(io("set the socket non-blocking"))?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -237,7 +429,7 @@ pub fn serve(cfg: Config) -> Result<(), ServeError> {
         .build()
         .map_err(io("start the async runtime"))?;
     let shared = Shared::new(cfg.root.clone(), cfg.run_root.clone());
-    let r = rt.block_on(run(listener, shared, cfg.idle));
+    let r = rt.block_on(run(listener, tls, shared, cfg.idle));
     if let Some(p) = made {
         let _ = std::fs::remove_file(p);
     }
@@ -247,13 +439,50 @@ pub fn serve(cfg: Config) -> Result<(), ServeError> {
     r
 }
 
+/// A listener tokio serves.
+enum Listener {
+    Unix(tokio::net::UnixListener),
+    Tcp(tokio::net::TcpListener, tokio_rustls::TlsAcceptor),
+}
+
+/// An accepted connection, before its TLS handshake.
+enum Accepted {
+    Unix(tokio::net::UnixStream),
+    Tcp(tokio::net::TcpStream, tokio_rustls::TlsAcceptor),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<Accepted> {
+        match self {
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+            Listener::Tcp(l, tls) => {
+                let (s, _) = l.accept().await?;
+                // Requests are small and answered at once: no Nagle delay.
+                let _ = s.set_nodelay(true);
+                Ok(Accepted::Tcp(s, tls.clone()))
+            }
+        }
+    }
+}
+
 async fn run(
-    listener: std::os::unix::net::UnixListener,
+    listener: StdListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
     idle: Option<Duration>,
 ) -> Result<(), ServeError> {
-    let listener =
-        tokio::net::UnixListener::from_std(listener).map_err(io("register the socket"))?;
+    let listener = match (listener, tls) {
+        (StdListener::Unix(l), _) => Listener::Unix(
+            tokio::net::UnixListener::from_std(l).map_err(io("register the socket"))?,
+        ),
+        (StdListener::Tcp(l), Some(tls)) => Listener::Tcp(
+            tokio::net::TcpListener::from_std(l).map_err(io("register the socket"))?,
+            tls,
+        ),
+        (StdListener::Tcp(_), None) => {
+            return Err(ServeError::Usage("TCP is served only with TLS".into()))
+        }
+    };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(io("handle SIGTERM"))?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
@@ -275,7 +504,7 @@ async fn run(
                 }
             }
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let stream = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!("API service: accept: {e}");
@@ -288,19 +517,39 @@ async fn run(
                 tokio::task::spawn(async move {
                     let _active = active;
                     let _permit = permit;
-                    let svc = service_fn(move |req| {
-                        let s = s.clone();
-                        async move { Ok::<_, std::convert::Infallible>(router::route(s, req).await) }
-                    });
-                    let conn = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(HEADER_TIMEOUT)
-                        .max_buf_size(64 * 1024)
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .with_upgrades();
-                    let _ = conn.await;
+                    match stream {
+                        Accepted::Unix(u) => connection(s, u).await,
+                        Accepted::Tcp(t, tls) => {
+                            // The handshake has the headers' deadline: a
+                            // client that never finishes it holds a slot
+                            // no longer than a slow request would.
+                            match tokio::time::timeout(HEADER_TIMEOUT, tls.accept(t)).await {
+                                Ok(Ok(t)) => connection(s, t).await,
+                                Ok(Err(e)) => tracing::info!("API service: TLS handshake refused: {e}"),
+                                Err(_) => tracing::info!("API service: TLS handshake timed out"),
+                            }
+                        }
+                    }
                 });
             }
         }
     }
+}
+
+/// Serves one connection's requests (and its upgrade, for a hijack).
+async fn connection<S>(s: Arc<Shared>, stream: S)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let s = s.clone();
+        async move { Ok::<_, std::convert::Infallible>(router::route(s, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(64 * 1024)
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    let _ = conn.await;
 }

@@ -475,7 +475,8 @@ pub enum SystemCmd {
         format: Format,
     },
     /// Serve Docker's Engine API (for the docker CLI, compose, SDKs) on a
-    /// unix socket: berth system service [--time SECONDS] [unix:///PATH].
+    /// unix socket, or on TCP with TLS and client certificates:
+    /// berth system service [--time SECONDS] [unix:///PATH | tcp://ADDR:PORT --tls...].
     Service(crate::service::ServiceArgs),
 }
 

@@ -42,6 +42,10 @@ pub struct Engine {
     pub oci: &'static dyn OciRuntime,
     /// Mounts, unmounts and monitors go through it ([`crate::host`]).
     pub host: &'static dyn Host,
+    /// Image configs read so far, by digest (content-addressed, so never
+    /// stale): `ps` and inspect of many containers of one image read and
+    /// verify its config once.
+    configs: std::sync::Mutex<std::collections::HashMap<Digest, ImageConfig>>,
 }
 
 /// A held container lock.
@@ -472,6 +476,7 @@ impl Engine {
             },
             oci,
             host: &crate::host::REAL,
+            configs: Default::default(),
         })
     }
 
@@ -500,10 +505,18 @@ impl Engine {
         Ok(Lock(fd))
     }
 
-    /// The image config of a stored image.
+    /// The image config of a stored image (read and verified once per
+    /// engine).
     pub fn image_config(&self, id: &Digest) -> Result<ImageConfig> {
+        if let Some(c) = self.configs.lock().ok().and_then(|m| m.get(id).cloned()) {
+            return Ok(c);
+        }
         let raw = self.images.read_blob(id, berth_image::pull::MAX_CONFIG)?;
-        ImageConfig::from_json(&raw)
+        let c = ImageConfig::from_json(&raw)?;
+        if let Ok(mut m) = self.configs.lock() {
+            m.insert(id.clone(), c.clone());
+        }
+        Ok(c)
     }
 
     /// Records a new container (nothing runs yet). `image` is the name the
@@ -1384,9 +1397,7 @@ impl Engine {
 
     /// Reconciles the record with reality (taking the container's lock).
     pub fn refresh(&self, rec: Record) -> Result<Record> {
-        let orphaned_start =
-            rec.state.status == Status::Created && self.paths.run_dir(&rec.id).exists();
-        if !matches!(rec.state.status, Status::Running | Status::Restarting) && !orphaned_start {
+        if !self.may_be_stale(&rec) {
             return Ok(rec);
         }
         let _lock = self.lock(&rec.id)?;
@@ -1394,6 +1405,13 @@ impl Engine {
             Some(r) => self.refresh_locked(r),
             None => Err(Error::NoSuchContainer(rec.id)),
         }
+    }
+
+    /// Whether `rec` may differ from the truth (a live container, or a
+    /// start killed half-way): what [`Engine::refresh`] reconciles.
+    fn may_be_stale(&self, rec: &Record) -> bool {
+        matches!(rec.state.status, Status::Running | Status::Restarting)
+            || (rec.state.status == Status::Created && self.paths.run_dir(&rec.id).exists())
     }
 
     /// Reconciles under the lock: the monitor's state file wins; a monitor
@@ -1968,6 +1986,12 @@ impl Engine {
     pub fn list(&self) -> Result<Vec<Record>> {
         let mut out = Vec::new();
         for r in self.records.all()? {
+            // A record nothing reconciles is listed as read: no second
+            // query for it.
+            if !self.may_be_stale(&r) {
+                out.push(r);
+                continue;
+            }
             match self.refresh(r) {
                 Ok(r) => {
                     if self.records.get(&r.id)?.is_some() {

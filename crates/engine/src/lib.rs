@@ -52,6 +52,10 @@ pub use containers::{Engine, PreMonitor};
 pub use error::{Error, ErrorKind, Result};
 pub use session::{Session, Started};
 
+/// The store's database file under the root (its identity tells a
+/// long-lived caller that the store was removed and made again).
+pub const DB_FILE: &str = berth_db::DB_FILE;
+
 /// Starts, on a thread, the wait that the runtime's first move of a
 /// process into a cgroup v1 hierarchy would otherwise make later (an RCU
 /// grace period, 8-25 ms here; see
