@@ -269,6 +269,11 @@ fn kernel_version() -> (u32, u32) {
 /// berth killed it with (SIGKILL only), for its exit code.
 const KILLED: &str = "killed";
 
+/// How long [`Engine::settle`] waits for a live monitor to start its
+/// container (a runtime's create and start take milliseconds; this covers
+/// a loaded machine and a slow hook).
+const START_SETTLE: Duration = Duration::from_secs(30);
+
 fn alive(pid: i32) -> bool {
     pid > 0
         && berth_sys::process::kill(pid, 0).is_ok()
@@ -1387,6 +1392,43 @@ impl Engine {
             Some(r) => self.refresh_locked(r),
             None => Err(Error::NoSuchContainer(rec.id)),
         }
+    }
+
+    /// [`Engine::refresh`], and for a container whose live monitor is
+    /// still starting it (recorded running, no process yet: a start whose
+    /// client was killed after GO leaves the monitor to finish it), waits
+    /// for the monitor to name its process or give up. What needs the
+    /// process (joining its namespaces, copying into it) calls this, so a
+    /// start cut short is reconciled by the next command instead of being
+    /// taken for a container that is not running. Bounded by
+    /// [`START_SETTLE`]; the lock is not held while waiting (the monitor's
+    /// exit command takes it).
+    pub(crate) fn settle(&self, rec: Record) -> Result<Record> {
+        let deadline = Instant::now() + START_SETTLE;
+        let mut rec = self.refresh(rec)?;
+        while self.starting(&rec) {
+            if Instant::now() >= deadline {
+                return Err(Error::Conflict(format!(
+                    "container {}: its monitor (pid {}) has not started it after {} s; see {}",
+                    rec.name,
+                    rec.state.monitor_pid,
+                    START_SETTLE.as_secs(),
+                    self.paths.run_dir(&rec.id).join("monitor.log").display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+            rec = self.refresh(rec)?;
+        }
+        Ok(rec)
+    }
+
+    /// Recorded running with no process yet while its monitor lives: the
+    /// monitor is starting it.
+    fn starting(&self, rec: &Record) -> bool {
+        rec.state.status == Status::Running
+            && rec.state.pid <= 0
+            && rec.state.boot_id == paths::boot_id()
+            && is_monitor(rec.state.monitor_pid)
     }
 
     /// Reconciles under the lock: the monitor's state file wins; a monitor
