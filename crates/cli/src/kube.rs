@@ -200,8 +200,26 @@ fn ready(engine: &Engine, pod: &PodRecord) -> bool {
     })
 }
 
-/// Removes a pod made by play and the volumes made for it.
+/// Removes a pod made by play and the volumes made for it. Its
+/// containers with a preStop hook are stopped first (the hook, then the
+/// stop signal, within terminationGracePeriodSeconds, as Kubernetes
+/// deletes a pod); the others are killed with the pod, as podman's
+/// `kube down` does.
 fn remove_pod(engine: &Engine, pod: &PodRecord) -> Result<()> {
+    let hooked: Vec<Record> = members(engine, pod)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.state.status == Status::Running && r.spec.health.pre_stop().is_some())
+        .collect();
+    std::thread::scope(|s| {
+        for r in &hooked {
+            s.spawn(|| {
+                if let Err(e) = engine.stop(&r.id, None) {
+                    eprintln!("berth: warning: kube: stop container {}: {e}", r.name);
+                }
+            });
+        }
+    });
     engine
         .pod_remove(&pod.id, true)
         .with_context(|| format!("kube: remove pod {}", pod.name))?;

@@ -15,7 +15,7 @@ const IMAGE: &str = "localhost/kube:1";
 fn image_tar() -> Vec<u8> {
     busybox_rootfs(&[
         "sh", "sleep", "cat", "echo", "nslookup", "stat", "ls", "true", "false", "env", "grep",
-        "wc", "sort", "hostname", "touch", "rm",
+        "wc", "sort", "hostname", "touch", "rm", "httpd", "mkdir",
     ])
     .end()
 }
@@ -914,4 +914,107 @@ spec: {selector: {app: gated}, ports: [{port: 80}]}
     assert_eq!(ls_ready(&k, "Deployment", "gated"), "0/1");
     k.play(&f, &["--down"]).ok();
     k.berth(&["kube", "down", &cf]).ok();
+}
+
+/// lifecycle: postStart (exec) runs once the container has started;
+/// preStop runs before the stop signal (exec: it writes before the
+/// TERM trap does; httpGet: the server in the container logs the
+/// request), within terminationGracePeriodSeconds; a failed postStart
+/// kills the container (restartPolicy Never: it stays exited).
+#[test]
+fn lifecycle_hooks_run_around_start_and_stop() {
+    let k = Kube::new(false);
+    let out = k.dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let yaml = format!(
+        r#"
+kind: Pod
+apiVersion: v1
+metadata: {{name: hooks}}
+spec:
+  terminationGracePeriodSeconds: 3
+  volumes: [{{name: out, hostPath: {{path: {out}, type: Directory}}}}]
+  containers:
+  - name: app
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'trap "echo term >> /out/order; exit 0" TERM; while :; do sleep 0.1; done']
+    volumeMounts: [{{name: out, mountPath: /out}}]
+    lifecycle:
+      postStart: {{exec: {{command: [sh, -c, 'echo poststart > /out/post']}}}}
+      preStop: {{exec: {{command: [sh, -c, 'sleep 0.5; echo prestop >> /out/order']}}}}
+  - name: web
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'mkdir -p /www && echo hi > /www/bye && exec httpd -f -vv -p 8080 -h /www']
+    lifecycle:
+      preStop: {{httpGet: {{port: 8080, path: /bye}}}}
+"#,
+        out = out.display()
+    );
+    let f = k.file("hooks.yaml", &yaml);
+    k.play(&f, &[]).ok();
+    wait_for("the postStart hook", 20, || {
+        std::fs::read_to_string(out.join("post")).is_ok_and(|t| t == "poststart\n")
+    });
+    // httpd is listening before it is stopped.
+    wait_for("httpd listening on 8080 (1F90)", 20, || {
+        k.berth(&[
+            "exec",
+            "hooks-web",
+            "cat",
+            "/proc/net/tcp",
+            "/proc/net/tcp6",
+        ])
+        .stdout
+        .lines()
+        .any(|l| l.contains(":1F90 ") && l.split_whitespace().nth(3) == Some("0A"))
+    });
+    k.berth(&["pod", "stop", "hooks"]).ok();
+    assert_eq!(
+        std::fs::read_to_string(out.join("order")).unwrap(),
+        "prestop\nterm\n",
+        "the preStop hook runs before the stop signal"
+    );
+    let logs = k.berth(&["logs", "hooks-web"]).ok();
+    assert!(
+        format!("{}{}", logs.stdout, logs.stderr).contains("url:/bye"),
+        "the preStop httpGet reached the server: {} {}",
+        logs.stdout,
+        logs.stderr
+    );
+    k.play(&f, &["--down"]).ok();
+
+    // A failed postStart kills the container.
+    let bad = k.file(
+        "bad.yaml",
+        r#"
+kind: Pod
+apiVersion: v1
+metadata: {name: badhook}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sleep, "1000"]
+    lifecycle: {postStart: {exec: {command: ["false"]}}}
+"#,
+    );
+    k.play(&bad, &[]).ok();
+    wait_for("the container killed by its failed postStart", 20, || {
+        k.berth(&[
+            "ps",
+            "-a",
+            "--filter",
+            "name=badhook-c",
+            "--format",
+            "{{.Status}}",
+        ])
+        .ok()
+        .stdout
+        .starts_with("Exited (137)")
+    });
+    k.play(&bad, &["--down"]).ok();
 }

@@ -1813,7 +1813,16 @@ impl Engine {
             .or(image_sig)
             .and_then(|s| crate::specgen::parse_signal(&s).ok())
             .unwrap_or(libc::SIGTERM);
-        let secs = timeout.or(rec.spec.process.stop_timeout).unwrap_or(10);
+        let mut secs = timeout.or(rec.spec.process.stop_timeout).unwrap_or(10);
+        if rec.state.status == Status::Running && rec.spec.health.pre_stop().is_some() {
+            // Kubernetes: the preStop hook runs first, within the grace
+            // period; what it leaves is the stop signal's (2 s at least
+            // when the hook took it all, as the kubelet gives).
+            let start = Instant::now();
+            self.pre_stop(&rec, start + Duration::from_secs(u64::from(secs)));
+            let used = start.elapsed().as_secs() as u32;
+            secs = if used >= secs { 2 } else { secs - used };
+        }
         let sent = match self.kill(&rec.id, sig, true) {
             Ok(_) | Err(Error::Conflict(_)) => true,
             Err(_) => false, // SIGKILL at once (an error of its own is reported)
@@ -1837,6 +1846,40 @@ impl Engine {
                 "container {} did not stop within 30 s of SIGKILL (a process stuck in the kernel?)",
                 rec.name
             ))),
+        }
+    }
+
+    /// Has the monitor run the container's preStop hook and waits for it
+    /// until `deadline`. A hook that fails or outlasts the deadline is
+    /// logged; the stop goes on (the kubelet's rule).
+    fn pre_stop(&self, rec: &Record, deadline: Instant) {
+        use berth_monitor_proto::frame;
+        let ran = self.attach(&rec.id).and_then(|(_, mut s)| {
+            s.send(frame::PRE_STOP_RUN, b"")?;
+            loop {
+                match s.next_frame_by(deadline)? {
+                    Some((frame::PRE_STOP, p)) => {
+                        return Ok(Some(String::from_utf8_lossy(&p).into_owned()))
+                    }
+                    Some(_) => {}
+                    None => return Ok(None),
+                }
+            }
+        });
+        match ran {
+            Ok(Some(r)) if r == "ok" || r == "none" => {}
+            Ok(Some(why)) => eprintln!(
+                "berth: warning: container {}: its preStop hook failed: {why}",
+                rec.name
+            ),
+            Ok(None) => eprintln!(
+                "berth: warning: container {}: its preStop hook did not end within the grace period; stopping it",
+                rec.name
+            ),
+            Err(e) => eprintln!(
+                "berth: warning: container {}: run its preStop hook: {e}",
+                rec.name
+            ),
         }
     }
 

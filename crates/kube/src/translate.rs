@@ -1163,6 +1163,32 @@ impl Ctx<'_> {
         }
         // The monitor runs them (the engine's health checks).
         s.health.probes = probes.iter().map(probe_spec).collect();
+        if let Some(lc) = &c.lifecycle {
+            if init {
+                return Err(self.inv(
+                    format!("{at}.lifecycle"),
+                    "an init container has no lifecycle hooks",
+                ));
+            }
+            // Bounded by the grace period (the kubelet's bound for
+            // preStop; berth's for postStart too, which the kubelet
+            // leaves unbounded).
+            let grace = self.spec.termination_grace_period_seconds.unwrap_or(30);
+            for (kind, h, field) in [
+                ("post-start", &lc.post_start, "postStart"),
+                ("pre-stop", &lc.pre_stop, "preStop"),
+            ] {
+                if let Some(h) = h {
+                    s.health.hooks.push(self.hook(
+                        &format!("{at}.lifecycle.{field}"),
+                        kind,
+                        h,
+                        c,
+                        grace,
+                    )?);
+                }
+            }
+        }
         s.validate()
             .map_err(|e| self.inv(at.to_string(), e.to_string()))?;
         Ok(ContainerPlan {
@@ -1173,6 +1199,35 @@ impl Ctx<'_> {
             probes,
             run_as_non_root: non_root && uid.is_none(),
         })
+    }
+
+    /// A lifecycle hook as the monitor runs it: its handler checked as a
+    /// probe's is, bounded by the grace period `grace` (s).
+    fn hook(
+        &self,
+        at: &str,
+        kind: &str,
+        h: &LifecycleHandler,
+        c: &Container,
+        grace: i64,
+    ) -> Result<ProbeSpec> {
+        if h.sleep.is_some() {
+            return Err(self.inv(
+                format!("{at}.sleep"),
+                "sleep hooks are not supported (use exec: [sleep, N])",
+            ));
+        }
+        let p = Probe {
+            exec: h.exec.clone(),
+            http_get: h.http_get.clone(),
+            tcp_socket: h.tcp_socket.clone(),
+            ..Probe::default()
+        };
+        let mut spec = probe_spec(&self.probe(at, ProbeKind::Liveness, &p, c)?);
+        spec.kind = kind.into();
+        spec.failure_threshold = 1;
+        spec.timeout_ms = grace.clamp(1, 86400) as u64 * 1000;
+        Ok(spec)
     }
 
     fn probe(&self, at: &str, kind: ProbeKind, p: &Probe, c: &Container) -> Result<ProbePlan> {
