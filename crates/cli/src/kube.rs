@@ -326,6 +326,19 @@ fn host_path(path: &str, kind: &str) -> Result<()> {
     Ok(())
 }
 
+/// A pod's `metadata.uid`: its id's first 128 bits as a UUID.
+fn kube_uid(id: &str) -> String {
+    let h = |a: usize, b: usize| id.get(a..b).unwrap_or("0");
+    format!(
+        "{}-{}-{}-{}-{}",
+        h(0, 8),
+        h(8, 12),
+        h(12, 16),
+        h(16, 20),
+        h(20, 32)
+    )
+}
+
 /// Makes one pod of `w` (and starts it when `start`).
 fn make_pod(
     root: &Path,
@@ -384,9 +397,23 @@ fn make_pod(
             spec,
         })
         .with_context(|| format!("kube: {}: create pod {name}", w.doc))?;
+    // What the env may take from the pod once it is made.
+    let fields = berth_kube::PodFields {
+        uid: kube_uid(&pod.id),
+        pod_ips: engine
+            .kube_pod_ips(&pod)
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        host_ips: berth_engine::kube::host_ips()
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+    };
     let make = |c: &berth_kube::ContainerPlan| -> Result<Record> {
         let id = image_id(root, engine, &c.image, c.pull)?;
         let mut spec = c.spec.clone();
+        berth_kube::fill_pod_fields(&mut spec, &fields);
         spec.pod = Some(pod.id.clone());
         if c.run_as_non_root {
             let user = engine.image_config(&id)?.user.unwrap_or_default();

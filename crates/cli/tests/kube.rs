@@ -1018,3 +1018,91 @@ spec:
     });
     k.play(&bad, &["--down"]).ok();
 }
+
+/// env fieldRef of what is known once the pod is made: status.podIP(s)
+/// (the infra's address on its network), status.hostIP (the source
+/// address of the host's default route: here the test's netns's),
+/// metadata.uid, spec.nodeName and spec.serviceAccountName, read inside
+/// the pod, also through $(VAR) in args.
+#[test]
+fn env_field_refs_of_the_made_pod() {
+    let k = Kube::new(true);
+    let (_, ns) = k.netns.as_ref().unwrap();
+    for cmd in [
+        "ip link add kf0 type veth peer name kf1",
+        "ip addr add 10.99.0.1/24 dev kf0",
+        "ip link set kf1 up",
+        "ip link set kf0 up",
+        "ip route add default via 10.99.0.2",
+    ] {
+        let o = out(Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(cmd.split(' '))
+            .output()
+            .unwrap());
+        assert_eq!(o.code, 0, "{cmd}: {}", o.stderr);
+    }
+    k.berth(&["network", "create", "kf"]).ok();
+    let f = k.file(
+        "fields.yaml",
+        r#"
+kind: Pod
+apiVersion: v1
+metadata: {name: fields}
+spec:
+  containers:
+  - name: c
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo "ip=$(POD_IP)" > /tmp/args; exec sleep 1000']
+    env:
+    - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: POD_IPS, valueFrom: {fieldRef: {fieldPath: status.podIPs}}}
+    - {name: HOST_IP, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}
+    - {name: UID, valueFrom: {fieldRef: {fieldPath: metadata.uid}}}
+    - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
+    - {name: SA, valueFrom: {fieldRef: {fieldPath: spec.serviceAccountName}}}
+"#,
+    );
+    let o = k.play(&f, &["--network", "kf"]).ok();
+    assert!(!o.stderr.contains("warning"), "{}", o.stderr);
+    let infra = k
+        .berth(&["pod", "inspect", "-f", "{{.InfraContainerID}}", "fields"])
+        .ok()
+        .stdout;
+    let ip = k
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.kf.IPAddress}}",
+            infra.trim(),
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{ip:?}");
+    let pod_id = k
+        .berth(&["pod", "inspect", "-f", "{{.Id}}", "fields"])
+        .ok()
+        .stdout;
+    let env = k.berth(&["exec", "fields-c", "env"]).ok().stdout;
+    let var = |n: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{n}=")))
+            .unwrap_or_else(|| panic!("{n} not in the env: {env}"))
+            .to_string()
+    };
+    assert_eq!(var("POD_IP"), ip);
+    assert!(var("POD_IPS").starts_with(&ip), "{env}");
+    assert_eq!(var("HOST_IP"), "10.99.0.1");
+    assert_eq!(var("UID").replace('-', ""), pod_id.trim()[..32]);
+    assert_eq!(var("NODE"), "localhost");
+    assert_eq!(var("SA"), "default");
+    let args = k
+        .berth(&["exec", "fields-c", "cat", "/tmp/args"])
+        .ok()
+        .stdout;
+    assert_eq!(args.trim(), format!("ip={ip}"));
+    k.play(&f, &["--down"]).ok();
+}

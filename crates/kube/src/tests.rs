@@ -377,3 +377,43 @@ spec:
         .to_string();
     assert!(e.contains("spec.initContainers[0].lifecycle"), "{e}");
 }
+
+#[test]
+fn pod_fields_are_filled_once_the_pod_is_made() {
+    let y = r#"
+kind: Pod
+metadata: {name: pf}
+spec:
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: [echo, "$(IP) $(HOSTS)"]
+    env:
+    - {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: HOSTS, valueFrom: {fieldRef: {fieldPath: status.hostIPs}}}
+    - {name: UID, valueFrom: {fieldRef: {fieldPath: metadata.uid}}}
+"#;
+    let p = plan_of(y).unwrap();
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    let mut spec = p.workloads[0].pod("pf", 0).unwrap().containers[0]
+        .spec
+        .clone();
+    fill_pod_fields(
+        &mut spec,
+        &PodFields {
+            uid: "u-1".into(),
+            pod_ips: vec!["10.0.0.2".into(), "fd00::2".into()],
+            host_ips: vec!["192.0.2.1".into(), "2001:db8::1".into()],
+        },
+    );
+    assert!(spec.process.env.contains(&"IP=10.0.0.2".to_string()));
+    assert!(spec
+        .process
+        .env
+        .contains(&"HOSTS=192.0.2.1,2001:db8::1".to_string()));
+    assert!(spec.process.env.contains(&"UID=u-1".to_string()));
+    assert_eq!(
+        spec.process.entrypoint.as_deref().unwrap(),
+        ["echo", "10.0.0.2 192.0.2.1,2001:db8::1"]
+    );
+}

@@ -754,15 +754,14 @@ impl Ctx<'_> {
             return Ok(v);
         }
         Ok(Some(match p {
-            "metadata.name" | "metadata.uid" => self.pod_name.to_string(),
+            "metadata.name" => self.pod_name.to_string(),
             "metadata.namespace" => "default".into(),
             "spec.nodeName" => "localhost".into(),
             "spec.serviceAccountName" => "default".into(),
-            "status.podIP" | "status.podIPs" | "status.hostIP" | "status.hostIPs" => {
-                self.warnings.push(format!("{}: {at}: {p} is not known before the pod starts: the variable is not set", self.doc));
-                return Ok(None);
-            }
-            _ => return Err(self.inv(format!("{at}.fieldPath"), format!("{p:?} is not a field berth fills (metadata.name, metadata.namespace, metadata.labels['K'], metadata.annotations['K'], spec.nodeName)"))),
+            // Known once the pod is made: filled in then (`fill_pod_fields`).
+            "metadata.uid" | "status.podIP" | "status.podIPs" | "status.hostIP"
+            | "status.hostIPs" => field_placeholder(p),
+            _ => return Err(self.inv(format!("{at}.fieldPath"), format!("{p:?} is not a field berth fills (metadata.name, metadata.namespace, metadata.uid, metadata.labels['K'], metadata.annotations['K'], spec.nodeName, spec.serviceAccountName, status.podIP(s), status.hostIP(s))"))),
         }))
     }
 
@@ -1380,6 +1379,49 @@ fn probe_spec(p: &ProbePlan) -> ProbeSpec {
         success_threshold: p.success_threshold,
         failure_threshold: p.failure_threshold,
     }
+}
+
+/// Stands for a pod field known only once the pod is made (its uid, its
+/// and its host's addresses) in an env value (and where `$(VAR)` carries
+/// it: command and args), until [`fill_pod_fields`] replaces it.
+fn field_placeholder(path: &str) -> String {
+    format!("\u{1}kube-field:{path}\u{1}")
+}
+
+/// The pod fields known once the pod is made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodFields {
+    /// metadata.uid.
+    pub uid: String,
+    /// status.podIPs, the first being status.podIP (none: no network).
+    pub pod_ips: Vec<String>,
+    /// status.hostIPs, the first being status.hostIP.
+    pub host_ips: Vec<String>,
+}
+
+/// Replaces the placeholders of `spec`'s env, entrypoint and args with
+/// `f`'s values (Kubernetes' plural fields are comma-separated).
+pub fn fill_pod_fields(spec: &mut ContainerSpec, f: &PodFields) {
+    let first = |v: &[String]| v.first().cloned().unwrap_or_default();
+    let pairs = [
+        (field_placeholder("metadata.uid"), f.uid.clone()),
+        (field_placeholder("status.podIPs"), f.pod_ips.join(",")),
+        (field_placeholder("status.podIP"), first(&f.pod_ips)),
+        (field_placeholder("status.hostIPs"), f.host_ips.join(",")),
+        (field_placeholder("status.hostIP"), first(&f.host_ips)),
+    ];
+    let fill = |s: &mut String| {
+        if s.contains('\u{1}') {
+            for (k, v) in &pairs {
+                *s = s.replace(k.as_str(), v);
+            }
+        }
+    };
+    spec.process.env.iter_mut().for_each(fill);
+    if let Some(e) = spec.process.entrypoint.as_mut() {
+        e.iter_mut().for_each(fill);
+    }
+    spec.process.args.iter_mut().for_each(fill);
 }
 
 /// A downwardAPI volume's file: the pod's name, namespace, uid, one
