@@ -414,6 +414,12 @@ fn make_pod(
         let id = image_id(root, engine, &c.image, c.pull)?;
         let mut spec = c.spec.clone();
         berth_kube::fill_pod_fields(&mut spec, &fields);
+        if let Some(f) = &c.seccomp_file {
+            let profile = std::fs::read_to_string(f).with_context(|| {
+                format!("kube: container {}: read its seccomp profile {f}", c.name)
+            })?;
+            spec.security.seccomp = berth_engine::specgen::SeccompPolicy::Profile { profile };
+        }
         spec.pod = Some(pod.id.clone());
         if c.run_as_non_root {
             let user = engine.image_config(&id)?.user.unwrap_or_default();

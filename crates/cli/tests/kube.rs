@@ -1106,3 +1106,91 @@ spec:
     assert_eq!(args.trim(), format!("ip={ip}"));
     k.play(&f, &["--down"]).ok();
 }
+
+/// securityContext.seccompProfile (pod-level, overridden per container:
+/// RuntimeDefault, Unconfined, Localhost from a file) and procMount
+/// (Default masks /proc paths, Unmasked does not), read inside the pod.
+#[test]
+fn seccomp_profiles_and_proc_mount() {
+    let k = Kube::new(false);
+    let profile = k.file(
+        "no-mkdir.json",
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    );
+    let f = k.file(
+        "sec.yaml",
+        &format!(
+            r#"
+kind: Pod
+apiVersion: v1
+metadata: {{name: sec}}
+spec:
+  securityContext: {{seccompProfile: {{type: Unconfined}}}}
+  containers:
+  - {{name: pod, image: localhost/kube:1, imagePullPolicy: Never, command: [sleep, "1000"]}}
+  - name: rd
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sleep, "1000"]
+    securityContext: {{seccompProfile: {{type: RuntimeDefault}}, procMount: Default}}
+  - name: local
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sleep, "1000"]
+    securityContext: {{seccompProfile: {{type: Localhost, localhostProfile: {profile}}}}}
+  - name: unmasked
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sleep, "1000"]
+    securityContext: {{procMount: Unmasked}}
+"#
+        ),
+    );
+    let o = k.play(&f, &[]).ok();
+    assert!(!o.stderr.contains("warning"), "{}", o.stderr);
+    let mode = |c: &str| {
+        k.berth(&[
+            "exec",
+            &format!("sec-{c}"),
+            "grep",
+            "^Seccomp:",
+            "/proc/self/status",
+        ])
+        .ok()
+        .stdout
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+    };
+    assert_eq!(mode("pod"), "0", "the pod's Unconfined");
+    assert_eq!(mode("unmasked"), "0", "the pod's Unconfined");
+    assert_eq!(mode("rd"), "2", "RuntimeDefault");
+    assert_eq!(mode("local"), "2", "Localhost");
+    let mk = k.berth(&["exec", "sec-local", "mkdir", "/tmp/x"]);
+    assert_ne!(mk.code, 0, "the Localhost profile refuses mkdir");
+    k.berth(&["exec", "sec-rd", "mkdir", "/tmp/x"]).ok();
+    let masked = |c: &str| {
+        k.berth(&["exec", &format!("sec-{c}"), "cat", "/proc/self/mounts"])
+            .ok()
+            .stdout
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some("/proc/keys"))
+    };
+    assert!(masked("rd"), "Default masks /proc/keys");
+    assert!(!masked("unmasked"), "Unmasked does not");
+    k.play(&f, &["--down"]).ok();
+    // Errors name the path.
+    let bad = k.file(
+        "badsec.yaml",
+        "kind: Pod\nmetadata: {name: bs}\nspec:\n  containers:\n  - {name: c, image: localhost/kube:1, securityContext: {seccompProfile: {type: Localhost}}}\n",
+    );
+    let o = k.play(&bad, &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("spec.containers[0].securityContext.seccompProfile.localhostProfile"),
+        "{}",
+        o.stderr
+    );
+}

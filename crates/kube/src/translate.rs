@@ -6,8 +6,12 @@ use berth_engine::health::{Handler, ProbeSpec};
 use berth_engine::network::ports::{PortMapping, Proto};
 use berth_engine::pods::PodSpec as EnginePod;
 use berth_engine::specgen::{
-    ContainerSpec, Mount, MountType, NamespaceMode, NetworkAttachment, RestartPolicy,
+    ContainerSpec, Mount, MountType, NamespaceMode, NetworkAttachment, RestartPolicy, SeccompPolicy,
 };
+
+/// Where a relative `localhostProfile` is found: the kubelet's default
+/// seccomp root (podman's `--seccomp-profile-root` default too).
+pub const SECCOMP_ROOT: &str = "/var/lib/kubelet/seccomp";
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -70,6 +74,9 @@ pub struct ContainerPlan {
     /// `runAsNonRoot` without a `runAsUser`: the image's user is checked
     /// at create.
     pub run_as_non_root: bool,
+    /// seccompProfile Localhost: the profile file (absolute), read at
+    /// play into the spec's seccomp policy.
+    pub seccomp_file: Option<String>,
 }
 
 /// One file of a configMap or secret volume.
@@ -1102,6 +1109,60 @@ impl Ctx<'_> {
             s.security.cap_add = caps.add.clone();
             s.security.cap_drop = caps.drop.clone();
         }
+        // The container's seccompProfile wins over the pod's.
+        let mut seccomp_file = None;
+        let profile = match (&sc.seccomp_profile, &psc.seccomp_profile) {
+            (Some(p), _) => Some((p, format!("{at}.securityContext.seccompProfile"))),
+            (None, Some(p)) => Some((p, format!("{}.securityContext.seccompProfile", self.base))),
+            (None, None) => None,
+        };
+        if let Some((p, pat)) = profile {
+            match (p.kind.as_str(), &p.localhost_profile) {
+                ("RuntimeDefault", None) => s.security.seccomp = SeccompPolicy::Default,
+                ("Unconfined", None) => s.security.seccomp = SeccompPolicy::Unconfined,
+                ("Localhost", Some(f)) => {
+                    let clean = !f.is_empty() && f.split('/').all(|c| c != "..");
+                    if !clean {
+                        return Err(self.inv(
+                            format!("{pat}.localhostProfile"),
+                            format!("{f:?} is not a path without '..'"),
+                        ));
+                    }
+                    seccomp_file = Some(if f.starts_with('/') {
+                        f.clone()
+                    } else {
+                        format!("{SECCOMP_ROOT}/{f}")
+                    });
+                }
+                ("Localhost", None) => {
+                    return Err(self.inv(
+                        format!("{pat}.localhostProfile"),
+                        "missing (type Localhost needs it)",
+                    ))
+                }
+                ("RuntimeDefault" | "Unconfined", Some(_)) => {
+                    return Err(
+                        self.inv(format!("{pat}.localhostProfile"), "only for type Localhost")
+                    )
+                }
+                (o, _) => {
+                    return Err(self.inv(
+                        format!("{pat}.type"),
+                        format!("{o:?} is not RuntimeDefault, Unconfined or Localhost"),
+                    ))
+                }
+            }
+        }
+        match sc.proc_mount.as_deref() {
+            None | Some("Default") => {}
+            Some("Unmasked") => s.security.unmask = true,
+            Some(o) => {
+                return Err(self.inv(
+                    format!("{at}.securityContext.procMount"),
+                    format!("{o:?} is not Default or Unmasked"),
+                ))
+            }
+        }
         if self.spec.host_pid == Some(true) {
             s.namespaces.pid = NamespaceMode::Host;
         }
@@ -1197,6 +1258,7 @@ impl Ctx<'_> {
             spec: s,
             probes,
             run_as_non_root: non_root && uid.is_none(),
+            seccomp_file,
         })
     }
 
