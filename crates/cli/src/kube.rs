@@ -200,8 +200,26 @@ fn ready(engine: &Engine, pod: &PodRecord) -> bool {
     })
 }
 
-/// Removes a pod made by play and the volumes made for it.
+/// Removes a pod made by play and the volumes made for it. Its
+/// containers with a preStop hook are stopped first (the hook, then the
+/// stop signal, within terminationGracePeriodSeconds, as Kubernetes
+/// deletes a pod); the others are killed with the pod, as podman's
+/// `kube down` does.
 fn remove_pod(engine: &Engine, pod: &PodRecord) -> Result<()> {
+    let hooked: Vec<Record> = members(engine, pod)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.state.status == Status::Running && r.spec.health.pre_stop().is_some())
+        .collect();
+    std::thread::scope(|s| {
+        for r in &hooked {
+            s.spawn(|| {
+                if let Err(e) = engine.stop(&r.id, None) {
+                    eprintln!("berth: warning: kube: stop container {}: {e}", r.name);
+                }
+            });
+        }
+    });
     engine
         .pod_remove(&pod.id, true)
         .with_context(|| format!("kube: remove pod {}", pod.name))?;
@@ -308,6 +326,19 @@ fn host_path(path: &str, kind: &str) -> Result<()> {
     Ok(())
 }
 
+/// A pod's `metadata.uid`: its id's first 128 bits as a UUID.
+fn kube_uid(id: &str) -> String {
+    let h = |a: usize, b: usize| id.get(a..b).unwrap_or("0");
+    format!(
+        "{}-{}-{}-{}-{}",
+        h(0, 8),
+        h(8, 12),
+        h(12, 16),
+        h(16, 20),
+        h(20, 32)
+    )
+}
+
 /// Makes one pod of `w` (and starts it when `start`).
 fn make_pod(
     root: &Path,
@@ -366,9 +397,29 @@ fn make_pod(
             spec,
         })
         .with_context(|| format!("kube: {}: create pod {name}", w.doc))?;
+    // What the env may take from the pod once it is made.
+    let fields = berth_kube::PodFields {
+        uid: kube_uid(&pod.id),
+        pod_ips: engine
+            .kube_pod_ips(&pod)
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        host_ips: berth_engine::kube::host_ips()
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+    };
     let make = |c: &berth_kube::ContainerPlan| -> Result<Record> {
         let id = image_id(root, engine, &c.image, c.pull)?;
         let mut spec = c.spec.clone();
+        berth_kube::fill_pod_fields(&mut spec, &fields);
+        if let Some(f) = &c.seccomp_file {
+            let profile = std::fs::read_to_string(f).with_context(|| {
+                format!("kube: container {}: read its seccomp profile {f}", c.name)
+            })?;
+            spec.security.seccomp = berth_engine::specgen::SeccompPolicy::Profile { profile };
+        }
         spec.pod = Some(pod.id.clone());
         if c.run_as_non_root {
             let user = engine.image_config(&id)?.user.unwrap_or_default();

@@ -15,7 +15,7 @@ const IMAGE: &str = "localhost/kube:1";
 fn image_tar() -> Vec<u8> {
     busybox_rootfs(&[
         "sh", "sleep", "cat", "echo", "nslookup", "stat", "ls", "true", "false", "env", "grep",
-        "wc", "sort", "hostname", "touch", "rm",
+        "wc", "sort", "hostname", "touch", "rm", "httpd", "mkdir",
     ])
     .end()
 }
@@ -914,4 +914,283 @@ spec: {selector: {app: gated}, ports: [{port: 80}]}
     assert_eq!(ls_ready(&k, "Deployment", "gated"), "0/1");
     k.play(&f, &["--down"]).ok();
     k.berth(&["kube", "down", &cf]).ok();
+}
+
+/// lifecycle: postStart (exec) runs once the container has started;
+/// preStop runs before the stop signal (exec: it writes before the
+/// TERM trap does; httpGet: the server in the container logs the
+/// request), within terminationGracePeriodSeconds; a failed postStart
+/// kills the container (restartPolicy Never: it stays exited).
+#[test]
+fn lifecycle_hooks_run_around_start_and_stop() {
+    let k = Kube::new(false);
+    let out = k.dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let yaml = format!(
+        r#"
+kind: Pod
+apiVersion: v1
+metadata: {{name: hooks}}
+spec:
+  terminationGracePeriodSeconds: 3
+  volumes: [{{name: out, hostPath: {{path: {out}, type: Directory}}}}]
+  containers:
+  - name: app
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'trap "echo term >> /out/order; exit 0" TERM; while :; do sleep 0.1; done']
+    volumeMounts: [{{name: out, mountPath: /out}}]
+    lifecycle:
+      postStart: {{exec: {{command: [sh, -c, 'echo poststart > /out/post']}}}}
+      preStop: {{exec: {{command: [sh, -c, 'sleep 0.5; echo prestop >> /out/order']}}}}
+  - name: web
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'mkdir -p /www && echo hi > /www/bye && exec httpd -f -vv -p 8080 -h /www']
+    lifecycle:
+      preStop: {{httpGet: {{port: 8080, path: /bye}}}}
+"#,
+        out = out.display()
+    );
+    let f = k.file("hooks.yaml", &yaml);
+    k.play(&f, &[]).ok();
+    wait_for("the postStart hook", 20, || {
+        std::fs::read_to_string(out.join("post")).is_ok_and(|t| t == "poststart\n")
+    });
+    // httpd is listening before it is stopped.
+    wait_for("httpd listening on 8080 (1F90)", 20, || {
+        k.berth(&[
+            "exec",
+            "hooks-web",
+            "cat",
+            "/proc/net/tcp",
+            "/proc/net/tcp6",
+        ])
+        .stdout
+        .lines()
+        .any(|l| l.contains(":1F90 ") && l.split_whitespace().nth(3) == Some("0A"))
+    });
+    k.berth(&["pod", "stop", "hooks"]).ok();
+    assert_eq!(
+        std::fs::read_to_string(out.join("order")).unwrap(),
+        "prestop\nterm\n",
+        "the preStop hook runs before the stop signal"
+    );
+    let logs = k.berth(&["logs", "hooks-web"]).ok();
+    assert!(
+        format!("{}{}", logs.stdout, logs.stderr).contains("url:/bye"),
+        "the preStop httpGet reached the server: {} {}",
+        logs.stdout,
+        logs.stderr
+    );
+    k.play(&f, &["--down"]).ok();
+
+    // A failed postStart kills the container.
+    let bad = k.file(
+        "bad.yaml",
+        r#"
+kind: Pod
+apiVersion: v1
+metadata: {name: badhook}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sleep, "1000"]
+    lifecycle: {postStart: {exec: {command: ["false"]}}}
+"#,
+    );
+    k.play(&bad, &[]).ok();
+    wait_for("the container killed by its failed postStart", 20, || {
+        k.berth(&[
+            "ps",
+            "-a",
+            "--filter",
+            "name=badhook-c",
+            "--format",
+            "{{.Status}}",
+        ])
+        .ok()
+        .stdout
+        .starts_with("Exited (137)")
+    });
+    k.play(&bad, &["--down"]).ok();
+}
+
+/// env fieldRef of what is known once the pod is made: status.podIP(s)
+/// (the infra's address on its network), status.hostIP (the source
+/// address of the host's default route: here the test's netns's),
+/// metadata.uid, spec.nodeName and spec.serviceAccountName, read inside
+/// the pod, also through $(VAR) in args.
+#[test]
+fn env_field_refs_of_the_made_pod() {
+    let k = Kube::new(true);
+    let (_, ns) = k.netns.as_ref().unwrap();
+    for cmd in [
+        "ip link add kf0 type veth peer name kf1",
+        "ip addr add 10.99.0.1/24 dev kf0",
+        "ip link set kf1 up",
+        "ip link set kf0 up",
+        "ip route add default via 10.99.0.2",
+    ] {
+        let o = out(Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(cmd.split(' '))
+            .output()
+            .unwrap());
+        assert_eq!(o.code, 0, "{cmd}: {}", o.stderr);
+    }
+    k.berth(&["network", "create", "kf"]).ok();
+    let f = k.file(
+        "fields.yaml",
+        r#"
+kind: Pod
+apiVersion: v1
+metadata: {name: fields}
+spec:
+  containers:
+  - name: c
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo "ip=$(POD_IP)" > /tmp/args; exec sleep 1000']
+    env:
+    - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: POD_IPS, valueFrom: {fieldRef: {fieldPath: status.podIPs}}}
+    - {name: HOST_IP, valueFrom: {fieldRef: {fieldPath: status.hostIP}}}
+    - {name: UID, valueFrom: {fieldRef: {fieldPath: metadata.uid}}}
+    - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
+    - {name: SA, valueFrom: {fieldRef: {fieldPath: spec.serviceAccountName}}}
+"#,
+    );
+    let o = k.play(&f, &["--network", "kf"]).ok();
+    assert!(!o.stderr.contains("warning"), "{}", o.stderr);
+    let infra = k
+        .berth(&["pod", "inspect", "-f", "{{.InfraContainerID}}", "fields"])
+        .ok()
+        .stdout;
+    let ip = k
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.NetworkSettings.Networks.kf.IPAddress}}",
+            infra.trim(),
+        ])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{ip:?}");
+    let pod_id = k
+        .berth(&["pod", "inspect", "-f", "{{.Id}}", "fields"])
+        .ok()
+        .stdout;
+    let env = k.berth(&["exec", "fields-c", "env"]).ok().stdout;
+    let var = |n: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{n}=")))
+            .unwrap_or_else(|| panic!("{n} not in the env: {env}"))
+            .to_string()
+    };
+    assert_eq!(var("POD_IP"), ip);
+    assert!(var("POD_IPS").starts_with(&ip), "{env}");
+    assert_eq!(var("HOST_IP"), "10.99.0.1");
+    assert_eq!(var("UID").replace('-', ""), pod_id.trim()[..32]);
+    assert_eq!(var("NODE"), "localhost");
+    assert_eq!(var("SA"), "default");
+    let args = k
+        .berth(&["exec", "fields-c", "cat", "/tmp/args"])
+        .ok()
+        .stdout;
+    assert_eq!(args.trim(), format!("ip={ip}"));
+    k.play(&f, &["--down"]).ok();
+}
+
+/// securityContext.seccompProfile (pod-level, overridden per container:
+/// RuntimeDefault, Unconfined, Localhost from a file) and procMount
+/// (Default masks /proc paths, Unmasked does not), read inside the pod.
+#[test]
+fn seccomp_profiles_and_proc_mount() {
+    let k = Kube::new(false);
+    let profile = k.file(
+        "no-mkdir.json",
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    );
+    let f = k.file(
+        "sec.yaml",
+        &format!(
+            r#"
+kind: Pod
+apiVersion: v1
+metadata: {{name: sec}}
+spec:
+  securityContext: {{seccompProfile: {{type: Unconfined}}}}
+  containers:
+  - {{name: pod, image: localhost/kube:1, imagePullPolicy: Never, command: [sleep, "1000"]}}
+  - name: rd
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sleep, "1000"]
+    securityContext: {{seccompProfile: {{type: RuntimeDefault}}, procMount: Default}}
+  - name: local
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sleep, "1000"]
+    securityContext: {{seccompProfile: {{type: Localhost, localhostProfile: {profile}}}}}
+  - name: unmasked
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sleep, "1000"]
+    securityContext: {{procMount: Unmasked}}
+"#
+        ),
+    );
+    let o = k.play(&f, &[]).ok();
+    assert!(!o.stderr.contains("warning"), "{}", o.stderr);
+    let mode = |c: &str| {
+        k.berth(&[
+            "exec",
+            &format!("sec-{c}"),
+            "grep",
+            "^Seccomp:",
+            "/proc/self/status",
+        ])
+        .ok()
+        .stdout
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+    };
+    assert_eq!(mode("pod"), "0", "the pod's Unconfined");
+    assert_eq!(mode("unmasked"), "0", "the pod's Unconfined");
+    assert_eq!(mode("rd"), "2", "RuntimeDefault");
+    assert_eq!(mode("local"), "2", "Localhost");
+    let mk = k.berth(&["exec", "sec-local", "mkdir", "/tmp/x"]);
+    assert_ne!(mk.code, 0, "the Localhost profile refuses mkdir");
+    k.berth(&["exec", "sec-rd", "mkdir", "/tmp/x"]).ok();
+    let masked = |c: &str| {
+        k.berth(&["exec", &format!("sec-{c}"), "cat", "/proc/self/mounts"])
+            .ok()
+            .stdout
+            .lines()
+            .any(|l| l.split(' ').nth(1) == Some("/proc/keys"))
+    };
+    assert!(masked("rd"), "Default masks /proc/keys");
+    assert!(!masked("unmasked"), "Unmasked does not");
+    k.play(&f, &["--down"]).ok();
+    // Errors name the path.
+    let bad = k.file(
+        "badsec.yaml",
+        "kind: Pod\nmetadata: {name: bs}\nspec:\n  containers:\n  - {name: c, image: localhost/kube:1, securityContext: {seccompProfile: {type: Localhost}}}\n",
+    );
+    let o = k.play(&bad, &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("spec.containers[0].securityContext.seccompProfile.localhostProfile"),
+        "{}",
+        o.stderr
+    );
 }

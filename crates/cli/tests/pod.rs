@@ -642,6 +642,78 @@ fn a_kill_9_during_pod_create_or_rm_is_cleaned_by_the_next_pod_command() {
 // ---- The pod's network, in namespaces of the test's own
 // (common::world). ----
 
+/// berth killed (-9) after the infra's monitor was told to go but before
+/// it had started the infra: the infra is recorded running with no
+/// process yet. The next member start waits for that monitor instead of
+/// failing with "…-infra is not running; start it first". Made
+/// deterministic by stopping the monitor (SIGSTOP) while it is starting.
+#[test]
+fn a_start_cut_short_after_go_is_waited_for_by_the_next_start() {
+    let e = env();
+    let _c = Cleanup(&e);
+    e.berth(&["pod", "create", "--name", "cut"]).ok();
+    e.berth(&[
+        "create", "--pod", "cut", "--name", "mem", IMAGE, "sleep", "600",
+    ])
+    .ok();
+    let infra = e
+        .berth(&["pod", "inspect", "cut", "--format", "{{.InfraContainerID}}"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(infra.len(), 64, "infra id: {infra:?}");
+    let state = e
+        .run_root
+        .path()
+        .join("containers")
+        .join(&infra)
+        .join("state");
+    let mut first = e.cmd().args(["start", "mem"]).spawn().unwrap();
+    // The monitor writes "starting" once it has GO, before the runtime.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let monitor = loop {
+        let text = std::fs::read_to_string(&state).unwrap_or_default();
+        if text.contains("status=starting") {
+            let pid: i32 = text
+                .lines()
+                .find_map(|l| l.strip_prefix("monitor_pid="))
+                .expect("monitor_pid in the state")
+                .parse()
+                .unwrap();
+            // SAFETY: plain kill(2) of the infra's monitor.
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the infra's monitor never wrote status=starting: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The record says running; the monitor has no process yet. It goes
+    // on half a second after the second start began.
+    let resume = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        // SAFETY: plain kill(2) of the monitor stopped above.
+        unsafe { libc::kill(monitor, libc::SIGCONT) };
+    });
+    let second = e.cmd().args(["start", "mem"]).output().unwrap();
+    resume.join().unwrap();
+    assert!(
+        second.status.success(),
+        "the second start failed: {}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let st = e
+        .berth(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"])
+        .ok()
+        .stdout;
+    assert_eq!(st.matches(" Up").count(), 2, "{st}");
+}
+
 #[test]
 fn the_pods_ip_and_published_port_are_the_pods_and_go_with_it() {
     let w = World::with_image(IMAGE, image_tar());

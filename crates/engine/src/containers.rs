@@ -273,6 +273,11 @@ fn kernel_version() -> (u32, u32) {
 /// berth killed it with (SIGKILL only), for its exit code.
 const KILLED: &str = "killed";
 
+/// How long [`Engine::settle`] waits for a live monitor to start its
+/// container (a runtime's create and start take milliseconds; this covers
+/// a loaded machine and a slow hook).
+const START_SETTLE: Duration = Duration::from_secs(30);
+
 fn alive(pid: i32) -> bool {
     pid > 0
         && berth_sys::process::kill(pid, 0).is_ok()
@@ -1414,6 +1419,43 @@ impl Engine {
             || (rec.state.status == Status::Created && self.paths.run_dir(&rec.id).exists())
     }
 
+    /// [`Engine::refresh`], and for a container whose live monitor is
+    /// still starting it (recorded running, no process yet: a start whose
+    /// client was killed after GO leaves the monitor to finish it), waits
+    /// for the monitor to name its process or give up. What needs the
+    /// process (joining its namespaces, copying into it) calls this, so a
+    /// start cut short is reconciled by the next command instead of being
+    /// taken for a container that is not running. Bounded by
+    /// [`START_SETTLE`]; the lock is not held while waiting (the monitor's
+    /// exit command takes it).
+    pub(crate) fn settle(&self, rec: Record) -> Result<Record> {
+        let deadline = Instant::now() + START_SETTLE;
+        let mut rec = self.refresh(rec)?;
+        while self.starting(&rec) {
+            if Instant::now() >= deadline {
+                return Err(Error::Conflict(format!(
+                    "container {}: its monitor (pid {}) has not started it after {} s; see {}",
+                    rec.name,
+                    rec.state.monitor_pid,
+                    START_SETTLE.as_secs(),
+                    self.paths.run_dir(&rec.id).join("monitor.log").display()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+            rec = self.refresh(rec)?;
+        }
+        Ok(rec)
+    }
+
+    /// Recorded running with no process yet while its monitor lives: the
+    /// monitor is starting it.
+    fn starting(&self, rec: &Record) -> bool {
+        rec.state.status == Status::Running
+            && rec.state.pid <= 0
+            && rec.state.boot_id == paths::boot_id()
+            && is_monitor(rec.state.monitor_pid)
+    }
+
     /// Reconciles under the lock: the monitor's state file wins; a monitor
     /// that is gone (kill -9, reboot, wiped /run) leaves a container that
     /// is either still running unmonitored or ended with an unknown status.
@@ -1796,7 +1838,16 @@ impl Engine {
             .or(image_sig)
             .and_then(|s| crate::specgen::parse_signal(&s).ok())
             .unwrap_or(libc::SIGTERM);
-        let secs = timeout.or(rec.spec.process.stop_timeout).unwrap_or(10);
+        let mut secs = timeout.or(rec.spec.process.stop_timeout).unwrap_or(10);
+        if rec.state.status == Status::Running && rec.spec.health.pre_stop().is_some() {
+            // Kubernetes: the preStop hook runs first, within the grace
+            // period; what it leaves is the stop signal's (2 s at least
+            // when the hook took it all, as the kubelet gives).
+            let start = Instant::now();
+            self.pre_stop(&rec, start + Duration::from_secs(u64::from(secs)));
+            let used = start.elapsed().as_secs() as u32;
+            secs = if used >= secs { 2 } else { secs - used };
+        }
         let sent = match self.kill(&rec.id, sig, true) {
             Ok(_) | Err(Error::Conflict(_)) => true,
             Err(_) => false, // SIGKILL at once (an error of its own is reported)
@@ -1820,6 +1871,40 @@ impl Engine {
                 "container {} did not stop within 30 s of SIGKILL (a process stuck in the kernel?)",
                 rec.name
             ))),
+        }
+    }
+
+    /// Has the monitor run the container's preStop hook and waits for it
+    /// until `deadline`. A hook that fails or outlasts the deadline is
+    /// logged; the stop goes on (the kubelet's rule).
+    fn pre_stop(&self, rec: &Record, deadline: Instant) {
+        use berth_monitor_proto::frame;
+        let ran = self.attach(&rec.id).and_then(|(_, mut s)| {
+            s.send(frame::PRE_STOP_RUN, b"")?;
+            loop {
+                match s.next_frame_by(deadline)? {
+                    Some((frame::PRE_STOP, p)) => {
+                        return Ok(Some(String::from_utf8_lossy(&p).into_owned()))
+                    }
+                    Some(_) => {}
+                    None => return Ok(None),
+                }
+            }
+        });
+        match ran {
+            Ok(Some(r)) if r == "ok" || r == "none" => {}
+            Ok(Some(why)) => eprintln!(
+                "berth: warning: container {}: its preStop hook failed: {why}",
+                rec.name
+            ),
+            Ok(None) => eprintln!(
+                "berth: warning: container {}: its preStop hook did not end within the grace period; stopping it",
+                rec.name
+            ),
+            Err(e) => eprintln!(
+                "berth: warning: container {}: run its preStop hook: {e}",
+                rec.name
+            ),
         }
     }
 

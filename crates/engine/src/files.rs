@@ -178,7 +178,7 @@ const GENERATED: [(&str, &str); 3] = [
 impl Engine {
     /// Finds the container's root for a cp: see the module's comment.
     fn view(&self, what: &str, write: bool) -> Result<(Record, View<'_>)> {
-        let found = self.get(what)?;
+        let found = self.settle(self.records.find(what)?)?;
         let lock = self.lock(&found.id)?;
         let rec = self
             .records

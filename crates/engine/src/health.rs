@@ -182,11 +182,24 @@ pub struct HealthSpec {
     /// Kubernetes-style probes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<ProbeSpec>,
+    /// Kubernetes' lifecycle hooks: kind `post-start` or `pre-stop`, each
+    /// at most once (the thresholds and period are not used; the timeout
+    /// bounds the hook).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<ProbeSpec>,
 }
 
 impl HealthSpec {
     pub fn is_empty(&self) -> bool {
-        self.check.is_none() && self.on_failure.is_empty() && self.probes.is_empty()
+        self.check.is_none()
+            && self.on_failure.is_empty()
+            && self.probes.is_empty()
+            && self.hooks.is_empty()
+    }
+
+    /// The preStop hook, if any.
+    pub fn pre_stop(&self) -> Option<&ProbeSpec> {
+        self.hooks.iter().find(|h| h.kind == "pre-stop")
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -199,9 +212,24 @@ impl HealthSpec {
                 format!("{:?} is not none, kill, restart or stop", self.on_failure),
             ));
         }
-        for p in &self.probes {
+        for h in &self.hooks {
+            if !ProbeKind::parse(&h.kind).is_some_and(ProbeKind::is_hook) {
+                return Err(option(
+                    "lifecycle hook",
+                    format!("unknown kind {:?} (post-start, pre-stop)", h.kind),
+                ));
+            }
+            if self.hooks.iter().filter(|o| o.kind == h.kind).count() > 1 {
+                return Err(option(
+                    "lifecycle hook",
+                    format!("{} is given twice", h.kind),
+                ));
+            }
+        }
+        for p in self.probes.iter().chain(&self.hooks) {
             let what = format!("{} probe", p.kind);
-            if ProbeKind::parse(&p.kind).is_none() {
+            let hook = self.hooks.iter().any(|h| std::ptr::eq(h, p));
+            if ProbeKind::parse(&p.kind).is_none_or(|k| k.is_hook() != hook) {
                 return Err(option(
                     "probe",
                     format!("unknown kind {:?} (liveness, readiness, startup)", p.kind),
@@ -490,7 +518,7 @@ fn exec_commands(s: &HealthSpec) -> Vec<Option<Vec<String>>> {
     if let Some(cmd) = s.check.as_ref().and_then(HealthConfig::command) {
         v.push(Some(cmd));
     }
-    for p in &s.probes {
+    for p in s.probes.iter().chain(&s.hooks) {
         v.push(match &p.handler {
             Handler::Exec { command } => Some(command.clone()),
             // Skipped by `monitor_probes` too (and refused by `validate`).
@@ -527,7 +555,7 @@ pub fn monitor_probes(s: &HealthSpec, run_dir: &Path) -> Vec<Probe> {
             });
         }
     }
-    for p in &s.probes {
+    for p in s.probes.iter().chain(&s.hooks) {
         let i = out.len();
         let action = match &p.handler {
             Handler::Exec { command } => mh::Action::Exec {
@@ -932,9 +960,28 @@ mod tests {
                     ..Default::default()
                 },
             ],
+            hooks: vec![ProbeSpec {
+                kind: "pre-stop".into(),
+                handler: Handler::Exec {
+                    command: vec!["bye".into()],
+                },
+                ..Default::default()
+            }],
         };
         s.validate().unwrap();
         let m = monitor_probes(&s, Path::new("/r"));
+        // Hooks follow the probes; exec ones get their process file.
+        assert_eq!(m[2].kind, ProbeKind::PreStop);
+        assert!(
+            matches!(&m[2].action, mh::Action::Exec { process, .. } if process == "/r/probe-2.json")
+        );
+        assert_eq!(exec_commands(&s)[2], Some(vec!["bye".to_string()]));
+        let mut twice = s.clone();
+        twice.hooks.push(twice.hooks[0].clone());
+        assert!(twice.validate().is_err());
+        let mut misplaced = s.clone();
+        misplaced.probes[0].kind = "pre-stop".into();
+        assert!(misplaced.validate().is_err());
         assert_eq!(m[0].kind, ProbeKind::Readiness);
         assert!(matches!(&m[0].action, mh::Action::Http { path, .. } if path == "/"));
         assert!(

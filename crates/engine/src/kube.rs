@@ -100,3 +100,55 @@ impl crate::Engine {
         Ok(())
     }
 }
+
+impl crate::Engine {
+    /// A pod's addresses for `status.podIP(s)`: its infra's on the
+    /// networks it joined (IPv4 first, in interface order), the host's for
+    /// a pod on the host's network, none without a network.
+    pub fn kube_pod_ips(&self, pod: &crate::pods::PodRecord) -> Vec<std::net::IpAddr> {
+        if pod.spec.net == crate::specgen::NamespaceMode::Host {
+            return host_ips();
+        }
+        let Some(infra) = &pod.infra_id else {
+            return Vec::new();
+        };
+        let eps = self.network_store().endpoints_of(infra).unwrap_or_default();
+        let mut v4: Vec<std::net::IpAddr> = Vec::new();
+        let mut v6 = Vec::new();
+        let mut eps = eps;
+        eps.sort_by(|a, b| a.interface.cmp(&b.interface));
+        for e in eps {
+            v4.extend(e.ipv4.map(std::net::IpAddr::V4));
+            v6.extend(e.ipv6.map(std::net::IpAddr::V6));
+        }
+        v4.extend(v6);
+        v4
+    }
+}
+
+/// The host's addresses for `status.hostIP(s)`: the source address of its
+/// default routes (found by connecting a UDP socket, which sends nothing);
+/// none without a default route. IPv4 first.
+pub fn host_ips() -> Vec<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
+    let mut out = Vec::new();
+    for (bind, to) in [
+        (
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+        ),
+        (
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+        ),
+    ] {
+        let local = UdpSocket::bind((bind, 0))
+            .and_then(|s| s.connect((to, 9)).and_then(|()| s.local_addr()));
+        if let Ok(a) = local {
+            if !a.ip().is_unspecified() && !a.ip().is_loopback() {
+                out.push(a.ip());
+            }
+        }
+    }
+    out
+}

@@ -669,7 +669,7 @@ impl Engine {
     /// `--network container:NAME`: the namespace of that running
     /// container (its bound one if it is on bridge networks).
     pub(crate) fn shared_netns(&self, other: &str, me: &str) -> Result<PathBuf> {
-        let r = self.refresh(self.records.find(other)?)?;
+        let r = self.settle(self.records.find(other)?)?;
         if !matches!(r.state.status, Status::Running | Status::Restarting) || r.state.pid <= 0 {
             return Err(Error::Conflict(format!(
                 "--network container:{other}: container {} is not running; start it first",

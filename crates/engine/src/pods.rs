@@ -640,7 +640,10 @@ impl crate::Engine {
         if infra == &rec.id {
             return Ok(());
         }
-        let r = self.refresh(self.records.find(infra)?)?;
+        // Settled: an infra whose start was cut short (berth killed after
+        // its monitor was told to go) is waited for, not taken as running
+        // with no process.
+        let r = self.settle(self.records.find(infra)?)?;
         if matches!(r.state.status, Status::Running | Status::Restarting) {
             return Ok(());
         }
@@ -670,7 +673,7 @@ impl crate::Engine {
             let NamespaceMode::Container(other) = mode else {
                 continue;
             };
-            let o = self.refresh(self.records.find(other)?)?;
+            let o = self.settle(self.records.find(other)?)?;
             if !matches!(o.state.status, Status::Running | Status::Restarting) || o.state.pid <= 0 {
                 return Err(Error::Conflict(format!(
                     "--{kind} container:{other}: container {} is not running; start it first",

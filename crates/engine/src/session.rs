@@ -66,6 +66,11 @@ impl Session {
         Ok(())
     }
 
+    /// The next frame, or `None` when the stream ends or `deadline` passes.
+    pub(crate) fn next_frame_by(&mut self, deadline: Instant) -> Result<Option<(u8, Vec<u8>)>> {
+        self.read_frame_by(Some(deadline))
+    }
+
     fn read_frame(&mut self) -> Result<Option<(u8, Vec<u8>)>> {
         self.read_frame_by(None)
     }

@@ -907,7 +907,7 @@ fn build<'a>(
     if let Some(p) = root_propagation {
         linux["rootfsPropagation"] = json!(p);
     }
-    if !cs.security.privileged {
+    if !cs.security.privileged && !cs.security.unmask {
         linux["maskedPaths"] = json!(MASKED_PATHS);
         linux["readonlyPaths"] = json!(READONLY_PATHS);
     }

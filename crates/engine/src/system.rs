@@ -287,7 +287,7 @@ impl Engine {
     }
 
     fn running(&self, what: &str) -> Result<Record> {
-        let rec = self.get(what)?;
+        let rec = self.settle(self.records.find(what)?)?;
         if rec.state.status != Status::Running || rec.state.pid <= 0 {
             return Err(Error::Conflict(format!(
                 "container {} is not running",

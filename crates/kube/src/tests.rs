@@ -333,3 +333,87 @@ spec:
         "{e}"
     );
 }
+
+#[test]
+fn lifecycle_hooks_become_monitor_hooks_bounded_by_the_grace_period() {
+    let y = r#"
+kind: Pod
+metadata: {name: hk}
+spec:
+  terminationGracePeriodSeconds: 7
+  initContainers: []
+  containers:
+  - name: c
+    image: busybox:1.36
+    ports: [{name: web, containerPort: 8080}]
+    lifecycle:
+      postStart: {exec: {command: [touch, /tmp/up]}}
+      preStop: {httpGet: {port: web, path: /bye}}
+"#;
+    let p = plan_of(y).unwrap();
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    let pod = p.workloads[0].pod("hk", 0).unwrap();
+    let hooks = &pod.containers[0].spec.health.hooks;
+    assert_eq!(hooks.len(), 2);
+    assert_eq!(
+        (hooks[0].kind.as_str(), hooks[0].timeout_ms),
+        ("post-start", 7000)
+    );
+    assert_eq!(hooks[1].kind, "pre-stop");
+    assert!(matches!(
+        &hooks[1].handler,
+        berth_engine::health::Handler::HttpGet { port: 8080, path, .. } if path == "/bye"
+    ));
+    assert!(pod.containers[0].spec.health.probes.is_empty());
+    let e = plan_of(&y.replace("httpGet: {port: web, path: /bye}", "sleep: {seconds: 3}"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("spec.containers[0].lifecycle.preStop.sleep"),
+        "{e}"
+    );
+    let e = plan_of(&y.replace("initContainers: []", "initContainers: [{name: i, image: busybox:1.36, lifecycle: {preStop: {exec: {command: [x]}}}}]"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("spec.initContainers[0].lifecycle"), "{e}");
+}
+
+#[test]
+fn pod_fields_are_filled_once_the_pod_is_made() {
+    let y = r#"
+kind: Pod
+metadata: {name: pf}
+spec:
+  containers:
+  - name: c
+    image: busybox:1.36
+    command: [echo, "$(IP) $(HOSTS)"]
+    env:
+    - {name: IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: HOSTS, valueFrom: {fieldRef: {fieldPath: status.hostIPs}}}
+    - {name: UID, valueFrom: {fieldRef: {fieldPath: metadata.uid}}}
+"#;
+    let p = plan_of(y).unwrap();
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    let mut spec = p.workloads[0].pod("pf", 0).unwrap().containers[0]
+        .spec
+        .clone();
+    fill_pod_fields(
+        &mut spec,
+        &PodFields {
+            uid: "u-1".into(),
+            pod_ips: vec!["10.0.0.2".into(), "fd00::2".into()],
+            host_ips: vec!["192.0.2.1".into(), "2001:db8::1".into()],
+        },
+    );
+    assert!(spec.process.env.contains(&"IP=10.0.0.2".to_string()));
+    assert!(spec
+        .process
+        .env
+        .contains(&"HOSTS=192.0.2.1,2001:db8::1".to_string()));
+    assert!(spec.process.env.contains(&"UID=u-1".to_string()));
+    assert_eq!(
+        spec.process.entrypoint.as_deref().unwrap(),
+        ["echo", "10.0.0.2 192.0.2.1,2001:db8::1"]
+    );
+}

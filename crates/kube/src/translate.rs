@@ -6,8 +6,12 @@ use berth_engine::health::{Handler, ProbeSpec};
 use berth_engine::network::ports::{PortMapping, Proto};
 use berth_engine::pods::PodSpec as EnginePod;
 use berth_engine::specgen::{
-    ContainerSpec, Mount, MountType, NamespaceMode, NetworkAttachment, RestartPolicy,
+    ContainerSpec, Mount, MountType, NamespaceMode, NetworkAttachment, RestartPolicy, SeccompPolicy,
 };
+
+/// Where a relative `localhostProfile` is found: the kubelet's default
+/// seccomp root (podman's `--seccomp-profile-root` default too).
+pub const SECCOMP_ROOT: &str = "/var/lib/kubelet/seccomp";
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -70,6 +74,9 @@ pub struct ContainerPlan {
     /// `runAsNonRoot` without a `runAsUser`: the image's user is checked
     /// at create.
     pub run_as_non_root: bool,
+    /// seccompProfile Localhost: the profile file (absolute), read at
+    /// play into the spec's seccomp policy.
+    pub seccomp_file: Option<String>,
 }
 
 /// One file of a configMap or secret volume.
@@ -754,15 +761,14 @@ impl Ctx<'_> {
             return Ok(v);
         }
         Ok(Some(match p {
-            "metadata.name" | "metadata.uid" => self.pod_name.to_string(),
+            "metadata.name" => self.pod_name.to_string(),
             "metadata.namespace" => "default".into(),
             "spec.nodeName" => "localhost".into(),
             "spec.serviceAccountName" => "default".into(),
-            "status.podIP" | "status.podIPs" | "status.hostIP" | "status.hostIPs" => {
-                self.warnings.push(format!("{}: {at}: {p} is not known before the pod starts: the variable is not set", self.doc));
-                return Ok(None);
-            }
-            _ => return Err(self.inv(format!("{at}.fieldPath"), format!("{p:?} is not a field berth fills (metadata.name, metadata.namespace, metadata.labels['K'], metadata.annotations['K'], spec.nodeName)"))),
+            // Known once the pod is made: filled in then (`fill_pod_fields`).
+            "metadata.uid" | "status.podIP" | "status.podIPs" | "status.hostIP"
+            | "status.hostIPs" => field_placeholder(p),
+            _ => return Err(self.inv(format!("{at}.fieldPath"), format!("{p:?} is not a field berth fills (metadata.name, metadata.namespace, metadata.uid, metadata.labels['K'], metadata.annotations['K'], spec.nodeName, spec.serviceAccountName, status.podIP(s), status.hostIP(s))"))),
         }))
     }
 
@@ -1103,6 +1109,60 @@ impl Ctx<'_> {
             s.security.cap_add = caps.add.clone();
             s.security.cap_drop = caps.drop.clone();
         }
+        // The container's seccompProfile wins over the pod's.
+        let mut seccomp_file = None;
+        let profile = match (&sc.seccomp_profile, &psc.seccomp_profile) {
+            (Some(p), _) => Some((p, format!("{at}.securityContext.seccompProfile"))),
+            (None, Some(p)) => Some((p, format!("{}.securityContext.seccompProfile", self.base))),
+            (None, None) => None,
+        };
+        if let Some((p, pat)) = profile {
+            match (p.kind.as_str(), &p.localhost_profile) {
+                ("RuntimeDefault", None) => s.security.seccomp = SeccompPolicy::Default,
+                ("Unconfined", None) => s.security.seccomp = SeccompPolicy::Unconfined,
+                ("Localhost", Some(f)) => {
+                    let clean = !f.is_empty() && f.split('/').all(|c| c != "..");
+                    if !clean {
+                        return Err(self.inv(
+                            format!("{pat}.localhostProfile"),
+                            format!("{f:?} is not a path without '..'"),
+                        ));
+                    }
+                    seccomp_file = Some(if f.starts_with('/') {
+                        f.clone()
+                    } else {
+                        format!("{SECCOMP_ROOT}/{f}")
+                    });
+                }
+                ("Localhost", None) => {
+                    return Err(self.inv(
+                        format!("{pat}.localhostProfile"),
+                        "missing (type Localhost needs it)",
+                    ))
+                }
+                ("RuntimeDefault" | "Unconfined", Some(_)) => {
+                    return Err(
+                        self.inv(format!("{pat}.localhostProfile"), "only for type Localhost")
+                    )
+                }
+                (o, _) => {
+                    return Err(self.inv(
+                        format!("{pat}.type"),
+                        format!("{o:?} is not RuntimeDefault, Unconfined or Localhost"),
+                    ))
+                }
+            }
+        }
+        match sc.proc_mount.as_deref() {
+            None | Some("Default") => {}
+            Some("Unmasked") => s.security.unmask = true,
+            Some(o) => {
+                return Err(self.inv(
+                    format!("{at}.securityContext.procMount"),
+                    format!("{o:?} is not Default or Unmasked"),
+                ))
+            }
+        }
         if self.spec.host_pid == Some(true) {
             s.namespaces.pid = NamespaceMode::Host;
         }
@@ -1163,6 +1223,32 @@ impl Ctx<'_> {
         }
         // The monitor runs them (the engine's health checks).
         s.health.probes = probes.iter().map(probe_spec).collect();
+        if let Some(lc) = &c.lifecycle {
+            if init {
+                return Err(self.inv(
+                    format!("{at}.lifecycle"),
+                    "an init container has no lifecycle hooks",
+                ));
+            }
+            // Bounded by the grace period (the kubelet's bound for
+            // preStop; berth's for postStart too, which the kubelet
+            // leaves unbounded).
+            let grace = self.spec.termination_grace_period_seconds.unwrap_or(30);
+            for (kind, h, field) in [
+                ("post-start", &lc.post_start, "postStart"),
+                ("pre-stop", &lc.pre_stop, "preStop"),
+            ] {
+                if let Some(h) = h {
+                    s.health.hooks.push(self.hook(
+                        &format!("{at}.lifecycle.{field}"),
+                        kind,
+                        h,
+                        c,
+                        grace,
+                    )?);
+                }
+            }
+        }
         s.validate()
             .map_err(|e| self.inv(at.to_string(), e.to_string()))?;
         Ok(ContainerPlan {
@@ -1172,7 +1258,37 @@ impl Ctx<'_> {
             spec: s,
             probes,
             run_as_non_root: non_root && uid.is_none(),
+            seccomp_file,
         })
+    }
+
+    /// A lifecycle hook as the monitor runs it: its handler checked as a
+    /// probe's is, bounded by the grace period `grace` (s).
+    fn hook(
+        &self,
+        at: &str,
+        kind: &str,
+        h: &LifecycleHandler,
+        c: &Container,
+        grace: i64,
+    ) -> Result<ProbeSpec> {
+        if h.sleep.is_some() {
+            return Err(self.inv(
+                format!("{at}.sleep"),
+                "sleep hooks are not supported (use exec: [sleep, N])",
+            ));
+        }
+        let p = Probe {
+            exec: h.exec.clone(),
+            http_get: h.http_get.clone(),
+            tcp_socket: h.tcp_socket.clone(),
+            ..Probe::default()
+        };
+        let mut spec = probe_spec(&self.probe(at, ProbeKind::Liveness, &p, c)?);
+        spec.kind = kind.into();
+        spec.failure_threshold = 1;
+        spec.timeout_ms = grace.clamp(1, 86400) as u64 * 1000;
+        Ok(spec)
     }
 
     fn probe(&self, at: &str, kind: ProbeKind, p: &Probe, c: &Container) -> Result<ProbePlan> {
@@ -1325,6 +1441,49 @@ fn probe_spec(p: &ProbePlan) -> ProbeSpec {
         success_threshold: p.success_threshold,
         failure_threshold: p.failure_threshold,
     }
+}
+
+/// Stands for a pod field known only once the pod is made (its uid, its
+/// and its host's addresses) in an env value (and where `$(VAR)` carries
+/// it: command and args), until [`fill_pod_fields`] replaces it.
+fn field_placeholder(path: &str) -> String {
+    format!("\u{1}kube-field:{path}\u{1}")
+}
+
+/// The pod fields known once the pod is made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodFields {
+    /// metadata.uid.
+    pub uid: String,
+    /// status.podIPs, the first being status.podIP (none: no network).
+    pub pod_ips: Vec<String>,
+    /// status.hostIPs, the first being status.hostIP.
+    pub host_ips: Vec<String>,
+}
+
+/// Replaces the placeholders of `spec`'s env, entrypoint and args with
+/// `f`'s values (Kubernetes' plural fields are comma-separated).
+pub fn fill_pod_fields(spec: &mut ContainerSpec, f: &PodFields) {
+    let first = |v: &[String]| v.first().cloned().unwrap_or_default();
+    let pairs = [
+        (field_placeholder("metadata.uid"), f.uid.clone()),
+        (field_placeholder("status.podIPs"), f.pod_ips.join(",")),
+        (field_placeholder("status.podIP"), first(&f.pod_ips)),
+        (field_placeholder("status.hostIPs"), f.host_ips.join(",")),
+        (field_placeholder("status.hostIP"), first(&f.host_ips)),
+    ];
+    let fill = |s: &mut String| {
+        if s.contains('\u{1}') {
+            for (k, v) in &pairs {
+                *s = s.replace(k.as_str(), v);
+            }
+        }
+    };
+    spec.process.env.iter_mut().for_each(fill);
+    if let Some(e) = spec.process.entrypoint.as_mut() {
+        e.iter_mut().for_each(fill);
+    }
+    spec.process.args.iter_mut().for_each(fill);
 }
 
 /// A downwardAPI volume's file: the pod's name, namespace, uid, one

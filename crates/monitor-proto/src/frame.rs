@@ -21,6 +21,9 @@ pub const DELETED: u8 = 7;
 /// The answer to [`HEALTH_RUN`]: the health status after the check
 /// (`healthy`, `unhealthy`, `starting`), or `none` without a check.
 pub const HEALTH: u8 = 8;
+/// The answer to [`PRE_STOP_RUN`] once the preStop hook has ended: `ok`,
+/// `none` (no hook, or the container does not run), or why it failed.
+pub const PRE_STOP: u8 = 9;
 
 /// Client to monitor.
 pub const STDIN: u8 = 1;
@@ -51,6 +54,10 @@ pub const CONFIG: u8 = 6;
 /// Run the container's health check now (`berth healthcheck run`); the
 /// monitor answers with a [`HEALTH`] frame once it has the result.
 pub const HEALTH_RUN: u8 = 7;
+
+/// Run the container's preStop hook now (`berth stop`, before the stop
+/// signal); the monitor answers with a [`PRE_STOP`] frame when it ends.
+pub const PRE_STOP_RUN: u8 = 8;
 
 /// Frames larger than this are a protocol error.
 pub const MAX_PAYLOAD: usize = 1 << 20;

@@ -24,15 +24,30 @@ pub enum ProbeKind {
     /// Kubernetes' startup: the other probes wait until it has passed; at
     /// `failure_threshold` failures the container is killed.
     Startup,
+    /// Kubernetes' lifecycle postStart hook: run once as soon as the
+    /// container has started (the probes wait for it); a failure kills
+    /// the container (its restart policy applies), as the kubelet does.
+    PostStart,
+    /// Kubernetes' lifecycle preStop hook: run only when asked
+    /// ([`crate::frame::PRE_STOP_RUN`], by `berth stop`) before the stop
+    /// signal; its result changes nothing but the log.
+    PreStop,
 }
 
 impl ProbeKind {
+    /// A lifecycle hook (run once, on an event), not a periodic probe.
+    pub fn is_hook(self) -> bool {
+        matches!(self, ProbeKind::PostStart | ProbeKind::PreStop)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             ProbeKind::DockerHealth => "docker-health",
             ProbeKind::Liveness => "liveness",
             ProbeKind::Readiness => "readiness",
             ProbeKind::Startup => "startup",
+            ProbeKind::PostStart => "post-start",
+            ProbeKind::PreStop => "pre-stop",
         }
     }
 
@@ -42,6 +57,8 @@ impl ProbeKind {
             "liveness" => ProbeKind::Liveness,
             "readiness" => ProbeKind::Readiness,
             "startup" => ProbeKind::Startup,
+            "post-start" => ProbeKind::PostStart,
+            "pre-stop" => ProbeKind::PreStop,
             _ => return None,
         })
     }

@@ -98,6 +98,12 @@ pub struct Checker {
     pub answered: bool,
     /// Run with the new status when it changes (see `Config::event_command`).
     event_command: Vec<String>,
+    /// This run's postStart hook has passed (or there is none): the
+    /// probes run.
+    post_started: bool,
+    /// How the preStop hook asked for (`PRE_STOP_RUN`) ended: `ok` or why
+    /// it failed; the clients that asked get it.
+    pub pre_stop_result: Option<String>,
 }
 
 fn now_ns() -> i64 {
@@ -132,6 +138,8 @@ impl Checker {
             forget: Vec::new(),
             answered: false,
             event_command: cfg.event_command.clone(),
+            post_started: true,
+            pre_stop_result: None,
         }
     }
 
@@ -169,6 +177,7 @@ impl Checker {
         self.container_ended();
         self.pid = pid;
         self.started = Instant::now();
+        self.post_started = !self.has(ProbeKind::PostStart);
         let now = self.started;
         for s in &mut self.probes {
             s.successes = 0;
@@ -198,6 +207,10 @@ impl Checker {
     pub fn container_ended(&mut self) {
         self.pid = 0;
         for i in 0..self.probes.len() {
+            let asked = std::mem::take(&mut self.probes[i].now);
+            if self.probes[i].p.kind == ProbeKind::PreStop && asked {
+                self.pre_stop_result = Some("the container ended before its preStop hook".into());
+            }
             if let Some(c) = self.probes[i].running.take() {
                 self.abandon(c);
             }
@@ -245,6 +258,32 @@ impl Checker {
         true
     }
 
+    /// `berth stop`: the preStop hook at once. False when there is none,
+    /// or the container does not run.
+    pub fn run_pre_stop(&mut self) -> bool {
+        let Some(i) = self
+            .probes
+            .iter()
+            .position(|s| s.p.kind == ProbeKind::PreStop)
+        else {
+            return false;
+        };
+        if self.pid == 0 {
+            return false;
+        }
+        // The probes stop: the container is going.
+        for j in 0..self.probes.len() {
+            if j != i {
+                if let Some(c) = self.probes[j].running.take() {
+                    self.abandon(c);
+                }
+            }
+        }
+        self.probes[i].now = true;
+        self.probes[i].next = Instant::now();
+        true
+    }
+
     /// The poll timeout, `timeout` (ms, -1: none) or shorter to wake for
     /// the next check or deadline.
     pub fn clamp_timeout(&self, timeout: i32) -> i32 {
@@ -274,11 +313,23 @@ impl Checker {
     /// Whether probe `s` does not run now: it waits for the startup probe
     /// (unless asked for by hand), or it is a startup probe that passed.
     fn idle(&self, s: &ProbeState) -> bool {
-        if s.p.kind == ProbeKind::Startup {
-            self.health.started
-        } else {
-            !self.health.started && !s.now
+        match s.p.kind {
+            // Only when asked, once.
+            ProbeKind::PreStop => !s.now,
+            ProbeKind::PostStart => self.post_started,
+            // A preStop asked for: the container is going.
+            _ if self.stopping() => true,
+            _ if !self.post_started => true,
+            ProbeKind::Startup => self.health.started,
+            _ => !self.health.started && !s.now,
         }
+    }
+
+    /// A preStop hook was asked for and has not ended.
+    fn stopping(&self) -> bool {
+        self.probes
+            .iter()
+            .any(|s| s.p.kind == ProbeKind::PreStop && (s.now || s.running.is_some()))
     }
 
     /// The fds to poll for running checks, with their events.
@@ -452,6 +503,39 @@ impl Checker {
         let mut verdict = None;
         match s.p.kind {
             ProbeKind::DockerHealth => {}
+            ProbeKind::PostStart => {
+                if ok {
+                    self.post_started = true;
+                    for p in self.probes.iter_mut() {
+                        if !p.p.kind.is_hook() {
+                            p.next = now + p.p.initial_delay;
+                        }
+                    }
+                } else {
+                    // The kubelet's rule: a failed postStart kills the
+                    // container; its restart policy applies.
+                    eprintln!(
+                        "berth-monitor: container {}: its postStart hook failed (exit code {code}): {}",
+                        self.id,
+                        output.trim_end()
+                    );
+                    verdict = Some(Verdict::Kill);
+                }
+                return verdict;
+            }
+            ProbeKind::PreStop => {
+                self.pre_stop_result = Some(if ok {
+                    "ok".into()
+                } else {
+                    let why = format!("exit code {code}: {}", output.trim_end());
+                    eprintln!(
+                        "berth-monitor: container {}: its preStop hook failed ({why})",
+                        self.id
+                    );
+                    why
+                });
+                return None;
+            }
             ProbeKind::Readiness => {
                 if ok && s.successes >= s.p.success_threshold {
                     s.passing = true;
@@ -548,7 +632,7 @@ impl Checker {
             && !self
                 .probes
                 .iter()
-                .any(|s| s.p.kind != ProbeKind::DockerHealth)
+                .any(|s| s.p.kind != ProbeKind::DockerHealth && !s.p.kind.is_hook())
         {
             return;
         }

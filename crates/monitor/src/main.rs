@@ -500,6 +500,8 @@ struct Client {
     dead: bool,
     /// Asked for a health check (`HEALTH_RUN`): answered with its status.
     wants_health: bool,
+    /// Asked for the preStop hook (`PRE_STOP_RUN`): answered when it ends.
+    wants_pre_stop: bool,
 }
 
 impl Client {
@@ -647,6 +649,7 @@ impl Monitor {
                 closing: false,
                 dead: false,
                 wants_health: false,
+                wants_pre_stop: false,
             });
             // The originals now point nowhere the runtime could inherit.
             if let Ok(null) = std::fs::OpenOptions::new()
@@ -1144,6 +1147,13 @@ impl Monitor {
                     self.exit_command_anyway = d == frame::CLEANED_RUN_EXIT_COMMAND;
                 }
                 (frame::GO, _) if self.clients[i].owner => self.go = true,
+                (frame::PRE_STOP_RUN, _) => {
+                    if self.checker.run_pre_stop() {
+                        self.clients[i].wants_pre_stop = true;
+                    } else {
+                        self.clients[i].queue(frame::PRE_STOP, b"none", &mut 0);
+                    }
+                }
                 (frame::HEALTH_RUN, _) => {
                     if self.checker.run_now() {
                         self.clients[i].wants_health = true;
@@ -1280,6 +1290,7 @@ impl Monitor {
                                 closing: false,
                                 dead: false,
                                 wants_health: false,
+                                wants_pre_stop: false,
                             });
                         }
                     }
@@ -1361,6 +1372,13 @@ impl Monitor {
                 self.kill_at = None;
                 // SAFETY: as above.
                 unsafe { libc::kill(self.state.pid, libc::SIGKILL) };
+            }
+        }
+        if let Some(r) = self.checker.pre_stop_result.take() {
+            for c in &mut self.clients {
+                if std::mem::take(&mut c.wants_pre_stop) {
+                    c.queue(frame::PRE_STOP, r.as_bytes(), &mut 0);
+                }
             }
         }
         if std::mem::take(&mut self.checker.answered) {

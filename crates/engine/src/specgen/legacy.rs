@@ -234,6 +234,7 @@ impl ContainerConfig {
                 seccomp,
                 no_new_privileges: c.no_new_privileges,
                 sysctls: c.sysctls,
+                ..SecuritySpec::default()
             },
             resources: ResourceSpec {
                 memory: c.memory,

@@ -181,6 +181,10 @@ pub struct SecuritySpec {
     pub no_new_privileges: bool,
     /// Namespaced kernel parameters (dotted keys).
     pub sysctls: BTreeMap<String, String>,
+    /// No masked or read-only /proc and /sys paths (Kubernetes'
+    /// `procMount: Unmasked`, podman's `unmask=ALL`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unmask: bool,
 }
 
 /// `--device HOST[:CONTAINER][:PERMS]`.
