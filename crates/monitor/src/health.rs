@@ -23,7 +23,6 @@ use berth_monitor_proto::health::{
     Action, Entry, Health, OnFailure, Probe, ProbeKind, Status, OUTPUT_MAX,
 };
 use berth_sys::process::ExitStatus;
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -353,7 +352,7 @@ impl Checker {
 
     /// Makes progress on every check, starts the due ones, and finishes
     /// those that are done; what to do to the container, if anything.
-    pub fn tick(&mut self, reaped: &mut HashMap<i32, ExitStatus>) -> Option<Verdict> {
+    pub fn tick(&mut self, reaped: &mut crate::reaped::Reaped) -> Option<Verdict> {
         self.forget.retain(|p| reaped.remove(p).is_none());
         if self.pid == 0 {
             return None;
@@ -680,7 +679,7 @@ fn period(p: &Probe, starting: bool) -> Duration {
 
 /// Progress on a running check without blocking: its exit code and output
 /// once done.
-fn progress(c: &mut Check, reaped: &mut HashMap<i32, ExitStatus>) -> Option<(i32, String)> {
+fn progress(c: &mut Check, reaped: &mut crate::reaped::Reaped) -> Option<(i32, String)> {
     match &mut c.what {
         Running::Exec {
             runtime,

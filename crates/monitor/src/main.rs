@@ -25,7 +25,6 @@ use berth_monitor_proto::logfmt::{self, Stream};
 use berth_monitor_proto::state::{State, Status};
 use berth_sys::process::ExitStatus;
 use log::LogWriter;
-use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -36,6 +35,7 @@ mod exit;
 mod health;
 mod hold;
 mod log;
+mod reaped;
 
 /// Output held for one slow client before its output is dropped.
 const CLIENT_BUFFER: usize = 1 << 20;
@@ -563,7 +563,7 @@ struct Monitor {
     io: Stdio,
     log: LogWriter,
     /// Children reaped before we knew who they were.
-    reaped: HashMap<i32, ExitStatus>,
+    reaped: reaped::Reaped,
     cleaned: bool,
     /// The client that cleaned up left work to the exit command
     /// (`frame::CLEANED_RUN_EXIT_COMMAND`).
@@ -685,7 +685,7 @@ impl Monitor {
             clients,
             io,
             log,
-            reaped: HashMap::new(),
+            reaped: reaped::Reaped::default(),
             cleaned: false,
             exit_command_anyway: false,
             close_after_drain: false,
