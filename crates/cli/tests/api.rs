@@ -27,22 +27,7 @@ struct Service {
 impl Service {
     fn start(env: &Env) -> Service {
         let sock = env.run_root.path().join("docker.sock");
-        let child = env
-            .cmd()
-            .args(["system", "service", "--time", "0"])
-            .arg(format!("unix://{}", sock.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start berth system service");
-        let t = Instant::now();
-        while UnixStream::connect(&sock).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "the service did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = common::start_api_service(env.cmd(), &sock);
         Service {
             child,
             sock,
@@ -53,22 +38,7 @@ impl Service {
     /// The service inside `w`'s host network namespace.
     fn start_in(w: &common::world::World) -> Service {
         let sock = w.env.run_root.path().join("docker.sock");
-        let child = w
-            .berth_cmd()
-            .args(["system", "service", "--time", "0"])
-            .arg(format!("unix://{}", sock.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start berth system service");
-        let t = Instant::now();
-        while UnixStream::connect(&sock).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "the service did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = common::start_api_service(w.berth_cmd(), &sock);
         Service {
             child,
             sock,

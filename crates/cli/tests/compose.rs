@@ -10,7 +10,6 @@ mod common;
 
 use common::world::{World, HOST4};
 use common::Out;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,22 +25,7 @@ struct Service {
 impl Service {
     fn start(w: &World) -> Service {
         let sock = w.env.run_root.path().join("docker.sock");
-        let child = w
-            .berth_cmd()
-            .args(["system", "service", "--time", "0"])
-            .arg(format!("unix://{}", sock.display()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start berth system service");
-        let t = Instant::now();
-        while UnixStream::connect(&sock).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "the service did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = common::start_api_service(w.berth_cmd(), &sock);
         Service { child, sock }
     }
 }

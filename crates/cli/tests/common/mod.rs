@@ -332,3 +332,26 @@ pub fn import_image<'a>(env: &Env, tar: Vec<u8>, name: &'a str) -> &'a str {
     env.berth(&["import", p.to_str().unwrap(), name]).ok();
     name
 }
+
+/// Starts `berth system service --time 0 unix://SOCK` from `berth` (a
+/// berth command for the test's store, in whatever namespaces it runs)
+/// and waits (10 s at most) until the socket answers.
+pub fn start_api_service(mut berth: Command, sock: &Path) -> Child {
+    let child = berth
+        .args(["system", "service", "--time", "0"])
+        .arg(format!("unix://{}", sock.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start berth system service");
+    let t = std::time::Instant::now();
+    while std::os::unix::net::UnixStream::connect(sock).is_err() {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "the service did not listen on {}",
+            sock.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
