@@ -35,7 +35,7 @@ pub enum KubeCmd {
     /// Remove what `kube play FILE` made (PersistentVolumeClaims' volumes
     /// are kept).
     Down {
-        /// The YAML file, or - for standard input.
+        /// The YAML file, an http(s) URL, or - for standard input.
         file: PathBuf,
     },
     /// The workloads `kube play` made: desired and ready pods.
@@ -59,7 +59,7 @@ pub enum KubeCmd {
 
 #[derive(Args)]
 pub struct PlayArgs {
-    /// The YAML file, or - for standard input.
+    /// The YAML file, an http(s) URL, or - for standard input.
     pub file: PathBuf,
     /// Remove what the file made instead (as `kube down`).
     #[arg(long)]
@@ -78,7 +78,18 @@ pub struct PlayArgs {
     pub configmap: Vec<PathBuf>,
 }
 
+/// The largest manifest read from a URL.
+const MAX_REMOTE_MANIFEST: u64 = 16 << 20;
+
 fn read(file: &Path) -> Result<(String, String)> {
+    if let Some(url) = file
+        .to_str()
+        .filter(|f| f.starts_with("http://") || f.starts_with("https://"))
+    {
+        let s = berth_engine::images::fetch_text(url, MAX_REMOTE_MANIFEST)
+            .with_context(|| format!("kube: read the manifest {url}"))?;
+        return Ok((url.to_string(), s));
+    }
     if file == Path::new("-") {
         let mut s = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)

@@ -1194,3 +1194,55 @@ spec:
         o.stderr
     );
 }
+
+/// A loopback HTTP server of the test's own: `path` answers `body`, any
+/// other path 404. Serves until the test ends.
+fn serve_once_per_request(path: &'static str, body: String) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let mut line = String::new();
+            let _ = BufReader::new(&s).read_line(&mut line);
+            let want = format!("GET {path} ");
+            let answer = if line.starts_with(&want) {
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+            } else {
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into()
+            };
+            let _ = s.write_all(answer.as_bytes());
+        }
+    });
+    port
+}
+
+/// `kube play URL` and `kube down URL`: the manifest read over HTTP; a
+/// missing one is one error naming the URL and the status.
+#[test]
+fn play_and_down_take_a_url() {
+    let k = Kube::new(false);
+    let yaml = format!(
+        "kind: Pod\napiVersion: v1\nmetadata: {{name: fromurl}}\nspec:\n  containers: [{{name: c, image: {IMAGE}, imagePullPolicy: Never, command: [sleep, \"1000\"]}}]\n"
+    );
+    let port = serve_once_per_request("/m/pod.yaml", yaml);
+    let url = format!("http://127.0.0.1:{port}/m/pod.yaml");
+    k.play(&url, &[]).ok();
+    let pods = k.berth(&["pod", "ps", "--format", "{{.Name}}"]).ok().stdout;
+    assert!(pods.lines().any(|p| p == "fromurl"), "{pods}");
+    k.berth(&["kube", "down", &url]).ok();
+    let pods = k.berth(&["pod", "ps", "--format", "{{.Name}}"]).ok().stdout;
+    assert!(!pods.contains("fromurl"), "{pods}");
+    let missing = format!("http://127.0.0.1:{port}/nothing.yaml");
+    let o = k.play(&missing, &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains(&missing) && o.stderr.contains("404"),
+        "{}",
+        o.stderr
+    );
+}

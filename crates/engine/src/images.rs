@@ -622,6 +622,14 @@ pub fn check_login(registry: &str, user: &str, password: &str, tls_verify: bool)
     Client::for_registry(registry, &opts).ping()
 }
 
+/// The text at an http(s) `url` (`kube play URL`): redirects followed,
+/// at most `max` bytes, UTF-8.
+pub fn fetch_text(url: &str, max: u64) -> Result<String> {
+    let mut body = Vec::new();
+    berth_image::fetch::fetch(url, &mut body, max, None)?;
+    String::from_utf8(body).map_err(|_| StoreError::Usage(format!("{url}: not UTF-8 text")))
+}
+
 /// Forgets the credentials of `registry`: false if there were none.
 pub fn logout(registry: &str) -> Result<bool> {
     registry::remove_credentials(registry)
