@@ -324,6 +324,41 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
     Ok(())
 }
 
+/// Builds the directory `dir` (its Containerfile, else Dockerfile) as
+/// `tag` with `berth build`'s defaults, progress on stderr: `kube play
+/// --build`.
+pub fn build_dir(engine: &Engine, root: &Path, dir: &Path, tag: &str) -> Result<images::Digest> {
+    let dockerfile = if !dir.join("Dockerfile").exists() && dir.join("Containerfile").exists() {
+        "Containerfile"
+    } else {
+        "Dockerfile"
+    };
+    let opts = BuildOptions {
+        context: Some(dir.to_path_buf()),
+        dockerfile: DockerfileSource::Path(dockerfile.into()),
+        tags: vec![tag.to_string()],
+        target: None,
+        build_args: BTreeMap::new(),
+        no_cache: false,
+        labels: Vec::new(),
+        network: None,
+        timestamp: None,
+        format: ImageFormat::Oci,
+        compression: LayerCompression::Gzip,
+        secrets: Default::default(),
+        contexts: BTreeMap::new(),
+        platform: None,
+        squash: Squash::No,
+    };
+    let host = Host {
+        engine,
+        root,
+        policy: P::Missing,
+        quiet: false,
+    };
+    Ok(engine.build(&opts, &host)?.id)
+}
+
 /// `--build-context NAME=DIR|docker-image://REF` (container-image:// as
 /// podman writes it).
 fn named_contexts(args: &[String]) -> Result<BTreeMap<String, NamedContext>> {

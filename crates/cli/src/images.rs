@@ -105,6 +105,10 @@ pub struct ListArgs {
     /// before=IMAGE, since=IMAGE.
     #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
+    /// Only the images of this repository (any tag), or of REPOSITORY:TAG
+    /// (as --filter reference=).
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub repository: Option<String>,
 }
 
 #[derive(Args)]
@@ -343,7 +347,11 @@ fn human(b: u64) -> String {
 
 pub fn list(root: &Path, a: ListArgs) -> Result<()> {
     use berth_engine::template::views::ImageRow;
-    let images = open(root)?.list(&a.filter)?;
+    let mut filters = a.filter.clone();
+    if let Some(r) = &a.repository {
+        filters.push(format!("reference={r}"));
+    }
+    let images = open(root)?.list(&filters)?;
     if a.quiet {
         for i in &images {
             println!(

@@ -76,6 +76,13 @@ pub struct PlayArgs {
     /// A YAML file of ConfigMaps (and Secrets) the manifest refers to.
     #[arg(long = "configmap")]
     pub configmap: Vec<PathBuf>,
+    /// Build the images that have a directory of their own (the image
+    /// name's last path component, in the working directory, holding a
+    /// Containerfile or Dockerfile) as podman does: without the flag, only
+    /// those missing from the store; with --build, all of them;
+    /// --build=false, none.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub build: Option<bool>,
 }
 
 /// The largest manifest read from a URL.
@@ -141,6 +148,7 @@ pub fn kube(root: &Path, run_root: &Path, c: KubeCmd) -> Result<()> {
             if a.down {
                 return down(&engine, &plan);
             }
+            build_images(root, &engine, &plan, a.build)?;
             play(root, &engine, &plan, &a)
         }
         KubeCmd::Down { file } => {
@@ -261,6 +269,58 @@ fn remove_orphan_volumes(engine: &Engine, kind: &str, name: &str) -> Result<()> 
                 .remove_volume(&v.name)
                 .with_context(|| format!("kube: remove volume {} of a removed pod", v.name))?;
         }
+    }
+    Ok(())
+}
+
+/// The directory `kube play` builds `image` from (podman's rule): the
+/// image name's last path component, without tag or digest, under the
+/// working directory, if it holds a Containerfile or a Dockerfile.
+fn build_dir(image: &str) -> Option<PathBuf> {
+    let name = image.split('@').next().unwrap_or(image);
+    let name = name.rsplit('/').next().unwrap_or(name);
+    let name = name.split(':').next().unwrap_or(name);
+    if name.is_empty() || name == "." || name == ".." {
+        return None;
+    }
+    let dir = PathBuf::from(name);
+    ["Containerfile", "Dockerfile"]
+        .iter()
+        .any(|f| dir.join(f).is_file())
+        .then_some(dir)
+}
+
+/// `kube play --build`: builds the plan's images that have a build
+/// directory, when asked (`Some(true)`) or when missing from the store
+/// (`None`).
+fn build_images(
+    root: &Path,
+    engine: &Engine,
+    plan: &berth_kube::Plan,
+    build: Option<bool>,
+) -> Result<()> {
+    if build == Some(false) {
+        return Ok(());
+    }
+    let mut done: Vec<String> = Vec::new();
+    for image in plan.workloads.iter().flat_map(|w| w.images()) {
+        if done.contains(&image) {
+            continue;
+        }
+        done.push(image.clone());
+        let Some(dir) = build_dir(&image) else {
+            continue;
+        };
+        let present = matches!(
+            engine.image_for(&image, berth_engine::images::PullPolicy::Never, None),
+            Ok(berth_engine::images::ImageChoice::Stored(_))
+        );
+        if present && build.is_none() {
+            continue;
+        }
+        eprintln!("kube: building {image} from {}", dir.display());
+        crate::build::build_dir(engine, root, &dir, &image)
+            .with_context(|| format!("kube: build {image} from {}", dir.display()))?;
     }
     Ok(())
 }

@@ -1246,3 +1246,55 @@ fn play_and_down_take_a_url() {
         o.stderr
     );
 }
+
+/// `kube play --build` (podman's rule): an image whose name's last
+/// component is a directory of the working directory with a Dockerfile is
+/// built when missing (always with --build, never with --build=false).
+#[test]
+fn play_builds_images_that_have_a_directory() {
+    let k = Kube::new(false);
+    let cwd = tempfile::tempdir().unwrap();
+    let dir = cwd.path().join("built");
+    std::fs::create_dir(&dir).unwrap();
+    let dockerfile = |word: &str| {
+        std::fs::write(
+            dir.join("Dockerfile"),
+            format!("FROM {IMAGE}\nRUN echo {word} > /b\n"),
+        )
+        .unwrap()
+    };
+    dockerfile("first");
+    let yaml = k.file(
+        "b.yaml",
+        "kind: Pod\napiVersion: v1\nmetadata: {name: bp}\nspec:\n  containers: [{name: c, image: localhost/built:1, imagePullPolicy: Never, command: [sh, -c, 'cat /b; exec sleep 1000']}]\n",
+    );
+    let play = |more: &[&str]| {
+        let mut c = k.cmd();
+        c.current_dir(cwd.path())
+            .args(["kube", "play", &yaml])
+            .args(more);
+        out(c.output().unwrap())
+    };
+    let id = || {
+        k.berth(&["images", "-q", "--no-trunc", "localhost/built:1"])
+            .ok()
+            .stdout
+    };
+    // --build=false: nothing is built, and the image is missing.
+    let o = play(&["--build=false"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("localhost/built:1"), "{}", o.stderr);
+    // Missing: built, then run.
+    play(&[]).ok();
+    let first = id();
+    assert!(first.starts_with("sha256:"), "{first}");
+    wait_for("the pod's output", 10, || {
+        k.berth(&["logs", "bp-c"]).stdout.contains("first")
+    });
+    // Present: not built again without --build, built again with it.
+    dockerfile("second");
+    play(&[]).ok();
+    assert_eq!(id(), first);
+    play(&["--build"]).ok();
+    assert_ne!(id(), first);
+}

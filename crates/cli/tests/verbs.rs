@@ -643,6 +643,12 @@ fn images_filter_and_all() {
         names(&[])
     );
     assert_eq!(names(&["reference=nope*"]), Vec::<String>::new());
+    // `images REPOSITORY[:TAG]`, as docker's.
+    let q = |a: &[&str]| env.berth(&[&["images", "-q"][..], a].concat()).ok().stdout;
+    assert_eq!(q(&["other"]).lines().count(), 1);
+    assert_eq!(q(&["other:v2"]), q(&["other"]));
+    assert_ne!(q(&["hello:1"]), q(&["other"]));
+    assert_eq!(q(&["nope"]), "");
     assert_eq!(names(&["since=hello:1"]), ["<none>"]);
     assert_eq!(names(&["before=hello:1"]).len(), 1);
     assert!(names(&["before=hello:1"])[0].contains("bb:latest"));

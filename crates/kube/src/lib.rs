@@ -790,6 +790,21 @@ fn port_number(doc: &str, path: &str, n: i64) -> Result<u16> {
 }
 
 impl Workload {
+    /// The images its containers (init containers first) name, as
+    /// written, each once.
+    pub fn images(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let spec = &self.template.spec;
+        for c in spec.init_containers.iter().chain(&spec.containers) {
+            if let Some(i) = c.image.as_deref().filter(|i| !i.is_empty()) {
+                if !out.iter().any(|o| o == i) {
+                    out.push(i.to_string());
+                }
+            }
+        }
+        out
+    }
+
     /// The pod named `name`, the `index`-th of the workload (index 0
     /// publishes the NodePort services' ports).
     pub fn pod(&self, name: &str, index: u32) -> Result<PodPlan> {
