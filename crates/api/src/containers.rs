@@ -319,12 +319,18 @@ pub async fn wait(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
                 // Until the record is gone (an --rm container's monitor
                 // removes it after its end).
                 let id2 = id.clone();
+                // Looked at often at first (the removal follows the exit
+                // within milliseconds: `docker run --rm` waits for it),
+                // then every 50 ms, for a minute at most.
                 s.engine(move |e| {
-                    for _ in 0..1200 {
+                    let until = std::time::Instant::now() + Duration::from_secs(60);
+                    let mut pause = Duration::from_millis(1);
+                    while std::time::Instant::now() < until {
                         match e.get(&id2) {
                             Err(berth_engine::Error::NoSuchContainer(_)) => return Ok(()),
-                            _ => std::thread::sleep(Duration::from_millis(50)),
+                            _ => std::thread::sleep(pause),
                         }
+                        pause = (pause * 2).min(Duration::from_millis(50));
                     }
                     Ok(())
                 })
