@@ -370,6 +370,10 @@ impl Unpacker<'_> {
         self.parent_cache = None;
         sfs::mknodat(parent.as_fd(), name, libc::S_IFCHR, 0)
             .map_err(self.io(&e.path, "create the whiteout"))?;
+        // The time the archive gives it (a layer written from this tree
+        // again is the same layer).
+        sfs::set_times_nofollow(parent.as_fd(), name, times(e.mtime), times(e.mtime))
+            .map_err(self.io(&e.path, "set times"))?;
         Ok(())
     }
 
