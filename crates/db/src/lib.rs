@@ -393,6 +393,15 @@ mod tests {
                 .pragma_query_value(None, "user_version", |r| r.get(0))
                 .unwrap()
         };
+        let has_parts = |db: &Db| -> i64 {
+            db.conn()
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE name = 'parts'",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        };
         let db = Db::open(tmp.path(), &[&THINGS]).unwrap();
         assert_eq!(mark(&db), schemas_mark(&[META, THINGS.schema]));
         // The mark says the schemas ran: a reopen does not parse them again
@@ -400,14 +409,7 @@ mod tests {
         db.conn().execute_batch("DROP TABLE parts").unwrap();
         drop(db);
         let db = Db::open(tmp.path(), &[&THINGS]).unwrap();
-        let parts: i64 = db
-            .conn()
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'parts'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let parts = has_parts(&db);
         assert_eq!(parts, 0);
         drop(db);
         // Another set (a newer berth's tables) runs, and leaves its mark.
@@ -420,14 +422,7 @@ mod tests {
         db.conn()
             .execute("INSERT INTO more VALUES ('a')", [])
             .unwrap();
-        let parts: i64 = db
-            .conn()
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name = 'parts'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let parts = has_parts(&db);
         assert_eq!(parts, 1, "the schemas ran again: the table is back");
         assert_eq!(mark(&db), schemas_mark(&[META, THINGS.schema, MORE.schema]));
         assert_ne!(schemas_mark(&[META]), schemas_mark(&[META, ""]));
