@@ -167,7 +167,8 @@ def main():
         dsock = f"{work}/dockerd.sock"
         procs["dockerd"] = subprocess.Popen(
             ["dockerd", "--data-root", f"{work}/docker", "--exec-root", drun, "-H", f"unix://{dsock}",
-             "--pidfile", f"{work}/dockerd.pid", "--bridge=none", "--iptables=false", "--ip-masq=false"],
+             "--pidfile", f"{work}/dockerd.pid", "--bridge=none", "--iptables=false", "--ip-masq=false",
+             "--ip-forward=false"],
             stdout=open(f"{work}/dockerd.log", "w"), stderr=subprocess.STDOUT)
         wait_sock(dsock, procs["dockerd"], "dockerd")
 

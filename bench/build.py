@@ -113,7 +113,7 @@ class Dockerd:
         self.proc = subprocess.Popen(
             [DOCKERD, "--data-root", os.path.join(self.dir, "data"), "--exec-root", self.exec_root,
              "-H", f"unix://{self.sock}", "--pidfile", self.pidfile, "--bridge=none",
-             "--iptables=false", "--ip-masq=false"],
+             "--iptables=false", "--ip-masq=false", "--ip-forward=false"],
             stdout=self.log, stderr=subprocess.STDOUT)
         STARTED.append(self)
         deadline = time.time() + 60
