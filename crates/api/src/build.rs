@@ -345,11 +345,9 @@ pub async fn build(s: &Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
     feed.abort();
     let unpacked = unpacked?;
     let dir = unpacked.path().to_path_buf();
-    let dockerfile = if dockerfile == "Dockerfile"
-        && !dir.join("Dockerfile").exists()
-        && dir.join("Containerfile").exists()
-    {
-        "Containerfile".to_string()
+    // `dockerfile` is "Dockerfile" unless the client named one.
+    let dockerfile = if dockerfile == "Dockerfile" {
+        berth_engine::build::default_dockerfile(&dir).to_string()
     } else {
         dockerfile
     };

@@ -3,8 +3,8 @@
 
 use anyhow::{Context, Result};
 use berth_engine::build::{
-    BuildHost, BuildOptions, DockerfileSource, ImageFormat, LayerCompression, NamedContext, Squash,
-    StdinContext,
+    default_dockerfile, BuildHost, BuildOptions, DockerfileSource, ImageFormat, LayerCompression,
+    NamedContext, Squash, StdinContext,
 };
 use berth_engine::images::{self, ImageChoice, PullPolicy as P};
 use berth_engine::Engine;
@@ -252,10 +252,7 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
                     "-f -: standard input holds the build context (a tarball); give the Dockerfile's path in it"
                 ),
                 Some(f) => DockerfileSource::Path(f.to_string()),
-                None if !dir.join("Dockerfile").exists() && dir.join("Containerfile").exists() => {
-                    DockerfileSource::Path("Containerfile".into())
-                }
-                None => DockerfileSource::Path("Dockerfile".into()),
+                None => DockerfileSource::Path(default_dockerfile(&dir).into()),
             };
             (Some(dir), df)
         }
@@ -270,10 +267,7 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
         let df = match a.file.as_deref() {
             Some("-") => DockerfileSource::Text(read_stdin()?),
             Some(f) => DockerfileSource::Path(f.to_string()),
-            None if !ctx.join("Dockerfile").exists() && ctx.join("Containerfile").exists() => {
-                DockerfileSource::Path("Containerfile".into())
-            }
-            None => DockerfileSource::Path("Dockerfile".into()),
+            None => DockerfileSource::Path(default_dockerfile(&ctx).into()),
         };
         (Some(ctx), df)
     };
@@ -328,14 +322,9 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
 /// `tag` with `berth build`'s defaults, progress on stderr: `kube play
 /// --build`.
 pub fn build_dir(engine: &Engine, root: &Path, dir: &Path, tag: &str) -> Result<images::Digest> {
-    let dockerfile = if !dir.join("Dockerfile").exists() && dir.join("Containerfile").exists() {
-        "Containerfile"
-    } else {
-        "Dockerfile"
-    };
     let opts = BuildOptions {
         context: Some(dir.to_path_buf()),
-        dockerfile: DockerfileSource::Path(dockerfile.into()),
+        dockerfile: DockerfileSource::Path(default_dockerfile(dir).into()),
         tags: vec![tag.to_string()],
         target: None,
         build_args: BTreeMap::new(),

@@ -79,6 +79,17 @@ pub enum BuildError {
 
 type BResult<T> = std::result::Result<T, BuildError>;
 
+/// The Dockerfile of the context directory `dir` when none is named:
+/// `Dockerfile`, or `Containerfile` when only that one is there (podman's
+/// and buildah's rule).
+pub fn default_dockerfile(dir: &Path) -> &'static str {
+    if !dir.join("Dockerfile").exists() && dir.join("Containerfile").exists() {
+        "Containerfile"
+    } else {
+        "Dockerfile"
+    }
+}
+
 /// Where the Dockerfile comes from.
 #[derive(Clone, Debug)]
 pub enum DockerfileSource {
@@ -2761,6 +2772,16 @@ impl Write for Tail<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_dockerfile_is_containerfile_only_alone() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(default_dockerfile(d.path()), "Dockerfile");
+        std::fs::write(d.path().join("Containerfile"), "FROM scratch\n").unwrap();
+        assert_eq!(default_dockerfile(d.path()), "Containerfile");
+        std::fs::write(d.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        assert_eq!(default_dockerfile(d.path()), "Dockerfile");
+    }
 
     #[test]
     fn timestamps_are_rfc3339() {
