@@ -31,7 +31,7 @@ pub async fn list(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
                 if !names.is_empty() && !names.iter().any(|x| n.name.contains(x.as_str())) {
                     continue;
                 }
-                out.push(docker_view(e, &n.name)?);
+                out.push(docker_view(e, &n)?);
             }
             Ok(out)
         })
@@ -41,7 +41,9 @@ pub async fn list(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
 
 pub async fn inspect(s: &Arc<Shared>, name: &str) -> ApiResult<Resp> {
     let name = name.to_string();
-    let v = s.engine(move |e| Ok(docker_view(e, &name)?)).await?;
+    let v = s
+        .engine(move |e| Ok(docker_view(e, &e.network(&name)?)?))
+        .await?;
     Ok(http::json(&v))
 }
 
@@ -50,12 +52,13 @@ pub async fn inspect(s: &Arc<Shared>, name: &str) -> ApiResult<Resp> {
 /// otherwise ask for the network to be made again), so a bridge name berth
 /// chose itself is left out, except on the default network (dockerd shows
 /// `docker0` there).
-fn docker_view(e: &berth_engine::Engine, name: &str) -> berth_engine::Result<serde_json::Value> {
-    let i = e.inspect_network(name)?;
-    let given = e.network(&i.id)?;
-    let mut v = serde_json::to_value(&i).unwrap_or_default();
-    let key = "com.docker.network.bridge.name";
-    if i.name != "bridge" && !given.options.contains_key(key) {
+fn docker_view(
+    e: &berth_engine::Engine,
+    n: &berth_engine::network::model::Network,
+) -> berth_engine::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(e.inspect_network(&n.id)?).unwrap_or_default();
+    let key = berth_engine::network::model::OPT_BRIDGE_NAME;
+    if n.name != berth_engine::network::model::DEFAULT_NETWORK && !n.options.contains_key(key) {
         if let Some(o) = v.get_mut("Options").and_then(|o| o.as_object_mut()) {
             o.remove(key);
         }
