@@ -249,18 +249,22 @@ fn tcp_without_tls_is_refused() {
     );
 
     let certs = Certs::new();
+    // The server's certificate with `key` as its key.
+    let with_key = |key: &str| {
+        env.berth(&[
+            "system",
+            "service",
+            "--tlscacert",
+            &certs.path("berth-ca.pem"),
+            "--tlscert",
+            &certs.path("server-cert.pem"),
+            "--tlskey",
+            &certs.path(key),
+            &format!("tcp://127.0.0.1:{port}"),
+        ])
+    };
     // The CA given as the key: told, and nothing bound.
-    let o = env.berth(&[
-        "system",
-        "service",
-        "--tlscacert",
-        &certs.path("berth-ca.pem"),
-        "--tlscert",
-        &certs.path("server-cert.pem"),
-        "--tlskey",
-        &certs.path("berth-ca.pem"),
-        &format!("tcp://127.0.0.1:{port}"),
-    ]);
+    let o = with_key("berth-ca.pem");
     assert_ne!(o.code, 0);
     assert!(
         o.stderr.contains("--tlskey") && o.stderr.contains("berth-ca.pem"),
@@ -268,17 +272,7 @@ fn tcp_without_tls_is_refused() {
         o.stderr
     );
     // A key that is not the certificate's.
-    let o = env.berth(&[
-        "system",
-        "service",
-        "--tlscacert",
-        &certs.path("berth-ca.pem"),
-        "--tlscert",
-        &certs.path("server-cert.pem"),
-        "--tlskey",
-        &certs.path("client-key.pem"),
-        &format!("tcp://127.0.0.1:{port}"),
-    ]);
+    let o = with_key("client-key.pem");
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("--tlscert/--tlskey"), "{}", o.stderr);
     // TLS flags with a unix socket are a mistake, said as one.
