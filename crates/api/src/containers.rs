@@ -266,7 +266,9 @@ pub async fn remove(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
 }
 
 /// The exit code of `id`'s current run, once it ends: from the session
-/// this service runs, else from the engine.
+/// this service runs, else from the engine. It holds no thread while it
+/// waits (the monitor's pidfd is polled), so dropping it, as a wait whose
+/// client left does, leaves nothing behind.
 async fn wait_exit(s: &Arc<Shared>, id: &str) -> ApiResult<i32> {
     let w = s.outcomes.lock().ok().and_then(|o| o.get(id).cloned());
     if let Some(mut w) = w {
@@ -282,8 +284,28 @@ async fn wait_exit(s: &Arc<Shared>, id: &str) -> ApiResult<i32> {
             return Ok(code);
         }
     }
-    let id = id.to_string();
-    s.engine(move |e| Ok(e.wait(&id)?)).await
+    loop {
+        let id = id.to_string();
+        let (rec, pidfd) = s
+            .engine(move |e| {
+                let rec = e.get(&id)?;
+                let fd = running(&rec).then(|| e.monitor_pidfd(&rec)).flatten();
+                Ok((rec, fd))
+            })
+            .await?;
+        if !running(&rec) {
+            return Ok(rec.state.exit_code);
+        }
+        match pidfd.map(tokio::io::unix::AsyncFd::new) {
+            // Readable once the monitor has ended; the record then says how.
+            Some(Ok(fd)) => {
+                let _ = fd.readable().await;
+            }
+            // Running with its monitor not (yet, or no longer) there: the
+            // record is settling.
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 pub async fn wait(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
@@ -317,28 +339,36 @@ pub async fn wait(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
             let code = wait_exit(&s, &id).await?;
             if cond == "removed" {
                 // Until the record is gone (an --rm container's monitor
-                // removes it after its end).
-                let id2 = id.clone();
-                // Looked at often at first (the removal follows the exit
-                // within milliseconds: `docker run --rm` waits for it),
-                // then every 50 ms, for a minute at most.
-                s.engine(move |e| {
-                    let until = std::time::Instant::now() + Duration::from_secs(60);
-                    let mut pause = Duration::from_millis(1);
-                    while std::time::Instant::now() < until {
-                        match e.get(&id2) {
-                            Err(berth_engine::Error::NoSuchContainer(_)) => return Ok(()),
-                            _ => std::thread::sleep(pause),
-                        }
-                        pause = (pause * 2).min(Duration::from_millis(50));
+                // removes it after its end): looked at often at first (the
+                // removal follows the exit within milliseconds: `docker run
+                // --rm` waits for it), then every 50 ms, for a minute at most.
+                let until = tokio::time::Instant::now() + Duration::from_secs(60);
+                let mut pause = Duration::from_millis(1);
+                while tokio::time::Instant::now() < until {
+                    let id2 = id.clone();
+                    let gone = s
+                        .engine(move |e| {
+                            Ok(matches!(
+                                e.get(&id2),
+                                Err(berth_engine::Error::NoSuchContainer(_))
+                            ))
+                        })
+                        .await?;
+                    if gone {
+                        break;
                     }
-                    Ok(())
-                })
-                .await?;
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
             }
             Ok(code)
-        }
-        .await;
+        };
+        // A client that leaves (`docker run -d` does, right after its
+        // start) ends the wait: nothing of it is left waiting.
+        let code = tokio::select! {
+            c = code => c,
+            _ = tx.closed() => return,
+        };
         let body = match code {
             Ok(c) => serde_json::json!({ "StatusCode": c, "Error": null }),
             Err(e) => serde_json::json!({ "StatusCode": -1, "Error": { "Message": e.message } }),

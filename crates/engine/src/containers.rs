@@ -1803,6 +1803,17 @@ impl Engine {
         self.wait_monitor_pid(rec.state.monitor_pid, timeout)
     }
 
+    /// A pidfd on the monitor of `rec`'s run while it lives (readable once
+    /// it ends), for callers that wait without a thread of their own; None
+    /// when no monitor of that run is left.
+    pub fn monitor_pidfd(&self, rec: &Record) -> Option<std::os::fd::OwnedFd> {
+        let pid = rec.state.monitor_pid;
+        if !is_monitor(pid) {
+            return None;
+        }
+        berth_sys::process::pidfd_open(pid).ok()
+    }
+
     /// Waits up to `timeout` (None: for ever) for the monitor `pid` (a
     /// child or not) to end.
     pub fn wait_monitor_pid(&self, pid: i32, timeout: Option<Duration>) -> Result<bool> {
