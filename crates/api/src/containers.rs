@@ -296,7 +296,10 @@ async fn wait_exit(s: &Arc<Shared>, id: &str) -> ApiResult<i32> {
         if !running(&rec) {
             return Ok(rec.state.exit_code);
         }
-        match pidfd.map(tokio::io::unix::AsyncFd::new) {
+        // SAFETY: the OwnedFd is moved into the AsyncFd, which owns it from
+        // then on: the fd stays open, and is the same one, until it drops.
+        let registered = pidfd.map(|fd| unsafe { tokio::io::unix::AsyncFd::register(fd) });
+        match registered {
             // Readable once the monitor has ended; the record then says how.
             Some(Ok(fd)) => {
                 let _ = fd.readable().await;
