@@ -432,27 +432,6 @@ fn make_pod(
     for (p, t) in &plan.host_paths {
         host_path(p, t)?;
     }
-    let mut labels: BTreeMap<String, String> = [
-        (LABEL_POD.to_string(), name.clone()),
-        (LABEL_KIND.to_string(), w.kind.as_str().to_string()),
-        (LABEL_NAME.to_string(), w.name.clone()),
-    ]
-    .into();
-    for v in &plan.volumes {
-        let files: Vec<VolumeFile> = v
-            .files
-            .iter()
-            .map(|f| VolumeFile {
-                path: &f.path,
-                data: &f.data,
-                mode: f.mode,
-            })
-            .collect();
-        engine
-            .kube_fill_volume(&v.name, labels.clone(), &files)
-            .with_context(|| format!("kube: pod {name}: volume {}", v.name))?;
-    }
-    labels.clear();
     let mut spec = plan.spec.clone();
     spec.labels
         .insert(LABEL_HASH.into(), w.template_hash.clone());
@@ -468,7 +447,8 @@ fn make_pod(
             spec,
         })
         .with_context(|| format!("kube: {}: create pod {name}", w.doc))?;
-    // What the env may take from the pod once it is made.
+    // What the env and the downwardAPI files may take from the pod once
+    // it is made.
     let fields = berth_kube::PodFields {
         uid: kube_uid(&pod.id),
         pod_ips: engine
@@ -481,6 +461,28 @@ fn make_pod(
             .map(|a| a.to_string())
             .collect(),
     };
+    let vol_labels: BTreeMap<String, String> = [
+        (LABEL_POD.to_string(), name.clone()),
+        (LABEL_KIND.to_string(), w.kind.as_str().to_string()),
+        (LABEL_NAME.to_string(), w.name.clone()),
+    ]
+    .into();
+    for v in &plan.volumes {
+        let data: Vec<Vec<u8>> = v.files.iter().map(|f| fields.fill_file(&f.data)).collect();
+        let files: Vec<VolumeFile> = v
+            .files
+            .iter()
+            .zip(&data)
+            .map(|(f, data)| VolumeFile {
+                path: &f.path,
+                data,
+                mode: f.mode,
+            })
+            .collect();
+        engine
+            .kube_fill_volume(&v.name, vol_labels.clone(), &files)
+            .with_context(|| format!("kube: pod {name}: volume {}", v.name))?;
+    }
     let make = |c: &berth_kube::ContainerPlan| -> Result<Record> {
         let id = image_id(root, engine, &c.image, c.pull)?;
         let mut spec = c.spec.clone();

@@ -756,7 +756,7 @@ fn ls_ready(k: &Kube, kind: &str, name: &str) -> String {
 /// probe fails when the container deletes /tmp/ok, and the monitor
 /// restarts it (Kubernetes' first back-off: 10 s): RestartCount 1.
 /// Readiness (`kube ls`) waits for the startup probe. A downwardAPI
-/// volume holds the pod's name and namespace.
+/// volume holds the pod's name, namespace and uid.
 #[test]
 fn startup_then_liveness_probe_restarts_the_container() {
     let k = Kube::new(false);
@@ -780,6 +780,7 @@ spec:
       items:
       - {path: name, fieldRef: {fieldPath: metadata.name}}
       - {path: ns, fieldRef: {fieldPath: metadata.namespace}}
+      - {path: uid, fieldRef: {fieldPath: metadata.uid}}
 "#;
     let f = k.file("live.yaml", yaml);
     k.play(&f, &[]).ok();
@@ -792,7 +793,7 @@ spec:
     };
     // Not ready (nor killed) before the startup probe passes.
     assert_eq!(ls_ready(&k, "Pod", "live"), "0/1");
-    // A downwardAPI volume: the pod's name and namespace as files.
+    // A downwardAPI volume: the pod's name, namespace and uid as files.
     let o = k
         .berth(&[
             "exec",
@@ -803,6 +804,15 @@ spec:
         ])
         .ok();
     assert_eq!(o.stdout, "live\ndefault");
+    // The uid file holds the pod's uid (the env's metadata.uid: its id's
+    // first 128 bits as a UUID), not its name.
+    let pod_id = k
+        .berth(&["pod", "inspect", "-f", "{{.Id}}", "live"])
+        .ok()
+        .stdout;
+    let uid = k.berth(&["exec", "live-c", "cat", "/info/uid"]).ok().stdout;
+    assert_eq!(uid.len(), 36, "{uid:?}");
+    assert_eq!(uid.replace('-', ""), pod_id.trim()[..32]);
     assert_eq!(inspect("{{.State.Ready}}"), "false");
     wait_for("the startup probe", 10, || {
         inspect("{{.State.Ready}}") == "true"

@@ -1461,17 +1461,39 @@ pub struct PodFields {
     pub host_ips: Vec<String>,
 }
 
+impl PodFields {
+    /// The placeholders of the fields and their values (Kubernetes' plural
+    /// fields are comma-separated).
+    fn pairs(&self) -> [(String, String); 5] {
+        let first = |v: &[String]| v.first().cloned().unwrap_or_default();
+        [
+            (field_placeholder("metadata.uid"), self.uid.clone()),
+            (field_placeholder("status.podIPs"), self.pod_ips.join(",")),
+            (field_placeholder("status.podIP"), first(&self.pod_ips)),
+            (field_placeholder("status.hostIPs"), self.host_ips.join(",")),
+            (field_placeholder("status.hostIP"), first(&self.host_ips)),
+        ]
+    }
+
+    /// `data` (a downwardAPI volume's file) with the placeholders filled.
+    pub fn fill_file(&self, data: &[u8]) -> Vec<u8> {
+        match std::str::from_utf8(data) {
+            Ok(s) if s.contains('\u{1}') => {
+                let mut s = s.to_string();
+                for (k, v) in &self.pairs() {
+                    s = s.replace(k.as_str(), v);
+                }
+                s.into_bytes()
+            }
+            _ => data.to_vec(),
+        }
+    }
+}
+
 /// Replaces the placeholders of `spec`'s env, entrypoint and args with
-/// `f`'s values (Kubernetes' plural fields are comma-separated).
+/// `f`'s values.
 pub fn fill_pod_fields(spec: &mut ContainerSpec, f: &PodFields) {
-    let first = |v: &[String]| v.first().cloned().unwrap_or_default();
-    let pairs = [
-        (field_placeholder("metadata.uid"), f.uid.clone()),
-        (field_placeholder("status.podIPs"), f.pod_ips.join(",")),
-        (field_placeholder("status.podIP"), first(&f.pod_ips)),
-        (field_placeholder("status.hostIPs"), f.host_ips.join(",")),
-        (field_placeholder("status.hostIP"), first(&f.host_ips)),
-    ];
+    let pairs = f.pairs();
     let fill = |s: &mut String| {
         if s.contains('\u{1}') {
             for (k, v) in &pairs {
@@ -1486,7 +1508,8 @@ pub fn fill_pod_fields(spec: &mut ContainerSpec, f: &PodFields) {
     spec.process.args.iter_mut().for_each(fill);
 }
 
-/// A downwardAPI volume's file: the pod's name, namespace, uid, one
+/// A downwardAPI volume's file: the pod's name, namespace, uid (a
+/// placeholder [`PodFields::fill_file`] fills once the pod is made), one
 /// label or annotation, or all of them as the kubelet writes them
 /// (`key="value"` lines, sorted, the value quoted as Go's `%q`).
 fn downward_file(
@@ -1506,7 +1529,8 @@ fn downward_file(
         Some(m.get(k).cloned().unwrap_or_default())
     };
     let text = match path {
-        "metadata.name" | "metadata.uid" => name.to_string(),
+        "metadata.name" => name.to_string(),
+        "metadata.uid" => field_placeholder("metadata.uid"),
         "metadata.namespace" => "default".into(),
         "metadata.labels" => all(labels),
         "metadata.annotations" => all(annotations),
