@@ -480,7 +480,7 @@ fn make_pod(
             })
             .collect();
         engine
-            .kube_fill_volume(&v.name, vol_labels.clone(), &files)
+            .kube_fill_volume(&v.name, vol_labels.clone(), &v.options, &files)
             .with_context(|| format!("kube: pod {name}: volume {}", v.name))?;
     }
     let make = |c: &berth_kube::ContainerPlan| -> Result<Record> {
@@ -1024,13 +1024,34 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
                     }),
                     ..Default::default()
                 },
-                berth_engine::specgen::MountType::Volume => t::Volume {
-                    name: vname.clone(),
-                    persistent_volume_claim: Some(t::PvcVolume {
-                        claim_name: m.source.clone(),
-                        read_only: None,
-                    }),
-                    ..Default::default()
+                // A tmpfs volume (a Memory emptyDir kube play made, or
+                // `volume create --opt type=tmpfs`) is an emptyDir again.
+                berth_engine::specgen::MountType::Volume => match engine
+                    .inspect_volume(&m.source)
+                    .ok()
+                    .and_then(|v| v.options)
+                    .filter(|o| o.get("type").map(String::as_str) == Some("tmpfs"))
+                {
+                    Some(o) => t::Volume {
+                        name: vname.clone(),
+                        empty_dir: Some(t::EmptyDir {
+                            medium: Some("Memory".into()),
+                            size_limit: o.get("o").and_then(|o| {
+                                o.split(',')
+                                    .find_map(|p| p.strip_prefix("size="))
+                                    .map(|q| t::Quantity::String(q.to_string()))
+                            }),
+                        }),
+                        ..Default::default()
+                    },
+                    None => t::Volume {
+                        name: vname.clone(),
+                        persistent_volume_claim: Some(t::PvcVolume {
+                            claim_name: m.source.clone(),
+                            read_only: None,
+                        }),
+                        ..Default::default()
+                    },
                 },
                 berth_engine::specgen::MountType::Tmpfs => t::Volume {
                     name: vname.clone(),

@@ -292,8 +292,27 @@ pub fn diff(root: &Path, run_root: &Path, container: &str) -> Result<()> {
 #[derive(Subcommand, Debug)]
 pub enum VolumeCmd {
     /// Create a volume (a random name if none is given).
+    ///
+    /// A plain volume is a directory in berth's store. With the local
+    /// driver's options it is a mount of its own, made when a container
+    /// first uses it and kept until the volume is removed:
+    ///
+    ///   berth volume create --opt type=tmpfs --opt o=size=64m,uid=1000 scratch
+    ///
+    ///   berth volume create --opt type=none --opt o=bind --opt device=/srv/data data
+    ///
+    ///   berth volume create --opt type=ext4 --opt device=/dev/vdb1 disk
+    #[command(verbatim_doc_comment)]
     Create {
         name: Option<String>,
+        /// The volume driver: local (the only one).
+        #[arg(short = 'd', long, default_value = "local")]
+        driver: String,
+        /// A driver option (KEY=VALUE): type (tmpfs, none, or a filesystem
+        /// type), device (what to mount; a host path for o=bind) and o
+        /// (mount options: size=64m, uid=1000, mode=1777, ro, bind, ...).
+        #[arg(short = 'o', long = "opt", value_name = "KEY=VALUE")]
+        opt: Vec<String>,
         /// Set a label (KEY=VALUE).
         #[arg(short = 'l', long = "label")]
         label: Vec<String>,
@@ -329,6 +348,9 @@ pub enum VolumeCmd {
     Prune {
         #[arg(short = 'a', long)]
         all: bool,
+        /// Accepted for scripts (docker's): berth does not ask.
+        #[arg(short = 'f', long)]
+        force: bool,
     },
 }
 
@@ -388,7 +410,22 @@ pub(crate) fn remove_each<T>(
 pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
     let engine = open(root, run_root)?;
     match c {
-        VolumeCmd::Create { name, label } => {
+        VolumeCmd::Create {
+            name,
+            driver,
+            opt,
+            label,
+        } => {
+            if driver != "local" {
+                bail!("volume create: driver {driver:?}: berth has the local driver only");
+            }
+            let mut opts = std::collections::BTreeMap::new();
+            for o in &opt {
+                let Some((k, v)) = o.split_once('=') else {
+                    bail!("volume create: --opt {o:?}: use KEY=VALUE");
+                };
+                opts.insert(k.to_string(), v.to_string());
+            }
             let name = match name {
                 Some(n) => n,
                 None => berth_engine::paths::new_id()?,
@@ -400,7 +437,7 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
                     (k.to_string(), v.to_string())
                 })
                 .collect();
-            engine.create_volume(&name, labels, false)?;
+            engine.create_volume_with(&name, labels, false, &opts)?;
             println!("{name}");
         }
         VolumeCmd::Ls { quiet, format } => {
@@ -439,7 +476,7 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
             inspect_each(&names, format.as_ref(), |n| engine.inspect_volume(n))?
         }
         VolumeCmd::Rm { force: _, names } => remove_each(&names, |n| engine.remove_volume(n))?,
-        VolumeCmd::Prune { all } => {
+        VolumeCmd::Prune { all, force: _ } => {
             for v in engine.prune_volumes(all)? {
                 println!("{v}");
             }

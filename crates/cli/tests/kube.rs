@@ -1308,3 +1308,82 @@ fn play_builds_images_that_have_a_directory() {
     play(&["--build"]).ok();
     assert_ne!(id(), first);
 }
+
+/// An `emptyDir: {medium: Memory}` is one tmpfs for the pod: what one
+/// container writes the other reads, it is kept across a container's
+/// restart, its sizeLimit is the tmpfs's, and `--down` unmounts it.
+#[test]
+fn a_memory_empty_dir_is_one_tmpfs_for_the_pod() {
+    let k = Kube::new(false);
+    let f = k.file(
+        "mem.yaml",
+        r#"
+kind: Pod
+apiVersion: v1
+metadata: {name: mem}
+spec:
+  restartPolicy: Always
+  containers:
+  - name: writer
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo from-writer > /shm/w; exec sleep 1000']
+    volumeMounts: [{name: shm, mountPath: /shm}]
+  - name: reader
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sleep, '1000']
+    volumeMounts: [{name: shm, mountPath: /cache}]
+  volumes:
+  - name: shm
+    emptyDir: {medium: Memory, sizeLimit: 1Mi}
+"#,
+    );
+    k.play(&f, &[]).ok();
+    let read = || {
+        k.berth(&["exec", "mem-reader", "cat", "/cache/w"])
+            .stdout
+            .clone()
+    };
+    wait_for("the writer's file", 10, || read() == "from-writer\n");
+    let o = k
+        .berth(&[
+            "exec",
+            "mem-reader",
+            "grep",
+            " /cache ",
+            "/proc/self/mountinfo",
+        ])
+        .ok();
+    assert!(o.stdout.contains(" tmpfs "), "{}", o.stdout);
+    // Kept across the reader's restart.
+    k.berth(&["exec", "mem-reader", "sh", "-c", "echo kept > /cache/r"])
+        .ok();
+    k.berth(&["restart", "mem-reader"]).ok();
+    let o = k.berth(&["exec", "mem-reader", "cat", "/cache/r"]).ok();
+    assert_eq!(o.stdout, "kept\n");
+    // sizeLimit: 1Mi.
+    let o = k.berth(&[
+        "exec",
+        "mem-reader",
+        "dd",
+        "if=/dev/zero",
+        "of=/cache/big",
+        "bs=1k",
+        "count=2048",
+    ]);
+    assert_ne!(o.code, 0, "2 MiB went into a 1Mi emptyDir");
+    let data = k.env.root.path().join("volumes/mem-shm/_data");
+    let mounts = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(mounts().contains(&data.display().to_string()));
+    // kube generate gives the emptyDir back.
+    let o = k.berth(&["kube", "generate", "mem"]).ok();
+    assert!(o.stdout.contains("medium: Memory"), "{}", o.stdout);
+    assert!(o.stdout.contains("sizeLimit: '1048576'"), "{}", o.stdout);
+    k.play(&f, &["--down"]).ok();
+    assert!(
+        !mounts().contains(&data.display().to_string()),
+        "the tmpfs is left mounted after --down"
+    );
+    assert!(!data.exists());
+}

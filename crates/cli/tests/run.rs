@@ -3497,3 +3497,173 @@ fn a_layer_left_attached_in_a_containers_directory_survives_rm_and_prune() {
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(!orphan.exists() && !trashed.exists());
 }
+
+/// The local driver's options (`volume create --opt`): a tmpfs volume is
+/// mounted at its first use, shared by its containers, kept across them
+/// with its files, its size enforced, shown by inspect, and unmounted by
+/// its removal; a bind volume shows a host directory; bad options are
+/// refused naming the option.
+#[test]
+fn volume_options_make_tmpfs_and_bind_volumes() {
+    let env = Env::new();
+    let img = image(&env);
+    let mounts = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let data = env.root.path().join("volumes/scratch/_data");
+    let data_s = data.display().to_string();
+    env.berth(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "o=size=1m,mode=1777",
+        "scratch",
+    ])
+    .ok();
+    assert!(!mounts().contains(&data_s), "mounted before its first use");
+    let o = env
+        .berth(&[
+            "volume",
+            "inspect",
+            "-f",
+            "{{.Options.type}} {{.Options.device}} {{.Options.o}}",
+            "scratch",
+        ])
+        .ok();
+    assert_eq!(o.stdout.trim(), "tmpfs tmpfs size=1m,mode=1777");
+    // Two containers share it; a file outlives the one that wrote it.
+    let a = env
+        .berth(&["run", "-d", "-v", "scratch:/s", img, "sleep", "100"])
+        .ok()
+        .stdout;
+    env.berth(&["exec", a.trim(), "sh", "-c", "echo shared > /s/f"])
+        .ok();
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "-v",
+            "scratch:/t",
+            img,
+            "sh",
+            "-c",
+            "cat /t/f; grep ' /t ' /proc/self/mountinfo",
+        ])
+        .ok();
+    assert!(o.stdout.starts_with("shared\n"), "{}", o.stdout);
+    assert!(o.stdout.contains(" tmpfs "), "{}", o.stdout);
+    env.berth(&["rm", "-f", a.trim()]).ok();
+    let o = env
+        .berth(&["run", "--rm", "-v", "scratch:/s", img, "cat", "/s/f"])
+        .ok();
+    assert_eq!(o.stdout, "shared\n");
+    assert_eq!(mounts().matches(&data_s).count(), 1, "one mount, shared");
+    // The size is the tmpfs's.
+    let o = env.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "scratch:/s",
+        img,
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/s/big bs=1k count=2048",
+    ]);
+    assert_ne!(o.code, 0, "2 MiB went into a 1 MiB tmpfs");
+    // Asking for other options of it is a conflict; the same is not.
+    let o = env.berth(&["volume", "create", "--opt", "type=tmpfs", "scratch"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("other options"), "{}", o.stderr);
+    env.berth(&["volume", "rm", "scratch"]).ok();
+    assert!(!mounts().contains(&data_s), "left mounted after rm");
+    assert!(!data.exists());
+
+    // A bind volume: a host directory, read-only when o says so.
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("h"), "from host\n").unwrap();
+    let dev = format!("device={}", host.path().display());
+    env.berth(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind",
+        "--opt",
+        &dev,
+        "hostdir",
+    ])
+    .ok();
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "-v",
+            "hostdir:/h",
+            img,
+            "sh",
+            "-c",
+            "cat /h/h; echo back > /h/b",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "from host\n");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("b")).unwrap(),
+        "back\n"
+    );
+    env.berth(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=none",
+        "--opt",
+        "o=bind,ro",
+        "--opt",
+        &dev,
+        "hostro",
+    ])
+    .ok();
+    let o = env.berth(&["run", "--rm", "-v", "hostro:/h", img, "touch", "/h/x"]);
+    assert_ne!(o.code, 0, "o=ro bind was writable");
+    assert!(!host.path().join("x").exists());
+    env.berth(&["volume", "rm", "hostdir", "hostro"]).ok();
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("h")).unwrap(),
+        "from host\n",
+        "removing a bind volume touched the host directory"
+    );
+    assert!(!mounts().contains(&host.path().display().to_string()));
+
+    for (opts, says) in [
+        (
+            &["--opt", "type=tmpfs", "--opt", "size=1m"][..],
+            "invalid option key",
+        ),
+        (&["--opt", "device=/srv"][..], "missing type"),
+        (
+            &["--opt", "type=none", "--opt", "device=/srv"][..],
+            "o=bind",
+        ),
+        (
+            &[
+                "--opt",
+                "type=none",
+                "--opt",
+                "o=bind",
+                "--opt",
+                "device=srv",
+            ][..],
+            "absolute",
+        ),
+        (&["--opt", "type"][..], "KEY=VALUE"),
+        (&["--driver", "nfs"][..], "local driver only"),
+    ] {
+        let mut args = vec!["volume", "create"];
+        args.extend_from_slice(opts);
+        args.push("bad");
+        let o = env.berth(&args);
+        assert_ne!(o.code, 0, "{opts:?}");
+        assert!(o.stderr.contains(says), "{opts:?}: {}", o.stderr);
+    }
+    assert_ne!(env.berth(&["volume", "inspect", "bad"]).code, 0);
+}

@@ -797,14 +797,43 @@ impl Engine {
         labels: std::collections::BTreeMap<String, String>,
         anonymous: bool,
     ) -> Result<bool> {
+        self.create_volume_with(name, labels, anonymous, &Default::default())
+    }
+
+    /// `volume create` with the local driver's options (`--opt type=tmpfs`
+    /// and the others [`crate::volume_opts`] takes). An existing volume
+    /// is kept (false), unless other options are asked of it: a conflict.
+    pub fn create_volume_with(
+        &self,
+        name: &str,
+        labels: std::collections::BTreeMap<String, String>,
+        anonymous: bool,
+        opts: &std::collections::BTreeMap<String, String>,
+    ) -> Result<bool> {
         if !crate::specgen::is_volume_name(name) {
             return Err(option(
                 "volume",
                 format!("{name:?} is not a valid volume name: use [a-zA-Z0-9][a-zA-Z0-9_.-]*"),
             ));
         }
+        let local = crate::volume_opts::LocalOpts::parse(opts)?;
+        let dir = self.paths.volume(name);
+        if self.records.volume(name).is_ok() {
+            if local.is_some() && crate::volume_opts::load(&dir)? != local {
+                return Err(Error::Conflict(format!(
+                    "volume {name} exists with other options: remove it first"
+                )));
+            }
+            return Ok(false);
+        }
+        // What a removal cut short left (its record gone first).
+        crate::volume_opts::unmount(name, &dir)?;
+        let _ = std::fs::remove_file(dir.join(crate::volume_opts::OPTS_FILE));
         let data = self.paths.volume_data(name);
         std::fs::create_dir_all(&data).map_err(io(format!("create {}", data.display())))?;
+        if let Some(l) = &local {
+            crate::volume_opts::store(&dir, l)?;
+        }
         let added = self.records.add_volume(&VolumeRecord {
             name: name.to_string(),
             created: now_nanos(),
@@ -821,6 +850,7 @@ impl Engine {
     pub fn remove_volume(&self, name: &str) -> Result<()> {
         self.records.remove_volume(name)?;
         let dir = self.paths.volume(name);
+        crate::volume_opts::unmount(name, &dir)?;
         if dir.exists() {
             berth_image::remove_all(&dir)?;
         }
@@ -864,6 +894,7 @@ impl Engine {
         let mut mounts = Vec::new();
         let vols = self.volume_mounts_of(id, c, image);
         for m in &c.storage.mounts {
+            let mut readonly = m.readonly;
             let kind = match m.kind {
                 MountType::Bind => {
                     let src = PathBuf::from(&m.source);
@@ -882,6 +913,11 @@ impl Engine {
                         .find(|(_, _, d)| *d == m.destination)
                         .map(|(n, _, _)| n.clone())
                         .unwrap_or_default();
+                    // A volume of its own mount (--opt type=…) is mounted
+                    // at its first use.
+                    if crate::volume_opts::ensure_mounted(&name, &self.paths.volume(&name))? {
+                        readonly = true;
+                    }
                     MountKind::Bind {
                         source: self.paths.volume_data(&name),
                         propagation: None,
@@ -897,7 +933,7 @@ impl Engine {
             mounts.push(MountSpec {
                 destination: m.destination.clone(),
                 kind,
-                readonly: m.readonly,
+                readonly,
             });
         }
         for (name, anon, dest) in &vols {

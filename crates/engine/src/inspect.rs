@@ -295,6 +295,8 @@ pub struct VolumeInspect {
     pub anonymous: bool,
     /// The ids of the containers that use it.
     pub used_by: Vec<String>,
+    /// The local driver's options it was made with (null: none).
+    pub options: Option<BTreeMap<String, String>>,
 }
 
 /// A time for `inspect`: RFC 3339, or Go's zero time for never.
@@ -605,6 +607,7 @@ impl Engine {
             driver: "local".into(),
             scope: "local".into(),
             anonymous: v.anonymous,
+            options: crate::volume_opts::load(&self.paths.volume(&v.name))?.map(|o| o.to_map()),
             labels: v.labels,
             name: v.name,
         })

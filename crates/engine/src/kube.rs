@@ -44,11 +44,12 @@ impl crate::Engine {
     /// in it is removed: no container has used the new one yet, so its
     /// directory holds nothing a container planted) and writes `files`.
     /// An existing volume of the name must carry `labels` (made for the
-    /// same pod).
+    /// same pod). `options` are the local driver's (a tmpfs volume).
     pub fn kube_fill_volume(
         &self,
         name: &str,
         labels: BTreeMap<String, String>,
+        options: &BTreeMap<String, String>,
         files: &[VolumeFile],
     ) -> Result<()> {
         if let Ok(v) = self.records.volume(name) {
@@ -62,10 +63,11 @@ impl crate::Engine {
             self.remove_volume(name)?;
         }
         let dir = self.paths.volume(name);
+        crate::volume_opts::unmount(name, &dir)?;
         if dir.exists() {
             berth_image::remove_all(&dir)?;
         }
-        self.create_volume(name, labels, false)?;
+        self.create_volume_with(name, labels, false, options)?;
         let data = self.paths.volume_data(name);
         for f in files {
             if !clean_rel(f.path) {

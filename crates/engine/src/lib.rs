@@ -47,6 +47,7 @@ pub mod template;
 pub mod user;
 pub mod usermaps;
 pub mod userns;
+pub mod volume_opts;
 
 pub use containers::{Engine, PreMonitor};
 pub use error::{Error, ErrorKind, Result};

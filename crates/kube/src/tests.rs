@@ -212,8 +212,15 @@ spec:
     assert_eq!(c.security.cap_drop, ["ALL"]);
     assert_eq!(c.storage.mounts[1].source, "/tmp/x");
     assert!(c.storage.mounts[1].readonly);
-    assert_eq!(c.storage.mounts[2].kind, MountType::Tmpfs);
-    assert_eq!(c.storage.mounts[2].size, Some(1 << 20));
+    // A Memory emptyDir: one tmpfs volume for the pod, its size given.
+    assert_eq!(c.storage.mounts[2].kind, MountType::Volume);
+    let tmp = pod
+        .volumes
+        .iter()
+        .find(|v| v.name == c.storage.mounts[2].source)
+        .unwrap();
+    assert_eq!(tmp.options["type"], "tmpfs");
+    assert_eq!(tmp.options["o"], format!("size={}", 1 << 20));
     assert_eq!(pod.claims, ["data"]);
     let bad = y.replace("restartPolicy: Never", "restartPolicy: Always");
     assert!(plan_of(&bad)

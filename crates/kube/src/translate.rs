@@ -88,12 +88,16 @@ pub struct FileData {
     pub mode: u32,
 }
 
-/// A volume made for one pod (emptyDir, configMap, secret): a named
-/// volume with the pod's label, filled with `files`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A volume made for one pod (emptyDir, configMap, secret, downwardAPI):
+/// a named volume with the pod's label, filled with `files`, shared by the
+/// pod's containers; `options` are the local driver's (`type: tmpfs` for
+/// a Memory emptyDir).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FileVolume {
     pub name: String,
     pub files: Vec<FileData>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
 }
 
 /// One pod to make.
@@ -367,12 +371,26 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
                 None => None,
             };
             match e.medium.as_deref() {
-                Some("Memory") => Vol {
-                    kind: MountType::Tmpfs,
-                    source: String::new(),
-                    size,
-                    read_only: false,
-                },
+                // One tmpfs for the pod, shared by its containers and kept
+                // across their restarts, as the kubelet's.
+                Some("Memory") => {
+                    let mut options: BTreeMap<String, String> =
+                        [("type".to_string(), "tmpfs".to_string())].into();
+                    if let Some(n) = size {
+                        options.insert("o".into(), format!("size={n}"));
+                    }
+                    plan_vols.push(crate::FileVolume {
+                        name: own.clone(),
+                        files: Vec::new(),
+                        options,
+                    });
+                    Vol {
+                        kind: MountType::Volume,
+                        source: own,
+                        size: None,
+                        read_only: false,
+                    }
+                }
                 None | Some("") => {
                     if size.is_some() {
                         warnings.push(format!("{doc}: {at}.emptyDir.sizeLimit: not enforced on a disk-backed emptyDir (medium: Memory is)"));
@@ -380,6 +398,7 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
                     plan_vols.push(crate::FileVolume {
                         name: own.clone(),
                         files: Vec::new(),
+                        ..Default::default()
                     });
                     Vol {
                         kind: MountType::Volume,
@@ -504,6 +523,7 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
             plan_vols.push(crate::FileVolume {
                 name: own.clone(),
                 files,
+                ..Default::default()
             });
             Vol {
                 kind: MountType::Volume,
@@ -550,6 +570,7 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
             plan_vols.push(crate::FileVolume {
                 name: own.clone(),
                 files,
+                ..Default::default()
             });
             Vol {
                 kind: MountType::Volume,

@@ -578,6 +578,34 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
     Ok(st)
 }
 
+/// The id of the mount `fd` is on: `statx`'s `STATX_MNT_ID` (Linux 5.8),
+/// else the `mnt_id` of /proc/self/fdinfo (Linux 3.15).
+pub fn mount_id(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    // SAFETY: statx is plain old data; all zeroes is a valid value.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid fd, an empty NUL-terminated path with AT_EMPTY_PATH,
+    // and a statx buffer we own for the length of the call.
+    let r = unsafe {
+        libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    if r == 0 && stx.stx_mask & libc::STATX_MNT_ID != 0 {
+        return Ok(stx.stx_mnt_id);
+    }
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| {
+            io::Error::other("no mount id (neither statx nor /proc/self/fdinfo gives one)")
+        })
+}
+
 /// The filesystem magic of the filesystem an fd lives on (`fstatfs(2)`).
 pub fn fs_magic(fd: BorrowedFd<'_>) -> io::Result<i64> {
     // SAFETY: statfs is plain data filled by the kernel.

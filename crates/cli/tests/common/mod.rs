@@ -237,6 +237,9 @@ impl Drop for Env {
         for id in ids.split_whitespace() {
             let _ = self.berth(&["rm", "-f", "-v", id]);
         }
+        // Volumes that are mounts of their own (--opt type=tmpfs) are
+        // unmounted before the store goes.
+        let _ = self.berth(&["volume", "prune", "-a"]);
     }
 }
 
