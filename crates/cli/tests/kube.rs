@@ -1387,3 +1387,59 @@ spec:
     );
     assert!(!data.exists());
 }
+
+/// subPath on every kind of volume: a file of a configMap, a directory of
+/// an emptyDir, and one of a hostPath; a container that plants a symlink
+/// where its neighbour's subPath is looked up leads it only inside the
+/// volume, never to the host (CVE-2017-1002101: a hostPath subPath was a
+/// joined path the runtime followed).
+#[test]
+fn sub_paths_stay_inside_their_volumes() {
+    let k = Kube::new(false);
+    let host = tempfile::tempdir().unwrap();
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("host-secret"), "host\n").unwrap();
+    // What a first pod's container left in the hostPath.
+    std::os::unix::fs::symlink(secret.path(), host.path().join("evil")).unwrap();
+    let f = k.file(
+        "sub.yaml",
+        &format!(
+            r#"
+kind: ConfigMap
+apiVersion: v1
+metadata: {{name: conf}}
+data: {{app.conf: "key=value\n", other: "x"}}
+---
+kind: Pod
+apiVersion: v1
+metadata: {{name: sub}}
+spec:
+  containers:
+  - name: c
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sleep, '1000']
+    volumeMounts:
+    - {{name: conf, mountPath: /etc/app.conf, subPath: app.conf}}
+    - {{name: scratch, mountPath: /work, subPath: a/b}}
+    - {{name: host, mountPath: /h, subPath: evil}}
+  volumes:
+  - {{name: conf, configMap: {{name: conf}}}}
+  - {{name: scratch, emptyDir: {{}}}}
+  - {{name: host, hostPath: {{path: {host}}}}}
+"#,
+            host = host.path().display()
+        ),
+    );
+    k.play(&f, &[]).ok();
+    let o = k.berth(&["exec", "sub-c", "cat", "/etc/app.conf"]).ok();
+    assert_eq!(o.stdout, "key=value\n");
+    k.berth(&["exec", "sub-c", "touch", "/work/made"]).ok();
+    let o = k.berth(&["exec", "sub-c", "ls", "-a", "/h"]).ok();
+    assert!(
+        !o.stdout.contains("host-secret"),
+        "a planted symlink led the subPath to the host: {}",
+        o.stdout
+    );
+    k.play(&f, &["--down"]).ok();
+}

@@ -3667,3 +3667,120 @@ fn volume_options_make_tmpfs_and_bind_volumes() {
     }
     assert_ne!(env.berth(&["volume", "inspect", "bad"]).code, 0);
 }
+
+/// `--mount volume-subpath=`: only that directory (made when missing) or
+/// file of the volume is mounted, it is never filled from the image, and
+/// a symlink another container plants at the subpath resolves inside the
+/// volume, never to the host (CVE-2017-1002101's class). The pinned
+/// subpaths are detached with the container.
+#[test]
+fn volume_subpaths_stay_inside_their_volume() {
+    let env = Env::new();
+    let img = image(&env);
+    let secret = tempfile::tempdir().unwrap();
+    std::fs::write(secret.path().join("host-secret"), "host\n").unwrap();
+    let secret_s = secret.path().display().to_string();
+    env.berth(&["volume", "create", "sp"]).ok();
+    env.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "sp:/v",
+        img,
+        "sh",
+        "-c",
+        "echo one > /v/file; mkdir -p /v/d/e; echo deep > /v/d/e/x",
+    ])
+    .ok();
+    let m = |sub: &str, dst: &str| format!("type=volume,src=sp,dst={dst},volume-subpath={sub}");
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--mount",
+            &m("d/e", "/etc/deep"),
+            img,
+            "ls",
+            "/etc/deep",
+        ])
+        .ok();
+    assert_eq!(o.stdout, "x\n", "an image directory was copied up into it");
+    let o = env
+        .berth(&["run", "--rm", "--mount", &m("file", "/f"), img, "cat", "/f"])
+        .ok();
+    assert_eq!(o.stdout, "one\n");
+    let o = env
+        .berth(&[
+            "run",
+            "--rm",
+            "--mount",
+            &m("new/dir", "/n"),
+            img,
+            "sh",
+            "-c",
+            "touch /n/made",
+        ])
+        .ok();
+    assert_eq!(o.code, 0);
+    assert!(env
+        .root
+        .path()
+        .join("volumes/sp/_data/new/dir/made")
+        .exists());
+    // A container plants symlinks at the names others mount.
+    let plant = format!(
+        "ln -s {secret_s} /v/abs; ln -s ../../../../../../../../{secret_s} /v/rel; ln -s / /v/root"
+    );
+    env.berth(&["run", "--rm", "-v", "sp:/v", img, "sh", "-c", &plant])
+        .ok();
+    for sub in ["abs", "rel", "root"] {
+        let o = env.berth(&[
+            "run",
+            "--rm",
+            "--mount",
+            &m(sub, "/s"),
+            img,
+            "ls",
+            "-a",
+            "/s",
+        ]);
+        assert_eq!(o.code, 0, "{sub}: {}", o.stderr);
+        assert!(
+            !o.stdout.contains("host-secret"),
+            "{sub} led to the host: {}",
+            o.stdout
+        );
+        if sub == "root" {
+            // "/" is the volume's own root.
+            assert!(o.stdout.contains("file"), "{}", o.stdout);
+        }
+    }
+    // A running container's pinned subpath goes with it.
+    let id = env
+        .berth(&["run", "-d", "--mount", &m("d", "/d"), img, "sleep", "100"])
+        .ok()
+        .stdout;
+    let pins = || {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(id.trim()) && l.contains("subpaths"))
+            .count()
+    };
+    assert_eq!(pins(), 1);
+    env.berth(&["rm", "-f", id.trim()]).ok();
+    assert_eq!(pins(), 0, "a pinned subpath outlived its container");
+    for (spec, says) in [
+        ("type=volume,src=sp,dst=/s,volume-subpath=../x", "'..'"),
+        ("type=volume,src=sp,dst=/s,volume-subpath=/abs", "relative"),
+        (
+            "type=bind,src=/tmp,dst=/s,volume-subpath=x",
+            "type=volume only",
+        ),
+        ("type=volume,dst=/s,volume-subpath=x", "named volume"),
+    ] {
+        let o = env.berth(&["run", "--rm", "--mount", spec, img, "true"]);
+        assert_ne!(o.code, 0, "{spec}");
+        assert!(o.stderr.contains(says), "{spec}: {}", o.stderr);
+    }
+}

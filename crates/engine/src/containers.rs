@@ -595,7 +595,7 @@ impl Engine {
         // The options must make a spec before anything is recorded (the
         // seccomp profile is converted once, at start; a given one is
         // checked here).
-        let mut probe = self.resolve(&id, &spec, &image_config, Path::new("/"))?;
+        let mut probe = self.resolve(&id, &spec, &image_config, Path::new("/"), false)?;
         if let Seccomp::File { profile, kernel } = &probe.seccomp {
             let sec = &spec.security;
             berth_seccomp::profile::for_container(
@@ -861,12 +861,15 @@ impl Engine {
     /// What the container's spec resolves to on this host, with its root
     /// at `rootfs`: host paths of its mounts and devices, the seccomp
     /// profile, the init, the cgroup path and the prepared /etc files.
+    /// `start`: for a start (subpaths are pinned then; a create's check
+    /// leaves them be).
     fn resolve(
         &self,
         id: &str,
         c: &ContainerSpec,
         image: &ImageConfig,
         rootfs: &Path,
+        start: bool,
     ) -> Result<Resolved> {
         let kernel = kernel_version();
         let seccomp = match &c.security.seccomp {
@@ -893,8 +896,20 @@ impl Engine {
         let run_dir = self.paths.run_dir(id);
         let mut mounts = Vec::new();
         let vols = self.volume_mounts_of(id, c, image);
-        for m in &c.storage.mounts {
+        let container_dir = self.paths.container(id);
+        if start {
+            // The last start's pinned subpaths.
+            crate::subpath::detach(&container_dir);
+        }
+        for (i, m) in c.storage.mounts.iter().enumerate() {
             let mut readonly = m.readonly;
+            // Only this part of the source, pinned by fd.
+            let sub = |base: PathBuf| -> Result<PathBuf> {
+                match &m.sub_path {
+                    Some(sp) if start => crate::subpath::stage(&container_dir, i, &base, sp),
+                    _ => Ok(base),
+                }
+            };
             let kind = match m.kind {
                 MountType::Bind => {
                     let src = PathBuf::from(&m.source);
@@ -902,7 +917,7 @@ impl Engine {
                         crate::rootfs::check_propagation(&src, p)?;
                     }
                     MountKind::Bind {
-                        source: src,
+                        source: sub(src)?,
                         propagation: m.propagation.clone(),
                         volume: false,
                     }
@@ -919,7 +934,7 @@ impl Engine {
                         readonly = true;
                     }
                     MountKind::Bind {
-                        source: self.paths.volume_data(&name),
+                        source: sub(self.paths.volume_data(&name))?,
                         propagation: None,
                         volume: true,
                     }
@@ -1233,7 +1248,7 @@ impl Engine {
             .unwrap_or_default();
         // Root too is looked up: its home and groups come from the image.
         let user = crate::user::resolve_in(root_fd.as_fd(), &user_spec, &c.process.groups)?;
-        let mut host = self.resolve(&rec.id, c, image, rootfs)?;
+        let mut host = self.resolve(&rec.id, c, image, rootfs, true)?;
         host.netns = match (&c.namespaces.net, net) {
             (_, Some(n)) => Some(n.netns.clone()),
             (crate::specgen::NamespaceMode::Container(other), _) => {
@@ -1250,7 +1265,12 @@ impl Engine {
                 .storage
                 .mounts
                 .iter()
-                .any(|m| m.kind == MountType::Volume && m.destination == dest && m.nocopy);
+                // A subpath of a volume is never filled from the image.
+                .any(|m| {
+                    m.kind == MountType::Volume
+                        && m.destination == dest
+                        && (m.nocopy || m.sub_path.is_some())
+                });
             if !nocopy {
                 let data = self.paths.volume_data(&name);
                 match &c.namespaces.user_maps {
@@ -2097,8 +2117,10 @@ impl Engine {
             }
         }
         // Layers a killed mount left attached in it are detached first
-        // (remove_all refuses to cross into them, and so must the trash).
+        // (remove_all refuses to cross into them, and so must the trash),
+        // and so are its pinned subpaths.
         crate::rootfs::detach_idmapped(&dir);
+        crate::subpath::detach(&dir);
         if dir.exists() && !(to_trash && self.move_to_trash(&rec.id)) {
             berth_image::remove_all(&dir)?;
         }

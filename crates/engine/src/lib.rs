@@ -42,6 +42,7 @@ pub mod specgen;
 #[cfg(test)]
 mod start_tests;
 pub mod stats;
+mod subpath;
 pub mod system;
 pub mod template;
 pub mod user;

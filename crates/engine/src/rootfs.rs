@@ -339,7 +339,7 @@ pub fn detach_idmapped(dir: &Path) {
 
 /// Detaches and removes what is mounted under `staging`/N, and `staging`'s
 /// own mount.
-fn detach_staged(staging: &Path) {
+pub(crate) fn detach_staged(staging: &Path) {
     // Each mount stacked there, however many (EINVAL: none is left).
     let detach = |p: &Path| {
         if let Ok(c) = berth_sys::cstr(p) {

@@ -190,6 +190,7 @@ impl Engine {
             }
             let dir = self.paths.container(&id);
             crate::rootfs::detach_idmapped(&dir);
+            crate::subpath::detach(&dir);
             if dir.exists() {
                 berth_image::remove_all(&dir)?;
             }
@@ -201,6 +202,7 @@ impl Engine {
         for id in ids(self.paths.root.join("trash")) {
             let dir = self.paths.trash(&id);
             crate::rootfs::detach_idmapped(&dir);
+            crate::subpath::detach(&dir);
             if berth_image::remove_all(&dir).is_ok() && !dir.exists() {
                 n += 1;
             }

@@ -210,7 +210,8 @@ spec:
     assert_eq!(c.process.groups, ["5"]);
     assert!(c.storage.read_only && c.security.no_new_privileges);
     assert_eq!(c.security.cap_drop, ["ALL"]);
-    assert_eq!(c.storage.mounts[1].source, "/tmp/x");
+    assert_eq!(c.storage.mounts[1].source, "/tmp");
+    assert_eq!(c.storage.mounts[1].sub_path.as_deref(), Some("x"));
     assert!(c.storage.mounts[1].readonly);
     // A Memory emptyDir: one tmpfs volume for the pod, its size given.
     assert_eq!(c.storage.mounts[2].kind, MountType::Volume);

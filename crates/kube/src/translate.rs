@@ -1045,7 +1045,10 @@ impl Ctx<'_> {
                     format!("{:?} is not absolute", m.mount_path),
                 ));
             }
-            let mut source = v.source.clone();
+            let source = v.source.clone();
+            // Resolved inside the volume and pinned by the engine at each
+            // start (a container's symlink never leads it out).
+            let mut sub_path = None;
             if let Some(sp) = m.sub_path.as_deref().filter(|p| !p.is_empty()) {
                 if !clean_rel(sp) {
                     return Err(self.inv(
@@ -1053,10 +1056,10 @@ impl Ctx<'_> {
                         format!("{sp:?} is not a relative path without '..'"),
                     ));
                 }
-                match v.kind {
-                    MountType::Bind => source = format!("{}/{sp}", source.trim_end_matches('/')),
-                    _ => return Err(self.inv(format!("{mat}.subPath"), "berth takes subPath on hostPath volumes only (a named volume is mounted whole)")),
+                if v.kind == MountType::Tmpfs {
+                    return Err(self.inv(format!("{mat}.subPath"), "not on this volume"));
                 }
+                sub_path = Some(sp.to_string());
             }
             let propagation = match m.mount_propagation.as_deref() {
                 None | Some("None") => None,
@@ -1082,6 +1085,7 @@ impl Ctx<'_> {
                 },
                 // A volume made for the pod is not filled from the image.
                 nocopy: v.kind == MountType::Volume,
+                sub_path,
                 ..Default::default()
             });
         }

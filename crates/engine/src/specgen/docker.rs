@@ -162,6 +162,7 @@ pub fn parse_mount(s: &str) -> Result<Mount> {
                 ))
             }
             "volume-nocopy" => m.nocopy = matches!(v, "" | "true" | "1"),
+            "volume-subpath" => m.sub_path = Some(v.into()),
             "consistency" | "relabel" => {}
             _ => return Err(option("--mount", format!("unknown key {k:?} in {s:?}"))),
         }
@@ -188,6 +189,18 @@ pub fn parse_mount(s: &str) -> Result<Mount> {
         }
         MountType::Tmpfs if !m.source.is_empty() => {
             return Err(option("--mount", format!("{s:?}: tmpfs takes no source")))
+        }
+        MountType::Bind | MountType::Tmpfs if m.sub_path.is_some() => {
+            return Err(option(
+                "--mount",
+                format!("{s:?}: volume-subpath applies to type=volume only"),
+            ))
+        }
+        MountType::Volume if m.source.is_empty() && m.sub_path.is_some() => {
+            return Err(option(
+                "--mount",
+                format!("{s:?}: volume-subpath needs a named volume (source=)"),
+            ))
         }
         MountType::Volume | MountType::Tmpfs if m.propagation.is_some() => {
             return Err(option(
@@ -752,7 +765,8 @@ pub struct CreateFlags {
     pub volume: Vec<String>,
     /// Mount: type=bind|volume|tmpfs,source=..,target=..[,readonly].
     ///
-    /// Also bind-propagation=MODE (bind), volume-nocopy (volume),
+    /// Also bind-propagation=MODE (bind), volume-nocopy and
+    /// volume-subpath=PATH (volume: only that directory of it),
     /// tmpfs-size=SIZE and tmpfs-mode=OCTAL (tmpfs).
     #[cfg_attr(feature = "clap", arg(long = "mount", value_name = "SPEC"))]
     pub mount: Vec<String>,

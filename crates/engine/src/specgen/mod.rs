@@ -135,6 +135,12 @@ pub struct Mount {
     /// tmpfs flags (`exec`, `suid`, `dev` and their `no` forms), on top
     /// of the default `noexec,nosuid,nodev`.
     pub flags: Vec<String>,
+    /// Only this directory or file of the volume or bind source is mounted
+    /// (`--mount volume-subpath=`, Kubernetes' `subPath`): a clean
+    /// relative path, resolved inside the source (its symlinks never lead
+    /// out of it) and made a directory when missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_path: Option<String>,
 }
 
 /// The container's file systems.
@@ -826,6 +832,21 @@ impl ContainerSpec {
                     return Err(err(f, format!("{d}: tmpfs takes no source")))
                 }
                 _ => {}
+            }
+            if let Some(sp) = &m.sub_path {
+                if m.kind == MountType::Tmpfs {
+                    return Err(err(f, format!("{d}: a tmpfs mount takes no subpath")));
+                }
+                if sp.is_empty()
+                    || sp.starts_with('/')
+                    || sp.split('/').any(|c| c == "..")
+                    || !clean_text(sp)
+                {
+                    return Err(err(
+                        f,
+                        format!("{d}: subpath {sp:?} is not a relative path without '..'"),
+                    ));
+                }
             }
             if let Some(p) = &m.propagation {
                 if m.kind != MountType::Bind {
