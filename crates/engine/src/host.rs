@@ -154,6 +154,16 @@ mod fake {
             }
         }
 
+        /// Ends every monitor started so far (kill -9) and reaps them: the
+        /// engine holds a `&'static` host, whose Drop never runs.
+        pub fn end_all(&self) {
+            let mut c = self.children.lock().unwrap();
+            for mut child in c.drain(..) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+
         fn record(&self, call: HostCall) {
             self.calls.lock().unwrap().push(call);
         }

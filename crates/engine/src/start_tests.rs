@@ -21,6 +21,13 @@ struct World {
     image_id: Digest,
 }
 
+impl Drop for World {
+    /// The stand-in monitors (`sleep 600`) end with the test.
+    fn drop(&mut self) {
+        self.host.end_all();
+    }
+}
+
 /// A ustar archive of `entries`: a directory (None) or a regular file,
 /// owned by whoever runs the test (so that it unpacks without root).
 fn tar(entries: &[(&str, Option<&[u8]>)]) -> Vec<u8> {
