@@ -902,6 +902,67 @@ fn ls(engine: &Engine, plan: Option<&berth_kube::Plan>) -> Result<()> {
     Ok(())
 }
 
+/// A probe or hook of a container's spec as Kubernetes spells it (only
+/// what differs from Kubernetes' defaults).
+fn kube_probe(p: &berth_engine::health::ProbeSpec) -> berth_kube::types::Probe {
+    use berth_engine::health::Handler;
+    use berth_kube::types as t;
+    let d = berth_engine::health::ProbeSpec::default();
+    let secs = |ms: u64, def: u64| (ms != def).then_some((ms / 1000) as i64);
+    let host = |h: &str| (!h.is_empty()).then(|| h.to_string());
+    let mut out = t::Probe {
+        initial_delay_seconds: secs(p.initial_delay_ms, d.initial_delay_ms),
+        period_seconds: secs(p.period_ms, d.period_ms),
+        timeout_seconds: secs(p.timeout_ms, d.timeout_ms),
+        success_threshold: (p.success_threshold != d.success_threshold)
+            .then_some(p.success_threshold as i64),
+        failure_threshold: (p.failure_threshold != d.failure_threshold)
+            .then_some(p.failure_threshold as i64),
+        ..Default::default()
+    };
+    match &p.handler {
+        Handler::Exec { command } => {
+            out.exec = Some(t::ExecAction {
+                command: command.clone(),
+            })
+        }
+        Handler::HttpGet {
+            host: h,
+            port,
+            path,
+            scheme,
+            headers,
+        } => {
+            out.http_get = Some(t::HttpGetAction {
+                path: (!path.is_empty()).then(|| path.clone()),
+                port: Some(t::IntOrString::Int(i64::from(*port))),
+                host: host(h),
+                scheme: (!scheme.is_empty() && scheme != "HTTP").then(|| scheme.clone()),
+                http_headers: headers
+                    .iter()
+                    .map(|(name, value)| t::HttpHeader {
+                        name: name.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+            })
+        }
+        Handler::TcpSocket { host: h, port } => {
+            out.tcp_socket = Some(t::TcpSocketAction {
+                port: Some(t::IntOrString::Int(i64::from(*port))),
+                host: host(h),
+            })
+        }
+        Handler::Grpc { port, service } => {
+            out.grpc = Some(t::GrpcAction {
+                port: i64::from(*port),
+                service: (!service.is_empty()).then(|| service.clone()),
+            })
+        }
+    }
+    out
+}
+
 /// A Pod manifest for a container or a pod.
 fn generate(engine: &Engine, what: &str) -> Result<()> {
     use berth_kube::types as t;
@@ -1010,8 +1071,70 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
             sc.run_as_user = uid.parse().ok();
             sc.run_as_group = gid.parse().ok();
         }
+        if s.security.no_new_privileges {
+            sc.allow_privilege_escalation = Some(false);
+        }
+        // A profile's text is kept, not its file: Unconfined only.
+        if !s.security.privileged
+            && s.security.seccomp == berth_engine::specgen::SeccompPolicy::Unconfined
+        {
+            sc.seccomp_profile = Some(t::SeccompProfile {
+                kind: "Unconfined".into(),
+                localhost_profile: None,
+            });
+        }
+        if s.security.unmask {
+            sc.proc_mount = Some("Unmasked".into());
+        }
         if sc != t::SecurityContext::default() {
             c.security_context = Some(sc);
+        }
+        if s.process.tty {
+            c.tty = Some(true);
+        }
+        if s.process.stdin {
+            c.stdin = Some(true);
+        }
+        // Probes and hooks as kube play took them; a Docker health check
+        // as a liveness probe that runs its command (podman's way).
+        for p in &s.health.probes {
+            let probe = Some(kube_probe(p));
+            match p.kind.as_str() {
+                "readiness" => c.readiness_probe = probe,
+                "startup" => c.startup_probe = probe,
+                _ => c.liveness_probe = probe,
+            }
+        }
+        if let Some(h) = &s.health.check {
+            if let (Some(cmd), None) = (h.command(), &c.liveness_probe) {
+                let secs = |ns: u64| (ns > 0).then(|| (ns / 1_000_000_000).max(1) as i64);
+                c.liveness_probe = Some(t::Probe {
+                    exec: Some(t::ExecAction { command: cmd }),
+                    initial_delay_seconds: secs(h.start_period),
+                    period_seconds: secs(h.interval),
+                    timeout_seconds: secs(h.timeout),
+                    failure_threshold: (h.retries > 0).then_some(h.retries as i64),
+                    ..Default::default()
+                });
+            }
+        }
+        let mut lifecycle = t::Lifecycle::default();
+        for h in &s.health.hooks {
+            let p = kube_probe(h);
+            let handler = Some(t::LifecycleHandler {
+                exec: p.exec,
+                http_get: p.http_get,
+                tcp_socket: p.tcp_socket,
+                sleep: None,
+            });
+            match h.kind.as_str() {
+                "post-start" => lifecycle.post_start = handler,
+                "pre-stop" => lifecycle.pre_stop = handler,
+                _ => {}
+            }
+        }
+        if lifecycle != t::Lifecycle::default() {
+            c.lifecycle = Some(lifecycle);
         }
         for (i, m) in s.storage.mounts.iter().enumerate() {
             let vname = format!("{}-v{i}", c.name);
@@ -1067,6 +1190,7 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
                 name: vname,
                 mount_path: m.destination.clone(),
                 read_only: m.readonly.then_some(true),
+                sub_path: m.sub_path.clone(),
                 ..Default::default()
             });
         }

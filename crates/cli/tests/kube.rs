@@ -1443,3 +1443,77 @@ spec:
     );
     k.play(&f, &["--down"]).ok();
 }
+
+/// `kube generate` of what `kube play` made keeps its probes, hooks,
+/// securityContext (seccompProfile, procMount, allowPrivilegeEscalation),
+/// tty/stdin and subPaths; playing the generated YAML gives the same YAML.
+#[test]
+fn generate_keeps_probes_hooks_security_and_sub_paths() {
+    let k = Kube::new(false);
+    let host = tempfile::tempdir().unwrap();
+    let f = k.file(
+        "full.yaml",
+        &format!(
+            r#"
+kind: Pod
+apiVersion: v1
+metadata: {{name: full}}
+spec:
+  containers:
+  - name: app
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sleep, '1000']
+    tty: true
+    stdin: true
+    securityContext:
+      allowPrivilegeEscalation: false
+      procMount: Unmasked
+      seccompProfile: {{type: Unconfined}}
+    livenessProbe: {{exec: {{command: [cat, /etc/hostname]}}, periodSeconds: 7, failureThreshold: 4}}
+    readinessProbe:
+      httpGet: {{path: /ready, port: 8080, httpHeaders: [{{name: X-A, value: b}}]}}
+      initialDelaySeconds: 2
+    startupProbe: {{tcpSocket: {{port: 9090}}, timeoutSeconds: 3}}
+    lifecycle:
+      postStart: {{exec: {{command: [touch, /tmp/started]}}}}
+      preStop: {{httpGet: {{path: /bye, port: 8080}}}}
+    volumeMounts: [{{name: h, mountPath: /h, subPath: a/b}}]
+  volumes:
+  - {{name: h, hostPath: {{path: {host}}}}}
+"#,
+            host = host.path().display()
+        ),
+    );
+    k.play(&f, &["--start=false"]).ok();
+    let yaml = k.berth(&["kube", "generate", "full"]).ok().stdout;
+    for want in [
+        "livenessProbe:",
+        "periodSeconds: 7",
+        "failureThreshold: 4",
+        "readinessProbe:",
+        "path: /ready",
+        "name: X-A",
+        "initialDelaySeconds: 2",
+        "startupProbe:",
+        "port: 9090",
+        "timeoutSeconds: 3",
+        "postStart:",
+        "- /tmp/started",
+        "preStop:",
+        "path: /bye",
+        "allowPrivilegeEscalation: false",
+        "procMount: Unmasked",
+        "type: Unconfined",
+        "tty: true",
+        "stdin: true",
+        "subPath: a/b",
+    ] {
+        assert!(yaml.contains(want), "{want:?} is not in:\n{yaml}");
+    }
+    k.play(&f, &["--down"]).ok();
+    let g = k.file("generated.yaml", &yaml);
+    k.play(&g, &["--start=false"]).ok();
+    assert_eq!(k.berth(&["kube", "generate", "full"]).ok().stdout, yaml);
+    k.play(&g, &["--down"]).ok();
+}
