@@ -425,3 +425,63 @@ spec:
         ["echo", "10.0.0.2 192.0.2.1,2001:db8::1"]
     );
 }
+
+/// A downwardAPI volume's resourceFieldRef files: a container's limits
+/// and requests in units of the divisor, rounded up; the container is
+/// named, and an unknown one or resource is an error naming the path.
+#[test]
+fn downward_api_resource_files() {
+    let y = r#"
+kind: Pod
+metadata: {name: res}
+spec:
+  containers:
+  - name: app
+    image: x
+    resources: {limits: {cpu: 1500m, memory: 64Mi}, requests: {cpu: 250m}}
+    volumeMounts: [{name: info, mountPath: /info}]
+  volumes:
+  - name: info
+    downwardAPI:
+      items:
+      - {path: cpu, resourceFieldRef: {containerName: app, resource: limits.cpu}}
+      - {path: mem, resourceFieldRef: {containerName: app, resource: limits.memory, divisor: 1Mi}}
+      - {path: req, resourceFieldRef: {containerName: app, resource: requests.cpu, divisor: 1m}}
+      - {path: unset, resourceFieldRef: {containerName: app, resource: requests.memory}}
+"#;
+    let p = plan_of(y).unwrap();
+    let pod = p.workloads[0].pod("res", 0).unwrap();
+    let v = pod.volumes.iter().find(|v| v.name == "res-info").unwrap();
+    let file = |n: &str| {
+        String::from_utf8(v.files.iter().find(|f| f.path == n).unwrap().data.clone()).unwrap()
+    };
+    assert_eq!(file("cpu"), "2");
+    assert_eq!(file("mem"), "64");
+    assert_eq!(file("req"), "250");
+    assert_eq!(file("unset"), "");
+    assert!(
+        p.warnings.iter().any(|w| w.contains("requests.memory")),
+        "{:?}",
+        p.warnings
+    );
+    for (from, to, path) in [
+        (
+            "containerName: app, resource: limits.cpu}",
+            "resource: limits.cpu}",
+            "items[0].resourceFieldRef.containerName",
+        ),
+        (
+            "containerName: app, resource: limits.cpu}",
+            "containerName: nope, resource: limits.cpu}",
+            "items[0].resourceFieldRef.containerName",
+        ),
+        (
+            "resource: limits.cpu}",
+            "resource: limits.gpu}",
+            "items[0].resourceFieldRef.resource",
+        ),
+    ] {
+        let e = plan_of(&y.replacen(from, to, 1)).unwrap_err().to_string();
+        assert!(e.contains(path), "{to}: {e}");
+    }
+}

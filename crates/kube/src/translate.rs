@@ -547,19 +547,49 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
                         format!("{:?} is not a relative path without '..'", it.path),
                     ));
                 }
-                let Some(f) = &it.field_ref else {
-                    return Err(inv(
-                        format!("{iat}.fieldRef"),
-                        "missing (resourceFieldRef files are not supported yet)".into(),
-                    ));
+                let data = match (&it.field_ref, &it.resource_field_ref) {
+                    (Some(f), None) => downward_file(&f.field_path, name, &labels, annotations)
+                        .ok_or_else(|| {
+                            inv(
+                                format!("{iat}.fieldRef.fieldPath"),
+                                format!("{:?} is not metadata.name, metadata.namespace, metadata.uid, metadata.labels, metadata.annotations or one label or annotation", f.field_path),
+                            )
+                        })?,
+                    (None, Some(r)) => {
+                        let rat = format!("{iat}.resourceFieldRef");
+                        // A volume's file names its container.
+                        let cname = r.container_name.as_deref().ok_or_else(|| {
+                            inv(format!("{rat}.containerName"), "missing (a volume's file names its container)".into())
+                        })?;
+                        let target = spec
+                            .containers
+                            .iter()
+                            .chain(&spec.init_containers)
+                            .find(|x| x.name == cname)
+                            .ok_or_else(|| {
+                                inv(
+                                    format!("{rat}.containerName"),
+                                    format!("{cname:?} is no container of this pod"),
+                                )
+                            })?;
+                        match resource_text(r, target) {
+                            Ok(Some(v)) => v.into_bytes(),
+                            // Unset: the kubelet writes the node's
+                            // capacity; berth writes nothing and says so.
+                            Ok(None) => {
+                                warnings.push(format!("{doc}: {rat}: {} is not set on container {cname}: the file is empty", r.resource));
+                                Vec::new()
+                            }
+                            Err(msg) => return Err(inv(format!("{rat}.resource"), msg)),
+                        }
+                    }
+                    _ => {
+                        return Err(inv(
+                            iat,
+                            "needs exactly one of fieldRef, resourceFieldRef".into(),
+                        ))
+                    }
                 };
-                let data = downward_file(&f.field_path, name, &labels, annotations)
-                    .ok_or_else(|| {
-                        inv(
-                            format!("{iat}.fieldRef.fieldPath"),
-                            format!("{:?} is not metadata.name, metadata.namespace, metadata.uid, metadata.labels, metadata.annotations or one label or annotation", f.field_path),
-                        )
-                    })?;
                 let mode = mode_of(doc, &format!("{iat}.mode"), it.mode.clone(), default_mode)?;
                 files.push(FileData {
                     path: it.path.clone(),
@@ -814,51 +844,17 @@ impl Ctx<'_> {
                 })?,
             None => c,
         };
-        let (section, what) = r.resource.split_once('.').unwrap_or(("", ""));
-        let res = target.resources.clone().unwrap_or_default();
-        let map = match section {
-            "limits" => &res.limits,
-            "requests" => &res.requests,
-            _ => {
-                return Err(self.inv(
-                    format!("{at}.resource"),
-                    format!(
-                        "{:?} is not limits.cpu, limits.memory, requests.cpu or requests.memory",
-                        r.resource
-                    ),
-                ))
+        match resource_text(r, target) {
+            Ok(Some(v)) => Ok(Some(v)),
+            Ok(None) => {
+                self.warnings.push(format!(
+                    "{}: {at}: {} is not set on the container: the variable is not set",
+                    self.doc, r.resource
+                ));
+                Ok(None)
             }
-        };
-        let Some(q) = map.get(what) else {
-            self.warnings.push(format!(
-                "{}: {at}: {} is not set on the container: the variable is not set",
-                self.doc, r.resource
-            ));
-            return Ok(None);
-        };
-        Ok(Some(match what {
-            "cpu" => {
-                let d = r.divisor.as_ref().and_then(parse_cpu).unwrap_or(1.0);
-                let v = parse_cpu(q).unwrap_or(0.0);
-                format!("{}", (v / d.max(1e-9)).ceil() as i64)
-            }
-            "memory" => {
-                let d = r
-                    .divisor
-                    .as_ref()
-                    .and_then(parse_memory)
-                    .unwrap_or(1)
-                    .max(1);
-                let v = parse_memory(q).unwrap_or(0);
-                format!("{}", (v + d - 1) / d)
-            }
-            _ => {
-                return Err(self.inv(
-                    format!("{at}.resource"),
-                    format!("{:?} is not cpu or memory", r.resource),
-                ))
-            }
-        }))
+            Err(msg) => Err(self.inv(format!("{at}.resource"), msg)),
+        }
     }
 
     fn container(&mut self, at: &str, c: &Container, init: bool) -> Result<ContainerPlan> {
@@ -1531,6 +1527,47 @@ pub fn fill_pod_fields(spec: &mut ContainerSpec, f: &PodFields) {
         e.iter_mut().for_each(fill);
     }
     spec.process.args.iter_mut().for_each(fill);
+}
+
+/// A resourceFieldRef's value (limits or requests of cpu or memory, in
+/// units of its divisor, rounded up as the kubelet does); None when the
+/// container does not set it; Err: what is wrong with `resource`.
+fn resource_text(
+    r: &ResourceFieldRef,
+    target: &Container,
+) -> std::result::Result<Option<String>, String> {
+    let (section, what) = r.resource.split_once('.').unwrap_or(("", ""));
+    let res = target.resources.clone().unwrap_or_default();
+    let map = match section {
+        "limits" => &res.limits,
+        "requests" => &res.requests,
+        _ => {
+            return Err(format!(
+                "{:?} is not limits.cpu, limits.memory, requests.cpu or requests.memory",
+                r.resource
+            ))
+        }
+    };
+    if !matches!(what, "cpu" | "memory") {
+        return Err(format!("{:?} is not cpu or memory", r.resource));
+    }
+    let Some(q) = map.get(what) else {
+        return Ok(None);
+    };
+    Ok(Some(if what == "cpu" {
+        let d = r.divisor.as_ref().and_then(parse_cpu).unwrap_or(1.0);
+        let v = parse_cpu(q).unwrap_or(0.0);
+        format!("{}", (v / d.max(1e-9)).ceil() as i64)
+    } else {
+        let d = r
+            .divisor
+            .as_ref()
+            .and_then(parse_memory)
+            .unwrap_or(1)
+            .max(1);
+        let v = parse_memory(q).unwrap_or(0);
+        format!("{}", (v + d - 1) / d)
+    }))
 }
 
 /// A downwardAPI volume's file: the pod's name, namespace, uid (a
