@@ -468,7 +468,13 @@ impl Engine {
         }
         self.restore_forwarding();
         let _ = berth_dns::control::remove_network(&self.dns_dir(), &n.id);
-        if let Err(e) = self.sync_dns() {
+        // The network goes: a responder left without names exits now
+        // rather than lingering for the next container.
+        let synced = self.host.find_program("berth-dns").and_then(|program| {
+            berth_dns::control::sync_or_stop(&self.dns_dir(), &program)
+                .map_err(io("reload or stop the DNS responder berth-dns"))
+        });
+        if let Err(e) = synced {
             warn!("network {}: the DNS responder: {e}", n.name);
         }
     }
