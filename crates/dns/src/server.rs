@@ -67,7 +67,7 @@ pub const MAX_TCP_PER_SOURCE: usize = 16;
 pub const TCP_IDLE: Duration = Duration::from_secs(10);
 /// How long a responder with no records left waits for new ones before it
 /// exits (bounded: no daemon stays behind the last container for long).
-pub const LINGER: Duration = Duration::from_secs(2);
+pub const LINGER: Duration = Duration::from_secs(10);
 /// Queries per second one source may send (sustained), and its burst.
 pub const RATE_PER_SOURCE: f64 = 5000.0;
 pub const BURST_PER_SOURCE: f64 = 1000.0;
