@@ -117,10 +117,15 @@ def main():
     runtime = os.path.join(a.bin, "berth-runtime")
     work = tempfile.mkdtemp(prefix="berth-bench-", dir="/var/tmp")
     run_root = tempfile.mkdtemp(prefix="bb", dir="/run")
-    env = dict(os.environ, BERTH_ROOT=os.path.join(work, "store"), BERTH_RUN_ROOT=run_root)
+    # --network none, as podman's: this bench runs in the host's network
+    # namespace, where berth's default bridge would make `berth0` and
+    # `table inet berth` (bench/network.sh measures networks, in its own).
+    env = dict(os.environ, BERTH_ROOT=os.path.join(work, "store"), BERTH_RUN_ROOT=run_root,
+               BERTH_DEFAULT_NETWORK="none")
     before = os.path.join(a.before, "berth") if a.before else None
     run_root_b = tempfile.mkdtemp(prefix="bc", dir="/run") if before else None
-    env_b = dict(os.environ, BERTH_ROOT=os.path.join(work, "store-before"), BERTH_RUN_ROOT=run_root_b) if before else None
+    env_b = dict(os.environ, BERTH_ROOT=os.path.join(work, "store-before"), BERTH_RUN_ROOT=run_root_b,
+                 BERTH_DEFAULT_NETWORK="none") if before else None
     try:
         # The same busybox root in both stores.
         rootfs = os.path.join(work, "rootfs")

@@ -249,6 +249,7 @@ fn timed(env: &Env, args: &[&str]) -> (i32, String, u64, f64) {
     c.args(["-f", "@@ %M %e", env!("CARGO_BIN_EXE_berth")]);
     c.arg("--root").arg(env.root.path());
     c.arg("--run-root").arg(env.run_root.path());
+    c.env("BERTH_DEFAULT_NETWORK", "none");
     c.env(
         "CONTAINERS_REGISTRIES_CONF",
         env.root.path().join("no-registries.conf"),

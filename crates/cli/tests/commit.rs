@@ -439,6 +439,7 @@ fn export_writes_the_containers_whole_filesystem() {
     );
     let o = Command::new("script")
         .args(["-qec", &cmdline, "/dev/null"])
+        .env("BERTH_DEFAULT_NETWORK", "none")
         .output()
         .expect("script (bsdutils) is needed for this test");
     let text = String::from_utf8_lossy(&o.stdout);

@@ -1025,6 +1025,7 @@ fn bridge_networks_are_refused_to_non_root_users_with_one_clear_line() {
         .arg("--run-root")
         .arg(dir.path().join("run"))
         .args(["network", "create", "app"])
+        .env("BERTH_DEFAULT_NETWORK", "none")
         .output()
         .expect("setpriv (util-linux) is needed");
     let err = String::from_utf8_lossy(&o.stderr);

@@ -299,6 +299,7 @@ fn kill_9_during_a_pull_leaves_a_store_the_next_pull_completes() {
         .arg("--root")
         .arg(env.root.path())
         .args(["pull", "-q", &name])
+        .env("BERTH_DEFAULT_NETWORK", "none")
         .env("CONTAINERS_REGISTRIES_CONF", env.root.path().join("none"))
         .output()
         .expect("/usr/bin/time (package time)");
@@ -391,6 +392,7 @@ fn help_and_completions() {
     let bin = env!("CARGO_BIN_EXE_berth");
     let o = std::process::Command::new(bin)
         .args(["pull", "--help"])
+        .env("BERTH_DEFAULT_NETWORK", "none")
         .output()
         .unwrap();
     let help = String::from_utf8_lossy(&o.stdout);

@@ -553,11 +553,22 @@ fn a_long_run_root_runs_and_execs_with_a_terminal() {
         .join("r".repeat(150 - env.run_root.path().as_os_str().len() - 1));
     std::fs::create_dir(&long).unwrap();
     let berth = |args: &[&str]| {
+        // Env::cmd's settings but the run root: without
+        // BERTH_DEFAULT_NETWORK=none these containers were put on the
+        // default bridge network, whose bridge `berth0` and `table inet
+        // berth` were then made in the host's own namespace.
         let o = Command::new(env!("CARGO_BIN_EXE_berth"))
             .arg("--root")
             .arg(env.root.path())
             .arg("--run-root")
             .arg(&long)
+            .env_remove("BERTH_ROOT")
+            .env_remove("BERTH_RUN_ROOT")
+            .env("BERTH_DEFAULT_NETWORK", "none")
+            .env(
+                "CONTAINERS_REGISTRIES_CONF",
+                env.root.path().join("no-registries.conf"),
+            )
             .args(args)
             .stdin(Stdio::null())
             .output()

@@ -382,3 +382,52 @@ fn tokio_lives_in_the_api_crate_only() {
         }
     }
 }
+
+/// The end-to-end tests never put a container on berth's default bridge
+/// network in the host's own namespace (that makes the bridge `berth0`
+/// and `table inet berth` there): every berth command a test builds by
+/// hand, besides `Env::cmd`, says `BERTH_DEFAULT_NETWORK` (none, or
+/// removed in a namespace of the test's own as `World::berth_cmd` does)
+/// before it runs. usage.rs's long run root test once did not, and left
+/// both behind on the host.
+#[test]
+fn e2e_tests_keep_containers_off_the_host_network() {
+    let root = workspace();
+    let mut files = Vec::new();
+    for dir in ["crates/cli/tests", "crates/cli/tests/common"] {
+        for e in std::fs::read_dir(root.join(dir)).unwrap().flatten() {
+            if e.path().extension().is_some_and(|x| x == "rs") {
+                files.push(e.path());
+            }
+        }
+    }
+    assert!(files.len() > 10, "no e2e test files found");
+    let needle = "env!(\"CARGO_BIN_EXE_berth\")";
+    let mut bad = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (at, _) in text.match_indices(needle) {
+            let rest = &text[at + needle.len()..];
+            // A sibling binary's path (berth-runtime, a helper), not a
+            // berth command.
+            if rest.starts_with(").with_file_name") {
+                continue;
+            }
+            // The command as built, up to where it runs (at most 40 lines).
+            let end = [".output()", ".spawn()", ".status()"]
+                .iter()
+                .filter_map(|s| rest.find(s))
+                .min()
+                .unwrap_or(rest.len());
+            let window: String = rest[..end].lines().take(40).collect::<Vec<_>>().join("\n");
+            if !window.contains("BERTH_DEFAULT_NETWORK") {
+                let line = text[..at].lines().count();
+                bad.push(format!("{}:{line}", f.display()));
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "berth commands without BERTH_DEFAULT_NETWORK (set it to none, as Env::cmd does): {bad:?}"
+    );
+}

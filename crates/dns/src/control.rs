@@ -286,11 +286,59 @@ fn signal(pid: i32, sig: libc::c_int) -> io::Result<()> {
 /// the lock and has bound its sockets. Returns once the responder serves
 /// the files as they were when `sync` was called (it waits for the reload,
 /// see [`server::RELOADS_FILE`]). If DIR holds no network file with
-/// records, stops the responder instead.
+/// records, the responder is told so ([`release`]): it serves no name from
+/// then on and exits after [`server::LINGER`] unless records come back.
 pub fn sync(dir: &Path, program: &Path) -> io::Result<()> {
+    if !has_records(dir) {
+        return release(dir);
+    }
+    sync_records(dir, program)
+}
+
+/// [`sync`], but with no records left the responder is stopped at once
+/// ([`stop_nowait`]) rather than left to linger: for the removal of the
+/// networks themselves.
+pub fn sync_or_stop(dir: &Path, program: &Path) -> io::Result<()> {
     if !has_records(dir) {
         return stop_nowait(dir);
     }
+    sync_records(dir, program)
+}
+
+/// No records left: a SIGHUP (not waited for: the container whose names
+/// went is gone already) makes the responder drop every name, close its
+/// listeners and linger ([`server::LINGER`]), so that a container started
+/// right after reloads it rather than starting another. One still starting
+/// may have read the files before they changed: it is waited for (at most
+/// 2 s) and told too.
+pub fn release(dir: &Path) -> io::Result<()> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(pid) = running(dir) {
+            return match signal(pid, libc::SIGHUP) {
+                Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
+                    Err(ctx(e, format_args!("reload the DNS responder (pid {pid})")))
+                }
+                _ => Ok(()),
+            };
+        }
+        if !alive(dir) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "reload the DNS responder in {}: it holds its pid file but never wrote its pid",
+                    dir.display()
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn sync_records(dir: &Path, program: &Path) -> io::Result<()> {
     let deadline = Instant::now() + WAIT;
     let mut spawned: Option<Instant> = None;
     loop {

@@ -26,6 +26,14 @@
 //! at most [`MAX_TCP`] TCP connections ([`MAX_TCP_PER_SOURCE`] per source),
 //! each closed after [`TCP_IDLE`] without a complete query; messages are at
 //! most 64 KiB (the TCP length prefix's limit).
+//!
+//! Life: the engine starts the responder for the first container with
+//! names to serve; once a reload finds no records left it lingers for
+//! [`LINGER`] (serving nothing, its listeners closed) and then exits, unless
+//! a reload brings records back first: a container started right after the
+//! last one went (`run --rm` after `run --rm`) costs a SIGHUP and a reload,
+//! not a new process. The engine stops it at once when the last network's
+//! host state is unmade ([`crate::control::stop_nowait`]).
 
 use crate::config::{NetworkFile, Record as ConfRecord};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
@@ -57,6 +65,9 @@ pub const MAX_TCP: usize = 128;
 pub const MAX_TCP_PER_SOURCE: usize = 16;
 /// A TCP connection without a complete query for this long is closed.
 pub const TCP_IDLE: Duration = Duration::from_secs(10);
+/// How long a responder with no records left waits for new ones before it
+/// exits (bounded: no daemon stays behind the last container for long).
+pub const LINGER: Duration = Duration::from_secs(10);
 /// Queries per second one source may send (sustained), and its burst.
 pub const RATE_PER_SOURCE: f64 = 5000.0;
 pub const BURST_PER_SOURCE: f64 = 1000.0;
@@ -877,6 +888,9 @@ struct Server {
     throttled_logged: HashMap<IpAddr, Instant>,
     /// Accepting is paused after an error such as EMFILE.
     accept_paused_until: Option<Instant>,
+    /// Since when no network has records (the responder exits after
+    /// [`LINGER`] of that).
+    idle_since: Option<Instant>,
     buf: Vec<u8>,
 }
 
@@ -884,6 +898,27 @@ const RETRY_BIND: Duration = Duration::from_secs(2);
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 impl Server {
+    /// Takes the pending signals: SIGHUP reloads; true on SIGTERM or
+    /// SIGINT (exit).
+    fn signals(&mut self, sig: &OwnedFd) -> bool {
+        let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
+        // SAFETY: reads into a buffer of exactly one siginfo.
+        while unsafe { libc::read(sig.as_raw_fd(), info.as_mut_ptr().cast(), info.len()) }
+            == info.len() as isize
+        {
+            let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+            if signo == libc::SIGHUP as u32 {
+                if let Err(e) = self.reload() {
+                    log(&format!("reload: {e}; keeping the previous networks"));
+                }
+            } else {
+                log(&format!("signal {signo}: exiting"));
+                return true;
+            }
+        }
+        false
+    }
+
     fn reload(&mut self) -> io::Result<()> {
         // Counted before the files are read: a `sync` that sees this count
         // after writing its file knows the next completed reload read it.
@@ -913,6 +948,11 @@ impl Server {
             }
         }
         let records: usize = zones.zones.iter().map(|z| z.records.len()).sum();
+        self.idle_since = if records == 0 {
+            Some(self.idle_since.unwrap_or_else(Instant::now))
+        } else {
+            None
+        };
         log(&format!(
             "serving {} network(s), {} record(s) on {} address(es) ({opened} bound, {closed} closed, {} failed)",
             zones.zones.len(),
@@ -1399,6 +1439,15 @@ impl Server {
         }
     }
 
+    /// Whether the responder has had no records for [`LINGER`] and has no
+    /// work in flight: time to exit.
+    fn lingered(&self, now: Instant) -> bool {
+        self.idle_since
+            .is_some_and(|i| now.saturating_duration_since(i) >= LINGER)
+            && self.fwds.is_empty()
+            && self.conns.is_empty()
+    }
+
     fn next_timeout(&self, now: Instant) -> i32 {
         let mut t = Duration::from_secs(60);
         for f in self.fwds.values() {
@@ -1412,6 +1461,9 @@ impl Server {
         }
         if let Some(p) = self.accept_paused_until {
             t = t.min(p.saturating_duration_since(now));
+        }
+        if let Some(i) = self.idle_since {
+            t = t.min((i + LINGER).saturating_duration_since(now));
         }
         // Round up so a deadline is past when poll returns.
         i32::try_from(t.as_millis() + 1).unwrap_or(i32::MAX)
@@ -1512,6 +1564,7 @@ pub fn serve(dir: &Path, ready: impl FnOnce() -> io::Result<()>) -> io::Result<(
         limiter: RateLimiter::new(RATE_PER_SOURCE, BURST_PER_SOURCE, RATE_SOURCES),
         throttled_logged: HashMap::new(),
         accept_paused_until: None,
+        idle_since: None,
         buf: vec![0; 65536],
     };
     s.reload()?;
@@ -1581,21 +1634,8 @@ pub fn serve(dir: &Path, ready: impl FnOnce() -> io::Result<()>) -> io::Result<(
             }
             match *t {
                 Token::Signal => {
-                    let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
-                    // SAFETY: reads into a buffer of exactly one siginfo.
-                    while unsafe {
-                        libc::read(sig.as_raw_fd(), info.as_mut_ptr().cast(), info.len())
-                    } == info.len() as isize
-                    {
-                        let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
-                        if signo == libc::SIGHUP as u32 {
-                            if let Err(e) = s.reload() {
-                                log(&format!("reload: {e}; keeping the previous networks"));
-                            }
-                        } else {
-                            log(&format!("signal {signo}: exiting"));
-                            return Ok(());
-                        }
+                    if s.signals(&sig) {
+                        return Ok(());
                     }
                 }
                 Token::Udp(a) => s.read_udp(a, now),
@@ -1605,6 +1645,17 @@ pub fn serve(dir: &Path, ready: impl FnOnce() -> io::Result<()>) -> io::Result<(
             }
         }
         s.timers(now);
+        if s.lingered(now) {
+            // A SIGHUP sent meanwhile (records again) is taken first: then
+            // the responder stays.
+            if s.signals(&sig) {
+                return Ok(());
+            }
+            if s.lingered(now) {
+                log(&format!("no records for {} s: exiting", LINGER.as_secs()));
+                return Ok(());
+            }
+        }
     }
 }
 

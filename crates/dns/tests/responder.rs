@@ -4,6 +4,7 @@
 
 use berth_dns::config::{NetworkFile, Record as R};
 use berth_dns::control;
+use berth_dns::server;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
@@ -743,29 +744,73 @@ fn sync_from_four_threads_starts_exactly_one_and_stop_stops_it() {
         }
         control::stop(&d).unwrap(); // none: Ok
 
-        // The last records removed: sync tells it to exit (without
-        // waiting for it), and a sync right after that starts another,
-        // which serves the new records at once.
+        // The last records removed: sync tells the responder (without
+        // waiting for it), which serves no name from then on (its listener
+        // closed) but lingers; records again within server::LINGER reload
+        // that same responder rather than start another.
         control::sync(&d, Path::new(EXE)).unwrap();
         let first = control::running(&d).expect("a responder");
+        let (_, done) = server::read_reloads(&d).unwrap();
         control::write_network(&d, "app", &empty).unwrap();
         control::sync(&d, Path::new(EXE)).unwrap();
+        let until = Instant::now() + Duration::from_secs(2);
+        while server::read_reloads(&d).is_none_or(|(_, now)| now == done) {
+            assert!(
+                Instant::now() < until,
+                "no reload after the last records went"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        // (The network's file is still there, without records: its
+        // address may still answer, NXDOMAIN or a forward, never `web`.)
+        let late = udp_query_timeout(
+            "127.0.0.10",
+            "web",
+            RecordType::A,
+            Duration::from_millis(300),
+        );
+        assert!(
+            late.as_ref().is_none_or(|m| a_records(m).is_empty()),
+            "a name still served after its records went: {late:?}"
+        );
+        assert_eq!(control::running(&d), Some(first), "it lingers");
         control::write_network(&d, "app", &network()).unwrap();
         control::sync(&d, Path::new(EXE)).unwrap();
         assert_eq!(
             a_records(&udp_query("127.0.0.10", "web", RecordType::A)),
             [ip("127.0.0.10")]
         );
-        let second = control::running(&d).expect("a responder");
-        assert_ne!(second, first, "the stopped responder still serves");
+        assert_eq!(
+            control::running(&d),
+            Some(first),
+            "the lingering responder was not reused"
+        );
+        // Without records for LINGER, it exits on its own.
         control::write_network(&d, "app", &empty).unwrap();
         control::sync(&d, Path::new(EXE)).unwrap();
-        let until = Instant::now() + Duration::from_secs(2);
+        let gone = Instant::now();
+        let until = gone + server::LINGER + Duration::from_secs(2);
         while control::running(&d).is_some() || !responders_for(&d).is_empty() {
             assert!(
                 Instant::now() < until,
-                "still running after the last records went"
+                "still running {} s after the last records went",
+                (server::LINGER + Duration::from_secs(2)).as_secs()
             );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            gone.elapsed() + Duration::from_millis(100) >= server::LINGER,
+            "it did not linger: gone after {:?}",
+            gone.elapsed()
+        );
+        // sync_or_stop (a network's removal) stops it at once.
+        control::write_network(&d, "app", &network()).unwrap();
+        control::sync(&d, Path::new(EXE)).unwrap();
+        control::write_network(&d, "app", &empty).unwrap();
+        control::sync_or_stop(&d, Path::new(EXE)).unwrap();
+        let until = Instant::now() + Duration::from_secs(1);
+        while control::running(&d).is_some() || !responders_for(&d).is_empty() {
+            assert!(Instant::now() < until, "sync_or_stop left it running");
             std::thread::sleep(Duration::from_millis(2));
         }
         drop(guard);

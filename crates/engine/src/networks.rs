@@ -350,17 +350,29 @@ impl Engine {
             .ok()
             .filter(|p| p.file_name().is_some_and(|n| n == "berth"));
         let child = exe.and_then(|exe| {
-            std::process::Command::new(exe)
-                .arg("--root")
+            let mut cmd = std::process::Command::new(exe);
+            cmd.arg("--root")
                 .arg(&self.paths.root)
                 .arg("--run-root")
                 .arg(&self.paths.run_root)
                 .args(["network", "gc"])
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .ok()
+                .stderr(std::process::Stdio::null());
+            // posix_spawn (std's choice) suspends this process until the
+            // child has exec'd berth (vfork): the exec of a 15 MB program,
+            // on the foreground path of `network rm`. A process with one
+            // thread (the CLI) forks instead and goes on at once; one with
+            // more (the API service) keeps posix_spawn: no fork there.
+            if single_threaded() {
+                use std::os::unix::process::CommandExt as _;
+                // SAFETY: the closure does nothing (async-signal-safe), and
+                // this process has a single thread (checked just above; only
+                // this thread could start another), so the forked child is
+                // consistent until it execs.
+                unsafe { cmd.pre_exec(|| Ok(())) };
+            }
+            cmd.spawn().ok()
         });
         match child {
             // A long-lived caller (the API service) keeps no zombie.
@@ -468,7 +480,13 @@ impl Engine {
         }
         self.restore_forwarding();
         let _ = berth_dns::control::remove_network(&self.dns_dir(), &n.id);
-        if let Err(e) = self.sync_dns() {
+        // The network goes: a responder left without names exits now
+        // rather than lingering for the next container.
+        let synced = self.host.find_program("berth-dns").and_then(|program| {
+            berth_dns::control::sync_or_stop(&self.dns_dir(), &program)
+                .map_err(io("reload or stop the DNS responder berth-dns"))
+        });
+        if let Err(e) = synced {
             warn!("network {}: the DNS responder: {e}", n.name);
         }
     }
@@ -1456,6 +1474,12 @@ impl Engine {
     }
 }
 
+/// Whether this process has a single thread (`/proc/self/task` lists one
+/// task): then it may fork (see the house rule on forks).
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|rd| rd.take(2).count() == 1)
+}
+
 fn mac_text(m: &[u8; 6]) -> String {
     m.iter()
         .map(|b| format!("{b:02x}"))
@@ -1984,6 +2008,20 @@ fn veth(rec: &Record, n: &Network, ep: &Endpoint, gateways: Vec<IpAddr>) -> link
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `unmake_later` forks only with one thread: a second one is seen
+    /// (the test harness runs tests on threads of its own, so this process
+    /// never has just one here).
+    #[test]
+    fn single_threaded_sees_another_thread() {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            let _ = rx.recv();
+        });
+        assert!(!single_threaded());
+        drop(tx);
+        t.join().unwrap();
+    }
 
     #[test]
     fn veth_names_fit_an_interface_name_and_differ() {
