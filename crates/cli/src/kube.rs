@@ -468,7 +468,14 @@ fn make_pod(
     ]
     .into();
     for v in &plan.volumes {
-        let data: Vec<Vec<u8>> = v.files.iter().map(|f| fields.fill_file(&f.data)).collect();
+        let data: Vec<Vec<u8>> = v
+            .files
+            .iter()
+            .map(|f| match v.pod_fields {
+                true => fields.fill_file(&f.data),
+                false => f.data.clone(),
+            })
+            .collect();
         let files: Vec<VolumeFile> = v
             .files
             .iter()

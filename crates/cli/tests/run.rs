@@ -3755,6 +3755,43 @@ fn volume_subpaths_stay_inside_their_volume() {
             assert!(o.stdout.contains("file"), "{}", o.stdout);
         }
     }
+    // A file subpath that another container makes a directory: the pin
+    // follows (a file point was left behind, and the pin failed with
+    // ENOTDIR); the container's own file mount point at /f is then the
+    // runtime's refusal, as runc's.
+    env.berth(&[
+        "create",
+        "--name",
+        "swap",
+        "--mount",
+        &m("file", "/f"),
+        img,
+        "ls",
+        "/f",
+    ])
+    .ok();
+    let o = env.berth(&["start", "-a", "swap"]).ok();
+    assert_eq!(o.stdout, "/f\n");
+    env.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "sp:/v",
+        img,
+        "sh",
+        "-c",
+        "rm /v/file; mkdir /v/file; touch /v/file/in",
+    ])
+    .ok();
+    let o = env.berth(&["start", "-a", "swap"]);
+    assert!(!o.stderr.contains("pin subpath"), "{}", o.stderr);
+    assert!(o.stderr.contains("(/f)"), "{}", o.stderr);
+    // Mounted elsewhere, the directory is what it pins.
+    let o = env
+        .berth(&["run", "--rm", "--mount", &m("file", "/g"), img, "ls", "/g"])
+        .ok();
+    assert_eq!(o.stdout, "in\n");
+    env.berth(&["rm", "swap"]).ok();
     // A running container's pinned subpath goes with it.
     let id = env
         .berth(&["run", "-d", "--mount", &m("d", "/d"), img, "sleep", "100"])

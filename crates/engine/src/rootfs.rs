@@ -356,7 +356,10 @@ pub(crate) fn detach_staged(staging: &Path) {
     };
     for e in entries.flatten() {
         detach(&e.path());
-        let _ = std::fs::remove_dir(e.path());
+        // A pinned file's point is a file.
+        if std::fs::remove_dir(e.path()).is_err() {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
     detach(staging);
     let _ = std::fs::remove_dir(staging);

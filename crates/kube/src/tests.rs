@@ -464,6 +464,15 @@ spec:
         "{:?}",
         p.warnings
     );
+    // Near i64::MAX: rounded up without overflow (it panicked).
+    let huge = y
+        .replace("memory: 64Mi", "memory: 8E")
+        .replace("divisor: 1Mi", "divisor: 8E");
+    let p = plan_of(&huge).unwrap();
+    let pod = p.workloads[0].pod("res", 0).unwrap();
+    let v = pod.volumes.iter().find(|v| v.name == "res-info").unwrap();
+    assert!(v.pod_fields);
+    assert_eq!(v.files.iter().find(|f| f.path == "mem").unwrap().data, b"1");
     for (from, to, path) in [
         (
             "containerName: app, resource: limits.cpu}",
@@ -484,4 +493,34 @@ spec:
         let e = plan_of(&y.replacen(from, to, 1)).unwrap_err().to_string();
         assert!(e.contains(path), "{to}: {e}");
     }
+}
+
+/// A Memory emptyDir's sizeLimit is its tmpfs's size; 0 (which tmpfs
+/// takes as no limit) is no sizeLimit, not an unlimited one.
+#[test]
+fn memory_empty_dir_size() {
+    let y = |limit: &str| {
+        format!(
+            "kind: Pod\nmetadata: {{name: mm}}\nspec:\n  containers: [{{name: c, image: x, volumeMounts: [{{name: s, mountPath: /s}}]}}]\n  volumes: [{{name: s, emptyDir: {{medium: Memory{limit}}}}}]\n"
+        )
+    };
+    let opts = |limit: &str| {
+        let p = plan_of(&y(limit)).unwrap();
+        let pod = p.workloads[0].pod("m", 0).unwrap();
+        let v = pod
+            .volumes
+            .iter()
+            .find(|v| v.name == "m-s")
+            .unwrap()
+            .clone();
+        assert!(!v.pod_fields);
+        v.options
+    };
+    assert_eq!(
+        opts(", sizeLimit: 2Mi").get("o").map(String::as_str),
+        Some("size=2097152")
+    );
+    assert_eq!(opts(", sizeLimit: 0").get("o"), None);
+    assert_eq!(opts("").get("o"), None);
+    assert_eq!(opts("")["type"], "tmpfs");
 }

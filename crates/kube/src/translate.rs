@@ -98,6 +98,11 @@ pub struct FileVolume {
     pub files: Vec<FileData>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
+    /// A downwardAPI volume: its files may hold the fields known once the
+    /// pod is made ([`PodFields::fill_file`]); no other volume's are
+    /// touched.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pod_fields: bool,
 }
 
 /// One pod to make.
@@ -376,13 +381,15 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
                 Some("Memory") => {
                     let mut options: BTreeMap<String, String> =
                         [("type".to_string(), "tmpfs".to_string())].into();
-                    if let Some(n) = size {
+                    // tmpfs takes size=0 as no limit: 0 is no sizeLimit.
+                    if let Some(n) = size.filter(|n| *n > 0) {
                         options.insert("o".into(), format!("size={n}"));
                     }
                     plan_vols.push(crate::FileVolume {
                         name: own.clone(),
                         files: Vec::new(),
                         options,
+                        pod_fields: false,
                     });
                     Vol {
                         kind: MountType::Volume,
@@ -600,6 +607,7 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
             plan_vols.push(crate::FileVolume {
                 name: own.clone(),
                 files,
+                pod_fields: true,
                 ..Default::default()
             });
             Vol {
@@ -1566,7 +1574,8 @@ fn resource_text(
             .unwrap_or(1)
             .max(1);
         let v = parse_memory(q).unwrap_or(0);
-        format!("{}", (v + d - 1) / d)
+        // Rounded up, without overflow (both are at most i64::MAX).
+        format!("{}", v / d + i64::from(v % d != 0))
     }))
 }
 
