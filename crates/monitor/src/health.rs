@@ -16,6 +16,13 @@
 //!   socket keeps its namespace; the monitor drives it, non-blocking, in
 //!   its poll loop.
 //!
+//! - An HTTPS or gRPC probe (a [`Action::Helper`]) starts as a tcp one;
+//!   once connected, the socket is handed as stdin to the probe helper
+//!   (`berth container probe`, by the absolute path the engine recorded
+//!   in the config), a short-lived process that links TLS and HTTP/2 so
+//!   that the monitor does not. The monitor reads its output as an exec
+//!   check's, reaps it, and SIGKILLs it at the timeout.
+//!
 //! The results go to the `health` file of the run directory, replaced
 //! atomically at each change.
 
@@ -45,6 +52,16 @@ enum Phase {
     Reading,
 }
 
+/// What a connected socket is for.
+enum Then {
+    /// Nothing: the tcp probe passed.
+    Done,
+    /// An HTTP/1.0 request and its status line.
+    Http,
+    /// The probe helper's command line: it gets the socket as stdin.
+    Helper(Vec<String>),
+}
+
 enum Running {
     Exec {
         runtime: i32,
@@ -58,8 +75,10 @@ enum Running {
         phase: Phase,
         request: Vec<u8>,
         sent: usize,
-        http: bool,
+        then: Then,
     },
+    /// The probe helper, given the connected socket.
+    Helper { pid: i32, out: Option<OwnedFd> },
 }
 
 struct Check {
@@ -103,6 +122,8 @@ pub struct Checker {
     /// How the preStop hook asked for (`PRE_STOP_RUN`) ended: `ok` or why
     /// it failed; the clients that asked get it.
     pub pre_stop_result: Option<String>,
+    /// `Config::probe_helper`.
+    probe_helper: Vec<String>,
 }
 
 fn now_ns() -> i64 {
@@ -139,6 +160,7 @@ impl Checker {
             event_command: cfg.event_command.clone(),
             post_started: true,
             pre_stop_result: None,
+            probe_helper: cfg.probe_helper.clone(),
         }
     }
 
@@ -222,6 +244,13 @@ impl Checker {
     }
 
     fn abandon(&mut self, c: Check) {
+        if let Running::Helper { pid, .. } = c.what {
+            // SAFETY: kill has no memory effects; `pid` is our child, not
+            // reaped yet (the pid is not reused).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            self.forget.push(pid);
+            return;
+        }
         if let Running::Exec {
             runtime,
             pid,
@@ -336,7 +365,10 @@ impl Checker {
         let mut v = Vec::new();
         for s in &self.probes {
             match s.running.as_ref().map(|c| &c.what) {
-                Some(Running::Exec { out: Some(o), .. }) => v.push((o.as_raw_fd(), libc::POLLIN)),
+                Some(Running::Exec { out: Some(o), .. })
+                | Some(Running::Helper { out: Some(o), .. }) => {
+                    v.push((o.as_raw_fd(), libc::POLLIN))
+                }
                 Some(Running::Net { sock, phase, .. }) => v.push((
                     sock.as_raw_fd(),
                     match phase {
@@ -411,7 +443,22 @@ impl Checker {
                     phase: Phase::Connecting,
                     request: Vec::new(),
                     sent: 0,
-                    http: false,
+                    then: Then::Done,
+                })
+            }
+            Action::Helper { host, port, args } => {
+                if self.probe_helper.is_empty() {
+                    return Err("no probe helper is configured for this probe".into());
+                }
+                let sock = connect_in_netns(self.pid, &host, port)?;
+                let mut cmd = self.probe_helper.clone();
+                cmd.extend(args);
+                Ok(Running::Net {
+                    sock,
+                    phase: Phase::Connecting,
+                    request: Vec::new(),
+                    sent: 0,
+                    then: Then::Helper(cmd),
                 })
             }
             Action::Http {
@@ -434,7 +481,7 @@ impl Checker {
                     phase: Phase::Connecting,
                     request: req.into_bytes(),
                     sent: 0,
-                    http: true,
+                    then: Then::Http,
                 })
             }
         }
@@ -719,12 +766,28 @@ fn progress(c: &mut Check, reaped: &mut crate::reaped::Reaped) -> Option<(i32, S
             };
             Some((code, String::from_utf8_lossy(&c.buf).into_owned()))
         }
+        Running::Helper { pid, out } => {
+            if let Some(o) = out {
+                if read_bounded(o.as_raw_fd(), &mut c.buf) {
+                    *out = None;
+                }
+            }
+            let st = reaped.remove(pid)?;
+            if let Some(o) = out.take() {
+                read_bounded(o.as_raw_fd(), &mut c.buf);
+            }
+            let code = match st {
+                ExitStatus::Exited(c) => c,
+                ExitStatus::Signaled(_) => -1,
+            };
+            Some((code, String::from_utf8_lossy(&c.buf).into_owned()))
+        }
         Running::Net {
             sock,
             phase,
             request,
             sent,
-            http,
+            then,
         } => {
             let fd = sock.as_raw_fd();
             loop {
@@ -740,10 +803,24 @@ fn progress(c: &mut Check, reaped: &mut crate::reaped::Reaped) -> Option<(i32, S
                                 format!("connect: {}", io::Error::from_raw_os_error(e)),
                             ));
                         }
-                        if !*http {
-                            return Some((0, String::new()));
+                        match then {
+                            Then::Done => return Some((0, String::new())),
+                            Then::Http => *phase = Phase::Writing,
+                            Then::Helper(cmd) => {
+                                let cmd = std::mem::take(cmd);
+                                let sock = sock.try_clone();
+                                return match sock
+                                    .map_err(|e| e.to_string())
+                                    .and_then(|s| spawn_helper(&cmd, s))
+                                {
+                                    Ok(h) => {
+                                        c.what = h;
+                                        None
+                                    }
+                                    Err(e) => Some((-1, e)),
+                                };
+                            }
                         }
-                        *phase = Phase::Writing;
                     }
                     Phase::Writing => {
                         match crate::write_fd(fd, &request[*sent..]) {
@@ -774,6 +851,39 @@ fn progress(c: &mut Check, reaped: &mut crate::reaped::Reaped) -> Option<(i32, S
             }
         }
     }
+}
+
+/// Starts the probe helper `cmd` with the connected socket `sock` as its
+/// stdin and a pipe as its stdout and stderr (ours to read).
+fn spawn_helper(cmd: &[String], sock: OwnedFd) -> Result<Running, String> {
+    let (prog, args) = cmd
+        .split_first()
+        .ok_or_else(|| "no probe helper is configured".to_string())?;
+    // The helper does blocking I/O on it.
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        let fl = libc::fcntl(sock.as_raw_fd(), libc::F_GETFL);
+        if fl >= 0 {
+            libc::fcntl(sock.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        }
+    }
+    let (rd, wr) = crate::pipe().map_err(|e| format!("create a pipe for the probe helper: {e}"))?;
+    crate::set_nonblock(rd.as_raw_fd());
+    let wr2 = wr
+        .try_clone()
+        .map_err(|e| format!("dup a pipe for the probe helper: {e}"))?;
+    let mut c = crate::command(prog);
+    c.args(args).stdin(sock).stdout(wr).stderr(wr2);
+    let child = c
+        .spawn()
+        .map_err(|e| format!("run the probe helper {prog}: {e}"))?;
+    // `c` holds the socket and the write ends: dropped here, so the pipe
+    // ends with the helper and the connection is the helper's alone.
+    drop(c);
+    Ok(Running::Helper {
+        pid: child.id() as i32,
+        out: Some(rd),
+    })
 }
 
 /// Kubernetes' rule: a status of 200 to 399 passes.
