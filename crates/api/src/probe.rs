@@ -55,23 +55,18 @@ pub fn drop_privileges() -> Result<(), String> {
         }
     };
     // SAFETY: a null list of length 0 is valid for setgroups.
-    check(unsafe { libc::setgroups(0, std::ptr::null()) }, "setgroups")?;
+    let r = unsafe { libc::setgroups(0, std::ptr::null()) };
+    check(r, "setgroups")?;
     // SAFETY: plain syscalls on integers (glibc applies them to every
     // thread of the process).
-    check(
-        unsafe { libc::setresgid(NOBODY, NOBODY, NOBODY) },
-        "setresgid",
-    )?;
+    let r = unsafe { libc::setresgid(NOBODY, NOBODY, NOBODY) };
+    check(r, "setresgid")?;
     // SAFETY: as above.
-    check(
-        unsafe { libc::setresuid(NOBODY, NOBODY, NOBODY) },
-        "setresuid",
-    )?;
+    let r = unsafe { libc::setresuid(NOBODY, NOBODY, NOBODY) };
+    check(r, "setresuid")?;
     // SAFETY: prctl with integer arguments.
-    check(
-        unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) },
-        "no_new_privs",
-    )
+    let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+    check(r, "no_new_privs")
 }
 
 /// The connected socket the monitor handed over (`fd`, stdin): refused
@@ -378,10 +373,12 @@ async fn grpc_check(sock: TcpStream, peer: SocketAddr, service: &str) -> Outcome
     match code {
         0 => {}
         // UNIMPLEMENTED
-        12 => return Err(format!(
+        12 => {
+            return Err(format!(
             "this server does not implement the grpc health protocol (grpc.health.v1.Health): {}",
             grpc_message(status_headers)
-        )),
+        ))
+        }
         c => {
             return Err(failed(&format!(
                 "rpc error: code = {c} desc = {}",

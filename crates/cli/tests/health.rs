@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 const APPLETS: [&str; 15] = [
     "sh", "test", "rm", "touch", "sleep", "httpd", "true", "false", "yes", "head", "echo", "cat",
-    "mkdir", "ps", "nc",
+    "mkdir", "ps", "mv",
 ];
 
 fn image(env: &Env) -> &'static str {
@@ -860,16 +860,28 @@ fn a_grpc_probe_follows_the_services_serving_status() {
     let id = run(&env, &a);
     wait_status(&env, &id, "healthy");
     assert_eq!(last_output(&env, &id).trim(), "service healthy");
-    env.berth(&["exec", &id, "sh", "-c", "echo NOT_SERVING > /tmp/grpc/db"])
-        .ok();
+    env.berth(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo NOT_SERVING > /tmp/grpc/n && mv /tmp/grpc/n /tmp/grpc/db",
+    ])
+    .ok();
     wait_status(&env, &id, "unhealthy");
     let out = last_output(&env, &id);
     assert_eq!(
         out.trim(),
         r#"service unhealthy (responded with "NOT_SERVING")"#
     );
-    env.berth(&["exec", &id, "sh", "-c", "echo SERVING > /tmp/grpc/db"])
-        .ok();
+    env.berth(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo SERVING > /tmp/grpc/n && mv /tmp/grpc/n /tmp/grpc/db",
+    ])
+    .ok();
     wait_status(&env, &id, "healthy");
     env.berth(&["exec", &id, "rm", "/tmp/grpc/db"]).ok();
     wait_status(&env, &id, "unhealthy");
@@ -877,6 +889,57 @@ fn a_grpc_probe_follows_the_services_serving_status() {
     assert!(
         out.contains("code = 5") && out.contains("unknown service db"),
         "{out:?}"
+    );
+    env.berth(&["rm", "-f", &id]).ok();
+}
+
+/// A stopped container keeps its health log and failing streak in
+/// `inspect` (its monitor keeps them at the end), with the status
+/// unhealthy (Docker's rule); started again, its log goes on.
+#[test]
+fn a_stopped_container_keeps_its_health_log() {
+    let env = Env::new();
+    let img = image(&env);
+    let id = run(
+        &env,
+        &[
+            "--health-cmd",
+            "echo ran",
+            "--health-interval",
+            "200ms",
+            img,
+            "sleep",
+            "1000",
+        ],
+    );
+    wait_status(&env, &id, "healthy");
+    env.berth(&["stop", "-t", "0", &id]).ok();
+    assert_eq!(inspect(&env, &id, "{{.State.Status}}"), "exited");
+    let h = health(&env, &id);
+    assert_eq!(h["Status"], "unhealthy", "{h}");
+    let log = h["Log"].as_array().unwrap().clone();
+    assert!(!log.is_empty(), "{h}");
+    assert_eq!(log.last().unwrap()["ExitCode"], 0, "{h}");
+    assert_eq!(log.last().unwrap()["Output"], "ran\n", "{h}");
+    // ps shows no health for a stopped container (Docker's).
+    assert!(!ps_status(&env, &id).contains("health"));
+    env.berth(&["start", &id]).ok();
+    wait_for("a check of the new run", || {
+        health(&env, &id)["Log"]
+            .as_array()
+            .and_then(|l| l.last().cloned())
+            .is_some_and(|e| e["Start"] != log.last().unwrap()["Start"])
+    });
+    // The entries of the first run are still there.
+    let again = health(&env, &id);
+    let first_start = &log.last().unwrap()["Start"];
+    assert!(
+        again["Log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| &e["Start"] == first_start),
+        "{again}"
     );
     env.berth(&["rm", "-f", &id]).ok();
 }

@@ -742,13 +742,22 @@ pub fn has_checks(s: &HealthSpec) -> bool {
 }
 
 impl Engine {
-    /// The monitor's health file of a running container; `None` when it has
-    /// no checks or does not run.
+    /// The monitor's health file of a running container; for a stopped
+    /// one, the copy its monitor kept at the end, with the log and failing
+    /// streak it had and the status `unhealthy` (Docker's rule: a check
+    /// that no longer runs does not vouch for the container; podman 4
+    /// shows the last status instead). `None` when the container has no
+    /// checks, or has not run since they were set.
     pub fn health(&self, r: &Record) -> Option<Health> {
-        if !has_checks(&r.spec.health)
-            || !matches!(r.state.status, RecStatus::Running | RecStatus::Restarting)
-        {
+        if !has_checks(&r.spec.health) {
             return None;
+        }
+        if !matches!(r.state.status, RecStatus::Running | RecStatus::Restarting) {
+            let t = std::fs::read_to_string(self.paths.container(&r.id).join("health")).ok()?;
+            let mut h = Health::parse(&t).ok()?;
+            h.status = mh::Status::Unhealthy;
+            h.ready = false;
+            return Some(h);
         }
         match std::fs::read_to_string(self.paths.run_dir(&r.id).join("health")) {
             Ok(t) => Health::parse(&t).ok(),

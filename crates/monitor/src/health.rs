@@ -124,6 +124,13 @@ pub struct Checker {
     pub pre_stop_result: Option<String>,
     /// `Config::probe_helper`.
     probe_helper: Vec<String>,
+    /// The persistent directory's copy of the health file: written when
+    /// the container ends for good, so `inspect` keeps the last results of
+    /// a stopped container; the log goes on from it at the next start.
+    persist_file: Option<PathBuf>,
+    /// The preStop hook runs because a liveness or startup probe failed:
+    /// the container is killed when it ends.
+    kill_after_pre_stop: bool,
 }
 
 fn now_ns() -> i64 {
@@ -133,6 +140,15 @@ fn now_ns() -> i64 {
 impl Checker {
     pub fn new(cfg: &berth_monitor_proto::config::Config) -> Checker {
         let now = Instant::now();
+        let persist_file = (!cfg.probes.is_empty() && !cfg.persist_dir.as_os_str().is_empty())
+            .then(|| cfg.persist_dir.join("health"));
+        // The log of the container's earlier runs goes on (Docker's).
+        let log = persist_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| Health::parse(&t).ok())
+            .map(|h| h.log)
+            .unwrap_or_default();
         Checker {
             probes: cfg
                 .probes
@@ -147,7 +163,10 @@ impl Checker {
                     now: false,
                 })
                 .collect(),
-            health: Health::default(),
+            health: Health {
+                log,
+                ..Health::default()
+            },
             file: cfg.run_dir.join("health"),
             run_dir: cfg.run_dir.clone(),
             runtime: cfg.runtime.clone(),
@@ -161,6 +180,8 @@ impl Checker {
             post_started: true,
             pre_stop_result: None,
             probe_helper: cfg.probe_helper.clone(),
+            persist_file,
+            kill_after_pre_stop: false,
         }
     }
 
@@ -227,6 +248,7 @@ impl Checker {
     /// The container ended: running checks are killed.
     pub fn container_ended(&mut self) {
         self.pid = 0;
+        self.kill_after_pre_stop = false;
         for i in 0..self.probes.len() {
             let asked = std::mem::take(&mut self.probes[i].now);
             if self.probes[i].p.kind == ProbeKind::PreStop && asked {
@@ -570,6 +592,9 @@ impl Checker {
                 return verdict;
             }
             ProbeKind::PreStop => {
+                if std::mem::take(&mut self.kill_after_pre_stop) {
+                    verdict = Some(Verdict::Kill);
+                }
                 self.pre_stop_result = Some(if ok {
                     "ok".into()
                 } else {
@@ -580,7 +605,7 @@ impl Checker {
                     );
                     why
                 });
-                return None;
+                return verdict;
             }
             ProbeKind::Readiness => {
                 if ok && s.successes >= s.p.success_threshold {
@@ -665,6 +690,24 @@ impl Checker {
         if self.health.ready != was_ready {
             self.event(if self.health.ready { READY } else { NOT_READY });
         }
+        // The kubelet kills a container whose liveness or startup probe
+        // failed as it stops one: its preStop hook first (bounded by the
+        // grace period), then the kill.
+        if verdict == Some(Verdict::Kill)
+            && matches!(
+                self.probes[i].p.kind,
+                ProbeKind::Liveness | ProbeKind::Startup
+            )
+            && self.run_pre_stop()
+        {
+            eprintln!(
+                "berth-monitor: container {}: its {} probe failed; running its preStop hook before the kill",
+                self.id,
+                self.probes[i].p.kind.name()
+            );
+            self.kill_after_pre_stop = true;
+            return None;
+        }
         verdict
     }
 
@@ -694,6 +737,17 @@ impl Checker {
         match cmd.spawn() {
             Ok(c) => self.forget.push(c.id() as i32),
             Err(e) => eprintln!("berth-monitor: record the health status event: {e}"),
+        }
+    }
+
+    /// The container has ended for good: its last results are kept in the
+    /// persistent directory (the run directory goes with the monitor).
+    pub fn persist(&self) {
+        let Some(f) = &self.persist_file else {
+            return;
+        };
+        if let Err(e) = berth_sys::fs::write_atomic(f, self.health.to_text().as_bytes(), 0o600) {
+            eprintln!("berth-monitor: write the health file {}: {e}", f.display());
         }
     }
 
@@ -1108,6 +1162,66 @@ mod tests {
             .collect();
         ready.sort();
         assert_eq!(ready, [NOT_READY, READY], "{got}");
+    }
+
+    /// A failed liveness probe runs the preStop hook first; the kill comes
+    /// when the hook ends (even failed). Without a hook: the kill at once.
+    #[test]
+    fn a_liveness_failure_runs_the_pre_stop_hook_then_kills() {
+        let dir = tempfile::tempdir().unwrap();
+        let liveness = Probe {
+            kind: ProbeKind::Liveness,
+            failure_threshold: 1,
+            ..Probe::default()
+        };
+        let hook = Probe {
+            kind: ProbeKind::PreStop,
+            ..Probe::default()
+        };
+        let cfg = |probes: Vec<Probe>| berth_monitor_proto::config::Config {
+            run_dir: dir.path().to_path_buf(),
+            probes,
+            ..Default::default()
+        };
+        let mut c = Checker::new(&cfg(vec![liveness.clone(), hook]));
+        c.container_started(1);
+        assert_eq!(c.result(0, 0, 1, "gone".into()), None);
+        assert!(c.probes[1].now, "the preStop hook is due");
+        assert!(c.stopping());
+        assert_eq!(c.result(1, 0, 1, "hook failed".into()), Some(Verdict::Kill));
+        // A preStop asked for by `berth stop` kills nothing.
+        c.container_started(1);
+        assert!(c.run_pre_stop());
+        assert_eq!(c.result(1, 0, 0, String::new()), None);
+
+        let mut bare = Checker::new(&cfg(vec![liveness]));
+        bare.container_started(1);
+        assert_eq!(bare.result(0, 0, 1, "gone".into()), Some(Verdict::Kill));
+    }
+
+    /// The last results are kept in the persistent directory at the end,
+    /// and the next monitor's log goes on from them.
+    #[test]
+    fn the_health_log_outlives_the_monitor() {
+        let run = tempfile::tempdir().unwrap();
+        let persist = tempfile::tempdir().unwrap();
+        let cfg = berth_monitor_proto::config::Config {
+            run_dir: run.path().to_path_buf(),
+            persist_dir: persist.path().to_path_buf(),
+            probes: vec![Probe::default()],
+            ..Default::default()
+        };
+        let mut c = Checker::new(&cfg);
+        c.container_started(1);
+        c.result(0, 7, 0, "first".into());
+        c.container_ended();
+        c.persist();
+        let kept = Health::parse(&std::fs::read_to_string(persist.path().join("health")).unwrap())
+            .unwrap();
+        assert_eq!(kept.status, Status::Healthy);
+        assert_eq!(kept.log[0].output, "first");
+        let next = Checker::new(&cfg);
+        assert_eq!(next.health.log, kept.log);
     }
 
     #[test]
