@@ -27,8 +27,10 @@ missing=()
 # systemd's systemd-socket-activate: the API tests (crates/cli/tests/api.rs).
 # buildah: the differential build tests (crates/cli/tests/build.rs).
 # docker-compose (1.29): the compose end-to-end test
-# (crates/cli/tests/compose.rs).
-for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap docker-registry skopeo podman time runc crun containerd docker.io util-linux nftables iproute2 systemd buildah docker-compose; do
+# (crates/cli/tests/compose.rs). openssl and python3-grpcio: the HTTPS and
+# gRPC servers of the probe tests (crates/cli/tests/health.rs; the
+# containers run the host's /usr read-only).
+for p in busybox-static pkg-config libseccomp-dev procps g++ uidmap docker-registry skopeo podman time runc crun containerd docker.io util-linux nftables iproute2 systemd buildah docker-compose openssl python3-grpcio; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then

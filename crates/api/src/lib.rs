@@ -14,7 +14,10 @@
 //!
 //! One file per resource: `system` (ping, version, info), `containers`,
 //! `images`, `volumes`, `networks`, `events`; `http` the plumbing, `server` the listener
-//! (unix, or TCP through rustls with the ring provider).
+//! (unix, or TCP through rustls with the ring provider). Apart from the
+//! service, `probe`: the client side of HTTPS and gRPC health probes, run
+//! as the short-lived helper process `berth container probe` by a
+//! container's monitor (which links neither TLS nor HTTP/2).
 
 pub mod archive;
 pub mod auth;
@@ -28,6 +31,7 @@ pub mod exec;
 pub mod http;
 pub mod images;
 pub mod networks;
+pub mod probe;
 pub mod router;
 pub mod server;
 pub mod stats;

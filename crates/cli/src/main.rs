@@ -220,6 +220,10 @@ enum ContainerCmd {
     /// Record a health status change (run by the container's monitor).
     #[command(hide = true)]
     HealthEvent { id: String, status: String },
+    /// Run an HTTPS or gRPC probe on the connected socket on stdin (run by
+    /// the container's monitor).
+    #[command(hide = true, subcommand)]
+    Probe(health::ProbeCmd),
     /// List containers.
     #[command(alias = "ls", alias = "list")]
     Ps(views::PsArgs),
@@ -286,6 +290,7 @@ enum Routed {
     Cleanup(String),
     ExecWait(String, String),
     HealthEvent(String, String),
+    Probe(health::ProbeCmd),
     /// `container prune` (-f).
     Prune(bool),
 }
@@ -320,6 +325,7 @@ impl ContainerCmd {
             ContainerCmd::Cleanup { id } => return Routed::Cleanup(id),
             ContainerCmd::ExecWait { id, tag } => return Routed::ExecWait(id, tag),
             ContainerCmd::HealthEvent { id, status } => return Routed::HealthEvent(id, status),
+            ContainerCmd::Probe(c) => return Routed::Probe(c),
             ContainerCmd::Prune { force } => return Routed::Prune(force),
         }))
     }
@@ -469,6 +475,7 @@ fn dispatch(root: &std::path::Path, run_root: &std::path::Path, cmd: Cmd) -> any
             Routed::Cleanup(id) => containers::cleanup(root, run_root, &id),
             Routed::ExecWait(id, tag) => containers::exec_wait(root, run_root, &id, &tag),
             Routed::HealthEvent(id, status) => health::health_event(root, run_root, &id, &status),
+            Routed::Probe(c) => health::probe(c),
             Routed::Prune(force) => manage::container_prune(root, run_root, force),
         },
         Cmd::Pause(a) => verbs::pause(root, run_root, a),

@@ -7,9 +7,9 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-const APPLETS: [&str; 14] = [
+const APPLETS: [&str; 15] = [
     "sh", "test", "rm", "touch", "sleep", "httpd", "true", "false", "yes", "head", "echo", "cat",
-    "mkdir", "ps",
+    "mkdir", "ps", "mv",
 ];
 
 fn image(env: &Env) -> &'static str {
@@ -554,4 +554,392 @@ fn a_startup_probe_holds_the_others_back_and_the_monitor_idles() {
         inspect(&env, &id, "{{.State.Status}}") == "exited"
     });
     assert_eq!(inspect(&env, &id, "{{.State.ExitCode}}"), "137");
+}
+
+/// An image whose /usr is the host's, mounted read-only at run
+/// (`HOST_USR`): the host's openssl and python3 (with Debian's
+/// python3-grpcio) serve HTTPS and gRPC inside the container.
+fn host_usr_image(env: &Env) -> &'static str {
+    let mut t = busybox_rootfs(&APPLETS);
+    t.dir("usr/", 0o755)
+        .symlink("lib", "usr/lib")
+        .symlink("lib64", "usr/lib64")
+        .dir("srv/", 0o755);
+    import_image(env, t.end(), "hostusr:latest")
+}
+
+const HOST_USR: [&str; 2] = ["-v", "/usr:/usr:ro"];
+
+/// A self-signed certificate and key (openssl's CLI) in a temporary
+/// directory, for the HTTPS servers of these tests.
+fn self_signed() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(
+        std::path::Path::new("/usr/bin/openssl").exists(),
+        "/usr/bin/openssl is needed: apt-get install openssl"
+    );
+    let o = std::process::Command::new("/usr/bin/openssl")
+        .current_dir(dir.path())
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "c.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=probe",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "openssl req: {o:?}");
+    for f in ["k.pem", "c.pem"] {
+        std::fs::set_permissions(
+            dir.path().join(f),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    dir
+}
+
+/// Waits for the health status `want`; on a timeout, fails with the
+/// health log and the container's output.
+fn wait_status(env: &Env, id: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status(env, id) != want {
+        if Instant::now() >= deadline {
+            let logs = env.berth(&["logs", id]);
+            panic!(
+                "timed out waiting for {want}: {}\nlogs: {}{}",
+                health(env, id),
+                logs.stdout,
+                logs.stderr
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Python's HTTP server (files of the current directory, 404 for a
+/// missing one) behind TLS with the self-signed certificate; it prints the
+/// X-Probe header of each request.
+const HTTPS_SERVER: &str = r#"
+import http.server, ssl, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        print("X-Probe=" + str(self.headers.get("X-Probe")), flush=True)
+        super().do_GET()
+s = http.server.HTTPServer(("127.0.0.1", 8443), H)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain("/certs/c.pem", "/certs/k.pem")
+s.socket = c.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+"#;
+
+fn last_output(env: &Env, id: &str) -> String {
+    let h = health(env, id);
+    h["Log"]
+        .as_array()
+        .and_then(|l| l.last())
+        .map(|e| e["Output"].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+/// The monitor of a running container: its init's parent (the monitor is
+/// the child subreaper that the init is re-parented to).
+fn monitor_pid(env: &Env, id: &str) -> i32 {
+    let pid = inspect(env, id, "{{.State.Pid}}");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    after.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+/// The children of `ppid` whose command line starts with the berth
+/// binary's `container probe`, with their states (R, S, Z...).
+fn probe_helpers(ppid: i32) -> Vec<(i32, char)> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let f: Vec<&str> = stat[close + 2..].split(' ').collect();
+        if f.get(1).and_then(|p| p.parse::<i32>().ok()) != Some(ppid) {
+            continue;
+        }
+        let comm = &stat[stat.find('(').unwrap() + 1..close];
+        if comm == "berth" {
+            v.push((pid, f[0].chars().next().unwrap()));
+        }
+    }
+    v
+}
+
+/// Kubernetes' httpGet with scheme HTTPS: the monitor hands the connected
+/// socket to its helper (`berth container probe https`), which does not
+/// verify the self-signed certificate; 200 passes, 404 fails, with the
+/// status line in the log. The monitor itself links no TLS.
+#[test]
+fn an_https_probe_passes_on_200_and_fails_on_404() {
+    let env = Env::new();
+    let img = host_usr_image(&env);
+    let certs = self_signed();
+    std::fs::write(certs.path().join("server.py"), HTTPS_SERVER).unwrap();
+    let vol = format!("{}:/certs:ro", certs.path().display());
+    let mut a = HOST_USR.to_vec();
+    a.extend([
+        "-v",
+        &vol,
+        "--probe",
+        "kind=readiness,https=8443/ok,header=X-Probe: yes,period=200ms,failure=1,timeout=3s",
+        img,
+        "sh",
+        "-c",
+        "echo fine > /srv/ok; cd /srv; exec /usr/bin/python3 /certs/server.py",
+    ]);
+    let id = run(&env, &a);
+    wait_status(&env, &id, "healthy");
+    let out = last_output(&env, &id);
+    assert!(out.starts_with("HTTP/1.0 200"), "{out:?}");
+    env.berth(&["exec", &id, "rm", "/srv/ok"]).ok();
+    wait_status(&env, &id, "unhealthy");
+    let out = last_output(&env, &id);
+    assert!(out.contains(" 404"), "{out:?}");
+    let h = health(&env, &id);
+    let failed = h["Log"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(failed["ExitCode"], 1, "{h}");
+    let logs = env.berth(&["logs", &id]).ok().stdout;
+    assert!(logs.lines().any(|l| l == "X-Probe=yes"), "{logs}");
+    // The helper is reaped after each check: none is left a zombie.
+    let m = monitor_pid(&env, &id);
+    assert!(
+        probe_helpers(m).iter().all(|(_, st)| *st != 'Z'),
+        "{:?}",
+        probe_helpers(m)
+    );
+    env.berth(&["rm", "-f", &id]).ok();
+}
+
+/// An HTTPS probe on a server that never answers is killed at its
+/// timeout (the monitor SIGKILLs and reaps its helper), and one on a
+/// plain-HTTP server fails its TLS handshake.
+#[test]
+fn an_https_probe_times_out_and_fails_on_plain_http() {
+    let env = Env::new();
+    let img = image(&env);
+    let usr_img = host_usr_image(&env);
+    let silent = run(
+        &env,
+        &[
+            HOST_USR[0],
+            HOST_USR[1],
+            "--probe",
+            "kind=readiness,https=8443/,period=200ms,timeout=400ms,failure=1",
+            usr_img,
+            "sh",
+            "-c",
+            // Listens, never accepts: the kernel completes the handshakes.
+            "exec /usr/bin/python3 -c 'import socket, time; s = socket.socket(); s.bind((\"127.0.0.1\", 8443)); s.listen(128); time.sleep(1000)'",
+        ],
+    );
+    let plain = run(
+        &env,
+        &[
+            "--probe",
+            "kind=readiness,https=8080/index.html,period=200ms,failure=1",
+            img,
+            "httpd",
+            "-f",
+            "-p",
+            "8080",
+            "-h",
+            "/www",
+        ],
+    );
+    wait_for("the timeout", || {
+        last_output(&env, &silent).contains("exceeded timeout")
+    });
+    assert_eq!(status(&env, &silent), "unhealthy");
+    wait_status(&env, &plain, "unhealthy");
+    let out = last_output(&env, &plain);
+    assert!(out.contains("https://127.0.0.1:8080/index.html"), "{out:?}");
+    // Several checks have timed out by now: their helpers were killed and
+    // reaped, at most the current one runs.
+    let m = monitor_pid(&env, &silent);
+    std::thread::sleep(Duration::from_millis(1500));
+    let helpers = probe_helpers(m);
+    assert!(
+        helpers.len() <= 1 && helpers.iter().all(|(_, st)| *st != 'Z'),
+        "{helpers:?}"
+    );
+    env.berth(&["rm", "-f", &silent, &plain]).ok();
+}
+
+/// A gRPC health server (Debian's python3-grpcio: a real HTTP/2 gRPC
+/// stack) whose answer per service is the file /tmp/grpc/SERVICE
+/// (SERVING or NOT_SERVING); an unknown service is NOT_FOUND, as
+/// grpc's own health servicer answers. The messages are encoded by hand
+/// (two fields); grpcio is given raw bytes.
+const GRPC_SERVER: &str = r#"
+import grpc, os, sys
+from concurrent import futures
+def check(req, ctx):
+    service = req[2:2 + req[1]].decode() if req else ""
+    try:
+        st = open("/tmp/grpc/" + (service or "_")).read().strip()
+    except FileNotFoundError:
+        ctx.abort(grpc.StatusCode.NOT_FOUND, "unknown service " + service)
+    return bytes([0x08, {"SERVING": 1, "NOT_SERVING": 2}[st]])
+h = grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+    "Check": grpc.unary_unary_rpc_method_handler(check)})
+s = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+s.add_generic_rpc_handlers((h,))
+s.add_insecure_port("127.0.0.1:50051")
+s.start()
+print("serving", flush=True)
+s.wait_for_termination()
+"#;
+
+fn require_grpcio() {
+    let o = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import grpc"])
+        .output()
+        .expect("/usr/bin/python3 is needed");
+    assert!(
+        o.status.success(),
+        "python3-grpcio is needed (apt-get install python3-grpcio): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Kubernetes' grpc probe: grpc.health.v1.Health/Check over HTTP/2 with
+/// the probe's service; SERVING passes, NOT_SERVING and an error
+/// (NOT_FOUND) fail, with the kubelet's messages.
+#[test]
+fn a_grpc_probe_follows_the_services_serving_status() {
+    require_grpcio();
+    let env = Env::new();
+    let img = host_usr_image(&env);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("server.py"), GRPC_SERVER).unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let vol = format!("{}:/app:ro", dir.path().display());
+    let mut a = HOST_USR.to_vec();
+    a.extend([
+        "-v",
+        &vol,
+        "--probe",
+        "kind=readiness,grpc=50051,service=db,period=200ms,failure=1,timeout=3s",
+        img,
+        "sh",
+        "-c",
+        "mkdir -p /tmp/grpc && echo SERVING > /tmp/grpc/db && exec /usr/bin/python3 /app/server.py",
+    ]);
+    let id = run(&env, &a);
+    wait_status(&env, &id, "healthy");
+    assert_eq!(last_output(&env, &id).trim(), "service healthy");
+    env.berth(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo NOT_SERVING > /tmp/grpc/n && mv /tmp/grpc/n /tmp/grpc/db",
+    ])
+    .ok();
+    wait_status(&env, &id, "unhealthy");
+    let out = last_output(&env, &id);
+    assert_eq!(
+        out.trim(),
+        r#"service unhealthy (responded with "NOT_SERVING")"#
+    );
+    env.berth(&[
+        "exec",
+        &id,
+        "sh",
+        "-c",
+        "echo SERVING > /tmp/grpc/n && mv /tmp/grpc/n /tmp/grpc/db",
+    ])
+    .ok();
+    wait_status(&env, &id, "healthy");
+    env.berth(&["exec", &id, "rm", "/tmp/grpc/db"]).ok();
+    wait_status(&env, &id, "unhealthy");
+    let out = last_output(&env, &id);
+    assert!(
+        out.contains("code = 5") && out.contains("unknown service db"),
+        "{out:?}"
+    );
+    env.berth(&["rm", "-f", &id]).ok();
+}
+
+/// A stopped container keeps its health log and failing streak in
+/// `inspect` (its monitor keeps them at the end), with the status
+/// unhealthy (Docker's rule); started again, its log goes on.
+#[test]
+fn a_stopped_container_keeps_its_health_log() {
+    let env = Env::new();
+    let img = image(&env);
+    let id = run(
+        &env,
+        &[
+            "--health-cmd",
+            "echo ran",
+            "--health-interval",
+            "200ms",
+            img,
+            "sleep",
+            "1000",
+        ],
+    );
+    wait_status(&env, &id, "healthy");
+    env.berth(&["stop", "-t", "0", &id]).ok();
+    assert_eq!(inspect(&env, &id, "{{.State.Status}}"), "exited");
+    let h = health(&env, &id);
+    assert_eq!(h["Status"], "unhealthy", "{h}");
+    let log = h["Log"].as_array().unwrap().clone();
+    assert!(!log.is_empty(), "{h}");
+    assert_eq!(log.last().unwrap()["ExitCode"], 0, "{h}");
+    assert_eq!(log.last().unwrap()["Output"], "ran\n", "{h}");
+    // ps shows no health for a stopped container (Docker's).
+    assert!(!ps_status(&env, &id).contains("health"));
+    env.berth(&["start", &id]).ok();
+    wait_for("a check of the new run", || {
+        health(&env, &id)["Log"]
+            .as_array()
+            .and_then(|l| l.last().cloned())
+            .is_some_and(|e| e["Start"] != log.last().unwrap()["Start"])
+    });
+    // The entries of the first run are still there.
+    let again = health(&env, &id);
+    let first_start = &log.last().unwrap()["Start"];
+    assert!(
+        again["Log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| &e["Start"] == first_start),
+        "{again}"
+    );
+    env.berth(&["rm", "-f", &id]).ok();
 }

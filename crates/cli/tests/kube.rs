@@ -1414,6 +1414,25 @@ kind: Pod
 apiVersion: v1
 metadata: {{name: sub}}
 spec:
+
+/// A failed liveness probe stops the container as the kubelet does: its
+/// preStop hook runs first (it writes to a hostPath the test reads), then
+/// the kill, and the restart policy restarts it. HTTPS and gRPC probes are
+/// accepted (they ran no further here: tests/health.rs has servers).
+#[test]
+fn liveness_failure_runs_the_prestop_hook_before_the_kill() {
+    let k = Kube::new(false);
+    let out = k.dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let yaml = format!(
+        r#"
+kind: Pod
+apiVersion: v1
+metadata: {{name: livehook}}
+spec:
+  restartPolicy: Always
+  terminationGracePeriodSeconds: 5
+  volumes: [{{name: out, hostPath: {{path: {out}, type: Directory}}}}]
   containers:
   - name: c
     image: localhost/kube:1
@@ -1516,4 +1535,46 @@ spec:
     k.play(&g, &["--start=false"]).ok();
     assert_eq!(k.berth(&["kube", "generate", "full"]).ok().stdout, yaml);
     k.play(&g, &["--down"]).ok();
+
+    # The first run's liveness probe fails after a second; the next run's
+    # does not.
+    command: [sh, -c, 'touch /tmp/ok; if [ ! -e /out/once ]; then touch /out/once; sleep 1; rm /tmp/ok; fi; exec sleep 1000']
+    volumeMounts: [{{name: out, mountPath: /out}}]
+    livenessProbe: {{exec: {{command: [cat, /tmp/ok]}}, periodSeconds: 1, failureThreshold: 1}}
+    readinessProbe: {{grpc: {{port: 50051, service: db}}, periodSeconds: 60}}
+    startupProbe: {{httpGet: {{port: 8443, scheme: HTTPS}}, periodSeconds: 60, failureThreshold: 1000}}
+    lifecycle:
+      preStop: {{exec: {{command: [sh, -c, 'sleep 1; echo prestop >> /out/order']}}}}
+"#,
+        out = out.display()
+    );
+    // The startup probe (HTTPS, no server) would hold the liveness probe
+    // back: this pod has it only to show that kube play takes it.
+    let f = k.file("livehook.yaml", &yaml);
+    let played = k.play(&f, &["--start=false"]);
+    assert_eq!(played.code, 0, "{}", played.stderr);
+    k.play(&f, &["--down"]).ok();
+    let yaml = yaml
+        .lines()
+        .filter(|l| !l.contains("startupProbe") && !l.contains("readinessProbe"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let f = k.file("livehook2.yaml", &yaml);
+    k.play(&f, &[]).ok();
+    let inspect = |field: &str| {
+        k.berth(&["inspect", "-f", field, "livehook-c"])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    wait_for("the liveness restart", 30, || {
+        inspect("{{.RestartCount}}") == "1"
+    });
+    assert_eq!(
+        std::fs::read_to_string(out.join("order")).unwrap_or_default(),
+        "prestop\n",
+        "the preStop hook ran, and ended before the kill (a hook killed with its container writes nothing)"
+    );
+    k.play(&f, &["--down"]).ok();
 }

@@ -1385,6 +1385,7 @@ impl Engine {
             probes: crate::health::monitor_probes(&c.health, run_dir),
             event_command: crate::health::event_command(&berth, &self.paths, &rec.id),
             stop_command: crate::health::stop_command(c, &berth, &self.paths, &rec.id),
+            probe_helper: crate::health::probe_helper(&c.health, &berth),
             kube_backoff: c.health.probes.iter().any(|p| p.kind == "liveness"),
         };
         let text = mcfg

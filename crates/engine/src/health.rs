@@ -117,7 +117,8 @@ pub enum Handler {
         port: u16,
         #[serde(default)]
         path: String,
-        /// HTTP or HTTPS (HTTPS is refused for now).
+        /// HTTP or HTTPS (empty: HTTP). HTTPS does not verify the
+        /// server's certificate (neither does the kubelet).
         #[serde(default)]
         scheme: String,
         #[serde(default)]
@@ -128,7 +129,8 @@ pub enum Handler {
         host: String,
         port: u16,
     },
-    /// Refused for now (the gRPC health protocol needs HTTP/2).
+    /// `grpc.health.v1.Health/Check` over HTTP/2 without TLS (the
+    /// kubelet's): SERVING passes, any other answer or error fails.
     Grpc {
         port: u16,
         #[serde(default)]
@@ -243,15 +245,14 @@ impl HealthSpec {
                     return Err(option(&what, "exec: the command is empty"))
                 }
                 Handler::HttpGet { scheme, .. }
-                    if !scheme.is_empty() && !scheme.eq_ignore_ascii_case("http") =>
+                    if !scheme.is_empty()
+                        && !scheme.eq_ignore_ascii_case("http")
+                        && !scheme.eq_ignore_ascii_case("https") =>
                 {
                     return Err(option(
                         &what,
-                        format!("httpGet scheme {scheme:?} is not supported (only HTTP)"),
+                        format!("httpGet scheme {scheme:?} is not HTTP or HTTPS"),
                     ))
-                }
-                Handler::Grpc { .. } => {
-                    return Err(option(&what, "grpc probes are not supported yet"))
                 }
                 Handler::HttpGet { host, .. } | Handler::TcpSocket { host, .. }
                     if !host.is_empty() && host.parse::<std::net::IpAddr>().is_err() =>
@@ -333,14 +334,14 @@ pub fn parse_health_cmd(s: &str) -> Result<Vec<String>> {
 
 /// `--probe`: a Kubernetes-style probe in one line, comma-separated
 /// `KEY=VALUE`s: `kind=liveness|readiness|startup` (default liveness), one
-/// of `tcp=PORT`, `http=PORT[/PATH]`, `exec=COMMAND` (run with /bin/sh -c;
-/// last, it may hold commas), and `host=IP`, `header=NAME:VALUE`,
-/// `initial-delay=`, `period=`, `timeout=` (durations), `success=N`,
-/// `failure=N`.
+/// of `tcp=PORT`, `http=PORT[/PATH]`, `https=PORT[/PATH]`, `grpc=PORT`
+/// (with `service=NAME`), `exec=COMMAND` (run with /bin/sh -c; last, it
+/// may hold commas), and `host=IP`, `header=NAME:VALUE`, `initial-delay=`,
+/// `period=`, `timeout=` (durations), `success=N`, `failure=N`.
 pub fn parse_probe(s: &str) -> Result<ProbeSpec> {
     let bad = |why: String| option("--probe", format!("{s:?}: {why}"));
     let mut p = ProbeSpec::default();
-    let (mut host, mut headers) = (String::new(), Vec::new());
+    let (mut host, mut headers, mut service) = (String::new(), Vec::new(), String::new());
     let mut handler: Option<Handler> = None;
     let mut rest = s;
     while !rest.is_empty() {
@@ -372,7 +373,7 @@ pub fn parse_probe(s: &str) -> Result<ProbeSpec> {
                     port: port(v)?,
                 })
             }
-            "http" => {
+            "http" | "https" => {
                 let (pt, path) = match v.find('/') {
                     Some(i) => (&v[..i], &v[i..]),
                     None => (v, "/"),
@@ -381,10 +382,17 @@ pub fn parse_probe(s: &str) -> Result<ProbeSpec> {
                     host: String::new(),
                     port: port(pt)?,
                     path: path.to_string(),
-                    scheme: "HTTP".into(),
+                    scheme: k.to_ascii_uppercase(),
                     headers: Vec::new(),
                 })
             }
+            "grpc" => {
+                handler = Some(Handler::Grpc {
+                    port: port(v)?,
+                    service: String::new(),
+                })
+            }
+            "service" => service = v.to_string(),
             "exec" => {
                 handler = Some(Handler::Exec {
                     command: vec!["/bin/sh".into(), "-c".into(), v.to_string()],
@@ -405,6 +413,9 @@ pub fn parse_probe(s: &str) -> Result<ProbeSpec> {
             _ => return Err(bad(format!("unknown key {k:?}"))),
         }
     }
+    if !service.is_empty() && !matches!(handler, Some(Handler::Grpc { .. })) {
+        return Err(bad("service= goes with grpc=PORT".into()));
+    }
     p.handler = match handler {
         Some(Handler::TcpSocket { port, .. }) => Handler::TcpSocket { host, port },
         Some(Handler::HttpGet {
@@ -416,8 +427,14 @@ pub fn parse_probe(s: &str) -> Result<ProbeSpec> {
             scheme,
             headers,
         },
+        Some(Handler::Grpc { port, .. }) => Handler::Grpc { port, service },
         Some(h) => h,
-        None => return Err(bad("give tcp=PORT, http=PORT[/PATH] or exec=COMMAND".into())),
+        None => {
+            return Err(bad(
+                "give tcp=PORT, http=PORT[/PATH], https=PORT[/PATH], grpc=PORT or exec=COMMAND"
+                    .into(),
+            ))
+        }
     };
     Ok(p)
 }
@@ -521,8 +538,6 @@ fn exec_commands(s: &HealthSpec) -> Vec<Option<Vec<String>>> {
     for p in s.probes.iter().chain(&s.hooks) {
         v.push(match &p.handler {
             Handler::Exec { command } => Some(command.clone()),
-            // Skipped by `monitor_probes` too (and refused by `validate`).
-            Handler::Grpc { .. } => continue,
             _ => None,
         });
     }
@@ -567,23 +582,41 @@ pub fn monitor_probes(s: &HealthSpec, run_dir: &Path) -> Vec<Probe> {
                 port,
                 path,
                 headers,
-                ..
-            } => mh::Action::Http {
-                host: host.clone(),
-                port: *port,
-                path: if path.is_empty() {
+                scheme,
+            } => {
+                let path = if path.is_empty() {
                     "/".into()
                 } else {
                     path.clone()
-                },
-                headers: headers.clone(),
-            },
+                };
+                if scheme.eq_ignore_ascii_case("https") {
+                    let mut args = vec!["https".to_string(), "--path".into(), path];
+                    for (k, v) in headers {
+                        args.extend(["--header".into(), format!("{k}:{v}")]);
+                    }
+                    mh::Action::Helper {
+                        host: host.clone(),
+                        port: *port,
+                        args,
+                    }
+                } else {
+                    mh::Action::Http {
+                        host: host.clone(),
+                        port: *port,
+                        path,
+                        headers: headers.clone(),
+                    }
+                }
+            }
             Handler::TcpSocket { host, port } => mh::Action::Tcp {
                 host: host.clone(),
                 port: *port,
             },
-            // Refused by `validate`.
-            Handler::Grpc { .. } => continue,
+            Handler::Grpc { port, service } => mh::Action::Helper {
+                host: String::new(),
+                port: *port,
+                args: vec!["grpc".into(), "--service".into(), service.clone()],
+            },
         };
         out.push(Probe {
             kind: ProbeKind::parse(&p.kind).unwrap_or(ProbeKind::Liveness),
@@ -647,6 +680,25 @@ pub fn event_command(berth: &Path, paths: &crate::paths::Paths, id: &str) -> Vec
     ]
 }
 
+/// The probe helper's command (`berth container probe`, by the absolute
+/// path of this berth binary) when a probe needs it (HTTPS, gRPC); empty
+/// otherwise, so the monitor's config of other containers does not grow.
+pub fn probe_helper(s: &HealthSpec, berth: &Path) -> Vec<String> {
+    let needs = s.probes.iter().chain(&s.hooks).any(|p| match &p.handler {
+        Handler::HttpGet { scheme, .. } => scheme.eq_ignore_ascii_case("https"),
+        Handler::Grpc { .. } => true,
+        _ => false,
+    });
+    if !needs {
+        return Vec::new();
+    }
+    vec![
+        berth.to_string_lossy().into_owned(),
+        "container".into(),
+        "probe".into(),
+    ]
+}
+
 /// What the monitor runs for `--health-on-failure stop`: `berth stop ID`
 /// (the container's stop signal and timeout); empty otherwise.
 pub fn stop_command(
@@ -690,13 +742,22 @@ pub fn has_checks(s: &HealthSpec) -> bool {
 }
 
 impl Engine {
-    /// The monitor's health file of a running container; `None` when it has
-    /// no checks or does not run.
+    /// The monitor's health file of a running container; for a stopped
+    /// one, the copy its monitor kept at the end, with the log and failing
+    /// streak it had and the status `unhealthy` (Docker's rule: a check
+    /// that no longer runs does not vouch for the container; podman 4
+    /// shows the last status instead). `None` when the container has no
+    /// checks, or has not run since they were set.
     pub fn health(&self, r: &Record) -> Option<Health> {
-        if !has_checks(&r.spec.health)
-            || !matches!(r.state.status, RecStatus::Running | RecStatus::Restarting)
-        {
+        if !has_checks(&r.spec.health) {
             return None;
+        }
+        if !matches!(r.state.status, RecStatus::Running | RecStatus::Restarting) {
+            let t = std::fs::read_to_string(self.paths.container(&r.id).join("health")).ok()?;
+            let mut h = Health::parse(&t).ok()?;
+            h.status = mh::Status::Unhealthy;
+            h.ready = false;
+            return Some(h);
         }
         match std::fs::read_to_string(self.paths.run_dir(&r.id).join("health")) {
             Ok(t) => Health::parse(&t).ok(),
@@ -863,6 +924,13 @@ mod tests {
             matches!(&p.handler, Handler::HttpGet { port: 8080, path, headers, .. }
             if path == "/ready?x=1" && headers == &[("X-A".to_string(), "b".to_string())])
         );
+        let g = parse_probe("kind=readiness,grpc=50051,service=db").unwrap();
+        assert!(matches!(&g.handler, Handler::Grpc { port: 50051, service } if service == "db"));
+        let h = parse_probe("https=8443/ok").unwrap();
+        assert!(
+            matches!(&h.handler, Handler::HttpGet { port: 8443, path, scheme, .. } if path == "/ok" && scheme == "HTTPS")
+        );
+        assert!(parse_probe("tcp=1,service=db").is_err());
         let e = parse_probe("period=1s,exec=test -e /a, b").unwrap();
         assert!(matches!(&e.handler, Handler::Exec { command } if command[2] == "test -e /a, b"));
         for bad in [
@@ -987,20 +1055,43 @@ mod tests {
         assert!(
             matches!(&m[1].action, mh::Action::Exec { process, .. } if process == "/r/probe-1.json")
         );
+        assert!(probe_helper(&s, Path::new("/b")).is_empty());
         let mut grpc = s.clone();
         grpc.probes[0].handler = Handler::Grpc {
             port: 1,
-            service: String::new(),
+            service: "db".into(),
         };
-        assert!(grpc.validate().is_err());
-        let mut https = s;
+        grpc.validate().unwrap();
+        assert!(matches!(&monitor_probes(&grpc, Path::new("/r"))[0].action,
+            mh::Action::Helper { port: 1, args, .. } if args == &["grpc", "--service", "db"]));
+        assert_eq!(
+            probe_helper(&grpc, Path::new("/b")),
+            ["/b", "container", "probe"]
+        );
+        let mut https = s.clone();
         https.probes[0].handler = Handler::HttpGet {
             host: String::new(),
             port: 443,
-            path: "/".into(),
+            path: "/x".into(),
             scheme: "HTTPS".into(),
+            headers: vec![("A".into(), "b c".into())],
+        };
+        https.validate().unwrap();
+        assert!(matches!(&monitor_probes(&https, Path::new("/r"))[0].action,
+            mh::Action::Helper { port: 443, args, .. }
+            if args == &["https", "--path", "/x", "--header", "A:b c"]));
+        // Exec probes keep their process files' numbers.
+        assert!(
+            matches!(&monitor_probes(&https, Path::new("/r"))[1].action, mh::Action::Exec { process, .. } if process == "/r/probe-1.json")
+        );
+        let mut ftp = s;
+        ftp.probes[0].handler = Handler::HttpGet {
+            host: String::new(),
+            port: 21,
+            path: "/".into(),
+            scheme: "FTP".into(),
             headers: Vec::new(),
         };
-        assert!(https.validate().is_err());
+        assert!(ftp.validate().is_err());
     }
 }

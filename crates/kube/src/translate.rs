@@ -1347,20 +1347,6 @@ impl Ctx<'_> {
                 "needs exactly one of exec, httpGet, tcpSocket, grpc",
             ));
         }
-        if let Some(h) = &p.http_get {
-            if h.scheme.as_deref() == Some("HTTPS") {
-                return Err(self.inv(
-                    format!("{at}.httpGet.scheme"),
-                    "HTTPS probes are not supported yet (use HTTP, tcpSocket or exec)",
-                ));
-            }
-        }
-        if p.grpc.is_some() {
-            return Err(self.inv(
-                format!("{at}.grpc"),
-                "grpc probes are not supported yet (use exec with grpc_health_probe, or tcpSocket)",
-            ));
-        }
         let action = if let Some(e) = &p.exec {
             if e.command.is_empty() {
                 return Err(self.inv(format!("{at}.exec.command"), "empty"));

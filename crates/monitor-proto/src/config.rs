@@ -167,6 +167,10 @@ pub struct Config {
     pub event_command: Vec<String>,
     /// Run when a health check asks for a stop (`berth stop ID`).
     pub stop_command: Vec<String>,
+    /// The program, by absolute path, and its first arguments that run an
+    /// [`crate::health::Action::Helper`] probe (`berth container probe`):
+    /// set only when there is one.
+    pub probe_helper: Vec<String>,
     /// Restart with Kubernetes' back-off (10 s to 5 min) instead of
     /// Docker's (100 ms to 1 min): containers with a liveness probe.
     pub kube_backoff: bool,
@@ -228,6 +232,7 @@ impl Config {
                 "probe" => c.probes.push(crate::health::Probe::parse(v)?),
                 "event_command" => c.event_command.push(v.into()),
                 "stop_command" => c.stop_command.push(v.into()),
+                "probe_helper" => c.probe_helper.push(v.into()),
                 "kube_backoff" => c.kube_backoff = flag(v)?,
                 _ => return Err(bad(line, "unknown key")),
             }
@@ -288,6 +293,9 @@ impl Config {
         }
         for a in &self.stop_command {
             put("stop_command", a)?;
+        }
+        for a in &self.probe_helper {
+            put("probe_helper", a)?;
         }
         if self.kube_backoff {
             put("kube_backoff", "1")?;
@@ -407,6 +415,7 @@ mod tests {
             }],
             event_command: vec!["berth".into(), "container".into(), "health-event".into()],
             stop_command: vec!["berth".into(), "stop".into(), "abc".into()],
+            probe_helper: vec!["/usr/bin/berth".into(), "container".into(), "probe".into()],
             kube_backoff: true,
         };
         assert_eq!(Config::parse(&c.to_text().unwrap()).unwrap(), c);

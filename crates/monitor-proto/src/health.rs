@@ -118,6 +118,17 @@ pub enum Action {
         /// `Name: value` lines.
         headers: Vec<(String, String)>,
     },
+    /// A TCP connection to `host:port` made, as for [`Action::Tcp`], inside
+    /// the container's network namespace, then handed as stdin to the
+    /// probe helper ([`crate::config::Config::probe_helper`]) with these
+    /// `args` appended: a short-lived process that speaks what the monitor
+    /// does not link (TLS for HTTPS, HTTP/2 for gRPC). Its exit code is
+    /// the result, its output the log; it is killed at the timeout.
+    Helper {
+        host: String,
+        port: u16,
+        args: Vec<String>,
+    },
 }
 
 /// One probe.
@@ -234,6 +245,12 @@ impl Probe {
                     t.push(format!("header={}", escape(&format!("{k}:{v}"))));
                 }
             }
+            Action::Helper { host, port, args } => {
+                t.push("action=helper".into());
+                t.push(format!("host={}", escape(host)));
+                t.push(format!("port={port}"));
+                t.extend(args.iter().map(|a| format!("arg={}", escape(a))));
+            }
         }
         t.join(" ")
     }
@@ -281,6 +298,7 @@ impl Probe {
         p.action = match action.as_str() {
             "exec" if !args.is_empty() && !process.is_empty() => Action::Exec { args, process },
             "tcp" => Action::Tcp { host, port },
+            "helper" if !args.is_empty() => Action::Helper { host, port, args },
             "http" => Action::Http {
                 host,
                 port,
@@ -457,6 +475,15 @@ mod tests {
                 },
                 ..Probe::default()
             },
+            Probe {
+                kind: ProbeKind::Startup,
+                action: Action::Helper {
+                    host: String::new(),
+                    port: 8443,
+                    args: vec!["https".into(), "--path".into(), "/a b%".into()],
+                },
+                ..Probe::default()
+            },
         ];
         for p in ps {
             let t = p.to_text();
@@ -464,6 +491,7 @@ mod tests {
             assert_eq!(Probe::parse(&t).unwrap(), p);
         }
         assert!(Probe::parse("kind=liveness action=exec").is_err());
+        assert!(Probe::parse("action=helper port=1").is_err());
         assert!(Probe::parse("kind=x action=tcp port=1").is_err());
         assert!(Probe::parse("action=tcp port=1 period=0").is_err());
         assert!(Probe::parse("action=tcp port=1 path=%zz").is_err());

@@ -16,6 +16,13 @@
 //!   socket keeps its namespace; the monitor drives it, non-blocking, in
 //!   its poll loop.
 //!
+//! - An HTTPS or gRPC probe (a [`Action::Helper`]) starts as a tcp one;
+//!   once connected, the socket is handed as stdin to the probe helper
+//!   (`berth container probe`, by the absolute path the engine recorded
+//!   in the config), a short-lived process that links TLS and HTTP/2 so
+//!   that the monitor does not. The monitor reads its output as an exec
+//!   check's, reaps it, and SIGKILLs it at the timeout.
+//!
 //! The results go to the `health` file of the run directory, replaced
 //! atomically at each change.
 
@@ -45,6 +52,16 @@ enum Phase {
     Reading,
 }
 
+/// What a connected socket is for.
+enum Then {
+    /// Nothing: the tcp probe passed.
+    Done,
+    /// An HTTP/1.0 request and its status line.
+    Http,
+    /// The probe helper's command line: it gets the socket as stdin.
+    Helper(Vec<String>),
+}
+
 enum Running {
     Exec {
         runtime: i32,
@@ -58,8 +75,10 @@ enum Running {
         phase: Phase,
         request: Vec<u8>,
         sent: usize,
-        http: bool,
+        then: Then,
     },
+    /// The probe helper, given the connected socket.
+    Helper { pid: i32, out: Option<OwnedFd> },
 }
 
 struct Check {
@@ -103,6 +122,15 @@ pub struct Checker {
     /// How the preStop hook asked for (`PRE_STOP_RUN`) ended: `ok` or why
     /// it failed; the clients that asked get it.
     pub pre_stop_result: Option<String>,
+    /// `Config::probe_helper`.
+    probe_helper: Vec<String>,
+    /// The persistent directory's copy of the health file: written when
+    /// the container ends for good, so `inspect` keeps the last results of
+    /// a stopped container; the log goes on from it at the next start.
+    persist_file: Option<PathBuf>,
+    /// The preStop hook runs because a liveness or startup probe failed:
+    /// the container is killed when it ends.
+    kill_after_pre_stop: bool,
 }
 
 fn now_ns() -> i64 {
@@ -112,6 +140,15 @@ fn now_ns() -> i64 {
 impl Checker {
     pub fn new(cfg: &berth_monitor_proto::config::Config) -> Checker {
         let now = Instant::now();
+        let persist_file = (!cfg.probes.is_empty() && !cfg.persist_dir.as_os_str().is_empty())
+            .then(|| cfg.persist_dir.join("health"));
+        // The log of the container's earlier runs goes on (Docker's).
+        let log = persist_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| Health::parse(&t).ok())
+            .map(|h| h.log)
+            .unwrap_or_default();
         Checker {
             probes: cfg
                 .probes
@@ -126,7 +163,10 @@ impl Checker {
                     now: false,
                 })
                 .collect(),
-            health: Health::default(),
+            health: Health {
+                log,
+                ..Health::default()
+            },
             file: cfg.run_dir.join("health"),
             run_dir: cfg.run_dir.clone(),
             runtime: cfg.runtime.clone(),
@@ -139,6 +179,9 @@ impl Checker {
             event_command: cfg.event_command.clone(),
             post_started: true,
             pre_stop_result: None,
+            probe_helper: cfg.probe_helper.clone(),
+            persist_file,
+            kill_after_pre_stop: false,
         }
     }
 
@@ -205,6 +248,7 @@ impl Checker {
     /// The container ended: running checks are killed.
     pub fn container_ended(&mut self) {
         self.pid = 0;
+        self.kill_after_pre_stop = false;
         for i in 0..self.probes.len() {
             let asked = std::mem::take(&mut self.probes[i].now);
             if self.probes[i].p.kind == ProbeKind::PreStop && asked {
@@ -222,6 +266,13 @@ impl Checker {
     }
 
     fn abandon(&mut self, c: Check) {
+        if let Running::Helper { pid, .. } = c.what {
+            // SAFETY: kill has no memory effects; `pid` is our child, not
+            // reaped yet (the pid is not reused).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            self.forget.push(pid);
+            return;
+        }
         if let Running::Exec {
             runtime,
             pid,
@@ -336,7 +387,10 @@ impl Checker {
         let mut v = Vec::new();
         for s in &self.probes {
             match s.running.as_ref().map(|c| &c.what) {
-                Some(Running::Exec { out: Some(o), .. }) => v.push((o.as_raw_fd(), libc::POLLIN)),
+                Some(Running::Exec { out: Some(o), .. })
+                | Some(Running::Helper { out: Some(o), .. }) => {
+                    v.push((o.as_raw_fd(), libc::POLLIN))
+                }
                 Some(Running::Net { sock, phase, .. }) => v.push((
                     sock.as_raw_fd(),
                     match phase {
@@ -411,7 +465,22 @@ impl Checker {
                     phase: Phase::Connecting,
                     request: Vec::new(),
                     sent: 0,
-                    http: false,
+                    then: Then::Done,
+                })
+            }
+            Action::Helper { host, port, args } => {
+                if self.probe_helper.is_empty() {
+                    return Err("no probe helper is configured for this probe".into());
+                }
+                let sock = connect_in_netns(self.pid, &host, port)?;
+                let mut cmd = self.probe_helper.clone();
+                cmd.extend(args);
+                Ok(Running::Net {
+                    sock,
+                    phase: Phase::Connecting,
+                    request: Vec::new(),
+                    sent: 0,
+                    then: Then::Helper(cmd),
                 })
             }
             Action::Http {
@@ -434,7 +503,7 @@ impl Checker {
                     phase: Phase::Connecting,
                     request: req.into_bytes(),
                     sent: 0,
-                    http: true,
+                    then: Then::Http,
                 })
             }
         }
@@ -523,6 +592,9 @@ impl Checker {
                 return verdict;
             }
             ProbeKind::PreStop => {
+                if std::mem::take(&mut self.kill_after_pre_stop) {
+                    verdict = Some(Verdict::Kill);
+                }
                 self.pre_stop_result = Some(if ok {
                     "ok".into()
                 } else {
@@ -533,7 +605,7 @@ impl Checker {
                     );
                     why
                 });
-                return None;
+                return verdict;
             }
             ProbeKind::Readiness => {
                 if ok && s.successes >= s.p.success_threshold {
@@ -618,6 +690,24 @@ impl Checker {
         if self.health.ready != was_ready {
             self.event(if self.health.ready { READY } else { NOT_READY });
         }
+        // The kubelet kills a container whose liveness or startup probe
+        // failed as it stops one: its preStop hook first (bounded by the
+        // grace period), then the kill.
+        if verdict == Some(Verdict::Kill)
+            && matches!(
+                self.probes[i].p.kind,
+                ProbeKind::Liveness | ProbeKind::Startup
+            )
+            && self.run_pre_stop()
+        {
+            eprintln!(
+                "berth-monitor: container {}: its {} probe failed; running its preStop hook before the kill",
+                self.id,
+                self.probes[i].p.kind.name()
+            );
+            self.kill_after_pre_stop = true;
+            return None;
+        }
         verdict
     }
 
@@ -647,6 +737,17 @@ impl Checker {
         match cmd.spawn() {
             Ok(c) => self.forget.push(c.id() as i32),
             Err(e) => eprintln!("berth-monitor: record the health status event: {e}"),
+        }
+    }
+
+    /// The container has ended for good: its last results are kept in the
+    /// persistent directory (the run directory goes with the monitor).
+    pub fn persist(&self) {
+        let Some(f) = &self.persist_file else {
+            return;
+        };
+        if let Err(e) = berth_sys::fs::write_atomic(f, self.health.to_text().as_bytes(), 0o600) {
+            eprintln!("berth-monitor: write the health file {}: {e}", f.display());
         }
     }
 
@@ -719,12 +820,28 @@ fn progress(c: &mut Check, reaped: &mut crate::reaped::Reaped) -> Option<(i32, S
             };
             Some((code, String::from_utf8_lossy(&c.buf).into_owned()))
         }
+        Running::Helper { pid, out } => {
+            if let Some(o) = out {
+                if read_bounded(o.as_raw_fd(), &mut c.buf) {
+                    *out = None;
+                }
+            }
+            let st = reaped.remove(pid)?;
+            if let Some(o) = out.take() {
+                read_bounded(o.as_raw_fd(), &mut c.buf);
+            }
+            let code = match st {
+                ExitStatus::Exited(c) => c,
+                ExitStatus::Signaled(_) => -1,
+            };
+            Some((code, String::from_utf8_lossy(&c.buf).into_owned()))
+        }
         Running::Net {
             sock,
             phase,
             request,
             sent,
-            http,
+            then,
         } => {
             let fd = sock.as_raw_fd();
             loop {
@@ -740,10 +857,24 @@ fn progress(c: &mut Check, reaped: &mut crate::reaped::Reaped) -> Option<(i32, S
                                 format!("connect: {}", io::Error::from_raw_os_error(e)),
                             ));
                         }
-                        if !*http {
-                            return Some((0, String::new()));
+                        match then {
+                            Then::Done => return Some((0, String::new())),
+                            Then::Http => *phase = Phase::Writing,
+                            Then::Helper(cmd) => {
+                                let cmd = std::mem::take(cmd);
+                                let sock = sock.try_clone();
+                                return match sock
+                                    .map_err(|e| e.to_string())
+                                    .and_then(|s| spawn_helper(&cmd, s))
+                                {
+                                    Ok(h) => {
+                                        c.what = h;
+                                        None
+                                    }
+                                    Err(e) => Some((-1, e)),
+                                };
+                            }
                         }
-                        *phase = Phase::Writing;
                     }
                     Phase::Writing => {
                         match crate::write_fd(fd, &request[*sent..]) {
@@ -774,6 +905,39 @@ fn progress(c: &mut Check, reaped: &mut crate::reaped::Reaped) -> Option<(i32, S
             }
         }
     }
+}
+
+/// Starts the probe helper `cmd` with the connected socket `sock` as its
+/// stdin and a pipe as its stdout and stderr (ours to read).
+fn spawn_helper(cmd: &[String], sock: OwnedFd) -> Result<Running, String> {
+    let (prog, args) = cmd
+        .split_first()
+        .ok_or_else(|| "no probe helper is configured".to_string())?;
+    // The helper does blocking I/O on it.
+    // SAFETY: fcntl on an fd we own.
+    unsafe {
+        let fl = libc::fcntl(sock.as_raw_fd(), libc::F_GETFL);
+        if fl >= 0 {
+            libc::fcntl(sock.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        }
+    }
+    let (rd, wr) = crate::pipe().map_err(|e| format!("create a pipe for the probe helper: {e}"))?;
+    crate::set_nonblock(rd.as_raw_fd());
+    let wr2 = wr
+        .try_clone()
+        .map_err(|e| format!("dup a pipe for the probe helper: {e}"))?;
+    let mut c = crate::command(prog);
+    c.args(args).stdin(sock).stdout(wr).stderr(wr2);
+    let child = c
+        .spawn()
+        .map_err(|e| format!("run the probe helper {prog}: {e}"))?;
+    // `c` holds the socket and the write ends: dropped here, so the pipe
+    // ends with the helper and the connection is the helper's alone.
+    drop(c);
+    Ok(Running::Helper {
+        pid: child.id() as i32,
+        out: Some(rd),
+    })
 }
 
 /// Kubernetes' rule: a status of 200 to 399 passes.
@@ -998,6 +1162,66 @@ mod tests {
             .collect();
         ready.sort();
         assert_eq!(ready, [NOT_READY, READY], "{got}");
+    }
+
+    /// A failed liveness probe runs the preStop hook first; the kill comes
+    /// when the hook ends (even failed). Without a hook: the kill at once.
+    #[test]
+    fn a_liveness_failure_runs_the_pre_stop_hook_then_kills() {
+        let dir = tempfile::tempdir().unwrap();
+        let liveness = Probe {
+            kind: ProbeKind::Liveness,
+            failure_threshold: 1,
+            ..Probe::default()
+        };
+        let hook = Probe {
+            kind: ProbeKind::PreStop,
+            ..Probe::default()
+        };
+        let cfg = |probes: Vec<Probe>| berth_monitor_proto::config::Config {
+            run_dir: dir.path().to_path_buf(),
+            probes,
+            ..Default::default()
+        };
+        let mut c = Checker::new(&cfg(vec![liveness.clone(), hook]));
+        c.container_started(1);
+        assert_eq!(c.result(0, 0, 1, "gone".into()), None);
+        assert!(c.probes[1].now, "the preStop hook is due");
+        assert!(c.stopping());
+        assert_eq!(c.result(1, 0, 1, "hook failed".into()), Some(Verdict::Kill));
+        // A preStop asked for by `berth stop` kills nothing.
+        c.container_started(1);
+        assert!(c.run_pre_stop());
+        assert_eq!(c.result(1, 0, 0, String::new()), None);
+
+        let mut bare = Checker::new(&cfg(vec![liveness]));
+        bare.container_started(1);
+        assert_eq!(bare.result(0, 0, 1, "gone".into()), Some(Verdict::Kill));
+    }
+
+    /// The last results are kept in the persistent directory at the end,
+    /// and the next monitor's log goes on from them.
+    #[test]
+    fn the_health_log_outlives_the_monitor() {
+        let run = tempfile::tempdir().unwrap();
+        let persist = tempfile::tempdir().unwrap();
+        let cfg = berth_monitor_proto::config::Config {
+            run_dir: run.path().to_path_buf(),
+            persist_dir: persist.path().to_path_buf(),
+            probes: vec![Probe::default()],
+            ..Default::default()
+        };
+        let mut c = Checker::new(&cfg);
+        c.container_started(1);
+        c.result(0, 7, 0, "first".into());
+        c.container_ended();
+        c.persist();
+        let kept = Health::parse(&std::fs::read_to_string(persist.path().join("health")).unwrap())
+            .unwrap();
+        assert_eq!(kept.status, Status::Healthy);
+        assert_eq!(kept.log[0].output, "first");
+        let next = Checker::new(&cfg);
+        assert_eq!(next.health.log, kept.log);
     }
 
     #[test]

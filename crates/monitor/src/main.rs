@@ -1436,6 +1436,9 @@ impl Monitor {
             self.state.finished = berth_monitor_proto::now_nanos();
         }
         self.save_state();
+        // Before the clients hear of the exit: `inspect` after `wait`
+        // shows the last health results.
+        self.checker.persist();
         let mut exit = self.state.exit_code.to_string();
         if self.state.oom_killed {
             exit.push_str(" oom");
