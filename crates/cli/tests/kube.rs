@@ -1414,25 +1414,6 @@ kind: Pod
 apiVersion: v1
 metadata: {{name: sub}}
 spec:
-
-/// A failed liveness probe stops the container as the kubelet does: its
-/// preStop hook runs first (it writes to a hostPath the test reads), then
-/// the kill, and the restart policy restarts it. HTTPS and gRPC probes are
-/// accepted (they ran no further here: tests/health.rs has servers).
-#[test]
-fn liveness_failure_runs_the_prestop_hook_before_the_kill() {
-    let k = Kube::new(false);
-    let out = k.dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let yaml = format!(
-        r#"
-kind: Pod
-apiVersion: v1
-metadata: {{name: livehook}}
-spec:
-  restartPolicy: Always
-  terminationGracePeriodSeconds: 5
-  volumes: [{{name: out, hostPath: {{path: {out}, type: Directory}}}}]
   containers:
   - name: c
     image: localhost/kube:1
@@ -1535,7 +1516,30 @@ spec:
     k.play(&g, &["--start=false"]).ok();
     assert_eq!(k.berth(&["kube", "generate", "full"]).ok().stdout, yaml);
     k.play(&g, &["--down"]).ok();
+}
 
+/// A failed liveness probe stops the container as the kubelet does: its
+/// preStop hook runs first (it writes to a hostPath the test reads), then
+/// the kill, and the restart policy restarts it. HTTPS and gRPC probes are
+/// accepted (they ran no further here: tests/health.rs has servers).
+#[test]
+fn liveness_failure_runs_the_prestop_hook_before_the_kill() {
+    let k = Kube::new(false);
+    let out = k.dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let yaml = format!(
+        r#"
+kind: Pod
+apiVersion: v1
+metadata: {{name: livehook}}
+spec:
+  restartPolicy: Always
+  terminationGracePeriodSeconds: 5
+  volumes: [{{name: out, hostPath: {{path: {out}, type: Directory}}}}]
+  containers:
+  - name: c
+    image: localhost/kube:1
+    imagePullPolicy: Never
     # The first run's liveness probe fails after a second; the next run's
     # does not.
     command: [sh, -c, 'touch /tmp/ok; if [ ! -e /out/once ]; then touch /out/once; sleep 1; rm /tmp/ok; fi; exec sleep 1000']
