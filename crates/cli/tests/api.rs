@@ -47,6 +47,11 @@ impl Service {
     }
 
     fn docker_with(&self, bin: &str, args: &[&str], stdin: Option<&[u8]>) -> Out {
+        self.docker_as(self.config.path(), bin, args, stdin)
+    }
+
+    /// The docker CLI with the client config in `config`.
+    fn docker_as(&self, config: &Path, bin: &str, args: &[&str], stdin: Option<&[u8]>) -> Out {
         assert!(
             Path::new(bin).exists(),
             "{bin} is missing (apt-get install docker.io)"
@@ -54,7 +59,7 @@ impl Service {
         let mut c = Command::new(bin);
         c.args(args)
             .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
-            .env("DOCKER_CONFIG", self.config.path())
+            .env("DOCKER_CONFIG", config)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -87,12 +92,24 @@ impl Service {
 
 /// One request on a fresh connection to `sock`: status and body.
 fn http(sock: &Path, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    http_with(sock, method, path, &[], body)
+}
+
+/// One request with extra header lines (`Name: value`).
+fn http_with(
+    sock: &Path,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> (u16, String) {
     {
         let mut s = UnixStream::connect(sock).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
         write!(
             s,
-            "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         )
         .unwrap();
@@ -1604,6 +1621,147 @@ fn docker_login_checks_with_the_registry() {
     assert!(b.contains("\"message\""), "{b}");
     let (st, b) = svc.http("POST", "/v1.41/auth", b"{\"username\": 5}");
     assert_eq!(st, 400, "{b}");
+}
+
+/// A base image in a registry that wants credentials: `docker build`
+/// sends the client's logins in X-Registry-Config and the build's pull of
+/// its base uses them (a client without a login for it fails); `docker
+/// pull` sends X-Registry-Auth and the pull uses it; the Python SDK's
+/// `login` then `images.build` too. The service stores none of them and
+/// prints none of them.
+#[test]
+fn a_build_pulls_its_private_base_with_the_clients_login() {
+    let env = Env::new();
+    let img = image(&env);
+    let reg = AuthRegistry::start();
+    let sock = env.run_root.path().join("docker.sock");
+    // The service's stderr is kept, to look for the password in it.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let child = {
+        let mut c = env.cmd();
+        c.args(["system", "service", "--time", "0"])
+            .arg(format!("unix://{}", sock.display()))
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap());
+        c.spawn().expect("start berth system service")
+    };
+    let t = Instant::now();
+    while UnixStream::connect(&sock).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the service did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let svc = Service {
+        child,
+        sock,
+        config: tempfile::tempdir().unwrap(),
+    };
+    // A client with no login at all.
+    let nobody = tempfile::tempdir().unwrap();
+    let stranger = |args: &[&str]| svc.docker_as(nobody.path(), DOCKER, args, None);
+    let base = format!("{}/t/base:1", reg.addr);
+    ok(svc.docker_with(
+        DOCKER,
+        &["login", &reg.addr, "-u", "testuser", "--password-stdin"],
+        Some(b"testpass\n"),
+    ));
+    ok(svc.docker(&["tag", img, &base]));
+    ok(svc.docker(&["push", &base]));
+    ok(svc.docker(&["rmi", &base]));
+
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN echo built > /b\nCMD [\"cat\", \"/b\"]\n"),
+    )
+    .unwrap();
+    let cs = ctx.path().to_str().unwrap();
+    // Without a login for the registry: refused by it.
+    let o = stranger(&["build", "-t", "priv:0", cs]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(
+        o.stderr.contains(&base) || o.stdout.contains(&base),
+        "{}\n{}",
+        o.stdout,
+        o.stderr
+    );
+    let o = stranger(&["pull", &base]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    // With it: the base is pulled with the client's credentials.
+    let o = ok(svc.docker(&["build", "-t", "priv:1", cs]));
+    assert!(
+        o.stdout.contains(&format!("Pulling {base}")),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(ok(svc.docker(&["run", "--rm", "priv:1"])).stdout, "built\n");
+    // docker pull: X-Registry-Auth.
+    ok(svc.docker(&["rmi", &base]));
+    ok(svc.docker(&["pull", &base]));
+    ok(svc.docker(&["rmi", &base]));
+    if Path::new(DOCKER_NEW).exists() {
+        let o = svc.docker_with(DOCKER_NEW, &["pull", &base], None);
+        assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+        ok(svc.docker(&["rmi", &base]));
+    }
+
+    // The Python SDK: login (kept in the client), then a build.
+    let empty = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="unix://{sock}", version="auto")
+try:
+    c.images.build(path="{cs}", tag="priv:2")
+    raise SystemExit("a build without a login pulled the private base")
+except docker.errors.BuildError as e:
+    pass
+c.login(username="testuser", password="testpass", registry="{reg}")
+img, logs = c.images.build(path="{cs}", tag="priv:2")
+assert "priv:2" in img.tags, img.tags
+print("sdk private build ok")
+"#,
+        sock = svc.sock.display(),
+        reg = reg.addr,
+    );
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .env("DOCKER_CONFIG", empty.path())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("sdk private build ok"),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // A header that is not base64 of a JSON object: Docker's 400, naming
+    // the header and repeating none of it.
+    let (st, b) = http_with(
+        &svc.sock,
+        "POST",
+        "/v1.41/build",
+        &["X-Registry-Config: c2VjcmV0cGFzcw"],
+        b"",
+    );
+    assert_eq!(st, 400, "{b}");
+    assert!(
+        b.contains("X-Registry-Config") && !b.contains("secretpass"),
+        "{b}"
+    );
+
+    // Nothing stored, nothing printed.
+    assert!(
+        !env.root.path().join("auth.json").exists(),
+        "the service stored credentials"
+    );
+    drop(svc);
+    let printed = std::fs::read_to_string(log.path()).unwrap();
+    assert!(!printed.contains("testpass"), "{printed}");
 }
 
 /// `image prune -a` with Docker's filters (dangling=false, until, label,
