@@ -447,6 +447,28 @@ pub async fn build(s: &Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
     Ok(resp)
 }
 
+/// `POST /build/prune` (`docker builder prune`, and the last step of
+/// `docker system prune`): berth's build cache, all of it (its entries
+/// have no shared or internal kinds to keep apart, so `all` changes
+/// nothing), its entries' names and the bytes freed. Filters and
+/// `keep-storage`, which would keep some, are refused by name.
+pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
+    if let Some(f) = q.filters()?.first() {
+        return Err(ApiError::bad_request(format!(
+            "build cache prune: the filter {f:?} is not supported by berth's builder (its whole cache is pruned)"
+        )));
+    }
+    if let Some(k) = q.int::<i64>("keep-storage")?.filter(|k| *k > 0) {
+        return Err(ApiError::bad_request(format!(
+            "build cache prune: keep-storage={k} is not supported by berth's builder (its whole cache is pruned)"
+        )));
+    }
+    let (gone, bytes) = s.engine(|e| Ok(e.builder_prune()?)).await?;
+    Ok(http::json(
+        &serde_json::json!({ "CachesDeleted": gone, "SpaceReclaimed": bytes }),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -864,8 +864,11 @@ pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
         ));
     }
     let gone = s.engine(|e| Ok(e.prune_containers()?)).await?;
+    // Docker's: the sum of the removed containers' SizeRw.
+    let reclaimed: u64 = gone.iter().map(|(_, b)| b).sum();
+    let ids: Vec<&String> = gone.iter().map(|(id, _)| id).collect();
     Ok(http::json(
-        &serde_json::json!({ "ContainersDeleted": gone, "SpaceReclaimed": 0 }),
+        &serde_json::json!({ "ContainersDeleted": ids, "SpaceReclaimed": reclaimed }),
     ))
 }
 

@@ -569,11 +569,10 @@ pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
             }
             chosen.insert(row.id.to_string());
         }
-        Ok(imgs
-            .prune_unused(&|r| chosen.contains(&r.id.to_string()))?
-            .0)
+        Ok(imgs.prune_unused(&|r| chosen.contains(&r.id.to_string()))?)
     })
     .await?;
+    let (gone, collected) = gone;
     let mut deleted = Vec::new();
     for (id, names) in &gone {
         for n in names.iter().filter(|n| !n.contains('@')) {
@@ -581,9 +580,13 @@ pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
         }
         deleted.push(serde_json::json!({ "Deleted": id.to_string() }));
     }
-    Ok(http::json(
-        &serde_json::json!({ "ImagesDeleted": deleted, "SpaceReclaimed": 0 }),
-    ))
+    // Docker's: the bytes of the layers that went with the images (not
+    // those another image still uses); berth's also frees the layers'
+    // archives, configs and manifests, and counts them.
+    Ok(http::json(&serde_json::json!({
+        "ImagesDeleted": deleted,
+        "SpaceReclaimed": collected.bytes,
+    })))
 }
 
 /// `POST /images/load`: the body, a `docker save` (or OCI) tarball,

@@ -157,6 +157,7 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
 
         (&M::POST, ["auth"]) => auth::auth(&s, req).await,
         (&M::POST, ["build"]) => build::build(&s, req).await,
+        (&M::POST, ["build", "prune"]) => build::prune(&s, &q).await,
         (&M::POST, ["images", "load"]) => images::load(&s, &q, req).await,
         (&M::POST, ["images", "prune"]) => images::prune(&s, &q).await,
         (&M::POST, ["networks", "prune"]) => networks::prune(&s, &q).await,

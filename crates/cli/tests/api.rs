@@ -1623,6 +1623,107 @@ fn docker_login_checks_with_the_registry() {
     assert_eq!(st, 400, "{b}");
 }
 
+/// `n` bytes that do not compress (a layer's archive is as big as its
+/// file).
+fn noise(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The number a JSON answer gives for `key`.
+fn number(body: &str, key: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no number {key} in {body}"))
+}
+
+/// The prunes answer the bytes they freed, as Docker computes them:
+/// containers the sum of their SizeRw (what `ps -s` showed just before),
+/// volumes their data, images the layers (and, in berth, the blobs) that
+/// went with them and not those another image still uses, the build
+/// cache its entries; the docker CLI prints them.
+#[test]
+fn prunes_report_the_space_they_reclaim() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    let big = tempfile::tempdir().unwrap();
+    let file = big.path().join("big");
+    std::fs::write(&file, noise(300_000)).unwrap();
+
+    // Containers: what each wrote, as `ps -s` shows it.
+    for name in ["p1", "p2"] {
+        ok(svc.docker(&["create", "--name", name, img, "true"]));
+    }
+    ok(svc.docker(&["cp", file.to_str().unwrap(), "p1:/big"]));
+    let (st, list) = svc.http("GET", "/v1.41/containers/json?all=1&size=1", b"");
+    assert_eq!(st, 200, "{list}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&list).unwrap();
+    let shown: u64 = rows.iter().map(|r| r["SizeRw"].as_u64().unwrap()).sum();
+    assert!(shown >= 300_000, "{list}");
+    let (st, body) = svc.http("POST", "/v1.41/containers/prune", b"");
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(number(&body, "SpaceReclaimed"), shown, "{body}");
+    ok(svc.docker(&["create", "--name", "p3", img, "true"]));
+    ok(svc.docker(&["cp", file.to_str().unwrap(), "p3:/big"]));
+    let o = ok(svc.docker(&["container", "prune", "-f"])).stdout;
+    assert!(o.contains("Total reclaimed space: 30"), "{o}");
+
+    // Volumes: their data.
+    ok(svc.docker(&["volume", "create", "full"]));
+    ok(svc.docker(&["volume", "create", "empty"]));
+    let mp = ok(svc.docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", "full"])).stdout;
+    std::fs::write(Path::new(mp.trim()).join("data"), noise(200_000)).unwrap();
+    let (st, body) = svc.http("POST", "/v1.41/volumes/prune", b"");
+    assert_eq!(st, 200, "{body}");
+    let freed = number(&body, "SpaceReclaimed");
+    assert!((200_000..300_000).contains(&freed), "{body}");
+
+    // Images: a dangling image's own layer (its file data and its
+    // archive), not the base layer it shares with api/bb:1.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("big"), noise(500_000)).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {img}\nCOPY big /big\n"),
+    )
+    .unwrap();
+    let cs = ctx.path().to_str().unwrap();
+    let id = ok(svc.docker(&["build", "-q", cs])).stdout;
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    // The build cache: its entries.
+    let (st, body) = svc.http("POST", "/v1.41/build/prune", b"");
+    assert_eq!(st, 200, "{body}");
+    assert!(number(&body, "SpaceReclaimed") > 0, "{body}");
+    assert!(body.contains("\"CachesDeleted\":[\""), "{body}");
+    let (st, body) = svc.http("POST", "/v1.41/build/prune?keep-storage=1000", b"");
+    assert_eq!(st, 400, "{body}");
+    let (st, body) = svc.http("POST", "/v1.41/images/prune", b"");
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains(id.trim()), "{body}");
+    let freed = number(&body, "SpaceReclaimed");
+    assert!((1_000_000..1_100_000).contains(&freed), "{body}");
+    // Nothing left to free: 0.
+    let (_, body) = svc.http("POST", "/v1.41/images/prune", b"");
+    assert_eq!(number(&body, "SpaceReclaimed"), 0, "{body}");
+    // The CLIs' own prunes of the build cache, and the whole system.
+    ok(svc.docker(&["build", "-q", cs]));
+    let o = ok(svc.docker(&["builder", "prune", "-f"])).stdout;
+    assert!(o.contains("Total reclaimed space"), "{o}");
+    ok(svc.docker(&["create", "--name", "p4", img, "true"]));
+    let o = ok(svc.docker(&["system", "prune", "-f"])).stdout;
+    assert!(o.contains("Total reclaimed space: 1."), "{o}");
+    assert!(env.berth(&["ps", "-aq"]).ok().stdout.is_empty());
+}
+
 /// A base image in a registry that wants credentials: `docker build`
 /// sends the client's logins in X-Registry-Config and the build's pull of
 /// its base uses them (a client without a login for it fails); `docker
