@@ -30,9 +30,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// How long a followed log waits for a client that does not read.
 const LOG_STALL: Duration = Duration::from_secs(60);
 
-/// How long an attach waits after its 101 before replaying the log.
-const REPLAY_PAUSE: Duration = Duration::from_millis(50);
-
 /// How long an attach waits for its container's start.
 const ATTACH_WAIT: Duration = Duration::from_secs(300);
 
@@ -552,6 +549,7 @@ pub async fn attach(
     }
     let want_in = q.flag("stdin");
     let (want_out, want_err) = (q.flag("stdout"), q.flag("stderr"));
+    let peer = req.extensions().get::<http::UnixPeer>().copied();
     let id2 = id.to_string();
     let rec = s.engine(move |e| Ok(e.get(&id2)?)).await?;
     let mux = !rec.spec.process.tty;
@@ -562,21 +560,13 @@ pub async fn attach(
             let Ok(up) = hyper::upgrade::on(req).await else {
                 return;
             };
-            let (_rd, mut wr) = tokio::io::split(TokioIo::new(up));
-            let (otx, mut orx) = mpsc::channel::<Bytes>(16);
+            let (_rd, wr) = tokio::io::split(TokioIo::new(up));
+            let (otx, orx) = mpsc::channel::<Bytes>(16);
             let replay = s2.engine(move |e| {
                 replay_logs(e, &rec, want_out, want_err, mux, &otx);
                 Ok(())
             });
-            let writer = async move {
-                while let Some(b) = orx.recv().await {
-                    if wr.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = wr.shutdown().await;
-            };
-            let _ = tokio::join!(replay, writer);
+            let _ = tokio::join!(replay, http::pump_hijacked(wr, orx, peer));
         });
         return Ok(upgraded(mux));
     }
@@ -646,15 +636,8 @@ pub async fn attach(
                 }
             }
         };
-        let (otx, mut orx) = mpsc::channel::<Bytes>(16);
-        let writer = tokio::spawn(async move {
-            while let Some(b) = orx.recv().await {
-                if wr.write_all(&b).await.is_err() {
-                    break;
-                }
-            }
-            let _ = wr.shutdown().await;
-        });
+        let (otx, orx) = mpsc::channel::<Bytes>(16);
+        let writer = tokio::spawn(http::pump_hijacked(wr, orx, peer));
         let stdin: Option<Box<dyn Read + Send>> = if want_in && rec.spec.process.stdin {
             let (itx, irx) = mpsc::channel::<Bytes>(16);
             tokio::spawn(async move {
@@ -773,10 +756,6 @@ fn replay_logs(
     if rec.spec.logging.driver == berth_engine::specgen::LogDriver::None || !(stdout || stderr) {
         return;
     }
-    // The Python SDK reads the hijacked socket underneath the buffered
-    // reader that parsed the 101's headers: bytes that arrived with the
-    // headers are lost to it. A moment's pause lets the headers go alone.
-    std::thread::sleep(REPLAY_PAUSE);
     let req = berth_engine::logs::LogRequest {
         stdout,
         stderr,

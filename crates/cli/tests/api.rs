@@ -1623,6 +1623,126 @@ fn docker_login_checks_with_the_registry() {
     assert_eq!(st, 400, "{b}");
 }
 
+/// Sends `req` on a new connection to `sock`, waits `pause` without
+/// reading (the server has long written what it would), then reads once:
+/// what that one read returned, and the rest of the stream.
+fn first_read_then_rest(sock: &Path, req: &str, pause: Duration) -> (Vec<u8>, Vec<u8>) {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    std::thread::sleep(pause);
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = s.read(&mut buf).unwrap();
+    buf.truncate(n);
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    (buf, rest)
+}
+
+/// A hijacked stream's first bytes never arrive in the same read as the
+/// 101 head, however late the client reads it: the Python SDK reads the
+/// head through a buffer and the stream from the socket beneath it, so
+/// bytes read with the head are lost to it (an attach's log replay, a
+/// quick exec's output). Checked with a client that reads late (this
+/// fails when the service writes the stream without waiting for the head
+/// to be read), then with the SDK itself, 20 times each.
+#[test]
+fn hijacked_streams_begin_after_the_head_is_read() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    ok(svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "talk",
+        img,
+        "sh",
+        "-c",
+        "echo one; echo err1 >&2; sleep 100",
+    ]));
+    let t = Instant::now();
+    while !env.berth(&["logs", "talk"]).stdout.contains("one") {
+        assert!(t.elapsed() < Duration::from_secs(10), "no output");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let hijack = |path: &str, body: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // attach with logs=1: the replay.
+    let req = hijack(
+        "/v1.41/containers/talk/attach?logs=1&stream=0&stdout=1&stderr=1",
+        "",
+    );
+    let (first, rest) = first_read_then_rest(&svc.sock, &req, Duration::from_millis(300));
+    let head = String::from_utf8_lossy(&first);
+    assert!(
+        head.starts_with("HTTP/1.1 101") && head.ends_with("\r\n\r\n"),
+        "the first read held more than the 101 head: {head:?}"
+    );
+    assert_eq!(rest, b"\x01\0\0\0\0\0\0\x04one\n\x02\0\0\0\0\0\0\x05err1\n");
+    // exec start: the command's output.
+    let (st, b) = svc.http(
+        "POST",
+        "/v1.41/containers/talk/exec",
+        br#"{"Cmd":["echo","hi"],"AttachStdout":true,"AttachStderr":true}"#,
+    );
+    assert_eq!(st, 201, "{b}");
+    let exec = b.split('"').nth(3).unwrap().to_string();
+    let req = hijack(
+        &format!("/v1.41/exec/{exec}/start"),
+        r#"{"Detach":false,"Tty":false}"#,
+    );
+    let (first, rest) = first_read_then_rest(&svc.sock, &req, Duration::from_millis(500));
+    let head = String::from_utf8_lossy(&first);
+    assert!(
+        head.starts_with("HTTP/1.1 101") && head.ends_with("\r\n\r\n"),
+        "the first read held more than the 101 head: {head:?}"
+    );
+    assert_eq!(rest, b"\x01\0\0\0\0\0\0\x03hi\n");
+    // The client that never reads the head still gets its stream, once
+    // the wait for it is over.
+    let mut s = UnixStream::connect(&svc.sock).unwrap();
+    s.write_all(hijack("/v1.41/containers/talk/attach?logs=1&stream=0&stdout=1", "").as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    assert!(all.ends_with(b"\x01\0\0\0\0\0\0\x04one\n"), "{all:?}");
+
+    // The SDK, 20 times each.
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="unix://{sock}", version="auto")
+ctr = c.containers.get("talk")
+for i in range(20):
+    got = ctr.attach(stdout=True, stderr=True, logs=True, stream=False)
+    assert got == b"one\nerr1\n", (i, got)
+    r = ctr.exec_run(["echo", "hi"])
+    assert r.output == b"hi\n", (i, r.output)
+print("hijacks ok")
+"#,
+        sock = svc.sock.display()
+    );
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("hijacks ok"),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    ok(svc.docker(&["rm", "-f", "talk"]));
+}
+
 /// `n` bytes that do not compress (a layer's archive is as big as its
 /// file).
 fn noise(n: usize) -> Vec<u8> {
