@@ -266,7 +266,35 @@ pub async fn remove(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
 /// this service runs, else from the engine. It holds no thread while it
 /// waits (the monitor's pidfd is polled), so dropping it, as a wait whose
 /// client left does, leaves nothing behind.
-async fn wait_exit(s: &Arc<Shared>, id: &str) -> ApiResult<i32> {
+/// The exit code of the container `id` in its `die` event after the
+/// event log's position `mark` (the latest one), if there is one.
+fn died_with(e: &berth_engine::Engine, id: &str, mark: i64) -> ApiResult<Option<i32>> {
+    let mut seq = mark;
+    let mut code = None;
+    // Bounded: the events of the wait's time, 500 at a time.
+    for _ in 0..20 {
+        let batch = e.records.events_after(seq, 500)?;
+        let Some((last, _)) = batch.last() else {
+            break;
+        };
+        seq = *last;
+        for (_, ev) in &batch {
+            if ev.kind == "container" && ev.action == "die" && ev.actor.id == id {
+                code = ev
+                    .actor
+                    .attributes
+                    .get("exitCode")
+                    .and_then(|c| c.parse().ok());
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `mark`: the event log's position when the wait began: a container
+/// removed while it is waited for (an `--rm` one, by its monitor) is
+/// answered with the exit code of its `die` event, as dockerd does.
+async fn wait_exit(s: &Arc<Shared>, id: &str, mark: i64) -> ApiResult<i32> {
     let w = s.outcomes.lock().ok().and_then(|o| o.get(id).cloned());
     if let Some(mut w) = w {
         loop {
@@ -283,13 +311,26 @@ async fn wait_exit(s: &Arc<Shared>, id: &str) -> ApiResult<i32> {
     }
     loop {
         let id = id.to_string();
-        let (rec, pidfd) = s
-            .engine(move |e| {
-                let rec = e.get(&id)?;
-                let fd = running(&rec).then(|| e.monitor_pidfd(&rec)).flatten();
-                Ok((rec, fd))
+        // Err(code): the record went, its die event says how it ended.
+        let seen = s
+            .engine(move |e| match e.get(&id) {
+                Ok(rec) => {
+                    let fd = running(&rec).then(|| e.monitor_pidfd(&rec)).flatten();
+                    Ok(Ok((rec, fd)))
+                }
+                Err(err @ berth_engine::Error::NoSuchContainer(_)) => {
+                    match died_with(e, &id, mark)? {
+                        Some(code) => Ok(Err(code)),
+                        None => Err(err.into()),
+                    }
+                }
+                Err(err) => Err(err.into()),
             })
             .await?;
+        let (rec, pidfd) = match seen {
+            Ok(seen) => seen,
+            Err(code) => return Ok(code),
+        };
         if !running(&rec) {
             return Ok(rec.state.exit_code);
         }
@@ -308,6 +349,49 @@ async fn wait_exit(s: &Arc<Shared>, id: &str) -> ApiResult<i32> {
     }
 }
 
+/// Until `id`'s record is gone, a minute at most. An `--rm` container
+/// attached through this service is gone at once (its session removed
+/// it); one started detached is removed by its monitor's exit command,
+/// after which the monitor ends: its pidfd is waited on, without a
+/// thread. Polled (1 ms, doubling to 50 ms) only while no monitor is
+/// left and the record is still there (another client removes it).
+async fn wait_removed(s: &Arc<Shared>, id: &str) -> ApiResult<()> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut pause = Duration::from_millis(1);
+    // The monitor is waited for once: after its end (a child of this
+    // service stays a zombie until `Shared::reap`, its pidfd readable)
+    // only the record is looked at.
+    let mut monitor_ended = false;
+    loop {
+        let id2 = id.to_string();
+        let (gone, pidfd) = s
+            .engine(move |e| match e.get(&id2) {
+                Err(berth_engine::Error::NoSuchContainer(_)) => Ok((true, None)),
+                Ok(rec) => Ok((false, e.monitor_pidfd(&rec))),
+                Err(err) => Err(err.into()),
+            })
+            .await?;
+        if gone || tokio::time::Instant::now() >= until {
+            return Ok(());
+        }
+        // SAFETY: the OwnedFd is moved into the AsyncFd, which owns it from
+        // then on: the fd stays open, and is the same one, until it drops.
+        let pidfd = pidfd.filter(|_| !monitor_ended);
+        match pidfd.map(|fd| unsafe { tokio::io::unix::AsyncFd::register(fd) }) {
+            // Readable once the monitor has ended (its exit command, which
+            // removes an --rm container, has run by then).
+            Some(Ok(fd)) => {
+                let _ = tokio::time::timeout_at(until, fd.readable()).await;
+                monitor_ended = true;
+            }
+            _ => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
 pub async fn wait(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
     let cond = q.get("condition").unwrap_or("not-running").to_string();
     if !matches!(cond.as_str(), "" | "not-running" | "next-exit" | "removed") {
@@ -318,7 +402,9 @@ pub async fn wait(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
     // Subscribed before looking, so a start in between is seen.
     let mut started = s.started.subscribe();
     let id2 = id.to_string();
-    let rec = s.engine(move |e| Ok(e.get(&id2)?)).await?;
+    let (rec, mark) = s
+        .engine(move |e| Ok((e.get(&id2)?, e.records.last_event()?)))
+        .await?;
     let (resp, tx) = http::stream("application/json");
     let s = s.clone();
     tokio::spawn(async move {
@@ -336,30 +422,9 @@ pub async fn wait(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
             } else if !running(&rec) {
                 return Ok(rec.state.exit_code);
             }
-            let code = wait_exit(&s, &id).await?;
+            let code = wait_exit(&s, &id, mark).await?;
             if cond == "removed" {
-                // Until the record is gone (an --rm container's monitor
-                // removes it after its end): looked at often at first (the
-                // removal follows the exit within milliseconds: `docker run
-                // --rm` waits for it), then every 50 ms, for a minute at most.
-                let until = tokio::time::Instant::now() + Duration::from_secs(60);
-                let mut pause = Duration::from_millis(1);
-                while tokio::time::Instant::now() < until {
-                    let id2 = id.clone();
-                    let gone = s
-                        .engine(move |e| {
-                            Ok(matches!(
-                                e.get(&id2),
-                                Err(berth_engine::Error::NoSuchContainer(_))
-                            ))
-                        })
-                        .await?;
-                    if gone {
-                        break;
-                    }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
+                wait_removed(&s, &id).await?;
             }
             Ok(code)
         };

@@ -1623,6 +1623,38 @@ fn docker_login_checks_with_the_registry() {
     assert_eq!(st, 400, "{b}");
 }
 
+/// `docker run -d --rm` then `docker wait`: the container's monitor
+/// removes it as it ends, and the wait still answers its exit code (from
+/// its `die` event), as dockerd does; `condition=removed` answers once
+/// the record is gone (after the monitor's end, not by polling).
+#[test]
+fn a_wait_outlives_an_rm_containers_record() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    let id = ok(svc.docker(&["run", "-d", "--rm", img, "sh", "-c", "sleep 1; exit 3"]))
+        .stdout
+        .trim()
+        .to_string();
+    let o = ok(svc.docker(&["wait", &id]));
+    assert_eq!(o.stdout.trim(), "3", "{}", o.stderr);
+    let id = ok(svc.docker(&["run", "-d", "--rm", img, "sh", "-c", "sleep 1; exit 4"]))
+        .stdout
+        .trim()
+        .to_string();
+    let (st, b) = svc.http(
+        "POST",
+        &format!("/v1.41/containers/{id}/wait?condition=removed"),
+        b"",
+    );
+    assert_eq!(st, 200, "{b}");
+    assert!(b.contains("\"StatusCode\":4"), "{b}");
+    assert!(env.berth(&["ps", "-aq"]).ok().stdout.is_empty());
+    // Never there: still Docker's 404.
+    let (st, b) = svc.http("POST", "/v1.41/containers/nope/wait", b"");
+    assert_eq!(st, 404, "{b}");
+}
+
 /// Sends `req` on a new connection to `sock`, waits `pause` without
 /// reading (the server has long written what it would), then reads once:
 /// what that one read returned, and the rest of the stream.
