@@ -374,9 +374,9 @@ async fn wait_removed(s: &Arc<Shared>, id: &str) -> ApiResult<()> {
         if gone || tokio::time::Instant::now() >= until {
             return Ok(());
         }
+        let pidfd = pidfd.filter(|_| !monitor_ended);
         // SAFETY: the OwnedFd is moved into the AsyncFd, which owns it from
         // then on: the fd stays open, and is the same one, until it drops.
-        let pidfd = pidfd.filter(|_| !monitor_ended);
         match pidfd.map(|fd| unsafe { tokio::io::unix::AsyncFd::register(fd) }) {
             // Readable once the monitor has ended (its exit command, which
             // removes an --rm container, has run by then).
