@@ -9,6 +9,12 @@
 //! "error": ...}` for a failure (with the RUN step's exit code, which the
 //! docker CLI exits with).
 //!
+//! `X-Registry-Config` (the client's logins, by registry) gives the
+//! credentials of the base images' pulls; they live in the build's
+//! [`Host`] for the request only (never stored or logged; a registry the
+//! client has no login for is pulled with the store's own login files,
+//! as any pull).
+//!
 //! Options berth's builder has no equivalent of are refused with a 400
 //! naming them, unless they are at their default (the docker CLI sends
 //! every one of them on each build): resource limits, extra hosts,
@@ -233,6 +239,8 @@ struct Host {
     tx: mpsc::Sender<Bytes>,
     quiet: bool,
     pull: bool,
+    /// The client's logins (X-Registry-Config), for the pulls.
+    logins: crate::auth::RegistryConfig,
     /// The client stopped reading: output is dropped from then on.
     gone: AtomicBool,
 }
@@ -267,15 +275,30 @@ impl BuildHost for Host {
             Err(e) => return Err(format!("image {name:?}: {e}")),
         };
         self.stream(&format!("Pulling {name}\n"));
-        let req = berth_engine::images::PullRequest {
+        let mut req = berth_engine::images::PullRequest {
             image: name.to_string(),
             platform: None,
             tls_verify: !crate::images::loopback_registry(name),
             creds: None,
             parallel: 3,
         };
-        let pulled = Pull::prepare(&req)
-            .and_then(|p| Images::open(&self.root)?.pull(&p, &|_| {}).map(|p| p.id));
+        // The registry is known once the name is resolved (a short name
+        // may be an alias of registries.conf): then the client's login
+        // for it, if it gave one.
+        let pulled = Pull::prepare(&req).and_then(|p| {
+            let login = self
+                .logins
+                .login_for(&p.reference.registry)
+                .map_err(berth_engine::images::StoreError::Usage)?;
+            let p = match login {
+                Some(l) => {
+                    req.creds = Some(l.creds().to_string());
+                    Pull::prepare(&req)?
+                }
+                None => p,
+            };
+            Images::open(&self.root)?.pull(&p, &|_| {}).map(|p| p.id)
+        });
         match (pulled, fallback) {
             (Ok(id), _) => Ok(id),
             (Err(_), Some(id)) => Ok(id),
@@ -311,6 +334,11 @@ fn error_line(e: &BuildError) -> Bytes {
 /// `POST /build`.
 pub async fn build(s: &Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
     let bq = parse_query(req.uri().query())?;
+    let logins = crate::auth::RegistryConfig::parse(
+        req.headers()
+            .get("X-Registry-Config")
+            .and_then(|h| h.to_str().ok()),
+    )?;
     // The context: read and unpacked before the answer (a broken tarball
     // is a 400).
     let (mut input, feed) = crate::archive::body_reader(req.into_body());
@@ -377,6 +405,7 @@ pub async fn build(s: &Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
             tx: tx.clone(),
             quiet: bq.quiet,
             pull: bq.pull,
+            logins,
             gone: AtomicBool::new(false),
         };
         let built = berth_engine::Engine::open(&s2.root, &s2.run_root)
@@ -416,6 +445,28 @@ pub async fn build(s: &Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         }
     });
     Ok(resp)
+}
+
+/// `POST /build/prune` (`docker builder prune`, and the last step of
+/// `docker system prune`): berth's build cache, all of it (its entries
+/// have no shared or internal kinds to keep apart, so `all` changes
+/// nothing), its entries' names and the bytes freed. Filters and
+/// `keep-storage`, which would keep some, are refused by name.
+pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
+    if let Some(f) = q.filters()?.first() {
+        return Err(ApiError::bad_request(format!(
+            "build cache prune: the filter {f:?} is not supported by berth's builder (its whole cache is pruned)"
+        )));
+    }
+    if let Some(k) = q.int::<i64>("keep-storage")?.filter(|k| *k > 0) {
+        return Err(ApiError::bad_request(format!(
+            "build cache prune: keep-storage={k} is not supported by berth's builder (its whole cache is pruned)"
+        )));
+    }
+    let (gone, bytes) = s.engine(|e| Ok(e.builder_prune()?)).await?;
+    Ok(http::json(
+        &serde_json::json!({ "CachesDeleted": gone, "SpaceReclaimed": bytes }),
+    ))
 }
 
 #[cfg(test)]

@@ -30,9 +30,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// How long a followed log waits for a client that does not read.
 const LOG_STALL: Duration = Duration::from_secs(60);
 
-/// How long an attach waits after its 101 before replaying the log.
-const REPLAY_PAUSE: Duration = Duration::from_millis(50);
-
 /// How long an attach waits for its container's start.
 const ATTACH_WAIT: Duration = Duration::from_secs(300);
 
@@ -269,7 +266,35 @@ pub async fn remove(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
 /// this service runs, else from the engine. It holds no thread while it
 /// waits (the monitor's pidfd is polled), so dropping it, as a wait whose
 /// client left does, leaves nothing behind.
-async fn wait_exit(s: &Arc<Shared>, id: &str) -> ApiResult<i32> {
+/// The exit code of the container `id` in its `die` event after the
+/// event log's position `mark` (the latest one), if there is one.
+fn died_with(e: &berth_engine::Engine, id: &str, mark: i64) -> ApiResult<Option<i32>> {
+    let mut seq = mark;
+    let mut code = None;
+    // Bounded: the events of the wait's time, 500 at a time.
+    for _ in 0..20 {
+        let batch = e.records.events_after(seq, 500)?;
+        let Some((last, _)) = batch.last() else {
+            break;
+        };
+        seq = *last;
+        for (_, ev) in &batch {
+            if ev.kind == "container" && ev.action == "die" && ev.actor.id == id {
+                code = ev
+                    .actor
+                    .attributes
+                    .get("exitCode")
+                    .and_then(|c| c.parse().ok());
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `mark`: the event log's position when the wait began: a container
+/// removed while it is waited for (an `--rm` one, by its monitor) is
+/// answered with the exit code of its `die` event, as dockerd does.
+async fn wait_exit(s: &Arc<Shared>, id: &str, mark: i64) -> ApiResult<i32> {
     let w = s.outcomes.lock().ok().and_then(|o| o.get(id).cloned());
     if let Some(mut w) = w {
         loop {
@@ -286,13 +311,26 @@ async fn wait_exit(s: &Arc<Shared>, id: &str) -> ApiResult<i32> {
     }
     loop {
         let id = id.to_string();
-        let (rec, pidfd) = s
-            .engine(move |e| {
-                let rec = e.get(&id)?;
-                let fd = running(&rec).then(|| e.monitor_pidfd(&rec)).flatten();
-                Ok((rec, fd))
+        // Err(code): the record went, its die event says how it ended.
+        let seen = s
+            .engine(move |e| match e.get(&id) {
+                Ok(rec) => {
+                    let fd = running(&rec).then(|| e.monitor_pidfd(&rec)).flatten();
+                    Ok(Ok((rec, fd)))
+                }
+                Err(err @ berth_engine::Error::NoSuchContainer(_)) => {
+                    match died_with(e, &id, mark)? {
+                        Some(code) => Ok(Err(code)),
+                        None => Err(err.into()),
+                    }
+                }
+                Err(err) => Err(err.into()),
             })
             .await?;
+        let (rec, pidfd) = match seen {
+            Ok(seen) => seen,
+            Err(code) => return Ok(code),
+        };
         if !running(&rec) {
             return Ok(rec.state.exit_code);
         }
@@ -311,6 +349,49 @@ async fn wait_exit(s: &Arc<Shared>, id: &str) -> ApiResult<i32> {
     }
 }
 
+/// Until `id`'s record is gone, a minute at most. An `--rm` container
+/// attached through this service is gone at once (its session removed
+/// it); one started detached is removed by its monitor's exit command,
+/// after which the monitor ends: its pidfd is waited on, without a
+/// thread. Polled (1 ms, doubling to 50 ms) only while no monitor is
+/// left and the record is still there (another client removes it).
+async fn wait_removed(s: &Arc<Shared>, id: &str) -> ApiResult<()> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut pause = Duration::from_millis(1);
+    // The monitor is waited for once: after its end (a child of this
+    // service stays a zombie until `Shared::reap`, its pidfd readable)
+    // only the record is looked at.
+    let mut monitor_ended = false;
+    loop {
+        let id2 = id.to_string();
+        let (gone, pidfd) = s
+            .engine(move |e| match e.get(&id2) {
+                Err(berth_engine::Error::NoSuchContainer(_)) => Ok((true, None)),
+                Ok(rec) => Ok((false, e.monitor_pidfd(&rec))),
+                Err(err) => Err(err.into()),
+            })
+            .await?;
+        if gone || tokio::time::Instant::now() >= until {
+            return Ok(());
+        }
+        let pidfd = pidfd.filter(|_| !monitor_ended);
+        // SAFETY: the OwnedFd is moved into the AsyncFd, which owns it from
+        // then on: the fd stays open, and is the same one, until it drops.
+        match pidfd.map(|fd| unsafe { tokio::io::unix::AsyncFd::register(fd) }) {
+            // Readable once the monitor has ended (its exit command, which
+            // removes an --rm container, has run by then).
+            Some(Ok(fd)) => {
+                let _ = tokio::time::timeout_at(until, fd.readable()).await;
+                monitor_ended = true;
+            }
+            _ => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
 pub async fn wait(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
     let cond = q.get("condition").unwrap_or("not-running").to_string();
     if !matches!(cond.as_str(), "" | "not-running" | "next-exit" | "removed") {
@@ -321,7 +402,9 @@ pub async fn wait(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
     // Subscribed before looking, so a start in between is seen.
     let mut started = s.started.subscribe();
     let id2 = id.to_string();
-    let rec = s.engine(move |e| Ok(e.get(&id2)?)).await?;
+    let (rec, mark) = s
+        .engine(move |e| Ok((e.get(&id2)?, e.records.last_event()?)))
+        .await?;
     let (resp, tx) = http::stream("application/json");
     let s = s.clone();
     tokio::spawn(async move {
@@ -339,30 +422,9 @@ pub async fn wait(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
             } else if !running(&rec) {
                 return Ok(rec.state.exit_code);
             }
-            let code = wait_exit(&s, &id).await?;
+            let code = wait_exit(&s, &id, mark).await?;
             if cond == "removed" {
-                // Until the record is gone (an --rm container's monitor
-                // removes it after its end): looked at often at first (the
-                // removal follows the exit within milliseconds: `docker run
-                // --rm` waits for it), then every 50 ms, for a minute at most.
-                let until = tokio::time::Instant::now() + Duration::from_secs(60);
-                let mut pause = Duration::from_millis(1);
-                while tokio::time::Instant::now() < until {
-                    let id2 = id.clone();
-                    let gone = s
-                        .engine(move |e| {
-                            Ok(matches!(
-                                e.get(&id2),
-                                Err(berth_engine::Error::NoSuchContainer(_))
-                            ))
-                        })
-                        .await?;
-                    if gone {
-                        break;
-                    }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
+                wait_removed(&s, &id).await?;
             }
             Ok(code)
         };
@@ -552,6 +614,7 @@ pub async fn attach(
     }
     let want_in = q.flag("stdin");
     let (want_out, want_err) = (q.flag("stdout"), q.flag("stderr"));
+    let peer = req.extensions().get::<http::UnixPeer>().copied();
     let id2 = id.to_string();
     let rec = s.engine(move |e| Ok(e.get(&id2)?)).await?;
     let mux = !rec.spec.process.tty;
@@ -562,21 +625,13 @@ pub async fn attach(
             let Ok(up) = hyper::upgrade::on(req).await else {
                 return;
             };
-            let (_rd, mut wr) = tokio::io::split(TokioIo::new(up));
-            let (otx, mut orx) = mpsc::channel::<Bytes>(16);
+            let (_rd, wr) = tokio::io::split(TokioIo::new(up));
+            let (otx, orx) = mpsc::channel::<Bytes>(16);
             let replay = s2.engine(move |e| {
                 replay_logs(e, &rec, want_out, want_err, mux, &otx);
                 Ok(())
             });
-            let writer = async move {
-                while let Some(b) = orx.recv().await {
-                    if wr.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = wr.shutdown().await;
-            };
-            let _ = tokio::join!(replay, writer);
+            let _ = tokio::join!(replay, http::pump_hijacked(wr, orx, peer));
         });
         return Ok(upgraded(mux));
     }
@@ -646,15 +701,8 @@ pub async fn attach(
                 }
             }
         };
-        let (otx, mut orx) = mpsc::channel::<Bytes>(16);
-        let writer = tokio::spawn(async move {
-            while let Some(b) = orx.recv().await {
-                if wr.write_all(&b).await.is_err() {
-                    break;
-                }
-            }
-            let _ = wr.shutdown().await;
-        });
+        let (otx, orx) = mpsc::channel::<Bytes>(16);
+        let writer = tokio::spawn(http::pump_hijacked(wr, orx, peer));
         let stdin: Option<Box<dyn Read + Send>> = if want_in && rec.spec.process.stdin {
             let (itx, irx) = mpsc::channel::<Bytes>(16);
             tokio::spawn(async move {
@@ -773,10 +821,6 @@ fn replay_logs(
     if rec.spec.logging.driver == berth_engine::specgen::LogDriver::None || !(stdout || stderr) {
         return;
     }
-    // The Python SDK reads the hijacked socket underneath the buffered
-    // reader that parsed the 101's headers: bytes that arrived with the
-    // headers are lost to it. A moment's pause lets the headers go alone.
-    std::thread::sleep(REPLAY_PAUSE);
     let req = berth_engine::logs::LogRequest {
         stdout,
         stderr,
@@ -864,8 +908,11 @@ pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
         ));
     }
     let gone = s.engine(|e| Ok(e.prune_containers()?)).await?;
+    // Docker's: the sum of the removed containers' SizeRw.
+    let reclaimed: u64 = gone.iter().map(|(_, b)| b).sum();
+    let ids: Vec<&String> = gone.iter().map(|(id, _)| id).collect();
     Ok(http::json(
-        &serde_json::json!({ "ContainersDeleted": gone, "SpaceReclaimed": 0 }),
+        &serde_json::json!({ "ContainersDeleted": ids, "SpaceReclaimed": reclaimed }),
     ))
 }
 

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 /// The most execs remembered (finished ones are forgotten first).
@@ -390,6 +390,7 @@ pub async fn start(s: &Arc<Shared>, exec_id: &str, req: Request<Incoming>) -> Ap
         return Ok(http::empty(StatusCode::OK));
     }
     let tty = st.opts.tty;
+    let peer = parts.extensions.get::<http::UnixPeer>().copied();
     let req = Request::from_parts(parts, ());
     let s2 = s.clone();
     let hijack = upgrade;
@@ -415,15 +416,8 @@ pub async fn start(s: &Arc<Shared>, exec_id: &str, req: Request<Incoming>) -> Ap
                     return;
                 }
             };
-            let (mut rd, mut wr) = tokio::io::split(TokioIo::new(up));
-            tokio::spawn(async move {
-                while let Some(b) = orx.recv().await {
-                    if wr.write_all(&b).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = wr.shutdown().await;
-            });
+            let (mut rd, wr) = tokio::io::split(TokioIo::new(up));
+            tokio::spawn(http::pump_hijacked(wr, orx, peer));
             if want_in {
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 32 * 1024];

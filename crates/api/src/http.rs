@@ -251,6 +251,76 @@ pub fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A unix connection's socket (in each request's extensions), for a
+/// hijack to see when its client has read the 101 head.
+#[derive(Clone, Copy, Debug)]
+pub struct UnixPeer(pub std::os::fd::RawFd);
+
+/// How long a hijack waits for its client to read the 101 head before it
+/// sends anyway.
+pub const HEAD_READ_WAIT: Duration = Duration::from_secs(2);
+
+/// Waits until the client has read all that was written to its unix
+/// connection (the 101 head), at most [`HEAD_READ_WAIT`].
+///
+/// Why: the Python SDK (docker-py, all versions to 7.x) reads the 101
+/// with http.client, whose buffered reader takes whatever one `recv`
+/// returns, then reads the stream from the raw socket beneath that
+/// buffer (`APIClient._get_raw_response_socket`: `response.raw._fp.fp.raw`):
+/// bytes that arrived in the same `recv` as the head are lost to it
+/// (docker/docker-py#425, #2466). A unix stream socket merges separate
+/// writes into one `recv`, so a stream's first bytes (an attach's log
+/// replay, written a moment after the head) may be swallowed. dockerd has
+/// the same race and loses it less often only by being slower. The
+/// kernel says how much of what this side wrote the peer has not read
+/// yet (SIOCOUTQ on AF_UNIX: the unread bytes' memory): once it is 0 the
+/// head has been read alone, and what follows comes in a later `recv`.
+/// There is no event for it, so it is looked at with a backoff of 1 ms
+/// to 5 ms; a client waiting in `recv`, as the SDK is, has read it at the
+/// first look. TLS needs none of this (each write is its own record, and
+/// a read returns one record), nor do Go's clients (the docker CLI reads
+/// the stream through the same buffered reader).
+pub async fn head_read(peer: Option<UnixPeer>) {
+    let Some(UnixPeer(fd)) = peer else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + HEAD_READ_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let mut unread: libc::c_int = 0;
+        // SAFETY: SIOCOUTQ (TIOCOUTQ's number) on the connection's socket,
+        // which the caller's hijacked stream keeps open while it waits;
+        // the kernel writes one int to `unread`.
+        let r = unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut unread) };
+        if r != 0 || unread <= 0 || tokio::time::Instant::now() >= deadline {
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(5));
+    }
+}
+
+/// Writes what `rx` gives to a hijacked connection (`peer`: its socket,
+/// when it is a unix one), the first bytes only once the client has read
+/// the 101 head ([`head_read`]), then shuts the writing side down.
+pub async fn pump_hijacked<W>(mut wr: W, mut rx: mpsc::Receiver<Bytes>, peer: Option<UnixPeer>)
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    let mut first = true;
+    while let Some(b) = rx.recv().await {
+        if first {
+            head_read(peer).await;
+            first = false;
+        }
+        if wr.write_all(&b).await.is_err() {
+            break;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
+
 /// Docker's stream framing: a header (stream, 0, 0, 0, big-endian
 /// length) before each piece of stdout (1) or stderr (2).
 pub fn frame(stream: u8, data: &[u8]) -> Bytes {

@@ -187,8 +187,10 @@ fn line(v: serde_json::Value) -> Bytes {
 
 /// `POST /images/create?fromImage=NAME&tag=TAG`: a pull, its progress as
 /// Docker's JSON lines; a failure after the stream began is an `error`
-/// line, as Docker's.
-pub async fn create(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
+/// line, as Docker's. `auth`: the X-Registry-Auth header (the client's
+/// login for the image's registry).
+pub async fn create(s: &Arc<Shared>, q: &Query, auth: Option<&str>) -> ApiResult<Resp> {
+    let login = registry_auth(auth)?;
     if q.get("fromSrc").is_some_and(|v| !v.is_empty()) {
         return Err(ApiError::bad_request(
             "images/create with fromSrc (import) is not supported by berth's API yet; use `berth import`",
@@ -215,7 +217,7 @@ pub async fn create(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
         image: image.clone(),
         platform,
         tls_verify: !loopback_registry(&image),
-        creds: None,
+        creds: login.map(|l| l.creds().to_string()),
         parallel: 3,
     };
     let p = Shared::blocking(move || Ok(Pull::prepare(&req)?)).await?;
@@ -567,11 +569,10 @@ pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
             }
             chosen.insert(row.id.to_string());
         }
-        Ok(imgs
-            .prune_unused(&|r| chosen.contains(&r.id.to_string()))?
-            .0)
+        Ok(imgs.prune_unused(&|r| chosen.contains(&r.id.to_string()))?)
     })
     .await?;
+    let (gone, collected) = gone;
     let mut deleted = Vec::new();
     for (id, names) in &gone {
         for n in names.iter().filter(|n| !n.contains('@')) {
@@ -579,9 +580,13 @@ pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
         }
         deleted.push(serde_json::json!({ "Deleted": id.to_string() }));
     }
-    Ok(http::json(
-        &serde_json::json!({ "ImagesDeleted": deleted, "SpaceReclaimed": 0 }),
-    ))
+    // Docker's: the bytes of the layers that went with the images (not
+    // those another image still uses); berth's also frees the layers'
+    // archives, configs and manifests, and counts them.
+    Ok(http::json(&serde_json::json!({
+        "ImagesDeleted": deleted,
+        "SpaceReclaimed": collected.bytes,
+    })))
 }
 
 /// `POST /images/load`: the body, a `docker save` (or OCI) tarball,
@@ -641,9 +646,10 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The credentials of an X-Registry-Auth header, as USER:PASSWORD (None
-/// for none: the store's login is used then).
-pub fn registry_auth(h: Option<&str>) -> ApiResult<Option<String>> {
+/// The login of an X-Registry-Auth header (None for none: the store's
+/// login files are used then). A token alone is refused: berth's
+/// registry client logs in with a username and password only.
+pub fn registry_auth(h: Option<&str>) -> ApiResult<Option<crate::auth::Login>> {
     let Some(h) = h.filter(|h| !h.trim().is_empty()) else {
         return Ok(None);
     };
@@ -653,12 +659,13 @@ pub fn registry_auth(h: Option<&str>) -> ApiResult<Option<String>> {
     if !v.is_object() {
         return Err(bad());
     }
-    let field = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("").to_string();
-    let (user, pass) = (field("username"), field("password"));
-    if user.is_empty() && pass.is_empty() {
-        return Ok(None);
+    match crate::auth::given(&v) {
+        crate::auth::Given::Login(l) => Ok(Some(l)),
+        crate::auth::Given::Nothing => Ok(None),
+        crate::auth::Given::Token => Err(ApiError::bad_request(
+            "X-Registry-Auth: identity and registry tokens are not supported by berth's API; log in with a username and password",
+        )),
     }
-    Ok(Some(format!("{user}:{pass}")))
 }
 
 /// `POST /images/{name}/push?tag=TAG`: Docker's JSON lines (the
@@ -697,7 +704,13 @@ pub async fn push(s: &Arc<Shared>, name: &str, q: &Query, auth: Option<&str>) ->
                 };
                 let _ = tx.try_send(line(v));
             };
-            Ok(imgs.push(&image, None, tls_verify, creds.as_deref(), &report)?)
+            Ok(imgs.push(
+                &image,
+                None,
+                tls_verify,
+                creds.as_ref().map(|c| c.creds()),
+                &report,
+            )?)
         });
         let shown_tag = tag.unwrap_or_else(|| "latest".into());
         let last = match res {
@@ -735,9 +748,11 @@ mod push_tests {
             json
         );
         assert_eq!(
-            registry_auth(Some(std_b64)).unwrap().as_deref(),
-            Some("u?:p>")
+            registry_auth(Some(std_b64)).unwrap().unwrap().creds(),
+            "u?:p>"
         );
+        // {"identitytoken":"t"}: refused, not sent without credentials.
+        assert!(registry_auth(Some("eyJpZGVudGl0eXRva2VuIjoidCJ9")).is_err());
         assert_eq!(registry_auth(Some("e30=")).unwrap(), None);
         assert_eq!(registry_auth(None).unwrap(), None);
         assert!(registry_auth(Some("!!")).is_err());

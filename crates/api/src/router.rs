@@ -68,6 +68,11 @@ pub async fn route(s: Arc<Shared>, req: Request<Incoming>) -> Resp {
     r
 }
 
+/// A request header's value, if it is text.
+fn header<'r>(req: &'r Request<Incoming>, name: &str) -> Option<&'r str> {
+    req.headers().get(name).and_then(|h| h.to_str().ok())
+}
+
 async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
     let path = req.uri().path().to_string();
     let (_, path) = split_version(&path)?;
@@ -117,17 +122,14 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         (&M::POST, ["exec", id, "resize"]) => exec::resize(id, &q).await,
 
         (&M::GET, ["images", "json"]) => images::list(&s, &q).await,
-        (&M::POST, ["images", "create"]) => images::create(&s, &q).await,
+        (&M::POST, ["images", "create"]) => {
+            images::create(&s, &q, header(&req, "X-Registry-Auth")).await
+        }
         (&M::POST, ["images", name @ .., "tag"]) if !name.is_empty() => {
             images::tag(&s, &name.join("/"), &q).await
         }
         (&M::POST, ["images", name @ .., "push"]) if !name.is_empty() => {
-            let auth = req
-                .headers()
-                .get("X-Registry-Auth")
-                .and_then(|h| h.to_str().ok())
-                .map(String::from);
-            images::push(&s, &name.join("/"), &q, auth.as_deref()).await
+            images::push(&s, &name.join("/"), &q, header(&req, "X-Registry-Auth")).await
         }
         (&M::GET, ["images", "get"]) => {
             let names = req
@@ -155,6 +157,7 @@ async fn dispatch(s: Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
 
         (&M::POST, ["auth"]) => auth::auth(&s, req).await,
         (&M::POST, ["build"]) => build::build(&s, req).await,
+        (&M::POST, ["build", "prune"]) => build::prune(&s, &q).await,
         (&M::POST, ["images", "load"]) => images::load(&s, &q, req).await,
         (&M::POST, ["images", "prune"]) => images::prune(&s, &q).await,
         (&M::POST, ["networks", "prune"]) => networks::prune(&s, &q).await,

@@ -518,13 +518,16 @@ async fn run(
                     let _active = active;
                     let _permit = permit;
                     match stream {
-                        Accepted::Unix(u) => connection(s, u).await,
+                        Accepted::Unix(u) => {
+                            let peer = crate::http::UnixPeer(std::os::fd::AsRawFd::as_raw_fd(&u));
+                            connection(s, u, Some(peer)).await
+                        }
                         Accepted::Tcp(t, tls) => {
                             // The handshake has the headers' deadline: a
                             // client that never finishes it holds a slot
                             // no longer than a slow request would.
                             match tokio::time::timeout(HEADER_TIMEOUT, tls.accept(t)).await {
-                                Ok(Ok(t)) => connection(s, t).await,
+                                Ok(Ok(t)) => connection(s, t, None).await,
                                 Ok(Err(e)) => tracing::info!("API service: TLS handshake refused: {e}"),
                                 Err(_) => tracing::info!("API service: TLS handshake timed out"),
                             }
@@ -536,13 +539,17 @@ async fn run(
     }
 }
 
-/// Serves one connection's requests (and its upgrade, for a hijack).
-async fn connection<S>(s: Arc<Shared>, stream: S)
+/// Serves one connection's requests (and its upgrade, for a hijack);
+/// `peer`: its socket when it is a unix one, told to each request.
+async fn connection<S>(s: Arc<Shared>, stream: S, peer: Option<crate::http::UnixPeer>)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         let s = s.clone();
+        if let Some(p) = peer {
+            req.extensions_mut().insert(p);
+        }
         async move { Ok::<_, std::convert::Infallible>(router::route(s, req).await) }
     });
     let conn = http1::Builder::new()

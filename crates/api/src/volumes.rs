@@ -133,7 +133,10 @@ pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
         }
     }
     let gone = s.engine(move |e| Ok(e.prune_volumes(all)?)).await?;
+    // Docker's: the sum of the removed volumes' sizes.
+    let reclaimed: u64 = gone.iter().map(|(_, b)| b).sum();
+    let names: Vec<&String> = gone.iter().map(|(n, _)| n).collect();
     Ok(http::json(
-        &serde_json::json!({ "VolumesDeleted": gone, "SpaceReclaimed": 0 }),
+        &serde_json::json!({ "VolumesDeleted": names, "SpaceReclaimed": reclaimed }),
     ))
 }

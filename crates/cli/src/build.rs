@@ -399,7 +399,7 @@ pub fn builder(root: &Path, run_root: &Path, c: BuilderCmd) -> Result<()> {
     match c {
         BuilderCmd::Prune { .. } => {
             let engine = crate::containers::open(root, run_root)?;
-            let n = engine.builder_prune()?;
+            let n = engine.builder_prune()?.0.len();
             println!("Removed {n} build cache entries (their images go with `berth image prune`)");
             Ok(())
         }

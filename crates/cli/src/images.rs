@@ -514,13 +514,15 @@ pub fn image(root: &Path, c: ImageCmd) -> Result<()> {
         ImageCmd::History { image, no_trunc } => history(root, &image, no_trunc),
         ImageCmd::Build(_) => anyhow::bail!("berth image build is dispatched by main"),
         ImageCmd::Prune => {
-            let (dangling, layers, blobs) = open(root)?.prune()?;
+            let (dangling, gc) = open(root)?.prune()?;
             for id in &dangling {
                 println!("Deleted: {id}");
             }
             eprintln!(
-                "Removed {} images, {layers} layers, {blobs} blobs",
-                dangling.len()
+                "Removed {} images, {} layers, {} blobs",
+                dangling.len(),
+                gc.layers,
+                gc.blobs
             );
             Ok(())
         }

@@ -101,7 +101,7 @@ pub fn container_prune(root: &Path, run_root: &Path, force: bool) -> Result<()> 
     let ids = open(root, run_root)?.prune_containers()?;
     if !ids.is_empty() {
         println!("Deleted Containers:");
-        for id in &ids {
+        for (id, _) in &ids {
             println!("{id}");
         }
     }
@@ -477,7 +477,7 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
         }
         VolumeCmd::Rm { force: _, names } => remove_each(&names, |n| engine.remove_volume(n))?,
         VolumeCmd::Prune { all, force: _ } => {
-            for v in engine.prune_volumes(all)? {
+            for (v, _) in engine.prune_volumes(all)? {
                 println!("{v}");
             }
         }

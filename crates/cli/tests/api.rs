@@ -47,6 +47,11 @@ impl Service {
     }
 
     fn docker_with(&self, bin: &str, args: &[&str], stdin: Option<&[u8]>) -> Out {
+        self.docker_as(self.config.path(), bin, args, stdin)
+    }
+
+    /// The docker CLI with the client config in `config`.
+    fn docker_as(&self, config: &Path, bin: &str, args: &[&str], stdin: Option<&[u8]>) -> Out {
         assert!(
             Path::new(bin).exists(),
             "{bin} is missing (apt-get install docker.io)"
@@ -54,7 +59,7 @@ impl Service {
         let mut c = Command::new(bin);
         c.args(args)
             .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
-            .env("DOCKER_CONFIG", self.config.path())
+            .env("DOCKER_CONFIG", config)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -87,12 +92,24 @@ impl Service {
 
 /// One request on a fresh connection to `sock`: status and body.
 fn http(sock: &Path, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    http_with(sock, method, path, &[], body)
+}
+
+/// One request with extra header lines (`Name: value`).
+fn http_with(
+    sock: &Path,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> (u16, String) {
     {
         let mut s = UnixStream::connect(sock).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
         write!(
             s,
-            "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         )
         .unwrap();
@@ -1604,6 +1621,400 @@ fn docker_login_checks_with_the_registry() {
     assert!(b.contains("\"message\""), "{b}");
     let (st, b) = svc.http("POST", "/v1.41/auth", b"{\"username\": 5}");
     assert_eq!(st, 400, "{b}");
+}
+
+/// `docker run -d --rm` then `docker wait`: the container's monitor
+/// removes it as it ends, and the wait still answers its exit code (from
+/// its `die` event), as dockerd does; `condition=removed` answers once
+/// the record is gone (after the monitor's end, not by polling).
+#[test]
+fn a_wait_outlives_an_rm_containers_record() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    let id = ok(svc.docker(&["run", "-d", "--rm", img, "sh", "-c", "sleep 1; exit 3"]))
+        .stdout
+        .trim()
+        .to_string();
+    let o = ok(svc.docker(&["wait", &id]));
+    assert_eq!(o.stdout.trim(), "3", "{}", o.stderr);
+    let id = ok(svc.docker(&["run", "-d", "--rm", img, "sh", "-c", "sleep 1; exit 4"]))
+        .stdout
+        .trim()
+        .to_string();
+    let (st, b) = svc.http(
+        "POST",
+        &format!("/v1.41/containers/{id}/wait?condition=removed"),
+        b"",
+    );
+    assert_eq!(st, 200, "{b}");
+    assert!(b.contains("\"StatusCode\":4"), "{b}");
+    assert!(env.berth(&["ps", "-aq"]).ok().stdout.is_empty());
+    // Never there: still Docker's 404.
+    let (st, b) = svc.http("POST", "/v1.41/containers/nope/wait", b"");
+    assert_eq!(st, 404, "{b}");
+}
+
+/// Sends `req` on a new connection to `sock`, waits `pause` without
+/// reading (the server has long written what it would), then reads once:
+/// what that one read returned, and the rest of the stream.
+fn first_read_then_rest(sock: &Path, req: &str, pause: Duration) -> (Vec<u8>, Vec<u8>) {
+    let mut s = UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(req.as_bytes()).unwrap();
+    std::thread::sleep(pause);
+    let mut buf = vec![0u8; 64 * 1024];
+    let n = s.read(&mut buf).unwrap();
+    buf.truncate(n);
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    (buf, rest)
+}
+
+/// A hijacked stream's first bytes never arrive in the same read as the
+/// 101 head, however late the client reads it: the Python SDK reads the
+/// head through a buffer and the stream from the socket beneath it, so
+/// bytes read with the head are lost to it (an attach's log replay, a
+/// quick exec's output). Checked with a client that reads late (this
+/// fails when the service writes the stream without waiting for the head
+/// to be read), then with the SDK itself, 20 times each.
+#[test]
+fn hijacked_streams_begin_after_the_head_is_read() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    ok(svc.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "talk",
+        img,
+        "sh",
+        "-c",
+        "echo one; echo err1 >&2; sleep 100",
+    ]));
+    let t = Instant::now();
+    while !env.berth(&["logs", "talk"]).stdout.contains("one") {
+        assert!(t.elapsed() < Duration::from_secs(10), "no output");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let hijack = |path: &str, body: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // attach with logs=1: the replay.
+    let req = hijack(
+        "/v1.41/containers/talk/attach?logs=1&stream=0&stdout=1&stderr=1",
+        "",
+    );
+    let (first, rest) = first_read_then_rest(&svc.sock, &req, Duration::from_millis(300));
+    let head = String::from_utf8_lossy(&first);
+    assert!(
+        head.starts_with("HTTP/1.1 101") && head.ends_with("\r\n\r\n"),
+        "the first read held more than the 101 head: {head:?}"
+    );
+    assert_eq!(rest, b"\x01\0\0\0\0\0\0\x04one\n\x02\0\0\0\0\0\0\x05err1\n");
+    // exec start: the command's output.
+    let (st, b) = svc.http(
+        "POST",
+        "/v1.41/containers/talk/exec",
+        br#"{"Cmd":["echo","hi"],"AttachStdout":true,"AttachStderr":true}"#,
+    );
+    assert_eq!(st, 201, "{b}");
+    let exec = b.split('"').nth(3).unwrap().to_string();
+    let req = hijack(
+        &format!("/v1.41/exec/{exec}/start"),
+        r#"{"Detach":false,"Tty":false}"#,
+    );
+    let (first, rest) = first_read_then_rest(&svc.sock, &req, Duration::from_millis(500));
+    let head = String::from_utf8_lossy(&first);
+    assert!(
+        head.starts_with("HTTP/1.1 101") && head.ends_with("\r\n\r\n"),
+        "the first read held more than the 101 head: {head:?}"
+    );
+    assert_eq!(rest, b"\x01\0\0\0\0\0\0\x03hi\n");
+    // The client that never reads the head still gets its stream, once
+    // the wait for it is over.
+    let mut s = UnixStream::connect(&svc.sock).unwrap();
+    s.write_all(hijack("/v1.41/containers/talk/attach?logs=1&stream=0&stdout=1", "").as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all);
+    assert!(all.ends_with(b"\x01\0\0\0\0\0\0\x04one\n"), "{all:?}");
+
+    // The SDK, 20 times each.
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="unix://{sock}", version="auto")
+ctr = c.containers.get("talk")
+for i in range(20):
+    got = ctr.attach(stdout=True, stderr=True, logs=True, stream=False)
+    assert got == b"one\nerr1\n", (i, got)
+    r = ctr.exec_run(["echo", "hi"])
+    assert r.output == b"hi\n", (i, r.output)
+print("hijacks ok")
+"#,
+        sock = svc.sock.display()
+    );
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("hijacks ok"),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    ok(svc.docker(&["rm", "-f", "talk"]));
+}
+
+/// `n` bytes that do not compress (a layer's archive is as big as its
+/// file).
+fn noise(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// The number a JSON answer gives for `key`.
+fn number(body: &str, key: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no number {key} in {body}"))
+}
+
+/// The prunes answer the bytes they freed, as Docker computes them:
+/// containers the sum of their SizeRw (what `ps -s` showed just before),
+/// volumes their data, images the layers (and, in berth, the blobs) that
+/// went with them and not those another image still uses, the build
+/// cache its entries; the docker CLI prints them.
+#[test]
+fn prunes_report_the_space_they_reclaim() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    let big = tempfile::tempdir().unwrap();
+    let file = big.path().join("big");
+    std::fs::write(&file, noise(300_000)).unwrap();
+
+    // Containers: what each wrote, as `ps -s` shows it.
+    for name in ["p1", "p2"] {
+        ok(svc.docker(&["create", "--name", name, img, "true"]));
+    }
+    ok(svc.docker(&["cp", file.to_str().unwrap(), "p1:/big"]));
+    let (st, list) = svc.http("GET", "/v1.41/containers/json?all=1&size=1", b"");
+    assert_eq!(st, 200, "{list}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&list).unwrap();
+    let shown: u64 = rows.iter().map(|r| r["SizeRw"].as_u64().unwrap()).sum();
+    assert!(shown >= 300_000, "{list}");
+    let (st, body) = svc.http("POST", "/v1.41/containers/prune", b"");
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(number(&body, "SpaceReclaimed"), shown, "{body}");
+    ok(svc.docker(&["create", "--name", "p3", img, "true"]));
+    ok(svc.docker(&["cp", file.to_str().unwrap(), "p3:/big"]));
+    let o = ok(svc.docker(&["container", "prune", "-f"])).stdout;
+    assert!(o.contains("Total reclaimed space: 30"), "{o}");
+
+    // Volumes: their data.
+    ok(svc.docker(&["volume", "create", "full"]));
+    ok(svc.docker(&["volume", "create", "empty"]));
+    let mp = ok(svc.docker(&["volume", "inspect", "-f", "{{.Mountpoint}}", "full"])).stdout;
+    std::fs::write(Path::new(mp.trim()).join("data"), noise(200_000)).unwrap();
+    let (st, body) = svc.http("POST", "/v1.41/volumes/prune", b"");
+    assert_eq!(st, 200, "{body}");
+    let freed = number(&body, "SpaceReclaimed");
+    assert!((200_000..300_000).contains(&freed), "{body}");
+
+    // Images: a dangling image's own layer (its file data and its
+    // archive), not the base layer it shares with api/bb:1.
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("big"), noise(500_000)).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {img}\nCOPY big /big\n"),
+    )
+    .unwrap();
+    let cs = ctx.path().to_str().unwrap();
+    let id = ok(svc.docker(&["build", "-q", cs])).stdout;
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    // The build cache: its entries.
+    let (st, body) = svc.http("POST", "/v1.41/build/prune", b"");
+    assert_eq!(st, 200, "{body}");
+    assert!(number(&body, "SpaceReclaimed") > 0, "{body}");
+    assert!(body.contains("\"CachesDeleted\":[\""), "{body}");
+    let (st, body) = svc.http("POST", "/v1.41/build/prune?keep-storage=1000", b"");
+    assert_eq!(st, 400, "{body}");
+    let (st, body) = svc.http("POST", "/v1.41/images/prune", b"");
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains(id.trim()), "{body}");
+    let freed = number(&body, "SpaceReclaimed");
+    assert!((1_000_000..1_100_000).contains(&freed), "{body}");
+    // Nothing left to free: 0.
+    let (_, body) = svc.http("POST", "/v1.41/images/prune", b"");
+    assert_eq!(number(&body, "SpaceReclaimed"), 0, "{body}");
+    // The CLIs' own prunes of the build cache, and the whole system.
+    ok(svc.docker(&["build", "-q", cs]));
+    let o = ok(svc.docker(&["builder", "prune", "-f"])).stdout;
+    assert!(o.contains("Total reclaimed space"), "{o}");
+    ok(svc.docker(&["create", "--name", "p4", img, "true"]));
+    let o = ok(svc.docker(&["system", "prune", "-f"])).stdout;
+    assert!(o.contains("Total reclaimed space: 1."), "{o}");
+    assert!(env.berth(&["ps", "-aq"]).ok().stdout.is_empty());
+}
+
+/// A base image in a registry that wants credentials: `docker build`
+/// sends the client's logins in X-Registry-Config and the build's pull of
+/// its base uses them (a client without a login for it fails); `docker
+/// pull` sends X-Registry-Auth and the pull uses it; the Python SDK's
+/// `login` then `images.build` too. The service stores none of them and
+/// prints none of them.
+#[test]
+fn a_build_pulls_its_private_base_with_the_clients_login() {
+    let env = Env::new();
+    let img = image(&env);
+    let reg = AuthRegistry::start();
+    let sock = env.run_root.path().join("docker.sock");
+    // The service's stderr is kept, to look for the password in it.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let child = {
+        let mut c = env.cmd();
+        c.args(["system", "service", "--time", "0"])
+            .arg(format!("unix://{}", sock.display()))
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap());
+        c.spawn().expect("start berth system service")
+    };
+    let t = Instant::now();
+    while UnixStream::connect(&sock).is_err() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the service did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let svc = Service {
+        child,
+        sock,
+        config: tempfile::tempdir().unwrap(),
+    };
+    // A client with no login at all.
+    let nobody = tempfile::tempdir().unwrap();
+    let stranger = |args: &[&str]| svc.docker_as(nobody.path(), DOCKER, args, None);
+    let base = format!("{}/t/base:1", reg.addr);
+    ok(svc.docker_with(
+        DOCKER,
+        &["login", &reg.addr, "-u", "testuser", "--password-stdin"],
+        Some(b"testpass\n"),
+    ));
+    ok(svc.docker(&["tag", img, &base]));
+    ok(svc.docker(&["push", &base]));
+    ok(svc.docker(&["rmi", &base]));
+
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN echo built > /b\nCMD [\"cat\", \"/b\"]\n"),
+    )
+    .unwrap();
+    let cs = ctx.path().to_str().unwrap();
+    // Without a login for the registry: refused by it.
+    let o = stranger(&["build", "-t", "priv:0", cs]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(
+        o.stderr.contains(&base) || o.stdout.contains(&base),
+        "{}\n{}",
+        o.stdout,
+        o.stderr
+    );
+    let o = stranger(&["pull", &base]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    // With it: the base is pulled with the client's credentials.
+    let o = ok(svc.docker(&["build", "-t", "priv:1", cs]));
+    assert!(
+        o.stdout.contains(&format!("Pulling {base}")),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(ok(svc.docker(&["run", "--rm", "priv:1"])).stdout, "built\n");
+    // docker pull: X-Registry-Auth.
+    ok(svc.docker(&["rmi", &base]));
+    ok(svc.docker(&["pull", &base]));
+    ok(svc.docker(&["rmi", &base]));
+    if Path::new(DOCKER_NEW).exists() {
+        let o = svc.docker_with(DOCKER_NEW, &["pull", &base], None);
+        assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+        ok(svc.docker(&["rmi", &base]));
+    }
+
+    // The Python SDK: login (kept in the client), then a build.
+    let empty = tempfile::tempdir().unwrap();
+    let script = format!(
+        r#"
+import docker
+c = docker.DockerClient(base_url="unix://{sock}", version="auto")
+try:
+    c.images.build(path="{cs}", tag="priv:2")
+    raise SystemExit("a build without a login pulled the private base")
+except docker.errors.BuildError as e:
+    pass
+c.login(username="testuser", password="testpass", registry="{reg}")
+img, logs = c.images.build(path="{cs}", tag="priv:2")
+assert "priv:2" in img.tags, img.tags
+print("sdk private build ok")
+"#,
+        sock = svc.sock.display(),
+        reg = reg.addr,
+    );
+    let o = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .env("DOCKER_CONFIG", empty.path())
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("sdk private build ok"),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // A header that is not base64 of a JSON object: Docker's 400, naming
+    // the header and repeating none of it.
+    let (st, b) = http_with(
+        &svc.sock,
+        "POST",
+        "/v1.41/build",
+        &["X-Registry-Config: c2VjcmV0cGFzcw"],
+        b"",
+    );
+    assert_eq!(st, 400, "{b}");
+    assert!(
+        b.contains("X-Registry-Config") && !b.contains("secretpass"),
+        "{b}"
+    );
+
+    // Nothing stored, nothing printed.
+    assert!(
+        !env.root.path().join("auth.json").exists(),
+        "the service stored credentials"
+    );
+    drop(svc);
+    let printed = std::fs::read_to_string(log.path()).unwrap();
+    assert!(!printed.contains("testpass"), "{printed}");
 }
 
 /// `image prune -a` with Docker's filters (dangling=false, until, label,

@@ -493,11 +493,20 @@ impl Engine {
     /// `berth builder prune`: forgets the build cache and the cache mounts
     /// no running build uses (each is removed under its exclusive lock; a
     /// build holds the ones it uses locked shared, see [`lock_cache_mount`]).
-    /// Returns how many cache entries went. The images the entries named
-    /// stay until `image prune` (they are dangling unless tagged).
-    pub fn builder_prune(&self) -> crate::Result<usize> {
+    /// Returns the names of the cache entries that went and the bytes
+    /// freed (the entries and the cache mounts removed, measured as
+    /// `system df` measures them). The images the entries named stay
+    /// until `image prune` (they are dangling unless tagged).
+    pub fn builder_prune(&self) -> crate::Result<(Vec<String>, u64)> {
         let dir = cache_dir(&self.paths.root);
-        let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        let n: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut bytes = crate::system::disk_usage(&dir);
         berth_image::remove_all(&dir)?;
         let mounts = cache_mounts_dir(&self.paths.root);
         for e in std::fs::read_dir(&mounts).into_iter().flatten().flatten() {
@@ -520,12 +529,13 @@ impl Engine {
                 cause: e,
             })?;
             if locked {
+                bytes += crate::system::disk_usage(&p);
                 berth_image::remove_all(&p)?;
             }
         }
         // Gone when empty (a build makes it again, see lock_cache_mount).
         let _ = std::fs::remove_dir(&mounts);
-        Ok(n)
+        Ok((n, bytes))
     }
 }
 

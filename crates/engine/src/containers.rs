@@ -42,9 +42,10 @@ pub struct Engine {
     pub oci: &'static dyn OciRuntime,
     /// Mounts, unmounts and monitors go through it ([`crate::host`]).
     pub host: &'static dyn Host,
-    /// Image configs read so far, by digest (content-addressed, so never
-    /// stale): `ps` and inspect of many containers of one image read and
-    /// verify its config once.
+    /// Image configs read so far, by digest (content-addressed: never
+    /// another content, but the image may be removed since, which
+    /// [`Engine::image_config`] checks): `ps` and inspect of many
+    /// containers of one image read and verify its config once.
     configs: std::sync::Mutex<std::collections::HashMap<Digest, ImageConfig>>,
 }
 
@@ -511,10 +512,18 @@ impl Engine {
     }
 
     /// The image config of a stored image (read and verified once per
-    /// engine).
+    /// engine). A config kept from an earlier read is given only while
+    /// its blob is still in the store: the image may have been removed
+    /// since, by this engine or by another process (a service's engines
+    /// live long), and then the answer is the one a fresh read gives.
     pub fn image_config(&self, id: &Digest) -> Result<ImageConfig> {
         if let Some(c) = self.configs.lock().ok().and_then(|m| m.get(id).cloned()) {
-            return Ok(c);
+            if self.images.has_blob(id) {
+                return Ok(c);
+            }
+            if let Ok(mut m) = self.configs.lock() {
+                m.remove(id);
+            }
         }
         let raw = self.images.read_blob(id, berth_image::pull::MAX_CONFIG)?;
         let c = ImageConfig::from_json(&raw)?;

@@ -246,13 +246,16 @@ impl Engine {
     }
 
     /// `container prune`: removes every stopped (exited or created)
-    /// container; their ids.
-    pub fn prune_containers(&self) -> Result<Vec<String>> {
+    /// container; their ids, each with the bytes its writable layer held
+    /// (its `SizeRw`, measured before the removal: what Docker sums as
+    /// the prune's `SpaceReclaimed`).
+    pub fn prune_containers(&self) -> Result<Vec<(String, u64)>> {
         let mut out = Vec::new();
         for c in self.list()? {
             if matches!(c.state.status, Status::Exited | Status::Created) {
+                let size = crate::system::disk_usage(&self.paths.container(&c.id).join("upper"));
                 match self.remove(&c.id, false, false) {
-                    Ok(_) => out.push(c.id),
+                    Ok(_) => out.push((c.id, size)),
                     // Started or removed meanwhile by another command.
                     Err(Error::Conflict(_) | Error::NoSuchContainer(_)) => {}
                     Err(e) => return Err(e),

@@ -21,7 +21,7 @@ pub use berth_image::manifest::Platform;
 /// What a pull (or a load, an import) reports as it goes.
 pub use berth_image::pull::{Event as PullEvent, Pulled};
 pub use berth_image::push::PushEvent;
-pub use berth_image::store::ImageRow;
+pub use berth_image::store::{Collected, ImageRow};
 pub use berth_image::Error as StoreError;
 pub use berth_image::{Digest, Reference};
 
@@ -478,31 +478,32 @@ impl Images {
         Ok(Removed::Deleted(ids))
     }
 
-    /// Removes the layers and blobs no image uses: how many of each.
-    pub fn gc(&mut self) -> Result<(usize, usize)> {
+    /// Removes the layers and blobs no image uses: how many of each and
+    /// their bytes.
+    pub fn gc(&mut self) -> Result<Collected> {
         self.store.gc()
     }
 
     /// Removes the images without a name, then what no image uses: the
-    /// images removed, and how many layers and blobs.
-    pub fn prune(&mut self) -> Result<(Vec<Digest>, usize, usize)> {
+    /// images removed, and the layers and blobs that went with them.
+    pub fn prune(&mut self) -> Result<(Vec<Digest>, Collected)> {
         let dangling = self.store.dangling()?;
         for id in &dangling {
             self.store.remove_by_id(id)?;
             self.event("delete", &id.to_string(), "");
         }
-        let (layers, blobs) = self.store.gc()?;
-        Ok((dangling, layers, blobs))
+        Ok((dangling, self.store.gc()?))
     }
 
     /// Removes the images that no container or build holds and that
     /// `pick` chooses (`image prune`, `-a` and Docker's filters), then the
     /// layers and blobs no image uses: each image removed with its names,
-    /// and how many layers and blobs went.
+    /// and the layers and blobs that went (their bytes are Docker's
+    /// `SpaceReclaimed`).
     pub fn prune_unused(
         &mut self,
         pick: &dyn Fn(&ImageRow) -> bool,
-    ) -> Result<(Vec<PrunedImage>, usize, usize)> {
+    ) -> Result<(Vec<PrunedImage>, Collected)> {
         let held = self.store.held()?;
         let mut gone = Vec::new();
         for img in self.store.images()? {
@@ -517,8 +518,7 @@ impl Images {
             self.event("delete", &id, "");
             gone.push((img.id, img.names));
         }
-        let (layers, blobs) = self.store.gc()?;
-        Ok((gone, layers, blobs))
+        Ok((gone, self.store.gc()?))
     }
 
     fn config(&self, img: &ImageRow) -> Result<serde_json::Value> {

@@ -188,6 +188,42 @@ fn create_records_the_container_with_its_volumes_and_says_so() {
 }
 
 #[test]
+fn inspect_leaves_out_the_fields_of_an_image_removed_since() {
+    let w = World::new();
+    let archive = w._dir.path().join("image.tar");
+    let root = w._dir.path().join("root");
+    let id = crate::images::Images::open(&root)
+        .unwrap()
+        .import(
+            &archive,
+            Some("shaped:1"),
+            &["WORKDIR /data".into(), "STOPSIGNAL SIGINT".into()],
+            None,
+            &|_| {},
+        )
+        .unwrap();
+    let spec = World::spec(r#"{"process": {"args": ["/bin/app"]}}"#);
+    let rec = w
+        .engine
+        .create("shaped:1", &id, Some("shaped"), spec)
+        .unwrap();
+    let shown = w.engine.inspect_container("shaped").unwrap();
+    assert_eq!(shown.config.working_dir, "/data");
+    assert_eq!(shown.config.stop_signal, "SIGINT");
+    // The image goes (as only a damaged store or another process could
+    // make it go while a container holds it): its config, kept by this
+    // engine, is not shown any more.
+    let mut store = berth_image::store::Store::open(&root).unwrap();
+    store.release(&format!("container:{}", rec.id)).unwrap();
+    store.remove_by_id(&id).unwrap();
+    store.gc().unwrap();
+    let shown = w.engine.inspect_container("shaped").unwrap();
+    assert_eq!(shown.config.working_dir, "");
+    assert_eq!(shown.config.stop_signal, "SIGTERM");
+    assert!(w.engine.image_config(&id).is_err());
+}
+
+#[test]
 fn create_refuses_a_name_in_use() {
     let w = World::new();
     let first = w.create("web").unwrap();

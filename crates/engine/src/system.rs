@@ -48,6 +48,9 @@ pub struct PruneReport {
     pub blobs: usize,
     /// Build cache entries removed.
     pub build_cache: usize,
+    /// The bytes freed: the containers' writable layers, the layers and
+    /// blobs, the build cache and the volumes.
+    pub reclaimed: u64,
 }
 
 #[derive(Debug, Default, serde::Serialize)]
@@ -87,12 +90,15 @@ fn host_memory() -> u64 {
 
 impl Engine {
     /// Unused volumes go: anonymous ones, or with `all` named ones too.
-    pub fn prune_volumes(&self, all: bool) -> Result<Vec<String>> {
+    /// Their names, each with the bytes its data held (measured before
+    /// the removal, as `system df` measures it).
+    pub fn prune_volumes(&self, all: bool) -> Result<Vec<(String, u64)>> {
         let mut gone = Vec::new();
         for v in self.records.volumes()? {
             if (v.anonymous || all) && self.records.volume_users(&v.name)?.is_empty() {
+                let size = disk_usage(&self.paths.volume_data(&v.name));
                 self.remove_volume(&v.name)?;
-                gone.push(v.name);
+                gone.push((v.name, size));
             }
         }
         Ok(gone)
@@ -116,8 +122,10 @@ impl Engine {
         let mut r = PruneReport::default();
         for c in self.list()? {
             if matches!(c.state.status, Status::Exited | Status::Created) {
+                let size = disk_usage(&self.paths.container(&c.id).join("upper"));
                 self.remove(&c.id, false, false)?;
                 r.containers.push(c.id);
+                r.reclaimed += size;
             }
         }
         self.remove_orphans()?;
@@ -150,12 +158,17 @@ impl Engine {
         }
         // The build cache goes too (as Docker's does); the images its
         // entries named are pruned with the others.
-        r.build_cache = self.builder_prune()?;
-        let (layers, blobs) = self.images.gc()?;
-        r.layers = layers;
-        r.blobs = blobs;
+        let (entries, cache_bytes) = self.builder_prune()?;
+        r.build_cache = entries.len();
+        let gc = self.images.gc()?;
+        r.layers = gc.layers;
+        r.blobs = gc.blobs;
+        r.reclaimed += cache_bytes + gc.bytes;
         if volumes {
-            r.volumes = self.prune_volumes(false)?;
+            for (name, size) in self.prune_volumes(false)? {
+                r.volumes.push(name);
+                r.reclaimed += size;
+            }
         }
         Ok(r)
     }

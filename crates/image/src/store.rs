@@ -120,6 +120,20 @@ CREATE TABLE IF NOT EXISTS holds (
 );
 ";
 
+/// What [`Store::gc`] removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Collected {
+    /// Layers (their unpacked directories).
+    pub layers: usize,
+    /// Blobs (layer archives, configs, manifests).
+    pub blobs: usize,
+    /// The bytes that went: the layers' file data as unpacked (what
+    /// Docker counts, the layers' diff sizes) and the blobs' lengths.
+    /// Directories a killed pull left without their row, init layers and
+    /// tmp/ are removed but not counted.
+    pub bytes: u64,
+}
+
 /// What names a layer's init directory (`Store::layer_init_dir`).
 const INIT_SUFFIX: &str = ".init";
 
@@ -705,21 +719,22 @@ impl Store {
     }
 
     /// Removes layers and blobs no image refers to, and leftovers in tmp/.
-    /// Returns (layers, blobs) removed.
-    pub fn gc(&mut self) -> Result<(usize, usize)> {
+    /// Returns what went: how many layers and blobs, and their bytes.
+    pub fn gc(&mut self) -> Result<Collected> {
         let _l = self.gc_lock()?;
-        let unused: Vec<String> = {
+        let unused: Vec<(String, i64)> = {
             let conn = self.conn();
-            let mut st = conn.prepare("SELECT chain_id FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)")
+            let mut st = conn.prepare("SELECT chain_id, size FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)")
                 .ctx("find unused layers")?;
             let rows = st
-                .query_map([], |r| r.get::<_, String>(0))
+                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
                 .ctx("find unused layers")?;
             rows.collect::<rusqlite::Result<_>>()
                 .ctx("find unused layers")?
         };
         let mut layers = 0;
-        for c in &unused {
+        let mut bytes = 0u64;
+        for (c, size) in &unused {
             let chain = Digest::parse(c)?;
             // A pull that will use it holds its lock or has marked it
             // (marks are read after the lock is taken: a pull marks before
@@ -736,6 +751,7 @@ impl Store {
             remove_tree(&self.layer_dir(&chain))?;
             remove_tree(&self.layer_init_dir(&chain))?;
             layers += 1;
+            bytes = bytes.saturating_add(u64::try_from(*size).unwrap_or(0));
         }
         // Layer directories without a row (a pull killed after the rename),
         // and init directories without their layer.
@@ -814,8 +830,10 @@ impl Store {
         for e in listed {
             let name = format!("sha256:{}", e.file_name().to_string_lossy());
             if !keep.contains(&name) {
+                let len = e.metadata().map_or(0, |m| m.len());
                 std::fs::remove_file(e.path()).with_ctx(|| format!("remove blob {name}"))?;
                 blobs += 1;
+                bytes = bytes.saturating_add(len);
             }
         }
         // A layer's files in tmp/ are a pull's while it holds the layer's
@@ -833,7 +851,11 @@ impl Store {
                 remove_tree(&e.path())?;
             }
         }
-        Ok((layers, blobs))
+        Ok(Collected {
+            layers,
+            blobs,
+            bytes,
+        })
     }
 
     fn has_layer_row(&self, chain: &Digest) -> Result<bool> {
@@ -1058,6 +1080,55 @@ mod tests {
         assert_eq!(s.dangling().unwrap(), vec![id.clone()]);
         s.remove_by_id(&id).unwrap();
         assert!(s.images().unwrap().is_empty());
+    }
+
+    #[test]
+    fn gc_counts_the_bytes_it_frees() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Store::open(tmp.path()).unwrap();
+        // Two images sharing a layer (size 1); the second has its own
+        // layer of 5000 bytes, and a blob of 300 only it names.
+        let shared = image(&mut s, b"shared", &["a:1"]);
+        let layer = s.image_layers(&shared).unwrap().pop().unwrap();
+        let data = [7u8; 300];
+        let own = Digest::of(&data);
+        s.add_layer(&LayerRecord {
+            chain: &own,
+            diff_id: &own,
+            blob: &own,
+            media_type: "application/vnd.oci.image.layer.v1.tar",
+            compressed_size: 300,
+            size: 5000,
+            diff_size: 5100,
+        })
+        .unwrap();
+        s.put_blob(&own, &data).unwrap();
+        let id = Digest::of(b"second config");
+        s.add_image(
+            &id,
+            &id,
+            "application/vnd.oci.image.manifest.v1+json",
+            None,
+            "linux",
+            "amd64",
+            &[layer.clone(), own.clone()],
+            &["b:1".to_string()],
+        )
+        .unwrap();
+        assert_eq!(s.gc().unwrap(), Collected::default());
+        // The second goes: its own layer and blob, not the shared one.
+        s.remove_by_id(&id).unwrap();
+        assert_eq!(
+            s.gc().unwrap(),
+            Collected {
+                layers: 1,
+                blobs: 1,
+                bytes: 5300
+            }
+        );
+        assert!(!s.has_blob(&own));
+        s.remove_by_id(&shared).unwrap();
+        assert_eq!(s.gc().unwrap().bytes, 1);
     }
 
     #[test]
