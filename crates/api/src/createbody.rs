@@ -536,8 +536,24 @@ fn mount(m: &Map<String, Value>, fl: &str) -> R<String> {
             }
             "VolumeOptions" => {
                 let o = v.as_object().cloned().unwrap_or_default();
-                if boolean(get(&o, "NoCopy"), fl)? {
-                    parts.push("volume-nocopy".into());
+                for (vk, vv) in &o {
+                    let at = format!("{fl}.VolumeOptions.{vk}");
+                    match vk.as_str() {
+                        "NoCopy" => {
+                            if boolean(vv, &at)? {
+                                parts.push("volume-nocopy".into());
+                            }
+                        }
+                        // API 1.45's (compose's `volume: subpath:`): only
+                        // that part of the volume, never the whole of it.
+                        "Subpath" => {
+                            if let Some(p) = string(vv, &at)? {
+                                parts.push(format!("volume-subpath={p}"));
+                            }
+                        }
+                        _ if is_zero(vv) => {}
+                        _ => return Err(format!("{at}: not supported by berth")),
+                    }
                 }
             }
             "TmpfsOptions" => {

@@ -16,7 +16,7 @@ pub(crate) fn doc(v: &berth_engine::inspect::VolumeInspect) -> serde_json::Value
         "CreatedAt": v.created_at,
         "Labels": v.labels,
         "Scope": v.scope,
-        "Options": {},
+        "Options": v.options.clone().unwrap_or_default(),
     })
 }
 
@@ -75,11 +75,6 @@ pub async fn create(s: &Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> 
             r.driver
         )));
     }
-    if !r.driver_opts.is_empty() {
-        return Err(ApiError::bad_request(
-            "DriverOpts are not supported by berth's local volumes",
-        ));
-    }
     let name = if r.name.is_empty() {
         let mut b = [0u8; 32];
         random(&mut b);
@@ -89,7 +84,9 @@ pub async fn create(s: &Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> 
     };
     let v = s
         .engine(move |e| {
-            e.create_volume(&name, r.labels, false)?;
+            // The local driver's options (type, device, o), as
+            // `berth volume create --opt`.
+            e.create_volume_with(&name, r.labels, false, &r.driver_opts)?;
             Ok(doc(&e.inspect_volume(&name)?))
         })
         .await?;

@@ -2127,3 +2127,55 @@ print("attach ok")
     );
     ok(svc.docker(&["rm", "-f", "talk", "user"]));
 }
+
+/// Volumes with the local driver's options through the API (`docker
+/// volume create --opt`), shown in inspect's Options; a mount's
+/// VolumeOptions.Subpath mounts only that part of the volume, and a
+/// VolumeOptions field berth does not take is refused, not ignored.
+#[test]
+fn volume_driver_options_and_subpaths() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    ok(svc.docker(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "o=size=1m",
+        "tv",
+    ]));
+    let o = ok(svc.docker(&["volume", "inspect", "-f", "{{json .Options}}", "tv"])).stdout;
+    assert_eq!(
+        o.trim(),
+        r#"{"device":"tmpfs","o":"size=1m","type":"tmpfs"}"#
+    );
+    let o = svc.docker(&["volume", "create", "--opt", "size=1m", "bad"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("invalid option key"), "{}", o.stderr);
+    ok(svc.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "tv:/t",
+        img,
+        "sh",
+        "-c",
+        "mkdir -p /t/sub; echo part > /t/sub/f; echo top > /t/top",
+    ]));
+    let body = format!(
+        r#"{{"Image":"{img}","Cmd":["sh","-c","cat /s/f; test -e /s/top || echo only"],"HostConfig":{{"Mounts":[{{"Type":"volume","Source":"tv","Target":"/s","VolumeOptions":{{"NoCopy":false,"Subpath":"sub"}}}}]}}}}"#
+    );
+    let (st, resp) = svc.http("POST", "/v1.41/containers/create?name=sp", body.as_bytes());
+    assert_eq!(st, 201, "{resp}");
+    ok(svc.docker(&["start", "-a", "sp"]));
+    let o = ok(svc.docker(&["logs", "sp"])).stdout;
+    assert_eq!(o, "part\nonly\n", "the whole volume was mounted");
+    let bad = body.replace(r#""Subpath":"sub""#, r#""DriverConfig":{"Name":"x"}"#);
+    let (st, resp) = svc.http("POST", "/v1.41/containers/create?name=dc", bad.as_bytes());
+    assert_eq!(st, 400, "{resp}");
+    assert!(resp.contains("VolumeOptions.DriverConfig"), "{resp}");
+    ok(svc.docker(&["rm", "sp"]));
+    ok(svc.docker(&["volume", "rm", "tv"]));
+}
