@@ -857,8 +857,15 @@ impl Engine {
 
     /// Removes a volume no container uses.
     pub fn remove_volume(&self, name: &str) -> Result<()> {
-        self.records.remove_volume(name)?;
         let dir = self.paths.volume(name);
+        // A volume of its own mount is unmounted while its record is still
+        // there: a removal cut short then leaves a volume that mounts again
+        // at its next use, never a mount without a record. (One in use is
+        // left mounted; the record's removal refuses it below.)
+        if self.records.volume(name).is_ok() && self.records.volume_users(name)?.is_empty() {
+            crate::volume_opts::unmount(name, &dir)?;
+        }
+        self.records.remove_volume(name)?;
         crate::volume_opts::unmount(name, &dir)?;
         if dir.exists() {
             berth_image::remove_all(&dir)?;

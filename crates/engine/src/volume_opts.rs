@@ -167,11 +167,12 @@ fn open_dir(path: &Path) -> Result<OwnedFd> {
     .map_err(io(format!("open {}", path.display())))
 }
 
-/// Whether `data` (in `dir`) is a mount point.
-fn mounted(dir: &OwnedFd, data: &OwnedFd) -> Result<bool> {
-    let a = sfs::mount_id(dir.as_fd()).map_err(io("read a volume's mount"))?;
-    let b = sfs::mount_id(data.as_fd()).map_err(io("read a volume's mount"))?;
-    Ok(a != b)
+/// Whether the volume `name`'s `data` (in `dir`) is a mount point.
+fn mounted(name: &str, dir: &OwnedFd, data: &OwnedFd) -> Result<bool> {
+    let id = |fd: &OwnedFd| {
+        sfs::mount_id(fd.as_fd()).map_err(io(format!("volume {name}: read its mount")))
+    };
+    Ok(id(dir)? != id(data)?)
 }
 
 /// Mounts the volume in `dir` on its `_data` unless it is mounted already
@@ -188,7 +189,7 @@ pub fn ensure_mounted(name: &str, dir: &Path) -> Result<bool> {
     sfs::flock(lock.as_fd(), true, false).map_err(io(format!("volume {name}: lock it")))?;
     let dirfd = open_dir(dir)?;
     let data = open_dir(&dir.join("_data"))?;
-    if mounted(&dirfd, &data)? {
+    if mounted(name, &dirfd, &data)? {
         return Ok(read_only);
     }
     let target = CString::new(format!("/proc/self/fd/{}", data.as_raw_fd()))
@@ -254,11 +255,17 @@ fn sfs_mount(
 /// Unmounts whatever is mounted on the volume's `_data` in `dir` (every
 /// layer of it), so its directory can be removed.
 pub fn unmount(name: &str, dir: &Path) -> Result<()> {
+    // Under the lock a mount is made under (a start mounting it meanwhile
+    // goes first or after, never between the look and the unmount).
+    let lock = std::fs::File::open(dir.join(OPTS_FILE)).ok();
+    if let Some(l) = &lock {
+        sfs::flock(l.as_fd(), true, false).map_err(io(format!("volume {name}: lock it")))?;
+    }
     for _ in 0..64 {
         let (Ok(dirfd), Ok(data)) = (open_dir(dir), open_dir(&dir.join("_data"))) else {
             return Ok(());
         };
-        if !mounted(&dirfd, &data)? {
+        if !mounted(name, &dirfd, &data)? {
             return Ok(());
         }
         let target = CString::new(format!("/proc/self/fd/{}", data.as_raw_fd()))

@@ -1479,6 +1479,17 @@ impl Monitor {
         // half-way through): garbage whatever happened, and no longer
         // anyone's to wait for.
         for t in &self.cfg.trash {
+            // remove_dir_all crosses into mounts: anything still mounted
+            // under it (a pinned subpath, an idmapped layer whose detach
+            // failed) is left for `berth system prune`, which detaches
+            // first and never crosses.
+            if mounted_under(t) {
+                eprintln!(
+                    "berth-monitor: {}: something is still mounted in it; left for `berth system prune`",
+                    t.display()
+                );
+                continue;
+            }
             if let Err(e) = std::fs::remove_dir_all(t) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     eprintln!(
@@ -1613,4 +1624,33 @@ fn oom_file(pid: i32) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// Whether a mount of this namespace is at or under `dir` (per
+/// /proc/self/mountinfo; an unreadable one counts as yes).
+fn mounted_under(dir: &std::path::Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return true;
+    };
+    let prefix = dir.to_string_lossy();
+    let prefix = prefix.trim_end_matches('/');
+    info.lines().any(|l| {
+        // The mount point is the fifth field (octal escapes for spaces).
+        l.split(' ').nth(4).is_some_and(|m| {
+            m == prefix || (m.starts_with(prefix) && m.as_bytes().get(prefix.len()) == Some(&b'/'))
+        })
+    })
+}
+
+#[cfg(test)]
+mod trash_tests {
+    #[test]
+    fn mounts_under_a_directory_are_seen() {
+        assert!(super::mounted_under(std::path::Path::new("/proc")));
+        assert!(super::mounted_under(std::path::Path::new("/")));
+        let d = tempfile::tempdir().unwrap();
+        assert!(!super::mounted_under(d.path()));
+        // A prefix of a mount point's name is not a parent of it.
+        assert!(!super::mounted_under(std::path::Path::new("/pro")));
+    }
 }
