@@ -237,6 +237,13 @@ struct Ctx<'a> {
     cache_locks: Mutex<Vec<OwnedFd>>,
 }
 
+/// How a step's upper directory becomes its layer ([`Ctx::layer_image`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Upper {
+    Take,
+    Copy,
+}
+
 fn hex(h: Sha256) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -429,6 +436,9 @@ impl Engine {
                 .map_err(|e| BuildError::Invalid(format!("-t {t}: {e}")))?;
         }
         clean_stale_runs(&self.paths.root.join("build"));
+        // What a killed build left in the store's tmp/ (a step's layer
+        // being taken in, its blob).
+        self.images.clean_tmp();
         self.remove_stale_step_containers();
         let work = self.paths.root.join("build").join(format!(
             "run-{}-{}",
@@ -1374,6 +1384,7 @@ impl Ctx<'_> {
             &upper,
             config,
             None,
+            Upper::Take,
         )?))
     }
 
@@ -1687,19 +1698,18 @@ impl Ctx<'_> {
     }
 
     /// The new image: `dir`'s upper directory as a layer over `base`.
+    /// `Take`: the directory (no longer mounted, its own inodes, needed by
+    /// no one after) becomes the stored layer ([`layer::adopt_layer`]);
+    /// `Copy`: it is read and unpacked into the store (a squash's tree
+    /// shares its inodes with stored layers).
     fn layer_image(
         &self,
         base: Option<&Digest>,
         upper: &Path,
         config: Value,
         id_maps: Option<layer::IdMaps>,
+        how: Upper,
     ) -> BResult<Digest> {
-        let fd = sfs::open(
-            upper,
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0,
-        )
-        .map_err(|e| BuildError::Invalid(format!("open {}: {e}", upper.display())))?;
         let parent: Vec<Digest> = config["rootfs"]["diff_ids"]
             .as_array()
             .map(|a| {
@@ -1710,17 +1720,25 @@ impl Ctx<'_> {
             .unwrap_or_default();
         let mut store = crate::containers::open_store(&self.engine.paths.root)?;
         let _pull = store.pull_lock()?;
-        let (new, chain) = layer::store_new_layer(
-            &store,
-            fd.as_fd(),
-            &TarOptions {
-                overlay: true,
-                clamp_mtime: self.opts.timestamp,
-                id_maps,
-            },
-            self.opts.compression,
-            &parent,
-        )?;
+        let opts = TarOptions {
+            overlay: true,
+            clamp_mtime: self.opts.timestamp,
+            id_maps,
+        };
+        let (new, chain) = match how {
+            Upper::Take => {
+                layer::adopt_layer(&store, upper, &opts, self.opts.compression, &parent)?
+            }
+            Upper::Copy => {
+                let fd = sfs::open(
+                    upper,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    0,
+                )
+                .map_err(|e| BuildError::Invalid(format!("open {}: {e}", upper.display())))?;
+                layer::store_new_layer(&store, fd.as_fd(), &opts, self.opts.compression, &parent)?
+            }
+        };
         Ok(ic::record_image_with(
             &mut store,
             base,
@@ -1841,7 +1859,17 @@ impl Ctx<'_> {
             // part of the step's changes (BuildKit removes them too).
             self.remove_stubs(&image, &upper, &targets)
                 .map_err(|e| self.step_err(ins, format!("remove mount points: {e}")))?;
-            let new = self.layer_image(Some(&image), &upper, config, maps)?;
+            // Taken as the layer only once its overlay is gone (the
+            // foreground run unmounts it as the container ends; a lazy
+            // unmount may leave it busy: then it is read, not taken).
+            let rootfs = self.engine.paths.rootfs(&rec.id);
+            let _ = crate::rootfs::unmount(&rootfs);
+            let how = if crate::rootfs::is_mounted(&rootfs) {
+                Upper::Copy
+            } else {
+                Upper::Take
+            };
+            let new = self.layer_image(Some(&image), &upper, config, maps, how)?;
             // Held before the container (which holds its base) goes.
             self.hold(&st.name, Some(&new));
             Ok(new)
@@ -2235,7 +2263,7 @@ impl Ctx<'_> {
         let unmounted = ov.unmount();
         result?;
         unmounted?;
-        self.layer_image(st.image.as_ref(), &upper, config, None)
+        self.layer_image(st.image.as_ref(), &upper, config, None, Upper::Take)
     }
 
     /// Holds the image a stage is at (`image prune` keeps it) until the
@@ -2392,7 +2420,7 @@ impl Ctx<'_> {
         })();
         let result = made
             .map_err(|e| BuildError::Invalid(format!("--squash: merge the layers of {image}: {e}")))
-            .and_then(|()| self.layer_image(base, &upper, c, None));
+            .and_then(|()| self.layer_image(base, &upper, c, None, Upper::Copy));
         let _ = berth_image::remove_all(&dir);
         let id = result?;
         self.hold("squash", Some(&id));

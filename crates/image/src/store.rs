@@ -255,6 +255,14 @@ impl Store {
                 .strip_prefix("load-")
                 .and_then(|n| n.strip_suffix(".tar"))
                 .and_then(|n| n.parse::<i32>().ok())
+                // A commit's or build step's blob and layer tree
+                // (`commit-{blob,layer}-PID-N`, layer::tempfile_in).
+                .or_else(|| {
+                    let rest = name
+                        .strip_prefix("commit-blob-")
+                        .or_else(|| name.strip_prefix("commit-layer-"))?;
+                    rest.split_once('-')?.0.parse::<i32>().ok()
+                })
             {
                 // SAFETY: signal 0 only checks that the process exists.
                 pid > 0
