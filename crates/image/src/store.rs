@@ -984,6 +984,32 @@ pub fn remove_tree(p: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// What a commit or build step killed (-9) while writing a layer left
+    /// in tmp/ (its blob, the tree being taken in) goes with the next
+    /// command's clean_tmp; a live process's stays.
+    #[test]
+    fn a_dead_process_commit_leftovers_are_cleaned() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        let tmp = store.tmp_dir();
+        let names = [
+            format!("commit-layer-{dead}-0"),
+            format!("commit-blob-{dead}-1"),
+            format!("commit-layer-{me}-2"),
+            format!("commit-blob-{me}-3"),
+        ];
+        for n in &names[..] {
+            std::fs::create_dir_all(tmp.join(n).join("etc")).unwrap();
+        }
+        store.clean_tmp();
+        let left: Vec<bool> = names.iter().map(|n| tmp.join(n).exists()).collect();
+        assert_eq!(left, [false, false, true, true]);
+    }
+
     #[test]
     fn removing_a_tree_whose_parent_is_missing_is_done() {
         let d = tempfile::tempdir().unwrap();
