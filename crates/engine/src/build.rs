@@ -121,6 +121,9 @@ pub struct BuildOptions {
     pub compression: LayerCompression,
     /// `--secret`: id to contents, for `RUN --mount=type=secret`.
     pub secrets: Secrets,
+    /// `--ssh`: id to an ssh-agent's socket on the host, bound into
+    /// `RUN --mount=type=ssh,id=ID` steps (`SSH_AUTH_SOCK` names it).
+    pub ssh: BTreeMap<String, PathBuf>,
     /// `--build-context NAME=DIR|docker-image://REF`: what `FROM NAME`,
     /// `COPY --from=NAME` and `RUN --mount=from=NAME` take (for a name
     /// that is not a stage's).
@@ -1788,6 +1791,16 @@ impl Ctx<'_> {
         if let Some(n) = net {
             flags.network = vec![n];
         }
+        // The first forwarded agent is SSH_AUTH_SOCK, as BuildKit sets it.
+        if let Some(m) = run
+            .mounts
+            .iter()
+            .find(|m| m.kind == MountType::Ssh && self.opts.ssh.contains_key(&ssh_id(m)))
+        {
+            flags
+                .env
+                .push(format!("SSH_AUTH_SOCK={}", ssh_target(st, m)));
+        }
         let (mut spec, _) = to_spec(&flags, &argv)?;
         let mut targets = Vec::new();
         for m in run.mounts.iter().filter(|m| m.kind != MountType::Bind) {
@@ -1950,6 +1963,29 @@ impl Ctx<'_> {
         ins: &Instruction,
         m: &parse::Mount,
     ) -> BResult<Option<crate::specgen::Mount>> {
+        if m.kind == MountType::Ssh {
+            let id = ssh_id(m);
+            let Some(sock) = self.opts.ssh.get(&id) else {
+                if m.required {
+                    return Err(self.step_err(
+                        ins,
+                        format!("ssh agent {id:?} is required: give it with --ssh {id}[=SOCKET]"),
+                    ));
+                }
+                return Ok(None);
+            };
+            // The host's agent socket itself, bound read-only (connecting
+            // needs no write to the mount; the container cannot chmod or
+            // replace it). Like a secret, never in the layer: its mount
+            // point is removed with the step's others.
+            return Ok(Some(crate::specgen::Mount {
+                kind: crate::specgen::MountType::Bind,
+                source: sock.to_string_lossy().into_owned(),
+                destination: ssh_target(st, m),
+                readonly: true,
+                ..Default::default()
+            }));
+        }
         if m.kind == MountType::Secret {
             let id = m
                 .id
@@ -2037,7 +2073,7 @@ impl Ctx<'_> {
             other => Err(self.step_err(
                 ins,
                 format!(
-                    "--mount=type={}: not supported by berth yet (bind, cache, tmpfs and secret are)",
+                    "--mount=type={}: not supported by berth yet (bind, cache, tmpfs, secret and ssh are)",
                     other.as_str()
                 ),
             )),
@@ -2538,6 +2574,20 @@ fn sniff(tree: &SourceTree<'_>, x: &bc::Chosen) -> Option<bool> {
         }
     }
     bc::archive_kind(&head[..n])
+}
+
+/// A `RUN --mount=type=ssh`'s agent id (`default` unless `id=`).
+fn ssh_id(m: &parse::Mount) -> String {
+    m.id.clone().unwrap_or_else(|| "default".into())
+}
+
+/// Where a `RUN --mount=type=ssh` puts the agent's socket: `target=`, or
+/// BuildKit's `/run/buildkit/ssh_agent.0`.
+fn ssh_target(st: &StageRun, m: &parse::Mount) -> String {
+    m.target
+        .as_deref()
+        .map(|t| join_workdir(&st.workdir(), t))
+        .unwrap_or_else(|| "/run/buildkit/ssh_agent.0".into())
 }
 
 fn push_history(c: &mut Value, e: Value) {
