@@ -392,6 +392,7 @@ pub async fn build(s: &Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
         format: ImageFormat::Oci,
         compression: LayerCompression::Gzip,
         secrets: Default::default(),
+        ssh: Default::default(),
         contexts: BTreeMap::new(),
         platform: bq.platform.clone(),
         squash: if bq.squash { Squash::New } else { Squash::No },

@@ -58,6 +58,10 @@ pub struct BuildArgs {
     /// id=ID,env=VAR (never stored in the image or its history).
     #[arg(long, value_name = "id=ID,src=FILE|env=VAR")]
     pub secret: Vec<String>,
+    /// An ssh-agent forwarded to `RUN --mount=type=ssh,id=ID`: `default`
+    /// (or ID) for $SSH_AUTH_SOCK, or ID=SOCKET for an agent's socket.
+    #[arg(long, value_name = "default|ID[=SOCKET]")]
+    pub ssh: Vec<String>,
     /// A named context for `FROM NAME`, `COPY --from=NAME` and
     /// `RUN --mount=from=NAME`: a directory, or docker-image://REF.
     #[arg(long = "build-context", value_name = "NAME=DIR|docker-image://REF")]
@@ -211,6 +215,7 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
         };
         secrets.0.insert(id, data);
     }
+    let ssh = ssh_agents(&a.ssh)?;
     let read_stdin = || -> Result<String> {
         let mut s = String::new();
         std::io::stdin()
@@ -284,6 +289,7 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
         format: ImageFormat::parse(&a.format)?,
         compression: LayerCompression::parse(&a.compression)?,
         secrets,
+        ssh,
         contexts: named_contexts(&a.build_context)?,
         platform: a.platform.clone(),
         squash: match (a.squash, a.squash_all) {
@@ -318,6 +324,38 @@ pub fn build(root: &Path, run_root: &Path, a: BuildArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--ssh` values: id to an ssh-agent socket (`default` or `ID`:
+/// $SSH_AUTH_SOCK; `ID=SOCKET[,...]`: the first path). A key file is
+/// refused: berth forwards an agent, it does not run one.
+fn ssh_agents(values: &[String]) -> Result<BTreeMap<String, PathBuf>> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = BTreeMap::new();
+    for v in values {
+        let (id, path) = match v.split_once('=') {
+            Some((id, paths)) => (id, paths.split(',').next().unwrap_or("").to_string()),
+            None => (
+                v.as_str(),
+                std::env::var("SSH_AUTH_SOCK").map_err(|_| {
+                    anyhow::anyhow!(
+                        "--ssh {v}: SSH_AUTH_SOCK is not set (start ssh-agent, or give {v}=SOCKET)"
+                    )
+                })?,
+            ),
+        };
+        if id.is_empty() || path.is_empty() {
+            anyhow::bail!("--ssh {v:?}: expected default, ID or ID=SOCKET");
+        }
+        let meta = std::fs::metadata(&path).with_context(|| format!("--ssh {v}: {path}"))?;
+        if !meta.file_type().is_socket() {
+            anyhow::bail!(
+                "--ssh {v}: {path} is not an agent's socket (berth forwards an ssh-agent: load a key into one with ssh-add, then give its socket)"
+            );
+        }
+        out.insert(id.to_string(), PathBuf::from(path));
+    }
+    Ok(out)
+}
+
 /// Builds the directory `dir` (its Containerfile, else Dockerfile) as
 /// `tag` with `berth build`'s defaults, progress on stderr: `kube play
 /// --build`.
@@ -335,6 +373,7 @@ pub fn build_dir(engine: &Engine, root: &Path, dir: &Path, tag: &str) -> Result<
         format: ImageFormat::Oci,
         compression: LayerCompression::Gzip,
         secrets: Default::default(),
+        ssh: BTreeMap::new(),
         contexts: BTreeMap::new(),
         platform: None,
         squash: Squash::No,

@@ -1793,3 +1793,131 @@ fn pull_policies() {
         o.stderr
     );
 }
+
+/// `RUN --mount=type=ssh` forwards a real ssh-agent (`--ssh default`,
+/// `--ssh ID=SOCKET`): Debian's `ssh-add -l` (copied into the image with
+/// its libraries) lists, inside the step, the key the agent holds;
+/// `SSH_AUTH_SOCK` names the socket; neither the socket nor its mount
+/// point lands in the layer; a required agent not given fails naming
+/// `--ssh`; a key file instead of a socket is refused.
+#[test]
+fn ssh_agent_is_forwarded_to_run_steps() {
+    let env = Env::new();
+    image(&env);
+    for tool in [
+        "/usr/bin/ssh-agent",
+        "/usr/bin/ssh-add",
+        "/usr/bin/ssh-keygen",
+    ] {
+        assert!(
+            Path::new(tool).exists(),
+            "{tool} is needed: apt-get install openssh-client"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let sock = tmp.path().join("agent.sock");
+    let key = tmp.path().join("id");
+    let ok = |c: &mut std::process::Command| {
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{c:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    ok(std::process::Command::new("/usr/bin/ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "berth-test", "-f"])
+        .arg(&key));
+    let mut agent = std::process::Command::new("/usr/bin/ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !sock.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ssh-agent made no socket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let result = std::panic::catch_unwind(|| {
+        ok(std::process::Command::new("/usr/bin/ssh-add")
+            .env("SSH_AUTH_SOCK", &sock)
+            .arg(&key));
+        let want = ok(std::process::Command::new("/usr/bin/ssh-add")
+            .env("SSH_AUTH_SOCK", &sock)
+            .arg("-l"));
+        assert!(want.contains("berth-test"), "{want}");
+        // ssh-add and the libraries it loads, as ldd names them.
+        let ctx = tempfile::tempdir().unwrap();
+        let mut files = vec!["/usr/bin/ssh-add".to_string()];
+        let ldd = ok(std::process::Command::new("ldd").arg("/usr/bin/ssh-add"));
+        files.extend(
+            ldd.split_whitespace()
+                .filter(|w| w.starts_with('/'))
+                .map(str::to_string),
+        );
+        for f in &files {
+            let dst = ctx.path().join("root").join(f.trim_start_matches('/'));
+            std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            std::fs::copy(f, &dst).unwrap();
+        }
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            "FROM bb
+COPY root/ /
+RUN --mount=type=ssh ssh-add -l > /keys && echo \"$SSH_AUTH_SOCK\" > /sock
+RUN --mount=type=ssh,id=other,target=/agent,required=true SSH_AUTH_SOCK=/agent ssh-add -l > /other
+",
+        )
+        .unwrap();
+        let other = format!("other={}", sock.display());
+        let out = env
+            .cmd()
+            .env("SSH_AUTH_SOCK", &sock)
+            .args([
+                "build", "-q", "--ssh", "default", "--ssh", &other, "-t", "ssh",
+            ])
+            .arg(ctx.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(run(&env, "ssh", "cat /keys"), want);
+        assert_eq!(run(&env, "ssh", "cat /other"), want);
+        assert_eq!(run(&env, "ssh", "cat /sock"), "/run/buildkit/ssh_agent.0\n");
+        assert_eq!(
+            run(
+                &env,
+                "ssh",
+                "for p in /run/buildkit /agent; do test -e $p && echo $p; done; true"
+            ),
+            ""
+        );
+        // Required and not given: the step fails naming --ssh.
+        let req = context(&[(
+            "Dockerfile",
+            "FROM bb\nRUN --mount=type=ssh,id=absent,required=true true\n",
+        )]);
+        let e = build(&env, req.path(), &["-q"]);
+        assert_ne!(e.code, 0);
+        assert!(e.stderr.contains("--ssh absent"), "{}", e.stderr);
+        // A key file is not an agent.
+        let k = format!("k={}", key.display());
+        let e = build(&env, req.path(), &["-q", "--ssh", &k]);
+        assert_ne!(e.code, 0);
+        assert!(e.stderr.contains("not an agent's socket"), "{}", e.stderr);
+    });
+    agent.kill().unwrap();
+    agent.wait().unwrap();
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}

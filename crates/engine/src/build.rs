@@ -121,6 +121,9 @@ pub struct BuildOptions {
     pub compression: LayerCompression,
     /// `--secret`: id to contents, for `RUN --mount=type=secret`.
     pub secrets: Secrets,
+    /// `--ssh`: id to an ssh-agent's socket on the host, bound into
+    /// `RUN --mount=type=ssh,id=ID` steps (`SSH_AUTH_SOCK` names it).
+    pub ssh: BTreeMap<String, PathBuf>,
     /// `--build-context NAME=DIR|docker-image://REF`: what `FROM NAME`,
     /// `COPY --from=NAME` and `RUN --mount=from=NAME` take (for a name
     /// that is not a stage's).
@@ -235,6 +238,13 @@ struct Ctx<'a> {
     /// The cache mounts this build uses, each locked shared until the
     /// build ends (`builder prune` skips them).
     cache_locks: Mutex<Vec<OwnedFd>>,
+}
+
+/// How a step's upper directory becomes its layer ([`Ctx::layer_image`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Upper {
+    Take,
+    Copy,
 }
 
 fn hex(h: Sha256) -> String {
@@ -429,6 +439,9 @@ impl Engine {
                 .map_err(|e| BuildError::Invalid(format!("-t {t}: {e}")))?;
         }
         clean_stale_runs(&self.paths.root.join("build"));
+        // What a killed build left in the store's tmp/ (a step's layer
+        // being taken in, its blob).
+        self.images.clean_tmp();
         self.remove_stale_step_containers();
         let work = self.paths.root.join("build").join(format!(
             "run-{}-{}",
@@ -1384,6 +1397,7 @@ impl Ctx<'_> {
             &upper,
             config,
             None,
+            Upper::Take,
         )?))
     }
 
@@ -1697,19 +1711,18 @@ impl Ctx<'_> {
     }
 
     /// The new image: `dir`'s upper directory as a layer over `base`.
+    /// `Take`: the directory (no longer mounted, its own inodes, needed by
+    /// no one after) becomes the stored layer ([`layer::adopt_layer`]);
+    /// `Copy`: it is read and unpacked into the store (a squash's tree
+    /// shares its inodes with stored layers).
     fn layer_image(
         &self,
         base: Option<&Digest>,
         upper: &Path,
         config: Value,
         id_maps: Option<layer::IdMaps>,
+        how: Upper,
     ) -> BResult<Digest> {
-        let fd = sfs::open(
-            upper,
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0,
-        )
-        .map_err(|e| BuildError::Invalid(format!("open {}: {e}", upper.display())))?;
         let parent: Vec<Digest> = config["rootfs"]["diff_ids"]
             .as_array()
             .map(|a| {
@@ -1720,17 +1733,25 @@ impl Ctx<'_> {
             .unwrap_or_default();
         let mut store = crate::containers::open_store(&self.engine.paths.root)?;
         let _pull = store.pull_lock()?;
-        let (new, chain) = layer::store_new_layer(
-            &store,
-            fd.as_fd(),
-            &TarOptions {
-                overlay: true,
-                clamp_mtime: self.opts.timestamp,
-                id_maps,
-            },
-            self.opts.compression,
-            &parent,
-        )?;
+        let opts = TarOptions {
+            overlay: true,
+            clamp_mtime: self.opts.timestamp,
+            id_maps,
+        };
+        let (new, chain) = match how {
+            Upper::Take => {
+                layer::adopt_layer(&store, upper, &opts, self.opts.compression, &parent)?
+            }
+            Upper::Copy => {
+                let fd = sfs::open(
+                    upper,
+                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                    0,
+                )
+                .map_err(|e| BuildError::Invalid(format!("open {}: {e}", upper.display())))?;
+                layer::store_new_layer(&store, fd.as_fd(), &opts, self.opts.compression, &parent)?
+            }
+        };
         Ok(ic::record_image_with(
             &mut store,
             base,
@@ -1779,6 +1800,16 @@ impl Ctx<'_> {
         };
         if let Some(n) = net {
             flags.network = vec![n];
+        }
+        // The first forwarded agent is SSH_AUTH_SOCK, as BuildKit sets it.
+        if let Some(m) = run
+            .mounts
+            .iter()
+            .find(|m| m.kind == MountType::Ssh && self.opts.ssh.contains_key(&ssh_id(m)))
+        {
+            flags
+                .env
+                .push(format!("SSH_AUTH_SOCK={}", ssh_target(st, m)));
         }
         let (mut spec, _) = to_spec(&flags, &argv)?;
         let mut targets = Vec::new();
@@ -1851,7 +1882,17 @@ impl Ctx<'_> {
             // part of the step's changes (BuildKit removes them too).
             self.remove_stubs(&image, &upper, &targets)
                 .map_err(|e| self.step_err(ins, format!("remove mount points: {e}")))?;
-            let new = self.layer_image(Some(&image), &upper, config, maps)?;
+            // Taken as the layer only once its overlay is gone (the
+            // foreground run unmounts it as the container ends; a lazy
+            // unmount may leave it busy: then it is read, not taken).
+            let rootfs = self.engine.paths.rootfs(&rec.id);
+            let _ = crate::rootfs::unmount(&rootfs);
+            let how = if crate::rootfs::is_mounted(&rootfs) {
+                Upper::Copy
+            } else {
+                Upper::Take
+            };
+            let new = self.layer_image(Some(&image), &upper, config, maps, how)?;
             // Held before the container (which holds its base) goes.
             self.hold(&st.name, Some(&new));
             Ok(new)
@@ -1932,6 +1973,29 @@ impl Ctx<'_> {
         ins: &Instruction,
         m: &parse::Mount,
     ) -> BResult<Option<crate::specgen::Mount>> {
+        if m.kind == MountType::Ssh {
+            let id = ssh_id(m);
+            let Some(sock) = self.opts.ssh.get(&id) else {
+                if m.required {
+                    return Err(self.step_err(
+                        ins,
+                        format!("ssh agent {id:?} is required: give it with --ssh {id}[=SOCKET]"),
+                    ));
+                }
+                return Ok(None);
+            };
+            // The host's agent socket itself, bound read-only (connecting
+            // needs no write to the mount; the container cannot chmod or
+            // replace it). Like a secret, never in the layer: its mount
+            // point is removed with the step's others.
+            return Ok(Some(crate::specgen::Mount {
+                kind: crate::specgen::MountType::Bind,
+                source: sock.to_string_lossy().into_owned(),
+                destination: ssh_target(st, m),
+                readonly: true,
+                ..Default::default()
+            }));
+        }
         if m.kind == MountType::Secret {
             let id = m
                 .id
@@ -2019,7 +2083,7 @@ impl Ctx<'_> {
             other => Err(self.step_err(
                 ins,
                 format!(
-                    "--mount=type={}: not supported by berth yet (bind, cache, tmpfs and secret are)",
+                    "--mount=type={}: not supported by berth yet (bind, cache, tmpfs, secret and ssh are)",
                     other.as_str()
                 ),
             )),
@@ -2245,7 +2309,7 @@ impl Ctx<'_> {
         let unmounted = ov.unmount();
         result?;
         unmounted?;
-        self.layer_image(st.image.as_ref(), &upper, config, None)
+        self.layer_image(st.image.as_ref(), &upper, config, None, Upper::Take)
     }
 
     /// Holds the image a stage is at (`image prune` keeps it) until the
@@ -2402,7 +2466,7 @@ impl Ctx<'_> {
         })();
         let result = made
             .map_err(|e| BuildError::Invalid(format!("--squash: merge the layers of {image}: {e}")))
-            .and_then(|()| self.layer_image(base, &upper, c, None));
+            .and_then(|()| self.layer_image(base, &upper, c, None, Upper::Copy));
         let _ = berth_image::remove_all(&dir);
         let id = result?;
         self.hold("squash", Some(&id));
@@ -2520,6 +2584,20 @@ fn sniff(tree: &SourceTree<'_>, x: &bc::Chosen) -> Option<bool> {
         }
     }
     bc::archive_kind(&head[..n])
+}
+
+/// A `RUN --mount=type=ssh`'s agent id (`default` unless `id=`).
+fn ssh_id(m: &parse::Mount) -> String {
+    m.id.clone().unwrap_or_else(|| "default".into())
+}
+
+/// Where a `RUN --mount=type=ssh` puts the agent's socket: `target=`, or
+/// BuildKit's `/run/buildkit/ssh_agent.0`.
+fn ssh_target(st: &StageRun, m: &parse::Mount) -> String {
+    m.target
+        .as_deref()
+        .map(|t| join_workdir(&st.workdir(), t))
+        .unwrap_or_else(|| "/run/buildkit/ssh_agent.0".into())
 }
 
 fn push_history(c: &mut Value, e: Value) {

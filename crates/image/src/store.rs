@@ -269,6 +269,14 @@ impl Store {
                 .strip_prefix("load-")
                 .and_then(|n| n.strip_suffix(".tar"))
                 .and_then(|n| n.parse::<i32>().ok())
+                // A commit's or build step's blob and layer tree
+                // (`commit-{blob,layer}-PID-N`, layer::tempfile_in).
+                .or_else(|| {
+                    let rest = name
+                        .strip_prefix("commit-blob-")
+                        .or_else(|| name.strip_prefix("commit-layer-"))?;
+                    rest.split_once('-')?.0.parse::<i32>().ok()
+                })
             {
                 // SAFETY: signal 0 only checks that the process exists.
                 pid > 0
@@ -997,6 +1005,32 @@ pub fn remove_tree(p: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a commit or build step killed (-9) while writing a layer left
+    /// in tmp/ (its blob, the tree being taken in) goes with the next
+    /// command's clean_tmp; a live process's stays.
+    #[test]
+    fn a_dead_process_commit_leftovers_are_cleaned() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::open(d.path()).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        let tmp = store.tmp_dir();
+        let names = [
+            format!("commit-layer-{dead}-0"),
+            format!("commit-blob-{dead}-1"),
+            format!("commit-layer-{me}-2"),
+            format!("commit-blob-{me}-3"),
+        ];
+        for n in &names[..] {
+            std::fs::create_dir_all(tmp.join(n).join("etc")).unwrap();
+        }
+        store.clean_tmp();
+        let left: Vec<bool> = names.iter().map(|n| tmp.join(n).exists()).collect();
+        assert_eq!(left, [false, false, true, true]);
+    }
 
     #[test]
     fn removing_a_tree_whose_parent_is_missing_is_done() {

@@ -1065,6 +1065,22 @@ pub fn set_xattr_fd(fd: BorrowedFd<'_>, name: &[u8], value: &[u8], o_path: bool)
     Ok(())
 }
 
+/// Removes an extended attribute from what an fd refers to (an `O_PATH`
+/// fd through its /proc/self/fd magic link, as [`set_xattr_fd`]).
+pub fn remove_xattr_fd(fd: BorrowedFd<'_>, name: &[u8], o_path: bool) -> io::Result<()> {
+    let n = std::ffi::CString::new(name.to_vec())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    if o_path {
+        let p = crate::fd_path(fd.as_raw_fd());
+        // SAFETY: valid C strings.
+        cvt(unsafe { libc::removexattr(p.as_ptr(), n.as_ptr()) })?;
+    } else {
+        // SAFETY: valid fd and C string.
+        cvt(unsafe { libc::fremovexattr(fd.as_raw_fd(), n.as_ptr()) })?;
+    }
+    Ok(())
+}
+
 /// `futimens(2)` on an open (not `O_PATH`) fd: (seconds, nanoseconds).
 pub fn set_times_fd(fd: BorrowedFd<'_>, atime: (i64, i64), mtime: (i64, i64)) -> io::Result<()> {
     let ts = [
