@@ -258,13 +258,37 @@ pub async fn put(s: &Arc<Shared>, id: &str, q: &Query, req: Request<Incoming>) -
     let id = id.to_string();
     let r = s
         .engine(move |e| {
-            e.copy_in_tar(&id, &mut input, &path, archive)
-                .map_err(|e| not_found(e, &path))
+            let r = e
+                .copy_in_tar(&id, &mut input, &path, archive)
+                .map_err(|e| not_found(e, &path));
+            Ok((r, input))
         })
         .await;
+    let r = match r {
+        Ok((r, input)) => {
+            drain(input).await;
+            r
+        }
+        Err(e) => Err(e),
+    };
     feed.abort();
     r?;
     Ok(http::empty(StatusCode::OK))
+}
+
+/// Takes what is left of a request body its reader stopped short of (a
+/// tar's end-of-archive blocks, padding), at most 1 MiB, before the
+/// answer: hyper closes a connection whose request body was not read, and
+/// a client still writing its last bytes then fails with EPIPE ("broken
+/// pipe" from `docker cp`). A stalled client ends it by the body timeout.
+pub(crate) async fn drain(mut input: ChannelReader) {
+    let mut left = 1usize << 20;
+    while let Some(b) = input.rx.recv().await {
+        if b.len() >= left {
+            break;
+        }
+        left -= b.len();
+    }
 }
 
 /// A request body as a blocking reader (for an engine call), fed by a

@@ -365,11 +365,20 @@ pub async fn build(s: &Arc<Shared>, req: Request<Incoming>) -> ApiResult<Resp> {
             let mut all = (&head[..]).chain(input);
             let ctx = e
                 .unpack_context(&mut all, kind == StdinContext::Gzip)
-                .map_err(|e| ApiError::bad_request(format!("build: the context tarball: {e}")))?;
+                .map_err(|e| ApiError::bad_request(format!("build: the context tarball: {e}")));
             let _ = &s2;
-            Ok(ctx)
+            Ok((ctx, all.into_inner().1))
         })
         .await;
+    let unpacked = match unpacked {
+        Ok((ctx, input)) => {
+            // The client's last bytes (past the tar's end) are read
+            // before the answer.
+            crate::archive::drain(input).await;
+            ctx
+        }
+        Err(e) => Err(e),
+    };
     feed.abort();
     let unpacked = unpacked?;
     let dir = unpacked.path().to_path_buf();

@@ -2179,3 +2179,45 @@ fn volume_driver_options_and_subpaths() {
     ok(svc.docker(&["rm", "sp"]));
     ok(svc.docker(&["volume", "rm", "tv"]));
 }
+
+/// A `docker cp` whose last bytes (past the tar's end-of-archive blocks)
+/// come late: the service reads them before it answers, instead of
+/// answering and closing under the client ("write: broken pipe" from the
+/// docker CLI, seen in CI).
+#[test]
+fn an_archive_put_reads_the_whole_body_before_answering() {
+    let env = Env::new();
+    let img = image(&env);
+    let svc = Service::start(&env);
+    ok(svc.docker(&["run", "-d", "--name", "late", img, "sleep", "100"]));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f"), "late\n").unwrap();
+    let tar = Command::new("tar")
+        .args(["-cf", "-", "-C"])
+        .arg(dir.path())
+        .arg("f")
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    // GNU tar pads to 10 KiB; the extra 64 KiB of zeros is what a client
+    // may still be sending when the tar reader has seen the end.
+    let body = [&tar.stdout[..], &vec![0u8; 64 << 10][..]].concat();
+    let cut = tar.stdout.len().min(2048);
+    let mut s = UnixStream::connect(&svc.sock).unwrap();
+    write!(
+        s,
+        "PUT /v1.41/containers/late/archive?path=/tmp HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body[..cut]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(&body[cut..])
+        .expect("the service closed the connection before the body was read");
+    let mut resp = String::new();
+    let _ = s.read_to_string(&mut resp);
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let o = ok(svc.docker(&["exec", "late", "cat", "/tmp/f"])).stdout;
+    assert_eq!(o, "late\n");
+    ok(svc.docker(&["rm", "-f", "late"]));
+}
