@@ -524,3 +524,35 @@ fn memory_empty_dir_size() {
     assert_eq!(opts("").get("o"), None);
     assert_eq!(opts("")["type"], "tmpfs");
 }
+
+/// subPathExpr: the container's $(VAR)s expanded (a per-pod directory of
+/// a shared volume); a path that expands to `..` or is given with subPath
+/// is an error naming the field.
+#[test]
+fn sub_path_expr_expands_the_containers_vars() {
+    let y = r#"
+kind: Pod
+metadata: {name: pp}
+spec:
+  containers:
+  - name: c
+    image: x
+    env:
+    - {name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: UP, value: ".."}
+    volumeMounts: [{name: logs, mountPath: /logs, subPathExpr: "pods/$(POD)"}]
+  volumes: [{name: logs, hostPath: {path: /srv/logs}}]
+"#;
+    let p = plan_of(y).unwrap();
+    let pod = p.workloads[0].pod("pp", 0).unwrap();
+    let m = &pod.containers[0].spec.storage.mounts[0];
+    assert_eq!(m.source, "/srv/logs");
+    assert_eq!(m.sub_path.as_deref(), Some("pods/pp"));
+    let e = plan_of(&y.replace("pods/$(POD)", "$(UP)/x"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("volumeMounts[0].subPathExpr"), "{e}");
+    let both = y.replace("subPathExpr: \"pods/$(POD)\"", "subPath: a, subPathExpr: b");
+    let e = plan_of(&both).unwrap_err().to_string();
+    assert!(e.contains("subPathExpr") && e.contains("both"), "{e}");
+}

@@ -1053,10 +1053,31 @@ impl Ctx<'_> {
             // Resolved inside the volume and pinned by the engine at each
             // start (a container's symlink never leads it out).
             let mut sub_path = None;
-            if let Some(sp) = m.sub_path.as_deref().filter(|p| !p.is_empty()) {
+            let expr = m
+                .sub_path_expr
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .map(|e| expand_vars(e, &vars));
+            if m.sub_path.as_deref().is_some_and(|p| !p.is_empty()) && expr.is_some() {
+                return Err(self.inv(
+                    format!("{mat}.subPathExpr"),
+                    "subPath and subPathExpr are both given",
+                ));
+            }
+            if let Some(sp) = m
+                .sub_path
+                .as_deref()
+                .filter(|p| !p.is_empty())
+                .or(expr.as_deref())
+            {
                 if !clean_rel(sp) {
+                    let field = if expr.is_some() {
+                        "subPathExpr"
+                    } else {
+                        "subPath"
+                    };
                     return Err(self.inv(
-                        format!("{mat}.subPath"),
+                        format!("{mat}.{field}"),
                         format!("{sp:?} is not a relative path without '..'"),
                     ));
                 }
