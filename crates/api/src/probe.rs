@@ -20,6 +20,7 @@
 //!   SERVING passes, any other status, gRPC error or malformed answer
 //!   fails, with the kubelet's messages.
 
+use berth_engine::monitor_proto::health::{http_probe_request, http_probe_verdict as http_verdict};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
@@ -79,34 +80,6 @@ pub fn connected(fd: OwnedFd) -> Result<(TcpStream, SocketAddr), String> {
     s.set_nonblocking(false)
         .map_err(|e| format!("probe helper: make the socket blocking: {e}"))?;
     Ok((s, peer))
-}
-
-/// The HTTP/1.0 request both HTTP probes send (the monitor's is the same).
-fn http_request(peer: SocketAddr, path: &str, headers: &[(String, String)]) -> Vec<u8> {
-    let mut req = format!(
-        "GET {path} HTTP/1.0\r\nHost: {peer}\r\nUser-Agent: berth-probe\r\nAccept: */*\r\nConnection: close\r\n"
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.into_bytes()
-}
-
-/// Kubernetes' rule on a status line: 200 to 399 passes.
-fn http_verdict(head: &[u8]) -> Outcome {
-    let text = String::from_utf8_lossy(head);
-    let line = text.split("\r\n").next().unwrap_or("").to_string();
-    let code = line
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok())
-        .filter(|_| line.starts_with("HTTP/"));
-    match code {
-        Some(c) if (200..400).contains(&c) => Ok(line),
-        Some(_) => Err(line),
-        None => Err(format!("not an HTTP response: {line:?}")),
-    }
 }
 
 /// Accepts any certificate (Kubernetes does not verify a probe's), but
@@ -179,7 +152,7 @@ pub fn https(
     let conn =
         rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| format!("TLS: {e}"))?;
     let mut tls = rustls::StreamOwned::new(conn, sock);
-    tls.write_all(&http_request(peer, path, headers))
+    tls.write_all(&http_probe_request(&peer.to_string(), path, headers))
         .and_then(|()| tls.flush())
         .map_err(|e| format!("Get \"https://{peer}{path}\": {e}"))?;
     let mut head = Vec::new();

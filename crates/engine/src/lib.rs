@@ -84,6 +84,9 @@ pub fn warm_up_cgroups() {
         });
 }
 
+/// The monitor's protocol (its probe rules are shared with the API's
+/// probe helper).
+pub use berth_monitor_proto as monitor_proto;
 /// The network layer (models, addresses, ports) the engine builds on, for
 /// its front ends.
 pub use berth_network as network;

@@ -438,6 +438,37 @@ impl Health {
     }
 }
 
+/// The HTTP/1.0 GET an HTTP probe sends (the monitor's own for HTTP, the
+/// probe helper's inside TLS for HTTPS); `host` is the Host header's
+/// value (`ADDRESS:PORT`).
+pub fn http_probe_request(host: &str, path: &str, headers: &[(String, String)]) -> Vec<u8> {
+    let mut req = format!(
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nUser-Agent: berth-probe\r\nAccept: */*\r\nConnection: close\r\n"
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.into_bytes()
+}
+
+/// Kubernetes' rule on an HTTP probe's response head: a status of 200 to
+/// 399 passes. Ok or Err, the text says why (the status line).
+pub fn http_probe_verdict(head: &[u8]) -> Result<String, String> {
+    let text = String::from_utf8_lossy(head);
+    let line = text.split("\r\n").next().unwrap_or("").to_string();
+    let code = line
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse::<u16>().ok())
+        .filter(|_| line.starts_with("HTTP/"));
+    match code {
+        Some(c) if (200..400).contains(&c) => Ok(line),
+        Some(_) => Err(line),
+        None => Err(format!("not an HTTP response: {line:?}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -491,17 +491,14 @@ impl Checker {
             } => {
                 let sock = connect_in_netns(self.pid, &host, port)?;
                 let host_hdr = if host.is_empty() { "127.0.0.1" } else { &host };
-                let mut req = format!(
-                    "GET {path} HTTP/1.0\r\nHost: {host_hdr}:{port}\r\nUser-Agent: berth-probe\r\nAccept: */*\r\nConnection: close\r\n"
-                );
-                for (k, v) in headers {
-                    req.push_str(&format!("{k}: {v}\r\n"));
-                }
-                req.push_str("\r\n");
                 Ok(Running::Net {
                     sock,
                     phase: Phase::Connecting,
-                    request: req.into_bytes(),
+                    request: berth_monitor_proto::health::http_probe_request(
+                        &format!("{host_hdr}:{port}"),
+                        &path,
+                        &headers,
+                    ),
                     sent: 0,
                     then: Then::Http,
                 })
@@ -940,19 +937,11 @@ fn spawn_helper(cmd: &[String], sock: OwnedFd) -> Result<Running, String> {
     })
 }
 
-/// Kubernetes' rule: a status of 200 to 399 passes.
+/// Kubernetes' rule on the status line, as an exit code and its text.
 fn http_verdict(head: &[u8]) -> (i32, String) {
-    let text = String::from_utf8_lossy(head);
-    let line = text.split("\r\n").next().unwrap_or("").to_string();
-    let code = line
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok())
-        .filter(|_| line.starts_with("HTTP/"));
-    match code {
-        Some(c) if (200..400).contains(&c) => (0, line),
-        Some(_) => (1, line),
-        None => (1, format!("not an HTTP response: {line:?}")),
+    match berth_monitor_proto::health::http_probe_verdict(head) {
+        Ok(line) => (0, line),
+        Err(why) => (1, why),
     }
 }
 
