@@ -204,23 +204,10 @@ mod tests {
     use super::*;
 
     fn b64url(s: &str) -> String {
-        // The test's own encoder (URL-safe, padded: Go's URLEncoding).
-        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let b = s.as_bytes();
-        let mut out = String::new();
-        for c in b.chunks(3) {
-            let n = (u32::from(c[0]) << 16)
-                | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-                | u32::from(*c.get(2).unwrap_or(&0));
-            for i in 0..4 {
-                if i <= c.len() {
-                    out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
+        // URL-safe, padded: Go's URLEncoding.
+        crate::archive::base64(s.as_bytes())
+            .replace('+', "-")
+            .replace('/', "_")
     }
 
     #[test]
