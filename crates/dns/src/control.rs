@@ -312,24 +312,33 @@ pub fn sync_or_stop(dir: &Path, program: &Path) -> io::Result<()> {
 /// may have read the files before they changed: it is waited for (at most
 /// 2 s) and told too.
 pub fn release(dir: &Path) -> io::Result<()> {
-    let deadline = Instant::now() + WAIT;
+    let Some(pid) = ready_pid(dir, Instant::now() + WAIT, "reload")? else {
+        return Ok(());
+    };
+    match signal(pid, libc::SIGHUP) {
+        Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
+            Err(ctx(e, format_args!("reload the DNS responder (pid {pid})")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The pid of the responder in `dir` once it has written it (None: no
+/// responder is alive); one still starting is waited for until `deadline`.
+/// `what` names the operation in the timeout's message.
+fn ready_pid(dir: &Path, deadline: Instant, what: &str) -> io::Result<Option<i32>> {
     loop {
         if let Some(pid) = running(dir) {
-            return match signal(pid, libc::SIGHUP) {
-                Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
-                    Err(ctx(e, format_args!("reload the DNS responder (pid {pid})")))
-                }
-                _ => Ok(()),
-            };
+            return Ok(Some(pid));
         }
         if !alive(dir) {
-            return Ok(());
+            return Ok(None);
         }
         if Instant::now() >= deadline {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
-                    "reload the DNS responder in {}: it holds its pid file but never wrote its pid",
+                    "{what} the DNS responder in {}: it holds its pid file but never wrote its pid",
                     dir.display()
                 ),
             ));
@@ -431,24 +440,9 @@ pub fn stop_nowait(dir: &Path) -> io::Result<()> {
 /// at most 2 s; then SIGKILL).
 pub fn stop(dir: &Path) -> io::Result<()> {
     let deadline = Instant::now() + WAIT;
-    let pid = loop {
-        if let Some(pid) = running(dir) {
-            break pid;
-        }
-        // One that is starting becomes ready (or exits) within the wait.
-        if !alive(dir) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!(
-                    "stop the DNS responder in {}: it holds its pid file but never wrote its pid",
-                    dir.display()
-                ),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(2));
+    // One that is starting becomes ready (or exits) within the wait.
+    let Some(pid) = ready_pid(dir, deadline, "stop")? else {
+        return Ok(());
     };
     match signal(pid, libc::SIGTERM) {
         Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
