@@ -18,7 +18,6 @@
 
 use crate::error::{io, Error, Result};
 use berth_sys::fs::{self as sfs, Links};
-use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::{Path, PathBuf};
 
@@ -84,13 +83,9 @@ pub fn stage(container_dir: &Path, index: usize, base: &Path, sub: &str) -> Resu
     }
     let point_fd = sfs::open(&point, libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0)
         .map_err(io(format!("open {}", point.display())))?;
-    let proc = |fd: i32| {
-        CString::new(format!("/proc/self/fd/{fd}"))
-            .map_err(|_| Error::Runtime("a /proc path with a NUL".into()))
-    };
     berth_sys::mount::mount(
-        Some(&proc(target.as_raw_fd())?),
-        &proc(point_fd.as_raw_fd())?,
+        Some(&berth_sys::fd_path(target.as_raw_fd())),
+        &berth_sys::fd_path(point_fd.as_raw_fd()),
         None,
         libc::MS_BIND,
         None,

@@ -16,6 +16,7 @@
 
 use crate::error::{io, option, Error, Result};
 use berth_sys::fs as sfs;
+use berth_sys::mount::mount;
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -183,7 +184,8 @@ pub fn ensure_mounted(name: &str, dir: &Path) -> Result<bool> {
     let Some(opts) = load(dir)? else {
         return Ok(false);
     };
-    let read_only = split_o(&opts.o).0 & libc::MS_RDONLY != 0;
+    let (flags, fsdata) = split_o(&opts.o);
+    let read_only = flags & libc::MS_RDONLY != 0;
     let lock = std::fs::File::open(dir.join(OPTS_FILE))
         .map_err(io(format!("volume {name}: open its options")))?;
     sfs::flock(lock.as_fd(), true, false).map_err(io(format!("volume {name}: lock it")))?;
@@ -192,9 +194,7 @@ pub fn ensure_mounted(name: &str, dir: &Path) -> Result<bool> {
     if mounted(name, &dirfd, &data)? {
         return Ok(read_only);
     }
-    let target = CString::new(format!("/proc/self/fd/{}", data.as_raw_fd()))
-        .map_err(|_| Error::Runtime("a /proc path with a NUL".into()))?;
-    let (flags, fsdata) = split_o(&opts.o);
+    let target = berth_sys::fd_path(data.as_raw_fd());
     let cs = |s: &str| CString::new(s).map_err(|_| option("--opt", "a value holds a NUL byte"));
     let device = cs(&opts.device)?;
     let what = format!(
@@ -202,7 +202,7 @@ pub fn ensure_mounted(name: &str, dir: &Path) -> Result<bool> {
         opts.device, opts.kind
     );
     if flags & libc::MS_BIND != 0 {
-        sfs_mount(
+        mount(
             Some(&device),
             &target,
             None,
@@ -214,9 +214,8 @@ pub fn ensure_mounted(name: &str, dir: &Path) -> Result<bool> {
         let rest = flags & !(libc::MS_BIND | libc::MS_REC);
         if rest != 0 {
             let fresh = open_dir(&dir.join("_data"))?;
-            let again = CString::new(format!("/proc/self/fd/{}", fresh.as_raw_fd()))
-                .map_err(|_| Error::Runtime("a /proc path with a NUL".into()))?;
-            if let Err(e) = sfs_mount(
+            let again = berth_sys::fd_path(fresh.as_raw_fd());
+            if let Err(e) = mount(
                 None,
                 &again,
                 None,
@@ -230,7 +229,7 @@ pub fn ensure_mounted(name: &str, dir: &Path) -> Result<bool> {
     } else {
         let kind = cs(&opts.kind)?;
         let fsdata = cs(&fsdata)?;
-        sfs_mount(
+        mount(
             Some(&device),
             &target,
             Some(&kind),
@@ -240,16 +239,6 @@ pub fn ensure_mounted(name: &str, dir: &Path) -> Result<bool> {
         .map_err(io(what))?;
     }
     Ok(read_only)
-}
-
-fn sfs_mount(
-    source: Option<&std::ffi::CStr>,
-    target: &std::ffi::CStr,
-    fstype: Option<&std::ffi::CStr>,
-    flags: u64,
-    data: Option<&std::ffi::CStr>,
-) -> std::io::Result<()> {
-    berth_sys::mount::mount(source, target, fstype, flags, data)
 }
 
 /// Unmounts whatever is mounted on the volume's `_data` in `dir` (every
@@ -268,9 +257,7 @@ pub fn unmount(name: &str, dir: &Path) -> Result<()> {
         if !mounted(name, &dirfd, &data)? {
             return Ok(());
         }
-        let target = CString::new(format!("/proc/self/fd/{}", data.as_raw_fd()))
-            .map_err(|_| Error::Runtime("a /proc path with a NUL".into()))?;
-        berth_sys::mount::umount2(&target, libc::MNT_DETACH)
+        berth_sys::mount::umount2(&berth_sys::fd_path(data.as_raw_fd()), libc::MNT_DETACH)
             .map_err(io(format!("volume {name}: unmount its data directory")))?;
     }
     Err(Error::Runtime(format!(
