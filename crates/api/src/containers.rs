@@ -262,10 +262,6 @@ pub async fn remove(s: &Arc<Shared>, id: &str, q: &Query) -> ApiResult<Resp> {
     Ok(http::empty(StatusCode::NO_CONTENT))
 }
 
-/// The exit code of `id`'s current run, once it ends: from the session
-/// this service runs, else from the engine. It holds no thread while it
-/// waits (the monitor's pidfd is polled), so dropping it, as a wait whose
-/// client left does, leaves nothing behind.
 /// The exit code of the container `id` in its `die` event after the
 /// event log's position `mark` (the latest one), if there is one.
 fn died_with(e: &berth_engine::Engine, id: &str, mark: i64) -> ApiResult<Option<i32>> {
@@ -291,6 +287,10 @@ fn died_with(e: &berth_engine::Engine, id: &str, mark: i64) -> ApiResult<Option<
     Ok(code)
 }
 
+/// The exit code of `id`'s current run, once it ends: from the session
+/// this service runs, else from the engine. It holds no thread while it
+/// waits (the monitor's pidfd is polled), so dropping it, as a wait whose
+/// client left does, leaves nothing behind.
 /// `mark`: the event log's position when the wait began: a container
 /// removed while it is waited for (an `--rm` one, by its monitor) is
 /// answered with the exit code of its `die` event, as dockerd does.
@@ -334,17 +334,11 @@ async fn wait_exit(s: &Arc<Shared>, id: &str, mark: i64) -> ApiResult<i32> {
         if !running(&rec) {
             return Ok(rec.state.exit_code);
         }
-        // SAFETY: the OwnedFd is moved into the AsyncFd, which owns it from
-        // then on: the fd stays open, and is the same one, until it drops.
-        let registered = pidfd.map(|fd| unsafe { tokio::io::unix::AsyncFd::register(fd) });
-        match registered {
-            // Readable once the monitor has ended; the record then says how.
-            Some(Ok(fd)) => {
-                let _ = fd.readable().await;
-            }
-            // Running with its monitor not (yet, or no longer) there: the
-            // record is settling.
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        // Once the monitor has ended, the record says how. Running with
+        // its monitor not (yet, or no longer) there: the record is
+        // settling.
+        if !monitor_ended(pidfd, None).await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 }
@@ -361,7 +355,7 @@ async fn wait_removed(s: &Arc<Shared>, id: &str) -> ApiResult<()> {
     // The monitor is waited for once: after its end (a child of this
     // service stays a zombie until `Shared::reap`, its pidfd readable)
     // only the record is looked at.
-    let mut monitor_ended = false;
+    let mut ended = false;
     loop {
         let id2 = id.to_string();
         let (gone, pidfd) = s
@@ -374,21 +368,39 @@ async fn wait_removed(s: &Arc<Shared>, id: &str) -> ApiResult<()> {
         if gone || tokio::time::Instant::now() >= until {
             return Ok(());
         }
-        let pidfd = pidfd.filter(|_| !monitor_ended);
-        // SAFETY: the OwnedFd is moved into the AsyncFd, which owns it from
-        // then on: the fd stays open, and is the same one, until it drops.
-        match pidfd.map(|fd| unsafe { tokio::io::unix::AsyncFd::register(fd) }) {
-            // Readable once the monitor has ended (its exit command, which
-            // removes an --rm container, has run by then).
-            Some(Ok(fd)) => {
-                let _ = tokio::time::timeout_at(until, fd.readable()).await;
-                monitor_ended = true;
-            }
-            _ => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_millis(50));
-            }
+        // The monitor's end: its exit command, which removes an --rm
+        // container, has run by then.
+        if !ended && monitor_ended(pidfd, Some(until)).await {
+            ended = true;
+        } else {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
         }
+    }
+}
+
+/// Waits, without a thread, for the monitor whose pidfd is `pidfd` to end
+/// (or for `until`): false at once when there is none or it cannot be
+/// polled.
+async fn monitor_ended(
+    pidfd: Option<std::os::fd::OwnedFd>,
+    until: Option<tokio::time::Instant>,
+) -> bool {
+    // SAFETY: the OwnedFd is moved into the AsyncFd, which owns it from
+    // then on: the fd stays open, and is the same one, until it drops.
+    match pidfd.map(|fd| unsafe { tokio::io::unix::AsyncFd::register(fd) }) {
+        Some(Ok(fd)) => {
+            match until {
+                Some(t) => {
+                    let _ = tokio::time::timeout_at(t, fd.readable()).await;
+                }
+                None => {
+                    let _ = fd.readable().await;
+                }
+            }
+            true
+        }
+        _ => false,
     }
 }
 

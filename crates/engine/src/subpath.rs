@@ -61,11 +61,6 @@ pub fn stage(container_dir: &Path, index: usize, base: &Path, sub: &str) -> Resu
     let dir = container_dir.join(DIR);
     sfs::create_private_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
     let point = dir.join(index.to_string());
-    // What an earlier pin of another type left (its unmount done by
-    // `detach`): the point is made anew of the target's type.
-    if std::fs::remove_dir(&point).is_err() {
-        let _ = std::fs::remove_file(&point);
-    }
     if is_dir {
         match std::fs::create_dir(&point) {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
