@@ -866,6 +866,8 @@ impl Engine {
             crate::volume_opts::unmount(name, &dir)?;
         }
         self.records.remove_volume(name)?;
+        // Again: a create's check may have mounted it in between (it
+        // mounts before it records its use).
         crate::volume_opts::unmount(name, &dir)?;
         if dir.exists() {
             berth_image::remove_all(&dir)?;
