@@ -422,6 +422,7 @@ fn named_contexts(args: &[String]) -> Result<BTreeMap<String, NamedContext>> {
 }
 
 #[derive(clap::Subcommand, Debug)]
+#[command(defer = true)]
 pub enum BuilderCmd {
     /// Remove the build cache (and RUN --mount=type=cache directories).
     Prune {

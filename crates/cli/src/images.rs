@@ -122,6 +122,7 @@ pub struct RmiArgs {
 }
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum ImageCmd {
     /// Download an image (same as `berth pull`).
     Pull(PullArgs),

@@ -59,6 +59,7 @@ struct Globals {
 }
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 enum Cmd {
     /// Download an image (and its layers) from a registry.
     Pull(images::PullArgs),
@@ -198,7 +199,8 @@ enum Cmd {
     Builder(build::BuilderCmd),
 }
 
-/// `top`'s arguments.
+// `top`'s arguments (no doc comment: it would become the command's
+// description, see `deferred_arguments_keep_each_commands_description`).
 #[derive(clap::Args, Debug)]
 struct TopArgs {
     /// The container, by name or id.
@@ -210,6 +212,7 @@ struct TopArgs {
 
 /// `berth container VERB`: each the same as `berth VERB`.
 #[derive(Subcommand)]
+#[command(defer = true)]
 enum ContainerCmd {
     /// Record a container's end and release what it held (run by its monitor).
     #[command(hide = true)]
@@ -523,6 +526,45 @@ mod tests {
     fn the_command_line_is_well_formed() {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
+    }
+
+    /// Every subcommand enum defers its arguments (`#[command(defer =
+    /// true)]`: a command builds only its own, about 1.5 ms of CPU less per
+    /// `berth` process). The deferred part runs after the variant's doc
+    /// comment is set, so an argument struct with a doc comment of its own
+    /// would replace the command's description once built: `--help` and
+    /// completions must show the same text as the unbuilt tree.
+    #[test]
+    fn deferred_arguments_keep_each_commands_description() {
+        use clap::CommandFactory;
+        type Texts = std::collections::BTreeMap<String, String>;
+        fn walk(c: &clap::Command, path: String, out: &mut Texts) {
+            let text = format!(
+                "{:?} / {:?}",
+                c.get_about().map(|s| s.to_string()),
+                c.get_long_about().map(|s| s.to_string())
+            );
+            for s in c.get_subcommands() {
+                walk(s, format!("{path} {}", s.get_name()), out);
+            }
+            out.insert(path, text);
+        }
+        let (mut lazy, mut built) = (Texts::new(), Texts::new());
+        walk(&super::Cli::command(), "berth".into(), &mut lazy);
+        let mut b = super::Cli::command();
+        b.build();
+        walk(&b, "berth".into(), &mut built);
+        assert!(lazy.len() > 100, "{}", lazy.len());
+        let changed: Vec<_> = lazy
+            .iter()
+            .filter(|(p, t)| built.get(*p) != Some(t))
+            .map(|(p, t)| format!("{p}: {t}\n  became {:?}", built.get(p)))
+            .collect();
+        assert!(changed.is_empty(), "{}", changed.join("\n"));
+        // And the arguments are deferred indeed.
+        let run = super::Cli::command();
+        let run = run.find_subcommand("run").unwrap();
+        assert_eq!(run.get_arguments().count(), 0);
     }
 
     fn argv(s: &str) -> Vec<std::ffi::OsString> {

@@ -290,6 +290,7 @@ pub fn diff(root: &Path, run_root: &Path, container: &str) -> Result<()> {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum VolumeCmd {
     /// Create a volume (a random name if none is given).
     ///
@@ -486,6 +487,7 @@ pub fn volume(root: &Path, run_root: &Path, c: VolumeCmd) -> Result<()> {
 }
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum SystemCmd {
     /// Remove stopped containers, dangling images, unused layers and blobs.
     Prune {

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum NetworkCmd {
     /// Create a bridge network (containers on it find each other by name).
     ///

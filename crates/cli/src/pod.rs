@@ -17,6 +17,7 @@ use std::io::Write;
 use std::path::Path;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum PodCmd {
     /// Create a pod (containers sharing a network, IPC, host name and cgroup).
     ///

@@ -715,9 +715,12 @@ pub fn check_name(name: &str) -> Result<()> {
     }
 }
 
-/// `berth create`/`run`'s flags that make the spec, in Docker's syntax
-/// (strings as typed; [`to_spec`] parses them). The CLI flattens this
-/// into its own arguments (the image, the command, the name, pulling).
+// `berth create`/`run`'s flags that make the spec, in Docker's syntax
+// (strings as typed; `to_spec` parses them). The CLI flattens this into
+// its own arguments (the image, the command, the name, pulling). A plain
+// comment, not a doc comment: clap would make it the description of the
+// commands that flatten it (their arguments are deferred, so it would
+// come last and win).
 #[derive(Clone, Debug, Default)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct CreateFlags {
