@@ -16,8 +16,9 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use std::sync::Arc;
 
-/// Docker's AuthConfig (the fields `/auth` uses).
-#[derive(Debug, Default, serde::Deserialize)]
+/// Docker's AuthConfig (the fields `/auth` uses). Its `Debug` shows no
+/// secret: neither the password nor the tokens.
+#[derive(Default, serde::Deserialize)]
 #[serde(default)]
 pub struct AuthConfig {
     pub username: String,
@@ -25,6 +26,19 @@ pub struct AuthConfig {
     pub serveraddress: String,
     pub identitytoken: String,
     pub registrytoken: String,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |s: &str| if s.is_empty() { "" } else { "<hidden>" };
+        f.debug_struct("AuthConfig")
+            .field("username", &self.username)
+            .field("password", &hidden(&self.password))
+            .field("serveraddress", &self.serveraddress)
+            .field("identitytoken", &hidden(&self.identitytoken))
+            .field("registrytoken", &hidden(&self.registrytoken))
+            .finish()
+    }
 }
 
 /// The registry of a login's server address (Docker Hub when none), and
@@ -201,6 +215,21 @@ impl RegistryConfig {
 
 #[cfg(test)]
 mod tests {
+    /// Neither a password nor a token shows in a log line of the config.
+    #[test]
+    fn auth_config_debug_hides_the_secrets() {
+        let c = super::AuthConfig {
+            username: "u".into(),
+            password: "s3cret-pw".into(),
+            identitytoken: "s3cret-id".into(),
+            registrytoken: "s3cret-reg".into(),
+            serveraddress: "r.example".into(),
+        };
+        let d = format!("{c:?}");
+        assert!(!d.contains("s3cret"), "{d}");
+        assert!(d.contains("r.example") && d.contains("\"u\""), "{d}");
+    }
+
     use super::*;
 
     fn b64url(s: &str) -> String {

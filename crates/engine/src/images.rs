@@ -184,8 +184,8 @@ fn decide(
     }
 }
 
-/// What to pull and how.
-#[derive(Clone, Debug)]
+/// What to pull and how. Its `Debug` hides the credentials' password.
+#[derive(Clone)]
 pub struct PullRequest {
     /// NAME[:TAG][@DIGEST], or a short-name alias of registries.conf.
     pub image: String,
@@ -197,6 +197,23 @@ pub struct PullRequest {
     pub creds: Option<String>,
     /// Layers downloaded at once.
     pub parallel: usize,
+}
+
+impl std::fmt::Debug for PullRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // USER:PASSWORD shows as USER:<hidden>.
+        let creds = self
+            .creds
+            .as_ref()
+            .map(|c| format!("{}:<hidden>", c.split_once(':').map_or("", |(u, _)| u)));
+        f.debug_struct("PullRequest")
+            .field("image", &self.image)
+            .field("platform", &self.platform)
+            .field("tls_verify", &self.tls_verify)
+            .field("creds", &creds)
+            .field("parallel", &self.parallel)
+            .finish()
+    }
 }
 
 /// A pull, checked and resolved, ready to run ([`Images::pull`]).
@@ -638,6 +655,21 @@ pub fn logout(registry: &str) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pull request in a log line shows the user, not the password.
+    #[test]
+    fn pull_request_debug_hides_the_password() {
+        let r = PullRequest {
+            image: "busybox".into(),
+            platform: None,
+            tls_verify: true,
+            creds: Some("alice:s3cret:with-colon".into()),
+            parallel: 3,
+        };
+        let d = format!("{r:?}");
+        assert!(!d.contains("s3cret"), "{d}");
+        assert!(d.contains("alice:<hidden>"), "{d}");
+    }
 
     fn choose(
         image: &str,
