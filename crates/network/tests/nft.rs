@@ -823,6 +823,17 @@ fn other_rulesets_are_untouched_and_the_last_network_deletes_the_table() {
         nft::remove_ports(&p).unwrap();
         nft::delete_table().unwrap();
         assert_eq!(snapshot(), before);
+
+        // No table: removing a network no container has used (`network
+        // create` + `network rm`) runs no nft program.
+        let runs = nft::programs_run();
+        nft::remove_network(&net("br8", &["10.91.8.0/24"], false)).unwrap();
+        assert_eq!(
+            nft::programs_run(),
+            runs,
+            "remove_network ran nft without a table"
+        );
+        assert!(!nft_has_table());
     });
     assert!(
         have_iptables,
