@@ -16,7 +16,7 @@ Prints Markdown.
 
 Run as root via bench/build.sh.
 """
-import argparse, os, resource, shutil, signal, statistics, subprocess, sys, tempfile, time
+import argparse, os, random, resource, shutil, signal, statistics, subprocess, sys, tempfile, time
 
 DOCKERFILE = """ARG BASE=bb
 FROM $BASE AS gen
@@ -166,6 +166,79 @@ class Dockerd:
             shutil.rmtree(root, ignore_errors=True)
 
 
+def steps_part(a, berth, tar, work, policy):
+    """The cost of one RUN step: `build --no-cache` of FROM bb plus N RUN
+    steps against the same with one step, (T_N - T_1) / (N - 1), beside
+    `berth run --rm --network none bb CMD` of the same command. Two kinds of
+    step: one that changes no file (an empty layer) and one that writes a
+    small file (a layer of one file: diff, tar, gzip, digest, store).
+    buildah's per-step cost for context. Interleaved, medians."""
+    n = a.steps
+    rr = os.path.join(work, "steps")
+    run_root = tempfile.mkdtemp(prefix="bs", dir="/run")
+    benv = dict(os.environ, BERTH_ROOT=os.path.join(rr, "berth"), BERTH_RUN_ROOT=run_root,
+                BERTH_DEFAULT_NETWORK="none")
+    bh = ["buildah", "--root", os.path.join(rr, "buildah"), "--runroot", os.path.join(rr, "brun"),
+          "--storage-driver", a.storage]
+    try:
+        subprocess.run([berth, "import", tar, "bb"], env=benv, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([berth, "save", "-o", os.path.join(rr, "bb.tar"), "bb"], env=benv, check=True)
+        kinds = {"no change": "echo step {i}", "writes a file": "echo step {i} > /f{i}"}
+        ctxs = {}
+        for kind, step in kinds.items():
+            for count in (1, n):
+                d = os.path.join(rr, f"ctx-{kind.replace(' ', '-')}-{count}")
+                os.makedirs(d)
+                with open(os.path.join(d, "Dockerfile"), "w") as f:
+                    f.write("ARG BASE=bb\nFROM $BASE\n"
+                            + "".join(f"RUN {step.format(i=i)}\n" for i in range(count)))
+                ctxs[(kind, count)] = d
+        # Untimed: buildah's first use pulls the base into its store.
+        base = ["--build-arg", f"BASE=docker-archive:{rr}/bb.tar"]
+        bud = bh + ["bud", "--layers", "--no-cache", "--runtime", "runc", "--network", "none", "-q",
+                    "--signature-policy", policy] + base
+        subprocess.run(bud + ["-t", "warm", ctxs[("no change", 1)]], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([berth, "run", "--rm", "--network", "none", "bb", "sh", "-c", "true"], env=benv, check=True)
+        res = {}
+        jobs = []
+        for kind, step in kinds.items():
+            jobs.append(("berth run --rm", kind, [berth, "run", "--rm", "--network", "none", "bb", "sh", "-c",
+                                                   step.format(i=0)], benv))
+            for count in (1, n):
+                jobs.append((f"berth build {count}", kind,
+                             [berth, "build", "-q", "--no-cache", "--network", "none", "-t", "s",
+                              ctxs[(kind, count)]], benv))
+                jobs.append((f"buildah bud {count}", kind, bud + ["-t", "s", ctxs[(kind, count)]], None))
+        for r in range(a.runs):
+            order = list(jobs)
+            random.shuffle(order)
+            for name, kind, cmd, env in order:
+                time.sleep(0.03)
+                res.setdefault((name, kind), []).append(timed(cmd, env=env))
+        print(f"## The cost of one RUN step ({n}-step and 1-step builds with --no-cache, {a.runs} rounds, "
+              f"interleaved; medians)\n")
+        print("| step | berth run --rm (ms, CPU) | berth: one RUN step (ms, CPU) | step - run (ms) "
+              "| buildah: one RUN step (ms, CPU) |")
+        print("|---|---:|---:|---:|---:|")
+        med = lambda k, i: statistics.median(x[i] for x in res[k]) * 1000
+        for kind in kinds:
+            run_w, run_c = med(("berth run --rm", kind), 0), med(("berth run --rm", kind), 1)
+            step = lambda tool, i: (med((f"{tool} {n}", kind), i) - med((f"{tool} 1", kind), i)) / (n - 1)
+            print(f"| {kind} | {run_w:.1f}, {run_c:.1f} | {step('berth build', 0):.1f}, "
+                  f"{step('berth build', 1):.1f} | {step('berth build', 0) - run_w:+.1f} | "
+                  f"{step('buildah bud', 0):.1f}, {step('buildah bud', 1):.1f} |")
+        print(f"\nWhole builds, wall ms: " + "; ".join(
+            f"{name} ({kind}) {med((name, kind), 0):.0f}" for name, kind, _, _ in jobs if "build" in name
+            or "bud" in name) + "\n")
+    finally:
+        subprocess.run(bh + ["rm", "--all"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(bh + ["rmi", "--all", "--force"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(["umount", "-R", os.path.join(rr, "buildah", "overlay")], stderr=subprocess.DEVNULL)
+        shutil.rmtree(rr, ignore_errors=True)
+        shutil.rmtree(run_root, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -173,6 +246,9 @@ def main():
     ap.add_argument("--storage", default="overlay", help="buildah's storage driver (overlay or vfs)")
     ap.add_argument("--docker-classic", action="store_true", help="docker's classic builder, not BuildKit")
     ap.add_argument("--no-docker", action="store_true")
+    ap.add_argument("--steps", type=int, default=0,
+                    help="also measure the cost of one RUN step against `berth run --rm` with N-step builds")
+    ap.add_argument("--steps-only", action="store_true", help="only the RUN step part")
     a = ap.parse_args()
     tools = ["berth", "buildah"] + ([] if a.no_docker else ["docker"])
     berth = os.path.join(a.bin, "berth")
@@ -200,6 +276,10 @@ def main():
                 f.write(f"source {i}\n")
         with open(os.path.join(ctx, "Dockerfile"), "w") as f:
             f.write(DOCKERFILE)
+        if a.steps:
+            steps_part(a, berth, tar, work, policy)
+        if a.steps_only:
+            return
         for r in range(a.runs):
             rr = os.path.join(work, f"r{r}")
             run_root = tempfile.mkdtemp(prefix="bb", dir="/run")

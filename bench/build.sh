@@ -4,7 +4,8 @@
 # 2000 files and a 20 MB file, COPY --from, COPY of 1000 context files):
 # cold, rebuilt with nothing changed, and with one source file changed;
 # interleaved round by round (bench/build.py).
-# Run as root. Usage: bench/build.sh [--runs N] [--debug] [--docker-classic] [--no-docker]
+# --steps N [--steps-only]: also the cost of one RUN step against `berth run`.
+# Run as root. Usage: bench/build.sh [--runs N] [--debug] [--docker-classic] [--no-docker] [--steps N [--steps-only]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/build.sh: run as root" >&2; exit 1; }

@@ -1921,3 +1921,47 @@ RUN --mount=type=ssh,id=other,target=/agent,required=true SSH_AUTH_SOCK=/agent s
         std::panic::resume_unwind(p);
     }
 }
+
+/// A RUN step's overlay is mounted `volatile` (its unmount would otherwise
+/// sync the whole filesystem under the store; the layer's commit syncs the
+/// step's changes itself), and its changes are the layer all the same. A
+/// container of the built image that is not `--rm` keeps a synced overlay.
+#[test]
+fn run_steps_mount_volatile_and_keep_their_changes() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[(
+        "Dockerfile",
+        "FROM bb
+RUN read -r l < /proc/self/mountinfo && echo \"$l\" > /step-root && echo kept > /kept
+",
+    )]);
+    build(&env, ctx.path(), &["-t", "vol"]).ok();
+    let root = run(&env, "vol", "cat /step-root");
+    assert!(
+        root.contains("volatile"),
+        "the RUN step's root was not volatile: {root}"
+    );
+    assert_eq!(run(&env, "vol", "cat /kept").trim(), "kept");
+    let id = env
+        .berth(&["run", "-d", "vol", "sleep", "30"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let out = env
+        .berth(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "read -r l < /proc/self/mountinfo && echo \"$l\"",
+        ])
+        .ok()
+        .stdout;
+    assert!(
+        !out.contains("volatile"),
+        "a container without --rm got a volatile root: {out}"
+    );
+    env.berth(&["rm", "-f", &id]).ok();
+}

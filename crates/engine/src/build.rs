@@ -903,7 +903,10 @@ impl Ctx<'_> {
     fn cache_put(&self, key: &str, id: &Digest) {
         let dir = cache_dir(&self.engine.paths.root);
         let _ = std::fs::create_dir_all(&dir);
-        let _ = sfs::write_atomic(&dir.join(key), id.to_string().as_bytes(), 0o600);
+        // Not synced: a hint, checked when read (an entry lost or cut by a
+        // power loss reruns its step; one naming a missing image is a
+        // miss), so a step does not pay two fsyncs for it.
+        let _ = sfs::replace_file(&dir.join(key), id.to_string().as_bytes(), 0o600);
     }
 
     /// The image's config, or a fresh one for scratch.
@@ -1812,6 +1815,9 @@ impl Ctx<'_> {
                 .push(format!("SSH_AUTH_SOCK={}", ssh_target(st, m)));
         }
         let (mut spec, _) = to_spec(&flags, &argv)?;
+        // The layer's commit syncs the step's changes: the overlay's
+        // unmount need not sync the whole filesystem under it as well.
+        spec.lifecycle.volatile_rootfs = true;
         let mut targets = Vec::new();
         for m in run.mounts.iter().filter(|m| m.kind != MountType::Bind) {
             if let Some(mount) = self.run_mount(st, ins, m)? {

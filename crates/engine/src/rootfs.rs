@@ -13,9 +13,11 @@ const MAX_OPTIONS: usize = 4000;
 
 /// Overlay options for `layers` (bottom first, as stored) and the
 /// container's directory `dir`. `volatile` (for `--rm` containers, whose
-/// upper layer never outlives them): no syncs of the upper layer, not even
-/// at unmount, as podman does; after a crash such an upper layer is refused
-/// by the kernel, and the container is removed anyway.
+/// upper layer never outlives them, and a build's RUN steps, whose changes
+/// the build syncs as it stores them): no syncs of the upper layer, not
+/// even at unmount (which would sync the whole filesystem under it), as
+/// podman does for `--rm`; after a crash such an upper layer is refused by
+/// the kernel, and the container is removed anyway.
 pub fn overlay_options(
     layers: &[PathBuf],
     dir: &Path,

@@ -491,8 +491,7 @@ pub fn record_image_with(
     });
     let mbody = serde_json::to_vec(&m).map_err(|e| Error::Usage(e.to_string()))?;
     let md = Digest::of(&mbody);
-    store.put_blob(&cid, &cbody)?;
-    store.put_blob(&md, &mbody)?;
+    store.put_blobs(&[(&cid, &cbody), (&md, &mbody)])?;
     let s = |k: &str| config[k].as_str().unwrap_or_default().to_string();
     let created = config["created"].as_str().map(str::to_string);
     store.add_image(

@@ -513,10 +513,14 @@ pub(crate) fn store_layer(
                 cause: e,
             }
         })?;
-        sfs::syncfs(dirfd.as_fd()).map_err(|e| Error::Io {
+        // A small layer file by file, a large one with one syncfs.
+        let sync = |e| Error::Io {
             op: "sync the unpacked layer".into(),
             cause: e,
-        })?;
+        };
+        if !sfs::sync_tree(dirfd.as_fd(), crate::layer::SYNC_FILES_MAX).map_err(sync)? {
+            sfs::syncfs(dirfd.as_fd()).map_err(sync)?;
+        }
         let dest = store.layer_dir(chain);
         remove_tree(&dest)?;
         std::fs::rename(&tmp_layer, &dest).map_err(|e| Error::Io {

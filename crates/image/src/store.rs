@@ -404,6 +404,42 @@ impl Store {
         sfs::write_atomic(&self.blob_path(d), data, 0o644).with_ctx(|| format!("write blob {d}"))
     }
 
+    /// [`Store::put_blob`] of several blobs, the blob directory synced
+    /// once for all (an image's config and manifest).
+    pub fn put_blobs(&self, blobs: &[(&Digest, &[u8])]) -> Result<()> {
+        let mut files = Vec::with_capacity(blobs.len());
+        for (d, data) in blobs {
+            if Digest::of(data) != **d {
+                return Err(Error::DigestMismatch {
+                    what: "blob".into(),
+                    want: d.to_string(),
+                    got: Digest::of(data).to_string(),
+                });
+            }
+            files.push((self.blob_path(d), *data));
+        }
+        let Some(dir) = files
+            .first()
+            .and_then(|(p, _)| p.parent().map(Path::to_path_buf))
+        else {
+            return Ok(());
+        };
+        let named: Vec<(&std::ffi::OsStr, &[u8])> = files
+            .iter()
+            .filter_map(|(p, data)| Some((p.file_name()?, *data)))
+            .collect();
+        sfs::write_atomic_in(&dir, &named, 0o644).with_ctx(|| {
+            format!(
+                "write blobs {}",
+                blobs
+                    .iter()
+                    .map(|(d, _)| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    }
+
     pub fn read_blob(&self, d: &Digest, cap: u64) -> Result<Vec<u8>> {
         let p = self.blob_path(d);
         let f = std::fs::File::open(&p).with_ctx(|| format!("open blob {d}"))?;

@@ -306,6 +306,7 @@ impl ContainerConfig {
                     ))
                 })?,
                 auto_remove: c.auto_remove,
+                volatile_rootfs: false,
             },
             logging: LogSpec {
                 driver: LogDriver::parse(&c.log_driver).unwrap_or_default(),

@@ -604,6 +604,13 @@ pub struct LifecycleSpec {
     pub restart: RestartPolicy,
     /// Removed when it exits (`--rm`).
     pub auto_remove: bool,
+    /// Its writable layer is mounted `volatile`, as a `--rm` container's
+    /// is: unmounting it does not sync the whole filesystem it is on (an
+    /// overlay's unmount syncs its upper filesystem, however much other
+    /// dirty data that holds). A build's RUN step, whose changes the build
+    /// syncs itself once as it stores them as a layer.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub volatile_rootfs: bool,
 }
 
 /// Where the output goes.
