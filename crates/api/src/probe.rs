@@ -36,38 +36,125 @@ const GRPC_RESPONSE_MAX: usize = 64 * 1024;
 /// the health log.
 pub type Outcome = Result<String, String>;
 
+/// How [`drop_privileges`] left the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    /// Not root: nothing to drop but new privileges.
+    NotRoot,
+    /// Runs as this uid and gid (nobody's, else the highest mapped ones).
+    Ids { uid: u32, gid: u32 },
+    /// No unprivileged uid is mapped in this user namespace (`unshare
+    /// --user --map-root-user` maps only 0): still root by id, with every
+    /// capability gone (the sets, the ambient set and the bounding set)
+    /// and no new privileges.
+    CapsOnly,
+}
+
 /// Drops root for good before anything the container sends is parsed:
-/// no supplementary groups, uid and gid nobody (65534), no new
-/// privileges. A no-op when not root.
-pub fn drop_privileges() -> Result<(), String> {
+/// no supplementary groups, uid and gid nobody (65534) or, when this user
+/// namespace does not map it, the highest mapped non-zero ids; when none
+/// is mapped, every capability dropped ([`Dropped::CapsOnly`]). Always no
+/// new privileges, an empty bounding set for root. Call it while the
+/// process has one thread (the capability sets are per thread).
+pub fn drop_privileges() -> Result<Dropped, String> {
+    use berth_engine::monitor_proto::health::{unprivileged_id, HELPER_ID};
+    let fail = |what: &str| format!("probe helper: {what}: {}", std::io::Error::last_os_error());
+    let check = |r: libc::c_int, what: &str| if r == 0 { Ok(()) } else { Err(fail(what)) };
     // SAFETY: geteuid has no memory effects.
-    if unsafe { libc::geteuid() } != 0 {
-        return Ok(());
-    }
-    const NOBODY: libc::uid_t = 65534;
-    let check = |r: libc::c_int, what: &str| {
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(format!(
-                "probe helper: {what}: {}",
-                std::io::Error::last_os_error()
-            ))
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut done = Dropped::NotRoot;
+    if root {
+        let map = |f: &str| std::fs::read_to_string(f).unwrap_or_default();
+        let uid = unprivileged_id(&map("/proc/self/uid_map"), HELPER_ID);
+        let gid = unprivileged_id(&map("/proc/self/gid_map"), HELPER_ID);
+        // SAFETY: a null list of length 0 is valid for setgroups.
+        let r = unsafe { libc::setgroups(0, std::ptr::null()) };
+        // A user namespace whose gid_map an unprivileged process wrote
+        // denies setgroups: the groups stay what they are (unmapped ones).
+        if r != 0 {
+            let e = fail("setgroups");
+            let denied =
+                std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|t| t.trim() == "deny");
+            if !denied {
+                return Err(e);
+            }
         }
-    };
-    // SAFETY: a null list of length 0 is valid for setgroups.
-    let r = unsafe { libc::setgroups(0, std::ptr::null()) };
-    check(r, "setgroups")?;
-    // SAFETY: plain syscalls on integers (glibc applies them to every
-    // thread of the process).
-    let r = unsafe { libc::setresgid(NOBODY, NOBODY, NOBODY) };
-    check(r, "setresgid")?;
-    // SAFETY: as above.
-    let r = unsafe { libc::setresuid(NOBODY, NOBODY, NOBODY) };
-    check(r, "setresuid")?;
+        // The bounding set first (it takes CAP_SETPCAP): a root that
+        // keeps its uid gains nothing at an exec.
+        for cap in 0..64 {
+            // SAFETY: prctl with integer arguments; EINVAL past the last
+            // capability is expected.
+            unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+        }
+        if let Some(g) = gid {
+            // SAFETY: plain syscalls on integers (glibc applies them to
+            // every thread of the process).
+            let r = unsafe { libc::setresgid(g, g, g) };
+            check(r, "setresgid")?;
+        }
+        match uid {
+            Some(u) => {
+                // SAFETY: as above.
+                let r = unsafe { libc::setresuid(u, u, u) };
+                check(r, "setresuid")?;
+                done = Dropped::Ids {
+                    uid: u,
+                    // SAFETY: getegid has no memory effects.
+                    gid: unsafe { libc::getegid() },
+                };
+            }
+            None => done = Dropped::CapsOnly,
+        }
+        // SAFETY: prctl with integer arguments.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            )
+        };
+        check(r, "clear the ambient capabilities")?;
+        clear_capabilities().map_err(|()| fail("capset"))?;
+    }
     // SAFETY: prctl with integer arguments.
     let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    check(r, "no_new_privs")
+    check(r, "no_new_privs")?;
+    Ok(done)
+}
+
+/// Empties this thread's effective, permitted and inheritable sets.
+fn clear_capabilities() -> Result<(), ()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut header = Header {
+        // _LINUX_CAPABILITY_VERSION_3: two Data.
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: a header and the two-element array version 3 takes.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(())
+    }
 }
 
 /// The connected socket the monitor handed over (`fd`, stdin): refused
@@ -372,6 +459,133 @@ async fn grpc_check(sock: TcpStream, peer: SocketAddr, service: &str) -> Outcome
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Set in the child a drop test starts: it drops and reports.
+    const CHILD: &str = "BERTH_PROBE_DROP_CHILD";
+
+    /// In the child: drops, prints how it went and what this thread
+    /// ended with (`drop: ` lines), and exits.
+    fn child_reports() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        println!("drop: result={:?}", drop_privileges());
+        let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+        for l in status.lines() {
+            let keys = ["Uid:", "Gid:", "Cap", "NoNewPrivs:", "Groups:"];
+            if keys.iter().any(|k| l.starts_with(k)) {
+                println!("drop: {l}");
+            }
+        }
+        std::process::exit(0);
+    }
+
+    /// Runs test `name` of this binary again as a child (alone, on one
+    /// thread), in a new user namespace mapping only 0 to our uid when
+    /// `userns`; its `drop: ` lines.
+    fn drop_in_child(name: &str, userns: bool) -> Vec<String> {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: geteuid and getegid have no memory effects.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        assert_eq!(
+            uid, 0,
+            "the drop tests need root (they run the helper's drop as root)"
+        );
+        let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+        cmd.args([name, "--exact", "--test-threads=1", "--nocapture"])
+            .env(CHILD, "1");
+        if userns {
+            // Made before the fork: the child only makes syscalls.
+            let files: Vec<(std::ffi::CString, Vec<u8>)> = [
+                ("/proc/self/setgroups", "deny".to_string()),
+                ("/proc/self/uid_map", format!("0 {uid} 1")),
+                ("/proc/self/gid_map", format!("0 {gid} 1")),
+            ]
+            .into_iter()
+            .map(|(p, t)| (std::ffi::CString::new(p).unwrap(), t.into_bytes()))
+            .collect();
+            // SAFETY: the closure runs in the forked child before exec and
+            // only makes syscalls on memory made before the fork.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    for (path, text) in &files {
+                        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                        if fd < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        let n = libc::write(fd, text.as_ptr().cast(), text.len());
+                        libc::close(fd);
+                        if n != text.len() as isize {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let out = cmd.output().expect("run the drop test's child");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "the child failed ({:?}): {text} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<String> = text
+            .lines()
+            // The harness's "test NAME ... " may start the first line.
+            .filter_map(|l| l.split_once("drop: ").map(|(_, r)| r.to_string()))
+            .collect();
+        assert!(!lines.is_empty(), "the child reported nothing: {text}");
+        lines
+    }
+
+    /// The value of status field `key` in a child's report.
+    fn field<'a>(lines: &'a [String], key: &str) -> &'a str {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {key} in {lines:?}"))
+    }
+
+    #[test]
+    fn the_helper_drops_to_nobody_with_no_capabilities() {
+        child_reports();
+        let r = drop_in_child(
+            "probe::tests::the_helper_drops_to_nobody_with_no_capabilities",
+            false,
+        );
+        assert_eq!(r[0], "result=Ok(Ids { uid: 65534, gid: 65534 })", "{r:?}");
+        assert_eq!(field(&r, "Uid:"), "65534\t65534\t65534\t65534");
+        assert_eq!(field(&r, "Gid:"), "65534\t65534\t65534\t65534");
+        for cap in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+            assert_eq!(field(&r, cap), "0000000000000000", "{cap} {r:?}");
+        }
+        assert_eq!(field(&r, "NoNewPrivs:"), "1");
+        assert_eq!(field(&r, "Groups:"), "");
+    }
+
+    /// `unshare --user --map-root-user`: only 0 is mapped, nobody cannot
+    /// be used; the helper still runs, as root by id with no capability
+    /// (none of the five sets) and no new privileges.
+    #[test]
+    fn without_a_mapped_nobody_the_helper_keeps_no_capabilities() {
+        child_reports();
+        let r = drop_in_child(
+            "probe::tests::without_a_mapped_nobody_the_helper_keeps_no_capabilities",
+            true,
+        );
+        assert_eq!(r[0], "result=Ok(CapsOnly)", "{r:?}");
+        assert_eq!(field(&r, "Uid:"), "0\t0\t0\t0");
+        for cap in ["CapInh:", "CapPrm:", "CapEff:", "CapBnd:", "CapAmb:"] {
+            assert_eq!(field(&r, cap), "0000000000000000", "{cap} {r:?}");
+        }
+        assert_eq!(field(&r, "NoNewPrivs:"), "1");
+    }
 
     #[test]
     fn grpc_request_encoding() {

@@ -6,6 +6,7 @@ use clap::Subcommand;
 use std::path::Path;
 
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum HealthcheckCmd {
     /// Run a container's health check now: exit 0 when it is healthy, 1
     /// (printing the status) when it is not.
@@ -18,6 +19,7 @@ pub enum HealthcheckCmd {
 /// `berth container probe`: the monitor's helper for the probes it does
 /// not speak itself; the connected socket is stdin.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum ProbeCmd {
     /// An HTTPS GET (the certificate is not verified, as by the kubelet).
     Https {
@@ -42,7 +44,7 @@ pub fn probe(c: ProbeCmd) -> Result<()> {
     // else in this process uses it.
     let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(0) };
     let outcome = probe::drop_privileges()
-        .and_then(|()| probe::connected(fd))
+        .and_then(|_| probe::connected(fd))
         .and_then(|(sock, peer)| match &c {
             ProbeCmd::Https { path, headers } => {
                 let headers: Vec<(String, String)> = headers

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 const LABEL_REPLICAS: &str = "io.berth.kube.replicas";
 
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum KubeCmd {
     /// Create pods, volumes and services from Kubernetes YAML (or bring
     /// them up to date: replaying an unchanged file changes nothing).
@@ -925,6 +926,7 @@ fn kube_probe(p: &berth_engine::health::ProbeSpec) -> berth_kube::types::Probe {
             .then_some(p.success_threshold as i64),
         failure_threshold: (p.failure_threshold != d.failure_threshold)
             .then_some(p.failure_threshold as i64),
+        termination_grace_period_seconds: p.termination_grace_s.map(i64::from),
         ..Default::default()
     };
     match &p.handler {
@@ -966,6 +968,8 @@ fn kube_probe(p: &berth_engine::health::ProbeSpec) -> berth_kube::types::Probe {
                 service: (!service.is_empty()).then(|| service.clone()),
             })
         }
+        // A hook's only: written by the hook's caller.
+        Handler::Sleep { .. } => {}
     }
     out
 }
@@ -1132,7 +1136,12 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
                 exec: p.exec,
                 http_get: p.http_get,
                 tcp_socket: p.tcp_socket,
-                sleep: None,
+                sleep: match h.handler {
+                    berth_engine::health::Handler::Sleep { seconds } => Some(t::SleepAction {
+                        seconds: seconds.min(i64::MAX as u64) as i64,
+                    }),
+                    _ => None,
+                },
             });
             match h.kind.as_str() {
                 "post-start" => lifecycle.post_start = handler,

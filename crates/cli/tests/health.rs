@@ -214,8 +214,23 @@ fn on_failure_restart_and_kill() {
         "--health-retries",
         "1",
     ];
+    // Restarted as podman does (RestartWithTimeout): its stop signal
+    // first, which it traps and records.
+    let out = tempfile::tempdir().unwrap();
+    let vol = format!("{}:/out", out.path().display());
     let mut a = flags.to_vec();
-    a.extend(["--health-on-failure", "restart", img, "sleep", "1000"]);
+    a.extend([
+        "--health-on-failure",
+        "restart",
+        "--stop-timeout",
+        "5",
+        "-v",
+        &vol,
+        img,
+        "sh",
+        "-c",
+        "trap 'echo term >> /out/restart; exit 0' TERM; while :; do sleep 0.1; done",
+    ]);
     let restarted = run(&env, &a);
     let mut a = flags.to_vec();
     a.extend(["--health-on-failure", "kill", img, "sleep", "1000"]);
@@ -263,6 +278,119 @@ fn on_failure_restart_and_kill() {
     wait_for("running again", || {
         inspect(&env, &restarted, "{{.State.Status}}") == "running"
     });
+    assert!(
+        std::fs::read_to_string(out.path().join("restart"))
+            .unwrap_or_default()
+            .starts_with("term\n"),
+        "the restart sent its stop signal first (not SIGKILL)"
+    );
+}
+
+/// Waits up to `secs` for `f`.
+fn wait_long(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A failed liveness probe stops the container as the kubelet does, not
+/// with an immediate SIGKILL: its stop signal first (a process that traps
+/// it writes a file and exits), and its restart policy restarts it (the
+/// stop is not taken as a user's). One that ignores its stop signal is
+/// SIGKILLed once the grace period is over: the probe's own (2 s), else
+/// the stop timeout (the pod's terminationGracePeriodSeconds, 3 s), not
+/// 30 s.
+#[test]
+fn a_failed_liveness_probe_sends_the_stop_signal_then_sigkill_at_the_grace() {
+    let env = Env::new();
+    let img = image(&env);
+    let out = tempfile::tempdir().unwrap();
+    let vol = format!("{}:/out", out.path().display());
+    let liveness = "kind=liveness,period=200ms,failure=1,exec=test -e /tmp/ok";
+    // Its probe fails after a second, on the first run only.
+    let trapper = run(
+        &env,
+        &[
+            "-v",
+            &vol,
+            // It exits 0 on SIGTERM: restarted all the same (the kubelet
+            // restarts a container its liveness probe stopped).
+            "--restart",
+            "on-failure",
+            "--probe",
+            liveness,
+            img,
+            "sh",
+            "-c",
+            "trap 'echo term >> /out/term; exit 0' TERM; touch /tmp/ok; \
+             if [ ! -e /out/once ]; then touch /out/once; sleep 1; rm /tmp/ok; fi; \
+             while :; do sleep 0.1; done",
+        ],
+    );
+    let ignoring = "trap '' TERM; touch /tmp/ok; sleep 1; rm /tmp/ok; while :; do sleep 0.1; done";
+    // (exec= is last: it takes the rest.)
+    let own_grace = liveness.replace("failure=1,", "failure=1,grace=2s,");
+    let own = run(&env, &["--probe", &own_grace, img, "sh", "-c", ignoring]);
+    let pods = run(
+        &env,
+        &[
+            "--stop-timeout",
+            "3",
+            "--probe",
+            liveness,
+            img,
+            "sh",
+            "-c",
+            ignoring,
+        ],
+    );
+    // From the failure (the status turns unhealthy) to the exit.
+    let mut failed: [Option<Instant>; 2] = [None, None];
+    let mut took: [Option<Duration>; 2] = [None, None];
+    wait_long("the SIGKILLs", 40, || {
+        for (i, id) in [&own, &pods].into_iter().enumerate() {
+            if took[i].is_some() {
+                continue;
+            }
+            let state = inspect(&env, id, "{{.State.Status}}");
+            if failed[i].is_none() && status(&env, id) == "unhealthy" {
+                failed[i] = Some(Instant::now());
+            }
+            if state == "exited" {
+                took[i] = Some(failed[i].map_or(Duration::ZERO, |t| t.elapsed()));
+            }
+        }
+        took.iter().all(Option::is_some)
+    });
+    let (own_took, pods_took) = (took[0].unwrap(), took[1].unwrap());
+    eprintln!("SIGKILL {own_took:?} (probe grace 2 s), {pods_took:?} (stop timeout 3 s) after the failure");
+    assert!(
+        own_took >= Duration::from_millis(1500) && own_took < Duration::from_secs(6),
+        "SIGKILL {own_took:?} after the failure, not at the probe's 2 s grace"
+    );
+    assert!(
+        pods_took >= Duration::from_millis(2500) && pods_took < Duration::from_secs(7),
+        "SIGKILL {pods_took:?} after the failure, not at the stop timeout's 3 s"
+    );
+    for id in [&own, &pods] {
+        assert_eq!(inspect(&env, id, "{{.State.ExitCode}}"), "137");
+    }
+    // The trapping one got SIGTERM, exited 0, and was restarted by its
+    // policy (10 s: Kubernetes' back-off) as a user's stop would not be.
+    wait_long("the liveness restart", 40, || {
+        inspect(&env, &trapper, "{{.RestartCount}}") == "1"
+    });
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("term")).unwrap_or_default(),
+        "term\n",
+        "the container got its stop signal, not an immediate SIGKILL"
+    );
+    wait_long("running again", 20, || {
+        inspect(&env, &trapper, "{{.State.Status}}") == "running"
+    });
+    env.berth(&["rm", "-f", &trapper]).ok();
 }
 
 /// Pushes busybox with a HEALTHCHECK in its config; its name.
@@ -391,12 +519,13 @@ fn http_and_tcp_probes_reach_the_containers_loopback() {
     assert!(log.as_str().unwrap().contains("404"), "{log}");
     assert_eq!(inspect(&env, &closed, "{{.State.Status}}"), "running");
 
-    // A liveness probe that fails kills the container.
+    // A liveness probe that fails stops the container (`sleep` as pid 1
+    // ignores SIGTERM: SIGKILL at the 2 s grace).
     let dead = run(
         &env,
         &[
             "--probe",
-            "kind=liveness,tcp=9999,period=200ms,failure=2",
+            "kind=liveness,tcp=9999,period=200ms,failure=2,grace=2s",
             img,
             "sleep",
             "1000",
@@ -415,7 +544,7 @@ fn http_and_tcp_probes_reach_the_containers_loopback() {
             "--restart",
             "always",
             "--probe",
-            "kind=liveness,tcp=9999,period=200ms,failure=1",
+            "kind=liveness,tcp=9999,period=200ms,failure=1,grace=2s",
             img,
             "sleep",
             "1000",
@@ -525,7 +654,7 @@ fn a_startup_probe_holds_the_others_back_and_the_monitor_idles() {
             "--probe",
             "kind=startup,period=200ms,failure=1000,exec=test -e /tmp/up",
             "--probe",
-            "kind=liveness,tcp=1,period=200ms,failure=2",
+            "kind=liveness,tcp=1,period=200ms,failure=2,grace=2s",
             img,
             "sleep",
             "1000",

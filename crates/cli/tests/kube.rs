@@ -766,6 +766,8 @@ apiVersion: v1
 metadata: {name: live}
 spec:
   restartPolicy: Always
+  # `sleep` as pid 1 ignores SIGTERM: the liveness stop SIGKILLs it at 2 s.
+  terminationGracePeriodSeconds: 2
   containers:
   - name: c
     image: localhost/kube:1
@@ -819,7 +821,7 @@ spec:
     });
     assert_eq!(ls_ready(&k, "Pod", "live"), "1/1");
     assert_eq!(inspect("{{.RestartCount}}"), "0");
-    // /tmp/ok goes: the liveness probe kills it, the monitor restarts it.
+    // /tmp/ok goes: the liveness probe stops it, the monitor restarts it.
     wait_for("the liveness restart", 30, || {
         inspect("{{.RestartCount}}") == "1"
     });
@@ -1581,4 +1583,121 @@ spec:
         "the preStop hook ran, and ended before the kill (a hook killed with its container writes nothing)"
     );
     k.play(&f, &["--down"]).ok();
+}
+
+/// A preStop sleep hook (Kubernetes 1.29's sleep action): `berth stop`
+/// and `kube play --down` wait it out before the stop signal (the
+/// container records the signal in a hostPath the test reads), and
+/// `kube generate` writes it back with a probe's own grace period.
+#[test]
+fn a_prestop_sleep_delays_the_stop_signal_and_round_trips() {
+    let k = Kube::new(false);
+    let out = k.dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let yaml = format!(
+        r#"
+kind: Pod
+apiVersion: v1
+metadata: {{name: sleepy}}
+spec:
+  terminationGracePeriodSeconds: 10
+  volumes: [{{name: out, hostPath: {{path: {out}, type: Directory}}}}]
+  containers:
+  - name: c
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'trap "touch /out/term; exit 0" TERM; while :; do echo tick; sleep 0.1; done']
+    volumeMounts: [{{name: out, mountPath: /out}}]
+    livenessProbe: {{exec: {{command: ["true"]}}, periodSeconds: 60, terminationGracePeriodSeconds: 5}}
+    lifecycle:
+      preStop: {{sleep: {{seconds: 2}}}}
+"#,
+        out = out.display()
+    );
+    let f = k.file("sleepy.yaml", &yaml);
+    // Round trip first (nothing started).
+    k.play(&f, &["--start=false"]).ok();
+    let generated = k.berth(&["kube", "generate", "sleepy"]).ok().stdout;
+    for want in [
+        "preStop:",
+        "sleep:",
+        "seconds: 2",
+        "terminationGracePeriodSeconds: 5",
+    ] {
+        assert!(generated.contains(want), "{want:?} is not in:\n{generated}");
+    }
+    k.play(&f, &["--down"]).ok();
+    let g = k.file("sleepy-generated.yaml", &generated);
+    k.play(&g, &["--start=false"]).ok();
+    assert_eq!(
+        k.berth(&["kube", "generate", "sleepy"]).ok().stdout,
+        generated
+    );
+    k.play(&g, &["--down"]).ok();
+
+    let term = out.join("term");
+    let running = || {
+        k.berth(&["inspect", "-f", "{{.State.Status}}", "sleepy-c"])
+            .ok()
+            .stdout
+            .trim()
+            == "running"
+    };
+    // Timed from another thread: the signal must not have come during
+    // the sleep.
+    let timed = |args: &[&str]| {
+        std::thread::scope(|s| {
+            let t = s.spawn(|| {
+                let t0 = Instant::now();
+                let o = k.berth(args);
+                (t0.elapsed(), o)
+            });
+            // The monitor keeps serving (its loop is not blocked): the
+            // container's output still reaches the log during the sleep.
+            let ticks = || {
+                k.berth(&["logs", "sleepy-c"])
+                    .ok()
+                    .stdout
+                    .matches("tick")
+                    .count()
+            };
+            std::thread::sleep(Duration::from_millis(500));
+            let before = ticks();
+            std::thread::sleep(Duration::from_millis(700));
+            assert!(
+                ticks() > before,
+                "{args:?}: the container's output stopped during the preStop sleep"
+            );
+            assert!(
+                !term.exists(),
+                "{args:?}: the stop signal came during the preStop sleep"
+            );
+            let (took, o) = t.join().unwrap();
+            assert_eq!(o.code, 0, "{args:?}: {}", o.stderr);
+            took
+        })
+    };
+    k.play(&f, &[]).ok();
+    wait_for("the container", 20, running);
+    let took = timed(&["stop", "sleepy-c"]);
+    eprintln!("berth stop with a 2 s preStop sleep: {took:?}");
+    assert!(took >= Duration::from_secs(2), "berth stop took {took:?}");
+    assert!(took < Duration::from_secs(8), "berth stop took {took:?}");
+    assert!(
+        term.exists(),
+        "the container got its stop signal after the sleep"
+    );
+    std::fs::remove_file(&term).unwrap();
+    k.berth(&["start", "sleepy-c"]).ok();
+    wait_for("the container again", 20, running);
+    let took = timed(&["kube", "play", "--down", &f]);
+    eprintln!("kube play --down with a 2 s preStop sleep: {took:?}");
+    assert!(
+        took >= Duration::from_secs(2),
+        "kube play --down took {took:?}"
+    );
+    assert!(
+        term.exists(),
+        "the container got its stop signal after the sleep"
+    );
 }

@@ -1176,7 +1176,7 @@ impl Engine {
                 &self.paths.container(&rec.id),
                 &self.paths.rootfs(&rec.id),
                 &self.paths.root.join("empty"),
-                rec.spec.lifecycle.auto_remove,
+                rec.spec.lifecycle.auto_remove || rec.spec.lifecycle.volatile_rootfs,
                 u,
                 crate::rootfs::LayerMounts::Detached,
             );
@@ -1186,7 +1186,7 @@ impl Engine {
             &self.paths.container(&rec.id),
             &self.paths.rootfs(&rec.id),
             &self.paths.root.join("empty"),
-            rec.spec.lifecycle.auto_remove,
+            rec.spec.lifecycle.auto_remove || rec.spec.lifecycle.volatile_rootfs,
         )
     }
 
@@ -1400,11 +1400,18 @@ impl Engine {
             trash: vec![self.paths.trash(&rec.id), self.paths.run_trash(&rec.id)],
             wait_go: true,
             hold_ports,
-            probes: crate::health::monitor_probes(&c.health, run_dir),
+            probes: crate::health::monitor_probes(&c.health, run_dir, c.process.stop_timeout),
             event_command: crate::health::event_command(&berth, &self.paths, &rec.id),
             stop_command: crate::health::stop_command(c, &berth, &self.paths, &rec.id),
             probe_helper: crate::health::probe_helper(&c.health, &berth),
             kube_backoff: c.health.probes.iter().any(|p| p.kind == "liveness"),
+            // Only a probe's graceful stop needs it (the image's config is
+            // not read for other containers).
+            stop_signal: if c.health.probes.is_empty() && c.health.on_failure != "restart" {
+                0
+            } else {
+                self.stop_signal_of(rec)
+            },
         };
         let text = mcfg
             .to_text()
@@ -1903,27 +1910,33 @@ impl Engine {
             .map_err(io("wait for the container's monitor"))
     }
 
+    /// The container's stop signal: its spec's, else its image's, else
+    /// SIGTERM. Unknown (a record of an older berth, whose image's
+    /// StopSignal was not checked at create): SIGTERM. Nothing here may
+    /// keep the SIGKILL after the timeout from being sent.
+    fn stop_signal_of(&self, rec: &Record) -> i32 {
+        let image_sig = || {
+            Digest::parse(&rec.image_id)
+                .ok()
+                .and_then(|d| self.image_config(&d).ok())
+                .and_then(|i| i.stop_signal)
+        };
+        rec.spec
+            .process
+            .stop_signal
+            .clone()
+            .or_else(image_sig)
+            .and_then(|s| crate::specgen::parse_signal(&s).ok())
+            .unwrap_or(libc::SIGTERM)
+    }
+
     /// `berth stop`: the stop signal, `timeout` seconds, then SIGKILL.
     pub fn stop(&self, what: &str, timeout: Option<u32>) -> Result<Record> {
         let rec = self.refresh(self.records.find(what)?)?;
         if !matches!(rec.state.status, Status::Running | Status::Restarting) {
             return Ok(rec);
         }
-        let image_sig = Digest::parse(&rec.image_id)
-            .ok()
-            .and_then(|d| self.image_config(&d).ok())
-            .and_then(|i| i.stop_signal);
-        // Unknown (a record of an older berth, whose image's StopSignal
-        // was not checked at create): SIGTERM. Nothing here may keep the
-        // SIGKILL after the timeout from being sent.
-        let sig = rec
-            .spec
-            .process
-            .stop_signal
-            .clone()
-            .or(image_sig)
-            .and_then(|s| crate::specgen::parse_signal(&s).ok())
-            .unwrap_or(libc::SIGTERM);
+        let sig = self.stop_signal_of(&rec);
         let mut secs = timeout.or(rec.spec.process.stop_timeout).unwrap_or(10);
         if rec.state.status == Status::Running && rec.spec.health.pre_stop().is_some() {
             // Kubernetes: the preStop hook runs first, within the grace

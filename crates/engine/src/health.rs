@@ -136,6 +136,11 @@ pub enum Handler {
         #[serde(default)]
         service: String,
     },
+    /// Kubernetes' sleep action, for lifecycle hooks only: the monitor
+    /// waits this long (a timer of its event loop; nothing runs).
+    Sleep {
+        seconds: u64,
+    },
 }
 
 /// A Kubernetes-style probe (`kube play` maps a container's
@@ -151,6 +156,11 @@ pub struct ProbeSpec {
     pub timeout_ms: u64,
     pub success_threshold: u32,
     pub failure_threshold: u32,
+    /// Kubernetes' probe-level terminationGracePeriodSeconds: the grace
+    /// period when this probe's failure stops the container (None: the
+    /// container's stop timeout, else 30 s; see [`probe_grace`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub termination_grace_s: Option<u32>,
 }
 
 impl Default for ProbeSpec {
@@ -167,6 +177,7 @@ impl Default for ProbeSpec {
             timeout_ms: 1_000,
             success_threshold: 1,
             failure_threshold: 3,
+            termination_grace_s: None,
         }
     }
 }
@@ -241,6 +252,9 @@ impl HealthSpec {
                 return Err(option(&what, "the period and timeout must be above zero"));
             }
             match &p.handler {
+                Handler::Sleep { .. } if !hook => {
+                    return Err(option(&what, "sleep is a lifecycle hook's action only"))
+                }
                 Handler::Exec { command } if command.is_empty() => {
                     return Err(option(&what, "exec: the command is empty"))
                 }
@@ -337,7 +351,8 @@ pub fn parse_health_cmd(s: &str) -> Result<Vec<String>> {
 /// of `tcp=PORT`, `http=PORT[/PATH]`, `https=PORT[/PATH]`, `grpc=PORT`
 /// (with `service=NAME`), `exec=COMMAND` (run with /bin/sh -c; last, it
 /// may hold commas), and `host=IP`, `header=NAME:VALUE`, `initial-delay=`,
-/// `period=`, `timeout=` (durations), `success=N`, `failure=N`.
+/// `period=`, `timeout=`, `grace=` (durations; grace: the probe's
+/// terminationGracePeriodSeconds, whole seconds), `success=N`, `failure=N`.
 pub fn parse_probe(s: &str) -> Result<ProbeSpec> {
     let bad = |why: String| option("--probe", format!("{s:?}: {why}"));
     let mut p = ProbeSpec::default();
@@ -408,6 +423,15 @@ pub fn parse_probe(s: &str) -> Result<ProbeSpec> {
             "initial-delay" => p.initial_delay_ms = ms(v)?,
             "period" => p.period_ms = ms(v)?,
             "timeout" => p.timeout_ms = ms(v)?,
+            "grace" => {
+                let d = parse_duration(v, "--probe grace")?;
+                if d.subsec_nanos() != 0 || d.is_zero() || d.as_secs() > 86400 {
+                    return Err(bad(format!(
+                        "grace={v:?} is not whole seconds in 1..=86400"
+                    )));
+                }
+                p.termination_grace_s = Some(d.as_secs() as u32);
+            }
             "success" => p.success_threshold = num(v)?,
             "failure" => p.failure_threshold = num(v)?,
             _ => return Err(bad(format!("unknown key {k:?}"))),
@@ -544,8 +568,25 @@ fn exec_commands(s: &HealthSpec) -> Vec<Option<Vec<String>>> {
     v
 }
 
-/// The monitor's probes for a container.
-pub fn monitor_probes(s: &HealthSpec, run_dir: &Path) -> Vec<Probe> {
+/// The kubelet's default grace period, when neither the probe nor the
+/// pod sets one.
+pub const KUBE_DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// Docker's default stop timeout.
+pub const DOCKER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The grace period when probe `p`'s failure stops the container (the
+/// kubelet's choice): the probe's own terminationGracePeriodSeconds, else
+/// the container's stop timeout (kube play stores the pod's
+/// terminationGracePeriodSeconds there), else 30 s.
+pub fn probe_grace(p: &ProbeSpec, stop_timeout: Option<u32>) -> Duration {
+    p.termination_grace_s
+        .or(stop_timeout)
+        .map_or(KUBE_DEFAULT_GRACE, |s| Duration::from_secs(u64::from(s)))
+}
+
+/// The monitor's probes for a container whose stop timeout (seconds, as
+/// its spec holds it) is `stop_timeout`.
+pub fn monitor_probes(s: &HealthSpec, run_dir: &Path, stop_timeout: Option<u32>) -> Vec<Probe> {
     let mut out = Vec::new();
     if let Some(c) = &s.check {
         if let Some(args) = c.command() {
@@ -567,6 +608,10 @@ pub fn monitor_probes(s: &HealthSpec, run_dir: &Path) -> Vec<Probe> {
                 start_period: Duration::from_nanos(c.start_period),
                 start_interval: dur_or(c.start_interval, DEFAULT_START_INTERVAL),
                 on_failure: OnFailure::parse(&s.on_failure).unwrap_or_default(),
+                // `--health-on-failure restart`: podman's
+                // RestartWithTimeout(StopTimeout).
+                grace: stop_timeout
+                    .map_or(DOCKER_STOP_TIMEOUT, |t| Duration::from_secs(u64::from(t))),
             });
         }
     }
@@ -617,6 +662,7 @@ pub fn monitor_probes(s: &HealthSpec, run_dir: &Path) -> Vec<Probe> {
                 port: *port,
                 args: vec!["grpc".into(), "--service".into(), service.clone()],
             },
+            Handler::Sleep { seconds } => mh::Action::Sleep(Duration::from_secs(*seconds)),
         };
         out.push(Probe {
             kind: ProbeKind::parse(&p.kind).unwrap_or(ProbeKind::Liveness),
@@ -629,6 +675,7 @@ pub fn monitor_probes(s: &HealthSpec, run_dir: &Path) -> Vec<Probe> {
             start_period: Duration::ZERO,
             start_interval: Duration::ZERO,
             on_failure: OnFailure::None,
+            grace: probe_grace(p, stop_timeout),
         });
     }
     out
@@ -931,6 +978,12 @@ mod tests {
             matches!(&h.handler, Handler::HttpGet { port: 8443, path, scheme, .. } if path == "/ok" && scheme == "HTTPS")
         );
         assert!(parse_probe("tcp=1,service=db").is_err());
+        assert_eq!(
+            parse_probe("tcp=1,grace=2s").unwrap().termination_grace_s,
+            Some(2)
+        );
+        assert!(parse_probe("tcp=1,grace=1500ms").is_err());
+        assert!(parse_probe("tcp=1,grace=0").is_err());
         let e = parse_probe("period=1s,exec=test -e /a, b").unwrap();
         assert!(matches!(&e.handler, Handler::Exec { command } if command[2] == "test -e /a, b"));
         for bad in [
@@ -989,7 +1042,7 @@ mod tests {
         assert!(!has_checks(&off), "--no-healthcheck wins over the image");
         let mut plain = HealthSpec::default();
         inherit_image(&mut plain, Some(image));
-        assert_eq!(monitor_probes(&plain, Path::new("/r")).len(), 1);
+        assert_eq!(monitor_probes(&plain, Path::new("/r"), None).len(), 1);
         assert!(from_flags(&HealthFlags {
             none: true,
             cmd: Some("true"),
@@ -1001,6 +1054,70 @@ mod tests {
             ..Default::default()
         })
         .is_err());
+    }
+
+    #[test]
+    fn a_failed_probes_grace_is_its_own_then_the_pods_then_30s() {
+        let mut p = ProbeSpec::default();
+        // Neither the probe nor the pod: the kubelet's 30 s.
+        assert_eq!(probe_grace(&p, None), Duration::from_secs(30));
+        // The pod's terminationGracePeriodSeconds (the stop timeout).
+        assert_eq!(probe_grace(&p, Some(7)), Duration::from_secs(7));
+        assert_eq!(probe_grace(&p, Some(0)), Duration::ZERO);
+        // The probe's own wins.
+        p.termination_grace_s = Some(2);
+        assert_eq!(probe_grace(&p, Some(7)), Duration::from_secs(2));
+        assert_eq!(probe_grace(&p, None), Duration::from_secs(2));
+        // Carried into the monitor's probe.
+        let s = HealthSpec {
+            probes: vec![p.clone()],
+            ..Default::default()
+        };
+        assert_eq!(
+            monitor_probes(&s, Path::new("/r"), Some(9))[0].grace,
+            Duration::from_secs(2)
+        );
+        // Docker's check with --health-on-failure restart: the stop
+        // timeout, else Docker's 10 s.
+        let d = from_flags(&HealthFlags {
+            cmd: Some("true"),
+            on_failure: Some("restart"),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            monitor_probes(&d, Path::new("/r"), None)[0].grace,
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            monitor_probes(&d, Path::new("/r"), Some(4))[0].grace,
+            Duration::from_secs(4)
+        );
+    }
+
+    #[test]
+    fn sleep_is_a_hooks_action_only() {
+        let sleep = ProbeSpec {
+            kind: "pre-stop".into(),
+            handler: Handler::Sleep { seconds: 3 },
+            ..Default::default()
+        };
+        let mut s = HealthSpec {
+            hooks: vec![sleep.clone()],
+            ..Default::default()
+        };
+        s.validate().unwrap();
+        assert_eq!(
+            monitor_probes(&s, Path::new("/r"), None)[0].action,
+            mh::Action::Sleep(Duration::from_secs(3))
+        );
+        assert_eq!(exec_commands(&s), [None]);
+        s.hooks.clear();
+        s.probes.push(ProbeSpec {
+            kind: "liveness".into(),
+            ..sleep
+        });
+        assert!(s.validate().is_err());
     }
 
     #[test]
@@ -1037,7 +1154,7 @@ mod tests {
             }],
         };
         s.validate().unwrap();
-        let m = monitor_probes(&s, Path::new("/r"));
+        let m = monitor_probes(&s, Path::new("/r"), None);
         // Hooks follow the probes; exec ones get their process file.
         assert_eq!(m[2].kind, ProbeKind::PreStop);
         assert!(
@@ -1062,8 +1179,10 @@ mod tests {
             service: "db".into(),
         };
         grpc.validate().unwrap();
-        assert!(matches!(&monitor_probes(&grpc, Path::new("/r"))[0].action,
-            mh::Action::Helper { port: 1, args, .. } if args == &["grpc", "--service", "db"]));
+        assert!(
+            matches!(&monitor_probes(&grpc, Path::new("/r"), None)[0].action,
+            mh::Action::Helper { port: 1, args, .. } if args == &["grpc", "--service", "db"])
+        );
         assert_eq!(
             probe_helper(&grpc, Path::new("/b")),
             ["/b", "container", "probe"]
@@ -1077,12 +1196,14 @@ mod tests {
             headers: vec![("A".into(), "b c".into())],
         };
         https.validate().unwrap();
-        assert!(matches!(&monitor_probes(&https, Path::new("/r"))[0].action,
+        assert!(
+            matches!(&monitor_probes(&https, Path::new("/r"), None)[0].action,
             mh::Action::Helper { port: 443, args, .. }
-            if args == &["https", "--path", "/x", "--header", "A:b c"]));
+            if args == &["https", "--path", "/x", "--header", "A:b c"])
+        );
         // Exec probes keep their process files' numbers.
         assert!(
-            matches!(&monitor_probes(&https, Path::new("/r"))[1].action, mh::Action::Exec { process, .. } if process == "/r/probe-1.json")
+            matches!(&monitor_probes(&https, Path::new("/r"), None)[1].action, mh::Action::Exec { process, .. } if process == "/r/probe-1.json")
         );
         let mut ftp = s;
         ftp.probes[0].handler = Handler::HttpGet {

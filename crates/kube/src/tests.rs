@@ -373,17 +373,81 @@ spec:
         berth_engine::health::Handler::HttpGet { port: 8080, path, .. } if path == "/bye"
     ));
     assert!(pod.containers[0].spec.health.probes.is_empty());
-    let e = plan_of(&y.replace("httpGet: {port: web, path: /bye}", "sleep: {seconds: 3}"))
+    // Kubernetes 1.29's sleep action.
+    let p = plan_of(&y.replace("httpGet: {port: web, path: /bye}", "sleep: {seconds: 3}")).unwrap();
+    let pod = p.workloads[0].pod("hk", 0).unwrap();
+    let pre = &pod.containers[0].spec.health.hooks[1];
+    assert_eq!(
+        (&pre.handler, pre.timeout_ms),
+        (&berth_engine::health::Handler::Sleep { seconds: 3 }, 7000)
+    );
+    let p = plan_of(&y.replace("httpGet: {port: web, path: /bye}", "sleep: {seconds: 0}")).unwrap();
+    let pod = p.workloads[0].pod("hk", 0).unwrap();
+    assert_eq!(
+        pod.containers[0].spec.health.hooks[1].handler,
+        berth_engine::health::Handler::Sleep { seconds: 0 }
+    );
+    let e = plan_of(&y.replace("httpGet: {port: web, path: /bye}", "sleep: {seconds: -1}"))
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains("spec.containers[0].lifecycle.preStop.sleep"),
+        e.contains("spec.containers[0].lifecycle.preStop.sleep.seconds"),
         "{e}"
     );
+    let e = plan_of(&y.replace(
+        "httpGet: {port: web, path: /bye}",
+        "{sleep: {seconds: 1}, exec: {command: [x]}}",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("spec.containers[0].lifecycle.preStop"), "{e}");
     let e = plan_of(&y.replace("initContainers: []", "initContainers: [{name: i, image: busybox:1.36, lifecycle: {preStop: {exec: {command: [x]}}}}]"))
         .unwrap_err()
         .to_string();
     assert!(e.contains("spec.initContainers[0].lifecycle"), "{e}");
+}
+
+#[test]
+fn a_probes_own_grace_period_is_carried_to_the_engine() {
+    let y = r#"
+kind: Pod
+metadata: {name: gp}
+spec:
+  terminationGracePeriodSeconds: 9
+  containers:
+  - name: c
+    image: busybox:1.36
+    livenessProbe: {exec: {command: ["true"]}, terminationGracePeriodSeconds: 2}
+    startupProbe: {exec: {command: ["true"]}}
+"#;
+    let p = plan_of(y).unwrap();
+    let pod = p.workloads[0].pod("gp", 0).unwrap();
+    let c = &pod.containers[0].spec;
+    assert_eq!(c.process.stop_timeout, Some(9));
+    let graces: Vec<_> = c
+        .health
+        .probes
+        .iter()
+        .map(|p| (p.kind.as_str(), p.termination_grace_s))
+        .collect();
+    assert_eq!(graces, [("liveness", Some(2)), ("startup", None)]);
+    let e = plan_of(&y.replace(
+        "terminationGracePeriodSeconds: 2",
+        "terminationGracePeriodSeconds: 0",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("spec.containers[0].livenessProbe.terminationGracePeriodSeconds"),
+        "{e}"
+    );
+    let e = plan_of(&y.replace("livenessProbe", "readinessProbe"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("spec.containers[0].readinessProbe.terminationGracePeriodSeconds"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -60,6 +60,10 @@ pub struct ProbePlan {
     pub timeout: u32,
     pub success_threshold: u32,
     pub failure_threshold: u32,
+    /// The probe's own terminationGracePeriodSeconds (liveness and
+    /// startup): the grace period when its failure stops the container.
+    #[serde(default)]
+    pub termination_grace: Option<u32>,
 }
 
 /// One container of a pod.
@@ -1322,11 +1326,30 @@ impl Ctx<'_> {
         c: &Container,
         grace: i64,
     ) -> Result<ProbeSpec> {
-        if h.sleep.is_some() {
-            return Err(self.inv(
-                format!("{at}.sleep"),
-                "sleep hooks are not supported (use exec: [sleep, N])",
-            ));
+        if let Some(sl) = &h.sleep {
+            // Kubernetes 1.29's sleep action: the monitor waits (bounded
+            // by the hook's timeout, the grace period).
+            if h.exec.is_some() || h.http_get.is_some() || h.tcp_socket.is_some() {
+                return Err(self.inv(
+                    at.to_string(),
+                    "needs exactly one of exec, httpGet, tcpSocket, sleep",
+                ));
+            }
+            if !(0..=86400).contains(&sl.seconds) {
+                return Err(self.inv(
+                    format!("{at}.sleep.seconds"),
+                    format!("{} is not in 0..=86400", sl.seconds),
+                ));
+            }
+            return Ok(ProbeSpec {
+                kind: kind.into(),
+                handler: Handler::Sleep {
+                    seconds: sl.seconds as u64,
+                },
+                failure_threshold: 1,
+                timeout_ms: grace.clamp(1, 86400) as u64 * 1000,
+                ..ProbeSpec::default()
+            });
         }
         let p = Probe {
             exec: h.exec.clone(),
@@ -1416,6 +1439,16 @@ impl Ctx<'_> {
             }
         };
         let success = num("successThreshold", p.success_threshold, 1, 1)?;
+        let termination_grace = match p.termination_grace_period_seconds {
+            None => None,
+            Some(_) if kind == ProbeKind::Readiness => {
+                return Err(self.inv(
+                    format!("{at}.terminationGracePeriodSeconds"),
+                    "must not be set for readiness probes",
+                ))
+            }
+            Some(g) => Some(num("terminationGracePeriodSeconds", Some(g), 0, 1)?),
+        };
         if success != 1 && kind != ProbeKind::Readiness {
             return Err(self.inv(
                 format!("{at}.successThreshold"),
@@ -1430,6 +1463,7 @@ impl Ctx<'_> {
             timeout: num("timeoutSeconds", p.timeout_seconds, 1, 1)?,
             success_threshold: success,
             failure_threshold: num("failureThreshold", p.failure_threshold, 3, 1)?,
+            termination_grace,
         })
     }
 }
@@ -1476,6 +1510,7 @@ fn probe_spec(p: &ProbePlan) -> ProbeSpec {
         timeout_ms: u64::from(p.timeout) * 1000,
         success_threshold: p.success_threshold,
         failure_threshold: p.failure_threshold,
+        termination_grace_s: p.termination_grace,
     }
 }
 

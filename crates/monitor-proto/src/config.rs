@@ -174,6 +174,11 @@ pub struct Config {
     /// Restart with Kubernetes' back-off (10 s to 5 min) instead of
     /// Docker's (100 ms to 1 min): containers with a liveness probe.
     pub kube_backoff: bool,
+    /// The container's stop signal (its spec's, else its image's; 0:
+    /// SIGTERM): sent when a probe stops the container gracefully (a
+    /// failed liveness or startup probe, `--health-on-failure restart`),
+    /// SIGKILL following at the probe's [`crate::health::Probe::grace`].
+    pub stop_signal: i32,
 }
 
 fn bad(line: &str, why: &str) -> String {
@@ -234,6 +239,13 @@ impl Config {
                 "stop_command" => c.stop_command.push(v.into()),
                 "probe_helper" => c.probe_helper.push(v.into()),
                 "kube_backoff" => c.kube_backoff = flag(v)?,
+                "stop_signal" => {
+                    c.stop_signal = v
+                        .parse::<i32>()
+                        .ok()
+                        .filter(|n| (0..=64).contains(n))
+                        .ok_or_else(|| bad(line, "not a signal number"))?
+                }
                 _ => return Err(bad(line, "unknown key")),
             }
         }
@@ -299,6 +311,9 @@ impl Config {
         }
         if self.kube_backoff {
             put("kube_backoff", "1")?;
+        }
+        if self.stop_signal != 0 {
+            put("stop_signal", &self.stop_signal.to_string())?;
         }
         for a in &self.exit_command {
             put("exit_command", a)?;
@@ -417,6 +432,7 @@ mod tests {
             stop_command: vec!["berth".into(), "stop".into(), "abc".into()],
             probe_helper: vec!["/usr/bin/berth".into(), "container".into(), "probe".into()],
             kube_backoff: true,
+            stop_signal: 3,
         };
         assert_eq!(Config::parse(&c.to_text().unwrap()).unwrap(), c);
         assert_eq!(c.hold_ports[2].addr, Some("::1".parse().unwrap()));

@@ -8,6 +8,13 @@
 
 use std::time::Duration;
 
+/// The id the probe helper drops to (see `berth_sys::userns`): shared by
+/// the helper and the monitor (which says once when there is none).
+pub use berth_sys::userns::unprivileged_id;
+
+/// The probe helper's uid and gid: nobody's.
+pub const HELPER_ID: u32 = 65534;
+
 /// What a probe's result decides.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ProbeKind {
@@ -70,9 +77,12 @@ impl ProbeKind {
 pub enum OnFailure {
     #[default]
     None,
-    /// Kill the container; it stays stopped (no restart policy applies).
+    /// Kill the container (SIGKILL, podman's); it stays stopped (no
+    /// restart policy applies).
     Kill,
-    /// Kill the container and start it again, whatever its restart policy.
+    /// Stop the container gracefully (its stop signal, SIGKILL after its
+    /// stop timeout) and start it again, whatever its restart policy
+    /// (podman's RestartWithTimeout).
     Restart,
     /// Stop the container (its stop signal, then SIGKILL).
     Stop,
@@ -129,6 +139,9 @@ pub enum Action {
         port: u16,
         args: Vec<String>,
     },
+    /// Kubernetes' sleep action (lifecycle hooks only): the monitor waits
+    /// this long, a timer in its event loop; nothing is spawned.
+    Sleep(Duration),
 }
 
 /// One probe.
@@ -149,6 +162,13 @@ pub struct Probe {
     /// Docker's start interval: the period during the start period.
     pub start_interval: Duration,
     pub on_failure: OnFailure,
+    /// When this probe stops the container (a failed liveness or startup
+    /// probe; Docker's check with on_failure `restart`): the grace period
+    /// from the preStop hook's start (or the stop signal's, without one)
+    /// to the SIGKILL. The engine chooses it (the probe's own
+    /// terminationGracePeriodSeconds, the pod's, 30 s; Docker's: the stop
+    /// timeout).
+    pub grace: Duration,
 }
 
 impl Default for Probe {
@@ -167,6 +187,7 @@ impl Default for Probe {
             start_period: Duration::ZERO,
             start_interval: Duration::from_secs(5),
             on_failure: OnFailure::None,
+            grace: Duration::from_secs(30),
         }
     }
 }
@@ -219,6 +240,7 @@ impl Probe {
             format!("start_period={}", ms(self.start_period)),
             format!("start_interval={}", ms(self.start_interval)),
             format!("on_failure={}", self.on_failure.name()),
+            format!("grace={}", ms(self.grace)),
         ];
         match &self.action {
             Action::Exec { args, process } => {
@@ -251,6 +273,10 @@ impl Probe {
                 t.push(format!("port={port}"));
                 t.extend(args.iter().map(|a| format!("arg={}", escape(a))));
             }
+            Action::Sleep(d) => {
+                t.push("action=sleep".into());
+                t.push(format!("sleep={}", ms(*d)));
+            }
         }
         t.join(" ")
     }
@@ -260,6 +286,7 @@ impl Probe {
         let (mut action, mut args, mut process) = (String::new(), Vec::new(), String::new());
         let (mut host, mut port, mut path, mut headers) =
             (String::new(), 0u16, String::from("/"), Vec::new());
+        let mut sleep = Duration::ZERO;
         for tok in text.split(' ').filter(|t| !t.is_empty()) {
             let bad = |why: &str| format!("probe {text:?}: {tok:?}: {why}");
             let (k, v) = tok.split_once('=').ok_or_else(|| bad("no '='"))?;
@@ -279,6 +306,8 @@ impl Probe {
                 "failure" => p.failure_threshold = num(&v)?.max(1),
                 "start_period" => p.start_period = dur(&v)?,
                 "start_interval" => p.start_interval = dur(&v)?,
+                "grace" => p.grace = dur(&v)?,
+                "sleep" => sleep = dur(&v)?,
                 "on_failure" => {
                     p.on_failure = OnFailure::parse(&v).ok_or_else(|| bad("unknown action"))?
                 }
@@ -299,6 +328,7 @@ impl Probe {
             "exec" if !args.is_empty() && !process.is_empty() => Action::Exec { args, process },
             "tcp" => Action::Tcp { host, port },
             "helper" if !args.is_empty() => Action::Helper { host, port, args },
+            "sleep" if p.kind.is_hook() => Action::Sleep(sleep),
             "http" => Action::Http {
                 host,
                 port,
@@ -513,6 +543,17 @@ mod tests {
                     port: 8443,
                     args: vec!["https".into(), "--path".into(), "/a b%".into()],
                 },
+                grace: Duration::from_secs(2),
+                ..Probe::default()
+            },
+            Probe {
+                kind: ProbeKind::PreStop,
+                action: Action::Sleep(Duration::from_secs(5)),
+                ..Probe::default()
+            },
+            Probe {
+                kind: ProbeKind::PostStart,
+                action: Action::Sleep(Duration::ZERO),
                 ..Probe::default()
             },
         ];
@@ -523,6 +564,8 @@ mod tests {
         }
         assert!(Probe::parse("kind=liveness action=exec").is_err());
         assert!(Probe::parse("action=helper port=1").is_err());
+        // A sleep is a hook's action only.
+        assert!(Probe::parse("kind=liveness action=sleep sleep=1000").is_err());
         assert!(Probe::parse("kind=x action=tcp port=1").is_err());
         assert!(Probe::parse("action=tcp port=1 period=0").is_err());
         assert!(Probe::parse("action=tcp port=1 path=%zz").is_err());

@@ -44,6 +44,18 @@ pub fn restarts(policy: Restart, code: i32, restarts: u32, stop_requested: bool)
     !stop_requested && policy.wants(code, restarts)
 }
 
+/// The exit code the restart policy judges: a container its liveness or
+/// startup probe stopped counts as failed even when it exited 0 on its
+/// stop signal (the kubelet restarts it under OnFailure whatever its
+/// code).
+pub fn policy_code(code: i32, probe_stopped: bool) -> i32 {
+    if probe_stopped && code == 0 {
+        1
+    } else {
+        code
+    }
+}
+
 /// Docker's back-off between restarts: 100 ms, doubling to a minute,
 /// back to 100 ms after a run of ten seconds or more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +162,28 @@ mod tests {
         assert!(!oom_killed_in("oom_kill_disable 1\nunder_oom 0\n"));
         assert!(!oom_killed_in(""));
         assert!(!oom_killed_in("oom_kill x\n"));
+    }
+
+    #[test]
+    fn a_container_its_probe_stopped_counts_as_failed() {
+        assert_eq!(policy_code(0, true), 1);
+        assert_eq!(policy_code(0, false), 0);
+        assert_eq!(policy_code(137, true), 137);
+        assert!(restarts(
+            Restart::OnFailure(0),
+            policy_code(0, true),
+            0,
+            false
+        ));
+        assert!(!restarts(
+            Restart::OnFailure(0),
+            policy_code(0, false),
+            0,
+            false
+        ));
+        assert!(!restarts(Restart::No, policy_code(0, true), 0, false));
+        // A user's stop still wins.
+        assert!(!restarts(Restart::Always, policy_code(0, true), 0, true));
     }
 
     #[test]

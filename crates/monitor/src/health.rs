@@ -38,11 +38,18 @@ use std::time::{Duration, Instant};
 /// What the monitor should do to its container after a check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// SIGKILL the container; its restart policy applies.
+    /// SIGKILL the container at once; its restart policy applies (a
+    /// failed postStart hook; podman's `--health-on-failure kill`).
     Kill,
-    /// SIGKILL it and start it again whatever its restart policy.
-    Restart,
-    /// Stop it: SIGTERM, SIGKILL later, and no restart.
+    /// Stop it the kubelet's way (a failed liveness or startup probe):
+    /// its preStop hook, its stop signal, SIGKILL once `grace` (from the
+    /// hook's start) is over; its restart policy applies.
+    Terminate { grace: Duration },
+    /// Stop it as [`Verdict::Terminate`] does, then start it again
+    /// whatever its restart policy (podman's `--health-on-failure
+    /// restart`: RestartWithTimeout with the stop timeout).
+    Restart { grace: Duration },
+    /// Stop it: `berth stop` (its stop signal and timeout), no restart.
     Stop,
 }
 
@@ -79,6 +86,9 @@ enum Running {
     },
     /// The probe helper, given the connected socket.
     Helper { pid: i32, out: Option<OwnedFd> },
+    /// A sleep hook: done at `until` (a deadline of the poll loop, no
+    /// process, no blocking sleep).
+    Sleep { until: Instant },
 }
 
 struct Check {
@@ -124,13 +134,13 @@ pub struct Checker {
     pub pre_stop_result: Option<String>,
     /// `Config::probe_helper`.
     probe_helper: Vec<String>,
+    /// Whether the helper's drop to an unprivileged id was checked (and
+    /// its fallback reported) yet: once per monitor.
+    helper_checked: bool,
     /// The persistent directory's copy of the health file: written when
     /// the container ends for good, so `inspect` keeps the last results of
     /// a stopped container; the log goes on from it at the next start.
     persist_file: Option<PathBuf>,
-    /// The preStop hook runs because a liveness or startup probe failed:
-    /// the container is killed when it ends.
-    kill_after_pre_stop: bool,
 }
 
 fn now_ns() -> i64 {
@@ -180,8 +190,8 @@ impl Checker {
             post_started: true,
             pre_stop_result: None,
             probe_helper: cfg.probe_helper.clone(),
+            helper_checked: false,
             persist_file,
-            kill_after_pre_stop: false,
         }
     }
 
@@ -248,7 +258,6 @@ impl Checker {
     /// The container ended: running checks are killed.
     pub fn container_ended(&mut self) {
         self.pid = 0;
-        self.kill_after_pre_stop = false;
         for i in 0..self.probes.len() {
             let asked = std::mem::take(&mut self.probes[i].now);
             if self.probes[i].p.kind == ProbeKind::PreStop && asked {
@@ -308,14 +317,17 @@ impl Checker {
         true
     }
 
+    /// The preStop hook's index among the checks, if it has one.
+    fn pre_stop(&self) -> Option<usize> {
+        self.probes
+            .iter()
+            .position(|s| s.p.kind == ProbeKind::PreStop)
+    }
+
     /// `berth stop`: the preStop hook at once. False when there is none,
     /// or the container does not run.
     pub fn run_pre_stop(&mut self) -> bool {
-        let Some(i) = self
-            .probes
-            .iter()
-            .position(|s| s.p.kind == ProbeKind::PreStop)
-        else {
+        let Some(i) = self.pre_stop() else {
             return false;
         };
         if self.pid == 0 {
@@ -334,6 +346,42 @@ impl Checker {
         true
     }
 
+    /// Says once in the monitor's log when the probe helper cannot drop to
+    /// an unprivileged uid (this user namespace maps none but 0): it then
+    /// runs as root by id with every capability dropped.
+    fn check_helper_ids(&self) {
+        use berth_monitor_proto::health::{unprivileged_id, HELPER_ID};
+        // SAFETY: geteuid has no memory effects.
+        if unsafe { libc::geteuid() } != 0 {
+            return;
+        }
+        let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+        if unprivileged_id(&map, HELPER_ID).is_none() {
+            eprintln!(
+                "berth-monitor: container {}: this user namespace maps no uid but 0; the probe helper runs as uid 0 with every capability dropped and no new privileges",
+                self.id
+            );
+        }
+    }
+
+    /// Gives up on a preStop hook that has outlasted the grace period (it
+    /// is killed if it is a process); false when none was running.
+    pub fn abandon_pre_stop(&mut self) -> bool {
+        let Some(i) = self.pre_stop() else {
+            return false;
+        };
+        let asked = std::mem::take(&mut self.probes[i].now);
+        let running = self.probes[i].running.take();
+        let was = asked || running.is_some();
+        if let Some(c) = running {
+            self.abandon(c);
+        }
+        if was {
+            self.pre_stop_result = Some("it did not end within the grace period".into());
+        }
+        was
+    }
+
     /// The poll timeout, `timeout` (ms, -1: none) or shorter to wake for
     /// the next check or deadline.
     pub fn clamp_timeout(&self, timeout: i32) -> i32 {
@@ -344,6 +392,11 @@ impl Checker {
         let mut t = timeout;
         for s in &self.probes {
             let at = match &s.running {
+                Some(Check {
+                    what: Running::Sleep { until },
+                    deadline,
+                    ..
+                }) => (*until).min(*deadline),
                 Some(c) => c.deadline,
                 // Waiting for the startup probe, or a startup probe that
                 // has passed: nothing to wake for.
@@ -458,6 +511,9 @@ impl Checker {
     fn begin(&mut self, i: usize) -> Result<Running, String> {
         match self.probes[i].p.action.clone() {
             Action::Exec { process, .. } => self.begin_exec(i, &process),
+            Action::Sleep(d) => Ok(Running::Sleep {
+                until: Instant::now() + d,
+            }),
             Action::Tcp { host, port } => {
                 let sock = connect_in_netns(self.pid, &host, port)?;
                 Ok(Running::Net {
@@ -471,6 +527,9 @@ impl Checker {
             Action::Helper { host, port, args } => {
                 if self.probe_helper.is_empty() {
                     return Err("no probe helper is configured for this probe".into());
+                }
+                if !std::mem::replace(&mut self.helper_checked, true) {
+                    self.check_helper_ids();
                 }
                 let sock = connect_in_netns(self.pid, &host, port)?;
                 let mut cmd = self.probe_helper.clone();
@@ -589,9 +648,6 @@ impl Checker {
                 return verdict;
             }
             ProbeKind::PreStop => {
-                if std::mem::take(&mut self.kill_after_pre_stop) {
-                    verdict = Some(Verdict::Kill);
-                }
                 self.pre_stop_result = Some(if ok {
                     "ok".into()
                 } else {
@@ -624,12 +680,12 @@ impl Checker {
                         }
                     }
                 } else if !ok && s.failures >= s.p.failure_threshold {
-                    verdict = Some(Verdict::Kill);
+                    verdict = Some(Verdict::Terminate { grace: s.p.grace });
                 }
             }
             ProbeKind::Liveness => {
                 if !ok && s.failures >= s.p.failure_threshold {
-                    verdict = Some(Verdict::Kill);
+                    verdict = Some(Verdict::Terminate { grace: s.p.grace });
                 }
             }
         }
@@ -655,7 +711,7 @@ impl Checker {
                             verdict = match s.p.on_failure {
                                 OnFailure::None => None,
                                 OnFailure::Kill => Some(Verdict::Kill),
-                                OnFailure::Restart => Some(Verdict::Restart),
+                                OnFailure::Restart => Some(Verdict::Restart { grace: s.p.grace }),
                                 OnFailure::Stop => Some(Verdict::Stop),
                             };
                         }
@@ -686,24 +742,6 @@ impl Checker {
         }
         if self.health.ready != was_ready {
             self.event(if self.health.ready { READY } else { NOT_READY });
-        }
-        // The kubelet kills a container whose liveness or startup probe
-        // failed as it stops one: its preStop hook first (bounded by the
-        // grace period), then the kill.
-        if verdict == Some(Verdict::Kill)
-            && matches!(
-                self.probes[i].p.kind,
-                ProbeKind::Liveness | ProbeKind::Startup
-            )
-            && self.run_pre_stop()
-        {
-            eprintln!(
-                "berth-monitor: container {}: its {} probe failed; running its preStop hook before the kill",
-                self.id,
-                self.probes[i].p.kind.name()
-            );
-            self.kill_after_pre_stop = true;
-            return None;
         }
         verdict
     }
@@ -833,6 +871,7 @@ fn progress(c: &mut Check, reaped: &mut crate::reaped::Reaped) -> Option<(i32, S
             };
             Some((code, String::from_utf8_lossy(&c.buf).into_owned()))
         }
+        Running::Sleep { until } => (Instant::now() >= *until).then(|| (0, String::new())),
         Running::Net {
             sock,
             phase,
@@ -1153,14 +1192,16 @@ mod tests {
         assert_eq!(ready, [NOT_READY, READY], "{got}");
     }
 
-    /// A failed liveness probe runs the preStop hook first; the kill comes
-    /// when the hook ends (even failed). Without a hook: the kill at once.
+    /// A failed liveness or startup probe asks for a graceful stop with
+    /// its grace period (the monitor runs the preStop hook, the stop
+    /// signal, the SIGKILL); the hook's end kills nothing by itself.
     #[test]
-    fn a_liveness_failure_runs_the_pre_stop_hook_then_kills() {
+    fn a_liveness_failure_asks_for_a_graceful_stop_with_its_grace() {
         let dir = tempfile::tempdir().unwrap();
         let liveness = Probe {
             kind: ProbeKind::Liveness,
             failure_threshold: 1,
+            grace: Duration::from_secs(2),
             ..Probe::default()
         };
         let hook = Probe {
@@ -1174,18 +1215,77 @@ mod tests {
         };
         let mut c = Checker::new(&cfg(vec![liveness.clone(), hook]));
         c.container_started(1);
-        assert_eq!(c.result(0, 0, 1, "gone".into()), None);
-        assert!(c.probes[1].now, "the preStop hook is due");
-        assert!(c.stopping());
-        assert_eq!(c.result(1, 0, 1, "hook failed".into()), Some(Verdict::Kill));
-        // A preStop asked for by `berth stop` kills nothing.
-        c.container_started(1);
+        assert_eq!(
+            c.result(0, 0, 1, "gone".into()),
+            Some(Verdict::Terminate {
+                grace: Duration::from_secs(2)
+            })
+        );
         assert!(c.run_pre_stop());
-        assert_eq!(c.result(1, 0, 0, String::new()), None);
+        assert!(c.stopping());
+        assert_eq!(c.result(1, 0, 1, "hook failed".into()), None);
+        assert!(c.pre_stop_result.take().is_some());
+        let startup = Probe {
+            kind: ProbeKind::Startup,
+            failure_threshold: 3,
+            ..liveness
+        };
+        let mut s = Checker::new(&cfg(vec![startup]));
+        s.container_started(1);
+        for _ in 0..2 {
+            assert_eq!(s.result(0, 0, 1, String::new()), None);
+        }
+        assert_eq!(
+            s.result(0, 0, 1, String::new()),
+            Some(Verdict::Terminate {
+                grace: Duration::from_secs(2)
+            })
+        );
+    }
 
-        let mut bare = Checker::new(&cfg(vec![liveness]));
-        bare.container_started(1);
-        assert_eq!(bare.result(0, 0, 1, "gone".into()), Some(Verdict::Kill));
+    /// A sleep hook is a deadline of the poll loop: the poll wakes for it,
+    /// nothing is spawned, and it ends (passing) once the time is up; one
+    /// that outlasts the grace period is given up.
+    #[test]
+    fn a_sleep_hook_is_a_timer() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = berth_monitor_proto::config::Config {
+            run_dir: dir.path().to_path_buf(),
+            probes: vec![Probe {
+                kind: ProbeKind::PreStop,
+                action: Action::Sleep(Duration::from_millis(300)),
+                timeout: Duration::from_secs(10),
+                ..Probe::default()
+            }],
+            ..Default::default()
+        };
+        let mut c = Checker::new(&cfg);
+        let mut reaped = crate::reaped::Reaped::default();
+        c.container_started(1);
+        let t0 = Instant::now();
+        assert!(c.run_pre_stop());
+        assert_eq!(c.tick(&mut reaped), None);
+        assert!(c.probes[0].running.is_some());
+        assert!(c.poll_fds().is_empty(), "a sleep has no fd");
+        let wait = c.clamp_timeout(-1);
+        assert!((1..=302).contains(&wait), "the poll waits {wait} ms");
+        while c.pre_stop_result.is_none() {
+            std::thread::sleep(Duration::from_millis(c.clamp_timeout(-1).max(1) as u64));
+            assert_eq!(c.tick(&mut reaped), None);
+            assert!(
+                t0.elapsed() < Duration::from_secs(5),
+                "the sleep never ended"
+            );
+        }
+        assert!(t0.elapsed() >= Duration::from_millis(300));
+        assert_eq!(c.pre_stop_result.take().as_deref(), Some("ok"));
+        assert!(c.forget.is_empty(), "nothing was spawned");
+        // Given up at the grace period's end.
+        assert!(c.run_pre_stop());
+        c.tick(&mut reaped);
+        assert!(c.abandon_pre_stop());
+        assert!(c.pre_stop_result.take().is_some());
+        assert!(!c.stopping());
     }
 
     /// The last results are kept in the persistent directory at the end,

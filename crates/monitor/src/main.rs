@@ -41,6 +41,10 @@ mod reaped;
 const CLIENT_BUFFER: usize = 1 << 20;
 /// Input held for the container's stdin before clients stop being read.
 const STDIN_BUFFER: usize = 1 << 20;
+/// The least time between a probe's stop signal and its SIGKILL, when the
+/// preStop hook took the grace period (the kubelet's
+/// minimumGracePeriodInSeconds).
+const MIN_GRACE: Duration = Duration::from_secs(2);
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -591,8 +595,16 @@ struct Monitor {
     checker: health::Checker,
     /// A health check asked for a restart whatever the restart policy.
     force_restart: bool,
+    /// A liveness or startup probe stopped this run: it counts as failed
+    /// for the restart policy ([`exit::policy_code`]).
+    probe_stopped: bool,
     /// A health check asked for a stop: SIGKILL then, if it still runs.
     kill_at: Option<Instant>,
+    /// A probe's graceful stop waits for the preStop hook until then (the
+    /// grace period's end), then sends the stop signal.
+    pre_stop_until: Option<Instant>,
+    /// The least time from that stop signal to the SIGKILL.
+    min_grace: Duration,
 }
 
 impl Monitor {
@@ -672,7 +684,10 @@ impl Monitor {
             held,
             checker: health::Checker::new(&cfg),
             force_restart: false,
+            probe_stopped: false,
             kill_at: None,
+            pre_stop_until: None,
+            min_grace: Duration::ZERO,
             state: State {
                 // SAFETY: getpid cannot fail.
                 monitor_pid: unsafe { libc::getpid() },
@@ -802,6 +817,7 @@ impl Monitor {
             };
             self.checker.container_ended();
             self.kill_at = None;
+            self.pre_stop_until = None;
             self.drain_output();
             let now = berth_monitor_proto::now_nanos();
             let oom_file = self.oom_file.as_deref();
@@ -811,10 +827,11 @@ impl Monitor {
                 })
             });
             let forced = std::mem::take(&mut self.force_restart) && !self.stop_requested();
+            let probe_stopped = std::mem::take(&mut self.probe_stopped);
             if !forced
                 && !exit::restarts(
                     self.cfg.restart,
-                    status.code(),
+                    exit::policy_code(status.code(), probe_stopped),
                     self.state.restarts,
                     self.stop_requested(),
                 )
@@ -1221,7 +1238,7 @@ impl Monitor {
         for (fd, ev) in self.checker.poll_fds() {
             add(fd, ev, Src::Health);
         }
-        let timeout = match self.kill_at {
+        let timeout = match self.kill_at.into_iter().chain(self.pre_stop_until).min() {
             Some(at) => {
                 let ms = at.saturating_duration_since(Instant::now()).as_millis() as i32 + 1;
                 if timeout < 0 {
@@ -1321,7 +1338,8 @@ impl Monitor {
             if pid > 0 {
                 let what = match v {
                     health::Verdict::Kill => "killing it",
-                    health::Verdict::Restart => "restarting it",
+                    health::Verdict::Terminate { .. } => "stopping it (its restart policy applies)",
+                    health::Verdict::Restart { .. } => "restarting it",
                     health::Verdict::Stop => "stopping it",
                 };
                 eprintln!(
@@ -1330,9 +1348,16 @@ impl Monitor {
                 );
                 let sig = match v {
                     health::Verdict::Kill => libc::SIGKILL,
-                    health::Verdict::Restart => {
+                    health::Verdict::Terminate { grace } => {
+                        self.probe_stopped = true;
+                        self.terminate(grace, MIN_GRACE);
+                        0
+                    }
+                    // Podman's StopWithTimeout: exactly the stop timeout.
+                    health::Verdict::Restart { grace } => {
                         self.force_restart = true;
-                        libc::SIGKILL
+                        self.terminate(grace, Duration::ZERO);
+                        0
                     }
                     // `berth stop`: the container's stop signal and
                     // timeout, its event; not waited for here.
@@ -1364,7 +1389,27 @@ impl Monitor {
                     // container's init, our child, not reaped yet.
                     unsafe { libc::kill(pid, sig) };
                 }
-                self.checker.container_ended();
+                // The checks stop (a graceful stop's once its preStop hook
+                // has run).
+                if !matches!(
+                    v,
+                    health::Verdict::Terminate { .. } | health::Verdict::Restart { .. }
+                ) {
+                    self.checker.container_ended();
+                }
+            }
+        }
+        if let Some(until) = self.pre_stop_until {
+            let ended = self.checker.pre_stop_result.is_some();
+            if ended || Instant::now() >= until {
+                self.pre_stop_until = None;
+                if !ended && self.checker.abandon_pre_stop() {
+                    eprintln!(
+                        "berth-monitor: container {}: its preStop hook did not end within the grace period",
+                        self.cfg.id
+                    );
+                }
+                self.stop_signal(until);
             }
         }
         if let Some(at) = self.kill_at {
@@ -1389,6 +1434,44 @@ impl Monitor {
                 }
             }
         }
+    }
+
+    /// A probe stops the container the kubelet's way: the preStop hook
+    /// (bounded by `grace`), then the stop signal, then SIGKILL once
+    /// `grace` is over, and `min_grace` after the signal at the earliest.
+    /// Not a user's stop (no "stopping" marker): the restart policy
+    /// applies when it has ended.
+    fn terminate(&mut self, grace: Duration, min_grace: Duration) {
+        let deadline = Instant::now() + grace;
+        self.min_grace = min_grace;
+        if self.checker.run_pre_stop() {
+            eprintln!(
+                "berth-monitor: container {}: running its preStop hook before its stop signal",
+                self.cfg.id
+            );
+            self.pre_stop_until = Some(deadline);
+        } else {
+            self.stop_signal(deadline);
+        }
+    }
+
+    /// Sends the container's stop signal, SIGKILL to follow at `deadline`
+    /// or `min_grace` from now, whichever is later (the kubelet's minimum
+    /// once the preStop hook has taken its time).
+    fn stop_signal(&mut self, deadline: Instant) {
+        let pid = self.state.pid;
+        if pid <= 0 {
+            return;
+        }
+        let sig = match self.cfg.stop_signal {
+            0 => libc::SIGTERM,
+            s => s,
+        };
+        // SAFETY: kill has no memory effects; `pid` is the container's
+        // init, our child, not reaped yet.
+        unsafe { libc::kill(pid, sig) };
+        self.kill_at = Some(deadline.max(Instant::now() + self.min_grace));
+        self.checker.container_ended();
     }
 
     /// Takes the pty master the runtime sends over the console socket.

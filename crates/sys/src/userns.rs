@@ -17,6 +17,33 @@ pub struct IdRange {
     pub size: u32,
 }
 
+/// An unprivileged id to drop to, as the text of this process's
+/// `/proc/self/uid_map` (or gid_map) allows: `preferred` when it is
+/// mapped, else the highest mapped id other than 0 (never `(u32)-1`);
+/// None when only 0 is mapped (`unshare --user --map-root-user`) or the
+/// text is not a map.
+pub fn unprivileged_id(map: &str, preferred: u32) -> Option<u32> {
+    let mut best: Option<u32> = None;
+    for line in map.lines().filter(|l| !l.trim().is_empty()) {
+        let mut it = line.split_whitespace().map(str::parse::<u32>);
+        let (Some(Ok(inner)), Some(Ok(_)), Some(Ok(size))) = (it.next(), it.next(), it.next())
+        else {
+            return None;
+        };
+        if size == 0 {
+            continue;
+        }
+        let last = inner.saturating_add(size - 1).min(u32::MAX - 1);
+        if (inner..=last).contains(&preferred) {
+            return Some(preferred);
+        }
+        if last > 0 && best.is_none_or(|b| last > b) {
+            best = Some(last);
+        }
+    }
+    best
+}
+
 /// The kernel's limit on the lines of one map (since Linux 4.15).
 pub const MAX_RANGES: usize = 340;
 
@@ -201,6 +228,26 @@ fn pid_in_fdinfo(info: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unprivileged_id_is_nobody_else_the_highest_mapped() {
+        let initial = "         0          0 4294967295\n";
+        assert_eq!(unprivileged_id(initial, 65534), Some(65534));
+        // `unshare --user --map-root-user`: only 0.
+        assert_eq!(unprivileged_id("0 1000 1\n", 65534), None);
+        // Rootless with a subuid range too small for nobody.
+        assert_eq!(
+            unprivileged_id("0 1000 1\n1 100000 1000\n", 65534),
+            Some(1000)
+        );
+        assert_eq!(
+            unprivileged_id("0 1000 1\n1 100000 65536\n", 65534),
+            Some(65534)
+        );
+        assert_eq!(unprivileged_id("5 1000 1\n", 65534), Some(5));
+        assert_eq!(unprivileged_id("", 65534), None);
+        assert_eq!(unprivileged_id("0 x 1", 65534), None);
+    }
 
     fn r(inner: u32, outer: u32, size: u32) -> IdRange {
         IdRange { inner, outer, size }
