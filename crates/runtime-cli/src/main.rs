@@ -489,7 +489,7 @@ fn main() {
             std::process::exit(1);
         }
     }
-    let cli = parse(args);
+    let cli = parse(args.clone());
     let to_file = cli.log.is_some();
     // runc ends a failed exec with 255, so that a caller tells it from the
     // program's own status; every other failure with 1.
@@ -502,7 +502,7 @@ fn main() {
         eprintln!("berth-runtime: {e:#}");
         std::process::exit(1);
     }
-    match run(cli) {
+    match run(cli, &args) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
             let msg = format!("{e:#}");
@@ -642,7 +642,8 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run(cli: Cli) -> anyhow::Result<i32> {
+/// `args`: the command line acted on (handed over, or this process's).
+fn run(cli: Cli, args: &[std::ffi::OsString]) -> anyhow::Result<i32> {
     rootless(&cli)?;
     let Some(command) = &cli.command else {
         if cli.version {
@@ -657,7 +658,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         command,
         Command::Create(_) | Command::Run(_) | Command::Exec(_)
     ) {
-        berth_runtime::selfprotect::protect_own_binary(&state_root(&cli)?)?;
+        berth_runtime::selfprotect::protect_own_binary(&state_root(&cli)?, args)?;
     }
     match command {
         Command::Create(a) => {

@@ -90,6 +90,55 @@ fn a_malformed_hand_over_is_an_error() {
     assert!(o.stdout.is_empty(), "{o:?}");
 }
 
+/// A runtime started ahead from a binary that is not protected (here the
+/// build's own, writable) re-executes itself from a protected copy before
+/// it creates anything (CVE-2019-5736): the copy must run the handed
+/// command line, not the started one (its name alone, which printed the
+/// usage: every `berth run` failed with "the runtime failed (exit status
+/// 2)" when berth-runtime was reached through a symbolic link).
+#[test]
+fn a_handed_command_survives_the_runtimes_re_execution() {
+    // SAFETY: getuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::getuid() },
+        0,
+        "run as root (the runtime's create path)"
+    );
+    let root = std::env::temp_dir().join(format!("berth-handoff-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let bundle = root.join("no-such-bundle");
+    let (child, sock) = started_ahead();
+    let (mut err_r, err_w) = pipe();
+    let null = std::fs::File::open("/dev/null").unwrap();
+    let mut args = Vec::new();
+    for a in [
+        "--root".as_ref(),
+        root.as_os_str(),
+        "run".as_ref(),
+        "--bundle".as_ref(),
+        bundle.as_os_str(),
+        "handoff-reexec".as_ref(),
+    ] {
+        args.extend_from_slice(std::os::unix::ffi::OsStrExt::as_bytes(a));
+        args.push(0);
+    }
+    send_fds(
+        &sock,
+        &args,
+        &[null.as_raw_fd(), null.as_raw_fd(), err_w.as_raw_fd()],
+    );
+    drop(err_w);
+    let o = child.wait_with_output().unwrap();
+    let mut text = String::new();
+    err_r.read_to_string(&mut text).unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+    assert_eq!(o.status.code(), Some(1), "{o:?} {text}");
+    assert!(
+        text.contains("bundle") && text.contains("no-such-bundle"),
+        "not the handed command's error: {text:?}"
+    );
+}
+
 #[test]
 fn the_variable_must_name_a_socket() {
     for bad in ["1", "x", "99999"] {

@@ -17,7 +17,10 @@ const MARK: &str = "_BERTH_RUNTIME_REEXEC";
 /// Returns when this process runs from a protected copy; otherwise
 /// re-executes itself from one (and does not return) or fails. `root` is
 /// the runtime's state directory: it holds the overlay's scratch layer.
-pub fn protect_own_binary(root: &Path) -> Result<Protection> {
+/// `args`: the command line the copy runs, the program's name first (the
+/// one this process acts on: a runtime started ahead by berth's monitor
+/// was handed it, and its own argv holds only its name).
+pub fn protect_own_binary(root: &Path, args: &[std::ffi::OsString]) -> Result<Protection> {
     let how = selfexe::protection().ctx("inspect the runtime binary (/proc/self/exe)")?;
     if let Some(how) = how {
         tracing::debug!("runtime binary protected: {how:?}");
@@ -28,9 +31,11 @@ pub fn protect_own_binary(root: &Path) -> Result<Protection> {
             "the runtime binary is still writable after re-executing from a protected copy; refusing to let a container reach it (CVE-2019-5736)".into(),
         ));
     }
-    let argv: Vec<CString> = std::env::args_os()
-        .filter_map(|a| CString::new(a.as_bytes()).ok())
-        .collect();
+    let argv = args
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<std::result::Result<Vec<CString>, _>>()
+        .map_err(|_| Error::Usage("an argument holds a NUL byte".into()))?;
     let mut envp: Vec<CString> = std::env::vars_os()
         .filter_map(|(k, v)| {
             let mut kv = k.as_bytes().to_vec();

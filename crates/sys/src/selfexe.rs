@@ -98,6 +98,11 @@ fn overlay_exe(dummy: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 /// `dummy` must not contain nor be inside `target`'s directory; what it
 /// holds does not matter, since that directory is the top layer.
 pub fn protected_binary(target: &std::path::Path, dummy: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // The binary itself, not a symbolic link to it (`/usr/local/bin/X ->
+    // /opt/...`, an alternatives link): a link opened in the overlay of
+    // its own directory leads out of it, to the writable file.
+    let target = std::fs::canonicalize(target)?;
+    let target = target.as_path();
     let name = target
         .file_name()
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;

@@ -72,3 +72,60 @@ fn a_program_started_from_a_protected_binary_cannot_be_written() {
     );
     assert_eq!(std::fs::read(&prog).unwrap(), before);
 }
+
+/// A symbolic link to the binary (an installation's `/usr/local/bin/X ->
+/// /opt/...`): what is protected is the binary it names, not the writable
+/// file the link leads to out of the overlay of its own directory (which
+/// made a runtime started from it re-execute itself, losing a command
+/// line handed over later).
+#[test]
+fn a_symbolic_link_to_the_binary_is_protected_too() {
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    assert_eq!(uid, 0, "this test mounts an overlay: run it as root");
+    let bin_dir = tempfile::tempdir().unwrap();
+    let link_dir = tempfile::tempdir().unwrap();
+    let dummy = tempfile::tempdir().unwrap();
+    let prog = bin_dir.path().join("prog");
+    std::fs::copy("/bin/busybox", &prog).expect("busybox-static is installed by scripts/test.sh");
+    // An absolute link and a relative one, each in another directory.
+    let abs = link_dir.path().join("abs");
+    std::os::unix::fs::symlink(&prog, &abs).unwrap();
+    let rel = link_dir.path().join("rel");
+    let up = std::path::Path::new("..")
+        .join(bin_dir.path().file_name().unwrap())
+        .join("prog");
+    std::os::unix::fs::symlink(&up, &rel).unwrap();
+    assert!(rel.is_file(), "{} -> {}", rel.display(), up.display());
+    let dummy_fd = berth_sys::fs::open(
+        dummy.path(),
+        libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )
+    .unwrap();
+    for link in [&abs, &rel] {
+        let fd = berth_sys::selfexe::protected_binary(link, dummy_fd.as_fd())
+            .unwrap_or_else(|e| panic!("{}: {e}", link.display()));
+        // SAFETY: statvfs is plain data; zeroed is a valid initial value.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid fd and out-pointer.
+        assert_eq!(unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut st) }, 0);
+        assert_ne!(
+            st.f_flag & libc::ST_RDONLY,
+            0,
+            "{}: the fd is the writable file the link leads to",
+            link.display()
+        );
+        let via = format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd());
+        let e = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&via)
+            .unwrap_err();
+        assert_eq!(
+            e.raw_os_error(),
+            Some(libc::EROFS),
+            "{}: {e}",
+            link.display()
+        );
+    }
+}
