@@ -463,11 +463,108 @@ fn tree(root: &Path) -> std::collections::BTreeMap<String, String> {
             };
             out.insert(
                 rel,
-                format!("{:o} {}:{} {what}", m.mode(), m.uid(), m.gid()),
+                format!(
+                    "{:o} {}:{} {what}{}",
+                    m.mode(),
+                    m.uid(),
+                    m.gid(),
+                    xattrs_of(&p)
+                ),
             );
         }
     }
     out
+}
+
+/// A path's extended attributes (not following a link), sorted, as
+/// ` xattrs[name=hex ...]`; empty when it has none.
+fn xattrs_of(p: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let mut names = vec![0u8; 64 << 10];
+    // SAFETY: a valid C string and a buffer of the given length.
+    let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    assert!(
+        n >= 0,
+        "{}: llistxattr: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+    let mut out: Vec<String> = Vec::new();
+    for name in names[..n as usize]
+        .split(|&b| b == 0)
+        .filter(|n| !n.is_empty())
+    {
+        let cn = std::ffi::CString::new(name).unwrap();
+        let mut v = vec![0u8; 64 << 10];
+        // SAFETY: valid C strings and a buffer of the given length.
+        let len =
+            unsafe { libc::lgetxattr(c.as_ptr(), cn.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
+        assert!(len >= 0, "{}: lgetxattr", p.display());
+        let hex: String = v[..len as usize]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        out.push(format!("{}={hex}", String::from_utf8_lossy(name)));
+    }
+    out.sort();
+    if out.is_empty() {
+        String::new()
+    } else {
+        format!(" xattrs[{}]", out.join(" "))
+    }
+}
+
+/// Sets an extended attribute on a path (the test's context files).
+fn set_xattr(p: &Path, name: &str, value: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    // SAFETY: valid C strings and a value of the given length.
+    let r = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "{}: set {name}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A copied file's extended attributes are part of the COPY step's cache
+/// key: one set or changed on a context file runs the step again (and
+/// only from there), and the image holds the new value.
+#[test]
+fn a_changed_xattr_runs_the_copy_again() {
+    let env = Env::new();
+    image(&env);
+    let ctx = context(&[
+        ("f", "same contents\n"),
+        (
+            "Dockerfile",
+            "FROM bb\nRUN echo before > /before\nCOPY f /f\nRUN true\nCMD [\"true\"]\n",
+        ),
+    ]);
+    let first = build(&env, ctx.path(), &["-t", "x1"]).ok();
+    assert_eq!(counts(&first).1, 0, "{}", first.stderr);
+    set_xattr(&ctx.path().join("f"), "user.v", b"1");
+    let second = build(&env, ctx.path(), &["-t", "x2"]).ok();
+    // The first RUN from the cache; COPY and the last RUN again.
+    let (ran, cached, _) = counts(&second);
+    assert_eq!((ran, cached), (2, 1), "{}", second.stderr);
+    let again = build(&env, ctx.path(), &["-t", "x3"]).ok();
+    assert_eq!(counts(&again).0, 0, "{}", again.stderr);
+    let work = tempfile::tempdir().unwrap();
+    let t = berth_root(&env, "x2", work.path());
+    assert!(t["/f"].contains("user.v=31"), "{:?}", t.get("/f"));
 }
 
 /// berth's root filesystem of `image`: exported through a container and
@@ -480,7 +577,7 @@ fn berth_root(env: &Env, image: &str, work: &Path) -> std::collections::BTreeMap
     let dir = work.join(image);
     std::fs::create_dir(&dir).unwrap();
     let st = std::process::Command::new("tar")
-        .args(["--numeric-owner", "-xpf"])
+        .args(["--numeric-owner", "--xattrs", "--xattrs-include=*", "-xpf"])
         .arg(&tar)
         .arg("-C")
         .arg(&dir)
@@ -603,6 +700,7 @@ fn same_as_buildah() {
         ("dir/skip.log", "skip\n"),
         ("dir/keep.log", "keep\n"),
         (".dockerignore", "**/*.log\n!dir/keep.log\n"),
+        ("cap.bin", "a binary with a capability\n"),
         (
             "Dockerfile",
             "ARG BASE=bb
@@ -616,6 +714,7 @@ RUN true
 COPY --chown=1000:1000 --chmod=640 *.txt ./
 COPY dir /data/
 COPY --from=tool /out/ /usr/local/bin/
+COPY --chown=1000:1000 cap.bin /usr/bin/
 USER app
 WORKDIR /home/app/work
 RUN touch mine
@@ -629,9 +728,28 @@ CMD [\"cat\", \"version\"]
 ",
         ),
     ]);
+    // Extended attributes COPY keeps: a user one on a file and on a
+    // directory, and file capabilities (cap_net_bind_service, effective)
+    // set after the --chown that would clear them.
+    set_xattr(&ctx.path().join("a.txt"), "user.origin", b"context");
+    set_xattr(&ctx.path().join("dir/sub"), "user.kind", b"dir");
+    let cap: [u8; 20] = [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    set_xattr(&ctx.path().join("cap.bin"), "security.capability", &cap);
+    set_xattr(&ctx.path().join("cap.bin"), "user.note", b"n");
     build(&env, ctx.path(), &["-t", "mine"]).ok();
     let a = berth_root(&env, "mine", work.path());
     let (b, config_theirs) = buildah_build(work.path(), ctx.path(), &[&base]);
+    for (path, x) in [
+        ("/srv/app/a.txt", "user.origin="),
+        ("/data/sub", "user.kind="),
+        ("/usr/bin/cap.bin", "security.capability=0100000200040000"),
+    ] {
+        assert!(
+            a.get(path).is_some_and(|t| t.contains(x)),
+            "{path}: {x} not kept: {:?}",
+            a.get(path)
+        );
+    }
     assert_same_trees(&a, &b);
     let mine_c = config(&env, "mine");
     let theirs_c = &config_theirs["OCIv1"]["config"];

@@ -273,6 +273,14 @@ impl SourceTree<'_> {
             )
             .as_bytes(),
         );
+        if matches!(sfs::file_type(st), libc::S_IFREG | libc::S_IFDIR) {
+            for (k, v) in copied_xattrs(fd.as_fd(), true)? {
+                h.update(b"\0x:");
+                h.update(&k);
+                h.update(b"=");
+                h.update(&v);
+            }
+        }
         match sfs::file_type(st) {
             libc::S_IFREG => {
                 let f = sfs::reopen(fd.as_fd(), libc::O_RDONLY | libc::O_CLOEXEC)?;
@@ -429,6 +437,8 @@ fn copy_entry(
             io::copy(&mut from, &mut to)?;
             sfs::fchown_fd(to.as_fd(), uid, gid)?;
             sfs::fchmod_fd(to.as_fd(), mode)?;
+            // After the owner: a chown clears security.capability.
+            set_xattrs(to.as_fd(), &copied_xattrs(from.as_fd(), false)?)?;
             sfs::set_times_fd(to.as_fd(), times.0, times.1)?;
         }
         libc::S_IFDIR => {
@@ -448,6 +458,7 @@ fn copy_entry(
             let mode = attrs.mode.unwrap_or(st.st_mode & 0o7777);
             sfs::fchown_fd(d.as_fd(), uid, gid)?;
             sfs::fchmod_fd(d.as_fd(), mode)?;
+            set_xattrs(d.as_fd(), &copied_xattrs(sdir.as_fd(), false)?)?;
             sfs::set_times_fd(d.as_fd(), times.0, times.1)?;
         }
         libc::S_IFLNK => {
@@ -474,6 +485,29 @@ fn copy_entry(
         // copies fifos and devices; a build context has no business
         // holding them).
         _ => {}
+    }
+    Ok(())
+}
+
+/// The extended attributes COPY and ADD keep, sorted: `user.*` and file
+/// capabilities (`security.capability`), as buildah keeps them (a binary
+/// copied with its capabilities needs no `RUN setcap`, which would copy it
+/// up again). Never `trusted.*` (overlay's own marks: an opaque or
+/// redirect mark from a context on an overlay would change what the layer
+/// means), nor `security.selinux` or ACLs, which describe the build
+/// host's policy, not the image's.
+fn copied_xattrs(fd: BorrowedFd<'_>, o_path: bool) -> io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let mut x: Vec<_> = berth_image::layer::read_xattrs(fd, o_path)?
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(b"user.") || k == b"security.capability")
+        .collect();
+    x.sort();
+    Ok(x)
+}
+
+fn set_xattrs(fd: BorrowedFd<'_>, xattrs: &[(Vec<u8>, Vec<u8>)]) -> io::Result<()> {
+    for (k, v) in xattrs {
+        sfs::set_xattr_fd(fd, k, v, false)?;
     }
     Ok(())
 }
