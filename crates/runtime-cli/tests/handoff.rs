@@ -99,11 +99,8 @@ fn a_malformed_hand_over_is_an_error() {
 #[test]
 fn a_handed_command_survives_the_runtimes_re_execution() {
     // SAFETY: getuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::getuid() },
-        0,
-        "run as root (the runtime's create path)"
-    );
+    let uid = unsafe { libc::getuid() };
+    assert_eq!(uid, 0, "run as root (the runtime's create path)");
     let root = std::env::temp_dir().join(format!("berth-handoff-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
     let bundle = root.join("no-such-bundle");
