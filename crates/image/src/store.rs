@@ -204,7 +204,12 @@ impl Store {
     }
 
     pub fn blob_path(&self, d: &Digest) -> PathBuf {
-        self.root.join("blobs/sha256").join(d.hex())
+        self.blob_dir().join(d.hex())
+    }
+
+    /// Where the blobs are, each named by its digest's hex.
+    fn blob_dir(&self) -> PathBuf {
+        self.root.join("blobs/sha256")
     }
 
     pub fn layer_dir(&self, chain: &Digest) -> PathBuf {
@@ -394,49 +399,32 @@ impl Store {
 
     /// Stores a small blob (manifest, config) whose digest was checked.
     pub fn put_blob(&self, d: &Digest, data: &[u8]) -> Result<()> {
-        if Digest::of(data) != *d {
-            return Err(Error::DigestMismatch {
-                what: "blob".into(),
-                want: d.to_string(),
-                got: Digest::of(data).to_string(),
-            });
-        }
-        sfs::write_atomic(&self.blob_path(d), data, 0o644).with_ctx(|| format!("write blob {d}"))
+        self.put_blobs(&[(d, data)])
     }
 
     /// [`Store::put_blob`] of several blobs, the blob directory synced
     /// once for all (an image's config and manifest).
     pub fn put_blobs(&self, blobs: &[(&Digest, &[u8])]) -> Result<()> {
-        let mut files = Vec::with_capacity(blobs.len());
+        let mut names = Vec::with_capacity(blobs.len());
         for (d, data) in blobs {
-            if Digest::of(data) != **d {
+            let got = Digest::of(data);
+            if got != **d {
                 return Err(Error::DigestMismatch {
                     what: "blob".into(),
                     want: d.to_string(),
-                    got: Digest::of(data).to_string(),
+                    got: got.to_string(),
                 });
             }
-            files.push((self.blob_path(d), *data));
+            names.push(d.hex());
         }
-        let Some(dir) = files
-            .first()
-            .and_then(|(p, _)| p.parent().map(Path::to_path_buf))
-        else {
-            return Ok(());
-        };
-        let named: Vec<(&std::ffi::OsStr, &[u8])> = files
+        let files: Vec<(&std::ffi::OsStr, &[u8])> = names
             .iter()
-            .filter_map(|(p, data)| Some((p.file_name()?, *data)))
+            .zip(blobs)
+            .map(|(n, (_, data))| (n.as_ref(), *data))
             .collect();
-        sfs::write_atomic_in(&dir, &named, 0o644).with_ctx(|| {
-            format!(
-                "write blobs {}",
-                blobs
-                    .iter()
-                    .map(|(d, _)| d.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
+        sfs::write_atomic_in(&self.blob_dir(), &files, 0o644).with_ctx(|| {
+            let ds: Vec<String> = blobs.iter().map(|(d, _)| d.to_string()).collect();
+            format!("write blob {}", ds.join(", "))
         })
     }
 
@@ -864,7 +852,7 @@ impl Store {
             }
         }
         let mut blobs = 0;
-        let listed: Vec<std::fs::DirEntry> = std::fs::read_dir(self.root.join("blobs/sha256"))
+        let listed: Vec<std::fs::DirEntry> = std::fs::read_dir(self.blob_dir())
             .ctx("list blobs")?
             .collect::<std::io::Result<_>>()
             .ctx("list blobs")?;

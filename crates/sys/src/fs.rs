@@ -688,6 +688,11 @@ pub fn write_atomic_in(
     for (name, data) in files {
         replace(&dir.join(name), data, mode, true, false)?;
     }
+    fsync_dir(dir)
+}
+
+/// fsync(2) of a directory: its entries (a rename into it) are durable.
+fn fsync_dir(dir: &Path) -> io::Result<()> {
     let d = open(dir, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
     // SAFETY: plain syscall on an fd we own.
     cvt(unsafe { libc::fsync(d.as_raw_fd()) })?;
@@ -741,9 +746,7 @@ fn replace(path: &Path, data: &[u8], mode: u32, durable: bool, sync_dir: bool) -
             std::fs::rename(&tmp, path)?;
         }
         if durable && sync_dir {
-            let d = open(dir, libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
-            // SAFETY: plain syscall on an fd we own.
-            cvt(unsafe { libc::fsync(d.as_raw_fd()) })?;
+            fsync_dir(dir)?;
         }
         Ok(())
     })();
@@ -1205,12 +1208,11 @@ pub fn sync_tree(root: BorrowedFd<'_>, max_entries: usize) -> io::Result<bool> {
             if entries > max_entries {
                 return Ok(false);
             }
-            let name = Path::new(&name);
-            let st = stat_entry(dir.as_fd(), name)?;
+            // Opened for reading only if a regular file or a directory.
+            let (f, st) = open_entry(dir.as_fd(), Path::new(&name))?;
             match file_type(&st) {
-                libc::S_IFDIR => pending.push(open_dir_entry(dir.as_fd(), name)?),
+                libc::S_IFDIR => pending.push(f),
                 libc::S_IFREG => {
-                    let (f, _) = open_entry(dir.as_fd(), name)?;
                     // SAFETY: valid fd; starts writeback, no memory effects.
                     cvt(unsafe {
                         libc::sync_file_range(f.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE)
