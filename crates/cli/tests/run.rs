@@ -951,6 +951,14 @@ fn system_boot_brings_back_what_the_restart_policies_say_after_a_reboot() {
         ])
         .ok();
     }
+    let ids: Vec<String> = env
+        .berth(&["ps", "-aq", "--no-trunc"])
+        .ok()
+        .stdout
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(ids.len(), 6);
     // Stopped by hand before the reboot.
     env.berth(&["stop", "-t", "0", "always-stopped", "unless-stopped"])
         .ok();
@@ -1040,6 +1048,15 @@ fn system_boot_brings_back_what_the_restart_policies_say_after_a_reboot() {
     rm.extend(all.iter().map(String::as_str));
     env.berth(&rm).ok();
     assert_eq!(leaked_mounts(&env), 0);
+    // "plain" never ran again: its runtime forgot it with /run, and its
+    // cgroup (which a real reboot takes too) went with its removal.
+    for id in ids {
+        assert_eq!(
+            common::cgroup_dirs(&id),
+            Vec::<std::path::PathBuf>::new(),
+            "{id}"
+        );
+    }
 }
 
 #[test]
@@ -2991,6 +3008,7 @@ fn kill_9_at_any_point_leaves_a_store_that_ps_rm_and_prune_make_clean() {
     }
     // Whatever state that left, the commands work on it and clean it up.
     let ids = env.berth(&["ps", "-aq", "--no-trunc"]).ok().stdout;
+    let all_ids: Vec<String> = ids.split_whitespace().map(String::from).collect();
     for id in ids.split_whitespace() {
         let o = env.berth(&["rm", "-f", id]);
         // A monitor may remove an orphaned --rm container meanwhile.
@@ -3036,6 +3054,14 @@ fn kill_9_at_any_point_leaves_a_store_that_ps_rm_and_prune_make_clean() {
             d.display(),
             mounts_under(&d),
             env.berth(&["ps", "-a"]).stdout
+        );
+    }
+    // Nor any cgroup, whatever the runtime had made when it was killed.
+    for id in &all_ids {
+        assert_eq!(
+            common::cgroup_dirs(id),
+            Vec::<std::path::PathBuf>::new(),
+            "{id}"
         );
     }
     // No container holds the image any more.

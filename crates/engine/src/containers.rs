@@ -456,6 +456,66 @@ pub(crate) fn open_store(root: &Path) -> Result<Store> {
     Ok(Store::open_with(root, &STORE_TABLES)?)
 }
 
+/// The container's cgroup path as its runtime gets it (`cgroupsPath`).
+pub(crate) fn cgroups_path(c: &ContainerSpec, id: &str) -> String {
+    format!(
+        "{}/{id}",
+        c.resources.cgroup_parent.as_deref().unwrap_or("/berth")
+    )
+}
+
+/// Removes a container's cgroup that its runtime left: what still runs in
+/// it is killed, then the directories go (every hierarchy). Only a path
+/// from the hierarchies' root: a relative one is the runtime's to resolve.
+pub(crate) fn sweep_cgroup(rec: &Record) {
+    let path = cgroups_path(&rec.spec, &rec.id);
+    if !path.starts_with('/') {
+        return;
+    }
+    let Ok(layout) = berth_cgroups::Layout::from_host() else {
+        return;
+    };
+    let Ok(m) = berth_cgroups::CgroupsPath::parse(Some(&path), &rec.id, false)
+        .and_then(|p| berth_cgroups::Manager::new(&layout, &p))
+    else {
+        return;
+    };
+    // Gone already: the common case.
+    let Ok(procs) = m.procs() else {
+        return;
+    };
+    if m.freezing() {
+        // Frozen tasks would not die.
+        let _ = m.set_frozen(false);
+    }
+    for p in procs {
+        // SAFETY: kill has no memory effects.
+        unsafe { libc::kill(p, libc::SIGKILL) };
+    }
+    if let Err(e) = destroy_cgroup_retry(&m) {
+        eprintln!(
+            "berth: warning: container {}: remove its cgroup {path}: {e}",
+            &rec.id[..12.min(rec.id.len())]
+        );
+    }
+}
+
+/// Removes a cgroup, waiting up to a second for exiting tasks to leave.
+pub(crate) fn destroy_cgroup_retry(
+    m: &berth_cgroups::Manager,
+) -> std::result::Result<(), berth_cgroups::Error> {
+    let mut tries = 0;
+    loop {
+        match m.destroy() {
+            Err(_) if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
+}
+
 impl Engine {
     pub fn open(root: &Path, run_root: &Path) -> Result<Engine> {
         Engine::open_with(root, run_root, &crate::runtime::RUNC)
@@ -1020,7 +1080,7 @@ impl Engine {
             },
             init,
             rootfs: rootfs.to_path_buf(),
-            cgroups_path: format!("{}/{id}", r.cgroup_parent.as_deref().unwrap_or("/berth")),
+            cgroups_path: cgroups_path(c, id),
             cgroup_v2: crate::specgen::docker::host_cgroup_v2(),
             files: vec![
                 ("/etc/hostname".into(), run_dir.join("hostname")),
@@ -1755,7 +1815,17 @@ impl Engine {
     /// delete (see [`Engine::cleanup_before_monitor`]).
     fn finalize_with(&self, rec: &mut Record, runtime_delete: bool, to_trash: bool) -> Result<()> {
         if runtime_delete {
-            let _ = self.oci.delete(self.target(rec));
+            // A runtime that lost its state (killed while it made the
+            // container, or its run directory wiped) cannot remove the
+            // cgroup it made, nor can one whose delete failed: berth does.
+            let known = self
+                .paths
+                .runtime_root(Path::new(&rec.spec.runtime))
+                .join(&rec.id)
+                .exists();
+            if self.oci.delete(self.target(rec)).is_err() || !known {
+                sweep_cgroup(rec);
+            }
         }
         // An `--rm` container's client leaves the port elements to the
         // monitor's exit command, which finds the record gone.

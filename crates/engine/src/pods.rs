@@ -31,7 +31,6 @@ use berth_db::{Db, Tables};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// The pods' table, in the store's database beside the containers'.
 pub const TABLES: Tables<'static> = Tables {
@@ -928,7 +927,7 @@ impl crate::Engine {
         }
         if report.errors.is_empty() {
             if let Ok(m) = self.pod_cgroup_manager(pod) {
-                if let Err(e) = destroy_retry(&m) {
+                if let Err(e) = crate::containers::destroy_cgroup_retry(&m) {
                     report.errors.push((
                         "(cgroup)".into(),
                         Error::Runtime(format!("remove the cgroup {}: {e}", pod.cgroup())),
@@ -1128,20 +1127,6 @@ impl crate::Engine {
             )));
         }
         Ok(crate::control::TopResponse { titles, processes })
-    }
-}
-
-/// Removes the pod's cgroup, waiting briefly for exiting tasks to leave.
-fn destroy_retry(m: &berth_cgroups::Manager) -> std::result::Result<(), berth_cgroups::Error> {
-    let mut tries = 0;
-    loop {
-        match m.destroy() {
-            Err(_) if tries < 50 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            r => return r,
-        }
     }
 }
 

@@ -31,6 +31,22 @@ pub fn require_root() {
     );
 }
 
+/// The directories of container `id`'s cgroup (`/berth/ID` in each
+/// hierarchy) that exist: after the container is gone, none should.
+#[allow(dead_code)]
+pub fn cgroup_dirs(id: &str) -> Vec<std::path::PathBuf> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    mi.lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fs = post.split_whitespace().next()?;
+            (fs == "cgroup" || fs == "cgroup2").then(|| pre.split_whitespace().nth(4))?
+        })
+        .map(|m| Path::new(m).join("berth").join(id))
+        .filter(|p| p.exists())
+        .collect()
+}
+
 pub struct Registry {
     pub addr: String,
     _child: Child,
@@ -59,16 +75,19 @@ pub fn registry() -> &'static Registry {
         .unwrap();
         // A watchdog shell stops the registry when this test process is
         // gone (PR_SET_PDEATHSIG would fire when the spawning *thread*
-        // ends, and test threads end early).
+        // ends, and test threads end early), then removes its directory:
+        // the registry lives in a static, which is never dropped.
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(format!(
                 "{REGISTRY_BIN} serve \"$1\" >/dev/null 2>&1 & r=$!; \
-                 while kill -0 {} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.5; done; kill $r",
+                 while kill -0 {} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.5; done; \
+                 kill $r 2>/dev/null; wait $r; rm -rf \"$2\"",
                 std::process::id()
             ))
             .arg("sh")
             .arg(&cfg)
+            .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = cmd.spawn().expect("start docker-registry");
