@@ -265,6 +265,14 @@ pub fn run(root: &Path, run_root: &Path, a: RunArgs) -> Result<()> {
             .unwrap_or(berth_engine::specgen::DEFAULT_RUNTIME),
     );
     let engine = open(root, run_root).map_err(run_error)?;
+    // A pod whose infra is down: its start comes first, with a monitor of
+    // its own started ahead as well.
+    let pre = match (pre, &a.create.flags.pod) {
+        (Some(p), Some(pod)) if engine.pod_infra_down(pod) => Some(p.with_infra(
+            berth_engine::PreMonitor::spawn(run_root, berth_engine::specgen::DEFAULT_RUNTIME),
+        )),
+        (p, _) => p,
+    };
     let rec = create_record(root, &engine, &a.create).map_err(run_error)?;
     let started = start_session_with(&engine, &rec.id, pre);
     if started.is_err() && rec.spec.lifecycle.auto_remove {

@@ -208,6 +208,119 @@ fn members_share_localhost_ipc_and_the_host_name() {
     assert!(logs.lines().all(|l| l.starts_with("server ")), "{logs}");
 }
 
+/// The namespace inode of `kind` of process `pid`.
+fn ns_of(pid: &str, kind: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{}/ns/{kind}", pid.trim()))
+        .unwrap()
+        .ino()
+}
+
+/// The pod's namespaces bound under the run root's `podns` (and mounted).
+fn podns_left(e: &Env) -> (Vec<PathBuf>, usize) {
+    let root = e.run_root.path().join("podns");
+    let files: Vec<PathBuf> = std::fs::read_dir(&root)
+        .map(|rd| {
+            rd.flatten()
+                .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+                .map(|f| f.path())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&*root.to_string_lossy()))
+        .count();
+    (files, mounts)
+}
+
+/// The infra binds the namespaces its pod shares on files when it starts;
+/// it and the members join those (the first member is set up while the
+/// infra still starts). They go when the infra ends, and what a kill -9
+/// of a start left goes with the next pod command.
+#[test]
+fn the_pods_namespaces_are_bound_joined_and_go_with_the_infra() {
+    let e = env();
+    let _c = Cleanup(&e);
+    let id = e
+        .berth(&["pod", "create", "--name", "nsp", "--hostname", "nshost"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let infra = format!("{}-infra", &id[..12]);
+    e.berth(&[
+        "run", "-d", "--name", "m1", "--pod", "nsp", IMAGE, "sleep", "600",
+    ])
+    .ok();
+    let infra_id = inspect(&e, &["inspect", &infra], "{{.Id}}");
+    let dir = e.run_root.path().join("podns").join(&infra_id);
+    let ipid = inspect(&e, &["inspect", &infra], "{{.State.Pid}}");
+    let mpid = inspect(&e, &["inspect", "m1"], "{{.State.Pid}}");
+    for kind in ["net", "ipc", "uts"] {
+        use std::os::unix::fs::MetadataExt;
+        let bound = std::fs::metadata(dir.join(kind)).unwrap().ino();
+        assert_eq!(ns_of(&ipid, kind), bound, "{kind}: the infra's");
+        assert_eq!(ns_of(&mpid, kind), bound, "{kind}: the member's");
+        assert_ne!(ns_of("self", kind), bound, "{kind}: the host's");
+    }
+    assert_eq!(
+        e.berth(&["exec", "m1", "hostname"]).ok().stdout.trim(),
+        "nshost"
+    );
+    // Stopped, the pod's namespaces go; started again, they are new (a
+    // shared memory segment of before is not in them).
+    let shm = || {
+        e.berth(&["exec", "m1", "cat", "/proc/sysvipc/shm"])
+            .ok()
+            .stdout
+    };
+    e.berth(&["exec", "m1", "ipcmk", "-M", "4096"]).ok();
+    assert_eq!(shm().lines().count(), 2, "{}", shm());
+    e.berth(&["pod", "stop", "-t", "0", "nsp"]).ok();
+    assert_eq!(podns_left(&e), (Vec::new(), 0));
+    e.berth(&["pod", "start", "nsp"]).ok();
+    let mpid = inspect(&e, &["inspect", "m1"], "{{.State.Pid}}");
+    let ipid = inspect(&e, &["inspect", &infra], "{{.State.Pid}}");
+    assert_eq!(shm().lines().count(), 1, "{}", shm());
+    assert_eq!(ns_of(&mpid, "ipc"), ns_of(&ipid, "ipc"));
+    assert_eq!(
+        e.berth(&["exec", "m1", "hostname"]).ok().stdout.trim(),
+        "nshost"
+    );
+    e.berth(&["pod", "rm", "-f", "nsp"]).ok();
+    assert_eq!(podns_left(&e), (Vec::new(), 0));
+    // kill -9 of first member starts at every point: the next pod
+    // commands leave nothing bound.
+    for i in 0..10u64 {
+        let p = format!("k{i}");
+        e.berth(&["pod", "create", "--name", &p]).ok();
+        let mut c = e.cmd();
+        c.args(["run", "-d", "--pod", &p, IMAGE, "sleep", "600"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(2 * i));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    for i in 0..10u64 {
+        e.berth(&["pod", "rm", "-f", &format!("k{i}")]).ok();
+    }
+    e.berth(&["pod", "ps"]).ok();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while podns_left(&e) != (Vec::new(), 0) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "left: {:?}",
+            podns_left(&e)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        e.berth(&["pod", "ps"]).ok();
+    }
+}
+
 #[test]
 fn a_pod_sharing_pid_sees_each_others_processes() {
     let e = env();

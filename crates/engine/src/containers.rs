@@ -68,6 +68,8 @@ impl Lock {
 pub struct PreMonitor {
     child: Option<std::process::Child>,
     runtime: PathBuf,
+    /// One for the container's pod's infra, when it must start first.
+    infra: Option<Box<PreMonitor>>,
 }
 
 impl PreMonitor {
@@ -111,7 +113,15 @@ impl PreMonitor {
         Some(PreMonitor {
             child: Some(child),
             runtime,
+            infra: None,
         })
+    }
+
+    /// This monitor, carrying `infra`, one started for the pod infra that
+    /// the container's start starts first ([`Engine::pod_infra_down`]).
+    pub fn with_infra(mut self, infra: Option<PreMonitor>) -> PreMonitor {
+        self.infra = infra.map(Box::new);
+        self
     }
 
     /// The monitor, if it was started for `runtime`.
@@ -1143,13 +1153,14 @@ impl Engine {
     /// [`Engine::start`] with a monitor started ahead of time
     /// ([`PreMonitor`]), used if it was started for this container's
     /// runtime.
-    pub fn start_with(&self, what: &str, pre: Option<PreMonitor>) -> Result<Session> {
+    pub fn start_with(&self, what: &str, mut pre: Option<PreMonitor>) -> Result<Session> {
         let rec = self.records.find(what)?;
         if rec.spec.runtime != DEFAULT_RUNTIME {
             crate::warm_up_cgroups();
         }
         // A pod's member joins its infra's namespaces: the infra first.
-        self.start_pod_infra(&rec)?;
+        let infra_pre = pre.as_mut().and_then(|p| p.infra.take()).map(|b| *b);
+        let infra = self.start_pod_infra(&rec, infra_pre)?;
         wait_previous_monitor(&rec);
         let _lock = self.lock(&rec.id)?;
         let rec = self.refresh_locked(rec)?;
@@ -1183,7 +1194,7 @@ impl Engine {
         })?;
         let net = self.setup_network(&rec, &image.exposed_ports)?;
         let result = self.mount_rootfs(&rec).and_then(|rootfs| {
-            let r = self.start_mounted(&rec, &image, &rootfs, pre, net.as_ref());
+            let r = self.start_mounted(&rec, &image, &rootfs, pre, net.as_ref(), infra);
             if r.is_err() {
                 let _ = self.host.unmount(&rootfs, None);
             }
@@ -1257,6 +1268,7 @@ impl Engine {
         rootfs: &Path,
         pre: Option<PreMonitor>,
         net: Option<&crate::networks::NetSetup>,
+        infra: Option<crate::pods::InfraStart>,
     ) -> Result<Session> {
         let dir = self.paths.container(&rec.id);
         let run_dir = self.paths.run_dir(&rec.id);
@@ -1271,7 +1283,9 @@ impl Engine {
         let (mut session, child) = self.spawn_monitor(rec, &dir, &run_dir, pre, hold)?;
         let ready = self
             .write_bundle(rec, image, rootfs, &run_dir, net)
-            .and_then(|()| crate::health::write_process_files(rec, &run_dir));
+            .and_then(|()| crate::health::write_process_files(rec, &run_dir))
+            // Its pod's infra, started meanwhile, must run before this does.
+            .and_then(|()| infra.map_or(Ok(()), |i| self.infra_started(i)));
         if let Err(e) = ready.and_then(|()| session.send(frame::GO, b"")) {
             // Told by the closed pipe, the monitor ends without a trace.
             drop(session);
@@ -1335,6 +1349,13 @@ impl Engine {
             (crate::specgen::NamespaceMode::Path(p), _) => Some(p.clone()),
             _ => None,
         };
+        // A pod's infra: the namespaces its pod shares, bound on files.
+        for (kind, path) in self.bind_pod_namespaces(rec, host.netns.as_deref(), &host.hostname)? {
+            match kind {
+                "net" => host.netns = Some(path),
+                _ => host.joined.push((kind, path)),
+            }
+        }
         self.join_namespaces(rec, &mut host)?;
         self.convert_seccomp(c, &mut host)?;
         self.write_etc_files(rec, &host.hostname, net)?;
@@ -1830,6 +1851,8 @@ impl Engine {
         // An `--rm` container's client leaves the port elements to the
         // monitor's exit command, which finds the record gone.
         self.teardown_network(&rec.id, to_trash && rec.spec.lifecycle.auto_remove);
+        // A pod infra's bound namespaces (members that run keep theirs).
+        self.unbind_pod_namespaces(&rec.id);
         let run = self.paths.run_dir(&rec.id);
         let run_trash = self.paths.run_trash(&rec.id);
         // The run directory first, so that the mount point can follow it

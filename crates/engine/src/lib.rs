@@ -31,6 +31,7 @@ mod lifecycle_tests;
 pub mod logs;
 pub mod networks;
 pub mod paths;
+mod podns;
 pub mod pods;
 pub mod query;
 pub mod records;

@@ -687,6 +687,11 @@ impl Engine {
     /// `--network container:NAME`: the namespace of that running
     /// container (its bound one if it is on bridge networks).
     pub(crate) fn shared_netns(&self, other: &str, me: &str) -> Result<PathBuf> {
+        // A pod infra's bound namespace: joined whether or not its process
+        // runs yet (no veths of its own: its teardown has nothing to keep).
+        if let Some(path) = self.podns(other, "net") {
+            return Ok(path);
+        }
         let r = self.settle(self.records.find(other)?)?;
         if !matches!(r.state.status, Status::Running | Status::Restarting) || r.state.pid <= 0 {
             return Err(Error::Conflict(format!(

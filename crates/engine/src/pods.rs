@@ -48,6 +48,13 @@ CREATE TABLE IF NOT EXISTS pods (
 );
 ";
 
+/// A pod's infra started for a member's start, not yet seen running.
+pub(crate) struct InfraStart {
+    id: String,
+    name: String,
+    session: crate::session::Session,
+}
+
 /// The image of infra containers: berth's own, made on first use.
 pub const INFRA_IMAGE: &str = "localhost/berth-infra:1";
 
@@ -625,32 +632,103 @@ impl crate::Engine {
         spec.validate()
     }
 
-    /// Before a pod member starts: its pod's infra, if not running.
-    pub(crate) fn start_pod_infra(&self, rec: &Record) -> Result<()> {
+    /// The pod whose infra `rec` is.
+    pub(crate) fn pod_of_infra(&self, rec: &Record) -> Option<PodRecord> {
+        rec.spec
+            .pod
+            .as_ref()
+            .and_then(|p| self.pods().find(p).ok())
+            .filter(|p| p.infra_id.as_deref() == Some(rec.id.as_str()))
+    }
+
+    /// Whether a member's start in pod `what` (a name or id, or
+    /// `new:NAME`) starts the pod's infra first: a monitor started ahead
+    /// for it then saves that start its monitor's and runtime's start-up.
+    /// A guess from the records (the start decides).
+    pub fn pod_infra_down(&self, what: &str) -> bool {
+        if what.starts_with("new:") {
+            return true;
+        }
+        let Ok(pod) = self.pod(what) else {
+            return false;
+        };
+        let Some(infra) = pod.infra_id else {
+            return false;
+        };
+        self.records
+            .find(&infra)
+            .is_ok_and(|r| !matches!(r.state.status, Status::Running | Status::Restarting))
+    }
+
+    /// Before a pod member starts: its pod's infra, if not running. A pod
+    /// that does not share its pid namespace has the others bound on
+    /// files when its infra starts ([`crate::podns`]): the member joins
+    /// those, so the infra is not waited for here; the member's start
+    /// waits for it ([`Engine::infra_started`]) before its own process
+    /// starts. A pod that shares it waits: the member joins the infra's
+    /// process's.
+    pub(crate) fn start_pod_infra(
+        &self,
+        rec: &Record,
+        pre: Option<crate::containers::PreMonitor>,
+    ) -> Result<Option<InfraStart>> {
         let Some(pod_id) = &rec.spec.pod else {
-            return Ok(());
+            return Ok(None);
         };
         let Ok(pod) = self.pods().find(pod_id) else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(infra) = &pod.infra_id else {
-            return Ok(());
+            return Ok(None);
         };
         if infra == &rec.id {
-            return Ok(());
+            return Ok(None);
         }
         // Settled: an infra whose start was cut short (berth killed after
         // its monitor was told to go) is waited for, not taken as running
         // with no process.
         let r = self.settle(self.records.find(infra)?)?;
         if matches!(r.state.status, Status::Running | Status::Restarting) {
-            return Ok(());
+            return Ok(None);
         }
-        match self.start_session(infra, None) {
-            Ok(_) => Ok(()),
-            // Another member's start won the race.
-            Err(Error::Conflict(_)) => Ok(()),
+        if pod.spec.shares("pid") {
+            return match self.start_session(infra, pre) {
+                Ok(_) => Ok(None),
+                // Another member's start won the race.
+                Err(Error::Conflict(_)) => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        match self.start_with(infra, pre) {
+            Ok(session) => Ok(Some(InfraStart {
+                id: r.id,
+                name: r.name,
+                session,
+            })),
+            Err(Error::Conflict(_)) => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until the infra a member's start started runs; one that
+    /// failed is cleaned up (as [`Engine::start_session`] does) and fails
+    /// the member's start too.
+    pub(crate) fn infra_started(&self, infra: InfraStart) -> Result<()> {
+        let InfraStart {
+            id,
+            name,
+            mut session,
+        } = infra;
+        match session.wait_started()? {
+            crate::session::Started::Pid(_) => Ok(()),
+            crate::session::Started::Failed(msg) => {
+                let _ = self.cleanup(&id);
+                let _ = session.send(berth_monitor_proto::frame::CLEANED, b"");
+                Err(Error::StartFailed {
+                    container: name,
+                    msg,
+                })
+            }
         }
     }
 
@@ -672,6 +750,15 @@ impl crate::Engine {
             let NamespaceMode::Container(other) = mode else {
                 continue;
             };
+            // A pod infra's bound namespace: joined whether or not its
+            // process runs yet.
+            if let Some(path) = self.podns(other, kind) {
+                host.joined.push((oci, path));
+                if kind == "uts" {
+                    host.hostname = self.hostname_of(&self.records.find(other)?);
+                }
+                continue;
+            }
             let o = self.settle(self.records.find(other)?)?;
             if !matches!(o.state.status, Status::Running | Status::Restarting) || o.state.pid <= 0 {
                 return Err(Error::Conflict(format!(
@@ -965,6 +1052,7 @@ impl crate::Engine {
     /// not ready, lock free): removes what there is of them. Errors are
     /// logged: the next pod command tries again.
     pub fn reconcile_pods(&self) {
+        self.reconcile_pod_namespaces();
         let Ok(all) = self.pods().all() else {
             return;
         };

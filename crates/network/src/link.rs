@@ -694,7 +694,7 @@ fn read_sysctl(key: &str) -> Result<String> {
 
 /// Sets `lo` up in the calling thread's namespace (a new namespace's
 /// loopback is ifindex 1 and down).
-pub(crate) fn loopback_up() -> Result<()> {
+pub fn loopback_up() -> Result<()> {
     let mut nl = Netlink::open()?;
     let mut msg = LinkMessage::default();
     msg.header.index = 1;
