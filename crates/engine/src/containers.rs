@@ -1283,9 +1283,7 @@ impl Engine {
         let (mut session, child) = self.spawn_monitor(rec, &dir, &run_dir, pre, hold)?;
         let ready = self
             .write_bundle(rec, image, rootfs, &run_dir, net)
-            .and_then(|()| crate::health::write_process_files(rec, &run_dir))
-            // Its pod's infra, started meanwhile, must run before this does.
-            .and_then(|()| infra.map_or(Ok(()), |i| self.infra_started(i)));
+            .and_then(|()| crate::health::write_process_files(rec, &run_dir));
         if let Err(e) = ready.and_then(|()| session.send(frame::GO, b"")) {
             // Told by the closed pipe, the monitor ends without a trace.
             drop(session);
@@ -1307,6 +1305,8 @@ impl Engine {
             self.records.set_stopped_by_user(&rec.id, false)?;
         }
         self.container_event(rec, "start", &[]);
+        // Its pod's infra, started meanwhile: waited for with this start.
+        session.infra = infra.map(Box::new);
         // The monitor is not waited for here: it outlives this call (and,
         // detached, this process); it is reaped when it ends.
         if let Some(child) = child {
@@ -1521,6 +1521,7 @@ impl Engine {
                 decoder: Decoder::default(),
                 early: Default::default(),
                 monitor_log: run_dir.join("monitor.log"),
+                infra: None,
             },
             child,
         ))
@@ -1553,6 +1554,7 @@ impl Engine {
                 decoder: Decoder::default(),
                 early: Default::default(),
                 monitor_log,
+                infra: None,
             },
         ))
     }

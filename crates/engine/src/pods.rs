@@ -663,10 +663,10 @@ impl crate::Engine {
     /// Before a pod member starts: its pod's infra, if not running. A pod
     /// that does not share its pid namespace has the others bound on
     /// files when its infra starts ([`crate::podns`]): the member joins
-    /// those, so the infra is not waited for here; the member's start
-    /// waits for it ([`Engine::infra_started`]) before its own process
-    /// starts. A pod that shares it waits: the member joins the infra's
-    /// process's.
+    /// those, so the infra is not waited for here but with the member
+    /// ([`Engine::start_session`], through [`Engine::infra_started`]),
+    /// and the two start side by side. A pod that shares it waits: the
+    /// member joins the infra's process's.
     pub(crate) fn start_pod_infra(
         &self,
         rec: &Record,

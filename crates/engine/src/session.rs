@@ -36,6 +36,9 @@ pub struct Session {
     pub(crate) early: std::collections::VecDeque<(u8, Vec<u8>)>,
     /// The monitor's log, where it says why it ended.
     pub(crate) monitor_log: PathBuf,
+    /// The pod infra this start started first and has not seen running
+    /// yet ([`Engine::start_session`] waits for it).
+    pub(crate) infra: Option<Box<crate::pods::InfraStart>>,
 }
 
 /// What a started session saw first.
@@ -437,7 +440,20 @@ impl Engine {
     ) -> Result<(Session, i32)> {
         let mut s = self.start_with(what, pre)?;
         match s.wait_started()? {
-            Started::Pid(pid) => Ok((s, pid)),
+            Started::Pid(pid) => {
+                // Its pod's infra, started meanwhile: one that failed
+                // fails this start too, and this container is stopped
+                // (its monitor records the end).
+                if let Some(infra) = s.infra.take() {
+                    if let Err(e) = self.infra_started(*infra) {
+                        // SAFETY: kill has no memory effects; pid is this
+                        // start's process, which its monitor has not reaped.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                        return Err(e);
+                    }
+                }
+                Ok((s, pid))
+            }
             Started::Failed(msg) => {
                 let rec = self.get(what);
                 let _ = self.cleanup(what);
