@@ -321,6 +321,49 @@ fn the_pods_namespaces_are_bound_joined_and_go_with_the_infra() {
     }
 }
 
+/// A pod whose processes cannot start (its cgroup allows one task, the
+/// infra and the member start side by side): `run` fails in one line,
+/// with the pod settled when it returns (the member does not run; the
+/// infra runs or was cleaned up), and `pod rm` leaves no bound namespace
+/// or cgroup.
+#[test]
+fn a_pod_whose_processes_cannot_start_fails_cleanly() {
+    let e = env();
+    let _c = Cleanup(&e);
+    for i in 0..3 {
+        let p = format!("lim{i}");
+        let id = e
+            .berth(&["pod", "create", "--name", &p, "--pids-limit", "1"])
+            .ok()
+            .stdout
+            .trim()
+            .to_string();
+        let o = e.berth(&["run", "-d", "--pod", &p, IMAGE, "sleep", "600"]);
+        assert_ne!(o.code, 0, "{}", o.stdout);
+        assert_eq!(o.stderr.trim().lines().count(), 1, "{}", o.stderr);
+        assert!(o.stderr.contains("start container"), "{}", o.stderr);
+        let running = e
+            .berth(&[
+                "ps",
+                "--filter",
+                &format!("pod={p}"),
+                "--filter",
+                "status=running",
+                "--format",
+                "{{.Names}}",
+            ])
+            .ok()
+            .stdout;
+        assert!(
+            running.lines().all(|n| n.ends_with("-infra")),
+            "only the infra of pod {p} may run: {running}"
+        );
+        e.berth(&["pod", "rm", "-f", &p]).ok();
+        assert_eq!(podns_left(&e), (Vec::new(), 0));
+        assert!(pod_cgroups(&id).is_empty(), "{:?}", pod_cgroups(&id));
+    }
+}
+
 #[test]
 fn a_pod_sharing_pid_sees_each_others_processes() {
     let e = env();

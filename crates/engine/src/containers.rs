@@ -2105,7 +2105,7 @@ impl Engine {
     /// Waits up to `timeout` for the container to stop: on its monitor when
     /// it has one, else (its monitor was killed) on its pid. The record as
     /// it then is, or None on timeout.
-    fn wait_stopped(&self, rec: &Record, timeout: Duration) -> Result<Option<Record>> {
+    pub(crate) fn wait_stopped(&self, rec: &Record, timeout: Duration) -> Result<Option<Record>> {
         let deadline = Instant::now() + timeout;
         let mut nap = Duration::from_millis(10);
         loop {

@@ -442,13 +442,14 @@ impl Engine {
         match s.wait_started()? {
             Started::Pid(pid) => {
                 // Its pod's infra, started meanwhile: one that failed
-                // fails this start too, and this container is stopped
-                // (its monitor records the end).
+                // fails this start too, and this container is killed (as
+                // by the user: no restart), its end recorded when this
+                // returns.
                 if let Some(infra) = s.infra.take() {
                     if let Err(e) = self.infra_started(*infra) {
-                        // SAFETY: kill has no memory effects; pid is this
-                        // start's process, which its monitor has not reaped.
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                        if let Ok(rec) = self.kill(what, libc::SIGKILL, true) {
+                            let _ = self.wait_stopped(&rec, Duration::from_secs(10));
+                        }
                         return Err(e);
                     }
                 }
@@ -458,6 +459,11 @@ impl Engine {
                 let rec = self.get(what);
                 let _ = self.cleanup(what);
                 let _ = s.send(frame::CLEANED, b"");
+                // Its pod's infra, started meanwhile, settled before this
+                // returns: running, or failed and cleaned up.
+                if let Some(infra) = s.infra.take() {
+                    let _ = self.infra_started(*infra);
+                }
                 let container = rec.map(|r| r.name).unwrap_or_else(|_| what.to_string());
                 Err(Error::StartFailed { container, msg })
             }
