@@ -660,13 +660,23 @@ mod tests {
     }
 
     /// The lock [`compute`] wants held, on a file of its own (no test
-    /// waits for another) in a directory kept for the tests' length.
-    fn held() -> UsernsLock {
-        static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let d = DIR.get_or_init(|| tempfile::tempdir().unwrap());
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        UsernsLock::acquire(&d.path().join(format!("lock{n}"))).unwrap()
+    /// waits for another) in a directory that goes with it.
+    struct Held {
+        lock: UsernsLock,
+        _dir: tempfile::TempDir,
+    }
+
+    impl std::ops::Deref for Held {
+        type Target = UsernsLock;
+        fn deref(&self) -> &UsernsLock {
+            &self.lock
+        }
+    }
+
+    fn held() -> Held {
+        let d = tempfile::tempdir().unwrap();
+        let lock = UsernsLock::acquire(&d.path().join("lock")).unwrap();
+        Held { lock, _dir: d }
     }
 
     fn root_host(subids: &str) -> Host {
