@@ -447,6 +447,26 @@ impl Manager {
         }
     }
 
+    /// Kills (SIGKILL) whatever is in the cgroup and its sub-cgroups,
+    /// thawing it first (frozen tasks would not die), until it is empty or
+    /// about 100 ms have passed; a cgroup that cannot be read holds nothing
+    /// to kill. Its removal ([`Manager::destroy`]) follows.
+    pub fn kill_all(&self) {
+        if self.freezing() {
+            let _ = self.set_frozen(false);
+        }
+        for _ in 0..100 {
+            let procs = self.procs().unwrap_or_default();
+            if procs.is_empty() {
+                return;
+            }
+            for p in procs {
+                let _ = berth_sys::process::kill(p, libc::SIGKILL);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
     /// Whether the cgroup was asked to freeze (frozen, or on its way).
     pub fn freezing(&self) -> bool {
         let Some(d) = self.freezer_dir() else {

@@ -491,17 +491,10 @@ pub(crate) fn sweep_cgroup(rec: &Record) {
         return;
     };
     // Gone already: the common case.
-    let Ok(procs) = m.procs() else {
+    if m.procs().is_err() {
         return;
-    };
-    if m.freezing() {
-        // Frozen tasks would not die.
-        let _ = m.set_frozen(false);
     }
-    for p in procs {
-        // SAFETY: kill has no memory effects.
-        unsafe { libc::kill(p, libc::SIGKILL) };
-    }
+    m.kill_all();
     if let Err(e) = destroy_cgroup_retry(&m) {
         eprintln!(
             "berth: warning: container {}: remove its cgroup {path}: {e}",

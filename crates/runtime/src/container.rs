@@ -87,25 +87,8 @@ impl Drop for Cleanup {
 /// Kills whatever is left in the cgroup (processes outside the init's pid
 /// namespace, or a container without one), then removes the cgroup.
 fn remove_cgroup(cg: &Manager) -> berth_cgroups::Result<()> {
-    if cg.freezing() {
-        // Frozen tasks would not die.
-        let _ = cg.set_frozen(false);
-    }
-    kill_cgroup(cg);
+    cg.kill_all();
     cg.destroy()
-}
-
-fn kill_cgroup(cg: &Manager) {
-    for _ in 0..100 {
-        let procs = cg.procs().unwrap_or_default();
-        if procs.is_empty() {
-            return;
-        }
-        for p in procs {
-            let _ = sp::kill(p, libc::SIGKILL);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-    }
 }
 
 /// `create`: sets the container up and leaves its init waiting for `start`.
