@@ -722,12 +722,7 @@ impl crate::Engine {
         match session.wait_started()? {
             crate::session::Started::Pid(_) => Ok(()),
             crate::session::Started::Failed(msg) => {
-                let _ = self.cleanup(&id);
-                let _ = session.send(berth_monitor_proto::frame::CLEANED, b"");
-                Err(Error::StartFailed {
-                    container: name,
-                    msg,
-                })
+                Err(self.start_failed(&mut session, &id, name, msg))
             }
         }
     }

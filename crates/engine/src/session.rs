@@ -456,18 +456,34 @@ impl Engine {
                 Ok((s, pid))
             }
             Started::Failed(msg) => {
-                let rec = self.get(what);
-                let _ = self.cleanup(what);
-                let _ = s.send(frame::CLEANED, b"");
+                let container = self
+                    .get(what)
+                    .map(|r| r.name)
+                    .unwrap_or_else(|_| what.to_string());
+                let e = self.start_failed(&mut s, what, container, msg);
                 // Its pod's infra, started meanwhile, settled before this
                 // returns: running, or failed and cleaned up.
                 if let Some(infra) = s.infra.take() {
                     let _ = self.infra_started(*infra);
                 }
-                let container = rec.map(|r| r.name).unwrap_or_else(|_| what.to_string());
-                Err(Error::StartFailed { container, msg })
+                Err(e)
             }
         }
+    }
+
+    /// A start that its runtime failed (`msg`, reported on `s`): cleaned
+    /// up, its monitor told so (CLEANED), and the error naming
+    /// `container`.
+    pub(crate) fn start_failed(
+        &self,
+        s: &mut Session,
+        id: &str,
+        container: String,
+        msg: String,
+    ) -> Error {
+        let _ = self.cleanup(id);
+        let _ = s.send(frame::CLEANED, b"");
+        Error::StartFailed { container, msg }
     }
 
     /// The forwarder of signals to `rec`'s process.
