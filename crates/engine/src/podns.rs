@@ -66,15 +66,19 @@ impl crate::Engine {
         // A member that runs still holds the namespaces bound before (the
         // infra died under it): they are kept, as its pod's. By the
         // records, not refreshed: this start holds the infra's lock, which
-        // a refresh of the infra would wait for.
-        let members_run = self.records.all().is_ok_and(|cs| {
-            cs.iter().any(|r| {
-                r.id != rec.id
-                    && r.spec.pod.as_deref() == Some(pod.id.as_str())
-                    && matches!(r.state.status, Status::Running | Status::Restarting)
+        // a refresh of the infra would wait for. Read only when there are
+        // bindings to keep (a fresh start has none).
+        let bound = kinds.iter().all(|(k, _)| dir.join(k).exists());
+        let members_run = || {
+            self.records.all().is_ok_and(|cs| {
+                cs.iter().any(|r| {
+                    r.id != rec.id
+                        && r.spec.pod.as_deref() == Some(pod.id.as_str())
+                        && matches!(r.state.status, Status::Running | Status::Restarting)
+                })
             })
-        });
-        if members_run && kinds.iter().all(|(k, _)| dir.join(k).exists()) {
+        };
+        if bound && members_run() {
             return Ok(kinds.iter().map(|(k, _)| (*k, dir.join(k))).collect());
         }
         // Fresh ones: what a start that died left goes first.
