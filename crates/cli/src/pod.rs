@@ -197,6 +197,10 @@ pub struct CreateArgs {
     /// limit).
     #[arg(long = "pids-limit")]
     pids_limit: Option<i64>,
+    /// The size of the pod's /dev/shm, which its containers share with
+    /// its ipc namespace (64m by default; 1g, 512k, bytes).
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    shm_size: Option<String>,
     /// Write the pod's id to this file.
     #[arg(long = "pod-id-file", value_name = "FILE")]
     pod_id_file: Option<std::path::PathBuf>,
@@ -273,6 +277,11 @@ fn pod_spec(a: &CreateArgs) -> Result<PodSpec> {
             .memory
             .as_deref()
             .map(|m| berth_engine::specgen::parse_size(m, "--memory").map(|v| v as i64))
+            .transpose()?,
+        shm_size: a
+            .shm_size
+            .as_deref()
+            .map(|m| berth_engine::specgen::parse_size(m, "--shm-size"))
             .transpose()?,
         ..PodSpec::default()
     };

@@ -17,7 +17,7 @@ const IMAGE: &str = "pods:1";
 fn image_tar() -> Vec<u8> {
     let mut t = busybox_rootfs(&[
         "sh", "sleep", "nc", "hostname", "ps", "cat", "echo", "readlink", "mkdir", "httpd", "grep",
-        "true", "ip", "wget", "touch", "ls",
+        "true", "ip", "wget", "touch", "ls", "umount", "rmdir", "ln", "stat",
     ]);
     t.dir("usr/", 0o755).dir("usr/bin/", 0o755);
     t.dir("lib/", 0o755).dir("lib/x86_64-linux-gnu/", 0o755);
@@ -321,6 +321,112 @@ fn the_pods_namespaces_are_bound_joined_and_go_with_the_infra() {
     }
 }
 
+/// A pod's members share its /dev/shm (POSIX shared memory, sized by
+/// `pod create --shm-size`) and its /etc/hostname, /etc/hosts and
+/// /etc/resolv.conf (the infra's, as the kubelet shares a pod's): what
+/// one writes, the others see. Stopped and started, the pod has a new
+/// /dev/shm; removed, it leaves no mount.
+#[test]
+fn a_pods_members_share_its_dev_shm_and_its_etc_files() {
+    let e = env();
+    let _c = Cleanup(&e);
+    let o = e.berth(&["pod", "create", "--name", "bad", "--shm-size", "0"]);
+    assert!(
+        o.stderr.contains("--shm-size: must be more than 0"),
+        "{}",
+        o.stderr
+    );
+    let o = e.berth(&[
+        "pod",
+        "create",
+        "--name",
+        "bad",
+        "--share",
+        "net",
+        "--shm-size",
+        "1m",
+    ]);
+    assert!(o.stderr.contains("--share ipc"), "{}", o.stderr);
+    let id = e
+        .berth(&["pod", "create", "--name", "shp", "--shm-size", "8m"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let infra = format!("{}-infra", &id[..12]);
+    for m in ["m1", "m2"] {
+        e.berth(&[
+            "run", "-d", "--name", m, "--pod", "shp", IMAGE, "sleep", "600",
+        ])
+        .ok();
+    }
+    let o = e.berth(&[
+        "run",
+        "--rm",
+        "--pod",
+        "shp",
+        "--shm-size",
+        "1m",
+        IMAGE,
+        "true",
+    ]);
+    assert!(o.stderr.contains("pod create --shm-size"), "{}", o.stderr);
+    e.berth(&["exec", "m1", "sh", "-c", "echo from-m1 > /dev/shm/x"])
+        .ok();
+    assert_eq!(
+        e.berth(&["exec", "m2", "cat", "/dev/shm/x"]).ok().stdout,
+        "from-m1\n"
+    );
+    // 8 MiB in 4 KiB blocks.
+    assert_eq!(
+        e.berth(&["exec", "m2", "stat", "-f", "-c", "%b %S", "/dev/shm"])
+            .ok()
+            .stdout,
+        "2048 4096\n"
+    );
+    // The infra's files, bound in every member.
+    let files = |what: &str| {
+        ["{{.HostsPath}}", "{{.ResolvConfPath}}", "{{.HostnamePath}}"]
+            .map(|f| inspect(&e, &["inspect", what], f))
+    };
+    let theirs = files(&infra);
+    assert_eq!(files("m1"), theirs);
+    assert_eq!(files("m2"), theirs);
+    e.berth(&[
+        "exec",
+        "m1",
+        "sh",
+        "-c",
+        "echo '10.9.9.9 added' >> /etc/hosts",
+    ])
+    .ok();
+    assert!(
+        e.berth(&["exec", "m2", "cat", "/etc/hosts"])
+            .ok()
+            .stdout
+            .contains("10.9.9.9 added"),
+        "m2 does not see m1's /etc/hosts line"
+    );
+    assert_eq!(
+        e.berth(&["exec", "m2", "cat", "/etc/hostname"]).ok().stdout,
+        "shp\n"
+    );
+    // A new /dev/shm after a stop and a start.
+    e.berth(&["pod", "stop", "-t", "0", "shp"]).ok();
+    assert_eq!(podns_left(&e), (Vec::new(), 0));
+    e.berth(&["pod", "start", "shp"]).ok();
+    let o = e.berth(&["exec", "m2", "ls", "/dev/shm"]).ok();
+    assert_eq!(o.stdout, "", "the pod's old /dev/shm came back");
+    e.berth(&["exec", "m2", "sh", "-c", "echo again > /dev/shm/y"])
+        .ok();
+    assert_eq!(
+        e.berth(&["exec", "m1", "cat", "/dev/shm/y"]).ok().stdout,
+        "again\n"
+    );
+    e.berth(&["pod", "rm", "-f", "shp"]).ok();
+    assert_eq!(podns_left(&e), (Vec::new(), 0));
+}
+
 /// A pod whose processes cannot start (its cgroup allows one task, the
 /// infra and the member start side by side): `run` fails in one line,
 /// with the pod settled when it returns (the member does not run; the
@@ -622,6 +728,10 @@ fn plain_containers_join_another_containers_pid_ipc_uts_and_network() {
     .ok();
     let pid = inspect(&e, &["inspect", "owner"], "{{.State.Pid}}");
     let ns = |kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap();
+    // POSIX shared memory goes with the IPC namespace: the owner's
+    // /dev/shm is the joiner's (Docker's and Podman's --ipc container:).
+    e.berth(&["exec", "owner", "sh", "-c", "echo owner-shm > /dev/shm/o"])
+        .ok();
     let o = e
         .berth(&[
             "run",
@@ -637,9 +747,27 @@ fn plain_containers_join_another_containers_pid_ipc_uts_and_network() {
             IMAGE,
             "sh",
             "-c",
-            "hostname; readlink /proc/self/ns/ipc; ps; nc 127.0.0.1 7777 </dev/null",
+            "hostname; readlink /proc/self/ns/ipc; ps; nc 127.0.0.1 7777 </dev/null; cat /dev/shm/o; echo joiner-shm > /dev/shm/j",
         ])
         .ok();
+    assert!(o.stdout.contains("owner-shm"), "{}", o.stdout);
+    assert_eq!(
+        e.berth(&["exec", "owner", "cat", "/dev/shm/j"]).ok().stdout,
+        "joiner-shm\n"
+    );
+    // The joiner's hold on the owner's /dev/shm went with its run.
+    let held = e.run_root.path().join("shm");
+    assert_eq!(
+        std::fs::read_dir(&held).map(|d| d.count()).unwrap_or(0),
+        0,
+        "{held:?}"
+    );
+    assert!(
+        !std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .contains(&*held.to_string_lossy()),
+        "a mount is left on {held:?}"
+    );
     let lines: Vec<&str> = o.stdout.lines().collect();
     assert_eq!(lines[0], "ownerhost", "{}", o.stdout);
     assert_eq!(lines[1], ns("ipc").to_str().unwrap(), "{}", o.stdout);
@@ -674,6 +802,35 @@ fn plain_containers_join_another_containers_pid_ipc_uts_and_network() {
         "true",
     ]);
     assert!(o.stderr.contains("cannot be set with"), "{}", o.stderr);
+    // A container that made its /dev/shm a link (to its /etc, here) is
+    // refused as a donor: the link is never followed on the host's side.
+    e.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "evil",
+        "--privileged",
+        IMAGE,
+        "sleep",
+        "600",
+    ])
+    .ok();
+    e.berth(&[
+        "exec",
+        "evil",
+        "sh",
+        "-c",
+        "umount /dev/shm && rmdir /dev/shm && ln -s /etc /dev/shm",
+    ])
+    .ok();
+    let o = e.berth(&["run", "--rm", "--ipc", "container:evil", IMAGE, "true"]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(
+        o.stderr
+            .contains("--ipc container:evil: share its /dev/shm"),
+        "{}",
+        o.stderr
+    );
     let o = e.berth(&["run", "--rm", "--ipc", "container:nosuch", IMAGE, "true"]);
     assert_eq!(o.code, 125, "{}", o.stderr);
     assert!(

@@ -1101,6 +1101,7 @@ impl Engine {
             },
             netns: None,
             joined: Vec::new(),
+            shm: None,
         })
     }
 
@@ -1115,20 +1116,26 @@ impl Engine {
             .ok_or_else(|| Error::Runtime(format!("no generated /etc file {name}")))
     }
 
+    /// Writes the container's /etc/hostname, /etc/hosts and
+    /// /etc/resolv.conf, except those `host` takes from the container
+    /// whose namespaces it joins (`join_namespaces`).
     fn write_etc_files(
         &self,
         rec: &Record,
-        hostname: &str,
+        host: &crate::spec::Resolved,
         net: Option<&crate::networks::NetSetup>,
     ) -> Result<()> {
         let dir = self.paths.run_dir(&rec.id);
         let dfd = berth_sys::fs::open(&dir, libc::O_PATH | libc::O_DIRECTORY, 0)
             .map_err(io(format!("open {}", dir.display())))?;
-        for (name, text) in etc_files(rec, hostname, net) {
+        for (name, text) in etc_files(rec, &host.hostname, net) {
+            let p = dir.join(name);
+            if !host.files.iter().any(|(_, f)| *f == p) {
+                continue;
+            }
             // Written at each start, as podman does (the host's resolver
             // may have changed), into the run directory made anew for
             // this start: created exclusively, never through a link.
-            let p = dir.join(name);
             let mut f = berth_sys::fs::create_file_at(dfd.as_fd(), Path::new(name), 0o644)
                 .map_err(io(format!("create {}", p.display())))?;
             std::io::Write::write_all(&mut f, text.as_bytes())
@@ -1346,12 +1353,13 @@ impl Engine {
         for (kind, path) in self.bind_pod_namespaces(rec, host.netns.as_deref(), &host.hostname)? {
             match kind {
                 "net" => host.netns = Some(path),
+                "shm" => host.shm = Some(path),
                 _ => host.joined.push((kind, path)),
             }
         }
         self.join_namespaces(rec, &mut host)?;
         self.convert_seccomp(c, &mut host)?;
-        self.write_etc_files(rec, &host.hostname, net)?;
+        self.write_etc_files(rec, &host, net)?;
         for (name, _, dest) in self.volume_mounts(rec, image) {
             let nocopy = c
                 .storage
@@ -1846,8 +1854,10 @@ impl Engine {
         // An `--rm` container's client leaves the port elements to the
         // monitor's exit command, which finds the record gone.
         self.teardown_network(&rec.id, to_trash && rec.spec.lifecycle.auto_remove);
-        // A pod infra's bound namespaces (members that run keep theirs).
+        // A pod infra's bound namespaces (members that run keep theirs),
+        // and the /dev/shm an `--ipc container:` run joined.
         self.unbind_pod_namespaces(&rec.id);
+        self.release_joined_shm(&rec.id);
         let run = self.paths.run_dir(&rec.id);
         let run_trash = self.paths.run_trash(&rec.id);
         // The run directory first, so that the mount point can follow it

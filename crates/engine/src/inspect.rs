@@ -372,7 +372,6 @@ impl Engine {
             NamespaceMode::Private => String::new(),
             m => m.to_string(),
         };
-        let run = self.paths.run_dir(&r.id);
         let mounts = self
             .mounts(r)
             .into_iter()
@@ -572,9 +571,9 @@ impl Engine {
                 ..state_inspect(r)
             },
             image: r.image_id.clone(),
-            resolv_conf_path: run.join("resolv.conf"),
-            hostname_path: run.join("hostname"),
-            hosts_path: run.join("hosts"),
+            resolv_conf_path: self.etc_file_path(r, "resolv.conf"),
+            hostname_path: self.etc_file_path(r, "hostname"),
+            hosts_path: self.etc_file_path(r, "hosts"),
             log_path: dir.join("ctr.log"),
             name: format!("/{}", r.name),
             restart_count: r.state.restarts,

@@ -10,9 +10,21 @@
 //! set, then a bind mount of each `/proc/thread-self/ns/KIND`), so the
 //! caller's namespaces never change; unmounted and removed when the infra
 //! ends, and by the next pod command after a kill -9 left them.
+//!
+//! With the IPC namespace goes the pod's `/dev/shm`: a tmpfs on
+//! `INFRA_ID/shm` (the pod's `--shm-size`), which the infra and every
+//! member bind, so that POSIX shared memory (`shm_open`) is shared as the
+//! namespace's System V objects are (Docker's and Podman's `--ipc
+//! container:`).
+//!
+//! `--ipc container:NAME` of another container (not a pod's infra) binds
+//! NAME's /dev/shm likewise: cloned from NAME's mount namespace (on a
+//! thread that enters it, `open_tree`), attached on `RUN_ROOT/shm/ID`
+//! for the joiner's run, and detached when that run ends.
 
 use crate::error::{io, Error, Result};
 use crate::records::{Record, Status};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 /// The kinds, in the order they are bound.
@@ -68,7 +80,17 @@ impl crate::Engine {
         // records, not refreshed: this start holds the infra's lock, which
         // a refresh of the infra would wait for. Read only when there are
         // bindings to keep (a fresh start has none).
-        let bound = kinds.iter().all(|(k, _)| dir.join(k).exists());
+        let ipc = kinds.iter().any(|(k, _)| *k == "ipc");
+        let shared = |kinds: &[(&'static str, libc::c_int)]| {
+            let mut out: Vec<(&'static str, PathBuf)> =
+                kinds.iter().map(|(k, _)| (*k, dir.join(k))).collect();
+            if ipc {
+                out.push(("shm", dir.join("shm")));
+            }
+            out
+        };
+        let bound = kinds.iter().all(|(k, _)| dir.join(k).exists())
+            && (!ipc || shm_mounted(&dir.join("shm")));
         let members_run = || {
             self.records.all().is_ok_and(|cs| {
                 cs.iter().any(|r| {
@@ -79,7 +101,7 @@ impl crate::Engine {
             })
         };
         if bound && members_run() {
-            return Ok(kinds.iter().map(|(k, _)| (*k, dir.join(k))).collect());
+            return Ok(shared(&kinds));
         }
         // Fresh ones: what a start that died left goes first.
         self.unbind_pod_namespaces(&rec.id);
@@ -88,12 +110,15 @@ impl crate::Engine {
         }
         berth_sys::fs::create_private_dir_all(&dir)
             .map_err(io(format!("create {}", dir.display())))?;
-        let made = bind(&dir, &kinds, hostname);
+        let mut made = bind(&dir, &kinds, hostname);
+        if made.is_ok() && ipc {
+            made = mount_shm(&dir.join("shm"), rec.spec.storage.shm_size);
+        }
         if let Err(e) = made {
             self.unbind_pod_namespaces(&rec.id);
             return Err(e);
         }
-        Ok(kinds.iter().map(|(k, _)| (*k, dir.join(k))).collect())
+        Ok(shared(&kinds))
     }
 
     /// Unmounts and removes the infra `id`'s bound namespaces (none: Ok).
@@ -108,12 +133,104 @@ impl crate::Engine {
                 eprintln!("berth: warning: container {id}: remove its bound {k} namespace: {e}");
             }
         }
+        let shm = dir.join("shm");
+        if let Err(e) = unmount_shm(&shm) {
+            eprintln!(
+                "berth: warning: container {id}: remove the pod's /dev/shm {}: {e}",
+                shm.display()
+            );
+        }
         let _ = std::fs::remove_dir(&dir);
     }
 
+    /// Where the /dev/shm that the container `id` joined is attached on
+    /// the host for its run ([`Engine::attach_joined_shm`]).
+    fn joined_shm(&self, id: &str) -> PathBuf {
+        self.paths.run_root.join("shm").join(id)
+    }
+
+    /// `--ipc container:OTHER` (OTHER's init runs as `pid`): OTHER's
+    /// /dev/shm, attached on the host for the run of the container `id`,
+    /// which binds it as its own.
+    pub(crate) fn attach_joined_shm(&self, id: &str, other: &str, pid: i32) -> Result<PathBuf> {
+        let what = || format!("--ipc container:{other}: share its /dev/shm");
+        let mntns = berth_sys::fs::open(
+            Path::new(&format!("/proc/{pid}/ns/mnt")),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+            0,
+        )
+        .map_err(io(what()))?;
+        let tree = std::thread::scope(|s| {
+            s.spawn(|| -> std::io::Result<std::os::fd::OwnedFd> {
+                // Its own root and cwd first (setns into a mount namespace
+                // needs them unshared); then OTHER's namespace, whose root
+                // becomes this thread's: the path is resolved inside it,
+                // following no link.
+                berth_sys::process::unshare(libc::CLONE_FS)?;
+                berth_sys::process::setns(mntns.as_fd(), libc::CLONE_NEWNS)?;
+                let root = berth_sys::fs::open(
+                    Path::new("/"),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    0,
+                )?;
+                let shm = berth_sys::fs::openat2(
+                    root.as_fd(),
+                    Path::new("dev/shm"),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    0,
+                    berth_sys::fs::RESOLVE_IN_ROOT
+                        | berth_sys::fs::RESOLVE_NO_SYMLINKS
+                        | berth_sys::fs::RESOLVE_NO_MAGICLINKS,
+                )?;
+                berth_sys::mount::open_tree(shm.as_fd(), berth_sys::mount::OPEN_TREE_CLONE)
+            })
+            .join()
+        });
+        let tree = match tree {
+            Ok(r) => r.map_err(io(what()))?,
+            // The thread runs only the system calls above.
+            Err(_) => return Err(Error::Runtime(format!("{}: the thread panicked", what()))),
+        };
+        let target = self.joined_shm(id);
+        self.release_joined_shm(id);
+        berth_sys::fs::create_private_dir_all(&target)
+            .map_err(io(format!("create {}", target.display())))?;
+        let attached = berth_sys::fs::open(
+            &target,
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0,
+        )
+        .and_then(|t| berth_sys::mount::move_mount(tree.as_fd(), t.as_fd()));
+        if let Err(e) = attached {
+            self.release_joined_shm(id);
+            return Err(io(what())(e));
+        }
+        Ok(target)
+    }
+
+    /// Detaches and removes the /dev/shm the container `id` joined, if any.
+    pub(crate) fn release_joined_shm(&self, id: &str) {
+        let p = self.joined_shm(id);
+        if let Err(e) = unmount_shm(&p) {
+            eprintln!(
+                "berth: warning: container {id}: detach the /dev/shm it joined ({}): {e}",
+                p.display()
+            );
+        }
+    }
+
     /// Removes the bound namespaces of infras that are gone (a kill -9
-    /// between their start and their end's cleanup).
+    /// between their start and their end's cleanup), and the joined
+    /// /dev/shm of containers that are gone.
     pub(crate) fn reconcile_pod_namespaces(&self) {
+        if let Ok(rd) = std::fs::read_dir(self.paths.run_root.join("shm")) {
+            for e in rd.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                if matches!(self.records.get(&id), Ok(None)) {
+                    self.release_joined_shm(&id);
+                }
+            }
+        }
         let Ok(rd) = std::fs::read_dir(self.podns_root()) else {
             return;
         };
@@ -178,5 +295,59 @@ fn bind(dir: &Path, kinds: &[(&'static str, libc::c_int)], hostname: &str) -> Re
             "bind the pod's namespaces in {}: the thread panicked",
             dir.display()
         ))),
+    }
+}
+
+/// The pod's /dev/shm: a tmpfs of `size` bytes (64 MiB by default) on
+/// `path`, made here (a directory only root can reach, in the run root).
+fn mount_shm(path: &Path, size: Option<u64>) -> Result<()> {
+    match std::fs::create_dir(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(format!("create {}", path.display()))(e)),
+    }
+    let target = berth_sys::cstr(path).map_err(io("mount the pod's /dev/shm"))?;
+    let data = format!("mode=1777,size={}", size.unwrap_or(64 << 20));
+    let data = berth_sys::cstr(&data).map_err(io("mount the pod's /dev/shm"))?;
+    berth_sys::mount::mount(
+        Some(c"shm"),
+        &target,
+        Some(c"tmpfs"),
+        libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        Some(data.as_c_str()),
+    )
+    .map_err(io(format!(
+        "mount the pod's /dev/shm on {}",
+        path.display()
+    )))
+}
+
+/// Unmounts (every mount stacked there) and removes the pod's /dev/shm
+/// at `path`; none there: Ok.
+fn unmount_shm(path: &Path) -> std::io::Result<()> {
+    let c = berth_sys::cstr(path)?;
+    for _ in 0..16 {
+        match berth_sys::mount::umount2(&c, libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) {
+            Ok(()) => continue,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    match std::fs::remove_dir(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Whether something is mounted on `path` (its device differs from its
+/// parent directory's).
+fn shm_mounted(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::symlink_metadata(path),
+        path.parent().map(std::fs::metadata),
+    ) {
+        (Ok(m), Some(Ok(p))) => m.is_dir() && m.dev() != p.dev(),
+        _ => false,
     }
 }

@@ -78,6 +78,9 @@ pub struct PodSpec {
     pub cpus: Option<f64>,
     pub memory: Option<i64>,
     pub pids_limit: Option<i64>,
+    /// The size of the pod's /dev/shm (shared ipc), in bytes (default
+    /// 64 MiB).
+    pub shm_size: Option<u64>,
     /// The infra's network namespace mode (private with `network.networks`
     /// for bridge networks, host, none).
     pub net: NamespaceMode,
@@ -96,6 +99,7 @@ impl Default for PodSpec {
             cpus: None,
             memory: None,
             pids_limit: None,
+            shm_size: None,
             net: NamespaceMode::Private,
             network: NetworkSpec::default(),
         }
@@ -135,6 +139,17 @@ impl PodSpec {
                 "--hostname",
                 "the pod's host name needs a shared uts namespace (--share uts)",
             ));
+        }
+        if let Some(size) = self.shm_size {
+            if size == 0 {
+                return Err(opt("--shm-size", "must be more than 0"));
+            }
+            if !self.shares("ipc") {
+                return Err(opt(
+                    "--shm-size",
+                    "the pod's /dev/shm goes with a shared ipc namespace (--share ipc)",
+                ));
+            }
         }
         if !self.shares("net") && !self.network.ports.is_empty() {
             return Err(opt(
@@ -561,6 +576,7 @@ impl crate::Engine {
             spec.network = NetworkSpec::default();
         }
         spec.resources.cgroup_parent = Some(pod.cgroup());
+        spec.storage.shm_size = pod.spec.shm_size;
         spec.logging.driver = crate::specgen::LogDriver::None;
         spec.pod = Some(pod.id.clone());
         let name = format!("{}-infra", &pod.id[..12]);
@@ -627,6 +643,16 @@ impl crate::Engine {
                     ));
                 }
                 *mode = NamespaceMode::Container(infra.clone());
+            }
+            // The pod's /dev/shm goes with its IPC namespace.
+            if pod.spec.shares("ipc") && spec.storage.shm_size.is_some() {
+                return Err(opt(
+                    "--shm-size",
+                    format!(
+                        "pod {} shares its ipc namespace and its /dev/shm: set the size with pod create --shm-size",
+                        pod.name
+                    ),
+                ));
             }
         }
         spec.validate()
@@ -750,7 +776,12 @@ impl crate::Engine {
             if let Some(path) = self.podns(other, kind) {
                 host.joined.push((oci, path));
                 if kind == "uts" {
-                    host.hostname = self.hostname_of(&self.records.find(other)?);
+                    let o = self.records.find(other)?;
+                    host.hostname = self.hostname_of(&o);
+                    self.share_etc_file(&o.id, "/etc/hostname", host);
+                }
+                if kind == "ipc" {
+                    host.shm = self.podns(other, "shm");
                 }
                 continue;
             }
@@ -765,29 +796,63 @@ impl crate::Engine {
                 oci,
                 PathBuf::from(format!("/proc/{}/ns/{kind}", o.state.pid)),
             ));
+            if kind == "ipc" {
+                host.shm = Some(self.attach_joined_shm(&rec.id, &o.name, o.state.pid)?);
+            }
             if kind == "uts" {
                 host.hostname = self.hostname_of(&o);
+                self.share_etc_file(&o.id, "/etc/hostname", host);
             }
         }
         if let NamespaceMode::Container(other) = &ns.net {
             if let Ok(o) = self.records.find(other) {
-                let run = self.paths.run_dir(&o.id);
-                for (dest, file) in [("/etc/hosts", "hosts"), ("/etc/resolv.conf", "resolv.conf")] {
-                    let p = run.join(file);
-                    if p.exists() {
-                        if let Some(f) = host.files.iter_mut().find(|(d, _)| d == dest) {
-                            f.1 = p;
-                        }
-                    }
+                for dest in ["/etc/hosts", "/etc/resolv.conf"] {
+                    self.share_etc_file(&o.id, dest, host);
                 }
             }
         }
         Ok(())
     }
 
+    /// Where the container's generated file `name` (hostname, hosts,
+    /// resolv.conf) is: its own, or (when it has none) that of the
+    /// container whose namespace it joined and whose file it binds
+    /// ([`Engine::share_etc_file`]).
+    pub(crate) fn etc_file_path(&self, r: &Record, name: &str) -> PathBuf {
+        let own = self.paths.run_dir(&r.id).join(name);
+        let ns = &r.spec.namespaces;
+        let from = if name == "hostname" { &ns.uts } else { &ns.net };
+        match from {
+            NamespaceMode::Container(other) if !own.exists() => self
+                .records
+                .find(other)
+                .map(|o| self.paths.run_dir(&o.id).join(name))
+                .ok()
+                .filter(|p| p.exists())
+                .unwrap_or(own),
+            _ => own,
+        }
+    }
+
+    /// Binds the generated file `dest` (/etc/hostname, /etc/hosts,
+    /// /etc/resolv.conf) of the container `other`, whose namespace this
+    /// start joins, instead of writing one of its own (Docker's
+    /// `container:` modes, a pod's shared files as the kubelet's): a
+    /// change to it is seen by both. Kept as it is when `other` has not
+    /// written it (it never started).
+    fn share_etc_file(&self, other: &str, dest: &str, host: &mut crate::spec::Resolved) {
+        let name = dest.trim_start_matches("/etc/");
+        let p = self.paths.run_dir(other).join(name);
+        if p.exists() {
+            if let Some(f) = host.files.iter_mut().find(|(d, _)| d == dest) {
+                f.1 = p;
+            }
+        }
+    }
+
     /// The host name a running container has.
     fn hostname_of(&self, r: &Record) -> String {
-        std::fs::read_to_string(self.paths.run_dir(&r.id).join("hostname"))
+        std::fs::read_to_string(self.etc_file_path(r, "hostname"))
             .map(|s| s.trim().to_string())
             .ok()
             .filter(|s| !s.is_empty())

@@ -245,6 +245,11 @@ pub struct Resolved {
     /// The pid, ipc and uts namespaces joined by path (`container:NAME`,
     /// a pod's infra container): (OCI type, path).
     pub joined: Vec<(&'static str, PathBuf)>,
+    /// The /dev/shm of the IPC namespace joined (a pod's, bound on the
+    /// host beside its namespaces): bound instead of a tmpfs of its own, so
+    /// that POSIX shared memory is shared with the namespace's System V
+    /// objects, as Docker and Podman share it.
+    pub shm: Option<PathBuf>,
 }
 
 /// Cleans an absolute container path; refuses relative ones and `..`.
@@ -730,6 +735,8 @@ fn build<'a>(
     if cs.namespaces.ipc.is_host() {
         // The host's IPC namespace: its /dev/shm with it, as Docker does.
         mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "nosuid", "noexec", "nodev", "rprivate"]}));
+    } else if let Some(shm) = &h.shm {
+        mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": shm, "options": ["rbind", "nosuid", "noexec", "nodev", "rprivate"]}));
     } else {
         let shm = cs.storage.shm_size.unwrap_or(64 << 20);
         mounts.push(json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={shm}")]}));

@@ -190,6 +190,7 @@ impl Engine {
         let mut all = ids(self.paths.root.join("containers"));
         all.extend(ids(self.paths.run_root.join("containers")));
         all.extend(ids(self.paths.run_root.join("rootfs")));
+        all.extend(ids(self.paths.run_root.join("shm")));
         all.sort();
         all.dedup();
         for id in all {
@@ -197,6 +198,7 @@ impl Engine {
                 continue;
             }
             self.host.unmount(&self.paths.rootfs(&id), None)?;
+            self.release_joined_shm(&id);
             let run = self.paths.run_dir(&id);
             if run.exists() {
                 std::fs::remove_dir_all(&run).map_err(io(format!("remove {}", run.display())))?;

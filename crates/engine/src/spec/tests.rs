@@ -801,6 +801,21 @@ fn devices_shm_sysctls_and_host_namespaces() {
     assert_eq!(shm(&j)["source"], "/dev/shm");
     assert!(j.get("hostname").is_none_or(|h| h.is_null()));
 
+    // A joined IPC namespace's /dev/shm (a pod's, another container's):
+    // bound, not a tmpfs of its own.
+    let mut o = opts();
+    o.cs.namespaces.ipc = NamespaceMode::Container("other".into());
+    o.h.shm = Some("/run/berth/podns/i1/shm".into());
+    let j = v(&generate(&img(), &User::default(), &o.cs, &o.h).unwrap());
+    assert_eq!(shm(&j)["type"], "bind");
+    assert_eq!(shm(&j)["source"], "/run/berth/podns/i1/shm");
+    for opt in ["nosuid", "noexec", "nodev"] {
+        assert!(
+            shm(&j)["options"].as_array().unwrap().contains(&json!(opt)),
+            "{opt}"
+        );
+    }
+
     // Sysctls: only namespaced ones, and only in a namespace of its own.
     let refused = |k: &str, host_ns: [bool; 2], network: NamespaceMode| {
         let mut o = opts();

@@ -1299,6 +1299,9 @@ fn namespace_flag(v: Option<&str>, flag: &str) -> Result<NamespaceMode> {
     };
     match NamespaceMode::parse(v) {
         _ if v == "none" => Err(bad()),
+        // Docker's IPC mode that others may join: every berth container's
+        // /dev/shm and IPC namespace can be joined (as Podman's).
+        _ if v == "shareable" && flag == "--ipc" => Ok(NamespaceMode::Private),
         Some(NamespaceMode::Pod(_)) => Err(option(
             flag,
             format!("{v}: a pod's namespaces are joined with --pod NAME"),

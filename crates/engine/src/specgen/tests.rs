@@ -675,6 +675,18 @@ fn pid_ipc_uts_join_another_container_and_a_pod_member_has_no_network_of_its_own
         e.starts_with("--hostname") || e.contains("cannot be set"),
         "{e}"
     );
+    // Docker's `--ipc shareable`: a private IPC namespace (any berth
+    // container's can be joined); not a mode of the other kinds.
+    let s = spec_of(&CreateFlags {
+        ipc: Some("shareable".into()),
+        ..flags()
+    });
+    assert_eq!(s.namespaces.ipc, NamespaceMode::Private);
+    let e = err_of(&CreateFlags {
+        pid: Some("shareable".into()),
+        ..flags()
+    });
+    assert!(e.starts_with("--pid"), "{e}");
     // A cgroup namespace is not joined.
     let mut s = ContainerSpec::default();
     s.namespaces.cgroup = Some(NamespaceMode::Container("web".into()));
