@@ -1,5 +1,10 @@
 //! Which cgroup hierarchies the host has mounted, and where this process
-//! sits in each: read from /proc/self/mountinfo and /proc/self/cgroup.
+//! sits in each: read from /proc/self/cgroup, with the mounts at their
+//! usual places under /sys/fs/cgroup (checked by statfs), else from
+//! /proc/self/mountinfo. mountinfo grows with every mount on the host (an
+//! overlay root per container, with its long options): about 1 ms to
+//! read with 100 containers, on every container start, where the usual
+//! places cost a statfs per hierarchy.
 
 use crate::{CgroupsPath, Error, Result, Version};
 use std::path::{Component, Path, PathBuf};
@@ -44,18 +49,99 @@ pub struct Layout {
     pub hierarchies: Vec<Hierarchy>,
 }
 
+/// Where hosts mount their cgroup hierarchies.
+const USUAL: &str = "/sys/fs/cgroup";
+
 impl Layout {
     /// Reads this machine's layout.
     pub fn from_host() -> Result<Layout> {
-        let mi = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(crate::io_err("read", Path::new("/proc/self/mountinfo")))?;
         let cg = std::fs::read_to_string("/proc/self/cgroup")
             .map_err(crate::io_err("read", Path::new("/proc/self/cgroup")))?;
+        if let Some(layout) = Layout::at_usual_places(&cg, Path::new(USUAL), &|p| {
+            berth_sys::fs::open(p, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC, 0)
+                .and_then(|fd| berth_sys::fs::fs_magic(std::os::fd::AsFd::as_fd(&fd)))
+                .ok()
+        }) {
+            return Ok(layout);
+        }
+        let mi = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(crate::io_err("read", Path::new("/proc/self/mountinfo")))?;
         let layout = Layout::parse(&mi, &cg);
         if layout.hierarchies.is_empty() {
             return Err(Error::NoCgroups);
         }
         Ok(layout)
+    }
+
+    /// The layout when every hierarchy of /proc/self/cgroup is mounted,
+    /// whole, at its usual place under `base`: v1 ones at `base/NAME`
+    /// (`cpu,cpuacct`, `systemd` for `name=systemd`), cgroup2 at `base` or
+    /// `base/unified`. `fs_magic` gives the filesystem type of a directory
+    /// (None: not there). A mount is taken as the hierarchy's whole tree
+    /// when this process's own cgroup is under it at its full path. None
+    /// when anything is otherwise (another place, a bind of a subtree as
+    /// in a container without a cgroup namespace): mountinfo then tells.
+    pub fn at_usual_places(
+        proc_cgroup: &str,
+        base: &Path,
+        fs_magic: &dyn Fn(&Path) -> Option<i64>,
+    ) -> Option<Layout> {
+        const CGROUP_SUPER_MAGIC: i64 = 0x0027_e0eb;
+        let under = |mountpoint: &Path, own: &str| -> Option<()> {
+            let mut dir = mountpoint.to_path_buf();
+            for c in Path::new(own).components() {
+                match c {
+                    Component::Normal(n) => dir.push(n),
+                    Component::RootDir => {}
+                    _ => return None,
+                }
+            }
+            fs_magic(&dir).map(|_| ())
+        };
+        let mut hierarchies = Vec::new();
+        for line in proc_cgroup.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(_id), Some(ctrls), Some(own)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (mountpoint, kind) = if ctrls.is_empty() {
+                let v2 = berth_sys::fs::CGROUP2_SUPER_MAGIC;
+                let at = [base.to_path_buf(), base.join("unified")]
+                    .into_iter()
+                    .find(|p| fs_magic(p) == Some(v2))?;
+                (at, HierarchyKind::V2)
+            } else {
+                let controllers: Vec<String> = ctrls
+                    .split(',')
+                    .filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name="))
+                    .map(str::to_string)
+                    .collect();
+                if controllers.is_empty() {
+                    continue;
+                }
+                let name = ctrls.strip_prefix("name=").unwrap_or(ctrls);
+                if name.contains('/') || name.starts_with('.') {
+                    return None;
+                }
+                let at = base.join(name);
+                if fs_magic(&at) != Some(CGROUP_SUPER_MAGIC) {
+                    return None;
+                }
+                (at, HierarchyKind::V1 { controllers })
+            };
+            under(&mountpoint, own)?;
+            if hierarchies.iter().any(|h: &Hierarchy| h.kind == kind) {
+                return None;
+            }
+            hierarchies.push(Hierarchy {
+                mountpoint,
+                mount_root: "/".into(),
+                own: own.to_string(),
+                kind,
+            });
+        }
+        (!hierarchies.is_empty()).then_some(Layout { hierarchies })
     }
 
     /// Builds a layout from the text of mountinfo and /proc/self/cgroup.
@@ -245,6 +331,116 @@ mod tests {
             PathBuf::from("/sys/fs/cgroup/memory/sup/abc/c")
         );
         assert_eq!(l.v1_controllers(), vec!["cpu", "memory", "name=systemd"]);
+    }
+
+    /// A fake filesystem for `at_usual_places`: directories and their
+    /// filesystem types.
+    fn fake<'a>(dirs: &'a [(&'a str, i64)]) -> impl Fn(&Path) -> Option<i64> + 'a {
+        move |p| {
+            dirs.iter()
+                .find(|(d, _)| Path::new(d) == p)
+                .map(|(_, m)| *m)
+        }
+    }
+    const CG1: i64 = 0x0027_e0eb;
+    const CG2: i64 = berth_sys::fs::CGROUP2_SUPER_MAGIC;
+    const TMPFS: i64 = 0x0102_1994;
+
+    #[test]
+    fn the_usual_places_give_what_mountinfo_gives() {
+        let fs = [
+            ("/sys/fs/cgroup", TMPFS),
+            ("/sys/fs/cgroup/cpu", CG1),
+            ("/sys/fs/cgroup/memory", CG1),
+            ("/sys/fs/cgroup/memory/sup", CG1),
+            ("/sys/fs/cgroup/memory/sup/abc", CG1),
+            ("/sys/fs/cgroup/systemd", CG1),
+            ("/sys/fs/cgroup/unified", CG2),
+        ];
+        let f = fake(&fs);
+        let fast = Layout::at_usual_places(HYBRID_CG, Path::new("/sys/fs/cgroup"), &f).unwrap();
+        let mut slow = Layout::parse(HYBRID_MI, HYBRID_CG).hierarchies;
+        let mut fast = fast.hierarchies;
+        for l in [&mut slow, &mut fast] {
+            l.sort_by(|a, b| a.mountpoint.cmp(&b.mountpoint));
+        }
+        assert_eq!(fast, slow);
+        // cgroup2 alone, at the base.
+        let fs = [("/sys/fs/cgroup", CG2), ("/sys/fs/cgroup/user.slice", CG2)];
+        let l =
+            Layout::at_usual_places("0::/user.slice\n", Path::new("/sys/fs/cgroup"), &fake(&fs))
+                .unwrap();
+        assert_eq!(l.version(), Version::V2);
+        assert_eq!(l.hierarchies[0].mountpoint, PathBuf::from("/sys/fs/cgroup"));
+        assert_eq!(l.hierarchies[0].own, "/user.slice");
+    }
+
+    #[test]
+    fn anything_unusual_is_left_to_mountinfo() {
+        let base = Path::new("/sys/fs/cgroup");
+        let hybrid = [
+            ("/sys/fs/cgroup", TMPFS),
+            ("/sys/fs/cgroup/cpu", CG1),
+            ("/sys/fs/cgroup/memory", CG1),
+            ("/sys/fs/cgroup/memory/sup/abc", CG1),
+            ("/sys/fs/cgroup/systemd", CG1),
+            ("/sys/fs/cgroup/unified", CG2),
+        ];
+        for (what, cg, drop) in [
+            // The own cgroup is not under the mount: a bind of a subtree.
+            (
+                "own cgroup missing",
+                HYBRID_CG,
+                "/sys/fs/cgroup/memory/sup/abc",
+            ),
+            // A hierarchy mounted elsewhere (or not at all).
+            ("v1 elsewhere", HYBRID_CG, "/sys/fs/cgroup/systemd"),
+            // cgroup2 listed but at neither usual place.
+            ("v2 elsewhere", HYBRID_CG, "/sys/fs/cgroup/unified"),
+            // A name that is not a plain directory name.
+            ("odd name", "3:name=../x:/\n", "none"),
+        ] {
+            let fs: Vec<(&str, i64)> = hybrid.iter().copied().filter(|(d, _)| *d != drop).collect();
+            assert_eq!(
+                Layout::at_usual_places(cg, base, &fake(&fs)),
+                None,
+                "{what}"
+            );
+        }
+        // A tmpfs where a v1 hierarchy should be.
+        let fs: Vec<(&str, i64)> = hybrid
+            .iter()
+            .map(|(d, m)| {
+                (
+                    *d,
+                    if *d == "/sys/fs/cgroup/cpu" {
+                        TMPFS
+                    } else {
+                        *m
+                    },
+                )
+            })
+            .collect();
+        assert_eq!(Layout::at_usual_places(HYBRID_CG, base, &fake(&fs)), None);
+        assert_eq!(Layout::at_usual_places("", base, &fake(&hybrid)), None);
+    }
+
+    /// On this machine (whose hierarchies are at the usual places), the
+    /// fast way finds what mountinfo says.
+    #[test]
+    fn from_host_agrees_with_mountinfo_here() {
+        let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let cg = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        assert!(
+            Path::new("/sys/fs/cgroup").exists(),
+            "this test needs the host's cgroups mounted at /sys/fs/cgroup"
+        );
+        let mut slow = Layout::parse(&mi, &cg).hierarchies;
+        let mut fast = Layout::from_host().unwrap().hierarchies;
+        for l in [&mut slow, &mut fast] {
+            l.sort_by(|a, b| a.mountpoint.cmp(&b.mountpoint));
+        }
+        assert_eq!(fast, slow);
     }
 
     #[test]

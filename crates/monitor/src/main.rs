@@ -187,33 +187,25 @@ fn leave_callers_cgroup() {
     if unsafe { libc::geteuid() } != 0 {
         return;
     }
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    // The hierarchies without reading mountinfo where they are at their
+    // usual places (mountinfo grows with every container's mount).
+    let Ok(layout) = berth_cgroups::Layout::from_host() else {
         return;
     };
-    // In the root of the cgroup2 hierarchy (no unit, no session scope to
-    // be stopped with), the move is left out: a cgroup.procs write costs
-    // an RCU grace period (10-15 ms here) after a quiet moment, on every
-    // container start.
-    let v2_at_root =
-        std::fs::read_to_string("/proc/self/cgroup").is_ok_and(|t| t.lines().any(|l| l == "0::/"));
-    for line in info.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = f.iter().position(|x| *x == "-") else {
-            continue;
-        };
-        let (root, mnt, fstype) = (f[3], f.get(4), f.get(sep + 1));
-        let v2 = match fstype {
-            Some(&"cgroup2") => true,
-            Some(&"cgroup") => false,
-            _ => continue,
-        };
-        let Some(mnt) = mnt.filter(|_| root == "/") else {
-            continue;
-        };
-        if v2 && v2_at_root {
+    for h in &layout.hierarchies {
+        // Only a whole hierarchy (not a bind of a subtree).
+        if h.mount_root != "/" {
             continue;
         }
-        let dir = Path::new(mnt).join(MONITORS_CGROUP);
+        let v2 = h.kind == berth_cgroups::HierarchyKind::V2;
+        // In the root of the cgroup2 hierarchy (no unit, no session scope
+        // to be stopped with), the move is left out: a cgroup.procs write
+        // costs an RCU grace period (10-15 ms here) after a quiet moment,
+        // on every container start.
+        if v2 && h.own == "/" {
+            continue;
+        }
+        let dir = h.mountpoint.join(MONITORS_CGROUP);
         if let Err(e) = enter_cgroup(&dir, v2) {
             eprintln!(
                 "berth-monitor: move into the cgroup {}: {e} (the monitor stays in its caller's cgroup)",
