@@ -28,6 +28,7 @@ pub struct PsArgs {
     #[arg(short = 'q', long)]
     pub quiet: bool,
     /// Filter: status=, name=, id=, label=KEY[=VALUE], ancestor=IMAGE, exited=CODE, pod=POD, health=starting|healthy|unhealthy|none.
+    /// Stopped containers need -a, except with a status= filter (as Docker's).
     #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
     pub filter: Vec<String>,
     /// Output: table (for people), json (for scripts), or a Go template

@@ -311,7 +311,10 @@ impl Engine {
     /// The containers `ps` lists for `q`.
     pub fn ps(&self, q: &PsQuery) -> Result<Vec<Record>> {
         let mut list = self.list_filtered(&q.filter)?;
-        let all = q.all || q.last.is_some() || q.latest || !q.filter.is_empty();
+        // Docker's rule: only a status filter lists stopped containers
+        // without -a (`ps -q --filter name=web` is the common "does web
+        // run" test); -n and -l list them too.
+        let all = q.all || q.last.is_some() || q.latest || !q.filter.status.is_empty();
         if !all {
             list.retain(|r| matches!(r.state.status, Status::Running | Status::Restarting));
         }
@@ -611,12 +614,22 @@ mod tests {
             engine.list_filtered(&parse(&["before=nosuch"]).unwrap()),
             Err(crate::Error::NoSuchContainer(_))
         ));
-        // ps: running ones unless asked; a filter or --last lists all.
+        // ps: running ones unless asked; a status filter or --last lists
+        // stopped ones too, other filters do not (Docker's rule).
         assert!(engine.ps(&PsQuery::default()).unwrap().is_empty());
         let q = PsQuery {
             last: Some(2),
             ..PsQuery::default()
         };
         assert_eq!(engine.ps(&q).unwrap().len(), 2);
+        let q = |f: &[&str]| PsQuery {
+            filter: parse(f).unwrap(),
+            ..PsQuery::default()
+        };
+        assert!(engine.ps(&q(&["name=old"])).unwrap().is_empty());
+        assert_eq!(
+            engine.ps(&q(&["status=exited", "name=old"])).unwrap().len(),
+            1
+        );
     }
 }

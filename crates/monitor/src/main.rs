@@ -28,6 +28,7 @@ use log::LogWriter;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -671,6 +672,7 @@ impl Monitor {
             Some(e) if e.runtime == cfg.runtime => (e.protected, e.waiting),
             _ => (None, None),
         };
+        prepare_runtime_log(&cfg.run_dir);
         let held = hold::hold(&cfg.hold_ports);
         Ok(Monitor {
             held,
@@ -855,7 +857,9 @@ impl Monitor {
         let pid_file = self.cfg.run_dir.join("pid");
         self.got_terminal = false;
         let _ = std::fs::remove_file(&pid_file);
-        let _ = std::fs::remove_file(self.cfg.run_dir.join("runtime.log"));
+        // Emptied, not removed: the runtime opens it without making a file
+        // (made while the monitor waited for GO, `prepare_runtime_log`).
+        prepare_runtime_log(&self.cfg.run_dir);
         // The runtime's command line after the program name.
         let mut args: Vec<std::ffi::OsString> =
             self.cfg.runtime_args.iter().map(Into::into).collect();
@@ -1671,6 +1675,20 @@ fn set_blocking(fd: RawFd) {
             libc::fcntl(fd, libc::F_SETFL, fl & !libc::O_NONBLOCK);
         }
     }
+}
+
+/// Makes (or empties) the runtime's log file, `runtime.log` in the run
+/// directory, before the runtime opens it to append: a file made here,
+/// while the monitor waits for the client's GO, is one the runtime does
+/// not make on the start's critical path.
+fn prepare_runtime_log(run_dir: &Path) {
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .mode(0o600)
+        .open(run_dir.join("runtime.log"));
 }
 
 /// The last error message in a runtime's JSON log.
