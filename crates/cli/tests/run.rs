@@ -1638,9 +1638,11 @@ fn devices_namespaces_shm_sysctls_and_hosts_reach_the_container() {
         &["--hostname", "--uts"],
     );
     refused(&["--pid", "container:web", img, "true"], &["--pid"]);
+    // Docker's joinable IPC mode: every berth container's can be joined.
+    assert_eq!(run(&["--ipc", "shareable", img, "echo", "ok"]), "ok\n");
     refused(
-        &["--ipc", "shareable", img, "true"],
-        &["--ipc", "shareable"],
+        &["--pid", "shareable", img, "true"],
+        &["--pid", "shareable"],
     );
 
     // --add-host: lines of /etc/hosts.
