@@ -17,7 +17,7 @@ const IMAGE: &str = "pods:1";
 fn image_tar() -> Vec<u8> {
     let mut t = busybox_rootfs(&[
         "sh", "sleep", "nc", "hostname", "ps", "cat", "echo", "readlink", "mkdir", "httpd", "grep",
-        "true", "ip", "wget", "touch", "ls", "umount", "rmdir", "ln", "stat",
+        "true", "ip", "wget", "touch", "ls", "umount", "rmdir", "ln", "stat", "mount",
     ]);
     t.dir("usr/", 0o755).dir("usr/bin/", 0o755);
     t.dir("lib/", 0o755).dir("lib/x86_64-linux-gnu/", 0o755);
@@ -831,6 +831,30 @@ fn plain_containers_join_another_containers_pid_ipc_uts_and_network() {
         "{}",
         o.stderr
     );
+    // Nor is one whose /dev/shm became a bind of something else (its
+    // /etc, here: a privileged container could bind a host disk).
+    e.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "evil2",
+        "--privileged",
+        IMAGE,
+        "sleep",
+        "600",
+    ])
+    .ok();
+    e.berth(&[
+        "exec",
+        "evil2",
+        "sh",
+        "-c",
+        "umount /dev/shm && mount --bind /etc /dev/shm",
+    ])
+    .ok();
+    let o = e.berth(&["run", "--rm", "--ipc", "container:evil2", IMAGE, "true"]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(o.stderr.contains("is not a tmpfs"), "{}", o.stderr);
     let o = e.berth(&["run", "--rm", "--ipc", "container:nosuch", IMAGE, "true"]);
     assert_eq!(o.code, 125, "{}", o.stderr);
     assert!(

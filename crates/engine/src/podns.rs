@@ -182,6 +182,15 @@ impl crate::Engine {
                         | berth_sys::fs::RESOLVE_NO_SYMLINKS
                         | berth_sys::fs::RESOLVE_NO_MAGICLINKS,
                 )?;
+                // Docker binds the tmpfs it made for the donor, whatever the
+                // donor mounted over it since: a donor's /dev/shm that is no
+                // tmpfs (a privileged one's bind of a disk) is refused.
+                let magic = berth_sys::fs::fs_magic(shm.as_fd())?;
+                if magic != berth_sys::fs::TMPFS_MAGIC {
+                    return Err(std::io::Error::other(format!(
+                        "its /dev/shm is not a tmpfs (filesystem type {magic:#x})"
+                    )));
+                }
                 berth_sys::mount::open_tree(shm.as_fd(), berth_sys::mount::OPEN_TREE_CLONE)
             })
             .join()
