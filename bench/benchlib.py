@@ -17,3 +17,20 @@ def summary(v):
     v = sorted(v)
     q = lambda p: v[min(len(v) - 1, int(p * len(v)))]
     return statistics.median(v), q(0.1), q(0.9)
+
+
+def busybox_tar(work, apps=("sh", "true", "sleep")):
+    """A busybox root (the host's static busybox, `apps` linked to it, a
+    passwd with root) made under `work`, as a tar; its path."""
+    import os, shutil
+    rootfs = os.path.join(work, "rootfs")
+    os.makedirs(os.path.join(rootfs, "bin"))
+    os.makedirs(os.path.join(rootfs, "etc"))
+    shutil.copy("/bin/busybox", os.path.join(rootfs, "bin/busybox"))
+    for app in apps:
+        os.symlink("busybox", os.path.join(rootfs, "bin", app))
+    with open(os.path.join(rootfs, "etc/passwd"), "w") as f:
+        f.write("root:x:0:0:root:/root:/bin/sh\n")
+    tar = os.path.join(work, "bb.tar")
+    subprocess.run(["tar", "-C", rootfs, "-cf", tar, "."], check=True)
+    return tar

@@ -11,7 +11,7 @@ Prints Markdown.
 import argparse, os, random, shutil, statistics, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import run, summary  # noqa: E402
+from benchlib import busybox_tar, run, summary  # noqa: E402
 
 
 def main():
@@ -27,16 +27,7 @@ def main():
         builds["berth (before)"] = a.before
     envs = {}
     try:
-        rootfs = os.path.join(work, "rootfs")
-        os.makedirs(os.path.join(rootfs, "bin"))
-        os.makedirs(os.path.join(rootfs, "etc"))
-        shutil.copy("/bin/busybox", os.path.join(rootfs, "bin/busybox"))
-        for app in ["sh", "true", "sleep"]:
-            os.symlink("busybox", os.path.join(rootfs, "bin", app))
-        with open(os.path.join(rootfs, "etc/passwd"), "w") as f:
-            f.write("root:x:0:0:root:/root:/bin/sh\n")
-        tar = os.path.join(work, "bb.tar")
-        subprocess.run(["tar", "-C", rootfs, "-cf", tar, "."], check=True)
+        tar = busybox_tar(work)
         for k, (name, d) in enumerate(builds.items()):
             envs[name] = dict(os.environ, BERTH_ROOT=os.path.join(work, f"store{k}"),
                               BERTH_RUN_ROOT=tempfile.mkdtemp(prefix="bs", dir="/run"),

@@ -49,6 +49,16 @@ pub struct Layout {
     pub hierarchies: Vec<Hierarchy>,
 }
 
+/// The v1 controllers (and `name=` of a named hierarchy) in a
+/// comma-separated list: a v1 mount's options, or /proc/self/cgroup's
+/// second field.
+fn v1_controllers_in(list: &str) -> Vec<String> {
+    list.split(',')
+        .filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name="))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Where hosts mount their cgroup hierarchies.
 const USUAL: &str = "/sys/fs/cgroup";
 
@@ -112,11 +122,7 @@ impl Layout {
                     .find(|p| fs_magic(p) == Some(v2))?;
                 (at, HierarchyKind::V2)
             } else {
-                let controllers: Vec<String> = ctrls
-                    .split(',')
-                    .filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name="))
-                    .map(str::to_string)
-                    .collect();
+                let controllers = v1_controllers_in(ctrls);
                 if controllers.is_empty() {
                     continue;
                 }
@@ -178,11 +184,7 @@ impl Layout {
             let kind = match post[0] {
                 "cgroup2" => HierarchyKind::V2,
                 "cgroup" => {
-                    let controllers: Vec<String> = post[2]
-                        .split(',')
-                        .filter(|o| V1_CONTROLLERS.contains(o) || o.starts_with("name="))
-                        .map(str::to_string)
-                        .collect();
+                    let controllers = v1_controllers_in(post[2]);
                     if controllers.is_empty() {
                         continue;
                     }
