@@ -134,7 +134,7 @@ impl crate::Engine {
             }
         }
         let shm = dir.join("shm");
-        if let Err(e) = unmount_shm(&shm) {
+        if let Err(e) = crate::rootfs::detach_point(&shm) {
             eprintln!(
                 "berth: warning: container {id}: remove the pod's /dev/shm {}: {e}",
                 shm.display()
@@ -220,7 +220,7 @@ impl crate::Engine {
     /// Detaches and removes the /dev/shm the container `id` joined, if any.
     pub(crate) fn release_joined_shm(&self, id: &str) {
         let p = self.joined_shm(id);
-        if let Err(e) = unmount_shm(&p) {
+        if let Err(e) = crate::rootfs::detach_point(&p) {
             eprintln!(
                 "berth: warning: container {id}: detach the /dev/shm it joined ({}): {e}",
                 p.display()
@@ -232,23 +232,24 @@ impl crate::Engine {
     /// between their start and their end's cleanup), and the joined
     /// /dev/shm of containers that are gone.
     pub(crate) fn reconcile_pod_namespaces(&self) {
-        if let Ok(rd) = std::fs::read_dir(self.paths.run_root.join("shm")) {
-            for e in rd.flatten() {
-                let id = e.file_name().to_string_lossy().into_owned();
-                if matches!(self.records.get(&id), Ok(None)) {
-                    self.release_joined_shm(&id);
-                }
-            }
+        for id in self.ids_without_record(&self.paths.run_root.join("shm")) {
+            self.release_joined_shm(&id);
         }
-        let Ok(rd) = std::fs::read_dir(self.podns_root()) else {
-            return;
+        for id in self.ids_without_record(&self.podns_root()) {
+            self.unbind_pod_namespaces(&id);
+        }
+    }
+
+    /// The names in `dir` (one per container) that no container record
+    /// has (none when `dir` cannot be read).
+    fn ids_without_record(&self, dir: &Path) -> Vec<String> {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return Vec::new();
         };
-        for e in rd.flatten() {
-            let id = e.file_name().to_string_lossy().into_owned();
-            if matches!(self.records.get(&id), Ok(None)) {
-                self.unbind_pod_namespaces(&id);
-            }
-        }
+        rd.flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|id| matches!(self.records.get(id), Ok(None)))
+            .collect()
     }
 }
 
@@ -329,23 +330,6 @@ fn mount_shm(path: &Path, size: Option<u64>) -> Result<()> {
         "mount the pod's /dev/shm on {}",
         path.display()
     )))
-}
-
-/// Unmounts (every mount stacked there) and removes the pod's /dev/shm
-/// at `path`; none there: Ok.
-fn unmount_shm(path: &Path) -> std::io::Result<()> {
-    let c = berth_sys::cstr(path)?;
-    for _ in 0..16 {
-        match berth_sys::mount::umount2(&c, libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) {
-            Ok(()) => continue,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => break,
-            Err(e) => return Err(e),
-        }
-    }
-    match std::fs::remove_dir(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }
 
 /// Whether something is mounted on `path` (its device differs from its

@@ -342,29 +342,41 @@ pub fn detach_idmapped(dir: &Path) {
 /// Detaches and removes what is mounted under `staging`/N, and `staging`'s
 /// own mount.
 pub(crate) fn detach_staged(staging: &Path) {
-    // Each mount stacked there, however many (EINVAL: none is left).
-    let detach = |p: &Path| {
-        if let Ok(c) = berth_sys::cstr(p) {
-            for _ in 0..64 {
-                if berth_sys::mount::umount2(&c, libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW).is_err()
-                {
-                    break;
-                }
-            }
-        }
-    };
     let Ok(entries) = std::fs::read_dir(staging) else {
         return;
     };
     for e in entries.flatten() {
-        detach(&e.path());
-        // A pinned file's point is a file.
-        if std::fs::remove_dir(e.path()).is_err() {
-            let _ = std::fs::remove_file(e.path());
+        let _ = detach_point(&e.path());
+    }
+    let _ = detach_point(staging);
+}
+
+/// Detaches each mount stacked on `point`, however many, then removes
+/// `point` (a directory, or a pinned file's point); nothing there: Ok.
+/// The first failure to detach is returned, after the removal is tried.
+pub(crate) fn detach_point(point: &Path) -> std::io::Result<()> {
+    let c = berth_sys::cstr(point)?;
+    let mut failed = None;
+    for _ in 0..64 {
+        match berth_sys::mount::umount2(&c, libc::MNT_DETACH | libc::UMOUNT_NOFOLLOW) {
+            Ok(()) => {}
+            // EINVAL: nothing is left mounted there.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) => break,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
         }
     }
-    detach(staging);
-    let _ = std::fs::remove_dir(staging);
+    let removed = match std::fs::remove_dir(point) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => std::fs::remove_file(point),
+        r => r,
+    };
+    match (failed, removed) {
+        (Some(e), _) => Err(e),
+        (None, Err(e)) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// The mount points every container's runtime needs in its root, as
