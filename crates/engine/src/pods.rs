@@ -826,12 +826,16 @@ impl crate::Engine {
             NamespaceMode::Container(other) if !own.exists() => self
                 .records
                 .find(other)
-                .map(|o| self.paths.run_dir(&o.id).join(name))
                 .ok()
-                .filter(|p| p.exists())
+                .and_then(|o| self.etc_file_of(&o.id, name))
                 .unwrap_or(own),
             _ => own,
         }
+    }
+
+    /// The generated file `name` of the container `id`, if it has one.
+    fn etc_file_of(&self, id: &str, name: &str) -> Option<PathBuf> {
+        Some(self.paths.run_dir(id).join(name)).filter(|p| p.exists())
     }
 
     /// Binds the generated file `dest` (/etc/hostname, /etc/hosts,
@@ -841,9 +845,7 @@ impl crate::Engine {
     /// change to it is seen by both. Kept as it is when `other` has not
     /// written it (it never started).
     fn share_etc_file(&self, other: &str, dest: &str, host: &mut crate::spec::Resolved) {
-        let name = dest.trim_start_matches("/etc/");
-        let p = self.paths.run_dir(other).join(name);
-        if p.exists() {
+        if let Some(p) = self.etc_file_of(other, dest.trim_start_matches("/etc/")) {
             if let Some(f) = host.files.iter_mut().find(|(d, _)| d == dest) {
                 f.1 = p;
             }

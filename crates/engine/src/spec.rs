@@ -732,10 +732,14 @@ fn build<'a>(
         json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", if cs.security.privileged { "rw" } else { "ro" }]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
     ];
-    if cs.namespaces.ipc.is_host() {
-        // The host's IPC namespace: its /dev/shm with it, as Docker does.
-        mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": "/dev/shm", "options": ["rbind", "nosuid", "noexec", "nodev", "rprivate"]}));
-    } else if let Some(shm) = &h.shm {
+    // A joined IPC namespace's /dev/shm with it, as Docker binds it: the
+    // host's, or another container's (`Resolved::shm`).
+    let joined_shm = if cs.namespaces.ipc.is_host() {
+        Some(Path::new("/dev/shm"))
+    } else {
+        h.shm.as_deref()
+    };
+    if let Some(shm) = joined_shm {
         mounts.push(json!({"destination": "/dev/shm", "type": "bind", "source": shm, "options": ["rbind", "nosuid", "noexec", "nodev", "rprivate"]}));
     } else {
         let shm = cs.storage.shm_size.unwrap_or(64 << 20);
