@@ -86,6 +86,47 @@ fn io(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
     move |cause| Error::Io { op, cause }
 }
 
+/// How many prepared statements a connection keeps for reuse
+/// ([`Cached`]): more than the distinct statements any one command runs.
+const STATEMENT_CACHE: usize = 96;
+
+/// `execute` and `query_row` through the connection's cache of prepared
+/// statements. rusqlite's own compile the SQL at every call: parsing and
+/// resolving a statement against the schema is most of what a small
+/// query costs, and commands that make or remove many containers in one
+/// process (`kube play`, `pod rm`) run the same statements again and again.
+/// Only for SQL that is a constant: each distinct text takes a slot. One
+/// statement only: unlike `Connection::execute`, a cached statement does
+/// not refuse a second one after it (it would be ignored).
+pub trait Cached {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        debug_assert!(one_statement(sql), "one statement: {sql}");
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        debug_assert!(one_statement(sql), "one statement: {sql}");
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
+/// No `;` but at the end (berth's SQL has none inside its literals).
+fn one_statement(sql: &str) -> bool {
+    sql.trim_end().trim_end_matches(';').find(';').is_none()
+}
+
 /// The open database: one connection, shared by the image store and the
 /// engine's records (clones are the same connection). Locked per
 /// statement or transaction; never held across a call into another user.
@@ -152,6 +193,7 @@ fn open_file(path: &Path, synchronous: &str, schemas: &[&str]) -> Result<Connect
         .map_err(sql("enable foreign keys"))?;
     ensure_schemas(&db, schemas)?;
     persist_wal(&db);
+    db.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(db)
 }
 
@@ -378,6 +420,47 @@ mod tests {
         legacy_file: "things.db",
         tables: &["things", "parts"],
     };
+
+    #[test]
+    fn cached_statements_run_as_uncached_ones_do_inside_and_outside_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), &[&THINGS]).unwrap();
+        let mut conn = db.conn();
+        for i in 0..3 {
+            let n = conn
+                .exec(
+                    "INSERT INTO things (name, n) VALUES (?1, ?2)",
+                    params![format!("t{i}"), i],
+                )
+                .unwrap();
+            assert_eq!(n, 1);
+        }
+        let tx = conn.transaction().unwrap();
+        tx.exec("UPDATE things SET n = n + 10 WHERE name = ?1", ["t1"])
+            .unwrap();
+        let n: i64 = tx
+            .row("SELECT n FROM things WHERE name = ?1", ["t1"], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 11);
+        drop(tx); // rolled back
+        let n: i64 = conn
+            .row("SELECT n FROM things WHERE name = ?1", ["t1"], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        // The errors are rusqlite's: no row, a constraint.
+        assert!(matches!(
+            conn.row("SELECT n FROM things WHERE name = ?1", ["none"], |r| r
+                .get::<_, i64>(0)),
+            Err(rusqlite::Error::QueryReturnedNoRows)
+        ));
+        assert!(conn
+            .exec("INSERT INTO things (name, n) VALUES (?1, 0)", ["t0"])
+            .is_err());
+        let left: i64 = conn
+            .row("SELECT count(*) FROM things", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 3);
+    }
 
     fn count(db: &Db, table: &str) -> i64 {
         db.conn()

@@ -27,7 +27,7 @@ use crate::error::{db, Error, Result};
 use crate::records::{Record, Status};
 use crate::specgen::{ContainerSpec, NamespaceMode, NetworkSpec};
 use berth_db::rusqlite::{params, OptionalExtension};
-use berth_db::{Db, Tables};
+use berth_db::{Cached, Db, Tables};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -273,7 +273,7 @@ struct Pods(Db);
 impl Pods {
     fn insert(&self, p: &PodRecord) -> Result<()> {
         let config = serde_json::to_string(p).map_err(corrupt)?;
-        let r = self.0.conn().execute(
+        let r = self.0.conn().exec(
             "INSERT INTO pods (id, name, created, config) VALUES (?1, ?2, ?3, ?4)",
             params![p.id, p.name, p.created, config],
         );
@@ -292,7 +292,7 @@ impl Pods {
         let config = serde_json::to_string(p).map_err(corrupt)?;
         self.0
             .conn()
-            .execute(
+            .exec(
                 "UPDATE pods SET config = ?2 WHERE id = ?1",
                 params![p.id, config],
             )
@@ -303,7 +303,7 @@ impl Pods {
     fn remove(&self, id: &str) -> Result<()> {
         self.0
             .conn()
-            .execute("DELETE FROM pods WHERE id = ?1", params![id])
+            .exec("DELETE FROM pods WHERE id = ?1", params![id])
             .map_err(db("remove the pod's record"))?;
         Ok(())
     }
@@ -311,7 +311,7 @@ impl Pods {
     fn all(&self) -> Result<Vec<PodRecord>> {
         let conn = self.0.conn();
         let mut st = conn
-            .prepare("SELECT config FROM pods ORDER BY created")
+            .prepare_cached("SELECT config FROM pods ORDER BY created")
             .map_err(db("list the pods"))?;
         let rows: Vec<String> = st
             .query_map([], |r| r.get(0))
@@ -331,7 +331,7 @@ impl Pods {
         let exact: Option<String> = self
             .0
             .conn()
-            .query_row(
+            .row(
                 "SELECT config FROM pods WHERE id = ?1 OR name = ?1",
                 params![what],
                 |r| r.get(0),

@@ -12,7 +12,7 @@
 use crate::error::{db, Error, Result};
 use crate::specgen::ContainerSpec;
 use berth_db::rusqlite::{self, params, Connection, OptionalExtension};
-use berth_db::{Db, Tables};
+use berth_db::{Cached, Db, Tables};
 use serde::{Deserialize, Serialize};
 
 /// The records' tables, kept in the store's database beside the image
@@ -190,7 +190,7 @@ impl Records {
     pub fn insert_in(conn: &Connection, rec: &Record) -> Result<()> {
         let config = serde_json::to_string(&rec.spec).map_err(|e| corrupt("spec", e))?;
         let state = serde_json::to_string(&rec.state).map_err(|e| corrupt("state", e))?;
-        let r = conn.execute(
+        let r = conn.exec(
             "INSERT INTO containers (id, name, image, image_id, created, config, state)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
@@ -221,7 +221,7 @@ impl Records {
     pub fn set_state(&self, id: &str, state: &RunState) -> Result<()> {
         let s = serde_json::to_string(state).map_err(|e| corrupt("state", e))?;
         self.conn()
-            .execute(
+            .exec(
                 "UPDATE containers SET state = json_set(?2, '$.stopped_by_user', \
                  CASE WHEN json_extract(state, '$.stopped_by_user') THEN json('true') ELSE json('false') END, \
                  '$.paused', CASE WHEN json_extract(?2, '$.status') = 'running' \
@@ -237,7 +237,7 @@ impl Records {
     /// `start`).
     pub fn set_stopped_by_user(&self, id: &str, stopped: bool) -> Result<()> {
         self.conn()
-            .execute(
+            .exec(
                 "UPDATE containers SET state = json_set(state, '$.stopped_by_user', json(?2)) WHERE id = ?1",
                 params![id, if stopped { "true" } else { "false" }],
             )
@@ -249,7 +249,7 @@ impl Records {
     /// [`Records::set_state`] while the container runs.
     pub fn set_paused(&self, id: &str, paused: bool) -> Result<()> {
         self.conn()
-            .execute(
+            .exec(
                 "UPDATE containers SET state = json_set(state, '$.paused', json(?2)) WHERE id = ?1",
                 params![id, if paused { "true" } else { "false" }],
             )
@@ -266,7 +266,7 @@ impl Records {
             let new = serde_json::to_string(&rec.spec).map_err(|e| corrupt("spec", e))?;
             // Best effort: a read must not fail for it (a busy or read-only
             // database); the next read converts the row again.
-            let _ = self.conn().execute(
+            let _ = self.conn().exec(
                 "UPDATE containers SET config = ?2 WHERE id = ?1 AND config = ?3",
                 params![rec.id, new, old],
             );
@@ -278,7 +278,7 @@ impl Records {
     pub fn set_spec(&self, id: &str, spec: &ContainerSpec) -> Result<()> {
         let c = serde_json::to_string(spec).map_err(|e| corrupt("spec", e))?;
         self.conn()
-            .execute(
+            .exec(
                 "UPDATE containers SET config = ?2 WHERE id = ?1",
                 params![id, c],
             )
@@ -291,14 +291,14 @@ impl Records {
     pub fn add_event(&self, e: &crate::events::Event) -> Result<()> {
         let attrs = serde_json::to_string(&e.actor.attributes).map_err(|x| corrupt("event", x))?;
         let conn = self.conn();
-        conn.execute(
+        conn.exec(
             "INSERT INTO events (time_nano, type, action, actor, attributes) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![e.time_nano, e.kind, e.action, e.actor.id, attrs],
         )
         .map_err(db("record an event"))?;
         let seq = conn.last_insert_rowid();
         if seq % 100 == 0 {
-            conn.execute(
+            conn.exec(
                 "DELETE FROM events WHERE seq <= ?1",
                 params![seq - EVENTS_KEPT],
             )
@@ -344,12 +344,12 @@ impl Records {
     /// The newest event's sequence number (0: none).
     pub fn last_event(&self) -> Result<i64> {
         self.conn()
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
+            .row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
             .map_err(db("read events"))
     }
 
     pub fn rename(&self, id: &str, name: &str) -> Result<()> {
-        match self.conn().execute(
+        match self.conn().exec(
             "UPDATE containers SET name = ?2 WHERE id = ?1",
             params![id, name],
         ) {
@@ -372,7 +372,7 @@ impl Records {
     /// [`Records::remove`] on `conn`, inside a transaction of the caller's
     /// (`Store::release_with`).
     pub fn remove_in(conn: &Connection, id: &str) -> Result<()> {
-        conn.execute("DELETE FROM containers WHERE id = ?1", params![id])
+        conn.exec("DELETE FROM containers WHERE id = ?1", params![id])
             .map_err(db("remove the container's record"))?;
         Ok(())
     }
@@ -398,7 +398,7 @@ impl Records {
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
         let row = self
             .conn()
-            .query_row(
+            .row(
                 &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1"),
                 params![id],
                 row_to_record,
@@ -416,7 +416,7 @@ impl Records {
         }
         let row = self
             .conn()
-            .query_row(
+            .row(
                 &format!("SELECT {COLUMNS} FROM containers WHERE id = ?1 OR name = ?1"),
                 params![what],
                 row_to_record,
@@ -459,7 +459,7 @@ impl Records {
         let labels = serde_json::to_string(&v.labels).map_err(|e| corrupt("labels", e))?;
         let n = self
             .conn()
-            .execute(
+            .exec(
                 "INSERT OR IGNORE INTO volumes (name, created, labels, anonymous) VALUES (?1, ?2, ?3, ?4)",
                 params![v.name, v.created, labels, v.anonymous],
             )
@@ -470,7 +470,7 @@ impl Records {
     pub fn volumes(&self) -> Result<Vec<VolumeRecord>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare("SELECT name, created, labels, anonymous FROM volumes ORDER BY name")
+            .prepare_cached("SELECT name, created, labels, anonymous FROM volumes ORDER BY name")
             .map_err(db("list volumes"))?;
         let rows = st
             .query_map([], |r| {
@@ -506,7 +506,7 @@ impl Records {
     pub fn volume_users(&self, name: &str) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare("SELECT container_id FROM container_volumes WHERE volume = ?1")
+            .prepare_cached("SELECT container_id FROM container_volumes WHERE volume = ?1")
             .map_err(db("list the volume's users"))?;
         let rows = st
             .query_map(params![name], |r| r.get::<_, String>(0))
@@ -517,7 +517,7 @@ impl Records {
 
     pub fn use_volume(&self, container: &str, volume: &str) -> Result<()> {
         self.conn()
-            .execute(
+            .exec(
                 "INSERT OR IGNORE INTO container_volumes (container_id, volume) VALUES (?1, ?2)",
                 params![container, volume],
             )
@@ -529,7 +529,7 @@ impl Records {
     pub fn container_volumes(&self, container: &str) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare("SELECT volume FROM container_volumes WHERE container_id = ?1")
+            .prepare_cached("SELECT volume FROM container_volumes WHERE container_id = ?1")
             .map_err(db("list the container's volumes"))?;
         let rows = st
             .query_map(params![container], |r| r.get::<_, String>(0))
@@ -549,7 +549,7 @@ impl Records {
         }
         let n = self
             .conn()
-            .execute("DELETE FROM volumes WHERE name = ?1", params![name])
+            .exec("DELETE FROM volumes WHERE name = ?1", params![name])
             .map_err(db("remove the volume's record"))?;
         if n == 0 {
             return Err(Error::NoSuchVolume(name.to_string()));

@@ -22,6 +22,7 @@
 use crate::digest::Digest;
 use crate::error::{Context, Error, Result};
 use berth_db::rusqlite::{self, params, Connection, OptionalExtension};
+use berth_db::Cached;
 pub use berth_db::{private, Db, Tables, DB_FILE};
 use berth_sys::fs as sfs;
 use std::os::fd::{AsFd, OwnedFd};
@@ -454,7 +455,7 @@ impl Store {
     pub fn has_layer(&self, chain: &Digest) -> Result<bool> {
         let row: Option<String> = self
             .conn()
-            .query_row(
+            .row(
                 "SELECT chain_id FROM layers WHERE chain_id = ?1",
                 params![chain.to_string()],
                 |r| r.get(0),
@@ -467,7 +468,7 @@ impl Store {
     /// Records a layer whose directory is in place.
     pub fn add_layer(&self, l: &LayerRecord<'_>) -> Result<()> {
         self.conn()
-            .execute(
+            .exec(
                 "INSERT OR REPLACE INTO layers (chain_id, diff_id, blob, media_type, compressed_size, size, diff_size)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
@@ -502,7 +503,7 @@ impl Store {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        tx.execute(
+        tx.exec(
             "INSERT INTO images (id, manifest_digest, manifest_type, created, os, architecture, pulled)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(id) DO UPDATE SET manifest_digest = excluded.manifest_digest,
@@ -510,20 +511,20 @@ impl Store {
             params![id.to_string(), manifest.to_string(), manifest_type, created, os, arch, now],
         )
         .ctx("record the image")?;
-        tx.execute(
+        tx.exec(
             "DELETE FROM image_layers WHERE image_id = ?1",
             params![id.to_string()],
         )
         .ctx("record the image's layers")?;
         for (i, c) in chains.iter().enumerate() {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO image_layers (image_id, idx, chain_id) VALUES (?1, ?2, ?3)",
                 params![id.to_string(), i as i64, c.to_string()],
             )
             .ctx("record the image's layers")?;
         }
         for n in names {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO names (name, image_id) VALUES (?1, ?2)
                  ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
                 params![n, id.to_string()],
@@ -538,7 +539,7 @@ impl Store {
     /// All images, newest first.
     pub fn images(&self) -> Result<Vec<ImageRow>> {
         let conn = self.conn();
-        let mut st = conn.prepare(
+        let mut st = conn.prepare_cached(
                 "SELECT i.id, i.manifest_digest, i.created, i.pulled, i.os, i.architecture,
                     (SELECT COALESCE(SUM(l.size), 0) FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id WHERE il.image_id = i.id),
                     (SELECT group_concat(name, char(10)) FROM (SELECT name FROM names WHERE image_id = i.id ORDER BY name))
@@ -587,7 +588,7 @@ impl Store {
             if let Ok(r) = crate::Reference::parse(what) {
                 let id: Option<String> = self
                     .conn()
-                    .query_row(
+                    .row(
                         "SELECT image_id FROM names WHERE name = ?1",
                         params![r.to_string()],
                         |row| row.get(0),
@@ -636,7 +637,7 @@ impl Store {
     pub fn layer_blob(&self, chain: &Digest) -> Result<(Digest, String, u64)> {
         let (b, m, n): (String, String, i64) = self
             .conn()
-            .query_row(
+            .row(
                 "SELECT blob, media_type, diff_size FROM layers WHERE chain_id = ?1",
                 params![chain.to_string()],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
@@ -648,7 +649,7 @@ impl Store {
     /// The media type of the image's manifest.
     pub fn manifest_type(&self, id: &Digest) -> Result<String> {
         self.conn()
-            .query_row(
+            .row(
                 "SELECT manifest_type FROM images WHERE id = ?1",
                 params![id.to_string()],
                 |r| r.get(0),
@@ -660,7 +661,7 @@ impl Store {
     /// elsewhere moves.
     pub fn tag(&self, id: &Digest, name: &str) -> Result<()> {
         self.conn()
-            .execute(
+            .exec(
                 "INSERT INTO names (name, image_id) VALUES (?1, ?2)
                  ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
                 params![name, id.to_string()],
@@ -673,7 +674,7 @@ impl Store {
     pub fn image_layers(&self, id: &Digest) -> Result<Vec<Digest>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare("SELECT chain_id FROM image_layers WHERE image_id = ?1 ORDER BY idx")
+            .prepare_cached("SELECT chain_id FROM image_layers WHERE image_id = ?1 ORDER BY idx")
             .ctx("list layers")?;
         let rows = st
             .query_map(params![id.to_string()], |r| r.get::<_, String>(0))
@@ -693,7 +694,7 @@ impl Store {
         let mut removed = Vec::new();
         let holders: Vec<String> = {
             let mut st = tx
-                .prepare("SELECT holder FROM holds WHERE image_id = ?1 ORDER BY holder")
+                .prepare_cached("SELECT holder FROM holds WHERE image_id = ?1 ORDER BY holder")
                 .ctx("list the image's users")?;
             let rows = st
                 .query_map(params![img.id.to_string()], |r| r.get::<_, String>(0))
@@ -706,7 +707,7 @@ impl Store {
         let tags: Vec<&String> = img.names.iter().filter(|n| !n.contains('@')).collect();
         match named {
             Some(n) if tags.len() > 1 && !force && !n.contains('@') => {
-                tx.execute("DELETE FROM names WHERE name = ?1", params![n])
+                tx.exec("DELETE FROM names WHERE name = ?1", params![n])
                     .ctx("untag")?;
             }
             _ => {
@@ -731,13 +732,13 @@ impl Store {
                     }
                     // Forced: the names go; the image stays, nameless, as
                     // long as a container uses it.
-                    tx.execute(
+                    tx.exec(
                         "DELETE FROM names WHERE image_id = ?1",
                         params![img.id.to_string()],
                     )
                     .ctx("untag")?;
                 } else {
-                    tx.execute(
+                    tx.exec(
                         "DELETE FROM images WHERE id = ?1",
                         params![img.id.to_string()],
                     )
@@ -756,7 +757,7 @@ impl Store {
         let _l = self.gc_lock()?;
         let unused: Vec<(String, i64)> = {
             let conn = self.conn();
-            let mut st = conn.prepare("SELECT chain_id, size FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)")
+            let mut st = conn.prepare_cached("SELECT chain_id, size FROM layers WHERE chain_id NOT IN (SELECT chain_id FROM image_layers)")
                 .ctx("find unused layers")?;
             let rows = st
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
@@ -778,7 +779,7 @@ impl Store {
                 continue;
             }
             self.conn()
-                .execute("DELETE FROM layers WHERE chain_id = ?1", params![c])
+                .exec("DELETE FROM layers WHERE chain_id = ?1", params![c])
                 .ctx("forget a layer")?;
             remove_tree(&self.layer_dir(&chain))?;
             remove_tree(&self.layer_init_dir(&chain))?;
@@ -815,7 +816,7 @@ impl Store {
         {
             let conn = self.conn();
             let mut st = conn
-                .prepare("SELECT id, manifest_digest, manifest_type FROM images")
+                .prepare_cached("SELECT id, manifest_digest, manifest_type FROM images")
                 .ctx("list images")?;
             let rows = st
                 .query_map([], |r| {
@@ -843,7 +844,9 @@ impl Store {
                 keep.insert(b);
             }
             drop(st);
-            let mut st = conn.prepare("SELECT blob FROM layers").ctx("list layers")?;
+            let mut st = conn
+                .prepare_cached("SELECT blob FROM layers")
+                .ctx("list layers")?;
             let rows = st
                 .query_map([], |r| r.get::<_, String>(0))
                 .ctx("list layers")?;
@@ -893,7 +896,7 @@ impl Store {
     fn has_layer_row(&self, chain: &Digest) -> Result<bool> {
         Ok(self
             .conn()
-            .query_row(
+            .row(
                 "SELECT 1 FROM layers WHERE chain_id = ?1",
                 params![chain.to_string()],
                 |_| Ok(()),
@@ -918,7 +921,7 @@ impl Store {
     pub fn holders(&self) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare("SELECT holder FROM holds ORDER BY holder")
+            .prepare_cached("SELECT holder FROM holds ORDER BY holder")
             .ctx("list holds")?;
         let rows = st
             .query_map([], |r| r.get::<_, String>(0))
@@ -930,7 +933,7 @@ impl Store {
     pub fn held(&self) -> Result<std::collections::HashSet<String>> {
         let conn = self.conn();
         let mut st = conn
-            .prepare("SELECT image_id FROM holds")
+            .prepare_cached("SELECT image_id FROM holds")
             .ctx("list holds")?;
         let rows = st
             .query_map([], |r| r.get::<_, String>(0))
@@ -955,7 +958,7 @@ impl Store {
         with: impl FnOnce(&Connection) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
         self.immediate("record the image's user", |tx| {
-            tx.execute(
+            tx.exec(
                 "INSERT INTO holds (holder, image_id) VALUES (?1, ?2)
                  ON CONFLICT(holder) DO UPDATE SET image_id = excluded.image_id",
                 params![holder, id.to_string()],
@@ -980,7 +983,7 @@ impl Store {
     ) -> std::result::Result<(), E> {
         self.immediate("forget the image's user", |tx| {
             with(tx)?;
-            tx.execute("DELETE FROM holds WHERE holder = ?1", params![holder])
+            tx.exec("DELETE FROM holds WHERE holder = ?1", params![holder])
                 .ctx("forget the image's user")?;
             Ok(())
         })
@@ -1004,7 +1007,7 @@ impl Store {
 
     pub fn remove_by_id(&mut self, id: &Digest) -> Result<()> {
         self.conn()
-            .execute("DELETE FROM images WHERE id = ?1", params![id.to_string()])
+            .exec("DELETE FROM images WHERE id = ?1", params![id.to_string()])
             .ctx("remove the image")?;
         Ok(())
     }

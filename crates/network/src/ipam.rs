@@ -19,6 +19,7 @@ use crate::model::{to_u128, Bounds, Network, Subnet};
 use crate::store::{by_id, damaged, short, sql, NetStore};
 use crate::{Error, Result};
 use berth_db::rusqlite::{params, Connection, OptionalExtension};
+use berth_db::Cached;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -312,7 +313,7 @@ fn take(
     if let Some(ip) = want {
         let a = check_wanted(n, s, ip)?;
         let holder: Option<String> = conn
-            .query_row(
+            .row(
                 &format!(
                     "SELECT container_id FROM endpoints WHERE network_id = ?1 AND {} = ?2",
                     fam.column()
@@ -332,7 +333,7 @@ fn take(
         return Ok(a);
     }
     let cursor: Option<Vec<u8>> = conn
-        .query_row(
+        .row(
             &format!("SELECT {} FROM networks WHERE id = ?1", fam.cursor()),
             params![n.id],
             |r| r.get(0),
@@ -352,7 +353,7 @@ fn take(
             b.size()
         )));
     };
-    conn.execute(
+    conn.exec(
         &format!("UPDATE networks SET {} = ?2 WHERE id = ?1", fam.cursor()),
         params![n.id, fam.key(a)],
     )
@@ -385,7 +386,7 @@ impl NetStore {
             let n = by_id(tx, &network.id)?
                 .ok_or_else(|| Error::NotFound(format!("network {} not found", network.name)))?;
             let on: bool = tx
-                .query_row(
+                .row(
                     "SELECT 1 FROM endpoints WHERE container_id = ?1 AND network_id = ?2",
                     params![container_id, n.id],
                     |_| Ok(true),
@@ -402,7 +403,7 @@ impl NetStore {
             }
             if let Some(m) = &mac {
                 let holder: Option<String> = tx
-                    .query_row(
+                    .row(
                         "SELECT container_id FROM endpoints WHERE network_id = ?1 AND mac = ?2",
                         params![n.id, m],
                         |r| r.get(0),
@@ -448,7 +449,7 @@ impl NetStore {
                 .zip(used.iter().copied().chain(std::iter::once(i64::MAX)))
                 .find(|(i, u)| i != u)
                 .map_or(0, |(i, _)| i);
-            tx.execute(
+            tx.exec(
                 &format!(
                     "INSERT INTO endpoints ({EP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                 ),
@@ -481,7 +482,7 @@ impl NetStore {
     pub fn release(&self, container_id: &str, network_id: &str) -> Result<()> {
         self.db
             .conn()
-            .execute(
+            .exec(
                 "DELETE FROM endpoints WHERE container_id = ?1 AND network_id = ?2",
                 params![container_id, network_id],
             )
@@ -502,7 +503,7 @@ impl NetStore {
         );
         self.immediate(&op, |tx| {
             let eps = query_endpoints(tx, "container_id = ?1 ORDER BY seq", container_id, &op)?;
-            tx.execute(
+            tx.exec(
                 "DELETE FROM endpoints WHERE container_id = ?1",
                 params![container_id],
             )
@@ -543,7 +544,7 @@ impl NetStore {
         let n = self
             .db
             .conn()
-            .execute(
+            .exec(
                 "UPDATE endpoints SET aliases = ?3 WHERE container_id = ?1 AND network_id = ?2",
                 params![container_id, network_id, json],
             )
@@ -569,7 +570,7 @@ impl NetStore {
         let op = "drop the network endpoints of removed containers";
         self.immediate(op, |tx| {
             let mut st = tx
-                .prepare("SELECT DISTINCT container_id FROM endpoints ORDER BY container_id")
+                .prepare_cached("SELECT DISTINCT container_id FROM endpoints ORDER BY container_id")
                 .map_err(sql(op))?;
             let ids: Vec<String> = st
                 .query_map([], |r| r.get(0))
@@ -583,7 +584,7 @@ impl NetStore {
                     id,
                     op,
                 )?);
-                tx.execute("DELETE FROM endpoints WHERE container_id = ?1", params![id])
+                tx.exec("DELETE FROM endpoints WHERE container_id = ?1", params![id])
                     .map_err(sql(op))?;
             }
             Ok(dropped)

@@ -8,7 +8,7 @@
 use crate::model::{self, Network};
 use crate::{Error, Result};
 use berth_db::rusqlite::{self, params, Connection, OptionalExtension, TransactionBehavior};
-use berth_db::{Db, Tables};
+use berth_db::{Cached, Db, Tables};
 
 /// The tables, kept in the store's database (open it with these, as the
 /// engine does with its records'). No earlier berth kept networks:
@@ -161,7 +161,7 @@ impl NetStore {
         self.immediate(&format!("remove network {id}"), |tx| {
             let n = get_in(tx, id)?;
             let mut st = tx
-                .prepare("SELECT container_id FROM endpoints WHERE network_id = ?1 ORDER BY container_id")
+                .prepare_cached("SELECT container_id FROM endpoints WHERE network_id = ?1 ORDER BY container_id")
                 .map_err(sql(format!("list the containers on network {}", n.name)))?;
             let users: Vec<String> = st
                 .query_map(params![n.id], |r| r.get::<_, String>(0))
@@ -176,7 +176,7 @@ impl NetStore {
                     ids.join(", ")
                 )));
             }
-            tx.execute("DELETE FROM networks WHERE id = ?1", params![n.id])
+            tx.exec("DELETE FROM networks WHERE id = ?1", params![n.id])
                 .map_err(sql(format!("remove network {}", n.name)))?;
             Ok(())
         })
@@ -208,7 +208,7 @@ fn insert_in(tx: &Connection, n: &Network, others: &[Network]) -> Result<()> {
     for s in &n.subnets {
         model::check_free(&n.name, s.subnet, others, &[])?;
     }
-    tx.execute(
+    tx.exec(
         "INSERT INTO networks (id, name, bridge, created, config) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![n.id, n.name, n.bridge, n.created, config],
     )
@@ -219,7 +219,7 @@ fn insert_in(tx: &Connection, n: &Network, others: &[Network]) -> Result<()> {
 /// Every network, by name.
 pub(crate) fn all(conn: &Connection) -> Result<Vec<Network>> {
     let mut st = conn
-        .prepare("SELECT id, config FROM networks ORDER BY name")
+        .prepare_cached("SELECT id, config FROM networks ORDER BY name")
         .map_err(sql("list the networks"))?;
     let rows: Vec<(String, String)> = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -231,7 +231,7 @@ pub(crate) fn all(conn: &Connection) -> Result<Vec<Network>> {
 /// The network with id `id` exactly, on `conn`.
 pub(crate) fn by_id(conn: &Connection, id: &str) -> Result<Option<Network>> {
     let row: Option<String> = conn
-        .query_row(
+        .row(
             "SELECT config FROM networks WHERE id = ?1",
             params![id],
             |r| r.get(0),
@@ -248,7 +248,7 @@ pub(crate) fn get_in(conn: &Connection, name_or_id: &str) -> Result<Network> {
         return Err(not_found());
     }
     let one = |q: &str| -> Result<Option<(String, String)>> {
-        conn.query_row(q, params![name_or_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        conn.row(q, params![name_or_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()
             .map_err(sql(format!("look up network {name_or_id}")))
     };
@@ -263,7 +263,9 @@ pub(crate) fn get_in(conn: &Connection, name_or_id: &str) -> Result<Network> {
         return Err(not_found());
     }
     let mut st = conn
-        .prepare("SELECT id, config FROM networks WHERE substr(id, 1, length(?1)) = ?1 LIMIT 2")
+        .prepare_cached(
+            "SELECT id, config FROM networks WHERE substr(id, 1, length(?1)) = ?1 LIMIT 2",
+        )
         .map_err(sql(format!("look up network {name_or_id}")))?;
     let rows: Vec<(String, String)> = st
         .query_map(params![name_or_id], |r| Ok((r.get(0)?, r.get(1)?)))
