@@ -489,6 +489,36 @@ fn a_pod_sharing_pid_sees_each_others_processes() {
             .any(|l| l.split_whitespace().next() == Some("1") && l.contains("--pause")),
         "{ps}"
     );
+    // The infra's root is a read-only overlay without an upper layer: a
+    // member that sees the pause process cannot write through its root,
+    // and nothing was made for it in the store.
+    let w = e
+        .berth(&[
+            "run",
+            "--rm",
+            "--pod",
+            "pidpod",
+            IMAGE,
+            "sh",
+            "-c",
+            "echo x > /proc/1/root/tmp/f; echo rc=$?; ls /proc/1/root/sbin",
+        ])
+        .ok()
+        .stdout;
+    assert!(w.contains("rc=1") && w.contains("berth-init"), "{w}");
+    let infra = inspect(&e, &["pod", "inspect", "pidpod"], "{{.InfraContainerID}}");
+    let store = e.root.path().join("containers").join(&infra);
+    assert!(store.is_dir(), "{}", store.display());
+    assert!(!store.join("upper").exists() && !store.join("work").exists());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = mounts
+        .lines()
+        .find(|l| l.contains(&format!("/rootfs/{infra} ")))
+        .expect("the infra's root is mounted");
+    assert!(
+        line.contains(" ro,") && !line.contains("upperdir"),
+        "{line}"
+    );
     // Without pid shared, a member sees only its own.
     e.berth(&["pod", "create", "--name", "nopid"]).ok();
     e.berth(&["run", "-d", "--pod", "nopid", IMAGE, "sleep", "4343"])

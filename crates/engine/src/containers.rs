@@ -1229,9 +1229,10 @@ impl Engine {
         let image_id = Digest::parse(&rec.image_id)?;
         let chains = self.images.image_layers(&image_id)?;
         let mut layers: Vec<PathBuf> = chains.iter().map(|c| self.images.layer_dir(c)).collect();
+        let mut made = false;
         if let Some(top) = chains.last() {
             let init = self.images.layer_init_dir(top);
-            let made = init.is_dir() || {
+            made = init.is_dir() || {
                 // Made in the store's tmp/, which GC empties only under the
                 // store's lock: held shared meanwhile, as pulls hold it.
                 let _store = self.images.pull_lock().ok();
@@ -1240,6 +1241,18 @@ impl Engine {
             if made {
                 layers.push(init);
             }
+        }
+        // A pod's infra: its root is only ever read (berth's pause program
+        // and the mount points of its image and init layer), so it needs
+        // no upper layer: three directories, an overlay's work files and a
+        // copy-up fewer per pod, made and removed.
+        if made && rec.image == crate::pods::INFRA_IMAGE && rec.spec.namespaces.user_maps.is_none()
+        {
+            return crate::rootfs::mount_read_only(
+                &layers,
+                &self.paths.rootfs(&rec.id),
+                &self.paths.root.join("empty"),
+            );
         }
         if let Some(u) = &rec.spec.namespaces.user_maps {
             return crate::rootfs::mount_idmapped(

@@ -5,9 +5,12 @@
 //! A pod is a record in the `pods` table (its request, [`PodSpec`], and
 //! its phase) and, unless `--infra=false`, an *infra* container: a
 //! container like any other, made from berth's own image
-//! (`localhost/berth-infra`, a skeleton of empty directories imported on
-//! first use; no registry), whose process is `berth-init --pause` (bound
-//! in as `--init` binds it). The infra holds the namespaces the members
+//! (`localhost/berth-infra:2`, a skeleton of empty directories and the
+//! pause program's mount point, imported on first use; no registry), whose
+//! process is `berth-init --pause` (bound in as `--init` binds it). Its
+//! root is a read-only overlay without an upper layer
+//! (`rootfs::mount_read_only`): nothing writes there, and a member that
+//! shares the pod's PID namespace cannot write through `/proc/1/root`. The infra holds the namespaces the members
 //! join (`container:INFRA` in each member's spec) and carries the pod's
 //! network request (networks, published ports, aliases, DNS), so the
 //! networks code sets it up and tears it down unchanged: the pod's IP and
@@ -56,7 +59,7 @@ pub(crate) struct InfraStart {
 }
 
 /// The image of infra containers: berth's own, made on first use.
-pub const INFRA_IMAGE: &str = "localhost/berth-infra:1";
+pub const INFRA_IMAGE: &str = "localhost/berth-infra:2";
 
 /// The namespaces a pod can share.
 pub const SHAREABLE: [&str; 4] = ["net", "ipc", "uts", "pid"];
@@ -525,10 +528,17 @@ impl crate::Engine {
             return Ok(id);
         }
         let mut tar = berth_image::tar::Writer::new(Vec::new());
-        for d in ["dev", "etc", "proc", "run", "sbin", "sys", "tmp"] {
+        // The directories, and the mount point of the pause program
+        // (`spec::INIT_PATH`): the infra's root is mounted read-only.
+        let init = crate::spec::INIT_PATH.trim_start_matches('/');
+        for d in ["dev", "etc", "proc", "run", "sbin", "sys", "tmp", init] {
             let e = berth_image::tar::Entry {
                 path: d.as_bytes().to_vec(),
-                kind: berth_image::tar::Kind::Dir,
+                kind: if d == init {
+                    berth_image::tar::Kind::File
+                } else {
+                    berth_image::tar::Kind::Dir
+                },
                 mode: if d == "tmp" { 0o1777 } else { 0o755 },
                 uid: 0,
                 gid: 0,

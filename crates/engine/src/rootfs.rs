@@ -136,6 +136,61 @@ pub enum LayerMounts {
     Attached,
 }
 
+/// Mounts a read-only overlay of `layers` (bottom first, at least one)
+/// at `target` (no-op if mounted): no upper or work directory, so nothing
+/// is made for it but the mount point (for a pod's infra, whose root
+/// nothing writes: its image and init layer hold every mount point).
+pub fn mount_read_only(layers: &[PathBuf], target: &Path, empty: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(target).map_err(io(format!("create {}", target.display())))?;
+    if is_mounted(target) {
+        return Ok(target.to_path_buf());
+    }
+    let mut lower: Vec<&Path> = layers.iter().rev().map(PathBuf::as_path).collect();
+    // Without an upper layer overlay takes two lower layers at least.
+    if lower.len() < 2 {
+        std::fs::create_dir_all(empty).map_err(io(format!("create {}", empty.display())))?;
+        lower.push(empty);
+    }
+    let mut opts = String::from("lowerdir=");
+    for (i, l) in lower.iter().enumerate() {
+        let s = l.to_string_lossy();
+        if s.contains([',', ':', '\n']) {
+            return Err(Error::Runtime(format!(
+                "{}: overlay cannot use a path with ',' or ':'; move the berth root elsewhere",
+                l.display()
+            )));
+        }
+        if i > 0 {
+            opts.push(':');
+        }
+        opts.push_str(&s);
+    }
+    if opts.len() > MAX_OPTIONS {
+        return Err(Error::Runtime(format!(
+            "{} layers: too many for one overlay mount",
+            layers.len()
+        )));
+    }
+    let t = berth_sys::cstr(target).map_err(io("mount path"))?;
+    let data = std::ffi::CString::new(opts).map_err(|_| Error::Runtime("NUL in a path".into()))?;
+    berth_sys::mount::mount(
+        Some(c"overlay"),
+        &t,
+        Some(c"overlay"),
+        libc::MS_NODEV | libc::MS_RDONLY,
+        Some(&data),
+    )
+    .map_err(io(format!(
+        "mount the container's read-only overlay root filesystem at {}",
+        target.display()
+    )))?;
+    berth_sys::mount::mount(None, &t, None, libc::MS_PRIVATE, None).map_err(io(format!(
+        "make the overlay at {} a private mount",
+        target.display()
+    )))?;
+    Ok(target.to_path_buf())
+}
+
 fn mount_with(
     layers: &[PathBuf],
     dir: &Path,
