@@ -571,6 +571,8 @@ struct Monitor {
     got_terminal: bool,
     /// The runtime has forgotten the last run (`delete`).
     deleted: bool,
+    /// The state file has been written (see `run`).
+    state_saved: bool,
     last_drop_report: Instant,
     oom_file: Option<PathBuf>,
     /// The starting client said GO (see `Config::wait_go`).
@@ -700,6 +702,7 @@ impl Monitor {
             close_after_drain: false,
             got_terminal: false,
             deleted: true,
+            state_saved: false,
             last_drop_report: Instant::now(),
             oom_file: None,
             go: false,
@@ -716,6 +719,7 @@ impl Monitor {
         {
             eprintln!("berth-monitor: write the state file: {e}");
         }
+        self.state_saved = true;
     }
 
     fn broadcast(&mut self, kind: u8, payload: &[u8]) {
@@ -776,7 +780,12 @@ impl Monitor {
         };
         loop {
             self.state.status = Status::Starting;
-            self.save_state();
+            // No state file yet reads as starting (berth's `refresh`): the
+            // first start writes one when it knows how it went, a file
+            // fewer made and replaced per container.
+            if self.state_saved {
+                self.save_state();
+            }
             let pid = match self.start() {
                 Ok(pid) => pid,
                 Err(msg) => {
@@ -854,9 +863,14 @@ impl Monitor {
 
     /// Starts the container; returns its host pid.
     fn start(&mut self) -> Result<i32, String> {
+        // berth's own runtime keeps the pid in its state, read below
+        // through its library; another runtime writes it to --pid-file.
         let pid_file = self.cfg.run_dir.join("pid");
+        let builtin = self.cfg.builtin_root.clone();
         self.got_terminal = false;
-        let _ = std::fs::remove_file(&pid_file);
+        if builtin.is_none() {
+            let _ = std::fs::remove_file(&pid_file);
+        }
         // Emptied, not removed: the runtime opens it without making a file
         // (made while the monitor waited for GO, `prepare_runtime_log`).
         prepare_runtime_log(&self.cfg.run_dir);
@@ -872,9 +886,10 @@ impl Monitor {
             "--detach".into(),
             "--bundle".into(),
             self.cfg.bundle.clone().into(),
-            "--pid-file".into(),
-            pid_file.clone().into(),
         ]);
+        if builtin.is_none() {
+            args.extend(["--pid-file".into(), pid_file.clone().into()]);
+        }
         // The runtime's stdin, stdout and stderr (None: /dev/null).
         let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| err("dup a pipe", e));
         let stdio: [Option<OwnedFd>; 3] = if self.cfg.terminal {
@@ -920,12 +935,23 @@ impl Monitor {
         if self.cfg.terminal && !self.got_terminal {
             return Err("the runtime did not send the container's terminal".into());
         }
-        let text = std::fs::read_to_string(&pid_file)
-            .map_err(|e| err(&format!("read the pid file {}", pid_file.display()), e))?;
-        let pid: i32 = text
-            .trim()
-            .parse()
-            .map_err(|_| format!("the pid file {} holds {text:?}", pid_file.display()))?;
+        let pid = match &builtin {
+            Some(root) => {
+                berth_runtime::state::load_record(&root.join(&self.cfg.id))
+                    .map_err(|e| format!("read the container's state from the runtime: {e}"))?
+                    .pid
+            }
+            None => {
+                let text = std::fs::read_to_string(&pid_file)
+                    .map_err(|e| err(&format!("read the pid file {}", pid_file.display()), e))?;
+                text.trim()
+                    .parse()
+                    .map_err(|_| format!("the pid file {} holds {text:?}", pid_file.display()))?
+            }
+        };
+        if pid <= 0 {
+            return Err(format!("the runtime reported no process (pid {pid})"));
+        }
         self.oom_file = oom_file(pid);
         Ok(pid)
     }
