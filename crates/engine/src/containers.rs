@@ -87,9 +87,15 @@ impl PreMonitor {
         if !same_build(name, &runtime, &monitor) {
             return None;
         }
+        Self::spawn_with(&monitor, runtime, run_root)
+    }
+
+    /// [`PreMonitor::spawn`] of `monitor` for `runtime`, found already
+    /// (and of the same build).
+    fn spawn_with(monitor: &Path, runtime: PathBuf, run_root: &Path) -> Option<PreMonitor> {
         // The directory the runtime's protected overlay is made with.
         paths::private_run_root(run_root).ok()?;
-        let mut cmd = std::process::Command::new(&monitor);
+        let mut cmd = std::process::Command::new(monitor);
         cmd.arg("--pre").arg(&runtime).arg(run_root);
         // Kept off our CPU while it starts up, so that it does so beside
         // us, not after us, on a host whose scheduler keeps a new process
@@ -145,6 +151,15 @@ fn same_build(name: &str, runtime: &Path, monitor: &Path) -> bool {
 /// to the monitor started ahead for this runtime, or starts a new one.
 pub(crate) fn launch_monitor(m: &MonitorLaunch<'_>, pre: Option<PreMonitor>) -> Result<Launched> {
     let runtime = m.runtime;
+    // With berth's own runtime (of this build) a monitor is started as one
+    // started ahead is, when none was: it reads its configuration from the
+    // pipe, and no monitor.conf is made.
+    let pre = pre.or_else(|| {
+        m.config
+            .builtin_root
+            .as_ref()
+            .and_then(|_| PreMonitor::spawn_with(m.monitor, runtime.to_path_buf(), m.run_root))
+    });
     // The monitor started ahead reads its configuration from the pipe
     // (and opens monitor.log in the run directory itself); one that
     // cannot (it died) is replaced by a new one, started as usual.
@@ -1524,6 +1539,7 @@ impl Engine {
                 config: &mcfg,
                 text: &text,
                 run_dir,
+                run_root: &self.paths.run_root,
             },
             pre,
         )?;

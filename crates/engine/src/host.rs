@@ -34,6 +34,9 @@ pub struct MonitorLaunch<'a> {
     pub config: &'a MonitorConfig,
     pub text: &'a str,
     pub run_dir: &'a Path,
+    /// berth's run root (a monitor started as one started ahead makes the
+    /// runtime's protected binary under it).
+    pub run_root: &'a Path,
 }
 
 /// A started monitor: its pipes and pid, and the child to reap if the
