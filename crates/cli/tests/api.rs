@@ -209,6 +209,34 @@ fn docker_cli_drives_berth() {
     assert_eq!(ours[0]["State"]["Running"], true);
     assert_eq!(ours[0]["Config"]["Labels"]["k"], "v");
 
+    // --ipc container:web (HostConfig.IpcMode): web's /dev/shm is shared
+    // both ways; Docker's `shareable` is accepted.
+    let o = ok(svc.docker(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:web",
+        img,
+        "sh",
+        "-c",
+        "echo joined > /dev/shm/j; cat /dev/shm/w 2>/dev/null; true",
+    ]));
+    assert_eq!(o.stdout, "");
+    let o = ok(svc.docker(&["exec", "web", "cat", "/dev/shm/j"]));
+    assert_eq!(o.stdout, "joined\n");
+    ok(svc.docker(&["exec", "web", "sh", "-c", "echo web > /dev/shm/w"]));
+    let o = ok(svc.docker(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:web",
+        img,
+        "cat",
+        "/dev/shm/w",
+    ]));
+    assert_eq!(o.stdout, "web\n");
+    ok(svc.docker(&["run", "--rm", "--ipc", "shareable", img, "true"]));
+
     // exec: output, exit code, stdin, a missing command, detached.
     let o = svc.docker(&["exec", "web", "sh", "-c", "echo in; echo e >&2; exit 5"]);
     assert_eq!(

@@ -1329,7 +1329,7 @@ spec:
   - name: writer
     image: localhost/kube:1
     imagePullPolicy: Never
-    command: [sh, -c, 'echo from-writer > /shm/w; exec sleep 1000']
+    command: [sh, -c, 'echo posix > /dev/shm/p; echo from-writer > /shm/w; exec sleep 1000']
     volumeMounts: [{name: shm, mountPath: /shm}]
   - name: reader
     image: localhost/kube:1
@@ -1348,6 +1348,10 @@ spec:
             .clone()
     };
     wait_for("the writer's file", 10, || read() == "from-writer\n");
+    // The pod's containers share its IPC namespace and its /dev/shm (POSIX
+    // shared memory), as the kubelet's pods do.
+    let o = k.berth(&["exec", "mem-reader", "cat", "/dev/shm/p"]).ok();
+    assert_eq!(o.stdout, "posix\n");
     let o = k
         .berth(&[
             "exec",
