@@ -91,6 +91,12 @@ impl Layout {
     /// when this process's own cgroup is under it at its full path. None
     /// when anything is otherwise (another place, a bind of a subtree as
     /// in a container without a cgroup namespace): mountinfo then tells.
+    ///
+    /// One exception: beside v1 hierarchies, cgroup2 anywhere else than
+    /// `base/unified` is taken as not mounted, as runc takes it (its hybrid
+    /// mode looks there only). Its line is in /proc/self/cgroup whether or
+    /// not it is mounted, so a host of v1 hierarchies only (systemd's
+    /// legacy mode) would otherwise read mountinfo at every command.
     pub fn at_usual_places(
         proc_cgroup: &str,
         base: &Path,
@@ -109,6 +115,7 @@ impl Layout {
             fs_magic(&dir).map(|_| ())
         };
         let mut hierarchies = Vec::new();
+        let mut v2_unplaced = false;
         for line in proc_cgroup.lines() {
             let mut parts = line.splitn(3, ':');
             let (Some(_id), Some(ctrls), Some(own)) = (parts.next(), parts.next(), parts.next())
@@ -117,9 +124,13 @@ impl Layout {
             };
             let (mountpoint, kind) = if ctrls.is_empty() {
                 let v2 = berth_sys::fs::CGROUP2_SUPER_MAGIC;
-                let at = [base.to_path_buf(), base.join("unified")]
+                let Some(at) = [base.to_path_buf(), base.join("unified")]
                     .into_iter()
-                    .find(|p| fs_magic(p) == Some(v2))?;
+                    .find(|p| fs_magic(p) == Some(v2))
+                else {
+                    v2_unplaced = true;
+                    continue;
+                };
                 (at, HierarchyKind::V2)
             } else {
                 let controllers = v1_controllers_in(ctrls);
@@ -146,6 +157,12 @@ impl Layout {
                 own: own.to_string(),
                 kind,
             });
+        }
+        let v1 = hierarchies
+            .iter()
+            .any(|h| matches!(h.kind, HierarchyKind::V1 { .. }));
+        if v2_unplaced && !v1 {
+            return None;
         }
         (!hierarchies.is_empty()).then_some(Layout { hierarchies })
     }
@@ -397,8 +414,6 @@ mod tests {
             ),
             // A hierarchy mounted elsewhere (or not at all).
             ("v1 elsewhere", HYBRID_CG, "/sys/fs/cgroup/systemd"),
-            // cgroup2 listed but at neither usual place.
-            ("v2 elsewhere", HYBRID_CG, "/sys/fs/cgroup/unified"),
             // A name that is not a plain directory name.
             ("odd name", "3:name=../x:/\n", "none"),
         ] {
@@ -425,6 +440,42 @@ mod tests {
             .collect();
         assert_eq!(Layout::at_usual_places(HYBRID_CG, base, &fake(&fs)), None);
         assert_eq!(Layout::at_usual_places("", base, &fake(&hybrid)), None);
+        // cgroup2 alone, at neither usual place.
+        assert_eq!(
+            Layout::at_usual_places("0::/\n", base, &fake(&[("/sys/fs/cgroup", TMPFS)])),
+            None
+        );
+    }
+
+    /// v1 hierarchies with cgroup2 not mounted (systemd's legacy mode, or
+    /// unmounted as the benches do for crun): its /proc/self/cgroup line
+    /// is no reason to read mountinfo, whose layout has no cgroup2 either.
+    #[test]
+    fn v1_hierarchies_without_a_mounted_cgroup2_need_no_mountinfo() {
+        let base = Path::new("/sys/fs/cgroup");
+        let legacy = [
+            ("/sys/fs/cgroup", TMPFS),
+            ("/sys/fs/cgroup/cpu", CG1),
+            ("/sys/fs/cgroup/memory", CG1),
+            ("/sys/fs/cgroup/memory/sup/abc", CG1),
+            ("/sys/fs/cgroup/systemd", CG1),
+            // An empty directory where hybrid hosts mount it.
+            ("/sys/fs/cgroup/unified", TMPFS),
+        ];
+        let mi: String = HYBRID_MI
+            .lines()
+            .filter(|l| !l.contains("cgroup2"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let mut slow = Layout::parse(&mi, HYBRID_CG).hierarchies;
+        let mut fast = Layout::at_usual_places(HYBRID_CG, base, &fake(&legacy))
+            .unwrap()
+            .hierarchies;
+        for l in [&mut slow, &mut fast] {
+            l.sort_by(|a, b| a.mountpoint.cmp(&b.mountpoint));
+        }
+        assert_eq!(fast, slow);
+        assert!(fast.iter().all(|h| h.kind != HierarchyKind::V2), "{fast:?}");
     }
 
     /// On this machine (whose hierarchies are at the usual places), the
