@@ -1261,7 +1261,10 @@ impl Engine {
         // and the mount points of its image and init layer), so it needs
         // no upper layer: three directories, an overlay's work files and a
         // copy-up fewer per pod, made and removed.
-        if made && rec.image == crate::pods::INFRA_IMAGE && rec.spec.namespaces.user_maps.is_none()
+        if made
+            && rec.image == crate::pods::INFRA_IMAGE
+            && rec.spec.pod.is_some()
+            && rec.spec.namespaces.user_maps.is_none()
         {
             return crate::rootfs::mount_read_only(
                 &layers,
