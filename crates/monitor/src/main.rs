@@ -571,8 +571,6 @@ struct Monitor {
     got_terminal: bool,
     /// The runtime has forgotten the last run (`delete`).
     deleted: bool,
-    /// The state file has been written (see `run`).
-    state_saved: bool,
     last_drop_report: Instant,
     oom_file: Option<PathBuf>,
     /// The starting client said GO (see `Config::wait_go`).
@@ -702,7 +700,6 @@ impl Monitor {
             close_after_drain: false,
             got_terminal: false,
             deleted: true,
-            state_saved: false,
             last_drop_report: Instant::now(),
             oom_file: None,
             go: false,
@@ -719,7 +716,6 @@ impl Monitor {
         {
             eprintln!("berth-monitor: write the state file: {e}");
         }
-        self.state_saved = true;
     }
 
     fn broadcast(&mut self, kind: u8, payload: &[u8]) {
@@ -780,12 +776,7 @@ impl Monitor {
         };
         loop {
             self.state.status = Status::Starting;
-            // No state file yet reads as starting (berth's `refresh`): the
-            // first start writes one when it knows how it went, a file
-            // fewer made and replaced per container.
-            if self.state_saved {
-                self.save_state();
-            }
+            self.save_state();
             let pid = match self.start() {
                 Ok(pid) => pid,
                 Err(msg) => {
