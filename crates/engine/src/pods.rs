@@ -10,8 +10,9 @@
 //! process is `berth-init --pause` (bound in as `--init` binds it). Its
 //! root is a read-only overlay without an upper layer
 //! (`rootfs::mount_read_only`): nothing writes there, and a member that
-//! shares the pod's PID namespace cannot write through `/proc/1/root`. The infra holds the namespaces the members
-//! join (`container:INFRA` in each member's spec) and carries the pod's
+//! shares the pod's PID namespace cannot write through `/proc/1/root`.
+//! The infra holds the namespaces the members join (`container:INFRA` in
+//! each member's spec) and carries the pod's
 //! network request (networks, published ports, aliases, DNS), so the
 //! networks code sets it up and tears it down unchanged: the pod's IP and
 //! `-p` ports are the infra's. Members' cgroups go under the pod's

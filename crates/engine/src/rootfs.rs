@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 const MAX_OPTIONS: usize = 4000;
 
 /// Overlay options for `layers` (bottom first, as stored) and the
-/// container's directory `dir`. `volatile` (for `--rm` containers, whose
+/// container's directory `dir`, whose `upper/` and `work/` it takes; with
+/// no `dir`, a read-only overlay of the layers alone (which overlay takes
+/// from two lower layers: `empty` makes up the second when there is one).
+/// `volatile` (for `--rm` containers, whose
 /// upper layer never outlives them, and a build's RUN steps, whose changes
 /// the build syncs as it stores them): no syncs of the upper layer, not
 /// even at unmount (which would sync the whole filesystem under it), as
@@ -20,7 +23,7 @@ const MAX_OPTIONS: usize = 4000;
 /// the kernel, and the container is removed anyway.
 pub fn overlay_options(
     layers: &[PathBuf],
-    dir: &Path,
+    dir: Option<&Path>,
     empty: &Path,
     volatile: bool,
 ) -> Result<String> {
@@ -38,18 +41,22 @@ pub fn overlay_options(
     for l in layers.iter().rev() {
         lower.push(check(l)?);
     }
-    if lower.is_empty() {
-        // An image without layers (scratch): overlay needs one lower dir.
+    // An image without layers (scratch): overlay needs one lower dir, two
+    // without an upper one.
+    let least = if dir.is_some() { 1 } else { 2 };
+    if lower.len() < least {
         lower.push(check(empty)?);
     }
-    let mut opts = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
-        check(&dir.join("upper"))?,
-        check(&dir.join("work"))?
-    );
-    if volatile {
-        opts.push_str(",volatile");
+    let mut opts = format!("lowerdir={}", lower.join(":"));
+    if let Some(dir) = dir {
+        opts.push_str(&format!(
+            ",upperdir={},workdir={}",
+            check(&dir.join("upper"))?,
+            check(&dir.join("work"))?
+        ));
+        if volatile {
+            opts.push_str(",volatile");
+        }
     }
     if opts.len() > MAX_OPTIONS {
         return Err(Error::Runtime(format!(
@@ -145,32 +152,8 @@ pub fn mount_read_only(layers: &[PathBuf], target: &Path, empty: &Path) -> Resul
     if is_mounted(target) {
         return Ok(target.to_path_buf());
     }
-    let mut lower: Vec<&Path> = layers.iter().rev().map(PathBuf::as_path).collect();
-    // Without an upper layer overlay takes two lower layers at least.
-    if lower.len() < 2 {
-        std::fs::create_dir_all(empty).map_err(io(format!("create {}", empty.display())))?;
-        lower.push(empty);
-    }
-    let mut opts = String::from("lowerdir=");
-    for (i, l) in lower.iter().enumerate() {
-        let s = l.to_string_lossy();
-        if s.contains([',', ':', '\n']) {
-            return Err(Error::Runtime(format!(
-                "{}: overlay cannot use a path with ',' or ':'; move the berth root elsewhere",
-                l.display()
-            )));
-        }
-        if i > 0 {
-            opts.push(':');
-        }
-        opts.push_str(&s);
-    }
-    if opts.len() > MAX_OPTIONS {
-        return Err(Error::Runtime(format!(
-            "{} layers: too many for one overlay mount",
-            layers.len()
-        )));
-    }
+    std::fs::create_dir_all(empty).map_err(io(format!("create {}", empty.display())))?;
+    let opts = overlay_options(layers, None, empty, false)?;
     let t = berth_sys::cstr(target).map_err(io("mount path"))?;
     let data = std::ffi::CString::new(opts).map_err(|_| Error::Runtime("NUL in a path".into()))?;
     berth_sys::mount::mount(
@@ -184,11 +167,19 @@ pub fn mount_read_only(layers: &[PathBuf], target: &Path, empty: &Path) -> Resul
         "mount the container's read-only overlay root filesystem at {}",
         target.display()
     )))?;
-    berth_sys::mount::mount(None, &t, None, libc::MS_PRIVATE, None).map_err(io(format!(
+    make_private(&t, target)?;
+    Ok(target.to_path_buf())
+}
+
+/// Makes the overlay just mounted at `target` (`t`) a private mount:
+/// under a shared parent (systemd makes / shared) the new mount is shared
+/// too, and a container whose root propagation is shared (a bind with
+/// `rshared`) would send its /proc, /dev and the rest back here.
+fn make_private(t: &std::ffi::CStr, target: &Path) -> Result<()> {
+    berth_sys::mount::mount(None, t, None, libc::MS_PRIVATE, None).map_err(io(format!(
         "make the overlay at {} a private mount",
         target.display()
-    )))?;
-    Ok(target.to_path_buf())
+    )))
 }
 
 fn mount_with(
@@ -212,7 +203,7 @@ fn mount_with(
     std::fs::create_dir_all(empty).map_err(io(format!("create {}", empty.display())))?;
     let t = berth_sys::cstr(&target).map_err(io("mount path"))?;
     let mount_overlay = |layers: &[PathBuf]| -> Result<std::result::Result<(), std::io::Error>> {
-        let opts = overlay_options(layers, dir, empty, volatile)?;
+        let opts = overlay_options(layers, Some(dir), empty, volatile)?;
         let data =
             std::ffi::CString::new(opts).map_err(|_| Error::Runtime("NUL in a path".into()))?;
         Ok(berth_sys::mount::mount(
@@ -273,13 +264,7 @@ fn mount_with(
             }
         }
     }
-    // Under a shared parent (systemd makes / shared) the new mount is
-    // shared too, and a container whose root propagation is shared (a bind
-    // with `rshared`) would send its /proc, /dev and the rest back here.
-    berth_sys::mount::mount(None, &t, None, libc::MS_PRIVATE, None).map_err(io(format!(
-        "make the overlay at {} a private mount",
-        target.display()
-    )))?;
+    make_private(&t, &target)?;
     Ok(target)
 }
 
@@ -788,16 +773,16 @@ mod tests {
     #[test]
     fn options_put_the_top_layer_first() {
         let layers = vec![PathBuf::from("/l/base"), PathBuf::from("/l/top")];
-        let o = overlay_options(&layers, Path::new("/c/id"), Path::new("/e"), false).unwrap();
+        let o = overlay_options(&layers, Some(Path::new("/c/id")), Path::new("/e"), false).unwrap();
         assert_eq!(
             o,
             "lowerdir=/l/top:/l/base,upperdir=/c/id/upper,workdir=/c/id/work"
         );
-        let o = overlay_options(&[], Path::new("/c/id"), Path::new("/e"), true).unwrap();
+        let o = overlay_options(&[], Some(Path::new("/c/id")), Path::new("/e"), true).unwrap();
         assert!(o.starts_with("lowerdir=/e,") && o.ends_with(",volatile"));
         assert!(overlay_options(
             &[PathBuf::from("/a:b")],
-            Path::new("/c"),
+            Some(Path::new("/c")),
             Path::new("/e"),
             false
         )
@@ -805,8 +790,13 @@ mod tests {
         let many: Vec<PathBuf> = (0..100)
             .map(|i| PathBuf::from(format!("/var/lib/berth/layers/{i:064}")))
             .collect();
-        let e = overlay_options(&many, Path::new("/c"), Path::new("/e"), false).unwrap_err();
+        let e = overlay_options(&many, Some(Path::new("/c")), Path::new("/e"), false).unwrap_err();
         assert!(e.to_string().contains("100 layers"), "{e}");
+        // Read-only: the layers alone, two at least.
+        let o = overlay_options(&layers, None, Path::new("/e"), false).unwrap();
+        assert_eq!(o, "lowerdir=/l/top:/l/base");
+        let o = overlay_options(&layers[..1], None, Path::new("/e"), false).unwrap();
+        assert_eq!(o, "lowerdir=/l/base:/e");
     }
 
     #[test]
