@@ -349,35 +349,50 @@ impl Engine {
         let exe = std::env::current_exe()
             .ok()
             .filter(|p| p.file_name().is_some_and(|n| n == "berth"));
-        let child = exe.and_then(|exe| {
-            let mut cmd = std::process::Command::new(exe);
-            cmd.arg("--root")
-                .arg(&self.paths.root)
-                .arg("--run-root")
-                .arg(&self.paths.run_root)
-                .args(["network", "gc"])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null());
-            // posix_spawn (std's choice) suspends this process until the
-            // child has exec'd berth (vfork): the exec of a 15 MB program,
-            // on the foreground path of `network rm`. A process with one
-            // thread (the CLI) forks instead and goes on at once; one with
-            // more (the API service) keeps posix_spawn: no fork there.
-            if single_threaded() {
-                use std::os::unix::process::CommandExt as _;
-                // SAFETY: the closure does nothing (async-signal-safe), and
-                // this process has a single thread (checked just above; only
-                // this thread could start another), so the forked child is
-                // consistent until it execs.
-                unsafe { cmd.pre_exec(|| Ok(())) };
+        let Some(exe) = exe else {
+            return self.network_gc();
+        };
+        // A process with one thread (the CLI) forks and goes on at once: it
+        // exits soon, leaving the child to its parent's reaper. One with
+        // more (the API service) may not fork; it spawns (posix_spawn,
+        // which waits for the exec) and reaps.
+        if single_threaded() {
+            use std::os::unix::ffi::OsStrExt as _;
+            let c = |b: &[u8]| std::ffi::CString::new(b).ok();
+            let argv: Option<Vec<_>> = [
+                exe.as_os_str().as_bytes(),
+                b"--root",
+                self.paths.root.as_os_str().as_bytes(),
+                b"--run-root",
+                self.paths.run_root.as_os_str().as_bytes(),
+                b"network",
+                b"gc",
+            ]
+            .into_iter()
+            .map(c)
+            .collect();
+            if let (Some(path), Some(argv)) = (c(exe.as_os_str().as_bytes()), argv) {
+                // SAFETY: this process has a single thread (checked just
+                // above; only this thread could start another).
+                if unsafe { berth_sys::process::spawn_unwaited(&path, &argv) }.is_ok() {
+                    return;
+                }
             }
-            cmd.spawn().ok()
-        });
+        }
+        let child = std::process::Command::new(&exe)
+            .arg("--root")
+            .arg(&self.paths.root)
+            .arg("--run-root")
+            .arg(&self.paths.run_root)
+            .args(["network", "gc"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
         match child {
             // A long-lived caller (the API service) keeps no zombie.
-            Some(child) => crate::containers::reap_when_done(child),
-            None => self.network_gc(),
+            Ok(child) => crate::containers::reap_when_done(child),
+            Err(_) => self.network_gc(),
         }
     }
 

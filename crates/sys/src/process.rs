@@ -442,6 +442,55 @@ pub fn execve(path: &CString, argv: &[CString], envp: &[CString]) -> io::Error {
     io::Error::last_os_error()
 }
 
+/// Starts `path` with `argv` (the first is its name) and this process's
+/// environment, its standard streams on /dev/null, and returns its pid at
+/// once: unlike `std::process::Command::spawn`, which waits until the
+/// child has exec'd (to report an exec failure), so a caller that only
+/// starts work to be done behind it does not pay for the exec of a large
+/// program. A failed exec is the child's exit status 127, for the reaper
+/// to see. The caller reaps the child, or exits and leaves it to its
+/// parent's reaper.
+///
+/// # Safety
+/// The calling process must have a single thread (it forks: see the house
+/// rule on forks); between fork and exec the child makes system calls
+/// only (no allocation, no lock).
+pub unsafe fn spawn_unwaited(path: &CString, argv: &[CString]) -> io::Result<i32> {
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    // SAFETY: sigset_t is plain data, emptied by sigemptyset.
+    let mut none: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to the set above.
+    unsafe { libc::sigemptyset(&mut none) };
+    // SAFETY: the caller guarantees a single thread, so the child is a
+    // consistent copy; it calls only async-signal-safe functions (open,
+    // dup2, execv, _exit) on data prepared before the fork.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: system calls only, on NUL-terminated strings and arrays
+        // that live in this (copied) address space; _exit never returns.
+        unsafe {
+            // The mask survives exec: the program starts with none blocked.
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+            if null >= 0 {
+                for fd in 0..3 {
+                    libc::dup2(null, fd);
+                }
+                if null > 2 {
+                    libc::close(null);
+                }
+            }
+            libc::execv(path.as_ptr(), argv_p.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    Ok(pid)
+}
+
 /// `_exit(2)`: ends the process at once, without running destructors or
 /// flushing stdio buffers that belong to the process we were forked from.
 pub fn exit_now(code: i32) -> ! {
@@ -617,6 +666,39 @@ mod tests {
     fn exit_codes_follow_the_shell() {
         assert_eq!(ExitStatus::Exited(3).code(), 3);
         assert_eq!(ExitStatus::Signaled(9).code(), 137);
+    }
+
+    #[test]
+    fn spawn_unwaited_runs_the_program_and_leaves_it_to_be_reaped() {
+        let dir = std::env::temp_dir().join(format!("berth-unwaited-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let out = dir.join("out");
+        let script = format!("echo ran > {}; exit 3", out.display());
+        let sh = CString::new("/bin/sh").unwrap();
+        let argv = [
+            sh.clone(),
+            CString::new("-c").unwrap(),
+            CString::new(script).unwrap(),
+        ];
+        let missing = CString::new("/nonexistent/program").unwrap();
+        // The harness has threads: the spawns run in a forked child, which
+        // has one.
+        // SAFETY: the child only spawns, waits and _exits.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+        if pid == 0 {
+            // SAFETY: this forked child has a single thread.
+            let a = unsafe { spawn_unwaited(&sh, &argv) };
+            let ran = a.ok().and_then(|p| waitpid(p).ok()) == Some(ExitStatus::Exited(3));
+            // SAFETY: as above.
+            let b = unsafe { spawn_unwaited(&missing, std::slice::from_ref(&missing)) };
+            let failed = b.ok().and_then(|p| waitpid(p).ok()) == Some(ExitStatus::Exited(127));
+            exit_now(if ran && failed { 0 } else { 1 });
+        }
+        assert_eq!(waitpid(pid).unwrap(), ExitStatus::Exited(0));
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "ran\n");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
