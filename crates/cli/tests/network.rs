@@ -1036,3 +1036,184 @@ fn bridge_networks_are_refused_to_non_root_users_with_one_clear_line() {
         "{err}"
     );
 }
+
+/// What a tester found at stop 30 (each failed before its fix).
+#[test]
+fn stop_30_regressions() {
+    let w = World::new();
+    // An interface named as berth would name its next bridge (another
+    // berth root's, anyone's): berth picks another name, not a refusal.
+    sh(&[
+        "nsenter",
+        &format!("--net={}", w.ns("host").display()),
+        "ip",
+        "link",
+        "add",
+        "berth1",
+        "type",
+        "bridge",
+    ]);
+    w.berth(&["network", "create", "a"]).ok();
+    w.berth(&["network", "create", "b"]).ok();
+    // A start right after a stop: the last run's veth, which the kernel
+    // removes after the namespace's end, is not in the way.
+    w.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "ss",
+        "--network",
+        "a",
+        w.image,
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let a_bridge = w.in_ns("host", &["ip", "-o", "link", "show", "master", "berth1"]);
+    assert_eq!(
+        a_bridge.stdout, "",
+        "berth1 is not berth's: {}",
+        a_bridge.stdout
+    );
+    for _ in 0..10 {
+        w.berth(&["stop", "-t", "0", "ss"]).ok();
+        w.berth(&["start", "ss"]).ok();
+    }
+    // The default route follows connect and disconnect.
+    let routes = |c: &str| w.berth(&["exec", c, "ip", "route"]).ok().stdout;
+    w.berth(&["network", "disconnect", "a", "ss"]).ok();
+    w.berth(&["network", "connect", "a", "ss"]).ok();
+    assert!(
+        routes("ss").contains("default via 10.89.0.1"),
+        "{}",
+        routes("ss")
+    );
+    w.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "two",
+        "--network",
+        "a",
+        "--network",
+        "b",
+        w.image,
+        "sleep",
+        "600",
+    ])
+    .ok();
+    w.berth(&["network", "disconnect", "a", "two"]).ok();
+    assert!(
+        routes("two").contains("default via 10.89.1.1"),
+        "{}",
+        routes("two")
+    );
+    // An internal network's container publishes nothing, and says so.
+    w.berth(&["network", "create", "--internal", "i"]).ok();
+    let o = w.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "in-i",
+        "--network",
+        "i",
+        "-p",
+        "8200:80",
+        w.image,
+        "sleep",
+        "600",
+    ]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains("internal networks only"), "{}", o.stderr);
+    assert_eq!(w.berth(&["port", "in-i"]).ok().stdout, "");
+    // A port published on a dual-stack network: ::1 is refused at once
+    // (no route_localnet in IPv6), not left to hang.
+    w.berth(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.20.0.0/24",
+        "--subnet",
+        "fd00:20::/64",
+        "dual",
+    ])
+    .ok();
+    w.web("v6w", &["--network", "dual", "-p", "8400:80"]);
+    assert_eq!(
+        w.fetch_from("host", "http://127.0.0.1:8400/"),
+        Some("hello-v6w\n".into())
+    );
+    let t = Instant::now();
+    assert_eq!(w.fetch_from("host", "http://[::1]:8400/"), None);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // An IPv6-only network: its containers ask the responder on the IPv6
+    // gateway, and find each other.
+    w.berth(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:10::/64",
+        "six",
+    ])
+    .ok();
+    w.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "aa",
+        "--network",
+        "six",
+        w.image,
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let o = w.in_container(
+        &["--network", "six"],
+        "grep nameserver /etc/resolv.conf; nslookup -type=AAAA aa",
+    );
+    assert!(
+        o.stdout.contains("nameserver fd00:10::1"),
+        "{}{}",
+        o.stdout,
+        o.stderr
+    );
+    assert!(o.stdout.contains("fd00:10::"), "{}{}", o.stdout, o.stderr);
+    // A name too long to use is refused when the network is made.
+    let o = w.berth(&["network", "create", &"n".repeat(300)]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("at most 253 characters"), "{}", o.stderr);
+    // /etc/hosts: the full name, then the short one (Docker's line).
+    let o = w.in_container(
+        &[
+            "--network",
+            "a",
+            "--hostname",
+            "h1",
+            "--domainname",
+            "ex.org",
+        ],
+        "grep h1 /etc/hosts",
+    );
+    assert!(o.stdout.contains("\th1.ex.org h1\n"), "{}", o.stdout);
+    // --network container: takes the joined container's files: Docker's
+    // refusals.
+    let o = w.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:ss",
+        "--dns",
+        "1.1.1.1",
+        w.image,
+        "true",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("conflicting options: dns"),
+        "{}",
+        o.stderr
+    );
+}

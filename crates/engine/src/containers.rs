@@ -345,6 +345,20 @@ fn container_hostname(id: &str, c: &ContainerSpec) -> String {
     }
 }
 
+/// The names of the container's own line in /etc/hosts, as Docker writes
+/// them: the full name (`--hostname` with `.--domainname`), then the
+/// short name when the full one has a dot (`web.example.org web`).
+fn hosts_names(hostname: &str, domainname: Option<&str>) -> String {
+    let fqdn = match domainname.filter(|d| !d.is_empty()) {
+        Some(d) => format!("{hostname}.{d}"),
+        None => hostname.to_string(),
+    };
+    match fqdn.split_once('.') {
+        Some((short, _)) if !short.is_empty() => format!("{fqdn} {short}"),
+        _ => fqdn,
+    }
+}
+
 /// The container's /etc/hostname, /etc/hosts and /etc/resolv.conf, as
 /// (file name, text).
 fn etc_files(
@@ -359,9 +373,8 @@ fn etc_files(
         let own = net
             .and_then(|n| n.addresses.first())
             .map_or_else(|| "127.0.1.1".to_string(), |a| a.to_string());
-        format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{hostname}\n"
-        )
+        let names = hosts_names(hostname, rec.spec.network.domainname.as_deref());
+        format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{names}\n")
     };
     if !hosts.is_empty() && !hosts.ends_with('\n') {
         hosts.push('\n');
@@ -2482,4 +2495,17 @@ fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_own_line_of_etc_hosts_has_the_full_name_then_the_short_one() {
+        use super::hosts_names;
+        assert_eq!(hosts_names("h1", None), "h1");
+        assert_eq!(hosts_names("h1", Some("")), "h1");
+        assert_eq!(hosts_names("h1", Some("ex.org")), "h1.ex.org h1");
+        assert_eq!(hosts_names("h1.ex.org", None), "h1.ex.org h1");
+        assert_eq!(hosts_names("h1.ex", Some("org")), "h1.ex.org h1");
+    }
 }

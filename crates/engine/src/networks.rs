@@ -216,11 +216,15 @@ impl Engine {
         self.network(model::DEFAULT_NETWORK)?;
         // Checked and stored in one transaction: parallel creates get
         // different subnets and bridges.
-        let n = store.create(req, &Self::host_routes())?;
-        // An interface of that name that berth did not make (another
+        // The host's interfaces: a bridge name berth picks is none of them.
+        let links = link::Netlink::open()
+            .and_then(|mut nl| nl.link_names())
+            .unwrap_or_default();
+        let n = store.create(req, &Self::host_routes(), &links)?;
+        // An interface of the name given that berth did not make (another
         // engine's bridge, a host's) is never taken over, retuned or
         // removed.
-        if bridge_exists(&n.bridge) && !self.ready_marker(&n).exists() {
+        if links.contains(&n.bridge) && !self.ready_marker(&n).exists() {
             let _ = store.remove(&n.id);
             return Err(Error::Conflict(format!(
                 "network {}: an interface named {} exists on the host already; name the bridge with -o com.docker.network.bridge.name=",
@@ -875,10 +879,15 @@ impl Engine {
                     .find_map(|s| s.gateway.filter(IpAddr::is_ipv4));
             }
             if n.dns && setup.dns_server.is_none() {
-                setup.dns_server = n
-                    .subnets
-                    .iter()
-                    .find_map(|s| s.gateway.filter(IpAddr::is_ipv4));
+                // The responder listens on each gateway: the IPv4 one, or
+                // on an IPv6-only network the IPv6 one (the container has
+                // no IPv4 address to reach any other server with).
+                let gw = |v4: bool| {
+                    n.subnets
+                        .iter()
+                        .find_map(|s| s.gateway.filter(|g| g.is_ipv4() == v4))
+                };
+                setup.dns_server = gw(true).or_else(|| gw(false));
             }
         }
         self.write_active(
@@ -934,7 +943,17 @@ impl Engine {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        let Some((_, ep)) = eps.first() else {
+        // Ports go to the container's address on its first network with a
+        // way out: an internal network's containers are not reachable from
+        // the host or beyond, published or not (Docker sets up no mapping
+        // for them either).
+        let Some((_, ep)) = eps.iter().find(|(n, _)| !n.internal) else {
+            if !eps.is_empty() {
+                warn!(
+                    "container {}: it is on internal networks only, so its ports are not published",
+                    rec.name
+                );
+            }
             return Ok(Vec::new());
         };
         let explicit: Vec<&PortMapping> = wanted.iter().filter(|m| m.host_port != 0).collect();
@@ -975,7 +994,7 @@ impl Engine {
                 return Err(option(
                     "--publish",
                     format!(
-                        "{}: the container has no address of that family on its first network",
+                        "{}: the container has no address of that family on its first non-internal network",
                         m.host_ip.map_or_else(String::new, |a| a.to_string())
                     ),
                 ));
@@ -1400,6 +1419,12 @@ impl Engine {
         let a = link::attach(&self.netns_path(&rec.id), &veth(rec, n, ep, Vec::new()))?;
         active.macs.insert(n.id.clone(), mac_text(&a.mac));
         self.write_active(&rec.id, &active)?;
+        // A container without a route out (on internal networks only, or
+        // disconnected from the one that had it) gets this network's.
+        if !n.internal {
+            let gateways: Vec<IpAddr> = n.subnets.iter().filter_map(|s| s.gateway).collect();
+            link::ensure_default_routes(&self.netns_path(&rec.id), &gateways)?;
+        }
         if n.dns {
             self.write_dns_file(&n.id)?;
             self.sync_dns()?;
@@ -1476,6 +1501,17 @@ impl Engine {
                 self.write_dns_file(&n.id)?;
                 self.sync_dns()?;
             }
+            // The default route left with that network's interface: the
+            // next network it is on (in the order it joined them) gives one.
+            let gateways: Vec<IpAddr> = spec
+                .network
+                .networks
+                .iter()
+                .filter_map(|a| self.network_store().get(&a.network).ok())
+                .filter(|o| !o.internal)
+                .flat_map(|o| o.subnets.into_iter().filter_map(|s| s.gateway))
+                .collect();
+            link::ensure_default_routes(&self.netns_path(&rec.id), &gateways)?;
         } else {
             store.release(&rec.id, &n.id)?;
         }

@@ -107,6 +107,7 @@ pub struct Netlink {
 
 /// One request of a batch: the message, its extra flags (beyond
 /// REQUEST|ACK) and what it does, for errors.
+#[derive(Clone)]
 struct Req {
     msg: RouteNetlinkMessage,
     flags: u16,
@@ -817,7 +818,18 @@ pub fn attach(netns: &Path, v: &Veth) -> Result<Attached> {
         0,
         format!("look up veth {}", v.host_name),
     );
-    let answers = nl.batch(&[create, hairpin, get])?;
+    let mut answers = nl.batch(&[create.clone(), hairpin.clone(), get.clone()])?;
+    if matches!(answers.first(), Some(Err(libc::EEXIST)))
+        && stale_port(&mut nl, &v.host_name, bridge.header.index)
+    {
+        // The same container's end on this bridge from its last run, whose
+        // namespace the kernel is still taking down (it removes the pair
+        // after the namespace's last user, asynchronously): a start right
+        // after a stop. Only that endpoint has this name on this bridge
+        // (the container's lock is held), so it goes now.
+        nl.delete_link(&v.host_name)?;
+        answers = nl.batch(&[create, hairpin, get])?;
+    }
     let mut answers = answers.into_iter();
     match answers.next() {
         Some(Ok(_)) => {}
@@ -890,6 +902,18 @@ pub fn attach(netns: &Path, v: &Veth) -> Result<Attached> {
     done
 }
 
+/// Whether the interface `name` on the host is a veth whose master is the
+/// bridge of index `bridge` (a port of that bridge).
+fn stale_port(nl: &mut Netlink, name: &str, bridge: u32) -> bool {
+    let Ok(Some(l)) = nl.get_link(name) else {
+        return false;
+    };
+    LinkState::of(&l).kind == Some(InfoKind::Veth)
+        && l.attributes
+            .iter()
+            .any(|a| matches!(a, LinkAttribute::Controller(i) if *i == bridge))
+}
+
 fn missing_answer() -> Error {
     Error::Netlink {
         op: "netlink".into(),
@@ -960,6 +984,31 @@ fn configure_inside(v: &Veth, index: Option<u32>) -> Result<()> {
     }
     nl.run(&reqs)?;
     Ok(())
+}
+
+/// In the namespace at `netns`: a default route via each of `gateways`
+/// (one per family, the first of each) unless that family has one already:
+/// after `network connect` (a container with no route out gets the new
+/// network's) and `network disconnect` (the route that went with the
+/// removed network's interface moves to another), as Docker does.
+pub fn ensure_default_routes(netns: &Path, gateways: &[IpAddr]) -> Result<()> {
+    let mut reqs = Vec::new();
+    for v4 in [true, false] {
+        if let Some(g) = gateways.iter().find(|g| g.is_ipv4() == v4) {
+            let mut r = Req::new(
+                RouteNetlinkMessage::NewRoute(default_route_msg(*g)),
+                NLM_F_CREATE | NLM_F_EXCL,
+                format!("add default route via {g} in {}", netns.display()),
+            );
+            // One there already (this family's route out): kept.
+            r.ok_errno = Some(libc::EEXIST);
+            reqs.push(r);
+        }
+    }
+    if reqs.is_empty() {
+        return Ok(());
+    }
+    crate::netns::run_in(netns, || Netlink::open()?.run(&reqs).map(drop)).and_then(|r| r)
 }
 
 /// Removes an endpoint by its host end (`network disconnect` of a running

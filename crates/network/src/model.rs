@@ -161,12 +161,23 @@ pub struct CreateRequest {
     pub options: BTreeMap<String, String>,
 }
 
+/// The longest network name.
+pub const NAME_MAX: usize = 253;
+
 /// Checks a network name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (Docker's and
-/// podman's rule). Reserved names are checked by [`build`].
+/// podman's rule), [`NAME_MAX`] characters at most. Reserved names are
+/// checked by [`build`].
 pub fn check_name(name: &str) -> Result<()> {
     let mut chars = name.chars();
     let ok = matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok && name.len() > NAME_MAX {
+        // What a container's spec takes (`--network NAME`).
+        return Err(Error::Invalid(format!(
+            "invalid network name {}...: at most {NAME_MAX} characters",
+            &name[..16]
+        )));
+    }
     if ok {
         Ok(())
     } else {
@@ -201,6 +212,18 @@ pub fn check_ifname(name: &str) -> Result<()> {
 /// the host's routes (`host_routes`, whose default routes are ignored)
 /// refused as conflicts naming both.
 pub fn build(req: &CreateRequest, existing: &[Network], host_routes: &[IpNet]) -> Result<Network> {
+    build_avoiding(req, existing, host_routes, &[])
+}
+
+/// [`build`], with a bridge name of berth's choosing that is none of
+/// `host_links` (the host's interfaces: another berth root's bridge, or
+/// anyone's, is never taken over).
+pub fn build_avoiding(
+    req: &CreateRequest,
+    existing: &[Network],
+    host_routes: &[IpNet],
+    host_links: &[String],
+) -> Result<Network> {
     let name = req.name.as_str();
     check_name(name)?;
     if RESERVED_NAMES.contains(&name) {
@@ -228,7 +251,7 @@ pub fn build(req: &CreateRequest, existing: &[Network], host_routes: &[IpNet]) -
             check_bridge_free(&b, existing)?;
             b
         }
-        None => free_bridge_name(existing),
+        None => free_bridge_name(existing, host_links),
     };
 
     let mut subnets = parse_subnets(name, req)?;
@@ -361,11 +384,11 @@ fn check_bridge_free(bridge: &str, existing: &[Network]) -> Result<()> {
 }
 
 /// The first `berth<N>` (N >= 1) no network has.
-fn free_bridge_name(existing: &[Network]) -> String {
+fn free_bridge_name(existing: &[Network], host_links: &[String]) -> String {
     let mut n = 1u64;
     loop {
         let b = format!("berth{n}");
-        if !existing.iter().any(|x| x.bridge == b) {
+        if !existing.iter().any(|x| x.bridge == b) && !host_links.contains(&b) {
             return b;
         }
         n += 1;
@@ -688,6 +711,31 @@ mod tests {
 
     fn net(s: &str) -> IpNet {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_bridge_name_of_berths_choosing_is_no_host_interface() {
+        let links = vec!["berth1".to_string(), "berth2".to_string(), "eth0".into()];
+        let n = build_avoiding(&req("a"), &[], &[], &links).unwrap();
+        assert_eq!(n.bridge, "berth3");
+        // One given is the caller's to check (the engine refuses it).
+        let given = CreateRequest {
+            options: [(OPT_BRIDGE_NAME.to_string(), "berth1".to_string())].into(),
+            ..req("b")
+        };
+        assert_eq!(
+            build_avoiding(&given, &[], &[], &links).unwrap().bridge,
+            "berth1"
+        );
+    }
+
+    #[test]
+    fn network_names_are_bounded() {
+        assert!(check_name(&"a".repeat(NAME_MAX)).is_ok());
+        let e = check_name(&"a".repeat(NAME_MAX + 1))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at most 253 characters"), "{e}");
     }
 
     fn with_subnet(name: &str, subnet: &str) -> CreateRequest {

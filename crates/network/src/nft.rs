@@ -35,7 +35,10 @@
 //!   127.0.0.0/8 is never DNATed in prerouting: a port published on
 //!   127.0.0.1 is the host's alone, not reachable by a container or a
 //!   neighbour that routes 127.0.0.0/8 to the host (DNAT there comes
-//!   before the kernel's martian check).
+//!   before the kernel's martian check). Nor is traffic to ::1 in output:
+//!   IPv6 has no route_localnet, so a connection DNATed from ::1 to a
+//!   container would hang; undone, it is refused at once (nothing
+//!   listens), as on a network without IPv6.
 //! - `forward` accepts within one bridge, drops anything into or out of an
 //!   internal bridge, and into a bridge accepts only replies and DNATed
 //!   (published) traffic: other bridges, and the outside addressing a
@@ -104,7 +107,7 @@ pub struct PortRule {
 /// never doubles a rule; set elements are kept.
 pub const RULESET: &str = r#"add table inet berth
 add set inet berth bridges { type ifname; }
-add set inet berth rules_v2 { type ifname; }
+add set inet berth rules_v3 { type ifname; }
 add set inet berth same { type ifname . ifname; }
 add set inet berth internal { type ifname; }
 add set inet berth guard { type nf_proto; }
@@ -128,6 +131,7 @@ flush chain inet berth forward
 flush chain inet berth input
 add rule inet berth prerouting ip daddr 127.0.0.0/8 return
 add rule inet berth prerouting fib daddr type local jump published
+add rule inet berth output ip6 daddr ::1 return
 add rule inet berth output fib daddr type local jump published
 add rule inet berth published meta nfproto ipv4 dnat ip to ip daddr . meta l4proto . th dport map @ports4ip
 add rule inet berth published meta nfproto ipv4 dnat ip to meta l4proto . th dport map @ports4
@@ -153,7 +157,7 @@ add rule inet berth input iifname @bridges ip daddr 127.0.0.0/8 ct status & dnat
 /// is a Conflict, but the very same subnet is an element that exists
 /// already (Ok): refusing a subnet another network has is IPAM's check.
 ///
-/// When berth's table holds this version of the rules (its set `rules_v2`
+/// When berth's table holds this version of the rules (its set `rules_v3`
 /// exists), the elements go in over netlink (no program spawned); else one
 /// `nft -f -` writes the table's rules (flushing and refilling berth's own
 /// chains: an upgrade) and the elements.
@@ -422,7 +426,7 @@ fn network_elements(n: &NetworkRules) -> Result<Vec<Elem>> {
             data: None,
         },
         Elem {
-            set: "rules_v2",
+            set: "rules_v3",
             key: b.clone(),
             data: None,
         },
@@ -484,7 +488,7 @@ fn network_bin(n: &NetworkRules) -> Option<Vec<netlink::Elem>> {
     };
     let mut v = vec![
         elem("bridges", name.to_vec(), 0),
-        elem("rules_v2", name.to_vec(), 0),
+        elem("rules_v3", name.to_vec(), 0),
         elem("same", [name, name].concat(), 0),
     ];
     // nf_proto: a one-byte key.
@@ -1547,7 +1551,7 @@ mod tests {
         assert_eq!(
             lines,
             "add element inet berth bridges { \"br-1\" }\n\
-             add element inet berth rules_v2 { \"br-1\" }\n\
+             add element inet berth rules_v3 { \"br-1\" }\n\
              add element inet berth same { \"br-1\" . \"br-1\" }\n\
              add element inet berth masq4 { 10.1.2.0/24 }\n\
              add element inet berth masq6 { fd00::/64 }\n"
@@ -1752,7 +1756,7 @@ mod tests {
         let sets: Vec<&str> = v.iter().map(|e| e.set).collect();
         assert_eq!(
             sets,
-            ["bridges", "rules_v2", "same", "masq4", "masq4", "masq6", "masq6"]
+            ["bridges", "rules_v3", "same", "masq4", "masq4", "masq6", "masq6"]
         );
         let mut name = [0u8; 16];
         name[..3].copy_from_slice(b"br0");
@@ -1781,7 +1785,7 @@ mod tests {
             .iter()
             .map(|e| e.set)
             .collect();
-        assert_eq!(sets, ["bridges", "rules_v2", "same", "internal"]);
+        assert_eq!(sets, ["bridges", "rules_v3", "same", "internal"]);
         // The guard: one-byte nf_proto keys, in both forms.
         let guarded = NetworkRules {
             guard4: true,

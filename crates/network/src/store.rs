@@ -114,10 +114,11 @@ impl NetStore {
         &self,
         req: &model::CreateRequest,
         host_routes: &[ipnet::IpNet],
+        host_links: &[String],
     ) -> Result<Network> {
         self.immediate(&format!("create network {}", req.name), |tx| {
             let others = all(tx)?;
-            let n = model::build(req, &others, host_routes)?;
+            let n = model::build_avoiding(req, &others, host_routes, host_links)?;
             insert_in(tx, &n, &others)?;
             Ok(n)
         })
@@ -435,7 +436,7 @@ mod tests {
                                     name: format!("n{t}-{i}"),
                                     ..Default::default()
                                 };
-                                s.create(&req, &[]).unwrap()
+                                s.create(&req, &[], &[]).unwrap()
                             })
                             .collect::<Vec<_>>()
                     })
@@ -455,6 +456,7 @@ mod tests {
                     name: "bridge".into(),
                     ..Default::default()
                 },
+                &[],
                 &[],
             )
             .unwrap_err();
@@ -493,6 +495,7 @@ mod tests {
                     name: "u".into(),
                     ..Default::default()
                 },
+                &[],
                 &[],
             )
             .unwrap();

@@ -566,6 +566,27 @@ fn network_flags(
                 format!("needs a bridge network, not --network {first}"),
             ));
         }
+        // The joined container's /etc/hostname, /etc/hosts and
+        // /etc/resolv.conf are this one's: Docker's refusals, in its words.
+        if first.starts_with("container:") {
+            for (flag, given, what) in [
+                ("--hostname", f.hostname.is_some(), "hostname"),
+                ("--dns", !f.dns.is_empty(), "dns"),
+                (
+                    "--add-host",
+                    !f.add_host.is_empty(),
+                    "custom host-to-IP mapping",
+                ),
+                ("--expose", !f.expose.is_empty(), "port exposing"),
+            ] {
+                if given {
+                    return Err(option(
+                        flag,
+                        format!("conflicting options: {what} and the network mode ({first})"),
+                    ));
+                }
+            }
+        }
     } else {
         *net = NamespaceMode::Private;
         let default_bridge = first == berth_network::model::DEFAULT_NETWORK;

@@ -627,6 +627,43 @@ fn network_flag_errors_name_the_flag() {
             "--add-host",
             "bridge network",
         ),
+        // The joined container's files are this one's (Docker's refusals).
+        (
+            CreateFlags {
+                network: vec!["container:web".into()],
+                hostname: Some("h".into()),
+                ..flags()
+            },
+            "--hostname",
+            "conflicting options: hostname and the network mode",
+        ),
+        (
+            CreateFlags {
+                network: vec!["container:web".into()],
+                dns: vec!["1.1.1.1".into()],
+                ..flags()
+            },
+            "--dns",
+            "conflicting options: dns and the network mode",
+        ),
+        (
+            CreateFlags {
+                network: vec!["container:web".into()],
+                add_host: vec!["a:1.2.3.4".into()],
+                ..flags()
+            },
+            "--add-host",
+            "conflicting options: custom host-to-IP mapping",
+        ),
+        (
+            CreateFlags {
+                network: vec!["container:web".into()],
+                expose: vec!["80".into()],
+                ..flags()
+            },
+            "--expose",
+            "conflicting options: port exposing",
+        ),
     ] {
         let e = to_spec(&f, &["true".into()])
             .map(|(s, _)| s)
