@@ -1217,3 +1217,86 @@ fn stop_30_regressions() {
         o.stderr
     );
 }
+
+/// A kill -9 of `network connect` or `network disconnect` at any moment,
+/// then one network command: the container is on the network wholly
+/// (spec, endpoint, interface, name) or not at all.
+#[test]
+fn a_kill_9_during_connect_or_disconnect_is_settled_by_the_next_command() {
+    let w = World::new();
+    w.berth(&["network", "create", "app"]).ok();
+    w.berth(&["network", "create", "n1"]).ok();
+    w.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "kc",
+        "--network",
+        "app",
+        w.image,
+        "sleep",
+        "600",
+    ])
+    .ok();
+    w.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "asker",
+        "--network",
+        "n1",
+        w.image,
+        "sleep",
+        "600",
+    ])
+    .ok();
+    let on_n1 = || {
+        let spec = w
+            .berth(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "kc"])
+            .ok()
+            .stdout
+            .contains("\"n1\"");
+        let endpoint = w
+            .berth(&["network", "inspect", "-f", "{{len .Containers}}", "n1"])
+            .ok()
+            .stdout
+            .trim()
+            == "2";
+        let iface = w
+            .berth(&["exec", "kc", "ip", "-o", "link"])
+            .ok()
+            .stdout
+            .contains("eth1");
+        let name = w.berth(&["exec", "asker", "nslookup", "kc"]).code == 0;
+        (spec, endpoint, iface, name)
+    };
+    for (i, delay) in [0u64, 1, 2, 3, 4, 6, 8, 12].into_iter().enumerate() {
+        for verb in ["connect", "disconnect"] {
+            let before = on_n1();
+            let mut c = w.berth_cmd();
+            c.args(["network", verb, "n1", "kc"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            let mut child = c.spawn().unwrap();
+            std::thread::sleep(Duration::from_millis(delay));
+            let _ = child.kill();
+            let _ = child.wait();
+            w.berth(&["network", "ls"]).ok();
+            let after = on_n1();
+            assert!(
+                after == (true, true, true, true) || after == (false, false, false, false),
+                "round {i}, {verb} killed after {delay} ms (before: {before:?}): on n1 by spec, endpoint, interface, name: {after:?}"
+            );
+            // On n1 for the disconnect to come, off it for the next connect.
+            if verb == "connect" && !after.0 {
+                w.berth(&["network", "connect", "n1", "kc"]).ok();
+            }
+            if verb == "disconnect" && after.0 {
+                w.berth(&["network", "disconnect", "n1", "kc"]).ok();
+            }
+        }
+    }
+    // Nothing is left noted.
+    let files = w.netns_files();
+    assert!(!files.iter().any(|f| f.ends_with(".change")), "{files:?}");
+}

@@ -159,6 +159,21 @@ impl Engine {
         self.netns_dir().join(format!("{id}.json"))
     }
 
+    /// Noted while a `network connect` or `disconnect` changes a container
+    /// ([`Engine::settle_locked`] finishes what a kill -9 left).
+    fn change_marker(&self, id: &str) -> PathBuf {
+        self.netns_dir().join(format!("{id}{CHANGE_SUFFIX}"))
+    }
+
+    fn mark_change(&self, id: &str) -> Result<()> {
+        let dir = self.netns_dir();
+        berth_sys::fs::create_private_dir_all(&dir)
+            .map_err(io(format!("create {}", dir.display())))?;
+        let path = self.change_marker(id);
+        berth_sys::fs::replace_file(&path, b"", 0o600)
+            .map_err(io(format!("write {}", path.display())))
+    }
+
     fn dns_dir(&self) -> PathBuf {
         self.paths.run_root.join("dns")
     }
@@ -1059,6 +1074,81 @@ impl Engine {
         taken.into_iter().map(|(_, p)| p).collect()
     }
 
+    /// Finishes a `network connect` or `disconnect` that a kill -9 cut
+    /// short (the network lock held; skipped while the container's lock is
+    /// held: by that very change, still at work, or another command, and
+    /// the next network command comes back to it). The container's spec
+    /// says which networks it is on: an endpoint of another network is
+    /// undone (its veth, ports, names and address), and on a running
+    /// container an endpoint of a network the spec names that was never
+    /// plugged in is plugged in now.
+    fn settle_locked(&self, id: &str) {
+        let Some(_lock) = self.try_lock(id) else {
+            return;
+        };
+        let marker = self.change_marker(id);
+        let rec = match self.records.get(id) {
+            Ok(Some(r)) => match self.refresh_locked(r) {
+                Ok(r) => r,
+                Err(_) => return,
+            },
+            // Removed: `rm` released its endpoints.
+            Ok(None) => {
+                let _ = std::fs::remove_file(&marker);
+                return;
+            }
+            Err(_) => return,
+        };
+        let store = self.network_store();
+        let Ok(eps) = store.endpoints_of(id) else {
+            return;
+        };
+        let named: Vec<Network> = rec
+            .spec
+            .network
+            .networks
+            .iter()
+            .filter_map(|a| store.get(&a.network).ok())
+            .collect();
+        let running = matches!(rec.state.status, Status::Running | Status::Restarting)
+            && self.netns_path(id).exists();
+        let mut settled = true;
+        for ep in &eps {
+            if named.iter().any(|n| n.id == ep.network_id) {
+                continue;
+            }
+            let r = match store.get(&ep.network_id) {
+                Ok(n) if running => self.unplug_locked(&rec, &rec.spec, &n),
+                _ => store.release(id, &ep.network_id).map_err(Into::into),
+            };
+            if let Err(e) = r {
+                warn!("container {}: finish its disconnect: {e}", rec.name);
+                settled = false;
+            }
+        }
+        if running {
+            let plugged = self.active_network(id).unwrap_or_default().macs;
+            for n in &named {
+                let Some(ep) = eps.iter().find(|e| e.network_id == n.id) else {
+                    continue;
+                };
+                if plugged.contains_key(&n.id) {
+                    continue;
+                }
+                if let Err(e) = self.connect_running(&rec, n, ep) {
+                    warn!(
+                        "container {}: finish its connect to {}: {e}",
+                        rec.name, n.name
+                    );
+                    settled = false;
+                }
+            }
+        }
+        if settled {
+            let _ = std::fs::remove_file(&marker);
+        }
+    }
+
     /// Undoes a container's intent if it does not run (the network lock
     /// held); true if it was undone.
     fn reconcile_one_locked(&self, id: &str) -> bool {
@@ -1191,11 +1281,16 @@ impl Engine {
             self.network_gc();
         }
         let mut stale = Vec::new();
+        let mut changing = Vec::new();
         if let Ok(rd) = std::fs::read_dir(self.netns_dir()) {
             for e in rd.flatten() {
                 let name = e.file_name();
                 let Some(n) = name.to_str() else { continue };
                 if n.contains(".peer-") {
+                    continue;
+                }
+                if let Some(id) = n.strip_suffix(CHANGE_SUFFIX) {
+                    changing.push(id.to_string());
                     continue;
                 }
                 let id = n.strip_suffix(".json").unwrap_or(n).to_string();
@@ -1207,6 +1302,11 @@ impl Engine {
         for id in stale {
             if let Ok(_net) = self.network_lock() {
                 self.reconcile_one_locked(&id);
+            }
+        }
+        for id in changing {
+            if let Ok(_net) = self.network_lock() {
+                self.settle_locked(&id);
             }
         }
         // A responder killed -9 is started again while it has names to
@@ -1378,7 +1478,20 @@ impl Engine {
         }
         let running = matches!(rec.state.status, Status::Running | Status::Restarting)
             && self.netns_path(&rec.id).exists();
-        let ep = store.allocate(&rec.id, &n, want)?;
+        // Until it is done, the change is noted: a kill -9 in between is
+        // settled by the next network command ([`Engine::settle_locked`]).
+        self.mark_change(&rec.id)?;
+        let r = self.connect_marked(&rec, &n, want, running);
+        let _ = std::fs::remove_file(self.change_marker(&rec.id));
+        r?;
+        self.network_event(&n, "connect", &[("container", rec.id.clone())]);
+        Ok(())
+    }
+
+    /// [`Engine::network_connect`] once its change is noted.
+    fn connect_marked(&self, rec: &Record, n: &Network, want: &Want, running: bool) -> Result<()> {
+        let store = self.network_store();
+        let ep = store.allocate(&rec.id, n, want)?;
         // The spec names it: a restart brings it back.
         let mut spec = rec.spec.clone();
         spec.network.disconnected = false;
@@ -1397,24 +1510,28 @@ impl Engine {
         }
         if running {
             let _net = self.network_lock()?;
-            let r = self.connect_running(&rec, &n, &ep);
+            let r = self.connect_running(rec, n, &ep);
             if let Err(e) = r {
+                let _ = link::detach(&veth_name(&rec.id, &n.id));
                 let _ = store.release(&rec.id, &n.id);
                 let _ = self.records.set_spec(&rec.id, &rec.spec);
                 return Err(e);
             }
         }
-        self.network_event(&n, "connect", &[("container", rec.id.clone())]);
         Ok(())
     }
 
     fn connect_running(&self, rec: &Record, n: &Network, ep: &Endpoint) -> Result<()> {
         self.make_network(n, false)?;
         let mut active = self.active_network(&rec.id).unwrap_or_default();
-        if n.dns {
+        // (Listed already when a connect cut short is finished.)
+        if n.dns && !active.dns.contains(&n.id) {
             active.dns.push(n.id.clone());
         }
-        active.veths.push(veth_name(&rec.id, &n.id));
+        let v = veth_name(&rec.id, &n.id);
+        if !active.veths.contains(&v) {
+            active.veths.push(v);
+        }
         self.write_active(&rec.id, &active)?;
         let a = link::attach(&self.netns_path(&rec.id), &veth(rec, n, ep, Vec::new()))?;
         active.macs.insert(n.id.clone(), mac_text(&a.mac));
@@ -1455,6 +1572,8 @@ impl Engine {
                 rec.name, n.name
             )));
         }
+        // Noted until done, as a connect is.
+        self.mark_change(&rec.id)?;
         // The spec no longer names it: a restart does not bring it back.
         let mut spec = rec.spec.clone();
         spec.network
@@ -1463,59 +1582,77 @@ impl Engine {
         spec.network.disconnected = spec.network.networks.is_empty();
         self.records.set_spec(&rec.id, &spec)?;
         let running = matches!(rec.state.status, Status::Running | Status::Restarting);
+        let _net = self.network_lock()?;
         if running && self.netns_path(&rec.id).exists() {
-            let _net = self.network_lock()?;
-            link::detach(&veth_name(&rec.id, &n.id))?;
-            if let Some(mut a) = self.active_network(&rec.id) {
-                let before = a.ports.len();
-                // Ports published to its address on that network go too.
-                let addrs: Vec<IpAddr> = store
-                    .endpoints_of(&rec.id)?
-                    .iter()
-                    .filter(|e| e.network_id == n.id)
-                    .flat_map(|e| {
-                        e.ipv4
-                            .map(IpAddr::V4)
-                            .into_iter()
-                            .chain(e.ipv6.map(IpAddr::V6))
-                    })
-                    .collect();
-                let gone: Vec<PortRule> = a
-                    .ports
-                    .iter()
-                    .filter(|p| addrs.contains(&p.container_ip))
-                    .map(Published::rule)
-                    .collect();
-                a.ports.retain(|p| !addrs.contains(&p.container_ip));
-                a.dns.retain(|d| *d != n.id);
-                a.veths.retain(|v| *v != veth_name(&rec.id, &n.id));
-                // The elements first: the intent still lists them until
-                // they are gone.
-                if a.ports.len() != before {
-                    nft::remove_ports(&gone)?;
-                }
-                self.write_active(&rec.id, &a)?;
-            }
-            store.release(&rec.id, &n.id)?;
-            if n.dns {
-                self.write_dns_file(&n.id)?;
-                self.sync_dns()?;
-            }
-            // The default route left with that network's interface: the
-            // next network it is on (in the order it joined them) gives one.
-            let gateways: Vec<IpAddr> = spec
-                .network
-                .networks
-                .iter()
-                .filter_map(|a| self.network_store().get(&a.network).ok())
-                .filter(|o| !o.internal)
-                .flat_map(|o| o.subnets.into_iter().filter_map(|s| s.gateway))
-                .collect();
-            link::ensure_default_routes(&self.netns_path(&rec.id), &gateways)?;
+            self.unplug_locked(&rec, &spec, &n)?;
         } else {
             store.release(&rec.id, &n.id)?;
         }
+        let _ = std::fs::remove_file(self.change_marker(&rec.id));
         self.network_event(&n, "disconnect", &[("container", rec.id.clone())]);
+        Ok(())
+    }
+
+    /// A running container's endpoint on `n` undone (the container's and
+    /// the network lock held; `spec` no longer names `n`): its veth, the
+    /// ports published to its address there, its names, the address, and
+    /// the default route moved to the next network. Each step may be done
+    /// already (a `network disconnect` killed half-way, finished by the
+    /// next network command).
+    fn unplug_locked(
+        &self,
+        rec: &Record,
+        spec: &crate::specgen::ContainerSpec,
+        n: &Network,
+    ) -> Result<()> {
+        let store = self.network_store();
+        link::detach(&veth_name(&rec.id, &n.id))?;
+        if let Some(mut a) = self.active_network(&rec.id) {
+            let before = a.ports.len();
+            // Ports published to its address on that network go too.
+            let addrs: Vec<IpAddr> = store
+                .endpoints_of(&rec.id)?
+                .iter()
+                .filter(|e| e.network_id == n.id)
+                .flat_map(|e| {
+                    e.ipv4
+                        .map(IpAddr::V4)
+                        .into_iter()
+                        .chain(e.ipv6.map(IpAddr::V6))
+                })
+                .collect();
+            let gone: Vec<PortRule> = a
+                .ports
+                .iter()
+                .filter(|p| addrs.contains(&p.container_ip))
+                .map(Published::rule)
+                .collect();
+            a.ports.retain(|p| !addrs.contains(&p.container_ip));
+            a.dns.retain(|d| *d != n.id);
+            a.veths.retain(|v| *v != veth_name(&rec.id, &n.id));
+            // The elements first: the intent still lists them until
+            // they are gone.
+            if a.ports.len() != before {
+                nft::remove_ports(&gone)?;
+            }
+            self.write_active(&rec.id, &a)?;
+        }
+        store.release(&rec.id, &n.id)?;
+        if n.dns {
+            self.write_dns_file(&n.id)?;
+            self.sync_dns()?;
+        }
+        // The default route left with that network's interface: the
+        // next network it is on (in the order it joined them) gives one.
+        let gateways: Vec<IpAddr> = spec
+            .network
+            .networks
+            .iter()
+            .filter_map(|a| self.network_store().get(&a.network).ok())
+            .filter(|o| !o.internal)
+            .flat_map(|o| o.subnets.into_iter().filter_map(|s| s.gateway))
+            .collect();
+        link::ensure_default_routes(&self.netns_path(&rec.id), &gateways)?;
         Ok(())
     }
 
@@ -1529,6 +1666,9 @@ impl Engine {
         self.record_event("network", action, &n.id, attrs);
     }
 }
+
+/// The suffix of a container's change marker in the netns directory.
+const CHANGE_SUFFIX: &str = ".change";
 
 /// Whether this process has a single thread (`/proc/self/task` lists one
 /// task): then it may fork (see the house rule on forks).
