@@ -427,6 +427,69 @@ spec:
     assert!(k.containers().is_empty());
 }
 
+/// A Job with restartPolicy OnFailure: its container's restarts are its
+/// retries; past backoffLimit the Job fails (play does not wait forever)
+/// and its pod's container is stopped, not restarted again.
+#[test]
+fn an_on_failure_job_stops_at_its_backoff_limit() {
+    let k = Kube::new(false);
+    let f = k.file(
+        "onf.yaml",
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: onf}
+spec:
+  backoffLimit: 2
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers:
+      - {name: c, image: localhost/kube:1, imagePullPolicy: Never, command: [sh, -c, "echo try; exit 1"]}
+"#,
+    );
+    let t = Instant::now();
+    let mut child = k
+        .cmd()
+        .args(["kube", "play", &f])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if t.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kube play of an OnFailure Job still runs after 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let o = out(child.wait_with_output().unwrap());
+    assert_ne!(code, Some(0), "{}", o.stdout);
+    assert!(o.stderr.contains("Job/onf failed"), "{}", o.stderr);
+    assert!(o.stderr.contains("backoffLimit 2"), "{}", o.stderr);
+    let pods = k.pods("io.berth.kube.name=onf");
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    let c = format!("{}-c", pods[0]);
+    // Three runs (the first and backoffLimit retries; a fourth may have
+    // begun before play saw the third fail), then no more.
+    let runs = || k.berth(&["logs", &c]).ok().stdout.matches("try").count();
+    let n = runs();
+    assert!((3..=4).contains(&n), "{n} runs");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(runs(), n);
+    let st = k
+        .berth(&["inspect", "--format", "{{.State.Status}}", &c])
+        .ok()
+        .stdout;
+    assert_eq!(st.trim(), "exited");
+    k.play(&f, &["--down"]).ok();
+    assert!(k.containers().is_empty());
+}
+
 /// A bad manifest: one error naming the path; nothing made. Unknown
 /// fields and kinds: one warning each, naming them.
 #[test]

@@ -254,6 +254,9 @@ pub struct JobPlan {
     pub parallelism: u32,
     pub backoff_limit: u32,
     pub active_deadline_seconds: Option<u64>,
+    /// restartPolicy OnFailure: a failed container is restarted in its
+    /// pod, each restart a retry counted against `backoff_limit`.
+    pub on_failure: bool,
 }
 
 /// ConfigMaps and Secrets by name: key to bytes.
@@ -680,16 +683,24 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                         format!("{m:?}: berth runs NonIndexed jobs only"),
                     ));
                 }
-                match s.template.spec.restart_policy.as_deref() {
-                    Some("Never" | "OnFailure") => {}
-                    other => {
+                let on_failure = match s.template.spec.restart_policy.as_deref() {
+                    Some("Never") => false,
+                    Some("OnFailure") => true,
+                    Some(other) => {
                         return Err(invalid(
                             doc,
                             "spec.template.spec.restartPolicy",
                             format!("{other:?}: a Job's pods need Never or OnFailure"),
                         ))
                     }
-                }
+                    None => {
+                        return Err(invalid(
+                            doc,
+                            "spec.template.spec.restartPolicy",
+                            "missing: a Job's pods need Never or OnFailure",
+                        ))
+                    }
+                };
                 let selector = if s.manual_selector == Some(true) {
                     selector_of(doc, "spec.selector", &s.selector, &s.template, true)?
                 } else {
@@ -708,6 +719,7 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                         parallelism,
                         backoff_limit,
                         active_deadline_seconds: active,
+                        on_failure,
                     }),
                 )
             }

@@ -195,7 +195,8 @@ spec:
             completions: 3,
             parallelism: 2,
             backoff_limit: 1,
-            active_deadline_seconds: Some(30)
+            active_deadline_seconds: Some(30),
+            on_failure: false,
         })
     );
     let jp = j.pod("jj-abcde", 0).unwrap();
@@ -228,6 +229,20 @@ spec:
         .unwrap_err()
         .to_string()
         .contains("spec.template.spec.restartPolicy"));
+    // OnFailure: retries in the pod, counted against backoffLimit.
+    let onf = plan_of(&y.replace("restartPolicy: Never", "restartPolicy: OnFailure")).unwrap();
+    assert!(onf.workloads[0].job.unwrap().on_failure);
+    // No restartPolicy: "missing", not a Rust None.
+    let e = plan_of(&y.replace("restartPolicy: Never", "hostname: jj"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "spec.template.spec.restartPolicy: missing: a Job's pods need Never or OnFailure"
+        ),
+        "{e}"
+    );
+    assert!(!e.contains("None"), "{e}");
 }
 
 #[test]
