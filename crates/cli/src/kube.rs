@@ -488,7 +488,13 @@ fn make_pod(
             })
             .collect();
         engine
-            .kube_fill_volume(&v.name, vol_labels.clone(), &v.options, &files)
+            .kube_fill_volume(
+                &v.name,
+                vol_labels.clone(),
+                &v.options,
+                v.dir.map(|d| (d.mode, d.gid)),
+                &files,
+            )
             .with_context(|| format!("kube: pod {name}: volume {}", v.name))?;
     }
     let make = |c: &berth_kube::ContainerPlan| -> Result<Record> {

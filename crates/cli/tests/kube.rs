@@ -1374,6 +1374,64 @@ fn play_builds_images_that_have_a_directory() {
     assert_ne!(id(), first);
 }
 
+/// A container that is not root's writes in the pod's emptyDirs: on disk
+/// 0777 (with an fsGroup: the group's, setgid, so what is made in it is
+/// the group's too), in memory 1777 (3777 and the group's with an
+/// fsGroup), as the kubelet makes them.
+#[test]
+fn a_non_root_container_writes_in_its_empty_dirs() {
+    let k = Kube::new(false);
+    let yaml = |name: &str, fs_group: &str| {
+        format!(
+            r#"
+kind: Pod
+apiVersion: v1
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: Never
+  securityContext: {{runAsUser: 1000{fs_group}}}
+  containers:
+  - name: c
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'touch /e/x && touch /m/x && stat -c "%a %g" /e /e/x /m /m/x && echo done']
+    volumeMounts: [{{name: e, mountPath: /e}}, {{name: m, mountPath: /m}}]
+  volumes: [{{name: e, emptyDir: {{}}}}, {{name: m, emptyDir: {{medium: Memory}}}}]
+"#
+        )
+    };
+    let logs = |pod: &str| {
+        let c = format!("{pod}-c");
+        wait_for("the container's end", 30, || {
+            k.berth(&["inspect", "--format", "{{.State.Status}}", &c])
+                .stdout
+                .trim()
+                == "exited"
+        });
+        k.berth(&["logs", &c]).ok().stdout
+    };
+    let plain = k.file("plain.yaml", &yaml("plain", ""));
+    k.play(&plain, &[]).ok();
+    let l = logs("plain");
+    assert!(l.ends_with("done\n"), "{l}");
+    let lines: Vec<&str> = l.lines().collect();
+    assert_eq!(lines[0], "777 0", "{l}");
+    assert_eq!(lines[2], "1777 0", "{l}");
+    let grouped = k.file("grouped.yaml", &yaml("grouped", ", fsGroup: 2000"));
+    k.play(&grouped, &[]).ok();
+    let l = logs("grouped");
+    assert!(l.ends_with("done\n"), "{l}");
+    let lines: Vec<&str> = l.lines().collect();
+    assert_eq!(
+        lines[..4],
+        ["2777 2000", "644 2000", "3777 2000", "644 2000"],
+        "{l}"
+    );
+    k.play(&plain, &["--down"]).ok();
+    k.play(&grouped, &["--down"]).ok();
+    assert!(k.containers().is_empty());
+}
+
 /// An `emptyDir: {medium: Memory}` is one tmpfs for the pod: what one
 /// container writes the other reads, it is kept across a container's
 /// restart, its sizeLimit is the tmpfs's, and `--down` unmounts it.

@@ -20,8 +20,8 @@ mod translate;
 pub mod types;
 
 pub use translate::{
-    expand_vars, fill_pod_fields, parse_cpu, parse_memory, ContainerPlan, FileData, FileVolume,
-    PodFields, PodPlan, ProbeAction, ProbeKind, ProbePlan, Pull,
+    expand_vars, fill_pod_fields, parse_cpu, parse_memory, ContainerPlan, DirOwner, FileData,
+    FileVolume, PodFields, PodPlan, ProbeAction, ProbeKind, ProbePlan, Pull,
 };
 
 use serde::de::DeserializeOwned;

@@ -222,7 +222,12 @@ spec:
         .find(|v| v.name == c.storage.mounts[2].source)
         .unwrap();
     assert_eq!(tmp.options["type"], "tmpfs");
-    assert_eq!(tmp.options["o"], format!("size={}", 1 << 20));
+    // With the pod's fsGroup 5: its group and the setgid bit.
+    assert_eq!(
+        tmp.options["o"],
+        format!("size={},mode=3777,gid=5", 1 << 20)
+    );
+    assert_eq!(tmp.dir, None);
     assert_eq!(pod.claims, ["data"]);
     let bad = y.replace("restartPolicy: Never", "restartPolicy: Always");
     assert!(plan_of(&bad)
@@ -634,4 +639,53 @@ spec:
     let both = y.replace("subPathExpr: \"pods/$(POD)\"", "subPath: a, subPathExpr: b");
     let e = plan_of(&both).unwrap_err().to_string();
     assert!(e.contains("subPathExpr") && e.contains("both"), "{e}");
+}
+
+/// An emptyDir on disk is 0777 as the kubelet makes it (a container that
+/// is not root's may write in it); with an fsGroup, the group's, setgid.
+#[test]
+fn empty_dirs_are_writable_by_anyone_and_owned_by_the_fs_group() {
+    let y = r#"
+kind: Pod
+metadata: {name: pp}
+spec:
+  securityContext: {runAsUser: 1000}
+  containers:
+  - {name: c, image: busybox, volumeMounts: [{name: e, mountPath: /e}, {name: m, mountPath: /m}]}
+  volumes: [{name: e, emptyDir: {}}, {name: m, emptyDir: {medium: Memory}}]
+"#;
+    let vol = |y: &str, n: &str| {
+        let p = plan_of(y).unwrap();
+        p.workloads[0]
+            .pod("pp", 0)
+            .unwrap()
+            .volumes
+            .into_iter()
+            .find(|v| v.name == n)
+            .unwrap()
+    };
+    assert_eq!(
+        vol(y, "pp-e").dir,
+        Some(DirOwner {
+            mode: 0o777,
+            gid: None
+        })
+    );
+    // A tmpfs's root is 1777 already.
+    assert!(!vol(y, "pp-m").options.contains_key("o"));
+    let g = y.replace("runAsUser: 1000}", "runAsUser: 1000, fsGroup: 2000}");
+    assert_eq!(
+        vol(&g, "pp-e").dir,
+        Some(DirOwner {
+            mode: 0o2777,
+            gid: Some(2000)
+        })
+    );
+    assert_eq!(vol(&g, "pp-m").options["o"], "mode=3777,gid=2000");
+    let bad = y.replace("runAsUser: 1000}", "fsGroup: -1}");
+    let e = plan_of(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("spec.securityContext.fsGroup: -1 is not an id"),
+        "{e}"
+    );
 }
