@@ -421,7 +421,7 @@ fn make_pod(
 ) -> Result<PodRecord> {
     let name = match w.kind {
         Kind::Pod => w.name.clone(),
-        _ => format!("{}{}", w.pod_prefix(), random_suffix()?),
+        _ => berth_kube::generated_name(&w.pod_prefix(), &random_suffix()?),
     };
     let plan: PodPlan = w.pod(&name, index)?;
     for c in &plan.claims {

@@ -179,20 +179,31 @@ pub fn parse(source: &str, text: &str) -> Result<Manifest> {
             Doc::Claim(o) => o.metadata.name.clone(),
             Doc::Service(o) => o.metadata.name.clone(),
         };
+        // Kubernetes' rules: a Service's name is a DNS label (it is a
+        // host name); the others' are DNS subdomains (dots too). A
+        // workload's are at most 63 in berth: they name its pods (a
+        // Deployment's are cut to fit, as Kubernetes cuts them), a Pod's
+        // the pod, its host name and its containers (`<pod>-<container>`).
+        let (label, max) = match &d {
+            Doc::Service(_) => (true, 63),
+            Doc::ConfigMap(_) | Doc::Secret(_) | Doc::Claim(_) => (false, 253),
+            _ => (false, 63),
+        };
         match meta_name {
-            Some(n) if n.len() < 2 => {
+            Some(n) if label && is_dns_name(&n, max) => {}
+            Some(n) if !label && is_dns_subdomain(&n, max) => {}
+            Some(n) if label => {
                 return Err(Error::Invalid {
                     doc,
                     path: "metadata.name".into(),
-                    msg: format!("{n:?}: berth's names have at least 2 characters"),
+                    msg: format!("{n:?} is not a DNS label: lower case letters, digits and '-', at most {max}, starting and ending with a letter or digit"),
                 })
             }
-            Some(n) if is_dns_name(&n, 63) => {}
             Some(n) => {
                 return Err(Error::Invalid {
                     doc,
                     path: "metadata.name".into(),
-                    msg: format!("{n:?} is not a DNS label: lower case letters, digits and '-', at most 63, starting and ending with a letter or digit"),
+                    msg: format!("{n:?} is not a DNS subdomain: lower case letters, digits, '-' and '.', at most {max}{}, each part between dots starting and ending with a letter or digit", if max < 253 { " in berth" } else { "" }),
                 })
             }
             None => {
@@ -216,6 +227,22 @@ pub fn is_dns_name(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain of at most `max` bytes: DNS labels joined by
+/// dots.
+pub fn is_dns_subdomain(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.split('.').all(|l| is_dns_name(l, 63))
+}
+
+/// `base` followed by 5 random characters as a name of at most 63 (a
+/// host name): `base` is cut to 58, as Kubernetes' generateName does.
+pub fn generated_name(base: &str, suffix: &str) -> String {
+    let mut cut = base.len().min(58);
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &base[..cut])
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -689,3 +689,81 @@ spec:
         "{e}"
     );
 }
+
+/// Kubernetes' name rules: ConfigMaps, Secrets, claims and workloads are
+/// DNS subdomains (dots too), a Service's a DNS label; one character is a
+/// name; a workload's pod names fit a host name.
+#[test]
+fn names_follow_kubernetes_rules() {
+    let y = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: app.config}
+data: {k: v}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data.v1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    env: [{name: K, valueFrom: {configMapKeyRef: {name: app.config, key: k}}}]
+    volumeMounts: [{name: d, mountPath: /d}]
+  volumes: [{name: d, persistentVolumeClaim: {claimName: data.v1}}]
+"#;
+    let p = plan_of(y).unwrap();
+    let pod = p.workloads[0].pod("p", 0).unwrap();
+    assert!(pod.containers[0]
+        .spec
+        .process
+        .env
+        .contains(&"K=v".to_string()));
+    assert_eq!(pod.claims, ["data.v1"]);
+    let long = "d".repeat(63);
+    let dep = DEPLOY.replace(
+        "metadata: {name: web}",
+        &format!("metadata: {{name: {long}}}"),
+    );
+    let p = plan_of(&dep).unwrap();
+    let w = &p.workloads[0];
+    let name = generated_name(&w.pod_prefix(), "bcdfg");
+    assert_eq!(name.len(), 63, "{name}");
+    assert!(name.starts_with(&long[..58]) && name.ends_with("bcdfg"));
+    assert!(is_dns_subdomain(&name, 63));
+    w.pod(&name, 0).unwrap();
+    // Short prefixes are kept whole.
+    assert_eq!(generated_name("web-abc-", "bcdfg"), "web-abc-bcdfg");
+    for (bad, why) in [
+        (
+            DEPLOY.replace(
+                "metadata: {name: web}",
+                &format!("metadata: {{name: {long}d}}"),
+            ),
+            "at most 63 in berth",
+        ),
+        (
+            DEPLOY.replace("metadata: {name: web}", "metadata: {name: Web}"),
+            "not a DNS subdomain",
+        ),
+        (
+            DEPLOY.replace("metadata: {name: web}", "metadata: {name: web..x}"),
+            "not a DNS subdomain",
+        ),
+        (
+            DEPLOY.replace("metadata: {name: websvc}", "metadata: {name: web.svc}"),
+            "not a DNS label",
+        ),
+        (
+            DEPLOY.replace("metadata: {name: cfg}", "metadata: {name: \"\"}"),
+            "not a DNS subdomain",
+        ),
+    ] {
+        let e = plan_of(&bad).unwrap_err().to_string();
+        assert!(e.contains("metadata.name") && e.contains(why), "{e}");
+    }
+}

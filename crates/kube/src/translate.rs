@@ -660,7 +660,7 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
                 read_only: true,
             }
         } else if let Some(p) = &v.persistent_volume_claim {
-            if !crate::is_dns_name(&p.claim_name, 253) {
+            if !crate::is_dns_subdomain(&p.claim_name, 253) {
                 return Err(inv(
                     format!("{at}.persistentVolumeClaim.claimName"),
                     format!("{:?} is not a volume name", p.claim_name),
