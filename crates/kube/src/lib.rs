@@ -533,6 +533,29 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                 }
             }
             Doc::Claim(o) => {
+                for (i, m) in o.spec.access_modes.iter().enumerate() {
+                    if !matches!(
+                        m.as_str(),
+                        "ReadWriteOnce" | "ReadOnlyMany" | "ReadWriteMany" | "ReadWriteOncePod"
+                    ) {
+                        return Err(invalid(
+                            doc,
+                            format!("spec.accessModes[{i}]"),
+                            format!("{m:?} is not ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"),
+                        ));
+                    }
+                }
+                if let Some(r) = &o.spec.resources {
+                    for (which, m) in [("requests", &r.requests), ("limits", &r.limits)] {
+                        if m.get("storage").is_some_and(|q| parse_memory(q).is_none()) {
+                            return Err(invalid(
+                                doc,
+                                format!("spec.resources.{which}.storage"),
+                                "not a quantity like 1Gi",
+                            ));
+                        }
+                    }
+                }
                 let name = o.metadata.name.clone().unwrap_or_default();
                 let mut labels = o.metadata.labels.clone();
                 labels.insert(LABEL_CLAIM.into(), name.clone());

@@ -767,3 +767,26 @@ spec:
         assert!(e.contains("metadata.name") && e.contains(why), "{e}");
     }
 }
+
+/// A PersistentVolumeClaim's standard fields are read without a warning;
+/// an access mode Kubernetes does not know is an error.
+#[test]
+fn claims_standard_fields_are_accepted() {
+    let y = r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+"#;
+    let p = plan_of(y).unwrap();
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    assert_eq!(p.claims[0].name, "data");
+    let e = plan_of(&y.replace("ReadWriteOnce", "ReadWriteSometimes"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("spec.accessModes[0]"), "{e}");
+    let e = plan_of(&y.replace("1Gi", "lots")).unwrap_err().to_string();
+    assert!(e.contains("spec.resources.requests.storage"), "{e}");
+}
