@@ -821,7 +821,16 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
         // Validated (every error names its path) and hashed once, with a
         // fixed name.
         let probe = w.pod_at("x", 0, &mut plan.warnings)?;
-        let json = serde_json::to_vec(&probe).unwrap_or_default();
+        let mut json = serde_json::to_vec(&probe).unwrap_or_default();
+        // The template's annotations too (`kubectl rollout restart`
+        // changes only kubectl.kubernetes.io/restartedAt): any change to
+        // the template rolls the pods, as in Kubernetes. Left out when
+        // there are none, so that the hash of a template without stays
+        // what it was.
+        let notes = &w.template.metadata.annotations;
+        if !notes.is_empty() {
+            json.extend(serde_json::to_vec(notes).unwrap_or_default());
+        }
         w.template_hash = safe_hash(&json);
         plan.workloads.push(w);
     }

@@ -790,3 +790,20 @@ spec:
     let e = plan_of(&y.replace("1Gi", "lots")).unwrap_err().to_string();
     assert!(e.contains("spec.resources.requests.storage"), "{e}");
 }
+
+/// Any change to the pod template rolls the pods, its annotations too
+/// (`kubectl rollout restart` writes only restartedAt).
+#[test]
+fn template_annotations_are_in_the_hash() {
+    let hash = |y: &str| plan_of(y).unwrap().workloads[0].template_hash.clone();
+    let a = hash(DEPLOY);
+    let noted = DEPLOY.replace(
+        "    metadata: {labels: {app: web}}\n",
+        "    metadata: {labels: {app: web}, annotations: {kubectl.kubernetes.io/restartedAt: \"2024-01-01T00:00:00Z\"}}\n",
+    );
+    assert_ne!(noted, DEPLOY);
+    let b = hash(&noted);
+    assert_ne!(a, b);
+    assert_ne!(b, hash(&noted.replace("2024-01-01", "2024-01-02")));
+    assert_eq!(b, hash(&noted));
+}
