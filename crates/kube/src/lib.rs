@@ -152,6 +152,15 @@ pub fn parse(source: &str, text: &str) -> Result<Manifest> {
             .unwrap_or("")
             .to_string();
         let doc = format!("{at} ({kind} {name})");
+        if let (Some(v), Some(want)) = (head.api_version.as_deref(), api_version_of(&kind)) {
+            if v != want {
+                return Err(Error::Invalid {
+                    doc,
+                    path: "apiVersion".into(),
+                    msg: format!("{v:?} does not serve kind {kind}: it is {want}"),
+                });
+            }
+        }
         let w = &mut m.warnings;
         let d = match kind.as_str() {
             "Pod" => Doc::Pod(typed(&doc, v, w)?),
@@ -214,9 +223,63 @@ pub fn parse(source: &str, text: &str) -> Result<Manifest> {
                 })
             }
         }
+        // One object of a kind per name, as in a cluster: a second Pod
+        // `web` would fail only after the first was made.
+        if let Some((first, _)) = m
+            .docs
+            .iter()
+            .find(|(_, o)| o.kind_name() == kind && o.name() == name)
+        {
+            return Err(Error::Invalid {
+                doc,
+                path: "metadata.name".into(),
+                msg: format!("{name:?}: {first} has this name already"),
+            });
+        }
         m.docs.push((doc, d));
     }
     Ok(m)
+}
+
+/// The apiVersion that serves `kind` (among the kinds berth plays).
+fn api_version_of(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "Pod" | "ConfigMap" | "Secret" | "PersistentVolumeClaim" | "Service" => "v1",
+        "Deployment" | "ReplicaSet" | "DaemonSet" => "apps/v1",
+        "Job" => "batch/v1",
+        _ => return None,
+    })
+}
+
+impl Doc {
+    /// The object's kind as written (`PersistentVolumeClaim`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Doc::Pod(_) => "Pod",
+            Doc::Deployment(_) => "Deployment",
+            Doc::ReplicaSet(_) => "ReplicaSet",
+            Doc::DaemonSet(_) => "DaemonSet",
+            Doc::Job(_) => "Job",
+            Doc::ConfigMap(_) => "ConfigMap",
+            Doc::Secret(_) => "Secret",
+            Doc::Claim(_) => "PersistentVolumeClaim",
+            Doc::Service(_) => "Service",
+        }
+    }
+
+    /// The object's metadata.name ("" when missing).
+    pub fn name(&self) -> &str {
+        let n = match self {
+            Doc::ConfigMap(o) | Doc::Secret(o) => &o.metadata.name,
+            Doc::Pod(o) => &o.metadata.name,
+            Doc::Deployment(o) => &o.metadata.name,
+            Doc::ReplicaSet(o) | Doc::DaemonSet(o) => &o.metadata.name,
+            Doc::Job(o) => &o.metadata.name,
+            Doc::Claim(o) => &o.metadata.name,
+            Doc::Service(o) => &o.metadata.name,
+        };
+        n.as_deref().unwrap_or("")
+    }
 }
 
 /// A DNS-1123 label of at most `max` bytes.

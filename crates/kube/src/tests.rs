@@ -690,6 +690,23 @@ spec:
     );
 }
 
+/// Any change to the pod template rolls the pods, its annotations too
+/// (`kubectl rollout restart` writes only restartedAt).
+#[test]
+fn template_annotations_are_in_the_hash() {
+    let hash = |y: &str| plan_of(y).unwrap().workloads[0].template_hash.clone();
+    let a = hash(DEPLOY);
+    let noted = DEPLOY.replace(
+        "    metadata: {labels: {app: web}}\n",
+        "    metadata: {labels: {app: web}, annotations: {kubectl.kubernetes.io/restartedAt: \"2024-01-01T00:00:00Z\"}}\n",
+    );
+    assert_ne!(noted, DEPLOY);
+    let b = hash(&noted);
+    assert_ne!(a, b);
+    assert_ne!(b, hash(&noted.replace("2024-01-01", "2024-01-02")));
+    assert_eq!(b, hash(&noted));
+}
+
 /// Kubernetes' name rules: ConfigMaps, Secrets, claims and workloads are
 /// DNS subdomains (dots too), a Service's a DNS label; one character is a
 /// name; a workload's pod names fit a host name.
@@ -791,19 +808,35 @@ spec:
     assert!(e.contains("spec.resources.requests.storage"), "{e}");
 }
 
-/// Any change to the pod template rolls the pods, its annotations too
-/// (`kubectl rollout restart` writes only restartedAt).
+/// An apiVersion that does not serve the kind, and two objects of a kind
+/// with one name, are refused before anything is made.
 #[test]
-fn template_annotations_are_in_the_hash() {
-    let hash = |y: &str| plan_of(y).unwrap().workloads[0].template_hash.clone();
-    let a = hash(DEPLOY);
-    let noted = DEPLOY.replace(
-        "    metadata: {labels: {app: web}}\n",
-        "    metadata: {labels: {app: web}, annotations: {kubectl.kubernetes.io/restartedAt: \"2024-01-01T00:00:00Z\"}}\n",
+fn mismatched_api_versions_and_twice_named_objects_are_refused() {
+    let pod = |name: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec: {{containers: [{{name: c, image: busybox}}]}}\n")
+    };
+    let e = parse("t.yaml", &pod("a").replace("v1", "apps/v1"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("(Pod a): apiVersion: \"apps/v1\" does not serve kind Pod: it is v1"),
+        "{e}"
     );
-    assert_ne!(noted, DEPLOY);
-    let b = hash(&noted);
-    assert_ne!(a, b);
-    assert_ne!(b, hash(&noted.replace("2024-01-01", "2024-01-02")));
-    assert_eq!(b, hash(&noted));
+    let e = parse(
+        "t.yaml",
+        &DEPLOY.replace("apiVersion: apps/v1", "apiVersion: batch/v1"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("kind Deployment: it is apps/v1"), "{e}");
+    let e = parse("t.yaml", &format!("{}---\n{}", pod("a"), pod("a")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("document 2 (Pod a): metadata.name: \"a\": t.yaml: document 1 (Pod a) has this name already"),
+        "{e}"
+    );
+    // Objects of different kinds may share a name.
+    let both = format!("{}---\n{}", pod("web"), DEPLOY);
+    plan_of(&both).unwrap();
 }
