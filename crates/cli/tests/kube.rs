@@ -490,6 +490,57 @@ spec:
     assert!(k.containers().is_empty());
 }
 
+/// Names Kubernetes takes are made: a one-character Pod, a ConfigMap with
+/// a dot, a Deployment of 63 characters (its pod names cut to 63).
+#[test]
+fn kubernetes_names_are_made() {
+    let k = Kube::new(false);
+    let long = "d".repeat(63);
+    let f = k.file(
+        "names.yaml",
+        &format!(
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: app.config}}
+data: {{k: from-config}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: p}}
+spec:
+  containers:
+  - name: c
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo $K; exec sleep 1000']
+    env: [{{name: K, valueFrom: {{configMapKeyRef: {{name: app.config, key: k}}}}}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {long}}}
+spec:
+  selector: {{matchLabels: {{app: long}}}}
+  template:
+    metadata: {{labels: {{app: long}}}}
+    spec:
+      containers:
+      - {{name: c, image: localhost/kube:1, imagePullPolicy: Never, command: [sleep, "1000"]}}
+"#
+        ),
+    );
+    k.play(&f, &[]).ok();
+    wait_for("the pod's output", 10, || {
+        k.berth(&["logs", "p-c"]).stdout.contains("from-config")
+    });
+    let pods = k.pods(&format!("io.berth.kube.name={long}"));
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    assert_eq!(pods[0].len(), 63, "{}", pods[0]);
+    assert!(pods[0].starts_with(&long[..58]), "{}", pods[0]);
+    k.play(&f, &["--down"]).ok();
+    assert!(k.containers().is_empty());
+}
+
 /// A bad manifest: one error naming the path; nothing made. Unknown
 /// fields and kinds: one warning each, naming them.
 #[test]
