@@ -421,7 +421,7 @@ fn make_pod(
 ) -> Result<PodRecord> {
     let name = match w.kind {
         Kind::Pod => w.name.clone(),
-        _ => format!("{}{}", w.pod_prefix(), random_suffix()?),
+        _ => berth_kube::generated_name(&w.pod_prefix(), &random_suffix()?),
     };
     let plan: PodPlan = w.pod(&name, index)?;
     for c in &plan.claims {
@@ -488,7 +488,13 @@ fn make_pod(
             })
             .collect();
         engine
-            .kube_fill_volume(&v.name, vol_labels.clone(), &v.options, &files)
+            .kube_fill_volume(
+                &v.name,
+                vol_labels.clone(),
+                &v.options,
+                v.dir.map(|d| (d.mode, d.gid)),
+                &files,
+            )
             .with_context(|| format!("kube: pod {name}: volume {}", v.name))?;
     }
     let make = |c: &berth_kube::ContainerPlan| -> Result<Record> {
@@ -719,6 +725,26 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
     Ok(())
 }
 
+/// The failed runs of a pod's containers (init containers too) that
+/// their monitors restarted or will restart: a Job's retries under
+/// restartPolicy OnFailure, which Kubernetes counts against
+/// backoffLimit as it counts failed pods under Never. A container waiting
+/// for its restart, or ended with a non-zero code, counts its last run.
+fn failed_runs(engine: &Engine, pod: &PodRecord) -> u32 {
+    members(engine, pod).map_or(0, |m| {
+        m.iter()
+            .map(|r| {
+                let failing = match r.state.status {
+                    Status::Restarting => true,
+                    Status::Exited => r.state.exit_code != 0,
+                    _ => false,
+                };
+                r.state.restarts.saturating_add(u32::from(failing))
+            })
+            .fold(0u32, u32::saturating_add)
+    })
+}
+
 fn pod_outcome(engine: &Engine, pod: &PodRecord) -> Option<bool> {
     let m = members(engine, pod).ok()?;
     let app: Vec<&Record> = m.iter().filter(|r| !is_init(r)).collect();
@@ -774,10 +800,18 @@ fn job(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<()> {
                 remove_pod(engine, p)?;
                 continue;
             }
-            match pod_outcome(engine, p) {
+            let outcome = pod_outcome(engine, p);
+            match outcome {
                 Some(true) => ok += 1,
                 Some(false) => failed += 1,
                 None => running.push(p),
+            }
+            // OnFailure: a pod's containers are retried in place, each
+            // failed run a retry (those of a pod that failed in the end
+            // beyond the one counted above).
+            if j.on_failure && outcome != Some(true) {
+                let runs = failed_runs(engine, p);
+                failed += runs.saturating_sub(u32::from(outcome == Some(false)));
             }
         }
         if ok >= j.completions {
@@ -789,7 +823,8 @@ fn job(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<()> {
                 let _ = engine.pod_kill(&p.id, libc::SIGKILL);
             }
             bail!(
-                "kube: {object} failed: {failed} pods failed, more than backoffLimit {}",
+                "kube: {object} failed (BackoffLimitExceeded): {failed} {} failed, more than backoffLimit {}",
+                if j.on_failure { "runs" } else { "pods" },
                 j.backoff_limit
             );
         }

@@ -427,6 +427,120 @@ spec:
     assert!(k.containers().is_empty());
 }
 
+/// A Job with restartPolicy OnFailure: its container's restarts are its
+/// retries; past backoffLimit the Job fails (play does not wait forever)
+/// and its pod's container is stopped, not restarted again.
+#[test]
+fn an_on_failure_job_stops_at_its_backoff_limit() {
+    let k = Kube::new(false);
+    let f = k.file(
+        "onf.yaml",
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata: {name: onf}
+spec:
+  backoffLimit: 2
+  template:
+    spec:
+      restartPolicy: OnFailure
+      containers:
+      - {name: c, image: localhost/kube:1, imagePullPolicy: Never, command: [sh, -c, "echo try; exit 1"]}
+"#,
+    );
+    let t = Instant::now();
+    let mut child = k
+        .cmd()
+        .args(["kube", "play", &f])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st.code();
+        }
+        if t.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("kube play of an OnFailure Job still runs after 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let o = out(child.wait_with_output().unwrap());
+    assert_ne!(code, Some(0), "{}", o.stdout);
+    assert!(o.stderr.contains("Job/onf failed"), "{}", o.stderr);
+    assert!(o.stderr.contains("backoffLimit 2"), "{}", o.stderr);
+    let pods = k.pods("io.berth.kube.name=onf");
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    let c = format!("{}-c", pods[0]);
+    // Three runs (the first and backoffLimit retries; a fourth may have
+    // begun before play saw the third fail), then no more.
+    let runs = || k.berth(&["logs", &c]).ok().stdout.matches("try").count();
+    let n = runs();
+    assert!((3..=4).contains(&n), "{n} runs");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(runs(), n);
+    let st = k
+        .berth(&["inspect", "--format", "{{.State.Status}}", &c])
+        .ok()
+        .stdout;
+    assert_eq!(st.trim(), "exited");
+    k.play(&f, &["--down"]).ok();
+    assert!(k.containers().is_empty());
+}
+
+/// Names Kubernetes takes are made: a one-character Pod, a ConfigMap with
+/// a dot, a Deployment of 63 characters (its pod names cut to 63).
+#[test]
+fn kubernetes_names_are_made() {
+    let k = Kube::new(false);
+    let long = "d".repeat(63);
+    let f = k.file(
+        "names.yaml",
+        &format!(
+            r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: app.config}}
+data: {{k: from-config}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: p}}
+spec:
+  containers:
+  - name: c
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo $K; exec sleep 1000']
+    env: [{{name: K, valueFrom: {{configMapKeyRef: {{name: app.config, key: k}}}}}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: {long}}}
+spec:
+  selector: {{matchLabels: {{app: long}}}}
+  template:
+    metadata: {{labels: {{app: long}}}}
+    spec:
+      containers:
+      - {{name: c, image: localhost/kube:1, imagePullPolicy: Never, command: [sleep, "1000"]}}
+"#
+        ),
+    );
+    k.play(&f, &[]).ok();
+    wait_for("the pod's output", 10, || {
+        k.berth(&["logs", "p-c"]).stdout.contains("from-config")
+    });
+    let pods = k.pods(&format!("io.berth.kube.name={long}"));
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    assert_eq!(pods[0].len(), 63, "{}", pods[0]);
+    assert!(pods[0].starts_with(&long[..58]), "{}", pods[0]);
+    k.play(&f, &["--down"]).ok();
+    assert!(k.containers().is_empty());
+}
+
 /// A bad manifest: one error naming the path; nothing made. Unknown
 /// fields and kinds: one warning each, naming them.
 #[test]
@@ -1309,6 +1423,64 @@ fn play_builds_images_that_have_a_directory() {
     assert_eq!(id(), first);
     play(&["--build"]).ok();
     assert_ne!(id(), first);
+}
+
+/// A container that is not root's writes in the pod's emptyDirs: on disk
+/// 0777 (with an fsGroup: the group's, setgid, so what is made in it is
+/// the group's too), in memory 1777 (3777 and the group's with an
+/// fsGroup), as the kubelet makes them.
+#[test]
+fn a_non_root_container_writes_in_its_empty_dirs() {
+    let k = Kube::new(false);
+    let yaml = |name: &str, fs_group: &str| {
+        format!(
+            r#"
+kind: Pod
+apiVersion: v1
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: Never
+  securityContext: {{runAsUser: 1000{fs_group}}}
+  containers:
+  - name: c
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'touch /e/x && touch /m/x && stat -c "%a %g" /e /e/x /m /m/x && echo done']
+    volumeMounts: [{{name: e, mountPath: /e}}, {{name: m, mountPath: /m}}]
+  volumes: [{{name: e, emptyDir: {{}}}}, {{name: m, emptyDir: {{medium: Memory}}}}]
+"#
+        )
+    };
+    let logs = |pod: &str| {
+        let c = format!("{pod}-c");
+        wait_for("the container's end", 30, || {
+            k.berth(&["inspect", "--format", "{{.State.Status}}", &c])
+                .stdout
+                .trim()
+                == "exited"
+        });
+        k.berth(&["logs", &c]).ok().stdout
+    };
+    let plain = k.file("plain.yaml", &yaml("plain", ""));
+    k.play(&plain, &[]).ok();
+    let l = logs("plain");
+    assert!(l.ends_with("done\n"), "{l}");
+    let lines: Vec<&str> = l.lines().collect();
+    assert_eq!(lines[0], "777 0", "{l}");
+    assert_eq!(lines[2], "1777 0", "{l}");
+    let grouped = k.file("grouped.yaml", &yaml("grouped", ", fsGroup: 2000"));
+    k.play(&grouped, &[]).ok();
+    let l = logs("grouped");
+    assert!(l.ends_with("done\n"), "{l}");
+    let lines: Vec<&str> = l.lines().collect();
+    assert_eq!(
+        lines[..4],
+        ["2777 2000", "644 2000", "3777 2000", "644 2000"],
+        "{l}"
+    );
+    k.play(&plain, &["--down"]).ok();
+    k.play(&grouped, &["--down"]).ok();
+    assert!(k.containers().is_empty());
 }
 
 /// An `emptyDir: {medium: Memory}` is one tmpfs for the pod: what one

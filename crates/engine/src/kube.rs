@@ -45,11 +45,14 @@ impl crate::Engine {
     /// directory holds nothing a container planted) and writes `files`.
     /// An existing volume of the name must carry `labels` (made for the
     /// same pod). `options` are the local driver's (a tmpfs volume).
+    /// `dir_owner`: the mode and group of the volume's directory (an emptyDir's,
+    /// as the kubelet makes it), else the volume's default.
     pub fn kube_fill_volume(
         &self,
         name: &str,
         labels: BTreeMap<String, String>,
         options: &BTreeMap<String, String>,
+        dir_owner: Option<(u32, Option<u32>)>,
         files: &[VolumeFile],
     ) -> Result<()> {
         if let Ok(v) = self.records.volume(name) {
@@ -69,6 +72,15 @@ impl crate::Engine {
         }
         self.create_volume_with(name, labels, false, options)?;
         let data = self.paths.volume_data(name);
+        if let Some((mode, gid)) = dir_owner {
+            // berth's own directory, just made: no container has seen it.
+            if gid.is_some() {
+                std::os::unix::fs::chown(&data, None, gid)
+                    .map_err(io(format!("volume {name}: chown {}", data.display())))?;
+            }
+            std::fs::set_permissions(&data, std::fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(io(format!("volume {name}: chmod {}", data.display())))?;
+        }
         for f in files {
             if !clean_rel(f.path) {
                 return Err(option(

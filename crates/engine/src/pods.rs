@@ -436,7 +436,7 @@ impl crate::Engine {
         self.reconcile_pods();
         req.spec.validate()?;
         if let Some(n) = &req.name {
-            crate::specgen::check_name(n)?;
+            crate::specgen::check_pod_name(n)?;
         }
         let id = crate::paths::new_id()?;
         let name = req

@@ -20,8 +20,8 @@ mod translate;
 pub mod types;
 
 pub use translate::{
-    expand_vars, fill_pod_fields, parse_cpu, parse_memory, ContainerPlan, FileData, FileVolume,
-    PodFields, PodPlan, ProbeAction, ProbeKind, ProbePlan, Pull,
+    expand_vars, fill_pod_fields, parse_cpu, parse_memory, ContainerPlan, DirOwner, FileData,
+    FileVolume, PodFields, PodPlan, ProbeAction, ProbeKind, ProbePlan, Pull,
 };
 
 use serde::de::DeserializeOwned;
@@ -152,6 +152,15 @@ pub fn parse(source: &str, text: &str) -> Result<Manifest> {
             .unwrap_or("")
             .to_string();
         let doc = format!("{at} ({kind} {name})");
+        if let (Some(v), Some(want)) = (head.api_version.as_deref(), api_version_of(&kind)) {
+            if v != want {
+                return Err(Error::Invalid {
+                    doc,
+                    path: "apiVersion".into(),
+                    msg: format!("{v:?} does not serve kind {kind}: it is {want}"),
+                });
+            }
+        }
         let w = &mut m.warnings;
         let d = match kind.as_str() {
             "Pod" => Doc::Pod(typed(&doc, v, w)?),
@@ -179,20 +188,31 @@ pub fn parse(source: &str, text: &str) -> Result<Manifest> {
             Doc::Claim(o) => o.metadata.name.clone(),
             Doc::Service(o) => o.metadata.name.clone(),
         };
+        // Kubernetes' rules: a Service's name is a DNS label (it is a
+        // host name); the others' are DNS subdomains (dots too). A
+        // workload's are at most 63 in berth: they name its pods (a
+        // Deployment's are cut to fit, as Kubernetes cuts them), a Pod's
+        // the pod, its host name and its containers (`<pod>-<container>`).
+        let (label, max) = match &d {
+            Doc::Service(_) => (true, 63),
+            Doc::ConfigMap(_) | Doc::Secret(_) | Doc::Claim(_) => (false, 253),
+            _ => (false, 63),
+        };
         match meta_name {
-            Some(n) if n.len() < 2 => {
+            Some(n) if label && is_dns_name(&n, max) => {}
+            Some(n) if !label && is_dns_subdomain(&n, max) => {}
+            Some(n) if label => {
                 return Err(Error::Invalid {
                     doc,
                     path: "metadata.name".into(),
-                    msg: format!("{n:?}: berth's names have at least 2 characters"),
+                    msg: format!("{n:?} is not a DNS label: lower case letters, digits and '-', at most {max}, starting and ending with a letter or digit"),
                 })
             }
-            Some(n) if is_dns_name(&n, 63) => {}
             Some(n) => {
                 return Err(Error::Invalid {
                     doc,
                     path: "metadata.name".into(),
-                    msg: format!("{n:?} is not a DNS label: lower case letters, digits and '-', at most 63, starting and ending with a letter or digit"),
+                    msg: format!("{n:?} is not a DNS subdomain: lower case letters, digits, '-' and '.', at most {max}{}, each part between dots starting and ending with a letter or digit", if max < 253 { " in berth" } else { "" }),
                 })
             }
             None => {
@@ -203,9 +223,63 @@ pub fn parse(source: &str, text: &str) -> Result<Manifest> {
                 })
             }
         }
+        // One object of a kind per name, as in a cluster: a second Pod
+        // `web` would fail only after the first was made.
+        if let Some((first, _)) = m
+            .docs
+            .iter()
+            .find(|(_, o)| o.kind_name() == kind && o.name() == name)
+        {
+            return Err(Error::Invalid {
+                doc,
+                path: "metadata.name".into(),
+                msg: format!("{name:?}: {first} has this name already"),
+            });
+        }
         m.docs.push((doc, d));
     }
     Ok(m)
+}
+
+/// The apiVersion that serves `kind` (among the kinds berth plays).
+fn api_version_of(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "Pod" | "ConfigMap" | "Secret" | "PersistentVolumeClaim" | "Service" => "v1",
+        "Deployment" | "ReplicaSet" | "DaemonSet" => "apps/v1",
+        "Job" => "batch/v1",
+        _ => return None,
+    })
+}
+
+impl Doc {
+    /// The object's kind as written (`PersistentVolumeClaim`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Doc::Pod(_) => "Pod",
+            Doc::Deployment(_) => "Deployment",
+            Doc::ReplicaSet(_) => "ReplicaSet",
+            Doc::DaemonSet(_) => "DaemonSet",
+            Doc::Job(_) => "Job",
+            Doc::ConfigMap(_) => "ConfigMap",
+            Doc::Secret(_) => "Secret",
+            Doc::Claim(_) => "PersistentVolumeClaim",
+            Doc::Service(_) => "Service",
+        }
+    }
+
+    /// The object's metadata.name ("" when missing).
+    pub fn name(&self) -> &str {
+        let n = match self {
+            Doc::ConfigMap(o) | Doc::Secret(o) => &o.metadata.name,
+            Doc::Pod(o) => &o.metadata.name,
+            Doc::Deployment(o) => &o.metadata.name,
+            Doc::ReplicaSet(o) | Doc::DaemonSet(o) => &o.metadata.name,
+            Doc::Job(o) => &o.metadata.name,
+            Doc::Claim(o) => &o.metadata.name,
+            Doc::Service(o) => &o.metadata.name,
+        };
+        n.as_deref().unwrap_or("")
+    }
 }
 
 /// A DNS-1123 label of at most `max` bytes.
@@ -216,6 +290,22 @@ pub fn is_dns_name(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain of at most `max` bytes: DNS labels joined by
+/// dots.
+pub fn is_dns_subdomain(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.split('.').all(|l| is_dns_name(l, 63))
+}
+
+/// `base` followed by 5 random characters as a name of at most 63 (a
+/// host name): `base` is cut to 58, as Kubernetes' generateName does.
+pub fn generated_name(base: &str, suffix: &str) -> String {
+    let mut cut = base.len().min(58);
+    while !base.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{suffix}", &base[..cut])
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -254,6 +344,9 @@ pub struct JobPlan {
     pub parallelism: u32,
     pub backoff_limit: u32,
     pub active_deadline_seconds: Option<u64>,
+    /// restartPolicy OnFailure: a failed container is restarted in its
+    /// pod, each restart a retry counted against `backoff_limit`.
+    pub on_failure: bool,
 }
 
 /// ConfigMaps and Secrets by name: key to bytes.
@@ -503,6 +596,29 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                 }
             }
             Doc::Claim(o) => {
+                for (i, m) in o.spec.access_modes.iter().enumerate() {
+                    if !matches!(
+                        m.as_str(),
+                        "ReadWriteOnce" | "ReadOnlyMany" | "ReadWriteMany" | "ReadWriteOncePod"
+                    ) {
+                        return Err(invalid(
+                            doc,
+                            format!("spec.accessModes[{i}]"),
+                            format!("{m:?} is not ReadWriteOnce, ReadOnlyMany, ReadWriteMany or ReadWriteOncePod"),
+                        ));
+                    }
+                }
+                if let Some(r) = &o.spec.resources {
+                    for (which, m) in [("requests", &r.requests), ("limits", &r.limits)] {
+                        if m.get("storage").is_some_and(|q| parse_memory(q).is_none()) {
+                            return Err(invalid(
+                                doc,
+                                format!("spec.resources.{which}.storage"),
+                                "not a quantity like 1Gi",
+                            ));
+                        }
+                    }
+                }
                 let name = o.metadata.name.clone().unwrap_or_default();
                 let mut labels = o.metadata.labels.clone();
                 labels.insert(LABEL_CLAIM.into(), name.clone());
@@ -680,16 +796,24 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                         format!("{m:?}: berth runs NonIndexed jobs only"),
                     ));
                 }
-                match s.template.spec.restart_policy.as_deref() {
-                    Some("Never" | "OnFailure") => {}
-                    other => {
+                let on_failure = match s.template.spec.restart_policy.as_deref() {
+                    Some("Never") => false,
+                    Some("OnFailure") => true,
+                    Some(other) => {
                         return Err(invalid(
                             doc,
                             "spec.template.spec.restartPolicy",
                             format!("{other:?}: a Job's pods need Never or OnFailure"),
                         ))
                     }
-                }
+                    None => {
+                        return Err(invalid(
+                            doc,
+                            "spec.template.spec.restartPolicy",
+                            "missing: a Job's pods need Never or OnFailure",
+                        ))
+                    }
+                };
                 let selector = if s.manual_selector == Some(true) {
                     selector_of(doc, "spec.selector", &s.selector, &s.template, true)?
                 } else {
@@ -708,6 +832,7 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                         parallelism,
                         backoff_limit,
                         active_deadline_seconds: active,
+                        on_failure,
                     }),
                 )
             }
@@ -759,7 +884,16 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
         // Validated (every error names its path) and hashed once, with a
         // fixed name.
         let probe = w.pod_at("x", 0, &mut plan.warnings)?;
-        let json = serde_json::to_vec(&probe).unwrap_or_default();
+        let mut json = serde_json::to_vec(&probe).unwrap_or_default();
+        // The template's annotations too (`kubectl rollout restart`
+        // changes only kubectl.kubernetes.io/restartedAt): any change to
+        // the template rolls the pods, as in Kubernetes. Left out when
+        // there are none, so that the hash of a template without stays
+        // what it was.
+        let notes = &w.template.metadata.annotations;
+        if !notes.is_empty() {
+            json.extend(serde_json::to_vec(notes).unwrap_or_default());
+        }
         w.template_hash = safe_hash(&json);
         plan.workloads.push(w);
     }

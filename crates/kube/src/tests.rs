@@ -195,7 +195,8 @@ spec:
             completions: 3,
             parallelism: 2,
             backoff_limit: 1,
-            active_deadline_seconds: Some(30)
+            active_deadline_seconds: Some(30),
+            on_failure: false,
         })
     );
     let jp = j.pod("jj-abcde", 0).unwrap();
@@ -221,13 +222,32 @@ spec:
         .find(|v| v.name == c.storage.mounts[2].source)
         .unwrap();
     assert_eq!(tmp.options["type"], "tmpfs");
-    assert_eq!(tmp.options["o"], format!("size={}", 1 << 20));
+    // With the pod's fsGroup 5: its group and the setgid bit.
+    assert_eq!(
+        tmp.options["o"],
+        format!("size={},mode=3777,gid=5", 1 << 20)
+    );
+    assert_eq!(tmp.dir, None);
     assert_eq!(pod.claims, ["data"]);
     let bad = y.replace("restartPolicy: Never", "restartPolicy: Always");
     assert!(plan_of(&bad)
         .unwrap_err()
         .to_string()
         .contains("spec.template.spec.restartPolicy"));
+    // OnFailure: retries in the pod, counted against backoffLimit.
+    let onf = plan_of(&y.replace("restartPolicy: Never", "restartPolicy: OnFailure")).unwrap();
+    assert!(onf.workloads[0].job.unwrap().on_failure);
+    // No restartPolicy: "missing", not a Rust None.
+    let e = plan_of(&y.replace("restartPolicy: Never", "hostname: jj"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "spec.template.spec.restartPolicy: missing: a Job's pods need Never or OnFailure"
+        ),
+        "{e}"
+    );
+    assert!(!e.contains("None"), "{e}");
 }
 
 #[test]
@@ -619,4 +639,204 @@ spec:
     let both = y.replace("subPathExpr: \"pods/$(POD)\"", "subPath: a, subPathExpr: b");
     let e = plan_of(&both).unwrap_err().to_string();
     assert!(e.contains("subPathExpr") && e.contains("both"), "{e}");
+}
+
+/// An emptyDir on disk is 0777 as the kubelet makes it (a container that
+/// is not root's may write in it); with an fsGroup, the group's, setgid.
+#[test]
+fn empty_dirs_are_writable_by_anyone_and_owned_by_the_fs_group() {
+    let y = r#"
+kind: Pod
+metadata: {name: pp}
+spec:
+  securityContext: {runAsUser: 1000}
+  containers:
+  - {name: c, image: busybox, volumeMounts: [{name: e, mountPath: /e}, {name: m, mountPath: /m}]}
+  volumes: [{name: e, emptyDir: {}}, {name: m, emptyDir: {medium: Memory}}]
+"#;
+    let vol = |y: &str, n: &str| {
+        let p = plan_of(y).unwrap();
+        p.workloads[0]
+            .pod("pp", 0)
+            .unwrap()
+            .volumes
+            .into_iter()
+            .find(|v| v.name == n)
+            .unwrap()
+    };
+    assert_eq!(
+        vol(y, "pp-e").dir,
+        Some(DirOwner {
+            mode: 0o777,
+            gid: None
+        })
+    );
+    // A tmpfs's root is 1777 already.
+    assert!(!vol(y, "pp-m").options.contains_key("o"));
+    let g = y.replace("runAsUser: 1000}", "runAsUser: 1000, fsGroup: 2000}");
+    assert_eq!(
+        vol(&g, "pp-e").dir,
+        Some(DirOwner {
+            mode: 0o2777,
+            gid: Some(2000)
+        })
+    );
+    assert_eq!(vol(&g, "pp-m").options["o"], "mode=3777,gid=2000");
+    let bad = y.replace("runAsUser: 1000}", "fsGroup: -1}");
+    let e = plan_of(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("spec.securityContext.fsGroup: -1 is not an id"),
+        "{e}"
+    );
+}
+
+/// Any change to the pod template rolls the pods, its annotations too
+/// (`kubectl rollout restart` writes only restartedAt).
+#[test]
+fn template_annotations_are_in_the_hash() {
+    let hash = |y: &str| plan_of(y).unwrap().workloads[0].template_hash.clone();
+    let a = hash(DEPLOY);
+    let noted = DEPLOY.replace(
+        "    metadata: {labels: {app: web}}\n",
+        "    metadata: {labels: {app: web}, annotations: {kubectl.kubernetes.io/restartedAt: \"2024-01-01T00:00:00Z\"}}\n",
+    );
+    assert_ne!(noted, DEPLOY);
+    let b = hash(&noted);
+    assert_ne!(a, b);
+    assert_ne!(b, hash(&noted.replace("2024-01-01", "2024-01-02")));
+    assert_eq!(b, hash(&noted));
+}
+
+/// Kubernetes' name rules: ConfigMaps, Secrets, claims and workloads are
+/// DNS subdomains (dots too), a Service's a DNS label; one character is a
+/// name; a workload's pod names fit a host name.
+#[test]
+fn names_follow_kubernetes_rules() {
+    let y = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: app.config}
+data: {k: v}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data.v1}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: c
+    image: busybox
+    env: [{name: K, valueFrom: {configMapKeyRef: {name: app.config, key: k}}}]
+    volumeMounts: [{name: d, mountPath: /d}]
+  volumes: [{name: d, persistentVolumeClaim: {claimName: data.v1}}]
+"#;
+    let p = plan_of(y).unwrap();
+    let pod = p.workloads[0].pod("p", 0).unwrap();
+    assert!(pod.containers[0]
+        .spec
+        .process
+        .env
+        .contains(&"K=v".to_string()));
+    assert_eq!(pod.claims, ["data.v1"]);
+    let long = "d".repeat(63);
+    let dep = DEPLOY.replace(
+        "metadata: {name: web}",
+        &format!("metadata: {{name: {long}}}"),
+    );
+    let p = plan_of(&dep).unwrap();
+    let w = &p.workloads[0];
+    let name = generated_name(&w.pod_prefix(), "bcdfg");
+    assert_eq!(name.len(), 63, "{name}");
+    assert!(name.starts_with(&long[..58]) && name.ends_with("bcdfg"));
+    assert!(is_dns_subdomain(&name, 63));
+    w.pod(&name, 0).unwrap();
+    // Short prefixes are kept whole.
+    assert_eq!(generated_name("web-abc-", "bcdfg"), "web-abc-bcdfg");
+    for (bad, why) in [
+        (
+            DEPLOY.replace(
+                "metadata: {name: web}",
+                &format!("metadata: {{name: {long}d}}"),
+            ),
+            "at most 63 in berth",
+        ),
+        (
+            DEPLOY.replace("metadata: {name: web}", "metadata: {name: Web}"),
+            "not a DNS subdomain",
+        ),
+        (
+            DEPLOY.replace("metadata: {name: web}", "metadata: {name: web..x}"),
+            "not a DNS subdomain",
+        ),
+        (
+            DEPLOY.replace("metadata: {name: websvc}", "metadata: {name: web.svc}"),
+            "not a DNS label",
+        ),
+        (
+            DEPLOY.replace("metadata: {name: cfg}", "metadata: {name: \"\"}"),
+            "not a DNS subdomain",
+        ),
+    ] {
+        let e = plan_of(&bad).unwrap_err().to_string();
+        assert!(e.contains("metadata.name") && e.contains(why), "{e}");
+    }
+}
+
+/// A PersistentVolumeClaim's standard fields are read without a warning;
+/// an access mode Kubernetes does not know is an error.
+#[test]
+fn claims_standard_fields_are_accepted() {
+    let y = r#"
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: data}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Gi}}
+"#;
+    let p = plan_of(y).unwrap();
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+    assert_eq!(p.claims[0].name, "data");
+    let e = plan_of(&y.replace("ReadWriteOnce", "ReadWriteSometimes"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("spec.accessModes[0]"), "{e}");
+    let e = plan_of(&y.replace("1Gi", "lots")).unwrap_err().to_string();
+    assert!(e.contains("spec.resources.requests.storage"), "{e}");
+}
+
+/// An apiVersion that does not serve the kind, and two objects of a kind
+/// with one name, are refused before anything is made.
+#[test]
+fn mismatched_api_versions_and_twice_named_objects_are_refused() {
+    let pod = |name: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec: {{containers: [{{name: c, image: busybox}}]}}\n")
+    };
+    let e = parse("t.yaml", &pod("a").replace("v1", "apps/v1"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("(Pod a): apiVersion: \"apps/v1\" does not serve kind Pod: it is v1"),
+        "{e}"
+    );
+    let e = parse(
+        "t.yaml",
+        &DEPLOY.replace("apiVersion: apps/v1", "apiVersion: batch/v1"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("kind Deployment: it is apps/v1"), "{e}");
+    let e = parse("t.yaml", &format!("{}---\n{}", pod("a"), pod("a")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("document 2 (Pod a): metadata.name: \"a\": t.yaml: document 1 (Pod a) has this name already"),
+        "{e}"
+    );
+    // Objects of different kinds may share a name.
+    let both = format!("{}---\n{}", pod("web"), DEPLOY);
+    plan_of(&both).unwrap();
 }

@@ -107,6 +107,18 @@ pub struct FileVolume {
     /// touched.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub pod_fields: bool,
+    /// An emptyDir's directory: its mode and group (the kubelet's: 0777,
+    /// group-owned by the pod's fsGroup with the setgid bit when it has
+    /// one). None: the volume's default (root's, 0755).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<DirOwner>,
+}
+
+/// The mode and group of a volume's directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DirOwner {
+    pub mode: u32,
+    pub gid: Option<u32>,
 }
 
 /// One pod to make.
@@ -339,6 +351,17 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
     let mut plan_vols = Vec::new();
     let mut host_paths = Vec::new();
     let mut claims = Vec::new();
+    // The pod's fsGroup: the group of its emptyDirs.
+    let fs_group = match spec.security_context.as_ref().and_then(|s| s.fs_group) {
+        Some(g) if (0..=u32::MAX as i64).contains(&g) => Some(g as u32),
+        Some(g) => {
+            return Err(inv(
+                format!("{base}.securityContext.fsGroup"),
+                format!("{g} is not an id"),
+            ))
+        }
+        None => None,
+    };
     for (i, v) in spec.volumes.iter().enumerate() {
         let at = format!("{base}.volumes[{i}]");
         if !crate::is_dns_name(&v.name, 63) {
@@ -386,14 +409,24 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
                     let mut options: BTreeMap<String, String> =
                         [("type".to_string(), "tmpfs".to_string())].into();
                     // tmpfs takes size=0 as no limit: 0 is no sizeLimit.
+                    let mut o = Vec::new();
                     if let Some(n) = size.filter(|n| *n > 0) {
-                        options.insert("o".into(), format!("size={n}"));
+                        o.push(format!("size={n}"));
+                    }
+                    // tmpfs's root is 1777; with an fsGroup, the kubelet
+                    // gives it the group and the setgid bit.
+                    if let Some(g) = fs_group {
+                        o.push(format!("mode=3777,gid={g}"));
+                    }
+                    if !o.is_empty() {
+                        options.insert("o".into(), o.join(","));
                     }
                     plan_vols.push(crate::FileVolume {
                         name: own.clone(),
                         files: Vec::new(),
                         options,
                         pod_fields: false,
+                        dir: None,
                     });
                     Vol {
                         kind: MountType::Volume,
@@ -406,9 +439,15 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
                     if size.is_some() {
                         warnings.push(format!("{doc}: {at}.emptyDir.sizeLimit: not enforced on a disk-backed emptyDir (medium: Memory is)"));
                     }
+                    // As the kubelet's: anyone may write in it (a
+                    // container that is not root's too).
                     plan_vols.push(crate::FileVolume {
                         name: own.clone(),
                         files: Vec::new(),
+                        dir: Some(crate::DirOwner {
+                            mode: if fs_group.is_some() { 0o2777 } else { 0o777 },
+                            gid: fs_group,
+                        }),
                         ..Default::default()
                     });
                     Vol {
@@ -621,7 +660,7 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
                 read_only: true,
             }
         } else if let Some(p) = &v.persistent_volume_claim {
-            if !crate::is_dns_name(&p.claim_name, 253) {
+            if !crate::is_dns_subdomain(&p.claim_name, 253) {
                 return Err(inv(
                     format!("{at}.persistentVolumeClaim.claimName"),
                     format!("{:?} is not a volume name", p.claim_name),

@@ -165,8 +165,11 @@ pub struct JobSpec {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PvcSpec {
-    pub access_modes: Option<IgnoredAny>,
-    pub resources: Option<IgnoredAny>,
+    /// Checked, then ignored: one host, any mode holds.
+    pub access_modes: Vec<String>,
+    /// `requests.storage` is read, not enforced: a named volume has no
+    /// size.
+    pub resources: Option<Resources>,
     pub storage_class_name: Option<IgnoredAny>,
     pub volume_mode: Option<IgnoredAny>,
     pub volume_name: Option<String>,

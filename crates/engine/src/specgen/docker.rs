@@ -736,6 +736,26 @@ pub fn check_name(name: &str) -> Result<()> {
     }
 }
 
+/// A pod's name: podman's rule, `[a-zA-Z0-9][a-zA-Z0-9_.-]*` (one
+/// character is a name: a Kubernetes Pod `p`), at most 128 bytes. Its
+/// containers' names (`<pod>-<container>`) are containers' names.
+pub fn check_pod_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(option(
+            "--name",
+            format!("{name:?} is not a valid pod name: use [a-zA-Z0-9][a-zA-Z0-9_.-]*"),
+        ))
+    }
+}
+
 // `berth create`/`run`'s flags that make the spec, in Docker's syntax
 // (strings as typed; `to_spec` parses them). The CLI flattens this into
 // its own arguments (the image, the command, the name, pulling). A plain
@@ -1771,6 +1791,11 @@ mod tests {
         assert!(check_name("-x").is_err());
         assert!(check_name("a").is_err());
         assert!(check_name("a/b").is_err());
+        check_pod_name("p").unwrap();
+        check_pod_name("web-1.a_b").unwrap();
+        assert!(check_pod_name("").is_err());
+        assert!(check_pod_name("-p").is_err());
+        assert!(check_pod_name(&"p".repeat(129)).is_err());
     }
 
     #[test]

@@ -27,8 +27,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 pub use docker::{
-    check_name, is_device_access, is_volume_name, parse_signal, parse_size, resolv_conf,
-    DEFAULT_LOG_MAX_FILES, DEFAULT_LOG_MAX_SIZE, DEFAULT_RUNTIME, PROPAGATIONS,
+    check_name, check_pod_name, is_device_access, is_volume_name, parse_signal, parse_size,
+    resolv_conf, DEFAULT_LOG_MAX_FILES, DEFAULT_LOG_MAX_SIZE, DEFAULT_RUNTIME, PROPAGATIONS,
 };
 pub(crate) use legacy::from_stored;
 
