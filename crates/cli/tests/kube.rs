@@ -942,6 +942,38 @@ spec:
     k.play(&f, &["--down"]).ok();
 }
 
+/// A kube pod's container that keeps exiting is restarted after the
+/// kubelet's back-off (10 s, doubling), not Docker's (100 ms, doubling):
+/// a crash loop, with or without a liveness probe.
+#[test]
+fn a_crash_loop_in_a_kube_pod_backs_off_as_the_kubelet_does() {
+    let k = Kube::new(false);
+    let f = k.file(
+        "loop.yaml",
+        r#"
+kind: Pod
+apiVersion: v1
+metadata: {name: loop}
+spec:
+  restartPolicy: Always
+  containers:
+  - {name: c, image: localhost/kube:1, imagePullPolicy: Never, command: [sh, -c, "echo done"]}
+"#,
+    );
+    k.play(&f, &[]).ok();
+    std::thread::sleep(Duration::from_secs(4));
+    let o = k
+        .berth(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}}",
+            "loop-c",
+        ])
+        .ok();
+    assert_eq!(o.stdout.trim(), "0 restarting", "{}", o.stdout);
+    k.play(&f, &["--down"]).ok();
+}
+
 /// Only ready pods answer a Service's name: a pod whose readiness probe
 /// fails is not in the answers; it is once the probe passes, and is
 /// withdrawn again when it fails.

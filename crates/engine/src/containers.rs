@@ -1530,7 +1530,14 @@ impl Engine {
             event_command: crate::health::event_command(&berth, &self.paths, &rec.id),
             stop_command: crate::health::stop_command(c, &berth, &self.paths, &rec.id),
             probe_helper: crate::health::probe_helper(&c.health, &berth),
-            kube_backoff: c.health.probes.iter().any(|p| p.kind == "liveness"),
+            // The kubelet's CrashLoopBackOff for a kube pod's containers
+            // (a crash loop, a failed startup or liveness probe), and for
+            // any container with a liveness probe; Docker's short one
+            // otherwise.
+            kube_backoff: c.health.probes.iter().any(|p| p.kind == "liveness")
+                || c.metadata
+                    .labels
+                    .contains_key(crate::kube_dns::LABEL_KUBE_CONTAINER),
             // Only a probe's graceful stop needs it (the image's config is
             // not read for other containers).
             stop_signal: if c.health.probes.is_empty() && c.health.on_failure != "restart" {

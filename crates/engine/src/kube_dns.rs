@@ -14,7 +14,7 @@ use crate::Engine;
 const LABEL_KUBE_KIND: &str = "io.berth.kube.kind";
 /// The label of a pod's containers made by play (`init:NAME` for an init
 /// container, which never counts for readiness).
-const LABEL_KUBE_CONTAINER: &str = "io.berth.kube.container";
+pub(crate) const LABEL_KUBE_CONTAINER: &str = "io.berth.kube.container";
 
 impl Engine {
     /// Whether `r`, the infra container of a pod `kube play` made, has its
