@@ -226,9 +226,10 @@ pub fn build_avoiding(
 ) -> Result<Network> {
     let name = req.name.as_str();
     check_name(name)?;
-    if RESERVED_NAMES.contains(&name) {
+    // `default` too: Docker's other name of the default bridge.
+    if RESERVED_NAMES.contains(&name) || name == "default" {
         return Err(Error::Invalid(format!(
-            "network name {name:?} is reserved (none, host and bridge are predefined): choose another name"
+            "network name {name:?} is reserved (none, host and bridge are predefined, default is bridge): choose another name"
         )));
     }
     if existing.iter().any(|n| n.name == name) {
@@ -766,10 +767,10 @@ mod tests {
                 "{e}"
             );
         }
-        for r in ["none", "host", "bridge"] {
+        for r in ["none", "host", "bridge", "default"] {
             assert_eq!(
                 err(&req(r), &[], &[]),
-                format!("network name {r:?} is reserved (none, host and bridge are predefined): choose another name")
+                format!("network name {r:?} is reserved (none, host and bridge are predefined, default is bridge): choose another name")
             );
         }
         let a = ok(&req("a1_b.c-d"));

@@ -525,11 +525,22 @@ fn network_flags(
     f: &CreateFlags,
     net: &mut NamespaceMode,
     n: &mut super::NetworkSpec,
+    warnings: &mut Vec<String>,
 ) -> Result<()> {
     let given: Vec<String> = if f.network.is_empty() {
         vec![super::default_network()]
     } else {
-        f.network.clone()
+        // Docker's `default` is the default bridge (on Linux).
+        f.network
+            .iter()
+            .map(|v| {
+                if v == "default" {
+                    berth_network::model::DEFAULT_NETWORK.to_string()
+                } else {
+                    v.clone()
+                }
+            })
+            .collect()
     };
     let special = |v: &str| {
         matches!(v, "none" | "host" | "private")
@@ -656,6 +667,13 @@ fn network_flags(
         {
             n.expose.push(format!("{port}/{proto}"));
         }
+    }
+    if (!n.ports.is_empty() || n.publish_all) && *net == NamespaceMode::Host {
+        // Docker's warning, and its choice: the host's ports are the
+        // container's own.
+        warnings.push("Published ports are discarded when using host network mode".into());
+        n.ports.clear();
+        n.publish_all = false;
     }
     if (!n.ports.is_empty() || n.publish_all) && n.networks.is_empty() {
         return Err(option(
@@ -1596,7 +1614,7 @@ pub fn to_spec(f: &CreateFlags, command: &[String]) -> Result<(ContainerSpec, Ve
             pod_member_flags(f)?;
             s.pod = Some(pod.clone());
         }
-        None => network_flags(f, &mut ns.net, &mut s.network)?,
+        None => network_flags(f, &mut ns.net, &mut s.network, &mut warnings)?,
     }
 
     let restart = f.restart.as_deref().unwrap_or("no");

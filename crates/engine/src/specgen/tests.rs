@@ -757,3 +757,28 @@ fn pid_ipc_uts_join_another_container_and_a_pod_member_has_no_network_of_its_own
         assert!(e.contains(msg), "{e}");
     }
 }
+
+#[test]
+fn host_network_discards_published_ports_and_default_is_the_bridge() {
+    let (s, warnings) = to_spec(
+        &CreateFlags {
+            network: vec!["host".into()],
+            publish: vec!["8000:80".into()],
+            ..flags()
+        },
+        &["true".into()],
+    )
+    .unwrap();
+    assert!(s.network.ports.is_empty());
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("Published ports are discarded")),
+        "{warnings:?}"
+    );
+    let s = spec_of(&CreateFlags {
+        network: vec!["default".into()],
+        ..flags()
+    });
+    assert_eq!(s.network.networks[0].network, "bridge");
+}
