@@ -259,6 +259,8 @@ impl Engine {
         for name in ["host", "none"] {
             all.extend(model::predefined(name, default.created));
         }
+        // By name, the predefined ones among the others (Docker's order).
+        all.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(all)
     }
 
