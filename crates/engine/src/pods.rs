@@ -237,12 +237,28 @@ impl PodRecord {
 }
 
 /// The pod's state as podman names it, from its containers'.
-pub fn pod_status(containers: &[Record]) -> &'static str {
+pub fn pod_status(all: &[Record]) -> &'static str {
+    // A kube pod's init containers ran to their end before the others
+    // started: they do not make a running pod Degraded (podman removes
+    // its own once they are done).
+    let is_init = |r: &Record| {
+        r.spec
+            .metadata
+            .labels
+            .get(crate::kube_dns::LABEL_KUBE_CONTAINER)
+            .is_some_and(|c| c.starts_with("init:"))
+    };
+    let main: Vec<&Record> = all.iter().filter(|r| !is_init(r)).collect();
+    let containers: Vec<&Record> = if main.is_empty() {
+        all.iter().collect()
+    } else {
+        main
+    };
     if containers.is_empty() {
         return "Created";
     }
-    let running = |r: &&Record| matches!(r.state.status, Status::Running | Status::Restarting);
-    let n_running = containers.iter().filter(running).count();
+    let running = |r: &Record| matches!(r.state.status, Status::Running | Status::Restarting);
+    let n_running = containers.iter().filter(|r| running(r)).count();
     let n_paused = containers
         .iter()
         .filter(|r| running(r) && r.state.paused)
@@ -1460,6 +1476,13 @@ mod tests {
             "Degraded"
         );
         assert_eq!(pod_status(&[rec(Running, true)]), "Paused");
+        let mut init = rec(Exited, false);
+        init.spec.metadata.labels.insert(
+            crate::kube_dns::LABEL_KUBE_CONTAINER.into(),
+            "init:setup".into(),
+        );
+        assert_eq!(pod_status(&[init.clone(), rec(Running, false)]), "Running");
+        assert_eq!(pod_status(&[init]), "Exited");
         assert_eq!(
             pod_status(&[rec(Exited, false), rec(Created, false)]),
             "Exited"
