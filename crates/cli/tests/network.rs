@@ -1198,6 +1198,15 @@ fn stop_30_regressions() {
         "grep h1 /etc/hosts",
     );
     assert!(o.stdout.contains("\th1.ex.org h1\n"), "{}", o.stdout);
+    // A flushed ruleset: the next start makes berth's table again, with
+    // every network's elements and every running container's ports.
+    w.in_ns("host", &["nft", "flush", "ruleset"]);
+    assert_eq!(w.fetch_from("host", "http://127.0.0.1:8400/"), None);
+    w.berth(&["restart", "-t", "0", "ss"]).ok();
+    assert_eq!(
+        w.fetch_from("host", "http://127.0.0.1:8400/"),
+        Some("hello-v6w\n".into())
+    );
     // --network container: takes the joined container's files: Docker's
     // refusals.
     let o = w.berth(&[

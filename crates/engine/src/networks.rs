@@ -586,7 +586,9 @@ impl Engine {
             // again); the rules are checked each time, as a flush of the
             // ruleset (a restart of nftables.service) removes them: tens of
             // microseconds over netlink when they are there.
-            nft::add_network(&rules(n, self.guard()))?;
+            if nft::add_network(&rules(n, self.guard()))? {
+                self.restore_rules(n);
+            }
             return Ok(());
         }
         let mut nl = link::Netlink::open()?;
@@ -626,9 +628,40 @@ impl Engine {
             }
             link::ensure_forwarding(n.ipv6)?;
         }
-        nft::add_network(&rules(n, self.guard()))?;
+        if nft::add_network(&rules(n, self.guard()))? {
+            self.restore_rules(n);
+        }
         std::fs::write(&marker, b"").map_err(io(format!("write {}", marker.display())))?;
         Ok(())
+    }
+
+    /// After berth's table was made again (a flushed ruleset: `nft flush
+    /// ruleset`, a restart of nftables.service) for network `made`: the
+    /// elements of the other networks that have a bridge, and the ports of
+    /// every running container (from their intent files), go back in.
+    /// Best effort: what fails is warned of.
+    fn restore_rules(&self, made: &Network) {
+        let guard = self.guard();
+        for o in self.network_store().list().unwrap_or_default() {
+            if o.id != made.id && self.ready_marker(&o).exists() {
+                if let Err(e) = nft::add_network(&rules(&o, guard)) {
+                    warn!("network {}: put its nftables elements back: {e}", o.name);
+                }
+            }
+        }
+        let mut by_container: std::collections::BTreeMap<String, Vec<PortRule>> =
+            std::collections::BTreeMap::new();
+        for (id, p) in self.published_by_others("") {
+            by_container.entry(id).or_default().push(p.rule());
+        }
+        for (id, ports) in by_container {
+            if let Err(e) = nft::add_ports(&ports) {
+                warn!(
+                    "container {}: publish its ports again: {e}",
+                    &id[..id.len().min(12)]
+                );
+            }
+        }
     }
 
     /// At create (and again at start, for a record whose create died

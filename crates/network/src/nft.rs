@@ -160,14 +160,16 @@ add rule inet berth input iifname @bridges ip daddr 127.0.0.0/8 ct status & dnat
 /// When berth's table holds this version of the rules (its set `rules_v3`
 /// exists), the elements go in over netlink (no program spawned); else one
 /// `nft -f -` writes the table's rules (flushing and refilling berth's own
-/// chains: an upgrade) and the elements.
-pub fn add_network(n: &NetworkRules) -> Result<()> {
+/// chains: an upgrade) and the elements. True in that second case: the
+/// table was missing (a flushed ruleset) or older, and the caller puts
+/// back what other networks and containers had in it.
+pub fn add_network(n: &NetworkRules) -> Result<bool> {
     let op = format!("add nft rules of network bridge {}", n.bridge);
     let elems = network_elements(n)?;
     let _lock = Lock::take(&op)?;
     if let Some(bin) = network_bin(n) {
         match netlink::apply(netlink::Op::Add, &bin) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(false),
             // No table, or an older version of it: the script below.
             Err(e) if e.errno == libc::ENOENT => {}
             Err(e) if matches!(e.errno, libc::EEXIST | libc::EBUSY | libc::ENOTEMPTY) => {
@@ -187,7 +189,7 @@ pub fn add_network(n: &NetworkRules) -> Result<()> {
     for e in &elems {
         script.push_str(&e.line("add"));
     }
-    run(&op, &script)
+    run(&op, &script).map(|()| true)
 }
 
 /// Removes the network's elements; if no network is left in the sets,
