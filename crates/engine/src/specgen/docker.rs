@@ -736,15 +736,19 @@ pub fn parse_ulimit(s: &str) -> Result<Ulimit> {
     })
 }
 
-/// Docker's container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-pub fn check_name(name: &str) -> Result<()> {
-    let ok = name.len() >= 2
+/// `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, `min` to 128 bytes.
+fn name_ok(name: &str, min: usize) -> bool {
+    name.len() >= min.max(1)
         && name.len() <= 128
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Docker's container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn check_name(name: &str) -> Result<()> {
+    if name_ok(name, 2) {
         Ok(())
     } else {
         Err(option(
@@ -758,13 +762,7 @@ pub fn check_name(name: &str) -> Result<()> {
 /// character is a name: a Kubernetes Pod `p`), at most 128 bytes. Its
 /// containers' names (`<pod>-<container>`) are containers' names.
 pub fn check_pod_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
+    if name_ok(name, 1) {
         Ok(())
     } else {
         Err(option(
