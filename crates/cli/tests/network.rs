@@ -1217,3 +1217,119 @@ fn stop_30_regressions() {
         o.stderr
     );
 }
+
+/// `ps` names each container's networks as Docker's `.Networks` does (the
+/// keys of its NetworkSettings.Networks: bridge networks by name, even
+/// when given by id, `host`, `none`; nothing for `container:`) and filters
+/// by a network's name or id; `network prune` takes Docker's `until`,
+/// `label` and `label!` filters, with -f or --force.
+#[test]
+fn ps_networks_and_network_prune_filters() {
+    let w = World::new();
+    let app = w.berth(&["network", "create", "app"]).ok().stdout;
+    let app = app.trim();
+    let create = |name: &str, net: &[&str]| {
+        let mut args = vec!["create", "--name", name];
+        args.extend_from_slice(net);
+        args.extend_from_slice(&[w.image, "true"]);
+        w.berth(&args).ok();
+    };
+    create("a", &["--network", "app"]);
+    create("b", &[]);
+    create("ab", &["--network", "app", "--network", "bridge"]);
+    create("h", &["--network", "host"]);
+    create("n", &["--network", "none"]);
+    create("c", &["--network", "container:a"]);
+    create("byid", &["--network", &app[..12]]);
+    let ps = |more: &[&str]| -> Vec<String> {
+        let mut args = vec!["ps", "-a"];
+        args.extend_from_slice(more);
+        let mut v: Vec<String> = w
+            .berth(&args)
+            .ok()
+            .stdout
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ps(&["--format", "{{.Names}}|{{.Networks}}"]),
+        [
+            "a|app",
+            "ab|app,bridge",
+            "b|bridge",
+            "byid|app",
+            "c|",
+            "h|host",
+            "n|none"
+        ]
+    );
+    let json = ps(&["--filter", "name=ab", "--format", "{{json .}}"]).concat();
+    assert!(json.contains(r#""Networks":"app,bridge""#), "{json}");
+    let names = |f: &str| ps(&["--filter", f, "--format", "{{.Names}}"]);
+    assert_eq!(names("network=app"), ["a", "ab", "byid"]);
+    assert_eq!(
+        names(&format!("network={}", &app[..12])),
+        ["a", "ab", "byid"]
+    );
+    assert_eq!(names("network=bridge"), ["ab", "b"]);
+    assert_eq!(names("network=host"), ["h"]);
+    assert_eq!(names("network=none"), ["n"]);
+    assert!(names("network=ap").is_empty());
+    let json = w
+        .berth(&["ps", "-a", "--filter", "network=host", "--format", "json"])
+        .ok()
+        .stdout;
+    assert!(json.contains(r#""host""#), "{json}");
+
+    w.berth(&["rm", "-f", "c", "a", "ab", "byid"]).ok();
+    w.berth(&["network", "create", "--label", "env=test", "t1"])
+        .ok();
+    w.berth(&[
+        "network", "create", "--label", "env=test", "--label", "keep", "t2",
+    ])
+    .ok();
+    w.berth(&["network", "create", "t3"]).ok();
+    // Nothing was made a day ago.
+    let out = w
+        .berth(&["network", "prune", "-f", "--filter", "until=24h"])
+        .ok();
+    assert_eq!(out.stdout, "");
+    let out = w
+        .berth(&[
+            "network",
+            "prune",
+            "--force",
+            "--filter",
+            "label=env=test",
+            "--filter",
+            "label!=keep",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "Deleted Networks:\nt1\n");
+    for bad in ["until=soon", "dangling=true", "label"] {
+        let e = w.berth(&["network", "prune", "-f", "--filter", bad]);
+        assert_eq!(e.code, 2, "{bad}: {}", e.stderr);
+        assert_eq!(e.stderr.trim().lines().count(), 1, "{bad}: {}", e.stderr);
+        assert!(e.stderr.contains("network prune"), "{bad}: {}", e.stderr);
+    }
+    let out = w
+        .berth(&[
+            "network",
+            "prune",
+            "-f",
+            "--filter",
+            "until=2999-01-01T00:00:00Z",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "Deleted Networks:\napp\nt2\nt3\n");
+    let ls = w
+        .berth(&["network", "ls", "--format", "{{.Name}}"])
+        .ok()
+        .stdout;
+    let mut ls: Vec<&str> = ls.lines().collect();
+    ls.sort();
+    assert_eq!(ls, ["bridge", "host", "none"]);
+}
