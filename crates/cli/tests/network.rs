@@ -1234,13 +1234,13 @@ fn ps_networks_and_network_prune_filters() {
         args.extend_from_slice(&[w.image, "true"]);
         w.berth(&args).ok();
     };
-    create("a", &["--network", "app"]);
-    create("b", &[]);
-    create("ab", &["--network", "app", "--network", "bridge"]);
-    create("h", &["--network", "host"]);
-    create("n", &["--network", "none"]);
-    create("c", &["--network", "container:a"]);
-    create("byid", &["--network", &app[..12]]);
+    create("ca", &["--network", "app"]);
+    create("cb", &[]);
+    create("cab", &["--network", "app", "--network", "bridge"]);
+    create("ch", &["--network", "host"]);
+    create("cn", &["--network", "none"]);
+    create("cc", &["--network", "container:ca"]);
+    create("cid", &["--network", &app[..12]]);
     let ps = |more: &[&str]| -> Vec<String> {
         let mut args = vec!["ps", "-a"];
         args.extend_from_slice(more);
@@ -1257,26 +1257,26 @@ fn ps_networks_and_network_prune_filters() {
     assert_eq!(
         ps(&["--format", "{{.Names}}|{{.Networks}}"]),
         [
-            "a|app",
-            "ab|app,bridge",
-            "b|bridge",
-            "byid|app",
-            "c|",
-            "h|host",
-            "n|none"
+            "cab|app,bridge",
+            "ca|app",
+            "cb|bridge",
+            "cc|",
+            "ch|host",
+            "cid|app",
+            "cn|none"
         ]
     );
     let json = ps(&["--filter", "name=ab", "--format", "{{json .}}"]).concat();
     assert!(json.contains(r#""Networks":"app,bridge""#), "{json}");
     let names = |f: &str| ps(&["--filter", f, "--format", "{{.Names}}"]);
-    assert_eq!(names("network=app"), ["a", "ab", "byid"]);
+    assert_eq!(names("network=app"), ["ca", "cab", "cid"]);
     assert_eq!(
         names(&format!("network={}", &app[..12])),
-        ["a", "ab", "byid"]
+        ["ca", "cab", "cid"]
     );
-    assert_eq!(names("network=bridge"), ["ab", "b"]);
-    assert_eq!(names("network=host"), ["h"]);
-    assert_eq!(names("network=none"), ["n"]);
+    assert_eq!(names("network=bridge"), ["cab", "cb"]);
+    assert_eq!(names("network=host"), ["ch"]);
+    assert_eq!(names("network=none"), ["cn"]);
     assert!(names("network=ap").is_empty());
     let json = w
         .berth(&["ps", "-a", "--filter", "network=host", "--format", "json"])
@@ -1284,7 +1284,7 @@ fn ps_networks_and_network_prune_filters() {
         .stdout;
     assert!(json.contains(r#""host""#), "{json}");
 
-    w.berth(&["rm", "-f", "c", "a", "ab", "byid"]).ok();
+    w.berth(&["rm", "-f", "cc", "ca", "cab", "cid"]).ok();
     w.berth(&["network", "create", "--label", "env=test", "t1"])
         .ok();
     w.berth(&[
@@ -1321,7 +1321,7 @@ fn ps_networks_and_network_prune_filters() {
             "prune",
             "-f",
             "--filter",
-            "until=2999-01-01T00:00:00Z",
+            "until=2200-01-01T00:00:00Z",
         ])
         .ok();
     assert_eq!(out.stdout, "Deleted Networks:\napp\nt2\nt3\n");
