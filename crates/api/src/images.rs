@@ -417,81 +417,14 @@ mod tests {
     }
 }
 
-/// Docker's `until` of a prune: a Go duration back from now (`24h`,
-/// `1h30m`, `90s`), Unix seconds (with a fraction), or a date
-/// (RFC 3339, `2006-01-02T15:04:05`, `2006-01-02`; UTC when no zone):
-/// nanoseconds since the epoch.
+/// Docker's `until` of a prune (the engine's [`berth_engine::prune::until_nanos`]):
+/// nanoseconds since the epoch, or a 400 naming the value.
 pub fn until_nanos(v: &str, now_ns: i64) -> ApiResult<i64> {
-    let bad = || {
+    berth_engine::prune::until_nanos(v, now_ns).ok_or_else(|| {
         ApiError::bad_request(format!(
             "invalid until filter {v:?}: expected a duration (24h), Unix seconds or a date (2006-01-02T15:04:05Z)"
         ))
-    };
-    // A duration: numbers each with a unit.
-    let units: [(&str, f64); 7] = [
-        ("ns", 1.0),
-        ("us", 1e3),
-        ("µs", 1e3),
-        ("ms", 1e6),
-        ("s", 1e9),
-        ("m", 60e9),
-        ("h", 3600e9),
-    ];
-    let mut rest = v;
-    let mut total = 0f64;
-    let mut any = false;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_end == 0 || num_end == rest.len() {
-            break;
-        }
-        let Ok(n) = rest[..num_end].parse::<f64>() else {
-            break;
-        };
-        let tail = &rest[num_end..];
-        // Longest unit first (ms before m, us before s).
-        let Some((u, mul)) = units
-            .iter()
-            .filter(|(u, _)| tail.starts_with(u))
-            .max_by_key(|(u, _)| u.len())
-        else {
-            break;
-        };
-        total += n * mul;
-        rest = &tail[u.len()..];
-        any = rest.is_empty();
-    }
-    if any {
-        return Ok(now_ns.saturating_sub(total as i64));
-    }
-    if let Some((secs, frac)) = v.split_once('.').or(Some((v, ""))) {
-        if !secs.is_empty()
-            && secs.bytes().all(|b| b.is_ascii_digit())
-            && frac.len() <= 9
-            && frac.bytes().all(|b| b.is_ascii_digit())
-        {
-            let s: i64 = secs.parse().map_err(|_| bad())?;
-            let n: i64 = format!("{frac:0<9}").parse().unwrap_or(0);
-            return s
-                .checked_mul(1_000_000_000)
-                .and_then(|s| s.checked_add(n))
-                .ok_or_else(bad);
-        }
-    }
-    let date = if v.len() == 10 {
-        format!("{v}T00:00:00Z")
-    } else if v.len() == 19
-        || (v.len() > 20
-            && !v.ends_with(['Z', 'z'])
-            && v.get(19..).is_some_and(|t| !t.contains(['+', '-'])))
-    {
-        format!("{v}Z")
-    } else {
-        v.to_string()
-    };
-    berth_engine::logs::parse_rfc3339(&date).ok_or_else(bad)
+    })
 }
 
 fn now_nanos() -> i64 {
@@ -503,11 +436,12 @@ fn now_nanos() -> i64 {
 /// Whether `labels` (an image's Config.Labels) pass Docker's `label=K`,
 /// `label=K=V` (all must hold) and `label!=K`, `label!=K=V` (none may).
 fn labels_pass(labels: &serde_json::Value, want: &[String], not: &[String]) -> bool {
-    let has = |l: &String| match l.split_once('=') {
-        Some((k, v)) => labels.get(k).and_then(|x| x.as_str()) == Some(v),
-        None => labels.get(l.as_str()).is_some(),
+    let f = berth_engine::prune::PruneFilter {
+        until: None,
+        label: want.to_vec(),
+        not_label: not.to_vec(),
     };
-    want.iter().all(has) && !not.iter().any(has)
+    f.labels_pass(|k| labels.get(k).and_then(|x| x.as_str()))
 }
 
 /// `POST /images/prune`: images without a name (Docker's `dangling=true`,

@@ -246,14 +246,20 @@ pub async fn connect(
     Ok(http::empty(StatusCode::OK))
 }
 
-/// `POST /networks/prune`: the networks no container uses.
+/// `POST /networks/prune`: the networks no container uses, narrowed by
+/// Docker's filters (`until`, `label`, `label!`).
 pub async fn prune(s: &Arc<Shared>, q: &Query) -> ApiResult<Resp> {
-    if !q.filters()?.is_empty() {
-        return Err(ApiError::bad_request(
-            "network prune filters (until, label) are not supported by berth's API",
-        ));
-    }
-    let gone = s.engine(|e| Ok(e.network_prune()?)).await?;
+    let filters = q.filters()?;
+    let gone = s
+        .engine(move |e| {
+            let f = berth_engine::prune::PruneFilter::parse(
+                &filters,
+                "network prune",
+                berth_engine::logs::now_nanos(),
+            )?;
+            Ok(e.network_prune(&f)?)
+        })
+        .await?;
     let names: Vec<String> = gone.into_iter().map(|n| n.name).collect();
     Ok(http::json(&serde_json::json!({ "NetworksDeleted": names })))
 }

@@ -139,7 +139,12 @@ pub enum ImageCmd {
         images: Vec<String>,
     },
     /// Remove images without a name, then unused layers and blobs.
-    Prune,
+    Prune {
+        /// Do not ask for confirmation (accepted, as docker's and podman's;
+        /// berth does not ask).
+        #[arg(short = 'f', long)]
+        force: bool,
+    },
     /// Build an image from a Dockerfile (same as `berth build`).
     Build(Box<crate::build::BuildArgs>),
     /// Show how an image was built, newest step first.
@@ -514,7 +519,7 @@ pub fn image(root: &Path, c: ImageCmd) -> Result<()> {
         ImageCmd::Inspect { images, format } => inspect(root, &images, format.as_ref()),
         ImageCmd::History { image, no_trunc } => history(root, &image, no_trunc),
         ImageCmd::Build(_) => anyhow::bail!("berth image build is dispatched by main"),
-        ImageCmd::Prune => {
+        ImageCmd::Prune { force: _ } => {
             let (dangling, gc) = open(root)?.prune()?;
             for id in &dangling {
                 println!("Deleted: {id}");

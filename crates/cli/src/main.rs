@@ -600,6 +600,49 @@ mod tests {
         }
     }
 
+    /// Every `prune` takes -f/--force, as docker's and podman's do; network
+    /// prune takes --filter too.
+    #[test]
+    fn every_prune_takes_force() {
+        use clap::{CommandFactory, Parser};
+        fn walk(c: &clap::Command, path: String, out: &mut Vec<String>) {
+            // Not clap's `help` tree, which names every command again.
+            for s in c.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(s, format!("{path} {}", s.get_name()), out);
+            }
+            if c.get_name() == "prune" {
+                out.push(path);
+            }
+        }
+        let mut c = super::Cli::command();
+        c.build();
+        let mut prunes = Vec::new();
+        walk(&c, "berth".into(), &mut prunes);
+        for p in [
+            "container",
+            "image",
+            "network",
+            "volume",
+            "system",
+            "pod",
+            "builder",
+        ] {
+            assert!(prunes.contains(&format!("berth {p} prune")), "{prunes:?}");
+        }
+        for p in &prunes {
+            for flag in ["-f", "--force"] {
+                let line = format!("{p} {flag}");
+                assert!(!full(&line).starts_with("error"), "{line}: {}", full(&line));
+            }
+        }
+        let line = "berth network prune -f --filter until=24h --filter label!=a=b";
+        assert!(
+            super::Cli::try_parse_from(argv(line)).is_ok(),
+            "{}",
+            full(line)
+        );
+    }
+
     #[test]
     fn the_fast_parse_agrees_with_the_whole_tree() {
         let accepted = [

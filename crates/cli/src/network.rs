@@ -91,10 +91,19 @@ pub enum NetworkCmd {
         names: Vec<String>,
     },
     /// Remove every user-defined network no container is on.
+    ///
+    /// Examples:
+    ///   berth network prune --filter until=24h      (made over a day ago)
+    ///   berth network prune --filter label=env=test --filter label!=keep
+    #[command(verbatim_doc_comment)]
     Prune {
         /// Do not ask for confirmation (accepted; berth does not ask).
         #[arg(short = 'f', long)]
         force: bool,
+        /// Only networks that pass: until=TIME|DURATION, label=KEY[=VALUE],
+        /// label!=KEY[=VALUE] (repeat: all must hold).
+        #[arg(long)]
+        filter: Vec<String>,
     },
     /// Unmake what removed networks left on the host (started by rm and prune).
     #[command(hide = true)]
@@ -299,8 +308,13 @@ pub fn network(root: &Path, run_root: &Path, c: NetworkCmd) -> Result<()> {
             crate::manage::remove_each(&names, |n| engine.network_remove(n))?
         }
         NetworkCmd::Gc => engine.network_gc(),
-        NetworkCmd::Prune { force: _ } => {
-            let gone = engine.network_prune()?;
+        NetworkCmd::Prune { force: _, filter } => {
+            let filter = berth_engine::prune::PruneFilter::parse(
+                &filter,
+                "network prune",
+                berth_engine::logs::now_nanos(),
+            )?;
+            let gone = engine.network_prune(&filter)?;
             if !gone.is_empty() {
                 println!("Deleted Networks:");
                 for n in gone {

@@ -1189,6 +1189,22 @@ fn docker_networks_and_prunes() {
     // Connected at once: the interface is in the running container.
     let ip = ok(svc.docker(&["exec", "ca", "ip", "-o", "addr"])).stdout;
     assert_eq!(ip.matches(" inet ").count(), 3, "{ip}");
+    // docker ps: .Networks from the list's NetworkSettings, and the
+    // network= filter.
+    let o = ok(svc.docker(&[
+        "ps",
+        "--filter",
+        "network=n1",
+        "--format",
+        "{{.Names}} {{.Networks}}",
+    ]));
+    let mut line: Vec<&str> = o
+        .stdout
+        .split([' ', ',', '\n'])
+        .filter(|s| !s.is_empty())
+        .collect();
+    line.sort();
+    assert_eq!(line, ["bridge", "ca", "n1"], "{}", o.stdout);
     // In use: not pruned.
     ok(svc.docker(&["network", "prune", "-f"]));
     assert!(
@@ -1204,6 +1220,21 @@ fn docker_networks_and_prunes() {
     assert!(!w.berth(&["network", "ls"]).ok().stdout.contains("n1"));
     let o = svc.docker(&["network", "connect", "nosuch", "ca"]);
     assert_ne!(o.code, 0);
+    // Docker's prune filters: until, label, label!.
+    ok(svc.docker(&["network", "create", "--label", "env=t", "n2"]));
+    ok(svc.docker(&["network", "create", "n3"]));
+    let o = ok(svc.docker(&["network", "prune", "-f", "--filter", "until=24h"])).stdout;
+    assert!(!o.contains("n2") && !o.contains("n3"), "{o}");
+    let o = ok(svc.docker(&["network", "prune", "-f", "--filter", "label=env=t"])).stdout;
+    assert!(o.contains("n2") && !o.contains("n3"), "{o}");
+    let o = ok(svc.docker(&["network", "prune", "-f", "--filter", "label!=env"])).stdout;
+    assert!(o.contains("n3"), "{o}");
+    let (st, body) = svc.http(
+        "POST",
+        "/v1.41/networks/prune?filters=%7B%22dangling%22%3A%5B%22true%22%5D%7D",
+        b"",
+    );
+    assert_eq!(st, 400, "{body}");
 
     // Volumes: an unused one goes (API 1.41: named too), a used one stays.
     ok(svc.docker(&["volume", "create", "idle"]));

@@ -1308,4 +1308,119 @@ fn a_kill_9_during_connect_or_disconnect_is_settled_by_the_next_command() {
     // Nothing is left noted.
     let files = w.netns_files();
     assert!(!files.iter().any(|f| f.ends_with(".change")), "{files:?}");
+
+/// `ps` names each container's networks as Docker's `.Networks` does (the
+/// keys of its NetworkSettings.Networks: bridge networks by name, even
+/// when given by id, `host`, `none`; nothing for `container:`) and filters
+/// by a network's name or id; `network prune` takes Docker's `until`,
+/// `label` and `label!` filters, with -f or --force.
+#[test]
+fn ps_networks_and_network_prune_filters() {
+    let w = World::new();
+    let app = w.berth(&["network", "create", "app"]).ok().stdout;
+    let app = app.trim();
+    let create = |name: &str, net: &[&str]| {
+        let mut args = vec!["create", "--name", name];
+        args.extend_from_slice(net);
+        args.extend_from_slice(&[w.image, "true"]);
+        w.berth(&args).ok();
+    };
+    create("ca", &["--network", "app"]);
+    create("cb", &[]);
+    create("cab", &["--network", "app", "--network", "bridge"]);
+    create("ch", &["--network", "host"]);
+    create("cn", &["--network", "none"]);
+    create("cc", &["--network", "container:ca"]);
+    create("cid", &["--network", &app[..12]]);
+    let ps = |more: &[&str]| -> Vec<String> {
+        let mut args = vec!["ps", "-a"];
+        args.extend_from_slice(more);
+        let mut v: Vec<String> = w
+            .berth(&args)
+            .ok()
+            .stdout
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ps(&["--format", "{{.Names}}|{{.Networks}}"]),
+        [
+            "cab|app,bridge",
+            "ca|app",
+            "cb|bridge",
+            "cc|",
+            "ch|host",
+            "cid|app",
+            "cn|none"
+        ]
+    );
+    let json = ps(&["--filter", "name=ab", "--format", "{{json .}}"]).concat();
+    assert!(json.contains(r#""Networks":"app,bridge""#), "{json}");
+    let names = |f: &str| ps(&["--filter", f, "--format", "{{.Names}}"]);
+    assert_eq!(names("network=app"), ["ca", "cab", "cid"]);
+    assert_eq!(
+        names(&format!("network={}", &app[..12])),
+        ["ca", "cab", "cid"]
+    );
+    assert_eq!(names("network=bridge"), ["cab", "cb"]);
+    assert_eq!(names("network=host"), ["ch"]);
+    assert_eq!(names("network=none"), ["cn"]);
+    assert!(names("network=ap").is_empty());
+    let json = w
+        .berth(&["ps", "-a", "--filter", "network=host", "--format", "json"])
+        .ok()
+        .stdout;
+    assert!(json.contains(r#""host""#), "{json}");
+
+    w.berth(&["rm", "-f", "cc", "ca", "cab", "cid"]).ok();
+    w.berth(&["network", "create", "--label", "env=test", "t1"])
+        .ok();
+    w.berth(&[
+        "network", "create", "--label", "env=test", "--label", "keep", "t2",
+    ])
+    .ok();
+    w.berth(&["network", "create", "t3"]).ok();
+    // Nothing was made a day ago.
+    let out = w
+        .berth(&["network", "prune", "-f", "--filter", "until=24h"])
+        .ok();
+    assert_eq!(out.stdout, "");
+    let out = w
+        .berth(&[
+            "network",
+            "prune",
+            "--force",
+            "--filter",
+            "label=env=test",
+            "--filter",
+            "label!=keep",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "Deleted Networks:\nt1\n");
+    for bad in ["until=soon", "dangling=true", "label"] {
+        let e = w.berth(&["network", "prune", "-f", "--filter", bad]);
+        assert_eq!(e.code, 2, "{bad}: {}", e.stderr);
+        assert_eq!(e.stderr.trim().lines().count(), 1, "{bad}: {}", e.stderr);
+        assert!(e.stderr.contains("network prune"), "{bad}: {}", e.stderr);
+    }
+    let out = w
+        .berth(&[
+            "network",
+            "prune",
+            "-f",
+            "--filter",
+            "until=2200-01-01T00:00:00Z",
+        ])
+        .ok();
+    assert_eq!(out.stdout, "Deleted Networks:\napp\nt2\nt3\n");
+    let ls = w
+        .berth(&["network", "ls", "--format", "{{.Name}}"])
+        .ok()
+        .stdout;
+    let mut ls: Vec<&str> = ls.lines().collect();
+    ls.sort();
+    assert_eq!(ls, ["bridge", "host", "none"]);
 }

@@ -33,6 +33,7 @@ pub mod networks;
 pub mod paths;
 mod podns;
 pub mod pods;
+pub mod prune;
 pub mod query;
 pub mod records;
 pub mod rootfs;

@@ -472,11 +472,15 @@ impl Engine {
         }
     }
 
-    /// `berth network prune`: the user-defined networks no container is on.
-    pub fn network_prune(&self) -> Result<Vec<Network>> {
+    /// `berth network prune`: the user-defined networks no container is on
+    /// that `filter` keeps (`until`, `label`, `label!`).
+    pub fn network_prune(&self, filter: &crate::prune::PruneFilter) -> Result<Vec<Network>> {
         let mut gone = Vec::new();
         for n in self.network_list()? {
-            if model::is_builtin(&n.name) || !self.network_store().endpoints_on(&n.id)?.is_empty() {
+            if model::is_builtin(&n.name)
+                || !filter.keeps(n.created, &n.labels)
+                || !self.network_store().endpoints_on(&n.id)?.is_empty()
+            {
                 continue;
             }
             match self.network_forget(&n.id) {

@@ -9,13 +9,15 @@ use crate::containers::Engine;
 use crate::error::{option, Result};
 use crate::logs::{now_nanos, rfc3339_nano};
 use crate::records::{Record, Status};
+use crate::specgen::NamespaceMode;
 use crate::template::views::{labels_text, PsRow};
+use berth_network::model::{self, Network};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The filter keys `ps --filter` takes.
 const KEYS: &str =
-    "status, name, id, label, ancestor, exited, restart-policy, before, since, volume, pod, health";
+    "status, name, id, label, ancestor, exited, restart-policy, before, since, volume, network, pod, health";
 
 /// Docker's container states, as `status=` takes them.
 const STATES: [&str; 7] = [
@@ -55,6 +57,10 @@ pub struct PsFilter {
     pub since: Vec<String>,
     /// A volume's name or a mount's destination.
     pub volume: Vec<String>,
+    /// A network's name or id (prefix) the container is on (`host` and
+    /// `none` too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network: Vec<String>,
     /// The pod (name or id) the container is in.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pod: Vec<String>,
@@ -95,6 +101,7 @@ impl PsFilter {
                 "before" => f.before.push(v),
                 "since" => f.since.push(v),
                 "volume" => f.volume.push(v),
+                "network" => f.network.push(v),
                 "pod" => f.pod.push(v),
                 "health" => match v.as_str() {
                     "starting" | "healthy" | "unhealthy" | "none" => f.health.push(v),
@@ -150,6 +157,64 @@ pub struct PsQuery {
     /// Only the newest (all states).
     pub latest: bool,
     pub filter: PsFilter,
+}
+
+/// The networks `r` is on as `(name, id)`, the keys of Docker's
+/// `.NetworkSettings.Networks` that `ps` shows and filters by: each bridge
+/// network the spec names (one given by id at create is named from `known`,
+/// the store's networks; id empty when `known` does not have it), `host`,
+/// or `none`; nothing for another container's, a pod's or a path's
+/// namespace, nor after `network disconnect` took the last one. From the
+/// record alone: no netlink, no per-container file.
+pub fn networks_of(r: &Record, known: &[Network]) -> Vec<(String, String)> {
+    let n = &r.spec.network;
+    match &r.spec.namespaces.net {
+        NamespaceMode::Host => return vec![("host".into(), model::HOST_NETWORK_ID.into())],
+        NamespaceMode::Private if n.networks.is_empty() && !n.disconnected => {
+            return vec![("none".into(), model::NONE_NETWORK_ID.into())]
+        }
+        NamespaceMode::Private => {}
+        _ => return Vec::new(),
+    }
+    n.networks
+        .iter()
+        .map(|a| {
+            let given = a.network.as_str();
+            let by_prefix = || {
+                let mut m = known.iter().filter(|k| k.id.starts_with(given));
+                match (m.next(), m.next()) {
+                    (Some(k), None) if !given.is_empty() => Some(k),
+                    _ => None,
+                }
+            };
+            known
+                .iter()
+                .find(|k| k.id == given)
+                .or_else(|| known.iter().find(|k| k.name == given))
+                .or_else(by_prefix)
+                .map_or_else(
+                    || (given.to_string(), String::new()),
+                    |k| (k.name.clone(), k.id.clone()),
+                )
+        })
+        .collect()
+}
+
+/// `.Networks` of `ps`: the names of [`networks_of`], sorted, joined by
+/// commas.
+pub fn networks_text(networks: &[(String, String)]) -> String {
+    let mut names: Vec<&str> = networks.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names.join(",")
+}
+
+/// Whether a `network=` filter value `v` names one of `networks`: a name,
+/// or a prefix of an id (Docker's daemon/list.go).
+fn on_network(networks: &[(String, String)], v: &str) -> bool {
+    networks
+        .iter()
+        .any(|(name, id)| name == v || (!id.is_empty() && id.starts_with(v)))
 }
 
 /// Docker's state name: "paused" for a paused running container.
@@ -282,10 +347,20 @@ impl Engine {
             .iter()
             .map(|p| self.pod(p).map(|p| p.id))
             .collect::<Result<Vec<_>>>()?;
+        // network=: the store's networks read once, for their ids.
+        let known = if filter.network.is_empty() {
+            Vec::new()
+        } else {
+            self.network_store().list()?
+        };
         let mut keep = Vec::new();
         for r in list {
             let ok = filter.matches_record(&r)
                 && (pods.is_empty() || r.spec.pod.as_ref().is_some_and(|p| pods.contains(p)))
+                && (filter.network.is_empty() || {
+                    let on = networks_of(&r, &known);
+                    filter.network.iter().any(|v| on_network(&on, v))
+                })
                 && (before.is_empty() || before.iter().any(|&t| r.created < t))
                 && (since.is_empty() || since.iter().any(|&t| r.created > t))
                 && (filter.health.is_empty()
@@ -372,16 +447,25 @@ impl Engine {
                     protocol: p.proto.to_string(),
                 })
                 .collect(),
-            networks: r
-                .spec
-                .network
-                .networks
-                .iter()
-                .map(|a| a.network.clone())
-                .collect(),
+            networks: self.ps_networks(r).into_iter().map(|(n, _)| n).collect(),
             size_rw: size.as_ref().map(|s| s.rw),
             size_root_fs: size.as_ref().map(|s| s.root_fs),
         }
+    }
+
+    /// [`networks_of`] `r` for display, with the store read (one query)
+    /// only when the spec names a network by what may be an id (hex: a
+    /// name that is not is the network's name as it stands).
+    fn ps_networks(&self, r: &Record) -> Vec<(String, String)> {
+        let plain = r.spec.network.networks.iter().all(|a| {
+            a.network == model::DEFAULT_NETWORK || !a.network.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+        let known = if plain {
+            Vec::new()
+        } else {
+            self.network_store().list().unwrap_or_default()
+        };
+        networks_of(r, &known)
     }
 
     /// `r` as `ps --format` templates and the table see it: ids cut to 12
@@ -403,6 +487,7 @@ impl Engine {
             names: r.name.clone(),
             labels: labels_text(&r.spec.metadata.labels),
             mounts: mounts.join(","),
+            networks: networks_text(&self.ps_networks(r)),
             ports: self
                 .published(&r.id)
                 .iter()
@@ -570,6 +655,66 @@ mod tests {
         assert_eq!(quoted_command(&long, true), format!("\"{}\"", long[0]));
     }
 
+    fn net(name: &str, id: &str) -> Network {
+        let mut n = model::predefined("host", 0).unwrap();
+        n.name = name.into();
+        n.id = id.into();
+        n.driver = "bridge".into();
+        n
+    }
+
+    fn on(names: &[&str]) -> Vec<crate::specgen::NetworkAttachment> {
+        names
+            .iter()
+            .map(|n| crate::specgen::NetworkAttachment {
+                network: n.to_string(),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn networks_are_dockers_keys_of_network_settings() {
+        let known = [
+            net("bridge", "b1b1"),
+            net("app", "a1a1"),
+            net("apq", "a1b2"),
+        ];
+        let mut r = rec("web", Status::Running);
+        // --network none (the spec's default: private, no network).
+        assert_eq!(networks_text(&networks_of(&r, &known)), "none");
+        assert!(on_network(&networks_of(&r, &known), "none"));
+        r.spec.network.networks = on(&["bridge"]);
+        assert_eq!(networks_of(&r, &known), [("bridge".into(), "b1b1".into())]);
+        // Given by id or unique id prefix at create: shown by name.
+        r.spec.network.networks = on(&["app", "a1b2", "bridge"]);
+        assert_eq!(networks_text(&networks_of(&r, &known)), "app,apq,bridge");
+        r.spec.network.networks = on(&["a1"]);
+        assert_eq!(networks_text(&networks_of(&r, &known)), "a1");
+        r.spec.network.networks = on(&["gone"]);
+        assert_eq!(networks_of(&r, &[]), [("gone".into(), String::new())]);
+        // network= takes a name or an id prefix, not a part of a name.
+        r.spec.network.networks = on(&["app"]);
+        let nets = networks_of(&r, &known);
+        assert!(on_network(&nets, "app") && on_network(&nets, "a1a"));
+        assert!(!on_network(&nets, "ap") && !on_network(&nets, "bridge"));
+        assert!(!on_network(&networks_of(&r, &[]), ""));
+        r.spec.namespaces.net = NamespaceMode::Host;
+        r.spec.network.networks.clear();
+        assert_eq!(networks_text(&networks_of(&r, &known)), "host");
+        assert!(on_network(
+            &networks_of(&r, &known),
+            &model::HOST_NETWORK_ID[..12]
+        ));
+        r.spec.namespaces.net = NamespaceMode::Container("db".into());
+        assert!(networks_of(&r, &known).is_empty());
+        // Disconnected from its last network: none, not `none`.
+        r.spec.namespaces.net = NamespaceMode::Private;
+        r.spec.network.disconnected = true;
+        assert_eq!(networks_text(&networks_of(&r, &known)), "");
+        assert_eq!(parse(&["network=app"]).unwrap().network, ["app"]);
+    }
+
     #[test]
     fn the_engine_lists_what_the_filters_keep() {
         let dir = tempfile::tempdir().unwrap();
@@ -610,6 +755,26 @@ mod tests {
         assert!(list(&["volume=/nope"]).is_empty());
         assert_eq!(list(&["ancestor=busybox", "name=o"]), ["old"]);
         assert!(list(&["ancestor=alpine"]).is_empty());
+        // network=: old is on the default bridge, mid on the host's, new
+        // on none; ps rows and entries name them.
+        let mut old = engine.get("old").unwrap();
+        old.spec.network.networks = on(&["bridge"]);
+        engine.records.set_spec(&old.id, &old.spec).unwrap();
+        let mut mid = engine.get("mid").unwrap();
+        mid.spec.namespaces.net = NamespaceMode::Host;
+        engine.records.set_spec(&mid.id, &mid.spec).unwrap();
+        assert_eq!(list(&["network=bridge"]), ["old"]);
+        assert_eq!(list(&["network=host", "network=none"]), ["mid", "new"]);
+        assert!(list(&["network=app"]).is_empty());
+        let row = |n: &str| engine.ps_row(&engine.get(n).unwrap(), false).networks;
+        assert_eq!(
+            [row("old"), row("mid"), row("new")],
+            ["bridge", "host", "none"]
+        );
+        assert_eq!(
+            engine.ps_entry(&engine.get("mid").unwrap(), false).networks,
+            ["host"]
+        );
         assert!(matches!(
             engine.list_filtered(&parse(&["before=nosuch"]).unwrap()),
             Err(crate::Error::NoSuchContainer(_))
