@@ -1308,6 +1308,7 @@ fn a_kill_9_during_connect_or_disconnect_is_settled_by_the_next_command() {
     // Nothing is left noted.
     let files = w.netns_files();
     assert!(!files.iter().any(|f| f.ends_with(".change")), "{files:?}");
+}
 
 /// `ps` names each container's networks as Docker's `.Networks` does (the
 /// keys of its NetworkSettings.Networks: bridge networks by name, even
