@@ -1292,7 +1292,11 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
             let (uid, gid) = u.split_once(':').unwrap_or((u, ""));
             sc.run_as_user = uid.parse().ok();
             sc.run_as_group = gid.parse().ok();
-        } else if pod.is_some() && s.process.groups.len() > pod_groups.len() {
+        } else if pod
+            .as_ref()
+            .is_some_and(|p| p.spec.labels.contains_key(LABEL_KIND))
+            && s.process.groups.len() > pod_groups.len()
+        {
             // runAsGroup without runAsUser: play adds the group first.
             sc.run_as_group = s.process.groups.first().and_then(|g| g.parse().ok());
         }
