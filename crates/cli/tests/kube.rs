@@ -1920,7 +1920,8 @@ spec:
   - name: init
     image: localhost/kube:1
     imagePullPolicy: Never
-    command: [sh, -c, 'echo initialised > /work/init']
+    command: [sh, -c, 'echo initialised > /work/init; grep ^Groups: /proc/self/status >> /work/init']
+    securityContext: {{runAsGroup: 5000}}
     volumeMounts: [{{name: work, mountPath: /work}}]
   containers:
   - name: app
@@ -1977,7 +1978,18 @@ spec:
     assert_eq!(before[1], "key=value\n");
     assert_eq!(before[2], "s3cr3t");
     assert_eq!(before[3], "webblue");
-    assert_eq!(before[4], "initialised\n");
+    assert!(
+        before[4].starts_with("initialised\nGroups:"),
+        "{}",
+        before[4]
+    );
+    for g in ["2000", "3000", "4000", "5000"] {
+        assert!(
+            before[4].contains(g),
+            "the init container's groups: {}",
+            before[4]
+        );
+    }
     assert!(before[6].contains("A=1\n"), "{}", before[6]);
     for g in ["2000", "3000", "4000"] {
         assert!(before[7].contains(g), "{}", before[7]);
@@ -2001,6 +2013,7 @@ spec:
         "requests:",
         "cpu: 2000m",
         "runAsNonRoot: true",
+        "runAsGroup: 5000",
         "fsGroup: 2000",
         "- 3000",
         "- 4000",
