@@ -1009,7 +1009,146 @@ fn kube_probe(p: &berth_engine::health::ProbeSpec) -> berth_kube::types::Probe {
     out
 }
 
-/// A Pod manifest for a container or a pod.
+/// The volume a mount of a container generates: the one of the pod's
+/// manifest it was made from (kube play's: recorded on the pod), else
+/// one of the mount's kind.
+fn gen_volume(
+    engine: &Engine,
+    pod_name: &str,
+    source: &berth_kube::PodSource,
+    m: &berth_engine::specgen::Mount,
+    fallback: String,
+) -> berth_kube::types::Volume {
+    use berth_engine::specgen::MountType;
+    use berth_kube::types as t;
+    let recorded = source.volumes.iter().find(|v| match m.kind {
+        MountType::Bind => v.host_path.as_ref().is_some_and(|h| h.path == m.source),
+        MountType::Volume => match &v.persistent_volume_claim {
+            Some(p) => p.claim_name == m.source,
+            None => v.host_path.is_none() && format!("{pod_name}-{}", v.name) == m.source,
+        },
+        MountType::Tmpfs => false,
+    });
+    if let Some(v) = recorded {
+        return v.clone();
+    }
+    match m.kind {
+        MountType::Bind => t::Volume {
+            name: fallback,
+            host_path: Some(t::HostPath {
+                path: m.source.clone(),
+                kind: None,
+            }),
+            ..Default::default()
+        },
+        // A tmpfs volume (`volume create --opt type=tmpfs`) is a Memory
+        // emptyDir.
+        MountType::Volume => match engine
+            .inspect_volume(&m.source)
+            .ok()
+            .and_then(|v| v.options)
+            .filter(|o| o.get("type").map(String::as_str) == Some("tmpfs"))
+        {
+            Some(o) => t::Volume {
+                name: fallback,
+                empty_dir: Some(t::EmptyDir {
+                    medium: Some("Memory".into()),
+                    size_limit: o.get("o").and_then(|o| {
+                        o.split(',')
+                            .find_map(|p| p.strip_prefix("size="))
+                            .map(|q| t::Quantity::String(q.to_string()))
+                    }),
+                }),
+                ..Default::default()
+            },
+            None => t::Volume {
+                name: fallback,
+                persistent_volume_claim: Some(t::PvcVolume {
+                    claim_name: m.source.clone(),
+                    read_only: None,
+                }),
+                ..Default::default()
+            },
+        },
+        MountType::Tmpfs => t::Volume {
+            name: fallback,
+            empty_dir: Some(t::EmptyDir {
+                medium: Some("Memory".into()),
+                size_limit: m.size.map(|b| t::Quantity::Int(b as i64)),
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+/// The keys of the ConfigMap or Secret a configMap or secret volume was
+/// filled from, read back from the files kube play wrote in it (`dir`):
+/// its items' paths, or every file at its top.
+fn volume_keys(dir: &Path, d: &berth_kube::types::DataVolume) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    if !d.items.is_empty() {
+        for it in &d.items {
+            let p = dir.join(&it.path);
+            if p.is_file() {
+                let data = std::fs::read(&p)
+                    .with_context(|| format!("kube generate: read {}", p.display()))?;
+                out.insert(it.key.clone(), data);
+            }
+        }
+        return Ok(out);
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if let (true, Some(k)) = (
+            e.file_type().is_ok_and(|t| t.is_file()),
+            e.file_name().to_str(),
+        ) {
+            let data = std::fs::read(&p)
+                .with_context(|| format!("kube generate: read {}", p.display()))?;
+            out.insert(k.to_string(), data);
+        }
+    }
+    Ok(out)
+}
+
+/// A ConfigMap or Secret document of `keys`: a ConfigMap's UTF-8 values in
+/// `data`, the others in `binaryData`; a Secret's in `data`, base64.
+fn data_doc(kind: &str, name: &str, keys: &BTreeMap<String, Vec<u8>>) -> serde_json::Value {
+    let mut data = serde_json::Map::new();
+    let mut binary = serde_json::Map::new();
+    for (k, v) in keys {
+        match (kind, std::str::from_utf8(v)) {
+            ("ConfigMap", Ok(text)) => {
+                data.insert(k.clone(), text.into());
+            }
+            ("ConfigMap", Err(_)) => {
+                binary.insert(k.clone(), berth_kube::encode_base64(v).into());
+            }
+            _ => {
+                data.insert(k.clone(), berth_kube::encode_base64(v).into());
+            }
+        }
+    }
+    let mut doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {"name": name},
+    });
+    if !data.is_empty() {
+        doc["data"] = data.into();
+    }
+    if !binary.is_empty() {
+        doc["binaryData"] = binary.into();
+    }
+    doc
+}
+
+/// A Pod manifest for a container or a pod, after the ConfigMaps and
+/// Secrets its configMap and secret volumes were filled from (so that
+/// the output plays on its own).
 fn generate(engine: &Engine, what: &str) -> Result<()> {
     use berth_kube::types as t;
     let (name, recs, pod) = match engine.pod(what) {
@@ -1023,6 +1162,7 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
     };
     let mut spec = t::PodSpec::default();
     let mut labels = BTreeMap::new();
+    let mut source = berth_kube::PodSource::default();
     if let Some(p) = &pod {
         labels = p
             .spec
@@ -1032,6 +1172,14 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         spec.hostname = p.spec.hostname.clone().filter(|h| h != &p.name);
+        if let Some(j) = p.spec.labels.get(berth_kube::LABEL_SOURCE) {
+            source = serde_json::from_str(j).with_context(|| {
+                format!(
+                    "kube generate: pod {name}: its label {} is not valid",
+                    berth_kube::LABEL_SOURCE
+                )
+            })?;
+        }
     }
     let dns = |s: &str| -> String {
         let s: String = s
@@ -1041,20 +1189,38 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
             .collect();
         s.trim_matches('-').chars().take(63).collect()
     };
-    for r in recs.iter().filter(|r| !is_init(r)) {
+    // The pod's volumes: those of its manifest first, in its order.
+    spec.volumes = source.volumes.clone();
+    let pod_groups: Vec<String> = source
+        .fs_group
+        .iter()
+        .chain(&source.supplemental_groups)
+        .map(|g| g.to_string())
+        .collect();
+    if source.fs_group.is_some()
+        || !source.supplemental_groups.is_empty()
+        || source.run_as_non_root.is_some()
+    {
+        spec.security_context = Some(t::PodSecurityContext {
+            fs_group: source.fs_group,
+            supplemental_groups: source.supplemental_groups.clone(),
+            run_as_non_root: source.run_as_non_root,
+            ..Default::default()
+        });
+    }
+    // ConfigMaps and Secrets by (kind, name): their keys.
+    let mut data_docs: BTreeMap<(&str, String), BTreeMap<String, Vec<u8>>> = BTreeMap::new();
+    for r in &recs {
+        let init = is_init(r);
         let s = &r.spec;
-        let cname = r
-            .spec
-            .metadata
-            .labels
-            .get(LABEL_CONTAINER)
-            .cloned()
-            .unwrap_or_else(|| {
-                r.name
-                    .strip_prefix(&format!("{name}-"))
-                    .map(dns)
-                    .unwrap_or_else(|| dns(&r.name))
-            });
+        let cname = match r.spec.metadata.labels.get(LABEL_CONTAINER) {
+            Some(c) => c.strip_prefix("init:").unwrap_or(c).to_string(),
+            None => r
+                .name
+                .strip_prefix(&format!("{name}-"))
+                .map(dns)
+                .unwrap_or_else(|| dns(&r.name)),
+        };
         let mut c = t::Container {
             name: cname,
             image: Some(r.image.clone()),
@@ -1072,19 +1238,16 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
                 value_from: None,
             });
         }
-        let ports = pod
-            .as_ref()
-            .map_or(&s.network.ports, |p| &p.spec.network.ports);
-        if Some(r) == recs.iter().find(|r| !is_init(r)) {
-            for p in ports {
-                c.ports.push(t::ContainerPort {
-                    container_port: p.container_port as i64,
-                    host_port: (p.host_port != 0).then_some(p.host_port as i64),
-                    host_ip: p.host_ip.map(|i| i.to_string()),
-                    protocol: Some(p.proto.as_str().to_ascii_uppercase()),
-                    name: None,
-                });
-            }
+        // Its ports as the manifest had them (those without a hostPort
+        // too); the pod's published ports are added below.
+        if let Some(j) = s.metadata.labels.get(berth_kube::LABEL_PORTS) {
+            c.ports = serde_json::from_str(j).with_context(|| {
+                format!(
+                    "kube generate: container {}: its label {} is not valid",
+                    r.name,
+                    berth_kube::LABEL_PORTS
+                )
+            })?;
         }
         let mut res = t::Resources::default();
         if let Some(m) = s.resources.memory {
@@ -1095,6 +1258,19 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
                 "cpu".into(),
                 t::Quantity::String(format!("{}m", (cpus * 1000.0).round() as i64)),
             );
+        }
+        // requests.cpu from the cgroup shares play gave it (1024 a core).
+        if let Some(shares) = s.resources.cpu_shares {
+            res.requests.insert(
+                "cpu".into(),
+                t::Quantity::String(format!(
+                    "{}m",
+                    (shares as f64 * 1000.0 / 1024.0).round() as i64
+                )),
+            );
+        }
+        if let Some(m) = s.resources.memory_reservation {
+            res.requests.insert("memory".into(), t::Quantity::Int(m));
         }
         if res != t::Resources::default() {
             c.resources = Some(res);
@@ -1116,6 +1292,23 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
             let (uid, gid) = u.split_once(':').unwrap_or((u, ""));
             sc.run_as_user = uid.parse().ok();
             sc.run_as_group = gid.parse().ok();
+        } else if pod
+            .as_ref()
+            .is_some_and(|p| p.spec.labels.contains_key(LABEL_KIND))
+            && s.process.groups.len() > pod_groups.len()
+        {
+            // runAsGroup without runAsUser: play adds the group first.
+            sc.run_as_group = s.process.groups.first().and_then(|g| g.parse().ok());
+        }
+        // runAsNonRoot: the container's when it differs from its pod's.
+        let non_root = s
+            .metadata
+            .labels
+            .get(berth_kube::LABEL_NON_ROOT)
+            .map(String::as_str)
+            == Some("true");
+        if non_root != (source.run_as_non_root == Some(true)) {
+            sc.run_as_non_root = Some(non_root);
         }
         if s.security.no_new_privileges {
             sc.allow_privilege_escalation = Some(false);
@@ -1188,62 +1381,44 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
             c.lifecycle = Some(lifecycle);
         }
         for (i, m) in s.storage.mounts.iter().enumerate() {
-            let vname = format!("{}-v{i}", c.name);
-            let vol = match m.kind {
-                berth_engine::specgen::MountType::Bind => t::Volume {
-                    name: vname.clone(),
-                    host_path: Some(t::HostPath {
-                        path: m.source.clone(),
-                        kind: None,
-                    }),
-                    ..Default::default()
-                },
-                // A tmpfs volume (a Memory emptyDir kube play made, or
-                // `volume create --opt type=tmpfs`) is an emptyDir again.
-                berth_engine::specgen::MountType::Volume => match engine
-                    .inspect_volume(&m.source)
-                    .ok()
-                    .and_then(|v| v.options)
-                    .filter(|o| o.get("type").map(String::as_str) == Some("tmpfs"))
-                {
-                    Some(o) => t::Volume {
-                        name: vname.clone(),
-                        empty_dir: Some(t::EmptyDir {
-                            medium: Some("Memory".into()),
-                            size_limit: o.get("o").and_then(|o| {
-                                o.split(',')
-                                    .find_map(|p| p.strip_prefix("size="))
-                                    .map(|q| t::Quantity::String(q.to_string()))
-                            }),
-                        }),
-                        ..Default::default()
-                    },
-                    None => t::Volume {
-                        name: vname.clone(),
-                        persistent_volume_claim: Some(t::PvcVolume {
-                            claim_name: m.source.clone(),
-                            read_only: None,
-                        }),
-                        ..Default::default()
-                    },
-                },
-                berth_engine::specgen::MountType::Tmpfs => t::Volume {
-                    name: vname.clone(),
-                    empty_dir: Some(t::EmptyDir {
-                        medium: Some("Memory".into()),
-                        size_limit: m.size.map(|b| t::Quantity::Int(b as i64)),
-                    }),
-                    ..Default::default()
-                },
-            };
-            spec.volumes.push(vol);
+            let mut vol = gen_volume(engine, &name, &source, m, format!("{}-v{i}", c.name));
+            // One volume for every mount of it (an emptyDir is shared).
+            match spec.volumes.iter().find(|v| {
+                v.name == vol.name
+                    || t::Volume {
+                        name: vol.name.clone(),
+                        ..(*v).clone()
+                    } == vol
+            }) {
+                Some(v) => vol.name = v.name.clone(),
+                None => spec.volumes.push(vol.clone()),
+            }
+            for (kind, d) in [("ConfigMap", &vol.config_map), ("Secret", &vol.secret)] {
+                let Some(d) = d else { continue };
+                let Some(dname) = d.name.clone().or(d.secret_name.clone()) else {
+                    continue;
+                };
+                let keys = volume_keys(&engine.paths.volume_data(&m.source), d)?;
+                // An optional one that was missing: none.
+                if d.optional == Some(true) && keys.is_empty() {
+                    continue;
+                }
+                data_docs.entry((kind, dname)).or_default().extend(keys);
+            }
             c.volume_mounts.push(t::VolumeMount {
-                name: vname,
+                name: vol.name,
                 mount_path: m.destination.clone(),
                 read_only: m.readonly.then_some(true),
                 sub_path: m.sub_path.clone(),
                 ..Default::default()
             });
+        }
+        if let Some(g) = s.process.stop_timeout {
+            spec.termination_grace_period_seconds = Some(i64::from(g));
+        }
+        if init {
+            spec.init_containers.push(c);
+            continue;
         }
         spec.restart_policy = Some(
             match s.lifecycle.restart {
@@ -1259,6 +1434,30 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
     if spec.containers.is_empty() {
         bail!("kube generate: {what}: no containers to describe");
     }
+    // The published ports no container names (a container's made by
+    // `berth run -p`, a NodePort Service's): the first container's.
+    let published = match &pod {
+        Some(p) => p.spec.network.ports.clone(),
+        None => recs
+            .first()
+            .map(|r| r.spec.network.ports.clone())
+            .unwrap_or_default(),
+    };
+    for p in published {
+        let named = spec.containers.iter().flat_map(|c| &c.ports).any(|cp| {
+            cp.container_port == i64::from(p.container_port)
+                && cp.host_port == Some(i64::from(p.host_port))
+        });
+        if !named {
+            spec.containers[0].ports.push(t::ContainerPort {
+                container_port: p.container_port as i64,
+                host_port: (p.host_port != 0).then_some(p.host_port as i64),
+                host_ip: p.host_ip.map(|i| i.to_string()),
+                protocol: Some(p.proto.as_str().to_ascii_uppercase()),
+                name: None,
+            });
+        }
+    }
     let mut doc = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -1268,7 +1467,21 @@ fn generate(engine: &Engine, what: &str) -> Result<()> {
     if !labels.is_empty() {
         doc["metadata"]["labels"] = serde_json::to_value(&labels)?;
     }
-    let text = yaml_serde::to_string(&doc).context("kube generate: write YAML")?;
+    if !source.annotations.is_empty() {
+        doc["metadata"]["annotations"] = serde_json::to_value(&source.annotations)?;
+    }
+    let mut docs: Vec<serde_json::Value> = data_docs
+        .iter()
+        .map(|((kind, n), keys)| data_doc(kind, n, keys))
+        .collect();
+    docs.push(doc);
+    let mut text = String::new();
+    for (i, d) in docs.iter().enumerate() {
+        if i > 0 {
+            text.push_str("---\n");
+        }
+        text.push_str(&yaml_serde::to_string(d).context("kube generate: write YAML")?);
+    }
     print!("{text}");
     Ok(())
 }

@@ -1589,7 +1589,7 @@ spec:
     // kube generate gives the emptyDir back.
     let o = k.berth(&["kube", "generate", "mem"]).ok();
     assert!(o.stdout.contains("medium: Memory"), "{}", o.stdout);
-    assert!(o.stdout.contains("sizeLimit: '1048576'"), "{}", o.stdout);
+    assert!(o.stdout.contains("sizeLimit: 1Mi"), "{}", o.stdout);
     k.play(&f, &["--down"]).ok();
     assert!(
         !mounts().contains(&data.display().to_string()),
@@ -1908,4 +1908,163 @@ spec:
         term.exists(),
         "the container got its stop signal after the sleep"
     );
+}
+
+/// Every volume kind and the fields play takes from a pod's spec:
+/// generate, down, play of the generated YAML gives pods whose containers
+/// see the same files, env, groups and cpu shares, after their init
+/// container ran; generating again gives the same YAML, and down of the
+/// generated file leaves no volume behind.
+#[test]
+fn generate_round_trips_every_volume_kind_and_pod_field() {
+    let k = Kube::new(false);
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("h"), "from-host\n").unwrap();
+    let f = k.file(
+        "web.yaml",
+        &format!(
+            r#"
+kind: ConfigMap
+apiVersion: v1
+metadata: {{name: site}}
+data: {{index.html: "<h1>hi</h1>\n", unused: "x"}}
+---
+kind: ConfigMap
+apiVersion: v1
+metadata: {{name: conf}}
+data: {{app.conf: "key=value\n"}}
+---
+kind: Secret
+apiVersion: v1
+metadata: {{name: creds}}
+data: {{password: czNjcjN0}}
+---
+kind: Pod
+apiVersion: v1
+metadata:
+  name: web
+  labels: {{app: web}}
+  annotations: {{team: blue}}
+spec:
+  terminationGracePeriodSeconds: 7
+  securityContext: {{fsGroup: 2000, supplementalGroups: [3000, 4000]}}
+  initContainers:
+  - name: init
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo initialised > /work/init; grep ^Groups: /proc/self/status >> /work/init']
+    securityContext: {{runAsGroup: 5000}}
+    volumeMounts: [{{name: work, mountPath: /work}}]
+  containers:
+  - name: app
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sleep, '1000']
+    env: [{{name: A, value: "1"}}]
+    ports: [{{containerPort: 8080, name: http}}]
+    resources: {{requests: {{cpu: "2", memory: 32Mi}}, limits: {{memory: 64Mi}}}}
+    securityContext: {{runAsUser: 1000, runAsNonRoot: true}}
+    volumeMounts:
+    - {{name: www, mountPath: /www}}
+    - {{name: cfgvol, mountPath: /cfg/app.conf, subPath: app.conf}}
+    - {{name: secvol, mountPath: /sec}}
+    - {{name: dapi, mountPath: /dapi}}
+    - {{name: work, mountPath: /work}}
+    - {{name: mem, mountPath: /mem}}
+    - {{name: host, mountPath: /host}}
+  volumes:
+  - {{name: www, configMap: {{name: site, items: [{{key: index.html, path: index.html}}], defaultMode: 0444}}}}
+  - {{name: cfgvol, configMap: {{name: conf}}}}
+  - {{name: secvol, secret: {{secretName: creds, defaultMode: 0444}}}}
+  - name: dapi
+    downwardAPI:
+      items:
+      - {{path: name, fieldRef: {{fieldPath: metadata.name}}}}
+      - {{path: team, fieldRef: {{fieldPath: "metadata.annotations['team']"}}}}
+  - {{name: work, emptyDir: {{}}}}
+  - {{name: mem, emptyDir: {{medium: Memory}}}}
+  - {{name: host, hostPath: {{path: {host}, type: Directory}}}}
+"#,
+            host = host.path().display()
+        ),
+    );
+    // What the app container sees.
+    let seen = || {
+        let sh = |cmd: &str| k.berth(&["exec", "web-app", "sh", "-c", cmd]).ok().stdout;
+        vec![
+            sh("ls /www; cat /www/index.html"),
+            sh("cat /cfg/app.conf"),
+            sh("cat /sec/password"),
+            sh("cat /dapi/name /dapi/team"),
+            sh("cat /work/init"),
+            sh("cat /host/h"),
+            sh("env | grep -v ^HOSTNAME= | sort"),
+            sh("grep ^Groups: /proc/self/status"),
+            sh("cat /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || cat /sys/fs/cgroup/cpu.weight"),
+        ]
+    };
+    let volumes = || k.berth(&["volume", "ls", "-q"]).ok().stdout;
+    k.play(&f, &[]).ok();
+    let before = seen();
+    assert_eq!(before[0], "index.html\n<h1>hi</h1>\n");
+    assert_eq!(before[1], "key=value\n");
+    assert_eq!(before[2], "s3cr3t");
+    assert_eq!(before[3], "webblue");
+    assert!(
+        before[4].starts_with("initialised\nGroups:"),
+        "{}",
+        before[4]
+    );
+    for g in ["2000", "3000", "4000", "5000"] {
+        assert!(
+            before[4].contains(g),
+            "the init container's groups: {}",
+            before[4]
+        );
+    }
+    assert!(before[6].contains("A=1\n"), "{}", before[6]);
+    for g in ["2000", "3000", "4000"] {
+        assert!(before[7].contains(g), "{}", before[7]);
+    }
+    assert!(
+        ["2048\n", "79\n"].contains(&before[8].as_str()),
+        "cpu shares: {}",
+        before[8]
+    );
+    let yaml = k.berth(&["kube", "generate", "web"]).ok().stdout;
+    for want in [
+        "kind: ConfigMap",
+        "name: site",
+        "index.html: |",
+        "kind: Secret",
+        "password: czNjcjN0",
+        "initContainers:",
+        "team: blue",
+        "containerPort: 8080",
+        "name: http",
+        "requests:",
+        "cpu: 2000m",
+        "runAsNonRoot: true",
+        "runAsGroup: 5000",
+        "fsGroup: 2000",
+        "- 3000",
+        "- 4000",
+        "terminationGracePeriodSeconds: 7",
+        "type: Directory",
+        "downwardAPI:",
+        "medium: Memory",
+        "secretName: creds",
+    ] {
+        assert!(yaml.contains(want), "{want:?} is not in:\n{yaml}");
+    }
+    assert!(!yaml.contains("persistentVolumeClaim"), "{yaml}");
+    k.play(&f, &["--down"]).ok();
+    assert_eq!(volumes(), "", "volumes left by down");
+    let g = k.file("web-generated.yaml", &yaml);
+    k.play(&g, &[]).ok();
+    assert_eq!(seen(), before, "{yaml}");
+    assert_eq!(k.berth(&["kube", "generate", "web"]).ok().stdout, yaml);
+    k.berth(&["kube", "down", &g]).ok();
+    assert_eq!(volumes(), "", "volumes left by down of the generated YAML");
+    assert!(k.pods("web").is_empty());
 }

@@ -41,6 +41,32 @@ pub const LABEL_CONTAINER: &str = "io.berth.kube.container";
 pub const LABEL_POD: &str = "io.berth.kube.pod";
 /// On a PersistentVolumeClaim's volume.
 pub const LABEL_CLAIM: &str = "io.berth.kube.claim";
+/// On a pod: what `kube generate` needs of the manifest that the records
+/// do not hold (JSON of [`PodSource`]).
+pub const LABEL_SOURCE: &str = "io.berth.kube.source";
+/// On a container: its `ports` as the manifest has them (JSON).
+pub const LABEL_PORTS: &str = "io.berth.kube.ports";
+/// On a container: `runAsNonRoot` (its own or its pod's) is true.
+pub const LABEL_NON_ROOT: &str = "io.berth.kube.run-as-non-root";
+
+/// What a pod's manifest held that its records do not: its annotations,
+/// its securityContext's groups and runAsNonRoot, and its volumes (their
+/// kinds and parameters: a configMap's name, items and defaultMode, a
+/// hostPath's type...), for `kube generate`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodSource {
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fs_group: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub supplemental_groups: Vec<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_as_non_root: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+}
 
 /// A manifest that cannot be read: one line naming the document and the
 /// path of the bad field.
@@ -485,6 +511,24 @@ pub fn safe_hash(data: &[u8]) -> String {
         n /= 27;
         if n == 0 || out.len() == 10 {
             break;
+        }
+    }
+    out
+}
+
+/// Standard base64 with padding (a Secret's `data`).
+pub fn encode_base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for ch in data.chunks(3) {
+        let b = [ch[0], *ch.get(1).unwrap_or(&0), *ch.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= ch.len() {
+                out.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
         }
     }
     out

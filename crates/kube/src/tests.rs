@@ -260,6 +260,19 @@ fn quantities_and_vars() {
     let v: BTreeMap<String, String> = [("A".to_string(), "1".to_string())].into();
     assert_eq!(expand_vars("$(A)-$(B)-$$(A)-$", &v), "1-$(B)-$(A)-$");
     assert_eq!(decode_base64("aGk="), Some(b"hi".to_vec()));
+    for data in [
+        &b""[..],
+        b"h",
+        b"hi",
+        b"hi!",
+        b"s3cr3t",
+        &[0u8, 255, 128, 7][..],
+    ] {
+        assert_eq!(decode_base64(&encode_base64(data)), Some(data.to_vec()));
+    }
+    assert_eq!(encode_base64(b"s3cr3t"), "czNjcjN0");
+    assert_eq!(encode_base64(b"hi"), "aGk=");
+    assert_eq!(encode_base64(b"h"), "aA==");
 }
 
 #[test]

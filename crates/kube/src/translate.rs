@@ -773,6 +773,20 @@ pub(crate) fn pod(inp: PodInput) -> Result<PodPlan> {
             }
         }
     }
+    // What `kube generate` needs and the records do not hold.
+    let psc = spec.security_context.clone().unwrap_or_default();
+    let source = crate::PodSource {
+        annotations: annotations.clone(),
+        fs_group: psc.fs_group,
+        supplemental_groups: psc.supplemental_groups.clone(),
+        run_as_non_root: psc.run_as_non_root,
+        volumes: spec.volumes.clone(),
+    };
+    if source != crate::PodSource::default() {
+        if let Ok(json) = serde_json::to_string(&source) {
+            pod.labels.insert(crate::LABEL_SOURCE.into(), json);
+        }
+    }
     pod.validate()
         .map_err(|e| inv(base.to_string(), e.to_string()))?;
     Ok(PodPlan {
@@ -1279,6 +1293,14 @@ impl Ctx<'_> {
             },
         );
         labels.insert(LABEL_POD.into(), self.pod_name.to_string());
+        if !c.ports.is_empty() {
+            if let Ok(json) = serde_json::to_string(&c.ports) {
+                labels.insert(crate::LABEL_PORTS.into(), json);
+            }
+        }
+        if non_root {
+            labels.insert(crate::LABEL_NON_ROOT.into(), "true".into());
+        }
         s.metadata.labels = labels;
         let pull = match c.image_pull_policy.as_deref() {
             Some("Always") => Pull::Always,
