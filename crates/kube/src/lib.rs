@@ -518,45 +518,19 @@ pub fn safe_hash(data: &[u8]) -> String {
 
 /// Standard base64 with padding (a Secret's `data`).
 pub fn encode_base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for ch in data.chunks(3) {
-        let b = [ch[0], *ch.get(1).unwrap_or(&0), *ch.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= ch.len() {
-                out.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(data)
 }
 
+/// A Secret's `data` value: standard base64 (padding optional, as the
+/// apiserver's decoder takes it; line breaks and spaces ignored).
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes().filter(|c| !c.is_ascii_whitespace()) {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        } as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    use base64::Engine as _;
+    let clean: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(&clean)
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(&clean))
+        .ok()
 }
 
 fn selector_of(
@@ -927,7 +901,19 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
         };
         // Validated (every error names its path) and hashed once, with a
         // fixed name.
-        let probe = w.pod_at("x", 0, &mut plan.warnings)?;
+        let mut probe = w.pod_at("x", 0, &mut plan.warnings)?;
+        // Less the labels kept for `kube generate`: they repeat what the
+        // rest says, and the hash of a template stays what it was before
+        // they were kept (an upgrade rolls no pod).
+        probe.spec.labels.remove(LABEL_SOURCE);
+        for c in probe
+            .init_containers
+            .iter_mut()
+            .chain(probe.containers.iter_mut())
+        {
+            c.spec.metadata.labels.remove(LABEL_PORTS);
+            c.spec.metadata.labels.remove(LABEL_NON_ROOT);
+        }
         let mut json = serde_json::to_vec(&probe).unwrap_or_default();
         // The template's annotations too (`kubectl rollout restart`
         // changes only kubectl.kubernetes.io/restartedAt): any change to
