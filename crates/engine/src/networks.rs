@@ -1131,9 +1131,11 @@ impl Engine {
                 Ok(r) => r,
                 Err(_) => return,
             },
-            // Removed: `rm` released its endpoints.
+            // Removed: `rm` released its endpoints (the lock file is
+            // try_lock's, just made).
             Ok(None) => {
                 let _ = std::fs::remove_file(&marker);
+                let _ = std::fs::remove_file(self.paths.lock(id));
                 return;
             }
             Err(_) => return,
