@@ -38,6 +38,10 @@ pub enum KubeCmd {
     Down {
         /// The YAML file, an http(s) URL, or - for standard input.
         file: PathBuf,
+        /// Accepted as `kube play` takes it; not needed (down reads only
+        /// each object's kind and name).
+        #[arg(long = "configmap")]
+        configmap: Vec<PathBuf>,
     },
     /// The workloads `kube play` made: desired and ready pods.
     #[command(alias = "list")]
@@ -141,20 +145,29 @@ fn load(
     Ok(plan)
 }
 
+/// The workloads of FILE by kind and name, nothing resolved: what
+/// `kube down` removes (a ConfigMap the file refers to may be gone, or
+/// have been given by --configmap).
+fn objects(file: &Path) -> Result<Vec<(Kind, String)>> {
+    let (name, text) = read(file)?;
+    Ok(berth_kube::objects(&berth_kube::parse(&name, &text)?))
+}
+
 pub fn kube(root: &Path, run_root: &Path, c: KubeCmd) -> Result<()> {
     match c {
         KubeCmd::Play(a) => {
-            let plan = load(&a.file, a.network.as_deref(), &a.configmap, !a.down)?;
-            let engine = open(root, run_root)?;
             if a.down {
-                return down(&engine, &plan);
+                let objects = objects(&a.file)?;
+                return down(&open(root, run_root)?, &objects);
             }
+            let plan = load(&a.file, a.network.as_deref(), &a.configmap, true)?;
+            let engine = open(root, run_root)?;
             build_images(root, &engine, &plan, a.build)?;
             play(root, &engine, &plan, &a)
         }
-        KubeCmd::Down { file } => {
-            let plan = load(&file, Some("none"), &[], false)?;
-            down(&open(root, run_root)?, &plan)
+        KubeCmd::Down { file, configmap: _ } => {
+            let objects = objects(&file)?;
+            down(&open(root, run_root)?, &objects)
         }
         KubeCmd::Ls => ls(&open(root, run_root)?, None),
         KubeCmd::Status {
@@ -854,11 +867,12 @@ fn job(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<()> {
     }
 }
 
-fn down(engine: &Engine, plan: &berth_kube::Plan) -> Result<()> {
+fn down(engine: &Engine, objects: &[(Kind, String)]) -> Result<()> {
     let mut errors = 0;
-    for w in &plan.workloads {
-        let _lock = engine.kube_lock(&format!("{}/{}", w.kind.as_str(), w.name))?;
-        let pods = pods_of(engine, w.kind.as_str(), &w.name)?;
+    for (kind, name) in objects {
+        let object = format!("{}/{name}", kind.as_str());
+        let _lock = engine.kube_lock(&object)?;
+        let pods = pods_of(engine, kind.as_str(), name)?;
         // Together: each removal is mostly waits on monitors.
         let done: Vec<(String, Result<()>)> = std::thread::scope(|s| {
             let hs: Vec<_> = pods
@@ -883,7 +897,7 @@ fn down(engine: &Engine, plan: &berth_kube::Plan) -> Result<()> {
                 }
             }
         }
-        if let Err(e) = remove_orphan_volumes(engine, w.kind.as_str(), &w.name) {
+        if let Err(e) = remove_orphan_volumes(engine, kind.as_str(), name) {
             eprintln!("Error: {}", crate::output::text(&e));
             errors += 1;
         }

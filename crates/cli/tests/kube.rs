@@ -1877,3 +1877,46 @@ spec:
         "the container got its stop signal after the sleep"
     );
 }
+
+/// `kube down` needs only kinds and names: a file whose env refers to a
+/// ConfigMap given by --configmap at play goes down without it (and
+/// `kube down` takes --configmap too).
+#[test]
+fn down_resolves_no_references() {
+    let k = Kube::new(false);
+    let cm = k.file(
+        "extcm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extcm}\ndata: {k: v}\n",
+    );
+    let f = k.file(
+        "cc.yaml",
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: cc}
+spec:
+  selector: {matchLabels: {app: cc}}
+  template:
+    metadata: {labels: {app: cc}}
+    spec:
+      containers:
+      - name: c
+        image: localhost/kube:1
+        imagePullPolicy: Never
+        command: [sleep, "3600"]
+        env: [{name: K, valueFrom: {configMapKeyRef: {name: extcm, key: k}}}]
+"#,
+    );
+    for down in [
+        vec!["kube", "down", f.as_str()],
+        vec!["kube", "down", "--configmap", cm.as_str(), f.as_str()],
+        vec!["kube", "play", "--down", f.as_str()],
+    ] {
+        k.berth(&["kube", "play", "--configmap", &cm, &f]).ok();
+        assert_eq!(k.pods("io.berth.kube.name=cc").len(), 1);
+        let o = k.berth(&down);
+        assert_eq!(o.code, 0, "{down:?}: {}", o.stderr);
+        assert!(k.pods("io.berth.kube.name=cc").is_empty(), "{down:?}");
+    }
+    assert!(k.containers().is_empty(), "{:?}", k.containers());
+}

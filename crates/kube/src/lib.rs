@@ -337,6 +337,26 @@ pub struct Rollout {
     pub max_unavailable: u32,
 }
 
+/// The workloads of a manifest by kind and name, as written: all that
+/// `kube down` needs (no reference is resolved, so a file whose
+/// ConfigMaps are gone or were given by `--configmap` goes down too).
+pub fn objects(m: &Manifest) -> Vec<(Kind, String)> {
+    m.docs
+        .iter()
+        .filter_map(|(_, d)| {
+            let k = match d {
+                Doc::Pod(_) => Kind::Pod,
+                Doc::Deployment(_) => Kind::Deployment,
+                Doc::ReplicaSet(_) => Kind::ReplicaSet,
+                Doc::DaemonSet(_) => Kind::DaemonSet,
+                Doc::Job(_) => Kind::Job,
+                _ => return None,
+            };
+            Some((k, d.name().to_string()))
+        })
+        .collect()
+}
+
 /// A Job's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JobPlan {

@@ -840,3 +840,19 @@ fn mismatched_api_versions_and_twice_named_objects_are_refused() {
     let both = format!("{}---\n{}", pod("web"), DEPLOY);
     plan_of(&both).unwrap();
 }
+
+/// `kube down` needs only kinds and names: a reference to a ConfigMap
+/// that is not in the file does not stop it.
+#[test]
+fn objects_resolve_nothing() {
+    let y = "kind: Deployment\napiVersion: apps/v1\nmetadata: {name: cc}\nspec:\n  selector: {matchLabels: {app: cc}}\n  template:\n    metadata: {labels: {app: cc}}\n    spec:\n      containers:\n      - name: c\n        image: busybox\n        env: [{name: K, valueFrom: {configMapKeyRef: {name: extcm, key: k}}}]\n---\nkind: Pod\napiVersion: v1\nmetadata: {name: p}\nspec: {containers: [{name: c, image: busybox}]}\n---\nkind: ConfigMap\napiVersion: v1\nmetadata: {name: x}\n";
+    let m = parse("t.yaml", y).unwrap();
+    assert!(plan(&m, &Options::default()).is_err());
+    assert_eq!(
+        objects(&m),
+        [
+            (Kind::Deployment, "cc".to_string()),
+            (Kind::Pod, "p".to_string())
+        ]
+    );
+}
