@@ -630,6 +630,39 @@ fn play(root: &Path, engine: &Engine, plan: &berth_kube::Plan, a: &PlayArgs) -> 
     Ok(())
 }
 
+/// Whether a pod's containers need starting again: one of them (not an
+/// init container) is neither running nor restarting, that is has no
+/// live monitor (`pod stop`, a reboot). A container in restart back-off
+/// is its monitor's: left alone.
+fn stopped(engine: &Engine, pod: &PodRecord) -> bool {
+    members(engine, pod).map_or(true, |m| {
+        m.iter()
+            .filter(|r| !is_init(r))
+            .any(|r| !matches!(r.state.status, Status::Running | Status::Restarting))
+    })
+}
+
+/// Starts the containers of a pod that are stopped (not running and not
+/// restarting: a container whose monitor is alive is left to it).
+fn start_stopped(engine: &Engine, pod: &PodRecord) -> Result<()> {
+    for r in members(engine, pod)?.iter().filter(|r| !is_init(r)) {
+        if matches!(r.state.status, Status::Running | Status::Restarting) {
+            continue;
+        }
+        if let Err(e) = engine.start_session(&r.id, None) {
+            // Its monitor came back meanwhile (a restart): its own.
+            let live = engine
+                .get(&r.id)
+                .is_ok_and(|r| matches!(r.state.status, Status::Running | Status::Restarting));
+            if !live {
+                return Err(e.into());
+            }
+        }
+        engine.kube_readiness_changed(&r.id);
+    }
+    Ok(())
+}
+
 /// Pods of a workload other than Job to what it wants.
 fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<()> {
     let object = format!("{}/{}", w.kind.as_str(), w.name);
@@ -656,17 +689,8 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
         // the pod's infra) is made anew below.
         let mut kept = Vec::new();
         for p in current {
-            if !ready(engine, &p) {
-                let started = members(engine, &p).and_then(|m| {
-                    for r in m.iter().filter(|r| !is_init(r)) {
-                        if r.state.status != Status::Running {
-                            engine.start_session(&r.id, None)?;
-                            engine.kube_readiness_changed(&r.id);
-                        }
-                    }
-                    Ok(())
-                });
-                if let Err(e) = started {
+            if stopped(engine, &p) {
+                if let Err(e) = start_stopped(engine, &p) {
                     eprintln!(
                         "WARNING: pod {}: start it again: {}; making it anew",
                         p.name,

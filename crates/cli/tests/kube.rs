@@ -1920,3 +1920,71 @@ spec:
     }
     assert!(k.containers().is_empty(), "{:?}", k.containers());
 }
+
+/// An unchanged replay changes nothing, even for a pod whose container
+/// is in restart back-off (its monitor's): same pod, same restart count.
+#[test]
+fn an_unchanged_replay_leaves_a_restarting_pod_alone() {
+    let k = Kube::new(false);
+    let f = k.file(
+        "lv.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: lv}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+    livenessProbe: {exec: {command: ["false"]}, periodSeconds: 1, failureThreshold: 1}
+"#,
+    );
+    k.play(&f, &[]).ok();
+    let id = k
+        .berth(&["pod", "inspect", "-f", "{{.Id}}", "lv"])
+        .ok()
+        .stdout;
+    wait_for("lv-c to restart", 30, || {
+        k.berth(&["inspect", "-f", "{{.State.Status}}", "lv-c"])
+            .ok()
+            .stdout
+            .trim()
+            == "restarting"
+    });
+    let restarts = k
+        .berth(&["inspect", "-f", "{{.RestartCount}}", "lv-c"])
+        .ok()
+        .stdout;
+    let o = k.play(&f, &[]).ok();
+    assert!(o.stderr.is_empty(), "{}", o.stderr);
+    assert!(o.stdout.contains("Pod/lv unchanged"), "{}", o.stdout);
+    assert_eq!(
+        k.berth(&["pod", "inspect", "-f", "{{.Id}}", "lv"])
+            .ok()
+            .stdout,
+        id
+    );
+    let after = k
+        .berth(&["inspect", "-f", "{{.RestartCount}}", "lv-c"])
+        .ok()
+        .stdout;
+    assert!(after.trim().parse::<u32>().unwrap() >= restarts.trim().parse::<u32>().unwrap());
+    // A stopped pod is started again (not made anew).
+    k.berth(&["pod", "stop", "-t", "0", "lv"]).ok();
+    k.play(&f, &[]).ok();
+    assert_eq!(
+        k.berth(&["pod", "inspect", "-f", "{{.Id}}", "lv"])
+            .ok()
+            .stdout,
+        id
+    );
+    let st = k
+        .berth(&["inspect", "-f", "{{.State.Status}}", "lv-c"])
+        .ok()
+        .stdout;
+    assert!(matches!(st.trim(), "running" | "restarting"), "{st}");
+    k.play(&f, &["--down"]).ok();
+}
