@@ -666,8 +666,17 @@ fn start_stopped(engine: &Engine, pod: &PodRecord) -> Result<()> {
 /// Pods of a workload other than Job to what it wants.
 fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<()> {
     let object = format!("{}/{}", w.kind.as_str(), w.name);
+    let want = w.replicas as usize;
+    let before = engine.kube_desired(&object);
     let (mut current, mut old): (Vec<PodRecord>, Vec<PodRecord>) = (Vec::new(), Vec::new());
+    let mut label_before = None;
     for p in pods_of(engine, w.kind.as_str(), &w.name)? {
+        label_before = label_before.or_else(|| {
+            p.spec
+                .labels
+                .get(LABEL_REPLICAS)
+                .and_then(|n| n.parse::<u32>().ok())
+        });
         if a.replace || !whole(engine, w, &p) {
             remove_pod(engine, &p)?;
         } else if p.spec.labels.get(LABEL_HASH) == Some(&w.template_hash) {
@@ -676,10 +685,22 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
             old.push(p);
         }
     }
-    let want = w.replicas as usize;
-    while current.len() > want {
-        if let Some(p) = current.pop() {
+    let before = before.or(label_before);
+    engine.kube_set_desired(&object, w.replicas)?;
+    let mut changed = false;
+    if let Some(b) = before.filter(|b| *b != w.replicas && w.kind != Kind::Pod) {
+        println!("{object} scaled {b} -> {}", w.replicas);
+        changed = true;
+    }
+    // Scaled down: the extra pods of the current template go, the ones
+    // not ready first (as Kubernetes picks them).
+    if current.len() > want {
+        current.sort_by_key(|p| ready(engine, p));
+        let extra: Vec<PodRecord> = current.drain(..current.len() - want).collect();
+        for p in extra {
             remove_pod(engine, &p)?;
+            println!("pod/{} removed", p.name);
+            changed = true;
         }
     }
     if a.start {
@@ -756,7 +777,7 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
             made += 1;
         }
     }
-    if made == 0 {
+    if made == 0 && !changed {
         println!("{object} unchanged");
     }
     Ok(())
@@ -925,6 +946,15 @@ fn down(engine: &Engine, objects: &[(Kind, String)]) -> Result<()> {
             eprintln!("Error: {}", crate::output::text(&e));
             errors += 1;
         }
+        if errors == 0 {
+            if let Err(e) = engine.kube_forget(&object) {
+                eprintln!(
+                    "Error: {object}: {}",
+                    crate::output::text(&anyhow::Error::from(e))
+                );
+                errors += 1;
+            }
+        }
     }
     if errors > 0 {
         bail!("kube down: {errors} pods could not be removed");
@@ -953,15 +983,14 @@ fn ls(engine: &Engine, plan: Option<&berth_kube::Plan>) -> Result<()> {
             continue;
         }
         let e = rows.entry(key).or_insert_with(|| {
-            (
-                p.spec
-                    .labels
-                    .get(LABEL_REPLICAS)
-                    .cloned()
-                    .unwrap_or_default(),
-                0,
-                0,
-            )
+            // What the last play wanted (its record), else what the pod
+            // was made for (a pod made before plays kept a record).
+            let want = engine
+                .kube_desired(&format!("{k}/{n}"))
+                .map(|n| n.to_string())
+                .or_else(|| p.spec.labels.get(LABEL_REPLICAS).cloned())
+                .unwrap_or_default();
+            (want, 0, 0)
         });
         e.2 += 1;
         let ok = if k == "Job" {

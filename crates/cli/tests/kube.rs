@@ -1988,3 +1988,81 @@ spec:
     assert!(matches!(st.trim(), "running" | "restarting"), "{st}");
     k.play(&f, &["--down"]).ok();
 }
+
+/// A Deployment `roll` of `replicas`, maxSurge 1 and maxUnavailable 0,
+/// whose container is ready `delay` seconds after it starts; `more`: more
+/// of its spec.
+fn roll_yaml(replicas: u32, delay: u32, more: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: roll}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: roll}}}}
+  strategy: {{type: RollingUpdate, rollingUpdate: {{maxUnavailable: 0, maxSurge: 1}}}}
+{more}  template:
+    metadata: {{labels: {{app: roll}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: localhost/kube:1
+        imagePullPolicy: Never
+        command: [sh, -c, "sleep {delay}; touch /tmp/ready; exec sleep 3600"]
+        readinessProbe: {{exec: {{command: [cat, /tmp/ready]}}, periodSeconds: 1}}
+"#
+    )
+}
+
+/// The READY and PODS columns of `kube ls` for Deployment/roll.
+fn roll_counts(k: &Kube) -> (usize, usize, usize) {
+    let ls = k.berth(&["kube", "ls"]).ok().stdout;
+    ls.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && f[0] == "Deployment" && f[1] == "roll")
+        .map(|f| {
+            let (r, w) = f[2].split_once('/').unwrap();
+            (
+                r.parse().unwrap(),
+                w.parse().unwrap(),
+                f[3].parse().unwrap(),
+            )
+        })
+        .unwrap_or((0, 0, 0))
+}
+
+/// Scaling is reported, and `kube ls` shows the replicas of the last
+/// play.
+#[test]
+fn scaling_is_reported_and_listed() {
+    let k = Kube::new(false);
+    let f = k.file("s2.yaml", &roll_yaml(2, 0, ""));
+    k.play(&f, &[]).ok();
+    wait_for("kube ls (2, 2, 2)", 20, || roll_counts(&k) == (2, 2, 2));
+    let o = k.play(&k.file("s1.yaml", &roll_yaml(1, 0, "")), &[]).ok();
+    assert!(
+        o.stdout.contains("Deployment/roll scaled 2 -> 1"),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("unchanged"), "{}", o.stdout);
+    assert_eq!(o.stdout.matches(" removed").count(), 1, "{}", o.stdout);
+    wait_for("kube ls (1, 1, 1)", 20, || roll_counts(&k) == (1, 1, 1));
+    let o = k.play(&k.file("s3.yaml", &roll_yaml(3, 0, "")), &[]).ok();
+    assert!(
+        o.stdout.contains("Deployment/roll scaled 1 -> 3"),
+        "{}",
+        o.stdout
+    );
+    wait_for("kube ls (3, 3, 3)", 20, || roll_counts(&k) == (3, 3, 3));
+    let o = k.play(&k.file("s3.yaml", &roll_yaml(3, 0, "")), &[]).ok();
+    assert!(
+        o.stdout.contains("Deployment/roll unchanged"),
+        "{}",
+        o.stdout
+    );
+    k.berth(&["kube", "down", &f]).ok();
+    assert!(k.pods("io.berth.kube.name=roll").is_empty());
+}
