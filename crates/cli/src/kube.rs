@@ -663,7 +663,18 @@ fn start_stopped(engine: &Engine, pod: &PodRecord) -> Result<()> {
     Ok(())
 }
 
-/// Pods of a workload other than Job to what it wants.
+/// How long a rolling update waits between looks at its pods.
+const ROLLOUT_POLL: Duration = Duration::from_millis(200);
+
+/// Pods of a workload other than Job to what it wants: extra pods
+/// removed (unready ones first), stopped ones started, missing ones made,
+/// and pods of another hash replaced as Kubernetes' Deployment
+/// controller does: at most `replicas + maxSurge` pods, never fewer than
+/// `replicas - maxUnavailable` ready (an old pod goes once a new one is
+/// ready), unready old pods first; Recreate: every old pod first. Play is
+/// the controller while it runs: it waits for the new pods to be ready
+/// (a Deployment: all of them, as `kubectl rollout status` does), failing
+/// when nothing progressed for `progressDeadlineSeconds`.
 fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<()> {
     let object = format!("{}/{}", w.kind.as_str(), w.name);
     let want = w.replicas as usize;
@@ -705,9 +716,8 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
     }
     if a.start {
         // Pods that are there but stopped (`pod stop`, a reboot): their
-        // containers started again.
-        // One that cannot be started (a play killed while it started
-        // the pod's infra) is made anew below.
+        // containers started again. One that cannot be started (a play
+        // killed while it started the pod's infra) is made anew below.
         let mut kept = Vec::new();
         for p in current {
             if stopped(engine, &p) {
@@ -726,58 +736,125 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
         current = kept;
     }
     // A workload that publishes host ports cannot run two generations at
-    // once: the old pods go first.
+    // once, nor can a Pod (one name): the old pods go first.
     let publishes = w
         .pod("x", 0)
         .is_ok_and(|p| !p.spec.network.ports.is_empty());
-    let (surge, unavail) = if publishes {
-        (0, w.rollout.max_unavailable.max(1) as usize)
+    let r = w.rollout;
+    let (surge, unavail) = if w.kind == Kind::Pod || publishes || r.recreate {
+        (0, (r.max_unavailable as usize).max(1))
     } else {
-        (
-            w.rollout.max_surge as usize,
-            w.rollout.max_unavailable as usize,
-        )
+        (r.max_surge as usize, r.max_unavailable as usize)
     };
-    let mut made = 0;
+    // Without starting, no pod gets ready: old pods go at once.
+    let gate = a.start;
+    // A Deployment's play that made pods ends with its rollout (every
+    // new pod ready); an unchanged replay does not wait.
+    let wait_all = a.start && w.kind == Kind::Deployment;
+    let deadline = Duration::from_secs(r.progress_deadline_s);
+    let mut last_progress = Instant::now();
+    let mut seen = (usize::MAX, usize::MAX, usize::MAX);
+    let mut rolled = false;
     loop {
-        let need = want - current.len();
-        if need == 0 && old.is_empty() {
+        let new_ready = if gate {
+            current.iter().filter(|p| ready(engine, p)).count()
+        } else {
+            current.len()
+        };
+        let old_ready: Vec<bool> = old.iter().map(|p| gate && ready(engine, p)).collect();
+        let state = (current.len(), new_ready, old.len());
+        if state != seen {
+            if seen.0 != usize::MAX {
+                last_progress = Instant::now();
+            }
+            seen = state;
+            if rolled && (current.len() < want || new_ready < want || !old.is_empty()) {
+                println!(
+                    "{object}: rollout: {} of {want} new pods made, {new_ready} ready; {} old left",
+                    current.len(),
+                    old.len()
+                );
+            }
+        }
+        if current.len() >= want && old.is_empty() && (!wait_all || !rolled || new_ready >= want) {
             break;
         }
-        // Old pods that may go now: the available ones stay at least
-        // want - maxUnavailable.
-        let floor = want.saturating_sub(unavail);
-        let can_go = (current.len() + old.len())
-            .saturating_sub(floor)
-            .min(old.len());
-        let go = if need == 0 { old.len() } else { can_go };
-        for p in old.drain(..go) {
-            remove_pod(engine, &p)?;
-            println!("pod/{} removed", p.name);
-        }
-        let room = (want + surge)
-            .saturating_sub(current.len() + old.len())
-            .min(need);
-        if room == 0 && go == 0 {
+        if last_progress.elapsed() > deadline {
             bail!(
-                "kube: {object}: the rolling update cannot proceed (maxSurge and maxUnavailable)"
+                "kube: {object}: the rollout made no progress in {}s (progressDeadlineSeconds): {} of {want} new pods ready, {} old pods left; the pods are left as they are",
+                r.progress_deadline_s,
+                new_ready,
+                old.len()
             );
         }
-        // The host ports (hostPort, NodePort) are the first pod's: the one
-        // made while no pod of the workload holds them.
-        let held = current
-            .iter()
-            .chain(&old)
-            .any(|p| !p.spec.network.ports.is_empty());
-        let batch = make_pods(root, engine, w, room, !held, a.start);
-        for p in batch {
-            let p = p?;
-            println!("pod/{}", p.name);
-            current.push(p);
-            made += 1;
+        // Old pods that may go now. Kubernetes: all pods - the minimum
+        // available - the new pods not ready yet, unready old pods
+        // first, then ready ones while the ready stay at least
+        // replicas - maxUnavailable.
+        let min_avail = want.saturating_sub(unavail);
+        let total = current.len() + old.len();
+        let mut go: Vec<usize> = Vec::new();
+        if r.recreate || !gate {
+            go.extend(0..old.len());
+        } else {
+            let mut budget = total
+                .saturating_sub(min_avail)
+                .saturating_sub(current.len() - new_ready);
+            for (i, _) in old_ready.iter().enumerate().filter(|(_, r)| !**r) {
+                if budget == 0 {
+                    break;
+                }
+                go.push(i);
+                budget -= 1;
+            }
+            let available = new_ready + old_ready.iter().filter(|r| **r).count();
+            let mut spare = available.saturating_sub(min_avail).min(budget);
+            for (i, _) in old_ready.iter().enumerate().filter(|(_, r)| **r) {
+                if spare == 0 {
+                    break;
+                }
+                go.push(i);
+                spare -= 1;
+            }
         }
+        go.sort_unstable();
+        for i in go.into_iter().rev() {
+            let p = old.remove(i);
+            remove_pod(engine, &p)?;
+            println!("pod/{} removed", p.name);
+            changed = true;
+            rolled = true;
+        }
+        // New pods: up to replicas + maxSurge in all (Recreate: once the
+        // old ones are gone).
+        let room = if r.recreate && !old.is_empty() {
+            0
+        } else {
+            want.saturating_sub(current.len())
+                .min((want + surge).saturating_sub(current.len() + old.len()))
+        };
+        if room > 0 {
+            // The host ports (hostPort, NodePort) are the first pod's: the
+            // one made while no pod of the workload holds them.
+            let held = current
+                .iter()
+                .chain(&old)
+                .any(|p| !p.spec.network.ports.is_empty());
+            for p in make_pods(root, engine, w, room, !held, a.start) {
+                let p = p?;
+                println!("pod/{}", p.name);
+                current.push(p);
+            }
+            changed = true;
+            rolled = true;
+            continue;
+        }
+        std::thread::sleep(ROLLOUT_POLL);
     }
-    if made == 0 && !changed {
+    if rolled && wait_all {
+        println!("{object} rolled out ({want}/{want} ready)");
+    }
+    if !changed {
         println!("{object} unchanged");
     }
     Ok(())

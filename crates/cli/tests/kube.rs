@@ -951,7 +951,7 @@ fn readiness_gates_a_services_name() {
     k.berth(&["network", "create", "kr"]).ok();
     let yaml = r#"
 apiVersion: apps/v1
-kind: Deployment
+kind: ReplicaSet
 metadata: {name: gated}
 spec:
   replicas: 1
@@ -1024,20 +1024,20 @@ spec: {selector: {app: gated}, ports: [{port: 80}]}
         )
     };
     // Running, not ready: not answered.
-    assert_eq!(ls_ready(&k, "Deployment", "gated"), "0/1");
+    assert_eq!(ls_ready(&k, "ReplicaSet", "gated"), "0/1");
     assert_eq!(pod_ready(), ("false".to_string(), false));
     assert!(!answers());
     // The probe passes: answered.
     k.berth(&["exec", &format!("{pod}-main"), "touch", "/tmp/ready"])
         .ok();
     wait_for("the service's name to answer", 10, answers);
-    assert_eq!(ls_ready(&k, "Deployment", "gated"), "1/1");
+    assert_eq!(ls_ready(&k, "ReplicaSet", "gated"), "1/1");
     assert_eq!(pod_ready(), ("true".to_string(), true));
     // It fails again: withdrawn.
     k.berth(&["exec", &format!("{pod}-main"), "rm", "/tmp/ready"])
         .ok();
     wait_for("the service's name to be withdrawn", 10, || !answers());
-    assert_eq!(ls_ready(&k, "Deployment", "gated"), "0/1");
+    assert_eq!(ls_ready(&k, "ReplicaSet", "gated"), "0/1");
     k.play(&f, &["--down"]).ok();
     k.berth(&["kube", "down", &cf]).ok();
 }
@@ -2031,6 +2031,102 @@ fn roll_counts(k: &Kube) -> (usize, usize, usize) {
             )
         })
         .unwrap_or((0, 0, 0))
+}
+
+/// A rolling update with maxUnavailable 0 removes an old pod only once a
+/// new one is ready: the ready pods never drop below the replicas, the
+/// pods never exceed replicas + maxSurge, and play returns once the
+/// rollout is done (every new pod ready), printing its progress. A new
+/// template that never gets ready fails the play after
+/// progressDeadlineSeconds, naming the Deployment, and the old pods stay.
+#[test]
+fn rolling_update_waits_for_readiness() {
+    let k = Kube::new(false);
+    let f = k.file("roll.yaml", &roll_yaml(2, 2, ""));
+    let o = k.play(&f, &[]).ok();
+    // Play waited for the rollout: both ready when it returns.
+    assert_eq!(roll_counts(&k), (2, 2, 2), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("Deployment/roll rolled out"),
+        "{}",
+        o.stdout
+    );
+    let first = k.pods("io.berth.kube.name=roll");
+    let f2 = k.file("roll2.yaml", &roll_yaml(2, 3, ""));
+    let start = Instant::now();
+    let child = k
+        .cmd()
+        .args(["kube", "play", &f2])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut min_ready, mut max_pods) = (usize::MAX, 0);
+    let pid = child.id();
+    let alive = || {
+        std::path::Path::new(&format!("/proc/{pid}/stat")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    };
+    while alive() {
+        let (ready, _, pods) = roll_counts(&k);
+        if pods > 0 {
+            min_ready = min_ready.min(ready);
+            max_pods = max_pods.max(pods);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = out(child.wait_with_output().unwrap());
+    let took = start.elapsed();
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    // Two new pods one after the other, each ready 3 s after its start.
+    assert!(took >= Duration::from_secs(6), "{took:?}: {}", o.stdout);
+    assert!(min_ready >= 2, "ready dropped to {min_ready}: {}", o.stdout);
+    assert!(max_pods <= 3, "{max_pods} pods at once: {}", o.stdout);
+    assert!(
+        o.stdout.contains("Deployment/roll: rollout:"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.stdout.matches(" removed").count(), 2, "{}", o.stdout);
+    assert_eq!(roll_counts(&k), (2, 2, 2));
+    let rolled = k.pods("io.berth.kube.name=roll");
+    assert!(rolled.iter().all(|p| !first.contains(p)), "{rolled:?}");
+    // Never ready: the play fails after the deadline, the old pods stay.
+    let bad = k.file(
+        "bad.yaml",
+        &roll_yaml(2, 3, "  progressDeadlineSeconds: 3\n")
+            .replace("cat, /tmp/ready", "cat, /nonexistent"),
+    );
+    let o = k.play(&bad, &[]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(
+        o.stderr.contains("Deployment/roll") && o.stderr.contains("progressDeadlineSeconds"),
+        "{}",
+        o.stderr
+    );
+    let now = k.pods("io.berth.kube.name=roll");
+    assert!(rolled.iter().all(|p| now.contains(p)), "{now:?} {rolled:?}");
+    assert_eq!(now.len(), 3, "{now:?}");
+    // Recreate: the old pods go first, then the new ones are made.
+    let re = k.file(
+        "re.yaml",
+        &roll_yaml(2, 1, "").replace(
+            "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 0, maxSurge: 1}}",
+            "{type: Recreate}",
+        ),
+    );
+    let o = k.play(&re, &[]).ok();
+    let removed = o.stdout.find(" removed").unwrap_or(usize::MAX);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    let made = lines
+        .iter()
+        .position(|l| l.starts_with("pod/") && !l.ends_with(" removed"));
+    let last_removed = lines.iter().rposition(|l| l.ends_with(" removed"));
+    assert!(removed != usize::MAX && made > last_removed, "{}", o.stdout);
+    assert_eq!(roll_counts(&k), (2, 2, 2));
+    k.play(&re, &["--down"]).ok();
 }
 
 /// Scaling is reported, and `kube ls` shows the replicas of the last
