@@ -756,6 +756,16 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
     let mut seen = (usize::MAX, usize::MAX, usize::MAX);
     let mut rolled = false;
     loop {
+        // A pod removed meanwhile (by hand) is no longer counted: the
+        // loop makes another.
+        if rolled {
+            let live: Vec<String> = pods_of(engine, w.kind.as_str(), &w.name)?
+                .into_iter()
+                .map(|p| p.id)
+                .collect();
+            current.retain(|p| live.contains(&p.id));
+            old.retain(|p| live.contains(&p.id));
+        }
         let new_ready = if gate {
             current.iter().filter(|p| ready(engine, p)).count()
         } else {
@@ -781,7 +791,7 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
         }
         if last_progress.elapsed() > deadline {
             bail!(
-                "kube: {object}: the rollout made no progress in {}s (progressDeadlineSeconds): {} of {want} new pods ready, {} old pods left; the pods are left as they are",
+                "kube: the rollout made no progress in {}s (progressDeadlineSeconds): {} of {want} new pods ready, {} old pods left; the pods are left as they are",
                 r.progress_deadline_s,
                 new_ready,
                 old.len()

@@ -2162,3 +2162,44 @@ fn scaling_is_reported_and_listed() {
     k.berth(&["kube", "down", &f]).ok();
     assert!(k.pods("io.berth.kube.name=roll").is_empty());
 }
+
+/// A new pod removed by hand during a rollout is made again by the
+/// play that drives it (not waited for until the deadline).
+#[test]
+fn a_pod_removed_during_a_rollout_is_made_again() {
+    let k = Kube::new(false);
+    let f = k.file(
+        "r1.yaml",
+        &roll_yaml(1, 0, "  progressDeadlineSeconds: 10\n"),
+    );
+    k.play(&f, &[]).ok();
+    let first = k.pods("io.berth.kube.name=roll");
+    let f2 = k.file(
+        "r2.yaml",
+        &roll_yaml(1, 3, "  progressDeadlineSeconds: 10\n"),
+    );
+    let child = k
+        .cmd()
+        .args(["kube", "play", &f2])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut new = Vec::new();
+    wait_for("a new pod", 30, || {
+        new = k
+            .pods("io.berth.kube.name=roll")
+            .into_iter()
+            .filter(|p| !first.contains(p))
+            .collect();
+        !new.is_empty()
+    });
+    k.berth(&["pod", "rm", "-f", &new[0]]).ok();
+    let o = out(child.wait_with_output().unwrap());
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let now = k.pods("io.berth.kube.name=roll");
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert!(!first.contains(&now[0]) && now[0] != new[0], "{now:?}");
+    assert_eq!(roll_counts(&k), (1, 1, 1));
+    k.play(&f2, &["--down"]).ok();
+}
