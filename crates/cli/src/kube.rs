@@ -38,6 +38,10 @@ pub enum KubeCmd {
     Down {
         /// The YAML file, an http(s) URL, or - for standard input.
         file: PathBuf,
+        /// Accepted as `kube play` takes it; not needed (down reads only
+        /// each object's kind and name).
+        #[arg(long = "configmap")]
+        configmap: Vec<PathBuf>,
     },
     /// The workloads `kube play` made: desired and ready pods.
     #[command(alias = "list")]
@@ -141,20 +145,29 @@ fn load(
     Ok(plan)
 }
 
+/// The workloads of FILE by kind and name, nothing resolved: what
+/// `kube down` removes (a ConfigMap the file refers to may be gone, or
+/// have been given by --configmap).
+fn objects(file: &Path) -> Result<Vec<(Kind, String)>> {
+    let (name, text) = read(file)?;
+    Ok(berth_kube::objects(&berth_kube::parse(&name, &text)?))
+}
+
 pub fn kube(root: &Path, run_root: &Path, c: KubeCmd) -> Result<()> {
     match c {
         KubeCmd::Play(a) => {
-            let plan = load(&a.file, a.network.as_deref(), &a.configmap, !a.down)?;
-            let engine = open(root, run_root)?;
             if a.down {
-                return down(&engine, &plan);
+                let objects = objects(&a.file)?;
+                return down(&open(root, run_root)?, &objects);
             }
+            let plan = load(&a.file, a.network.as_deref(), &a.configmap, true)?;
+            let engine = open(root, run_root)?;
             build_images(root, &engine, &plan, a.build)?;
             play(root, &engine, &plan, &a)
         }
-        KubeCmd::Down { file } => {
-            let plan = load(&file, Some("none"), &[], false)?;
-            down(&open(root, run_root)?, &plan)
+        KubeCmd::Down { file, configmap: _ } => {
+            let objects = objects(&file)?;
+            down(&open(root, run_root)?, &objects)
         }
         KubeCmd::Ls => ls(&open(root, run_root)?, None),
         KubeCmd::Status {
@@ -617,11 +630,64 @@ fn play(root: &Path, engine: &Engine, plan: &berth_kube::Plan, a: &PlayArgs) -> 
     Ok(())
 }
 
-/// Pods of a workload other than Job to what it wants.
+/// Whether a pod's containers need starting again: one of them (not an
+/// init container) is neither running nor restarting, that is has no
+/// live monitor (`pod stop`, a reboot). A container in restart back-off
+/// is its monitor's: left alone.
+fn stopped(engine: &Engine, pod: &PodRecord) -> bool {
+    members(engine, pod).map_or(true, |m| {
+        m.iter()
+            .filter(|r| !is_init(r))
+            .any(|r| !matches!(r.state.status, Status::Running | Status::Restarting))
+    })
+}
+
+/// Starts the containers of a pod that are stopped (not running and not
+/// restarting: a container whose monitor is alive is left to it).
+fn start_stopped(engine: &Engine, pod: &PodRecord) -> Result<()> {
+    for r in members(engine, pod)?.iter().filter(|r| !is_init(r)) {
+        if matches!(r.state.status, Status::Running | Status::Restarting) {
+            continue;
+        }
+        if let Err(e) = engine.start_session(&r.id, None) {
+            // Its monitor came back meanwhile (a restart): its own.
+            let live = engine
+                .get(&r.id)
+                .is_ok_and(|r| matches!(r.state.status, Status::Running | Status::Restarting));
+            if !live {
+                return Err(e.into());
+            }
+        }
+        engine.kube_readiness_changed(&r.id);
+    }
+    Ok(())
+}
+
+/// How long a rolling update waits between looks at its pods.
+const ROLLOUT_POLL: Duration = Duration::from_millis(200);
+
+/// Pods of a workload other than Job to what it wants: extra pods
+/// removed (unready ones first), stopped ones started, missing ones made,
+/// and pods of another hash replaced as Kubernetes' Deployment
+/// controller does: at most `replicas + maxSurge` pods, never fewer than
+/// `replicas - maxUnavailable` ready (an old pod goes once a new one is
+/// ready), unready old pods first; Recreate: every old pod first. Play is
+/// the controller while it runs: it waits for the new pods to be ready
+/// (a Deployment: all of them, as `kubectl rollout status` does), failing
+/// when nothing progressed for `progressDeadlineSeconds`.
 fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<()> {
     let object = format!("{}/{}", w.kind.as_str(), w.name);
+    let want = w.replicas as usize;
+    let before = engine.kube_desired(&object);
     let (mut current, mut old): (Vec<PodRecord>, Vec<PodRecord>) = (Vec::new(), Vec::new());
+    let mut label_before = None;
     for p in pods_of(engine, w.kind.as_str(), &w.name)? {
+        label_before = label_before.or_else(|| {
+            p.spec
+                .labels
+                .get(LABEL_REPLICAS)
+                .and_then(|n| n.parse::<u32>().ok())
+        });
         if a.replace || !whole(engine, w, &p) {
             remove_pod(engine, &p)?;
         } else if p.spec.labels.get(LABEL_HASH) == Some(&w.template_hash) {
@@ -630,30 +696,32 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
             old.push(p);
         }
     }
-    let want = w.replicas as usize;
-    while current.len() > want {
-        if let Some(p) = current.pop() {
+    let before = before.or(label_before);
+    engine.kube_set_desired(&object, w.replicas)?;
+    let mut changed = false;
+    if let Some(b) = before.filter(|b| *b != w.replicas && w.kind != Kind::Pod) {
+        println!("{object} scaled {b} -> {}", w.replicas);
+        changed = true;
+    }
+    // Scaled down: the extra pods of the current template go, the ones
+    // not ready first (as Kubernetes picks them).
+    if current.len() > want {
+        current.sort_by_key(|p| ready(engine, p));
+        let extra: Vec<PodRecord> = current.drain(..current.len() - want).collect();
+        for p in extra {
             remove_pod(engine, &p)?;
+            println!("pod/{} removed", p.name);
+            changed = true;
         }
     }
     if a.start {
         // Pods that are there but stopped (`pod stop`, a reboot): their
-        // containers started again.
-        // One that cannot be started (a play killed while it started
-        // the pod's infra) is made anew below.
+        // containers started again. One that cannot be started (a play
+        // killed while it started the pod's infra) is made anew below.
         let mut kept = Vec::new();
         for p in current {
-            if !ready(engine, &p) {
-                let started = members(engine, &p).and_then(|m| {
-                    for r in m.iter().filter(|r| !is_init(r)) {
-                        if r.state.status != Status::Running {
-                            engine.start_session(&r.id, None)?;
-                            engine.kube_readiness_changed(&r.id);
-                        }
-                    }
-                    Ok(())
-                });
-                if let Err(e) = started {
+            if stopped(engine, &p) {
+                if let Err(e) = start_stopped(engine, &p) {
                     eprintln!(
                         "WARNING: pod {}: start it again: {}; making it anew",
                         p.name,
@@ -668,58 +736,135 @@ fn converge(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<
         current = kept;
     }
     // A workload that publishes host ports cannot run two generations at
-    // once: the old pods go first.
+    // once, nor can a Pod (one name): the old pods go first.
     let publishes = w
         .pod("x", 0)
         .is_ok_and(|p| !p.spec.network.ports.is_empty());
-    let (surge, unavail) = if publishes {
-        (0, w.rollout.max_unavailable.max(1) as usize)
+    let r = w.rollout;
+    let (surge, unavail) = if w.kind == Kind::Pod || publishes || r.recreate {
+        (0, (r.max_unavailable as usize).max(1))
     } else {
-        (
-            w.rollout.max_surge as usize,
-            w.rollout.max_unavailable as usize,
-        )
+        (r.max_surge as usize, r.max_unavailable as usize)
     };
-    let mut made = 0;
+    // Without starting, no pod gets ready: old pods go at once.
+    let gate = a.start;
+    // A Deployment's play that made pods ends with its rollout (every
+    // new pod ready); an unchanged replay does not wait.
+    let wait_all = a.start && w.kind == Kind::Deployment;
+    let deadline = Duration::from_secs(r.progress_deadline_s);
+    let mut last_progress = Instant::now();
+    let mut seen = (usize::MAX, usize::MAX, usize::MAX);
+    let mut rolled = false;
     loop {
-        let need = want - current.len();
-        if need == 0 && old.is_empty() {
+        // A pod removed meanwhile (by hand) is no longer counted: the
+        // loop makes another.
+        if rolled {
+            let live: Vec<String> = pods_of(engine, w.kind.as_str(), &w.name)?
+                .into_iter()
+                .map(|p| p.id)
+                .collect();
+            current.retain(|p| live.contains(&p.id));
+            old.retain(|p| live.contains(&p.id));
+        }
+        let new_ready = if gate {
+            current.iter().filter(|p| ready(engine, p)).count()
+        } else {
+            current.len()
+        };
+        let old_ready: Vec<bool> = old.iter().map(|p| gate && ready(engine, p)).collect();
+        let state = (current.len(), new_ready, old.len());
+        if state != seen {
+            if seen.0 != usize::MAX {
+                last_progress = Instant::now();
+            }
+            seen = state;
+            if rolled && (current.len() < want || new_ready < want || !old.is_empty()) {
+                println!(
+                    "{object}: rollout: {} of {want} new pods made, {new_ready} ready; {} old left",
+                    current.len(),
+                    old.len()
+                );
+            }
+        }
+        if current.len() >= want && old.is_empty() && (!wait_all || !rolled || new_ready >= want) {
             break;
         }
-        // Old pods that may go now: the available ones stay at least
-        // want - maxUnavailable.
-        let floor = want.saturating_sub(unavail);
-        let can_go = (current.len() + old.len())
-            .saturating_sub(floor)
-            .min(old.len());
-        let go = if need == 0 { old.len() } else { can_go };
-        for p in old.drain(..go) {
-            remove_pod(engine, &p)?;
-            println!("pod/{} removed", p.name);
-        }
-        let room = (want + surge)
-            .saturating_sub(current.len() + old.len())
-            .min(need);
-        if room == 0 && go == 0 {
+        if last_progress.elapsed() > deadline {
             bail!(
-                "kube: {object}: the rolling update cannot proceed (maxSurge and maxUnavailable)"
+                "kube: the rollout made no progress in {}s (progressDeadlineSeconds): {} of {want} new pods ready, {} old pods left; the pods are left as they are",
+                r.progress_deadline_s,
+                new_ready,
+                old.len()
             );
         }
-        // The host ports (hostPort, NodePort) are the first pod's: the one
-        // made while no pod of the workload holds them.
-        let held = current
-            .iter()
-            .chain(&old)
-            .any(|p| !p.spec.network.ports.is_empty());
-        let batch = make_pods(root, engine, w, room, !held, a.start);
-        for p in batch {
-            let p = p?;
-            println!("pod/{}", p.name);
-            current.push(p);
-            made += 1;
+        // Old pods that may go now. Kubernetes: all pods - the minimum
+        // available - the new pods not ready yet, unready old pods
+        // first, then ready ones while the ready stay at least
+        // replicas - maxUnavailable.
+        let min_avail = want.saturating_sub(unavail);
+        let total = current.len() + old.len();
+        let mut go: Vec<usize> = Vec::new();
+        if r.recreate || !gate {
+            go.extend(0..old.len());
+        } else {
+            let mut budget = total
+                .saturating_sub(min_avail)
+                .saturating_sub(current.len() - new_ready);
+            for (i, _) in old_ready.iter().enumerate().filter(|(_, r)| !**r) {
+                if budget == 0 {
+                    break;
+                }
+                go.push(i);
+                budget -= 1;
+            }
+            let available = new_ready + old_ready.iter().filter(|r| **r).count();
+            let mut spare = available.saturating_sub(min_avail).min(budget);
+            for (i, _) in old_ready.iter().enumerate().filter(|(_, r)| **r) {
+                if spare == 0 {
+                    break;
+                }
+                go.push(i);
+                spare -= 1;
+            }
         }
+        go.sort_unstable();
+        for i in go.into_iter().rev() {
+            let p = old.remove(i);
+            remove_pod(engine, &p)?;
+            println!("pod/{} removed", p.name);
+            changed = true;
+            rolled = true;
+        }
+        // New pods: up to replicas + maxSurge in all (Recreate: once the
+        // old ones are gone).
+        let room = if r.recreate && !old.is_empty() {
+            0
+        } else {
+            want.saturating_sub(current.len())
+                .min((want + surge).saturating_sub(current.len() + old.len()))
+        };
+        if room > 0 {
+            // The host ports (hostPort, NodePort) are the first pod's: the
+            // one made while no pod of the workload holds them.
+            let held = current
+                .iter()
+                .chain(&old)
+                .any(|p| !p.spec.network.ports.is_empty());
+            for p in make_pods(root, engine, w, room, !held, a.start) {
+                let p = p?;
+                println!("pod/{}", p.name);
+                current.push(p);
+            }
+            changed = true;
+            rolled = true;
+            continue;
+        }
+        std::thread::sleep(ROLLOUT_POLL);
     }
-    if made == 0 {
+    if rolled && wait_all {
+        println!("{object} rolled out ({want}/{want} ready)");
+    }
+    if !changed {
         println!("{object} unchanged");
     }
     Ok(())
@@ -854,11 +999,12 @@ fn job(root: &Path, engine: &Engine, w: &Workload, a: &PlayArgs) -> Result<()> {
     }
 }
 
-fn down(engine: &Engine, plan: &berth_kube::Plan) -> Result<()> {
+fn down(engine: &Engine, objects: &[(Kind, String)]) -> Result<()> {
     let mut errors = 0;
-    for w in &plan.workloads {
-        let _lock = engine.kube_lock(&format!("{}/{}", w.kind.as_str(), w.name))?;
-        let pods = pods_of(engine, w.kind.as_str(), &w.name)?;
+    for (kind, name) in objects {
+        let object = format!("{}/{name}", kind.as_str());
+        let _lock = engine.kube_lock(&object)?;
+        let pods = pods_of(engine, kind.as_str(), name)?;
         // Together: each removal is mostly waits on monitors.
         let done: Vec<(String, Result<()>)> = std::thread::scope(|s| {
             let hs: Vec<_> = pods
@@ -883,9 +1029,18 @@ fn down(engine: &Engine, plan: &berth_kube::Plan) -> Result<()> {
                 }
             }
         }
-        if let Err(e) = remove_orphan_volumes(engine, w.kind.as_str(), &w.name) {
+        if let Err(e) = remove_orphan_volumes(engine, kind.as_str(), name) {
             eprintln!("Error: {}", crate::output::text(&e));
             errors += 1;
+        }
+        if errors == 0 {
+            if let Err(e) = engine.kube_forget(&object) {
+                eprintln!(
+                    "Error: {object}: {}",
+                    crate::output::text(&anyhow::Error::from(e))
+                );
+                errors += 1;
+            }
         }
     }
     if errors > 0 {
@@ -915,15 +1070,14 @@ fn ls(engine: &Engine, plan: Option<&berth_kube::Plan>) -> Result<()> {
             continue;
         }
         let e = rows.entry(key).or_insert_with(|| {
-            (
-                p.spec
-                    .labels
-                    .get(LABEL_REPLICAS)
-                    .cloned()
-                    .unwrap_or_default(),
-                0,
-                0,
-            )
+            // What the last play wanted (its record), else what the pod
+            // was made for (a pod made before plays kept a record).
+            let want = engine
+                .kube_desired(&format!("{k}/{n}"))
+                .map(|n| n.to_string())
+                .or_else(|| p.spec.labels.get(LABEL_REPLICAS).cloned())
+                .unwrap_or_default();
+            (want, 0, 0)
         });
         e.2 += 1;
         let ok = if k == "Job" {

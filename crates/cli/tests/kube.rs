@@ -983,7 +983,7 @@ fn readiness_gates_a_services_name() {
     k.berth(&["network", "create", "kr"]).ok();
     let yaml = r#"
 apiVersion: apps/v1
-kind: Deployment
+kind: ReplicaSet
 metadata: {name: gated}
 spec:
   replicas: 1
@@ -1056,20 +1056,20 @@ spec: {selector: {app: gated}, ports: [{port: 80}]}
         )
     };
     // Running, not ready: not answered.
-    assert_eq!(ls_ready(&k, "Deployment", "gated"), "0/1");
+    assert_eq!(ls_ready(&k, "ReplicaSet", "gated"), "0/1");
     assert_eq!(pod_ready(), ("false".to_string(), false));
     assert!(!answers());
     // The probe passes: answered.
     k.berth(&["exec", &format!("{pod}-main"), "touch", "/tmp/ready"])
         .ok();
     wait_for("the service's name to answer", 10, answers);
-    assert_eq!(ls_ready(&k, "Deployment", "gated"), "1/1");
+    assert_eq!(ls_ready(&k, "ReplicaSet", "gated"), "1/1");
     assert_eq!(pod_ready(), ("true".to_string(), true));
     // It fails again: withdrawn.
     k.berth(&["exec", &format!("{pod}-main"), "rm", "/tmp/ready"])
         .ok();
     wait_for("the service's name to be withdrawn", 10, || !answers());
-    assert_eq!(ls_ready(&k, "Deployment", "gated"), "0/1");
+    assert_eq!(ls_ready(&k, "ReplicaSet", "gated"), "0/1");
     k.play(&f, &["--down"]).ok();
     k.berth(&["kube", "down", &cf]).ok();
 }
@@ -2067,4 +2067,330 @@ spec:
     k.berth(&["kube", "down", &g]).ok();
     assert_eq!(volumes(), "", "volumes left by down of the generated YAML");
     assert!(k.pods("web").is_empty());
+}
+
+/// `kube down` needs only kinds and names: a file whose env refers to a
+/// ConfigMap given by --configmap at play goes down without it (and
+/// `kube down` takes --configmap too).
+#[test]
+fn down_resolves_no_references() {
+    let k = Kube::new(false);
+    let cm = k.file(
+        "extcm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extcm}\ndata: {k: v}\n",
+    );
+    let f = k.file(
+        "cc.yaml",
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: cc}
+spec:
+  selector: {matchLabels: {app: cc}}
+  template:
+    metadata: {labels: {app: cc}}
+    spec:
+      containers:
+      - name: c
+        image: localhost/kube:1
+        imagePullPolicy: Never
+        command: [sleep, "3600"]
+        env: [{name: K, valueFrom: {configMapKeyRef: {name: extcm, key: k}}}]
+"#,
+    );
+    for down in [
+        vec!["kube", "down", f.as_str()],
+        vec!["kube", "down", "--configmap", cm.as_str(), f.as_str()],
+        vec!["kube", "play", "--down", f.as_str()],
+    ] {
+        k.berth(&["kube", "play", "--configmap", &cm, &f]).ok();
+        assert_eq!(k.pods("io.berth.kube.name=cc").len(), 1);
+        let o = k.berth(&down);
+        assert_eq!(o.code, 0, "{down:?}: {}", o.stderr);
+        assert!(k.pods("io.berth.kube.name=cc").is_empty(), "{down:?}");
+    }
+    assert!(k.containers().is_empty(), "{:?}", k.containers());
+}
+
+/// An unchanged replay changes nothing, even for a pod whose container
+/// is in restart back-off (its monitor's): same pod, same restart count.
+#[test]
+fn an_unchanged_replay_leaves_a_restarting_pod_alone() {
+    let k = Kube::new(false);
+    let f = k.file(
+        "lv.yaml",
+        r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: lv}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: localhost/kube:1
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+    livenessProbe: {exec: {command: ["false"]}, periodSeconds: 1, failureThreshold: 1}
+"#,
+    );
+    k.play(&f, &[]).ok();
+    let id = k
+        .berth(&["pod", "inspect", "-f", "{{.Id}}", "lv"])
+        .ok()
+        .stdout;
+    wait_for("lv-c to restart", 30, || {
+        k.berth(&["inspect", "-f", "{{.State.Status}}", "lv-c"])
+            .ok()
+            .stdout
+            .trim()
+            == "restarting"
+    });
+    let restarts = k
+        .berth(&["inspect", "-f", "{{.RestartCount}}", "lv-c"])
+        .ok()
+        .stdout;
+    let o = k.play(&f, &[]).ok();
+    assert!(o.stderr.is_empty(), "{}", o.stderr);
+    assert!(o.stdout.contains("Pod/lv unchanged"), "{}", o.stdout);
+    assert_eq!(
+        k.berth(&["pod", "inspect", "-f", "{{.Id}}", "lv"])
+            .ok()
+            .stdout,
+        id
+    );
+    let after = k
+        .berth(&["inspect", "-f", "{{.RestartCount}}", "lv-c"])
+        .ok()
+        .stdout;
+    assert!(after.trim().parse::<u32>().unwrap() >= restarts.trim().parse::<u32>().unwrap());
+    // A stopped pod is started again (not made anew).
+    k.berth(&["pod", "stop", "-t", "0", "lv"]).ok();
+    k.play(&f, &[]).ok();
+    assert_eq!(
+        k.berth(&["pod", "inspect", "-f", "{{.Id}}", "lv"])
+            .ok()
+            .stdout,
+        id
+    );
+    let st = k
+        .berth(&["inspect", "-f", "{{.State.Status}}", "lv-c"])
+        .ok()
+        .stdout;
+    assert!(matches!(st.trim(), "running" | "restarting"), "{st}");
+    k.play(&f, &["--down"]).ok();
+}
+
+/// A Deployment `roll` of `replicas`, maxSurge 1 and maxUnavailable 0,
+/// whose container is ready `delay` seconds after it starts; `more`: more
+/// of its spec.
+fn roll_yaml(replicas: u32, delay: u32, more: &str) -> String {
+    format!(
+        r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: roll}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: roll}}}}
+  strategy: {{type: RollingUpdate, rollingUpdate: {{maxUnavailable: 0, maxSurge: 1}}}}
+{more}  template:
+    metadata: {{labels: {{app: roll}}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: c
+        image: localhost/kube:1
+        imagePullPolicy: Never
+        command: [sh, -c, "sleep {delay}; touch /tmp/ready; exec sleep 3600"]
+        readinessProbe: {{exec: {{command: [cat, /tmp/ready]}}, periodSeconds: 1}}
+"#
+    )
+}
+
+/// The READY and PODS columns of `kube ls` for Deployment/roll.
+fn roll_counts(k: &Kube) -> (usize, usize, usize) {
+    let ls = k.berth(&["kube", "ls"]).ok().stdout;
+    ls.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && f[0] == "Deployment" && f[1] == "roll")
+        .map(|f| {
+            let (r, w) = f[2].split_once('/').unwrap();
+            (
+                r.parse().unwrap(),
+                w.parse().unwrap(),
+                f[3].parse().unwrap(),
+            )
+        })
+        .unwrap_or((0, 0, 0))
+}
+
+/// A rolling update with maxUnavailable 0 removes an old pod only once a
+/// new one is ready: the ready pods never drop below the replicas, the
+/// pods never exceed replicas + maxSurge, and play returns once the
+/// rollout is done (every new pod ready), printing its progress. A new
+/// template that never gets ready fails the play after
+/// progressDeadlineSeconds, naming the Deployment, and the old pods stay.
+#[test]
+fn rolling_update_waits_for_readiness() {
+    let k = Kube::new(false);
+    let f = k.file("roll.yaml", &roll_yaml(2, 2, ""));
+    let o = k.play(&f, &[]).ok();
+    // Play waited for the rollout: both ready when it returns.
+    assert_eq!(roll_counts(&k), (2, 2, 2), "{}", o.stdout);
+    assert!(
+        o.stdout.contains("Deployment/roll rolled out"),
+        "{}",
+        o.stdout
+    );
+    let first = k.pods("io.berth.kube.name=roll");
+    let f2 = k.file("roll2.yaml", &roll_yaml(2, 3, ""));
+    let start = Instant::now();
+    let child = k
+        .cmd()
+        .args(["kube", "play", &f2])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut min_ready, mut max_pods) = (usize::MAX, 0);
+    let pid = child.id();
+    let alive = || {
+        std::path::Path::new(&format!("/proc/{pid}/stat")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ")
+    };
+    while alive() {
+        let (ready, _, pods) = roll_counts(&k);
+        if pods > 0 {
+            min_ready = min_ready.min(ready);
+            max_pods = max_pods.max(pods);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = out(child.wait_with_output().unwrap());
+    let took = start.elapsed();
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    // Two new pods one after the other, each ready 3 s after its start.
+    assert!(took >= Duration::from_secs(6), "{took:?}: {}", o.stdout);
+    assert!(min_ready >= 2, "ready dropped to {min_ready}: {}", o.stdout);
+    assert!(max_pods <= 3, "{max_pods} pods at once: {}", o.stdout);
+    assert!(
+        o.stdout.contains("Deployment/roll: rollout:"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(o.stdout.matches(" removed").count(), 2, "{}", o.stdout);
+    assert_eq!(roll_counts(&k), (2, 2, 2));
+    let rolled = k.pods("io.berth.kube.name=roll");
+    assert!(rolled.iter().all(|p| !first.contains(p)), "{rolled:?}");
+    // Never ready: the play fails after the deadline, the old pods stay.
+    let bad = k.file(
+        "bad.yaml",
+        &roll_yaml(2, 3, "  progressDeadlineSeconds: 3\n")
+            .replace("cat, /tmp/ready", "cat, /nonexistent"),
+    );
+    let o = k.play(&bad, &[]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(
+        o.stderr.contains("Deployment/roll") && o.stderr.contains("progressDeadlineSeconds"),
+        "{}",
+        o.stderr
+    );
+    let now = k.pods("io.berth.kube.name=roll");
+    assert!(rolled.iter().all(|p| now.contains(p)), "{now:?} {rolled:?}");
+    assert_eq!(now.len(), 3, "{now:?}");
+    // Recreate: the old pods go first, then the new ones are made.
+    let re = k.file(
+        "re.yaml",
+        &roll_yaml(2, 1, "").replace(
+            "{type: RollingUpdate, rollingUpdate: {maxUnavailable: 0, maxSurge: 1}}",
+            "{type: Recreate}",
+        ),
+    );
+    let o = k.play(&re, &[]).ok();
+    let removed = o.stdout.find(" removed").unwrap_or(usize::MAX);
+    let lines: Vec<&str> = o.stdout.lines().collect();
+    let made = lines
+        .iter()
+        .position(|l| l.starts_with("pod/") && !l.ends_with(" removed"));
+    let last_removed = lines.iter().rposition(|l| l.ends_with(" removed"));
+    assert!(removed != usize::MAX && made > last_removed, "{}", o.stdout);
+    assert_eq!(roll_counts(&k), (2, 2, 2));
+    k.play(&re, &["--down"]).ok();
+}
+
+/// Scaling is reported, and `kube ls` shows the replicas of the last
+/// play.
+#[test]
+fn scaling_is_reported_and_listed() {
+    let k = Kube::new(false);
+    let f = k.file("s2.yaml", &roll_yaml(2, 0, ""));
+    k.play(&f, &[]).ok();
+    wait_for("kube ls (2, 2, 2)", 20, || roll_counts(&k) == (2, 2, 2));
+    let o = k.play(&k.file("s1.yaml", &roll_yaml(1, 0, "")), &[]).ok();
+    assert!(
+        o.stdout.contains("Deployment/roll scaled 2 -> 1"),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("unchanged"), "{}", o.stdout);
+    assert_eq!(o.stdout.matches(" removed").count(), 1, "{}", o.stdout);
+    wait_for("kube ls (1, 1, 1)", 20, || roll_counts(&k) == (1, 1, 1));
+    let o = k.play(&k.file("s3.yaml", &roll_yaml(3, 0, "")), &[]).ok();
+    assert!(
+        o.stdout.contains("Deployment/roll scaled 1 -> 3"),
+        "{}",
+        o.stdout
+    );
+    wait_for("kube ls (3, 3, 3)", 20, || roll_counts(&k) == (3, 3, 3));
+    let o = k.play(&k.file("s3.yaml", &roll_yaml(3, 0, "")), &[]).ok();
+    assert!(
+        o.stdout.contains("Deployment/roll unchanged"),
+        "{}",
+        o.stdout
+    );
+    k.berth(&["kube", "down", &f]).ok();
+    assert!(k.pods("io.berth.kube.name=roll").is_empty());
+}
+
+/// A new pod removed by hand during a rollout is made again by the
+/// play that drives it (not waited for until the deadline).
+#[test]
+fn a_pod_removed_during_a_rollout_is_made_again() {
+    let k = Kube::new(false);
+    let f = k.file(
+        "r1.yaml",
+        &roll_yaml(1, 0, "  progressDeadlineSeconds: 10\n"),
+    );
+    k.play(&f, &[]).ok();
+    let first = k.pods("io.berth.kube.name=roll");
+    let f2 = k.file(
+        "r2.yaml",
+        &roll_yaml(1, 3, "  progressDeadlineSeconds: 10\n"),
+    );
+    let child = k
+        .cmd()
+        .args(["kube", "play", &f2])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut new = Vec::new();
+    wait_for("a new pod", 30, || {
+        new = k
+            .pods("io.berth.kube.name=roll")
+            .into_iter()
+            .filter(|p| !first.contains(p))
+            .collect();
+        !new.is_empty()
+    });
+    k.berth(&["pod", "rm", "-f", &new[0]]).ok();
+    let o = out(child.wait_with_output().unwrap());
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let now = k.pods("io.berth.kube.name=roll");
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert!(!first.contains(&now[0]) && now[0] != new[0], "{now:?}");
+    assert_eq!(roll_counts(&k), (1, 1, 1));
+    k.play(&f2, &["--down"]).ok();
 }

@@ -23,21 +23,69 @@ fn clean_rel(p: &str) -> bool {
         && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
+/// An object's name as a file name (`Deployment/web`: `Deployment_web`).
+fn object_key(object: &str) -> String {
+    object
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 impl crate::Engine {
     /// The lock of one manifest object (`Deployment/web`): plays of it
     /// take turns.
     pub fn kube_lock(&self, object: &str) -> Result<Lock> {
-        let key: String = object
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        self.lock(&format!("kube-{key}"))
+        self.lock(&format!("kube-{}", object_key(object)))
+    }
+
+    /// Where the replicas the last play of `object` wanted are kept:
+    /// `<root>/kube/Kind_name` (persistent, as the pods are), a decimal
+    /// number.
+    fn kube_desired_path(&self, object: &str) -> std::path::PathBuf {
+        self.paths.root.join("kube").join(object_key(object))
+    }
+
+    /// The replicas the last play of `object` wanted (`kube ls`), if a
+    /// play recorded them.
+    pub fn kube_desired(&self, object: &str) -> Option<u32> {
+        std::fs::read_to_string(self.kube_desired_path(object))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    /// Records the replicas a play of `object` wants (under its
+    /// `kube_lock`): written to a new file renamed over the old one.
+    pub fn kube_set_desired(&self, object: &str, n: u32) -> Result<()> {
+        if self.kube_desired(object) == Some(n) {
+            return Ok(());
+        }
+        let p = self.kube_desired_path(object);
+        let dir = self.paths.root.join("kube");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io(format!("create {}", dir.display())))?;
+        let tmp = p.with_extension("tmp");
+        std::fs::write(&tmp, format!("{n}\n")).map_err(io(format!("write {}", tmp.display())))?;
+        std::fs::rename(&tmp, &p).map_err(io(format!("rename {}", p.display())))
+    }
+
+    /// Forgets what `kube_set_desired` recorded (`kube down`).
+    pub fn kube_forget(&self, object: &str) -> Result<()> {
+        let p = self.kube_desired_path(object);
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(io(format!("remove {}", p.display()))(e))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Makes the volume `name` anew (what a previous pod of the name left

@@ -356,11 +356,52 @@ impl Kind {
 }
 
 /// A Deployment's rolling update: at most `max_surge` pods above the
-/// replicas, at most `max_unavailable` below, while old pods are replaced.
+/// replicas, at most `max_unavailable` ready pods below, while old pods
+/// are replaced (percentages resolved as Kubernetes does: maxSurge
+/// rounded up, maxUnavailable down; both 0 after rounding: maxUnavailable
+/// 1). `recreate` (strategy Recreate): every old pod goes before a new one
+/// is made. `progress_deadline_s`: the longest play waits for the rollout
+/// to make progress (a pod made, ready or removed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rollout {
     pub max_surge: u32,
     pub max_unavailable: u32,
+    pub recreate: bool,
+    pub progress_deadline_s: u64,
+}
+
+/// Kubernetes' default `progressDeadlineSeconds`.
+pub const DEFAULT_PROGRESS_DEADLINE_S: u64 = 600;
+
+impl Default for Rollout {
+    fn default() -> Rollout {
+        Rollout {
+            max_surge: 1,
+            max_unavailable: 0,
+            recreate: false,
+            progress_deadline_s: DEFAULT_PROGRESS_DEADLINE_S,
+        }
+    }
+}
+
+/// The workloads of a manifest by kind and name, as written: all that
+/// `kube down` needs (no reference is resolved, so a file whose
+/// ConfigMaps are gone or were given by `--configmap` goes down too).
+pub fn objects(m: &Manifest) -> Vec<(Kind, String)> {
+    m.docs
+        .iter()
+        .filter_map(|(_, d)| {
+            let k = match d {
+                Doc::Pod(_) => Kind::Pod,
+                Doc::Deployment(_) => Kind::Deployment,
+                Doc::ReplicaSet(_) => Kind::ReplicaSet,
+                Doc::DaemonSet(_) => Kind::DaemonSet,
+                Doc::Job(_) => Kind::Job,
+                _ => return None,
+            };
+            Some((k, d.name().to_string()))
+        })
+        .collect()
 }
 
 /// A Job's bounds.
@@ -703,8 +744,36 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                 let s = &o.spec;
                 let replicas = count(doc, "spec.replicas", s.replicas, 1, 1000)?;
                 let selector = selector_of(doc, "spec.selector", &s.selector, &s.template, true)?;
-                let (surge, unavail) = match s.strategy.as_ref().and_then(|s| s.kind.as_deref()) {
-                    Some("Recreate") => (0, replicas.max(1)),
+                let progress_deadline_s = match s.progress_deadline_seconds {
+                    None => DEFAULT_PROGRESS_DEADLINE_S,
+                    Some(n) if n > 0 => n as u64,
+                    Some(n) => {
+                        return Err(invalid(
+                            doc,
+                            "spec.progressDeadlineSeconds",
+                            format!("{n} is not positive"),
+                        ))
+                    }
+                };
+                let rollout = match s.strategy.as_ref().and_then(|s| s.kind.as_deref()) {
+                    Some("Recreate") => {
+                        if s.strategy
+                            .as_ref()
+                            .is_some_and(|s| s.rolling_update.is_some())
+                        {
+                            return Err(invalid(
+                                doc,
+                                "spec.strategy.rollingUpdate",
+                                "may not be given when strategy.type is Recreate",
+                            ));
+                        }
+                        Rollout {
+                            max_surge: 0,
+                            max_unavailable: replicas,
+                            recreate: true,
+                            progress_deadline_s,
+                        }
+                    }
                     None | Some("RollingUpdate") => {
                         let ru = s
                             .strategy
@@ -712,24 +781,46 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                             .and_then(|s| s.rolling_update.clone())
                             .unwrap_or_default();
                         let at = "spec.strategy.rollingUpdate";
-                        (
-                            int_or_percent(
+                        // Kubernetes refuses both written as 0 (0 or 0%);
+                        // both 0 only after rounding is maxUnavailable 1.
+                        let zero = |v: &Option<IntOrString>| match v {
+                            Some(IntOrString::Int(0)) => true,
+                            Some(IntOrString::String(s)) => s.trim_end_matches('%') == "0",
+                            _ => false,
+                        };
+                        if zero(&ru.max_surge) && zero(&ru.max_unavailable) {
+                            return Err(invalid(
                                 doc,
-                                &format!("{at}.maxSurge"),
-                                &ru.max_surge,
-                                "25%",
-                                replicas,
-                                true,
-                            )?,
-                            int_or_percent(
-                                doc,
-                                &format!("{at}.maxUnavailable"),
-                                &ru.max_unavailable,
-                                "25%",
-                                replicas,
-                                false,
-                            )?,
-                        )
+                                at,
+                                "maxSurge and maxUnavailable are both 0: no update could proceed",
+                            ));
+                        }
+                        let surge = int_or_percent(
+                            doc,
+                            &format!("{at}.maxSurge"),
+                            &ru.max_surge,
+                            "25%",
+                            replicas,
+                            true,
+                        )?;
+                        let unavail = int_or_percent(
+                            doc,
+                            &format!("{at}.maxUnavailable"),
+                            &ru.max_unavailable,
+                            "25%",
+                            replicas,
+                            false,
+                        )?;
+                        Rollout {
+                            max_surge: surge,
+                            max_unavailable: if surge == 0 && unavail == 0 {
+                                1
+                            } else {
+                                unavail
+                            },
+                            recreate: false,
+                            progress_deadline_s,
+                        }
                     }
                     Some(other) => {
                         return Err(invalid(
@@ -739,13 +830,6 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                         ))
                     }
                 };
-                if surge == 0 && unavail == 0 {
-                    return Err(invalid(
-                        doc,
-                        "spec.strategy.rollingUpdate",
-                        "maxSurge and maxUnavailable are both 0: no update could proceed",
-                    ));
-                }
                 (
                     Kind::Deployment,
                     &o.metadata,
@@ -753,10 +837,7 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
                     "spec.template.spec",
                     replicas,
                     selector,
-                    Some(Rollout {
-                        max_surge: surge,
-                        max_unavailable: unavail,
-                    }),
+                    Some(rollout),
                     None,
                 )
             }
@@ -887,10 +968,7 @@ pub fn plan(m: &Manifest, options: &Options) -> Result<Plan> {
             doc: doc.clone(),
             replicas,
             selector,
-            rollout: rollout.unwrap_or(Rollout {
-                max_surge: 1,
-                max_unavailable: 0,
-            }),
+            rollout: rollout.unwrap_or_default(),
             job,
             template_hash: String::new(),
             template,

@@ -853,3 +853,93 @@ fn mismatched_api_versions_and_twice_named_objects_are_refused() {
     let both = format!("{}---\n{}", pod("web"), DEPLOY);
     plan_of(&both).unwrap();
 }
+
+fn deployment_with(replicas: u32, spec: &str) -> Result<Plan> {
+    plan_of(&format!(
+        "kind: Deployment\napiVersion: apps/v1\nmetadata: {{name: d}}\nspec:\n  replicas: {replicas}\n  selector: {{matchLabels: {{app: d}}}}\n{spec}  template:\n    metadata: {{labels: {{app: d}}}}\n    spec:\n      containers: [{{name: c, image: busybox}}]\n"
+    ))
+}
+
+/// maxSurge rounds up, maxUnavailable down; both written as 0 is
+/// refused, both 0 after rounding is maxUnavailable 1 (Kubernetes'
+/// ResolveFenceposts); Recreate; progressDeadlineSeconds.
+#[test]
+fn rollout_bounds_resolve_as_kubernetes_does() {
+    let r =
+        |replicas: u32, spec: &str| deployment_with(replicas, spec).map(|p| p.workloads[0].rollout);
+    let d = r(4, "").unwrap();
+    assert_eq!(
+        (
+            d.max_surge,
+            d.max_unavailable,
+            d.recreate,
+            d.progress_deadline_s
+        ),
+        (1, 1, false, 600)
+    );
+    let d = r(
+        3,
+        "  strategy: {rollingUpdate: {maxSurge: 50%, maxUnavailable: 50%}}\n",
+    )
+    .unwrap();
+    assert_eq!((d.max_surge, d.max_unavailable), (2, 1));
+    let d = r(1, "").unwrap();
+    assert_eq!((d.max_surge, d.max_unavailable), (1, 0));
+    // replicas 0: 25% of 0 is 0 both ways: not an error.
+    let d = r(0, "").unwrap();
+    assert_eq!((d.max_surge, d.max_unavailable), (0, 1));
+    let d = r(
+        2,
+        "  strategy: {rollingUpdate: {maxSurge: 10%, maxUnavailable: 0}}\n",
+    )
+    .unwrap();
+    assert_eq!((d.max_surge, d.max_unavailable), (1, 0));
+    for zero in [
+        "{maxSurge: 0, maxUnavailable: 0}",
+        "{maxSurge: 0%, maxUnavailable: \"0\"}",
+    ] {
+        let e = r(2, &format!("  strategy: {{rollingUpdate: {zero}}}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("spec.strategy.rollingUpdate") && e.contains("both 0"),
+            "{e}"
+        );
+    }
+    let d = r(
+        3,
+        "  strategy: {type: Recreate}\n  progressDeadlineSeconds: 5\n",
+    )
+    .unwrap();
+    assert_eq!(
+        (d.max_surge, d.recreate, d.progress_deadline_s),
+        (0, true, 5)
+    );
+    let e = r(3, "  progressDeadlineSeconds: 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("spec.progressDeadlineSeconds"), "{e}");
+    let e = r(
+        3,
+        "  strategy: {type: Recreate, rollingUpdate: {maxSurge: 1}}\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("spec.strategy.rollingUpdate"), "{e}");
+}
+
+/// `kube down` needs only kinds and names: a reference to a ConfigMap
+/// that is not in the file does not stop it.
+#[test]
+fn objects_resolve_nothing() {
+    let y = "kind: Deployment\napiVersion: apps/v1\nmetadata: {name: cc}\nspec:\n  selector: {matchLabels: {app: cc}}\n  template:\n    metadata: {labels: {app: cc}}\n    spec:\n      containers:\n      - name: c\n        image: busybox\n        env: [{name: K, valueFrom: {configMapKeyRef: {name: extcm, key: k}}}]\n---\nkind: Pod\napiVersion: v1\nmetadata: {name: p}\nspec: {containers: [{name: c, image: busybox}]}\n---\nkind: ConfigMap\napiVersion: v1\nmetadata: {name: x}\n";
+    let m = parse("t.yaml", y).unwrap();
+    assert!(plan(&m, &Options::default()).is_err());
+    assert_eq!(
+        objects(&m),
+        [
+            (Kind::Deployment, "cc".to_string()),
+            (Kind::Pod, "p".to_string())
+        ]
+    );
+}

@@ -117,7 +117,7 @@ pub struct DeploymentSpec {
     pub strategy: Option<DeploymentStrategy>,
     pub min_ready_seconds: Option<IgnoredAny>,
     pub revision_history_limit: Option<IgnoredAny>,
-    pub progress_deadline_seconds: Option<IgnoredAny>,
+    pub progress_deadline_seconds: Option<i64>,
     pub paused: Option<bool>,
 }
 
