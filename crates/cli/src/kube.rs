@@ -138,8 +138,16 @@ fn load(
         .unwrap_or_else(berth_engine::specgen::default_network);
     let plan = berth_kube::plan(&m, &berth_kube::Options { network })?;
     if warn {
-        for w in &plan.warnings {
+        // A file full of unknown fields says so in a screenful, not in
+        // one line each.
+        for w in plan.warnings.iter().take(WARNINGS_SHOWN) {
             eprintln!("WARNING: {w}");
+        }
+        if plan.warnings.len() > WARNINGS_SHOWN {
+            eprintln!(
+                "WARNING: {name}: {} more warnings not shown",
+                plan.warnings.len() - WARNINGS_SHOWN
+            );
         }
     }
     Ok(plan)
@@ -665,6 +673,9 @@ fn start_stopped(engine: &Engine, pod: &PodRecord) -> Result<()> {
 
 /// How long a rolling update waits between looks at its pods.
 const ROLLOUT_POLL: Duration = Duration::from_millis(200);
+
+/// The warnings of a manifest printed at most (then how many more).
+const WARNINGS_SHOWN: usize = 20;
 
 /// Pods of a workload other than Job to what it wants: extra pods
 /// removed (unready ones first), stopped ones started, missing ones made,

@@ -605,6 +605,24 @@ metadata: {name: i}
     );
     k.play(&f, &["--down"]).ok();
     assert!(k.berth(&["pod", "ps", "-q"]).ok().stdout.is_empty());
+    // Many unknown fields: a screenful of warnings, then how many more.
+    let fields: Vec<String> = (0..30).map(|i| format!("x{i}: 1")).collect();
+    let f = k.file(
+        "many.yaml",
+        &format!(
+            "kind: Pod\nmetadata: {{name: many}}\nspec:\n  restartPolicy: Never\n  containers: [{{name: c, image: localhost/kube:1, imagePullPolicy: Never, command: [\"true\"], {}}}]\n",
+            fields.join(", ")
+        ),
+    );
+    let o = k.play(&f, &["--start=false"]).ok();
+    let lines: Vec<&str> = o.stderr.lines().collect();
+    assert_eq!(lines.len(), 21, "{}", o.stderr);
+    assert!(
+        lines[20].ends_with("10 more warnings not shown"),
+        "{}",
+        o.stderr
+    );
+    k.play(&f, &["--down"]).ok();
     // A user's volume with the name a pod's volume would have is not
     // taken (nor emptied).
     k.berth(&["volume", "create", "mine-scratch"]).ok();
