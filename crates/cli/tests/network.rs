@@ -1294,7 +1294,10 @@ fn a_kill_9_during_connect_or_disconnect_is_settled_by_the_next_command() {
             let after = on_n1();
             assert!(
                 after == (true, true, true, true) || after == (false, false, false, false),
-                "round {i}, {verb} killed after {delay} ms (before: {before:?}): on n1 by spec, endpoint, interface, name: {after:?}"
+                "round {i}, {verb} killed after {delay} ms (before: {before:?}): on n1 by spec, endpoint, interface, name: {after:?}\n{}\n{}\n{:?}",
+                w.berth(&["exec", "kc", "ip", "-o", "addr"]).stdout,
+                w.berth(&["inspect", "-f", "{{json .NetworkSettings.Networks}}", "kc"]).stdout,
+                w.netns_files(),
             );
             // On n1 for the disconnect to come, off it for the next connect.
             if verb == "connect" && !after.0 {

@@ -165,12 +165,16 @@ impl Engine {
         self.netns_dir().join(format!("{id}{CHANGE_SUFFIX}"))
     }
 
-    fn mark_change(&self, id: &str) -> Result<()> {
+    /// Notes that container `id` is being connected to or disconnected
+    /// from network `network` (its id, in the note: the names the
+    /// responder serves for it are written again when the note is
+    /// settled).
+    fn mark_change(&self, id: &str, network: &str) -> Result<()> {
         let dir = self.netns_dir();
         berth_sys::fs::create_private_dir_all(&dir)
             .map_err(io(format!("create {}", dir.display())))?;
         let path = self.change_marker(id);
-        berth_sys::fs::replace_file(&path, b"", 0o600)
+        berth_sys::fs::replace_file(&path, network.as_bytes(), 0o600)
             .map_err(io(format!("write {}", path.display())))
     }
 
@@ -1184,6 +1188,36 @@ impl Engine {
                     settled = false;
                 }
             }
+            // A change cut short after its interface, before its route.
+            let gateways: Vec<IpAddr> = named
+                .iter()
+                .filter(|n| !n.internal)
+                .flat_map(|n| n.subnets.iter().filter_map(|s| s.gateway))
+                .collect();
+            if let Err(e) = link::ensure_default_routes(&self.netns_path(id), &gateways) {
+                warn!("container {}: its default route: {e}", rec.name);
+                settled = false;
+            }
+        }
+        // ... or before the names: the network the note names, and every
+        // one the container is on, serve what the store says again.
+        let noted = std::fs::read_to_string(&marker).unwrap_or_default();
+        let mut dns: Vec<&str> = named
+            .iter()
+            .filter(|n| n.dns)
+            .map(|n| n.id.as_str())
+            .collect();
+        if !noted.is_empty() && !dns.contains(&noted.as_str()) {
+            dns.push(noted.as_str());
+        }
+        if !dns.is_empty() {
+            for n in &dns {
+                let _ = self.write_dns_file(n);
+            }
+            if let Err(e) = self.sync_dns() {
+                warn!("container {}: the DNS responder: {e}", rec.name);
+                settled = false;
+            }
         }
         if settled {
             let _ = std::fs::remove_file(&marker);
@@ -1521,7 +1555,7 @@ impl Engine {
             && self.netns_path(&rec.id).exists();
         // Until it is done, the change is noted: a kill -9 in between is
         // settled by the next network command ([`Engine::settle_locked`]).
-        self.mark_change(&rec.id)?;
+        self.mark_change(&rec.id, &n.id)?;
         let r = self.connect_marked(&rec, &n, want, running);
         let _ = std::fs::remove_file(self.change_marker(&rec.id));
         r?;
@@ -1614,7 +1648,7 @@ impl Engine {
             )));
         }
         // Noted until done, as a connect is.
-        self.mark_change(&rec.id)?;
+        self.mark_change(&rec.id, &n.id)?;
         // The spec no longer names it: a restart does not bring it back.
         let mut spec = rec.spec.clone();
         spec.network
@@ -1671,6 +1705,7 @@ impl Engine {
             a.ports.retain(|p| !addrs.contains(&p.container_ip));
             a.dns.retain(|d| *d != n.id);
             a.veths.retain(|v| *v != veth_name(&rec.id, &n.id));
+            a.macs.remove(&n.id);
             // The elements first: the intent still lists them until
             // they are gone.
             if a.ports.len() != before {
