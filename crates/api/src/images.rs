@@ -378,31 +378,11 @@ mod tests {
     }
 
     #[test]
-    fn until_takes_dockers_durations_seconds_and_dates() {
+    fn until_is_the_engines_with_a_400_for_a_bad_value() {
+        // The parsing itself is tested with the engine's (prune.rs).
         let now = 1_700_000_000_000_000_000;
         assert_eq!(until_nanos("24h", now).unwrap(), now - 86_400_000_000_000);
-        assert_eq!(until_nanos("1h30m", now).unwrap(), now - 5_400_000_000_000);
-        assert_eq!(until_nanos("1500ms", now).unwrap(), now - 1_500_000_000);
-        assert_eq!(until_nanos("10", now).unwrap(), 10_000_000_000);
-        assert_eq!(until_nanos("10.5", now).unwrap(), 10_500_000_000);
-        assert_eq!(until_nanos("1970-01-02", now).unwrap(), 86_400_000_000_000);
-        assert_eq!(
-            until_nanos("1970-01-01T00:01:00", now).unwrap(),
-            60_000_000_000
-        );
-        assert_eq!(until_nanos("1970-01-01T01:00:00+01:00", now).unwrap(), 0);
-        // Huge durations saturate.
-        assert!(until_nanos("99999999999999999999h", now).unwrap() < 0);
-        for bad in [
-            "",
-            "h",
-            "5x",
-            "yesterday",
-            "1970-13-01",
-            "1970-01-01T00:00:00é",
-        ] {
-            assert!(until_nanos(bad, now).is_err(), "{bad}");
-        }
+        assert!(until_nanos("yesterday", now).is_err());
     }
 
     #[test]
