@@ -461,7 +461,7 @@ fn write_private(path: &Path, data: &[u8]) -> Result<()> {
         .map_err(io(format!("write {}", path.display())))
 }
 
-fn short(id: &str) -> &str {
+pub(crate) fn short(id: &str) -> &str {
     &id[..12.min(id.len())]
 }
 

@@ -32,6 +32,7 @@ use berth_network::store::NetStore;
 use berth_network::{link, netns};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsStr;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -377,26 +378,26 @@ impl Engine {
         let Some(exe) = exe else {
             return self.network_gc();
         };
+        let args = [
+            OsStr::new("--root"),
+            self.paths.root.as_os_str(),
+            OsStr::new("--run-root"),
+            self.paths.run_root.as_os_str(),
+            OsStr::new("network"),
+            OsStr::new("gc"),
+        ];
         // A process with one thread (the CLI) forks and goes on at once: it
         // exits soon, leaving the child to its parent's reaper. One with
         // more (the API service) may not fork; it spawns (posix_spawn,
         // which waits for the exec) and reaps.
         if single_threaded() {
             use std::os::unix::ffi::OsStrExt as _;
-            let c = |b: &[u8]| std::ffi::CString::new(b).ok();
-            let argv: Option<Vec<_>> = [
-                exe.as_os_str().as_bytes(),
-                b"--root",
-                self.paths.root.as_os_str().as_bytes(),
-                b"--run-root",
-                self.paths.run_root.as_os_str().as_bytes(),
-                b"network",
-                b"gc",
-            ]
-            .into_iter()
-            .map(c)
-            .collect();
-            if let (Some(path), Some(argv)) = (c(exe.as_os_str().as_bytes()), argv) {
+            let c = |a: &OsStr| std::ffi::CString::new(a.as_bytes()).ok();
+            let argv: Option<Vec<_>> = std::iter::once(exe.as_os_str())
+                .chain(args)
+                .map(c)
+                .collect();
+            if let (Some(path), Some(argv)) = (c(exe.as_os_str()), argv) {
                 // SAFETY: this process has a single thread (checked just
                 // above; only this thread could start another).
                 if unsafe { berth_sys::process::spawn_unwaited(&path, &argv) }.is_ok() {
@@ -405,11 +406,7 @@ impl Engine {
             }
         }
         let child = std::process::Command::new(&exe)
-            .arg("--root")
-            .arg(&self.paths.root)
-            .arg("--run-root")
-            .arg(&self.paths.run_root)
-            .args(["network", "gc"])
+            .args(args)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -666,7 +663,7 @@ impl Engine {
             if let Err(e) = nft::add_ports(&ports) {
                 warn!(
                     "container {}: publish its ports again: {e}",
-                    &id[..id.len().min(12)]
+                    crate::containers::short(&id)
                 );
             }
         }
@@ -1117,6 +1114,32 @@ impl Engine {
         taken.into_iter().map(|(_, p)| p).collect()
     }
 
+    /// The networks a container's spec names (those that exist), in the
+    /// order it joined them.
+    fn spec_networks(&self, spec: &crate::specgen::ContainerSpec) -> Vec<Network> {
+        let store = self.network_store();
+        spec.network
+            .networks
+            .iter()
+            .filter_map(|a| store.get(&a.network).ok())
+            .collect()
+    }
+
+    /// A default route per family in the container's namespace, via the
+    /// first of `nets` with a way out that has a gateway of that family,
+    /// unless it has one already ([`link::ensure_default_routes`]).
+    fn route_out(&self, id: &str, nets: &[Network]) -> Result<()> {
+        let gateways: Vec<IpAddr> = nets
+            .iter()
+            .filter(|n| !n.internal)
+            .flat_map(|n| n.subnets.iter().filter_map(|s| s.gateway))
+            .collect();
+        Ok(link::ensure_default_routes(
+            &self.netns_path(id),
+            &gateways,
+        )?)
+    }
+
     /// Finishes a `network connect` or `disconnect` that a kill -9 cut
     /// short (the network lock held; skipped while the container's lock is
     /// held: by that very change, still at work, or another command, and
@@ -1148,13 +1171,7 @@ impl Engine {
         let Ok(eps) = store.endpoints_of(id) else {
             return;
         };
-        let named: Vec<Network> = rec
-            .spec
-            .network
-            .networks
-            .iter()
-            .filter_map(|a| store.get(&a.network).ok())
-            .collect();
+        let named = self.spec_networks(&rec.spec);
         let running = matches!(rec.state.status, Status::Running | Status::Restarting)
             && self.netns_path(id).exists();
         let mut settled = true;
@@ -1189,12 +1206,7 @@ impl Engine {
                 }
             }
             // A change cut short after its interface, before its route.
-            let gateways: Vec<IpAddr> = named
-                .iter()
-                .filter(|n| !n.internal)
-                .flat_map(|n| n.subnets.iter().filter_map(|s| s.gateway))
-                .collect();
-            if let Err(e) = link::ensure_default_routes(&self.netns_path(id), &gateways) {
+            if let Err(e) = self.route_out(id, &named) {
                 warn!("container {}: its default route: {e}", rec.name);
                 settled = false;
             }
@@ -1613,10 +1625,7 @@ impl Engine {
         self.write_active(&rec.id, &active)?;
         // A container without a route out (on internal networks only, or
         // disconnected from the one that had it) gets this network's.
-        if !n.internal {
-            let gateways: Vec<IpAddr> = n.subnets.iter().filter_map(|s| s.gateway).collect();
-            link::ensure_default_routes(&self.netns_path(&rec.id), &gateways)?;
-        }
+        self.route_out(&rec.id, std::slice::from_ref(n))?;
         if n.dns {
             self.write_dns_file(&n.id)?;
             self.sync_dns()?;
@@ -1720,16 +1729,7 @@ impl Engine {
         }
         // The default route left with that network's interface: the
         // next network it is on (in the order it joined them) gives one.
-        let gateways: Vec<IpAddr> = spec
-            .network
-            .networks
-            .iter()
-            .filter_map(|a| self.network_store().get(&a.network).ok())
-            .filter(|o| !o.internal)
-            .flat_map(|o| o.subnets.into_iter().filter_map(|s| s.gateway))
-            .collect();
-        link::ensure_default_routes(&self.netns_path(&rec.id), &gateways)?;
-        Ok(())
+        self.route_out(&rec.id, &self.spec_networks(spec))
     }
 
     fn network_event(&self, n: &Network, action: &str, extra: &[(&str, String)]) {
